@@ -1,0 +1,52 @@
+# routeshell: `make run` opens the shell on a demo workspace, `make test` runs every check.
+# Both create .venv and install the project into it when needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.routeshell-installed
+DEMO ?= demo-workspace
+PROFILE ?= local
+
+.PHONY: install run test lint typecheck imports pytest bench demo system-deps clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# constraints.txt pins torch to the CPU build that pip finds on the machine.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+demo: install
+	$(BIN)/python scripts/make_demo_workspace.py $(DEMO)
+
+run: demo
+	$(BIN)/routeshell --profile $(PROFILE) --workspace $(DEMO)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy engine agents
+
+imports: install
+	$(BIN)/lint-imports
+
+pytest: install system-deps
+	$(BIN)/python -m pytest
+
+test: lint typecheck imports pytest
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,258 @@
+"""Named run configurations: discovery, ``extends`` merging, environment expansion, validation.
+
+Shipped profiles live in the ``profiles/`` directory of the distribution; a file of the same
+name in the user profile directory (``$XDG_CONFIG_HOME/routeshell/profiles``) overrides it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine import xdg
+from engine.errors import UsageError
+from engine.interpolate import InterpolationError, Unset, expand
+from engine.schemas import describe_error, validator
+
+ROLES = ("planner", "builder", "tester", "refactor", "router")
+SECRET_KEYS = frozenset({"api_key"})
+
+
+class ProfileError(UsageError):
+    """A profile that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ProfileSource:
+    """Where a profile comes from: ``origin`` is ``"user"`` or ``"shipped"``."""
+
+    name: str
+    path: Path
+    origin: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible chat endpoint; ``api_key`` is ``None`` when no key is configured."""
+
+    base_url: str
+    model: str
+    api_key: str | None
+    timeout_s: float
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile with environment variables expanded.
+
+    ``data`` is the resolved document; ``unset`` maps dotted keys to the environment variable
+    that was missing for them (those keys are absent from ``data``).
+    """
+
+    source: ProfileSource
+    data: dict[str, Any]
+    unset: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def workspace(self) -> Path:
+        """The workspace directory, made absolute against the current directory."""
+        return Path(os.path.expanduser(self.data["workspace"])).absolute()
+
+    @property
+    def approval(self) -> str:
+        return str(self.data["approval"])
+
+    def endpoint(self, role: str) -> Endpoint:
+        """Return the endpoint for ``role``: its own section over ``llm.default``."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        merged = {**self.data["llm"]["default"], **self.data["llm"].get(role, {})}
+        return Endpoint(
+            base_url=merged["base_url"],
+            model=merged["model"],
+            api_key=merged.get("api_key") or None,
+            timeout_s=float(merged.get("timeout_s", 60.0)),
+            max_retries=int(merged.get("max_retries", 3)),
+        )
+
+
+def shipped_dir() -> Path:
+    """Return the directory of the profiles shipped with routeshell."""
+    return Path(str(resources.files("routeshell_profiles")))
+
+
+def user_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Return the user profile directory, which overrides shipped profiles by file name."""
+    return xdg.config_dir(env) / "profiles"
+
+
+def discover(env: Mapping[str, str] | None = None) -> dict[str, ProfileSource]:
+    """Return every known profile by name, sorted, user profiles winning over shipped ones."""
+    found: dict[str, ProfileSource] = {}
+    for origin, directory in (("shipped", shipped_dir()), ("user", user_dir(env))):
+        if not directory.is_dir():
+            continue
+        for path in directory.glob("*.toml"):
+            found[path.stem] = ProfileSource(path.stem, path, origin)
+    return dict(sorted(found.items()))
+
+
+def load_profile(name: str, env: Mapping[str, str] | None = None) -> Profile:
+    """Load, merge, expand and validate the profile ``name``.
+
+    Raises :class:`ProfileError` (exit code 2) with a one-line message naming the file and key.
+    """
+    env = os.environ if env is None else env
+    sources = discover(env)
+    if name not in sources:
+        known = ", ".join(sources) or "none"
+        raise ProfileError(f"unknown profile {name!r} (known profiles: {known})")
+    chain = _extends_chain(sources[name], sources)
+    merged: dict[str, Any] = {}
+    for _, raw in reversed(chain):
+        merged = _deep_merge(merged, raw)
+    merged.pop("extends", None)
+
+    unset: dict[str, str] = {}
+    try:
+        resolved = _expand_tree(merged, env, [], unset)
+    except _KeyedInterpolationError as exc:
+        raise ProfileError(f"{_blame(chain, exc.path)}: key {_dotted(exc.path)}: {exc}") from None
+
+    errors = sorted(validator("profile").iter_errors(resolved), key=lambda e: list(e.absolute_path))
+    if errors:
+        path, reason = describe_error(errors[0])
+        raise ProfileError(f"{_blame(chain, path)}: key {_dotted(path)}: {reason}")
+    return Profile(sources[name], resolved, unset)
+
+
+def masked(profile: Profile) -> dict[str, Any]:
+    """Return the resolved profile with secrets masked and unset values marked, for display."""
+    shown = copy.deepcopy(profile.data)
+    for dotted, var in profile.unset.items():
+        node = shown
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = f"<unset: {var}>"
+    _mask_secrets(shown)
+    return shown
+
+
+def mask_secret(value: str) -> str:
+    """Mask a secret, keeping the last four characters of long ones so keys can be told apart."""
+    if value.startswith("<unset"):
+        return value
+    if not value:
+        return "(none)"
+    return "****" + value[-4:] if len(value) >= 12 else "****"
+
+
+def _mask_secrets(node: dict[str, Any]) -> None:
+    for key, value in node.items():
+        if isinstance(value, dict):
+            _mask_secrets(value)
+        elif key in SECRET_KEYS and isinstance(value, str):
+            node[key] = mask_secret(value)
+
+
+def _read_toml(source: ProfileSource) -> dict[str, Any]:
+    try:
+        with source.path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source.path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ProfileError(f"{source.path}: cannot read: {exc.strerror}") from None
+
+
+def _extends_chain(
+    first: ProfileSource, sources: Mapping[str, ProfileSource]
+) -> list[tuple[ProfileSource, dict[str, Any]]]:
+    chain: list[tuple[ProfileSource, dict[str, Any]]] = []
+    current: ProfileSource | None = first
+    seen: set[str] = set()
+    while current is not None:
+        raw = _read_toml(current)
+        chain.append((current, raw))
+        seen.add(current.name)
+        parent = raw.get("extends")
+        if parent is None:
+            break
+        if not isinstance(parent, str) or parent not in sources:
+            raise ProfileError(f"{current.path}: key extends: no profile named {parent!r}")
+        if parent in seen:
+            raise ProfileError(f"{current.path}: key extends: profile {parent!r} extends itself in a cycle")
+        # A user profile may extend the shipped profile of the same name it overrides.
+        if parent == current.name and current.origin == "user":
+            current = ProfileSource(parent, shipped_dir() / f"{parent}.toml", "shipped")
+        else:
+            current = sources[parent]
+    return chain
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+class _KeyedInterpolationError(ValueError):
+    def __init__(self, message: str, path: list[str | int]) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _expand_tree(node: Any, env: Mapping[str, str], path: list[str | int], unset: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            try:
+                out[key] = _expand_tree(value, env, [*path, key], unset)
+            except Unset as missing:
+                unset[_dotted([*path, key])] = missing.name
+        return out
+    if isinstance(node, list):
+        return [_expand_tree(item, env, [*path, index], unset) for index, item in enumerate(node)]
+    if isinstance(node, str):
+        try:
+            return expand(node, env)
+        except InterpolationError as exc:
+            raise _KeyedInterpolationError(str(exc), path) from None
+    return node
+
+
+def _dotted(path: list[str | int]) -> str:
+    return ".".join(str(part) for part in path) if path else "(top level)"
+
+
+def _blame(chain: list[tuple[ProfileSource, dict[str, Any]]], path: list[str | int]) -> Path:
+    """Return the file that set ``path``: the nearest one in the extends chain that has the key."""
+    for source, raw in chain:
+        node: Any = raw
+        for part in path:
+            found = (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and part < len(node)
+            )
+            if found:
+                node = node[part]
+            else:
+                break
+        else:
+            return source.path
+    return chain[0][0].path

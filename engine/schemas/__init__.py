@@ -1,0 +1,73 @@
+"""JSON Schema files shipped with routeshell, and the one way to load and validate against them."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Return the parsed schema ``engine/schemas/<name>.schema.json``."""
+    text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def validator(name: str) -> Any:
+    """Return a cached Draft 2020-12 validator for the named schema."""
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def describe_error(error: Any) -> tuple[list[str | int], str]:
+    """Turn a jsonschema ``ValidationError`` into (path to the offending key, reason in plain words)."""
+    path: list[str | int] = list(error.absolute_path)
+    kind = error.validator
+    value = error.validator_value
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        if extra:
+            return [*path, extra[0]], "unknown key"
+    if kind == "required":
+        missing = [key for key in value if key not in error.instance]
+        if missing:
+            return [*path, missing[0]], "missing required key"
+    if kind == "enum":
+        choices = ", ".join(json.dumps(v) for v in value)
+        return path, f"must be one of {choices} (got {json.dumps(error.instance)})"
+    if kind == "const":
+        return path, f"must be {json.dumps(value)} (got {json.dumps(error.instance)})"
+    if kind == "type":
+        return path, f"must be of type {value} (got {_json_type(error.instance)} {_short(error.instance)})"
+    bounds = {
+        "minimum": "at least",
+        "maximum": "at most",
+        "exclusiveMinimum": "greater than",
+        "exclusiveMaximum": "less than",
+    }
+    if kind in bounds:
+        return path, f"must be {bounds[kind]} {value} (got {_short(error.instance)})"
+    if kind in ("minLength", "maxLength", "minItems", "maxItems"):
+        unit = "characters" if kind.endswith("Length") else "items"
+        word = "at least" if kind.startswith("min") else "at most"
+        return path, f"must have {word} {value} {unit}"
+    if kind == "pattern":
+        return path, f"does not match the pattern {value} (got {_short(error.instance)})"
+    return path, error.message
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."

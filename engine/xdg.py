@@ -1,0 +1,25 @@
+"""Where routeshell keeps user files, following the XDG base directory spec."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def _base(env: Mapping[str, str], var: str, fallback: str) -> Path:
+    value = env.get(var, "")
+    # The spec says relative values are invalid and must be ignored.
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path(env.get("HOME") or os.path.expanduser("~")) / fallback
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Return routeshell's config directory (``$XDG_CONFIG_HOME/routeshell``)."""
+    return _base(os.environ if env is None else env, "XDG_CONFIG_HOME", ".config") / "routeshell"
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Return routeshell's data directory (``$XDG_DATA_HOME/routeshell``), home of trained models."""
+    return _base(os.environ if env is None else env, "XDG_DATA_HOME", ".local/share") / "routeshell"

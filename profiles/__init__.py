@@ -1,0 +1,1 @@
+"""The profiles shipped with routeshell; this file makes the directory installable package data."""

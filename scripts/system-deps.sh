@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system tools the test suite drives: tmux (terminal tests) and bubblewrap (sandbox).
+# Without root or apt-get it only reports what is missing; the tests that need a tool then skip
+# with a visible reason.
+set -euo pipefail
+missing=()
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    echo "note: ${missing[*]} missing and cannot be installed here (needs root and apt-get); tests using them will skip" >&2
+fi

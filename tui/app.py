@@ -1,0 +1,76 @@
+"""The routeshell Textual application: wires the screens, bindings and commands together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from engine.names import display_name
+from engine.profiles import Profile
+from tui.commands import ShellCommands
+from tui.screens.help_screen import HelpScreen
+from tui.screens.main_screen import MainScreen
+from tui.widgets.entry_list import EntryList
+from tui.widgets.files_pane import FilesPane
+
+HERE = Path(__file__).parent
+
+
+class RouteshellApp(App[int]):
+    """The shell window over one workspace and one profile."""
+
+    TITLE = "routeshell"
+    CSS_PATH: ClassVar[list[str | Path]] = [
+        HERE / "app.tcss",
+        HERE / "screens" / "main_screen.tcss",
+        HERE / "screens" / "help_screen.tcss",
+        HERE / "widgets" / "files_pane.tcss",
+        HERE / "widgets" / "planned_pane.tcss",
+    ]
+    COMMANDS = App.COMMANDS | {ShellCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit routeshell"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help", tooltip="Show every key"),
+        Binding("1", "show_pane('agent')", "Agent", show=False, id="app.pane_agent", tooltip="Agent pane"),
+        Binding("2", "show_pane('files')", "Files", show=False, id="app.pane_files", tooltip="Files pane"),
+        Binding("3", "show_pane('train')", "Train", show=False, id="app.pane_train", tooltip="Train pane"),
+        Binding("4", "show_pane('serve')", "Serve", show=False, id="app.pane_serve", tooltip="Serve pane"),
+    ]
+
+    def __init__(self, workspace: Path, profile: Profile) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.profile = profile
+        self.sub_title = f"{display_name(workspace.name or str(workspace))} · profile {profile.name}"
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen(self.workspace))
+
+    def action_show_pane(self, pane_id: str) -> None:
+        """Switch the main screen to ``pane_id``."""
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            screen.show_pane(pane_id)
+
+    def action_help(self) -> None:
+        """Open the help screen, listing the bindings of every area."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(
+            HelpScreen(
+                [
+                    ("Everywhere", [*self.BINDINGS, Binding("ctrl+p", "", tooltip="Command palette")]),
+                    ("Files pane", FilesPane.BINDINGS),
+                    ("Files list", EntryList.BINDINGS),
+                ]
+            )
+        )
+
+    def run_files_action(self, action: str) -> None:
+        """Show the Files pane and run one of its actions (from the command palette)."""
+        self.action_show_pane("files")
+        pane = self.screen.query_one(FilesPane)
+        getattr(pane, f"action_{action}")()

@@ -1,0 +1,184 @@
+"""The ``routeshell`` command line.
+
+Kept light on purpose: ``--help`` and ``--version`` import nothing beyond the standard library,
+and each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_CODES = """\
+exit codes:
+  0    success
+  1    the command failed
+  2    bad usage, bad profile or bad input
+  130  interrupted (Ctrl-C)
+"""
+
+DESCRIPTION = """\
+routeshell: a terminal agent shell.
+
+Without a command, opens the shell on the workspace. In this version its Files pane
+(a keyboard-driven browser of the workspace) works; the Agent, Train and Serve panes
+say what will arrive there. Press ? inside the shell for the keys.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("routeshell")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for the whole command line."""
+    parser = _Parser(
+        prog="routeshell",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("ROUTESHELL_PROFILE", "local"),
+        metavar="NAME",
+        help="run configuration to use (default: $ROUTESHELL_PROFILE or 'local'; see 'routeshell profiles list')",
+    )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="workspace directory, overriding the profile's (must exist)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    profiles = commands.add_parser(
+        "profiles",
+        help="list and show run configurations",
+        description="Profiles are TOML files: shipped ones, overridden by name by files in the user profile "
+        "directory ($XDG_CONFIG_HOME/routeshell/profiles).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    profile_commands = profiles.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
+    listing = profile_commands.add_parser("list", help="list the known profiles and where each comes from")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show = profile_commands.add_parser("show", help="print a resolved profile, secrets masked")
+    show.add_argument("name", metavar="NAME", help="profile name")
+    show.add_argument("--json", action="store_true", help="print JSON instead of TOML-like text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code."""
+    from engine.errors import ExitCode, RouteshellError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.version:
+            print(f"routeshell {_version()}")
+            return ExitCode.OK
+        if args.command == "profiles":
+            return _profiles(args)
+        return _shell(args)
+    except RouteshellError as exc:
+        print(f"routeshell: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("routeshell: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`routeshell profiles list | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    from engine import profiles
+
+    if args.profiles_command == "show":
+        profile = profiles.load_profile(args.name)
+        shown = profiles.masked(profile)
+        shown["workspace"] = str(profile.workspace)
+        if args.json:
+            print(json.dumps({"name": profile.name, "file": str(profile.source.path), **shown}, indent=2))
+        else:
+            print(f"# profile {profile.name} ({profile.source.origin}: {profile.source.path})")
+            _print_toml_like(shown)
+        return 0
+
+    failures: list[str] = []
+    rows: list[dict[str, str]] = []
+    for name, source in profiles.discover().items():
+        try:
+            description = profiles.load_profile(name).data["description"]
+        except profiles.ProfileError as exc:
+            failures.append(str(exc))
+            description = "INVALID: see the error below"
+        rows.append({"name": name, "origin": source.origin, "file": str(source.path), "description": description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max((len(row["name"]) for row in rows), default=4)
+        for row in rows:
+            print(f"{row['name']:<{width}}  {row['origin']:<7}  {row['description']}")
+    for failure in failures:
+        print(f"routeshell: error: {failure}", file=sys.stderr)
+    return 2 if failures else 0
+
+
+def _print_toml_like(data: dict[str, Any], prefix: str = "") -> None:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if prefix and scalars:
+        print(f"\n[{prefix}]")
+    for key, value in scalars.items():
+        print(f"{key} = {json.dumps(value)}")
+    for key, value in tables.items():
+        _print_toml_like(value, f"{prefix}.{key}" if prefix else key)
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from engine.errors import UsageError
+    from engine.profiles import load_profile
+
+    profile = load_profile(args.profile)
+    if args.workspace is not None:
+        workspace = args.workspace.expanduser().absolute()
+        if not workspace.is_dir():
+            raise UsageError(f"workspace {workspace} is not a directory; create it or pass another --workspace")
+    else:
+        workspace = profile.workspace
+        if workspace.exists() and not workspace.is_dir():
+            raise UsageError(f"workspace {workspace} (from profile {profile.name}) is not a directory")
+        workspace.mkdir(parents=True, exist_ok=True)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the shell needs an interactive terminal (stdin and stdout must be a TTY)")
+
+    from tui.app import RouteshellApp
+
+    app = RouteshellApp(workspace=workspace, profile=profile)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Command-palette commands (Ctrl+P): panes, Files actions, help."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, cast
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from tui.app import RouteshellApp
+
+
+class ShellCommands(Provider):
+    """Switch panes, drive the Files pane and open the help, by name."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app = cast("RouteshellApp", self.app)
+        commands: list[tuple[str, Callable[[], object], str]] = [
+            (f"Show the {title} pane", partial(app.action_show_pane, pane), f"Switch to the {title} pane")
+            for pane, title in (("agent", "Agent"), ("files", "Files"), ("train", "Train"), ("serve", "Serve"))
+        ]
+        commands += [
+            ("Files: toggle hidden files", partial(app.run_files_action, "toggle_hidden"), "Show or hide dotfiles"),
+            ("Files: filter entries", partial(app.run_files_action, "filter"), "Type to narrow the list"),
+            ("Files: go to the workspace root", partial(app.run_files_action, "root"), "Back to the top"),
+            ("Files: reload the directory", partial(app.run_files_action, "reload"), "Read it again"),
+            ("Show the keys", app.action_help, "Every key binding, by area"),
+        ]
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)

@@ -1,0 +1,97 @@
+"""The preview and metadata views of the Files pane."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from engine.listing import Metadata, Preview
+from engine.names import display_name
+
+SYNTAX_THEME = "monokai"
+
+
+def highlight(path: Path, preview: Preview) -> Text:
+    """Return the preview as highlighted text. Slow for big files: call it from a worker."""
+    if preview.text is None:
+        return Text(preview.note, style="italic")
+    if not preview.text:
+        return Text(preview.note, style="italic")
+    lexer = Syntax.guess_lexer(str(path), preview.text)
+    syntax = Syntax(preview.text, lexer, theme=SYNTAX_THEME, background_color="default")
+    text = syntax.highlight(preview.text)
+    text.rstrip()
+    if preview.note:
+        text.append(f"\n\n── {preview.note} ──", style="italic dim")
+    return text
+
+
+class FilePreview(VerticalScroll):
+    """A scrollable view of already-highlighted text."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="preview-body", markup=False)
+
+    def show(self, text: Text | str) -> None:
+        """Show ``text`` (a plain ``str`` is never parsed as markup) from the top."""
+        self.query_one("#preview-body", Static).update(Text(text) if isinstance(text, str) else text)
+        self.scroll_home(animate=False)
+
+
+@dataclass(frozen=True)
+class Described:
+    """An entry's metadata, ready to show."""
+
+    name: str
+    meta: Metadata | None
+    error: str | None = None
+
+
+def human_size(size: int) -> str:
+    """Format a byte count with binary units: ``1.5 KiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+class MetadataView(Static):
+    """Name, type, size, mode, modification time and link target of the highlighted entry."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id, markup=False)
+
+    def describe(self, described: Described | None) -> None:
+        """Show ``described``, or clear the view when None."""
+        if described is None:
+            self.update("")
+            return
+        text = Text()
+        rows: list[tuple[str, str]] = [("name", display_name(described.name))]
+        if described.error is not None:
+            rows.append(("error", described.error))
+        elif described.meta is not None:
+            meta = described.meta
+            rows += [
+                ("type", meta.kind),
+                ("size", f"{human_size(meta.size)} ({meta.size:,} bytes)"),
+                ("mode", f"{meta.mode} ({meta.permissions:04o})"),
+                ("modified", time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(meta.mtime))),
+            ]
+            if meta.link_target is not None:
+                rows.append(("target", display_name(meta.link_target)))
+        for index, (key, value) in enumerate(rows):
+            if index:
+                text.append("\n")
+            text.append(f"{key:>9} ", style="bold")
+            text.append(value)
+        self.update(text)
