@@ -192,13 +192,14 @@ def _extends_chain(
             break
         if not isinstance(parent, str) or parent not in sources:
             raise ProfileError(f"{current.path}: key extends: no profile named {parent!r}")
+        # A user profile may extend the shipped profile of the same name it overrides.
+        shipped_twin = shipped_dir() / f"{parent}.toml"
+        if parent == current.name and current.origin == "user" and shipped_twin.is_file():
+            current = ProfileSource(parent, shipped_twin, "shipped")
+            continue
         if parent in seen:
             raise ProfileError(f"{current.path}: key extends: profile {parent!r} extends itself in a cycle")
-        # A user profile may extend the shipped profile of the same name it overrides.
-        if parent == current.name and current.origin == "user":
-            current = ProfileSource(parent, shipped_dir() / f"{parent}.toml", "shipped")
-        else:
-            current = sources[parent]
+        current = sources[parent]
     return chain
 
 

@@ -81,9 +81,11 @@ class MetadataView(Static):
             rows.append(("error", described.error))
         elif described.meta is not None:
             meta = described.meta
+            rows.append(("type", meta.kind))
+            # A directory's st_size depends on the filesystem, not on its contents: not shown.
+            if meta.kind != "directory":
+                rows.append(("size", f"{human_size(meta.size)} ({meta.size:,} bytes)"))
             rows += [
-                ("type", meta.kind),
-                ("size", f"{human_size(meta.size)} ({meta.size:,} bytes)"),
                 ("mode", f"{meta.mode} ({meta.permissions:04o})"),
                 ("modified", time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(meta.mtime))),
             ]

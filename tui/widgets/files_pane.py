@@ -291,10 +291,10 @@ class FilesPane(Vertical):
         self.query_one("#files-status", Static).update(text)
 
     def _update_status(self) -> None:
-        total = len(self._all)
-        hidden = sum(1 for entry in self._all if entry.name.startswith("."))
-        parts = [f"{total:,} entries"]
-        if hidden and not self.show_hidden:
+        hidden = 0 if self.show_hidden else sum(1 for entry in self._all if entry.name.startswith("."))
+        listed = len(self._all) - hidden
+        parts = [f"{listed:,} {'entry' if listed == 1 else 'entries'}"]
+        if hidden:
             parts.append(f"{hidden:,} hidden (. to show)")
         if self.filter_text:
             parts.append(f"filter {display_name(self.filter_text)!r}: {len(self.entry_list.entries):,} shown")

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.names import display_name
+
+# Every code point, surrogates included: os.fsdecode produces them for undecodable bytes.
+ANY_CHAR = st.characters(codec=None, exclude_categories=())
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("plain.txt", "plain.txt"),
+        ("[red]x[/red].txt", "[red]x[/red].txt"),
+        ("esc\x1b[31mred", "esc\\x1b[31mred"),
+        ("new\nline", "new\\nline"),
+        ("tab\there", "tab\\there"),
+        ("back\\slash", "back\\\\slash"),
+        ("bell\x07", "bell\\x07"),
+        ("c1\x9bcsi", "c1\\u009bcsi"),
+        ("raw\udc9b", "raw\\x9b"),
+        ("nbsp\xa0", "nbsp\\u00a0"),
+        ("\u202eevil.txt", "\\u202eevil.txt"),
+        ("\udcff\udc80.bin", "\\xff\\x80.bin"),
+        ("日本語.txt", "日本語.txt"),
+        ("with space", "with space"),
+    ],
+)
+def test_display_name(name: str, shown: str) -> None:
+    assert display_name(name) == shown
+
+
+@given(st.text(alphabet=ANY_CHAR))
+def test_display_name_is_always_printable(name: str) -> None:
+    shown = display_name(name)
+    assert shown.isprintable()
+    assert "\x1b" not in shown
+    assert "\n" not in shown
+
+
+@given(st.text(alphabet=ANY_CHAR), st.text(alphabet=ANY_CHAR))
+def test_display_name_keeps_distinct_names_distinct(a: str, b: str) -> None:
+    if a != b:
+        assert display_name(a) != display_name(b)

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine import profiles
+from engine.profiles import ProfileError, load_profile, masked
+
+SHIPPED = ["ci", "local", "ollama", "openai", "vllm"]
+
+
+def user_profile(name: str, text: str) -> Path:
+    directory = profiles.user_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_profile_is_valid(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.source.origin == "shipped"
+    endpoint = profile.endpoint("builder")
+    assert endpoint.base_url.startswith("http")
+    assert endpoint.model
+
+
+def test_discover_lists_shipped_profiles_sorted() -> None:
+    assert list(profiles.discover()) == SHIPPED
+
+
+def test_openai_profile_reads_the_seed_environment_variables() -> None:
+    env = {**os.environ, "LLM_API_BASE": "http://127.0.0.1:9/v1", "OPENAI_MODEL": "m1", "LLM_API_KEY": "k" * 20}
+    endpoint = load_profile("openai", env).endpoint("planner")
+    assert (endpoint.base_url, endpoint.model, endpoint.api_key) == ("http://127.0.0.1:9/v1", "m1", "k" * 20)
+    env["OPENAI_API_KEY"] = "sk-openai-key-0001"
+    assert load_profile("openai", env).endpoint("planner").api_key == "sk-openai-key-0001"
+
+
+def test_unset_key_is_reported_not_invented() -> None:
+    profile = load_profile("openai", {"HOME": os.environ["HOME"]})
+    assert profile.endpoint("builder").api_key is None
+    assert profile.unset == {"llm.default.api_key": "OPENAI_API_KEY/LLM_API_KEY"}
+    assert masked(profile)["llm"]["default"]["api_key"] == "<unset: OPENAI_API_KEY/LLM_API_KEY>"
+
+
+def test_secrets_are_masked() -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-supersecretvalue-WXYZ"}
+    shown = masked(load_profile("openai", env))
+    assert shown["llm"]["default"]["api_key"] == "****WXYZ"
+    assert "supersecret" not in repr(shown)
+    assert profiles.mask_secret("short") == "****"
+    assert profiles.mask_secret("") == "(none)"
+
+
+def test_user_profile_overrides_shipped_one() -> None:
+    path = user_profile(
+        "local",
+        'extends = "local"\ndescription = "mine"\nworkspace = "~/code"\n[sandbox]\nmemory_mb = 512\n',
+    )
+    profile = load_profile("local")
+    assert profile.source.path == path
+    assert profile.source.origin == "user"
+    assert profile.data["description"] == "mine"
+    assert profile.data["sandbox"]["memory_mb"] == 512
+    assert profile.data["sandbox"]["cpu_s"] == 60  # inherited from the shipped local profile
+    assert profile.workspace == Path(os.environ["HOME"]) / "code"
+
+
+def test_role_endpoint_overrides_default() -> None:
+    user_profile("split", 'extends = "local"\ndescription = "split"\n[llm.tester]\nmodel = "small"\n')
+    profile = load_profile("split")
+    assert profile.endpoint("tester").model == "small"
+    assert profile.endpoint("tester").base_url == profile.endpoint("builder").base_url
+    assert profile.endpoint("builder").model == "tiny-llm-40m"
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "reason"),
+    [
+        ('extends = "local"\n[sandbox]\nmemory_mb = "lots"\n', "sandbox.memory_mb", "must be of type integer"),
+        ('extends = "local"\n[sandbox]\nmemory_mb = 1\n', "sandbox.memory_mb", "must be at least 64"),
+        ('extends = "local"\napproval = "sometimes"\n', "approval", 'must be one of "ask", "auto", "never"'),
+        ('extends = "local"\ncolour = "blue"\n', "colour", "unknown key"),
+        ('extends = "local"\n[llm.default]\nmodle = "x"\n', "llm.default.modle", "unknown key"),
+        ('extends = "local"\n[router]\nkind = "model"\nmodel_dir = ""\n', "router.model_dir", "at least 1"),
+        ('description = "alone"\n', "workspace", "missing required key"),
+        ('extends = "local"\nworkspace = "${HOME"\n', "workspace", "expected '}'"),
+    ],
+)
+def test_bad_profile_names_file_and_key(body: str, key: str, reason: str) -> None:
+    path = user_profile("broken", body)
+    with pytest.raises(ProfileError) as info:
+        load_profile("broken")
+    message = str(info.value)
+    assert message.startswith(f"{path}: key {key}: ")
+    assert reason in message
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_error_in_parent_blames_the_parent_file() -> None:
+    parent = user_profile("base", 'extends = "local"\n[sandbox]\ncpu_s = -1\n')
+    user_profile("child", 'extends = "base"\ndescription = "child"\n')
+    with pytest.raises(ProfileError, match=rf"^{parent}: key sandbox.cpu_s: must be at least 1"):
+        load_profile("child")
+
+
+def test_invalid_toml() -> None:
+    path = user_profile("broken", "description = \n")
+    with pytest.raises(ProfileError, match=rf"^{path}: invalid TOML: .*line 1"):
+        load_profile("broken")
+
+
+def test_extends_cycle_and_unknown_parent() -> None:
+    user_profile("a", 'extends = "b"\n')
+    user_profile("b", 'extends = "a"\n')
+    with pytest.raises(ProfileError, match="cycle"):
+        load_profile("a")
+    user_profile("orphan", 'extends = "nowhere"\n')
+    with pytest.raises(ProfileError, match="no profile named 'nowhere'"):
+        load_profile("orphan")
+
+
+def test_unknown_profile_lists_known_ones() -> None:
+    with pytest.raises(ProfileError, match=r"unknown profile 'nope' \(known profiles: ci, local, ollama"):
+        load_profile("nope")

@@ -1,0 +1,70 @@
+"""The core stays free of the UI, and start-up stays free of heavy libraries.
+
+Each check imports modules in a fresh interpreter and inspects ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+UI = ("textual", "rich", "prompt_toolkit", "tui")
+HEAVY = ("torch", "transformers", "peft", "datasets", "langgraph", "accelerate", "bitsandbytes", "sentencepiece")
+
+
+def loaded_after(code: str) -> set[str]:
+    """Run ``code`` in a fresh interpreter; return the top-level names of the modules it loaded."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+CORE_MODULES = [
+    "engine",
+    "engine.errors",
+    "engine.interpolate",
+    "engine.listing",
+    "engine.names",
+    "engine.profiles",
+    "engine.schemas",
+    "engine.xdg",
+    "agents",
+]
+
+
+def test_core_module_list_is_complete() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = {
+        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for package in ("engine", "agents")
+        for path in (root / package).rglob("*.py")
+    }
+    assert found == set(CORE_MODULES), "add new core modules to CORE_MODULES"
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_never_imports_the_ui(module: str) -> None:
+    assert not loaded_after(f"import {module}") & set(UI)
+
+
+def test_profile_loading_never_imports_the_ui() -> None:
+    code = "from engine.profiles import load_profile, masked\nmasked(load_profile('openai'))"
+    assert not loaded_after(code) & set(UI)
+
+
+@pytest.mark.parametrize("module", ["tui.cli", "tui.app"])
+def test_entry_points_do_not_import_heavy_libraries(module: str) -> None:
+    assert not loaded_after(f"import {module}") & set(HEAVY)
+
+
+def test_help_and_version_import_neither_ui_nor_heavy_libraries() -> None:
+    for flag in ("--help", "--version"):
+        code = f"import contextlib, io\nfrom tui.cli import main\nwith contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['{flag}'])"
+        loaded = loaded_after(code)
+        assert not loaded & set(HEAVY), flag
+        assert "textual" not in loaded, flag
