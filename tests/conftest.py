@@ -59,10 +59,9 @@ def build_workspace(root: Path) -> Path:
     (root / ".hidden").write_text("a dotfile\n")
     (root / "outside-link").symlink_to("/etc")
     for path in sorted(root.rglob("*"), reverse=True):
-        if path.is_symlink():
-            continue
-        path.chmod(0o755 if path.is_dir() else 0o644)
-        os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
     return root
 
 

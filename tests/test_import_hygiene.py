@@ -64,7 +64,12 @@ def test_entry_points_do_not_import_heavy_libraries(module: str) -> None:
 
 def test_help_and_version_import_neither_ui_nor_heavy_libraries() -> None:
     for flag in ("--help", "--version"):
-        code = f"import contextlib, io\nfrom tui.cli import main\nwith contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['{flag}'])"
+        code = (
+            "import contextlib, io\n"
+            "from tui.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    main(['{flag}'])"
+        )
         loaded = loaded_after(code)
         assert not loaded & set(HEAVY), flag
         assert "textual" not in loaded, flag

@@ -62,7 +62,13 @@ class EntryList(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="entries.page_down", tooltip="Down one screen"),
         Binding("home", "first", "First", show=False, id="entries.first", tooltip="Go to the first entry"),
         Binding("end", "last", "Last", show=False, id="entries.last", tooltip="Go to the last entry"),
-        Binding("enter,right,l", "activate", "Open", id="entries.open", tooltip="Enter the directory under the cursor"),
+        Binding(
+            "enter,right,l",
+            "activate",
+            "Open",
+            id="entries.open",
+            tooltip="Enter the directory, or scroll the preview of a file",
+        ),
     ]
 
     cursor: reactive[int] = reactive(0, always_update=True, init=False)
@@ -138,7 +144,8 @@ class EntryList(ScrollView, can_focus=True):
         if index == self.cursor:
             style += self.get_component_rich_style("entry-list--cursor")
         # Built from plain segments, never markup, so any file name is shown literally.
-        label = " " + display_name(entry.name) + ("/" if entry.is_dir else "") + ("@" if entry.is_link else "")
+        suffix = "@" if entry.is_link else "/" if entry.is_dir else ""
+        label = " " + display_name(entry.name) + suffix
         strip = Strip([Segment(label, style)])
         row_style = style if index == self.cursor else base
         return strip.crop_extend(scroll_x, scroll_x + width, row_style)

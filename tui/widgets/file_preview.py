@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -26,11 +27,20 @@ def highlight(path: Path, preview: Preview) -> Text:
         return Text(preview.note, style="italic")
     lexer = Syntax.guess_lexer(str(path), preview.text)
     syntax = Syntax(preview.text, lexer, theme=SYNTAX_THEME, background_color="default")
-    text = syntax.highlight(preview.text)
+    text = _without_backgrounds(syntax.highlight(preview.text))
     text.rstrip()
     if preview.note:
         text.append(f"\n\n── {preview.note} ──", style="italic dim")
     return text
+
+
+def _without_backgrounds(text: Text) -> Text:
+    # The theme paints its own background behind each token; let the pane's show through.
+    plain = Text(text.plain, end="")
+    for span in text.spans:
+        style = span.style if isinstance(span.style, Style) else Style.parse(span.style)
+        plain.stylize(Style(color=style.color, bold=style.bold, italic=style.italic), span.start, span.end)
+    return plain
 
 
 class FilePreview(VerticalScroll):

@@ -1,0 +1,70 @@
+"""Snapshots of every screen. Review new images before accepting them with --snapshot-update."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from textual.pilot import Pilot
+
+from tests.tui.conftest import settle
+
+SIZE = (100, 30)
+
+
+def keys(*presses: str) -> Callable[[Pilot[int]], Awaitable[None]]:
+    """A run_before script: let the first scan finish, press the keys, let their work finish."""
+
+    async def script(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        for key in presses:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return script
+
+
+def check(snap_compare, make_app, presses: Iterable[str] = (), size: tuple[int, int] = SIZE) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(make_app(), terminal_size=size, run_before=keys(*presses))
+
+
+class TestShell:
+    def test_files_pane_on_start(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app)
+
+    def test_files_pane_at_80x24(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, size=(80, 24))
+
+    def test_agent_pane(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["1"])
+
+    def test_train_pane(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["3"])
+
+    def test_serve_pane(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["4"])
+
+    def test_help_screen(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["question_mark"])
+
+    def test_command_palette(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["ctrl+p", "h", "i", "d", "d", "e", "n"])
+
+
+class TestFiles:
+    def test_python_preview(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["end", "up", "up", "up", "up", "up", "enter", "enter"])
+
+    def test_filter(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["slash", "t", "x", "t"])
+
+    def test_hidden_files_shown(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["full_stop"])
+
+    def test_markup_names_inside_directory(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["enter"])
+
+    def test_binary_file(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["down", "down", "down", "down", "down"])
+
+    def test_symlink_outside(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["down", "down"])
