@@ -1,0 +1,96 @@
+"""The shell window: pane switching, the help screen, the command palette and quitting."""
+
+from __future__ import annotations
+
+from textual.command import CommandPalette
+from textual.widgets import TabbedContent
+
+from tests.tui.conftest import screen_text, settle
+from tui.screens.help_screen import HelpScreen
+from tui.widgets.entry_list import EntryList
+from tui.widgets.files_pane import FilesPane
+
+
+async def test_number_keys_switch_panes(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        tabs = app.screen.query_one(TabbedContent)
+        assert tabs.active == "files"
+        for key, pane, words in [
+            ("1", "agent", "The Agent pane is not available"),
+            ("3", "train", "The Train pane is not available"),
+            ("4", "serve", "The Serve pane is not available"),
+        ]:
+            await pilot.press(key)
+            await settle(pilot)
+            assert tabs.active == pane
+            assert words in screen_text(app)
+        await pilot.press("2")
+        await settle(pilot)
+        assert tabs.active == "files"
+        assert isinstance(app.focused, EntryList)
+
+
+async def test_help_lists_the_real_bindings_and_closes(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        shown = screen_text(app)
+        for binding in FilesPane.BINDINGS:
+            assert binding.tooltip in shown  # type: ignore[union-attr]
+        assert "Quit routeshell" in shown
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, HelpScreen)
+        assert isinstance(app.focused, EntryList)
+
+
+async def test_command_palette_runs_a_shell_command(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"toggle hidden")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert ".hidden" in [entry.name for entry in app.screen.query_one(EntryList).entries]
+
+
+async def test_command_palette_switches_panes(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"serve pane")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.query_one(TabbedContent).active == "serve"
+
+
+async def test_q_quits(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert not app.is_running
+
+
+async def test_q_in_the_filter_is_typed_not_quit(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", "q")
+        await settle(pilot)
+        assert app.is_running
+        assert app.screen.query_one(FilesPane).filter_text == "q"

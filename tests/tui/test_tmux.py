@@ -1,0 +1,100 @@
+"""The real app in a real terminal: tmux at 80x24, as over SSH, read back with capture-pane."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.tmux,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (make test installs it as root)"),
+]
+
+ROUTESHELL = Path(sys.executable).parent / "routeshell"
+
+
+class Tmux:
+    """One private tmux server running a bash shell in an 80x24 window."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def __call__(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True, timeout=30
+        )
+        return result.stdout
+
+    def send(self, *keys: str) -> None:
+        self("send-keys", "-t", "t", *keys)
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "t")
+
+    def wait_for(self, test: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.screen()
+            if test(shown):
+                return shown
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}; the screen shows:\n{shown}")
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    session = Tmux(f"routeshell-test-{os.getpid()}-{tmp_path.name}")
+    env = {**os.environ, "PS1": "$ ", "TERM": "xterm-256color"}
+    subprocess.run(
+        ["tmux", "-L", session.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "80", "-y", "24"]
+        + ["bash", "--norc", "--noprofile"],
+        env=env,
+        check=True,
+        timeout=30,
+    )
+    try:
+        yield session
+    finally:
+        subprocess.run(["tmux", "-L", session.socket, "kill-server"], capture_output=True, check=False)
+
+
+def test_real_app_at_80x24_and_quit_restores_terminal(tmux: Tmux, workspace: Path) -> None:
+    tmux.send("echo before-the-app", "Enter")
+    tmux.wait_for(lambda s: "before-the-app\n$" in s, "the shell prompt")
+    tmux.send(f"{ROUTESHELL} --profile ci --workspace {workspace}", "Enter")
+
+    shown = tmux.wait_for(lambda s: "README.md" in s and "2 Files" in s and "Quit" in s, "the Files pane")
+    lines = shown.split("\n")
+    assert len(lines) >= 24
+    assert "2 Files" in shown
+    assert "ws · profile ci" in shown
+    # Hostile names arrive as literal text: no escape reached the terminal, no markup was applied.
+    assert "esc\\x1b[31mred" in shown
+    assert "[bold]b.txt" in shown
+    assert "new\\nline.txt" in shown
+    assert "[red]x[/" in shown
+
+    tmux.send("?")
+    tmux.wait_for(lambda s: "Go to the parent directory" in s, "the help screen")
+    tmux.send("Escape")
+    tmux.wait_for(lambda s: "Go to the parent directory" not in s and "README.md" in s, "the help to close")
+
+    tmux.send("Down", "Down", "Down", "Enter")  # into src/
+    tmux.wait_for(lambda s: "ws/src/" in s and "pkg/" in s, "the src directory")
+    tmux.send("l")
+    tmux.wait_for(lambda s: "def hello(name: str)" in s, "the preview of hello.py")
+
+    tmux.send("q")
+    shown = tmux.wait_for(lambda s: "README.md" not in s and "before-the-app" in s, "the app to quit")
+    # The alternate screen is gone and the shell answers again.
+    tmux.send("echo exit=$?", "Enter")
+    shown = tmux.wait_for(lambda s: "exit=0" in s, "the exit status")
+    assert "2 Files" not in shown
