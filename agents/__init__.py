@@ -1,0 +1,1 @@
+"""The LangGraph agent graph and its roles (planner, builder, tester, refactor)."""

@@ -1,0 +1,1 @@
+"""Everything without a UI: profiles, schemas, workspace listing, and the engines built on them."""

@@ -31,10 +31,6 @@ class Entry(NamedTuple):
     is_dir: bool
     is_link: bool
 
-    @property
-    def hidden(self) -> bool:
-        return self.name.startswith(".")
-
 
 def _sort_key(entry: Entry) -> tuple[bool, str, str]:
     return (not entry.is_dir, entry.name.casefold(), entry.name)

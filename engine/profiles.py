@@ -69,10 +69,6 @@ class Profile:
         """The workspace directory, made absolute against the current directory."""
         return Path(os.path.expanduser(self.data["workspace"])).absolute()
 
-    @property
-    def approval(self) -> str:
-        return str(self.data["approval"])
-
     def endpoint(self, role: str) -> Endpoint:
         """Return the endpoint for ``role``: its own section over ``llm.default``."""
         if role not in ROLES:

@@ -18,8 +18,3 @@ def _base(env: Mapping[str, str], var: str, fallback: str) -> Path:
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """Return routeshell's config directory (``$XDG_CONFIG_HOME/routeshell``)."""
     return _base(os.environ if env is None else env, "XDG_CONFIG_HOME", ".config") / "routeshell"
-
-
-def data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Return routeshell's data directory (``$XDG_DATA_HOME/routeshell``), home of trained models."""
-    return _base(os.environ if env is None else env, "XDG_DATA_HOME", ".local/share") / "routeshell"

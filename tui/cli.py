@@ -169,9 +169,10 @@ def _shell(args: argparse.Namespace) -> int:
         workspace = profile.workspace
         if workspace.exists() and not workspace.is_dir():
             raise UsageError(f"workspace {workspace} (from profile {profile.name}) is not a directory")
-        workspace.mkdir(parents=True, exist_ok=True)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the shell needs an interactive terminal (stdin and stdout must be a TTY)")
+    # The profile's own workspace is created on first use; a --workspace given by hand must exist.
+    workspace.mkdir(parents=True, exist_ok=True)
 
     from tui.app import RouteshellApp
 

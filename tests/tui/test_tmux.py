@@ -53,9 +53,9 @@ class Tmux:
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
     session = Tmux(f"routeshell-test-{os.getpid()}-{tmp_path.name}")
     env = {**os.environ, "PS1": "$ ", "TERM": "xterm-256color"}
+    command = ["tmux", "-L", session.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "80", "-y", "24"]
     subprocess.run(
-        ["tmux", "-L", session.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "80", "-y", "24"]
-        + ["bash", "--norc", "--noprofile"],
+        [*command, "bash", "--norc", "--noprofile"],
         env=env,
         check=True,
         timeout=30,

@@ -21,8 +21,6 @@ SYNTAX_THEME = "monokai"
 
 def highlight(path: Path, preview: Preview) -> Text:
     """Return the preview as highlighted text. Slow for big files: call it from a worker."""
-    if preview.text is None:
-        return Text(preview.note, style="italic")
     if not preview.text:
         return Text(preview.note, style="italic")
     lexer = Syntax.guess_lexer(str(path), preview.text)
