@@ -12,6 +12,9 @@ import pytest
 # Metadata shows local times: pin the zone so screens are the same on every machine.
 os.environ["TZ"] = "UTC"
 time.tzset()
+# Colour settings of the calling terminal must not change what the snapshots see.
+for _var in ("NO_COLOR", "FORCE_COLOR", "TEXTUAL_THEME", "TEXTUAL_ANIMATIONS"):
+    os.environ.pop(_var, None)
 
 FIXED_MTIME = 1_700_000_000  # 2023-11-14 22:13:20 UTC
 

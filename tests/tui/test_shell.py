@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.widgets import TabbedContent
 
-from tests.tui.conftest import screen_text, settle
+from tests.tui.conftest import screen_text, settle, wait_until
 from tui.screens.help_screen import HelpScreen
 from tui.widgets.entry_list import EntryList
 from tui.widgets.files_pane import FilesPane
+
+
+def palette_offers(app, command: str) -> bool:  # type: ignore[no-untyped-def]
+    """True when the command palette's highlighted option is ``command``."""
+    options = app.screen.query_one(CommandList)
+    index = options.highlighted
+    return index is not None and command in str(options.get_option_at_index(index).prompt)
 
 
 async def test_number_keys_switch_panes(make_app) -> None:  # type: ignore[no-untyped-def]
@@ -57,8 +64,7 @@ async def test_command_palette_runs_a_shell_command(make_app) -> None:  # type: 
         await settle(pilot)
         assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"toggle hidden")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await wait_until(pilot, lambda: palette_offers(app, "toggle hidden files"), "the palette to offer the command")
         await pilot.press("enter")
         await settle(pilot)
         assert ".hidden" in [entry.name for entry in app.screen.query_one(EntryList).entries]
@@ -69,8 +75,7 @@ async def test_command_palette_switches_panes(make_app) -> None:  # type: ignore
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+p", *"serve pane")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await wait_until(pilot, lambda: palette_offers(app, "Show the Serve pane"), "the palette to offer the command")
         await pilot.press("enter")
         await settle(pilot)
         assert app.screen.query_one(TabbedContent).active == "serve"
