@@ -24,11 +24,17 @@ def loaded_after(code: str) -> set[str]:
 
 CORE_MODULES = [
     "engine",
+    "engine.apply",
+    "engine.dry_run",
     "engine.errors",
     "engine.interpolate",
     "engine.listing",
+    "engine.journal",
     "engine.names",
+    "engine.plan",
     "engine.profiles",
+    "engine.runner",
+    "engine.sandbox",
     "engine.schemas",
     "engine.xdg",
     "agents",

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 EXIT_CODES = """\
 exit codes:
   0    success
-  1    the command failed
+  1    the command failed (a plan step failed and was rolled back, an undo would lose work)
   2    bad usage, bad profile or bad input
   130  interrupted (Ctrl-C)
 """
@@ -28,6 +28,9 @@ routeshell: a terminal agent shell.
 Without a command, opens the shell on the workspace. In this version its Files pane
 (a keyboard-driven browser of the workspace) works; the Agent, Train and Serve panes
 say what will arrive there. Press ? inside the shell for the keys.
+
+Files change only through plans: JSON documents of file operations, applied
+all-or-nothing inside the workspace, journaled and undoable ('routeshell plan').
 """
 
 
@@ -84,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = profile_commands.add_parser("show", help="print a resolved profile, secrets masked")
     show.add_argument("name", metavar="NAME", help="profile name")
     show.add_argument("--json", action="store_true", help="print JSON instead of TOML-like text")
+
+    from tui.plan_cli import add_plan_commands
+
+    add_plan_commands(commands, _Parser, EXIT_CODES)
     return parser
 
 
@@ -98,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.OK
         if args.command == "profiles":
             return _profiles(args)
+        if args.command == "plan":
+            from tui.plan_cli import run_plan_command
+
+            return run_plan_command(args)
         return _shell(args)
     except RouteshellError as exc:
         print(f"routeshell: error: {exc}", file=sys.stderr)

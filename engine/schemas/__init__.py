@@ -59,8 +59,15 @@ def describe_error(error: Any) -> tuple[list[str | int], str]:
         word = "at least" if kind.startswith("min") else "at most"
         return path, f"must have {word} {value} {unit}"
     if kind == "pattern":
+        if "description" in error.schema:
+            return path, f"must be {error.schema['description']} (got {_short(error.instance)})"
         return path, f"does not match the pattern {value} (got {_short(error.instance)})"
     return path, error.message
+
+
+def pointer(path: list[str | int]) -> str:
+    """Return the JSON pointer (RFC 6901) of a path of keys and indexes."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path) or "/"
 
 
 def _json_type(value: object) -> str:

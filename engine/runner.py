@@ -1,0 +1,124 @@
+"""The ``run`` step: a command in the workspace with a timeout, a scrubbed environment and limits.
+
+Where bubblewrap is installed the command also runs without network, with only the workspace
+writable (its state directory read-only) and a private /tmp.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.sandbox import STATE_DIR
+
+TAIL_BYTES = 4000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for a ``run`` step (the ``sandbox`` table of a profile)."""
+
+    cpu_s: int = 60
+    memory_mb: int = 2048
+    file_size_mb: int = 64
+    max_processes: int = 64
+    network: bool = False
+
+    @classmethod
+    def from_profile(cls, sandbox: dict[str, object]) -> Limits:
+        keys = ("cpu_s", "memory_mb", "file_size_mb", "max_processes", "network")
+        return cls(**{key: sandbox[key] for key in keys if key in sandbox})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a ``run`` step did: its exit code (None on timeout) and the tail of its output."""
+
+    exit_code: int | None
+    output_tail: str
+    timed_out: bool
+    isolated: bool
+
+
+def bubblewrap() -> str | None:
+    """Return the path of bwrap when it is installed and can create namespaces here."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return None
+    probe = subprocess.run(
+        [path, "--ro-bind", "/", "/", "--unshare-net", "--", "true"], capture_output=True, timeout=30, check=False
+    )
+    return path if probe.returncode == 0 else None
+
+
+def scrubbed_env(root: Path) -> dict[str, str]:
+    """The environment a step sees: a search path and a locale, nothing secret."""
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(root),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def _limiter(limits: Limits) -> Callable[[], None]:
+    def apply() -> None:
+        os.setsid()
+        mib = 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mib, limits.memory_mb * mib))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mib, limits.file_size_mb * mib))
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
+
+    return apply
+
+
+def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, bwrap: str | None) -> RunResult:
+    """Run ``argv`` in ``root``; return its result. Never raises for the command's own failure."""
+    command = list(argv)
+    if bwrap is not None:
+        state = root / STATE_DIR
+        command = [
+            bwrap,
+            "--ro-bind", "/", "/",
+            "--tmpfs", "/tmp",
+            "--bind", str(root), str(root),
+            *(["--ro-bind", str(state), str(state)] if state.is_dir() else []),
+            "--dev", "/dev",
+            "--proc", "/proc",
+            *([] if limits.network else ["--unshare-net"]),
+            "--unshare-pid",
+            "--die-with-parent",
+            "--chdir", str(root),
+            "--",
+            *argv,
+        ]  # fmt: skip
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=scrubbed_env(root),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_limiter(limits),
+        )
+    except OSError as exc:
+        return RunResult(127, f"cannot start {argv[0]}: {exc.strerror}", False, bwrap is not None)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        timed_out = True
+    tail = output[-TAIL_BYTES:].decode("utf-8", errors="replace")
+    return RunResult(None if timed_out else process.returncode, tail, timed_out, bwrap is not None)

@@ -1,0 +1,266 @@
+"""Confinement of file access to a workspace root.
+
+Every path is resolved by the kernel beneath a directory descriptor of the root, with
+``openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`` where the kernel has it. Elsewhere the path
+is walked one component at a time with ``O_NOFOLLOW`` and directory descriptors, refusing every
+symlink. No decision is ever made on a path string and then acted on by path: every operation
+works on descriptors, so a symlink swapped in between a check and a use cannot redirect it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import RouteshellError
+
+STATE_DIR = ".routeshell"
+PROTECTED = (".git", STATE_DIR)
+MAX_PATH = 4096
+MAX_NAME = 255
+
+_SYS_OPENAT2 = 437  # the same number on every architecture (added after the syscall tables were unified)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_BENEATH = 0x08
+
+
+class SandboxError(RouteshellError):
+    """A path or operation the sandbox refuses; the message names the path and the rule."""
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def _openat2(dir_fd: int, path: str, flags: int, mode: int) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    fd = _libc.syscall(_SYS_OPENAT2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+    if fd < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), path)
+    return int(fd)
+
+
+def _probe_openat2() -> bool:
+    try:
+        os.close(_openat2(os.open("/", os.O_PATH | os.O_DIRECTORY), ".", os.O_PATH | os.O_DIRECTORY, 0))
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
+            return False
+        raise
+    return True
+
+
+HAVE_OPENAT2 = _probe_openat2()
+
+
+def check_relpath(path: str, *, write: bool = False) -> str:
+    """Return the normal form of a workspace-relative POSIX path, or raise :class:`SandboxError`.
+
+    Refuses empty and absolute paths, NUL bytes, ``..`` that climbs above the root, names over
+    255 bytes and paths over 4096 bytes; with ``write``, also anything inside ``.git/`` or the
+    state directory. The normal form has no ``.``, ``..`` or repeated slashes; the root is ``"."``.
+    """
+    if not isinstance(path, str) or path == "":
+        raise SandboxError("empty path")
+    if "\0" in path:
+        raise SandboxError(f"{path!r}: NUL byte in path")
+    if path.startswith("/"):
+        raise SandboxError(f"{path!r}: absolute paths are refused; give a path relative to the workspace")
+    if len(os.fsencode(path)) > MAX_PATH:
+        raise SandboxError(f"{path[:40]!r}...: path longer than {MAX_PATH} bytes")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise SandboxError(f"{path!r}: '..' leads outside the workspace")
+            parts.pop()
+            continue
+        if len(os.fsencode(part)) > MAX_NAME:
+            raise SandboxError(f"{path!r}: a name is longer than {MAX_NAME} bytes")
+        parts.append(part)
+    if write and parts and parts[0] in PROTECTED:
+        raise SandboxError(f"{path!r}: {parts[0]}/ is protected and cannot be changed by a plan")
+    return "/".join(parts) or "."
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A name in a directory and its ``lstat`` (symlinks are described, not followed)."""
+
+    name: str
+    stat: os.stat_result
+
+
+class Workspace:
+    """A workspace root held open as a directory descriptor; all access goes through it.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(os.path.realpath(root))
+        try:
+            self.root_fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SandboxError(f"workspace {self.root}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        os.close(self.root_fd)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        """Open ``path`` (already checked) beneath the root and return the descriptor.
+
+        A path that escapes the root, through ``..`` or any symlink, raises :class:`SandboxError`.
+        """
+        try:
+            if HAVE_OPENAT2:
+                return _openat2(self.root_fd, path, flags, mode)
+            return self._open_walk(path, flags, mode)
+        except OSError as exc:
+            raise self._refusal(path, exc) from None
+
+    def _open_walk(self, path: str, flags: int, mode: int) -> int:
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        current = os.dup(self.root_fd)
+        try:
+            for part in parts[:-1]:
+                nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
+                os.close(current)
+                current = nxt
+            if not parts:
+                return os.open(".", flags | os.O_CLOEXEC, dir_fd=current)
+            return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=current)
+        finally:
+            os.close(current)
+
+    @staticmethod
+    def _refusal(path: str, exc: OSError) -> SandboxError:
+        if exc.errno == errno.EXDEV:
+            return SandboxError(f"{path!r}: resolves outside the workspace (through '..' or a symlink)")
+        if exc.errno == errno.ELOOP:
+            return SandboxError(f"{path!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+        error = SandboxError(f"{path!r}: {exc.strerror}")
+        error.errno = exc.errno  # type: ignore[attr-defined]
+        return error
+
+    @contextmanager
+    def parent(self, path: str) -> Iterator[tuple[int, str]]:
+        """Yield a descriptor of the directory holding ``path`` and the final name in it."""
+        if path == ".":
+            raise SandboxError("the workspace root itself cannot be the target")
+        head, _, name = path.rpartition("/")
+        fd = self.open(head or ".", os.O_PATH | os.O_DIRECTORY)
+        try:
+            yield fd, name
+        finally:
+            os.close(fd)
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        """Return the ``lstat`` of ``path``, or None when nothing is there."""
+        if path == ".":
+            return os.stat(self.root_fd)
+        try:
+            with self.parent(path) as (fd, name):
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except SandboxError as exc:
+            if getattr(exc, "errno", None) == errno.ENOENT:
+                return None
+            raise
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        """Read a regular file (never a FIFO, socket or device: the open cannot block)."""
+        fd = self.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise SandboxError(f"{path!r}: not a regular file")
+            chunks: list[bytes] = []
+            remaining = info.st_size if limit is None else min(limit, info.st_size)
+            while True:
+                chunk = os.read(fd, max(remaining, 65536))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+                if limit is not None and sum(map(len, chunks)) >= limit:
+                    break
+            data = b"".join(chunks)
+            return data if limit is None else data[:limit]
+        finally:
+            os.close(fd)
+
+    def read_text(self, path: str) -> str:
+        """Read a regular file as UTF-8 text."""
+        data = self.read_bytes(path)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SandboxError(f"{path!r}: not UTF-8 text") from None
+
+    def listdir(self, path: str) -> list[Entry]:
+        """List a directory beneath the root, each entry with its ``lstat``."""
+        fd = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            entries = []
+            for name in sorted(os.listdir(fd)):
+                try:
+                    entries.append(Entry(name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+                except FileNotFoundError:
+                    continue
+            return entries
+        finally:
+            os.close(fd)
+
+    def walk(self, path: str) -> Iterator[str]:
+        """Yield every path beneath directory ``path`` (relative to the root), never following symlinks."""
+        for entry in self.listdir(path):
+            child = entry.name if path == "." else f"{path}/{entry.name}"
+            yield child
+            if stat.S_ISDIR(entry.stat.st_mode):
+                yield from self.walk(child)
+
+
+def fsync_dir(fd: int) -> None:
+    """fsync a directory given by a descriptor opened with O_PATH or O_RDONLY."""
+    real = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        os.fsync(real)
+    finally:
+        os.close(real)
+
+
+_RENAME_NOREPLACE = 1
+_libc.renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+
+
+def rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:
+    """Rename without ever replacing what is at the destination (``renameat2(RENAME_NOREPLACE)``)."""
+    result = _libc.renameat2(src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), _RENAME_NOREPLACE)
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), dst)

@@ -1,0 +1,236 @@
+"""``routeshell plan``: print the schema, validate, preview, apply, undo and list plans."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ExitCode, UsageError
+
+
+def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+    """Register ``plan`` and its actions on the top-level subparsers."""
+    plan = commands.add_parser(
+        "plan",
+        help="validate, preview, apply, undo and list file-operation plans",
+        description="A plan is a JSON document (see 'routeshell plan schema') of file operations applied "
+        "all-or-nothing inside a workspace. Every apply is journaled in the workspace's .routeshell/ "
+        "directory and can be undone; deleted files go to its trash.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = plan.add_subparsers(dest="plan_command", metavar="ACTION", required=True, parser_class=parser_class)
+    actions.add_parser("schema", help="print the plan JSON Schema (version 1)")
+    validate = actions.add_parser("validate", help="check a plan; exit 0 when valid, 2 with every problem when not")
+    validate.add_argument("plan", metavar="PLAN.json", help="plan file, or - for standard input")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+
+    def workspace_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--workspace",
+            dest="plan_workspace",
+            type=Path,
+            metavar="DIR",
+            help="workspace directory (default: the one given before 'plan', else the profile's)",
+        )
+        sub.add_argument("--json", action="store_true", help="print JSON Lines events instead of text")
+
+    apply = actions.add_parser("apply", help="apply a plan all-or-nothing (asks first unless --yes)")
+    apply.add_argument("plan", metavar="PLAN.json", help="plan file, or - for standard input")
+    workspace_option(apply)
+    apply.add_argument("--dry-run", action="store_true", help="show what would change, with diffs; change nothing")
+    apply.add_argument("--yes", action="store_true", help="apply without asking")
+    workspace_option(actions.add_parser("undo", help="undo the last applied plan (repeat to go further back)"))
+    workspace_option(actions.add_parser("history", help="list the plans applied to the workspace"))
+
+
+def run_plan_command(args: argparse.Namespace) -> int:
+    """Carry out ``routeshell plan ACTION``; return the exit code."""
+    if args.plan_command == "schema":
+        from engine.schemas import load_schema
+
+        print(json.dumps(load_schema("plan"), indent=2))
+        return ExitCode.OK
+    if args.plan_command == "validate":
+        return _validate(args)
+    workspace = _workspace(args)
+    if args.plan_command == "apply":
+        return _apply(args, workspace)
+    if args.plan_command == "undo":
+        return _undo(args, workspace)
+    return _history(args, workspace)
+
+
+def _workspace(args: argparse.Namespace) -> Path:
+    chosen = args.plan_workspace or args.workspace
+    if chosen is None:
+        from engine.profiles import load_profile
+
+        chosen = load_profile(args.profile).workspace
+    path = Path(chosen).expanduser().absolute()
+    if not path.is_dir():
+        raise UsageError(f"workspace {path} is not a directory; create it or pass another --workspace")
+    return path
+
+
+def _emit(event: dict[str, Any]) -> None:
+    print(json.dumps(event, ensure_ascii=False), flush=True)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from engine.plan import InvalidPlan, load_plan
+
+    try:
+        plan = load_plan(args.plan)
+    except InvalidPlan as exc:
+        if args.json:
+            print(json.dumps([{"pointer": p.pointer, "reason": p.reason} for p in exc.problems], indent=2))
+        else:
+            print(f"routeshell: error: {args.plan}: invalid plan, {len(exc.problems)} problem(s):", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.json:
+        print(json.dumps([]))
+    else:
+        print(f"{args.plan}: valid plan, {len(plan['steps'])} step(s)")
+    return ExitCode.OK
+
+
+def _apply(args: argparse.Namespace, workspace: Path) -> int:
+    from engine.apply import apply_plan
+    from engine.dry_run import preview_plan
+    from engine.plan import load_plan
+    from engine.profiles import load_profile
+    from engine.runner import Limits
+
+    plan = load_plan(args.plan)
+    previews = preview_plan(workspace, plan)
+    for preview in previews:
+        if args.json:
+            _emit(preview.as_event())
+        else:
+            _print_preview(preview)
+    problems = [p for p in previews if p.problem]
+    if problems:
+        first = problems[0]
+        message = f"step {first.index + 1} ({first.op}) would fail: {first.problem}; nothing was changed"
+        return _fail(args, message, ExitCode.FAILED)
+    if args.dry_run:
+        if not args.json:
+            print(f"dry run: {len(previews)} step(s) would be applied to {workspace}; nothing was changed")
+        return ExitCode.OK
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("not applying without --yes: standard input is not a terminal to ask on")
+        answer = input(f"Apply {len(previews)} step(s) to {workspace}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("not applied")
+            return ExitCode.FAILED
+    limits = Limits.from_profile(load_profile(args.profile).data["sandbox"])
+    sink, progress = _progress_sink(args, len(previews))
+    try:
+        result = apply_plan(workspace, plan, limits=limits, on_event=sink)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if not args.json:
+        undo = f"routeshell plan undo --workspace {workspace}"
+        print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
+    return ExitCode.OK
+
+
+def _progress_sink(args: argparse.Namespace, total: int) -> tuple[Any, Any]:
+    if args.json:
+        return _emit, None
+    if not sys.stderr.isatty():
+        return _print_step, None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    progress = Progress(console=Console(stderr=True), transient=True)
+    task = progress.add_task("applying", total=total)
+    progress.start()
+
+    def sink(event: dict[str, Any]) -> None:
+        if event["type"] == "step":
+            progress.advance(task)
+            if event["op"] == "run":
+                progress.console.print(_run_line(event), markup=False, highlight=False)
+
+    return sink, progress
+
+
+def _print_step(event: dict[str, Any]) -> None:
+    if event["type"] == "step" and event["op"] == "run":
+        print(_run_line(event))
+    elif event["type"] == "recovered":
+        print(f"recovered plan {event['journal']} interrupted while {event['was']}")
+
+
+def _run_line(event: dict[str, Any]) -> str:
+    status = "timed out" if event["timed_out"] else f"exit {event['exit_code']}"
+    tail = "\n".join("    " + line for line in event["tail"].rstrip().splitlines()[-10:])
+    return f"step {event['index'] + 1} run: {status}" + (f"\n{tail}" if tail else "")
+
+
+def _print_preview(preview: Any) -> None:
+    from engine.names import display_name
+
+    mark = "!" if preview.problem else "-"
+    print(f"{mark} [{preview.index + 1}] {display_name(preview.summary)}")
+    if preview.problem:
+        print(f"    would fail: {preview.problem}")
+    if preview.diff:
+        for line in preview.diff.splitlines():
+            print(f"    {display_name(line)}")
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    if args.json:
+        _emit({"type": "error", "message": message, "exit_code": code})
+    print(f"routeshell: error: {message}", file=sys.stderr)
+    return code
+
+
+def _undo(args: argparse.Namespace, workspace: Path) -> int:
+    from engine.apply import undo_last
+
+    journal = undo_last(workspace, on_event=_emit if args.json else _print_step)
+    if not args.json:
+        print(f"undid plan {journal.id} ({len(journal.records())} step(s))")
+    return ExitCode.OK
+
+
+def _history(args: argparse.Namespace, workspace: Path) -> int:
+    from engine.apply import recover
+    from engine.journal import journals
+    from engine.names import display_name
+
+    recover(workspace, on_event=_emit if args.json else _print_step)
+    rows = []
+    for journal in journals(workspace):
+        meta = journal.meta
+        rows.append(
+            {
+                "id": journal.id,
+                "state": journal.state,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta["started"])),
+                "steps": len(meta["plan"]["steps"]),
+                "goal": meta["plan"].get("goal", ""),
+            }
+        )
+    if args.json:
+        for row in rows:
+            _emit({"type": "history", **row})
+    elif not rows:
+        print(f"no plans applied in {workspace}")
+    for row in [] if args.json else rows:
+        print(
+            f"{row['id']}  {row['state']:<11}  {row['started']}  {row['steps']:>5} step(s)  {display_name(row['goal'])}"
+        )
+    return ExitCode.OK
