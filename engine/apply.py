@@ -80,10 +80,24 @@ def _exists(ws: Workspace, path: str) -> bool:
 # -- preparing and carrying out steps -------------------------------------------------------
 
 
+def _require_parent(ws: Workspace, path: str) -> None:
+    head = path.rpartition("/")[0]
+    if not head:
+        return
+    info = ws.lstat(head)
+    if info is None:
+        raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
+    if not stat.S_ISDIR(info.st_mode):
+        raise SandboxError(f"{head!r} is not a directory")
+
+
 def _prepare(ws: Workspace, journal: Journal, index: int, step: dict[str, Any]) -> dict[str, Any]:
     """Check a step's preconditions; return its journal record, holding what undo needs."""
     op = step["op"]
     record: dict[str, Any] = {"i": index, "op": op}
+    for key in ("path", "to"):
+        if key in step and op not in ("mkdir", "delete"):
+            _require_parent(ws, step[key])
     if op == "mkdir":
         created: list[str] = []
         prefix = ""
@@ -238,6 +252,15 @@ def _copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
 
 def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
     """Reverse one record. Idempotent: safe whether the step ran fully, partly or not at all."""
+    try:
+        _undo_record_unchecked(ws, journal, record)
+    except SandboxError as exc:
+        # A directory on the step's path does not exist, so the step left nothing there.
+        if getattr(exc, "errno", None) != errno.ENOENT:
+            raise
+
+
+def _undo_record_unchecked(ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
     op = record["op"]
     index = record["i"]
     if op == "mkdir":

@@ -186,7 +186,7 @@ class Workspace:
         except FileNotFoundError:
             return None
         except SandboxError as exc:
-            if getattr(exc, "errno", None) == errno.ENOENT:
+            if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
                 return None
             raise
 
