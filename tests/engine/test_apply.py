@@ -120,7 +120,7 @@ def test_a_failing_step_rolls_back_everything_before_it(ws: Path, failing: dict[
     assert "the 5 earlier steps were rolled back" in str(info.value)
     assert tree(ws) == before
     assert [j.state for j in journals(ws)] == ["rolled-back"]
-    assert not [p for p in ws.rglob(".rs-tmp-*")]
+    assert not list(ws.rglob(".rs-tmp-*"))
 
 
 def test_undo_goes_back_one_plan_at_a_time(ws: Path) -> None:
