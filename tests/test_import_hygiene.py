@@ -35,6 +35,7 @@ CORE_MODULES = [
     "engine.profiles",
     "engine.runner",
     "engine.sandbox",
+    "engine.tools",
     "engine.schemas",
     "engine.xdg",
     "agents",
