@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RouteshellError, UsageError
+from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.journal import Journal, journals, workspace_lock
 from engine.runner import Limits, RunResult, bubblewrap, run_command
 from engine.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
@@ -30,6 +30,12 @@ EventSink = Callable[[Event], None]
 
 class StepFailed(RouteshellError):
     """A step could not be carried out; everything before it was rolled back (exit code 1)."""
+
+
+class Cancelled(RouteshellError):
+    """The apply was cancelled between steps; everything done was rolled back."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 @dataclass
@@ -399,12 +405,18 @@ def recover(root: Path, on_event: EventSink | None = None) -> list[str]:
 
 
 def apply_plan(
-    root: Path, plan: dict[str, Any], *, limits: Limits | None = None, on_event: EventSink | None = None
+    root: Path,
+    plan: dict[str, Any],
+    *,
+    limits: Limits | None = None,
+    on_event: EventSink | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> ApplyResult:
     """Apply a validated, normalised plan to ``root``, all or nothing.
 
-    Returns the journal id (for undo) and the ``run`` results. Raises :class:`StepFailed` or
-    :class:`SandboxError` after rolling back every earlier step.
+    ``cancel`` is polled before each step; when it returns True the apply stops and rolls back.
+    Returns the journal id (for undo) and the ``run`` results. Raises :class:`StepFailed`,
+    :class:`Cancelled` or :class:`SandboxError` after rolling back every earlier step.
     """
     emit = on_event or (lambda event: None)
     root = Path(os.path.realpath(root))
@@ -417,6 +429,8 @@ def apply_plan(
         index = 0
         try:
             for index, step in enumerate(plan["steps"]):
+                if cancel is not None and cancel():
+                    raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
                 record = _prepare(ws, journal, index, step)
                 journal.record({key: value for key, value in record.items() if not key.startswith("_")})
                 run = _execute(ws, journal, record, step, limits, bwrap)

@@ -27,6 +27,7 @@ CORE_MODULES = [
     "engine.apply",
     "engine.dry_run",
     "engine.errors",
+    "engine.file_plans",
     "engine.interpolate",
     "engine.listing",
     "engine.journal",

@@ -27,6 +27,7 @@ class RouteshellApp(App[int]):
         HERE / "app.tcss",
         HERE / "screens" / "main_screen.tcss",
         HERE / "screens" / "help_screen.tcss",
+        HERE / "screens" / "dialog.tcss",
         HERE / "widgets" / "files_pane.tcss",
         HERE / "widgets" / "planned_pane.tcss",
     ]

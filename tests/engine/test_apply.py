@@ -203,3 +203,21 @@ def test_only_one_apply_at_a_time(ws: Path) -> None:
 
     with workspace_lock(ws), pytest.raises(SandboxError, match="another routeshell"):
         apply_plan(ws, plan({"op": "write", "path": "n.txt", "content": ""}))
+
+
+@pytest.mark.parametrize("after", [0, 1, 3])
+def test_cancel_between_steps_rolls_back(ws: Path, after: int) -> None:
+    from engine.apply import Cancelled
+
+    before = tree(ws)
+    calls: list[int] = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > after
+
+    steps = [{"op": "write", "path": f"f{index}.txt", "content": "x"} for index in range(5)]
+    with pytest.raises(Cancelled, match=f"cancelled before step {after + 1}"):
+        apply_plan(ws, plan(*steps), cancel=cancel)
+    assert tree(ws) == before
+    assert [j.state for j in journals(ws)] == ["rolled-back"]

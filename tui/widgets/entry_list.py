@@ -42,6 +42,10 @@ class EntryList(ScrollView, can_focus=True):
         background: $block-cursor-background;
         color: $block-cursor-foreground;
     }
+    EntryList > .entry-list--marked {
+        color: $warning;
+        text-style: bold;
+    }
     EntryList > .entry-list--empty {
         color: $text-muted;
         text-style: italic;
@@ -53,6 +57,7 @@ class EntryList(ScrollView, can_focus=True):
         "entry-list--link",
         "entry-list--cursor",
         "entry-list--empty",
+        "entry-list--marked",
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -91,6 +96,7 @@ class EntryList(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._entries: Sequence[Entry] = ()
         self.empty_text = empty_text
+        self.marked: set[str] = set()
 
     @property
     def entries(self) -> Sequence[Entry]:
@@ -141,11 +147,14 @@ class EntryList(ScrollView, can_focus=True):
             style += self.get_component_rich_style("entry-list--link")
         elif entry.is_dir:
             style += self.get_component_rich_style("entry-list--dir")
+        mark = "*" if entry.name in self.marked else " "
+        if mark == "*":
+            style += self.get_component_rich_style("entry-list--marked")
         if index == self.cursor:
             style += self.get_component_rich_style("entry-list--cursor")
         # Built from plain segments, never markup, so any file name is shown literally.
         suffix = "@" if entry.is_link else "/" if entry.is_dir else ""
-        label = " " + display_name(entry.name) + suffix
+        label = mark + display_name(entry.name) + suffix
         strip = Strip([Segment(label, style)])
         row_style = style if index == self.cursor else base
         return strip.crop_extend(scroll_x, scroll_x + width, row_style)

@@ -17,24 +17,31 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input, Static
+from textual.widgets import Input, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from engine import listing
 from engine.listing import Entry
 from engine.names import display_name
 from tui.widgets.entry_list import EntryList
+from tui.widgets.file_operations import OPERATION_BINDINGS, FileOperationsMixin
 from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
 
 
-class FilesPane(Vertical):
+class FilesPane(FileOperationsMixin, Vertical):
     """Browse the workspace: entries on the left, preview and metadata on the right."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("backspace,left,h", "up", "Parent", id="files.parent", tooltip="Go to the parent directory"),
         Binding("slash", "filter", "Filter", key_display="/", id="files.filter", tooltip="Type to filter entries"),
         Binding(
-            "full_stop", "toggle_hidden", "Hidden", key_display=".", id="files.hidden", tooltip="Show or hide dotfiles"
+            "full_stop",
+            "toggle_hidden",
+            "Hidden",
+            show=False,
+            key_display=".",
+            id="files.hidden",
+            tooltip="Show or hide dotfiles",
         ),
         Binding(
             "escape", "clear_filter", "Clear filter", show=False, id="files.clear_filter", tooltip="Clear the filter"
@@ -43,6 +50,7 @@ class FilesPane(Vertical):
         Binding(
             "tilde", "root", "Root", show=False, key_display="~", id="files.root", tooltip="Go to the workspace root"
         ),
+        *OPERATION_BINDINGS,
     ]
 
     show_hidden: reactive[bool] = reactive(False, init=False)
@@ -79,6 +87,7 @@ class FilesPane(Vertical):
         self._all: list[Entry] = []
         self._generation = 0
         self._loading = False
+        self.marks: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="files-path", markup=False)
@@ -89,10 +98,12 @@ class FilesPane(Vertical):
             with Vertical(id="files-right"):
                 yield FilePreview(id="files-preview")
                 yield MetadataView(id="files-meta")
+        yield ProgressBar(id="files-progress", show_eta=False)
         yield Static("", id="files-status", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#files-filter", Input).display = False
+        self.query_one("#files-progress", ProgressBar).display = False
         self.load(self.root)
 
     @property
@@ -160,7 +171,7 @@ class FilesPane(Vertical):
         keep = select if select is not None else (current.name if current else None)
         visible = listing.filter_entries(self._all, text=self.filter_text, show_hidden=self.show_hidden)
         self.entry_list.set_entries(visible, select=keep)
-        self._update_status()
+        self.refresh_marks()
 
     def watch_show_hidden(self) -> None:
         self._apply_filter()
@@ -263,6 +274,8 @@ class FilesPane(Vertical):
         field.focus()
 
     def action_clear_filter(self) -> None:
+        if self.action_cancel_apply():
+            return
         field = self.query_one("#files-filter", Input)
         if not field.display and not self.filter_text:
             return
@@ -276,6 +289,16 @@ class FilesPane(Vertical):
             field.value = ""
         field.display = False
         self.set_reactive(FilesPane.filter_text, "")
+
+    def refresh_marks(self) -> None:
+        """Show which entries of this directory are marked, and the count of all marks."""
+        here = self.directory.relative_to(self.root).as_posix()
+        prefix = "" if here == "." else here + "/"
+        self.entry_list.marked = {
+            p[len(prefix) :] for p in self.marks if p.startswith(prefix) and "/" not in p[len(prefix) :]
+        }
+        self.entry_list.refresh()
+        self._update_status()
 
     # -- status --------------------------------------------------------------------------
 
@@ -298,6 +321,8 @@ class FilesPane(Vertical):
             parts.append(f"{hidden:,} hidden (. to show)")
         if self.filter_text:
             parts.append(f"filter {display_name(self.filter_text)!r}: {len(self.entry_list.entries):,} shown")
+        if self.marks:
+            parts.append(f"{len(self.marks):,} marked (x to clear)")
         self._set_status(" · ".join(parts))
 
 

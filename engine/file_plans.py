@@ -1,0 +1,143 @@
+"""Plans for the file manager's operations: every change the Files pane makes is one of these.
+
+They are pure functions of the request and the workspace's current state, so each operation
+shows in ``plan history`` and can be undone like any other plan.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from engine.plan import normalise, plan_problems
+from engine.sandbox import SandboxError, Workspace, check_relpath
+
+
+class Conflict(Enum):
+    """What to do when the target of a copy or move already exists."""
+
+    OVERWRITE = "overwrite"
+    SKIP = "skip"
+    RENAME = "rename"
+
+
+def join(directory: str, name: str) -> str:
+    """Join a workspace-relative directory and a name (the root is ``"."``)."""
+    if "/" in name or name in ("", ".", ".."):
+        raise SandboxError(f"{name!r} is not a valid file name")
+    return name if directory in (".", "") else f"{directory}/{name}"
+
+
+def _plan(goal: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    document = {"version": 1, "goal": goal, "steps": steps}
+    problems = plan_problems(document)
+    if problems:
+        raise SandboxError(f"{problems[0].reason}")
+    return normalise(document)
+
+
+def new_file(directory: str, name: str) -> dict[str, Any]:
+    """A plan creating an empty file (never replacing one)."""
+    return _plan(f"new file {name}", [{"op": "write", "path": join(directory, name), "content": ""}])
+
+
+def new_directory(directory: str, name: str) -> dict[str, Any]:
+    """A plan creating a directory."""
+    return _plan(f"new directory {name}", [{"op": "mkdir", "path": join(directory, name)}])
+
+
+def rename(directory: str, old: str, new: str) -> dict[str, Any]:
+    """A plan renaming one entry inside its directory."""
+    return _plan(f"rename {old} to {new}", [{"op": "move", "from": join(directory, old), "to": join(directory, new)}])
+
+
+def delete(paths: list[str]) -> dict[str, Any]:
+    """A plan moving entries to the workspace trash."""
+    label = paths[0] if len(paths) == 1 else f"{len(paths)} entries"
+    return _plan(f"delete {label}", [{"op": "delete", "path": path} for path in paths])
+
+
+def write_file(path: str, content: str) -> dict[str, Any]:
+    """A plan replacing a file's content (what an edit in $EDITOR becomes)."""
+    return _plan(f"edit {path}", [{"op": "write", "path": path, "content": content, "overwrite": True}])
+
+
+def free_name(ws: Workspace, directory: str, name: str, taken: set[str] | None = None) -> str:
+    """Return ``name``, or ``stem (N).ext`` with the smallest N that is free in ``directory``."""
+    taken = taken or set()
+    stem, ext = posixpath.splitext(name) if not name.startswith(".") or name.count(".") > 1 else (name, "")
+    candidate, number = name, 1
+    while ws.lstat(join(directory, candidate)) is not None or join(directory, candidate) in taken:
+        candidate = f"{stem} ({number}){ext}"
+        number += 1
+    return candidate
+
+
+def conflicts(ws: Workspace, sources: list[str], target_dir: str) -> list[tuple[str, str]]:
+    """Return the (source, target) pairs of a copy or move whose target already exists."""
+    return [
+        (source, join(target_dir, posixpath.basename(source)))
+        for source in sources
+        if ws.lstat(join(target_dir, posixpath.basename(source))) is not None
+    ]
+
+
+def transfer(
+    ws: Workspace, op: str, sources: list[str], target_dir: str, choose: Callable[[str, str], Conflict]
+) -> dict[str, Any] | None:
+    """A plan copying or moving ``sources`` into ``target_dir``; ``choose`` settles each conflict.
+
+    Returns None when nothing is left to do (every conflict skipped, or sources already there).
+    """
+    assert op in ("copy", "move")
+    target_dir = check_relpath(target_dir)
+    steps: list[dict[str, Any]] = []
+    planned: set[str] = set()
+    for source in sources:
+        name = posixpath.basename(source)
+        target = join(target_dir, name)
+        if target == source:
+            if op == "move":
+                continue
+            target = join(target_dir, free_name(ws, target_dir, name, planned))
+        elif ws.lstat(target) is not None or target in planned:
+            choice = choose(source, target)
+            if choice is Conflict.SKIP:
+                continue
+            if choice is Conflict.RENAME:
+                target = join(target_dir, free_name(ws, target_dir, name, planned))
+            else:
+                steps.append({"op": "delete", "path": target})
+        planned.add(target)
+        steps.append({"op": op, "from": source, "to": target})
+    if not steps:
+        return None
+    label = sources[0] if len(sources) == 1 else f"{len(sources)} entries"
+    return _plan(f"{op} {label} to {target_dir}", steps)
+
+
+def bulk_rename(directory: str, names: list[str], edited: str) -> dict[str, Any] | None:
+    """A plan renaming ``names`` to the lines of ``edited`` (one new name per line, same order).
+
+    Swaps and cycles work: every renamed entry goes through a temporary name first. Returns None
+    when nothing changed; raises :class:`SandboxError` on a wrong line count or duplicate names.
+    """
+    new_names = edited.splitlines()
+    if len(new_names) != len(names):
+        raise SandboxError(f"expected {len(names)} names, one per line, and got {len(new_names)}; nothing renamed")
+    changes = [(old, new) for old, new in zip(names, new_names, strict=True) if old != new]
+    if not changes:
+        return None
+    finals = [new for _, new in changes]
+    kept = set(names) - {old for old, _ in changes}
+    clash = next((n for n in finals if finals.count(n) > 1 or n in kept), None)
+    if clash is not None:
+        raise SandboxError(f"two entries would be named {clash!r}; nothing renamed")
+    steps: list[dict[str, Any]] = []
+    for index, (old, _) in enumerate(changes):
+        steps.append({"op": "move", "from": join(directory, old), "to": join(directory, f".rs-rename-{index}")})
+    for index, (_, new) in enumerate(changes):
+        steps.append({"op": "move", "from": join(directory, f".rs-rename-{index}"), "to": join(directory, new)})
+    return _plan(f"rename {len(changes)} entries", steps)

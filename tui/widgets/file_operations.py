@@ -1,0 +1,286 @@
+"""File operations of the Files pane. Each one becomes a plan applied by the engine.
+
+So every change the pane makes is journaled, shows in ``routeshell plan history`` and can be
+undone with ``u``. Plans are applied in a thread; a long one shows progress and can be
+cancelled with Escape, which rolls back whatever it had done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import SuspendNotSupported
+from textual.binding import Binding
+from textual.widgets import ProgressBar
+
+from engine import file_plans
+from engine.apply import Cancelled, StepFailed, apply_plan, undo_last
+from engine.errors import RouteshellError
+from engine.file_plans import Conflict
+from engine.names import display_name
+from engine.sandbox import Workspace
+from tui.screens.confirm_screen import ConfirmScreen
+from tui.screens.conflict_screen import ConflictScreen
+from tui.screens.prompt_screen import PromptScreen
+
+if TYPE_CHECKING:
+    from tui.widgets.files_pane import FilesPane
+
+OPERATION_BINDINGS = [
+    Binding("space", "toggle_mark", "Mark", id="files.mark", tooltip="Mark or unmark (marks span directories)"),
+    Binding("x", "clear_marks", "Unmark", show=False, id="files.clear_marks", tooltip="Clear every mark"),
+    Binding("n", "new_file", "New", id="files.new_file", tooltip="Create an empty file here"),
+    Binding("N", "new_directory", "New dir", show=False, id="files.new_dir", tooltip="Create a directory here"),
+    Binding("r", "rename", "Rename", show=False, id="files.rename", tooltip="Rename the entry"),
+    Binding("R", "bulk_rename", "Bulk rename", show=False, id="files.bulk_rename",
+            tooltip="Rename the marked entries of this directory (or all) in $EDITOR"),
+    Binding("c", "transfer('copy')", "Copy here", show=False, id="files.copy", tooltip="Copy the marked entries here"),
+    Binding("m", "transfer('move')", "Move here", show=False, id="files.move", tooltip="Move the marked entries here"),
+    Binding("d,delete", "delete", "Delete", id="files.delete", tooltip="Move marked entries (or this one) to trash"),
+    Binding("e", "edit", "Edit", show=False, id="files.edit", tooltip="Edit the file in $EDITOR"),
+    Binding("u", "undo", "Undo", id="files.undo", tooltip="Undo the last applied plan"),
+]  # fmt: skip
+
+# Plans with more steps than this show a progress bar while they apply.
+PROGRESS_FROM_STEPS = 20
+
+
+def editor_command() -> list[str]:
+    """The user's editor: $VISUAL, then $EDITOR, then vi."""
+    return shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+
+
+class FileOperationsMixin:
+    """Actions of :class:`FilesPane` that change files."""
+
+    _cancel: threading.Event | None = None
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _pane(self) -> FilesPane:
+        return self  # type: ignore[return-value]
+
+    def _here(self) -> str:
+        pane = self._pane()
+        relative = pane.directory.relative_to(pane.root)
+        return relative.as_posix() if relative.parts else "."
+
+    def _selection(self) -> list[str]:
+        """The marked paths, or the highlighted entry when nothing is marked."""
+        pane = self._pane()
+        if pane.marks:
+            return sorted(pane.marks)
+        entry = pane.entry_list.highlighted
+        return [file_plans.join(self._here(), entry.name)] if entry else []
+
+    @property
+    def applying(self) -> bool:
+        return self._cancel is not None
+
+    async def _apply(self, plan: dict[str, Any], *, select: str | None = None) -> bool:
+        """Apply ``plan`` in a thread, with progress for long plans; notify; reload. True on success."""
+        pane = self._pane()
+        cancel = threading.Event()
+        self._cancel = cancel
+        bar = pane.query_one("#files-progress", ProgressBar)
+        total = len(plan["steps"])
+        if total > PROGRESS_FROM_STEPS:
+            bar.update(total=total, progress=0)
+            bar.display = True
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event["type"] == "step":
+                pane.app.call_from_thread(bar.advance, 1)
+
+        try:
+            result = await asyncio.to_thread(apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set)
+        except Cancelled as exc:
+            pane.notify(str(exc), title="Cancelled", severity="warning", markup=False)
+            return False
+        except (StepFailed, RouteshellError, OSError) as exc:
+            pane.notify(str(exc), title="Not applied", severity="error", markup=False)
+            return False
+        finally:
+            self._cancel = None
+            bar.display = False
+            pane.action_reload() if select is None else pane.load(pane.directory, select=select)
+        pane.notify(f"{display_name(plan.get('goal', ''))} (plan {result.journal_id}; u to undo)", markup=False)
+        return True
+
+    def action_cancel_apply(self) -> bool:
+        """Cancel a running apply; returns False when none is running."""
+        if self._cancel is None:
+            return False
+        self._cancel.set()
+        return True
+
+    # -- marks ----------------------------------------------------------------------------
+
+    def action_toggle_mark(self) -> None:
+        pane = self._pane()
+        entry = pane.entry_list.highlighted
+        if entry is None:
+            return
+        path = file_plans.join(self._here(), entry.name)
+        pane.marks.symmetric_difference_update({path})
+        pane.refresh_marks()
+        pane.entry_list.action_cursor(1)
+
+    def action_clear_marks(self) -> None:
+        pane = self._pane()
+        pane.marks.clear()
+        pane.refresh_marks()
+
+    # -- operations -----------------------------------------------------------------------
+
+    @work(exclusive=True, group="file-op")
+    async def action_new_file(self) -> None:
+        name = await self._pane().app.push_screen_wait(PromptScreen("New file name:"))
+        if name:
+            await self._plan_and_apply(lambda: file_plans.new_file(self._here(), name), select=name)
+
+    @work(exclusive=True, group="file-op")
+    async def action_new_directory(self) -> None:
+        name = await self._pane().app.push_screen_wait(PromptScreen("New directory name:"))
+        if name:
+            await self._plan_and_apply(lambda: file_plans.new_directory(self._here(), name), select=name)
+
+    @work(exclusive=True, group="file-op")
+    async def action_rename(self) -> None:
+        entry = self._pane().entry_list.highlighted
+        if entry is None:
+            return
+        name = await self._pane().app.push_screen_wait(
+            PromptScreen(f"Rename {display_name(entry.name)} to:", entry.name)
+        )
+        if name and name != entry.name:
+            await self._plan_and_apply(lambda: file_plans.rename(self._here(), entry.name, name), select=name)
+
+    @work(exclusive=True, group="file-op")
+    async def action_delete(self) -> None:
+        pane = self._pane()
+        paths = self._selection()
+        if not paths:
+            return
+        what = display_name(paths[0]) if len(paths) == 1 else f"{len(paths)} marked entries"
+        confirmed = await pane.app.push_screen_wait(ConfirmScreen(f"Move {what} to the trash? (u undoes it)"))
+        if confirmed and await self._plan_and_apply(lambda: file_plans.delete(paths)):
+            pane.marks.difference_update(paths)
+            pane.refresh_marks()
+
+    @work(exclusive=True, group="file-op")
+    async def action_transfer(self, op: str) -> None:
+        pane = self._pane()
+        sources = sorted(pane.marks)
+        if not sources:
+            pane.notify(f"Mark entries with space first, then {op} them here", severity="warning")
+            return
+        here = self._here()
+        answers: dict[tuple[str, str], Conflict] = {}
+        with Workspace(pane.root) as ws:
+            clashes = file_plans.conflicts(ws, sources, here)
+        for number, (source, target) in enumerate(clashes):
+            if source == target:
+                continue
+            answer = await pane.app.push_screen_wait(ConflictScreen(source, target, len(clashes) - number))
+            if answer is None:
+                pane.notify(f"{op.capitalize()} cancelled; nothing changed", severity="warning")
+                return
+            choice, for_all = answer
+            answers[(source, target)] = choice
+            if for_all:
+                answers.update(dict.fromkeys(clashes[number:], choice))
+                break
+
+        def build() -> dict[str, Any] | None:
+            with Workspace(pane.root) as ws:
+                return file_plans.transfer(ws, op, sources, here, lambda s, t: answers.get((s, t), Conflict.RENAME))
+
+        if await self._plan_and_apply(build):
+            pane.marks.clear()
+            pane.refresh_marks()
+
+    @work(exclusive=True, group="file-op")
+    async def action_undo(self) -> None:
+        pane = self._pane()
+        try:
+            journal = await asyncio.to_thread(undo_last, pane.root)
+        except (RouteshellError, OSError) as exc:
+            pane.notify(str(exc), title="Not undone", severity="error", markup=False)
+            return
+        pane.action_reload()
+        pane.notify(f"Undid plan {journal.id}: {display_name(journal.meta['plan'].get('goal', ''))}", markup=False)
+
+    @work(exclusive=True, group="file-op")
+    async def action_edit(self) -> None:
+        pane = self._pane()
+        entry = pane.entry_list.highlighted
+        if entry is None or entry.is_dir:
+            return
+        path = file_plans.join(self._here(), entry.name)
+        try:
+            with Workspace(pane.root) as ws:
+                original = ws.read_text(path)
+        except RouteshellError as exc:
+            pane.notify(str(exc), title="Cannot edit", severity="error", markup=False)
+            return
+        # The editor works on a copy; saving it becomes a plan, so the edit can be undone.
+        edited = self._run_editor(Path(entry.name).name, original)
+        if edited is not None and edited != original:
+            await self._plan_and_apply(lambda: file_plans.write_file(path, edited), select=entry.name)
+
+    @work(exclusive=True, group="file-op")
+    async def action_bulk_rename(self) -> None:
+        pane = self._pane()
+        here = self._here()
+        marked_here = [p.rpartition("/")[2] for p in sorted(pane.marks) if (p.rpartition("/")[0] or ".") == here]
+        names = marked_here or [entry.name for entry in pane.entry_list.entries]
+        if not names:
+            return
+        if any("\n" in name or "\r" in name for name in names):
+            pane.notify("A name holds a line break: rename it alone with r", severity="error")
+            return
+        edited = self._run_editor("rename.txt", "\n".join(names) + "\n")
+        if edited is not None:
+            await self._plan_and_apply(lambda: file_plans.bulk_rename(here, names, edited))
+
+    async def _plan_and_apply(self, build: Any, *, select: str | None = None) -> bool:
+        try:
+            plan = build()
+        except RouteshellError as exc:
+            self._pane().notify(str(exc), title="Not applied", severity="error", markup=False)
+            return False
+        if plan is None:
+            self._pane().notify("Nothing to do")
+            return False
+        return await self._apply(plan, select=select)
+
+    def _run_editor(self, name: str, text: str) -> str | None:
+        """Open ``text`` in the user's editor (terminal handed over); return the saved text."""
+        pane = self._pane()
+        with tempfile.TemporaryDirectory(prefix="routeshell-edit-") as scratch:
+            path = Path(scratch) / name
+            path.write_text(text, encoding="utf-8")
+            command = [*editor_command(), str(path)]
+            try:
+                try:
+                    with pane.app.suspend():
+                        completed = subprocess.run(command, check=False)
+                except SuspendNotSupported:
+                    # No terminal to hand over (a headless driver): the editor runs without one.
+                    completed = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True)
+            except OSError as exc:
+                pane.notify(f"Cannot start the editor {command[0]!r}: {exc.strerror}", severity="error", markup=False)
+                return None
+            if completed.returncode != 0:
+                pane.notify(f"The editor exited with {completed.returncode}; nothing changed", severity="warning")
+                return None
+            return path.read_text(encoding="utf-8")
