@@ -52,15 +52,25 @@ def plan_problems(document: Any) -> list[PlanProblem]:
     for error in errors:
         path, reason = describe_error(error)
         problems.append(PlanProblem(pointer(path), reason))
-    if problems:
-        return problems
-    for index, step in enumerate(document["steps"]):
+    reported = {problem.pointer for problem in problems}
+    steps = document.get("steps") if isinstance(document, dict) else None
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict) or step.get("op") not in PATH_KEYS:
+            continue
         for key, write in PATH_KEYS[step["op"]]:
+            where = pointer(["steps", index, key])
+            if not isinstance(step.get(key), str) or where in reported:
+                continue
             try:
                 check_relpath(step[key], write=write)
             except SandboxError as exc:
-                problems.append(PlanProblem(pointer(["steps", index, key]), str(exc)))
-    return problems
+                problems.append(PlanProblem(where, str(exc)))
+    return sorted(problems, key=_pointer_order)
+
+
+def _pointer_order(problem: PlanProblem) -> list[tuple[int, int, str]]:
+    # Steps in numeric order (/steps/10 after /steps/9), keys alphabetically.
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in problem.pointer.split("/")]
 
 
 def normalise(document: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +99,12 @@ def parse_plan(text: str, source: str = "plan") -> dict[str, Any]:
         raise InvalidPlan(
             source, [PlanProblem("/", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
         ) from None
-    problems = plan_problems(document)
+    except RecursionError:
+        raise InvalidPlan(source, [PlanProblem("/", "JSON nested too deeply")]) from None
+    try:
+        problems = plan_problems(document)
+    except RecursionError:
+        raise InvalidPlan(source, [PlanProblem("/", "JSON nested too deeply")]) from None
     if problems:
         raise InvalidPlan(source, problems)
     return normalise(document)

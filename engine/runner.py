@@ -6,11 +6,14 @@ writable (its state directory read-only) and a private /tmp.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +84,23 @@ def _limiter(limits: Limits) -> Callable[[], None]:
     return apply
 
 
+def _find_program(root: Path, program: str, env: dict[str, str]) -> str | None:
+    """Return the program's path as the child would find it, or None when there is none."""
+    if "/" in program:
+        candidate = root / program if not program.startswith("/") else Path(program)
+        return str(candidate) if os.access(candidate, os.X_OK) and candidate.is_file() else None
+    return shutil.which(program, path=env["PATH"])
+
+
 def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, bwrap: str | None) -> RunResult:
-    """Run ``argv`` in ``root``; return its result. Never raises for the command's own failure."""
+    """Run ``argv`` in ``root``; return its result. Never raises for the command's own failure.
+
+    The step ends when its command exits (or times out): whatever it left running in its
+    process group is then killed, and the output read so far is its output.
+    """
+    env = scrubbed_env(root)
+    if _find_program(root, argv[0], env) is None:
+        return RunResult(127, f"{argv[0]}: command not found", False, bwrap is not None)
     command = list(argv)
     if bwrap is not None:
         state = root / STATE_DIR
@@ -105,7 +123,7 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
         process = subprocess.Popen(
             command,
             cwd=root,
-            env=scrubbed_env(root),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -113,12 +131,29 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
         )
     except OSError as exc:
         return RunResult(127, f"cannot start {argv[0]}: {exc.strerror}", False, bwrap is not None)
+    tail: deque[bytes] = deque()
+    size = [0]
+
+    def drain() -> None:
+        assert process.stdout is not None
+        # Keep only the tail: a chatty command must not fill memory.
+        while chunk := os.read(process.stdout.fileno(), 65536):
+            tail.append(chunk)
+            size[0] += len(chunk)
+            while size[0] - len(tail[0]) >= TAIL_BYTES:
+                size[0] -= len(tail.popleft())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
-        output, _ = process.communicate(timeout=timeout_s)
+        process.wait(timeout=timeout_s)
         timed_out = False
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
         timed_out = True
-    tail = output[-TAIL_BYTES:].decode("utf-8", errors="replace")
-    return RunResult(None if timed_out else process.returncode, tail, timed_out, bwrap is not None)
+    # Background children the command left behind in its group go with it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    reader.join(timeout=5)
+    output = b"".join(tail)[-TAIL_BYTES:].decode("utf-8", errors="replace")
+    return RunResult(None if timed_out else process.returncode, output, timed_out, bwrap is not None)

@@ -77,7 +77,11 @@ def check_relpath(path: str, *, write: bool = False) -> str:
         raise SandboxError(f"{path!r}: NUL byte in path")
     if path.startswith("/"):
         raise SandboxError(f"{path!r}: absolute paths are refused; give a path relative to the workspace")
-    if len(os.fsencode(path)) > MAX_PATH:
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        raise SandboxError(f"{path!r}: not a valid file name (a lone surrogate code point)") from None
+    if len(encoded) > MAX_PATH:
         raise SandboxError(f"{path[:40]!r}...: path longer than {MAX_PATH} bytes")
     parts: list[str] = []
     for part in path.split("/"):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ExitCode, UsageError
+from engine.errors import ExitCode, RouteshellError, UsageError
 
 
 def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
@@ -135,6 +135,10 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     sink, progress = _progress_sink(args, len(previews))
     try:
         result = apply_plan(workspace, plan, limits=limits, on_event=sink)
+    except RouteshellError as exc:
+        if args.json:
+            _emit({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code)})
+        raise
     finally:
         if progress is not None:
             progress.stop()

@@ -14,10 +14,13 @@ from tui.app import RouteshellApp
 
 
 async def settle(pilot: Pilot[int]) -> None:
-    """Wait until every worker is done and the messages they posted are handled."""
+    """Wait until the workers are done (but dialogs awaiting an answer) and their messages handled."""
     for _ in range(3):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        # A file operation's worker may be waiting on a dialog: that one is not waited for.
+        waited = [worker for worker in pilot.app.workers if worker.group != "file-op"]
+        if waited:  # an empty list would mean "every worker"
+            await pilot.app.workers.wait_for_complete(waited)
     await pilot.pause()
 
 

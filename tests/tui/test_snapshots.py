@@ -68,3 +68,18 @@ class TestFiles:
 
     def test_symlink_outside(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
         check(snap_compare, make_app, ["down", "down"])
+
+
+class TestFileOperations:
+    def test_marked_entries(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["down", "space", "down", "space"])
+
+    def test_new_file_prompt(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["n", "a", ".", "t", "x", "t"])
+
+    def test_delete_confirmation(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
+        check(snap_compare, make_app, ["end", "d"])
+
+    def test_conflict_question(self, snap_compare, make_app, workspace) -> None:  # type: ignore[no-untyped-def]
+        (workspace / "docs" / "README.md").write_text("other\n")
+        check(snap_compare, make_app, ["end", "space", "home", "down", "enter", "c"])

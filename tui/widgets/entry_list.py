@@ -71,6 +71,7 @@ class EntryList(ScrollView, can_focus=True):
             "enter,right,l",
             "activate",
             "Open",
+            show=False,
             id="entries.open",
             tooltip="Enter the directory, or scroll the preview of a file",
         ),

@@ -32,7 +32,9 @@ class FilesPane(FileOperationsMixin, Vertical):
     """Browse the workspace: entries on the left, preview and metadata on the right."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("backspace,left,h", "up", "Parent", id="files.parent", tooltip="Go to the parent directory"),
+        Binding(
+            "backspace,left,h", "up", "Parent", show=False, id="files.parent", tooltip="Go to the parent directory"
+        ),
         Binding("slash", "filter", "Filter", key_display="/", id="files.filter", tooltip="Type to filter entries"),
         Binding(
             "full_stop",

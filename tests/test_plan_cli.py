@@ -1,0 +1,492 @@
+"""``routeshell plan`` as a user meets it: real subprocesses on a real workspace, exit codes and files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.sandbox import STATE_DIR
+
+ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
+PYTHON = sys.executable
+
+Snapshot = dict[str, tuple[str, bytes | str | None, int]]
+
+
+def run(*args: str, stdin_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ROUTESHELL, *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        input=stdin_text,
+        stdin=subprocess.DEVNULL if stdin_text is None else None,
+        timeout=120,
+        check=False,
+    )
+
+
+def plan_cmd(action: str, workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run("plan", action, "--workspace", str(workspace), *args)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert result.returncode == code, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("routeshell: error: ")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def snapshot(root: Path) -> Snapshot:
+    """Every path under ``root`` (not following symlinks, skipping the state dir): kind, content, mode."""
+    tree: Snapshot = {}
+
+    def walk(directory: Path, prefix: str) -> None:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = f"{prefix}{entry.name}"
+                if rel == STATE_DIR:
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                mode = stat.S_IMODE(info.st_mode)
+                if stat.S_ISLNK(info.st_mode):
+                    tree[rel] = ("link", os.readlink(entry.path), mode)
+                elif stat.S_ISDIR(info.st_mode):
+                    tree[rel] = ("dir", None, mode)
+                    walk(Path(entry.path), rel + "/")
+                else:
+                    tree[rel] = ("file", Path(entry.path).read_bytes(), mode)
+
+    walk(root, "")
+    return tree
+
+
+@pytest.fixture
+def plans(tmp_path: Path) -> Path:
+    directory = tmp_path / "plans"
+    directory.mkdir()
+    return directory
+
+
+def write_plan(directory: Path, name: str, document: Any) -> Path:
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def plan(*steps: dict[str, Any], goal: str = "a test plan") -> dict[str, Any]:
+    return {"version": 1, "goal": goal, "steps": list(steps)}
+
+
+PATCH_README = {"op": "patch", "path": "README.md", "find": "A sample workspace.", "replace": "A patched workspace."}
+
+PLAN_A = plan(
+    {"op": "write", "path": "notes.txt", "content": "first\n"},
+    PATCH_README,
+    {"op": "mkdir", "path": "build/out"},
+    goal="plan A",
+)
+PLAN_B = plan(
+    {"op": "delete", "path": "docs/guide.md"},
+    {"op": "move", "from": "data.bin", "to": "build/data.bin"},
+    {"op": "copy", "from": "src", "to": "src-copy"},
+    {"op": "append", "path": "notes.txt", "content": "second\n"},
+    goal="plan B",
+)
+FAILING_LAST = plan(
+    {"op": "write", "path": "new.txt", "content": "new\n"},
+    PATCH_README,
+    {"op": "mkdir", "path": "x/y"},
+    {"op": "move", "from": "data.bin", "to": "moved.bin"},
+    {"op": "copy", "from": "src", "to": "src2"},
+    {"op": "delete", "path": ".hidden"},
+    {"op": "append", "path": "docs/guide.md", "content": "more\n"},
+    {"op": "write", "path": "src/pkg/hello.py", "content": "replaced\n", "overwrite": True},
+    {"op": "run", "argv": [PYTHON, "-c", "import sys; print('failing on purpose'); sys.exit(1)"]},
+    goal="fails at the end",
+)
+
+
+# -- schema and validate ------------------------------------------------------------------------
+
+
+def test_schema_is_json_schema_2020_12() -> None:
+    from jsonschema import Draft202012Validator
+
+    result = run("plan", "schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(schema)
+    assert Draft202012Validator(schema).is_valid(PLAN_A)
+
+
+def test_validate_a_valid_plan(plans: Path) -> None:
+    path = write_plan(plans, "a", PLAN_A)
+    result = run("plan", "validate", str(path))
+    assert result.returncode == 0
+    assert "valid plan, 3 step(s)" in result.stdout
+    assert result.stderr == ""
+    as_json = run("plan", "validate", "--json", str(path))
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == []
+
+
+def test_validate_reads_standard_input() -> None:
+    result = run("plan", "validate", "-", stdin_text=json.dumps(PLAN_B))
+    assert result.returncode == 0
+    assert "valid plan, 4 step(s)" in result.stdout
+    bad = run("plan", "validate", "-", stdin_text=json.dumps({"version": 1, "steps": []}))
+    assert bad.returncode == 2
+    assert "/steps" in bad.stderr
+
+
+def validate_problems(path: Path) -> tuple[subprocess.CompletedProcess[str], list[dict[str, str]]]:
+    text = run("plan", "validate", str(path))
+    as_json = run("plan", "validate", "--json", str(path))
+    assert as_json.returncode == 2
+    return text, json.loads(as_json.stdout)
+
+
+def assert_problems_listed(text: subprocess.CompletedProcess[str], pointers: list[str]) -> None:
+    assert text.returncode == 2
+    assert "Traceback" not in text.stderr
+    lines = text.stderr.splitlines()
+    assert lines[0].startswith("routeshell: error: ")
+    assert f"{len(pointers)} problem(s)" in lines[0]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == pointers
+
+
+def test_validate_lists_every_schema_problem(plans: Path) -> None:
+    document = {
+        "version": 2,
+        "steps": [
+            {"op": "write", "path": "/etc/passwd", "content": "x"},
+            {"op": "frobnicate", "path": "a"},
+            {"op": "patch", "path": "a", "find": ""},
+        ],
+    }
+    text, problems = validate_problems(write_plan(plans, "bad", document))
+    pointers = ["/steps/0/path", "/steps/1/op", "/steps/2/find", "/steps/2/replace", "/version"]
+    assert_problems_listed(text, pointers)
+    assert [problem["pointer"] for problem in problems] == pointers
+    assert all(problem["reason"] for problem in problems)
+
+
+def test_validate_lists_every_sandbox_problem(plans: Path) -> None:
+    document = plan(
+        {"op": "mkdir", "path": "a/../../escape"},
+        {"op": "write", "path": ".git/hooks/pre-commit", "content": "x"},
+        {"op": "delete", "path": f"{STATE_DIR}/lock"},
+        {"op": "copy", "from": "ok.txt", "to": "ok2.txt"},
+        {"op": "move", "from": "ok.txt", "to": "sub/../../out.txt"},
+    )
+    text, problems = validate_problems(write_plan(plans, "bad", document))
+    pointers = ["/steps/0/path", "/steps/1/path", "/steps/2/path", "/steps/4/to"]
+    assert_problems_listed(text, pointers)
+    assert [problem["pointer"] for problem in problems] == pointers
+    assert "'..' leads outside the workspace" in problems[0]["reason"]
+    assert ".git/ is protected" in problems[1]["reason"]
+
+
+def test_validate_lists_schema_and_sandbox_problems_together(plans: Path) -> None:
+    document = {
+        "version": 2,
+        "steps": [
+            {"op": "write", "path": "/abs/path", "content": "x"},
+            {"op": "mkdir", "path": "a/../../escape"},
+            {"op": "write", "path": ".git/config", "content": "x"},
+        ],
+    }
+    text, problems = validate_problems(write_plan(plans, "bad", document))
+    assert text.returncode == 2
+    assert {problem["pointer"] for problem in problems} == {
+        "/version",
+        "/steps/0/path",
+        "/steps/1/path",
+        "/steps/2/path",
+    }
+
+
+@pytest.mark.parametrize("text", ['{"version": 1, "steps": [', "not json at all", ""])
+def test_validate_malformed_json(plans: Path, text: str) -> None:
+    path = plans / "broken.json"
+    path.write_text(text)
+    result = run("plan", "validate", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"routeshell: error: {path}: invalid plan")
+    assert "not JSON" in result.stderr
+    as_json = run("plan", "validate", "--json", str(path))
+    assert as_json.returncode == 2
+    assert [problem["pointer"] for problem in json.loads(as_json.stdout)] == ["/"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            "[" * 100_000,
+            id="deeply-nested",
+        ),
+        pytest.param(
+            '{"version": 1, "steps": [{"op": "mkdir", "path": "\\ud800"}]}',
+            id="lone-surrogate",
+        ),
+    ],
+)
+def test_validate_hostile_json_is_a_usage_error(plans: Path, text: str) -> None:
+    path = plans / "hostile.json"
+    path.write_text(text)
+    result = run("plan", "validate", str(path))
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith("routeshell: error: ")
+
+
+def test_validate_unreadable_plan_files(plans: Path) -> None:
+    assert_one_line_error(run("plan", "validate", str(plans / "missing.json")), 2, "missing.json", "cannot read")
+    (plans / "latin1.json").write_bytes(b'{"goal": "caf\xe9"}')
+    assert_one_line_error(run("plan", "validate", str(plans / "latin1.json")), 2, "not UTF-8")
+
+
+# -- apply: dry run, confirmation, events ---------------------------------------------------
+
+
+def test_dry_run_shows_a_diff_and_changes_nothing(workspace: Path, plans: Path) -> None:
+    path = write_plan(plans, "a", PLAN_A)
+    before = snapshot(workspace)
+    result = plan_cmd("apply", workspace, str(path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "--- a/README.md" in result.stdout
+    assert "+++ b/README.md" in result.stdout
+    assert "-A sample workspace." in result.stdout
+    assert "+A patched workspace." in result.stdout
+    assert "--- /dev/null" in result.stdout
+    assert "+++ b/notes.txt" in result.stdout
+    assert "nothing was changed" in result.stdout
+    assert snapshot(workspace) == before
+    assert not (workspace / STATE_DIR).exists()
+
+
+def test_dry_run_json_prints_previews(workspace: Path, plans: Path) -> None:
+    path = write_plan(plans, "a", PLAN_A)
+    before = snapshot(workspace)
+    result = plan_cmd("apply", workspace, str(path), "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    events = json_lines(result.stdout)
+    assert [event["type"] for event in events] == ["preview"] * 3
+    assert [event["op"] for event in events] == ["write", "patch", "mkdir"]
+    assert "+A patched workspace." in events[1]["diff"]
+    assert snapshot(workspace) == before
+
+
+def test_apply_without_yes_and_no_terminal_changes_nothing(workspace: Path, plans: Path) -> None:
+    path = write_plan(plans, "a", PLAN_A)
+    before = snapshot(workspace)
+    result = plan_cmd("apply", workspace, str(path))
+    assert_one_line_error(result, 2, "--yes")
+    assert snapshot(workspace) == before
+    assert not (workspace / STATE_DIR).exists()
+
+
+def test_apply_yes_applies(workspace: Path, plans: Path) -> None:
+    before = snapshot(workspace)
+    result = plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "applied 3 step(s) as plan " in result.stdout
+    assert "routeshell plan undo" in result.stdout
+    assert (workspace / "notes.txt").read_text() == "first\n"
+    assert (workspace / "README.md").read_text() == "# Sample\n\nA patched workspace.\n"
+    assert (workspace / "build" / "out").is_dir()
+    after = snapshot(workspace)
+    assert set(after) - set(before) == {"notes.txt", "build", "build/out"}
+
+
+def test_apply_reads_the_plan_from_standard_input(workspace: Path) -> None:
+    result = run(
+        "plan", "apply", "-", "--yes", "--workspace", str(workspace), stdin_text=json.dumps(plan(PATCH_README))
+    )
+    assert result.returncode == 0, result.stderr
+    assert "A patched workspace." in (workspace / "README.md").read_text()
+
+
+def test_apply_json_prints_events(workspace: Path, plans: Path) -> None:
+    document = plan(
+        {"op": "write", "path": "notes.txt", "content": "first\n"},
+        {"op": "run", "argv": [PYTHON, "-c", "print(open('notes.txt').read().strip(), 'seen by run')"]},
+    )
+    result = plan_cmd("apply", workspace, str(write_plan(plans, "run", document)), "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    events = json_lines(result.stdout)
+    assert all("type" in event for event in events)
+    assert [event["type"] for event in events] == ["preview", "preview", "step", "step", "applied"]
+    run_event = events[3]
+    assert run_event["op"] == "run"
+    assert run_event["exit_code"] == 0
+    assert "first seen by run" in run_event["tail"]
+    journal = events[-1]["journal"]
+    assert events[-1]["steps"] == 2
+    assert (workspace / STATE_DIR / "journal" / journal).is_dir()
+    history = json_lines(plan_cmd("history", workspace, "--json").stdout)
+    assert [(row["id"], row["state"]) for row in history] == [(journal, "applied")]
+
+
+# -- failure and rollback -------------------------------------------------------------------
+
+
+def test_failing_last_step_rolls_everything_back(workspace: Path, plans: Path) -> None:
+    before = snapshot(workspace)
+    result = plan_cmd("apply", workspace, str(write_plan(plans, "fail", FAILING_LAST)), "--yes")
+    assert_one_line_error(result, 1, "step 9 (run) failed", "exited with 1", "rolled back")
+    assert snapshot(workspace) == before
+    history = json_lines(plan_cmd("history", workspace, "--json").stdout)
+    assert [row["state"] for row in history] == ["rolled-back"]
+
+
+def test_failing_last_step_json_rolls_everything_back(workspace: Path, plans: Path) -> None:
+    before = snapshot(workspace)
+    result = plan_cmd("apply", workspace, str(write_plan(plans, "fail", FAILING_LAST)), "--yes", "--json")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    events = json_lines(result.stdout)
+    assert [event["type"] for event in events].count("step") == 8
+    assert "applied" not in [event["type"] for event in events]
+    assert snapshot(workspace) == before
+
+
+def test_delete_of_a_missing_file_fails_before_changing_anything(workspace: Path, plans: Path) -> None:
+    document = plan(
+        {"op": "write", "path": "new.txt", "content": "new\n"},
+        PATCH_README,
+        {"op": "delete", "path": "no-such-file.txt"},
+    )
+    before = snapshot(workspace)
+    result = plan_cmd("apply", workspace, str(write_plan(plans, "fail", document)), "--yes")
+    assert_one_line_error(result, 1, "step 3 (delete) would fail", "no-such-file.txt", "nothing was changed")
+    assert snapshot(workspace) == before
+
+
+def test_writing_through_a_symlink_out_of_the_workspace_is_refused(workspace: Path, plans: Path) -> None:
+    target = Path("/etc") / "routeshell-escape-test.txt"
+    document = plan({"op": "write", "path": "outside-link/routeshell-escape-test.txt", "content": "escaped\n"})
+    before = snapshot(workspace)
+    try:
+        result = plan_cmd("apply", workspace, str(write_plan(plans, "escape", document)), "--yes")
+        assert not target.exists()
+    finally:
+        if target.exists():
+            target.unlink()
+    assert_one_line_error(result, 1, "would fail", "outside the workspace")
+    assert snapshot(workspace) == before
+
+
+# -- undo and history -----------------------------------------------------------------------
+
+
+def test_undo_steps_back_one_plan_at_a_time(workspace: Path, plans: Path) -> None:
+    original = snapshot(workspace)
+    assert plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes").returncode == 0
+    after_a = snapshot(workspace)
+    assert plan_cmd("apply", workspace, str(write_plan(plans, "b", PLAN_B)), "--yes").returncode == 0
+    after_b = snapshot(workspace)
+    assert after_b != after_a
+    assert after_a != original
+    assert (workspace / "notes.txt").read_text() == "first\nsecond\n"
+
+    first = plan_cmd("undo", workspace)
+    assert first.returncode == 0, first.stderr
+    assert "undid plan 00002-" in first.stdout
+    assert snapshot(workspace) == after_a
+
+    second = plan_cmd("undo", workspace)
+    assert second.returncode == 0, second.stderr
+    assert "undid plan 00001-" in second.stdout
+    assert snapshot(workspace) == original
+
+    assert_one_line_error(plan_cmd("undo", workspace), 2, "nothing to undo")
+    assert snapshot(workspace) == original
+
+
+def test_undo_json_prints_an_event(workspace: Path, plans: Path) -> None:
+    applied = plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes", "--json")
+    journal = json_lines(applied.stdout)[-1]["journal"]
+    result = plan_cmd("undo", workspace, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout) == [{"type": "undone", "journal": journal}]
+
+
+def test_undo_with_nothing_applied(workspace: Path) -> None:
+    assert_one_line_error(plan_cmd("undo", workspace), 2, "nothing to undo")
+
+
+def test_undo_refuses_when_a_written_file_changed(workspace: Path, plans: Path) -> None:
+    assert plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes").returncode == 0
+    (workspace / "notes.txt").write_text("edited by hand\n")
+    before = snapshot(workspace)
+    result = plan_cmd("undo", workspace)
+    assert_one_line_error(result, 1, "cannot undo plan 00001-", "'notes.txt' changed after the plan was applied")
+    assert snapshot(workspace) == before
+    history = json_lines(plan_cmd("history", workspace, "--json").stdout)
+    assert [row["state"] for row in history] == ["applied"]
+
+
+def test_history_lists_every_state(workspace: Path, plans: Path) -> None:
+    assert plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes").returncode == 0
+    assert plan_cmd("apply", workspace, str(write_plan(plans, "b", PLAN_B)), "--yes").returncode == 0
+    assert plan_cmd("undo", workspace).returncode == 0
+    failing = plan(
+        {"op": "write", "path": "late.txt", "content": "late\n"},
+        {"op": "run", "argv": [PYTHON, "-c", "import sys; sys.exit(1)"]},
+        goal="fails at the end",
+    )
+    assert plan_cmd("apply", workspace, str(write_plan(plans, "fail", failing)), "--yes").returncode == 1
+
+    text = plan_cmd("history", workspace)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert len(lines) == 3
+    assert [line.split()[1] for line in lines] == ["applied", "undone", "rolled-back"]
+    assert [line[:6] for line in lines] == ["00001-", "00002-", "00003-"]
+    assert "plan A" in lines[0]
+    assert "fails at the end" in lines[2]
+    assert "3 step(s)" in lines[0]
+
+    as_json = plan_cmd("history", workspace, "--json")
+    assert as_json.returncode == 0
+    rows = json_lines(as_json.stdout)
+    assert [row["type"] for row in rows] == ["history"] * 3
+    assert [row["state"] for row in rows] == ["applied", "undone", "rolled-back"]
+    assert [row["goal"] for row in rows] == ["plan A", "plan B", "fails at the end"]
+    assert [row["steps"] for row in rows] == [3, 4, 2]
+    assert [row["id"] for row in rows] == [line.split()[0] for line in lines]
+
+
+def test_history_of_an_untouched_workspace(workspace: Path) -> None:
+    result = plan_cmd("history", workspace)
+    assert result.returncode == 0
+    assert result.stdout.startswith("no plans applied in ")
+    as_json = plan_cmd("history", workspace, "--json")
+    assert as_json.returncode == 0
+    assert as_json.stdout == ""
+
+
+def test_missing_workspace_is_a_usage_error(tmp_path: Path, plans: Path) -> None:
+    path = write_plan(plans, "a", PLAN_A)
+    assert_one_line_error(plan_cmd("apply", tmp_path / "missing", str(path), "--yes"), 2, "is not a directory")
+    assert_one_line_error(plan_cmd("history", tmp_path / "missing"), 2, "is not a directory")
