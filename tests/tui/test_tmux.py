@@ -52,7 +52,9 @@ class Tmux:
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
     session = Tmux(f"routeshell-test-{os.getpid()}-{tmp_path.name}")
-    env = {**os.environ, "PS1": "$ ", "TERM": "xterm-256color"}
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys\nwith open(sys.argv[1], 'a') as f:\n    f.write('# edited in the editor\\n')\n")
+    env = {**os.environ, "PS1": "$ ", "TERM": "xterm-256color", "EDITOR": f"{sys.executable} {editor}"}
     command = ["tmux", "-L", session.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "80", "-y", "24"]
     subprocess.run(
         [*command, "bash", "--norc", "--noprofile"],
@@ -91,6 +93,14 @@ def test_real_app_at_80x24_and_quit_restores_terminal(tmux: Tmux, workspace: Pat
     tmux.wait_for(lambda s: "ws/src/" in s and "pkg/" in s, "the src directory")
     tmux.send("l")
     tmux.wait_for(lambda s: "def hello(name: str)" in s, "the preview of hello.py")
+
+    # Editing hands the terminal to $EDITOR and back; the saved edit is an undoable plan.
+    tmux.send("e")
+    tmux.wait_for(lambda s: "# edited in the editor" in s and "u to undo" in s, "the edit to apply")
+    assert "# edited in the editor" in (workspace / "src" / "pkg" / "hello.py").read_text()
+    tmux.send("u")
+    tmux.wait_for(lambda s: "Undid plan" in s, "the undo")
+    assert "edited" not in (workspace / "src" / "pkg" / "hello.py").read_text()
 
     tmux.send("q")
     shown = tmux.wait_for(lambda s: "README.md" not in s and "before-the-app" in s, "the app to quit")
