@@ -22,7 +22,7 @@ from typing import Any
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.journal import Journal, journals, workspace_lock
 from engine.runner import Limits, RunResult, bubblewrap, run_command
-from engine.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
+from engine.sandbox import STATE_DIR, SandboxError, Workspace, fsync_dir, rename_noreplace
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -398,8 +398,13 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
 
 
 def recover(root: Path, on_event: EventSink | None = None) -> list[str]:
-    """Finish what a crash interrupted: roll back half-applied plans, complete half-done undos."""
+    """Finish what a crash interrupted: roll back half-applied plans, complete half-done undos.
+
+    Returns the ids of the journals it finished; a workspace without state is left untouched.
+    """
     root = Path(os.path.realpath(root))
+    if not (root / STATE_DIR / "journal").is_dir():
+        return []
     with workspace_lock(root), Workspace(root) as ws:
         return _recover_locked(root, ws, on_event or (lambda event: None))
 

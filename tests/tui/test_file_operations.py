@@ -279,3 +279,36 @@ async def test_a_long_copy_is_all_or_nothing_when_cancelled(make_app, workspace:
         assert copied in (0, 400)
         if copied == 0:
             assert any("cancelled" in str(n.message) for n in app._notifications)
+
+
+async def test_opening_the_shell_rolls_back_an_interrupted_apply(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    import time
+
+    from tests.engine.test_sandbox import tree
+
+    before = tree(workspace)
+    plan = {"version": 1, "steps": [{"op": "write", "path": f"f{i}.txt", "content": "x" * 1000} for i in range(300)]}
+    (workspace.parent / "plan.json").write_text(json.dumps(plan))
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from engine.plan import load_plan; "
+         "from engine.apply import apply_plan; apply_plan(Path(sys.argv[1]), load_plan(sys.argv[2]))",
+         str(workspace), str(workspace.parent / "plan.json")]
+    )  # fmt: skip
+    while child.poll() is None and not any(workspace.glob("f1*.txt")):
+        time.sleep(0.001)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, "the apply finished before it could be killed"
+    assert [j.state for j in journals(workspace)] == ["applying"]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await wait_until(
+            pilot, lambda: any("interrupted plan" in str(n.message) for n in app._notifications), "recovery"
+        )
+        assert tree(workspace) == before
+        assert [j.state for j in journals(workspace)] == ["rolled-back"]

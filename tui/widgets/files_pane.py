@@ -21,6 +21,8 @@ from textual.widgets import Input, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from engine import listing
+from engine.apply import recover
+from engine.errors import RouteshellError
 from engine.listing import Entry
 from engine.names import display_name
 from tui.widgets.entry_list import EntryList
@@ -106,7 +108,21 @@ class FilesPane(FileOperationsMixin, Vertical):
     def on_mount(self) -> None:
         self.query_one("#files-filter", Input).display = False
         self.query_one("#files-progress", ProgressBar).display = False
+        self._recover()
         self.load(self.root)
+
+    @work(thread=True, group="recover")
+    def _recover(self) -> None:
+        """Roll back a plan that a crash left half applied, before anything else changes files."""
+        try:
+            recovered = recover(self.root)
+        except (RouteshellError, OSError) as exc:
+            self.app.call_from_thread(self.notify, f"Recovery failed: {exc}", severity="error", markup=False)
+            return
+        if recovered:
+            message = f"Rolled back {len(recovered)} interrupted plan(s): {', '.join(recovered)}"
+            self.app.call_from_thread(self.notify, message, severity="warning", markup=False)
+            self.app.call_from_thread(self.action_reload)
 
     @property
     def entry_list(self) -> EntryList:
