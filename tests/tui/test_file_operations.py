@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import Input
 
 from engine.journal import journals
+from tests.engine.test_sandbox import tree
 from tests.tui.conftest import settle, wait_until
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.conflict_screen import ConflictScreen
@@ -282,15 +288,6 @@ async def test_a_long_copy_is_all_or_nothing_when_cancelled(make_app, workspace:
 
 
 async def test_opening_the_shell_rolls_back_an_interrupted_apply(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
-    import json
-    import signal
-    import subprocess
-    import sys
-
-    import time
-
-    from tests.engine.test_sandbox import tree
-
     before = tree(workspace)
     plan = {"version": 1, "steps": [{"op": "write", "path": f"f{i}.txt", "content": "x" * 1000} for i in range(300)]}
     (workspace.parent / "plan.json").write_text(json.dumps(plan))
