@@ -5,37 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine import profiles
-
-ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ROUTESHELL, *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+from tests.helpers import assert_one_line_error, run_routeshell
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
-    assert result.returncode == code, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("routeshell: error: ")
-    for needle in needles:
-        assert needle in lines[0]
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_routeshell(*args)
 
 
 def test_version() -> None:

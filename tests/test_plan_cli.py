@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,66 +11,21 @@ from typing import Any
 import pytest
 
 from engine.sandbox import STATE_DIR
+from tests.helpers import assert_one_line_error, run_routeshell, tree
 
-ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 PYTHON = sys.executable
-
-Snapshot = dict[str, tuple[str, bytes | str | None, int]]
 
 
 def run(*args: str, stdin_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ROUTESHELL, *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        input=stdin_text,
-        stdin=subprocess.DEVNULL if stdin_text is None else None,
-        timeout=120,
-        check=False,
-    )
+    return run_routeshell(*args, stdin_text=stdin_text)
 
 
 def plan_cmd(action: str, workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run("plan", action, "--workspace", str(workspace), *args)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
-    assert result.returncode == code, result
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("routeshell: error: ")
-    for needle in needles:
-        assert needle in lines[0]
-
-
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def snapshot(root: Path) -> Snapshot:
-    """Every path under ``root`` (not following symlinks, skipping the state dir): kind, content, mode."""
-    tree: Snapshot = {}
-
-    def walk(directory: Path, prefix: str) -> None:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                rel = f"{prefix}{entry.name}"
-                if rel == STATE_DIR:
-                    continue
-                info = entry.stat(follow_symlinks=False)
-                mode = stat.S_IMODE(info.st_mode)
-                if stat.S_ISLNK(info.st_mode):
-                    tree[rel] = ("link", os.readlink(entry.path), mode)
-                elif stat.S_ISDIR(info.st_mode):
-                    tree[rel] = ("dir", None, mode)
-                    walk(Path(entry.path), rel + "/")
-                else:
-                    tree[rel] = ("file", Path(entry.path).read_bytes(), mode)
-
-    walk(root, "")
-    return tree
 
 
 @pytest.fixture
@@ -270,7 +223,7 @@ def test_validate_unreadable_plan_files(plans: Path) -> None:
 
 def test_dry_run_shows_a_diff_and_changes_nothing(workspace: Path, plans: Path) -> None:
     path = write_plan(plans, "a", PLAN_A)
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("apply", workspace, str(path), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "--- a/README.md" in result.stdout
@@ -280,33 +233,33 @@ def test_dry_run_shows_a_diff_and_changes_nothing(workspace: Path, plans: Path) 
     assert "--- /dev/null" in result.stdout
     assert "+++ b/notes.txt" in result.stdout
     assert "nothing was changed" in result.stdout
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
     assert not (workspace / STATE_DIR).exists()
 
 
 def test_dry_run_json_prints_previews(workspace: Path, plans: Path) -> None:
     path = write_plan(plans, "a", PLAN_A)
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("apply", workspace, str(path), "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     events = json_lines(result.stdout)
     assert [event["type"] for event in events] == ["preview"] * 3
     assert [event["op"] for event in events] == ["write", "patch", "mkdir"]
     assert "+A patched workspace." in events[1]["diff"]
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
 
 
 def test_apply_without_yes_and_no_terminal_changes_nothing(workspace: Path, plans: Path) -> None:
     path = write_plan(plans, "a", PLAN_A)
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("apply", workspace, str(path))
     assert_one_line_error(result, 2, "--yes")
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
     assert not (workspace / STATE_DIR).exists()
 
 
 def test_apply_yes_applies(workspace: Path, plans: Path) -> None:
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes")
     assert result.returncode == 0, result.stderr
     assert "applied 3 step(s) as plan " in result.stdout
@@ -314,7 +267,7 @@ def test_apply_yes_applies(workspace: Path, plans: Path) -> None:
     assert (workspace / "notes.txt").read_text() == "first\n"
     assert (workspace / "README.md").read_text() == "# Sample\n\nA patched workspace.\n"
     assert (workspace / "build" / "out").is_dir()
-    after = snapshot(workspace)
+    after = tree(workspace)
     assert set(after) - set(before) == {"notes.txt", "build", "build/out"}
 
 
@@ -351,23 +304,23 @@ def test_apply_json_prints_events(workspace: Path, plans: Path) -> None:
 
 
 def test_failing_last_step_rolls_everything_back(workspace: Path, plans: Path) -> None:
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("apply", workspace, str(write_plan(plans, "fail", FAILING_LAST)), "--yes")
     assert_one_line_error(result, 1, "step 9 (run) failed", "exited with 1", "rolled back")
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
     history = json_lines(plan_cmd("history", workspace, "--json").stdout)
     assert [row["state"] for row in history] == ["rolled-back"]
 
 
 def test_failing_last_step_json_rolls_everything_back(workspace: Path, plans: Path) -> None:
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("apply", workspace, str(write_plan(plans, "fail", FAILING_LAST)), "--yes", "--json")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     events = json_lines(result.stdout)
     assert [event["type"] for event in events].count("step") == 8
     assert "applied" not in [event["type"] for event in events]
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
 
 
 def test_delete_of_a_missing_file_fails_before_changing_anything(workspace: Path, plans: Path) -> None:
@@ -376,16 +329,16 @@ def test_delete_of_a_missing_file_fails_before_changing_anything(workspace: Path
         PATCH_README,
         {"op": "delete", "path": "no-such-file.txt"},
     )
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("apply", workspace, str(write_plan(plans, "fail", document)), "--yes")
     assert_one_line_error(result, 1, "step 3 (delete) would fail", "no-such-file.txt", "nothing was changed")
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
 
 
 def test_writing_through_a_symlink_out_of_the_workspace_is_refused(workspace: Path, plans: Path) -> None:
     target = Path("/etc") / "routeshell-escape-test.txt"
     document = plan({"op": "write", "path": "outside-link/routeshell-escape-test.txt", "content": "escaped\n"})
-    before = snapshot(workspace)
+    before = tree(workspace)
     try:
         result = plan_cmd("apply", workspace, str(write_plan(plans, "escape", document)), "--yes")
         assert not target.exists()
@@ -393,18 +346,18 @@ def test_writing_through_a_symlink_out_of_the_workspace_is_refused(workspace: Pa
         if target.exists():
             target.unlink()
     assert_one_line_error(result, 1, "would fail", "outside the workspace")
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
 
 
 # -- undo and history -----------------------------------------------------------------------
 
 
 def test_undo_steps_back_one_plan_at_a_time(workspace: Path, plans: Path) -> None:
-    original = snapshot(workspace)
+    original = tree(workspace)
     assert plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes").returncode == 0
-    after_a = snapshot(workspace)
+    after_a = tree(workspace)
     assert plan_cmd("apply", workspace, str(write_plan(plans, "b", PLAN_B)), "--yes").returncode == 0
-    after_b = snapshot(workspace)
+    after_b = tree(workspace)
     assert after_b != after_a
     assert after_a != original
     assert (workspace / "notes.txt").read_text() == "first\nsecond\n"
@@ -412,15 +365,15 @@ def test_undo_steps_back_one_plan_at_a_time(workspace: Path, plans: Path) -> Non
     first = plan_cmd("undo", workspace)
     assert first.returncode == 0, first.stderr
     assert "undid plan 00002-" in first.stdout
-    assert snapshot(workspace) == after_a
+    assert tree(workspace) == after_a
 
     second = plan_cmd("undo", workspace)
     assert second.returncode == 0, second.stderr
     assert "undid plan 00001-" in second.stdout
-    assert snapshot(workspace) == original
+    assert tree(workspace) == original
 
     assert_one_line_error(plan_cmd("undo", workspace), 2, "nothing to undo")
-    assert snapshot(workspace) == original
+    assert tree(workspace) == original
 
 
 def test_undo_json_prints_an_event(workspace: Path, plans: Path) -> None:
@@ -438,10 +391,10 @@ def test_undo_with_nothing_applied(workspace: Path) -> None:
 def test_undo_refuses_when_a_written_file_changed(workspace: Path, plans: Path) -> None:
     assert plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes").returncode == 0
     (workspace / "notes.txt").write_text("edited by hand\n")
-    before = snapshot(workspace)
+    before = tree(workspace)
     result = plan_cmd("undo", workspace)
     assert_one_line_error(result, 1, "cannot undo plan 00001-", "'notes.txt' changed after the plan was applied")
-    assert snapshot(workspace) == before
+    assert tree(workspace) == before
     history = json_lines(plan_cmd("history", workspace, "--json").stdout)
     assert [row["state"] for row in history] == ["applied"]
 

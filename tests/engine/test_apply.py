@@ -14,7 +14,7 @@ from engine.dry_run import preview_plan
 from engine.journal import journals
 from engine.plan import parse_plan
 from engine.runner import Limits
-from tests.engine.test_sandbox import tree
+from tests.helpers import tree
 
 
 def plan(*steps: dict[str, Any], goal: str = "") -> dict[str, Any]:

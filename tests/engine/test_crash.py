@@ -20,7 +20,7 @@ import pytest
 
 from engine.apply import recover
 from engine.journal import journals
-from tests.engine.test_sandbox import tree
+from tests.helpers import tree
 
 GROUPS = 40
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from engine import sandbox
 from engine.apply import StepFailed, apply_plan
 from engine.plan import InvalidPlan, normalise, plan_problems
 from engine.sandbox import SandboxError, Workspace, check_relpath
+from tests.helpers import tree
 
 
 @pytest.fixture(params=["openat2", "walk"])
@@ -33,24 +33,6 @@ def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         pytest.skip("this kernel has no openat2")
     monkeypatch.setattr(sandbox, "HAVE_OPENAT2", request.param == "openat2")
     return str(request.param)
-
-
-def tree(root: Path) -> dict[str, Any]:
-    """Everything under ``root`` (but its state directory): kind, content or target, and mode."""
-    found: dict[str, Any] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != ".routeshell"]
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            info = os.lstat(path)
-            rel = str(path.relative_to(root))
-            if stat.S_ISLNK(info.st_mode):
-                found[rel] = ("link", os.readlink(path))
-            elif stat.S_ISREG(info.st_mode):
-                found[rel] = ("file", path.read_bytes(), stat.S_IMODE(info.st_mode))
-            else:
-                found[rel] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode))
-    return found
 
 
 class Layout:

@@ -15,7 +15,7 @@ import pytest
 from textual.widgets import Input
 
 from engine.journal import journals
-from tests.engine.test_sandbox import tree
+from tests.helpers import tree
 from tests.tui.conftest import settle, wait_until
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.conflict_screen import ConflictScreen
