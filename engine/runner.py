@@ -84,6 +84,28 @@ def _limiter(limits: Limits) -> Callable[[], None]:
     return apply
 
 
+def _host_tmp_read_only() -> list[str]:
+    """bwrap arguments showing what is already in the host's /tmp, read-only, on the private /tmp.
+
+    New files go to the private tmpfs; a toolchain or virtual environment kept under /tmp still
+    runs. (A workspace under /tmp is bound writable after these.)
+    """
+    arguments: list[str] = []
+    try:
+        entries = list(os.scandir("/tmp"))
+    except OSError:
+        return arguments
+    for entry in entries:
+        try:
+            if entry.is_symlink():
+                arguments += ["--symlink", os.readlink(entry.path), entry.path]
+            else:
+                arguments += ["--ro-bind-try", entry.path, entry.path]
+        except OSError:
+            continue
+    return arguments
+
+
 def _find_program(root: Path, program: str, env: dict[str, str]) -> str | None:
     """Return the program's path as the child would find it, or None when there is none."""
     if "/" in program:
@@ -108,6 +130,7 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
             bwrap,
             "--ro-bind", "/", "/",
             "--tmpfs", "/tmp",
+            *_host_tmp_read_only(),
             "--bind", str(root), str(root),
             *(["--ro-bind", str(state), str(state)] if state.is_dir() else []),
             "--dev", "/dev",

@@ -314,3 +314,20 @@ def test_isolated_run_can_write_inside_the_workspace(ws: Path, isolated: str) ->
     result = write_file(ws, "sub/made-inside.txt", bwrap=isolated)
     assert result.exit_code == 0
     assert (ws / "sub" / "made-inside.txt").read_text() == "escaped"
+
+
+def test_isolated_run_can_use_programs_kept_under_tmp(ws: Path, isolated: str) -> None:
+    """A toolchain or virtual environment under /tmp stays usable (read-only) beside the private /tmp."""
+    tools = Path(tempfile.mkdtemp(prefix="routeshell-tools-", dir="/tmp"))
+    try:
+        program = tools / "hello"
+        program.write_text("#!/bin/sh\necho hello from tmp\n")
+        program.chmod(0o755)
+        ran = run_command(ws, [str(program)], 60, Limits(), bwrap=isolated)
+        assert ran.exit_code == 0
+        assert "hello from tmp" in ran.output_tail
+        overwrite = write_file(ws, program, bwrap=isolated)
+        assert overwrite.exit_code == 1
+        assert program.read_text().startswith("#!/bin/sh")
+    finally:
+        shutil.rmtree(tools)
