@@ -231,9 +231,10 @@ def _history(args: argparse.Namespace, workspace: Path) -> int:
     if args.json:
         for row in rows:
             _emit({"type": "history", **row})
-    elif not rows:
+        return ExitCode.OK
+    if not rows:
         print(f"no plans applied in {workspace}")
-    for row in [] if args.json else rows:
+    for row in rows:
         print(
             f"{row['id']}  {row['state']:<11}  {row['started']}  {row['steps']:>5} step(s)  {display_name(row['goal'])}"
         )

@@ -111,7 +111,10 @@ class FileOperationsMixin:
         finally:
             self._cancel = None
             bar.display = False
-            pane.action_reload() if select is None else pane.load(pane.directory, select=select)
+            if select is None:
+                pane.action_reload()
+            else:
+                pane.load(pane.directory, select=select)
         pane.notify(f"{display_name(plan.get('goal', ''))} (plan {result.journal_id}; u to undo)", markup=False)
         return True
 
