@@ -99,3 +99,16 @@ async def test_q_in_the_filter_is_typed_not_quit(make_app) -> None:  # type: ign
         await settle(pilot)
         assert app.is_running
         assert app.screen.query_one(FilesPane).filter_text == "q"
+
+
+async def test_help_scrolls_with_the_keyboard(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        body = app.screen.query_one("#help-body")
+        assert body.max_scroll_y > 0
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert body.scroll_y > 0

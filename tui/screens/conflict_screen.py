@@ -40,7 +40,7 @@ class ConflictScreen(ModalScreen[tuple[Conflict, bool] | None]):
                 yield Button("Overwrite (o)", id="overwrite", variant="error")
                 yield Button("Skip (s)", id="skip")
                 yield Button("Rename (r)", id="rename", variant="primary")
-            yield Checkbox(f"Apply to all {self.remaining} conflicts (a)", id="all", value=False)
+            yield Checkbox(f"Same choice for all {self.remaining} remaining (a)", id="all", value=False)
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

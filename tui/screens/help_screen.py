@@ -28,7 +28,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Keys"
-            body.border_subtitle = "Esc to close"
+            body.border_subtitle = "↑↓ PgUp PgDn to scroll · Esc to close"
             yield Static(self._table(), id="help-table")
 
     def _table(self) -> Table:
