@@ -109,12 +109,7 @@ def test_kill_during_undo_then_recover_completes_the_undo(tmp_path: Path, seed: 
     before = tree(root)
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(crash_plan()))
-    subprocess.run(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from engine.plan import load_plan;"
-         "from engine.apply import apply_plan; apply_plan(Path(sys.argv[1]), load_plan(sys.argv[2]))",
-         str(root), str(plan_file)],
-        check=True, timeout=120,
-    )  # fmt: skip
+    assert start("apply_plan(root, load_plan(plan_file))", root, plan_file).wait(timeout=120) == 0
     after_apply = tree(root)
     assert after_apply != before
 

@@ -35,6 +35,13 @@ async def go_to(pilot, name: str) -> None:  # type: ignore[no-untyped-def]
     await settle(pilot)
 
 
+async def enter_directory(pilot, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Move the cursor to the directory ``name`` and open it."""
+    await go_to(pilot, name)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
 async def answer_prompt(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, PromptScreen), "the prompt")
     pilot.app.screen.query_one(Input).value = text
@@ -135,9 +142,7 @@ async def test_marks_across_directories_then_copy_and_move_here(make_app, worksp
         await settle(pilot)
         await go_to(pilot, "README.md")
         await pilot.press("space")
-        await go_to(pilot, "docs")
-        await pilot.press("enter")
-        await settle(pilot)
+        await enter_directory(pilot, "docs")
         await go_to(pilot, "guide.md")
         await pilot.press("space")
         pane = app.screen.query_one(FilesPane)
@@ -145,9 +150,7 @@ async def test_marks_across_directories_then_copy_and_move_here(make_app, worksp
         assert "2 marked" in str(app.screen.query_one("#files-status").render())
         await pilot.press("backspace")
         await settle(pilot)
-        await go_to(pilot, "src")
-        await pilot.press("enter")
-        await settle(pilot)
+        await enter_directory(pilot, "src")
         await pilot.press("c")
         await finished(pilot)
         assert (workspace / "src" / "README.md").exists()
@@ -175,9 +178,7 @@ async def test_conflict_apply_to_all_skip(make_app, workspace: Path) -> None:  #
         for name in ("README.md", "data.bin"):
             await go_to(pilot, name)
             await pilot.press("space")
-        await go_to(pilot, "docs")
-        await pilot.press("enter")
-        await settle(pilot)
+        await enter_directory(pilot, "docs")
         await pilot.press("c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConflictScreen), "the conflict question")
         await pilot.press("a", "s")
@@ -194,9 +195,7 @@ async def test_overwrite_keeps_the_old_target_in_the_trash(make_app, workspace: 
         await settle(pilot)
         await go_to(pilot, "README.md")
         await pilot.press("space")
-        await go_to(pilot, "docs")
-        await pilot.press("enter")
-        await settle(pilot)
+        await enter_directory(pilot, "docs")
         await pilot.press("c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConflictScreen), "the conflict question")
         await pilot.press("o")
@@ -213,9 +212,7 @@ async def test_edit_in_editor_is_an_undoable_plan(make_app, workspace: Path, edi
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await go_to(pilot, "docs")
-        await pilot.press("enter")
-        await settle(pilot)
+        await enter_directory(pilot, "docs")
         await pilot.press("e")
         await finished(pilot)
         assert (workspace / "docs" / "guide.md").read_text() == "# Guide\n\nEdited.\n"
@@ -236,9 +233,7 @@ async def test_bulk_rename_in_editor_with_a_swap(make_app, workspace: Path, edit
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await go_to(pilot, "docs")
-        await pilot.press("enter")
-        await settle(pilot)
+        await enter_directory(pilot, "docs")
         await pilot.press("R")
         await finished(pilot)
         assert (workspace / "docs" / "a.txt").read_text() == "b\n"
@@ -273,9 +268,7 @@ async def test_a_long_copy_is_all_or_nothing_when_cancelled(make_app, workspace:
         await settle(pilot)
         pane = app.screen.query_one(FilesPane)
         pane.marks.update(f"many/f{index:03d}.txt" for index in range(400))
-        await go_to(pilot, "target")
-        await pilot.press("enter")
-        await settle(pilot)
+        await enter_directory(pilot, "target")
         # Started without waiting for it (a key press waits until the app is idle again).
         pane.action_transfer("copy")
         await wait_until(pilot, lambda: pane.applying, "the copy to start", timeout=20)
