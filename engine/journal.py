@@ -85,9 +85,11 @@ class Journal:
     root: Path
     id: str
 
+    # The state directory was checked (a real directory, not a symlink) by whoever made this
+    # Journal: workspace_lock, journals() or create(); the paths below need no check per access.
     @property
     def dir(self) -> Path:
-        return state_dir(self.root) / "journal" / self.id
+        return self.root / STATE_DIR / "journal" / self.id
 
     @property
     def backup_dir(self) -> Path:
@@ -95,7 +97,7 @@ class Journal:
 
     @property
     def trash_dir(self) -> Path:
-        return state_dir(self.root) / "trash" / self.id
+        return self.root / STATE_DIR / "trash" / self.id
 
     @classmethod
     def create(cls, root: Path, plan: dict[str, Any]) -> Journal:
