@@ -416,10 +416,12 @@ def apply_plan(
     limits: Limits | None = None,
     on_event: EventSink | None = None,
     cancel: Callable[[], bool] | None = None,
+    origin: str | None = None,
 ) -> ApplyResult:
     """Apply a validated, normalised plan to ``root``, all or nothing.
 
     ``cancel`` is polled before each step; when it returns True the apply stops and rolls back.
+    ``origin`` is kept in the journal (see :func:`engine.journal.applied_from`).
     Returns the journal id (for undo) and the ``run`` results. Raises :class:`StepFailed`,
     :class:`Cancelled` or :class:`SandboxError` after rolling back every earlier step.
     """
@@ -428,7 +430,7 @@ def apply_plan(
     limits = limits or Limits()
     with workspace_lock(root), Workspace(root) as ws:
         _recover_locked(root, ws, emit)
-        journal = Journal.create(root, plan)
+        journal = Journal.create(root, plan, origin)
         bwrap = bubblewrap() if any(step["op"] == "run" for step in plan["steps"]) else None
         result = ApplyResult(journal.id, len(plan["steps"]))
         index = 0

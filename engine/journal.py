@@ -100,8 +100,12 @@ class Journal:
         return self.root / STATE_DIR / "trash" / self.id
 
     @classmethod
-    def create(cls, root: Path, plan: dict[str, Any]) -> Journal:
-        """Start a journal for ``plan``; its state is ``applying`` until :meth:`set_state`."""
+    def create(cls, root: Path, plan: dict[str, Any], origin: str | None = None) -> Journal:
+        """Start a journal for ``plan``; its state is ``applying`` until :meth:`set_state`.
+
+        ``origin`` names who asked for the apply (an agent session's plan id), so that a resumed
+        session can tell that a plan was already applied.
+        """
         (state_dir(root) / "journal").mkdir(exist_ok=True)
         # A sequence number first, so that names sort in the order the plans were applied.
         sequence = 1 + max((int(j.id.split("-")[0]) for j in journals(root)), default=0)
@@ -110,7 +114,7 @@ class Journal:
         journal.dir.mkdir()
         journal.backup_dir.mkdir()
         journal.trash_dir.mkdir(parents=True)
-        meta = {"id": journal_id, "started": time.time(), "plan": plan}
+        meta = {"id": journal_id, "started": time.time(), "plan": plan, "origin": origin}
         write_file_atomic(journal.dir / "plan.json", json.dumps(meta, ensure_ascii=False).encode())
         journal.set_state("applying")
         return journal
@@ -162,3 +166,11 @@ def journals(root: Path) -> list[Journal]:
     if not directory.is_dir():
         return []
     return [Journal(root, entry.name) for entry in sorted(directory.iterdir(), key=lambda p: p.name)]
+
+
+def applied_from(root: Path, origin: str) -> Journal | None:
+    """Return the applied (or since undone) journal whose plan came from ``origin``, if any."""
+    for journal in reversed(journals(root)):
+        if journal.state in ("applied", "undoing", "undone") and journal.meta.get("origin") == origin:
+            return journal
+    return None

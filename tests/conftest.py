@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated home, a fixed clock zone, and a real sample workspace."""
+"""Shared fixtures: an isolated home, a fixed clock zone, a real sample workspace, and a scripted LLM server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.scripted_llm import ScriptedLLM
 
 # Metadata shows local times: pin the zone so screens are the same on every machine.
 os.environ["TZ"] = "UTC"
@@ -72,3 +74,10 @@ def build_workspace(root: Path) -> Path:
 def workspace(tmp_path: Path) -> Path:
     """A real sample workspace named ``ws`` in a temp directory."""
     return build_workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def scripted_llm() -> Iterator[ScriptedLLM]:
+    """A started scripted OpenAI-compatible server on loopback; enqueue steps, then use its ``base_url``."""
+    with ScriptedLLM() as server:
+        yield server

@@ -19,15 +19,18 @@ exit codes:
   0    success
   1    the command failed (a plan step failed and was rolled back, an undo would lose work)
   2    bad usage, bad profile or bad input
+  3    the LLM endpoint failed (routeshell run)
   130  interrupted (Ctrl-C)
 """
 
 DESCRIPTION = """\
 routeshell: a terminal agent shell.
 
-Without a command, opens the shell on the workspace. In this version its Files pane
-(a keyboard-driven browser of the workspace) works; the Agent, Train and Serve panes
-say what will arrive there. Press ? inside the shell for the keys.
+Without a command, opens the shell on the workspace: the Files pane (a keyboard-driven
+browser of the workspace) and the Agent pane (tasks for the agents, with approvals); the
+Train and Serve panes say what will arrive there. Press ? inside the shell for the keys.
+
+'routeshell run TASK' runs one task with the agents without the full-screen shell.
 
 Files change only through plans: JSON documents of file operations, applied
 all-or-nothing inside the workspace, journaled and undoable ('routeshell plan').
@@ -89,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON instead of TOML-like text")
 
     from tui.plan_cli import add_plan_commands
+    from tui.run_cli import add_run_command
 
+    add_run_command(commands, _Parser)
     add_plan_commands(commands, _Parser, EXIT_CODES)
     return parser
 
@@ -109,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.plan_cli import run_plan_command
 
             return run_plan_command(args)
+        if args.command == "run":
+            from tui.run_cli import run_agent_command
+
+            return run_agent_command(args)
         return _shell(args)
     except RouteshellError as exc:
         print(f"routeshell: error: {exc}", file=sys.stderr)

@@ -16,6 +16,21 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def schema_names() -> list[str]:
+    """Return the names of every shipped schema, sorted."""
+    suffix = ".schema.json"
+    return sorted(p.name[: -len(suffix)] for p in resources.files(__name__).iterdir() if p.name.endswith(suffix))
+
+
+@cache
+def _registry() -> Any:
+    # Every shipped schema by its $id, so that one may $ref another by relative file name.
+    from referencing import Registry, Resource
+
+    resources_ = [(load_schema(name)["$id"], Resource.from_contents(load_schema(name))) for name in schema_names()]
+    return Registry().with_resources(resources_)
+
+
 @cache
 def validator(name: str) -> Any:
     """Return a cached Draft 2020-12 validator for the named schema."""
@@ -23,7 +38,7 @@ def validator(name: str) -> Any:
 
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema, registry=_registry())
 
 
 def describe_error(error: Any) -> tuple[list[str | int], str]:
@@ -58,6 +73,11 @@ def describe_error(error: Any) -> tuple[list[str | int], str]:
         unit = "characters" if kind.endswith("Length") else "items"
         word = "at least" if kind.startswith("min") else "at most"
         return path, f"must have {word} {value} {unit}"
+    if kind == "contains":
+        wanted = value.get("description", "an item matching " + json.dumps(value)) if isinstance(value, dict) else value
+        return path, f"must contain {wanted}"
+    if kind == "uniqueItems":
+        return path, "must not repeat an item"
     if kind == "pattern":
         if "description" in error.schema:
             return path, f"must be {error.schema['description']} (got {_short(error.instance)})"

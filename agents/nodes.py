@@ -1,0 +1,291 @@
+"""The graph's nodes: route, the four roles, review (approval and apply) and finish.
+
+Nodes report through LangGraph's stream writer, as JSON-ready event dicts: the one event stream
+that the shell, ``routeshell run --json`` and the tests all read. Side effects (applying a plan,
+running tests) happen only in ``review``, after its ``interrupt()``: a node re-runs from the top
+when resumed, and an apply is skipped when the journal shows that plan was already applied.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
+from agents.state import AgentContext, AgentState, usage_of
+from engine.apply import StepFailed, apply_plan, undo_last
+from engine.dry_run import preview_plan
+from engine.errors import RouteshellError
+from engine.journal import applied_from
+from engine.llm import Usage
+from engine.plan import normalise
+from engine.router import RouterDecision
+from engine.runner import RunResult, bubblewrap, run_command
+from engine.sandbox import SandboxError
+
+TAIL_CHARS = 2000
+
+
+class BudgetExceeded(RouteshellError):
+    """The run used more tokens than ``--max-cost-tokens`` allows (exit code 1)."""
+
+
+def _emit(event: dict[str, Any]) -> None:
+    get_stream_writer()(event)
+
+
+def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Ask the router for a decision, forced to ``--topology`` when one was given."""
+    ctx = runtime.context
+    decision: RouterDecision = ctx.router.route(state["task"])
+    if ctx.topology != "auto":
+        decision = decision.with_topology(ctx.topology)
+    _emit({"type": "route", "thread": ctx.thread_id, "router": decision.router, "note": ctx.router_note,
+           **decision.as_json()})  # fmt: skip
+    return {"decision": decision.as_json(), "round": 1, "plan_count": 0, "reviewed": [], "usage": {}}
+
+
+def _spent(state: AgentState) -> int:
+    return sum(usage_of(counts).total_tokens for counts in (state.get("usage") or {}).values())
+
+
+def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> tuple[dict[str, Any], Usage]:
+    """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply."""
+    started = time.monotonic()
+    spent = [_spent(state)]
+    role_usage = [usage_of((state.get("usage") or {}).get(role))]
+    _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
+
+    def on_usage(usage: Usage) -> None:
+        spent[0] += usage.total_tokens
+        role_usage[0] = role_usage[0] + usage
+        _emit({"type": "usage", "role": role, **usage.as_dict(), "role_total": role_usage[0].total_tokens,
+               "run_total": spent[0]})  # fmt: skip
+        if ctx.budget is not None and spent[0] > ctx.budget:
+            raise BudgetExceeded(
+                f"the run used {spent[0]} tokens, over the --max-cost-tokens budget of {ctx.budget}; "
+                f"resume with a larger budget to go on"
+            )
+
+    messages = [
+        {"role": "system", "content": SYSTEM_PROMPTS[role]},
+        {"role": "user", "content": request + "\n\n" + workspace_context(ctx.root, state["task"], request)},
+    ]
+    reply = ask_role(
+        ctx.clients[role],
+        role,
+        messages,
+        ctx.root,
+        stream=ctx.stream,
+        on_delta=lambda text: _emit({"type": "delta", "role": role, "text": text}),
+        on_repair=lambda attempt, problems: _emit(
+            {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
+        ),
+        on_usage=on_usage,
+    )
+    _emit({"type": "role_end", "role": role, "attempts": reply.attempts,
+           "seconds": round(time.monotonic() - started, 3), "tokens": reply.usage.total_tokens})  # fmt: skip
+    return reply.document, reply.usage
+
+
+def _task_text(state: AgentState) -> str:
+    text = f"Task: {state['task']}"
+    if state.get("steps"):
+        text += "\n\nThe planner's steps:\n" + "\n".join(f"{n}. {s}" for n, s in enumerate(state["steps"], 1))
+    return text
+
+
+def _pending(state: AgentState, role: str, plan: dict[str, Any], usage: Usage) -> dict[str, Any]:
+    number = state.get("plan_count", 0) + 1
+    pending = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1)}
+    _emit({"type": "plan", "id": pending["id"], "role": role, "plan": plan})
+    return {"pending": pending, "plan_count": number, "usage": {role: usage.as_dict()}}
+
+
+def planner(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Ask the planner for the builder's step list."""
+    document, usage = _ask(state, runtime.context, "planner", _task_text(state))
+    return {"steps": document["steps"], "usage": {"planner": usage.as_dict()}}
+
+
+def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Ask the builder for a plan; in later rounds it also sees why the tests failed."""
+    request = _task_text(state)
+    if state.get("feedback"):
+        request += f"\n\nRound {state['round']}. The tests failed after your last plan:\n{state['feedback']}"
+    plan, usage = _ask(state, runtime.context, "builder", request)
+    return _pending(state, "builder", plan, usage)
+
+
+def tester(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Ask the tester for a plan that writes and runs tests; its run steps never roll it back."""
+    plan, usage = _ask(state, runtime.context, "tester", _task_text(state) + _applied_text(state))
+    # A failing test is a result, not a failed step: keep the test files and read the exit code.
+    plan = {**plan, "steps": [{**step, "check": False} if step["op"] == "run" else step for step in plan["steps"]]}
+    update = _pending(state, "tester", plan, usage)
+    update["test_runs"] = [step for step in plan["steps"] if step["op"] == "run"]
+    return update
+
+
+def refactor(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Ask for a behaviour-preserving plan over what the builder did."""
+    plan, usage = _ask(state, runtime.context, "refactor", _task_text(state) + _applied_text(state))
+    return _pending(state, "refactor", plan, usage)
+
+
+def _applied_text(state: AgentState) -> str:
+    done = [r for r in state.get("reviewed", []) if r["role"] == "builder"]
+    if not done:
+        return ""
+    last = done[-1]
+    return f"\n\nThe builder's plan ({last['status']}): {last['summary']}"
+
+
+def _answer(ctx: AgentContext, pending: dict[str, Any], previews: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the approval answer for a plan: asked through ``interrupt()`` when the mode says so."""
+    has_run = any(step["op"] == "run" for step in pending["plan"]["steps"])
+    if ctx.approval == "never":
+        return {"action": "show"}
+    if ctx.approval == "all" or (ctx.approval == "auto" and not has_run):
+        return {"action": "approve"}
+    payload = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"], "preview": previews,
+               "runs": has_run, "thread": ctx.thread_id}  # fmt: skip
+    answer = interrupt(payload)
+    return answer if isinstance(answer, dict) else {"action": str(answer)}
+
+
+def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Show the pending plan, get it approved, and apply it; for the tester, read the test result."""
+    ctx = runtime.context
+    pending = state["pending"]
+    assert pending is not None
+    previews = [p.as_event() for p in preview_plan(ctx.root, pending["plan"])]
+    answer = _answer(ctx, pending, previews)
+    # Everything below is a side effect: it runs once the answer is known.
+    plan = pending["plan"]
+    record = {"id": pending["id"], "role": pending["role"], "round": pending["round"], "journal": None}
+    if answer.get("action") == "edit":
+        edited = answer.get("plan")
+        problems = reply_problems(pending["role"], edited, ctx.root)
+        if problems:
+            answer = {"action": "reject", "reason": f"the edited plan is invalid: {problems[0]}"}
+        else:
+            plan = normalise(edited)  # type: ignore[arg-type]
+    action = answer.get("action")
+    if action == "show":
+        record.update(status="shown", summary=_summary(plan, "shown, not applied (approval: never)"))
+    elif action != "approve" and action != "edit":
+        reason = answer.get("reason") or "rejected by the user"
+        record.update(status="rejected", summary=f"{reason}; nothing from this plan was applied")
+    else:
+        record.update(_apply(ctx, pending["id"], plan))
+    _emit({"type": "reviewed", **record})
+    update: dict[str, Any] = {"pending": None, "reviewed": [record]}
+    if pending["role"] == "tester" and record["status"] == "applied":
+        update["test"] = record.pop("test")
+    elif pending["role"] == "refactor" and record["status"] == "applied" and state.get("test_runs"):
+        update["test"] = _retest_after_refactor(ctx, state["test_runs"], record)
+    if pending["role"] == "tester" and update.get("test") and not update["test"]["passed"]:
+        update["feedback"] = update["test"]["tail"]
+        decision = state["decision"]
+        if decision["topology"] == "loop" and pending["round"] < decision["max_rounds"]:
+            update["round"] = pending["round"] + 1
+    return update
+
+
+def _summary(plan: dict[str, Any], what: str) -> str:
+    ops: dict[str, int] = {}
+    for step in plan["steps"]:
+        ops[step["op"]] = ops.get(step["op"], 0) + 1
+    counts = ", ".join(f"{n} {op}" for op, n in ops.items())
+    goal = f"{plan['goal']}: " if plan.get("goal") else ""
+    total = len(plan["steps"])
+    return f"{goal}{total} step{'s' * (total != 1)} ({counts}) {what}"
+
+
+def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+    origin = f"{ctx.thread_id}/{plan_id}"
+    runs: list[RunResult]
+    done = applied_from(ctx.root, origin)
+    if done is not None:
+        # Applied before this run was killed: never apply it twice. Its tests are simply re-run.
+        journal_id = done.id
+        runs = _run_steps(ctx, [step for step in plan["steps"] if step["op"] == "run"])
+        _emit({"type": "applied", "journal": journal_id, "steps": len(plan["steps"]), "replayed": True})
+    else:
+        try:
+            result = apply_plan(ctx.root, plan, limits=ctx.limits, origin=origin, on_event=_forward_apply_event)
+        except (StepFailed, SandboxError) as exc:
+            return {"status": "failed", "summary": str(exc)}
+        journal_id, runs = result.journal_id, result.runs
+    record: dict[str, Any] = {"status": "applied", "journal": journal_id,
+                              "summary": _summary(plan, f"applied (undo: journal {journal_id})")}  # fmt: skip
+    if runs:
+        record["test"] = _test_event(runs)
+    return record
+
+
+def _forward_apply_event(event: dict[str, Any]) -> None:
+    if event.get("type") in ("applied", "step"):
+        _emit(event)
+
+
+def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult]:
+    if not steps:
+        return []
+    bwrap = bubblewrap()
+    return [run_command(ctx.root, step["argv"], step["timeout_s"], ctx.limits, bwrap=bwrap) for step in steps]
+
+
+def _test_event(runs: list[RunResult]) -> dict[str, Any]:
+    failing = next((run for run in runs if run.exit_code != 0 or run.timed_out), None)
+    shown = failing or runs[-1]
+    test = {"passed": failing is None, "exit_code": shown.exit_code, "timed_out": shown.timed_out,
+            "tail": shown.output_tail[-TAIL_CHARS:], "runs": len(runs)}  # fmt: skip
+    _emit({"type": "test", **test})
+    return test
+
+
+def _retest_after_refactor(
+    ctx: AgentContext, test_runs: list[dict[str, Any]], record: dict[str, Any]
+) -> dict[str, Any]:
+    test = _test_event(_run_steps(ctx, test_runs))
+    if not test["passed"]:
+        try:
+            undone = undo_last(ctx.root)
+            record["summary"] += f"; the tests failed after it, so journal {undone.id} was undone"
+            record["status"] = "reverted"
+            test = _test_event(_run_steps(ctx, test_runs))
+        except RouteshellError as exc:
+            record["summary"] += f"; the tests failed after it and it could not be undone: {exc}"
+    return test
+
+
+def finish(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Decide the outcome: rejected or failed plans and failing tests make the run fail."""
+    ctx = runtime.context
+    reviewed = state.get("reviewed", [])
+    journals = [r["journal"] for r in reviewed if r.get("journal") and r["status"] == "applied"]
+    stopped = next((r for r in reviewed if r["status"] in ("rejected", "failed")), None)
+    test = state.get("test")
+    if stopped is not None:
+        ok, summary = False, f"the {stopped['role']}'s plan was {stopped['status']}: {stopped['summary']}"
+    elif test is not None and not test["passed"]:
+        rounds = state.get("round", 1)
+        ok, summary = False, f"the tests still fail after {rounds} round{'s' * (rounds != 1)}"
+    else:
+        ok = True
+        parts = [f"{r['role']}: {r['summary']}" for r in reviewed]
+        if test is not None:
+            parts.append(f"tests pass (round {state.get('round', 1)})")
+        summary = "; ".join(parts) or "nothing to do"
+    totals = sum((usage_of(c) for c in (state.get("usage") or {}).values()), Usage())
+    outcome = {"ok": ok, "summary": summary, "undo": journals[-1] if journals else None, "journals": journals,
+               "thread": ctx.thread_id, "usage": totals.as_dict(),
+               "per_role": state.get("usage") or {}}  # fmt: skip
+    _emit({"type": "final", **outcome})
+    return {"outcome": outcome}

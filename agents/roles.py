@@ -1,0 +1,219 @@
+"""The four roles: what each is asked, which schema its reply must satisfy, and the repair loop.
+
+A role's reply is one JSON document, bare or in one fenced block. A reply that does not parse, or
+does not validate against the role's schema (and, for plans, the sandbox path rules and a dry run
+against the workspace), is sent back with the problems at most ``REPAIRS`` times; after that the
+role fails. No unvalidated plan ever leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.dry_run import preview_plan
+from engine.errors import RouteshellError
+from engine.llm import ChatClient, ChatReply, Usage
+from engine.plan import normalise, plan_problems
+from engine.sandbox import SandboxError, Workspace
+from engine.schemas import describe_error, load_schema, pointer, validator
+from engine.tools import glob, read_file
+
+REPAIRS = 2
+MAX_PROBLEMS_SHOWN = 10
+CONTEXT_FILES = 200
+CONTEXT_CHARS = 24_000
+
+#: The schema each role's reply must validate against (``engine/schemas/<name>.schema.json``).
+ROLE_SCHEMAS = {"planner": "planner", "builder": "plan", "tester": "tester", "refactor": "plan"}
+
+_PLAN_RULES = """\
+Reply with one JSON document and nothing else: a plan, version 1, {"version": 1, "goal": "...", "steps": [...]}.
+Each step is one of:
+  {"op": "mkdir", "path": P}
+  {"op": "write", "path": P, "content": TEXT, "overwrite": true|false}   (overwrite defaults to false)
+  {"op": "append", "path": P, "content": TEXT}
+  {"op": "patch", "path": P, "find": TEXT, "replace": TEXT, "count": N}  (find must occur exactly N times, default 1)
+  {"op": "move", "from": P, "to": P}
+  {"op": "copy", "from": P, "to": P}
+  {"op": "delete", "path": P}
+  {"op": "run", "argv": ["program", "arg", ...], "timeout_s": N, "check": true|false}
+Paths are relative to the workspace root, never absolute, never "..", never inside .git or .routeshell.
+A run step has no shell: pass the program and its arguments as a list."""
+
+SYSTEM_PROMPTS = {
+    "planner": """You are the planner of a coding agent working in a workspace directory.
+Break the task into a short ordered list of concrete steps for the builder, who edits the files.
+Reply with one JSON document and nothing else: {"steps": ["step", ...], "notes": "optional"}.""",
+    "builder": f"""You are the builder of a coding agent working in a workspace directory.
+Make the change the task asks for by emitting a plan of file operations.
+{_PLAN_RULES}""",
+    "tester": f"""You are the tester of a coding agent working in a workspace directory.
+Write tests for the task (or reuse the existing ones) and run them, by emitting a plan that writes
+the test files and ends with at least one run step, for example
+{{"op": "run", "argv": ["python", "-m", "pytest", "-q"]}}. The exit code of the run steps decides
+whether the tests pass. Do not change the code under test.
+{_PLAN_RULES}""",
+    "refactor": f"""You are the refactoring role of a coding agent working in a workspace directory.
+Improve the structure and readability of the code the builder changed without changing its
+behaviour: the tests are run again afterwards, and a refactor that breaks them is undone.
+Do not add run steps.
+{_PLAN_RULES}""",
+}
+
+
+class RoleFailed(RouteshellError):
+    """A role gave no valid reply after the repairs (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class RoleReply:
+    """A validated reply: the document (a normalised plan for plan roles) and what it cost."""
+
+    document: dict[str, Any]
+    usage: Usage
+    attempts: int
+
+
+def extract_json(text: str) -> tuple[Any, str | None]:
+    """Return the JSON document in a reply and ``None``, or ``None`` and the reason it has none.
+
+    The reply must be the document alone, or contain exactly one fenced block holding it.
+    """
+    stripped = text.strip()
+    fences = re.findall(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", stripped, re.S)
+    if not stripped.startswith(("{", "[")) and fences:
+        if len(fences) > 1:
+            return None, f"the reply has {len(fences)} fenced blocks; send exactly one JSON document"
+        stripped = fences[0].strip()
+    try:
+        return json.loads(stripped), None
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        return None, "JSON nested too deeply"
+
+
+def reply_problems(role: str, document: Any, root: Path) -> list[str]:
+    """Return every reason ``document`` is not an acceptable reply from ``role`` (empty when it is)."""
+    schema = ROLE_SCHEMAS[role]
+    if schema == "planner":
+        errors = sorted(validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
+        return [f"{pointer(path)}: {reason}" for path, reason in map(describe_error, errors)]
+    problems = [str(problem) for problem in plan_problems(document)]
+    if schema == "tester" and not problems:
+        errors = validator(schema).iter_errors(document)
+        problems = [f"{pointer(path)}: {reason}" for path, reason in map(describe_error, errors)]
+    if role == "refactor" and not problems and any(step["op"] == "run" for step in document["steps"]):
+        problems.append("/steps: a refactor plan must not have run steps; the tests are re-run for it")
+    if problems:
+        return problems
+    # Valid in itself: now check it against the workspace as it is, so that a plan that would fail
+    # (patching text that is not there, writing over a file without overwrite) goes back for repair.
+    try:
+        previews = preview_plan(root, normalise(document))
+    except SandboxError as exc:
+        return [f"/: {exc}"]
+    return [f"/steps/{p.index}: {p.problem}" for p in previews if p.problem]
+
+
+def response_format(role: str) -> dict[str, Any]:
+    """Return the OpenAI ``response_format`` asking for a reply that fits ``role``'s schema."""
+    name = ROLE_SCHEMAS[role]
+    schema = load_schema("plan" if name == "tester" else name)
+    return {"type": "json_schema", "json_schema": {"name": f"routeshell_{role}", "schema": schema, "strict": False}}
+
+
+def ask_role(
+    client: ChatClient,
+    role: str,
+    messages: list[dict[str, Any]],
+    root: Path,
+    *,
+    on_delta: Callable[[str], None] | None = None,
+    on_repair: Callable[[int, list[str]], None] | None = None,
+    on_usage: Callable[[Usage], None] | None = None,
+    stream: bool = True,
+) -> RoleReply:
+    """Ask ``role`` and return its validated reply, repairing an invalid one at most ``REPAIRS`` times.
+
+    ``messages`` are the system and user messages; the conversation grows with each repair.
+    ``on_usage`` sees each call's usage as it happens (so budgets are checked between repairs).
+    Raises :class:`RoleFailed` when no valid reply came, and ``EndpointError`` from the client.
+    """
+    conversation = list(messages)
+    total = Usage()
+    problems: list[str] = []
+    for attempt in range(1, REPAIRS + 2):
+        reply: ChatReply = client.chat(
+            conversation, response_format=response_format(role), stream=stream, on_delta=on_delta
+        )
+        total = total + reply.usage
+        if on_usage is not None:
+            on_usage(reply.usage)
+        document, parse_problem = extract_json(reply.content)
+        problems = [f"/: {parse_problem}"] if parse_problem else reply_problems(role, document, root)
+        if not problems:
+            result = document if ROLE_SCHEMAS[role] == "planner" else normalise(document)
+            return RoleReply(result, total, attempt)
+        if attempt > REPAIRS:
+            break
+        if on_repair is not None:
+            on_repair(attempt, problems)
+        shown = problems[:MAX_PROBLEMS_SHOWN]
+        more = f"\n(and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+        conversation += [
+            {"role": "assistant", "content": reply.content},
+            {
+                "role": "user",
+                "content": "Your reply was not accepted:\n"
+                + "\n".join(f"- {p}" for p in shown)
+                + more
+                + "\nReply again with only the corrected JSON document.",
+            },
+        ]
+    raise RoleFailed(
+        f"the {role} gave no valid reply after {REPAIRS + 1} attempts: {problems[0]}"
+        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    )
+
+
+def workspace_context(root: Path, task: str, extra: str = "") -> str:
+    """Describe the workspace for a role: its files, and the text of the files the task names.
+
+    Bounded by ``CONTEXT_FILES`` paths and ``CONTEXT_CHARS`` characters of file text, so a large
+    workspace cannot flood the prompt. Files named in ``task`` or ``extra`` come first.
+    """
+    with Workspace(root) as ws:
+        listing = glob(ws, "**", limit=CONTEXT_FILES * 5)
+        paths = [path for path in listing["matches"] if _worth_showing(ws, path)][:CONTEXT_FILES]
+        mentioned = [path for path in paths if path in task or path in extra or Path(path).name in task]
+        chosen = mentioned + [path for path in paths if path not in mentioned]
+        parts = ["Files in the workspace:" if paths else "The workspace is empty."]
+        parts += [f"  {path}" for path in paths]
+        if listing["truncated"] or len(paths) == CONTEXT_FILES:
+            parts.append(f"  (only the first {CONTEXT_FILES} are listed)")
+        budget = CONTEXT_CHARS
+        for path in chosen:
+            try:
+                text = read_file(ws, path)["text"]
+            except SandboxError:
+                continue
+            if len(text) > budget:
+                continue
+            budget -= len(text)
+            parts.append(f"\n--- {path} ---\n{text}")
+    return "\n".join(parts)
+
+
+def _worth_showing(ws: Workspace, path: str) -> bool:
+    # Regular files outside hidden directories and caches: what a role may want to read or change.
+    if any(part.startswith(".") or part == "__pycache__" for part in path.split("/")):
+        return False
+    info = ws.lstat(path)
+    return info is not None and stat.S_ISREG(info.st_mode)

@@ -1,0 +1,211 @@
+"""Agent sessions: one task on one workspace, run through the graph, durable in the workspace.
+
+A session is a LangGraph thread checkpointed in ``.routeshell/sessions.sqlite``. It runs until it
+finishes or a plan needs approval; :meth:`AgentSession.resume` answers the approval, or simply
+continues a run that was killed, from its last completed node. Every frontend (``routeshell run``,
+the Agent pane, ``--plain``) drives this class and reads the same events.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.state import APPROVAL_MODES, AgentContext
+from engine.errors import RouteshellError, UsageError
+from engine.journal import state_dir
+from engine.llm import ChatClient
+from engine.profiles import ROLES, Endpoint, Profile
+from engine.router import TOPOLOGIES, Router, load_router
+from engine.runner import Limits
+
+Event = dict[str, Any]
+SESSIONS_DB = "sessions.sqlite"
+
+
+@dataclass
+class Outcome:
+    """Where a session stands after :meth:`AgentSession.start` or :meth:`AgentSession.resume`.
+
+    ``status`` is ``done`` (``final`` holds the outcome) or ``paused`` (``approval`` holds the
+    plan waiting for an answer).
+    """
+
+    status: str
+    thread: str
+    final: dict[str, Any] | None = None
+    approval: dict[str, Any] | None = None
+
+
+@dataclass
+class SessionOptions:
+    """How to run: approval mode, topology override, endpoint overrides and token budget."""
+
+    approval: str = "ask"
+    topology: str = "auto"
+    base_url: str | None = None
+    model: str | None = None
+    budget: int | None = None
+    stream: bool = True
+    env: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.approval not in APPROVAL_MODES:
+            raise UsageError(f"unknown approval mode {self.approval!r} (choose one of {', '.join(APPROVAL_MODES)})")
+        if self.topology not in ("auto", *TOPOLOGIES):
+            raise UsageError(f"unknown topology {self.topology!r} (choose auto, {', '.join(TOPOLOGIES)})")
+        if self.budget is not None and self.budget < 1:
+            raise UsageError("--max-cost-tokens must be a positive number of tokens")
+
+
+def new_thread_id() -> str:
+    """Return a fresh, sortable thread id such as ``20261123-190312-a3f9``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def resolve_endpoint(profile: Profile, role: str, options: SessionOptions) -> Endpoint:
+    """Return ``role``'s endpoint: ``--base-url``/``--model`` over the profile's; the key from the
+    profile, else ``OPENAI_API_KEY`` or ``LLM_API_KEY``.
+
+    Raises :class:`UsageError` naming the variable when the profile's key comes from an unset one.
+    """
+    endpoint = profile.endpoint(role)
+    env = os.environ if options.env is None else options.env
+    key = endpoint.api_key or env.get("OPENAI_API_KEY") or env.get("LLM_API_KEY") or None
+    missing = profile.unset.get(f"llm.{role}.api_key") or profile.unset.get("llm.default.api_key")
+    if key is None and missing and options.base_url is None:
+        raise UsageError(f"{missing} is not set (profile {profile.name} reads the API key from it)")
+    return Endpoint(
+        base_url=options.base_url or endpoint.base_url,
+        model=options.model or endpoint.model,
+        api_key=key,
+        timeout_s=endpoint.timeout_s,
+        max_retries=endpoint.max_retries,
+    )
+
+
+class AgentSession:
+    """Runs tasks on one workspace; events go to ``on_event`` as they happen.
+
+    ``router`` and ``clients`` may be given (tests, benchmarks); by default they come from the
+    profile. Call :meth:`close` (or use ``with``) to release the endpoints and the database.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        profile: Profile,
+        options: SessionOptions,
+        on_event: Callable[[Event], None],
+        *,
+        router: Router | None = None,
+        clients: Mapping[str, ChatClient] | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.profile = profile
+        self.options = options
+        self.on_event = on_event
+        self.router_note: str | None = None
+        if router is None:
+            router, self.router_note = load_router(profile.data["router"])
+        self.router = router
+        self._own_clients = clients is None
+        if clients is None:
+            endpoints = {role: resolve_endpoint(profile, role, options) for role in ROLES if role != "router"}
+            clients = {role: ChatClient(endpoint) for role, endpoint in endpoints.items()}
+        self.clients = clients
+        self.limits = Limits.from_profile(profile.data.get("sandbox", {}))
+        self._conn = sqlite3.connect(state_dir(self.root) / SESSIONS_DB, check_same_thread=False)
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        from agents.graph import build_graph
+
+        self.checkpointer = SqliteSaver(self._conn)
+        self.graph = build_graph(self.checkpointer)
+
+    def __enter__(self) -> AgentSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the endpoints this session opened and the session database."""
+        if self._own_clients:
+            for client in self.clients.values():
+                client.close()
+        self._conn.close()
+
+    def _context(self, thread: str) -> AgentContext:
+        return AgentContext(
+            root=self.root,
+            clients=self.clients,
+            router=self.router,
+            thread_id=thread,
+            approval=self.options.approval,
+            topology=self.options.topology,
+            limits=self.limits,
+            budget=self.options.budget,
+            stream=self.options.stream,
+            router_note=self.router_note,
+        )
+
+    def exists(self, thread: str) -> bool:
+        """Return whether ``thread`` has been started in this workspace."""
+        return bool(self.graph.get_state({"configurable": {"thread_id": thread}}).values)
+
+    def start(self, task: str, thread: str | None = None) -> Outcome:
+        """Start ``task`` on a new thread (``thread`` or a fresh id) and run it as far as it goes."""
+        if not task.strip():
+            raise UsageError("the task is empty; say what to do, for example: routeshell run 'add a README'")
+        thread = thread or new_thread_id()
+        if self.exists(thread):
+            raise UsageError(f"thread {thread!r} already exists in this workspace; pass --resume to continue it")
+        return self._drive(thread, {"task": task})
+
+    def resume(self, thread: str, answer: dict[str, Any] | None = None) -> Outcome:
+        """Continue ``thread``: answer its pending approval, or pick up a killed run where it stopped."""
+        state = self.graph.get_state({"configurable": {"thread_id": thread}})
+        if not state.values:
+            raise UsageError(f"no thread {thread!r} in this workspace; start one with routeshell run TASK")
+        if not state.next:
+            outcome = state.values.get("outcome") or {}
+            raise UsageError(f"thread {thread!r} already finished (ok: {outcome.get('ok')}); nothing to resume")
+        from langgraph.types import Command
+
+        return self._drive(thread, Command(resume=answer) if answer is not None else None)
+
+    def pending(self, thread: str) -> dict[str, Any] | None:
+        """Return the approval ``thread`` is waiting for, if any."""
+        state = self.graph.get_state({"configurable": {"thread_id": thread}})
+        for task in state.tasks:
+            for pending in task.interrupts:
+                return dict(pending.value)
+        return None
+
+    def _drive(self, thread: str, graph_input: Any) -> Outcome:
+        config = {"configurable": {"thread_id": thread}}
+        approval: dict[str, Any] | None = None
+        try:
+            for mode, chunk in self.graph.stream(
+                graph_input, config, context=self._context(thread), stream_mode=["custom", "updates"],
+                durability="sync",
+            ):  # fmt: skip
+                if mode == "custom":
+                    self.on_event(chunk)
+                elif "__interrupt__" in chunk:
+                    approval = dict(chunk["__interrupt__"][0].value)
+                    self.on_event({"type": "approval", **approval})
+        except RouteshellError as exc:
+            self.on_event({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code), "thread": thread})
+            raise
+        if approval is not None:
+            return Outcome("paused", thread, approval=approval)
+        final = self.graph.get_state(config).values.get("outcome")
+        return Outcome("done", thread, final=final)

@@ -1,0 +1,390 @@
+"""An OpenAI-compatible chat client on httpx: retries with backoff, streaming, and token accounting.
+
+Every failure a user can cause ends as one :class:`EndpointError` line (exit code 3) that names the
+endpoint and says what to check; the API key never appears in it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import ExitCode, RouteshellError
+from engine.profiles import Endpoint
+
+if TYPE_CHECKING:
+    # Imported where used instead: httpx's package __init__ loads its CLI, which imports rich,
+    # and the engine must stay importable without the UI stack (tests/test_import_hygiene.py).
+    import httpx
+
+BACKOFF_BASE_S = 0.5
+CHARS_PER_TOKEN = 4
+_BASE_URL_HINT = "check --base-url or the profile's llm.base_url"
+
+
+@dataclass
+class Usage:
+    """Token counts of one or more calls; ``estimated`` when the server reported none and we guessed."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.estimated or other.estimated,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counts as a JSON-ready dict, total included."""
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """The assistant's reply; ``attempts`` counts HTTP attempts (1 means no retry was needed)."""
+
+    content: str
+    usage: Usage
+    model: str
+    finish_reason: str | None
+    attempts: int
+
+
+class EndpointError(RouteshellError):
+    """The LLM endpoint could not give a usable reply; ``status`` is the last HTTP status, if any."""
+
+    exit_code = ExitCode.ENDPOINT
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Retryable(Exception):
+    """One failed attempt worth another try; ``describe(attempts)`` ends the give-up message."""
+
+    def __init__(
+        self, describe: Callable[[int], str], *, retry_after: float | None = None, status: int | None = None
+    ) -> None:
+        super().__init__()
+        self.describe = describe
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    content: str
+    usage: Any
+    model: str | None
+    finish_reason: str | None
+
+
+class ChatClient:
+    """A synchronous client for one endpoint's ``/chat/completions``; use it as a context manager.
+
+    ``transport`` replaces httpx's network transport, ``sleep`` is called with each backoff wait,
+    and ``max_wait_s`` caps every wait, ``Retry-After`` included.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_wait_s: float = 60.0,
+    ) -> None:
+        import httpx
+
+        self._endpoint = endpoint
+        self._base = endpoint.base_url.rstrip("/")
+        self._url = f"{self._base}/chat/completions"
+        self._sleep = sleep
+        self._max_wait_s = max_wait_s
+        self._timeout = httpx.Timeout(endpoint.timeout_s, connect=min(10.0, endpoint.timeout_s))
+        headers = {} if endpoint.api_key is None else {"Authorization": f"Bearer {endpoint.api_key}"}
+        self._client = httpx.Client(timeout=self._timeout, headers=headers, transport=transport)
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close()
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        response_format: dict[str, Any] | None = None,
+        stream: bool = False,
+        on_delta: Callable[[str], None] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatReply:
+        """Send ``messages`` and return the reply, retrying 429s, 5xx and network failures.
+
+        With ``stream`` the reply arrives as server-sent events and ``on_delta`` gets each piece of
+        content as it comes; without it ``on_delta`` gets the whole content once. Raises
+        :class:`EndpointError` when no usable reply can be had.
+        """
+        import httpx
+
+        body: dict[str, Any] = {"model": self._endpoint.model, "messages": messages}
+        optional = {"response_format": response_format, "temperature": temperature, "max_tokens": max_tokens}
+        body.update({key: value for key, value in optional.items() if value is not None})
+        if stream:
+            body.update(stream=True, stream_options={"include_usage": True})
+        most = self._endpoint.max_retries + 1
+        for attempt in range(1, most + 1):
+            try:
+                parsed = self._stream_once(body, on_delta) if stream else self._post_once(body)
+            except (httpx.InvalidURL, httpx.HTTPError) as exc:
+                raise self._error(f"failed: {_why(exc)}; {_BASE_URL_HINT}") from None
+            except _Retryable as failure:
+                if attempt == most:
+                    raise self._error(failure.describe(attempt), status=failure.status) from None
+                self._sleep(self._wait(attempt, failure.retry_after))
+                continue
+            if not stream and on_delta is not None and parsed.content:
+                on_delta(parsed.content)
+            return ChatReply(
+                content=parsed.content,
+                usage=_usage(parsed.usage, messages, parsed.content),
+                model=parsed.model or self._endpoint.model,
+                finish_reason=parsed.finish_reason,
+                attempts=attempt,
+            )
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _post_once(self, body: dict[str, Any]) -> _Parsed:
+        import httpx
+
+        try:
+            response = self._client.post(self._url, json=body)
+        except httpx.TransportError as exc:
+            raise self._transport_failure(exc) from None
+        self._check_status(response)
+        return self._parse_reply(response)
+
+    def _stream_once(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> _Parsed:
+        import httpx
+
+        pieces: list[str] = []
+        try:
+            with self._client.stream("POST", self._url, json=body) as response:
+                if not response.is_success:
+                    response.read()
+                    self._check_status(response)
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    # Some servers ignore "stream" and answer with one plain JSON reply.
+                    response.read()
+                    parsed = self._parse_reply(response)
+                    if on_delta is not None and parsed.content:
+                        on_delta(parsed.content)
+                    return parsed
+                return self._read_events(response, pieces, on_delta)
+        except httpx.TransportError as exc:
+            if pieces:
+                count = sum(len(piece) for piece in pieces)
+                raise self._error(f"stream broke after {count} characters ({_why(exc)}); try again") from None
+            raise self._transport_failure(exc) from None
+
+    def _read_events(
+        self, response: httpx.Response, pieces: list[str], on_delta: Callable[[str], None] | None
+    ) -> _Parsed:
+        usage: Any = None
+        model: str | None = None
+        finish_reason: str | None = None
+        done = False
+        for line in response.iter_lines():
+            # Comments, blank lines and "event:"/"id:" fields carry nothing we use.
+            if not line.startswith("data:"):
+                continue
+            data = line[len("data:") :].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise self._malformed(f"stream event is not JSON: {data[:60]!r}") from None
+            if not isinstance(chunk, dict):
+                raise self._malformed(f"stream event is not an object: {data[:60]!r}")
+            if "error" in chunk:
+                raise self._error(f"sent an error in the stream: {_error_text(chunk) or 'no details'}")
+            model = chunk.get("model") or model
+            usage = chunk.get("usage") or usage
+            choices = chunk.get("choices")
+            choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+            delta = choice.get("delta")
+            piece = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(piece, str) and piece:
+                pieces.append(piece)
+                if on_delta is not None:
+                    on_delta(piece)
+            finish_reason = choice.get("finish_reason") or finish_reason
+        if not done and not pieces and finish_reason is None:
+            raise _Retryable(lambda n: f"ended the stream before any content after {_count(n)}; {_BASE_URL_HINT}")
+        return _Parsed("".join(pieces), usage, model, finish_reason)
+
+    def _check_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if response.is_success:
+            return
+        detail = _error_text(_json_or_none(response)) or response.reason_phrase or "no details"
+        if status == 429 or status >= 500:
+            wait = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+            raise _Retryable(
+                lambda n: f"answered HTTP {status} after {_count(n)}: {detail}", retry_after=wait, status=status
+            )
+        if status in (401, 403):
+            refused = "no API key was sent; set" if self._endpoint.api_key is None else "the API key was refused; check"
+            hint = f"{refused} OPENAI_API_KEY or the profile's api_key"
+            raise self._error(f"answered HTTP {status}: {detail}; {hint}", status=status)
+        if status == 404:
+            hint = f"check the profile's llm.base_url and model ({self._endpoint.model!r})"
+            raise self._error(f"answered HTTP 404: {detail}; {hint}", status=status)
+        raise self._error(f"rejected the request with HTTP {status}: {detail}", status=status)
+
+    def _parse_reply(self, response: httpx.Response) -> _Parsed:
+        try:
+            data = response.json()
+        except ValueError:
+            raise self._malformed(f"not JSON (starts with {response.text[:60]!r})") from None
+        try:
+            choice = data["choices"][0]
+            content = choice["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise self._malformed("no choices[0].message.content") from None
+        if not isinstance(content, str):
+            raise self._malformed("choices[0].message.content is not a string")
+        return _Parsed(content, data.get("usage"), data.get("model"), choice.get("finish_reason"))
+
+    def _transport_failure(self, exc: httpx.TransportError) -> _Retryable | EndpointError:
+        import httpx
+
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return self._error(f"is not an http(s) URL; {_BASE_URL_HINT}")
+        if isinstance(exc, httpx.TimeoutException):
+            limit = self._timeout.connect if isinstance(exc, httpx.ConnectTimeout) else self._endpoint.timeout_s
+            return _Retryable(
+                lambda n: (
+                    f"timed out after {limit:g} s ({_count(n)}); is the server overloaded? "
+                    "(raise timeout_s in the profile's llm section)"
+                )
+            )
+        why = _why(exc)
+        if isinstance(exc, httpx.ConnectError):
+            return _Retryable(
+                lambda n: f"is unreachable ({why}) after {_count(n)}; is the server running? ({_BASE_URL_HINT})"
+            )
+        return _Retryable(lambda n: f"dropped the connection ({why}) after {_count(n)}; {_BASE_URL_HINT}")
+
+    def _wait(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._max_wait_s)
+        # Jitter keeps clients that failed together from retrying in lockstep.
+        backoff = BACKOFF_BASE_S * 2.0 ** min(attempt - 1, 30) * random.uniform(1.0, 1.1)
+        return min(backoff, self._max_wait_s)
+
+    def _malformed(self, detail: str) -> EndpointError:
+        return self._error(f"sent a malformed reply: {detail}; is it an OpenAI-compatible endpoint? ({_BASE_URL_HINT})")
+
+    def _error(self, tail: str, *, status: int | None = None) -> EndpointError:
+        message = _one_line(f"LLM endpoint {self._base} {tail}")
+        # Servers may echo the key back (OpenAI does in 401s); it must not reach logs or screens.
+        if self._endpoint.api_key:
+            message = message.replace(self._endpoint.api_key, "****")
+        return EndpointError(message, status=status)
+
+
+def _usage(raw: Any, messages: list[dict[str, Any]], content: str) -> Usage:
+    if isinstance(raw, dict):
+        prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return Usage(prompt, completion)
+    prompt_chars = sum(_text_length(message.get("content")) for message in messages)
+    return Usage(math.ceil(prompt_chars / CHARS_PER_TOKEN), math.ceil(len(content) / CHARS_PER_TOKEN), True)
+
+
+def _text_length(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(
+            len(part["text"]) for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return 0
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_text(data: Any) -> str:
+    """The server's own words from an error body: OpenAI's ``error.message`` or the usual variants."""
+    if not isinstance(data, dict):
+        return ""
+    error = data.get("error")
+    for candidate in (
+        error.get("message") if isinstance(error, dict) else error,
+        data.get("message"),
+        data.get("detail"),
+    ):
+        if isinstance(candidate, str) and candidate.strip():
+            return _one_line(candidate, limit=200)
+    return ""
+
+
+def _why(exc: BaseException) -> str:
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip().rstrip(".") or type(exc).__name__
+    return _one_line(text[:1].lower() + text[1:], limit=120)
+
+
+def _one_line(text: str, *, limit: int = 1000) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _count(attempts: int) -> str:
+    return f"{attempts} attempt" if attempts == 1 else f"{attempts} attempts"

@@ -1,0 +1,152 @@
+"""``routeshell run``: one task, non-interactively, as a readable transcript or JSON Lines events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ExitCode, RouteshellError, UsageError
+
+RUN_EPILOG = """\
+approval (--approve; the default is the profile's 'approval', where 'ask' counts as 'auto'):
+  auto   apply plans that only change files; stop and wait before a plan with run steps
+  never  show every plan, apply none
+  all    apply every plan, run steps included (they run in the sandbox)
+A run that stops for an approval keeps its place: continue it with
+  routeshell run --thread ID --resume --approve all     (or --answer reject)
+
+--json prints one JSON object per line, each with a "type": route, role_start, delta,
+repair, usage, role_end, plan, approval, step, applied, test, reviewed, error, final.
+
+exit codes:
+  0    the task is done (tests pass when there were tests)
+  1    the task failed: tests still fail, a plan was rejected or failed, the token budget
+       ran out, or the run stopped to wait for an approval
+  2    bad usage, bad profile or bad input
+  3    the LLM endpoint failed (unreachable, timed out, or kept answering errors)
+  130  interrupted (Ctrl-C); continue with --thread ID --resume
+"""
+
+
+def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Register ``run`` on the top-level subparsers."""
+    run = commands.add_parser(
+        "run",
+        help="run one task with the agents, non-interactively",
+        description="Route a task to the agent roles (planner, builder, tester, refactor) and run them on "
+        "the workspace. Plans are validated, shown as diffs, applied through the sandbox and journaled "
+        "(undo with 'routeshell plan undo'). Sessions are saved in the workspace's .routeshell/ directory.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("task", nargs="?", metavar="TASK", help="what to do, in plain words; - reads it from stdin")
+    run.add_argument("--workspace", dest="run_workspace", type=Path, metavar="DIR",
+                     help="workspace directory (default: the profile's)")  # fmt: skip
+    run.add_argument("--profile", dest="run_profile", metavar="NAME", help="run configuration (see 'profiles list')")
+    run.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's")
+    run.add_argument("--model", metavar="NAME", help="model name, overriding the profile's")
+    run.add_argument("--topology", choices=("auto", "single", "pipeline", "loop"), default="auto",
+                     help="force a topology instead of asking the router (default: auto)")  # fmt: skip
+    run.add_argument("--approve", choices=("auto", "never", "all"), help="what may be applied without asking")
+    run.add_argument("--json", action="store_true", help="print JSON Lines events instead of a transcript")
+    run.add_argument("--thread", metavar="ID", help="session id (default: a new one, printed at the start)")
+    run.add_argument("--resume", action="store_true", help="continue the session --thread from where it stopped")
+    run.add_argument("--answer", choices=("approve", "reject"),
+                     help="with --resume: answer the approval the session is waiting for")  # fmt: skip
+    run.add_argument("--max-cost-tokens", type=int, metavar="N", help="stop once the run has used more than N tokens")
+    run.add_argument("--show-stream", action="store_true", help="echo the models' text as it streams in")
+
+
+def run_agent_command(args: argparse.Namespace) -> int:
+    """Carry out ``routeshell run``; return the exit code."""
+    from engine.profiles import load_profile
+
+    task = _task(args)
+    profile = load_profile(args.run_profile or args.profile)
+    workspace = _workspace(args, profile)
+    approval = args.approve or ("auto" if profile.data["approval"] == "ask" else profile.data["approval"])
+    from agents.session import AgentSession, SessionOptions
+
+    options = SessionOptions(approval=approval, topology=args.topology, base_url=args.base_url, model=args.model,
+                             budget=args.max_cost_tokens, env=os.environ)  # fmt: skip
+    sink = _json_sink if args.json else _transcript_sink(args.show_stream)
+    thread = args.thread
+    try:
+        with AgentSession(workspace, profile, options, sink) as session:
+            if args.resume:
+                answer = {"action": args.answer} if args.answer else None
+                outcome = session.resume(thread, answer)
+            else:
+                outcome = session.start(task or "", thread)
+            thread = outcome.thread
+    except KeyboardInterrupt:
+        where = f"; continue with: routeshell run --thread {thread} --resume" if thread else ""
+        print(f"routeshell: interrupted{where}", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except RouteshellError as exc:
+        if args.json:
+            _json_sink({"type": "final", "ok": False, "summary": str(exc), "undo": None, "journals": [],
+                        "thread": thread, "exit_code": int(exc.exit_code)})  # fmt: skip
+        raise
+    if outcome.status == "paused":
+        how = f"routeshell run --workspace {workspace} --thread {outcome.thread} --resume --approve all"
+        message = f"stopped: plan {outcome.approval['id'] if outcome.approval else '?'} waits for approval; " + how
+        if args.json:
+            _json_sink({"type": "final", "ok": False, "paused": True, "summary": message, "undo": None,
+                        "journals": [], "thread": outcome.thread})  # fmt: skip
+        print(f"routeshell: {message}", file=sys.stderr)
+        return ExitCode.FAILED
+    final = outcome.final or {}
+    return ExitCode.OK if final.get("ok") else ExitCode.FAILED
+
+
+def _task(args: argparse.Namespace) -> str | None:
+    if args.resume:
+        if not args.thread:
+            raise UsageError("--resume needs --thread ID (the id printed when the run started)")
+        if args.task:
+            raise UsageError("--resume continues a saved task; do not give a new TASK with it")
+        return None
+    if args.answer:
+        raise UsageError("--answer only goes with --resume")
+    if args.task is None:
+        raise UsageError("give a TASK (or - to read it from stdin), or --thread ID --resume")
+    if args.task == "-":
+        if sys.stdin.isatty():
+            raise UsageError("TASK is '-' but standard input is a terminal; pipe the task in")
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError:
+            raise UsageError("the task on standard input is not UTF-8 text") from None
+        return text.strip()
+    return str(args.task)
+
+
+def _workspace(args: argparse.Namespace, profile: Any) -> Path:
+    chosen = args.run_workspace or args.workspace
+    if chosen is None:
+        path = profile.workspace
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"workspace {path} (from profile {profile.name}) is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        return Path(path)
+    path = Path(chosen).expanduser().absolute()
+    if not path.is_dir():
+        raise UsageError(f"workspace {path} is not a directory; create it or pass another --workspace")
+    return path
+
+
+def _json_sink(event: dict[str, Any]) -> None:
+    print(json.dumps(event, ensure_ascii=False), flush=True)
+
+
+def _transcript_sink(show_stream: bool) -> Any:
+    from rich.console import Console
+
+    from tui.transcript import Transcript
+
+    return Transcript(Console(highlight=False), deltas=show_stream).handle
