@@ -42,6 +42,24 @@ class _Overlay:
             return self.dirs[path]
         return self.ws.lstat(path) is not None
 
+    def is_dir(self, path: str) -> bool:
+        if path in self.dirs:
+            return self.dirs[path]
+        if self.files.get(path) is not None:
+            return False
+        info = self.ws.lstat(path)
+        return info is not None and stat.S_ISDIR(info.st_mode)
+
+    def require_parent(self, path: str) -> None:
+        """Raise the error the apply would raise when ``path``'s directory is missing."""
+        head = path.rpartition("/")[0]
+        # Resolving the path itself first reports an escape (a symlinked parent) as such.
+        self.exists(path)
+        if head and not self.is_dir(head):
+            if self.exists(head):
+                raise SandboxError(f"{head!r} is not a directory")
+            raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
+
     def content(self, path: str) -> bytes | None:
         if path in self.files:
             return self.files[path]
@@ -89,6 +107,9 @@ def _summary(step: dict[str, Any]) -> str:
 def _preview_step(overlay: _Overlay, index: int, step: dict[str, Any]) -> StepPreview:
     op = step["op"]
     summary = _summary(step)
+    for key in ("path", "to"):
+        if key in step and op not in ("mkdir", "delete"):
+            overlay.require_parent(step[key])
     if op in ("write", "append", "patch"):
         path = step["path"]
         old = overlay.content(path)
@@ -100,7 +121,10 @@ def _preview_step(overlay: _Overlay, index: int, step: dict[str, Any]) -> StepPr
         overlay.files[path] = new
         return StepPreview(index, op, summary, diff=_diff(path, old, new))
     if op == "mkdir":
-        overlay.dirs[step["path"]] = True
+        # mkdir makes the missing parents too.
+        parts = step["path"].split("/")
+        for end in range(1, len(parts) + 1):
+            overlay.dirs["/".join(parts[:end])] = True
     elif op in ("move", "copy"):
         if not overlay.exists(step["from"]):
             raise SandboxError(f"{step['from']!r} does not exist")

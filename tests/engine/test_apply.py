@@ -197,6 +197,31 @@ def test_dry_run_shows_diffs_and_changes_nothing(ws: Path) -> None:
     assert "does not exist" in previews[5].problem
 
 
+@pytest.mark.parametrize(
+    ("steps", "problem"),
+    [
+        ([{"op": "write", "path": "nowhere/a.txt", "content": ""}], "'nowhere' does not exist"),
+        ([{"op": "copy", "from": "src", "to": "nowhere/src"}], "'nowhere' does not exist"),
+        ([{"op": "write", "path": "src/m.py/x", "content": ""}], "'src/m.py' is not a directory"),
+        ([{"op": "mkdir", "path": "a/b"}, {"op": "write", "path": "a/b/c.txt", "content": ""}], None),
+        ([{"op": "mkdir", "path": "a/b"}, {"op": "write", "path": "a/c.txt", "content": ""}], None),
+    ],
+)
+def test_dry_run_reports_a_missing_directory_as_the_apply_would(
+    ws: Path, steps: list[dict[str, Any]], problem: str | None
+) -> None:
+    document = plan(*steps)
+    previews = preview_plan(ws, document)
+    if problem is None:
+        assert [p.problem for p in previews] == [None] * len(steps)
+        apply_plan(ws, document)
+        return
+    assert previews[-1].problem is not None
+    assert problem in previews[-1].problem
+    with pytest.raises(StepFailed, match=problem):
+        apply_plan(ws, document)
+
+
 def test_only_one_apply_at_a_time(ws: Path) -> None:
     from engine.journal import workspace_lock
     from engine.sandbox import SandboxError
