@@ -124,11 +124,16 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 def tester(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the tester for a plan that writes and runs tests; its run steps never roll it back."""
     plan, usage = _ask(state, runtime.context, "tester", _task_text(state) + _applied_text(state))
-    # A failing test is a result, not a failed step: keep the test files and read the exit code.
-    plan = {**plan, "steps": [{**step, "check": False} if step["op"] == "run" else step for step in plan["steps"]]}
+    plan = _tests_as_results(plan)
     update = _pending(state, "tester", plan, usage)
     update["test_runs"] = [step for step in plan["steps"] if step["op"] == "run"]
     return update
+
+
+def _tests_as_results(plan: dict[str, Any]) -> dict[str, Any]:
+    """A tester's plan whose run steps never roll it back."""
+    # A failing test is a result, not a failed step: keep the test files and read the exit code.
+    return {**plan, "steps": [{**step, "check": False} if step["op"] == "run" else step for step in plan["steps"]]}
 
 
 def refactor(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -147,6 +152,9 @@ def _applied_text(state: AgentState) -> str:
 
 def _answer(ctx: AgentContext, pending: dict[str, Any], previews: list[dict[str, Any]]) -> dict[str, Any]:
     """Return the approval answer for a plan: asked through ``interrupt()`` when the mode says so."""
+    if pending["id"] in ctx.answers:
+        # The user answered this very plan on resume: the mode the run resumes with must not override it.
+        return ctx.answers[pending["id"]]
     has_run = any(step["op"] == "run" for step in pending["plan"]["steps"])
     if ctx.approval == "never":
         return {"action": "show"}
@@ -175,6 +183,8 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             answer = {"action": "reject", "reason": f"the edited plan is invalid: {problems[0]}"}
         else:
             plan = normalise(edited)  # type: ignore[arg-type]
+            if pending["role"] == "tester":
+                plan = _tests_as_results(plan)
     action = answer.get("action")
     if action == "show":
         record.update(status="shown", summary=_summary(plan, "shown, not applied (approval: never)"))
@@ -183,12 +193,17 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         record.update(status="rejected", summary=f"{reason}; nothing from this plan was applied")
     else:
         record.update(_apply(ctx, pending["id"], plan))
-    _emit({"type": "reviewed", **record})
     update: dict[str, Any] = {"pending": None, "reviewed": [record]}
+    # Only a tester's runs are the test result; a builder's checked runs either passed or failed the apply.
+    test = record.pop("test", None)
     if pending["role"] == "tester" and record["status"] == "applied":
-        update["test"] = record.pop("test")
+        update["test"] = test
+        # The refactor re-runs the tests that were applied, which an edit may have changed.
+        update["test_runs"] = [step for step in plan["steps"] if step["op"] == "run"]
     elif pending["role"] == "refactor" and record["status"] == "applied" and state.get("test_runs"):
         update["test"] = _retest_after_refactor(ctx, state["test_runs"], record)
+    # After the re-test: a refactor it undid is reported as reverted, not applied.
+    _emit({"type": "reviewed", **record})
     if pending["role"] == "tester" and update.get("test") and not update["test"]["passed"]:
         update["feedback"] = update["test"]["tail"]
         decision = state["decision"]

@@ -80,7 +80,7 @@ def resolve_endpoint(profile: Profile, role: str, options: SessionOptions) -> En
     key = endpoint.api_key or env.get("OPENAI_API_KEY") or env.get("LLM_API_KEY") or None
     missing = profile.unset.get(f"llm.{role}.api_key") or profile.unset.get("llm.default.api_key")
     if key is None and missing and options.base_url is None:
-        raise UsageError(f"{missing} is not set (profile {profile.name} reads the API key from it)")
+        raise UsageError(f"{missing} is not set: profile {profile.name} needs an API key from the environment")
     return Endpoint(
         base_url=options.base_url or endpoint.base_url,
         model=options.model or endpoint.model,
@@ -142,7 +142,7 @@ class AgentSession:
                 client.close()
         self._conn.close()
 
-    def _context(self, thread: str) -> AgentContext:
+    def _context(self, thread: str, answers: dict[str, dict[str, Any]] | None = None) -> AgentContext:
         return AgentContext(
             root=self.root,
             clients=self.clients,
@@ -154,6 +154,7 @@ class AgentSession:
             budget=self.options.budget,
             stream=self.options.stream,
             router_note=self.router_note,
+            answers=answers or {},
         )
 
     def exists(self, thread: str) -> bool:
@@ -170,7 +171,11 @@ class AgentSession:
         return self._drive(thread, {"task": task})
 
     def resume(self, thread: str, answer: dict[str, Any] | None = None) -> Outcome:
-        """Continue ``thread``: answer its pending approval, or pick up a killed run where it stopped."""
+        """Continue ``thread``: answer its pending approval, or pick up a killed run where it stopped.
+
+        An ``answer`` decides the plan the thread waits for whatever this session's approval mode is;
+        the mode decides only the plans after it (and that one when no answer is given).
+        """
         state = self.graph.get_state({"configurable": {"thread_id": thread}})
         if not state.values:
             raise UsageError(f"no thread {thread!r} in this workspace; start one with routeshell run TASK")
@@ -179,7 +184,12 @@ class AgentSession:
             raise UsageError(f"thread {thread!r} already finished (ok: {outcome.get('ok')}); nothing to resume")
         from langgraph.types import Command
 
-        return self._drive(thread, Command(resume=answer) if answer is not None else None)
+        if answer is None:
+            return self._drive(thread, None)
+        waiting = self.pending(thread)
+        if waiting is None:
+            raise UsageError(f"thread {thread!r} is not waiting for an approval; resume it without an answer")
+        return self._drive(thread, Command(resume=answer), {waiting["id"]: answer})
 
     def pending(self, thread: str) -> dict[str, Any] | None:
         """Return the approval ``thread`` is waiting for, if any."""
@@ -189,12 +199,12 @@ class AgentSession:
                 return dict(pending.value)
         return None
 
-    def _drive(self, thread: str, graph_input: Any) -> Outcome:
+    def _drive(self, thread: str, graph_input: Any, answers: dict[str, dict[str, Any]] | None = None) -> Outcome:
         config = {"configurable": {"thread_id": thread}}
         approval: dict[str, Any] | None = None
         try:
             for mode, chunk in self.graph.stream(
-                graph_input, config, context=self._context(thread), stream_mode=["custom", "updates"],
+                graph_input, config, context=self._context(thread, answers), stream_mode=["custom", "updates"],
                 durability="sync",
             ):  # fmt: skip
                 if mode == "custom":

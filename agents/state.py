@@ -57,7 +57,8 @@ class AgentContext:
 
     ``approval`` is ``ask`` (every plan waits for the user), ``auto`` (plans without run steps are
     applied, plans with run steps wait), ``never`` (plans are only shown) or ``all`` (every plan is
-    applied, run steps included). ``budget`` caps the run's total tokens.
+    applied, run steps included). ``budget`` caps the run's total tokens. ``answers`` holds the
+    user's answer to the plan a resumed run stopped for, by plan id; it beats the approval mode.
     """
 
     root: Path
@@ -70,3 +71,4 @@ class AgentContext:
     budget: int | None = None
     stream: bool = True
     router_note: str | None = None
+    answers: Mapping[str, dict[str, Any]] = field(default_factory=dict)

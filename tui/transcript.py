@@ -18,6 +18,10 @@ def _safe(value: Any) -> str:
     return display_name(str(value))
 
 
+def _steps(count: int) -> str:
+    return f"{count} step{'s' * (count != 1)}"
+
+
 def preview_lines(previews: list[dict[str, Any]], *, max_diff_lines: int = 200) -> list[Text]:
     """Return the lines showing a plan's dry run: one summary per step and its diff."""
     lines: list[Text] = []
@@ -83,7 +87,7 @@ class Transcript:
     def _on_plan(self, event: dict[str, Any]) -> None:
         plan = event["plan"]
         goal = f": {_safe(plan['goal'])}" if plan.get("goal") else ""
-        self._line(f"  plan {event['id']} from the {event['role']}, {len(plan['steps'])} steps{goal}")
+        self._line(f"  plan {event['id']} from the {event['role']}, {_steps(len(plan['steps']))}{goal}")
 
     def _on_approval(self, event: dict[str, Any]) -> None:
         self._line(f"  plan {event['id']} from the {event['role']} waits for approval:", "bold yellow")
@@ -97,7 +101,7 @@ class Transcript:
 
     def _on_applied(self, event: dict[str, Any]) -> None:
         again = " (already applied before the restart; not applied again)" if event.get("replayed") else ""
-        self._line(f"  applied {event['steps']} steps as journal {event['journal']}{again}", "green")
+        self._line(f"  applied {_steps(event['steps'])} as journal {event['journal']}{again}", "green")
 
     def _on_reviewed(self, event: dict[str, Any]) -> None:
         if event["status"] != "applied":
