@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
-from agents.state import AgentContext, AgentState, usage_of
+from agents.state import AgentContext, AgentState
 from engine.apply import StepFailed, apply_plan, undo_last
 from engine.dry_run import preview_plan
 from engine.errors import RouteshellError
@@ -46,31 +46,27 @@ def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         decision = decision.with_topology(ctx.topology)
     _emit({"type": "route", "thread": ctx.thread_id, "router": decision.router, "note": ctx.router_note,
            **decision.as_json()})  # fmt: skip
-    return {"decision": decision.as_json(), "round": 1, "plan_count": 0, "reviewed": [], "usage": {}}
+    return {"decision": decision.as_json(), "round": 1, "plan_count": 0, "reviewed": []}
 
 
-def _spent(state: AgentState) -> int:
-    return sum(usage_of(counts).total_tokens for counts in (state.get("usage") or {}).values())
-
-
-def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> tuple[dict[str, Any], Usage]:
+def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[str, Any]:
     """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply."""
     started = time.monotonic()
-    spent = [_spent(state)]
-    role_usage = [usage_of((state.get("usage") or {}).get(role))]
     _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
 
     def on_usage(usage: Usage) -> None:
-        spent[0] += usage.total_tokens
-        role_usage[0] = role_usage[0] + usage
-        _emit({"type": "usage", "role": role, **usage.as_dict(), "role_total": role_usage[0].total_tokens,
-               "run_total": spent[0]})  # fmt: skip
-        if ctx.budget is not None and spent[0] > ctx.budget:
+        ctx.ledger.add(ctx.thread_id, role, usage)
+        spent = ctx.ledger.total(ctx.thread_id).total_tokens
+        role_total = ctx.ledger.per_role(ctx.thread_id)[role].total_tokens
+        _emit({"type": "usage", "role": role, **usage.as_dict(), "role_total": role_total, "run_total": spent})
+        if ctx.budget is not None and spent > ctx.budget:
             raise BudgetExceeded(
-                f"the run used {spent[0]} tokens, over the --max-cost-tokens budget of {ctx.budget}; "
+                f"the run used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}; "
                 f"resume with a larger budget to go on"
             )
 
+    if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
+        raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
     messages = [
         {"role": "system", "content": SYSTEM_PROMPTS[role]},
         {"role": "user", "content": request + "\n\n" + workspace_context(ctx.root, state["task"], request)},
@@ -89,7 +85,7 @@ def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> tuple
     )
     _emit({"type": "role_end", "role": role, "attempts": reply.attempts,
            "seconds": round(time.monotonic() - started, 3), "tokens": reply.usage.total_tokens})  # fmt: skip
-    return reply.document, reply.usage
+    return reply.document
 
 
 def _task_text(state: AgentState) -> str:
@@ -99,17 +95,17 @@ def _task_text(state: AgentState) -> str:
     return text
 
 
-def _pending(state: AgentState, role: str, plan: dict[str, Any], usage: Usage) -> dict[str, Any]:
+def _pending(state: AgentState, role: str, plan: dict[str, Any]) -> dict[str, Any]:
     number = state.get("plan_count", 0) + 1
     pending = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1)}
     _emit({"type": "plan", "id": pending["id"], "role": role, "plan": plan})
-    return {"pending": pending, "plan_count": number, "usage": {role: usage.as_dict()}}
+    return {"pending": pending, "plan_count": number}
 
 
 def planner(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the planner for the builder's step list."""
-    document, usage = _ask(state, runtime.context, "planner", _task_text(state))
-    return {"steps": document["steps"], "usage": {"planner": usage.as_dict()}}
+    document = _ask(state, runtime.context, "planner", _task_text(state))
+    return {"steps": document["steps"]}
 
 
 def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -117,15 +113,15 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     request = _task_text(state)
     if state.get("feedback"):
         request += f"\n\nRound {state['round']}. The tests failed after your last plan:\n{state['feedback']}"
-    plan, usage = _ask(state, runtime.context, "builder", request)
-    return _pending(state, "builder", plan, usage)
+    plan = _ask(state, runtime.context, "builder", request)
+    return _pending(state, "builder", plan)
 
 
 def tester(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the tester for a plan that writes and runs tests; its run steps never roll it back."""
-    plan, usage = _ask(state, runtime.context, "tester", _task_text(state) + _applied_text(state))
+    plan = _ask(state, runtime.context, "tester", _task_text(state) + _applied_text(state))
     plan = _tests_as_results(plan)
-    update = _pending(state, "tester", plan, usage)
+    update = _pending(state, "tester", plan)
     update["test_runs"] = [step for step in plan["steps"] if step["op"] == "run"]
     return update
 
@@ -138,8 +134,8 @@ def _tests_as_results(plan: dict[str, Any]) -> dict[str, Any]:
 
 def refactor(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask for a behaviour-preserving plan over what the builder did."""
-    plan, usage = _ask(state, runtime.context, "refactor", _task_text(state) + _applied_text(state))
-    return _pending(state, "refactor", plan, usage)
+    plan = _ask(state, runtime.context, "refactor", _task_text(state) + _applied_text(state))
+    return _pending(state, "refactor", plan)
 
 
 def _applied_text(state: AgentState) -> str:
@@ -298,9 +294,10 @@ def finish(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         if test is not None:
             parts.append(f"tests pass (round {state.get('round', 1)})")
         summary = "; ".join(parts) or "nothing to do"
-    totals = sum((usage_of(c) for c in (state.get("usage") or {}).values()), Usage())
+    per_role = ctx.ledger.per_role(ctx.thread_id)
+    totals = sum(per_role.values(), Usage())
     outcome = {"ok": ok, "summary": summary, "undo": journals[-1] if journals else None, "journals": journals,
                "thread": ctx.thread_id, "usage": totals.as_dict(),
-               "per_role": state.get("usage") or {}}  # fmt: skip
+               "per_role": {role: usage.as_dict() for role, usage in per_role.items()}}  # fmt: skip
     _emit({"type": "final", **outcome})
     return {"outcome": outcome}

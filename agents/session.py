@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.ledger import UsageLedger
 from agents.state import APPROVAL_MODES, AgentContext
 from engine.errors import RouteshellError, UsageError
 from engine.journal import state_dir
@@ -127,6 +128,7 @@ class AgentSession:
         from agents.graph import build_graph
 
         self.checkpointer = SqliteSaver(self._conn)
+        self.ledger = UsageLedger(self._conn)
         self.graph = build_graph(self.checkpointer)
 
     def __enter__(self) -> AgentSession:
@@ -155,6 +157,7 @@ class AgentSession:
             stream=self.options.stream,
             router_note=self.router_note,
             answers=answers or {},
+            ledger=self.ledger,
         )
 
     def exists(self, thread: str) -> bool:

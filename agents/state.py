@@ -8,26 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from engine.llm import ChatClient, Usage
+from agents.ledger import UsageLedger
+from engine.llm import ChatClient
 from engine.router import Router
 from engine.runner import Limits
 
 APPROVAL_MODES = ("ask", "auto", "never", "all")
-
-
-def add_usage(left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Reducer: add token counts per role."""
-    merged = dict(left or {})
-    for role, counts in (right or {}).items():
-        merged[role] = (usage_of(merged.get(role)) + usage_of(counts)).as_dict()
-    return merged
-
-
-def usage_of(counts: Mapping[str, Any] | None) -> Usage:
-    """Return a :class:`Usage` from its ``as_dict`` form (``None`` gives zero)."""
-    if not counts:
-        return Usage()
-    return Usage(int(counts["prompt_tokens"]), int(counts["completion_tokens"]), bool(counts.get("estimated")))
 
 
 class AgentState(TypedDict, total=False):
@@ -47,7 +33,6 @@ class AgentState(TypedDict, total=False):
     test: dict[str, Any] | None
     test_runs: list[dict[str, Any]]
     feedback: str
-    usage: Annotated[dict[str, dict[str, Any]], add_usage]
     outcome: dict[str, Any]
 
 
@@ -57,7 +42,7 @@ class AgentContext:
 
     ``approval`` is ``ask`` (every plan waits for the user), ``auto`` (plans without run steps are
     applied, plans with run steps wait), ``never`` (plans are only shown) or ``all`` (every plan is
-    applied, run steps included). ``budget`` caps the run's total tokens. ``answers`` holds the
+    applied, run steps included). ``budget`` caps the run's total tokens, counted in ``ledger``. ``answers`` holds the
     user's answer to the plan a resumed run stopped for, by plan id; it beats the approval mode.
     """
 
@@ -72,3 +57,4 @@ class AgentContext:
     stream: bool = True
     router_note: str | None = None
     answers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    ledger: UsageLedger = field(default_factory=UsageLedger)

@@ -43,6 +43,7 @@ CORE_MODULES = [
     "engine.xdg",
     "agents",
     "agents.graph",
+    "agents.ledger",
     "agents.nodes",
     "agents.roles",
     "agents.session",

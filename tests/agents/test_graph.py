@@ -564,9 +564,15 @@ def test_the_token_budget_stops_the_run(sessions: Sessions, scripted_llm: Script
     assert of(sessions.events, "error")[0]["exit_code"] == 1
     assert journal_count(root) == 1  # the builder's plan, applied before the tester spent too much
     # As the message says: resume with a larger budget to go on.
+    # The tokens of the failed node still count: the tester's discarded reply is not free.
+    with pytest.raises(BudgetExceeded, match="already used 30 tokens"):
+        sessions.open(approval="all", budget=25).resume("t")
     scripted_llm.enqueue(Reply(TESTS))
     finished_ok(sessions.open(approval="all", budget=100).resume("t"))
     assert of(sessions.events, "test")[0]["passed"] is True
+    final = of(sessions.events, "final")[0]
+    assert final["usage"]["total_tokens"] == 45
+    assert {role: counts["total_tokens"] for role, counts in final["per_role"].items()} == {"builder": 15, "tester": 30}
 
 
 def test_route_event_notes_a_missing_learned_router(sessions: Sessions, scripted_llm: ScriptedLLM, root: Path) -> None:
