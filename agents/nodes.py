@@ -28,6 +28,7 @@ from engine.runner import RunResult, bubblewrap, run_command
 from engine.sandbox import SandboxError
 
 TAIL_CHARS = 2000
+STEP_TIMEOUT_CAP = 3600  # the plan schema's own maximum
 
 
 class BudgetExceeded(RouteshellError):
@@ -220,6 +221,11 @@ def _summary(plan: dict[str, Any], what: str) -> str:
 
 def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any]) -> dict[str, Any]:
     origin = f"{ctx.thread_id}/{plan_id}"
+    if ctx.run_timeout_s is not None:
+        # A model may ask for any timeout; the profile's limit wins.
+        cap = ctx.run_timeout_s
+        plan = {**plan, "steps": [{**s, "timeout_s": min(s["timeout_s"], cap)} if s["op"] == "run" else s
+                                  for s in plan["steps"]]}  # fmt: skip
     runs: list[RunResult]
     done = applied_from(ctx.root, origin)
     if done is not None:
@@ -249,7 +255,8 @@ def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult
     if not steps:
         return []
     bwrap = bubblewrap()
-    return [run_command(ctx.root, step["argv"], step["timeout_s"], ctx.limits, bwrap=bwrap) for step in steps]
+    cap = ctx.run_timeout_s or STEP_TIMEOUT_CAP
+    return [run_command(ctx.root, step["argv"], min(step["timeout_s"], cap), ctx.limits, bwrap=bwrap) for step in steps]
 
 
 def _test_event(runs: list[RunResult]) -> dict[str, Any]:

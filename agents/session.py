@@ -158,6 +158,7 @@ class AgentSession:
             router_note=self.router_note,
             answers=answers or {},
             ledger=self.ledger,
+            run_timeout_s=self.profile.data.get("sandbox", {}).get("run_timeout_s"),
         )
 
     def exists(self, thread: str) -> bool:

@@ -42,7 +42,8 @@ class AgentContext:
 
     ``approval`` is ``ask`` (every plan waits for the user), ``auto`` (plans without run steps are
     applied, plans with run steps wait), ``never`` (plans are only shown) or ``all`` (every plan is
-    applied, run steps included). ``budget`` caps the run's total tokens, counted in ``ledger``. ``answers`` holds the
+    applied, run steps included). ``budget`` caps the run's total tokens, counted in ``ledger``;
+    ``run_timeout_s`` (the profile's ``sandbox.run_timeout_s``) caps every run step's timeout. ``answers`` holds the
     user's answer to the plan a resumed run stopped for, by plan id; it beats the approval mode.
     """
 
@@ -58,3 +59,4 @@ class AgentContext:
     router_note: str | None = None
     answers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     ledger: UsageLedger = field(default_factory=UsageLedger)
+    run_timeout_s: int | None = None

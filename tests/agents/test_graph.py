@@ -593,3 +593,16 @@ def test_route_event_with_a_topology_override(sessions: Sessions, scripted_llm: 
     assert (route["router"], route["topology"], route["roles"], route["note"]) == ("override", "single",
                                                                                    ["builder"], None)  # fmt: skip
     assert route["reason"].startswith("--topology single (the heuristic suggested loop: mentions 'fix'")
+
+
+def test_the_profile_caps_a_run_steps_timeout(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    slow = {"version": 1, "steps": [{"op": "run", "argv": ["python3", "-c", "import time; time.sleep(30)"],
+                                     "timeout_s": 600}]}  # fmt: skip
+    scripted_llm.enqueue(Reply(FIX), Reply(slow))
+    run = graph_run(approval="all", run_timeout_s=1, router=HeuristicRouter(max_rounds=1))
+    assert run.start("fix the failing test for add") is None
+    [test] = of(run.events, "test")
+    assert test["timed_out"] is True
+    assert test["passed"] is False
