@@ -69,6 +69,20 @@ class Profile:
         """The workspace directory, made absolute against the current directory."""
         return Path(os.path.expanduser(self.data["workspace"])).absolute()
 
+    def resolve_workspace(self, given: Path | None) -> Path:
+        """Return the workspace to use: ``given`` (``--workspace``), which must exist, else the profile's,
+        which is created on first use. Raises :class:`UsageError` when it is not a directory."""
+        if given is not None:
+            path = Path(os.path.expanduser(given)).absolute()
+            if not path.is_dir():
+                raise UsageError(f"workspace {path} is not a directory; create it or pass another --workspace")
+            return path
+        path = self.workspace
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"workspace {path} (from profile {self.name}) is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def endpoint(self, role: str) -> Endpoint:
         """Return the endpoint for ``role``: its own section over ``llm.default``."""
         if role not in ROLES:

@@ -66,15 +66,9 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
 
 def _workspace(args: argparse.Namespace) -> Path:
-    chosen = args.plan_workspace or args.workspace
-    if chosen is None:
-        from engine.profiles import load_profile
+    from engine.profiles import load_profile
 
-        chosen = load_profile(args.profile).workspace
-    path = Path(chosen).expanduser().absolute()
-    if not path.is_dir():
-        raise UsageError(f"workspace {path} is not a directory; create it or pass another --workspace")
-    return path
+    return load_profile(args.profile).resolve_workspace(args.plan_workspace or args.workspace)
 
 
 def _emit(event: dict[str, Any]) -> None:

@@ -67,7 +67,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
 
     task = _task(args)
     profile = load_profile(args.run_profile or args.profile)
-    workspace = _workspace(args, profile)
+    workspace = profile.resolve_workspace(args.run_workspace or args.workspace)
     approval = args.approve or ("auto" if profile.data["approval"] == "ask" else profile.data["approval"])
     from agents.session import AgentSession, SessionOptions
 
@@ -124,20 +124,6 @@ def _task(args: argparse.Namespace) -> str | None:
             raise UsageError("the task on standard input is not UTF-8 text") from None
         return text.strip()
     return str(args.task)
-
-
-def _workspace(args: argparse.Namespace, profile: Any) -> Path:
-    chosen = args.run_workspace or args.workspace
-    if chosen is None:
-        path = profile.workspace
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"workspace {path} (from profile {profile.name}) is not a directory")
-        path.mkdir(parents=True, exist_ok=True)
-        return Path(path)
-    path = Path(chosen).expanduser().absolute()
-    if not path.is_dir():
-        raise UsageError(f"workspace {path} is not a directory; create it or pass another --workspace")
-    return path
 
 
 def _json_sink(event: dict[str, Any]) -> None:
