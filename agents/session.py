@@ -183,7 +183,7 @@ class AgentSession:
         state = self.graph.get_state({"configurable": {"thread_id": thread}})
         if not state.values:
             raise UsageError(f"no thread {thread!r} in this workspace; start one with routeshell run TASK")
-        if not state.next:
+        if not state.tasks:
             outcome = state.values.get("outcome") or {}
             raise UsageError(f"thread {thread!r} already finished (ok: {outcome.get('ok')}); nothing to resume")
         from langgraph.types import Command

@@ -31,6 +31,9 @@ browser of the workspace) and the Agent pane (tasks for the agents, with approva
 Train and Serve panes say what will arrive there. Press ? inside the shell for the keys.
 
 'routeshell run TASK' runs one task with the agents without the full-screen shell.
+'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
+approvals and transcript, with history and Tab completion, and no full-screen UI; with
+standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain).
 
 Files change only through plans: JSON documents of file operations, applied
 all-or-nothing inside the workspace, journaled and undoable ('routeshell plan').
@@ -62,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="instead of the full-screen shell, a line-mode prompt for agent tasks (type /help in it)",
+    )
     parser.add_argument(
         "--profile",
         default=os.environ.get("ROUTESHELL_PROFILE", "local"),
@@ -101,13 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code."""
-    from engine.errors import ExitCode, RouteshellError
+    from engine.errors import ExitCode, RouteshellError, UsageError
 
     args = build_parser().parse_args(argv)
     try:
         if args.version:
             print(f"routeshell {_version()}")
             return ExitCode.OK
+        if args.plain and args.command:
+            raise UsageError(f"--plain starts the line-mode shell; it does not go with {args.command!r}")
         if args.command == "profiles":
             return _profiles(args)
         if args.command == "plan":
@@ -181,18 +191,14 @@ def _shell(args: argparse.Namespace) -> int:
     from engine.profiles import load_profile
 
     profile = load_profile(args.profile)
-    if args.workspace is not None:
-        workspace = args.workspace.expanduser().absolute()
-        if not workspace.is_dir():
-            raise UsageError(f"workspace {workspace} is not a directory; create it or pass another --workspace")
-    else:
-        workspace = profile.workspace
-        if workspace.exists() and not workspace.is_dir():
-            raise UsageError(f"workspace {workspace} (from profile {profile.name}) is not a directory")
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("the shell needs an interactive terminal (stdin and stdout must be a TTY)")
-    # The profile's own workspace is created on first use; a --workspace given by hand must exist.
-    workspace.mkdir(parents=True, exist_ok=True)
+    if not args.plain and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the shell needs an interactive terminal (stdin and stdout must be a TTY); try --plain")
+    workspace = profile.resolve_workspace(args.workspace)
+    if args.plain:
+        # Imported here: it loads prompt_toolkit, rich and the agents, which --help must not wait for.
+        from tui.plain import run_plain
+
+        return run_plain(workspace, profile)
 
     from tui.app import RouteshellApp
 

@@ -40,11 +40,15 @@ def preview_lines(previews: list[dict[str, Any]], *, max_diff_lines: int = 200) 
 
 
 class Transcript:
-    """Prints events as they arrive; ``deltas`` also echoes the models' streamed text."""
+    """Prints events as they arrive; ``deltas`` also echoes the models' streamed text.
 
-    def __init__(self, console: Console, *, deltas: bool = False) -> None:
+    ``undo_hint`` is how the reader undoes a plan where the transcript is shown.
+    """
+
+    def __init__(self, console: Console, *, deltas: bool = False, undo_hint: str = "routeshell plan undo") -> None:
         self.console = console
         self.deltas = deltas
+        self.undo_hint = undo_hint
         self._streaming = False
 
     def _line(self, text: str | Text, style: str = "") -> None:
@@ -127,4 +131,4 @@ class Transcript:
                    "bold green" if event["ok"] else "bold red")  # fmt: skip
         self._line(f"tokens: {usage['total_tokens']}{estimated}  thread: {event['thread']}", "dim")
         if event.get("undo"):
-            self._line(f"undo the last plan with: routeshell plan undo  (journal {event['undo']})", "dim")
+            self._line(f"undo the last plan with: {self.undo_hint}  (journal {event['undo']})", "dim")

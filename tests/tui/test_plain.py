@@ -1,0 +1,330 @@
+"""``routeshell --plain`` in a real pseudo-terminal (pexpect) and on a pipe, against the scripted LLM."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.helpers import ROUTESHELL
+from tests.scripted_llm import Hold, Reply, ScriptedLLM
+
+TASK = "write hi please"
+HELLO = {"version": 1, "goal": "greet", "steps": [{"op": "write", "path": "hi.txt", "content": "hello\n"}]}
+TIMEOUT_S = 10
+
+
+def plain_env(base_url: str, term: str = "xterm", **extra: str) -> dict[str, str]:
+    """The test's (isolated) environment for a --plain child talking to ``base_url``."""
+    # Nothing in a pexpect terminal answers prompt_toolkit's cursor-position queries.
+    return dict(os.environ, LLM_API_BASE=base_url, TERM=term, PROMPT_TOOLKIT_NO_CPR="1", **extra)
+
+
+@pytest.fixture
+def spawn(workspace: Path) -> Iterator[Callable[..., pexpect.spawn]]:
+    """Start ``routeshell --plain --profile ci`` on the workspace in a pty; every child is ended at teardown."""
+    children: list[pexpect.spawn] = []
+
+    def start(base_url: str, term: str = "xterm", **extra: str) -> pexpect.spawn:
+        child = pexpect.spawn(
+            ROUTESHELL,
+            ["--plain", "--profile", "ci", "--workspace", str(workspace)],
+            env=plain_env(base_url, term, **extra),
+            encoding="utf-8",
+            timeout=TIMEOUT_S,
+            dimensions=(40, 200),
+        )
+        children.append(child)
+        child.expect_exact("type a task, or /help")
+        return child
+
+    yield start
+    for child in children:
+        child.close(force=True)
+
+
+def quit_cleanly(child: pexpect.spawn) -> None:
+    """Leave with /quit; the shell must end with exit code 0."""
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def ask_for_approval(child: pexpect.spawn) -> None:
+    """Set /approve ask, give the task, and wait for the question under the plan's diff."""
+    child.sendline("/approve ask")
+    child.expect_exact("approval: ask")
+    child.sendline(TASK)
+    child.expect_exact("waits for approval")
+    child.expect_exact("+hello")
+    child.expect_exact("approve, edit, reject? [a/e/r]")
+
+
+def test_approve_applies_the_plan_and_undo_restores(spawn, scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    child = spawn(scripted_llm.base_url)
+    ask_for_approval(child)
+    assert not (workspace / "hi.txt").exists()
+    child.sendline("a")
+    child.expect_exact("done:")
+    assert (workspace / "hi.txt").read_text() == "hello\n"
+    child.sendline("/undo")
+    child.expect(r"undid plan (\S+) \(1 step\(s\)\)")
+    assert not (workspace / "hi.txt").exists()
+    child.sendline("/history")
+    child.expect_exact("undone")
+    quit_cleanly(child)
+
+
+def test_reject_with_a_reason_changes_nothing(spawn, scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    child = spawn(scripted_llm.base_url)
+    ask_for_approval(child)
+    child.sendline("r")
+    child.expect_exact("reason (optional):")
+    child.sendline("not today")
+    child.expect_exact("rejected: not today")
+    child.expect_exact("failed:")
+    assert not (workspace / "hi.txt").exists()
+    quit_cleanly(child)
+
+
+def test_edit_applies_the_edited_plan(spawn, scripted_llm: ScriptedLLM, workspace: Path, tmp_path: Path) -> None:
+    # The editor breaks the JSON the first time (the question must come back), then edits the content.
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        "import json, pathlib, sys\n"
+        "path, marker = pathlib.Path(sys.argv[1]), pathlib.Path(__file__).with_name('edited-once')\n"
+        "if not marker.exists():\n"
+        "    marker.write_text('')\n"
+        "    path.write_text('{broken')\n"
+        "    sys.exit(0)\n"
+        "plan = json.loads(path.read_text())\n"
+        "plan['steps'][0]['content'] = 'edited\\n'\n"
+        "path.write_text(json.dumps(plan))\n"
+    )
+    scripted_llm.enqueue(Reply(HELLO))
+    child = spawn(scripted_llm.base_url, EDITOR=f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}")
+    ask_for_approval(child)
+    child.sendline("e")
+    child.expect_exact("not valid JSON")
+    child.expect_exact("[a/e/r]")
+    child.sendline("e")
+    child.expect_exact("done:")
+    assert (workspace / "hi.txt").read_text() == "edited\n"
+    quit_cleanly(child)
+
+
+def test_history_reaches_the_next_session(spawn, scripted_llm: ScriptedLLM, isolated_home: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    first = spawn(scripted_llm.base_url)
+    first.sendline(TASK)
+    first.expect_exact("done:")
+    quit_cleanly(first)
+    history = isolated_home / ".local" / "state" / "routeshell" / "plain_history"
+    assert f"+{TASK}" in history.read_text().splitlines()
+
+    scripted_llm.enqueue(Reply(HELLO))
+    second = spawn(scripted_llm.base_url)
+    second.expect_exact("routeshell>")  # the prompt is up: Ctrl-C is now a key, not a signal
+    second.send("/nope")
+    second.sendintr()  # Ctrl-C at the prompt only clears the line
+    second.sendline("/stream")
+    second.expect_exact("stream: off")
+    second.send("\x1b[A" * 3)  # past /stream and the /quit that ended the first session
+    second.sendline("")
+    second.expect_exact("done:")
+    quit_cleanly(second)
+    tasks = [request["messages"][-1]["content"].splitlines()[0] for request in scripted_llm.requests]
+    assert tasks == [f"Task: {TASK}", f"Task: {TASK}"]
+
+
+def test_tab_completes_commands_arguments_and_paths(spawn, scripted_llm: ScriptedLLM) -> None:
+    child = spawn(scripted_llm.base_url)
+    child.send("/app\t")
+    child.sendline("")
+    child.expect_exact("approval: never")
+    child.send("/topology pi\t")
+    child.sendline("")
+    child.expect_exact("topology: pipeline")
+    child.sendline("/nope")
+    child.expect_exact("unknown command /nope (type /help)")
+    scripted_llm.enqueue(Reply(HELLO))
+    child.send("look at READ\t")
+    child.sendline("")
+    child.expect_exact("done:")
+    quit_cleanly(child)
+    # The task the model got is the completed one.
+    assert "Task: look at README.md" in scripted_llm.requests[0]["messages"][-1]["content"]
+
+
+def test_endpoint_error_is_one_line_and_the_prompt_survives(spawn) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    child = spawn(closed)
+    child.sendline(TASK)
+    child.expect_exact("error: LLM endpoint")
+    child.sendline("/approve")
+    child.expect_exact("approval: never")
+    assert "error:" not in child.before
+    assert "Traceback" not in child.before
+    quit_cleanly(child)
+
+
+def interrupt_the_builder(child: pexpect.spawn, answer: threading.Event) -> str:
+    """Start the task, press Ctrl-C while the builder waits for its reply, return the thread id."""
+    child.sendline("/approve all")
+    child.expect_exact("approval: all")
+    child.sendline(TASK)
+    child.expect_exact("> builder")
+    child.sendintr()
+    child.expect_exact("interrupting")  # seen: only now may the held reply go out
+    answer.set()
+    child.expect(r"interrupted; /resume (\S+) continues it")
+    return str(child.match.group(1))
+
+
+def test_ctrl_c_interrupts_a_run_and_the_prompt_comes_back(spawn, scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    answer = threading.Event()
+    scripted_llm.enqueue(Hold(answer, then=Reply(HELLO)))
+    child = spawn(scripted_llm.base_url)
+    interrupt_the_builder(child, answer)
+    child.sendline("/approve")
+    child.expect_exact("approval: all")
+    assert "Traceback" not in child.before
+    assert not (workspace / "hi.txt").exists()
+    quit_cleanly(child)
+
+
+def test_resume_finishes_an_interrupted_run(spawn, scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    answer = threading.Event()
+    # The builder may be asked again on resume, when its interrupted step was not saved.
+    scripted_llm.enqueue(Hold(answer, then=Reply(HELLO)), Reply(HELLO))
+    child = spawn(scripted_llm.base_url)
+    thread = interrupt_the_builder(child, answer)
+    child.sendline(f"/resume {thread}")
+    child.expect_exact("done:")
+    assert (workspace / "hi.txt").read_text() == "hello\n"
+    quit_cleanly(child)
+
+
+def test_resume_answers_an_approval_left_by_a_pipe(spawn, scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    piped = run_piped(workspace, scripted_llm.base_url, f"/approve ask\n{TASK}\n")
+    thread = re.search(r"with /resume (\S+)", piped.stdout)
+    assert thread is not None, piped.stdout
+    child = spawn(scripted_llm.base_url)
+    child.sendline(f"/resume {thread.group(1)}")
+    child.expect_exact("waits for approval")
+    child.expect_exact("+hello")
+    child.expect_exact("[a/e/r]")
+    child.sendline("a")
+    child.expect_exact("done:")
+    assert (workspace / "hi.txt").read_text() == "hello\n"
+    quit_cleanly(child)
+    assert len(scripted_llm.requests) == 1
+
+
+def test_dumb_terminal_runs_a_task_without_escapes(spawn, scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    child = spawn(scripted_llm.base_url, term="dumb")
+    # Everything after the banner: prompts, the approval with its diff, the transcript.
+    child.logfile_read = seen = io.StringIO()
+    child.sendline("/approve ask")
+    child.expect_exact("approval: ask")
+    child.sendline(TASK)
+    child.expect_exact("+hello")
+    child.expect_exact("[a/e/r]")
+    child.sendline("a")
+    child.expect_exact("done:")
+    assert (workspace / "hi.txt").read_text() == "hello\n"
+    quit_cleanly(child)
+    assert "\x1b" not in seen.getvalue()
+
+
+def run_piped(workspace: Path, base_url: str, text: str) -> subprocess.CompletedProcess[str]:
+    """Run ``routeshell --plain`` with ``text`` on standard input (not a terminal)."""
+    return subprocess.run(
+        [ROUTESHELL, "--plain", "--profile", "ci", "--workspace", str(workspace)],
+        input=text,
+        capture_output=True,
+        text=True,
+        env=plain_env(base_url),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_piped_lines_run_and_exit_zero(scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    result = run_piped(workspace, scripted_llm.base_url, f"/approve all\n{TASK}\n")
+    assert result.returncode == 0, result.stderr
+    assert "done:" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert (workspace / "hi.txt").read_text() == "hello\n"
+
+
+def test_piped_approval_stops_the_task_and_goes_on(scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    result = run_piped(workspace, scripted_llm.base_url, f"/approve ask\n{TASK}\n/history\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("stop: approval needed for plan p1") == 1
+    assert "no plans applied" in result.stdout
+    assert not (workspace / "hi.txt").exists()
+
+
+def test_plain_with_a_command_is_a_usage_error(workspace: Path) -> None:
+    result = subprocess.run(
+        [ROUTESHELL, "--plain", "--workspace", str(workspace), "plan", "history"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("routeshell: error: --plain")
+
+
+def test_the_editor_gets_the_plan_as_indented_json(spawn, scripted_llm: ScriptedLLM, tmp_path: Path) -> None:
+    seen = tmp_path / "seen.json"
+    editor = tmp_path / "copy.py"
+    editor.write_text(f"import shutil, sys\nshutil.copy(sys.argv[1], {str(seen)!r})\n")
+    scripted_llm.enqueue(Reply(HELLO))
+    child = spawn(scripted_llm.base_url, EDITOR=f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}")
+    ask_for_approval(child)
+    child.sendline("e")
+    child.expect_exact("done:")
+    text = seen.read_text()
+    assert text.startswith('{\n  "version": 1')
+    assert json.loads(text)["steps"][0]["content"] == "hello\n"
+    quit_cleanly(child)
+
+
+def test_output_to_a_pipe_still_asks_at_the_terminal(scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    command = f"{shlex.quote(ROUTESHELL)} --plain --profile ci --workspace {shlex.quote(str(workspace))} | cat"
+    child = pexpect.spawn("/bin/sh", ["-c", command], env=plain_env(scripted_llm.base_url), encoding="utf-8",
+                          timeout=TIMEOUT_S)  # fmt: skip
+    try:
+        ask_for_approval(child)
+        child.sendline("a")
+        child.expect_exact("done:")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert (workspace / "hi.txt").read_text() == "hello\n"

@@ -1,0 +1,404 @@
+"""``routeshell --plain``: the agent tasks, approvals and transcript as a line-mode prompt.
+
+For dumb or slow terminals (a serial console, SSH over a bad link) where the full-screen shell
+is too much: a prompt_toolkit prompt with history and completion, the same :class:`Transcript` as
+``routeshell run``, and approvals asked as one question. When standard input is not a terminal,
+lines are read from it as they come, so ``echo TASK | routeshell --plain`` works too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from rich.console import Console
+from rich.text import Text
+
+from agents.session import AgentSession, Outcome, SessionOptions, new_thread_id
+from agents.state import APPROVAL_MODES
+from engine.errors import ExitCode, RouteshellError, UsageError
+from engine.names import display_name
+from engine.profiles import Profile
+from engine.router import TOPOLOGIES
+from tui.transcript import Transcript
+
+PROMPT = "routeshell> "
+APPROVAL_QUESTION = "approve, edit, reject? [a/e/r] "
+INTERRUPT_NOTE = b"\ninterrupting: the step in progress finishes first (Ctrl-C again to stop waiting)\n"
+ABANDON_NOTE = b"\nnot waiting: the step in progress ends in the background (quitting waits for it)\n"
+MAX_PATH_COMPLETIONS = 200
+
+#: Commands and the arguments Tab offers for them (``None``: a free argument, or none).
+COMMANDS: dict[str, tuple[str, ...] | None] = {
+    "/help": None,
+    "/quit": None,
+    "/approve": APPROVAL_MODES,
+    "/topology": ("auto", *TOPOLOGIES),
+    "/undo": None,
+    "/history": None,
+    "/resume": None,
+    "/stream": ("on", "off"),
+}
+
+HELP = """\
+Type a task in plain words to run it with the agents, or one of these commands:
+  /approve [ask|auto|never|all]          what may be applied without asking (no argument: show it)
+  /topology [auto|single|pipeline|loop]  force a topology, or let the router choose (auto)
+  /stream [on|off]                       echo the models' text as it streams in
+  /undo                                  undo the last plan applied to the workspace
+  /history                               list the plans applied to the workspace
+  /resume THREAD                         continue a task that was interrupted or waits for approval
+  /help                                  this text
+  /quit                                  leave (Ctrl-D too)
+A plan waiting for approval asks 'approve, edit, reject?': a applies it, e opens it as JSON in
+$EDITOR (default vi) and applies what you save, r rejects it with an optional reason.
+Ctrl-C clears the line; during a task it stops the task once the step in progress is done, and
+/resume THREAD continues it. Tab completes commands, their arguments and workspace paths.
+History is kept in {history}.
+When standard input is not a terminal, each line is a task or a command. Approvals cannot be
+asked there: 'ask' counts as 'auto' (as in 'routeshell run'), and a task whose plan waits for
+approval stops; answer it later with /resume THREAD at a terminal."""
+
+
+def history_path() -> Path:
+    """Return where the prompt history lives: ``$XDG_STATE_HOME/routeshell/plain_history``."""
+    value = os.environ.get("XDG_STATE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(value) if os.path.isabs(value) else Path(os.environ.get("HOME") or "~").expanduser() / ".local/state"
+    return base / "routeshell" / "plain_history"
+
+
+def _open_history(path: Path) -> tuple[History, str | None]:
+    """Return the file history at ``path``, or one in memory and why, when it cannot be kept."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+    except OSError as exc:
+        return InMemoryHistory(), f"history is not saved: {path.parent}: {exc.strerror or exc}"
+    return FileHistory(str(path)), None
+
+
+class PlainCompleter(Completer):
+    """Completes slash commands, their arguments, and paths in the workspace for any other word."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
+        """Yield the completions for the text before the cursor."""
+        text = document.text_before_cursor
+        if text.startswith("/"):
+            command, space, argument = text.partition(" ")
+            if not space:
+                yield from _matching(COMMANDS, command)
+            elif " " not in argument:
+                yield from _matching(COMMANDS.get(command) or (), argument)
+            return
+        yield from self._paths(document.get_word_before_cursor(WORD=True))
+
+    def _paths(self, word: str) -> Iterator[Completion]:
+        folder, _, prefix = word.rpartition("/")
+        if word.startswith("/") or ".." in folder.split("/"):
+            return
+        where = os.path.realpath(self.root / folder)
+        # A symlink may lead out of the workspace: its outside is none of this shell's business.
+        if where != str(self.root) and not where.startswith(str(self.root) + os.sep):
+            return
+        try:
+            with os.scandir(where) as entries:
+                names = sorted((entry.name, entry.is_dir()) for entry in entries if entry.name.startswith(prefix))
+        except OSError:
+            return
+        # A name that is not one plain word could not be typed back as one; dotfiles only when asked for.
+        shown = [(name, is_dir) for name, is_dir in names if name.isprintable() and " " not in name
+                 and name != ".routeshell" and (prefix.startswith(".") or not name.startswith("."))]  # fmt: skip
+        for name, is_dir in shown[:MAX_PATH_COMPLETIONS]:
+            yield Completion(name + "/" * is_dir, start_position=-len(prefix))
+
+
+def _matching(words: Iterable[str], typed: str) -> Iterator[Completion]:
+    return (Completion(word, start_position=-len(typed)) for word in words if word.startswith(typed))
+
+
+def make_console() -> Console:
+    """Return the console for the transcript: no colour or styles on a dumb terminal or with NO_COLOR."""
+    dumb = os.environ.get("TERM", "") in ("dumb", "unknown")
+    # soft_wrap: the terminal wraps long lines itself; rich re-flowing them would garble diffs.
+    return Console(highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")) or dumb,
+                   color_system=None if dumb else "auto")  # fmt: skip
+
+
+def edit_in_editor(document: dict[str, Any]) -> dict[str, Any]:
+    """Open ``document`` as indented JSON in ``$EDITOR`` (default vi) and return what was saved.
+
+    Raises :class:`UsageError` saying why when the editor fails or leaves no JSON object.
+    """
+    try:
+        editor = shlex.split(os.environ.get("EDITOR") or "vi") or ["vi"]
+    except ValueError as exc:
+        raise UsageError(f"$EDITOR cannot be split into a command ({exc})") from None
+    handle, name = tempfile.mkstemp(prefix="routeshell-plan-", suffix=".json")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        try:
+            code = subprocess.run([*editor, str(path)], check=False).returncode
+        except OSError as exc:
+            raise UsageError(f"cannot start the editor {editor[0]!r} ({exc.strerror or exc}); set $EDITOR") from None
+        if code != 0:
+            raise UsageError(f"the editor exited with {code}; the plan was left as it was")
+        try:
+            edited = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # bad JSON, or not UTF-8
+            raise UsageError(f"the edited plan is not valid JSON ({exc})") from None
+    finally:
+        path.unlink(missing_ok=True)
+    if not isinstance(edited, dict):
+        raise UsageError("the edited plan is not a JSON object")
+    return edited
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Say at once that Ctrl-C was seen: the graph lets the step in progress (a model call) end first.
+
+    A second Ctrl-C stops waiting for it; the step then ends in a thread of its own.
+    """
+
+    pressed: list[int] = []
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        os.write(sys.stderr.fileno(), ABANDON_NOTE if pressed else INTERRUPT_NOTE)
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class PlainShell:
+    """The read-run loop: one :class:`AgentSession` on ``workspace`` for the shell's lifetime.
+
+    ``interactive`` says whether questions (approvals) can be asked on standard input.
+    Use as a context manager, so that the session is closed.
+    """
+
+    def __init__(self, workspace: Path, profile: Profile, console: Console, *, interactive: bool) -> None:
+        self.workspace = workspace
+        self.console = console
+        self.interactive = interactive
+        self.transcript = Transcript(console, undo_hint="/undo")
+        self.history_file = history_path()
+        self._error_shown = False
+        approval = profile.data["approval"]
+        if approval == "ask" and not interactive:
+            approval = "auto"
+        options = SessionOptions(approval=approval, topology="auto", env=os.environ)
+        self.session = AgentSession(workspace, profile, options, self._on_event)
+        self._prompt: PromptSession[str] | None = None
+        self._question: PromptSession[str] | None = None
+        self._note: str | None = None
+        if interactive and sys.stdout.isatty():
+            history, self._note = _open_history(self.history_file)
+            # Completion only on Tab: a menu redrawn on every key is what a slow link cannot afford.
+            self._prompt = PromptSession(
+                history=history, completer=PlainCompleter(workspace), complete_while_typing=False
+            )
+            self._question = PromptSession()
+
+    def __enter__(self) -> PlainShell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "error":
+            self._error_shown = True
+        self.transcript.handle(event)
+
+    def say(self, text: str, style: str = "") -> None:
+        """Print one line, literally (never as markup)."""
+        self.console.print(Text(text, style=style), highlight=False)
+
+    def _ask(self, question: str, session: PromptSession[str] | None) -> str:
+        return session.prompt(question) if session is not None else input(question)
+
+    def loop(self, lines: Iterable[str] | None = None) -> int:
+        """Read and run lines until ``/quit`` or end of input; return the exit code (0)."""
+        options = self.session.options
+        self.say(f"routeshell --plain on {display_name(str(self.workspace))}: approval {options.approval}, "
+                 f"topology {options.topology}; type a task, or /help", "bold")  # fmt: skip
+        if self._note:
+            self.say(f"note: {self._note}", "yellow")
+        if lines is not None:
+            for line in lines:
+                self.say(PROMPT + display_name(line.rstrip("\n")), "dim")
+                if not self.handle(line):
+                    break
+            return ExitCode.OK
+        while True:
+            try:
+                line = self._ask(PROMPT, self._prompt)
+            except KeyboardInterrupt:
+                continue  # Ctrl-C at the prompt clears the line, as in a shell
+            except EOFError:
+                return ExitCode.OK
+            if not self.handle(line):
+                return ExitCode.OK
+
+    def handle(self, line: str) -> bool:
+        """Run one line: a slash command or a task. Return False when the shell should end."""
+        line = line.strip()
+        if not line:
+            return True
+        if not line.startswith("/"):
+            thread = new_thread_id()
+            self._run(lambda: self.session.start(line, thread), thread)
+            return True
+        command, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if command in ("/quit", "/exit"):
+            return False
+        if command not in COMMANDS:
+            self.say(f"unknown command {display_name(command)} (type /help)", "red")
+            return True
+        handler: Callable[[str], None] = getattr(self, "_cmd_" + command[1:])
+        try:
+            handler(argument)
+        except RouteshellError as exc:
+            self.say(f"error: {display_name(str(exc))}", "bold red")
+        except KeyboardInterrupt:
+            self.say("interrupted", "yellow")
+        return True
+
+    def _run(self, first: Callable[[], Outcome], thread: str) -> None:
+        """Run a task until it is done, answering approvals; errors and Ctrl-C end it with one line."""
+        self._error_shown = False
+        try:
+            with _interruptible():
+                outcome = first()
+            while outcome.status == "paused":
+                answer = self._approval(outcome)
+                if answer is None:
+                    return
+                with _interruptible():
+                    outcome = self.session.resume(outcome.thread, answer)
+        except (KeyboardInterrupt, EOFError):
+            self.say(f"interrupted; /resume {thread} continues it", "yellow")
+        except RouteshellError as exc:
+            # Errors from inside the run already reached the transcript as an "error" event.
+            if not self._error_shown:
+                self.say(f"error: {display_name(str(exc))}", "bold red")
+
+    def _approval(self, outcome: Outcome) -> dict[str, Any] | None:
+        """Ask what to do with the plan the run waits for; None when it cannot be asked here."""
+        approval = outcome.approval or {}
+        if not self.interactive:
+            self.say(f"stop: approval needed for plan {approval.get('id', '?')}; answer it at a terminal "
+                     f"with /resume {outcome.thread}", "bold yellow")  # fmt: skip
+            return None
+        while True:
+            choice = self._ask(APPROVAL_QUESTION, self._question).strip().lower()
+            if choice in ("a", "approve"):
+                return {"action": "approve"}
+            if choice in ("r", "reject"):
+                reason = self._ask("reason (optional): ", self._question).strip()
+                return {"action": "reject", "reason": reason} if reason else {"action": "reject"}
+            if choice in ("e", "edit"):
+                try:
+                    return {"action": "edit", "plan": edit_in_editor(approval.get("plan") or {})}
+                except UsageError as exc:
+                    self.say(f"error: {display_name(str(exc))}; edit it again, or answer a or r", "red")
+                continue
+            self.say("answer a (approve), e (edit in $EDITOR) or r (reject)")
+
+    def _cmd_help(self, argument: str) -> None:
+        self.console.print(Text(HELP.format(history=display_name(str(self.history_file)))), highlight=False)
+
+    def _cmd_approve(self, argument: str) -> None:
+        self._set_option("approval", argument, APPROVAL_MODES)
+
+    def _cmd_topology(self, argument: str) -> None:
+        self._set_option("topology", argument, ("auto", *TOPOLOGIES))
+
+    def _set_option(self, name: str, value: str, choices: tuple[str, ...]) -> None:
+        if value and value not in choices:
+            raise UsageError(f"unknown {name} {value!r} (choose {', '.join(choices)})")
+        if value:
+            setattr(self.session.options, name, value)
+        self.say(f"{name}: {getattr(self.session.options, name)}")
+
+    def _cmd_stream(self, argument: str) -> None:
+        if argument not in ("", "on", "off"):
+            raise UsageError(f"unknown stream setting {argument!r} (choose on or off)")
+        if argument:
+            self.transcript.deltas = argument == "on"
+        self.say(f"stream: {'on' if self.transcript.deltas else 'off'}")
+
+    def _cmd_undo(self, argument: str) -> None:
+        from engine.apply import undo_last
+
+        journal = undo_last(self.workspace)
+        self.say(f"undid plan {journal.id} ({len(journal.records())} step(s))", "green")
+
+    def _cmd_history(self, argument: str) -> None:
+        from engine.apply import recover
+        from engine.journal import journals
+
+        recover(self.workspace)
+        found = journals(self.workspace)
+        if not found:
+            self.say(f"no plans applied in {display_name(str(self.workspace))}")
+        for journal in found:
+            meta = journal.meta
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta["started"]))
+            goal = display_name(meta["plan"].get("goal", ""))
+            self.say(f"{journal.id}  {journal.state:<11}  {started}  {len(meta['plan']['steps']):>5} step(s)  {goal}")
+
+    def _cmd_resume(self, argument: str) -> None:
+        if not argument or " " in argument:
+            raise UsageError("usage: /resume THREAD (the thread id printed when the task started)")
+        pending = self.session.pending(argument)
+        if pending is None:
+            self._run(lambda: self.session.resume(argument), argument)
+            return
+        # Waiting for an answer: show the plan again, since it may have been asked in another shell.
+        self.transcript.handle({"type": "approval", **pending})
+        self._run(lambda: Outcome("paused", argument, approval=pending), argument)
+
+
+def _stdin_lines() -> Iterator[str]:
+    try:
+        yield from sys.stdin
+    except UnicodeDecodeError:
+        raise UsageError("standard input is not UTF-8 text") from None
+
+
+def run_plain(workspace: Path, profile: Profile) -> int:
+    """Run the line-mode shell on ``workspace`` with ``profile``; return the exit code (0 at the end).
+
+    With standard input a terminal it prompts; otherwise it runs the lines of standard input.
+    """
+    interactive = sys.stdin.isatty()
+    with PlainShell(workspace, profile, make_console(), interactive=interactive) as shell:
+        return shell.loop(None if interactive else _stdin_lines())
