@@ -37,6 +37,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     for var in ("ROUTESHELL_PROFILE", "OPENAI_API_KEY", "LLM_API_KEY", "LLM_API_BASE", "OPENAI_MODEL"):
         monkeypatch.delenv(var, raising=False)
     return home

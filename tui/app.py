@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import ClassVar
 
 from textual.app import App
@@ -11,10 +11,13 @@ from textual.binding import Binding, BindingType
 from engine.names import display_name
 from engine.profiles import Profile
 from tui.commands import ShellCommands
+from tui.screens.approval_screen import ApprovalScreen
 from tui.screens.help_screen import HelpScreen
 from tui.screens.main_screen import MainScreen
+from tui.widgets.agent_pane import AgentPane
 from tui.widgets.entry_list import EntryList
 from tui.widgets.files_pane import FilesPane
+from tui.widgets.task_input import TaskInput
 
 HERE = Path(__file__).parent
 
@@ -23,11 +26,13 @@ class RouteshellApp(App[int]):
     """The shell window over one workspace and one profile."""
 
     TITLE = "routeshell"
-    CSS_PATH: ClassVar[list[str | Path]] = [
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
         HERE / "app.tcss",
         HERE / "screens" / "main_screen.tcss",
         HERE / "screens" / "help_screen.tcss",
         HERE / "screens" / "dialog.tcss",
+        HERE / "screens" / "approval_screen.tcss",
+        HERE / "widgets" / "agent_pane.tcss",
         HERE / "widgets" / "files_pane.tcss",
         HERE / "widgets" / "planned_pane.tcss",
     ]
@@ -48,7 +53,7 @@ class RouteshellApp(App[int]):
         self.sub_title = f"{display_name(workspace.name or str(workspace))} · profile {profile.name}"
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen(self.workspace))
+        self.push_screen(MainScreen(self.workspace, self.profile))
 
     def action_show_pane(self, pane_id: str) -> None:
         """Switch the main screen to ``pane_id``."""
@@ -66,6 +71,9 @@ class RouteshellApp(App[int]):
                     ("Everywhere", [*self.BINDINGS, Binding("ctrl+p", "", tooltip="Command palette")]),
                     ("Files pane", FilesPane.BINDINGS),
                     ("Files list", EntryList.BINDINGS),
+                    ("Agent pane", AgentPane.BINDINGS),
+                    ("Agent task line", TaskInput.BINDINGS),
+                    ("Plan approval", ApprovalScreen.BINDINGS),
                 ]
             )
         )
@@ -75,3 +83,9 @@ class RouteshellApp(App[int]):
         self.action_show_pane("files")
         pane = self.screen.query_one(FilesPane)
         getattr(pane, f"action_{action}")()
+
+    def run_agent_action(self, action: str, *args: str) -> None:
+        """Show the Agent pane and run one of its actions (from the command palette)."""
+        self.action_show_pane("agent")
+        pane = self.screen.query_one(AgentPane)
+        getattr(pane, f"action_{action}")(*args)

@@ -191,9 +191,9 @@ def _shell(args: argparse.Namespace) -> int:
     from engine.profiles import load_profile
 
     profile = load_profile(args.profile)
+    workspace = profile.resolve_workspace(args.workspace)
     if not args.plain and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the shell needs an interactive terminal (stdin and stdout must be a TTY); try --plain")
-    workspace = profile.resolve_workspace(args.workspace)
     if args.plain:
         # Imported here: it loads prompt_toolkit, rich and the agents, which --help must not wait for.
         from tui.plain import run_plain

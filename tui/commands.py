@@ -1,4 +1,4 @@
-"""Command-palette commands (Ctrl+P): panes, Files actions, help."""
+"""Command-palette commands (Ctrl+P): panes, Files and Agent actions, help."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from tui.widgets.agent_pane import APPROVAL_HELP
+
 if TYPE_CHECKING:
     from tui.app import RouteshellApp
 
 
 class ShellCommands(Provider):
-    """Switch panes, drive the Files pane and open the help, by name."""
+    """Switch panes, drive the Files and Agent panes and open the help, by name."""
 
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
         app = cast("RouteshellApp", self.app)
@@ -26,7 +28,15 @@ class ShellCommands(Provider):
             ("Files: filter entries", partial(app.run_files_action, "filter"), "Type to narrow the list"),
             ("Files: go to the workspace root", partial(app.run_files_action, "root"), "Back to the top"),
             ("Files: reload the directory", partial(app.run_files_action, "reload"), "Read it again"),
+            ("Agent: new task", partial(app.action_show_pane, "agent"), "Type a task for the agents"),
+            ("Agent: review the waiting plan", partial(app.run_agent_action, "review"), "Approve, edit or reject it"),
+            ("Agent: stop after the current step", partial(app.run_agent_action, "stop"), "End the run cleanly"),
+            ("Agent: clear the transcript", partial(app.run_agent_action, "clear"), "Start with an empty log"),
             ("Show the keys", app.action_help, "Every key binding, by area"),
+        ]
+        commands += [
+            (f"Agent: approval {mode}", partial(app.run_agent_action, "set_approval", mode), help_text.capitalize())
+            for mode, help_text in APPROVAL_HELP.items()
         ]
         return commands
 

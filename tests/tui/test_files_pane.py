@@ -192,7 +192,7 @@ async def test_hundred_thousand_entries_load_in_a_worker(make_app, tmp_path: Pat
         # The UI answers while the directory is read: a pane switch goes through at once.
         await pilot.press("1")
         assert app.screen.query_one("TabbedContent").active == "agent"
-        await pilot.press("2")
+        await pilot.press("escape", "2")
         await settle(pilot)
         assert len(visible_names(app)) == 100_000
         await pilot.press("end")

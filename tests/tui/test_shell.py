@@ -25,11 +25,12 @@ async def test_number_keys_switch_panes(make_app) -> None:  # type: ignore[no-un
         tabs = app.screen.query_one(TabbedContent)
         assert tabs.active == "files"
         for key, pane, words in [
-            ("1", "agent", "The Agent pane is not available"),
+            ("1", "agent", "Type a task below and press Enter"),
             ("3", "train", "The Train pane is not available"),
             ("4", "serve", "The Serve pane is not available"),
         ]:
-            await pilot.press(key)
+            # The Agent pane focuses its task input, where digits are text: Escape leaves it first.
+            await pilot.press("escape", key)
             await settle(pilot)
             assert tabs.active == pane
             assert words in screen_text(app)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ClassVar
 
 from textual.pilot import Pilot
 
+from tests.scripted_llm import Reply
 from tests.tui.conftest import settle
+from tui.widgets.agent_pane import AgentPane
 
 SIZE = (100, 30)
 
@@ -83,3 +86,46 @@ class TestFileOperations:
     def test_conflict_question(self, snap_compare, make_app, workspace) -> None:  # type: ignore[no-untyped-def]
         (workspace / "docs" / "README.md").write_text("other\n")
         check(snap_compare, make_app, ["end", "space", "home", "down", "enter", "c"])
+
+
+class TestAgentPane:
+    """The Agent pane against the scripted server; the approval dialog covers the clock and thread ids."""
+
+    PLAN: ClassVar[dict[str, Any]] = {
+        "version": 1,
+        "goal": "greet [bold]loudly[/bold]",
+        "steps": [
+            {"op": "patch", "path": "src/pkg/hello.py", "find": 'f"hello {name}"', "replace": 'f"HELLO {name}"'},
+            {"op": "write", "path": "[b]new.txt", "content": "\x1b[31mred\n"},
+            {"op": "run", "argv": ["python3", "src/pkg/hello.py"]},
+        ],
+    }
+
+    def waiting_plan(self, *presses: str) -> Callable[[Pilot[int]], Awaitable[None]]:
+        """A run_before script: with approval ask, run a task until its plan waits, then press keys."""
+
+        async def script(pilot: Pilot[int]) -> None:
+            await settle(pilot)
+            await pilot.press("1")
+            await settle(pilot)
+            # Set directly: the binding's notification would still be showing in the image.
+            pilot.app.screen.query_one(AgentPane).approval = "ask"
+            await pilot.press(*"shout the greeting", "enter")
+            await settle(pilot)
+            for key in presses:
+                await pilot.press(key)
+                await settle(pilot)
+
+        return script
+
+    def test_approval_dialog(self, snap_compare, make_app, scripted_llm, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        monkeypatch.setenv("LLM_API_BASE", scripted_llm.base_url)
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+        scripted_llm.enqueue(Reply(self.PLAN))
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=self.waiting_plan())
+
+    def test_reject_reason(self, snap_compare, make_app, scripted_llm, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        monkeypatch.setenv("LLM_API_BASE", scripted_llm.base_url)
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+        scripted_llm.enqueue(Reply(self.PLAN))
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=self.waiting_plan("r", *"too loud"))

@@ -8,16 +8,13 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
+from engine.profiles import Profile
+from tui.widgets.agent_pane import AgentPane
 from tui.widgets.files_pane import FilesPane
 from tui.widgets.planned_pane import PlannedPane
 
 PANES: tuple[tuple[str, str], ...] = (("agent", "Agent"), ("files", "Files"), ("train", "Train"), ("serve", "Serve"))
 
-AGENT_PROMISE = (
-    "Here you will type a task in plain words. The router picks a topology of planner, builder, "
-    "tester and refactor; each role's transcript streams in, and every plan is shown as a diff "
-    "for you to approve, edit or reject before anything in the workspace changes."
-)
 TRAIN_PROMISE = (
     "Here you will train the local TinyLLM from scratch: a SentencePiece tokenizer, pretraining, "
     "supervised fine-tuning, and the LoRA router, each as a background job with progress and logs."
@@ -30,15 +27,16 @@ SERVE_PROMISE = (
 class MainScreen(Screen[None]):
     """Tabs for the Agent, Files, Train and Serve panes."""
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, profile: Profile) -> None:
         super().__init__()
         self.workspace = workspace
+        self.profile = profile
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="»")
         with TabbedContent(initial="files", id="panes"):
             with TabPane("1 Agent", id="agent"):
-                yield PlannedPane("The Agent pane", AGENT_PROMISE)
+                yield AgentPane(self.workspace, self.profile, id="agent-pane")
             with TabPane("2 Files", id="files"):
                 yield FilesPane(self.workspace, id="files-pane")
             with TabPane("3 Train", id="train"):
@@ -55,5 +53,7 @@ class MainScreen(Screen[None]):
         self.query_one(TabbedContent).active = pane_id
         if pane_id == "files":
             self.query_one(FilesPane).focus_entries()
+        elif pane_id == "agent":
+            self.query_one(AgentPane).focus_input()
         else:
             self.query_one(TabbedContent).query_one("Tabs").focus()

@@ -8,16 +8,11 @@ cancelled with Escape, which rolls back whatever it had done.
 from __future__ import annotations
 
 import asyncio
-import os
-import shlex
-import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import work
-from textual.app import SuspendNotSupported
 from textual.binding import Binding
 from textual.widgets import ProgressBar
 
@@ -27,6 +22,7 @@ from engine.errors import RouteshellError
 from engine.file_plans import Conflict
 from engine.names import display_name
 from engine.sandbox import Workspace
+from tui.external_editor import EditorFailed, edit_text
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.conflict_screen import ConflictScreen
 from tui.screens.prompt_screen import PromptScreen
@@ -51,11 +47,6 @@ OPERATION_BINDINGS = [
 
 # Plans with more steps than this show a progress bar while they apply.
 PROGRESS_FROM_STEPS = 20
-
-
-def editor_command() -> list[str]:
-    """The user's editor: $VISUAL, then $EDITOR, then vi."""
-    return shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
 
 
 class FileOperationsMixin:
@@ -268,22 +259,8 @@ class FileOperationsMixin:
 
     def _run_editor(self, name: str, text: str) -> str | None:
         """Open ``text`` in the user's editor (terminal handed over); return the saved text."""
-        pane = self._pane()
-        with tempfile.TemporaryDirectory(prefix="routeshell-edit-") as scratch:
-            path = Path(scratch) / name
-            path.write_text(text, encoding="utf-8")
-            command = [*editor_command(), str(path)]
-            try:
-                try:
-                    with pane.app.suspend():
-                        completed = subprocess.run(command, check=False)
-                except SuspendNotSupported:
-                    # No terminal to hand over (a headless driver): the editor runs without one.
-                    completed = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True)
-            except OSError as exc:
-                pane.notify(f"Cannot start the editor {command[0]!r}: {exc.strerror}", severity="error", markup=False)
-                return None
-            if completed.returncode != 0:
-                pane.notify(f"The editor exited with {completed.returncode}; nothing changed", severity="warning")
-                return None
-            return path.read_text(encoding="utf-8")
+        try:
+            return edit_text(self._pane().app, name, text)
+        except EditorFailed as exc:
+            self._pane().notify(f"{exc}; nothing changed", severity="warning", markup=False)
+            return None

@@ -1,0 +1,328 @@
+"""The Agent pane: type a task, watch the roles work, answer each plan that waits for approval.
+
+The run is an :class:`agents.session.AgentSession` driven in a thread worker; its events come
+back as :class:`AgentPane.AgentEvent` messages (the same dicts ``routeshell run --json`` prints),
+so the UI stays responsive while a model is answering. One session serves the pane for its life;
+it is opened on the first task, in the worker, because it loads LangGraph.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, Static
+
+from engine.errors import RouteshellError
+from engine.names import display_name
+from engine.profiles import Profile
+from tui.screens.approval_screen import ApprovalScreen
+from tui.widgets.agent_transcript import AgentTranscript
+from tui.widgets.route_decision import RouteDecision
+from tui.widgets.task_input import TaskInput, history_path
+from tui.widgets.usage_meter import UsageMeter
+
+if TYPE_CHECKING:
+    from agents.session import AgentSession, Outcome
+
+#: The approval modes of ``agents.state.APPROVAL_MODES`` (a test keeps them in step), in the order
+#: ctrl+t cycles through them. Kept here so the shell starts without loading the agent stack.
+APPROVAL_HELP = {
+    "ask": "every plan waits for you",
+    "auto": "plans that only change files are applied; plans with run steps wait",
+    "never": "plans are shown, never applied",
+    "all": "every plan is applied, run steps included (in the sandbox)",
+}
+VERBS = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}
+
+
+class StopRequested(Exception):
+    """Raised in the worker, between two events, to end a run the user stopped."""
+
+
+class AgentPane(Vertical):
+    """Task line, router decision, transcript and meter over one workspace and profile."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+t", "cycle_approval", "Approval", id="agent.approval",
+                tooltip="Switch the approval mode: ask, auto, never, all"),
+        Binding("ctrl+o", "review", "Review plan", id="agent.review", tooltip="Reopen the plan waiting for approval"),
+        Binding("ctrl+s", "stop", "Stop", id="agent.stop",
+                tooltip="Stop the run once the step in progress (a model reply or an apply) is done"),
+        Binding("ctrl+l", "clear", "Clear", show=False, id="agent.clear", tooltip="Clear the transcript"),
+        Binding("escape", "leave_input", "Leave", show=False, id="agent.leave",
+                tooltip="Leave the task line, so 1-4 switch panes again"),
+    ]  # fmt: skip
+
+    approval: reactive[str] = reactive("ask", init=False)
+
+    @dataclass
+    class AgentEvent(Message):
+        """One event of the running session."""
+
+        event: dict[str, Any]
+
+    @dataclass
+    class RunEnded(Message):
+        """The worker is done: paused or finished (``outcome``), failed (``error``) or ``stopped``."""
+
+        outcome: Outcome | None
+        error: str | None = None
+        stopped: bool = False
+
+    def __init__(self, workspace: Path, profile: Profile, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.workspace = workspace
+        self.profile = profile
+        mode = str(profile.data.get("approval", "ask"))
+        self.set_reactive(AgentPane.approval, mode if mode in APPROVAL_HELP else "ask")
+        self.running = False
+        self.waiting: Outcome | None = None
+        self._session: AgentSession | None = None
+        # Guards the session between the worker (which opens and uses it) and unmount (which closes it).
+        self._session_lock = threading.Lock()
+        self._busy = False
+        self._closing = False
+        self._stop = threading.Event()
+        self._error_shown = False
+        self._elapsed_before = 0.0
+        self._run_started = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="agent-header")
+        yield RouteDecision(id="agent-decision")
+        yield AgentTranscript(id="agent-transcript")
+        yield UsageMeter(id="agent-meter")
+        yield TaskInput(history_path(), placeholder="a task in plain words; Enter runs it, ↑ recalls", id="agent-input")
+
+    def on_mount(self) -> None:
+        self._clock = self.set_interval(1.0, self._tick, pause=True)
+        self._show_header()
+
+    def on_unmount(self) -> None:
+        # A run still going stops at its next event; the worker closes the session when it ends.
+        self._stop.set()
+        with self._session_lock:
+            self._closing = True
+            if not self._busy:
+                self._close_session()
+
+    @property
+    def transcript(self) -> AgentTranscript:
+        return self.query_one(AgentTranscript)
+
+    @property
+    def meter(self) -> UsageMeter:
+        return self.query_one(UsageMeter)
+
+    def focus_input(self) -> None:
+        """Put the keyboard focus on the task line."""
+        self.query_one(TaskInput).focus()
+
+    # -- approval mode -------------------------------------------------------------------
+
+    def watch_approval(self) -> None:
+        self._show_header()
+
+    def _show_header(self) -> None:
+        text = Text()
+        text.append("approval ", style="bold")
+        text.append(self.approval, style="bold magenta")
+        text.append(f"  {APPROVAL_HELP[self.approval]}", style="dim")
+        text.append("  (ctrl+t to change)", style="dim italic")
+        self.query_one("#agent-header", Static).update(text)
+
+    def action_set_approval(self, mode: str) -> None:
+        """Switch to approval ``mode``; a run in progress uses it from its next start or answer."""
+        if mode not in APPROVAL_HELP:
+            self.notify(f"Unknown approval mode {mode!r}", severity="error", markup=False)
+            return
+        self.approval = mode
+        later = " (from the next task or answer)" if self.running else ""
+        self.notify(f"Approval {mode}: {APPROVAL_HELP[mode]}{later}")
+
+    def action_cycle_approval(self) -> None:
+        modes = list(APPROVAL_HELP)
+        self.action_set_approval(modes[(modes.index(self.approval) + 1) % len(modes)])
+
+    # -- starting and answering ----------------------------------------------------------
+
+    @on(Input.Submitted, "#agent-input")
+    def _on_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        task = event.value.strip()
+        if not task:
+            return
+        if self.running:
+            self.notify("A task is running: wait for it, or stop it with ctrl+s", severity="warning")
+            return
+        if self.waiting is not None:
+            self.notify("A plan waits for your answer: ctrl+o reopens it", severity="warning")
+            return
+        field = self.query_one(TaskInput)
+        field.value = ""
+        warning = field.remember(task)
+        if warning:
+            self.notify(warning, severity="warning", markup=False)
+        self.start_task(task)
+
+    def start_task(self, task: str) -> None:
+        """Run ``task`` from the start in a worker (the caller checked that nothing is running)."""
+        self.query_one(RouteDecision).clear()
+        self.meter.tokens = 0
+        self.meter.estimated = False
+        self._elapsed_before = 0.0
+        self.transcript.begin_task(task)
+        self._begin_run()
+        self._drive(self.approval, task)
+
+    def action_review(self) -> None:
+        """Show the plan waiting for approval again."""
+        if self.waiting is None or self.waiting.approval is None:
+            self.notify("No plan is waiting for approval")
+            return
+        if isinstance(self.app.screen, ApprovalScreen):
+            return
+        self.app.push_screen(ApprovalScreen(self.waiting.approval, self.workspace), self._answered)
+
+    def _answered(self, answer: dict[str, Any] | None) -> None:
+        waiting = self.waiting
+        if waiting is None or waiting.approval is None:
+            return
+        plan_id = display_name(str(waiting.approval["id"]))
+        if answer is None:
+            self.transcript.line(Text(f"  plan {plan_id} still waits: ctrl+o reopens it", style="magenta"))
+            return
+        self.waiting = None
+        reason = f": {display_name(answer['reason'])}" if answer.get("reason") else ""
+        self.transcript.line(Text(f"  you {VERBS.get(answer['action'], answer['action'])} plan {plan_id}{reason}"))
+        self._begin_run()
+        self._drive(self.approval, None, waiting.thread, answer)
+
+    def action_stop(self) -> None:
+        """Ask the run to stop once the step in progress is done."""
+        if not self.running:
+            self.notify("Nothing is running")
+            return
+        self._stop.set()
+        self.meter.status = "stopping"
+        self.transcript.line(Text("  stopping once the step in progress is done …", style="yellow"))
+
+    def action_clear(self) -> None:
+        self.transcript.clear()
+
+    def action_leave_input(self) -> None:
+        if self.query_one(TaskInput).has_focus:
+            self.transcript.log_widget.focus()
+
+    # -- the worker ----------------------------------------------------------------------
+
+    def _begin_run(self) -> None:
+        self.running = True
+        self._error_shown = False
+        self._stop.clear()
+        self._run_started = time.monotonic()
+        self.meter.status = "running"
+        self.meter.elapsed = self._elapsed_before
+        self._clock.resume()
+
+    @work(thread=True, exclusive=True, group="agent")
+    def _drive(self, approval: str, task: str | None, thread: str | None = None, answer: Any = None) -> None:
+        """Start ``task``, or resume ``thread`` with ``answer``; report its end with RunEnded."""
+        with self._session_lock:
+            if self._closing:
+                return
+            self._busy = True
+        ended = self.RunEnded(None)
+        try:
+            session = self._open_session(approval)
+            session.options.approval = approval
+            ended.outcome = session.start(task) if task is not None else session.resume(str(thread), answer)
+        except StopRequested:
+            ended.stopped = True
+        except RouteshellError as exc:
+            ended.error = str(exc)
+        except Exception as exc:
+            # A bug must show as one line and leave the pane usable, not end the shell.
+            ended.error = f"unexpected error: {type(exc).__name__}: {exc}"
+        finally:
+            self._release_session()
+        self.post_message(ended)
+
+    def _open_session(self, approval: str) -> AgentSession:
+        """Return the pane's session, opening it on first use (in the worker: it loads LangGraph)."""
+        if self._session is None:
+            from agents.session import AgentSession, SessionOptions
+
+            self._session = AgentSession(self.workspace, self.profile, SessionOptions(approval=approval), self._forward)
+        return self._session
+
+    def _release_session(self) -> None:
+        """The worker is done with the session: close it if the pane went away meanwhile."""
+        with self._session_lock:
+            self._busy = False
+            if self._closing:
+                self._close_session()
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _forward(self, event: dict[str, Any]) -> None:
+        """Session callback, in the worker thread: pass the event on; end the run if asked to stop."""
+        self.post_message(self.AgentEvent(event))
+        # Raised between events, the graph finishes the node it is in and saves it, then ends.
+        if self._stop.is_set() and event.get("type") not in ("approval", "final", "error"):
+            raise StopRequested
+
+    # -- events back in the UI -----------------------------------------------------------
+
+    @on(AgentEvent)
+    def _on_agent_event(self, message: AgentEvent) -> None:
+        event = message.event
+        kind = event.get("type")
+        if kind == "route":
+            self.query_one(RouteDecision).show(event)
+        elif kind == "usage":
+            self.meter.tokens = int(event.get("run_total", 0))
+            self.meter.estimated = self.meter.estimated or bool(event.get("estimated"))
+        elif kind == "error":
+            self._error_shown = True
+        self.transcript.handle(event)
+
+    @on(RunEnded)
+    def _on_run_ended(self, message: RunEnded) -> None:
+        self.running = False
+        self._stop.clear()
+        self._elapsed_before += time.monotonic() - self._run_started
+        self.meter.elapsed = self._elapsed_before
+        self._clock.pause()
+        outcome = message.outcome
+        if message.stopped:
+            self.transcript.line(Text("stopped: nothing after the step in progress ran", style="bold yellow"))
+            self.meter.status = "stopped"
+        elif message.error is not None or outcome is None:
+            if not self._error_shown:
+                self.transcript.error(message.error or "the run ended without an outcome")
+            self.meter.status = "failed"
+        elif outcome.status == "paused":
+            self.waiting = outcome
+            self.meter.status = "waiting for approval"
+            self.action_review()
+        else:
+            self.meter.status = "done" if (outcome.final or {}).get("ok") else "failed"
+
+    def _tick(self) -> None:
+        if self.running:
+            self.meter.elapsed = self._elapsed_before + time.monotonic() - self._run_started

@@ -1,0 +1,100 @@
+"""The Agent pane's task line: an Input that recalls earlier tasks with up and down.
+
+The history is kept in ``$XDG_STATE_HOME/routeshell/history`` (``~/.local/state`` when unset),
+one JSON string per line, so a task holding any character survives the round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.widgets import Input
+
+HISTORY_LIMIT = 500
+
+
+def history_path(env: Mapping[str, str] | None = None) -> Path:
+    """Return the task history file: ``$XDG_STATE_HOME/routeshell/history``."""
+    env = os.environ if env is None else env
+    state = env.get("XDG_STATE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(state) if state and os.path.isabs(state) else Path(env.get("HOME") or Path.home()) / ".local" / "state"
+    return base / "routeshell" / "history"
+
+
+def load_history(path: Path) -> list[str]:
+    """Return the last tasks saved in ``path``, oldest first; a missing or unreadable file gives none.
+
+    A file grown past twice the limit is cut back to the limit, so appending stays cheap forever.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    if len(lines) > 2 * HISTORY_LIMIT:
+        with contextlib.suppress(OSError):
+            path.write_text("".join(line + "\n" for line in lines[-HISTORY_LIMIT:]), encoding="utf-8")
+    tasks: list[str] = []
+    for line in lines[-HISTORY_LIMIT:]:
+        try:
+            task = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(task, str) and task.strip():
+            tasks.append(task)
+    return tasks
+
+
+class TaskInput(Input):
+    """A one-line task field; up and down walk through the tasks given before."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "history(-1)", "Earlier task", show=False, id="task.earlier", tooltip="Recall the earlier task"),
+        Binding("down", "history(1)", "Later task", show=False, id="task.later", tooltip="Recall the later task"),
+    ]
+
+    def __init__(self, history_file: Path, *, placeholder: str = "", id: str | None = None) -> None:
+        super().__init__(placeholder=placeholder, id=id)
+        self.history_file = history_file
+        self.history: list[str] = []
+        # Position while walking the history; len(history) means "the line being typed".
+        self._position = 0
+        self._draft = ""
+
+    def on_mount(self) -> None:
+        self.history = load_history(self.history_file)
+        self._position = len(self.history)
+
+    def remember(self, task: str) -> str | None:
+        """Add ``task`` to the history and the history file; return a warning when it cannot be saved."""
+        if not self.history or self.history[-1] != task:
+            self.history.append(task)
+            del self.history[:-HISTORY_LIMIT]
+            try:
+                self.history_file.parent.mkdir(parents=True, exist_ok=True)
+                with self.history_file.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(task, ensure_ascii=False) + "\n")
+            except OSError as exc:
+                self._position = len(self.history)
+                return f"Cannot save the task history in {self.history_file}: {exc.strerror or exc}"
+        self._position = len(self.history)
+        self._draft = ""
+        return None
+
+    def action_history(self, step: int) -> None:
+        """Show the earlier (``-1``) or later (``1``) task; past the newest, the line being typed."""
+        target = self._position + step
+        if target < 0 or target > len(self.history):
+            self.app.bell()
+            return
+        if self._position == len(self.history):
+            self._draft = self.value
+        self._position = target
+        self.value = self._draft if target == len(self.history) else self.history[target]
+        self.cursor_position = len(self.value)
