@@ -402,8 +402,17 @@ async def test_stop_ends_the_run_after_the_step_in_progress(agent_app, scripted_
         assert "applied" not in text
         assert pane.meter.status == "stopped"
         assert not pane.running
-    # Approval "all" would have applied the plan: the stop came first.
-    assert hello(workspace) == before
+        # Approval "all" would have applied the plan: the stop came first.
+        assert hello(workspace) == before
+        # ctrl+r continues the same thread from its last completed step, and finishes it.
+        scripted_llm.enqueue(Reply(PLAN))
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        text = log_text(app)
+        assert "continuing thread" in text
+        assert "done: builder: " in text, text
+        assert pane.meter.status == "done"
+    assert hello(workspace) != before
 
 
 async def test_palette_and_ctrl_t_switch_the_approval_mode(agent_app) -> None:  # type: ignore[no-untyped-def]

@@ -59,6 +59,8 @@ class AgentPane(Vertical):
         Binding("ctrl+o", "review", "Review plan", id="agent.review", tooltip="Reopen the plan waiting for approval"),
         Binding("ctrl+s", "stop", "Stop", id="agent.stop",
                 tooltip="Stop the run once the step in progress (a model reply or an apply) is done"),
+        Binding("ctrl+r", "resume", "Continue", id="agent.resume",
+                tooltip="Continue the last run after a stop or an error, from its last completed step"),
         Binding("ctrl+l", "clear", "Clear", show=False, id="agent.clear", tooltip="Clear the transcript"),
         Binding("escape", "leave_input", "Leave", show=False, id="agent.leave",
                 tooltip="Leave the task line, so 1-4 switch panes again"),
@@ -88,6 +90,7 @@ class AgentPane(Vertical):
         self.set_reactive(AgentPane.approval, mode if mode in APPROVAL_HELP else "ask")
         self.running = False
         self.waiting: Outcome | None = None
+        self.last_thread: str | None = None
         self._session: AgentSession | None = None
         # Guards the session between the worker (which opens and uses it) and unmount (which closes it).
         self._session_lock = threading.Lock()
@@ -209,6 +212,21 @@ class AgentPane(Vertical):
         self._begin_run()
         self._drive(self.approval, None, waiting.thread, answer)
 
+    def action_resume(self) -> None:
+        """Continue the last run (stopped, or ended by an error) from its last completed step."""
+        if self.running:
+            self.notify("A task is running", severity="warning")
+            return
+        if self.waiting is not None:
+            self.action_review()
+            return
+        if self.last_thread is None:
+            self.notify("No run to continue: type a task")
+            return
+        self.transcript.line(Text(f"  continuing thread {self.last_thread}", style="magenta"))
+        self._begin_run()
+        self._drive(self.approval, None, self.last_thread, None)
+
     def action_stop(self) -> None:
         """Ask the run to stop once the step in progress is done."""
         if not self.running:
@@ -293,6 +311,7 @@ class AgentPane(Vertical):
         event = message.event
         kind = event.get("type")
         if kind == "route":
+            self.last_thread = str(event["thread"])
             self.query_one(RouteDecision).show(event)
         elif kind == "usage":
             self.meter.tokens = int(event.get("run_total", 0))
@@ -310,7 +329,9 @@ class AgentPane(Vertical):
         self._clock.pause()
         outcome = message.outcome
         if message.stopped:
-            self.transcript.line(Text("stopped: nothing after the step in progress ran", style="bold yellow"))
+            self.transcript.line(
+                Text("stopped: nothing after the step in progress ran; ctrl+r continues", style="bold yellow")
+            )
             self.meter.status = "stopped"
         elif message.error is not None or outcome is None:
             if not self._error_shown:
