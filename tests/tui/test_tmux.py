@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripted_llm import Reply, ScriptedLLM
+
 pytestmark = [
     pytest.mark.tmux,
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (make test installs it as root)"),
@@ -108,3 +110,26 @@ def test_real_app_at_80x24_and_quit_restores_terminal(tmux: Tmux, workspace: Pat
     tmux.send("echo exit=$?", "Enter")
     shown = tmux.wait_for(lambda s: "exit=0" in s, "the exit status")
     assert "2 Files" not in shown
+
+
+def test_agent_task_with_an_approval_in_a_real_terminal(tmux: Tmux, workspace: Path, scripted_llm: ScriptedLLM) -> None:
+    loud = {"op": "patch", "path": "src/pkg/hello.py", "find": 'f"hello {name}"', "replace": 'f"HELLO {name}"'}
+    plan = {"version": 1, "goal": "greet loudly", "steps": [loud]}
+    scripted_llm.enqueue(Reply(plan))
+    tmux.send(f"LLM_API_BASE={scripted_llm.base_url} {ROUTESHELL} --profile ci --workspace {workspace}", "Enter")
+    tmux.wait_for(lambda s: "README.md" in s and "2 Files" in s, "the Files pane")
+    tmux.send("1")
+    tmux.wait_for(lambda s: "Type a task below" in s, "the Agent pane")
+    # The ci profile only shows plans (never); ctrl+t goes on to all, then ask, which waits for an answer.
+    tmux.send("C-t")
+    tmux.wait_for(lambda s: "approval all" in s, "approval all")
+    tmux.send("C-t")
+    tmux.wait_for(lambda s: "approval ask" in s, "approval ask")
+    tmux.send("-l", "make the greeting loud")
+    tmux.send("Enter")
+    tmux.wait_for(lambda s: "waits for your approval" in s and '+    return f"HELLO {name}"' in s, "the approval")
+    tmux.send("a")
+    tmux.wait_for(lambda s: "done: builder" in s, "the run to finish")
+    assert 'f"HELLO {name}"' in (workspace / "src" / "pkg" / "hello.py").read_text()
+    tmux.send("Escape", "q")
+    tmux.wait_for(lambda s: "README.md" not in s and "Type a task" not in s, "the app to quit")
