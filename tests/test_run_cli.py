@@ -366,8 +366,10 @@ def test_resume_with_approve_all_applies_the_waiting_plan(scripted_llm: Scripted
 # -- a run killed half-way, then resumed ----------------------------------------------------------
 
 
-def _start_and_kill(llm: ScriptedLLM, ws: Path, topology: str, requests_before_kill: int) -> str:
-    """Start a --json --approve all run, SIGKILL it once the model got that many requests; return its thread."""
+def _start_and_kill(
+    llm: ScriptedLLM, ws: Path, topology: str, requests_before_kill: int, sig: int = signal.SIGKILL
+) -> str:
+    """Start a --json --approve all run, send it ``sig`` once the model got that many requests; return its thread."""
     command = [ROUTESHELL, "run", "--profile", "ci", "--base-url", llm.base_url, "--workspace", str(ws),
                "--json", "--approve", "all", "--topology", topology, "set VALUE to 2 in app.py"]  # fmt: skip
     proc = subprocess.Popen(
@@ -380,12 +382,20 @@ def _start_and_kill(llm: ScriptedLLM, ws: Path, topology: str, requests_before_k
     )
     try:
         wait_until(lambda: len(llm.requests) >= requests_before_kill, proc, "the held request")
-        proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=WAIT_S)
+        proc.send_signal(sig)
+        # The held reply is still held: a Ctrl-C must not wait for the model to answer.
+        out, err = proc.communicate(timeout=WAIT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert err.count("\n") == 1
+        assert "interrupted; continue with: " in err
+        final = events(out)[-1]
+        assert (final["type"], final["interrupted"], final["exit_code"]) == ("final", True, 130)
+        return str(final["thread"])
     assert proc.returncode == -signal.SIGKILL
     # Every line the killed run finished writing is an event; the first says the thread.
     complete = [line for line in out.splitlines(keepends=True) if line.endswith("\n")]
@@ -423,13 +433,14 @@ def test_resume_after_kill_during_the_tester_does_not_apply_the_builder_plan_aga
     assert scripted_llm.unexpected == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_resume_after_kill_during_the_builder_asks_it_again_and_applies_once(
-    scripted_llm: ScriptedLLM, ws: Path
+    scripted_llm: ScriptedLLM, ws: Path, sig: int
 ) -> None:
     release = threading.Event()
     scripted_llm.enqueue(Hold(release, then=Reply(BUILD)))
     try:
-        thread = _start_and_kill(scripted_llm, ws, "single", requests_before_kill=1)
+        thread = _start_and_kill(scripted_llm, ws, "single", requests_before_kill=1, sig=sig)
     finally:
         release.set()
     assert (ws / "app.py").read_text() == "VALUE = 1\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,13 @@ def run_agent_command(args: argparse.Namespace) -> int:
     profile = load_profile(args.run_profile or args.profile)
     workspace = profile.resolve_workspace(args.run_workspace or args.workspace)
     approval = args.approve or ("auto" if profile.data["approval"] == "ask" else profile.data["approval"])
-    from agents.session import AgentSession, SessionOptions
+    from agents.session import AgentSession, SessionOptions, new_thread_id
 
     options = SessionOptions(approval=approval, topology=args.topology, base_url=args.base_url, model=args.model,
                              budget=args.max_cost_tokens, env=os.environ)  # fmt: skip
     sink = _json_sink if args.json else _transcript_sink(args.show_stream)
-    thread = args.thread
+    thread = args.thread or new_thread_id()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: _interrupted(args, workspace, thread))
     try:
         with AgentSession(workspace, profile, options, sink) as session:
             if args.resume:
@@ -82,16 +84,13 @@ def run_agent_command(args: argparse.Namespace) -> int:
                 outcome = session.resume(thread, answer)
             else:
                 outcome = session.start(task or "", thread)
-            thread = outcome.thread
-    except KeyboardInterrupt:
-        where = f"; continue with: routeshell run --thread {thread} --resume" if thread else ""
-        print(f"routeshell: interrupted{where}", file=sys.stderr)
-        return ExitCode.INTERRUPTED
     except RouteshellError as exc:
         if args.json:
             _json_sink({"type": "final", "ok": False, "summary": str(exc), "undo": None, "journals": [],
                         "thread": thread, "exit_code": int(exc.exit_code)})  # fmt: skip
         raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if outcome.status == "paused":
         how = f"routeshell run --workspace {workspace} --thread {outcome.thread} --resume --approve all"
         message = f"stopped: plan {outcome.approval['id'] if outcome.approval else '?'} waits for approval; " + how
@@ -102,6 +101,20 @@ def run_agent_command(args: argparse.Namespace) -> int:
         return ExitCode.FAILED
     final = outcome.final or {}
     return ExitCode.OK if final.get("ok") else ExitCode.FAILED
+
+
+def _interrupted(args: argparse.Namespace, workspace: Path, thread: str) -> None:
+    """SIGINT: leave at once. A model call in flight would otherwise hold the exit for its whole
+    timeout; leaving is safe because every completed step is checkpointed and an apply in
+    progress is rolled back from its journal by the next command, as after a crash."""
+    how = f"routeshell run --workspace {workspace} --thread {thread} --resume"
+    if args.json:
+        summary = f"interrupted; continue with: {how}"
+        _json_sink({"type": "final", "ok": False, "interrupted": True, "summary": summary, "undo": None,
+                    "journals": [], "thread": thread, "exit_code": int(ExitCode.INTERRUPTED)})  # fmt: skip
+    print(f"routeshell: interrupted; continue with: {how}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(ExitCode.INTERRUPTED)
 
 
 def _task(args: argparse.Namespace) -> str | None:
