@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from engine.llm import ChatClient
 from engine.profiles import ROLES, Endpoint, Profile
 from engine.router import TOPOLOGIES, Router, load_router
 from engine.runner import Limits
+from engine.sandbox import STATE_DIR
 
 Event = dict[str, Any]
 SESSIONS_DB = "sessions.sqlite"
@@ -223,3 +225,34 @@ class AgentSession:
             return Outcome("paused", thread, approval=approval)
         final = self.graph.get_state(config).values.get("outcome")
         return Outcome("done", thread, final=final)
+
+
+def list_sessions(root: Path) -> list[dict[str, Any]]:
+    """Return the sessions of a workspace, newest first: thread, task, last update, status, outcome.
+
+    ``status`` is ``done``, ``waiting for approval``, or ``stopped`` (killed, interrupted or ended
+    by an error: ``routeshell run --thread ID --resume`` continues it).
+    """
+    database = Path(root).resolve() / STATE_DIR / SESSIONS_DB
+    if not database.is_file():
+        return []
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from agents.graph import build_graph
+
+    with closing(sqlite3.connect(database, check_same_thread=False)) as conn:
+        saver = SqliteSaver(conn)
+        graph = build_graph(saver)
+        latest: dict[str, str] = {}
+        for checkpoint in saver.list(None):
+            thread = checkpoint.config["configurable"]["thread_id"]
+            latest[thread] = max(latest.get(thread, ""), checkpoint.checkpoint["ts"])
+        rows = []
+        for thread, updated in sorted(latest.items(), key=lambda item: item[1], reverse=True):
+            state = graph.get_state({"configurable": {"thread_id": thread}})
+            outcome = state.values.get("outcome") or {}
+            waiting = any(task.interrupts for task in state.tasks)
+            status = "done" if not state.tasks else "waiting for approval" if waiting else "stopped"
+            rows.append({"thread": thread, "task": state.values.get("task", ""), "updated": updated,
+                         "status": status, "ok": outcome.get("ok"), "summary": outcome.get("summary", "")})  # fmt: skip
+    return rows

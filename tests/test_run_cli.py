@@ -486,3 +486,25 @@ def test_help_names_every_flag_and_exit_code() -> None:
     codes = result.stdout.split("exit codes:", 1)[1]
     for code in ("0", "1", "2", "3"):
         assert f"\n  {code}  " in codes, code
+
+
+def test_sessions_lists_each_thread_with_its_status(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    assert run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws)).stdout.startswith("no sessions in ")
+    paused = _paused_run(scripted_llm, ws)
+    scripted_llm.enqueue(Reply(BUILD))
+    finished = run(scripted_llm, ws, "--json", "--approve", "all", "--thread", "second", "[red]set[/red] VALUE")
+    assert finished.returncode == 0, finished
+    result = run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws), "--json")
+    assert result.returncode == 0, result
+    rows = {row["thread"]: row for row in events(result.stdout)}
+    assert rows[paused]["status"] == "waiting for approval"
+    assert rows[paused]["ok"] is None
+    assert (rows["second"]["status"], rows["second"]["ok"], rows["second"]["task"]) == (
+        "done",
+        True,
+        "[red]set[/red] VALUE",
+    )
+    assert [row["thread"] for row in events(result.stdout)] == ["second", paused]  # newest first
+    text = run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws)).stdout
+    assert "[red]set[/red] VALUE" in text
+    assert "waiting for approval" in text

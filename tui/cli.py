@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON instead of TOML-like text")
 
     from tui.plan_cli import add_plan_commands
-    from tui.run_cli import add_run_command
+    from tui.run_cli import add_run_command, add_sessions_command
 
     add_run_command(commands, _Parser)
+    add_sessions_command(commands)
     add_plan_commands(commands, _Parser, EXIT_CODES)
     return parser
 
@@ -128,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.run_cli import run_agent_command
 
             return run_agent_command(args)
+        if args.command == "sessions":
+            from tui.run_cli import run_sessions_command
+
+            return run_sessions_command(args)
         return _shell(args)
     except RouteshellError as exc:
         print(f"routeshell: error: {exc}", file=sys.stderr)

@@ -62,6 +62,41 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
     run.add_argument("--show-stream", action="store_true", help="echo the models' text as it streams in")
 
 
+def add_sessions_command(commands: Any) -> None:
+    """Register ``sessions`` on the top-level subparsers."""
+    sessions = commands.add_parser(
+        "sessions",
+        help="list the agent sessions of a workspace, newest first",
+        description="Every 'routeshell run' (and every task of the Agent pane or --plain) is a session, saved in "
+        "the workspace's .routeshell/sessions.sqlite. A session that is 'stopped' or 'waiting for approval' "
+        "continues with: routeshell run --thread ID --resume.",
+    )
+    sessions.add_argument("--workspace", dest="run_workspace", type=Path, metavar="DIR",
+                          help="workspace directory (default: the profile's)")  # fmt: skip
+    sessions.add_argument("--json", action="store_true", help="print JSON Lines, one session per line")
+
+
+def run_sessions_command(args: argparse.Namespace) -> int:
+    """Carry out ``routeshell sessions``; return the exit code."""
+    from engine.names import display_name
+    from engine.profiles import load_profile
+
+    workspace = load_profile(args.profile).resolve_workspace(args.run_workspace or args.workspace)
+    from agents.session import list_sessions
+
+    rows = list_sessions(workspace)
+    for row in rows:
+        if args.json:
+            _json_sink({"type": "session", **row})
+            continue
+        outcome = "" if row["ok"] is None else ("  ok" if row["ok"] else "  failed")
+        print(f"{row['thread']}  {row['updated'][:19].replace('T', ' ')}  {row['status']:<20}{outcome}  "
+              f"{display_name(row['task'])[:80]}")  # fmt: skip
+    if not rows and not args.json:
+        print(f"no sessions in {workspace}")
+    return ExitCode.OK
+
+
 def run_agent_command(args: argparse.Namespace) -> int:
     """Carry out ``routeshell run``; return the exit code."""
     from engine.profiles import load_profile
