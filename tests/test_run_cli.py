@@ -367,7 +367,12 @@ def test_resume_with_approve_all_applies_the_waiting_plan(scripted_llm: Scripted
 
 
 def _start_and_kill(
-    llm: ScriptedLLM, ws: Path, topology: str, requests_before_kill: int, sig: int = signal.SIGKILL
+    llm: ScriptedLLM,
+    ws: Path,
+    topology: str,
+    requests_before_kill: int,
+    sig: int = signal.SIGKILL,
+    until: Callable[[], bool] | None = None,
 ) -> str:
     """Start a --json --approve all run, send it ``sig`` once the model got that many requests; return its thread."""
     command = [ROUTESHELL, "run", "--profile", "ci", "--base-url", llm.base_url, "--workspace", str(ws),
@@ -381,7 +386,7 @@ def _start_and_kill(
         env=dict(os.environ),
     )
     try:
-        wait_until(lambda: len(llm.requests) >= requests_before_kill, proc, "the held request")
+        wait_until(until or (lambda: len(llm.requests) >= requests_before_kill), proc, "the moment to kill")
         proc.send_signal(sig)
         # The held reply is still held: a Ctrl-C must not wait for the model to answer.
         out, err = proc.communicate(timeout=WAIT_S)
@@ -456,6 +461,33 @@ def test_resume_after_kill_during_the_builder_asks_it_again_and_applies_once(
     assert len(journals(ws)) == 1
     assert final["journals"] == journals(ws)
     assert roles_asked(scripted_llm) == ["builder", "builder"]
+
+
+def test_a_kill_in_the_middle_of_an_apply_is_rolled_back_and_the_resume_applies_once(
+    scripted_llm: ScriptedLLM, ws: Path, tmp_path: Path
+) -> None:
+    # The plan's run step waits while the marker exists: the kill lands after its write step.
+    marker = tmp_path / "hold-the-run-step"
+    marker.write_text("")
+    wait = f"import os, time\nwhile os.path.exists({str(marker)!r}): time.sleep(0.05)\n"
+    build = plan({"op": "write", "path": "app.py", "content": "VALUE = 2\n", "overwrite": True},
+                 {"op": "run", "argv": [PYTHON, "-c", wait]}, goal="set VALUE to 2, then run")  # fmt: skip
+    scripted_llm.enqueue(Reply(build))
+    half_applied = lambda: (ws / "app.py").read_text() == "VALUE = 2\n"  # noqa: E731
+    thread = _start_and_kill(scripted_llm, ws, "single", requests_before_kill=1, until=half_applied)
+    assert len(journals(ws)) == 1
+    marker.unlink()
+
+    result = run(scripted_llm, ws, "--thread", thread, "--resume", "--approve", "all", "--json")
+    assert result.returncode == 0, result
+    final = events(result.stdout)[-1]
+    assert (final["type"], final["ok"]) == ("final", True)
+    # The builder was not asked again; its plan was rolled back from the journal and applied once.
+    assert roles_asked(scripted_llm) == ["builder"]
+    states = [(ws / ".routeshell" / "journal" / name / "state").read_text() for name in journals(ws)]
+    assert states == ["rolled-back", "applied"]
+    assert final["journals"] == journals(ws)[1:]
+    assert (ws / "app.py").read_text() == "VALUE = 2\n"
 
 
 # -- keys, budget, help ---------------------------------------------------------------------------
