@@ -16,7 +16,7 @@ RUN_EPILOG = """\
 approval (--approve; the default is the profile's 'approval', where 'ask' counts as 'auto'):
   auto   apply plans that only change files; stop and wait before a plan with run steps
   never  show every plan, apply none
-  all    apply every plan, run steps included (they run in the sandbox)
+  all    apply every plan, run steps included (confined by bubblewrap when it is installed)
 A run that stops for an approval keeps its place: continue it with
   routeshell run --thread ID --resume --approve all     (or --answer reject)
 
@@ -38,9 +38,10 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
     run = commands.add_parser(
         "run",
         help="run one task with the agents, non-interactively",
-        description="Route a task to the agent roles (planner, builder, tester, refactor) and run them on "
-        "the workspace. Plans are validated, shown as diffs, applied through the sandbox and journaled "
-        "(undo with 'routeshell plan undo'). Sessions are saved in the workspace's .routeshell/ directory.",
+        description="Route a task to the agent roles (planner, builder, tester, refactor) and run them on\n"
+        "the workspace. Plans are validated, shown as diffs, applied through the sandbox and\n"
+        "journaled (undo with 'routeshell plan undo'). Sessions are saved in the workspace's\n"
+        ".routeshell/ directory ('routeshell sessions' lists them).",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
