@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import closing
@@ -206,6 +207,43 @@ class AgentSession:
         return None
 
     def _drive(self, thread: str, graph_input: Any, answers: dict[str, dict[str, Any]] | None = None) -> Outcome:
+        """Run the graph in a thread of its own while this one waits, waking often.
+
+        A Ctrl-C may be delivered to any thread of the process; the waiting thread wakes every
+        0.1 s, so the main thread's handler runs at once wherever the signal landed. The first
+        KeyboardInterrupt stops the graph after the step in progress (nothing after it runs) and
+        is raised once that step is saved; a second one stops waiting for it.
+        """
+        stop = threading.Event()
+        result: list[Outcome] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                result.append(self._stream(thread, graph_input, answers, stop))
+            except BaseException as exc:  # handed to the waiting thread, which raises it
+                failure.append(exc)
+
+        runner = threading.Thread(target=run, name=f"routeshell-agent-{thread}", daemon=True)
+        runner.start()
+        interrupted: KeyboardInterrupt | None = None
+        while runner.is_alive():
+            try:
+                runner.join(0.1)
+            except KeyboardInterrupt as exc:
+                if interrupted is not None:
+                    raise
+                interrupted = exc
+                stop.set()
+        if interrupted is not None:
+            raise interrupted
+        if failure:
+            raise failure[0]
+        return result[0]
+
+    def _stream(
+        self, thread: str, graph_input: Any, answers: dict[str, dict[str, Any]] | None, stop: threading.Event
+    ) -> Outcome:
         config = {"configurable": {"thread_id": thread}}
         approval: dict[str, Any] | None = None
         try:
@@ -218,6 +256,8 @@ class AgentSession:
                 elif "__interrupt__" in chunk:
                     approval = dict(chunk["__interrupt__"][0].value)
                     self.on_event({"type": "approval", **approval})
+                if stop.is_set():
+                    break  # the graph saves the step that was running and goes no further
         except RouteshellError as exc:
             self.on_event({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code), "thread": thread})
             raise

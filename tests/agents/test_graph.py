@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +33,7 @@ from engine.llm import ChatClient, EndpointError
 from engine.profiles import Endpoint, load_profile
 from engine.router import HeuristicRouter, Router
 from tests.helpers import tree
-from tests.scripted_llm import Reply, ScriptedLLM, Stall, Status
+from tests.scripted_llm import Hold, Reply, ScriptedLLM, Stall, Status
 
 Event = dict[str, Any]
 
@@ -606,3 +608,43 @@ def test_the_profile_caps_a_run_steps_timeout(
     [test] = of(run.events, "test")
     assert test["timed_out"] is True
     assert test["passed"] is False
+
+
+def test_ctrl_c_reaching_the_graphs_thread_still_interrupts_the_caller_at_once(
+    sessions: Sessions, scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    # The kernel may hand SIGINT to any thread; here it goes to the graph's own thread on purpose.
+    release = threading.Event()
+    seen = threading.Event()
+    scripted_llm.enqueue(Hold(release, then=Reply(FIX)))
+    answered_in_time: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen.set()
+        raise KeyboardInterrupt
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 30
+        while not scripted_llm.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        [agent] = [t for t in threading.enumerate() if t.name.startswith("routeshell-agent-")]
+        signal.pthread_kill(agent.ident or 0, signal.SIGINT)
+        # The model holds its reply until the caller has seen the Ctrl-C: a caller blocked on the
+        # graph's thread would only see it once that thread ended, which waits for this reply.
+        answered_in_time.append(seen.wait(timeout=20))
+        release.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    presser = threading.Thread(target=press_ctrl_c)
+    try:
+        presser.start()
+        with pytest.raises(KeyboardInterrupt):
+            sessions.open(approval="all").start("use a plus in add", thread="ctrl-c")
+    finally:
+        release.set()
+        presser.join()
+        signal.signal(signal.SIGINT, previous)
+    assert answered_in_time == [True]
+    # The stop came before the review: nothing was applied, and the thread can go on.
+    assert journal_count(root) == 0
+    assert of(sessions.events, "final") == []
