@@ -125,13 +125,16 @@ class AgentSession:
             clients = {role: ChatClient(endpoint) for role, endpoint in endpoints.items()}
         self.clients = clients
         self.limits = Limits.from_profile(profile.data.get("sandbox", {}))
-        self._conn = sqlite3.connect(state_dir(self.root) / SESSIONS_DB, check_same_thread=False)
+        self._conn = sqlite3.connect(state_dir(self.root) / SESSIONS_DB, check_same_thread=False, timeout=30)
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         from agents.graph import build_graph
 
         self.checkpointer = SqliteSaver(self._conn)
-        self.ledger = UsageLedger(self._conn)
+        # The ledger writes from the graph's worker threads: a connection of its own, not the saver's.
+        self._ledger_conn = sqlite3.connect(state_dir(self.root) / SESSIONS_DB, check_same_thread=False, timeout=30)
+        self.ledger = UsageLedger(self._ledger_conn)
+        self._running: list[threading.Event] = []
         self.graph = build_graph(self.checkpointer)
 
     def __enter__(self) -> AgentSession:
@@ -141,10 +144,17 @@ class AgentSession:
         self.close()
 
     def close(self) -> None:
-        """Close the endpoints this session opened and the session database."""
+        """Close the endpoints this session opened and the session database.
+
+        A run whose caller stopped waiting for it (a second Ctrl-C) is waited for first: it
+        still uses the database until its step in progress ends.
+        """
+        for done in self._running:
+            _wait_for(done)
         if self._own_clients:
             for client in self.clients.values():
                 client.close()
+        self._ledger_conn.close()
         self._conn.close()
 
     def _context(self, thread: str, answers: dict[str, dict[str, Any]] | None = None) -> AgentContext:
@@ -218,18 +228,25 @@ class AgentSession:
         result: list[Outcome] = []
         failure: list[BaseException] = []
 
+        done = threading.Event()
+
         def run() -> None:
             try:
                 result.append(self._stream(thread, graph_input, answers, stop))
             except BaseException as exc:  # handed to the waiting thread, which raises it
                 failure.append(exc)
+            finally:
+                done.set()
 
         runner = threading.Thread(target=run, name=f"routeshell-agent-{thread}", daemon=True)
+        self._running = [*(event for event in self._running if not event.is_set()), done]
         runner.start()
         interrupted: KeyboardInterrupt | None = None
-        while runner.is_alive():
+        while True:
             try:
-                runner.join(0.1)
+                # The whole wait is inside the try: the signal's exception can come at any bytecode.
+                _wait_for(done)
+                break
             except KeyboardInterrupt as exc:
                 if interrupted is not None:
                     raise
@@ -265,6 +282,14 @@ class AgentSession:
             return Outcome("paused", thread, approval=approval)
         final = self.graph.get_state(config).values.get("outcome")
         return Outcome("done", thread, final=final)
+
+
+def _wait_for(done: threading.Event) -> None:
+    # Waking every 0.1 s lets the main thread run a signal handler even when the kernel handed the
+    # signal to another thread. An Event, not Thread.join: in Python 3.11 a KeyboardInterrupt
+    # inside join() can mark a thread that is still running as stopped.
+    while not done.wait(0.1):
+        pass
 
 
 def list_sessions(root: Path) -> list[dict[str, Any]]:
