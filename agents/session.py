@@ -224,6 +224,9 @@ class AgentSession:
         KeyboardInterrupt stops the graph after the step in progress (nothing after it runs) and
         is raised once that step is saved; a second one stops waiting for it.
         """
+        # A run the caller stopped waiting for (a second Ctrl-C) ends its step first: one run at a time.
+        for earlier in self._running:
+            _wait_for(earlier)
         stop = threading.Event()
         result: list[Outcome] = []
         failure: list[BaseException] = []
