@@ -15,6 +15,7 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from agents.errors import BudgetExceeded, RunStopped
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
 from agents.state import AgentContext, AgentState
 from engine.apply import StepFailed, apply_plan, undo_last
@@ -29,10 +30,6 @@ from engine.sandbox import SandboxError
 
 TAIL_CHARS = 2000
 STEP_TIMEOUT_CAP = 3600  # the plan schema's own maximum
-
-
-class BudgetExceeded(RouteshellError):
-    """The run used more tokens than ``--max-cost-tokens`` allows (exit code 1)."""
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -55,6 +52,15 @@ def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[
     started = time.monotonic()
     _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
 
+    def check_stop() -> None:
+        if ctx.stop.is_set():
+            raise RunStopped(f"stopped while the {role} was answering; resume continues from there")
+
+    def on_delta(text: str) -> None:
+        # A stop cuts a streaming reply off at its next piece rather than waiting for all of it.
+        check_stop()
+        _emit({"type": "delta", "role": role, "text": text})
+
     def on_usage(usage: Usage) -> None:
         ctx.ledger.add(ctx.thread_id, role, usage)
         spent = ctx.ledger.total(ctx.thread_id).total_tokens
@@ -66,6 +72,7 @@ def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[
                 f"resume with a larger budget to go on"
             )
 
+    check_stop()
     if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
         raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
     messages = [
@@ -78,7 +85,7 @@ def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[
         messages,
         ctx.root,
         stream=ctx.stream,
-        on_delta=lambda text: _emit({"type": "delta", "role": role, "text": text}),
+        on_delta=on_delta,
         on_repair=lambda attempt, problems: _emit(
             {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
         ),

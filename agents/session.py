@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.errors import RunStopped
 from agents.ledger import UsageLedger
 from agents.state import APPROVAL_MODES, AgentContext
 from engine.errors import RouteshellError, UsageError
@@ -135,6 +136,7 @@ class AgentSession:
         self._ledger_conn = sqlite3.connect(state_dir(self.root) / SESSIONS_DB, check_same_thread=False, timeout=30)
         self.ledger = UsageLedger(self._ledger_conn)
         self._running: list[threading.Event] = []
+        self._stops: list[threading.Event] = []
         self.graph = build_graph(self.checkpointer)
 
     def __enter__(self) -> AgentSession:
@@ -157,7 +159,16 @@ class AgentSession:
         self._ledger_conn.close()
         self._conn.close()
 
-    def _context(self, thread: str, answers: dict[str, dict[str, Any]] | None = None) -> AgentContext:
+    def stop(self) -> None:
+        """Ask the run in progress to stop (from any thread): a streaming model reply is cut off at
+        its next piece, and no step after the current one starts. The run then raises
+        :class:`RunStopped`; :meth:`resume` continues its thread from the last completed step."""
+        for stop in list(self._stops):
+            stop.set()
+
+    def _context(
+        self, thread: str, answers: dict[str, dict[str, Any]] | None = None, stop: threading.Event | None = None
+    ) -> AgentContext:
         return AgentContext(
             root=self.root,
             clients=self.clients,
@@ -172,6 +183,7 @@ class AgentSession:
             answers=answers or {},
             ledger=self.ledger,
             run_timeout_s=self.profile.data.get("sandbox", {}).get("run_timeout_s"),
+            stop=stop or threading.Event(),
         )
 
     def exists(self, thread: str) -> bool:
@@ -228,6 +240,7 @@ class AgentSession:
         for earlier in self._running:
             _wait_for(earlier)
         stop = threading.Event()
+        self._stops.append(stop)
         result: list[Outcome] = []
         failure: list[BaseException] = []
 
@@ -255,10 +268,13 @@ class AgentSession:
                     raise
                 interrupted = exc
                 stop.set()
+        self._stops.remove(stop)
         if interrupted is not None:
             raise interrupted
         if failure:
             raise failure[0]
+        if stop.is_set():
+            raise RunStopped("stopped after the step in progress; resume continues from there")
         return result[0]
 
     def _stream(
@@ -268,7 +284,7 @@ class AgentSession:
         approval: dict[str, Any] | None = None
         try:
             for mode, chunk in self.graph.stream(
-                graph_input, config, context=self._context(thread, answers), stream_mode=["custom", "updates"],
+                graph_input, config, context=self._context(thread, answers, stop), stream_mode=["custom", "updates"],
                 durability="sync",
             ):  # fmt: skip
                 if mode == "custom":
@@ -278,6 +294,8 @@ class AgentSession:
                     self.on_event({"type": "approval", **approval})
                 if stop.is_set():
                     break  # the graph saves the step that was running and goes no further
+        except RunStopped:
+            raise  # not an error: the caller asked for it
         except RouteshellError as exc:
             self.on_event({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code), "thread": thread})
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,8 @@ class AgentContext:
     ``approval`` is ``ask`` (every plan waits for the user), ``auto`` (plans without run steps are
     applied, plans with run steps wait), ``never`` (plans are only shown) or ``all`` (every plan is
     applied, run steps included). ``budget`` caps the run's total tokens, counted in ``ledger``;
-    ``run_timeout_s`` (the profile's ``sandbox.run_timeout_s``) caps every run step's timeout. ``answers`` holds the
+    ``run_timeout_s`` (the profile's ``sandbox.run_timeout_s``) caps every run step's timeout.
+    ``stop``, once set, ends the run at the next piece of a streaming reply or the next step. ``answers`` holds the
     user's answer to the plan a resumed run stopped for, by plan id; it beats the approval mode.
     """
 
@@ -60,3 +62,4 @@ class AgentContext:
     answers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     ledger: UsageLedger = field(default_factory=UsageLedger)
     run_timeout_s: int | None = None
+    stop: threading.Event = field(default_factory=threading.Event)

@@ -42,6 +42,7 @@ CORE_MODULES = [
     "engine.schemas",
     "engine.xdg",
     "agents",
+    "agents.errors",
     "agents.graph",
     "agents.ledger",
     "agents.nodes",

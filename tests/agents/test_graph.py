@@ -21,6 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
+from agents.errors import RunStopped
 from agents.graph import build_graph
 from agents.nodes import BudgetExceeded
 from agents.roles import ROLE_SCHEMAS
@@ -648,3 +649,27 @@ def test_ctrl_c_reaching_the_graphs_thread_still_interrupts_the_caller_at_once(
     # The stop came before the review: nothing was applied, and the thread can go on.
     assert journal_count(root) == 0
     assert of(sessions.events, "final") == []
+
+
+def test_stop_cuts_a_streaming_reply_off_and_resume_goes_on(
+    sessions: Sessions, scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    scripted_llm.enqueue(Reply(FIX, pieces=8), Reply(FIX))
+    session = sessions.open(approval="all")
+
+    def stop_at_the_first_piece(event: dict[str, Any]) -> None:
+        sessions.events.append(event)
+        if event["type"] == "delta":
+            session.stop()
+
+    session.on_event = stop_at_the_first_piece
+    with pytest.raises(RunStopped) as caught:
+        session.start("use a plus in add", thread="stopped")
+    assert caught.value.exit_code == ExitCode.INTERRUPTED
+    assert len(of(sessions.events, "delta")) == 1  # the other seven pieces were never taken
+    assert of(sessions.events, "plan") == []
+    assert of(sessions.events, "error") == []  # a stop is not an error
+    assert journal_count(root) == 0
+    session.on_event = sessions.events.append
+    finished_ok(session.resume("stopped"))
+    assert (root / "calc.py").read_text() == FIXED

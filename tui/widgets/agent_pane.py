@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
-from engine.errors import RouteshellError
+from engine.errors import ExitCode, RouteshellError
 from engine.names import display_name
 from engine.profiles import Profile
 from tui.screens.approval_screen import ApprovalScreen
@@ -233,6 +233,10 @@ class AgentPane(Vertical):
             self.notify("Nothing is running")
             return
         self._stop.set()
+        session = self._session
+        if session is not None:
+            # A streaming reply is cut off at its next piece instead of running to its end.
+            session.stop()
         self.meter.status = "stopping"
         self.transcript.line(Text("  stopping once the step in progress is done …", style="yellow"))
 
@@ -269,7 +273,11 @@ class AgentPane(Vertical):
         except StopRequested:
             ended.stopped = True
         except RouteshellError as exc:
-            ended.error = str(exc)
+            # The session's own stop (RunStopped) is a stop, not an error.
+            if self._stop.is_set() and exc.exit_code == ExitCode.INTERRUPTED:
+                ended.stopped = True
+            else:
+                ended.error = str(exc)
         except Exception as exc:
             # A bug must show as one line and leave the pane usable, not end the shell.
             ended.error = f"unexpected error: {type(exc).__name__}: {exc}"
