@@ -39,7 +39,10 @@ from tui.transcript import Transcript
 
 PROMPT = "routeshell> "
 APPROVAL_QUESTION = "approve, edit, reject? [a/e/r] "
-INTERRUPT_NOTE = b"\ninterrupting: the step in progress finishes first (Ctrl-C again to stop waiting)\n"
+INTERRUPT_NOTE = (
+    b"\ninterrupting: a streaming reply stops at its next piece, any other step finishes first"
+    b" (Ctrl-C again to stop waiting)\n"
+)
 ABANDON_NOTE = b"\nnot waiting: the step in progress ends in the background (quitting waits for it)\n"
 MAX_PATH_COMPLETIONS = 200
 
@@ -176,9 +179,8 @@ def edit_in_editor(document: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def _interruptible() -> Iterator[None]:
-    """Say at once that Ctrl-C was seen: the graph lets the step in progress (a model call) end first.
-
-    A second Ctrl-C stops waiting for it; the step then ends in a thread of its own.
+    """Say at once that Ctrl-C was seen. The session stops the run: a streaming reply at its next
+    piece, any other step once it ends. A second Ctrl-C stops waiting; the step ends on its own.
     """
 
     pressed: list[int] = []
