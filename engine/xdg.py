@@ -18,3 +18,8 @@ def _base(env: Mapping[str, str], var: str, fallback: str) -> Path:
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """Return routeshell's config directory (``$XDG_CONFIG_HOME/routeshell``)."""
     return _base(os.environ if env is None else env, "XDG_CONFIG_HOME", ".config") / "routeshell"
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Return routeshell's state directory (``$XDG_STATE_HOME/routeshell``): histories and the like."""
+    return _base(os.environ if env is None else env, "XDG_STATE_HOME", ".local/state") / "routeshell"

@@ -31,6 +31,7 @@ from rich.text import Text
 
 from agents.session import AgentSession, Outcome, SessionOptions, new_thread_id
 from agents.state import APPROVAL_MODES
+from engine import xdg
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.names import display_name
 from engine.profiles import Profile
@@ -80,10 +81,7 @@ approval stops; answer it later with /resume THREAD at a terminal."""
 
 def history_path() -> Path:
     """Return where the prompt history lives: ``$XDG_STATE_HOME/routeshell/plain_history``."""
-    value = os.environ.get("XDG_STATE_HOME", "")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    base = Path(value) if os.path.isabs(value) else Path(os.environ.get("HOME") or "~").expanduser() / ".local/state"
-    return base / "routeshell" / "plain_history"
+    return xdg.state_dir() / "plain_history"
 
 
 def _open_history(path: Path) -> tuple[History, str | None]:

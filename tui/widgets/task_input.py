@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -16,16 +15,14 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
+from engine import xdg
+
 HISTORY_LIMIT = 500
 
 
 def history_path(env: Mapping[str, str] | None = None) -> Path:
     """Return the task history file: ``$XDG_STATE_HOME/routeshell/history``."""
-    env = os.environ if env is None else env
-    state = env.get("XDG_STATE_HOME", "")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    base = Path(state) if state and os.path.isabs(state) else Path(env.get("HOME") or Path.home()) / ".local" / "state"
-    return base / "routeshell" / "history"
+    return xdg.state_dir(env) / "history"
 
 
 def load_history(path: Path) -> list[str]:
