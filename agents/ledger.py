@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from engine.llm import Usage
+from engine.llm.client import Usage
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS routeshell_usage (
     thread TEXT NOT NULL, role TEXT NOT NULL,

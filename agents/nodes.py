@@ -18,15 +18,15 @@ from langgraph.types import interrupt
 from agents.errors import BudgetExceeded, RunStopped
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
 from agents.state import AgentContext, AgentState
-from engine.apply import StepFailed, apply_plan, undo_last
-from engine.dry_run import preview_plan
 from engine.errors import RouteshellError
-from engine.journal import applied_from
-from engine.llm import Usage
-from engine.plan import normalise
-from engine.router import RouterDecision
-from engine.runner import RunResult, bubblewrap, run_command
-from engine.sandbox import SandboxError
+from engine.llm.client import Usage
+from engine.plans.apply import StepFailed, apply_plan, undo_last
+from engine.plans.dry_run import preview_plan
+from engine.plans.journal import applied_from
+from engine.plans.model import normalise
+from engine.plans.runner import RunResult, bubblewrap, run_command
+from engine.router.decision import RouterDecision
+from engine.workspace.sandbox import SandboxError
 
 TAIL_CHARS = 2000
 STEP_TIMEOUT_CAP = 3600  # the plan schema's own maximum

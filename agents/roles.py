@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.dry_run import preview_plan
 from engine.errors import RouteshellError
-from engine.llm import ChatClient, ChatReply, Usage
-from engine.plan import normalise, plan_problems
-from engine.sandbox import SandboxError, Workspace
+from engine.llm.client import ChatClient, ChatReply, Usage
+from engine.plans.dry_run import preview_plan
+from engine.plans.model import normalise, plan_problems
 from engine.schemas import describe_error, load_schema, pointer, validator
-from engine.tools import glob, read_file
+from engine.workspace.sandbox import SandboxError, Workspace
+from engine.workspace.tools import glob, read_file
 
 REPAIRS = 2
 MAX_PROBLEMS_SHOWN = 10

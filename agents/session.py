@@ -22,13 +22,13 @@ from typing import Any
 from agents.errors import RunStopped
 from agents.ledger import UsageLedger
 from agents.state import APPROVAL_MODES, AgentContext
+from engine.config.profiles import ROLES, Endpoint, Profile
 from engine.errors import RouteshellError, UsageError
-from engine.journal import state_dir
-from engine.llm import ChatClient
-from engine.profiles import ROLES, Endpoint, Profile
-from engine.router import TOPOLOGIES, Router, load_router
-from engine.runner import Limits
-from engine.sandbox import STATE_DIR
+from engine.llm.client import ChatClient
+from engine.plans.journal import state_dir
+from engine.plans.runner import Limits
+from engine.router.decision import TOPOLOGIES, Router, load_router
+from engine.workspace.sandbox import STATE_DIR
 
 Event = dict[str, Any]
 SESSIONS_DB = "sessions.sqlite"

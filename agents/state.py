@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from agents.ledger import UsageLedger
-from engine.llm import ChatClient
-from engine.router import Router
-from engine.runner import Limits
+from engine.llm.client import ChatClient
+from engine.plans.runner import Limits
+from engine.router.decision import Router
 
 APPROVAL_MODES = ("ask", "auto", "never", "all")
 

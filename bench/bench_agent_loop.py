@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.session import AgentSession, SessionOptions  # noqa: E402
-from engine.llm import ChatClient, ChatReply  # noqa: E402
-from engine.profiles import Endpoint, load_profile  # noqa: E402
+from engine.config.profiles import Endpoint, load_profile  # noqa: E402
+from engine.llm.client import ChatClient, ChatReply  # noqa: E402
 from tests.scripted_llm import Reply, ScriptedLLM  # noqa: E402
 
 TASKS = 30
@@ -119,7 +119,7 @@ class _FixedRouter:
     name = "fixed"
 
     def route(self, task: str) -> Any:
-        from engine.router import RouterDecision
+        from engine.router.decision import RouterDecision
 
         return RouterDecision("pipeline", ("planner", "builder", "tester", "refactor"), 1, "bench", "fixed")
 

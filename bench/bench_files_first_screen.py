@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.listing import scan_directory
-from engine.profiles import load_profile
+from engine.config.profiles import load_profile
+from engine.workspace.listing import scan_directory
 from tui.app import RouteshellApp
 from tui.widgets.entry_list import EntryList
 

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.apply import apply_plan, undo_last
-from engine.plan import normalise, plan_problems
-from engine.sandbox import STATE_DIR
+from engine.plans.apply import apply_plan, undo_last
+from engine.plans.model import normalise, plan_problems
+from engine.workspace.sandbox import STATE_DIR
 
 STEPS = 1_000
 DIRS = 10

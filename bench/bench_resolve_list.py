@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.sandbox import HAVE_OPENAT2, Workspace
+from engine.workspace.sandbox import HAVE_OPENAT2, Workspace
 
 DIRS = 100
 FILES_PER_DIR = 1_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import profiles
+from engine.config import profiles
 from tests.helpers import assert_one_line_error, run_routeshell
 
 

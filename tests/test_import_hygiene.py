@@ -24,23 +24,23 @@ def loaded_after(code: str) -> set[str]:
 
 CORE_MODULES = [
     "engine",
-    "engine.apply",
-    "engine.dry_run",
+    "engine.plans.apply",
+    "engine.plans.dry_run",
     "engine.errors",
-    "engine.file_plans",
-    "engine.interpolate",
-    "engine.listing",
-    "engine.llm",
-    "engine.journal",
+    "engine.plans.file_plans",
+    "engine.config.interpolate",
+    "engine.workspace.listing",
+    "engine.llm.client",
+    "engine.plans.journal",
     "engine.names",
-    "engine.plan",
-    "engine.profiles",
-    "engine.router",
-    "engine.runner",
-    "engine.sandbox",
-    "engine.tools",
+    "engine.plans.model",
+    "engine.config.profiles",
+    "engine.router.decision",
+    "engine.plans.runner",
+    "engine.workspace.sandbox",
+    "engine.workspace.tools",
     "engine.schemas",
-    "engine.xdg",
+    "engine.config.xdg",
     "agents",
     "agents.errors",
     "agents.graph",
@@ -82,7 +82,7 @@ def test_core_never_imports_the_ui(module: str, third_party_baseline: set[str]) 
 
 
 def test_profile_loading_never_imports_the_ui() -> None:
-    code = "from engine.profiles import load_profile, masked\nmasked(load_profile('openai'))"
+    code = "from engine.config.profiles import load_profile, masked\nmasked(load_profile('openai'))"
     assert not loaded_after(code) & set(UI)
 
 

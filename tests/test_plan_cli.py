@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.sandbox import STATE_DIR
+from engine.workspace.sandbox import STATE_DIR
 from tests.helpers import assert_one_line_error, run_routeshell, tree
 
 PYTHON = sys.executable

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from engine.sandbox import STATE_DIR
+from engine.workspace.sandbox import STATE_DIR
 from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell, tree
 from tests.scripted_llm import Hold, Reply, ScriptedLLM, Status
 

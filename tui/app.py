@@ -8,8 +8,8 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from engine.config.profiles import Profile
 from engine.names import display_name
-from engine.profiles import Profile
 from tui.commands import ShellCommands
 from tui.screens.approval_screen import ApprovalScreen
 from tui.screens.help_screen import HelpScreen

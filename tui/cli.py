@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    from engine import profiles
+    from engine.config import profiles
 
     if args.profiles_command == "show":
         profile = profiles.load_profile(args.name)
@@ -192,8 +192,8 @@ def _print_toml_like(data: dict[str, Any], prefix: str = "") -> None:
 
 
 def _shell(args: argparse.Namespace) -> int:
+    from engine.config.profiles import load_profile
     from engine.errors import UsageError
-    from engine.profiles import load_profile
 
     profile = load_profile(args.profile)
     workspace = profile.resolve_workspace(args.workspace)

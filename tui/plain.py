@@ -31,11 +31,11 @@ from rich.text import Text
 
 from agents.session import AgentSession, Outcome, SessionOptions, new_thread_id
 from agents.state import APPROVAL_MODES
-from engine import xdg
+from engine.config import xdg
+from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.names import display_name
-from engine.profiles import Profile
-from engine.router import TOPOLOGIES
+from engine.router.decision import TOPOLOGIES
 from tui.transcript import Transcript
 
 PROMPT = "routeshell> "
@@ -356,14 +356,14 @@ class PlainShell:
         self.say(f"stream: {'on' if self.transcript.deltas else 'off'}")
 
     def _cmd_undo(self, argument: str) -> None:
-        from engine.apply import undo_last
+        from engine.plans.apply import undo_last
 
         journal = undo_last(self.workspace)
         self.say(f"undid plan {journal.id} ({len(journal.records())} step(s))", "green")
 
     def _cmd_history(self, argument: str) -> None:
-        from engine.apply import recover
-        from engine.journal import journals
+        from engine.plans.apply import recover
+        from engine.plans.journal import journals
 
         recover(self.workspace)
         found = journals(self.workspace)

@@ -66,7 +66,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
 
 def _workspace(args: argparse.Namespace) -> Path:
-    from engine.profiles import load_profile
+    from engine.config.profiles import load_profile
 
     return load_profile(args.profile).resolve_workspace(args.plan_workspace or args.workspace)
 
@@ -76,7 +76,7 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.plan import InvalidPlan, load_plan
+    from engine.plans.model import InvalidPlan, load_plan
 
     try:
         plan = load_plan(args.plan)
@@ -96,11 +96,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.apply import apply_plan
-    from engine.dry_run import preview_plan
-    from engine.plan import load_plan
-    from engine.profiles import load_profile
-    from engine.runner import Limits
+    from engine.config.profiles import load_profile
+    from engine.plans.apply import apply_plan
+    from engine.plans.dry_run import preview_plan
+    from engine.plans.model import load_plan
+    from engine.plans.runner import Limits
 
     plan = load_plan(args.plan)
     previews = preview_plan(workspace, plan)
@@ -196,7 +196,7 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 
 def _undo(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.apply import undo_last
+    from engine.plans.apply import undo_last
 
     journal = undo_last(workspace, on_event=_emit if args.json else _print_step)
     if not args.json:
@@ -205,9 +205,9 @@ def _undo(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def _history(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.apply import recover
-    from engine.journal import journals
     from engine.names import display_name
+    from engine.plans.apply import recover
+    from engine.plans.journal import journals
 
     recover(workspace, on_event=_emit if args.json else _print_step)
     rows = []

@@ -79,8 +79,8 @@ def add_sessions_command(commands: Any) -> None:
 
 def run_sessions_command(args: argparse.Namespace) -> int:
     """Carry out ``routeshell sessions``; return the exit code."""
+    from engine.config.profiles import load_profile
     from engine.names import display_name
-    from engine.profiles import load_profile
 
     workspace = load_profile(args.profile).resolve_workspace(args.run_workspace or args.workspace)
     from agents.session import list_sessions
@@ -100,7 +100,7 @@ def run_sessions_command(args: argparse.Namespace) -> int:
 
 def run_agent_command(args: argparse.Namespace) -> int:
     """Carry out ``routeshell run``; return the exit code."""
-    from engine.profiles import load_profile
+    from engine.config.profiles import load_profile
 
     task = _task(args)
     profile = load_profile(args.run_profile or args.profile)

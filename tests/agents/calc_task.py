@@ -12,9 +12,9 @@ from typing import Any
 
 from agents.roles import ROLE_SCHEMAS
 from agents.session import Outcome
-from engine.journal import journals
-from engine.llm import ChatClient
-from engine.profiles import Endpoint
+from engine.config.profiles import Endpoint
+from engine.llm.client import ChatClient
+from engine.plans.journal import journals
 from tests.scripted_llm import ScriptedLLM
 
 Event = dict[str, Any]

@@ -19,9 +19,9 @@ from langgraph.types import Command
 
 from agents.graph import build_graph
 from agents.state import AgentContext
-from engine.apply import undo_last
-from engine.journal import journals
-from engine.router import HeuristicRouter, Router
+from engine.plans.apply import undo_last
+from engine.plans.journal import journals
+from engine.router.decision import HeuristicRouter, Router
 from tests.agents.calc_task import (
     CALC,
     FIX,

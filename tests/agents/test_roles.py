@@ -20,10 +20,10 @@ from agents.roles import (
     response_format,
 )
 from agents.session import AgentSession, SessionOptions
+from engine.config.profiles import Endpoint, load_profile
 from engine.errors import ExitCode
-from engine.journal import journals
-from engine.llm import ChatClient, Usage
-from engine.profiles import Endpoint, load_profile
+from engine.llm.client import ChatClient, Usage
+from engine.plans.journal import journals
 from engine.schemas import load_schema, validator
 from tests.scripted_llm import Reply, ScriptedLLM
 

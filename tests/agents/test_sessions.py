@@ -18,10 +18,10 @@ import pytest
 from agents.errors import RunStopped
 from agents.nodes import BudgetExceeded
 from agents.session import AgentSession, Outcome, SessionOptions
-from engine.apply import apply_plan
+from engine.config.profiles import load_profile
 from engine.errors import ExitCode, UsageError
-from engine.llm import ChatClient, EndpointError
-from engine.profiles import load_profile
+from engine.llm.client import ChatClient, EndpointError
+from engine.plans.apply import apply_plan
 from tests.agents.calc_task import (
     CALC,
     FIX,

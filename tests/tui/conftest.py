@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from engine.profiles import load_profile
+from engine.config.profiles import load_profile
 from tui.app import RouteshellApp
 
 

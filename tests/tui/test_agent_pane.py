@@ -13,7 +13,7 @@ from textual.command import CommandList
 from textual.widgets import TabbedContent
 
 from agents.state import APPROVAL_MODES
-from engine.profiles import load_profile
+from engine.config.profiles import load_profile
 from tests.scripted_llm import Hold, Reply, ScriptedLLM
 from tests.tui.conftest import screen_text, settle, wait_until
 from tui.app import RouteshellApp

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from engine.journal import journals
+from engine.plans.journal import journals
 from tests.helpers import tree
 from tests.tui.conftest import settle, wait_until
 from tui.screens.confirm_screen import ConfirmScreen
@@ -285,8 +285,8 @@ async def test_opening_the_shell_rolls_back_an_interrupted_apply(make_app, works
     plan = {"version": 1, "steps": [{"op": "write", "path": f"f{i}.txt", "content": "x" * 1000} for i in range(300)]}
     (workspace.parent / "plan.json").write_text(json.dumps(plan))
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from engine.plan import load_plan; "
-         "from engine.apply import apply_plan; apply_plan(Path(sys.argv[1]), load_plan(sys.argv[2]))",
+        [sys.executable, "-c", "import sys; from pathlib import Path; from engine.plans.model import load_plan; "
+         "from engine.plans.apply import apply_plan; apply_plan(Path(sys.argv[1]), load_plan(sys.argv[2]))",
          str(workspace), str(workspace.parent / "plan.json")]
     )  # fmt: skip
     while child.poll() is None and not any(workspace.glob("f1*.txt")):

@@ -11,8 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label
 
-from engine.file_plans import Conflict
 from engine.names import display_name
+from engine.plans.file_plans import Conflict
 
 
 class ConflictScreen(ModalScreen[tuple[Conflict, bool] | None]):

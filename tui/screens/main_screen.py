@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from engine.profiles import Profile
+from engine.config.profiles import Profile
 from tui.widgets.agent_pane import AgentPane
 from tui.widgets.files_pane import FilesPane
 from tui.widgets.planned_pane import PlannedPane

@@ -23,9 +23,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
+from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError
 from engine.names import display_name
-from engine.profiles import Profile
 from tui.screens.approval_screen import ApprovalScreen
 from tui.widgets.agent_transcript import AgentTranscript
 from tui.widgets.route_decision import RouteDecision

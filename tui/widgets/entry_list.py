@@ -16,8 +16,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from engine.listing import Entry
 from engine.names import display_name
+from engine.workspace.listing import Entry
 
 
 class EntryList(ScrollView, can_focus=True):

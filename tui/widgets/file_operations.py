@@ -16,12 +16,12 @@ from textual import work
 from textual.binding import Binding
 from textual.widgets import ProgressBar
 
-from engine import file_plans
-from engine.apply import Cancelled, StepFailed, apply_plan, undo_last
 from engine.errors import RouteshellError
-from engine.file_plans import Conflict
 from engine.names import display_name
-from engine.sandbox import Workspace
+from engine.plans import file_plans
+from engine.plans.apply import Cancelled, StepFailed, apply_plan, undo_last
+from engine.plans.file_plans import Conflict
+from engine.workspace.sandbox import Workspace
 from tui.external_editor import EditorFailed, edit_text
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.conflict_screen import ConflictScreen

@@ -13,8 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.listing import Metadata, Preview
 from engine.names import display_name
+from engine.workspace.listing import Metadata, Preview
 
 SYNTAX_THEME = "monokai"
 

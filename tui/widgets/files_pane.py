@@ -1,7 +1,7 @@
 """The Files pane: a keyboard-driven browser of the workspace.
 
 Directory scans and previews run in thread workers that call the pure functions of
-``engine.listing`` and post typed messages back, so a huge directory never freezes the UI.
+``engine.workspace.listing`` and post typed messages back, so a huge directory never freezes the UI.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from engine import listing
-from engine.apply import recover
 from engine.errors import RouteshellError
-from engine.listing import Entry
 from engine.names import display_name
+from engine.plans.apply import recover
+from engine.workspace import listing
+from engine.workspace.listing import Entry
 from tui.widgets.entry_list import EntryList
 from tui.widgets.file_operations import OPERATION_BINDINGS, FileOperationsMixin
 from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight

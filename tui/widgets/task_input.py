@@ -15,7 +15,7 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
-from engine import xdg
+from engine.config import xdg
 
 HISTORY_LIMIT = 500
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import listing
-from engine.listing import Entry
+from engine.workspace import listing
+from engine.workspace.listing import Entry
 
 
 def names(entries: list[Entry]) -> list[str]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.sandbox import STATE_DIR, SandboxError
+from engine.workspace.sandbox import STATE_DIR, SandboxError
 
 STATES = ("applying", "applied", "rolled-back", "undoing", "undone")
 

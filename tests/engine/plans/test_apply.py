@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from engine.apply import StepFailed, apply_plan, undo_last
-from engine.dry_run import preview_plan
-from engine.journal import journals
-from engine.plan import parse_plan
-from engine.runner import Limits
+from engine.plans.apply import StepFailed, apply_plan, undo_last
+from engine.plans.dry_run import preview_plan
+from engine.plans.journal import journals
+from engine.plans.model import parse_plan
+from engine.plans.runner import Limits
 from tests.helpers import tree
 
 
@@ -223,8 +223,8 @@ def test_dry_run_reports_a_missing_directory_as_the_apply_would(
 
 
 def test_only_one_apply_at_a_time(ws: Path) -> None:
-    from engine.journal import workspace_lock
-    from engine.sandbox import SandboxError
+    from engine.plans.journal import workspace_lock
+    from engine.workspace.sandbox import SandboxError
 
     with workspace_lock(ws), pytest.raises(SandboxError, match="another routeshell"):
         apply_plan(ws, plan({"op": "write", "path": "n.txt", "content": ""}))
@@ -232,7 +232,7 @@ def test_only_one_apply_at_a_time(ws: Path) -> None:
 
 @pytest.mark.parametrize("after", [0, 1, 3])
 def test_cancel_between_steps_rolls_back(ws: Path, after: int) -> None:
-    from engine.apply import Cancelled
+    from engine.plans.apply import Cancelled
 
     before = tree(ws)
     calls: list[int] = []

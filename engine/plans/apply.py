@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
-from engine.journal import Journal, journals, workspace_lock
-from engine.runner import Limits, RunResult, bubblewrap, run_command
-from engine.sandbox import STATE_DIR, SandboxError, Workspace, fsync_dir, rename_noreplace
+from engine.plans.journal import Journal, journals, workspace_lock
+from engine.plans.runner import Limits, RunResult, bubblewrap, run_command
+from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, fsync_dir, rename_noreplace
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -421,7 +421,7 @@ def apply_plan(
     """Apply a validated, normalised plan to ``root``, all or nothing.
 
     ``cancel`` is polled before each step; when it returns True the apply stops and rolls back.
-    ``origin`` is kept in the journal (see :func:`engine.journal.applied_from`).
+    ``origin`` is kept in the journal (see :func:`engine.plans.journal.applied_from`).
     Returns the journal id (for undo) and the ``run`` results. Raises :class:`StepFailed`,
     :class:`Cancelled` or :class:`SandboxError` after rolling back every earlier step.
     """

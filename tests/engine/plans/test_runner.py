@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.runner import TAIL_BYTES, Limits, RunResult, bubblewrap, run_command
-from engine.sandbox import STATE_DIR
+from engine.plans.runner import TAIL_BYTES, Limits, RunResult, bubblewrap, run_command
+from engine.workspace.sandbox import STATE_DIR
 
 PYTHON = sys.executable
 NO_BWRAP = "bubblewrap (bwrap) is not installed or cannot create namespaces on this machine"

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import sandbox
-from engine.apply import StepFailed, apply_plan
-from engine.plan import InvalidPlan, normalise, plan_problems
-from engine.sandbox import SandboxError, Workspace, check_relpath
+from engine.plans.apply import StepFailed, apply_plan
+from engine.plans.model import InvalidPlan, normalise, plan_problems
+from engine.workspace import sandbox
+from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 from tests.helpers import tree
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.apply import new_content
-from engine.sandbox import SandboxError, Workspace
+from engine.plans.apply import new_content
+from engine.workspace.sandbox import SandboxError, Workspace
 
 
 @dataclass(frozen=True)

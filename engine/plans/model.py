@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.sandbox import SandboxError, check_relpath
 from engine.schemas import describe_error, pointer, validator
+from engine.workspace.sandbox import SandboxError, check_relpath
 
 # Which keys of each op name paths, and whether the step changes what is there.
 PATH_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.sandbox import STATE_DIR
+from engine.workspace.sandbox import STATE_DIR
 
 TAIL_BYTES = 4000
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from engine.config.profiles import Endpoint
 from engine.errors import ExitCode
-from engine.llm import ChatClient, EndpointError, Usage
-from engine.profiles import Endpoint
+from engine.llm.client import ChatClient, EndpointError, Usage
 from tests.scripted_llm import Drop, Hold, Reply, Respond, ScriptedLLM, Stall, Status, Step
 
 KEY = "sk-test-secret-0123456789"

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from engine.plan import normalise, plan_problems
-from engine.sandbox import SandboxError, Workspace, check_relpath
+from engine.plans.model import normalise, plan_problems
+from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
 
 class Conflict(Enum):

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.config.profiles import Endpoint
 from engine.errors import ExitCode, RouteshellError
-from engine.profiles import Endpoint
 
 if TYPE_CHECKING:
     # Imported where used instead: httpx's package __init__ loads its CLI, which imports rich,

@@ -11,8 +11,8 @@ import stat
 from functools import cache
 from typing import Any
 
-from engine.listing import file_kind
-from engine.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath
+from engine.workspace.listing import file_kind
+from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath
 
 MAX_READ_BYTES = 256 * 1024
 MAX_SEARCH_FILE_BYTES = 1024 * 1024

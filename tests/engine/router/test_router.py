@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ExitCode, UsageError
-from engine.router import (
+from engine.router.decision import (
     DEFAULT_ROUNDS,
     ROLE_ORDER,
     TOPOLOGIES,

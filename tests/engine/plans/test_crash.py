@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from engine.apply import recover
-from engine.journal import journals
+from engine.plans.apply import recover
+from engine.plans.journal import journals
 from tests.helpers import tree
 
 GROUPS = 40
@@ -50,7 +50,7 @@ def crash_plan() -> dict[str, Any]:
 def start(code: str, root: Path, plan_file: Path) -> subprocess.Popen[bytes]:
     script = (
         "import sys\nfrom pathlib import Path\n"
-        "from engine.plan import load_plan\nfrom engine.apply import apply_plan, undo_last\n"
+        "from engine.plans.model import load_plan\nfrom engine.plans.apply import apply_plan, undo_last\n"
         f"root, plan_file = Path(sys.argv[1]), sys.argv[2]\n{code}\n"
     )
     return subprocess.Popen([sys.executable, "-c", script, str(root), str(plan_file)])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import tools
-from engine.sandbox import SandboxError, Workspace
+from engine.workspace import tools
+from engine.workspace.sandbox import SandboxError, Workspace
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.interpolate import InterpolationError, Unset, expand
+from engine.config.interpolate import InterpolationError, Unset, expand
 
 
 @pytest.mark.parametrize(

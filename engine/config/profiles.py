@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine import xdg
+from engine.config import xdg
+from engine.config.interpolate import InterpolationError, Unset, expand
 from engine.errors import UsageError
-from engine.interpolate import InterpolationError, Unset, expand
 from engine.schemas import describe_error, validator
 
 ROLES = ("planner", "builder", "tester", "refactor", "router")

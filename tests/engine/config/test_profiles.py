@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import profiles
-from engine.profiles import ProfileError, load_profile, masked
+from engine.config import profiles
+from engine.config.profiles import ProfileError, load_profile, masked
 
 SHIPPED = ["ci", "local", "ollama", "openai", "vllm"]
 

@@ -1,0 +1,1 @@
+"""Configuration: profiles, their interpolation, and the XDG directories."""

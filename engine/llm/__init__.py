@@ -1,0 +1,1 @@
+"""The OpenAI-compatible chat client and the wire types a server shares with it."""

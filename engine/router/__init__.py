@@ -1,0 +1,1 @@
+"""Routers: the topology decision, the heuristic router and the registry by profile kind."""

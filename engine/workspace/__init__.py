@@ -1,0 +1,1 @@
+"""The workspace: the confined resolver, the state directory, listings and read-only agent tools."""
