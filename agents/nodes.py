@@ -75,9 +75,10 @@ def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[
     check_stop()
     if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
         raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
+    context = workspace_context(ctx.root, state["task"], request, ctx.context)
     messages = [
         {"role": "system", "content": SYSTEM_PROMPTS[role]},
-        {"role": "user", "content": request + "\n\n" + workspace_context(ctx.root, state["task"], request)},
+        {"role": "user", "content": request + "\n\n" + context},
     ]
     reply = ask_role(
         ctx.clients[role],

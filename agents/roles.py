@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.config.profiles import ContextPolicy
 from engine.errors import RouteshellError
 from engine.llm.client import ChatClient, ChatReply, Usage
+from engine.names import display_name
 from engine.plans.dry_run import preview_plan
 from engine.plans.model import normalise, plan_problems
 from engine.schemas import describe_error, load_schema, pointer, validator
 from engine.workspace.sandbox import SandboxError, Workspace
-from engine.workspace.tools import glob, read_file
+from engine.workspace.tools import glob
 
 REPAIRS = 2
 MAX_PROBLEMS_SHOWN = 10
@@ -183,32 +185,64 @@ def ask_role(
     )
 
 
-def workspace_context(root: Path, task: str, extra: str = "") -> str:
+def workspace_context(root: Path, task: str, extra: str = "", policy: ContextPolicy | None = None) -> str:
     """Describe the workspace for a role: its files, and the text of the files the task names.
 
     Bounded by ``CONTEXT_FILES`` paths and ``CONTEXT_CHARS`` characters of file text, so a large
-    workspace cannot flood the prompt. Files named in ``task`` or ``extra`` come first.
+    workspace cannot flood the prompt. Files named in ``task`` or ``extra`` come first. ``policy``
+    (the profile's ``[context]``) withholds the text of secret-looking paths, of files over its
+    size limit and of binary files: they are listed with the reason, their contents never sent.
+    Names are shown escaped (:func:`engine.names.display_name`), so a name that is not UTF-8
+    or holds control characters reaches the model as plain, encodable text.
     """
+    policy = policy or ContextPolicy()
     with Workspace(root) as ws:
         listing = glob(ws, "**", limit=CONTEXT_FILES * 5)
         paths = [path for path in listing["matches"] if _worth_showing(ws, path)][:CONTEXT_FILES]
         mentioned = [path for path in paths if path in task or path in extra or Path(path).name in task]
         chosen = mentioned + [path for path in paths if path not in mentioned]
-        parts = ["Files in the workspace:" if paths else "The workspace is empty."]
-        parts += [f"  {path}" for path in paths]
-        if listing["truncated"] or len(paths) == CONTEXT_FILES:
-            parts.append(f"  (only the first {CONTEXT_FILES} are listed)")
+        texts: dict[str, str] = {}
+        withheld: dict[str, str] = {}
         budget = CONTEXT_CHARS
         for path in chosen:
-            try:
-                text = read_file(ws, path)["text"]
-            except SandboxError:
-                continue
-            if len(text) > budget:
-                continue
-            budget -= len(text)
-            parts.append(f"\n--- {path} ---\n{text}")
+            text, reason = _context_text(ws, path, policy)
+            if reason is not None:
+                withheld[path] = reason
+            elif text is not None and len(text) <= budget:
+                budget -= len(text)
+                texts[path] = text
+    parts = ["Files in the workspace:" if paths else "The workspace is empty."]
+    parts += [f"  {display_name(path)}" + (f"  ({withheld[path]})" if path in withheld else "") for path in paths]
+    if listing["truncated"] or len(paths) == CONTEXT_FILES:
+        parts.append(f"  (only the first {CONTEXT_FILES} are listed)")
+    parts += [f"\n--- {display_name(path)} ---\n{text}" for path, text in texts.items()]
     return "\n".join(parts)
+
+
+def _context_text(ws: Workspace, path: str, policy: ContextPolicy) -> tuple[str | None, str | None]:
+    """Return (the text a role may see, None), or (None, why it is withheld); (None, None) if unreadable."""
+    if policy.withholds(path):
+        return None, "contents withheld: the profile's context.never_send"
+    if path != display_name(path):
+        # A plan cannot name it as shown, and its text would be read under a name the model never sees.
+        return None, "name shown escaped; contents not sent"
+    info = ws.lstat(path)
+    if info is None or not stat.S_ISREG(info.st_mode):
+        return None, None
+    if info.st_size > policy.max_file_bytes:
+        return None, f"{info.st_size} bytes, over the context.max_file_bytes limit of {policy.max_file_bytes}"
+    try:
+        data = ws.read_bytes(path, limit=policy.max_file_bytes + 1)
+    except SandboxError:
+        return None, None
+    if len(data) > policy.max_file_bytes:
+        return None, f"over the context.max_file_bytes limit of {policy.max_file_bytes}"
+    if b"\0" in data[:8192]:
+        return None, "binary, not shown"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text, not shown"
 
 
 def _worth_showing(ws: Workspace, path: str) -> bool:

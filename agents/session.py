@@ -92,6 +92,7 @@ def resolve_endpoint(profile: Profile, role: str, options: SessionOptions) -> En
         api_key=key,
         timeout_s=endpoint.timeout_s,
         max_retries=endpoint.max_retries,
+        max_reply_bytes=endpoint.max_reply_bytes,
     )
 
 
@@ -184,6 +185,7 @@ class AgentSession:
             ledger=self.ledger,
             run_timeout_s=self.profile.data.get("sandbox", {}).get("run_timeout_s"),
             stop=stop or threading.Event(),
+            context=self.profile.context,
         )
 
     def exists(self, thread: str) -> bool:

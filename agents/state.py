@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from agents.ledger import UsageLedger
+from engine.config.profiles import ContextPolicy
 from engine.llm.client import ChatClient
 from engine.plans.runner import Limits
 from engine.router.decision import Router
@@ -45,6 +46,7 @@ class AgentContext:
     applied, plans with run steps wait), ``never`` (plans are only shown) or ``all`` (every plan is
     applied, run steps included). ``budget`` caps the run's total tokens, counted in ``ledger``;
     ``run_timeout_s`` (the profile's ``sandbox.run_timeout_s``) caps every run step's timeout.
+    ``context`` (the profile's ``[context]``) says which workspace files a role may send to a model.
     ``stop``, once set, ends the run at the next piece of a streaming reply or the next step. ``answers`` holds the
     user's answer to the plan a resumed run stopped for, by plan id; it beats the approval mode.
     """
@@ -63,3 +65,4 @@ class AgentContext:
     ledger: UsageLedger = field(default_factory=UsageLedger)
     run_timeout_s: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    context: ContextPolicy = field(default_factory=ContextPolicy)

@@ -7,6 +7,7 @@ name in the user profile directory (``$XDG_CONFIG_HOME/routeshell/profiles``) ov
 from __future__ import annotations
 
 import copy
+import fnmatch
 import os
 import tomllib
 from collections.abc import Mapping
@@ -22,6 +23,10 @@ from engine.schemas import describe_error, validator
 
 ROLES = ("planner", "builder", "tester", "refactor", "router")
 SECRET_KEYS = frozenset({"api_key"})
+#: Paths whose contents never go to a model unless a profile's ``context.never_send`` says otherwise.
+DEFAULT_NEVER_SEND = (".env", "*.pem", "*.key", "id_*")
+DEFAULT_MAX_FILE_BYTES = 64 * 1024
+DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
 class ProfileError(UsageError):
@@ -46,6 +51,39 @@ class Endpoint:
     api_key: str | None
     timeout_s: float
     max_retries: int
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+
+
+@dataclass(frozen=True)
+class ContextPolicy:
+    """Which workspace files a role may see the text of (the profile's ``[context]`` section).
+
+    ``never_send`` holds globs: one without ``/`` is matched against every component of a path
+    (``id_*`` withholds ``keys/id_rsa`` and everything under a directory ``id_x``), one with ``/``
+    against the whole relative path. Files over ``max_file_bytes`` are listed but not sent.
+    """
+
+    never_send: tuple[str, ...] = DEFAULT_NEVER_SEND
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    @classmethod
+    def from_profile(cls, section: Mapping[str, Any]) -> ContextPolicy:
+        """Return the policy of a validated ``[context]`` section; missing keys take the defaults."""
+        return cls(
+            never_send=tuple(section.get("never_send", DEFAULT_NEVER_SEND)),
+            max_file_bytes=int(section.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)),
+        )
+
+    def withholds(self, path: str) -> bool:
+        """Return whether the contents of the workspace path ``path`` must never reach a model."""
+        parts = path.split("/")
+        for pattern in self.never_send:
+            if "/" in pattern:
+                if fnmatch.fnmatchcase(path, pattern.strip("/")):
+                    return True
+            elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -94,7 +132,13 @@ class Profile:
             api_key=merged.get("api_key") or None,
             timeout_s=float(merged.get("timeout_s", 60.0)),
             max_retries=int(merged.get("max_retries", 3)),
+            max_reply_bytes=int(merged.get("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES)),
         )
+
+    @property
+    def context(self) -> ContextPolicy:
+        """What the roles may send to a model from the workspace (``[context]``)."""
+        return ContextPolicy.from_profile(self.data.get("context", {}))
 
 
 def shipped_dir() -> Path:
