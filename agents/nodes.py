@@ -20,6 +20,7 @@ from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_con
 from agents.state import AgentContext, AgentState
 from engine.errors import RouteshellError
 from engine.llm.client import Usage
+from engine.llm.wire import ChatMessage
 from engine.plans.apply import StepFailed, apply_plan, undo_last
 from engine.plans.dry_run import preview_plan
 from engine.plans.journal import applied_from
@@ -76,7 +77,7 @@ def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[
     if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
         raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
     context = workspace_context(ctx.root, state["task"], request, ctx.context)
-    messages = [
+    messages: list[ChatMessage] = [
         {"role": "system", "content": SYSTEM_PROMPTS[role]},
         {"role": "user", "content": request + "\n\n" + context},
     ]

@@ -19,6 +19,7 @@ from typing import Any
 from engine.config.profiles import ContextPolicy
 from engine.errors import RouteshellError
 from engine.llm.client import ChatClient, ChatReply, Usage
+from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_name
 from engine.plans.dry_run import preview_plan
 from engine.plans.model import normalise, plan_problems
@@ -28,6 +29,9 @@ from engine.workspace.tools import glob
 
 REPAIRS = 2
 MAX_PROBLEMS_SHOWN = 10
+#: How much of an invalid reply is sent back with a repair request: its head and its tail.
+REPAIR_HEAD_CHARS = 3000
+REPAIR_TAIL_CHARS = 1000
 CONTEXT_FILES = 200
 CONTEXT_CHARS = 24_000
 
@@ -124,17 +128,28 @@ def reply_problems(role: str, document: Any, root: Path) -> list[str]:
     return [f"/steps/{p.index}: {p.problem}" for p in previews if p.problem]
 
 
-def response_format(role: str) -> dict[str, Any]:
+def response_format(role: str) -> ResponseFormat:
     """Return the OpenAI ``response_format`` asking for a reply that fits ``role``'s schema."""
     name = ROLE_SCHEMAS[role]
     schema = load_schema("plan" if name == "tester" else name)
     return {"type": "json_schema", "json_schema": {"name": f"routeshell_{role}", "schema": schema, "strict": False}}
 
 
+def reply_excerpt(content: str) -> str:
+    """Return ``content`` as sent back in a repair request: whole when short, else its head and tail.
+
+    A model that answered with megabytes must not have them all sent back to it on every repair.
+    """
+    if len(content) <= REPAIR_HEAD_CHARS + REPAIR_TAIL_CHARS:
+        return content
+    left_out = len(content) - REPAIR_HEAD_CHARS - REPAIR_TAIL_CHARS
+    return f"{content[:REPAIR_HEAD_CHARS]}\n[... {left_out} characters left out ...]\n{content[-REPAIR_TAIL_CHARS:]}"
+
+
 def ask_role(
     client: ChatClient,
     role: str,
-    messages: list[dict[str, Any]],
+    messages: list[ChatMessage],
     root: Path,
     *,
     on_delta: Callable[[str], None] | None = None,
@@ -158,7 +173,9 @@ def ask_role(
         total = total + reply.usage
         if on_usage is not None:
             on_usage(reply.usage)
-        document, parse_problem = extract_json(reply.content)
+        # A reply cut off at the size limit or not valid UTF-8 goes back like any invalid one.
+        document: Any
+        document, parse_problem = extract_json(reply.content) if reply.defect is None else (None, reply.defect)
         problems = [f"/: {parse_problem}"] if parse_problem else reply_problems(role, document, root)
         if not problems:
             result = document if ROLE_SCHEMAS[role] == "planner" else normalise(document)
@@ -170,7 +187,7 @@ def ask_role(
         shown = problems[:MAX_PROBLEMS_SHOWN]
         more = f"\n(and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
         conversation += [
-            {"role": "assistant", "content": reply.content},
+            {"role": "assistant", "content": reply_excerpt(reply.content)},
             {
                 "role": "user",
                 "content": "Your reply was not accepted:\n"

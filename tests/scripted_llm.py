@@ -75,13 +75,30 @@ class Drop:
 
 
 @dataclass
+class Raw:
+    """Send ``body`` exactly as given, ``repeat`` times over: raw bytes, any status and content type.
+
+    ``chunked`` sends it with chunked encoding and no length (as a stream goes out); otherwise a
+    ``Content-Length`` announces the whole. ``sent`` counts the bytes that went out before the
+    client stopped reading.
+    """
+
+    body: bytes
+    content_type: str = "application/json"
+    code: int = 200
+    repeat: int = 1
+    chunked: bool = False
+    sent: int = 0
+
+
+@dataclass
 class Respond:
     """Choose the step from the request's JSON body."""
 
     fn: Callable[[dict[str, Any]], Step]
 
 
-Step = Reply | Status | Stall | Hold | Drop | Respond
+Step = Reply | Status | Stall | Hold | Drop | Respond | Raw
 
 
 class ScriptedLLM:
@@ -219,6 +236,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif isinstance(step, Status):
             self._send_status(step)
+        elif isinstance(step, Raw):
+            self._send_raw(step)
         elif body.get("stream"):
             self._send_stream(step, str(body.get("model") or "scripted"))
         else:
@@ -231,6 +250,23 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             data = _error_body(f"scripted HTTP {step.code}", step.code) if step.body is None else step.body
             payload, kind = json.dumps(data).encode(), "application/json"
         self._send(step.code, payload, kind, step.headers)
+
+    def _send_raw(self, step: Raw) -> None:
+        self.send_response(step.code)
+        self.send_header("Content-Type", step.content_type)
+        if step.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(step.body) * step.repeat))
+        self.end_headers()
+        for _ in range(step.repeat):
+            if step.chunked:
+                self._write_chunk(step.body)
+            else:
+                self.wfile.write(step.body)
+            step.sent += len(step.body)
+        if step.chunked:
+            self._write_chunk(b"")
 
     def _send_reply(self, step: Reply, model: str) -> None:
         time.sleep(step.delay_s)

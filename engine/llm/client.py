@@ -11,7 +11,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config.profiles import Endpoint
 from engine.errors import ExitCode, RouteshellError
+from engine.llm.wire import ChatMessage, ChatRequest, ResponseFormat, encode_request
+from engine.names import display_name
 
 if TYPE_CHECKING:
     # Imported where used instead: httpx's package __init__ loads its CLI, which imports rich,
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
 
 BACKOFF_BASE_S = 0.5
 CHARS_PER_TOKEN = 4
+ERROR_BODY_BYTES = 64 * 1024  # an error body is read for its message only
 _BASE_URL_HINT = "check --base-url or the profile's llm.base_url"
+_HTML = f"answered with HTML, not a chat completion: is the base URL right? ({_BASE_URL_HINT})"
 
 
 @dataclass
@@ -56,13 +60,18 @@ class Usage:
 
 @dataclass(frozen=True)
 class ChatReply:
-    """The assistant's reply; ``attempts`` counts HTTP attempts (1 means no retry was needed)."""
+    """The assistant's reply; ``attempts`` counts HTTP attempts (1 means no retry was needed).
+
+    ``defect`` says why the content cannot be used as it stands (cut off at the size limit, not
+    valid UTF-8); a caller sends it back for repair like any other invalid reply.
+    """
 
     content: str
     usage: Usage
     model: str
     finish_reason: str | None
     attempts: int
+    defect: str | None = None
 
 
 class EndpointError(RouteshellError):
@@ -93,6 +102,77 @@ class _Parsed:
     usage: Any
     model: str | None
     finish_reason: str | None
+    defect: str | None = None
+
+
+class _CappedReader:
+    """Reads one response body up to ``limit`` bytes, decoding UTF-8 and noting what was wrong with it.
+
+    ``cut`` is set when the body went past the limit (nothing after it is read: the connection is
+    closed instead); ``invalid`` when bytes were not UTF-8 or a string held half a character.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.cut = False
+        self.invalid = False
+        self.pieces: list[str] = []
+
+    def chunks(self, response: httpx.Response) -> Iterator[bytes]:
+        """Yield the body's bytes until the limit; a ``Content-Length`` over it is refused unread."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            self.cut = True
+            return
+        received = 0
+        for chunk in response.iter_bytes():
+            if received + len(chunk) > self.limit:
+                self.cut = True
+                yield chunk[: self.limit - received]
+                return
+            received += len(chunk)
+            yield chunk
+
+    def read_all(self, response: httpx.Response) -> bytes:
+        """Return the body, at most ``limit`` bytes of it."""
+        return b"".join(self.chunks(response))
+
+    def lines(self, response: httpx.Response) -> Iterator[str]:
+        """Yield the body's lines, decoded, without their line ends."""
+        pending = b""
+        for chunk in self.chunks(response):
+            *complete, pending = (pending + chunk).split(b"\n")
+            for line in complete:
+                yield self.decode(line).rstrip("\r")
+        if pending and not self.cut:
+            yield self.decode(pending).rstrip("\r")
+
+    def decode(self, data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.invalid = True
+            return data.decode("utf-8", "replace")
+
+    def clean(self, text: str) -> str:
+        """Return ``text`` with lone surrogates (a JSON-escaped half of a character) as U+FFFD."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            self.invalid = True
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return text
+
+    def defect(self) -> str | None:
+        """What makes the reply unusable as it stands, for the repair request; None when nothing."""
+        if self.cut:
+            return (
+                f"the reply was cut off at {self.limit} bytes, the most a reply may hold "
+                "(the profile's llm max_reply_bytes); send a shorter reply"
+            )
+        if self.invalid:
+            return "the reply is not valid UTF-8 (bytes or half a character that were replaced by U+FFFD)"
+        return None
 
 
 class ChatClient:
@@ -133,9 +213,9 @@ class ChatClient:
 
     def chat(
         self,
-        messages: list[dict[str, Any]],
+        messages: Sequence[ChatMessage],
         *,
-        response_format: dict[str, Any] | None = None,
+        response_format: ResponseFormat | None = None,
         stream: bool = False,
         on_delta: Callable[[str], None] | None = None,
         temperature: float | None = None,
@@ -144,20 +224,28 @@ class ChatClient:
         """Send ``messages`` and return the reply, retrying 429s, 5xx and network failures.
 
         With ``stream`` the reply arrives as server-sent events and ``on_delta`` gets each piece of
-        content as it comes; without it ``on_delta`` gets the whole content once. Raises
+        content as it comes; without it ``on_delta`` gets the whole content once. A reply over the
+        endpoint's ``max_reply_bytes`` is cut off there, and one that is not valid UTF-8 is decoded
+        with U+FFFD in place of the bad bytes: both come back with ``defect`` saying so. Raises
         :class:`EndpointError` when no usable reply can be had.
         """
         import httpx
 
-        body: dict[str, Any] = {"model": self._endpoint.model, "messages": messages}
-        optional = {"response_format": response_format, "temperature": temperature, "max_tokens": max_tokens}
-        body.update({key: value for key, value in optional.items() if value is not None})
+        body: ChatRequest = {"model": self._endpoint.model, "messages": list(messages)}
+        if response_format is not None:
+            body["response_format"] = response_format
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
         if stream:
-            body.update(stream=True, stream_options={"include_usage": True})
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        payload = encode_request(body)
         most = self._endpoint.max_retries + 1
         for attempt in range(1, most + 1):
             try:
-                parsed = self._stream_once(body, on_delta) if stream else self._post_once(body)
+                parsed = self._exchange(payload, stream, on_delta)
             except (httpx.InvalidURL, httpx.HTTPError) as exc:
                 raise self._error(f"failed: {_why(exc)}; {_BASE_URL_HINT}") from None
             except _Retryable as failure:
@@ -165,58 +253,50 @@ class ChatClient:
                     raise self._error(failure.describe(attempt), status=failure.status) from None
                 self._sleep(self._wait(attempt, failure.retry_after))
                 continue
-            if not stream and on_delta is not None and parsed.content:
-                on_delta(parsed.content)
             return ChatReply(
                 content=parsed.content,
                 usage=_usage(parsed.usage, messages, parsed.content),
                 model=parsed.model or self._endpoint.model,
                 finish_reason=parsed.finish_reason,
                 attempts=attempt,
+                defect=parsed.defect,
             )
         raise AssertionError("unreachable: the loop returns or raises")
 
-    def _post_once(self, body: dict[str, Any]) -> _Parsed:
+    def _exchange(self, payload: bytes, stream: bool, on_delta: Callable[[str], None] | None) -> _Parsed:
+        """One attempt: send the request and read at most ``max_reply_bytes`` of the answer."""
         import httpx
 
+        reader = _CappedReader(self._endpoint.max_reply_bytes)
         try:
-            response = self._client.post(self._url, json=body)
-        except httpx.TransportError as exc:
-            raise self._transport_failure(exc) from None
-        self._check_status(response)
-        return self._parse_reply(response)
-
-    def _stream_once(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> _Parsed:
-        import httpx
-
-        pieces: list[str] = []
-        try:
-            with self._client.stream("POST", self._url, json=body) as response:
+            headers = {"Content-Type": "application/json"}
+            with self._client.stream("POST", self._url, content=payload, headers=headers) as response:
                 if not response.is_success:
-                    response.read()
-                    self._check_status(response)
-                if response.headers.get("content-type", "").startswith("application/json"):
-                    # Some servers ignore "stream" and answer with one plain JSON reply.
-                    response.read()
-                    parsed = self._parse_reply(response)
-                    if on_delta is not None and parsed.content:
-                        on_delta(parsed.content)
-                    return parsed
-                return self._read_events(response, pieces, on_delta)
+                    self._check_status(response, _CappedReader(ERROR_BODY_BYTES).read_all(response))
+                kind = response.headers.get("content-type", "").lower()
+                if stream and not kind.startswith(("application/json", "text/html")):
+                    return self._read_events(response, reader, on_delta)
+                # Without a stream, or from a server that ignores "stream" and answers with one plain reply.
+                parsed = self._parse_reply(reader.read_all(response), kind, reader)
         except httpx.TransportError as exc:
-            if pieces:
-                count = sum(len(piece) for piece in pieces)
+            if reader.pieces:
+                count = sum(len(piece) for piece in reader.pieces)
                 raise self._error(f"stream broke after {count} characters ({_why(exc)}); try again") from None
             raise self._transport_failure(exc) from None
+        if on_delta is not None and parsed.content:
+            on_delta(parsed.content)
+        return parsed
 
     def _read_events(
-        self, response: httpx.Response, pieces: list[str], on_delta: Callable[[str], None] | None
+        self, response: httpx.Response, reader: _CappedReader, on_delta: Callable[[str], None] | None
     ) -> _Parsed:
         usage: Any = None
         model: str | None = None
         finish_reason: str | None = None
         done = False
-        for line in response.iter_lines():
+        first = ""
+        for line in reader.lines(response):
+            first = first or line.strip()
             # Comments, blank lines and "event:"/"id:" fields carry nothing we use.
             if not line.startswith("data:"):
                 continue
@@ -239,19 +319,22 @@ class ChatClient:
             delta = choice.get("delta")
             piece = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(piece, str) and piece:
-                pieces.append(piece)
+                piece = reader.clean(piece)
+                reader.pieces.append(piece)
                 if on_delta is not None:
                     on_delta(piece)
             finish_reason = choice.get("finish_reason") or finish_reason
-        if not done and not pieces and finish_reason is None:
+        if first.startswith("<"):
+            raise self._error(_HTML)
+        if not done and not reader.pieces and finish_reason is None and not reader.cut:
             raise _Retryable(lambda n: f"ended the stream before any content after {_count(n)}; {_BASE_URL_HINT}")
-        return _Parsed("".join(pieces), usage, model, finish_reason)
+        return _Parsed("".join(reader.pieces), usage, model, finish_reason, reader.defect())
 
-    def _check_status(self, response: httpx.Response) -> None:
+    def _check_status(self, response: httpx.Response, data: bytes) -> None:
         status = response.status_code
         if response.is_success:
             return
-        detail = _error_text(_json_or_none(response)) or response.reason_phrase or "no details"
+        detail = _error_text(_json_or_none(data)) or display_name(response.reason_phrase) or "no details"
         if status == 429 or status >= 500:
             wait = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
             raise _Retryable(
@@ -266,11 +349,19 @@ class ChatClient:
             raise self._error(f"answered HTTP 404: {detail}; {hint}", status=status)
         raise self._error(f"rejected the request with HTTP {status}: {detail}", status=status)
 
-    def _parse_reply(self, response: httpx.Response) -> _Parsed:
+    def _parse_reply(self, raw: bytes, kind: str, reader: _CappedReader) -> _Parsed:
+        if reader.cut:
+            # Half a JSON document holds no content worth keeping: the repair asks for a shorter one.
+            return _Parsed("", None, None, "length", reader.defect())
+        text = reader.decode(raw)
+        if "html" in kind or text.lstrip()[:1] == "<":
+            raise self._error(_HTML)
         try:
-            data = response.json()
+            data = json.loads(text)
         except ValueError:
-            raise self._malformed(f"not JSON (starts with {response.text[:60]!r})") from None
+            raise self._malformed(f"not JSON (starts with {text[:60]!r})") from None
+        except RecursionError:
+            raise self._malformed("JSON nested too deeply") from None
         try:
             choice = data["choices"][0]
             content = choice["message"]["content"]
@@ -278,7 +369,8 @@ class ChatClient:
             raise self._malformed("no choices[0].message.content") from None
         if not isinstance(content, str):
             raise self._malformed("choices[0].message.content is not a string")
-        return _Parsed(content, data.get("usage"), data.get("model"), choice.get("finish_reason"))
+        return _Parsed(reader.clean(content), data.get("usage"), data.get("model"), choice.get("finish_reason"),
+                       reader.defect())  # fmt: skip
 
     def _transport_failure(self, exc: httpx.TransportError) -> _Retryable | EndpointError:
         import httpx
@@ -318,7 +410,7 @@ class ChatClient:
         return EndpointError(message, status=status)
 
 
-def _usage(raw: Any, messages: list[dict[str, Any]], content: str) -> Usage:
+def _usage(raw: Any, messages: Sequence[ChatMessage], content: str) -> Usage:
     if isinstance(raw, dict):
         prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
         if isinstance(prompt, int) and isinstance(completion, int):
@@ -354,10 +446,10 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def _json_or_none(data: bytes) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(data)
+    except (ValueError, RecursionError):
         return None
 
 
@@ -372,13 +464,14 @@ def _error_text(data: Any) -> str:
         data.get("detail"),
     ):
         if isinstance(candidate, str) and candidate.strip():
-            return _one_line(candidate, limit=200)
+            # The server's words reach a terminal: control characters and escapes are shown, not sent.
+            return display_name(_one_line(candidate, limit=200))
     return ""
 
 
 def _why(exc: BaseException) -> str:
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip().rstrip(".") or type(exc).__name__
-    return _one_line(text[:1].lower() + text[1:], limit=120)
+    return display_name(_one_line(text[:1].lower() + text[1:], limit=120))
 
 
 def _one_line(text: str, *, limit: int = 1000) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from agents.roles import (
+    REPAIR_HEAD_CHARS,
+    REPAIR_TAIL_CHARS,
     REPAIRS,
     ROLE_SCHEMAS,
     SYSTEM_PROMPTS,
@@ -25,7 +27,7 @@ from engine.errors import ExitCode
 from engine.llm.client import ChatClient, Usage
 from engine.plans.journal import journals
 from engine.schemas import load_schema, validator
-from tests.scripted_llm import Reply, ScriptedLLM
+from tests.scripted_llm import Raw, Reply, ScriptedLLM
 
 PLAN: dict[str, Any] = {"version": 1, "goal": "add b", "steps": [{"op": "write", "path": "b.txt", "content": "b\n"}]}
 GOOD: dict[str, dict[str, Any]] = {
@@ -289,3 +291,45 @@ def test_session_accepts_a_fenced_reply(scripted_llm: ScriptedLLM, root: Path) -
     assert final["ok"] is True
     assert of(events, "role_end")[0]["attempts"] == 1
     assert (root / "b.txt").read_text() == "b\n"
+
+
+# -- hostile replies: not UTF-8, too big ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_reply_with_half_an_emoji_goes_back_for_repair(scripted_llm: ScriptedLLM, root: Path, stream: bool) -> None:
+    half = json.dumps({**PLAN, "goal": "add b \x00"}).encode().replace(b"\\u0000", "😀".encode()[:2])
+    if stream:
+        event = b'data: {"choices": [{"delta": {"content": ' + json.dumps(half.decode("latin-1")).encode() + b"}}]}"
+        event = event.replace(b"\\u00f0\\u009f", "😀".encode()[:2])
+        bad = Raw(event + b"\n\ndata: [DONE]\n\n", content_type="text/event-stream", chunked=True)
+    else:
+        bad = Raw(b'{"choices": [{"message": {"content": "' + half.replace(b'"', b'\\"') + b'"}}]}')
+    scripted_llm.enqueue(bad, Reply(PLAN))
+    problems: list[list[str]] = []
+    with client(scripted_llm) as chat:
+        reply = ask_role(chat, "builder", messages("builder"), root, stream=stream,
+                         on_repair=lambda n, found: problems.append(found))  # fmt: skip
+    assert reply.attempts == 2
+    assert problems == [["/: the reply is not valid UTF-8 (bytes or half a character that were replaced by U+FFFD)"]]
+    sent_back = scripted_llm.requests[1]["messages"][2]["content"]
+    assert sent_back.startswith('{"version": 1, "goal": "add b \ufffd')
+
+
+def test_a_reply_over_the_size_limit_goes_back_and_only_an_excerpt_is_returned(
+    scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    endpoint = Endpoint(base_url=scripted_llm.base_url, model="scripted", api_key=None, timeout_s=5, max_retries=0,
+                        max_reply_bytes=100_000)  # fmt: skip
+    scripted_llm.enqueue(Reply("A" * 90_000 + "Z" * 30_000), Reply("B" * 50_000), Reply(PLAN))
+    problems: list[list[str]] = []
+    with ChatClient(endpoint) as chat:
+        reply = ask_role(chat, "builder", messages("builder"), root, on_repair=lambda n, p: problems.append(p))
+    assert reply.attempts == 3
+    assert problems[0][0].startswith("/: the reply was cut off at 100000 bytes")
+    assert problems[1][0].startswith("/: not valid JSON")
+    first, second = (scripted_llm.requests[n]["messages"][2 + 2 * (n - 1)]["content"] for n in (1, 2))
+    assert first.startswith("A" * REPAIR_HEAD_CHARS + "\n[... ")
+    assert "Z" not in first
+    assert second == "B" * REPAIR_HEAD_CHARS + "\n[... 46000 characters left out ...]\n" + "B" * REPAIR_TAIL_CHARS
+    assert len(json.dumps(scripted_llm.requests[2])) < 40_000

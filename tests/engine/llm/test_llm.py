@@ -214,7 +214,7 @@ def test_an_exhausted_script_answers_500(scripted_llm: ScriptedLLM) -> None:
 @pytest.mark.parametrize(
     ("reply", "needle"),
     [
-        (Status(200, "<html>gateway</html>"), "malformed reply: not JSON (starts with '<html>gateway</html>')"),
+        (Status(200, "{gateway}"), "malformed reply: not JSON (starts with '{gateway}')"),
         (Status(200, {"choices": []}), "malformed reply: no choices[0].message.content"),
         (Status(200, {"choices": [{"message": {"content": None}}]}), "content is not a string"),
     ],

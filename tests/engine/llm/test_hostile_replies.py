@@ -1,0 +1,171 @@
+"""Replies a hostile or misconfigured server sends: too big, not UTF-8, HTML, escape sequences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config.profiles import Endpoint
+from engine.llm.client import ChatClient, ChatReply, EndpointError
+from tests.helpers import assert_one_line_error, run_routeshell
+from tests.scripted_llm import Raw, Reply, ScriptedLLM, Status
+
+HELLO: list[Any] = [{"role": "user", "content": "Say hello."}]
+CAP = 64 * 1024
+EMOJI = "😀".encode()  # 4 bytes; the first two are half a character
+HTML = b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body>It works</body></html>\n"
+
+
+def client(llm: ScriptedLLM, *, max_reply_bytes: int = CAP, max_retries: int = 0) -> ChatClient:
+    endpoint = Endpoint(base_url=llm.base_url, model="m", api_key=None, timeout_s=10, max_retries=max_retries,
+                        max_reply_bytes=max_reply_bytes)  # fmt: skip
+    return ChatClient(endpoint, sleep=lambda seconds: None)
+
+
+def chat(llm: ScriptedLLM, *, stream: bool, **settings: Any) -> tuple[ChatReply, list[str]]:
+    deltas: list[str] = []
+    with client(llm, **settings) as chat_client:
+        return chat_client.chat(HELLO, stream=stream, on_delta=deltas.append), deltas
+
+
+def failure(llm: ScriptedLLM, *, stream: bool) -> str:
+    with client(llm) as chat_client, pytest.raises(EndpointError) as caught:
+        chat_client.chat(HELLO, stream=stream)
+    return str(caught.value)
+
+
+def whole(content: bytes) -> bytes:
+    """A non-streamed reply whose content is ``content``, byte for byte."""
+    return b'{"model": "m", "choices": [{"message": {"role": "assistant", "content": "' + content + b'"}}]}'
+
+
+def sse(*contents: bytes, done: bool = True) -> bytes:
+    """A streamed reply, one event per piece of content, byte for byte."""
+    events = [b'data: {"choices": [{"delta": {"content": "' + piece + b'"}}]}\n\n' for piece in contents]
+    return b"".join(events) + (b"data: [DONE]\n\n" if done else b"")
+
+
+# -- size ------------------------------------------------------------------------------------------
+
+
+def test_a_reply_announced_over_the_cap_is_not_read(scripted_llm: ScriptedLLM) -> None:
+    flood = Raw(b"x" * 65536, repeat=4000)  # 256 MiB announced by Content-Length
+    scripted_llm.enqueue(flood)
+    reply, deltas = chat(scripted_llm, stream=False)
+    assert reply.defect is not None
+    assert reply.defect.startswith(f"the reply was cut off at {CAP} bytes")
+    assert (reply.content, deltas) == ("", [])
+    assert flood.sent < 64 * 65536
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reading_stops_at_the_cap(scripted_llm: ScriptedLLM, stream: bool) -> None:
+    piece = sse(b"a" * 60_000, done=False) if stream else b"y" * 60_000
+    flood = Raw(piece, content_type="text/event-stream" if stream else "application/json", repeat=4000, chunked=True)
+    scripted_llm.enqueue(flood)
+    reply, deltas = chat(scripted_llm, stream=stream)
+    assert reply.defect is not None
+    assert "max_reply_bytes" in reply.defect
+    assert len(reply.content) <= CAP
+    assert "".join(deltas) == reply.content
+    # The server was stopped long before its 240 MB were out: the client closed the connection.
+    assert flood.sent < 200 * 60_000
+
+
+def test_a_reply_under_the_cap_is_whole(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.enqueue(Reply("z" * 30_000), Reply("z" * 30_000))
+    for stream in (False, True):
+        reply, _ = chat(scripted_llm, stream=stream)
+        assert (reply.content, reply.defect) == ("z" * 30_000, None)
+
+
+# -- encoding --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "stream"),
+    [
+        (Raw(whole(b"half " + EMOJI[:2])), False),
+        (Raw(whole(b"bad \xff byte")), False),
+        (Raw(whole(b"escaped half \\ud83d")), False),
+        (Raw(sse(b"half ", EMOJI[:2]), content_type="text/event-stream", chunked=True), True),
+        (Raw(sse(b"escaped half \\ud83d"), content_type="text/event-stream", chunked=True), True),
+    ],
+    ids=["raw-bytes", "bad-byte", "json-escape", "stream-raw-bytes", "stream-json-escape"],
+)
+def test_a_reply_that_is_not_utf8_comes_back_marked(scripted_llm: ScriptedLLM, step: Raw, stream: bool) -> None:
+    scripted_llm.enqueue(step)
+    reply, deltas = chat(scripted_llm, stream=stream)
+    assert reply.defect is not None
+    assert reply.defect.startswith("the reply is not valid UTF-8")
+    assert "\ufffd" in reply.content
+    # What reaches events and screens encodes as UTF-8.
+    "".join(deltas).encode("utf-8")
+    reply.content.encode("utf-8")
+
+
+def test_an_emoji_split_across_stream_events_is_fine(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.enqueue(Raw(sse(b"a " + EMOJI + b" b"), content_type="text/event-stream", chunked=True))
+    reply, _ = chat(scripted_llm, stream=True)
+    assert (reply.content, reply.defect) == ("a 😀 b", None)
+
+
+def test_a_lone_surrogate_in_a_message_is_sent_as_a_replacement(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.enqueue(Reply("ok"))
+    with client(scripted_llm) as chat_client:
+        chat_client.chat([{"role": "user", "content": "caf\udce9.txt"}])
+    assert scripted_llm.requests[0]["messages"][0]["content"] == "caf\ufffd.txt"
+
+
+# -- HTML and escapes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "stream"),
+    [("text/html; charset=utf-8", False), ("text/html", True), ("text/plain", True), ("application/json", False)],
+)
+def test_an_html_page_with_status_200_says_so(scripted_llm: ScriptedLLM, content_type: str, stream: bool) -> None:
+    scripted_llm.enqueue(Raw(HTML, content_type=content_type))
+    message = failure(scripted_llm, stream=stream)
+    assert message == (
+        f"LLM endpoint {scripted_llm.base_url} answered with HTML, not a chat completion: is the base URL right? "
+        "(check --base-url or the profile's llm.base_url)"
+    )
+    assert len(scripted_llm.requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_error_text_from_the_server_is_escaped(scripted_llm: ScriptedLLM, stream: bool) -> None:
+    scripted_llm.enqueue(Status(400, {"error": {"message": "bad \x1b]0;x\x07 \x1b[2J\u202eevil"}}))
+    message = failure(scripted_llm, stream=stream)
+    assert "\x1b" not in message
+    assert "\x07" not in message
+    assert "\u202e" not in message
+    assert "HTTP 400: bad \\x1b]0;x\\x07 \\x1b[2J\\u202eevil" in message
+
+
+def test_an_error_in_the_stream_is_escaped(scripted_llm: ScriptedLLM) -> None:
+    event = b'data: {"error": {"message": "boom \\u001b]0;x\\u0007"}}\n\n'
+    scripted_llm.enqueue(Raw(event, content_type="text/event-stream", chunked=True))
+    message = failure(scripted_llm, stream=True)
+    assert message.endswith("sent an error in the stream: boom \\x1b]0;x\\x07")
+
+
+def test_the_cli_prints_a_hostile_error_escaped(scripted_llm: ScriptedLLM, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    scripted_llm.enqueue(Status(400, {"error": {"message": "no \x1b]0;owned\x07 such model"}}))
+    result = run_routeshell("run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace",
+                            str(workspace), "--topology", "single", "add a file")  # fmt: skip
+    assert_one_line_error(result, 3, "HTTP 400: no \\x1b]0;owned\\x07 such model")
+    assert "\x1b" not in result.stderr + result.stdout
+
+
+def test_an_error_body_is_read_only_in_part(scripted_llm: ScriptedLLM) -> None:
+    huge = Raw(json.dumps({"error": {"message": "x" * 100}}).encode() + b" " * 10_000_000, code=400)
+    scripted_llm.enqueue(huge)
+    message = failure(scripted_llm, stream=False)
+    assert "rejected the request with HTTP 400" in message
