@@ -30,7 +30,6 @@ from engine.router.decision import RouterDecision
 from engine.workspace.sandbox import SandboxError
 
 TAIL_CHARS = 2000
-STEP_TIMEOUT_CAP = 3600  # the plan schema's own maximum
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -198,6 +197,7 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         reason = answer.get("reason") or "rejected by the user"
         record.update(status="rejected", summary=f"{reason}; nothing from this plan was applied")
     else:
+        plan = _cap_run_timeouts(ctx, plan)
         record.update(_apply(ctx, pending["id"], plan))
     update: dict[str, Any] = {"pending": None, "reviewed": [record]}
     # Only a tester's runs are the test result; a builder's checked runs either passed or failed the apply.
@@ -230,11 +230,6 @@ def _summary(plan: dict[str, Any], what: str) -> str:
 
 def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any]) -> dict[str, Any]:
     origin = f"{ctx.thread_id}/{plan_id}"
-    if ctx.run_timeout_s is not None:
-        # A model may ask for any timeout; the profile's limit wins.
-        cap = ctx.run_timeout_s
-        plan = {**plan, "steps": [{**s, "timeout_s": min(s["timeout_s"], cap)} if s["op"] == "run" else s
-                                  for s in plan["steps"]]}  # fmt: skip
     runs: list[RunResult]
     done = applied_from(ctx.root, origin)
     if done is not None:
@@ -255,6 +250,20 @@ def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any]) -> dict[str, A
     return record
 
 
+def _cap_run_timeouts(ctx: AgentContext, plan: dict[str, Any]) -> dict[str, Any]:
+    """Return ``plan`` with every run step's timeout at most the profile's ``sandbox.run_timeout_s``.
+
+    The one place the cap is applied: the applied plan, and the test runs taken from it (re-run
+    after a refactor or a resume), all carry the capped timeouts.
+    """
+    if ctx.run_timeout_s is None:
+        return plan
+    # A model may ask for any timeout; the profile's limit wins.
+    cap = ctx.run_timeout_s
+    return {**plan, "steps": [{**s, "timeout_s": min(s["timeout_s"], cap)} if s["op"] == "run" else s
+                              for s in plan["steps"]]}  # fmt: skip
+
+
 def _forward_apply_event(event: dict[str, Any]) -> None:
     if event.get("type") in ("applied", "step"):
         _emit(event)
@@ -264,8 +273,7 @@ def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult
     if not steps:
         return []
     bwrap = bubblewrap()
-    cap = ctx.run_timeout_s or STEP_TIMEOUT_CAP
-    return [run_command(ctx.root, step["argv"], min(step["timeout_s"], cap), ctx.limits, bwrap=bwrap) for step in steps]
+    return [run_command(ctx.root, step["argv"], step["timeout_s"], ctx.limits, bwrap=bwrap) for step in steps]
 
 
 def _test_event(runs: list[RunResult]) -> dict[str, Any]:

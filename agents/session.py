@@ -69,6 +69,15 @@ class SessionOptions:
             raise UsageError("--max-cost-tokens must be a positive number of tokens")
 
 
+def approval_for(mode: str, *, attended: bool) -> str:
+    """Return the approval mode a run uses, given the profile's ``mode`` and whether anyone can answer.
+
+    ``ask`` counts as ``auto`` when unattended (``routeshell run``, ``--plain`` without a terminal):
+    nobody is there to answer every plan, and a plan with run steps still stops and waits.
+    """
+    return "auto" if mode == "ask" and not attended else mode
+
+
 def new_thread_id() -> str:
     """Return a fresh, sortable thread id such as ``20261123-190312-a3f9``."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)

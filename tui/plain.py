@@ -29,7 +29,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from rich.console import Console
 from rich.text import Text
 
-from agents.session import AgentSession, Outcome, SessionOptions, new_thread_id
+from agents.session import AgentSession, Outcome, SessionOptions, approval_for, new_thread_id
 from agents.state import APPROVAL_MODES
 from engine.config import xdg
 from engine.config.profiles import Profile
@@ -209,9 +209,7 @@ class PlainShell:
         self.transcript = Transcript(console, undo_hint="/undo")
         self.history_file = history_path()
         self._error_shown = False
-        approval = profile.data["approval"]
-        if approval == "ask" and not interactive:
-            approval = "auto"
+        approval = approval_for(profile.data["approval"], attended=interactive)
         options = SessionOptions(approval=approval, topology="auto", env=os.environ)
         self.session = AgentSession(workspace, profile, options, self._on_event)
         self._prompt: PromptSession[str] | None = None

@@ -105,8 +105,9 @@ def run_agent_command(args: argparse.Namespace) -> int:
     task = _task(args)
     profile = load_profile(args.run_profile or args.profile)
     workspace = profile.resolve_workspace(args.run_workspace or args.workspace)
-    approval = args.approve or ("auto" if profile.data["approval"] == "ask" else profile.data["approval"])
-    from agents.session import AgentSession, SessionOptions, new_thread_id
+    from agents.session import AgentSession, SessionOptions, approval_for, new_thread_id
+
+    approval = args.approve or approval_for(profile.data["approval"], attended=False)
 
     options = SessionOptions(approval=approval, topology=args.topology, base_url=args.base_url, model=args.model,
                              budget=args.max_cost_tokens, env=os.environ)  # fmt: skip

@@ -344,3 +344,18 @@ def test_the_profile_caps_a_run_steps_timeout(
     [test] = of(run.events, "test")
     assert test["timed_out"] is True
     assert test["passed"] is False
+
+
+def test_the_timeout_cap_also_holds_when_the_tests_are_rerun_after_a_refactor(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    # Passes the first time; the re-run after the refactor hangs, past the profile's cap.
+    second_run_hangs = "import os, time\nif os.path.exists('ran'):\n    time.sleep(30)\nopen('ran', 'w').close()\n"
+    tests = {"version": 1, "steps": [{"op": "run", "argv": ["python3", "-c", second_run_hangs], "timeout_s": 600}]}
+    tidy = patch("    return a + b", "    return b + a")
+    scripted_llm.enqueue(Reply(FIX), Reply(tests), Reply(tidy))
+    run = graph_run(approval="all", run_timeout_s=1)
+    assert run.start("fix add in calc.py and refactor it") is None
+    assert [(t["passed"], t["timed_out"]) for t in of(run.events, "test")] == [(True, False), (False, True),
+                                                                               (False, True)]  # fmt: skip
+    assert of(run.events, "reviewed")[-1]["status"] == "reverted"

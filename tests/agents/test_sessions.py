@@ -17,7 +17,7 @@ import pytest
 
 from agents.errors import RunStopped
 from agents.nodes import BudgetExceeded
-from agents.session import AgentSession, Outcome, SessionOptions
+from agents.session import AgentSession, Outcome, SessionOptions, approval_for
 from engine.config.profiles import load_profile
 from engine.errors import ExitCode, UsageError
 from engine.llm.client import ChatClient, EndpointError
@@ -307,3 +307,11 @@ def test_stop_cuts_a_streaming_reply_off_and_resume_goes_on(
     session.on_event = sessions.events.append
     finished_ok(session.resume("stopped"))
     assert (root / "calc.py").read_text() == FIXED
+
+
+@pytest.mark.parametrize(
+    ("mode", "attended", "expected"),
+    [("ask", True, "ask"), ("ask", False, "auto"), ("auto", True, "auto"), ("never", False, "never")],
+)
+def test_ask_counts_as_auto_only_when_unattended(mode: str, attended: bool, expected: str) -> None:
+    assert approval_for(mode, attended=attended) == expected
