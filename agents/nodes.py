@@ -9,7 +9,7 @@ when resumed, and an apply is skipped when the journal shows that plan was alrea
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
@@ -19,6 +19,8 @@ from agents.errors import BudgetExceeded, RunStopped
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
 from agents.state import AgentContext, AgentState
 from engine.errors import RouteshellError
+from engine.events import Event, FinalEvent, ReviewedEvent, VerdictEvent, emit
+from engine.kinds import Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.plans.apply import StepFailed, apply_plan, undo_last
@@ -32,8 +34,8 @@ from engine.workspace.sandbox import SandboxError
 TAIL_CHARS = 2000
 
 
-def _emit(event: dict[str, Any]) -> None:
-    get_stream_writer()(event)
+def _emit(event: Event) -> None:
+    emit(get_stream_writer(), event)
 
 
 def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -43,11 +45,12 @@ def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     if ctx.topology != "auto":
         decision = decision.with_topology(ctx.topology)
     _emit({"type": "route", "thread": ctx.thread_id, "router": decision.router, "note": ctx.router_note,
-           **decision.as_json()})  # fmt: skip
+           "topology": decision.topology, "roles": list(decision.roles), "max_rounds": decision.max_rounds,
+           "reason": decision.reason})  # fmt: skip
     return {"decision": decision.as_json(), "round": 1, "plan_count": 0, "reviewed": []}
 
 
-def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[str, Any]:
+def _ask(state: AgentState, ctx: AgentContext, role: Role, request: str) -> dict[str, Any]:
     """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply."""
     started = time.monotonic()
     _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
@@ -65,7 +68,9 @@ def _ask(state: AgentState, ctx: AgentContext, role: str, request: str) -> dict[
         ctx.ledger.add(ctx.thread_id, role, usage)
         spent = ctx.ledger.total(ctx.thread_id).total_tokens
         role_total = ctx.ledger.per_role(ctx.thread_id)[role].total_tokens
-        _emit({"type": "usage", "role": role, **usage.as_dict(), "role_total": role_total, "run_total": spent})
+        _emit({"type": "usage", "role": role, "prompt_tokens": usage.prompt_tokens,
+               "completion_tokens": usage.completion_tokens, "total_tokens": usage.total_tokens,
+               "estimated": usage.estimated, "role_total": role_total, "run_total": spent})  # fmt: skip
         if ctx.budget is not None and spent > ctx.budget:
             raise BudgetExceeded(
                 f"the run used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}; "
@@ -104,9 +109,9 @@ def _task_text(state: AgentState) -> str:
     return text
 
 
-def _pending(state: AgentState, role: str, plan: dict[str, Any]) -> dict[str, Any]:
+def _pending(state: AgentState, role: Role, plan: dict[str, Any]) -> dict[str, Any]:
     number = state.get("plan_count", 0) + 1
-    pending = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1)}
+    pending: dict[str, Any] = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1)}
     _emit({"type": "plan", "id": pending["id"], "role": role, "plan": plan})
     return {"pending": pending, "plan_count": number}
 
@@ -209,7 +214,7 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     elif pending["role"] == "refactor" and record["status"] == "applied" and state.get("test_runs"):
         update["test"] = _retest_after_refactor(ctx, state["test_runs"], record)
     # After the re-test: a refactor it undid is reported as reverted, not applied.
-    _emit({"type": "reviewed", **record})
+    _emit(cast(ReviewedEvent, {"type": "reviewed", **record}))
     if pending["role"] == "tester" and update.get("test") and not update["test"]["passed"]:
         update["feedback"] = update["test"]["tail"]
         decision = state["decision"]
@@ -266,7 +271,7 @@ def _cap_run_timeouts(ctx: AgentContext, plan: dict[str, Any]) -> dict[str, Any]
 
 def _forward_apply_event(event: dict[str, Any]) -> None:
     if event.get("type") in ("applied", "step"):
-        _emit(event)
+        _emit(cast(Event, event))  # checked against the contract by emit()
 
 
 def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult]:
@@ -279,10 +284,11 @@ def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult
 def _test_event(runs: list[RunResult]) -> dict[str, Any]:
     failing = next((run for run in runs if run.exit_code != 0 or run.timed_out), None)
     shown = failing or runs[-1]
-    test = {"passed": failing is None, "exit_code": shown.exit_code, "timed_out": shown.timed_out,
-            "tail": shown.output_tail[-TAIL_CHARS:], "runs": len(runs)}  # fmt: skip
-    _emit({"type": "test", **test})
-    return test
+    verdict: VerdictEvent = {"type": "test", "passed": failing is None, "exit_code": shown.exit_code,
+                             "timed_out": shown.timed_out, "tail": shown.output_tail[-TAIL_CHARS:],
+                             "runs": len(runs)}  # fmt: skip
+    _emit(verdict)
+    return {key: value for key, value in verdict.items() if key != "type"}
 
 
 def _retest_after_refactor(
@@ -323,5 +329,5 @@ def finish(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     outcome = {"ok": ok, "summary": summary, "undo": journals[-1] if journals else None, "journals": journals,
                "thread": ctx.thread_id, "usage": totals.as_dict(),
                "per_role": {role: usage.as_dict() for role, usage in per_role.items()}}  # fmt: skip
-    _emit({"type": "final", **outcome})
+    _emit(cast(FinalEvent, {"type": "final", **outcome}))
     return {"outcome": outcome}

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.config.profiles import ContextPolicy
 from engine.errors import RouteshellError
+from engine.kinds import Role
 from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_name
@@ -36,7 +37,7 @@ CONTEXT_FILES = 200
 CONTEXT_CHARS = 24_000
 
 #: The schema each role's reply must validate against (``engine/schemas/<name>.schema.json``).
-ROLE_SCHEMAS = {"planner": "planner", "builder": "plan", "tester": "tester", "refactor": "plan"}
+ROLE_SCHEMAS: dict[Role, str] = {"planner": "planner", "builder": "plan", "tester": "tester", "refactor": "plan"}
 
 _PLAN_RULES = """\
 Reply with one JSON document and nothing else: a plan, version 1, {"version": 1, "goal": "...", "steps": [...]}.
@@ -52,7 +53,7 @@ Each step is one of:
 Paths are relative to the workspace root, never absolute, never "..", never inside .git or .routeshell.
 A run step has no shell: pass the program and its arguments as a list."""
 
-SYSTEM_PROMPTS = {
+SYSTEM_PROMPTS: dict[Role, str] = {
     "planner": """You are the planner of a coding agent working in a workspace directory.
 Break the task into a short ordered list of concrete steps for the builder, who edits the files.
 Reply with one JSON document and nothing else: {"steps": ["step", ...], "notes": "optional"}.""",
@@ -105,7 +106,7 @@ def extract_json(text: str) -> tuple[Any, str | None]:
         return None, "JSON nested too deeply"
 
 
-def reply_problems(role: str, document: Any, root: Path) -> list[str]:
+def reply_problems(role: Role, document: Any, root: Path) -> list[str]:
     """Return every reason ``document`` is not an acceptable reply from ``role`` (empty when it is)."""
     schema = ROLE_SCHEMAS[role]
     if schema == "planner":
@@ -128,7 +129,7 @@ def reply_problems(role: str, document: Any, root: Path) -> list[str]:
     return [f"/steps/{p.index}: {p.problem}" for p in previews if p.problem]
 
 
-def response_format(role: str) -> ResponseFormat:
+def response_format(role: Role) -> ResponseFormat:
     """Return the OpenAI ``response_format`` asking for a reply that fits ``role``'s schema."""
     name = ROLE_SCHEMAS[role]
     schema = load_schema("plan" if name == "tester" else name)
@@ -148,7 +149,7 @@ def reply_excerpt(content: str) -> str:
 
 def ask_role(
     client: ChatClient,
-    role: str,
+    role: Role,
     messages: list[ChatMessage],
     root: Path,
     *,

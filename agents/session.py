@@ -17,20 +17,22 @@ from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from agents.errors import RunStopped
 from agents.ledger import UsageLedger
-from agents.state import APPROVAL_MODES, AgentContext
-from engine.config.profiles import ROLES, Endpoint, Profile
+from agents.state import AgentContext
+from engine.config.profiles import Endpoint, Profile
 from engine.errors import RouteshellError, UsageError
+from engine.events import ApprovalEvent, ErrorEvent, emit
+from engine.kinds import APPROVAL_MODES, ROLES, TOPOLOGIES, ApprovalMode, EndpointRole, Topology
 from engine.llm.client import ChatClient
 from engine.plans.journal import state_dir
 from engine.plans.runner import Limits
-from engine.router.decision import TOPOLOGIES, Router, load_router
+from engine.router.decision import Router, load_router
 from engine.workspace.sandbox import STATE_DIR
 
-Event = dict[str, Any]
+Event = dict[str, Any]  # an engine.events.Event, as the JSON object it is for the sinks
 SESSIONS_DB = "sessions.sqlite"
 
 
@@ -69,7 +71,7 @@ class SessionOptions:
             raise UsageError("--max-cost-tokens must be a positive number of tokens")
 
 
-def approval_for(mode: str, *, attended: bool) -> str:
+def approval_for(mode: ApprovalMode, *, attended: bool) -> ApprovalMode:
     """Return the approval mode a run uses, given the profile's ``mode`` and whether anyone can answer.
 
     ``ask`` counts as ``auto`` when unattended (``routeshell run``, ``--plain`` without a terminal):
@@ -83,7 +85,7 @@ def new_thread_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-def resolve_endpoint(profile: Profile, role: str, options: SessionOptions) -> Endpoint:
+def resolve_endpoint(profile: Profile, role: EndpointRole, options: SessionOptions) -> Endpoint:
     """Return ``role``'s endpoint: ``--base-url``/``--model`` over the profile's; the key from the
     profile, else ``OPENAI_API_KEY`` or ``LLM_API_KEY``.
 
@@ -132,7 +134,7 @@ class AgentSession:
         self.router = router
         self._own_clients = clients is None
         if clients is None:
-            endpoints = {role: resolve_endpoint(profile, role, options) for role in ROLES if role != "router"}
+            endpoints = {role: resolve_endpoint(profile, role, options) for role in ROLES}
             clients = {role: ChatClient(endpoint) for role, endpoint in endpoints.items()}
         self.clients = clients
         self.limits = Limits.from_profile(profile.data.get("sandbox", {}))
@@ -184,8 +186,9 @@ class AgentSession:
             clients=self.clients,
             router=self.router,
             thread_id=thread,
-            approval=self.options.approval,
-            topology=self.options.topology,
+            # Checked against the Literal types' values in SessionOptions.__post_init__.
+            approval=cast(ApprovalMode, self.options.approval),
+            topology=cast(Topology | Literal["auto"], self.options.topology),
             limits=self.limits,
             budget=self.options.budget,
             stream=self.options.stream,
@@ -302,13 +305,15 @@ class AgentSession:
                     self.on_event(chunk)
                 elif "__interrupt__" in chunk:
                     approval = dict(chunk["__interrupt__"][0].value)
-                    self.on_event({"type": "approval", **approval})
+                    emit(self.on_event, cast(ApprovalEvent, {"type": "approval", **approval}))
                 if stop.is_set():
                     break  # the graph saves the step that was running and goes no further
         except RunStopped:
             raise  # not an error: the caller asked for it
         except RouteshellError as exc:
-            self.on_event({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code), "thread": thread})
+            code = int(exc.exit_code)
+            error: ErrorEvent = {"type": "error", "message": str(exc), "exit_code": code, "thread": thread}
+            emit(self.on_event, error)
             raise
         if approval is not None:
             return Outcome("paused", thread, approval=approval)

@@ -7,15 +7,15 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from agents.ledger import UsageLedger
 from engine.config.profiles import ContextPolicy
+from engine.kinds import APPROVAL_MODES as APPROVAL_MODES  # where the Agent pane and --plain look for them
+from engine.kinds import ApprovalMode, Topology
 from engine.llm.client import ChatClient
 from engine.plans.runner import Limits
 from engine.router.decision import Router
-
-APPROVAL_MODES = ("ask", "auto", "never", "all")
 
 
 class AgentState(TypedDict, total=False):
@@ -55,8 +55,8 @@ class AgentContext:
     clients: Mapping[str, ChatClient]
     router: Router
     thread_id: str
-    approval: str = "ask"
-    topology: str = "auto"
+    approval: ApprovalMode = "ask"
+    topology: Topology | Literal["auto"] = "auto"
     limits: Limits = field(default_factory=Limits)
     budget: int | None = None
     stream: bool = True

@@ -22,12 +22,12 @@ sys.path.insert(0, str(ROOT))
 
 from agents.session import AgentSession, SessionOptions  # noqa: E402
 from engine.config.profiles import Endpoint, load_profile  # noqa: E402
+from engine.kinds import ROLES  # noqa: E402
 from engine.llm.client import ChatClient, ChatReply  # noqa: E402
 from tests.scripted_llm import Reply, ScriptedLLM  # noqa: E402
 
 TASKS = 30
 TARGET_MS = 30.0
-ROLES = ("planner", "builder", "tester", "refactor")
 
 
 class TimedClient(ChatClient):

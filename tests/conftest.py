@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.events import CHECK_ENV
 from tests.scripted_llm import ScriptedLLM
 
 # Metadata shows local times: pin the zone so screens are the same on every machine.
@@ -42,6 +43,17 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for var in ("ROUTESHELL_PROFILE", "OPENAI_API_KEY", "LLM_API_KEY", "LLM_API_BASE", "OPENAI_MODEL"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def checked_events(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Check every event the test emits, in this process and in the routeshell subprocesses it starts,
+    against ``engine/schemas/events.schema.json``; a test that emitted an invalid one fails."""
+    log = tmp_path_factory.mktemp("events") / "invalid-events.txt"
+    monkeypatch.setenv(CHECK_ENV, str(log))
+    yield
+    if log.exists() and log.read_text():
+        pytest.fail(f"events that break the event contract (engine/events.py):\n{log.read_text()}", pytrace=False)
 
 
 def build_workspace(root: Path) -> Path:

@@ -72,7 +72,9 @@ def _workspace(args: argparse.Namespace) -> Path:
 
 
 def _emit(event: dict[str, Any]) -> None:
-    print(json.dumps(event, ensure_ascii=False), flush=True)
+    from engine.events import json_line
+
+    print(json_line(event), flush=True)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -177,7 +176,9 @@ def _task(args: argparse.Namespace) -> str | None:
 
 
 def _json_sink(event: dict[str, Any]) -> None:
-    print(json.dumps(event, ensure_ascii=False), flush=True)
+    from engine.events import json_line
+
+    print(json_line(event), flush=True)
 
 
 def _transcript_sink(show_stream: bool) -> Any:

@@ -19,9 +19,9 @@ from typing import Any
 from engine.config import xdg
 from engine.config.interpolate import InterpolationError, Unset, expand
 from engine.errors import UsageError
+from engine.kinds import ENDPOINT_ROLES, EndpointRole
 from engine.schemas import describe_error, validator
 
-ROLES = ("planner", "builder", "tester", "refactor", "router")
 SECRET_KEYS = frozenset({"api_key"})
 #: Paths whose contents never go to a model unless a profile's ``context.never_send`` says otherwise.
 DEFAULT_NEVER_SEND = (".env", "*.pem", "*.key", "id_*")
@@ -121,9 +121,9 @@ class Profile:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def endpoint(self, role: str) -> Endpoint:
+    def endpoint(self, role: EndpointRole) -> Endpoint:
         """Return the endpoint for ``role``: its own section over ``llm.default``."""
-        if role not in ROLES:
+        if role not in ENDPOINT_ROLES:
             raise ValueError(f"unknown role {role!r}")
         merged = {**self.data["llm"]["default"], **self.data["llm"].get(role, {})}
         return Endpoint(

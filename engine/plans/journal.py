@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.kinds import JOURNAL_STATES
 from engine.workspace.sandbox import STATE_DIR, SandboxError
 
-STATES = ("applying", "applied", "rolled-back", "undoing", "undone")
+STATES = JOURNAL_STATES
 
 
 def state_dir(root: Path) -> Path:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.errors import UsageError
+from engine.kinds import ROLES, Role, Topology
+from engine.kinds import TOPOLOGIES as TOPOLOGIES
 from engine.schemas import describe_error, pointer, validator
 
-ROLE_ORDER = ("planner", "builder", "tester", "refactor")
-TOPOLOGIES = ("single", "pipeline", "loop")
+ROLE_ORDER = ROLES  # the canonical order of roles, declared in engine.kinds
 DEFAULT_ROUNDS = 3
 
 
@@ -28,8 +29,8 @@ class InvalidDecision(UsageError):
 class RouterDecision:
     """Which roles run, in which topology; ``roles`` are in canonical order and include the builder."""
 
-    topology: str
-    roles: tuple[str, ...]
+    topology: Topology
+    roles: tuple[Role, ...]
     max_rounds: int = DEFAULT_ROUNDS
     reason: str = ""
     router: str = field(default="", compare=False)
@@ -64,7 +65,7 @@ class RouterDecision:
         if topology not in TOPOLOGIES:
             raise UsageError(f"unknown topology {topology!r} (choose one of {', '.join(TOPOLOGIES)})")
         if topology == "single":
-            roles: tuple[str, ...] = ("builder",)
+            roles: tuple[Role, ...] = ("builder",)
         elif topology == "loop":
             roles = tuple(role for role in ROLE_ORDER if role in {*self.roles, "tester"} and role != "planner")
         else:

@@ -127,7 +127,7 @@ class ApprovalScreen(ModalScreen[dict[str, Any] | None]):
         from agents.roles import reply_problems
 
         try:
-            problems = reply_problems(str(self.approval["role"]), plan, self.root)
+            problems = reply_problems(self.approval["role"], plan, self.root)
         except (RouteshellError, OSError) as exc:
             return str(exc)
         return display_name(problems[0]) if problems else None

@@ -1,0 +1,412 @@
+"""The typed event contract: every JSON-lines event routeshell emits, one ``TypedDict`` per ``type``.
+
+Agent runs (``routeshell run --json``, the Agent pane, ``--plain``), plan commands (``plan apply
+--json`` and friends) and the long jobs to come all speak these events. ``EVENT_TYPES`` lists
+them; ``engine/schemas/events.schema.json`` is generated from it (``python -m engine.events``)
+and a test keeps the two in step.
+
+Adding an event is one change here: write its ``TypedDict`` (a ``type`` field holding a one-value
+``Literal``), add the class to the ``Event`` union, then regenerate the schema. Every emitter hands
+its events to :func:`emit` (or :func:`json_line` for standard output), the one place where,
+with ``ROUTESHELL_CHECK_EVENTS`` set, each event is validated against the schema.
+"""
+
+# No ``from __future__ import annotations``: the schema is generated from the live annotations.
+
+import json
+import os
+import types
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any, Literal, NotRequired, Required, TypedDict, Union, cast, get_args, get_origin, get_type_hints
+
+from engine.kinds import JournalState, Role, Topology
+
+#: Set to a file path to validate every emitted event; each invalid one appends a line there.
+CHECK_ENV = "ROUTESHELL_CHECK_EVENTS"
+
+JsonSink = Callable[[dict[str, Any]], None]
+Plan = dict[str, Any]  # a normalised plan, validated by plan.schema.json where it enters
+
+
+class UsageCounts(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    estimated: bool
+
+
+# -- an agent run ----------------------------------------------------------------------------------
+
+
+class RouteEvent(TypedDict):
+    """The router's decision for the run (after ``--topology``)."""
+
+    type: Literal["route"]
+    thread: str
+    router: str
+    note: str | None
+    topology: Topology
+    roles: list[Role]
+    max_rounds: int
+    reason: str
+
+
+class RoleStartEvent(TypedDict):
+    type: Literal["role_start"]
+    role: Role
+    round: int
+
+
+class DeltaEvent(TypedDict):
+    """A piece of a model reply as it streams in."""
+
+    type: Literal["delta"]
+    role: Role
+    text: str
+
+
+class RepairEvent(TypedDict):
+    """An invalid reply went back to the model with (at most ten of) its problems."""
+
+    type: Literal["repair"]
+    role: Role
+    attempt: int
+    problems: list[str]
+
+
+class UsageEvent(TypedDict):
+    """The tokens of one model call, with the role's and the run's totals so far."""
+
+    type: Literal["usage"]
+    role: Role
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    estimated: bool
+    role_total: int
+    run_total: int
+
+
+class RoleEndEvent(TypedDict):
+    type: Literal["role_end"]
+    role: Role
+    attempts: int
+    seconds: float
+    tokens: int
+
+
+class PlanEvent(TypedDict):
+    """A validated plan from a role, before its review."""
+
+    type: Literal["plan"]
+    id: str
+    role: Role
+    plan: Plan
+
+
+class PreviewEvent(TypedDict):
+    """One step of a plan as it would run (dry run): summary, diff, and the problem if it would fail."""
+
+    type: Literal["preview"]
+    index: int
+    op: str
+    summary: str
+    diff: str | None
+    problem: str | None
+
+
+class ApprovalEvent(TypedDict):
+    """A plan waits for the user's answer (``routeshell run --resume --answer``)."""
+
+    type: Literal["approval"]
+    id: str
+    role: Role
+    plan: Plan
+    preview: list[PreviewEvent]
+    runs: bool
+    thread: str
+
+
+class VerdictEvent(TypedDict):
+    """The tests' verdict from a plan's run steps: the first failing one, else the last."""
+
+    type: Literal["test"]
+    passed: bool
+    exit_code: int | None
+    timed_out: bool
+    tail: str
+    runs: int
+
+
+class ReviewedEvent(TypedDict):
+    """What became of a plan."""
+
+    type: Literal["reviewed"]
+    id: str
+    role: Role
+    round: int
+    journal: str | None
+    status: Literal["applied", "shown", "rejected", "failed", "reverted"]
+    summary: str
+
+
+class ErrorEvent(TypedDict):
+    """A command or run ended with an error; ``exit_code`` is the process's."""
+
+    type: Literal["error"]
+    message: str
+    exit_code: int
+    thread: NotRequired[str]
+
+
+class FinalEvent(TypedDict):
+    """The last event of a run: ``undo`` is the journal to undo; ``paused``/``interrupted`` say why not done."""
+
+    type: Literal["final"]
+    ok: bool
+    summary: str
+    undo: str | None
+    journals: list[str]
+    thread: str
+    usage: NotRequired[UsageCounts]
+    per_role: NotRequired[dict[str, UsageCounts]]
+    exit_code: NotRequired[int]
+    paused: NotRequired[bool]
+    interrupted: NotRequired[bool]
+
+
+class SessionEvent(TypedDict):
+    """One row of ``routeshell sessions --json``."""
+
+    type: Literal["session"]
+    thread: str
+    task: str
+    updated: str
+    status: Literal["done", "waiting for approval", "stopped"]
+    ok: bool | None
+    summary: str
+
+
+# -- plans: apply, undo, recovery, history ---------------------------------------------------------
+
+
+class StepEvent(TypedDict):
+    """A plan step done; a ``run`` step adds its exit code (None on timeout) and output tail."""
+
+    type: Literal["step"]
+    index: int
+    op: str
+    exit_code: NotRequired[int | None]
+    timed_out: NotRequired[bool]
+    tail: NotRequired[str]
+
+
+class AppliedEvent(TypedDict):
+    """A plan is applied as journal ``journal``; ``replayed`` when it was applied before a resume."""
+
+    type: Literal["applied"]
+    journal: str
+    steps: int
+    replayed: NotRequired[bool]
+
+
+class UndoneEvent(TypedDict):
+    type: Literal["undone"]
+    journal: str
+
+
+class RecoveredEvent(TypedDict):
+    """A journal an interrupted apply or undo left behind was finished (rolled back or undone)."""
+
+    type: Literal["recovered"]
+    journal: str
+    was: JournalState
+
+
+class HistoryEvent(TypedDict):
+    """One row of ``routeshell plan history --json``."""
+
+    type: Literal["history"]
+    id: str
+    state: JournalState
+    started: str
+    steps: int
+    goal: str
+
+
+#: Every event, in the order they are documented: the one list to extend with a new event.
+Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it at run time)
+    RouteEvent,
+    RoleStartEvent,
+    DeltaEvent,
+    RepairEvent,
+    UsageEvent,
+    RoleEndEvent,
+    PlanEvent,
+    PreviewEvent,
+    ApprovalEvent,
+    StepEvent,
+    AppliedEvent,
+    VerdictEvent,
+    ReviewedEvent,
+    ErrorEvent,
+    FinalEvent,
+    SessionEvent,
+    UndoneEvent,
+    RecoveredEvent,
+    HistoryEvent,
+]
+EVENT_TYPES: tuple[type, ...] = get_args(Event)
+
+
+def event_name(cls: type) -> str:
+    """Return the ``type`` value of an event class."""
+    (name,) = get_args(get_type_hints(cls)["type"])
+    return str(name)
+
+
+# -- emitting and checking -------------------------------------------------------------------------
+
+
+def emit(sink: JsonSink, event: Mapping[str, Any]) -> None:
+    """Hand ``event`` to ``sink``, checking it first when ``ROUTESHELL_CHECK_EVENTS`` is set."""
+    check_event(event)
+    sink(cast(dict[str, Any], event))
+
+
+def json_line(event: Mapping[str, Any]) -> str:
+    """Return ``event`` as one line of JSON (checked like :func:`emit`), printable on any UTF-8 stream.
+
+    Text is kept as is where it can be; an event holding a lone surrogate (a file name that is
+    not UTF-8) is written with ASCII escapes, which JSON readers turn back into the same string.
+    """
+    check_event(event)
+    line = json.dumps(event, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(event)
+    return line
+
+
+def event_problem(event: Mapping[str, Any]) -> str | None:
+    """Return why ``event`` breaks the contract (``events.schema.json``), or None when it keeps it."""
+    from engine.schemas import describe_error, pointer
+
+    kind = event.get("type") if isinstance(event, Mapping) else None
+    known = _validators()
+    if kind not in known:
+        return f"unknown event type {kind!r} (add a TypedDict for it to engine.events.EVENT_TYPES)"
+    errors = sorted(known[kind].iter_errors(dict(event)), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    path, reason = describe_error(errors[0])
+    return f"{kind} event at {pointer(path)}: {reason}"
+
+
+def check_event(event: Mapping[str, Any]) -> None:
+    """With ``ROUTESHELL_CHECK_EVENTS`` naming a file, append a line there for an invalid ``event``.
+
+    The test suite sets it for every test (subprocesses inherit it) and fails a test whose file
+    is not empty afterwards. Without it this does nothing, so events cost no validation in use.
+    """
+    target = os.environ.get(CHECK_ENV)
+    if not target:
+        return
+    problem = event_problem(event)
+    if problem is not None:
+        with open(target, "a", encoding="utf-8") as log:
+            log.write(f"{problem}: {json.dumps(event, default=str)[:2000]}\n")
+
+
+@cache
+def _validators() -> dict[str, Any]:
+    from jsonschema import Draft202012Validator
+
+    from engine.schemas import load_schema
+
+    schema = load_schema("events")
+    return {
+        name: Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]})
+        for name in schema["$defs"]
+        if name in {event_name(cls) for cls in EVENT_TYPES}
+    }
+
+
+# -- the schema, generated from the classes --------------------------------------------------------
+
+
+def events_schema() -> dict[str, Any]:
+    """Return the JSON Schema of every event: a ``oneOf`` over ``$defs`` named by event type."""
+    defs: dict[str, Any] = {}
+    for cls in EVENT_TYPES:
+        _define(cls, defs)
+    names = [event_name(cls) for cls in EVENT_TYPES]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://routeshell.dev/schemas/events.schema.json",
+        "title": "routeshell events",
+        "description": "One JSON object per line, told apart by 'type'. Generated from engine/events.py "
+        "(python -m engine.events > engine/schemas/events.schema.json); do not edit by hand.",
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": names}},
+        "oneOf": [{"$ref": f"#/$defs/{name}"} for name in names],
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def _def_name(cls: type) -> str:
+    return event_name(cls) if cls in EVENT_TYPES else cls.__name__
+
+
+def _define(cls: type, defs: dict[str, Any]) -> str:
+    name = _def_name(cls)
+    if name in defs:
+        return name
+    defs[name] = {}  # reserved first: a class may refer to itself
+    hints = get_type_hints(cls, include_extras=True)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for key, hint in hints.items():
+        origin = get_origin(hint)
+        if origin is NotRequired or origin is Required:
+            (hint,) = get_args(hint)
+        if key in cls.__required_keys__:  # type: ignore[attr-defined]
+            required.append(key)
+        properties[key] = _schema_of(hint, defs)
+    definition: dict[str, Any] = {"type": "object"}
+    if cls.__doc__ and cls.__doc__ != dict.__doc__:
+        definition["description"] = " ".join(cls.__doc__.split())
+    definition.update(required=required, properties=properties, additionalProperties=False)
+    defs[name] = definition
+    return name
+
+
+def _schema_of(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if hint is Any:
+        return {}
+    if hint is type(None):
+        return {"type": "null"}
+    simple = {str: "string", bool: "boolean", int: "integer", float: "number"}
+    if hint in simple:
+        return {"type": simple[hint]}
+    if origin is Literal:
+        return {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
+    if origin is Union or origin is types.UnionType:
+        return {"anyOf": [_schema_of(arg, defs) for arg in args]}
+    if origin is list:
+        return {"type": "array", "items": _schema_of(args[0], defs)}
+    if origin is dict:
+        values = _schema_of(args[1], defs)
+        return {"type": "object", **({"additionalProperties": values} if values else {})}
+    if isinstance(hint, type) and hasattr(hint, "__required_keys__"):
+        return {"$ref": f"#/$defs/{_define(hint, defs)}"}
+    raise TypeError(f"no JSON Schema for {hint!r}: use str, int, float, bool, None, Literal, list, dict or TypedDict")
+
+
+if __name__ == "__main__":
+    print(json.dumps(events_schema(), indent=2, ensure_ascii=False))

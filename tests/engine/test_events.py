@@ -1,0 +1,128 @@
+"""The event contract: the TypedDicts of engine/events.py, the schema made from them, and the check."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from engine.events import CHECK_ENV, EVENT_TYPES, check_event, event_name, event_problem, events_schema, json_line
+from engine.kinds import APPROVAL_MODES, ENDPOINT_ROLES, JOURNAL_STATES, ROLES, TOPOLOGIES
+from engine.schemas import load_schema, validator
+from tests.helpers import run_routeshell
+
+PLAN = {"version": 1, "goal": "g", "steps": [{"op": "write", "path": "a", "content": "", "overwrite": False}]}
+PREVIEW = {"type": "preview", "index": 0, "op": "write", "summary": "write a", "diff": None, "problem": None}
+USAGE = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3, "estimated": False}
+EXAMPLES: list[dict[str, Any]] = [
+    {"type": "route", "thread": "t", "router": "heuristic", "note": None, "topology": "loop",
+     "roles": ["builder", "tester"], "max_rounds": 3, "reason": "mentions tests"},
+    {"type": "role_start", "role": "builder", "round": 1},
+    {"type": "delta", "role": "builder", "text": "{"},
+    {"type": "repair", "role": "tester", "attempt": 1, "problems": ["/: not valid JSON"]},
+    {"type": "usage", "role": "planner", **USAGE, "role_total": 3, "run_total": 3},
+    {"type": "role_end", "role": "refactor", "attempts": 1, "seconds": 0.25, "tokens": 3},
+    {"type": "plan", "id": "p1", "role": "builder", "plan": PLAN},
+    PREVIEW,
+    {"type": "approval", "id": "p1", "role": "builder", "plan": PLAN, "preview": [PREVIEW], "runs": False,
+     "thread": "t"},
+    {"type": "step", "index": 0, "op": "write"},
+    {"type": "step", "index": 1, "op": "run", "exit_code": None, "timed_out": True, "tail": ""},
+    {"type": "applied", "journal": "j", "steps": 1},
+    {"type": "applied", "journal": "j", "steps": 1, "replayed": True},
+    {"type": "test", "passed": False, "exit_code": 1, "timed_out": False, "tail": "E", "runs": 1},
+    {"type": "reviewed", "id": "p1", "role": "builder", "round": 1, "journal": None, "status": "shown",
+     "summary": "s"},
+    {"type": "error", "message": "m", "exit_code": 3},
+    {"type": "final", "ok": True, "summary": "s", "undo": "j", "journals": ["j"], "thread": "t", "usage": USAGE,
+     "per_role": {"builder": USAGE}},
+    {"type": "final", "ok": False, "paused": True, "summary": "s", "undo": None, "journals": [], "thread": "t"},
+    {"type": "session", "thread": "t", "task": "x", "updated": "2026", "status": "stopped", "ok": None,
+     "summary": ""},
+    {"type": "undone", "journal": "j"},
+    {"type": "recovered", "journal": "j", "was": "applying"},
+    {"type": "history", "id": "j", "state": "rolled-back", "started": "2026-11-30 10:00:00", "steps": 2, "goal": ""},
+]  # fmt: skip
+
+
+def test_the_schema_file_is_generated_from_the_classes() -> None:
+    assert load_schema("events") == events_schema(), (
+        "regenerate: python -m engine.events > engine/schemas/events.schema.json"
+    )
+    Draft202012Validator.check_schema(load_schema("events"))
+
+
+def test_every_event_type_has_an_example_that_validates() -> None:
+    names = [event_name(cls) for cls in EVENT_TYPES]
+    assert len(names) == len(set(names))
+    assert {example["type"] for example in EXAMPLES} == set(names)
+    for example in EXAMPLES:
+        assert event_problem(example) is None, example
+        validator("events").validate(example)
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ({"type": "nope"}, "unknown event type 'nope'"),
+        ({"text": "x"}, "unknown event type None"),
+        ({"type": "delta", "role": "builder"}, "delta event at /text: missing required key"),
+        ({"type": "delta", "role": "builder", "text": "x", "extra": 1}, "delta event at /extra: unknown key"),
+        ({"type": "delta", "role": "router", "text": "x"}, "delta event at /role: must be one of"),
+        ({"type": "recovered", "journal": "j", "was": "lost"}, "recovered event at /was: must be one of"),
+    ],
+)
+def test_an_event_that_breaks_the_contract_says_where(event: dict[str, Any], problem: str) -> None:
+    found = event_problem(event)
+    assert found is not None
+    assert found.startswith(problem)
+    assert not validator("events").is_valid(event)
+
+
+def test_the_check_writes_invalid_events_where_the_switch_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "log"
+    monkeypatch.setenv(CHECK_ENV, str(log))
+    check_event(EXAMPLES[0])
+    assert not log.exists()
+    check_event({"type": "delta"})
+    assert log.read_text().startswith("delta event at /role: missing required key")
+    monkeypatch.delenv(CHECK_ENV)
+    check_event({"type": "delta"})
+    assert log.read_text().count("\n") == 1
+
+
+def test_the_switch_reaches_the_cli(tmp_path: Path) -> None:
+    # The suite-wide fixture set it: events of a subprocess are checked too.
+    assert os.environ[CHECK_ENV]
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(PLAN))
+    result = run_routeshell("plan", "apply", str(plan), "--workspace", str(workspace), "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["preview", "step", "applied"]
+
+
+def test_a_json_line_with_an_undecodable_name_is_printable() -> None:
+    event = {**PREVIEW, "summary": "write caf\udce9.txt"}
+    line = json_line(event)
+    line.encode("utf-8")
+    assert json.loads(line) == event
+    assert json_line(PREVIEW) == json.dumps(PREVIEW, ensure_ascii=False)
+
+
+def test_the_literal_types_match_the_schemas() -> None:
+    decision = load_schema("decision")["properties"]
+    assert tuple(decision["topology"]["enum"]) == TOPOLOGIES
+    assert tuple(decision["roles"]["items"]["enum"]) == ROLES
+    profile = load_schema("profile")["properties"]
+    assert set(profile["llm"]["properties"]) == {"default", *ENDPOINT_ROLES}
+    # A profile may not say "all": applying run steps unasked is a per-run choice (--approve all).
+    assert set(profile["approval"]["enum"]) == set(APPROVAL_MODES) - {"all"}
+    events = load_schema("events")["$defs"]
+    assert tuple(events["delta"]["properties"]["role"]["enum"]) == ROLES
+    assert tuple(events["history"]["properties"]["state"]["enum"]) == JOURNAL_STATES
