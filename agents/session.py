@@ -9,6 +9,7 @@ the Agent pane, ``--plain``) drives this class and reads the same events.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -78,6 +79,28 @@ def approval_for(mode: ApprovalMode, *, attended: bool) -> ApprovalMode:
     nobody is there to answer every plan, and a plan with run steps still stops and waits.
     """
     return "auto" if mode == "ask" and not attended else mode
+
+
+def plain_text(text: str) -> str:
+    """Return ``text`` with every lone surrogate replaced, so that it can be stored and sent as UTF-8.
+
+    An undecodable byte carried by ``surrogateescape`` (a task from argv or a pipe that is not
+    UTF-8) becomes ``\\xNN``, the way the model sees such a byte in a file name; any other lone
+    surrogate becomes U+FFFD. Newlines and other text are kept.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_escape_surrogate, text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
 
 
 def new_thread_id() -> str:
@@ -208,6 +231,7 @@ class AgentSession:
         """Start ``task`` on a new thread (``thread`` or a fresh id) and run it as far as it goes."""
         if not task.strip():
             raise UsageError("the task is empty; say what to do, for example: routeshell run 'add a README'")
+        task = plain_text(task)
         thread = thread or new_thread_id()
         if self.exists(thread):
             raise UsageError(f"thread {thread!r} already exists in this workspace; pass --resume to continue it")

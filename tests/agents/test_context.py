@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agents.roles import workspace_context
-from agents.session import AgentSession, SessionOptions
+from agents.session import AgentSession, SessionOptions, list_sessions
 from engine.config.profiles import DEFAULT_NEVER_SEND, ContextPolicy, load_profile
 from tests.scripted_llm import Reply, ScriptedLLM
 
@@ -111,3 +111,10 @@ def test_context_skips_withheld_text_within_the_budget(root: Path) -> None:
     assert SECRETS["id_rsa"] in text
     assert "BIG-FILE-TEXT" not in text
     assert "ORDINARY-NOTES" in text
+
+
+def test_a_task_that_is_not_utf8_is_sent_and_saved_escaped(scripted_llm: ScriptedLLM, root: Path) -> None:
+    sent = run_once(root, scripted_llm, "write caf\udce9.txt and \ud83d")
+    assert "Task: write caf\\\\xe9.txt and \ufffd" in sent
+    [row] = list_sessions(root)
+    assert row["task"] == "write caf\\xe9.txt and \ufffd"
