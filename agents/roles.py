@@ -107,7 +107,21 @@ def extract_json(text: str) -> tuple[Any, str | None]:
 
 
 def reply_problems(role: Role, document: Any, root: Path) -> list[str]:
-    """Return every reason ``document`` is not an acceptable reply from ``role`` (empty when it is)."""
+    """Return every reason ``document`` is not an acceptable reply from ``role`` (empty when it is).
+
+    A problem may quote the reply (an unknown key, a path): its control characters are escaped,
+    since problems reach the terminal in repair events and in the error that ends the role.
+    """
+    return [_printable(problem) for problem in _reply_problems(role, document, root)]
+
+
+def _printable(text: str) -> str:
+    # Only what cannot be shown is escaped: quoted values are already repr'd, and doubling
+    # their backslashes (as display_name does for names) would garble them.
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else display_name(ch) for ch in text)
+
+
+def _reply_problems(role: Role, document: Any, root: Path) -> list[str]:
     schema = ROLE_SCHEMAS[role]
     if schema == "planner":
         errors = sorted(validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))

@@ -333,3 +333,12 @@ def test_a_reply_over_the_size_limit_goes_back_and_only_an_excerpt_is_returned(
     assert "Z" not in first
     assert second == "B" * REPAIR_HEAD_CHARS + "\n[... 46000 characters left out ...]\n" + "B" * REPAIR_TAIL_CHARS
     assert len(json.dumps(scripted_llm.requests[2])) < 40_000
+
+
+def test_problems_quoting_the_reply_are_escaped(scripted_llm: ScriptedLLM, root: Path) -> None:
+    hostile = {"version": 1, "steps": [{"op": "write", "path": "a", "content": "", "k\x1b]0;x\x07": 1}]}
+    scripted_llm.enqueue(*[Reply(hostile)] * 3)
+    with client(scripted_llm) as chat, pytest.raises(RoleFailed) as caught:
+        ask_role(chat, "builder", messages("builder"), root)
+    assert str(caught.value).endswith("/steps/0/k\\x1b]0;x\\x07: unknown key")
+    assert reply_problems("planner", {"steps": ["x"], "\x1b[2J": 1}, root) == ["/\\x1b[2J: unknown key"]
