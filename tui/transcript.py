@@ -173,12 +173,11 @@ def _error(event: Event, undo_hint: str) -> list[Text]:
 
 def _final(event: Event, undo_hint: str) -> list[Text]:
     ok = bool(event["ok"])
-    usage = event.get("usage") or {}
-    estimated = " (estimated)" if usage.get("estimated") else ""
-    lines = [
-        Text(("done: " if ok else "failed: ") + _safe(event["summary"]), style="bold green" if ok else "bold red"),
-        Text(f"tokens: {usage.get('total_tokens', 0)}{estimated}  thread: {_safe(event.get('thread', '?'))}", "dim"),
-    ]
+    lines = [Text(("done: " if ok else "failed: ") + _safe(event["summary"]), style="bold green" if ok else "bold red")]
+    if event.get("usage"):
+        usage = event["usage"]
+        estimated = " (estimated)" if usage.get("estimated") else ""
+        lines.append(Text(f"tokens: {usage['total_tokens']}{estimated}  thread: {_safe(event['thread'])}", "dim"))
     if event.get("undo"):
         lines.append(Text(f"undo the last plan with: {undo_hint}  (journal {_safe(event['undo'])})", style="dim"))
     return lines
