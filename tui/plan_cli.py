@@ -114,7 +114,8 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     problems = [p for p in previews if p.problem]
     if problems:
         first = problems[0]
-        message = f"step {first.index + 1} ({first.op}) would fail: {display_name(first.problem)}; nothing was changed"
+        problem = display_name(first.problem or "")
+        message = f"step {first.index + 1} ({first.op}) would fail: {problem}; nothing was changed"
         return _fail(args, message, ExitCode.FAILED)
     if args.dry_run:
         if not args.json:
