@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 from textual.app import App, ComposeResult
 
@@ -108,3 +110,39 @@ def test_streamed_text_keeps_its_lines_and_shows_escapes() -> None:
         transcript.handle({"type": "delta", "role": "builder", "text": text})
     transcript.handle({"type": "role_end", "role": "builder", "seconds": 1.0, "tokens": 5})
     assert out.getvalue() == "\\x1b[2J[red]x[/red]\n        next\n  builder done in 1.0s, 5 tokens\n"
+
+
+def sample_events(s: str) -> list[dict[str, Any]]:
+    """One event of every type with ``s`` in each field that carries text from a model, file or command."""
+    plan = {"version": 1, "goal": s, "steps": [{"op": "write", "path": "a", "content": s}]}
+    preview = {"type": "preview", "index": 0, "op": "write", "summary": s, "diff": f"+{s}\n-{s}\n", "problem": s}
+    usage = {"total_tokens": 3}
+    return [
+        {"type": "route", "topology": s, "roles": [s], "max_rounds": 2, "thread": s, "reason": s, "note": s},
+        {"type": "route", "topology": "loop", "roles": [s], "max_rounds": 2, "thread": s},
+        {"type": "role_start", "role": s, "round": 1},
+        {"type": "repair", "role": s, "attempt": 1, "problems": [s]},
+        {"type": "role_end", "role": s, "seconds": 1.5, "tokens": 3},
+        {"type": "plan", "id": s, "role": s, "plan": plan},
+        {"type": "approval", "id": s, "role": s, "plan": plan, "preview": [preview]},
+        preview,
+        {"type": "step", "index": 0, "op": "run", "exit_code": 1, "timed_out": False},
+        {"type": "applied", "journal": s, "steps": 1, "replayed": True},
+        {"type": "recovered", "journal": s, "was": s},
+        {"type": "undone", "journal": s},
+        {"type": "reviewed", "id": s, "status": "failed", "summary": s},
+        {"type": "test", "passed": False, "timed_out": False, "exit_code": 1, "tail": s},
+        {"type": "error", "message": s},
+        {"type": "final", "ok": False, "summary": s, "usage": usage, "thread": s, "undo": s},
+        {"type": "x-" + s, "text": s},  # a type nobody knows
+    ]
+
+
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=())))
+def test_every_line_of_every_event_is_printable(s: str) -> None:
+    for event in sample_events(s):
+        lines = event_lines(event)
+        assert lines, event
+        for line in lines:
+            assert line.plain.isprintable(), (event, line.plain)
+            assert "(unexpected fields)" not in line.plain, event
