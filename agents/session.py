@@ -30,7 +30,8 @@ from engine.kinds import APPROVAL_MODES, ROLES, TOPOLOGIES, ApprovalMode, Endpoi
 from engine.llm.client import ChatClient
 from engine.plans.journal import state_dir
 from engine.plans.runner import Limits
-from engine.router.decision import Router, load_router
+from engine.router.decision import Router
+from engine.router.registry import load_router
 from engine.workspace.sandbox import STATE_DIR
 
 Event = dict[str, Any]  # an engine.events.Event, as the JSON object it is for the sinks
