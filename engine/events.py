@@ -297,7 +297,10 @@ def event_problem(event: Mapping[str, Any]) -> str | None:
     kind = event.get("type") if isinstance(event, Mapping) else None
     known = _validators()
     if kind not in known:
-        return f"unknown event type {kind!r} (add a TypedDict for it to engine.events.EVENT_TYPES)"
+        return (
+            f"unknown event type {kind!r} (add a TypedDict for it to the Event union in engine/events.py, then "
+            "python -m engine.events > engine/schemas/events.schema.json)"
+        )
     errors = sorted(known[kind].iter_errors(dict(event)), key=lambda e: list(e.absolute_path))
     if not errors:
         return None

@@ -53,7 +53,8 @@ def checked_events(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv(CHECK_ENV, str(log))
     yield
     if log.exists() and log.read_text():
-        pytest.fail(f"events that break the event contract (engine/events.py):\n{log.read_text()}", pytrace=False)
+        how = "declare them in engine/events.py, then: python -m engine.events > engine/schemas/events.schema.json"
+        pytest.fail(f"events that break the event contract ({how}):\n{log.read_text()}", pytrace=False)
 
 
 def build_workspace(root: Path) -> Path:
