@@ -324,7 +324,8 @@ class ChatClient:
                 if on_delta is not None:
                     on_delta(piece)
             finish_reason = choice.get("finish_reason") or finish_reason
-        if first.startswith("<"):
+        if first.startswith("<") and not reader.pieces:
+            # An HTML page served as text/plain (or without a type) to a streaming request.
             raise self._error(_HTML)
         if not done and not reader.pieces and finish_reason is None and not reader.cut:
             raise _Retryable(lambda n: f"ended the stream before any content after {_count(n)}; {_BASE_URL_HINT}")
