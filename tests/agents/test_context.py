@@ -12,6 +12,7 @@ import pytest
 from agents.roles import workspace_context
 from agents.session import AgentSession, SessionOptions, list_sessions
 from engine.config.profiles import DEFAULT_NEVER_SEND, ContextPolicy, load_profile
+from tests.helpers import run_routeshell
 from tests.scripted_llm import Reply, ScriptedLLM
 
 PLAN: dict[str, Any] = {"version": 1, "goal": "b", "steps": [{"op": "write", "path": "b.txt", "content": "b\n"}]}
@@ -118,3 +119,18 @@ def test_a_task_that_is_not_utf8_is_sent_and_saved_escaped(scripted_llm: Scripte
     assert "Task: write caf\\\\xe9.txt and \ufffd" in sent
     [row] = list_sessions(root)
     assert row["task"] == "write caf\\xe9.txt and \ufffd"
+
+
+@pytest.mark.parametrize("json_mode", [True, False])
+def test_run_on_a_workspace_with_a_name_that_is_not_utf8(scripted_llm: ScriptedLLM, tmp_path: Path,
+                                                          json_mode: bool) -> None:  # fmt: skip
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / os.fsdecode(b"caf\xe9.txt")).write_text("x\n")
+    scripted_llm.enqueue(Reply(PLAN))
+    result = run_routeshell("run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(root),
+                            "--approve", "all", "--topology", "single", *(["--json"] if json_mode else []),
+                            "add b.txt")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (root / "b.txt").read_text() == "b\n"
