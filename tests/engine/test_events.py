@@ -126,3 +126,30 @@ def test_the_literal_types_match_the_schemas() -> None:
     events = load_schema("events")["$defs"]
     assert tuple(events["delta"]["properties"]["role"]["enum"]) == ROLES
     assert tuple(events["history"]["properties"]["state"]["enum"]) == JOURNAL_STATES
+
+
+def test_every_plan_engine_event_keeps_the_contract(tmp_path: Path) -> None:
+    from engine.events import emit
+    from engine.plans.apply import apply_plan, recover, undo_last
+    from engine.plans.dry_run import preview_plan
+    from engine.plans.journal import Journal, journals
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    seen: list[dict[str, Any]] = []
+
+    def sink(event: dict[str, Any]) -> None:
+        emit(seen.append, event)
+
+    plan = {"version": 1, "steps": [{"op": "write", "path": "a.txt", "content": "a", "overwrite": False},
+                                    {"op": "run", "argv": ["true"], "timeout_s": 10, "check": True}]}  # fmt: skip
+    for preview in preview_plan(root, plan):
+        sink(preview.as_event())
+    apply_plan(root, plan, on_event=sink)
+    undo_last(root, on_event=sink)
+    # A journal left "applying", as by a kill -9 during an apply.
+    Journal.create(root, {"version": 1, "steps": []})
+    assert journals(root)[-1].state == "applying"
+    recover(root, on_event=sink)
+    assert [event["type"] for event in seen] == ["preview", "preview", "step", "step", "applied", "undone", "recovered"]
+    assert [event_problem(event) for event in seen] == [None] * len(seen)
