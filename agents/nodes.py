@@ -19,7 +19,7 @@ from agents.errors import BudgetExceeded, RunStopped
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
 from agents.state import AgentContext, AgentState
 from engine.errors import RouteshellError
-from engine.events import Event, FinalEvent, ReviewedEvent, VerdictEvent, emit
+from engine.events import Event, FinalEvent, ReviewedEvent, RunOutcome, Verdict, emit
 from engine.kinds import Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
@@ -281,19 +281,16 @@ def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult
     return [run_command(ctx.root, step["argv"], step["timeout_s"], ctx.limits, bwrap=bwrap) for step in steps]
 
 
-def _test_event(runs: list[RunResult]) -> dict[str, Any]:
+def _test_event(runs: list[RunResult]) -> Verdict:
     failing = next((run for run in runs if run.exit_code != 0 or run.timed_out), None)
     shown = failing or runs[-1]
-    verdict: VerdictEvent = {"type": "test", "passed": failing is None, "exit_code": shown.exit_code,
-                             "timed_out": shown.timed_out, "tail": shown.output_tail[-TAIL_CHARS:],
-                             "runs": len(runs)}  # fmt: skip
-    _emit(verdict)
-    return {key: value for key, value in verdict.items() if key != "type"}
+    verdict: Verdict = {"passed": failing is None, "exit_code": shown.exit_code, "timed_out": shown.timed_out,
+                        "tail": shown.output_tail[-TAIL_CHARS:], "runs": len(runs)}  # fmt: skip
+    _emit({"type": "test", **verdict})
+    return verdict
 
 
-def _retest_after_refactor(
-    ctx: AgentContext, test_runs: list[dict[str, Any]], record: dict[str, Any]
-) -> dict[str, Any]:
+def _retest_after_refactor(ctx: AgentContext, test_runs: list[dict[str, Any]], record: dict[str, Any]) -> Verdict:
     test = _test_event(_run_steps(ctx, test_runs))
     if not test["passed"]:
         try:
@@ -310,7 +307,7 @@ def finish(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Decide the outcome: rejected or failed plans and failing tests make the run fail."""
     ctx = runtime.context
     reviewed = state.get("reviewed", [])
-    journals = [r["journal"] for r in reviewed if r.get("journal") and r["status"] == "applied"]
+    journals = [r["journal"] for r in reviewed if r["journal"] is not None and r["status"] == "applied"]
     stopped = next((r for r in reviewed if r["status"] in ("rejected", "failed")), None)
     test = state.get("test")
     if stopped is not None:
@@ -326,8 +323,8 @@ def finish(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         summary = "; ".join(parts) or "nothing to do"
     per_role = ctx.ledger.per_role(ctx.thread_id)
     totals = sum(per_role.values(), Usage())
-    outcome = {"ok": ok, "summary": summary, "undo": journals[-1] if journals else None, "journals": journals,
-               "thread": ctx.thread_id, "usage": totals.as_dict(),
-               "per_role": {role: usage.as_dict() for role, usage in per_role.items()}}  # fmt: skip
+    outcome: RunOutcome = {"ok": ok, "summary": summary, "undo": journals[-1] if journals else None,
+                           "journals": journals, "thread": ctx.thread_id, "usage": totals.as_dict(),
+                           "per_role": {role: usage.as_dict() for role, usage in per_role.items()}}  # fmt: skip
     _emit(cast(FinalEvent, {"type": "final", **outcome}))
     return {"outcome": outcome}

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from agents.ledger import UsageLedger
 from engine.config.profiles import ContextPolicy
+from engine.events import Review, RunOutcome, Verdict
 from engine.kinds import APPROVAL_MODES as APPROVAL_MODES  # where the Agent pane and --plain look for them
 from engine.kinds import ApprovalMode, Topology
 from engine.llm.client import ChatClient
@@ -31,11 +32,11 @@ class AgentState(TypedDict, total=False):
     round: int
     plan_count: int
     pending: dict[str, Any] | None
-    reviewed: Annotated[list[dict[str, Any]], operator.add]
-    test: dict[str, Any] | None
+    reviewed: Annotated[list[Review], operator.add]
+    test: Verdict | None
     test_runs: list[dict[str, Any]]
     feedback: str
-    outcome: dict[str, Any]
+    outcome: RunOutcome
 
 
 @dataclass

@@ -128,10 +128,9 @@ class ApprovalEvent(TypedDict):
     thread: str
 
 
-class VerdictEvent(TypedDict):
+class Verdict(TypedDict):
     """The tests' verdict from a plan's run steps: the first failing one, else the last."""
 
-    type: Literal["test"]
     passed: bool
     exit_code: int | None
     timed_out: bool
@@ -139,16 +138,30 @@ class VerdictEvent(TypedDict):
     runs: int
 
 
-class ReviewedEvent(TypedDict):
-    """What became of a plan."""
+class VerdictEvent(Verdict):
+    """The tests' verdict (``type`` "test")."""
 
-    type: Literal["reviewed"]
+    type: Literal["test"]
+
+
+ReviewStatus = Literal["applied", "shown", "rejected", "failed", "reverted"]
+
+
+class Review(TypedDict):
+    """What became of a plan: ``journal`` is set when it was applied (and undoable)."""
+
     id: str
     role: Role
     round: int
     journal: str | None
-    status: Literal["applied", "shown", "rejected", "failed", "reverted"]
+    status: ReviewStatus
     summary: str
+
+
+class ReviewedEvent(Review):
+    """What became of a plan."""
+
+    type: Literal["reviewed"]
 
 
 class ErrorEvent(TypedDict):
@@ -160,10 +173,9 @@ class ErrorEvent(TypedDict):
     thread: NotRequired[str]
 
 
-class FinalEvent(TypedDict):
-    """The last event of a run: ``undo`` is the journal to undo; ``paused``/``interrupted`` say why not done."""
+class RunOutcome(TypedDict):
+    """How a run ended: ``undo`` is the journal to undo, ``journals`` every plan it applied."""
 
-    type: Literal["final"]
     ok: bool
     summary: str
     undo: str | None
@@ -171,6 +183,12 @@ class FinalEvent(TypedDict):
     thread: str
     usage: NotRequired[UsageCounts]
     per_role: NotRequired[dict[str, UsageCounts]]
+
+
+class FinalEvent(RunOutcome):
+    """The last event of a run; ``paused``/``interrupted`` (and ``exit_code``) say why it is not done."""
+
+    type: Literal["final"]
     exit_code: NotRequired[int]
     paused: NotRequired[bool]
     interrupted: NotRequired[bool]
@@ -372,7 +390,8 @@ def _define(cls: type, defs: dict[str, Any]) -> str:
     hints = get_type_hints(cls, include_extras=True)
     properties: dict[str, Any] = {}
     required: list[str] = []
-    for key, hint in hints.items():
+    # "type" first, as it is written: the fields of a base class come before a subclass's own.
+    for key, hint in sorted(hints.items(), key=lambda item: item[0] != "type"):
         origin = get_origin(hint)
         if origin is NotRequired or origin is Required:
             (hint,) = get_args(hint)

@@ -12,13 +12,14 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.config.profiles import Endpoint
 from engine.errors import ExitCode, RouteshellError
+from engine.events import UsageCounts
 from engine.llm.wire import ChatMessage, ChatRequest, ResponseFormat, encode_request
 from engine.names import display_name
 
@@ -53,9 +54,10 @@ class Usage:
             self.estimated or other.estimated,
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> UsageCounts:
         """Return the counts as a JSON-ready dict, total included."""
-        return {**asdict(self), "total_tokens": self.total_tokens}
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens, "estimated": self.estimated}  # fmt: skip
 
 
 @dataclass(frozen=True)
