@@ -137,7 +137,8 @@ class Overlay:
 
     # -- queries (the View protocol) ------------------------------------------------------
 
-    def _lookup(self, path: str, hops: int = 0) -> _Node | _Real | None:
+    def _lookup(self, path: str, hops: int = 0) -> tuple[str, _Node | _Real | None]:
+        # Returns the path as resolved through symlinks the plan makes, and what is there.
         parts = path.split("/")
         for end in range(len(parts), 0, -1):
             prefix = "/".join(parts[:end])
@@ -145,11 +146,11 @@ class Overlay:
                 continue
             node = self.nodes[prefix]
             if end == len(parts):
-                return node
+                return path, node
             if node is not None and node.kind == "link":
                 return self._lookup(self._follow(prefix, node.target, parts[end:], hops), hops + 1)
-            return None  # under something removed, under a file, or in a directory the plan made
-        return _REAL
+            return path, None  # under something removed, under a file, or in a directory the plan made
+        return path, _REAL
 
     def _follow(self, prefix: str, target: str, rest: list[str], hops: int) -> str:
         # A symlink an earlier step makes, followed as the kernel would (beneath the root only).
@@ -166,7 +167,7 @@ class Overlay:
         return "/".join(parts) or "."
 
     def _node(self, path: str) -> _Node | None:
-        found = self._lookup(path)
+        path, found = self._lookup(path)
         if not isinstance(found, _Real):
             return found
         kind = self.real.kind(path)
@@ -193,15 +194,17 @@ class Overlay:
         return {}  # only an apply records what it made
 
     def check_writable(self, path: str) -> None:
-        if isinstance(self._lookup(path.rpartition("/")[0] or "."), _Real):
-            self.real.check_writable(path)
+        resolved, found = self._lookup(path)
+        if isinstance(found, _Real):
+            self.real.check_writable(resolved)
 
     def children(self, path: str) -> list[str]:
         """Return the names in directory ``path`` as the plan would leave it."""
         names: set[str] = set()
-        if isinstance(self._lookup(path), _Real):
-            names.update(self.real.children(path))
-        prefix = "" if path == "." else path + "/"
+        resolved, found = self._lookup(path)
+        if isinstance(found, _Real):
+            names.update(self.real.children(resolved))
+        prefix = "" if resolved == "." else resolved + "/"
         names.update(
             key[len(prefix) :] for key in self.nodes if key.startswith(prefix) and "/" not in key[len(prefix) :]
         )
