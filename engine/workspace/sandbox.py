@@ -102,7 +102,7 @@ def check_relpath(path: str, *, write: bool = False) -> str:
         parts.append(part)
     found = protected_part(parts) if write else None
     if found is not None:
-        raise SandboxError(f"{path!r}: {found} is protected and cannot be changed by a plan")
+        raise SandboxError(f"{path!r}: {found}/ is protected and cannot be changed by a plan")
     return "/".join(parts) or "."
 
 
