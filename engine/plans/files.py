@@ -18,6 +18,8 @@ from engine.workspace.sandbox import SandboxError, fsync_dir, rename_noreplace
 #: One entry of a tree fingerprint: ``d`` (a directory), ``f:<sha256>``, ``l:<target>`` or ``o``.
 Fingerprint = dict[str, str]
 
+CANNOT_COPY = "cannot copy a FIFO, socket or device"
+
 
 def sha(data: bytes) -> str:
     """Return the SHA-256 of ``data`` in hex."""
@@ -84,7 +86,7 @@ def copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
             os.close(inner_src)
             os.close(inner_dst)
     else:
-        raise SandboxError(f"{src_name!r}: cannot copy a FIFO, socket or device")
+        raise SandboxError(f"{src_name!r}: {CANNOT_COPY}")
 
 
 def fingerprint(parent_fd: int, name: str) -> Fingerprint:

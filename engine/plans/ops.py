@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from engine.errors import RouteshellError
-from engine.plans.files import copy_tree, dir_fd, is_dir, remove_quietly, sha, to_trash, write_new
+from engine.plans.files import CANNOT_COPY, copy_tree, dir_fd, is_dir, remove_quietly, sha, to_trash, write_new
 from engine.plans.journal import Journal
 from engine.plans.runner import Limits, RunResult, run_command
 from engine.plans.steps import (
@@ -362,6 +362,9 @@ class Copy(_Transfer):
         record = super().prepare(view, index, step)
         # What the copy will hold, so that undo can tell a later edit from the plan's own bytes.
         record["tree"] = view.fingerprint(record["from"])
+        for rel, described in record["tree"].items():
+            if described == "o":
+                raise SandboxError(f"{record['from'] + '/' + rel if rel else record['from']!r}: {CANNOT_COPY}")
         return record
 
     def execute(self, ctx: ApplyContext, record: TransferRecord, step: CopyStep) -> None:

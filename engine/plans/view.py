@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from engine.plans.files import Fingerprint, fingerprint, read_regular
+from engine.plans.files import CANNOT_COPY, Fingerprint, fingerprint, read_regular
 from engine.workspace.sandbox import SandboxError, Workspace, protected_part
 
 Kind = Literal["file", "dir", "link", "other"]
@@ -230,6 +230,9 @@ class Overlay:
         """Record a copy (``keep_source``) or a move of the tree at ``src`` to ``dst``."""
         entries: list[tuple[str, _Node]] = []
         self._collect(src, "", entries)
+        for rel, node in entries:
+            if keep_source and node.kind == "other":
+                raise SandboxError(f"{src + '/' + rel if rel else src!r}: {CANNOT_COPY}")
         if not keep_source:
             self.remove(src)
         for rel, node in entries:

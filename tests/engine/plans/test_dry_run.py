@@ -128,3 +128,10 @@ def test_a_symlink_the_plan_copies_is_followed_as_on_disk(ws: Path) -> None:
     # A delete goes through a symlinked directory; a write does not (its directory must be a real one).
     assert [p.problem for p in previews] == [None, None, "'link2' is not a directory"]
     assert (ws / "src" / "m.py").exists()
+
+
+def test_a_fifo_inside_a_copied_directory_is_refused_before_anything_is_copied(ws: Path) -> None:
+    os.mkfifo(ws / "src" / "pkg" / "pipe")
+    [preview] = preview_then_apply(ws, {"op": "copy", "from": "src", "to": "lib"})
+    assert preview.problem == "'src/pkg/pipe': cannot copy a FIFO, socket or device"
+    assert not (ws / "lib").exists()
