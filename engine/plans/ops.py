@@ -75,7 +75,14 @@ RecordT = TypeVar("RecordT")
 
 
 class Op(Generic[StepT, RecordT]):
-    """One plan op. Subclasses set the class attributes and override what they do."""
+    """One plan op, generic in its step and record TypedDicts (``engine/plans/steps.py``).
+
+    A subclass sets ``name``, ``usage`` (one line of the rules the model is given), ``paths``
+    (checked by the sandbox at validation, and again against the real workspace before a
+    written one is touched), ``texts`` (refused unless they are real text) and ``defaults``
+    (filled in by ``normalise``), and overrides ``summary``, ``prepare`` and ``execute``; and
+    ``simulate``, ``undo`` and ``undo_conflicts`` when the op changes files.
+    """
 
     name: ClassVar[str]
     usage: ClassVar[str]  # the step's shape as the model is told it
@@ -88,6 +95,7 @@ class Op(Generic[StepT, RecordT]):
         return []
 
     def summary(self, step: StepT) -> str:
+        """Return the step in one line, as the preview and the transcript show it."""
         raise NotImplementedError
 
     def prepare(self, view: View, index: int, step: StepT) -> RecordT:
