@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from engine.plans.files import CANNOT_COPY, Fingerprint, fingerprint, read_regular
+from engine.workspace import sandbox
 from engine.workspace.sandbox import SandboxError, Workspace, protected_part
 
 Kind = Literal["file", "dir", "link", "other"]
@@ -137,30 +138,56 @@ class Overlay:
 
     # -- queries (the View protocol) ------------------------------------------------------
 
-    def _lookup(self, path: str, hops: int = 0) -> tuple[str, _Node | _Real | None]:
-        # Returns the path as resolved through symlinks the plan makes, and what is there.
+    def _lookup(self, path: str, origin: str = "", hops: int = 0) -> tuple[str, _Node | _Real | None]:
+        """Resolve ``path`` as the kernel would, beneath the root; return it and what the plan left there.
+
+        Symlinks on the way are followed, those the plan makes and real ones alike (a real one
+        may now lead into something the plan changed). ``_REAL`` means: ask the workspace.
+        """
+        origin = origin or path
         parts = path.split("/")
-        for end in range(len(parts), 0, -1):
+        covered = False  # inside a directory the plan made: only what the plan put there exists
+        for end in range(1, len(parts) + 1):
             prefix = "/".join(parts[:end])
-            if prefix not in self.nodes:
-                continue
-            node = self.nodes[prefix]
-            if end == len(parts):
-                return path, node
-            if node is not None and node.kind == "link":
-                return self._lookup(self._follow(prefix, node.target, parts[end:], hops), hops + 1)
-            return path, None  # under something removed, under a file, or in a directory the plan made
+            last = end == len(parts)
+            if prefix in self.nodes:
+                node = self.nodes[prefix]
+                if last:
+                    return path, node
+                if node is None or node.kind not in ("dir", "link"):
+                    return path, None
+                if node.kind == "link":
+                    return self._lookup(self._follow(origin, prefix, node.target, parts[end:], hops), origin, hops + 1)
+                covered = True
+            elif covered:
+                return path, None
+            elif last:
+                return path, _REAL
+            elif not sandbox.HAVE_OPENAT2:
+                return path, _REAL  # the workspace refuses every symlink on the way: let it say so
+            else:
+                kind = self.real.kind(prefix)
+                if kind == "link":
+                    target = self.real.link_target(prefix)
+                    return self._lookup(self._follow(origin, prefix, target, parts[end:], hops), origin, hops + 1)
+                if kind != "dir":
+                    return path, None
         return path, _REAL
 
-    def _follow(self, prefix: str, target: str, rest: list[str], hops: int) -> str:
-        # A symlink an earlier step makes, followed as the kernel would (beneath the root only).
-        if hops >= _MAX_LINKS or target.startswith("/"):
-            raise SandboxError(f"{prefix!r}: resolves outside the workspace (through '..' or a symlink)")
+    @staticmethod
+    def _follow(origin: str, prefix: str, target: str, rest: list[str], hops: int) -> str:
+        # The same refusals, in the same words, as Workspace.open gives for the directory of ``origin``.
+        where = origin.rpartition("/")[0] or "."
+        if hops >= _MAX_LINKS:
+            raise SandboxError(f"{where!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+        outside = SandboxError(f"{where!r}: resolves outside the workspace (through '..' or a symlink)")
+        if target.startswith("/"):
+            raise outside
         parts: list[str] = prefix.split("/")[:-1]
         for part in [*target.split("/"), *rest]:
             if part == "..":
                 if not parts:
-                    raise SandboxError(f"{prefix!r}: resolves outside the workspace (through '..' or a symlink)")
+                    raise outside
                 parts.pop()
             elif part not in ("", "."):
                 parts.append(part)
@@ -212,22 +239,27 @@ class Overlay:
 
     # -- changes --------------------------------------------------------------------------
 
+    # Each change is recorded under the path as resolved: a step through a symlinked directory
+    # changes what is in the directory the symlink leads to.
+
     def put_file(self, path: str, data: bytes, mode: int) -> None:
         """Record that ``path`` holds ``data``."""
-        self.nodes[path] = _Node("file", data=data, mode=mode)
+        self.nodes[self._lookup(path)[0]] = _Node("file", data=data, mode=mode)
 
     def make_dir(self, path: str) -> None:
         """Record a new, empty directory at ``path``."""
-        self.nodes[path] = _Node("dir")
+        self.nodes[self._lookup(path)[0]] = _Node("dir")
 
     def remove(self, path: str) -> None:
         """Record that ``path`` (and everything beneath it) is gone."""
+        path = self._lookup(path)[0]
         for key in [key for key in self.nodes if key.startswith(path + "/")]:
             del self.nodes[key]
         self.nodes[path] = None
 
     def transfer(self, src: str, dst: str, *, keep_source: bool) -> None:
         """Record a copy (``keep_source``) or a move of the tree at ``src`` to ``dst``."""
+        src, dst = self._lookup(src)[0], self._lookup(dst)[0]
         entries: list[tuple[str, _Node]] = []
         self._collect(src, "", entries)
         for rel, node in entries:

@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import StepPreview, preview_plan
 from engine.plans.model import parse_plan
+from engine.plans.ops import OPS, prepare_step
+from engine.plans.view import Overlay
+from engine.workspace.sandbox import Workspace
 from tests.helpers import tree
 
 
@@ -135,3 +140,76 @@ def test_a_fifo_inside_a_copied_directory_is_refused_before_anything_is_copied(w
     [preview] = preview_then_apply(ws, {"op": "copy", "from": "src", "to": "lib"})
     assert preview.problem == "'src/pkg/pipe': cannot copy a FIFO, socket or device"
     assert not (ws / "lib").exists()
+
+
+NAMES = st.sampled_from(
+    # Real names, names the plan may make, and names through the symlinks link -> src, flink -> a.txt, out -> /etc.
+    [
+        *("a.txt", "b.txt", "src", "src/m.py", "src/pkg", "src/pkg/deep.py", "lib", "lib/m.py", "new"),
+        *("link", "link/m.py", "link/pkg/deep.py", "flink", "out/x", "lib/link/m.py"),
+    ]
+)
+STEPS = st.one_of(
+    st.builds(lambda p: {"op": "mkdir", "path": p}, NAMES),
+    st.builds(lambda p, o: {"op": "write", "path": p, "content": "w\n", "overwrite": o}, NAMES, st.booleans()),
+    st.builds(lambda p: {"op": "append", "path": p, "content": "more\n"}, NAMES),
+    st.builds(lambda p: {"op": "patch", "path": p, "find": "\n", "replace": "!\n", "count": 0}, NAMES),
+    st.builds(lambda a, b: {"op": "move", "from": a, "to": b}, NAMES, NAMES),
+    st.builds(lambda a, b: {"op": "copy", "from": a, "to": b}, NAMES, NAMES),
+    st.builds(lambda p: {"op": "delete", "path": p}, NAMES),
+)
+
+
+def overlay_tree(root: Path, document: dict[str, Any]) -> dict[str, Any]:
+    """The workspace as the dry run's simulation leaves it, in the shape of ``tests.helpers.tree``."""
+    found: dict[str, Any] = {}
+    with Workspace(root) as ws:
+        overlay = Overlay(ws)
+        for index, step in enumerate(document["steps"]):
+            OPS[step["op"]].simulate(overlay, prepare_step(overlay, index, step), step)
+
+        def walk(directory: str) -> None:
+            for name in overlay.children(directory):
+                path = name if directory == "." else f"{directory}/{name}"
+                if name == ".routeshell" and directory == ".":
+                    continue
+                kind = overlay.kind(path)
+                if kind == "file":
+                    found[path] = overlay.read(path)[0]
+                else:
+                    found[path] = kind
+                    if kind == "dir":
+                        walk(path)
+
+        walk(".")
+    return found
+
+
+def disk_tree(root: Path) -> dict[str, Any]:
+    kinds = {"file": "file", "link": "link"}
+    return {path: entry[1] if entry[0] == "file" else kinds.get(entry[0], "dir") for path, entry in tree(root).items()}
+
+
+@settings(
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    deadline=None,
+)
+@given(steps=st.lists(STEPS, min_size=1, max_size=6))
+def test_the_preview_predicts_the_apply(tmp_path_factory: pytest.TempPathFactory, steps: list[dict[str, Any]]) -> None:
+    root = tmp_path_factory.mktemp("ws")
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "m.py").write_text("x = 1\n")
+    (root / "src" / "pkg" / "deep.py").write_text("deep\n")
+    (root / "a.txt").write_text("alpha\n")
+    os.symlink("src", root / "link")
+    os.symlink("a.txt", root / "flink")
+    os.symlink("/etc", root / "out")
+    document = plan(*steps)
+    problems = [p.index for p in preview_plan(root, document) if p.problem]
+    accepted = document["steps"][: problems[0] if problems else None]
+    expected = overlay_tree(root, {"steps": accepted})
+    preview_then_apply(root, *steps)  # refused at the step the preview names, or applied
+    if problems and accepted:
+        apply_plan(root, {**document, "steps": accepted})
+    assert disk_tree(root) == expected
