@@ -135,6 +135,18 @@ class Overlay:
     def __init__(self, ws: Workspace) -> None:
         self.real = WorkspaceView(ws)
         self.nodes: dict[str, _Node | None] = {}
+        self._names: dict[str, set[str]] = {}  # directory -> names of its entries in ``nodes``
+
+    def _set(self, path: str, node: _Node | None) -> None:
+        head, _, name = path.rpartition("/")
+        self.nodes[path] = node
+        self._names.setdefault(head or ".", set()).add(name)
+
+    def _drop_beneath(self, path: str) -> None:
+        for name in self._names.pop(path, set()):
+            child = f"{path}/{name}"
+            self._drop_beneath(child)
+            del self.nodes[child]
 
     # -- queries (the View protocol) ------------------------------------------------------
 
@@ -232,9 +244,7 @@ class Overlay:
         if isinstance(found, _Real):
             names.update(self.real.children(resolved))
         prefix = "" if resolved == "." else resolved + "/"
-        names.update(
-            key[len(prefix) :] for key in self.nodes if key.startswith(prefix) and "/" not in key[len(prefix) :]
-        )
+        names.update(self._names.get(resolved, ()))
         return sorted(name for name in names if self.kind(prefix + name) is not None)
 
     # -- changes --------------------------------------------------------------------------
@@ -244,18 +254,17 @@ class Overlay:
 
     def put_file(self, path: str, data: bytes, mode: int) -> None:
         """Record that ``path`` holds ``data``."""
-        self.nodes[self._lookup(path)[0]] = _Node("file", data=data, mode=mode)
+        self._set(self._lookup(path)[0], _Node("file", data=data, mode=mode))
 
     def make_dir(self, path: str) -> None:
         """Record a new, empty directory at ``path``."""
-        self.nodes[self._lookup(path)[0]] = _Node("dir")
+        self._set(self._lookup(path)[0], _Node("dir"))
 
     def remove(self, path: str) -> None:
         """Record that ``path`` (and everything beneath it) is gone."""
         path = self._lookup(path)[0]
-        for key in [key for key in self.nodes if key.startswith(path + "/")]:
-            del self.nodes[key]
-        self.nodes[path] = None
+        self._drop_beneath(path)
+        self._set(path, None)
 
     def transfer(self, src: str, dst: str, *, keep_source: bool) -> None:
         """Record a copy (``keep_source``) or a move of the tree at ``src`` to ``dst``."""
@@ -267,8 +276,9 @@ class Overlay:
                 raise SandboxError(f"{src + '/' + rel if rel else src!r}: {CANNOT_COPY}")
         if not keep_source:
             self.remove(src)
+        self._drop_beneath(dst)
         for rel, node in entries:
-            self.nodes[f"{dst}/{rel}" if rel else dst] = node
+            self._set(f"{dst}/{rel}" if rel else dst, node)
 
     def _collect(self, path: str, rel: str, entries: list[tuple[str, _Node]]) -> None:
         node = self._node(path)
