@@ -60,7 +60,8 @@ class ContextPolicy:
 
     ``never_send`` holds globs: one without ``/`` is matched against every component of a path
     (``id_*`` withholds ``keys/id_rsa`` and everything under a directory ``id_x``), one with ``/``
-    against the whole relative path. Files over ``max_file_bytes`` are listed but not sent.
+    against the relative path from the workspace root (``secrets/`` withholds all under ``secrets``).
+    Files over ``max_file_bytes`` are listed but not sent.
     """
 
     never_send: tuple[str, ...] = DEFAULT_NEVER_SEND
@@ -79,7 +80,9 @@ class ContextPolicy:
         parts = path.split("/")
         for pattern in self.never_send:
             if "/" in pattern:
-                if fnmatch.fnmatchcase(path, pattern.strip("/")):
+                # Anchored at the workspace root; matching a directory withholds everything in it.
+                anchored = pattern.strip("/")
+                if any(fnmatch.fnmatchcase("/".join(parts[:n]), anchored) for n in range(1, len(parts) + 1)):
                     return True
             elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
                 return True

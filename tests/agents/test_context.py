@@ -100,11 +100,13 @@ def test_default_never_send_globs_match_any_component(path: str, withheld: bool)
     assert ContextPolicy().never_send == DEFAULT_NEVER_SEND
 
 
-def test_a_glob_with_a_slash_matches_the_whole_path() -> None:
-    policy = ContextPolicy(never_send=("secrets/*.txt",))
+def test_a_glob_with_a_slash_matches_from_the_workspace_root() -> None:
+    policy = ContextPolicy(never_send=("secrets/*.txt", "private/"))
     assert policy.withholds("secrets/a.txt")
     assert not policy.withholds("other/secrets/a.txt")
     assert not policy.withholds("a.txt")
+    assert policy.withholds("private/deep/down.md")
+    assert not policy.withholds("public/private.md")
 
 
 def test_context_skips_withheld_text_within_the_budget(root: Path) -> None:
