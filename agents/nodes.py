@@ -17,7 +17,7 @@ from langgraph.types import interrupt
 
 from agents.errors import BudgetExceeded, RunStopped
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
-from agents.state import AgentContext, AgentState
+from agents.state import AgentContext, AgentState, PendingPlan
 from engine.errors import RouteshellError
 from engine.events import Event, FinalEvent, ReviewedEvent, RunOutcome, Verdict, emit
 from engine.kinds import Role
@@ -111,7 +111,7 @@ def _task_text(state: AgentState) -> str:
 
 def _pending(state: AgentState, role: Role, plan: dict[str, Any]) -> dict[str, Any]:
     number = state.get("plan_count", 0) + 1
-    pending: dict[str, Any] = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1)}
+    pending: PendingPlan = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1)}
     _emit({"type": "plan", "id": pending["id"], "role": role, "plan": plan})
     return {"pending": pending, "plan_count": number}
 
@@ -160,7 +160,7 @@ def _applied_text(state: AgentState) -> str:
     return f"\n\nThe builder's plan ({last['status']}): {last['summary']}"
 
 
-def _answer(ctx: AgentContext, pending: dict[str, Any], previews: list[dict[str, Any]]) -> dict[str, Any]:
+def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[dict[str, Any]]) -> dict[str, Any]:
     """Return the approval answer for a plan: asked through ``interrupt()`` when the mode says so."""
     if pending["id"] in ctx.answers:
         # The user answered this very plan on resume: the mode the run resumes with must not override it.

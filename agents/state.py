@@ -13,10 +13,19 @@ from agents.ledger import UsageLedger
 from engine.config.profiles import ContextPolicy
 from engine.events import Review, RunOutcome, Verdict
 from engine.kinds import APPROVAL_MODES as APPROVAL_MODES  # where the Agent pane and --plain look for them
-from engine.kinds import ApprovalMode, Topology
+from engine.kinds import ApprovalMode, Role, Topology
 from engine.llm.client import ChatClient
 from engine.plans.runner import Limits
 from engine.router.decision import Router
+
+
+class PendingPlan(TypedDict):
+    """A role's validated plan waiting for review: ``id`` is ``p1``, ``p2``... within the run."""
+
+    id: str
+    role: Role
+    plan: dict[str, Any]
+    round: int
 
 
 class AgentState(TypedDict, total=False):
@@ -31,7 +40,7 @@ class AgentState(TypedDict, total=False):
     steps: list[str]
     round: int
     plan_count: int
-    pending: dict[str, Any] | None
+    pending: PendingPlan | None
     reviewed: Annotated[list[Review], operator.add]
     test: Verdict | None
     test_runs: list[dict[str, Any]]
