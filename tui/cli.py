@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from engine.config.profiles import Profile
 
 EXIT_CODES = """\
 exit codes:
@@ -78,9 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workspace",
-        type=Path,
         metavar="DIR",
         help="workspace directory, overriding the profile's (must exist)",
+    )
+    parser.add_argument(
+        "--yes",
+        dest="adopt_yes",
+        action="store_true",
+        help="adopt a workspace at /, $HOME or outside the home directory without asking",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -196,7 +205,7 @@ def _shell(args: argparse.Namespace) -> int:
     from engine.errors import UsageError
 
     profile = load_profile(args.profile)
-    workspace = profile.resolve_workspace(args.workspace)
+    workspace = choose_workspace(args, profile, None)
     if not args.plain and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the shell needs an interactive terminal (stdin and stdout must be a TTY); try --plain")
     if args.plain:
@@ -210,6 +219,41 @@ def _shell(args: argparse.Namespace) -> int:
     app = RouteshellApp(workspace=workspace, profile=profile)
     app.run()
     return app.return_code or 0
+
+
+def choose_workspace(args: argparse.Namespace, profile: Profile, given: str | None) -> Path:
+    """Return the workspace a command works on, by :meth:`Profile.resolve_workspace`.
+
+    ``given`` is the command's own ``--workspace``; without it, the one given before the command.
+    Any ``--yes`` on the command line adopts an unusual workspace without asking; otherwise the
+    question is asked when standard input and error are a terminal.
+    """
+    if given is None:
+        given = args.workspace
+    yes = any(getattr(args, name, False) for name in ("adopt_yes", "run_yes", "yes"))
+    return profile.resolve_workspace(given, yes=yes, confirm=_confirm if _can_ask() else None)
+
+
+def _can_ask() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _confirm(question: str) -> bool:
+    print(f"routeshell: {question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        return input().strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def command_hint(profile: Profile, *words: str) -> str:
+    """Return ``routeshell WORDS...`` as a line that works when pasted into a POSIX shell.
+
+    Every word is quoted as the shell needs, and ``--profile`` is named when a plain ``routeshell``
+    would not pick ``profile`` by itself.
+    """
+    chosen = [] if profile.name == os.environ.get("ROUTESHELL_PROFILE", "local") else ["--profile", profile.name]
+    return shlex.join(["routeshell", *chosen, *words])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +19,7 @@ from engine.config import xdg
 from engine.config.interpolate import InterpolationError, Unset, expand
 from engine.errors import UsageError
 from engine.schemas import describe_error, validator
+from engine.workspace.sandbox import STATE_DIR
 
 ROLES = ("planner", "builder", "tester", "refactor", "router")
 SECRET_KEYS = frozenset({"api_key"})
@@ -69,17 +70,40 @@ class Profile:
         """The workspace directory, made absolute against the current directory."""
         return Path(os.path.expanduser(self.data["workspace"])).absolute()
 
-    def resolve_workspace(self, given: Path | None) -> Path:
-        """Return the workspace to use: ``given`` (``--workspace``), which must exist, else the profile's,
-        which is created on first use. Raises :class:`UsageError` when it is not a directory."""
+    def resolve_workspace(
+        self,
+        given: str | os.PathLike[str] | None,
+        *,
+        yes: bool = False,
+        confirm: Callable[[str], bool] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Path:
+        """Return the workspace to use: the one rule for choosing it.
+
+        ``given`` (``--workspace``) must be a non-empty path to an existing directory; without it the
+        profile's is used, created on first use. A directory that is ``/``, the home directory
+        (``$HOME`` in ``env``, default the environment) or outside it, and does not hold a state
+        directory yet, is adopted only with ``yes`` or when ``confirm(question)`` returns True.
+        Raises :class:`UsageError` saying what to do when any of this does not hold.
+        """
         if given is not None:
+            if not os.fspath(given):
+                # An empty --workspace "" would otherwise quietly mean the current directory.
+                raise UsageError("--workspace is empty; give a directory (--workspace . for this one)")
             path = Path(os.path.expanduser(given)).absolute()
             if not path.is_dir():
                 raise UsageError(f"workspace {path} is not a directory; create it or pass another --workspace")
-            return path
-        path = self.workspace
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"workspace {path} (from profile {self.name}) is not a directory")
+        else:
+            path = self.workspace
+            if path.exists() and not path.is_dir():
+                raise UsageError(f"workspace {path} (from profile {self.name}) is not a directory")
+        why = _unusual_workspace(path, env if env is not None else os.environ)
+        if why is not None and not yes:
+            question = f"use {path} ({why}) as a workspace? routeshell keeps its state in {path / STATE_DIR}"
+            if confirm is None:
+                raise UsageError(f"not adopting {path} as a workspace: it is {why}; pass --yes if it is meant to be")
+            if not confirm(question):
+                raise UsageError(f"not adopting {path} as a workspace; choose another with --workspace")
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -95,6 +119,24 @@ class Profile:
             timeout_s=float(merged.get("timeout_s", 60.0)),
             max_retries=int(merged.get("max_retries", 3)),
         )
+
+
+def _unusual_workspace(path: Path, env: Mapping[str, str]) -> str | None:
+    """Why ``path`` should not become a workspace without asking, or None when it may."""
+    if (path / STATE_DIR).is_dir():
+        return None  # adopted before
+    real = Path(os.path.realpath(path))
+    if real == Path(real.anchor):
+        return "the root directory"
+    home = env.get("HOME")
+    if not home:
+        return None  # no home to compare with
+    home_real = Path(os.path.realpath(home))
+    if real == home_real:
+        return "your home directory"
+    if not real.is_relative_to(home_real):
+        return f"outside your home directory {home}"
+    return None
 
 
 def shipped_dir() -> Path:
