@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 EXIT_CODES = """\
 exit codes:
   0    success
-  1    the command failed (a plan step failed and was rolled back, an undo would lose work)
-  2    bad usage, bad profile or bad input
+  1    the command failed (a plan step failed and was rolled back, an undo would lose work;
+       with --plain on a pipe: a task failed or waits for approval)
+  2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
+       argument, a line that is not UTF-8)
   3    the LLM endpoint failed (routeshell run)
   130  interrupted (Ctrl-C)
 """
@@ -37,7 +39,11 @@ Train and Serve panes say what will arrive there. Press ? inside the shell for t
 'routeshell run TASK' runs one task with the agents without the full-screen shell.
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
-standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain).
+standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)
+and exits with the worst status of those lines (see the exit codes below).
+
+A workspace at /, at $HOME or outside the home directory is adopted only after a question
+(or with --yes), unless it was adopted before; --workspace "" is refused.
 
 Files change only through plans: JSON documents of file operations, applied
 all-or-nothing inside the workspace, journaled and undoable ('routeshell plan').
