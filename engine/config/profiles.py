@@ -183,8 +183,18 @@ def load_profile(name: str, env: Mapping[str, str] | None = None) -> Profile:
         raise ProfileError(f"{_blame(chain, exc.path)}: key {_dotted(exc.path)}: {exc}") from None
 
     errors = sorted(validator("profile").iter_errors(resolved), key=lambda e: list(e.absolute_path))
-    if errors:
-        path, reason = describe_error(errors[0])
+    described = [describe_error(error) for error in errors]
+    for path, _ in described:
+        # A required key whose value is an unset variable: that variable is what is missing.
+        variable = unset.get(_dotted(path))
+        if variable is not None:
+            first = variable.split("/")[0]
+            raise ProfileError(
+                f"{_blame(chain, path)}: {variable} is not set (used by key {_dotted(path)} in profile {name}); "
+                f"set it, or give the key a default: ${{{first}:-VALUE}}"
+            )
+    if described:
+        path, reason = described[0]
         raise ProfileError(f"{_blame(chain, path)}: key {_dotted(path)}: {reason}")
     return Profile(sources[name], resolved, unset)
 

@@ -159,3 +159,15 @@ def test_resolve_workspace_asks_before_adopting_an_unusual_directory(tmp_path: P
         profile.resolve_workspace("/", env=env)
     with pytest.raises(UsageError, match="--workspace is empty"):
         profile.resolve_workspace("", env=env, yes=True)
+
+
+def test_an_unset_variable_in_a_required_key_is_named() -> None:
+    path = user_profile("mine", 'extends = "ci"\n[llm.default]\nbase_url = "${MY_LLM_URL}"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile("mine", {"XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"]})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: MY_LLM_URL is not set (used by key llm.default.base_url in profile mine)")
+    assert "${MY_LLM_URL:-VALUE}" in message
+    assert "missing required key" not in message
+    env = {"XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"], "MY_LLM_URL": "http://127.0.0.1:9/v1"}
+    assert load_profile("mine", env).endpoint("builder").base_url.endswith("/v1")
