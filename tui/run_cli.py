@@ -88,7 +88,7 @@ def add_sessions_command(commands: Any) -> None:
                           help="workspace directory (default: the profile's)")  # fmt: skip
     sessions.add_argument("--json", action="store_true", help="print JSON Lines, one session per line")
     sessions.add_argument("--yes", dest="run_yes", action="store_true",
-                          help="adopt a workspace at /, $HOME or outside the home directory without asking")  # fmt: skip
+                          help="adopt a workspace at /, $HOME or outside the home dir without asking")  # fmt: skip
 
 
 def run_sessions_command(args: argparse.Namespace) -> int:

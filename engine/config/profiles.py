@@ -19,10 +19,12 @@ from engine.config import xdg
 from engine.config.interpolate import InterpolationError, Unset, expand
 from engine.errors import UsageError
 from engine.schemas import describe_error, validator
-from engine.workspace.sandbox import STATE_DIR
 
 ROLES = ("planner", "builder", "tester", "refactor", "router")
 SECRET_KEYS = frozenset({"api_key"})
+#: The state directory in a workspace (engine.workspace.sandbox.STATE_DIR, which config may not
+#: import: the LLM client reads profiles and must not reach the workspace layer).
+STATE_DIR = ".routeshell"
 
 
 class ProfileError(UsageError):

@@ -171,3 +171,9 @@ def test_an_unset_variable_in_a_required_key_is_named() -> None:
     assert "missing required key" not in message
     env = {"XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"], "MY_LLM_URL": "http://127.0.0.1:9/v1"}
     assert load_profile("mine", env).endpoint("builder").base_url.endswith("/v1")
+
+
+def test_the_state_directory_name_matches_the_workspace_layer() -> None:
+    from engine.workspace.sandbox import STATE_DIR
+
+    assert profiles.STATE_DIR == STATE_DIR
