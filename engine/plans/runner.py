@@ -6,12 +6,10 @@ writable (its state directory read-only) and a private /tmp.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -20,13 +18,10 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.plans.step_supervisor import kill_step
 from engine.workspace.sandbox import STATE_DIR
 
 TAIL_BYTES = 4000
-#: How many times the step's processes are looked for and stopped: a process that was forking when
-#: the previous round stopped it can leave a child that only the next round finds.
-KILL_ROUNDS = 100
-
 # The session ids of the run steps in progress in this process (see kill_running_steps).
 _running: set[int] = set()
 _running_lock = threading.Lock()
@@ -85,110 +80,22 @@ def scrubbed_env(root: Path) -> dict[str, str]:
     }
 
 
-# Sets the limits on itself, then execs the command: the limits hold from the command's first
-# instruction. Used where prlimit(1) is not installed.
-_PYTHON_LIMITER = """\
-import os, resource, sys
-for name, value in zip(("CPU", "AS", "FSIZE", "NPROC"), sys.argv[1:5]):
-    resource.setrlimit(getattr(resource, "RLIMIT_" + name), (int(value), int(value)))
-try:
-    os.execvp(sys.argv[5], sys.argv[5:])
-except OSError as exc:
-    sys.stderr.write(f"cannot start {sys.argv[5]}: {exc.strerror}\\n")
-    sys.exit(127)
-"""
+SUPERVISOR = Path(__file__).with_name("step_supervisor.py")
 
 
-@functools.cache
-def _prlimit() -> str | None:
-    return shutil.which("prlimit")
+def supervised_argv(argv: list[str], limits: Limits) -> list[str]:
+    """Return a command line that runs ``argv`` under ``limits`` (CPU, memory, file size, processes)
+    through :mod:`engine.plans.step_supervisor`.
 
-
-def limited_argv(argv: list[str], limits: Limits, *, prlimit: str | None) -> list[str]:
-    """Return a command line that runs ``argv`` under ``limits`` (CPU, memory, file size, processes).
-
-    The limits are set by a wrapper that sets them on itself and then execs ``argv``, so they hold
-    before the command's first instruction and nothing runs between fork and exec in this process.
-    (``preexec_fn`` would do it in the forked child, which is unsafe in a process with threads;
-    ``prlimit`` on the child's pid after it started would leave a window where it runs unlimited.)
-    ``prlimit`` is util-linux's prlimit(1), used when given; else a small Python wrapper.
+    The supervisor sets the limits on itself before it forks and execs ``argv``, so they hold from
+    the command's first instruction, and nothing runs in this (threaded) process between fork and
+    exec: ``preexec_fn`` would, which is unsafe with threads, and ``prlimit`` on the child's pid
+    after it started would leave a window where it runs without limits. As a child subreaper it
+    also keeps every process the command starts findable until the step is over.
     """
     mib = 1024 * 1024
     values = (limits.cpu_s, limits.memory_mb * mib, limits.file_size_mb * mib, limits.max_processes)
-    if prlimit is not None:
-        names = ("--cpu", "--as", "--fsize", "--nproc")
-        return [prlimit, *(f"{name}={value}:{value}" for name, value in zip(names, values, strict=True)), "--", *argv]
-    return [sys.executable, "-I", "-S", "-c", _PYTHON_LIMITER, *(str(value) for value in values), *argv]
-
-
-def _processes() -> dict[int, tuple[str, int, int, int]] | None:
-    """Every process's (state, parent, process group, session) from /proc; None without /proc."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return None
-    found: dict[int, tuple[str, int, int, int]] = {}
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
-            continue  # it exited meanwhile
-        # The command name in parentheses may hold spaces and parentheses: the fields follow the last ")".
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        found[int(name)] = (fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]))
-    return found
-
-
-def _step_processes(leader: int) -> set[int]:
-    """The live processes of the step whose session ``leader`` started: everything in its session or
-    process group, and every descendant of those (a child that called setsid is still a descendant)."""
-    table = _processes()
-    if table is None:
-        return set()
-    children: dict[int, list[int]] = {}
-    for pid, (_, parent, _, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    found: set[int] = set()
-    todo = [pid for pid, (_, _, group, session) in table.items() if leader in (group, session)] + [leader]
-    while todo:
-        pid = todo.pop()
-        if pid in found or pid not in table:
-            continue
-        found.add(pid)
-        todo.extend(children.get(pid, ()))
-    me = os.getpid()
-    # A zombie is dead already; killing it again would never make it go away.
-    return {pid for pid in found if pid != me and table[pid][0] not in ("Z", "X")}
-
-
-def kill_step(leader: int) -> None:
-    """SIGKILL every process of the run step started as session leader ``leader``.
-
-    They are stopped first, round after round until no new one turns up, and only then killed: a
-    stopped process cannot fork, and its children stay its children, so a child that called setsid
-    is still found through its parent. Call it before reaping ``leader``: until then its pid, and
-    so its session and group id, cannot be reused by an unrelated process. A process that left the
-    step's session and whose parent had already exited (``setsid`` and a double fork) is no longer
-    a descendant and is not found; inside bubblewrap the PID namespace ends it with the step.
-    """
-    stopped: set[int] = set()
-    for _ in range(KILL_ROUNDS):
-        found = _step_processes(leader) - stopped
-        if not found:
-            break
-        for pid in found:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGSTOP)
-        stopped |= found
-    # Without /proc nothing was found: the process group is what can still be reached.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader, signal.SIGKILL)
-    for pid in stopped:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    return [sys.executable, "-I", "-S", str(SUPERVISOR), *(str(value) for value in values), "--", *argv]
 
 
 def _wait_exited(pid: int, timeout_s: float) -> bool:
@@ -284,7 +191,7 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
         # A session of its own: its processes can be found (and killed) by session and group id,
         # and a Ctrl-C at the terminal reaches routeshell, which decides, not the command.
         process = subprocess.Popen(
-            limited_argv(command, limits, prlimit=_prlimit()),
+            supervised_argv(command, limits),
             cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.plans.runner import TAIL_BYTES, Limits, RunResult, bubblewrap, limited_argv, run_command
+from engine.plans.runner import TAIL_BYTES, Limits, RunResult, bubblewrap, run_command, supervised_argv
 from engine.workspace.sandbox import STATE_DIR
 from tests.helpers import ROUTESHELL
 
@@ -404,18 +404,37 @@ def test_ctrl_c_during_a_run_step_kills_it_before_the_rollback(ws: Path, tmp_pat
     assert (ws / "late.txt").stat().st_size == written
 
 
-@pytest.mark.parametrize("wrapper", ["prlimit", "python"])
-def test_limits_are_set_by_either_wrapper(wrapper: str) -> None:
-    prlimit = shutil.which("prlimit") if wrapper == "prlimit" else None
-    if wrapper == "prlimit" and prlimit is None:
-        pytest.skip("prlimit (util-linux) is not installed")
+def test_a_setsid_grandchild_of_a_finished_step_is_killed(ws: Path) -> None:
+    # The middle process exits at once: its setsid child is an orphan outside the step's session.
+    middle = "import subprocess; print(subprocess.Popen(['sleep', '600'], start_new_session=True).pid)"
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {middle!r}])"
+    result = python(ws, code, bwrap=None)
+    assert result.exit_code == 0, result
+    assert not alive(int(result.output_tail.split()[-1]))
+
+
+def test_the_limits_hold_from_the_first_instruction() -> None:
     limits = Limits(cpu_s=7, memory_mb=300, file_size_mb=3, max_processes=33)
     names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC")
     code = f"import resource as r; print([list(r.getrlimit(getattr(r, n))) for n in {names}])"
-    argv = limited_argv([PYTHON, "-c", code], limits, prlimit=prlimit)
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(supervised_argv([PYTHON, "-c", code], limits), capture_output=True, text=True, check=True)
     mib = 1024 * 1024
-    assert json.loads(out) == [[7, 7], [300 * mib] * 2, [3 * mib] * 2, [33, 33]]
+    assert json.loads(out.stdout) == [[7, 7], [300 * mib] * 2, [3 * mib] * 2, [33, 33]]
+
+
+@pytest.mark.parametrize(("code", "status"), [("raise SystemExit(5)", 5), ("import os; os.kill(os.getpid(), 15)", -15)])
+def test_the_command_s_exit_status_comes_through(code: str, status: int) -> None:
+    result = subprocess.run(supervised_argv([PYTHON, "-c", code], Limits()), check=False)
+    assert result.returncode == status
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_command_does_not_inherit_ignored_sigpipe_or_sigxfsz(ws: Path, bwrap_path: str | None, mode: str) -> None:
+    result = run_command(ws, ["cat", "/proc/self/status"], 60, Limits(), bwrap=bwrap_for(mode, bwrap_path))
+    (line,) = [line for line in result.output_tail.splitlines() if line.startswith("SigIgn:")]
+    ignored = int(line.split()[1], 16)
+    assert ignored & (1 << (signal.SIGPIPE - 1)) == 0
+    assert ignored & (1 << (signal.SIGXFSZ - 1)) == 0
 
 
 def test_the_bubblewrap_probe_runs_once() -> None:
