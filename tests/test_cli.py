@@ -148,9 +148,13 @@ def test_a_workspace_adopted_before_or_inside_home_needs_no_yes(tmp_path: Path) 
     (outside / ".routeshell").mkdir(parents=True)
     assert with_home(home, "sessions", "--workspace", str(home / "project")).returncode == 0
     assert with_home(home, "sessions", "--workspace", str(outside)).returncode == 0
-    # The profile's workspace (./workspace) follows the same rule.
-    result = with_home(home, "--profile", "ci", "sessions", cwd=tmp_path)
+    # The profile's workspace (./workspace) follows the same rule, and a command that only reads creates nothing.
+    result = with_home(home, "--profile", "ci", "--plain", cwd=tmp_path)
     assert_one_line_error(result, 2, "pass --yes")
+    assert not (tmp_path / "workspace").exists()
+    result = with_home(home, "--profile", "ci", "sessions", cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert result.stdout.startswith("no sessions in ")
     assert not (tmp_path / "workspace").exists()
 
 

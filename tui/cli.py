@@ -227,17 +227,18 @@ def _shell(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
-def choose_workspace(args: argparse.Namespace, profile: Profile, given: str | None) -> Path:
+def choose_workspace(args: argparse.Namespace, profile: Profile, given: str | None, *, create: bool = True) -> Path:
     """Return the workspace a command works on, by :meth:`Profile.resolve_workspace`.
 
     ``given`` is the command's own ``--workspace``; without it, the one given before the command.
     Any ``--yes`` on the command line adopts an unusual workspace without asking; otherwise the
-    question is asked when standard input and error are a terminal.
+    question is asked when standard input and error are a terminal. With ``create`` false (a
+    command that only reads) the profile's workspace is not created when it is missing.
     """
     if given is None:
         given = args.workspace
     yes = any(getattr(args, name, False) for name in ("adopt_yes", "run_yes", "yes"))
-    return profile.resolve_workspace(given, yes=yes, confirm=_confirm if _can_ask() else None)
+    return profile.resolve_workspace(given, yes=yes, confirm=_confirm if _can_ask() else None, create=create)
 
 
 def _can_ask() -> bool:

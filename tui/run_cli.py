@@ -96,7 +96,7 @@ def run_sessions_command(args: argparse.Namespace) -> int:
     from engine.config.profiles import load_profile
     from engine.names import display_name
 
-    workspace = choose_workspace(args, load_profile(args.profile), args.run_workspace)
+    workspace = choose_workspace(args, load_profile(args.profile), args.run_workspace, create=False)
     from agents.session import list_sessions
 
     rows = list_sessions(workspace)

@@ -79,13 +79,16 @@ class Profile:
         yes: bool = False,
         confirm: Callable[[str], bool] | None = None,
         env: Mapping[str, str] | None = None,
+        create: bool = True,
     ) -> Path:
         """Return the workspace to use: the one rule for choosing it.
 
         ``given`` (``--workspace``) must be a non-empty path to an existing directory; without it the
-        profile's is used, created on first use. A directory that is ``/``, the home directory
-        (``$HOME`` in ``env``, default the environment) or outside it, and does not hold a state
-        directory yet, is adopted only with ``yes`` or when ``confirm(question)`` returns True.
+        profile's is used, created on first use unless ``create`` is false (a command that only
+        reads creates nothing; the path is then returned even when it does not exist). A directory
+        that is ``/``, the home directory (``$HOME`` in ``env``, default the environment) or outside
+        it, and does not hold a state directory yet, is adopted only with ``yes`` or when
+        ``confirm(question)`` returns True.
         Raises :class:`UsageError` saying what to do when any of this does not hold.
         """
         if given is not None:
@@ -99,14 +102,17 @@ class Profile:
             path = self.workspace
             if path.exists() and not path.is_dir():
                 raise UsageError(f"workspace {path} (from profile {self.name}) is not a directory")
-        why = _unusual_workspace(path, env if env is not None else os.environ)
+        # A missing directory that will not be created is not adopted: there is nothing to ask.
+        adopting = create or path.exists()
+        why = _unusual_workspace(path, env if env is not None else os.environ) if adopting else None
         if why is not None and not yes:
             question = f"use {path} ({why}) as a workspace? routeshell keeps its state in {path / STATE_DIR}"
             if confirm is None:
                 raise UsageError(f"not adopting {path} as a workspace: it is {why}; pass --yes if it is meant to be")
             if not confirm(question):
                 raise UsageError(f"not adopting {path} as a workspace; choose another with --workspace")
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def endpoint(self, role: str) -> Endpoint:
