@@ -172,3 +172,20 @@ def test_an_unusual_workspace_is_asked_for_at_a_terminal(tmp_path: Path, answer:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == code
+
+
+def test_the_undo_hint_of_plan_apply_works_when_pasted(tmp_path: Path) -> None:
+    import shlex
+
+    ws = tmp_path / "a 'quoted' $HOME ws"
+    ws.mkdir()
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "steps": [{"op": "write", "path": "new.txt", "content": "x\n"}]}))
+    applied = run_routeshell("--profile", "ci", "plan", "apply", str(plan), "--yes", "--workspace", str(ws))
+    assert applied.returncode == 0, applied
+    hint = applied.stdout.strip().split("undo with: ", 1)[1]
+    words = shlex.split(hint)
+    assert words[:3] == ["routeshell", "--profile", "ci"]
+    undone = subprocess.run([ROUTESHELL, *words[1:]], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert undone.returncode == 0, undone
+    assert not (ws / "new.txt").exists()

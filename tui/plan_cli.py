@@ -137,7 +137,9 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
         if progress is not None:
             progress.stop()
     if not args.json:
-        undo = f"routeshell plan undo --workspace {workspace}"
+        from tui.cli import command_hint
+
+        undo = command_hint(load_profile(args.profile), "plan", "undo", "--workspace", str(workspace))
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
 
