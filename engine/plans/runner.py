@@ -111,7 +111,9 @@ def _wait_exited(pid: int, timeout_s: float) -> bool:
         pidfd = None  # a kernel before 5.3: poll instead
     if pidfd is not None:
         try:
-            return bool(select.select([pidfd], [], [], timeout_s)[0])
+            poller = select.poll()  # not select(): a descriptor above 1023 is fine
+            poller.register(pidfd, select.POLLIN)
+            return bool(poller.poll(timeout_s * 1000))
         finally:
             os.close(pidfd)
     while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
