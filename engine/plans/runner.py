@@ -22,6 +22,7 @@ from engine.plans.step_supervisor import kill_step
 from engine.workspace.sandbox import STATE_DIR
 
 TAIL_BYTES = 4000
+SUPERVISOR = Path(__file__).with_name("step_supervisor.py")
 # The session ids of the run steps in progress in this process (see kill_running_steps).
 _running: set[int] = set()
 _running_lock = threading.Lock()
@@ -80,9 +81,6 @@ def scrubbed_env(root: Path) -> dict[str, str]:
     }
 
 
-SUPERVISOR = Path(__file__).with_name("step_supervisor.py")
-
-
 def supervised_argv(argv: list[str], limits: Limits) -> list[str]:
     """Return a command line that runs ``argv`` under ``limits`` (CPU, memory, file size, processes)
     through :mod:`engine.plans.step_supervisor`.
@@ -91,11 +89,13 @@ def supervised_argv(argv: list[str], limits: Limits) -> list[str]:
     the command's first instruction, and nothing runs in this (threaded) process between fork and
     exec: ``preexec_fn`` would, which is unsafe with threads, and ``prlimit`` on the child's pid
     after it started would leave a window where it runs without limits. As a child subreaper it
-    also keeps every process the command starts findable until the step is over.
+    also keeps every process the command starts findable until the step is over, and it ends the
+    step when this process dies.
     """
     mib = 1024 * 1024
     values = (limits.cpu_s, limits.memory_mb * mib, limits.file_size_mb * mib, limits.max_processes)
-    return [sys.executable, "-I", "-S", str(SUPERVISOR), *(str(value) for value in values), "--", *argv]
+    parent = os.getpid()
+    return [sys.executable, "-I", "-S", str(SUPERVISOR), str(parent), *(str(value) for value in values), "--", *argv]
 
 
 def _wait_exited(pid: int, timeout_s: float) -> bool:
@@ -164,8 +164,8 @@ def _find_program(root: Path, program: str, env: dict[str, str]) -> str | None:
 def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, bwrap: str | None) -> RunResult:
     """Run ``argv`` in ``root``; return its result. Never raises for the command's own failure.
 
-    The step ends when its command exits (or times out): whatever it left running in its
-    process group is then killed, and the output read so far is its output.
+    The step ends when its command exits (or times out, or the wait is interrupted): everything it
+    started is then killed, and the output read so far is its output.
     """
     env = scrubbed_env(root)
     if _find_program(root, argv[0], env) is None:

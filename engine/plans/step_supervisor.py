@@ -1,11 +1,13 @@
 """What runs a ``run`` step's command, and what finds and kills everything a step started.
 
-Run as a script (``python -I -S step_supervisor.py CPU AS FSIZE NPROC -- ARGV...``), it sets the
-resource limits on itself, becomes a child subreaper, and forks and execs the command. The limits
-hold from the command's first instruction, and nothing runs in routeshell's own (threaded)
-process between fork and exec, which ``preexec_fn`` would do. As a subreaper it inherits every
-process of the command's tree whose parent exits, even one that called ``setsid`` and forked
-again, so when the command ends the rest of its tree is still found here and killed.
+Run as a script (``python -I -S step_supervisor.py PARENT CPU AS FSIZE NPROC -- ARGV...``), it
+sets the resource limits on itself, becomes a child subreaper, and forks and execs the command.
+The limits hold from the command's first instruction, and nothing runs in routeshell's own
+(threaded) process between fork and exec, which ``preexec_fn`` would do. As a subreaper it
+inherits every process of the command's tree whose parent exits, even one that called ``setsid``
+and forked again, so when the command ends the rest of its tree is still found here and killed.
+When routeshell (``PARENT``) dies, even by SIGKILL, the step is killed too: nothing is left to
+write into a workspace whose apply the next command rolls back.
 
 Only the standard library is used: the script runs in a bare interpreter (``-I -S``).
 """
@@ -22,6 +24,7 @@ import sys
 #: How many times the step's processes are looked for and stopped: a process that was forking when
 #: the previous round stopped it can leave a child that only the next round finds.
 KILL_ROUNDS = 100
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 LIMITS = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC")
 
@@ -96,14 +99,26 @@ def kill_step(leader: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def supervise(limits: list[int], argv: list[str]) -> int:
+def _end_the_step(signum: int = signal.SIGTERM, frame: object = None) -> None:
+    kill_step(os.getpid())
+    os._exit(128 + signum)
+
+
+def supervise(parent: int, limits: list[int], argv: list[str]) -> int:
     """Run ``argv`` under ``limits`` (the values of :data:`LIMITS`); return its wait status.
 
     Whatever the command left running when it ended is killed, and reaped, before this returns.
+    When ``parent`` dies first (or SIGTERM comes), the command and all it started are killed.
     """
+    signal.signal(signal.SIGTERM, _end_the_step)
     with contextlib.suppress(OSError, AttributeError):
-        # Best effort: without it, an orphan that left the session is not found (bubblewrap still ends it).
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Best effort, Linux only: without these an orphan that left the session is not found, and
+        # a step outlives a routeshell killed by SIGKILL (bubblewrap's PID namespace still ends it).
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        _end_the_step()  # the parent died before the death signal was set up
     for name, value in zip(LIMITS, limits, strict=True):
         resource.setrlimit(getattr(resource, name), (value, value))
     command = os.fork()
@@ -143,9 +158,10 @@ def _exit_as(status: int) -> None:
 
 
 def main(args: list[str]) -> None:
-    """``CPU AS FSIZE NPROC -- ARGV...``: supervise ARGV, then end as it ended."""
+    """``PARENT CPU AS FSIZE NPROC -- ARGV...``: supervise ARGV, then end as it ended."""
     separator = args.index("--")
-    _exit_as(supervise([int(value) for value in args[:separator]], args[separator + 1 :]))
+    parent, *limits = (int(value) for value in args[:separator])
+    _exit_as(supervise(parent, limits, args[separator + 1 :]))
 
 
 if __name__ == "__main__":

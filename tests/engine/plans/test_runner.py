@@ -376,7 +376,8 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.parametrize("writer", ["group", "setsid"])
-def test_ctrl_c_during_a_run_step_kills_it_before_the_rollback(ws: Path, tmp_path: Path, writer: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_a_stopped_apply_leaves_nothing_running(ws: Path, tmp_path: Path, writer: str, sig: int) -> None:
     (ws / "a.txt").write_text("old\n")
     (ws / "step.py").write_text(BACKGROUND_WRITER_STEP)
     steps = [
@@ -385,21 +386,30 @@ def test_ctrl_c_during_a_run_step_kills_it_before_the_rollback(ws: Path, tmp_pat
     ]
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps({"version": 1, "goal": "a step that leaves a writer", "steps": steps}))
-    # Without bubblewrap on PATH (nor prlimit): the step is a plain process tree, as where bwrap is missing.
+    # Without bubblewrap on PATH: the step is a plain process tree, as where bwrap is missing.
     env = {**os.environ, "PATH": str(Path(ROUTESHELL).parent)}
     argv = [ROUTESHELL, "plan", "apply", str(plan_file), "--yes", "--workspace", str(ws)]
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_for(ws / "started", proc)
         writer_pid = int((ws / "writer.pid").read_text())
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert not alive(writer_pid)  # killed before the rollback
+    else:
+        # Killed outright: the step notices its parent is gone and ends itself; the next command rolls back.
+        deadline = time.monotonic() + 60
+        while alive(writer_pid):
+            assert time.monotonic() < deadline, "the writer outlived a killed routeshell"
+            time.sleep(0.01)
+        recovered = subprocess.run([ROUTESHELL, "plan", "history", "--workspace", str(ws)], env=env, check=False)
+        assert recovered.returncode == 0
     assert (ws / "a.txt").read_text() == "old\n"  # rolled back
     written = (ws / "late.txt").stat().st_size
-    assert not alive(writer_pid)
     time.sleep(0.3)  # the writer wrote every 10 ms while it lived
     assert (ws / "late.txt").stat().st_size == written
 
