@@ -218,18 +218,17 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
     """The sink printing the readable transcript: the shared one, plus each plan's steps (and diffs)."""
     from rich.console import Console
 
-    from tui.transcript import Transcript, preview_lines
+    from tui.transcript import Transcript
 
-    console = Console(highlight=False)
     undo = command_hint(profile, "plan", "undo", "--workspace", str(workspace))
-    transcript = Transcript(console, deltas=args.show_stream, undo_hint=undo)
+    transcript = Transcript(Console(highlight=False), deltas=args.show_stream, undo_hint=undo)
 
     def handle(event: dict[str, Any]) -> None:
         transcript.handle(event)
         if event.get("type") == "plan":
             # What the plan does, whether it is then applied, only shown, or waits for approval.
-            for line in preview_lines(_plan_previews(workspace, event["plan"], args.show_diff)):
-                console.print(line, highlight=False)
+            for preview in _plan_previews(workspace, event["plan"], args.show_diff):
+                transcript.handle({"type": "preview", **preview})
 
     return handle
 
