@@ -189,3 +189,13 @@ def test_the_undo_hint_of_plan_apply_works_when_pasted(tmp_path: Path) -> None:
     undone = subprocess.run([ROUTESHELL, *words[1:]], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert undone.returncode == 0, undone
     assert not (ws / "new.txt").exists()
+
+
+def test_an_error_naming_hostile_text_reaches_stderr_escaped(tmp_path: Path) -> None:
+    plan = tmp_path / "plan\x1b]0;pwned\x07\x1b[2J.json"
+    result = run("plan", "validate", str(plan))
+    assert result.returncode == 2
+    assert "\x1b" not in result.stderr
+    assert "\x07" not in result.stderr
+    assert "\\x1b]0;pwned\\x07" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

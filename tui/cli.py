@@ -150,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_sessions_command(args)
         return _shell(args)
     except RouteshellError as exc:
-        print(f"routeshell: error: {exc}", file=sys.stderr)
+        from engine.names import display_line
+
+        print(f"routeshell: error: {display_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("routeshell: interrupted", file=sys.stderr)
@@ -163,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _profiles(args: argparse.Namespace) -> int:
     from engine.config import profiles
+    from engine.names import display_line
 
     if args.profiles_command == "show":
         profile = profiles.load_profile(args.name)
@@ -189,9 +192,9 @@ def _profiles(args: argparse.Namespace) -> int:
     else:
         width = max((len(row["name"]) for row in rows), default=4)
         for row in rows:
-            print(f"{row['name']:<{width}}  {row['origin']:<7}  {row['description']}")
+            print(f"{display_line(row['name']):<{width}}  {row['origin']:<7}  {display_line(row['description'])}")
     for failure in failures:
-        print(f"routeshell: error: {failure}", file=sys.stderr)
+        print(f"routeshell: error: {display_line(failure)}", file=sys.stderr)
     return 2 if failures else 0
 
 
