@@ -33,7 +33,6 @@ def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser]
         sub.add_argument(
             "--workspace",
             dest="plan_workspace",
-            type=Path,
             metavar="DIR",
             help="workspace directory (default: the one given before 'plan', else the profile's)",
         )
@@ -67,8 +66,9 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
 def _workspace(args: argparse.Namespace) -> Path:
     from engine.config.profiles import load_profile
+    from tui.cli import choose_workspace
 
-    return load_profile(args.profile).resolve_workspace(args.plan_workspace or args.workspace)
+    return choose_workspace(args, load_profile(args.profile), args.plan_workspace)
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -142,7 +142,9 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
         if progress is not None:
             progress.stop()
     if not args.json:
-        undo = f"routeshell plan undo --workspace {workspace}"
+        from tui.cli import command_hint
+
+        undo = command_hint(load_profile(args.profile), "plan", "undo", "--workspace", str(workspace))
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
 
