@@ -21,7 +21,7 @@ from engine.errors import RouteshellError
 from engine.kinds import Role
 from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
-from engine.names import display_name
+from engine.names import display_line, display_name
 from engine.plans.dry_run import preview_plan
 from engine.plans.model import normalise, plan_problems
 from engine.plans.ops import OPS
@@ -108,13 +108,7 @@ def reply_problems(role: Role, document: Any, root: Path) -> list[str]:
     A problem may quote the reply (an unknown key, a path): its control characters are escaped,
     since problems reach the terminal in repair events and in the error that ends the role.
     """
-    return [_printable(problem) for problem in _reply_problems(role, document, root)]
-
-
-def _printable(text: str) -> str:
-    # Only what cannot be shown is escaped: quoted values are already repr'd, and doubling
-    # their backslashes (as display_name does for names) would garble them.
-    return text if text.isprintable() else "".join(ch if ch.isprintable() else display_name(ch) for ch in text)
+    return [display_line(problem) for problem in _reply_problems(role, document, root)]
 
 
 def _reply_problems(role: Role, document: Any, root: Path) -> list[str]:

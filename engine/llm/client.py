@@ -21,7 +21,7 @@ from engine.config.profiles import Endpoint
 from engine.errors import ExitCode, RouteshellError
 from engine.events import UsageCounts
 from engine.llm.wire import ChatMessage, ChatRequest, ResponseFormat, encode_request
-from engine.names import display_name
+from engine.names import display_line
 
 if TYPE_CHECKING:
     # Imported where used instead: httpx's package __init__ loads its CLI, which imports rich,
@@ -337,7 +337,7 @@ class ChatClient:
         status = response.status_code
         if response.is_success:
             return
-        detail = _error_text(_json_or_none(data)) or display_name(response.reason_phrase) or "no details"
+        detail = _error_text(_json_or_none(data)) or display_line(response.reason_phrase) or "no details"
         if status == 429 or status >= 500:
             wait = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
             raise _Retryable(
@@ -468,13 +468,13 @@ def _error_text(data: Any) -> str:
     ):
         if isinstance(candidate, str) and candidate.strip():
             # The server's words reach a terminal: control characters and escapes are shown, not sent.
-            return display_name(_one_line(candidate, limit=200))
+            return display_line(_one_line(candidate, limit=200))
     return ""
 
 
 def _why(exc: BaseException) -> str:
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip().rstrip(".") or type(exc).__name__
-    return display_name(_one_line(text[:1].lower() + text[1:], limit=120))
+    return display_line(_one_line(text[:1].lower() + text[1:], limit=120))
 
 
 def _one_line(text: str, *, limit: int = 1000) -> str:
