@@ -21,7 +21,7 @@ MAX_SEARCH_FILE_BYTES = 1024 * 1024
 def list_dir(ws: Workspace, path: str = ".", *, limit: int = 1000) -> dict[str, Any]:
     """List a directory: each entry's name, kind and size; ``truncated`` when over ``limit``."""
     entries = [
-        {"name": e.name, "kind": file_kind(e.stat.st_mode), "size": e.stat.st_size}
+        {"name": e.name, "kind": e.kind, "size": e.stat.st_size if e.stat else 0}
         for e in ws.listdir(check_relpath(path))
         if not (path in (".", "") and e.name == STATE_DIR)
     ]

@@ -55,7 +55,7 @@ class TestShell:
 
 class TestFiles:
     def test_python_preview(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
-        check(snap_compare, make_app, ["end", "up", "up", "up", "up", "up", "enter", "enter"])
+        check(snap_compare, make_app, ["end", "up", "up", "up", "up", "up", "up", "enter", "enter"])
 
     def test_filter(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
         check(snap_compare, make_app, ["slash", "t", "x", "t"])
@@ -67,10 +67,10 @@ class TestFiles:
         check(snap_compare, make_app, ["enter"])
 
     def test_binary_file(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
-        check(snap_compare, make_app, ["down", "down", "down", "down", "down"])
+        check(snap_compare, make_app, ["down", "down", "down", "down"])
 
     def test_symlink_outside(self, snap_compare, make_app) -> None:  # type: ignore[no-untyped-def]
-        check(snap_compare, make_app, ["down", "down"])
+        check(snap_compare, make_app, ["end", "up"])
 
 
 class TestFileOperations:
