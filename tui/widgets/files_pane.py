@@ -9,6 +9,7 @@ only by the workspace. A worker that fails shows one escaped line in the pane; t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -231,7 +232,7 @@ class FilesPane(FileOperationsMixin, Vertical):
         worker = get_current_worker()
         try:
             with Workspace(self.root) as ws:
-                described, text = self._describe(ws, path, entry)
+                described, text = self._describe(ws, path, entry, lambda: worker.is_cancelled)
         except Exception as exc:
             # One file that cannot be shown (or a bug showing it) costs its preview, never the app.
             reason = one_line(exc, unexpected=not isinstance(exc, SandboxError))
@@ -241,7 +242,7 @@ class FilesPane(FileOperationsMixin, Vertical):
             self.post_message(self.PreviewReady(path, text, described))
 
     @staticmethod
-    def _describe(ws: Workspace, path: str, entry: Entry) -> tuple[Described, Text]:
+    def _describe(ws: Workspace, path: str, entry: Entry, cancelled: Callable[[], bool]) -> tuple[Described, Text]:
         """Read the metadata and the preview (a count, for a directory) of ``path``. In a worker."""
         try:
             described = Described(entry.name, listing.metadata(ws, path))
@@ -253,7 +254,9 @@ class FilesPane(FileOperationsMixin, Vertical):
             except SandboxError as exc:
                 text = Text(f"directory: {display_name(listing.refusal_note(exc))}", style="italic")
         else:
-            text = highlight(Path(path), listing.read_preview(ws, path))
+            preview = listing.read_preview(ws, path)
+            # Highlighting is the slow part: skip it when the cursor has already moved on.
+            text = Text() if cancelled() else highlight(Path(path), preview)
         return described, text
 
     @on(PreviewReady)
