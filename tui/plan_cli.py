@@ -76,6 +76,7 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from engine.names import display_name
     from engine.plans.model import InvalidPlan, load_plan
 
     try:
@@ -86,7 +87,7 @@ def _validate(args: argparse.Namespace) -> int:
         else:
             print(f"routeshell: error: {args.plan}: invalid plan, {len(exc.problems)} problem(s):", file=sys.stderr)
             for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
+                print(f"  {display_name(str(problem))}", file=sys.stderr)
         return ExitCode.USAGE
     if args.json:
         print(json.dumps([]))
@@ -97,6 +98,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _apply(args: argparse.Namespace, workspace: Path) -> int:
     from engine.config.profiles import load_profile
+    from engine.names import display_name
     from engine.plans.apply import apply_plan
     from engine.plans.dry_run import preview_plan
     from engine.plans.model import load_plan
@@ -112,7 +114,8 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     problems = [p for p in previews if p.problem]
     if problems:
         first = problems[0]
-        message = f"step {first.index + 1} ({first.op}) would fail: {first.problem}; nothing was changed"
+        problem = display_name(first.problem or "")
+        message = f"step {first.index + 1} ({first.op}) would fail: {problem}; nothing was changed"
         return _fail(args, message, ExitCode.FAILED)
     if args.dry_run:
         if not args.json:
@@ -171,21 +174,25 @@ def _print_step(event: dict[str, Any]) -> None:
 
 
 def _run_line(event: dict[str, Any]) -> str:
+    from engine.names import display_text
+
     status = "timed out" if event["timed_out"] else f"exit {event['exit_code']}"
-    tail = "\n".join("    " + line for line in event["tail"].rstrip().splitlines()[-10:])
+    # The command's output is shown, never obeyed: its escapes are shown as text.
+    tail = "\n".join("    " + display_text(line) for line in event["tail"].rstrip().split("\n")[-10:])
     return f"step {event['index'] + 1} run: {status}" + (f"\n{tail}" if tail else "")
 
 
 def _print_preview(preview: Any) -> None:
-    from engine.names import display_name
+    from engine.names import display_name, display_text
 
     mark = "!" if preview.problem else "-"
     print(f"{mark} [{preview.index + 1}] {display_name(preview.summary)}")
     if preview.problem:
-        print(f"    would fail: {preview.problem}")
+        print(f"    would fail: {display_name(preview.problem)}")
     if preview.diff:
-        for line in preview.diff.splitlines():
-            print(f"    {display_name(line)}")
+        # Only "\n" ends a diff line; a file's tabs and control characters are shown in it as text.
+        for line in preview.diff.rstrip("\n").split("\n"):
+            print(f"    {display_text(line)}")
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
