@@ -30,7 +30,7 @@ from engine.plans.apply import recover
 from engine.plans.file_plans import join
 from engine.workspace import listing
 from engine.workspace.sandbox import Entry, SandboxError, Workspace
-from tui.error_line import one_line
+from tui.error_line import error_text, one_line
 from tui.widgets.entry_list import EntryList
 from tui.widgets.file_operations import OPERATION_BINDINGS, FileOperationsMixin
 from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
@@ -235,9 +235,9 @@ class FilesPane(FileOperationsMixin, Vertical):
                 described, text = self._describe(ws, path, entry, lambda: worker.is_cancelled)
         except Exception as exc:
             # One file that cannot be shown (or a bug showing it) costs its preview, never the app.
-            reason = one_line(exc, unexpected=not isinstance(exc, SandboxError))
-            described = Described(entry.name, None, reason)
-            text = Text(f"preview failed: {reason}", style="italic")
+            reason = error_text(exc, unexpected=not isinstance(exc, SandboxError))
+            described = Described(entry.name, None, reason)  # the view escapes it
+            text = Text(f"preview failed: {display_name(reason)}", style="italic")
         if not worker.is_cancelled:
             self.post_message(self.PreviewReady(path, text, described))
 
@@ -247,7 +247,7 @@ class FilesPane(FileOperationsMixin, Vertical):
         try:
             described = Described(entry.name, listing.metadata(ws, path))
         except SandboxError as exc:
-            described = Described(entry.name, None, display_name(listing.refusal_note(exc)))
+            described = Described(entry.name, None, listing.refusal_note(exc))
         if entry.is_dir:
             try:
                 text = Text(_count_text(listing.count_entries(ws, path, limit=10_000)), style="italic")
