@@ -6,12 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from textual.widgets import Input, Static
 
+from engine.names import display_name
 from tests.tui.conftest import screen_text, settle, wait_until
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.prompt_screen import PromptScreen
 from tui.widgets.entry_list import EntryList
+from tui.widgets.file_operations import typed_name
 from tui.widgets.file_preview import FilePreview, MetadataView
 from tui.widgets.files_pane import FilesPane
 
@@ -343,3 +347,15 @@ async def test_a_preview_that_fails_shows_why_and_the_app_goes_on(make_app, work
                 moved.rename(workspace)
             if locked.exists():
                 locked.chmod(0o644)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\\\udc80\udce9\udcff\ud800")))
+def test_a_name_typed_back_as_shown_is_the_same_name(name: str) -> None:
+    assert typed_name(display_name(name)) == name
+
+
+def test_typed_names_keep_backslashes_that_escape_nothing() -> None:
+    assert typed_name("a\\b.txt") == "a\\b.txt"
+    assert typed_name("caf\\xe9.txt") == "caf\udce9.txt"
+    assert typed_name("tab\\there\\") == "tab\there\\"
+    assert typed_name(None) is None
