@@ -33,6 +33,7 @@ from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.names import display_name
 from engine.router.decision import TOPOLOGIES
+from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 from tui.external_editor import EditorFailed, edit_text
 from tui.task_history import append_task, history_path, load_history
 from tui.transcript import Transcript
@@ -129,14 +130,12 @@ class PlainCompleter(Completer):
         folder, _, prefix = word.rpartition("/")
         if word.startswith("/") or ".." in folder.split("/"):
             return
-        where = os.path.realpath(self.root / folder)
-        # A symlink may lead out of the workspace: its outside is none of this shell's business.
-        if where != str(self.root) and not where.startswith(str(self.root) + os.sep):
-            return
+        # Resolved by the workspace like every other path: a symlink leading out is not followed.
         try:
-            with os.scandir(where) as entries:
-                names = sorted((entry.name, entry.is_dir()) for entry in entries if entry.name.startswith(prefix))
-        except OSError:
+            with Workspace(self.root) as ws:
+                found = ws.scandir(check_relpath(folder or "."))
+                names = sorted((entry.name, entry.is_dir) for entry in found if entry.name.startswith(prefix))
+        except (SandboxError, OSError):
             return
         # A name that is not one plain word could not be typed back as one; dotfiles only when asked for.
         shown = [(name, is_dir) for name, is_dir in names if name.isprintable() and " " not in name
