@@ -115,7 +115,8 @@ class Journal:
         journal.backup_dir.mkdir()
         journal.trash_dir.mkdir(parents=True)
         meta = {"id": journal_id, "started": time.time(), "plan": plan, "origin": origin}
-        write_file_atomic(journal.dir / "plan.json", json.dumps(meta, ensure_ascii=False).encode())
+        # ASCII: a non-UTF-8 file name is a lone surrogate here, and only its \u escape can be stored.
+        write_file_atomic(journal.dir / "plan.json", json.dumps(meta, ensure_ascii=True).encode())
         journal.set_state("applying")
         return journal
 
@@ -137,7 +138,7 @@ class Journal:
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one step record and make it durable before the step runs."""
-        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
+        line = (json.dumps(entry, ensure_ascii=True) + "\n").encode()  # see plan.json
         fd = os.open(self.dir / "log.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, line)
