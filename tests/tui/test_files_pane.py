@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from textual.widgets import Input, Static
@@ -276,7 +275,6 @@ async def test_deleting_a_non_utf8_name_never_ends_the_app(make_app, workspace: 
         assert ".hidden" in visible_names(app)
 
 
-@pytest.mark.xfail(reason="the plan journal cannot record a non-UTF-8 name yet (defect 8, engine side)")
 async def test_rename_copy_and_delete_a_non_utf8_name(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
     make_non_utf8_file(workspace)
     raw = os.fsencode(workspace)
