@@ -25,7 +25,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from engine.workspace.state import (
     JOURNAL_DIR,
@@ -60,7 +60,7 @@ JournalState = Literal["applying", "applied", "rolled-back", "undoing", "undone"
 STATES: tuple[JournalState, ...] = ("applying", "applied", "rolled-back", "undoing", "undone")
 # Who asked for an apply: shown by 'plan show'. Journals written before this was kept say "unknown".
 Via = Literal["agent", "cli", "files-pane", "unknown"]
-_ID = re.compile(r"^(\d+)-[0-9A-Za-z]+$")
+_ID = re.compile(r"^(\d+)-.")
 
 
 def _fsync_path(path: Path) -> None:
@@ -193,7 +193,7 @@ class Journal:
             return "applying"  # crashed before the state file was written: nothing ran yet
         except OSError:
             return None
-        return cast(JournalState, text) if text in STATES else None
+        return text if text in STATES else None
 
     @property
     def meta(self) -> dict[str, Any]:

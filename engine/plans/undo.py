@@ -57,7 +57,7 @@ def describe_undo(record: dict[str, Any]) -> str:
 
 def _pick(root: Path, journal_id: str | None) -> Journal:
     if journal_id is None:
-        applied = [journal for journal in journals(root) if journal.state == "applied"]
+        applied = [journal for journal in journals(root) if journal.state == "applied" and journal.problem is None]
         if not applied:
             raise UsageError(f"nothing to undo in {root}")
         return applied[-1]
