@@ -20,10 +20,11 @@ from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_con
 from agents.state import AgentContext, AgentState
 from engine.errors import RouteshellError
 from engine.llm.client import Usage
-from engine.plans.apply import StepFailed, apply_plan, undo_last
+from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import preview_plan
 from engine.plans.journal import applied_from
 from engine.plans.model import normalise
+from engine.plans.undo import undo_journal
 from engine.plans.runner import RunResult, bubblewrap, run_command
 from engine.router.decision import RouterDecision
 from engine.workspace.sandbox import SandboxError
@@ -281,7 +282,8 @@ def _retest_after_refactor(
     test = _test_event(_run_steps(ctx, test_runs))
     if not test["passed"]:
         try:
-            undone = undo_last(ctx.root)
+            # Exactly the plan this run applied: another may have been applied since.
+            undone = undo_journal(ctx.root, record["journal"])
             record["summary"] += f"; the tests failed after it, so journal {undone.id} was undone"
             record["status"] = "reverted"
             test = _test_event(_run_steps(ctx, test_runs))

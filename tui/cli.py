@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_command(commands, _Parser)
     add_sessions_command(commands)
     add_plan_commands(commands, _Parser, EXIT_CODES)
+    from tui.trash_cli import add_trash_command
+
+    add_trash_command(commands, _Parser, EXIT_CODES)
     return parser
 
 
@@ -125,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.plan_cli import run_plan_command
 
             return run_plan_command(args)
+        if args.command == "trash":
+            from tui.trash_cli import run_trash_command
+
+            return run_trash_command(args)
         if args.command == "run":
             from tui.run_cli import run_agent_command
 
