@@ -24,8 +24,8 @@ from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import preview_plan
 from engine.plans.journal import applied_from
 from engine.plans.model import normalise
-from engine.plans.undo import undo_journal
 from engine.plans.runner import RunResult, bubblewrap, run_command
+from engine.plans.undo import undo_journal
 from engine.router.decision import RouterDecision
 from engine.workspace.sandbox import SandboxError
 

@@ -236,11 +236,14 @@ def test_the_undo_after_a_failed_retest_leaves_a_plan_applied_meanwhile_alone(
         {"op": "write", "path": "user.txt", "content": "mine\n"}]}  # fmt: skip
     apply_other = [ROUTESHELL, "plan", "apply", "-", "--yes", "--workspace", str(root)]
     env = {"PYTHONPATH": str(Path(__file__).parents[2]), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    code = TEST_CODE.replace("result = add(2, 3)\n", f"""result = add(2, 3)
+    code = TEST_CODE.replace(
+        "result = add(2, 3)\n",
+        f"""result = add(2, 3)
 import os, subprocess
 if result != 5 and not os.path.exists("user.txt"):
     subprocess.run({apply_other!r}, input={json.dumps(other)!r}, text=True, env={env!r}, check=True)
-""")
+""",
+    )
     tests = {**TESTS, "steps": [{**TESTS["steps"][0], "content": code}, TESTS["steps"][1]]}
     scripted_llm.enqueue(Reply(FIX), Reply(tests), Reply(patch("a + b", "b - a")))
     run = graph_run(approval="all")
