@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -363,17 +362,14 @@ class PlainShell:
 
     def _cmd_history(self, argument: str) -> None:
         from engine.plans.apply import recover
-        from engine.plans.journal import journals
+        from engine.plans.journal import history
 
         recover(self.workspace)
-        found = journals(self.workspace)
-        if not found:
+        rows = history(self.workspace)
+        if not rows:
             self.say(f"no plans applied in {display_name(str(self.workspace))}")
-        for journal in found:
-            meta = journal.meta
-            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta["started"]))
-            goal = display_name(meta["plan"].get("goal", ""))
-            self.say(f"{journal.id}  {journal.state:<11}  {started}  {len(meta['plan']['steps']):>5} step(s)  {goal}")
+        for row in rows:
+            self.say(row.line(display_name))
 
     def _cmd_resume(self, argument: str) -> None:
         if not argument or " " in argument:
