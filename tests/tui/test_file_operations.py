@@ -94,7 +94,7 @@ async def test_new_file_new_directory_and_undo(make_app, workspace: Path) -> Non
         assert [j.meta["plan"]["goal"] for j in journals(workspace)] == ["new file notes.txt", "new directory build"]
         assert [j.meta["via"] for j in journals(workspace)] == ["files-pane", "files-pane"]
         question = await undo(pilot, "n")
-        assert question.startswith(f"Undo plan {journals(workspace)[1].id} (new directory build)? It will:\n")
+        assert question.startswith(f"Undo plan {journals(workspace)[1].id}?\nnew directory build\nIt will:\n")
         assert "remove the directories it made, if empty: 'build'" in question
         assert (workspace / "build").is_dir()
         await undo(pilot)

@@ -221,7 +221,7 @@ class FileOperationsMixin:
                         title="Not undone", severity="error", markup=False, timeout=15)  # fmt: skip
             return
         actions = "\n".join(f"- {display_name(action)}" for action in preview.actions)
-        question = f"Undo plan {journal.id} ({display_name(goal) or 'no goal'})? It will:\n{actions}"
+        question = f"Undo plan {journal.id}?\n{display_name(goal) or '(no goal)'}\nIt will:\n{actions}"
         if not await pane.app.push_screen_wait(ConfirmScreen(question)):
             pane.notify("Nothing undone")
             return
