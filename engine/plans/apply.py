@@ -387,12 +387,12 @@ def undo_conflicts(ws: Workspace, journal: Journal) -> list[str]:
 
 
 def _where(step: dict[str, Any]) -> str:
-    """The paths (or command) a step works on, for error messages."""
+    """The op and the paths a step works on, for error messages (a run's reason names its command)."""
     if "from" in step:
-        return f"{step['from']!r} to {step['to']!r}"
+        return f"{step['op']} {step['from']!r} to {step['to']!r}"
     if "path" in step:
-        return repr(step["path"])
-    return repr(step["argv"][0]) if step.get("argv") else ""
+        return f"{step['op']} {step['path']!r}"
+    return str(step["op"])
 
 
 def _left_in_trash(journal: Journal) -> list[str]:
@@ -502,7 +502,7 @@ def apply_plan(
             if index == len(plan["steps"]):
                 raise StateError(f"the plan could not be marked applied ({reason}); {earlier}") from None
             step = plan["steps"][index]
-            raise StepFailed(f"step {index + 1} ({step['op']} {_where(step)}) failed: {reason}; {earlier}") from None
+            raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {reason}; {earlier}") from None
         emit({"type": "applied", "journal": journal.id, "steps": result.steps})
         return result
 
