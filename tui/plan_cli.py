@@ -175,7 +175,9 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
         if progress is not None:
             progress.stop()
     if not args.json:
-        undo = f"routeshell plan undo --workspace {workspace}"
+        import shlex
+
+        undo = f"routeshell plan undo {result.journal_id} --workspace {shlex.quote(str(workspace))}"
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
 
