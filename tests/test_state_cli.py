@@ -61,9 +61,11 @@ def test_read_only_commands_create_nothing(ws: Path) -> None:
 def test_undo_by_id_dry_run_show_and_trash(ws: Path, plans: Path) -> None:
     first = events(apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}, goal="drop a"), "--json").stdout)
     first_id = first[-1]["journal"]
-    assert (
-        apply(ws, write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"}, goal="add c")).returncode == 0
-    )
+    second = apply(ws, write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"}, goal="add c"))
+    assert second.returncode == 0
+    # The printed hint works when pasted, and undoes this plan even after another is applied.
+    assert "undo with: routeshell plan undo 00002-" in second.stdout
+    assert f" --workspace {ws}\n" in second.stdout
 
     shown = run_routeshell("plan", "show", first_id[:5], "--workspace", str(ws))
     assert shown.returncode == 0, shown
