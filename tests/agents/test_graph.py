@@ -278,6 +278,25 @@ def test_ask_pauses_with_a_preview_then_approve_applies(
     assert (root / "calc.py").read_text() == FIXED
 
 
+def test_the_preview_comes_after_crash_recovery(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    from engine.plans.apply import apply_plan
+    from engine.plans.journal import Journal
+    from engine.plans.model import normalise
+
+    done = apply_plan(root, normalise({"version": 1, "steps": [{"op": "write", "path": "calc.py", "content": "x\n",
+                                                                "overwrite": True}]}))  # fmt: skip
+    Journal(root, done.journal_id).set_state("applying")  # what a kill before the state write leaves
+    scripted_llm.enqueue(Reply(FIX))
+    approval = graph_run(approval="ask").start("use a plus in add")
+    assert approval is not None
+    [preview] = approval["preview"]
+    assert preview["problem"] is None
+    assert "-    return a - b\n+    return a + b\n" in preview["diff"]
+    assert [j.state for j in journals(root)] == ["rolled-back"]
+
+
 @pytest.mark.parametrize(
     ("answer", "needle"),
     [
