@@ -304,10 +304,12 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
         _emit({**row.as_event(), "type": "plan", "origin": None if row.problem else journal.meta.get("origin"),
                "plan_steps": steps, "files": files})  # fmt: skip
         return ExitCode.OK
-    print(f"plan {row.id}: {row.state}, started {row.started_text}, from {row.via}")
     if row.problem:
-        print(f"  damaged: {display_name(row.problem)}")
+        print(f"plan {row.id}: damaged: {display_name(row.problem)}")
         return ExitCode.OK
+    origin = journal.meta.get("origin")
+    via = f"{row.via} (session/plan {display_name(str(origin))})" if origin else row.via
+    print(f"plan {row.id}: {row.state}, started {row.started_text}, from {via}")
     if row.goal:
         print(f"goal: {display_name(row.goal)}")
     for number, step in enumerate(steps, 1):

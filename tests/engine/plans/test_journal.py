@@ -213,3 +213,16 @@ def test_a_record_is_written_whole(tmp_path: Path) -> None:
     journal.record(big)
     assert journal.records()[-1] == big
     assert os.path.getsize(journal.dir / "log.jsonl") > 300_000
+
+
+def test_journals_written_before_via_was_kept_still_read(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    apply_plan(ws, plan({"op": "mkdir", "path": "d"}, goal="old"), origin="t1/p1")
+    apply_plan(ws, plan({"op": "mkdir", "path": "e"}, goal="older"))
+    for journal in journals(ws):
+        meta = json.loads((journal.dir / "plan.json").read_text())
+        del meta["via"]
+        (journal.dir / "plan.json").write_text(json.dumps(meta))
+    assert [(row.goal, row.via) for row in history(ws)] == [("old", "agent"), ("older", "unknown")]
+    assert history(ws)[0].as_event()["via"] == "agent"
