@@ -27,7 +27,8 @@ from engine.errors import RouteshellError, UsageError
 from engine.llm.client import ChatClient
 from engine.plans.journal import state_dir
 from engine.plans.runner import Limits
-from engine.router.decision import TOPOLOGIES, Router, load_router
+from engine.router.decision import TOPOLOGIES, Router
+from engine.router.registry import load_router
 from engine.workspace.sandbox import STATE_DIR
 from engine.workspace.state import StateError, move_aside_hint
 

@@ -1,8 +1,28 @@
-"""Showing file names literally: no control codes, no terminal escapes, no undecodable bytes."""
+"""Showing names and text literally: no control codes, no terminal escapes, no undecodable bytes.
+
+Anything that came from a file, a model, a command or a server reaches the screen through one of
+these two functions: :func:`display_name` for a name or any other one-line value,
+:func:`display_text` for text of several lines (file contents, diffs, a model's reply).
+"""
 
 from __future__ import annotations
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+TAB_SIZE = 8
+
+
+def _escape(ch: str) -> str:
+    """One non-printable character as a backslash escape."""
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:
+        # A byte that was not valid UTF-8, smuggled through surrogateescape.
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def display_name(name: str) -> str:
@@ -16,19 +36,21 @@ def display_name(name: str) -> str:
     """
     if name.isprintable() and "\\" not in name:
         return name
-    out: list[str] = []
-    for ch in name:
-        if ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            code = ord(ch)
-            if 0xDC80 <= code <= 0xDCFF:
-                # A byte that was not valid UTF-8, smuggled through surrogateescape.
-                out.append(f"\\x{code - 0xDC00:02x}")
-            elif code < 0x80:
-                out.append(f"\\x{code:02x}")
-            else:
-                out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-    return "".join(out)
+    return "".join(_escape(ch) if ch == "\\" or not ch.isprintable() else ch for ch in name)
+
+
+def display_text(text: str, *, tab_size: int = TAB_SIZE) -> str:
+    """Return multi-line ``text`` ready to show: line breaks kept, everything else printable.
+
+    ``"\\n"`` stays a line break and a tab becomes spaces up to the next multiple of ``tab_size``
+    columns (counted in characters, after escaping), as a terminal would show it. Every other
+    non-printable character is escaped as :func:`display_name` escapes it: ESC, the other C0
+    and C1 controls, DEL, a carriage return (so a CRLF line ends in a visible ``\\r``), the
+    Unicode line and paragraph separators, bidi overrides and lone surrogates. Backslashes are
+    kept as they are, so source code and JSON read normally. Markup such as ``[red]`` is left as
+    is: callers must render the result as plain text (a rich ``Text``, never markup).
+    """
+    if not text.replace("\n", "").replace("\t", "").isprintable():
+        text = "".join(ch if ch.isprintable() or ch in "\n\t" else _escape(ch) for ch in text)
+    # After escaping, no carriage return is left to reset expandtabs' column; "\n" does.
+    return text.expandtabs(tab_size) if "\t" in text else text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,49 +23,23 @@ def loaded_after(code: str) -> set[str]:
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-CORE_MODULES = [
-    "engine",
-    "engine.plans.apply",
-    "engine.plans.dry_run",
-    "engine.errors",
-    "engine.plans.file_plans",
-    "engine.config.interpolate",
-    "engine.workspace.listing",
-    "engine.llm.client",
-    "engine.plans.journal",
-    "engine.names",
-    "engine.plans.model",
-    "engine.config.profiles",
-    "engine.router.decision",
-    "engine.plans.runner",
-    "engine.plans.trash",
-    "engine.plans.undo",
-    "engine.workspace.sandbox",
-    "engine.workspace.state",
-    "engine.workspace.tools",
-    "engine.schemas",
-    "engine.config.xdg",
-    "agents",
-    "agents.errors",
-    "agents.graph",
-    "agents.ledger",
-    "agents.nodes",
-    "agents.roles",
-    "agents.session",
-    "agents.state",
-]
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_core_module_list_is_complete() -> None:
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    found = {
-        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+def core_modules() -> list[str]:
+    """Every module of the pure core (engine and agents), found on disk so that none is forgotten."""
+    return sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         for package in ("engine", "agents")
-        for path in (root / package).rglob("*.py")
-    }
-    assert found == set(CORE_MODULES), "add new core modules to CORE_MODULES"
+        for path in (ROOT / package).rglob("*.py")
+    )
+
+
+CORE_MODULES = core_modules()
+
+
+def test_core_modules_are_found() -> None:
+    assert {"engine", "agents", "engine.plans.apply", "engine.workspace.sandbox", "agents.graph"} <= set(CORE_MODULES)
 
 
 @pytest.fixture(scope="module")

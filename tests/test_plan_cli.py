@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engine.workspace.sandbox import STATE_DIR
-from tests.helpers import assert_one_line_error, run_routeshell, tree
+from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell, tree
 
 PYTHON = sys.executable
 
@@ -247,6 +247,44 @@ def test_dry_run_json_prints_previews(workspace: Path, plans: Path) -> None:
     assert [event["op"] for event in events] == ["write", "patch", "mkdir"]
     assert "+A patched workspace." in events[1]["diff"]
     assert tree(workspace) == before
+
+
+HOSTILE_TEXT = "\x1b[2J\x1b]0;pwned\x07 [red]x[/red]\n\tindented\n"
+
+
+def test_dry_run_shows_file_text_literally(workspace: Path, plans: Path) -> None:
+    (workspace / "hostile.txt").write_text(HOSTILE_TEXT)
+    document = plan(
+        {"op": "patch", "path": "hostile.txt", "find": "indented", "replace": "INDENTED"},
+        {"op": "write", "path": "new.txt", "content": HOSTILE_TEXT},
+    )
+    result = run_routeshell_bytes("plan", "apply", "--workspace", str(workspace),
+                                  str(write_plan(plans, "hostile", document)), "--dry-run")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for raw in (b"\x1b", b"\x07", b"\t"):
+        assert raw not in result.stdout + result.stderr
+    out = result.stdout.decode()
+    assert " \\x1b[2J\\x1b]0;pwned\\x07 [red]x[/red]" in out  # a context line
+    assert "+\\x1b[2J\\x1b]0;pwned\\x07 [red]x[/red]" in out
+    # A tab goes to the next stop of 8 after the diff's marker, as a terminal shows it; never "\\t".
+    assert "-       indented" in out
+    assert "+       INDENTED" in out
+    assert "\\t" not in out
+
+
+def test_run_step_output_is_shown_literally(workspace: Path, plans: Path) -> None:
+    code = "import sys; sys.stdout.write('\\x1b[2J\\x1b]0;pwned\\x07 [red]x[/red] done')"
+    document = plan({"op": "run", "argv": [PYTHON, "-c", code]})
+    result = run_routeshell_bytes("plan", "apply", "--workspace", str(workspace),
+                                  str(write_plan(plans, "run", document)), "--yes")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert b"\x1b" not in result.stdout + result.stderr
+    assert "\\x1b[2J\\x1b]0;pwned\\x07 [red]x[/red] done" in result.stdout.decode()
+
+
+def run_routeshell_bytes(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """The real command; stdout and stderr as the bytes a terminal would get."""
+    return subprocess.run([ROUTESHELL, *args], capture_output=True, stdin=subprocess.DEVNULL, timeout=120, check=False)
 
 
 def test_apply_without_yes_and_no_terminal_changes_nothing(workspace: Path, plans: Path) -> None:

@@ -192,6 +192,25 @@ def test_transcript_shows_a_hostile_diff_literally(scripted_llm: ScriptedLLM, ws
     assert tree(ws) == before
 
 
+def test_transcript_shows_a_streamed_reply_and_tabs_literally(scripted_llm: ScriptedLLM, ws: Path, wide: None) -> None:
+    # Raw escapes in the reply around the plan; escapes and a tab in the file the plan writes.
+    hostile = plan(
+        {"op": "write", "path": "notes.txt", "content": "\x1b[2J\x1b]0;pwned\x07\n\tindented\n"},
+        {"op": "run", "argv": [PYTHON, "-c", "pass"]},
+        goal=HOSTILE,
+    )
+    scripted_llm.enqueue(Reply(f"\x1b[2J\x1b]0;pwned\x07 {HOSTILE}:\n```json\n{json.dumps(hostile)}\n```\n"))
+    result = run(scripted_llm, ws, "--topology", "single", "--approve", "auto", "--show-stream", "write the notes")
+    assert result.returncode == 1, result
+    out = result.stdout
+    for raw in ("\x1b", "\x07", "\t"):
+        assert raw not in out + result.stderr
+    # The streamed text keeps its lines; its escapes and markup are shown as text.
+    assert "\\x1b[2J\\x1b]0;pwned\\x07 [red]x[/red] \\x1b[31mEVIL:\n```json\n" in out
+    assert "+\\x1b[2J\\x1b]0;pwned\\x07\n" in out
+    assert "+       indented\n" in out  # a tab goes to the next stop of 8, never "\\t"
+
+
 # -- exit codes -----------------------------------------------------------------------------------
 
 

@@ -101,6 +101,7 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from engine.names import display_name
     from engine.plans.model import InvalidPlan, load_plan
 
     try:
@@ -111,7 +112,7 @@ def _validate(args: argparse.Namespace) -> int:
         else:
             print(f"routeshell: error: {args.plan}: invalid plan, {len(exc.problems)} problem(s):", file=sys.stderr)
             for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
+                print(f"  {display_name(str(problem))}", file=sys.stderr)
         return ExitCode.USAGE
     if args.json:
         print(json.dumps([]))
@@ -133,6 +134,7 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
 
 def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     from engine.config.profiles import load_profile
+    from engine.names import display_name
     from engine.plans.apply import apply_plan, recover
     from engine.plans.dry_run import preview_plan
     from engine.plans.model import load_plan
@@ -150,7 +152,8 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     problems = [p for p in previews if p.problem]
     if problems:
         first = problems[0]
-        message = f"step {first.index + 1} ({first.op}) would fail: {first.problem}; nothing was changed"
+        problem = display_name(first.problem or "")
+        message = f"step {first.index + 1} ({first.op}) would fail: {problem}; nothing was changed"
         return _fail(args, message, ExitCode.FAILED)
     if args.dry_run:
         if not args.json:
@@ -204,30 +207,36 @@ def _progress_sink(args: argparse.Namespace, total: int) -> tuple[Any, Any]:
 
 
 def _print_step(event: dict[str, Any]) -> None:
+    from engine.names import display_name
+
     if event["type"] == "step" and event["op"] == "run":
         print(_run_line(event))
     elif event["type"] == "recovered":
         print(f"recovered plan {event['journal']} interrupted while {event['was']}")
         for path in event.get("kept_in_trash", []):
-            print(f"  still in the trash: {path} ('routeshell trash list')")
+            print(f"  still in the trash: {display_name(path)} ('routeshell trash list')")
 
 
 def _run_line(event: dict[str, Any]) -> str:
+    from engine.names import display_text
+
     status = "timed out" if event["timed_out"] else f"exit {event['exit_code']}"
-    tail = "\n".join("    " + line for line in event["tail"].rstrip().splitlines()[-10:])
+    # The command's output is shown, never obeyed: its escapes are shown as text.
+    tail = "\n".join("    " + display_text(line) for line in event["tail"].rstrip().split("\n")[-10:])
     return f"step {event['index'] + 1} run: {status}" + (f"\n{tail}" if tail else "")
 
 
 def _print_preview(preview: Any) -> None:
-    from engine.names import display_name
+    from engine.names import display_name, display_text
 
     mark = "!" if preview.problem else "-"
     print(f"{mark} [{preview.index + 1}] {display_name(preview.summary)}")
     if preview.problem:
-        print(f"    would fail: {preview.problem}")
+        print(f"    would fail: {display_name(preview.problem)}")
     if preview.diff:
-        for line in preview.diff.splitlines():
-            print(f"    {display_name(line)}")
+        # Only "\n" ends a diff line; a file's tabs and control characters are shown in it as text.
+        for line in preview.diff.rstrip("\n").split("\n"):
+            print(f"    {display_text(line)}")
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:

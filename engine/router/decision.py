@@ -1,14 +1,9 @@
-"""Routers: given a task in plain words, decide which roles run and how (a :class:`RouterDecision`).
-
-Every router sits behind the same small interface and is found through :data:`ROUTERS`, a registry
-by profile ``router.kind``. The heuristic router ships here; the learned router registers itself
-the same way when its package is installed and trained.
+"""The router's decision: which roles run, in which topology (:class:`RouterDecision`), and the
+small :class:`Router` interface every router implements.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -81,76 +76,3 @@ class Router(Protocol):
     def route(self, task: str) -> RouterDecision:
         """Return the decision for ``task``."""
         ...
-
-
-_TEST_WORDS = re.compile(
-    r"\b(tests?|testing|pytest|unittest|failing|fails?|bug|broken|regression|verify|assert\w*|edge cases?|fix)\b", re.I
-)
-_REFACTOR_WORDS = re.compile(r"\b(refactor\w*|clean(?:\s*|-)up|tidy|simplif\w+|restructur\w+|reorgani[sz]\w*)\b", re.I)
-_STEP_MARKERS = re.compile(r"(^\s*(?:[-*]|\d+[.)])\s+|\b(?:then|after that|finally|and also)\b)", re.I | re.M)
-
-
-class HeuristicRouter:
-    """Routes by cues in the task text: tests ask for a loop, long multi-part tasks for a planner.
-
-    It is deterministic and needs no model, so it is the fallback when no learned router is there.
-    """
-
-    name = "heuristic"
-
-    def __init__(self, max_rounds: int = DEFAULT_ROUNDS) -> None:
-        self.max_rounds = max_rounds
-
-    def route(self, task: str) -> RouterDecision:
-        """Return a decision for ``task`` and a reason naming the cues that chose it."""
-        wants_tests = _TEST_WORDS.search(task)
-        wants_refactor = _REFACTOR_WORDS.search(task)
-        parts = len(_STEP_MARKERS.findall(task)) + len(re.findall(r"[.;!?](?:\s|$)", task.strip()))
-        complex_task = len(task) > 400 or parts >= 3
-        roles = ["builder"]
-        cues = []
-        if complex_task:
-            roles.insert(0, "planner")
-            cues.append(f"{parts} parts and {len(task)} characters, so a planner first")
-        if wants_tests:
-            roles.append("tester")
-            cues.append(f"mentions {wants_tests.group(0)!r}, so tests decide when it is done")
-        if wants_refactor:
-            roles.append("refactor")
-            cues.append(f"mentions {wants_refactor.group(0)!r}, so a behaviour-preserving refactor")
-        if wants_tests:
-            topology = "loop"
-        elif len(roles) > 1:
-            topology = "pipeline"
-        else:
-            topology = "single"
-            cues.append("a short task with no test or refactor cue, so the builder alone")
-        return RouterDecision.from_json(
-            {"topology": topology, "roles": roles, "max_rounds": self.max_rounds, "reason": "; ".join(cues)[:500]},
-            router=self.name,
-        )
-
-
-RouterFactory = Callable[[dict[str, Any]], Router]
-
-#: Routers by profile ``router.kind``. A factory takes the profile's ``router`` table.
-ROUTERS: dict[str, RouterFactory] = {"heuristic": lambda table: HeuristicRouter()}
-
-
-def register_router(kind: str, factory: RouterFactory) -> None:
-    """Register a router factory for profile ``router.kind`` = ``kind`` (replacing any earlier one)."""
-    ROUTERS[kind] = factory
-
-
-def load_router(table: dict[str, Any]) -> tuple[Router, str | None]:
-    """Return the router a profile's ``router`` table asks for, and a note when it fell back.
-
-    A kind with no registered router falls back to the heuristic router; the note says so, so
-    that the fallback is shown to the user rather than hidden.
-    """
-    kind = table.get("kind", "heuristic")
-    factory = ROUTERS.get(kind)
-    if factory is None:
-        note = f"no {kind!r} router is available in this installation; using the heuristic router"
-        return HeuristicRouter(), note
-    return factory(table), None

@@ -23,7 +23,8 @@ from agents.graph import build_graph
 from agents.state import AgentContext
 from engine.plans.apply import undo_last
 from engine.plans.journal import journals
-from engine.router.decision import HeuristicRouter, Router
+from engine.router.decision import Router
+from engine.router.heuristic import HeuristicRouter
 from tests.agents.calc_task import (
     CALC,
     FIX,

@@ -124,9 +124,9 @@ async def test_never_shows_route_reason_plan_and_final(agent_app, scripted_llm, 
         await run_to_end(pilot, TASK)
         text = log_text(app)
         assert f"» {TASK}" in text
-        assert "route single: builder" in text
+        assert "route  single: builder" in text
         assert "why: a short task with no test or refactor cue" in text
-        assert "▸ builder (round 1)" in text
+        assert "> builder (round 1)" in text
         # The streamed reply, markup and escapes shown literally.
         assert '"goal": "[red]hi[/red] \\u001b[31m"' in text
         assert "plan p1 from the builder, 1 step: [red]hi[/red] \\x1b[31m" in text
@@ -355,7 +355,7 @@ async def test_ui_stays_responsive_while_the_model_is_held(agent_app, scripted_l
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_agent(pilot)
         await submit(pilot, TASK)
-        await wait_until(pilot, lambda: "▸ builder (round 1)" in log_text(app), "the builder to start")
+        await wait_until(pilot, lambda: "> builder (round 1)" in log_text(app), "the builder to start")
         assert pane.running
         assert pane.meter.status == "running"
         # Enter again is refused while the run goes on.
@@ -391,7 +391,7 @@ async def test_stop_ends_the_run_after_the_step_in_progress(agent_app, scripted_
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_agent(pilot, "all")
         await submit(pilot, TASK)
-        await wait_until(pilot, lambda: "▸ builder (round 1)" in log_text(app), "the builder to start")
+        await wait_until(pilot, lambda: "> builder (round 1)" in log_text(app), "the builder to start")
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert pane.meter.status == "stopping"

@@ -255,6 +255,35 @@ def test_dumb_terminal_runs_a_task_without_escapes(spawn, scripted_llm: Scripted
     assert "\x1b" not in seen.getvalue()
 
 
+def test_model_and_file_text_is_shown_literally(spawn, scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    # Raw escapes in the streamed reply around the plan, and escapes and a tab in the file it writes.
+    hostile = {"version": 1, "goal": "\x1b]0;pwned\x07 [b]greet", "steps": [
+        {"op": "write", "path": "hi.txt", "content": "\x1b[2J[red]x[/red]\n\tindented\n"}]}  # fmt: skip
+    reply = f"\x1b[2J\x1b]0;pwned\x07 [red]here[/red]:\n```json\n{json.dumps(hostile)}\n```\n"
+    scripted_llm.enqueue(Reply(reply))
+    child = spawn(scripted_llm.base_url, term="dumb")
+    child.logfile_read = seen = io.StringIO()
+    child.sendline("/stream on")
+    child.expect_exact("stream: on")
+    child.sendline("/approve ask")
+    child.expect_exact("approval: ask")
+    child.sendline(TASK)
+    child.expect_exact("[a/e/r]")
+    child.sendline("r")
+    child.expect_exact("reason (optional):")
+    child.sendline("")
+    child.expect_exact("failed:")
+    quit_cleanly(child)
+    shown = seen.getvalue()
+    assert "\x1b" not in shown
+    assert "\x07" not in shown
+    assert "\\x1b[2J\\x1b]0;pwned\\x07 [red]here[/red]:\r\n" in shown  # the streamed line, then a new line
+    assert "plan p1 from the builder, 1 step: \\x1b]0;pwned\\x07 [b]greet" in shown
+    assert "+\\x1b[2J[red]x[/red]" in shown
+    assert "+       indented" in shown  # a tab to the next stop of 8, not "\\t"
+    assert not (workspace / "hi.txt").exists()
+
+
 def run_piped(workspace: Path, base_url: str, text: str) -> subprocess.CompletedProcess[str]:
     """Run ``routeshell --plain`` with ``text`` on standard input (not a terminal)."""
     return subprocess.run(

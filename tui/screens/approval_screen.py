@@ -129,5 +129,5 @@ class ApprovalScreen(ModalScreen[dict[str, Any] | None]):
         try:
             problems = reply_problems(str(self.approval["role"]), plan, self.root)
         except (RouteshellError, OSError) as exc:
-            return str(exc)
+            return display_name(str(exc))
         return display_name(problems[0]) if problems else None

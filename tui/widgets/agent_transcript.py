@@ -3,8 +3,9 @@
 Streamed text arrives in many small deltas; they are gathered and written at most every
 ``FLUSH_S`` seconds (and at the end of the role), so a fast model cannot flood the UI. The line
 still being streamed shows below the log until it is complete. Every string that came from a
-model, a file or a command goes through :class:`rich.text.Text` and ``display_name``: markup and
-terminal escapes in it are shown literally.
+model, a file or a command goes through :class:`rich.text.Text` and ``engine.names``: markup and
+terminal escapes in it are shown literally. Which lines an event gives is decided in
+:func:`tui.transcript.event_lines`, the same for ``routeshell run`` and ``--plain``.
 """
 
 from __future__ import annotations
@@ -18,23 +19,15 @@ from textual.timer import Timer
 from textual.widgets import RichLog, Static
 
 from engine.names import display_name
+from tui.transcript import error_line, event_lines, streamed_text
 
 FLUSH_S = 0.05
 MAX_LINES = 5000
-TEST_TAIL_LINES = 15
+UNDO_HINT = "u in the Files pane, or routeshell plan undo"
 HINT = (
     "Type a task below and press Enter. The router picks the roles; each role's reply streams in here, "
     "and with approval 'ask' every plan waits for you as a diff."
 )
-
-
-def _safe(value: Any) -> str:
-    return display_name(str(value))
-
-
-def _streamed(text: str) -> str:
-    """A model's text with control characters escaped; its backslashes (JSON escapes) left alone."""
-    return "".join(ch if ch.isprintable() else display_name(ch) for ch in text.expandtabs(4))
 
 
 class AgentTranscript(Vertical):
@@ -80,11 +73,11 @@ class AgentTranscript(Vertical):
     def begin_task(self, task: str) -> None:
         """Start a new task's section."""
         self.line("")
-        self.line(Text("» " + _safe(task), style="bold"))
+        self.line(Text("» " + display_name(task), style="bold"))
 
     def error(self, message: str) -> None:
         """Show an error as one red line."""
-        self.line(Text("error: " + _safe(message), style="bold red"))
+        self.line(error_line(message))
 
     # -- streamed text -------------------------------------------------------------------
 
@@ -108,7 +101,7 @@ class AgentTranscript(Vertical):
             lines.append(self._partial)
             self._partial = ""
         for piece in lines:
-            self._write(Text("  " + _streamed(piece), style="dim"))
+            self._write(streamed_text("  " + piece))
         self._show_partial()
 
     def _show_partial(self) -> None:
@@ -116,82 +109,15 @@ class AgentTranscript(Vertical):
         live.display = bool(self._partial)
         if self._partial:
             room = max(10, live.size.width - 2)
-            live.update(Text("  " + _streamed(self._partial)[-room:], style="dim", no_wrap=True))
+            shown = streamed_text("  " + self._partial)
+            live.update(Text(shown.plain[-room:], style="dim", no_wrap=True))
 
     # -- events --------------------------------------------------------------------------
 
     def handle(self, event: dict[str, Any]) -> None:
-        """Show one session event (the dicts ``routeshell run --json`` prints)."""
-        kind = event.get("type")
-        if kind == "delta":
+        """Show one session event (the dicts ``routeshell run --json`` prints), as ``run`` shows it."""
+        if event.get("type") == "delta":
             self.stream(str(event.get("text", "")))
             return
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler is not None:
-            handler(event)
-
-    def _on_route(self, event: dict[str, Any]) -> None:
-        roles = " → ".join(_safe(role) for role in event["roles"])
-        self.line(Text(f"  route {_safe(event['topology'])}: {roles}", style="bold"))
-        if event.get("reason"):
-            self.line(Text("  why: " + _safe(event["reason"]), style="dim"))
-
-    def _on_role_start(self, event: dict[str, Any]) -> None:
-        self.line(Text(f"▸ {_safe(event['role'])} (round {event['round']})", style="bold cyan"))
-
-    def _on_repair(self, event: dict[str, Any]) -> None:
-        first = _safe(event["problems"][0]) if event.get("problems") else "invalid"
-        self.line(Text(f"  reply {event['attempt']} rejected ({first}); asking again", style="yellow"))
-
-    def _on_role_end(self, event: dict[str, Any]) -> None:
-        self.line(Text(f"  {_safe(event['role'])} done in {event['seconds']:.1f}s, {event['tokens']} tokens", "dim"))
-
-    def _on_plan(self, event: dict[str, Any]) -> None:
-        plan = event["plan"]
-        count = len(plan["steps"])
-        goal = f": {_safe(plan['goal'])}" if plan.get("goal") else ""
-        steps = f"{count} step{'s' * (count != 1)}"
-        self.line(f"  plan {_safe(event['id'])} from the {_safe(event['role'])}, {steps}{goal}")
-
-    def _on_approval(self, event: dict[str, Any]) -> None:
-        self.line(Text(f"  plan {_safe(event['id'])} waits for your approval:", style="bold magenta"))
-        for preview in event.get("preview", []):
-            mark = "!" if preview.get("problem") else "-"
-            self.line(f"    {mark} [{preview['index'] + 1}] {_safe(preview['summary'])}")
-
-    def _on_step(self, event: dict[str, Any]) -> None:
-        if event["op"] == "run":
-            status = "timed out" if event.get("timed_out") else f"exit {event.get('exit_code')}"
-            self.line(Text(f"  ran step {event['index'] + 1}: {status}", style="dim"))
-
-    def _on_applied(self, event: dict[str, Any]) -> None:
-        again = " (already applied before the restart; not applied again)" if event.get("replayed") else ""
-        steps = f"{event['steps']} step{'s' * (event['steps'] != 1)}"
-        self.line(Text(f"  applied {steps} as journal {_safe(event['journal'])}{again}", "green"))
-
-    def _on_test(self, event: dict[str, Any]) -> None:
-        if event["passed"]:
-            self.line(Text(f"  tests pass (exit {event['exit_code']})", style="bold green"))
-            return
-        status = "timed out" if event["timed_out"] else f"exit {event['exit_code']}"
-        self.line(Text(f"  tests fail ({status}):", style="bold red"))
-        for tail_line in str(event.get("tail", "")).rstrip().splitlines()[-TEST_TAIL_LINES:]:
-            self.line(Text("    " + _safe(tail_line), style="dim"))
-
-    def _on_reviewed(self, event: dict[str, Any]) -> None:
-        if event["status"] != "applied":
-            style = "red" if event["status"] in ("rejected", "failed", "reverted") else "dim"
-            self.line(Text(f"  plan {_safe(event['id'])} {_safe(event['status'])}: {_safe(event['summary'])}", style))
-
-    def _on_error(self, event: dict[str, Any]) -> None:
-        self.error(str(event["message"]))
-
-    def _on_final(self, event: dict[str, Any]) -> None:
-        ok = bool(event["ok"])
-        self.line(Text(("done: " if ok else "failed: ") + _safe(event["summary"]), "bold green" if ok else "bold red"))
-        usage = event.get("usage") or {}
-        estimated = " (estimated)" if usage.get("estimated") else ""
-        self.line(Text(f"  tokens {usage.get('total_tokens', 0)}{estimated} · thread {_safe(event['thread'])}", "dim"))
-        if event.get("undo"):
-            journal = _safe(event["undo"])
-            self.line(Text(f"  undo: u in the Files pane, or routeshell plan undo (journal {journal})", "dim"))
+        for text in event_lines(event, undo_hint=UNDO_HINT):
+            self.line(text)

@@ -13,19 +13,26 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.names import display_name
+from engine.names import display_name, display_text
 from engine.workspace.listing import Metadata, Preview
 
 SYNTAX_THEME = "monokai"
+TAB_SIZE = 4
 
 
 def highlight(path: Path, preview: Preview) -> Text:
-    """Return the preview as highlighted text. Slow for big files: call it from a worker."""
+    """Return the preview as highlighted text. Slow for big files: call it from a worker.
+
+    The file's text is shown literally: control characters and terminal escapes in it are
+    escaped (:func:`engine.names.display_text`) before it is highlighted, and markup in it is
+    never parsed.
+    """
     if not preview.text:
         return Text(preview.note, style="italic")
-    lexer = Syntax.guess_lexer(str(path), preview.text)
-    syntax = Syntax(preview.text, lexer, theme=SYNTAX_THEME, background_color="default")
-    text = _without_backgrounds(syntax.highlight(preview.text))
+    shown = display_text(preview.text, tab_size=TAB_SIZE)
+    lexer = Syntax.guess_lexer(str(path), shown)
+    syntax = Syntax(shown, lexer, theme=SYNTAX_THEME, background_color="default", tab_size=TAB_SIZE)
+    text = _without_backgrounds(syntax.highlight(shown))
     text.rstrip()
     if preview.note:
         text.append(f"\n\n── {preview.note} ──", style="italic dim")
@@ -48,8 +55,9 @@ class FilePreview(VerticalScroll):
         yield Static(id="preview-body", markup=False)
 
     def show(self, text: Text | str) -> None:
-        """Show ``text`` (a plain ``str`` is never parsed as markup) from the top."""
-        self.query_one("#preview-body", Static).update(Text(text) if isinstance(text, str) else text)
+        """Show ``text`` from the top: a ``Text`` as it is (see :func:`highlight`), a plain ``str``
+        literally (never parsed as markup, control characters escaped)."""
+        self.query_one("#preview-body", Static).update(Text(display_text(text)) if isinstance(text, str) else text)
         self.scroll_home(animate=False)
 
 
@@ -86,7 +94,7 @@ class MetadataView(Static):
         text = Text()
         rows: list[tuple[str, str]] = [("name", display_name(described.name))]
         if described.error is not None:
-            rows.append(("error", described.error))
+            rows.append(("error", display_name(described.error)))
         elif described.meta is not None:
             meta = described.meta
             rows.append(("type", meta.kind))

@@ -7,15 +7,9 @@ from typing import Any
 import pytest
 
 from engine.errors import ExitCode, UsageError
-from engine.router.decision import (
-    DEFAULT_ROUNDS,
-    ROLE_ORDER,
-    TOPOLOGIES,
-    HeuristicRouter,
-    InvalidDecision,
-    RouterDecision,
-    load_router,
-)
+from engine.router.decision import DEFAULT_ROUNDS, ROLE_ORDER, TOPOLOGIES, InvalidDecision, RouterDecision
+from engine.router.heuristic import HeuristicRouter
+from engine.router.registry import load_router
 from engine.schemas import load_schema, validator
 
 LONG_TASK = (

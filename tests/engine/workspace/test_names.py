@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.names import display_name
+from engine.names import display_name, display_text
 
 # Every code point, surrogates included: os.fsdecode produces them for undecodable bytes.
 ANY_CHAR = st.characters(codec=None, exclude_categories=())
@@ -45,3 +45,37 @@ def test_display_name_is_always_printable(name: str) -> None:
 def test_display_name_keeps_distinct_names_distinct(a: str, b: str) -> None:
     if a != b:
         assert display_name(a) != display_name(b)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain\ntwo lines\n", "plain\ntwo lines\n"),
+        ("[red]x[/red]", "[red]x[/red]"),
+        ("\x1b[2J\x1b]0;pwned\x07", "\\x1b[2J\\x1b]0;pwned\\x07"),
+        ('print("a\\n")', 'print("a\\n")'),
+        ("\tindented\n+\tin a diff\nab\tc", "        indented\n+       in a diff\nab      c"),
+        ("windows\r\nline", "windows\\r\nline"),
+        ("over\rwrite", "over\\rwrite"),
+        ("del\x7f c1\x9b", "del\\x7f c1\\u009b"),
+        ("\u202eevil \u2028sep", "\\u202eevil \\u2028sep"),
+        ("raw\udcff lone\ud800", "raw\\xff lone\\ud800"),
+        ("\x1b\tafter", "\\x1b    after"),
+        ("日本語\n", "日本語\n"),
+    ],
+)
+def test_display_text(text: str, shown: str) -> None:
+    assert display_text(text) == shown
+
+
+def test_display_text_tab_size() -> None:
+    assert display_text("a\tb\n\tc", tab_size=4) == "a   b\n    c"
+
+
+@given(st.text(alphabet=ANY_CHAR))
+def test_display_text_keeps_lines_and_is_otherwise_printable(text: str) -> None:
+    shown = display_text(text)
+    assert shown.count("\n") == text.count("\n")
+    assert all(line.isprintable() for line in shown.split("\n"))
+    assert "\x1b" not in shown
+    assert "\t" not in shown

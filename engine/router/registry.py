@@ -1,0 +1,33 @@
+"""Routers by profile ``router.kind``: the built-in ones register here the same way a plugin would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.router.decision import Router
+from engine.router.heuristic import HeuristicRouter
+
+RouterFactory = Callable[[dict[str, Any]], Router]
+
+#: Routers by profile ``router.kind``. A factory takes the profile's ``router`` table.
+ROUTERS: dict[str, RouterFactory] = {"heuristic": lambda table: HeuristicRouter()}
+
+
+def register_router(kind: str, factory: RouterFactory) -> None:
+    """Register a router factory for profile ``router.kind`` = ``kind`` (replacing any earlier one)."""
+    ROUTERS[kind] = factory
+
+
+def load_router(table: dict[str, Any]) -> tuple[Router, str | None]:
+    """Return the router a profile's ``router`` table asks for, and a note when it fell back.
+
+    A kind with no registered router falls back to the heuristic router; the note says so, so
+    that the fallback is shown to the user rather than hidden.
+    """
+    kind = table.get("kind", "heuristic")
+    factory = ROUTERS.get(kind)
+    if factory is None:
+        note = f"no {kind!r} router is available in this installation; using the heuristic router"
+        return HeuristicRouter(), note
+    return factory(table), None
