@@ -23,7 +23,7 @@ from engine.errors import ExitCode, RouteshellError
 from engine.plans.journal import Journal, Via, journals
 from engine.plans.runner import Limits, RunResult, bubblewrap, run_command
 from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
-from engine.workspace.state import StateError, workspace_lock
+from engine.workspace.state import StateError, keep_reserve, workspace_lock
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -494,7 +494,14 @@ def apply_plan(
             index = len(plan["steps"])
             journal.set_state("applied")
         except BaseException as exc:
-            _roll_back(ws, journal)
+            try:
+                _roll_back(ws, journal)
+            except (RouteshellError, OSError) as undo_exc:
+                why = undo_exc.strerror if isinstance(undo_exc, OSError) and undo_exc.strerror else str(undo_exc)
+                raise StateError(
+                    f"step {index + 1} of plan {journal.id} failed and rolling it back failed too ({why}); "
+                    f"fix that, then any 'routeshell plan' command finishes the rollback"
+                ) from None
             if isinstance(exc, Cancelled) or not isinstance(exc, (RouteshellError, OSError)):
                 raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -504,6 +511,7 @@ def apply_plan(
             step = plan["steps"][index]
             raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {reason}; {earlier}") from None
         emit({"type": "applied", "journal": journal.id, "steps": result.steps})
+        keep_reserve(root)  # made again if a full disk used it up
         return result
 
 

@@ -147,4 +147,3 @@ def empty(root: Path, *, wait: float = 0) -> tuple[int, int]:
                 raise os_problem(exc, f"cannot delete {item.id} from the trash", directory) from None
         keep_reserve(root)
         return len(items), sum(item.size for item in items)
-

@@ -16,7 +16,7 @@ from engine.errors import UsageError
 from engine.plans.apply import EventSink, StepFailed, _recover_locked, _undo_all, undo_conflicts
 from engine.plans.journal import Journal, find_journal, journals
 from engine.workspace.sandbox import Workspace
-from engine.workspace.state import StateError, workspace_lock
+from engine.workspace.state import StateError, os_problem, workspace_lock
 
 UNBLOCK_HINT = "put those paths back as the plan left them (or move your changes aside), or undo the later plans first"
 
@@ -115,8 +115,12 @@ def undo_journal(
             raise StepFailed(
                 f"cannot undo plan {journal.id}: {problems[0]}{more if problems[1:] else ''}; {UNBLOCK_HINT}"
             )
-        journal.set_state("undoing")
-        _undo_all(ws, journal)
-        journal.set_state("undone")
+        try:
+            journal.set_state("undoing")
+            _undo_all(ws, journal)
+            journal.set_state("undone")
+        except OSError as exc:
+            # Left "undoing": the next routeshell command finishes the undo once this is fixed.
+            raise os_problem(exc, f"cannot undo plan {journal.id}", journal.dir) from None
         emit({"type": "undone", "journal": journal.id})
         return journal
