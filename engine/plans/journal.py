@@ -60,7 +60,9 @@ JournalState = Literal["applying", "applied", "rolled-back", "undoing", "undone"
 STATES: tuple[JournalState, ...] = ("applying", "applied", "rolled-back", "undoing", "undone")
 # Who asked for an apply: shown by 'plan show'. Journals written before this was kept say "unknown".
 Via = Literal["agent", "cli", "files-pane", "unknown"]
-_ID = re.compile(r"^(\d+)-.")
+# A journal's name; one with a dot in it (moved aside: "<id>.broken") is no longer ours.
+_ID = re.compile(r"^(\d+)-[^.]+$")
+_SEQUENCE = re.compile(r"^(\d+)-")
 
 
 def _fsync_path(path: Path) -> None:
@@ -155,7 +157,9 @@ class Journal:
     @classmethod
     def _create(cls, root: Path, journals_dir: Path, plan: dict[str, Any], origin: str | None, via: str) -> Journal:
         # A sequence number first, so that names sort in the order the plans were applied.
-        sequence = 1 + max((seq for seq, _ in _entries(journals_dir)), default=0)
+        # Names moved aside count too, so that a new journal never takes the id of an old one.
+        taken = (_SEQUENCE.match(name) for name in os.listdir(journals_dir))
+        sequence = 1 + max((int(match.group(1)) for match in taken if match), default=0)
         journal_id = f"{sequence:05d}-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         journal = cls(root, journal_id)
         try:
@@ -244,10 +248,16 @@ class Journal:
 
     def records(self) -> list[dict[str, Any]]:
         """Return the step records; reading stops at a torn or damaged line (a crash mid-write)."""
+        path = self.dir / "log.jsonl"
         try:
-            text = (self.dir / "log.jsonl").read_text(encoding="utf-8", errors="replace")
+            text = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            # Not "no records": steps may have run, and nothing may be undone on a guess.
+            raise StateError(
+                f"journal {self.id}: {path} cannot be read ({exc.strerror}); {move_aside_hint(self.dir)}"
+            ) from None
         records = []
         for line in text.splitlines():
             try:

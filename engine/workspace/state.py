@@ -149,24 +149,6 @@ def workspace_lock(root: Path, wait: float = 0) -> Iterator[None]:
         os.close(fd)
 
 
-def try_lock(root: Path) -> int | None:
-    """Take the lock without waiting and without creating anything; return its fd, or None.
-
-    None when there is no lock file, it cannot be opened, or another routeshell holds it: for
-    read-only commands, which then read without recovering. Close the fd to let go.
-    """
-    try:
-        fd = os.open(state_path(root) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def keep_reserve(root: Path) -> None:
     """Make sure the reserve file exists (best effort: on a full disk it simply is not made).
 

@@ -226,3 +226,23 @@ def test_journals_written_before_via_was_kept_still_read(tmp_path: Path) -> None
         (journal.dir / "plan.json").write_text(json.dumps(meta))
     assert [(row.goal, row.via) for row in history(ws)] == [("old", "agent"), ("older", "unknown")]
     assert history(ws)[0].as_event()["via"] == "agent"
+
+
+def test_an_unreadable_log_stops_recovery_with_what_to_move_aside(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("a\n")
+    result = apply_plan(ws, plan({"op": "delete", "path": "a.txt"}))
+    journal = Journal(ws, result.journal_id)
+    journal.set_state("applying")
+    os.unlink(journal.dir / "log.jsonl")
+    (journal.dir / "log.jsonl").mkdir()  # a directory in its place: never read as "no steps ran"
+    with pytest.raises(StateError, match=rf"log\.jsonl cannot be read .*mv '{journal.dir}' '{journal.dir}\.broken'"):
+        recover(ws)
+    assert journal.state == "applying"
+    assert (journal.trash_dir / "0").read_text() == "a\n"
+    os.rename(journal.dir, f"{journal.dir}.broken")  # as the message says
+    assert recover(ws) == []
+    assert [row.id for row in history(ws)] == []
+    second = apply_plan(ws, plan({"op": "mkdir", "path": "d"}))
+    assert second.journal_id.startswith("00002-")
