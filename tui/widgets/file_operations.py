@@ -43,7 +43,7 @@ OPERATION_BINDINGS = [
     Binding("m", "transfer('move')", "Move here", show=False, id="files.move", tooltip="Move the marked entries here"),
     Binding("d,delete", "delete", "Delete", id="files.delete", tooltip="Move marked entries (or this one) to trash"),
     Binding("e", "edit", "Edit", show=False, id="files.edit", tooltip="Edit the file in $EDITOR"),
-    Binding("u", "undo", "Undo", id="files.undo", tooltip="Undo the last applied plan (says what, then asks)"),
+    Binding("u", "undo", "Undo", id="files.undo", tooltip="Undo the last applied plan"),
 ]  # fmt: skip
 
 # Plans with more steps than this show a progress bar while they apply.
