@@ -235,3 +235,16 @@ def test_ctrl_c_during_apply_json_ends_with_a_final_event(ws: Path, plans: Path)
     assert (final["type"], final["exit_code"]) == ("error", 130)
     assert "rolled back" in final["message"]
     assert not (ws / "c.txt").exists()
+
+
+def test_show_undo_dry_run_and_trash_speak_json(ws: Path, plans: Path) -> None:
+    applied = events(apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}, goal="drop a"), "--json").stdout)
+    journal = applied[-1]["journal"]
+    [shown] = events(run_routeshell("plan", "show", journal, "--json", "--workspace", str(ws)).stdout)
+    assert (shown["type"], shown["id"], shown["via"], shown["files"]) == ("journal", journal, "cli", ["a.txt"])
+    assert shown["plan_steps"] == [{"op": "delete", "path": "a.txt"}]
+    [preview] = events(run_routeshell("plan", "undo", "--dry-run", "--json", "--workspace", str(ws)).stdout)
+    assert preview == {"type": "undo_preview", "journal": journal, "actions": ["put 'a.txt' back from the trash"],
+                       "blocked": []}  # fmt: skip
+    [item] = events(run_routeshell("trash", "list", "--json", "--workspace", str(ws)).stdout)
+    assert (item["type"], item["id"], item["origin"], item["size"]) == ("trash", f"{journal}/0", "a.txt", 2)

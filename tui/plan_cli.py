@@ -310,7 +310,7 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
     steps = [] if row.problem else journal.meta["plan"]["steps"]
     files = sorted({str(r[key]) for r in journal.records() for key in ("path", "from", "to") if key in r})
     if args.json:
-        _emit({**row.as_event(), "type": "plan", "origin": None if row.problem else journal.meta.get("origin"),
+        _emit({**row.as_event(), "type": "journal", "origin": None if row.problem else journal.meta.get("origin"),
                "plan_steps": steps, "files": files})  # fmt: skip
         return ExitCode.OK
     if row.problem:

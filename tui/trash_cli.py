@@ -101,7 +101,7 @@ def run_trash_command(args: argparse.Namespace) -> int:
             return ExitCode.FAILED
     count, size = trash.empty(workspace, wait=args.wait)
     if args.json:
-        print(json.dumps({"type": "trash-emptied", "items": count, "bytes": size}))
+        print(json.dumps({"type": "trash_emptied", "items": count, "bytes": size}))
     else:
         print(f"emptied the trash: {count} item(s), {human_size(size)} freed")
     return ExitCode.OK

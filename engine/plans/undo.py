@@ -30,8 +30,8 @@ class UndoPreview:
     blocked: list[str] = field(default_factory=list)
 
     def as_event(self) -> dict[str, Any]:
-        """The ``undo-preview`` JSON-lines event."""
-        return {"type": "undo-preview", "journal": self.journal.id, "actions": self.actions, "blocked": self.blocked}
+        """The ``undo_preview`` JSON-lines event."""
+        return {"type": "undo_preview", "journal": self.journal.id, "actions": self.actions, "blocked": self.blocked}
 
 
 def describe_undo(record: dict[str, Any]) -> str:

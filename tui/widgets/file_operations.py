@@ -46,6 +46,8 @@ OPERATION_BINDINGS = [
     Binding("u", "undo", "Undo", id="files.undo", tooltip="Undo the last applied plan"),
 ]  # fmt: skip
 
+# The undo question lists at most this many of the things undo will do.
+UNDO_ACTIONS_SHOWN = 8
 # Plans with more steps than this show a progress bar while they apply.
 PROGRESS_FROM_STEPS = 20
 
@@ -220,7 +222,9 @@ class FileOperationsMixin:
             pane.notify(f"Plan {journal.id} cannot be undone: {blocks}. To undo it, {UNBLOCK_HINT}.",
                         title="Not undone", severity="error", markup=False, timeout=15)  # fmt: skip
             return
-        actions = "\n".join(f"- {display_name(action)}" for action in preview.actions)
+        shown = preview.actions[:UNDO_ACTIONS_SHOWN]
+        more = len(preview.actions) - len(shown)
+        actions = "\n".join(f"- {display_name(action)}" for action in shown) + (f"\n- and {more} more" if more else "")
         question = f"Undo plan {journal.id}?\n{display_name(goal) or '(no goal)'}\nIt will:\n{actions}"
         if not await pane.app.push_screen_wait(ConfirmScreen(question)):
             pane.notify("Nothing undone")
