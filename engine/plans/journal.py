@@ -274,15 +274,16 @@ def _entries(directory: Path) -> list[tuple[int, str]]:
     """(sequence, name) of every journal directory; other entries (.DS_Store, junk) are not ours."""
     found = []
     try:
-        names = os.listdir(directory)
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                match = _ID.match(entry.name)
+                # d_type, not a stat per entry: a workspace may hold thousands of journals.
+                if match and entry.is_dir(follow_symlinks=False):
+                    found.append((int(match.group(1)), entry.name))
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise os_problem(exc, "cannot read the journals", directory) from None
-    for name in names:
-        match = _ID.match(name)
-        if match and (directory / name).is_dir() and not (directory / name).is_symlink():
-            found.append((int(match.group(1)), name))
     return sorted(found)
 
 
