@@ -20,6 +20,7 @@ from engine.errors import RouteshellError
 from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.plans.dry_run import preview_plan
 from engine.plans.model import normalise, plan_problems
+from engine.plans.ops import OPS
 from engine.schemas import describe_error, load_schema, pointer, validator
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.tools import glob, read_file
@@ -32,19 +33,14 @@ CONTEXT_CHARS = 24_000
 #: The schema each role's reply must validate against (``engine/schemas/<name>.schema.json``).
 ROLE_SCHEMAS = {"planner": "planner", "builder": "plan", "tester": "tester", "refactor": "plan"}
 
-_PLAN_RULES = """\
-Reply with one JSON document and nothing else: a plan, version 1, {"version": 1, "goal": "...", "steps": [...]}.
-Each step is one of:
-  {"op": "mkdir", "path": P}
-  {"op": "write", "path": P, "content": TEXT, "overwrite": true|false}   (overwrite defaults to false)
-  {"op": "append", "path": P, "content": TEXT}
-  {"op": "patch", "path": P, "find": TEXT, "replace": TEXT, "count": N}  (find must occur exactly N times, default 1)
-  {"op": "move", "from": P, "to": P}
-  {"op": "copy", "from": P, "to": P}
-  {"op": "delete", "path": P}
-  {"op": "run", "argv": ["program", "arg", ...], "timeout_s": N, "check": true|false}
-Paths are relative to the workspace root, never absolute, never "..", never inside .git or .routeshell.
-A run step has no shell: pass the program and its arguments as a list."""
+_PLAN_RULES = (
+    'Reply with one JSON document and nothing else: a plan, version 1, {"version": 1, "goal": "...", "steps": [...]}.\n'
+    "Each step is one of:\n"
+    + "".join(f"  {op.usage}\n" for op in OPS.values())
+    + 'Paths are relative to the workspace root, never absolute, never "..", never the root itself,\n'
+    "never inside a .git (at any depth) or .routeshell; a path that names a file has no trailing '/'.\n"
+    "A run step has no shell: pass the program and its arguments as a list."
+)
 
 SYSTEM_PROMPTS = {
     "planner": """You are the planner of a coding agent working in a workspace directory.

@@ -167,7 +167,8 @@ class Journal:
             journal.backup_dir.mkdir()
             journal.trash_dir.mkdir()
             meta = {"id": journal_id, "started": time.time(), "plan": plan, "origin": origin, "via": via}
-            write_file_atomic(journal.dir / "plan.json", json.dumps(meta, ensure_ascii=False).encode())
+            # ASCII: a non-UTF-8 file name is a lone surrogate here, and only its \u escape can be stored.
+            write_file_atomic(journal.dir / "plan.json", json.dumps(meta, ensure_ascii=True).encode())
             journal.set_state("applying")
         except BaseException:
             # Nothing ran yet: a journal that could not be written whole is removed, not left damaged.
@@ -231,7 +232,7 @@ class Journal:
         Writes the whole line or nothing: on a short write or an error the log is cut back to
         where it was and OSError is raised, so the step must not run.
         """
-        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
+        line = (json.dumps(entry, ensure_ascii=True) + "\n").encode()  # see plan.json
         fd = os.open(self.dir / "log.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             size = os.fstat(fd).st_size

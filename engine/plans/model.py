@@ -8,19 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
+from engine.plans.ops import OPS
 from engine.schemas import describe_error, pointer, validator
 from engine.workspace.sandbox import SandboxError, check_relpath
 
-# Which keys of each op name paths, and whether the step changes what is there.
+#: Which keys of each op name paths, and whether the step changes what is there (from the ops table).
 PATH_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "mkdir": (("path", True),),
-    "write": (("path", True),),
-    "append": (("path", True),),
-    "patch": (("path", True),),
-    "move": (("from", True), ("to", True)),
-    "copy": (("from", False), ("to", True)),
-    "delete": (("path", True),),
-    "run": (),
+    name: tuple((key.key, key.write) for key in op.paths) for name, op in OPS.items()
 }
 
 
@@ -53,19 +47,53 @@ def plan_problems(document: Any) -> list[PlanProblem]:
         path, reason = describe_error(error)
         problems.append(PlanProblem(pointer(path), reason))
     reported = {problem.pointer for problem in problems}
+    if isinstance(document, dict) and isinstance(document.get("goal"), str) and "/goal" not in reported:
+        goal_problem = _text_problem(document["goal"])
+        if goal_problem:
+            problems.append(PlanProblem("/goal", goal_problem))
     steps = document.get("steps") if isinstance(document, dict) else None
     for index, step in enumerate(steps if isinstance(steps, list) else []):
-        if not isinstance(step, dict) or step.get("op") not in PATH_KEYS:
-            continue
-        for key, write in PATH_KEYS[step["op"]]:
-            where = pointer(["steps", index, key])
-            if not isinstance(step.get(key), str) or where in reported:
-                continue
-            try:
-                check_relpath(step[key], write=write)
-            except SandboxError as exc:
-                problems.append(PlanProblem(where, str(exc)))
+        if isinstance(step, dict) and step.get("op") in OPS:
+            problems += [problem for problem in _step_problems(index, step) if problem.pointer not in reported]
     return sorted(problems, key=_pointer_order)
+
+
+def _step_problems(index: int, step: dict[str, Any]) -> list[PlanProblem]:
+    """The sandbox and op rules for one step that has a known op (the schema checks its shape)."""
+    op = OPS[step["op"]]
+    problems = []
+    for path_key in op.paths:
+        raw = step.get(path_key.key)
+        if not isinstance(raw, str):
+            continue
+        where = pointer(["steps", index, path_key.key])
+        try:
+            normal = check_relpath(raw, write=path_key.write)
+        except SandboxError as exc:
+            problems.append(PlanProblem(where, str(exc)))
+            continue
+        if normal == ".":
+            problems.append(
+                PlanProblem(where, f"{raw!r} is the workspace root itself; a {op.name} step cannot name it")
+            )
+        elif path_key.names_file and raw.endswith("/"):
+            # "a.txt/" would overwrite a.txt, "dir/" would make a file named dir: never what was meant.
+            reason = f"{raw!r}: the {path_key.key!r} of a {op.name} step names a file; give its full path without '/'"
+            problems.append(PlanProblem(where, reason))
+    for text_key in op.texts:
+        if isinstance(step.get(text_key), str) and (text_problem := _text_problem(step[text_key])):
+            problems.append(PlanProblem(pointer(["steps", index, text_key]), text_problem))
+    problems += [PlanProblem(pointer(["steps", index, key]), reason) for key, reason in op.problems(step)]
+    return problems
+
+
+def _text_problem(text: str) -> str | None:
+    # JSON can spell a lone surrogate (\ud800); it has no UTF-8 form, so it cannot be written.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds a lone surrogate (U+{ord(text[exc.start]):04X}), which is not text; remove it"
+    return None
 
 
 def _pointer_order(problem: PlanProblem) -> list[tuple[int, int, str]]:
@@ -77,16 +105,10 @@ def normalise(document: dict[str, Any]) -> dict[str, Any]:
     """Return a validated plan with defaults filled in and every path in normal form."""
     steps = []
     for step in document["steps"]:
-        step = dict(step)
-        for key, write in PATH_KEYS[step["op"]]:
-            step[key] = check_relpath(step[key], write=write)
-        if step["op"] == "write":
-            step.setdefault("overwrite", False)
-        elif step["op"] == "patch":
-            step.setdefault("count", 1)
-        elif step["op"] == "run":
-            step.setdefault("timeout_s", 60)
-            step.setdefault("check", True)
+        op = OPS[step["op"]]
+        step = {**op.defaults, **step}
+        for path_key in op.paths:
+            step[path_key.key] = check_relpath(step[path_key.key], write=path_key.write)
         steps.append(step)
     return {**document, "steps": steps}
 

@@ -1,7 +1,7 @@
 """The ``run`` step: a command in the workspace with a timeout, a scrubbed environment and limits.
 
 Where bubblewrap is installed the command also runs without network, with only the workspace
-writable (its state directory read-only) and a private /tmp.
+writable (its state directory and every ``.git`` in it read-only) and a private /tmp.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.workspace.sandbox import STATE_DIR
+from engine.workspace.sandbox import GIT_DIR, STATE_DIR
 
 TAIL_BYTES = 4000
 
@@ -106,6 +106,40 @@ def _host_tmp_read_only() -> list[str]:
     return arguments
 
 
+MAX_WALK_DIRS = 50_000
+
+
+def _git_read_only(root: Path) -> list[str] | None:
+    """bwrap arguments that show every ``.git`` in the workspace read-only (a hook or a config is code).
+
+    The walk never follows a symlink and skips the state directory; a ``.git`` that is a symlink
+    to a place in the workspace has that place bound read-only. Returns None past
+    ``MAX_WALK_DIRS`` directories: a ``.git`` could hide in what was not seen.
+    """
+    arguments: list[str] = []
+    pending = [str(root)]
+    seen = 0
+    while pending:
+        directory = pending.pop()
+        seen += 1
+        if seen > MAX_WALK_DIRS:
+            return None
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.lower() == GIT_DIR:
+                target = os.path.realpath(entry.path)
+                if target == str(root) or target.startswith(str(root) + os.sep):
+                    arguments += ["--ro-bind", target, target]
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False) and not (directory == str(root) and entry.name == STATE_DIR):
+                    pending.append(entry.path)
+    return arguments
+
+
 def _find_program(root: Path, program: str, env: dict[str, str]) -> str | None:
     """Return the program's path as the child would find it, or None when there is none."""
     if "/" in program:
@@ -126,6 +160,10 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
     command = list(argv)
     if bwrap is not None:
         state = root / STATE_DIR
+        git_read_only = _git_read_only(root)
+        if git_read_only is None:
+            why = f"the workspace has over {MAX_WALK_DIRS} directories, too many to find every .git to protect"
+            return RunResult(126, f"{argv[0]}: not run: {why}; run it outside routeshell", False, True)
         command = [
             bwrap,
             "--ro-bind", "/", "/",
@@ -133,6 +171,7 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
             *_host_tmp_read_only(),
             "--bind", str(root), str(root),
             *(["--ro-bind", str(state), str(state)] if state.is_dir() else []),
+            *git_read_only,
             "--dev", "/dev",
             "--proc", "/proc",
             *([] if limits.network else ["--unshare-net"]),

@@ -21,7 +21,8 @@ from pathlib import Path
 from engine.errors import RouteshellError
 
 STATE_DIR = ".routeshell"
-PROTECTED = (".git", STATE_DIR)
+GIT_DIR = ".git"
+PROTECTED = (GIT_DIR, STATE_DIR)
 MAX_PATH = 4096
 MAX_NAME = 255
 
@@ -67,9 +68,11 @@ HAVE_OPENAT2 = _probe_openat2()
 def check_relpath(path: str, *, write: bool = False) -> str:
     """Return the normal form of a workspace-relative POSIX path, or raise :class:`SandboxError`.
 
-    Refuses empty and absolute paths, NUL bytes, ``..`` that climbs above the root, names over
-    255 bytes and paths over 4096 bytes; with ``write``, also anything inside ``.git/`` or the
-    state directory. The normal form has no ``.``, ``..`` or repeated slashes; the root is ``"."``.
+    Refuses empty and absolute paths, NUL bytes, lone surrogates other than the ones that carry
+    the bytes of a non-UTF-8 name (U+DC80..U+DCFF, Python's ``surrogateescape``), ``..`` that
+    climbs above the root, names over 255 bytes and paths over 4096 bytes; with ``write``, also
+    a ``.git`` (directory or gitdir file) at any depth, anything in one, and the state directory.
+    The normal form has no ``.``, ``..`` or repeated slashes; the root is ``"."``.
     """
     if not isinstance(path, str) or path == "":
         raise SandboxError("empty path")
@@ -81,6 +84,8 @@ def check_relpath(path: str, *, write: bool = False) -> str:
         encoded = os.fsencode(path)
     except UnicodeEncodeError:
         raise SandboxError(f"{path!r}: not a valid file name (a lone surrogate code point)") from None
+    # Escaped bytes that spell valid UTF-8 name the same file as the text: one spelling per name.
+    path = os.fsdecode(encoded)
     if len(encoded) > MAX_PATH:
         raise SandboxError(f"{path[:40]!r}...: path longer than {MAX_PATH} bytes")
     parts: list[str] = []
@@ -95,9 +100,21 @@ def check_relpath(path: str, *, write: bool = False) -> str:
         if len(os.fsencode(part)) > MAX_NAME:
             raise SandboxError(f"{path!r}: a name is longer than {MAX_NAME} bytes")
         parts.append(part)
-    if write and parts and parts[0] in PROTECTED:
-        raise SandboxError(f"{path!r}: {parts[0]}/ is protected and cannot be changed by a plan")
+    found = protected_part(parts) if write else None
+    if found is not None:
+        raise SandboxError(f"{path!r}: {found}/ is protected and cannot be changed by a plan")
     return "/".join(parts) or "."
+
+
+def protected_part(parts: list[str]) -> str | None:
+    """Return the protected name among path ``parts``: ``.git`` at any depth, or the state directory on top."""
+    if parts and parts[0] == STATE_DIR:
+        return STATE_DIR
+    for part in parts:
+        # Any case: on a case-insensitive filesystem ".GIT" is the same directory.
+        if part.lower() == GIT_DIR:
+            return part
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,512 @@
+"""The plan ops, each declared in one place: its paths, checks, apply, undo and preview.
+
+An op is a subclass of :class:`Op` registered in :data:`OPS` under its name. Validation
+(``model.py``), the apply and undo (``apply.py``), the dry run (``dry_run.py``) and the rules
+the model is given (``agents/roles.py``) all loop over that table. A new op also needs its
+step shape in ``engine/schemas/plan.schema.json``; a test keeps the two in step.
+
+Each step is checked by :meth:`Op.prepare` against a :class:`~engine.plans.view.View`: the real
+workspace when applying, the simulated one when previewing, so both refuse the same steps.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from engine.errors import RouteshellError
+from engine.plans.files import CANNOT_COPY, copy_tree, dir_fd, is_dir, remove_quietly, sha, to_trash, write_new
+from engine.plans.journal import Journal
+from engine.plans.runner import Limits, RunResult, run_command
+from engine.plans.steps import (
+    CopyStep,
+    DeleteRecord,
+    DeleteStep,
+    FileRecord,
+    FileStep,
+    MkdirRecord,
+    MkdirStep,
+    MoveStep,
+    RunRecord,
+    RunStep,
+    TransferRecord,
+)
+from engine.plans.view import Overlay, UndoSimulation, View
+from engine.workspace.sandbox import SandboxError, Workspace, check_relpath, fsync_dir, rename_noreplace
+
+
+class StepFailed(RouteshellError):
+    """A step could not be carried out; everything before it was rolled back (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class PathKey:
+    """A key of a step that names a path."""
+
+    key: str
+    write: bool  # the step changes what is at this path
+    names_file: bool = False  # the path names a file, so a trailing "/" is a mistake
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What carrying out a step needs besides the step: where, its journal, and how to run commands."""
+
+    ws: Workspace
+    journal: Journal
+    limits: Limits
+    bwrap: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a step does to one file's content, for the preview's diff (``old`` None: a new file)."""
+
+    path: str
+    old: bytes | None
+    new: bytes
+
+
+StepT = TypeVar("StepT")
+RecordT = TypeVar("RecordT")
+
+
+class Op(Generic[StepT, RecordT]):
+    """One plan op, generic in its step and record TypedDicts (``engine/plans/steps.py``).
+
+    A subclass sets ``name``, ``usage`` (one line of the rules the model is given), ``paths``
+    (checked by the sandbox at validation, and again against the real workspace before a
+    written one is touched), ``texts`` (refused unless they are real text) and ``defaults``
+    (filled in by ``normalise``), and overrides ``summary``, ``prepare`` and ``execute``; and
+    ``simulate``, ``undo`` and ``undo_conflicts`` when the op changes files.
+    """
+
+    name: ClassVar[str]
+    usage: ClassVar[str]  # the step's shape as the model is told it
+    paths: ClassVar[tuple[PathKey, ...]] = ()
+    texts: ClassVar[tuple[str, ...]] = ()  # text fields written as UTF-8
+    defaults: ClassVar[dict[str, object]] = {}
+
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        """Return (key, reason) for what the schema cannot say is wrong with a step (its paths are checked apart)."""
+        return []
+
+    def summary(self, step: StepT) -> str:
+        """Return the step in one line, as the preview and the transcript show it."""
+        raise NotImplementedError
+
+    def prepare(self, view: View, index: int, step: StepT) -> RecordT:
+        """Check the step's preconditions in ``view``; return its record, holding what undo needs."""
+        raise NotImplementedError
+
+    def execute(self, ctx: ApplyContext, record: RecordT, step: StepT) -> RunResult | None:
+        """Carry out a prepared step (its record is already durable in the journal)."""
+        raise NotImplementedError
+
+    def simulate(self, overlay: Overlay, record: RecordT, step: StepT) -> Change | None:
+        """Make the prepared step's effect in ``overlay``; return the content change to show."""
+        return None
+
+    def undo(self, ws: Workspace, journal: Journal, record: RecordT) -> None:
+        """Reverse a record. Idempotent: the step may have run fully, partly or not at all."""
+
+    def undo_conflicts(self, sim: UndoSimulation, record: RecordT) -> list[str]:
+        """Return why undoing the record would lose later work; update ``sim`` to after its undo."""
+        return []
+
+
+def require_parent(view: View, path: str) -> None:
+    """Raise when the directory that would hold ``path`` is missing or not a directory."""
+    head = path.rpartition("/")[0]
+    if not head:
+        return
+    kind = view.kind(head)
+    if kind is None:
+        raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
+    if kind != "dir":
+        raise SandboxError(f"{head!r} is not a directory")
+
+
+def _tmp_name(journal: Journal, index: int) -> str:
+    return f".rs-tmp-{journal.id}-{index}"
+
+
+# -- the ops ------------------------------------------------------------------------------------
+
+
+class Mkdir(Op[MkdirStep, MkdirRecord]):
+    name = "mkdir"
+    usage = '{"op": "mkdir", "path": P}   (makes missing parents too)'
+    paths = (PathKey("path", write=True),)
+
+    def summary(self, step: MkdirStep) -> str:
+        return f"mkdir {step['path']}"
+
+    def prepare(self, view: View, index: int, step: MkdirStep) -> MkdirRecord:
+        created: list[str] = []
+        prefix = ""
+        for part in step["path"].split("/"):
+            prefix = f"{prefix}/{part}" if prefix else part
+            kind = view.kind(prefix)
+            if kind is None:
+                created.append(prefix)
+            elif kind != "dir":
+                raise SandboxError(f"{prefix!r} exists and is not a directory")
+        return {"i": index, "op": self.name, "created": created}
+
+    def execute(self, ctx: ApplyContext, record: MkdirRecord, step: MkdirStep) -> None:
+        for directory in record["created"]:
+            with ctx.ws.parent(directory) as (parent_fd, name):
+                os.mkdir(name, 0o755, dir_fd=parent_fd)
+                fsync_dir(parent_fd)
+
+    def simulate(self, overlay: Overlay, record: MkdirRecord, step: MkdirStep) -> None:
+        for directory in record["created"]:
+            overlay.make_dir(directory)
+
+    def undo(self, ws: Workspace, journal: Journal, record: MkdirRecord) -> None:
+        for directory in reversed(record["created"]):
+            with ws.parent(directory) as (parent_fd, name):
+                try:
+                    os.rmdir(name, dir_fd=parent_fd)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                        raise
+
+    def undo_conflicts(self, sim: UndoSimulation, record: MkdirRecord) -> list[str]:
+        problems = []
+        for directory in reversed(record["created"]):
+            if sim.kind(directory) == "dir":
+                stray = [name for name in sim.children(directory) if f"{directory}/{name}" not in record["created"]]
+                if stray:
+                    path = f"{directory}/{stray[0]}"
+                    problems.append(
+                        f"{path!r} was put in the directory {directory!r} after the plan made it"
+                        " (undo removes that directory); move it elsewhere, then undo"
+                    )
+            sim.present[directory] = False
+        return problems
+
+
+class _FileOp(Op[FileStep, FileRecord]):
+    """write, append and patch: replace a file's content with one computed from the old one."""
+
+    paths = (PathKey("path", write=True, names_file=True),)
+
+    def summary(self, step: FileStep) -> str:
+        return f"{self.name} {step['path']}"
+
+    def new_content(self, step: FileStep, old: bytes) -> bytes:
+        raise NotImplementedError
+
+    def check_existing(self, step: FileStep) -> None:
+        """Raise when the step may not change a file that exists."""
+
+    def prepare(self, view: View, index: int, step: FileStep) -> FileRecord:
+        path = step["path"]
+        require_parent(view, path)
+        kind = view.kind(path)
+        if kind not in (None, "file"):
+            raise SandboxError(f"{path!r} exists and is not a regular file")
+        old, mode = b"", 0o644
+        if kind is not None:
+            self.check_existing(step)
+            old, mode = view.read(path)
+        elif self.name == "patch":
+            raise SandboxError(f"{path!r} does not exist")
+        new = self.new_content(step, old)
+        return {"i": index, "op": self.name, "path": path, "existed": kind is not None, "mode": mode, "sha": sha(new),
+                "_new": new}  # fmt: skip
+
+    def execute(self, ctx: ApplyContext, record: FileRecord, step: FileStep) -> None:
+        journal, index = ctx.journal, record["i"]
+        with ctx.ws.parent(record["path"]) as (parent_fd, name):
+            if record["existed"]:
+                # The old inode becomes the backup: same bytes, mode and mtime, and the path keeps
+                # the old content until the rename below swaps in the new one.
+                os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
+            write_new(parent_fd, _tmp_name(journal, index), record.pop("_new"), record["mode"])
+            os.rename(_tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            fsync_dir(parent_fd)
+
+    def simulate(self, overlay: Overlay, record: FileRecord, step: FileStep) -> Change:
+        path = record["path"]
+        old = overlay.read(path)[0] if record["existed"] else None
+        new = record.pop("_new")
+        overlay.put_file(path, new, record["mode"])
+        return Change(path, old, new)
+
+    def undo(self, ws: Workspace, journal: Journal, record: FileRecord) -> None:
+        index = record["i"]
+        with ws.parent(record["path"]) as (parent_fd, name):
+            remove_quietly(parent_fd, _tmp_name(journal, index))
+            backup = journal.backup_dir / str(index)
+            if backup.exists():
+                with dir_fd(journal.backup_dir) as backup_fd:
+                    os.rename(str(index), name, src_dir_fd=backup_fd, dst_dir_fd=parent_fd)
+                fsync_dir(parent_fd)
+            elif not record["existed"]:
+                to_trash(journal.trash_dir, parent_fd, name, f"undo-{index}")
+
+    def undo_conflicts(self, sim: UndoSimulation, record: FileRecord) -> list[str]:
+        path = record["path"]
+        problems = []
+        if path not in sim.present and sim.exists(path):
+            try:
+                data = sim.view.read(path)[0]
+            except (OSError, SandboxError):
+                data = b""
+            if sha(data) != record["sha"]:
+                problems.append(f"{path!r} changed after the plan was applied")
+        sim.present[path] = record["existed"]
+        return problems
+
+
+class Write(_FileOp):
+    name = "write"
+    usage = '{"op": "write", "path": P, "content": TEXT, "overwrite": true|false}   (overwrite defaults to false)'
+    texts = ("content",)
+    defaults: ClassVar[dict[str, object]] = {"overwrite": False}
+
+    def check_existing(self, step: FileStep) -> None:
+        if not step.get("overwrite"):
+            raise SandboxError(f'{step["path"]!r} already exists (set "overwrite": true to replace it)')
+
+    def new_content(self, step: FileStep, old: bytes) -> bytes:
+        return str(step.get("content")).encode("utf-8")
+
+
+class Append(_FileOp):
+    name = "append"
+    usage = '{"op": "append", "path": P, "content": TEXT}'
+    texts = ("content",)
+
+    def new_content(self, step: FileStep, old: bytes) -> bytes:
+        return old + str(step.get("content")).encode("utf-8")
+
+
+class Patch(_FileOp):
+    name = "patch"
+    usage = '{"op": "patch", "path": P, "find": TEXT, "replace": TEXT, "count": N}  (find must occur exactly N times, default 1)'  # noqa: E501
+    texts = ("find", "replace")
+    defaults: ClassVar[dict[str, object]] = {"count": 1}
+
+    def new_content(self, step: FileStep, old: bytes) -> bytes:
+        assert step["op"] == "patch"
+        try:
+            text = old.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SandboxError(f"{step['path']!r} is not UTF-8 text; patch works on text") from None
+        found = text.count(step["find"])
+        wanted = step["count"]
+        if found == 0:
+            raise SandboxError(f"{step['path']!r}: the text to find does not occur")
+        if wanted and found < wanted:
+            raise SandboxError(f"{step['path']!r}: the text to find occurs {found} times, fewer than count={wanted}")
+        return text.replace(step["find"], step["replace"], wanted or -1).encode("utf-8")
+
+
+class _Transfer(Op[Any, TransferRecord]):
+    """move and copy: from one path to another that must not exist yet."""
+
+    paths: ClassVar[tuple[PathKey, ...]]
+
+    def summary(self, step: MoveStep | CopyStep) -> str:
+        return f"{self.name} {step['from']} -> {step['to']}"
+
+    def prepare(self, view: View, index: int, step: MoveStep | CopyStep) -> TransferRecord:
+        src, dst = step["from"], step["to"]
+        require_parent(view, dst)
+        if view.kind(src) is None:
+            raise SandboxError(f"{src!r} does not exist")
+        if view.kind(dst) is not None:
+            raise SandboxError(f"{dst!r} already exists")
+        if dst.startswith(src + "/"):
+            raise SandboxError(f"cannot {self.name} {src!r} into itself ({dst!r})")
+        return {"i": index, "op": self.name, "from": src, "to": dst}
+
+    def simulate(self, overlay: Overlay, record: TransferRecord, step: MoveStep | CopyStep) -> None:
+        overlay.transfer(record["from"], record["to"], keep_source=self.name == "copy")
+
+
+class Move(_Transfer):
+    name = "move"
+    usage = '{"op": "move", "from": P, "to": P}   (to is the new path in full)'
+    paths = (PathKey("from", write=True), PathKey("to", write=True, names_file=True))
+
+    def execute(self, ctx: ApplyContext, record: TransferRecord, step: MoveStep) -> None:
+        with ctx.ws.parent(record["from"]) as (src_fd, src_name), ctx.ws.parent(record["to"]) as (dst_fd, dst_name):
+            rename_noreplace(src_fd, src_name, dst_fd, dst_name)
+            fsync_dir(src_fd)
+            fsync_dir(dst_fd)
+
+    def undo(self, ws: Workspace, journal: Journal, record: TransferRecord) -> None:
+        if ws.lstat(record["to"]) is not None and ws.lstat(record["from"]) is None:
+            with ws.parent(record["to"]) as (dst_fd, dst_name), ws.parent(record["from"]) as (src_fd, src_name):
+                rename_noreplace(dst_fd, dst_name, src_fd, src_name)
+                fsync_dir(src_fd)
+
+    def undo_conflicts(self, sim: UndoSimulation, record: TransferRecord) -> list[str]:
+        problems = []
+        if not sim.exists(record["to"]):
+            problems.append(f"{record['to']!r} is gone, so it cannot be moved back")
+        elif sim.exists(record["from"]):
+            problems.append(f"{record['from']!r} exists again, so {record['to']!r} cannot be moved back")
+        sim.present[record["from"]], sim.present[record["to"]] = True, False
+        return problems
+
+
+class Copy(_Transfer):
+    name = "copy"
+    usage = '{"op": "copy", "from": P, "to": P}   (to is the new path in full)'
+    paths = (PathKey("from", write=False), PathKey("to", write=True, names_file=True))
+
+    def prepare(self, view: View, index: int, step: MoveStep | CopyStep) -> TransferRecord:
+        record = super().prepare(view, index, step)
+        # What the copy will hold, so that undo can tell a later edit from the plan's own bytes.
+        record["tree"] = view.fingerprint(record["from"])
+        for rel, described in record["tree"].items():
+            if described == "o":
+                raise SandboxError(f"{record['from'] + '/' + rel if rel else record['from']!r}: {CANNOT_COPY}")
+        return record
+
+    def execute(self, ctx: ApplyContext, record: TransferRecord, step: CopyStep) -> None:
+        with ctx.ws.parent(record["from"]) as (src_fd, src_name), ctx.ws.parent(record["to"]) as (dst_fd, dst_name):
+            tmp = _tmp_name(ctx.journal, record["i"])
+            copy_tree(src_fd, src_name, dst_fd, tmp)
+            rename_noreplace(dst_fd, tmp, dst_fd, dst_name)
+            fsync_dir(dst_fd)
+
+    def undo(self, ws: Workspace, journal: Journal, record: TransferRecord) -> None:
+        index = record["i"]
+        with ws.parent(record["to"]) as (dst_fd, dst_name):
+            tmp = _tmp_name(journal, index)
+            try:
+                tmp_is_dir = is_dir(dst_fd, tmp)
+            except FileNotFoundError:
+                pass
+            else:
+                if tmp_is_dir:
+                    shutil.rmtree(tmp, dir_fd=dst_fd)
+                else:
+                    os.unlink(tmp, dir_fd=dst_fd)
+            to_trash(journal.trash_dir, dst_fd, dst_name, f"undo-{index}")
+
+    def undo_conflicts(self, sim: UndoSimulation, record: TransferRecord) -> list[str]:
+        dst, tree = record["to"], record.get("tree")
+        problems = []
+        if tree is not None and not sim.affected(dst) and sim.exists(dst):
+            try:
+                now = sim.view.fingerprint(dst)
+            except (OSError, SandboxError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                problems.append(f"cannot check the copy {dst!r} for later changes: {reason}")
+                now = {}
+            for rel, described in sorted(now.items()):
+                path = f"{dst}/{rel}" if rel else dst
+                if tree.get(rel) != described and not sim.affected(path):
+                    what = "changed" if rel in tree else "was added"
+                    problems.append(
+                        f"{path!r} {what} after the plan copied it (undo would move it to the trash);"
+                        " copy your changes elsewhere or delete them, then undo"
+                    )
+                    break
+        sim.present[dst] = False
+        return problems
+
+
+class Delete(Op[DeleteStep, DeleteRecord]):
+    name = "delete"
+    usage = '{"op": "delete", "path": P}   (a file or a whole directory; it goes to the trash)'
+    paths = (PathKey("path", write=True),)
+
+    def summary(self, step: DeleteStep) -> str:
+        return f"delete {step['path']}"
+
+    def prepare(self, view: View, index: int, step: DeleteStep) -> DeleteRecord:
+        if view.kind(step["path"]) is None:
+            raise SandboxError(f"{step['path']!r} does not exist")
+        return {"i": index, "op": self.name, "path": step["path"]}
+
+    def execute(self, ctx: ApplyContext, record: DeleteRecord, step: DeleteStep) -> None:
+        with ctx.ws.parent(record["path"]) as (parent_fd, name), dir_fd(ctx.journal.trash_dir) as trash_fd:
+            rename_noreplace(parent_fd, name, trash_fd, str(record["i"]))
+            fsync_dir(parent_fd)
+            fsync_dir(trash_fd)
+
+    def simulate(self, overlay: Overlay, record: DeleteRecord, step: DeleteStep) -> None:
+        overlay.remove(record["path"])
+
+    def undo(self, ws: Workspace, journal: Journal, record: DeleteRecord) -> None:
+        index = str(record["i"])
+        if os.path.lexists(journal.trash_dir / index):
+            with ws.parent(record["path"]) as (parent_fd, name), dir_fd(journal.trash_dir) as trash_fd:
+                rename_noreplace(trash_fd, index, parent_fd, name)
+                fsync_dir(parent_fd)
+
+    def undo_conflicts(self, sim: UndoSimulation, record: DeleteRecord) -> list[str]:
+        problems = []
+        if sim.exists(record["path"]):
+            problems.append(f"{record['path']!r} exists again, so the deleted one cannot be restored")
+        sim.present[record["path"]] = True
+        return problems
+
+
+class Run(Op[RunStep, RunRecord]):
+    name = "run"
+    usage = '{"op": "run", "argv": ["program", "arg", ...], "timeout_s": N, "check": true|false}'
+    defaults: ClassVar[dict[str, object]] = {"timeout_s": 60, "check": True}
+
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        for argument in step.get("argv") or []:
+            try:
+                os.fsencode(argument)
+            except UnicodeEncodeError:
+                return [("argv", "an argument holds a lone surrogate, which cannot be passed to a program")]
+            except TypeError:
+                continue  # the schema reports it
+        return []
+
+    def summary(self, step: RunStep) -> str:
+        return "run " + " ".join(step["argv"]) + f" (timeout {step['timeout_s']}s)"
+
+    def prepare(self, view: View, index: int, step: RunStep) -> RunRecord:
+        return {"i": index, "op": self.name, "argv": step["argv"]}
+
+    def execute(self, ctx: ApplyContext, record: RunRecord, step: RunStep) -> RunResult:
+        result = run_command(ctx.ws.root, step["argv"], step["timeout_s"], ctx.limits, bwrap=ctx.bwrap)
+        if step["check"] and result.exit_code != 0:
+            why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+            last = result.output_tail.strip().splitlines()[-1:] or [""]
+            raise StepFailed(f"command {step['argv'][0]!r} {why}: {last[0][:200]}")
+        return result
+
+
+#: Every op, by name: the one table that validation, apply, undo, the dry run and the prompts read.
+OPS: dict[str, Op[Any, Any]] = {op.name: op for op in (Mkdir(), Write(), Append(), Patch(), Move(), Copy(),
+                                                      Delete(), Run())}  # fmt: skip
+
+
+def prepare_step(view: View, index: int, step: dict[str, Any]) -> dict[str, Any]:
+    """Check a normalised step against ``view`` (paths first, then the op's own checks); return its record."""
+    op = OPS[step["op"]]
+    for key in op.paths:
+        if key.write:
+            check_relpath(step[key.key], write=True)
+            view.check_writable(step[key.key])
+    record: dict[str, Any] = op.prepare(view, index, step)
+    return record
+
+
+def undo_conflicts(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
+    """Return why undoing ``records`` (one journal's) now would lose later work, newest record first."""
+    sim = UndoSimulation(ws)
+    problems: list[str] = []
+    for record in reversed(records):
+        problems += OPS[record["op"]].undo_conflicts(sim, record)
+    return problems

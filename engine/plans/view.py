@@ -1,0 +1,314 @@
+"""What a plan op sees of the workspace while it checks a step: the real one, or a simulated one.
+
+The apply checks each step against :class:`WorkspaceView` (the workspace as it is); the dry run
+checks the same step, with the same code, against an :class:`Overlay` (the workspace as the
+earlier steps of the plan would leave it). So the preview and the apply refuse the same steps
+with the same words.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from engine.plans.files import CANNOT_COPY, Fingerprint, fingerprint, read_regular
+from engine.workspace import sandbox
+from engine.workspace.sandbox import SandboxError, Workspace, protected_part
+
+Kind = Literal["file", "dir", "link", "other"]
+
+_MAX_LINKS = 40  # as the kernel's own limit on symlinks followed in one lookup
+
+
+class View(Protocol):
+    """The queries a step's checks make; paths are normalised workspace-relative paths."""
+
+    def kind(self, path: str) -> Kind | None:
+        """Return what is at ``path`` (a final symlink is described, not followed), or None."""
+        ...
+
+    def read(self, path: str) -> tuple[bytes, int]:
+        """Return the content and mode of the regular file at ``path``."""
+        ...
+
+    def fingerprint(self, path: str) -> Fingerprint:
+        """Return the fingerprint of the tree at ``path`` (empty where nothing is recorded)."""
+        ...
+
+    def check_writable(self, path: str) -> None:
+        """Raise :class:`SandboxError` when ``path``'s directory resolves into ``.git`` or the state directory."""
+        ...
+
+
+def _kind_of(mode: int) -> Kind:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "other"
+
+
+class WorkspaceView:
+    """The workspace as it is now, read through its confined descriptors."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def kind(self, path: str) -> Kind | None:
+        info = self.ws.lstat(path)
+        return None if info is None else _kind_of(info.st_mode)
+
+    def read(self, path: str) -> tuple[bytes, int]:
+        with self.ws.parent(path) as (parent_fd, name):
+            return read_regular(parent_fd, name)
+
+    def fingerprint(self, path: str) -> Fingerprint:
+        with self.ws.parent(path) as (parent_fd, name):
+            return fingerprint(parent_fd, name)
+
+    def children(self, path: str) -> list[str]:
+        """Return the names in directory ``path``."""
+        return [entry.name for entry in self.ws.listdir(path)]
+
+    def link_target(self, path: str) -> str:
+        """Return the target of the symlink at ``path``."""
+        with self.ws.parent(path) as (parent_fd, name):
+            return os.readlink(name, dir_fd=parent_fd)
+
+    def check_writable(self, path: str) -> None:
+        head = path.rpartition("/")[0] or "."
+        try:
+            fd = self.ws.open(head, os.O_PATH | os.O_DIRECTORY)
+        except SandboxError as exc:
+            if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
+                return  # nothing there yet: the step's own checks say so
+            raise
+        try:
+            real: str | None = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = None
+        finally:
+            os.close(fd)
+        if real is None:
+            # Without /proc the directory's real place is unknown: refuse to go through a symlink.
+            parts = head.split("/") if head != "." else []
+            for end in range(1, len(parts) + 1):
+                if self.kind("/".join(parts[:end])) == "link":
+                    raise SandboxError(f"{path!r}: goes through a symlink, which cannot be checked here")
+            return
+        inside = os.path.relpath(real, self.ws.root)
+        found = protected_part(inside.split("/") if inside != "." else [])
+        if found is not None:
+            raise SandboxError(f"{path!r}: leads into {found} (through a symlink), which a plan cannot change")
+
+
+@dataclass(frozen=True)
+class _Node:
+    """An entry the plan makes: a directory, a file (bytes, or those of a real file), a symlink."""
+
+    kind: Kind
+    data: bytes | None = None
+    source: str | None = None  # a real file whose bytes these are (read when needed)
+    mode: int = 0o644
+    target: str = ""
+
+
+class _Real:
+    """Marks a path whose state the plan has not changed: ask the workspace."""
+
+
+_REAL = _Real()
+
+
+class Overlay:
+    """The workspace as the plan's earlier steps would leave it; nothing on disk changes.
+
+    ``nodes`` maps paths to what earlier steps put there (None: removed). A directory the plan
+    makes holds only what the plan puts in it; a path not under any changed entry is real.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self.real = WorkspaceView(ws)
+        self.nodes: dict[str, _Node | None] = {}
+        self._names: dict[str, set[str]] = {}  # directory -> names of its entries in ``nodes``
+
+    def _set(self, path: str, node: _Node | None) -> None:
+        head, _, name = path.rpartition("/")
+        self.nodes[path] = node
+        self._names.setdefault(head or ".", set()).add(name)
+
+    def _drop_beneath(self, path: str) -> None:
+        for name in self._names.pop(path, set()):
+            child = f"{path}/{name}"
+            self._drop_beneath(child)
+            del self.nodes[child]
+
+    # -- queries (the View protocol) ------------------------------------------------------
+
+    def _lookup(self, path: str, origin: str = "", hops: int = 0) -> tuple[str, _Node | _Real | None]:
+        """Resolve ``path`` as the kernel would, beneath the root; return it and what the plan left there.
+
+        Symlinks on the way are followed, those the plan makes and real ones alike (a real one
+        may now lead into something the plan changed). ``_REAL`` means: ask the workspace.
+        """
+        origin = origin or path
+        parts = path.split("/")
+        covered = False  # inside a directory the plan made: only what the plan put there exists
+        for end in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:end])
+            last = end == len(parts)
+            if prefix in self.nodes:
+                node = self.nodes[prefix]
+                if last:
+                    return path, node
+                if node is None or node.kind not in ("dir", "link"):
+                    return path, None
+                if node.kind == "link":
+                    return self._lookup(self._follow(origin, prefix, node.target, parts[end:], hops), origin, hops + 1)
+                covered = True
+            elif covered:
+                return path, None
+            elif last:
+                return path, _REAL
+            elif not sandbox.HAVE_OPENAT2:
+                return path, _REAL  # the workspace refuses every symlink on the way: let it say so
+            else:
+                kind = self.real.kind(prefix)
+                if kind == "link":
+                    target = self.real.link_target(prefix)
+                    return self._lookup(self._follow(origin, prefix, target, parts[end:], hops), origin, hops + 1)
+                if kind != "dir":
+                    return path, None
+        return path, _REAL
+
+    @staticmethod
+    def _follow(origin: str, prefix: str, target: str, rest: list[str], hops: int) -> str:
+        # The same refusals, in the same words, as Workspace.open gives for the directory of ``origin``.
+        where = origin.rpartition("/")[0] or "."
+        if hops >= _MAX_LINKS:
+            raise SandboxError(f"{where!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+        outside = SandboxError(f"{where!r}: resolves outside the workspace (through '..' or a symlink)")
+        if target.startswith("/"):
+            raise outside
+        parts: list[str] = prefix.split("/")[:-1]
+        for part in [*target.split("/"), *rest]:
+            if part == "..":
+                if not parts:
+                    raise outside
+                parts.pop()
+            elif part not in ("", "."):
+                parts.append(part)
+        return "/".join(parts) or "."
+
+    def _node(self, path: str) -> _Node | None:
+        path, found = self._lookup(path)
+        if not isinstance(found, _Real):
+            return found
+        kind = self.real.kind(path)
+        if kind is None:
+            return None
+        if kind == "link":
+            return _Node("link", target=self.real.link_target(path))
+        return _Node(kind, source=path if kind == "file" else None)
+
+    def kind(self, path: str) -> Kind | None:
+        node = self._node(path)
+        return None if node is None else node.kind
+
+    def read(self, path: str) -> tuple[bytes, int]:
+        node = self._node(path)
+        if node is None or node.kind != "file":
+            raise SandboxError(f"{path!r}: not a regular file")
+        if node.data is not None:
+            return node.data, node.mode
+        assert node.source is not None
+        return self.real.read(node.source)
+
+    def fingerprint(self, path: str) -> Fingerprint:
+        return {}  # only an apply records what it made
+
+    def check_writable(self, path: str) -> None:
+        resolved, found = self._lookup(path)
+        if isinstance(found, _Real):
+            self.real.check_writable(resolved)
+
+    def children(self, path: str) -> list[str]:
+        """Return the names in directory ``path`` as the plan would leave it."""
+        names: set[str] = set()
+        resolved, found = self._lookup(path)
+        if isinstance(found, _Real):
+            names.update(self.real.children(resolved))
+        prefix = "" if resolved == "." else resolved + "/"
+        names.update(self._names.get(resolved, ()))
+        return sorted(name for name in names if self.kind(prefix + name) is not None)
+
+    # -- changes --------------------------------------------------------------------------
+
+    # Each change is recorded under the path as resolved: a step through a symlinked directory
+    # changes what is in the directory the symlink leads to.
+
+    def put_file(self, path: str, data: bytes, mode: int) -> None:
+        """Record that ``path`` holds ``data``."""
+        self._set(self._lookup(path)[0], _Node("file", data=data, mode=mode))
+
+    def make_dir(self, path: str) -> None:
+        """Record a new, empty directory at ``path``."""
+        self._set(self._lookup(path)[0], _Node("dir"))
+
+    def remove(self, path: str) -> None:
+        """Record that ``path`` (and everything beneath it) is gone."""
+        path = self._lookup(path)[0]
+        self._drop_beneath(path)
+        self._set(path, None)
+
+    def transfer(self, src: str, dst: str, *, keep_source: bool) -> None:
+        """Record a copy (``keep_source``) or a move of the tree at ``src`` to ``dst``."""
+        src, dst = self._lookup(src)[0], self._lookup(dst)[0]
+        entries: list[tuple[str, _Node]] = []
+        self._collect(src, "", entries)
+        for rel, node in entries:
+            if keep_source and node.kind == "other":
+                raise SandboxError(f"{src + '/' + rel if rel else src!r}: {CANNOT_COPY}")
+        if not keep_source:
+            self.remove(src)
+        self._drop_beneath(dst)
+        for rel, node in entries:
+            self._set(f"{dst}/{rel}" if rel else dst, node)
+
+    def _collect(self, path: str, rel: str, entries: list[tuple[str, _Node]]) -> None:
+        node = self._node(path)
+        if node is None:
+            return
+        entries.append((rel, node))
+        if node.kind == "dir":
+            for name in self.children(path):
+                self._collect(f"{path}/{name}", f"{rel}/{name}" if rel else name, entries)
+
+
+class UndoSimulation:
+    """The workspace as undoing a journal's later records would leave it (records walked newest first)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.view = WorkspaceView(ws)
+        self.present: dict[str, bool] = {}  # paths the simulated undo has changed so far
+
+    def exists(self, path: str) -> bool:
+        return self.present[path] if path in self.present else self.view.kind(path) is not None
+
+    def kind(self, path: str) -> Kind | None:
+        return self.view.kind(path) if self.exists(path) else None
+
+    def affected(self, path: str) -> bool:
+        """Whether the simulated undo changed ``path`` or a directory above it."""
+        parts = path.split("/")
+        return any("/".join(parts[:end]) in self.present for end in range(1, len(parts) + 1))
+
+    def children(self, directory: str) -> list[str]:
+        names = set(self.view.children(directory)) if self.view.kind(directory) == "dir" else set()
+        names.update(key[len(directory) + 1 :] for key in self.present if key.rpartition("/")[0] == directory)
+        return sorted(name for name in names if self.exists(f"{directory}/{name}"))
