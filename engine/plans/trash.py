@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
+from engine.plans.apply import _recover_locked
 from engine.plans.journal import Journal
 from engine.workspace.sandbox import Workspace, fsync_dir, rename_noreplace
-from engine.workspace.state import TRASH_DIR, existing_state_dir, keep_reserve, os_problem, workspace_lock
+from engine.workspace.state import (
+    TRASH_DIR,
+    existing_state_dir,
+    keep_reserve,
+    os_problem,
+    state_path,
+    workspace_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
     """
     root = Path(os.path.realpath(root))
     with workspace_lock(root, wait), Workspace(root) as ws:
+        _recover_locked(root, ws, lambda event: None)
         item = _find(root, item_id)
         if item.origin is None:
             raise UsageError(f"{item.id}: {item.why}; copy it out of {root}/.routeshell/{TRASH_DIR}/{item.id} by hand")
@@ -113,7 +122,7 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
         head = item.origin.rpartition("/")[0]
         if head and ws.lstat(head) is None:
             raise UsageError(f"cannot restore {item.id}: the directory {head!r} is gone; make it again first")
-        trash = Path(root) / ".routeshell" / TRASH_DIR / item.journal_id
+        trash = state_path(root) / TRASH_DIR / item.journal_id
         trash_fd = os.open(trash, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             with ws.parent(item.origin) as (parent_fd, name):
@@ -134,7 +143,9 @@ def empty(root: Path, *, wait: float = 0) -> tuple[int, int]:
     directory = existing_state_dir(root, TRASH_DIR)
     if directory is None:
         return 0, 0
-    with workspace_lock(root, wait):
+    with workspace_lock(root, wait), Workspace(root) as ws:
+        # A crashed apply's deletes are put back first: they are not the trash's to empty.
+        _recover_locked(root, ws, lambda event: None)
         items = list_trash(root)
         for item in items:
             path = directory / item.journal_id / item.name

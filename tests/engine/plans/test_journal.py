@@ -246,3 +246,19 @@ def test_an_unreadable_log_stops_recovery_with_what_to_move_aside(tmp_path: Path
     assert [row.id for row in history(ws)] == []
     second = apply_plan(ws, plan({"op": "mkdir", "path": "d"}))
     assert second.journal_id.startswith("00002-")
+
+
+def test_emptying_the_trash_first_puts_back_what_a_crashed_apply_deleted(tmp_path: Path) -> None:
+    from engine.plans import trash
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("a\n")
+    (ws / "b.txt").write_text("b\n")
+    apply_plan(ws, plan({"op": "delete", "path": "b.txt"}))
+    crashed = apply_plan(ws, plan({"op": "delete", "path": "a.txt"}))
+    Journal(ws, crashed.journal_id).set_state("applying")  # killed before its state was written
+    assert trash.empty(ws) == (1, 2)
+    assert (ws / "a.txt").read_text() == "a\n"
+    assert not (ws / "b.txt").exists()
+    assert [j.state for j in journals(ws)] == ["applied", "rolled-back"]
