@@ -33,7 +33,6 @@ def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser]
         sub.add_argument(
             "--workspace",
             dest="plan_workspace",
-            type=Path,
             metavar="DIR",
             help="workspace directory (default: the one given before 'plan', else the profile's)",
         )
@@ -92,8 +91,11 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
 def _workspace(args: argparse.Namespace) -> Path:
     from engine.config.profiles import load_profile
+    from tui.cli import choose_workspace
 
-    return load_profile(args.profile).resolve_workspace(args.plan_workspace or args.workspace)
+    # Commands that only read create nothing, not even the profile's workspace directory.
+    reads_only = args.plan_command in ("history", "show") or getattr(args, "dry_run", False)
+    return choose_workspace(args, load_profile(args.profile), args.plan_workspace, create=not reads_only)
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -178,9 +180,10 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
         if progress is not None:
             progress.stop()
     if not args.json:
-        import shlex
+        from tui.cli import command_hint
 
-        undo = f"routeshell plan undo {result.journal_id} --workspace {shlex.quote(str(workspace))}"
+        profile = load_profile(args.profile)
+        undo = command_hint(profile, "plan", "undo", result.journal_id, "--workspace", str(workspace))
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from engine.errors import ExitCode, UsageError
@@ -30,7 +29,6 @@ def add_trash_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         sub.add_argument(
             "--workspace",
             dest="plan_workspace",
-            type=Path,
             metavar="DIR",
             help="workspace directory (default: the one given before 'trash', else the profile's)",
         )
@@ -61,8 +59,10 @@ def run_trash_command(args: argparse.Namespace) -> int:
     from engine.config.profiles import load_profile
     from engine.names import display_name
     from engine.plans import trash
+    from tui.cli import choose_workspace
 
-    workspace = load_profile(args.profile).resolve_workspace(args.plan_workspace or args.workspace)
+    create = args.trash_command != "list"  # listing creates nothing
+    workspace = choose_workspace(args, load_profile(args.profile), args.plan_workspace, create=create)
     if args.trash_command == "list":
         items = trash.list_trash(workspace)
         if args.json:
