@@ -23,6 +23,7 @@ from agents.graph import build_graph
 from agents.state import AgentContext
 from engine.plans.apply import undo_last
 from engine.plans.journal import journals
+from engine.plans.runner import bubblewrap
 from engine.router.decision import Router
 from engine.router.heuristic import HeuristicRouter
 from tests.agents.calc_task import (
@@ -225,7 +226,7 @@ def test_a_refactor_that_breaks_the_tests_is_undone(
 
 def test_the_undo_after_a_failed_retest_leaves_a_plan_applied_meanwhile_alone(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:  # fmt: skip
     # Another routeshell applies a plan while the refactor's tests run (without bubblewrap, so the
     # test command can reach the state directory): the undo must take back the refactor, not that.
@@ -233,6 +234,9 @@ def test_the_undo_after_a_failed_retest_leaves_a_plan_applied_meanwhile_alone(
     bin_dir.mkdir()
     (bin_dir / "python3").symlink_to(os.path.realpath(sys.executable))
     monkeypatch.setenv("PATH", str(bin_dir))
+    # The bubblewrap probe is cached per process: probe again on this PATH, and after the test.
+    bubblewrap.cache_clear()
+    request.addfinalizer(bubblewrap.cache_clear)
     other = {"version": 1, "goal": "the user's own plan", "steps": [
         {"op": "write", "path": "user.txt", "content": "mine\n"}]}  # fmt: skip
     apply_other = [ROUTESHELL, "plan", "apply", "-", "--yes", "--workspace", str(root)]
