@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.plans.ops import OPS, prepare_step
 from engine.plans.view import Overlay
+from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
 
 
@@ -27,21 +28,10 @@ class StepPreview:
                 "diff": self.diff, "problem": self.problem}  # fmt: skip
 
 
-def _lines(text: str) -> list[str]:
-    """Split ``text`` after each "\n" only, keeping it; the last line may lack one.
-
-    ``str.splitlines`` also breaks at form feeds, \x1c-\x1e, \x85 and \u2028, which would show one
-    line as two and mark a line ending in one of them "No newline at end of file".
-    """
-    lines = [line + "\n" for line in text.split("\n")]
-    lines[-1] = lines[-1][:-1]
-    return lines if lines[-1] else lines[:-1]
-
-
 def _diff(path: str, old: bytes | None, new: bytes) -> str:
     try:
-        before = _lines((old or b"").decode("utf-8"))
-        after = _lines(new.decode("utf-8"))
+        before = split_lines((old or b"").decode("utf-8"))
+        after = split_lines(new.decode("utf-8"))
     except UnicodeDecodeError:
         return f"binary content of {path} changes\n"
     lines = difflib.unified_diff(before, after, "/dev/null" if old is None else f"a/{path}", f"b/{path}")
