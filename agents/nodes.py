@@ -9,6 +9,7 @@ when resumed, and an apply is skipped when the journal shows that plan was alrea
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from typing import Any
 
 from langgraph.config import get_stream_writer
@@ -20,13 +21,15 @@ from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_con
 from agents.state import AgentContext, AgentState
 from engine.errors import RouteshellError
 from engine.llm.client import Usage
-from engine.plans.apply import StepFailed, apply_plan, undo_last
+from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.dry_run import preview_plan
 from engine.plans.journal import applied_from
 from engine.plans.model import normalise
 from engine.plans.runner import RunResult, bubblewrap, run_command
+from engine.plans.undo import undo_journal
 from engine.router.decision import RouterDecision
 from engine.workspace.sandbox import SandboxError
+from engine.workspace.state import StateError
 
 TAIL_CHARS = 2000
 STEP_TIMEOUT_CAP = 3600  # the plan schema's own maximum
@@ -39,6 +42,9 @@ def _emit(event: dict[str, Any]) -> None:
 def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the router for a decision, forced to ``--topology`` when one was given."""
     ctx = runtime.context
+    # A crashed apply is rolled back first: the roles read, and the previews diff, what applies will see.
+    with suppress(StateError):  # when it cannot be done now, the first apply says why
+        recover(ctx.root)
     decision: RouterDecision = ctx.router.route(state["task"])
     if ctx.topology != "auto":
         decision = decision.with_topology(ctx.topology)
@@ -281,7 +287,8 @@ def _retest_after_refactor(
     test = _test_event(_run_steps(ctx, test_runs))
     if not test["passed"]:
         try:
-            undone = undo_last(ctx.root)
+            # Exactly the plan this run applied: another may have been applied since.
+            undone = undo_journal(ctx.root, record["journal"])
             record["summary"] += f"; the tests failed after it, so journal {undone.id} was undone"
             record["status"] = "reverted"
             test = _test_event(_run_steps(ctx, test_runs))

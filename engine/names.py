@@ -54,3 +54,14 @@ def display_text(text: str, *, tab_size: int = TAB_SIZE) -> str:
         text = "".join(ch if ch.isprintable() or ch in "\n\t" else _escape(ch) for ch in text)
     # After escaping, no carriage return is left to reset expandtabs' column; "\n" does.
     return text.expandtabs(tab_size) if "\t" in text else text
+
+
+def display_line(message: str) -> str:
+    """Return a one-line message (an error, a status) ready to show: every non-printable escaped.
+
+    Like :func:`display_name`, but backslashes are kept as they are: a message already quotes
+    names with ``repr``, and doubling its backslashes would only make it harder to read.
+    """
+    if message.isprintable():
+        return message
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in message)

@@ -32,9 +32,11 @@ if __name__ == "__main__":
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point HOME and the XDG directories at a fresh directory, so no user config leaks in."""
+    """Point HOME and the XDG directories at fresh directories, so no user config leaks in; return the XDG home."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
+    # HOME is the directory above every test's temporary directory, so that a workspace made there
+    # is inside the home directory (outside it, routeshell asks before adopting one).
+    monkeypatch.setenv("HOME", str(tmp_path_factory.getbasetemp()))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))

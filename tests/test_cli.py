@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import profiles
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -99,3 +99,103 @@ def test_shell_needs_a_terminal(workspace: Path) -> None:
 def test_incomplete_commands_are_usage_errors(args: list[str]) -> None:
     result = run(*args)
     assert_one_line_error(result, 2)
+
+
+# -- which directory becomes a workspace ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--workspace", "", "sessions"],
+        ["sessions", "--workspace", ""],
+        ["plan", "history", "--workspace", ""],
+        ["run", "--workspace", "", "a task"],
+        ["--workspace", "", "--plain"],
+    ],
+    ids=["top-level", "sessions", "plan", "run", "plain"],
+)
+def test_an_empty_workspace_is_refused(tmp_path: Path, args: list[str]) -> None:
+    result = run_routeshell("--profile", "ci", *args, cwd=tmp_path)
+    assert_one_line_error(result, 2, "--workspace is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def with_home(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(home)}
+    return subprocess.run([ROUTESHELL, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          stdin=subprocess.DEVNULL, timeout=120, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["root", "home", "outside"])
+def test_an_unusual_workspace_needs_yes_without_a_terminal(tmp_path: Path, where: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "outside").mkdir()
+    directory = {"root": Path("/"), "home": home, "outside": tmp_path / "outside"}[where]
+    for args in (["sessions", "--workspace", str(directory)], ["--workspace", str(directory), "plan", "history"]):
+        result = with_home(home, *args)
+        assert_one_line_error(result, 2, f"not adopting {directory} as a workspace", "pass --yes")
+        assert not (directory / ".routeshell").exists()
+    assert with_home(home, "--yes", "sessions", "--workspace", str(directory)).returncode == 0
+    assert with_home(home, "sessions", "--yes", "--workspace", str(directory)).returncode == 0
+
+
+def test_a_workspace_adopted_before_or_inside_home_needs_no_yes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "project").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    (outside / ".routeshell").mkdir(parents=True)
+    assert with_home(home, "sessions", "--workspace", str(home / "project")).returncode == 0
+    assert with_home(home, "sessions", "--workspace", str(outside)).returncode == 0
+    # The profile's workspace (./workspace) follows the same rule, and a command that only reads creates nothing.
+    result = with_home(home, "--profile", "ci", "--plain", cwd=tmp_path)
+    assert_one_line_error(result, 2, "pass --yes")
+    assert not (tmp_path / "workspace").exists()
+    result = with_home(home, "--profile", "ci", "sessions", cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert result.stdout.startswith("no sessions in ")
+    assert not (tmp_path / "workspace").exists()
+
+
+@pytest.mark.parametrize(("answer", "code"), [("y", 0), ("n", 2)])
+def test_an_unusual_workspace_is_asked_for_at_a_terminal(tmp_path: Path, answer: str, code: int) -> None:
+    import pexpect
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    child = pexpect.spawn(ROUTESHELL, ["sessions", "--workspace", "/"], env=env, encoding="utf-8", timeout=30)
+    child.expect_exact("use / (the root directory) as a workspace?")
+    child.expect_exact("[y/N] ")
+    child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == code
+
+
+def test_the_undo_hint_of_plan_apply_works_when_pasted(tmp_path: Path) -> None:
+    import shlex
+
+    ws = tmp_path / "a 'quoted' $HOME ws"
+    ws.mkdir()
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "steps": [{"op": "write", "path": "new.txt", "content": "x\n"}]}))
+    applied = run_routeshell("--profile", "ci", "plan", "apply", str(plan), "--yes", "--workspace", str(ws))
+    assert applied.returncode == 0, applied
+    hint = applied.stdout.strip().split("undo with: ", 1)[1]
+    words = shlex.split(hint)
+    assert words[:3] == ["routeshell", "--profile", "ci"]
+    undone = subprocess.run([ROUTESHELL, *words[1:]], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert undone.returncode == 0, undone
+    assert not (ws / "new.txt").exists()
+
+
+def test_an_error_naming_hostile_text_reaches_stderr_escaped(tmp_path: Path) -> None:
+    plan = tmp_path / "plan\x1b]0;pwned\x07\x1b[2J.json"
+    result = run("plan", "validate", str(plan))
+    assert result.returncode == 2
+    assert "\x1b" not in result.stderr
+    assert "\x07" not in result.stderr
+    assert "\\x1b]0;pwned\\x07" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

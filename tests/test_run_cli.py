@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -529,7 +530,7 @@ def test_help_names_every_flag_and_exit_code() -> None:
     result = run_routeshell("run", "--help")
     assert result.returncode == 0
     flags = ("--workspace", "--profile", "--base-url", "--model", "--topology", "--approve", "--json", "--thread",
-             "--resume", "--answer", "--max-cost-tokens", "--show-stream")  # fmt: skip
+             "--resume", "--answer", "--max-cost-tokens", "--show-stream", "--show-diff", "--yes")  # fmt: skip
     for flag in flags:
         assert flag in result.stdout, flag
     for choice in ("auto", "never", "all", "single", "pipeline", "loop"):
@@ -559,3 +560,140 @@ def test_sessions_lists_each_thread_with_its_status(scripted_llm: ScriptedLLM, w
     text = run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws)).stdout
     assert "[red]set[/red] VALUE" in text
     assert "waiting for approval" in text
+
+
+# -- input that is not UTF-8 ----------------------------------------------------------------------
+
+
+def test_a_task_argument_that_is_not_utf8_is_one_line_and_exit_2(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    argv = [ROUTESHELL, "run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(ws)]
+    result = subprocess.run([*argv, b"caf\xe9"], capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    assert_one_line_error(result, 2, "the task is not UTF-8 text", "0xe9")
+    assert scripted_llm.requests == []
+
+
+def test_a_task_on_stdin_that_is_not_utf8_is_one_line_and_exit_2(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    argv = [ROUTESHELL, "run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(ws), "-"]
+    # Whatever the locale: under C/POSIX, Python would otherwise smuggle the byte through as a surrogate.
+    for lang in ("C.UTF-8", "C"):
+        env = {**os.environ, "LC_ALL": lang}
+        raw = subprocess.run(argv, input=b"fix \xff it\n", capture_output=True, env=env, check=False)
+        result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+        assert_one_line_error(result, 2, "the task on standard input is not UTF-8 text", "0xff")
+    assert scripted_llm.requests == []
+
+
+# -- what a plan contains -------------------------------------------------------------------------
+
+HOSTILE_PLAN = plan(
+    {"op": "write", "path": "app.py", "content": "VALUE = 2\n", "overwrite": True},
+    {"op": "write", "path": "notes\x1b[2J.txt", "content": f"{HOSTILE}\n"},
+    goal="two writes",
+)
+
+
+def test_a_plan_shown_but_not_applied_lists_its_steps(scripted_llm: ScriptedLLM, ws: Path, wide: None) -> None:
+    scripted_llm.enqueue(Reply(HOSTILE_PLAN))
+    # The ci profile only shows plans (approval "never").
+    result = run(scripted_llm, ws, "--topology", "single", "set VALUE to 2")
+    assert result.returncode == 0, result
+    out = result.stdout
+    assert "  - [1] write app.py\n" in out
+    assert "  - [2] write notes\\x1b[2J.txt\n" in out
+    assert "\x1b" not in out
+    assert "+VALUE = 2" not in out  # diffs only with --show-diff
+
+
+def test_show_diff_adds_the_diffs_of_an_applied_plan(scripted_llm: ScriptedLLM, ws: Path, wide: None) -> None:
+    scripted_llm.enqueue(Reply(HOSTILE_PLAN))
+    result = run(scripted_llm, ws, "--topology", "single", "--approve", "all", "--show-diff", "set VALUE to 2")
+    assert result.returncode == 0, result
+    out = result.stdout
+    assert "  - [1] write app.py\n" in out
+    assert "-VALUE = 1" in out
+    assert "+VALUE = 2" in out
+    assert "+[red]x[/red] \\x1b[31mEVIL" in out
+    assert "\x1b" not in out
+
+
+def test_json_plan_event_holds_the_steps_whatever_the_approval(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    for approve in ("never", "all"):
+        scripted_llm.enqueue(Reply(HOSTILE_PLAN))
+        result = run(scripted_llm, ws, "--json", "--topology", "single", "--approve", approve, "set VALUE to 2")
+        assert result.returncode == 0, result
+        (shown,) = of_type(events(result.stdout), "plan")
+        assert [step["path"] for step in shown["plan"]["steps"]] == ["app.py", "notes\x1b[2J.txt"]
+
+
+# -- hints work when pasted -----------------------------------------------------------------------
+
+
+def paste(hint: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a printed ``routeshell ...`` line as a shell would, from ``cwd``."""
+    words = shlex.split(hint)
+    assert words[0] == "routeshell", hint
+    return subprocess.run([ROUTESHELL, *words[1:]], cwd=cwd, capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL, timeout=120)  # fmt: skip
+
+
+@pytest.fixture
+def spaced(tmp_path: Path) -> Path:
+    """A workspace whose path needs quoting, and nothing in the directory the hints are pasted in."""
+    root = tmp_path / "my 'work' space"
+    root.mkdir()
+    (root / "app.py").write_text("VALUE = 1\n")
+    (tmp_path / "elsewhere").mkdir()
+    return root
+
+
+def test_the_undo_hint_works_when_pasted(scripted_llm: ScriptedLLM, spaced: Path, wide: None) -> None:
+    scripted_llm.enqueue(Reply(BUILD))
+    result = run(scripted_llm, spaced, "--topology", "single", "--approve", "all", "set VALUE to 2")
+    assert result.returncode == 0, result
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("undo the last plan with: ")]
+    hint = line.removeprefix("undo the last plan with: ").rsplit("  (journal ", 1)[0]
+    elsewhere = spaced.parent / "elsewhere"
+    undone = paste(hint, elsewhere)
+    assert undone.returncode == 0, undone
+    assert (spaced / "app.py").read_text() == "VALUE = 1\n"
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_resume_hint_works_when_pasted(scripted_llm: ScriptedLLM, spaced: Path) -> None:
+    scripted_llm.enqueue(Reply(BUILD), Reply(TEST_PASSES))
+    result = run(scripted_llm, spaced, "--topology", "loop", "--approve", "auto", "set VALUE to 2")
+    assert result.returncode == 1, result
+    hint = result.stderr.strip().split("waits for approval; ", 1)[1]
+    elsewhere = spaced.parent / "elsewhere"
+    resumed = paste(hint, elsewhere)
+    assert resumed.returncode == 0, resumed
+    assert (spaced / "test_app.py").exists()
+    assert list(elsewhere.iterdir()) == []
+
+
+# -- Ctrl-C during a run step ---------------------------------------------------------------------
+
+
+def test_ctrl_c_during_a_run_step_kills_what_it_started(
+    scripted_llm: ScriptedLLM, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without bubblewrap on PATH: the step is a plain process tree, as where bwrap is missing.
+    monkeypatch.setenv("PATH", str(Path(ROUTESHELL).parent))
+    writer = "import os, time\nwhile True:\n    open('late.txt', 'a').write('x')\n    time.sleep(0.01)\n"
+    step = (
+        "import subprocess, sys, time\n"
+        f"w = subprocess.Popen([sys.executable, '-c', {writer!r}], start_new_session=True)\n"
+        "open('writer.pid', 'w').write(str(w.pid))\n"
+        "time.sleep(600)\n"
+    )
+    build = plan({"op": "write", "path": "app.py", "content": "VALUE = 2\n", "overwrite": True},
+                 {"op": "run", "argv": [PYTHON, "-c", step], "timeout_s": 600}, goal="leave a writer")  # fmt: skip
+    scripted_llm.enqueue(Reply(build))
+    started = lambda: (ws / "late.txt").exists() and (ws / "writer.pid").exists()  # noqa: E731
+    _start_and_kill(scripted_llm, ws, "single", requests_before_kill=1, sig=signal.SIGINT, until=started)
+    pid = int((ws / "writer.pid").read_text())
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z"
+    written = (ws / "late.txt").stat().st_size
+    time.sleep(0.3)  # it wrote every 10 ms while it lived
+    assert (ws / "late.txt").stat().st_size == written

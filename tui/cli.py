@@ -9,16 +9,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from engine.config.profiles import Profile
 
 EXIT_CODES = """\
 exit codes:
   0    success
-  1    the command failed (a plan step failed and was rolled back, an undo would lose work)
-  2    bad usage, bad profile or bad input
+  1    the command failed (a plan step failed and was rolled back, an undo would lose work;
+       with --plain on a pipe: a task failed or waits for approval)
+  2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
+       argument, a line that is not UTF-8)
   3    the LLM endpoint failed (routeshell run)
   130  interrupted (Ctrl-C)
 """
@@ -33,7 +39,11 @@ Train and Serve panes say what will arrive there. Press ? inside the shell for t
 'routeshell run TASK' runs one task with the agents without the full-screen shell.
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
-standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain).
+standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)
+and exits with the worst status of those lines (see the exit codes below).
+
+A workspace at /, at $HOME or outside the home directory is adopted only after a question
+(or with --yes), unless it was adopted before; --workspace "" is refused.
 
 Files change only through plans: JSON documents of file operations, applied
 all-or-nothing inside the workspace, journaled and undoable ('routeshell plan').
@@ -78,9 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workspace",
-        type=Path,
         metavar="DIR",
         help="workspace directory, overriding the profile's (must exist)",
+    )
+    parser.add_argument(
+        "--yes",
+        dest="adopt_yes",
+        action="store_true",
+        help="adopt a workspace at /, $HOME or outside the home directory without asking",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -105,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_command(commands, _Parser)
     add_sessions_command(commands)
     add_plan_commands(commands, _Parser, EXIT_CODES)
+    from tui.trash_cli import add_trash_command
+
+    add_trash_command(commands, _Parser, EXIT_CODES)
     return parser
 
 
@@ -125,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.plan_cli import run_plan_command
 
             return run_plan_command(args)
+        if args.command == "trash":
+            from tui.trash_cli import run_trash_command
+
+            return run_trash_command(args)
         if args.command == "run":
             from tui.run_cli import run_agent_command
 
@@ -135,7 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_sessions_command(args)
         return _shell(args)
     except RouteshellError as exc:
-        print(f"routeshell: error: {exc}", file=sys.stderr)
+        from engine.names import display_line
+
+        print(f"routeshell: error: {display_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("routeshell: interrupted", file=sys.stderr)
@@ -148,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _profiles(args: argparse.Namespace) -> int:
     from engine.config import profiles
+    from engine.names import display_line
 
     if args.profiles_command == "show":
         profile = profiles.load_profile(args.name)
@@ -174,9 +199,9 @@ def _profiles(args: argparse.Namespace) -> int:
     else:
         width = max((len(row["name"]) for row in rows), default=4)
         for row in rows:
-            print(f"{row['name']:<{width}}  {row['origin']:<7}  {row['description']}")
+            print(f"{display_line(row['name']):<{width}}  {row['origin']:<7}  {display_line(row['description'])}")
     for failure in failures:
-        print(f"routeshell: error: {failure}", file=sys.stderr)
+        print(f"routeshell: error: {display_line(failure)}", file=sys.stderr)
     return 2 if failures else 0
 
 
@@ -196,7 +221,7 @@ def _shell(args: argparse.Namespace) -> int:
     from engine.errors import UsageError
 
     profile = load_profile(args.profile)
-    workspace = profile.resolve_workspace(args.workspace)
+    workspace = choose_workspace(args, profile, None)
     if not args.plain and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the shell needs an interactive terminal (stdin and stdout must be a TTY); try --plain")
     if args.plain:
@@ -210,6 +235,42 @@ def _shell(args: argparse.Namespace) -> int:
     app = RouteshellApp(workspace=workspace, profile=profile)
     app.run()
     return app.return_code or 0
+
+
+def choose_workspace(args: argparse.Namespace, profile: Profile, given: str | None, *, create: bool = True) -> Path:
+    """Return the workspace a command works on, by :meth:`Profile.resolve_workspace`.
+
+    ``given`` is the command's own ``--workspace``; without it, the one given before the command.
+    Any ``--yes`` on the command line adopts an unusual workspace without asking; otherwise the
+    question is asked when standard input and error are a terminal. With ``create`` false (a
+    command that only reads) the profile's workspace is not created when it is missing.
+    """
+    if given is None:
+        given = args.workspace
+    yes = any(getattr(args, name, False) for name in ("adopt_yes", "run_yes", "yes"))
+    return profile.resolve_workspace(given, yes=yes, confirm=_confirm if _can_ask() else None, create=create)
+
+
+def _can_ask() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _confirm(question: str) -> bool:
+    print(f"routeshell: {question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        return input().strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def command_hint(profile: Profile, *words: str) -> str:
+    """Return ``routeshell WORDS...`` as a line that works when pasted into a POSIX shell.
+
+    Every word is quoted as the shell needs, and ``--profile`` is named when a plain ``routeshell``
+    would not pick ``profile`` by itself.
+    """
+    chosen = [] if profile.name == os.environ.get("ROUTESHELL_PROFILE", "local") else ["--profile", profile.name]
+    return shlex.join(["routeshell", *chosen, *words])
 
 
 if __name__ == "__main__":

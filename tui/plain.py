@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,7 +75,10 @@ Ctrl-C clears the line; during a task it stops the task once the step in progres
 History is kept in {history}.
 When standard input is not a terminal, each line is a task or a command. Approvals cannot be
 asked there: 'ask' counts as 'auto' (as in 'routeshell run'), and a task whose plan waits for
-approval stops; answer it later with /resume THREAD at a terminal."""
+approval stops; answer it later with /resume THREAD at a terminal. The exit code is then the
+worst of the lines run: 0 all went well, 1 a task or command failed (or waits for approval),
+2 an unknown command, bad usage or a line that is not UTF-8, 3 the LLM endpoint failed,
+130 interrupted."""
 
 
 def history_path() -> Path:
@@ -209,6 +211,8 @@ class PlainShell:
         self.transcript = Transcript(console, undo_hint="/undo")
         self.history_file = history_path()
         self._error_shown = False
+        #: The worst exit code of the lines run so far (the exit code of a piped shell).
+        self.status = ExitCode.OK
         approval = profile.data["approval"]
         if approval == "ask" and not interactive:
             approval = "auto"
@@ -236,6 +240,10 @@ class PlainShell:
             self._error_shown = True
         self.transcript.handle(event)
 
+    def _failed(self, code: ExitCode) -> None:
+        """Remember that a line ended with ``code``: the shell's status is the worst one."""
+        self.status = max(self.status, code)
+
     def say(self, text: str, style: str = "") -> None:
         """Print one line, literally (never as markup)."""
         self.console.print(Text(text, style=style), highlight=False)
@@ -244,7 +252,11 @@ class PlainShell:
         return session.prompt(question) if session is not None else input(question)
 
     def loop(self, lines: Iterable[str] | None = None) -> int:
-        """Read and run lines until ``/quit`` or end of input; return the exit code (0)."""
+        """Read and run lines until ``/quit`` or end of input; return the exit code.
+
+        Given ``lines`` (standard input that is not a terminal), the exit code is the worst status of
+        the lines run (see :attr:`status`); at a terminal it is 0.
+        """
         options = self.session.options
         self.say(f"routeshell --plain on {display_name(str(self.workspace))}: approval {options.approval}, "
                  f"topology {options.topology}; type a task, or /help", "bold")  # fmt: skip
@@ -255,7 +267,7 @@ class PlainShell:
                 self.say(PROMPT + display_name(line.rstrip("\n")), "dim")
                 if not self.handle(line):
                     break
-            return ExitCode.OK
+            return self.status
         while True:
             try:
                 line = self._ask(PROMPT, self._prompt)
@@ -271,6 +283,14 @@ class PlainShell:
         line = line.strip()
         if not line:
             return True
+        try:
+            # Undecodable input arrives with its bytes as lone surrogates (see _stdin_lines).
+            line.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self.say(f"error: this line is not UTF-8 text (byte {display_name(line[exc.start])} at offset "
+                     f"{exc.start}); skipped", "bold red")  # fmt: skip
+            self._failed(ExitCode.USAGE)
+            return True
         if not line.startswith("/"):
             thread = new_thread_id()
             self._run(lambda: self.session.start(line, thread), thread)
@@ -281,14 +301,17 @@ class PlainShell:
             return False
         if command not in COMMANDS:
             self.say(f"unknown command {display_name(command)} (type /help)", "red")
+            self._failed(ExitCode.USAGE)
             return True
         handler: Callable[[str], None] = getattr(self, "_cmd_" + command[1:])
         try:
             handler(argument)
         except RouteshellError as exc:
             self.say(f"error: {display_name(str(exc))}", "bold red")
+            self._failed(exc.exit_code)
         except KeyboardInterrupt:
             self.say("interrupted", "yellow")
+            self._failed(ExitCode.INTERRUPTED)
         return True
 
     def _run(self, first: Callable[[], Outcome], thread: str) -> None:
@@ -300,15 +323,22 @@ class PlainShell:
             while outcome.status == "paused":
                 answer = self._approval(outcome)
                 if answer is None:
+                    self._failed(ExitCode.FAILED)  # as in routeshell run: waiting is not done
                     return
                 with _interruptible():
                     outcome = self.session.resume(outcome.thread, answer)
         except (KeyboardInterrupt, EOFError):
             self.say(f"interrupted; /resume {thread} continues it", "yellow")
+            self._failed(ExitCode.INTERRUPTED)
+            return
         except RouteshellError as exc:
             # Errors from inside the run already reached the transcript as an "error" event.
             if not self._error_shown:
                 self.say(f"error: {display_name(str(exc))}", "bold red")
+            self._failed(exc.exit_code)
+            return
+        if not (outcome.final or {}).get("ok"):
+            self._failed(ExitCode.FAILED)
 
     def _approval(self, outcome: Outcome) -> dict[str, Any] | None:
         """Ask what to do with the plan the run waits for; None when it cannot be asked here."""
@@ -363,17 +393,14 @@ class PlainShell:
 
     def _cmd_history(self, argument: str) -> None:
         from engine.plans.apply import recover
-        from engine.plans.journal import journals
+        from engine.plans.journal import history
 
         recover(self.workspace)
-        found = journals(self.workspace)
-        if not found:
+        rows = history(self.workspace)
+        if not rows:
             self.say(f"no plans applied in {display_name(str(self.workspace))}")
-        for journal in found:
-            meta = journal.meta
-            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta["started"]))
-            goal = display_name(meta["plan"].get("goal", ""))
-            self.say(f"{journal.id}  {journal.state:<11}  {started}  {len(meta['plan']['steps']):>5} step(s)  {goal}")
+        for row in rows:
+            self.say(row.line(display_name))
 
     def _cmd_resume(self, argument: str) -> None:
         if not argument or " " in argument:
@@ -388,16 +415,17 @@ class PlainShell:
 
 
 def _stdin_lines() -> Iterator[str]:
-    try:
-        yield from sys.stdin
-    except UnicodeDecodeError:
-        raise UsageError("standard input is not UTF-8 text") from None
+    """The lines of standard input, read as bytes: a line that is not UTF-8 keeps its bad bytes as
+    lone surrogates, so that it alone is refused (whatever the locale) and the next lines still run."""
+    for line in sys.stdin.buffer:
+        yield line.decode("utf-8", "surrogateescape")
 
 
 def run_plain(workspace: Path, profile: Profile) -> int:
-    """Run the line-mode shell on ``workspace`` with ``profile``; return the exit code (0 at the end).
+    """Run the line-mode shell on ``workspace`` with ``profile``; return the exit code.
 
-    With standard input a terminal it prompts; otherwise it runs the lines of standard input.
+    With standard input a terminal it prompts (exit code 0); otherwise it runs the lines of standard
+    input and returns the worst status of those lines.
     """
     interactive = sys.stdin.isatty()
     with PlainShell(workspace, profile, make_console(), interactive=interactive) as shell:

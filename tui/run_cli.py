@@ -8,9 +8,13 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
+from tui.cli import choose_workspace, command_hint
+
+if TYPE_CHECKING:
+    from engine.config.profiles import Profile
 
 RUN_EPILOG = """\
 approval (--approve; the default is the profile's 'approval', where 'ask' counts as 'auto'):
@@ -19,6 +23,9 @@ approval (--approve; the default is the profile's 'approval', where 'ask' counts
   all    apply every plan, run steps included (confined by bubblewrap when it is installed)
 A run that stops for an approval keeps its place: continue it with
   routeshell run --thread ID --resume --approve all     (or --answer reject)
+Every plan is listed in the transcript, one line per step (--show-diff adds its diffs); the
+"plan" event of --json holds the whole plan. Hints printed at the end (undo, resume) name the
+workspace and profile, so they work when pasted.
 
 --json prints one JSON object per line, each with a "type": route, role_start, delta,
 repair, usage, role_end, plan, approval, step, applied, test, reviewed, error, final.
@@ -46,8 +53,10 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("task", nargs="?", metavar="TASK", help="what to do, in plain words; - reads it from stdin")
-    run.add_argument("--workspace", dest="run_workspace", type=Path, metavar="DIR",
+    run.add_argument("--workspace", dest="run_workspace", metavar="DIR",
                      help="workspace directory (default: the profile's)")  # fmt: skip
+    run.add_argument("--yes", dest="run_yes", action="store_true",
+                     help="adopt a workspace at /, $HOME or outside the home directory without asking")  # fmt: skip
     run.add_argument("--profile", dest="run_profile", metavar="NAME", help="run configuration (see 'profiles list')")
     run.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's")
     run.add_argument("--model", metavar="NAME", help="model name, overriding the profile's")
@@ -61,6 +70,9 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
                      help="with --resume: answer the approval the session is waiting for")  # fmt: skip
     run.add_argument("--max-cost-tokens", type=int, metavar="N", help="stop once the run has used more than N tokens")
     run.add_argument("--show-stream", action="store_true", help="echo the models' text as it streams in")
+    run.add_argument(
+        "--show-diff", action="store_true", help="show each plan's diffs in the transcript, not only its steps"
+    )
 
 
 def add_sessions_command(commands: Any) -> None:
@@ -72,9 +84,11 @@ def add_sessions_command(commands: Any) -> None:
         "the workspace's .routeshell/sessions.sqlite. A session that is 'stopped' or 'waiting for approval' "
         "continues with: routeshell run --thread ID --resume.",
     )
-    sessions.add_argument("--workspace", dest="run_workspace", type=Path, metavar="DIR",
+    sessions.add_argument("--workspace", dest="run_workspace", metavar="DIR",
                           help="workspace directory (default: the profile's)")  # fmt: skip
     sessions.add_argument("--json", action="store_true", help="print JSON Lines, one session per line")
+    sessions.add_argument("--yes", dest="run_yes", action="store_true",
+                          help="adopt a workspace at /, $HOME or outside the home dir without asking")  # fmt: skip
 
 
 def run_sessions_command(args: argparse.Namespace) -> int:
@@ -82,7 +96,7 @@ def run_sessions_command(args: argparse.Namespace) -> int:
     from engine.config.profiles import load_profile
     from engine.names import display_name
 
-    workspace = load_profile(args.profile).resolve_workspace(args.run_workspace or args.workspace)
+    workspace = choose_workspace(args, load_profile(args.profile), args.run_workspace, create=False)
     from agents.session import list_sessions
 
     rows = list_sessions(workspace)
@@ -104,15 +118,15 @@ def run_agent_command(args: argparse.Namespace) -> int:
 
     task = _task(args)
     profile = load_profile(args.run_profile or args.profile)
-    workspace = profile.resolve_workspace(args.run_workspace or args.workspace)
+    workspace = choose_workspace(args, profile, args.run_workspace)
     approval = args.approve or ("auto" if profile.data["approval"] == "ask" else profile.data["approval"])
     from agents.session import AgentSession, SessionOptions, new_thread_id
 
     options = SessionOptions(approval=approval, topology=args.topology, base_url=args.base_url, model=args.model,
                              budget=args.max_cost_tokens, env=os.environ)  # fmt: skip
-    sink = _json_sink if args.json else _transcript_sink(args.show_stream)
+    sink = _json_sink if args.json else _transcript_sink(args, profile, workspace)
     thread = args.thread or new_thread_id()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: _interrupted(args, workspace, thread))
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: _interrupted(args, profile, workspace, thread))
     try:
         with AgentSession(workspace, profile, options, sink) as session:
             if args.resume:
@@ -128,7 +142,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     if outcome.status == "paused":
-        how = f"routeshell run --workspace {workspace} --thread {outcome.thread} --resume --approve all"
+        how = _resume_hint(args, profile, workspace, outcome.thread, "--approve", "all")
         message = f"stopped: plan {outcome.approval['id'] if outcome.approval else '?'} waits for approval; " + how
         if args.json:
             _json_sink({"type": "final", "ok": False, "paused": True, "summary": message, "undo": None,
@@ -139,11 +153,24 @@ def run_agent_command(args: argparse.Namespace) -> int:
     return ExitCode.OK if final.get("ok") else ExitCode.FAILED
 
 
-def _interrupted(args: argparse.Namespace, workspace: Path, thread: str) -> None:
+def _resume_hint(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str, *extra: str) -> str:
+    """The command that continues ``thread``: with this run's profile, workspace and endpoint overrides."""
+    overrides = [word for flag in ("base_url", "model") if getattr(args, flag)
+                 for word in (f"--{flag.replace('_', '-')}", getattr(args, flag))]  # fmt: skip
+    return command_hint(profile, "run", "--workspace", str(workspace), *overrides, "--thread", thread, "--resume",
+                        *extra)  # fmt: skip
+
+
+def _interrupted(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str) -> None:
     """SIGINT: leave at once. A model call in flight would otherwise hold the exit for its whole
     timeout; leaving is safe because every completed step is checkpointed and an apply in
-    progress is rolled back from its journal by the next command, as after a crash."""
-    how = f"routeshell run --workspace {workspace} --thread {thread} --resume"
+    progress is rolled back from its journal by the next command, as after a crash. A ``run``
+    step in progress is killed first, with all it started: nothing may write to the workspace
+    after this process is gone and the next command has rolled the apply back."""
+    runner = sys.modules.get("engine.plans.runner")
+    if runner is not None:
+        runner.kill_running_steps()
+    how = _resume_hint(args, profile, workspace, thread)
     if args.json:
         summary = f"interrupted; continue with: {how}"
         _json_sink({"type": "final", "ok": False, "interrupted": True, "summary": summary, "undo": None,
@@ -167,21 +194,52 @@ def _task(args: argparse.Namespace) -> str | None:
     if args.task == "-":
         if sys.stdin.isatty():
             raise UsageError("TASK is '-' but standard input is a terminal; pipe the task in")
-        try:
-            text = sys.stdin.read()
-        except UnicodeDecodeError:
-            raise UsageError("the task on standard input is not UTF-8 text") from None
-        return text.strip()
-    return str(args.task)
+        # Bytes, decoded here: the text layer's error handling depends on the locale.
+        return utf8_text(sys.stdin.buffer.read(), "the task on standard input").strip()
+    # An argument that is not UTF-8 arrives with its bytes as lone surrogates (PEP 383).
+    return utf8_text(os.fsencode(args.task), "the task")
+
+
+def utf8_text(data: bytes, what: str) -> str:
+    """Return ``data`` decoded as UTF-8; raise :class:`UsageError` naming ``what`` and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.start + 1].hex()
+        raise UsageError(f"{what} is not UTF-8 text (byte 0x{bad} at offset {exc.start}); "
+                         "convert it, e.g. with iconv -t UTF-8") from None  # fmt: skip
 
 
 def _json_sink(event: dict[str, Any]) -> None:
     print(json.dumps(event, ensure_ascii=False), flush=True)
 
 
-def _transcript_sink(show_stream: bool) -> Any:
+def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path) -> Any:
+    """The sink printing the readable transcript: the shared one, plus each plan's steps (and diffs)."""
     from rich.console import Console
 
     from tui.transcript import Transcript
 
-    return Transcript(Console(highlight=False), deltas=show_stream).handle
+    undo = command_hint(profile, "plan", "undo", "--workspace", str(workspace))
+    transcript = Transcript(Console(highlight=False), deltas=args.show_stream, undo_hint=undo)
+
+    def handle(event: dict[str, Any]) -> None:
+        transcript.handle(event)
+        if event.get("type") == "plan":
+            # What the plan does, whether it is then applied, only shown, or waits for approval.
+            for preview in _plan_previews(workspace, event["plan"], args.show_diff):
+                transcript.handle({"type": "preview", **preview})
+
+    return handle
+
+
+def _plan_previews(workspace: Path, plan: dict[str, Any], diffs: bool) -> list[dict[str, Any]]:
+    """The dry run of ``plan`` as preview events; without ``diffs``, only each step's line."""
+    from engine.plans.dry_run import preview_plan
+
+    try:
+        previews = [preview.as_event() for preview in preview_plan(workspace, plan)]
+    except (RouteshellError, OSError) as exc:
+        reason = f"cannot be previewed: {exc}"
+        return [{"index": i, "summary": step["op"], "problem": reason} for i, step in enumerate(plan["steps"])]
+    return previews if diffs else [{**preview, "diff": None} for preview in previews]

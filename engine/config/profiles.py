@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,9 @@ from engine.schemas import describe_error, validator
 
 ROLES = ("planner", "builder", "tester", "refactor", "router")
 SECRET_KEYS = frozenset({"api_key"})
+#: The state directory in a workspace (engine.workspace.sandbox.STATE_DIR, which config may not
+#: import: the LLM client reads profiles and must not reach the workspace layer).
+STATE_DIR = ".routeshell"
 
 
 class ProfileError(UsageError):
@@ -69,18 +72,47 @@ class Profile:
         """The workspace directory, made absolute against the current directory."""
         return Path(os.path.expanduser(self.data["workspace"])).absolute()
 
-    def resolve_workspace(self, given: Path | None) -> Path:
-        """Return the workspace to use: ``given`` (``--workspace``), which must exist, else the profile's,
-        which is created on first use. Raises :class:`UsageError` when it is not a directory."""
+    def resolve_workspace(
+        self,
+        given: str | os.PathLike[str] | None,
+        *,
+        yes: bool = False,
+        confirm: Callable[[str], bool] | None = None,
+        env: Mapping[str, str] | None = None,
+        create: bool = True,
+    ) -> Path:
+        """Return the workspace to use: the one rule for choosing it.
+
+        ``given`` (``--workspace``) must be a non-empty path to an existing directory; without it the
+        profile's is used, created on first use unless ``create`` is false (a command that only
+        reads creates nothing; the path is then returned even when it does not exist). A directory
+        that is ``/``, the home directory (``$HOME`` in ``env``, default the environment) or outside
+        it, and does not hold a state directory yet, is adopted only with ``yes`` or when
+        ``confirm(question)`` returns True.
+        Raises :class:`UsageError` saying what to do when any of this does not hold.
+        """
         if given is not None:
+            if not os.fspath(given):
+                # An empty --workspace "" would otherwise quietly mean the current directory.
+                raise UsageError("--workspace is empty; give a directory (--workspace . for this one)")
             path = Path(os.path.expanduser(given)).absolute()
             if not path.is_dir():
                 raise UsageError(f"workspace {path} is not a directory; create it or pass another --workspace")
-            return path
-        path = self.workspace
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"workspace {path} (from profile {self.name}) is not a directory")
-        path.mkdir(parents=True, exist_ok=True)
+        else:
+            path = self.workspace
+            if path.exists() and not path.is_dir():
+                raise UsageError(f"workspace {path} (from profile {self.name}) is not a directory")
+        # A missing directory that will not be created is not adopted: there is nothing to ask.
+        adopting = create or path.exists()
+        why = _unusual_workspace(path, env if env is not None else os.environ) if adopting else None
+        if why is not None and not yes:
+            question = f"use {path} ({why}) as a workspace? routeshell keeps its state in {path / STATE_DIR}"
+            if confirm is None:
+                raise UsageError(f"not adopting {path} as a workspace: it is {why}; pass --yes if it is meant to be")
+            if not confirm(question):
+                raise UsageError(f"not adopting {path} as a workspace; choose another with --workspace")
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def endpoint(self, role: str) -> Endpoint:
@@ -95,6 +127,24 @@ class Profile:
             timeout_s=float(merged.get("timeout_s", 60.0)),
             max_retries=int(merged.get("max_retries", 3)),
         )
+
+
+def _unusual_workspace(path: Path, env: Mapping[str, str]) -> str | None:
+    """Why ``path`` should not become a workspace without asking, or None when it may."""
+    if (path / STATE_DIR).is_dir():
+        return None  # adopted before
+    real = Path(os.path.realpath(path))
+    if real == Path(real.anchor):
+        return "the root directory"
+    home = env.get("HOME")
+    if not home:
+        return None  # no home to compare with
+    home_real = Path(os.path.realpath(home))
+    if real == home_real:
+        return "your home directory"
+    if not real.is_relative_to(home_real):
+        return f"outside your home directory {home}"
+    return None
 
 
 def shipped_dir() -> Path:
@@ -141,8 +191,18 @@ def load_profile(name: str, env: Mapping[str, str] | None = None) -> Profile:
         raise ProfileError(f"{_blame(chain, exc.path)}: key {_dotted(exc.path)}: {exc}") from None
 
     errors = sorted(validator("profile").iter_errors(resolved), key=lambda e: list(e.absolute_path))
-    if errors:
-        path, reason = describe_error(errors[0])
+    described = [describe_error(error) for error in errors]
+    for path, _ in described:
+        # A required key whose value is an unset variable: that variable is what is missing.
+        variable = unset.get(_dotted(path))
+        if variable is not None:
+            first = variable.split("/")[0]
+            raise ProfileError(
+                f"{_blame(chain, path)}: {variable} is not set (used by key {_dotted(path)} in profile {name}); "
+                f"set it, or give the key a default: ${{{first}:-VALUE}}"
+            )
+    if described:
+        path, reason = described[0]
         raise ProfileError(f"{_blame(chain, path)}: key {_dotted(path)}: {reason}")
     return Profile(sources[name], resolved, unset)
 

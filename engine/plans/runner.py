@@ -7,20 +7,26 @@ writable (its state directory and every ``.git`` in it read-only) and a private 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import resource
+import select
 import shutil
-import signal
 import subprocess
+import sys
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.plans.step_supervisor import kill_step
 from engine.workspace.sandbox import GIT_DIR, STATE_DIR
 
 TAIL_BYTES = 4000
+SUPERVISOR = Path(__file__).with_name("step_supervisor.py")
+# The session ids of the run steps in progress in this process (see kill_running_steps).
+_running: set[int] = set()
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,12 @@ class RunResult:
     isolated: bool
 
 
+@functools.cache
 def bubblewrap() -> str | None:
-    """Return the path of bwrap when it is installed and can create namespaces here."""
+    """Return the path of bwrap when it is installed and can create namespaces here.
+
+    Probed once per process: the answer does not change while it runs, and the probe starts a process.
+    """
     path = shutil.which("bwrap")
     if path is None:
         return None
@@ -72,16 +82,54 @@ def scrubbed_env(root: Path) -> dict[str, str]:
     }
 
 
-def _limiter(limits: Limits) -> Callable[[], None]:
-    def apply() -> None:
-        os.setsid()
-        mib = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mib, limits.memory_mb * mib))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mib, limits.file_size_mb * mib))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
+def supervised_argv(argv: list[str], limits: Limits) -> list[str]:
+    """Return a command line that runs ``argv`` under ``limits`` (CPU, memory, file size, processes)
+    through :mod:`engine.plans.step_supervisor`.
 
-    return apply
+    The supervisor sets the limits on itself before it forks and execs ``argv``, so they hold from
+    the command's first instruction, and nothing runs in this (threaded) process between fork and
+    exec: ``preexec_fn`` would, which is unsafe with threads, and ``prlimit`` on the child's pid
+    after it started would leave a window where it runs without limits. As a child subreaper it
+    also keeps every process the command starts findable until the step is over, and it ends the
+    step when this process dies.
+    """
+    mib = 1024 * 1024
+    values = (limits.cpu_s, limits.memory_mb * mib, limits.file_size_mb * mib, limits.max_processes)
+    parent = os.getpid()
+    return [sys.executable, "-I", "-S", str(SUPERVISOR), str(parent), *(str(value) for value in values), "--", *argv]
+
+
+def _wait_exited(pid: int, timeout_s: float) -> bool:
+    """Wait until the child ``pid`` exits, without reaping it; return False when ``timeout_s`` ran out.
+
+    Not reaping keeps the pid (the step's session and group id) from being reused before
+    :func:`kill_step` has looked for what the step left behind.
+    """
+    deadline = time.monotonic() + timeout_s
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = None  # a kernel before 5.3: poll instead
+    if pidfd is not None:
+        try:
+            poller = select.poll()  # not select(): a descriptor above 1023 is fine
+            poller.register(pidfd, select.POLLIN)
+            return bool(poller.poll(timeout_s * 1000))
+        finally:
+            os.close(pidfd)
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def kill_running_steps() -> None:
+    """SIGKILL every ``run`` step this process has running (for a process about to exit at once)."""
+    with _running_lock:
+        leaders = list(_running)
+    for leader in leaders:
+        kill_step(leader)
 
 
 def _host_tmp_read_only() -> list[str]:
@@ -151,8 +199,8 @@ def _find_program(root: Path, program: str, env: dict[str, str]) -> str | None:
 def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, bwrap: str | None) -> RunResult:
     """Run ``argv`` in ``root``; return its result. Never raises for the command's own failure.
 
-    The step ends when its command exits (or times out): whatever it left running in its
-    process group is then killed, and the output read so far is its output.
+    The step ends when its command exits (or times out, or the wait is interrupted): everything it
+    started is then killed, and the output read so far is its output.
     """
     env = scrubbed_env(root)
     if _find_program(root, argv[0], env) is None:
@@ -182,17 +230,21 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
             *argv,
         ]  # fmt: skip
     try:
+        # A session of its own: its processes can be found (and killed) by session and group id,
+        # and a Ctrl-C at the terminal reaches routeshell, which decides, not the command.
         process = subprocess.Popen(
-            command,
+            supervised_argv(command, limits),
             cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_limiter(limits),
+            start_new_session=True,
         )
     except OSError as exc:
         return RunResult(127, f"cannot start {argv[0]}: {exc.strerror}", False, bwrap is not None)
+    with _running_lock:
+        _running.add(process.pid)
     tail: deque[bytes] = deque()
     size = [0]
 
@@ -208,14 +260,14 @@ def run_command(root: Path, argv: list[str], timeout_s: int, limits: Limits, *, 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        process.wait(timeout=timeout_s)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    # Background children the command left behind in its group go with it.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+        timed_out = not _wait_exited(process.pid, timeout_s)
+    finally:
+        # Whatever ends the wait (the command, its timeout, a Ctrl-C, any exception), nothing the step
+        # started may outlive it: an apply that is rolled back next must not be written to afterwards.
+        kill_step(process.pid)
+        process.wait()
+        with _running_lock:
+            _running.discard(process.pid)
     reader.join(timeout=5)
     output = b"".join(tail)[-TAIL_BYTES:].decode("utf-8", errors="replace")
     return RunResult(None if timed_out else process.returncode, output, timed_out, bwrap is not None)

@@ -284,17 +284,17 @@ def test_model_and_file_text_is_shown_literally(spawn, scripted_llm: ScriptedLLM
     assert not (workspace / "hi.txt").exists()
 
 
-def run_piped(workspace: Path, base_url: str, text: str) -> subprocess.CompletedProcess[str]:
+def run_piped(workspace: Path, base_url: str, text: str | bytes, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``routeshell --plain`` with ``text`` on standard input (not a terminal)."""
-    return subprocess.run(
+    raw = subprocess.run(
         [ROUTESHELL, "--plain", "--profile", "ci", "--workspace", str(workspace)],
-        input=text,
+        input=text.encode() if isinstance(text, str) else text,
         capture_output=True,
-        text=True,
-        env=plain_env(base_url),
+        env=plain_env(base_url, **env),
         timeout=60,
         check=False,
     )
+    return subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
 
 
 def test_piped_lines_run_and_exit_zero(scripted_llm: ScriptedLLM, workspace: Path) -> None:
@@ -309,7 +309,7 @@ def test_piped_lines_run_and_exit_zero(scripted_llm: ScriptedLLM, workspace: Pat
 def test_piped_approval_stops_the_task_and_goes_on(scripted_llm: ScriptedLLM, workspace: Path) -> None:
     scripted_llm.enqueue(Reply(HELLO))
     result = run_piped(workspace, scripted_llm.base_url, f"/approve ask\n{TASK}\n/history\n")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a task waiting for approval is not done
     assert result.stdout.count("stop: approval needed for plan p1") == 1
     assert "no plans applied" in result.stdout
     assert not (workspace / "hi.txt").exists()
@@ -357,3 +357,51 @@ def test_output_to_a_pipe_still_asks_at_the_terminal(scripted_llm: ScriptedLLM, 
         child.close(force=True)
     assert child.exitstatus == 0
     assert (workspace / "hi.txt").read_text() == "hello\n"
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+FAILS = {"version": 1, "goal": "fail", "steps": [{"op": "run", "argv": [sys.executable, "-c", "raise SystemExit(1)"]}]}
+
+
+@pytest.mark.parametrize(
+    ("lines", "code"),
+    [
+        pytest.param("/approve all\n/history\n", 0, id="all-well"),
+        pytest.param("/approve all\nfail please\n/history\n", 1, id="failed-task"),
+        pytest.param("/frobnicate\n/history\n", 2, id="unknown-command"),
+        pytest.param("/approve sometimes\n", 2, id="bad-argument"),
+        pytest.param("/frobnicate\n/approve all\nfail please\n", 2, id="worst-of-two"),
+    ],
+)
+def test_piped_exit_code_is_the_worst_of_the_lines(
+    scripted_llm: ScriptedLLM, workspace: Path, lines: str, code: int
+) -> None:
+    scripted_llm.enqueue(Reply(FAILS))
+    result = run_piped(workspace, scripted_llm.base_url, lines)
+    assert result.returncode == code, result
+    assert "Traceback" not in result.stderr
+
+
+def test_piped_unreachable_endpoint_is_exit_3(workspace: Path) -> None:
+    result = run_piped(workspace, closed_port_url(), f"{TASK}\n/history\n")
+    assert result.returncode == 3, result
+    assert "no plans applied" in result.stdout  # the next line still ran
+
+
+@pytest.mark.parametrize("lang", ["C.UTF-8", "C"])
+def test_a_piped_line_that_is_not_utf8_is_skipped_with_one_line(
+    scripted_llm: ScriptedLLM, workspace: Path, lang: str
+) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    result = run_piped(workspace, scripted_llm.base_url, b"write \xff\xfe\n/approve all\n" + TASK.encode() + b"\n",
+                       LC_ALL=lang)  # fmt: skip
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert "error: this line is not UTF-8 text (byte \\xff at offset 6); skipped" in result.stdout
+    assert (workspace / "hi.txt").read_text() == "hello\n"  # the next lines ran
+    assert len(scripted_llm.requests) == 1

@@ -19,8 +19,9 @@ from textual.widgets import ProgressBar
 from engine.errors import RouteshellError
 from engine.names import display_name
 from engine.plans import file_plans
-from engine.plans.apply import Cancelled, StepFailed, apply_plan, undo_last
+from engine.plans.apply import Cancelled, StepFailed, apply_plan
 from engine.plans.file_plans import Conflict
+from engine.plans.undo import UNBLOCK_HINT, undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
 from tui.external_editor import EditorFailed, edit_text
 from tui.screens.confirm_screen import ConfirmScreen
@@ -45,6 +46,8 @@ OPERATION_BINDINGS = [
     Binding("u", "undo", "Undo", id="files.undo", tooltip="Undo the last applied plan"),
 ]  # fmt: skip
 
+# The undo question lists at most this many of the things undo will do.
+UNDO_ACTIONS_SHOWN = 8
 # Plans with more steps than this show a progress bar while they apply.
 PROGRESS_FROM_STEPS = 20
 
@@ -92,7 +95,9 @@ class FileOperationsMixin:
                 pane.app.call_from_thread(bar.advance, 1)
 
         try:
-            result = await asyncio.to_thread(apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set)
+            result = await asyncio.to_thread(
+                apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane"
+            )
         except Cancelled as exc:
             pane.notify(str(exc), title="Cancelled", severity="warning", markup=False)
             return False
@@ -206,12 +211,32 @@ class FileOperationsMixin:
     async def action_undo(self) -> None:
         pane = self._pane()
         try:
-            journal = await asyncio.to_thread(undo_last, pane.root)
+            preview = await asyncio.to_thread(undo_preview, pane.root)
+        except (RouteshellError, OSError) as exc:
+            pane.notify(str(exc), title="Nothing undone", severity="error", markup=False)
+            return
+        journal = preview.journal
+        goal = journal.meta["plan"].get("goal", "") if journal.problem is None else ""
+        if preview.blocked:
+            blocks = "; ".join(display_name(problem) for problem in preview.blocked)
+            pane.notify(f"Plan {journal.id} cannot be undone: {blocks}. To undo it, {UNBLOCK_HINT}.",
+                        title="Not undone", severity="error", markup=False, timeout=15)  # fmt: skip
+            return
+        shown = preview.actions[:UNDO_ACTIONS_SHOWN]
+        more = len(preview.actions) - len(shown)
+        actions = "\n".join(f"- {display_name(action)}" for action in shown) + (f"\n- and {more} more" if more else "")
+        question = f"Undo plan {journal.id}?\n{display_name(goal) or '(no goal)'}\nIt will:\n{actions}"
+        if not await pane.app.push_screen_wait(ConfirmScreen(question)):
+            pane.notify("Nothing undone")
+            return
+        try:
+            # This very plan, even if another one was applied while the question was open.
+            await asyncio.to_thread(undo_journal, pane.root, journal.id)
         except (RouteshellError, OSError) as exc:
             pane.notify(str(exc), title="Not undone", severity="error", markup=False)
             return
         pane.action_reload()
-        pane.notify(f"Undid plan {journal.id}: {display_name(journal.meta['plan'].get('goal', ''))}", markup=False)
+        pane.notify(f"Undid plan {journal.id}: {display_name(goal)}", markup=False)
 
     @work(exclusive=True, group="file-op")
     async def action_edit(self) -> None:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from engine.config import profiles
 from engine.config.profiles import ProfileError, load_profile, masked
+from engine.errors import UsageError
 
 SHIPPED = ["ci", "local", "ollama", "openai", "vllm"]
 
@@ -128,3 +130,50 @@ def test_extends_cycle_and_unknown_parent() -> None:
 def test_unknown_profile_lists_known_ones() -> None:
     with pytest.raises(ProfileError, match=r"unknown profile 'nope' \(known profiles: ci, local, ollama"):
         load_profile("nope")
+
+
+def test_resolve_workspace_asks_before_adopting_an_unusual_directory(tmp_path: Path) -> None:
+    profile = load_profile("ci")
+    home = tmp_path / "home"
+    (home / "project").mkdir(parents=True)
+    env = {"HOME": str(home)}
+    asked: list[str] = []
+
+    def answer(reply: bool) -> Callable[[str], bool]:
+        def confirm(question: str) -> bool:
+            asked.append(question)
+            return reply
+
+        return confirm
+
+    assert profile.resolve_workspace(str(home / "project"), env=env, confirm=answer(False)) == home / "project"
+    assert asked == []
+    with pytest.raises(UsageError, match="choose another with --workspace"):
+        profile.resolve_workspace(str(tmp_path), env=env, confirm=answer(False))
+    assert asked == [f"use {tmp_path} (outside your home directory {home}) as a workspace? "
+                     f"routeshell keeps its state in {tmp_path / '.routeshell'}"]  # fmt: skip
+    assert profile.resolve_workspace(str(home), env=env, confirm=answer(True)) == home
+    assert "(your home directory)" in asked[-1]
+    assert profile.resolve_workspace("/", env=env, yes=True) == Path("/")
+    with pytest.raises(UsageError, match="it is the root directory; pass --yes"):
+        profile.resolve_workspace("/", env=env)
+    with pytest.raises(UsageError, match="--workspace is empty"):
+        profile.resolve_workspace("", env=env, yes=True)
+
+
+def test_an_unset_variable_in_a_required_key_is_named() -> None:
+    path = user_profile("mine", 'extends = "ci"\n[llm.default]\nbase_url = "${MY_LLM_URL}"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile("mine", {"XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"]})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: MY_LLM_URL is not set (used by key llm.default.base_url in profile mine)")
+    assert "${MY_LLM_URL:-VALUE}" in message
+    assert "missing required key" not in message
+    env = {"XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"], "MY_LLM_URL": "http://127.0.0.1:9/v1"}
+    assert load_profile("mine", env).endpoint("builder").base_url.endswith("/v1")
+
+
+def test_the_state_directory_name_matches_the_workspace_layer() -> None:
+    from engine.workspace.sandbox import STATE_DIR
+
+    assert profiles.STATE_DIR == STATE_DIR

@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.plans.runner import TAIL_BYTES, Limits, RunResult, bubblewrap, run_command
+from engine.plans.runner import TAIL_BYTES, Limits, RunResult, bubblewrap, run_command, supervised_argv
 from engine.workspace.sandbox import STATE_DIR
+from tests.helpers import ROUTESHELL
 
 PYTHON = sys.executable
 NO_BWRAP = "bubblewrap (bwrap) is not installed or cannot create namespaces on this machine"
@@ -331,3 +335,121 @@ def test_isolated_run_can_use_programs_kept_under_tmp(ws: Path, isolated: str) -
         assert program.read_text().startswith("#!/bin/sh")
     finally:
         shutil.rmtree(tools)
+
+
+# -- nothing a step started outlives it ----------------------------------------------------------
+
+#: A step that starts a writer appending to late.txt (in its process group, or in a session of its
+#: own), says so, and then waits to be stopped.
+BACKGROUND_WRITER_STEP = """\
+import os, subprocess, sys, time
+writer = '''import os, time
+open('writer.pid', 'w').write(str(os.getpid()))
+while True:
+    with open('late.txt', 'a') as file:
+        file.write('x')
+    time.sleep(0.01)
+'''
+subprocess.Popen([sys.executable, '-c', writer], start_new_session=sys.argv[1] == 'setsid')
+while not os.path.exists('writer.pid'):
+    time.sleep(0.01)
+open('started', 'w').close()
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that can still run (a zombie cannot)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("writer", ["group", "setsid"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_a_stopped_apply_leaves_nothing_running(ws: Path, tmp_path: Path, writer: str, sig: int) -> None:
+    (ws / "a.txt").write_text("old\n")
+    (ws / "step.py").write_text(BACKGROUND_WRITER_STEP)
+    steps = [
+        {"op": "write", "path": "a.txt", "content": "new\n", "overwrite": True},
+        {"op": "run", "argv": [PYTHON, "step.py", writer], "timeout_s": 600},
+    ]
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps({"version": 1, "goal": "a step that leaves a writer", "steps": steps}))
+    # Without bubblewrap on PATH: the step is a plain process tree, as where bwrap is missing.
+    env = {**os.environ, "PATH": str(Path(ROUTESHELL).parent)}
+    argv = [ROUTESHELL, "plan", "apply", str(plan_file), "--yes", "--workspace", str(ws)]
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(ws / "started", proc)
+        writer_pid = int((ws / "writer.pid").read_text())
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert not alive(writer_pid)  # killed before the rollback
+    else:
+        # Killed outright: the step notices its parent is gone and ends itself; the next command rolls back.
+        deadline = time.monotonic() + 60
+        while alive(writer_pid):
+            assert time.monotonic() < deadline, "the writer outlived a killed routeshell"
+            time.sleep(0.01)
+        recovered = subprocess.run([ROUTESHELL, "plan", "history", "--workspace", str(ws)], env=env, check=False)
+        assert recovered.returncode == 0
+    assert (ws / "a.txt").read_text() == "old\n"  # rolled back
+    written = (ws / "late.txt").stat().st_size
+    time.sleep(0.3)  # the writer wrote every 10 ms while it lived
+    assert (ws / "late.txt").stat().st_size == written
+
+
+def test_a_setsid_grandchild_of_a_finished_step_is_killed(ws: Path) -> None:
+    # The middle process exits at once: its setsid child is an orphan outside the step's session.
+    middle = "import subprocess; print(subprocess.Popen(['sleep', '600'], start_new_session=True).pid)"
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {middle!r}])"
+    result = python(ws, code, bwrap=None)
+    assert result.exit_code == 0, result
+    assert not alive(int(result.output_tail.split()[-1]))
+
+
+def test_the_limits_hold_from_the_first_instruction() -> None:
+    limits = Limits(cpu_s=7, memory_mb=300, file_size_mb=3, max_processes=33)
+    names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC")
+    code = f"import resource as r; print([list(r.getrlimit(getattr(r, n))) for n in {names}])"
+    out = subprocess.run(supervised_argv([PYTHON, "-c", code], limits), capture_output=True, text=True, check=True)
+    mib = 1024 * 1024
+    assert json.loads(out.stdout) == [[7, 7], [300 * mib] * 2, [3 * mib] * 2, [33, 33]]
+
+
+@pytest.mark.parametrize(("code", "status"), [("raise SystemExit(5)", 5), ("import os; os.kill(os.getpid(), 15)", -15)])
+def test_the_command_s_exit_status_comes_through(code: str, status: int) -> None:
+    result = subprocess.run(supervised_argv([PYTHON, "-c", code], Limits()), check=False)
+    assert result.returncode == status
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_command_does_not_inherit_ignored_sigpipe_or_sigxfsz(ws: Path, bwrap_path: str | None, mode: str) -> None:
+    result = run_command(ws, ["cat", "/proc/self/status"], 60, Limits(), bwrap=bwrap_for(mode, bwrap_path))
+    (line,) = [line for line in result.output_tail.splitlines() if line.startswith("SigIgn:")]
+    ignored = int(line.split()[1], 16)
+    assert ignored & (1 << (signal.SIGPIPE - 1)) == 0
+    assert ignored & (1 << (signal.SIGXFSZ - 1)) == 0
+
+
+def test_the_bubblewrap_probe_runs_once() -> None:
+    bubblewrap()
+    before = bubblewrap.cache_info()
+    bubblewrap()
+    assert bubblewrap.cache_info().hits == before.hits + 1
+    assert bubblewrap.cache_info().misses == before.misses
