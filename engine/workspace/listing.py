@@ -29,6 +29,7 @@ __all__ = [
     "read_preview",
     "refusal_note",
     "scan_directory",
+    "split_lines",
 ]
 
 PREVIEW_BYTES = 64 * 1024
@@ -107,6 +108,17 @@ def metadata(ws: Workspace, path: str) -> Metadata:
     )
 
 
+def split_lines(text: str) -> list[str]:
+    """Split ``text`` after each "\n" only, keeping the "\n"; the last line may lack one.
+
+    ``str.splitlines`` also breaks at \r, \v, form feeds, \x1c-\x1e, \x85, \u2028 and \u2029, which
+    would cut one line in two in a preview, a diff or a line count (git, grep and sed break at "\n").
+    """
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
+
+
 @dataclass(frozen=True)
 class Preview:
     """A bounded look at a file. ``text`` is None when the file is not shown, and ``note`` says why."""
@@ -159,13 +171,13 @@ def read_preview(
     if truncated:
         # Drop a final partial line (and any character cut in half) rather than show it mangled.
         text = text[: text.rfind("\n") + 1] or text
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     if len(lines) > max_lines:
         text = "".join(lines[:max_lines])
         truncated = True
     if not text:
         return Preview("", "empty file")
-    note = f"first {len(text.splitlines()):,} lines of {info.st_size:,} bytes" if truncated else ""
+    note = f"first {len(split_lines(text)):,} lines of {info.st_size:,} bytes" if truncated else ""
     return Preview(text, note, truncated)
 
 

@@ -111,6 +111,17 @@ def test_preview_is_bounded(tmp_path: Path) -> None:
     assert "first 50 lines" in preview.note
 
 
+def test_preview_counts_lines_at_newlines_only(tmp_path: Path) -> None:
+    # Form feeds, \x85 and \u2028 are inside a line: str.splitlines() would cut the preview mid-line.
+    lines = [f"page {i}\x0cmore\x85x\u2028y\x1cz\n" for i in range(10)]
+    (tmp_path / "paged.txt").write_text("".join(lines))
+    with Workspace(tmp_path) as ws:
+        preview = listing.read_preview(ws, "paged.txt", max_bytes=10_000, max_lines=4)
+    assert preview.truncated
+    assert preview.text == "".join(lines[:4])
+    assert preview.note.startswith("first 4 lines of ")
+
+
 def test_preview_never_reads_binary_special_or_outside_files(ws: Workspace, resolution: str) -> None:
     assert listing.read_preview(ws, "data.bin").text is None
     (ws.root / "passwd-link").symlink_to("/etc/passwd")

@@ -24,6 +24,7 @@ from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.model import InvalidPlan, normalise, plan_problems
 from engine.workspace import sandbox
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
+from engine.workspace.state import StateError
 from tests.helpers import tree
 
 
@@ -253,7 +254,7 @@ def test_copy_of_a_directory_holding_a_fifo_is_refused_without_blocking(layout: 
 def test_a_state_directory_that_is_a_symlink_is_refused(layout: Layout) -> None:
     (layout.root / ".routeshell").symlink_to(layout.outside)
     before = tree(layout.outside)
-    with pytest.raises(SandboxError, match="not a directory"):
+    with pytest.raises(StateError, match="not a directory"):
         apply_document(layout.root, {"version": 1, "steps": [{"op": "write", "path": "n.txt", "content": ""}]})
     assert tree(layout.outside) == before
     assert not (layout.root / "n.txt").exists()
