@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 EXIT_CODES = """\
 exit codes:
   0    success
-  1    the command failed (a plan step failed and was rolled back, an undo would lose work;
+  1    the command failed (a plan step failed and was rolled back, an undo would lose work,
+       the workspace is read-only, full or busy, .routeshell/ holds something not ours;
        with --plain on a pipe: a task failed or waits for approval)
   2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
        argument, a line that is not UTF-8)
