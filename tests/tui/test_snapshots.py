@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tests.scripted_llm import Reply
 from tests.tui.conftest import settle
@@ -22,6 +23,11 @@ def keys(*presses: str) -> Callable[[Pilot[int]], Awaitable[None]]:
         for key in presses:
             await pilot.press(key)
             await settle(pilot)
+        # A focused input's cursor blinks every half second: hold it on, or the picture depends
+        # on when it is taken.
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
 
     return script
 
