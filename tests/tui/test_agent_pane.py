@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import sqlite3
 import stat
@@ -15,6 +16,7 @@ from textual.widgets import TabbedContent
 
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import load_profile
+from tests.helpers import run_routeshell
 from tests.scripted_llm import Hold, Reply, ScriptedLLM
 from tests.tui.conftest import screen_text, settle, wait_until
 from tui.app import RouteshellApp
@@ -165,6 +167,14 @@ async def test_ask_opens_the_diff_and_approve_applies(agent_app, scripted_llm, w
         assert "applied 1 step as journal" in text
         assert "done: builder: greet loudly" in text
         assert pane.meter.status == "done"
+        hint = pane.transcript.undo_hint
+        assert "undo the last plan with: u in the Files pane, or routeshell" in text
+    # The hint names the workspace, so it works when pasted from any directory.
+    command = shlex.split(hint.split(" or ", 1)[1])
+    assert command[:1] == ["routeshell"]
+    result = run_routeshell(*command[1:], cwd=Path("/"))
+    assert result.returncode == 0, result.stderr
+    assert 'f"hello {name}"' in hello(workspace)
 
 
 async def test_reject_with_a_reason_changes_nothing(agent_app, scripted_llm, workspace) -> None:  # type: ignore[no-untyped-def]

@@ -103,7 +103,10 @@ class AgentPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="agent-header")
         yield RouteDecision(id="agent-decision")
-        yield AgentTranscript(id="agent-transcript")
+        from tui.cli import command_hint
+
+        undo = command_hint(self.profile, "plan", "undo", "--workspace", str(self.workspace))
+        yield AgentTranscript(undo_hint=f"u in the Files pane, or {undo}", id="agent-transcript")
         yield UsageMeter(id="agent-meter")
         yield TaskInput(history_path(), placeholder="a task in plain words; Enter runs it, ↑ recalls", id="agent-input")
 
