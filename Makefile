@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy engine agents
+	$(BIN)/mypy engine agents tui
 
 imports: install
 	$(BIN)/lint-imports

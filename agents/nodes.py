@@ -9,6 +9,7 @@ when resumed, and an apply is skipped when the journal shows that plan was alrea
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from typing import Any, cast
 
 from langgraph.config import get_stream_writer
@@ -23,13 +24,15 @@ from engine.events import Event, FinalEvent, ReviewedEvent, RunOutcome, Verdict,
 from engine.kinds import Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
-from engine.plans.apply import StepFailed, apply_plan, undo_last
+from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.dry_run import preview_plan
 from engine.plans.journal import applied_from
 from engine.plans.model import normalise
 from engine.plans.runner import RunResult, bubblewrap, run_command
+from engine.plans.undo import undo_journal
 from engine.router.decision import RouterDecision
 from engine.workspace.sandbox import SandboxError
+from engine.workspace.state import StateError
 
 TAIL_CHARS = 2000
 
@@ -41,6 +44,9 @@ def _emit(event: Event) -> None:
 def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the router for a decision, forced to ``--topology`` when one was given."""
     ctx = runtime.context
+    # A crashed apply is rolled back first: the roles read, and the previews diff, what applies will see.
+    with suppress(StateError):  # when it cannot be done now, the first apply says why
+        recover(ctx.root)
     decision: RouterDecision = ctx.router.route(state["task"])
     if ctx.topology != "auto":
         decision = decision.with_topology(ctx.topology)
@@ -294,7 +300,8 @@ def _retest_after_refactor(ctx: AgentContext, test_runs: list[dict[str, Any]], r
     test = _test_event(_run_steps(ctx, test_runs))
     if not test["passed"]:
         try:
-            undone = undo_last(ctx.root)
+            # Exactly the plan this run applied: another may have been applied since.
+            undone = undo_journal(ctx.root, record["journal"])
             record["summary"] += f"; the tests failed after it, so journal {undone.id} was undone"
             record["status"] = "reverted"
             test = _test_event(_run_steps(ctx, test_runs))

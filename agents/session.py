@@ -33,6 +33,7 @@ from engine.plans.runner import Limits
 from engine.router.decision import Router
 from engine.router.registry import load_router
 from engine.workspace.sandbox import STATE_DIR
+from engine.workspace.state import StateError, move_aside_hint
 
 Event = dict[str, Any]  # an engine.events.Event, as the JSON object it is for the sinks
 SESSIONS_DB = "sessions.sqlite"
@@ -162,14 +163,14 @@ class AgentSession:
             clients = {role: ChatClient(endpoint) for role, endpoint in endpoints.items()}
         self.clients = clients
         self.limits = Limits.from_profile(profile.data.get("sandbox", {}))
-        self._conn = sqlite3.connect(state_dir(self.root) / SESSIONS_DB, check_same_thread=False, timeout=30)
+        self._conn = open_sessions_db(state_dir(self.root) / SESSIONS_DB)
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         from agents.graph import build_graph
 
         self.checkpointer = SqliteSaver(self._conn)
         # The ledger writes from the graph's worker threads: a connection of its own, not the saver's.
-        self._ledger_conn = sqlite3.connect(state_dir(self.root) / SESSIONS_DB, check_same_thread=False, timeout=30)
+        self._ledger_conn = open_sessions_db(state_dir(self.root) / SESSIONS_DB)
         self.ledger = UsageLedger(self._ledger_conn)
         self._running: list[threading.Event] = []
         self._stops: list[threading.Event] = []
@@ -354,6 +355,21 @@ def _wait_for(done: threading.Event) -> None:
         pass
 
 
+def open_sessions_db(path: Path) -> sqlite3.Connection:
+    """Open the session database; raise :class:`StateError` saying how to move it aside when it is not one."""
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open the session database {path} ({exc}); {move_aside_hint(path)}") from None
+    try:
+        # connect() opens anything; the first read is what finds a file that is not a database.
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StateError(f"{path} is not a routeshell session database ({exc}); {move_aside_hint(path)}") from None
+    return conn
+
+
 def list_sessions(root: Path) -> list[dict[str, Any]]:
     """Return the sessions of a workspace, newest first: thread, task, last update, status, outcome.
 
@@ -367,7 +383,7 @@ def list_sessions(root: Path) -> list[dict[str, Any]]:
 
     from agents.graph import build_graph
 
-    with closing(sqlite3.connect(database, check_same_thread=False)) as conn:
+    with closing(open_sessions_db(database)) as conn:
         saver = SqliteSaver(conn)
         graph = build_graph(saver)
         latest: dict[str, str] = {}

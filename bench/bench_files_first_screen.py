@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.config.profiles import load_profile
 from engine.workspace.listing import scan_directory
+from engine.workspace.sandbox import Workspace
 from tui.app import RouteshellApp
 from tui.widgets.entry_list import EntryList
 
@@ -63,7 +64,8 @@ def median_scan(root: Path) -> tuple[float, int]:
     found = 0
     for _ in range(RUNS):
         start = time.perf_counter()
-        found = len(scan_directory(root, root))
+        with Workspace(root) as ws:
+            found = len(scan_directory(ws, "."))
         times.append(time.perf_counter() - start)
     return statistics.median(times), found
 

@@ -242,15 +242,68 @@ class RecoveredEvent(TypedDict):
     was: JournalState
 
 
-class HistoryEvent(TypedDict):
+class HistoryFields(TypedDict):
+    """A journal as ``plan history`` lists it; a damaged one has state "damaged" and a ``problem``."""
+
+    id: str
+    state: JournalState | Literal["damaged"]
+    started: str
+    steps: int | None
+    goal: str
+    via: str
+    problem: NotRequired[str]
+
+
+class HistoryEvent(HistoryFields):
     """One row of ``routeshell plan history --json``."""
 
     type: Literal["history"]
+
+
+class JournalEvent(HistoryFields):
+    """``routeshell plan show ID --json``: one applied plan, its steps, the files it touched, who asked."""
+
+    type: Literal["journal"]
+    origin: str | None
+    plan_steps: list[dict[str, Any]]
+    files: list[str]
+
+
+class UndoPreviewEvent(TypedDict):
+    """What undoing a journal would do (``plan undo --dry-run``), and what blocks it."""
+
+    type: Literal["undo_preview"]
+    journal: str
+    actions: list[str]
+    blocked: list[str]
+
+
+class TrashFields(TypedDict):
+    """One thing in the trash: ``id`` is ``JOURNAL/N``, ``origin`` the path it came from (None if unknown)."""
+
     id: str
-    state: JournalState
-    started: str
-    steps: int
-    goal: str
+    origin: str | None
+    why: str
+    size: int
+    kind: Literal["file", "directory", "symlink", "other"]
+
+
+class TrashEvent(TrashFields):
+    """One row of ``routeshell trash list --json``."""
+
+    type: Literal["trash"]
+
+
+class RestoredEvent(TrashFields):
+    """``routeshell trash restore ITEM --json``: the item put back."""
+
+    type: Literal["restored"]
+
+
+class TrashEmptiedEvent(TypedDict):
+    type: Literal["trash_emptied"]
+    items: int
+    bytes: int
 
 
 #: Every event, in the order they are documented: the one list to extend with a new event.
@@ -274,6 +327,11 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     UndoneEvent,
     RecoveredEvent,
     HistoryEvent,
+    JournalEvent,
+    UndoPreviewEvent,
+    TrashEvent,
+    RestoredEvent,
+    TrashEmptiedEvent,
 ]
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 

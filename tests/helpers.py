@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 
@@ -56,3 +60,47 @@ def tree(root: Path) -> dict[str, Any]:
             else:
                 found[rel] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode))
     return found
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "512k") -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` on ``path`` (created) for the block; skip the test when not root."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def read_only_view(source: Path, path: Path) -> Iterator[Path]:
+    """Bind ``source`` read-only on ``path`` (created) for the block; skip the test when not root."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "--bind", str(source), str(path)], check=False).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=False).returncode:
+            pytest.skip("cannot remount read-only here")
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill_disk(directory: Path) -> Path:
+    """Write zeros into ``directory/filler`` until the disk is full; return the filler's path."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        while True:
+            os.write(fd, bytes(4096))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 EXIT_CODES = """\
 exit codes:
   0    success
-  1    the command failed (a plan step failed and was rolled back, an undo would lose work;
+  1    the command failed (a plan step failed and was rolled back, an undo would lose work,
+       the workspace is read-only, full or busy, .routeshell/ holds something not ours;
        with --plain on a pipe: a task failed or waits for approval)
   2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
        argument, a line that is not UTF-8)
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_command(commands, _Parser)
     add_sessions_command(commands)
     add_plan_commands(commands, _Parser, EXIT_CODES)
+    from tui.trash_cli import add_trash_command
+
+    add_trash_command(commands, _Parser, EXIT_CODES)
     return parser
 
 
@@ -140,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.plan_cli import run_plan_command
 
             return run_plan_command(args)
+        if args.command == "trash":
+            from tui.trash_cli import run_trash_command
+
+            return run_trash_command(args)
         if args.command == "run":
             from tui.run_cli import run_agent_command
 

@@ -1,4 +1,5 @@
-"""Editing text in the user's own editor, with the terminal handed over while it runs."""
+"""Editing text in the user's own editor: the one helper the Files pane, the approval dialog and
+``--plain`` share. In the full-screen shell the terminal is handed over while the editor runs."""
 
 from __future__ import annotations
 
@@ -16,31 +17,42 @@ class EditorFailed(Exception):
 
 
 def editor_command() -> list[str]:
-    """The user's editor: $VISUAL, then $EDITOR, then vi."""
-    return shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+    """The user's editor: $VISUAL, then $EDITOR, then vi. Raises :class:`EditorFailed` when it cannot be split."""
+    setting = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        return shlex.split(setting) or ["vi"]
+    except ValueError as exc:
+        raise EditorFailed(f"$VISUAL or $EDITOR cannot be split into a command ({exc})") from None
 
 
-def edit_text(app: App[object], name: str, text: str) -> str:
+def edit_text(app: App[object] | None, name: str, text: str) -> str:
     """Open ``text`` as a scratch file called ``name`` in the user's editor; return what was saved.
 
-    The app is suspended so the editor gets the terminal; where there is no terminal to hand over
-    (a headless driver) the editor runs without one. Raises :class:`EditorFailed`.
+    With ``app``, the app is suspended so the editor gets the terminal; where there is no terminal
+    to hand over (a headless driver) the editor runs without one. Without ``app`` (a line-mode
+    shell) the editor simply shares the terminal. Raises :class:`EditorFailed`.
     """
+    command = editor_command()
     with tempfile.TemporaryDirectory(prefix="routeshell-edit-") as scratch:
         path = Path(scratch) / name
-        path.write_text(text, encoding="utf-8")
-        command = [*editor_command(), str(path)]
+        # surrogateescape: a name that is not UTF-8 (bulk rename) goes out as its bytes and comes back.
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        command = [*command, str(path)]
         try:
-            try:
-                with app.suspend():
-                    completed = subprocess.run(command, check=False)
-            except SuspendNotSupported:
-                completed = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True)
+            if app is None:
+                completed = subprocess.run(command, check=False)
+            else:
+                try:
+                    with app.suspend():
+                        completed = subprocess.run(command, check=False)
+                except SuspendNotSupported:
+                    completed = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True)
         except OSError as exc:
-            raise EditorFailed(f"Cannot start the editor {command[0]!r}: {exc.strerror}") from None
+            reason = f"Cannot start the editor {command[0]!r}: {exc.strerror}; set $VISUAL or $EDITOR"
+            raise EditorFailed(reason) from None
         if completed.returncode != 0:
             raise EditorFailed(f"The editor exited with {completed.returncode}")
         try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            return path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
             raise EditorFailed(f"Cannot read the edited text: {exc}") from None

@@ -8,14 +8,11 @@ lines are read from it as they come, so ``echo TASK | routeshell --plain`` works
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shlex
 import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,17 +22,19 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.history import History, InMemoryHistory
 from rich.console import Console
 from rich.text import Text
 
 from agents.session import AgentSession, Outcome, SessionOptions, approval_for, new_thread_id
 from agents.state import APPROVAL_MODES
-from engine.config import xdg
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.names import display_name
 from engine.router.decision import TOPOLOGIES
+from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
+from tui.external_editor import EditorFailed, edit_text
+from tui.task_history import append_task, history_path, load_history
 from tui.transcript import Transcript
 
 PROMPT = "routeshell> "
@@ -73,7 +72,7 @@ A plan waiting for approval asks 'approve, edit, reject?': a applies it, e opens
 $EDITOR (default vi) and applies what you save, r rejects it with an optional reason.
 Ctrl-C clears the line; during a task it stops the task once the step in progress is done, and
 /resume THREAD continues it. Tab completes commands, their arguments and workspace paths.
-History is kept in {history}.
+Tasks are kept in {history}, the history the Agent pane recalls too.
 When standard input is not a terminal, each line is a task or a command. Approvals cannot be
 asked there: 'ask' counts as 'auto' (as in 'routeshell run'), and a task whose plan waits for
 approval stops; answer it later with /resume THREAD at a terminal. The exit code is then the
@@ -82,19 +81,33 @@ worst of the lines run: 0 all went well, 1 a task or command failed (or waits fo
 130 interrupted."""
 
 
-def history_path() -> Path:
-    """Return where the prompt history lives: ``$XDG_STATE_HOME/routeshell/plain_history``."""
-    return xdg.state_dir() / "plain_history"
+class TaskHistory(History):
+    """prompt_toolkit's view of the task history the Agent pane keeps too (:mod:`tui.task_history`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def load_history_strings(self) -> Iterable[str]:
+        return reversed(load_history(self.path))  # newest first, as prompt_toolkit wants
+
+    def store_string(self, string: str) -> None:
+        # Only tasks are kept: a /command recalled in the Agent pane would run as a task there.
+        if not string.strip() or string.lstrip().startswith("/"):
+            return
+        # Checked writable when the shell started; a failure now loses one line, not the shell.
+        with contextlib.suppress(OSError):
+            append_task(self.path, string)
 
 
 def _open_history(path: Path) -> tuple[History, str | None]:
-    """Return the file history at ``path``, or one in memory and why, when it cannot be kept."""
+    """Return the task history at ``path``, or one in memory and why, when it cannot be kept."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.touch(mode=0o600, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
     except OSError as exc:
         return InMemoryHistory(), f"history is not saved: {path.parent}: {exc.strerror or exc}"
-    return FileHistory(str(path)), None
+    return TaskHistory(path), None
 
 
 class PlainCompleter(Completer):
@@ -119,14 +132,12 @@ class PlainCompleter(Completer):
         folder, _, prefix = word.rpartition("/")
         if word.startswith("/") or ".." in folder.split("/"):
             return
-        where = os.path.realpath(self.root / folder)
-        # A symlink may lead out of the workspace: its outside is none of this shell's business.
-        if where != str(self.root) and not where.startswith(str(self.root) + os.sep):
-            return
+        # Resolved by the workspace like every other path: a symlink leading out is not followed.
         try:
-            with os.scandir(where) as entries:
-                names = sorted((entry.name, entry.is_dir()) for entry in entries if entry.name.startswith(prefix))
-        except OSError:
+            with Workspace(self.root) as ws:
+                found = ws.scandir(check_relpath(folder or "."))
+                names = sorted((entry.name, entry.is_dir) for entry in found if entry.name.startswith(prefix))
+        except (SandboxError, OSError):
             return
         # A name that is not one plain word could not be typed back as one; dotfiles only when asked for.
         shown = [(name, is_dir) for name, is_dir in names if name.isprintable() and " " not in name
@@ -148,31 +159,19 @@ def make_console() -> Console:
 
 
 def edit_in_editor(document: dict[str, Any]) -> dict[str, Any]:
-    """Open ``document`` as indented JSON in ``$EDITOR`` (default vi) and return what was saved.
+    """Open ``document`` as indented JSON in the user's editor and return what was saved.
 
     Raises :class:`UsageError` saying why when the editor fails or leaves no JSON object.
     """
+    original = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
-        editor = shlex.split(os.environ.get("EDITOR") or "vi") or ["vi"]
+        text = edit_text(None, "plan.json", original)
+    except EditorFailed as exc:
+        raise UsageError(f"{exc}; the plan was left as it was") from None
+    try:
+        edited = json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"$EDITOR cannot be split into a command ({exc})") from None
-    handle, name = tempfile.mkstemp(prefix="routeshell-plan-", suffix=".json")
-    path = Path(name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-        try:
-            code = subprocess.run([*editor, str(path)], check=False).returncode
-        except OSError as exc:
-            raise UsageError(f"cannot start the editor {editor[0]!r} ({exc.strerror or exc}); set $EDITOR") from None
-        if code != 0:
-            raise UsageError(f"the editor exited with {code}; the plan was left as it was")
-        try:
-            edited = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:  # bad JSON, or not UTF-8
-            raise UsageError(f"the edited plan is not valid JSON ({exc})") from None
-    finally:
-        path.unlink(missing_ok=True)
+        raise UsageError(f"the edited plan is not valid JSON ({exc})") from None
     if not isinstance(edited, dict):
         raise UsageError("the edited plan is not a JSON object")
     return edited
@@ -392,17 +391,14 @@ class PlainShell:
 
     def _cmd_history(self, argument: str) -> None:
         from engine.plans.apply import recover
-        from engine.plans.journal import journals
+        from engine.plans.journal import history
 
         recover(self.workspace)
-        found = journals(self.workspace)
-        if not found:
+        rows = history(self.workspace)
+        if not rows:
             self.say(f"no plans applied in {display_name(str(self.workspace))}")
-        for journal in found:
-            meta = journal.meta
-            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta["started"]))
-            goal = display_name(meta["plan"].get("goal", ""))
-            self.say(f"{journal.id}  {journal.state:<11}  {started}  {len(meta['plan']['steps']):>5} step(s)  {goal}")
+        for row in rows:
+            self.say(row.line(display_name))
 
     def _cmd_resume(self, argument: str) -> None:
         if not argument or " " in argument:

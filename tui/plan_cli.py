@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,31 @@ def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser]
     workspace_option(apply)
     apply.add_argument("--dry-run", action="store_true", help="show what would change, with diffs; change nothing")
     apply.add_argument("--yes", action="store_true", help="apply without asking")
-    workspace_option(actions.add_parser("undo", help="undo the last applied plan (repeat to go further back)"))
+    wait_option(apply)
+    undo = actions.add_parser(
+        "undo", help="undo the last applied plan (repeat to go further back), or the plan ID ('plan history')"
+    )
+    undo.add_argument("id", nargs="?", metavar="ID", help="the plan to undo (default: the newest applied one)")
+    workspace_option(undo)
+    undo.add_argument("--dry-run", action="store_true", help="say what the undo would do and what blocks it")
+    wait_option(undo)
     workspace_option(actions.add_parser("history", help="list the plans applied to the workspace"))
+    show = actions.add_parser("show", help="show one applied plan: origin, steps and the files it touched")
+    show.add_argument("id", metavar="ID", help="the plan ('plan history' lists them)")
+    workspace_option(show)
+
+
+def wait_option(sub: argparse.ArgumentParser) -> None:
+    """Add ``--wait [SECONDS]``: wait for another routeshell to let go of the workspace."""
+    sub.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=math.inf,
+        default=0.0,
+        metavar="SECONDS",
+        help="if another routeshell is changing the workspace, wait for it (for SECONDS, or as long as it takes)",
+    )
 
 
 def run_plan_command(args: argparse.Namespace) -> int:
@@ -61,6 +84,8 @@ def run_plan_command(args: argparse.Namespace) -> int:
         return _apply(args, workspace)
     if args.plan_command == "undo":
         return _undo(args, workspace)
+    if args.plan_command == "show":
+        return _show(args, workspace)
     return _history(args, workspace)
 
 
@@ -68,7 +93,9 @@ def _workspace(args: argparse.Namespace) -> Path:
     from engine.config.profiles import load_profile
     from tui.cli import choose_workspace
 
-    return choose_workspace(args, load_profile(args.profile), args.plan_workspace)
+    # Commands that only read create nothing, not even the profile's workspace directory.
+    reads_only = args.plan_command in ("history", "show") or getattr(args, "dry_run", False)
+    return choose_workspace(args, load_profile(args.profile), args.plan_workspace, create=not reads_only)
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -99,14 +126,27 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace, workspace: Path) -> int:
+    try:
+        return _apply_interruptible(args, workspace)
+    except KeyboardInterrupt:
+        if args.json:
+            # Every apply --json stream ends with one final event, Ctrl-C included.
+            message = "interrupted; whatever the plan had changed was rolled back"
+            _emit({"type": "error", "message": message, "exit_code": int(ExitCode.INTERRUPTED)})
+        raise
+
+
+def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     from engine.config.profiles import load_profile
     from engine.names import display_name
-    from engine.plans.apply import apply_plan
+    from engine.plans.apply import apply_plan, recover
     from engine.plans.dry_run import preview_plan
     from engine.plans.model import load_plan
     from engine.plans.runner import Limits
 
     plan = load_plan(args.plan)
+    # An interrupted apply is rolled back first: the preview must show what the apply will change.
+    recover(workspace, on_event=_emit if args.json else _print_step, wait=args.wait)
     previews = preview_plan(workspace, plan)
     for preview in previews:
         if args.json:
@@ -133,7 +173,7 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     limits = Limits.from_profile(load_profile(args.profile).data["sandbox"])
     sink, progress = _progress_sink(args, len(previews))
     try:
-        result = apply_plan(workspace, plan, limits=limits, on_event=sink)
+        result = apply_plan(workspace, plan, limits=limits, on_event=sink, via="cli", wait=args.wait)
     except RouteshellError as exc:
         if args.json:
             _emit({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code)})
@@ -144,7 +184,8 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     if not args.json:
         from tui.cli import command_hint
 
-        undo = command_hint(load_profile(args.profile), "plan", "undo", "--workspace", str(workspace))
+        profile = load_profile(args.profile)
+        undo = command_hint(profile, "plan", "undo", result.journal_id, "--workspace", str(workspace))
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
 
@@ -171,10 +212,14 @@ def _progress_sink(args: argparse.Namespace, total: int) -> tuple[Any, Any]:
 
 
 def _print_step(event: dict[str, Any]) -> None:
+    from engine.names import display_name
+
     if event["type"] == "step" and event["op"] == "run":
         print(_run_line(event))
     elif event["type"] == "recovered":
         print(f"recovered plan {event['journal']} interrupted while {event['was']}")
+        for path in event.get("kept_in_trash", []):
+            print(f"  still in the trash: {display_name(path)} ('routeshell trash list')")
 
 
 def _run_line(event: dict[str, Any]) -> str:
@@ -207,40 +252,90 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 
 def _undo(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.plans.apply import undo_last
+    from engine.names import display_name
+    from engine.plans.undo import undo_journal, undo_preview
 
-    journal = undo_last(workspace, on_event=_emit if args.json else _print_step)
+    if args.dry_run:
+        preview = undo_preview(workspace, args.id)
+        if args.json:
+            _emit(preview.as_event())
+        else:
+            print(f"undoing plan {preview.journal.id} would, in this order:")
+            for action in preview.actions:
+                print(f"  - {display_name(action)}")
+            for problem in preview.blocked:
+                print(f"  ! blocked: {display_name(problem)}")
+        if preview.blocked:
+            from engine.plans.undo import UNBLOCK_HINT
+
+            message = f"plan {preview.journal.id} cannot be undone now: {UNBLOCK_HINT}"
+            return _fail(args, message, ExitCode.FAILED)
+        return ExitCode.OK
+    journal = undo_journal(workspace, args.id, on_event=_emit if args.json else _print_step, wait=args.wait)
     if not args.json:
         print(f"undid plan {journal.id} ({len(journal.records())} step(s))")
     return ExitCode.OK
 
 
+def _recover_quietly(args: argparse.Namespace, workspace: Path) -> None:
+    """Recover before reading, unless it cannot be done now: then read what is there and say why."""
+    from engine.plans.apply import recover
+    from engine.workspace.state import StateError
+
+    try:
+        recover(workspace, on_event=_emit if args.json else _print_step)
+    except StateError as exc:
+        print(f"routeshell: warning: {exc}", file=sys.stderr)
+
+
 def _history(args: argparse.Namespace, workspace: Path) -> int:
     from engine.names import display_name
-    from engine.plans.apply import recover
-    from engine.plans.journal import journals
+    from engine.plans.journal import history
 
-    recover(workspace, on_event=_emit if args.json else _print_step)
-    rows = []
-    for journal in journals(workspace):
-        meta = journal.meta
-        rows.append(
-            {
-                "id": journal.id,
-                "state": journal.state,
-                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta["started"])),
-                "steps": len(meta["plan"]["steps"]),
-                "goal": meta["plan"].get("goal", ""),
-            }
-        )
+    _recover_quietly(args, workspace)
+    rows = history(workspace)
     if args.json:
         for row in rows:
-            _emit({"type": "history", **row})
+            _emit(row.as_event())
         return ExitCode.OK
     if not rows:
         print(f"no plans applied in {workspace}")
     for row in rows:
-        print(
-            f"{row['id']}  {row['state']:<11}  {row['started']}  {row['steps']:>5} step(s)  {display_name(row['goal'])}"
-        )
+        print(row.line(display_name))
     return ExitCode.OK
+
+
+def _show(args: argparse.Namespace, workspace: Path) -> int:
+    from engine.names import display_name
+    from engine.plans.journal import find_journal, history_row
+
+    _recover_quietly(args, workspace)
+    journal = find_journal(workspace, args.id)
+    row = history_row(journal)
+    steps = [] if row.problem else journal.meta["plan"]["steps"]
+    files = sorted({str(r[key]) for r in journal.records() for key in ("path", "from", "to") if key in r})
+    if args.json:
+        _emit({**row.as_event(), "type": "journal", "origin": None if row.problem else journal.meta.get("origin"),
+               "plan_steps": steps, "files": files})  # fmt: skip
+        return ExitCode.OK
+    if row.problem:
+        print(f"plan {row.id}: damaged: {display_name(row.problem)}")
+        return ExitCode.OK
+    origin = journal.meta.get("origin")
+    via = f"{row.via} (session/plan {display_name(str(origin))})" if origin else row.via
+    print(f"plan {row.id}: {row.state}, started {row.started_text}, from {via}")
+    if row.goal:
+        print(f"goal: {display_name(row.goal)}")
+    for number, step in enumerate(steps, 1):
+        print(f"  [{number}] {display_name(_step_line(step))}")
+    if files:
+        print("files: " + ", ".join(display_name(name) for name in files))
+    return ExitCode.OK
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    if "from" in step:
+        return f"{step['op']} {step['from']} -> {step['to']}"
+    if "argv" in step:
+        return f"{step['op']} {' '.join(step['argv'])}"
+    return f"{step['op']} {step.get('path', '')}"

@@ -11,18 +11,20 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ExitCode, RouteshellError, UsageError
-from engine.plans.journal import Journal, journals, workspace_lock
+from engine.errors import ExitCode, RouteshellError
+from engine.plans.journal import Journal, Via, journals
 from engine.plans.ops import OPS, ApplyContext, prepare_step
 from engine.plans.ops import StepFailed as StepFailed  # raised here too; importers know it from here
 from engine.plans.ops import undo_conflicts as ops_undo_conflicts
 from engine.plans.runner import Limits, RunResult, bubblewrap
 from engine.plans.view import WorkspaceView
-from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace
+from engine.workspace.sandbox import SandboxError, Workspace
+from engine.workspace.state import StateError, keep_reserve, workspace_lock
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -84,28 +86,64 @@ def undo_conflicts(ws: Workspace, journal: Journal) -> list[str]:
 # -- the public operations -------------------------------------------------------------------
 
 
+def _where(step: dict[str, Any]) -> str:
+    """The op and the paths a step works on, for error messages (a run's reason names its command)."""
+    if "from" in step:
+        return f"{step['op']} {step['from']!r} to {step['to']!r}"
+    if "path" in step:
+        return f"{step['op']} {step['path']!r}"
+    return str(step["op"])
+
+
+def _left_in_trash(journal: Journal) -> list[str]:
+    """What a step of ``journal`` deleted and is still in its trash (after an undo, it should be none)."""
+    with suppress(OSError):
+        return sorted(str(journal.trash_dir / name) for name in os.listdir(journal.trash_dir) if name.isdigit())
+    return []
+
+
 def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
     recovered = []
     for journal in journals(root):
         state = journal.state
-        if state in ("applying", "undoing"):
+        if state not in ("applying", "undoing"):
+            continue
+        try:
             _undo_all(ws, journal)
             journal.set_state("rolled-back" if state == "applying" else "undone")
-            recovered.append(journal.id)
-            emit({"type": "recovered", "journal": journal.id, "was": state})
+        except (RouteshellError, OSError, KeyError, TypeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            kept = _left_in_trash(journal)
+            where = f"; what it deleted is kept in {journal.trash_dir} ('routeshell trash list')" if kept else ""
+            raise StateError(
+                f"cannot finish rolling back plan {journal.id}, interrupted while {state}: {reason}{where}; "
+                f"fix that and run 'routeshell plan history' to try again"
+            ) from None
+        recovered.append(journal.id)
+        event: Event = {"type": "recovered", "journal": journal.id, "was": state}
+        if kept := _left_in_trash(journal):
+            event["kept_in_trash"] = kept
+        emit(event)
     return recovered
 
 
-def recover(root: Path, on_event: EventSink | None = None) -> list[str]:
+def recover(root: Path, on_event: EventSink | None = None, *, wait: float = 0) -> list[str]:
     """Finish what a crash interrupted: roll back half-applied plans, complete half-done undos.
 
-    Returns the ids of the journals it finished; a workspace without state is left untouched.
+    Returns the ids of the journals it finished. Creates nothing: a workspace without journals,
+    or none left half done, is only read. Raises :class:`StateError` when a journal needs
+    recovery and the lock cannot be taken or the rollback cannot be written.
     """
     root = Path(os.path.realpath(root))
-    if not (root / STATE_DIR / "journal").is_dir():
+    if not any(journal.state in ("applying", "undoing") for journal in journals(root)):
         return []
-    with workspace_lock(root), Workspace(root) as ws:
+    with workspace_lock(root, wait), Workspace(root) as ws:
         return _recover_locked(root, ws, on_event or (lambda event: None))
+
+
+def _frees_space(plan: dict[str, Any]) -> bool:
+    # A delete is a rename into the trash and a move a rename: neither needs room for data.
+    return all(step["op"] in ("delete", "move") for step in plan["steps"])
 
 
 def apply_plan(
@@ -116,20 +154,24 @@ def apply_plan(
     on_event: EventSink | None = None,
     cancel: Callable[[], bool] | None = None,
     origin: str | None = None,
+    via: Via | None = None,
+    wait: float = 0,
 ) -> ApplyResult:
     """Apply a validated, normalised plan to ``root``, all or nothing.
 
     ``cancel`` is polled before each step; when it returns True the apply stops and rolls back.
-    ``origin`` is kept in the journal (see :func:`engine.plans.journal.applied_from`).
+    ``origin`` is kept in the journal (see :func:`engine.plans.journal.applied_from`), and ``via``
+    (agent, cli, files-pane) for ``plan show``. ``wait``: seconds to wait for the workspace lock.
     Returns the journal id (for undo) and the ``run`` results. Raises :class:`StepFailed`,
-    :class:`Cancelled` or :class:`SandboxError` after rolling back every earlier step.
+    :class:`Cancelled` or :class:`SandboxError` after rolling back every earlier step, and
+    :class:`StateError` when the journal cannot be written (then nothing was changed).
     """
     emit = on_event or (lambda event: None)
     root = Path(os.path.realpath(root))
     limits = limits or Limits()
-    with workspace_lock(root), Workspace(root) as ws:
+    with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, emit)
-        journal = Journal.create(root, plan, origin)
+        journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
         bwrap = bubblewrap() if any(step["op"] == "run" for step in plan["steps"]) else None
         result = ApplyResult(journal.id, len(plan["steps"]))
         index = 0
@@ -138,43 +180,51 @@ def apply_plan(
                 if cancel is not None and cancel():
                     raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
                 record = _prepare(ws, journal, index, step)
-                journal.record({key: value for key, value in record.items() if not key.startswith("_")})
+                try:
+                    journal.record({key: value for key, value in record.items() if not key.startswith("_")})
+                except OSError as exc:
+                    # Never run a step whose record is not wholly on disk: it could not be undone.
+                    raise StateError(f"its journal record could not be written ({exc.strerror or exc})") from None
                 run = _execute(ws, journal, record, step, limits, bwrap)
                 event: Event = {"type": "step", "index": index, "op": step["op"]}
                 if run is not None:
                     result.runs.append(run)
                     event.update(exit_code=run.exit_code, timed_out=run.timed_out, tail=run.output_tail[-1000:])
                 emit(event)
+            index = len(plan["steps"])
+            journal.set_state("applied")
         except BaseException as exc:
-            _undo_all(ws, journal)
-            journal.set_state("rolled-back")
-            if isinstance(exc, (SandboxError, StepFailed, OSError)):
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                earlier = f"the {index} earlier steps were rolled back" if index else "nothing was changed"
-                raise StepFailed(
-                    f"step {index + 1} ({plan['steps'][index]['op']}) failed: {reason}; {earlier}"
+            try:
+                _roll_back(ws, journal)
+            except (RouteshellError, OSError) as undo_exc:
+                why = undo_exc.strerror if isinstance(undo_exc, OSError) and undo_exc.strerror else str(undo_exc)
+                raise StateError(
+                    f"step {index + 1} of plan {journal.id} failed and rolling it back failed too ({why}); "
+                    f"fix that, then any 'routeshell plan' command finishes the rollback"
                 ) from None
-            raise
-        journal.set_state("applied")
+            if isinstance(exc, Cancelled) or not isinstance(exc, (RouteshellError, OSError)):
+                raise
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            earlier = f"the {index} earlier steps were rolled back" if index else "nothing was changed"
+            if index == len(plan["steps"]):
+                raise StateError(f"the plan could not be marked applied ({reason}); {earlier}") from None
+            step = plan["steps"][index]
+            raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {reason}; {earlier}") from None
         emit({"type": "applied", "journal": journal.id, "steps": result.steps})
+        keep_reserve(root)  # made again if a full disk used it up
         return result
 
 
-def undo_last(root: Path, *, on_event: EventSink | None = None) -> Journal:
-    """Undo the most recent applied plan; return its journal. Refuses if that would lose later work."""
-    emit = on_event or (lambda event: None)
-    root = Path(os.path.realpath(root))
-    with workspace_lock(root), Workspace(root) as ws:
-        _recover_locked(root, ws, emit)
-        applied = [journal for journal in journals(root) if journal.state == "applied"]
-        if not applied:
-            raise UsageError(f"nothing to undo in {root}")
-        journal = applied[-1]
-        problems = undo_conflicts(ws, journal)
-        if problems:
-            raise StepFailed(f"cannot undo plan {journal.id}: {problems[0]}" + (" (and more)" if problems[1:] else ""))
-        journal.set_state("undoing")
-        _undo_all(ws, journal)
-        journal.set_state("undone")
-        emit({"type": "undone", "journal": journal.id})
-        return journal
+def _roll_back(ws: Workspace, journal: Journal) -> None:
+    _undo_all(ws, journal)
+    with suppress(OSError):
+        # If even this cannot be written, the journal stays "applying" and the next command
+        # finishes the (idempotent) rollback.
+        journal.set_state("rolled-back")
+
+
+def undo_last(root: Path, *, on_event: EventSink | None = None, wait: float = 0) -> Journal:
+    """Undo the most recent applied plan; return its journal (see :func:`engine.plans.undo.undo_journal`)."""
+    from engine.plans.undo import undo_journal
+
+    return undo_journal(root, None, on_event=on_event, wait=wait)

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.plans.ops import OPS, prepare_step
 from engine.plans.view import Overlay
+from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
 
 
@@ -29,8 +30,8 @@ class StepPreview:
 
 def _diff(path: str, old: bytes | None, new: bytes) -> str:
     try:
-        before = (old or b"").decode("utf-8").splitlines(keepends=True)
-        after = new.decode("utf-8").splitlines(keepends=True)
+        before = split_lines((old or b"").decode("utf-8"))
+        after = split_lines(new.decode("utf-8"))
     except UnicodeDecodeError:
         return f"binary content of {path} changes\n"
     lines = difflib.unified_diff(before, after, "/dev/null" if old is None else f"a/{path}", f"b/{path}")

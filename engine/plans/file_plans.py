@@ -30,8 +30,17 @@ def join(directory: str, name: str) -> str:
     return name if directory in (".", "") else f"{directory}/{name}"
 
 
+def _goal_text(goal: str) -> str:
+    """Return ``goal`` as text: a name that is not UTF-8 (its bytes carried as surrogates, which a
+    goal may not hold) is spelled there with ``\\xNN`` escapes; the steps keep the name itself."""
+    try:
+        return goal.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no byte maps to: its path is refused anyway
+        return goal.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _plan(goal: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    document = {"version": 1, "goal": goal, "steps": steps}
+    document = {"version": 1, "goal": _goal_text(goal), "steps": steps}
     problems = plan_problems(document)
     if problems:
         raise SandboxError(f"{problems[0].reason}")

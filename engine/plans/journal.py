@@ -1,61 +1,68 @@
 """The write-ahead journal of plan applies, kept in the workspace's state directory.
 
-Layout under ``<workspace>/.routeshell/``::
+Layout under ``<workspace>/.routeshell/`` (the rest of it: engine.workspace.state)::
 
-    lock                      held (flock) by whoever applies, undoes or recovers
-    journal/<id>/plan.json    the normalised plan and when it was started
-    journal/<id>/log.jsonl    one record per step, written and fsynced before the step runs
+    journal/<id>/plan.json    the normalised plan, when it was started, and who asked (via)
+    journal/<id>/log.jsonl    one record per step, written whole and fsynced before the step runs
     journal/<id>/state        applying | applied | rolled-back | undoing | undone
     journal/<id>/backup/<n>   the previous content of a file step n replaced (a hard link)
-    trash/<id>/<n>            what step n deleted, or what undoing step n displaced
+    trash/<id>/<n>            what step n deleted, or what undoing step n displaced (undo-<n>)
 
 Plans cannot write into the state directory (the sandbox refuses it), and ``run`` steps see it
-read-only.
+read-only. A journal directory that was cut short (a kill inside :meth:`Journal.create`, a full
+disk, a damaged file) is listed as damaged with what is wrong; it never stops the others.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import json
 import os
+import re
 import secrets
-import stat
+import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from engine.kinds import JOURNAL_STATES
-from engine.workspace.sandbox import STATE_DIR, SandboxError
+from engine.kinds import JOURNAL_STATES, JournalState
+from engine.workspace.state import (
+    JOURNAL_DIR,
+    TRASH_DIR,
+    StateError,
+    existing_state_dir,
+    move_aside_hint,
+    os_problem,
+    release_reserve,
+    state_dir,
+    state_path,
+    workspace_lock,
+    write_all,
+)
+
+__all__ = [
+    "STATES",
+    "HistoryRow",
+    "Journal",
+    "JournalState",
+    "Via",
+    "applied_from",
+    "find_journal",
+    "history",
+    "journals",
+    "state_dir",
+    "workspace_lock",
+    "write_file_atomic",
+]
 
 STATES = JOURNAL_STATES
-
-
-def state_dir(root: Path) -> Path:
-    """Return the workspace's state directory, creating it; refuse one that is not a real directory."""
-    path = root / STATE_DIR
-    with suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise SandboxError(f"{path} is not a directory (a symlink or a file): refusing to use it as state")
-    return path
-
-
-@contextmanager
-def workspace_lock(root: Path) -> Iterator[None]:
-    """Hold the workspace's exclusive lock; fail at once if another routeshell holds it."""
-    fd = os.open(state_dir(root) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SandboxError(f"another routeshell is changing {root}; try again when it is done") from None
-        yield
-    finally:
-        os.close(fd)
+# Who asked for an apply: shown by 'plan show'. Journals written before this was kept say "unknown".
+Via = Literal["agent", "cli", "files-pane", "unknown"]
+# A journal's name; one with a dot in it (moved aside: "<id>.broken") is no longer ours.
+_ID = re.compile(r"^(\d+)-[^.]+$")
+_SEQUENCE = re.compile(r"^(\d+)-")
 
 
 def _fsync_path(path: Path) -> None:
@@ -67,16 +74,35 @@ def _fsync_path(path: Path) -> None:
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync of the directory."""
+    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync of the directory.
+
+    Writes every byte or raises OSError; a failed write leaves no temp file behind.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_path(path.parent)
+
+
+def _overwrite_in_place(path: Path, data: bytes) -> None:
+    """Write a few bytes over an existing small file: needs no new blocks, for a full disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.rename(tmp, path)
-    _fsync_path(path.parent)
 
 
 @dataclass
@@ -87,10 +113,10 @@ class Journal:
     id: str
 
     # The state directory was checked (a real directory, not a symlink) by whoever made this
-    # Journal: workspace_lock, journals() or create(); the paths below need no check per access.
+    # Journal: journals() or create(); the paths below need no check per access.
     @property
     def dir(self) -> Path:
-        return self.root / STATE_DIR / "journal" / self.id
+        return state_path(self.root) / JOURNAL_DIR / self.id
 
     @property
     def backup_dir(self) -> Path:
@@ -98,81 +124,248 @@ class Journal:
 
     @property
     def trash_dir(self) -> Path:
-        return self.root / STATE_DIR / "trash" / self.id
+        return state_path(self.root) / TRASH_DIR / self.id
+
+    @property
+    def sequence(self) -> int:
+        return int(self.id.split("-")[0])
 
     @classmethod
-    def create(cls, root: Path, plan: dict[str, Any], origin: str | None = None) -> Journal:
+    def create(
+        cls, root: Path, plan: dict[str, Any], origin: str | None = None, via: Via | None = None, *, frees: bool = False
+    ) -> Journal:
         """Start a journal for ``plan``; its state is ``applying`` until :meth:`set_state`.
 
         ``origin`` names who asked for the apply (an agent session's plan id), so that a resumed
-        session can tell that a plan was already applied.
+        session can tell that a plan was already applied; ``via`` says from where (agent, CLI,
+        Files pane). ``frees``: the plan only deletes or moves, so on a full disk the reserve may
+        be released to journal it. Raises :class:`StateError` (and leaves no partial journal)
+        when the journal cannot be written.
         """
-        (state_dir(root) / "journal").mkdir(exist_ok=True)
+        journals_dir = state_dir(root, JOURNAL_DIR)
+        state_dir(root, TRASH_DIR)
+        try:
+            return cls._create(root, journals_dir, plan, origin, via or ("agent" if origin else "cli"))
+        except OSError as exc:
+            if not (frees and exc.errno in (errno.ENOSPC, errno.EDQUOT) and release_reserve(root)):
+                raise os_problem(exc, "cannot start a journal", journals_dir) from None
+        try:
+            return cls._create(root, journals_dir, plan, origin, via or ("agent" if origin else "cli"))
+        except OSError as exc:
+            raise os_problem(exc, "cannot start a journal", journals_dir) from None
+
+    @classmethod
+    def _create(cls, root: Path, journals_dir: Path, plan: dict[str, Any], origin: str | None, via: str) -> Journal:
         # A sequence number first, so that names sort in the order the plans were applied.
-        sequence = 1 + max((int(j.id.split("-")[0]) for j in journals(root)), default=0)
+        # Names moved aside count too, so that a new journal never takes the id of an old one.
+        taken = (_SEQUENCE.match(name) for name in os.listdir(journals_dir))
+        sequence = 1 + max((int(match.group(1)) for match in taken if match), default=0)
         journal_id = f"{sequence:05d}-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         journal = cls(root, journal_id)
-        journal.dir.mkdir()
-        journal.backup_dir.mkdir()
-        journal.trash_dir.mkdir(parents=True)
-        meta = {"id": journal_id, "started": time.time(), "plan": plan, "origin": origin}
-        # ASCII: a non-UTF-8 file name is a lone surrogate here, and only its \u escape can be stored.
-        write_file_atomic(journal.dir / "plan.json", json.dumps(meta, ensure_ascii=True).encode())
-        journal.set_state("applying")
+        try:
+            journal.dir.mkdir()
+            journal.backup_dir.mkdir()
+            journal.trash_dir.mkdir()
+            meta = {"id": journal_id, "started": time.time(), "plan": plan, "origin": origin, "via": via}
+            # ASCII: a non-UTF-8 file name is a lone surrogate here, and only its \u escape can be stored.
+            write_file_atomic(journal.dir / "plan.json", json.dumps(meta, ensure_ascii=True).encode())
+            journal.set_state("applying")
+        except BaseException:
+            # Nothing ran yet: a journal that could not be written whole is removed, not left damaged.
+            shutil.rmtree(journal.dir, ignore_errors=True)
+            shutil.rmtree(journal.trash_dir, ignore_errors=True)
+            raise
         return journal
 
-    def set_state(self, state: str) -> None:
+    def set_state(self, state: JournalState) -> None:
+        """Record the journal's state durably; raise OSError if even that cannot be written."""
         assert state in STATES
-        write_file_atomic(self.dir / "state", state.encode())
+        path = self.dir / "state"
+        try:
+            write_file_atomic(path, state.encode())
+        except OSError as exc:
+            # A full disk has no room for the temp file; the state file's own block is reused.
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.is_file():
+                raise
+            _overwrite_in_place(path, state.encode())
 
     @property
-    def state(self) -> str:
+    def state(self) -> JournalState | None:
+        """The journal's state; None when its state file is damaged (see :attr:`problem`)."""
         try:
-            return (self.dir / "state").read_text().strip()
+            text = (self.dir / "state").read_text(encoding="utf-8", errors="replace").strip()
         except FileNotFoundError:
             return "applying"  # crashed before the state file was written: nothing ran yet
+        except OSError:
+            return None
+        return text if text in STATES else None
 
     @property
     def meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = json.loads((self.dir / "plan.json").read_text(encoding="utf-8"))
+        """plan.json: id, started, plan, origin, via. Raises :class:`StateError` when it is damaged."""
+        path = self.dir / "plan.json"
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StateError(f"journal {self.id} has no plan.json (cut short while it was being created)") from None
+        except (OSError, ValueError) as exc:
+            raise StateError(f"journal {self.id}: {path} is damaged ({exc})") from None
+        if not (isinstance(meta, dict) and isinstance(meta.get("plan"), dict)
+                and isinstance(meta["plan"].get("steps"), list)):  # fmt: skip
+            raise StateError(f"journal {self.id}: {path} is damaged (not a journal's plan.json)")
         return meta
 
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with this journal's files, or None when it is whole."""
+        try:
+            _ = self.meta
+        except StateError as exc:
+            return str(exc)
+        if self.state is None:
+            return f"journal {self.id}: its state file is damaged"
+        return None
+
     def record(self, entry: dict[str, Any]) -> None:
-        """Append one step record and make it durable before the step runs."""
+        """Append one step record and make it durable before the step runs.
+
+        Writes the whole line or nothing: on a short write or an error the log is cut back to
+        where it was and OSError is raised, so the step must not run.
+        """
         line = (json.dumps(entry, ensure_ascii=True) + "\n").encode()  # see plan.json
         fd = os.open(self.dir / "log.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                write_all(fd, line)
+                os.fsync(fd)
+            except OSError:
+                with suppress(OSError):
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                raise
         finally:
             os.close(fd)
 
     def records(self) -> list[dict[str, Any]]:
-        """Return the step records; a torn last line (a crash mid-write) is dropped."""
+        """Return the step records; reading stops at a torn or damaged line (a crash mid-write)."""
+        path = self.dir / "log.jsonl"
         try:
-            text = (self.dir / "log.jsonl").read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            # Not "no records": steps may have run, and nothing may be undone on a guess.
+            raise StateError(
+                f"journal {self.id}: {path} cannot be read ({exc.strerror}); {move_aside_hint(self.dir)}"
+            ) from None
         records = []
         for line in text.splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if not isinstance(record, dict) or not isinstance(record.get("i"), int) or "op" not in record:
+                break
+            records.append(record)
         return records
 
 
-def journals(root: Path) -> list[Journal]:
-    """Return every journal of the workspace, oldest first."""
-    directory = state_dir(root) / "journal"
-    if not directory.is_dir():
+def _entries(directory: Path) -> list[tuple[int, str]]:
+    """(sequence, name) of every journal directory; other entries (.DS_Store, junk) are not ours."""
+    found = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                match = _ID.match(entry.name)
+                # d_type, not a stat per entry: a workspace may hold thousands of journals.
+                if match and entry.is_dir(follow_symlinks=False):
+                    found.append((int(match.group(1)), entry.name))
+    except FileNotFoundError:
         return []
-    return [Journal(root, entry.name) for entry in sorted(directory.iterdir(), key=lambda p: p.name)]
+    except OSError as exc:
+        raise os_problem(exc, "cannot read the journals", directory) from None
+    return sorted(found)
+
+
+def journals(root: Path) -> list[Journal]:
+    """Return every journal of the workspace, oldest first; creates nothing."""
+    directory = existing_state_dir(root, JOURNAL_DIR)
+    if directory is None:
+        return []
+    return [Journal(root, name) for _, name in _entries(directory)]
+
+
+def find_journal(root: Path, journal_id: str) -> Journal:
+    """Return the journal called ``journal_id`` (or its sequence number, as in ``plan undo 3``).
+
+    Raises :class:`StateError` when there is none.
+    """
+    for journal in journals(root):
+        if journal_id in (journal.id, str(journal.sequence), f"{journal.sequence:05d}"):
+            return journal
+    raise StateError(f"no plan {journal_id!r} in {root}; 'routeshell plan history' lists them")
 
 
 def applied_from(root: Path, origin: str) -> Journal | None:
     """Return the applied (or since undone) journal whose plan came from ``origin``, if any."""
     for journal in reversed(journals(root)):
-        if journal.state in ("applied", "undoing", "undone") and journal.meta.get("origin") == origin:
+        whole = journal.state in ("applied", "undoing", "undone") and journal.problem is None
+        if whole and journal.meta.get("origin") == origin:
             return journal
     return None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One line of ``plan history``: a journal, or a damaged one with what is wrong."""
+
+    id: str
+    state: str  # a JournalState, or "damaged"
+    started: float | None
+    steps: int | None
+    goal: str
+    via: str
+    problem: str | None = None
+
+    def as_event(self) -> dict[str, Any]:
+        """The ``history`` JSON-lines event (started as local time text, as the table shows it)."""
+        event: dict[str, Any] = {"type": "history", "id": self.id, "state": self.state, "started": self.started_text,
+                                 "steps": self.steps, "goal": self.goal, "via": self.via}  # fmt: skip
+        if self.problem:
+            event["problem"] = self.problem
+        return event
+
+    @property
+    def started_text(self) -> str:
+        if self.started is None:
+            return "?"
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
+
+    def line(self, escape: Any = str) -> str:
+        """The table row; ``escape`` makes the goal (text from a plan) safe to show."""
+        steps = "?" if self.steps is None else str(self.steps)
+        text = escape(self.problem) if self.problem else escape(self.goal)
+        return f"{self.id}  {self.state:<11}  {self.started_text:<19}  {steps:>5} step(s)  {text}"
+
+
+def history_row(journal: Journal) -> HistoryRow:
+    """Describe ``journal`` for ``plan history``; a damaged one says what is wrong and what to do."""
+    state = journal.state
+    try:
+        meta = journal.meta
+    except StateError as exc:
+        return HistoryRow(journal.id, "damaged", None, None, "", "unknown", f"{exc}; {move_aside_hint(journal.dir)}")
+    plan = meta["plan"]
+    started = meta.get("started") if isinstance(meta.get("started"), (int, float)) else None
+    via = str(meta.get("via") or ("agent" if meta.get("origin") else "unknown"))
+    goal = plan.get("goal") if isinstance(plan.get("goal"), str) else ""
+    if state is None:
+        problem = f"journal {journal.id}: its state file is damaged; {move_aside_hint(journal.dir)}"
+        return HistoryRow(journal.id, "damaged", started, len(plan["steps"]), goal, via, problem)
+    return HistoryRow(journal.id, state, started, len(plan["steps"]), goal, via)
+
+
+def history(root: Path) -> list[HistoryRow]:
+    """Return one row per journal of ``root``, oldest first; creates nothing."""
+    return [history_row(journal) for journal in journals(root)]

@@ -101,7 +101,16 @@ class WorkspaceView:
                 if self.kind("/".join(parts[:end])) == "link":
                     raise SandboxError(f"{path!r}: goes through a symlink, which cannot be checked here")
             return
-        inside = os.path.relpath(real, self.ws.root)
+        # Both paths are canonical, so below the root a slice is what relpath returns, at a fraction of
+        # its cost (this runs for every path a step writes); elsewhere (the root moved) ask relpath.
+        root = str(self.ws.root)
+        prefix = root if root.endswith("/") else root + "/"
+        if real == root:
+            inside = "."
+        elif real.startswith(prefix):
+            inside = real[len(prefix) :]
+        else:
+            inside = os.path.relpath(real, root)
         found = protected_part(inside.split("/") if inside != "." else [])
         if found is not None:
             raise SandboxError(f"{path!r}: leads into {found} (through a symlink), which a plan cannot change")

@@ -15,8 +15,8 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from engine.errors import RouteshellError
 
@@ -117,12 +117,39 @@ def protected_part(parts: list[str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A name in a directory and its ``lstat`` (symlinks are described, not followed)."""
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISREG, "file"),
+    (stat.S_ISLNK, "symlink"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """Name the file type encoded in an ``st_mode``: "file", "directory", "symlink", "FIFO", ..."""
+    return next((name for test, name in _KINDS if test(mode)), "unknown")
+
+
+class Entry(NamedTuple):
+    """A name in a directory, as a listing sees it (a NamedTuple: listings hold 100,000 of them).
+
+    ``kind`` is the type of the name itself (:func:`file_kind`; a symlink is ``"symlink"``);
+    ``is_dir`` is True for a directory, and for a symlink that resolves to one beneath the root;
+    ``stat`` is the name's ``lstat`` when the listing was asked for it, else None.
+    """
 
     name: str
-    stat: os.stat_result
+    kind: str
+    is_dir: bool
+    stat: os.stat_result | None = None
+
+    @property
+    def is_link(self) -> bool:
+        """True for a symlink (followed or not)."""
+        return self.kind == "symlink"
 
 
 class Workspace:
@@ -178,10 +205,12 @@ class Workspace:
     @staticmethod
     def _refusal(path: str, exc: OSError) -> SandboxError:
         if exc.errno == errno.EXDEV:
-            return SandboxError(f"{path!r}: resolves outside the workspace (through '..' or a symlink)")
-        if exc.errno == errno.ELOOP:
-            return SandboxError(f"{path!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
-        error = SandboxError(f"{path!r}: {exc.strerror}")
+            error = SandboxError(f"{path!r}: resolves outside the workspace (through '..' or a symlink)")
+        elif exc.errno == errno.ELOOP:
+            error = SandboxError(f"{path!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+        else:
+            error = SandboxError(f"{path!r}: {exc.strerror}")
+        # Callers tell "outside", "a symlink" and "missing" apart by the errno, not by the text.
         error.errno = exc.errno  # type: ignore[attr-defined]
         return error
 
@@ -243,26 +272,52 @@ class Workspace:
         except UnicodeDecodeError:
             raise SandboxError(f"{path!r}: not UTF-8 text") from None
 
-    def listdir(self, path: str) -> list[Entry]:
-        """List a directory beneath the root, each entry with its ``lstat``."""
+    def scandir(self, path: str, *, with_stat: bool = False) -> Iterator[Entry]:
+        """Yield the entries of directory ``path`` beneath the root, in no particular order.
+
+        Types come from the directory itself where the filesystem records them, so a listing
+        costs no ``stat`` per entry unless ``with_stat`` asks for each entry's ``lstat``. A symlink
+        is followed only to tell whether it leads to a directory beneath the root.
+        """
         fd = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            entries = []
-            for name in sorted(os.listdir(fd)):
-                try:
-                    entries.append(Entry(name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
-                except FileNotFoundError:
-                    continue
-            return entries
+            prefix = "" if path == "." else path + "/"
+            with os.scandir(fd) as found:
+                for item in found:
+                    try:
+                        info = item.stat(follow_symlinks=False) if with_stat else None
+                        if item.is_dir(follow_symlinks=False):
+                            kind, is_dir = "directory", True
+                        elif item.is_file(follow_symlinks=False):
+                            kind, is_dir = "file", False
+                        elif item.is_symlink():
+                            kind, is_dir = "symlink", self._leads_to_directory(prefix + item.name)
+                        else:
+                            kind, is_dir = file_kind((info or item.stat(follow_symlinks=False)).st_mode), False
+                    except FileNotFoundError:
+                        continue  # removed while listed
+                    yield Entry(item.name, kind, is_dir, info)
         finally:
             os.close(fd)
 
+    def _leads_to_directory(self, path: str) -> bool:
+        try:
+            fd = self.open(path, os.O_PATH | os.O_DIRECTORY)
+        except SandboxError:
+            return False  # outside, dangling, a loop, or not a directory
+        os.close(fd)
+        return True
+
+    def listdir(self, path: str) -> list[Entry]:
+        """List a directory beneath the root by name, each entry with its ``lstat``."""
+        return sorted(self.scandir(path, with_stat=True))
+
     def walk(self, path: str) -> Iterator[str]:
         """Yield every path beneath directory ``path`` (relative to the root), never following symlinks."""
-        for entry in self.listdir(path):
+        for entry in sorted(self.scandir(path)):
             child = entry.name if path == "." else f"{path}/{entry.name}"
             yield child
-            if stat.S_ISDIR(entry.stat.st_mode):
+            if entry.kind == "directory":
                 yield from self.walk(child)
 
 

@@ -11,7 +11,7 @@ import stat
 from functools import cache
 from typing import Any
 
-from engine.workspace.listing import file_kind
+from engine.workspace.listing import file_kind, split_lines
 from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath
 
 MAX_READ_BYTES = 256 * 1024
@@ -21,7 +21,7 @@ MAX_SEARCH_FILE_BYTES = 1024 * 1024
 def list_dir(ws: Workspace, path: str = ".", *, limit: int = 1000) -> dict[str, Any]:
     """List a directory: each entry's name, kind and size; ``truncated`` when over ``limit``."""
     entries = [
-        {"name": e.name, "kind": file_kind(e.stat.st_mode), "size": e.stat.st_size}
+        {"name": e.name, "kind": e.kind, "size": e.stat.st_size if e.stat else 0}
         for e in ws.listdir(check_relpath(path))
         if not (path in (".", "") and e.name == STATE_DIR)
     ]
@@ -36,7 +36,7 @@ def read_file(ws: Workspace, path: str, *, start: int = 1, end: int | None = Non
     if b"\0" in data:
         raise SandboxError(f"{path!r} is a binary file")
     text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     last = len(lines) if end is None else min(end, len(lines))
     return {
         "path": check_relpath(path),
@@ -124,7 +124,8 @@ def search(
         data = ws.read_bytes(candidate)
         if b"\0" in data:
             continue
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+        for number, line in enumerate(split_lines(data.decode("utf-8", errors="replace")), 1):
+            line = line.removesuffix("\n").removesuffix("\r")  # "$" matches at the end of a CRLF line too
             if compiled.search(line):
                 results.append({"path": candidate, "line": number, "text": line[:500]})
                 if len(results) > limit:

@@ -7,7 +7,9 @@ checkpointer.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from agents.graph import build_graph
 from agents.state import AgentContext
 from engine.plans.apply import undo_last
 from engine.plans.journal import journals
+from engine.plans.runner import bubblewrap
 from engine.router.decision import Router
 from engine.router.heuristic import HeuristicRouter
 from tests.agents.calc_task import (
@@ -36,7 +39,7 @@ from tests.agents.calc_task import (
     patch,
     role_requests,
 )
-from tests.helpers import tree
+from tests.helpers import ROUTESHELL, tree
 from tests.scripted_llm import Reply, ScriptedLLM
 
 # -- graph level, over both checkpointers -------------------------------------------------------
@@ -221,6 +224,43 @@ def test_a_refactor_that_breaks_the_tests_is_undone(
     assert run.final["journals"] == [j.id for j in journals(root)[:2]]
 
 
+def test_the_undo_after_a_failed_retest_leaves_a_plan_applied_meanwhile_alone(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:  # fmt: skip
+    # Another routeshell applies a plan while the refactor's tests run (without bubblewrap, so the
+    # test command can reach the state directory): the undo must take back the refactor, not that.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(os.path.realpath(sys.executable))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    # The bubblewrap probe is cached per process: probe again on this PATH, and after the test.
+    bubblewrap.cache_clear()
+    request.addfinalizer(bubblewrap.cache_clear)
+    other = {"version": 1, "goal": "the user's own plan", "steps": [
+        {"op": "write", "path": "user.txt", "content": "mine\n"}]}  # fmt: skip
+    apply_other = [ROUTESHELL, "plan", "apply", "-", "--yes", "--workspace", str(root)]
+    env = {"PYTHONPATH": str(Path(__file__).parents[2]), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    code = TEST_CODE.replace(
+        "result = add(2, 3)\n",
+        f"""result = add(2, 3)
+import os, subprocess
+if result != 5 and not os.path.exists("user.txt"):
+    subprocess.run({apply_other!r}, input={json.dumps(other)!r}, text=True, env={env!r}, check=True)
+""",
+    )
+    tests = {**TESTS, "steps": [{**TESTS["steps"][0], "content": code}, TESTS["steps"][1]]}
+    scripted_llm.enqueue(Reply(FIX), Reply(tests), Reply(patch("a + b", "b - a")))
+    run = graph_run(approval="all")
+    assert run.start("fix add in calc.py and refactor it") is None
+    refactor = of(run.events, "reviewed")[-1]
+    assert (refactor["role"], refactor["status"]) == ("refactor", "reverted")
+    assert (root / "calc.py").read_text() == FIXED
+    assert (root / "user.txt").read_text() == "mine\n"
+    states = [(j.state, j.meta["via"]) for j in journals(root)]
+    assert states == [("applied", "agent"), ("applied", "agent"), ("undone", "agent"), ("applied", "cli")]
+
+
 def test_ask_pauses_with_a_preview_then_approve_applies(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
@@ -241,6 +281,25 @@ def test_ask_pauses_with_a_preview_then_approve_applies(
     assert run.resume({"action": "approve"}) is None
     assert run.final["ok"] is True
     assert (root / "calc.py").read_text() == FIXED
+
+
+def test_the_preview_comes_after_crash_recovery(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    from engine.plans.apply import apply_plan
+    from engine.plans.journal import Journal
+    from engine.plans.model import normalise
+
+    done = apply_plan(root, normalise({"version": 1, "steps": [{"op": "write", "path": "calc.py", "content": "x\n",
+                                                                "overwrite": True}]}))  # fmt: skip
+    Journal(root, done.journal_id).set_state("applying")  # what a kill before the state write leaves
+    scripted_llm.enqueue(Reply(FIX))
+    approval = graph_run(approval="ask").start("use a plus in add")
+    assert approval is not None
+    [preview] = approval["preview"]
+    assert preview["problem"] is None
+    assert "-    return a - b\n+    return a + b\n" in preview["diff"]
+    assert [j.state for j in journals(root)] == ["rolled-back"]
 
 
 @pytest.mark.parametrize(

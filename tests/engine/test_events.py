@@ -45,7 +45,16 @@ EXAMPLES: list[dict[str, Any]] = [
      "summary": ""},
     {"type": "undone", "journal": "j"},
     {"type": "recovered", "journal": "j", "was": "applying"},
-    {"type": "history", "id": "j", "state": "rolled-back", "started": "2026-11-30 10:00:00", "steps": 2, "goal": ""},
+    {"type": "history", "id": "j", "state": "rolled-back", "started": "2026-11-30 10:00:00", "steps": 2, "goal": "",
+     "via": "cli"},
+    {"type": "history", "id": "j", "state": "damaged", "started": "?", "steps": None, "goal": "", "via": "unknown",
+     "problem": "no plan.json"},
+    {"type": "journal", "id": "j", "state": "applied", "started": "2026-11-30 10:00:00", "steps": 1, "goal": "",
+     "via": "agent", "origin": "t/p1", "plan_steps": PLAN["steps"], "files": ["a"]},
+    {"type": "undo_preview", "journal": "j", "actions": ["delete a"], "blocked": []},
+    {"type": "trash", "id": "j/0", "origin": "a", "why": "deleted", "size": 1, "kind": "file"},
+    {"type": "restored", "id": "j/0", "origin": "a", "why": "deleted", "size": 1, "kind": "file"},
+    {"type": "trash_emptied", "items": 1, "bytes": 1},
 ]  # fmt: skip
 
 
@@ -125,7 +134,7 @@ def test_the_literal_types_match_the_schemas() -> None:
     assert set(profile["approval"]["enum"]) == set(APPROVAL_MODES) - {"all"}
     events = load_schema("events")["$defs"]
     assert tuple(events["delta"]["properties"]["role"]["enum"]) == ROLES
-    assert tuple(events["history"]["properties"]["state"]["enum"]) == JOURNAL_STATES
+    assert tuple(events["recovered"]["properties"]["was"]["enum"]) == JOURNAL_STATES
 
 
 def test_every_plan_engine_event_keeps_the_contract(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 import socket
+import sqlite3
 import stat
 import threading
 from pathlib import Path
@@ -14,6 +16,7 @@ from textual.widgets import TabbedContent
 
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import load_profile
+from tests.helpers import run_routeshell
 from tests.scripted_llm import Hold, Reply, ScriptedLLM
 from tests.tui.conftest import screen_text, settle, wait_until
 from tui.app import RouteshellApp
@@ -164,6 +167,14 @@ async def test_ask_opens_the_diff_and_approve_applies(agent_app, scripted_llm, w
         assert "applied 1 step as journal" in text
         assert "done: builder: greet loudly" in text
         assert pane.meter.status == "done"
+        hint = pane.transcript.undo_hint
+        assert "undo the last plan with: u in the Files pane, or routeshell" in text
+    # The hint names the workspace, so it works when pasted from any directory.
+    command = shlex.split(hint.split(" or ", 1)[1])
+    assert command[:1] == ["routeshell"]
+    result = run_routeshell(*command[1:], cwd=Path("/"))
+    assert result.returncode == 0, result.stderr
+    assert 'f"hello {name}"' in hello(workspace)
 
 
 async def test_reject_with_a_reason_changes_nothing(agent_app, scripted_llm, workspace) -> None:  # type: ignore[no-untyped-def]
@@ -444,3 +455,34 @@ def test_history_path_follows_xdg(tmp_path: Path) -> None:
         tmp_path / ".local" / "state" / "routeshell" / "history"
     )
     assert history_path({"HOME": home, "XDG_STATE_HOME": "/x/state"}) == Path("/x/state/routeshell/history")
+
+
+async def test_stop_pressed_while_the_session_opens_runs_nothing(agent_app, scripted_llm, workspace) -> None:  # type: ignore[no-untyped-def]
+    """The first task opens the session in the worker; a stop pressed meanwhile still stops the run.
+
+    Another process holding the session database keeps the session opening until it lets go.
+    """
+    scripted_llm.enqueue(Reply(PLAN))
+    before = hello(workspace)
+    (workspace / ".routeshell").mkdir()
+    holder = sqlite3.connect(workspace / ".routeshell" / "sessions.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    app = agent_app()
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await open_agent(pilot, "all")
+            await submit(pilot, TASK)
+            await pilot.pause()
+            assert pane.running
+            await pilot.press("ctrl+s")
+            assert pane.meter.status == "stopping"
+            holder.execute("COMMIT")
+            await wait_until(pilot, lambda: not pane.running, "the run to end")
+            await settle(pilot)
+            assert pane.meter.status == "stopped", log_text(app)
+            assert "stopped: nothing after the step in progress ran" in log_text(app)
+    finally:
+        holder.close()
+    # Approval "all" would have applied the plan: nothing ran, not even a model call.
+    assert hello(workspace) == before
+    assert not [r for r in scripted_llm.requests if r["_path"].endswith("/chat/completions")]

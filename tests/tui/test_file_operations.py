@@ -55,6 +55,16 @@ async def finished(pilot) -> None:  # type: ignore[no-untyped-def]
     await settle(pilot)
 
 
+async def undo(pilot, answer: str = "y") -> str:  # type: ignore[no-untyped-def]
+    """Press u, read the question it asks, answer it; return the question."""
+    await pilot.press("u")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), "the undo question")
+    question = pilot.app.screen.question
+    await pilot.press(answer)
+    await finished(pilot)
+    return str(question)
+
+
 @pytest.fixture
 def editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Install a non-interactive $EDITOR running the given Python code on the file it is given."""
@@ -82,13 +92,33 @@ async def test_new_file_new_directory_and_undo(make_app, workspace: Path) -> Non
         await finished(pilot)
         assert (workspace / "build").is_dir()
         assert [j.meta["plan"]["goal"] for j in journals(workspace)] == ["new file notes.txt", "new directory build"]
-        await pilot.press("u")
-        await finished(pilot)
+        assert [j.meta["via"] for j in journals(workspace)] == ["files-pane", "files-pane"]
+        question = await undo(pilot, "n")
+        assert question.startswith(f"Undo plan {journals(workspace)[1].id}?\nnew directory build\nIt will:\n")
+        assert "remove the directories it made, if empty: 'build'" in question
+        assert (workspace / "build").is_dir()
+        await undo(pilot)
         assert not (workspace / "build").exists()
-        await pilot.press("u")
-        await finished(pilot)
+        await undo(pilot)
         assert not (workspace / "notes.txt").exists()
         assert "notes.txt" not in names(app)
+
+
+async def test_a_blocked_undo_says_what_blocks_it_and_what_to_do(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await answer_prompt(pilot, "notes.txt")
+        await finished(pilot)
+        (workspace / "notes.txt").write_text("typed after the plan\n")
+        await pilot.press("u")
+        await finished(pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        [message] = [str(n.message) for n in app._notifications if "cannot be undone" in str(n.message)]
+        assert "'notes.txt' changed after the plan was applied" in message
+        assert "move your changes aside" in message
+        assert (workspace / "notes.txt").read_text() == "typed after the plan\n"
 
 
 async def test_bad_names_are_refused_with_a_message(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
@@ -118,8 +148,8 @@ async def test_rename_and_delete_to_trash(make_app, workspace: Path) -> None:  #
         await pilot.press("y")
         await finished(pilot)
         assert not (workspace / "READ.md").exists()
-        await pilot.press("u", "u")
-        await finished(pilot)
+        await undo(pilot)
+        await undo(pilot)
         assert (workspace / "README.md").exists()
 
 
@@ -201,8 +231,7 @@ async def test_overwrite_keeps_the_old_target_in_the_trash(make_app, workspace: 
         await pilot.press("o")
         await finished(pilot)
         assert (workspace / "docs" / "README.md").read_text().startswith("# Sample")
-        await pilot.press("u")
-        await finished(pilot)
+        await undo(pilot)
         assert (workspace / "docs" / "README.md").read_text() == "other\n"
 
 
@@ -217,8 +246,7 @@ async def test_edit_in_editor_is_an_undoable_plan(make_app, workspace: Path, edi
         await finished(pilot)
         assert (workspace / "docs" / "guide.md").read_text() == "# Guide\n\nEdited.\n"
         assert stat.S_IMODE(os.stat(workspace / "docs" / "guide.md").st_mode) == mode
-        await pilot.press("u")
-        await finished(pilot)
+        await undo(pilot)
         assert (workspace / "docs" / "guide.md").read_text() == "# Guide\n\nRead me.\n"
 
 
@@ -239,8 +267,7 @@ async def test_bulk_rename_in_editor_with_a_swap(make_app, workspace: Path, edit
         assert (workspace / "docs" / "a.txt").read_text() == "b\n"
         assert (workspace / "docs" / "b.txt").read_text() == "a\n"
         assert (workspace / "docs" / "GUIDE.md").exists()
-        await pilot.press("u")
-        await finished(pilot)
+        await undo(pilot)
         assert (workspace / "docs" / "a.txt").read_text() == "a\n"
         assert (workspace / "docs" / "guide.md").exists()
 

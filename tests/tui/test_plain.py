@@ -133,8 +133,9 @@ def test_history_reaches_the_next_session(spawn, scripted_llm: ScriptedLLM, isol
     first.sendline(TASK)
     first.expect_exact("done:")
     quit_cleanly(first)
-    history = isolated_home / ".local" / "state" / "routeshell" / "plain_history"
-    assert f"+{TASK}" in history.read_text().splitlines()
+    # The one task history, shared with the Agent pane: one JSON string a line.
+    history = isolated_home / ".local" / "state" / "routeshell" / "history"
+    assert json.dumps(TASK) in history.read_text().splitlines()
 
     scripted_llm.enqueue(Reply(HELLO))
     second = spawn(scripted_llm.base_url)
@@ -143,7 +144,7 @@ def test_history_reaches_the_next_session(spawn, scripted_llm: ScriptedLLM, isol
     second.sendintr()  # Ctrl-C at the prompt only clears the line
     second.sendline("/stream")
     second.expect_exact("stream: off")
-    second.send("\x1b[A" * 3)  # past /stream and the /quit that ended the first session
+    second.send("\x1b[A" * 3)  # past /stream to the task (commands are not kept between sessions)
     second.sendline("")
     second.expect_exact("done:")
     quit_cleanly(second)

@@ -91,7 +91,7 @@ def test_real_app_at_80x24_and_quit_restores_terminal(tmux: Tmux, workspace: Pat
     tmux.send("Escape")
     tmux.wait_for(lambda s: "Go to the parent directory" not in s and "README.md" in s, "the help to close")
 
-    tmux.send("Down", "Down", "Down", "Enter")  # into src/
+    tmux.send("Down", "Down", "Enter")  # into src/
     tmux.wait_for(lambda s: "ws/src/" in s and "pkg/" in s, "the src directory")
     tmux.send("l")
     tmux.wait_for(lambda s: "def hello(name: str)" in s, "the preview of hello.py")
@@ -101,6 +101,8 @@ def test_real_app_at_80x24_and_quit_restores_terminal(tmux: Tmux, workspace: Pat
     tmux.wait_for(lambda s: "# edited in the editor" in s and "u to undo" in s, "the edit to apply")
     assert "# edited in the editor" in (workspace / "src" / "pkg" / "hello.py").read_text()
     tmux.send("u")
+    tmux.wait_for(lambda s: "Undo plan" in s and "restore the previous content" in s, "the undo question")
+    tmux.send("y")
     tmux.wait_for(lambda s: "Undid plan" in s, "the undo")
     assert "edited" not in (workspace / "src" / "pkg" / "hello.py").read_text()
 

@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult
 from tests.helpers import run_routeshell
 from tests.scripted_llm import Reply, ScriptedLLM
 from tests.tui.conftest import settle
-from tui.transcript import Transcript, event_lines
+from tui.transcript import DEFAULT_UNDO_HINT, Transcript, event_lines
 from tui.widgets.agent_transcript import AgentTranscript
 
 WIDTH = 400
@@ -27,7 +27,7 @@ class TranscriptApp(App[None]):
     """Just the Agent pane's transcript widget."""
 
     def compose(self) -> ComposeResult:
-        yield AgentTranscript(id="transcript")
+        yield AgentTranscript(undo_hint=DEFAULT_UNDO_HINT, id="transcript")
 
 
 def console_lines(events: list[dict[str, Any]]) -> list[str]:

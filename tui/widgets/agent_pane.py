@@ -22,6 +22,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static
+from textual.worker import Worker, WorkerState
 
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError
@@ -44,10 +45,6 @@ APPROVAL_HELP = {
     "all": "every plan is applied, run steps included (in the sandbox)",
 }
 VERBS = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}
-
-
-class StopRequested(Exception):
-    """Raised in the worker, between two events, to end a run the user stopped."""
 
 
 class AgentPane(Vertical):
@@ -96,6 +93,8 @@ class AgentPane(Vertical):
         self._session_lock = threading.Lock()
         self._busy = False
         self._closing = False
+        # The user asked to stop the current run. The run itself is stopped one way only, by
+        # AgentSession.stop(); this flag carries a stop pressed before the session or its run exists.
         self._stop = threading.Event()
         self._error_shown = False
         self._elapsed_before = 0.0
@@ -104,7 +103,10 @@ class AgentPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="agent-header")
         yield RouteDecision(id="agent-decision")
-        yield AgentTranscript(id="agent-transcript")
+        from tui.cli import command_hint
+
+        undo = command_hint(self.profile, "plan", "undo", "--workspace", str(self.workspace))
+        yield AgentTranscript(undo_hint=f"u in the Files pane, or {undo}", id="agent-transcript")
         yield UsageMeter(id="agent-meter")
         yield TaskInput(history_path(), placeholder="a task in plain words; Enter runs it, ↑ recalls", id="agent-input")
 
@@ -113,8 +115,8 @@ class AgentPane(Vertical):
         self._show_header()
 
     def on_unmount(self) -> None:
-        # A run still going stops at its next event; the worker closes the session when it ends.
-        self._stop.set()
+        # A run still going stops after its step in progress; the worker closes the session when it ends.
+        self._request_stop()
         with self._session_lock:
             self._closing = True
             if not self._busy:
@@ -232,13 +234,17 @@ class AgentPane(Vertical):
         if not self.running:
             self.notify("Nothing is running")
             return
+        self._request_stop()
+        self.meter.status = "stopping"
+        self.transcript.line(Text("  stopping once the step in progress is done …", style="yellow"))
+
+    def _request_stop(self) -> None:
+        """Stop the run: at once through the session if its run is going (a streaming reply is cut
+        off at its next piece), else when it starts (the worker and :meth:`_forward` pass it on)."""
         self._stop.set()
         session = self._session
         if session is not None:
-            # A streaming reply is cut off at its next piece instead of running to its end.
             session.stop()
-        self.meter.status = "stopping"
-        self.transcript.line(Text("  stopping once the step in progress is done …", style="yellow"))
 
     def action_clear(self) -> None:
         self.transcript.clear()
@@ -258,7 +264,7 @@ class AgentPane(Vertical):
         self.meter.elapsed = self._elapsed_before
         self._clock.resume()
 
-    @work(thread=True, exclusive=True, group="agent")
+    @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
     def _drive(self, approval: str, task: str | None, thread: str | None = None, answer: Any = None) -> None:
         """Start ``task``, or resume ``thread`` with ``answer``; report its end with RunEnded."""
         with self._session_lock:
@@ -269,9 +275,11 @@ class AgentPane(Vertical):
         try:
             session = self._open_session(approval)
             session.options.approval = approval
-            ended.outcome = session.start(task) if task is not None else session.resume(str(thread), answer)
-        except StopRequested:
-            ended.stopped = True
+            if self._stop.is_set():
+                # Stopped while the session was being opened: nothing has run, so nothing starts.
+                ended.stopped = True
+            else:
+                ended.outcome = session.start(task) if task is not None else session.resume(str(thread), answer)
         except RouteshellError as exc:
             # The session's own stop (RunStopped) is a stop, not an error.
             if self._stop.is_set() and exc.exit_code == ExitCode.INTERRUPTED:
@@ -306,11 +314,14 @@ class AgentPane(Vertical):
             self._session = None
 
     def _forward(self, event: dict[str, Any]) -> None:
-        """Session callback, in the worker thread: pass the event on; end the run if asked to stop."""
+        """Session callback, in the worker thread: pass the event on.
+
+        A stop pressed between the check in :meth:`_drive` and the start of the run reached no run;
+        the run's first event is the earliest moment the session's own stop can reach it.
+        """
         self.post_message(self.AgentEvent(event))
-        # Raised between events, the graph finishes the node it is in and saves it, then ends.
-        if self._stop.is_set() and event.get("type") not in ("approval", "final", "error"):
-            raise StopRequested
+        if self._stop.is_set() and event.get("type") not in ("approval", "final", "error") and self._session:
+            self._session.stop()
 
     # -- events back in the UI -----------------------------------------------------------
 
@@ -327,6 +338,12 @@ class AgentPane(Vertical):
         elif kind == "error":
             self._error_shown = True
         self.transcript.handle(event)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed outside its own handling: one escaped line, and the pane stays usable."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            self.transcript.error(f"unexpected error: {type(error).__name__}: {error}")  # escaped there
 
     @on(RunEnded)
     def _on_run_ended(self, message: RunEnded) -> None:

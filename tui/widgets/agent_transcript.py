@@ -23,7 +23,6 @@ from tui.transcript import error_line, event_lines, streamed_text
 
 FLUSH_S = 0.05
 MAX_LINES = 5000
-UNDO_HINT = "u in the Files pane, or routeshell plan undo"
 HINT = (
     "Type a task below and press Enter. The router picks the roles; each role's reply streams in here, "
     "and with approval 'ask' every plan waits for you as a diff."
@@ -33,8 +32,9 @@ HINT = (
 class AgentTranscript(Vertical):
     """A scrolling log of agent events with a live line for the text being streamed."""
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, undo_hint: str, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.undo_hint = undo_hint
         self._pending: list[str] = []
         self._partial = ""
         self._flush_timer: Timer | None = None
@@ -119,5 +119,5 @@ class AgentTranscript(Vertical):
         if event.get("type") == "delta":
             self.stream(str(event.get("text", "")))
             return
-        for text in event_lines(event, undo_hint=UNDO_HINT):
+        for text in event_lines(event, undo_hint=self.undo_hint):
             self.line(text)

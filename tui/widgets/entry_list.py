@@ -17,7 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.names import display_name
-from engine.workspace.listing import Entry
+from engine.workspace.sandbox import Entry
 
 
 class EntryList(ScrollView, can_focus=True):

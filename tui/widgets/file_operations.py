@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,11 @@ from textual.widgets import ProgressBar
 from engine.errors import RouteshellError
 from engine.names import display_name
 from engine.plans import file_plans
-from engine.plans.apply import Cancelled, StepFailed, apply_plan, undo_last
+from engine.plans.apply import Cancelled, StepFailed, apply_plan
 from engine.plans.file_plans import Conflict
+from engine.plans.undo import UNBLOCK_HINT, undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
+from tui.error_line import one_line
 from tui.external_editor import EditorFailed, edit_text
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.conflict_screen import ConflictScreen
@@ -29,6 +32,9 @@ from tui.screens.prompt_screen import PromptScreen
 
 if TYPE_CHECKING:
     from tui.widgets.files_pane import FilesPane
+
+_ESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+_HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
 
 OPERATION_BINDINGS = [
     Binding("space", "toggle_mark", "Mark", id="files.mark", tooltip="Mark or unmark (marks span directories)"),
@@ -45,6 +51,8 @@ OPERATION_BINDINGS = [
     Binding("u", "undo", "Undo", id="files.undo", tooltip="Undo the last applied plan"),
 ]  # fmt: skip
 
+# The undo question lists at most this many of the things undo will do.
+UNDO_ACTIONS_SHOWN = 8
 # Plans with more steps than this show a progress bar while they apply.
 PROGRESS_FROM_STEPS = 20
 
@@ -60,9 +68,7 @@ class FileOperationsMixin:
         return self  # type: ignore[return-value]
 
     def _here(self) -> str:
-        pane = self._pane()
-        relative = pane.directory.relative_to(pane.root)
-        return relative.as_posix() if relative.parts else "."
+        return self._pane().directory
 
     def _selection(self) -> list[str]:
         """The marked paths, or the highlighted entry when nothing is marked."""
@@ -92,12 +98,18 @@ class FileOperationsMixin:
                 pane.app.call_from_thread(bar.advance, 1)
 
         try:
-            result = await asyncio.to_thread(apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set)
+            result = await asyncio.to_thread(
+                apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane"
+            )
         except Cancelled as exc:
-            pane.notify(str(exc), title="Cancelled", severity="warning", markup=False)
+            pane.notify(display_name(str(exc)), title="Cancelled", severity="warning", markup=False)
             return False
         except (StepFailed, RouteshellError, OSError) as exc:
-            pane.notify(str(exc), title="Not applied", severity="error", markup=False)
+            pane.notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)
+            return False
+        except Exception as exc:
+            # A bug in the engine must leave the pane usable: one line, and nothing else changes.
+            pane.notify(one_line(exc, unexpected=True), title="Not applied", severity="error", markup=False)
             return False
         finally:
             self._cancel = None
@@ -135,30 +147,30 @@ class FileOperationsMixin:
 
     # -- operations -----------------------------------------------------------------------
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_new_file(self) -> None:
-        name = await self._pane().app.push_screen_wait(PromptScreen("New file name:"))
+        name = typed_name(await self._pane().app.push_screen_wait(PromptScreen("New file name:")))
         if name:
             await self._plan_and_apply(lambda: file_plans.new_file(self._here(), name), select=name)
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_new_directory(self) -> None:
-        name = await self._pane().app.push_screen_wait(PromptScreen("New directory name:"))
+        name = typed_name(await self._pane().app.push_screen_wait(PromptScreen("New directory name:")))
         if name:
             await self._plan_and_apply(lambda: file_plans.new_directory(self._here(), name), select=name)
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_rename(self) -> None:
         entry = self._pane().entry_list.highlighted
         if entry is None:
             return
-        name = await self._pane().app.push_screen_wait(
-            PromptScreen(f"Rename {display_name(entry.name)} to:", entry.name)
-        )
+        # The name is offered as it is shown (escaped), and what is typed back is read the same way.
+        shown = display_name(entry.name)
+        name = typed_name(await self._pane().app.push_screen_wait(PromptScreen(f"Rename {shown} to:", shown)))
         if name and name != entry.name:
             await self._plan_and_apply(lambda: file_plans.rename(self._here(), entry.name, name), select=name)
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_delete(self) -> None:
         pane = self._pane()
         paths = self._selection()
@@ -170,7 +182,7 @@ class FileOperationsMixin:
             pane.marks.difference_update(paths)
             pane.refresh_marks()
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_transfer(self, op: str) -> None:
         pane = self._pane()
         sources = sorted(pane.marks)
@@ -179,8 +191,16 @@ class FileOperationsMixin:
             return
         here = self._here()
         answers: dict[tuple[str, str], Conflict] = {}
-        with Workspace(pane.root) as ws:
-            clashes = file_plans.conflicts(ws, sources, here)
+
+        def find_clashes() -> list[tuple[str, str]]:
+            with Workspace(pane.root) as ws:
+                return file_plans.conflicts(ws, sources, here)
+
+        try:
+            clashes = await asyncio.to_thread(find_clashes)
+        except RouteshellError as exc:
+            pane.notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)
+            return
         for number, (source, target) in enumerate(clashes):
             if source == target:
                 continue
@@ -202,36 +222,60 @@ class FileOperationsMixin:
             pane.marks.clear()
             pane.refresh_marks()
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_undo(self) -> None:
         pane = self._pane()
         try:
-            journal = await asyncio.to_thread(undo_last, pane.root)
+            preview = await asyncio.to_thread(undo_preview, pane.root)
+        except (RouteshellError, OSError) as exc:
+            pane.notify(str(exc), title="Nothing undone", severity="error", markup=False)
+            return
+        journal = preview.journal
+        goal = journal.meta["plan"].get("goal", "") if journal.problem is None else ""
+        if preview.blocked:
+            blocks = "; ".join(display_name(problem) for problem in preview.blocked)
+            pane.notify(f"Plan {journal.id} cannot be undone: {blocks}. To undo it, {UNBLOCK_HINT}.",
+                        title="Not undone", severity="error", markup=False, timeout=15)  # fmt: skip
+            return
+        shown = preview.actions[:UNDO_ACTIONS_SHOWN]
+        more = len(preview.actions) - len(shown)
+        actions = "\n".join(f"- {display_name(action)}" for action in shown) + (f"\n- and {more} more" if more else "")
+        question = f"Undo plan {journal.id}?\n{display_name(goal) or '(no goal)'}\nIt will:\n{actions}"
+        if not await pane.app.push_screen_wait(ConfirmScreen(question)):
+            pane.notify("Nothing undone")
+            return
+        try:
+            # This very plan, even if another one was applied while the question was open.
+            await asyncio.to_thread(undo_journal, pane.root, journal.id)
         except (RouteshellError, OSError) as exc:
             pane.notify(str(exc), title="Not undone", severity="error", markup=False)
             return
         pane.action_reload()
-        pane.notify(f"Undid plan {journal.id}: {display_name(journal.meta['plan'].get('goal', ''))}", markup=False)
+        pane.notify(f"Undid plan {journal.id}: {display_name(goal)}", markup=False)
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_edit(self) -> None:
         pane = self._pane()
         entry = pane.entry_list.highlighted
         if entry is None or entry.is_dir:
             return
         path = file_plans.join(self._here(), entry.name)
-        try:
+
+        def read() -> str:
             with Workspace(pane.root) as ws:
-                original = ws.read_text(path)
+                return ws.read_text(path)
+
+        try:
+            original = await asyncio.to_thread(read)
         except RouteshellError as exc:
-            pane.notify(str(exc), title="Cannot edit", severity="error", markup=False)
+            pane.notify(display_name(str(exc)), title="Cannot edit", severity="error", markup=False)
             return
         # The editor works on a copy; saving it becomes a plan, so the edit can be undone.
         edited = self._run_editor(Path(entry.name).name, original)
         if edited is not None and edited != original:
             await self._plan_and_apply(lambda: file_plans.write_file(path, edited), select=entry.name)
 
-    @work(exclusive=True, group="file-op")
+    @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_bulk_rename(self) -> None:
         pane = self._pane()
         here = self._here()
@@ -246,11 +290,12 @@ class FileOperationsMixin:
         if edited is not None:
             await self._plan_and_apply(lambda: file_plans.bulk_rename(here, names, edited))
 
-    async def _plan_and_apply(self, build: Any, *, select: str | None = None) -> bool:
+    async def _plan_and_apply(self, build: Callable[[], dict[str, Any] | None], *, select: str | None = None) -> bool:
         try:
-            plan = build()
+            # Building may look at the workspace (conflicts, free names): off the event loop.
+            plan = await asyncio.to_thread(build)
         except RouteshellError as exc:
-            self._pane().notify(str(exc), title="Not applied", severity="error", markup=False)
+            self._pane().notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)
             return False
         if plan is None:
             self._pane().notify("Nothing to do")
@@ -262,5 +307,38 @@ class FileOperationsMixin:
         try:
             return edit_text(self._pane().app, name, text)
         except EditorFailed as exc:
-            self._pane().notify(f"{exc}; nothing changed", severity="warning", markup=False)
+            self._pane().notify(f"{display_name(str(exc))}; nothing changed", severity="warning", markup=False)
             return None
+
+
+def typed_name(text: str | None) -> str | None:
+    """Read a name typed in a prompt the way :func:`display_name` shows names: ``\\xe9`` is the byte
+    0xE9 (a name that is not UTF-8), ``\\n`` a newline, ``\\\\`` a backslash; any other backslash
+    stays as typed. None stays None.
+    """
+    if text is None or "\\" not in text:
+        return text
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        following = text[index + 1 : index + 2]
+        if char != "\\" or not following:
+            out.append(char)
+            index += 1
+            continue
+        if following in _ESCAPES:
+            out.append(_ESCAPES[following])
+            index += 2
+            continue
+        width = _HEX_DIGITS.get(following, 0)
+        digits = text[index + 2 : index + 2 + width]
+        if width and len(digits) == width and all(d in "0123456789abcdefABCDEF" for d in digits):
+            code = int(digits, 16)
+            # \xNN above 0x7f is a raw byte: the surrogate os.fsdecode gives it.
+            out.append(chr(0xDC00 + code) if following == "x" and code >= 0x80 else chr(min(code, 0x10FFFF)))
+            index += 2 + width
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)

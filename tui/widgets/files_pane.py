@@ -1,11 +1,15 @@
 """The Files pane: a keyboard-driven browser of the workspace.
 
-Directory scans and previews run in thread workers that call the pure functions of
-``engine.workspace.listing`` and post typed messages back, so a huge directory never freezes the UI.
+Every read of the workspace (directory scans, metadata, previews, crash recovery) runs in a thread
+worker that calls the pure functions of ``engine.workspace.listing`` on a
+:class:`~engine.workspace.sandbox.Workspace` and posts typed messages back, so a huge directory or a
+slow disk never freezes the UI. Paths are workspace-relative strings (the root is ``"."``), resolved
+only by the workspace. A worker that fails shows one escaped line in the pane; the app goes on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -18,13 +22,15 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import RouteshellError
 from engine.names import display_name
 from engine.plans.apply import recover
+from engine.plans.file_plans import join
 from engine.workspace import listing
-from engine.workspace.listing import Entry
+from engine.workspace.sandbox import Entry, SandboxError, Workspace
+from tui.error_line import error_text, one_line
 from tui.widgets.entry_list import EntryList
 from tui.widgets.file_operations import OPERATION_BINDINGS, FileOperationsMixin
 from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
@@ -63,7 +69,7 @@ class FilesPane(FileOperationsMixin, Vertical):
     @dataclass
     class EntriesLoaded(Message):
         generation: int
-        directory: Path
+        directory: str
         entries: list[Entry]
         select: str | None
 
@@ -75,19 +81,20 @@ class FilesPane(FileOperationsMixin, Vertical):
     @dataclass
     class ScanFailed(Message):
         generation: int
-        directory: Path
-        reason: str
+        directory: str
+        reason: str  # one line, already escaped
 
     @dataclass
     class PreviewReady(Message):
-        path: Path
+        path: str
         text: Text
         described: Described
 
     def __init__(self, root: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.root = root
-        self.directory = root
+        #: The directory shown, relative to the workspace root ("." is the root).
+        self.directory = "."
         self._all: list[Entry] = []
         self._generation = 0
         self._loading = False
@@ -109,15 +116,17 @@ class FilesPane(FileOperationsMixin, Vertical):
         self.query_one("#files-filter", Input).display = False
         self.query_one("#files-progress", ProgressBar).display = False
         self._recover()
-        self.load(self.root)
+        self.load(".")
 
-    @work(thread=True, group="recover")
+    @work(thread=True, group="recover", exit_on_error=False)
     def _recover(self) -> None:
         """Roll back a plan that a crash left half applied, before anything else changes files."""
         try:
             recovered = recover(self.root)
-        except (RouteshellError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"Recovery failed: {exc}", severity="error", markup=False)
+        except Exception as exc:
+            # Whatever went wrong, the pane stays usable for browsing: say it in one line.
+            reason = one_line(exc, unexpected=not isinstance(exc, (RouteshellError, OSError)))
+            self.app.call_from_thread(self.notify, f"Recovery failed: {reason}", severity="error", markup=False)
             return
         if recovered:
             message = f"Rolled back {len(recovered)} interrupted plan(s): {', '.join(recovered)}"
@@ -134,15 +143,15 @@ class FilesPane(FileOperationsMixin, Vertical):
 
     # -- loading -------------------------------------------------------------------------
 
-    def load(self, directory: Path, *, select: str | None = None) -> None:
-        """Start reading ``directory`` in a worker; the list updates when it is done."""
+    def load(self, directory: str, *, select: str | None = None) -> None:
+        """Start reading the workspace-relative ``directory`` in a worker; the list updates when it is done."""
         self._generation += 1
         self._loading = True
         self._set_status(f"reading {self._relative(directory)} …")
         self._scan(self._generation, directory, select)
 
-    @work(thread=True, exclusive=True, group="scan")
-    def _scan(self, generation: int, directory: Path, select: str | None) -> None:
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan(self, generation: int, directory: str, select: str | None) -> None:
         worker = get_current_worker()
 
         def progress(count: int) -> None:
@@ -150,10 +159,13 @@ class FilesPane(FileOperationsMixin, Vertical):
                 self.post_message(self.ScanProgress(generation, count))
 
         try:
-            entries = listing.scan_directory(self.root, directory, progress=progress)
-        except (OSError, listing.OutsideWorkspace) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.post_message(self.ScanFailed(generation, directory, reason or "cannot read"))
+            with Workspace(self.root) as ws:
+                entries = listing.scan_directory(ws, directory, progress=progress)
+        except SandboxError as exc:
+            self.post_message(self.ScanFailed(generation, directory, display_name(listing.refusal_note(exc))))
+            return
+        except Exception as exc:
+            self.post_message(self.ScanFailed(generation, directory, one_line(exc, unexpected=True)))
             return
         if not worker.is_cancelled:
             self.post_message(self.EntriesLoaded(generation, directory, entries, select))
@@ -213,36 +225,44 @@ class FilesPane(FileOperationsMixin, Vertical):
             self.query_one(FilePreview).show("")
             self.query_one(MetadataView).describe(None)
             return
-        self._preview(self.directory / event.entry.name, event.entry)
+        self._preview(join(self.directory, event.entry.name), event.entry)
 
-    @work(thread=True, exclusive=True, group="preview")
-    def _preview(self, path: Path, entry: Entry) -> None:
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _preview(self, path: str, entry: Entry) -> None:
         worker = get_current_worker()
         try:
-            described = Described(entry.name, listing.metadata(self.root, path))
-        except (OSError, listing.OutsideWorkspace) as exc:
-            described = Described(entry.name, None, getattr(exc, "strerror", None) or str(exc))
-        if entry.is_dir:
-            if listing.inside(self.root, path):
-                try:
-                    count = listing.count_entries(self.root, path, limit=10_000)
-                    text = Text(_count_text(count), style="italic")
-                except OSError as exc:
-                    text = Text(f"directory: {exc.strerror}", style="italic")
-            else:
-                text = Text("symlink leading outside the workspace: not followed", style="italic")
-        else:
-            preview = listing.read_preview(self.root, path)
-            if worker.is_cancelled:
-                return
-            text = highlight(path, preview)
+            with Workspace(self.root) as ws:
+                described, text = self._describe(ws, path, entry, lambda: worker.is_cancelled)
+        except Exception as exc:
+            # One file that cannot be shown (or a bug showing it) costs its preview, never the app.
+            reason = error_text(exc, unexpected=not isinstance(exc, SandboxError))
+            described = Described(entry.name, None, reason)  # the view escapes it
+            text = Text(f"preview failed: {display_name(reason)}", style="italic")
         if not worker.is_cancelled:
             self.post_message(self.PreviewReady(path, text, described))
+
+    @staticmethod
+    def _describe(ws: Workspace, path: str, entry: Entry, cancelled: Callable[[], bool]) -> tuple[Described, Text]:
+        """Read the metadata and the preview (a count, for a directory) of ``path``. In a worker."""
+        try:
+            described = Described(entry.name, listing.metadata(ws, path))
+        except SandboxError as exc:
+            described = Described(entry.name, None, listing.refusal_note(exc))
+        if entry.is_dir:
+            try:
+                text = Text(_count_text(listing.count_entries(ws, path, limit=10_000)), style="italic")
+            except SandboxError as exc:
+                text = Text(f"directory: {display_name(listing.refusal_note(exc))}", style="italic")
+        else:
+            preview = listing.read_preview(ws, path)
+            # Highlighting is the slow part: skip it when the cursor has already moved on.
+            text = Text() if cancelled() else highlight(Path(path), preview)
+        return described, text
 
     @on(PreviewReady)
     def _on_preview_ready(self, message: PreviewReady) -> None:
         current = self.entry_list.highlighted
-        if current is None or self.directory / current.name != message.path:
+        if current is None or join(self.directory, current.name) != message.path:
             return
         self.query_one(FilePreview).show(message.text)
         self.query_one(MetadataView).describe(message.described)
@@ -251,33 +271,27 @@ class FilesPane(FileOperationsMixin, Vertical):
 
     @on(EntryList.Activated)
     def _on_activated(self, event: EntryList.Activated) -> None:
+        # is_dir is False for a symlink the workspace does not follow (outside, dangling, or a loop).
         if not event.entry.is_dir:
             self.query_one(FilePreview).focus()
             return
-        target = self.directory / event.entry.name
-        if not listing.inside(self.root, target):
-            self.notify(
-                f"{display_name(event.entry.name)} leads outside the workspace: not followed",
-                severity="warning",
-                markup=False,
-            )
-            return
         self._clear_filter_silently()
-        self.load(target)
+        self.load(join(self.directory, event.entry.name))
 
     def action_up(self) -> None:
         if self.query_one(FilePreview).has_focus:
             self.focus_entries()
             return
-        if self.directory == self.root:
+        if self.directory == ".":
             self.app.bell()
             return
+        parent, _, name = self.directory.rpartition("/")
         self._clear_filter_silently()
-        self.load(self.directory.parent, select=self.directory.name)
+        self.load(parent or ".", select=name)
 
     def action_root(self) -> None:
         self._clear_filter_silently()
-        self.load(self.root)
+        self.load(".")
 
     def action_reload(self) -> None:
         current = self.entry_list.highlighted
@@ -310,8 +324,7 @@ class FilesPane(FileOperationsMixin, Vertical):
 
     def refresh_marks(self) -> None:
         """Show which entries of this directory are marked, and the count of all marks."""
-        here = self.directory.relative_to(self.root).as_posix()
-        prefix = "" if here == "." else here + "/"
+        prefix = "" if self.directory == "." else self.directory + "/"
         self.entry_list.marked = {
             p[len(prefix) :] for p in self.marks if p.startswith(prefix) and "/" not in p[len(prefix) :]
         }
@@ -320,13 +333,14 @@ class FilesPane(FileOperationsMixin, Vertical):
 
     # -- status --------------------------------------------------------------------------
 
-    def _relative(self, directory: Path) -> str:
-        try:
-            rel = directory.relative_to(self.root)
-        except ValueError:
-            return display_name(str(directory))
-        parts = [self.root.name or "/", *rel.parts]
-        return display_name("/".join(parts)) + "/"
+    def _relative(self, directory: str) -> str:
+        shown = self.root.name or "/"
+        return display_name(shown if directory == "." else f"{shown}/{directory}") + "/"
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Show a worker's failure as one escaped line; the pane stays usable."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(one_line(event.worker.error, unexpected=True), title="Error", severity="error", markup=False)
 
     def _set_status(self, text: str) -> None:
         self.query_one("#files-status", Static).update(text)

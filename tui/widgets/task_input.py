@@ -1,51 +1,19 @@
 """The Agent pane's task line: an Input that recalls earlier tasks with up and down.
 
-The history is kept in ``$XDG_STATE_HOME/routeshell/history`` (``~/.local/state`` when unset),
-one JSON string per line, so a task holding any character survives the round trip.
+The history is the one ``--plain`` keeps too (:mod:`tui.task_history`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
-from engine.config import xdg
+from tui.task_history import HISTORY_LIMIT, append_task, history_path, load_history
 
-HISTORY_LIMIT = 500
-
-
-def history_path(env: Mapping[str, str] | None = None) -> Path:
-    """Return the task history file: ``$XDG_STATE_HOME/routeshell/history``."""
-    return xdg.state_dir(env) / "history"
-
-
-def load_history(path: Path) -> list[str]:
-    """Return the last tasks saved in ``path``, oldest first; a missing or unreadable file gives none.
-
-    A file grown past twice the limit is cut back to the limit, so appending stays cheap forever.
-    """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
-    if len(lines) > 2 * HISTORY_LIMIT:
-        with contextlib.suppress(OSError):
-            path.write_text("".join(line + "\n" for line in lines[-HISTORY_LIMIT:]), encoding="utf-8")
-    tasks: list[str] = []
-    for line in lines[-HISTORY_LIMIT:]:
-        try:
-            task = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(task, str) and task.strip():
-            tasks.append(task)
-    return tasks
+__all__ = ["TaskInput", "history_path"]
 
 
 class TaskInput(Input):
@@ -74,9 +42,7 @@ class TaskInput(Input):
             self.history.append(task)
             del self.history[:-HISTORY_LIMIT]
             try:
-                self.history_file.parent.mkdir(parents=True, exist_ok=True)
-                with self.history_file.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(task, ensure_ascii=False) + "\n")
+                append_task(self.history_file, task)
             except OSError as exc:
                 self._position = len(self.history)
                 return f"Cannot save the task history in {self.history_file}: {exc.strerror or exc}"

@@ -223,10 +223,9 @@ def test_dry_run_reports_a_missing_directory_as_the_apply_would(
 
 
 def test_only_one_apply_at_a_time(ws: Path) -> None:
-    from engine.plans.journal import workspace_lock
-    from engine.workspace.sandbox import SandboxError
+    from engine.workspace.state import LockBusy, workspace_lock
 
-    with workspace_lock(ws), pytest.raises(SandboxError, match="another routeshell"):
+    with workspace_lock(ws), pytest.raises(LockBusy, match="another routeshell"):
         apply_plan(ws, plan({"op": "write", "path": "n.txt", "content": ""}))
 
 

@@ -94,6 +94,26 @@ def test_copy_then_append_diffs_against_the_copied_content(ws: Path) -> None:
     assert (ws / "c.txt").read_text() == "alpha\nmore\n"
 
 
+# Characters str.splitlines() also breaks at; a diff line is what ends in "\n", as in git and patch.
+LINE_BREAKS_INSIDE_A_LINE = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\r"
+
+
+def test_a_diff_splits_lines_at_newlines_only(ws: Path) -> None:
+    content = "".join(f"line {i}{char}rest\n" for i, char in enumerate(LINE_BREAKS_INSIDE_A_LINE))
+    previews = preview_then_apply(
+        ws,
+        {"op": "write", "path": "new.txt", "content": content + "page\x0c"},
+        {"op": "write", "path": "doc.txt", "content": "intro\x0c\nbody\n"},
+        {"op": "patch", "path": "doc.txt", "find": "body", "replace": "BODY"},
+    )
+    added = "".join(f"+line {i}{char}rest\n" for i, char in enumerate(LINE_BREAKS_INSIDE_A_LINE))
+    assert previews[0].diff == (
+        f"--- /dev/null\n+++ b/new.txt\n@@ -0,0 +1,10 @@\n{added}+page\x0c\n\\ No newline at end of file\n"
+    )
+    # A line ending in a form feed before its newline is one line, with its newline.
+    assert previews[2].diff == "--- a/doc.txt\n+++ b/doc.txt\n@@ -1,2 +1,2 @@\n intro\x0c\n-body\n+BODY\n"
+
+
 @pytest.mark.parametrize(
     "steps",
     [

@@ -47,6 +47,19 @@ def test_read_file_line_ranges(ws: Workspace) -> None:
         tools.read_file(ws, "blob.bin")
 
 
+def test_lines_are_counted_at_newlines_only(ws: Workspace) -> None:
+    # A form feed or \u2028 inside a line does not end it: line numbers agree with grep -n and sed -n.
+    (ws.root / "paged.txt").write_text("one\x0ctwo\nthree\u2028four\r\nfive\n")
+    assert tools.read_file(ws, "paged.txt")["total_lines"] == 3
+    assert tools.read_file(ws, "paged.txt", start=2, end=2)["text"] == "three\u2028four\r\n"
+    found = tools.search(ws, "two|four$|five", path="paged.txt")["matches"]
+    assert found == [
+        {"path": "paged.txt", "line": 1, "text": "one\x0ctwo"},
+        {"path": "paged.txt", "line": 2, "text": "three\u2028four"},
+        {"path": "paged.txt", "line": 3, "text": "five"},
+    ]
+
+
 @pytest.mark.parametrize("path", ["../outside/x.py", "out/x.py", "/etc/passwd"])
 def test_tools_refuse_paths_outside(ws: Workspace, path: str) -> None:
     with pytest.raises(SandboxError):

@@ -1,0 +1,160 @@
+"""The workspace's trash: what plans deleted, and what undoing them displaced.
+
+``trash/<journal id>/<n>`` holds what step n of that plan deleted; ``undo-<n>`` what undoing
+step n moved out of the way (a file the plan had created, changed since). Items are named
+``<journal id>/<name>`` on the command line. Restoring puts an item back where it was, only
+if that place is free; emptying deletes them for good (and frees their space).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.plans.apply import _recover_locked
+from engine.plans.journal import Journal
+from engine.workspace.sandbox import Workspace, fsync_dir, rename_noreplace
+from engine.workspace.state import (
+    TRASH_DIR,
+    existing_state_dir,
+    keep_reserve,
+    os_problem,
+    state_path,
+    workspace_lock,
+)
+
+
+@dataclass(frozen=True)
+class TrashItem:
+    """One thing in the trash: where it came from (None when its journal does not say) and its size."""
+
+    journal_id: str
+    name: str
+    origin: str | None
+    why: str
+    size: int
+    kind: str  # file, directory, symlink, other
+
+    @property
+    def id(self) -> str:
+        return f"{self.journal_id}/{self.name}"
+
+    def as_event(self) -> dict[str, Any]:
+        """The ``trash`` JSON-lines event."""
+        return {"type": "trash", "id": self.id, "origin": self.origin, "why": self.why, "size": self.size,
+                "kind": self.kind}  # fmt: skip
+
+
+def _size(path: Path) -> tuple[int, str]:
+    """Bytes under ``path`` (never following a symlink) and what it is."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        return info.st_size, "symlink"
+    if not stat.S_ISDIR(info.st_mode):
+        return info.st_size, "file" if stat.S_ISREG(info.st_mode) else "other"
+    total = 0
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(directory, name)).st_size
+    return total, "directory"
+
+
+def _origin(journal: Journal, name: str) -> tuple[str | None, str]:
+    """Where a trash entry was in the workspace, and why it is in the trash."""
+    undo = name.startswith("undo-")
+    index = name.removeprefix("undo-")
+    for record in journal.records():
+        if str(record["i"]) == index:
+            path = record.get("path") or record.get("to")
+            if undo:
+                return path, f"moved aside by the undo of step {int(index) + 1} ({record['op']})"
+            return path, f"deleted by step {int(index) + 1} of plan {journal.id}"
+    return None, "its journal does not say where it was"
+
+
+def list_trash(root: Path) -> list[TrashItem]:
+    """Return everything in the trash of ``root``, oldest plan first; creates nothing."""
+    directory = existing_state_dir(root, TRASH_DIR)
+    if directory is None:
+        return []
+    items = []
+    for journal_id in sorted(os.listdir(directory)):
+        folder = directory / journal_id
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        journal = Journal(Path(root), journal_id)
+        for name in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
+            origin, why = _origin(journal, name)
+            size, kind = _size(folder / name)
+            items.append(TrashItem(journal_id, name, origin, why, size, kind))
+    return items
+
+
+def _find(root: Path, item_id: str) -> TrashItem:
+    for item in list_trash(root):
+        if item.id == item_id:
+            return item
+    raise UsageError(f"no {item_id!r} in the trash of {root}; 'routeshell trash list' shows what is there")
+
+
+def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
+    """Put a trash item back where it was; return it.
+
+    Refuses (with what to do) when its journal does not say where it was, or that place is taken
+    or its directory is gone. Runs under the workspace lock.
+    """
+    root = Path(os.path.realpath(root))
+    with workspace_lock(root, wait), Workspace(root) as ws:
+        _recover_locked(root, ws, lambda event: None)
+        item = _find(root, item_id)
+        if item.origin is None:
+            raise UsageError(f"{item.id}: {item.why}; copy it out of {root}/.routeshell/{TRASH_DIR}/{item.id} by hand")
+        if ws.lstat(item.origin) is not None:
+            raise UsageError(
+                f"cannot restore {item.id}: {item.origin!r} exists; move it aside, or copy the item out of "
+                f"{root}/.routeshell/{TRASH_DIR}/{item.id} by hand"
+            )
+        head = item.origin.rpartition("/")[0]
+        if head and ws.lstat(head) is None:
+            raise UsageError(f"cannot restore {item.id}: the directory {head!r} is gone; make it again first")
+        trash = state_path(root) / TRASH_DIR / item.journal_id
+        trash_fd = os.open(trash, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            with ws.parent(item.origin) as (parent_fd, name):
+                rename_noreplace(trash_fd, item.name, parent_fd, name)
+                fsync_dir(parent_fd)
+                fsync_dir(trash_fd)
+        finally:
+            os.close(trash_fd)
+        return item
+
+
+def empty(root: Path, *, wait: float = 0) -> tuple[int, int]:
+    """Delete everything in the trash for good; return (items, bytes) freed.
+
+    After this, undoing a plan that deleted something is refused: what it deleted is gone.
+    """
+    root = Path(os.path.realpath(root))
+    directory = existing_state_dir(root, TRASH_DIR)
+    if directory is None:
+        return 0, 0
+    with workspace_lock(root, wait), Workspace(root) as ws:
+        # A crashed apply's deletes are put back first: they are not the trash's to empty.
+        _recover_locked(root, ws, lambda event: None)
+        items = list_trash(root)
+        for item in items:
+            path = directory / item.journal_id / item.name
+            try:
+                if item.kind == "directory":
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            except OSError as exc:
+                raise os_problem(exc, f"cannot delete {item.id} from the trash", directory) from None
+        keep_reserve(root)
+        return len(items), sum(item.size for item in items)

@@ -1,0 +1,126 @@
+"""Undoing one applied plan, chosen by its journal id, and saying beforehand what that would do.
+
+Undo works under the workspace lock and refuses when it would lose later work: a file the plan
+wrote was changed since, a path it would restore is taken again, or what it deleted is no longer
+in the trash. Each refusal names the path and says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.plans.apply import EventSink, StepFailed, _recover_locked, _undo_all, undo_conflicts
+from engine.plans.journal import Journal, find_journal, journals
+from engine.workspace.sandbox import Workspace
+from engine.workspace.state import StateError, os_problem, workspace_lock
+
+UNBLOCK_HINT = "put those paths back as the plan left them (or move your changes aside), or undo the later plans first"
+
+
+@dataclass
+class UndoPreview:
+    """What undoing ``journal`` would do, newest step first, and what blocks it (empty: nothing)."""
+
+    journal: Journal
+    actions: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+    def as_event(self) -> dict[str, Any]:
+        """The ``undo_preview`` JSON-lines event."""
+        return {"type": "undo_preview", "journal": self.journal.id, "actions": self.actions, "blocked": self.blocked}
+
+
+def describe_undo(record: dict[str, Any]) -> str:
+    """Say in words what undoing one journal record does."""
+    op = record["op"]
+    if op == "mkdir":
+        made = ", ".join(map(repr, record.get("created", []))) or "none"
+        return f"remove the directories it made, if empty: {made}"
+    if op in ("write", "append", "patch"):
+        if record.get("existed"):
+            return f"restore the previous content of {record['path']!r}"
+        return f"move {record['path']!r}, which it created, to the trash"
+    if op == "move":
+        return f"move {record['to']!r} back to {record['from']!r}"
+    if op == "copy":
+        return f"move the copy {record['to']!r} to the trash"
+    if op == "delete":
+        return f"put {record['path']!r} back from the trash"
+    if op == "run":
+        return f"nothing for the command {record.get('argv', ['?'])[0]!r}: what it changed is not journaled"
+    return f"undo a {op!r} step"
+
+
+def _pick(root: Path, journal_id: str | None) -> Journal:
+    if journal_id is None:
+        applied = [journal for journal in journals(root) if journal.state == "applied" and journal.problem is None]
+        if not applied:
+            raise UsageError(f"nothing to undo in {root}")
+        return applied[-1]
+    journal = find_journal(root, journal_id)
+    state = journal.state
+    if state is None:
+        raise StateError(f"plan {journal.id} is damaged ({journal.problem}); it cannot be undone")
+    if state != "applied":
+        raise UsageError(f"plan {journal.id} is {state}, not applied: nothing to undo")
+    return journal
+
+
+def _blocks(ws: Workspace, journal: Journal) -> list[str]:
+    problems = undo_conflicts(ws, journal)
+    for record in journal.records():
+        if record["op"] == "delete" and not os.path.lexists(journal.trash_dir / str(record["i"])):
+            problems.append(f"the deleted {record['path']!r} is no longer in the trash (it was emptied or restored)")
+    return problems
+
+
+def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
+    records = list(reversed(journal.records()))
+    return UndoPreview(journal, [describe_undo(record) for record in records], _blocks(ws, journal))
+
+
+def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
+    """Say what undoing ``journal_id`` (default: the newest applied plan) would do; change nothing.
+
+    Takes no lock and creates nothing. Raises :class:`UsageError` when there is nothing to undo,
+    :class:`StateError` for an unknown or damaged journal.
+    """
+    root = Path(os.path.realpath(root))
+    journal = _pick(root, journal_id)
+    with Workspace(root) as ws:
+        return _preview(ws, journal)
+
+
+def undo_journal(
+    root: Path, journal_id: str | None = None, *, on_event: EventSink | None = None, wait: float = 0
+) -> Journal:
+    """Undo the plan applied as ``journal_id`` (default: the newest applied one); return its journal.
+
+    Runs under the workspace lock (waiting up to ``wait`` seconds for it), after crash recovery.
+    Raises :class:`StepFailed` naming what blocks it when undoing would lose later work, and
+    :class:`UsageError` or :class:`StateError` when there is no such applied plan.
+    """
+    emit = on_event or (lambda event: None)
+    root = Path(os.path.realpath(root))
+    with workspace_lock(root, wait), Workspace(root) as ws:
+        _recover_locked(root, ws, emit)
+        journal = _pick(root, journal_id)
+        problems = _blocks(ws, journal)
+        if problems:
+            more = f" (and {len(problems) - 1} more: 'routeshell plan undo --dry-run {journal.id}' lists them)"
+            raise StepFailed(
+                f"cannot undo plan {journal.id}: {problems[0]}{more if problems[1:] else ''}; {UNBLOCK_HINT}"
+            )
+        try:
+            journal.set_state("undoing")
+            _undo_all(ws, journal)
+            journal.set_state("undone")
+        except OSError as exc:
+            # Left "undoing": the next routeshell command finishes the undo once this is fixed.
+            raise os_problem(exc, f"cannot undo plan {journal.id}", journal.dir) from None
+        emit({"type": "undone", "journal": journal.id})
+        return journal

@@ -1,0 +1,196 @@
+"""The workspace's state directory, ``<workspace>/.routeshell/``, its lock and its reserve.
+
+Layout::
+
+    lock                      held (flock) by whoever applies, undoes, recovers or empties the trash
+    reserve                   a small preallocated file, released so that a delete can be
+                              journaled on a full disk (see :func:`release_reserve`)
+    journal/<id>/...          one directory per apply (see engine.plans.journal)
+    trash/<id>/<n>            what step n of journal <id> deleted, or what undoing it displaced
+    sessions.sqlite           agent sessions (see agents.session)
+
+Commands that only read (history, show, trash list, an undo dry run) never create any of it:
+they use :func:`existing_state_dir`. Every problem with the directory is a :class:`StateError`,
+one line saying which path is wrong and what to do with it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from engine.errors import ExitCode, RouteshellError
+from engine.workspace.sandbox import STATE_DIR
+
+JOURNAL_DIR = "journal"
+TRASH_DIR = "trash"
+LOCK_FILE = "lock"
+RESERVE_FILE = "reserve"
+RESERVE_BYTES = 64 * 1024
+# How often a --wait on the workspace lock tries again.
+LOCK_POLL_S = 0.1
+
+
+class StateError(RouteshellError):
+    """The state directory cannot be used: read-only, full, not ours, or held by another routeshell (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+
+
+class LockBusy(StateError):
+    """Another routeshell holds the workspace lock."""
+
+
+def move_aside_hint(path: Path) -> str:
+    """Return the shell command that moves a broken ``path`` out of the way."""
+    return f"move it aside (mv '{path}' '{path}.broken') and try again"
+
+
+def os_problem(exc: OSError, what: str, path: Path) -> StateError:
+    """Turn an OSError met while ``what`` (e.g. "starting a journal") on ``path`` into one line."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = "the workspace is not writable here; use a writable copy, or fix its permissions"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space (a plan that only deletes still works; then 'routeshell trash empty')"
+    elif exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EEXIST):
+        hint = f"it is not what routeshell keeps there: {move_aside_hint(path)}"
+    else:
+        hint = "check the workspace's disk and permissions"
+    return StateError(f"{what} in {path}: {reason}; {hint}")
+
+
+def state_path(root: Path) -> Path:
+    """Return where the state directory of ``root`` is, without touching the disk."""
+    return Path(root) / STATE_DIR
+
+
+def _require_dir(path: Path) -> bool:
+    """True when ``path`` is a real directory, False when absent; raise when it is anything else."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise os_problem(exc, "cannot read the state directory", path) from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateError(f"{path} is not a directory (a symlink or a file); {move_aside_hint(path)}")
+    return True
+
+
+def existing_state_dir(root: Path, *parts: str) -> Path | None:
+    """Return ``.routeshell/<parts>`` when it exists as a real directory, None when it does not.
+
+    For commands that only read: nothing is created. Raises :class:`StateError` when the path
+    (or a directory on the way) is something else, such as a file or a symlink.
+    """
+    path = state_path(root)
+    for part in ("", *parts):
+        path = path / part if part else path
+        if not _require_dir(path):
+            return None
+    return path
+
+
+def state_dir(root: Path, *parts: str) -> Path:
+    """Return ``.routeshell/<parts>``, creating the directories that are missing.
+
+    Raises :class:`StateError` (one line, naming the path and what to do) when the workspace is
+    read-only, full or not ours to write, or when a path on the way is not a real directory.
+    """
+    path = state_path(root)
+    for part in ("", *parts):
+        path = path / part if part else path
+        if _require_dir(path):
+            continue
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            _require_dir(path)  # made by a concurrent routeshell, or something else in its place
+        except OSError as exc:
+            raise os_problem(exc, "cannot create the state directory", path) from None
+        if not part:
+            keep_reserve(root)
+    return path
+
+
+@contextmanager
+def workspace_lock(root: Path, wait: float = 0) -> Iterator[None]:
+    """Hold the workspace's exclusive lock for the ``with`` block.
+
+    ``wait`` is how many seconds to wait for another routeshell to let go (0: fail at once,
+    ``math.inf``: wait as long as it takes). Raises :class:`LockBusy` when it is still held,
+    :class:`StateError` when the lock cannot be made (read-only workspace, a directory in its place).
+    """
+    path = state_dir(root) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise os_problem(exc, "cannot open the workspace lock", path) from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    more = "" if wait else ", or add --wait to wait for it"
+                    raise LockBusy(f"another routeshell is changing {root}; try again when it is done{more}") from None
+                time.sleep(LOCK_POLL_S)
+        yield
+    finally:
+        os.close(fd)
+
+
+def keep_reserve(root: Path) -> None:
+    """Make sure the reserve file exists (best effort: on a full disk it simply is not made).
+
+    The reserve is room set aside while there is room: on a full disk, releasing it lets the
+    journal of a plan that only deletes be written, which is how a user frees space.
+    """
+    path = state_path(root) / RESERVE_FILE
+    if os.path.lexists(path):
+        return
+    tmp = path.with_name(f".{RESERVE_FILE}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return
+    try:
+        # Real blocks, not a sparse file: zeros written out.
+        write_all(fd, bytes(RESERVE_BYTES))
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        with suppress(OSError):
+            os.unlink(tmp)
+        return
+    os.close(fd)
+    with suppress(OSError):
+        os.rename(tmp, path)
+
+
+def release_reserve(root: Path) -> bool:
+    """Delete the reserve file to free its room; return whether there was one."""
+    try:
+        os.unlink(state_path(root) / RESERVE_FILE)
+    except OSError:
+        return False
+    return True
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``, looping on short writes; raise OSError if it cannot."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]

@@ -1,0 +1,250 @@
+"""The workspace's state on hostile ground, as a user meets it: the real CLI on read-only, full and
+cluttered workspaces; undo by id, undo --dry-run, plan show, the trash, --wait and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.workspace.state import workspace_lock
+from tests.helpers import ROUTESHELL, assert_one_line_error, fill_disk, read_only_view, run_routeshell, small_disk
+
+
+def write_plan(directory: Path, *steps: dict[str, Any], goal: str = "a test plan") -> str:
+    path = directory / f"plan-{len(list(directory.glob('plan-*')))}.json"
+    path.write_text(json.dumps({"version": 1, "goal": goal, "steps": list(steps)}), encoding="utf-8")
+    return str(path)
+
+
+def apply(ws: Path, plan: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_routeshell("plan", "apply", plan, "--yes", "--workspace", str(ws), *args)
+
+
+def events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.txt").write_text("a\n")
+    (root / "sub").mkdir()
+    (root / "sub" / "b.txt").write_text("b\n")
+    return root
+
+
+@pytest.fixture
+def plans(tmp_path: Path) -> Path:
+    directory = tmp_path / "plans"
+    directory.mkdir()
+    return directory
+
+
+def test_read_only_commands_create_nothing(ws: Path) -> None:
+    for args in (("plan", "history"), ("plan", "show", "1"), ("trash", "list"), ("plan", "undo", "--dry-run")):
+        result = run_routeshell(*args, "--workspace", str(ws))
+        assert "Traceback" not in result.stderr, args
+    assert not (ws / ".routeshell").exists()
+    assert "no plans applied" in run_routeshell("plan", "history", "--workspace", str(ws)).stdout
+    assert_one_line_error(run_routeshell("plan", "show", "1", "--workspace", str(ws)), 1, "no plan '1'")
+
+
+def test_undo_by_id_dry_run_show_and_trash(ws: Path, plans: Path) -> None:
+    first = events(apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}, goal="drop a"), "--json").stdout)
+    first_id = first[-1]["journal"]
+    second = apply(ws, write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"}, goal="add c"))
+    assert second.returncode == 0
+    # The printed hint works when pasted, and undoes this plan even after another is applied.
+    assert "undo with: routeshell plan undo 00002-" in second.stdout
+    assert f" --workspace {ws}\n" in second.stdout
+
+    shown = run_routeshell("plan", "show", first_id[:5], "--workspace", str(ws))
+    assert shown.returncode == 0, shown
+    assert f"plan {first_id}: applied" in shown.stdout
+    assert "from cli" in shown.stdout
+    assert "[1] delete a.txt" in shown.stdout
+    assert "files: a.txt" in shown.stdout
+
+    listed = run_routeshell("trash", "list", "--workspace", str(ws))
+    assert f"{first_id}/0" in listed.stdout
+    assert "2 B" in listed.stdout
+    assert "a.txt" in listed.stdout
+
+    dry = run_routeshell("plan", "undo", first_id, "--dry-run", "--workspace", str(ws))
+    assert dry.returncode == 0, dry
+    assert "put 'a.txt' back from the trash" in dry.stdout
+    (ws / "a.txt").write_text("new a\n")
+    blocked = run_routeshell("plan", "undo", first_id, "--dry-run", "--workspace", str(ws))
+    assert blocked.returncode == 1
+    assert "blocked: 'a.txt' exists again" in blocked.stdout
+    assert_one_line_error(
+        run_routeshell("plan", "undo", first_id, "--workspace", str(ws)), 1, "'a.txt' exists again", "move your changes"
+    )
+    os.unlink(ws / "a.txt")
+
+    undone = run_routeshell("plan", "undo", first_id, "--workspace", str(ws))
+    assert undone.returncode == 0, undone
+    assert (ws / "a.txt").read_text() == "a\n"
+    assert (ws / "c.txt").read_text() == "c\n"  # the later plan was left alone
+    states = [
+        row["state"] for row in events(run_routeshell("plan", "history", "--json", "--workspace", str(ws)).stdout)
+    ]
+    assert states == ["undone", "applied"]
+
+
+def test_trash_restore_and_empty(ws: Path, plans: Path) -> None:
+    result = events(apply(ws, write_plan(plans, {"op": "delete", "path": "sub"}), "--json").stdout)
+    item = f"{result[-1]['journal']}/0"
+    (ws / "sub").mkdir()
+    assert_one_line_error(run_routeshell("trash", "restore", item, "--workspace", str(ws)), 2, "'sub' exists",
+                          "move it aside")  # fmt: skip
+    (ws / "sub").rmdir()
+    restored = run_routeshell("trash", "restore", item, "--workspace", str(ws))
+    assert restored.returncode == 0, restored
+    assert (ws / "sub" / "b.txt").read_text() == "b\n"
+
+    apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+    assert_one_line_error(run_routeshell("trash", "empty", "--workspace", str(ws)), 2, "without --yes")
+    emptied = run_routeshell("trash", "empty", "--yes", "--workspace", str(ws))
+    assert "1 item(s), 2 B freed" in emptied.stdout
+    assert "is empty" in run_routeshell("trash", "list", "--workspace", str(ws)).stdout
+    assert_one_line_error(run_routeshell("plan", "undo", "--workspace", str(ws)), 1, "no longer in the trash")
+
+
+def test_a_read_only_workspace_fails_in_one_line(ws: Path, plans: Path, tmp_path: Path) -> None:
+    apply(ws, write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"}, goal="before"))
+    with read_only_view(ws, tmp_path / "ro") as ro:
+        result = apply(ro, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+        assert_one_line_error(result, 1, "Read-only file system", "not writable")
+        assert_one_line_error(run_routeshell("plan", "undo", "--workspace", str(ro)), 1, "Read-only file system")
+        history = run_routeshell("plan", "history", "--workspace", str(ro))
+        assert history.returncode == 0
+        assert "before" in history.stdout
+    assert not [p for p in (ws / ".routeshell").rglob("*") if ".tmp-" in p.name]
+
+
+def test_a_fresh_read_only_workspace_refuses_without_a_traceback(tmp_path: Path, plans: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a\n")
+    with read_only_view(source, tmp_path / "ro") as ro:
+        result = apply(ro, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+        assert_one_line_error(result, 1, "cannot create the state directory", "Read-only file system")
+
+
+def test_a_full_disk_fails_in_one_line_and_a_delete_still_works(tmp_path: Path, plans: Path) -> None:
+    with small_disk(tmp_path / "disk", "512k") as disk:
+        ws = disk / "ws"
+        ws.mkdir()
+        (ws / "big.bin").write_bytes(bytes(100_000))
+        assert apply(ws, write_plan(plans, {"op": "mkdir", "path": "fill"})).returncode == 0
+        fill_disk(ws / "fill")
+        result = apply(ws, write_plan(plans, {"op": "write", "path": "n.txt", "content": "n" * 20_000}))
+        assert_one_line_error(result, 1, "No space left on device")
+        assert apply(ws, write_plan(plans, {"op": "delete", "path": "big.bin"})).returncode == 0
+        emptied = run_routeshell("trash", "empty", "--yes", "--workspace", str(ws))
+        assert emptied.returncode == 0, emptied
+        assert apply(ws, write_plan(plans, {"op": "write", "path": "n.txt", "content": "n" * 20_000})).returncode == 0
+        assert not [p for p in (ws / ".routeshell").rglob("*") if ".tmp-" in p.name]
+
+
+def test_stray_files_in_the_state_directory(ws: Path, plans: Path) -> None:
+    assert apply(ws, write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"})).returncode == 0
+    state = ws / ".routeshell"
+    (state / "journal" / ".DS_Store").write_bytes(b"\0junk")
+    (state / "journal" / "00009-damaged").mkdir()
+    history = run_routeshell("plan", "history", "--workspace", str(ws))
+    assert history.returncode == 0, history
+    assert "00009-damaged  damaged" in history.stdout
+    assert "has no plan.json" in history.stdout
+    (state / "lock").unlink()
+    (state / "lock").mkdir()
+    result = apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+    assert_one_line_error(result, 1, f"mv '{state / 'lock'}' '{state / 'lock'}.broken'")
+    (state / "lock").rmdir()
+    (state / "sessions.sqlite").write_bytes(b"this is not a database, just junk" * 10)
+    result = run_routeshell("sessions", "--workspace", str(ws))
+    assert_one_line_error(result, 1, "is not a routeshell session database", "sessions.sqlite.broken")
+    os.unlink(state / "sessions.sqlite")
+    os.rename(state, ws / "moved")
+    (ws / ".routeshell").write_text("a file where the state directory goes")
+    result = apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+    assert_one_line_error(result, 1, "is not a directory", "mv ")
+    assert (ws / "a.txt").exists()
+
+
+def test_a_step_that_fails_names_its_path(ws: Path, plans: Path, tmp_path: Path) -> None:
+    with read_only_view(ws / "sub", ws / "sub"):
+        result = apply(ws, write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"},
+                                      {"op": "delete", "path": "sub/b.txt"}))  # fmt: skip
+        assert_one_line_error(result, 1, "step 2 (delete 'sub/b.txt') failed: ",
+                              "the 1 earlier steps were rolled back")  # fmt: skip
+    assert not (ws / "c.txt").exists()
+
+
+def test_wait_for_the_workspace_lock(ws: Path, plans: Path) -> None:
+    plan = write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"})
+    with workspace_lock(ws):
+        assert_one_line_error(apply(ws, plan), 1, "another routeshell is changing", "--wait")
+        assert_one_line_error(apply(ws, plan, "--wait", "0.3"), 1, "another routeshell is changing")
+        waiting = subprocess.Popen([ROUTESHELL, "plan", "apply", plan, "--yes", "--wait", "--workspace", str(ws)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert (ws / "c.txt").read_text() == "c\n"
+
+
+def test_apply_recovers_before_it_previews(ws: Path, plans: Path) -> None:
+    result = events(apply(ws, write_plan(plans, {"op": "write", "path": "a.txt", "content": "new\n",
+                                                 "overwrite": True}), "--json").stdout)  # fmt: skip
+    # What a kill just before the state write leaves: the step done, the state still "applying".
+    (ws / ".routeshell" / "journal" / result[-1]["journal"] / "state").write_text("applying")
+    patch = write_plan(plans, {"op": "patch", "path": "a.txt", "find": "a", "replace": "z"})
+    dry = run_routeshell("plan", "apply", patch, "--dry-run", "--workspace", str(ws))
+    assert dry.returncode == 0, dry
+    assert "recovered plan" in dry.stdout
+    assert "-a\n" in dry.stdout
+    assert "+z" in dry.stdout
+    assert (ws / "a.txt").read_text() == "a\n"
+
+
+def test_ctrl_c_during_apply_json_ends_with_a_final_event(ws: Path, plans: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(20)"]
+    plan = write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"}, {"op": "run", "argv": sleeper})
+    child = subprocess.Popen([ROUTESHELL, "plan", "apply", plan, "--yes", "--json", "--workspace", str(ws)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    log = ws / ".routeshell" / "journal"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any('"op": "run"' in p.read_text() for p in log.glob("*/log.jsonl")):
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    final = events(out)[-1]
+    assert (final["type"], final["exit_code"]) == ("error", 130)
+    assert "rolled back" in final["message"]
+    assert not (ws / "c.txt").exists()
+
+
+def test_show_undo_dry_run_and_trash_speak_json(ws: Path, plans: Path) -> None:
+    applied = events(apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}, goal="drop a"), "--json").stdout)
+    journal = applied[-1]["journal"]
+    [shown] = events(run_routeshell("plan", "show", journal, "--json", "--workspace", str(ws)).stdout)
+    assert (shown["type"], shown["id"], shown["via"], shown["files"]) == ("journal", journal, "cli", ["a.txt"])
+    assert shown["plan_steps"] == [{"op": "delete", "path": "a.txt"}]
+    [preview] = events(run_routeshell("plan", "undo", "--dry-run", "--json", "--workspace", str(ws)).stdout)
+    assert preview == {"type": "undo_preview", "journal": journal, "actions": ["put 'a.txt' back from the trash"],
+                       "blocked": []}  # fmt: skip
+    [item] = events(run_routeshell("trash", "list", "--json", "--workspace", str(ws)).stdout)
+    assert (item["type"], item["id"], item["origin"], item["size"]) == ("trash", f"{journal}/0", "a.txt", 2)
