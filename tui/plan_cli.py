@@ -105,7 +105,7 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.names import display_name
+    from engine.names import display_line
     from engine.plans.model import InvalidPlan, load_plan
 
     try:
@@ -116,7 +116,7 @@ def _validate(args: argparse.Namespace) -> int:
         else:
             print(f"routeshell: error: {args.plan}: invalid plan, {len(exc.problems)} problem(s):", file=sys.stderr)
             for problem in exc.problems:
-                print(f"  {display_name(str(problem))}", file=sys.stderr)
+                print(f"  {display_line(str(problem))}", file=sys.stderr)
         return ExitCode.USAGE
     if args.json:
         print(json.dumps([]))
@@ -138,7 +138,7 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
 
 def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     from engine.config.profiles import load_profile
-    from engine.names import display_name
+    from engine.names import display_line
     from engine.plans.apply import apply_plan, recover
     from engine.plans.dry_run import preview_plan
     from engine.plans.model import load_plan
@@ -156,7 +156,7 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     problems = [p for p in previews if p.problem]
     if problems:
         first = problems[0]
-        problem = display_name(first.problem or "")
+        problem = display_line(first.problem or "")
         message = f"step {first.index + 1} ({first.op}) would fail: {problem}; nothing was changed"
         return _fail(args, message, ExitCode.FAILED)
     if args.dry_run:
@@ -232,12 +232,12 @@ def _run_line(event: dict[str, Any]) -> str:
 
 
 def _print_preview(preview: Any) -> None:
-    from engine.names import display_name, display_text
+    from engine.names import display_line, display_name, display_text
 
     mark = "!" if preview.problem else "-"
     print(f"{mark} [{preview.index + 1}] {display_name(preview.summary)}")
     if preview.problem:
-        print(f"    would fail: {display_name(preview.problem)}")
+        print(f"    would fail: {display_line(preview.problem)}")
     if preview.diff:
         # Only "\n" ends a diff line; a file's tabs and control characters are shown in it as text.
         for line in preview.diff.rstrip("\n").split("\n"):
@@ -252,7 +252,7 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 
 def _undo(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.names import display_name
+    from engine.names import display_line
     from engine.plans.undo import undo_journal, undo_preview
 
     if args.dry_run:
@@ -262,9 +262,9 @@ def _undo(args: argparse.Namespace, workspace: Path) -> int:
         else:
             print(f"undoing plan {preview.journal.id} would, in this order:")
             for action in preview.actions:
-                print(f"  - {display_name(action)}")
+                print(f"  - {display_line(action)}")
             for problem in preview.blocked:
-                print(f"  ! blocked: {display_name(problem)}")
+                print(f"  ! blocked: {display_line(problem)}")
         if preview.blocked:
             from engine.plans.undo import UNBLOCK_HINT
 
@@ -306,7 +306,7 @@ def _history(args: argparse.Namespace, workspace: Path) -> int:
 
 
 def _show(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.names import display_name
+    from engine.names import display_line, display_name
     from engine.plans.journal import find_journal, history_row
 
     _recover_quietly(args, workspace)
@@ -319,7 +319,7 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
                "plan_steps": steps, "files": files})  # fmt: skip
         return ExitCode.OK
     if row.problem:
-        print(f"plan {row.id}: damaged: {display_name(row.problem)}")
+        print(f"plan {row.id}: damaged: {display_line(row.problem)}")
         return ExitCode.OK
     origin = journal.meta.get("origin")
     via = f"{row.via} (session/plan {display_name(str(origin))})" if origin else row.via
