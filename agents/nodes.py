@@ -20,7 +20,7 @@ from agents.errors import BudgetExceeded, RunStopped
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
 from agents.state import AgentContext, AgentState, PendingPlan
 from engine.errors import RouteshellError
-from engine.events import Event, FinalEvent, ReviewedEvent, RunOutcome, Verdict, emit
+from engine.events import ApprovalAnswer, Event, FinalEvent, PreviewEvent, ReviewedEvent, RunOutcome, Verdict, emit
 from engine.kinds import Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
@@ -166,7 +166,7 @@ def _applied_text(state: AgentState) -> str:
     return f"\n\nThe builder's plan ({last['status']}): {last['summary']}"
 
 
-def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[dict[str, Any]]) -> dict[str, Any]:
+def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent]) -> ApprovalAnswer:
     """Return the approval answer for a plan: asked through ``interrupt()`` when the mode says so."""
     if pending["id"] in ctx.answers:
         # The user answered this very plan on resume: the mode the run resumes with must not override it.
@@ -179,7 +179,8 @@ def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[dict[str, An
     payload = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"], "preview": previews,
                "runs": has_run, "thread": ctx.thread_id}  # fmt: skip
     answer = interrupt(payload)
-    return answer if isinstance(answer, dict) else {"action": str(answer)}
+    # Whoever resumes the run hands back an ApprovalAnswer; a bare word is taken as that action.
+    return cast(ApprovalAnswer, answer if isinstance(answer, dict) else {"action": str(answer)})
 
 
 def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -275,9 +276,9 @@ def _cap_run_timeouts(ctx: AgentContext, plan: dict[str, Any]) -> dict[str, Any]
                               for s in plan["steps"]]}  # fmt: skip
 
 
-def _forward_apply_event(event: dict[str, Any]) -> None:
-    if event.get("type") in ("applied", "step"):
-        _emit(cast(Event, event))  # checked against the contract by emit()
+def _forward_apply_event(event: Event) -> None:
+    if event["type"] in ("applied", "step"):
+        _emit(event)  # checked against the contract by emit()
 
 
 def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult]:

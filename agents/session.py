@@ -25,7 +25,7 @@ from agents.ledger import UsageLedger
 from agents.state import AgentContext
 from engine.config.profiles import Endpoint, Profile
 from engine.errors import RouteshellError, UsageError
-from engine.events import ApprovalEvent, ErrorEvent, emit
+from engine.events import ApprovalAnswer, ApprovalEvent, ErrorEvent, emit
 from engine.kinds import APPROVAL_MODES, ROLES, TOPOLOGIES, ApprovalMode, EndpointRole, Topology
 from engine.llm.client import ChatClient
 from engine.plans.journal import state_dir
@@ -57,8 +57,8 @@ class Outcome:
 class SessionOptions:
     """How to run: approval mode, topology override, endpoint overrides and token budget."""
 
-    approval: str = "ask"
-    topology: str = "auto"
+    approval: ApprovalMode = "ask"
+    topology: Topology | Literal["auto"] = "auto"
     base_url: str | None = None
     model: str | None = None
     budget: int | None = None
@@ -66,6 +66,7 @@ class SessionOptions:
     env: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
+        # The modes arrive as plain strings from the command line and profiles: the types hold only once checked.
         if self.approval not in APPROVAL_MODES:
             raise UsageError(f"unknown approval mode {self.approval!r} (choose one of {', '.join(APPROVAL_MODES)})")
         if self.topology not in ("auto", *TOPOLOGIES):
@@ -204,16 +205,15 @@ class AgentSession:
             stop.set()
 
     def _context(
-        self, thread: str, answers: dict[str, dict[str, Any]] | None = None, stop: threading.Event | None = None
+        self, thread: str, answers: dict[str, ApprovalAnswer] | None = None, stop: threading.Event | None = None
     ) -> AgentContext:
         return AgentContext(
             root=self.root,
             clients=self.clients,
             router=self.router,
             thread_id=thread,
-            # Checked against the Literal types' values in SessionOptions.__post_init__.
-            approval=cast(ApprovalMode, self.options.approval),
-            topology=cast(Topology | Literal["auto"], self.options.topology),
+            approval=self.options.approval,
+            topology=self.options.topology,
             limits=self.limits,
             budget=self.options.budget,
             stream=self.options.stream,
@@ -239,7 +239,7 @@ class AgentSession:
             raise UsageError(f"thread {thread!r} already exists in this workspace; pass --resume to continue it")
         return self._drive(thread, {"task": task})
 
-    def resume(self, thread: str, answer: dict[str, Any] | None = None) -> Outcome:
+    def resume(self, thread: str, answer: ApprovalAnswer | None = None) -> Outcome:
         """Continue ``thread``: answer its pending approval, or pick up a killed run where it stopped.
 
         An ``answer`` decides the plan the thread waits for whatever this session's approval mode is;
@@ -268,7 +268,7 @@ class AgentSession:
                 return dict(pending.value)
         return None
 
-    def _drive(self, thread: str, graph_input: Any, answers: dict[str, dict[str, Any]] | None = None) -> Outcome:
+    def _drive(self, thread: str, graph_input: Any, answers: dict[str, ApprovalAnswer] | None = None) -> Outcome:
         """Run the graph in a thread of its own while this one waits, waking often.
 
         A Ctrl-C may be delivered to any thread of the process; the waiting thread wakes every
@@ -318,7 +318,7 @@ class AgentSession:
         return result[0]
 
     def _stream(
-        self, thread: str, graph_input: Any, answers: dict[str, dict[str, Any]] | None, stop: threading.Event
+        self, thread: str, graph_input: Any, answers: dict[str, ApprovalAnswer] | None, stop: threading.Event
     ) -> Outcome:
         config = {"configurable": {"thread_id": thread}}
         approval: dict[str, Any] | None = None

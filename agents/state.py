@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from agents.ledger import UsageLedger
 from engine.config.profiles import ContextPolicy
-from engine.events import Review, RunOutcome, Verdict
+from engine.events import ApprovalAnswer, Review, RunOutcome, Verdict
 from engine.kinds import APPROVAL_MODES as APPROVAL_MODES  # where the Agent pane and --plain look for them
 from engine.kinds import ApprovalMode, Role, Topology
 from engine.llm.client import ChatClient
 from engine.plans.runner import Limits
-from engine.router.decision import Router
+from engine.router.decision import DecisionDocument, Router
 
 
 class PendingPlan(TypedDict):
@@ -36,7 +36,7 @@ class AgentState(TypedDict, total=False):
     """
 
     task: str
-    decision: dict[str, Any]
+    decision: DecisionDocument
     steps: list[str]
     round: int
     plan_count: int
@@ -71,7 +71,7 @@ class AgentContext:
     budget: int | None = None
     stream: bool = True
     router_note: str | None = None
-    answers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    answers: Mapping[str, ApprovalAnswer] = field(default_factory=dict)
     ledger: UsageLedger = field(default_factory=UsageLedger)
     run_timeout_s: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)

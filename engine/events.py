@@ -128,6 +128,18 @@ class ApprovalEvent(TypedDict):
     thread: str
 
 
+#: What the user does with a plan waiting for approval; ``show`` is the answer of approval mode "never".
+ApprovalAction = Literal["approve", "reject", "edit", "show"]
+
+
+class ApprovalAnswer(TypedDict):
+    """The answer to an ``approval`` event that a run resumes with: ``reason`` for a rejection, ``plan`` for an edit."""
+
+    action: ApprovalAction
+    reason: NotRequired[str]
+    plan: NotRequired[Plan]
+
+
 class Verdict(TypedDict):
     """The tests' verdict from a plan's run steps: the first failing one, else the last."""
 
@@ -235,11 +247,12 @@ class UndoneEvent(TypedDict):
 
 
 class RecoveredEvent(TypedDict):
-    """A journal an interrupted apply or undo left behind was finished (rolled back or undone)."""
+    """A journal an interrupted apply or undo left behind was finished; ``kept_in_trash``: what stays there."""
 
     type: Literal["recovered"]
     journal: str
     was: JournalState
+    kept_in_trash: NotRequired[list[str]]
 
 
 class HistoryFields(TypedDict):
@@ -334,6 +347,9 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     TrashEmptiedEvent,
 ]
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
+
+#: Where an emitter hands its events (``on_event`` of apply, undo and recovery, an agent's stream).
+EventSink = Callable[[Event], None]
 
 
 def event_name(cls: type) -> str:

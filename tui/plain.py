@@ -30,6 +30,7 @@ from agents.session import AgentSession, Outcome, SessionOptions, approval_for, 
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
+from engine.events import ApprovalAnswer
 from engine.names import display_name
 from engine.router.decision import TOPOLOGIES
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
@@ -338,7 +339,7 @@ class PlainShell:
         if not (outcome.final or {}).get("ok"):
             self._failed(ExitCode.FAILED)
 
-    def _approval(self, outcome: Outcome) -> dict[str, Any] | None:
+    def _approval(self, outcome: Outcome) -> ApprovalAnswer | None:
         """Ask what to do with the plan the run waits for; None when it cannot be asked here."""
         approval = outcome.approval or {}
         if not self.interactive:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
+from engine.events import Event, EventSink, StepEvent
 
 
 def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
@@ -98,7 +99,7 @@ def _workspace(args: argparse.Namespace) -> Path:
     return choose_workspace(args, load_profile(args.profile), args.plan_workspace, create=not reads_only)
 
 
-def _emit(event: dict[str, Any]) -> None:
+def _emit(event: Event) -> None:
     from engine.events import json_line
 
     print(json_line(event), flush=True)
@@ -190,7 +191,7 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     return ExitCode.OK
 
 
-def _progress_sink(args: argparse.Namespace, total: int) -> tuple[Any, Any]:
+def _progress_sink(args: argparse.Namespace, total: int) -> tuple[EventSink, Any]:
     if args.json:
         return _emit, None
     if not sys.stderr.isatty():
@@ -202,7 +203,7 @@ def _progress_sink(args: argparse.Namespace, total: int) -> tuple[Any, Any]:
     task = progress.add_task("applying", total=total)
     progress.start()
 
-    def sink(event: dict[str, Any]) -> None:
+    def sink(event: Event) -> None:
         if event["type"] == "step":
             progress.advance(task)
             if event["op"] == "run":
@@ -211,7 +212,7 @@ def _progress_sink(args: argparse.Namespace, total: int) -> tuple[Any, Any]:
     return sink, progress
 
 
-def _print_step(event: dict[str, Any]) -> None:
+def _print_step(event: Event) -> None:
     from engine.names import display_name
 
     if event["type"] == "step" and event["op"] == "run":
@@ -222,7 +223,7 @@ def _print_step(event: dict[str, Any]) -> None:
             print(f"  still in the trash: {display_name(path)} ('routeshell trash list')")
 
 
-def _run_line(event: dict[str, Any]) -> str:
+def _run_line(event: StepEvent) -> str:
     from engine.names import display_text
 
     status = "timed out" if event["timed_out"] else f"exit {event['exit_code']}"
@@ -315,7 +316,7 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
     steps = [] if row.problem else journal.meta["plan"]["steps"]
     files = sorted({str(r[key]) for r in journal.records() for key in ("path", "from", "to") if key in r})
     if args.json:
-        _emit({**row.as_event(), "type": "journal", "origin": None if row.problem else journal.meta.get("origin"),
+        _emit({"type": "journal", **row.fields(), "origin": None if row.problem else journal.meta.get("origin"),
                "plan_steps": steps, "files": files})  # fmt: skip
         return ExitCode.OK
     if row.problem:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
+from engine.events import ApprovalAnswer, PreviewEvent
 from tui.cli import choose_workspace, command_hint
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
     try:
         with AgentSession(workspace, profile, options, sink) as session:
             if args.resume:
-                answer = {"action": args.answer} if args.answer else None
+                answer: ApprovalAnswer | None = {"action": args.answer} if args.answer else None
                 outcome = session.resume(thread, answer)
             else:
                 outcome = session.start(task or "", thread)
@@ -230,12 +231,12 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
         if event.get("type") == "plan":
             # What the plan does, whether it is then applied, only shown, or waits for approval.
             for preview in _plan_previews(workspace, event["plan"], args.show_diff):
-                transcript.handle({"type": "preview", **preview})
+                transcript.handle(preview)
 
     return handle
 
 
-def _plan_previews(workspace: Path, plan: dict[str, Any], diffs: bool) -> list[dict[str, Any]]:
+def _plan_previews(workspace: Path, plan: dict[str, Any], diffs: bool) -> list[PreviewEvent]:
     """The dry run of ``plan`` as preview events; without ``diffs``, only each step's line."""
     from engine.plans.dry_run import preview_plan
 
@@ -243,5 +244,9 @@ def _plan_previews(workspace: Path, plan: dict[str, Any], diffs: bool) -> list[d
         previews = [preview.as_event() for preview in preview_plan(workspace, plan)]
     except (RouteshellError, OSError) as exc:
         reason = f"cannot be previewed: {exc}"
-        return [{"index": i, "summary": step["op"], "problem": reason} for i, step in enumerate(plan["steps"])]
-    return previews if diffs else [{**preview, "diff": None} for preview in previews]
+        return [{"type": "preview", "index": i, "op": step["op"], "summary": step["op"], "diff": None,
+                 "problem": reason} for i, step in enumerate(plan["steps"])]  # fmt: skip
+    if not diffs:
+        for preview in previews:
+            preview["diff"] = None
+    return previews

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ExitCode, RouteshellError
+from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
 from engine.plans.journal import Journal, Via, journals
 from engine.plans.ops import OPS, ApplyContext, prepare_step
 from engine.plans.ops import StepFailed as StepFailed  # raised here too; importers know it from here
@@ -25,9 +26,6 @@ from engine.plans.runner import Limits, RunResult, bubblewrap
 from engine.plans.view import WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, keep_reserve, workspace_lock
-
-Event = dict[str, Any]
-EventSink = Callable[[Event], None]
 
 
 class Cancelled(RouteshellError):
@@ -120,7 +118,7 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
                 f"fix that and run 'routeshell plan history' to try again"
             ) from None
         recovered.append(journal.id)
-        event: Event = {"type": "recovered", "journal": journal.id, "was": state}
+        event: RecoveredEvent = {"type": "recovered", "journal": journal.id, "was": state}
         if kept := _left_in_trash(journal):
             event["kept_in_trash"] = kept
         emit(event)
@@ -186,10 +184,12 @@ def apply_plan(
                     # Never run a step whose record is not wholly on disk: it could not be undone.
                     raise StateError(f"its journal record could not be written ({exc.strerror or exc})") from None
                 run = _execute(ws, journal, record, step, limits, bwrap)
-                event: Event = {"type": "step", "index": index, "op": step["op"]}
+                event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
                 if run is not None:
                     result.runs.append(run)
-                    event.update(exit_code=run.exit_code, timed_out=run.timed_out, tail=run.output_tail[-1000:])
+                    event["exit_code"] = run.exit_code
+                    event["timed_out"] = run.timed_out
+                    event["tail"] = run.output_tail[-1000:]
                 emit(event)
             index = len(plan["steps"])
             journal.set_state("applied")
@@ -210,7 +210,8 @@ def apply_plan(
                 raise StateError(f"the plan could not be marked applied ({reason}); {earlier}") from None
             step = plan["steps"][index]
             raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {reason}; {earlier}") from None
-        emit({"type": "applied", "journal": journal.id, "steps": result.steps})
+        applied: AppliedEvent = {"type": "applied", "journal": journal.id, "steps": result.steps}
+        emit(applied)
         keep_reserve(root)  # made again if a full disk used it up
         return result
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.events import PreviewEvent
 from engine.plans.ops import OPS, prepare_step
 from engine.plans.view import Overlay
 from engine.workspace.listing import split_lines
@@ -23,7 +24,8 @@ class StepPreview:
     diff: str | None = None
     problem: str | None = None
 
-    def as_event(self) -> dict[str, Any]:
+    def as_event(self) -> PreviewEvent:
+        """The ``preview`` JSON-lines event."""
         return {"type": "preview", "index": self.index, "op": self.op, "summary": self.summary,
                 "diff": self.diff, "problem": self.problem}  # fmt: skip
 

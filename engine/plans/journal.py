@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.events import HistoryEvent, HistoryFields
 from engine.kinds import JOURNAL_STATES, JournalState
 from engine.workspace.state import (
     JOURNAL_DIR,
@@ -321,20 +322,24 @@ class HistoryRow:
     """One line of ``plan history``: a journal, or a damaged one with what is wrong."""
 
     id: str
-    state: str  # a JournalState, or "damaged"
+    state: JournalState | Literal["damaged"]
     started: float | None
     steps: int | None
     goal: str
     via: str
     problem: str | None = None
 
-    def as_event(self) -> dict[str, Any]:
-        """The ``history`` JSON-lines event (started as local time text, as the table shows it)."""
-        event: dict[str, Any] = {"type": "history", "id": self.id, "state": self.state, "started": self.started_text,
+    def fields(self) -> HistoryFields:
+        """The row as events carry it (started as local time text, as the table shows it)."""
+        fields: HistoryFields = {"id": self.id, "state": self.state, "started": self.started_text,
                                  "steps": self.steps, "goal": self.goal, "via": self.via}  # fmt: skip
         if self.problem:
-            event["problem"] = self.problem
-        return event
+            fields["problem"] = self.problem
+        return fields
+
+    def as_event(self) -> HistoryEvent:
+        """The ``history`` JSON-lines event."""
+        return {"type": "history", **self.fields()}
 
     @property
     def started_text(self) -> str:

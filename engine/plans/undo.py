@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.plans.apply import EventSink, StepFailed, _recover_locked, _undo_all, undo_conflicts
+from engine.events import EventSink, UndoneEvent, UndoPreviewEvent
+from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conflicts
 from engine.plans.journal import Journal, find_journal, journals
 from engine.workspace.sandbox import Workspace
 from engine.workspace.state import StateError, os_problem, workspace_lock
@@ -29,7 +30,7 @@ class UndoPreview:
     actions: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
 
-    def as_event(self) -> dict[str, Any]:
+    def as_event(self) -> UndoPreviewEvent:
         """The ``undo_preview`` JSON-lines event."""
         return {"type": "undo_preview", "journal": self.journal.id, "actions": self.actions, "blocked": self.blocked}
 
@@ -122,5 +123,6 @@ def undo_journal(
         except OSError as exc:
             # Left "undoing": the next routeshell command finishes the undo once this is fixed.
             raise os_problem(exc, f"cannot undo plan {journal.id}", journal.dir) from None
-        emit({"type": "undone", "journal": journal.id})
+        undone: UndoneEvent = {"type": "undone", "journal": journal.id}
+        emit(undone)
         return journal

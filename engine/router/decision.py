@@ -5,7 +5,7 @@ small :class:`Router` interface every router implements.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from engine.errors import UsageError
 from engine.kinds import ROLES, Role, Topology
@@ -18,6 +18,15 @@ DEFAULT_ROUNDS = 3
 
 class InvalidDecision(UsageError):
     """A decision document that does not validate against ``decision.schema.json``."""
+
+
+class DecisionDocument(TypedDict):
+    """A decision as :meth:`RouterDecision.as_json` writes it, every field set (``decision.schema.json``)."""
+
+    topology: Topology
+    roles: list[Role]
+    max_rounds: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class RouterDecision:
             router=router,
         )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> DecisionDocument:
         """Return the decision as a document that validates against ``decision.schema.json``."""
         return {"topology": self.topology, "roles": list(self.roles), "max_rounds": self.max_rounds,
                 "reason": self.reason}  # fmt: skip

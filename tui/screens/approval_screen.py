@@ -20,12 +20,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from engine.errors import RouteshellError
+from engine.events import ApprovalAnswer
 from engine.names import display_name
 from tui.external_editor import EditorFailed, edit_text
 from tui.transcript import preview_lines
 
 
-class ApprovalScreen(ModalScreen[dict[str, Any] | None]):
+class ApprovalScreen(ModalScreen[ApprovalAnswer | None]):
     """Shows ``approval`` (the session's ``approval`` event) for a plan on the workspace ``root``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -84,7 +85,7 @@ class ApprovalScreen(ModalScreen[dict[str, Any] | None]):
 
     @on(Input.Submitted, "#approval-reason")
     def _reject_with_reason(self, event: Input.Submitted) -> None:
-        answer: dict[str, Any] = {"action": "reject"}
+        answer: ApprovalAnswer = {"action": "reject"}
         if event.value.strip():
             answer["reason"] = event.value.strip()
         self.dismiss(answer)

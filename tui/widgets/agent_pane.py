@@ -26,6 +26,8 @@ from textual.worker import Worker, WorkerState
 
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError
+from engine.events import ApprovalAnswer
+from engine.kinds import APPROVAL_MODES, ApprovalMode
 from engine.names import display_name
 from tui.screens.approval_screen import ApprovalScreen
 from tui.widgets.agent_transcript import AgentTranscript
@@ -38,13 +40,18 @@ if TYPE_CHECKING:
 
 #: The approval modes of ``agents.state.APPROVAL_MODES`` (a test keeps them in step), in the order
 #: ctrl+t cycles through them. Kept here so the shell starts without loading the agent stack.
-APPROVAL_HELP = {
+APPROVAL_HELP: dict[ApprovalMode, str] = {
     "ask": "every plan waits for you",
     "auto": "plans that only change files are applied; plans with run steps wait",
     "never": "plans are shown, never applied",
     "all": "every plan is applied, run steps included (in the sandbox)",
 }
 VERBS = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}
+
+
+def _approval_mode(name: str) -> ApprovalMode | None:
+    """Return the approval mode called ``name``, or None when there is none."""
+    return next((mode for mode in APPROVAL_MODES if mode == name), None)
 
 
 class AgentPane(Vertical):
@@ -63,7 +70,7 @@ class AgentPane(Vertical):
                 tooltip="Leave the task line, so 1-4 switch panes again"),
     ]  # fmt: skip
 
-    approval: reactive[str] = reactive("ask", init=False)
+    approval: reactive[ApprovalMode] = reactive("ask", init=False)
 
     @dataclass
     class AgentEvent(Message):
@@ -83,8 +90,7 @@ class AgentPane(Vertical):
         super().__init__(id=id)
         self.workspace = workspace
         self.profile = profile
-        mode = str(profile.data.get("approval", "ask"))
-        self.set_reactive(AgentPane.approval, mode if mode in APPROVAL_HELP else "ask")
+        self.set_reactive(AgentPane.approval, _approval_mode(str(profile.data.get("approval", "ask"))) or "ask")
         self.running = False
         self.waiting: Outcome | None = None
         self.last_thread: str | None = None
@@ -149,12 +155,13 @@ class AgentPane(Vertical):
 
     def action_set_approval(self, mode: str) -> None:
         """Switch to approval ``mode``; a run in progress uses it from its next start or answer."""
-        if mode not in APPROVAL_HELP:
+        chosen = _approval_mode(mode)
+        if chosen is None:
             self.notify(f"Unknown approval mode {mode!r}", severity="error", markup=False)
             return
-        self.approval = mode
+        self.approval = chosen
         later = " (from the next task or answer)" if self.running else ""
-        self.notify(f"Approval {mode}: {APPROVAL_HELP[mode]}{later}")
+        self.notify(f"Approval {chosen}: {APPROVAL_HELP[chosen]}{later}")
 
     def action_cycle_approval(self) -> None:
         modes = list(APPROVAL_HELP)
@@ -200,7 +207,7 @@ class AgentPane(Vertical):
             return
         self.app.push_screen(ApprovalScreen(self.waiting.approval, self.workspace), self._answered)
 
-    def _answered(self, answer: dict[str, Any] | None) -> None:
+    def _answered(self, answer: ApprovalAnswer | None) -> None:
         waiting = self.waiting
         if waiting is None or waiting.approval is None:
             return
@@ -265,7 +272,9 @@ class AgentPane(Vertical):
         self._clock.resume()
 
     @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
-    def _drive(self, approval: str, task: str | None, thread: str | None = None, answer: Any = None) -> None:
+    def _drive(
+        self, approval: ApprovalMode, task: str | None, thread: str | None = None, answer: ApprovalAnswer | None = None
+    ) -> None:
         """Start ``task``, or resume ``thread`` with ``answer``; report its end with RunEnded."""
         with self._session_lock:
             if self._closing:
@@ -293,7 +302,7 @@ class AgentPane(Vertical):
             self._release_session()
         self.post_message(ended)
 
-    def _open_session(self, approval: str) -> AgentSession:
+    def _open_session(self, approval: ApprovalMode) -> AgentSession:
         """Return the pane's session, opening it on first use (in the worker: it loads LangGraph)."""
         if self._session is None:
             from agents.session import AgentSession, SessionOptions

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.widgets import ProgressBar
 
 from engine.errors import RouteshellError
+from engine.events import Event
 from engine.names import display_name
 from engine.plans import file_plans
 from engine.plans.apply import Cancelled, StepFailed, apply_plan
@@ -93,7 +94,7 @@ class FileOperationsMixin:
             bar.update(total=total, progress=0)
             bar.display = True
 
-        def on_event(event: dict[str, Any]) -> None:
+        def on_event(event: Event) -> None:
             if event["type"] == "step":
                 pane.app.call_from_thread(bar.advance, 1)
 
