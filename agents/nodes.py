@@ -20,7 +20,17 @@ from agents.errors import BudgetExceeded, RunStopped
 from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
 from agents.state import AgentContext, AgentState, PendingPlan
 from engine.errors import RouteshellError
-from engine.events import ApprovalAnswer, Event, FinalEvent, PreviewEvent, ReviewedEvent, RunOutcome, Verdict, emit
+from engine.events import (
+    ApprovalAnswer,
+    ApprovalRequest,
+    Event,
+    FinalEvent,
+    PreviewEvent,
+    ReviewedEvent,
+    RunOutcome,
+    Verdict,
+    emit,
+)
 from engine.kinds import Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
@@ -176,8 +186,8 @@ def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent
         return {"action": "show"}
     if ctx.approval == "all" or (ctx.approval == "auto" and not has_run):
         return {"action": "approve"}
-    payload = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"], "preview": previews,
-               "runs": has_run, "thread": ctx.thread_id}  # fmt: skip
+    payload: ApprovalRequest = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"],
+                                "preview": previews, "runs": has_run, "thread": ctx.thread_id}  # fmt: skip
     answer = interrupt(payload)
     # Whoever resumes the run hands back an ApprovalAnswer; a bare word is taken as that action.
     return cast(ApprovalAnswer, answer if isinstance(answer, dict) else {"action": str(answer)})

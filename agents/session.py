@@ -25,7 +25,7 @@ from agents.ledger import UsageLedger
 from agents.state import AgentContext
 from engine.config.profiles import Endpoint, Profile
 from engine.errors import RouteshellError, UsageError
-from engine.events import ApprovalAnswer, ApprovalEvent, ErrorEvent, emit
+from engine.events import ApprovalAnswer, ApprovalEvent, ApprovalRequest, ErrorEvent, RunOutcome, emit
 from engine.kinds import APPROVAL_MODES, ROLES, TOPOLOGIES, ApprovalMode, EndpointRole, Topology
 from engine.llm.client import ChatClient
 from engine.plans.journal import state_dir
@@ -47,10 +47,10 @@ class Outcome:
     plan waiting for an answer).
     """
 
-    status: str
+    status: Literal["done", "paused"]
     thread: str
-    final: dict[str, Any] | None = None
-    approval: dict[str, Any] | None = None
+    final: RunOutcome | None = None
+    approval: ApprovalRequest | None = None
 
 
 @dataclass
@@ -260,12 +260,12 @@ class AgentSession:
             raise UsageError(f"thread {thread!r} is not waiting for an approval; resume it without an answer")
         return self._drive(thread, Command(resume=answer), {waiting["id"]: answer})
 
-    def pending(self, thread: str) -> dict[str, Any] | None:
+    def pending(self, thread: str) -> ApprovalRequest | None:
         """Return the approval ``thread`` is waiting for, if any."""
         state = self.graph.get_state({"configurable": {"thread_id": thread}})
         for task in state.tasks:
             for pending in task.interrupts:
-                return dict(pending.value)
+                return cast(ApprovalRequest, dict(pending.value))  # what review() paused with
         return None
 
     def _drive(self, thread: str, graph_input: Any, answers: dict[str, ApprovalAnswer] | None = None) -> Outcome:
@@ -321,7 +321,7 @@ class AgentSession:
         self, thread: str, graph_input: Any, answers: dict[str, ApprovalAnswer] | None, stop: threading.Event
     ) -> Outcome:
         config = {"configurable": {"thread_id": thread}}
-        approval: dict[str, Any] | None = None
+        approval: ApprovalRequest | None = None
         try:
             for mode, chunk in self.graph.stream(
                 graph_input, config, context=self._context(thread, answers, stop), stream_mode=["custom", "updates"],
@@ -330,8 +330,9 @@ class AgentSession:
                 if mode == "custom":
                     self.on_event(chunk)
                 elif "__interrupt__" in chunk:
-                    approval = dict(chunk["__interrupt__"][0].value)
-                    emit(self.on_event, cast(ApprovalEvent, {"type": "approval", **approval}))
+                    approval = cast(ApprovalRequest, dict(chunk["__interrupt__"][0].value))  # what review() paused with
+                    event: ApprovalEvent = {"type": "approval", **approval}
+                    emit(self.on_event, event)
                 if stop.is_set():
                     break  # the graph saves the step that was running and goes no further
         except RunStopped:

@@ -116,16 +116,21 @@ class PreviewEvent(TypedDict):
     problem: str | None
 
 
-class ApprovalEvent(TypedDict):
-    """A plan waits for the user's answer (``routeshell run --resume --answer``)."""
+class ApprovalRequest(TypedDict):
+    """A plan waiting for the user's answer, as the run pauses with it."""
 
-    type: Literal["approval"]
     id: str
     role: Role
     plan: Plan
     preview: list[PreviewEvent]
     runs: bool
     thread: str
+
+
+class ApprovalEvent(ApprovalRequest):
+    """A plan waits for the user's answer (``routeshell run --resume --answer``)."""
+
+    type: Literal["approval"]
 
 
 #: What the user does with a plan waiting for approval; ``show`` is the answer of approval mode "never".

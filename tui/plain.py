@@ -336,14 +336,14 @@ class PlainShell:
                 self.say(f"error: {display_name(str(exc))}", "bold red")
             self._failed(exc.exit_code)
             return
-        if not (outcome.final or {}).get("ok"):
+        if not (outcome.final and outcome.final["ok"]):
             self._failed(ExitCode.FAILED)
 
     def _approval(self, outcome: Outcome) -> ApprovalAnswer | None:
         """Ask what to do with the plan the run waits for; None when it cannot be asked here."""
-        approval = outcome.approval or {}
+        approval = outcome.approval
         if not self.interactive:
-            self.say(f"stop: approval needed for plan {approval.get('id', '?')}; answer it at a terminal "
+            self.say(f"stop: approval needed for plan {approval['id'] if approval else '?'}; answer it at a terminal "
                      f"with /resume {outcome.thread}", "bold yellow")  # fmt: skip
             return None
         while True:
@@ -355,7 +355,7 @@ class PlainShell:
                 return {"action": "reject", "reason": reason} if reason else {"action": "reject"}
             if choice in ("e", "edit"):
                 try:
-                    return {"action": "edit", "plan": edit_in_editor(approval.get("plan") or {})}
+                    return {"action": "edit", "plan": edit_in_editor(approval["plan"] if approval else {})}
                 except UsageError as exc:
                     self.say(f"error: {display_name(str(exc))}; edit it again, or answer a or r", "red")
                 continue

@@ -150,8 +150,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
                         "journals": [], "thread": outcome.thread})  # fmt: skip
         print(f"routeshell: {message}", file=sys.stderr)
         return ExitCode.FAILED
-    final = outcome.final or {}
-    return ExitCode.OK if final.get("ok") else ExitCode.FAILED
+    return ExitCode.OK if outcome.final and outcome.final["ok"] else ExitCode.FAILED
 
 
 def _resume_hint(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str, *extra: str) -> str:

@@ -12,7 +12,7 @@ never dropped.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -58,7 +58,7 @@ def diff_lines(diff: str, *, indent: str = "", max_lines: int = MAX_DIFF_LINES) 
     return out
 
 
-def preview_lines(previews: list[dict[str, Any]], *, max_diff_lines: int = MAX_DIFF_LINES) -> list[Text]:
+def preview_lines(previews: Sequence[Mapping[str, Any]], *, max_diff_lines: int = MAX_DIFF_LINES) -> list[Text]:
     """Return the lines showing a plan's dry run: one summary per step and its diff."""
     lines: list[Text] = []
     for preview in previews:

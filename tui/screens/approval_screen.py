@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from engine.errors import RouteshellError
-from engine.events import ApprovalAnswer
+from engine.events import ApprovalAnswer, ApprovalRequest
 from engine.names import display_name
 from tui.external_editor import EditorFailed, edit_text
 from tui.transcript import preview_lines
@@ -37,7 +37,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer | None]):
                 tooltip="Close; the plan keeps waiting (ctrl+o in the Agent pane reopens it)"),
     ]  # fmt: skip
 
-    def __init__(self, approval: dict[str, Any], root: Path) -> None:
+    def __init__(self, approval: ApprovalRequest, root: Path) -> None:
         super().__init__()
         self.approval = approval
         self.root = root

@@ -376,7 +376,7 @@ class AgentPane(Vertical):
             self.meter.status = "waiting for approval"
             self.action_review()
         else:
-            self.meter.status = "done" if (outcome.final or {}).get("ok") else "failed"
+            self.meter.status = "done" if outcome.final and outcome.final["ok"] else "failed"
 
     def _tick(self) -> None:
         if self.running:
