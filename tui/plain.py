@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -30,6 +30,7 @@ from agents.session import AgentSession, Outcome, SessionOptions, approval_for, 
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
+from engine.events import ApprovalEvent, emit
 from engine.names import display_name
 from engine.router.decision import TOPOLOGIES
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
@@ -408,7 +409,7 @@ class PlainShell:
             self._run(lambda: self.session.resume(argument), argument)
             return
         # Waiting for an answer: show the plan again, since it may have been asked in another shell.
-        self.transcript.handle({"type": "approval", **pending})
+        emit(self.transcript.handle, cast(ApprovalEvent, {"type": "approval", **pending}))
         self._run(lambda: Outcome("paused", argument, approval=pending), argument)
 
 
