@@ -9,6 +9,7 @@ when resumed, and an apply is skipped when the journal shows that plan was alrea
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from engine.events import (
     Verdict,
     emit,
 )
-from engine.kinds import Role
+from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.plans.apply import StepFailed, apply_plan, recover
@@ -176,6 +177,17 @@ def _applied_text(state: AgentState) -> str:
     return f"\n\nThe builder's plan ({last['status']}): {last['summary']}"
 
 
+def waits_for_approval(mode: ApprovalMode, plan: Mapping[str, Any]) -> bool:
+    """Return whether ``plan`` stops for the user's answer under approval ``mode`` (the one rule).
+
+    ``never`` only shows plans and ``all`` applies them; ``auto`` asks for plans with a run step,
+    ``ask`` for every plan. An answer given on resume for that very plan still beats the mode.
+    """
+    if mode in ("never", "all"):
+        return False
+    return mode == "ask" or any(step["op"] == "run" for step in plan["steps"])
+
+
 def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent]) -> ApprovalAnswer:
     """Return the approval answer for a plan: asked through ``interrupt()`` when the mode says so."""
     if pending["id"] in ctx.answers:
@@ -184,7 +196,7 @@ def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent
     has_run = any(step["op"] == "run" for step in pending["plan"]["steps"])
     if ctx.approval == "never":
         return {"action": "show"}
-    if ctx.approval == "all" or (ctx.approval == "auto" and not has_run):
+    if not waits_for_approval(ctx.approval, pending["plan"]):
         return {"action": "approve"}
     payload: ApprovalRequest = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"],
                                 "preview": previews, "runs": has_run, "thread": ctx.thread_id}  # fmt: skip

@@ -193,6 +193,26 @@ def test_transcript_shows_a_hostile_diff_literally(scripted_llm: ScriptedLLM, ws
     assert tree(ws) == before
 
 
+@pytest.mark.parametrize("diffs", [(), ("--show-diff",)], ids=["plain", "show-diff"])
+def test_a_plan_waiting_for_approval_lists_its_steps_once(
+    scripted_llm: ScriptedLLM, ws: Path, wide: None, diffs: tuple[str, ...]
+) -> None:
+    # Under --approve auto a plan with a run step waits: its approval shows the steps and diffs.
+    waiting = plan({"op": "write", "path": "notes.txt", "content": "first note\n"},
+                   {"op": "run", "argv": [PYTHON, "-c", "pass"]}, goal="write the notes")  # fmt: skip
+    scripted_llm.enqueue(Reply(waiting))
+    result = run(scripted_llm, ws, "--topology", "single", "--approve", "auto", *diffs, "write the notes")
+    assert result.returncode == 1, result
+    out = result.stdout
+    assert out.count("plan p1 from the builder, 2 steps: write the notes\n") == 1
+    assert out.count("waits for approval") == 1
+    assert out.count("  - [1] write notes.txt\n") == 1
+    assert out.count("  - [2] ") == 1
+    assert out.count("+first note\n") == 1
+    # The steps come after the line saying the plan waits, so they read as what is to be approved.
+    assert out.index("waits for approval") < out.index("  - [1] write notes.txt")
+
+
 def test_transcript_shows_a_streamed_reply_and_tabs_literally(scripted_llm: ScriptedLLM, ws: Path, wide: None) -> None:
     # Raw escapes in the reply around the plan; escapes and a tab in the file the plan writes.
     hostile = plan(

@@ -30,7 +30,7 @@ from agents.session import AgentSession, Outcome, SessionOptions, approval_for, 
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
-from engine.events import ApprovalAnswer
+from engine.events import ApprovalAnswer, ApprovalEvent, emit
 from engine.names import display_name
 from engine.router.decision import TOPOLOGIES
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
@@ -409,7 +409,8 @@ class PlainShell:
             self._run(lambda: self.session.resume(argument), argument)
             return
         # Waiting for an answer: show the plan again, since it may have been asked in another shell.
-        self.transcript.handle({"type": "approval", **pending})
+        event: ApprovalEvent = {"type": "approval", **pending}
+        emit(self.transcript.handle, event)
         self._run(lambda: Outcome("paused", argument, approval=pending), argument)
 
 

@@ -15,6 +15,7 @@ from tui.cli import choose_workspace, command_hint
 
 if TYPE_CHECKING:
     from engine.config.profiles import Profile
+    from engine.kinds import ApprovalMode
 
 RUN_EPILOG = """\
 approval (--approve; the default is the profile's 'approval', where 'ask' counts as 'auto'):
@@ -125,7 +126,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
 
     options = SessionOptions(approval=approval, topology=args.topology, base_url=args.base_url, model=args.model,
                              budget=args.max_cost_tokens, env=os.environ)  # fmt: skip
-    sink = _json_sink if args.json else _transcript_sink(args, profile, workspace)
+    sink = _json_sink if args.json else _transcript_sink(args, profile, workspace, approval)
     thread = args.thread or new_thread_id()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: _interrupted(args, profile, workspace, thread))
     try:
@@ -216,10 +217,12 @@ def _json_sink(event: dict[str, Any]) -> None:
     print(json_line(event), flush=True)
 
 
-def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path) -> Any:
-    """The sink printing the readable transcript: the shared one, plus each plan's steps (and diffs)."""
+def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path, approval: ApprovalMode) -> Any:
+    """The sink printing the readable transcript: the shared one, plus each plan's steps (and diffs)
+    when the plan is applied or only shown under ``approval``."""
     from rich.console import Console
 
+    from agents.nodes import waits_for_approval
     from tui.transcript import Transcript
 
     undo = command_hint(profile, "plan", "undo", "--workspace", str(workspace))
@@ -227,8 +230,9 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
 
     def handle(event: dict[str, Any]) -> None:
         transcript.handle(event)
-        if event.get("type") == "plan":
-            # What the plan does, whether it is then applied, only shown, or waits for approval.
+        # A plan that waits for approval is shown once, by its approval event: steps and diffs.
+        if event.get("type") == "plan" and not waits_for_approval(approval, event["plan"]):
+            # What the plan does, whether it is then applied or only shown.
             for preview in _plan_previews(workspace, event["plan"], args.show_diff):
                 transcript.handle(preview)
 

@@ -130,10 +130,12 @@ def transfer(
 def bulk_rename(directory: str, names: list[str], edited: str) -> dict[str, Any] | None:
     """A plan renaming ``names`` to the lines of ``edited`` (one new name per line, same order).
 
-    Swaps and cycles work: every renamed entry goes through a temporary name first. Returns None
-    when nothing changed; raises :class:`SandboxError` on a wrong line count or duplicate names.
+    Only ``"\n"`` ends a line, so a name may hold any other character (a form feed, U+2028, ...).
+    ``names`` must not hold ``"\n"`` or ``"\r"``. Swaps and cycles work: every renamed entry goes
+    through a temporary name first. Returns None when nothing changed; raises
+    :class:`SandboxError` on a wrong line count, a new name holding ``"\r"`` or duplicate names.
     """
-    new_names = edited.splitlines()
+    new_names = _edited_lines(edited)
     if len(new_names) != len(names):
         raise SandboxError(f"expected {len(names)} names, one per line, and got {len(new_names)}; nothing renamed")
     changes = [(old, new) for old, new in zip(names, new_names, strict=True) if old != new]
@@ -150,3 +152,21 @@ def bulk_rename(directory: str, names: list[str], edited: str) -> dict[str, Any]
     for index, (_, new) in enumerate(changes):
         steps.append({"op": "move", "from": join(directory, f".rs-rename-{index}"), "to": join(directory, new)})
     return _plan(f"rename {len(changes)} entries", steps)
+
+
+def _edited_lines(edited: str) -> list[str]:
+    """Return the lines of an edited list of names, split on ``"\n"`` alone.
+
+    ``str.splitlines`` would also split on form feeds, U+001C..U+001E, U+0085 and U+2028/U+2029,
+    which may be part of a file name. The names offered never hold ``"\r"``, so a ``"\r"`` ending
+    every line can only be an editor saving CRLF endings, and is dropped; any other ``"\r"`` is
+    refused rather than guessed at (a stray one from mixed endings, or typed into a name).
+    """
+    text = edited[:-1] if edited.endswith("\n") else edited
+    lines = text.split("\n") if text else []
+    if lines and all(line.endswith("\r") for line in lines):
+        lines = [line[:-1] for line in lines]
+    held = next((line for line in lines if "\r" in line), None)
+    if held is not None:
+        raise SandboxError(f"the new name {held!r} holds a carriage return; nothing renamed")
+    return lines
