@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -248,3 +249,14 @@ def test_show_undo_dry_run_and_trash_speak_json(ws: Path, plans: Path) -> None:
                        "blocked": []}  # fmt: skip
     [item] = events(run_routeshell("trash", "list", "--json", "--workspace", str(ws)).stdout)
     assert (item["type"], item["id"], item["origin"], item["size"]) == ("trash", f"{journal}/0", "a.txt", 2)
+
+
+def test_the_restore_hint_of_trash_list_works_when_pasted(ws: Path, plans: Path) -> None:
+    apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+    listed = run_routeshell("trash", "list", "--workspace", str(ws))
+    hint = listed.stdout.strip().splitlines()[-1].split("put one back with: ", 1)[1]
+    command = shlex.split(hint)
+    assert command[0] == "routeshell"
+    restored = run_routeshell(*command[1:], cwd=Path("/"))
+    assert restored.returncode == 0, restored.stderr
+    assert (ws / "a.txt").exists()

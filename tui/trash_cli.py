@@ -57,12 +57,13 @@ def run_trash_command(args: argparse.Namespace) -> int:
     """Carry out ``routeshell trash ACTION``; return the exit code."""
     from engine.config.profiles import load_profile
     from engine.events import json_line
-    from engine.names import display_name
+    from engine.names import display_line, display_name
     from engine.plans import trash
-    from tui.cli import choose_workspace
+    from tui.cli import choose_workspace, command_hint
 
+    profile = load_profile(args.profile)
     create = args.trash_command != "list"  # listing creates nothing
-    workspace = choose_workspace(args, load_profile(args.profile), args.plan_workspace, create=create)
+    workspace = choose_workspace(args, profile, args.plan_workspace, create=create)
     if args.trash_command == "list":
         items = trash.list_trash(workspace)
         if args.json:
@@ -76,7 +77,8 @@ def run_trash_command(args: argparse.Namespace) -> int:
             print(f"{item.id}  {human_size(item.size):>9}  {item.kind:<9}  {origin}  ({display_name(item.why)})")
         if items:
             total = human_size(sum(item.size for item in items))
-            print(f"{len(items)} item(s), {total}; 'routeshell trash restore ITEM' puts one back")
+            restore = command_hint(profile, "trash", "restore", "--workspace", str(workspace), items[0].id)
+            print(f"{len(items)} item(s), {total}; put one back with: {display_line(restore)}")
         return ExitCode.OK
     if args.trash_command == "restore":
         item = trash.restore(workspace, args.item, wait=args.wait)
