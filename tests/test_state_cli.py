@@ -260,3 +260,13 @@ def test_the_restore_hint_of_trash_list_works_when_pasted(ws: Path, plans: Path)
     restored = run_routeshell(*command[1:], cwd=Path("/"))
     assert restored.returncode == 0, restored.stderr
     assert (ws / "a.txt").exists()
+
+
+def test_the_hint_of_an_unknown_plan_id_works_when_pasted(ws: Path, plans: Path) -> None:
+    apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+    result = run_routeshell("plan", "undo", "999", "--workspace", str(ws))
+    assert_one_line_error(result, 1, "no plan '999'")
+    hint = result.stderr.split("; ", 1)[1].removesuffix(" lists them\n")
+    listed = run_routeshell(*shlex.split(hint)[1:], cwd=Path("/"))
+    assert listed.returncode == 0, listed.stderr
+    assert "applied" in listed.stdout

@@ -213,14 +213,16 @@ def _progress_sink(args: argparse.Namespace, total: int) -> tuple[EventSink, Any
 
 
 def _print_step(event: Event) -> None:
-    from engine.names import display_name
+    from engine.names import display_line, display_name
+    from engine.workspace.state import command_for, workspace_of
 
     if event["type"] == "step" and event["op"] == "run":
         print(_run_line(event))
     elif event["type"] == "recovered":
         print(f"recovered plan {event['journal']} interrupted while {event['was']}")
         for path in event.get("kept_in_trash", []):
-            print(f"  still in the trash: {display_name(path)} ('routeshell trash list')")
+            listing = command_for(workspace_of(Path(path)), "trash", "list")
+            print(f"  still in the trash: {display_name(path)} ({display_line(listing)})")
 
 
 def _run_line(event: StepEvent) -> str:

@@ -25,7 +25,7 @@ from engine.plans.ops import undo_conflicts as ops_undo_conflicts
 from engine.plans.runner import Limits, RunResult, bubblewrap
 from engine.plans.view import WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace
-from engine.workspace.state import StateError, keep_reserve, workspace_lock
+from engine.workspace.state import StateError, command_for, keep_reserve, workspace_lock
 
 
 class Cancelled(RouteshellError):
@@ -112,10 +112,11 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
         except (RouteshellError, OSError, KeyError, TypeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             kept = _left_in_trash(journal)
-            where = f"; what it deleted is kept in {journal.trash_dir} ('routeshell trash list')" if kept else ""
+            listing = command_for(root, "trash", "list")
+            where = f"; what it deleted is kept in {journal.trash_dir} ({listing})" if kept else ""
             raise StateError(
                 f"cannot finish rolling back plan {journal.id}, interrupted while {state}: {reason}{where}; "
-                f"fix that and run 'routeshell plan history' to try again"
+                f"fix that and run {command_for(root, 'plan', 'history')} to try again"
             ) from None
         recovered.append(journal.id)
         event: RecoveredEvent = {"type": "recovered", "journal": journal.id, "was": state}
@@ -200,7 +201,7 @@ def apply_plan(
                 why = undo_exc.strerror if isinstance(undo_exc, OSError) and undo_exc.strerror else str(undo_exc)
                 raise StateError(
                     f"step {index + 1} of plan {journal.id} failed and rolling it back failed too ({why}); "
-                    f"fix that, then any 'routeshell plan' command finishes the rollback"
+                    f"fix that, then {command_for(root, 'plan', 'history')} finishes the rollback"
                 ) from None
             if isinstance(exc, Cancelled) or not isinstance(exc, (RouteshellError, OSError)):
                 raise

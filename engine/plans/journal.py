@@ -33,6 +33,7 @@ from engine.workspace.state import (
     JOURNAL_DIR,
     TRASH_DIR,
     StateError,
+    command_for,
     existing_state_dir,
     move_aside_hint,
     os_problem,
@@ -305,7 +306,7 @@ def find_journal(root: Path, journal_id: str) -> Journal:
     for journal in journals(root):
         if journal_id in (journal.id, str(journal.sequence), f"{journal.sequence:05d}"):
             return journal
-    raise StateError(f"no plan {journal_id!r} in {root}; 'routeshell plan history' lists them")
+    raise StateError(f"no plan {journal_id!r} in {root}; {command_for(root, 'plan', 'history')} lists them")
 
 
 def applied_from(root: Path, origin: str) -> Journal | None:

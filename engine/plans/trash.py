@@ -21,6 +21,7 @@ from engine.plans.journal import Journal
 from engine.workspace.sandbox import Workspace, fsync_dir, rename_noreplace
 from engine.workspace.state import (
     TRASH_DIR,
+    command_for,
     existing_state_dir,
     keep_reserve,
     os_problem,
@@ -99,7 +100,7 @@ def _find(root: Path, item_id: str) -> TrashItem:
     for item in list_trash(root):
         if item.id == item_id:
             return item
-    raise UsageError(f"no {item_id!r} in the trash of {root}; 'routeshell trash list' shows what is there")
+    raise UsageError(f"no {item_id!r} in the trash of {root}; {command_for(root, 'trash', 'list')} shows what is there")
 
 
 def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:

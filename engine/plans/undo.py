@@ -17,7 +17,7 @@ from engine.events import EventSink, UndoneEvent, UndoPreviewEvent
 from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conflicts
 from engine.plans.journal import Journal, find_journal, journals
 from engine.workspace.sandbox import Workspace
-from engine.workspace.state import StateError, os_problem, workspace_lock
+from engine.workspace.state import StateError, command_for, os_problem, workspace_lock
 
 UNBLOCK_HINT = "put those paths back as the plan left them (or move your changes aside), or undo the later plans first"
 
@@ -112,7 +112,8 @@ def undo_journal(
         journal = _pick(root, journal_id)
         problems = _blocks(ws, journal)
         if problems:
-            more = f" (and {len(problems) - 1} more: 'routeshell plan undo --dry-run {journal.id}' lists them)"
+            lister = command_for(root, "plan", "undo", "--dry-run", journal.id)
+            more = f" (and {len(problems) - 1} more: {lister} lists them)"
             raise StepFailed(
                 f"cannot undo plan {journal.id}: {problems[0]}{more if problems[1:] else ''}; {UNBLOCK_HINT}"
             )

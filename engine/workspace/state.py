@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shlex
 import stat
 import time
 from collections.abc import Iterator
@@ -52,13 +53,27 @@ def move_aside_hint(path: Path) -> str:
     return f"move it aside (mv '{path}' '{path}.broken') and try again"
 
 
+def command_for(root: Path, *words: str) -> str:
+    """Return ``routeshell WORDS... --workspace ROOT`` quoted for a POSIX shell: a hint that works when pasted."""
+    return shlex.join(["routeshell", *words, "--workspace", str(root)])
+
+
+def workspace_of(path: Path) -> Path:
+    """The workspace holding ``path`` (somewhere in or at its state directory), or ``path`` itself."""
+    for candidate in (path, *path.parents):
+        if candidate.name == STATE_DIR:
+            return candidate.parent
+    return path
+
+
 def os_problem(exc: OSError, what: str, path: Path) -> StateError:
     """Turn an OSError met while ``what`` (e.g. "starting a journal") on ``path`` into one line."""
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         hint = "the workspace is not writable here; use a writable copy, or fix its permissions"
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        hint = "free some space (a plan that only deletes still works; then 'routeshell trash empty')"
+        empty = command_for(workspace_of(path), "trash", "empty")
+        hint = f"free some space (a plan that only deletes still works; then {empty})"
     elif exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EEXIST):
         hint = f"it is not what routeshell keeps there: {move_aside_hint(path)}"
     else:
