@@ -1,0 +1,192 @@
+"""``routeshell run``'s exit codes and one-line errors: failures, usage, endpoints, keys, budgets, bad bytes.
+
+Each test starts the installed ``routeshell`` script against a :class:`ScriptedLLM` on loopback, on a
+small workspace, and checks what a user (or a script reading ``--json``) sees.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
+from tests.run_cli.support import (
+    BUILD,
+    TEST_FAILS,
+    TEST_PASSES,
+    closed_port_url,
+    events,
+    journals,
+    of_type,
+    paused_run,
+    roles_asked,
+    run,
+)
+from tests.scripted_llm import Reply, ScriptedLLM, Status
+
+# -- exit codes -----------------------------------------------------------------------------------
+
+
+def test_tests_still_failing_after_the_last_round_is_exit_1(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    for _ in range(3):
+        scripted_llm.enqueue(Reply(BUILD), Reply(TEST_FAILS))
+    result = run(scripted_llm, ws, "--json", "--topology", "loop", "--approve", "all", "set VALUE to 2")
+    assert result.returncode == 1, result
+    found = events(result.stdout)
+    assert found[0]["max_rounds"] == 3
+    assert [event["passed"] for event in of_type(found, "test")] == [False, False, False]
+    final = found[-1]
+    assert final["type"] == "final"
+    assert final["ok"] is False
+    assert "still fail after 3 rounds" in final["summary"]
+    assert roles_asked(scripted_llm) == ["builder", "tester"] * 3
+    assert scripted_llm.unexpected == 0
+
+
+def test_a_plan_waiting_for_approval_is_exit_1_and_says_how_to_resume(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    scripted_llm.enqueue(Reply(BUILD), Reply(TEST_PASSES))
+    result = run(scripted_llm, ws, "--json", "--topology", "loop", "--approve", "auto", "set VALUE to 2")
+    assert result.returncode == 1, result
+    found = events(result.stdout)
+    thread = found[0]["thread"]
+    (approval,) = of_type(found, "approval")
+    assert approval["role"] == "tester"
+    assert approval["runs"] is True
+    assert found[-1]["type"] == "final"
+    assert found[-1]["paused"] is True
+    # The builder's plan has no run step, so "auto" applied it; the tester's waits.
+    assert (ws / "app.py").read_text() == "VALUE = 2\n"
+    assert not (ws / "test_app.py").exists()
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("routeshell: stopped:")
+    assert f"--thread {thread} --resume" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        pytest.param((), "give a TASK", id="no-task"),
+        pytest.param(("--resume",), "--resume needs --thread", id="resume-without-thread"),
+        pytest.param(("--answer", "reject", "a task"), "--answer only goes with --resume", id="answer-without-resume"),
+        pytest.param(("--topology", "star", "a task"), "invalid choice: 'star'", id="unknown-topology"),
+        pytest.param(("--thread", "nope", "--resume"), "no thread 'nope'", id="unknown-thread"),
+        pytest.param(("   ",), "the task is empty", id="empty-task"),
+        pytest.param(("--max-cost-tokens", "0", "a task"), "--max-cost-tokens", id="zero-budget"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    scripted_llm: ScriptedLLM, ws: Path, args: tuple[str, ...], needle: str
+) -> None:
+    assert_one_line_error(run(scripted_llm, ws, *args), 2, needle)
+    assert scripted_llm.requests == []
+
+
+def test_empty_task_on_stdin_is_exit_2(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    assert_one_line_error(run(scripted_llm, ws, "-", stdin_text="\n  \n"), 2, "the task is empty")
+
+
+def test_missing_workspace_is_exit_2(scripted_llm: ScriptedLLM, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    assert_one_line_error(run(scripted_llm, missing, "a task"), 2, str(missing), "is not a directory")
+    assert not missing.exists()
+
+
+def test_unreachable_endpoint_is_exit_3(ws: Path) -> None:
+    url = closed_port_url()
+    result = run(url, ws, "--topology", "single", "a task")
+    assert_one_line_error(result, 3, f"LLM endpoint {url}", "unreachable")
+
+
+def test_endpoint_answering_500_is_exit_3(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    # The ci profile tries twice; an empty script answers 500 too, so more retries would see the same.
+    scripted_llm.enqueue(Status(500), Status(500))
+    result = run(scripted_llm, ws, "--topology", "single", "a task")
+    assert_one_line_error(result, 3, f"LLM endpoint {scripted_llm.base_url}", "HTTP 500")
+    assert (ws / "app.py").read_text() == "VALUE = 1\n"
+
+
+def test_endpoint_error_in_json_mode_ends_with_a_final_event(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    url = closed_port_url()
+    result = run(url, ws, "--json", "--topology", "single", "a task")
+    assert_one_line_error(result, 3, f"LLM endpoint {url}")
+    found = events(result.stdout)
+    assert found[-1]["type"] == "final"
+    assert found[-1]["ok"] is False
+    assert found[-1]["exit_code"] == 3
+
+
+# -- keys, budget, help ---------------------------------------------------------------------------
+
+
+def test_missing_api_key_is_exit_2_and_names_the_variable(ws: Path) -> None:
+    result = run_routeshell("run", "--profile", "openai", "--workspace", str(ws), "a task")
+    assert_one_line_error(result, 2, "OPENAI_API_KEY", "is not set")
+
+
+def test_token_budget_is_exit_1(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    scripted_llm.enqueue(Reply(BUILD, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}))
+    result = run(scripted_llm, ws, "--topology", "single", "--approve", "all", "--max-cost-tokens", "10", "a task")
+    assert_one_line_error(result, 1, "15 tokens", "--max-cost-tokens budget of 10")
+    assert (ws / "app.py").read_text() == "VALUE = 1\n"
+    assert journals(ws) == []
+
+
+def test_help_names_every_flag_and_exit_code() -> None:
+    result = run_routeshell("run", "--help")
+    assert result.returncode == 0
+    flags = ("--workspace", "--profile", "--base-url", "--model", "--topology", "--approve", "--json", "--thread",
+             "--resume", "--answer", "--max-cost-tokens", "--show-stream", "--show-diff", "--yes")  # fmt: skip
+    for flag in flags:
+        assert flag in result.stdout, flag
+    for choice in ("auto", "never", "all", "single", "pipeline", "loop"):
+        assert choice in result.stdout, choice
+    codes = result.stdout.split("exit codes:", 1)[1]
+    for code in ("0", "1", "2", "3"):
+        assert f"\n  {code}  " in codes, code
+
+
+def test_sessions_lists_each_thread_with_its_status(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    assert run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws)).stdout.startswith("no sessions in ")
+    paused = paused_run(scripted_llm, ws)
+    scripted_llm.enqueue(Reply(BUILD))
+    finished = run(scripted_llm, ws, "--json", "--approve", "all", "--thread", "second", "[red]set[/red] VALUE")
+    assert finished.returncode == 0, finished
+    result = run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws), "--json")
+    assert result.returncode == 0, result
+    rows = {row["thread"]: row for row in events(result.stdout)}
+    assert rows[paused]["status"] == "waiting for approval"
+    assert rows[paused]["ok"] is None
+    assert (rows["second"]["status"], rows["second"]["ok"], rows["second"]["task"]) == (
+        "done",
+        True,
+        "[red]set[/red] VALUE",
+    )
+    assert [row["thread"] for row in events(result.stdout)] == ["second", paused]  # newest first
+    text = run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws)).stdout
+    assert "[red]set[/red] VALUE" in text
+    assert "waiting for approval" in text
+
+
+# -- input that is not UTF-8 ----------------------------------------------------------------------
+
+
+def test_a_task_argument_that_is_not_utf8_is_one_line_and_exit_2(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    argv = [ROUTESHELL, "run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(ws)]
+    result = subprocess.run([*argv, b"caf\xe9"], capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    assert_one_line_error(result, 2, "the task is not UTF-8 text", "0xe9")
+    assert scripted_llm.requests == []
+
+
+def test_a_task_on_stdin_that_is_not_utf8_is_one_line_and_exit_2(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    argv = [ROUTESHELL, "run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(ws), "-"]
+    # Whatever the locale: under C/POSIX, Python would otherwise smuggle the byte through as a surrogate.
+    for lang in ("C.UTF-8", "C"):
+        env = {**os.environ, "LC_ALL": lang}
+        raw = subprocess.run(argv, input=b"fix \xff it\n", capture_output=True, env=env, check=False)
+        result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+        assert_one_line_error(result, 2, "the task on standard input is not UTF-8 text", "0xff")
+    assert scripted_llm.requests == []
