@@ -324,6 +324,96 @@ class TrashEmptiedEvent(TypedDict):
     bytes: int
 
 
+# -- training: routeshell train --events and the Train pane ---------------------------------------
+
+#: The stages of ``routeshell train``; ``all`` chains tokenizer, pretrain and sft.
+TrainStage = Literal["tokenizer", "pretrain", "sft", "reasoning"]
+
+
+class DataFilterEvent(TypedDict):
+    """One cleaning filter ran over ``split`` data of a stage: how many documents it removed."""
+
+    type: Literal["data_filter"]
+    stage: TrainStage
+    filter: str
+    removed: int
+    kept: int
+
+
+class DataReadyEvent(TypedDict):
+    """The data of a stage is cleaned, split and tokenized; ``cached`` when it came from the disk cache."""
+
+    type: Literal["data_ready"]
+    stage: TrainStage
+    documents: dict[str, int]
+    tokens: dict[str, int]
+    cached: bool
+    seconds: float
+
+
+class TrainStartEvent(TypedDict):
+    """A stage starts: the model, where it runs and where it is written."""
+
+    type: Literal["train_start"]
+    stage: TrainStage
+    preset: str
+    out: str
+    parameters: int
+    max_steps: int
+    device: str
+    dtype: str
+    world_size: int
+    resumed_from: str | None
+
+
+class TrainStepEvent(TypedDict):
+    """A logged optimizer step; ``eta_s`` is None until a rate is known."""
+
+    type: Literal["train_step"]
+    stage: TrainStage
+    step: int
+    max_steps: int
+    loss: float
+    lr: float
+    tokens_per_s: float
+    elapsed_s: float
+    eta_s: float | None
+
+
+class TrainEvalEvent(TypedDict):
+    """A held-out evaluation: mean loss on the validation split and its perplexity."""
+
+    type: Literal["train_eval"]
+    stage: TrainStage
+    step: int
+    eval_loss: float
+    perplexity: float
+
+
+class CheckpointEvent(TypedDict):
+    """A checkpoint was written to ``path``; ``final`` for the loadable model of a finished stage."""
+
+    type: Literal["checkpoint"]
+    stage: TrainStage
+    step: int
+    path: str
+    final: bool
+
+
+class TrainDoneEvent(TypedDict):
+    """A stage ended; ``interrupted`` when Ctrl-C stopped it (its last checkpoint resumes it)."""
+
+    type: Literal["train_done"]
+    stage: TrainStage
+    path: str
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    perplexity: float | None
+    elapsed_s: float
+    interrupted: bool
+
+
 #: Every event, in the order they are documented: the one list to extend with a new event.
 Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it at run time)
     RouteEvent,
@@ -350,6 +440,13 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     TrashEvent,
     RestoredEvent,
     TrashEmptiedEvent,
+    DataFilterEvent,
+    DataReadyEvent,
+    TrainStartEvent,
+    TrainStepEvent,
+    TrainEvalEvent,
+    CheckpointEvent,
+    TrainDoneEvent,
 ]
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 

@@ -55,6 +55,17 @@ EXAMPLES: list[dict[str, Any]] = [
     {"type": "trash", "id": "j/0", "origin": "a", "why": "deleted", "size": 1, "kind": "file"},
     {"type": "restored", "id": "j/0", "origin": "a", "why": "deleted", "size": 1, "kind": "file"},
     {"type": "trash_emptied", "items": 1, "bytes": 1},
+    {"type": "data_filter", "stage": "pretrain", "filter": "near duplicates", "removed": 3, "kept": 97},
+    {"type": "data_ready", "stage": "sft", "documents": {"train": 8, "validation": 1, "test": 1},
+     "tokens": {"train": 800, "validation": 100, "test": 100}, "cached": False, "seconds": 0.5},
+    {"type": "train_start", "stage": "pretrain", "preset": "nano", "out": "/tmp/m", "parameters": 1000000,
+     "max_steps": 30, "device": "cpu", "dtype": "bfloat16", "world_size": 1, "resumed_from": None},
+    {"type": "train_step", "stage": "pretrain", "step": 1, "max_steps": 30, "loss": 7.5, "lr": 0.0003,
+     "tokens_per_s": 2000.0, "elapsed_s": 1.0, "eta_s": None},
+    {"type": "train_eval", "stage": "pretrain", "step": 10, "eval_loss": 6.0, "perplexity": 403.4},
+    {"type": "checkpoint", "stage": "pretrain", "step": 10, "path": "/tmp/m/checkpoint-10", "final": False},
+    {"type": "train_done", "stage": "tokenizer", "path": "/tmp/m", "steps": 0, "train_loss": None,
+     "eval_loss": None, "perplexity": None, "elapsed_s": 2.0, "interrupted": False},
 ]  # fmt: skip
 
 
