@@ -123,6 +123,12 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     for name in ("bitsandbytes", "datasets", "transformers", "accelerate", "torch.distributed"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
 
 
 def run_train_command(args: argparse.Namespace) -> int:

@@ -260,6 +260,7 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     """
     import torch
     from transformers import DataCollatorForSeq2Seq, LlamaForCausalLM, Trainer, default_data_collator
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import IntervalStrategy
 
     stage = options.stage
@@ -322,6 +323,8 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
         data_collator=collator,
         callbacks=[callback],
     )
+    # Our events replace the trainer's own printing of every log line on stdout.
+    trainer.remove_callback(PrinterCallback)
     parameters = sum(p.numel() for p in model.parameters())
     if _is_main_process():
         _mark(out, stage, "running", preset, options)
