@@ -9,7 +9,7 @@ import pytest
 from engine.tinyllm.cleaning import FILTERS, PRETRAIN_CLEANING, SFT_CLEANING, CleaningConfig, FilterReport, clean
 from engine.tinyllm.errors import TrainInputError
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
+WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu")
 
 
 def _text(seed: int, words: int = 80) -> str:
