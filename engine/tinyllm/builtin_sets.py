@@ -79,9 +79,11 @@ def _function_pair(node: ast.stmt, lines: list[str]) -> tuple[str, str] | None:
     if first.lineno <= docstring.end_lineno:
         return None  # a statement on the docstring's line: no clean cut
     prompt = "".join(lines[node.lineno - 1 : docstring.end_lineno])
-    body = "".join(lines[docstring.end_lineno : node.end_lineno])
-    body_lines = node.end_lineno - docstring.end_lineno
-    if not MIN_BODY_LINES <= body_lines <= MAX_BODY_LINES or len(prompt) + len(body) > MAX_PAIR_CHARS:
+    body_lines = lines[docstring.end_lineno : node.end_lineno]
+    while body_lines and not body_lines[0].strip():
+        del body_lines[0]  # the answer starts with code, not with the blank line after the docstring
+    body = "".join(body_lines)
+    if not MIN_BODY_LINES <= len(body_lines) <= MAX_BODY_LINES or len(prompt) + len(body) > MAX_PAIR_CHARS:
         return None
     prompt, body = prompt.rstrip("\n") + "\n", body.rstrip("\n") + "\n"
     try:
