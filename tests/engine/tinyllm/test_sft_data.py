@@ -12,6 +12,7 @@ from engine.schemas import validator
 from engine.tinyllm.errors import TrainInputError
 from engine.tinyllm.sft_data import (
     MARKERS,
+    Conversation,
     assistant_text,
     conversation_text,
     read_conversations,
@@ -23,7 +24,7 @@ from engine.tinyllm.sft_data import (
 USER: dict[str, str] = {"role": "user", "content": "q"}
 ANSWER: dict[str, str] = {"role": "assistant", "content": "a"}
 SYSTEM: dict[str, str] = {"role": "system", "content": "s"}
-EXPECTED = [
+EXPECTED: Conversation = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "What is 2 + 2?"},
     {"role": "assistant", "content": "4"},
