@@ -18,9 +18,10 @@ from engine.tinyllm.errors import TrainInputError
 if TYPE_CHECKING:
     from transformers import LlamaConfig
 
-# The tokenizer keeps 256 byte tokens (byte fallback) and 8 special tokens, so a vocabulary
-# smaller than this has no room left for a single merge.
-MIN_VOCAB_SIZE = 300
+# The tokenizer keeps 256 byte tokens (byte fallback), 8 special tokens and the 95 printable
+# ASCII characters and tab, so a vocabulary
+# smaller than this has hardly any room left for merges.
+MIN_VOCAB_SIZE = 512
 
 PAD_TOKEN_ID = 0
 BOS_TOKEN_ID = 1

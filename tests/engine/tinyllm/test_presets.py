@@ -50,6 +50,7 @@ def test_llama_config_is_the_original_architecture() -> None:
     assert config.hidden_act == "silu"
     assert config._attn_implementation == "sdpa"
     assert config.max_position_embeddings == 512
+    assert config.rope_parameters is not None
     assert config.rope_parameters["rope_theta"] == 10000.0
 
 
