@@ -110,7 +110,8 @@ def train_tokenizer(
     seed: int = 0,
 ) -> TokenizerSummary:
     """Train a SentencePiece BPE tokenizer on ``texts`` and save it as a transformers tokenizer
-    directory at ``out_dir`` (replaced whole, never left half written).
+    directory at ``out_dir``: a new or empty directory is filled in one rename; in one that holds
+    other files only the tokenizer's files are replaced.
 
     At most ``vocab_size`` pieces (fewer when the corpus is too small for that many merges) and
     a random sample of at most ``max_sentences`` training sentences. Raises ``TrainInputError``
@@ -327,15 +328,18 @@ def _write_tokenizer_dir(model_proto: bytes, out_dir: Path) -> int:
 
 
 def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``; an old ``target`` is moved aside first and removed after, so a
-    crash leaves either the old directory or the new one, never a mix."""
-    if not target.exists():
+    """Move the tokenizer in ``new`` to ``target``. A missing or empty ``target`` is replaced in one
+    rename, so a crash leaves no half tokenizer; in a directory that holds other things (a training
+    run's marker) only the tokenizer's own files are replaced, each one atomically."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         os.replace(new, target)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.replace(target, aside / target.name)
-    os.replace(new, target)
-    shutil.rmtree(aside, ignore_errors=True)
+    for name in TOKENIZER_FILES:
+        if (new / name).exists():
+            os.replace(new / name, target / name)
+        else:
+            (target / name).unlink(missing_ok=True)
+    shutil.rmtree(new, ignore_errors=True)
 
 
 def _transformers_tokenizer(model_proto: bytes) -> PreTrainedTokenizerBase:

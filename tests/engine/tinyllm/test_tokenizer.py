@@ -230,13 +230,20 @@ def test_many_characters_in_a_small_vocabulary(tmp_path: Path) -> None:
     assert tokenizer.decode(tokenizer.encode(text)) == text
 
 
-def test_retraining_replaces_the_directory_whole(trained: TokenizerSummary, tmp_path: Path) -> None:
-    out = tmp_path / "tok"
-    train_tokenizer(["first corpus\n" * 10], out, vocab_size=600)
-    (out / "stray.txt").write_text("from before", encoding="utf-8")
-    train_tokenizer(["second corpus\n" * 10], out, vocab_size=600)
-    assert not (out / "stray.txt").exists()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["tok"]
+def test_training_into_an_empty_directory_and_again(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    first = train_tokenizer(["first corpus\n" * 10], out, vocab_size=600)
+    first_ids = load_tokenizer(out).encode("first corpus")
+    # A training run keeps its marker beside the tokenizer: retraining replaces only the tokenizer.
+    (out / "routeshell-train.json").write_text("{}", encoding="utf-8")
+    (out / "chat_template.jinja").unlink()
+    second = train_tokenizer(["second corpus\n" * 10], out, vocab_size=600)
+    assert (out / "routeshell-train.json").read_text(encoding="utf-8") == "{}"
+    assert (out / "chat_template.jinja").is_file()
+    assert load_tokenizer(out).encode("first corpus") != first_ids
+    assert (first.path, second.path) == (out, out)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
 
 
 @pytest.mark.parametrize("texts", [[], ["", ""]])
