@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.events import ErrorEvent, Event
-    from engine.tinyllm.progress import StopRequest
+    from engine.tinyllm.stopping import StopRequest
 
 STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all")
 
@@ -134,7 +134,7 @@ def _quiet_libraries() -> None:
 def run_train_command(args: argparse.Namespace) -> int:
     """Run ``routeshell train``; return the exit code (errors the user can cause raise RouteshellError)."""
     from engine.errors import ExitCode, RouteshellError
-    from engine.tinyllm.errors import TrainInputError
+    from engine.tinyllm.errors import TrainFailure, TrainInputError
 
     if args.config is not None and args.preset is not None:
         raise TrainInputError("--preset and --config both set the model (give one of them)")
@@ -142,9 +142,8 @@ def run_train_command(args: argparse.Namespace) -> int:
         raise TrainInputError(
             f"train {args.stage} needs --base DIR, the model to start from (made by 'train pretrain')"
         )
-    _quiet_libraries()
-    from engine.tinyllm.progress import StopRequest
-    from engine.tinyllm.train import TrainOptions, train_all, train_model_stage, train_tokenizer_stage
+    from engine.tinyllm.stopping import StopRequest
+    from engine.tinyllm.train import TrainOptions, check_options, train_all, train_model_stage, train_tokenizer_stage
 
     options = TrainOptions(
         stage="tokenizer" if args.stage == "all" else args.stage,
@@ -171,6 +170,8 @@ def run_train_command(args: argparse.Namespace) -> int:
         dedup_threshold=args.dedup_threshold,
         command=shlex.join(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
     )
+    check_options(options)
+    _quiet_libraries()
     stop = StopRequest()
     main_process = int(os.environ.get("RANK", "0")) == 0
     with _stop_on_signals(stop), _renderer(args.events, main_process) as sink:
@@ -186,7 +187,36 @@ def run_train_command(args: argparse.Namespace) -> int:
                 failed: ErrorEvent = {"type": "error", "message": str(err), "exit_code": int(err.exit_code)}
                 sink(failed)
             raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:
+            # A failure inside the libraries: one line for the user, the whole story in a log file.
+            crash = _crash_report(err)
+            if args.events:
+                sink({"type": "error", "message": crash, "exit_code": int(ExitCode.FAILED)})
+            raise TrainFailure(crash) from err
     return ExitCode.INTERRUPTED if outcome.interrupted else ExitCode.OK
+
+
+def _crash_report(err: BaseException) -> str:
+    """Write the traceback of ``err`` to a file in the cache; return the one line that names it."""
+    import tempfile
+    import traceback
+
+    from engine.config.xdg import cache_dir
+    from engine.names import display_line
+
+    first = display_line(str(err).strip().splitlines()[0] if str(err).strip() else "")[:300]
+    try:
+        logs = cache_dir() / "crash"
+        logs.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="train-", suffix=".txt", dir=logs)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(traceback.format_exception(err)))
+        where = f"; the traceback is in {path}"
+    except OSError:
+        where = ""
+    return f"training failed: {type(err).__name__}: {first}{where}"
 
 
 class _stop_on_signals:

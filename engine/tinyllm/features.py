@@ -54,6 +54,8 @@ def pack_texts(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, seq_len
         cut = [stream[i : i + seq_len] for i in range(0, usable, seq_len)]
         return {"input_ids": cut, "labels": [list(block) for block in cut]}
 
+    if not texts:
+        return Dataset.from_dict({"input_ids": [], "labels": []})
     dataset = Dataset.from_dict({"text": list(texts)})
     tokenized = dataset.map(tokenize, batched=True, remove_columns=["text"])
     # Batches of many documents keep the dropped tails rare: only each batch's last block is cut short.

@@ -10,30 +10,16 @@ stops after the same step instead of waiting for each other forever.
 
 from __future__ import annotations
 
-import math
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
 from engine.events import CheckpointEvent, EventSink, TrainEvalEvent, TrainStage, TrainStepEvent
+from engine.tinyllm.stopping import StopRequest, perplexity
 
 if TYPE_CHECKING:
     from transformers import TrainerControl, TrainerState, TrainingArguments
-
-
-class StopRequest:
-    """A flag a signal handler sets to stop training after the current step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
 
 
 def _shared(flag: bool) -> bool:
@@ -136,8 +122,3 @@ class EventCallback(TrainerCallback):
             "final": False,
         }
         self.sink(event)
-
-
-def perplexity(loss: float) -> float:
-    """Return ``exp(loss)``, capped so that a diverged run reports a number, not an overflow."""
-    return math.exp(min(loss, 50.0))

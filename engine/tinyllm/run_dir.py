@@ -56,9 +56,22 @@ def write_marker(out: Path, data: dict[str, Any]) -> None:
 def prepare_out_dir(out: Path, *, resume: bool) -> Path | None:
     """Check that ``out`` may receive this run and create it; return the checkpoint to resume from.
 
+    Raises :class:`TrainInputError` (see :func:`check_out_dir`) or :class:`TrainFailure`.
+    """
+    check_out_dir(out, resume=resume)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TrainFailure(f"cannot create {display_name(str(out))}: {err.strerror or err}") from err
+    return last_checkpoint(out) if resume else None
+
+
+def check_out_dir(out: Path, *, resume: bool) -> None:
+    """Check, without writing anything, that ``out`` may receive a run.
+
     ``out`` must be new, empty, or a routeshell run. Without ``resume`` a previous run there is
-    refused; with it, its last checkpoint is returned (None when it finished or never saved one).
-    Raises :class:`TrainInputError` with one line saying what to do.
+    refused; with it, a corrupt last checkpoint is. Raises :class:`TrainInputError` with one line
+    saying what to do.
     """
     shown = display_name(str(out))
     if out.exists() and not out.is_dir():
@@ -73,11 +86,8 @@ def prepare_out_dir(out: Path, *, resume: bool) -> Path | None:
             raise TrainInputError(
                 f"--out {shown} already holds a training run (add --resume to continue it, or choose a new directory)"
             )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise TrainFailure(f"cannot create {shown}: {err.strerror or err}") from err
-    return last_checkpoint(out) if resume else None
+        if resume:
+            last_checkpoint(out)
 
 
 def last_checkpoint(out: Path) -> Path | None:

@@ -25,10 +25,10 @@ from engine.names import display_line, display_name
 from engine.tinyllm.cleaning import CleaningConfig
 from engine.tinyllm.errors import TrainFailure, TrainInputError
 from engine.tinyllm.presets import ModelPreset, preset_from_dict, preset_to_dict, resolve_preset
-from engine.tinyllm.progress import EventCallback, StopRequest, perplexity
 from engine.tinyllm.run_dir import (
     CHECKPOINTS,
     ModelCard,
+    check_out_dir,
     last_checkpoint,
     prepare_out_dir,
     read_marker,
@@ -38,6 +38,7 @@ from engine.tinyllm.run_dir import (
 )
 from engine.tinyllm.sft_data import Markers
 from engine.tinyllm.stage_data import DataSpec, default_cleaning, default_sources, pretraining_splits, stage_features
+from engine.tinyllm.stopping import StopRequest, perplexity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
@@ -109,6 +110,30 @@ def _is_main_process() -> bool:
 
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_options(options: TrainOptions) -> None:
+    """Refuse bad input before torch and transformers load, so that a typo costs no waiting.
+
+    Checks the preset or config, that every ``--data`` path exists, the output directory, and
+    that ``--base`` and ``--tokenizer`` look like what they should be. Raises
+    :class:`TrainInputError` with one line.
+    """
+    stage: TrainStage = "pretrain" if options.stage == "tokenizer" else options.stage
+    if options.base is None:
+        resolve_preset(options.preset, options.config)
+    options.data_spec(stage).paths()
+    check_out_dir(options.out, resume=options.resume)
+    if options.base is not None and not (options.base / "config.json").is_file():
+        raise TrainInputError(
+            f"--base {display_name(str(options.base))} is not a trained model "
+            "(no config.json; train one with 'train pretrain')"
+        )
+    if options.tokenizer is not None and not (options.tokenizer / "tokenizer.json").is_file():
+        raise TrainInputError(
+            f"--tokenizer {display_name(str(options.tokenizer))} is not a tokenizer "
+            "(no tokenizer.json; train one with 'train tokenizer')"
+        )
 
 
 def pick_device(requested: Device) -> tuple[str, bool]:
@@ -195,7 +220,7 @@ def _load_base(base: Path) -> tuple[PreTrainedModel, ModelPreset]:
     marker = read_marker(base) or {}
     try:
         model = AutoModelForCausalLM.from_pretrained(str(base))
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
+    except Exception as err:  # safetensors, torch and transformers each raise their own kind for a bad file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrainInputError(
             f"cannot load the model in {shown}: {display_line(first[:200])} (is it a complete checkpoint?)"
@@ -264,6 +289,8 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     from transformers import DataCollatorForSeq2Seq, LlamaForCausalLM, Trainer, default_data_collator
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import IntervalStrategy
+
+    from engine.tinyllm.progress import EventCallback
 
     stage = options.stage
     started = time.monotonic()
@@ -357,7 +384,9 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
         _done(sink, stage, stopped_at, steps, last_loss, last_eval, time.monotonic() - started, interrupted=True)
         return StageOutcome(stage, stopped_at, interrupted=True)
 
-    test_loss = float(trainer.evaluate(test, metric_key_prefix="test")["test_loss"]) if len(test) else None
+    # The held-out score: the test split, or the validation split when the data is too small for a test split.
+    held_out = test if len(test) else validation
+    test_loss = float(trainer.evaluate(held_out, metric_key_prefix="test")["test_loss"]) if len(held_out) else None
     if _is_main_process():
         _save_final(
             trainer, tokenizer, out, options, preset, parameters, callback, test_loss, spec, started, device, bf16
@@ -379,7 +408,7 @@ def _save_final(
     options: TrainOptions,
     preset: ModelPreset,
     parameters: int,
-    callback: EventCallback,
+    callback: Any,
     test_loss: float | None,
     spec: DataSpec,
     started: float,

@@ -50,7 +50,7 @@ def test_the_model_directory_is_a_complete_checkpoint(pretrained: tuple[Path, Tr
     for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer.model"):
         assert (out / name).is_file(), name
     args = json.loads((out / "training_args.json").read_text())
-    assert args["learning_rate"] == 3e-4
+    assert args["learning_rate"] == 2e-3
     assert args["weight_decay"] == 0.01
     assert args["max_grad_norm"] == 1.0
     card = (out / "README.md").read_text()

@@ -18,6 +18,8 @@ CORPUS_MODULES = (
     "json/decoder.py", "json/encoder.py", "json/__init__.py", "email/utils.py", "email/header.py",
     "textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "string.py", "colorsys.py", "bisect.py",
     "heapq.py", "keyword.py", "netrc.py", "calendar.py", "difflib.py", "gettext.py",
+    "locale.py", "pprint.py", "reprlib.py", "stringprep.py", "tabnanny.py", "token.py", "tokenize.py",
+    "quopri.py", "base64.py", "uu.py", "sched.py", "queue.py", "graphlib.py", "numbers.py",
 )  # fmt: skip
 
 
@@ -26,7 +28,8 @@ def make_corpus(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for name in CORPUS_MODULES:
-        shutil.copyfile(stdlib / name, directory / name.replace("/", "_"))
+        if (stdlib / name).is_file():  # a module a newer Python dropped is simply left out
+            shutil.copyfile(stdlib / name, directory / name.replace("/", "_"))
     return directory
 
 
