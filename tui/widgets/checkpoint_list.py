@@ -138,8 +138,11 @@ class CheckpointList(Vertical):
     def _label(self, checkpoint: Checkpoint) -> Text:
         shown = checkpoint.path
         if self.out is not None and _under(shown, self.out):
-            shown = Path(".") / shown.relative_to(self.out)
-        text = Text(display_name(str(shown)), style="bold" if checkpoint.final else "")
+            # Named from the output directory on: "out/sft", short enough for the list.
+            shown = shown.relative_to(self.out.parent)
+        text = Text(
+            display_name(str(shown)), style="bold" if checkpoint.final else "", no_wrap=True, overflow="ellipsis"
+        )
         kind = "model" if checkpoint.final else "checkpoint, resumable"
         text.append(f"  {kind}" + (f" · {display_name(checkpoint.note)}" if checkpoint.note else ""), style="dim")
         return text

@@ -11,6 +11,7 @@ way, so no job outlives the app.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,6 +108,8 @@ class TrainPane(Vertical):
         self._error: str | None = None
         self._stderr_tail: str | None = None
         self._interrupted = False
+        #: The log's lines as written (before wrapping), the newest last.
+        self.logged: deque[str] = deque(maxlen=MAX_LOG_LINES)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -123,7 +126,7 @@ class TrainPane(Vertical):
 
     def on_mount(self) -> None:
         self.form.set_running(False, resumable=False)
-        self.log_widget.write(Text(HINT, style="dim"))
+        self._log(Text(HINT, style="dim"))
         self._show_status()
         self._notice("no job yet", "dim")
 
@@ -206,6 +209,11 @@ class TrainPane(Vertical):
 
     def action_clear_log(self) -> None:
         self.log_widget.clear()
+        self.logged.clear()
+
+    def _log(self, line: Text) -> None:
+        self.logged.append(line.plain)
+        self.log_widget.write(line)
 
     def _launch(self, request: TrainRequest, *, resume: bool) -> None:
         self.request = request
@@ -219,7 +227,7 @@ class TrainPane(Vertical):
             self.chart.reset("")
         self.checkpoints.show_output_dir(request.out)
         self.form.set_running(True, resumable=False)
-        self.log_widget.write(Text(f"$ {display_line(request.shown(resume=resume))}", style="bold"))
+        self._log(Text(f"$ {display_line(request.shown(resume=resume))}", style="bold"))
         self._notice("resuming …" if resume else "starting …", "bold")
         self._show_status()
         self._run_job(self.job)
@@ -260,7 +268,7 @@ class TrainPane(Vertical):
         line.append(display_line(message.text), style="dim" if message.stream == "stderr" else "")
         if message.problem is not None:
             line.append(f"  ({display_line(message.problem)})", style="yellow")
-        self.log_widget.write(line)
+        self._log(line)
 
     @on(JobEvent)
     def _on_job_event(self, message: JobEvent) -> None:
@@ -290,7 +298,7 @@ class TrainPane(Vertical):
             self._error = event["message"]
         if kind != "train_step":
             style = {"error": "bold red", "checkpoint": "green", "train_done": "bold green"}.get(kind, "")
-            self.log_widget.write(Text(display_line(event_summary(event)), style=style))
+            self._log(Text(display_line(event_summary(event)), style=style))
         self._show_status()
 
     @on(JobEnded)
@@ -304,7 +312,7 @@ class TrainPane(Vertical):
             line = ending_line(message.code, self._error, self._stderr_tail, self._interrupted)
             style = "bold green" if message.code == ExitCode.OK else "bold yellow" if self.resumable else "bold red"
             self._notice(f"job {display_line(line)}", style)
-            self.log_widget.write(Text(f"job {display_line(line)}", style=style))
+            self._log(Text(f"job {display_line(line)}", style=style))
         self.form.set_running(False, resumable=self.resumable)
         self._show_status()
         if self.request is not None:
