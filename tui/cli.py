@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.trash_cli import add_trash_command
 
     add_trash_command(commands, _Parser, EXIT_CODES)
+    from tui.train_cli import add_train_command
+
+    add_train_command(commands, _Parser)
     return parser
 
 
@@ -153,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.run_cli import run_agent_command
 
             return run_agent_command(args)
+        if args.command == "train":
+            from tui.train_cli import run_train_command
+
+            return run_train_command(args)
         if args.command == "sessions":
             from tui.run_cli import run_sessions_command
 

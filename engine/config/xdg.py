@@ -23,3 +23,8 @@ def config_dir(env: Mapping[str, str] | None = None) -> Path:
 def state_dir(env: Mapping[str, str] | None = None) -> Path:
     """Return routeshell's state directory (``$XDG_STATE_HOME/routeshell``): histories and the like."""
     return _base(os.environ if env is None else env, "XDG_STATE_HOME", ".local/state") / "routeshell"
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Return routeshell's cache directory (``$XDG_CACHE_HOME/routeshell``): data that can be rebuilt."""
+    return _base(os.environ if env is None else env, "XDG_CACHE_HOME", ".cache") / "routeshell"

@@ -1,0 +1,195 @@
+"""The output directory of a training stage: what may be in it, its marker, its checkpoints, its card.
+
+A stage writes into ``--out``: Trainer checkpoints under ``checkpoints/checkpoint-N`` while it
+runs, then the finished model at the top (``config.json``, ``model.safetensors``, the tokenizer
+files, ``training_args.json`` and the model card ``README.md``), so ``--out`` itself is what
+``AutoModelForCausalLM.from_pretrained`` loads. ``routeshell-train.json`` marks the directory as
+a routeshell run; a directory holding anything else is refused, never written into.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.names import display_name
+from engine.tinyllm.errors import TrainFailure, TrainInputError
+
+MARKER = "routeshell-train.json"
+CHECKPOINTS = "checkpoints"
+#: What a Trainer checkpoint needs to be resumed exactly: weights, optimizer, scheduler, state.
+RESUME_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: all of it or nothing."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as err:
+        Path(temp).unlink(missing_ok=True)
+        raise TrainFailure(f"cannot write {display_name(str(path))}: {err.strerror or err}") from err
+
+
+def read_marker(out: Path) -> dict[str, Any] | None:
+    """Return the marker of a routeshell run in ``out``, or None when there is none or it is unreadable."""
+    try:
+        data = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_marker(out: Path, data: dict[str, Any]) -> None:
+    write_atomic(out / MARKER, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def prepare_out_dir(out: Path, *, resume: bool) -> Path | None:
+    """Check that ``out`` may receive this run and create it; return the checkpoint to resume from.
+
+    ``out`` must be new, empty, or a routeshell run. Without ``resume`` a previous run there is
+    refused; with it, its last checkpoint is returned (None when it finished or never saved one).
+    Raises :class:`TrainInputError` with one line saying what to do.
+    """
+    shown = display_name(str(out))
+    if out.exists() and not out.is_dir():
+        raise TrainInputError(f"--out {shown} is a file, not a directory (choose a new directory)")
+    if out.is_dir():
+        entries = [entry.name for entry in out.iterdir()]
+        if entries and read_marker(out) is None:
+            raise TrainInputError(
+                f"--out {shown} holds files that are not a routeshell training run (choose a new or empty directory)"
+            )
+        if entries and not resume:
+            raise TrainInputError(
+                f"--out {shown} already holds a training run (add --resume to continue it, or choose a new directory)"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TrainFailure(f"cannot create {shown}: {err.strerror or err}") from err
+    return last_checkpoint(out) if resume else None
+
+
+def last_checkpoint(out: Path) -> Path | None:
+    """Return the newest complete checkpoint under ``out/checkpoints``, or None when there is none.
+
+    A checkpoint missing a file that exact resumption needs is refused with one line, rather
+    than silently restarting or resuming with a fresh optimizer.
+    """
+    root = out / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    steps = sorted(
+        (int(entry.name.removeprefix("checkpoint-")), entry)
+        for entry in root.iterdir()
+        if entry.is_dir() and entry.name.startswith("checkpoint-") and entry.name[11:].isdigit()
+    )
+    if not steps:
+        return None
+    newest = steps[-1][1]
+    missing = [name for name in RESUME_FILES if not (newest / name).is_file()]
+    if not any(newest.glob("model*.safetensors")):
+        missing.append("model.safetensors")
+    try:
+        json.loads((newest / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        missing.append("a readable trainer_state.json")
+    if missing:
+        raise TrainInputError(
+            f"checkpoint {display_name(str(newest))} is incomplete or corrupt "
+            f"(no {', '.join(dict.fromkeys(missing))}); "
+            f"move it aside to resume from the one before: mv {newest} {newest}.broken"
+        )
+    return newest
+
+
+@dataclass
+class ModelCard:
+    """What the model card of a finished stage records."""
+
+    stage: str
+    command: str
+    preset: dict[str, Any]
+    parameters: int
+    data: dict[str, Any]
+    steps: int
+    tokens: int
+    train_losses: list[tuple[int, float]]
+    eval_losses: list[tuple[int, float]]
+    test_loss: float | None
+    test_perplexity: float | None
+    seconds: float
+    device: str
+    dtype: str
+    world_size: int
+    interrupted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def hardware() -> str:
+    """Return a one-line description of this machine for the model card."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+
+
+def render_model_card(card: ModelCard) -> str:
+    """Return the ``README.md`` of a finished model: front matter, then what, how and how well."""
+    first = f"{card.train_losses[0][1]:.4f} (step {card.train_losses[0][0]})" if card.train_losses else "n/a"
+    last = f"{card.train_losses[-1][1]:.4f} (step {card.train_losses[-1][0]})" if card.train_losses else "n/a"
+    evals = ", ".join(f"step {step}: {loss:.4f}" for step, loss in card.eval_losses[-5:]) or "none"
+    held_out = (
+        f"{card.test_loss:.4f} loss, perplexity {card.test_perplexity:.2f}"
+        if card.test_loss is not None and card.test_perplexity is not None
+        else "not measured (no test split)"
+    )
+    preset = ", ".join(f"{key} {value}" for key, value in card.preset.items())
+    data = "\n".join(f"- {key}: {value}" for key, value in card.data.items())
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags: [routeshell, tinyllm, llama]",
+        "---",
+        "",
+        f"# TinyLLM ({card.stage})",
+        "",
+        "A LlamaForCausalLM trained from scratch by routeshell. Load it with "
+        "`AutoModelForCausalLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`.",
+        "",
+        "## Training",
+        f"- command: `{card.command}`",
+        f"- stage: {card.stage}{' (interrupted; resume with --resume)' if card.interrupted else ''}",
+        f"- model: {preset}; {card.parameters:,} parameters",
+        f"- steps: {card.steps}; tokens seen: {card.tokens:,}",
+        f"- time: {card.seconds:.1f} s on {card.device} ({card.dtype}), {card.world_size} process(es)",
+        f"- hardware: {hardware()}",
+        "",
+        "## Data",
+        data,
+        "",
+        "## Results",
+        f"- training loss: first {first}, last {last}",
+        f"- validation loss: {evals}",
+        f"- held-out test: {held_out}",
+        "",
+    ]
+    lines += [f"- {key}: {value}" for key, value in card.extra.items()]
+    return "\n".join(lines).rstrip("\n") + "\n"

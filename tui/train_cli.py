@@ -1,0 +1,243 @@
+"""``routeshell train``: the tokenizer, pretraining, SFT and reasoning SFT of TinyLLM.
+
+The command parses its options here and hands them to ``engine.tinyllm.train``; what the engine
+reports comes back as events, printed as JSON lines with ``--events`` (the Train pane reads those)
+or drawn as a rich progress bar in a terminal. torch and transformers load only when a training
+command runs, never for ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.events import ErrorEvent, Event
+    from engine.tinyllm.progress import StopRequest
+
+STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all")
+
+DESCRIPTION = """\
+Train TinyLLM, a small Llama model, from scratch on this machine.
+
+stages:
+  tokenizer   SentencePiece BPE on the pretraining corpus, saved as a transformers tokenizer
+  pretrain    next-token prediction on the corpus (a tokenizer is trained into OUT/tokenizer first
+              unless --tokenizer names one)
+  sft         supervised fine-tuning of --base on chat data (loss on the assistant tokens only)
+  reasoning   SFT on worked problems rendered as 【推理过程】 ... 【最终答案】 (--markers en: Reasoning/Answer)
+  all         tokenizer, pretrain and sft in a row: OUT/tokenizer, OUT/pretrain, OUT/sft
+
+data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
+'stdlib' stands for the Python standard library sources (the default pretraining corpus) and
+'builtin' for the locally built SFT or reasoning set (the default of those stages). SFT rows may be
+{"messages": [...]}, {"system", "user", "assistant"}, {"instruction", "input", "output"} or, for
+reasoning, {"system", "user", "cot", "final"}.
+
+OUT becomes a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it. Ctrl-C
+stops after the current step with a checkpoint; the same command with --resume continues exactly.
+Several processes: torchrun --standalone --nproc_per_node N $(which routeshell) train pretrain ...
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0    the stage finished
+  1    training failed (a full disk, a worker that died)
+  2    bad input: a missing data file, an empty corpus, an unknown preset, a corrupt checkpoint,
+       an output directory that holds something else
+  130  interrupted (Ctrl-C): a checkpoint was written; add --resume to continue
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add ``train`` with its options to the ``routeshell`` subcommands."""
+    train = commands.add_parser(
+        "train",
+        help="train TinyLLM: tokenizer, pretrain, sft, reasoning or all",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = train.add_argument
+    add("stage", choices=STAGES, metavar="STAGE", help="tokenizer, pretrain, sft, reasoning or all")
+    add("--out", required=True, type=Path, metavar="DIR", help="where the model (or tokenizer) is written")
+    add("--preset", metavar="NAME", help="model size: nano (~1M, tests), tiny (~8M, default), small (~40M)")
+    add("--config", type=Path, metavar="FILE", help="a JSON or TOML model config instead of a preset")
+    add("--data", action="append", default=[], metavar="PATH", help="training data (repeatable; see above)")
+    add("--tokenizer", type=Path, metavar="DIR", help="pretrain: use this tokenizer instead of training one")
+    add("--base", type=Path, metavar="DIR", help="sft, reasoning: the model to start from (pretrain: continue it)")
+    add("--max-steps", type=_positive_int, metavar="N", help="optimizer steps (default: --epochs over the data)")
+    add("--epochs", type=_positive_float, default=1.0, metavar="N", help="passes over the data (default 1)")
+    add("--batch-size", type=_positive_int, default=8, metavar="N", help="sequences per step and process (8)")
+    add("--grad-accum", type=_positive_int, default=1, metavar="N", help="gradient accumulation steps (1)")
+    add("--lr", type=_positive_float, metavar="LR", help="peak learning rate (pretrain 3e-4, sft 1e-4)")
+    add("--seq-len", type=_positive_int, metavar="N", help="tokens per sequence (pretrain 256, sft the context)")
+    add("--eval-every", type=_positive_int, default=50, metavar="N", help="validate every N steps (50)")
+    add("--save-every", type=_positive_int, default=200, metavar="N", help="checkpoint every N steps (200)")
+    add("--seed", type=int, default=0, metavar="N", help="random seed: same seed, same run (0)")
+    add("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train (auto: CUDA if present)")
+    add("--markers", choices=("zh", "en"), default="zh", help="reasoning markers: 【推理过程】 (zh) or Reasoning: (en)")
+    add("--min-chars", type=int, metavar="N", help="cleaning: drop texts shorter than N characters")
+    add("--max-chars", type=int, metavar="N", help="cleaning: drop texts (SFT: answers) longer than N characters")
+    add("--dedup-threshold", type=float, metavar="J", help="cleaning: near-duplicate Jaccard similarity (0 off)")
+    add("--events", action="store_true", help="print JSON-lines events on stdout instead of a progress bar")
+
+
+def _quiet_libraries() -> None:
+    """Keep the libraries offline and their chatter off the terminal: our events say what happens."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("bitsandbytes", "datasets", "transformers", "accelerate", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell train``; return the exit code (errors the user can cause raise RouteshellError)."""
+    from engine.errors import ExitCode, RouteshellError
+    from engine.tinyllm.errors import TrainInputError
+
+    if args.config is not None and args.preset is not None:
+        raise TrainInputError("--preset and --config both set the model (give one of them)")
+    if args.stage in ("sft", "reasoning") and args.base is None:
+        raise TrainInputError(
+            f"train {args.stage} needs --base DIR, the model to start from (made by 'train pretrain')"
+        )
+    _quiet_libraries()
+    from engine.tinyllm.progress import StopRequest
+    from engine.tinyllm.train import TrainOptions, train_all, train_model_stage, train_tokenizer_stage
+
+    options = TrainOptions(
+        stage="tokenizer" if args.stage == "all" else args.stage,
+        out=args.out,
+        preset=args.preset,
+        config=args.config,
+        data=tuple(args.data),
+        tokenizer=args.tokenizer,
+        base=args.base,
+        max_steps=args.max_steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lr=args.lr,
+        seq_len=args.seq_len,
+        eval_every=args.eval_every,
+        save_every=args.save_every,
+        seed=args.seed,
+        resume=args.resume,
+        device=args.device,
+        markers=args.markers,
+        min_chars=args.min_chars,
+        max_chars=args.max_chars,
+        dedup_threshold=args.dedup_threshold,
+        command=shlex.join(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
+    )
+    stop = StopRequest()
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    with _stop_on_signals(stop), _renderer(args.events, main_process) as sink:
+        try:
+            if args.stage == "all":
+                outcome = train_all(options, sink, stop)
+            elif args.stage == "tokenizer":
+                outcome = train_tokenizer_stage(options, sink)
+            else:
+                outcome = train_model_stage(options, sink, stop)
+        except RouteshellError as err:
+            if args.events:
+                failed: ErrorEvent = {"type": "error", "message": str(err), "exit_code": int(err.exit_code)}
+                sink(failed)
+            raise
+    return ExitCode.INTERRUPTED if outcome.interrupted else ExitCode.OK
+
+
+class _stop_on_signals:
+    """SIGINT and SIGTERM ask training to stop after the current step; a second SIGINT aborts."""
+
+    def __init__(self, stop: StopRequest) -> None:
+        self.stop = stop
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop.set()
+        if sys.stderr.isatty():
+            print("\nrouteshell: stopping after this step with a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __enter__(self) -> _stop_on_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+class _renderer:
+    """The sink of the engine's events: JSON lines, a rich progress display, or nothing (other ranks)."""
+
+    def __init__(self, events: bool, main_process: bool) -> None:
+        self.events = events
+        self.main_process = main_process
+        self.display: Any = None
+
+    def __enter__(self) -> Callable[[Event], None]:
+        if not self.main_process:
+            return lambda event: None
+        if self.events:
+            from engine.events import emit, json_line
+
+            def print_line(event: dict[str, Any]) -> None:
+                sys.stdout.write(json_line(event) + "\n")
+                sys.stdout.flush()
+
+            return lambda event: emit(print_line, event)
+        from tui.train_progress import TrainProgress
+
+        self.display = TrainProgress()
+        self.display.start()
+        return self.display.show
+
+    def __exit__(self, *exc: object) -> None:
+        if self.display is not None:
+            self.display.stop()
