@@ -30,6 +30,8 @@ from engine.names import display_name
 #: What ``routeshell train`` can run; ``all`` chains tokenizer, pretrain and sft.
 STAGES: tuple[str, ...] = ("all", "tokenizer", "pretrain", "sft", "reasoning")
 PRESETS: tuple[str, ...] = ("nano", "tiny", "small")
+#: ``--data`` words that name a built-in corpus rather than a path.
+DATA_WORDS = frozenset({"stdlib", "builtin"})
 #: The events of ``routeshell train --events`` that the pane shows.
 TRAIN_EVENTS = frozenset(
     {"data_filter", "data_ready", "train_start", "train_step", "train_eval", "checkpoint", "train_done", "error"}
@@ -57,14 +59,14 @@ class TrainRequest:
     stage: str
     preset: str
     out: Path
-    data: tuple[Path, ...] = ()
+    data: tuple[str, ...] = ()  # absolute paths, or words of DATA_WORDS
     max_steps: int | None = None
 
     def words(self, *, resume: bool = False) -> list[str]:
         """Return the arguments after ``routeshell``: ``train STAGE --out DIR ... --events``."""
         words = ["train", self.stage, "--out", str(self.out), "--preset", self.preset]
         for path in self.data:
-            words += ["--data", str(path)]
+            words += ["--data", path]
         if self.max_steps is not None:
             words += ["--max-steps", str(self.max_steps)]
         if resume:
@@ -83,7 +85,8 @@ class TrainRequest:
 def parse_form(stage: str, preset: str, data: str, max_steps: str, out: str, *, base: Path) -> TrainRequest:
     """Return the job the form asks for, with relative paths taken from ``base`` (the workspace).
 
-    ``data`` is zero or more paths, split like a shell line (quote a path with spaces);
+    ``data`` is zero or more paths (or the words ``stdlib`` and ``builtin``), split like a shell line
+    (quote a path with spaces);
     ``max_steps`` is empty (the preset's default) or a positive integer. Raises :class:`FormError`
     with one line for anything that cannot start a job.
     """
@@ -109,7 +112,7 @@ def parse_form(stage: str, preset: str, data: str, max_steps: str, out: str, *, 
         stage=stage,
         preset=preset,
         out=base / Path(out.strip()).expanduser(),
-        data=tuple(base / Path(path).expanduser() for path in paths),
+        data=tuple(path if path in DATA_WORDS else str(base / Path(path).expanduser()) for path in paths),
         max_steps=steps,
     )
 

@@ -29,7 +29,7 @@ STEP = {"type": "train_step", "stage": "pretrain", "step": 3, "max_steps": 30, "
 def test_the_form_builds_the_command(tmp_path: Path) -> None:
     request = parse_form("pretrain", "nano", "a.txt 'my corpus/b.txt'", " 30 ", "out", base=tmp_path)
     assert request == TrainRequest(
-        "pretrain", "nano", tmp_path / "out", (tmp_path / "a.txt", tmp_path / "my corpus/b.txt"), 30
+        "pretrain", "nano", tmp_path / "out", (str(tmp_path / "a.txt"), str(tmp_path / "my corpus/b.txt")), 30
     )
     argv = request.argv(resume=True)
     assert argv[:4] == [sys.executable, "-m", "tui", "train"]
@@ -38,8 +38,8 @@ def test_the_form_builds_the_command(tmp_path: Path) -> None:
         "--data", str(tmp_path / "my corpus/b.txt"), "--max-steps", "30", "--resume", "--events",
     ]  # fmt: skip
     assert shlex.split(request.shown())[:2] == ["routeshell", "train"]
-    assert parse_form("all", "tiny", "", "", "/abs", base=tmp_path).argv()[4:] == [
-        "all", "--out", "/abs", "--preset", "tiny", "--events"
+    assert parse_form("all", "tiny", "stdlib", "", "/abs", base=tmp_path).argv()[4:] == [
+        "all", "--out", "/abs", "--preset", "tiny", "--data", "stdlib", "--events"
     ]  # fmt: skip
 
 
@@ -67,9 +67,13 @@ def test_event_lines() -> None:
     assert parse_event_line("{not json") == (None, None)
     assert parse_event_line("[1, 2]") == (None, None)
     event, problem = parse_event_line(json.dumps({"type": "plan", "plan": {}}))
-    assert event is None and problem is not None and "not a training event" in problem
+    assert event is None
+    assert problem is not None
+    assert "not a training event" in problem
     event, problem = parse_event_line(json.dumps({**STEP, "loss": "high"}))
-    assert event is None and problem is not None and "train_step" in problem
+    assert event is None
+    assert problem is not None
+    assert "train_step" in problem
     assert "step 3/30 loss 4.5000" in event_summary(STEP)
 
 
@@ -99,5 +103,6 @@ def test_finished_models_and_their_cards(tmp_path: Path) -> None:
     assert read_model_card(out / "sft").startswith("(no model card")
     (out / "sft" / "README.md").write_bytes(b"# card \xff\n" + b"x" * MAX_CARD)
     card = read_model_card(out / "sft")
-    assert card.startswith("# card \udcff\n") and card.endswith("… (cut)")
+    assert card.startswith("# card \udcff\n")
+    assert card.endswith("… (cut)")
     assert serve_command(Path("/m/my model")) == "routeshell serve --model '/m/my model'"

@@ -85,10 +85,12 @@ async def test_a_job_runs_to_the_end_and_its_model_goes_to_the_serve_pane(tmp_pa
         assert f"$ routeshell train pretrain --out '{out}'" in log_text(pane)
         models = pane.checkpoints
         await wait_until(pilot, lambda: any(c.final and c.path == out for c in models.checkpoints), "the model")
-        assert models.highlighted is not None and models.highlighted.path == out
+        assert models.highlighted is not None
+        assert models.highlighted.path == out
         await wait_until(pilot, lambda: not models.card_text.startswith("reading"), "the model card")
         card = (out / "README.md").read_text()
-        assert models.card_text.strip() and models.card_text.splitlines()[0] == card.splitlines()[0]
+        assert models.card_text.strip()
+        assert models.card_text.splitlines()[0] == card.splitlines()[0]
         assert "[bold]out  model" in screen_text(app)
         # s on the list of models sends the finished one to the Serve pane, which says how it will serve it.
         models.options.focus()
@@ -97,7 +99,8 @@ async def test_a_job_runs_to_the_end_and_its_model_goes_to_the_serve_pane(tmp_pa
         assert app.screen.query_one(TabbedContent).active == "serve"
         serve = app.screen.query_one(ServePane)
         assert serve.model == out
-        assert serve.command is not None and serve.command in screen_text(app)
+        assert serve.command is not None
+        assert serve.command in screen_text(app)
         assert "not available in this version" in screen_text(app)
 
 
@@ -122,7 +125,8 @@ async def test_cancel_interrupts_and_resume_finishes(tmp_path: Path, corpus: lis
         await pilot.click("#train-resume")
         assert pane.running
         commands = [line for line in log_text(pane).splitlines() if line.startswith("$ routeshell train")]
-        assert len(commands) == 2 and commands[1] == commands[0].replace(" --events", " --resume --events")
+        assert len(commands) == 2
+        assert commands[1] == commands[0].replace(" --events", " --resume --events")
         assert await wait_for_end(pilot, pane) == 0, log_text(pane)
         assert pane.notice == "job done"
         assert pane.progress.step == 400
@@ -137,7 +141,8 @@ async def test_quitting_the_app_stops_the_job(tmp_path: Path, corpus: list[Path]
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: pane.progress.step >= 1, "the first step", timeout=JOB_TIMEOUT)
         job = pane.job
-        assert job is not None and job.process is not None
+        assert job is not None
+        assert job.process is not None
         await pilot.press("q")
     # SIGINT reached it and it stopped cleanly, before the app was gone: no process is left behind.
     assert job.process.returncode == 130
