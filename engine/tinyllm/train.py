@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -248,6 +249,7 @@ def _training_args(options: TrainOptions, device: str, bf16: bool, world: int) -
         remove_unused_columns=False,
         log_level="error",
         log_level_replica="error",
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -396,6 +398,10 @@ def _save_final(
     try:
         trainer.save_model(str(out))
         tokenizer.save_pretrained(str(out))
+        # The SentencePiece model travels too, for tools that read it rather than tokenizer.json.
+        spm = Path(str(getattr(tokenizer, "name_or_path", ""))) / "tokenizer.model"
+        if spm.is_file() and spm.parent.resolve() != out.resolve():
+            shutil.copyfile(spm, out / "tokenizer.model")
     except OSError as err:
         raise TrainFailure(f"cannot save the model into {display_name(str(out))}: {err.strerror or err}") from err
     write_atomic(out / "training_args.json", trainer.args.to_json_string())

@@ -1,0 +1,105 @@
+"""Ctrl-C stops training with a checkpoint, and --resume continues it exactly; several processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.engine.tinyllm.training_support import ROUTESHELL, TrainRun, parse_events, run_train, train_env
+
+STEPS = 16
+
+
+def pretrain_args(corpus: Path, tokenizer: Path, out: Path) -> list[str]:
+    return [
+        "pretrain", "--preset", "nano", "--data", str(corpus), "--tokenizer", str(tokenizer), "--seed", "7",
+        "--max-steps", str(STEPS), "--batch-size", "4", "--eval-every", "1000", "--save-every", "1000",
+        "--out", str(out),
+    ]  # fmt: skip
+
+
+def interrupt_after(step: int, argv: list[str], cache: Path) -> TrainRun:
+    """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` is logged."""
+    process = subprocess.Popen(
+        [ROUTESHELL, "train", *argv, "--events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=train_env(cache),
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        event = json.loads(line)
+        if event["type"] == "train_step" and event["step"] == step:
+            process.send_signal(signal.SIGINT)
+    stderr = process.stderr.read() if process.stderr else ""
+    return TrainRun(process.wait(timeout=300), parse_events("".join(lines)), stderr)
+
+
+def test_resume_after_ctrl_c_follows_the_uninterrupted_loss_curve(
+    pretrained: tuple[Path, TrainRun], corpus_dir: Path, tmp_path: Path
+) -> None:
+    tokenizer = pretrained[0]
+    cache = tmp_path / "cache"
+    straight = run_train(*pretrain_args(corpus_dir, tokenizer, tmp_path / "straight"), cache=cache)
+    assert straight.returncode == 0, straight.stderr
+
+    out = tmp_path / "stopped"
+    stopped = interrupt_after(5, pretrain_args(corpus_dir, tokenizer, out), cache)
+    assert stopped.returncode == 130, stopped.stderr
+    done = stopped.of("train_done")[-1]
+    assert done["interrupted"] is True
+    at = done["steps"]
+    assert 5 <= at < STEPS
+    assert Path(done["path"]) == out / "checkpoints" / f"checkpoint-{at}"
+    assert stopped.of("checkpoint")[-1]["final"] is False
+    assert not (out / "model.safetensors").exists()
+
+    refused = run_train(*pretrain_args(corpus_dir, tokenizer, out), cache=cache)
+    assert refused.returncode == 2
+    assert "--resume" in refused.stderr
+
+    resumed = run_train(*pretrain_args(corpus_dir, tokenizer, out), "--resume", cache=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.of("train_start")[0]["resumed_from"] == str(out / "checkpoints" / f"checkpoint-{at}")
+    expected, got = straight.losses(), {**stopped.losses(), **resumed.losses()}
+    assert sorted(resumed.losses()) == list(range(at + 1, STEPS + 1))
+    for step in range(1, STEPS + 1):
+        assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-4), step
+
+
+def test_two_processes_through_torchrun_make_a_loadable_checkpoint(
+    pretrained: tuple[Path, TrainRun], corpus_dir: Path, tmp_path: Path
+) -> None:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun is not None
+    out = tmp_path / "ddp"
+    argv = pretrain_args(corpus_dir, pretrained[0], out)
+    argv[argv.index("--max-steps") + 1] = "6"
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", ROUTESHELL, "train", *argv, "--events"],
+        capture_output=True,
+        text=True,
+        env=train_env(tmp_path / "cache"),
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = parse_events(result.stdout)
+    assert [e["world_size"] for e in events if e["type"] == "train_start"] == [2]
+    # Only the main process reports: one line per step, not two.
+    assert [e["step"] for e in events if e["type"] == "train_step"] == list(range(1, 7))
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    assert model.config.vocab_size > 0

@@ -1,0 +1,74 @@
+"""Running ``routeshell train`` for tests: a small corpus, the real command, its events."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
+#: Standard library modules of a few hundred lines each: enough text for the nano preset.
+CORPUS_MODULES = (
+    "json/decoder.py", "json/encoder.py", "json/__init__.py", "email/utils.py", "email/header.py",
+    "textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "string.py", "colorsys.py", "bisect.py",
+    "heapq.py", "keyword.py", "netrc.py", "calendar.py", "difflib.py", "gettext.py",
+)  # fmt: skip
+
+
+def make_corpus(directory: Path) -> Path:
+    """Copy :data:`CORPUS_MODULES` into ``directory`` (created); return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in CORPUS_MODULES:
+        shutil.copyfile(stdlib / name, directory / name.replace("/", "_"))
+    return directory
+
+
+@dataclass
+class TrainRun:
+    """A finished ``routeshell train`` process: its exit code, events and standard error."""
+
+    returncode: int
+    events: list[dict[str, Any]]
+    stderr: str
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        """Return the events of type ``kind``, in order."""
+        return [event for event in self.events if event["type"] == kind]
+
+    def losses(self) -> dict[int, float]:
+        """Return the training loss of each logged step."""
+        return {event["step"]: event["loss"] for event in self.of("train_step")}
+
+
+def train_env(cache: Path | None = None) -> dict[str, str]:
+    """The environment of a training subprocess: offline, its feature cache in ``cache`` when given."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    return env
+
+
+def parse_events(stdout: str) -> list[dict[str, Any]]:
+    """Return the JSON events of a ``--events`` standard output (every line must be one)."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def run_train(*args: str, cache: Path | None = None, timeout: int = 600) -> TrainRun:
+    """Run ``routeshell train ARGS --events`` to the end; never raises on failure."""
+    result = subprocess.run(
+        [ROUTESHELL, "train", *args, "--events"],
+        capture_output=True,
+        text=True,
+        env=train_env(cache),
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+    return TrainRun(result.returncode, parse_events(result.stdout), result.stderr)
