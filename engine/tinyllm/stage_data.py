@@ -219,7 +219,7 @@ def stage_conversations(stage: TrainStage, spec: DataSpec) -> list[Conversation]
         from engine.tinyllm.sft_data import to_conversation
 
         if stage == "reasoning":
-            rows = reasoning_problems(BUILTIN_REASONING_ROWS, seed=spec.seed)
+            rows = reasoning_problems(BUILTIN_REASONING_ROWS, seed=spec.seed, markers=spec.markers)
             conversations += [to_conversation(dict(row), spec.markers) for row in rows]
         else:
             conversations += default_sft_conversations()
