@@ -33,13 +33,13 @@ class TrainForm(Vertical):
             yield Select([(s, s) for s in STAGES], value="all", allow_blank=False, compact=True, id="train-stage")
         with Horizontal(classes="train-field"):
             yield Label("preset", classes="train-label")
-            yield Select([(p, p) for p in PRESETS], value="nano", allow_blank=False, compact=True, id="train-preset")
+            yield Select([(p, p) for p in PRESETS], value="tiny", allow_blank=False, compact=True, id="train-preset")
         with Horizontal(classes="train-field"):
             yield Label("data", classes="train-label")
             yield Input(placeholder="files or dirs (default corpus)", compact=True, id="train-data")
         with Horizontal(classes="train-field"):
             yield Label("max steps", classes="train-label")
-            yield Input(placeholder="preset default", compact=True, id="train-steps")
+            yield Input(placeholder="default: one pass over the data", compact=True, id="train-steps")
         with Horizontal(classes="train-field"):
             yield Label("output", classes="train-label")
             yield Input(DEFAULT_OUT, placeholder="directory for the models", compact=True, id="train-out")
