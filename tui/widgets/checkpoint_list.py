@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from rich.text import Text
 from textual import on, work
@@ -28,13 +28,26 @@ from tui.train_job import find_models, read_model_card
 NO_MODELS = "(no models yet: they appear here when a stage finishes)"
 
 
+#: What a listed directory holds: a finished model, a checkpoint to resume from, or a tokenizer.
+CheckpointKind = Literal["model", "checkpoint", "tokenizer"]
+KIND_LABELS: dict[CheckpointKind, str] = {
+    "model": "model",
+    "checkpoint": "checkpoint, resumable",
+    "tokenizer": "tokenizer",
+}
+
+
 @dataclass
 class Checkpoint:
-    """A model directory the list shows; ``final`` for a finished, loadable model."""
+    """A directory the list shows; only a ``model`` (finished and loadable) can be served."""
 
     path: Path
-    final: bool
+    kind: CheckpointKind
     note: str = ""  # e.g. "pretrain, step 30"
+
+    @property
+    def final(self) -> bool:
+        return self.kind == "model"
 
 
 class CheckpointList(Vertical):
@@ -95,15 +108,16 @@ class CheckpointList(Vertical):
             self._redraw()
         self._scan(out)
 
-    def announce(self, path: Path, *, final: bool, note: str) -> None:
-        """Add (or update) a checkpoint a ``checkpoint`` event named."""
+    def announce(self, path: Path, *, kind: CheckpointKind, note: str) -> None:
+        """Add (or update) a directory a ``checkpoint`` event named."""
         for checkpoint in self.checkpoints:
             if checkpoint.path == path:
-                checkpoint.final = checkpoint.final or final
+                if not checkpoint.final:
+                    checkpoint.kind = kind
                 checkpoint.note = note
                 break
         else:
-            self.checkpoints.append(Checkpoint(path, final, note))
+            self.checkpoints.append(Checkpoint(path, kind, note))
         self._redraw(select=path)
 
     @work(thread=True, exclusive=True, group="checkpoint-scan", exit_on_error=False)
@@ -117,9 +131,9 @@ class CheckpointList(Vertical):
         known = {c.path: c for c in self.checkpoints}
         for path in message.paths:
             if path in known:
-                known[path].final = True
+                known[path].kind = "model"
             else:
-                self.checkpoints.append(Checkpoint(path, True, "found on disk"))
+                self.checkpoints.append(Checkpoint(path, "model", "found on disk"))
         self._redraw()
 
     def _redraw(self, select: Path | None = None) -> None:
@@ -143,7 +157,7 @@ class CheckpointList(Vertical):
         text = Text(
             display_name(str(shown)), style="bold" if checkpoint.final else "", no_wrap=True, overflow="ellipsis"
         )
-        kind = "model" if checkpoint.final else "checkpoint, resumable"
+        kind = KIND_LABELS[checkpoint.kind]
         text.append(f"  {kind}" + (f" · {display_name(checkpoint.note)}" if checkpoint.note else ""), style="dim")
         return text
 

@@ -39,7 +39,7 @@ from tui.train_job import (
     parse_event_line,
     parse_form,
 )
-from tui.widgets.checkpoint_list import CheckpointList
+from tui.widgets.checkpoint_list import CheckpointKind, CheckpointList
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.train_form import TrainForm
 
@@ -291,7 +291,10 @@ class TrainPane(Vertical):
             self.chart.add_eval(event["step"], event["eval_loss"])
         elif kind == "checkpoint":
             note = f"{event['stage']}, step {event['step']}"
-            self.checkpoints.announce(Path(event["path"]), final=event["final"], note=note)
+            holds: CheckpointKind = (
+                "tokenizer" if event["stage"] == "tokenizer" else "model" if event["final"] else "checkpoint"
+            )
+            self.checkpoints.announce(Path(event["path"]), kind=holds, note=note)
         elif kind == "train_done":
             self._interrupted = self._interrupted or event["interrupted"]
         elif kind == "error":
