@@ -153,7 +153,7 @@ def ending_line(code: int, error: str | None, stderr_tail: str | None, interrupt
         return f"interrupted (exit {code}): its checkpoint is kept; Resume (ctrl+r) continues from it"
     reason = error or stderr_tail
     if code in (ExitCode.FAILED, ExitCode.USAGE):
-        what = "bad input" if code == ExitCode.USAGE else "failed"
+        what = "stopped on bad input" if code == ExitCode.USAGE else "failed"
         return f"{what} (exit {code}): {reason}" if reason else f"{what} (exit {code})"
     if code < 0:
         try:

@@ -81,7 +81,7 @@ def test_endings() -> None:
     assert ending_line(0, None, None, False) == "done"
     assert ending_line(130, None, None, True).startswith("interrupted (exit 130)")
     assert ending_line(2, "no such file: 'x.txt'", "routeshell: error: ...", False) == (
-        "bad input (exit 2): no such file: 'x.txt'"
+        "stopped on bad input (exit 2): no such file: 'x.txt'"
     )
     assert ending_line(1, None, "routeshell: error: out of memory", False) == (
         "failed (exit 1): routeshell: error: out of memory"

@@ -10,6 +10,7 @@ from textual.widgets import Button, Input, Select, TabbedContent
 
 from engine.config.profiles import load_profile
 from tests.tui.conftest import screen_text, settle, wait_until
+from tests.tui.test_shell import palette_offers
 from tui.app import RouteshellApp
 from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.serve_pane import ServePane
@@ -108,7 +109,7 @@ async def test_cancel_interrupts_and_resume_finishes(tmp_path: Path, corpus: lis
     out = tmp_path / "out"
     app = RouteshellApp(tmp_path, load_profile("ci"))
     async with app.run_test(size=SIZE) as pilot:
-        pane = await open_train(pilot, data=data_arg(corpus), steps="400", out=str(out))
+        pane = await open_train(pilot, data=data_arg(corpus), steps="40", out=str(out))
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: pane.progress.step >= 1, "the first step", timeout=JOB_TIMEOUT)
         # A second job while one runs is refused, in one line.
@@ -121,7 +122,7 @@ async def test_cancel_interrupts_and_resume_finishes(tmp_path: Path, corpus: lis
         assert pane.resumable
         assert not pane.query_one("#train-resume", Button).disabled
         stopped_at = pane.progress.step
-        assert 1 <= stopped_at < 400
+        assert 1 <= stopped_at < 40
         await pilot.click("#train-resume")
         assert pane.running
         commands = [line for line in log_text(pane).splitlines() if line.startswith("$ routeshell train")]
@@ -129,7 +130,7 @@ async def test_cancel_interrupts_and_resume_finishes(tmp_path: Path, corpus: lis
         assert commands[1] == commands[0].replace(" --events", " --resume --events")
         assert await wait_for_end(pilot, pane) == 0, log_text(pane)
         assert pane.notice == "job done"
-        assert pane.progress.step == 400
+        assert pane.progress.step == 40
         assert pane.chart.train[0][0] <= stopped_at, "the chart keeps the points before the stop"
         await wait_until(pilot, lambda: any(c.final for c in pane.checkpoints.checkpoints), "the model")
 
@@ -180,7 +181,7 @@ async def test_a_missing_data_file_shows_the_jobs_error_literally(tmp_path: Path
         pane = await open_train(pilot, data=f"'{missing}'", steps="30", out=str(tmp_path / "out"))
         await pilot.press("ctrl+g")
         assert await wait_for_end(pilot, pane) == 2, log_text(pane)
-        assert pane.notice.startswith("job bad input (exit 2): ")
+        assert pane.notice.startswith("job stopped on bad input (exit 2): ")
         assert not pane.resumable
         shown = screen_text(app) + "\n" + log_text(pane)
         # The hostile name is shown as characters: the escape escaped, the markup not parsed.
@@ -202,3 +203,15 @@ async def test_the_serve_key_refuses_without_a_finished_model(tmp_path: Path) ->
         assert app.screen.query_one(TabbedContent).active == "train"
         assert app.screen.query_one(ServePane).model is None
         assert isinstance(pane.checkpoints, CheckpointList)
+
+
+async def test_the_palette_drives_the_train_pane(tmp_path: Path) -> None:
+    app = RouteshellApp(tmp_path, load_profile("ci"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"cancel the job")
+        await wait_until(pilot, lambda: palette_offers(app, "Train: cancel the job"), "the palette to offer it")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.query_one(TabbedContent).active == "train"
+        assert pane_of(app).notice == "no job is running"
