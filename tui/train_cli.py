@@ -127,8 +127,8 @@ def _quiet_libraries() -> None:
     import transformers
 
     datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
 
 def run_train_command(args: argparse.Namespace) -> int:
@@ -234,9 +234,10 @@ class _renderer:
             return lambda event: emit(print_line, event)
         from tui.train_progress import TrainProgress
 
-        self.display = TrainProgress()
-        self.display.start()
-        return self.display.show
+        display = TrainProgress()
+        display.start()
+        self.display = display
+        return display.show
 
     def __exit__(self, *exc: object) -> None:
         if self.display is not None:

@@ -68,7 +68,10 @@ def conversation_features(
     Returns None when no assistant token survives the cut: such a row would teach nothing.
     """
     encoded: Any = tokenizer.apply_chat_template(
-        list(conversation), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        [{"role": m["role"], "content": m["content"]} for m in conversation],
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
     )
     ids: list[int] = list(encoded["input_ids"])[:seq_len]
     mask: list[int] = list(encoded["assistant_masks"])[:seq_len]

@@ -49,7 +49,7 @@ def _shared(flag: bool) -> bool:
     return bool(value.item())
 
 
-class EventCallback(TrainerCallback):  # type: ignore[misc]
+class EventCallback(TrainerCallback):
     """Emit the events of one training stage and honour a :class:`StopRequest`."""
 
     def __init__(self, stage: TrainStage, sink: EventSink, stop: StopRequest) -> None:
