@@ -15,9 +15,11 @@ from tui.screens.approval_screen import ApprovalScreen
 from tui.screens.help_screen import HelpScreen
 from tui.screens.main_screen import MainScreen
 from tui.widgets.agent_pane import AgentPane
+from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.entry_list import EntryList
 from tui.widgets.files_pane import FilesPane
 from tui.widgets.task_input import TaskInput
+from tui.widgets.train_pane import TrainPane
 
 HERE = Path(__file__).parent
 
@@ -34,7 +36,8 @@ class RouteshellApp(App[int]):
         HERE / "screens" / "approval_screen.tcss",
         HERE / "widgets" / "agent_pane.tcss",
         HERE / "widgets" / "files_pane.tcss",
-        HERE / "widgets" / "planned_pane.tcss",
+        HERE / "widgets" / "train_pane.tcss",
+        HERE / "widgets" / "serve_pane.tcss",
     ]
     COMMANDS = App.COMMANDS | {ShellCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -74,6 +77,8 @@ class RouteshellApp(App[int]):
                     ("Agent pane", AgentPane.BINDINGS),
                     ("Agent task line", TaskInput.BINDINGS),
                     ("Plan approval", ApprovalScreen.BINDINGS),
+                    ("Train pane", TrainPane.BINDINGS),
+                    ("Train models list", CheckpointList.BINDINGS),
                 ]
             )
         )
@@ -89,3 +94,9 @@ class RouteshellApp(App[int]):
         self.action_show_pane("agent")
         pane = self.screen.query_one(AgentPane)
         getattr(pane, f"action_{action}")(*args)
+
+    def run_train_action(self, action: str) -> None:
+        """Show the Train pane and run one of its actions (from the command palette)."""
+        self.action_show_pane("train")
+        pane = self.screen.query_one(TrainPane)
+        getattr(pane, f"action_{action}")()

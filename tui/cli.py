@@ -34,8 +34,9 @@ DESCRIPTION = """\
 routeshell: a terminal agent shell.
 
 Without a command, opens the shell on the workspace: the Files pane (a keyboard-driven
-browser of the workspace) and the Agent pane (tasks for the agents, with approvals); the
-Train and Serve panes say what will arrive there. Press ? inside the shell for the keys.
+browser of the workspace), the Agent pane (tasks for the agents, with approvals) and the
+Train pane (training jobs for the local TinyLLM); the Serve pane says what will arrive there.
+Press ? inside the shell for the keys.
 
 'routeshell run TASK' runs one task with the agents without the full-screen shell.
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,

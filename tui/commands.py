@@ -1,4 +1,4 @@
-"""Command-palette commands (Ctrl+P): panes, Files and Agent actions, help."""
+"""Command-palette commands (Ctrl+P): panes, Files, Agent and Train actions, help."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ class ShellCommands(Provider):
             ("Agent: review the waiting plan", partial(app.run_agent_action, "review"), "Approve, edit or reject it"),
             ("Agent: stop after the current step", partial(app.run_agent_action, "stop"), "End the run cleanly"),
             ("Agent: clear the transcript", partial(app.run_agent_action, "clear"), "Start with an empty log"),
+            ("Train: start a job", partial(app.run_train_action, "start"), "Train with the form's options"),
+            ("Train: cancel the job", partial(app.run_train_action, "cancel"), "Stop it with a checkpoint"),
+            ("Train: resume the job", partial(app.run_train_action, "resume"), "Continue from its checkpoint"),
             ("Show the keys", app.action_help, "Every key binding, by area"),
         ]
         commands += [

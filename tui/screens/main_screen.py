@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from engine.config.profiles import Profile
 from tui.widgets.agent_pane import AgentPane
+from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.files_pane import FilesPane
-from tui.widgets.planned_pane import PlannedPane
+from tui.widgets.serve_pane import ServePane
+from tui.widgets.train_pane import TrainPane
 
 PANES: tuple[tuple[str, str], ...] = (("agent", "Agent"), ("files", "Files"), ("train", "Train"), ("serve", "Serve"))
-
-TRAIN_PROMISE = (
-    "Here you will train the local TinyLLM from scratch: a SentencePiece tokenizer, pretraining, "
-    "supervised fine-tuning, and the LoRA router, each as a background job with progress and logs."
-)
-SERVE_PROMISE = (
-    "Here you will start and stop a local OpenAI-compatible server for the trained TinyLLM and watch its requests."
-)
 
 
 class MainScreen(Screen[None]):
@@ -40,9 +35,9 @@ class MainScreen(Screen[None]):
             with TabPane("2 Files", id="files"):
                 yield FilesPane(self.workspace, id="files-pane")
             with TabPane("3 Train", id="train"):
-                yield PlannedPane("The Train pane", TRAIN_PROMISE)
+                yield TrainPane(self.workspace, id="train-pane")
             with TabPane("4 Serve", id="serve"):
-                yield PlannedPane("The Serve pane", SERVE_PROMISE)
+                yield ServePane(id="serve-pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -55,5 +50,13 @@ class MainScreen(Screen[None]):
             self.query_one(FilesPane).focus_entries()
         elif pane_id == "agent":
             self.query_one(AgentPane).focus_input()
+        elif pane_id == "train":
+            self.query_one(TrainPane).focus_form()
         else:
             self.query_one(TabbedContent).query_one("Tabs").focus()
+
+    @on(CheckpointList.ServeRequested)
+    def _on_serve_requested(self, message: CheckpointList.ServeRequested) -> None:
+        """A finished model from the Train pane goes to the Serve pane, which is shown."""
+        self.query_one(ServePane).choose(message.path)
+        self.show_pane("serve")

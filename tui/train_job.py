@@ -1,0 +1,348 @@
+"""The training job behind the Train pane: its command line, its event stream, its end and its models.
+
+The pane never imports the training libraries: it runs ``routeshell train ... --events`` as a
+subprocess (``python -m tui train``) and reads one JSON event a line from its stdout. This module
+holds what does not need a widget: checking the form (:func:`parse_form`), the command
+(:meth:`TrainRequest.argv`), reading a line (:func:`parse_event_line`), running and stopping the
+process (:class:`TrainJob`), saying how it ended (:func:`ending_line`) and finding the finished
+models it left (:func:`find_models`, :func:`read_model_card`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import signal
+import site
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import tui
+from engine.errors import ExitCode
+from engine.events import event_problem
+from engine.names import display_name
+
+#: What ``routeshell train`` can run; ``all`` chains tokenizer, pretrain and sft.
+STAGES: tuple[str, ...] = ("all", "tokenizer", "pretrain", "sft", "reasoning")
+PRESETS: tuple[str, ...] = ("nano", "tiny", "small")
+#: ``--data`` words that name a built-in corpus rather than a path.
+DATA_WORDS = frozenset({"stdlib", "builtin"})
+#: The events of ``routeshell train --events`` that the pane shows.
+TRAIN_EVENTS = frozenset(
+    {"data_filter", "data_ready", "train_start", "train_step", "train_eval", "checkpoint", "train_done", "error"}
+)
+#: How long a job has after SIGINT to write its checkpoint and exit, before it is killed.
+GRACE_S = 20.0
+#: A longer line than this from the job is dropped (with a note), not buffered without end.
+MAX_LINE = 1 << 20
+#: A model card bigger than this is shown cut.
+MAX_CARD = 64 * 1024
+#: The files that make a directory a finished, loadable model.
+MODEL_FILES = ("config.json", "model.safetensors")
+
+Stream = Literal["stdout", "stderr"]
+
+
+class FormError(ValueError):
+    """The form cannot start a job: ``str(err)`` is one line saying what to fix."""
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One ``routeshell train`` job as the form describes it; paths are absolute."""
+
+    stage: str
+    preset: str
+    out: Path
+    data: tuple[str, ...] = ()  # absolute paths, or words of DATA_WORDS
+    max_steps: int | None = None
+
+    def words(self, *, resume: bool = False) -> list[str]:
+        """Return the arguments after ``routeshell``: ``train STAGE --out DIR ... --events``."""
+        words = ["train", self.stage, "--out", str(self.out), "--preset", self.preset]
+        for path in self.data:
+            words += ["--data", path]
+        if self.max_steps is not None:
+            words += ["--max-steps", str(self.max_steps)]
+        if resume:
+            words.append("--resume")
+        return [*words, "--events"]
+
+    def argv(self, *, resume: bool = False) -> list[str]:
+        """Return the command that runs this job with the same Python and the same routeshell as the app."""
+        return [sys.executable, "-m", "tui", *self.words(resume=resume)]
+
+    def shown(self, *, resume: bool = False) -> str:
+        """Return the job as a ``routeshell train`` line that works when pasted into a POSIX shell."""
+        return shlex.join(["routeshell", *self.words(resume=resume)])
+
+
+def parse_form(stage: str, preset: str, data: str, max_steps: str, out: str, *, base: Path) -> TrainRequest:
+    """Return the job the form asks for, with relative paths taken from ``base`` (the workspace).
+
+    ``data`` is zero or more paths (or the words ``stdlib`` and ``builtin``), split like a shell line
+    (quote a path with spaces);
+    ``max_steps`` is empty (the preset's default) or a positive integer. Raises :class:`FormError`
+    with one line for anything that cannot start a job.
+    """
+    if stage not in STAGES:
+        raise FormError(f"choose a stage: {', '.join(STAGES)}")
+    if preset not in PRESETS:
+        raise FormError(f"choose a preset: {', '.join(PRESETS)}")
+    if not out.strip():
+        raise FormError("the output directory is empty: type where the models go, e.g. models/tinyllm")
+    steps: int | None = None
+    if max_steps.strip():
+        try:
+            steps = int(max_steps.strip())
+        except ValueError:
+            steps = 0
+        if steps <= 0:
+            raise FormError(f"max steps must be a positive whole number, not {display_name(max_steps.strip())!r}")
+    try:
+        paths = shlex.split(data)
+    except ValueError as exc:
+        raise FormError(f"the data paths do not parse ({exc}): quote a path that holds spaces") from None
+    return TrainRequest(
+        stage=stage,
+        preset=preset,
+        out=base / Path(out.strip()).expanduser(),
+        data=tuple(path if path in DATA_WORDS else str(base / Path(path).expanduser()) for path in paths),
+        max_steps=steps,
+    )
+
+
+def parse_event_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Return ``(event, None)`` for a line holding a valid training event, else ``(None, why)``.
+
+    ``why`` is None for a line that is simply not JSON (shown as it is), and a reason for JSON that
+    breaks the event contract (shown with the line, so a mismatch between the pane and the job shows).
+    """
+    text = line.strip()
+    if not text.startswith("{"):
+        return None, None
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(event, dict):
+        return None, None
+    kind = event.get("type")
+    if kind not in TRAIN_EVENTS:
+        return None, f"not a training event (type {kind!r})"
+    problem = event_problem(event)
+    if problem is not None:
+        return None, problem
+    return event, None
+
+
+def ending_line(code: int, error: str | None, stderr_tail: str | None, interrupted: bool) -> str:
+    """Return one line (not yet escaped) saying how a job that exited with ``code`` ended.
+
+    ``error`` is the message of its ``error`` event, ``stderr_tail`` the last line it wrote on
+    stderr, ``interrupted`` whether it reported an interrupted stop.
+    """
+    if code == ExitCode.OK:
+        return "done"
+    if code == ExitCode.INTERRUPTED or interrupted:
+        return f"interrupted (exit {code}): its checkpoint is kept; Resume (ctrl+r) continues from it"
+    reason = error or stderr_tail
+    if code in (ExitCode.FAILED, ExitCode.USAGE):
+        what = "stopped on bad input" if code == ExitCode.USAGE else "failed"
+        return f"{what} (exit {code}): {reason}" if reason else f"{what} (exit {code})"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        died = f"the job died: killed by {name} (exit code {code})"
+    else:
+        died = f"the job died with exit code {code}"
+    return f"{died}: {reason}" if reason else died
+
+
+def _code_path() -> str | None:
+    """The directory that holds this ``tui`` package, when it is not an installed one."""
+    root = str(Path(tui.__file__).resolve().parent.parent)
+    installed = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    return None if root in installed else root
+
+
+class TrainJob:
+    """One running ``routeshell train --events`` process, in its own process group.
+
+    The group gets the signals, as a terminal's Ctrl-C would reach the job and anything it started.
+    """
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.argv = argv
+        self.cwd = cwd
+        self.process: asyncio.subprocess.Process | None = None
+        self.interrupted = False
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        """Start the process. Raises OSError when it cannot be started."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        code_path = _code_path()
+        if code_path is not None:
+            # The job runs the same routeshell as this app, also from a source checkout.
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (code_path, env.get("PYTHONPATH", "")) if p)
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            cwd=self.cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            limit=MAX_LINE,
+        )
+
+    async def run(self, on_line: Callable[[Stream, str], None]) -> int:
+        """Hand every line of stdout and stderr to ``on_line`` as it comes; return the exit code."""
+        process = self.process
+        if process is None or process.stdout is None or process.stderr is None:
+            raise RuntimeError("the job has not been started")
+        await asyncio.gather(
+            _read_lines(process.stdout, "stdout", on_line), _read_lines(process.stderr, "stderr", on_line)
+        )
+        return await process.wait()
+
+    def interrupt(self) -> bool:
+        """Send SIGINT to the job (once); return False when it is not running."""
+        if not self.running or self.process is None:
+            return False
+        if not self.interrupted:
+            self.interrupted = True
+            self._signal(signal.SIGINT)
+        return True
+
+    async def stop(self, grace: float = GRACE_S) -> int | None:
+        """Interrupt the job, kill it if it is still running after ``grace`` seconds; return its exit code."""
+        if self.process is None:
+            return None
+        self.interrupt()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.process.wait()), grace)
+        except TimeoutError:
+            self._signal(signal.SIGKILL)
+            return await self.process.wait()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass  # it has just exited
+        except PermissionError:
+            self.process.send_signal(sig)
+
+
+async def _read_lines(stream: asyncio.StreamReader, name: Stream, on_line: Callable[[Stream, str], None]) -> None:
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:
+            # A line past MAX_LINE: asyncio drops what it buffered; say so instead of holding it.
+            on_line("stderr", f"(a line of {name} longer than {MAX_LINE:,} bytes was left out)")
+            continue
+        if not raw:
+            return
+        on_line(name, raw.decode("utf-8", "surrogateescape").rstrip("\r\n"))
+
+
+# -- finished models ---------------------------------------------------------------------------
+
+
+def is_model_dir(path: Path) -> bool:
+    """Whether ``path`` holds a finished, loadable model (its config and weights). Touches the disk."""
+    return all((path / name).is_file() for name in MODEL_FILES)
+
+
+def find_models(out: Path, *, limit: int = 200) -> list[Path]:
+    """Return the finished model directories at ``out`` and one level below it, sorted. Touches the disk.
+
+    ``train all --out DIR`` leaves ``DIR/pretrain`` and ``DIR/sft``; a single stage leaves ``DIR`` itself.
+    A directory that cannot be read is skipped; at most ``limit`` are returned.
+    """
+    found: list[Path] = []
+    if is_model_dir(out):
+        found.append(out)
+    try:
+        children = sorted(out.iterdir())
+    except OSError:
+        return found
+    for child in children:
+        if len(found) >= limit:
+            break
+        try:
+            if child.is_dir() and not child.is_symlink() and is_model_dir(child):
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+def read_model_card(model: Path) -> str:
+    """Return the model card (``README.md``) of ``model`` as text, not yet escaped, or a note why there is none.
+
+    Reads at most :data:`MAX_CARD` bytes; bytes that are not UTF-8 are kept as surrogates (escaped when shown).
+    """
+    card = model / "README.md"
+    try:
+        with open(card, "rb") as handle:
+            data = handle.read(MAX_CARD + 1)
+    except FileNotFoundError:
+        return "(no model card: README.md is missing)"
+    except OSError as exc:
+        return f"(cannot read the model card: {exc.strerror or exc})"
+    text = data[:MAX_CARD].decode("utf-8", "surrogateescape")
+    return text + "\n… (cut)" if len(data) > MAX_CARD else text
+
+
+def serve_command(model: Path) -> str:
+    """Return the command line that will serve ``model`` (``routeshell serve``, arriving with the Serve pane)."""
+    return shlex.join(["routeshell", "serve", "--model", str(model)])
+
+
+def event_summary(event: dict[str, Any]) -> str:
+    """Return one log line (not yet escaped) for a training event."""
+    kind = event["type"]
+    stage = event.get("stage", "")
+    if kind == "data_filter":
+        return f"{stage}: filter {event['filter']} removed {event['removed']:,}, kept {event['kept']:,}"
+    if kind == "data_ready":
+        docs = ", ".join(f"{k} {v:,}" for k, v in cast(dict[str, int], event["documents"]).items())
+        tokens = ", ".join(f"{k} {v:,}" for k, v in cast(dict[str, int], event["tokens"]).items())
+        cached = " (cached)" if event["cached"] else ""
+        return f"{stage}: data ready{cached} in {event['seconds']:.1f}s: documents {docs}; tokens {tokens}"
+    if kind == "train_start":
+        resumed = f", resumed from {event['resumed_from']}" if event.get("resumed_from") else ""
+        return (
+            f"{stage}: start, preset {event['preset']}, {event['parameters']:,} parameters, "
+            f"{event['max_steps']:,} steps on {event['device']} ({event['dtype']}){resumed}"
+        )
+    if kind == "train_step":
+        return f"{stage}: step {event['step']}/{event['max_steps']} loss {event['loss']:.4f}"
+    if kind == "train_eval":
+        loss, perplexity = event["eval_loss"], event["perplexity"]
+        return f"{stage}: eval at step {event['step']}: loss {loss:.4f}, perplexity {perplexity:.2f}"
+    if kind == "checkpoint":
+        what = "final model" if event["final"] else "checkpoint"
+        return f"{stage}: {what} at step {event['step']}: {event['path']}"
+    if kind == "train_done":
+        how = "interrupted" if event["interrupted"] else "done"
+        loss = f", eval loss {event['eval_loss']:.4f}" if event.get("eval_loss") is not None else ""
+        return f"{stage}: {how} after {event['steps']:,} steps in {event['elapsed_s']:.1f}s{loss}: {event['path']}"
+    if kind == "error":
+        return f"error (exit {event['exit_code']}): {event['message']}"
+    return json.dumps(event)
