@@ -258,6 +258,7 @@ def _training_args(options: TrainOptions, device: str, bf16: bool, world: int) -
         logging_steps=1,
         eval_strategy="steps",
         eval_steps=options.eval_every,
+        eval_on_start=True,  # the chart starts from the untrained model's validation loss
         save_strategy="steps",
         save_steps=options.save_every,
         save_total_limit=2,

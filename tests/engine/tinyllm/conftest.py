@@ -22,7 +22,7 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tu
     out = root / "model"
     run = run_train(
         "pretrain", "--preset", "nano", "--data", str(corpus_dir), "--max-steps", "40",
-        "--eval-every", "20", "--save-every", "20", "--batch-size", "4", "--lr", "2e-3", "--out", str(out),
+        "--eval-every", "20", "--save-every", "20", "--batch-size", "4", "--lr", "1e-3", "--out", str(out),
         cache=root / "cache",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
