@@ -39,6 +39,8 @@ Train pane (training jobs for the local TinyLLM); the Serve pane says what will 
 Press ? inside the shell for the keys.
 
 'routeshell run TASK' runs one task with the agents without the full-screen shell.
+'routeshell train STAGE --out DIR' trains TinyLLM, a small Llama model, from scratch on this
+machine: tokenizer, pretraining, SFT (see 'routeshell train --help').
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
 standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)

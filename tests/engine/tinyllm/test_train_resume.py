@@ -77,16 +77,37 @@ def test_resume_after_ctrl_c_follows_the_uninterrupted_loss_curve(
         assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-4), step
 
 
-def test_two_processes_through_torchrun_make_a_loadable_checkpoint(
-    pretrained: tuple[Path, TrainRun], corpus_dir: Path, tmp_path: Path
+#: An accelerate config for two processes on one machine. MULTI_GPU is the launcher's name for
+#: "torch.distributed on this machine"; with no GPU the trainer runs it on the CPU over gloo.
+#: (``accelerate launch --cpu --num_processes 2`` starts only ONE process.)
+ACCELERATE_CONFIG = """\
+compute_environment: LOCAL_MACHINE
+distributed_type: MULTI_GPU
+num_machines: 1
+num_processes: 2
+machine_rank: 0
+mixed_precision: 'no'
+use_cpu: false
+"""
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_processes_make_a_loadable_checkpoint(
+    launcher: str, pretrained: tuple[Path, TrainRun], corpus_dir: Path, tmp_path: Path
 ) -> None:
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    assert torchrun is not None
+    tool = shutil.which(launcher, path=str(Path(sys.executable).parent))
+    assert tool is not None
+    if launcher == "torchrun":
+        command = [tool, "--standalone", "--nproc_per_node", "2"]
+    else:
+        config = tmp_path / "accelerate.yaml"
+        config.write_text(ACCELERATE_CONFIG)
+        command = [tool, "launch", "--config_file", str(config)]
     out = tmp_path / "ddp"
     argv = pretrain_args(corpus_dir, pretrained[0], out)
     argv[argv.index("--max-steps") + 1] = "6"
     result = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", ROUTESHELL, "train", *argv, "--events"],
+        [*command, ROUTESHELL, "train", *argv, "--events"],
         capture_output=True,
         text=True,
         env=train_env(tmp_path / "cache"),
