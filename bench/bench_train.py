@@ -47,12 +47,13 @@ def run_events(argv: list[str], env: dict[str, str]) -> tuple[list[dict[str, Any
     return events, took
 
 
-def bf16_matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-    """Return the bf16 matmul throughput of this CPU in FLOP/s (the best of ``repeats``)."""
+def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10) -> float:
+    """Return the matmul throughput of this CPU in ``dtype_name`` in FLOP/s (the best of ``repeats``)."""
     import torch
 
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    b = torch.randn(size, size, dtype=torch.bfloat16)
+    dtype = getattr(torch, dtype_name)
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
     torch.matmul(a, b)
     best = float("inf")
     for _ in range(repeats):
@@ -138,9 +139,15 @@ def main() -> None:
         print(f"ratio {ratio:.2f}x the plain loop ({'meets' if ratio >= 2.5 else 'BELOW'} the 2.5x goal)")
 
         config = json.loads((work / "run" / "config.json").read_text())
-        peak = bf16_matmul_peak()
+        peak = matmul_peak("bfloat16")
+        fp32_peak = matmul_peak("float32")
         achieved = trainer_rate * flops_per_token(config)
         mfu = achieved / peak
+        # Matmuls are most of a step, so bf16 cannot speed training up by more than its matmul gain.
+        print(
+            f"fp32 matmul peak measured here: {fp32_peak / 1e9:,.0f} GFLOP/s; bf16 is {peak / fp32_peak:.2f}x fp32, "
+            "the ceiling of what bf16 can give over the fp32 loop on this CPU"
+        )
         print(
             f"bf16 matmul peak measured here: {peak / 1e9:,.0f} GFLOP/s; training achieves "
             f"{achieved / 1e9:,.0f} GFLOP/s: MFU {mfu:.0%} ({'meets' if mfu >= 0.5 else 'BELOW'} the 50% goal)"

@@ -187,7 +187,11 @@ def run_train_command(args: argparse.Namespace) -> int:
                 failed: ErrorEvent = {"type": "error", "message": str(err), "exit_code": int(err.exit_code)}
                 sink(failed)
             raise
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
+            if args.events:
+                sink({"type": "error", "message": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)})
+            raise
+        except SystemExit:
             raise
         except Exception as err:
             # A failure inside the libraries: one line for the user, the whole story in a log file.
@@ -227,7 +231,8 @@ class _stop_on_signals:
         self.previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop.is_set() and signum == signal.SIGINT:
+        # Before the first step there is nothing to checkpoint: stop at once. A second Ctrl-C aborts.
+        if not self.stop.armed or (self.stop.is_set() and signum == signal.SIGINT):
             raise KeyboardInterrupt
         self.stop.set()
         if sys.stderr.isatty():

@@ -55,6 +55,10 @@ class EventCallback(TrainerCallback):
         self._started = self._last_time = time.monotonic()
         self._last_tokens = int(state.num_input_tokens_seen or 0)
         self._first_step = state.global_step
+        self.stop.armed = True
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
+        self.stop.armed = False
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
         if _shared(self.stop.is_set()):

@@ -11,10 +11,15 @@ import threading
 
 
 class StopRequest:
-    """A flag a signal handler sets to stop training after the current step."""
+    """A flag a signal handler sets to stop training after the current step.
+
+    ``armed`` is true while optimizer steps run, the only time a stop can leave a checkpoint;
+    before that (reading data, tokenizing) a signal handler should abort at once instead.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.armed = False
 
     def set(self) -> None:
         self._event.set()

@@ -49,6 +49,9 @@ DEFAULT_LR: dict[TrainStage, float] = {"tokenizer": 0.0, "pretrain": 3e-4, "sft"
 #: The original design pretrains at 256 tokens, then 512: the first is the default here.
 PRETRAIN_SEQ_LEN = 256
 TOKENIZER_DIR = "tokenizer"
+#: How many validation sequences each evaluation reads, and test sequences the final one reads.
+EVAL_SEQUENCES = 128
+TEST_SEQUENCES = 512
 
 
 @dataclass
@@ -241,6 +244,12 @@ def _load_base(base: Path) -> tuple[PreTrainedModel, ModelPreset]:
     return model, preset
 
 
+def _spread(dataset: Any, count: int) -> Any:
+    """Return at most ``count`` rows of ``dataset``, evenly spaced, the same ones on every run."""
+    size = len(dataset)
+    return dataset if size <= count else dataset.select([i * size // count for i in range(count)])
+
+
 def _training_args(options: TrainOptions, device: str, bf16: bool, world: int) -> TrainingArguments:
     """Return the trainer's arguments for a stage; ``max_steps`` is set once the data is known."""
     from transformers import TrainingArguments
@@ -305,6 +314,9 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     # they load what it made: the trainer's own barrier, a no-op with one process.
     with args.main_process_first(desc="output directory"):
         resume_from = prepare_out_dir(out, resume=options.resume) if _is_main_process() else None
+        if _is_main_process() and read_marker(out) is None:
+            # Marked before anything is written, so that a run stopped while preparing can resume.
+            write_marker(out, {"stage": stage, "status": "preparing", "command": options.command})
     if resume_from is None and options.resume and not _is_main_process():
         resume_from = last_checkpoint(out)
     torch.manual_seed(options.seed)
@@ -329,7 +341,11 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     spec = options.data_spec(stage)
     with args.main_process_first(desc="features"):
         features = stage_features(stage, spec, tokenizer, tokenizer_dir, seq_len, options.cache, sink)
-    train_set, validation, test = features["train"], features["validation"], features["test"]
+    train_set = features["train"]
+    # Evaluations see a fixed sample of the held-out splits: the whole validation split of a
+    # large corpus would cost more than the training steps between two evaluations.
+    validation = _spread(features["validation"], EVAL_SEQUENCES)
+    test = _spread(features["test"], TEST_SEQUENCES)
 
     per_step = options.batch_size * options.grad_accum * world
     steps_per_epoch = max(1, math.ceil(len(train_set) / per_step))

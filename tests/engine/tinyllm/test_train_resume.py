@@ -24,8 +24,8 @@ def pretrain_args(corpus: Path, tokenizer: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def interrupt_after(step: int, argv: list[str], cache: Path) -> TrainRun:
-    """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` is logged."""
+def interrupt_after(step: int | str, argv: list[str], cache: Path) -> TrainRun:
+    """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` (or an event of that type) is seen."""
     process = subprocess.Popen(
         [ROUTESHELL, "train", *argv, "--events"],
         stdout=subprocess.PIPE,
@@ -39,7 +39,7 @@ def interrupt_after(step: int, argv: list[str], cache: Path) -> TrainRun:
     for line in process.stdout:
         lines.append(line)
         event = json.loads(line)
-        if event["type"] == "train_step" and event["step"] == step:
+        if (event["type"] == "train_step" and event["step"] == step) or event["type"] == step:
             process.send_signal(signal.SIGINT)
     stderr = process.stderr.read() if process.stderr else ""
     return TrainRun(process.wait(timeout=300), parse_events("".join(lines)), stderr)
@@ -75,6 +75,20 @@ def test_resume_after_ctrl_c_follows_the_uninterrupted_loss_curve(
     assert sorted(resumed.losses()) == list(range(at + 1, STEPS + 1))
     for step in range(1, STEPS + 1):
         assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-4), step
+
+
+def test_ctrl_c_while_the_data_is_prepared_stops_and_the_run_can_resume(corpus_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "early"
+    argv = [
+        "pretrain", "--preset", "nano", "--data", str(corpus_dir), "--max-steps", "3", "--batch-size", "2",
+        "--out", str(out),
+    ]  # fmt: skip
+    stopped = interrupt_after("data_filter", argv, tmp_path / "cache")
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    resumed = run_train(*argv, "--resume", cache=tmp_path / "cache")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "model.safetensors").is_file()
 
 
 #: An accelerate config for two processes on one machine. MULTI_GPU is the launcher's name for
