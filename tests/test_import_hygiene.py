@@ -64,7 +64,9 @@ def test_profile_loading_never_imports_the_ui() -> None:
     assert not loaded_after(code) & set(UI)
 
 
-@pytest.mark.parametrize("module", ["tui.cli", "tui.app", "tui.run_cli", "agents.session"])
+@pytest.mark.parametrize(
+    "module", ["tui.cli", "tui.app", "tui.run_cli", "agents.session", "tui.train_cli", "engine.tinyllm.train"]
+)
 def test_entry_points_do_not_import_heavy_libraries(module: str) -> None:
     assert not loaded_after(f"import {module}") & set(HEAVY)
 
