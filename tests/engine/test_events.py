@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from engine.events import CHECK_ENV, EVENT_TYPES, check_event, event_name, event_problem, events_schema, json_line
+from engine.event_schema import events_schema
+from engine.events import CHECK_ENV, EVENT_TYPES, check_event, event_name, event_problem, json_line
 from engine.kinds import APPROVAL_MODES, ENDPOINT_ROLES, JOURNAL_STATES, ROLES, TOPOLOGIES
 from engine.schemas import load_schema, validator
 from tests.helpers import run_routeshell
