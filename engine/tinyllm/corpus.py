@@ -59,6 +59,8 @@ BINARY_SUFFIXES = frozenset({
 
 #: A text file larger than this is skipped (and counted): one document must fit in memory several times.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: A JSONL line longer than this is refused rather than read into memory whole.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
 #: Directories of the standard library that hold its tests, not its code.
 _STDLIB_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
@@ -134,8 +136,13 @@ def corpus_files(paths: Sequence[Path]) -> list[Path]:
             raise TrainInputError(f"data file not found: {display_name(str(path))} (check the path given to --data)")
         if path.is_dir():
             files += _walk(path)
-        else:
+        elif path.is_file():
             files.append(path)
+        else:
+            # A FIFO would block for ever and /dev/zero never ends: only regular files are data.
+            raise TrainInputError(
+                f"--data {display_name(str(path))} is not a regular file or directory (give files of text or rows)"
+            )
     return files
 
 
@@ -186,9 +193,13 @@ def _read_text(path: Path, report: ReadReport) -> str | None:
         if path.stat().st_size > MAX_FILE_BYTES:
             report.too_large.append(name)
             return None
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # a file that grows while it is read stops at the cap
     except OSError as exc:
         raise TrainInputError(f"cannot read data file {name}: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        report.too_large.append(name)
+        return None
     if b"\0" in data:
         report.not_utf8.append(name)
         return None
@@ -210,7 +221,11 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:
     except OSError as exc:
         raise TrainInputError(f"cannot read data file {name}: {exc.strerror}") from None
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise TrainInputError(
+                    f"{name}:{number}: a line longer than {MAX_LINE_BYTES >> 20} MiB (one row per line)"
+                )
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:

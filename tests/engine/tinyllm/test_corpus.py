@@ -76,6 +76,29 @@ def test_a_missing_path_is_one_clear_error_with_the_name_escaped(tmp_path: Path)
     assert message.endswith("(check the path given to --data)")
 
 
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_fifo_or_a_device_is_refused_not_read_for_ever(tmp_path: Path, special: str) -> None:
+    if special == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+    else:
+        target = Path(special)
+    with pytest.raises(TrainInputError, match="not a regular file or directory"):
+        list(read_documents([target]))
+
+
+def test_a_jsonl_line_over_the_cap_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    from engine.tinyllm import corpus
+
+    data = tmp_path / "huge.jsonl"
+    with data.open("wb") as handle:
+        handle.write(b'{"text": "ok"}\n{"text": "')
+        handle.write(b"x" * (corpus.MAX_LINE_BYTES + 10))
+        handle.write(b'"}\n')
+    with pytest.raises(TrainInputError, match=r"huge.jsonl:2: a line longer than 16 MiB"):
+        list(read_documents([data]))
+
+
 def test_jsonl_gives_one_document_per_row_with_its_line(tmp_path: Path) -> None:
     data = tmp_path / "rows.jsonl"
     data.write_text('{"text": "one"}\n\n{"text": "two", "meta": 1}\n', encoding="utf-8")
