@@ -142,8 +142,9 @@ def run_train_command(args: argparse.Namespace) -> int:
         raise TrainInputError(
             f"train {args.stage} needs --base DIR, the model to start from (made by 'train pretrain')"
         )
+    from engine.tinyllm.options import TrainOptions, check_options
     from engine.tinyllm.stopping import StopRequest
-    from engine.tinyllm.train import TrainOptions, check_options, train_all, train_model_stage, train_tokenizer_stage
+    from engine.tinyllm.train import train_all, train_model_stage, train_tokenizer_stage
 
     options = TrainOptions(
         stage="tokenizer" if args.stage == "all" else args.stage,

@@ -11,6 +11,7 @@ checkpoint loads with ``AutoModelForCausalLM``, takes a PEFT adapter and convert
 - ``sft_data``: the chat, TinyLLM and Alpaca row formats and the reasoning rows, read into one
   conversation shape; ``builtin_sets``: the SFT and reasoning sets built locally.
 - ``features``: tokenizing, packing and assistant-only labels with ``datasets``, cached on disk.
+- ``options``: what a train command asks for, checked before torch loads.
 - ``train``: pretraining and SFT through transformers' ``Trainer`` (so ``torchrun`` and
   ``accelerate launch`` scale it out), checkpoints, resume and Ctrl-C; ``model_card``.
 

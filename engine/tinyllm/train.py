@@ -15,20 +15,18 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from engine.config.xdg import cache_dir
 from engine.events import CheckpointEvent, EventSink, TrainDoneEvent, TrainStage, TrainStartEvent
 from engine.names import display_line, display_name
-from engine.tinyllm.cleaning import CleaningConfig
 from engine.tinyllm.errors import TrainFailure, TrainInputError
+from engine.tinyllm.options import DEFAULT_LR, PRETRAIN_SEQ_LEN, TrainOptions, disk_problem, pick_device
 from engine.tinyllm.presets import ModelPreset, preset_from_dict, preset_to_dict, resolve_preset
 from engine.tinyllm.run_dir import (
     CHECKPOINTS,
     ModelCard,
-    check_out_dir,
     last_checkpoint,
     prepare_out_dir,
     read_marker,
@@ -36,66 +34,16 @@ from engine.tinyllm.run_dir import (
     write_atomic,
     write_marker,
 )
-from engine.tinyllm.sft_data import Markers
-from engine.tinyllm.stage_data import DataSpec, default_cleaning, default_sources, pretraining_splits, stage_features
+from engine.tinyllm.stage_data import DataSpec, pretraining_splits, stage_features
 from engine.tinyllm.stopping import StopRequest, perplexity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
 
-Device = Literal["auto", "cpu", "cuda"]
-#: The original design's learning rates: 3e-4 to pretrain, 1e-4 for SFT.
-DEFAULT_LR: dict[TrainStage, float] = {"tokenizer": 0.0, "pretrain": 3e-4, "sft": 1e-4, "reasoning": 1e-4}
-#: The original design pretrains at 256 tokens, then 512: the first is the default here.
-PRETRAIN_SEQ_LEN = 256
 TOKENIZER_DIR = "tokenizer"
 #: How many validation sequences each evaluation reads, and test sequences the final one reads.
 EVAL_SEQUENCES = 128
 TEST_SEQUENCES = 512
-
-
-@dataclass
-class TrainOptions:
-    """Everything one ``routeshell train`` command sets; None means the stage's default."""
-
-    stage: TrainStage
-    out: Path
-    preset: str | None = None
-    config: Path | None = None
-    data: tuple[str, ...] = ()
-    tokenizer: Path | None = None
-    base: Path | None = None
-    max_steps: int | None = None
-    epochs: float = 1.0
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float | None = None
-    seq_len: int | None = None
-    eval_every: int = 50
-    save_every: int = 200
-    seed: int = 0
-    resume: bool = False
-    device: Device = "auto"
-    markers: Markers = "zh"
-    min_chars: int | None = None
-    max_chars: int | None = None
-    dedup_threshold: float | None = None
-    command: str = "routeshell train"
-    cache: Path = field(default_factory=lambda: cache_dir() / "features")
-
-    def data_spec(self, stage: TrainStage) -> DataSpec:
-        """Return the data of ``stage``: ``--data`` or the stage's default, cleaned as asked."""
-        base = default_cleaning(stage)
-        cleaning = CleaningConfig(
-            min_chars=base.min_chars if self.min_chars is None else self.min_chars,
-            max_chars=base.max_chars if self.max_chars is None else self.max_chars,
-            near_duplicate_threshold=(
-                base.near_duplicate_threshold if self.dedup_threshold is None else self.dedup_threshold
-            ),
-            num_perm=base.num_perm,
-        )
-        sources = self.data or default_sources(stage)
-        return DataSpec(sources=tuple(sources), cleaning=cleaning, markers=self.markers, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -113,44 +61,6 @@ def _is_main_process() -> bool:
 
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def check_options(options: TrainOptions) -> None:
-    """Refuse bad input before torch and transformers load, so that a typo costs no waiting.
-
-    Checks the preset or config, that every ``--data`` path exists, the output directory, and
-    that ``--base`` and ``--tokenizer`` look like what they should be. Raises
-    :class:`TrainInputError` with one line.
-    """
-    stage: TrainStage = "pretrain" if options.stage == "tokenizer" else options.stage
-    if options.base is None:
-        resolve_preset(options.preset, options.config)
-    options.data_spec(stage).paths()
-    check_out_dir(options.out, resume=options.resume)
-    if options.base is not None and not (options.base / "config.json").is_file():
-        raise TrainInputError(
-            f"--base {display_name(str(options.base))} is not a trained model "
-            "(no config.json; train one with 'train pretrain')"
-        )
-    if options.tokenizer is not None and not (options.tokenizer / "tokenizer.json").is_file():
-        raise TrainInputError(
-            f"--tokenizer {display_name(str(options.tokenizer))} is not a tokenizer "
-            "(no tokenizer.json; train one with 'train tokenizer')"
-        )
-
-
-def pick_device(requested: Device) -> tuple[str, bool]:
-    """Return the device to train on and whether bf16 autocast runs there.
-
-    Raises :class:`TrainInputError` when CUDA is asked for and there is none.
-    """
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainInputError("--device cuda: no CUDA device is available here (use --device cpu)")
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        return "cuda", torch.cuda.is_bf16_supported()
-    return "cpu", bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 # -- the tokenizer ---------------------------------------------------------------------------------
@@ -389,8 +299,14 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
         sink(begin)
     try:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    except OSError as err:
-        raise TrainFailure(f"training stopped: {err.strerror or err} (free space, then add --resume)") from err
+    except Exception as err:
+        problem = disk_problem(err)
+        if problem is None:
+            raise
+        raise TrainFailure(
+            f"training stopped: {problem} while writing under {display_name(str(out))} "
+            "(make room, then run the same command with --resume)"
+        ) from err
     steps = trainer.state.global_step
     last_loss = callback.losses[-1][1] if callback.losses else None
     if callback.interrupted:
@@ -448,8 +364,14 @@ def _save_final(
         spm = Path(str(getattr(tokenizer, "name_or_path", ""))) / "tokenizer.model"
         if spm.is_file() and spm.parent.resolve() != out.resolve():
             shutil.copyfile(spm, out / "tokenizer.model")
-    except OSError as err:
-        raise TrainFailure(f"cannot save the model into {display_name(str(out))}: {err.strerror or err}") from err
+    except Exception as err:
+        problem = disk_problem(err)
+        if problem is None:
+            raise
+        raise TrainFailure(
+            f"cannot save the model into {display_name(str(out))}: {problem} "
+            "(make room, then run the same command with --resume)"
+        ) from err
     write_atomic(out / "training_args.json", trainer.args.to_json_string())
     card = ModelCard(
         stage=options.stage,
