@@ -78,6 +78,13 @@ def test_a_corrupt_checkpoint_to_resume(tmp_path: Path) -> None:
     assert "mv " in line
 
 
+def test_an_output_path_that_is_not_utf8(tmp_path: Path) -> None:
+    line = refused("tokenizer", "--preset", "nano", "--out", str(tmp_path) + "/caf\udce9")
+    assert "not a UTF-8 path" in line
+    assert "caf\\xe9" in line
+    assert not any(tmp_path.iterdir())
+
+
 def test_sft_without_a_base(tmp_path: Path) -> None:
     assert "--base" in refused("sft", "--out", str(tmp_path / "o"))
 

@@ -82,6 +82,15 @@ def check_options(options: TrainOptions) -> None:
     :class:`TrainInputError` with one line.
     """
     stage: TrainStage = "pretrain" if options.stage == "tokenizer" else options.stage
+    for flag, path in (("--out", options.out), ("--base", options.base), ("--tokenizer", options.tokenizer)):
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            # The tokenizers library (Rust) reads and writes only UTF-8 paths.
+            raise TrainInputError(
+                f"{flag} {display_name(str(path))} is not a UTF-8 path, which the tokenizer files cannot be "
+                "written to or read from (choose a directory whose name is UTF-8)"
+            ) from None
     if options.base is None:
         resolve_preset(options.preset, options.config)
     options.data_spec(stage).paths()
