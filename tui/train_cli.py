@@ -144,7 +144,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         )
     from engine.tinyllm.options import TrainOptions, check_options
     from engine.tinyllm.stopping import StopRequest
-    from engine.tinyllm.train import train_all, train_model_stage, train_tokenizer_stage
+    from engine.tinyllm.train import end_process_group, train_all, train_model_stage, train_tokenizer_stage
 
     options = TrainOptions(
         stage="tokenizer" if args.stage == "all" else args.stage,
@@ -200,6 +200,9 @@ def run_train_command(args: argparse.Namespace) -> int:
             if args.events:
                 sink({"type": "error", "message": crash, "exit_code": int(ExitCode.FAILED)})
             raise TrainFailure(crash) from err
+        else:
+            # Only after a clean end: on an error the other processes may still be in a collective.
+            end_process_group()
     return ExitCode.INTERRUPTED if outcome.interrupted else ExitCode.OK
 
 

@@ -55,6 +55,22 @@ class StageOutcome:
     interrupted: bool
 
 
+def end_process_group() -> None:
+    """Leave the process group of a multi-process run, if this process joined one.
+
+    Without it a worker can abort at exit ("terminate called without an active exception") while
+    the gloo threads are torn down, and the launcher reports the whole run as failed.
+    """
+    import sys
+
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
