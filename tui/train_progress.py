@@ -26,6 +26,7 @@ class TrainProgress:
             console=self.console,
         )
         self.tasks: dict[str, Any] = {}
+        self.filters: list[str] = []
 
     def start(self) -> None:
         self.progress.start()
@@ -40,8 +41,12 @@ class TrainProgress:
         """Render one event."""
         kind = event.get("type")
         stage = event.get("stage", "")
-        if kind == "data_filter" and event["removed"]:
-            self._say(f"{stage}: cleaning removed {event['removed']} ({event['filter']}), kept {event['kept']}")
+        if kind == "data_filter":
+            # One line per stage, every filter named, even those that removed nothing.
+            self.filters.append(f"{event['filter'].replace('_', ' ')} {event['removed']}")
+            if event["filter"] == "near_duplicate":
+                self._say(f"{stage}: cleaning removed: {', '.join(self.filters)}; kept {event['kept']}")
+                self.filters = []
         elif kind == "data_ready":
             docs = ", ".join(f"{name} {count}" for name, count in event["documents"].items())
             tokens = ", ".join(f"{name} {count:,}" for name, count in event["tokens"].items())

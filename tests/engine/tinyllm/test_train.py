@@ -112,3 +112,33 @@ def test_sft_lowers_the_held_out_loss_on_chat_data(pretrained: tuple[Path, Train
     assert evals[-1] < evals[0]
     assert run.of("train_start")[0]["stage"] == "sft"
     assert (tmp_path / "sft" / "model.safetensors").is_file()
+
+
+def test_reasoning_sft_on_the_built_in_problems(pretrained: tuple[Path, TrainRun], tmp_path: Path) -> None:
+    base, _ = pretrained
+    out = tmp_path / "reasoning"
+    run = run_train(
+        "reasoning", "--base", str(base), "--markers", "en", "--max-steps", "4", "--eval-every", "2",
+        "--batch-size", "2", "--out", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    ready = run.of("data_ready")[0]
+    assert ready["stage"] == "reasoning"
+    assert ready["documents"]["train"] > 1000
+    assert run.of("train_done")[-1]["interrupted"] is False
+    assert "routeshell train reasoning" in (out / "README.md").read_text()
+    # The rows were rendered with the English markers the model must learn to write.
+    from transformers import AutoTokenizer
+
+    from engine.tinyllm.builtin_sets import reasoning_problems
+    from engine.tinyllm.features import conversation_features
+    from engine.tinyllm.sft_data import to_conversation
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    row = reasoning_problems(1, markers="en")[0]
+    features = conversation_features(to_conversation(dict(row), "en"), tokenizer, 512)
+    assert features is not None
+    learned = tokenizer.decode([t for t in features["labels"] if t != -100])
+    assert learned.startswith("Reasoning:\n")
+    assert f"\nAnswer:\n{row['final']}" in learned
+    assert row["user"] not in learned

@@ -1,0 +1,68 @@
+"""Training features: packed pretraining blocks, and SFT labels on the assistant tokens only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.tinyllm.features import IGNORE_INDEX, conversation_features, pack_texts, sft_dataset
+from tests.engine.tinyllm.training_support import TrainRun
+
+
+@pytest.fixture(scope="module")
+def tokenizer(pretrained: tuple[Path, TrainRun]):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(pretrained[0]))
+
+
+def test_only_the_assistant_tokens_carry_loss(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    conversation = [
+        {"role": "system", "content": "You answer briefly."},
+        {"role": "user", "content": "def add(a, b):"},
+        {"role": "assistant", "content": "    return a + b"},
+        {"role": "user", "content": "And multiply?"},
+        {"role": "assistant", "content": "    return a * b\t# 乘"},
+    ]
+    features = conversation_features(conversation, tokenizer, 256)
+    assert features is not None
+    ids, labels = features["input_ids"], features["labels"]
+    assert len(ids) == len(labels)
+    assert all(label in (token, IGNORE_INDEX) for token, label in zip(ids, labels, strict=True))
+    # Each run of learned tokens is one assistant answer with the separator that closes it.
+    runs: list[list[int]] = []
+    for token, label in zip(ids, labels, strict=True):
+        if label == IGNORE_INDEX:
+            if runs and runs[-1]:
+                runs.append([])
+            continue
+        if not runs:
+            runs.append([])
+        runs[-1].append(token)
+    answers = [tokenizer.decode(run) for run in runs if run]
+    assert answers == ["    return a + b\n<|sep|>", "    return a * b\t# 乘\n<|sep|>"]
+    prompt = tokenizer.decode([token for token, label in zip(ids, labels, strict=True) if label == IGNORE_INDEX])
+    assert "You answer briefly." in prompt
+    assert "And multiply?" in prompt
+    assert "return" not in prompt
+
+
+def test_a_conversation_cut_before_its_answer_is_dropped(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    long_question = [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "yes"}]
+    assert conversation_features(long_question, tokenizer, 64) is None
+    dataset = sft_dataset([long_question, [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]],
+                          tokenizer, 64)  # fmt: skip
+    assert len(dataset) == 1
+
+
+def test_pretraining_blocks_have_the_sequence_length_and_end_documents_with_eos(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    texts = [f"def f{i}(x):\n    return x * {i}\n" * 20 for i in range(30)]
+    blocks = pack_texts(texts, tokenizer, 32)
+    assert len(blocks) > 10
+    assert all(len(row) == 32 for row in blocks["input_ids"])
+    assert blocks["labels"] == blocks["input_ids"]
+    stream = [token for row in blocks["input_ids"] for token in row]
+    # Every document ends with eos; only the last one's may fall in the tail shorter than a block.
+    assert len(texts) - 1 <= stream.count(tokenizer.eos_token_id) <= len(texts)
+    assert len(pack_texts([], tokenizer, 32)) == 0
