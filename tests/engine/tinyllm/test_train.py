@@ -142,3 +142,19 @@ def test_reasoning_sft_on_the_built_in_problems(pretrained: tuple[Path, TrainRun
     assert learned.startswith("Reasoning:\n")
     assert f"\nAnswer:\n{row['final']}" in learned
     assert row["user"] not in learned
+
+
+def test_data_under_a_name_that_is_not_utf8(
+    pretrained: tuple[Path, TrainRun], corpus_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    data = tmp_path / "caf\udce9 \x1b[31mdata"
+    shutil.copytree(corpus_dir, data)
+    out = tmp_path / "model"
+    run = run_train(
+        "pretrain", "--tokenizer", str(pretrained[0]), "--preset", "nano", "--data", str(data), "--max-steps", "2",
+        "--batch-size", "2", "--out", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert b"caf\xe9" in (out / "README.md").read_bytes()
