@@ -175,7 +175,13 @@ def run_train_command(args: argparse.Namespace) -> int:
     _quiet_libraries()
     stop = StopRequest()
     main_process = int(os.environ.get("RANK", "0")) == 0
-    with _stop_on_signals(stop), _renderer(args.events, main_process) as sink:
+    from contextlib import nullcontext
+
+    from engine.tinyllm.run_dir import out_lock
+
+    # The main process holds the output directory; the others of a multi-process run only read it.
+    lock = out_lock(options.out) if main_process else nullcontext()
+    with lock, _stop_on_signals(stop), _renderer(args.events, main_process) as sink:
         try:
             if args.stage == "all":
                 outcome = train_all(options, sink, stop)

@@ -9,10 +9,13 @@ a routeshell run; a directory holding anything else is refused, never written in
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,32 @@ MARKER = "routeshell-train.json"
 CHECKPOINTS = "checkpoints"
 #: What a Trainer checkpoint needs to be resumed exactly: weights, optimizer, scheduler, state.
 RESUME_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+@contextmanager
+def out_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the directory ``out`` (created) while the block runs.
+
+    Two runs writing into one directory would mix their checkpoints; the second is refused with
+    one line instead. The lock is the kernel's (``flock`` on the directory), so it goes away with
+    the process, even after ``kill -9``.
+    """
+    shown = display_name(str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:
+        raise TrainFailure(f"cannot create {shown}: {err.strerror or err}") from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainFailure(
+                f"another routeshell train is writing into {shown} (wait for it to end, or stop it first)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, text: str) -> None:

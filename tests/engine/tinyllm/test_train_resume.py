@@ -138,3 +138,33 @@ def test_two_processes_make_a_loadable_checkpoint(
 
     model = AutoModelForCausalLM.from_pretrained(str(out))
     assert model.config.vocab_size > 0
+
+
+def test_a_second_run_into_the_same_directory_is_refused_while_the_first_trains(
+    pretrained: tuple[Path, TrainRun], corpus_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "busy"
+    argv = pretrain_args(corpus_dir, pretrained[0], out)
+    argv[argv.index("--max-steps") + 1] = "400"
+    first = subprocess.Popen(
+        [ROUTESHELL, "train", *argv, "--events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=train_env(tmp_path / "cache"),
+    )
+    try:
+        assert first.stdout is not None
+        for line in first.stdout:
+            if json.loads(line)["type"] == "train_step":
+                break
+        second = run_train(*argv, "--resume", cache=tmp_path / "cache")
+        assert second.returncode == 1, second.stderr
+        assert "another routeshell train is writing into" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=300)  # drains its events, so it never blocks on a full pipe
+    assert first.returncode == 130
+    assert not (out / "model.safetensors").exists()
