@@ -181,14 +181,15 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     # The main process holds the output directory; the others of a multi-process run only read it.
     lock = out_lock(options.out) if main_process else nullcontext()
-    with lock, _stop_on_signals(stop), _renderer(args.events, main_process) as sink:
+    with _stop_on_signals(stop), _renderer(args.events, main_process) as sink:
         try:
-            if args.stage == "all":
-                outcome = train_all(options, sink, stop)
-            elif args.stage == "tokenizer":
-                outcome = train_tokenizer_stage(options, sink)
-            else:
-                outcome = train_model_stage(options, sink, stop)
+            with lock:
+                if args.stage == "all":
+                    outcome = train_all(options, sink, stop)
+                elif args.stage == "tokenizer":
+                    outcome = train_tokenizer_stage(options, sink)
+                else:
+                    outcome = train_model_stage(options, sink, stop)
         except RouteshellError as err:
             if args.events:
                 failed: ErrorEvent = {"type": "error", "message": str(err), "exit_code": int(err.exit_code)}
