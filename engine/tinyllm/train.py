@@ -314,7 +314,7 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
         }
         sink(begin)
     try:
-        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except Exception as err:
         problem = disk_problem(err)
         if problem is None:
@@ -342,7 +342,6 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
         )
         _final(sink, stage, steps, out)
     _done(sink, stage, out, steps, last_loss, test_loss, time.monotonic() - started, interrupted=False)
-    del result
     return StageOutcome(stage, out, interrupted=False)
 
 
