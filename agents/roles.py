@@ -23,8 +23,7 @@ from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
 from engine.plans.dry_run import preview_plan
-from engine.plans.model import normalise, plan_problems
-from engine.plans.ops import OPS
+from engine.plans.model import BUILDER_PROMPT, PLAN_RULES, normalise, plan_problems
 from engine.schemas import describe_error, load_schema, pointer, validator
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.tools import glob
@@ -40,33 +39,23 @@ CONTEXT_CHARS = 24_000
 #: The schema each role's reply must validate against (``engine/schemas/<name>.schema.json``).
 ROLE_SCHEMAS: dict[Role, str] = {"planner": "planner", "builder": "plan", "tester": "tester", "refactor": "plan"}
 
-_PLAN_RULES = (
-    'Reply with one JSON document and nothing else: a plan, version 1, {"version": 1, "goal": "...", "steps": [...]}.\n'
-    "Each step is one of:\n"
-    + "".join(f"  {op.usage}\n" for op in OPS.values())
-    + 'Paths are relative to the workspace root, never absolute, never "..", never the root itself,\n'
-    "never inside a .git (at any depth) or .routeshell; a path that names a file has no trailing '/'.\n"
-    "A run step has no shell: pass the program and its arguments as a list."
-)
 
 SYSTEM_PROMPTS: dict[Role, str] = {
     "planner": """You are the planner of a coding agent working in a workspace directory.
 Break the task into a short ordered list of concrete steps for the builder, who edits the files.
 Reply with one JSON document and nothing else: {"steps": ["step", ...], "notes": "optional"}.""",
-    "builder": f"""You are the builder of a coding agent working in a workspace directory.
-Make the change the task asks for by emitting a plan of file operations.
-{_PLAN_RULES}""",
+    "builder": BUILDER_PROMPT,
     "tester": f"""You are the tester of a coding agent working in a workspace directory.
 Write tests for the task (or reuse the existing ones) and run them, by emitting a plan that writes
 the test files and ends with at least one run step, for example
 {{"op": "run", "argv": ["python", "-m", "pytest", "-q"]}}. The exit code of the run steps decides
 whether the tests pass. Do not change the code under test.
-{_PLAN_RULES}""",
+{PLAN_RULES}""",
     "refactor": f"""You are the refactoring role of a coding agent working in a workspace directory.
 Improve the structure and readability of the code the builder changed without changing its
 behaviour: the tests are run again afterwards, and a refactor that breaks them is undone.
 Do not add run steps.
-{_PLAN_RULES}""",
+{PLAN_RULES}""",
 }
 
 

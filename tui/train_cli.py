@@ -138,10 +138,6 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     if args.config is not None and args.preset is not None:
         raise TrainInputError("--preset and --config both set the model (give one of them)")
-    if args.stage in ("sft", "reasoning") and args.base is None:
-        raise TrainInputError(
-            f"train {args.stage} needs --base DIR, the model to start from (made by 'train pretrain')"
-        )
     from engine.tinyllm.options import TrainOptions, check_options
     from engine.tinyllm.stopping import StopRequest
     from engine.tinyllm.train import end_process_group, train_all, train_model_stage, train_tokenizer_stage

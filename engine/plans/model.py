@@ -13,6 +13,22 @@ from engine.schemas import describe_error, pointer, validator
 from engine.workspace.sandbox import SandboxError, check_relpath
 
 #: Which keys of each op name paths, and whether the step changes what is there (from the ops table).
+#: The plan rules every role that writes plans is given, read off the ops table.
+PLAN_RULES = (
+    'Reply with one JSON document and nothing else: a plan, version 1, {"version": 1, "goal": "...", "steps": [...]}.\n'
+    "Each step is one of:\n"
+    + "".join(f"  {op.usage}\n" for op in OPS.values())
+    + 'Paths are relative to the workspace root, never absolute, never "..", never the root itself,\n'
+    "never inside a .git (at any depth) or .routeshell; a path that names a file has no trailing '/'.\n"
+    "A run step has no shell: pass the program and its arguments as a list."
+)
+
+#: The builder role's system prompt; the built-in SFT set teaches the same one.
+BUILDER_PROMPT = (
+    "You are the builder of a coding agent working in a workspace directory.\n"
+    "Make the change the task asks for by emitting a plan of file operations.\n" + PLAN_RULES
+)
+
 PATH_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
     name: tuple((key.key, key.write) for key in op.paths) for name, op in OPS.items()
 }

@@ -15,8 +15,7 @@ import json
 from functools import cache
 from typing import Any
 
-from engine.plans.model import plan_problems
-from engine.plans.ops import OPS
+from engine.plans.model import BUILDER_PROMPT, plan_problems
 from engine.tinyllm.corpus import ReadReport, default_corpus_files, read_documents
 from engine.tinyllm.sft_data import Conversation, Message, ReasoningRow
 from engine.tinyllm.word_problems import reasoning_problems
@@ -93,20 +92,9 @@ def _function_pair(node: ast.stmt, lines: list[str]) -> tuple[str, str] | None:
     return prompt, body
 
 
-_PLAN_RULES = (
-    'Reply with one JSON document and nothing else: a plan, version 1, {"version": 1, "goal": "...", "steps": [...]}.\n'
-    "Each step is one of:\n"
-    + "".join(f"  {op.usage}\n" for op in OPS.values())
-    + 'Paths are relative to the workspace root, never absolute, never "..", never the root itself,\n'
-    "never inside a .git (at any depth) or .routeshell; a path that names a file has no trailing '/'.\n"
-    "A run step has no shell: pass the program and its arguments as a list."
-)
+#: The system prompt of the plan examples: the one the builder role is given.
+PLAN_SYSTEM_PROMPT = BUILDER_PROMPT
 
-#: The system prompt of the plan examples: the plan rules as the builder role is given them.
-PLAN_SYSTEM_PROMPT = (
-    "You are the builder of a coding agent working in a workspace directory.\n"
-    "Make the change the task asks for by emitting a plan of file operations.\n" + _PLAN_RULES
-)
 
 #: Values the plan templates are filled with: (module name, what it does, a function in it).
 _MODULES = (

@@ -95,15 +95,21 @@ def check_options(options: TrainOptions) -> None:
         resolve_preset(options.preset, options.config)
     options.data_spec(stage).paths()
     check_out_dir(options.out, resume=options.resume)
-    if options.base is not None and not (options.base / "config.json").is_file():
-        raise TrainInputError(
-            f"--base {display_name(str(options.base))} is not a trained model "
-            "(no config.json; train one with 'train pretrain')"
-        )
+    check_base(options.stage, options.base)
     if options.tokenizer is not None and not (options.tokenizer / "tokenizer.json").is_file():
         raise TrainInputError(
             f"--tokenizer {display_name(str(options.tokenizer))} is not a tokenizer "
             "(no tokenizer.json; train one with 'train tokenizer')"
+        )
+
+
+def check_base(stage: TrainStage, base: Path | None) -> None:
+    """Refuse a missing ``--base`` for SFT and reasoning, and a ``--base`` that holds no trained model."""
+    if base is None and stage in ("sft", "reasoning"):
+        raise TrainInputError(f"train {stage} needs --base DIR, the model to start from (made by 'train pretrain')")
+    if base is not None and not (base / "config.json").is_file():
+        raise TrainInputError(
+            f"--base {display_name(str(base))} is not a trained model (no config.json; train one with 'train pretrain')"
         )
 
 

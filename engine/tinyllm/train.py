@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from engine.events import CheckpointEvent, EventSink, TrainDoneEvent, TrainStage, TrainStartEvent
 from engine.names import display_line, display_name
 from engine.tinyllm.errors import TrainFailure, TrainInputError
-from engine.tinyllm.options import DEFAULT_LR, PRETRAIN_SEQ_LEN, TrainOptions, disk_problem, pick_device
+from engine.tinyllm.options import DEFAULT_LR, PRETRAIN_SEQ_LEN, TrainOptions, check_base, disk_problem, pick_device
 from engine.tinyllm.presets import ModelPreset, preset_from_dict, preset_to_dict, resolve_preset
 from engine.tinyllm.run_dir import (
     CHECKPOINTS,
@@ -142,10 +142,6 @@ def _load_base(base: Path) -> tuple[PreTrainedModel, ModelPreset]:
     from transformers import AutoModelForCausalLM
 
     shown = display_name(str(base))
-    if not (base / "config.json").is_file():
-        raise TrainInputError(
-            f"--base {shown} is not a trained model (no config.json; train one with 'train pretrain')"
-        )
     marker = read_marker(base) or {}
     try:
         model = AutoModelForCausalLM.from_pretrained(str(base))
@@ -231,8 +227,7 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     stage = options.stage
     started = time.monotonic()
     out = options.out
-    if stage != "pretrain" and options.base is None:
-        raise TrainInputError(f"train {stage} needs --base DIR, the model to start from (made by 'train pretrain')")
+    check_base(stage, options.base)
     device, bf16 = pick_device(options.device)
     world = _world_size()
     args = _training_args(options, device, bf16, world)

@@ -62,6 +62,10 @@ def test_plan_examples_validate_and_cover_every_op() -> None:
     assert len({user["content"] for _, user, _ in examples}) == len(examples)
     for op in OPS.values():
         assert op.usage in PLAN_SYSTEM_PROMPT
+    # The examples teach exactly the prompt the builder role is given.
+    from agents.roles import SYSTEM_PROMPTS
+
+    assert SYSTEM_PROMPTS["builder"] == PLAN_SYSTEM_PROMPT
 
 
 def test_default_sft_set_is_pairs_then_plans() -> None:
