@@ -413,6 +413,40 @@ class TrainDoneEvent(TypedDict):
     interrupted: bool
 
 
+# -- the model server (routeshell serve --events) -------------------------------------------------
+
+
+class ServeReadyEvent(TypedDict):
+    """The server listens: ``url`` is the OpenAI base URL (ending in ``/v1``)."""
+
+    type: Literal["serve_ready"]
+    url: str
+    models: list[str]
+    dtype: str
+    pid: int
+
+
+class ServeRequestEvent(TypedDict):
+    """One HTTP request ended (answered, refused or cut off by its client)."""
+
+    type: Literal["serve_request"]
+    method: str
+    path: str
+    status: int
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    elapsed_s: float
+
+
+class ServeStoppedEvent(TypedDict):
+    """The server stopped: ``reason`` is ``signal`` (Ctrl-C, SIGTERM) or ``error``."""
+
+    type: Literal["serve_stopped"]
+    reason: Literal["signal", "error"]
+    requests: int
+
+
 #: Every event, in the order they are documented: the one list to extend with a new event.
 Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it at run time)
     RouteEvent,
@@ -446,6 +480,9 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     TrainEvalEvent,
     CheckpointEvent,
     TrainDoneEvent,
+    ServeReadyEvent,
+    ServeRequestEvent,
+    ServeStoppedEvent,
 ]
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 
