@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.events import CHECK_ENV
+from tests.engine.tinyllm.training_support import TrainRun, make_corpus, run_train
 from tests.scripted_llm import ScriptedLLM
 
 # Metadata shows local times: pin the zone so screens are the same on every machine.
@@ -98,3 +99,26 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
     """A started scripted OpenAI-compatible server on loopback; enqueue steps, then use its ``base_url``."""
     with ScriptedLLM() as server:
         yield server
+
+
+# -- a trained model, for the training and serving tests --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of a few standard library modules, the nano model's pretraining corpus."""
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def pretrained(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tuple[Path, TrainRun]:
+    """A nano model pretrained for 40 steps (tokenizer included) with validation every 20 steps."""
+    root = tmp_path_factory.mktemp("pretrained")
+    out = root / "model"
+    run = run_train(
+        "pretrain", "--preset", "nano", "--data", str(corpus_dir), "--max-steps", "40",
+        "--eval-every", "20", "--save-every", "20", "--batch-size", "4", "--lr", "1e-3", "--out", str(out),
+        cache=root / "cache",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return out, run
