@@ -135,7 +135,6 @@ def run_generate_command(args: argparse.Namespace) -> int:
     loaded = load(args)
     body["model"] = loaded.name
     from engine.serve.engine import Engine
-
     from engine.serve.serving import Serving
 
     samples = max(1, args.self_consistency or 1)

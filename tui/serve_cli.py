@@ -22,10 +22,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.events import ServeRequestEvent
     from engine.serve.engine import Engine
     from engine.serve.loaded import LoadedModel
-
-    from engine.events import ServeRequestEvent
 
 DTYPES = ("auto", "fp32", "bf16", "int8")
 

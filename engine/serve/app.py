@@ -64,7 +64,9 @@ def create_app(
     ``api_key``: when set, ``/v1`` requests must send ``Authorization: Bearer KEY``.
     ``on_request`` gets one event per answered ``/v1`` request (the request log).
     """
-    metrics = ServeMetrics(lambda: engine.stats().waiting, lambda: engine.stats().running)
+    metrics = ServeMetrics(
+        lambda: engine.stats().waiting, lambda: engine.stats().running, lambda: engine.stats().tokens_per_s
+    )
     serving = Serving(loaded, engine, on_first_token=metrics.time_to_first_token, on_tokens=metrics.tokens)
     # The tokenizer and the grammar compiler are shared; one request is prepared at a time.
     preparing = threading.Lock()
@@ -125,7 +127,9 @@ def create_app(
             "waiting": stats.waiting,
             "running": stats.running,
             "requests": metrics.total_requests,
-            "tokens_per_s": round(metrics.tokens_per_second(), 2),
+            "tokens_per_s": round(stats.tokens_per_s, 2),
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
         }
 
     @app.get("/metrics")
