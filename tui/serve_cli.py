@@ -116,7 +116,11 @@ def quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    for name in ("transformers", "torchao", "torch", "peft"):
+    import torch  # noqa: F401  (torch sets up its loggers on import; they are quietened after it)
+
+    # torchao, which transformers and peft may import, registers types with torch's pytree, which
+    # warns about each on stderr; and torchao warns about every GPU kernel it cannot load on a CPU.
+    for name in ("transformers", "torchao", "torch.utils._pytree", "peft"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
