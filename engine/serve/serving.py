@@ -76,7 +76,8 @@ class ReasoningSplitter:
 
     A text that opens with the reasoning marker is reasoning up to the answer marker (on a line of
     its own) and content after it, as :func:`engine.serve.reasoning.split_answer` splits a whole
-    text; any other text is all content. Text that may be the start of a marker is held back until
+    text; a text opening with the answer marker is all answer, and any other text all content. Text
+    that may be the start of a marker is held back until
     the next piece decides.
     """
 
@@ -94,8 +95,12 @@ class ReasoningSplitter:
             return "", text
         self.text += text
         if self.mode == "undecided":
-            if not final and self.head.startswith(self.text):
+            opening = self.answer[1:]
+            if not final and (self.head.startswith(self.text) or opening.startswith(self.text)):
                 return "", ""
+            if self.text.startswith(opening):  # no reasoning at all: the answer marker opens the text
+                self.mode = "content"
+                return "", self.text.removeprefix(opening)
             if not self.text.startswith(self.head):
                 self.mode = "content"
                 return "", self.text
