@@ -77,8 +77,7 @@ class ReasoningSplitter:
     A text that opens with the reasoning marker is reasoning up to the answer marker (on a line of
     its own) and content after it, as :func:`engine.serve.reasoning.split_answer` splits a whole
     text; a text opening with the answer marker is all answer, and any other text all content. Text
-    that may be the start of a marker is held back until
-    the next piece decides.
+    that may be the start of a marker is held back until the next piece decides.
     """
 
     def __init__(self, language: Markers) -> None:
