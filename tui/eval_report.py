@@ -90,5 +90,6 @@ class EvalReport:
         more = len(outcome.results) - SHOWN_SAMPLES
         if more > 0:
             self.console.print(Text(f"... and {more} more samples"))
-        self.console.print(Text(f"details: {display_line(summary['details'])}"))
-        self.console.print(Text(f"summary: {display_line(summary['summary'])}"))
+        # Paths are never folded: they must stay whole to be copied.
+        self.console.print(Text(f"details: {display_line(summary['details'])}"), soft_wrap=True)
+        self.console.print(Text(f"summary: {display_line(summary['summary'])}"), soft_wrap=True)
