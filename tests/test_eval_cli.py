@@ -25,7 +25,7 @@ from tests.engine.evaluation.support import (
     scores,
     write_rows,
 )
-from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
+from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell, small_disk
 from tests.scripted_llm import Hold, Reply, Respond, ScriptedLLM, Status
 
 HOSTILE = "\x1b[31mRED\x1b]0;owned\x07 [bold]markup[/bold]"
@@ -124,6 +124,15 @@ def test_every_sample_failing_is_exit_3(tmp_path: Path, servers: tuple[ScriptedL
     assert "prompt too long" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert "0 scored, 0 unscored, 2 failed" in result.stdout
+
+
+def test_a_full_disk_is_one_line_and_exit_1(tmp_path: Path, servers: tuple[ScriptedLLM, ScriptedLLM]) -> None:
+    model, judge = servers
+    data = write_rows(tmp_path / "test.jsonl", ROWS[:1])
+    model.enqueue(Reply("x" * 200_000))
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        result = run_routeshell(*judge_args(data, model, judge, disk / "out", "--model", "m", "--judge-model", "j"))
+        assert_one_line_error(result, 1, "cannot write", "cache.jsonl", "No space left on device")
 
 
 @pytest.mark.parametrize(

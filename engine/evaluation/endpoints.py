@@ -54,6 +54,9 @@ def listed_model(base_url: str, api_key: str | None, *, option: str, timeout_s: 
             status = response.status_code
     except httpx.HTTPError as exc:
         raise failed(f"could not list its models ({display_line(str(exc)) or type(exc).__name__})") from None
+    if status in (401, 403):
+        refused = "no API key was sent" if api_key is None else "the API key was refused"
+        raise failed(f"answered HTTP {status} to GET /models ({refused}: see --help for the keys)")
     if status != 200:
         raise failed(f"answered HTTP {status} to GET /models")
     try:

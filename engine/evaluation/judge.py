@@ -37,6 +37,7 @@ from engine.evaluation.store import (
     AnswerRecord,
     CacheRecord,
     ResultStore,
+    Verdict,
     VerdictRecord,
     cache_key,
     json_text,
@@ -110,15 +111,15 @@ def averages(results: Sequence[SampleResult]) -> EvalAverages:
     """Return the mean of each criterion over the scored results (None each when none is scored)."""
     scored = [result.scores for result in results if result.scores is not None]
 
-    def mean(criterion: str) -> float | None:
-        return round(sum(s[criterion] for s in scored) / len(scored), 4) if scored else None  # type: ignore[literal-required]
+    def mean(pick: Callable[[Scores], int]) -> float | None:
+        return round(sum(pick(s) for s in scored) / len(scored), 4) if scored else None
 
     return {
-        "accuracy": mean("accuracy"),
-        "completeness": mean("completeness"),
-        "fluency": mean("fluency"),
-        "professionalism": mean("professionalism"),
-        "overall": mean("overall"),
+        "accuracy": mean(lambda s: s["accuracy"]),
+        "completeness": mean(lambda s: s["completeness"]),
+        "fluency": mean(lambda s: s["fluency"]),
+        "professionalism": mean(lambda s: s["professionalism"]),
+        "overall": mean(lambda s: s["overall"]),
     }
 
 
@@ -185,7 +186,7 @@ class _Judging:
         return SampleResult(sample, "unscored", answer, None, reason)
 
     def _verdict(
-        self, sample: Sample, status: Any, answer: str, scores: Scores | None, problem: str | None
+        self, sample: Sample, status: Verdict, answer: str, scores: Scores | None, problem: str | None
     ) -> VerdictRecord:
         return {"kind": "verdict", "key": self.verdict_key(sample), "status": status, "answer": answer,
                 "scores": scores, "problem": problem}  # fmt: skip

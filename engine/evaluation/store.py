@@ -22,6 +22,7 @@ from typing import Any, Literal, TypedDict
 from engine.errors import RouteshellError, UsageError
 from engine.evaluation.scoring import Scores
 from engine.names import display_name
+from engine.schemas import validator
 
 CACHE_FILE = "cache.jsonl"
 #: A cache line longer than this is not a record of ours: it is skipped, not parsed.
@@ -90,7 +91,8 @@ def _record(line: bytes) -> CacheRecord | None:
         return answer
     if data.get("kind") == "verdict" and data.get("status") in ("scored", "unscored"):
         scores = data.get("scores")
-        if data["status"] == "scored" and not isinstance(scores, dict):
+        # Scores written under another schema (or by hand) are not trusted: the sample is asked again.
+        if data["status"] == "scored" and not validator("judge_scores").is_valid(scores):
             return None
         verdict: VerdictRecord = {
             "kind": "verdict", "key": data["key"], "status": data["status"], "answer": str(data.get("answer", "")),

@@ -22,13 +22,16 @@ def test_records_are_read_back_and_a_torn_last_line_is_ignored(tmp_path: Path) -
     cache = tmp_path / CACHE_FILE
     # A run killed mid-write leaves half a line; junk and foreign records are skipped too.
     with cache.open("ab") as handle:
-        handle.write(b'["not a record"]\n\xff\xfe\n{"kind": "verdict", "key": "v2", "status": "sco')
+        bad_scores = {"kind": "verdict", "key": "v4", "status": "scored", "answer": "x", "scores": {"overall": 9}}
+        handle.write(b'["not a record"]\n\xff\xfe\n' + json.dumps(bad_scores).encode() + b"\n")
+        handle.write(b'{"kind": "verdict", "key": "v2", "status": "sco')
     with ResultStore(tmp_path) as store:
         assert store.answer("a1") == ANSWER
         assert store.verdict("v1") == VERDICT
         assert store.verdict("a1") is None
         assert store.answer("v1") is None
         assert store.verdict("v2") is None
+        assert store.verdict("v4") is None
         store.append({**VERDICT, "key": "v3"})
     # The next record went on a line of its own, so nothing was lost to the torn one.
     lines = cache.read_bytes().split(b"\n")
