@@ -18,7 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,17 +212,25 @@ def run_judge(options: JudgeOptions, on_event: Callable[[Event], None]) -> Judge
         judging = _Judging(options, model, judge)
         results: dict[int, SampleResult] = {}
         pending: list[tuple[Sample, AnswerRecord | None]] = []
+        # A sample that repeats a pending one (the same prompt and reference) is asked once for both.
+        twins: dict[str, list[Sample]] = {}
         for sample in samples:
-            verdict = store.verdict(judging.verdict_key(sample))
+            key = judging.verdict_key(sample)
+            verdict = store.verdict(key)
             if verdict is not None:
                 results[sample.index] = _from_cache(sample, verdict)
+            elif key in twins:
+                twins[key].append(sample)
             else:
+                twins[key] = []
                 pending.append((sample, store.answer(judging.answer_key(sample))))
         workers = max(1, min(options.concurrency, len(pending)))
         on_event({"type": "eval_start", "samples": len(samples), "cached": len(results), "concurrency": workers,
                   "out": str(options.out)})  # fmt: skip
         for done, result in enumerate(_run_pool(judging, pending, workers, store), start=1):
             results[result.sample.index] = result
+            for twin in twins[judging.verdict_key(result.sample)]:
+                results[twin.index] = replace(result, sample=twin)
             on_event({"type": "eval_sample", "index": result.sample.index, "status": result.status,
                       "overall": None if result.scores is None else result.scores["overall"],
                       "reason": result.reason, "done": done, "total": len(pending)})  # fmt: skip

@@ -167,3 +167,15 @@ def test_concurrency_is_bounded(tmp_path: Path, servers: tuple[ScriptedLLM, Scri
     assert outcome.summary["counts"]["scored"] == 9
     assert model.max_in_flight == 3
     assert judge.max_in_flight <= 3
+
+
+def test_a_repeated_sample_is_asked_once(tmp_path: Path, servers: tuple[ScriptedLLM, ScriptedLLM]) -> None:
+    model, judge = servers
+    data = write_rows(tmp_path / "test.jsonl", [ROWS[1], ROWS[2], ROWS[1]])
+    model.enqueue(*answering(2))
+    judge.enqueue(*judging(2, {"answer to Q2": scores(5), "answer to Q3": scores(2)}))
+    outcome = run_judge(options(data, model, judge, tmp_path / "out"), lambda event: None)
+    assert [r.sample.index for r in outcome.results] == [1, 2, 3]
+    assert [r.scores["overall"] if r.scores else None for r in outcome.results] == [5, 2, 5]
+    assert outcome.summary["averages"]["overall"] == 4.0
+    assert len(chat_requests(model)) == len(chat_requests(judge)) == 2
