@@ -200,6 +200,9 @@ def test_an_interrupted_run_resumes_asking_only_the_missing_samples(
     process = start(args)
     try:
         wait_for(lambda: len(chat_requests(model)) == 3)
+        # The answers and verdicts of Q1 and Q2 are on disk before the stop.
+        cache = out / "cache.jsonl"
+        wait_for(lambda: cache.exists() and len(cache.read_bytes().splitlines()) == 4)
         os.kill(process.pid, how)
         _, stderr = process.communicate(timeout=60)
     finally:
