@@ -32,6 +32,7 @@ def test_help_tells_what_exists() -> None:
     assert "\n    train " in result.stdout
     assert "\n    serve " in result.stdout
     assert "\n    generate " in result.stdout
+    assert "\n    eval " in result.stdout
     assert "exit codes:" in result.stdout
     # Commands arrive with the features that make them work; none is listed before.
     for future in ("route",):
