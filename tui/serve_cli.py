@@ -185,20 +185,42 @@ def run_serve_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--adapter {name!r} is given twice; give each adapter one name")
         adapters[name] = path
     log = _EventLog(args.events)
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    # Until the server runs (loading takes seconds), SIGTERM ends at once, still with its event.
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         sock = bind(args.host, args.port)
         with sock:
             loaded = load(args, adapters)
+            if loaded.name in loaded.adapters:
+                raise UsageError(f"the adapter {loaded.name!r} has the model's own id; rename it or give --name")
             from engine.serve.engine import Engine
 
             engine = Engine(loaded, max_batch=args.max_batch, max_queue=args.max_queue)
             return _serve(args, sock, loaded, engine, api_key, log)
+    except _Terminated:
+        log.stopped("signal")
+        return ExitCode.OK
     except RouteshellError as err:
         log.error(str(err), int(err.exit_code))
         raise
     except KeyboardInterrupt:
         log.error("interrupted", int(ExitCode.INTERRUPTED))
         raise
+    except Exception as err:
+        # A failure inside the libraries while loading: one line, never a traceback.
+        message = f"the server failed: {type(err).__name__}: {_first_line(err)}"
+        log.error(message, int(ExitCode.FAILED))
+        raise RouteshellError(message) from err
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM before the server runs."""
 
 
 def _serve(

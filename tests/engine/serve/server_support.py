@@ -121,3 +121,17 @@ def wait_until(predicate: Any, timeout: float = 60, every: float = 0.05) -> bool
             return True
         time.sleep(every)
     return False
+
+
+def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
+    """Save a LoRA adapter with random (non-zero) weights for ``model_dir`` into ``out``; return it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(str(out))
+    return out

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from engine.schemas import validator
-from tests.engine.serve.server_support import ServeProcess, serving, wait_until
+from tests.engine.serve.server_support import ServeProcess, make_adapter, serving, wait_until
 from tests.engine.tinyllm.training_support import TrainRun
 
 KEY = "sk-test-serve-key"
@@ -20,9 +20,11 @@ HELLO = [{"role": "user", "content": "def hello"}]
 
 
 @pytest.fixture(scope="module")
-def server(pretrained: tuple[Path, TrainRun]) -> Iterator[ServeProcess]:
-    """One server for the module, its key given in the environment, as a user would."""
-    with serving(pretrained[0], "--name", "nano", env={"ROUTESHELL_API_KEY": KEY}) as process:
+def server(pretrained: tuple[Path, TrainRun], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One server for the module with a LoRA adapter, its key given in the environment, as a user would."""
+    adapter = make_adapter(pretrained[0], tmp_path_factory.mktemp("lora") / "router", seed=3)
+    args = ("--name", "nano", "--adapter", f"router={adapter}")
+    with serving(pretrained[0], *args, env={"ROUTESHELL_API_KEY": KEY}) as process:
         yield process
 
 
@@ -34,9 +36,18 @@ def client(server: ServeProcess) -> openai.OpenAI:
 def test_ready_event_and_models(server: ServeProcess, client: openai.OpenAI) -> None:
     assert server.ready["url"].startswith("http://127.0.0.1:")
     assert server.ready["url"].endswith("/v1")
-    assert server.ready["models"] == ["nano"]
+    assert server.ready["models"] == ["nano", "router"]
     models = client.models.list()
-    assert [(m.id, m.owned_by) for m in models.data] == [("nano", "routeshell")]
+    assert [(m.id, m.owned_by) for m in models.data] == [("nano", "routeshell"), ("router", "routeshell")]
+
+
+def test_an_adapter_is_a_model_of_its_own(client: openai.OpenAI) -> None:
+    def text(model: str) -> str | None:
+        reply = client.chat.completions.create(model=model, messages=HELLO, max_tokens=12, temperature=0)  # type: ignore[arg-type]
+        assert reply.model == model
+        return reply.choices[0].message.content
+
+    assert text("router") != text("nano")
 
 
 def test_chat_plain(client: openai.OpenAI) -> None:
@@ -232,7 +243,7 @@ def test_health_and_metrics_are_open(server: ServeProcess, client: openai.OpenAI
     client.chat.completions.create(model="nano", messages=HELLO, max_tokens=3)
     health = server.health()
     assert health["status"] == "ok"
-    assert health["models"] == ["nano"]
+    assert health["models"] == ["nano", "router"]
     assert {"waiting", "running", "requests", "tokens_per_s"} <= set(health)
     assert health["requests"] >= 1
     metrics = httpx.get(f"{server.root}/metrics", timeout=30)
