@@ -117,10 +117,12 @@ def create_app(
         return EventSourceResponse(_sse(serving, job, streams), sep="\n", ping=15)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health() -> JSONResponse:
         stats = engine.stats()
-        return {
-            "status": "ok",
+        # A dead engine thread cannot answer anything: say so, with a status a probe notices.
+        alive = engine.alive
+        body = {
+            "status": "ok" if alive else "engine stopped",
             "models": loaded.model_ids(),
             "dtype": loaded.dtype,
             "context_length": loaded.context_length,
@@ -131,6 +133,7 @@ def create_app(
             "prompt_tokens": stats.prompt_tokens,
             "completion_tokens": stats.completion_tokens,
         }
+        return JSONResponse(body, status_code=200 if alive else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

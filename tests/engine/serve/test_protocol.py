@@ -153,3 +153,19 @@ def test_streamed_reasoning_split_agrees_with_the_whole_text_split(text: str) ->
                 break
         assert reasoning.strip() == (wanted_reasoning or "")
         assert content.strip() == wanted_content.strip()
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "param"),
+    [
+        (ChatRequest, {"model": "m", "messages": [{"role": "user", "content": "\ud800"}]}, "messages[0].content"),
+        (ChatRequest, {"model": "m", "messages": HELLO, "stop": "\udfff"}, "stop"),
+        (CompletionRequest, {"model": "m", "prompt": "a\ud800"}, "prompt"),
+        (ChatRequest, {"model": "m", "messages": HELLO, "temperature": float("nan")}, "temperature"),
+        (ChatRequest, {"model": "m", "messages": HELLO, "top_p": float("inf")}, "top_p"),
+        (ChatRequest, {"model": "m", "messages": HELLO, "stream": "yes"}, "stream"),
+        (ChatRequest, {"model": "m", "messages": HELLO, "logprobs": 1}, "logprobs"),
+    ],
+)
+def test_hostile_values_are_refused(kind: Any, body: dict[str, Any], param: str) -> None:
+    assert refused(kind, body).param == param
