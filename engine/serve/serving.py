@@ -257,6 +257,13 @@ class Serving:
 
     def submit(self, job: Job) -> list[Stream]:
         """Hand every sequence of ``job`` to the engine; on refusal (Overloaded) cancel those already in."""
+        capacity = self.engine.max_batch + self.engine.max_queue
+        if len(job.requests) > capacity:
+            # The queue could never hold them all: waiting and retrying would not help.
+            raise ServeError(
+                f"{len(job.requests)} sequences were asked for; this server runs and queues at most {capacity}",
+                param="self_consistency" if job.self_consistency else "n",
+            )
         streams: list[Stream] = []
         try:
             for request in job.requests:

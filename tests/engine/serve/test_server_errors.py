@@ -230,3 +230,10 @@ def test_overload_is_503_with_retry_after_and_health_answers(server: ServeProces
     assert set(health) == {200}
     # Still serving afterwards.
     assert server.client(KEY).chat.completions.create(model="nano", messages=HELLO, max_tokens=2).choices  # type: ignore[arg-type]
+
+
+def test_more_choices_than_the_server_can_hold_is_400(client: openai.OpenAI) -> None:
+    # This server runs one sequence and queues two: four choices could never all be admitted.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="nano", messages=HELLO, n=4, max_tokens=2)  # type: ignore[arg-type]
+    assert caught.value.param == "n"
