@@ -42,6 +42,9 @@ def routeshell(*args: str, stdin_text: str | None = None) -> subprocess.Complete
 def test_non_loopback_without_a_key_is_refused(tmp_path: Path) -> None:
     result = run_routeshell("serve", "--model", str(tmp_path), "--host", "0.0.0.0")
     assert_one_line_error(result, 2, "needs an API key", "--api-key")
+    with_events = run_routeshell("serve", "--model", str(tmp_path), "--host", "192.0.2.1", "--events")
+    assert_one_line_error(with_events, 2, "needs an API key")
+    assert json.loads(with_events.stdout)["type"] == "error"
 
 
 def test_missing_model_is_one_line_and_an_error_event(tmp_path: Path) -> None:
@@ -152,6 +155,12 @@ def test_generate_json_raw_and_schema(pretrained: Pretrained, tmp_path: Path) ->
         assert choice["message"]["content"].startswith('{"topology":')
     raw = routeshell("generate", "--model", str(pretrained[0]), "import", "--raw", "--max-tokens", "4", "--json")
     assert json.loads(raw.stdout)["object"] == "text_completion"
+    voted = routeshell(
+        "generate", "--model", str(pretrained[0]), "What is 6 * 7?", "--self-consistency", "3", "--calculator",
+        "--max-tokens", "5", "--seed", "1", "--json",
+    )  # fmt: skip
+    assert voted.returncode == 0, voted.stderr
+    assert json.loads(voted.stdout)["self_consistency"]["samples"] == 3
 
 
 def test_generate_errors_are_one_line(pretrained: Pretrained, tmp_path: Path) -> None:

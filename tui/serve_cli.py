@@ -167,9 +167,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_serve_command(args: argparse.Namespace) -> int:
-    """Run ``routeshell serve`` until a signal; return the exit code."""
-    from engine.errors import ExitCode, RouteshellError, UsageError
+def _checked_options(args: argparse.Namespace) -> tuple[str | None, dict[str, Path]]:
+    """Return the API key and the adapters; raise UsageError for a combination that cannot run."""
+    from engine.errors import UsageError
 
     api_key = args.api_key if args.api_key is not None else os.environ.get("ROUTESHELL_API_KEY") or None
     if api_key is not None and not api_key.strip():
@@ -184,7 +184,19 @@ def run_serve_command(args: argparse.Namespace) -> int:
         if name in adapters:
             raise UsageError(f"--adapter {name!r} is given twice; give each adapter one name")
         adapters[name] = path
+    return api_key, adapters
+
+
+def run_serve_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell serve`` until a signal; return the exit code."""
+    from engine.errors import ExitCode, RouteshellError, UsageError
+
     log = _EventLog(args.events)
+    try:
+        api_key, adapters = _checked_options(args)
+    except UsageError as err:
+        log.error(str(err), int(err.exit_code))
+        raise
 
     def terminated(signum: int, frame: FrameType | None) -> None:
         raise _Terminated
