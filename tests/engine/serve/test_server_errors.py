@@ -188,10 +188,15 @@ def test_a_stream_whose_client_leaves_frees_its_slot(server: ServeProcess) -> No
 
 def test_a_waiting_client_that_leaves_frees_its_slot(server: ServeProcess) -> None:
     before = server.health()["completion_tokens"]
+    events = len(server.events)
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.url}/chat/completions", content=chat(**LONG), headers=AUTH, timeout=0.3)
     assert wait_until(lambda: server.health()["running"] == 0, timeout=60)
     assert server.health()["completion_tokens"] - before < 200
+    # The request log says the client left, and nothing failed on the way.
+    assert wait_until(lambda: any(e.get("status") == 499 for e in server.events[events:]), timeout=30)
+    assert "Exception" not in server.stderr
+    assert "failed" not in server.stderr
 
 
 def test_overload_is_503_with_retry_after_and_health_answers(server: ServeProcess) -> None:
