@@ -184,6 +184,8 @@ def test_a_stream_whose_client_leaves_frees_its_slot(server: ServeProcess) -> No
     # The connection is closed: the sequence leaves the batch long before its 200 tokens.
     assert wait_until(lambda: server.health()["running"] == 0, timeout=60)
     assert server.health()["completion_tokens"] - before < 200
+    assert "Exception" not in server.stderr
+    assert "failed" not in server.stderr
 
 
 def test_a_waiting_client_that_leaves_frees_its_slot(server: ServeProcess) -> None:
