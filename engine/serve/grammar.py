@@ -207,26 +207,23 @@ def apply_bitmask(
     """
     import torch
 
-    index = None if isinstance(rows_used, int) else list(rows_used)
-    count = rows_used if isinstance(rows_used, int) else len(index or ())
-    if count == 0:
+    rows = list(range(rows_used)) if isinstance(rows_used, int) else list(rows_used)
+    if not rows:
         return
-    words = bitmask[:count] if index is None else bitmask[index]  # (n, W) int32
+    contiguous = rows == list(range(rows[0], rows[0] + len(rows)))
+    words = bitmask[rows[0] : rows[0] + len(rows)] if contiguous else bitmask[rows]  # (n, W) int32
     # Inverted, as little-endian bytes unpacked low bit first: bit j of word i is token 32 * i + j.
     inverted = np.invert(words).astype("<i4", copy=False).view(np.uint8)
     disallowed = torch.from_numpy(np.unpackbits(inverted, axis=1, bitorder="little").view(np.bool_))  # (n, 32W)
     width = min(logits.shape[1], disallowed.shape[1], logits.shape[1] if vocab_size is None else vocab_size)
     disallowed = disallowed[:, :width].to(logits.device)
-    if index is None:
-        logits[:count, :width].masked_fill_(disallowed, float("-inf"))
+    # In place on views: indexing logits with a list of rows would copy them out and back.
+    targets = [logits[rows[0] : rows[0] + len(rows)]] if contiguous else [logits[row : row + 1] for row in rows]
+    masks = [disallowed] if contiguous else [disallowed[i : i + 1] for i in range(len(rows))]
+    for target, mask in zip(targets, masks, strict=True):
+        target[:, :width].masked_fill_(mask, float("-inf"))
         if logits.shape[1] > width:
-            logits[:count, width:] = float("-inf")
-    else:
-        rows = torch.tensor(index, device=logits.device)
-        masked = logits[rows]  # (n, V), a copy: advanced indexing
-        masked[:, :width].masked_fill_(disallowed, float("-inf"))
-        masked[:, width:] = float("-inf")
-        logits[rows] = masked
+            target[:, width:] = float("-inf")
 
 
 # -- compiling, cached per tokenizer -----------------------------------------------------------------

@@ -152,8 +152,16 @@ def allowed_tokens(bitmask: np.ndarray, vocab_size: int) -> list[int]:
 
 @pytest.mark.parametrize(
     "schema",
-    [load_schema("plan"), load_schema("decision"), UNIQUE_TAGS, BOUNDS_AND_ENUMS, ESCAPES, {"type": "object"}],
-    ids=["plan", "decision", "unique", "bounds", "escapes", "object"],
+    [
+        load_schema("plan"),
+        load_schema("decision"),
+        load_schema("planner"),
+        UNIQUE_TAGS,
+        BOUNDS_AND_ENUMS,
+        ESCAPES,
+        {"type": "object"},
+    ],
+    ids=["plan", "decision", "planner", "unique", "bounds", "escapes", "object"],
 )
 def test_random_walks_over_allowed_tokens_end_in_valid_json(nano: Nano, schema: dict[str, Any]) -> None:
     grammar = nano.grammar(json_schema(schema))
@@ -275,3 +283,19 @@ def test_a_forbidden_token_ends_the_sequence(nano: Nano) -> None:
     constraint.consume(letter)
     assert constraint.error
     assert constraint.done()
+
+
+def test_only_the_named_rows_are_masked(nano: Nano) -> None:
+    grammar = nano.grammar({"type": "json_object"})
+    bitmask = grammar.allocate_bitmask(3)
+    constraint = grammar.new()
+    constraint.fill_mask(bitmask, 0)
+    constraint.fill_mask(bitmask, 2)
+    logits = torch.randn(3, grammar.vocab_size)
+    before = logits.clone()
+    apply_bitmask(logits, bitmask, [0, 2])
+    assert torch.equal(logits[1], before[1])
+    assert torch.equal(logits[0], logits[2])
+    allowed = torch.isfinite(logits[0])
+    assert 0 < int(allowed.sum()) < grammar.vocab_size
+    assert torch.equal(logits[0][allowed], before[0][allowed])
