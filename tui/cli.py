@@ -26,7 +26,7 @@ exit codes:
        with --plain on a pipe: a task failed or waits for approval)
   2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
        argument, a line that is not UTF-8)
-  3    the LLM endpoint failed (routeshell run)
+  3    the LLM endpoint failed (routeshell run, routeshell eval)
   130  interrupted (Ctrl-C)
 """
 
@@ -41,6 +41,8 @@ Press ? inside the shell for the keys.
 'routeshell run TASK' runs one task with the agents without the full-screen shell.
 'routeshell train STAGE --out DIR' trains TinyLLM, a small Llama model, from scratch on this
 machine: tokenizer, pretraining, SFT (see 'routeshell train --help').
+'routeshell eval judge' has a judge model score a served model's answers to a test set
+(see 'routeshell eval judge --help').
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
 standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.train_cli import add_train_command
 
     add_train_command(commands, _Parser)
+    from tui.eval_cli import add_eval_command
+
+    add_eval_command(commands, _Parser)
     return parser
 
 
@@ -162,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.train_cli import run_train_command
 
             return run_train_command(args)
+        if args.command == "eval":
+            from tui.eval_cli import run_eval_command
+
+            return run_eval_command(args)
         if args.command == "sessions":
             from tui.run_cli import run_sessions_command
 
