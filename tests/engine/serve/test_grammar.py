@@ -299,3 +299,47 @@ def test_only_the_named_rows_are_masked(nano: Nano) -> None:
     allowed = torch.isfinite(logits[0])
     assert 0 < int(allowed.sum()) < grammar.vocab_size
     assert torch.equal(logits[0][allowed], before[0][allowed])
+
+
+BOUNDED = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["n", "colour", "ok"],
+    "properties": {
+        "n": {"type": "integer", "minimum": -3, "maximum": 12},
+        "colour": {"enum": ["red", "green", None, 3]},
+        "ok": {"type": "boolean"},
+    },
+}
+
+
+def test_the_engine_decodes_constrained_and_free_rows_in_one_batch(pretrained: tuple[Path, TrainRun]) -> None:
+    from engine.serve.engine import Engine, collect
+    from engine.serve.loaded import load_model
+    from engine.serve.types import GenerationRequest, SamplingParams
+
+    loaded = load_model(pretrained[0], dtype="fp32")
+    grammar = compile_response_format(json_schema(BOUNDED), loaded.tokenizer, eos_ids=loaded.eos_ids)
+    plan = compile_response_format(json_schema(load_schema("plan")), loaded.tokenizer, eos_ids=loaded.eos_ids)
+    assert grammar is not None
+    assert plan is not None
+    prompt = tuple(loaded.text_ids(PROMPT))
+    engine = Engine(loaded, max_batch=8, max_queue=8)
+    engine.start()
+    try:
+        streams = [
+            engine.submit(GenerationRequest(f"c{seed}", prompt, SamplingParams(60, 0.9, seed=seed), grammar=grammar))
+            for seed in range(4)
+        ]
+        streams.append(engine.submit(GenerationRequest("greedy", prompt, SamplingParams(60, 0.0), grammar=grammar)))
+        free = engine.submit(GenerationRequest("free", prompt, SamplingParams(20, 0.0)))
+        cut = engine.submit(GenerationRequest("cut", prompt, SamplingParams(8, 0.0), grammar=plan))
+        for done in map(collect, streams):
+            assert done.finish_reason == "stop"
+            assert grammar.check(done.text) is None, done.text
+        assert collect(free).finish_reason == "length"
+        cut_off = collect(cut)
+        assert cut_off.finish_reason == "length"
+        assert str(plan.check(cut_off.text)).startswith("not valid JSON")
+    finally:
+        engine.stop()
