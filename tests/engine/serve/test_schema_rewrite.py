@@ -102,3 +102,8 @@ def test_large_item_sets_are_not_enumerated() -> None:
     rewritten, notes = decoding_schema(schema)
     assert rewritten == {"type": "array", "items": {"enum": list(range(20))}}
     assert notes == ["uniqueItems at /: dropped while decoding, checked afterwards"]
+
+
+def test_a_schema_cannot_change_how_the_json_is_laid_out() -> None:
+    schema = {"type": "object", "x-guidance": {"whitespace_flexible": True, "lenient": True}}
+    assert decoding_schema(schema) == ({"type": "object"}, [])
