@@ -135,7 +135,8 @@ def test_a_full_queue_refuses_with_retry_after(loaded: LoadedModel) -> None:
         waiting = engine.submit(request(loaded, PROMPTS[1], max_tokens=5))
         with pytest.raises(Overloaded) as refused:
             engine.submit(request(loaded, PROMPTS[2], max_tokens=5))
-        assert refused.value.status == 503 and refused.value.retry_after
+        assert refused.value.status == 503
+        assert refused.value.retry_after
         assert engine.stats().waiting == 1
         running.cancel()
         assert collect(waiting).finish_reason in {"length", "stop"}
@@ -194,7 +195,8 @@ def test_bf16_and_int8_weights_decode(pretrained: tuple[Path, TrainRun]) -> None
             done = collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=5)))
         finally:
             engine.stop()
-        assert done.finish_reason in {"length", "stop"} and done.completion_tokens >= 1
+        assert done.finish_reason in {"length", "stop"}
+        assert done.completion_tokens >= 1
 
 
 def test_model_directories_that_cannot_be_served_are_one_line_errors(tmp_path: Path) -> None:
@@ -223,7 +225,8 @@ def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
     adapter = make_adapter(model_dir, tmp_path / "lora", seed=3)
     loaded = load_model(model_dir, dtype="fp32", adapters={"router": adapter}, name="tiny")
     assert loaded.model_ids() == ["tiny", "router"]
-    assert loaded.adapter_for("router") == "router" and loaded.adapter_for("tiny") is None
+    assert loaded.adapter_for("router") == "router"
+    assert loaded.adapter_for("tiny") is None
     with pytest.raises(ServeError) as unknown:
         loaded.adapter_for("gpt-4o")
     assert unknown.value.status == 404
