@@ -235,7 +235,8 @@ def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
     try:
 
         def run(adapter_id: str | None, prompt: str) -> GenerationRequest:
-            return GenerationRequest("r", tuple(loaded.text_ids(prompt)), SamplingParams(max_tokens=20, temperature=0), adapter_id)
+            params = SamplingParams(max_tokens=20, temperature=0)
+            return GenerationRequest("r", tuple(loaded.text_ids(prompt)), params, adapter_id)
 
         alone = [collect(engine.submit(run(a, p))) for a in (None, "router") for p in PROMPTS[:2]]
         mixed = [engine.submit(run(a, p)) for a in (None, "router") for p in PROMPTS[:2]]
