@@ -246,3 +246,19 @@ def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
         engine.stop()
     with pytest.raises(ModelLoadError, match="int8 does not go with adapters"):
         load_model(model_dir, dtype="int8", adapters={"router": adapter})
+
+
+def test_int8_linear_layers_stay_close_to_their_weights() -> None:
+    from engine.serve.quantize import Int8Linear, quantize_int8
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 512, bias=False)
+    x = torch.randn(3, 5, 256)
+    exact = linear(x)
+    approx = Int8Linear(linear)(x.bfloat16()).float()
+    assert approx.shape == exact.shape
+    assert float((approx - exact).norm() / exact.norm()) < 0.02
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 4))
+    assert quantize_int8(model) == 1  # a layer with a bias stays as it is
+    assert isinstance(model[0], Int8Linear)
+    assert isinstance(model[1], torch.nn.Linear)
