@@ -135,7 +135,8 @@ def test_a_full_queue_refuses_with_retry_after(loaded: LoadedModel) -> None:
         waiting = engine.submit(request(loaded, PROMPTS[1], max_tokens=5))
         with pytest.raises(Overloaded) as refused:
             engine.submit(request(loaded, PROMPTS[2], max_tokens=5))
-        assert refused.value.status == 503 and refused.value.retry_after
+        assert refused.value.status == 503
+        assert refused.value.retry_after
         assert engine.stats().waiting == 1
         running.cancel()
         assert collect(waiting).finish_reason in {"length", "stop"}
@@ -194,7 +195,8 @@ def test_bf16_and_int8_weights_decode(pretrained: tuple[Path, TrainRun]) -> None
             done = collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=5)))
         finally:
             engine.stop()
-        assert done.finish_reason in {"length", "stop"} and done.completion_tokens >= 1
+        assert done.finish_reason in {"length", "stop"}
+        assert done.completion_tokens >= 1
 
 
 def test_model_directories_that_cannot_be_served_are_one_line_errors(tmp_path: Path) -> None:
@@ -223,7 +225,8 @@ def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
     adapter = make_adapter(model_dir, tmp_path / "lora", seed=3)
     loaded = load_model(model_dir, dtype="fp32", adapters={"router": adapter}, name="tiny")
     assert loaded.model_ids() == ["tiny", "router"]
-    assert loaded.adapter_for("router") == "router" and loaded.adapter_for("tiny") is None
+    assert loaded.adapter_for("router") == "router"
+    assert loaded.adapter_for("tiny") is None
     with pytest.raises(ServeError) as unknown:
         loaded.adapter_for("gpt-4o")
     assert unknown.value.status == 404
@@ -232,9 +235,8 @@ def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
     try:
 
         def run(adapter_id: str | None, prompt: str) -> GenerationRequest:
-            return GenerationRequest(
-                "r", tuple(loaded.text_ids(prompt)), SamplingParams(max_tokens=20, temperature=0), adapter_id
-            )
+            params = SamplingParams(max_tokens=20, temperature=0)
+            return GenerationRequest("r", tuple(loaded.text_ids(prompt)), params, adapter_id)
 
         alone = [collect(engine.submit(run(a, p))) for a in (None, "router") for p in PROMPTS[:2]]
         mixed = [engine.submit(run(a, p)) for a in (None, "router") for p in PROMPTS[:2]]
@@ -244,3 +246,19 @@ def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
         engine.stop()
     with pytest.raises(ModelLoadError, match="int8 does not go with adapters"):
         load_model(model_dir, dtype="int8", adapters={"router": adapter})
+
+
+def test_int8_linear_layers_stay_close_to_their_weights() -> None:
+    from engine.serve.quantize import Int8Linear, quantize_int8
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 512, bias=False)
+    x = torch.randn(3, 5, 256)
+    exact = linear(x)
+    approx = Int8Linear(linear)(x.bfloat16()).float()
+    assert approx.shape == exact.shape
+    assert float((approx - exact).norm() / exact.norm()) < 0.02
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 4))
+    assert quantize_int8(model) == 1  # a layer with a bias stays as it is
+    assert isinstance(model[0], Int8Linear)
+    assert isinstance(model[1], torch.nn.Linear)
