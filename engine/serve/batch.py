@@ -55,8 +55,11 @@ class Row:
         token = picked.token
         logprobs = self._logprobs(picked)
         if token in self.loaded.eos_ids:
+            # Decoded before the end token joins: an end token that is not a special token of the
+            # tokenizer (``<|sep|>``, which ends every chat reply) would otherwise end the text.
+            rest = self._text()[self.sent :]
             self.generated.append(token)
-            self._finish(self._text()[self.sent :], (token,), logprobs, "stop")
+            self._finish(rest, (token,), logprobs, "stop")
             return
         if self.constraint is not None:
             self.constraint.consume(token)
