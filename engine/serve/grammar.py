@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 #: The largest schema accepted, as compact JSON.
 MAX_SCHEMA_BYTES = 64 * 1024
+#: How deeply a schema's JSON may nest (objects and arrays within one another).
+MAX_SCHEMA_NESTING = 64
 #: Compiled grammars kept per tokenizer, most recently used first: agents send the same schema often.
 CACHED_GRAMMARS = 32
 #: The longest llguidance or jsonschema message quoted in an error.
@@ -170,6 +172,10 @@ class JsonConstraint:
         target[self._words :] = 0
         # Into the array directly: compute_bitmask() would allocate a bytes object each step.
         self._matcher.unsafe_compute_mask_ptr(target.ctypes.data, self._words * 4)
+        if self.error is None and self._matcher.is_error():
+            # The lexer may give up here, on a pattern too large for it: the mask then allows only
+            # the end tokens, and the error says why.
+            self.error = self._matcher.get_error() or "the grammar failed"
 
     def consume(self, token: int) -> None:
         """Advance past ``token``; a token the grammar forbids leaves the constraint in error."""
@@ -281,25 +287,64 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
     from jsonschema.validators import validator_for
     from llguidance import LLMatcher
 
+    # The validators recurse several frames per level: a deeper schema is refused before they run.
+    if _nesting(schema) > MAX_SCHEMA_NESTING:
+        raise _bad(f"response_format schema nests more than {MAX_SCHEMA_NESTING} levels deep; flatten it")
     try:
         validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as err:
         where = pointer(list(err.absolute_path))
         raise _bad(f"response_format schema is not a valid JSON Schema: {where}: {_detail(err.message)}") from None
+    except RecursionError:
+        raise _bad("response_format schema nests too deeply; flatten it") from None
     try:
         decoding, notes = decoding_schema(schema)
     except UnsupportedSchema as err:
         raise _bad(f"response_format schema cannot be used for constrained decoding: {err}") from None
-    grammar = LLMatcher.grammar_from_json_schema(decoding, overrides=_JSON_OPTIONS)  # type: ignore[arg-type]
-    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
+    try:
+        grammar = LLMatcher.grammar_from_json_schema(decoding, overrides=_JSON_OPTIONS)  # type: ignore[arg-type]
+        is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
+    except (ValueError, TypeError, OverflowError, RuntimeError) as err:
+        # llguidance reads numbers as 64-bit: an integer beyond that is refused here.
+        is_error, messages = True, [str(err)]
     if is_error:
         detail = _detail(messages[0] if messages else "refused")
         raise _bad(f"response_format schema cannot be used for constrained decoding: {detail}")
     matcher = LLMatcher(tokenizer, grammar, log_level=0)
     if matcher.is_error():
-        detail = _detail(matcher.get_error())
-        raise _bad(f"response_format schema cannot be used for constrained decoding: {detail}")
+        raise _bad(f"response_format schema cannot be used for constrained decoding: {_first(matcher)}")
+    # A grammar whose language is empty (a $ref that refers only to itself) compiles, and fails
+    # at its first token: found here, it is the request's 400, not an empty answer.
+    probe = matcher.deep_copy()
+    probe.compute_bitmask()
+    if probe.is_error():
+        raise _bad(
+            "response_format schema cannot be used for constrained decoding: no JSON value can be written "
+            f"under it (does a $ref refer only to itself?) ({_first(probe)})"
+        )
     return JsonGrammar(schema, decoding, notes, matcher, tokenizer.vocab_size)
+
+
+def _first(matcher: LLMatcher) -> str:
+    """The first line of a failed matcher's error (the rest is a dump of its state)."""
+    lines = matcher.get_error().strip().splitlines()
+    return _detail(lines[0] if lines else "refused")
+
+
+def _nesting(value: Any) -> int:
+    """How deeply JSON ``value`` nests (a scalar is 0), measured without recursion."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_SCHEMA_NESTING:
+                return deepest
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _bad(message: str) -> ServeError:

@@ -1,0 +1,61 @@
+"""Hostile schemas are refused with a 400 naming response_format: never a 500, never an empty answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from engine.serve.grammar import MAX_SCHEMA_NESTING, compile_response_format
+from engine.serve.types import ServeError
+from tests.engine.tinyllm.training_support import TrainRun
+
+
+@pytest.fixture(scope="module")
+def tokenizer(pretrained: tuple[Path, TrainRun]) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(pretrained[0])
+
+
+def nested(keyword: str, depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "array", "items": schema} if keyword == "items" else {keyword: [schema]}
+    return schema
+
+
+def refused(tokenizer: PreTrainedTokenizerBase, schema: dict[str, Any]) -> ServeError:
+    response_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    with pytest.raises(ServeError) as caught:
+        compile_response_format(response_format, tokenizer, eos_ids=[2])
+    assert (caught.value.status, caught.value.param) == (400, "response_format")
+    return caught.value
+
+
+@pytest.mark.parametrize(("keyword", "depth"), [("items", 300), ("allOf", 300), ("anyOf", 100), ("items", 130)])
+def test_a_schema_nested_past_the_validators_stack_is_a_400(
+    tokenizer: PreTrainedTokenizerBase, keyword: str, depth: int
+) -> None:
+    assert "nests more than" in str(refused(tokenizer, nested(keyword, depth)))
+
+
+def test_a_schema_nested_within_the_limit_compiles(tokenizer: PreTrainedTokenizerBase) -> None:
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": nested("items", MAX_SCHEMA_NESTING - 1)}}
+    assert compile_response_format(schema, tokenizer, eos_ids=[2]) is not None
+
+
+def test_integers_beyond_64_bits_are_a_400(tokenizer: PreTrainedTokenizerBase) -> None:
+    err = refused(tokenizer, {"type": "integer", "minimum": 10**30, "maximum": 10**30 + 5})
+    assert "cannot be used for constrained decoding" in str(err)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#"},
+        {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    ],
+)
+def test_a_schema_that_only_refers_to_itself_is_a_400(tokenizer: PreTrainedTokenizerBase, schema: Any) -> None:
+    assert "no JSON value can be written" in str(refused(tokenizer, schema))
