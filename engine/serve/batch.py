@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.serve.loaded import BASE_ADAPTER, LoadedModel
 from engine.serve.sampling import Picked, pick
-from engine.serve.types import Delta, FinishReason, TokenLogprob, TopLogprob
+from engine.serve.types import GRAMMAR_FAILED, Delta, FinishReason, TokenLogprob, TopLogprob
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +54,8 @@ class Row:
         """Take the picked token: send the text it completes, and end the row when it should end."""
         token = picked.token
         logprobs = self._logprobs(picked)
+        if self._grammar_failed(token):
+            return
         if token in self.loaded.eos_ids:
             # Decoded before the end token joins: an end token that is not a special token of the
             # tokenizer (``<|sep|>``, which ends every chat reply) would otherwise end the text.
@@ -63,6 +65,8 @@ class Row:
             return
         if self.constraint is not None:
             self.constraint.consume(token)
+            if self._grammar_failed(token):
+                return
         self.generated.append(token)
         if self.counts is not None:
             self.counts[token] += 1
@@ -83,6 +87,16 @@ class Row:
             chunk = text[self.sent : safe] if safe > self.sent else ""
             self.sent = max(self.sent, safe)
             self.stream.put(Delta(chunk, (token,), logprobs))
+
+    def _grammar_failed(self, token: int) -> bool:
+        """End the row in error when its grammar gave up (computing a mask or taking a token): not the
+        model's doing, and its text is no answer."""
+        failed = getattr(self.constraint, "error", None)
+        if not failed:
+            return False
+        self.generated.append(token)
+        self.finish_with_error(GRAMMAR_FAILED + str(failed).strip().split("\n")[0][:300])
+        return True
 
     def _text(self) -> str:
         return str(self.loaded.tokenizer.decode(self.generated, skip_special_tokens=True))

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from engine.serve import protocol
 from engine.serve.protocol import ChatRequest, ChoiceResult, CompletionRequest
-from engine.serve.types import Delta, FinishReason, GenerationRequest, SamplingParams, ServeError, TokenLogprob
+from engine.serve.types import (
+    GRAMMAR_FAILED,
+    Delta,
+    FinishReason,
+    GenerationRequest,
+    SamplingParams,
+    ServeError,
+    TokenLogprob,
+)
 
 if TYPE_CHECKING:
     from engine.serve.engine import Engine, Stream
@@ -295,6 +303,10 @@ class Serving:
                 if delta is None:
                     live -= 1
                     continue
+                if delta.finish_reason == "error" and (delta.error or "").startswith(GRAMMAR_FAILED):
+                    raise ServeError(
+                        f"{delta.error}; simplify the schema", param="response_format", code="grammar_failed"
+                    )
                 if delta.finish_reason == "error":
                     raise ServeError(
                         f"generation failed: {delta.error or 'no details'}", status=500, kind="server_error"

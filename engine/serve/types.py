@@ -16,6 +16,10 @@ FinishReason = Literal["stop", "length", "cancelled", "error"]
 #: The most top alternatives a request may ask for per token (the OpenAI limit).
 MAX_TOP_LOGPROBS = 20
 
+#: How ``Delta.error`` begins when a sequence's grammar failed while decoding (llguidance gave up on
+#: the request's schema, say on a pattern too large for its lexer): the request's fault, a 400.
+GRAMMAR_FAILED = "the response_format grammar failed while decoding: "
+
 
 class ServeError(Exception):
     """A request the server refuses: an HTTP status and an OpenAI-style error body.

@@ -11,7 +11,7 @@ import torch
 
 from engine.serve.engine import Engine, collect
 from engine.serve.loaded import LoadedModel, load_model
-from engine.serve.types import GenerationRequest, SamplingParams
+from engine.serve.types import GRAMMAR_FAILED, GenerationRequest, SamplingParams, ServeError
 from tests.engine.tinyllm.training_support import TrainRun
 
 
@@ -75,3 +75,30 @@ def test_an_end_token_that_is_not_special_never_reaches_the_text(engine: Engine,
     assert done.token_ids[-1] == sep
     assert "<|sep|>" not in done.text
     assert done.text == loaded.tokenizer.decode([word, word])
+
+
+def test_a_grammar_that_fails_while_decoding_is_the_requests_400(engine: Engine, loaded: LoadedModel) -> None:
+    """llguidance builds a huge pattern's lexer lazily and gives up on the first character: the
+    sequence ends in error with the grammar's reason, and the server answers 400, not a 422 that
+    blames the model."""
+    import asyncio
+
+    from engine.serve.protocol import ChatRequest, parse_request
+    from engine.serve.serving import Serving
+
+    schema = {"type": "string", "pattern": "^a{1000000}$"}
+    body = {
+        "model": loaded.name,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 8,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    }
+    serving = Serving(loaded, engine)
+    job = serving.prepare_chat(parse_request(ChatRequest, body))
+    done = collect(serving.submit(job)[0])
+    assert done.finish_reason == "error", (done.text, done.token_ids)
+    assert done.error is not None
+    assert done.error.startswith(GRAMMAR_FAILED)
+    with pytest.raises(ServeError) as refused:
+        asyncio.run(serving.complete(job, serving.submit(job)))
+    assert (refused.value.status, refused.value.param, refused.value.code) == (400, "response_format", "grammar_failed")
