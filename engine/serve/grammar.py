@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.schemas import describe_error, pointer
+from engine.serve.schema_check import CheckTooSlow, bounded_validator, within
 from engine.serve.schema_rewrite import UnsupportedSchema, decoding_schema
 from engine.serve.types import ServeError
 
@@ -104,15 +105,12 @@ class JsonGrammar:
         matcher: LLMatcher,
         vocab_size: int,
     ) -> None:
-        from jsonschema import Draft202012Validator
-        from jsonschema.validators import validator_for
-
         self.schema = schema
         self.decoding = decoding
         self.notes = tuple(notes)
         self._matcher = matcher  # never advanced: each sequence decodes with a copy
         self._vocab_size = vocab_size
-        self._validator = validator_for(schema, default=Draft202012Validator)(schema)
+        self._validator = bounded_validator(schema)
         self._lock = threading.Lock()
 
     @property
@@ -140,7 +138,11 @@ class JsonGrammar:
             return f"not valid JSON: {err}"
         from jsonschema.exceptions import best_match
 
-        error = best_match(self._validator.iter_errors(value))
+        try:
+            with within():
+                error = best_match(self._validator.iter_errors(value))
+        except CheckTooSlow as slow:
+            return f"the pattern {_short(str(slow))} took too long to check"
         if error is None:
             return None
         path, reason = describe_error(error)
@@ -297,6 +299,9 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
         raise _bad(f"response_format schema is not a valid JSON Schema: {where}: {_detail(err.message)}") from None
     except RecursionError:
         raise _bad("response_format schema nests too deeply; flatten it") from None
+    if _keywords(schema) >= {"unevaluatedProperties", "patternProperties"}:
+        # jsonschema matches patternProperties for unevaluatedProperties with ``re``, unbounded.
+        raise _bad("response_format schema: unevaluatedProperties with patternProperties is not supported")
     try:
         decoding, notes = decoding_schema(schema)
     except UnsupportedSchema as err:
@@ -329,6 +334,20 @@ def _first(matcher: LLMatcher) -> str:
     """The first line of a failed matcher's error (the rest is a dump of its state)."""
     lines = matcher.get_error().strip().splitlines()
     return _detail(lines[0] if lines else "refused")
+
+
+def _keywords(value: Any) -> set[str]:
+    """Every key of every object in JSON ``value``, found without recursion."""
+    keys: set[str] = set()
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            keys.update(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return keys
 
 
 def _nesting(value: Any) -> int:

@@ -159,13 +159,17 @@ def _enumerate_array(node: dict[str, Any], path: str, notes: list[str]) -> bool:
     count = sum(math.perm(len(values), k) if unique else len(values) ** k for k in lengths)
     if count > MAX_ENUMERATED:
         return False
-    from jsonschema import Draft202012Validator
+    from engine.serve.schema_check import CheckTooSlow, bounded_validator, within
 
-    check = Draft202012Validator(node)
+    check = bounded_validator(node)
     candidates = itertools.chain.from_iterable(
         itertools.permutations(values, k) if unique else itertools.product(values, repeat=k) for k in lengths
     )
-    valid = [list(candidate) for candidate in candidates if check.is_valid(list(candidate))]
+    try:
+        with within():
+            valid = [list(candidate) for candidate in candidates if check.is_valid(list(candidate))]
+    except CheckTooSlow as slow:
+        raise UnsupportedSchema(f"the pattern {slow} at {path or '/'} takes too long to match") from None
     if not valid:
         raise UnsupportedSchema(f"no array satisfies the schema at {path or '/'}")
     kept = {key: value for key, value in node.items() if key in _ANNOTATIONS}

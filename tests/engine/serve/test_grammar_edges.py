@@ -59,3 +59,48 @@ def test_integers_beyond_64_bits_are_a_400(tokenizer: PreTrainedTokenizerBase) -
 )
 def test_a_schema_that_only_refers_to_itself_is_a_400(tokenizer: PreTrainedTokenizerBase, schema: Any) -> None:
     assert "no JSON value can be written" in str(refused(tokenizer, schema))
+
+
+CATASTROPHIC = "^(a|a)*b"  # Python's re backtracks 2**n ways over n a's before it gives up
+CHECK_SCRIPT = """
+import json, sys
+from transformers import AutoTokenizer
+from engine.serve.grammar import compile_response_format
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+for schema, value in json.loads(sys.argv[2]):
+    response_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    grammar = compile_response_format(response_format, tokenizer)
+    print(json.dumps(grammar.check(json.dumps(value))))
+"""
+
+
+def test_patterns_of_the_schema_are_matched_in_bounded_time(pretrained: tuple[Path, TrainRun]) -> None:
+    """An answer forced by ``const`` and checked against a catastrophic pattern (in ``not``, which
+    the grammar cannot enforce, or as a property name) once held the interpreter for hours."""
+    import json
+    import subprocess
+    import sys
+
+    word = "a" * 40 + "!"
+    cases = [
+        ({"const": word, "not": {"pattern": CATASTROPHIC}}, word),
+        ({"type": "object", "patternProperties": {CATASTROPHIC: {}}, "additionalProperties": False}, {word: 1}),
+        ({"type": "object", "patternProperties": {CATASTROPHIC: {"type": "string"}}}, {"aab": 1, word: 2}),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_SCRIPT, str(pretrained[0]), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[3],
+    )
+    assert done.returncode == 0, done.stderr
+    problems = [json.loads(line) for line in done.stdout.splitlines()]
+    assert problems[0] is None
+    assert problems[1] == f"/{word}: unknown key"
+    assert problems[2] == "/aab: must be of type string (got integer 1)"
+
+
+def test_unevaluated_properties_beside_pattern_properties_is_a_400(tokenizer: PreTrainedTokenizerBase) -> None:
+    schema = {"type": "object", "patternProperties": {"^x": {}}, "unevaluatedProperties": False}
+    assert "unevaluatedProperties with patternProperties" in str(refused(tokenizer, schema))
