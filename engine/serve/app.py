@@ -20,11 +20,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.serve import protocol
@@ -47,6 +49,9 @@ MAX_BODY_BYTES = 1 << 20
 DRAIN_LIMIT_BYTES = 64 << 20
 #: The status logged for a client that left before its answer (nginx's "client closed request").
 CLIENT_CLOSED = 499
+#: Seconds a stream has, once the server is told to stop, to send its last events (uvicorn's
+#: graceful shutdown, set in tui.serve_cli, waits longer).
+SHUTDOWN_GRACE_S = 1.5
 #: Paths that get no request event: the Serve pane polls them.
 QUIET_PATHS = frozenset({"/health", "/metrics"})
 
@@ -118,7 +123,16 @@ def create_app(
             if body is None:  # nobody is left to answer; 499 is how the request log says so
                 return Response(status_code=CLIENT_CLOSED)
             return JSONResponse(body)
-        return EventSourceResponse(_sse(serving, job, streams), sep="\n", ping=15)
+        # On SIGTERM sse-starlette sets ``stopping`` and, after the grace period, cancels the
+        # stream: within it the stream ends with an error event and [DONE], not a cut-off body.
+        stopping = anyio.Event()
+        return EventSourceResponse(
+            _sse(serving, job, streams, stopping),
+            sep="\n",
+            ping=15,
+            shutdown_event=stopping,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
+        )
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -161,12 +175,16 @@ async def read_json(request: Request, limit: int) -> Any:
         raise too_large
     body = bytearray()
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > DRAIN_LIMIT_BYTES:
-            raise too_large
-        if size <= limit:
-            body += chunk
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > DRAIN_LIMIT_BYTES:
+                raise too_large
+            if size <= limit:
+                body += chunk
+    except ClientDisconnect:
+        # Nobody is left to answer; the request log says so with 499, and no failure is logged.
+        raise ServeError("the client left before its request was read", status=CLIENT_CLOSED) from None
     if size > limit:
         raise too_large
     if not body.strip():
@@ -201,17 +219,35 @@ async def _unless_gone(request: Request, work: Awaitable[T], streams: list[Strea
     return task.result()
 
 
-async def _sse(serving: Serving, job: Job, streams: list[Stream]) -> AsyncIterator[dict[str, str]]:
+async def _sse(
+    serving: Serving, job: Job, streams: list[Stream], stopping: anyio.Event | None = None
+) -> AsyncIterator[dict[str, str]]:
     """The server-sent events of a stream. An error after the first chunk can no longer change the
-    status: it is sent as an ``error`` object, which the openai client raises as APIError."""
+    status: it is sent as an ``error`` object, which the openai client raises as APIError.
+
+    When ``stopping`` is set (the server is shutting down) the streams are cancelled and what
+    they still send is replaced by a 503 error event: a cut-off answer must not read as finished."""
+
+    async def stop_when_told(event: anyio.Event) -> None:
+        await event.wait()
+        for stream in streams:
+            stream.cancel()
+
+    watcher = asyncio.ensure_future(stop_when_told(stopping)) if stopping is not None else None
     try:
-        async for chunk in serving.stream(job, streams):
-            yield {"data": json.dumps(chunk, ensure_ascii=False)}
+        async with contextlib.aclosing(serving.stream(job, streams)) as chunks:
+            async for chunk in chunks:
+                if stopping is not None and stopping.is_set():
+                    raise ServeError("the server is stopping; try again", status=503, kind="server_error")
+                yield {"data": json.dumps(chunk, ensure_ascii=False)}
     except ServeError as err:
         yield {"data": json.dumps(err.body(), ensure_ascii=False)}
     except Exception:
         log.exception("a stream failed")
         yield {"data": json.dumps(_internal().body())}
+    finally:
+        if watcher is not None:
+            watcher.cancel()
     yield {"data": "[DONE]"}
 
 

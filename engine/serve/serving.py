@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -385,7 +385,7 @@ class Serving:
                 code="schema_not_satisfied",
             )
 
-    async def stream(self, job: Job, streams: Sequence[Stream]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, job: Job, streams: Sequence[Stream]) -> AsyncGenerator[dict[str, Any], None]:
         """Yield the chunks of a streamed response (without the final ``[DONE]``)."""
         if job.self_consistency:
             # The answer is known only after the vote: it goes out as one chunk.

@@ -1,0 +1,64 @@
+"""The server at its edges, as a real subprocess: clients that leave while sending, SIGTERM mid-stream."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+
+from tests.engine.serve.server_support import serving, wait_until
+from tests.engine.tinyllm.training_support import TrainRun
+
+HELLO = [{"role": "user", "content": "def hello"}]
+
+
+def test_a_client_that_leaves_while_sending_its_body_is_499_and_no_failure(
+    pretrained: tuple[Path, TrainRun],
+) -> None:
+    with serving(pretrained[0], "--name", "nano") as server:
+        host, port = server.root.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:
+            head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sock.sendall(f"{head}Content-Length: 1000\r\n\r\n".encode() + b'{"model": "nano", ')
+        event = server.wait_for("serve_request", timeout=60)
+        assert event["status"] == 499
+        assert server.health()["status"] == "ok"
+        assert server.stop() == 0
+        assert "ClientDisconnect" not in server.stderr
+        assert "Exception" not in server.stderr
+
+
+def test_sigterm_mid_stream_ends_the_stream_with_an_error_event_and_done(pretrained: tuple[Path, TrainRun]) -> None:
+    """One sequence decodes at a time; long requests ahead keep the stream waiting when SIGTERM
+    comes. The stream must end as a stream ends (an error event, then [DONE]), not be cut off."""
+    with serving(pretrained[0], "--name", "nano", "--max-batch", "1", "--max-queue", "8") as server:
+        long = {"model": "nano", "messages": HELLO, "max_tokens": 240, "temperature": 0}
+
+        def ahead() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # cut off by the shutdown: not looked at here
+                httpx.post(f"{server.url}/chat/completions", json=long, timeout=60)
+
+        threads = [threading.Thread(target=ahead) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        assert wait_until(lambda: server.health()["running"] == 1 and server.health()["waiting"] == 3)
+        lines: list[str] = []
+        body = {**long, "stream": True}
+        with httpx.stream("POST", f"{server.url}/chat/completions", json=body, timeout=60) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data: ") and not lines:
+                    server.process.terminate()  # SIGTERM, once the stream has begun
+                if line.startswith("data: "):
+                    lines.append(line.removeprefix("data: "))
+        for thread in threads:
+            thread.join(60)
+        assert server.process.wait(60) == 0
+    assert lines[-1] == "[DONE]"
+    last = json.loads(lines[-2])
+    assert last["error"]["message"] == "the server is stopping; try again"
+    assert all(choice["finish_reason"] is None for line in lines[:-2] for choice in json.loads(line)["choices"])
