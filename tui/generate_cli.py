@@ -118,7 +118,8 @@ def request_body(args: argparse.Namespace, prompt: str) -> dict[str, Any]:
     if args.json_schema is not None:
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": args.json_schema.stem, "schema": _schema(args.json_schema)},
+            # The API's name is 1 to 64 characters; a file's name may be anything.
+            "json_schema": {"name": args.json_schema.stem[:64] or "schema", "schema": _schema(args.json_schema)},
         }
     return body
 

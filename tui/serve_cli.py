@@ -120,7 +120,8 @@ def quiet_libraries() -> None:
 
     # torchao, which transformers and peft may import, registers types with torch's pytree, which
     # warns about each on stderr; and torchao warns about every GPU kernel it cannot load on a CPU.
-    for name in ("transformers", "torchao", "torch.utils._pytree", "peft"):
+    # bitsandbytes, which peft imports, warns on every adapter load about a kernel package it lacks.
+    for name in ("transformers", "torchao", "torch.utils._pytree", "peft", "bitsandbytes"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

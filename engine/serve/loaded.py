@@ -196,6 +196,9 @@ def load_model(
     """
     adapters = dict(adapters or {})
     check_model_dir(path)
+    for where in (path, *adapters.values()):
+        if not _utf8(str(where)):  # the libraries take paths as UTF-8 text only
+            raise ModelLoadError(f"{display_name(str(where))}: the path is not UTF-8; rename it or link to it")
     served = name or path.resolve().name or "model"
     for adapter, adapter_dir in adapters.items():
         if adapter in (served, BASE_ADAPTER) or not adapter:
@@ -225,7 +228,7 @@ def load_model(
             local_files_only=True,
             dtype=torch.bfloat16 if resolved in ("bf16", "int8") else torch.float32,
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
+    except Exception as err:  # a truncated safetensors file, a config.json of the wrong shape: the directory's fault
         raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
     model.to(device)
     model.eval()
@@ -263,10 +266,18 @@ def _with_adapters(model: Any, adapters: Mapping[str, Path]) -> Any:
         peft_model = PeftModel.from_pretrained(model, str(first_dir), adapter_name=first, is_trainable=False)
         for adapter, adapter_dir in items[1:]:
             peft_model.load_adapter(str(adapter_dir), adapter_name=adapter, is_trainable=False)
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
+    except Exception as err:  # a junk adapter_config.json: KeyError, TypeError, ValueError...
         raise ModelLoadError(f"an adapter cannot be loaded: {_first_line(err)}") from err
     peft_model.eval()
     return peft_model
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _first_line(err: BaseException) -> str:

@@ -1,0 +1,70 @@
+"""``routeshell serve`` and ``generate`` on broken model directories and awkward files: one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.engine.tinyllm.training_support import TrainRun
+from tests.helpers import ROUTESHELL, assert_one_line_error
+
+Pretrained = tuple[Path, TrainRun]
+
+
+def routeshell(*args: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [ROUTESHELL, *args], capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL, timeout=300
+    )
+
+
+def copy_model(pretrained: Pretrained, target: Path) -> Path:
+    shutil.copytree(pretrained[0], target, ignore=shutil.ignore_patterns("checkpoints"))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        ("truncated weights", "the model cannot be loaded"),
+        ("config.json a list", "the model cannot be loaded"),
+    ],
+)
+def test_a_damaged_model_directory_is_one_line_and_exit_2(
+    pretrained: Pretrained, tmp_path: Path, damage: str, needle: str
+) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    if damage == "truncated weights":
+        with (model / "model.safetensors").open("r+b") as weights:
+            weights.truncate(1000)
+    else:
+        (model / "config.json").write_text("[1, 2]")
+    assert_one_line_error(routeshell("serve", "--model", str(model), "--port", "0"), 2, needle)
+    assert_one_line_error(routeshell("generate", "--model", str(model), "hi"), 2, needle)
+
+
+def test_a_junk_adapter_is_one_line_and_exit_2(pretrained: Pretrained, tmp_path: Path) -> None:
+    adapter = tmp_path / "lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    result = routeshell("serve", "--model", str(pretrained[0]), "--adapter", f"x={adapter}", "--port", "0")
+    assert_one_line_error(result, 2, "an adapter cannot be loaded")
+
+
+def test_a_model_under_a_path_that_is_not_utf8_says_so(pretrained: Pretrained, tmp_path: Path) -> None:
+    model = copy_model(pretrained, Path(os.fsdecode(os.fsencode(tmp_path) + b"/model-\xff")))
+    assert_one_line_error(routeshell("generate", "--model", str(model), "hi"), 2, "is not UTF-8", "model-\\xff")
+
+
+def test_a_schema_file_with_a_long_name_is_used(pretrained: Pretrained, tmp_path: Path) -> None:
+    schema = tmp_path / f"{'verdict-' * 12}.json"
+    schema.write_text(json.dumps({"type": "boolean"}))
+    result = routeshell("generate", "--model", str(pretrained[0]), "hi", "--json-schema", str(schema), "--json")
+    assert result.returncode == 0, result.stderr
+    content = json.loads(result.stdout)["choices"][0]["message"]["content"]
+    assert content in ("true", "false")
