@@ -68,3 +68,27 @@ def test_a_schema_file_with_a_long_name_is_used(pretrained: Pretrained, tmp_path
     assert result.returncode == 0, result.stderr
     content = json.loads(result.stdout)["choices"][0]["message"]["content"]
     assert content in ("true", "false")
+
+
+def test_the_server_log_is_one_escaped_line_per_record(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from tui.serve_cli import _configure_logging
+
+    names = ("routeshell", "uvicorn", "uvicorn.error", "sse_starlette")
+    saved = [(logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in names]
+    try:
+        _configure_logging()
+        try:
+            raise RuntimeError("boom\x1b[31m\nsecond line")
+        except RuntimeError as err:
+            logging.getLogger("uvicorn.error").error("Exception in ASGI application\n", exc_info=err)
+        logging.getLogger("routeshell.serve").warning("request %s failed", "/v1/\x1b]0;title\x07")
+    finally:
+        for name, (handlers, propagate) in zip(names, saved, strict=True):
+            logging.getLogger(name).handlers, logging.getLogger(name).propagate = handlers, propagate
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "routeshell: serve: Exception in ASGI application: RuntimeError: boom\\x1b[31m",
+        "routeshell: serve: request /v1/\\x1b]0;title\\x07 failed",
+    ]

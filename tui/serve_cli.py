@@ -304,7 +304,11 @@ def _configure_logging() -> None:
 
     class OneLine(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
-            message = f"routeshell: serve: {record.getMessage()}"
+            from engine.names import display_line
+
+            # uvicorn's "Exception in ASGI application\n" and a path from a request: one escaped line.
+            lines = record.getMessage().strip().splitlines()
+            message = f"routeshell: serve: {display_line(lines[0] if lines else '')}"
             if record.exc_info and record.exc_info[1] is not None:
                 err = record.exc_info[1]
                 message += f": {type(err).__name__}: {_first_line(err)}"

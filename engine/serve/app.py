@@ -93,7 +93,8 @@ def create_app(
         if not hmac.compare_digest(token.strip().encode(), api_key.encode()):
             raise ServeError("invalid API key", status=401, kind="authentication_error", code="invalid_api_key")
 
-    app = FastAPI(title="routeshell", docs_url=None, redoc_url=None, openapi_url=None)
+    # No redirect for a trailing slash: a 307 is no OpenAI error, and its Location echoes the Host header.
+    app = FastAPI(title="routeshell", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.add_middleware(_RequestLog, metrics=metrics, on_request=on_request)
     _add_error_handlers(app)
 

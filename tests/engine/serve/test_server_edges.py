@@ -27,6 +27,11 @@ def test_a_client_that_leaves_while_sending_its_body_is_499_and_no_failure(
         event = server.wait_for("serve_request", timeout=60)
         assert event["status"] == 499
         assert server.health()["status"] == "ok"
+        # A trailing slash is an unknown path, answered as one (not a redirect to the Host header).
+        for path in ("/v1/models/", "/v1/chat/completions/"):
+            response = httpx.post(f"{server.root}{path}", json={}, headers={"Host": "evil.example"}, timeout=30)
+            assert response.status_code in (404, 405), response.headers
+            assert "error" in response.json()
         assert server.stop() == 0
         assert "ClientDisconnect" not in server.stderr
         assert "Exception" not in server.stderr
