@@ -71,6 +71,7 @@ def test_a_schema_file_with_a_long_name_is_used(pretrained: Pretrained, tmp_path
 
 
 def test_the_server_log_is_one_escaped_line_per_record(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
     import logging
 
     from tui.serve_cli import _configure_logging
@@ -84,6 +85,10 @@ def test_the_server_log_is_one_escaped_line_per_record(capsys: pytest.CaptureFix
         except RuntimeError as err:
             logging.getLogger("uvicorn.error").error("Exception in ASGI application\n", exc_info=err)
         logging.getLogger("routeshell.serve").warning("request %s failed", "/v1/\x1b]0;title\x07")
+        try:
+            raise asyncio.CancelledError
+        except asyncio.CancelledError as err:  # a second Ctrl-C: no failure to report
+            logging.getLogger("uvicorn.error").error("Exception in ASGI application\n", exc_info=err)
     finally:
         for name, (handlers, propagate) in zip(names, saved, strict=True):
             logging.getLogger(name).handlers, logging.getLogger(name).propagate = handlers, propagate

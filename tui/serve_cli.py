@@ -314,8 +314,15 @@ def _configure_logging() -> None:
                 message += f": {type(err).__name__}: {_first_line(err)}"
             return message
 
+    def not_cancelled(record: logging.LogRecord) -> bool:
+        # A second Ctrl-C cancels the requests in flight: that is what was asked, not a failure.
+        import asyncio
+
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLine())
+    handler.addFilter(not_cancelled)
     for name in ("routeshell", "uvicorn", "uvicorn.error", "sse_starlette"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]
