@@ -345,7 +345,7 @@ class Serving:
         if job.self_consistency:
             results, extra = self._vote(results)
         for result in results:
-            self._check_schema(job, result)
+            await self._check_schema_off_loop(job, result)
         counts = (job.prompt_tokens, job.tally.completion_tokens)
         build = protocol.chat_response if job.kind == "chat" else protocol.completion_response
         response = build(job.response_id, job.created, job.model, results, counts)
@@ -371,6 +371,12 @@ class Serving:
         return [ChoiceResult(0, chosen.content, chosen.finish_reason, chosen.reasoning, chosen.logprobs)], {
             "self_consistency": votes
         }
+
+    async def _check_schema_off_loop(self, job: Job, result: ChoiceResult) -> None:
+        # Matching a schema's patterns may take up to its budget (engine.serve.schema_check): never
+        # on the event loop, which answers /health meanwhile.
+        if job.grammar is not None and result.finish_reason == "stop":
+            await asyncio.to_thread(self._check_schema, job, result)
 
     def _check_schema(self, job: Job, result: ChoiceResult) -> None:
         if job.grammar is None or result.finish_reason != "stop":
@@ -409,7 +415,8 @@ class Serving:
             if delta.finish_reason is not None:
                 choice.finish_reason = delta.finish_reason
                 job.tally.completion_tokens += delta.completion_tokens
-                self._check_schema(job, ChoiceResult(index, "".join(choice.content), delta.finish_reason))
+                result = ChoiceResult(index, "".join(choice.content), delta.finish_reason)
+                await self._check_schema_off_loop(job, result)
             if job.kind == "text":
                 if delta.text or delta.finish_reason or logprobs:
                     yield protocol.completion_chunk(
