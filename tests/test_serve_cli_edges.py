@@ -97,3 +97,37 @@ def test_the_server_log_is_one_escaped_line_per_record(capsys: pytest.CaptureFix
         "routeshell: serve: Exception in ASGI application: RuntimeError: boom\\x1b[31m",
         "routeshell: serve: request /v1/\\x1b]0;title\\x07 failed",
     ]
+
+
+def test_generate_json_on_a_terminal_escapes_what_a_terminal_would_obey(pretrained: Pretrained, tmp_path: Path) -> None:
+    """JSON leaves C1 controls and bidi overrides as they are; on a terminal they are escaped (the
+    same JSON), on a pipe the output stays raw."""
+    import pty
+
+    schema = tmp_path / "odd.json"
+    schema.write_text(json.dumps({"const": "\x9b2J\u202e"}))
+    args = [ROUTESHELL, "generate", "--model", str(pretrained[0]), "hi", "--json-schema", str(schema), "--json"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            args, stdout=follower, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=environment
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end closed: the command ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert process.wait(120) == 0
+    finally:
+        os.close(leader)
+    text = shown.decode()
+    assert "\x9b" not in text
+    assert "\u202e" not in text
+    response = json.loads(text)
+    assert json.loads(response["choices"][0]["message"]["content"]) == "\x9b2J\u202e"

@@ -158,7 +158,8 @@ def run_generate_command(args: argparse.Namespace) -> int:
         streams = serving.submit(job)
         if args.json:
             response = asyncio.run(serving.complete(job, streams))
-            print(json.dumps(response, ensure_ascii=False, indent=2))
+            text = json.dumps(response, ensure_ascii=False, indent=2)
+            print(json_for_terminal(text) if sys.stdout.isatty() else text)
             return ExitCode.OK
         finish = asyncio.run(_print_stream(serving, job, streams))
         elapsed = time.perf_counter() - started
@@ -181,6 +182,25 @@ def run_generate_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return ExitCode.OK
+
+
+def json_for_terminal(text: str) -> str:
+    """Return JSON ``text`` with every non-printable character (C1 controls, bidi overrides, line
+    separators, which JSON leaves as they are) written as a ``\\u`` escape: the same JSON, safe to
+    show on a terminal. Such characters only occur inside strings, where an escape means the same."""
+    if text.replace("\n", "").isprintable():
+        return text
+    shown = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\n" or ch.isprintable():
+            shown.append(ch)
+        elif code > 0xFFFF:  # JSON spells a character beyond the BMP as a surrogate pair
+            code -= 0x10000
+            shown.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            shown.append(f"\\u{code:04x}")
+    return "".join(shown)
 
 
 async def _print_stream(serving: Any, job: Any, streams: Any) -> str:
