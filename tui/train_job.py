@@ -20,6 +20,7 @@ from typing import Any, cast
 from engine.child_process import routeshell_argv
 from engine.errors import ExitCode
 from engine.names import display_name
+from engine.serve.launcher import is_model_dir
 from tui.process_job import ProcessJob
 from tui.process_job import parse_event_line as parse_job_line
 
@@ -36,8 +37,6 @@ TRAIN_EVENTS = frozenset(
 GRACE_S = 20.0
 #: A model card bigger than this is shown cut.
 MAX_CARD = 64 * 1024
-#: The files that make a directory a finished, loadable model.
-MODEL_FILES = ("config.json", "model.safetensors")
 
 
 class FormError(ValueError):
@@ -154,11 +153,6 @@ class TrainJob(ProcessJob):
 # -- finished models ---------------------------------------------------------------------------
 
 
-def is_model_dir(path: Path) -> bool:
-    """Whether ``path`` holds a finished, loadable model (its config and weights). Touches the disk."""
-    return all((path / name).is_file() for name in MODEL_FILES)
-
-
 def find_models(out: Path, *, limit: int = 200) -> list[Path]:
     """Return the finished model directories at ``out`` and one level below it, sorted. Touches the disk.
 
@@ -198,11 +192,6 @@ def read_model_card(model: Path) -> str:
         return f"(cannot read the model card: {exc.strerror or exc})"
     text = data[:MAX_CARD].decode("utf-8", "surrogateescape")
     return text + "\n… (cut)" if len(data) > MAX_CARD else text
-
-
-def serve_command(model: Path) -> str:
-    """Return the command line that will serve ``model`` (``routeshell serve``, arriving with the Serve pane)."""
-    return shlex.join(["routeshell", "serve", "--model", str(model)])
 
 
 def event_summary(event: dict[str, Any]) -> str:
