@@ -41,6 +41,8 @@ Press ? inside the shell for the keys.
 'routeshell run TASK' runs one task with the agents without the full-screen shell.
 'routeshell train STAGE --out DIR' trains TinyLLM, a small Llama model, from scratch on this
 machine: tokenizer, pretraining, SFT (see 'routeshell train --help').
+'routeshell serve --model DIR' serves a trained model behind the OpenAI API; 'routeshell generate'
+runs it offline (see 'routeshell serve --help').
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
 standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.train_cli import add_train_command
 
     add_train_command(commands, _Parser)
+    from tui.serve_cli import add_serve_commands
+
+    add_serve_commands(commands, _Parser)
     return parser
 
 
@@ -162,6 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.train_cli import run_train_command
 
             return run_train_command(args)
+        if args.command == "serve":
+            from tui.serve_cli import run_serve_command
+
+            return run_serve_command(args)
+        if args.command == "generate":
+            from tui.generate_cli import run_generate_command
+
+            return run_generate_command(args)
         if args.command == "sessions":
             from tui.run_cli import run_sessions_command
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-FinishReason = Literal["stop", "length", "cancelled"]
+#: ``error``: the engine failed on this sequence (``Delta.error`` says why); ``cancelled``: its
+#: client went away or the server is stopping.
+FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 #: The most top alternatives a request may ask for per token (the OpenAI limit).
 MAX_TOP_LOGPROBS = 20
@@ -138,3 +140,4 @@ class Delta:
     finish_reason: FinishReason | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    error: str | None = None

@@ -341,7 +341,11 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
 
 
 def _mark(out: Path, stage: TrainStage, status: str, preset: ModelPreset, options: TrainOptions) -> None:
-    write_marker(out, {"stage": stage, "status": status, "preset": preset_to_dict(preset), "command": options.command})
+    data = {"stage": stage, "status": status, "preset": preset_to_dict(preset), "command": options.command}
+    if stage == "reasoning":
+        # The server splits a reasoning model's answers at these markers.
+        data["markers"] = options.markers
+    write_marker(out, data)
 
 
 def _save_final(

@@ -1,0 +1,234 @@
+"""The running batch: its rows, their shared key/value cache, and each row's text as it grows.
+
+Rows have prompts of different lengths, so the cache is left-padded: every row's newest token
+sits in the last column, an attention mask marks the padding, and each row's positions count
+its own tokens only. A new row is prefilled alone and its cache joins the batch's; a row that
+ends leaves it, and padding columns that no row needs any more are cut off.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from engine.serve.loaded import BASE_ADAPTER, LoadedModel
+from engine.serve.sampling import Picked, pick
+from engine.serve.types import Delta, FinishReason, TokenLogprob, TopLogprob
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.serve.engine import Stream
+    from engine.serve.types import Constraint
+
+#: The replacement character a partial UTF-8 sequence decodes to: held back until it completes.
+_PARTIAL = "\ufffd"
+
+
+class Row:
+    """One sequence of the batch: its request, its sampling state and the text it has sent."""
+
+    def __init__(self, stream: Stream, loaded: LoadedModel, seed: int) -> None:
+        import torch
+
+        request = stream.request
+        self.stream = stream
+        self.loaded = loaded
+        self.params = request.params
+        self.prompt_tokens = len(request.prompt_ids)
+        self.adapter = request.adapter or BASE_ADAPTER
+        self.generator = torch.Generator().manual_seed(seed)
+        width = int(loaded.model.config.vocab_size)
+        penalised = self.params.presence_penalty != 0.0 or self.params.frequency_penalty != 0.0
+        self.counts: torch.Tensor | None = torch.zeros(width) if penalised else None
+        self.constraint: Constraint | None = request.grammar.new() if request.grammar is not None else None
+        self.generated: list[int] = []
+        self.sent = 0
+        self.next_token = -1
+        self.finished = False
+
+    def accept(self, picked: Picked) -> None:
+        """Take the picked token: send the text it completes, and end the row when it should end."""
+        token = picked.token
+        logprobs = self._logprobs(picked)
+        if token in self.loaded.eos_ids:
+            self.generated.append(token)
+            self._finish(self._text()[self.sent :], (token,), logprobs, "stop")
+            return
+        if self.constraint is not None:
+            self.constraint.consume(token)
+        self.generated.append(token)
+        if self.counts is not None:
+            self.counts[token] += 1
+        self.next_token = token
+        text = self._text()
+        stop_at = self._stop_at(text)
+        if stop_at is not None:
+            self._finish(text[self.sent : stop_at], (token,), logprobs, "stop")
+        elif self.constraint is not None and self.constraint.done():
+            self._finish(text[self.sent :], (token,), logprobs, "stop")
+        elif (
+            len(self.generated) >= self.params.max_tokens
+            or self.prompt_tokens + len(self.generated) >= self.loaded.context_length
+        ):
+            self._finish(text[self.sent :], (token,), logprobs, "length")
+        else:
+            safe = self._safe_end(text)
+            chunk = text[self.sent : safe] if safe > self.sent else ""
+            self.sent = max(self.sent, safe)
+            self.stream.put(Delta(chunk, (token,), logprobs))
+
+    def _text(self) -> str:
+        return str(self.loaded.tokenizer.decode(self.generated, skip_special_tokens=True))
+
+    def _stop_at(self, text: str) -> int | None:
+        found: int | None = None
+        for stop in self.params.stop:
+            # Only text not sent yet can hold a new stop string (sent text was checked already).
+            at = text.find(stop, max(0, self.sent - len(stop) + 1))
+            if at >= 0 and (found is None or at < found):
+                found = at
+        return found
+
+    def _safe_end(self, text: str) -> int:
+        """How much of ``text`` may be sent: not a partial character, nor what may begin a stop string."""
+        end = len(text)
+        while end > self.sent and text[end - 1] == _PARTIAL and len(text) - end < 3:
+            end -= 1
+        for stop in self.params.stop:
+            for size in range(min(len(stop) - 1, end - self.sent), 0, -1):
+                if text[:end].endswith(stop[:size]):
+                    end -= size
+                    break
+        return end
+
+    def _finish(
+        self, text: str, tokens: tuple[int, ...], logprobs: tuple[TokenLogprob, ...], reason: FinishReason
+    ) -> None:
+        self.finished = True
+        self.stream.put(
+            Delta(
+                text,
+                tokens,
+                logprobs,
+                finish_reason=reason,
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=len(self.generated),
+            )
+        )
+
+    def _logprobs(self, picked: Picked) -> tuple[TokenLogprob, ...]:
+        if picked.logprob is None:
+            return ()
+        loaded = self.loaded
+        top = [TopLogprob(_piece(loaded, token), value, list(loaded.token_bytes(token))) for token, value in picked.top]
+        token = picked.token
+        return (TokenLogprob(_piece(loaded, token), picked.logprob, list(loaded.token_bytes(token)), top),)
+
+
+def _piece(loaded: LoadedModel, token: int) -> str:
+    return loaded.token_bytes(token).decode("utf-8", errors="replace")
+
+
+class BatchCache:
+    """The rows being decoded and their left-padded key/value cache."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.rows: list[Row] = []
+        self.cache: Any = None
+        self.mask: torch.Tensor | None = None
+        self._finished: list[Stream] = []
+
+    def add(self, stream: Stream, *, seed: int) -> None:
+        """Prefill ``stream``'s prompt, pick its first token and make it a row of the batch."""
+        import torch
+        from transformers import DynamicCache
+
+        row = Row(stream, self.loaded, seed)
+        device = self.loaded.device
+        ids = torch.tensor([stream.request.prompt_ids], dtype=torch.long, device=device)
+        cache = DynamicCache(config=self.loaded.model.config)
+        out = self._forward([row], input_ids=ids, cache=cache)
+        picked = pick(out.logits[:, -1, :].float(), [row], self.loaded.vocab_size)
+        self._join(cache, ids.shape[1])
+        self.rows.append(row)
+        stream.first_token_at = time.monotonic()
+        row.accept(picked[0])
+        self._drop_finished()
+
+    def decode(self) -> int:
+        """Run one decode step for every row; return how many tokens were made."""
+        import torch
+
+        assert self.mask is not None
+        rows = self.rows
+        device = self.loaded.device
+        tokens = torch.tensor([[row.next_token] for row in rows], dtype=torch.long, device=device)
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(rows), 1))], dim=1)
+        positions = self.mask.sum(dim=1, keepdim=True) - 1
+        out = self._forward(rows, input_ids=tokens, attention_mask=self.mask, position_ids=positions, cache=self.cache)
+        picked = pick(out.logits[:, -1, :].float(), rows, self.loaded.vocab_size)
+        for row, choice in zip(rows, picked, strict=True):
+            row.accept(choice)
+        self._drop_finished()
+        return len(rows)
+
+    def drop_cancelled(self) -> None:
+        """End the rows whose client went away, and free their slots."""
+        for row in self.rows:
+            if row.stream.cancelled and not row.finished:
+                row._finish("", (), (), "cancelled")
+        self._drop_finished()
+
+    def take_finished(self) -> list[Stream]:
+        """The streams that ended since the last call."""
+        finished, self._finished = self._finished, []
+        return finished
+
+    def clear(self) -> None:
+        self._finished.extend(row.stream for row in self.rows)
+        self.rows, self.cache, self.mask = [], None, None
+
+    def _forward(self, rows: list[Row], **inputs: Any) -> Any:
+        extra: dict[str, Any] = {}
+        if self.loaded.adapters:
+            extra["adapter_names"] = [row.adapter for row in rows]
+        return self.loaded.model(use_cache=True, logits_to_keep=1, **inputs, **extra)
+
+    def _join(self, cache: Any, length: int) -> None:
+        import torch
+        from torch.nn.functional import pad
+
+        device = self.loaded.device
+        new_mask = torch.ones((1, length), dtype=torch.long, device=device)
+        if self.cache is None or self.mask is None:
+            self.cache, self.mask = cache, new_mask
+            return
+        width = max(self.mask.shape[1], length)
+        grow_old, grow_new = width - self.mask.shape[1], width - length
+        for old, new in zip(self.cache.layers, cache.layers, strict=True):
+            old.keys = torch.cat([pad(old.keys, (0, 0, grow_old, 0)), pad(new.keys, (0, 0, grow_new, 0))])
+            old.values = torch.cat([pad(old.values, (0, 0, grow_old, 0)), pad(new.values, (0, 0, grow_new, 0))])
+        self.mask = torch.cat([pad(self.mask, (grow_old, 0)), pad(new_mask, (grow_new, 0))])
+
+    def _drop_finished(self) -> None:
+        import torch
+
+        if all(not row.finished for row in self.rows):
+            return
+        keep = [index for index, row in enumerate(self.rows) if not row.finished]
+        self._finished.extend(row.stream for row in self.rows if row.finished)
+        if not keep:
+            self.rows, self.cache, self.mask = [], None, None
+            return
+        assert self.mask is not None
+        self.rows = [self.rows[index] for index in keep]
+        kept = torch.tensor(keep, dtype=torch.long, device=self.loaded.device)
+        mask = self.mask[kept]
+        # Columns of padding that no remaining row needs are cut off.
+        first = int(torch.nonzero(mask.sum(dim=0))[0])
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[kept, :, first:, :]
+            layer.values = layer.values[kept, :, first:, :]
+        self.mask = mask[:, first:]

@@ -1,0 +1,365 @@
+"""The engine: one thread owns the model and decodes every admitted sequence in one batch.
+
+Requests wait in a bounded queue. Between two decode steps the engine thread admits waiting
+requests up to ``max_batch``: each prompt is prefilled on its own and its key/value cache joins
+the batch's (left-padded, :mod:`engine.serve.batch`). Every step then feeds one token per
+sequence through the model, picks the next token of each (:mod:`engine.serve.sampling`), and
+hands each sequence's new text to its :class:`Stream`. A finished or cancelled sequence leaves
+the batch at once. The engine knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.serve.loaded import BASE_ADAPTER, LoadedModel
+from engine.serve.types import Delta, GenerationRequest, Overloaded, ServeError, TokenLogprob
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.serve.batch import BatchCache
+
+log = logging.getLogger(__name__)
+
+#: Seconds over which /health and /metrics report tokens per second.
+RATE_WINDOW_S = 5.0
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot of the engine's load and totals."""
+
+    waiting: int
+    running: int
+    max_batch: int
+    max_queue: int
+    admitted: int
+    finished: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_s: float
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole generated sequence (see :func:`collect`)."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    logprobs: tuple[TokenLogprob, ...]
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+
+
+class Stream:
+    """The deltas of one sequence, from the engine thread to one reader (a thread or an event loop).
+
+    Iterate it (blocking) or ``async for`` over :meth:`aiter`; the last delta has
+    ``finish_reason`` set. :meth:`cancel` takes the sequence out of the batch at the next step.
+    """
+
+    def __init__(self, request: GenerationRequest, wake: Any) -> None:
+        self.request = request
+        self.submitted_at = time.monotonic()
+        self.first_token_at: float | None = None
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._items: deque[Delta] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_queue: asyncio.Queue[Delta] | None = None
+        self._cancelled = threading.Event()
+        self.finished = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Stop generating this sequence; its batch slot is freed before the next decode step."""
+        if not self._cancelled.is_set():
+            self._cancelled.set()
+            self._wake()
+
+    def put(self, delta: Delta) -> None:
+        """Hand over a delta (called by the engine thread)."""
+        if delta.finish_reason is not None:
+            self.finished = True
+        with self._lock:
+            if self._loop is None or self._async_queue is None:
+                self._items.append(delta)
+                self._ready.notify_all()
+                return
+            loop, queue = self._loop, self._async_queue
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, delta)
+        except RuntimeError:  # the reader's event loop is closed: nobody is listening any more
+            self._cancelled.set()
+
+    def __iter__(self) -> Iterator[Delta]:
+        while True:
+            with self._lock:
+                while not self._items:
+                    self._ready.wait()
+                delta = self._items.popleft()
+            yield delta
+            if delta.finish_reason is not None:
+                return
+
+    async def aiter(self) -> AsyncIterator[Delta]:
+        """The deltas, read from the running event loop."""
+        queue: asyncio.Queue[Delta] = asyncio.Queue()
+        with self._lock:
+            self._loop, self._async_queue = asyncio.get_running_loop(), queue
+            while self._items:
+                queue.put_nowait(self._items.popleft())
+        while True:
+            delta = await queue.get()
+            yield delta
+            if delta.finish_reason is not None:
+                return
+
+
+def collect(stream: Stream) -> Completion:
+    """Read ``stream`` to its end (blocking) and return the whole sequence."""
+    text: list[str] = []
+    tokens: list[int] = []
+    logprobs: list[TokenLogprob] = []
+    for delta in stream:
+        text.append(delta.text)
+        tokens.extend(delta.token_ids)
+        logprobs.extend(delta.logprobs)
+        if delta.finish_reason is not None:
+            return Completion(
+                text="".join(text),
+                token_ids=tuple(tokens),
+                logprobs=tuple(logprobs),
+                finish_reason=delta.finish_reason,
+                prompt_tokens=delta.prompt_tokens,
+                completion_tokens=delta.completion_tokens,
+                error=delta.error,
+            )
+    raise AssertionError("a stream ends with a finish reason")  # pragma: no cover
+
+
+class Engine:
+    """Batched decoding of every submitted request on one model, in one thread.
+
+    ``max_batch`` sequences decode together; up to ``max_queue`` more wait (beyond that,
+    :meth:`submit` raises :class:`Overloaded`).
+    """
+
+    def __init__(self, loaded: LoadedModel, *, max_batch: int = 8, max_queue: int = 32) -> None:
+        if max_batch < 1 or max_queue < 0:
+            raise ValueError("max_batch must be at least 1 and max_queue at least 0")
+        self.loaded = loaded
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self._cond = threading.Condition()
+        self._waiting: deque[Stream] = deque()
+        self._running = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._admitted = 0
+        self._finished = 0
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+        self._rate: deque[tuple[float, int]] = deque()
+
+    # -- the caller's side -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the engine thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="routeshell-engine", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the engine thread; every waiting or running sequence ends as ``cancelled``."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def check(self, request: GenerationRequest) -> None:
+        """Raise ServeError 400 when ``request`` cannot run on this model (its lengths, its adapter)."""
+        context = self.loaded.context_length
+        prompt = len(request.prompt_ids)
+        if prompt == 0:
+            raise ServeError("the prompt is empty", param="messages")
+        if prompt >= context:
+            raise ServeError(
+                f"the prompt is {prompt} tokens; this model's context is {context} tokens, "
+                "so the prompt must be shorter",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if request.params.max_tokens < 1:
+            raise ServeError("max_tokens must be at least 1", param="max_tokens")
+        if prompt + request.params.max_tokens > context:
+            raise ServeError(
+                f"max_tokens is {request.params.max_tokens} but the prompt is {prompt} tokens and the "
+                f"context {context}: at most {context - prompt} new tokens fit",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+        if request.adapter is not None and request.adapter not in self.loaded.adapters:
+            raise ServeError(f"no adapter {request.adapter!r} is loaded", status=404, param="model")
+        vocab = self.loaded.vocab_size
+        if any(not 0 <= token < vocab for token in request.prompt_ids):
+            raise ServeError("the prompt holds a token id outside the vocabulary", param="prompt")
+
+    def submit(self, request: GenerationRequest) -> Stream:
+        """Queue ``request`` and return its stream. Thread-safe.
+
+        Raises ServeError 400 (see :meth:`check`), Overloaded when the queue is full, and
+        ServeError 503 once the engine is stopping."""
+        self.check(request)
+        stream = Stream(request, self._wake)
+        with self._cond:
+            if self._stopping or not self.alive:
+                raise ServeError("the server is stopping", status=503, kind="server_error", retry_after=1.0)
+            if len(self._waiting) >= self.max_queue and self._running + len(self._waiting) >= self.max_batch:
+                raise Overloaded(
+                    f"the server is busy: {len(self._waiting)} requests wait for {self.max_batch} slots; "
+                    "try again shortly"
+                )
+            self._waiting.append(stream)
+            self._cond.notify_all()
+        return stream
+
+    def stats(self) -> EngineStats:
+        """Return the engine's current load and totals."""
+        with self._cond:
+            now = time.monotonic()
+            while self._rate and self._rate[0][0] < now - RATE_WINDOW_S:
+                self._rate.popleft()
+            tokens = sum(count for _, count in self._rate)
+            span = min(RATE_WINDOW_S, max(now - self._rate[0][0], 1e-3)) if self._rate else RATE_WINDOW_S
+            return EngineStats(
+                waiting=len(self._waiting),
+                running=self._running,
+                max_batch=self.max_batch,
+                max_queue=self.max_queue,
+                admitted=self._admitted,
+                finished=self._finished,
+                prompt_tokens=self._prompt_tokens,
+                completion_tokens=self._completion_tokens,
+                tokens_per_s=tokens / span if tokens else 0.0,
+            )
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- the engine thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        import torch
+
+        from engine.serve.batch import BatchCache
+
+        batch = BatchCache(self.loaded)
+        with torch.inference_mode():
+            while True:
+                with self._cond:
+                    while not self._waiting and not batch.rows and not self._stopping:
+                        self._cond.wait()
+                    if self._stopping:
+                        break
+                    admitted: list[Stream] = []
+                    while self._waiting and len(batch.rows) + len(admitted) < self.max_batch:
+                        admitted.append(self._waiting.popleft())
+                self._step(batch, admitted)
+            self._shutdown(batch)
+
+    def _step(self, batch: BatchCache, admitted: list[Stream]) -> None:
+        for stream in admitted:
+            if stream.cancelled:
+                self._end(stream, Delta("", finish_reason="cancelled", prompt_tokens=len(stream.request.prompt_ids)))
+                continue
+            with self._cond:
+                self._admitted += 1
+                self._prompt_tokens += len(stream.request.prompt_ids)
+                self._running = len(batch.rows) + 1
+            try:
+                batch.add(stream, seed=_seed(stream.request))
+            except Exception as err:  # one request's failure must not take the server down
+                log.exception("prefill failed")
+                self._end(stream, Delta("", finish_reason="error", error=_why(err)))
+        batch.drop_cancelled()
+        if batch.rows:
+            try:
+                produced = batch.decode()
+            except Exception as err:
+                log.exception("decode step failed")
+                for row in batch.rows:
+                    row.stream.put(Delta("", finish_reason="error", error=_why(err)))
+                batch.clear()
+                produced = 0
+            self._count(produced)
+        for stream in batch.take_finished():
+            self._note_finished(stream)
+        with self._cond:
+            self._running = len(batch.rows)
+
+    def _count(self, produced: int) -> None:
+        if produced:
+            with self._cond:
+                self._completion_tokens += produced
+                self._rate.append((time.monotonic(), produced))
+
+    def _end(self, stream: Stream, delta: Delta) -> None:
+        stream.put(delta)
+        self._note_finished(stream)
+
+    def _note_finished(self, stream: Stream) -> None:
+        with self._cond:
+            self._finished += 1
+
+    def _shutdown(self, batch: BatchCache) -> None:
+        with self._cond:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for stream in waiting + [row.stream for row in batch.rows]:
+            stream.put(Delta("", finish_reason="cancelled", error="the server is stopping"))
+        batch.clear()
+        with self._cond:
+            self._running = 0
+
+
+def _seed(request: GenerationRequest) -> int:
+    if request.params.seed is not None:
+        return request.params.seed
+    return random.SystemRandom().randrange(2**63)
+
+
+def _why(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def adapter_name(request: GenerationRequest) -> str:
+    """The PEFT adapter name of ``request``'s row in a mixed batch."""
+    return request.adapter or BASE_ADAPTER
+
+
+def logits_rows(logits: torch.Tensor) -> torch.Tensor:
+    """The last position's logits of each row, in fp32."""
+    return logits[:, -1, :].float()

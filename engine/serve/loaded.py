@@ -1,0 +1,298 @@
+"""A model directory loaded for serving: weights in the chosen format, tokenizer, adapters, limits.
+
+:func:`load_model` takes a directory that ``routeshell train`` finished (or any Llama-style
+transformers model directory with a fast tokenizer) and returns a :class:`LoadedModel`. Every
+problem a user can cause is a :class:`ModelLoadError`: one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from engine.errors import UsageError
+from engine.names import display_name
+from engine.serve.types import ServeError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+DTypeName = Literal["auto", "fp32", "bf16", "int8"]
+DTYPES: tuple[DTypeName, ...] = ("auto", "fp32", "bf16", "int8")
+Markers = Literal["zh", "en"]
+
+#: What a directory must hold to be served.
+REQUIRED_FILES = ("config.json", "tokenizer.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: The adapter name PEFT uses for "no adapter" in a mixed batch.
+BASE_ADAPTER = "__base__"
+#: The marker ``routeshell train`` leaves in a model directory.
+TRAIN_MARKER = "routeshell-train.json"
+
+
+class ModelLoadError(UsageError):
+    """The model, an adapter or the requested format cannot be served (exit code 2)."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the engine: the torch module, its tokenizer and what the server needs to know.
+
+    ``adapters`` are the names of the LoRA adapters loaded beside the base; each is also a model
+    id of the server. ``eos_ids`` end a reply. ``reasoning`` is the answer markers of a model that
+    was trained with reasoning SFT (its replies are split into reasoning and answer), else None.
+    """
+
+    name: str
+    path: Path
+    model: Any
+    tokenizer: PreTrainedTokenizerBase
+    context_length: int
+    eos_ids: frozenset[int]
+    dtype: str
+    device: str
+    reasoning: Markers | None = None
+    adapters: tuple[str, ...] = ()
+    _token_bytes: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def vocab_size(self) -> int:
+        """The tokenizer's vocabulary size (the model's logits may be wider)."""
+        return len(self.tokenizer)
+
+    def model_ids(self) -> list[str]:
+        """Every model id the server answers to: the base model first, then each adapter."""
+        return [self.name, *self.adapters]
+
+    def adapter_for(self, model_id: str) -> str | None:
+        """Return the adapter that ``model_id`` names (None for the base model).
+
+        Raises ServeError 404 for an id the server does not serve."""
+        if model_id == self.name:
+            return None
+        if model_id in self.adapters:
+            return model_id
+        served = ", ".join(self.model_ids())
+        raise ServeError(
+            f"the model {model_id!r} does not exist here; this server serves: {served}",
+            status=404,
+            kind="not_found_error",
+            param="model",
+            code="model_not_found",
+        )
+
+    def chat_ids(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Return the prompt token ids of ``messages`` in the model's chat template, ready for a reply."""
+        try:
+            ids = self.tokenizer.apply_chat_template(
+                [dict(message) for message in messages], add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        except Exception as err:  # a template error is the request's fault (a role it does not know)
+            raise ServeError(f"the messages do not fit the model's chat template: {err}", param="messages") from err
+        return [int(token) for token in cast("list[int]", ids)]
+
+    def text_ids(self, text: str) -> list[int]:
+        """Return the token ids of a plain-text prompt (beginning-of-sequence first, as in training)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        return ([bos] if bos is not None else []) + [int(token) for token in ids]
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes that ``token`` stands for (a byte-fallback piece is its one byte)."""
+        known = self._token_bytes.get(token)
+        if known is None:
+            piece = self.tokenizer.convert_ids_to_tokens(token)
+            if isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+                known = bytes([int(piece[3:5], 16)])
+            elif isinstance(piece, str):
+                known = piece.replace("\u2581", " ").encode("utf-8")
+            else:
+                known = b""
+            self._token_bytes[token] = known
+        return known
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); without it bf16 is slower than fp32."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_dtype(requested: DTypeName, device: str) -> str:
+    """Return the weight format ``auto`` stands for here: bf16 where the hardware has it, else fp32."""
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def check_model_dir(path: Path) -> None:
+    """Raise ModelLoadError unless ``path`` holds a servable model (touches the disk, loads nothing)."""
+    shown = display_name(str(path))
+    if not path.is_dir():
+        raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        missing.append(WEIGHT_FILES[0])
+    if missing:
+        raise ModelLoadError(
+            f"{shown}: not a finished model directory (missing {', '.join(missing)}); "
+            "a stage's final model is its --out directory"
+        )
+
+
+def _marker(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / TRAIN_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _reasoning_markers(path: Path) -> Markers | None:
+    marker = _marker(path)
+    if marker.get("stage") != "reasoning":
+        return None
+    return "en" if marker.get("markers") == "en" else "zh"
+
+
+def _eos_ids(path: Path, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
+    ids: set[int] = set()
+    try:
+        generation = json.loads((path / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        generation = {}
+    raw = generation.get("eos_token_id") if isinstance(generation, dict) else None
+    for value in raw if isinstance(raw, list) else [raw]:
+        if isinstance(value, int) and 0 <= value < len(tokenizer):
+            ids.add(value)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return frozenset(ids)
+
+
+def _quiet_torchao() -> None:
+    # torchao logs a warning for each optional GPU kernel library it cannot load on a CPU machine.
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+
+
+def _quantize_int8(model: Any) -> None:
+    _quiet_torchao()
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    quantize_(model, Int8DynamicActivationInt8WeightConfig())
+
+
+def load_model(
+    path: Path,
+    *,
+    dtype: DTypeName = "auto",
+    adapters: Mapping[str, Path] | None = None,
+    name: str | None = None,
+    device: str = "cpu",
+) -> LoadedModel:
+    """Load the model directory ``path`` for serving and return it.
+
+    ``dtype``: ``fp32``, ``bf16`` (weights in bf16), ``int8`` (dynamic int8 linear layers through
+    torchao) or ``auto`` (see :func:`resolve_dtype`). ``adapters`` maps served ids to PEFT LoRA
+    adapter directories. ``name`` is the base model's id (default: the directory's name).
+    Raises ModelLoadError with one line for anything the user can fix.
+    """
+    adapters = dict(adapters or {})
+    check_model_dir(path)
+    served = name or path.resolve().name or "model"
+    for adapter, adapter_dir in adapters.items():
+        if adapter in (served, BASE_ADAPTER) or not adapter:
+            raise ModelLoadError(f"--adapter {adapter!r}: an adapter needs a name of its own")
+        if not (adapter_dir / "adapter_config.json").is_file():
+            raise ModelLoadError(
+                f"--adapter {adapter}={display_name(str(adapter_dir))}: "
+                "no adapter_config.json there (a PEFT adapter directory)"
+            )
+    resolved = resolve_dtype(dtype, device)
+    if resolved == "int8" and adapters:
+        raise ModelLoadError("--dtype int8 does not go with adapters; serve adapters with --dtype bf16 or fp32")
+    if resolved == "int8" and device != "cpu":
+        raise ModelLoadError("--dtype int8 runs on the CPU only; use bf16 on a GPU")
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    # The server's log is its own: no progress bars or advice from the loader.
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            local_files_only=True,
+            dtype=torch.bfloat16 if resolved == "bf16" else torch.float32,
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
+    model.to(device)
+    model.eval()
+    if resolved == "int8":
+        _quantize_int8(model)
+    if adapters:
+        model = _with_adapters(model, adapters)
+    context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+    if context <= 0:
+        raise ModelLoadError(f"{display_name(str(path))}: config.json gives no max_position_embeddings")
+    if tokenizer.chat_template is None:
+        raise ModelLoadError(f"{display_name(str(path))}: the tokenizer has no chat template")
+    return LoadedModel(
+        name=served,
+        path=path,
+        model=model,
+        tokenizer=tokenizer,
+        context_length=context,
+        eos_ids=_eos_ids(path, tokenizer),
+        dtype=resolved,
+        device=device,
+        reasoning=_reasoning_markers(path),
+        adapters=tuple(adapters),
+    )
+
+
+def _with_adapters(model: Any, adapters: Mapping[str, Path]) -> Any:
+    from peft import PeftModel
+
+    items = list(adapters.items())
+    try:
+        first, first_dir = items[0]
+        peft_model = PeftModel.from_pretrained(model, str(first_dir), adapter_name=first, is_trainable=False)
+        for adapter, adapter_dir in items[1:]:
+            peft_model.load_adapter(str(adapter_dir), adapter_name=adapter, is_trainable=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise ModelLoadError(f"an adapter cannot be loaded: {_first_line(err)}") from err
+    peft_model.eval()
+    return peft_model
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return display_name(text[0] if text else type(err).__name__)
+
+
+def weight_bytes(loaded: LoadedModel) -> int:
+    """The bytes one forward pass reads for the weights (what bounds decoding speed by memory bandwidth)."""
+    return sum(_storage_bytes(parameter) for parameter in loaded.model.parameters())
+
+
+def _storage_bytes(tensor: torch.Tensor) -> int:
+    inner = getattr(tensor, "__tensor_flatten__", None)
+    if inner is not None:  # a torchao quantized tensor: count its int8 data and scales
+        names, _ = inner()
+        return sum(_storage_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()

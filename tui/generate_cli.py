@@ -1,0 +1,197 @@
+"""``routeshell generate``: one prompt through the serving engine, without HTTP, for scripts.
+
+The request goes through the same validation, engine and answer handling as ``routeshell serve``
+(:mod:`engine.serve.serving`): the text streams to stdout (escaped on a terminal, raw on a pipe)
+with the usage on stderr at the end, or with ``--json`` the whole OpenAI response object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Generate text with a model trained by 'routeshell train', without starting a server.
+
+The prompt is the PROMPT argument, or standard input with '-' (or when PROMPT is left out and
+input is piped). With --chat (the default) it is the user message of a chat in the model's
+template; with --raw it is continued as plain text. A reasoning model's reasoning goes to
+stderr and its final answer to stdout.
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0    generated
+  1    generation failed (an answer that does not satisfy --json-schema, the engine failed)
+  2    bad input: a missing model, an unreadable schema, a prompt longer than the context
+  130  interrupted (Ctrl-C)
+"""
+
+#: Sampling defaults of the TinyLLM design (the server's are the OpenAI API's).
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_K = 40
+DEFAULT_TOP_P = 0.9
+
+
+def add_generate_command(commands: Any, dtypes: tuple[str, ...]) -> None:
+    """Add ``generate`` with its options to the ``routeshell`` subcommands."""
+    generate = commands.add_parser(
+        "generate",
+        help="generate text with a trained model, offline",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = generate.add_argument
+    add("prompt", nargs="?", metavar="PROMPT", help="the prompt, or '-' to read it from standard input")
+    add("--model", required=True, type=Path, metavar="DIR", help="a model directory made by 'routeshell train'")
+    mode = generate.add_mutually_exclusive_group()
+    mode.add_argument("--chat", dest="raw", action="store_false", help="the prompt is a user message (default)")
+    mode.add_argument("--raw", dest="raw", action="store_true", help="continue the prompt as plain text")
+    add("--system", metavar="TEXT", help="a system message (with --chat)")
+    add("--max-tokens", type=int, metavar="N", help="the most tokens to generate (default: up to the context)")
+    add("--temperature", type=float, default=DEFAULT_TEMPERATURE, metavar="T", help="0 is greedy (0.7)")
+    add("--top-p", type=float, default=DEFAULT_TOP_P, metavar="P", help="nucleus sampling (0.9)")
+    add("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K", help="sample among the K likeliest, 0: all (40)")
+    add("--seed", type=int, metavar="N", help="random seed: same seed, same text")
+    add("--stop", action="append", default=[], metavar="TEXT", help="stop before this text (repeatable, up to 4)")
+    add("--json-schema", type=Path, metavar="FILE", help="constrain the answer to this JSON Schema")
+    add("--self-consistency", type=int, metavar="N", help="sample N answers and print the majority one")
+    add("--calculator", action="store_true", help="evaluate the prompt's arithmetic and tell the model")
+    add("--dtype", choices=dtypes, default="auto", help="weight format (auto: bf16 where the CPU has it)")
+    add("--json", action="store_true", help="print the whole response as an OpenAI JSON object")
+
+
+def _read_prompt(args: argparse.Namespace) -> str:
+    from engine.errors import UsageError
+
+    if args.prompt is not None and args.prompt != "-":
+        return str(args.prompt)
+    if args.prompt is None and sys.stdin.isatty():
+        raise UsageError("give a PROMPT, or '-' and the prompt on standard input")
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("the prompt on standard input is not UTF-8 text") from None
+
+
+def _schema(path: Path) -> dict[str, Any]:
+    from engine.errors import UsageError
+    from engine.names import display_name
+
+    try:
+        schema = json.loads(path.read_bytes())
+    except OSError as err:
+        raise UsageError(f"cannot read the schema {display_name(str(path))}: {err.strerror or err}") from None
+    except (ValueError, RecursionError):
+        raise UsageError(f"the schema {display_name(str(path))} is not JSON") from None
+    if not isinstance(schema, dict):
+        raise UsageError(f"the schema {display_name(str(path))} is not a JSON object")
+    return schema
+
+
+def request_body(args: argparse.Namespace, prompt: str) -> dict[str, Any]:
+    """The OpenAI request body that ``generate``'s options stand for."""
+    body: dict[str, Any] = {
+        "model": "",
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "stop": args.stop,
+        "calculator": args.calculator,
+    }
+    if args.raw:
+        body["prompt"] = prompt
+    else:
+        system = [{"role": "system", "content": args.system}] if args.system else []
+        body["messages"] = [*system, {"role": "user", "content": prompt}]
+    for option, field in (("max_tokens", "max_tokens"), ("seed", "seed"), ("self_consistency", "self_consistency")):
+        if getattr(args, option) is not None:
+            body[field] = getattr(args, option)
+    if args.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": args.json_schema.stem, "schema": _schema(args.json_schema)},
+        }
+    return body
+
+
+def run_generate_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell generate``; return the exit code."""
+    from engine.errors import ExitCode, RouteshellError, UsageError
+    from engine.serve.protocol import ChatRequest, CompletionRequest, parse_request
+    from engine.serve.types import ServeError
+
+    prompt = _read_prompt(args)
+    body = request_body(args, prompt)
+    from tui.serve_cli import load
+
+    loaded = load(args)
+    body["model"] = loaded.name
+    from engine.serve.engine import Engine
+
+    from engine.serve.serving import Serving
+
+    samples = max(1, args.self_consistency or 1)
+    engine = Engine(loaded, max_batch=min(samples, 16), max_queue=samples)
+    serving = Serving(loaded, engine)
+    engine.start()
+    try:
+        if args.raw:
+            job = serving.prepare_completion(parse_request(CompletionRequest, body))
+        else:
+            job = serving.prepare_chat(parse_request(ChatRequest, body))
+        started = time.perf_counter()
+        streams = serving.submit(job)
+        if args.json:
+            response = asyncio.run(serving.complete(job, streams))
+            print(json.dumps(response, ensure_ascii=False, indent=2))
+            return ExitCode.OK
+        finish = asyncio.run(_print_stream(serving, job, streams))
+        elapsed = time.perf_counter() - started
+    except ServeError as err:
+        if err.status < 500 and err.status != 422:
+            raise UsageError(str(err)) from None
+        raise RouteshellError(str(err)) from None
+    finally:
+        engine.stop()
+    tally = job.tally
+    rate = tally.completion_tokens / elapsed if elapsed > 0 else 0.0
+    print(
+        f"routeshell: {tally.prompt_tokens} prompt + {tally.completion_tokens} completion tokens, "
+        f"{elapsed:.2f}s ({rate:.1f} tokens/s), finish_reason {finish}",
+        file=sys.stderr,
+    )
+    return ExitCode.OK
+
+
+async def _print_stream(serving: Any, job: Any, streams: Any) -> str:
+    """Print the answer as it streams; return its finish reason."""
+    from engine.names import display_text
+
+    terminal = sys.stdout.isatty()
+    finish = "stop"
+    ended_line = True
+    async for chunk in serving.stream(job, streams):
+        for choice in chunk.get("choices", []):
+            delta = choice.get("delta", choice)
+            thought = delta.get("reasoning_content")
+            text = delta.get("content", delta.get("text")) or ""
+            if thought:
+                sys.stderr.write(display_text(thought) if sys.stderr.isatty() else thought)
+                sys.stderr.flush()
+            if text:
+                sys.stdout.write(display_text(text) if terminal else text)
+                sys.stdout.flush()
+                ended_line = text.endswith("\n")
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+    if not ended_line:
+        sys.stdout.write("\n")
+    return str(finish)

@@ -1,0 +1,338 @@
+"""``routeshell serve`` and ``routeshell generate``: a trained model behind the OpenAI API, or offline.
+
+``serve`` loads the model, starts one engine thread and runs uvicorn (one worker) on the app of
+:mod:`engine.serve.app`. With ``--events`` it prints JSON lines (serve_ready, one serve_request per
+request, serve_stopped) for the Serve pane; otherwise a readable log. ``generate`` runs the same
+engine without HTTP (:mod:`tui.generate_cli`). torch, transformers and FastAPI load only when a
+command runs, never for ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.serve.engine import Engine
+    from engine.serve.loaded import LoadedModel
+
+    from engine.events import ServeRequestEvent
+
+DTYPES = ("auto", "fp32", "bf16", "int8")
+
+SERVE_DESCRIPTION = """\
+Serve a model trained with 'routeshell train' behind the OpenAI API, on loopback by default.
+
+endpoints (base URL http://HOST:PORT/v1):
+  GET  /v1/models             the model and each adapter, as model ids
+  POST /v1/chat/completions   chat, streamed (SSE) or not; response_format json_object/json_schema
+  POST /v1/completions        plain-text completion
+  GET  /health                status, model ids, queue (waiting), running sequences, tokens/s
+  GET  /metrics               Prometheus metrics
+
+Extensions of the request body (extra_body with the openai client): "self_consistency": N samples
+with a majority vote over their final answers; "calculator": true evaluates the question's
+arithmetic and gives the result to the model.
+
+Binding to an address other than loopback needs an API key (--api-key or $ROUTESHELL_API_KEY).
+"""
+
+SERVE_EXIT_CODES = """\
+exit codes:
+  0    stopped by SIGTERM
+  1    the server failed (the port is in use, the engine crashed)
+  2    bad input: a missing or unusable model directory, an adapter, a non-loopback address
+       without an API key
+  130  stopped by Ctrl-C
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535 (0: any free port), got {text!r}")
+    return value
+
+
+def _adapter(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
+    return name.strip(), Path(path)
+
+
+def add_serve_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` and ``generate`` with their options to the ``routeshell`` subcommands."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve a trained model behind the OpenAI API",
+        description=SERVE_DESCRIPTION,
+        epilog=SERVE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = serve.add_argument
+    add("--model", required=True, type=Path, metavar="DIR", help="a model directory made by 'routeshell train'")
+    add("--adapter", action="append", default=[], type=_adapter, metavar="NAME=DIR", help="a LoRA adapter (repeatable)")
+    add("--name", metavar="ID", help="the model id clients ask for (default: the directory name)")
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=_port, default=8765, help="port to listen on (default 8765; 0: any free port)")
+    add("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY' (default: $ROUTESHELL_API_KEY)")
+    add("--dtype", choices=DTYPES, default="auto", help="weight format (auto: bf16 where the CPU has it, else fp32)")
+    add("--max-batch", type=_positive_int, default=8, metavar="N", help="sequences decoded together (8)")
+    add("--max-queue", type=_positive_int, default=32, metavar="N", help="sequences waiting before 503 (32)")
+    add("--events", action="store_true", help="print JSON-lines events on stdout instead of a readable log")
+
+    from tui.generate_cli import add_generate_command
+
+    add_generate_command(commands, DTYPES)
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries offline and their chatter off the terminal."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "torchao", "torch", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None) -> LoadedModel:
+    """Load ``--model`` with ``--dtype`` (and the adapters); errors are one line, exit code 2."""
+    quiet_libraries()
+    from engine.serve.loaded import load_model
+
+    return load_model(args.model, dtype=args.dtype, adapters=dict(adapters or {}), name=getattr(args, "name", None))
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is a loopback address or ``localhost``."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Return a listening socket on ``host:port``; a port in use is one line, exit code 1."""
+    from engine.errors import RouteshellError, UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise UsageError(f"cannot listen on {host!r}: {err.strerror or err}; give an IP address") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        if err.errno in (98, 48):  # EADDRINUSE on Linux and macOS
+            raise RouteshellError(
+                f"port {port} on {host} is in use; stop what uses it or pick another --port"
+            ) from None
+        raise RouteshellError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def run_serve_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell serve`` until a signal; return the exit code."""
+    from engine.errors import ExitCode, RouteshellError, UsageError
+
+    api_key = args.api_key if args.api_key is not None else os.environ.get("ROUTESHELL_API_KEY") or None
+    if api_key is not None and not api_key.strip():
+        raise UsageError("--api-key is empty; give a key or leave the option out")
+    if not is_loopback(args.host) and api_key is None:
+        raise UsageError(
+            f"serving on {args.host}, beyond this machine, needs an API key: add --api-key KEY "
+            "(or set ROUTESHELL_API_KEY), or use --host 127.0.0.1"
+        )
+    adapters: dict[str, Path] = {}
+    for name, path in args.adapter:
+        if name in adapters:
+            raise UsageError(f"--adapter {name!r} is given twice; give each adapter one name")
+        adapters[name] = path
+    log = _EventLog(args.events)
+    try:
+        sock = bind(args.host, args.port)
+        with sock:
+            loaded = load(args, adapters)
+            from engine.serve.engine import Engine
+
+            engine = Engine(loaded, max_batch=args.max_batch, max_queue=args.max_queue)
+            return _serve(args, sock, loaded, engine, api_key, log)
+    except RouteshellError as err:
+        log.error(str(err), int(err.exit_code))
+        raise
+    except KeyboardInterrupt:
+        log.error("interrupted", int(ExitCode.INTERRUPTED))
+        raise
+
+
+def _serve(
+    args: argparse.Namespace, sock: socket.socket, loaded: LoadedModel, engine: Engine, api_key: str | None, log: Any
+) -> int:
+    import uvicorn
+
+    from engine.errors import ExitCode, RouteshellError
+    from engine.serve.app import create_app
+
+    _configure_logging()
+    app = create_app(loaded, engine, api_key=api_key, on_request=log.request)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+        server_header=False,
+    )
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/v1"
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                log.ready(url, loaded)
+
+    server = Server(config)
+    stopped_by: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        # uvicorn handles the signal while it runs and raises it again when it has stopped: here.
+        stopped_by.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
+    engine.start()
+    try:
+        server.run(sockets=[sock])
+    except BaseException as err:
+        log.stopped("error")
+        if isinstance(err, (RouteshellError, KeyboardInterrupt, SystemExit)):
+            raise
+        raise RouteshellError(f"the server failed: {type(err).__name__}: {_first_line(err)}") from err
+    finally:
+        engine.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    log.stopped("signal")
+    if signal.SIGINT in stopped_by:
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK
+
+
+def _first_line(err: BaseException) -> str:
+    from engine.names import display_line
+
+    text = str(err).strip()
+    return display_line(text.splitlines()[0][:300]) if text else ""
+
+
+def _configure_logging() -> None:
+    """Library and server log lines go to stderr, one line each (a failed request's traceback is
+    not the client's business nor the terminal's: its type and message are enough to report)."""
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            message = f"routeshell: serve: {record.getMessage()}"
+            if record.exc_info and record.exc_info[1] is not None:
+                err = record.exc_info[1]
+                message += f": {type(err).__name__}: {_first_line(err)}"
+            return message
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLine())
+    for name in ("routeshell", "uvicorn", "uvicorn.error", "sse_starlette"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+
+
+class _EventLog:
+    """What the server says: JSON-lines events (``--events``) or a readable log on stdout."""
+
+    def __init__(self, events: bool) -> None:
+        self.events = events
+        self.requests = 0
+        self.said_stopped = False
+
+    def _emit(self, event: Mapping[str, Any]) -> None:
+        from engine.events import json_line
+
+        sys.stdout.write(json_line(event) + "\n")
+        sys.stdout.flush()
+
+    def _say(self, line: str) -> None:
+        from engine.names import display_line
+
+        print(display_line(line), flush=True)
+
+    def ready(self, url: str, loaded: LoadedModel) -> None:
+        if self.events:
+            self._emit(
+                {
+                    "type": "serve_ready",
+                    "url": url,
+                    "models": loaded.model_ids(),
+                    "dtype": loaded.dtype,
+                    "pid": os.getpid(),
+                }
+            )
+        else:
+            models = ", ".join(loaded.model_ids())
+            self._say(f"routeshell: serving {models} ({loaded.dtype}) at {url}; Ctrl-C stops")
+
+    def request(self, event: ServeRequestEvent) -> None:
+        self.requests += 1
+        if self.events:
+            self._emit(event)
+            return
+        tokens = f"{event['prompt_tokens']}+{event['completion_tokens']} tokens"
+        model = f" {event['model']}" if event["model"] else ""
+        self._say(f"{event['method']} {event['path']} {event['status']}{model} {tokens} {event['elapsed_s']:.2f}s")
+
+    def stopped(self, reason: str) -> None:
+        if self.said_stopped:
+            return
+        self.said_stopped = True
+        if self.events:
+            self._emit({"type": "serve_stopped", "reason": reason, "requests": self.requests})
+        else:
+            self._say(f"routeshell: stopped after {self.requests} requests")
+
+    def error(self, message: str, exit_code: int) -> None:
+        if self.events:
+            self._emit({"type": "error", "message": message, "exit_code": exit_code})
