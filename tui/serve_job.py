@@ -11,6 +11,7 @@ running the server and keeping what its end is told by (:class:`ServeJob`), read
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import signal
@@ -36,6 +37,8 @@ DEFAULT_PORT = 8765
 STOP_GRACE_S = 10.0
 #: How long one ``/health`` request may take.
 HEALTH_TIMEOUT_S = 2.0
+#: The variable the server takes its API key from when ``--api-key`` is not given.
+KEY_ENV = "ROUTESHELL_API_KEY"
 #: A served model id (an adapter's name), as ``--adapter NAME=DIR`` takes it.
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -90,7 +93,8 @@ def parse_serve_form(
     """Return the server the form asks for, with relative adapter paths taken from ``base`` (the workspace).
 
     ``adapters`` is zero or more ``NAME=DIR`` words, split like a shell line; ``port`` is a whole
-    number from 0 (any free port) to 65535; a host other than loopback needs ``api_key``. Raises
+    number from 0 (any free port) to 65535; a host other than loopback needs ``api_key`` (or
+    ``$ROUTESHELL_API_KEY``, which the server reads itself). Raises
     :class:`FormError` with one line for anything that cannot start a server.
     """
     if model is None:
@@ -121,7 +125,7 @@ def parse_serve_form(
     if dtype not in DTYPES:
         raise FormError(f"choose a weight format: {', '.join(DTYPES)}")
     key = api_key.strip() or None
-    if key is None and not is_loopback_host(host):
+    if key is None and not os.environ.get(KEY_ENV) and not is_loopback_host(host):
         raise FormError(f"serving on {display_name(host)} opens the model to the network: give an API key")
     return ServeRequest(model=model, adapters=tuple(pairs), host=host, port=number, dtype=dtype, api_key=key)
 
@@ -146,6 +150,8 @@ class ServeJob(ProcessJob):
         self.stopped: dict[str, Any] | None = None
         self.error: str | None = None
         self.stderr_tail: str | None = None
+        #: The key a client sends: the form's, else the one the server reads from the environment.
+        self.client_key = request.api_key or os.environ.get(KEY_ENV) or None
 
     @property
     def url(self) -> str | None:

@@ -64,6 +64,8 @@ class ServeChat(Vertical):
         self.base_url: str | None = None
         self.api_key: str | None = None
         self.replying = False
+        #: How many pieces of streamed reply have arrived, over the whole conversation.
+        self.pieces = 0
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="serve-chat-scroll"):
@@ -142,6 +144,7 @@ class ServeChat(Vertical):
 
     @on(Piece)
     def _on_piece(self, message: Piece) -> None:
+        self.pieces += 1
         if self.turns and self.turns[-1].role == "assistant":
             self.turns[-1].content += message.text
             self._show()

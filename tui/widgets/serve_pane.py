@@ -292,7 +292,7 @@ class ServePane(Vertical):
         event = message.event
         kind = event["type"]
         if kind == "serve_ready" and self.job is not None:
-            self.chat.connect(self.job.url, self.job.models, self.job.request.api_key)
+            self.chat.connect(self.job.url, self.job.models, self.job.client_key)
             self._notice(f"serving at {display_line(str(self.job.url))}", "bold green")
             if self._poll_timer is not None:
                 self._poll_timer.resume()
@@ -328,7 +328,7 @@ class ServePane(Vertical):
         if self._reading:
             return  # the last reading has not come back yet: one at a time
         self._reading = True
-        self._read_health(job, job.url, job.request.api_key)
+        self._read_health(job, job.url, job.client_key)
 
     @work(thread=True, group="serve-health", exit_on_error=False)
     def _read_health(self, job: ServeJob, url: str, api_key: str | None) -> None:
