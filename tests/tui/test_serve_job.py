@@ -116,7 +116,7 @@ async def test_the_real_server_starts_answers_its_health_and_stops(
 
     await job.start()
     code = await job.serve(on_event, lambda stream, text, problem: lines.append((stream, text, problem)))
-    assert [e["type"] for e in events][0] == "serve_ready"
+    assert events[0]["type"] == "serve_ready"
     assert job.models == [pretrained[0].name]
     assert job.ending_line(code) == "stopped", (code, lines)
     assert not any(problem for _, _, problem in lines)

@@ -397,7 +397,7 @@ class ServePane(Vertical):
         elif job.url is None:
             state = "starting"
         else:
-            state = f"serving at {job.url}"
+            state = "serving"  # the address is in the notice and the metrics: the status stays short
         parts = [state]
         if self.running and job is not None and job.url is not None:
             parts.append(self.health.summary() if self.health is not None else "reading metrics …")
@@ -414,6 +414,8 @@ class ServePane(Vertical):
         model = self.request.model if self.running and self.request is not None else self.model
         text.append(display_line(str(model)) if model is not None else "none chosen", style="" if model else "dim")
         if self.running and job is not None and job.ready is not None:
+            text.append("\nurl      ", style="dim")
+            text.append(display_line(str(job.url)))
             text.append("\nserves   ", style="dim")
             text.append(display_line(", ".join(job.models)))
         if health is not None and self.running:

@@ -14,14 +14,13 @@ import pytest
 
 from engine.config.profiles import load_profile
 from engine.serve.launcher import (
-    LocalServer,
     ServerStartError,
     health_url,
     is_loopback,
     local_server_for,
     probe,
-    served_model,
     serve_settings,
+    served_model,
 )
 from tests.engine.tinyllm.training_support import TrainRun
 from tests.helpers import assert_one_line_error, run_routeshell
@@ -58,7 +57,7 @@ def test_the_local_profile_names_a_model_to_serve_under_the_data_directory(isola
     words = settings.words(settings.model / "sft")
     assert words[:3] == ["serve", "--model", str(settings.model / "sft")]
     assert words[-1] == "--events"
-    assert ["--host", "127.0.0.1", "--port", "8765", "--name", "tiny-llm-40m"] == words[3:9]
+    assert words[3:9] == ["--host", "127.0.0.1", "--port", "8765", "--name", "tiny-llm-40m"]
 
 
 def test_no_server_for_a_remote_endpoint_an_overridden_one_or_no_serve_table() -> None:
@@ -98,7 +97,8 @@ def test_without_a_model_run_says_how_to_make_one(isolated_home: Path, tmp_path:
     (tmp_path / "ws").mkdir()
     result = run_routeshell("run", "--workspace", str(tmp_path / "ws"), "add a README")
     where = isolated_home / ".local" / "share" / "routeshell" / "models" / "tinyllm"
-    assert_one_line_error(result, 3, f"no model to serve at {where}", f"routeshell train all --out {where}", "Train pane")
+    how = f"routeshell train all --out {where}"
+    assert_one_line_error(result, 3, f"no model to serve at {where}", how, "Train pane")
 
 
 def test_a_server_that_dies_on_start_is_one_line_with_its_last_words(isolated_home: Path, tmp_path: Path) -> None:
