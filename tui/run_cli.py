@@ -139,7 +139,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda signum, frame: _interrupted(args, profile, workspace, thread))
     try:
         if server is not None:
-            server.ensure(on_start=lambda line: print(f"routeshell: {line}", file=sys.stderr, flush=True))
+            server.ensure(on_start=_say_starting)
         with AgentSession(workspace, profile, options, sink) as session:
             if args.resume:
                 answer: ApprovalAnswer | None = {"action": args.answer} if args.answer else None
@@ -164,6 +164,12 @@ def run_agent_command(args: argparse.Namespace) -> int:
         print(f"routeshell: {message}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK if outcome.final and outcome.final["ok"] else ExitCode.FAILED
+
+
+def _say_starting(line: str) -> None:
+    from engine.names import display_line
+
+    print(f"routeshell: {display_line(line)}", file=sys.stderr, flush=True)
 
 
 def _resume_hint(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str, *extra: str) -> str:

@@ -97,7 +97,7 @@ class AgentPane(Vertical):
         self.last_thread: str | None = None
         self._session: AgentSession | None = None
         # The profile's own model server (the local profile), started by the first run that needs it.
-        self._server: LocalServer | None = local_server_for(profile, cwd=workspace)
+        self.local_server: LocalServer | None = local_server_for(profile, cwd=workspace)
         # Guards the session between the worker (which opens and uses it) and unmount (which closes it).
         self._session_lock = threading.Lock()
         self._busy = False
@@ -285,8 +285,8 @@ class AgentPane(Vertical):
             self._busy = True
         ended = self.RunEnded(None)
         try:
-            if self._server is not None:
-                self._server.ensure(on_start=self._server_starting)
+            if self.local_server is not None:
+                self.local_server.ensure(on_start=self._server_starting)
             session = self._open_session(approval)
             session.options.approval = approval
             if self._stop.is_set():
@@ -326,8 +326,8 @@ class AgentPane(Vertical):
         if self._session is not None:
             self._session.close()
             self._session = None
-        if self._server is not None:
-            self._server.close()
+        if self.local_server is not None:
+            self.local_server.close()
 
     def _server_starting(self, line: str) -> None:
         """In the worker: say why the first run waits (the local model server loads its model)."""
