@@ -447,6 +447,69 @@ class ServeStoppedEvent(TypedDict):
     requests: int
 
 
+# -- judging a model (routeshell eval judge --json) ------------------------------------------------
+
+EvalStatus = Literal["scored", "unscored", "failed"]
+
+
+class EvalStartEvent(TypedDict):
+    """An evaluation starts: ``cached`` of the ``samples`` were judged before and are not asked again."""
+
+    type: Literal["eval_start"]
+    samples: int
+    cached: int
+    concurrency: int
+    out: str
+
+
+class EvalSampleEvent(TypedDict):
+    """One sample was judged (``scored``), had no valid verdict (``unscored``) or no answer (``failed``)."""
+
+    type: Literal["eval_sample"]
+    index: int
+    status: EvalStatus
+    overall: int | None
+    reason: str
+    done: int
+    total: int
+
+
+class EvalCounts(TypedDict):
+    scored: int
+    unscored: int
+    failed: int
+
+
+class EvalAverages(TypedDict):
+    """The mean of each criterion over the scored samples; None when none was scored."""
+
+    accuracy: float | None
+    completeness: float | None
+    fluency: float | None
+    professionalism: float | None
+    overall: float | None
+
+
+class EvalSummary(TypedDict):
+    """What ``summary.json`` holds: the averages, the counts and where the per-sample details are."""
+
+    data: list[str]
+    model: str
+    judge_model: str
+    prompt_version: int
+    samples: int
+    counts: EvalCounts
+    averages: EvalAverages
+    details: str
+    summary: str
+
+
+class EvalDoneEvent(EvalSummary):
+    """The evaluation ended; the summary and the details are written."""
+
+    type: Literal["eval_done"]
+
+
 #: Every event, in the order they are documented: the one list to extend with a new event.
 Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it at run time)
     RouteEvent,
@@ -483,6 +546,9 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     ServeReadyEvent,
     ServeRequestEvent,
     ServeStoppedEvent,
+    EvalStartEvent,
+    EvalSampleEvent,
+    EvalDoneEvent,
 ]
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 

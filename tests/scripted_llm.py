@@ -106,12 +106,15 @@ class ScriptedLLM:
 
     ``requests`` holds every request's JSON body in order, with ``_path``, ``_method`` and
     ``_headers`` (names lower-cased) added. ``unexpected`` counts chat requests that found the
-    script empty; they get HTTP 500 "script exhausted".
+    script empty; they get HTTP 500 "script exhausted". ``max_in_flight`` is the most chat requests
+    that were being answered at one time.
     """
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.unexpected = 0
+        self.max_in_flight = 0
+        self._in_flight = 0
         self._script: deque[Step] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -155,6 +158,11 @@ class ScriptedLLM:
     def _record(self, record: dict[str, Any]) -> None:
         with self._lock:
             self.requests.append(record)
+
+    def _enter(self, change: int) -> None:
+        with self._lock:
+            self._in_flight += change
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
 
     def _next(self) -> Step | None:
         with self._lock:
@@ -203,6 +211,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             self._send_json(404, _error_body(f"no route for POST {self.path}", 404))
             return
         step = self.scripted._next()
+        self.scripted._enter(1)
         try:
             if step is None:
                 self._send_json(500, _error_body("script exhausted", 500))
@@ -210,6 +219,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                 self._perform(step, body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        finally:
+            self.scripted._enter(-1)
 
     def _read_request(self) -> dict[str, Any]:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -30,9 +30,10 @@ def test_help_tells_what_exists() -> None:
     assert "\n    plan " in result.stdout
     assert "\n    run " in result.stdout
     assert "\n    train " in result.stdout
+    assert "\n    eval " in result.stdout
     assert "exit codes:" in result.stdout
     # Commands arrive with the features that make them work; none is listed before.
-    for future in ("route", "eval", "serve"):
+    for future in ("route", "serve"):
         assert f"\n    {future} " not in result.stdout
 
 

@@ -26,7 +26,8 @@ exit codes:
        with --plain on a pipe: a task failed or waits for approval)
   2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
        argument, a line that is not UTF-8)
-  3    the LLM endpoint failed, or the local profile's model server could not start (routeshell run)
+  3    the LLM endpoint failed (routeshell run, routeshell eval), or the local profile's model
+       server could not start (routeshell run)
   130  interrupted (Ctrl-C)
 """
 
@@ -44,6 +45,8 @@ Press ? inside the shell for the keys.
 machine: tokenizer, pretraining, SFT (see 'routeshell train --help').
 'routeshell serve --model DIR' serves a trained model behind the OpenAI API; 'routeshell generate'
 runs it offline (see 'routeshell serve --help').
+'routeshell eval judge' has a judge model score a served model's answers to a test set
+(see 'routeshell eval judge --help').
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
 standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)
@@ -136,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.serve_cli import add_serve_commands
 
     add_serve_commands(commands, _Parser)
+    from tui.eval_cli import add_eval_command
+
+    add_eval_command(commands, _Parser)
     return parser
 
 
@@ -176,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.generate_cli import run_generate_command
 
             return run_generate_command(args)
+        if args.command == "eval":
+            from tui.eval_cli import run_eval_command
+
+            return run_eval_command(args)
         if args.command == "sessions":
             from tui.run_cli import run_sessions_command
 

@@ -9,3 +9,11 @@ Three layers, each knowing only the one below:
 - the HTTP layer (:mod:`engine.serve.protocol`, :mod:`engine.serve.app`): OpenAI request and
   response shapes, errors, streaming and metrics.
 """
+
+import logging
+
+# transformers imports torchao when it is installed, and torchao then warns, on every start, about
+# GPU kernel libraries a CPU machine does not need; torch warns about torchao's enums. Neither is
+# the user's business.
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)

@@ -8,6 +8,7 @@ ends leaves it, and padding columns that no row needs any more are cut off.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
     from engine.serve.engine import Stream
     from engine.serve.types import Constraint
+
+log = logging.getLogger(__name__)
 
 #: The replacement character a partial UTF-8 sequence decodes to: held back until it completes.
 _PARTIAL = "\ufffd"
@@ -102,6 +105,19 @@ class Row:
                     break
         return end
 
+    def finish_with_error(self, why: str) -> None:
+        """End the row because generating it failed."""
+        self.finished = True
+        self.stream.put(
+            Delta(
+                "",
+                finish_reason="error",
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=len(self.generated),
+                error=why,
+            )
+        )
+
     def _finish(
         self, text: str, tokens: tuple[int, ...], logprobs: tuple[TokenLogprob, ...], reason: FinishReason
     ) -> None:
@@ -154,7 +170,7 @@ class BatchCache:
         self._join(cache, ids.shape[1])
         self.rows.append(row)
         stream.first_token_at = time.monotonic()
-        row.accept(picked[0])
+        self._accept(row, picked[0])
         self._drop_finished()
 
     def decode(self) -> int:
@@ -167,12 +183,28 @@ class BatchCache:
         tokens = torch.tensor([[row.next_token] for row in rows], dtype=torch.long, device=device)
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(rows), 1))], dim=1)
         positions = self.mask.sum(dim=1, keepdim=True) - 1
-        out = self._forward(rows, input_ids=tokens, attention_mask=self.mask, position_ids=positions, cache=self.cache)
+        # Without padding the model's own causal path is faster than building a mask every step.
+        mask = self.mask if self._padded() else None
+        out = self._forward(rows, input_ids=tokens, attention_mask=mask, position_ids=positions, cache=self.cache)
         picked = pick(out.logits[:, -1, :].float(), rows, self.loaded.vocab_size)
         for row, choice in zip(rows, picked, strict=True):
-            row.accept(choice)
+            self._accept(row, choice)
         self._drop_finished()
         return len(rows)
+
+    @staticmethod
+    def _accept(row: Row, choice: Picked) -> None:
+        # A failure of one row (its grammar, its text) ends that row alone.
+        try:
+            row.accept(choice)
+        except Exception as err:
+            log.exception("a sequence failed")
+            if not row.finished:
+                row.finish_with_error(f"{type(err).__name__}: {err}")
+
+    def _padded(self) -> bool:
+        assert self.mask is not None
+        return len(self.rows) > 1 and not bool(self.mask[:, 0].all())
 
     def drop_cancelled(self) -> None:
         """End the rows whose client went away, and free their slots."""

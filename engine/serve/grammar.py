@@ -19,7 +19,7 @@ import json
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,7 +51,7 @@ def compile_response_format(
     response_format: Mapping[str, Any] | None,
     tokenizer: Any,
     *,
-    eos_ids: Sequence[int] | None = None,
+    eos_ids: Collection[int] | None = None,
 ) -> JsonGrammar | None:
     """Return the grammar an OpenAI ``response_format`` asks for, or None for plain text.
 
@@ -193,41 +193,37 @@ def allocate_bitmask(rows: int, vocab: int) -> Bitmask:
     return np.full((rows, (vocab + 31) // 32), -1, dtype=np.int32)
 
 
-_SHIFTS: dict[str, torch.Tensor] = {}
-
-
-def apply_bitmask(logits: torch.Tensor, bitmask: Bitmask, rows_used: int | Sequence[int]) -> None:
+def apply_bitmask(
+    logits: torch.Tensor, bitmask: Bitmask, rows_used: int | Sequence[int], *, vocab_size: int | None = None
+) -> None:
     """Set to ``-inf``, in place, the logits of every token ``bitmask`` disallows.
 
     ``logits`` is ``(rows, V)``; ``rows_used`` is either a count (rows ``0..n-1`` of both) or the
     indexes of the rows to mask (the same row of ``logits`` and ``bitmask``). Columns past the
-    bitmask's width (a model whose logits are wider than its tokenizer) are always masked.
+    bitmask's bits, and past ``vocab_size`` when given, are masked in those rows: a model's logits
+    may be wider than its tokenizer, and a row left all ones would allow the padding.
     A plain unpack and ``masked_fill_``: llguidance's own torch helper compiles a kernel that cost
     far more per token than this on a CPU.
     """
     import torch
 
-    index = None if isinstance(rows_used, int) else list(rows_used)
-    count = rows_used if isinstance(rows_used, int) else len(index or ())
-    if count == 0:
+    rows = list(range(rows_used)) if isinstance(rows_used, int) else list(rows_used)
+    if not rows:
         return
-    words = torch.from_numpy(bitmask[:count] if index is None else bitmask[index])  # (n, W) int32
-    shifts = _SHIFTS.get(str(words.device))
-    if shifts is None:
-        shifts = _SHIFTS.setdefault(str(words.device), torch.arange(32, dtype=torch.int32))
-    width = min(logits.shape[1], words.shape[1] * 32)
-    # Arithmetic shift keeps the sign bit for bit 31, and & 1 reads it correctly.
-    allowed = ((words.unsqueeze(-1) >> shifts) & 1).view(words.shape[0], -1)[:, :width].bool()  # (n, width)
-    allowed = allowed.to(logits.device)
-    if index is None:
-        logits[:count, :width].masked_fill_(~allowed, float("-inf"))
-        logits[:count, width:] = float("-inf")
-    else:
-        rows = torch.tensor(index, device=logits.device)
-        masked = logits[rows]
-        masked[:, :width].masked_fill_(~allowed, float("-inf"))
-        masked[:, width:] = float("-inf")
-        logits[rows] = masked
+    contiguous = rows == list(range(rows[0], rows[0] + len(rows)))
+    words = bitmask[rows[0] : rows[0] + len(rows)] if contiguous else bitmask[rows]  # (n, W) int32
+    # Inverted, as little-endian bytes unpacked low bit first: bit j of word i is token 32 * i + j.
+    inverted = np.invert(words).astype("<i4", copy=False).view(np.uint8)
+    disallowed = torch.from_numpy(np.unpackbits(inverted, axis=1, bitorder="little").view(np.bool_))  # (n, 32W)
+    width = min(logits.shape[1], disallowed.shape[1], logits.shape[1] if vocab_size is None else vocab_size)
+    disallowed = disallowed[:, :width].to(logits.device)
+    # In place on views: indexing logits with a list of rows would copy them out and back.
+    targets = [logits[rows[0] : rows[0] + len(rows)]] if contiguous else [logits[row : row + 1] for row in rows]
+    masks = [disallowed] if contiguous else [disallowed[i : i + 1] for i in range(len(rows))]
+    for target, mask in zip(targets, masks, strict=True):
+        target[:, :width].masked_fill_(mask, float("-inf"))
+        if logits.shape[1] > width:
+            target[:, width:] = float("-inf")
 
 
 # -- compiling, cached per tokenizer -----------------------------------------------------------------
@@ -265,11 +261,11 @@ _BY_TOKENIZER: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], _TokenizerGr
 _BY_TOKENIZER_LOCK = threading.Lock()
 
 
-def _grammars(tokenizer: Any, eos_ids: Sequence[int] | None) -> _TokenizerGrammars:
+def _grammars(tokenizer: Any, eos_ids: Collection[int] | None) -> _TokenizerGrammars:
     """Return the grammars of ``tokenizer``, building its llguidance tokenizer on first use."""
     if eos_ids is None:
         eos_ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    key = tuple(eos_ids)
+    key = tuple(sorted(eos_ids))
     with _BY_TOKENIZER_LOCK:
         per_eos = _BY_TOKENIZER.setdefault(tokenizer, {})
         if key not in per_eos:

@@ -8,7 +8,6 @@ problem a user can cause is a :class:`ModelLoadError`: one line, exit code 2.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ from engine.names import display_name
 from engine.serve.types import ServeError
 
 if TYPE_CHECKING:
-    import torch
     from transformers import PreTrainedTokenizerBase
 
 DTypeName = Literal["auto", "fp32", "bf16", "int8"]
@@ -180,18 +178,6 @@ def _eos_ids(path: Path, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _quiet_torchao() -> None:
-    # torchao logs a warning for each optional GPU kernel library it cannot load on a CPU machine.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-
-
-def _quantize_int8(model: Any) -> None:
-    _quiet_torchao()
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
-    quantize_(model, Int8DynamicActivationInt8WeightConfig())
-
-
 def load_model(
     path: Path,
     *,
@@ -202,9 +188,10 @@ def load_model(
 ) -> LoadedModel:
     """Load the model directory ``path`` for serving and return it.
 
-    ``dtype``: ``fp32``, ``bf16`` (weights in bf16), ``int8`` (dynamic int8 linear layers through
-    torchao) or ``auto`` (see :func:`resolve_dtype`). ``adapters`` maps served ids to PEFT LoRA
-    adapter directories. ``name`` is the base model's id (default: the directory's name).
+    ``dtype``: ``fp32``, ``bf16`` (weights in bf16), ``int8`` (int8 weights of the linear layers,
+    bf16 activations: :mod:`engine.serve.quantize`) or ``auto`` (see :func:`resolve_dtype`).
+    ``adapters`` maps served ids to PEFT LoRA adapter directories. ``name`` is the base model's id
+    (default: the directory's name).
     Raises ModelLoadError with one line for anything the user can fix.
     """
     adapters = dict(adapters or {})
@@ -236,14 +223,16 @@ def load_model(
         model: Any = AutoModelForCausalLM.from_pretrained(
             str(path),
             local_files_only=True,
-            dtype=torch.bfloat16 if resolved == "bf16" else torch.float32,
+            dtype=torch.bfloat16 if resolved in ("bf16", "int8") else torch.float32,
         )
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
     model.to(device)
     model.eval()
     if resolved == "int8":
-        _quantize_int8(model)
+        from engine.serve.quantize import quantize_int8
+
+        quantize_int8(model)
     if adapters:
         model = _with_adapters(model, adapters)
     context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
@@ -286,13 +275,12 @@ def _first_line(err: BaseException) -> str:
 
 
 def weight_bytes(loaded: LoadedModel) -> int:
-    """The bytes one forward pass reads for the weights (what bounds decoding speed by memory bandwidth)."""
-    return sum(_storage_bytes(parameter) for parameter in loaded.model.parameters())
-
-
-def _storage_bytes(tensor: torch.Tensor) -> int:
-    inner = getattr(tensor, "__tensor_flatten__", None)
-    if inner is not None:  # a torchao quantized tensor: count its int8 data and scales
-        names, _ = inner()
-        return sum(_storage_bytes(getattr(tensor, name)) for name in names)
-    return tensor.numel() * tensor.element_size()
+    """The bytes of weights one decode step reads: every matrix but the input embedding, of which it
+    reads one row per token (what bounds decoding speed by memory bandwidth)."""
+    model = loaded.model
+    embedding = model.get_input_embeddings().weight
+    total = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor is not embedding and tensor.dim() >= 1 and (tensor.is_floating_point() or tensor.dtype.itemsize == 1):
+            total += tensor.numel() * tensor.element_size()
+    return total

@@ -18,3 +18,11 @@ checkpoint loads with ``AutoModelForCausalLM``, takes a PEFT adapter and convert
 torch, transformers, datasets and peft are imported only from this package down (an
 import-linter contract), and only by the modules that need them.
 """
+
+import logging
+
+# transformers imports torchao when it is installed, and torchao then warns, on every start, about
+# GPU kernel libraries a CPU machine does not need; torch warns about torchao's enums. Neither is
+# the user's business.
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)

@@ -72,6 +72,19 @@ EXAMPLES: list[dict[str, Any]] = [
     {"type": "serve_request", "method": "POST", "path": "/v1/chat/completions", "status": 200, "model": "tiny",
      "prompt_tokens": 12, "completion_tokens": 30, "elapsed_s": 0.4},
     {"type": "serve_stopped", "reason": "signal", "requests": 3},
+    {"type": "eval_start", "samples": 10, "cached": 4, "concurrency": 4, "out": "/tmp/e"},
+    {"type": "eval_sample", "index": 3, "status": "scored", "overall": 4, "reason": "close to the reference",
+     "done": 1, "total": 6},
+    {"type": "eval_sample", "index": 5, "status": "unscored", "overall": None, "reason": "/overall: must be at most 5",
+     "done": 2, "total": 6},
+    {"type": "eval_done", "data": ["/tmp/test.jsonl"], "model": "tiny", "judge_model": "judge", "prompt_version": 1,
+     "samples": 10, "counts": {"scored": 8, "unscored": 1, "failed": 1},
+     "averages": {"accuracy": 3.5, "completeness": 3.0, "fluency": 4.25, "professionalism": 4.0, "overall": 3.625},
+     "details": "/tmp/e/details.jsonl", "summary": "/tmp/e/summary.json"},
+    {"type": "eval_done", "data": ["/tmp/test.jsonl"], "model": "tiny", "judge_model": "judge", "prompt_version": 1,
+     "samples": 1, "counts": {"scored": 0, "unscored": 0, "failed": 1},
+     "averages": {"accuracy": None, "completeness": None, "fluency": None, "professionalism": None, "overall": None},
+     "details": "/tmp/e/details.jsonl", "summary": "/tmp/e/summary.json"},
 ]  # fmt: skip
 
 

@@ -1,0 +1,262 @@
+"""Decoding speed of ``routeshell serve`` on the ``small`` preset (49.9M weights), on one checkpoint.
+
+Measured in one run, on the same machine and load, with a 64-token prompt and 128 new tokens:
+
+1. ``model.generate()`` in fp32, greedy (the baseline), in this process with 2 threads.
+2. One client streaming through the HTTP API of ``routeshell serve`` for each weight format:
+   tokens/s, ms per token, time to first token, and the fraction of the memory-bandwidth bound
+   (one decode step reads every weight once: bandwidth / weight bytes, with the read bandwidth
+   measured here). Goal: 3x the baseline or more.
+3. Eight clients streaming at once against one: total tokens/s. Goal: 4x or more.
+4. ``response_format`` ``json_schema`` (llguidance) against unconstrained decoding, per token.
+   Goal: at most 10% slower.
+5. The quality guard: greedy continuations of a fixed prompt set in bf16 and int8 against fp32,
+   as the fraction of prompts whose continuation differs.
+
+The checkpoint has random weights (training the small preset takes hours here); its tokenizer is
+trained on the standard library. Nothing here asserts a time; it prints what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SCRIPT = Path(sys.executable).parent / "routeshell"
+THREADS = 2
+PROMPT_TOKENS, NEW_TOKENS = 64, 128
+CLIENTS = 8
+FORMATS = ("fp32", "bf16", "int8")
+QUALITY_PROMPTS, QUALITY_TOKENS = 24, 32
+SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "items": {"type": "array", "items": {"type": "integer"}}},
+    "required": ["title", "items"],
+}
+
+
+def make_checkpoint(root: Path) -> Path:
+    """Train the small preset's tokenizer on the standard library and save random small weights."""
+    env = os.environ | {"XDG_CACHE_HOME": str(root / "cache")}
+    tokenizer = root / "tokenizer"
+    result = subprocess.run(
+        [str(SCRIPT), "train", "tokenizer", "--preset", "small", "--out", str(tokenizer)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"routeshell train tokenizer failed: {result.stderr.strip()[-400:]}")
+    import torch
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    from engine.tinyllm.presets import resolve_preset
+    from engine.tinyllm.tokenizer import load_tokenizer, stop_token_ids
+
+    model_dir = root / "small"
+    tok = load_tokenizer(tokenizer)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(resolve_preset("small", None).llama_config())
+    model.generation_config = GenerationConfig(eos_token_id=stop_token_ids(tok), bos_token_id=1, pad_token_id=0)
+    model.save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    return model_dir
+
+
+def prompt_text(model_dir: Path, count: int = 1, offset: int = 0) -> list[str]:
+    """Prompts of exactly PROMPT_TOKENS tokens, cut from a standard library module."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    source = Path(json.__file__).read_text(encoding="utf-8")
+    ids = tok(source, add_special_tokens=False)["input_ids"]
+    texts = []
+    for index in range(count):
+        start = (offset + index) * 37
+        texts.append(tok.decode(ids[start : start + PROMPT_TOKENS - 1]))
+    return texts
+
+
+def read_bandwidth() -> float:
+    """Bytes per second this process reads from memory (a sum over a 512 MiB tensor, best of 5)."""
+    import torch
+
+    data = torch.ones(128 * 1024 * 1024, dtype=torch.float32)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        data.sum()
+        best = min(best, time.perf_counter() - started)
+    return data.numel() * 4 / best
+
+
+def baseline(model_dir: Path, prompt: str) -> float:
+    """Tokens per second of ``model.generate()`` in fp32, greedy."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    ids = tok([prompt], return_tensors="pt", add_special_tokens=True)
+    with torch.inference_mode():
+        model.generate(**ids, max_new_tokens=8, min_new_tokens=8, do_sample=False)
+        started = time.perf_counter()
+        model.generate(**ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False)
+        return NEW_TOKENS / (time.perf_counter() - started)
+
+
+@contextmanager
+def server(model_dir: Path, dtype: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Run ``routeshell serve`` on a free port; yield its base URL and its serve_ready event."""
+    env = os.environ | {"OMP_NUM_THREADS": str(THREADS)}
+    process = subprocess.Popen(
+        [str(SCRIPT), "serve", "--model", str(model_dir), "--dtype", dtype, "--port", "0", "--events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line) if line.startswith("{") else {}
+            if event.get("type") == "serve_ready":
+                threading.Thread(target=process.stdout.read, daemon=True).start()
+                yield event["url"], event
+                break
+        else:
+            sys.exit(
+                f"routeshell serve --dtype {dtype} did not start: "
+                f"{process.stderr.read()[-400:] if process.stderr else ''}"
+            )
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def stream_once(url: str, prompt: str, **extra: Any) -> tuple[int, float, float]:
+    """Stream one completion; return (completion tokens, seconds to the first token, total seconds)."""
+    import httpx
+
+    body = {"model": "small", "prompt": prompt, "max_tokens": NEW_TOKENS, "temperature": 0, "stream": True}
+    body |= {"stream_options": {"include_usage": True}} | extra
+    started = time.perf_counter()
+    first: float | None = None
+    tokens = 0
+    with httpx.stream("POST", f"{url}/completions", json=body, timeout=600) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if first is None and chunk.get("choices"):
+                first = time.perf_counter() - started
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return tokens, first or 0.0, time.perf_counter() - started
+
+
+def many(url: str, prompts: list[str]) -> float:
+    """Total tokens/s of one streaming client per prompt, all at once."""
+    results: list[tuple[int, float, float]] = []
+    threads = [threading.Thread(target=lambda p=p: results.append(stream_once(url, p))) for p in prompts]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(tokens for tokens, _, _ in results) / (time.perf_counter() - started)
+
+
+def quality(model_dir: Path, prompts: list[str]) -> dict[str, float]:
+    """The fraction of prompts whose greedy continuation in bf16 / int8 differs from fp32's."""
+    from engine.serve.engine import Engine, collect
+    from engine.serve.loaded import load_model
+    from engine.serve.types import GenerationRequest, SamplingParams
+
+    outputs: dict[str, list[tuple[int, ...]]] = {}
+    for dtype in FORMATS:
+        loaded = load_model(model_dir, dtype=dtype)  # type: ignore[arg-type]
+        engine = Engine(loaded)
+        engine.start()
+        params = SamplingParams(max_tokens=QUALITY_TOKENS, temperature=0.0)
+        streams = [
+            engine.submit(GenerationRequest(str(i), tuple(loaded.text_ids(p)), params)) for i, p in enumerate(prompts)
+        ]
+        outputs[dtype] = [collect(stream).token_ids for stream in streams]
+        engine.stop()
+    reference = outputs["fp32"]
+    return {
+        dtype: sum(a != b for a, b in zip(outputs[dtype], reference, strict=True)) / len(prompts)
+        for dtype in FORMATS
+        if dtype != "fp32"
+    }
+
+
+def main() -> None:
+    import torch
+
+    from engine.serve.loaded import load_model, weight_bytes
+
+    torch.set_num_threads(THREADS)
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        model_dir = make_checkpoint(Path(tmp))
+        (prompt,) = prompt_text(model_dir)
+        prompts = prompt_text(model_dir, CLIENTS, offset=1)
+        bandwidth = read_bandwidth()
+        base = baseline(model_dir, prompt)
+        print(
+            f"read bandwidth {bandwidth / 1e9:.1f} GB/s; {THREADS} threads; "
+            f"prompt {PROMPT_TOKENS} tokens, {NEW_TOKENS} new"
+        )
+        print(f"model.generate() fp32: {base:.1f} tok/s ({1000 / base:.2f} ms/token)")
+        best = 0.0
+        for dtype in FORMATS:
+            weights = weight_bytes(load_model(model_dir, dtype=dtype))  # type: ignore[arg-type]
+            bound = bandwidth / weights
+            with server(model_dir, dtype) as (url, _):
+                stream_once(url, prompt)  # warm-up
+                tokens, first, total = stream_once(url, prompt)
+                rate = tokens / max(total - first, 1e-9)
+                best = max(best, rate)
+                print(
+                    f"serve {dtype}: 1 client {rate:.1f} tok/s = {rate / base:.2f}x generate fp32 "
+                    f"({1000 / rate:.2f} ms/token, first token {first * 1000:.0f} ms, "
+                    f"{rate / bound:.0%} of the bandwidth bound {bound:.0f} tok/s for {weights / 1e6:.0f} MB)"
+                )
+                if dtype == "fp32":
+                    continue
+                together = many(url, prompts)
+                print(f"serve {dtype}: {CLIENTS} clients {together:.1f} tok/s = {together / rate:.2f}x one client")
+                fmt = {"type": "json_schema", "json_schema": {"name": "bench", "schema": SCHEMA}}
+                free = [stream_once(url, p) for p in prompts[:3]]
+                bound_runs = [stream_once(url, p, response_format=fmt) for p in prompts[:3]]
+                free_rate = sum(t for t, _, _ in free) / sum(s - f for _, f, s in free)
+                json_rate = sum(t for t, _, _ in bound_runs) / sum(s - f for _, f, s in bound_runs)
+                print(
+                    f"serve {dtype}: json_schema {json_rate:.1f} tok/s against {free_rate:.1f} unconstrained "
+                    f"= {1 - json_rate / free_rate:+.1%} cost ({sum(t for t, _, _ in bound_runs)} constrained tokens)"
+                )
+        print(f"best single stream: {best / base:.2f}x model.generate() fp32 (goal 3x)")
+        differs = quality(model_dir, prompt_text(model_dir, QUALITY_PROMPTS, offset=20))
+        for dtype, fraction in differs.items():
+            print(
+                f"quality guard: {dtype} greedy continuation differs from fp32 "
+                f"on {fraction:.0%} of {QUALITY_PROMPTS} prompts"
+            )
+
+
+if __name__ == "__main__":
+    main()

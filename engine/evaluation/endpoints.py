@@ -1,0 +1,74 @@
+"""The two endpoints of an evaluation, as :class:`~engine.config.profiles.Endpoint` values.
+
+A model name left out is asked of the endpoint itself: the first id of ``GET /models``, which is
+what ``routeshell serve`` (the base model first), vLLM and llama.cpp's server list.
+"""
+
+from __future__ import annotations
+
+import json
+
+from engine.config.profiles import Endpoint
+from engine.errors import UsageError
+from engine.llm.client import EndpointError
+from engine.names import display_line, display_name
+
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_RETRIES = 2
+#: A model list bigger than this is not read: a model list is short.
+MAX_LIST_BYTES = 1 << 20
+
+
+def check_url(option: str, url: str) -> str:
+    """Return ``url`` without a trailing slash; raise :class:`UsageError` when it is not an http(s) URL."""
+    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+        raise UsageError(
+            f"{option} {display_name(url)!r} is not an http(s) URL (give the OpenAI base URL, like http://127.0.0.1:8765/v1)"
+        )
+    return url.rstrip("/")
+
+
+def listed_model(base_url: str, api_key: str | None, *, option: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+    """Return the first model id that ``GET {base_url}/models`` lists.
+
+    Raise :class:`EndpointError` (exit code 3) naming ``option`` when the list cannot be had or is empty.
+    """
+    import httpx
+
+    def failed(why: str) -> EndpointError:
+        message = f"LLM endpoint {base_url} {why}; give the model with {option}"
+        return EndpointError(message.replace(api_key, "****") if api_key else message)
+
+    headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
+    try:
+        timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+        with (
+            httpx.Client(timeout=timeout) as client,
+            client.stream("GET", f"{base_url}/models", headers=headers) as response,
+        ):
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_LIST_BYTES:
+                    raise failed("sent a model list over 1 MiB")
+            status = response.status_code
+    except httpx.HTTPError as exc:
+        raise failed(f"could not list its models ({display_line(str(exc)) or type(exc).__name__})") from None
+    if status in (401, 403):
+        refused = "no API key was sent" if api_key is None else "the API key was refused"
+        raise failed(f"answered HTTP {status} to GET /models ({refused}: see --help for the keys)")
+    if status != 200:
+        raise failed(f"answered HTTP {status} to GET /models")
+    try:
+        data = json.loads(body)
+        first = data["data"][0]["id"]
+    except (ValueError, RecursionError, KeyError, IndexError, TypeError):
+        raise failed("lists no model at /models") from None
+    if not isinstance(first, str) or not first:
+        raise failed("lists no model at /models")
+    return first
+
+
+def endpoint(base_url: str, model: str, api_key: str | None, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Endpoint:
+    """Return the :class:`Endpoint` of a base URL and model, with the evaluation's timeout and retries."""
+    return Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=DEFAULT_RETRIES)

@@ -1,0 +1,264 @@
+"""The engine on a real nano model: batching, sampling, stops, cancellation, overload and adapters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.serve.engine import Engine, Stream, collect
+from engine.serve.loaded import LoadedModel, ModelLoadError, load_model
+from engine.serve.types import GenerationRequest, Overloaded, SamplingParams, ServeError
+from tests.engine.tinyllm.training_support import TrainRun
+
+PROMPTS = ["def parse(", "import os\n\n", "class Reader:\n    def", "# the format of a record", "x", "return {"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def loaded(pretrained: tuple[Path, TrainRun]) -> LoadedModel:
+    return load_model(pretrained[0], dtype="fp32")
+
+
+@pytest.fixture
+def engine(loaded: LoadedModel) -> Iterator[Engine]:
+    engine = Engine(loaded, max_batch=8, max_queue=8)
+    engine.start()
+    yield engine
+    engine.stop()
+
+
+def request(loaded: LoadedModel, prompt: str, rid: str = "r", **sampling: object) -> GenerationRequest:
+    params = {"max_tokens": 24, "temperature": 0.0} | sampling
+    return GenerationRequest(rid, tuple(loaded.text_ids(prompt)), SamplingParams(**params))  # type: ignore[arg-type]
+
+
+def wait_for(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_batched_greedy_decoding_gives_the_tokens_of_single_stream_decoding(
+    engine: Engine, loaded: LoadedModel
+) -> None:
+    alone = [collect(engine.submit(request(loaded, prompt, max_tokens=30))) for prompt in PROMPTS]
+    # Three start together; three more join the running batch a few steps later, with other lengths.
+    made = engine.stats().completion_tokens
+    first = [engine.submit(request(loaded, prompt, max_tokens=30)) for prompt in PROMPTS[:3]]
+    wait_for(lambda: engine.stats().completion_tokens >= made + 6)
+    later = [engine.submit(request(loaded, prompt, max_tokens=30)) for prompt in PROMPTS[3:]]
+    together = [collect(stream) for stream in first + later]
+    assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+    assert [c.text for c in together] == [c.text for c in alone]
+    assert all(c.prompt_tokens == len(loaded.text_ids(p)) for c, p in zip(together, PROMPTS, strict=True))
+
+
+def test_max_tokens_ends_a_sequence_with_length(engine: Engine, loaded: LoadedModel) -> None:
+    done = collect(engine.submit(request(loaded, "def ", max_tokens=7)))
+    # The nano model may end early with its end token; then the reason is stop.
+    assert (done.finish_reason, done.completion_tokens) == ("length", 7) or done.finish_reason == "stop"
+    assert len(done.token_ids) == done.completion_tokens
+
+
+def test_a_stop_string_cuts_the_text_before_it_and_is_never_sent(engine: Engine, loaded: LoadedModel) -> None:
+    full = collect(engine.submit(request(loaded, PROMPTS[2], max_tokens=40)))
+    assert len(full.text) > 8, full.text
+    stop = full.text[5:8]
+    cut = full.text[: full.text.index(stop)]
+    stream = engine.submit(request(loaded, PROMPTS[2], max_tokens=40, stop=(stop, "\x00never")))
+    deltas = list(stream)
+    assert "".join(d.text for d in deltas) == cut
+    assert deltas[-1].finish_reason == "stop"
+    assert all(stop not in "".join(d.text for d in deltas[: i + 1]) for i in range(len(deltas)))
+
+
+def test_a_seed_makes_sampling_reproducible_whatever_shares_the_batch(engine: Engine, loaded: LoadedModel) -> None:
+    sampled = {"temperature": 1.0, "top_p": 0.95, "top_k": 50, "max_tokens": 30}
+    alone = collect(engine.submit(request(loaded, PROMPTS[1], seed=7, **sampled)))
+    crowd = [engine.submit(request(loaded, prompt, seed=index, **sampled)) for index, prompt in enumerate(PROMPTS)]
+    again = collect(engine.submit(request(loaded, PROMPTS[1], seed=7, **sampled)))
+    other = collect(engine.submit(request(loaded, PROMPTS[1], seed=8, **sampled)))
+    for stream in crowd:
+        collect(stream)
+    assert again.token_ids == alone.token_ids
+    assert other.token_ids != alone.token_ids
+
+
+def test_logprobs_give_the_chosen_token_and_its_rivals(engine: Engine, loaded: LoadedModel) -> None:
+    done = collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=6, logprobs=3)))
+    assert len(done.logprobs) == len(done.token_ids) > 0
+    for entry in done.logprobs:
+        assert entry.logprob <= 0.0
+        assert len(entry.top) == 3
+        # Greedy: the chosen token is the most likely one.
+        assert entry.top[0].logprob == pytest.approx(entry.logprob)
+        assert [t.logprob for t in entry.top] == sorted((t.logprob for t in entry.top), reverse=True)
+    assert collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=3))).logprobs == ()
+
+
+def test_a_frequency_penalty_changes_what_a_repetitive_model_says(engine: Engine, loaded: LoadedModel) -> None:
+    plain = collect(engine.submit(request(loaded, PROMPTS[3], max_tokens=30)))
+    penalised = collect(engine.submit(request(loaded, PROMPTS[3], max_tokens=30, frequency_penalty=2.0)))
+    assert len(set(penalised.token_ids)) > len(set(plain.token_ids))
+
+
+def test_cancel_frees_the_batch_slot_at_once(engine: Engine, loaded: LoadedModel) -> None:
+    stream = engine.submit(request(loaded, PROMPTS[0], max_tokens=200))
+    deltas = iter(stream)
+    next(deltas)
+    wait_for(lambda: engine.stats().running == 1)
+    stream.cancel()
+    wait_for(lambda: engine.stats().running == 0)
+    rest = list(deltas)
+    assert rest[-1].finish_reason == "cancelled"
+    assert sum(len(d.token_ids) for d in rest) < 199
+
+
+def test_a_full_queue_refuses_with_retry_after(loaded: LoadedModel) -> None:
+    engine = Engine(loaded, max_batch=1, max_queue=1)
+    engine.start()
+    try:
+        running = engine.submit(request(loaded, PROMPTS[0], max_tokens=200))
+        wait_for(lambda: engine.stats().running == 1)
+        waiting = engine.submit(request(loaded, PROMPTS[1], max_tokens=5))
+        with pytest.raises(Overloaded) as refused:
+            engine.submit(request(loaded, PROMPTS[2], max_tokens=5))
+        assert refused.value.status == 503
+        assert refused.value.retry_after
+        assert engine.stats().waiting == 1
+        running.cancel()
+        assert collect(waiting).finish_reason in {"length", "stop"}
+    finally:
+        engine.stop()
+
+
+def test_stopping_the_engine_ends_every_sequence(loaded: LoadedModel) -> None:
+    engine = Engine(loaded, max_batch=1, max_queue=4)
+    engine.start()
+    streams = [engine.submit(request(loaded, prompt, max_tokens=200)) for prompt in PROMPTS[:3]]
+    wait_for(lambda: engine.stats().running == 1)
+    engine.stop()
+    assert [collect(s).finish_reason for s in streams] == ["cancelled"] * 3
+    with pytest.raises(ServeError) as refused:
+        engine.submit(request(loaded, PROMPTS[0]))
+    assert refused.value.status == 503
+
+
+@pytest.mark.parametrize(
+    ("prompt_tokens", "max_tokens", "param"),
+    [(300, 1, "messages"), (256, 1, "messages"), (250, 7, "max_tokens"), (10, 0, "max_tokens"), (0, 5, "messages")],
+)
+def test_lengths_beyond_the_context_are_refused_with_400(
+    engine: Engine, prompt_tokens: int, max_tokens: int, param: str
+) -> None:
+    assert engine.loaded.context_length == 256
+    ids = tuple([5] * prompt_tokens)
+    with pytest.raises(ServeError) as refused:
+        engine.submit(GenerationRequest("r", ids, SamplingParams(max_tokens=max_tokens)))
+    assert (refused.value.status, refused.value.param) == (400, param)
+
+
+def test_a_prompt_may_fill_the_context_but_one(engine: Engine) -> None:
+    done = collect(engine.submit(GenerationRequest("r", tuple([5] * 255), SamplingParams(max_tokens=1))))
+    assert done.completion_tokens == 1
+
+
+def test_streams_can_be_read_from_an_event_loop(engine: Engine, loaded: LoadedModel) -> None:
+    import asyncio
+
+    async def read(stream: Stream) -> str:
+        return "".join([delta.text async for delta in stream.aiter()])
+
+    expected = collect(engine.submit(request(loaded, PROMPTS[4]))).text
+    assert asyncio.run(read(engine.submit(request(loaded, PROMPTS[4])))) == expected
+
+
+def test_bf16_and_int8_weights_decode(pretrained: tuple[Path, TrainRun]) -> None:
+    for dtype in ("bf16", "int8"):
+        loaded = load_model(pretrained[0], dtype=dtype)
+        assert loaded.dtype == dtype
+        engine = Engine(loaded)
+        engine.start()
+        try:
+            done = collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=5)))
+        finally:
+            engine.stop()
+        assert done.finish_reason in {"length", "stop"}
+        assert done.completion_tokens >= 1
+
+
+def test_model_directories_that_cannot_be_served_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match=r"not a finished model directory \(missing tokenizer.json, model"):
+        load_model(tmp_path)
+
+
+def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(str(out))
+    return out
+
+
+def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
+    pretrained: tuple[Path, TrainRun], tmp_path: Path
+) -> None:
+    model_dir = pretrained[0]
+    adapter = make_adapter(model_dir, tmp_path / "lora", seed=3)
+    loaded = load_model(model_dir, dtype="fp32", adapters={"router": adapter}, name="tiny")
+    assert loaded.model_ids() == ["tiny", "router"]
+    assert loaded.adapter_for("router") == "router"
+    assert loaded.adapter_for("tiny") is None
+    with pytest.raises(ServeError) as unknown:
+        loaded.adapter_for("gpt-4o")
+    assert unknown.value.status == 404
+    engine = Engine(loaded)
+    engine.start()
+    try:
+
+        def run(adapter_id: str | None, prompt: str) -> GenerationRequest:
+            params = SamplingParams(max_tokens=20, temperature=0)
+            return GenerationRequest("r", tuple(loaded.text_ids(prompt)), params, adapter_id)
+
+        alone = [collect(engine.submit(run(a, p))) for a in (None, "router") for p in PROMPTS[:2]]
+        mixed = [engine.submit(run(a, p)) for a in (None, "router") for p in PROMPTS[:2]]
+        assert [collect(s).token_ids for s in mixed] == [c.token_ids for c in alone]
+        assert alone[0].token_ids != alone[2].token_ids
+    finally:
+        engine.stop()
+    with pytest.raises(ModelLoadError, match="int8 does not go with adapters"):
+        load_model(model_dir, dtype="int8", adapters={"router": adapter})
+
+
+def test_int8_linear_layers_stay_close_to_their_weights() -> None:
+    from engine.serve.quantize import Int8Linear, quantize_int8
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 512, bias=False)
+    x = torch.randn(3, 5, 256)
+    exact = linear(x)
+    approx = Int8Linear(linear)(x.bfloat16()).float()
+    assert approx.shape == exact.shape
+    assert float((approx - exact).norm() / exact.norm()) < 0.02
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 4))
+    assert quantize_int8(model) == 1  # a layer with a bias stays as it is
+    assert isinstance(model[0], Int8Linear)
+    assert isinstance(model[1], torch.nn.Linear)
