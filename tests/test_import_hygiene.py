@@ -65,7 +65,19 @@ def test_profile_loading_never_imports_the_ui() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["tui.cli", "tui.app", "tui.run_cli", "agents.session", "tui.train_cli", "engine.tinyllm.train"]
+    "module",
+    [
+        "tui.cli",
+        "tui.app",
+        "tui.run_cli",
+        "agents.session",
+        "tui.train_cli",
+        "engine.tinyllm.train",
+        "tui.serve_cli",
+        "tui.generate_cli",
+        "engine.serve.protocol",
+        "engine.serve.app",
+    ],
 )
 def test_entry_points_do_not_import_heavy_libraries(module: str) -> None:
     assert not loaded_after(f"import {module}") & set(HEAVY)
@@ -80,5 +92,5 @@ def test_help_and_version_import_neither_ui_nor_heavy_libraries() -> None:
             f"    main(['{flag}'])"
         )
         loaded = loaded_after(code)
-        assert not loaded & set(HEAVY), flag
+        assert not loaded & {*HEAVY, "fastapi", "uvicorn", "starlette", "sse_starlette"}, flag
         assert "textual" not in loaded, flag

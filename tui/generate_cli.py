@@ -53,6 +53,7 @@ def add_generate_command(commands: Any, dtypes: tuple[str, ...]) -> None:
     mode = generate.add_mutually_exclusive_group()
     mode.add_argument("--chat", dest="raw", action="store_false", help="the prompt is a user message (default)")
     mode.add_argument("--raw", dest="raw", action="store_true", help="continue the prompt as plain text")
+    generate.set_defaults(raw=False)
     add("--system", metavar="TEXT", help="a system message (with --chat)")
     add("--max-tokens", type=int, metavar="N", help="the most tokens to generate (default: up to the context)")
     add("--temperature", type=float, default=DEFAULT_TEMPERATURE, metavar="T", help="0 is greedy (0.7)")
@@ -99,7 +100,7 @@ def _schema(path: Path) -> dict[str, Any]:
 def request_body(args: argparse.Namespace, prompt: str) -> dict[str, Any]:
     """The OpenAI request body that ``generate``'s options stand for."""
     body: dict[str, Any] = {
-        "model": "",
+        "model": "generate",
         "temperature": args.temperature,
         "top_p": args.top_p,
         "top_k": args.top_k,
@@ -130,12 +131,17 @@ def run_generate_command(args: argparse.Namespace) -> int:
 
     prompt = _read_prompt(args)
     body = request_body(args, prompt)
+    try:  # the options are checked before the model loads; its name is filled in after
+        request: ChatRequest | CompletionRequest = (
+            parse_request(CompletionRequest, body) if args.raw else parse_request(ChatRequest, body)
+        )
+    except ServeError as err:
+        raise UsageError(str(err)) from None
     from tui.serve_cli import load
 
     loaded = load(args)
-    body["model"] = loaded.name
+    request.model = loaded.name
     from engine.serve.engine import Engine
-
     from engine.serve.serving import Serving
 
     samples = max(1, args.self_consistency or 1)
@@ -143,10 +149,10 @@ def run_generate_command(args: argparse.Namespace) -> int:
     serving = Serving(loaded, engine)
     engine.start()
     try:
-        if args.raw:
-            job = serving.prepare_completion(parse_request(CompletionRequest, body))
+        if isinstance(request, CompletionRequest):
+            job = serving.prepare_completion(request)
         else:
-            job = serving.prepare_chat(parse_request(ChatRequest, body))
+            job = serving.prepare_chat(request)
         started = time.perf_counter()
         streams = serving.submit(job)
         if args.json:
@@ -159,6 +165,9 @@ def run_generate_command(args: argparse.Namespace) -> int:
         if err.status < 500 and err.status != 422:
             raise UsageError(str(err)) from None
         raise RouteshellError(str(err)) from None
+    except Exception as err:  # a failure inside the libraries: one line, never a traceback
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise RouteshellError(f"generation failed: {type(err).__name__}: {first}") from err
     finally:
         engine.stop()
     tally = job.tally

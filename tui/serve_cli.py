@@ -22,10 +22,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.events import ServeRequestEvent
     from engine.serve.engine import Engine
     from engine.serve.loaded import LoadedModel
-
-    from engine.events import ServeRequestEvent
 
 DTYPES = ("auto", "fp32", "bf16", "int8")
 
@@ -117,7 +116,11 @@ def quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    for name in ("transformers", "torchao", "torch", "peft"):
+    import torch  # noqa: F401  (torch sets up its loggers on import; they are quietened after it)
+
+    # torchao, which transformers and peft may import, registers types with torch's pytree, which
+    # warns about each on stderr; and torchao warns about every GPU kernel it cannot load on a CPU.
+    for name in ("transformers", "torchao", "torch.utils._pytree", "peft"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -164,9 +167,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_serve_command(args: argparse.Namespace) -> int:
-    """Run ``routeshell serve`` until a signal; return the exit code."""
-    from engine.errors import ExitCode, RouteshellError, UsageError
+def _checked_options(args: argparse.Namespace) -> tuple[str | None, dict[str, Path]]:
+    """Return the API key and the adapters; raise UsageError for a combination that cannot run."""
+    from engine.errors import UsageError
 
     api_key = args.api_key if args.api_key is not None else os.environ.get("ROUTESHELL_API_KEY") or None
     if api_key is not None and not api_key.strip():
@@ -181,21 +184,55 @@ def run_serve_command(args: argparse.Namespace) -> int:
         if name in adapters:
             raise UsageError(f"--adapter {name!r} is given twice; give each adapter one name")
         adapters[name] = path
+    return api_key, adapters
+
+
+def run_serve_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell serve`` until a signal; return the exit code."""
+    from engine.errors import ExitCode, RouteshellError, UsageError
+
     log = _EventLog(args.events)
+    try:
+        api_key, adapters = _checked_options(args)
+    except UsageError as err:
+        log.error(str(err), int(err.exit_code))
+        raise
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    # Until the server runs (loading takes seconds), SIGTERM ends at once, still with its event.
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         sock = bind(args.host, args.port)
         with sock:
             loaded = load(args, adapters)
+            if loaded.name in loaded.adapters:
+                raise UsageError(f"the adapter {loaded.name!r} has the model's own id; rename it or give --name")
             from engine.serve.engine import Engine
 
             engine = Engine(loaded, max_batch=args.max_batch, max_queue=args.max_queue)
             return _serve(args, sock, loaded, engine, api_key, log)
+    except _Terminated:
+        log.stopped("signal")
+        return ExitCode.OK
     except RouteshellError as err:
         log.error(str(err), int(err.exit_code))
         raise
     except KeyboardInterrupt:
         log.error("interrupted", int(ExitCode.INTERRUPTED))
         raise
+    except Exception as err:
+        # A failure inside the libraries while loading: one line, never a traceback.
+        message = f"the server failed: {type(err).__name__}: {_first_line(err)}"
+        log.error(message, int(ExitCode.FAILED))
+        raise RouteshellError(message) from err
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM before the server runs."""
 
 
 def _serve(

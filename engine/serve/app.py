@@ -45,6 +45,8 @@ MAX_BODY_BYTES = 1 << 20
 #: A body larger than this is cut off at once; up to it, the rest is read and dropped so that the
 #: client, still sending, gets the 413 rather than a broken connection.
 DRAIN_LIMIT_BYTES = 64 << 20
+#: The status logged for a client that left before its answer (nginx's "client closed request").
+CLIENT_CLOSED = 499
 #: Paths that get no request event: the Serve pane polls them.
 QUIET_PATHS = frozenset({"/health", "/metrics"})
 
@@ -64,7 +66,9 @@ def create_app(
     ``api_key``: when set, ``/v1`` requests must send ``Authorization: Bearer KEY``.
     ``on_request`` gets one event per answered ``/v1`` request (the request log).
     """
-    metrics = ServeMetrics(lambda: engine.stats().waiting, lambda: engine.stats().running)
+    metrics = ServeMetrics(
+        lambda: engine.stats().waiting, lambda: engine.stats().running, lambda: engine.stats().tokens_per_s
+    )
     serving = Serving(loaded, engine, on_first_token=metrics.time_to_first_token, on_tokens=metrics.tokens)
     # The tokenizer and the grammar compiler are shared; one request is prepared at a time.
     preparing = threading.Lock()
@@ -111,22 +115,29 @@ def create_app(
         streams = serving.submit(job)
         if not stream:
             body = await _unless_gone(request, serving.complete(job, streams), streams)
+            if body is None:  # nobody is left to answer; 499 is how the request log says so
+                return Response(status_code=CLIENT_CLOSED)
             return JSONResponse(body)
         return EventSourceResponse(_sse(serving, job, streams), sep="\n", ping=15)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health() -> JSONResponse:
         stats = engine.stats()
-        return {
-            "status": "ok",
+        # A dead engine thread cannot answer anything: say so, with a status a probe notices.
+        alive = engine.alive
+        body = {
+            "status": "ok" if alive else "engine stopped",
             "models": loaded.model_ids(),
             "dtype": loaded.dtype,
             "context_length": loaded.context_length,
             "waiting": stats.waiting,
             "running": stats.running,
             "requests": metrics.total_requests,
-            "tokens_per_s": round(metrics.tokens_per_second(), 2),
+            "tokens_per_s": round(stats.tokens_per_s, 2),
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
         }
+        return JSONResponse(body, status_code=200 if alive else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -166,8 +177,8 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ServeError(f"the request body is not valid JSON ({_first_line(err)})") from None
 
 
-async def _unless_gone(request: Request, work: Awaitable[T], streams: list[Stream]) -> T:
-    """Await ``work``; a client that disconnects first cancels it and its streams."""
+async def _unless_gone(request: Request, work: Awaitable[T], streams: list[Stream]) -> T | None:
+    """Await ``work``; a client that disconnects first cancels it and its streams (None)."""
     task = asyncio.ensure_future(work)
 
     async def gone() -> None:
@@ -180,11 +191,13 @@ async def _unless_gone(request: Request, work: Awaitable[T], streams: list[Strea
     finally:
         watcher.cancel()
         if not task.done():
-            task.cancel()
             for stream in streams:
                 stream.cancel()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if task.cancelled():
-        raise asyncio.CancelledError
+        return None
     return task.result()
 
 

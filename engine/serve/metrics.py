@@ -1,15 +1,12 @@
 """Prometheus metrics of the server, in a registry of its own (``GET /metrics``).
 
 Requests by path and status, prompt and completion tokens, time to first token, and, read from
-the engine when scraped, the queue depth and the running sequences; tokens per second is the rate
-of generated tokens over the last :data:`RATE_WINDOW_S` seconds.
+the engine when scraped, the queue depth, the running sequences and the recent tokens per second.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,15 +14,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 #: The paths counted by name; any other path is counted as "other", so the label stays bounded.
 KNOWN_PATHS = frozenset({"/v1/models", "/v1/chat/completions", "/v1/completions", "/health", "/metrics"})
-#: Seconds over which tokens per second is measured.
-RATE_WINDOW_S = 10.0
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class ServeMetrics:
-    """The server's counters; ``queue_depth`` and ``running`` are read when scraped."""
+    """The server's counters; ``queue_depth``, ``running`` and ``tokens_per_second`` are read when scraped."""
 
-    def __init__(self, queue_depth: Callable[[], int], running: Callable[[], int]) -> None:
+    def __init__(
+        self, queue_depth: Callable[[], int], running: Callable[[], int], tokens_per_second: Callable[[], float]
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "routeshell_requests",
@@ -49,9 +46,8 @@ class ServeMetrics:
         )
         Gauge(
             "routeshell_tokens_per_second", "Tokens generated per second, recently", registry=self.registry
-        ).set_function(self.tokens_per_second)
+        ).set_function(tokens_per_second)
         self._lock = threading.Lock()
-        self._recent: deque[tuple[float, int]] = deque()
         self.total_requests = 0
 
     def request(self, path: str, status: int, prompt_tokens: int, completion_tokens: int) -> None:
@@ -64,24 +60,9 @@ class ServeMetrics:
     def tokens(self, count: int) -> None:
         """Count ``count`` tokens generated just now."""
         self.completion_tokens.inc(count)
-        now = time.monotonic()
-        with self._lock:
-            self._recent.append((now, count))
-            self._trim(now)
 
     def time_to_first_token(self, seconds: float) -> None:
         self.first_token.observe(seconds)
-
-    def tokens_per_second(self) -> float:
-        """Generated tokens per second over the last :data:`RATE_WINDOW_S` seconds."""
-        now = time.monotonic()
-        with self._lock:
-            self._trim(now)
-            return sum(count for _, count in self._recent) / RATE_WINDOW_S
-
-    def _trim(self, now: float) -> None:
-        while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
-            self._recent.popleft()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from engine.serve.types import MAX_TOP_LOGPROBS, FinishReason, ServeError, TokenLogprob
 
@@ -46,8 +46,17 @@ UNSUPPORTED = {
 IGNORED = ("user", "metadata", "store", "service_tier", "parallel_tool_calls", "reasoning_effort", "modalities")
 
 
+def _valid_text(text: str) -> str:
+    # JSON can spell a lone surrogate ("\ud800"), which no tokenizer can encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text (it holds a lone surrogate)") from None
+    return text
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class TextPart(_Strict):
@@ -77,6 +86,11 @@ class Message(_Strict):
             texts.append(TextPart.model_validate(part).text)
         return "".join(texts)
 
+    @field_validator("content", mode="after")
+    @classmethod
+    def _unicode(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_text(value)
+
     def as_chat(self) -> dict[str, str]:
         """Return ``{"role", "content"}`` as a chat template reads it."""
         role = "system" if self.role == "developer" else self.role
@@ -84,7 +98,7 @@ class Message(_Strict):
 
 
 class StreamOptions(_Strict):
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class JsonSchemaSpec(_Strict):
@@ -120,11 +134,11 @@ class _Request(_Strict):
     n: int = Field(1, ge=1, le=MAX_CHOICES)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
     self_consistency: int | None = Field(None, ge=1, le=MAX_CHOICES)
-    calculator: bool = False
+    calculator: StrictBool = False
     # Accepted and ignored, or refused with a reason: see IGNORED and UNSUPPORTED.
     user: Any = None
     metadata: Any = None
@@ -154,7 +168,7 @@ class _Request(_Strict):
             raise ValueError(f"at most {MAX_STOP} stop strings are allowed (got {len(items)})")
         if any(not item or len(item) > MAX_STOP_CHARS for item in items):
             raise ValueError(f"each stop string must have 1 to {MAX_STOP_CHARS} characters")
-        return tuple(items)
+        return tuple(_valid_text(item) for item in items)
 
     @model_validator(mode="after")
     def _supported(self) -> _Request:
@@ -186,7 +200,7 @@ class ChatRequest(_Request):
 
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    logprobs: bool = False
+    logprobs: StrictBool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
     @model_validator(mode="after")
@@ -222,7 +236,7 @@ class CompletionRequest(_Request):
             raise ValueError("must be a string or a list of token ids")
         if isinstance(value, (str, list)) and not value:
             raise ValueError("must not be empty")
-        return value
+        return _valid_text(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _best_of(self) -> CompletionRequest:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from engine.serve.engine import Engine, Stream
     from engine.serve.grammar import JsonGrammar
     from engine.serve.loaded import LoadedModel
+    from engine.tinyllm.sft_data import Markers
 
 #: Markers of reasoning models, as ``routeshell train reasoning`` writes them (engine.tinyllm.sft_data).
 REASONING_MARKERS = {"zh": ("【推理过程】", "【最终答案】"), "en": ("Reasoning:", "Answer:")}
@@ -53,7 +54,7 @@ class Job:
     requests: list[GenerationRequest]
     prompt_tokens: int
     grammar: JsonGrammar | None
-    reasoning: str | None
+    reasoning: Markers | None
     include_usage: bool
     self_consistency: bool
     tally: Tally = field(default_factory=Tally)
@@ -73,35 +74,46 @@ class _Choice:
 class ReasoningSplitter:
     """Sorts a reasoning model's streamed text into reasoning and content as it arrives.
 
-    Everything before the answer marker (on a line of its own, or opening the text) is reasoning,
-    with the leading reasoning marker dropped; what follows is content. Text that may be the start
-    of a marker is held back until the next piece decides.
+    A text that opens with the reasoning marker is reasoning up to the answer marker (on a line of
+    its own) and content after it, as :func:`engine.serve.reasoning.split_answer` splits a whole
+    text; a text opening with the answer marker is all answer, and any other text all content. Text
+    that may be the start of a marker is held back until the next piece decides.
     """
 
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: Markers) -> None:
         reasoning, answer = REASONING_MARKERS[language]
         self.head = f"{reasoning}\n"
         self.answer = f"\n{answer}\n"
         self.text = ""
+        self.mode: Literal["undecided", "reasoning", "content"] = "undecided"
         self.sent_reasoning = 0
-        self.sent_content = 0
 
     def feed(self, text: str, *, final: bool = False) -> tuple[str, str]:
         """Add ``text``; return the (reasoning, content) that can be sent now."""
+        if self.mode == "content":
+            return "", text
         self.text += text
-        if not final and self.head.startswith(self.text):
-            return "", ""
-        # A leading newline lets an answer marker that opens the text match like any other.
-        body = "\n" + self.text.removeprefix(self.head)
+        if self.mode == "undecided":
+            opening = self.answer[1:]
+            if not final and (self.head.startswith(self.text) or opening.startswith(self.text)):
+                return "", ""
+            if self.text.startswith(opening):  # no reasoning at all: the answer marker opens the text
+                self.mode = "content"
+                return "", self.text.removeprefix(opening)
+            if not self.text.startswith(self.head):
+                self.mode = "content"
+                return "", self.text
+            self.mode = "reasoning"
+        body = self.text.removeprefix(self.head)
         before, found, after = body.partition(self.answer)
         if found:
-            reasoning, content = before[1:], after
-        else:
-            keep = 0 if final else len(self.answer) - 1
-            reasoning, content = body[1 : max(1, len(body) - keep)], ""
-        new = reasoning[self.sent_reasoning :], content[self.sent_content :]
-        self.sent_reasoning, self.sent_content = max(self.sent_reasoning, len(reasoning)), len(content)
-        return new
+            self.mode = "content"
+            return before[self.sent_reasoning :], after
+        keep = 0 if final else len(self.answer) - 1
+        ready = body[: max(self.sent_reasoning, len(body) - keep)]
+        new = ready[self.sent_reasoning :]
+        self.sent_reasoning = len(ready)
+        return new, ""
 
 
 class Serving:
@@ -235,12 +247,23 @@ class Serving:
             return None
         from engine.serve.grammar import compile_response_format
 
-        return compile_response_format(form.model_dump(by_alias=True, exclude_none=True), self.loaded.tokenizer)
+        return compile_response_format(
+            form.model_dump(by_alias=True, exclude_none=True),
+            self.loaded.tokenizer,
+            eos_ids=sorted(self.loaded.eos_ids),
+        )
 
     # -- running ---------------------------------------------------------------------------------
 
     def submit(self, job: Job) -> list[Stream]:
         """Hand every sequence of ``job`` to the engine; on refusal (Overloaded) cancel those already in."""
+        capacity = self.engine.max_batch + self.engine.max_queue
+        if len(job.requests) > capacity:
+            # The queue could never hold them all: waiting and retrying would not help.
+            raise ServeError(
+                f"{len(job.requests)} sequences were asked for; this server runs and queues at most {capacity}",
+                param="self_consistency" if job.self_consistency else "n",
+            )
         streams: list[Stream] = []
         try:
             for request in job.requests:
@@ -272,6 +295,12 @@ class Serving:
                 if delta is None:
                     live -= 1
                     continue
+                if delta.finish_reason == "error":
+                    raise ServeError(
+                        f"generation failed: {delta.error or 'no details'}", status=500, kind="server_error"
+                    )
+                if delta.finish_reason == "cancelled" and not streams[index].cancelled:
+                    raise ServeError("the server is stopping; try again", status=503, kind="server_error")
                 if delta.token_ids:
                     if first:
                         self.on_first_token(time.perf_counter() - started)

@@ -1,0 +1,246 @@
+"""Bad requests, keys, disconnects and overload: every refusal an OpenAI error with a 4xx, the
+server up throughout."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.engine.serve.server_support import ServeProcess, serving, wait_until
+from tests.engine.tinyllm.training_support import TrainRun
+
+KEY = "sk-errors-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+HELLO = [{"role": "user", "content": "def hello"}]
+
+
+@pytest.fixture(scope="module")
+def server(pretrained: tuple[Path, TrainRun]) -> Iterator[ServeProcess]:
+    """One request decodes at a time and two may wait: the 32-client test overloads it."""
+    with serving(pretrained[0], "--name", "nano", "--api-key", KEY, "--max-batch", "1", "--max-queue", "2") as process:
+        yield process
+
+
+@pytest.fixture
+def client(server: ServeProcess) -> openai.OpenAI:
+    return server.client(KEY)
+
+
+def post(server: ServeProcess, path: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{server.root}{path}", content=content, headers={**AUTH, **(headers or {})}, timeout=60)
+
+
+def assert_openai_error(response: httpx.Response, status: int, *needles: str, param: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert isinstance(error["message"], str)
+    assert error["type"]
+    assert "Traceback" not in response.text
+    for needle in needles:
+        assert needle in error["message"]
+    if param is not None:
+        assert error["param"] == param
+
+
+def chat(**fields: Any) -> bytes:
+    return json.dumps({"model": "nano", "messages": HELLO, **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b'{"model": "nano", "messages": [', "not valid JSON"),
+        (b"", "empty"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"model": "nano", "messages": "\xff\xfe"}', "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+    ],
+)
+def test_malformed_body_is_400(server: ServeProcess, body: bytes, needle: str) -> None:
+    assert_openai_error(post(server, "/v1/chat/completions", body), 400, needle)
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "needle"),
+    [
+        ({"model": None}, "model", "model"),
+        ({"temperature": 3}, "temperature", "less than or equal to 2"),
+        ({"top_p": -1}, "top_p", ""),
+        ({"n": 17}, "n", ""),
+        ({"top_logprobs": 21, "logprobs": True}, "top_logprobs", ""),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "at most 4"),
+        ({"presence_penalty": 2.5}, "presence_penalty", ""),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "not supported"),
+        ({"logit_bias": {"1": 5}}, "logit_bias", "not supported"),
+        ({"n": 2, "self_consistency": 3}, "n", "self_consistency"),
+        ({"self_consistency": 0}, "self_consistency", ""),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role", ""),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}, None, "text"),
+        ({"messages": []}, "messages", ""),
+        ({"bogus": 1}, "bogus", "unrecognized"),
+        ({"response_format": {"type": "xml"}}, None, ""),
+    ],
+)
+def test_bad_fields_are_400_naming_the_field(
+    server: ServeProcess, fields: dict[str, Any], param: str | None, needle: str
+) -> None:
+    body = {"model": "nano", "messages": HELLO, **fields}
+    body = {key: value for key, value in body.items() if value is not None}
+    assert_openai_error(post(server, "/v1/chat/completions", json.dumps(body).encode()), 400, needle, param=param)
+
+
+def test_unknown_model_is_404(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="gpt-7", messages=HELLO, max_tokens=2)  # type: ignore[arg-type]
+    assert "nano" in caught.value.message  # it says what is served
+
+
+def test_max_tokens_beyond_the_context_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="nano", messages=HELLO, max_tokens=100_000)  # type: ignore[arg-type]
+    assert caught.value.param == "max_tokens"
+    assert caught.value.code == "context_length_exceeded"
+
+
+def test_prompt_longer_than_the_context_is_400(client: openai.OpenAI) -> None:
+    long = [{"role": "user", "content": "word " * 3000}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="nano", messages=long)  # type: ignore[arg-type]
+    assert caught.value.code == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model="nano", prompt="word " * 3000)
+
+
+def test_token_id_prompt_outside_the_vocabulary_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model="nano", prompt=[1, 10_000_000], max_tokens=2)
+
+
+def test_wrong_or_missing_key_is_401(server: ServeProcess) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        server.client("sk-wrong").chat.completions.create(model="nano", messages=HELLO)  # type: ignore[arg-type]
+    response = httpx.post(f"{server.url}/chat/completions", content=chat(), timeout=30)
+    assert_openai_error(response, 401, "API key")
+    assert_openai_error(httpx.get(f"{server.url}/models", headers={"Authorization": "Basic x"}, timeout=30), 401)
+    # The key is checked before the body is read: a bad body without a key is still a 401.
+    assert_openai_error(httpx.post(f"{server.url}/completions", content=b"{", timeout=30), 401)
+
+
+def test_health_and_metrics_need_no_key(server: ServeProcess) -> None:
+    assert httpx.get(f"{server.root}/health", timeout=30).status_code == 200
+    assert httpx.get(f"{server.root}/metrics", timeout=30).status_code == 200
+
+
+def test_oversized_body_is_413(server: ServeProcess, client: openai.OpenAI) -> None:
+    huge = [{"role": "user", "content": "x" * (2 << 20)}]
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="nano", messages=huge)  # type: ignore[arg-type]
+    assert caught.value.status_code == 413
+    assert_openai_error(post(server, "/v1/completions", b" " * (3 << 20)), 413, "larger than")
+
+
+def test_unsupported_schema_is_400(client: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {"a": {"$ref": "https://example.com/elsewhere.json"}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="nano",
+            messages=HELLO,  # type: ignore[arg-type]
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+        )
+    assert caught.value.param == "response_format"
+
+
+def test_unknown_path_and_method_are_openai_errors(server: ServeProcess) -> None:
+    assert_openai_error(httpx.get(f"{server.url}/engines", headers=AUTH, timeout=30), 404)
+    assert_openai_error(httpx.get(f"{server.url}/chat/completions", headers=AUTH, timeout=30), 405)
+
+
+#: A request that, left alone, generates all of its 200 tokens (checked by the first test).
+LONG = {"max_tokens": 200, "temperature": 1.0, "seed": 4}
+
+
+def test_the_long_request_runs_to_its_length(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="nano", messages=HELLO, **LONG)  # type: ignore[arg-type]
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage.completion_tokens == 200  # type: ignore[union-attr]
+
+
+def test_a_stream_whose_client_leaves_frees_its_slot(server: ServeProcess) -> None:
+    before = server.health()["completion_tokens"]
+    body = chat(**LONG, stream=True)
+    with httpx.stream("POST", f"{server.url}/chat/completions", content=body, headers=AUTH, timeout=60) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
+                break
+    # The connection is closed: the sequence leaves the batch long before its 200 tokens.
+    assert wait_until(lambda: server.health()["running"] == 0, timeout=60)
+    assert server.health()["completion_tokens"] - before < 200
+    assert "Exception" not in server.stderr
+    assert "failed" not in server.stderr
+
+
+def test_a_waiting_client_that_leaves_frees_its_slot(server: ServeProcess) -> None:
+    before = server.health()["completion_tokens"]
+    events = len(server.events)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/chat/completions", content=chat(**LONG), headers=AUTH, timeout=0.3)
+    assert wait_until(lambda: server.health()["running"] == 0, timeout=60)
+    assert server.health()["completion_tokens"] - before < 200
+    # The request log says the client left, and nothing failed on the way.
+    assert wait_until(lambda: any(e.get("status") == 499 for e in server.events[events:]), timeout=30)
+    assert "Exception" not in server.stderr
+    assert "failed" not in server.stderr
+
+
+def test_overload_is_503_with_retry_after_and_health_answers(server: ServeProcess) -> None:
+    statuses: list[int] = []
+    retry_after: list[str] = []
+    health: list[int] = []
+    done = threading.Event()
+
+    def one_client() -> None:
+        response = post(server, "/v1/chat/completions", chat(max_tokens=60))
+        statuses.append(response.status_code)
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "overloaded"
+            retry_after.append(response.headers.get("retry-after", ""))
+
+    def poll_health() -> None:
+        while not done.is_set():
+            health.append(httpx.get(f"{server.root}/health", timeout=30).status_code)
+
+    poller = threading.Thread(target=poll_health)
+    poller.start()
+    clients = [threading.Thread(target=one_client) for _ in range(32)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(120)
+    done.set()
+    poller.join(60)
+    assert len(statuses) == 32
+    assert set(statuses) <= {200, 503}
+    assert 200 in statuses
+    assert 503 in statuses
+    assert retry_after
+    assert all(value.isdigit() and int(value) >= 1 for value in retry_after)
+    assert health
+    assert set(health) == {200}
+    # Still serving afterwards.
+    assert server.client(KEY).chat.completions.create(model="nano", messages=HELLO, max_tokens=2).choices  # type: ignore[arg-type]
+
+
+def test_more_choices_than_the_server_can_hold_is_400(client: openai.OpenAI) -> None:
+    # This server runs one sequence and queues two: four choices could never all be admitted.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="nano", messages=HELLO, n=4, max_tokens=2)  # type: ignore[arg-type]
+    assert caught.value.param == "n"
