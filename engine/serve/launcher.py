@@ -211,10 +211,10 @@ class LocalServer:
             words = self.settings.words(model)
             if on_start is not None:
                 on_start(f"starting the local model server: routeshell {' '.join(words)}")
-            self._start(words)
-            return True
+            return self._start(words)
 
-    def _start(self, words: list[str]) -> None:
+    def _start(self, words: list[str]) -> bool:
+        """Start the server and wait for it; False when it lost the port to another one now answering."""
         self._ready.clear()
         self.ready = None
         self.stderr_tail = None
@@ -247,6 +247,8 @@ class LocalServer:
                 self._readers[1].join(timeout=2.0)
                 why = f": {self.stderr_tail}" if self.stderr_tail else ""
                 self.close()
+                if probe(self.settings.base_url) == "ready":
+                    return False  # another shell started one on the same port meanwhile: use it
                 raise ServerStartError(f"the local model server exited with code {process.returncode}{why}")
             if time.monotonic() > deadline:
                 self.close()
@@ -255,6 +257,7 @@ class LocalServer:
                     "raise start_timeout_s in the profile's [serve] table, or start it yourself: "
                     f"routeshell {' '.join(words)}"
                 )
+        return True
 
     def _read_stdout(self, stream: IO[bytes]) -> None:
         # Read to the end, so a server that logs every request never blocks on a full pipe.

@@ -175,3 +175,15 @@ def test_run_starts_the_server_and_stops_it_when_it_ends(
     assert events
     assert events[-1]["type"] == "final"
     assert probe(f"http://127.0.0.1:{port}/v1") == "absent"
+
+
+def test_a_port_held_by_something_else_is_one_line(isolated_home: Path, pretrained: tuple[Path, TrainRun]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = int(holder.getsockname()[1])
+        write_local(isolated_home, port, f'model = "{pretrained[0]}"\nstart_timeout_s = 300')
+        server = local_server_for(load_profile("local"))
+        assert server is not None
+        with pytest.raises(ServerStartError, match=f"exited with code 1: .*port {port} on 127.0.0.1 is in use"):
+            server.ensure()
