@@ -41,13 +41,13 @@ def code_path() -> str | None:
     return None if root in installed else root
 
 
-def child_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+def child_env(extra: Mapping[str, str] | None = None, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Return the environment for a child routeshell: ``base`` (default ours), unbuffered, plus ``extra``.
 
     From a source checkout the checkout goes first on ``PYTHONPATH``, so the child runs the same
     code as the caller rather than an installed copy.
     """
-    env = dict(os.environ if base is None else base, PYTHONUNBUFFERED="1", **extra)
+    env = {**(os.environ if base is None else base), "PYTHONUNBUFFERED": "1", **(extra or {})}
     root = code_path()
     if root is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)

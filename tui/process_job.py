@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,9 +57,11 @@ class ProcessJob:
     The group gets the signals, as a terminal's Ctrl-C would reach the job and anything it started.
     """
 
-    def __init__(self, argv: list[str], cwd: Path) -> None:
+    def __init__(self, argv: list[str], cwd: Path, *, env: Mapping[str, str] | None = None) -> None:
         self.argv = argv
         self.cwd = cwd
+        #: Variables set for the job on top of ours (a secret that must not show in its command line).
+        self.env = dict(env or {})
         self.process: asyncio.subprocess.Process | None = None
         self.interrupted = False
 
@@ -72,7 +74,7 @@ class ProcessJob:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv,
             cwd=self.cwd,
-            env=child_env(),
+            env=child_env(self.env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

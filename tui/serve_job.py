@@ -58,23 +58,26 @@ class ServeRequest:
     dtype: str = "auto"
     api_key: str | None = None
 
-    def words(self, *, key: str | None = None) -> list[str]:
-        """Return the arguments after ``routeshell``; ``key`` stands in for the API key when given."""
+    def words(self) -> list[str]:
+        """Return the arguments after ``routeshell``. The API key is not among them: it goes in the
+        server's environment (:meth:`env`), where other users cannot read it as they can a command line."""
         words = ["serve", "--model", str(self.model)]
         for name, path in self.adapters:
             words += ["--adapter", f"{name}={path}"]
         words += ["--host", self.host, "--port", str(self.port), "--dtype", self.dtype]
-        if self.api_key:
-            words += ["--api-key", key or self.api_key]
         return [*words, "--events"]
 
     def argv(self) -> list[str]:
         """Return the command that runs this server with the same Python and the same routeshell as the app."""
         return routeshell_argv(*self.words())
 
+    def env(self) -> dict[str, str]:
+        """Return the variables the server needs on top of the app's: the API key, when one is given."""
+        return {KEY_ENV: self.api_key} if self.api_key else {}
+
     def shown(self) -> str:
-        """Return the server as a ``routeshell serve`` line for the log: the API key masked."""
-        return shlex.join(["routeshell", *self.words(key="****")])
+        """Return the server as a ``routeshell serve`` line for the log."""
+        return shlex.join(["routeshell", *self.words()])
 
 
 def is_loopback_host(host: str) -> bool:
@@ -144,7 +147,7 @@ class ServeJob(ProcessJob):
     """
 
     def __init__(self, request: ServeRequest, cwd: Path) -> None:
-        super().__init__(request.argv(), cwd)
+        super().__init__(request.argv(), cwd, env=request.env())
         self.request = request
         self.ready: dict[str, Any] | None = None
         self.stopped: dict[str, Any] | None = None

@@ -62,6 +62,8 @@ async def test_start_watch_chat_and_stop(tmp_path: Path, model: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_serve(pilot, model)
         assert pane.model == model
+        # With a key the server refuses requests without it: the chat box must send it.
+        pane.query_one("#serve-key", Input).value = "sekrit-key"
         await pilot.click("#serve-start")
         assert pane.running
         url = await wait_ready(pilot, pane)
@@ -90,6 +92,8 @@ async def test_start_watch_chat_and_stop(tmp_path: Path, model: Path) -> None:
         # The request shows in the log and, soon, in the metrics.
         await wait_until(pilot, lambda: "POST /v1/chat/completions 200" in "\n".join(pane.logged), "the request's line")
         await wait_until(pilot, lambda: pane.health is not None and (pane.health.requests or 0) >= 1, "the count")
+        assert "sekrit" not in screen_text(app)
+        assert "sekrit" not in "\n".join(pane.logged)
 
         await pilot.click("#serve-stop")
         await wait_until(pilot, lambda: pane.exit_code is not None, "the server to stop", timeout=60)
