@@ -7,13 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 from textual.widgets import Input
 
 from engine.config.profiles import load_profile
 from engine.serve.launcher import probe
 from tests.engine.tinyllm.training_support import TrainRun
 from tests.tui.conftest import screen_text, settle, wait_until
+from tests.tui.test_shell import palette_offers
 from tui.app import RouteshellApp
+from tui.screens.help_screen import HelpScreen
 from tui.widgets.serve_pane import ServePane
 
 SIZE = (120, 40)
@@ -122,6 +125,12 @@ async def test_the_form_refuses_with_one_line(tmp_path: Path) -> None:
     app = RouteshellApp(tmp_path, load_profile("ci"))
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_serve(pilot, None)
+        await pilot.press("ctrl+p", *"start the server")
+        await wait_until(pilot, lambda: palette_offers(app, "Serve: start the server"), "the palette to offer it")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert pane.notice.startswith("cannot start: choose a model")
+        pane.form.model_select.focus()
         await pilot.press("ctrl+g")
         await settle(pilot)
         assert pane.notice.startswith("cannot start: choose a model")
@@ -150,3 +159,15 @@ async def test_the_models_of_the_train_output_directory_are_offered(tmp_path: Pa
         await settle(pilot)
         assert pane.model == out / "sft"
         assert "models/tinyllm/sft" in screen_text(app)
+
+
+async def test_the_help_lists_the_serve_keys(tmp_path: Path) -> None:
+    app = RouteshellApp(tmp_path, load_profile("ci"))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_serve(pilot, None)
+        app.action_help()
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        sections = dict(app.screen.sections)
+        assert [b.key for b in sections["Serve pane"]] == [b.key for b in ServePane.BINDINGS if isinstance(b, Binding)]
+        assert [b.key for b in sections["Serve chat"]] == ["ctrl+n"]
