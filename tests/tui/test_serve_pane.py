@@ -171,3 +171,17 @@ async def test_the_help_lists_the_serve_keys(tmp_path: Path) -> None:
         sections = dict(app.screen.sections)
         assert [b.key for b in sections["Serve pane"]] == [b.key for b in ServePane.BINDINGS if isinstance(b, Binding)]
         assert [b.key for b in sections["Serve chat"]] == ["ctrl+n"]
+
+
+async def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
+    app = RouteshellApp(tmp_path, load_profile("ci"))
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_serve(pilot, tmp_path / "[bold]gone")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: pane.exit_code is not None, "the server to give up", timeout=START_TIMEOUT)
+        await settle(pilot)
+        assert pane.exit_code == 2
+        assert pane.notice.startswith("server did not start (exited with code 2): ")
+        assert "[bold]gone" in pane.notice
+        assert not pane.running
+        assert not pane.query_one("#serve-start").disabled
