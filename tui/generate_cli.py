@@ -165,6 +165,8 @@ def run_generate_command(args: argparse.Namespace) -> int:
         if err.status < 500 and err.status != 422:
             raise UsageError(str(err)) from None
         raise RouteshellError(str(err)) from None
+    except BrokenPipeError:
+        raise  # the reader went away: the command line ends quietly
     except Exception as err:  # a failure inside the libraries: one line, never a traceback
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         raise RouteshellError(f"generation failed: {type(err).__name__}: {first}") from err
