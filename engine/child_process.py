@@ -34,6 +34,15 @@ def routeshell_argv(*words: str) -> list[str]:
     return [sys.executable, "-m", "tui", *words]
 
 
+def guarded_argv(sig: signal.Signals, *words: str) -> list[str]:
+    """Return the command that runs ``routeshell WORDS...`` so that it gets ``sig`` when its starter ends.
+
+    The child must be started with its standard input a pipe that the starter keeps open and never
+    writes to: its end of file is the news (``tui.orphan_guard``).
+    """
+    return [sys.executable, "-m", "tui.orphan_guard", sig.name, *words]
+
+
 def code_path() -> str | None:
     """The directory that holds the ``engine`` and ``tui`` packages, when they are not installed ones."""
     root = str(Path(engine.__file__).resolve().parent.parent)

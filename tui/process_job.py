@@ -57,11 +57,17 @@ class ProcessJob:
     The group gets the signals, as a terminal's Ctrl-C would reach the job and anything it started.
     """
 
-    def __init__(self, argv: list[str], cwd: Path, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, argv: list[str], cwd: Path, *, env: Mapping[str, str] | None = None, guarded: bool = False
+    ) -> None:
         self.argv = argv
         self.cwd = cwd
         #: Variables set for the job on top of ours (a secret that must not show in its command line).
         self.env = dict(env or {})
+        #: Whether the job's standard input is a pipe held open until it ends, for a job started
+        #: through ``tui.orphan_guard`` (``engine.child_process.guarded_argv``): if this process
+        #: dies, however it dies, the job sees the pipe close and stops.
+        self.guarded = guarded
         self.process: asyncio.subprocess.Process | None = None
         self.interrupted = False
 
@@ -75,7 +81,7 @@ class ProcessJob:
             *self.argv,
             cwd=self.cwd,
             env=child_env(self.env),
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if self.guarded else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,

@@ -21,7 +21,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from engine.child_process import routeshell_argv
+from engine.child_process import guarded_argv
 from engine.errors import ExitCode
 from engine.names import display_name
 from engine.serve.launcher import health_url
@@ -68,8 +68,9 @@ class ServeRequest:
         return [*words, "--events"]
 
     def argv(self) -> list[str]:
-        """Return the command that runs this server with the same Python and the same routeshell as the app."""
-        return routeshell_argv(*self.words())
+        """Return the command that runs this server with the same Python and the same routeshell as the app;
+        it stops itself (SIGTERM) when the app is gone, however the app ended."""
+        return guarded_argv(signal.SIGTERM, *self.words())
 
     def env(self) -> dict[str, str]:
         """Return the variables the server needs on top of the app's: the API key, when one is given."""
@@ -147,7 +148,7 @@ class ServeJob(ProcessJob):
     """
 
     def __init__(self, request: ServeRequest, cwd: Path) -> None:
-        super().__init__(request.argv(), cwd, env=request.env())
+        super().__init__(request.argv(), cwd, env=request.env(), guarded=True)
         self.request = request
         self.ready: dict[str, Any] | None = None
         self.stopped: dict[str, Any] | None = None

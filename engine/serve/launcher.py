@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import urlsplit
 
-from engine.child_process import child_env, routeshell_argv, signal_group
+from engine.child_process import child_env, guarded_argv, signal_group
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError
 
@@ -220,10 +220,12 @@ class LocalServer:
         self.stderr_tail = None
         try:
             self.process = subprocess.Popen(
-                routeshell_argv(*words),
+                # Stopped by close() or at exit; and should this process be killed, its end closes
+                # the server's stdin, and the server stops itself (tui.orphan_guard).
+                guarded_argv(signal.SIGTERM, *words),
                 cwd=self.cwd,
                 env=child_env(),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
@@ -293,7 +295,7 @@ class LocalServer:
                 process.wait()
         for reader in self._readers:
             reader.join(timeout=2.0)
-        for stream in (process.stdout, process.stderr):
+        for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
 

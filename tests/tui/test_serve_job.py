@@ -39,8 +39,9 @@ def test_the_form_builds_the_command(tmp_path: Path) -> None:
     assert request == ServeRequest(
         tmp_path / "m", (("lora", tmp_path / "adapters/a"), ("b", tmp_path / "my adapter")), "127.0.0.1", 0, "int8"
     )
-    assert request.argv()[:4] == [sys.executable, "-m", "tui", "serve"]
-    assert request.argv()[4:] == [
+    # Through the orphan guard: the server stops itself (SIGTERM) when the app is gone.
+    assert request.argv()[:5] == [sys.executable, "-m", "tui.orphan_guard", "SIGTERM", "serve"]
+    assert request.argv()[5:] == [
         "--model", str(tmp_path / "m"), "--adapter", f"lora={tmp_path / 'adapters/a'}", "--adapter",
         f"b={tmp_path / 'my adapter'}", "--host", "127.0.0.1", "--port", "0", "--dtype", "int8", "--events",
     ]  # fmt: skip
@@ -102,7 +103,7 @@ def test_health_keeps_only_well_typed_fields() -> None:
     assert Health.parse([1, 2]) == Health()
 
 
-async def test_the_real_server_starts_answers_its_health_and_stops(
+async def test_the_real_server_answers_its_health_and_stops_when_its_starter_is_gone(
     tmp_path: Path, pretrained: tuple[Path, TrainRun]
 ) -> None:
     job = ServeJob(ServeRequest(pretrained[0], port=0), tmp_path)
@@ -112,16 +113,22 @@ async def test_the_real_server_starts_answers_its_health_and_stops(
     def on_event(event: dict[str, object]) -> None:
         events.append(event)
         if event["type"] == "serve_ready":
-            # The server is up: its health answers, then it is asked to stop.
+            # The server is up: its health answers. Then its standard input closes, as it does
+            # when the app that started it dies: the server stops by itself.
             assert job.url is not None
             assert read_health(job.url).status == "ok"
-            job.interrupt()
+            assert job.process is not None
+            assert job.process.stdin is not None
+            job.process.stdin.close()
 
     await job.start()
     code = await job.serve(on_event, lambda stream, text, problem: lines.append((stream, text, problem)))
     assert events[0]["type"] == "serve_ready"
+    assert events[-1]["type"] == "serve_stopped"
     assert job.models == [pretrained[0].name]
-    assert job.ending_line(code) == "stopped", (code, lines)
+    assert not job.interrupted
+    assert code == 0, lines
+    assert job.ending_line(code) == "exited"
     assert not any(problem for _, _, problem in lines)
     assert job.url is not None
     assert probe(job.url) == "absent"

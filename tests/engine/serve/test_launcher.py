@@ -7,6 +7,9 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -187,3 +190,42 @@ def test_a_port_held_by_something_else_is_one_line(isolated_home: Path, pretrain
         assert server is not None
         with pytest.raises(ServerStartError, match=f"exited with code 1: .*port {port} on 127.0.0.1 is in use"):
             server.ensure()
+
+
+def test_a_server_whose_starter_is_killed_stops_by_itself(
+    isolated_home: Path, tmp_path: Path, pretrained: tuple[Path, TrainRun]
+) -> None:
+    port = free_port()
+    write_local(isolated_home, port, f'model = "{pretrained[0]}"\nstart_timeout_s = 300')
+    starter = (
+        "import json, time\n"
+        "from engine.config.profiles import load_profile\n"
+        "from engine.serve.launcher import local_server_for\n"
+        "server = local_server_for(load_profile('local'))\n"
+        "server.ensure()\n"
+        "print(json.dumps(server.ready), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", starter], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        ready = json.loads(process.stdout.readline())
+        assert probe(ready["url"]) == "ready"
+    finally:
+        # No atexit, no cleanup: the starter is simply gone, as after a crash or a closed terminal.
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 60
+    while probe(ready["url"]) != "absent" or pid_alive(ready["pid"]):
+        assert time.monotonic() < deadline, "the orphaned server is still running"
+        time.sleep(0.5)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
