@@ -18,6 +18,8 @@ from tui.widgets.agent_pane import AgentPane
 from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.entry_list import EntryList
 from tui.widgets.files_pane import FilesPane
+from tui.widgets.serve_chat import ServeChat
+from tui.widgets.serve_pane import ServePane
 from tui.widgets.task_input import TaskInput
 from tui.widgets.train_pane import TrainPane
 
@@ -79,6 +81,8 @@ class RouteshellApp(App[int]):
                     ("Plan approval", ApprovalScreen.BINDINGS),
                     ("Train pane", TrainPane.BINDINGS),
                     ("Train models list", CheckpointList.BINDINGS),
+                    ("Serve pane", ServePane.BINDINGS),
+                    ("Serve chat", ServeChat.BINDINGS),
                 ]
             )
         )
@@ -99,4 +103,10 @@ class RouteshellApp(App[int]):
         """Show the Train pane and run one of its actions (from the command palette)."""
         self.action_show_pane("train")
         pane = self.screen.query_one(TrainPane)
+        getattr(pane, f"action_{action}")()
+
+    def run_serve_action(self, action: str) -> None:
+        """Show the Serve pane and run one of its actions (from the command palette)."""
+        self.action_show_pane("serve")
+        pane = self.screen.query_one(ServePane)
         getattr(pane, f"action_{action}")()

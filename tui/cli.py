@@ -26,7 +26,8 @@ exit codes:
        with --plain on a pipe: a task failed or waits for approval)
   2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
        argument, a line that is not UTF-8)
-  3    the LLM endpoint failed (routeshell run, routeshell eval)
+  3    the LLM endpoint failed (routeshell run, routeshell eval), or the local profile's model
+       server could not start (routeshell run)
   130  interrupted (Ctrl-C)
 """
 
@@ -34,8 +35,9 @@ DESCRIPTION = """\
 routeshell: a terminal agent shell.
 
 Without a command, opens the shell on the workspace: the Files pane (a keyboard-driven
-browser of the workspace), the Agent pane (tasks for the agents, with approvals) and the
-Train pane (training jobs for the local TinyLLM); the Serve pane says what will arrive there.
+browser of the workspace), the Agent pane (tasks for the agents, with approvals), the
+Train pane (training jobs for the local TinyLLM) and the Serve pane (a trained model behind
+the OpenAI API, with metrics and a chat box).
 Press ? inside the shell for the keys.
 
 'routeshell run TASK' runs one task with the agents without the full-screen shell.

@@ -1,4 +1,4 @@
-"""Command-palette commands (Ctrl+P): panes, Files, Agent and Train actions, help."""
+"""Command-palette commands (Ctrl+P): panes, Files, Agent, Train and Serve actions, help."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ class ShellCommands(Provider):
             ("Train: start a job", partial(app.run_train_action, "start"), "Train with the form's options"),
             ("Train: cancel the job", partial(app.run_train_action, "cancel"), "Stop it with a checkpoint"),
             ("Train: resume the job", partial(app.run_train_action, "resume"), "Continue from its checkpoint"),
+            ("Serve: start the server", partial(app.run_serve_action, "start"), "Serve the chosen model"),
+            ("Serve: stop the server", partial(app.run_serve_action, "stop"), "Stop serving"),
             ("Show the keys", app.action_help, "Every key binding, by area"),
         ]
         commands += [

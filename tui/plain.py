@@ -31,8 +31,9 @@ from agents.state import APPROVAL_MODES
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, ApprovalEvent, emit
-from engine.names import display_name
+from engine.names import display_line, display_name
 from engine.router.decision import TOPOLOGIES
+from engine.serve.launcher import local_server_for
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 from tui.external_editor import EditorFailed, edit_text
 from tui.task_history import append_task, history_path, load_history
@@ -217,6 +218,8 @@ class PlainShell:
         approval = approval_for(profile.data["approval"], attended=interactive)
         options = SessionOptions(approval=approval, topology="auto", env=os.environ)
         self.session = AgentSession(workspace, profile, options, self._on_event)
+        # The profile's own model server (the local profile), started by the first task that needs it.
+        self.server = local_server_for(profile, cwd=workspace)
         self._prompt: PromptSession[str] | None = None
         self._question: PromptSession[str] | None = None
         self._note: str | None = None
@@ -233,6 +236,8 @@ class PlainShell:
 
     def __exit__(self, *exc: object) -> None:
         self.session.close()
+        if self.server is not None:
+            self.server.close()
 
     def _on_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "error":
@@ -318,6 +323,8 @@ class PlainShell:
         self._error_shown = False
         try:
             with _interruptible():
+                if self.server is not None:
+                    self.server.ensure(on_start=lambda line: self.say(f"{display_line(line)} …", "dim"))
                 outcome = first()
             while outcome.status == "paused":
                 answer = self._approval(outcome)

@@ -28,6 +28,10 @@ Every plan is listed in the transcript, one line per step (--show-diff adds its 
 "plan" event of --json holds the whole plan. Hints printed at the end (undo, resume) name the
 workspace and profile, so they work when pasted.
 
+A profile with a [serve] table and a loopback llm base_url (the shipped 'local') serves its
+own model: when nothing answers there, the run starts 'routeshell serve' on the profile's
+model and stops it when the run ends (train one first: routeshell train all --out DIR).
+
 --json prints one JSON object per line, each with a "type": route, role_start, delta,
 repair, usage, role_end, plan, approval, step, applied, test, reviewed, error, final.
 
@@ -36,7 +40,8 @@ exit codes:
   1    the task failed: tests still fail, a plan was rejected or failed, the token budget
        ran out, or the run stopped to wait for an approval
   2    bad usage, bad profile or bad input
-  3    the LLM endpoint failed (unreachable, timed out, or kept answering errors)
+  3    the LLM endpoint failed (unreachable, timed out, or kept answering errors), or the
+       local model server could not start (no model yet, or it died; see the 'local' profile)
   130  interrupted (Ctrl-C); continue with --thread ID --resume
 """
 
@@ -128,8 +133,13 @@ def run_agent_command(args: argparse.Namespace) -> int:
                              budget=args.max_cost_tokens, env=os.environ)  # fmt: skip
     sink = _json_sink if args.json else _transcript_sink(args, profile, workspace, approval)
     thread = args.thread or new_thread_id()
+    from engine.serve.launcher import local_server_for
+
+    server = local_server_for(profile, base_url=args.base_url, model=args.model, cwd=workspace)
     previous = signal.signal(signal.SIGINT, lambda signum, frame: _interrupted(args, profile, workspace, thread))
     try:
+        if server is not None:
+            server.ensure(on_start=_say_starting)
         with AgentSession(workspace, profile, options, sink) as session:
             if args.resume:
                 answer: ApprovalAnswer | None = {"action": args.answer} if args.answer else None
@@ -143,6 +153,8 @@ def run_agent_command(args: argparse.Namespace) -> int:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        if server is not None:
+            server.close()
     if outcome.status == "paused":
         how = _resume_hint(args, profile, workspace, outcome.thread, "--approve", "all")
         message = f"stopped: plan {outcome.approval['id'] if outcome.approval else '?'} waits for approval; " + how
@@ -152,6 +164,12 @@ def run_agent_command(args: argparse.Namespace) -> int:
         print(f"routeshell: {message}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK if outcome.final and outcome.final["ok"] else ExitCode.FAILED
+
+
+def _say_starting(line: str) -> None:
+    from engine.names import display_line
+
+    print(f"routeshell: {display_line(line)}", file=sys.stderr, flush=True)
 
 
 def _resume_hint(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str, *extra: str) -> str:
@@ -171,6 +189,10 @@ def _interrupted(args: argparse.Namespace, profile: Profile, workspace: Path, th
     runner = sys.modules.get("engine.plans.runner")
     if runner is not None:
         runner.kill_running_steps()
+    # The local model server this run started must not outlive it.
+    launcher = sys.modules.get("engine.serve.launcher")
+    if launcher is not None:
+        launcher.stop_started_servers()
     how = _resume_hint(args, profile, workspace, thread)
     if args.json:
         summary = f"interrupted; continue with: {how}"

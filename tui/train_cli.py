@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from tui.arg_types import positive_float, positive_int
+
 if TYPE_CHECKING:
     from engine.events import ErrorEvent, Event
     from engine.tinyllm.stopping import StopRequest
@@ -56,26 +58,6 @@ exit codes:
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add ``train`` with its options to the ``routeshell`` subcommands."""
     train = commands.add_parser(
@@ -93,14 +75,14 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     add("--data", action="append", default=[], metavar="PATH", help="training data (repeatable; see above)")
     add("--tokenizer", type=Path, metavar="DIR", help="pretrain: use this tokenizer instead of training one")
     add("--base", type=Path, metavar="DIR", help="sft, reasoning: the model to start from (pretrain: continue it)")
-    add("--max-steps", type=_positive_int, metavar="N", help="optimizer steps (default: --epochs over the data)")
-    add("--epochs", type=_positive_float, default=1.0, metavar="N", help="passes over the data (default 1)")
-    add("--batch-size", type=_positive_int, default=8, metavar="N", help="sequences per step and process (8)")
-    add("--grad-accum", type=_positive_int, default=1, metavar="N", help="gradient accumulation steps (1)")
-    add("--lr", type=_positive_float, metavar="LR", help="peak learning rate (pretrain 3e-4, sft 1e-4)")
-    add("--seq-len", type=_positive_int, metavar="N", help="tokens per sequence (pretrain 256, sft the context)")
-    add("--eval-every", type=_positive_int, default=50, metavar="N", help="validate every N steps (50)")
-    add("--save-every", type=_positive_int, default=200, metavar="N", help="checkpoint every N steps (200)")
+    add("--max-steps", type=positive_int, metavar="N", help="optimizer steps (default: --epochs over the data)")
+    add("--epochs", type=positive_float, default=1.0, metavar="N", help="passes over the data (default 1)")
+    add("--batch-size", type=positive_int, default=8, metavar="N", help="sequences per step and process (8)")
+    add("--grad-accum", type=positive_int, default=1, metavar="N", help="gradient accumulation steps (1)")
+    add("--lr", type=positive_float, metavar="LR", help="peak learning rate (pretrain 3e-4, sft 1e-4)")
+    add("--seq-len", type=positive_int, metavar="N", help="tokens per sequence (pretrain 256, sft the context)")
+    add("--eval-every", type=positive_int, default=50, metavar="N", help="validate every N steps (50)")
+    add("--save-every", type=positive_int, default=200, metavar="N", help="checkpoint every N steps (200)")
     add("--seed", type=int, default=0, metavar="N", help="random seed: same seed, same run (0)")
     add("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train (auto: CUDA if present)")

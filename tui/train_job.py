@@ -10,22 +10,19 @@ models it left (:func:`find_models`, :func:`read_model_card`).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import shlex
 import signal
-import site
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-import tui
+from engine.child_process import routeshell_argv
 from engine.errors import ExitCode
-from engine.events import event_problem
 from engine.names import display_name
+from engine.serve.launcher import is_model_dir
+from tui.process_job import ProcessJob
+from tui.process_job import parse_event_line as parse_job_line
 
 #: What ``routeshell train`` can run; ``all`` chains tokenizer, pretrain and sft.
 STAGES: tuple[str, ...] = ("all", "tokenizer", "pretrain", "sft", "reasoning")
@@ -38,14 +35,8 @@ TRAIN_EVENTS = frozenset(
 )
 #: How long a job has after SIGINT to write its checkpoint and exit, before it is killed.
 GRACE_S = 20.0
-#: A longer line than this from the job is dropped (with a note), not buffered without end.
-MAX_LINE = 1 << 20
 #: A model card bigger than this is shown cut.
 MAX_CARD = 64 * 1024
-#: The files that make a directory a finished, loadable model.
-MODEL_FILES = ("config.json", "model.safetensors")
-
-Stream = Literal["stdout", "stderr"]
 
 
 class FormError(ValueError):
@@ -75,7 +66,7 @@ class TrainRequest:
 
     def argv(self, *, resume: bool = False) -> list[str]:
         """Return the command that runs this job with the same Python and the same routeshell as the app."""
-        return [sys.executable, "-m", "tui", *self.words(resume=resume)]
+        return routeshell_argv(*self.words(resume=resume))
 
     def shown(self, *, resume: bool = False) -> str:
         """Return the job as a ``routeshell train`` line that works when pasted into a POSIX shell."""
@@ -123,22 +114,7 @@ def parse_event_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
     ``why`` is None for a line that is simply not JSON (shown as it is), and a reason for JSON that
     breaks the event contract (shown with the line, so a mismatch between the pane and the job shows).
     """
-    text = line.strip()
-    if not text.startswith("{"):
-        return None, None
-    try:
-        event = json.loads(text)
-    except ValueError:
-        return None, None
-    if not isinstance(event, dict):
-        return None, None
-    kind = event.get("type")
-    if kind not in TRAIN_EVENTS:
-        return None, f"not a training event (type {kind!r})"
-    problem = event_problem(event)
-    if problem is not None:
-        return None, problem
-    return event, None
+    return parse_job_line(line, TRAIN_EVENTS, "training")
 
 
 def ending_line(code: int, error: str | None, stderr_tail: str | None, interrupted: bool) -> str:
@@ -166,106 +142,15 @@ def ending_line(code: int, error: str | None, stderr_tail: str | None, interrupt
     return f"{died}: {reason}" if reason else died
 
 
-def _code_path() -> str | None:
-    """The directory that holds this ``tui`` package, when it is not an installed one."""
-    root = str(Path(tui.__file__).resolve().parent.parent)
-    installed = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]}
-    return None if root in installed else root
-
-
-class TrainJob:
-    """One running ``routeshell train --events`` process, in its own process group.
-
-    The group gets the signals, as a terminal's Ctrl-C would reach the job and anything it started.
-    """
-
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.argv = argv
-        self.cwd = cwd
-        self.process: asyncio.subprocess.Process | None = None
-        self.interrupted = False
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def start(self) -> None:
-        """Start the process. Raises OSError when it cannot be started."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        code_path = _code_path()
-        if code_path is not None:
-            # The job runs the same routeshell as this app, also from a source checkout.
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (code_path, env.get("PYTHONPATH", "")) if p)
-        self.process = await asyncio.create_subprocess_exec(
-            *self.argv,
-            cwd=self.cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            limit=MAX_LINE,
-        )
-
-    async def run(self, on_line: Callable[[Stream, str], None]) -> int:
-        """Hand every line of stdout and stderr to ``on_line`` as it comes; return the exit code."""
-        process = self.process
-        if process is None or process.stdout is None or process.stderr is None:
-            raise RuntimeError("the job has not been started")
-        await asyncio.gather(
-            _read_lines(process.stdout, "stdout", on_line), _read_lines(process.stderr, "stderr", on_line)
-        )
-        return await process.wait()
-
-    def interrupt(self) -> bool:
-        """Send SIGINT to the job (once); return False when it is not running."""
-        if not self.running or self.process is None:
-            return False
-        if not self.interrupted:
-            self.interrupted = True
-            self._signal(signal.SIGINT)
-        return True
+class TrainJob(ProcessJob):
+    """One running ``routeshell train --events`` process, in its own process group (see :class:`ProcessJob`)."""
 
     async def stop(self, grace: float = GRACE_S) -> int | None:
-        """Interrupt the job, kill it if it is still running after ``grace`` seconds; return its exit code."""
-        if self.process is None:
-            return None
-        self.interrupt()
-        try:
-            return await asyncio.wait_for(asyncio.shield(self.process.wait()), grace)
-        except TimeoutError:
-            self._signal(signal.SIGKILL)
-            return await self.process.wait()
-
-    def _signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass  # it has just exited
-        except PermissionError:
-            self.process.send_signal(sig)
-
-
-async def _read_lines(stream: asyncio.StreamReader, name: Stream, on_line: Callable[[Stream, str], None]) -> None:
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:
-            # A line past MAX_LINE: asyncio drops what it buffered; say so instead of holding it.
-            on_line("stderr", f"(a line of {name} longer than {MAX_LINE:,} bytes was left out)")
-            continue
-        if not raw:
-            return
-        on_line(name, raw.decode("utf-8", "surrogateescape").rstrip("\r\n"))
+        """Interrupt the job (it writes its checkpoint), kill it if still running after ``grace`` seconds."""
+        return await super().stop(grace)
 
 
 # -- finished models ---------------------------------------------------------------------------
-
-
-def is_model_dir(path: Path) -> bool:
-    """Whether ``path`` holds a finished, loadable model (its config and weights). Touches the disk."""
-    return all((path / name).is_file() for name in MODEL_FILES)
 
 
 def find_models(out: Path, *, limit: int = 200) -> list[Path]:
@@ -307,11 +192,6 @@ def read_model_card(model: Path) -> str:
         return f"(cannot read the model card: {exc.strerror or exc})"
     text = data[:MAX_CARD].decode("utf-8", "surrogateescape")
     return text + "\n… (cut)" if len(data) > MAX_CARD else text
-
-
-def serve_command(model: Path) -> str:
-    """Return the command line that will serve ``model`` (``routeshell serve``, arriving with the Serve pane)."""
-    return shlex.join(["routeshell", "serve", "--model", str(model)])
 
 
 def event_summary(event: dict[str, Any]) -> str:

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -23,6 +22,7 @@ from engine.errors import RouteshellError, UsageError
 from engine.evaluation.scoring import Scores
 from engine.names import display_name
 from engine.schemas import validator
+from engine.textfile import replace_text
 
 CACHE_FILE = "cache.jsonl"
 #: A cache line longer than this is not a record of ours: it is skipped, not parsed.
@@ -187,17 +187,8 @@ def write_atomic(path: Path, text: str) -> None:
     Raise :class:`EvalWriteError` (one line) when the directory refuses it or the disk is full.
     """
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        replace_text(path, text)
     except OSError as err:
-        raise EvalWriteError(f"cannot write {display_name(str(path))}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as err:
-        Path(temp).unlink(missing_ok=True)
         raise EvalWriteError(f"cannot write {display_name(str(path))}: {err.strerror or err}") from None
 
 

@@ -286,7 +286,15 @@ class Engine:
                     admitted: list[Stream] = []
                     while self._waiting and len(batch.rows) + len(admitted) < self.max_batch:
                         admitted.append(self._waiting.popleft())
-                self._step(batch, admitted)
+                try:
+                    self._step(batch, admitted)
+                except Exception as err:  # the engine must outlive any one step: end what it held
+                    log.exception("engine step failed")
+                    for stream in admitted + [row.stream for row in batch.rows]:
+                        if not stream.finished:
+                            stream.put(Delta("", finish_reason="error", error=_why(err)))
+                    batch.clear()
+                    batch.take_finished()
             self._shutdown(batch)
 
     def _step(self, batch: BatchCache, admitted: list[Stream]) -> None:

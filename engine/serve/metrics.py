@@ -51,11 +51,12 @@ class ServeMetrics:
         self.total_requests = 0
 
     def request(self, path: str, status: int, prompt_tokens: int, completion_tokens: int) -> None:
-        """Count one answered request."""
+        """Count one answered request (``total_requests`` counts the API's alone)."""
         self.requests.labels(path if path in KNOWN_PATHS else "other", str(status)).inc()
         self.prompt_tokens.inc(prompt_tokens)
-        with self._lock:
-            self.total_requests += 1
+        if path.startswith("/v1/"):  # /health polls (the Serve pane's, a probe's) are not work
+            with self._lock:
+                self.total_requests += 1
 
     def tokens(self, count: int) -> None:
         """Count ``count`` tokens generated just now."""

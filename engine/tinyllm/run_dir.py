@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.names import display_name
+from engine.textfile import replace_text
 from engine.tinyllm.errors import TrainFailure, TrainInputError
 
 MARKER = "routeshell-train.json"
@@ -56,17 +56,12 @@ def out_lock(out: Path) -> Iterator[None]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: all of it or nothing."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``text`` to ``path`` through a temporary file and a rename: all of it or nothing.
+
+    Raises :class:`TrainFailure` (one line) when the directory refuses it or the disk is full."""
     try:
-        # surrogateescape: a command that names a file whose name is not UTF-8 keeps its bytes.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        replace_text(path, text)
     except OSError as err:
-        Path(temp).unlink(missing_ok=True)
         raise TrainFailure(f"cannot write {display_name(str(path))}: {err.strerror or err}") from err
 
 

@@ -27,7 +27,7 @@ async def test_number_keys_switch_panes(make_app) -> None:  # type: ignore[no-un
         for key, pane, words in [
             ("1", "agent", "Type a task below and press Enter"),
             ("3", "train", "Fill in the form and press Start"),
-            ("4", "serve", "Serving is not available in this version"),
+            ("4", "serve", "Choose a model and press Start"),
         ]:
             # The Agent pane focuses its task input, where digits are text: Escape leaves it first.
             await pilot.press("escape", key)

@@ -19,7 +19,6 @@ from tui.train_job import (
     parse_event_line,
     parse_form,
     read_model_card,
-    serve_command,
 )
 
 STEP = {"type": "train_step", "stage": "pretrain", "step": 3, "max_steps": 30, "loss": 4.5, "lr": 0.001,
@@ -105,4 +104,3 @@ def test_finished_models_and_their_cards(tmp_path: Path) -> None:
     card = read_model_card(out / "sft")
     assert card.startswith("# card \udcff\n")
     assert card.endswith("… (cut)")
-    assert serve_command(Path("/m/my model")) == "routeshell serve --model '/m/my model'"

@@ -37,7 +37,7 @@ class MainScreen(Screen[None]):
             with TabPane("3 Train", id="train"):
                 yield TrainPane(self.workspace, id="train-pane")
             with TabPane("4 Serve", id="serve"):
-                yield ServePane(id="serve-pane")
+                yield ServePane(self.workspace, self.profile, id="serve-pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -52,8 +52,16 @@ class MainScreen(Screen[None]):
             self.query_one(AgentPane).focus_input()
         elif pane_id == "train":
             self.query_one(TrainPane).focus_form()
+        elif pane_id == "serve":
+            self._scan_served_models()
+            self.query_one(ServePane).focus_form()
         else:
             self.query_one(TabbedContent).query_one("Tabs").focus()
+
+    def _scan_served_models(self) -> None:
+        """The Serve pane offers the finished models under the Train pane's output directory as it is now."""
+        out = self.query_one(TrainPane).form.values().out.strip()
+        self.query_one(ServePane).scan_models(self.workspace / Path(out).expanduser() if out else None)
 
     @on(CheckpointList.ServeRequested)
     def _on_serve_requested(self, message: CheckpointList.ServeRequested) -> None:

@@ -28,7 +28,8 @@ from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError
 from engine.events import ApprovalAnswer
 from engine.kinds import APPROVAL_MODES, ApprovalMode
-from engine.names import display_name
+from engine.names import display_line, display_name
+from engine.serve.launcher import LocalServer, local_server_for
 from tui.screens.approval_screen import ApprovalScreen
 from tui.widgets.agent_transcript import AgentTranscript
 from tui.widgets.route_decision import RouteDecision
@@ -95,6 +96,8 @@ class AgentPane(Vertical):
         self.waiting: Outcome | None = None
         self.last_thread: str | None = None
         self._session: AgentSession | None = None
+        # The profile's own model server (the local profile), started by the first run that needs it.
+        self.local_server: LocalServer | None = local_server_for(profile, cwd=workspace)
         # Guards the session between the worker (which opens and uses it) and unmount (which closes it).
         self._session_lock = threading.Lock()
         self._busy = False
@@ -282,6 +285,8 @@ class AgentPane(Vertical):
             self._busy = True
         ended = self.RunEnded(None)
         try:
+            if self.local_server is not None:
+                self.local_server.ensure(on_start=self._server_starting)
             session = self._open_session(approval)
             session.options.approval = approval
             if self._stop.is_set():
@@ -321,6 +326,12 @@ class AgentPane(Vertical):
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self.local_server is not None:
+            self.local_server.close()
+
+    def _server_starting(self, line: str) -> None:
+        """In the worker: say why the first run waits (the local model server loads its model)."""
+        self.app.call_from_thread(self.transcript.line, Text(display_line(line) + " …", style="dim"))
 
     def _forward(self, event: dict[str, Any]) -> None:
         """Session callback, in the worker thread: pass the event on.

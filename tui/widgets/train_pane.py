@@ -28,10 +28,10 @@ from textual.worker import Worker, WorkerState
 from engine.errors import ExitCode
 from engine.names import display_line
 from tui.error_line import one_line
+from tui.process_job import Stream
 from tui.train_job import (
     GRACE_S,
     FormError,
-    Stream,
     TrainJob,
     TrainRequest,
     ending_line,

@@ -246,6 +246,8 @@ def test_health_and_metrics_are_open(server: ServeProcess, client: openai.OpenAI
     assert health["models"] == ["nano", "router"]
     assert {"waiting", "running", "requests", "tokens_per_s"} <= set(health)
     assert health["requests"] >= 1
+    # Polling /health is not a request to the model.
+    assert [server.health()["requests"] for _ in range(3)] == [health["requests"]] * 3
     metrics = httpx.get(f"{server.root}/metrics", timeout=30)
     assert metrics.status_code == 200
     text = metrics.text
