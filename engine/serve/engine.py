@@ -283,11 +283,16 @@ class Engine:
                         self._cond.wait()
                     if self._stopping:
                         break
+                    # A waiting request whose client left gives its place back now (_step ends it),
+                    # not once a batch slot frees up.
+                    gone = [stream for stream in self._waiting if stream.cancelled]
+                    for stream in gone:
+                        self._waiting.remove(stream)
                     admitted: list[Stream] = []
                     while self._waiting and len(batch.rows) + len(admitted) < self.max_batch:
                         admitted.append(self._waiting.popleft())
                 try:
-                    self._step(batch, admitted)
+                    self._step(batch, gone + admitted)
                 except Exception as err:  # the engine must outlive any one step: end what it held
                     log.exception("engine step failed")
                     for stream in admitted + [row.stream for row in batch.rows]:

@@ -102,3 +102,24 @@ def test_a_grammar_that_fails_while_decoding_is_the_requests_400(engine: Engine,
     with pytest.raises(ServeError) as refused:
         asyncio.run(serving.complete(job, serving.submit(job)))
     assert (refused.value.status, refused.value.param, refused.value.code) == (400, "response_format", "grammar_failed")
+
+
+def test_a_waiting_request_that_is_cancelled_leaves_the_queue_at_once(loaded: LoadedModel) -> None:
+    """Its client is gone (or the server is stopping): it must not hold a queue place, nor its
+    stream stay open, until the request ahead of it ends."""
+    engine = Engine(loaded, max_batch=1, max_queue=1)
+    engine.start()
+    try:
+        word = loaded.text_ids("return")[-1]
+        prompt = tuple(loaded.text_ids("def f():\n"))
+        long = SamplingParams(max_tokens=250, temperature=0.0)
+        running = engine.submit(GenerationRequest("long", prompt, long, grammar=Scripted([word])))
+        next(iter(running))  # admitted: the next one waits in the queue
+        waiting = engine.submit(GenerationRequest("short", prompt, SamplingParams(max_tokens=5)))
+        waiting.cancel()
+        assert collect(waiting).finish_reason == "cancelled"
+        assert not running.finished  # it was not waited for
+        assert engine.stats().waiting == 0
+        collect(running)
+    finally:
+        engine.stop()

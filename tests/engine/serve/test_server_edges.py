@@ -47,10 +47,15 @@ def test_sigterm_mid_stream_ends_the_stream_with_an_error_event_and_done(pretrai
             with contextlib.suppress(httpx.HTTPError):  # cut off by the shutdown: not looked at here
                 httpx.post(f"{server.url}/chat/completions", json=long, timeout=60)
 
-        threads = [threading.Thread(target=ahead) for _ in range(4)]
+        threads = [threading.Thread(target=ahead) for _ in range(6)]
         for thread in threads:
             thread.start()
-        assert wait_until(lambda: server.health()["running"] == 1 and server.health()["waiting"] == 3)
+
+        def queued() -> bool:
+            health = server.health()
+            return bool(health["running"] == 1 and health["waiting"] >= 3)
+
+        assert wait_until(queued)
         lines: list[str] = []
         body = {**long, "stream": True}
         with httpx.stream("POST", f"{server.url}/chat/completions", json=body, timeout=60) as response:
