@@ -64,8 +64,16 @@ def add_generate_command(commands: Any, dtypes: tuple[str, ...]) -> None:
     add("--json-schema", type=Path, metavar="FILE", help="constrain the answer to this JSON Schema")
     add("--self-consistency", type=int, metavar="N", help="sample N answers and print the majority one")
     add("--calculator", action="store_true", help="evaluate the prompt's arithmetic and tell the model")
-    add("--dtype", choices=dtypes, default="auto", help="weight format (auto: bf16 where the CPU has it)")
+    add(
+        "--dtype",
+        choices=dtypes,
+        default="auto",
+        help="weight format (auto: int8 on a CPU, bf16 with adapters or on a GPU)",
+    )
     add("--json", action="store_true", help="print the whole response as an OpenAI JSON object")
+    from tui.serve_cli import add_threads_option
+
+    add_threads_option(generate)
 
 
 def _read_prompt(args: argparse.Namespace) -> str:

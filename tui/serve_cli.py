@@ -90,14 +90,38 @@ def add_serve_commands(commands: Any, parser_class: type[argparse.ArgumentParser
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=_port, default=8765, help="port to listen on (default 8765; 0: any free port)")
     add("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY' (default: $ROUTESHELL_API_KEY)")
-    add("--dtype", choices=DTYPES, default="auto", help="weight format (auto: bf16 where the CPU has it, else fp32)")
+    add(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="weight format (auto: int8 on a CPU, bf16 with adapters or on a GPU)",
+    )
     add("--max-batch", type=positive_int, default=8, metavar="N", help="sequences decoded together (8)")
     add("--max-queue", type=positive_int, default=32, metavar="N", help="sequences waiting before 503 (32)")
+    add_threads_option(serve)
     add("--events", action="store_true", help="print JSON-lines events on stdout instead of a readable log")
 
     from tui.generate_cli import add_generate_command
 
     add_generate_command(commands, DTYPES)
+
+
+def default_threads() -> int:
+    """Decoding threads by default: every core but one, which the HTTP event loop needs.
+
+    Measured on two cores: one decoding thread streamed one client about 1.8x faster than two,
+    and eight clients as fast."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"CPU threads for the model (default: all cores but one, here {default_threads()})",
+    )
 
 
 def quiet_libraries() -> None:
@@ -121,8 +145,11 @@ def quiet_libraries() -> None:
 
 
 def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None) -> LoadedModel:
-    """Load ``--model`` with ``--dtype`` (and the adapters); errors are one line, exit code 2."""
+    """Load ``--model`` with ``--dtype`` (and the adapters) on ``--threads``; errors are one line, exit code 2."""
     quiet_libraries()
+    import torch
+
+    torch.set_num_threads(getattr(args, "threads", None) or default_threads())
     from engine.serve.loaded import load_model
 
     return load_model(args.model, dtype=args.dtype, adapters=dict(adapters or {}), name=getattr(args, "name", None))

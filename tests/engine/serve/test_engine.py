@@ -262,3 +262,12 @@ def test_int8_linear_layers_stay_close_to_their_weights() -> None:
     assert quantize_int8(model) == 1  # a layer with a bias stays as it is
     assert isinstance(model[0], Int8Linear)
     assert isinstance(model[1], torch.nn.Linear)
+
+
+def test_auto_weights_are_int8_on_a_cpu_and_float_with_adapters(pretrained: tuple[Path, TrainRun]) -> None:
+    from engine.serve.loaded import cpu_has_bf16, resolve_dtype
+
+    assert resolve_dtype("auto", "cpu") == "int8"
+    assert resolve_dtype("auto", "cpu", adapters=True) == ("bf16" if cpu_has_bf16() else "fp32")
+    assert resolve_dtype("fp32", "cpu") == "fp32"
+    assert load_model(pretrained[0]).dtype == "int8"
