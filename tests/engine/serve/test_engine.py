@@ -17,17 +17,7 @@ from tests.engine.tinyllm.training_support import TrainRun
 PROMPTS = ["def parse(", "import os\n\n", "class Reader:\n    def", "# the format of a record", "x", "return {"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def loaded(pretrained: tuple[Path, TrainRun]) -> LoadedModel:
-    return load_model(pretrained[0], dtype="fp32")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -254,8 +244,9 @@ def test_int8_linear_layers_stay_close_to_their_weights() -> None:
     torch.manual_seed(0)
     linear = torch.nn.Linear(256, 512, bias=False)
     x = torch.randn(3, 5, 256)
-    exact = linear(x)
-    approx = Int8Linear(linear)(x.bfloat16()).float()
+    with torch.no_grad():
+        exact = linear(x)
+        approx = Int8Linear(linear)(x.bfloat16()).float()
     assert approx.shape == exact.shape
     assert float((approx - exact).norm() / exact.norm()) < 0.02
     model = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 4))

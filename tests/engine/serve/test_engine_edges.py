@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from engine.serve.engine import Engine, collect
-from engine.serve.loaded import LoadedModel, load_model
+from engine.serve.loaded import LoadedModel
 from engine.serve.types import GRAMMAR_FAILED, GenerationRequest, SamplingParams, ServeError
-from tests.engine.tinyllm.training_support import TrainRun
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def loaded(pretrained: tuple[Path, TrainRun]) -> LoadedModel:
-    return load_model(pretrained[0], dtype="fp32")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
