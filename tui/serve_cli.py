@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tui.arg_types import positive_int
 
 if TYPE_CHECKING:
-    from engine.events import ServeRequestEvent
+    from engine.model_events import ServeRequestEvent
     from engine.serve.engine import Engine
     from engine.serve.loaded import LoadedModel
 

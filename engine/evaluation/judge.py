@@ -44,8 +44,9 @@ from engine.evaluation.store import (
     jsonl_text,
     write_atomic,
 )
-from engine.events import EvalAverages, EvalCounts, EvalStatus, EvalSummary, Event
+from engine.events import Event
 from engine.llm.client import ChatClient, EndpointError
+from engine.model_events import EvalAverages, EvalCounts, EvalStatus, EvalSummary
 
 #: Bumped when the way the model under test is asked changes, so that cached answers are not reused.
 ANSWER_VERSION = 1

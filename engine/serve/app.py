@@ -36,7 +36,7 @@ from engine.serve.serving import Job, Serving, Tally
 from engine.serve.types import ServeError
 
 if TYPE_CHECKING:
-    from engine.events import ServeRequestEvent
+    from engine.model_events import ServeRequestEvent
     from engine.serve.engine import Engine, Stream
     from engine.serve.loaded import LoadedModel
 

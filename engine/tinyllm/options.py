@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.config.xdg import cache_dir
-from engine.events import TrainStage
+from engine.model_events import TrainStage
 from engine.names import display_name
 from engine.tinyllm.cleaning import CleaningConfig
 from engine.tinyllm.errors import TrainInputError

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
-from engine.events import CheckpointEvent, EventSink, TrainEvalEvent, TrainStage, TrainStepEvent
+from engine.events import EventSink
+from engine.model_events import CheckpointEvent, TrainEvalEvent, TrainStage, TrainStepEvent
 from engine.tinyllm.stopping import StopRequest, perplexity
 
 if TYPE_CHECKING:

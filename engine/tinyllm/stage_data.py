@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.events import DataFilterEvent, DataReadyEvent, EventSink, TrainStage
+from engine.events import EventSink
+from engine.model_events import DataFilterEvent, DataReadyEvent, TrainStage
 from engine.names import display_name
 from engine.tinyllm.cleaning import PRETRAIN_CLEANING, SFT_CLEANING, CleaningConfig, clean
 from engine.tinyllm.corpus import (

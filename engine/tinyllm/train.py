@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.events import CheckpointEvent, EventSink, TrainDoneEvent, TrainStage, TrainStartEvent
+from engine.events import EventSink
+from engine.model_events import CheckpointEvent, TrainDoneEvent, TrainStage, TrainStartEvent
 from engine.names import display_line, display_name
 from engine.tinyllm.errors import TrainFailure, TrainInputError
 from engine.tinyllm.options import DEFAULT_LR, PRETRAIN_SEQ_LEN, TrainOptions, check_base, disk_problem, pick_device
