@@ -2,14 +2,16 @@
 
 Rows have prompts of different lengths, so the cache is left-padded: every row's newest token
 sits in the last column, an attention mask marks the padding, and each row's positions count
-its own tokens only. A new row is prefilled alone and its cache joins the batch's; a row that
-ends leaves it, and padding columns that no row needs any more are cut off.
+its own tokens only. New rows are prefilled together (left-padded, grouped by length so that
+little of the work is padding: :func:`prefill_groups`) and their cache joins the batch's; a row
+that ends leaves it, and padding columns that no row needs any more are cut off.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.serve.loaded import BASE_ADAPTER, LoadedModel
@@ -159,6 +161,32 @@ class Row:
         return (TokenLogprob(_piece(loaded, token), picked.logprob, list(loaded.token_bytes(token)), top),)
 
 
+# A prefill group's padded size may exceed its prompts' own tokens by this factor (plus a little),
+# and holds at most this many tokens: longer prompts go alone.
+GROUP_WASTE = 1.25
+GROUP_TOKENS = 4096
+
+
+def prefill_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Indexes of prompts of these ``lengths``, grouped to be prefilled together.
+
+    Sorted by length, a prompt joins the group before it while the group, padded to its longest
+    prompt, stays within :data:`GROUP_WASTE` of its own tokens and within :data:`GROUP_TOKENS`."""
+    groups: list[list[int]] = []
+    real = 0
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        size = lengths[index]
+        if groups:
+            padded = size * (len(groups[-1]) + 1)
+            if padded <= GROUP_TOKENS and padded <= GROUP_WASTE * (real + size) + 16:
+                groups[-1].append(index)
+                real += size
+                continue
+        groups.append([index])
+        real = size
+    return groups
+
+
 def _piece(loaded: LoadedModel, token: int) -> str:
     return loaded.token_bytes(token).decode("utf-8", errors="replace")
 
@@ -173,21 +201,33 @@ class BatchCache:
         self.mask: torch.Tensor | None = None
         self._finished: list[Stream] = []
 
-    def add(self, stream: Stream, *, seed: int) -> None:
-        """Prefill ``stream``'s prompt, pick its first token and make it a row of the batch."""
+    def add(self, streams: Sequence[tuple[Stream, int]]) -> None:
+        """Prefill the prompts of ``streams`` (each with its seed) in one left-padded pass, pick each
+        one's first token and make them rows of the batch."""
         import torch
         from transformers import DynamicCache
 
-        row = Row(stream, self.loaded, seed)
+        rows = [Row(stream, self.loaded, seed) for stream, seed in streams]
         device = self.loaded.device
-        ids = torch.tensor([stream.request.prompt_ids], dtype=torch.long, device=device)
+        prompts = [stream.request.prompt_ids for stream, _ in streams]
+        width = max(len(prompt) for prompt in prompts)
+        ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+        for index, prompt in enumerate(prompts):
+            ids[index, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[index, width - len(prompt) :] = 1
+        inputs: dict[str, Any] = {}
+        if not bool(mask[:, 0].all()):
+            inputs = {"attention_mask": mask, "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}
         cache = DynamicCache(config=self.loaded.model.config)
-        out = self._forward([row], input_ids=ids, cache=cache)
-        picked = pick(out.logits[:, -1, :].float(), [row], self.loaded.vocab_size)
-        self._join(cache, ids.shape[1])
-        self.rows.append(row)
-        stream.first_token_at = time.monotonic()
-        self._accept(row, picked[0])
+        out = self._forward(rows, input_ids=ids, cache=cache, **inputs)
+        picked = pick(out.logits[:, -1, :].float(), rows, self.loaded.vocab_size)
+        self._join(cache, mask)
+        self.rows.extend(rows)
+        now = time.monotonic()
+        for row, choice in zip(rows, picked, strict=True):
+            row.stream.first_token_at = now
+            self._accept(row, choice)
         self._drop_finished()
 
     def decode(self) -> int:
@@ -245,12 +285,11 @@ class BatchCache:
             extra["adapter_names"] = [row.adapter for row in rows]
         return self.loaded.model(use_cache=True, logits_to_keep=1, **inputs, **extra)
 
-    def _join(self, cache: Any, length: int) -> None:
+    def _join(self, cache: Any, new_mask: torch.Tensor) -> None:
         import torch
         from torch.nn.functional import pad
 
-        device = self.loaded.device
-        new_mask = torch.ones((1, length), dtype=torch.long, device=device)
+        length = new_mask.shape[1]
         if self.cache is None or self.mask is None:
             self.cache, self.mask = cache, new_mask
             return

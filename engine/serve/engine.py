@@ -1,11 +1,11 @@
 """The engine: one thread owns the model and decodes every admitted sequence in one batch.
 
 Requests wait in a bounded queue. Between two decode steps the engine thread admits waiting
-requests up to ``max_batch``: each prompt is prefilled on its own and its key/value cache joins
-the batch's (left-padded, :mod:`engine.serve.batch`). Every step then feeds one token per
-sequence through the model, picks the next token of each (:mod:`engine.serve.sampling`), and
-hands each sequence's new text to its :class:`Stream`. A finished or cancelled sequence leaves
-the batch at once. The engine knows nothing of HTTP.
+requests up to ``max_batch``: their prompts are prefilled together, grouped by length, and
+their key/value cache joins the batch's (left-padded, :mod:`engine.serve.batch`). Every step
+then feeds one token per sequence through the model, picks the next token of each
+(:mod:`engine.serve.sampling`), and hands each sequence's new text to its :class:`Stream`. A
+finished or cancelled sequence leaves the batch at once. The engine knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -303,19 +303,20 @@ class Engine:
             self._shutdown(batch)
 
     def _step(self, batch: BatchCache, admitted: list[Stream]) -> None:
+        from engine.serve.batch import prefill_groups
+
+        joining: list[Stream] = []
         for stream in admitted:
             if stream.cancelled:
                 self._end(stream, Delta("", finish_reason="cancelled", prompt_tokens=len(stream.request.prompt_ids)))
-                continue
-            with self._cond:
-                self._admitted += 1
-                self._prompt_tokens += len(stream.request.prompt_ids)
-                self._running = len(batch.rows) + 1
-            try:
-                batch.add(stream, seed=_seed(stream.request))
-            except Exception as err:  # one request's failure must not take the server down
-                log.exception("prefill failed")
-                self._end(stream, Delta("", finish_reason="error", error=_why(err)))
+            else:
+                joining.append(stream)
+        with self._cond:
+            self._admitted += len(joining)
+            self._prompt_tokens += sum(len(stream.request.prompt_ids) for stream in joining)
+            self._running = len(batch.rows) + len(joining)
+        for group in prefill_groups([len(stream.request.prompt_ids) for stream in joining]):
+            self._prefill(batch, [joining[index] for index in group])
         batch.drop_cancelled()
         if batch.rows:
             try:
@@ -331,6 +332,17 @@ class Engine:
             self._note_finished(stream)
         with self._cond:
             self._running = len(batch.rows)
+
+    def _prefill(self, batch: BatchCache, streams: list[Stream]) -> None:
+        try:
+            batch.add([(stream, _seed(stream.request)) for stream in streams])
+        except Exception as err:  # one request's failure must not take the server down
+            if len(streams) > 1:  # find which one: each alone
+                for stream in streams:
+                    self._prefill(batch, [stream])
+                return
+            log.exception("prefill failed")
+            self._end(streams[0], Delta("", finish_reason="error", error=_why(err)))
 
     def _count(self, produced: int) -> None:
         if produced:

@@ -195,8 +195,8 @@ def load_model(
 ) -> LoadedModel:
     """Load the model directory ``path`` for serving and return it.
 
-    ``dtype``: ``fp32``, ``bf16`` (weights in bf16), ``int8`` (int8 weights of the linear layers,
-    bf16 activations: :mod:`engine.serve.quantize`) or ``auto`` (see :func:`resolve_dtype`).
+    ``dtype``: ``fp32``, ``bf16`` (weights in bf16), ``int8`` (int8 weights of the linear layers:
+    :mod:`engine.serve.quantize`) or ``auto`` (see :func:`resolve_dtype`).
     ``adapters`` maps served ids to PEFT LoRA adapter directories. ``name`` is the base model's id
     (default: the directory's name).
     Raises ModelLoadError with one line for anything the user can fix.
@@ -228,12 +228,18 @@ def load_model(
     # The server's log is its own: no progress bars or advice from the loader.
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    if resolved == "int8":
+        from engine.serve.quantize import float_dtype
+
+        load_dtype = float_dtype()
+    else:
+        load_dtype = torch.bfloat16 if resolved == "bf16" else torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model: Any = AutoModelForCausalLM.from_pretrained(
             str(path),
             local_files_only=True,
-            dtype=torch.bfloat16 if resolved in ("bf16", "int8") else torch.float32,
+            dtype=load_dtype,
         )
     except Exception as err:  # a truncated safetensors file, a config.json of the wrong shape: the directory's fault
         raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
@@ -297,7 +303,8 @@ def weight_bytes(loaded: LoadedModel) -> int:
     reads one row per token (what bounds decoding speed by memory bandwidth)."""
     model = loaded.model
     embedding = model.get_input_embeddings().weight
-    total = 0
+    # int8 layers prepacked for FBGEMM hold their weights outside parameters and buffers
+    total = sum(int(getattr(module, "weight_bytes", 0)) for module in model.modules())
     for tensor in [*model.parameters(), *model.buffers()]:
         if tensor is not embedding and tensor.dim() >= 1 and (tensor.is_floating_point() or tensor.dtype.itemsize == 1):
             total += tensor.numel() * tensor.element_size()

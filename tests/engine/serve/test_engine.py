@@ -238,21 +238,38 @@ def test_adapters_are_model_ids_and_share_a_batch_with_the_base(
         load_model(model_dir, dtype="int8", adapters={"router": adapter})
 
 
-def test_int8_linear_layers_stay_close_to_their_weights() -> None:
-    from engine.serve.quantize import Int8Linear, quantize_int8
+@pytest.mark.parametrize("dynamic", [True, False], ids=["fbgemm", "weight-only"])
+def test_int8_linear_layers_stay_close_to_their_weights(dynamic: bool) -> None:
+    from engine.serve.quantize import (
+        DynamicInt8Linear,
+        Int8Linear,
+        dynamic_kernel_available,
+        float_dtype,
+        quantize_int8,
+    )
 
+    if dynamic and not dynamic_kernel_available():
+        pytest.skip("PyTorch's x86 quantized engine is not in this build")
+    kind = DynamicInt8Linear if dynamic else Int8Linear
+    dtype = float_dtype(dynamic)
     torch.manual_seed(0)
     linear = torch.nn.Linear(256, 512, bias=False)
     x = torch.randn(3, 5, 256)
     with torch.no_grad():
         exact = linear(x)
-        approx = Int8Linear(linear)(x.bfloat16()).float()
+        approx = kind(linear)(x.to(dtype)).float()
     assert approx.shape == exact.shape
-    assert float((approx - exact).norm() / exact.norm()) < 0.02
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 4))
-    assert quantize_int8(model) == 1  # a layer with a bias stays as it is
-    assert isinstance(model[0], Int8Linear)
-    assert isinstance(model[1], torch.nn.Linear)
+    assert float((approx - exact).norm() / exact.norm()) < 0.03
+    model = torch.nn.Sequential(
+        torch.nn.Linear(32, 12, bias=False), torch.nn.Linear(12, 16, bias=False), torch.nn.Linear(16, 4)
+    ).to(dtype)
+    # a layer with a bias stays as it is; so does a width the weight-only kernel would crash on
+    assert quantize_int8(model, dynamic=dynamic) == (2 if dynamic else 1)
+    assert isinstance(model[0], kind)
+    assert isinstance(model[1], kind if dynamic else torch.nn.Linear)
+    assert isinstance(model[2], torch.nn.Linear)
+    with torch.no_grad():
+        assert model(torch.randn(5, 32, dtype=dtype)).shape == (5, 4)
 
 
 def test_auto_weights_are_int8_on_a_cpu_and_float_with_adapters(pretrained: tuple[Path, TrainRun]) -> None:
@@ -262,3 +279,36 @@ def test_auto_weights_are_int8_on_a_cpu_and_float_with_adapters(pretrained: tupl
     assert resolve_dtype("auto", "cpu", adapters=True) == ("bf16" if cpu_has_bf16() else "fp32")
     assert resolve_dtype("fp32", "cpu") == "fp32"
     assert load_model(pretrained[0]).dtype == "int8"
+
+
+def test_prompts_prefilled_together_decode_as_each_alone(loaded: LoadedModel) -> None:
+    from engine.serve.batch import BatchCache
+    from engine.serve.engine import Stream
+
+    def run(groups: list[list[str]]) -> list[tuple[int, ...]]:
+        batch = BatchCache(loaded)
+        streams = []
+        for group in groups:
+            made = [Stream(request(loaded, prompt, max_tokens=12), lambda: None) for prompt in group]
+            batch.add([(stream, 0) for stream in made])
+            streams += made
+        with torch.inference_mode():
+            while batch.rows:
+                batch.decode()
+        return [collect(stream).token_ids for stream in streams]
+
+    # different lengths, so the group is left-padded; one more group joins the running batch
+    together = run([PROMPTS[:4], PROMPTS[4:]])
+    alone = run([[prompt] for prompt in PROMPTS])
+    assert together == alone
+    assert all(len(tokens) == 12 for tokens in alone)
+
+
+def test_prefill_groups_keep_padding_small() -> None:
+    from engine.serve.batch import GROUP_TOKENS, prefill_groups
+
+    assert prefill_groups([]) == []
+    assert prefill_groups([64] * 8) == [list(range(8))]
+    assert prefill_groups([5, 300, 7, 6]) == [[0, 3, 2], [1]]  # shortest first; the long one alone
+    assert sorted(i for group in prefill_groups([3, 90, 40, 41, 88, 2]) for i in group) == list(range(6))
+    assert all(len(group) == 1 for group in prefill_groups([GROUP_TOKENS // 2 + 1] * 3))
