@@ -16,6 +16,7 @@ with ``ROUTESHELL_CHECK_EVENTS`` set, each event is validated against the schema
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Literal, NotRequired, TypedDict, Union, cast, get_args, get_type_hints
@@ -401,19 +402,30 @@ def emit(sink: JsonSink, event: Mapping[str, Any]) -> None:
     sink(cast(dict[str, Any], event))
 
 
+# Characters a terminal acts on that JSON leaves raw: C1 controls (ESC's 8-bit twins such as
+# CSI, U+009B), bidirectional overrides and isolates, and the line and paragraph separators.
+_TERMINAL_ACTIVE = re.compile("[\u0080-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def json_line(event: Mapping[str, Any]) -> str:
     """Return ``event`` as one line of JSON (checked like :func:`emit`), printable on any UTF-8 stream.
 
     Text is kept as is where it can be; an event holding a lone surrogate (a file name that is
-    not UTF-8) is written with ASCII escapes, which JSON readers turn back into the same string.
+    not UTF-8) is written with ASCII escapes, and characters a terminal would act on (C1
+    controls, bidirectional overrides) with ``\\u`` escapes: JSON readers turn both back into the
+    same string.
     """
     check_event(event)
     line = json.dumps(event, ensure_ascii=False)
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
-        line = json.dumps(event)
-    return line
+        return json.dumps(event)
+    return _TERMINAL_ACTIVE.sub(_escaped, line)
 
 
 def event_problem(event: Mapping[str, Any]) -> str | None:

@@ -76,8 +76,9 @@ class LoadedModel:
         if model_id in self.adapters:
             return model_id
         served = ", ".join(self.model_ids())
+        shown = model_id if len(model_id) <= 80 else f"{model_id[:80]}... ({len(model_id)} characters)"
         raise ServeError(
-            f"the model {model_id!r} does not exist here; this server serves: {served}",
+            f"the model {shown!r} does not exist here; this server serves: {served}",
             status=404,
             kind="not_found_error",
             param="model",
@@ -256,6 +257,12 @@ def load_model(
         raise ModelLoadError(f"{display_name(str(path))}: config.json gives no max_position_embeddings")
     if tokenizer.chat_template is None:
         raise ModelLoadError(f"{display_name(str(path))}: the tokenizer has no chat template")
+    try:  # a template that cannot render a plain exchange would fail every chat request
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    except Exception as err:
+        raise ModelLoadError(
+            f"{display_name(str(path))}: the tokenizer's chat template does not render: {_first_line(err)}"
+        ) from err
     return LoadedModel(
         name=served,
         path=path,

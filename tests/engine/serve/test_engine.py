@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,6 +198,31 @@ def test_model_directories_that_cannot_be_served_are_one_line_errors(tmp_path: P
         load_model(tmp_path)
 
 
+def test_a_chat_template_that_cannot_render_is_refused_at_load(
+    pretrained: tuple[Path, TrainRun], tmp_path: Path
+) -> None:
+    import shutil
+
+    model_dir = Path(shutil.copytree(pretrained[0], tmp_path / "m"))
+    broken = "{% for message in messages %}{{ message['content'] | no_such_filter }}{% endfor %}"
+    jinja = model_dir / "chat_template.jinja"
+    if jinja.exists():
+        jinja.write_text(broken)
+    else:
+        config = json.loads((model_dir / "tokenizer_config.json").read_text())
+        (model_dir / "tokenizer_config.json").write_text(json.dumps(config | {"chat_template": broken}))
+    with pytest.raises(ModelLoadError, match="chat template does not render") as caught:
+        load_model(model_dir)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_unknown_model_id_is_a_404_that_does_not_echo_a_huge_name(loaded: LoadedModel) -> None:
+    with pytest.raises(ServeError) as caught:
+        loaded.adapter_for("x" * 100_000)
+    assert caught.value.status == 404
+    assert len(str(caught.value)) < 300
+
+
 def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -283,7 +309,6 @@ def test_auto_weights_are_int8_on_a_cpu_and_float_with_adapters(pretrained: tupl
 
 def test_prompts_prefilled_together_decode_as_each_alone(loaded: LoadedModel) -> None:
     from engine.serve.batch import BatchCache
-    from engine.serve.engine import Stream
 
     def run(groups: list[list[str]]) -> list[tuple[int, ...]]:
         batch = BatchCache(loaded)
