@@ -7,7 +7,9 @@ Measured in one run, on the same machine and load, with a 64-token prompt and 12
    tokens/s, ms per token, time to first token, and the fraction of the memory-bandwidth bound
    (one decode step reads every weight once: bandwidth / weight bytes, with the read bandwidth
    measured here). Goal: 3x the baseline or more.
-3. Eight clients streaming at once against one: total tokens/s. Goal: 4x or more.
+3. Eight clients streaming at once against one: total tokens/s, each measured end to end (every
+   token over the whole time from sending the requests, the first token included). Goal: 4x or
+   more. The clients run in this process, on the same cores as the server.
 4. ``response_format`` ``json_schema`` (llguidance) against unconstrained decoding, per token.
    Goal: at most 10% slower.
 5. The quality guard: greedy continuations of a fixed prompt set in bf16 and int8 against fp32,
@@ -266,8 +268,9 @@ def main() -> None:
             bound = bandwidth / weights
             with server(model_dir, dtype) as (url, _):
                 stream_once(url, prompt)  # warm-up
-                tokens, first, total = stream_once(url, prompt)
-                rate = decode_rate([(tokens, first, total)])
+                runs = [stream_once(url, prompt) for _ in range(3)]
+                rate = decode_rate(runs)
+                first = sorted(first for _, first, _ in runs)[1]
                 best = max(best, rate)
                 print(
                     f"serve {dtype}: 1 client {rate:.1f} tok/s = {rate / base:.2f}x generate fp32 "
@@ -277,7 +280,11 @@ def main() -> None:
                 if dtype == "fp32":
                     continue
                 together = many(url, prompts)
-                print(f"serve {dtype}: {CLIENTS} clients {together:.1f} tok/s = {together / rate:.2f}x one client")
+                alone = sum(tokens for tokens, _, _ in runs) / sum(total for _, _, total in runs)
+                print(
+                    f"serve {dtype}: {CLIENTS} clients {together:.1f} tok/s = {together / alone:.2f}x one client "
+                    f"end to end ({alone:.1f} tok/s); {together / rate:.2f}x its decoding rate"
+                )
                 fmt = {"type": "json_schema", "json_schema": {"name": "bench", "schema": SCHEMA}}
                 free = [stream_once(url, p) for p in prompts[:3]]
                 bound_runs = [stream_once(url, p, response_format=fmt) for p in prompts[:3]]

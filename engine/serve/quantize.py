@@ -6,10 +6,11 @@ int8 reads a quarter of the bytes of fp32. Two of PyTorch's own kernels do the m
 
 - :class:`DynamicInt8Linear` (x86): FBGEMM's ``quantized::linear_dynamic``, the kernel behind
   ``torch.ao.quantization.quantize_dynamic``. Activations stay fp32 between layers and are
-  quantized per call (per tensor, 7-bit as ``quantize_dynamic`` does on x86); the product runs
-  in int8 with VNNI. Measured here on the ``small`` preset it decodes one stream about 1.5x faster
-  than the weight-only kernel below, scales much better over a batch (8 rows cost about twice
-  one), and prefills a 64-token prompt 3-4x faster (``bench/bench_serve.py``).
+  quantized per call, per tensor (8-bit with VNNI, else 7-bit: :data:`REDUCE_RANGE`). Measured
+  here on the ``small`` preset it decoded one stream about 1.35x faster than the weight-only
+  kernel below, scaled much better over a batch (8 rows cost under twice one), and prefilled a
+  64-token prompt 3-4x faster. The rows of a step share the activations' scale, so a row's
+  output can depend on its batch.
 - :class:`Int8Linear` (elsewhere, e.g. ARM): weight-only int8 with bf16 activations through
   ``aten::_weight_int8pack_mm``.
 
