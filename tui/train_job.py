@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from engine.child_process import routeshell_argv
+from engine.child_process import guarded_argv
 from engine.errors import ExitCode
 from engine.names import display_name
 from engine.serve.launcher import is_model_dir
@@ -65,8 +65,11 @@ class TrainRequest:
         return [*words, "--events"]
 
     def argv(self, *, resume: bool = False) -> list[str]:
-        """Return the command that runs this job with the same Python and the same routeshell as the app."""
-        return routeshell_argv(*self.words(resume=resume))
+        """Return the command that runs this job with the same Python and the same routeshell as the app.
+
+        It runs through the orphan guard: if the app dies, however it dies, the job gets SIGINT (it
+        writes its checkpoint and stops), as it would from Ctrl-C."""
+        return guarded_argv(signal.SIGINT, *self.words(resume=resume))
 
     def shown(self, *, resume: bool = False) -> str:
         """Return the job as a ``routeshell train`` line that works when pasted into a POSIX shell."""
@@ -143,7 +146,11 @@ def ending_line(code: int, error: str | None, stderr_tail: str | None, interrupt
 
 
 class TrainJob(ProcessJob):
-    """One running ``routeshell train --events`` process, in its own process group (see :class:`ProcessJob`)."""
+    """One running ``routeshell train --events`` process, in its own process group (see :class:`ProcessJob`),
+    started through the orphan guard (:meth:`TrainRequest.argv`)."""
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        super().__init__(argv, cwd, guarded=True)
 
     async def stop(self, grace: float = GRACE_S) -> int | None:
         """Interrupt the job (it writes its checkpoint), kill it if still running after ``grace`` seconds."""

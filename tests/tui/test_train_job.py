@@ -31,13 +31,14 @@ def test_the_form_builds_the_command(tmp_path: Path) -> None:
         "pretrain", "nano", tmp_path / "out", (str(tmp_path / "a.txt"), str(tmp_path / "my corpus/b.txt")), 30
     )
     argv = request.argv(resume=True)
-    assert argv[:4] == [sys.executable, "-m", "tui", "train"]
-    assert argv[4:] == [
+    # Through the orphan guard: the job gets SIGINT (checkpoint, then stop) when the app is gone.
+    assert argv[:5] == [sys.executable, "-m", "tui.orphan_guard", "SIGINT", "train"]
+    assert argv[5:] == [
         "pretrain", "--out", str(tmp_path / "out"), "--preset", "nano", "--data", str(tmp_path / "a.txt"),
         "--data", str(tmp_path / "my corpus/b.txt"), "--max-steps", "30", "--resume", "--events",
     ]  # fmt: skip
     assert shlex.split(request.shown())[:2] == ["routeshell", "train"]
-    assert parse_form("all", "tiny", "stdlib", "", "/abs", base=tmp_path).argv()[4:] == [
+    assert parse_form("all", "tiny", "stdlib", "", "/abs", base=tmp_path).argv()[5:] == [
         "all", "--out", "/abs", "--preset", "tiny", "--data", "stdlib", "--events"
     ]  # fmt: skip
 
