@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from engine.serve.detokenize import PARTIAL, Detokenizer
 from engine.serve.loaded import BASE_ADAPTER, LoadedModel
 from engine.serve.sampling import Picked, pick
 from engine.serve.types import GRAMMAR_FAILED, Delta, FinishReason, TokenLogprob, TopLogprob
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from engine.serve.types import Constraint
 
 log = logging.getLogger(__name__)
-
-#: The replacement character a partial UTF-8 sequence decodes to: held back until it completes.
-_PARTIAL = "\ufffd"
 
 
 class Row:
@@ -48,6 +46,7 @@ class Row:
         self.counts: torch.Tensor | None = torch.zeros(width) if penalised else None
         self.constraint: Constraint | None = request.grammar.new() if request.grammar is not None else None
         self.generated: list[int] = []
+        self._detokenizer = Detokenizer(self._decode)
         self.sent = 0
         self.next_token = -1
         self.finished = False
@@ -100,8 +99,11 @@ class Row:
         self.finish_with_error(GRAMMAR_FAILED + str(failed).strip().split("\n")[0][:300])
         return True
 
+    def _decode(self, tokens: Sequence[int]) -> str:
+        return str(self.loaded.tokenizer.decode(list(tokens), skip_special_tokens=True))
+
     def _text(self) -> str:
-        return str(self.loaded.tokenizer.decode(self.generated, skip_special_tokens=True))
+        return self._detokenizer.text(self.generated)
 
     def _stop_at(self, text: str) -> int | None:
         found: int | None = None
@@ -115,7 +117,7 @@ class Row:
     def _safe_end(self, text: str) -> int:
         """How much of ``text`` may be sent: not a partial character, nor what may begin a stop string."""
         end = len(text)
-        while end > self.sent and text[end - 1] == _PARTIAL and len(text) - end < 3:
+        while end > self.sent and text[end - 1] == PARTIAL and len(text) - end < 3:
             end -= 1
         for stop in self.params.stop:
             for size in range(min(len(stop) - 1, end - self.sent), 0, -1):

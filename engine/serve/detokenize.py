@@ -1,0 +1,39 @@
+"""The text of a growing token sequence, decoding only what changed.
+
+Decoding a row's whole sequence at every step costs time in its length: at 500 tokens about
+160 µs per row per step here, a tenth of a step for a batch of eight. :class:`Detokenizer`
+decodes a window from the last point where the text was complete: the text of the tokens since
+then is the window's text less the text of the tokens before them (decoded together, so a
+tokenizer that drops a leading space at the start of a text drops it from both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+#: What a partial UTF-8 sequence decodes to: text ending in it is not complete yet.
+PARTIAL = "\ufffd"
+
+
+class Detokenizer:
+    """``text(tokens)`` is ``decode(tokens)``, for a sequence that only grows between calls."""
+
+    def __init__(self, decode: Callable[[Sequence[int]], str]) -> None:
+        self._decode = decode
+        self._done = ""  # the text of tokens[:read], complete
+        self._start = 0  # tokens[start:read] come before the window's new tokens, for context
+        self._read = 0
+        self._head = ""  # decode(tokens[start:read])
+
+    def text(self, tokens: Sequence[int]) -> str:
+        """Return the text of ``tokens``, which begin with every token of the previous call."""
+        window = self._decode(tokens[self._start :])
+        if not window.startswith(self._head):  # a decoder whose text of a window is not stable
+            return self._decode(tokens)
+        new = window[len(self._head) :]
+        if not new or new.endswith(PARTIAL):
+            return self._done + new
+        self._done += new
+        self._start, self._read = self._read, len(tokens)
+        self._head = self._decode(tokens[self._start : self._read])
+        return self._done
