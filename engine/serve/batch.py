@@ -207,7 +207,8 @@ class BatchCache:
         """Prefill the prompts of ``streams`` (each with its seed) in one left-padded pass, pick each
         one's first token and make them rows of the batch."""
         import torch
-        from transformers import DynamicCache
+
+        from engine.serve.kv_cache import growing_cache
 
         rows = [Row(stream, self.loaded, seed) for stream, seed in streams]
         device = self.loaded.device
@@ -221,7 +222,7 @@ class BatchCache:
         inputs: dict[str, Any] = {}
         if not bool(mask[:, 0].all()):
             inputs = {"attention_mask": mask, "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}
-        cache = DynamicCache(config=self.loaded.model.config)
+        cache = growing_cache(self.loaded.model.config)
         out = self._forward(rows, input_ids=ids, cache=cache, **inputs)
         picked = pick(out.logits[:, -1, :].float(), rows, self.loaded.vocab_size)
         self._join(cache, mask)
