@@ -105,8 +105,9 @@ def float_dtype(dynamic: bool | None = None) -> torch.dtype:
 def _weight_only_takes(in_features: int) -> bool:
     """Whether ``_weight_int8pack_mm`` takes this width: with other widths it crashes the process
     (a segmentation fault, not an exception) once it gets more than one row, as measured on
-    PyTorch 2.13."""
-    return in_features >= 16 and in_features % 8 == 0
+    PyTorch 2.13 with AVX-512, where widths a multiple of 8 but not of 16 (24, 40, 120...) crash
+    too."""
+    return in_features >= 16 and in_features % 16 == 0
 
 
 def _works(layer: DynamicInt8Linear | Int8Linear, dtype: torch.dtype) -> bool:
