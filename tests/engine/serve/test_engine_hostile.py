@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from engine.serve.quantize import dynamic_kernel_available
+
 ROOT = Path(__file__).resolve().parents[3]
 
 # A bf16 stack of linear layers of widths a multiple of 8 but not of 16, run on a few rows.
@@ -22,17 +26,46 @@ print("ok")
 """
 
 
-def test_the_weight_only_kernel_never_gets_a_width_it_crashes_on() -> None:
-    """``_weight_int8pack_mm`` crashes the process on widths that are a multiple of 8 but not of 16:
-    quantize_int8 must leave those layers as they are, in its probe as in use. Run in a child,
-    since the crash is a segmentation fault."""
+def run_child(code: str, **env: str) -> str:
+    """Run ``code`` in a child Python (a crash there is a failed test, not a dead run); return its output."""
     done = subprocess.run(
-        [sys.executable, "-c", WEIGHT_ONLY_WIDTHS],
+        [sys.executable, "-c", code],
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_the_weight_only_kernel_never_gets_a_width_it_crashes_on() -> None:
+    """``_weight_int8pack_mm`` crashes the process on widths that are a multiple of 8 but not of 16:
+    quantize_int8 must leave those layers as they are, in its probe as in use. Run in a child,
+    since the crash is a segmentation fault."""
+    assert run_child(WEIGHT_ONLY_WIDTHS) == "ok"
+
+
+# All-ones weights and activations: every pair of u8 x s8 products (255 x 127, twice) overflows 16 bits.
+SATURATING_ROWS = """
+import torch
+from engine.serve.quantize import DynamicInt8Linear
+linear = torch.nn.Linear(256, 64, bias=False)
+torch.nn.init.ones_(linear.weight)
+x = torch.ones(3, 256)
+x[:, 0] = -0.01
+with torch.inference_mode():
+    exact, approx = linear(x), DynamicInt8Linear(linear)(x)
+print(float(((approx - exact).norm() / exact.norm())))
+"""
+
+
+@pytest.mark.skipif(not dynamic_kernel_available(), reason="PyTorch's x86 quantized engine is not in this build")
+def test_fbgemm_without_avx512_vnni_never_saturates_8_bit_activations() -> None:
+    """FBGEMM has no kernel for AVX-VNNI (the 256-bit kind of Intel's client CPUs): there, as on any
+    CPU without AVX-512 VNNI, it sums u8 x s8 pairs in 16 bits, which 8-bit activations overflow.
+    ``FBGEMM_ENABLE_INSTRUCTIONS=AVX2`` makes this CPU run those kernels."""
+    relative_error = float(run_child(SATURATING_ROWS, FBGEMM_ENABLE_INSTRUCTIONS="AVX2"))
+    assert relative_error < 0.02
