@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from engine.serve.loaded import LoadedModel
 from engine.serve.quantize import dynamic_kernel_available
+from engine.serve.types import GenerationRequest, SamplingParams
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -69,3 +72,41 @@ def test_fbgemm_without_avx512_vnni_never_saturates_8_bit_activations() -> None:
     ``FBGEMM_ENABLE_INSTRUCTIONS=AVX2`` makes this CPU run those kernels."""
     relative_error = float(run_child(SATURATING_ROWS, FBGEMM_ENABLE_INSTRUCTIONS="AVX2"))
     assert relative_error < 0.02
+
+
+def test_rows_of_every_kind_prefilled_together_decode_as_each_alone(loaded: LoadedModel, one_thread: None) -> None:
+    """Penalties, log probabilities, a seed, a stop string, one token to make, a one-token prompt
+    and one that fills the context but one, all in one left-padded prefill (fp32)."""
+    import torch
+
+    from engine.serve.batch import BatchCache
+    from engine.serve.engine import Stream, collect
+
+    def make(prompt: tuple[int, ...], **sampling: Any) -> GenerationRequest:
+        return GenerationRequest("r", prompt, SamplingParams(**({"max_tokens": 12, "temperature": 0.0} | sampling)))
+
+    words = tuple(loaded.text_ids("class Reader:\n    def"))
+    requests = [
+        make(words, frequency_penalty=1.5, presence_penalty=0.5),
+        make(words[:3], logprobs=2),
+        make(words[:4], temperature=1.0, top_p=0.9, seed=11),
+        make(words[:2], max_tokens=1),
+        make(words[:1]),
+        make(words[:5], stop=("e",)),
+        make(tuple([5] * (loaded.context_length - 1)), max_tokens=1),
+    ]
+
+    def run(groups: list[list[GenerationRequest]]) -> list[tuple[object, ...]]:
+        batch = BatchCache(loaded)
+        streams = []
+        with torch.inference_mode():
+            for group in groups:
+                made = [Stream(request, lambda: None) for request in group]
+                batch.add([(stream, 3) for stream in made])
+                streams += made
+            while batch.rows:
+                batch.decode()
+        done = [collect(stream) for stream in streams]
+        return [(c.token_ids, c.text, c.finish_reason, [round(p.logprob, 4) for p in c.logprobs]) for c in done]
+
+    assert run([requests]) == run([[request] for request in requests])
