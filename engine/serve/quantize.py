@@ -6,11 +6,11 @@ int8 reads a quarter of the bytes of fp32. Two of PyTorch's own kernels do the m
 
 - :class:`DynamicInt8Linear` (x86): FBGEMM's ``quantized::linear_dynamic``, the kernel behind
   ``torch.ao.quantization.quantize_dynamic``. Activations stay fp32 between layers and are
-  quantized per call, per tensor (8-bit with VNNI, else 7-bit: :data:`REDUCE_RANGE`). Measured
-  here on the ``small`` preset it decoded one stream about 1.35x faster than the weight-only
-  kernel below, scaled much better over a batch (8 rows cost under twice one), and prefilled a
-  64-token prompt 3-4x faster. The rows of a step share the activations' scale, so a row's
-  output can depend on its batch.
+  quantized per call, per tensor (8-bit where FBGEMM has a VNNI kernel, else 7-bit:
+  :func:`reduce_range`). Measured here on the ``small`` preset it decoded one stream about 1.35x
+  faster than the weight-only kernel below, scaled much better over a batch (8 rows cost under
+  twice one), and prefilled a 64-token prompt 3-4x faster. The rows of a step share the
+  activations' scale, so a row's output can depend on its batch.
 - :class:`Int8Linear` (elsewhere, e.g. ARM): weight-only int8 with bf16 activations through
   ``aten::_weight_int8pack_mm``.
 
@@ -21,30 +21,48 @@ call through a tensor subclass; it decoded more slowly than plain bf16 here.
 from __future__ import annotations
 
 import warnings
+from functools import cache
 from typing import Any
 
 import torch
 from torch import nn
 
 
-def _has_vnni() -> bool:
-    """Whether the CPU multiplies u8 by s8 into 32-bit sums (AVX512-VNNI or AVX-VNNI), read from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            flags = next((line for line in info if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return bool({"avx512_vnni", "avx_vnni"} & set(flags.split()))
-
-
-# Without VNNI, FBGEMM sums pairs of u8*s8 products in 16 bits, which 8-bit activations can
-# saturate: there it quantizes them to 7 bits, as quantize_dynamic does. With VNNI the sums are
-# 32-bit and the full 8 bits keep greedy output closer to fp32 (bench/bench_serve.py's guard).
-REDUCE_RANGE = not _has_vnni()
-
-
 def _channel_scales(weight: torch.Tensor) -> torch.Tensor:
     return weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+
+
+def _prepacked(weight: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """``weight`` (fp32) in int8 with one scale per output channel, prepacked for FBGEMM; and the scales."""
+    scale = _channel_scales(weight)
+    zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
+    with warnings.catch_warnings():  # quantized tensors are deprecated; the pinned torch has them
+        warnings.simplefilter("ignore", UserWarning)
+        quantized = torch.quantize_per_channel(weight, scale.double(), zero_points, 0, torch.qint8)
+        return torch.ops.quantized.linear_prepack(quantized, None), scale
+
+
+@cache
+def reduce_range() -> bool:
+    """Whether FBGEMM's dynamic kernel needs 7-bit activations on this CPU.
+
+    Without a VNNI kernel FBGEMM sums pairs of u8*s8 products in 16 bits, which 8-bit activations
+    can saturate: there they are quantized to 7 bits, as ``quantize_dynamic`` does. With one the
+    sums are 32-bit and the full 8 bits keep greedy output closer to fp32 (bench/bench_serve.py's
+    guard). The CPU's flags do not tell which: FBGEMM has VNNI kernels for AVX-512 only, not for
+    AVX-VNNI, and ``FBGEMM_ENABLE_INSTRUCTIONS`` can hold it to AVX2. So a product that overflows
+    16 bits is tried."""
+    try:
+        weight = torch.ones(16, 64)
+        packed, _ = _prepacked(weight)
+        x = torch.ones(1, 64)
+        x[0, 0] = -0.01  # a zero point near 0: the other activations quantize to 255
+        with torch.inference_mode():
+            got = torch.ops.quantized.linear_dynamic(x, packed, False)
+    except RuntimeError:  # no FBGEMM here: the 7 bits that are always safe
+        return True
+    exact = x @ weight.T
+    return not bool(((got - exact).abs() <= 0.05 * exact.abs()).all())
 
 
 class DynamicInt8Linear(nn.Module):
@@ -53,20 +71,16 @@ class DynamicInt8Linear(nn.Module):
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         weight = linear.weight.detach().float()
-        scale = _channel_scales(weight)
-        zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
-        with warnings.catch_warnings():  # quantized tensors are deprecated; the pinned torch has them
-            warnings.simplefilter("ignore", UserWarning)
-            quantized = torch.quantize_per_channel(weight, scale.double(), zero_points, 0, torch.qint8)
-            self._packed = torch.ops.quantized.linear_prepack(quantized, None)
+        self._packed, scale = _prepacked(weight)
         self.in_features = linear.in_features
         self.out_features = linear.out_features
         # what one call reads: the int8 matrix and its scales (not a buffer: FBGEMM owns the packing)
         self.weight_bytes = weight.numel() + scale.numel() * 4
         self._kernel = torch.ops.quantized.linear_dynamic.default
+        self._reduce_range = reduce_range()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self._kernel(x.float(), self._packed, REDUCE_RANGE)
+        out: torch.Tensor = self._kernel(x.float(), self._packed, self._reduce_range)
         return out
 
 
@@ -105,8 +119,9 @@ def float_dtype(dynamic: bool | None = None) -> torch.dtype:
 def _weight_only_takes(in_features: int) -> bool:
     """Whether ``_weight_int8pack_mm`` takes this width: with other widths it crashes the process
     (a segmentation fault, not an exception) once it gets more than one row, as measured on
-    PyTorch 2.13."""
-    return in_features >= 16 and in_features % 8 == 0
+    PyTorch 2.13 with AVX-512, where widths a multiple of 8 but not of 16 (24, 40, 120...) crash
+    too."""
+    return in_features >= 16 and in_features % 16 == 0
 
 
 def _works(layer: DynamicInt8Linear | Int8Linear, dtype: torch.dtype) -> bool:
