@@ -174,13 +174,15 @@ def stream_once(url: str, prompt: str, **extra: Any) -> tuple[int, float, float]
     with httpx.stream("POST", f"{url}/completions", json=body, timeout=600) as response:
         response.raise_for_status()
         for line in response.iter_lines():
+            # Parsed only where it tells something: the clients share the server's cores.
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            chunk = json.loads(line[6:])
-            if first is None and chunk.get("choices"):
-                first = time.perf_counter() - started
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
+            if first is None or '"completion_tokens"' in line:
+                chunk = json.loads(line[6:])
+                if first is None and chunk.get("choices"):
+                    first = time.perf_counter() - started
+                if chunk.get("usage"):
+                    tokens = chunk["usage"]["completion_tokens"]
     return tokens, first or 0.0, time.perf_counter() - started
 
 
