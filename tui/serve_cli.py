@@ -265,6 +265,7 @@ def _serve(
 
     from engine.errors import ExitCode, RouteshellError
     from engine.serve.app import create_app
+    from engine.serve.http_protocol import HeaderDeadlineProtocol
 
     _configure_logging()
     app = create_app(loaded, engine, api_key=api_key, on_request=log.request)
@@ -276,6 +277,7 @@ def _serve(
         lifespan="off",
         timeout_graceful_shutdown=3,
         server_header=False,
+        http=HeaderDeadlineProtocol,
     )
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
