@@ -402,9 +402,9 @@ def emit(sink: JsonSink, event: Mapping[str, Any]) -> None:
     sink(cast(dict[str, Any], event))
 
 
-# Characters a terminal acts on that JSON leaves raw: C1 controls (ESC's 8-bit twins such as
+# Characters a terminal acts on that JSON leaves raw: DEL, C1 controls (ESC's 8-bit twins such as
 # CSI, U+009B), bidirectional overrides and isolates, and the line and paragraph separators.
-_TERMINAL_ACTIVE = re.compile("[\u0080-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_TERMINAL_ACTIVE = re.compile("[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _escaped(match: re.Match[str]) -> str:

@@ -76,9 +76,9 @@ class LoadedModel:
         if model_id in self.adapters:
             return model_id
         served = ", ".join(self.model_ids())
-        shown = model_id if len(model_id) <= 80 else f"{model_id[:80]}... ({len(model_id)} characters)"
+        shown = repr(model_id) if len(model_id) <= 80 else f"{model_id[:80]!r}... ({len(model_id)} characters)"
         raise ServeError(
-            f"the model {shown!r} does not exist here; this server serves: {served}",
+            f"the model {shown} does not exist here; this server serves: {served}",
             status=404,
             kind="not_found_error",
             param="model",
@@ -257,12 +257,7 @@ def load_model(
         raise ModelLoadError(f"{display_name(str(path))}: config.json gives no max_position_embeddings")
     if tokenizer.chat_template is None:
         raise ModelLoadError(f"{display_name(str(path))}: the tokenizer has no chat template")
-    try:  # a template that cannot render a plain exchange would fail every chat request
-        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
-    except Exception as err:
-        raise ModelLoadError(
-            f"{display_name(str(path))}: the tokenizer's chat template does not render: {_first_line(err)}"
-        ) from err
+    _check_chat_template(path, tokenizer)
     return LoadedModel(
         name=served,
         path=path,
@@ -274,6 +269,27 @@ def load_model(
         device=device,
         reasoning=_reasoning_markers(path),
         adapters=tuple(adapters),
+    )
+
+
+def _check_chat_template(path: Path, tokenizer: Any) -> None:
+    """Raise ModelLoadError when the chat template renders neither a lone user message nor one after a
+    system message: every chat request would fail."""
+    conversations = (
+        [{"role": "user", "content": "hi"}],
+        [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+    )
+    problem: BaseException | None = None
+    for messages in conversations:
+        try:
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except Exception as err:  # jinja errors, a raise_exception() in the template
+            problem = problem or err
+        else:
+            return
+    assert problem is not None
+    raise ModelLoadError(
+        f"{display_name(str(path))}: the tokenizer's chat template does not render: {_first_line(problem)}"
     )
 
 

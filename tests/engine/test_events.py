@@ -155,11 +155,11 @@ def test_a_json_line_with_an_undecodable_name_is_printable() -> None:
 
 
 def test_a_json_line_escapes_what_a_terminal_would_act_on() -> None:
-    hostile = "write \x9b31mred\x9b0m \u202egnp.exe\u2066 x\u2028y caf\u00e9 \u6587"
+    hostile = "write \x7f\x9b31mred\x9b0m \u202egnp.exe\u2066 x\u2028y caf\u00e9 \u6587"
     event = {**PREVIEW, "summary": hostile}
     line = json_line(event)
     assert json.loads(line) == event
-    assert not any(0x80 <= ord(c) <= 0x9F or c in "\u202e\u2066\u2028" for c in line)
+    assert not any(0x7F <= ord(c) <= 0x9F or c in "\u202e\u2066\u2028" for c in line)
     assert "\\u009b31m" in line
     assert "\\u202e" in line
     assert "caf\u00e9 \u6587" in line  # other text stays as it is

@@ -214,6 +214,16 @@ def test_a_chat_template_that_cannot_render_is_refused_at_load(
     with pytest.raises(ModelLoadError, match="chat template does not render") as caught:
         load_model(model_dir)
     assert "\n" not in str(caught.value)
+    # a template that wants a system message first still serves the clients that send one
+    wants_system = (
+        "{% if messages[0]['role'] != 'system' %}{{ raise_exception('a system message comes first') }}{% endif %}"
+        "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+    )
+    if jinja.exists():
+        jinja.write_text(wants_system)
+    else:
+        (model_dir / "tokenizer_config.json").write_text(json.dumps(config | {"chat_template": wants_system}))
+    assert load_model(model_dir).name == "m"
 
 
 def test_an_unknown_model_id_is_a_404_that_does_not_echo_a_huge_name(loaded: LoadedModel) -> None:
