@@ -337,12 +337,14 @@ class Engine:
         try:
             batch.add([(stream, _seed(stream.request)) for stream in streams])
         except Exception as err:  # one request's failure must not take the server down
-            if len(streams) > 1:  # find which one: each alone
-                for stream in streams:
-                    self._prefill(batch, [stream])
+            if len(streams) == 1:
+                log.exception("prefill failed")
+                self._end(streams[0], Delta("", finish_reason="error", error=_why(err)))
                 return
-            log.exception("prefill failed")
-            self._end(streams[0], Delta("", finish_reason="error", error=_why(err)))
+        else:
+            return
+        for stream in streams:  # find which one failed: each alone
+            self._prefill(batch, [stream])
 
     def _count(self, produced: int) -> None:
         if produced:
