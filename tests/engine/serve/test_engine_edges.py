@@ -109,3 +109,27 @@ def test_a_waiting_request_that_is_cancelled_leaves_the_queue_at_once(loaded: Lo
         collect(running)
     finally:
         engine.stop()
+
+
+class Broken:
+    """A grammar that cannot start: its request fails in prefill."""
+
+    def new(self) -> Script:
+        raise RuntimeError("this grammar cannot start")
+
+
+def test_a_failing_prompt_in_a_prefill_group_fails_alone(engine: Engine, loaded: LoadedModel) -> None:
+    params = SamplingParams(max_tokens=6, temperature=0.0)
+    prompts = [tuple(loaded.text_ids(text)) for text in ("def parse(", "import os", "class A:")]
+    alone = [collect(engine.submit(GenerationRequest(f"a{i}", p, params))).token_ids for i, p in enumerate(prompts)]
+    # Held while submitting, the engine's lock makes the engine admit all three in one step: one prefill group.
+    with engine._cond:
+        streams = [
+            engine.submit(GenerationRequest("g0", prompts[0], params)),
+            engine.submit(GenerationRequest("bad", prompts[1], params, grammar=Broken())),
+            engine.submit(GenerationRequest("g2", prompts[2], params)),
+        ]
+    done = [collect(stream) for stream in streams]
+    assert [d.finish_reason for d in done] == ["length", "error", "length"]
+    assert "this grammar cannot start" in (done[1].error or "")
+    assert [done[0].token_ids, done[2].token_ids] == [alone[0], alone[2]]
