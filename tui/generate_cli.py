@@ -146,7 +146,7 @@ def run_generate_command(args: argparse.Namespace) -> int:
         )
     except ServeError as err:
         raise UsageError(str(err)) from None
-    from tui.serve_cli import load
+    from tui.serve_cli import load, prefill_threads
 
     loaded = load(args)
     request.model = loaded.name
@@ -154,7 +154,7 @@ def run_generate_command(args: argparse.Namespace) -> int:
     from engine.serve.serving import Serving
 
     samples = max(1, args.self_consistency or 1)
-    engine = Engine(loaded, max_batch=min(samples, 16), max_queue=samples)
+    engine = Engine(loaded, max_batch=min(samples, 16), max_queue=samples, prefill_threads=prefill_threads(args))
     serving = Serving(loaded, engine)
     engine.start()
     try:

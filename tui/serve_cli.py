@@ -114,14 +114,31 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
+def default_prefill_threads() -> int:
+    """Prefill threads by default: every core (a prefill is compute-bound, and short)."""
+    return os.cpu_count() or 1
+
+
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=positive_int,
         default=None,
         metavar="N",
-        help=f"CPU threads for the model (default: all cores but one, here {default_threads()})",
+        help=f"CPU threads for decoding (default: all cores but one, here {default_threads()})",
     )
+    parser.add_argument(
+        "--prefill-threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"CPU threads for reading prompts (default: all cores, here {default_prefill_threads()})",
+    )
+
+
+def prefill_threads(args: argparse.Namespace) -> int:
+    """``--prefill-threads``, or its default."""
+    return getattr(args, "prefill_threads", None) or default_prefill_threads()
 
 
 def quiet_libraries() -> None:
@@ -234,7 +251,9 @@ def run_serve_command(args: argparse.Namespace) -> int:
                 raise UsageError(f"the adapter {loaded.name!r} has the model's own id; rename it or give --name")
             from engine.serve.engine import Engine
 
-            engine = Engine(loaded, max_batch=args.max_batch, max_queue=args.max_queue)
+            engine = Engine(
+                loaded, max_batch=args.max_batch, max_queue=args.max_queue, prefill_threads=prefill_threads(args)
+            )
             return _serve(args, sock, loaded, engine, api_key, log)
     except _Terminated:
         log.stopped("signal")

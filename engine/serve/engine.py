@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -153,19 +154,46 @@ def collect(stream: Stream) -> Completion:
     raise AssertionError("a stream ends with a finish reason")  # pragma: no cover
 
 
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block on ``count`` torch threads (unchanged when None), then restore the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Engine:
     """Batched decoding of every submitted request on one model, in one thread.
 
     ``max_batch`` sequences decode together; up to ``max_queue`` more wait (beyond that,
     :meth:`submit` raises :class:`Overloaded`).
+
+    Decoding runs on the engine thread's torch threads (``torch.set_num_threads`` before
+    :meth:`start`). Prefill is compute-bound where a decode step is bound by memory bandwidth, so
+    ``prefill_threads``, when given, is the torch thread count for prefill steps alone: measured
+    on two cores, eight 64-token prompts prefilled in 80 ms on two threads against 140 on one,
+    while a decode step gained nothing from a second thread that the HTTP layer needs.
     """
 
-    def __init__(self, loaded: LoadedModel, *, max_batch: int = 8, max_queue: int = 32) -> None:
+    def __init__(
+        self, loaded: LoadedModel, *, max_batch: int = 8, max_queue: int = 32, prefill_threads: int | None = None
+    ) -> None:
         if max_batch < 1 or max_queue < 0:
             raise ValueError("max_batch must be at least 1 and max_queue at least 0")
+        if prefill_threads is not None and prefill_threads < 1:
+            raise ValueError("prefill_threads must be at least 1")
         self.loaded = loaded
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.prefill_threads = prefill_threads
         self._cond = threading.Condition()
         self._waiting: deque[Stream] = deque()
         self._running = 0
@@ -315,8 +343,10 @@ class Engine:
             self._admitted += len(joining)
             self._prompt_tokens += sum(len(stream.request.prompt_ids) for stream in joining)
             self._running = len(batch.rows) + len(joining)
-        for group in prefill_groups([len(stream.request.prompt_ids) for stream in joining]):
-            self._prefill(batch, [joining[index] for index in group])
+        if joining:
+            with _torch_threads(self.prefill_threads):
+                for group in prefill_groups([len(stream.request.prompt_ids) for stream in joining]):
+                    self._prefill(batch, [joining[index] for index in group])
         batch.drop_cancelled()
         if batch.rows:
             try:

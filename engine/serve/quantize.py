@@ -65,6 +65,17 @@ def reduce_range() -> bool:
     return not bool(((got - exact).abs() <= 0.05 * exact.abs()).all())
 
 
+def _direct(overload: Any) -> Any:
+    """The C++ callable behind an operator overload, where there is one.
+
+    Calling ``OpOverload`` on a script object (the prepacked weights) first checks in Python for
+    fake script objects, which only tracing creates: 7 us of a 34 us call measured here on a
+    512-wide layer, 57 times per decoded token on the ``small`` preset. ``_op`` is the operator
+    the overload dispatches to."""
+    op = getattr(overload, "_op", None)
+    return op if callable(op) else overload
+
+
 class DynamicInt8Linear(nn.Module):
     """A drop-in for a bias-free fp32 ``nn.Linear``: int8 weights prepacked for FBGEMM, fp32 in and out."""
 
@@ -76,7 +87,7 @@ class DynamicInt8Linear(nn.Module):
         self.out_features = linear.out_features
         # what one call reads: the int8 matrix and its scales (not a buffer: FBGEMM owns the packing)
         self.weight_bytes = weight.numel() + scale.numel() * 4
-        self._kernel = torch.ops.quantized.linear_dynamic.default
+        self._kernel = _direct(torch.ops.quantized.linear_dynamic.default)
         self._reduce_range = reduce_range()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,13 +146,97 @@ def _works(layer: DynamicInt8Linear | Int8Linear, dtype: torch.dtype) -> bool:
     return True
 
 
-def quantize_int8(model: Any, *, dynamic: bool | None = None) -> int:
+#: Sibling projections of one input, as transformers' attention and MLP blocks name them.
+FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+class _SharedProduct:
+    """The product of one input with the sibling projections' stacked matrix, kept until every
+    sibling has taken its slice."""
+
+    def __init__(self, layer: nn.Module, widths: list[int]) -> None:
+        self.layer = layer
+        self.bounds: list[tuple[int, int]] = []
+        start = 0
+        for width in widths:
+            self.bounds.append((start, start + width))
+            start += width
+        self._input: torch.Tensor | None = None
+        self._output: torch.Tensor | None = None
+        self._unserved: set[int] = set()
+
+    def slice(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        # Inference tensors keep no version counter: a sibling is trusted to read its input
+        # unchanged, as every attention and MLP block in transformers does.
+        if x is not self._input or index not in self._unserved:
+            self._input = x
+            self._output = self.layer(x)
+            self._unserved = set(range(len(self.bounds)))
+        assert self._output is not None
+        start, end = self.bounds[index]
+        out = self._output[..., start:end]
+        self._unserved.discard(index)
+        if not self._unserved:  # every sibling has its part: hold no tensors between steps
+            self._input = self._output = None
+        return out
+
+
+class Int8Projection(nn.Module):
+    """One of sibling projections (``q_proj``/``k_proj``/``v_proj``, ``gate_proj``/``up_proj``)
+    whose int8 matrices are stacked into one layer.
+
+    The model calls the siblings one after the other on the same input: the first call runs the
+    stacked layer and each sibling returns its slice of that one product. One call instead of three
+    (or two) quantizes the input once and reads one larger matrix: measured here on the ``small``
+    preset, a decode step's matrix products took about 10% less time. Rows of the stacked matrix
+    keep their own scales and the input's scale is the same for every sibling, so the output is
+    the same as the separate layers'. A call with another input, or a second call of one sibling,
+    runs the stacked layer again."""
+
+    def __init__(self, shared: _SharedProduct, index: int, in_features: int) -> None:
+        super().__init__()
+        self.layer = shared.layer  # the same module under each sibling: counted and moved once
+        self._shared = shared
+        self._index = index
+        start, end = shared.bounds[index]
+        self.in_features = in_features
+        self.out_features = end - start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._shared.slice(x, self._index)
+
+
+def _fuse_siblings(
+    module: nn.Module, names: tuple[str, ...], kind: type[DynamicInt8Linear | Int8Linear], dtype: torch.dtype
+) -> int:
+    """Replace the sibling linear layers ``names`` of ``module`` by :class:`Int8Projection` views of
+    one stacked int8 layer; return how many were replaced (0 when they are not all plain, bias-free
+    linear layers of one input width, or the kernel refuses the stacked layer)."""
+    children = [getattr(module, name, None) for name in names]
+    linears = [child for child in children if isinstance(child, nn.Linear) and getattr(child, "bias", None) is None]
+    if len(linears) != len(names) or len({linear.in_features for linear in linears}) != 1:
+        return 0
+    in_features = linears[0].in_features
+    stacked = nn.Linear(in_features, sum(linear.out_features for linear in linears), bias=False)
+    with torch.no_grad():
+        stacked.weight.copy_(torch.cat([linear.weight.detach().float() for linear in linears]))
+    layer = kind(stacked)
+    if not _works(layer, dtype):
+        return 0
+    shared = _SharedProduct(layer, [linear.out_features for linear in linears])
+    for index, name in enumerate(names):
+        setattr(module, name, Int8Projection(shared, index, in_features))
+    return len(names)
+
+
+def quantize_int8(model: Any, *, dynamic: bool | None = None, fuse: bool = True) -> int:
     """Replace every bias-free linear layer of ``model`` by an int8 one, in place.
 
     ``dynamic`` picks :class:`DynamicInt8Linear` (the model must be fp32) or :class:`Int8Linear`
     (the model must be bf16); by default, the dynamic kernel where it exists (see
-    :func:`float_dtype`). Return how many layers were replaced; a layer the kernel refuses stays
-    as it was."""
+    :func:`float_dtype`). With ``fuse``, sibling projections of one input (:data:`FUSED_GROUPS`)
+    share one stacked layer (:class:`Int8Projection`). Return how many layers were replaced; a
+    layer the kernel refuses stays as it was."""
     if dynamic is None:
         dynamic = dynamic_kernel_available()
     kind: type[DynamicInt8Linear | Int8Linear] = DynamicInt8Linear if dynamic else Int8Linear
@@ -149,6 +244,9 @@ def quantize_int8(model: Any, *, dynamic: bool | None = None) -> int:
     replaced = 0
     modules: list[nn.Module] = list(model.modules())
     for module in modules:
+        if fuse:
+            for names in FUSED_GROUPS:
+                replaced += _fuse_siblings(module, names, kind, dtype)
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear) and getattr(child, "bias", None) is None:
                 layer = kind(child)
