@@ -103,6 +103,10 @@ class Stream:
                 self._ready.notify_all()
                 return
             loop, queue = self._loop, self._async_queue
+        outbox: _Outbox | None = getattr(_delivery, "outbox", None)
+        if outbox is not None:
+            outbox.add(loop, self, queue, delta)
+            return
         try:
             loop.call_soon_threadsafe(queue.put_nowait, delta)
         except RuntimeError:  # the reader's event loop is closed: nobody is listening any more
@@ -130,6 +134,52 @@ class Stream:
             yield delta
             if delta.finish_reason is not None:
                 return
+
+
+#: The engine thread's :class:`_Outbox` while one is open (see :func:`_one_call_per_loop`).
+_delivery = threading.local()
+
+
+class _Outbox:
+    """Deltas bound for event loops, held until :meth:`flush` hands each loop all of its own in one
+    call.
+
+    A call from another thread wakes the loop through a pipe, and the loop takes the GIL at once:
+    with a call per stream, each step of eight streams handed the GIL back and forth eight times
+    between the engine thread and the event loop, and the engine thread waited for it each time."""
+
+    def __init__(self) -> None:
+        self._by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Stream, asyncio.Queue[Delta], Delta]]] = {}
+
+    def add(self, loop: asyncio.AbstractEventLoop, stream: Stream, queue: asyncio.Queue[Delta], delta: Delta) -> None:
+        self._by_loop.setdefault(loop, []).append((stream, queue, delta))
+
+    def flush(self) -> None:
+        by_loop, self._by_loop = self._by_loop, {}
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the readers' event loop is closed: nobody is listening any more
+                for stream, _, _ in items:
+                    stream._cancelled.set()
+
+
+def _deliver(items: list[tuple[Stream, asyncio.Queue[Delta], Delta]]) -> None:
+    for _, queue, delta in items:
+        queue.put_nowait(delta)
+
+
+@contextmanager
+def _one_call_per_loop() -> Iterator[_Outbox]:
+    """Within the block, deltas put by this thread for event loops wait in an outbox, flushed at its
+    end (and whenever :meth:`_Outbox.flush` is called)."""
+    outbox = _Outbox()
+    _delivery.outbox = outbox
+    try:
+        yield outbox
+    finally:
+        _delivery.outbox = None
+        outbox.flush()
 
 
 def collect(stream: Stream) -> Completion:
@@ -319,18 +369,19 @@ class Engine:
                     admitted: list[Stream] = []
                     while self._waiting and len(batch.rows) + len(admitted) < self.max_batch:
                         admitted.append(self._waiting.popleft())
-                try:
-                    self._step(batch, gone + admitted)
-                except Exception as err:  # the engine must outlive any one step: end what it held
-                    log.exception("engine step failed")
-                    for stream in admitted + [row.stream for row in batch.rows]:
-                        if not stream.finished:
-                            stream.put(Delta("", finish_reason="error", error=_why(err)))
-                    batch.clear()
-                    batch.take_finished()
+                with _one_call_per_loop() as outbox:
+                    try:
+                        self._step(batch, gone + admitted, outbox)
+                    except Exception as err:  # the engine must outlive any one step: end what it held
+                        log.exception("engine step failed")
+                        for stream in admitted + [row.stream for row in batch.rows]:
+                            if not stream.finished:
+                                stream.put(Delta("", finish_reason="error", error=_why(err)))
+                        batch.clear()
+                        batch.take_finished()
             self._shutdown(batch)
 
-    def _step(self, batch: BatchCache, admitted: list[Stream]) -> None:
+    def _step(self, batch: BatchCache, admitted: list[Stream], outbox: _Outbox | None = None) -> None:
         from engine.serve.batch import prefill_groups
 
         joining: list[Stream] = []
@@ -347,6 +398,8 @@ class Engine:
             with _torch_threads(self.prefill_threads):
                 for group in prefill_groups([len(stream.request.prompt_ids) for stream in joining]):
                     self._prefill(batch, [joining[index] for index in group])
+            if outbox is not None:  # the first tokens go out now, not after the decode step
+                outbox.flush()
         batch.drop_cancelled()
         if batch.rows:
             try:

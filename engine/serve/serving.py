@@ -284,50 +284,30 @@ class Serving:
 
     async def _deltas(self, job: Job, streams: Sequence[Stream]) -> AsyncIterator[tuple[int, Delta]]:
         """Every stream's deltas as they come, with the stream's index; cancels all streams on exit."""
-        queue: asyncio.Queue[tuple[int, Delta | None]] = asyncio.Queue()
         started = time.perf_counter()
         first = True
-
-        async def pump(index: int, stream: Stream) -> None:
-            try:
-                async for delta in stream.aiter():
-                    await queue.put((index, delta))
-            finally:
-                await queue.put((index, None))
-
-        tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
         try:
-            live = len(tasks)
-            while live:
-                index, delta = await queue.get()
-                if delta is None:
-                    live -= 1
-                    continue
-                if delta.finish_reason == "error" and (delta.error or "").startswith(GRAMMAR_FAILED):
-                    raise ServeError(
-                        f"{delta.error}; simplify the schema", param="response_format", code="grammar_failed"
-                    )
-                if delta.finish_reason == "error":
-                    raise ServeError(
-                        f"generation failed: {delta.error or 'no details'}", status=500, kind="server_error"
-                    )
-                if delta.finish_reason == "cancelled" and not streams[index].cancelled:
-                    raise ServeError("the server is stopping; try again", status=503, kind="server_error")
-                if delta.token_ids:
-                    if first:
-                        self.on_first_token(time.perf_counter() - started)
-                        first = False
-                    self.on_tokens(len(delta.token_ids))
-                yield index, delta
-            for task in tasks:
-                task.result()  # an engine failure surfaces here, not as a stream that ends early
+            async with contextlib.aclosing(_merged(streams)) as merged:
+                async for index, delta in merged:
+                    if delta.finish_reason == "error" and (delta.error or "").startswith(GRAMMAR_FAILED):
+                        raise ServeError(
+                            f"{delta.error}; simplify the schema", param="response_format", code="grammar_failed"
+                        )
+                    if delta.finish_reason == "error":
+                        raise ServeError(
+                            f"generation failed: {delta.error or 'no details'}", status=500, kind="server_error"
+                        )
+                    if delta.finish_reason == "cancelled" and not streams[index].cancelled:
+                        raise ServeError("the server is stopping; try again", status=503, kind="server_error")
+                    if delta.token_ids:
+                        if first:
+                            self.on_first_token(time.perf_counter() - started)
+                            first = False
+                        self.on_tokens(len(delta.token_ids))
+                    yield index, delta
         finally:
             for stream in streams:
                 stream.cancel()
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def complete(self, job: Job, streams: Sequence[Stream]) -> dict[str, Any]:
         """Run ``job`` to the end; return the whole chat.completion or text_completion object."""
@@ -467,3 +447,37 @@ def _calculator_note(question: str) -> str | None:
     from engine.serve.reasoning import calculator_note
 
     return calculator_note(question)
+
+
+async def _merged(streams: Sequence[Stream]) -> AsyncGenerator[tuple[int, Delta], None]:
+    """The deltas of every stream as they come, with the stream's index. One stream (the usual
+    request) is read directly; several go through one queue, a task reading each."""
+    if len(streams) == 1:
+        async for alone in streams[0].aiter():
+            yield 0, alone
+        return
+    queue: asyncio.Queue[tuple[int, Delta | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: Stream) -> None:
+        try:
+            async for delta in stream.aiter():
+                await queue.put((index, delta))
+        finally:
+            await queue.put((index, None))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        live = len(tasks)
+        while live:
+            index, item = await queue.get()
+            if item is None:
+                live -= 1
+                continue
+            yield index, item
+        for task in tasks:
+            task.result()  # an engine failure surfaces here, not as a stream that ends early
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
