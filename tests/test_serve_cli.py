@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from engine.schemas import validator
 from tests.engine.serve.server_support import ServeProcess
@@ -172,3 +173,42 @@ def test_generate_errors_are_one_line(pretrained: Pretrained, tmp_path: Path) ->
     )
     assert_one_line_error(routeshell("generate", "--model", model, "word " * 3000), 2, "context")
     assert_one_line_error(routeshell("generate", "--model", model, "hi", "--temperature", "5"), 2, "temperature")
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+def test_serve_runs_itself_again_once_on_huge_pages_unless_told_not_to(pretrained: Pretrained) -> None:
+    from tui.serve_cli import HUGE_PAGES_TUNABLES, REEXEC_MARK
+
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not thp.exists() or "[never]" in thp.read_text():
+        pytest.skip("this kernel offers no transparent huge pages")
+    server = ServeProcess(pretrained[0], env={"GLIBC_TUNABLES": ""})
+    try:
+        # the same process, run again once with the tunables (the kernel shows the environment as
+        # glibc left it after reading its tunables: the first one of them, at least)
+        assert server.ready["pid"] == server.process.pid
+        environ = _environ(server.process.pid)
+        assert environ[REEXEC_MARK] == "1"
+        assert HUGE_PAGES_TUNABLES.startswith(environ["GLIBC_TUNABLES"])
+        assert environ["GLIBC_TUNABLES"].startswith("glibc.malloc.hugetlb=1")
+        assert httpx.get(f"{server.root}/health", timeout=30).status_code == 200
+    finally:
+        server.stop()
+    kept = ServeProcess(pretrained[0], env={"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
+    try:
+        environ = _environ(kept.process.pid)
+        assert environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+        assert REEXEC_MARK not in environ
+    finally:
+        kept.stop()
+
+
+def test_generate_reads_a_prompt_from_stdin_after_running_itself_again(pretrained: Pretrained) -> None:
+    result = routeshell("generate", "--model", str(pretrained[0]), "-", "--max-tokens", "4", stdin_text="def hello")
+    # stdin read before the exec would be gone after it: an empty prompt is an error (exit 2)
+    assert result.returncode == 0, result.stderr
+    assert " prompt + 4 completion tokens" in result.stderr
