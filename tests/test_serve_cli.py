@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -212,3 +213,24 @@ def test_generate_reads_a_prompt_from_stdin_after_running_itself_again(pretraine
     # stdin read before the exec would be gone after it: an empty prompt is an error (exit 2)
     assert result.returncode == 0, result.stderr
     assert " prompt + 4 completion tokens" in result.stderr
+
+
+def test_only_the_process_own_command_line_is_run_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui import serve_cli
+    from tui.cli import main
+
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(os, "execve", lambda *args: calls.append(args))  # recorded, never run
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.delenv(serve_cli.REEXEC_MARK, raising=False)
+    # a program that calls main() with a command line of its own keeps its process
+    assert main(["generate", "--model", str(tmp_path / "missing"), "hi"]) == 2
+    assert calls == []
+    if not sys.platform.startswith("linux") or "[never]" in serve_cli.THP_SETTING.read_text():
+        pytest.skip("this kernel offers no transparent huge pages")
+    serve_cli.reexec_with_huge_pages(own_process=True)
+    ((executable, argv, environ),) = calls
+    assert executable == sys.executable
+    assert argv[0] == sys.executable
+    assert environ["GLIBC_TUNABLES"] == serve_cli.HUGE_PAGES_TUNABLES
+    assert environ[serve_cli.REEXEC_MARK] == "1"

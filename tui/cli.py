@@ -150,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.errors import ExitCode, RouteshellError, UsageError
 
     args = build_parser().parse_args(argv)
+    # Whether this call runs the process's own command line (the console entry point), not a
+    # command line given by a program that imports routeshell: only then may a command re-run
+    # the process (see tui.serve_cli.reexec_with_huge_pages).
+    args.own_process = argv is None
     try:
         if args.version:
             print(f"routeshell {_version()}")

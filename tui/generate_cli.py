@@ -139,7 +139,8 @@ def run_generate_command(args: argparse.Namespace) -> int:
     from engine.serve.types import ServeError
     from tui.serve_cli import reexec_with_huge_pages
 
-    reexec_with_huge_pages()  # before the prompt is read: stdin would not survive the exec
+    # before the prompt is read: stdin would not survive the exec
+    reexec_with_huge_pages(getattr(args, "own_process", False))
     prompt = _read_prompt(args)
     body = request_body(args, prompt)
     try:  # the options are checked before the model loads; its name is filled in after
