@@ -234,3 +234,19 @@ def test_only_the_process_own_command_line_is_run_again(tmp_path: Path, monkeypa
     assert argv[0] == sys.executable
     assert environ["GLIBC_TUNABLES"] == serve_cli.HUGE_PAGES_TUNABLES
     assert environ[serve_cli.REEXEC_MARK] == "1"
+
+
+def test_thread_defaults_follow_the_cpu_affinity() -> None:
+    import shutil
+
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset is not installed")
+    cores = len(os.sched_getaffinity(0))
+    for prefix, usable in (([], cores), (["taskset", "-c", "0"], 1)):
+        result = subprocess.run(
+            [*prefix, ROUTESHELL, "serve", "--help"], capture_output=True, text=True, env=env(), timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        text = " ".join(result.stdout.split())
+        assert f"(default: all cores, here {usable})" in text
+        assert f"(default: all cores but one, here {max(1, usable - 1)})" in text
