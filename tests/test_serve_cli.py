@@ -250,3 +250,11 @@ def test_thread_defaults_follow_the_cpu_affinity() -> None:
         text = " ".join(result.stdout.split())
         assert f"(default: all cores, here {usable})" in text
         assert f"(default: all cores but one, here {max(1, usable - 1)})" in text
+
+
+def test_more_threads_than_usable_cores_is_a_usage_error(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    for command in (["serve"], ["generate", "hi"]):
+        for option in ("--threads", "--prefill-threads"):
+            result = routeshell(*command, "--model", str(tmp_path), option, str(cores + 1))
+            assert_one_line_error(result, 2, f"expected at most {cores} (the cores this process may use)")

@@ -127,17 +127,28 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def thread_count(text: str) -> int:
+    """A thread count from 1 to the cores this process may use: thousands of threads (one per
+    core asked for) would each be started, and would only slow the model down."""
+    value = positive_int(text)
+    if value > usable_cores():
+        raise argparse.ArgumentTypeError(
+            f"expected at most {usable_cores()} (the cores this process may use), got {text!r}"
+        )
+    return value
+
+
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=thread_count,
         default=None,
         metavar="N",
         help=f"CPU threads for decoding (default: all cores but one, here {default_threads()})",
     )
     parser.add_argument(
         "--prefill-threads",
-        type=positive_int,
+        type=thread_count,
         default=None,
         metavar="N",
         help=f"CPU threads for reading prompts (default: all cores, here {default_prefill_threads()})",
