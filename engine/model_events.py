@@ -102,13 +102,15 @@ class TrainDoneEvent(TypedDict):
 
 
 class ServeReadyEvent(TypedDict):
-    """The server listens: ``url`` is the OpenAI base URL (ending in ``/v1``)."""
+    """The server listens: ``url`` is the OpenAI base URL (ending in ``/v1``); ``pid`` is the server's
+    process and ``engine_pid`` that of its engine, which the server stops when it stops."""
 
     type: Literal["serve_ready"]
     url: str
     models: list[str]
     dtype: str
     pid: int
+    engine_pid: int
 
 
 class ServeRequestEvent(TypedDict):

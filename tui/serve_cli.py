@@ -1,10 +1,11 @@
 """``routeshell serve`` and ``routeshell generate``: a trained model behind the OpenAI API, or offline.
 
-``serve`` loads the model, starts one engine thread and runs uvicorn (one worker) on the app of
-:mod:`engine.serve.app`. With ``--events`` it prints JSON lines (serve_ready, one serve_request per
-request, serve_stopped) for the Serve pane; otherwise a readable log. ``generate`` runs the same
-engine without HTTP (:mod:`tui.generate_cli`). torch, transformers and FastAPI load only when a
-command runs, never for ``--help``.
+``serve`` starts the engine in a process of its own (:mod:`engine.serve.engine_process`), which
+loads the weights, and runs uvicorn (one worker) on the app of :mod:`engine.serve.app`. With
+``--events`` it prints JSON lines (serve_ready, one serve_request per request, serve_stopped) for
+the Serve pane; otherwise a readable log. ``generate`` runs the same engine in its own process,
+without HTTP (:mod:`tui.generate_cli`). torch, transformers and FastAPI load only when a command
+runs, never for ``--help``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tui.arg_types import positive_int
 
 if TYPE_CHECKING:
     from engine.model_events import ServeRequestEvent
-    from engine.serve.engine import Engine
+    from engine.serve.engine_process import EngineProcess, EngineSpec
     from engine.serve.loaded import LoadedModel
 
 DTYPES = ("auto", "fp32", "bf16", "int8")
@@ -212,35 +213,19 @@ def reexec_with_huge_pages(own_process: bool) -> None:
         return
 
 
-def quiet_libraries() -> None:
-    """Keep the libraries offline and their chatter off the terminal."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # OpenMP threads that spin between decode steps take the cores the event loop needs to send
-    # each token: measured here, sleeping threads decode a single stream 25-40% faster through HTTP.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import warnings
+def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None, *, weights: bool = True) -> LoadedModel:
+    """Load ``--model`` with ``--dtype`` (and the adapters) on ``--threads``; errors are one line, exit code 2.
 
-    warnings.filterwarnings("ignore")
-    import torch  # noqa: F401  (torch sets up its loggers on import; they are quietened after it)
+    ``weights=False`` loads what the HTTP layer needs and leaves the weights to the engine process."""
+    from engine.serve.loaded import load_model, quiet_libraries
 
-    # torchao, which transformers and peft may import, registers types with torch's pytree, which
-    # warns about each on stderr; and torchao warns about every GPU kernel it cannot load on a CPU.
-    # bitsandbytes, which peft imports, warns on every adapter load about a kernel package it lacks.
-    for name in ("transformers", "torchao", "torch.utils._pytree", "peft", "bitsandbytes"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None) -> LoadedModel:
-    """Load ``--model`` with ``--dtype`` (and the adapters) on ``--threads``; errors are one line, exit code 2."""
     quiet_libraries()
     import torch
 
     torch.set_num_threads(getattr(args, "threads", None) or default_threads())
-    from engine.serve.loaded import load_model
-
-    return load_model(args.model, dtype=args.dtype, adapters=dict(adapters or {}), name=getattr(args, "name", None))
+    return load_model(
+        args.model, dtype=args.dtype, adapters=dict(adapters or {}), name=getattr(args, "name", None), weights=weights
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -318,14 +303,18 @@ def run_serve_command(args: argparse.Namespace) -> int:
     try:
         sock = bind(args.host, args.port)
         with sock:
-            loaded = load(args, adapters)
-            if loaded.name in loaded.adapters:
-                raise UsageError(f"the adapter {loaded.name!r} has the model's own id; rename it or give --name")
-            from engine.serve.engine import Engine
+            from engine.serve.engine_process import EngineProcess
 
-            engine = Engine(
-                loaded, max_batch=args.max_batch, max_queue=args.max_queue, prefill_threads=prefill_threads(args)
-            )
+            engine = EngineProcess(engine_spec(args, adapters))
+            engine.launch()  # the engine process loads the weights while this one reads the tokenizer
+            try:
+                loaded = load(args, adapters, weights=False)
+                if loaded.name in loaded.adapters:
+                    raise UsageError(f"the adapter {loaded.name!r} has the model's own id; rename it or give --name")
+                engine.start(loaded)
+            except BaseException:
+                engine.kill()
+                raise
             return _serve(args, sock, loaded, engine, api_key, log)
     except _Terminated:
         log.stopped("signal")
@@ -349,8 +338,29 @@ class _Terminated(BaseException):
     """SIGTERM before the server runs."""
 
 
+def engine_spec(args: argparse.Namespace, adapters: Mapping[str, Path]) -> EngineSpec:
+    """What the engine process of ``routeshell serve`` loads, and on how many threads."""
+    from engine.serve.engine_process import EngineSpec
+
+    return EngineSpec(
+        model=str(args.model),
+        dtype=args.dtype,
+        adapters=tuple((name, str(path)) for name, path in adapters.items()),
+        name=getattr(args, "name", None),
+        threads=getattr(args, "threads", None) or default_threads(),
+        prefill_threads=prefill_threads(args),
+        max_batch=args.max_batch,
+        max_queue=args.max_queue,
+    )
+
+
 def _serve(
-    args: argparse.Namespace, sock: socket.socket, loaded: LoadedModel, engine: Engine, api_key: str | None, log: Any
+    args: argparse.Namespace,
+    sock: socket.socket,
+    loaded: LoadedModel,
+    engine: EngineProcess,
+    api_key: str | None,
+    log: Any,
 ) -> int:
     import uvicorn
 
@@ -378,17 +388,23 @@ def _serve(
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
-                log.ready(url, loaded)
+                log.ready(url, loaded, engine.pid or 0)
 
     server = Server(config)
     stopped_by: list[int] = []
+    engine_ended: list[str] = []
+
+    def ended(why: str) -> None:  # the engine process died: the streams it held have ended in error
+        engine_ended.append(why)
+        server.should_exit = True
+
+    engine.on_exit = ended
 
     def note(signum: int, frame: FrameType | None) -> None:
         # uvicorn handles the signal while it runs and raises it again when it has stopped: here.
         stopped_by.append(signum)
 
     previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
-    engine.start()
     try:
         server.run(sockets=[sock])
     except BaseException as err:
@@ -400,6 +416,9 @@ def _serve(
         engine.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if engine_ended:
+        log.stopped("error")
+        raise RouteshellError(f"the server stopped: {engine_ended[0]}")
     log.stopped("signal")
     if signal.SIGINT in stopped_by:
         return ExitCode.INTERRUPTED
@@ -464,7 +483,7 @@ class _EventLog:
 
         print(display_line(line), flush=True)
 
-    def ready(self, url: str, loaded: LoadedModel) -> None:
+    def ready(self, url: str, loaded: LoadedModel, engine_pid: int) -> None:
         if self.events:
             self._emit(
                 {
@@ -473,6 +492,7 @@ class _EventLog:
                     "models": loaded.model_ids(),
                     "dtype": loaded.dtype,
                     "pid": os.getpid(),
+                    "engine_pid": engine_pid,
                 }
             )
         else:

@@ -37,7 +37,7 @@ from engine.serve.types import ServeError
 
 if TYPE_CHECKING:
     from engine.model_events import ServeRequestEvent
-    from engine.serve.engine import Engine, Stream
+    from engine.serve.engine import EngineApi, Stream
     from engine.serve.loaded import LoadedModel
 
 log = logging.getLogger("routeshell.serve")
@@ -60,7 +60,7 @@ T = TypeVar("T")
 
 def create_app(
     loaded: LoadedModel,
-    engine: Engine,
+    engine: EngineApi,
     *,
     api_key: str | None = None,
     max_body: int = MAX_BODY_BYTES,

@@ -193,6 +193,16 @@ def _piece(loaded: LoadedModel, token: int) -> str:
     return loaded.token_bytes(token).decode("utf-8", errors="replace")
 
 
+def kv_storage(loaded: LoadedModel) -> torch.dtype | None:
+    """The dtype the key/value cache keeps (None: the model's own): bf16 for the int8 model, which
+    computes in fp32, where the CPU converts bf16 natively (:mod:`engine.serve.kv_cache`)."""
+    import torch
+
+    from engine.serve.loaded import cpu_has_bf16
+
+    return torch.bfloat16 if loaded.dtype == "int8" and cpu_has_bf16() else None
+
+
 class BatchCache:
     """The rows being decoded and their left-padded key/value cache."""
 
@@ -203,9 +213,9 @@ class BatchCache:
         self.mask: torch.Tensor | None = None
         self._finished: list[Stream] = []
 
-    def add(self, streams: Sequence[tuple[Stream, int]]) -> None:
+    def add(self, streams: Sequence[tuple[Stream, int]]) -> int:
         """Prefill the prompts of ``streams`` (each with its seed) in one left-padded pass, pick each
-        one's first token and make them rows of the batch."""
+        one's first token and make them rows of the batch; return how many tokens were made."""
         import torch
 
         from engine.serve.kv_cache import growing_cache
@@ -222,7 +232,7 @@ class BatchCache:
         inputs: dict[str, Any] = {}
         if not bool(mask[:, 0].all()):
             inputs = {"attention_mask": mask, "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}
-        cache = growing_cache(self.loaded.model.config)
+        cache = growing_cache(self.loaded.model.config, kv_storage(self.loaded))
         out = self._forward(rows, input_ids=ids, cache=cache, **inputs)
         picked = pick(out.logits[:, -1, :].float(), rows, self.loaded.vocab_size)
         self._join(cache, mask)
@@ -232,6 +242,7 @@ class BatchCache:
             row.stream.first_token_at = now
             self._accept(row, choice)
         self._drop_finished()
+        return len(rows)
 
     def decode(self) -> int:
         """Run one decode step for every row; return how many tokens were made."""

@@ -16,10 +16,10 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.serve.loaded import BASE_ADAPTER, LoadedModel
 from engine.serve.types import Delta, GenerationRequest, Overloaded, ServeError, TokenLogprob
@@ -111,6 +111,13 @@ class Stream:
             loop.call_soon_threadsafe(queue.put_nowait, delta)
         except RuntimeError:  # the reader's event loop is closed: nobody is listening any more
             self._cancelled.set()
+
+    def take(self) -> list[Delta]:
+        """The deltas put so far and not yet read, without waiting (for a reader that polls)."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+        return items
 
     def __iter__(self) -> Iterator[Delta]:
         while True:
@@ -220,6 +227,42 @@ def _torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class EngineApi(Protocol):
+    """What the HTTP layer needs of an engine: :class:`Engine` in this process, or
+    :class:`~engine.serve.engine_process.EngineProcess` in a process of its own."""
+
+    max_batch: int
+    max_queue: int
+
+    @property
+    def alive(self) -> bool: ...
+
+    def check(self, request: GenerationRequest) -> None: ...
+
+    def submit(self, request: GenerationRequest) -> Stream: ...
+
+    def stats(self) -> EngineStats: ...
+
+
+class TokenRate:
+    """Tokens per second over the last :data:`RATE_WINDOW_S` seconds (not thread-safe: lock it)."""
+
+    def __init__(self) -> None:
+        self._counts: deque[tuple[float, int]] = deque()
+
+    def add(self, tokens: int) -> None:
+        self._counts.append((time.monotonic(), tokens))
+
+    def per_second(self) -> float:
+        now = time.monotonic()
+        while self._counts and self._counts[0][0] < now - RATE_WINDOW_S:
+            self._counts.popleft()
+        tokens = sum(count for _, count in self._counts)
+        if not tokens:
+            return 0.0
+        return tokens / min(RATE_WINDOW_S, max(now - self._counts[0][0], 1e-3))
+
+
 class Engine:
     """Batched decoding of every submitted request on one model, in one thread.
 
@@ -231,10 +274,21 @@ class Engine:
     ``prefill_threads``, when given, is the torch thread count for prefill steps alone: measured
     on two cores, eight 64-token prompts prefilled in 80 ms on two threads against 140 on one,
     while a decode step gained nothing from a second thread that the HTTP layer needs.
+
+    ``on_deltas``, when given, is called on the engine thread whenever a step has handed its
+    deltas to the streams: once the prompts joining the batch have their first tokens, after each
+    decode step, and after :meth:`stop` has ended the streams (the engine process,
+    :mod:`engine.serve.engine_process`, sends them on from there).
     """
 
     def __init__(
-        self, loaded: LoadedModel, *, max_batch: int = 8, max_queue: int = 32, prefill_threads: int | None = None
+        self,
+        loaded: LoadedModel,
+        *,
+        max_batch: int = 8,
+        max_queue: int = 32,
+        prefill_threads: int | None = None,
+        on_deltas: Callable[[], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 0:
             raise ValueError("max_batch must be at least 1 and max_queue at least 0")
@@ -244,6 +298,7 @@ class Engine:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.prefill_threads = prefill_threads
+        self._on_deltas = on_deltas
         self._cond = threading.Condition()
         self._waiting: deque[Stream] = deque()
         self._running = 0
@@ -253,7 +308,7 @@ class Engine:
         self._finished = 0
         self._prompt_tokens = 0
         self._completion_tokens = 0
-        self._rate: deque[tuple[float, int]] = deque()
+        self._rate = TokenRate()
 
     # -- the caller's side -----------------------------------------------------------------------
 
@@ -276,32 +331,8 @@ class Engine:
         return self._thread is not None and self._thread.is_alive()
 
     def check(self, request: GenerationRequest) -> None:
-        """Raise ServeError 400 when ``request`` cannot run on this model (its lengths, its adapter)."""
-        context = self.loaded.context_length
-        prompt = len(request.prompt_ids)
-        if prompt == 0:
-            raise ServeError("the prompt is empty", param="messages")
-        if prompt >= context:
-            raise ServeError(
-                f"the prompt is {prompt} tokens; this model's context is {context} tokens, "
-                "so the prompt must be shorter",
-                param="messages",
-                code="context_length_exceeded",
-            )
-        if request.params.max_tokens < 1:
-            raise ServeError("max_tokens must be at least 1", param="max_tokens")
-        if prompt + request.params.max_tokens > context:
-            raise ServeError(
-                f"max_tokens is {request.params.max_tokens} but the prompt is {prompt} tokens and the "
-                f"context {context}: at most {context - prompt} new tokens fit",
-                param="max_tokens",
-                code="context_length_exceeded",
-            )
-        if request.adapter is not None and request.adapter not in self.loaded.adapters:
-            raise ServeError(f"no adapter {request.adapter!r} is loaded", status=404, param="model")
-        vocab = self.loaded.vocab_size
-        if any(not 0 <= token < vocab for token in request.prompt_ids):
-            raise ServeError("the prompt holds a token id outside the vocabulary", param="prompt")
+        """Raise ServeError 400 when ``request`` cannot run on this model (see :func:`check_request`)."""
+        check_request(self.loaded, request)
 
     def submit(self, request: GenerationRequest) -> Stream:
         """Queue ``request`` and return its stream. Thread-safe.
@@ -325,11 +356,6 @@ class Engine:
     def stats(self) -> EngineStats:
         """Return the engine's current load and totals."""
         with self._cond:
-            now = time.monotonic()
-            while self._rate and self._rate[0][0] < now - RATE_WINDOW_S:
-                self._rate.popleft()
-            tokens = sum(count for _, count in self._rate)
-            span = min(RATE_WINDOW_S, max(now - self._rate[0][0], 1e-3)) if self._rate else RATE_WINDOW_S
             return EngineStats(
                 waiting=len(self._waiting),
                 running=self._running,
@@ -339,7 +365,7 @@ class Engine:
                 finished=self._finished,
                 prompt_tokens=self._prompt_tokens,
                 completion_tokens=self._completion_tokens,
-                tokens_per_s=tokens / span if tokens else 0.0,
+                tokens_per_s=self._rate.per_second(),
             )
 
     def _wake(self) -> None:
@@ -379,7 +405,9 @@ class Engine:
                                 stream.put(Delta("", finish_reason="error", error=_why(err)))
                         batch.clear()
                         batch.take_finished()
+                self._handed_over()
             self._shutdown(batch)
+            self._handed_over()
 
     def _step(self, batch: BatchCache, admitted: list[Stream], outbox: _Outbox | None = None) -> None:
         from engine.serve.batch import prefill_groups
@@ -400,6 +428,7 @@ class Engine:
                     self._prefill(batch, [joining[index] for index in group])
             if outbox is not None:  # the first tokens go out now, not after the decode step
                 outbox.flush()
+            self._handed_over()
         batch.drop_cancelled()
         if batch.rows:
             try:
@@ -418,7 +447,7 @@ class Engine:
 
     def _prefill(self, batch: BatchCache, streams: list[Stream]) -> None:
         try:
-            batch.add([(stream, _seed(stream.request)) for stream in streams])
+            self._count(batch.add([(stream, _seed(stream.request)) for stream in streams]))
         except Exception as err:  # one request's failure must not take the server down
             if len(streams) == 1:
                 log.exception("prefill failed")
@@ -429,11 +458,15 @@ class Engine:
         for stream in streams:  # find which one failed: each alone
             self._prefill(batch, [stream])
 
+    def _handed_over(self) -> None:
+        if self._on_deltas is not None:
+            self._on_deltas()
+
     def _count(self, produced: int) -> None:
         if produced:
             with self._cond:
                 self._completion_tokens += produced
-                self._rate.append((time.monotonic(), produced))
+                self._rate.add(produced)
 
     def _end(self, stream: Stream, delta: Delta) -> None:
         stream.put(delta)
@@ -452,6 +485,34 @@ class Engine:
         batch.clear()
         with self._cond:
             self._running = 0
+
+
+def check_request(loaded: LoadedModel, request: GenerationRequest) -> None:
+    """Raise ServeError 400 when ``request`` cannot run on ``loaded`` (its lengths, its adapter, its tokens)."""
+    context = loaded.context_length
+    prompt = len(request.prompt_ids)
+    if prompt == 0:
+        raise ServeError("the prompt is empty", param="messages")
+    if prompt >= context:
+        raise ServeError(
+            f"the prompt is {prompt} tokens; this model's context is {context} tokens, so the prompt must be shorter",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if request.params.max_tokens < 1:
+        raise ServeError("max_tokens must be at least 1", param="max_tokens")
+    if prompt + request.params.max_tokens > context:
+        raise ServeError(
+            f"max_tokens is {request.params.max_tokens} but the prompt is {prompt} tokens and the "
+            f"context {context}: at most {context - prompt} new tokens fit",
+            param="max_tokens",
+            code="context_length_exceeded",
+        )
+    if request.adapter is not None and request.adapter not in loaded.adapters:
+        raise ServeError(f"no adapter {request.adapter!r} is loaded", status=404, param="model")
+    vocab = loaded.vocab_size
+    if any(not 0 <= token < vocab for token in request.prompt_ids):
+        raise ServeError("the prompt holds a token id outside the vocabulary", param="prompt")
 
 
 def _seed(request: GenerationRequest) -> int:

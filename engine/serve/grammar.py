@@ -90,6 +90,11 @@ def compile_response_format(
     return _grammars(tokenizer, eos_ids).get(schema)
 
 
+def compile_schema(schema: Mapping[str, Any], tokenizer: Any, *, eos_ids: Collection[int] | None = None) -> JsonGrammar:
+    """Return the grammar of a JSON Schema (cached, as :func:`compile_response_format` compiles it)."""
+    return _grammars(tokenizer, eos_ids).get(schema)
+
+
 class JsonGrammar:
     """A compiled schema: makes one :class:`JsonConstraint` per sequence and checks finished answers.
 

@@ -33,7 +33,7 @@ from engine.serve.types import (
 )
 
 if TYPE_CHECKING:
-    from engine.serve.engine import Engine, Stream
+    from engine.serve.engine import EngineApi, Stream
     from engine.serve.grammar import JsonGrammar
     from engine.serve.loaded import LoadedModel
     from engine.tinyllm.sft_data import Markers
@@ -133,7 +133,7 @@ class Serving:
     def __init__(
         self,
         loaded: LoadedModel,
-        engine: Engine,
+        engine: EngineApi,
         *,
         on_first_token: Callable[[float], None] = lambda seconds: None,
         on_tokens: Callable[[int], None] = lambda count: None,

@@ -22,7 +22,8 @@ from tui.serve_job import (
 )
 from tui.train_job import FormError
 
-READY = {"type": "serve_ready", "url": "http://127.0.0.1:8765/v1", "models": ["m", "lora"], "dtype": "bf16", "pid": 7}
+READY = {"type": "serve_ready", "url": "http://127.0.0.1:8765/v1", "models": ["m", "lora"], "dtype": "bf16", "pid": 7,
+         "engine_pid": 8}  # fmt: skip
 REQUEST = {"type": "serve_request", "method": "POST", "path": "/v1/chat/completions", "status": 200, "model": "m",
            "prompt_tokens": 12, "completion_tokens": 30, "elapsed_s": 0.5}  # fmt: skip
 
