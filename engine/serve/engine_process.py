@@ -123,6 +123,7 @@ class EngineProcess:
                 ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                stdout=_stderr(),  # the server's stdout carries its events: nothing else may write there
                 env=child_env(),
             )
         except OSError as err:
@@ -311,6 +312,14 @@ class EngineProcess:
                 name = f"signal {-code}"
             return f"was killed by {name}"
         return f"ended with exit code {code}"
+
+
+def _stderr() -> int:
+    """This process's standard error as a file descriptor, or DEVNULL where it has none."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor
+        return subprocess.DEVNULL
 
 
 def _now() -> float:
