@@ -19,6 +19,12 @@ from typing import Protocol
 
 import engine
 
+#: Set by a command that ran itself again on huge pages (``tui.serve_cli.reexec_with_huge_pages``)
+#: to the whole ``GLIBC_TUNABLES`` value it ran with. glibc cuts the variable short in the process's
+#: own environment when it reads it (at the first ``:``), so a child given that environment would
+#: start with the first tunable alone; :func:`child_env` gives children the whole value again.
+HUGE_PAGES_MARK = "ROUTESHELL_HUGE_PAGES"
+
 
 class Signalable(Protocol):
     """What :func:`signal_group` needs of a process: ``subprocess.Popen`` and asyncio's both fit."""
@@ -51,12 +57,16 @@ def code_path() -> str | None:
 
 
 def child_env(extra: Mapping[str, str] | None = None, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment for a child routeshell: ``base`` (default ours), unbuffered, plus ``extra``.
+    """Return the environment for a child routeshell: ``base`` (default ours), unbuffered, plus ``extra``,
+    with the whole ``GLIBC_TUNABLES`` of a command that runs on huge pages (:data:`HUGE_PAGES_MARK`).
 
     From a source checkout the checkout goes first on ``PYTHONPATH``, so the child runs the same
     code as the caller rather than an installed copy.
     """
     env = {**(os.environ if base is None else base), "PYTHONUNBUFFERED": "1", **(extra or {})}
+    tunables = env.get(HUGE_PAGES_MARK, "")
+    if tunables.startswith("glibc."):
+        env["GLIBC_TUNABLES"] = tunables
     root = code_path()
     if root is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)

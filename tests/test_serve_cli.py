@@ -193,7 +193,7 @@ def test_serve_runs_itself_again_once_on_huge_pages_unless_told_not_to(pretraine
         # glibc left it after reading its tunables: the first one of them, at least)
         assert server.ready["pid"] == server.process.pid
         environ = _environ(server.process.pid)
-        assert environ[REEXEC_MARK] == "1"
+        assert environ[REEXEC_MARK] == HUGE_PAGES_TUNABLES
         assert HUGE_PAGES_TUNABLES.startswith(environ["GLIBC_TUNABLES"])
         assert environ["GLIBC_TUNABLES"].startswith("glibc.malloc.hugetlb=1")
         assert httpx.get(f"{server.root}/health", timeout=30).status_code == 200
@@ -233,7 +233,7 @@ def test_only_the_process_own_command_line_is_run_again(tmp_path: Path, monkeypa
     assert executable == sys.executable
     assert argv[0] == sys.executable
     assert environ["GLIBC_TUNABLES"] == serve_cli.HUGE_PAGES_TUNABLES
-    assert environ[serve_cli.REEXEC_MARK] == "1"
+    assert environ[serve_cli.REEXEC_MARK] == serve_cli.HUGE_PAGES_TUNABLES
 
 
 def test_thread_defaults_follow_the_cpu_affinity() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from engine.child_process import HUGE_PAGES_MARK
 from tui.arg_types import positive_int
 
 if TYPE_CHECKING:
@@ -170,8 +171,9 @@ HUGE_PAGES_TUNABLES = (
     f"{HUGE_PAGES_TUNABLE}=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
 )
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-#: Set in the environment of the command run again, so that it is run again only once.
-REEXEC_MARK = "ROUTESHELL_HUGE_PAGES"
+#: Set in the environment of the command run again, so that it is run again only once, to the whole
+#: ``GLIBC_TUNABLES`` it runs with, which its own children get (``engine.child_process.child_env``).
+REEXEC_MARK = HUGE_PAGES_MARK
 
 
 def reexec_with_huge_pages(own_process: bool) -> None:
@@ -204,7 +206,7 @@ def reexec_with_huge_pages(own_process: bool) -> None:
     if "[never]" in setting:
         return
     tunables = f"{current}:{HUGE_PAGES_TUNABLES}" if current else HUGE_PAGES_TUNABLES
-    env = os.environ | {"GLIBC_TUNABLES": tunables, REEXEC_MARK: "1"}
+    env = os.environ | {"GLIBC_TUNABLES": tunables, REEXEC_MARK: tunables}
     sys.stdout.flush()
     sys.stderr.flush()
     try:

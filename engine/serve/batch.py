@@ -193,6 +193,21 @@ def _piece(loaded: LoadedModel, token: int) -> str:
     return loaded.token_bytes(token).decode("utf-8", errors="replace")
 
 
+def kv_storage(loaded: LoadedModel) -> torch.dtype | None:
+    """The dtype the key/value cache keeps (None: the model's own): bf16 for the int8 model, which
+    computes in fp32, where the CPU converts bf16 natively (:mod:`engine.serve.kv_cache`).
+
+    Measured on the ``small`` preset, eight rows decoded 6% faster. On a pretrained nano model,
+    24 prompts decoded in fixed batches of eight, 96 greedy tokens each, differed from fp32 on 8
+    prompts with either cache; against the fp32 cache, 4 continuations changed. bf16, not fp16:
+    the same speed, and the range of fp32, so that no key or value of any model overflows."""
+    import torch
+
+    from engine.serve.loaded import cpu_has_bf16
+
+    return torch.bfloat16 if loaded.dtype == "int8" and cpu_has_bf16() else None
+
+
 class BatchCache:
     """The rows being decoded and their left-padded key/value cache."""
 
@@ -222,7 +237,7 @@ class BatchCache:
         inputs: dict[str, Any] = {}
         if not bool(mask[:, 0].all()):
             inputs = {"attention_mask": mask, "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}
-        cache = growing_cache(self.loaded.model.config)
+        cache = growing_cache(self.loaded.model.config, kv_storage(self.loaded))
         out = self._forward(rows, input_ids=ids, cache=cache, **inputs)
         picked = pick(out.logits[:, -1, :].float(), rows, self.loaded.vocab_size)
         self._join(cache, mask)

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds over which /health and /metrics report tokens per second.
 RATE_WINDOW_S = 5.0
+#: An idle engine that receives a request waits for more while they come at most this far apart...
+GATHER_QUIET_S = 0.004
+#: ...and this long in all, before it prefills them together (:meth:`Engine._gather`).
+GATHER_MAX_S = 0.025
 
 
 @dataclass(frozen=True)
@@ -385,6 +389,8 @@ class Engine:
                 with self._cond:
                     while not self._waiting and not batch.rows and not self._stopping:
                         self._cond.wait()
+                    if not batch.rows:
+                        self._gather()
                     if self._stopping:
                         break
                     # A waiting request whose client left gives its place back now (_step ends it),
@@ -408,6 +414,25 @@ class Engine:
                 self._handed_over()
             self._shutdown(batch)
             self._handed_over()
+
+    def _gather(self) -> None:
+        """With the lock held and nothing decoding: wait while requests keep arriving, each within
+        :data:`GATHER_QUIET_S` of the one before, for at most :data:`GATHER_MAX_S`, so that
+        requests sent together are prefilled together.
+
+        Measured on two cores: eight clients' requests reach the engine over 12-18 ms. Admitted as
+        they came, the first was prefilled alone (25-35 ms) and the other seven after it (about
+        120 ms), where all eight together take about 90."""
+        deadline = time.monotonic() + GATHER_MAX_S
+        seen = len(self._waiting)
+        while seen < self.max_batch and not self._stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(min(GATHER_QUIET_S, left))
+            if len(self._waiting) <= seen:
+                return  # quiet: nothing more came
+            seen = len(self._waiting)
 
     def _step(self, batch: BatchCache, admitted: list[Stream], outbox: _Outbox | None = None) -> None:
         from engine.serve.batch import prefill_groups

@@ -117,6 +117,19 @@ def test_cancel_frees_the_batch_slot_at_once(engine: Engine, loaded: LoadedModel
     assert sum(len(d.token_ids) for d in rest) < 199
 
 
+def test_requests_sent_together_to_an_idle_engine_are_prefilled_together(engine: Engine, loaded: LoadedModel) -> None:
+    # Prompts of one length (prefilled together, they are one group), a millisecond apart as
+    # clients' requests come.
+    streams = []
+    for index in range(6):
+        streams.append(engine.submit(request(loaded, PROMPTS[0], str(index), max_tokens=3)))
+        time.sleep(0.001)
+    for stream in streams:
+        collect(stream)
+    # One prefill gives every row its first token at the same moment.
+    assert len({stream.first_token_at for stream in streams}) == 1
+
+
 def test_a_full_queue_refuses_with_retry_after(loaded: LoadedModel) -> None:
     engine = Engine(loaded, max_batch=1, max_queue=1)
     engine.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers.cache_utils import DynamicLayer
@@ -56,3 +58,26 @@ def test_the_model_decodes_the_same_with_either_cache(loaded: LoadedModel) -> No
         return tokens
 
     assert greedy(growing_cache(model.config)) == greedy(DynamicCache(config=model.config))
+
+
+def test_a_bf16_store_keeps_half_the_bytes_and_hands_back_the_model_dtype() -> None:
+    torch.manual_seed(1)
+    narrow, wide = GrowingLayer(torch.bfloat16), GrowingLayer()
+    for step in [torch.randn(2, 3, 5, 4)] + [torch.randn(2, 3, 1, 4) for _ in range(GROWTH + 3)]:
+        keys, values = narrow.update(step, -step)
+        want_keys, _ = wide.update(step, -step)
+        assert keys.dtype == values.dtype == torch.float32
+        assert torch.equal(keys, want_keys.to(torch.bfloat16).float())
+        assert torch.equal(values, (-want_keys).to(torch.bfloat16).float())
+    assert narrow.keys is not None
+    assert narrow.keys.dtype == torch.bfloat16
+    assert narrow.get_seq_length() == wide.get_seq_length() == 5 + GROWTH + 3
+
+
+def test_only_the_int8_model_keeps_a_bf16_cache(loaded: LoadedModel) -> None:
+    from engine.serve.batch import kv_storage
+    from engine.serve.loaded import cpu_has_bf16
+
+    assert kv_storage(loaded) is None  # fp32: its cache is fp32
+    int8 = dataclasses.replace(loaded, dtype="int8")
+    assert kv_storage(int8) == (torch.bfloat16 if cpu_has_bf16() else None)
