@@ -301,6 +301,9 @@ def _weights(path: Path, dtype: str, device: str, adapters: Mapping[str, Path]) 
         from engine.serve.quantize import quantize_int8
 
         quantize_int8(model)
+        from engine.serve.attention import use_decode_attention
+
+        use_decode_attention(model)
     if adapters:
         model = _with_adapters(model, adapters)
     return model
