@@ -285,8 +285,6 @@ class EngineProcess:
                 if stream is None:
                     continue
                 for delta in deltas:
-                    if stream.first_token_at is None and delta.token_ids:
-                        stream.first_token_at = _now()
                     stream.put(delta)
 
     def _end_all(self, why: str, reason: str) -> None:
@@ -320,12 +318,6 @@ def _stderr() -> int:
         return sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor
         return subprocess.DEVNULL
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def _loads(data: bytes) -> tuple[Any, ...]:
