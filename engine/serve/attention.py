@@ -1,12 +1,14 @@
-"""Attention of a decode step as two batched matrix products, for the int8 model.
+"""Attention of the int8 model, whose key/value cache is bf16 and whose queries are fp32.
 
-A decode step attends from one new position to every cached one. PyTorch's CPU flash attention
-kernel, which ``sdpa`` picks, read the cache at about 8 GB/s here, where one core streams 20;
-``torch.bmm`` over each row and head did better on the contiguous fp32 copies that the int8
-model's bf16 cache hands to attention (:mod:`engine.serve.kv_cache`): eight rows of the ``small``
-preset decoded 3% faster in one process (861 against 837 tokens/s). Prompts (more than one new
-position) and grouped-query models keep ``sdpa``. The function is registered with transformers'
-``AttentionInterface`` under :data:`NAME`, with the mask ``sdpa`` uses.
+A decode step attends from one new position to every cached one, and with eight rows reading the
+cache is most of that work. Where the native kernel can be had (:mod:`engine.serve.native`) it
+reads the bf16 cache directly. Otherwise the cache is copied to fp32 and attended with two batched
+matrix products (``torch.bmm`` over each row and head), which did better than PyTorch's CPU flash
+attention (``sdpa``): eight rows of the ``small`` preset decoded 3% faster in one process (861
+against 837 tokens/s). Prompts (more than one new position) use ``sdpa`` on fp32 copies.
+
+The function is registered with transformers' ``AttentionInterface`` under :data:`NAME`, with the
+mask ``sdpa`` uses (a bool mask, True where a position may be attended, or None).
 """
 
 from __future__ import annotations
@@ -30,18 +32,26 @@ def decode_attention(
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """``sdpa_attention_forward``'s contract: (batch, query length, heads, head size) out."""
+    """``sdpa_attention_forward``'s contract: (batch, query length, heads, head size) out. ``key``
+    and ``value`` may be in a narrower dtype than ``query`` (the cache's storage)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     rows, heads, positions, size = query.shape
-    if positions != 1 or key.shape[1] != heads or dropout or kwargs.get("softcap") is not None:
+    scale = scaling if scaling is not None else size**-0.5
+    plain = positions == 1 and not dropout and kwargs.get("softcap") is None
+    if plain:
+        native = _native(query, key, value, attention_mask, scale)
+        if native is not None:
+            return native.view(rows, 1, heads, size), None
+    key, value = key.to(query.dtype), value.to(query.dtype)
+    if not plain or key.shape[1] != heads:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
         )
     length = key.shape[2]
     scores = torch.bmm(query.reshape(rows * heads, 1, size), key.reshape(rows * heads, length, size).transpose(1, 2))
     scores = scores.view(rows, heads, 1, length)
-    scores.mul_(scaling if scaling is not None else size**-0.5)
+    scores.mul_(scale)
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:
             scores.masked_fill_(attention_mask.logical_not(), -math.inf)
@@ -50,6 +60,51 @@ def decode_attention(
     probabilities = torch.softmax(scores, dim=-1)
     out = torch.bmm(probabilities.view(rows * heads, 1, length), value.reshape(rows * heads, length, size))
     return out.view(rows, 1, heads, size), None
+
+
+def _native(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor | None:
+    """The native kernel's attention (rows x heads x size), or None where it does not apply."""
+    if not native_fits(query, key, value, mask):
+        return None
+    from engine.serve.native import decode_kernel
+
+    kernel = decode_kernel()
+    if kernel is None:
+        return None
+    rows, heads, _, size = query.shape
+    allowed = None if mask is None else mask[:, 0, 0, :].expand(rows, key.shape[2]).contiguous()
+    return kernel(query.reshape(rows, heads, size).contiguous(), key, value, allowed, float(scale))
+
+
+def native_fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None) -> bool:
+    """Whether the native kernel takes these tensors, whose shapes and strides its C code trusts.
+
+    It takes an fp32 query of one position, bf16 keys and values of one shape whose last dimension
+    is contiguous, with query heads a multiple of key heads, and no mask or a bool mask that varies
+    by row and position only (rows or 1, 1, 1, positions)."""
+    if query.dim() != 4 or key.dim() != 4 or query.shape[2] != 1 or query.device.type != "cpu":
+        return False
+    if query.dtype != torch.float32 or key.dtype != torch.bfloat16 or value.dtype != torch.bfloat16:
+        return False
+    rows, heads, _, size = query.shape
+    if key.shape != value.shape or key.device != query.device or value.device != query.device:
+        return False
+    kv_heads, length = key.shape[1], key.shape[2]
+    if key.shape[0] != rows or key.shape[3] != size or kv_heads < 1 or heads % kv_heads or length < 1:
+        return False
+    if key.stride(3) != 1 or value.stride(3) != 1 or min(*key.stride(), *value.stride()) < 0:
+        return False
+    if mask is None:
+        return True
+    return (
+        mask.dtype == torch.bool
+        and mask.dim() == 4
+        and mask.device == query.device
+        and mask.shape[0] in (1, rows)
+        and mask.shape[1:] == (1, 1, length)
+    )
 
 
 def use_decode_attention(model: Any) -> None:

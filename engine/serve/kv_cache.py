@@ -10,7 +10,8 @@ leave) replaces the buffer.
 A layer may keep its buffers in a narrower ``storage`` dtype than the model computes in: the int8
 model computes in fp32, and with eight rows reading every key and value of every layer took
 almost half of each decode step, bound by memory bandwidth. Stored in bf16 they are half the
-bytes; each step's attention reads an fp32 copy of them.
+bytes. ``update`` returns views in the storage dtype: the attention must take them as they are
+(:func:`engine.serve.attention.decode_attention` does, and is the only one given such a cache).
 """
 
 from __future__ import annotations
@@ -82,8 +83,6 @@ class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         keys[..., start:end, :] = key_states
         values[..., start:end, :] = value_states
         self._length = self._value_length = end
-        if keys.dtype != key_states.dtype:
-            return keys[..., :end, :].to(key_states.dtype), values[..., :end, :].to(value_states.dtype)
         return keys[..., :end, :], values[..., :end, :]
 
     def _grown(self, buffer: torch.Tensor | None, like: torch.Tensor, needed: int) -> torch.Tensor:

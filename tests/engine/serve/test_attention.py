@@ -1,8 +1,11 @@
-"""The decode step's attention as batched matrix products: the numbers of ``sdpa``."""
+"""The int8 model's attention: ``sdpa``'s numbers, with the native kernel and without it."""
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -12,6 +15,8 @@ from engine.serve.engine import Stream
 from engine.serve.loaded import LoadedModel, load_model
 from engine.serve.types import GenerationRequest, SamplingParams
 from tests.engine.serve.test_engine import PROMPTS
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class _Module(torch.nn.Module):
@@ -28,39 +33,64 @@ def test_one_position_attends_as_sdpa_does_with_a_gapped_cache_and_padding() -> 
     mask = torch.ones(3, 1, 1, 29, dtype=torch.bool)
     mask[0, ..., :7] = False  # a left-padded row
     for attention_mask in (mask, None):
-        got, _ = decode_attention(_Module(), query, key, value, attention_mask, scaling=0.25)
         want, _ = sdpa_attention_forward(_Module(), query, key, value, attention_mask, scaling=0.25)
-        assert got.shape == want.shape == (3, 1, 4, 16)
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        # An fp32 cache (PyTorch's products), and a bf16 one (the native kernel where there is one).
+        for k, v in ((key, value), (key.bfloat16(), value.bfloat16())):
+            got, _ = decode_attention(_Module(), query, k, v, attention_mask, scaling=0.25)
+            assert got.shape == want.shape == (3, 1, 4, 16)
+            tolerance = 1e-5 if k.dtype == torch.float32 else 2e-2
+            torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
 
 
-def test_the_int8_model_decodes_a_padded_batch_with_it(pretrained: tuple) -> None:
+def padded_batch_logits(model: LoadedModel) -> list[torch.Tensor]:
+    """Each step's last logits for four prompts of several lengths (a padded batch), greedy."""
+    batch = BatchCache(model)
+    greedy = SamplingParams(max_tokens=9, temperature=0.0)
+    streams = [
+        Stream(GenerationRequest(str(i), tuple(model.text_ids(p)), greedy), lambda: None)
+        for i, p in enumerate(PROMPTS[:4])
+    ]
+    seen: list[torch.Tensor] = []
+    forward = batch._forward
+
+    def recorded(rows: list, **inputs: object) -> object:
+        out = forward(rows, **inputs)
+        seen.append(out.logits[:, -1].clone())
+        return out
+
+    batch._forward = recorded  # type: ignore[method-assign]
+    with torch.inference_mode():
+        batch.add([(stream, 0) for stream in streams])
+        for _ in range(6):
+            batch.decode()
+    return seen
+
+
+def test_the_int8_model_decodes_a_padded_batch_alike_on_either_path(pretrained: tuple, tmp_path: Path) -> None:
+    from engine.serve.native import kernel_status
+
     int8 = load_model(pretrained[0], dtype="int8")
     assert int8.model.config._attn_implementation == NAME
-    reference = dataclasses.replace(int8, model=load_model(pretrained[0], dtype="int8").model)
-    reference.model.set_attn_implementation("sdpa")
-
-    def logits(model: LoadedModel) -> list[torch.Tensor]:
-        batch = BatchCache(model)
-        greedy = SamplingParams(max_tokens=9, temperature=0.0)
-        streams = [
-            Stream(GenerationRequest(str(i), tuple(model.text_ids(p)), greedy), lambda: None)
-            for i, p in enumerate(PROMPTS[:4])  # prompts of several lengths: a padded batch
-        ]
-        seen: list[torch.Tensor] = []
-        forward = batch._forward
-
-        def recorded(rows: list, **inputs: object) -> object:
-            out = forward(rows, **inputs)
-            seen.append(out.logits[:, -1].clone())
-            return out
-
-        batch._forward = recorded  # type: ignore[method-assign]
-        with torch.inference_mode():
-            batch.add([(stream, 0) for stream in streams])
-            for _ in range(6):
-                batch.decode()
-        return seen
-
-    for got, want in zip(logits(int8), logits(reference), strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    got = padded_batch_logits(int8)
+    # PyTorch's path, in a process where the native kernel is switched off.
+    out = tmp_path / "logits.pt"
+    code = (
+        "import sys, torch; from pathlib import Path; from engine.serve.loaded import load_model; "
+        "from engine.serve.native import kernel_status; "
+        "from tests.engine.serve.test_attention import padded_batch_logits; "
+        "torch.set_num_threads(1); print(kernel_status()); "
+        "torch.save(padded_batch_logits(load_model(Path(sys.argv[1]), dtype='int8')), sys.argv[2])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(pretrained[0]), str(out)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"ROUTESHELL_NATIVE": "0"},
+        cwd=ROOT,
+        check=True,
+    )
+    assert result.stdout.startswith("PyTorch's"), result.stdout
+    want = torch.load(out)
+    assert len(got) == len(want) == 7, kernel_status()
+    for step, (a, b) in enumerate(zip(got, want, strict=True)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=lambda m, step=step: f"step {step}: {m}")

@@ -9,7 +9,7 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 from engine.serve.kv_cache import GROWTH, GrowingLayer, growing_cache
-from engine.serve.loaded import LoadedModel
+from engine.serve.loaded import LoadedModel, load_model
 
 
 def test_updates_match_dynamic_layer_and_write_in_place() -> None:
@@ -60,24 +60,28 @@ def test_the_model_decodes_the_same_with_either_cache(loaded: LoadedModel) -> No
     assert greedy(growing_cache(model.config)) == greedy(DynamicCache(config=model.config))
 
 
-def test_a_bf16_store_keeps_half_the_bytes_and_hands_back_the_model_dtype() -> None:
+def test_a_bf16_store_keeps_half_the_bytes_and_hands_them_back_as_stored() -> None:
     torch.manual_seed(1)
     narrow, wide = GrowingLayer(torch.bfloat16), GrowingLayer()
     for step in [torch.randn(2, 3, 5, 4)] + [torch.randn(2, 3, 1, 4) for _ in range(GROWTH + 3)]:
         keys, values = narrow.update(step, -step)
         want_keys, _ = wide.update(step, -step)
-        assert keys.dtype == values.dtype == torch.float32
-        assert torch.equal(keys, want_keys.to(torch.bfloat16).float())
-        assert torch.equal(values, (-want_keys).to(torch.bfloat16).float())
+        assert keys.dtype == values.dtype == torch.bfloat16  # the attention widens them
+        assert torch.equal(keys, want_keys.to(torch.bfloat16))
+        assert torch.equal(values, (-want_keys).to(torch.bfloat16))
     assert narrow.keys is not None
     assert narrow.keys.dtype == torch.bfloat16
     assert narrow.get_seq_length() == wide.get_seq_length() == 5 + GROWTH + 3
 
 
-def test_only_the_int8_model_keeps_a_bf16_cache(loaded: LoadedModel) -> None:
+def test_only_the_int8_model_keeps_a_bf16_cache(pretrained: tuple, loaded: LoadedModel) -> None:
     from engine.serve.batch import kv_storage
     from engine.serve.loaded import cpu_has_bf16
+    from engine.serve.native import decode_kernel
 
     assert kv_storage(loaded) is None  # fp32: its cache is fp32
-    int8 = dataclasses.replace(loaded, dtype="int8")
-    assert kv_storage(int8) == (torch.bfloat16 if cpu_has_bf16() else None)
+    # int8, whose attention takes a bf16 cache: where the native kernel or the CPU reads bf16.
+    int8 = load_model(pretrained[0], dtype="int8")
+    assert kv_storage(int8) == (torch.bfloat16 if decode_kernel() is not None or cpu_has_bf16() else None)
+    # Labelled int8 but attending with sdpa, which needs the queries' dtype: the model's own.
+    assert kv_storage(dataclasses.replace(loaded, dtype="int8")) is None

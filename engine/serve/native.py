@@ -1,0 +1,264 @@
+"""routeshell's native decode attention: a C kernel compiled on first use and cached.
+
+The int8 model keeps its key/value cache in bf16 and computes in fp32. PyTorch has no kernel that
+reads the one and computes in the other: each decode step copied the whole cache to fp32 and then
+multiplied (:func:`engine.serve.attention.decode_attention`), and with eight rows that copy and the
+products took about a quarter of the step. ``csrc/decode_attention.c`` reads the bf16 cache once.
+
+It is compiled with the system's C compiler (``$CC``, else ``cc``) for this CPU into
+``$XDG_CACHE_HOME/routeshell/kernels``, under a name that hashes the source, the flags, the
+compiler and the CPU, so that a cache shared between machines never loads a library built for
+another CPU. A cache that cannot be written gets a library built in a temporary directory. Without
+a compiler, or with ``ROUTESHELL_NATIVE=0``, decoding keeps PyTorch's path, which gives the same
+results a little more slowly; :func:`kernel_status` says which is in use and why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config.xdg import cache_dir
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "decode_attention.c"
+#: The version ``routeshell_kernel_version`` must return: raised with every change of the C signature.
+ABI_VERSION = 1
+#: Environment variable: ``0`` keeps PyTorch's path (for comparisons, or a compiler that misbehaves).
+ENV_SWITCH = "ROUTESHELL_NATIVE"
+COMPILE_TIMEOUT_S = 120
+#: Loops vectorize with reassociated sums; nothing here changes the process's floating-point mode
+#: (``-ffast-math`` would, from a shared library's startup code).
+FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros")
+#: Tried first: code for this CPU. Without it (a compiler that does not know it) the generic target.
+TUNE = ("-march=native",)
+
+
+@dataclass(frozen=True)
+class DecodeKernel:
+    """The loaded kernel: ``routeshell_decode_attention`` with its argument types set."""
+
+    function: Any  # a ctypes function
+    path: Path
+
+    def __call__(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        allowed: torch.Tensor | None,
+        scale: float,
+    ) -> torch.Tensor:
+        """Attention of ``query`` (fp32, rows x heads x size, contiguous) over ``keys`` and ``values``
+        (bf16, rows x kv heads x positions x size, the last dimension contiguous), with ``allowed``
+        (bool, rows x positions, the last dimension contiguous; or None): fp32 rows x heads x size.
+
+        The caller checks the shapes, dtypes and strides (:func:`engine.serve.attention.native_fits`):
+        the C code trusts them."""
+        import torch
+
+        rows, heads, size = query.shape
+        kv_heads, length = keys.shape[1], keys.shape[2]
+        out = torch.empty((rows, heads, size), dtype=torch.float32)
+        scores = torch.empty(length, dtype=torch.float32)
+        mask_ptr, mask_row = (allowed.data_ptr(), allowed.stride(0)) if allowed is not None else (None, 0)
+        status = self.function(
+            rows,
+            heads,
+            kv_heads,
+            length,
+            size,
+            query.data_ptr(),
+            keys.data_ptr(),
+            keys.stride(0),
+            keys.stride(1),
+            keys.stride(2),
+            values.data_ptr(),
+            values.stride(0),
+            values.stride(1),
+            values.stride(2),
+            mask_ptr,
+            mask_row,
+            scale,
+            out.data_ptr(),
+            scores.data_ptr(),
+        )
+        if status != 0:
+            raise ValueError(f"the native decode attention refused its shapes (status {status})")
+        return out
+
+
+_lock = threading.Lock()
+_loaded: DecodeKernel | None = None
+_status: str | None = None
+
+
+def decode_kernel() -> DecodeKernel | None:
+    """The native decode attention, compiled on the first call of the process; None when it cannot
+    be had here (why: :func:`kernel_status`)."""
+    global _loaded, _status
+    with _lock:
+        if _status is None:
+            try:
+                _loaded = _load()
+                _status = f"native ({_loaded.path.name})"
+            except KernelUnavailable as why:
+                _loaded, _status = None, f"PyTorch's (the native kernel is unavailable: {why})"
+                switched_off = str(why) == f"{ENV_SWITCH}=0"
+                log.log(logging.INFO if switched_off else logging.WARNING, "decode attention runs on PyTorch: %s", why)
+        return _loaded
+
+
+def kernel_status() -> str:
+    """Which decode attention :func:`decode_kernel` gave, in a few words: "native (FILE)" or
+    "PyTorch's (the native kernel is unavailable: WHY)"."""
+    decode_kernel()
+    assert _status is not None
+    return _status
+
+
+class KernelUnavailable(Exception):
+    """The kernel cannot be built or loaded here; the message says why, in one line."""
+
+
+def _load() -> DecodeKernel:
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        raise KernelUnavailable(f"{ENV_SWITCH}=0")
+    compiler = _compiler()
+    version = _compiler_version(compiler)
+    key = _key(compiler, version)
+    kernels = cache_dir() / "kernels"
+    path = kernels / f"decode_attention-{key}.so"
+    if _trusted(path):
+        try:
+            return _open(path)
+        except KernelUnavailable:
+            pass  # stale or damaged: built again below
+    try:
+        kernels.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return _open(_build(compiler, kernels, path))
+    except OSError as err:
+        log.info("kernel cache %s not writable (%s); building in a temporary directory", kernels, err)
+    with tempfile.TemporaryDirectory(prefix="routeshell-kernel-") as tmp:
+        # The library stays mapped once loaded; its file can go.
+        return _open(_build(compiler, Path(tmp), Path(tmp) / path.name))
+
+
+def _compiler() -> str:
+    name = os.environ.get("CC", "").strip() or "cc"
+    found = shutil.which(name)
+    if found is None:
+        raise KernelUnavailable(f"no C compiler {name!r} on PATH")
+    return found
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        result = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, errors="replace", timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise KernelUnavailable(f"{compiler} --version failed: {err}") from err
+    if result.returncode != 0:
+        raise KernelUnavailable(f"{compiler} --version exited {result.returncode}")
+    return result.stdout.strip().split("\n")[0]
+
+
+def _cpu() -> str:
+    """What the CPU can run: its model and feature flags (Linux), else what Python knows of it."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        info = ""
+    lines = [line for line in info.splitlines() if line.split(":")[0].strip() in ("model name", "flags", "Features")]
+    return "\n".join(dict.fromkeys(lines)) or f"{platform.machine()} {platform.processor()}"
+
+
+def _key(compiler: str, version: str) -> str:
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(FLAGS + TUNE).encode(), compiler.encode(), version.encode()):
+        digest.update(part + b"\0")
+    digest.update(_cpu().encode())
+    return digest.hexdigest()[:20]
+
+
+def _build(compiler: str, directory: Path, path: Path) -> Path:
+    """Compile into a temporary name in ``directory``, then rename to ``path`` (atomic: a process
+    loading the library never sees half of it, and two building at once each rename a whole one)."""
+    handle, tmp_name = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=directory)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        errors = ""
+        for tune in (TUNE, ()):
+            argv = [compiler, *FLAGS, *tune, "-o", str(tmp), str(SOURCE)]
+            try:
+                result = subprocess.run(
+                    argv, capture_output=True, text=True, errors="replace", timeout=COMPILE_TIMEOUT_S, check=False
+                )
+            except (OSError, subprocess.TimeoutExpired) as err:
+                raise KernelUnavailable(f"{compiler} failed: {err}") from err
+            if result.returncode == 0:
+                os.chmod(tmp, 0o700)
+                os.replace(tmp, path)
+                return path
+            said = result.stderr.strip()
+            errors = said.split("\n")[-1][:300] if said else f"exit {result.returncode}"
+        raise KernelUnavailable(f"{compiler} could not compile {SOURCE.name}: {errors}")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _trusted(path: Path) -> bool:
+    """Whether ``path`` is a regular file of this user that no one else may write (a library found
+    in the cache is loaded into the process: it must be one this user built)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _open(path: Path) -> DecodeKernel:
+    try:
+        library = ctypes.CDLL(str(path))
+        version = library.routeshell_kernel_version
+        function = library.routeshell_decode_attention
+    except (OSError, AttributeError) as err:
+        raise KernelUnavailable(f"cannot load {path.name}: {err}") from err
+    version.restype, version.argtypes = ctypes.c_int64, []
+    if version() != ABI_VERSION:
+        raise KernelUnavailable(f"{path.name} is version {version()}, not {ABI_VERSION}")
+    i64, pointer = ctypes.c_int64, ctypes.c_void_p
+    function.restype = i64
+    function.argtypes = [
+        *(i64,) * 5,
+        pointer,
+        pointer,
+        *(i64,) * 3,
+        pointer,
+        *(i64,) * 3,
+        pointer,
+        i64,
+        ctypes.c_float,
+        pointer,
+        pointer,
+    ]
+    return DecodeKernel(function, path)
