@@ -19,8 +19,9 @@ Measured in one run, on the same machine and load, with a 64-token prompt and 12
    the two in turn. Goal: at most 10% slower.
 5. The quality guard: greedy continuations of a fixed prompt set in bf16 and int8 against fp32,
    as the fraction of prompts whose continuation differs, and the fraction of tokens before the
-   first difference; each prompt alone, and in fixed batches of eight (int8 activations share a
-   scale per step, so int8 tokens depend on the batch). Random weights give nearly flat
+   first difference; each prompt alone, and in fixed batches of eight (without the native
+   kernels, int8 rows share one activation scale, and their tokens depend on the batch). Random
+   weights give nearly flat
    next-token distributions, where any rounding flips the choice, so the guard also runs on a
    nano model pretrained here for a few hundred steps.
 
@@ -258,9 +259,9 @@ def quality(model_dir: Path, prompts: list[str], batch: int) -> dict[str, tuple[
     the fraction of all tokens generated before each continuation's first difference.
 
     The prompts are decoded in fixed batches of ``batch`` (the engine's own batching, without its
-    thread): int8 activations share one scale per decode step, so a sequence's int8 tokens depend
-    on the batch it shares, and batches formed by a running engine would make the figure depend
-    on thread timing."""
+    thread): without the native kernels int8 rows share one activation scale per call, so a
+    sequence's int8 tokens depend on the batch it shares, and batches formed by a running engine
+    would make the figure depend on thread timing."""
     import torch
 
     from engine.serve.batch import BatchCache
@@ -337,6 +338,9 @@ def main() -> None:
             f"{max(base_huge.values()):.1f} on huge pages; {base:.1f} ({1000 / base:.2f} ms/token) is run again "
             f"between the server's runs, and each ratio is the median of {ROUNDS} such pairs"
         )
+        from engine.serve.native import kernel_status
+
+        print(f"int8 kernels: {kernel_status()}")
         best = 0.0
         for dtype in FORMATS:
             weights = weight_bytes(load_model(model_dir, dtype=dtype))  # type: ignore[arg-type]

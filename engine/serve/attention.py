@@ -68,14 +68,14 @@ def _native(
     """The native kernel's attention (rows x heads x size), or None where it does not apply."""
     if not native_fits(query, key, value, mask):
         return None
-    from engine.serve.native import decode_kernel
+    from engine.serve.native import native_kernels
 
-    kernel = decode_kernel()
-    if kernel is None:
+    kernels = native_kernels()
+    if kernels is None:
         return None
     rows, heads, _, size = query.shape
     allowed = None if mask is None else mask[:, 0, 0, :].expand(rows, key.shape[2]).contiguous()
-    return kernel(query.reshape(rows, heads, size).contiguous(), key, value, allowed, float(scale))
+    return kernels.attention(query.reshape(rows, heads, size).contiguous(), key, value, allowed, float(scale))
 
 
 def native_fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None) -> bool:

@@ -208,12 +208,12 @@ def kv_storage(loaded: LoadedModel) -> torch.dtype | None:
 
     from engine.serve.attention import NAME
     from engine.serve.loaded import cpu_has_bf16
-    from engine.serve.native import decode_kernel
+    from engine.serve.native import native_kernels
 
     config = loaded.model.config
     if loaded.dtype != "int8" or getattr(config, "_attn_implementation", None) != NAME:
         return None
-    return torch.bfloat16 if decode_kernel() is not None or cpu_has_bf16() else None
+    return torch.bfloat16 if native_kernels() is not None or cpu_has_bf16() else None
 
 
 class BatchCache:

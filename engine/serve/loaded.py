@@ -302,10 +302,8 @@ def _weights(path: Path, dtype: str, device: str, adapters: Mapping[str, Path]) 
 
         quantize_int8(model)
         from engine.serve.attention import use_decode_attention
-        from engine.serve.native import decode_kernel
 
         use_decode_attention(model)
-        decode_kernel()  # compiled now, on first use, rather than during the first request
     if adapters:
         model = _with_adapters(model, adapters)
     return model

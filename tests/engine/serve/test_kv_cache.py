@@ -77,11 +77,11 @@ def test_a_bf16_store_keeps_half_the_bytes_and_hands_them_back_as_stored() -> No
 def test_only_the_int8_model_keeps_a_bf16_cache(pretrained: tuple, loaded: LoadedModel) -> None:
     from engine.serve.batch import kv_storage
     from engine.serve.loaded import cpu_has_bf16
-    from engine.serve.native import decode_kernel
+    from engine.serve.native import native_kernels
 
     assert kv_storage(loaded) is None  # fp32: its cache is fp32
     # int8, whose attention takes a bf16 cache: where the native kernel or the CPU reads bf16.
     int8 = load_model(pretrained[0], dtype="int8")
-    assert kv_storage(int8) == (torch.bfloat16 if decode_kernel() is not None or cpu_has_bf16() else None)
+    assert kv_storage(int8) == (torch.bfloat16 if native_kernels() is not None or cpu_has_bf16() else None)
     # Labelled int8 but attending with sdpa, which needs the queries' dtype: the model's own.
     assert kv_storage(dataclasses.replace(loaded, dtype="int8")) is None

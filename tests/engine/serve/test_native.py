@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine.serve.attention import decode_attention, native_fits
-from engine.serve.native import DecodeKernel, decode_kernel, kernel_status
+from engine.serve.native import Kernels, kernel_status, native_kernels
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,8 +22,8 @@ class _Module(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def kernel() -> DecodeKernel:
-    found = decode_kernel()
+def kernel() -> Kernels:
+    found = native_kernels()
     if found is None:  # `make system-deps` installs a compiler where it can
         pytest.skip(f"no native kernel here: {kernel_status()}")
     return found
@@ -56,7 +56,7 @@ CASES = [
 @pytest.mark.parametrize(("rows", "heads", "kv_heads", "length", "size", "room"), CASES)
 @pytest.mark.parametrize("masked", [False, True])
 def test_it_gives_the_attention_of_the_widened_cache(
-    kernel: DecodeKernel, rows: int, heads: int, kv_heads: int, length: int, size: int, room: int, masked: bool
+    kernel: Kernels, rows: int, heads: int, kv_heads: int, length: int, size: int, room: int, masked: bool
 ) -> None:
     generator = torch.Generator().manual_seed(rows * 1000 + length)
     buffers = torch.randn(2, rows, kv_heads, length + room, size, generator=generator).to(torch.bfloat16)
@@ -72,7 +72,7 @@ def test_it_gives_the_attention_of_the_widened_cache(
     torch.testing.assert_close(got, reference(query, key, value, mask, size**-0.5), rtol=2e-5, atol=2e-5)
 
 
-def test_it_keeps_its_accuracy_over_a_wide_range_of_scores(kernel: DecodeKernel) -> None:
+def test_it_keeps_its_accuracy_over_a_wide_range_of_scores(kernel: Kernels) -> None:
     # Scores 100 apart: every weight but the largest few underflows, and exp must not misbehave.
     query = torch.full((2, 2, 1, 16), 3.0)
     key = (torch.linspace(-4, 4, 2 * 2 * 50 * 16).view(2, 2, 50, 16)).to(torch.bfloat16)
@@ -115,11 +115,11 @@ def _status(env: dict[str, str]) -> str:
     return result.stdout.strip()
 
 
-def test_it_is_built_once_and_found_in_the_cache_after(kernel: DecodeKernel, tmp_path: Path) -> None:
+def test_it_is_built_once_and_found_in_the_cache_after(kernel: Kernels, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = _status({"XDG_CACHE_HOME": str(cache)})
-    assert first.startswith("native (decode_attention-"), first
-    (built,) = (cache / "routeshell" / "kernels").glob("decode_attention-*.so")
+    assert first.startswith("native (kernels-"), first
+    (built,) = (cache / "routeshell" / "kernels").glob("kernels-*.so")
     assert oct(built.parent.stat().st_mode & 0o777) == "0o700"
     assert _status({"XDG_CACHE_HOME": str(cache)}) == first
     # A damaged library in the cache is built again, not loaded.
@@ -134,24 +134,95 @@ def test_it_is_built_once_and_found_in_the_cache_after(kernel: DecodeKernel, tmp
     assert not built.stat().st_mode & 0o022
 
 
-def test_a_cache_it_cannot_write_gets_a_kernel_built_elsewhere(kernel: DecodeKernel, tmp_path: Path) -> None:
+def test_a_cache_it_cannot_write_gets_a_kernel_built_elsewhere(kernel: Kernels, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.write_text("a file where the cache directory should be")
-    assert _status({"XDG_CACHE_HOME": str(cache)}).startswith("native (decode_attention-")
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("routeshell-kernel-*/decode_attention-*"))
+    assert _status({"XDG_CACHE_HOME": str(cache)}).startswith("native (kernels-")
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("routeshell-kernel-*/kernels-*"))
 
 
 def test_without_a_compiler_or_when_switched_off_decoding_keeps_pytorchs_path(tmp_path: Path) -> None:
     cache = str(tmp_path / "cache")
     missing = _status({"XDG_CACHE_HOME": cache, "CC": "no-such-compiler"})
-    assert missing == "PyTorch's (the native kernel is unavailable: no C compiler 'no-such-compiler' on PATH)"
+    assert missing == "PyTorch's (the native kernels are unavailable: no C compiler 'no-such-compiler' on PATH)"
     broken = tmp_path / "broken-cc"
     broken.write_text('#!/bin/sh\n[ "$1" = --version ] && echo broken 1.0 && exit 0\necho "error: nope" >&2\nexit 1\n')
     broken.chmod(0o755)
     assert _status({"XDG_CACHE_HOME": cache, "CC": str(broken)}) == (
-        f"PyTorch's (the native kernel is unavailable: {broken} could not compile decode_attention.c: error: nope)"
+        f"PyTorch's (the native kernels are unavailable: {broken} could not compile kernels.c: error: nope)"
     )
     assert not list((tmp_path / "cache" / "routeshell" / "kernels").iterdir())  # no half-built file left
     assert _status({"XDG_CACHE_HOME": cache, "ROUTESHELL_NATIVE": "0"}) == (
-        "PyTorch's (the native kernel is unavailable: ROUTESHELL_NATIVE=0)"
+        "PyTorch's (the native kernels are unavailable: ROUTESHELL_NATIVE=0)"
     )
+
+
+def test_an_int8_row_is_quantized_by_its_own_range_whatever_shares_its_batch(kernel: Kernels) -> None:
+    from engine.serve.quantize import DynamicInt8Linear
+
+    torch.manual_seed(3)
+    linear = torch.nn.Linear(96, 40, bias=False)
+    scaled, shared = DynamicInt8Linear(linear, kernel), DynamicInt8Linear(linear)
+    assert scaled.rows_scaled
+    assert not shared.rows_scaled
+    # Rows of very different sizes, one of zeros, a 3-d input as the model gives.
+    x = torch.randn(6, 1, 96) * torch.tensor([0.01, 1.0, 30.0, 0.0, 2.0, 0.2])[:, None, None]
+    with torch.inference_mode():
+        together = scaled(x)
+        alone = torch.cat([scaled(x[i : i + 1]) for i in range(6)])
+        assert torch.equal(together, alone)
+        assert together.shape == (6, 1, 40)
+        exact = linear(x)
+        assert torch.equal(together[3], torch.zeros(1, 40))
+        error = (together - exact).norm(dim=-1) / exact.norm(dim=-1).clamp(min=1e-9)
+        assert float(error[[0, 1, 2, 4, 5]].max()) < 0.03, error
+        # One scale for all: the smallest row loses most of its precision.
+        crushed = (shared(x) - exact).norm(dim=-1) / exact.norm(dim=-1).clamp(min=1e-9)
+        assert float(crushed[0]) > 5 * float(error[0])
+        # A strided input gives the same as its contiguous copy.
+        wide = torch.randn(4, 192)[:, ::2]
+        torch.testing.assert_close(scaled(wide), scaled(wide.contiguous()), rtol=0, atol=0)
+
+
+def test_the_int8_model_decodes_each_prompt_alike_alone_and_in_any_batch(pretrained: tuple, kernel: Kernels) -> None:
+    from engine.serve.batch import BatchCache
+    from engine.serve.engine import Stream, collect
+    from engine.serve.loaded import load_model
+    from engine.serve.types import GenerationRequest, SamplingParams
+    from tests.engine.serve.test_engine import PROMPTS
+
+    int8 = load_model(pretrained[0], dtype="int8")
+    greedy = SamplingParams(max_tokens=16, temperature=0.0)
+
+    def run(groups: list[list[str]]) -> tuple[dict[str, tuple[int, ...]], dict[str, list[torch.Tensor]]]:
+        """Each prompt's tokens, and its logits at every step, prefilling ``groups`` in turn."""
+        batch = BatchCache(int8)
+        streams: list[Stream] = []
+        logits: dict[str, list[torch.Tensor]] = {prompt: [] for prompt in PROMPTS}
+        forward = batch._forward
+
+        def recorded(rows: list, **inputs: object) -> object:
+            out = forward(rows, **inputs)
+            for row, row_logits in zip(rows, out.logits[:, -1], strict=True):
+                logits[row.stream.request.request_id].append(row_logits.clone())
+            return out
+
+        batch._forward = recorded  # type: ignore[method-assign]
+        with torch.inference_mode():
+            for group in groups:
+                made = [Stream(GenerationRequest(p, tuple(int8.text_ids(p)), greedy), lambda: None) for p in group]
+                batch.add([(stream, 0) for stream in made])
+                streams += made
+                batch.decode()  # the next group joins a running batch
+            while batch.rows:
+                batch.decode()
+        return {stream.request.request_id: collect(stream).token_ids for stream in streams}, logits
+
+    alone_tokens, alone_logits = run([[prompt] for prompt in PROMPTS])
+    for groups in ([PROMPTS[:4], PROMPTS[4:]], [PROMPTS[::-1]]):  # padded groups; a batch joined
+        tokens, logits = run(groups)
+        assert tokens == alone_tokens
+        for prompt in PROMPTS:  # not only the same choices: the same numbers
+            assert len(logits[prompt]) == len(alone_logits[prompt])
+            for step, (got, want) in enumerate(zip(logits[prompt], alone_logits[prompt], strict=True)):
+                assert torch.equal(got, want), f"{prompt!r} step {step}: {float((got - want).abs().max())}"

@@ -1,10 +1,17 @@
 /*
- * Attention of one decode step, reading a bf16 key/value cache directly (engine/serve/native.py).
+ * routeshell's native kernels for CPU decoding (engine/serve/native.py), compiled on first use.
  *
- * Each (row, head) has one fp32 query vector and `length` cached positions. The kernel computes
- * the scaled dot products, a softmax over the allowed positions and the weighted sum of values,
- * widening bf16 to fp32 as it reads (a shift: bf16 is the top half of an fp32). PyTorch's own path
- * first copies the whole cache to fp32 every step, then multiplies; this reads it once.
+ * routeshell_decode_attention: attention of one decode step, reading a bf16 key/value cache
+ * directly. Each (row, head) has one fp32 query vector and `length` cached positions. The kernel
+ * computes the scaled dot products, a softmax over the allowed positions and the weighted sum of
+ * values, widening bf16 to fp32 as it reads (a shift: bf16 is the top half of an fp32). PyTorch's
+ * own path first copies the whole cache to fp32 every step, then multiplies; this reads it once.
+ *
+ * routeshell_unit_rows: the input of an int8 matrix product, each row scaled to a largest
+ * magnitude of 1 and given two more columns, -1 and 1, which the matrix multiplies by zeros
+ * (engine/serve/quantize.py). FBGEMM quantizes its input with one scale for the whole tensor;
+ * after this, that scale is the same for every call, so each row is quantized by its own range,
+ * whatever rows share its batch.
  *
  * No libm: exp is computed by range reduction and a polynomial (Cephes' expf), so that the loops
  * vectorize without -ffast-math, whose startup code would change the whole process's
@@ -19,7 +26,7 @@ typedef __UINT32_TYPE__ uint32_t;
 #define memcpy __builtin_memcpy
 
 /* The ABI version that engine/serve/native.py checks before calling. */
-int64_t routeshell_kernel_version(void) { return 1; }
+int64_t routeshell_kernel_version(void) { return 4; }
 
 static inline float widen(uint16_t half) {
     uint32_t bits = (uint32_t)half << 16;
@@ -102,6 +109,41 @@ int64_t routeshell_decode_attention(
                 for (int64_t s = 0; s < size; s++) o[s] += w * widen(vp[s]);
             }
         }
+    }
+    return 0;
+}
+
+/*
+ * x: fp32 rows x cols, row r at x + r*row_stride, each row contiguous.
+ * out: fp32 rows x (cols + 2), contiguous: row r is x's row r over its largest magnitude (a row of
+ * zeros stays zeros), then -1 and 1 (the matrix has two columns of zeros there).
+ * scales: rows floats, the largest magnitude of each row (1 for a row of zeros, or one holding an
+ * infinity or a NaN: such a row's products are not numbers either way).
+ * Returns 0, or -1 for bad shapes.
+ */
+int64_t routeshell_unit_rows(int64_t rows, int64_t cols, const float *x, int64_t row_stride, float *out, float *scales)
+{
+    if (rows < 0 || cols < 1) return -1;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = x + r * row_stride;
+        float *o = out + r * (cols + 2);
+        /* The largest magnitude, compared as bits: without the sign, the bits of floats order as
+           the floats do, and an integer maximum vectorizes where a float one (NaN rules) does not. */
+        uint32_t largest_bits = 0;
+        for (int64_t c = 0; c < cols; c++) {
+            uint32_t bits;
+            memcpy(&bits, &in[c], sizeof bits);
+            bits &= 0x7fffffffu;
+            largest_bits = bits > largest_bits ? bits : largest_bits;
+        }
+        float largest;
+        memcpy(&largest, &largest_bits, sizeof largest);
+        if (!(largest > 0.0f) || largest_bits >= 0x7f800000u) largest = 1.0f; /* zeros, inf or NaN */
+        scales[r] = largest;
+        float inverse = 1.0f / largest;
+        for (int64_t c = 0; c < cols; c++) o[c] = in[c] * inverse;
+        o[cols] = -1.0f;
+        o[cols + 1] = 1.0f;
     }
     return 0;
 }
