@@ -131,7 +131,8 @@ class DynamicInt8Linear(nn.Module):
         unit, scales, unit_at, scales_at = self._scratch.get(count) or self._new_scratch(count)
         if unit_rows(count, width, rows.data_ptr(), rows.stride(0), unit_at, scales_at):
             raise ValueError(f"the native row scaling refused {count} rows of {width}")
-        return self._kernel(unit, self._packed, self._reduce_range).mul_(scales).view(*x.shape[:-1], -1)
+        out = self._kernel(unit, self._packed, self._reduce_range)
+        return out.mul_(scales).view(*x.shape[:-1], -1)
 
     def _new_scratch(self, count: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         unit, scales = torch.empty((count, self.in_features + 2)), torch.empty((count, 1))
