@@ -124,15 +124,15 @@ class DynamicInt8Linear(nn.Module):
             out: torch.Tensor = self._kernel(x.float(), self._packed, self._reduce_range)
             return out
         width = self.in_features
-        rows = x.reshape(-1, width)
-        if rows.dtype != torch.float32 or rows.stride(1) != 1:
-            rows = rows.float().contiguous()
-        count = rows.shape[0]
+        shape = x.shape
+        if x.dtype != torch.float32 or not x.is_contiguous():
+            x = x.float().contiguous()
+        count = x.numel() // width
         unit, scales, unit_at, scales_at = self._scratch.get(count) or self._new_scratch(count)
-        if unit_rows(count, width, rows.data_ptr(), rows.stride(0), unit_at, scales_at):
+        if unit_rows(count, width, x.data_ptr(), width, unit_at, scales_at):
             raise ValueError(f"the native row scaling refused {count} rows of {width}")
         out = self._kernel(unit, self._packed, self._reduce_range)
-        return out.mul_(scales).view(*x.shape[:-1], -1)
+        return out.mul_(scales).view((*shape[:-1], self.out_features))
 
     def _new_scratch(self, count: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         unit, scales = torch.empty((count, self.in_features + 2)), torch.empty((count, 1))

@@ -66,13 +66,14 @@ def padded_batch_logits(model: LoadedModel) -> list[torch.Tensor]:
     return seen
 
 
-def test_the_int8_model_decodes_a_padded_batch_alike_on_either_path(pretrained: tuple, tmp_path: Path) -> None:
+def test_the_int8_model_decodes_a_padded_batch_close_to_fp32_on_either_path(pretrained: tuple, tmp_path: Path) -> None:
     from engine.serve.native import kernel_status
 
     int8 = load_model(pretrained[0], dtype="int8")
     assert int8.model.config._attn_implementation == NAME
-    got = padded_batch_logits(int8)
-    # PyTorch's path, in a process where the native kernel is switched off.
+    fp32 = padded_batch_logits(load_model(pretrained[0], dtype="fp32"))
+    native = padded_batch_logits(int8)
+    # PyTorch's path alone, in a process where the native kernels are switched off.
     out = tmp_path / "logits.pt"
     code = (
         "import sys, torch; from pathlib import Path; from engine.serve.loaded import load_model; "
@@ -90,7 +91,11 @@ def test_the_int8_model_decodes_a_padded_batch_alike_on_either_path(pretrained: 
         check=True,
     )
     assert result.stdout.startswith("PyTorch's"), result.stdout
-    want = torch.load(out)
-    assert len(got) == len(want) == 7, kernel_status()
-    for step, (a, b) in enumerate(zip(got, want, strict=True)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=lambda m, step=step: f"step {step}: {m}")
+    alone = torch.load(out)
+    assert len(native) == len(alone) == len(fp32) == 7, kernel_status()
+    # The prefill and three decode steps, before any greedy choice parts from fp32's (int8 moves
+    # these logits by about 0.01 on either path; a wrong attention, by far more).
+    for step in range(4):
+        for path, logits in (("native", native), ("PyTorch's", alone)):
+            difference = float((logits[step] - fp32[step]).abs().max())
+            assert difference < 0.03, f"{path} path, step {step}: {difference}"
