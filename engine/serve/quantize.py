@@ -125,6 +125,8 @@ class DynamicInt8Linear(nn.Module):
             return out
         width = self.in_features
         shape = x.shape
+        if shape[-1] != width:
+            raise ValueError(f"an input of width {shape[-1]} for a layer of width {width}")
         if x.dtype != torch.float32 or not x.is_contiguous():
             x = x.float().contiguous()
         count = x.numel() // width

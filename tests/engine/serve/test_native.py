@@ -179,9 +179,11 @@ def test_an_int8_row_is_quantized_by_its_own_range_whatever_shares_its_batch(ker
         # One scale for all: the smallest row loses most of its precision.
         crushed = (shared(x) - exact).norm(dim=-1) / exact.norm(dim=-1).clamp(min=1e-9)
         assert float(crushed[0]) > 5 * float(error[0])
-        # A strided input gives the same as its contiguous copy.
+        # A strided input gives the same as its contiguous copy; one of another width is refused.
         wide = torch.randn(4, 192)[:, ::2]
         torch.testing.assert_close(scaled(wide), scaled(wide.contiguous()), rtol=0, atol=0)
+        with pytest.raises(ValueError, match="an input of width 97 for a layer of width 96"):
+            scaled(torch.randn(2, 97))
 
 
 def test_the_int8_model_decodes_each_prompt_alike_alone_and_in_any_batch(pretrained: tuple, kernel: Kernels) -> None:
