@@ -34,6 +34,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,7 +216,8 @@ def _key(compiler: str, version: str) -> str:
 def _build(compiler: str, directory: Path, path: Path) -> Path:
     """Compile into a temporary name in ``directory``, then rename to ``path`` (atomic: a process
     loading the library never sees half of it, and two building at once each rename a whole one)."""
-    handle, tmp_name = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=directory)
+    _remove_stale_builds(directory)
+    handle, tmp_name = tempfile.mkstemp(prefix=BUILD_PREFIX, suffix=".so", dir=directory)
     os.close(handle)
     tmp = Path(tmp_name)
     try:
@@ -237,6 +239,25 @@ def _build(compiler: str, directory: Path, path: Path) -> Path:
         raise KernelUnavailable(f"{compiler} could not compile {SOURCE.name}: {errors}")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+BUILD_PREFIX = ".build-"
+#: A build file older than this was left by a process killed while it compiled.
+STALE_BUILD_S = 3600
+
+
+def _remove_stale_builds(directory: Path) -> None:
+    now = time.time()
+    try:
+        for entry in os.scandir(directory):
+            if (
+                entry.name.startswith(BUILD_PREFIX)
+                and entry.is_file(follow_symlinks=False)
+                and now - entry.stat(follow_symlinks=False).st_mtime > STALE_BUILD_S
+            ):
+                Path(entry.path).unlink(missing_ok=True)
+    except OSError:  # an unreadable directory: the build below says what is wrong
+        pass
 
 
 def _trusted(path: Path) -> bool:

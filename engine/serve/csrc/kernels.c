@@ -35,9 +35,10 @@ static inline float widen(uint16_t half) {
     return value;
 }
 
-/* exp(x) for x <= 0, to about 1 ulp; 0 below -87 (under FLT_MIN). */
+/* exp(x) for x <= 0, to about 1 ulp; 0 below -87 (under FLT_MIN) and for NaN, which the
+   conversion to an integer below must never see. */
 static inline float exp_nonpositive(float x) {
-    if (x < -87.0f) return 0.0f;
+    if (!(x >= -87.0f)) return 0.0f;
     float n = (float)(int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln 2), x <= 0 */
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float z = r * r;

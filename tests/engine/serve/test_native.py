@@ -117,10 +117,19 @@ def _status(env: dict[str, str]) -> str:
 
 def test_it_is_built_once_and_found_in_the_cache_after(kernel: Kernels, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
+    kernels = cache / "routeshell" / "kernels"
+    kernels.mkdir(parents=True, mode=0o700)
+    # What a build killed mid-way leaves: removed once old, kept while it may be another's build.
+    stale, fresh = kernels / ".build-killed.so", kernels / ".build-running.so"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (1, 1))
     first = _status({"XDG_CACHE_HOME": str(cache)})
+    assert not stale.exists()
+    assert fresh.exists()
+    fresh.unlink()
     assert first.startswith("native (kernels-"), first
-    (built,) = (cache / "routeshell" / "kernels").glob("kernels-*.so")
-    assert oct(built.parent.stat().st_mode & 0o777) == "0o700"
+    (built,) = kernels.glob("kernels-*.so")
     assert _status({"XDG_CACHE_HOME": str(cache)}) == first
     # A damaged library in the cache is built again, not loaded.
     built.write_bytes(b"not a library")
@@ -151,7 +160,9 @@ def test_without_a_compiler_or_when_switched_off_decoding_keeps_pytorchs_path(tm
     assert _status({"XDG_CACHE_HOME": cache, "CC": str(broken)}) == (
         f"PyTorch's (the native kernels are unavailable: {broken} could not compile kernels.c: error: nope)"
     )
-    assert not list((tmp_path / "cache" / "routeshell" / "kernels").iterdir())  # no half-built file left
+    kernels = tmp_path / "cache" / "routeshell" / "kernels"
+    assert not list(kernels.iterdir())  # no half-built file left
+    assert kernels.stat().st_mode & 0o777 == 0o700  # made for this user alone
     assert _status({"XDG_CACHE_HOME": cache, "ROUTESHELL_NATIVE": "0"}) == (
         "PyTorch's (the native kernels are unavailable: ROUTESHELL_NATIVE=0)"
     )
