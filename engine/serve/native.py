@@ -132,7 +132,7 @@ def native_kernels() -> Kernels | None:
             try:
                 _loaded = _load()
                 _status = f"native ({_loaded.path.name})"
-            except KernelUnavailable as why:
+            except (KernelUnavailable, OSError) as why:  # OSError: the source or the cache unreadable
                 _loaded, _status = None, f"PyTorch's (the native kernels are unavailable: {why})"
                 switched_off = str(why) == f"{ENV_SWITCH}=0"
                 level = logging.INFO if switched_off else logging.WARNING
