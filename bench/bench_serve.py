@@ -21,9 +21,8 @@ Measured in one run, on the same machine and load, with a 64-token prompt and 12
    as the fraction of prompts whose continuation differs, and the fraction of tokens before the
    first difference; each prompt alone, and in fixed batches of eight (without the native
    kernels, int8 rows share one activation scale, and their tokens depend on the batch). Random
-   weights give nearly flat
-   next-token distributions, where any rounding flips the choice, so the guard also runs on a
-   nano model pretrained here for a few hundred steps.
+   weights give nearly flat next-token distributions, where any rounding flips the choice, so the
+   guard also runs on a nano model pretrained here for a few hundred steps.
 
 The speed checkpoint has random weights (training the small preset takes hours here); its
 tokenizer is trained on the standard library. Nothing here asserts a time; it prints what it measured.

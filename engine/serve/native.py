@@ -234,8 +234,10 @@ def _build(compiler: str, directory: Path, path: Path) -> Path:
                 os.chmod(tmp, 0o700)
                 os.replace(tmp, path)
                 return path
-            said = result.stderr.strip()
-            errors = said.split("\n")[-1][:300] if said else f"exit {result.returncode}"
+            # The first error says why ("No space left on device"); the last line often does not.
+            said = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+            errors = next((line for line in said if "error" in line.lower()), said[-1] if said else "")
+            errors = errors[:300] or f"exit {result.returncode}"
         raise KernelUnavailable(f"{compiler} could not compile {SOURCE.name}: {errors}")
     finally:
         tmp.unlink(missing_ok=True)

@@ -292,22 +292,21 @@ def _fuse_siblings(
     return len(names)
 
 
-def quantize_int8(model: Any, *, dynamic: bool | None = None, fuse: bool = True, rows_scaled: bool = True) -> int:
+def quantize_int8(model: Any, *, dynamic: bool | None = None, fuse: bool = True) -> int:
     """Replace every bias-free linear layer of ``model`` by an int8 one, in place.
 
     ``dynamic`` picks :class:`DynamicInt8Linear` (the model must be fp32) or :class:`Int8Linear`
     (the model must be bf16); by default, the dynamic kernel where it exists (see
     :func:`float_dtype`). With ``fuse``, sibling projections of one input (:data:`FUSED_GROUPS`)
-    share one stacked layer (:class:`Int8Projection`). With ``rows_scaled``, dynamic layers
-    quantize each input row by its own range where the native kernels can be had (see
-    :class:`DynamicInt8Linear`). Return how many layers were replaced; a layer the kernel refuses
-    stays as it was."""
+    share one stacked layer (:class:`Int8Projection`). Dynamic layers quantize each input row by
+    its own range where the native kernels can be had (see :class:`DynamicInt8Linear`). Return how
+    many layers were replaced; a layer the kernel refuses stays as it was."""
     if dynamic is None:
         dynamic = dynamic_kernel_available()
     kind: type[DynamicInt8Linear | Int8Linear] = DynamicInt8Linear if dynamic else Int8Linear
     dtype = float_dtype(dynamic)
     kernels = None
-    if dynamic and rows_scaled:
+    if dynamic:
         from engine.serve.native import native_kernels
 
         kernels = native_kernels()

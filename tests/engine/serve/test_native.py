@@ -155,10 +155,13 @@ def test_without_a_compiler_or_when_switched_off_decoding_keeps_pytorchs_path(tm
     missing = _status({"XDG_CACHE_HOME": cache, "CC": "no-such-compiler"})
     assert missing == "PyTorch's (the native kernels are unavailable: no C compiler 'no-such-compiler' on PATH)"
     broken = tmp_path / "broken-cc"
-    broken.write_text('#!/bin/sh\n[ "$1" = --version ] && echo broken 1.0 && exit 0\necho "error: nope" >&2\nexit 1\n')
+    # As gcc on a full disk: the error first, then a line that says nothing of why.
+    says = 'echo "fatal error: No space left on device" >&2\necho "compilation terminated." >&2'
+    broken.write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo broken 1.0 && exit 0\n{says}\nexit 1\n')
     broken.chmod(0o755)
     assert _status({"XDG_CACHE_HOME": cache, "CC": str(broken)}) == (
-        f"PyTorch's (the native kernels are unavailable: {broken} could not compile kernels.c: error: nope)"
+        f"PyTorch's (the native kernels are unavailable: {broken} could not compile kernels.c: "
+        "fatal error: No space left on device)"
     )
     kernels = tmp_path / "cache" / "routeshell" / "kernels"
     assert not list(kernels.iterdir())  # no half-built file left
