@@ -332,6 +332,9 @@ from engine.model_events import (  # noqa: E402  (beside the union they join)
     EvalDoneEvent,
     EvalSampleEvent,
     EvalStartEvent,
+    LabelDoneEvent,
+    LabelStartEvent,
+    LabelTaskEvent,
     ServeReadyEvent,
     ServeRequestEvent,
     ServeStoppedEvent,
@@ -380,6 +383,9 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     EvalStartEvent,
     EvalSampleEvent,
     EvalDoneEvent,
+    LabelStartEvent,
+    LabelTaskEvent,
+    LabelDoneEvent,
 ]
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 

@@ -195,3 +195,45 @@ class EvalDoneEvent(EvalSummary):
     """The evaluation ended; the summary and the details are written."""
 
     type: Literal["eval_done"]
+
+
+# -- router labels: routeshell train labels --events ---------------------------------------------
+
+#: What became of one task's label: asked and labelled, read from the cache, or dropped.
+LabelStatus = Literal["labelled", "cached", "dropped"]
+
+
+class LabelStartEvent(TypedDict):
+    """A labelling run starts: ``cached`` of the ``tasks`` have a teacher answer on disk already."""
+
+    type: Literal["label_start"]
+    source: str
+    labeler: str
+    tasks: int
+    cached: int
+    concurrency: int
+    out: str
+
+
+class LabelTaskEvent(TypedDict):
+    """One task was labelled, taken from the cache, or dropped after ``attempts`` invalid answers."""
+
+    type: Literal["label_task"]
+    task_id: str
+    status: LabelStatus
+    attempts: int
+    problem: str | None
+    done: int
+    total: int
+
+
+class LabelDoneEvent(TypedDict):
+    """The labels are written: how many, how many tasks were dropped, and invalid answers in all."""
+
+    type: Literal["label_done"]
+    out: str
+    samples: int
+    dropped: int
+    invalid_answers: int
+    asked: int
+    seconds: float

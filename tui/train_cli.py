@@ -19,12 +19,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from tui.arg_types import positive_float, positive_int
+from tui.router_cli import LABELS_HELP, add_label_options
 
 if TYPE_CHECKING:
     from engine.events import ErrorEvent, Event
     from engine.tinyllm.stopping import StopRequest
 
-STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all")
+STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all", "labels")
 
 DESCRIPTION = """\
 Train TinyLLM, a small Llama model, from scratch on this machine.
@@ -36,6 +37,7 @@ stages:
   sft         supervised fine-tuning of --base on chat data (loss on the assistant tokens only)
   reasoning   SFT on worked problems rendered as 【推理过程】 ... 【最终答案】 (--markers en: Reasoning/Answer)
   all         tokenizer, pretrain and sft in a row: OUT/tokenizer, OUT/pretrain, OUT/sft
+  labels      labelled router samples (chat JSONL) from a task source and a labeler (see below)
 
 data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
 'stdlib' stands for the Python standard library sources (the default pretraining corpus) and
@@ -46,7 +48,8 @@ reasoning, {"system", "user", "cot", "final"}.
 OUT becomes a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it. Ctrl-C
 stops after the current step with a checkpoint; the same command with --resume continues exactly.
 Several processes: torchrun --standalone --nproc_per_node N $(which routeshell) train pretrain ...
-"""
+
+{labels}"""
 
 EXIT_CODES = """\
 exit codes:
@@ -63,12 +66,12 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     train = commands.add_parser(
         "train",
         help="train TinyLLM: tokenizer, pretrain, sft, reasoning or all",
-        description=DESCRIPTION,
+        description=DESCRIPTION.replace("{labels}", LABELS_HELP),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = train.add_argument
-    add("stage", choices=STAGES, metavar="STAGE", help="tokenizer, pretrain, sft, reasoning or all")
+    add("stage", choices=STAGES, metavar="STAGE", help="tokenizer, pretrain, sft, reasoning, all or labels")
     add("--out", required=True, type=Path, metavar="DIR", help="where the model (or tokenizer) is written")
     add("--preset", metavar="NAME", help="model size: nano (~1M, tests), tiny (~8M, default), small (~40M)")
     add("--config", type=Path, metavar="FILE", help="a JSON or TOML model config instead of a preset")
@@ -91,6 +94,7 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     add("--max-chars", type=int, metavar="N", help="cleaning: drop texts (SFT: answers) longer than N characters")
     add("--dedup-threshold", type=float, metavar="J", help="cleaning: near-duplicate Jaccard similarity (0 off)")
     add("--events", action="store_true", help="print JSON-lines events on stdout instead of a progress bar")
+    add_label_options(train.add_argument_group("router labels"))
 
 
 def _quiet_libraries() -> None:
@@ -118,6 +122,8 @@ def run_train_command(args: argparse.Namespace) -> int:
     from engine.errors import ExitCode, RouteshellError
     from engine.tinyllm.errors import TrainFailure, TrainInputError
 
+    if args.stage == "labels":
+        return _run_labels(args)
     if args.config is not None and args.preset is not None:
         raise TrainInputError("--preset and --config both set the model (give one of them)")
     from engine.tinyllm.options import TrainOptions, check_options
@@ -189,6 +195,23 @@ def run_train_command(args: argparse.Namespace) -> int:
             # Only after a clean end: on an error the other processes may still be in a collective.
             end_process_group()
     return ExitCode.INTERRUPTED if outcome.interrupted else ExitCode.OK
+
+
+def _run_labels(args: argparse.Namespace) -> int:
+    from engine.errors import ExitCode, RouteshellError
+    from tui.router_cli import run_labels
+
+    with _renderer(args.events, True) as sink:
+        try:
+            return run_labels(args, sink)
+        except RouteshellError as err:
+            if args.events:
+                sink({"type": "error", "message": str(err), "exit_code": int(err.exit_code)})
+            raise
+        except KeyboardInterrupt:
+            if args.events:
+                sink({"type": "error", "message": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)})
+            raise
 
 
 def _crash_report(err: BaseException) -> str:

@@ -76,3 +76,19 @@ class TrainProgress:
                 self._say(f"{stage}: done, {event['steps']} steps; held-out perplexity {event['perplexity']:.2f}")
             else:
                 self._say(f"{stage}: done: {escape(display_line(event['path']))}")
+        elif kind == "label_start":
+            cached = f", {event['cached']} from the cache" if event["cached"] else ""
+            pool = f", {event['concurrency']} at once" if event["labeler"] == "teacher" else ""
+            source = escape(display_line(event["source"]))
+            self._say(f"labels: {event['tasks']} {source} tasks by {event['labeler']}{cached}{pool}")
+            self.tasks["labels"] = self.progress.add_task("labels", total=event["tasks"], status="")
+        elif kind == "label_task" and "labels" in self.tasks:
+            if event["status"] == "dropped":
+                problem = escape(display_line(event["problem"] or "no valid answer"))
+                self._say(f"labels: dropped {escape(display_line(event['task_id']))}: {problem}")
+            self.progress.update(self.tasks["labels"], completed=event["done"], status=event["status"])
+        elif kind == "label_done":
+            dropped = f"; {event['dropped']} dropped" if event["dropped"] else ""
+            invalid = f"; {event['invalid_answers']} invalid answers" if event["invalid_answers"] else ""
+            self._say(f"labels: wrote {event['samples']} samples to {escape(display_line(event['out']))}"
+                      f"{dropped}{invalid}")  # fmt: skip

@@ -15,9 +15,7 @@ resumes, asking only what is missing.
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,13 +45,12 @@ from engine.evaluation.store import (
 from engine.events import Event
 from engine.llm.client import ChatClient, EndpointError
 from engine.model_events import EvalAverages, EvalCounts, EvalStatus, EvalSummary
+from engine.thread_pool import run_pool
 
 #: Bumped when the way the model under test is asked changes, so that cached answers are not reused.
 ANSWER_VERSION = 1
 #: HTTP statuses that reject one request, not the endpoint: that sample fails and the run goes on.
 SAMPLE_STATUSES = frozenset({400, 413, 422})
-#: How often the collecting thread wakes up, so that Ctrl-C is noticed while workers wait on HTTP.
-POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -228,7 +225,10 @@ def run_judge(options: JudgeOptions, on_event: Callable[[Event], None]) -> Judge
         workers = max(1, min(options.concurrency, len(pending)))
         on_event({"type": "eval_start", "samples": len(samples), "cached": len(results), "concurrency": workers,
                   "out": str(options.out)})  # fmt: skip
-        for done, result in enumerate(_run_pool(judging, pending, workers, store), start=1):
+        results_in = run_pool(
+            pending, lambda item, post: judging.run(item[0], item[1], post), workers, store.append, name="eval-judge"
+        )
+        for done, result in enumerate(results_in, start=1):
             results[result.sample.index] = result
             for twin in twins[judging.verdict_key(result.sample)]:
                 results[twin.index] = replace(result, sample=twin)
@@ -253,51 +253,3 @@ def run_judge(options: JudgeOptions, on_event: Callable[[Event], None]) -> Judge
         write_atomic(summary_path, json_text(summary))
     on_event({"type": "eval_done", **summary})
     return JudgeOutcome(summary, ordered)
-
-
-def _run_pool(
-    judging: _Judging, pending: list[tuple[Sample, AnswerRecord | None]], workers: int, store: ResultStore
-) -> Iterator[SampleResult]:
-    """Yield each pending sample's result as it ends, from ``workers`` threads; only this thread writes the cache.
-
-    The threads are daemons: on Ctrl-C or an endpoint error the run ends at once, without waiting
-    for requests in flight (what they would bring back is simply asked again next time).
-    """
-    tasks: queue.SimpleQueue[tuple[Sample, AnswerRecord | None]] = queue.SimpleQueue()
-    for item in pending:
-        tasks.put(item)
-    # A worker's records, then its result or its error, in the order it made them.
-    messages: queue.SimpleQueue[CacheRecord | SampleResult | BaseException] = queue.SimpleQueue()
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            try:
-                sample, cached = tasks.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                messages.put(judging.run(sample, cached, messages.put))
-            except BaseException as err:  # handed to the collecting thread, which raises it
-                messages.put(err)
-                return
-
-    threads = [threading.Thread(target=work, name=f"eval-judge-{n}", daemon=True) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    remaining = len(pending)
-    try:
-        while remaining:
-            try:
-                message = messages.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            if isinstance(message, BaseException):
-                raise message
-            if isinstance(message, SampleResult):
-                remaining -= 1
-                yield message
-            else:
-                store.append(message)
-    finally:
-        stop.set()

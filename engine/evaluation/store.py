@@ -10,23 +10,20 @@ that would change the answer or the verdict.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from engine.errors import RouteshellError, UsageError
 from engine.evaluation.scoring import Scores
+from engine.jsonl import AppendOnlyCache, json_record_line
 from engine.names import display_name
 from engine.schemas import validator
 from engine.textfile import replace_text
 
 CACHE_FILE = "cache.jsonl"
-#: A cache line longer than this is not a record of ours: it is skipped, not parsed.
-MAX_RECORD_BYTES = 16 << 20
 
 Verdict = Literal["scored", "unscored"]
 
@@ -64,26 +61,8 @@ def cache_key(*parts: object) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _dumps(data: Mapping[str, Any]) -> str:
-    text = json.dumps(data, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be UTF-8; the ASCII escapes read back as the same string.
-        text = json.dumps(data)
-    return text
-
-
-def _record(line: bytes) -> CacheRecord | None:
-    """Return the record on one line of the cache, or None for a torn or foreign line."""
-    if len(line) > MAX_RECORD_BYTES:
-        return None
-    try:
-        data = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("key"), str):
-        return None
+def _record(data: dict[str, Any]) -> CacheRecord | None:
+    """Return the record a cache line holds, or None for a foreign or outdated one."""
     if data.get("kind") == "answer" and isinstance(data.get("answer"), str):
         answer: AnswerRecord = {
             "kind": "answer", "key": data["key"], "answer": data["answer"], "finish_reason": data.get("finish_reason")
@@ -102,59 +81,20 @@ def _record(line: bytes) -> CacheRecord | None:
     return None
 
 
-class ResultStore:
+class ResultStore(AppendOnlyCache[CacheRecord]):
     """The cache of one output directory, open for appending and locked against a second run; a context manager."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
-        self.path = out / CACHE_FILE
-        self.records: dict[str, CacheRecord] = {}
         shown = display_name(str(out))
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {shown} is a file, not a directory (choose a directory for the results)")
         try:
             out.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:
-            raise EvalWriteError(f"cannot open {display_name(str(self.path))}: {err.strerror or err}") from None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise UsageError(
-                f"another routeshell eval is writing into {shown} (wait for it to end, or choose another --out)"
-            ) from None
-        try:
-            self._load()
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-        except OSError as err:
-            raise EvalWriteError(f"cannot read {display_name(str(self.path))}: {err.strerror or err}") from None
-        for line in data.split(b"\n"):
-            record = _record(line) if line.strip() else None
-            if record is not None:
-                self.records[record["key"]] = record
-        if data and not data.endswith(b"\n"):
-            # The last run died mid-line: end that line, so the next record starts on a line of its own.
-            self._write(b"\n")
-
-    def __enter__(self) -> ResultStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release the lock and the file."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+            raise EvalWriteError(f"cannot make {shown}: {err.strerror or err}") from None
+        busy = f"another routeshell eval is writing into {shown} (wait for it to end, or choose another --out)"
+        super().__init__(out / CACHE_FILE, _record, busy=busy, error=EvalWriteError)
 
     def answer(self, key: str) -> AnswerRecord | None:
         """Return the cached answer with ``key``, if any."""
@@ -166,19 +106,9 @@ class ResultStore:
         record = self.records.get(key)
         return record if record is not None and record["kind"] == "verdict" else None
 
-    def append(self, record: CacheRecord) -> None:
+    def append(self, record: CacheRecord) -> None:  # type: ignore[override]
         """Add ``record`` as one line, on disk (flushed and fsynced) before this returns."""
-        self._write((_dumps(record) + "\n").encode("utf-8"))
-        self.records[record["key"]] = record
-
-    def _write(self, data: bytes) -> None:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
-        except OSError as err:
-            raise EvalWriteError(f"cannot write {display_name(str(self.path))}: {err.strerror or err}") from None
+        super().append(record["key"], record, record)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -199,4 +129,4 @@ def json_text(data: object) -> str:
 
 def jsonl_text(rows: list[Mapping[str, Any]]) -> str:
     """Return ``rows`` as JSON lines, for the per-sample details file."""
-    return "".join(_dumps(row) + "\n" for row in rows)
+    return "".join(json_record_line(row).decode("utf-8") for row in rows)

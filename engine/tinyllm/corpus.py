@@ -8,7 +8,6 @@ adds text files, JSONL rows and ``datasets``-loadable files. The cleaning filter
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sysconfig
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from engine.jsonl import MAX_LINE_BYTES as MAX_LINE_BYTES
+from engine.jsonl import read_jsonl
 from engine.names import display_name
 from engine.tinyllm.cleaning import PRETRAIN_CLEANING, SFT_CLEANING, CleaningConfig, FilterReport, clean
 from engine.tinyllm.errors import TrainInputError
@@ -59,9 +60,6 @@ BINARY_SUFFIXES = frozenset({
 
 #: A text file larger than this is skipped (and counted): one document must fit in memory several times.
 MAX_FILE_BYTES = 64 * 1024 * 1024
-#: A JSONL line longer than this is refused rather than read into memory whole.
-MAX_LINE_BYTES = 16 * 1024 * 1024
-
 #: Directories of the standard library that hold its tests, not its code.
 _STDLIB_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
 
@@ -215,29 +213,7 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:
 
     Raise :class:`TrainInputError` naming the file and line for a line that is not UTF-8 or not JSON.
     """
-    name = display_name(str(path))
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise TrainInputError(f"cannot read data file {name}: {exc.strerror}") from None
-    with handle:
-        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
-            if len(raw) > MAX_LINE_BYTES:
-                raise TrainInputError(
-                    f"{name}:{number}: a line longer than {MAX_LINE_BYTES >> 20} MiB (one row per line)"
-                )
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise TrainInputError(f"{name}:{number}: not UTF-8 text (JSONL files must be UTF-8)") from None
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainInputError(f"{name}:{number}: not JSON ({exc.msg} at column {exc.colno})") from None
-            except RecursionError:
-                raise TrainInputError(f"{name}:{number}: JSON nested too deeply") from None
+    return read_jsonl(path, error=TrainInputError)
 
 
 def _jsonl_documents(path: Path) -> Iterator[Document]:

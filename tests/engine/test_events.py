@@ -85,6 +85,12 @@ EXAMPLES: list[dict[str, Any]] = [
      "samples": 1, "counts": {"scored": 0, "unscored": 0, "failed": 1},
      "averages": {"accuracy": None, "completeness": None, "fluency": None, "professionalism": None, "overall": None},
      "details": "/tmp/e/details.jsonl", "summary": "/tmp/e/summary.json"},
+    {"type": "label_start", "source": "files", "labeler": "teacher", "tasks": 12, "cached": 4, "concurrency": 2,
+     "out": "labels.jsonl"},
+    {"type": "label_task", "task_id": "files_s0_00003", "status": "dropped", "attempts": 3,
+     "problem": "no JSON object in the answer", "done": 5, "total": 12},
+    {"type": "label_done", "out": "labels.jsonl", "samples": 11, "dropped": 1, "invalid_answers": 4, "asked": 8,
+     "seconds": 2.5},
 ]  # fmt: skip
 
 

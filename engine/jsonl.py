@@ -1,0 +1,144 @@
+"""JSONL files: reading them line by line with one clear error for a bad line, and an append-only,
+fsynced cache of records by key that a stopped run resumes from."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Generic, Self, TypeVar
+
+from engine.errors import RouteshellError, UsageError
+from engine.names import display_name
+
+#: A JSONL line longer than this is refused rather than read into memory whole.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+RecordT = TypeVar("RecordT")
+
+
+def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[tuple[int, object]]:
+    """Yield ``(line number, parsed JSON value)`` for each non-blank line of a JSONL file.
+
+    Raise ``error`` naming the file and line for a file that cannot be read, or a line that is
+    too long, not UTF-8 or not JSON.
+    """
+    name = display_name(str(path))
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise error(f"cannot read data file {name}: {exc.strerror or exc}") from None
+    with handle:
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise error(f"{name}:{number}: a line longer than {MAX_LINE_BYTES >> 20} MiB (one row per line)")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise error(f"{name}:{number}: not UTF-8 text (JSONL files must be UTF-8)") from None
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{name}:{number}: not JSON ({exc.msg} at column {exc.colno})") from None
+            except RecursionError:
+                raise error(f"{name}:{number}: JSON nested too deeply") from None
+
+
+def json_record_line(data: Mapping[str, Any]) -> bytes:
+    """Return ``data`` as one UTF-8 JSON line; a lone surrogate is written as an ASCII escape."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8; the ASCII escapes read back as the same string.
+        text = json.dumps(data)
+    return (text + "\n").encode("utf-8")
+
+
+class AppendOnlyCache(Generic[RecordT]):
+    """A JSONL file of records by key, open for appending and locked against a second writer.
+
+    Each record is one line, written whole, flushed and fsynced before :meth:`append` returns, so
+    a process stopped at any point (Ctrl-C, ``kill -9``, a power cut) loses at most the line being
+    written. ``parse`` turns a line's JSON object into a record, or None for a line that is not one
+    of ours (a torn line, a foreign or outdated record): such lines are skipped, and the next
+    record starts on a line of its own. Errors are ``error`` (one line); ``busy`` is the message
+    when another process holds the file. Use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        parse: Callable[[dict[str, Any]], RecordT | None],
+        *,
+        busy: str,
+        error: type[RouteshellError] = RouteshellError,
+    ) -> None:
+        self.path = path
+        self.records: dict[str, RecordT] = {}
+        self._error = error
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise error(f"cannot open {display_name(str(path))}: {err.strerror or err}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise UsageError(busy) from None
+        try:
+            self._load(parse)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _load(self, parse: Callable[[dict[str, Any]], RecordT | None]) -> None:
+        try:
+            with open(self.path, "rb") as handle:
+                data = handle.read()
+        except OSError as err:
+            raise self._error(f"cannot read {display_name(str(self.path))}: {err.strerror or err}") from None
+        for line in data.split(b"\n"):
+            if not line.strip() or len(line) > MAX_LINE_BYTES:
+                continue
+            try:
+                value = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            if isinstance(value, dict) and isinstance(value.get("key"), str):
+                record = parse(value)
+                if record is not None:
+                    self.records[value["key"]] = record
+        if data and not data.endswith(b"\n"):
+            # The last run died mid-line: end that line, so the next record starts on a line of its own.
+            self._write(b"\n")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the lock and the file."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def append(self, key: str, record: RecordT, line: Mapping[str, Any]) -> None:
+        """Add ``record`` under ``key``, written as ``line`` (which holds the key), on disk before this returns."""
+        self._write(json_record_line(line))
+        self.records[key] = record
+
+    def _write(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError as err:
+            raise self._error(f"cannot write {display_name(str(self.path))}: {err.strerror or err}") from None

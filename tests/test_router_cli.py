@@ -1,0 +1,72 @@
+"""``routeshell train labels`` end to end: the files it writes and the errors it gives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine.router.labels import read_samples
+from engine.router.tasks import is_held_out
+from tests.helpers import assert_one_line_error, read_only_view, run_routeshell, small_disk
+
+
+def test_labels_from_every_offline_source(tmp_path: Path) -> None:
+    for source, labeler, count in (("humaneval", "heuristic", 164), ("icalfa", "gold", 300), ("files", "gold", 50)):
+        out = tmp_path / f"{source}.jsonl"
+        extra = ["--count", "50"] if source == "files" else []
+        result = run_routeshell("train", "labels", "--source", source, "--labeler", labeler, "--out", str(out), *extra)
+        assert result.returncode == 0, result.stderr
+        samples, dropped = read_samples([out])
+        assert len(samples) == count
+        assert dropped == 0
+        assert {s.sample_type for s in samples} == {f"{source}_{labeler}"}
+        assert any(is_held_out(s.task.task_id) for s in samples)
+
+
+def test_events_are_json_lines(tmp_path: Path) -> None:
+    out = tmp_path / "l.jsonl"
+    result = run_routeshell("train", "labels", "--source", "files", "--count", "5", "--labeler", "heuristic",
+                            "--out", str(out), "--events")  # fmt: skip
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["type"] for e in events] == ["label_start", "label_task", "label_done"]
+    assert events[-1]["samples"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--source", "humaneval", "--labeler", "gold"], 2, "carries no decision"),
+        (["--labeler", "gold"], 2, "needs --source and --labeler"),
+        (["--source", "icalfa", "--labeler", "gold", "--count", "3"], 2, "--count is for --source files"),
+        (["--source", "missing.jsonl", "--labeler", "heuristic"], 2, "neither humaneval"),
+        (["--source", "files", "--labeler", "judge"], 2, "invalid choice"),
+    ],
+)
+def test_bad_label_commands_are_one_line(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    result = run_routeshell("train", "labels", *args, "--out", str(tmp_path / "x.jsonl"))
+    assert_one_line_error(result, code, needle)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_file(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    with read_only_view(tmp_path / "src", tmp_path / "ro") as ro:
+        result = run_routeshell("train", "labels", "--source", "files", "--labeler", "gold", "--out", str(ro / "x"))
+    _fails_with(result, "cannot write", "Read-only file system")
+    with small_disk(tmp_path / "full", "64k") as full:
+        result = run_routeshell("train", "labels", "--source", "files", "--count", "1000", "--labeler", "gold",
+                                "--out", str(full / "x.jsonl"))  # fmt: skip
+        _fails_with(result, "cannot write", "No space left on device")
+        assert list(full.iterdir()) == []
+
+
+def _fails_with(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit code 1, no traceback, and the error as the last line, after the progress lines."""
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("routeshell: error: "), last
+    assert all(needle in last for needle in needles), last
