@@ -70,3 +70,48 @@ def _fails_with(result: subprocess.CompletedProcess[str], *needles: str) -> None
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("routeshell: error: "), last
     assert all(needle in last for needle in needles), last
+
+
+def test_train_router_route_and_eval_router_end_to_end(tmp_path: Path) -> None:
+    data = tmp_path / "files.jsonl"
+    assert run_routeshell("train", "labels", "--source", "files", "--count", "400", "--labeler", "gold",
+                          "--out", str(data)).returncode == 0  # fmt: skip
+    router = tmp_path / "router"
+    result = run_routeshell("train", "router", "--kind", "tfidf", "--data", str(data), "--out", str(router))
+    assert result.returncode == 0, result.stderr
+    assert "held-out decision exact match" in result.stderr
+    meta = json.loads((router / "router.json").read_text())
+    assert meta["kind"] == "tfidf"
+    assert meta["label_sources"] == {"files_gold": meta["train_tasks"]}
+    assert meta["data"][0]["sha256"]
+    assert meta["command"].startswith("routeshell train router --kind tfidf")
+
+    result = run_routeshell("route", "--router", str(router), "--json", "the scheduler tests fail, fix them")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["decision"]["topology"] == "loop"
+    assert len(answer["candidates"]) == 28
+    assert abs(sum(c["probability"] for c in answer["candidates"]) - 1) < 1e-3
+
+    result = run_routeshell("eval", "router", "--data", str(data), "--only", "heuristic,majority,tfidf",
+                            "--router", str(router), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [row["router"] for row in report["rows"]] == ["heuristic", "majority", "tfidf", str(router)]
+    result = run_routeshell("eval", "router", "--data", str(data), "--only", "heuristic")
+    assert result.returncode == 0, result.stderr
+    assert "held-out split" in result.stdout
+    assert "decision exact" in result.stdout
+
+
+def test_route_falls_back_with_a_note_and_bad_routers_are_one_line(tmp_path: Path) -> None:
+    result = run_routeshell("route", "add tests for parse_date")
+    assert result.returncode == 0
+    assert "using the heuristic router" in result.stderr
+    assert "topology:   loop" in result.stdout
+    assert_one_line_error(run_routeshell("route", "--router", str(tmp_path), "x"), 2, "not a router directory")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "x"}]}\n')
+    assert_one_line_error(run_routeshell("eval", "router", "--data", str(data)), 2, "d.jsonl:1")
+    assert_one_line_error(run_routeshell("eval", "router", "--data", str(data), "--only", "oracle"), 2, "unknown")
+    assert_one_line_error(run_routeshell("train", "router", "--out", str(tmp_path / "r")), 2, "needs --data")

@@ -46,7 +46,9 @@ machine: tokenizer, pretraining, SFT (see 'routeshell train --help').
 'routeshell serve --model DIR' serves a trained model behind the OpenAI API; 'routeshell generate'
 runs it offline (see 'routeshell serve --help').
 'routeshell eval judge' has a judge model score a served model's answers to a test set
-(see 'routeshell eval judge --help').
+(see 'routeshell eval judge --help'); 'routeshell eval router' compares routers.
+'routeshell route TASK' prints the router's decision for a task; 'routeshell train labels' and
+'routeshell train router' make a learned router (see 'routeshell train --help').
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
 standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)
@@ -142,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.eval_cli import add_eval_command
 
     add_eval_command(commands, _Parser)
+    from tui.router_cli import add_route_command
+
+    add_route_command(commands, _Parser, EXIT_CODES)
     return parser
 
 
@@ -190,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.eval_cli import run_eval_command
 
             return run_eval_command(args)
+        if args.command == "route":
+            from tui.router_cli import run_route_command
+
+            return run_route_command(args)
         if args.command == "sessions":
             from tui.run_cli import run_sessions_command
 

@@ -19,11 +19,13 @@ from typing import Any
 
 DESCRIPTION = """\
 Evaluate a model served behind an OpenAI-compatible endpoint ('routeshell serve', vLLM, llama.cpp,
-a hosted API).
+a hosted API), or compare routers.
 
 actions:
   judge   the model under test answers each sample of a test set; a judge model scores every
           answer against the sample's reference answer (see 'routeshell eval judge --help')
+  router  routers and baselines on the held-out split of labelled router samples
+          (see 'routeshell eval router --help')
 """
 
 JUDGE_DESCRIPTION = """\
@@ -90,7 +92,7 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     """Add ``eval`` and its actions to the ``routeshell`` subcommands."""
     evaluation = commands.add_parser(
         "eval",
-        help="evaluate a served model: judge (a judge model scores its answers)",
+        help="evaluate a served model (judge) or compare routers (router)",
         description=DESCRIPTION,
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -123,10 +125,17 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     add("--api-key", metavar="KEY", help="API key of the model endpoint (see above for the variables)")
     add("--judge-api-key", metavar="KEY", help="API key of the judge endpoint (see above for the variables)")
     add("--json", action="store_true", help="print JSON-lines events on stdout instead of a progress bar and a table")
+    from tui.router_cli import ROUTER_EXIT_CODES, add_eval_router
+
+    add_eval_router(actions, parser_class, ROUTER_EXIT_CODES)
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
     """Run ``routeshell eval ACTION``; return the exit code (errors the user can cause raise RouteshellError)."""
+    if args.eval_command == "router":
+        from tui.router_cli import run_eval_router
+
+        return run_eval_router(args)
     from engine.evaluation.endpoints import check_url, endpoint, listed_model
     from engine.evaluation.judge import JudgeOptions, run_judge
 

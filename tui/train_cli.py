@@ -19,13 +19,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from tui.arg_types import positive_float, positive_int
-from tui.router_cli import LABELS_HELP, add_label_options
+from tui.router_cli import LABELS_HELP, add_label_options, add_router_train_options
 
 if TYPE_CHECKING:
     from engine.events import ErrorEvent, Event
     from engine.tinyllm.stopping import StopRequest
 
-STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all", "labels")
+STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all", "labels", "router")
 
 DESCRIPTION = """\
 Train TinyLLM, a small Llama model, from scratch on this machine.
@@ -38,6 +38,7 @@ stages:
   reasoning   SFT on worked problems rendered as 【推理过程】 ... 【最终答案】 (--markers en: Reasoning/Answer)
   all         tokenizer, pretrain and sft in a row: OUT/tokenizer, OUT/pretrain, OUT/sft
   labels      labelled router samples (chat JSONL) from a task source and a labeler (see below)
+  router      a router learned from labelled samples (--data), saved as a router directory (OUT)
 
 data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
 'stdlib' stands for the Python standard library sources (the default pretraining corpus) and
@@ -71,7 +72,7 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = train.add_argument
-    add("stage", choices=STAGES, metavar="STAGE", help="tokenizer, pretrain, sft, reasoning, all or labels")
+    add("stage", choices=STAGES, metavar="STAGE", help="tokenizer, pretrain, sft, reasoning, all, labels or router")
     add("--out", required=True, type=Path, metavar="DIR", help="where the model (or tokenizer) is written")
     add("--preset", metavar="NAME", help="model size: nano (~1M, tests), tiny (~8M, default), small (~40M)")
     add("--config", type=Path, metavar="FILE", help="a JSON or TOML model config instead of a preset")
@@ -95,6 +96,7 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     add("--dedup-threshold", type=float, metavar="J", help="cleaning: near-duplicate Jaccard similarity (0 off)")
     add("--events", action="store_true", help="print JSON-lines events on stdout instead of a progress bar")
     add_label_options(train.add_argument_group("router labels"))
+    add_router_train_options(train.add_argument_group("router"))
 
 
 def _quiet_libraries() -> None:
@@ -122,7 +124,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     from engine.errors import ExitCode, RouteshellError
     from engine.tinyllm.errors import TrainFailure, TrainInputError
 
-    if args.stage == "labels":
+    if args.stage in ("labels", "router"):
         return _run_labels(args)
     if args.config is not None and args.preset is not None:
         raise TrainInputError("--preset and --config both set the model (give one of them)")
@@ -199,11 +201,11 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 def _run_labels(args: argparse.Namespace) -> int:
     from engine.errors import ExitCode, RouteshellError
-    from tui.router_cli import run_labels
+    from tui.router_cli import run_labels, run_train_router
 
     with _renderer(args.events, True) as sink:
         try:
-            return run_labels(args, sink)
+            return run_labels(args, sink) if args.stage == "labels" else run_train_router(args)
         except RouteshellError as err:
             if args.events:
                 sink({"type": "error", "message": str(err), "exit_code": int(err.exit_code)})

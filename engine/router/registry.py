@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from engine.errors import RouteshellError
 from engine.router.decision import Router
 from engine.router.heuristic import HeuristicRouter
 
 RouterFactory = Callable[[dict[str, Any]], Router]
 
+
+def model_router(table: dict[str, Any]) -> Router:
+    """The learned router saved in ``table["model_dir"]`` (a directory from ``routeshell train router``).
+
+    Raise :class:`~engine.router.router_dir.RouterDirError` when it is missing or damaged. The
+    kind's own module (torch for the embedding routers) is imported only here, by name.
+    """
+    from engine.router.router_dir import load_model
+    from engine.router.scored import ScoredRouter
+
+    directory = Path(str(table["model_dir"])).expanduser()
+    model, meta = load_model(directory)
+    return ScoredRouter(model, name=f"model:{meta['kind']}")
+
+
 #: Routers by profile ``router.kind``. A factory takes the profile's ``router`` table.
-ROUTERS: dict[str, RouterFactory] = {"heuristic": lambda table: HeuristicRouter()}
+ROUTERS: dict[str, RouterFactory] = {"heuristic": lambda table: HeuristicRouter(), "model": model_router}
 
 
 def register_router(kind: str, factory: RouterFactory) -> None:
@@ -30,4 +47,7 @@ def load_router(table: dict[str, Any]) -> tuple[Router, str | None]:
     if factory is None:
         note = f"no {kind!r} router is available in this installation; using the heuristic router"
         return HeuristicRouter(), note
-    return factory(table), None
+    try:
+        return factory(table), None
+    except RouteshellError as err:
+        return HeuristicRouter(), f"{err}; using the heuristic router"

@@ -132,8 +132,12 @@ def test_load_router_falls_back_with_a_note() -> None:
     router, note = load_router({"kind": "model", "model_dir": "x"})
     assert router.name == "heuristic"
     assert note is not None
-    assert "'model'" in note
+    assert "not a router directory" in note
     assert "heuristic" in note
+    router, note = load_router({"kind": "learned-by-magic"})
+    assert router.name == "heuristic"
+    assert note is not None
+    assert "'learned-by-magic'" in note
 
 
 def test_code_and_schema_are_in_step() -> None:

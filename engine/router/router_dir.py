@@ -1,0 +1,136 @@
+"""A trained router on disk: a directory with ``router.json`` (its kind, the candidate set, the data
+it learned from and its metrics) beside the kind's weights.
+
+The directory is a contract, like a checkpoint: :func:`load_model` reads any of them by its kind.
+It is written into a temporary sibling and renamed into place, so a crash or a full disk leaves
+either the old router or the new one, never half of one. Kinds that need torch (``knn``, ``mlp``)
+are imported by name, when such a router is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+from engine.errors import RouteshellError, UsageError
+from engine.names import display_name
+from engine.router.candidates import candidates
+from engine.router.scored import CandidateModel
+
+META_FILE = "router.json"
+FORMAT_VERSION = 1
+#: The kinds a router directory may hold, and the module that loads each.
+KINDS: dict[str, str] = {"tfidf": "engine.router.baselines", "knn": "engine.router.embedded",
+                         "mlp": "engine.router.embedded"}  # fmt: skip
+
+
+class RouterMeta(TypedDict):
+    """What ``router.json`` holds."""
+
+    format: int
+    kind: str
+    candidates: list[str]
+    data: list[dict[str, str]]
+    label_sources: dict[str, int]
+    train_tasks: int
+    metrics: dict[str, Any]
+    command: str
+
+
+class RouterDirError(UsageError):
+    """A router directory that cannot be read: missing, another format, damaged (exit code 2)."""
+
+
+class RouterWriteError(RouteshellError):
+    """A router directory that cannot be written (a full disk, a read-only place): exit code 1."""
+
+
+def file_digest(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_record(paths: Sequence[Path]) -> list[dict[str, str]]:
+    """Return each data file's absolute path and SHA-256, for ``router.json``."""
+    return [{"path": str(path.absolute()), "sha256": file_digest(path)} for path in paths]
+
+
+def save_model(
+    out: Path, model: CandidateModel, meta: RouterMeta, *, extra: Callable[[Path], None] | None = None
+) -> None:
+    """Write ``model`` and ``meta`` as the router directory ``out``, replacing any router there.
+
+    ``extra`` may write more files into the new directory before it is moved into place. Raise
+    :class:`UsageError` when ``out`` holds something that is not a router, and
+    :class:`RouterWriteError` when it cannot be written.
+    """
+    if out.exists() and not (out.is_dir() and ((out / META_FILE).exists() or not any(out.iterdir()))):
+        raise UsageError(f"--out {display_name(str(out))} holds something that is not a router (choose another)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+    try:
+        model.save(staging)  # type: ignore[attr-defined]
+        if extra is not None:
+            extra(staging)
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        for path in staging.iterdir():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        staging.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+
+
+def read_meta(directory: Path) -> RouterMeta:
+    """Return the ``router.json`` of a router directory; raise :class:`RouterDirError` when it is not one."""
+    shown = display_name(str(directory))
+    try:
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RouterDirError(f"{shown} is not a router directory (no {META_FILE}; make one with "
+                             "'routeshell train router')") from None  # fmt: skip
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise RouterDirError(f"cannot read {shown}/{META_FILE}: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or meta.get("kind") not in KINDS:
+        raise RouterDirError(f"{shown}/{META_FILE} is not a router of this version (train it again)")
+    if meta.get("candidates") != [c.key for c in candidates()]:
+        raise RouterDirError(f"{shown} was trained on another candidate set (train it again)")
+    found: RouterMeta = meta  # type: ignore[assignment]
+    return found
+
+
+def load_model(directory: Path) -> tuple[CandidateModel, RouterMeta]:
+    """Load the router in ``directory``; raise :class:`RouterDirError` when it is missing or damaged."""
+    meta = read_meta(directory)
+    kind = meta["kind"]
+    module = importlib.import_module(KINDS[kind])
+    try:
+        if kind == "tfidf":
+            model: CandidateModel = module.TfidfModel.load(directory)
+        else:
+            model = module.load_embedded(kind, directory)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise RouterDirError(f"cannot load the {kind} router in {display_name(str(directory))}: {err}") from None
+    return model, meta
