@@ -10,8 +10,8 @@ from typing import Literal, TypedDict
 
 # -- training: routeshell train --events and the Train pane ---------------------------------------
 
-#: The stages of ``routeshell train``; ``all`` chains tokenizer, pretrain and sft.
-TrainStage = Literal["tokenizer", "pretrain", "sft", "reasoning"]
+#: The stages of ``routeshell train`` that train a model; ``all`` chains tokenizer, pretrain and sft.
+TrainStage = Literal["tokenizer", "pretrain", "sft", "reasoning", "router"]
 
 
 class DataFilterEvent(TypedDict):

@@ -48,7 +48,8 @@ runs it offline (see 'routeshell serve --help').
 'routeshell eval judge' has a judge model score a served model's answers to a test set
 (see 'routeshell eval judge --help'); 'routeshell eval router' compares routers.
 'routeshell route TASK' prints the router's decision for a task; 'routeshell train labels' and
-'routeshell train router' make a learned router (see 'routeshell train --help').
+'routeshell train router' make a learned router (see 'routeshell train --help'); 'routeshell export
+--merge' merges a LoRA adapter into its base for servers without PEFT.
 'routeshell --plain' is a line-mode prompt for dumb or slow terminals: the same agent tasks,
 approvals and transcript, with history and Tab completion, and no full-screen UI; with
 standard input not a terminal it runs each line it reads (echo TASK | routeshell --plain)
@@ -144,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.eval_cli import add_eval_command
 
     add_eval_command(commands, _Parser)
-    from tui.router_cli import add_route_command
+    from tui.router_cli import add_export_command, add_route_command
 
     add_route_command(commands, _Parser, EXIT_CODES)
+    add_export_command(commands, _Parser, EXIT_CODES)
     return parser
 
 
@@ -195,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.eval_cli import run_eval_command
 
             return run_eval_command(args)
+        if args.command == "export":
+            from tui.router_cli import run_export_command
+
+            return run_export_command(args)
         if args.command == "route":
             from tui.router_cli import run_route_command
 

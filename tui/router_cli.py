@@ -10,6 +10,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui.arg_types import positive_int
@@ -17,9 +18,10 @@ from tui.arg_types import positive_int
 if TYPE_CHECKING:
     from engine.events import Event
     from engine.router.decision import RouterDecision
+    from engine.router.scored import CandidateModel
     from engine.router.tasks import RouterTask
 
-LABELERS = ("heuristic", "gold", "teacher")
+LABELERS = ("heuristic", "gold", "teacher", "oracle")
 DEFAULT_TEACHER_BASE = "https://api.openai.com/v1"
 DEFAULT_TEACHER_MODEL = "gpt-4o"
 
@@ -34,7 +36,12 @@ labels (routeshell train labels --source SRC --labeler L --out FILE) writes chat
              icalfa, or rows with a decision), teacher (an OpenAI-compatible model: key in
              OPENAI_API_KEY or LLM_API_KEY, endpoint in LLM_API_BASE or --teacher-endpoint, model
              in OPENAI_MODEL or --teacher-model, default gpt-4o; answers are cached in --cache,
-             default OUT.cache.jsonl, so the same command resumes; --concurrency requests at once)
+             default OUT.cache.jsonl, so the same command resumes; --concurrency requests at once),
+             oracle (tasks with tests, i.e. humaneval: each of --oracle-candidates runs the agent loop
+             on the profile's endpoints (routeshell --profile P train labels ...), every plan
+             approved, in a temporary workspace, then the task's check runs in the sandbox; the
+             label is the cheapest candidate that passes; records of every attempt, passed or not
+             and tokens spent, are kept in --cache, default OUT.oracle.jsonl, for eval --oracle)
   Every task is labelled, held-out ones too: 'train router' never reads a held-out task (about one
   in five, fixed by a hash of the task id) and 'eval router' reads only those.
 """
@@ -44,7 +51,13 @@ def add_label_options(group: Any) -> None:
     """Add the options of ``train labels`` to an argument group of the ``train`` parser."""
     add = group.add_argument
     add("--source", metavar="SRC", help="labels: humaneval, icalfa, files or a JSONL file of tasks")
-    add("--labeler", choices=LABELERS, help="labels: heuristic, gold or teacher")
+    add("--labeler", choices=LABELERS, help="labels: heuristic, gold, teacher or oracle")
+    add(
+        "--oracle-candidates",
+        metavar="KEYS",
+        help="labels: comma-separated decisions the oracle tries, like single:builder,loop:builder+tester:3 "
+        "(default: single, a planner pipeline, a test loop and the full loop)",
+    )
     add("--count", type=positive_int, metavar="N", help="labels: how many generated requests (--source files; 1000)")
     add("--limit", type=positive_int, metavar="N", help="labels: only the first N tasks of the source")
     add("--teacher-endpoint", metavar="URL", help="labels: the teacher's base URL ($LLM_API_BASE or OpenAI's)")
@@ -75,7 +88,21 @@ def run_labels(args: argparse.Namespace, sink: Callable[[Event], None]) -> int:
         raise UsageError(f"--out {out} is a directory (train labels writes one JSONL file)")
     labels: list[tuple[RouterTask, RouterDecision]]
     dropped = invalid = asked = 0
-    if args.labeler == "teacher":
+    if args.labeler == "oracle":
+        from agents.oracle import DEFAULT_CANDIDATES, OracleOptions, oracle_labels
+        from engine.config.profiles import load_profile
+        from engine.router.candidates import candidate_by_key, candidate_index
+
+        keys = [k.strip() for k in (args.oracle_candidates or ",".join(DEFAULT_CANDIDATES)).split(",") if k.strip()]
+        unknown = [k for k in keys if k not in candidate_index()]
+        if unknown or not keys:
+            raise UsageError(f"--oracle-candidates: unknown decision {unknown[0] if unknown else ''!r} (like "
+                             "single:builder, pipeline:planner+builder, loop:builder+tester:3)")  # fmt: skip
+        records = Path(args.cache) if args.cache else out.with_name(out.name + ".oracle.jsonl")
+        oracle = OracleOptions(load_profile(args.profile), records, tuple(candidate_by_key(k) for k in keys))
+        found = oracle_labels(tasks, oracle, sink, source=args.source, out=out)
+        labels, dropped, asked = found.labels, len(found.unsolved), found.attempted
+    elif args.labeler == "teacher":
         from engine.router.teacher import TeacherOptions, teacher_labels
 
         cache = Path(args.cache) if args.cache else out.with_name(out.name + ".cache.jsonl")
@@ -114,7 +141,7 @@ def _teacher_endpoint(args: argparse.Namespace) -> Any:
     return endpoint(base, model, key)
 
 
-ROUTER_KINDS = ("mlp", "knn", "tfidf")
+ROUTER_KINDS = ("lora", "mlp", "knn", "tfidf")
 
 ROUTER_EXIT_CODES = """\
 exit codes:
@@ -156,6 +183,12 @@ def add_eval_router(actions: Any, parser_class: type[argparse.ArgumentParser], e
     add("--router", action="append", default=[], type=Path, metavar="DIR", help="a trained router (repeatable)")
     add("--only", metavar="NAMES", help="comma-separated baselines to run (default: all; 'none' for none)")
     add("--cv", action="store_true", help="also cross-validate the fitted kinds on the training pool (5 folds)")
+    add(
+        "--oracle",
+        type=Path,
+        metavar="FILE",
+        help="the oracle's records (train labels --labeler oracle): pass rate against tokens, APGR, CPT(50%%/80%%)",
+    )
     add("--drop-no-output", "--drop_no_output", action="store_true", help="skip samples without a usable answer")
     add("--seed", type=int, default=0, metavar="N", help="seed of the fitted baselines and the bootstrap (0)")
     add("--json", action="store_true", help="print the report as JSON instead of a table")
@@ -185,7 +218,7 @@ def run_eval_router(args: argparse.Namespace) -> int:
 
     _quiet()
     options = RouterEvalOptions(tuple(args.data), tuple(args.router), baselines, args.cv, args.seed,
-                                args.drop_no_output, progress=progress)  # fmt: skip
+                                args.drop_no_output, oracle=args.oracle, progress=progress)  # fmt: skip
     report = evaluate_routers(options)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -195,6 +228,7 @@ def run_eval_router(args: argparse.Namespace) -> int:
 
 
 def _quiet() -> None:
+    """Keep the libraries offline and their chatter (warnings, progress bars) off the terminal."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -202,7 +236,8 @@ def _quiet() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
+    for name in ("transformers", "peft", "bitsandbytes", "accelerate", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import transformers
 
@@ -240,31 +275,81 @@ def print_router_table(report: Any) -> None:
                       interval(s["topology_macro_f1"]), interval(s["roles_exact"]), interval(s["decision_exact"]),
                       f"{s['schema_valid']:.3f}", f"{s['latency_p50_ms']:.2f}", f"{s['latency_p95_ms']:.2f}",
                       by_source)  # fmt: skip
-    Console(highlight=False, width=200).print(table)
+    console = Console(highlight=False, width=200)
+    console.print(table)
+    costed = [row for row in report["rows"] if row.get("cost")]
+    if costed:
+        first = costed[0]["cost"]
+        cost = Table(title=f"quality and cost on the {first['tasks']} held-out tasks with oracle records "
+                           "(cheap: single, expensive: the full loop)", title_justify="left")  # fmt: skip
+        for column in ("router", "pass rate", "mean tokens", "APGR", "CPT(50%)", "CPT(80%)"):
+            cost.add_column(column, justify="left" if column == "router" else "right")
+
+        def share(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        for row in costed:
+            c = row["cost"]
+            cost.add_row(escape(display_line(row["router"])), f"{c['pass_rate']:.3f}", f"{c['mean_tokens']:.0f}",
+                         share(c["apgr"]), share(c["cpt50"]), share(c["cpt80"]))  # fmt: skip
+        console.print(cost)
 
 
 def add_router_train_options(group: Any) -> None:
-    """Add the options of ``train router`` to an argument group of the ``train`` parser."""
+    """Add the options of ``train router`` to an argument group of the ``train`` parser.
+
+    The original trainer's spellings with underscores (``--use_4bit``, ``--lora_r``...) and
+    ``--model`` for the base are accepted too, so its commands keep working.
+    """
     add = group.add_argument
-    add("--kind", choices=ROUTER_KINDS, default="mlp", help="router: mlp (default), knn or tfidf")
+    add("--kind", choices=ROUTER_KINDS, default="lora", help="router: lora (default), mlp, knn or tfidf")
+    add("--model", dest="base", type=Path, metavar="DIR", help="router: the same as --base (the original spelling)")
     add("--sample-types", "--sample_types", metavar="TYPES", help="router: only samples of these comma-separated types")
     add("--max-samples", "--max_samples", type=positive_int, metavar="N", help="router: at most N training samples")
     add("--drop-no-output", "--drop_no_output", action="store_true", help="router: skip samples without an answer")
+    add("--lora-r", "--lora_r", type=positive_int, default=8, metavar="N", help="router: LoRA rank (8)")
+    add("--lora-alpha", "--lora_alpha", type=positive_int, default=16, metavar="N", help="router: LoRA alpha (16)")
+    add("--lora-dropout", "--lora_dropout", type=float, default=0.05, metavar="P", help="router: LoRA dropout (0.05)")
+    add(
+        "--target-modules",
+        "--target_modules",
+        metavar="NAMES",
+        help="router: comma-separated modules to adapt (every attention and MLP projection)",
+    )
+    add("--weight-decay", "--weight_decay", type=float, default=0.0, metavar="W", help="router: weight decay (0)")
+    add("--max-length", "--max_length", type=positive_int, default=512, metavar="N", help="router: tokens per sample")
+    add(
+        "--save-steps",
+        "--save_steps",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="router: checkpoint every N steps into .OUT.partial (--resume continues it)",
+    )
+    add("--gradient-checkpointing", "--gradient_checkpointing", action="store_true", help="router: less memory")
+    add("--use-4bit", "--use_4bit", action="store_true", help="router: QLoRA, the base loaded in 4-bit NF4")
+    add("--bf16", action="store_true", help="router: train in bfloat16")
+    add("--fp16", action="store_true", help="router: train in float16 (CUDA only; ignored on the CPU)")
 
 
-def run_train_router(args: argparse.Namespace) -> int:
+def default_base() -> Path:
+    """The TinyLLM checkpoint of the local profile: ``$XDG_DATA_HOME/routeshell/models/tinyllm``."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "routeshell" / "models" / "tinyllm"
+
+
+def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], stop: Any) -> int:
     """Run ``routeshell train router``; return the exit code."""
     import shlex
     import sys
     from collections import Counter
-    from pathlib import Path
 
-    from engine.errors import UsageError
+    from engine.errors import ExitCode, UsageError
     from engine.router.candidates import candidates
     from engine.router.evaluate import describe, fit_model, predict, split_samples
     from engine.router.labels import read_samples
     from engine.router.metrics import score
-    from engine.router.router_dir import FORMAT_VERSION, RouterMeta, data_record, save_model
+    from engine.router.router_dir import FORMAT_VERSION, RouterMeta, commit, data_record, save_model, staging_dir
 
     if not args.data:
         raise UsageError("train router needs --data FILE (labelled samples from 'routeshell train labels')")
@@ -281,13 +366,7 @@ def run_train_router(args: argparse.Namespace) -> int:
     _quiet()
     say = (lambda line: print(f"router: {line}", file=sys.stderr, flush=True)) if not args.events else None
     if say:
-        say(f"fitting {args.kind} on {len(pool)} tasks ({len(held)} held-out tasks left out, {dropped} dropped)")
-    model = fit_model(args.kind, [s.task.text for s in pool], [s.label for s in pool], seed=args.seed)
-    metrics: dict[str, Any] = {}
-    if held:
-        metrics = describe({"router": args.kind, "kind": args.kind, "by_source": {}, "cv_decision_exact": None,
-                            "scores": score(predict(model, held), seed=args.seed)})  # fmt: skip
-        metrics["held_out_tasks"] = len(held)
+        say(f"training {args.kind} on {len(pool)} tasks ({len(held)} held-out tasks left out, {dropped} dropped)")
     meta: RouterMeta = {
         "format": FORMAT_VERSION,
         "kind": args.kind,
@@ -295,12 +374,55 @@ def run_train_router(args: argparse.Namespace) -> int:
         "data": data_record(paths),
         "label_sources": dict(sorted(Counter(s.sample_type for s in pool).items())),
         "train_tasks": len(pool),
-        "metrics": metrics,
+        "metrics": {},
         "command": shlex.join(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
     }
-    save_model(args.out, model, meta)
+    started = time.monotonic()
+    staging = None
+    summary: dict[str, Any] = {}
+    if args.kind == "lora":
+        from engine.router.lora import DEFAULT_TARGETS, LoraOptions, train_lora_router, write_meta
+
+        targets = tuple(t.strip() for t in args.target_modules.split(",") if t.strip()) if args.target_modules else None
+        options = LoraOptions(
+            base=args.base or default_base(), out=args.out, epochs=args.epochs, max_steps=args.max_steps,
+            batch_size=args.batch_size or 1, grad_accum=args.grad_accum or 8, lr=args.lr or 1e-4,
+            weight_decay=args.weight_decay, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout, target_modules=targets or DEFAULT_TARGETS, max_length=args.max_length,
+            save_steps=args.save_steps, gradient_checkpointing=args.gradient_checkpointing, use_4bit=args.use_4bit,
+            bf16=args.bf16, fp16=args.fp16, seed=args.seed,
+        )  # fmt: skip
+        staging = staging_dir(args.out, keep=args.resume)
+        trained, summary = train_lora_router(pool, options, sink, stop, staging=staging, resume=args.resume)
+        if trained is None:
+            sink({"type": "train_done", "stage": "router", "path": str(staging), "steps": summary["steps"],
+                  "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None,
+                  "elapsed_s": round(time.monotonic() - started, 3), "interrupted": True})  # fmt: skip
+            return ExitCode.INTERRUPTED
+        model: CandidateModel = trained
+    else:
+        model = fit_model(args.kind, [s.task.text for s in pool], [s.label for s in pool], seed=args.seed)
+    if held:
+        if say:
+            say(f"routing the {len(held)} held-out tasks")
+        meta["metrics"] = describe({"router": args.kind, "kind": args.kind, "by_source": {}, "cv_decision_exact": None,
+                                    "cost": None, "scores": score(predict(model, held), seed=args.seed)})  # fmt: skip
+        meta["metrics"]["held_out_tasks"] = len(held)
+    if staging is not None:
+        import shutil
+
+        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+        lora_meta = {**getattr(model, "meta", {}), "data": meta["data"], "label_sources": meta["label_sources"],
+                     "metrics": meta["metrics"], "command": meta["command"], "training": summary}  # fmt: skip
+        write_meta(staging, lora_meta)
+        commit(staging, args.out, meta)
+    else:
+        save_model(args.out, model, meta)
+    sink({"type": "train_done", "stage": "router", "path": str(args.out), "steps": summary.get("steps", 0),
+          "train_loss": summary.get("last_loss"), "eval_loss": None, "perplexity": None,
+          "elapsed_s": round(time.monotonic() - started, 3), "interrupted": False})  # fmt: skip
     if say:
-        exact = f"; held-out decision exact match {metrics['decision_exact']:.3f}" if metrics else ""
+        exact = f"; held-out decision exact match {meta['metrics']['decision_exact']:.3f}" if meta["metrics"] else ""
         say(f"saved {args.out}{exact}")
     return 0
 
@@ -363,4 +485,56 @@ def run_route_command(args: argparse.Namespace) -> int:
     print(f"reason:     {display_line(decision.reason)}")
     for candidate, p in pairs[: args.top]:
         print(f"  {p:6.3f}  {candidate.key}")
+    return 0
+
+
+def add_export_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+    """Add ``export`` to the ``routeshell`` subcommands."""
+    export = commands.add_parser(
+        "export",
+        help="merge a LoRA adapter into its base: a checkpoint vLLM and other servers load without PEFT",
+        description="Write the base model with the LoRA adapter merged into its weights (--merge), with the "
+        "tokenizer, as a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it, and so do "
+        "vLLM and 'routeshell serve --model OUT'. --base defaults to the base the adapter records. OUT is "
+        "written beside itself and renamed into place: all of it or nothing.",
+        epilog=epilog,
+    )
+    add = export.add_argument
+    add("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
+    add("--adapter", type=Path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
+    add("--base", type=Path, metavar="DIR", help="the base model (default: the one the adapter records)")
+    add("--out", type=Path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell export --merge``; return the exit code."""
+    import shutil
+    import sys
+
+    from engine.errors import UsageError
+    from engine.names import display_name
+    from engine.router.router_dir import RouterWriteError
+
+    out: Path = args.out
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise UsageError(f"--out {display_name(str(out))} exists and is not empty (choose a new directory)")
+    _quiet()
+    from engine.router.lora import merge_adapter
+
+    staging = out.with_name(f".{out.name}.partial")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        record = merge_adapter(args.base, args.adapter, staging)
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"routeshell: merged {display_name(str(args.adapter))} into {display_name(record['base'])}: "
+          f"{display_name(str(out))} ({record['parameters']:,} parameters)", file=sys.stderr)  # fmt: skip
     return 0

@@ -58,7 +58,10 @@ exit codes:
   1    training failed (a full disk, a worker that died)
   2    bad input: a missing data file, an empty corpus, an unknown preset, a corrupt checkpoint,
        an output directory that holds something else
-  130  interrupted (Ctrl-C): a checkpoint was written; add --resume to continue
+  3    labels: the teacher endpoint failed (unreachable, a wrong key or URL, errors after the
+       retries); every answer that came is kept in the cache
+  130  interrupted (Ctrl-C): a checkpoint was written (labels: the cache), add --resume to
+       continue (labels: run the same command)
 """
 
 
@@ -73,17 +76,42 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     )
     add = train.add_argument
     add("stage", choices=STAGES, metavar="STAGE", help="tokenizer, pretrain, sft, reasoning, all, labels or router")
-    add("--out", required=True, type=Path, metavar="DIR", help="where the model (or tokenizer) is written")
+    add(
+        "--out",
+        "--output_dir",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="where the model (tokenizer, labels file, router) is written",
+    )
     add("--preset", metavar="NAME", help="model size: nano (~1M, tests), tiny (~8M, default), small (~40M)")
     add("--config", type=Path, metavar="FILE", help="a JSON or TOML model config instead of a preset")
     add("--data", action="append", default=[], metavar="PATH", help="training data (repeatable; see above)")
     add("--tokenizer", type=Path, metavar="DIR", help="pretrain: use this tokenizer instead of training one")
-    add("--base", type=Path, metavar="DIR", help="sft, reasoning: the model to start from (pretrain: continue it)")
+    add(
+        "--base",
+        type=Path,
+        metavar="DIR",
+        help="sft, reasoning: the model to start from (pretrain: continue it); router: the LoRA base "
+        "(default $XDG_DATA_HOME/routeshell/models/tinyllm; any local causal LM directory)",
+    )
     add("--max-steps", type=positive_int, metavar="N", help="optimizer steps (default: --epochs over the data)")
     add("--epochs", type=positive_float, default=1.0, metavar="N", help="passes over the data (default 1)")
-    add("--batch-size", type=positive_int, default=8, metavar="N", help="sequences per step and process (8)")
-    add("--grad-accum", type=positive_int, default=1, metavar="N", help="gradient accumulation steps (1)")
-    add("--lr", type=positive_float, metavar="LR", help="peak learning rate (pretrain 3e-4, sft 1e-4)")
+    add(
+        "--batch-size",
+        "--batch_size",
+        type=positive_int,
+        metavar="N",
+        help="sequences per step and process (8; router: 1)",
+    )
+    add(
+        "--grad-accum",
+        "--grad_accum",
+        type=positive_int,
+        metavar="N",
+        help="gradient accumulation steps (1; router: 8)",
+    )
+    add("--lr", type=positive_float, metavar="LR", help="peak learning rate (pretrain 3e-4, sft and router 1e-4)")
     add("--seq-len", type=positive_int, metavar="N", help="tokens per sequence (pretrain 256, sft the context)")
     add("--eval-every", type=positive_int, default=50, metavar="N", help="validate every N steps (50)")
     add("--save-every", type=positive_int, default=200, metavar="N", help="checkpoint every N steps (200)")
@@ -142,8 +170,8 @@ def run_train_command(args: argparse.Namespace) -> int:
         base=args.base,
         max_steps=args.max_steps,
         epochs=args.epochs,
-        batch_size=args.batch_size,
-        grad_accum=args.grad_accum,
+        batch_size=args.batch_size or 8,
+        grad_accum=args.grad_accum or 1,
         lr=args.lr,
         seq_len=args.seq_len,
         eval_every=args.eval_every,
@@ -201,11 +229,13 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 def _run_labels(args: argparse.Namespace) -> int:
     from engine.errors import ExitCode, RouteshellError
+    from engine.tinyllm.stopping import StopRequest
     from tui.router_cli import run_labels, run_train_router
 
-    with _renderer(args.events, True) as sink:
+    stop = StopRequest()
+    with _stop_on_signals(stop), _renderer(args.events, True) as sink:
         try:
-            return run_labels(args, sink) if args.stage == "labels" else run_train_router(args)
+            return run_labels(args, sink) if args.stage == "labels" else run_train_router(args, sink, stop)
         except RouteshellError as err:
             if args.events:
                 sink({"type": "error", "message": str(err), "exit_code": int(err.exit_code)})

@@ -18,6 +18,7 @@ from typing import Any, TypedDict
 from engine.errors import UsageError
 from engine.router.baselines import CONSTANTS, HeuristicModel, TfidfModel, constant, majority
 from engine.router.candidates import Candidate
+from engine.router.cost import CostReport, cost_report, read_oracle
 from engine.router.labels import LabelledTask, read_samples
 from engine.router.metrics import Prediction, RouterScores, score
 from engine.router.router_dir import load_model
@@ -37,6 +38,7 @@ class RouterRow(TypedDict):
     scores: RouterScores
     by_source: dict[str, float]
     cv_decision_exact: list[float] | None
+    cost: CostReport | None
 
 
 class RouterReport(TypedDict):
@@ -60,6 +62,7 @@ class RouterEvalOptions:
     seed: int = 0
     drop_no_output: bool = False
     resamples: int = 1000
+    oracle: Path | None = None
     progress: Callable[[str], None] = field(default=lambda line: None)
 
 
@@ -79,8 +82,11 @@ def fit_model(kind: str, texts: Sequence[str], labels: Sequence[Candidate], *, s
     raise UsageError(f"unknown router kind {kind!r} (choose tfidf, knn or mlp)")
 
 
-def predict(model: CandidateModel, tasks: Sequence[LabelledTask]) -> list[Prediction]:
-    """Route each task alone with ``model``, timing each decision."""
+def predict(
+    model: CandidateModel, tasks: Sequence[LabelledTask], scores: dict[str, list[float]] | None = None
+) -> list[Prediction]:
+    """Route each task alone with ``model``, timing each decision; each task's probabilities go
+    into ``scores`` (by task id) when it is given."""
     found = []
     for item in tasks:
         started = time.perf_counter()
@@ -88,8 +94,10 @@ def predict(model: CandidateModel, tasks: Sequence[LabelledTask]) -> list[Predic
             (probabilities,) = model.probabilities([item.task.text])
             chosen: Candidate | None = ranked(probabilities)[0][0]
         except Exception:  # a model that fails on a task scores it as an invalid decision
-            chosen = None
+            chosen, probabilities = None, []
         found.append(Prediction(item.label, chosen, time.perf_counter() - started))
+        if scores is not None and probabilities:
+            scores[item.task.task_id] = probabilities
     return found
 
 
@@ -101,13 +109,13 @@ def split_samples(samples: Sequence[LabelledTask]) -> tuple[list[LabelledTask], 
 
 
 def _row(name: str, kind: str, predictions: list[Prediction], held: Sequence[LabelledTask], resamples: int,
-         seed: int, cv: list[float] | None = None) -> RouterRow:  # fmt: skip
+         seed: int, cv: list[float] | None = None, cost: CostReport | None = None) -> RouterRow:  # fmt: skip
     by_source: dict[str, list[bool]] = {}
     for item, prediction in zip(held, predictions, strict=True):
         by_source.setdefault(item.task.source, []).append(prediction.chosen == prediction.label)
     return {"router": name, "kind": kind, "scores": score(predictions, seed=seed, resamples=resamples),
             "by_source": {src: round(sum(v) / len(v), 4) for src, v in sorted(by_source.items())},
-            "cv_decision_exact": cv}  # fmt: skip
+            "cv_decision_exact": cv, "cost": cost}  # fmt: skip
 
 
 def _cross_validate(kind: str, pool: Sequence[LabelledTask], seed: int) -> list[float]:
@@ -134,7 +142,15 @@ def evaluate_routers(options: RouterEvalOptions) -> RouterReport:
     if not pool:
         raise UsageError("the data holds no task to learn from: every task is held out")
     texts, labels = [s.task.text for s in pool], [s.label for s in pool]
+    table = read_oracle(options.oracle) if options.oracle is not None else None
     rows: list[RouterRow] = []
+
+    def scored(name: str, kind: str, model: CandidateModel, cv: list[float] | None = None) -> RouterRow:
+        routed: dict[str, list[float]] = {}
+        predictions = predict(model, held, routed)
+        cost = cost_report(routed, table) if table is not None else None
+        return _row(name, kind, predictions, held, options.resamples, options.seed, cv, cost)
+
     for name in options.baselines:
         options.progress(f"{name}: fitting and routing {len(held)} held-out tasks")
         if name == "heuristic":
@@ -144,11 +160,11 @@ def evaluate_routers(options: RouterEvalOptions) -> RouterReport:
         else:
             model = fit_model(name, texts, labels, seed=options.seed)
         cv = _cross_validate(name, pool, options.seed) if options.cv and name in FITTED else None
-        rows.append(_row(name, model.kind, predict(model, held), held, options.resamples, options.seed, cv))
+        rows.append(scored(name, model.kind, model, cv))
     for directory in options.routers:
         options.progress(f"{directory}: routing {len(held)} held-out tasks")
         model, meta = load_model(directory)
-        rows.append(_row(str(directory), meta["kind"], predict(model, held), held, options.resamples, options.seed))
+        rows.append(scored(str(directory), meta["kind"], model))
     return {
         "data": [str(path.absolute()) for path in options.data],
         "train_tasks": len(pool),

@@ -13,8 +13,13 @@ from engine.router.heuristic import HeuristicRouter
 RouterFactory = Callable[[dict[str, Any]], Router]
 
 
+#: The router routeshell ships (``make router`` builds it), used by kind ``model`` without a ``model_dir``.
+SHIPPED_ROUTER = Path(__file__).resolve().parent / "default"
+
+
 def model_router(table: dict[str, Any]) -> Router:
-    """The learned router saved in ``table["model_dir"]`` (a directory from ``routeshell train router``).
+    """The learned router saved in ``table["model_dir"]`` (a directory from ``routeshell train router``),
+    or the shipped one (:data:`SHIPPED_ROUTER`) when the table names none.
 
     Raise :class:`~engine.router.router_dir.RouterDirError` when it is missing or damaged. The
     kind's own module (torch for the embedding routers) is imported only here, by name.
@@ -22,7 +27,7 @@ def model_router(table: dict[str, Any]) -> Router:
     from engine.router.router_dir import load_model
     from engine.router.scored import ScoredRouter
 
-    directory = Path(str(table["model_dir"])).expanduser()
+    directory = Path(str(table["model_dir"])).expanduser() if table.get("model_dir") else SHIPPED_ROUTER
     model, meta = load_model(directory)
     return ScoredRouter(model, name=f"model:{meta['kind']}")
 

@@ -14,8 +14,7 @@ import importlib
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -28,7 +27,7 @@ META_FILE = "router.json"
 FORMAT_VERSION = 1
 #: The kinds a router directory may hold, and the module that loads each.
 KINDS: dict[str, str] = {"tfidf": "engine.router.baselines", "knn": "engine.router.embedded",
-                         "mlp": "engine.router.embedded"}  # fmt: skip
+                         "mlp": "engine.router.embedded", "lora": "engine.router.lora"}  # fmt: skip
 
 
 class RouterMeta(TypedDict):
@@ -66,30 +65,38 @@ def data_record(paths: Sequence[Path]) -> list[dict[str, str]]:
     return [{"path": str(path.absolute()), "sha256": file_digest(path)} for path in paths]
 
 
-def save_model(
-    out: Path, model: CandidateModel, meta: RouterMeta, *, extra: Callable[[Path], None] | None = None
-) -> None:
-    """Write ``model`` and ``meta`` as the router directory ``out``, replacing any router there.
-
-    ``extra`` may write more files into the new directory before it is moved into place. Raise
-    :class:`UsageError` when ``out`` holds something that is not a router, and
-    :class:`RouterWriteError` when it cannot be written.
-    """
+def check_out(out: Path) -> None:
+    """Raise :class:`UsageError` when ``out`` holds something that is not a router."""
     if out.exists() and not (out.is_dir() and ((out / META_FILE).exists() or not any(out.iterdir()))):
         raise UsageError(f"--out {display_name(str(out))} holds something that is not a router (choose another)")
+
+
+def staging_dir(out: Path, *, keep: bool = False) -> Path:
+    """Return ``.OUT.partial`` beside ``out``, where a router is made before it is moved into place.
+
+    Unless ``keep`` (a resumed run), what an earlier run left there is removed first.
+    """
+    check_out(out)
+    staging = out.with_name(f".{out.name}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        if not keep:
+            shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(exist_ok=True)
     except OSError as err:
         raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+    return staging
+
+
+def commit(staging: Path, out: Path, meta: RouterMeta) -> None:
+    """Write ``router.json`` into ``staging``, flush every file, and move it into place as ``out``
+    (replacing the router there). On a write error ``staging`` is removed and ``out`` left as it was."""
     try:
-        model.save(staging)  # type: ignore[attr-defined]
-        if extra is not None:
-            extra(staging)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        for path in staging.iterdir():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+        for path in staging.rglob("*"):
+            if path.is_file():
+                with path.open("rb") as handle:
+                    os.fsync(handle.fileno())
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old")
@@ -101,6 +108,21 @@ def save_model(
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
         raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+
+
+def save_model(out: Path, model: CandidateModel, meta: RouterMeta) -> None:
+    """Write ``model`` and ``meta`` as the router directory ``out``, replacing any router there.
+
+    Raise :class:`UsageError` when ``out`` holds something that is not a router, and
+    :class:`RouterWriteError` when it cannot be written.
+    """
+    staging = staging_dir(out)
+    try:
+        model.save(staging)  # type: ignore[attr-defined]
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+    commit(staging, out, meta)
 
 
 def read_meta(directory: Path) -> RouterMeta:
@@ -129,6 +151,8 @@ def load_model(directory: Path) -> tuple[CandidateModel, RouterMeta]:
     try:
         if kind == "tfidf":
             model: CandidateModel = module.TfidfModel.load(directory)
+        elif kind == "lora":
+            model = module.LoraModel.load(directory)
         else:
             model = module.load_embedded(kind, directory)
     except (OSError, ValueError, KeyError, RuntimeError) as err:

@@ -1,0 +1,129 @@
+"""The LoRA router on the nano model: cached candidate scoring equals plain scoring, the adapter
+trains, saves and reloads with PEFT, QLoRA runs on the CPU, and every decision validates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.router.candidates import candidates
+from engine.router.generator import generate_requests
+from engine.router.labels import gold_label, make_sample, write_samples
+from engine.router.lora import ADAPTER_META, LoraModel, load_base
+from engine.router.scored import ScoredRouter
+from engine.router.tasks import TASK_PREFIX
+from engine.schemas import validator
+from tests.engine.tinyllm.training_support import TrainRun, run_train
+from tests.helpers import assert_one_line_error, run_routeshell
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("labels") / "files.jsonl"
+    write_samples(path, [make_sample(t, gold_label(t), "gold") for t in generate_requests(150, seed=5)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(pretrained: tuple[Path, TrainRun], labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lora") / "router"
+    run = run_train("router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out),
+                    "--max-steps", "6", "--batch_size", "4", "--grad_accum", "1", "--lr", "2e-3",
+                    "--lora_r", "4")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert [e["stage"] for e in run.of("train_start")] == ["router"]
+    assert run.of("train_done")[-1]["interrupted"] is False
+    return out
+
+
+def test_cached_candidate_scoring_equals_scoring_each_sequence_whole(pretrained: tuple[Path, TrainRun]) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_base(pretrained[0])
+    torch.manual_seed(0)
+    adapted = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    # A short system prompt: the whole prompt fits the nano model's context, so nothing is cut.
+    router = LoraModel(adapted, tokenizer, {"system": "Route the task."})
+    text = "move every .log file from logs into archive"
+    fast = router.log_likelihoods(text)
+    prompt = router.encoder.prompt(TASK_PREFIX + text, "Route the task.")
+    slow = []
+    with torch.inference_mode():
+        for candidate in candidates():
+            answer = router.encoder.answers[candidate.key]
+            logits = adapted(input_ids=torch.tensor([prompt + answer])).logits[0].float()
+            log_p = torch.log_softmax(logits[len(prompt) - 1 : -1], -1)
+            slow.append(float(log_p.gather(1, torch.tensor(answer)[:, None]).sum()))
+    assert fast.tolist() == pytest.approx(slow, abs=1e-3)
+
+
+def test_the_adapter_trains_saves_and_reloads(trained: Path, pretrained: tuple[Path, TrainRun]) -> None:
+    from peft import PeftModel
+
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", ADAPTER_META, "router.json"):
+        assert (trained / name).is_file(), name
+    meta = json.loads((trained / ADAPTER_META).read_text())
+    assert meta["base"] == str(pretrained[0].absolute())
+    assert meta["label_sources"] == {"files_gold": json.loads((trained / "router.json").read_text())["train_tasks"]}
+    assert meta["data"][0]["sha256"]
+    assert meta["options"]["lora_r"] == 4
+    assert meta["training"]["steps"] == 6
+    assert "decision_exact" in meta["metrics"]
+    assert not trained.with_name(f".{trained.name}.partial").exists()
+    base, _ = load_base(pretrained[0])
+    reloaded = PeftModel.from_pretrained(base, str(trained))
+    assert any("lora_A" in name for name, _ in reloaded.named_parameters())
+
+    router = ScoredRouter(LoraModel.load(trained))
+    for task in ("fix the failing test_login", "", "\x1b[2J\udcff" * 50, "x " * 2000):
+        decision = router.route(task)
+        assert decision.router == "model:lora"
+        assert validator("decision").is_valid(decision.as_json())
+    (probabilities,) = router.model.probabilities(["tag the notes"])
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_qlora_runs_a_few_steps_on_the_cpu(pretrained: tuple[Path, TrainRun], labels: Path, tmp_path: Path) -> None:
+    out = tmp_path / "qlora"
+    run = run_train("router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out),
+                    "--use_4bit", "--max-steps", "2", "--batch-size", "2", "--grad-accum", "1")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.of("train_start")[0]["dtype"] == "nf4"
+    losses = run.losses()
+    assert len(losses) == 2
+    assert all(loss == loss and loss > 0 for loss in losses.values())
+    meta = json.loads((out / ADAPTER_META).read_text())
+    assert meta["options"]["use_4bit"] is True
+    assert ScoredRouter(LoraModel.load(out)).route("add tests for parse_date").router == "model:lora"
+
+
+def test_a_missing_base_is_one_line(labels: Path, tmp_path: Path) -> None:
+    run = run_train("router", "--data", str(labels), "--out", str(tmp_path / "r"))
+    assert run.returncode == 2
+    message = run.of("error")[0]["message"]
+    assert "routeshell/models/tinyllm is not a model directory (no config.json)" in message
+    assert "routeshell train all --out" in message
+
+
+def test_export_merge_writes_a_checkpoint_that_loads_without_peft(trained: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "merged"
+    result = run_routeshell("export", "--merge", "--adapter", str(trained), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert not any(name.startswith("adapter_") for name in (p.name for p in out.iterdir()))
+    merged = AutoModelForCausalLM.from_pretrained(str(out))
+    adapted = LoraModel.load(trained)
+    ids = torch.tensor([adapted.encoder.prompt("Task: tag the notes")])
+    with torch.inference_mode():
+        expected = adapted.model(input_ids=ids).logits
+        got = merged(input_ids=ids).logits
+    assert torch.allclose(expected, got, atol=1e-4)
+    assert json.loads((out / "merged_from.json").read_text())["adapter"] == str(trained.absolute())
+    again = run_routeshell("export", "--merge", "--adapter", str(trained), "--out", str(out))
+    assert_one_line_error(again, 2, "exists and is not empty")
+    assert_one_line_error(run_routeshell("export", "--merge", "--adapter", str(tmp_path), "--out", str(tmp_path / "x")),
+                          2, "not a PEFT adapter")  # fmt: skip
