@@ -8,7 +8,7 @@ STAMP := $(VENV)/.routeshell-installed
 DEMO ?= demo-workspace
 PROFILE ?= local
 
-.PHONY: install run test lint typecheck imports pytest bench demo system-deps clean
+.PHONY: install run test lint typecheck imports pytest bench demo system-deps clean router
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ test: lint typecheck imports pytest
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The router routeshell ships (engine/router/default), built from data that needs no network.
+router: install
+	$(BIN)/python scripts/build_router.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -151,29 +151,64 @@ class LoraModel:
         self.encoder = PromptEncoder(tokenizer)
         self.meta = meta
         self.system = str(meta.get("system") or SYSTEM_PROMPT)
-        answers = [self.encoder.answers[c.key] for c in candidates()]
-        width = max(len(a) for a in answers)
-        pad = int(tokenizer.pad_token_id or 0)
-        self._answers = torch.tensor([a + [pad] * (width - len(a)) for a in answers])  # (C, L)
-        self._mask = torch.tensor([[1.0] * len(a) + [0.0] * (width - len(a)) for a in answers])  # (C, L)
+        # The 28 answers as a token trie: answers share most of their tokens ({"topology": ", the
+        # roles, "max_rounds"), so each shared prefix is computed once. Node i holds one token; it
+        # attends to the prompt and to its ancestors, at the position its depth gives it.
+        nodes: dict[tuple[int, ...], int] = {}
+        tokens: list[int] = []
+        parents: list[int] = []
+        depths: list[int] = []
+        self._paths: list[list[int]] = []
+        for c in candidates():
+            answer = self.encoder.answers[c.key]
+            path = []
+            for depth in range(1, len(answer) + 1):
+                prefix = tuple(answer[:depth])
+                if prefix not in nodes:
+                    nodes[prefix] = len(tokens)
+                    tokens.append(answer[depth - 1])
+                    parents.append(nodes[prefix[:-1]] if depth > 1 else -1)
+                    depths.append(depth - 1)
+                path.append(nodes[prefix])
+            self._paths.append(path)
+        count = len(tokens)
+        ancestry = torch.zeros(count, count, dtype=torch.bool)  # (N, N): node i may attend to node j
+        for i in range(count):
+            j = i
+            while j >= 0:
+                ancestry[i, j] = True
+                j = parents[j]
+        self._tokens = torch.tensor([tokens])  # (1, N)
+        self._parents = torch.tensor(parents)  # (N,)
+        self._depths = torch.tensor(depths)  # (N,)
+        self._ancestry = ancestry
+        self._longest = max(depths) + 1
 
     @torch.inference_mode()
     def log_likelihoods(self, text: str) -> torch.Tensor:
-        """The summed log-probability of each candidate's answer after the prompt of ``text``: (C,)."""
+        """The summed log-probability of each candidate's answer after the prompt of ``text``: (C,).
+
+        One pass over the prompt, then one pass over the answers' token trie (a tree attention
+        mask over the prompt's key/value cache).
+        """
         from transformers import DynamicCache
 
         prompt = self.encoder.prompt(TASK_PREFIX + text, self.system)
-        limit = int(getattr(self.model.config, "max_position_embeddings", 512)) - self._answers.shape[1]
+        limit = int(getattr(self.model.config, "max_position_embeddings", 512)) - self._longest
         prompt = prompt[-limit:]
         cache = DynamicCache(config=self.model.config)
         out = self.model(input_ids=torch.tensor([prompt]), past_key_values=cache, use_cache=True)
-        first = torch.log_softmax(out.logits[0, -1].float(), -1)[self._answers[:, 0]]  # (C,)
-        count = self._answers.shape[0]
-        cache.batch_repeat_interleave(count)
-        rest = self.model(input_ids=self._answers[:, :-1], past_key_values=cache, use_cache=True)
-        log_p = torch.log_softmax(rest.logits.float(), -1)  # (C, L-1, V)
-        picked = log_p.gather(2, self._answers[:, 1:, None])[..., 0]  # (C, L-1)
-        return first + (picked * self._mask[:, 1:]).sum(1)
+        count = self._tokens.shape[1]
+        allowed = torch.cat([torch.ones(count, len(prompt), dtype=torch.bool), self._ancestry], dim=1)  # (N, P+N)
+        mask = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)[None, None]
+        positions = (len(prompt) + self._depths)[None]  # (1, N)
+        tree = self.model(input_ids=self._tokens, past_key_values=cache, attention_mask=mask,
+                          position_ids=positions, use_cache=True)  # fmt: skip
+        # The distribution each node's token was drawn from: its parent's output, or the prompt's last.
+        before = torch.cat([out.logits[0, -1:], tree.logits[0]]).float()  # (1+N, V)
+        log_p = torch.log_softmax(before[self._parents + 1], -1)  # (N, V)
+        node_log_p = log_p.gather(1, self._tokens[0, :, None])[:, 0]  # (N,)
+        return torch.stack([node_log_p[path].sum() for path in self._paths])
 
     def probabilities(self, texts: Sequence[str]) -> list[list[float]]:
         return [[float(p) for p in torch.softmax(self.log_likelihoods(text), -1)] for text in texts]
