@@ -43,6 +43,8 @@ def test_events_are_json_lines(tmp_path: Path) -> None:
         (["--source", "icalfa", "--labeler", "gold", "--count", "3"], 2, "--count is for --source files"),
         (["--source", "missing.jsonl", "--labeler", "heuristic"], 2, "neither humaneval"),
         (["--source", "files", "--labeler", "judge"], 2, "invalid choice"),
+        (["--source", "files", "--labeler", "oracle"], 2, "needs tasks with tests"),
+        (["--source", "humaneval", "--labeler", "oracle", "--oracle-candidates", "loop:x"], 2, "unknown decision"),
     ],
 )
 def test_bad_label_commands_are_one_line(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
@@ -104,14 +106,50 @@ def test_train_router_route_and_eval_router_end_to_end(tmp_path: Path) -> None:
     assert "decision exact" in result.stdout
 
 
-def test_route_falls_back_with_a_note_and_bad_routers_are_one_line(tmp_path: Path) -> None:
-    result = run_routeshell("route", "add tests for parse_date")
+def test_route_uses_the_shipped_router_and_falls_back_with_a_note(tmp_path: Path, isolated_home: Path) -> None:
+    result = run_routeshell("route", "--json", "add tests for parse_date")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["router"].startswith("model:")
+    assert answer["note"] is None
+    profiles = isolated_home / ".config" / "routeshell" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "mine.toml").write_text(f'extends = "local"\ndescription = "mine"\n\n[router]\nkind = "model"\n'
+                                        f'model_dir = "{tmp_path}/none"\n')  # fmt: skip
+    result = run_routeshell("--profile", "mine", "route", "add tests for parse_date")
     assert result.returncode == 0
     assert "using the heuristic router" in result.stderr
     assert "topology:   loop" in result.stdout
+
+
+def test_bad_routers_and_data_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(run_routeshell("route", "--router", str(tmp_path), "x"), 2, "not a router directory")
     data = tmp_path / "d.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "x"}]}\n')
     assert_one_line_error(run_routeshell("eval", "router", "--data", str(data)), 2, "d.jsonl:1")
     assert_one_line_error(run_routeshell("eval", "router", "--data", str(data), "--only", "oracle"), 2, "unknown")
     assert_one_line_error(run_routeshell("train", "router", "--out", str(tmp_path / "r")), 2, "needs --data")
+
+
+def test_eval_router_reports_quality_against_cost_with_oracle_records(tmp_path: Path) -> None:
+    data = tmp_path / "files.jsonl"
+    assert run_routeshell("train", "labels", "--source", "files", "--count", "200", "--labeler", "gold",
+                          "--out", str(data)).returncode == 0  # fmt: skip
+    held = [s.task.task_id for s in read_samples([data])[0] if is_held_out(s.task.task_id)]
+    records = tmp_path / "records.jsonl"
+    with records.open("w") as handle:
+        for n, task_id in enumerate(held):
+            for candidate, passed, tokens in (("single:builder", n % 2 == 0, 100),
+                                              ("loop:planner+builder+tester+refactor:3", True, 900)):  # fmt: skip
+                row = {"key": f"{task_id}{candidate}", "task_id": task_id, "candidate": candidate, "passed": passed,
+                       "tokens": tokens, "seconds": 1.0, "problem": None}  # fmt: skip
+                handle.write(json.dumps(row) + "\n")
+    result = run_routeshell("eval", "router", "--data", str(data), "--only", "always-single,always-pipeline,heuristic",
+                            "--oracle", str(records), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {row["router"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows["always-single"]["cost"]["mean_tokens"] == 100
+    assert rows["always-single"]["cost"]["apgr"] == 0
+    assert rows["always-pipeline"]["cost"]["pass_rate"] == 1.0
+    result = run_routeshell("eval", "router", "--data", str(data), "--only", "heuristic", "--oracle", str(records))
+    assert "APGR" in result.stdout

@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.eval_cli import add_eval_command
 
     add_eval_command(commands, _Parser)
-    from tui.router_cli import add_export_command, add_route_command
+    from tui.route_cli import add_export_command, add_route_command
 
     add_route_command(commands, _Parser, EXIT_CODES)
     add_export_command(commands, _Parser, EXIT_CODES)
@@ -198,11 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_eval_command(args)
         if args.command == "export":
-            from tui.router_cli import run_export_command
+            from tui.route_cli import run_export_command
 
             return run_export_command(args)
         if args.command == "route":
-            from tui.router_cli import run_route_command
+            from tui.route_cli import run_route_command
 
             return run_route_command(args)
         if args.command == "sessions":

@@ -125,7 +125,7 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     add("--api-key", metavar="KEY", help="API key of the model endpoint (see above for the variables)")
     add("--judge-api-key", metavar="KEY", help="API key of the judge endpoint (see above for the variables)")
     add("--json", action="store_true", help="print JSON-lines events on stdout instead of a progress bar and a table")
-    from tui.router_cli import ROUTER_EXIT_CODES, add_eval_router
+    from tui.router_eval_cli import ROUTER_EXIT_CODES, add_eval_router
 
     add_eval_router(actions, parser_class, ROUTER_EXIT_CODES)
 
@@ -133,7 +133,7 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
 def run_eval_command(args: argparse.Namespace) -> int:
     """Run ``routeshell eval ACTION``; return the exit code (errors the user can cause raise RouteshellError)."""
     if args.eval_command == "router":
-        from tui.router_cli import run_eval_router
+        from tui.router_eval_cli import run_eval_router
 
         return run_eval_router(args)
     from engine.evaluation.endpoints import check_url, endpoint, listed_model

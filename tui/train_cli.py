@@ -129,22 +129,13 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
 
 def _quiet_libraries() -> None:
     """Keep the libraries offline and their chatter off the terminal: our events say what happens."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import logging
-    import warnings
+    # Loaded here, so that the progress bars of both are off before training touches them.
+    import datasets  # noqa: F401
+    import transformers  # noqa: F401
 
-    warnings.filterwarnings("ignore")
-    for name in ("bitsandbytes", "datasets", "transformers", "accelerate", "torch.distributed"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import datasets
-    import transformers
+    from tui.quiet import quiet_libraries
 
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    quiet_libraries()
 
 
 def run_train_command(args: argparse.Namespace) -> int:

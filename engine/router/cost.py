@@ -25,7 +25,7 @@ from typing import TypedDict
 from engine.errors import UsageError
 from engine.jsonl import read_jsonl
 from engine.names import display_name
-from engine.router.candidates import candidate_index, candidates
+from engine.router.candidates import Candidate, candidate_index, candidates
 
 CHEAP = "single:builder"
 EXPENSIVE = "loop:planner+builder+tester+refactor:3"
@@ -75,10 +75,20 @@ def read_oracle(path: Path) -> OracleTable:
     return table
 
 
+def _closeness(a: Candidate, b: Candidate) -> int:
+    """How alike two decisions run: shared roles count, differing roles and topology count against."""
+    shared, differ = len(set(a.roles) & set(b.roles)), len(set(a.roles) ^ set(b.roles))
+    return 2 * (a.topology == b.topology) + shared - differ - abs(a.max_rounds - b.max_rounds) * (a.topology == "loop")
+
+
 def _choice(probabilities: Sequence[float], tried: Mapping[str, Attempt], *, skip: str | None = None) -> str:
-    keys = [c.key for c in candidates()]
-    ranked = sorted((k for k in tried if k != skip), key=lambda k: -probabilities[keys.index(k)])
-    return ranked[0] if ranked else next(iter(tried))
+    """The router's most probable tried candidate; among equals (a router sure of an untried one),
+    the one that runs most like the router's own first choice."""
+    every = candidates()
+    top = max(range(len(every)), key=lambda i: (probabilities[i], -i))
+    options = [k for k in tried if k != skip] or list(tried)
+    index = candidate_index()
+    return max(options, key=lambda k: (probabilities[index[k]], _closeness(every[index[k]], every[top])))
 
 
 def cost_report(routed: Mapping[str, Sequence[float]], table: OracleTable) -> CostReport | None:

@@ -5,6 +5,7 @@ Each test drives :class:`AgentSession` over real HTTP to a scripted model on a r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -22,6 +23,7 @@ from engine.config.profiles import load_profile
 from engine.errors import ExitCode, UsageError
 from engine.llm.client import ChatClient, EndpointError
 from engine.plans.apply import apply_plan
+from engine.router.registry import SHIPPED_ROUTER
 from tests.agents.calc_task import (
     CALC,
     FIX,
@@ -225,14 +227,32 @@ def test_the_token_budget_stops_the_run(sessions: Sessions, scripted_llm: Script
     assert {role: counts["total_tokens"] for role, counts in final["per_role"].items()} == {"builder": 15, "tester": 30}
 
 
-def test_route_event_notes_a_missing_learned_router(sessions: Sessions, scripted_llm: ScriptedLLM, root: Path) -> None:
+def test_the_local_profile_routes_with_the_shipped_router(
+    sessions: Sessions, scripted_llm: ScriptedLLM, root: Path
+) -> None:
     scripted_llm.enqueue(Reply(FIX))
     session = sessions.open("local", approval="all", base_url=scripted_llm.base_url)
-    outcome = session.start("use a plus in add")
-    finished_ok(outcome)
+    finished_ok(session.start("use a plus in add"))
+    [route] = of(sessions.events, "route")
+    shipped = json.loads((SHIPPED_ROUTER / "router.json").read_text())["kind"]
+    assert route["router"] == f"model:{shipped}"
+    assert route["note"] is None
+    assert (route["topology"], route["roles"]) == ("single", ["builder"])
+
+
+def test_route_event_notes_a_missing_learned_router(
+    sessions: Sessions, scripted_llm: ScriptedLLM, root: Path, isolated_home: Path
+) -> None:
+    profiles = isolated_home / ".config" / "routeshell" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "mine.toml").write_text('extends = "local"\ndescription = "mine"\n\n[router]\nkind = "model"\n'
+                                        f'model_dir = "{root}/no-router"\n')  # fmt: skip
+    scripted_llm.enqueue(Reply(FIX))
+    session = sessions.open("mine", approval="all", base_url=scripted_llm.base_url)
+    finished_ok(session.start("use a plus in add"))
     [route] = of(sessions.events, "route")
     assert route["router"] == "heuristic"
-    assert "routeshell/models/router is not a router directory" in route["note"]
+    assert "no-router is not a router directory" in route["note"]
     assert route["note"].endswith("; using the heuristic router")
     assert (route["topology"], route["roles"], route["max_rounds"]) == ("single", ["builder"], 3)
 

@@ -50,3 +50,11 @@ def test_records_are_read_and_checked(tmp_path: Path) -> None:
     path.write_text(json.dumps({"task_id": "t", "candidate": "loop:nobody", "passed": True, "tokens": 5}) + "\n")
     with pytest.raises(UsageError, match="unknown candidate"):
         read_oracle(path)
+
+
+def test_a_router_sure_of_an_untried_decision_gets_the_tried_one_that_runs_most_like_it() -> None:
+    full_pipeline = [0.0] * len(candidates())
+    full_pipeline[candidate_index()["pipeline:planner+builder+tester+refactor"]] = 1.0
+    report = cost_report({f"t{n}": full_pipeline for n in range(4)}, TABLE)
+    assert report is not None
+    assert (report["pass_rate"], report["mean_tokens"]) == (1.0, 100.0)

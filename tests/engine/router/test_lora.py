@@ -4,6 +4,7 @@ trains, saves and reloads with PEFT, QLoRA runs on the CPU, and every decision v
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,15 @@ def test_export_merge_writes_a_checkpoint_that_loads_without_peft(trained: Path,
     assert_one_line_error(again, 2, "exists and is not empty")
     assert_one_line_error(run_routeshell("export", "--merge", "--adapter", str(tmp_path), "--out", str(tmp_path / "x")),
                           2, "not a PEFT adapter")  # fmt: skip
+
+
+def test_the_router_adapter_is_one_of_several_named_adapters_the_server_lists(
+    trained: Path, pretrained: tuple[Path, TrainRun], tmp_path: Path
+) -> None:
+    from engine.serve.loaded import load_model
+
+    second = tmp_path / "planner"
+    shutil.copytree(trained, second)
+    loaded = load_model(pretrained[0], dtype="fp32", adapters={"router": trained, "planner": second}, name="tiny")
+    assert loaded.model_ids() == ["tiny", "router", "planner"]
+    assert loaded.adapter_for("router") == "router"

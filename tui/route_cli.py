@@ -1,0 +1,124 @@
+"""``routeshell route`` (one task's decision, with the probability of each candidate) and
+``routeshell export --merge`` (a LoRA adapter merged into its base)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tui.arg_types import positive_int
+from tui.router_cli import quiet
+
+
+def add_route_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+    """Add ``route`` to the ``routeshell`` subcommands."""
+    from pathlib import Path
+
+    route = commands.add_parser(
+        "route",
+        help="print the router's decision for a task, with the probability of each candidate",
+        description="Route TASK as the agent loop would: the profile's router (router.kind and model_dir), or "
+        "--router DIR. A learned router scores the 28 canonical decisions; the most probable is the decision. "
+        "A router that cannot be loaded falls back to the heuristic router, with a note on stderr.",
+        epilog=epilog,
+    )
+    route.add_argument("task", metavar="TASK", help="the task, as you would give it to 'routeshell run'")
+    route.add_argument("--router", type=Path, metavar="DIR", help="a router directory instead of the profile's")
+    route.add_argument("--top", type=positive_int, default=5, metavar="N", help="candidates to list (5)")
+    route.add_argument("--json", action="store_true", help="print the decision and every probability as JSON")
+
+
+def run_route_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell route``; return the exit code."""
+    import json
+    import sys
+
+    from engine.names import display_line
+    from engine.router.scored import ScoredRouter, one_hot, ranked
+
+    quiet()
+    if args.router is not None:
+        from engine.router.registry import model_router
+
+        router: Any = model_router({"model_dir": str(args.router)})
+        note = None
+    else:
+        from engine.config.profiles import load_profile
+        from engine.router.registry import load_router
+
+        router, note = load_router(load_profile(args.profile).data["router"])
+    if note:
+        print(f"routeshell: note: {display_line(note)}", file=sys.stderr)
+    decision = router.route(args.task)
+    from engine.router.candidates import canonical
+
+    if isinstance(router, ScoredRouter) and decision.router == router.name:
+        (probabilities,) = router.model.probabilities([args.task])
+    else:
+        probabilities = one_hot(canonical(decision))
+    pairs = ranked(probabilities)
+    if args.json:
+        print(json.dumps({"decision": decision.as_json(), "router": decision.router, "note": note,
+                          "candidates": [{"key": c.key, "probability": round(p, 6)} for c, p in pairs]}))  # fmt: skip
+        return 0
+    print(f"topology:   {decision.topology}")
+    print(f"roles:      {', '.join(decision.roles)}")
+    print(f"max_rounds: {decision.max_rounds}")
+    print(f"router:     {display_line(decision.router)}")
+    print(f"reason:     {display_line(decision.reason)}")
+    for candidate, p in pairs[: args.top]:
+        print(f"  {p:6.3f}  {candidate.key}")
+    return 0
+
+
+def add_export_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+    """Add ``export`` to the ``routeshell`` subcommands."""
+    export = commands.add_parser(
+        "export",
+        help="merge a LoRA adapter into its base: a checkpoint vLLM and other servers load without PEFT",
+        description="Write the base model with the LoRA adapter merged into its weights (--merge), with the "
+        "tokenizer, as a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it, and so do "
+        "vLLM and 'routeshell serve --model OUT'. --base defaults to the base the adapter records. OUT is "
+        "written beside itself and renamed into place: all of it or nothing.",
+        epilog=epilog,
+    )
+    add = export.add_argument
+    add("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
+    add("--adapter", type=Path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
+    add("--base", type=Path, metavar="DIR", help="the base model (default: the one the adapter records)")
+    add("--out", type=Path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    """Run ``routeshell export --merge``; return the exit code."""
+    import shutil
+    import sys
+
+    from engine.errors import UsageError
+    from engine.names import display_name
+    from engine.router.router_dir import RouterWriteError
+
+    out: Path = args.out
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise UsageError(f"--out {display_name(str(out))} exists and is not empty (choose a new directory)")
+    quiet()
+    from engine.router.lora import merge_adapter
+
+    staging = out.with_name(f".{out.name}.partial")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        record = merge_adapter(args.base, args.adapter, staging)
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"routeshell: merged {display_name(str(args.adapter))} into {display_name(record['base'])}: "
+          f"{display_name(str(out))} ({record['parameters']:,} parameters)", file=sys.stderr)  # fmt: skip
+    return 0
