@@ -81,11 +81,14 @@ def main() -> int:
     kind = best["kind"]
     if kind not in ("tfidf", "knn", "mlp"):
         sys.exit(f"build_router: the best router is {best['router']} ({kind}); shipping it needs its base too")
-    shutil.rmtree(SHIPPED, ignore_errors=True)
-    run(steps, "train", "router", "--kind", kind, *data, "--out", str(SHIPPED))
+    final = work / "final"
+    run(steps, "train", "router", "--kind", kind, *data, "--out", str(final))
     total = round(time.monotonic() - started, 1)
-    (SHIPPED / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-    (SHIPPED / "MODEL_CARD.md").write_text(model_card(report, best, steps, total, labels))
+    (final / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    (final / "MODEL_CARD.md").write_text(model_card(report, best, steps, total, labels))
+    # Only a complete router replaces the shipped one.
+    shutil.rmtree(SHIPPED, ignore_errors=True)
+    shutil.copytree(final, SHIPPED)
     print(f"build_router: shipped {kind} in {SHIPPED} ({total} s in all)")
     return 0
 
@@ -142,6 +145,8 @@ generator's kinds, not how it does on requests people write.
 {chr(10).join(rows)}
 
 ## Commands
+
+The last command's output, with this card and `evaluation.json`, is copied to engine/router/default.
 
 ```sh
 {commands}

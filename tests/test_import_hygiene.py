@@ -77,6 +77,14 @@ def test_profile_loading_never_imports_the_ui() -> None:
         "tui.generate_cli",
         "engine.serve.protocol",
         "engine.serve.app",
+        "engine.router.registry",
+        "engine.router.evaluate",
+        "engine.router.teacher",
+        "engine.router.router_dir",
+        "agents.oracle",
+        "tui.router_cli",
+        "tui.router_eval_cli",
+        "tui.route_cli",
     ],
 )
 def test_entry_points_do_not_import_heavy_libraries(module: str) -> None:

@@ -140,3 +140,25 @@ def test_the_router_adapter_is_one_of_several_named_adapters_the_server_lists(
     loaded = load_model(pretrained[0], dtype="fp32", adapters={"router": trained, "planner": second}, name="tiny")
     assert loaded.model_ids() == ["tiny", "router", "planner"]
     assert loaded.adapter_for("router") == "router"
+
+
+def test_any_local_causal_lm_is_a_base_a_qwen3_one_too(
+    pretrained: tuple[Path, TrainRun], labels: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    base = tmp_path / "qwen3"
+    tokenizer = AutoTokenizer.from_pretrained(str(pretrained[0]))
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=512,
+                         pad_token_id=0, bos_token_id=1, eos_token_id=2)  # fmt: skip
+    torch.manual_seed(0)
+    Qwen3ForCausalLM(config).save_pretrained(str(base))
+    tokenizer.save_pretrained(str(base))
+    out = tmp_path / "router"
+    run = run_train("router", "--model", str(base), "--data", str(labels), "--output_dir", str(out),
+                    "--max-steps", "2", "--batch-size", "2", "--grad-accum", "1")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base)
+    decision = ScoredRouter(LoraModel.load(out)).route("rename the photos")
+    assert validator("decision").is_valid(decision.as_json())
