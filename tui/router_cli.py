@@ -237,6 +237,9 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
     staging = None
     summary: dict[str, Any] = {}
     if args.kind == "lora":
+        from engine.router.router_dir import check_base_dir
+
+        check_base_dir(args.base or default_base())
         from engine.router.lora import DEFAULT_TARGETS, LoraOptions, train_lora_router, write_meta
 
         targets = tuple(t.strip() for t in args.target_modules.split(",") if t.strip()) if args.target_modules else None

@@ -31,6 +31,7 @@ from engine.events import EventSink
 from engine.names import display_line, display_name
 from engine.router.candidates import Candidate, candidates
 from engine.router.labels import SYSTEM_PROMPT, LabelledTask
+from engine.router.router_dir import check_base_dir
 from engine.router.tasks import TASK_PREFIX
 
 ADAPTER_META = "router_lora_meta.json"
@@ -119,9 +120,7 @@ def load_base(base: Path, *, use_4bit: bool = False, dtype: torch.dtype = torch.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     shown = display_name(str(base))
-    if not (base / "config.json").is_file():
-        raise UsageError(f"--base {shown} is not a model directory (no config.json); train one with "
-                         f"'routeshell train all --out {shown}' or give --base DIR")  # fmt: skip
+    check_base_dir(base)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if use_4bit:
         from transformers import BitsAndBytesConfig
@@ -313,8 +312,6 @@ def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, 
     with ``AutoModelForCausalLM.from_pretrained`` and needs no PEFT (vLLM and other servers load
     it). Returns what ``merged_from.json`` records.
     """
-    from peft import PeftModel
-
     if not (adapter / "adapter_config.json").is_file():
         raise UsageError(f"--adapter {display_name(str(adapter))} is not a PEFT adapter (no adapter_config.json)")
     if base is None:
@@ -322,6 +319,8 @@ def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, 
             base = Path(json.loads((adapter / ADAPTER_META).read_text(encoding="utf-8"))["base"])
         except (OSError, ValueError, KeyError, TypeError):
             raise UsageError(f"{display_name(str(adapter))} does not record its base; give --base DIR") from None
+    from peft import PeftModel
+
     model, tokenizer = load_base(base)
     try:
         merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

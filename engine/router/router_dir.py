@@ -65,6 +65,14 @@ def data_record(paths: Sequence[Path]) -> list[dict[str, str]]:
     return [{"path": str(path.absolute()), "sha256": file_digest(path)} for path in paths]
 
 
+def check_base_dir(base: Path) -> None:
+    """Raise :class:`UsageError` when ``base`` is not a model directory (before any library loads)."""
+    if not (base / "config.json").is_file():
+        shown = display_name(str(base))
+        raise UsageError(f"--base {shown} is not a model directory (no config.json); train one with "
+                         f"'routeshell train all --out {shown}' or give --base DIR")  # fmt: skip
+
+
 def check_out(out: Path) -> None:
     """Raise :class:`UsageError` when ``out`` holds something that is not a router."""
     if out.exists() and not (out.is_dir() and ((out / META_FILE).exists() or not any(out.iterdir()))):

@@ -23,7 +23,7 @@ from engine.router.tasks import is_held_out
 from engine.schemas import validator
 from tests.helpers import small_disk
 
-TASKS = generate_requests(700, seed=11)
+TASKS = generate_requests(450, seed=11)
 POOL = [t for t in TASKS if not is_held_out(t.task_id)]
 HELD = [t for t in TASKS if is_held_out(t.task_id)]
 PROBES = ["move the pdfs into finance", "test_login is red, fix it", "", "x" * 5000, "\x1b[31m\udcff\n;DROP"]
