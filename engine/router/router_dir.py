@@ -163,6 +163,6 @@ def load_model(directory: Path) -> tuple[CandidateModel, RouterMeta]:
             model = module.LoraModel.load(directory)
         else:
             model = module.load_embedded(kind, directory)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as err:
         raise RouterDirError(f"cannot load the {kind} router in {display_name(str(directory))}: {err}") from None
     return model, meta

@@ -139,6 +139,11 @@ def test_a_router_directory_is_checked_and_replaced_whole(tmp_path: Path, fitted
     (out / "router.json").write_text("{")
     with pytest.raises(RouterDirError, match="cannot read"):
         load_model(out)
+    (out / "router.json").write_text(json.dumps(meta))
+    for damage in ('{"vocabulary": 5}', "[]", '{"vocabulary": {}, "idf": "x", "classes": [], "coef": 1}'):
+        (out / "tfidf.json").write_text(damage)
+        with pytest.raises(RouterDirError, match="cannot load the tfidf router"):
+            load_model(out)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(RouterDirError.__mro__[1], match="not a router"):
