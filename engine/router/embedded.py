@@ -146,6 +146,7 @@ class CascadeHeads(nn.Module):
         )
 
 
+@cache
 def _candidate_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each candidate's topology index, one-hot topology, extra roles and round index: (C,), (C, 3), (C, 3), (C,)."""
     found = candidates()

@@ -23,7 +23,7 @@ from engine.router.labels import LabelledTask, read_samples
 from engine.router.metrics import Prediction, RouterScores, score
 from engine.router.router_dir import load_model
 from engine.router.scored import CandidateModel, ranked
-from engine.router.tasks import fold_of, is_held_out
+from engine.router.tasks import folds, partition
 
 #: Kinds fitted on the pool by ``eval router`` itself, in table order.
 FITTED = ("tfidf", "knn", "mlp")
@@ -103,9 +103,7 @@ def predict(
 
 def split_samples(samples: Sequence[LabelledTask]) -> tuple[list[LabelledTask], list[LabelledTask]]:
     """Return (training pool, held-out) samples by task id."""
-    pool = [s for s in samples if not is_held_out(s.task.task_id)]
-    held = [s for s in samples if is_held_out(s.task.task_id)]
-    return pool, held
+    return partition(samples)
 
 
 def _row(name: str, kind: str, predictions: list[Prediction], held: Sequence[LabelledTask], resamples: int,
@@ -120,13 +118,11 @@ def _row(name: str, kind: str, predictions: list[Prediction], held: Sequence[Lab
 
 def _cross_validate(kind: str, pool: Sequence[LabelledTask], seed: int) -> list[float]:
     scores = []
-    for k in range(5):
-        train = [s for s in pool if fold_of(s.task.task_id) != k]
-        valid = [s for s in pool if fold_of(s.task.task_id) == k]
+    for train, valid in folds(pool):
         if not train or not valid:
             continue
         model = fit_model(kind, [s.task.text for s in train], [s.label for s in train], seed=seed)
-        (probabilities) = model.probabilities([s.task.text for s in valid])
+        probabilities = model.probabilities([s.task.text for s in valid])
         hits = [ranked(p)[0][0] == s.label for p, s in zip(probabilities, valid, strict=True)]
         scores.append(round(sum(hits) / len(hits), 4))
     return scores

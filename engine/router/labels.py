@@ -115,6 +115,11 @@ class LabelledTask:
     sample_type: str
     system: str
 
+    @property
+    def task_id(self) -> str:
+        """The labelled task's id, which decides its split."""
+        return self.task.task_id
+
 
 def read_samples(paths: Sequence[Path], *, drop_no_output: bool = False) -> tuple[list[LabelledTask], int]:
     """Read labelled samples from JSONL files; return them and how many rows had no usable answer.
@@ -129,12 +134,12 @@ def read_samples(paths: Sequence[Path], *, drop_no_output: bool = False) -> tupl
     for path in paths:
         name = display_name(str(path))
         for number, row in read_jsonl(path):
-            problem = schema_error(row, "router_sample")
-            if problem is not None and not (drop_no_output and "assistant message" in problem):
-                raise UsageError(f"{name}:{number}: {problem} (expected a sample as 'routeshell train labels' writes)")
-            if problem is not None:
+            if drop_no_output and not _has_answer(row):
                 dropped += 1
                 continue
+            problem = schema_error(row, "router_sample")
+            if problem is not None:
+                raise UsageError(f"{name}:{number}: {problem} (expected a sample as 'routeshell train labels' writes)")
             assert isinstance(row, dict)
             messages = row["messages"]
             user = next(m["content"] for m in messages if m["role"] == "user")
@@ -156,3 +161,12 @@ def read_samples(paths: Sequence[Path], *, drop_no_output: bool = False) -> tupl
             task = RouterTask(task_id, source_of(kind), user.removeprefix(TASK_PREFIX))
             found.append(LabelledTask(task, canonical(decision), decision.reason, kind, system))
     return found, dropped
+
+
+def _has_answer(row: object) -> bool:
+    """Whether ``row`` holds an assistant turn with some content."""
+    messages = row.get("messages") if isinstance(row, dict) else None
+    return isinstance(messages, list) and any(
+        isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str) and m["content"]
+        for m in messages
+    )

@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from engine.errors import UsageError
 from engine.jsonl import read_jsonl
@@ -219,19 +219,29 @@ def load_tasks(source: str, *, count: int | None = None, seed: int = 0) -> list[
     return user_tasks(path)
 
 
-def partition(tasks: Iterable[RouterTask]) -> tuple[list[RouterTask], list[RouterTask]]:
-    """Split ``tasks`` into (training pool, held-out) by :func:`is_held_out`."""
-    pool: list[RouterTask] = []
-    held: list[RouterTask] = []
-    for task in tasks:
-        (held if is_held_out(task.task_id) else pool).append(task)
+class HasTaskId(Protocol):
+    """A task, or anything that carries one's id (a labelled sample)."""
+
+    @property
+    def task_id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=HasTaskId)
+
+
+def partition(items: Iterable[ItemT]) -> tuple[list[ItemT], list[ItemT]]:
+    """Split tasks (or samples) into (training pool, held-out) by :func:`is_held_out`."""
+    pool: list[ItemT] = []
+    held: list[ItemT] = []
+    for item in items:
+        (held if is_held_out(item.task_id) else pool).append(item)
     return pool, held
 
 
-def folds(tasks: Sequence[RouterTask]) -> list[tuple[list[RouterTask], list[RouterTask]]]:
-    """Return the 5 cross-validation (train, validation) pairs of ``tasks`` by :func:`fold_of`."""
+def folds(items: Sequence[ItemT]) -> list[tuple[list[ItemT], list[ItemT]]]:
+    """Return the 5 cross-validation (train, validation) pairs of ``items`` by :func:`fold_of`."""
     return [
-        ([t for t in tasks if fold_of(t.task_id) != k], [t for t in tasks if fold_of(t.task_id) == k])
+        ([t for t in items if fold_of(t.task_id) != k], [t for t in items if fold_of(t.task_id) == k])
         for k in range(FOLDS)
     ]
 

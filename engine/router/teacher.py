@@ -215,14 +215,13 @@ def teacher_labels(tasks: Sequence[RouterTask], options: TeacherOptions, on_even
                 on_event({"type": "label_task", "task_id": task.task_id, "status": "cached",
                           "attempts": records[task.task_id]["attempts"], "problem": None, "done": done,
                           "total": len(tasks)})  # fmt: skip
-        by_id = {task.task_id: task for task in pending}
         for record in run_pool(pending, teacher.ask, workers, lambda note: None, name="router-teacher"):
             cache.add(record)
             records[record["task_id"]] = record
             outcome.asked += 1
             done += 1
             outcome.invalid_answers += record["attempts"] - (record["status"] == "labelled")
-            on_event({"type": "label_task", "task_id": by_id[record["task_id"]].task_id, "status": record["status"],
+            on_event({"type": "label_task", "task_id": record["task_id"], "status": record["status"],
                       "attempts": record["attempts"], "problem": record["problem"], "done": done,
                       "total": len(tasks)})  # fmt: skip
     for task in tasks:
