@@ -36,9 +36,11 @@ from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.plans.apply import StepFailed, apply_plan, recover
+from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
 from engine.plans.journal import applied_from
-from engine.plans.model import normalise
+from engine.plans.model import InvalidPlan, normalise
+from engine.plans.policy import Policy
 from engine.plans.runner import RunResult, bubblewrap, run_command
 from engine.plans.undo import undo_journal
 from engine.router.decision import RouterDecision
@@ -108,6 +110,7 @@ def _ask(state: AgentState, ctx: AgentContext, role: Role, request: str) -> dict
         messages,
         ctx.root,
         stream=ctx.stream,
+        policy=ctx.policy,
         on_delta=on_delta,
         on_repair=lambda attempt, problems: _emit(
             {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
@@ -177,13 +180,18 @@ def _applied_text(state: AgentState) -> str:
     return f"\n\nThe builder's plan ({last['status']}): {last['summary']}"
 
 
-def waits_for_approval(mode: ApprovalMode, plan: Mapping[str, Any]) -> bool:
+def waits_for_approval(mode: ApprovalMode, plan: Mapping[str, Any], policy: Policy | None = None) -> bool:
     """Return whether ``plan`` stops for the user's answer under approval ``mode`` (the one rule).
 
-    ``never`` only shows plans and ``all`` applies them; ``auto`` asks for plans with a run step,
-    ``ask`` for every plan. An answer given on resume for that very plan still beats the mode.
+    ``never`` only shows plans; ``all`` applies them and ``auto`` asks for plans with a run step,
+    both asking too for a plan with an op the ``policy`` says always needs a person's yes;
+    ``ask`` asks for every plan. An answer given on resume for that very plan still beats the mode.
     """
-    if mode in ("never", "all"):
+    if mode == "never":
+        return False
+    if policy is not None and policy.confirms(plan):
+        return True
+    if mode == "all":
         return False
     return mode == "ask" or any(step["op"] == "run" for step in plan["steps"])
 
@@ -196,7 +204,7 @@ def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent
     has_run = any(step["op"] == "run" for step in pending["plan"]["steps"])
     if ctx.approval == "never":
         return {"action": "show"}
-    if not waits_for_approval(ctx.approval, pending["plan"]):
+    if not waits_for_approval(ctx.approval, pending["plan"], ctx.policy):
         return {"action": "approve"}
     payload: ApprovalRequest = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"],
                                 "preview": previews, "runs": has_run, "thread": ctx.thread_id}  # fmt: skip
@@ -210,14 +218,14 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     pending = state["pending"]
     assert pending is not None
-    previews = [p.as_event() for p in preview_plan(ctx.root, pending["plan"])]
+    previews = [p.as_event() for p in preview_plan(ctx.root, pending["plan"], ctx.policy)]
     answer = _answer(ctx, pending, previews)
     # Everything below is a side effect: it runs once the answer is known.
     plan = pending["plan"]
     record = {"id": pending["id"], "role": pending["role"], "round": pending["round"], "journal": None}
     if answer.get("action") == "edit":
         edited = answer.get("plan")
-        problems = reply_problems(pending["role"], edited, ctx.root)
+        problems = reply_problems(pending["role"], edited, ctx.root, ctx.policy)
         if problems:
             answer = {"action": "reject", "reason": f"the edited plan is invalid: {problems[0]}"}
         else:
@@ -230,6 +238,7 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     elif action != "approve" and action != "edit":
         reason = answer.get("reason") or "rejected by the user"
         record.update(status="rejected", summary=f"{reason}; nothing from this plan was applied")
+        audit(ctx.root, "rejected", plan, via="agent", origin=f"{ctx.thread_id}/{pending['id']}", reason=reason)
     else:
         plan = _cap_run_timeouts(ctx, plan)
         record.update(_apply(ctx, pending["id"], plan))
@@ -273,8 +282,9 @@ def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any]) -> dict[str, A
         _emit({"type": "applied", "journal": journal_id, "steps": len(plan["steps"]), "replayed": True})
     else:
         try:
-            result = apply_plan(ctx.root, plan, limits=ctx.limits, origin=origin, on_event=_forward_apply_event)
-        except (StepFailed, SandboxError) as exc:
+            result = apply_plan(ctx.root, plan, limits=ctx.limits, origin=origin, on_event=_forward_apply_event,
+                                policy=ctx.policy)  # fmt: skip
+        except (StepFailed, SandboxError, InvalidPlan) as exc:
             return {"status": "failed", "summary": str(exc)}
         journal_id, runs = result.journal_id, result.runs
     record: dict[str, Any] = {"status": "applied", "journal": journal_id,
@@ -324,7 +334,7 @@ def _retest_after_refactor(ctx: AgentContext, test_runs: list[dict[str, Any]], r
     if not test["passed"]:
         try:
             # Exactly the plan this run applied: another may have been applied since.
-            undone = undo_journal(ctx.root, record["journal"])
+            undone = undo_journal(ctx.root, record["journal"], via="agent")
             record["summary"] += f"; the tests failed after it, so journal {undone.id} was undone"
             record["status"] = "reverted"
             test = _test_event(_run_steps(ctx, test_runs))

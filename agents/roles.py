@@ -23,7 +23,9 @@ from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
 from engine.plans.dry_run import preview_plan
-from engine.plans.model import BUILDER_PROMPT, PLAN_RULES, normalise, plan_problems
+from engine.plans.expand import expand_plan
+from engine.plans.model import BUILDER_PROMPT, PLAN_RULES, InvalidPlan, normalise, plan_problems
+from engine.plans.policy import Policy
 from engine.schemas import describe_error, load_schema, pointer, validator
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.tools import glob
@@ -91,16 +93,16 @@ def extract_json(text: str) -> tuple[Any, str | None]:
         return None, "JSON nested too deeply"
 
 
-def reply_problems(role: Role, document: Any, root: Path) -> list[str]:
+def reply_problems(role: Role, document: Any, root: Path, policy: Policy | None = None) -> list[str]:
     """Return every reason ``document`` is not an acceptable reply from ``role`` (empty when it is).
 
     A problem may quote the reply (an unknown key, a path): its control characters are escaped,
     since problems reach the terminal in repair events and in the error that ends the role.
     """
-    return [display_line(problem) for problem in _reply_problems(role, document, root)]
+    return [display_line(problem) for problem in _reply_problems(role, document, root, policy)]
 
 
-def _reply_problems(role: Role, document: Any, root: Path) -> list[str]:
+def _reply_problems(role: Role, document: Any, root: Path, policy: Policy | None) -> list[str]:
     schema = ROLE_SCHEMAS[role]
     if schema == "planner":
         errors = sorted(validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
@@ -116,7 +118,9 @@ def _reply_problems(role: Role, document: Any, root: Path) -> list[str]:
     # Valid in itself: now check it against the workspace as it is, so that a plan that would fail
     # (patching text that is not there, writing over a file without overwrite) goes back for repair.
     try:
-        previews = preview_plan(root, normalise(document))
+        previews = preview_plan(root, expand_plan(root, normalise(document), policy), policy)
+    except InvalidPlan as exc:
+        return [str(problem) for problem in exc.problems]
     except SandboxError as exc:
         return [f"/: {exc}"]
     return [f"/steps/{p.index}: {p.problem}" for p in previews if p.problem]
@@ -150,11 +154,13 @@ def ask_role(
     on_repair: Callable[[int, list[str]], None] | None = None,
     on_usage: Callable[[Usage], None] | None = None,
     stream: bool = True,
+    policy: Policy | None = None,
 ) -> RoleReply:
     """Ask ``role`` and return its validated reply, repairing an invalid one at most ``REPAIRS`` times.
 
     ``messages`` are the system and user messages; the conversation grows with each repair.
     ``on_usage`` sees each call's usage as it happens (so budgets are checked between repairs).
+    A plan that selects files comes back expanded, one step per file, checked against ``policy``.
     Raises :class:`RoleFailed` when no valid reply came, and ``EndpointError`` from the client.
     """
     conversation = list(messages)
@@ -170,9 +176,9 @@ def ask_role(
         # A reply cut off at the size limit or not valid UTF-8 goes back like any invalid one.
         document: Any
         document, parse_problem = extract_json(reply.content) if reply.defect is None else (None, reply.defect)
-        problems = [f"/: {parse_problem}"] if parse_problem else reply_problems(role, document, root)
+        problems = [f"/: {parse_problem}"] if parse_problem else reply_problems(role, document, root, policy)
         if not problems:
-            result = document if ROLE_SCHEMAS[role] == "planner" else normalise(document)
+            result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
             return RoleReply(result, total, attempt)
         if attempt > REPAIRS:
             break
@@ -194,6 +200,13 @@ def ask_role(
         f"the {role} gave no valid reply after {REPAIRS + 1} attempts: {problems[0]}"
         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
     )
+
+
+def _expanded(root: Path, document: Any, policy: Policy | None) -> Any:
+    try:
+        return expand_plan(root, normalise(document), policy)
+    except InvalidPlan as exc:  # the workspace changed since the check: the review's dry run says so
+        raise RoleFailed(f"the plan could not be expanded: {exc}") from None
 
 
 def workspace_context(root: Path, task: str, extra: str = "", policy: ContextPolicy | None = None) -> str:

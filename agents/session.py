@@ -29,6 +29,7 @@ from engine.events import ApprovalAnswer, ApprovalEvent, ApprovalRequest, ErrorE
 from engine.kinds import APPROVAL_MODES, ROLES, TOPOLOGIES, ApprovalMode, EndpointRole, Topology
 from engine.llm.client import ChatClient
 from engine.plans.journal import state_dir
+from engine.plans.policy import Policy
 from engine.plans.runner import Limits
 from engine.router.decision import Router
 from engine.router.registry import load_router
@@ -223,6 +224,7 @@ class AgentSession:
             run_timeout_s=self.profile.data.get("sandbox", {}).get("run_timeout_s"),
             stop=stop or threading.Event(),
             context=self.profile.context,
+            policy=Policy.from_profile(self.profile.data.get("policy")),
         )
 
     def exists(self, thread: str) -> bool:

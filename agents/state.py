@@ -15,6 +15,7 @@ from engine.events import ApprovalAnswer, Review, RunOutcome, Verdict
 from engine.kinds import APPROVAL_MODES as APPROVAL_MODES  # where the Agent pane and --plain look for them
 from engine.kinds import ApprovalMode, Role, Topology
 from engine.llm.client import ChatClient
+from engine.plans.policy import Policy
 from engine.plans.runner import Limits
 from engine.router.decision import DecisionDocument, Router
 
@@ -56,7 +57,8 @@ class AgentContext:
     applied, plans with run steps wait), ``never`` (plans are only shown) or ``all`` (every plan is
     applied, run steps included). ``budget`` caps the run's total tokens, counted in ``ledger``;
     ``run_timeout_s`` (the profile's ``sandbox.run_timeout_s``) caps every run step's timeout.
-    ``context`` (the profile's ``[context]``) says which workspace files a role may send to a model.
+    ``context`` (the profile's ``[context]``) says which workspace files a role may send to a model;
+    ``policy`` (its ``[policy]``) what plans may touch and which ops always wait for an answer.
     ``stop``, once set, ends the run at the next piece of a streaming reply or the next step. ``answers`` holds the
     user's answer to the plan a resumed run stopped for, by plan id; it beats the approval mode.
     """
@@ -76,3 +78,4 @@ class AgentContext:
     run_timeout_s: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     context: ContextPolicy = field(default_factory=ContextPolicy)
+    policy: Policy = field(default_factory=Policy)

@@ -325,6 +325,46 @@ class TrashEmptiedEvent(TypedDict):
     bytes: int
 
 
+#: What an audit record says was done with a plan: ``refused`` by validation or policy,
+#: ``rejected`` by the user when asked to approve it.
+AuditAction = Literal["applied", "failed", "undone", "refused", "rejected"]
+#: An audit record's outcome: "ok" for a plan applied or undone, else its action.
+AuditResult = Literal["ok", "failed", "refused", "rejected"]
+
+
+class AuditFields(TypedDict):
+    """One line of ``.routeshell/audit.jsonl``: who did what with which plan, when (ISO 8601, UTC).
+
+    ``paths`` holds at most 10,000 of the paths the plan names; ``paths_total`` counts them all.
+    """
+
+    time: str
+    user: str
+    origin: str
+    thread: str | None
+    plan_id: str | None
+    action: AuditAction
+    goal: str | None
+    ops: list[str]
+    paths: list[str]
+    paths_total: int
+    result: AuditResult
+    reason: str | None
+
+
+class AuditEvent(AuditFields):
+    """One record of ``routeshell audit --json``."""
+
+    type: Literal["audit"]
+
+
+class WarningEvent(TypedDict):
+    """Something a command skipped or could not do, and went on without (a damaged log line)."""
+
+    type: Literal["warning"]
+    message: str
+
+
 from engine.model_events import (  # noqa: E402  (beside the union they join)
     CheckpointEvent,
     DataFilterEvent,
@@ -370,6 +410,8 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     TrashEvent,
     RestoredEvent,
     TrashEmptiedEvent,
+    AuditEvent,
+    WarningEvent,
     DataFilterEvent,
     DataReadyEvent,
     TrainStartEvent,

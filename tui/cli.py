@@ -60,6 +60,7 @@ A workspace at /, at $HOME or outside the home directory is adopted only after a
 
 Files change only through plans: JSON documents of file operations, applied
 all-or-nothing inside the workspace, journaled and undoable ('routeshell plan').
+'routeshell audit' lists who applied, undid, refused or rejected which plan, and when.
 """
 
 
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.trash_cli import add_trash_command
 
     add_trash_command(commands, _Parser, EXIT_CODES)
+    from tui.audit_cli import add_audit_command
+
+    add_audit_command(commands, _Parser, EXIT_CODES)
     from tui.train_cli import add_train_command
 
     add_train_command(commands, _Parser)
@@ -177,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.trash_cli import run_trash_command
 
             return run_trash_command(args)
+        if args.command == "audit":
+            from tui.audit_cli import run_audit_command
+
+            return run_audit_command(args)
         if args.command == "run":
             from tui.run_cli import run_agent_command
 

@@ -141,14 +141,24 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     from engine.config.profiles import load_profile
     from engine.names import display_line
     from engine.plans.apply import apply_plan, recover
+    from engine.plans.audit import audit
     from engine.plans.dry_run import preview_plan
+    from engine.plans.expand import expand_plan
     from engine.plans.model import load_plan
+    from engine.plans.policy import Policy
     from engine.plans.runner import Limits
 
+    profile = load_profile(args.profile)
+    policy = Policy.from_profile(profile.data.get("policy"))
     plan = load_plan(args.plan)
     # An interrupted apply is rolled back first: the preview must show what the apply will change.
     recover(workspace, on_event=_emit if args.json else _print_step, wait=args.wait)
-    previews = preview_plan(workspace, plan)
+    written = plan
+    # Selections become one step per file here, once: the preview, the question and the apply all see these.
+    plan = expand_plan(
+        workspace, plan, policy, on_refusal=lambda why: audit(workspace, "refused", written, via="cli", reason=why)
+    )
+    previews = preview_plan(workspace, plan, policy)
     for preview in previews:
         if args.json:
             _emit(preview.as_event())
@@ -169,12 +179,13 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
             raise UsageError("not applying without --yes: standard input is not a terminal to ask on")
         answer = input(f"Apply {len(previews)} step(s) to {workspace}? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
+            audit(workspace, "rejected", plan, via="cli", reason="answered no")
             print("not applied")
             return ExitCode.FAILED
-    limits = Limits.from_profile(load_profile(args.profile).data["sandbox"])
+    limits = Limits.from_profile(profile.data["sandbox"])
     sink, progress = _progress_sink(args, len(previews))
     try:
-        result = apply_plan(workspace, plan, limits=limits, on_event=sink, via="cli", wait=args.wait)
+        result = apply_plan(workspace, plan, limits=limits, on_event=sink, via="cli", wait=args.wait, policy=policy)
     except RouteshellError as exc:
         if args.json:
             _emit({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code)})
@@ -185,7 +196,6 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     if not args.json:
         from tui.cli import command_hint
 
-        profile = load_profile(args.profile)
         undo = command_hint(profile, "plan", "undo", result.journal_id, "--workspace", str(workspace))
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
@@ -208,6 +218,8 @@ def _progress_sink(args: argparse.Namespace, total: int) -> tuple[EventSink, Any
             progress.advance(task)
             if event["op"] == "run":
                 progress.console.print(_run_line(event), markup=False, highlight=False)
+        elif event["type"] == "warning":
+            _print_step(event)
 
     return sink, progress
 
@@ -218,6 +230,8 @@ def _print_step(event: Event) -> None:
 
     if event["type"] == "step" and event["op"] == "run":
         print(_run_line(event))
+    elif event["type"] == "warning":
+        print(f"routeshell: warning: {display_line(event['message'])}", file=sys.stderr)
     elif event["type"] == "recovered":
         print(f"recovered plan {event['journal']} interrupted while {event['was']}")
         for path in event.get("kept_in_trash", []):

@@ -12,16 +12,20 @@ import errno
 import os
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ExitCode, RouteshellError
 from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
+from engine.plans.audit import Action, audit
+from engine.plans.expand import expand_plan
 from engine.plans.journal import Journal, Via, journals
-from engine.plans.ops import OPS, ApplyContext, prepare_step
-from engine.plans.ops import StepFailed as StepFailed  # raised here too; importers know it from here
-from engine.plans.ops import undo_conflicts as ops_undo_conflicts
+from engine.plans.op_base import ApplyContext
+from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
+from engine.plans.op_table import OPS, prepare_step
+from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
+from engine.plans.policy import Policy
 from engine.plans.runner import Limits, RunResult, bubblewrap
 from engine.plans.view import WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace
@@ -46,15 +50,8 @@ class ApplyResult:
 # -- preparing, carrying out and undoing steps: each op does its own (engine/plans/ops.py) ------
 
 
-def _prepare(ws: Workspace, journal: Journal, index: int, step: dict[str, Any]) -> dict[str, Any]:
-    """Check a step's preconditions; return its journal record, holding what undo needs."""
-    return prepare_step(WorkspaceView(ws), index, step)
-
-
-def _execute(
-    ws: Workspace, journal: Journal, record: dict[str, Any], step: dict[str, Any], limits: Limits, bwrap: str | None
-) -> RunResult | None:
-    return OPS[record["op"]].execute(ApplyContext(ws, journal, limits, bwrap), record, step)
+def _execute(ctx: ApplyContext, record: dict[str, Any], step: dict[str, Any]) -> RunResult | None:
+    return OPS[record["op"]].execute(ctx, record, step)
 
 
 def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
@@ -155,8 +152,13 @@ def apply_plan(
     origin: str | None = None,
     via: Via | None = None,
     wait: float = 0,
+    policy: Policy | None = None,
 ) -> ApplyResult:
     """Apply a validated, normalised plan to ``root``, all or nothing.
+
+    Selections (``match``, ``paths``, rename, classify) are expanded first, under the lock, and the
+    concrete plan is checked against ``policy`` (:func:`engine.plans.expand.expand_plan`); pass the
+    plan the person approved, already expanded, so that exactly that runs.
 
     ``cancel`` is polled before each step; when it returns True the apply stops and rolls back.
     ``origin`` is kept in the journal (see :func:`engine.plans.journal.applied_from`), and ``via``
@@ -168,23 +170,33 @@ def apply_plan(
     emit = on_event or (lambda event: None)
     root = Path(os.path.realpath(root))
     limits = limits or Limits()
+    policy = policy or Policy()
+    via = via or ("agent" if origin else "cli")
+
+    def audited(action: Action, plan: dict[str, Any], journal_id: str | None = None, reason: str | None = None) -> None:
+        audit(root, action, plan, via=via, origin=origin, plan_id=journal_id, reason=reason, emit=emit)
+
     with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, emit)
+        plan = expand_plan(root, plan, policy, on_refusal=lambda reason: audited("refused", plan, reason=reason))
         journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
-        bwrap = bubblewrap() if any(step["op"] == "run" for step in plan["steps"]) else None
+        ctx = ApplyContext(ws, journal, limits, None, policy.archive)
+        view = WorkspaceView(ws, policy.archive)
+        if any(step["op"] == "run" for step in plan["steps"]):
+            ctx = replace(ctx, bwrap=bubblewrap())
         result = ApplyResult(journal.id, len(plan["steps"]))
         index = 0
         try:
             for index, step in enumerate(plan["steps"]):
                 if cancel is not None and cancel():
                     raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
-                record = _prepare(ws, journal, index, step)
+                record = prepare_step(view, index, step)
                 try:
                     journal.record({key: value for key, value in record.items() if not key.startswith("_")})
                 except OSError as exc:
                     # Never run a step whose record is not wholly on disk: it could not be undone.
                     raise StateError(f"its journal record could not be written ({exc.strerror or exc})") from None
-                run = _execute(ws, journal, record, step, limits, bwrap)
+                run = _execute(ctx, record, step)
                 event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
                 if run is not None:
                     result.runs.append(run)
@@ -195,6 +207,7 @@ def apply_plan(
             index = len(plan["steps"])
             journal.set_state("applied")
         except BaseException as exc:
+            audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
             try:
                 _roll_back(ws, journal)
             except (RouteshellError, OSError) as undo_exc:
@@ -212,6 +225,7 @@ def apply_plan(
             step = plan["steps"][index]
             raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {reason}; {earlier}") from None
         applied: AppliedEvent = {"type": "applied", "journal": journal.id, "steps": result.steps}
+        audited("applied", plan, journal.id)
         emit(applied)
         keep_reserve(root)  # made again if a full disk used it up
         return result

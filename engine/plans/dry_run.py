@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import PreviewEvent
-from engine.plans.ops import OPS, prepare_step
+from engine.plans.expand import expand_plan, needs_expansion
+from engine.plans.op_table import OPS, prepare_step
+from engine.plans.policy import Policy
 from engine.plans.view import Overlay
 from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
@@ -40,16 +42,20 @@ def _diff(path: str, old: bytes | None, new: bytes) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def preview_plan(root: Path, plan: dict[str, Any]) -> list[StepPreview]:
+def preview_plan(root: Path, plan: dict[str, Any], policy: Policy | None = None) -> list[StepPreview]:
     """Describe every step of a validated plan, each against the workspace as the earlier ones leave it.
 
     Each step is checked by the same code the apply runs (see :mod:`engine.plans.ops`), so a step
     is reported as failing here exactly when the apply would fail on it. ``run`` steps are shown
-    but not simulated: what a command changes is not known before it runs.
+    but not simulated: what a command changes is not known before it runs. A plan that selects
+    files is expanded first (:func:`engine.plans.expand.expand_plan`, which raises
+    :class:`~engine.plans.model.InvalidPlan`); the previews are of its concrete steps.
     """
+    if needs_expansion(plan):
+        plan = expand_plan(root, plan, policy)
     previews = []
     with Workspace(root) as ws:
-        overlay = Overlay(ws)
+        overlay = Overlay(ws, (policy or Policy()).archive)
         for index, step in enumerate(plan["steps"]):
             op = OPS[step["op"]]
             summary = op.summary(step)

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.plans.ops import OPS
+from engine.files.match import MatchError, parse_match
+from engine.plans.op_base import PathKey, is_selection
+from engine.plans.op_table import OPS
 from engine.schemas import describe_error, pointer, validator
 from engine.workspace.sandbox import SandboxError, check_relpath
 
@@ -20,7 +22,12 @@ PLAN_RULES = (
     + "".join(f"  {op.usage}\n" for op in OPS.values())
     + 'Paths are relative to the workspace root, never absolute, never "..", never the root itself,\n'
     "never inside a .git (at any depth) or .routeshell; a path that names a file has no trailing '/'.\n"
-    "A run step has no shell: pass the program and its arguments as a list."
+    "A run step has no shell: pass the program and its arguments as a list.\n"
+    'MATCH selects many files at once instead of naming each: {"glob": "**/*.log"} and, all optional,\n'
+    '  "exclude": [GLOB], "type": "file"|"dir"|"any", "ext": [".pdf"], "name_regex": RE, "contains": TEXT,\n'
+    '  "larger_than": "1MB", "smaller_than": "2GB", "modified_after": "2025-01-01", "modified_before": "30d",\n'
+    '  "tag": TAG, "limit": N. A glob is relative: "*.log" is at the top, "**/*.log" at any depth.\n'
+    'Wherever a step takes MATCH it also takes "paths": [P, ...] instead. Prefer one MATCH step to one step per file.'
 )
 
 #: The builder role's system prompt; the built-in SFT set teaches the same one.
@@ -78,29 +85,49 @@ def _step_problems(index: int, step: dict[str, Any]) -> list[PlanProblem]:
     """The sandbox and op rules for one step that has a known op (the schema checks its shape)."""
     op = OPS[step["op"]]
     problems = []
-    for path_key in op.paths:
-        raw = step.get(path_key.key)
-        if not isinstance(raw, str):
-            continue
-        where = pointer(["steps", index, path_key.key])
+    for path_key, item, raw in _path_values(op.paths, step):
+        parts: list[str | int] = ["steps", index, path_key.key]
+        where = pointer(parts if item is None else [*parts, item])
         try:
             normal = check_relpath(raw, write=path_key.write)
         except SandboxError as exc:
             problems.append(PlanProblem(where, str(exc)))
             continue
-        if normal == ".":
+        if normal == "." and not path_key.root_ok:
             problems.append(
                 PlanProblem(where, f"{raw!r} is the workspace root itself; a {op.name} step cannot name it")
             )
-        elif path_key.names_file and raw.endswith("/"):
+        elif path_key.names_file and raw.endswith("/") and not is_selection(step):
             # "a.txt/" would overwrite a.txt, "dir/" would make a file named dir: never what was meant.
             reason = f"{raw!r}: the {path_key.key!r} of a {op.name} step names a file; give its full path without '/'"
             problems.append(PlanProblem(where, reason))
     for text_key in op.texts:
         if isinstance(step.get(text_key), str) and (text_problem := _text_problem(step[text_key])):
             problems.append(PlanProblem(pointer(["steps", index, text_key]), text_problem))
-    problems += [PlanProblem(pointer(["steps", index, key]), reason) for key, reason in op.problems(step)]
+    problems += [PlanProblem(pointer(["steps", index, *key_parts(key)]), reason) for key, reason in op.problems(step)]
+    if isinstance(step.get("match"), dict):
+        try:
+            parse_match(step["match"])
+        except MatchError as exc:
+            problems.append(PlanProblem(pointer(["steps", index, "match", exc.key]), exc.reason))
     return problems
+
+
+def key_parts(key: str) -> list[str | int]:
+    """The parts of a key such as ``rules/0/to``, list indexes as numbers (for :func:`pointer`)."""
+    return [int(part) if part.isdigit() else part for part in key.split("/") if part]
+
+
+def _path_values(keys: tuple[PathKey, ...], step: dict[str, Any]) -> list[tuple[PathKey, int | None, str]]:
+    """(key, index in its list or None, the path) for every path a step names."""
+    found: list[tuple[PathKey, int | None, str]] = []
+    for path_key in keys:
+        raw = step.get(path_key.key)
+        if isinstance(raw, str):
+            found.append((path_key, None, raw))
+        elif path_key.many and isinstance(raw, list):
+            found += [(path_key, item, value) for item, value in enumerate(raw) if isinstance(value, str)]
+    return found
 
 
 def _text_problem(text: str) -> str | None:
@@ -119,14 +146,20 @@ def _pointer_order(problem: PlanProblem) -> list[tuple[int, int, str]]:
 
 def normalise(document: dict[str, Any]) -> dict[str, Any]:
     """Return a validated plan with defaults filled in and every path in normal form."""
-    steps = []
-    for step in document["steps"]:
-        op = OPS[step["op"]]
-        step = {**op.defaults, **step}
-        for path_key in op.paths:
-            step[path_key.key] = check_relpath(step[path_key.key], write=path_key.write)
-        steps.append(step)
-    return {**document, "steps": steps}
+    return {**document, "steps": [normalise_step(step) for step in document["steps"]]}
+
+
+def normalise_step(step: dict[str, Any]) -> dict[str, Any]:
+    """Return one valid step with its defaults filled in and its paths in normal form."""
+    op = OPS[step["op"]]
+    step = {**op.defaults, **step}
+    for path_key in op.paths:
+        value = step.get(path_key.key)
+        if isinstance(value, str):
+            step[path_key.key] = check_relpath(value, write=path_key.write)
+        elif path_key.many and isinstance(value, list):
+            step[path_key.key] = [check_relpath(item, write=path_key.write) for item in value]
+    return step
 
 
 def parse_plan(text: str, source: str = "plan") -> dict[str, Any]:

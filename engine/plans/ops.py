@@ -14,13 +14,21 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar
 
-from engine.errors import RouteshellError
 from engine.plans.files import CANNOT_COPY, copy_tree, dir_fd, is_dir, remove_quietly, sha, to_trash, write_new
 from engine.plans.journal import Journal
-from engine.plans.runner import Limits, RunResult, run_command
+from engine.plans.op_base import (
+    ApplyContext,
+    Change,
+    Op,
+    PathKey,
+    StepFailed,
+    require_parent,
+    selection_problems,
+    tmp_name,
+)
+from engine.plans.runner import RunResult, run_command
 from engine.plans.steps import (
     CopyStep,
     DeleteRecord,
@@ -35,103 +43,9 @@ from engine.plans.steps import (
     TransferRecord,
 )
 from engine.plans.view import Overlay, UndoSimulation, View
-from engine.workspace.sandbox import SandboxError, Workspace, check_relpath, fsync_dir, rename_noreplace
+from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
 
-
-class StepFailed(RouteshellError):
-    """A step could not be carried out; everything before it was rolled back (exit code 1)."""
-
-
-@dataclass(frozen=True)
-class PathKey:
-    """A key of a step that names a path."""
-
-    key: str
-    write: bool  # the step changes what is at this path
-    names_file: bool = False  # the path names a file, so a trailing "/" is a mistake
-
-
-@dataclass(frozen=True)
-class ApplyContext:
-    """What carrying out a step needs besides the step: where, its journal, and how to run commands."""
-
-    ws: Workspace
-    journal: Journal
-    limits: Limits
-    bwrap: str | None
-
-
-@dataclass(frozen=True)
-class Change:
-    """What a step does to one file's content, for the preview's diff (``old`` None: a new file)."""
-
-    path: str
-    old: bytes | None
-    new: bytes
-
-
-StepT = TypeVar("StepT")
-RecordT = TypeVar("RecordT")
-
-
-class Op(Generic[StepT, RecordT]):
-    """One plan op, generic in its step and record TypedDicts (``engine/plans/steps.py``).
-
-    A subclass sets ``name``, ``usage`` (one line of the rules the model is given), ``paths``
-    (checked by the sandbox at validation, and again against the real workspace before a
-    written one is touched), ``texts`` (refused unless they are real text) and ``defaults``
-    (filled in by ``normalise``), and overrides ``summary``, ``prepare`` and ``execute``; and
-    ``simulate``, ``undo`` and ``undo_conflicts`` when the op changes files.
-    """
-
-    name: ClassVar[str]
-    usage: ClassVar[str]  # the step's shape as the model is told it
-    paths: ClassVar[tuple[PathKey, ...]] = ()
-    texts: ClassVar[tuple[str, ...]] = ()  # text fields written as UTF-8
-    defaults: ClassVar[dict[str, object]] = {}
-
-    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
-        """Return (key, reason) for what the schema cannot say is wrong with a step (its paths are checked apart)."""
-        return []
-
-    def summary(self, step: StepT) -> str:
-        """Return the step in one line, as the preview and the transcript show it."""
-        raise NotImplementedError
-
-    def prepare(self, view: View, index: int, step: StepT) -> RecordT:
-        """Check the step's preconditions in ``view``; return its record, holding what undo needs."""
-        raise NotImplementedError
-
-    def execute(self, ctx: ApplyContext, record: RecordT, step: StepT) -> RunResult | None:
-        """Carry out a prepared step (its record is already durable in the journal)."""
-        raise NotImplementedError
-
-    def simulate(self, overlay: Overlay, record: RecordT, step: StepT) -> Change | None:
-        """Make the prepared step's effect in ``overlay``; return the content change to show."""
-        return None
-
-    def undo(self, ws: Workspace, journal: Journal, record: RecordT) -> None:
-        """Reverse a record. Idempotent: the step may have run fully, partly or not at all."""
-
-    def undo_conflicts(self, sim: UndoSimulation, record: RecordT) -> list[str]:
-        """Return why undoing the record would lose later work; update ``sim`` to after its undo."""
-        return []
-
-
-def require_parent(view: View, path: str) -> None:
-    """Raise when the directory that would hold ``path`` is missing or not a directory."""
-    head = path.rpartition("/")[0]
-    if not head:
-        return
-    kind = view.kind(head)
-    if kind is None:
-        raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
-    if kind != "dir":
-        raise SandboxError(f"{head!r} is not a directory")
-
-
-def _tmp_name(journal: Journal, index: int) -> str:
-    return f".rs-tmp-{journal.id}-{index}"
+__all__ = ["FILE_OPS", "ApplyContext", "Change", "Op", "PathKey", "StepFailed"]
 
 
 # -- the ops ------------------------------------------------------------------------------------
@@ -230,8 +144,8 @@ class _FileOp(Op[FileStep, FileRecord]):
                 # The old inode becomes the backup: same bytes, mode and mtime, and the path keeps
                 # the old content until the rename below swaps in the new one.
                 os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
-            write_new(parent_fd, _tmp_name(journal, index), record.pop("_new"), record["mode"])
-            os.rename(_tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            write_new(parent_fd, tmp_name(journal, index), record.pop("_new"), record["mode"])
+            os.rename(tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
             fsync_dir(parent_fd)
 
     def simulate(self, overlay: Overlay, record: FileRecord, step: FileStep) -> Change:
@@ -244,7 +158,7 @@ class _FileOp(Op[FileStep, FileRecord]):
     def undo(self, ws: Workspace, journal: Journal, record: FileRecord) -> None:
         index = record["i"]
         with ws.parent(record["path"]) as (parent_fd, name):
-            remove_quietly(parent_fd, _tmp_name(journal, index))
+            remove_quietly(parent_fd, tmp_name(journal, index))
             backup = journal.backup_dir / str(index)
             if backup.exists():
                 with dir_fd(journal.backup_dir) as backup_fd:
@@ -316,6 +230,12 @@ class _Transfer(Op[Any, TransferRecord]):
 
     paths: ClassVar[tuple[PathKey, ...]]
 
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        problems = selection_problems(step, "from")
+        if not problems and "from" in step and "keep_tree" in step:
+            problems.append(("keep_tree", "only a step with 'match' or 'paths' keeps a tree; drop it"))
+        return problems
+
     def summary(self, step: MoveStep | CopyStep) -> str:
         return f"{self.name} {step['from']} -> {step['to']}"
 
@@ -336,8 +256,12 @@ class _Transfer(Op[Any, TransferRecord]):
 
 class Move(_Transfer):
     name = "move"
-    usage = '{"op": "move", "from": P, "to": P}   (to is the new path in full)'
-    paths = (PathKey("from", write=True), PathKey("to", write=True, names_file=True))
+    usage = (
+        '{"op": "move", "from": P, "to": P}   (to is the new path in full)\n'
+        '  {"op": "move", "match": MATCH, "to": DIR, "keep_tree": false}   (every file MATCH selects, into DIR)'
+    )
+    paths = (PathKey("from", write=True), PathKey("to", write=True, names_file=True),
+             PathKey("paths", write=True, many=True))  # fmt: skip
 
     def execute(self, ctx: ApplyContext, record: TransferRecord, step: MoveStep) -> None:
         with ctx.ws.parent(record["from"]) as (src_fd, src_name), ctx.ws.parent(record["to"]) as (dst_fd, dst_name):
@@ -363,8 +287,12 @@ class Move(_Transfer):
 
 class Copy(_Transfer):
     name = "copy"
-    usage = '{"op": "copy", "from": P, "to": P}   (to is the new path in full)'
-    paths = (PathKey("from", write=False), PathKey("to", write=True, names_file=True))
+    usage = (
+        '{"op": "copy", "from": P, "to": P}   (to is the new path in full)\n'
+        '  {"op": "copy", "match": MATCH, "to": DIR, "keep_tree": false}'
+    )
+    paths = (PathKey("from", write=False), PathKey("to", write=True, names_file=True),
+             PathKey("paths", write=False, many=True))  # fmt: skip
 
     def prepare(self, view: View, index: int, step: MoveStep | CopyStep) -> TransferRecord:
         record = super().prepare(view, index, step)
@@ -377,7 +305,7 @@ class Copy(_Transfer):
 
     def execute(self, ctx: ApplyContext, record: TransferRecord, step: CopyStep) -> None:
         with ctx.ws.parent(record["from"]) as (src_fd, src_name), ctx.ws.parent(record["to"]) as (dst_fd, dst_name):
-            tmp = _tmp_name(ctx.journal, record["i"])
+            tmp = tmp_name(ctx.journal, record["i"])
             copy_tree(src_fd, src_name, dst_fd, tmp)
             rename_noreplace(dst_fd, tmp, dst_fd, dst_name)
             fsync_dir(dst_fd)
@@ -385,7 +313,7 @@ class Copy(_Transfer):
     def undo(self, ws: Workspace, journal: Journal, record: TransferRecord) -> None:
         index = record["i"]
         with ws.parent(record["to"]) as (dst_fd, dst_name):
-            tmp = _tmp_name(journal, index)
+            tmp = tmp_name(journal, index)
             try:
                 tmp_is_dir = is_dir(dst_fd, tmp)
             except FileNotFoundError:
@@ -422,8 +350,14 @@ class Copy(_Transfer):
 
 class Delete(Op[DeleteStep, DeleteRecord]):
     name = "delete"
-    usage = '{"op": "delete", "path": P}   (a file or a whole directory; it goes to the trash)'
-    paths = (PathKey("path", write=True),)
+    usage = (
+        '{"op": "delete", "path": P}   (a file or a whole directory; it goes to the trash)\n'
+        '  {"op": "delete", "match": MATCH}'
+    )
+    paths = (PathKey("path", write=True), PathKey("paths", write=True, many=True))
+
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        return selection_problems(step, "path")
 
     def summary(self, step: DeleteStep) -> str:
         return f"delete {step['path']}"
@@ -487,26 +421,5 @@ class Run(Op[RunStep, RunRecord]):
         return result
 
 
-#: Every op, by name: the one table that validation, apply, undo, the dry run and the prompts read.
-OPS: dict[str, Op[Any, Any]] = {op.name: op for op in (Mkdir(), Write(), Append(), Patch(), Move(), Copy(),
-                                                      Delete(), Run())}  # fmt: skip
-
-
-def prepare_step(view: View, index: int, step: dict[str, Any]) -> dict[str, Any]:
-    """Check a normalised step against ``view`` (paths first, then the op's own checks); return its record."""
-    op = OPS[step["op"]]
-    for key in op.paths:
-        if key.write:
-            check_relpath(step[key.key], write=True)
-            view.check_writable(step[key.key])
-    record: dict[str, Any] = op.prepare(view, index, step)
-    return record
-
-
-def undo_conflicts(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
-    """Return why undoing ``records`` (one journal's) now would lose later work, newest record first."""
-    sim = UndoSimulation(ws)
-    problems: list[str] = []
-    for record in reversed(records):
-        problems += OPS[record["op"]].undo_conflicts(sim, record)
-    return problems
+#: The ops of this module, in the order the rules list them.
+FILE_OPS: tuple[Op[Any, Any], ...] = (Mkdir(), Write(), Append(), Patch(), Move(), Copy(), Delete(), Run())

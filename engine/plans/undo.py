@@ -15,7 +15,8 @@ from typing import Any
 from engine.errors import UsageError
 from engine.events import EventSink, UndoneEvent, UndoPreviewEvent
 from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conflicts
-from engine.plans.journal import Journal, find_journal, journals
+from engine.plans.audit import audit
+from engine.plans.journal import Journal, Via, find_journal, journals
 from engine.workspace.sandbox import Workspace
 from engine.workspace.state import StateError, command_for, os_problem, workspace_lock
 
@@ -97,8 +98,9 @@ def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
 
 
 def undo_journal(
-    root: Path, journal_id: str | None = None, *, on_event: EventSink | None = None, wait: float = 0
-) -> Journal:
+    root: Path, journal_id: str | None = None, *, on_event: EventSink | None = None, wait: float = 0,
+    via: Via = "cli",
+) -> Journal:  # fmt: skip
     """Undo the plan applied as ``journal_id`` (default: the newest applied one); return its journal.
 
     Runs under the workspace lock (waiting up to ``wait`` seconds for it), after crash recovery.
@@ -125,5 +127,6 @@ def undo_journal(
             # Left "undoing": the next routeshell command finishes the undo once this is fixed.
             raise os_problem(exc, f"cannot undo plan {journal.id}", journal.dir) from None
         undone: UndoneEvent = {"type": "undone", "journal": journal.id}
+        audit(root, "undone", journal.meta["plan"], via=via, plan_id=journal.id, emit=emit)
         emit(undone)
         return journal

@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from engine.files.archives import ArchiveLimits
 from engine.plans.files import CANNOT_COPY, Fingerprint, fingerprint, read_regular
 from engine.workspace import sandbox
 from engine.workspace.sandbox import SandboxError, Workspace, protected_part
@@ -42,6 +43,19 @@ class View(Protocol):
         """Raise :class:`SandboxError` when ``path``'s directory resolves into ``.git`` or the state directory."""
         ...
 
+    def tags_value(self, path: str) -> bytes | None:
+        """Return the raw ``user.xdg.tags`` of the file at ``path`` (None: not set, or a file the plan makes)."""
+        ...
+
+    def open_file(self, path: str) -> int:
+        """Open the real regular file that holds ``path``'s content, read-only; the caller closes it."""
+        ...
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        """The bounds an archive to extract must stay within."""
+        ...
+
 
 def _kind_of(mode: int) -> Kind:
     if stat.S_ISREG(mode):
@@ -56,8 +70,30 @@ def _kind_of(mode: int) -> Kind:
 class WorkspaceView:
     """The workspace as it is now, read through its confined descriptors."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None) -> None:
         self.ws = ws
+        self._archive_limits = archive_limits or ArchiveLimits()
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        return self._archive_limits
+
+    def open_file(self, path: str) -> int:
+        with self.ws.parent(path) as (parent_fd, name):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SandboxError(f"{path!r}: not a regular file")
+        return fd
+
+    def tags_value(self, path: str) -> bytes | None:
+        from engine.files.tags import xattr_value
+
+        fd = self.open_file(path)
+        try:
+            return xattr_value(fd)
+        finally:
+            os.close(fd)
 
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
@@ -141,8 +177,8 @@ class Overlay:
     makes holds only what the plan puts in it; a path not under any changed entry is real.
     """
 
-    def __init__(self, ws: Workspace) -> None:
-        self.real = WorkspaceView(ws)
+    def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None) -> None:
+        self.real = WorkspaceView(ws, archive_limits)
         self.nodes: dict[str, _Node | None] = {}
         self._names: dict[str, set[str]] = {}  # directory -> names of its entries in ``nodes``
 
@@ -240,6 +276,25 @@ class Overlay:
 
     def fingerprint(self, path: str) -> Fingerprint:
         return {}  # only an apply records what it made
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        return self.real.archive_limits
+
+    def open_file(self, path: str) -> int:
+        node = self._node(path)
+        if node is None or node.kind != "file":
+            raise SandboxError(f"{path!r}: not a regular file")
+        if node.source is None or node.data is not None:
+            raise SandboxError(f"{path!r} is made by this plan; use it in a later plan")
+        return self.real.open_file(node.source)
+
+    def tags_value(self, path: str) -> bytes | None:
+        node = self._node(path)
+        if node is None or node.kind != "file":
+            raise SandboxError(f"{path!r}: not a regular file")
+        # A file the plan wrote is a new inode, without attributes; a moved one keeps its own.
+        return self.real.tags_value(node.source) if node.source is not None and node.data is None else None
 
     def check_writable(self, path: str) -> None:
         resolved, found = self._lookup(path)

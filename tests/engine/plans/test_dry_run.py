@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import StepPreview, preview_plan
 from engine.plans.model import parse_plan
-from engine.plans.ops import OPS, prepare_step
+from engine.plans.op_table import OPS, prepare_step
 from engine.plans.view import Overlay
 from engine.workspace.sandbox import Workspace
 from tests.helpers import tree

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.plans.model import PATH_KEYS, InvalidPlan, parse_plan
-from engine.plans.ops import OPS
+from engine.plans.op_table import OPS
 from engine.schemas import load_schema
 from tests.helpers import run_routeshell
 
@@ -20,7 +20,8 @@ def test_the_schema_and_the_table_name_the_same_ops() -> None:
     for name, op in OPS.items():
         shape = schema["$defs"][name]["properties"]
         assert {key.key for key in op.paths} | set(op.texts) | set(op.defaults) <= set(shape), name
-        assert all(shape[key.key] == {"$ref": "#/$defs/path"} for key in op.paths), name
+        wanted = {key.key: {"$ref": "#/$defs/paths" if key.many else "#/$defs/path"} for key in op.paths}
+        assert all(shape[key] == ref for key, ref in wanted.items()), name
 
 
 def test_every_op_declares_what_the_engine_needs() -> None:

@@ -10,7 +10,7 @@ from fractions import Fraction
 import pytest
 
 from engine.plans.model import parse_plan, plan_problems
-from engine.plans.ops import OPS
+from engine.plans.op_table import OPS
 from engine.tinyllm.builtin_sets import (
     PLAN_SYSTEM_PROMPT,
     default_sft_conversations,

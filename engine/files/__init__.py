@@ -1,0 +1,1 @@
+"""File management at scale: selecting files, tags, archives and the policy."""

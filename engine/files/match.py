@@ -1,0 +1,388 @@
+"""Selecting files by a ``match`` object: a glob and filters, expanded into concrete paths.
+
+A match is the one way a plan, the ``find`` tool and the Files pane name many files at once::
+
+    {"glob": "**/*.log", "exclude": ["archive/**"], "type": "file", "ext": [".log"],
+     "name_regex": "^report-\\d+", "contains": "ERROR", "larger_than": "1MB",
+     "smaller_than": "2GB", "modified_after": "2025-01-01", "modified_before": "30d",
+     "tag": "draft", "limit": 500}
+
+Only ``glob`` is required; every key given must hold. The walk goes through the workspace's
+confined descriptors and never follows a symlink (a symlink is an entry, never a way in), never
+enters ``.git`` (at any depth, any case) or the state directory, never selects a FIFO, socket or
+device, and reads contents (``contains``) only from regular files, at most
+:data:`CONTENT_BYTES` of each.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal, NamedTuple
+
+from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath, protected_part
+
+#: How much of a file ``contains`` and the classify rules read (from its start).
+CONTENT_BYTES = 1 << 20
+#: How many entries one match may walk before it gives up (a bound on time, not a selection).
+MAX_WALK = 2_000_000
+
+MatchType = Literal["file", "dir", "any"]
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy])\s*$", re.IGNORECASE)
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+class MatchError(SandboxError):
+    """A match object that cannot be used; the message names the key and the reason."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+def parse_size(text: str | int, key: str = "size") -> int:
+    """Return bytes for ``"1MB"``, ``"512 KiB"``, ``"10B"`` or a plain number (binary units: 1 KB = 1024 B)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise MatchError(key, f"{text} is negative")
+        return text
+    found = _SIZE.match(str(text))
+    if not found:
+        raise MatchError(key, f"{text!r} is not a size; write it like 10B, 512KB, 1.5MB or 2GB")
+    number, unit = found.groups()
+    return int(float(number) * _UNITS[unit[:1].upper()])
+
+
+def parse_when(text: str, key: str = "date", now: float | None = None) -> float:
+    """Return the epoch time of an ISO date (local midnight), an ISO date-time, or an age like ``30d``.
+
+    Ages count back from now: ``s``, ``m`` (minutes), ``h``, ``d``, ``w``, ``y`` (365 days).
+    """
+    now = time.time() if now is None else now
+    text = str(text).strip()
+    age = _AGE.match(text)
+    if age:
+        return now - float(age.group(1)) * _AGE_SECONDS[age.group(2).lower()]
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise MatchError(
+            key, f"{text!r} is not a date; write 2025-01-31, 2025-01-31T12:00, or an age like 30d"
+        ) from None
+    if moment.tzinfo is not None:
+        return float(calendar.timegm(moment.utctimetuple())) + moment.microsecond / 1e6
+    return time.mktime(moment.timetuple()) + moment.microsecond / 1e6
+
+
+@cache
+def glob_regex(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+    """Compile a workspace glob: ``*`` and ``?`` within a name, ``**`` across directories, ``[...]`` classes."""
+    out = []
+    index = 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            out.append("(?:.*/)?")
+            index += 3
+        elif pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+        elif pattern[index] == "*":
+            out.append("[^/]*")
+            index += 1
+        elif pattern[index] == "?":
+            out.append("[^/]")
+            index += 1
+        elif pattern[index] == "[" and (end := pattern.find("]", index + 2)) != -1:
+            body = pattern[index + 1 : end]
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\") + "]")
+            index = end + 1
+        else:
+            out.append(re.escape(pattern[index]))
+            index += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def check_glob(pattern: str, key: str = "glob") -> str:
+    """Return ``pattern`` when it is a usable workspace glob, else raise :class:`MatchError`."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise MatchError(key, "empty pattern; give one such as '**/*.log'")
+    if pattern.startswith("/"):
+        raise MatchError(key, f"{pattern!r} is absolute; patterns are relative to the workspace")
+    if "\0" in pattern:
+        raise MatchError(key, "NUL byte in pattern")
+    if ".." in pattern.split("/"):
+        raise MatchError(key, f"{pattern!r}: '..' leads outside the workspace")
+    try:
+        glob_regex(pattern)
+    except re.error as exc:
+        raise MatchError(key, f"{pattern!r} is not a valid pattern ({exc})") from None
+    return pattern
+
+
+def glob_base(pattern: str) -> str:
+    """The directory a glob's literal leading names point at (``"."`` when the first name has a wildcard)."""
+    parts = pattern.split("/")[:-1]
+    literal = []
+    for part in parts:
+        if any(ch in part for ch in "*?["):
+            break
+        literal.append(part)
+    return "/".join(part for part in literal if part not in ("", ".")) or "."
+
+
+def compile_regex(text: str, key: str) -> re.Pattern[str]:
+    """Compile a user's regular expression, or raise :class:`MatchError` naming ``key``."""
+    if not isinstance(text, str) or len(text) > 1000:
+        raise MatchError(key, "give a regular expression of at most 1000 characters")
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise MatchError(key, f"{text!r} is not a valid regular expression ({exc})") from None
+
+
+class Found(NamedTuple):
+    """One selected entry: its workspace-relative path, kind (file, dir, link), size and mtime."""
+
+    path: str
+    kind: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Match:
+    """A parsed match object; :func:`parse_match` makes one and says what is wrong with a bad one."""
+
+    glob: str
+    exclude: tuple[str, ...] = ()
+    type: MatchType = "file"
+    ext: tuple[str, ...] = ()
+    name_regex: re.Pattern[str] | None = None
+    contains: str | None = None
+    larger_than: int | None = None
+    smaller_than: int | None = None
+    modified_after: float | None = None
+    modified_before: float | None = None
+    tag: str | None = None
+    limit: int | None = None
+    skip_under: tuple[str, ...] = field(default=())  # directories left out (a move's own target)
+
+    def base(self) -> str:
+        return glob_base(self.glob)
+
+
+def parse_match(spec: Mapping[str, Any], now: float | None = None) -> Match:
+    """Check a match object (already shaped by the plan schema) and return it parsed.
+
+    Raises :class:`MatchError` naming the first key that cannot be used.
+    """
+    pattern = check_glob(spec.get("glob", ""), "glob")
+    excludes = tuple(check_glob(item, "exclude") for item in spec.get("exclude", ()))
+    kind = spec.get("type", "file")
+    if kind not in ("file", "dir", "any"):
+        raise MatchError("type", f"{kind!r} is not one of file, dir, any")
+    exts = []
+    for ext in spec.get("ext", ()):
+        if not isinstance(ext, str) or not ext or "/" in ext:
+            raise MatchError("ext", f"{ext!r} is not a file extension such as '.log'")
+        exts.append(("" if ext.startswith(".") else ".") + ext.lower())
+    regex = compile_regex(spec["name_regex"], "name_regex") if "name_regex" in spec else None
+    contains = spec.get("contains")
+    if contains is not None and (not isinstance(contains, str) or not contains):
+        raise MatchError("contains", "give the text to look for")
+    larger = parse_size(spec["larger_than"], "larger_than") if "larger_than" in spec else None
+    smaller = parse_size(spec["smaller_than"], "smaller_than") if "smaller_than" in spec else None
+    after = parse_when(spec["modified_after"], "modified_after", now) if "modified_after" in spec else None
+    before = parse_when(spec["modified_before"], "modified_before", now) if "modified_before" in spec else None
+    limit = spec.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise MatchError("limit", f"{limit!r} is not a positive whole number")
+    tag = spec.get("tag")
+    if tag is not None and (not isinstance(tag, str) or not tag.strip()):
+        raise MatchError("tag", "give the tag to select by")
+    return Match(pattern, excludes, kind, tuple(exts), regex, contains, larger, smaller, after, before, tag, limit)
+
+
+def _pruned(excludes: tuple[str, ...]) -> list[re.Pattern[str]]:
+    # "archive/**" excludes the directory archive and everything in it: the walk skips it whole.
+    return [glob_regex(item[:-3]) for item in excludes if item.endswith("/**") and len(item) > 3]
+
+
+def read_head(ws: Workspace, path: str, limit: int = CONTENT_BYTES) -> bytes | None:
+    """The first ``limit`` bytes of the regular file at ``path``, never through a symlink; None otherwise."""
+    try:
+        with ws.parent(path) as (parent_fd, name):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+    except (OSError, SandboxError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], limit
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def holds_text(data: bytes, text: str) -> bool:
+    """Whether ``data`` (the head of a file) holds ``text``, ignoring case."""
+    return text.casefold() in data.decode("utf-8", errors="replace").casefold()
+
+
+def tags_at(ws: Workspace, path: str) -> list[str]:
+    """The tags of the regular file at ``path`` (front matter or ``user.xdg.tags``); [] when none."""
+    from engine.files.tags import tags_of
+
+    try:
+        with ws.parent(path) as (parent_fd, name):
+            return tags_of(parent_fd, name)
+    except (OSError, SandboxError):
+        return []
+
+
+@dataclass
+class Selection:
+    """What a match selected, sorted by path, and how many entries it walked past the limit."""
+
+    found: list[Found]
+    total: int  # how many entries matched, counted past ``limit`` up to the walk's bound
+    walked: int
+
+
+def _walk(ws: Workspace, start: str, match: Match) -> Iterator[tuple[str, str, os.stat_result | None]]:
+    """Every entry under ``start`` in path order (a directory, then what is in it), depth first."""
+    pruned = _pruned(match.exclude)
+    stack = [iter(_entries(ws, start))]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        path, kind, _info = item
+        if kind == "dir":
+            if path in match.skip_under or any(regex.match(path) for regex in pruned):
+                continue
+            yield item
+            stack.append(iter(_entries(ws, path)))
+        else:
+            yield item
+
+
+def _entries(ws: Workspace, directory: str) -> list[tuple[str, str, os.stat_result | None]]:
+    try:
+        entries = sorted(ws.scandir(directory, with_stat=True))
+    except SandboxError:
+        return []  # removed or replaced while walked, or unreadable: nothing to select there
+    found = []
+    for entry in entries:
+        path = entry.name if directory == "." else f"{directory}/{entry.name}"
+        if entry.kind == "directory":
+            if (directory == "." and entry.name == STATE_DIR) or protected_part([entry.name]) is not None:
+                continue
+            found.append((path, "dir", entry.stat))
+        elif entry.kind in ("file", "symlink"):
+            found.append((path, "file" if entry.kind == "file" else "link", entry.stat))
+    return found
+
+
+def select(
+    ws: Workspace, spec: Mapping[str, Any] | Match, *, bound: int | None = None, now: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Selection:  # fmt: skip
+    """Return the entries of the workspace that ``spec`` selects, sorted by path.
+
+    ``bound``: stop collecting after that many (the total is still counted, up to
+    :data:`MAX_WALK` entries walked). ``progress`` is called with the count walked every 1,000.
+    """
+    match = spec if isinstance(spec, Match) else parse_match(spec, now)
+    regex = glob_regex(match.glob)
+    excludes = [glob_regex(item) for item in match.exclude]
+    start = match.base()
+    if start != ".":
+        try:
+            start = check_relpath(start)
+        except SandboxError:
+            return Selection([], 0, 0)
+        info = ws.lstat(start)
+        if info is None or not stat.S_ISDIR(info.st_mode) or protected_part(start.split("/")) is not None:
+            return Selection([], 0, 0)
+    keep = min(x for x in (match.limit, bound, MAX_WALK) if x is not None)
+    found: list[Found] = []
+    total = walked = 0
+    for path, kind, info in _walk(ws, start, match):
+        walked += 1
+        if progress is not None and walked % 1000 == 0:
+            progress(walked)
+        if walked > MAX_WALK:
+            break
+        if not _selects(ws, match, regex, excludes, path, kind, info):
+            continue
+        total += 1
+        if len(found) < keep:
+            assert info is not None
+            found.append(Found(path, kind, info.st_size, info.st_mtime))
+        elif match.limit is not None and total >= match.limit:
+            break
+    # A directory selected with what is in it: the directory carries its contents.
+    dirs = {f.path for f in found if f.kind == "dir"}
+    if dirs:
+        found = [f for f in found if not _under_any(f.path, dirs)]
+    return Selection(sorted(found), total, walked)
+
+
+def _under_any(path: str, directories: set[str]) -> bool:
+    head = path.rpartition("/")[0]
+    while head:
+        if head in directories:
+            return True
+        head = head.rpartition("/")[0]
+    return False
+
+
+def _selects(
+    ws: Workspace, match: Match, regex: re.Pattern[str], excludes: list[re.Pattern[str]], path: str, kind: str,
+    info: os.stat_result | None,
+) -> bool:  # fmt: skip
+    if match.type == "file" and kind != "file":
+        return False
+    if match.type == "dir" and kind != "dir":
+        return False
+    if not regex.match(path) or any(ex.match(path) for ex in excludes):
+        return False
+    name = path.rpartition("/")[2]
+    if match.ext and not name.lower().endswith(match.ext):
+        return False
+    if match.name_regex is not None and not match.name_regex.search(name):
+        return False
+    if info is not None:
+        if match.larger_than is not None and info.st_size <= match.larger_than:
+            return False
+        if match.smaller_than is not None and info.st_size >= match.smaller_than:
+            return False
+        if match.modified_after is not None and info.st_mtime < match.modified_after:
+            return False
+        if match.modified_before is not None and info.st_mtime >= match.modified_before:
+            return False
+    if match.contains is not None:
+        head = read_head(ws, path) if kind == "file" else None
+        if head is None or not holds_text(head, match.contains):
+            return False
+    return not (match.tag is not None and (kind != "file" or match.tag not in tags_at(ws, path)))

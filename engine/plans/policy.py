@@ -1,0 +1,163 @@
+"""A profile's ``[policy]``: what plans may never touch, which ops always ask, and how much one plan may do.
+
+::
+
+    [policy]
+    deny = ["**/*.exe", "secrets/**"]   # paths no plan touches (any case), refused with the rule
+    confirm = ["delete", "rename"]      # ops that always wait for a person, even under approval "auto"
+    allow_ops = ["move", "tag"]         # when set, only these ops
+    max_batch = 1000                    # files one plan may touch
+    max_extract_mb = 1024               # an archive to extract may unpack to at most this much
+    max_extract_entries = 10000         # ... and hold at most this many entries
+
+A deny rule is checked against every path a step names, everything beneath a directory a step
+moves, copies, deletes or archives, and every entry an archive would extract.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.files.archives import ArchiveError, ArchiveLimits, archive_format, read_members
+from engine.files.match import glob_regex
+from engine.plans.op_base import PathKey
+from engine.workspace.sandbox import SandboxError, Workspace
+
+DEFAULT_MAX_BATCH = 1000
+#: Ops whose directories are walked for denied paths beneath them.
+_CARRIES_TREE = ("move", "copy", "delete", "archive")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rules a profile sets for plans; the default denies nothing and asks nothing extra."""
+
+    deny: tuple[str, ...] = ()
+    confirm: tuple[str, ...] = ()
+    allow_ops: tuple[str, ...] | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    archive: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+    @classmethod
+    def from_profile(cls, table: Mapping[str, Any] | None) -> Policy:
+        """The policy of a profile's ``[policy]`` table (already checked by the profile schema)."""
+        table = table or {}
+        limits = ArchiveLimits(
+            max_bytes=int(table.get("max_extract_mb", ArchiveLimits.max_bytes >> 20)) << 20,
+            max_entries=int(table.get("max_extract_entries", ArchiveLimits.max_entries)),
+        )
+        allow = table.get("allow_ops")
+        return cls(tuple(table.get("deny", ())), tuple(table.get("confirm", ())),
+                   None if allow is None else tuple(allow), int(table.get("max_batch", DEFAULT_MAX_BATCH)),
+                   limits)  # fmt: skip
+
+    def denied_by(self, path: str) -> str | None:
+        """The deny rule that ``path`` falls under, or None."""
+        for rule in self.deny:
+            if glob_regex(rule, ignore_case=True).match(path):
+                return rule
+            if rule.endswith("/**") and glob_regex(rule[:-3], ignore_case=True).match(path):
+                return rule
+        return None
+
+    def confirms(self, plan: Mapping[str, Any]) -> list[str]:
+        """The ops of ``plan`` (as written, or expanded) that the policy says always need a person's yes."""
+        ops = {step.get("op") for step in plan.get("steps", ())} | set(plan.get("expanded_from", ()))
+        return [op for op in self.confirm if op in ops]
+
+    def op_problems(self, plan: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+        """(step index, key, reason) for each step whose op ``allow_ops`` leaves out."""
+        if self.allow_ops is None:
+            return []
+        allowed = ", ".join(self.allow_ops) or "none"
+        return [(index, "op", f"the policy allows only these ops: {allowed}")
+                for index, step in enumerate(plan["steps"]) if step["op"] not in self.allow_ops]  # fmt: skip
+
+    def path_problems(
+        self, ws: Workspace, steps: list[dict[str, Any]], keys: Mapping[str, tuple[PathKey, ...]]
+    ) -> list[tuple[int, str, str]]:
+        """(concrete step index, key, reason) for each denied path and a plan over ``max_batch``."""
+        problems: list[tuple[int, str, str]] = []
+        touched = sum(1 for step in steps if step["op"] not in ("mkdir", "run"))
+        touched += sum(len(step.get("paths", ())) - 1 for step in steps if step["op"] == "archive")
+        if touched > self.max_batch:
+            problems.append((0, "", f"the plan touches {touched} files, more than the policy's max_batch of "
+                             f"{self.max_batch}; narrow it, or raise [policy] max_batch in the profile"))  # fmt: skip
+        if not self.deny:
+            return problems
+        for index, step in enumerate(steps):
+            named = list(_named_paths(step, keys.get(step["op"], ())))
+            if step["op"] == "extract":
+                named += [
+                    ("from", name if step["to"] == "." else f"{step['to']}/{name}")
+                    for name in self._archive_names(ws, step["from"])
+                ]
+            for key, path in named:
+                found = self._denied_at(ws, path, deep=step["op"] in _CARRIES_TREE)
+                if found is not None:
+                    where, rule = found
+                    problems.append((index, key, f"{where!r} is denied by the policy rule {rule!r}"))
+                    break
+        return problems
+
+    def _archive_names(self, ws: Workspace, path: str) -> list[str]:
+        """The entries of the archive at ``path`` (none when it cannot be read: the step itself says why)."""
+        fmt = archive_format(path)
+        if fmt is None:
+            return []
+        try:
+            with ws.parent(path) as (parent_fd, name):
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+        except (OSError, SandboxError):
+            return []
+        try:
+            return [member.name for member in read_members(fd, fmt, self.archive)]
+        except (ArchiveError, OSError):
+            return []
+        finally:
+            os.close(fd)
+
+    def _denied_at(self, ws: Workspace, path: str, *, deep: bool) -> tuple[str, str] | None:
+        rule = self.denied_by(path)
+        if rule is not None:
+            return path, rule
+        if not deep:
+            return None
+        for inner in _beneath(ws, path):
+            rule = self.denied_by(inner)
+            if rule is not None:
+                return inner, rule
+        return None
+
+
+def _named_paths(step: Mapping[str, Any], keys: tuple[PathKey, ...]) -> Iterator[tuple[str, str]]:
+    for key in keys:
+        value = step.get(key.key)
+        if isinstance(value, str):
+            yield key.key, value
+        elif key.many and isinstance(value, list):
+            yield from ((key.key, item) for item in value if isinstance(item, str))
+
+
+def _beneath(ws: Workspace, path: str, bound: int = 100_000) -> Iterator[str]:
+    """Every path under the directory ``path`` (nothing when it is not one), never following a symlink."""
+    info = ws.lstat(path)
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        return
+    stack, seen = [path], 0
+    while stack and seen < bound:
+        directory = stack.pop()
+        try:
+            entries = list(ws.scandir(directory))
+        except (SandboxError, OSError):
+            continue
+        for entry in entries:
+            seen += 1
+            child = f"{directory}/{entry.name}"
+            yield child
+            if entry.kind == "directory":
+                stack.append(child)
