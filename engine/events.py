@@ -365,6 +365,47 @@ class WarningEvent(TypedDict):
     message: str
 
 
+# -- files: find, duplicates, disk usage -----------------------------------------------------------
+
+
+class FoundEvent(TypedDict):
+    """One entry ``routeshell files find --json`` selected; ``tags`` are a file's ([] for the others)."""
+
+    type: Literal["found"]
+    path: str
+    kind: Literal["file", "dir", "link"]
+    size: int
+    mtime: float
+    tags: list[str]
+
+
+class DuplicateFile(TypedDict):
+    path: str
+    mtime: float
+
+
+class DuplicatesEvent(TypedDict):
+    """Files with the same content (``routeshell files duplicates --json``), newest first;
+    ``wasted`` is ``size * (len(files) - 1)``."""
+
+    type: Literal["duplicates"]
+    size: int
+    sha256: str
+    files: list[DuplicateFile]
+    wasted: int
+
+
+class DiskUsageEvent(TypedDict):
+    """One directory of ``routeshell files du --json``: apparent size and file count of all beneath it;
+    ``depth`` is 0 for the directory asked about, 1 for one in it, and so on."""
+
+    type: Literal["disk_usage"]
+    path: str
+    depth: int
+    size: int
+    files: int
+
+
 from engine.model_events import (  # noqa: E402  (beside the union they join)
     CheckpointEvent,
     DataFilterEvent,
@@ -412,6 +453,9 @@ Event = Union[  # noqa: UP007  (a Union, so that EVENT_TYPES can be read from it
     TrashEmptiedEvent,
     AuditEvent,
     WarningEvent,
+    FoundEvent,
+    DuplicatesEvent,
+    DiskUsageEvent,
     DataFilterEvent,
     DataReadyEvent,
     TrainStartEvent,

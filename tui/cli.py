@@ -61,6 +61,8 @@ A workspace at /, at $HOME or outside the home directory is adopted only after a
 Files change only through plans: JSON documents of file operations, applied
 all-or-nothing inside the workspace, journaled and undoable ('routeshell plan').
 'routeshell audit' lists who applied, undid, refused or rejected which plan, and when.
+'routeshell files' finds files by a glob and filters, lists duplicate files and sizes
+directories, reading only (see 'routeshell files --help').
 """
 
 
@@ -140,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.audit_cli import add_audit_command
 
     add_audit_command(commands, _Parser, EXIT_CODES)
+    from tui.files_cli import add_files_command
+
+    add_files_command(commands, _Parser, EXIT_CODES)
     from tui.train_cli import add_train_command
 
     add_train_command(commands, _Parser)
@@ -185,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.audit_cli import run_audit_command
 
             return run_audit_command(args)
+        if args.command == "files":
+            from tui.files_cli import run_files_command
+
+            return run_files_command(args)
         if args.command == "run":
             from tui.run_cli import run_agent_command
 

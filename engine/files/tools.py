@@ -61,9 +61,9 @@ def duplicates(
 
     Candidates are files of at least ``min_size`` bytes that share their size with another; those
     that also share the SHA-256 of their first :data:`HEAD_BYTES` are hashed whole. Hard links to
-    one file count once (the first path by name). A file that vanishes or changes while it is read
-    is left out. ``progress`` is called with a running count of entries walked and then files
-    hashed, every 1,000.
+    one file count once, as the path the walk meets first (names in order, a directory before what
+    is in it). A file that vanishes or changes while it is read is left out. ``progress`` is called
+    with a running count of entries walked and then files hashed, every 1,000.
 
     Returns ``{"path", "groups", "wasted", "truncated"}``: each group is ``{"size", "sha256",
     "files": [{"path", "mtime"}]}``, newest file first; groups by wasted bytes (``size * (n - 1)``),
@@ -81,9 +81,10 @@ def duplicates(
             info = entry.stat
             if entry.kind != "file" or info is None or info.st_size < min_size:
                 continue
-            if (info.st_dev, info.st_ino) in seen:
-                continue
-            seen.add((info.st_dev, info.st_ino))
+            if info.st_nlink > 1:
+                if (info.st_dev, info.st_ino) in seen:
+                    continue
+                seen.add((info.st_dev, info.st_ino))
             by_size[info.st_size].append((_child(directory, entry.name), info))
         if counter.count > MAX_WALK:
             stopped = True
@@ -146,7 +147,7 @@ def disk_usage(ws: Workspace, path: str = ".", *, depth: int = 1, limit: int = 1
         parent = directory.rpartition("/")[0] or "."
         size[parent] += size[directory]
         files[parent] += files[directory]
-    listed = [
+    listed: list[dict[str, Any]] = [
         {"path": directory, "size": size[directory], "files": files[directory]}
         for directory in order[1:]
         if level[directory] <= depth
@@ -260,7 +261,8 @@ def _sha256(ws: Workspace, path: str, walked: os.stat_result, *, limit: int | No
     except (OSError, SandboxError):
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or not _unchanged(os.fstat(fd), walked):
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or not _unchanged(opened, walked):
             return None
         digest = hashlib.sha256()
         left = walked.st_size if limit is None else min(limit, walked.st_size)

@@ -27,7 +27,7 @@ from engine.plans.op_table import OPS, prepare_step
 from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
 from engine.plans.policy import Policy
 from engine.plans.runner import Limits, RunResult, bubblewrap
-from engine.plans.view import WorkspaceView
+from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, keep_reserve, workspace_lock
 
@@ -185,25 +185,41 @@ def apply_plan(
         if any(step["op"] == "run" for step in plan["steps"]):
             ctx = replace(ctx, bwrap=bubblewrap())
         result = ApplyResult(journal.id, len(plan["steps"]))
+        steps = plan["steps"]
         index = 0
         try:
-            for index, step in enumerate(plan["steps"]):
-                if cancel is not None and cancel():
-                    raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
-                record = prepare_step(view, index, step)
+            while index < len(steps):
+                end = _batch_end(steps, index)
+                records = []
+                if end == index + 1:
+                    records.append(prepare_step(view, index, steps[index]))
+                else:
+                    # Renames only: prepared together against the workspace as the batch leaves it, journaled
+                    # with one fsync, then carried out (undo is idempotent, so a crash anywhere is undone).
+                    overlay = Overlay(ws, policy.archive)
+                    for at in range(index, end):
+                        index = at
+                        records.append(prepare_step(overlay, at, steps[at]))
+                        OPS[steps[at]["op"]].simulate(overlay, dict(records[-1]), steps[at])
+                    index = end - len(records)
                 try:
-                    journal.record({key: value for key, value in record.items() if not key.startswith("_")})
+                    journal.record_many([{k: v for k, v in r.items() if not k.startswith("_")} for r in records])
                 except OSError as exc:
                     # Never run a step whose record is not wholly on disk: it could not be undone.
                     raise StateError(f"its journal record could not be written ({exc.strerror or exc})") from None
-                run = _execute(ctx, record, step)
-                event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
-                if run is not None:
-                    result.runs.append(run)
-                    event["exit_code"] = run.exit_code
-                    event["timed_out"] = run.timed_out
-                    event["tail"] = run.output_tail[-1000:]
-                emit(event)
+                for record in records:
+                    step = steps[index]
+                    if cancel is not None and cancel():
+                        raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
+                    run = _execute(ctx, record, step)
+                    event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
+                    if run is not None:
+                        result.runs.append(run)
+                        event["exit_code"] = run.exit_code
+                        event["timed_out"] = run.timed_out
+                        event["tail"] = run.output_tail[-1000:]
+                    emit(event)
+                    index += 1
             index = len(plan["steps"])
             journal.set_state("applied")
         except BaseException as exc:
@@ -229,6 +245,20 @@ def apply_plan(
         emit(applied)
         keep_reserve(root)  # made again if a full disk used it up
         return result
+
+
+#: Steps that only rename or make directories, so a run of them can be journaled with one fsync.
+_BATCHED = ("mkdir", "move", "delete")
+_BATCH = 256
+
+
+def _batch_end(steps: list[dict[str, Any]], start: int) -> int:
+    """The end of the run of batchable steps from ``start`` (``start + 1`` when that step is not one)."""
+    end = start + 1
+    if steps[start]["op"] in _BATCHED:
+        while end < len(steps) and end - start < _BATCH and steps[end]["op"] in _BATCHED:
+            end += 1
+    return end
 
 
 def _roll_back(ws: Workspace, journal: Journal) -> None:

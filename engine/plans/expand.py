@@ -90,7 +90,8 @@ def expand_plan(
     with Workspace(root) as ws:
         ctx = _Context(ws, policy, time.time() if now is None else now, Overlay(ws, policy.archive))
         if not problems:
-            last = len(plan["steps"]) - 1
+            # Later selections are expanded against what the earlier steps leave: follow those steps.
+            last = max((i for i, step in enumerate(plan["steps"]) if _needs(step)), default=-1)
             for index, step in enumerate(plan["steps"]):
                 try:
                     steps = _expand_step(ctx, step) if _needs(step) else [step]

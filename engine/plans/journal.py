@@ -234,7 +234,11 @@ class Journal:
         Writes the whole line or nothing: on a short write or an error the log is cut back to
         where it was and OSError is raised, so the step must not run.
         """
-        line = (json.dumps(entry, ensure_ascii=True) + "\n").encode()  # see plan.json
+        self.record_many([entry])
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Append step records with one fsync, all or none (see :meth:`record`)."""
+        line = "".join(json.dumps(entry, ensure_ascii=True) + "\n" for entry in entries).encode()  # see plan.json
         fd = os.open(self.dir / "log.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             size = os.fstat(fd).st_size

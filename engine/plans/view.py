@@ -181,6 +181,7 @@ class Overlay:
         self.real = WorkspaceView(ws, archive_limits)
         self.nodes: dict[str, _Node | None] = {}
         self._names: dict[str, set[str]] = {}  # directory -> names of its entries in ``nodes``
+        self._dirs: dict[str, Kind] = {}  # real directories met on the way to a path
 
     def _set(self, path: str, node: _Node | None) -> None:
         head, _, name = path.rpartition("/")
@@ -223,7 +224,10 @@ class Overlay:
             elif not sandbox.HAVE_OPENAT2:
                 return path, _REAL  # the workspace refuses every symlink on the way: let it say so
             else:
-                kind = self.real.kind(prefix)
+                # Nothing on disk changes while an overlay is in use: a directory on the way is asked once.
+                kind = self._dirs.get(prefix) or self.real.kind(prefix)
+                if kind == "dir":
+                    self._dirs[prefix] = kind
                 if kind == "link":
                     target = self.real.link_target(prefix)
                     return self._lookup(self._follow(origin, prefix, target, parts[end:], hops), origin, hops + 1)

@@ -1,0 +1,211 @@
+"""``routeshell files``: find files by a match, list duplicate files, size directories (reads only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import ExitCode
+
+_SIZE_UNITS = ("KB", "MB", "GB", "TB", "PB")
+_SIZE_FORMS = "10B, 512KB, 1.5MB or 2GB (1 KB = 1024 bytes)"
+_WHEN_FORMS = "a date (2025-01-31), a date and time (2025-01-31T12:00) or an age (30d, 12h, 2w)"
+# The option each key of a match object comes from, to name it in an error.
+_OPTIONS = {"glob": "GLOB", "min_size": "--min-size"}
+
+
+def size_text(size: int) -> str:
+    """``size`` bytes as text in binary units: ``512 B``, ``1.2 KB``, ``3.4 MB`` (1 KB = 1024 B)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in _SIZE_UNITS:
+        value /= 1024
+        if round(value, 1) < 1024 or unit == _SIZE_UNITS[-1]:
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+    """Register ``files`` and its actions (find, duplicates, du) on the top-level subparsers."""
+    files = commands.add_parser(
+        "files",
+        help="find files by a match, list duplicate files, size directories (reads only)",
+        description="Read-only views of many files at once. They never follow a symlink, never look "
+        "into .git or .routeshell, and never open a FIFO or device. Paths are relative to the "
+        "workspace; names that hold control characters or undecodable bytes are shown escaped.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = files.add_subparsers(dest="files_command", metavar="ACTION", required=True, parser_class=parser_class)
+
+    def common(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--workspace",
+            dest="files_workspace",
+            metavar="DIR",
+            help="workspace directory (default: the one given before 'files', else the profile's)",
+        )
+        sub.add_argument("--json", action="store_true", help="print JSON Lines events instead of text")
+        return sub
+
+    find = common(actions.add_parser("find", help="list the entries a glob and filters select"))
+    find.add_argument("glob", metavar="GLOB", help="workspace glob: * and ? in a name, ** across directories")
+    find.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out what this matches")
+    find.add_argument("--type", choices=("file", "dir", "any"), default="file", help="kind of entry (default: file)")
+    find.add_argument("--ext", action="append", default=[], metavar=".EXT", help="file extension, any case")
+    find.add_argument("--name-regex", metavar="RE", help="a regular expression the name must contain a match of")
+    find.add_argument("--contains", metavar="TEXT", help="text the file holds in its first MiB, ignoring case")
+    find.add_argument("--larger-than", metavar="SIZE", help=f"more than SIZE bytes: {_SIZE_FORMS}")
+    find.add_argument("--smaller-than", metavar="SIZE", help="less than SIZE bytes")
+    find.add_argument("--modified-after", metavar="WHEN", help=f"modified at or after WHEN: {_WHEN_FORMS}")
+    find.add_argument("--modified-before", metavar="WHEN", help="modified before WHEN")
+    find.add_argument("--tag", metavar="TAG", help="files carrying this tag (front matter or user.xdg.tags)")
+    find.add_argument("--limit", type=_positive, default=1000, metavar="N", help="show at most N (default: 1000)")
+
+    duplicates = common(actions.add_parser("duplicates", help="list groups of files with the same content"))
+    duplicates.add_argument("path", nargs="?", default=".", metavar="PATH", help="directory to look under")
+    duplicates.add_argument("--min-size", default="1", metavar="SIZE", help="ignore smaller files (default: 1B)")
+    duplicates.add_argument("--limit", type=_positive, default=100, metavar="N", help="at most N groups (default: 100)")
+
+    usage = common(actions.add_parser("du", help="sizes by directory, largest first"))
+    usage.add_argument("path", nargs="?", default=".", metavar="PATH", help="directory to size")
+    usage.add_argument("--depth", type=_count, default=1, metavar="N", help="list directories N levels down")
+    usage.add_argument("--limit", type=_positive, default=100, metavar="N", help="at most N directories (default: 100)")
+
+
+def run_files_command(args: argparse.Namespace) -> int:
+    """Carry out ``routeshell files ACTION``; return the exit code (2 for a bad match or size)."""
+    from engine.config.profiles import load_profile
+    from engine.errors import UsageError
+    from engine.files.match import MatchError, parse_size
+    from engine.files.tools import disk_usage, duplicates, find
+    from engine.workspace.sandbox import Workspace
+    from tui.cli import choose_workspace
+
+    # Reading creates nothing, not even the profile's workspace directory.
+    workspace = choose_workspace(args, load_profile(args.profile), args.files_workspace, create=False)
+    try:
+        with Workspace(workspace) as ws:
+            if args.files_command == "find":
+                _show_found(args, find(ws, _match(args), limit=args.limit))
+            elif args.files_command == "duplicates":
+                min_size = parse_size(args.min_size, "min_size")
+                _show_duplicates(args, duplicates(ws, args.path, min_size=min_size, limit=args.limit))
+            else:
+                _show_usage(args, disk_usage(ws, args.path, depth=args.depth, limit=args.limit))
+    except MatchError as exc:
+        option = _OPTIONS.get(exc.key, "--" + exc.key.replace("_", "-"))
+        raise UsageError(f"{option}: {exc.reason}") from None
+    return ExitCode.OK
+
+
+def _match(args: argparse.Namespace) -> dict[str, Any]:
+    """The match object the options of ``files find`` spell."""
+    match: dict[str, Any] = {"glob": args.glob, "type": args.type}
+    for key in ("exclude", "ext"):
+        if getattr(args, key):
+            match[key] = getattr(args, key)
+    for key in ("name_regex", "contains", "larger_than", "smaller_than", "modified_after", "modified_before", "tag"):
+        if getattr(args, key) is not None:
+            match[key] = getattr(args, key)
+    return match
+
+
+def _when(mtime: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime))
+
+
+def _note(args: argparse.Namespace, message: str) -> None:
+    """A warning: an event on standard output with --json, else a line on standard error."""
+    from engine.events import json_line
+    from engine.names import display_line
+
+    if args.json:
+        print(json_line({"type": "warning", "message": message}))
+    else:
+        print(f"routeshell: warning: {display_line(message)}", file=sys.stderr)
+
+
+def _show_found(args: argparse.Namespace, result: Mapping[str, Any]) -> None:
+    from engine.events import json_line
+    from engine.names import display_name
+
+    for entry in result["entries"]:
+        if args.json:
+            print(json_line({"type": "found", **entry}))
+            continue
+        size = "-" if entry["kind"] == "dir" else size_text(entry["size"])
+        tags = "  tags: " + ", ".join(map(display_name, entry["tags"])) if entry["tags"] else ""
+        print(f"{size:>9}  {_when(entry['mtime'])}  {entry['kind']:<4}  {display_name(entry['path'])}{tags}")
+    if result["truncated"]:
+        _note(args, f"showing {len(result['entries'])} of {result['total']} matches; raise --limit to see more")
+    elif not result["entries"] and not args.json:
+        print(f"routeshell: nothing matches {display_name(args.glob)}", file=sys.stderr)
+
+
+def _show_duplicates(args: argparse.Namespace, result: Mapping[str, Any]) -> None:
+    from engine.events import json_line
+    from engine.names import display_name
+
+    for index, group in enumerate(result["groups"]):
+        wasted = group["size"] * (len(group["files"]) - 1)
+        if args.json:
+            print(json_line({"type": "duplicates", **group, "wasted": wasted}))
+            continue
+        if index:
+            print()
+        count, size = len(group["files"]), size_text(group["size"])
+        print(f"{count} files of {size}, {size_text(wasted)} wasted (sha256 {group['sha256'][:12]})")
+        for item in group["files"]:
+            print(f"  {_when(item['mtime'])}  {display_name(item['path'])}")
+    if result["truncated"]:
+        _note(args, f"more than {len(result['groups'])} groups of duplicates; raise --limit to see more")
+    if args.json:
+        return
+    if result["groups"]:
+        print(f"{len(result['groups'])} group(s) of duplicates, {size_text(result['wasted'])} wasted in all")
+    else:
+        print(f"no duplicate files under {display_name(result['path'])}")
+
+
+def _show_usage(args: argparse.Namespace, result: Mapping[str, Any]) -> None:
+    from engine.events import json_line
+    from engine.names import display_name
+
+    top = result["path"]
+    offset = 0 if top == "." else top.count("/") + 1
+    rows = [{"path": top, "size": result["total"], "files": result["files"]}, *result["dirs"]]
+    if args.json:
+        for row in rows:
+            depth = 0 if row["path"] == top else row["path"].count("/") + 1 - offset
+            print(json_line({"type": "disk_usage", **row, "depth": depth}))
+    else:
+        print(f"{'size':>9}  {'files':>9}  directory")
+        for row in [*rows[1:], rows[0]]:  # the total last, as du prints it
+            total = "  (total)" if row is rows[0] else ""
+            print(f"{size_text(row['size']):>9}  {row['files']:>9}  {display_name(row['path'])}{total}")
+    for path in result["unreadable"]:
+        _note(args, f"cannot read {path!r}; counted as 0")
+    if result["truncated"]:
+        _note(args, f"showing the {len(result['dirs'])} largest directories; raise --limit to see more")
