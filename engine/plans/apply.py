@@ -210,7 +210,9 @@ def apply_plan(
                 for record in records:
                     step = steps[index]
                     if cancel is not None and cancel():
-                        raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
+                        raise Cancelled(
+                            f"cancelled before step {index + 1}; the {index} earlier steps were rolled back"
+                        )
                     run = _execute(ctx, record, step)
                     event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
                     if run is not None:

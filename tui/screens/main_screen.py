@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from engine.config.profiles import Profile
+from engine.plans.policy import Policy
 from tui.widgets.agent_pane import AgentPane
 from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.files_pane import FilesPane
@@ -33,7 +34,9 @@ class MainScreen(Screen[None]):
             with TabPane("1 Agent", id="agent"):
                 yield AgentPane(self.workspace, self.profile, id="agent-pane")
             with TabPane("2 Files", id="files"):
-                yield FilesPane(self.workspace, id="files-pane")
+                yield FilesPane(
+                    self.workspace, id="files-pane", policy=Policy.from_profile(self.profile.data.get("policy"))
+                )
             with TabPane("3 Train", id="train"):
                 yield TrainPane(self.workspace, id="train-pane")
             with TabPane("4 Serve", id="serve"):

@@ -100,8 +100,9 @@ class FileOperationsMixin:
 
         try:
             result = await asyncio.to_thread(
-                apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane"
-            )
+                apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane",
+                policy=pane.policy,
+            )  # fmt: skip
         except Cancelled as exc:
             pane.notify(display_name(str(exc)), title="Cancelled", severity="warning", markup=False)
             return False
@@ -247,7 +248,7 @@ class FileOperationsMixin:
             return
         try:
             # This very plan, even if another one was applied while the question was open.
-            await asyncio.to_thread(undo_journal, pane.root, journal.id)
+            await asyncio.to_thread(undo_journal, pane.root, journal.id, via="files-pane")
         except (RouteshellError, OSError) as exc:
             pane.notify(str(exc), title="Not undone", severity="error", markup=False)
             return

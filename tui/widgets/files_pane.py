@@ -24,6 +24,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from engine.plans.policy import Policy
 from engine.errors import RouteshellError
 from engine.names import display_name
 from engine.plans.apply import recover
@@ -33,10 +34,13 @@ from engine.workspace.sandbox import Entry, SandboxError, Workspace
 from tui.error_line import error_text, one_line
 from tui.widgets.entry_list import EntryList
 from tui.widgets.file_operations import OPERATION_BINDINGS, FileOperationsMixin
+from tui.widgets.file_selection import SELECTION_BINDINGS, SelectionMixin
+from tui.widgets.file_tags import TAG_ARCHIVE_BINDINGS, TagArchiveMixin
+from tui.widgets.file_views import VIEW_BINDINGS, FileViewsMixin
 from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
 
 
-class FilesPane(FileOperationsMixin, Vertical):
+class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsMixin, Vertical):
     """Browse the workspace: entries on the left, preview and metadata on the right."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -61,6 +65,9 @@ class FilesPane(FileOperationsMixin, Vertical):
             "tilde", "root", "Root", show=False, key_display="~", id="files.root", tooltip="Go to the workspace root"
         ),
         *OPERATION_BINDINGS,
+        *SELECTION_BINDINGS,
+        *TAG_ARCHIVE_BINDINGS,
+        *VIEW_BINDINGS,
     ]
 
     show_hidden: reactive[bool] = reactive(False, init=False)
@@ -90,9 +97,11 @@ class FilesPane(FileOperationsMixin, Vertical):
         text: Text
         described: Described
 
-    def __init__(self, root: Path, *, id: str | None = None) -> None:
+    def __init__(self, root: Path, *, id: str | None = None, policy: Policy | None = None) -> None:
         super().__init__(id=id)
         self.root = root
+        #: The profile's [policy]: every plan the pane applies is checked against it.
+        self.policy = policy or Policy()
         #: The directory shown, relative to the workspace root ("." is the root).
         self.directory = "."
         self._all: list[Entry] = []
