@@ -353,6 +353,10 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
 def _step_line(step: dict[str, Any]) -> str:
     if "from" in step:
         return f"{step['op']} {step['from']} -> {step['to']}"
+    if "tags" in step:
+        return f"{step['op']} {step.get('path', '')} {', '.join(step['tags'])}"
+    if step["op"] == "archive":
+        return f"archive {len(step.get('paths', []))} path(s) -> {step['to']}"
     if "argv" in step:
         return f"{step['op']} {' '.join(step['argv'])}"
     return f"{step['op']} {step.get('path', '')}"

@@ -52,6 +52,16 @@ def describe_undo(record: dict[str, Any]) -> str:
         return f"move the copy {record['to']!r} to the trash"
     if op == "delete":
         return f"put {record['path']!r} back from the trash"
+    if op in ("tag", "untag"):
+        if record.get("how") == "front-matter":
+            return f"restore the previous content of {record['path']!r} (its front matter tags)"
+        return f"restore the tags of {record['path']!r}"
+    if op == "archive":
+        return f"move the archive {record['to']!r} to the trash"
+    if op == "extract":
+        if record.get("created"):
+            return f"move {record['to']!r}, which extracting made, to the trash"
+        return f"move what extracting put in {record['to']!r} to the trash ({len(record.get('entries', []))} entries)"
     if op == "run":
         return f"nothing for the command {record.get('argv', ['?'])[0]!r}: what it changed is not journaled"
     return f"undo a {op!r} step"

@@ -148,3 +148,22 @@ def test_code_and_schema_are_in_step() -> None:
     assert tuple(properties["roles"]["items"]["enum"]) == ROLE_ORDER
     assert properties["max_rounds"]["default"] == DEFAULT_ROUNDS
     assert properties["reason"]["maxLength"] == 500
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "tidy up the downloads folder",
+        "clean up logs: delete the .tmp files",
+        "move every PDF from 2025 into finance/2025",
+        "tag the architecture notes and fix the tag on the old ones",
+    ],
+)
+def test_file_management_goes_to_the_builder_alone(task: str) -> None:
+    decision = HeuristicRouter().route(task)
+    assert (decision.topology, decision.roles) == ("single", ("builder",))
+    assert "file management" in decision.reason
+
+
+def test_a_cleanup_of_code_is_still_a_refactor() -> None:
+    assert HeuristicRouter().route("clean up utils.py").roles == ("builder", "refactor")
