@@ -82,8 +82,7 @@ class Policy:
     ) -> list[tuple[int, str, str]]:
         """(concrete step index, key, reason) for each denied path and a plan over ``max_batch``."""
         problems: list[tuple[int, str, str]] = []
-        touched = sum(1 for step in steps if step["op"] not in ("mkdir", "run"))
-        touched += sum(len(step.get("paths", ())) - 1 for step in steps if step["op"] == "archive")
+        touched = len(_touched(steps))
         if touched > self.max_batch:
             problems.append((0, "", f"the plan touches {touched} files, more than the policy's max_batch of "
                              f"{self.max_batch}; narrow it, or raise [policy] max_batch in the profile"))  # fmt: skip
@@ -132,6 +131,20 @@ class Policy:
             if rule is not None:
                 return inner, rule
         return None
+
+
+def _touched(steps: list[dict[str, Any]]) -> set[str]:
+    """The files a concrete plan changes (or archives), each once; a rename's parking names are not files."""
+    found: set[str] = set()
+    for step in steps:
+        op = step["op"]
+        if op in ("move", "copy", "extract"):
+            found.add(step["from"])
+        elif op == "archive":
+            found.update(step.get("paths", ()))
+        elif op not in ("mkdir", "run") and "path" in step:
+            found.add(step["path"])
+    return {path for path in found if not path.rpartition("/")[2].startswith(".rs-rename-")}
 
 
 def _named_paths(step: Mapping[str, Any], keys: tuple[PathKey, ...]) -> Iterator[tuple[str, str]]:

@@ -1,0 +1,113 @@
+"""Every file-management op against hostile trees: names, links out, .git at any depth, hard links, FIFOs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.plans.apply import StepFailed, apply_plan
+from engine.plans.dry_run import preview_plan
+from engine.plans.expand import expand_plan
+from engine.plans.model import InvalidPlan, parse_plan
+from engine.plans.undo import undo_journal
+from engine.workspace.sandbox import SandboxError
+from tests.engine.plans.test_bulk_ops import snapshot
+
+HOSTILE = ["new\nline.txt", "\x1b[31mred.txt", "[red]x[red].txt", os.fsdecode(b"bad\xff.txt"), " lead.txt", "-x.txt"]
+
+OPS: list[dict[str, Any]] = [
+    {"op": "move", "match": {"glob": "**/*.txt"}, "to": "moved"},
+    {"op": "move", "match": {"glob": "in/**"}, "to": "moved", "keep_tree": True},
+    {"op": "copy", "match": {"glob": "**/*.txt"}, "to": "copied", "keep_tree": True},
+    {"op": "delete", "match": {"glob": "**/*.txt"}},
+    {"op": "rename", "match": {"glob": "in/*.txt"}, "template": "{n:02}-{name}"},
+    {"op": "rename", "match": {"glob": "in/*.txt"}, "find": "^(.)", "replace": r"\1\1"},
+    {"op": "classify", "match": {"glob": "**/*.txt"}, "rules": [{"contains": "secret", "to": "s"},
+                                                                  {"default": True, "to": "rest"}]},
+    {"op": "tag", "match": {"glob": "**/*.txt"}, "tags": ["t1", "ünï"]},
+    {"op": "archive", "match": {"glob": "in/**"}, "to": "all.tar.gz", "remove": True},
+    {"op": "archive", "match": {"glob": "in/**"}, "to": "all.zip"},
+]  # fmt: skip
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    (root / "in").mkdir(parents=True)
+    for index, name in enumerate(HOSTILE):
+        (root / "in" / name).write_text(f"file {index} secret\n" if index % 2 else f"file {index}\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.txt").write_text("outside\n")
+    (root / "link-out").symlink_to(outside)
+    (root / "in" / "dangling.txt").symlink_to(tmp_path / "nothing")
+    (root / "sub" / ".git").mkdir(parents=True)
+    (root / "sub" / ".git" / "config.txt").write_text("git\n")
+    (root / "deep" / "x" / ".GIT").mkdir(parents=True)
+    (root / "deep" / "x" / ".GIT" / "hook.txt").write_text("hook\n")
+    os.mkfifo(root / "in" / "fifo.txt")
+    os.link(root / "in" / HOSTILE[0], root / "hard.txt")
+    os.setxattr(root / "hard.txt", "user.note", b"n")
+    return root
+
+
+def plan_of(*steps: dict[str, Any]) -> dict[str, Any]:
+    return parse_plan(json.dumps({"version": 1, "steps": list(steps)}))
+
+
+@pytest.mark.parametrize("step", OPS, ids=[f"{s['op']}-{i}" for i, s in enumerate(OPS)])
+def test_each_op_on_a_hostile_tree_applies_and_undoes_bit_for_bit(root: Path, step: dict[str, Any]) -> None:
+    outside = root.parent / "outside"
+    before, outside_before = snapshot(root), snapshot(outside)
+    plan = expand_plan(root, plan_of(step))
+    touched = json.dumps(plan["steps"])
+    for never in (".git", ".GIT", "link-out", "fifo.txt"):
+        assert never not in touched, never
+    assert [p.problem for p in preview_plan(root, plan) if p.problem] == []
+    result = apply_plan(root, plan)
+    assert snapshot(outside) == outside_before
+    undo_journal(root, result.journal_id)
+    assert snapshot(root) == before
+    assert snapshot(outside) == outside_before
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"op": "move", "match": {"glob": "in/*.txt"}, "to": "link-out"},
+        {"op": "move", "match": {"glob": "in/*.txt"}, "to": "link-out/inner"},
+        {"op": "copy", "paths": ["link-out/o.txt"], "to": "here"},
+        {"op": "move", "match": {"glob": "in/*.txt"}, "to": "sub/.git/x"},
+        {"op": "move", "match": {"glob": "in/*.txt"}, "to": "deep/x/.GIT"},
+        {"op": "classify", "match": {"glob": "in/*.txt"}, "rules": [{"default": True, "to": "a/.git"}]},
+        {"op": "rename", "match": {"glob": "in/*.txt"}, "template": ".git"},
+        {"op": "tag", "paths": ["in/fifo.txt"], "tags": ["x"]},
+        {"op": "tag", "paths": ["link-out"], "tags": ["x"]},
+        {"op": "archive", "paths": ["in/fifo.txt"], "to": "f.zip"},
+        {"op": "archive", "paths": ["in"], "to": "link-out/a.zip"},
+        {"op": "delete", "paths": ["link-out/o.txt"]},
+        {"op": "extract", "from": "in/dangling.txt", "to": "x"},
+    ],
+)
+def test_hostile_targets_are_refused_and_nothing_changes(root: Path, step: dict[str, Any]) -> None:
+    outside = root.parent / "outside"
+    before, outside_before = snapshot(root), snapshot(outside)
+    with pytest.raises((InvalidPlan, SandboxError, StepFailed)) as caught:
+        apply_plan(root, plan_of(step))
+    assert "\n" not in str(caught.value).replace("\\n", "")
+    assert snapshot(root) == before
+    assert snapshot(outside) == outside_before
+
+
+def test_a_hard_link_keeps_both_names_and_tags_follow_the_inode(root: Path) -> None:
+    before = snapshot(root)
+    result = apply_plan(root, expand_plan(root, plan_of({"op": "tag", "paths": ["hard.txt"], "tags": ["both"]})))
+    assert os.getxattr(root / "in" / HOSTILE[0], "user.xdg.tags") == b"both"
+    assert os.getxattr(root / "hard.txt", "user.note") == b"n"
+    undo_journal(root, result.journal_id)
+    assert snapshot(root) == before
+    assert os.stat(root / "hard.txt").st_ino == os.stat(root / "in" / HOSTILE[0]).st_ino
