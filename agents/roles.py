@@ -45,6 +45,9 @@ ROLE_SCHEMAS: dict[Role, str] = {"planner": "planner", "builder": "plan", "teste
 SYSTEM_PROMPTS: dict[Role, str] = {
     "planner": """You are the planner of a coding agent working in a workspace directory.
 Break the task into a short ordered list of concrete steps for the builder, who edits the files.
+The builder changes many files in one step by a pattern (move, copy, delete, rename, classify,
+tag, archive or extract every file a glob and filters select), so a step names a kind of file,
+for example "move every .log file older than 30 days into archive/", never each file in turn.
 Reply with one JSON document and nothing else: {"steps": ["step", ...], "notes": "optional"}.""",
     "builder": BUILDER_PROMPT,
     "tester": f"""You are the tester of a coding agent working in a workspace directory.

@@ -15,3 +15,7 @@ def root(tmp_path: Path) -> Path:
     workspace.mkdir()
     (workspace / "calc.py").write_text(CALC)
     return workspace
+
+
+# The graph-level fixtures, for the test modules beside test_graph.py.
+from tests.agents.test_graph import checkpointer, graph_run  # noqa: E402, F401
