@@ -9,24 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import ExitCode
+from tui.sizes import size_text
 
-_SIZE_UNITS = ("KB", "MB", "GB", "TB", "PB")
 _SIZE_FORMS = "10B, 512KB, 1.5MB or 2GB (1 KB = 1024 bytes)"
 _WHEN_FORMS = "a date (2025-01-31), a date and time (2025-01-31T12:00) or an age (30d, 12h, 2w)"
 # The option each key of a match object comes from, to name it in an error.
 _OPTIONS = {"glob": "GLOB", "min_size": "--min-size"}
-
-
-def size_text(size: int) -> str:
-    """``size`` bytes as text in binary units: ``512 B``, ``1.2 KB``, ``3.4 MB`` (1 KB = 1024 B)."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in _SIZE_UNITS:
-        value /= 1024
-        if round(value, 1) < 1024 or unit == _SIZE_UNITS[-1]:
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
 
 
 def _count(text: str) -> int:

@@ -68,6 +68,7 @@ class Described:
     name: str
     meta: Metadata | None
     error: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 def human_size(size: int) -> str:
@@ -81,7 +82,7 @@ def human_size(size: int) -> str:
 
 
 class MetadataView(Static):
-    """Name, type, size, mode, modification time and link target of the highlighted entry."""
+    """Name, type, size, mode, modification time, link target and tags of the highlighted entry."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id, markup=False)
@@ -107,6 +108,8 @@ class MetadataView(Static):
             ]
             if meta.link_target is not None:
                 rows.append(("target", display_name(meta.link_target)))
+            if described.tags:
+                rows.append(("tags", ", ".join(display_name(tag) for tag in described.tags)))
         for index, (key, value) in enumerate(rows):
             if index:
                 text.append("\n")

@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.plans.policy import Policy
 from engine.errors import RouteshellError
+from engine.files.match import tags_at
 from engine.names import display_name
 from engine.plans.apply import recover
 from engine.plans.file_plans import join
@@ -192,6 +193,7 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
         self.directory = message.directory
         self._all = message.entries
         self.query_one("#files-path", Static).update(Text(self._relative(self.directory), style="bold"))
+        self.refresh_tag_filter()
         self._apply_filter(select=message.select)
 
     @on(ScanFailed)
@@ -208,7 +210,9 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
     def _apply_filter(self, *, select: str | None = None) -> None:
         current = self.entry_list.highlighted
         keep = select if select is not None else (current.name if current else None)
-        visible = listing.filter_entries(self._all, text=self.filter_text, show_hidden=self.show_hidden)
+        visible = self.tag_filtered(
+            listing.filter_entries(self._all, text=self.filter_text, show_hidden=self.show_hidden)
+        )
         self.entry_list.set_entries(visible, select=keep)
         self.refresh_marks()
 
@@ -254,7 +258,7 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
     def _describe(ws: Workspace, path: str, entry: Entry, cancelled: Callable[[], bool]) -> tuple[Described, Text]:
         """Read the metadata and the preview (a count, for a directory) of ``path``. In a worker."""
         try:
-            described = Described(entry.name, listing.metadata(ws, path))
+            described = Described(entry.name, listing.metadata(ws, path), tags=tuple(tags_at(ws, path)))
         except SandboxError as exc:
             described = Described(entry.name, None, listing.refusal_note(exc))
         if entry.is_dir:
@@ -318,7 +322,7 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
         if self.action_cancel_apply():
             return
         field = self.query_one("#files-filter", Input)
-        if not field.display and not self.filter_text:
+        if not field.display and not self.filter_text and self.tag_filter is None:
             return
         self._clear_filter_silently()
         self._apply_filter()
@@ -330,6 +334,7 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
             field.value = ""
         field.display = False
         self.set_reactive(FilesPane.filter_text, "")
+        self.clear_tag_filter()
 
     def refresh_marks(self) -> None:
         """Show which entries of this directory are marked, and the count of all marks."""

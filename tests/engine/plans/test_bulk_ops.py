@@ -302,3 +302,25 @@ def test_a_selection_never_reaches_outside_or_into_git(root: Path, tmp_path: Pat
             apply_plan(root, plan_of(bad))
     assert (outside / "x.log").read_text() == "secret\n"
     assert not (root / "here").exists()
+
+
+def test_tags_on_a_filesystem_without_attributes_fail_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a ramfs needs root")
+    mount = tmp_path / "ramfs"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "ramfs", "ramfs", str(mount)], check=False).returncode:
+        pytest.skip("cannot mount a ramfs here")
+    try:
+        (mount / "a.txt").write_text("a\n")
+        (mount / "b.md").write_text("# b\n")
+        before = snapshot(mount)
+        with pytest.raises(StepFailed) as caught:
+            apply_plan(mount, plan_of({"op": "tag", "paths": ["b.md", "a.txt"], "tags": ["x"]}))
+        assert "extended attributes" in str(caught.value)
+        assert "\n" not in str(caught.value)
+        assert snapshot(mount) == before  # the Markdown file tagged first was rolled back
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
