@@ -12,7 +12,7 @@ import errno
 import os
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,51 +180,15 @@ def apply_plan(
         _recover_locked(root, ws, emit)
         plan = expand_plan(root, plan, policy, on_refusal=lambda reason: audited("refused", plan, reason=reason))
         journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
-        ctx = ApplyContext(ws, journal, limits, None, policy.archive)
-        view = WorkspaceView(ws, policy.archive)
-        if any(step["op"] == "run" for step in plan["steps"]):
-            ctx = replace(ctx, bwrap=bubblewrap())
-        result = ApplyResult(journal.id, len(plan["steps"]))
-        steps = plan["steps"]
-        index = 0
+        bwrap = bubblewrap() if any(step["op"] == "run" for step in plan["steps"]) else None
+        ctx = ApplyContext(ws, journal, limits, bwrap, policy.archive)
+        run = _Run(ctx, WorkspaceView(ws, policy.archive), plan["steps"], emit, cancel)
+        result = ApplyResult(journal.id, len(plan["steps"]), run.results)
         try:
-            while index < len(steps):
-                end = _batch_end(steps, index)
-                records = []
-                if end == index + 1:
-                    records.append(prepare_step(view, index, steps[index]))
-                else:
-                    # Renames only: prepared together against the workspace as the batch leaves it, journaled
-                    # with one fsync, then carried out (undo is idempotent, so a crash anywhere is undone).
-                    overlay = Overlay(ws, policy.archive)
-                    for at in range(index, end):
-                        index = at
-                        records.append(prepare_step(overlay, at, steps[at]))
-                        OPS[steps[at]["op"]].simulate(overlay, dict(records[-1]), steps[at])
-                    index = end - len(records)
-                try:
-                    journal.record_many([{k: v for k, v in r.items() if not k.startswith("_")} for r in records])
-                except OSError as exc:
-                    # Never run a step whose record is not wholly on disk: it could not be undone.
-                    raise StateError(f"its journal record could not be written ({exc.strerror or exc})") from None
-                for record in records:
-                    step = steps[index]
-                    if cancel is not None and cancel():
-                        raise Cancelled(
-                            f"cancelled before step {index + 1}; the {index} earlier steps were rolled back"
-                        )
-                    run = _execute(ctx, record, step)
-                    event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
-                    if run is not None:
-                        result.runs.append(run)
-                        event["exit_code"] = run.exit_code
-                        event["timed_out"] = run.timed_out
-                        event["tail"] = run.output_tail[-1000:]
-                    emit(event)
-                    index += 1
-            index = len(plan["steps"])
+            run.all()
             journal.set_state("applied")
         except BaseException as exc:
+            index = run.index
             audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
             try:
                 _roll_back(ws, journal)
@@ -254,13 +218,66 @@ _BATCHED = ("mkdir", "move", "delete")
 _BATCH = 256
 
 
-def _batch_end(steps: list[dict[str, Any]], start: int) -> int:
-    """The end of the run of batchable steps from ``start`` (``start + 1`` when that step is not one)."""
-    end = start + 1
-    if steps[start]["op"] in _BATCHED:
-        while end < len(steps) and end - start < _BATCH and steps[end]["op"] in _BATCHED:
-            end += 1
-    return end
+class _Run:
+    """Carries out a plan's steps in order; ``index`` is the step being prepared or carried out.
+
+    Each step is prepared (checked, its undo information decided), its record fsynced to the
+    journal, and only then carried out. A run of renames and mkdirs is prepared together against
+    the workspace as the run leaves it and journaled with one fsync: undo is idempotent, so a
+    crash after the records and before some of those steps is undone like any other.
+    """
+
+    def __init__(self, ctx: ApplyContext, view: WorkspaceView, steps: list[dict[str, Any]], emit: EventSink,
+                 cancel: Callable[[], bool] | None) -> None:  # fmt: skip
+        self.ctx, self.view, self.steps, self.emit, self.cancel = ctx, view, steps, emit, cancel
+        self.index = 0
+        self.results: list[RunResult] = []
+
+    def all(self) -> None:
+        while self.index < len(self.steps):
+            records = self._prepare(self._batch_end())
+            try:
+                self.ctx.journal.record_many([{k: v for k, v in r.items() if not k.startswith("_")} for r in records])
+            except OSError as exc:
+                # Never run a step whose record is not wholly on disk: it could not be undone.
+                raise StateError(f"its journal record could not be written ({exc.strerror or exc})") from None
+            for record in records:
+                self._carry_out(record)
+                self.index += 1
+
+    def _batch_end(self) -> int:
+        start = end = self.index
+        end += 1
+        if self.steps[start]["op"] in _BATCHED:
+            while end < len(self.steps) and end - start < _BATCH and self.steps[end]["op"] in _BATCHED:
+                end += 1
+        return end
+
+    def _prepare(self, end: int) -> list[dict[str, Any]]:
+        start = self.index
+        if end == start + 1:
+            return [prepare_step(self.view, start, self.steps[start])]
+        overlay = Overlay(self.ctx.ws, self.ctx.archive_limits)
+        records = []
+        for at in range(start, end):
+            self.index = at  # a step that cannot be prepared is the one named in the error
+            records.append(prepare_step(overlay, at, self.steps[at]))
+            OPS[self.steps[at]["op"]].simulate(overlay, dict(records[-1]), self.steps[at])
+        self.index = start
+        return records
+
+    def _carry_out(self, record: dict[str, Any]) -> None:
+        index, step = self.index, self.steps[self.index]
+        if self.cancel is not None and self.cancel():
+            raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
+        run = _execute(self.ctx, record, step)
+        event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
+        if run is not None:
+            self.results.append(run)
+            event["exit_code"] = run.exit_code
+            event["timed_out"] = run.timed_out
+            event["tail"] = run.output_tail[-1000:]
+        self.emit(event)
 
 
 def _roll_back(ws: Workspace, journal: Journal) -> None:

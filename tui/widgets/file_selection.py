@@ -61,7 +61,7 @@ class SelectionMixin:
     async def action_classify(self) -> None:
         pane = self._pane()
         paths = sorted(pane.marks) or [
-            join(pane.directory, entry.name) for entry in pane.entry_list.entries if not entry.is_dir
+            join(pane.directory, entry.name) for entry in pane.entry_list.entries if entry.kind == "file"
         ]
         if not paths:
             pane.notify("No files here to classify: mark some with space or s", severity="warning")
