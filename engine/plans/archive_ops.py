@@ -1,0 +1,243 @@
+"""The archive and extract ops: ``.zip``, ``.tar.gz`` and ``.tar.xz``, within the policy's limits."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from contextlib import suppress
+from typing import Any, ClassVar, TypedDict
+
+from engine.files import archives
+from engine.plans.files import dir_fd, to_trash
+from engine.plans.journal import Journal
+from engine.plans.op_base import (
+    ApplyContext,
+    Op,
+    PathKey,
+    require_parent,
+    selection_problems,
+    tmp_name,
+)
+from engine.plans.tag_ops import open_regular
+from engine.plans.view import Overlay, UndoSimulation, View
+from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
+
+
+class ArchiveRecord(TypedDict):
+    i: int
+    op: str
+    to: str
+    paths: list[str]
+
+
+class Archive(Op[dict[str, Any], ArchiveRecord]):
+    name = "archive"
+    usage = (
+        '{"op": "archive", "match": MATCH, "to": "old-logs.tar.gz", "remove": false}   (.zip, .tar.gz or .tar.xz;\n'
+        "    remove: true moves the originals to the trash)"
+    )
+    paths = (PathKey("to", write=True, names_file=True), PathKey("paths", write=False, many=True))
+    defaults: ClassVar[dict[str, object]] = {"remove": False}
+
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        problems = selection_problems(step, None)
+        if isinstance(step.get("to"), str) and archives.archive_format(step["to"]) is None:
+            problems.append(("to", f"{step['to']!r}: name the archive .zip, .tar.gz or .tar.xz"))
+        return problems
+
+    def summary(self, step: dict[str, Any]) -> str:
+        count = len(step.get("paths", []))
+        return f"archive {count} path{'s' if count != 1 else ''} into {step['to']}"
+
+    def prepare(self, view: View, index: int, step: dict[str, Any]) -> ArchiveRecord:
+        to = step["to"]
+        require_parent(view, to)
+        if view.kind(to) is not None:
+            raise SandboxError(f"{to!r} already exists")
+        for path in step["paths"]:
+            kind = view.kind(path)
+            if kind is None:
+                raise SandboxError(f"{path!r} does not exist")
+            if kind == "other":
+                raise SandboxError(f"{path!r}: a FIFO, socket or device cannot be archived")
+            if to == path or to.startswith(path + "/"):
+                raise SandboxError(f"the archive {to!r} would be inside {path!r}, which it archives")
+        return {"i": index, "op": self.name, "to": to, "paths": list(step["paths"])}
+
+    def execute(self, ctx: ApplyContext, record: ArchiveRecord, step: dict[str, Any]) -> None:
+        fmt = archives.archive_format(record["to"])
+        assert fmt is not None
+        tmp = tmp_name(ctx.journal, record["i"])
+        with ctx.ws.parent(record["to"]) as (parent_fd, name):
+            fd = os.open(
+                tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent_fd
+            )
+            try:
+                archives.write_archive(ctx.ws, record["paths"], fd, fmt)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            rename_noreplace(parent_fd, tmp, parent_fd, name)
+            fsync_dir(parent_fd)
+
+    def simulate(self, overlay: Overlay, record: ArchiveRecord, step: dict[str, Any]) -> None:
+        overlay.put_file(record["to"], b"", 0o644)
+
+    def undo(self, ws: Workspace, journal: Journal, record: ArchiveRecord) -> None:
+        with ws.parent(record["to"]) as (parent_fd, name):
+            with suppress(FileNotFoundError):
+                os.unlink(tmp_name(journal, record["i"]), dir_fd=parent_fd)
+            to_trash(journal.trash_dir, parent_fd, name, f"undo-{record['i']}")
+
+    def undo_conflicts(self, sim: UndoSimulation, record: ArchiveRecord) -> list[str]:
+        sim.present[record["to"]] = False  # undo moves the archive to the trash: nothing is lost
+        return []
+
+
+class Extract(Op[dict[str, Any], dict[str, Any]]):
+    name = "extract"
+    usage = '{"op": "extract", "from": "a.zip", "to": DIR}   (DIR is made if missing; nothing in it is replaced)'
+    paths = (PathKey("from", write=False, names_file=True), PathKey("to", write=True, root_ok=True))
+
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        if isinstance(step.get("from"), str) and archives.archive_format(step["from"]) is None:
+            return [("from", f"{step['from']!r}: only .zip, .tar.gz and .tar.xz archives can be extracted")]
+        return []
+
+    def summary(self, step: dict[str, Any]) -> str:
+        return f"extract {step['from']} -> {step['to']}"
+
+    def prepare(self, view: View, index: int, step: dict[str, Any]) -> dict[str, Any]:
+        source, to = step["from"], step["to"]
+        fmt = archives.archive_format(source)
+        assert fmt is not None
+        if view.kind(source) != "file":
+            raise SandboxError(f"{source!r} is not a regular file")
+        kind = view.kind(to)
+        if kind not in (None, "dir"):
+            raise SandboxError(f"{to!r} exists and is not a directory")
+        require_parent(view, to)
+        members = _members(view, source, fmt)
+        top = sorted({member.name.split("/")[0] for member in members})
+        if kind == "dir":
+            taken = [name for name in top if view.kind(_inside(to, name)) is not None]
+            if taken:
+                raise SandboxError(
+                    f"extracting {source!r} would replace {_inside(to, taken[0])!r}; nothing is replaced"
+                )
+        return {"i": index, "op": self.name, "from": source, "to": to, "created": kind is None, "entries": top,
+                "_members": members}  # fmt: skip
+
+    def execute(self, ctx: ApplyContext, record: dict[str, Any], step: dict[str, Any]) -> None:
+        fmt = archives.archive_format(record["from"])
+        assert fmt is not None
+        tmp = tmp_name(ctx.journal, record["i"])
+        inside = record["to"] if not record["created"] else (record["to"].rpartition("/")[0] or ".")
+        source_fd = open_regular(ctx.ws, record["from"])
+        try:
+            holder = ctx.ws.open(inside, os.O_PATH | os.O_DIRECTORY)
+            try:
+                os.mkdir(tmp, 0o700, dir_fd=holder)
+                dest = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=holder)
+                try:
+                    archives.extract_archive(source_fd, fmt, dest, ctx.archive_limits)
+                    os.fchmod(dest, 0o755)
+                finally:
+                    os.close(dest)
+                if record["created"]:
+                    rename_noreplace(holder, tmp, holder, record["to"].rpartition("/")[2])
+                else:
+                    for name in record["entries"]:
+                        with dir_fd_at(holder, tmp) as tmp_fd:
+                            rename_noreplace(tmp_fd, name, holder, name)
+                    os.rmdir(tmp, dir_fd=holder)
+                fsync_dir(holder)
+            finally:
+                os.close(holder)
+        finally:
+            os.close(source_fd)
+
+    def simulate(self, overlay: Overlay, record: dict[str, Any], step: dict[str, Any]) -> None:
+        to = record["to"]
+        if record["created"]:
+            overlay.make_dir(to)
+        for member in sorted(record.pop("_members"), key=lambda m: m.name):
+            path = _inside(to, member.name)
+            if member.kind == "dir":
+                overlay.make_dir(path)
+            else:
+                overlay.put_file(path, b"", member.mode)
+
+    def undo(self, ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
+        index, to = record["i"], record["to"]
+        inside = to if not record["created"] else (to.rpartition("/")[0] or ".")
+        try:
+            holder = ws.open(inside, os.O_PATH | os.O_DIRECTORY)
+        except SandboxError as exc:
+            if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
+                return
+            raise
+        try:
+            _remove_tree(holder, tmp_name(journal, index))
+            if record["created"]:
+                to_trash(journal.trash_dir, holder, to.rpartition("/")[2], f"undo-{index}")
+                return
+            aside = journal.trash_dir / f"undo-{index}"
+            aside.mkdir(exist_ok=True)
+            with dir_fd(aside) as aside_fd:
+                for name in record["entries"]:
+                    try:
+                        rename_noreplace(holder, name, aside_fd, name)
+                    except FileNotFoundError:
+                        continue
+                fsync_dir(aside_fd)
+            fsync_dir(holder)
+        finally:
+            os.close(holder)
+
+    def undo_conflicts(self, sim: UndoSimulation, record: dict[str, Any]) -> list[str]:
+        to = record["to"]
+        if record["created"]:
+            sim.present[to] = False
+        for name in record["entries"]:
+            sim.present[_inside(to, name)] = False
+        return []  # what undo takes away goes to the trash
+
+
+def _inside(directory: str, name: str) -> str:
+    return name if directory == "." else f"{directory}/{name}"
+
+
+def _members(view: View, source: str, fmt: str) -> list[archives.Member]:
+    fd = view.open_file(source)
+    try:
+        return archives.read_members(fd, fmt, view.archive_limits)
+    except archives.ArchiveError as exc:
+        raise SandboxError(f"{source!r}: {exc}") from None
+    finally:
+        os.close(fd)
+
+
+class dir_fd_at:
+    """Hold a descriptor of directory ``name`` in ``parent_fd``, never through a symlink."""
+
+    def __init__(self, parent_fd: int, name: str) -> None:
+        self.fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def _remove_tree(parent_fd: int, name: str) -> None:
+    try:
+        info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if info.st_mode & 0o170000 == 0o040000:
+        shutil.rmtree(name, dir_fd=parent_fd)
+    else:
+        os.unlink(name, dir_fd=parent_fd)

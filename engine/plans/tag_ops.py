@@ -1,0 +1,189 @@
+"""The tag and untag ops: a Markdown file's front matter, any other file's ``user.xdg.tags`` attribute."""
+
+from __future__ import annotations
+
+import errno
+import os
+from contextlib import suppress
+from typing import Any, ClassVar, TypedDict
+
+from engine.files import tags
+from engine.plans.files import dir_fd, sha, write_new
+from engine.plans.journal import Journal
+from engine.plans.op_base import (
+    ApplyContext,
+    Change,
+    Op,
+    PathKey,
+    selection_problems,
+    tmp_name,
+)
+from engine.plans.view import Overlay, UndoSimulation, View
+from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir
+
+SELECTION = (PathKey("paths", write=True, many=True),)
+
+
+class TagRecord(TypedDict, total=False):
+    i: int
+    op: str
+    path: str
+    how: str  # "front-matter" (the file's content changes) or "xattr"
+    old: str | None  # xattr: the attribute's previous value in hex (None: it was not set)
+    new: str | None  # xattr: the value the step sets, in hex
+    mode: int  # front-matter: as a file op's record
+    sha: str
+    existed: bool
+    _new: bytes
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
+def _unhex(value: str | None) -> bytes | None:
+    return None if value is None else bytes.fromhex(value)
+
+
+class _TagOp(Op[dict[str, Any], TagRecord]):
+    """tag and untag: add or remove tags of one file (Markdown front matter, else ``user.xdg.tags``)."""
+
+    paths = (PathKey("path", write=True, names_file=True), *SELECTION)
+    adds: ClassVar[bool]
+
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        problems = selection_problems(step, "path")
+        for index, tag in enumerate(step.get("tags") or []):
+            if isinstance(tag, str) and (why := tags.check_tag(tag)):
+                problems.append((f"tags/{index}", why))
+        return problems
+
+    def summary(self, step: dict[str, Any]) -> str:
+        sign = "+" if self.adds else "-"
+        return f"{self.name} {step.get('path', '')} " + " ".join(sign + tag for tag in step["tags"])
+
+    def _changed(self, old: list[str], step: dict[str, Any]) -> list[str]:
+        return tags.merged(old, add=step["tags"]) if self.adds else tags.merged(old, remove=step["tags"])
+
+    def prepare(self, view: View, index: int, step: dict[str, Any]) -> TagRecord:
+        path = step["path"]
+        if view.kind(path) != "file":
+            raise SandboxError(f"{path!r} is not a regular file; only files carry tags")
+        if tags.is_markdown(path):
+            old, mode = view.read(path)
+            new = tags.with_front_matter_tags(old, self._changed(tags.front_matter_tags(old), step))
+            return {"i": index, "op": self.name, "path": path, "how": "front-matter", "existed": True, "mode": mode,
+                    "sha": sha(new), "_new": new}  # fmt: skip
+        value = view.tags_value(path)
+        current = tags.decode_tags(value) if value is not None else []
+        wanted = self._changed(current, step)
+        new_value = tags.encode_tags(wanted) if wanted else None
+        return {"i": index, "op": self.name, "path": path, "how": "xattr", "old": _hex(value), "new": _hex(new_value)}
+
+    def execute(self, ctx: ApplyContext, record: TagRecord, step: dict[str, Any]) -> None:
+        if record["how"] == "xattr":
+            fd = open_regular(ctx.ws, record["path"])
+            try:
+                tags.set_xattr_value(fd, _unhex(record["new"]))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        journal, index = ctx.journal, record["i"]
+        with ctx.ws.parent(record["path"]) as (parent_fd, name):
+            os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
+            write_new(parent_fd, tmp_name(journal, index), record.pop("_new"), record["mode"])
+            _copy_xattrs(parent_fd, name, tmp_name(journal, index))
+            os.rename(tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            fsync_dir(parent_fd)
+
+    def simulate(self, overlay: Overlay, record: TagRecord, step: dict[str, Any]) -> Change | None:
+        if record["how"] == "xattr":
+            return None
+        path = record["path"]
+        old = overlay.read(path)[0]
+        new = record.pop("_new")
+        overlay.put_file(path, new, record["mode"])
+        return Change(path, old, new)
+
+    def undo(self, ws: Workspace, journal: Journal, record: TagRecord) -> None:
+        index = record["i"]
+        if record["how"] == "xattr":
+            try:
+                fd = open_regular(ws, record["path"])
+            except (FileNotFoundError, SandboxError) as exc:
+                if getattr(exc, "errno", errno.ENOENT) == errno.ENOENT:
+                    return  # the file is gone: nothing carries the tags any more
+                raise
+            try:
+                tags.set_xattr_value(fd, _unhex(record["old"]))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        with ws.parent(record["path"]) as (parent_fd, name):
+            with suppress(FileNotFoundError):
+                os.unlink(tmp_name(journal, index), dir_fd=parent_fd)
+            if (journal.backup_dir / str(index)).exists():
+                with dir_fd(journal.backup_dir) as backup_fd:
+                    os.rename(str(index), name, src_dir_fd=backup_fd, dst_dir_fd=parent_fd)
+                fsync_dir(parent_fd)
+
+    def undo_conflicts(self, sim: UndoSimulation, record: TagRecord) -> list[str]:
+        path = record["path"]
+        problems = []
+        if path not in sim.present and sim.exists(path):
+            try:
+                if record["how"] == "xattr":
+                    changed = sim.view.tags_value(path) != _unhex(record["new"])
+                else:
+                    changed = sha(sim.view.read(path)[0]) != record["sha"]
+            except (OSError, SandboxError):
+                changed = True
+            if changed:
+                problems.append(f"the tags or content of {path!r} changed after the plan was applied")
+        sim.present[path] = True
+        return problems
+
+
+def _copy_xattrs(parent_fd: int, source: str, target: str) -> None:
+    """Give ``target`` the user attributes of ``source`` (a rewritten file keeps its other tags and notes)."""
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+    except OSError:
+        return
+    try:
+        names = [name for name in os.listxattr(src) if name.startswith("user.")]
+        if not names:
+            return
+        dst = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        try:
+            for name in names:
+                os.setxattr(dst, name, os.getxattr(src, name))
+        finally:
+            os.close(dst)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(src)
+
+
+class Tag(_TagOp):
+    name = "tag"
+    usage = (
+        '{"op": "tag", "match": MATCH, "tags": ["architecture"]}   (or "path": P; Markdown keeps them in front matter)'
+    )
+    adds = True
+
+
+class Untag(_TagOp):
+    name = "untag"
+    usage = '{"op": "untag", "match": MATCH, "tags": ["draft"]}'
+    adds = False
+
+
+def open_regular(ws: Workspace, path: str) -> int:
+    """Open the regular file at ``path`` read-only, never through a symlink nor blocking on a FIFO."""
+    with ws.parent(path) as (parent_fd, name):
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
