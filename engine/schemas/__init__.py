@@ -82,6 +82,8 @@ def describe_error(error: Any) -> tuple[list[str | int], str]:
         if "description" in error.schema:
             return path, f"must be {error.schema['description']} (got {_short(error.instance)})"
         return path, f"does not match the pattern {value} (got {_short(error.instance)})"
+    if kind in ("anyOf", "oneOf") and "description" in error.schema:
+        return path, f"must be {error.schema['description']} (got {_short(error.instance)})"
     return path, error.message
 
 
