@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any, Literal, NamedTuple
 
+from engine.workspace.globs import glob_regex
 from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath, protected_part
 
 #: How much of a file ``contains`` and the classify rules read (from its start).
@@ -83,36 +83,6 @@ def parse_when(text: str, key: str = "date", now: float | None = None) -> float:
     if moment.tzinfo is not None:
         return float(calendar.timegm(moment.utctimetuple())) + moment.microsecond / 1e6
     return time.mktime(moment.timetuple()) + moment.microsecond / 1e6
-
-
-@cache
-def glob_regex(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
-    """Compile a workspace glob: ``*`` and ``?`` within a name, ``**`` across directories, ``[...]`` classes."""
-    out = []
-    index = 0
-    while index < len(pattern):
-        if pattern.startswith("**/", index):
-            out.append("(?:.*/)?")
-            index += 3
-        elif pattern.startswith("**", index):
-            out.append(".*")
-            index += 2
-        elif pattern[index] == "*":
-            out.append("[^/]*")
-            index += 1
-        elif pattern[index] == "?":
-            out.append("[^/]")
-            index += 1
-        elif pattern[index] == "[" and (end := pattern.find("]", index + 2)) != -1:
-            body = pattern[index + 1 : end]
-            negate = body[:1] in ("!", "^")
-            body = body[1:] if negate else body
-            out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\") + "]")
-            index = end + 1
-        else:
-            out.append(re.escape(pattern[index]))
-            index += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def check_glob(pattern: str, key: str = "glob") -> str:

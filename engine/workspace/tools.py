@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import stat
-from functools import cache
 from typing import Any
 
+from engine.workspace.globs import glob_regex
 from engine.workspace.listing import file_kind, split_lines
 from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath
 
@@ -64,34 +64,11 @@ def stat_path(ws: Workspace, path: str) -> dict[str, Any]:
     }
 
 
-@cache
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    index = 0
-    while index < len(pattern):
-        if pattern.startswith("**/", index):
-            out.append("(?:.*/)?")
-            index += 3
-        elif pattern.startswith("**", index):
-            out.append(".*")
-            index += 2
-        elif pattern[index] == "*":
-            out.append("[^/]*")
-            index += 1
-        elif pattern[index] == "?":
-            out.append("[^/]")
-            index += 1
-        else:
-            out.append(re.escape(pattern[index]))
-            index += 1
-    return re.compile("".join(out) + r"\Z")
-
-
 def glob(ws: Workspace, pattern: str, *, limit: int = 1000) -> dict[str, Any]:
     """Return the workspace paths matching a glob (``*``, ``?``, and ``**`` across directories)."""
     if not pattern or pattern.startswith("/") or "\0" in pattern:
         raise SandboxError(f"bad glob pattern {pattern!r}: give a relative pattern such as 'src/**/*.py'")
-    regex = _glob_regex(pattern)
+    regex = glob_regex(pattern)
     matches: list[str] = []
     for path in _walk_visible(ws):
         if regex.match(path):
@@ -113,7 +90,7 @@ def search(
     except re.error as exc:
         raise SandboxError(f"bad regular expression {regex!r}: {exc}") from None
     scope = check_relpath(path)
-    wanted = _glob_regex(include) if include else None
+    wanted = glob_regex(include) if include else None
     results: list[dict[str, Any]] = []
     for candidate in _walk_visible(ws, scope):
         info = ws.lstat(candidate)
