@@ -144,13 +144,17 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     from engine.plans.audit import audit
     from engine.plans.dry_run import preview_plan
     from engine.plans.expand import expand_plan
-    from engine.plans.model import load_plan
+    from engine.plans.model import InvalidPlan, load_plan
     from engine.plans.policy import Policy
     from engine.plans.runner import Limits
 
     profile = load_profile(args.profile)
     policy = Policy.from_profile(profile.data.get("policy"))
-    plan = load_plan(args.plan)
+    try:
+        plan = load_plan(args.plan)
+    except InvalidPlan as exc:
+        audit(workspace, "refused", None, via="cli", reason=str(exc))
+        raise
     # An interrupted apply is rolled back first: the preview must show what the apply will change.
     recover(workspace, on_event=_emit if args.json else _print_step, wait=args.wait)
     written = plan
