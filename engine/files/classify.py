@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.files.match import MatchError, check_glob, compile_regex, glob_regex, holds_text
+from engine.files.match import MatchError, check_glob, compile_regex, holds_text
+from engine.workspace.globs import glob_regex
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.files.archives import ArchiveError, ArchiveLimits, archive_format, read_members
-from engine.files.match import glob_regex
 from engine.plans.op_base import PathKey
+from engine.workspace.globs import glob_regex
 from engine.workspace.sandbox import SandboxError, Workspace
 
 DEFAULT_MAX_BATCH = 1000
