@@ -119,7 +119,7 @@ def _directories_among(paths: list[str]) -> Callable[[Workspace], str | None]:
     return check
 
 
-def first_problem(exc: InvalidPlan) -> str:
+def _first_problem(exc: InvalidPlan) -> str:
     """The first reason an :class:`InvalidPlan` gives, escaped, with how many more there are."""
     more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
     return display_name(exc.problems[0].reason) + more
@@ -163,7 +163,7 @@ class TagArchiveMixin:
         try:
             concrete = await asyncio.to_thread(prepare)
         except InvalidPlan as exc:
-            pane.notify(first_problem(exc), title="Not applied", severity="error", markup=False)
+            pane.notify(_first_problem(exc), title="Not applied", severity="error", markup=False)
             return False
         except (RouteshellError, OSError) as exc:
             pane.notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)

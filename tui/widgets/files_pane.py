@@ -24,21 +24,21 @@ from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.plans.policy import Policy
 from engine.errors import RouteshellError
 from engine.files.match import tags_at
 from engine.names import display_name
 from engine.plans.apply import recover
 from engine.plans.file_plans import join
+from engine.plans.policy import Policy
 from engine.workspace import listing
 from engine.workspace.sandbox import Entry, SandboxError, Workspace
 from tui.error_line import error_text, one_line
 from tui.widgets.entry_list import EntryList
 from tui.widgets.file_operations import OPERATION_BINDINGS, FileOperationsMixin
+from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
 from tui.widgets.file_selection import SELECTION_BINDINGS, SelectionMixin
 from tui.widgets.file_tags import TAG_ARCHIVE_BINDINGS, TagArchiveMixin
 from tui.widgets.file_views import VIEW_BINDINGS, FileViewsMixin
-from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
 
 
 class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsMixin, Vertical):
