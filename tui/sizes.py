@@ -1,0 +1,17 @@
+"""Sizes as people read them, shared by the ``routeshell files`` commands and the Files pane."""
+
+from __future__ import annotations
+
+_SIZE_UNITS = ("KB", "MB", "GB", "TB", "PB")
+
+
+def size_text(size: int) -> str:
+    """``size`` bytes as text in binary units: ``512 B``, ``1.2 KB``, ``3.4 MB`` (1 KB = 1024 B)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in _SIZE_UNITS:
+        value /= 1024
+        if round(value, 1) < 1024 or unit == _SIZE_UNITS[-1]:
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
