@@ -42,7 +42,7 @@ async def test_number_keys_switch_panes(make_app) -> None:  # type: ignore[no-un
 
 async def test_help_lists_the_real_bindings_and_closes(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with app.run_test(size=(100, 60)) as pilot:
         await settle(pilot)
         await pilot.press("question_mark")
         await settle(pilot)

@@ -25,9 +25,9 @@ SELECTION_BINDINGS: list[Binding] = [
     Binding("s", "select_pattern", "Select", show=False, id="files.select_pattern",
             tooltip="Mark every entry a glob and filters select"),
     Binding("w", "rename_pattern", "Rename by pattern", show=False, id="files.rename_pattern",
-            tooltip="Rename the marked entries (or this one) by a template or a regex"),
+            tooltip="Rename marked entries (or this one) by template or regex"),
     Binding("C", "classify", "Classify", show=False, id="files.classify",
-            tooltip="Move the marked files (or this directory's) into directories by rules"),
+            tooltip="Move marked files (or this directory's) into folders by rules"),
 ]  # fmt: skip
 
 

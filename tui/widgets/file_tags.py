@@ -40,11 +40,11 @@ if TYPE_CHECKING:
 
 TAG_ARCHIVE_BINDINGS: list[Binding] = [
     Binding("t", "tag", "Tags", show=False, id="files.tag",
-            tooltip="Add or remove tags of the marked files (or this one): +draft -old"),
+            tooltip="Add or remove tags of marked files (or this one): +a -b"),
     Binding("T", "tag_filter", "Tag filter", show=False, id="files.tag_filter",
-            tooltip="Show only the files here that carry a tag (empty answer or Esc shows all)"),
+            tooltip="Show only files here with a tag (empty answer shows all)"),
     Binding("a", "archive", "Archive", show=False, id="files.archive",
-            tooltip="Pack the marked entries (or this one) into a .zip, .tar.gz or .tar.xz"),
+            tooltip="Pack marked entries (or this one) into .zip, .tar.gz, .tar.xz"),
     Binding("X", "extract", "Extract", show=False, id="files.extract",
             tooltip="Unpack this .zip, .tar.gz or .tar.xz into a new directory"),
 ]  # fmt: skip

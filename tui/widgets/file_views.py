@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 VIEW_BINDINGS: list[Binding] = [
     Binding("D", "duplicates", "Duplicates", show=False, id="files.duplicates",
-            tooltip="Find duplicate files in the workspace; mark the older copies or go to one"),
+            tooltip="Find duplicate files; mark the older copies or go to one"),
     Binding("S", "sizes", "Sizes", show=False, id="files.sizes",
             tooltip="Sizes of the directories here, largest first; Enter opens one"),
 ]  # fmt: skip
