@@ -111,7 +111,7 @@ _DOCS = (("README.md", "Project"), ("docs/guide.md", "Guide"), ("NOTES.txt", "No
 def plan_examples() -> list[Conversation]:
     """Return tasks answered with a plan (the JSON routeshell's agents write), a few dozen, deterministic.
 
-    The plans cover every op (mkdir, write, append, patch, move, copy, delete, run). Each one is
+    The plans cover every op, the file-management ones with a ``match`` over many files. Each one is
     checked with the real plan validation here; a template that made an invalid plan would raise.
     """
     conversations: list[Conversation] = []
@@ -253,7 +253,82 @@ def _plan_tasks() -> list[tuple[str, dict[str, Any]]]:
             ),
         ),
     ]
-    return tasks
+    return tasks + _file_management_tasks()
+
+
+def _file_management_tasks() -> list[tuple[str, dict[str, Any]]]:
+    """Requests over many files, answered with one step that selects them (never a step per file)."""
+    logs = {"glob": "**/*.log", "exclude": ["archive/**"]}
+    return [
+        (
+            "Move every .log file into archive/.",
+            _plan("archive the logs", {"op": "move", "match": logs, "to": "archive"}),
+        ),
+        (
+            "Copy the photos under photos/ to backup/, keeping their folders.",
+            _plan(
+                "back up the photos",
+                {"op": "copy", "match": {"glob": "photos/**/*.jpg"}, "to": "backup", "keep_tree": True},
+            ),
+        ),
+        (
+            "Delete the .tmp files older than 30 days.",
+            _plan("drop old temp files", {"op": "delete", "match": {"glob": "**/*.tmp", "modified_before": "30d"}}),
+        ),
+        (
+            "Number the pictures in photos/ as photo_001.jpg, photo_002.jpg and so on.",
+            _plan(
+                "number the photos",
+                {"op": "rename", "match": {"glob": "photos/*.jpg"}, "template": "photo_{n:03}{ext}"},
+            ),
+        ),
+        (
+            "Replace the spaces in the file names under notes/ with dashes.",
+            _plan("dashes in names", {"op": "rename", "match": {"glob": "notes/**"}, "find": " ", "replace": "-"}),
+        ),
+        (
+            "Sort the markdown notes in docs/ by topic: architecture, API, everything else in misc.",
+            _plan(
+                "sort the notes",
+                {
+                    "op": "classify",
+                    "match": {"glob": "docs/*.md"},
+                    "rules": [
+                        {"contains": "architecture", "to": "docs/architecture"},
+                        {"regex": "\\bAPI\\b", "to": "docs/api"},
+                        {"default": True, "to": "docs/misc"},
+                    ],
+                },
+            ),
+        ),
+        (
+            "Tag the notes that mention the roadmap with 'roadmap'.",
+            _plan(
+                "tag roadmap notes",
+                {"op": "tag", "match": {"glob": "**/*.md", "contains": "roadmap"}, "tags": ["roadmap"]},
+            ),
+        ),
+        (
+            "Remove the 'draft' tag from everything.",
+            _plan("untag drafts", {"op": "untag", "match": {"glob": "**", "tag": "draft"}, "tags": ["draft"]}),
+        ),
+        (
+            "Archive the logs bigger than 1MB into old-logs.tar.gz and remove the originals.",
+            _plan(
+                "archive big logs",
+                {
+                    "op": "archive",
+                    "match": {"glob": "**/*.log", "larger_than": "1MB"},
+                    "to": "old-logs.tar.gz",
+                    "remove": True,
+                },
+            ),
+        ),
+        (
+            "Unpack export.zip into export/.",
+            _plan("unpack the export", {"op": "extract", "from": "export.zip", "to": "export"}),
+        ),
+    ]
 
 
 def default_sft_conversations() -> list[Conversation]:

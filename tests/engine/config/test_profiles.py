@@ -10,7 +10,7 @@ from engine.config import profiles
 from engine.config.profiles import ProfileError, load_profile, masked
 from engine.errors import UsageError
 
-SHIPPED = ["ci", "local", "ollama", "openai", "vllm"]
+SHIPPED = ["ci", "files", "local", "ollama", "openai", "vllm"]
 
 
 def user_profile(name: str, text: str) -> Path:
@@ -128,7 +128,7 @@ def test_extends_cycle_and_unknown_parent() -> None:
 
 
 def test_unknown_profile_lists_known_ones() -> None:
-    with pytest.raises(ProfileError, match=r"unknown profile 'nope' \(known profiles: ci, local, ollama"):
+    with pytest.raises(ProfileError, match=r"unknown profile 'nope' \(known profiles: ci, files, local, ollama"):
         load_profile("nope")
 
 
