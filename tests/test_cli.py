@@ -45,7 +45,8 @@ def test_unknown_option_is_one_line_and_exit_2() -> None:
 def test_profiles_list() -> None:
     result = run("profiles", "list")
     assert result.returncode == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ci", "files", "local", "ollama", "openai", "vllm"]
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names == ["ci", "files", "local", "ollama", "openai", "vllm"]
     rows = json.loads(run("profiles", "list", "--json").stdout)
     assert {row["origin"] for row in rows} == {"shipped"}
 
