@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
+from engine.plans.audit import read_audit
 from engine.plans.journal import journals
 from tests.helpers import tree
 from tests.tui.conftest import settle, wait_until
@@ -164,6 +165,8 @@ async def test_declined_delete_changes_nothing(make_app, workspace: Path) -> Non
         await finished(pilot)
         assert (workspace / "README.md").exists()
         assert journals(workspace) == []
+        [record], _ = read_audit(workspace)
+        assert (record.action, record.origin, record.paths) == ("rejected", "files-pane", ("README.md",))
 
 
 async def test_marks_across_directories_then_copy_and_move_here(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from engine.events import Event
 from engine.names import display_name
 from engine.plans import file_plans
 from engine.plans.apply import Cancelled, StepFailed, apply_plan
+from engine.plans.audit import audit
 from engine.plans.file_plans import Conflict
 from engine.plans.undo import UNBLOCK_HINT, undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
@@ -180,7 +181,9 @@ class FileOperationsMixin:
             return
         what = display_name(paths[0]) if len(paths) == 1 else f"{len(paths)} marked entries"
         confirmed = await pane.app.push_screen_wait(ConfirmScreen(f"Move {what} to the trash? (u undoes it)"))
-        if confirmed and await self._plan_and_apply(lambda: file_plans.delete(paths)):
+        if not confirmed:
+            await asyncio.to_thread(self._audit_declined, file_plans.delete(paths))
+        elif await self._plan_and_apply(lambda: file_plans.delete(paths)):
             pane.marks.difference_update(paths)
             pane.refresh_marks()
 
@@ -303,6 +306,10 @@ class FileOperationsMixin:
             self._pane().notify("Nothing to do")
             return False
         return await self._apply(plan, select=select)
+
+    def _audit_declined(self, plan: dict[str, Any]) -> None:
+        """Record in the audit log that a plan the pane asked about was declined."""
+        audit(self._pane().root, "rejected", plan, via="files-pane", reason="declined in the Files pane")
 
     def _run_editor(self, name: str, text: str) -> str | None:
         """Open ``text`` in the user's editor (terminal handed over); return the saved text."""

@@ -111,3 +111,28 @@ def test_a_hard_link_keeps_both_names_and_tags_follow_the_inode(root: Path) -> N
     undo_journal(root, result.journal_id)
     assert snapshot(root) == before
     assert os.stat(root / "hard.txt").st_ino == os.stat(root / "in" / HOSTILE[0]).st_ino
+
+
+@pytest.mark.parametrize("files", [20, 400])
+def test_a_bulk_move_on_a_full_disk_uses_the_reserve_or_changes_nothing(tmp_path: Path, files: int) -> None:
+    from engine.workspace.state import StateError
+    from tests.helpers import fill_disk, small_disk
+
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        root = disk / "ws"
+        (root / "in").mkdir(parents=True)
+        for index in range(files):
+            (root / "in" / f"f{index:03}.txt").write_text("x")
+        apply_plan(root, plan_of({"op": "mkdir", "path": "out"}))  # the state directory and its reserve exist
+        fill_disk(root)
+        before = snapshot(root)
+        # A new directory needs a block the full disk does not have: refused, in one line, nothing changed.
+        with pytest.raises(StateError) as caught:
+            apply_plan(root, plan_of({"op": "move", "match": {"glob": "in/*.txt"}, "to": "new"}))
+        assert "No space left" in str(caught.value)
+        assert "\n" not in str(caught.value)
+        assert snapshot(root) == before
+        # Renames into a directory that exists need no room for data: the reserve holds their journal.
+        apply_plan(root, plan_of({"op": "move", "match": {"glob": "in/*.txt"}, "to": "out"}))
+        assert len(list((root / "out").iterdir())) == files
+        assert not list((root / "in").iterdir())
