@@ -9,13 +9,12 @@ where it is.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.files.match import MatchError, check_glob, compile_regex, holds_text
-from engine.workspace.globs import glob_regex
+from engine.workspace.globs import Pattern, glob_regex
 
 
 @dataclass(frozen=True)
@@ -24,9 +23,9 @@ class Rule:
 
     to: str
     contains: str | None = None
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None
     ext: tuple[str, ...] = ()
-    glob: re.Pattern[str] | None = None
+    glob: Pattern | None = None
     default: bool = False
 
     @property

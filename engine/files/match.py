@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from engine.workspace.globs import glob_regex
+import regex
+
+from engine.workspace.globs import Pattern, compile_pattern, glob_regex
 from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath, protected_part
 
 #: How much of a file ``contains`` and the classify rules read (from its start).
@@ -97,7 +99,7 @@ def check_glob(pattern: str, key: str = "glob") -> str:
         raise MatchError(key, f"{pattern!r}: '..' leads outside the workspace")
     try:
         glob_regex(pattern)
-    except re.error as exc:
+    except (regex.error, ValueError) as exc:
         raise MatchError(key, f"{pattern!r} is not a valid pattern ({exc})") from None
     return pattern
 
@@ -113,13 +115,13 @@ def glob_base(pattern: str) -> str:
     return "/".join(part for part in literal if part not in ("", ".")) or "."
 
 
-def compile_regex(text: str, key: str) -> re.Pattern[str]:
+def compile_regex(text: str, key: str) -> Pattern:
     """Compile a user's regular expression, or raise :class:`MatchError` naming ``key``."""
     if not isinstance(text, str) or len(text) > 1000:
         raise MatchError(key, "give a regular expression of at most 1000 characters")
     try:
-        return re.compile(text)
-    except re.error as exc:
+        return compile_pattern(text)
+    except (regex.error, ValueError) as exc:
         raise MatchError(key, f"{text!r} is not a valid regular expression ({exc})") from None
 
 
@@ -140,7 +142,7 @@ class Match:
     exclude: tuple[str, ...] = ()
     type: MatchType = "file"
     ext: tuple[str, ...] = ()
-    name_regex: re.Pattern[str] | None = None
+    name_regex: Pattern | None = None
     contains: str | None = None
     larger_than: int | None = None
     smaller_than: int | None = None
@@ -186,7 +188,7 @@ def parse_match(spec: Mapping[str, Any], now: float | None = None) -> Match:
     return Match(pattern, excludes, kind, tuple(exts), regex, contains, larger, smaller, after, before, tag, limit)
 
 
-def _pruned(excludes: tuple[str, ...]) -> list[re.Pattern[str]]:
+def _pruned(excludes: tuple[str, ...]) -> list[Pattern]:
     # "archive/**" excludes the directory archive and everything in it: the walk skips it whole.
     return [glob_regex(item[:-3]) for item in excludes if item.endswith("/**") and len(item) > 3]
 
@@ -328,7 +330,7 @@ def _under_any(path: str, directories: set[str]) -> bool:
 
 
 def _selects(
-    ws: Workspace, match: Match, regex: re.Pattern[str], excludes: list[re.Pattern[str]], path: str, kind: str,
+    ws: Workspace, match: Match, regex: Pattern, excludes: list[Pattern], path: str, kind: str,
     info: os.stat_result | None,
 ) -> bool:  # fmt: skip
     if match.type == "file" and kind != "file":

@@ -15,6 +15,9 @@ import string
 import time
 from dataclasses import dataclass
 
+import regex
+
+from engine.workspace.globs import Pattern
 from engine.workspace.sandbox import MAX_NAME
 
 FIELDS = ("name", "stem", "ext", "n", "parent", "mtime")
@@ -59,7 +62,7 @@ class Renaming:
     """How a bulk rename names files: a template, or a regular expression with its replacement."""
 
     template: str | None = None
-    find: re.Pattern[str] | None = None
+    find: Pattern | None = None
     replace: str = ""
 
     def new_name(self, name: str, *, n: int, parent: str, mtime: float) -> str:
@@ -83,20 +86,20 @@ class Renaming:
         return "".join(out)
 
 
-def replacement_problem(find: re.Pattern[str], replace: str) -> str | None:
+def replacement_problem(find: Pattern, replace: str) -> str | None:
     """Why ``replace`` cannot be used with ``find`` (a group it does not have), or None."""
     try:
         _check_groups(find, replace)
         # The replacement is parsed when a match is first replaced: parse it against an empty match.
         names = {number: name for name, number in find.groupindex.items()}
         groups = "".join(f"(?P<{names[i]}>)" if i in names else "()" for i in range(1, find.groups + 1))
-        re.compile(groups).sub(replace, "")
-    except (re.error, IndexError) as exc:
+        regex.compile(groups).sub(replace, "")
+    except (regex.error, re.error, IndexError) as exc:
         return f"the replacement {replace!r} does not fit the pattern ({exc})"
     return None
 
 
-def _check_groups(find: re.Pattern[str], replace: str) -> None:
+def _check_groups(find: Pattern, replace: str) -> None:
     groups = find.groups
     for match in re.finditer(r"\\(\d+)|\\g<([^>]*)>", replace):
         ref = match.group(1) or match.group(2)

@@ -1,13 +1,82 @@
-"""Workspace globs: ``*`` and ``?`` within a name, ``**`` across directories, ``[abc]`` classes."""
+"""Patterns from users and models: workspace globs and regular expressions, each use bounded in time.
+
+A glob has ``*`` and ``?`` within a name, ``**`` across directories and ``[abc]`` classes. Both kinds
+are compiled with the ``regex`` engine, which matches the globs' nested ``.*`` without the
+exponential backtracking of ``re``; and every match, search or substitution gives up after
+:data:`MATCH_SECONDS` with a one-line :class:`PatternTooSlow`, so a pattern written to backtrack
+(``(a+)+$`` against a long name or a megabyte of text) costs a second, never a hang.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
+
+import regex
+
+from engine.workspace.sandbox import SandboxError
+
+MATCH_SECONDS = 1.0
+
+
+class PatternTooSlow(SandboxError):
+    """A pattern that took longer than :data:`MATCH_SECONDS` on one text."""
+
+
+class Pattern:
+    """A compiled glob or regular expression whose every use is bounded in time."""
+
+    __slots__ = ("_compiled", "pattern", "shown")
+
+    def __init__(self, compiled: Any, shown: str) -> None:
+        self._compiled = compiled
+        self.pattern: str = compiled.pattern
+        self.shown = shown  # the pattern as the user wrote it
+
+    def _slow(self, text: str) -> PatternTooSlow:
+        return PatternTooSlow(
+            f"the pattern {self.shown!r} took over {MATCH_SECONDS:g} s on {text[:60]!r}; write a simpler one"
+        )
+
+    def match(self, text: str) -> bool:
+        """Whether the pattern matches at the start of ``text``."""
+        try:
+            return self._compiled.match(text, timeout=MATCH_SECONDS) is not None
+        except TimeoutError:
+            raise self._slow(text) from None
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches anywhere in ``text``."""
+        try:
+            return self._compiled.search(text, timeout=MATCH_SECONDS) is not None
+        except TimeoutError:
+            raise self._slow(text) from None
+
+    def sub(self, replacement: str, text: str) -> str:
+        """``text`` with every match replaced (``\\1`` and ``\\g<name>`` name groups)."""
+        try:
+            return str(self._compiled.sub(replacement, text, timeout=MATCH_SECONDS))
+        except TimeoutError:
+            raise self._slow(text) from None
+
+    @property
+    def groups(self) -> int:
+        return int(self._compiled.groups)
+
+    @property
+    def groupindex(self) -> Mapping[str, int]:
+        return dict(self._compiled.groupindex)
+
+
+def compile_pattern(text: str, *, ignore_case: bool = False) -> Pattern:
+    """Compile a regular expression (Python's syntax); raises ``regex.error`` when it is not one."""
+    flags = regex.VERSION0 | (regex.IGNORECASE if ignore_case else 0)
+    return Pattern(regex.compile(text, flags), text)
 
 
 @cache
-def glob_regex(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+def glob_regex(pattern: str, *, ignore_case: bool = False) -> Pattern:
     """Compile a workspace glob: ``*`` and ``?`` within a name, ``**`` across directories, ``[...]`` classes."""
     out = []
     index = 0
@@ -31,6 +100,7 @@ def glob_regex(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
             out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\") + "]")
             index = end + 1
         else:
-            out.append(re.escape(pattern[index]))
+            out.append(regex.escape(pattern[index]))
             index += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    flags = regex.VERSION0 | regex.DOTALL | (regex.IGNORECASE if ignore_case else 0)
+    return Pattern(regex.compile("".join(out) + r"\Z", flags), pattern)

@@ -6,11 +6,12 @@ result is bounded so that a huge tree or file cannot flood an agent's context.
 
 from __future__ import annotations
 
-import re
 import stat
 from typing import Any
 
-from engine.workspace.globs import glob_regex
+from regex import error as pattern_error
+
+from engine.workspace.globs import compile_pattern, glob_regex
 from engine.workspace.listing import file_kind, split_lines
 from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath
 
@@ -86,8 +87,8 @@ def search(
     ``include`` is a glob that file paths must match. Binary and very large files are skipped.
     """
     try:
-        compiled = re.compile(regex)
-    except re.error as exc:
+        compiled = compile_pattern(regex)
+    except (pattern_error, ValueError) as exc:
         raise SandboxError(f"bad regular expression {regex!r}: {exc}") from None
     scope = check_relpath(path)
     wanted = glob_regex(include) if include else None

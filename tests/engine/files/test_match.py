@@ -115,3 +115,30 @@ def test_sizes_dates_and_bases() -> None:
     assert glob_base("logs/2025/**/*.log") == "logs/2025"
     assert glob_base("**/*.log") == "."
     assert glob_base("a*/b.txt") == "."
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"glob": "**", "name_regex": "((a|a)+)+$"},
+        {"glob": "**", "contains": "x", "name_regex": "(a|aa)+$"},
+    ],
+)
+def test_a_backtracking_regex_gives_up_in_one_line(tmp_path: Path, spec: dict[str, object]) -> None:
+    from engine.workspace.globs import PatternTooSlow
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / ("a" * 200 + "!")).write_text("x")
+    with pytest.raises(PatternTooSlow) as caught:
+        paths(root, spec)
+    assert "took over" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_globs_with_many_double_stars_match_without_backtracking(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / ("a" * 250)).write_text("x")
+    assert paths(root, {"glob": "**a**a**a**a**a**a**a**b"}) == []
+    assert paths(root, {"glob": "**a**a**a**a**a**a**a**a"}) == ["a" * 250]
