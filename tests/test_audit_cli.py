@@ -101,7 +101,7 @@ def test_since_takes_a_date_a_time_or_an_age(ws: Path) -> None:
     assert none.stdout == f"no audit records in {ws} since 2099-01-01 00:00:00\n"
 
 
-@pytest.mark.parametrize("when", ["yesterday", "30", "3w", "2025-13-01", ""])
+@pytest.mark.parametrize("when", ["yesterday", "30", "3q", "2025-13-01", ""])
 def test_a_bad_since_is_a_usage_error(ws: Path, when: str) -> None:
     result = audit(ws, "--since", when)
     assert_one_line_error(result, 2, "--since", "2025-01-01", "30d, 12h, 45m")

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 from engine.errors import ExitCode
 
-_AGE = re.compile(r"^(\d+)([dhm])$")
-_AGE_SECONDS = {"d": 86400, "h": 3600, "m": 60}
 SINCE_FORMS = (
     "a date (2025-01-01), a date and time (2025-01-01T12:00, local time unless it names a zone) "
-    "or an age (30d, 12h, 45m)"
+    "or an age (30d, 12h, 45m, 2w)"
 )
 
 
 def since_time(text: str) -> float:
     """``--since WHEN`` as seconds since the epoch: an ISO date or date and time, or an age back from now."""
-    age = _AGE.match(text.strip())
-    if age:
-        return time.time() - int(age.group(1)) * _AGE_SECONDS[age.group(2)]
+    from engine.files.match import MatchError, parse_when
+
     try:
         # A time without a zone is local, as the table shows times.
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except (ValueError, OverflowError, OSError):
+        return parse_when(text, "--since")
+    except MatchError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time: give {SINCE_FORMS}") from None
 
 
