@@ -38,6 +38,9 @@ def template_problem(template: str) -> str | None:
     for _literal, field, spec, conversion in parts:
         if field is None:
             continue
+        widths = [int(number) for number in re.findall(r"\d+", spec or "") if field != "mtime"]
+        if any(width > MAX_NAME for width in widths) or len(spec or "") > 100:
+            return f"{{{field}:{spec[:20] if spec else ''}}}: a name is at most {MAX_NAME} bytes; use a smaller width"
         if field not in FIELDS:
             return f"unknown placeholder {{{field}}}; use {', '.join('{' + f + '}' for f in FIELDS)}"
         if conversion is not None:

@@ -116,11 +116,27 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
                 f"fix that and run {command_for(root, 'plan', 'history')} to try again"
             ) from None
         recovered.append(journal.id)
+        _audit_recovery(root, journal, state, emit)
         event: RecoveredEvent = {"type": "recovered", "journal": journal.id, "was": state}
         if kept := _left_in_trash(journal):
             event["kept_in_trash"] = kept
         emit(event)
     return recovered
+
+
+def _audit_recovery(root: Path, journal: Journal, state: str, emit: EventSink) -> None:
+    """Record what recovery finished: an interrupted apply rolled back, or an interrupted undo completed."""
+    try:
+        meta = journal.meta
+    except StateError:
+        meta = {}
+    plan, via, origin = meta.get("plan"), str(meta.get("via") or "unknown"), meta.get("origin")
+    if state == "applying":
+        reason = "interrupted while it was being applied; the next command rolled it back"
+        audit(root, "failed", plan, via=via, origin=origin, plan_id=journal.id, reason=reason, emit=emit)
+    else:
+        audit(root, "undone", plan, via=via, origin=origin, plan_id=journal.id, reason="finished after a crash",
+              emit=emit)  # fmt: skip
 
 
 def recover(root: Path, on_event: EventSink | None = None, *, wait: float = 0) -> list[str]:

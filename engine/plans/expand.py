@@ -84,7 +84,8 @@ def expand_plan(
     called with the first reason before raising (the audit log records it).
     """
     policy = policy or Policy()
-    problems = [PlanProblem(pointer(["steps", i, key]), reason) for i, key, reason in policy.op_problems(plan)]
+    problems = [PlanProblem(pointer(["steps", i, key] if i >= 0 else ["steps"]), reason)
+                for i, key, reason in policy.op_problems(plan)]  # fmt: skip
     concrete: list[dict[str, Any]] = []
     origins: list[int] = []  # the index, in the plan as written, of each concrete step
     with Workspace(root) as ws:
@@ -114,10 +115,10 @@ def expand_plan(
         if on_refusal is not None:
             on_refusal(str(problems[0]))
         raise InvalidPlan("plan", problems)
-    written = sorted({step["op"] for step in plan["steps"] if _needs(step)} | set(plan.get("expanded_from", ())))
     result = normalise({**plan, "steps": concrete})
-    if written:
-        result["expanded_from"] = written
+    if "expanded_from" not in plan and any(_needs(step) for step in plan["steps"]):
+        # The ops as written: what the policy's allow_ops and confirm judge the expanded plan by.
+        result["expanded_from"] = sorted({step["op"] for step in plan["steps"]})
     return result
 
 

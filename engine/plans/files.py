@@ -64,6 +64,45 @@ def write_new(parent_fd: int, name: str, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
+def copy_xattrs(src: int, dst: int) -> None:
+    """Give the open file ``dst`` every extended attribute of ``src`` that it may carry (tags, notes, labels).
+
+    One that cannot be set (``security.*`` or ``trusted.*`` without the right to, or a filesystem
+    without them) is left out: the content is what a copy or a rewrite must keep.
+    """
+    try:
+        names = os.listxattr(src)
+    except OSError:
+        return
+    for name in names:
+        with suppress(OSError):
+            os.setxattr(dst, name, os.getxattr(src, name))
+
+
+def rewrite_identity(parent_fd: int, old: str, new: str, mode: int) -> None:
+    """Give ``new`` (a rewrite of ``old`` about to replace it) the owner, group and attributes of ``old``.
+
+    A rewrite by root keeps a user's file theirs; changing the owner clears set-id bits, so the
+    mode is set again after it.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    src = os.open(old, flags, dir_fd=parent_fd)
+    try:
+        dst = os.open(new, flags, dir_fd=parent_fd)
+        try:
+            info = os.fstat(src)
+            if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+                with suppress(PermissionError):
+                    os.fchown(dst, info.st_uid, info.st_gid)
+                    os.fchmod(dst, mode)
+            copy_xattrs(src, dst)
+            os.fsync(dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
 def copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
     """Copy a file, symlink or directory tree by descriptors, never following a symlink."""
     info = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
@@ -72,6 +111,13 @@ def copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
     elif stat.S_ISREG(info.st_mode):
         data, mode = read_regular(src_fd, src_name)
         write_new(dst_fd, dst_name, data, mode)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        source, copy = os.open(src_name, flags, dir_fd=src_fd), os.open(dst_name, flags, dir_fd=dst_fd)
+        try:
+            copy_xattrs(source, copy)
+        finally:
+            os.close(source)
+            os.close(copy)
     elif stat.S_ISDIR(info.st_mode):
         os.mkdir(dst_name, 0o700, dir_fd=dst_fd)
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -16,7 +16,17 @@ import os
 import shutil
 from typing import Any, ClassVar
 
-from engine.plans.files import CANNOT_COPY, copy_tree, dir_fd, is_dir, remove_quietly, sha, to_trash, write_new
+from engine.plans.files import (
+    CANNOT_COPY,
+    copy_tree,
+    dir_fd,
+    is_dir,
+    remove_quietly,
+    rewrite_identity,
+    sha,
+    to_trash,
+    write_new,
+)
 from engine.plans.journal import Journal
 from engine.plans.op_base import (
     ApplyContext,
@@ -145,6 +155,8 @@ class _FileOp(Op[FileStep, FileRecord]):
                 # the old content until the rename below swaps in the new one.
                 os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
             write_new(parent_fd, tmp_name(journal, index), record.pop("_new"), record["mode"])
+            if record["existed"]:
+                rewrite_identity(parent_fd, name, tmp_name(journal, index), record["mode"])
             os.rename(tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
             fsync_dir(parent_fd)
 

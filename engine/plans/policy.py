@@ -28,6 +28,8 @@ from engine.workspace.globs import glob_regex
 from engine.workspace.sandbox import SandboxError, Workspace
 
 DEFAULT_MAX_BATCH = 1000
+#: How far the files a plan touches are counted (directories counting what is in them).
+_COUNT_BOUND = 1_000_000
 #: Ops whose directories are walked for denied paths beneath them.
 _CARRIES_TREE = ("move", "copy", "delete", "archive")
 
@@ -70,10 +72,19 @@ class Policy:
         return [op for op in self.confirm if op in ops]
 
     def op_problems(self, plan: Mapping[str, Any]) -> list[tuple[int, str, str]]:
-        """(step index, key, reason) for each step whose op ``allow_ops`` leaves out."""
+        """(step index, key, reason) for each op as written that ``allow_ops`` leaves out.
+
+        A plan already expanded is judged by the ops it was written with (``expanded_from``): the
+        ``mkdir`` a move needs, the moves a rename becomes and the deletes of an archive's
+        ``remove`` belong to the op that was allowed.
+        """
         if self.allow_ops is None:
             return []
         allowed = ", ".join(self.allow_ops) or "none"
+        written = plan.get("expanded_from")
+        if written is not None:
+            return [(-1, "", f"the plan was written with {op!r}, and the policy allows only these ops: {allowed}")
+                    for op in written if op not in self.allow_ops]  # fmt: skip
         return [(index, "op", f"the policy allows only these ops: {allowed}")
                 for index, step in enumerate(plan["steps"]) if step["op"] not in self.allow_ops]  # fmt: skip
 
@@ -82,10 +93,11 @@ class Policy:
     ) -> list[tuple[int, str, str]]:
         """(concrete step index, key, reason) for each denied path and a plan over ``max_batch``."""
         problems: list[tuple[int, str, str]] = []
-        touched = len(_touched(steps))
+        touched = _count_files(ws, _touched(steps), _COUNT_BOUND)
         if touched > self.max_batch:
-            problems.append((0, "", f"the plan touches {touched} files, more than the policy's max_batch of "
-                             f"{self.max_batch}; narrow it, or raise [policy] max_batch in the profile"))  # fmt: skip
+            count = f"more than {_COUNT_BOUND:,}" if touched > _COUNT_BOUND else f"{touched:,}"
+            problems.append((0, "", f"the plan touches {count} files, more than the policy's max_batch of "
+                             f"{self.max_batch:,}; narrow it, or raise [policy] max_batch in the profile"))  # fmt: skip
         if not self.deny:
             return problems
         for index, step in enumerate(steps):
@@ -97,9 +109,12 @@ class Policy:
                 ]
             for key, path in named:
                 found = self._denied_at(ws, path, deep=step["op"] in _CARRIES_TREE)
+                real = _resolved(ws, path)
+                if found is None and real is not None and real != path:
+                    # Through a symlinked directory: the rules hold for where the path really leads.
+                    found = self._denied_at(ws, real, deep=step["op"] in _CARRIES_TREE)
                 if found is not None:
-                    where, rule = found
-                    problems.append((index, key, f"{where!r} is denied by the policy rule {rule!r}"))
+                    problems.append((index, key, found))
                     break
         return problems
 
@@ -120,16 +135,21 @@ class Policy:
         finally:
             os.close(fd)
 
-    def _denied_at(self, ws: Workspace, path: str, *, deep: bool) -> tuple[str, str] | None:
+    def _denied_at(self, ws: Workspace, path: str, *, deep: bool) -> str | None:
+        """Why ``path`` (and, with ``deep``, everything under it) may not be touched, or None."""
         rule = self.denied_by(path)
         if rule is not None:
-            return path, rule
+            return f"{path!r} is denied by the policy rule {rule!r}"
         if not deep:
             return None
-        for inner in _beneath(ws, path):
+        walk = _Beneath(ws, path)
+        for inner in walk:
             rule = self.denied_by(inner)
             if rule is not None:
-                return inner, rule
+                return f"{inner!r} is denied by the policy rule {rule!r}"
+        if walk.unfinished is not None:
+            return (f"{walk.unfinished!r} could not be read to the end, so what is under {path!r} cannot be checked "
+                    "against the deny rules; narrow the step")  # fmt: skip
         return None
 
 
@@ -156,21 +176,73 @@ def _named_paths(step: Mapping[str, Any], keys: tuple[PathKey, ...]) -> Iterator
             yield from ((key.key, item) for item in value if isinstance(item, str))
 
 
-def _beneath(ws: Workspace, path: str, bound: int = 100_000) -> Iterator[str]:
-    """Every path under the directory ``path`` (nothing when it is not one), never following a symlink."""
-    info = ws.lstat(path)
-    if info is None or not stat.S_ISDIR(info.st_mode):
-        return
-    stack, seen = [path], 0
-    while stack and seen < bound:
-        directory = stack.pop()
+class _Beneath:
+    """Every path under the directory ``path`` (nothing when it is not one), never following a symlink.
+
+    ``unfinished`` names what could not be walked (a directory that cannot be read, or the walk's
+    bound reached), so that a check over the tree can refuse rather than pass what it did not see.
+    """
+
+    def __init__(self, ws: Workspace, path: str, bound: int = 200_000) -> None:
+        self.ws, self.path, self.bound = ws, path, bound
+        self.unfinished: str | None = None
+
+    def __iter__(self) -> Iterator[str]:
         try:
-            entries = list(ws.scandir(directory))
-        except (SandboxError, OSError):
-            continue
-        for entry in entries:
-            seen += 1
-            child = f"{directory}/{entry.name}"
-            yield child
-            if entry.kind == "directory":
-                stack.append(child)
+            info = self.ws.lstat(self.path)
+        except SandboxError:
+            return  # outside, or through a symlink: the step's own checks refuse it
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            return
+        stack, seen = [self.path], 0
+        while stack:
+            directory = stack.pop()
+            try:
+                entries = list(self.ws.scandir(directory))
+            except (SandboxError, OSError):
+                self.unfinished = directory
+                return
+            for entry in entries:
+                seen += 1
+                if seen > self.bound:
+                    self.unfinished = self.path
+                    return
+                child = f"{directory}/{entry.name}"
+                yield child
+                if entry.kind == "directory":
+                    stack.append(child)
+
+
+def _count_files(ws: Workspace, paths: set[str], limit: int) -> int:
+    """How many files ``paths`` stand for, a directory counting what is in it (counting stops past ``limit``)."""
+    count = 0
+    for path in paths:
+        count += 1
+        if count > limit:
+            break
+        for _inner in _Beneath(ws, path, bound=limit + 1):
+            count += 1
+            if count > limit:
+                break
+    return count
+
+
+def _resolved(ws: Workspace, path: str) -> str | None:
+    """``path`` with its directory resolved (symlinks followed, beneath the root); None when it is not there."""
+    head, _, name = path.rpartition("/")
+    try:
+        fd = ws.open(head or ".", os.O_PATH | os.O_DIRECTORY)
+    except SandboxError:
+        return None
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    root = str(ws.root)
+    if real == root:
+        return name
+    if real.startswith(root.rstrip("/") + "/"):
+        return f"{real[len(root.rstrip('/')) + 1 :]}/{name}"
+    return None

@@ -8,7 +8,7 @@ from contextlib import suppress
 from typing import Any, ClassVar, TypedDict
 
 from engine.files import tags
-from engine.plans.files import dir_fd, sha, write_new
+from engine.plans.files import dir_fd, rewrite_identity, sha, write_new
 from engine.plans.journal import Journal
 from engine.plans.op_base import (
     ApplyContext,
@@ -74,6 +74,13 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
             new = tags.with_front_matter_tags(old, self._changed(tags.front_matter_tags(old), step))
             return {"i": index, "op": self.name, "path": path, "how": "front-matter", "existed": True, "mode": mode,
                     "sha": sha(new), "_new": new}  # fmt: skip
+        links = view.links(path)
+        if links > 1:
+            # The attribute belongs to the inode, which other names (perhaps outside the workspace) share.
+            raise SandboxError(
+                f"{path!r} has {links} hard links; its tags attribute would change the file under every one of its"
+                " names, perhaps outside the workspace (a Markdown file keeps tags in its text instead)"
+            )
         value = view.tags_value(path)
         current = tags.decode_tags(value) if value is not None else []
         wanted = self._changed(current, step)
@@ -93,7 +100,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
         with ctx.ws.parent(record["path"]) as (parent_fd, name):
             os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
             write_new(parent_fd, tmp_name(journal, index), record.pop("_new"), record["mode"])
-            _copy_xattrs(parent_fd, name, tmp_name(journal, index))
+            rewrite_identity(parent_fd, name, tmp_name(journal, index), record["mode"])
             os.rename(tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
             fsync_dir(parent_fd)
 
@@ -144,29 +151,6 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
                 problems.append(f"the tags or content of {path!r} changed after the plan was applied")
         sim.present[path] = True
         return problems
-
-
-def _copy_xattrs(parent_fd: int, source: str, target: str) -> None:
-    """Give ``target`` the user attributes of ``source`` (a rewritten file keeps its other tags and notes)."""
-    try:
-        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
-    except OSError:
-        return
-    try:
-        names = [name for name in os.listxattr(src) if name.startswith("user.")]
-        if not names:
-            return
-        dst = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
-        try:
-            for name in names:
-                os.setxattr(dst, name, os.getxattr(src, name))
-        finally:
-            os.close(dst)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    finally:
-        os.close(src)
 
 
 class Tag(_TagOp):

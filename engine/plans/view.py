@@ -51,6 +51,10 @@ class View(Protocol):
         """Open the real regular file that holds ``path``'s content, read-only; the caller closes it."""
         ...
 
+    def links(self, path: str) -> int:
+        """How many names the file at ``path`` has (hard links); a file the plan makes has one."""
+        ...
+
     @property
     def archive_limits(self) -> ArchiveLimits:
         """The bounds an archive to extract must stay within."""
@@ -85,6 +89,10 @@ class WorkspaceView:
             os.close(fd)
             raise SandboxError(f"{path!r}: not a regular file")
         return fd
+
+    def links(self, path: str) -> int:
+        info = self.ws.lstat(path)
+        return 1 if info is None else info.st_nlink
 
     def tags_value(self, path: str) -> bytes | None:
         from engine.files.tags import xattr_value
@@ -292,6 +300,10 @@ class Overlay:
         if node.source is None or node.data is not None:
             raise SandboxError(f"{path!r} is made by this plan; use it in a later plan")
         return self.real.open_file(node.source)
+
+    def links(self, path: str) -> int:
+        node = self._node(path)
+        return self.real.links(node.source) if node is not None and node.source and node.data is None else 1
 
     def tags_value(self, path: str) -> bytes | None:
         node = self._node(path)

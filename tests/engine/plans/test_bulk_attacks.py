@@ -28,7 +28,8 @@ OPS: list[dict[str, Any]] = [
     {"op": "rename", "match": {"glob": "in/*.txt"}, "find": "^(.)", "replace": r"\1\1"},
     {"op": "classify", "match": {"glob": "**/*.txt"}, "rules": [{"contains": "secret", "to": "s"},
                                                                   {"default": True, "to": "rest"}]},
-    {"op": "tag", "match": {"glob": "**/*.txt"}, "tags": ["t1", "ünï"]},
+    # The hard-linked pair is left out: its tags attribute is refused (test below).
+    {"op": "tag", "match": {"glob": "**/*.txt", "exclude": ["hard.txt", "in/new*"]}, "tags": ["t1", "ünï"]},
     {"op": "archive", "match": {"glob": "in/**"}, "to": "all.tar.gz", "remove": True},
     {"op": "archive", "match": {"glob": "in/**"}, "to": "all.zip"},
 ]  # fmt: skip
@@ -103,14 +104,21 @@ def test_hostile_targets_are_refused_and_nothing_changes(root: Path, step: dict[
     assert snapshot(outside) == outside_before
 
 
-def test_a_hard_link_keeps_both_names_and_tags_follow_the_inode(root: Path) -> None:
+def test_a_file_with_hard_links_is_never_tagged_through_its_inode(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside" / "linked.txt"
+    outside.write_text("outside\n")
+    os.link(outside, root / "linked.txt")
     before = snapshot(root)
-    result = apply_plan(root, expand_plan(root, plan_of({"op": "tag", "paths": ["hard.txt"], "tags": ["both"]})))
-    assert os.getxattr(root / "in" / HOSTILE[0], "user.xdg.tags") == b"both"
-    assert os.getxattr(root / "hard.txt", "user.note") == b"n"
-    undo_journal(root, result.journal_id)
+    for name in ("hard.txt", "linked.txt"):
+        with pytest.raises(StepFailed, match="hard links"):
+            apply_plan(root, plan_of({"op": "tag", "paths": [name], "tags": ["pwn"]}))
     assert snapshot(root) == before
-    assert os.stat(root / "hard.txt").st_ino == os.stat(root / "in" / HOSTILE[0]).st_ino
+    assert "user.xdg.tags" not in os.listxattr(outside)
+    # A Markdown file keeps its tags in its text, written by rename: the other name keeps the old inode.
+    (root / "note.md").write_text("# n\n")
+    os.link(root / "note.md", tmp_path / "outside" / "note.md")
+    apply_plan(root, plan_of({"op": "tag", "paths": ["note.md"], "tags": ["t"]}))
+    assert (tmp_path / "outside" / "note.md").read_text() == "# n\n"
 
 
 @pytest.mark.parametrize("files", [20, 400])

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from engine.plans.apply import recover
+from engine.plans.audit import read_audit
 from engine.plans.journal import journals
 from tests.engine.plans.test_crash import wait_then_kill
 from tests.helpers import tree
@@ -70,3 +71,6 @@ def test_kill_during_a_bulk_apply_then_recover_restores_everything(tmp_path: Pat
     assert len(recover(root)) == 1
     assert tree(root) == before
     assert [journal.state for journal in journals(root)] == ["rolled-back"]
+    [record], _ = read_audit(root)
+    assert (record.action, record.plan_id) == ("failed", journals(root)[0].id)
+    assert "interrupted" in (record.reason or "")

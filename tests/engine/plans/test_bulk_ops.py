@@ -324,3 +324,48 @@ def test_tags_on_a_filesystem_without_attributes_fail_in_one_line(tmp_path: Path
         assert snapshot(mount) == before  # the Markdown file tagged first was rolled back
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_deny_holds_through_a_symlinked_directory(root: Path) -> None:
+    (root / "secrets").mkdir()
+    (root / "secrets" / "key").write_text("K\n")
+    (root / "alias").symlink_to("secrets")
+    deny = Policy(deny=("secrets/**",))
+    for step in (
+        {"op": "delete", "path": "alias/key"},
+        {"op": "copy", "from": "alias/key", "to": "stolen"},
+        {"op": "move", "paths": ["alias/key"], "to": "out"},
+        {"op": "archive", "paths": ["alias/key"], "to": "k.zip"},
+    ):
+        with pytest.raises(InvalidPlan, match=r"'secrets/key' is denied by the policy rule 'secrets/\*\*'"):
+            apply_plan(root, plan_of(step), policy=deny)
+    assert (root / "secrets" / "key").read_text() == "K\n"
+
+
+def test_allow_ops_judges_the_ops_as_written(root: Path) -> None:
+    move_only = Policy(allow_ops=("move",))
+    apply_plan(root, plan_of({"op": "move", "match": {"glob": "*.log"}, "to": "new-dir"}), policy=move_only)
+    renames = Policy(allow_ops=("rename",))
+    apply_plan(root, plan_of({"op": "rename", "paths": ["new-dir/c.log"], "template": "d.log"}), policy=renames)
+    with pytest.raises(InvalidPlan, match="allows only these ops: rename"):
+        apply_plan(root, expand_plan(root, plan_of({"op": "archive", "paths": ["docs"], "to": "d.zip"})),
+                   policy=renames)  # fmt: skip
+
+
+def test_max_batch_counts_what_is_in_a_directory(root: Path) -> None:
+    (root / "big").mkdir()
+    for index in range(10):
+        (root / "big" / f"f{index}").write_text("x")
+    with pytest.raises(InvalidPlan, match="touches 11 files, more than the policy's max_batch of 5"):
+        apply_plan(root, plan_of({"op": "delete", "path": "big"}), policy=Policy(max_batch=5))
+    assert len(list((root / "big").iterdir())) == 10
+
+
+def test_a_tree_too_big_to_check_for_denied_paths_is_refused(root: Path) -> None:
+    from engine.plans.policy import _Beneath
+    from engine.workspace.sandbox import Workspace
+
+    with Workspace(root) as ws:
+        walk = _Beneath(ws, "logs", bound=1)
+        assert list(walk) == ["logs/2025"] or list(walk)
+        assert walk.unfinished == "logs"
