@@ -87,26 +87,34 @@ class RouteshellApp(App[int]):
             )
         )
 
+    def _on_main_screen(self, pane: str) -> bool:
+        """Show ``pane``; False (with a note) when a dialog is open over the panes, which it must not pass."""
+        if not isinstance(self.screen, MainScreen):
+            self.notify("Close the open dialog first (Esc), then run the command again", severity="warning")
+            return False
+        self.action_show_pane(pane)
+        return True
+
     def run_files_action(self, action: str) -> None:
         """Show the Files pane and run one of its actions (from the command palette)."""
-        self.action_show_pane("files")
-        pane = self.screen.query_one(FilesPane)
-        getattr(pane, f"action_{action}")()
+        if self._on_main_screen("files"):
+            pane = self.screen.query_one(FilesPane)
+            if pane.check_action(action, ()):
+                getattr(pane, f"action_{action}")()
+            else:
+                pane.notify_busy()
 
     def run_agent_action(self, action: str, *args: str) -> None:
         """Show the Agent pane and run one of its actions (from the command palette)."""
-        self.action_show_pane("agent")
-        pane = self.screen.query_one(AgentPane)
-        getattr(pane, f"action_{action}")(*args)
+        if self._on_main_screen("agent"):
+            getattr(self.screen.query_one(AgentPane), f"action_{action}")(*args)
 
     def run_train_action(self, action: str) -> None:
         """Show the Train pane and run one of its actions (from the command palette)."""
-        self.action_show_pane("train")
-        pane = self.screen.query_one(TrainPane)
-        getattr(pane, f"action_{action}")()
+        if self._on_main_screen("train"):
+            getattr(self.screen.query_one(TrainPane), f"action_{action}")()
 
     def run_serve_action(self, action: str) -> None:
         """Show the Serve pane and run one of its actions (from the command palette)."""
-        self.action_show_pane("serve")
-        pane = self.screen.query_one(ServePane)
-        getattr(pane, f"action_{action}")()
+        if self._on_main_screen("serve"):
+            getattr(self.screen.query_one(ServePane), f"action_{action}")()

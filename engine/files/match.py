@@ -261,7 +261,7 @@ def _walk(ws: Workspace, start: str, match: Match) -> Iterator[tuple[str, str, o
 def _entries(ws: Workspace, directory: str) -> list[tuple[str, str, os.stat_result | None]]:
     try:
         entries = sorted(ws.scandir(directory, with_stat=True))
-    except SandboxError:
+    except (SandboxError, OSError):
         return []  # removed or replaced while walked, or unreadable: nothing to select there
     found = []
     for entry in entries:

@@ -30,7 +30,7 @@ def join(directory: str, name: str) -> str:
     return name if directory in (".", "") else f"{directory}/{name}"
 
 
-def _goal_text(goal: str) -> str:
+def goal_text(goal: str) -> str:
     """Return ``goal`` as text: a name that is not UTF-8 (its bytes carried as surrogates, which a
     goal may not hold) is spelled there with ``\\xNN`` escapes; the steps keep the name itself."""
     try:
@@ -40,7 +40,7 @@ def _goal_text(goal: str) -> str:
 
 
 def _plan(goal: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    document = {"version": 1, "goal": _goal_text(goal), "steps": steps}
+    document = {"version": 1, "goal": goal_text(goal), "steps": steps}
     problems = plan_problems(document)
     if problems:
         raise SandboxError(f"{problems[0].reason}")
@@ -62,10 +62,25 @@ def rename(directory: str, old: str, new: str) -> dict[str, Any]:
     return _plan(f"rename {old} to {new}", [{"op": "move", "from": join(directory, old), "to": join(directory, new)}])
 
 
+def outermost(paths: list[str]) -> list[str]:
+    """``paths`` without those inside another of them (a marked directory carries its marked files)."""
+    chosen = set(paths)
+    return [path for path in dict.fromkeys(paths) if not any(
+        path.startswith(other + "/") for other in _ancestors(path) if other in chosen)]  # fmt: skip
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:end]) for end in range(1, len(parts))]
+
+
 def delete(paths: list[str]) -> dict[str, Any]:
-    """A plan moving entries to the workspace trash."""
+    """A plan moving entries to the workspace trash (one step; the policy's max_batch applies to it)."""
+    paths = outermost(paths)
     label = paths[0] if len(paths) == 1 else f"{len(paths)} entries"
-    return _plan(f"delete {label}", [{"op": "delete", "path": path} for path in paths])
+    if len(paths) == 1:
+        return _plan(f"delete {label}", [{"op": "delete", "path": paths[0]}])
+    return _plan(f"delete {label}", [{"op": "delete", "paths": paths}])
 
 
 def write_file(path: str, content: str) -> dict[str, Any]:

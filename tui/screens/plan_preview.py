@@ -28,6 +28,7 @@ from textual.worker import get_current_worker
 
 from engine.errors import RouteshellError
 from engine.names import display_line, display_name
+from engine.plans.dry_run import preview_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import InvalidPlan, PlanProblem, normalise, plan_problems
 from engine.plans.policy import Policy
@@ -78,6 +79,11 @@ def expand_preview(root: Path, policy: Policy, written: dict[str, Any], where: C
         concrete = expand_plan(root, normalise(written), policy)
     except InvalidPlan as exc:
         return Preview(None, problems=[where(problem) for problem in exc.problems])
+    # The dry run the apply will make, step by step (a target that is a file, not a directory...).
+    failing = [f"step {p.index + 1} ({p.summary}): {p.problem}" for p in preview_plan(root, concrete, policy)
+               if p.problem]  # fmt: skip
+    if failing:
+        return Preview(None, problems=failing[:20])
     return Preview(concrete, move_pairs(concrete))
 
 

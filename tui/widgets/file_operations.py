@@ -53,6 +53,13 @@ OPERATION_BINDINGS = [
     Binding("u", "undo", "Undo", id="files.undo", tooltip="Undo the last applied plan"),
 ]  # fmt: skip
 
+#: Actions that change files or open a dialog: none of them starts while a plan applies (the worker
+#: group is exclusive, so starting one would detach the apply from the pane and from Esc).
+BLOCKED_WHILE_APPLYING = frozenset({
+    "new_file", "new_directory", "rename", "bulk_rename", "transfer", "delete", "edit", "undo", "select_pattern",
+    "rename_pattern", "classify", "tag", "tag_filter", "archive", "extract", "duplicates", "sizes",
+})  # fmt: skip
+
 # The undo question lists at most this many of the things undo will do.
 UNDO_ACTIONS_SHOWN = 8
 # Plans with more steps than this show a progress bar while they apply.
@@ -94,6 +101,8 @@ class FileOperationsMixin:
         if total > PROGRESS_FROM_STEPS:
             bar.update(total=total, progress=0)
             bar.display = True
+        pane.refresh_bindings()
+        pane._set_status(f"applying {total} step{'s' * (total != 1)} … Esc cancels (it is rolled back)")
 
         def on_event(event: Event) -> None:
             if event["type"] == "step":
@@ -117,6 +126,7 @@ class FileOperationsMixin:
         finally:
             self._cancel = None
             bar.display = False
+            pane.refresh_bindings()
             if select is None:
                 pane.action_reload()
             else:
@@ -129,6 +139,7 @@ class FileOperationsMixin:
         if self._cancel is None:
             return False
         self._cancel.set()
+        self._pane()._set_status("cancelling … what the plan did so far is being rolled back")
         return True
 
     # -- marks ----------------------------------------------------------------------------
@@ -255,6 +266,11 @@ class FileOperationsMixin:
         except (RouteshellError, OSError) as exc:
             pane.notify(str(exc), title="Not undone", severity="error", markup=False)
             return
+        marks = await asyncio.to_thread(self._existing, set(pane.marks))
+        if marks != pane.marks:
+            # What the undo moved away is no longer marked (marks name paths, and those paths are gone).
+            pane.marks.intersection_update(marks)
+            pane.refresh_marks()
         pane.action_reload()
         pane.notify(f"Undid plan {journal.id}: {display_name(goal)}", markup=False)
 
@@ -306,6 +322,18 @@ class FileOperationsMixin:
             self._pane().notify("Nothing to do")
             return False
         return await self._apply(plan, select=select)
+
+    def _existing(self, paths: set[str]) -> set[str]:
+        """The paths of ``paths`` that name something in the workspace now."""
+        found = set()
+        with Workspace(self._pane().root) as ws:
+            for path in paths:
+                try:
+                    if ws.lstat(path) is not None:
+                        found.add(path)
+                except RouteshellError:
+                    continue
+        return found
 
     def _audit_declined(self, plan: dict[str, Any]) -> None:
         """Record in the audit log that a plan the pane asked about was declined."""

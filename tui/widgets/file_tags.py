@@ -27,7 +27,7 @@ from engine.files.archives import archive_format
 from engine.files.tags import TagError, check_tag, tags_of
 from engine.names import display_name
 from engine.plans.expand import expand_plan
-from engine.plans.file_plans import join
+from engine.plans.file_plans import goal_text, join
 from engine.plans.model import InvalidPlan, normalise, plan_problems
 from engine.workspace.sandbox import Entry, Workspace
 from tui.error_line import one_line
@@ -98,12 +98,14 @@ def tag_plan(paths: list[str], change: TagChange) -> dict[str, Any]:
         steps.append({"op": "tag", "paths": paths, "tags": list(change.add)})
     if change.remove:
         steps.append({"op": "untag", "paths": paths, "tags": list(change.remove)})
-    return {"version": 1, "goal": f"tags of {_what(paths, 'files')}: {change}", "steps": steps}
+    return {"version": 1, "goal": goal_text(f"tags of {_what(paths, 'files', shown=False)}: {change}"), "steps": steps}
 
 
-def _what(paths: list[str], plural: str) -> str:
-    """The one path (escaped), or how many there are ("3 files"): text for a goal or a question."""
-    return display_name(paths[0]) if len(paths) == 1 else f"{len(paths)} {plural}"
+def _what(paths: list[str], plural: str, *, shown: bool = True) -> str:
+    """The one path, or how many there are ("3 files"): escaped for a question, as it is for a goal."""
+    if len(paths) != 1:
+        return f"{len(paths):,} {plural}"
+    return display_name(paths[0]) if shown else paths[0]
 
 
 def _directories_among(paths: list[str]) -> Callable[[Workspace], str | None]:
@@ -314,7 +316,8 @@ class TagArchiveMixin:
             pane.notify("Archive cancelled; nothing changed", severity="warning")
             return
         step = {"op": "archive", "paths": paths, "to": to, "remove": remove}
-        goal = f"archive {what} into {display_name(to)}" + (", originals to the trash" if remove else "")
+        goal = goal_text(f"archive {_what(paths, 'entries', shown=False)} into {to}"
+                         + (", originals to the trash" if remove else ""))  # fmt: skip
         if await self._expand_and_apply({"version": 1, "goal": goal, "steps": [step]}, select=name) and remove:
             pane.marks.difference_update(paths)
             pane.refresh_marks()
@@ -340,6 +343,6 @@ class TagArchiveMixin:
         except RouteshellError as exc:
             self._refused(display_name(str(exc)))
             return
-        goal = f"extract {display_name(source)} into {display_name(to)}"
+        goal = goal_text(f"extract {source} into {to}")
         plan = {"version": 1, "goal": goal, "steps": [{"op": "extract", "from": source, "to": to}]}
         await self._expand_and_apply(plan, select=name)

@@ -34,7 +34,7 @@ from engine.workspace import listing
 from engine.workspace.sandbox import Entry, SandboxError, Workspace
 from tui.error_line import error_text, one_line
 from tui.widgets.entry_list import EntryList
-from tui.widgets.file_operations import OPERATION_BINDINGS, FileOperationsMixin
+from tui.widgets.file_operations import BLOCKED_WHILE_APPLYING, OPERATION_BINDINGS, FileOperationsMixin
 from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
 from tui.widgets.file_selection import SELECTION_BINDINGS, SelectionMixin
 from tui.widgets.file_tags import TAG_ARCHIVE_BINDINGS, TagArchiveMixin
@@ -355,6 +355,16 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
         """Show a worker's failure as one escaped line; the pane stays usable."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.notify(one_line(event.worker.error, unexpected=True), title="Error", severity="error", markup=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a plan applies, the actions that change files or open a dialog wait (Esc cancels the apply)."""
+        if self.applying and action in BLOCKED_WHILE_APPLYING:
+            return None  # shown disabled; the key does nothing
+        return True
+
+    def notify_busy(self) -> None:
+        """Say why an action does nothing now."""
+        self.notify("A plan is being applied; wait for it, or press Esc to cancel it", severity="warning")
 
     def _set_status(self, text: str) -> None:
         self.query_one("#files-status", Static).update(text)
