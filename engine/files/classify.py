@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.files.match import MatchError, check_glob, compile_regex, holds_text
+from engine.files.match import MatchError, check_glob, compile_regex
 from engine.workspace.globs import Pattern, glob_regex
 
 
@@ -33,7 +33,7 @@ class Rule:
         """Whether the rule looks at the file's content."""
         return self.contains is not None or self.regex is not None
 
-    def holds(self, path: str, head: Callable[[], bytes | None]) -> bool:
+    def holds(self, path: str, head: Callable[[], Head | None]) -> bool:
         """Whether the rule takes ``path``; ``head`` reads the start of the file, only when needed."""
         if self.default:
             return True
@@ -43,14 +43,27 @@ class Rule:
         if self.glob is not None and not self.glob.match(path):
             return False
         if self.reads:
-            data = head()
-            if data is None:
+            text = head()
+            if text is None:
                 return False
-            if self.contains is not None and not holds_text(data, self.contains):
+            if self.contains is not None and self.contains.casefold() not in text.folded:
                 return False
-            if self.regex is not None and not self.regex.search(data.decode("utf-8", errors="replace")):
+            if self.regex is not None and not self.regex.search(text.text):
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class Head:
+    """The start of a file as text, decoded and case-folded once for every rule that reads it."""
+
+    text: str
+    folded: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Head:
+        text = data.decode("utf-8", errors="replace")
+        return cls(text, text.casefold())
 
 
 def parse_rules(rules: Sequence[Mapping[str, Any]]) -> list[Rule]:
@@ -71,11 +84,12 @@ def parse_rules(rules: Sequence[Mapping[str, Any]]) -> list[Rule]:
 
 def destination(rules: Sequence[Rule], path: str, head: Callable[[], bytes | None]) -> str | None:
     """The directory of the first rule that takes ``path``, or None when none does."""
-    cached: list[bytes | None] = []
+    cached: list[Head | None] = []
 
-    def read_once() -> bytes | None:
+    def read_once() -> Head | None:
         if not cached:
-            cached.append(head())
+            data = head()
+            cached.append(None if data is None else Head.of(data))
         return cached[0]
 
     for rule in rules:

@@ -156,13 +156,20 @@ class Match:
         return glob_base(self.glob)
 
 
+def _relative(pattern: Any) -> Any:
+    """``./*.log`` is ``*.log``: paths in a workspace have no leading ``./``."""
+    while isinstance(pattern, str) and pattern.startswith("./"):
+        pattern = pattern[2:]
+    return pattern
+
+
 def parse_match(spec: Mapping[str, Any], now: float | None = None) -> Match:
     """Check a match object (already shaped by the plan schema) and return it parsed.
 
     Raises :class:`MatchError` naming the first key that cannot be used.
     """
-    pattern = check_glob(spec.get("glob", ""), "glob")
-    excludes = tuple(check_glob(item, "exclude") for item in spec.get("exclude", ()))
+    pattern = check_glob(_relative(spec.get("glob", "")), "glob")
+    excludes = tuple(check_glob(_relative(item), "exclude") for item in spec.get("exclude", ()))
     kind = spec.get("type", "file")
     if kind not in ("file", "dir", "any"):
         raise MatchError("type", f"{kind!r} is not one of file, dir, any")

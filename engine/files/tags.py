@@ -128,10 +128,14 @@ def front_matter_tags(data: bytes) -> list[str]:
         return []
 
 
+_YAML12_NUMBER = re.compile(r"^[-+]?(\.?[0-9]|\.(inf|Inf|INF|nan|NaN|NAN)$|0[oxbOXB])")
+
+
 def _yaml_item(tag: str) -> str:
     """Write a valid tag as a block-sequence item that reads back as the same string: plain where it can be."""
     with contextlib.suppress(*_YAML_FAILURES):
-        if yaml.safe_load(f"- {tag}") == [tag]:
+        # YAML 1.2 readers (Hugo, js-yaml) take 1e3, 0o17 and .inf as numbers where PyYAML's 1.1 does not.
+        if yaml.safe_load(f"- {tag}") == [tag] and not _YAML12_NUMBER.match(tag):
             return tag
     return '"' + tag.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -159,6 +163,8 @@ def _entry_lines(body: str) -> tuple[int, int] | None:
     if len(found) > 1:
         raise TagError("the front matter has more than one tags key; keep one by hand")
     key, value = found[0]
+    if isinstance(value, yaml.MappingNode):
+        raise TagError("the front matter's tags are a mapping, not a list; edit them by hand")
     # A block collection's own end mark runs on over the comments after it; its last item's does not.
     while isinstance(value, yaml.CollectionNode) and not value.flow_style and value.value:
         value = value.value[-1][1] if isinstance(value, yaml.MappingNode) else value.value[-1]

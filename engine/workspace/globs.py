@@ -9,6 +9,7 @@ exponential backtracking of ``re``; and every match, search or substitution give
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -18,6 +19,8 @@ import regex
 from engine.workspace.sandbox import SandboxError
 
 MATCH_SECONDS = 1.0
+#: All the uses of one regular expression (over every name of a selection) together get this long.
+TOTAL_SECONDS = 5.0
 
 
 class PatternTooSlow(SandboxError):
@@ -27,12 +30,25 @@ class PatternTooSlow(SandboxError):
 class Pattern:
     """A compiled glob or regular expression whose every use is bounded in time."""
 
-    __slots__ = ("_compiled", "pattern", "shown")
+    __slots__ = ("_compiled", "budget", "pattern", "shown", "spent")
 
-    def __init__(self, compiled: Any, shown: str) -> None:
+    def __init__(self, compiled: Any, shown: str, budget: float | None = None) -> None:
         self._compiled = compiled
         self.pattern: str = compiled.pattern
         self.shown = shown  # the pattern as the user wrote it
+        self.budget = budget  # seconds for every use together (None: each use is bounded alone)
+        self.spent = 0.0
+
+    def _run(self, method: Any, text: str, *args: Any) -> Any:
+        if self.budget is None:
+            return method(*args, text, timeout=MATCH_SECONDS)
+        if self.spent > self.budget:
+            raise PatternTooSlow(f"the pattern {self.shown!r} took over {self.budget:g} s in all; write a simpler one")
+        start = time.monotonic()
+        try:
+            return method(*args, text, timeout=MATCH_SECONDS)
+        finally:
+            self.spent += time.monotonic() - start
 
     def _slow(self, text: str) -> PatternTooSlow:
         return PatternTooSlow(
@@ -42,21 +58,21 @@ class Pattern:
     def match(self, text: str) -> bool:
         """Whether the pattern matches at the start of ``text``."""
         try:
-            return self._compiled.match(text, timeout=MATCH_SECONDS) is not None
+            return self._run(self._compiled.match, text) is not None
         except TimeoutError:
             raise self._slow(text) from None
 
     def search(self, text: str) -> bool:
         """Whether the pattern matches anywhere in ``text``."""
         try:
-            return self._compiled.search(text, timeout=MATCH_SECONDS) is not None
+            return self._run(self._compiled.search, text) is not None
         except TimeoutError:
             raise self._slow(text) from None
 
     def sub(self, replacement: str, text: str) -> str:
         """``text`` with every match replaced (``\\1`` and ``\\g<name>`` name groups)."""
         try:
-            return str(self._compiled.sub(replacement, text, timeout=MATCH_SECONDS))
+            return str(self._run(self._compiled.sub, text, replacement))
         except TimeoutError:
             raise self._slow(text) from None
 
@@ -72,7 +88,7 @@ class Pattern:
 def compile_pattern(text: str, *, ignore_case: bool = False) -> Pattern:
     """Compile a regular expression (Python's syntax); raises ``regex.error`` when it is not one."""
     flags = regex.VERSION0 | (regex.IGNORECASE if ignore_case else 0)
-    return Pattern(regex.compile(text, flags), text)
+    return Pattern(regex.compile(text, flags), text, TOTAL_SECONDS)
 
 
 @cache

@@ -142,3 +142,8 @@ def test_globs_with_many_double_stars_match_without_backtracking(tmp_path: Path)
     (root / ("a" * 250)).write_text("x")
     assert paths(root, {"glob": "**a**a**a**a**a**a**a**b"}) == []
     assert paths(root, {"glob": "**a**a**a**a**a**a**a**a"}) == ["a" * 250]
+
+
+def test_a_leading_dot_slash_is_the_workspace_itself(root: Path) -> None:
+    assert paths(root, {"glob": "./*.log"}) == paths(root, {"glob": "*.log"}) == ["top.log"]
+    assert paths(root, {"glob": "./**/*.log", "exclude": ["./archive/**"]}) == ["logs/a.log", "logs/old/b.log", "top.log"]

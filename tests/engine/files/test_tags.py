@@ -372,7 +372,8 @@ def test_edits_keep_every_other_value(
     try:
         result = with_front_matter_tags(data, tags)
     except TagError:
-        assert flow, "only a flow mapping at the root cannot take a tags line"
+        # A flow mapping at the root cannot take a tags line; tags that are a mapping are not replaced.
+        assert flow or isinstance((original or {}).get("tags"), dict)
         return
     assert result.endswith(b"\n---\n\nText.\n")
     assert front_matter_tags(result) == tags
