@@ -201,24 +201,11 @@ def _pruned(excludes: tuple[str, ...]) -> list[Pattern]:
 
 
 def read_head(ws: Workspace, path: str, limit: int = CONTENT_BYTES) -> bytes | None:
-    """The first ``limit`` bytes of the regular file at ``path``, never through a symlink; None otherwise."""
+    """The first ``limit`` bytes of the regular file at ``path`` (never a FIFO or device); None otherwise."""
     try:
-        with ws.parent(path) as (parent_fd, name):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+        return ws.read_bytes(path, limit)
     except (OSError, SandboxError):
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks, left = [], limit
-        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def holds_text(data: bytes, text: str) -> bool:

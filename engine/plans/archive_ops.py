@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from contextlib import suppress
 from typing import Any, ClassVar, TypedDict
 
 from engine.files import archives
-from engine.plans.files import dir_fd, to_trash
+from engine.plans.files import dir_fd, remove_tree, to_trash
 from engine.plans.journal import Journal
 from engine.plans.op_base import (
     ApplyContext,
@@ -19,8 +18,7 @@ from engine.plans.op_base import (
     selection_problems,
     tmp_name,
 )
-from engine.plans.tag_ops import open_regular
-from engine.plans.view import Overlay, UndoSimulation, View
+from engine.plans.view import Overlay, UndoSimulation, View, open_regular
 from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
 
 
@@ -179,7 +177,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
                 return
             raise
         try:
-            _remove_tree(holder, tmp_name(journal, index))
+            remove_tree(holder, tmp_name(journal, index))
             if record["created"]:
                 to_trash(journal.trash_dir, holder, to.rpartition("/")[2], f"undo-{index}")
                 return
@@ -230,14 +228,3 @@ class dir_fd_at:
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
-
-
-def _remove_tree(parent_fd: int, name: str) -> None:
-    try:
-        info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if info.st_mode & 0o170000 == 0o040000:
-        shutil.rmtree(name, dir_fd=parent_fd)
-    else:
-        os.unlink(name, dir_fd=parent_fd)

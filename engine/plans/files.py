@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -166,6 +167,18 @@ def _fingerprint_into(result: Fingerprint, prefix: str, parent_fd: int, name: st
 def is_dir(parent_fd: int, name: str) -> bool:
     """Whether ``name`` is a directory (a symlink to one is not)."""
     return stat.S_ISDIR(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
+
+
+def remove_tree(parent_fd: int, name: str) -> None:
+    """Remove ``name`` (if present): a directory with what is in it, else the one name."""
+    try:
+        directory = is_dir(parent_fd, name)
+    except FileNotFoundError:
+        return
+    if directory:
+        shutil.rmtree(name, dir_fd=parent_fd)
+    else:
+        os.unlink(name, dir_fd=parent_fd)
 
 
 def remove_quietly(parent_fd: int, name: str) -> None:

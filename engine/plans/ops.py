@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from typing import Any, ClassVar
 
 from engine.plans.files import (
     CANNOT_COPY,
     copy_tree,
     dir_fd,
-    is_dir,
     remove_quietly,
+    remove_tree,
     rewrite_identity,
     sha,
     to_trash,
@@ -325,16 +324,7 @@ class Copy(_Transfer):
     def undo(self, ws: Workspace, journal: Journal, record: TransferRecord) -> None:
         index = record["i"]
         with ws.parent(record["to"]) as (dst_fd, dst_name):
-            tmp = tmp_name(journal, index)
-            try:
-                tmp_is_dir = is_dir(dst_fd, tmp)
-            except FileNotFoundError:
-                pass
-            else:
-                if tmp_is_dir:
-                    shutil.rmtree(tmp, dir_fd=dst_fd)
-                else:
-                    os.unlink(tmp, dir_fd=dst_fd)
+            remove_tree(dst_fd, tmp_name(journal, index))
             to_trash(journal.trash_dir, dst_fd, dst_name, f"undo-{index}")
 
     def undo_conflicts(self, sim: UndoSimulation, record: TransferRecord) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from engine.files.archives import ArchiveError, ArchiveLimits, archive_format, read_members
 from engine.plans.op_base import PathKey
+from engine.plans.view import open_regular
 from engine.workspace.globs import glob_regex
 from engine.workspace.sandbox import SandboxError, Workspace
 
@@ -124,8 +125,7 @@ class Policy:
         if fmt is None:
             return []
         try:
-            with ws.parent(path) as (parent_fd, name):
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+            fd = open_regular(ws, path)
         except (OSError, SandboxError):
             return []
         try:

@@ -18,7 +18,7 @@ from engine.plans.op_base import (
     selection_problems,
     tmp_name,
 )
-from engine.plans.view import Overlay, UndoSimulation, View
+from engine.plans.view import Overlay, UndoSimulation, View, open_regular
 from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir
 
 SELECTION = (PathKey("paths", write=True, many=True),)
@@ -165,9 +165,3 @@ class Untag(_TagOp):
     name = "untag"
     usage = '{"op": "untag", "match": MATCH, "tags": ["draft"]}'
     adds = False
-
-
-def open_regular(ws: Workspace, path: str) -> int:
-    """Open the regular file at ``path`` read-only, never through a symlink nor blocking on a FIFO."""
-    with ws.parent(path) as (parent_fd, name):
-        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)

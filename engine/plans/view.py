@@ -61,6 +61,16 @@ class View(Protocol):
         ...
 
 
+def open_regular(ws: Workspace, path: str) -> int:
+    """Open the regular file at ``path`` read-only (never through a final symlink, never blocking on a FIFO)."""
+    with ws.parent(path) as (parent_fd, name):
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SandboxError(f"{path!r}: not a regular file")
+    return fd
+
+
 def _kind_of(mode: int) -> Kind:
     if stat.S_ISREG(mode):
         return "file"
@@ -83,12 +93,7 @@ class WorkspaceView:
         return self._archive_limits
 
     def open_file(self, path: str) -> int:
-        with self.ws.parent(path) as (parent_fd, name):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise SandboxError(f"{path!r}: not a regular file")
-        return fd
+        return open_regular(self.ws, path)
 
     def links(self, path: str) -> int:
         info = self.ws.lstat(path)
