@@ -1,0 +1,140 @@
+"""Planner cases: a workspace, a request over it and the gold plan, drawn from a seed.
+
+Case ``i`` of seed ``s`` is the same on every run and whatever the count (its own random
+stream); its id is ``plan_s<s>_<i>``. Every kind of :mod:`engine.planner.requests` and
+:mod:`engine.planner.single` is drawn by weight; about one case in six joins two or three
+requests over the same workspace into one ("..., then ..."), and their plans into one plan.
+Whether a case is held out is decided by a hash of its id, so the split does not move when
+more cases are made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from engine.planner import requests as r
+from engine.planner import single as s1
+from engine.planner.fixtures import FileSpec, Fixture
+from engine.planner.phrasing import pick, word
+from engine.planner.workspaces import generate_workspace, random_today
+
+Kind = Callable[[r.Scene], r.Draft | None]
+
+#: Every kind and how often it is drawn.
+KINDS: list[tuple[str, Kind, int]] = [
+    ("by_type", r._move_by_type, 10), ("by_age", r._by_age, 8), ("by_year", r._by_year, 6),
+    ("big_files", r._big_files, 4), ("temp_files", r._tiny_temp, 4), ("mentioning", r._mentioning, 7),
+    ("by_tag", r._by_tag, 5), ("name_prefix", r._name_prefix, 3), ("first_few", r._first_few, 2),
+    ("move_one", s1._move_one, 8), ("several", s1._several, 4), ("backup_tree", s1._backup_tree, 3),
+    ("number", s1._number, 4), ("replace_in_names", s1._replace_in_names, 3), ("sort_by_type", s1._sort_by_type, 4),
+    ("sort_by_topic", s1._sort_by_topic, 3), ("archive_folder", s1._archive_folder, 4), ("extract", s1._extract, 4),
+    ("make_dirs", s1._make_dirs, 3), ("write", s1._write, 4), ("not_files", s1._not_files, 4),
+]  # fmt: skip
+KIND_NAMES = [name for name, _, _ in KINDS]
+#: Kinds that a joined request may contain (a request that cannot be done stays alone).
+JOINABLE = [name for name in KIND_NAMES if name != "not_files"]
+JOINERS = [", then ", " and then ", ". After that, ", "; also ", ". Then "]
+HELD_OUT_PERCENT = 10
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request over one workspace, with the plan that does what it asks."""
+
+    id: str
+    request: str
+    today: dt.date
+    fixture: Fixture
+    plan: dict[str, Any]
+    kinds: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "request": self.request,
+            "today": self.today.isoformat(),
+            "kinds": list(self.kinds),
+            "workspace": self.fixture.to_json(),
+            "plan": self.plan,
+        }
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Case:
+        return cls(
+            id=str(row["id"]),
+            request=str(row["request"]),
+            today=dt.date.fromisoformat(row["today"]),
+            fixture=Fixture.from_json(row["workspace"]),
+            plan=row["plan"],
+            kinds=tuple(row.get("kinds", ())),
+        )
+
+
+def held_out(case_id: str) -> bool:
+    """Whether ``case_id`` is in the held-out split (about :data:`HELD_OUT_PERCENT` percent)."""
+    digest = hashlib.sha256(f"planner-split:{case_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < HELD_OUT_PERCENT
+
+
+def _draw(rng: random.Random, scene: r.Scene, names: list[str]) -> tuple[str, r.Draft]:
+    table = {name: (kind, weight) for name, kind, weight in KINDS}
+    for _ in range(40):
+        name = rng.choices(names, weights=[table[n][1] for n in names])[0]
+        draft = table[name][0](scene)
+        if draft is not None:
+            return name, draft
+    return "make_dirs", s1._make_dirs(scene)  # type: ignore[return-value]
+
+
+def _conflicts(steps: list[r.Step], more: list[r.Step]) -> bool:
+    """Whether ``more`` could act on what ``steps`` already changed: joined requests stay independent."""
+
+    def touched(step: r.Step) -> set[str]:
+        found = {str(step.get(key, "")).split("/")[0] for key in ("path", "from", "to")}
+        found |= {str(p).split("/")[0] for p in step.get("paths", ())}
+        match = step.get("match") or {}
+        found.add(str(match.get("glob", "")).split("/")[0])
+        return found - {""}
+
+    before = set().union(*(touched(step) for step in steps)) if steps else set()
+    after = set().union(*(touched(step) for step in more)) if more else set()
+    return bool(before & after) or "**" in before or "**" in after
+
+
+def generate_case(index: int, *, seed: int = 0) -> Case:
+    """Return case ``index`` of ``seed``."""
+    rng = random.Random(f"routeshell-planner:{seed}:{index}")
+    today = random_today(rng)
+    files = generate_workspace(rng, today)
+    scene = r.Scene(rng, today, files)
+    name, (template, slots, steps, goal) = _draw(rng, scene, KIND_NAMES)
+    kinds = [name]
+    text = word(rng, template, slots)
+    if name != "not_files" and rng.random() < 0.18:
+        for _ in range(rng.choice([1, 1, 2])):
+            more_name, (more_template, more_slots, more_steps, more_goal) = _draw(rng, scene, JOINABLE)
+            if _conflicts(steps, more_steps):
+                continue
+            kinds.append(more_name)
+            text = (
+                text.rstrip(" .!") + pick(rng, JOINERS) + word(rng, more_template, more_slots, typos=0.1, casing=False)
+            )
+            steps = steps + more_steps
+            goal = f"{goal}; {more_goal[:1].lower()}{more_goal[1:]}"
+    plan = {"version": 1, "goal": goal, "steps": steps}
+    return Case(f"plan_s{seed}_{index:05d}", text, today, Fixture(tuple(files)), plan, tuple(kinds))
+
+
+def generate_cases(count: int, *, seed: int = 0, start: int = 0) -> Iterator[Case]:
+    """Cases ``start .. start+count-1`` of ``seed``."""
+    for index in range(start, start + count):
+        yield generate_case(index, seed=seed)
+
+
+def fixture_files(case: Case) -> list[FileSpec]:
+    return list(case.fixture.files)

@@ -1,0 +1,86 @@
+"""What a plan does to a case's workspace, through the real engine, in a scratch directory.
+
+:func:`plan_effect` makes the case's fixture under a fresh directory, validates the plan as a
+planner reply (the plan schema, where an empty step list means "nothing to do"), expands and
+applies it with the journal, the policy and every check a plan from an agent goes through, and
+returns the tree it left. Two plans have the same effect when the trees are equal: names,
+contents and tags.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import RouteshellError
+from engine.planner.fixtures import Entry, Fixture, materialize, snapshot
+from engine.plans.apply import apply_plan
+from engine.plans.expand import expand_plan
+from engine.plans.model import normalise, plan_problems
+from engine.plans.policy import Policy
+
+
+def noon(day: dt.date) -> float:
+    """The POSIX time of noon UTC on ``day``: "now" for a case."""
+    return float(calendar.timegm(dt.datetime.combine(day, dt.time(12)).timetuple()))
+
+
+@dataclass
+class Effect:
+    """What became of one plan: whether it was valid, refused (and why), and the tree it left."""
+
+    valid: bool
+    refused: str | None = None
+    tree: dict[str, Entry] = field(default_factory=dict)
+    before: dict[str, Entry] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> bool:
+        return self.valid and self.refused is None
+
+
+def reply_problems(plan: Any) -> list[str]:
+    """Problems of ``plan`` as a planner reply: a plan, except that it may have no steps."""
+    if isinstance(plan, dict) and plan.get("steps") == []:
+        plan = {**plan, "steps": [{"op": "mkdir", "path": "x"}]}
+    return [f"{problem.pointer or '/'}: {problem.reason}" for problem in plan_problems(plan)]
+
+
+def plan_effect(
+    fixture: Fixture, today: dt.date, plan: Any, *, scratch: Path | None = None, policy: Policy | None = None
+) -> Effect:
+    """Apply ``plan`` to a fresh copy of ``fixture`` as of ``today`` and return what it left."""
+    owned = scratch is None
+    base = Path(tempfile.mkdtemp(prefix="routeshell-case-")) if scratch is None else scratch
+    root = base / "workspace"
+    try:
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        now = noon(today)
+        materialize(fixture, root, now)
+        before = snapshot(root)
+        problems = reply_problems(plan)
+        if problems:
+            return Effect(False, refused=problems[0], tree=before, before=before)
+        if not plan["steps"]:
+            return Effect(True, tree=before, before=before)
+        try:
+            concrete = expand_plan(root, normalise(plan), policy or Policy(), now=now)
+            apply_plan(root, concrete, policy=policy or Policy(), origin="planner-eval")
+        except (RouteshellError, OSError) as exc:
+            return Effect(True, refused=str(exc) or type(exc).__name__, tree=snapshot(root), before=before)
+        return Effect(True, tree=snapshot(root), before=before)
+    finally:
+        if owned:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def same_effect(got: Mapping[str, Entry], want: Mapping[str, Entry]) -> bool:
+    return dict(got) == dict(want)

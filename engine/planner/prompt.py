@@ -1,0 +1,257 @@
+"""What the planner model reads and writes: a compact view of the workspace, the request, a plan.
+
+The view lists every folder with its files (name, size, day, tags), folders in path order, and
+stays within :data:`VIEW_CHARS` characters: past that, a folder is summarised in one line (how
+many files of which kinds). Names are escaped as the rest of routeshell shows them, so a name
+with a newline or an escape character is one line of plain text. The same view is made from a
+fixture (training, evaluation) and from a real workspace (serving); a test holds them equal.
+
+The answer is a plan in compact JSON with its keys in one order (:func:`canonical`), the order
+the decoding schema (:func:`reply_schema`) asks for: what a step acts on first, then how, then
+where to. A request that file operations cannot do is answered with no steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import posixpath
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine.files.tags import front_matter_tags, is_markdown
+from engine.names import display_name
+from engine.planner.fixtures import Fixture, archive_bytes
+from engine.planner.workspaces import when
+from engine.schemas import load_schema
+
+#: The longest view, in characters (about 500 tokens of the TinyLLM tokenizer).
+VIEW_CHARS = 1800
+#: Files listed one by one per folder before the rest are counted.
+FOLDER_FILES = 14
+#: The most entries a view reads from a real workspace.
+MAX_ENTRIES = 5000
+MAX_REQUEST_CHARS = 600
+
+SYSTEM_PROMPT = (
+    "You turn a request about the files of a workspace into a routeshell plan (JSON). Use the names in the "
+    "listing. Answer with no steps when file operations cannot do it."
+)
+
+#: Ops the planner writes: every file op but ``run`` and ``patch``.
+PLANNER_OPS = ("mkdir", "write", "append", "move", "copy", "delete", "rename", "classify", "tag", "untag",
+               "archive", "extract")  # fmt: skip
+STEP_ORDER = ("op", "path", "from", "paths", "match", "template", "find", "replace", "rules", "tags", "content",
+              "overwrite", "to", "keep_tree", "remove")  # fmt: skip
+RULE_ORDER = ("contains", "regex", "ext", "glob", "default", "to")
+MAX_STEPS = 20
+MAX_GOAL = 300
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    """One file or folder as the view shows it."""
+
+    path: str
+    is_dir: bool
+    size: int
+    day: dt.date
+    tags: tuple[str, ...] = ()
+
+
+def entries_from_fixture(fixture: Fixture, today: dt.date) -> list[ViewEntry]:
+    entries = []
+    for spec in fixture.files:
+        if spec.kind == "dir":
+            entries.append(ViewEntry(spec.path, True, 0, when(today, spec.age_days)))
+            continue
+        if spec.text is not None:
+            size = len(spec.text.encode("utf-8", "surrogateescape"))
+        elif spec.members is not None:
+            size = len(archive_bytes(spec.path, spec.members))
+        else:
+            size = spec.size
+        entries.append(ViewEntry(spec.path, False, size, when(today, spec.age_days), spec.tags))
+    return entries
+
+
+def entries_from_root(root: Path, *, limit: int = MAX_ENTRIES) -> list[ViewEntry]:
+    """The entries of a real workspace: never through a link, never in ``.git`` or ``.routeshell``."""
+    from engine.files.tags import XATTR, decode_tags
+
+    entries: list[ViewEntry] = []
+    pending = [(os.fsencode(root), "")]
+    while pending and len(entries) < limit:
+        directory, prefix = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                found = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            continue
+        for entry in found:
+            name = os.fsdecode(entry.name)
+            if name.lower() in (".git", ".routeshell") or name.startswith("."):
+                continue
+            relative = f"{prefix}{name}"
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            day = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC).date()
+            if entry.is_dir(follow_symlinks=False):
+                if not any(True for _ in _quick(entry.path)):
+                    entries.append(ViewEntry(relative, True, 0, day))
+                pending.append((entry.path, f"{relative}/"))
+            elif entry.is_file(follow_symlinks=False):
+                tags: tuple[str, ...] = ()
+                try:
+                    if is_markdown(name):
+                        with open(entry.path, "rb", opener=_no_follow) as handle:
+                            tags = tuple(front_matter_tags(handle.read(64 * 1024)))
+                    else:
+                        tags = tuple(decode_tags(os.getxattr(entry.path, XATTR, follow_symlinks=False)))
+                except OSError:
+                    pass
+                entries.append(ViewEntry(relative, False, info.st_size, day, tags))
+            if len(entries) >= limit:
+                break
+    return sorted(entries, key=lambda entry: entry.path)
+
+
+def _quick(path: bytes) -> Iterable[str]:
+    try:
+        with os.scandir(path) as listing:
+            for entry in listing:
+                yield entry.name.decode("utf-8", "replace")
+                return
+    except OSError:
+        return
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+
+
+def human_size(size: int) -> str:
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return f"{size}B"
+
+
+def _file_line(entry: ViewEntry) -> str:
+    tags = "".join(f" #{tag}" for tag in entry.tags)
+    return f"  {display_name(posixpath.basename(entry.path))} {human_size(entry.size)} {entry.day.isoformat()}{tags}"
+
+
+def _summary(entries: list[ViewEntry]) -> str:
+    kinds = Counter(posixpath.splitext(entry.path)[1].lower() or "(none)" for entry in entries)
+    parts = ", ".join(f"{count} {ext}" for ext, count in kinds.most_common(4))
+    return f"  ... {len(entries)} files: {parts}"
+
+
+def workspace_view(entries: list[ViewEntry], today: dt.date, *, budget: int = VIEW_CHARS) -> str:
+    """The compact view of ``entries`` as of ``today``."""
+    folders: dict[str, list[ViewEntry]] = defaultdict(list)
+    empty: list[str] = []
+    for entry in entries:
+        if entry.is_dir:
+            empty.append(entry.path)
+        else:
+            folders[posixpath.dirname(entry.path)].append(entry)
+    count = sum(len(files) for files in folders.values())
+    lines = [f"Today: {today.isoformat()}", f"Workspace: {count} files"]
+    used = sum(len(line) + 1 for line in lines)
+    for folder in sorted(set(folders) | set(empty)):
+        files = sorted(folders.get(folder, []), key=lambda entry: entry.path)
+        header = f"{display_name(folder)}/" if folder else "./"
+        if not files:
+            block = [f"{header} (empty)"]
+        else:
+            shown = [_file_line(entry) for entry in files[:FOLDER_FILES]]
+            if len(files) > FOLDER_FILES:
+                shown.append(_summary(files[FOLDER_FILES:]))
+            block = [header, *shown]
+            if used + sum(len(line) + 1 for line in block) > budget:
+                block = [header, _summary(files)]
+        size = sum(len(line) + 1 for line in block)
+        if used + size > budget:
+            lines.append("... more folders not shown")
+            break
+        lines += block
+        used += size
+    return "\n".join(lines)
+
+
+def user_message(view: str, request: str) -> str:
+    request = " ".join(request.split())[:MAX_REQUEST_CHARS]
+    return f"{view}\nRequest: {request}"
+
+
+def canonical(plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan`` with its keys in the order the decoding schema asks for."""
+
+    def ordered(mapping: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+        keys = [key for key in order if key in mapping] + [key for key in mapping if key not in order]
+        return {key: mapping[key] for key in keys}
+
+    steps = []
+    for step in plan.get("steps", []):
+        step = ordered(step, STEP_ORDER)
+        if isinstance(step.get("match"), dict):
+            step["match"] = ordered(step["match"], _match_order())
+        if isinstance(step.get("rules"), list):
+            step["rules"] = [ordered(rule, RULE_ORDER) if isinstance(rule, dict) else rule for rule in step["rules"]]
+        steps.append(step)
+    head = {"version": plan.get("version", 1)}
+    if "goal" in plan:
+        head["goal"] = plan["goal"]
+    return {**head, "steps": steps}
+
+
+def answer_text(plan: dict[str, Any]) -> str:
+    """The plan as the model writes it: compact JSON, keys in canonical order."""
+    return json.dumps(canonical(plan), separators=(",", ":"), ensure_ascii=False)
+
+
+@cache
+def _match_order() -> tuple[str, ...]:
+    return tuple(load_schema("plan")["$defs"]["match"]["properties"])
+
+
+@cache
+def _reply_schema_text() -> str:
+    schema = copy.deepcopy(load_schema("plan"))
+    schema["$id"] = "https://routeshell.dev/schemas/planner-reply.schema.json"
+    schema["title"] = "routeshell planner reply"
+    schema["required"] = ["version", "goal", "steps"]
+    props = schema["properties"]
+    props.pop("expanded_from", None)
+    props["goal"] = {**props["goal"], "maxLength": MAX_GOAL}
+    props["steps"] = {**props["steps"], "minItems": 0, "maxItems": MAX_STEPS}
+    defs = schema["$defs"]
+    step = defs["step"]
+    step["properties"]["op"] = {"enum": list(PLANNER_OPS)}
+    step["allOf"] = [rule for rule in step["allOf"] if rule["if"]["properties"]["op"]["const"] in PLANNER_OPS]
+    for op in PLANNER_OPS:
+        definition = defs[op]
+        properties = definition["properties"]
+        keys = [key for key in STEP_ORDER if key in properties] + [key for key in properties if key not in STEP_ORDER]
+        definition["properties"] = {key: properties[key] for key in keys}
+    for name in ("run", "patch"):
+        defs.pop(name, None)
+    return json.dumps(schema)
+
+
+def reply_schema() -> dict[str, Any]:
+    """The JSON Schema of a planner reply: a plan of file ops (no ``run``, no ``patch``), keys in
+    canonical order, at most :data:`MAX_STEPS` steps, and possibly none."""
+    result: dict[str, Any] = json.loads(_reply_schema_text())
+    return result

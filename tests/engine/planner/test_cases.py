@@ -1,0 +1,143 @@
+"""The planner's generated cases: deterministic, every kind and op covered, gold plans that apply."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from engine.planner.cases import KIND_NAMES, Case, generate_case, generate_cases, held_out
+from engine.planner.effect import noon, plan_effect, reply_problems
+from engine.planner.fixtures import Fixture, FileSpec, changed_paths, materialize, snapshot
+from engine.planner.prompt import (
+    PLANNER_OPS,
+    answer_text,
+    canonical,
+    entries_from_fixture,
+    entries_from_root,
+    reply_schema,
+    workspace_view,
+)
+
+SAMPLE = 160
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[Case]:
+    return list(generate_cases(SAMPLE, seed=3))
+
+
+def test_a_case_is_the_same_for_its_seed_and_index_whatever_else_is_drawn() -> None:
+    first = generate_case(41, seed=7)
+    again = list(generate_cases(3, seed=7, start=40))[1]
+    assert json.dumps(first.to_json()) == json.dumps(again.to_json())
+    assert first.id == "plan_s7_00041"
+    assert json.dumps(generate_case(41, seed=8).to_json()) != json.dumps(first.to_json())
+
+
+def test_a_case_round_trips_through_json(cases: list[Case]) -> None:
+    for case in cases[:20]:
+        row = json.loads(json.dumps(case.to_json()))
+        assert Case.from_json(row).to_json() == case.to_json()
+
+
+def test_every_kind_and_every_planner_op_is_drawn() -> None:
+    drawn = list(generate_cases(600, seed=0))
+    kinds = Counter(kind for case in drawn for kind in case.kinds)
+    assert set(kinds) == set(KIND_NAMES)
+    ops = {step["op"] for case in drawn for step in case.plan["steps"]}
+    assert ops == set(PLANNER_OPS)
+    filters = {key for case in drawn for step in case.plan["steps"] for key in step.get("match", {})}
+    assert {"glob", "exclude", "ext", "name_regex", "contains", "larger_than", "smaller_than"} <= filters
+    assert {"modified_after", "modified_before", "tag", "limit"} <= filters
+    assert any(len(case.kinds) > 1 for case in drawn)
+    assert any(not case.plan["steps"] for case in drawn)
+
+
+def test_the_held_out_split_is_about_a_tenth_and_fixed_by_id() -> None:
+    ids = [f"plan_s0_{index:05d}" for index in range(2000)]
+    share = sum(map(held_out, ids)) / len(ids)
+    assert 0.07 < share < 0.13
+    assert [held_out(i) for i in ids[:50]] == [held_out(i) for i in ids[:50]]
+
+
+def test_every_gold_plan_is_a_valid_reply_that_applies_and_changes_something(cases: list[Case], tmp_path: Path) -> None:
+    for case in cases:
+        assert reply_problems(case.plan) == [], case.request
+        effect = plan_effect(case.fixture, case.today, case.plan, scratch=tmp_path)
+        assert effect.applied, (case.id, case.request, effect.refused)
+        if case.plan["steps"]:
+            assert changed_paths(effect.before, effect.tree), (case.id, case.request)
+        else:
+            assert effect.tree == effect.before
+
+
+def test_requests_name_what_the_gold_plan_copies(cases: list[Case]) -> None:
+    # Folders and destinations come from the request (or the listing), never from thin air.
+    for case in cases:
+        for step in case.plan["steps"]:
+            to = step.get("to")
+            if isinstance(to, str) and step["op"] in ("move", "copy", "archive", "extract") and "match" in step:
+                assert to.split("/")[0] in case.request or to in case.request, (case.request, to)
+
+
+def test_the_view_of_a_fixture_is_the_view_of_its_workspace(cases: list[Case], tmp_path: Path) -> None:
+    for number, case in enumerate(cases[:25]):
+        root = tmp_path / str(number)
+        root.mkdir()
+        materialize(case.fixture, root, noon(case.today))
+        from_fixture = workspace_view(entries_from_fixture(case.fixture, case.today), case.today)
+        from_root = workspace_view(entries_from_root(root), case.today)
+        assert from_fixture == from_root
+
+
+def test_the_view_escapes_hostile_names_and_stays_within_its_budget(tmp_path: Path) -> None:
+    files = [FileSpec("a\nb.txt", text="x"), FileSpec("esc\x1b[31m.log", text="y"), FileSpec("caf\udce9.txt", text="z")]
+    files += [FileSpec(f"big/{index:04d}-{'n' * 40}.txt", text="t") for index in range(300)]
+    fixture = Fixture(tuple(files))
+    root = tmp_path / "w"
+    root.mkdir()
+    materialize(fixture, root, noon(dt.date(2026, 5, 5)))
+    assert os.path.exists(os.path.join(os.fsencode(root), b"caf\xe9.txt"))
+    view = workspace_view(entries_from_root(root), dt.date(2026, 5, 5))
+    assert "a\\nb.txt" in view and "esc\\x1b[31m.log" in view and "caf\\xe9.txt" in view
+    assert "\x1b" not in view and len(view) <= 1800
+    assert "... 286 files: 286 .txt" in view
+
+
+def test_canonical_plans_follow_the_decoding_schema_key_order(cases: list[Case]) -> None:
+    schema = reply_schema()
+    for case in cases:
+        answer = json.loads(answer_text(case.plan))
+        for step in answer["steps"]:
+            order = list(schema["$defs"][step["op"]]["properties"])
+            keys = list(step)
+            assert keys == sorted(keys, key=order.index), (step, order)
+    assert canonical({"steps": [{"to": "x", "op": "move", "paths": ["a"]}]})["steps"][0] == {
+        "op": "move",
+        "paths": ["a"],
+        "to": "x",
+    }
+
+
+def test_a_reply_with_no_steps_is_valid_and_run_or_patch_are_not_planner_ops() -> None:
+    assert reply_problems({"version": 1, "goal": "cannot", "steps": []}) == []
+    assert reply_problems({"version": 1, "steps": [{"op": "move"}]})
+    ops = reply_schema()["$defs"]["step"]["properties"]["op"]["enum"]
+    assert "run" not in ops and "patch" not in ops
+
+
+def test_a_snapshot_sees_contents_and_tags(tmp_path: Path) -> None:
+    fixture = Fixture(
+        (FileSpec("n.md", text="---\ntags: [a]\n---\nhi\n", tags=("a",)), FileSpec("p.jpg", size=10, tags=("x",)))
+    )
+    materialize(fixture, tmp_path, 1_700_000_000)
+    tree = snapshot(tmp_path)
+    assert tree["n.md"].tags == ("a",)
+    assert tree["p.jpg"].tags == ("x",)
+    (tmp_path / "n.md").write_text("other")
+    assert snapshot(tmp_path)["n.md"].digest != tree["n.md"].digest
