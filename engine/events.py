@@ -369,7 +369,10 @@ class WarningEvent(TypedDict):
 
 
 class FoundEvent(TypedDict):
-    """One entry ``routeshell files find --json`` selected; ``tags`` are a file's ([] for the others)."""
+    """One entry ``routeshell files find --json`` selected; ``tags`` are a file's ([] for the others).
+
+    With ``--semantic``, entries come best first and ``score`` is the cosine similarity (-1 to 1) of
+    the file's name and first lines to the description."""
 
     type: Literal["found"]
     path: str
@@ -377,6 +380,7 @@ class FoundEvent(TypedDict):
     size: int
     mtime: float
     tags: list[str]
+    score: NotRequired[float]
 
 
 class DuplicateFile(TypedDict):

@@ -29,6 +29,7 @@ class ShellCommands(Provider):
             ("Files: go to the workspace root", partial(app.run_files_action, "root"), "Back to the top"),
             ("Files: reload the directory", partial(app.run_files_action, "reload"), "Read it again"),
             ("Files: select by pattern", partial(app.run_files_action, "select_pattern"), "Mark what a glob selects"),
+            ("Files: find by meaning", partial(app.run_files_action, "find_by_meaning"), "Mark files by description"),
             ("Files: rename by pattern", partial(app.run_files_action, "rename_pattern"), "Template or regex"),
             ("Files: classify by rules", partial(app.run_files_action, "classify"), "Move files by their content"),
             ("Files: tag or untag", partial(app.run_files_action, "tag"), "+add -remove on the marked files"),

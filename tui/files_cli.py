@@ -6,15 +6,23 @@ import argparse
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode
 from tui.sizes import size_text
+
+if TYPE_CHECKING:
+    from engine.workspace.sandbox import Workspace
 
 _SIZE_FORMS = "10B, 512KB, 1.5MB or 2GB (1 KB = 1024 bytes)"
 _WHEN_FORMS = "a date (2025-01-31), a date and time (2025-01-31T12:00) or an age (30d, 12h, 2w)"
 # The option each key of a match object comes from, to name it in an error.
 _OPTIONS = {"glob": "GLOB", "min_size": "--min-size"}
+_SEMANTIC_HELP = (
+    "rank the files the other filters select by how close their names and first lines are in meaning to TEXT, "
+    "best first, and keep the best --top-k (GLOB defaults to **); the vectors are kept in .routeshell/index.sqlite "
+    "and only new or changed files are embedded again; the first use in a process loads the model (seconds)"
+)
 
 
 def _count(text: str) -> int:
@@ -57,8 +65,10 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         sub.add_argument("--json", action="store_true", help="print JSON Lines events instead of text")
         return sub
 
-    find = common(actions.add_parser("find", help="list the entries a glob and filters select"))
-    find.add_argument("glob", metavar="GLOB", help="workspace glob: * and ? in a name, ** across directories")
+    find = common(actions.add_parser("find", help="list the entries a glob and filters select, or choose by meaning"))
+    find.add_argument(
+        "glob", metavar="GLOB", nargs="?", help="workspace glob: * and ? in a name, ** across directories"
+    )
     find.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out what this matches")
     find.add_argument("--type", choices=("file", "dir", "any"), default="file", help="kind of entry (default: file)")
     find.add_argument("--ext", action="append", default=[], metavar=".EXT", help="file extension, any case")
@@ -70,6 +80,8 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     find.add_argument("--modified-before", metavar="WHEN", help="modified before WHEN")
     find.add_argument("--tag", metavar="TAG", help="files carrying this tag (front matter or user.xdg.tags)")
     find.add_argument("--limit", type=_positive, default=1000, metavar="N", help="show at most N (default: 1000)")
+    find.add_argument("--semantic", metavar="TEXT", help=_SEMANTIC_HELP)
+    find.add_argument("--top-k", type=_positive, metavar="N", help="with --semantic: keep the best N (default: 20)")
 
     duplicates = common(actions.add_parser("duplicates", help="list groups of files with the same content"))
     duplicates.add_argument("path", nargs="?", default=".", metavar="PATH", help="directory to look under")
@@ -91,11 +103,15 @@ def run_files_command(args: argparse.Namespace) -> int:
     from engine.workspace.sandbox import Workspace
     from tui.cli import choose_workspace
 
+    if args.files_command == "find":
+        _check_find(args)
     # Reading creates nothing, not even the profile's workspace directory.
     workspace = choose_workspace(args, load_profile(args.profile), args.files_workspace, create=False)
     try:
         with Workspace(workspace) as ws:
-            if args.files_command == "find":
+            if args.files_command == "find" and args.semantic is not None:
+                _show_found(args, _find_by_meaning(ws, _match(args), args))
+            elif args.files_command == "find":
                 _show_found(args, find(ws, _match(args), limit=args.limit))
             elif args.files_command == "duplicates":
                 min_size = parse_size(args.min_size, "min_size")
@@ -108,16 +124,43 @@ def run_files_command(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _check_find(args: argparse.Namespace) -> None:
+    """Refuse the options of ``files find`` that only make sense with others."""
+    from engine.errors import UsageError
+
+    if args.glob is None and args.semantic is None:
+        raise UsageError("give a GLOB such as '**/*.pdf', or --semantic TEXT (see routeshell files find --help)")
+    if args.top_k is not None and args.semantic is None:
+        raise UsageError("--top-k keeps the best files of --semantic TEXT; add --semantic or leave --top-k out")
+
+
 def _match(args: argparse.Namespace) -> dict[str, Any]:
     """The match object the options of ``files find`` spell."""
-    match: dict[str, Any] = {"glob": args.glob, "type": args.type}
+    match: dict[str, Any] = {"type": args.type}
+    for key in ("glob", "semantic", "top_k", "name_regex", "contains", "larger_than", "smaller_than",
+                "modified_after", "modified_before", "tag"):  # fmt: skip
+        if getattr(args, key) is not None:
+            match[key] = getattr(args, key)
     for key in ("exclude", "ext"):
         if getattr(args, key):
             match[key] = getattr(args, key)
-    for key in ("name_regex", "contains", "larger_than", "smaller_than", "modified_after", "modified_before", "tag"):
-        if getattr(args, key) is not None:
-            match[key] = getattr(args, key)
     return match
+
+
+def _find_by_meaning(ws: Workspace, match: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """What ``files find --semantic`` shows: the best-ranked files first, each with its score."""
+    from engine.files.match import select, tags_at
+
+    selection = select(ws, match, bound=args.limit)
+    for warning in selection.warnings:
+        _note(args, warning)
+    found = {item.path: item for item in selection.found}
+    entries = [
+        {"path": path, "kind": found[path].kind, "size": found[path].size, "mtime": found[path].mtime,
+         "tags": tags_at(ws, path), "score": score}
+        for path, score in selection.ranked
+    ]  # fmt: skip
+    return {"match": match, "entries": entries, "total": selection.total, "truncated": selection.total > args.limit}
 
 
 def _when(mtime: float) -> str:
@@ -145,11 +188,12 @@ def _show_found(args: argparse.Namespace, result: Mapping[str, Any]) -> None:
             continue
         size = "-" if entry["kind"] == "dir" else size_text(entry["size"])
         tags = "  tags: " + ", ".join(map(display_name, entry["tags"])) if entry["tags"] else ""
-        print(f"{size:>9}  {_when(entry['mtime'])}  {entry['kind']:<4}  {display_name(entry['path'])}{tags}")
+        score = f"{entry['score']:6.3f}  " if "score" in entry else ""
+        print(f"{score}{size:>9}  {_when(entry['mtime'])}  {entry['kind']:<4}  {display_name(entry['path'])}{tags}")
     if result["truncated"]:
         _note(args, f"showing {len(result['entries'])} of {result['total']} matches; raise --limit to see more")
     elif not result["entries"] and not args.json:
-        print(f"routeshell: nothing matches {display_name(args.glob)}", file=sys.stderr)
+        print(f"routeshell: nothing matches {display_name(args.glob or '**')}", file=sys.stderr)
 
 
 def _show_duplicates(args: argparse.Namespace, result: Mapping[str, Any]) -> None:

@@ -7,11 +7,15 @@ A match is the one way a plan, the ``find`` tool and the Files pane name many fi
      "smaller_than": "2GB", "modified_after": "2025-01-01", "modified_before": "30d",
      "tag": "draft", "limit": 500}
 
-Only ``glob`` is required; every key given must hold. The walk goes through the workspace's
-confined descriptors and never follows a symlink (a symlink is an entry, never a way in), never
-enters ``.git`` (at any depth, any case) or the state directory, never selects a FIFO, socket or
-device, and reads contents (``contains``) only from regular files, at most
-:data:`CONTENT_BYTES` of each.
+Only ``glob`` is required; every key given must hold. ``"semantic": "tax documents"`` ranks the
+files that pass every other key by how close their names and first lines are in meaning to the
+description, and keeps the best ``top_k`` (20 unless given); with it, ``glob`` defaults to ``**``
+(see :mod:`engine.semantic`, which loads the embedding model only when such a match is used).
+
+The walk goes through the workspace's confined descriptors and never follows a symlink (a symlink
+is an entry, never a way in), never enters ``.git`` (at any depth, any case) or the state
+directory, never selects a FIFO, socket or device, and reads contents (``contains``) only from
+regular files, at most :data:`CONTENT_BYTES` of each.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_r
 CONTENT_BYTES = 1 << 20
 #: How many entries one match may walk before it gives up (a bound on time, not a selection).
 MAX_WALK = 2_000_000
+#: The longest description a ``semantic`` match takes, and the most files it keeps.
+MAX_SEMANTIC = 500
+MAX_TOP_K = 1000
+DEFAULT_TOP_K = 20
+#: How many files one semantic match may rank: each new one is read and embedded.
+MAX_RANKED = 50_000
 
 MatchType = Literal["file", "dir", "any"]
 
@@ -150,6 +160,8 @@ class Match:
     modified_before: float | None = None
     tag: str | None = None
     limit: int | None = None
+    semantic: str | None = None  # a description to rank the selected files by
+    top_k: int | None = None  # how many of the best ranked to keep (set whenever semantic is)
     skip_under: tuple[str, ...] = field(default=())  # directories left out (a move's own target)
 
     def base(self) -> str:
@@ -168,11 +180,16 @@ def parse_match(spec: Mapping[str, Any], now: float | None = None) -> Match:
 
     Raises :class:`MatchError` naming the first key that cannot be used.
     """
-    pattern = check_glob(_relative(spec.get("glob", "")), "glob")
+    semantic, top_k = _ranking(spec)
+    if "glob" not in spec and semantic is None:
+        raise MatchError("glob", "missing required key; give a glob such as '**/*.log', or a semantic description")
+    pattern = check_glob(_relative(spec.get("glob", "**")), "glob")
     excludes = tuple(check_glob(_relative(item), "exclude") for item in spec.get("exclude", ()))
     kind = spec.get("type", "file")
     if kind not in ("file", "dir", "any"):
         raise MatchError("type", f"{kind!r} is not one of file, dir, any")
+    if semantic is not None and kind != "file":
+        raise MatchError("type", "a semantic match ranks regular files only; leave type out or make it file")
     exts = []
     for ext in spec.get("ext", ()):
         if not isinstance(ext, str) or not ext or "/" in ext:
@@ -192,7 +209,25 @@ def parse_match(spec: Mapping[str, Any], now: float | None = None) -> Match:
     tag = spec.get("tag")
     if tag is not None and (not isinstance(tag, str) or not tag.strip()):
         raise MatchError("tag", "give the tag to select by")
-    return Match(pattern, excludes, kind, tuple(exts), regex, contains, larger, smaller, after, before, tag, limit)
+    return Match(
+        pattern, excludes, kind, tuple(exts), regex, contains, larger, smaller, after, before, tag, limit,
+        semantic=semantic, top_k=top_k,
+    )  # fmt: skip
+
+
+def _ranking(spec: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """The ``semantic`` description and ``top_k`` of a match object (``top_k`` defaults to 20 with a description)."""
+    semantic = spec.get("semantic")
+    if semantic is not None and (not isinstance(semantic, str) or not semantic.strip() or len(semantic) > MAX_SEMANTIC):
+        raise MatchError("semantic", f"describe the files wanted in 1 to {MAX_SEMANTIC} characters")
+    top_k = spec.get("top_k")
+    if top_k is None:
+        return semantic, None if semantic is None else DEFAULT_TOP_K
+    if semantic is None:
+        raise MatchError("top_k", 'it keeps the best files of a semantic match; add "semantic" or remove "top_k"')
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
+        raise MatchError("top_k", f"{top_k!r} is not a whole number from 1 to {MAX_TOP_K}")
+    return semantic, top_k
 
 
 def _pruned(excludes: tuple[str, ...]) -> list[Pattern]:
@@ -226,11 +261,28 @@ def tags_at(ws: Workspace, path: str) -> list[str]:
 
 @dataclass
 class Selection:
-    """What a match selected, sorted by path, and how many entries it walked past the limit."""
+    """What a match selected, sorted by path, and how many entries it walked past the limit.
+
+    A semantic match also has ``ranked``: the path and score of each selected file, best first,
+    and ``warnings``: one line for each thing that kept its index from being used as it is.
+    """
 
     found: list[Found]
     total: int  # how many entries matched, counted past ``limit`` up to the walk's bound
     walked: int
+    ranked: list[tuple[str, float]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+#: Called as a semantic match ranks: with the stage ("loading", "embedding"), the count done and the total.
+RankProgress = Callable[[str, int, int], None]
+
+
+def regular_files(ws: Workspace) -> Iterator[tuple[str, os.stat_result]]:
+    """Every regular file of the workspace with its ``lstat``, in path order, walked as every match walks."""
+    for path, kind, info in _walk(ws, ".", Match("**")):
+        if kind == "file" and info is not None:
+            yield path, info
 
 
 def _walk(ws: Workspace, start: str, match: Match) -> Iterator[tuple[str, str, os.stat_result | None]]:
@@ -271,12 +323,15 @@ def _entries(ws: Workspace, directory: str) -> list[tuple[str, str, os.stat_resu
 
 def select(
     ws: Workspace, spec: Mapping[str, Any] | Match, *, bound: int | None = None, now: float | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, rank_progress: RankProgress | None = None,
 ) -> Selection:  # fmt: skip
     """Return the entries of the workspace that ``spec`` selects, sorted by path.
 
     ``bound``: stop collecting after that many (the total is still counted, up to
     :data:`MAX_WALK` entries walked). ``progress`` is called with the count walked every 1,000.
+    A semantic match ranks what every other key selects and keeps the best ``top_k`` (and at most
+    ``limit``); ``rank_progress`` follows the loading of the model and the embedding of new files.
+    Either callback may raise to stop the selection.
     """
     match = spec if isinstance(spec, Match) else parse_match(spec, now)
     regex = glob_regex(match.glob)
@@ -290,8 +345,11 @@ def select(
         info = ws.lstat(start)
         if info is None or not stat.S_ISDIR(info.st_mode) or protected_part(start.split("/")) is not None:
             return Selection([], 0, 0)
-    keep = min(x for x in (match.limit, bound, MAX_WALK) if x is not None)
+    ranking = match.semantic is not None
+    # A semantic match ranks every file the filters let through: none is dropped before that.
+    keep = MAX_WALK if ranking else min(x for x in (match.limit, bound, MAX_WALK) if x is not None)
     found: list[Found] = []
+    stats: dict[str, os.stat_result] = {}
     total = walked = 0
     for path, kind, info in _walk(ws, start, match):
         walked += 1
@@ -305,13 +363,37 @@ def select(
         if len(found) < keep:
             assert info is not None
             found.append(Found(path, kind, info.st_size, info.st_mtime))
+            if ranking:
+                stats[path] = info
         elif match.limit is not None and total >= match.limit:
             break
+    if ranking:
+        return _ranked(ws, match, found, stats, walked, bound, rank_progress)
     # A directory selected with what is in it: the directory carries its contents.
     dirs = {f.path for f in found if f.kind == "dir"}
     if dirs:
         found = [f for f in found if not _under_any(f.path, dirs)]
     return Selection(sorted(found), total, walked)
+
+
+def _ranked(
+    ws: Workspace, match: Match, found: list[Found], stats: dict[str, os.stat_result], walked: int,
+    bound: int | None, progress: RankProgress | None,
+) -> Selection:  # fmt: skip
+    """Keep the ``top_k`` files of ``found`` closest in meaning to the match's description."""
+    # Imported here: engine.semantic builds on this module, and NumPy and the index load only for a semantic match.
+    from engine.semantic.search import rank
+
+    assert match.semantic is not None
+    assert match.top_k is not None
+    if len(found) > MAX_RANKED:
+        reason = f"{len(found):,} files to rank, more than {MAX_RANKED:,}; narrow the glob or filters"
+        raise MatchError("semantic", reason)
+    ranking = rank(ws, match.semantic, [(item.path, stats[item.path]) for item in found], progress=progress)
+    best = ranking.scores[: min(x for x in (match.top_k, match.limit) if x is not None)]
+    kept = best if bound is None else best[:bound]
+    by_path = {item.path: item for item in found}
+    return Selection(sorted(by_path[path] for path, _ in kept), len(best), walked, kept, ranking.warnings)
 
 
 def _under_any(path: str, directories: set[str]) -> bool:

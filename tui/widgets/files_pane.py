@@ -34,14 +34,18 @@ from engine.workspace import listing
 from engine.workspace.sandbox import Entry, SandboxError, Workspace
 from tui.error_line import error_text, one_line
 from tui.widgets.entry_list import EntryList
+from tui.widgets.file_meaning import MEANING_BINDINGS, FileMeaningMixin
 from tui.widgets.file_operations import BLOCKED_WHILE_APPLYING, OPERATION_BINDINGS, FileOperationsMixin
 from tui.widgets.file_preview import Described, FilePreview, MetadataView, highlight
 from tui.widgets.file_selection import SELECTION_BINDINGS, SelectionMixin
 from tui.widgets.file_tags import TAG_ARCHIVE_BINDINGS, TagArchiveMixin
 from tui.widgets.file_views import VIEW_BINDINGS, FileViewsMixin
 
+#: The pane's own actions that open a dialog, blocked while a plan applies as the operations' are.
+_BLOCKED_WHILE_APPLYING = BLOCKED_WHILE_APPLYING | {"find_by_meaning"}
 
-class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsMixin, Vertical):
+
+class FilesPane(SelectionMixin, FileMeaningMixin, TagArchiveMixin, FileViewsMixin, FileOperationsMixin, Vertical):
     """Browse the workspace: entries on the left, preview and metadata on the right."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -67,6 +71,7 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
         ),
         *OPERATION_BINDINGS,
         *SELECTION_BINDINGS,
+        *MEANING_BINDINGS,
         *TAG_ARCHIVE_BINDINGS,
         *VIEW_BINDINGS,
     ]
@@ -358,7 +363,7 @@ class FilesPane(SelectionMixin, TagArchiveMixin, FileViewsMixin, FileOperationsM
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a plan applies, the actions that change files or open a dialog wait (Esc cancels the apply)."""
-        if self.applying and action in BLOCKED_WHILE_APPLYING:
+        if self.applying and action in _BLOCKED_WHILE_APPLYING:
             return None  # shown disabled; the key does nothing
         return True
 

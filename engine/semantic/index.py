@@ -1,0 +1,365 @@
+"""The file index: one embedding per regular file of a workspace, kept in ``.routeshell/index.sqlite``.
+
+What is embedded for a file is its workspace-relative path, escaped as the screen shows it
+(:func:`~engine.names.display_name`), and its first :data:`HEAD_BYTES` read as UTF-8 text (for a
+binary file, the path alone). A row is keyed by the bytes of the path and keeps the file's size,
+``mtime_ns`` and inode: :meth:`FileIndex.update` embeds only the files that are new or whose
+``lstat`` changed, and deletes the rows of files that are gone. The walk is a match's walk
+(:func:`~engine.files.match.regular_files`): it never follows a symlink and never enters ``.git``
+or ``.routeshell``.
+
+The index never stands in the way of a match. A file there that is not a database is moved aside
+to ``index.sqlite.broken`` and built again. An index that cannot be written (a read-only
+workspace, a full disk, a lock held too long) or that is not a regular file (a symlink, a
+directory) is replaced, for that call, by one in memory, which writes nothing anywhere. Each of
+these costs one warning line, passed to ``warn``. Two processes may update one index at once:
+SQLite's locks serialise their transactions, and a busy one waits up to :data:`BUSY_TIMEOUT_S`.
+
+This module never imports torch: the vectors come from a :class:`TextEmbedder` it is given.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from engine.files.match import read_head, regular_files
+from engine.names import display_name
+from engine.semantic import DIMENSIONS, EMBEDDER_ID
+from engine.workspace.sandbox import SandboxError, Workspace
+from engine.workspace.state import StateError, move_aside_hint, state_dir
+
+INDEX_FILE = "index.sqlite"
+#: The layout of the tables and the recipe of the embedded text: an index of another version is built again.
+SCHEMA_VERSION = "1"
+#: How much of each file is embedded after its name.
+HEAD_BYTES = 1024
+#: How many files are read, embedded and written at a time (progress and cancelling happen in between).
+BATCH = 64
+#: How long a write waits for another process's transaction before the index falls back to memory.
+BUSY_TIMEOUT_S = 10.0
+#: Rows looked up in one query.
+_LOOKUP_CHUNK = 500
+# The files SQLite keeps beside a database: none may be anything but a regular file.
+_COMPANIONS = ("-journal", "-wal", "-shm")
+_BROKEN = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+Stage = Literal["loading", "embedding"]
+#: Called with the stage, the count done and the total (0 while the model loads).
+Progress = Callable[[Stage, int, int], None]
+#: A file's size, ``mtime_ns`` and inode: a file whose stamp changed is embedded again.
+Stamp = tuple[int, int, int]
+
+
+class TextEmbedder(Protocol):
+    """What the index needs of an embedder: normalised vectors, (N, 384) float32, for texts."""
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass
+class UpdateCounts:
+    """What one :meth:`FileIndex.update` did: files embedded for the first time, embedded again, dropped, kept."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+    @property
+    def embedded(self) -> int:
+        return self.added + self.changed
+
+
+def head_text(data: bytes) -> str:
+    """The start of a file as one line of text (runs of white space folded), or "" for binary data.
+
+    Data with a NUL byte, or that is not UTF-8 before its last three bytes (where the cut at
+    :data:`HEAD_BYTES` may split a character), is binary.
+    """
+    if b"\0" in data:
+        return ""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(data) - 3:
+            return ""
+        text = data[: exc.start].decode("utf-8", errors="replace")
+    return " ".join(text.split())
+
+
+def file_text(ws: Workspace, path: str) -> str:
+    """What is embedded for the file at ``path``: its escaped path, then the text of its first bytes."""
+    head = read_head(ws, path, HEAD_BYTES)
+    text = head_text(head) if head else ""
+    name = display_name(path)
+    return f"{name}\n{text}" if text else name
+
+
+def _stamp(info: os.stat_result) -> Stamp:
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction, taken at once (so two writers queue up instead of deadlocking)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _connect(location: str) -> sqlite3.Connection:
+    # Autocommit: transactions are explicit (see _transaction), DDL included.
+    conn = sqlite3.connect(location, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA temp_store = MEMORY")  # sorting spills to memory, never to a file outside the workspace
+    return conn
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _current(conn: sqlite3.Connection) -> bool:
+    if not {"meta", "files"} <= _tables(conn):
+        return False
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall()) == _META
+
+
+_META = {"schema": SCHEMA_VERSION, "embedder": EMBEDDER_ID}
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Make the tables, or make them again when they were made by another version or embedder."""
+    if _current(conn):
+        return  # only read: an index on a read-only workspace still serves
+    with _transaction(conn):
+        if _current(conn):
+            return  # another process made them meanwhile
+        conn.execute("DROP TABLE IF EXISTS files")
+        conn.execute("DROP TABLE IF EXISTS meta")
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", _META.items())
+        conn.execute(
+            "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+            " inode INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID"
+        )
+
+
+def _memory() -> sqlite3.Connection:
+    conn = _connect(":memory:")
+    _prepare(conn)
+    return conn
+
+
+def _odd_file(path: Path) -> Path | None:
+    """The first of the index's files that exists as something other than a regular file."""
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in _COMPANIONS)):
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return candidate
+        if not stat.S_ISREG(info.st_mode):
+            return candidate
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+class FileIndex:
+    """The vectors of a workspace's files, on disk or (when the disk cannot be used) in memory.
+
+    Open with :meth:`open` and close with :meth:`close` (or ``contextlib.closing``).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, location: Path | None, warn: Callable[[str], None]) -> None:
+        self.conn = conn
+        #: Where the index is kept; None when it is in memory.
+        self.location = location
+        self._warn = warn
+
+    @classmethod
+    def open(cls, root: Path, warn: Callable[[str], None]) -> FileIndex:
+        """Open (or make) the index of the workspace at ``root``; ``warn`` gets one line per fallback."""
+        try:
+            path = state_dir(root) / INDEX_FILE
+        except StateError as exc:
+            return cls._in_memory(warn, str(exc))
+        odd = _odd_file(path)
+        if odd is not None:
+            why = f"{odd} is not a regular file (a symlink or a directory); {move_aside_hint(odd)}"
+            return cls._in_memory(warn, why)
+        try:
+            return cls(cls._open_file(path, warn), path, warn)
+        except (sqlite3.Error, OSError) as exc:
+            return cls._in_memory(warn, f"cannot use the file index {path}: {_reason(exc)}")
+
+    @staticmethod
+    def _open_file(path: Path, warn: Callable[[str], None]) -> sqlite3.Connection:
+        conn = _connect(str(path))
+        try:
+            _prepare(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if exc.sqlite_errorcode not in _BROKEN:
+                raise
+            broken = path.with_name(path.name + ".broken")
+            os.replace(path, broken)  # a file with no database in it is kept for a look, not parsed again
+            for suffix in _COMPANIONS:
+                with suppress(FileNotFoundError):
+                    os.unlink(path.with_name(path.name + suffix))
+            reason = _reason(exc)
+            warn(f"{path} was not a routeshell file index ({reason}); moved it to {broken.name} and made a new one")
+            conn = _connect(str(path))
+            _prepare(conn)
+        return conn
+
+    @classmethod
+    def _in_memory(cls, warn: Callable[[str], None], why: str) -> FileIndex:
+        warn(f"{why}; the file index is kept in memory this time")
+        return cls(_memory(), None, warn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- reading and writing, in memory when the disk fails ------------------------------
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """Carry on in memory, with a copy of what the disk holds when it can still be read."""
+        self._warn(f"cannot use the file index {self.location}: {_reason(exc)}; it is kept in memory this time")
+        memory = _connect(":memory:")
+        try:
+            self.conn.backup(memory)
+            if not _current(memory):
+                raise sqlite3.DatabaseError("not current")
+        except sqlite3.Error:
+            memory.close()
+            memory = _memory()
+        self.conn.close()
+        self.conn, self.location = memory, None
+
+    def _write(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        try:
+            with _transaction(self.conn):
+                work(self.conn)
+        except (sqlite3.Error, OSError) as exc:  # read-only, full, locked too long, broken under us
+            if self.location is None:
+                raise
+            self._fall_back(exc)
+            with _transaction(self.conn):
+                work(self.conn)
+
+    def _read(self, query: str, parameters: Sequence[object] = ()) -> list[Any]:
+        try:
+            return self.conn.execute(query, parameters).fetchall()
+        except sqlite3.Error as exc:
+            if self.location is None:
+                raise
+            self._fall_back(exc)
+            return self.conn.execute(query, parameters).fetchall()
+
+    # -- the index -----------------------------------------------------------------------
+
+    def stamps(self) -> dict[bytes, Stamp]:
+        """The size, ``mtime_ns`` and inode each indexed file had when it was embedded, by path bytes."""
+        rows = self._read("SELECT path, size, mtime_ns, inode FROM files")
+        return {bytes(path): (int(size), int(mtime_ns), int(inode)) for path, size, mtime_ns, inode in rows}
+
+    def update(
+        self, ws: Workspace, embedder: Callable[[], TextEmbedder],
+        files: Iterable[tuple[str, os.stat_result]] | None = None, *, progress: Progress | None = None,
+    ) -> UpdateCounts:  # fmt: skip
+        """Embed what is new or changed and drop what is gone; return the counts.
+
+        ``files`` (path and ``lstat`` of regular files) limits the update to them, and only rows of
+        files no longer there are dropped; by default the whole workspace is walked and every row of
+        a file not met is dropped. ``embedder`` is called only when something is to be embedded.
+        ``progress`` may raise to stop: what was embedded so far is kept.
+        """
+        known = self.stamps()
+        counts = UpdateCounts()
+        todo: list[tuple[str, os.stat_result]] = []
+        seen: set[bytes] = set()
+        for path, info in regular_files(ws) if files is None else files:
+            key = os.fsencode(path)
+            seen.add(key)
+            stamp = known.get(key)
+            if stamp == _stamp(info):
+                counts.unchanged += 1
+                continue
+            todo.append((path, info))
+            if stamp is None:
+                counts.added += 1
+            else:
+                counts.changed += 1
+        gone = [key for key in known if key not in seen and (files is None or not _is_file(ws, key))]
+        if gone:
+            self._write(lambda conn: conn.executemany("DELETE FROM files WHERE path = ?", [(key,) for key in gone]))
+        counts.removed = len(gone)
+        if todo:
+            self._embed(ws, embedder, todo, progress)
+        return counts
+
+    def _embed(
+        self, ws: Workspace, embedder: Callable[[], TextEmbedder], todo: list[tuple[str, os.stat_result]],
+        progress: Progress | None,
+    ) -> None:  # fmt: skip
+        model = embedder()
+        for start in range(0, len(todo), BATCH):
+            if progress is not None:
+                progress("embedding", start, len(todo))
+            chunk = todo[start : start + BATCH]
+            vectors = model.vectors([file_text(ws, path) for path, _ in chunk])  # (B, 384)
+            rows = [
+                (os.fsencode(path), *_stamp(info), np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+                for (path, info), vector in zip(chunk, vectors, strict=True)
+            ]
+            self._write(partial(_insert, rows=rows))
+        if progress is not None:
+            progress("embedding", len(todo), len(todo))
+
+    def vectors(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vector of each of ``paths`` that has one: (384,) float32 each."""
+        found: dict[str, np.ndarray] = {}
+        keys = [os.fsencode(path) for path in paths]
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for key, blob in self._read(f"SELECT path, vector FROM files WHERE path IN ({marks})", chunk):
+                if isinstance(blob, bytes) and len(blob) == DIMENSIONS * 4:
+                    found[os.fsdecode(bytes(key))] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[bytes, int, int, int, bytes]]) -> None:
+    conn.executemany("INSERT OR REPLACE INTO files (path, size, mtime_ns, inode, vector) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _is_file(ws: Workspace, key: bytes) -> bool:
+    """Whether the path with these bytes is (still) a regular file; True when that cannot be told."""
+    try:
+        info = ws.lstat(os.fsdecode(key))
+    except SandboxError as exc:
+        return getattr(exc, "errno", None) not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EXDEV)
+    except OSError:
+        return True
+    return info is not None and stat.S_ISREG(info.st_mode)
