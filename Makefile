@@ -8,7 +8,7 @@ STAMP := $(VENV)/.routeshell-installed
 DEMO ?= demo-workspace
 PROFILE ?= local
 
-.PHONY: install run test lint typecheck imports pytest bench demo system-deps clean router
+.PHONY: install run test lint typecheck imports pytest bench demo system-deps clean router planner
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ bench: install
 # The router routeshell ships (engine/router/default), built from data that needs no network.
 router: install
 	$(BIN)/python scripts/build_router.py
+
+# The base and planner adapter routeshell ships (engine/models), with the planner's model card:
+# pretraining, 30 minutes of adapter training and the evaluation, offline.
+planner: install
+	$(BIN)/python scripts/build_planner.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -21,9 +21,16 @@ from agents.state import AgentContext, AgentState
 Next = Literal["planner", "builder", "tester", "refactor", "finish"]
 
 
-def after_route(state: AgentState) -> Literal["planner", "builder"]:
-    """The first role: the planner when the decision has one, else the builder."""
+def after_route(state: AgentState) -> Literal["planner", "builder", "finish"]:
+    """The first role: the planner when the decision has one, else the builder; none when declined."""
+    if state.get("declined"):
+        return "finish"
     return "planner" if "planner" in state["decision"]["roles"] else "builder"
+
+
+def after_builder(state: AgentState) -> Literal["review", "finish"]:
+    """Review the builder's plan, unless the builder declined the task."""
+    return "finish" if state.get("declined") else "review"
 
 
 def after_review(state: AgentState) -> Next:
@@ -64,7 +71,8 @@ def build_graph(checkpointer: Any) -> Any:
     graph.add_edge(START, "route")
     graph.add_conditional_edges("route", after_route)
     graph.add_edge("planner", "builder")
-    for role in ("builder", "tester", "refactor"):
+    graph.add_conditional_edges("builder", after_builder)
+    for role in ("tester", "refactor"):
         graph.add_edge(role, "review")
     graph.add_conditional_edges("review", after_review)
     graph.add_edge("finish", END)

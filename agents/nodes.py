@@ -35,6 +35,8 @@ from engine.events import (
 from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
+from engine.names import display_line
+from engine.planner.prompt import planner_messages
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -63,14 +65,45 @@ def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     decision: RouterDecision = ctx.router.route(state["task"])
     if ctx.topology != "auto":
         decision = decision.with_topology(ctx.topology)
+    declined = None
+    if ctx.files_only:
+        decision, declined = files_only_decision(decision)
     _emit({"type": "route", "thread": ctx.thread_id, "router": decision.router, "note": ctx.router_note,
            "topology": decision.topology, "roles": list(decision.roles), "max_rounds": decision.max_rounds,
            "reason": decision.reason})  # fmt: skip
-    return {"decision": decision.as_json(), "round": 1, "plan_count": 0, "reviewed": []}
+    update: dict[str, Any] = {"decision": decision.as_json(), "round": 1, "plan_count": 0, "reviewed": []}
+    if declined is not None:
+        update["declined"] = declined
+    return update
 
 
-def _ask(state: AgentState, ctx: AgentContext, role: Role, request: str) -> dict[str, Any]:
-    """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply."""
+#: The profiles whose models write code, named when a files-only model declines a task.
+CODE_PROFILES = "use a profile whose model writes code: --profile openai, ollama or vllm"
+
+
+def files_only_decision(decision: RouterDecision) -> tuple[RouterDecision, str | None]:
+    """What a files-only builder can do with ``decision``: the builder alone (it writes multi-step
+    plans itself, so a planner first adds nothing), or nothing, with the reason, when the decision
+    needs tests or a refactor: that is code, which the local model does not write."""
+    if decision.topology == "loop" or {"tester", "refactor"} & set(decision.roles):
+        why = display_line(decision.reason)[:200]
+        return (
+            decision,
+            f"this task needs code and tests ({why}), which the local model does not write; {CODE_PROFILES}",
+        )
+    if decision.roles != ("builder",):
+        reason = f"{decision.reason[:300]}; the local planner writes multi-step file plans itself: the builder alone"
+        return RouterDecision("single", ("builder",), decision.max_rounds, reason[:500], decision.router), None
+    return decision, None
+
+
+def _ask(
+    state: AgentState, ctx: AgentContext, role: Role, request: str, *, files_planner: bool = False
+) -> dict[str, Any]:
+    """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply.
+
+    ``files_planner``: the role is routeshell's own planner model, asked with its compact workspace
+    view (:func:`engine.planner.prompt.planner_messages`) and answering a file plan, perhaps empty."""
     started = time.monotonic()
     _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
 
@@ -99,11 +132,15 @@ def _ask(state: AgentState, ctx: AgentContext, role: Role, request: str) -> dict
     check_stop()
     if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
         raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
-    context = workspace_context(ctx.root, state["task"], request, ctx.context)
-    messages: list[ChatMessage] = [
-        {"role": "system", "content": SYSTEM_PROMPTS[role]},
-        {"role": "user", "content": request + "\n\n" + context},
-    ]
+    messages: list[ChatMessage]
+    if files_planner:
+        messages = planner_messages(ctx.root, request)
+    else:
+        context = workspace_context(ctx.root, state["task"], request, ctx.context)
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPTS[role]},
+            {"role": "user", "content": request + "\n\n" + context},
+        ]
     reply = ask_role(
         ctx.clients[role],
         role,
@@ -116,6 +153,7 @@ def _ask(state: AgentState, ctx: AgentContext, role: Role, request: str) -> dict
             {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
         ),
         on_usage=on_usage,
+        files_planner=files_planner,
     )
     _emit({"type": "role_end", "role": role, "attempts": reply.attempts,
            "seconds": round(time.monotonic() - started, 3), "tokens": reply.usage.total_tokens})  # fmt: skip
@@ -144,6 +182,12 @@ def planner(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 
 def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the builder for a plan; in later rounds it also sees why the tests failed."""
+    if runtime.context.files_only:
+        plan = _ask(state, runtime.context, "builder", state["task"], files_planner=True)
+        if not plan["steps"]:
+            why = display_line(str(plan.get("goal") or "not a file operation"))[:300]
+            return {"declined": f"the local model does file management only ({why}); {CODE_PROFILES}"}
+        return _pending(state, "builder", plan)
     request = _task_text(state)
     if state.get("feedback"):
         request += f"\n\nRound {state['round']}. The tests failed after your last plan:\n{state['feedback']}"
@@ -350,7 +394,9 @@ def finish(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     journals = [r["journal"] for r in reviewed if r["journal"] is not None and r["status"] == "applied"]
     stopped = next((r for r in reviewed if r["status"] in ("rejected", "failed")), None)
     test = state.get("test")
-    if stopped is not None:
+    if state.get("declined"):
+        ok, summary = False, state["declined"]
+    elif stopped is not None:
         ok, summary = False, f"the {stopped['role']}'s plan was {stopped['status']}: {stopped['summary']}"
     elif test is not None and not test["passed"]:
         rounds = state.get("round", 1)

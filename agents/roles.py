@@ -22,6 +22,8 @@ from engine.kinds import Role
 from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
+from engine.planner.effect import reply_problems as planner_reply_problems
+from engine.planner.prompt import reply_schema
 from engine.plans.dry_run import preview_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import BUILDER_PROMPT, PLAN_RULES, InvalidPlan, normalise, plan_problems
@@ -136,6 +138,11 @@ def response_format(role: Role) -> ResponseFormat:
     return {"type": "json_schema", "json_schema": {"name": f"routeshell_{role}", "schema": schema, "strict": False}}
 
 
+def planner_response_format() -> ResponseFormat:
+    """The ``response_format`` of routeshell's own planner model: the planner reply schema."""
+    return {"type": "json_schema", "json_schema": {"name": "routeshell_plan", "schema": reply_schema(), "strict": True}}
+
+
 def reply_excerpt(content: str) -> str:
     """Return ``content`` as sent back in a repair request: whole when short, else its head and tail.
 
@@ -158,28 +165,37 @@ def ask_role(
     on_usage: Callable[[Usage], None] | None = None,
     stream: bool = True,
     policy: Policy | None = None,
+    files_planner: bool = False,
 ) -> RoleReply:
     """Ask ``role`` and return its validated reply, repairing an invalid one at most ``REPAIRS`` times.
 
     ``messages`` are the system and user messages; the conversation grows with each repair.
     ``on_usage`` sees each call's usage as it happens (so budgets are checked between repairs).
     A plan that selects files comes back expanded, one step per file, checked against ``policy``.
+    ``files_planner``: the reply is a planner reply (:func:`engine.planner.prompt.reply_schema`):
+    a file plan, or no steps at all when the task is not one for file operations.
     Raises :class:`RoleFailed` when no valid reply came, and ``EndpointError`` from the client.
     """
     conversation = list(messages)
     total = Usage()
     problems: list[str] = []
     for attempt in range(1, REPAIRS + 2):
-        reply: ChatReply = client.chat(
-            conversation, response_format=response_format(role), stream=stream, on_delta=on_delta
-        )
+        wanted = planner_response_format() if files_planner else response_format(role)
+        reply: ChatReply = client.chat(conversation, response_format=wanted, stream=stream, on_delta=on_delta)
         total = total + reply.usage
         if on_usage is not None:
             on_usage(reply.usage)
         # A reply cut off at the size limit or not valid UTF-8 goes back like any invalid one.
         document: Any
         document, parse_problem = extract_json(reply.content) if reply.defect is None else (None, reply.defect)
-        problems = [f"/: {parse_problem}"] if parse_problem else reply_problems(role, document, root, policy)
+        if parse_problem:
+            problems = [f"/: {parse_problem}"]
+        elif files_planner and isinstance(document, dict) and document.get("steps") == []:
+            problems = [display_line(problem) for problem in planner_reply_problems(document)]
+            if not problems:
+                return RoleReply(document, total, attempt)
+        else:
+            problems = reply_problems(role, document, root, policy)
         if not problems:
             result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
             return RoleReply(result, total, attempt)

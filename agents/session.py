@@ -159,6 +159,10 @@ class AgentSession:
         if router is None:
             router, self.router_note = load_router(profile.data["router"])
         self.router = router
+        # Only when the builder is the profile's own: --base-url or --model send it to another model.
+        self.files_only = (
+            profile.prompt_style("builder") == "planner" and options.base_url is None and options.model is None
+        )
         self._own_clients = clients is None
         if clients is None:
             endpoints = {role: resolve_endpoint(profile, role, options) for role in ROLES}
@@ -225,6 +229,7 @@ class AgentSession:
             stop=stop or threading.Event(),
             context=self.profile.context,
             policy=Policy.from_profile(self.profile.data.get("policy")),
+            files_only=self.files_only,
         )
 
     def exists(self, thread: str) -> bool:

@@ -34,6 +34,8 @@ class AgentState(TypedDict, total=False):
 
     ``pending`` is the plan waiting for review; ``reviewed`` lists what became of every plan
     (``applied``, ``shown``, ``rejected`` or ``failed``); ``test`` is the latest test result.
+    ``declined`` says why the run ends without a plan: the profile's model does file management
+    only, and the task needs more (code, tests) or is not about files.
     """
 
     task: str
@@ -46,6 +48,7 @@ class AgentState(TypedDict, total=False):
     test: Verdict | None
     test_runs: list[dict[str, Any]]
     feedback: str
+    declined: str
     outcome: RunOutcome
 
 
@@ -59,6 +62,9 @@ class AgentContext:
     ``run_timeout_s`` (the profile's ``sandbox.run_timeout_s``) caps every run step's timeout.
     ``context`` (the profile's ``[context]``) says which workspace files a role may send to a model;
     ``policy`` (its ``[policy]``) what plans may touch and which ops always wait for an answer.
+    ``files_only``: the builder is routeshell's own planner model (the profile's ``prompt =
+    "planner"``), which writes file plans only: it gets the compact workspace view, answers under
+    the planner reply schema, and a task that needs code is declined in one line.
     ``stop``, once set, ends the run at the next piece of a streaming reply or the next step. ``answers`` holds the
     user's answer to the plan a resumed run stopped for, by plan id; it beats the approval mode.
     """
@@ -79,3 +85,4 @@ class AgentContext:
     stop: threading.Event = field(default_factory=threading.Event)
     context: ContextPolicy = field(default_factory=ContextPolicy)
     policy: Policy = field(default_factory=Policy)
+    files_only: bool = False

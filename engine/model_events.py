@@ -11,7 +11,7 @@ from typing import Literal, TypedDict
 # -- training: routeshell train --events and the Train pane ---------------------------------------
 
 #: The stages of ``routeshell train`` that train a model; ``all`` chains tokenizer, pretrain and sft.
-TrainStage = Literal["tokenizer", "pretrain", "sft", "reasoning", "router"]
+TrainStage = Literal["tokenizer", "pretrain", "sft", "reasoning", "router", "planner"]
 
 
 class DataFilterEvent(TypedDict):

@@ -24,6 +24,16 @@ FILES = {
     '[tool.pytest.ini_options]\npythonpath = ["src"]\n',
     "notes/todo.md": "- [ ] add multiply\n- [ ] handle division by zero nicely\n",
     ".gitignore": "__pycache__/\n",
+    # Papers and pictures to try the offline agent's file management on ("move the PDFs into docs").
+    "downloads/invoice-2025-03.pdf": "%PDF-1.4 invoice March 2025\n",
+    "downloads/invoice-2025-04.pdf": "%PDF-1.4 invoice April 2025\n",
+    "downloads/bank-statement-2025-04.pdf": "%PDF-1.4 statement\n",
+    "downloads/holiday-1.jpg": "JPEG holiday picture 1\n",
+    "downloads/holiday-2.jpg": "JPEG holiday picture 2\n",
+    "downloads/setup.tmp": "x\n",
+    "notes/architecture.md": "# Architecture\n\nThe calculator is one module, ops.py.\n",
+    "notes/meeting-notes.md": "# Meeting\n\n- discuss the architecture of the API\n",
+    "logs/app.log": "INFO started\n",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +123,26 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tu
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     return out, run
+
+
+@pytest.fixture(scope="session")
+def planner_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tuple[Path, Path]:
+    """A nano base with room for a planner prompt (1024 tokens) and a planner adapter trained on it
+    for a few steps: the shipped pair's shape, small enough for tests. Its plans may be wrong."""
+    root = tmp_path_factory.mktemp("planner-models")
+    config = root / "nano-1024.toml"
+    config.write_text('base = "nano"\ncontext_length = 1024\n')
+    base, adapter = root / "base", root / "planner"
+    run = run_train(
+        "pretrain", "--config", str(config), "--data", str(corpus_dir), "--max-steps", "30",
+        "--eval-every", "30", "--batch-size", "4", "--lr", "1e-3", "--out", str(base), cache=root / "cache",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy2(base / "tokenizer" / name, base / name)
+    run = run_train(
+        "planner", "--base", str(base), "--out", str(adapter), "--count", "24", "--max-steps", "4",
+        "--batch-size", "4", "--lr", "3e-3", cache=root / "cache",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return base, adapter

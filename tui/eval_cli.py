@@ -19,13 +19,15 @@ from typing import Any
 
 DESCRIPTION = """\
 Evaluate a model served behind an OpenAI-compatible endpoint ('routeshell serve', vLLM, llama.cpp,
-a hosted API), or compare routers.
+a hosted API), compare routers, or score planners.
 
 actions:
   judge   the model under test answers each sample of a test set; a judge model scores every
           answer against the sample's reference answer (see 'routeshell eval judge --help')
   router  routers and baselines on the held-out split of labelled router samples
           (see 'routeshell eval router --help')
+  planner planners (the served model, with and without constrained decoding, and a rule-based
+          parser) scored by the effect of their plans (see 'routeshell eval planner --help')
 """
 
 JUDGE_DESCRIPTION = """\
@@ -92,7 +94,7 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     """Add ``eval`` and its actions to the ``routeshell`` subcommands."""
     evaluation = commands.add_parser(
         "eval",
-        help="evaluate a served model (judge) or compare routers (router)",
+        help="evaluate a served model (judge), compare routers (router) or score planners (planner)",
         description=DESCRIPTION,
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -128,10 +130,17 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     from tui.router_eval_cli import ROUTER_EXIT_CODES, add_eval_router
 
     add_eval_router(actions, parser_class, ROUTER_EXIT_CODES)
+    from tui.planner_cli import add_eval_planner
+
+    add_eval_planner(actions, parser_class)
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
     """Run ``routeshell eval ACTION``; return the exit code (errors the user can cause raise RouteshellError)."""
+    if args.eval_command == "planner":
+        from tui.planner_cli import run_eval_planner
+
+        return run_eval_planner(args)
     if args.eval_command == "router":
         from tui.router_eval_cli import run_eval_router
 

@@ -163,9 +163,9 @@ def add_router_train_options(group: Any) -> None:
     add("--sample-types", "--sample_types", metavar="TYPES", help="router: only samples of these comma-separated types")
     add("--max-samples", "--max_samples", type=positive_int, metavar="N", help="router: at most N training samples")
     add("--drop-no-output", "--drop_no_output", action="store_true", help="router: skip samples without an answer")
-    add("--lora-r", "--lora_r", type=positive_int, default=8, metavar="N", help="router: LoRA rank (8)")
-    add("--lora-alpha", "--lora_alpha", type=positive_int, default=16, metavar="N", help="router: LoRA alpha (16)")
-    add("--lora-dropout", "--lora_dropout", type=float, default=0.05, metavar="P", help="router: LoRA dropout (0.05)")
+    add("--lora-r", "--lora_r", type=positive_int, metavar="N", help="LoRA rank (router 8, planner 32)")
+    add("--lora-alpha", "--lora_alpha", type=positive_int, metavar="N", help="LoRA alpha (router 16, planner 64)")
+    add("--lora-dropout", "--lora_dropout", type=float, metavar="P", help="LoRA dropout (router 0.05, planner 0)")
     add(
         "--target-modules",
         "--target_modules",
@@ -173,7 +173,13 @@ def add_router_train_options(group: Any) -> None:
         help="router: comma-separated modules to adapt (every attention and MLP projection)",
     )
     add("--weight-decay", "--weight_decay", type=float, default=0.0, metavar="W", help="router: weight decay (0)")
-    add("--max-length", "--max_length", type=positive_int, default=512, metavar="N", help="router: tokens per sample")
+    add(
+        "--max-length",
+        "--max_length",
+        type=positive_int,
+        metavar="N",
+        help="tokens per sample (router 512, planner 1024)",
+    )
     add(
         "--save-steps",
         "--save_steps",
@@ -246,8 +252,9 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
         options = LoraOptions(
             base=args.base or default_base(), out=args.out, epochs=args.epochs, max_steps=args.max_steps,
             batch_size=args.batch_size or 1, grad_accum=args.grad_accum or 8, lr=args.lr or 1e-4,
-            weight_decay=args.weight_decay, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-            lora_dropout=args.lora_dropout, target_modules=targets or DEFAULT_TARGETS, max_length=args.max_length,
+            weight_decay=args.weight_decay, lora_r=args.lora_r or 8, lora_alpha=args.lora_alpha or 16,
+            lora_dropout=0.05 if args.lora_dropout is None else args.lora_dropout,
+            target_modules=targets or DEFAULT_TARGETS, max_length=args.max_length or 512,
             save_steps=args.save_steps, gradient_checkpointing=args.gradient_checkpointing, use_4bit=args.use_4bit,
             bf16=args.bf16, fp16=args.fp16, seed=args.seed,
         )  # fmt: skip

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from engine.events import ErrorEvent, Event
     from engine.tinyllm.stopping import StopRequest
 
-STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all", "labels", "router")
+STAGES = ("tokenizer", "pretrain", "sft", "reasoning", "all", "labels", "router", "planner")
 
 DESCRIPTION = """\
 Train TinyLLM, a small Llama model, from scratch on this machine.
@@ -39,6 +39,9 @@ stages:
   all         tokenizer, pretrain and sft in a row: OUT/tokenizer, OUT/pretrain, OUT/sft
   labels      labelled router samples (chat JSONL) from a task source and a labeler (see below)
   router      a router learned from labelled samples (--data), saved as a router directory (OUT)
+  planner     the planner adapter: LoRA on --base, trained on --count generated cases (--seed;
+              held-out ones never), saved as an adapter directory (OUT) that 'routeshell serve
+              --adapter planner=OUT' serves; --time-limit MIN ends it in time with the adapter saved
 
 data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
 'stdlib' stands for the Python standard library sources (the default pretraining corpus) and
@@ -75,7 +78,12 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = train.add_argument
-    add("stage", choices=STAGES, metavar="STAGE", help="tokenizer, pretrain, sft, reasoning, all, labels or router")
+    add(
+        "stage",
+        choices=STAGES,
+        metavar="STAGE",
+        help="tokenizer, pretrain, sft, reasoning, all, labels, router or planner",
+    )
     add(
         "--out",
         "--output_dir",
@@ -124,7 +132,8 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     add("--dedup-threshold", type=float, metavar="J", help="cleaning: near-duplicate Jaccard similarity (0 off)")
     add("--events", action="store_true", help="print JSON-lines events on stdout instead of a progress bar")
     add_label_options(train.add_argument_group("router labels"))
-    add_router_train_options(train.add_argument_group("router"))
+    add_router_train_options(train.add_argument_group("router and planner"))
+    add("--time-limit", type=positive_float, metavar="MIN", help="planner: stop after MIN minutes, adapter saved")
 
 
 def _quiet_libraries() -> None:
@@ -143,7 +152,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     from engine.errors import ExitCode, RouteshellError
     from engine.tinyllm.errors import TrainFailure, TrainInputError
 
-    if args.stage in ("labels", "router"):
+    if args.stage in ("labels", "router", "planner"):
         return _run_labels(args)
     if args.config is not None and args.preset is not None:
         raise TrainInputError("--preset and --config both set the model (give one of them)")
@@ -226,6 +235,10 @@ def _run_labels(args: argparse.Namespace) -> int:
     stop = StopRequest()
     with _stop_on_signals(stop), _renderer(args.events, True) as sink:
         try:
+            if args.stage == "planner":
+                from tui.planner_cli import run_train_planner
+
+                return run_train_planner(args, sink, stop)
             return run_labels(args, sink) if args.stage == "labels" else run_train_router(args, sink, stop)
         except RouteshellError as err:
             if args.events:

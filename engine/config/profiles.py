@@ -170,6 +170,12 @@ class Profile:
             max_reply_bytes=int(merged.get("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES)),
         )
 
+    def prompt_style(self, role: EndpointRole) -> str:
+        """How ``role`` is asked: ``chat`` (the default), or ``planner``: routeshell's own planner
+        model, which gets a compact view of the workspace and writes file plans only."""
+        merged = {**self.data["llm"]["default"], **self.data["llm"].get(role, {})}
+        return str(merged.get("prompt", "chat"))
+
     @property
     def context(self) -> ContextPolicy:
         """What the roles may send to a model from the workspace (``[context]``)."""

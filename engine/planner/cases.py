@@ -21,6 +21,7 @@ from engine.planner import requests as r
 from engine.planner import single as s1
 from engine.planner.fixtures import FileSpec, Fixture
 from engine.planner.phrasing import pick, word
+from engine.planner.prompt import MAX_GOAL
 from engine.planner.workspaces import generate_workspace, random_today
 
 Kind = Callable[[r.Scene], r.Draft | None]
@@ -125,7 +126,7 @@ def generate_case(index: int, *, seed: int = 0) -> Case:
                 text.rstrip(" .!") + pick(rng, JOINERS) + word(rng, more_template, more_slots, typos=0.1, casing=False)
             )
             steps = steps + more_steps
-            goal = f"{goal}; {more_goal[:1].lower()}{more_goal[1:]}"
+            goal = f"{goal}; {more_goal[:1].lower()}{more_goal[1:]}"[:MAX_GOAL]
     plan = {"version": 1, "goal": goal, "steps": steps}
     return Case(f"plan_s{seed}_{index:05d}", text, today, Fixture(tuple(files)), plan, tuple(kinds))
 

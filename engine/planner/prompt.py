@@ -26,15 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.files.tags import front_matter_tags, is_markdown
+from engine.llm.wire import ChatMessage
 from engine.names import display_name
 from engine.planner.fixtures import Fixture, archive_bytes
 from engine.planner.workspaces import when
 from engine.schemas import load_schema
 
-#: The longest view, in characters (about 500 tokens of the TinyLLM tokenizer).
-VIEW_CHARS = 1800
+#: The longest view, in characters (about 400 tokens of the shipped base's tokenizer).
+VIEW_CHARS = 1000
 #: Files listed one by one per folder before the rest are counted.
-FOLDER_FILES = 14
+FOLDER_FILES = 10
 #: The most entries a view reads from a real workspace.
 MAX_ENTRIES = 5000
 MAX_REQUEST_CHARS = 600
@@ -51,7 +52,7 @@ STEP_ORDER = ("op", "path", "from", "paths", "match", "template", "find", "repla
               "overwrite", "to", "keep_tree", "remove")  # fmt: skip
 RULE_ORDER = ("contains", "regex", "ext", "glob", "default", "to")
 MAX_STEPS = 20
-MAX_GOAL = 300
+MAX_GOAL = 160
 
 
 @dataclass(frozen=True)
@@ -146,19 +147,25 @@ def human_size(size: int) -> str:
     return f"{size}B"
 
 
-def _file_line(entry: ViewEntry) -> str:
+def _name(entry: ViewEntry) -> str:
     tags = "".join(f" #{tag}" for tag in entry.tags)
-    return f"  {display_name(posixpath.basename(entry.path))} {human_size(entry.size)} {entry.day.isoformat()}{tags}"
+    return f"{display_name(posixpath.basename(entry.path))}{tags}"
 
 
-def _summary(entries: list[ViewEntry]) -> str:
-    kinds = Counter(posixpath.splitext(entry.path)[1].lower() or "(none)" for entry in entries)
-    parts = ", ".join(f"{count} {ext}" for ext, count in kinds.most_common(4))
-    return f"  ... {len(entries)} files: {parts}"
+def _days(files: list[ViewEntry]) -> str:
+    first, last = min(entry.day for entry in files), max(entry.day for entry in files)
+    return first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+
+
+def _kinds(files: list[ViewEntry]) -> str:
+    kinds = Counter(posixpath.splitext(entry.path)[1].lower() or "(none)" for entry in files)
+    return ", ".join(f"{count} {ext}" for ext, count in kinds.most_common(4))
 
 
 def workspace_view(entries: list[ViewEntry], today: dt.date, *, budget: int = VIEW_CHARS) -> str:
-    """The compact view of ``entries`` as of ``today``."""
+    """The compact view of ``entries`` as of ``today``: one line per folder, with its file count,
+    total size and range of days, then its files' names (and tags); past ``FOLDER_FILES`` names,
+    or when the budget runs short, the rest are counted by kind."""
     folders: dict[str, list[ViewEntry]] = defaultdict(list)
     empty: list[str] = []
     for entry in entries:
@@ -166,27 +173,27 @@ def workspace_view(entries: list[ViewEntry], today: dt.date, *, budget: int = VI
             empty.append(entry.path)
         else:
             folders[posixpath.dirname(entry.path)].append(entry)
-    count = sum(len(files) for files in folders.values())
-    lines = [f"Today: {today.isoformat()}", f"Workspace: {count} files"]
-    used = sum(len(line) + 1 for line in lines)
+    lines = [f"Today: {today.isoformat()}"]
+    used = len(lines[0]) + 1
     for folder in sorted(set(folders) | set(empty)):
         files = sorted(folders.get(folder, []), key=lambda entry: entry.path)
         header = f"{display_name(folder)}/" if folder else "./"
         if not files:
-            block = [f"{header} (empty)"]
+            line = f"{header} (empty)"
         else:
-            shown = [_file_line(entry) for entry in files[:FOLDER_FILES]]
+            size = human_size(sum(entry.size for entry in files))
+            head = f"{header} ({len(files)} files, {size}, {_days(files)}): "
+            names = [_name(entry) for entry in files[:FOLDER_FILES]]
             if len(files) > FOLDER_FILES:
-                shown.append(_summary(files[FOLDER_FILES:]))
-            block = [header, *shown]
-            if used + sum(len(line) + 1 for line in block) > budget:
-                block = [header, _summary(files)]
-        size = sum(len(line) + 1 for line in block)
-        if used + size > budget:
+                names.append(f"... {len(files) - FOLDER_FILES} more: {_kinds(files[FOLDER_FILES:])}")
+            line = head + ", ".join(names)
+            if used + len(line) + 1 > budget:
+                line = f"{head}... {_kinds(files)}"
+        if used + len(line) + 1 > budget:
             lines.append("... more folders not shown")
             break
-        lines += block
-        used += size
+        lines.append(line)
+        used += len(line) + 1
     return "\n".join(lines)
 
 
@@ -255,3 +262,10 @@ def reply_schema() -> dict[str, Any]:
     canonical order, at most :data:`MAX_STEPS` steps, and possibly none."""
     result: dict[str, Any] = json.loads(_reply_schema_text())
     return result
+
+
+def planner_messages(root: Path, request: str, today: dt.date | None = None) -> list[ChatMessage]:
+    """The chat messages that ask routeshell's planner model for a plan of ``request`` over ``root``."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    view = workspace_view(entries_from_root(root), today)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message(view, request)}]

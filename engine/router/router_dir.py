@@ -73,18 +73,18 @@ def check_base_dir(base: Path) -> None:
                          f"'routeshell train all --out {shown}' or give --base DIR")  # fmt: skip
 
 
-def check_out(out: Path) -> None:
-    """Raise :class:`UsageError` when ``out`` holds something that is not a router."""
-    if out.exists() and not (out.is_dir() and ((out / META_FILE).exists() or not any(out.iterdir()))):
-        raise UsageError(f"--out {display_name(str(out))} holds something that is not a router (choose another)")
+def check_out(out: Path, meta_file: str = META_FILE, what: str = "a router") -> None:
+    """Raise :class:`UsageError` when ``out`` holds something that is not ``what`` (no ``meta_file``)."""
+    if out.exists() and not (out.is_dir() and ((out / meta_file).exists() or not any(out.iterdir()))):
+        raise UsageError(f"--out {display_name(str(out))} holds something that is not {what} (choose another)")
 
 
-def staging_dir(out: Path, *, keep: bool = False) -> Path:
+def staging_dir(out: Path, *, keep: bool = False, meta_file: str = META_FILE, what: str = "a router") -> Path:
     """Return ``.OUT.partial`` beside ``out``, where a router is made before it is moved into place.
 
     Unless ``keep`` (a resumed run), what an earlier run left there is removed first.
     """
-    check_out(out)
+    check_out(out, meta_file, what)
     staging = out.with_name(f".{out.name}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +101,16 @@ def commit(staging: Path, out: Path, meta: RouterMeta) -> None:
     (replacing the router there). On a write error ``staging`` is removed and ``out`` left as it was."""
     try:
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
+    replace_dir(staging, out)
+
+
+def replace_dir(staging: Path, out: Path) -> None:
+    """Flush every file of ``staging`` and move it into place as ``out`` (replacing what is there).
+    On a write error ``staging`` is removed and ``out`` left as it was."""
+    try:
         for path in staging.rglob("*"):
             if path.is_file():
                 with path.open("rb") as handle:

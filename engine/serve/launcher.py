@@ -145,7 +145,18 @@ def serve_settings(profile: Profile, *, base_url: str | None = None, model: str 
     )
 
 
+#: The models that ship inside the package (the base and its adapters), named ``routeshell:NAME``.
+SHIPPED_PREFIX = "routeshell:"
+
+
+def shipped_models() -> Path:
+    """The directory of the models that ship with routeshell (``engine/models``)."""
+    return Path(__file__).resolve().parent.parent / "models"
+
+
 def _path(value: str) -> Path:
+    if value.startswith(SHIPPED_PREFIX):
+        return shipped_models() / value[len(SHIPPED_PREFIX) :]
     return Path(value).expanduser().absolute()
 
 

@@ -135,3 +135,33 @@ def test_agent_task_with_an_approval_in_a_real_terminal(tmux: Tmux, workspace: P
     assert 'f"HELLO {name}"' in (workspace / "src" / "pkg" / "hello.py").read_text()
     tmux.send("Escape", "q")
     tmux.wait_for(lambda s: "README.md" not in s and "Type a task" not in s, "the app to quit")
+
+
+def test_an_offline_task_on_the_local_planner_in_a_real_terminal(
+    tmux: Tmux, isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
+) -> None:
+    from tests.engine.serve.test_launcher import free_port, write_planner_local
+
+    base, adapter = planner_models
+    write_planner_local(isolated_home, free_port(), base, adapter)
+    workspace = tmp_path / "ws"
+    (workspace / "docs").mkdir(parents=True)
+    (workspace / "docs" / "report.pdf").write_bytes(b"%PDF")
+    tmux.send(f"OMP_NUM_THREADS=1 {ROUTESHELL} --profile local --workspace {workspace}", "Enter")
+    tmux.wait_for(lambda s: "docs" in s and "2 Files" in s, "the Files pane")
+    tmux.send("1")
+    tmux.wait_for(lambda s: "Type a task below" in s, "the Agent pane")
+    tmux.send("-l", "move the pdfs into archive")
+    tmux.send("Enter")
+    # The nano planner's plan may be wrong: an approval to reject, or a failure line; never a crash.
+    shown = tmux.wait_for(
+        lambda s: "waits for your approval" in s or "failed:" in s or "done:" in s, "the plan or the end", timeout=300
+    )
+    if "waits for your approval" in shown:
+        tmux.send("r")
+        tmux.send("Enter")
+        tmux.wait_for(lambda s: "failed:" in s, "the run to end after the rejection", timeout=60)
+    assert "Traceback" not in tmux.screen()
+    assert (workspace / "docs" / "report.pdf").exists()
+    tmux.send("Escape", "q")
+    tmux.wait_for(lambda s: "Type a task" not in s, "the app to quit")

@@ -77,7 +77,10 @@ def test_role_endpoint_overrides_default() -> None:
     profile = load_profile("split")
     assert profile.endpoint("tester").model == "small"
     assert profile.endpoint("tester").base_url == profile.endpoint("builder").base_url
-    assert profile.endpoint("builder").model == "tiny-llm-40m"
+    assert profile.endpoint("planner").model == "tinyllm-base"
+    assert profile.endpoint("builder").model == "planner"
+    assert profile.prompt_style("builder") == "planner"
+    assert profile.prompt_style("tester") == "chat"
 
 
 @pytest.mark.parametrize(

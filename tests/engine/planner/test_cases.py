@@ -12,7 +12,7 @@ import pytest
 
 from engine.planner.cases import KIND_NAMES, Case, generate_case, generate_cases, held_out
 from engine.planner.effect import noon, plan_effect, reply_problems
-from engine.planner.fixtures import Fixture, FileSpec, changed_paths, materialize, snapshot
+from engine.planner.fixtures import FileSpec, Fixture, changed_paths, materialize, snapshot
 from engine.planner.prompt import (
     PLANNER_OPS,
     answer_text,
@@ -104,8 +104,11 @@ def test_the_view_escapes_hostile_names_and_stays_within_its_budget(tmp_path: Pa
     materialize(fixture, root, noon(dt.date(2026, 5, 5)))
     assert os.path.exists(os.path.join(os.fsencode(root), b"caf\xe9.txt"))
     view = workspace_view(entries_from_root(root), dt.date(2026, 5, 5))
-    assert "a\\nb.txt" in view and "esc\\x1b[31m.log" in view and "caf\\xe9.txt" in view
-    assert "\x1b" not in view and len(view) <= 1800
+    assert "a\\nb.txt" in view
+    assert "esc\\x1b[31m.log" in view
+    assert "caf\\xe9.txt" in view
+    assert "\x1b" not in view
+    assert len(view) <= 1800
     assert "... 286 files: 286 .txt" in view
 
 
@@ -128,7 +131,8 @@ def test_a_reply_with_no_steps_is_valid_and_run_or_patch_are_not_planner_ops() -
     assert reply_problems({"version": 1, "goal": "cannot", "steps": []}) == []
     assert reply_problems({"version": 1, "steps": [{"op": "move"}]})
     ops = reply_schema()["$defs"]["step"]["properties"]["op"]["enum"]
-    assert "run" not in ops and "patch" not in ops
+    assert "run" not in ops
+    assert "patch" not in ops
 
 
 def test_a_snapshot_sees_contents_and_tags(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from engine.serve.launcher import (
     probe,
     serve_settings,
     served_model,
+    shipped_models,
 )
 from tests.engine.tinyllm.training_support import TrainRun
 from tests.helpers import assert_one_line_error, run_routeshell
@@ -42,25 +43,50 @@ def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def write_local(xdg: Path, port: int, serve: str | None = None) -> None:
-    """Override the shipped ``local`` profile in the user profile directory: its endpoint on ``port``,
-    and ``serve`` (TOML lines) as its ``[serve]`` table when given (else the shipped one)."""
+    """Replace the shipped ``local`` profile in the user profile directory with one like it whose
+    endpoint is on ``port`` and whose ``[serve]`` table is ``serve`` (TOML lines; default: a model
+    under the data directory), with no adapters and a chat builder: the tests serve nano models."""
     profiles = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
-    text = f'extends = "local"\n\n[llm.default]\nbase_url = "http://127.0.0.1:{port}/v1"\ntimeout_s = 60\n'
-    if serve is not None:
-        text += f"\n[serve]\n{serve}\n"
+    serve = serve or 'model = "${XDG_DATA_HOME:-~/.local/share}/routeshell/models/tinyllm"'
+    text = (
+        'description = "local, for the tests"\nworkspace = "./workspace"\napproval = "ask"\n\n'
+        '[router]\nkind = "model"\n\n'
+        f'[llm.default]\nbase_url = "http://127.0.0.1:{port}/v1"\nmodel = "tinyllm-base"\ntimeout_s = 60\n'
+        "max_retries = 2\n\n[sandbox]\nrun_timeout_s = 60\n"
+        f"\n[serve]\n{serve}\n"
+    )
     (profiles / "local.toml").write_text(text)
 
 
-def test_the_local_profile_names_a_model_to_serve_under_the_data_directory(isolated_home: Path) -> None:
+def write_planner_local(xdg: Path, port: int, base: Path, adapter: Path) -> None:
+    """Like :func:`write_local`, with the shipped profile's files-only builder: ``base`` served with
+    ``adapter`` as ``planner`` (the tests' nano pair, standing in for the shipped one)."""
+    write_local(xdg, port, f'model = "{base}"\nstart_timeout_s = 300\n\n[serve.adapters]\nplanner = "{adapter}"')
+    profiles = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles"
+    with (profiles / "local.toml").open("a") as handle:
+        handle.write('\n[llm.builder]\nmodel = "planner"\nprompt = "planner"\nmax_retries = 0\n')
+
+
+def test_the_local_profile_serves_the_shipped_base_and_planner() -> None:
+    settings = serve_settings(load_profile("local"))
+    assert settings is not None
+    assert settings.model == shipped_models() / "base"
+    assert settings.adapters == (("planner", shipped_models() / "planner"),)
+    words = settings.words(settings.model)
+    assert words[-3:] == ["--adapter", f"planner={shipped_models() / 'planner'}", "--events"]
+
+
+def test_a_local_profile_names_a_model_to_serve_under_the_data_directory(isolated_home: Path) -> None:
+    write_local(isolated_home, 8765)
     settings = serve_settings(load_profile("local"))
     assert settings is not None
     assert settings.model == isolated_home / ".local" / "share" / "routeshell" / "models" / "tinyllm"
-    assert (settings.base_url, settings.port, settings.name) == ("http://127.0.0.1:8765/v1", 8765, "tiny-llm-40m")
+    assert (settings.base_url, settings.port, settings.name) == ("http://127.0.0.1:8765/v1", 8765, "tinyllm-base")
     words = settings.words(settings.model / "sft")
     assert words[:3] == ["serve", "--model", str(settings.model / "sft")]
     assert words[-1] == "--events"
-    assert words[3:9] == ["--host", "127.0.0.1", "--port", "8765", "--name", "tiny-llm-40m"]
+    assert words[3:9] == ["--host", "127.0.0.1", "--port", "8765", "--name", "tinyllm-base"]
 
 
 def test_no_server_for_a_remote_endpoint_an_overridden_one_or_no_serve_table() -> None:
@@ -135,12 +161,12 @@ def test_a_server_is_started_reused_and_stopped(
     with local_server_for(profile) as first:  # type: ignore[union-attr]
         assert first.ensure(on_start=said.append)
         assert said == [f"starting the local model server: routeshell serve --model {model / 'sft'} --host "
-                        f"127.0.0.1 --port {port} --name tiny-llm-40m --dtype auto --events"]  # fmt: skip
+                        f"127.0.0.1 --port {port} --name tinyllm-base --dtype auto --events"]  # fmt: skip
         assert first.ready is not None
         assert first.ready["url"] == url
         assert first.started
         models = httpx.get(f"{url}/models", timeout=10).json()
-        assert [m["id"] for m in models["data"]] == ["tiny-llm-40m"]
+        assert [m["id"] for m in models["data"]] == ["tinyllm-base"]
         # Another shell on the same profile uses the running server and starts none.
         with local_server_for(profile) as second:  # type: ignore[union-attr]
             assert not second.ensure()

@@ -1,0 +1,218 @@
+"""``routeshell eval planner``: predicted plans applied through the real engine, compared by effect.
+
+For each case, the predictor's plan and the gold plan are each applied to a fresh copy of the
+case's workspace (:func:`engine.planner.effect.plan_effect`); the prediction is right when the
+two trees are equal (names, contents, tags). Besides that exact-effect accuracy the report
+gives the share of valid plans (the planner reply schema and the path rules), the plans the dry
+run or the policy refused, the plans that touched a path the gold plan leaves alone (overreach),
+and the latency of one prediction (p50, p95), overall and by the case's first kind.
+
+Predictors: ``gold`` (the gold plan itself: the harness's own check), ``rules`` (the rule-based
+parser of :mod:`engine.planner.rules`), and a served model, with the decoding constrained by the
+planner reply schema (``json_schema``) or free (the reply is parsed as JSON as it comes).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.llm.wire import ChatMessage
+from engine.planner.cases import Case
+from engine.planner.effect import plan_effect
+from engine.planner.fixtures import changed_paths, differences
+from engine.planner.prompt import SYSTEM_PROMPT, entries_from_fixture, reply_schema, user_message, workspace_view
+
+#: The most cases one evaluation reads from a file.
+MAX_CASES = 20_000
+MAX_LINE_BYTES = 1 << 20
+
+
+@dataclass
+class Prediction:
+    """A predictor's answer to one case: the plan (None when there is no JSON), the raw text, the time."""
+
+    plan: Any
+    seconds: float
+    text: str = ""
+    error: str | None = None
+
+
+Predictor = Callable[[Case], Prediction]
+
+
+@dataclass
+class CaseResult:
+    id: str
+    kind: str
+    exact: bool
+    valid: bool
+    refused: str | None
+    overreach: list[str]
+    seconds: float
+    error: str | None = None
+    diff: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "exact": self.exact,
+            "valid": self.valid,
+            "refused": self.refused,
+            "overreach": self.overreach,
+            "seconds": round(self.seconds, 4),
+            "error": self.error,
+            "diff": self.diff,
+        }
+
+
+def load_cases(path: Path) -> list[Case]:
+    """Read cases from a JSONL file; one-line :class:`UsageError` naming the line of a bad one."""
+    cases: list[Case] = []
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise UsageError(f"{path}:{number}: a line longer than {MAX_LINE_BYTES} bytes")
+            if not raw.strip():
+                continue
+            try:
+                cases.append(Case.from_json(json.loads(raw.decode("utf-8"))))
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise UsageError(f"{path}:{number}: not a planner case ({type(exc).__name__})") from None
+            if len(cases) > MAX_CASES:
+                raise UsageError(f"{path}: more than {MAX_CASES} cases")
+    if not cases:
+        raise UsageError(f"{path}: no cases")
+    return cases
+
+
+def case_messages(case: Case) -> list[ChatMessage]:
+    """The chat messages a served planner gets for ``case``."""
+    view = workspace_view(entries_from_fixture(case.fixture, case.today), case.today)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message(view, case.request)}]
+
+
+def gold_predictor(case: Case) -> Prediction:
+    return Prediction(case.plan, 0.0, json.dumps(case.plan))
+
+
+def rules_predictor(case: Case) -> Prediction:
+    from engine.planner.rules import parse_request
+
+    started = time.perf_counter()
+    plan = parse_request(case.request, entries_from_fixture(case.fixture, case.today), case.today)
+    return Prediction(plan, time.perf_counter() - started, json.dumps(plan))
+
+
+def parse_reply(text: str) -> tuple[Any, str | None]:
+    """The JSON in a reply (bare or in one fenced block), or None and why not."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.rsplit("```", 1)[0]
+    try:
+        return json.loads(body), None
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg} at character {exc.pos}"
+
+
+def endpoint_predictor(
+    base_url: str,
+    model: str,
+    *,
+    constrained: bool,
+    api_key: str | None = None,
+    max_tokens: int | None = None,
+    timeout_s: float = 120.0,
+) -> tuple[Predictor, Callable[[], None]]:
+    """A predictor that asks a served model; returns it and a function that closes its connections."""
+    from engine.config.profiles import Endpoint
+    from engine.llm.client import ChatClient, EndpointError
+
+    client = ChatClient(Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=1))
+    response_format: Any = (
+        {"type": "json_schema", "json_schema": {"name": "plan", "schema": reply_schema(), "strict": True}}
+        if constrained
+        else None
+    )
+
+    def predict(case: Case) -> Prediction:
+        started = time.perf_counter()
+        try:
+            reply = client.chat(
+                case_messages(case), response_format=response_format, temperature=0.0, max_tokens=max_tokens
+            )
+        except EndpointError as exc:
+            return Prediction(None, time.perf_counter() - started, error=str(exc))
+        seconds = time.perf_counter() - started
+        plan, why = parse_reply(reply.content)
+        return Prediction(plan, seconds, reply.content, why)
+
+    return predict, client.close
+
+
+def score_case(case: Case, prediction: Prediction, scratch: Path) -> CaseResult:
+    want = plan_effect(case.fixture, case.today, case.plan, scratch=scratch)
+    kind = case.kinds[0] if case.kinds else "?"
+    if prediction.plan is None:
+        return CaseResult(case.id, kind, False, False, None, [], prediction.seconds, prediction.error or "no plan")
+    got = plan_effect(case.fixture, case.today, prediction.plan, scratch=scratch)
+    expected = changed_paths(want.before, want.tree)
+    overreach = sorted(changed_paths(got.before, got.tree) - expected)
+    exact = got.tree == want.tree
+    return CaseResult(case.id, kind, exact, got.valid, got.refused if got.valid else None, overreach,
+                      prediction.seconds, None if got.valid else got.refused,
+                      [] if exact else differences(got.tree, want.tree))  # fmt: skip
+
+
+def _percentile(values: Sequence[float], share: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
+    total = len(results) or 1
+    seconds = [r.seconds for r in results]
+    by_kind: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        by_kind[result.kind].append(result)
+    return {
+        "cases": len(results),
+        "exact_effect": sum(r.exact for r in results) / total,
+        "valid": sum(r.valid for r in results) / total,
+        "refused": sum(r.refused is not None for r in results) / total,
+        "overreach": sum(bool(r.overreach) for r in results) / total,
+        "latency_p50_s": round(_percentile(seconds, 0.5), 4),
+        "latency_p95_s": round(_percentile(seconds, 0.95), 4),
+        "latency_mean_s": round(statistics.fmean(seconds), 4) if seconds else 0.0,
+        "by_kind": {kind: round(sum(r.exact for r in rows) / len(rows), 4) for kind, rows in sorted(by_kind.items())},
+    }
+
+
+def evaluate(cases: Iterable[Case], predictor: Predictor, *, progress: Callable[[int], None] | None = None,
+             cancel: Callable[[], bool] | None = None) -> tuple[dict[str, Any], list[CaseResult]]:  # fmt: skip
+    """Score ``predictor`` on ``cases``; return the summary and one result per case."""
+    results: list[CaseResult] = []
+    with tempfile.TemporaryDirectory(prefix="routeshell-eval-planner-") as scratch:
+        for case in cases:
+            if cancel is not None and cancel():
+                break
+            results.append(score_case(case, predictor(case), Path(scratch)))
+            if progress is not None:
+                progress(len(results))
+    return summarise(results), results

@@ -1,0 +1,209 @@
+"""The planner adapter: a PEFT LoRA adapter on the shipped base that writes plans.
+
+Each generated training case (held-out ids never) becomes the chat prompt (system, then the
+workspace view and the request) and, as the assistant turn, the gold plan in canonical compact
+JSON and the end of text; the loss is on the answer only. Training runs under the transformers
+``Trainer`` (so ``torchrun`` and ``accelerate launch`` scale it out), in bfloat16 autocast on a
+CPU that has it, and stops cleanly at ``--time-limit`` minutes with the adapter saved, so the
+documented command fits its budget on a slow machine too.
+
+Besides the low-rank matrices of every attention and MLP projection, the adapter trains the
+token embeddings and the output layer in full (PEFT's ``modules_to_save``): the base learned its
+vocabulary on Python sources, and plans lean on tokens (file names, JSON keys) it rarely saw. The
+adapter is saved in bfloat16.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.errors import UsageError
+from engine.events import EventSink
+from engine.planner.cases import Case, generate_case, held_out
+from engine.planner.prompt import SYSTEM_PROMPT, answer_text, entries_from_fixture, user_message, workspace_view
+
+PLANNER_META = "planner_meta.json"
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+FULL_MODULES = ("embed_tokens", "lm_head")
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class PlannerOptions:
+    """How the planner adapter is trained."""
+
+    base: Path
+    out: Path
+    count: int = 6000
+    seed: int = 0
+    max_steps: int | None = None
+    epochs: float = 1.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    lora_r: int = 32
+    lora_alpha: int = 64
+    lora_dropout: float = 0.0
+    full_embeddings: bool = True
+    max_length: int = 1024
+    time_limit_min: float | None = None
+    save_steps: int = 200
+    bf16: bool = True
+
+
+def case_prompt(case: Case) -> str:
+    """The user turn of ``case``: its workspace view and its request."""
+    return user_message(workspace_view(entries_from_fixture(case.fixture, case.today), case.today), case.request)
+
+
+def training_cases(count: int, seed: int) -> Iterator[Case]:
+    """The first ``count`` cases of ``seed`` that are not held out."""
+    index = made = 0
+    while made < count:
+        case_id = f"plan_s{seed}_{index:05d}"
+        if not held_out(case_id):
+            yield generate_case(index, seed=seed)
+            made += 1
+        index += 1
+
+
+def encode_prompt(tokenizer: Any, user: str) -> list[int]:
+    """The chat prompt up to where the assistant's answer starts."""
+    user = user.encode("utf-8", "replace").decode("utf-8")
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    ids = encoded["input_ids"] if isinstance(encoded, dict) or hasattr(encoded, "keys") else encoded
+    return [int(i) for i in ids]
+
+
+def encode_case(tokenizer: Any, case: Case, max_length: int) -> dict[str, list[int]] | None:
+    """Input ids and labels (answer only) of ``case``; None when it does not fit ``max_length``."""
+    prompt = encode_prompt(tokenizer, case_prompt(case))
+    answer = [int(i) for i in tokenizer(answer_text(case.plan), add_special_tokens=False)["input_ids"]]
+    answer.append(int(tokenizer.eos_token_id))
+    if len(prompt) + len(answer) > max_length:
+        return None
+    return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer}
+
+
+class _TimeLimit:
+    """A trainer callback that ends training once ``seconds`` have passed (the adapter is still saved)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        from transformers import TrainerCallback
+
+        limit = seconds
+        started = time.monotonic()
+
+        class Callback(TrainerCallback):
+            hit = False
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+                if limit is not None and time.monotonic() - started > limit:
+                    Callback.hit = True
+                    control.should_training_stop = True
+                return control
+
+        self.callback = Callback()
+
+    @property
+    def hit(self) -> bool:
+        return bool(self.callback.hit)
+
+
+def train_planner(
+    options: PlannerOptions, sink: EventSink, stop: Any, *, staging: Path, command: str = ""
+) -> dict[str, Any]:
+    """Train the adapter into ``staging``; return a summary (steps, loss, seconds, rows, options).
+
+    ``command`` (the command line that ran it) is kept in ``planner_meta.json`` with the summary."""
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    from engine.router.lora import load_base
+    from engine.tinyllm.progress import EventCallback
+
+    started = time.monotonic()
+    torch.manual_seed(options.seed)
+    cuda = torch.cuda.is_available()
+    model, tokenizer = load_base(options.base, dtype=torch.float32)
+    if tokenizer.eos_token_id is None:
+        raise UsageError("the base model's tokenizer has no end-of-text token; a planner needs one")
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [name for name in DEFAULT_TARGETS if name in present]
+    full = [name for name in FULL_MODULES if name in present] if options.full_embeddings else None
+    config = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
+                        target_modules=targets, modules_to_save=full, task_type="CAUSAL_LM")  # fmt: skip
+    model = get_peft_model(model, config)
+    rows, skipped = [], 0
+    for case in training_cases(options.count, options.seed):
+        row = encode_case(tokenizer, case, options.max_length)
+        if row is None:
+            skipped += 1
+        else:
+            rows.append(row)
+    if not rows:
+        raise UsageError(f"no training case fits --max-length {options.max_length}")
+    dataset = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]})
+    per_step = options.batch_size * options.grad_accum
+    max_steps = options.max_steps or max(1, math.ceil(len(rows) / per_step * options.epochs))
+    args = TrainingArguments(
+        output_dir=str(staging / "checkpoints"), max_steps=max_steps, per_device_train_batch_size=options.batch_size,
+        gradient_accumulation_steps=options.grad_accum, learning_rate=options.lr, weight_decay=0.0,
+        warmup_steps=max(1, min(50, max_steps // 20)), lr_scheduler_type="cosine", logging_steps=1,
+        save_strategy="steps", save_steps=options.save_steps, save_total_limit=1, bf16=options.bf16,
+        seed=options.seed, data_seed=options.seed, use_cpu=not cuda, report_to="none", disable_tqdm=True,
+        train_sampling_strategy="group_by_length", include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        log_level="error",
+    )  # fmt: skip
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
+    events = EventCallback("planner", sink, stop)
+    limit = _TimeLimit(options.time_limit_min * 60 if options.time_limit_min else None)
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                      callbacks=[events, limit.callback])  # fmt: skip
+    trainer.remove_callback(PrinterCallback)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    sink({"type": "train_start", "stage": "planner", "preset": f"LoRA r={options.lora_r} on {options.base.name}",
+          "out": str(options.out), "parameters": trainable, "max_steps": max_steps, "device": "cuda" if cuda else "cpu",
+          "dtype": "bfloat16" if options.bf16 else "float32", "world_size": 1, "resumed_from": None})  # fmt: skip
+    trainer.train()
+    record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()}
+    summary = {
+        "steps": trainer.state.global_step,
+        "planned_steps": max_steps,
+        "stopped_by_time_limit": limit.hit,
+        "interrupted": events.interrupted,
+        "last_loss": events.losses[-1][1] if events.losses else None,
+        "seconds": round(time.monotonic() - started, 1),
+        "trainable_parameters": trainable,
+        "training_cases": len(rows),
+        "skipped_too_long": skipped,
+        "options": record,
+    }
+    model = model.to(torch.bfloat16)
+    model.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    # The adapter is all that ships: no optimizer state, and no card of PEFT's (ours is written from this run).
+    shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+    (staging / "README.md").unlink(missing_ok=True)
+    meta = {
+        "kind": "planner",
+        "base": str(options.base),
+        "system": SYSTEM_PROMPT,
+        "command": command,
+        "summary": summary,
+    }
+    (staging / PLANNER_META).write_text(json.dumps(meta, indent=2) + "\n")
+    return summary

@@ -1,0 +1,104 @@
+"""A files-only builder (the local profile's own planner): its prompt and schema, and what it declines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agents.nodes import files_only_decision
+from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
+from engine.router.decision import RouterDecision
+from tests.agents.calc_task import of
+from tests.agents.test_graph import GraphRun
+from tests.scripted_llm import Reply, ScriptedLLM
+
+MOVE_PDFS = {"version": 1, "goal": "Move the PDFs into archive",
+             "steps": [{"op": "move", "match": {"glob": "**", "ext": [".pdf"]}, "to": "archive"}]}  # fmt: skip
+
+
+def make_files(root: Path) -> None:
+    (root / "docs").mkdir()
+    (root / "docs" / "a.pdf").write_text("a")
+    (root / "docs" / "b\x1b[31m.pdf").write_text("b")
+    (root / "notes.md").write_text("n")
+
+
+def test_the_planner_gets_the_workspace_view_and_the_reply_schema_and_its_plan_applies(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply(MOVE_PDFS))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move the pdfs into archive") is None
+    assert run.final["ok"] is True
+    assert sorted(p.name for p in (root / "archive").iterdir()) == ["a.pdf", "b\x1b[31m.pdf"]
+    [request] = scripted_llm.requests
+    system, user = request["messages"]
+    assert system == {"role": "system", "content": SYSTEM_PROMPT}
+    assert user["content"].startswith("Today: ")
+    assert "docs/ (2 files" in user["content"]
+    assert "b\\x1b[31m.pdf" in user["content"]
+    assert "\x1b" not in user["content"]
+    assert user["content"].endswith("Request: move the pdfs into archive")
+    assert request["response_format"]["json_schema"]["schema"] == reply_schema()
+
+
+def test_a_reply_with_no_steps_declines_in_one_line_naming_the_profiles_that_can(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply({"version": 1, "goal": "Writing a function\nneeds code", "steps": []}))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("write a function that reverses a string") is None
+    final = run.final
+    assert final["ok"] is False
+    assert "openai, ollama or vllm" in final["summary"]
+    assert "Writing a function\\nneeds code" in final["summary"]
+    assert "\n" not in final["summary"]
+    assert of(run.events, "plan") == []
+    assert not (root / "archive").exists()
+
+
+def test_a_task_routed_to_tests_is_declined_without_asking_the_model(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    run = graph_run(approval="auto", files_only=True, topology="loop")
+    assert run.start("fix the failing test in parser.py") is None
+    assert run.final["ok"] is False
+    assert "needs code and tests" in run.final["summary"]
+    assert scripted_llm.requests == []
+    assert [event["type"] for event in run.events] == ["route", "final"]
+
+
+def test_an_invalid_planner_reply_goes_back_for_repair(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(
+        Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "path": "no-such-file"}]}), Reply(MOVE_PDFS)
+    )
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move the pdfs into archive") is None
+    assert run.final["ok"] is True
+    [repair] = of(run.events, "repair")
+    assert "no-such-file" in repair["problems"][0]
+
+
+@pytest.mark.parametrize(
+    ("topology", "roles", "declined"),
+    [
+        ("single", ("builder",), False),
+        ("pipeline", ("planner", "builder"), False),
+        ("pipeline", ("builder", "refactor"), True),
+        ("loop", ("builder", "tester"), True),
+    ],
+)
+def test_what_a_files_only_builder_makes_of_each_decision(topology: str, roles: tuple, declined: bool) -> None:
+    decision = RouterDecision(topology, roles, 3, "because", "tfidf")  # type: ignore[arg-type]
+    made, why = files_only_decision(decision)
+    assert (why is not None) == declined
+    if not declined:
+        assert made.roles == ("builder",)
+        assert made.topology == "single"

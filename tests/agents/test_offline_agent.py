@@ -1,0 +1,107 @@
+"""The offline agent end to end on tiny models: the real local server with a planner adapter,
+constrained decoding under the planner reply schema, and `routeshell run` on a files-only profile.
+
+The nano planner here trained for a few steps: its plans may be wrong, the flow must not be.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from engine.planner.cases import Case, generate_cases
+from engine.planner.effect import reply_problems
+from engine.planner.evaluate import case_messages
+from engine.planner.prompt import reply_schema
+from tests.engine.serve.test_launcher import free_port, write_planner_local
+from tests.helpers import ROUTESHELL, run_routeshell
+
+START_TIMEOUT = 300
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def served(planner_models: tuple[Path, Path]) -> Iterator[str]:
+    """``routeshell serve`` of the nano base with the planner adapter; yields its base URL."""
+    base, adapter = planner_models
+    port = free_port()
+    server = subprocess.Popen(
+        [ROUTESHELL, "serve", "--model", str(base), "--adapter", f"planner={adapter}", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(START_TIMEOUT * 2):
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            __import__("time").sleep(0.5)
+        yield f"{url}/v1"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_constrained_decoding_always_gives_a_valid_plan(served: str) -> None:
+    client = OpenAI(base_url=served, api_key="none", max_retries=0, timeout=300)
+    cases: list[Case] = list(generate_cases(3, seed=21))
+    for case in cases:
+        reply = client.chat.completions.create(
+            model="planner", messages=case_messages(case), temperature=0, max_tokens=3000,  # type: ignore[arg-type]
+            response_format={"type": "json_schema", "json_schema": {"name": "plan", "schema": reply_schema()}},
+        )  # fmt: skip
+        choice = reply.choices[0]
+        assert choice.finish_reason == "stop", choice.message.content
+        plan = json.loads(choice.message.content or "")
+        assert reply_problems(plan) == [], plan
+
+
+def test_run_on_a_files_only_profile_starts_the_server_and_ends_in_one_piece(
+    isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
+) -> None:
+    base, adapter = planner_models
+    write_planner_local(isolated_home, free_port(), base, adapter)
+    workspace = tmp_path / "ws"
+    (workspace / "docs").mkdir(parents=True)
+    (workspace / "docs" / "report.pdf").write_bytes(b"%PDF")
+    result = run_routeshell(
+        "run", "--workspace", str(workspace), "--approve", "never", "--json", "move the pdfs into archive"
+    )
+    assert "Traceback" not in result.stderr
+    assert result.returncode in (0, 1), result.stderr
+    assert "starting the local model server" in result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [event["type"] for event in events]
+    assert kinds[0] == "route"
+    assert kinds[-1] == "final"
+    assert "role_start" in kinds
+    assert (workspace / "docs" / "report.pdf").exists()  # --approve never: shown, not applied
+
+
+def test_a_code_task_on_a_files_only_profile_is_declined_in_one_line(
+    isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
+) -> None:
+    base, adapter = planner_models
+    write_planner_local(isolated_home, free_port(), base, adapter)
+    (tmp_path / "ws").mkdir()
+    result = run_routeshell(
+        "run", "--workspace", str(tmp_path / "ws"), "--topology", "loop", "fix the failing test in parser.py"
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in (result.stdout + result.stderr).splitlines() if "openai, ollama or vllm" in line]
+    assert "needs code and tests" in line

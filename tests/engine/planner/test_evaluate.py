@@ -1,0 +1,118 @@
+"""``eval planner``'s scoring: a known-good predictor scores 1, known-bad ones are caught for what they do."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UsageError
+from engine.planner.cases import Case, generate_cases
+from engine.planner.evaluate import Prediction, evaluate, gold_predictor, load_cases, parse_reply, score_case
+from tests.helpers import assert_one_line_error, run_routeshell
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[Case]:
+    return list(generate_cases(24, seed=9))
+
+
+def test_the_gold_plan_scores_every_case_exact(cases: list[Case]) -> None:
+    summary, results = evaluate(cases, gold_predictor)
+    assert summary["exact_effect"] == 1.0
+    assert summary["valid"] == 1.0
+    assert summary["refused"] == 0.0
+    assert summary["overreach"] == 0.0
+    assert all(result.diff == [] for result in results)
+
+
+def test_a_plan_that_does_nothing_is_wrong_unless_nothing_was_asked(cases: list[Case]) -> None:
+    def nothing(case: Case) -> Prediction:
+        return Prediction({"version": 1, "goal": "no", "steps": []}, 0.01)
+
+    summary, results = evaluate(cases, nothing)
+    for case, result in zip(cases, results, strict=True):
+        assert result.exact == (not case.plan["steps"])
+        assert result.valid
+    assert summary["exact_effect"] < 0.3
+
+
+def test_overreach_refusal_and_invalid_plans_are_told_apart(tmp_path: Path) -> None:
+    case = next(
+        c for c in generate_cases(200, seed=2) if c.kinds == ("by_type",) and c.plan["steps"][0]["op"] == "move"
+    )
+    everything = copy.deepcopy(case.plan)
+    everything["steps"][0]["match"] = {"glob": "**"}
+    result = score_case(case, Prediction(everything, 0.0), tmp_path)
+    assert not result.exact
+    assert result.overreach
+    refused = {"version": 1, "goal": "x", "steps": [{"op": "delete", "path": "no/such/file"}]}
+    result = score_case(case, Prediction(refused, 0.0), tmp_path)
+    assert result.valid
+    assert result.refused
+    assert not result.exact
+    invalid = {"version": 1, "steps": [{"op": "move", "from": "/etc/passwd", "to": "x"}]}
+    result = score_case(case, Prediction(invalid, 0.0), tmp_path)
+    assert not result.valid
+    assert not result.exact
+    outside = {"version": 1, "goal": "x", "steps": [{"op": "move", "paths": ["../escape"], "to": "x"}]}
+    assert not score_case(case, Prediction(outside, 0.0), tmp_path).valid
+    assert not score_case(case, Prediction(None, 0.0, error="not JSON"), tmp_path).valid
+
+
+def test_replies_parse_bare_or_fenced_and_garbage_is_named() -> None:
+    assert parse_reply('{"a": 1}') == ({"a": 1}, None)
+    assert parse_reply('```json\n{"a": 1}\n```') == ({"a": 1}, None)
+    plan, why = parse_reply('{"version": 1, "steps": [')
+    assert plan is None
+    assert why is not None
+    assert why.startswith("not JSON")
+
+
+def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps(case.to_json()) + "\n" for case in cases[:3]))
+    assert [case.id for case in load_cases(good)] == [case.id for case in cases[:3]]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(good.read_bytes() + b'{"id": 1}\n')
+    with pytest.raises(UsageError, match=r"bad.jsonl:4: not a planner case"):
+        load_cases(bad)
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\n")
+    with pytest.raises(UsageError, match=r":1: not a planner case"):
+        load_cases(binary)
+    with pytest.raises(UsageError, match="no cases"):
+        load_cases(_empty(tmp_path))
+
+
+def _empty(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    return path
+
+
+def test_eval_planner_cli_scores_gold_and_rules_on_handwritten_and_held_out() -> None:
+    result = run_routeshell(
+        "eval", "planner", "--data", "handwritten", "--data", "held-out", "--count", "12",
+        "--predictor", "gold", "--predictor", "rules", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    sets = report["data"]
+    assert set(sets) == {"handwritten", "held-out (seed 0)"}
+    assert sets["handwritten"]["gold"]["exact_effect"] == 1.0
+    assert sets["held-out (seed 0)"]["gold"]["cases"] == 12
+    assert 0.0 <= sets["handwritten"]["rules"]["exact_effect"] < 1.0
+    assert len(sets["handwritten"]["rules"]["results"]) == sets["handwritten"]["rules"]["cases"]
+
+
+def test_eval_planner_cli_gives_one_line_errors(tmp_path: Path) -> None:
+    missing = run_routeshell("eval", "planner", "--data", str(tmp_path / "nope.jsonl"), "--predictor", "gold")
+    assert_one_line_error(missing, 2, "no such file")
+    unreachable = run_routeshell(
+        "eval", "planner", "--data", "held-out", "--count", "2", "--predictor", "model",
+        "--base-url", "http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    assert_one_line_error(unreachable, 3, "127.0.0.1:9")

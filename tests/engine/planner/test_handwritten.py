@@ -1,0 +1,62 @@
+"""The hand-written planner evaluation set: every gold plan is a valid reply that really applies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import engine.planner
+from engine.files.tags import is_markdown
+from engine.planner.cases import Case
+from engine.planner.effect import plan_effect, reply_problems
+from engine.planner.fixtures import changed_paths
+from engine.planner.prompt import PLANNER_OPS
+
+DATA = Path(engine.planner.__file__).parent / "data" / "handwritten.jsonl"
+
+
+def _load() -> list[Case]:
+    with DATA.open(encoding="utf-8") as handle:
+        return [Case.from_json(json.loads(line)) for line in handle if line.strip()]
+
+
+CASES = _load()
+
+
+def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
+    ids = [case.id for case in CASES]
+    assert len(CASES) >= 40
+    assert len(set(ids)) == len(ids)
+    assert all(case_id.startswith("hand_") for case_id in ids)
+
+
+def test_every_planner_op_appears_in_some_gold_plan() -> None:
+    used = {step["op"] for case in CASES for step in case.plan["steps"]}
+    assert set(PLANNER_OPS) <= used, sorted(set(PLANNER_OPS) - used)
+
+
+def test_some_requests_cannot_be_done_with_file_operations() -> None:
+    empty = [case for case in CASES if case.plan["steps"] == []]
+    assert empty
+    assert all(case.plan.get("goal") for case in empty)
+
+
+def test_tagged_notes_carry_their_tags_in_front_matter() -> None:
+    for case in CASES:
+        for spec in case.fixture.files:
+            if spec.tags and is_markdown(spec.path):
+                assert spec.text is not None, (case.id, spec.path)
+                assert spec.text.startswith("---\ntags: [" + ", ".join(spec.tags) + "]\n---\n"), (case.id, spec.path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_the_gold_plan_is_a_valid_reply_that_applies(case: Case, tmp_path: Path) -> None:
+    assert reply_problems(case.plan) == []
+    effect = plan_effect(case.fixture, case.today, case.plan, scratch=tmp_path)
+    assert effect.applied, effect.refused
+    if case.plan["steps"]:
+        assert changed_paths(effect.before, effect.tree), "the plan leaves the workspace as it was"
+    else:
+        assert effect.tree == effect.before

@@ -1,0 +1,212 @@
+"""``routeshell train planner`` and ``routeshell eval planner``.
+
+``train planner`` trains the planner adapter on generated cases (:mod:`engine.planner.train`) and
+writes it as a directory (adapter, tokenizer, ``planner_meta.json``), made beside ``--out`` and
+moved into place, so a crash leaves the old adapter or the new one. ``eval planner`` scores
+predictors on cases by the effect of their plans (:mod:`engine.planner.evaluate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tui.arg_types import positive_int
+
+PLANNER_EXIT_CODES = """\
+exit codes:
+  0    done
+  1    a file could not be written (a full disk, a read-only directory)
+  2    bad input: a missing or malformed case file (with its line), an unknown predictor, a
+       --base that is not a model directory
+  3    the model endpoint failed (unreachable, errors after the retries)
+  130  interrupted (Ctrl-C)
+"""
+
+EVAL_PLANNER_DESCRIPTION = """\
+Score planners by what their plans do. Each case (a request over a fixture workspace, with its
+gold plan) is applied twice in temporary copies through the real engine: the predicted plan and
+the gold one. A prediction is right when the two trees are equal (names, contents, tags).
+
+--data takes JSONL case files and two words: 'held-out' (generated cases that training never
+sees: --count of them from --seed) and 'handwritten' (the requests written by hand that ship with
+routeshell). Each data set is reported on its own.
+
+Predictors (--predictor, repeatable): 'model' (the served planner, decoding constrained by the
+planner reply schema), 'model-free' (the same model without constrained decoding), 'rules' (a
+rule-based parser of common phrasings) and 'gold' (the gold plan: checks the harness). The model
+is asked at --base-url (default http://127.0.0.1:8765/v1, the local server) as --model (default
+planner, the adapter's name there): start it with 'routeshell serve --model DIR --adapter
+planner=DIR'.
+
+Reported: exact-effect accuracy, valid plans (schema and path rules), plans refused by the dry run
+or the policy, overreach (plans that changed a path the gold plan leaves alone), and p50/p95
+latency of one prediction; --json prints every case too.
+"""
+
+PREDICTORS = ("model", "model-free", "rules", "gold")
+
+
+def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add ``eval planner`` to the ``eval`` actions."""
+    planner = actions.add_parser(
+        "planner",
+        help="score planners by the effect of their plans on fixture workspaces",
+        description=EVAL_PLANNER_DESCRIPTION,
+        epilog=PLANNER_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = planner.add_argument
+    add("--data", action="append", required=True, metavar="FILE", help="cases: a JSONL file, held-out or handwritten")
+    add("--predictor", action="append", choices=PREDICTORS, metavar="NAME", help="model, model-free, rules or gold")
+    add("--count", type=positive_int, default=200, metavar="N", help="held-out: how many generated cases (200)")
+    add("--seed", type=int, default=0, metavar="N", help="held-out: the generator's seed (0)")
+    add("--base-url", default="http://127.0.0.1:8765/v1", metavar="URL", help="the served planner's OpenAI base URL")
+    add("--model", default="planner", metavar="NAME", help="the planner's model id there (planner)")
+    add("--limit", type=positive_int, metavar="N", help="at most N cases of each data set")
+    add("--json", action="store_true", help="print the report (and every case) as JSON")
+
+
+def _data_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
+    from engine.errors import UsageError
+    from engine.planner.cases import generate_case, held_out
+    from engine.planner.evaluate import load_cases
+
+    sets: list[tuple[str, list[Any]]] = []
+    for item in args.data:
+        if item == "held-out":
+            cases: list[Any] = []
+            index = 0
+            while len(cases) < args.count:
+                if held_out(f"plan_s{args.seed}_{index:05d}"):
+                    cases.append(generate_case(index, seed=args.seed))
+                index += 1
+            sets.append((f"held-out (seed {args.seed})", cases))
+        elif item == "handwritten":
+            sets.append(("handwritten", load_cases(handwritten_path())))
+        else:
+            path = Path(item)
+            if not path.is_file():
+                raise UsageError(f"--data {shlex.quote(item)}: no such file (or the words held-out, handwritten)")
+            sets.append((item, load_cases(path)))
+    if args.limit:
+        sets = [(name, cases[: args.limit]) for name, cases in sets]
+    return sets
+
+
+def handwritten_path() -> Path:
+    """The hand-written cases that ship with routeshell."""
+    import engine.planner
+
+    return Path(engine.planner.__file__).parent / "data" / "handwritten.jsonl"
+
+
+def run_eval_planner(args: argparse.Namespace) -> int:
+    """Run ``routeshell eval planner``; return the exit code."""
+    import json
+
+    from engine.evaluation.endpoints import check_url
+    from engine.planner.evaluate import Predictor, endpoint_predictor, evaluate, gold_predictor, rules_predictor
+
+    predictors = list(dict.fromkeys(args.predictor or ["model", "model-free", "rules"]))
+    base_url = check_url("--base-url", args.base_url)
+    sets = _data_sets(args)
+    closers: list[Callable[[], None]] = []
+    made: dict[str, Predictor] = {"gold": gold_predictor, "rules": rules_predictor}
+    for name in ("model", "model-free"):
+        if name in predictors:
+            predict, close = endpoint_predictor(base_url, args.model, constrained=name == "model")
+            made[name] = predict
+            closers.append(close)
+    report: dict[str, Any] = {"data": {}}
+    try:
+        for set_name, cases in sets:
+            rows: dict[str, Any] = {}
+            for name in predictors:
+                started = time.monotonic()
+                progress = _progress(f"{set_name}: {name}", len(cases))
+                summary, results = evaluate(cases, made[name], progress=progress)
+                _endpoint_failed(name, results)
+                summary["seconds"] = round(time.monotonic() - started, 1)
+                if args.json:
+                    summary["results"] = [result.as_dict() for result in results]
+                rows[name] = summary
+            report["data"][set_name] = rows
+    finally:
+        for close in closers:
+            close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_planner_table(report)
+    return 0
+
+
+def _endpoint_failed(name: str, results: list[Any]) -> None:
+    """Raise EndpointError when every prediction of a model predictor failed at the endpoint."""
+    from engine.llm.client import EndpointError
+
+    if name.startswith("model") and results and all(r.error and r.error.startswith("LLM endpoint") for r in results):
+        raise EndpointError(results[0].error)
+
+
+def _progress(label: str, total: int) -> Callable[[int], None]:
+    def show(done: int) -> None:
+        if sys.stderr.isatty():
+            end = "\n" if done == total else ""
+            print(f"\reval planner: {label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def print_planner_table(report: dict[str, Any]) -> None:
+    """Print the report as one table per data set, names escaped."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from engine.names import display_line
+
+    console = Console()
+    for set_name, rows in report["data"].items():
+        first = next(iter(rows.values()))
+        table = Table(title=f"{escape(display_line(set_name))}: {first['cases']} cases", title_justify="left")
+        for column in ("planner", "exact effect", "valid", "refused", "overreach", "p50 s", "p95 s"):
+            table.add_column(column, justify="left" if column == "planner" else "right")
+        for name, s in rows.items():
+            rates = [f"{s[key]:.3f}" for key in ("exact_effect", "valid", "refused", "overreach")]
+            table.add_row(name, *rates, f"{s['latency_p50_s']:.3f}", f"{s['latency_p95_s']:.3f}")
+        console.print(table)
+
+
+def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], stop: Any) -> int:
+    """Run ``routeshell train planner``; return the exit code."""
+    from engine.errors import ExitCode, UsageError
+    from engine.planner.train import PLANNER_META, PlannerOptions, train_planner
+    from engine.router.router_dir import check_base_dir, replace_dir, staging_dir
+    from tui.router_cli import quiet
+
+    if args.base is None:
+        raise UsageError("train planner needs --base DIR (the model the adapter sits on: the shipped base is "
+                         "engine/models/base)")  # fmt: skip
+    check_base_dir(args.base)
+    options = PlannerOptions(
+        base=args.base, out=args.out, count=args.count or 6000, seed=args.seed, max_steps=args.max_steps,
+        epochs=args.epochs, batch_size=args.batch_size or 8, grad_accum=args.grad_accum or 1, lr=args.lr or 1e-3,
+        lora_r=args.lora_r or 32, lora_alpha=args.lora_alpha or 64, lora_dropout=args.lora_dropout or 0.0,
+        max_length=args.max_length or 1024, time_limit_min=args.time_limit, save_steps=args.save_steps or 200,
+    )  # fmt: skip
+    quiet()
+    staging = staging_dir(args.out, meta_file=PLANNER_META, what="a planner adapter")
+    command = shlex.join(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else ""
+    summary = train_planner(options, sink, stop, staging=staging, command=command)
+    replace_dir(staging, args.out)
+    sink({"type": "train_done", "stage": "planner", "path": str(args.out), "steps": summary["steps"],
+          "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None, "elapsed_s": summary["seconds"],
+          "interrupted": bool(summary["interrupted"])})  # fmt: skip
+    return int(ExitCode.INTERRUPTED) if summary["interrupted"] else int(ExitCode.OK)
