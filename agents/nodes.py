@@ -8,6 +8,7 @@ when resumed, and an apply is skipped when the journal shows that plan was alrea
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Mapping
 from contextlib import suppress
@@ -36,7 +37,8 @@ from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
-from engine.planner.prompt import planner_messages
+from engine.planner.narrow import narrowed_schema
+from engine.planner.prompt import entries_from_root, planner_messages
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -103,7 +105,8 @@ def _ask(
     """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply.
 
     ``files_planner``: the role is routeshell's own planner model, asked with its compact workspace
-    view (:func:`engine.planner.prompt.planner_messages`) and answering a file plan, perhaps empty."""
+    view (:func:`engine.planner.prompt.planner_messages`) and answering a file plan, perhaps empty,
+    decoded under the reply schema narrowed to this task and workspace (:mod:`engine.planner.narrow`)."""
     started = time.monotonic()
     _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
 
@@ -133,8 +136,12 @@ def _ask(
     if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
         raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
     messages: list[ChatMessage]
+    schema = None
     if files_planner:
-        messages = planner_messages(ctx.root, request)
+        today = dt.datetime.now(dt.UTC).date()
+        entries = entries_from_root(ctx.root)
+        messages = planner_messages(entries, request, today)
+        schema = narrowed_schema(request, entries, today)
     else:
         context = workspace_context(ctx.root, state["task"], request, ctx.context)
         messages = [
@@ -153,7 +160,7 @@ def _ask(
             {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
         ),
         on_usage=on_usage,
-        files_planner=files_planner,
+        planner_schema=schema,
     )
     _emit({"type": "role_end", "role": role, "attempts": reply.attempts,
            "seconds": round(time.monotonic() - started, 3), "tokens": reply.usage.total_tokens})  # fmt: skip

@@ -23,7 +23,6 @@ from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
 from engine.planner.effect import reply_problems as planner_reply_problems
-from engine.planner.prompt import reply_schema
 from engine.plans.dry_run import preview_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import BUILDER_PROMPT, PLAN_RULES, InvalidPlan, normalise, plan_problems
@@ -138,9 +137,9 @@ def response_format(role: Role) -> ResponseFormat:
     return {"type": "json_schema", "json_schema": {"name": f"routeshell_{role}", "schema": schema, "strict": False}}
 
 
-def planner_response_format() -> ResponseFormat:
-    """The ``response_format`` of routeshell's own planner model: the planner reply schema."""
-    return {"type": "json_schema", "json_schema": {"name": "routeshell_plan", "schema": reply_schema(), "strict": True}}
+def planner_response_format(schema: dict[str, Any]) -> ResponseFormat:
+    """The ``response_format`` of routeshell's own planner model: ``schema``, a planner reply schema."""
+    return {"type": "json_schema", "json_schema": {"name": "routeshell_plan", "schema": schema, "strict": True}}
 
 
 def reply_excerpt(content: str) -> str:
@@ -165,22 +164,24 @@ def ask_role(
     on_usage: Callable[[Usage], None] | None = None,
     stream: bool = True,
     policy: Policy | None = None,
-    files_planner: bool = False,
+    planner_schema: dict[str, Any] | None = None,
 ) -> RoleReply:
     """Ask ``role`` and return its validated reply, repairing an invalid one at most ``REPAIRS`` times.
 
     ``messages`` are the system and user messages; the conversation grows with each repair.
     ``on_usage`` sees each call's usage as it happens (so budgets are checked between repairs).
     A plan that selects files comes back expanded, one step per file, checked against ``policy``.
-    ``files_planner``: the reply is a planner reply (:func:`engine.planner.prompt.reply_schema`):
-    a file plan, or no steps at all when the task is not one for file operations.
+    ``planner_schema``: the role is routeshell's own planner, whose reply is decoded under this
+    schema (the planner reply schema, narrowed to the task): a file plan, or no steps at all when
+    the task is not one for file operations.
     Raises :class:`RoleFailed` when no valid reply came, and ``EndpointError`` from the client.
     """
     conversation = list(messages)
     total = Usage()
     problems: list[str] = []
     for attempt in range(1, REPAIRS + 2):
-        wanted = planner_response_format() if files_planner else response_format(role)
+        files_planner = planner_schema is not None
+        wanted = planner_response_format(planner_schema) if planner_schema is not None else response_format(role)
         reply: ChatReply = client.chat(conversation, response_format=wanted, stream=stream, on_delta=on_delta)
         total = total + reply.usage
         if on_usage is not None:

@@ -31,7 +31,7 @@ from typing import Any
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 MODELS = Path("engine/models")
 WORK = Path("build/planner")
-BASE_STEPS = 800
+BASE_STEPS = 400
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
 TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | p50 s | p95 s |"
@@ -152,9 +152,10 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="the adapter's training budget (30)")
-    parser.add_argument("--count", type=int, default=6000, help="generated training cases (6000)")
+    parser.add_argument("--count", type=int, default=4400, help="generated training cases (4400)")
     parser.add_argument("--eval-count", type=int, default=200, help="held-out generated cases to score (200)")
     parser.add_argument("--keep-base", action="store_true", help="train on engine/models/base as it is")
+    parser.add_argument("--keep-adapter", action="store_true", help="evaluate engine/models/planner as it is")
     options = parser.parse_args()
     steps: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -162,11 +163,15 @@ def main() -> int:
     if not (options.keep_base and (MODELS / "base" / "config.json").is_file()):
         shutil.rmtree(WORK / "base", ignore_errors=True)
         run(steps, "train", "pretrain", "--config", "engine/planner/base.toml", "--data", "stdlib",
-            "--max-steps", str(BASE_STEPS), "--batch-size", "8", "--seq-len", "512", "--eval-every", "400",
+            "--max-steps", str(BASE_STEPS), "--batch-size", "8", "--seq-len", "512", "--eval-every", "200",
             "--out", str(WORK / "base"))  # fmt: skip
         export_base(WORK / "base", MODELS / "base")
-    run(steps, "train", "planner", "--base", str(MODELS / "base"), "--out", str(MODELS / "planner"),
-        "--count", str(options.count), "--time-limit", str(options.minutes))  # fmt: skip
+    if not (options.keep_adapter and (MODELS / "planner" / "planner_meta.json").is_file()):
+        run(steps, "train", "planner", "--base", str(MODELS / "base"), "--out", str(MODELS / "planner"),
+            "--count", str(options.count), "--time-limit", str(options.minutes))  # fmt: skip
+    else:
+        trained = json.loads((MODELS / "planner" / "planner_meta.json").read_text())
+        steps.append({"command": trained["command"], "seconds": trained["summary"]["seconds"]})
     report = evaluate(steps, WORK / "eval.json", options.eval_count)
     meta = json.loads((MODELS / "planner" / "planner_meta.json").read_text())
     card = model_card(report, meta, steps, time.monotonic() - started)

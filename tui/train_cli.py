@@ -41,7 +41,8 @@ stages:
   router      a router learned from labelled samples (--data), saved as a router directory (OUT)
   planner     the planner adapter: LoRA on --base, trained on --count generated cases (--seed;
               held-out ones never), saved as an adapter directory (OUT) that 'routeshell serve
-              --adapter planner=OUT' serves; --time-limit MIN ends it in time with the adapter saved
+              --adapter planner=OUT' serves; --base defaults to the shipped base (engine/models/base);
+              --time-limit MIN ends it in time with the adapter saved
 
 data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
 'stdlib' stands for the Python standard library sources (the default pretraining corpus) and

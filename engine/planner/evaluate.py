@@ -9,7 +9,8 @@ and the latency of one prediction (p50, p95), overall and by the case's first ki
 
 Predictors: ``gold`` (the gold plan itself: the harness's own check), ``rules`` (the rule-based
 parser of :mod:`engine.planner.rules`), and a served model, with the decoding constrained by the
-planner reply schema (``json_schema``) or free (the reply is parsed as JSON as it comes).
+planner reply schema narrowed to the case (:mod:`engine.planner.narrow`, as the agent asks) or
+free (the reply is parsed as JSON as it comes).
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from engine.llm.wire import ChatMessage
 from engine.planner.cases import Case
 from engine.planner.effect import plan_effect
 from engine.planner.fixtures import changed_paths, differences
-from engine.planner.prompt import SYSTEM_PROMPT, entries_from_fixture, reply_schema, user_message, workspace_view
+from engine.planner.narrow import narrowed_schema
+from engine.planner.prompt import entries_from_fixture, planner_messages
 
+#: Where free decoding (no grammar) is cut off: more tokens than any gold answer takes.
+FREE_MAX_TOKENS = 320
 #: The most cases one evaluation reads from a file.
 MAX_CASES = 20_000
 MAX_LINE_BYTES = 1 << 20
@@ -101,8 +105,12 @@ def load_cases(path: Path) -> list[Case]:
 
 def case_messages(case: Case) -> list[ChatMessage]:
     """The chat messages a served planner gets for ``case``."""
-    view = workspace_view(entries_from_fixture(case.fixture, case.today), case.today)
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message(view, case.request)}]
+    return planner_messages(entries_from_fixture(case.fixture, case.today), case.request, case.today)
+
+
+def case_schema(case: Case) -> dict[str, Any]:
+    """The schema a served planner's answer to ``case`` is decoded under: narrowed to the case."""
+    return narrowed_schema(case.request, entries_from_fixture(case.fixture, case.today), case.today)
 
 
 def gold_predictor(case: Case) -> Prediction:
@@ -143,18 +151,24 @@ def endpoint_predictor(
     from engine.llm.client import ChatClient, EndpointError
 
     client = ChatClient(Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=1))
-    response_format: Any = (
-        {"type": "json_schema", "json_schema": {"name": "plan", "schema": reply_schema(), "strict": True}}
-        if constrained
-        else None
-    )
 
     def predict(case: Case) -> Prediction:
         started = time.perf_counter()
+        response_format: Any = None
+        if constrained:
+            response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": case_schema(case)}}
+        # Free decoding has no grammar to end it: it is cut at FREE_MAX_TOKENS (more than any gold
+        # answer takes), or at the model's context when the prompt leaves less.
+        limit = max_tokens if constrained else max_tokens or FREE_MAX_TOKENS
         try:
-            reply = client.chat(
-                case_messages(case), response_format=response_format, temperature=0.0, max_tokens=max_tokens
-            )
+            try:
+                reply = client.chat(
+                    case_messages(case), response_format=response_format, temperature=0.0, max_tokens=limit
+                )
+            except EndpointError as exc:
+                if limit is None or exc.status != 400:
+                    raise
+                reply = client.chat(case_messages(case), response_format=response_format, temperature=0.0)
         except EndpointError as exc:
             return Prediction(None, time.perf_counter() - started, error=str(exc))
         seconds = time.perf_counter() - started

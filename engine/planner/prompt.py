@@ -8,7 +8,8 @@ fixture (training, evaluation) and from a real workspace (serving); a test holds
 
 The answer is a plan in compact JSON with its keys in one order (:func:`canonical`), the order
 the decoding schema (:func:`reply_schema`) asks for: what a step acts on first, then how, then
-where to. A request that file operations cannot do is answered with no steps.
+where to. A request that file operations cannot do is answered with no steps and a goal that
+says why; a plan with steps has no goal (its steps say what it does).
 """
 
 from __future__ import annotations
@@ -224,8 +225,13 @@ def canonical(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def answer_text(plan: dict[str, Any]) -> str:
-    """The plan as the model writes it: compact JSON, keys in canonical order."""
-    return json.dumps(canonical(plan), separators=(",", ":"), ensure_ascii=False)
+    """The plan as the model writes it: compact JSON, keys in canonical order, and a goal only when
+    there are no steps (then it says why): the steps say what a plan does, and every token the
+    model writes costs time and can go wrong."""
+    answer = canonical(plan)
+    if answer["steps"]:
+        answer.pop("goal", None)
+    return json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
 
 
 @cache
@@ -238,7 +244,7 @@ def _reply_schema_text() -> str:
     schema = copy.deepcopy(load_schema("plan"))
     schema["$id"] = "https://routeshell.dev/schemas/planner-reply.schema.json"
     schema["title"] = "routeshell planner reply"
-    schema["required"] = ["version", "goal", "steps"]
+    schema["required"] = ["version", "steps"]
     props = schema["properties"]
     props.pop("expanded_from", None)
     props["goal"] = {**props["goal"], "maxLength": MAX_GOAL}
@@ -264,8 +270,8 @@ def reply_schema() -> dict[str, Any]:
     return result
 
 
-def planner_messages(root: Path, request: str, today: dt.date | None = None) -> list[ChatMessage]:
-    """The chat messages that ask routeshell's planner model for a plan of ``request`` over ``root``."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    view = workspace_view(entries_from_root(root), today)
+def planner_messages(entries: list[ViewEntry], request: str, today: dt.date) -> list[ChatMessage]:
+    """The chat messages that ask routeshell's planner model for a plan of ``request`` over a
+    workspace of ``entries`` (:func:`entries_from_root`) as of ``today``."""
+    view = workspace_view(entries, today)
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message(view, request)}]

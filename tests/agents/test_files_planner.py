@@ -42,7 +42,12 @@ def test_the_planner_gets_the_workspace_view_and_the_reply_schema_and_its_plan_a
     assert "b\\x1b[31m.pdf" in user["content"]
     assert "\x1b" not in user["content"]
     assert user["content"].endswith("Request: move the pdfs into archive")
-    assert request["response_format"]["json_schema"]["schema"] == reply_schema()
+    schema = request["response_format"]["json_schema"]["schema"]
+    assert schema["$id"] == reply_schema()["$id"]
+    names = schema["$defs"]["path"]["enum"]
+    assert "archive" in names
+    assert "docs/a.pdf" in names
+    assert "b\x1b[31m.pdf" not in " ".join(names)  # a name the model cannot write is never offered
 
 
 def test_a_reply_with_no_steps_declines_in_one_line_naming_the_profiles_that_can(

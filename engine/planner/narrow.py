@@ -1,0 +1,149 @@
+"""The planner reply schema narrowed to one request: every name a plan may use comes from the request
+or the workspace.
+
+A small model copies badly: asked to write ``logs/server-2026-11-03.log`` it drifts after a few
+characters. So the schema the answer is decoded under lists, for each value a plan copies, the
+values this request and this workspace offer: paths are the workspace's files and folders, the
+words of the request that look like names, and their parents; globs are ``**`` and each of those
+folders with ``/**`` or ``/*``; dates are the usual ages, the years the request names and this
+year; sizes the usual thresholds and those the request names; tags and ``contains`` the request's
+words and the workspace's tags; extensions the common ones and the workspace's; rename templates
+the usual forms. The model then chooses among a few strings instead of spelling one, and a plan
+can name nothing that neither the request nor the workspace holds. Free text (a goal, a file's
+content, a regular expression's replacement) stays free.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import posixpath
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from engine.planner.prompt import ViewEntry, reply_schema
+
+#: The most values one list may hold, so that a big workspace keeps the schema small.
+MAX_VALUES = 400
+MAX_VALUE_CHARS = 200
+#: The most characters one list may hold: the whole schema stays well under the server's 64 KiB.
+MAX_LIST_CHARS = 16_000
+AGES = ("7d", "30d", "365d")
+SIZES = ("10MB", "1KB")
+COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", ".txt", ".csv", ".tmp", ".bak",
+               ".zip", ".gz", ".mp4", ".mov", ".mkv", ".mp3", ".docx", ".xlsx", ".json", ".py")  # fmt: skip
+TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
+_WORD_EDGES = "'\"`()[]{}<>,;:!?"
+_NAME = re.compile(r"^[\w.\-/~+@ ]+$")
+_YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
+_DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
+_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
+
+
+def _usable(value: str) -> bool:
+    """A value the model can write: printable, valid UTF-8, not too long."""
+    if not value or len(value) > MAX_VALUE_CHARS or not value.isprintable():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def request_words(request: str) -> list[str]:
+    """The words of ``request`` that may be names: punctuation around them and a trailing slash or
+    full stop taken off, in order, once each."""
+    words: list[str] = []
+    for raw in request.split():
+        word = raw.strip(_WORD_EDGES).rstrip(".").rstrip("/")
+        if word and _NAME.match(word) and _usable(word) and word not in words:
+            words.append(word)
+    return words
+
+
+_NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
+_SPLIT = re.compile(r"[-_. ]+")
+
+
+def _prefixes(word: str) -> list[str]:
+    """``word`` and its starts up to each ``-`` or ``_`` (``IMG_something``: ``IMG_``), and with one added."""
+    found = [word, f"{word}-", f"{word}_"]
+    found += [word[: at + 1] for at, ch in enumerate(word) if ch in "-_" and at > 0]
+    stem = word.removesuffix("something").removesuffix("...")  # "named draft-something"
+    if stem and stem != word:
+        found += [stem, f"{stem} "]
+    return found
+
+
+def _name_words(files: list[str]) -> list[str]:
+    """The words in the workspace's file names (``budget-minutes.md``: budget, minutes)."""
+    found = []
+    for path in files:
+        found += [part.lower() for part in _SPLIT.split(posixpath.basename(path)) if len(part) >= 3 and part.isalpha()]
+    return found
+
+
+def _parents(path: str) -> list[str]:
+    found = []
+    while "/" in path:
+        path = posixpath.dirname(path)
+        found.append(path)
+    return found
+
+
+def _bounded(values: Iterable[str]) -> list[str]:
+    """``values`` once each, usable ones only, at most :data:`MAX_VALUES` and :data:`MAX_LIST_CHARS`."""
+    out: list[str] = []
+    used = 0
+    for value in dict.fromkeys(value for value in values if _usable(value)):
+        used += len(value) + 4
+        if len(out) >= MAX_VALUES or used > MAX_LIST_CHARS:
+            break
+        out.append(value)
+    return out
+
+
+def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> dict[str, Any]:
+    """The planner reply schema for ``request`` over a workspace of ``entries`` as of ``today``."""
+    words = request_words(request)
+    files = [entry.path for entry in entries if not entry.is_dir]
+    folders = sorted({parent for path in files for parent in _parents(path)} | {e.path for e in entries if e.is_dir})
+    mentioned = [path for path in files if path in request]
+    dotted = [word for word in words if "/" not in word and "." in word]
+    renamed = [posixpath.join(folder, word) for folder in ["", *folders] for word in dotted]
+    word_dirs = [parent for word in words for parent in _parents(word)]
+    names = _bounded([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
+    globs = _bounded(["**", *(f"{d}/{tail}" for d in [*folders, *words] for tail in ("**", "*"))])
+    years = {int(year) for year in _YEAR.findall(request)} | {today.year}
+    whens = _bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
+                      *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
+    sizes = _bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])
+    tags = _bounded([*(w for w in words if "/" not in w), *(tag for e in entries for tag in e.tags)])
+    exts = _bounded([*COMMON_EXTS, *(posixpath.splitext(path)[1].lower() for path in files)])
+    plain = [w for w in words if "/" not in w]
+    texts = _bounded([*plain, *(w.lower() for w in plain), *_name_words(files)])
+    prefixes = [p for w in plain for p in _prefixes(w)]
+    regexes = _bounded(f"^{p}" for p in [*prefixes, *(f"{w} " for w in plain)])
+    numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
+    templates = _bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
+                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
+                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
+
+    schema = copy.deepcopy(reply_schema())
+    defs = schema["$defs"]
+    defs["path"] = {"enum": names}
+    defs["glob"] = {"enum": globs}
+    defs["when"] = {"enum": whens}
+    defs["size"] = {"enum": sizes}
+    defs["tag_name"] = {"enum": tags}
+    match = defs["match"]["properties"]
+    match["ext"] = {**match["ext"], "items": {"enum": exts}}
+    match["contains"] = {"enum": texts}
+    match["name_regex"] = {"enum": regexes}
+    rule = defs["classify"]["properties"]["rules"]["items"]["properties"]
+    rule["ext"] = {**rule["ext"], "items": {"enum": exts}}
+    rule["contains"] = {"enum": texts}
+    defs["rename"]["properties"]["template"] = {"enum": templates}
+    return schema

@@ -1,0 +1,57 @@
+"""The reply schema narrowed to a request: every gold plan fits it, and it stays small and writable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from jsonschema import Draft202012Validator
+
+from engine.planner.cases import generate_cases
+from engine.planner.evaluate import case_schema
+from engine.planner.fixtures import FileSpec, Fixture
+from engine.planner.narrow import narrowed_schema, request_words
+from engine.planner.prompt import ViewEntry, answer_text, entries_from_fixture
+from tests.engine.planner.test_handwritten import CASES as HANDWRITTEN
+
+TODAY = dt.date(2026, 6, 15)
+
+
+def test_every_gold_answer_fits_its_narrowed_schema() -> None:
+    cases = [*generate_cases(150, seed=31), *HANDWRITTEN]
+    for case in cases:
+        errors = list(Draft202012Validator(case_schema(case)).iter_errors(json.loads(answer_text(case.plan))))
+        assert errors == [], (case.id, case.request, errors[0].message)
+
+
+def test_names_come_from_the_request_and_the_workspace_only() -> None:
+    entries = [ViewEntry("docs/a.pdf", False, 10, TODAY), ViewEntry("photos/x.jpg", False, 10, TODAY, ("trip",))]
+    schema = narrowed_schema("move the pdfs in docs into archive/2025", entries, TODAY)
+    defs = schema["$defs"]
+    names = defs["path"]["enum"]
+    assert {"docs/a.pdf", "photos/x.jpg", "docs", "photos", "archive/2025", "archive"} <= set(names)
+    assert "finance" not in names
+    assert {"**", "docs/**", "docs/*", "archive/2025/**"} <= set(defs["glob"]["enum"])
+    assert {"7d", "30d", "365d", "2025-01-01", "2026-01-01", "2027-01-01"} <= set(defs["when"]["enum"])
+    assert "trip" in defs["tag_name"]["enum"]
+
+
+def test_hostile_names_are_left_out_and_a_huge_workspace_stays_small() -> None:
+    files = [FileSpec(f"big/{index:05d}-{'x' * 60}.txt", text="t") for index in range(5000)]
+    files += [FileSpec("esc\x1b[31m.log", text="e"), FileSpec("caf\udce9.txt", text="c"), FileSpec("a\nb.md", text="n")]
+    entries = entries_from_fixture(Fixture(tuple(files)), TODAY)
+    schema = narrowed_schema("delete esc\x1b[31m.log and caf\udce9.txt " + "word " * 5000, entries, TODAY)
+    text = json.dumps(schema)
+    assert len(text) < 60_000
+    names = schema["$defs"]["path"]["enum"]
+    assert all(name.isprintable() for name in names)
+    assert "caf\udce9.txt" not in names
+
+
+def test_request_words_drop_punctuation_and_keep_names() -> None:
+    words = request_words("Move 'docs/a b.pdf', notes/x.md and logs/ into (archive)! thanks.")
+    assert words[:3] == ["Move", "docs/a", "b.pdf"]
+    assert "notes/x.md" in words
+    assert "logs" in words
+    assert "archive" in words
+    assert "thanks" in words
