@@ -64,6 +64,12 @@ def export_base(trained: Path, out: Path) -> None:
     for name in TOKENIZER_FILES:
         if (tokenizer / name).is_file():
             shutil.copy2(tokenizer / name, staging / name)
+    made_by = trained / "routeshell-train.json"
+    record = json.loads(made_by.read_text()) if made_by.is_file() else {}
+    (staging / "routeshell-base.json").write_text(json.dumps({
+        "what": "the base of the offline planner: a TinyLLM of engine/planner/base.toml, pretrained on the Python "
+                "standard library, weights in bfloat16",
+        "command": record.get("command", ""), "checkpoint_step": BASE_STEPS}, indent=2) + "\n")  # fmt: skip
     weights = load_file(str(trained / "model.safetensors"))
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in weights.items()}, str(staging / "model.safetensors"),
               metadata={"format": "pt"})  # fmt: skip
@@ -104,6 +110,13 @@ def evaluate(steps: list[dict[str, Any]], report_path: Path, count: int) -> dict
     return result
 
 
+def base_line() -> str:
+    """What the card says of the base, from the record exported beside it."""
+    record = json.loads((MODELS / "base" / "routeshell-base.json").read_text())
+    text = f"- The base: `{record['command']}`, its step-{record['checkpoint_step']} weights"
+    return text + (f"; {record['note']}." if record.get("note") else ".")
+
+
 def size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
@@ -111,11 +124,21 @@ def size_mb(path: Path) -> float:
 def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[str, Any]], total: float) -> str:
     summary = meta["summary"]
     shipped = size_mb(MODELS / "base") + size_mb(MODELS / "planner") + size_mb(Path("engine/router/default"))
+    model = report["data"]
+    held, hand = (
+        next(iter(model.values()))["model"]["exact_effect"],
+        list(model.values())[-1]["model"]["exact_effect"],
+    )
     lines = [
         "# The shipped planner adapter",
         "",
         f"Built by `make planner` (scripts/build_planner.py) on {sys.platform} with Python "
-        f"{sys.version.split()[0]}, in {total:.0f} s in all, with no network and no key.",
+        f"{sys.version.split()[0]}, with no network and no key: the commands below took {total:.0f} s in all.",
+        "",
+        f"**How well it plans:** {held:.0%} of held-out generated requests and {hand:.0%} of requests written by",
+        "hand get exactly the right effect (targets: 90% and 80%); the rule-based parser does better on both",
+        "(table below). Its plans always go through the dry run and the approval dialog, which lists every",
+        "file a plan touches, and every applied plan can be undone: read them before approving.",
         "",
         f"- Base: `engine/models/base`, {size_mb(MODELS / 'base'):.1f} MB (bfloat16); adapter "
         f"`engine/models/planner`, {size_mb(MODELS / 'planner'):.1f} MB; with the router in "
@@ -126,6 +149,8 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         + (", ended by the time limit" if summary["stopped_by_time_limit"] else "")
         + f"; last training loss {summary['last_loss']:.3f}; {summary['trainable_parameters']:,} trainable parameters "
         f"(LoRA r={summary['options']['lora_r']} on every projection, embeddings and output layer in full).",
+        "",
+        base_line(),
         "",
         "## Evaluation",
         "",
@@ -156,9 +181,9 @@ def main() -> int:
     parser.add_argument("--eval-count", type=int, default=200, help="held-out generated cases to score (200)")
     parser.add_argument("--keep-base", action="store_true", help="train on engine/models/base as it is")
     parser.add_argument("--keep-adapter", action="store_true", help="evaluate engine/models/planner as it is")
+    parser.add_argument("--card-only", action="store_true", help="write the card from the last evaluation")
     options = parser.parse_args()
     steps: list[dict[str, Any]] = []
-    started = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
     if not (options.keep_base and (MODELS / "base" / "config.json").is_file()):
         shutil.rmtree(WORK / "base", ignore_errors=True)
@@ -172,9 +197,15 @@ def main() -> int:
     else:
         trained = json.loads((MODELS / "planner" / "planner_meta.json").read_text())
         steps.append({"command": trained["command"], "seconds": trained["summary"]["seconds"]})
-    report = evaluate(steps, WORK / "eval.json", options.eval_count)
+    if options.card_only:
+        steps += json.loads((WORK / "eval-steps.json").read_text())
+        report = json.loads((WORK / "eval.json").read_text())
+    else:
+        before = len(steps)
+        report = evaluate(steps, WORK / "eval.json", options.eval_count)
+        (WORK / "eval-steps.json").write_text(json.dumps(steps[before:]))
     meta = json.loads((MODELS / "planner" / "planner_meta.json").read_text())
-    card = model_card(report, meta, steps, time.monotonic() - started)
+    card = model_card(report, meta, steps, sum(float(step["seconds"]) for step in steps))
     (MODELS / "planner" / "MODEL_CARD.md").write_text(card)
     print(card)
     return 0

@@ -27,11 +27,13 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.llm.wire import ChatMessage
+from engine.names import display_line
 from engine.planner.cases import Case
 from engine.planner.effect import plan_effect
 from engine.planner.fixtures import changed_paths, differences
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import entries_from_fixture, planner_messages
+from engine.schemas import describe_error, pointer, validator
 
 #: Where free decoding (no grammar) is cut off: more tokens than any gold answer takes.
 FREE_MAX_TOKENS = 320
@@ -93,9 +95,17 @@ def load_cases(path: Path) -> list[Case]:
             if not raw.strip():
                 continue
             try:
-                cases.append(Case.from_json(json.loads(raw.decode("utf-8"))))
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 raise UsageError(f"{path}:{number}: not a planner case ({type(exc).__name__})") from None
+            errors = sorted(validator("planner_case").iter_errors(row), key=lambda e: list(e.absolute_path))
+            if errors:
+                where, reason = describe_error(errors[0])
+                raise UsageError(f"{path}:{number}: not a planner case: {pointer(where)}: {reason}")
+            try:
+                cases.append(Case.from_json(row))
+            except ValueError as exc:
+                raise UsageError(f"{path}:{number}: not a planner case: {display_line(str(exc))[:200]}") from None
             if len(cases) > MAX_CASES:
                 raise UsageError(f"{path}: more than {MAX_CASES} cases")
     if not cases:

@@ -33,6 +33,11 @@ AGES = ("7d", "30d", "365d")
 SIZES = ("10MB", "1KB")
 COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", ".txt", ".csv", ".tmp", ".bak",
                ".zip", ".gz", ".mp4", ".mov", ".mkv", ".mp3", ".docx", ".xlsx", ".json", ".py")  # fmt: skip
+ARCHIVE_EXTS = (".zip", ".tar.gz", ".tgz", ".tar.xz")
+#: Which list each path key of each op draws from: ``source`` (exists), ``dest`` (a new place).
+#: (A single path a step changes in place stays ``path``, any name: an earlier step may have made it.)
+_ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "dest"), ("copy", "from", "source"),
+          ("copy", "to", "dest"), ("extract", "to", "dest"))  # fmt: skip
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
 _WORD_EDGES = "'\"`()[]{}<>,;:!?"
 _NAME = re.compile(r"^[\w.\-/~+@ ]+$")
@@ -114,7 +119,11 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     dotted = [word for word in words if "/" not in word and "." in word]
     renamed = [posixpath.join(folder, word) for folder in ["", *folders] for word in dotted]
     word_dirs = [parent for word in words for parent in _parents(word)]
+    archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)]
+    sources = _bounded([*mentioned, *folders, *files])
+    dests = _bounded([*words, *word_dirs, *renamed, *folders])
     names = _bounded([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
+    archives = _bounded([w for w in words if w.lower().endswith(ARCHIVE_EXTS)]) or dests
     globs = _bounded(["**", *(f"{d}/{tail}" for d in [*folders, *words] for tail in ("**", "*"))])
     years = {int(year) for year in _YEAR.findall(request)} | {today.year}
     whens = _bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
@@ -134,6 +143,15 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     schema = copy.deepcopy(reply_schema())
     defs = schema["$defs"]
     defs["path"] = {"enum": names}
+    # What a step reads must exist; where it puts things must not be a file that exists.
+    defs["source"] = {"enum": sources}
+    defs["dest"] = {"enum": dests}
+    defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/source"}}
+    for op, key, kind in _ROLES:
+        defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
+    defs["archive"]["properties"]["to"] = {"enum": archives}
+    defs["extract"]["properties"]["from"] = {"enum": _bounded(archive_files) or sources}
+    defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/dest"}
     defs["glob"] = {"enum": globs}
     defs["when"] = {"enum": whens}
     defs["size"] = {"enum": sizes}

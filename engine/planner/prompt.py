@@ -40,6 +40,8 @@ FOLDER_FILES = 10
 #: The most entries a view reads from a real workspace.
 MAX_ENTRIES = 5000
 MAX_REQUEST_CHARS = 600
+#: How much of a Markdown file the view reads for the tags in its front matter.
+FRONT_MATTER_BYTES = 8192
 
 SYSTEM_PROMPT = (
     "You turn a request about the files of a workspace into a routeshell plan (JSON). Use the names in the "
@@ -115,7 +117,7 @@ def entries_from_root(root: Path, *, limit: int = MAX_ENTRIES) -> list[ViewEntry
                 try:
                     if is_markdown(name):
                         with open(entry.path, "rb", opener=_no_follow) as handle:
-                            tags = tuple(front_matter_tags(handle.read(64 * 1024)))
+                            tags = tuple(front_matter_tags(handle.read(FRONT_MATTER_BYTES)))
                     else:
                         tags = tuple(decode_tags(os.getxattr(entry.path, XATTR, follow_symlinks=False)))
                 except OSError:
@@ -260,6 +262,9 @@ def _reply_schema_text() -> str:
         definition["properties"] = {key: properties[key] for key in keys}
     for name in ("run", "patch"):
         defs.pop(name, None)
+    # Choosing by meaning needs the embedder's index, which the planner was never taught to use.
+    for key in ("semantic", "top_k"):
+        defs["match"]["properties"].pop(key, None)
     return json.dumps(schema)
 
 

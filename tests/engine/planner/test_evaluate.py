@@ -79,6 +79,16 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
     bad.write_bytes(good.read_bytes() + b'{"id": 1}\n')
     with pytest.raises(UsageError, match=r"bad.jsonl:4: not a planner case"):
         load_cases(bad)
+    for hostile in ("../escape", "/etc/passwd", "a/../../b", ".git/config", "x/.routeshell/journal", "a//b"):
+        row = {**cases[0].to_json(), "workspace": [{"path": hostile, "text": "x"}]}
+        evil = tmp_path / "evil.jsonl"
+        evil.write_text(json.dumps(row) + "\n")
+        with pytest.raises(UsageError, match=r"evil.jsonl:1: not a planner case: /workspace/0/path"):
+            load_cases(evil)
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text(json.dumps({**cases[0].to_json(), "workspace": [{"path": "a", "size": 1 << 50}]}) + "\n")
+    with pytest.raises(UsageError, match="size"):
+        load_cases(huge)
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b"\xff\xfe\n")
     with pytest.raises(UsageError, match=r":1: not a planner case"):
