@@ -39,6 +39,16 @@ ARCHIVE_EXTS = (".zip", ".tar.gz", ".tgz", ".tar.xz")
 _ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "dest"), ("copy", "from", "source"),
           ("copy", "to", "dest"), ("extract", "to", "dest"))  # fmt: skip
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
+#: Words that hold a request together and never name a file, a folder or a tag.
+# fmt: off
+STOP_WORDS = frozenset((
+    "a", "an", "the", "and", "or", "but", "to", "into", "in", "on", "at", "of", "from", "for", "with", "by",
+    "as", "is", "are", "be", "it", "its", "them", "they", "this", "that", "these", "those", "all", "every",
+    "each", "any", "some", "my", "your", "our", "please", "pls", "can", "could", "would", "you", "me", "i", "we",
+    "us", "move", "put", "delete", "remove", "make", "create", "rename", "untag", "unzip", "then", "also",
+    "thanks", "thank", "thx", "kindly", "hey", "help", "need", "like", "want", "go", "ahead", "just", "only"
+))
+# fmt: on
 _WORD_EDGES = "'\"`()[]{}<>,;:!?"
 _NAME = re.compile(r"^[\w.\-/~+@ ]+$")
 _YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
@@ -59,11 +69,11 @@ def _usable(value: str) -> bool:
 
 def request_words(request: str) -> list[str]:
     """The words of ``request`` that may be names: punctuation around them and a trailing slash or
-    full stop taken off, in order, once each."""
+    full stop taken off, small words of the sentence ("into", "the") left out, in order, once each."""
     words: list[str] = []
     for raw in request.split():
         word = raw.strip(_WORD_EDGES).rstrip(".").rstrip("/")
-        if word and _NAME.match(word) and _usable(word) and word not in words:
+        if word and word.lower() not in STOP_WORDS and _NAME.match(word) and _usable(word) and word not in words:
             words.append(word)
     return words
 
@@ -124,7 +134,8 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     dests = _bounded([*words, *word_dirs, *renamed, *folders])
     names = _bounded([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
     archives = _bounded([w for w in words if w.lower().endswith(ARCHIVE_EXTS)]) or dests
-    globs = _bounded(["**", *(f"{d}/{tail}" for d in [*folders, *words] for tail in ("**", "*"))])
+    # A glob selects what exists: "**" or a folder of the workspace, whole or its top level.
+    globs = _bounded(["**", *(f"{d}/{tail}" for d in folders for tail in ("**", "*"))])
     years = {int(year) for year in _YEAR.findall(request)} | {today.year}
     whens = _bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
                       *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
