@@ -54,6 +54,7 @@ def main() -> int:
 
     from agents.session import AgentSession, SessionOptions
     from engine.config.profiles import load_profile
+    from engine.errors import RouteshellError
 
     models = ROOT / "engine" / "models"
     if not (models / "planner" / "adapter_config.json").is_file():
@@ -90,9 +91,13 @@ def main() -> int:
                         make_workspace(root)
                         events: list[dict] = []
                         options = SessionOptions(approval="ask", stream=True)
+                        failure = ""
                         with AgentSession(root, profile, options, events.append) as session:
                             started = time.perf_counter()
-                            session.start(task)
+                            try:
+                                session.start(task)
+                            except RouteshellError as exc:  # the plan was refused three times
+                                failure = str(exc)[:60]
                             took = time.perf_counter() - started
                         approval = [e for e in events if e["type"] == "approval"]
                         shown = len(approval[0]["plan"]["steps"]) if approval else 0
@@ -100,8 +105,9 @@ def main() -> int:
                             seconds.append(took)
                             steps.append(shown)
                             final = [e for e in events if e["type"] == "final"]
-                            end = "approval" if approval else (final[0]["summary"][:60] if final else "?")
+                            end = "approval" if approval else (final[0]["summary"][:60] if final else failure)
                             print(f"  {took:5.2f} s  {shown:3d} steps  {task[:60]!r}: {end}")
+        print("(seconds from the task to the approval dialog, or to the end when no plan was accepted)")
         print(f"task to approval: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s "
               f"(goal {GOAL_S:.0f} s: median/goal {statistics.median(seconds) / GOAL_S:.2f}x); "
               f"steps shown {min(steps)}-{max(steps)}")  # fmt: skip

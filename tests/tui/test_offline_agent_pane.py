@@ -2,7 +2,7 @@
 
 The nano planner may write a wrong plan; the flow must hold: the server starts for the first task,
 the builder answers under the planner schema, and the run ends in an approval dialog, a failure
-line or a one-line decline, never a crash. A code task is declined in one line naming the profiles.
+line or a one-line decline, never a crash. (What a code task gets is in tests/agents/test_files_planner.py.)
 """
 
 from __future__ import annotations
@@ -65,17 +65,3 @@ async def test_an_offline_file_task_runs_end_to_end(
         assert "builder" in shown
         assert pane.meter.status in ("done", "failed")
     assert (workspace / "docs" / "report.pdf").exists()
-
-
-async def test_a_code_task_is_declined_in_one_line(
-    isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
-) -> None:
-    base, adapter = planner_models
-    write_planner_local(isolated_home, free_port(), base, adapter)
-    (tmp_path / "ws").mkdir()
-    app = RouteshellApp(tmp_path / "ws", load_profile("local"))
-    async with app.run_test(size=SIZE) as pilot:
-        # The shipped router sends a failing test to a loop of builder and tester: code, declined.
-        pane = await start_task(pilot, "fix the failing test in tests/test_storage.py")
-        assert squeezed("use a profile whose model writes code: --profile openai, ollama or vllm") in log_text(app)
-        assert pane.meter.status == "failed"
