@@ -134,15 +134,15 @@ def planner_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -
     config.write_text('base = "nano"\ncontext_length = 1024\n')
     base, adapter = root / "base", root / "planner"
     run = run_train(
-        "pretrain", "--config", str(config), "--data", str(corpus_dir), "--max-steps", "8",
-        "--eval-every", "8", "--batch-size", "2", "--lr", "1e-3", "--out", str(base), cache=root / "cache",
+        "pretrain", "--config", str(config), "--data", str(corpus_dir), "--max-steps", "30",
+        "--eval-every", "30", "--batch-size", "4", "--lr", "1e-3", "--out", str(base), cache=root / "cache",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja"):
         shutil.copy2(base / "tokenizer" / name, base / name)
     run = run_train(
-        "planner", "--base", str(base), "--out", str(adapter), "--count", "8", "--max-steps", "2",
-        "--batch-size", "2", "--lr", "3e-3", cache=root / "cache",
+        "planner", "--base", str(base), "--out", str(adapter), "--count", "24", "--max-steps", "4",
+        "--batch-size", "4", "--lr", "3e-3", cache=root / "cache",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     return base, adapter

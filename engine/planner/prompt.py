@@ -55,6 +55,8 @@ STEP_ORDER = ("op", "path", "from", "paths", "match", "template", "find", "repla
               "overwrite", "to", "keep_tree", "remove")  # fmt: skip
 RULE_ORDER = ("contains", "regex", "ext", "glob", "default", "to")
 MAX_STEPS = 20
+#: The most paths one step of a planner reply lists.
+MAX_LISTED = 32
 MAX_GOAL = 160
 
 
@@ -265,6 +267,13 @@ def _reply_schema_text() -> str:
     # Choosing by meaning needs the embedder's index, which the planner was never taught to use.
     for key in ("semantic", "top_k"):
         defs["match"]["properties"].pop(key, None)
+    # A planner lists a few names, never thousands: short lists keep a looping answer short.
+    defs["paths"] = {**defs["paths"], "maxItems": MAX_LISTED}
+    defs["tags"] = {**defs["tags"], "maxItems": 8}
+    for key in ("ext", "exclude"):
+        defs["match"]["properties"][key] = {**defs["match"]["properties"][key], "maxItems": 8}
+    rules = defs["classify"]["properties"]["rules"]
+    defs["classify"]["properties"]["rules"] = {**rules, "maxItems": 16}
     return json.dumps(schema)
 
 
