@@ -126,10 +126,26 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tu
 
 
 @pytest.fixture(scope="session")
-def planner_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tuple[Path, Path]:
+def planner_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, worker_id: str) -> tuple[Path, Path]:
     """A nano base with room for a planner prompt (1024 tokens) and a planner adapter trained on it
-    for a few steps: the shipped pair's shape, small enough for tests. Its plans may be wrong."""
-    root = tmp_path_factory.mktemp("planner-models")
+    for a few steps: the shipped pair's shape, small enough for tests. Its plans may be wrong.
+
+    Made once per test run: under xdist the first worker to need it trains it, under a file lock,
+    in the run's shared temporary directory, and the others wait for it and read it."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    root = shared / "planner-models"
+    with FileLock(str(shared / "planner-models.lock")):
+        if not (root / "done").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            _train_planner_models(root, corpus_dir)
+            (root / "done").write_text("")
+    return root / "base", root / "planner"
+
+
+def _train_planner_models(root: Path, corpus_dir: Path) -> None:
     config = root / "nano-1024.toml"
     config.write_text('base = "nano"\ncontext_length = 1024\n')
     base, adapter = root / "base", root / "planner"
@@ -145,4 +161,3 @@ def planner_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -
         "--batch-size", "4", "--lr", "3e-3", cache=root / "cache",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    return base, adapter
