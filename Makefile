@@ -45,7 +45,7 @@ imports: install
 PYTEST_WORKERS ?= 2
 
 pytest: install system-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=25
 
 test: lint typecheck imports pytest
 

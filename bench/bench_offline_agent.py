@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 GOAL_S = 3.0
+START_TIMEOUT_S = 120.0
 TASKS = [
     "move every photo into pictures",
     "tag the notes that mention architecture as architecture and put them in docs/architecture",
@@ -50,11 +51,10 @@ def make_workspace(root: Path) -> None:
 
 
 def main() -> int:
-    import httpx
-
     from agents.session import AgentSession, SessionOptions
     from engine.config.profiles import load_profile
     from engine.errors import RouteshellError
+    from engine.serve.launcher import wait_ready
 
     models = ROOT / "engine" / "models"
     if not (models / "planner" / "adapter_config.json").is_file():
@@ -68,13 +68,9 @@ def main() -> int:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        if wait_ready(url, server, timeout=START_TIMEOUT_S) != "ready":
+            print(f"the local server did not answer on {url} within {START_TIMEOUT_S:.0f} s; nothing measured")
+            return 1
         with tempfile.TemporaryDirectory() as home:
             os.environ["XDG_CONFIG_HOME"] = f"{home}/config"
             profiles = Path(home) / "config" / "routeshell" / "profiles"

@@ -91,15 +91,10 @@ def evaluate(steps: list[dict[str, Any]], report_path: Path, count: int) -> dict
     print(f"$ {shlex.join(['routeshell', *words])} &", flush=True)
     server = subprocess.Popen([ROUTESHELL, *words], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import httpx
+        from engine.serve.launcher import wait_ready
 
-        for _ in range(240):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        if wait_ready(f"http://127.0.0.1:{port}/v1", server, timeout=120) != "ready":
+            raise SystemExit(f"build_planner: the server on port {port} did not answer within 120 s")
         run(steps, "eval", "planner", "--data", "held-out", "--count", str(count), "--data", "handwritten",
             "--predictor", "model", "--predictor", "model-free", "--predictor", "rules",
             "--base-url", f"http://127.0.0.1:{port}/v1", "--json", stdout=report_path)  # fmt: skip
@@ -177,7 +172,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="the adapter's training budget (30)")
-    parser.add_argument("--count", type=int, default=4400, help="generated training cases (4400)")
+    parser.add_argument("--count", type=int, default=7200, help="generated training cases (7200)")
     parser.add_argument("--eval-count", type=int, default=200, help="held-out generated cases to score (200)")
     parser.add_argument("--keep-base", action="store_true", help="train on engine/models/base as it is")
     parser.add_argument("--keep-adapter", action="store_true", help="evaluate engine/models/planner as it is")

@@ -1,7 +1,7 @@
 """What the planner model reads and writes: a compact view of the workspace, the request, a plan.
 
-The view lists every folder with its files (name, size, day, tags), folders in path order, and
-stays within :data:`VIEW_CHARS` characters: past that, a folder is summarised in one line (how
+The view lists every folder with its first files (name, size, day, tags), folders in path order,
+and stays within :data:`VIEW_CHARS` characters: past that, a folder is summarised in one line (how
 many files of which kinds). Names are escaped as the rest of routeshell shows them, so a name
 with a newline or an escape character is one line of plain text. The same view is made from a
 fixture (training, evaluation) and from a real workspace (serving); a test holds them equal.
@@ -35,8 +35,11 @@ from engine.schemas import load_schema
 
 #: The longest view, in characters (about 400 tokens of the shipped base's tokenizer).
 VIEW_CHARS = 1000
-#: Files listed one by one per folder before the rest are counted.
-FOLDER_FILES = 10
+#: Files listed one by one per folder before the rest are counted. The plan's names come from the
+#: request and, under constrained decoding, from the whole workspace: a few names per folder show
+#: the model what a folder holds, and a shorter prompt trains and answers faster (about 480 tokens
+#: on average for generated cases, against 630 with ten names).
+FOLDER_FILES = 4
 #: The most entries a view reads from a real workspace.
 MAX_ENTRIES = 5000
 MAX_REQUEST_CHARS = 600

@@ -4,8 +4,9 @@ Each generated training case (held-out ids never) becomes the chat prompt (syste
 workspace view and the request) and, as the assistant turn, the gold plan in canonical compact
 JSON and the end of text; the loss is on the answer only. Training runs under the transformers
 ``Trainer`` (so ``torchrun`` and ``accelerate launch`` scale it out), in bfloat16 autocast on a
-CPU that has it, and stops cleanly at ``--time-limit`` minutes with the adapter saved, so the
-documented command fits its budget on a slow machine too.
+CPU that has it, and stops cleanly so that the whole command (making the cases, training, saving)
+ends within ``--time-limit`` minutes with the adapter saved: the documented command fits its
+budget on a slow machine too. The output layer runs only where an answer token is predicted.
 
 Besides the low-rank matrices of every attention and MLP projection, the adapter trains the
 token embeddings and the output layer in full (PEFT's ``modules_to_save``): the base learned its
@@ -35,6 +36,8 @@ PLANNER_META = "planner_meta.json"
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 FULL_MODULES = ("embed_tokens", "lm_head")
 IGNORE_INDEX = -100
+#: Seconds kept back from ``--time-limit`` for saving the adapter.
+SAVE_MARGIN_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class PlannerOptions:
 
     base: Path
     out: Path
-    count: int = 6000
+    count: int = 7200
     seed: int = 0
     max_steps: int | None = None
     epochs: float = 1.0
@@ -95,6 +98,45 @@ def encode_case(tokenizer: Any, case: Case, max_length: int) -> dict[str, list[i
     return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer}
 
 
+def _answer_trainer() -> type:
+    """A ``Trainer`` whose loss computes the output layer on answer positions only.
+
+    A prompt is about ten times longer than its answer and carries no loss, yet the output layer
+    (vocabulary by hidden size) costs about a third of the model's work per token: the model is
+    asked for the logits of the positions that predict an answer token (``logits_to_keep``), and
+    the loss is their cross-entropy, normalised like the ``Trainer``'s own (by the answer tokens
+    of the whole accumulated batch, across processes).
+    """
+    from transformers import Trainer
+
+    class AnswerLossTrainer(Trainer):
+        loss_is_scaled_for_ga = True
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:  # fmt: skip
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            target = labels[:, 1:]
+            # Position t predicts token t + 1: keep the positions some row of the batch has an answer after.
+            keep = (target != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
+            outputs = model(**inputs, logits_to_keep=keep)
+            logits = outputs.logits.float()
+            chosen = target[:, keep]
+            total = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), chosen.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+            )
+            if num_items_in_batch is None:
+                count = (chosen != IGNORE_INDEX).sum().clamp(min=1)
+                loss = total / count / getattr(self, "current_gradient_accumulation_steps", 1)
+            else:
+                loss = total / num_items_in_batch
+                if self.args.average_tokens_across_devices:
+                    loss = loss * self.accelerator.num_processes
+            return (loss, outputs) if return_outputs else loss
+
+    return AnswerLossTrainer
+
+
 class _TimeLimit:
     """A trainer callback that ends training once ``seconds`` have passed (the adapter is still saved)."""
 
@@ -128,7 +170,7 @@ def train_planner(
     ``command`` (the command line that ran it) is kept in ``planner_meta.json`` with the summary."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
     from engine.router.lora import load_base
@@ -170,8 +212,12 @@ def train_planner(
     )  # fmt: skip
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     events = EventCallback("planner", sink, stop)
-    limit = _TimeLimit(options.time_limit_min * 60 if options.time_limit_min else None)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+    # The limit holds for the whole command: what making the cases took is spent, and saving needs a moment.
+    budget = (
+        options.time_limit_min * 60 - (time.monotonic() - started) - SAVE_MARGIN_S if options.time_limit_min else None
+    )
+    limit = _TimeLimit(None if budget is None else max(budget, 0.0))
+    trainer = _answer_trainer()(model=model, args=args, train_dataset=dataset, data_collator=collator,
                       callbacks=[events, limit.callback])  # fmt: skip
     trainer.remove_callback(PrinterCallback)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

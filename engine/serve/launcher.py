@@ -172,6 +172,21 @@ def probe(base_url: str, *, timeout: float = PROBE_TIMEOUT_S) -> Probe:
     return "ready" if response.status_code == 200 else "other"
 
 
+def wait_ready(
+    base_url: str, process: subprocess.Popen[bytes] | None = None, *, timeout: float, interval: float = 0.25
+) -> Probe:
+    """Probe ``base_url`` until its ``/health`` answers 200, ``process`` (the server, when it was
+    started by the caller) exits, or ``timeout`` seconds pass; return the last probe."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe(base_url, timeout=min(PROBE_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
+        if found == "ready" or (process is not None and process.poll() is not None):
+            return found
+        if time.monotonic() >= deadline:
+            return found
+        time.sleep(interval)
+
+
 class LocalServer:
     """A profile's model server: :meth:`ensure` starts it when needed, :meth:`close` stops what it started.
 

@@ -12,13 +12,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from openai import OpenAI
 
 from engine.planner.cases import Case, generate_cases
 from engine.planner.effect import reply_problems
 from engine.planner.evaluate import case_messages, case_schema
+from engine.serve.launcher import wait_ready
 from tests.engine.serve.test_launcher import free_port, write_planner_local
 from tests.helpers import ROUTESHELL, run_routeshell
 
@@ -39,17 +39,11 @@ def served(planner_models: tuple[Path, Path]) -> Iterator[str]:
         [ROUTESHELL, "serve", "--model", str(base), "--adapter", f"planner={adapter}", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}/v1"
     try:
-        for _ in range(START_TIMEOUT * 2):
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            __import__("time").sleep(0.5)
-        yield f"{url}/v1"
+        ready = wait_ready(url, server, timeout=START_TIMEOUT)
+        assert ready == "ready", server.stderr.read() if server.poll() is not None and server.stderr else ready
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -14,7 +14,9 @@ from engine.planner.cases import KIND_NAMES, Case, generate_case, generate_cases
 from engine.planner.effect import noon, plan_effect, reply_problems
 from engine.planner.fixtures import FileSpec, Fixture, changed_paths, materialize, snapshot
 from engine.planner.prompt import (
+    FOLDER_FILES,
     PLANNER_OPS,
+    VIEW_CHARS,
     answer_text,
     canonical,
     entries_from_fixture,
@@ -109,8 +111,8 @@ def test_the_view_escapes_hostile_names_and_stays_within_its_budget(tmp_path: Pa
     assert "caf\\xe9.txt" in view
     assert "\x1b" not in view
     assert "big/ (300 files, 300B, 2026-05-05)" in view
-    assert "... 290 more: 290 .txt" in view
-    assert len(view) <= 1000
+    assert f"... {300 - FOLDER_FILES} more: {300 - FOLDER_FILES} .txt" in view
+    assert len(view) <= VIEW_CHARS
 
 
 def test_canonical_plans_follow_the_decoding_schema_key_order(cases: list[Case]) -> None:

@@ -35,3 +35,36 @@ def test_bad_planner_training_input_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "base" / "config.json").write_text("{}")
     result = run_routeshell("train", "planner", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "junk"))
     assert_one_line_error(result, 2, "not a planner adapter")
+
+
+def test_the_answer_only_loss_equals_the_models_own_loss(tmp_path: Path) -> None:
+    """The planner's trainer asks for the logits of answer positions only; its loss must be the
+    model's own (every position, prompt positions ignored), with rows of different prompt and
+    answer lengths padded into one batch."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+
+    from engine.planner.train import IGNORE_INDEX, _answer_trainer
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    rows = [(11, 5), (3, 9), (20, 2)]  # (prompt, answer) lengths
+    width = max(p + a for p, a in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    for row, (prompt, answer) in enumerate(rows):
+        ids[row, : prompt + answer] = torch.randint(3, 97, (prompt + answer,))
+        mask[row, : prompt + answer] = 1
+        labels[row, prompt : prompt + answer] = ids[row, prompt : prompt + answer]
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
+    with torch.no_grad():
+        ours = _answer_trainer()(model=model, args=args).compute_loss(model, dict(batch))
+        theirs = Trainer(model=model, args=args).compute_loss(model, dict(batch))
+        counted = _answer_trainer()(model=model, args=args).compute_loss(model, dict(batch), num_items_in_batch=32)
+    assert torch.allclose(ours, theirs, atol=1e-5), (ours, theirs)
+    assert torch.allclose(counted * 32, theirs * 16, atol=1e-4)  # 16 answer tokens, normalised by the count given
