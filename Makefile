@@ -40,12 +40,14 @@ typecheck: install
 imports: install
 	$(BIN)/lint-imports
 
-# Two workers: many tests wait on subprocesses and servers, so the suite takes about 11 minutes
-# instead of 17 on 2 cores. PYTEST_WORKERS=0 runs it in one process.
+# Two workers: many tests wait on subprocesses and servers. Each test file stays on one worker
+# (--dist loadfile), so a module's server or trained model is made once, not once per worker;
+# about 15 minutes on 2 cores. The slowest tests are listed at the end. PYTEST_WORKERS=0 runs
+# it in one process.
 PYTEST_WORKERS ?= 2
 
 pytest: install system-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=25
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 test: lint typecheck imports pytest
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,18 +114,41 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_corpus(tmp_path_factory.mktemp("corpus"))
 
 
+def made_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, make: Any) -> Path:
+    """``make(root)`` run once per test run, not once per xdist worker: the first worker to need
+    ``name`` makes it under a file lock, in the run's shared temporary directory, and the others
+    wait for it and read it."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    root = shared / name
+    with FileLock(str(shared / f"{name}.lock")):
+        if not (root / "done").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            make(root)
+            (root / "done").write_text("")
+    return root
+
+
 @pytest.fixture(scope="session")
-def pretrained(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tuple[Path, TrainRun]:
-    """A nano model pretrained for 40 steps (tokenizer included) with validation every 20 steps."""
-    root = tmp_path_factory.mktemp("pretrained")
-    out = root / "model"
-    run = run_train(
-        "pretrain", "--preset", "nano", "--data", str(corpus_dir), "--max-steps", "40",
-        "--eval-every", "20", "--save-every", "20", "--batch-size", "4", "--lr", "1e-3", "--out", str(out),
-        cache=root / "cache",
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    return out, run
+def pretrained(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, worker_id: str) -> tuple[Path, TrainRun]:
+    """A nano model pretrained for 40 steps (tokenizer included) with validation every 20 steps.
+
+    Trained once per test run: the first worker to need it trains it, the others read it."""
+
+    def make(root: Path) -> None:
+        run = run_train(
+            "pretrain", "--preset", "nano", "--data", str(corpus_dir), "--max-steps", "40",
+            "--eval-every", "20", "--save-every", "20", "--batch-size", "4", "--lr", "1e-3",
+            "--out", str(root / "model"), cache=root / "cache",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        (root / "run.json").write_text(json.dumps(dataclasses.asdict(run)))
+
+    root = made_once(tmp_path_factory, worker_id, "pretrained", make)
+    return root / "model", TrainRun(**json.loads((root / "run.json").read_text()))
 
 
 @pytest.fixture(scope="session")
@@ -130,18 +156,10 @@ def planner_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, w
     """A nano base with room for a planner prompt (1024 tokens) and a planner adapter trained on it
     for a few steps: the shipped pair's shape, small enough for tests. Its plans may be wrong.
 
-    Made once per test run: under xdist the first worker to need it trains it, under a file lock,
-    in the run's shared temporary directory, and the others wait for it and read it."""
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    root = shared / "planner-models"
-    with FileLock(str(shared / "planner-models.lock")):
-        if not (root / "done").is_file():
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir()
-            _train_planner_models(root, corpus_dir)
-            (root / "done").write_text("")
+    Made once per test run: the first worker to need it trains it, the others read it."""
+    root = made_once(
+        tmp_path_factory, worker_id, "planner-models", lambda root: _train_planner_models(root, corpus_dir)
+    )
     return root / "base", root / "planner"
 
 
