@@ -32,6 +32,11 @@ from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.tools import glob
 
 REPAIRS = 2
+#: routeshell's own planner (``planner_schema``) answers greedily first, as ``eval planner``
+#: measures it; a refused answer is asked again from the same prompt at this temperature, so that
+#: the retry can differ. Its prompt never grows: the model was not trained on repair turns, and a
+#: rejected answer appended to it could overrun a small model's context.
+PLANNER_RETRY_TEMPERATURE = 0.7
 MAX_PROBLEMS_SHOWN = 10
 #: How much of an invalid reply is sent back with a repair request: its head and its tail.
 REPAIR_HEAD_CHARS = 3000
@@ -173,7 +178,8 @@ def ask_role(
     A plan that selects files comes back expanded, one step per file, checked against ``policy``.
     ``planner_schema``: the role is routeshell's own planner, whose reply is decoded under this
     schema (the planner reply schema, narrowed to the task): a file plan, or no steps at all when
-    the task is not one for file operations.
+    the task is not one for file operations. Its retries resend the same messages, sampled (see
+    :data:`PLANNER_RETRY_TEMPERATURE`).
     Raises :class:`RoleFailed` when no valid reply came, and ``EndpointError`` from the client.
     """
     conversation = list(messages)
@@ -182,7 +188,10 @@ def ask_role(
     for attempt in range(1, REPAIRS + 2):
         files_planner = planner_schema is not None
         wanted = planner_response_format(planner_schema) if planner_schema is not None else response_format(role)
-        reply: ChatReply = client.chat(conversation, response_format=wanted, stream=stream, on_delta=on_delta)
+        temperature = (0.0 if attempt == 1 else PLANNER_RETRY_TEMPERATURE) if files_planner else None
+        reply: ChatReply = client.chat(
+            conversation, response_format=wanted, stream=stream, on_delta=on_delta, temperature=temperature
+        )
         total = total + reply.usage
         if on_usage is not None:
             on_usage(reply.usage)
@@ -204,6 +213,8 @@ def ask_role(
             break
         if on_repair is not None:
             on_repair(attempt, problems)
+        if files_planner:
+            continue
         shown = problems[:MAX_PROBLEMS_SHOWN]
         more = f"\n(and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
         conversation += [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agents.nodes import files_only_decision
+from agents.roles import PLANNER_RETRY_TEMPERATURE, RoleFailed
 from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
 from engine.router.decision import RouterDecision
 from tests.agents.calc_task import of
@@ -89,6 +91,23 @@ def test_an_invalid_planner_reply_goes_back_for_repair(
     assert run.final["ok"] is True
     [repair] = of(run.events, "repair")
     assert "no-such-file" in repair["problems"][0]
+    # The retry is the same prompt, sampled: the first answer was greedy.
+    first, second = scripted_llm.requests
+    assert second["messages"] == first["messages"]
+    assert (first["temperature"], second["temperature"]) == (0.0, PLANNER_RETRY_TEMPERATURE)
+
+
+def test_a_planner_that_never_answers_validly_fails_with_its_prompt_unchanged(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    bad = Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "path": "no-such-file"}]})
+    scripted_llm.enqueue(bad, bad, bad)
+    run = graph_run(approval="auto", files_only=True)
+    with pytest.raises(RoleFailed, match="no valid reply after 3 attempts"):
+        run.start("move the pdfs into archive")
+    assert len({json.dumps(request["messages"]) for request in scripted_llm.requests}) == 1
+    assert (root / "docs" / "a.pdf").is_file()
 
 
 @pytest.mark.parametrize(

@@ -153,10 +153,10 @@ def test_an_offline_task_on_the_local_planner_in_a_real_terminal(
     tmux.wait_for(lambda s: "Type a task below" in s, "the Agent pane")
     tmux.send("-l", "move the pdfs into archive")
     tmux.send("Enter")
-    # The nano planner's plan may be wrong: an approval to reject, or a failure line; never a crash.
-    shown = tmux.wait_for(
-        lambda s: "waits for your approval" in s or "failed:" in s or "done:" in s, "the plan or the end", timeout=300
-    )
+    # The nano planner's plan may be wrong: an approval to reject, or a failure (a line, or the
+    # run's meter when the endpoint's own error is shown); never a crash.
+    ends = ("waits for your approval", "failed:", "done:", "● failed", "● done")
+    shown = tmux.wait_for(lambda s: any(end in s for end in ends), "the plan or the end", timeout=300)
     if "waits for your approval" in shown:
         tmux.send("r")
         tmux.send("Enter")
