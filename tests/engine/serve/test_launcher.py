@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from engine.serve.launcher import (
     serve_settings,
     served_model,
     shipped_models,
+    wait_ready,
 )
 from tests.engine.tinyllm.training_support import TrainRun
 from tests.helpers import assert_one_line_error, run_routeshell
@@ -255,3 +257,33 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_waiting_for_a_server_ends_when_it_answers_when_it_dies_or_in_time() -> None:
+    port = free_port()
+    started = time.monotonic()
+    assert wait_ready(f"http://127.0.0.1:{port}/v1", timeout=0.5) == "absent"
+    assert time.monotonic() - started < 10
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    started = time.monotonic()
+    assert wait_ready(f"http://127.0.0.1:{port}/v1", dead, timeout=60) == "absent"
+    assert time.monotonic() - started < 10  # the server's exit ends the wait, not the timeout
+    with socket.socket() as listener:  # something that answers, but not with a health of 200
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        other = listener.getsockname()[1]
+        reply = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+        def answer() -> None:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(reply)
+
+        threading.Thread(target=answer, daemon=True).start()
+        assert wait_ready(f"http://127.0.0.1:{other}/v1", timeout=0.5) == "other"
