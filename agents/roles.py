@@ -23,6 +23,7 @@ from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
 from engine.planner.effect import reply_problems as planner_reply_problems
+from engine.planner.prompt import PLANNER_RETRIES, PLANNER_RETRY_TEMPERATURE
 from engine.plans.dry_run import preview_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import BUILDER_PROMPT, PLAN_RULES, InvalidPlan, normalise, plan_problems
@@ -31,12 +32,10 @@ from engine.schemas import describe_error, load_schema, pointer, validator
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.tools import glob
 
+#: Repairs of an invalid reply. routeshell's own planner (``planner_schema``) is instead asked
+#: again from the same prompt, sampled, at most ``PLANNER_RETRIES`` times
+#: (:data:`engine.planner.prompt.PLANNER_RETRY_TEMPERATURE`), as ``eval planner``'s ``agent`` does.
 REPAIRS = 2
-#: routeshell's own planner (``planner_schema``) answers greedily first, as ``eval planner``
-#: measures it; a refused answer is asked again from the same prompt at this temperature, so that
-#: the retry can differ. Its prompt never grows: the model was not trained on repair turns, and a
-#: rejected answer appended to it could overrun a small model's context.
-PLANNER_RETRY_TEMPERATURE = 0.7
 MAX_PROBLEMS_SHOWN = 10
 #: How much of an invalid reply is sent back with a repair request: its head and its tail.
 REPAIR_HEAD_CHARS = 3000
@@ -185,9 +184,10 @@ def ask_role(
     conversation = list(messages)
     total = Usage()
     problems: list[str] = []
-    for attempt in range(1, REPAIRS + 2):
-        files_planner = planner_schema is not None
-        wanted = planner_response_format(planner_schema) if planner_schema is not None else response_format(role)
+    files_planner = planner_schema is not None
+    wanted = planner_response_format(planner_schema) if planner_schema is not None else response_format(role)
+    repairs = PLANNER_RETRIES if files_planner else REPAIRS
+    for attempt in range(1, repairs + 2):
         temperature = (0.0 if attempt == 1 else PLANNER_RETRY_TEMPERATURE) if files_planner else None
         reply: ChatReply = client.chat(
             conversation, response_format=wanted, stream=stream, on_delta=on_delta, temperature=temperature
@@ -209,7 +209,7 @@ def ask_role(
         if not problems:
             result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
             return RoleReply(result, total, attempt)
-        if attempt > REPAIRS:
+        if attempt > repairs:
             break
         if on_repair is not None:
             on_repair(attempt, problems)
@@ -228,7 +228,7 @@ def ask_role(
             },
         ]
     raise RoleFailed(
-        f"the {role} gave no valid reply after {REPAIRS + 1} attempts: {problems[0]}"
+        f"the {role} gave no valid reply after {repairs + 1} attempts: {problems[0]}"
         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
     )
 

@@ -13,6 +13,12 @@ from typing import Any
 
 import pytest
 
+# With two or more test workers the cores are shared: torch in each worker, and in the jobs and
+# servers its tests start, runs on one thread. More busy threads than cores spin, waiting on each
+# other, and made the slowest tests several times slower. A thread count already set is kept.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from engine.events import CHECK_ENV
 from tests.engine.tinyllm.training_support import TrainRun, make_corpus, run_train
 from tests.scripted_llm import ScriptedLLM

@@ -37,9 +37,11 @@ the gold one. A prediction is right when the two trees are equal (names, content
 sees: --count of them from --seed) and 'handwritten' (the requests written by hand that ship with
 routeshell). Each data set is reported on its own.
 
-Predictors (--predictor, repeatable): 'model' (the served planner, decoding constrained by the
-planner reply schema), 'model-free' (the same model without constrained decoding), 'rules' (a
-rule-based parser of common phrasings) and 'gold' (the gold plan: checks the harness). The model
+Predictors (--predictor, repeatable): 'model' (the served planner, one greedy answer decoded
+under the planner reply schema), 'agent' (the same, asked again from the same prompt, sampled,
+at most twice when the answer is invalid or the dry run refuses it, as the Agent pane asks),
+'model-free' (the model without constrained decoding), 'rules' (a rule-based parser of common
+phrasings) and 'gold' (the gold plan: checks the harness). The model
 is asked at --base-url (default http://127.0.0.1:8765/v1, the local server) as --model (default
 planner, the adapter's name there): start it with 'routeshell serve --model DIR --adapter
 planner=DIR'.
@@ -49,7 +51,7 @@ or the policy, overreach (plans that changed a path the gold plan leaves alone),
 latency of one prediction; --json prints every case too.
 """
 
-PREDICTORS = ("model", "model-free", "rules", "gold")
+PREDICTORS = ("model", "agent", "model-free", "rules", "gold")
 
 
 def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -63,7 +65,13 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
     )
     add = planner.add_argument
     add("--data", action="append", required=True, metavar="FILE", help="cases: a JSONL file, held-out or handwritten")
-    add("--predictor", action="append", choices=PREDICTORS, metavar="NAME", help="model, model-free, rules or gold")
+    add(
+        "--predictor",
+        action="append",
+        choices=PREDICTORS,
+        metavar="NAME",
+        help="model, agent, model-free, rules or gold",
+    )
     add("--count", type=positive_int, default=200, metavar="N", help="held-out: how many generated cases (200)")
     add("--seed", type=int, default=0, metavar="N", help="held-out: the generator's seed (0)")
     add("--base-url", default="http://127.0.0.1:8765/v1", metavar="URL", help="the served planner's OpenAI base URL")
@@ -112,15 +120,17 @@ def run_eval_planner(args: argparse.Namespace) -> int:
 
     from engine.evaluation.endpoints import check_url
     from engine.planner.evaluate import Predictor, endpoint_predictor, evaluate, gold_predictor, rules_predictor
+    from engine.planner.prompt import PLANNER_RETRIES
 
     predictors = list(dict.fromkeys(args.predictor or ["model", "model-free", "rules"]))
     base_url = check_url("--base-url", args.base_url)
     sets = _data_sets(args)
     closers: list[Callable[[], None]] = []
     made: dict[str, Predictor] = {"gold": gold_predictor, "rules": rules_predictor}
-    for name in ("model", "model-free"):
+    for name in ("model", "agent", "model-free"):
         if name in predictors:
-            predict, close = endpoint_predictor(base_url, args.model, constrained=name == "model")
+            retries = PLANNER_RETRIES if name == "agent" else 0
+            predict, close = endpoint_predictor(base_url, args.model, constrained=name != "model-free", retries=retries)
             made[name] = predict
             closers.append(close)
     report: dict[str, Any] = {"data": {}}
@@ -151,7 +161,11 @@ def _endpoint_failed(name: str, results: list[Any]) -> None:
     """Raise EndpointError when every prediction of a model predictor failed at the endpoint."""
     from engine.llm.client import EndpointError
 
-    if name.startswith("model") and results and all(r.error and r.error.startswith("LLM endpoint") for r in results):
+    if (
+        name in ("model", "agent", "model-free")
+        and results
+        and all(r.error and r.error.startswith("LLM endpoint") for r in results)
+    ):
         raise EndpointError(results[0].error)
 
 

@@ -10,7 +10,8 @@ and the latency of one prediction (p50, p95), overall and by the case's first ki
 Predictors: ``gold`` (the gold plan itself: the harness's own check), ``rules`` (the rule-based
 parser of :mod:`engine.planner.rules`), and a served model, with the decoding constrained by the
 planner reply schema narrowed to the case (:mod:`engine.planner.narrow`, as the agent asks) or
-free (the reply is parsed as JSON as it comes).
+free (the reply is parsed as JSON as it comes); constrained, it can also be retried as the agent
+retries a refused answer.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from engine.planner.cases import Case
 from engine.planner.effect import plan_effect
 from engine.planner.fixtures import changed_paths, differences
 from engine.planner.narrow import narrowed_schema
-from engine.planner.prompt import entries_from_fixture, planner_messages
+from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE, entries_from_fixture, planner_messages
 from engine.schemas import describe_error, pointer, validator
 
 #: Where free decoding (no grammar) is cut off: more tokens than any gold answer takes.
@@ -155,35 +156,45 @@ def endpoint_predictor(
     api_key: str | None = None,
     max_tokens: int | None = None,
     timeout_s: float = 120.0,
+    retries: int = 0,
 ) -> tuple[Predictor, Callable[[], None]]:
-    """A predictor that asks a served model; returns it and a function that closes its connections."""
+    """A predictor that asks a served model; returns it and a function that closes its connections.
+
+    With ``retries``, it asks as the agent does: the first answer is greedy, and one that is not a
+    valid plan or that the case's dry run refuses is asked again from the same prompt at
+    :data:`PLANNER_RETRY_TEMPERATURE`, at most ``retries`` times; the time is that of all attempts."""
     from engine.config.profiles import Endpoint
     from engine.llm.client import ChatClient, EndpointError
 
     client = ChatClient(Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=1))
+
+    def ask(case: Case, response_format: Any, temperature: float) -> str:
+        # Free decoding has no grammar to end it: it is cut at FREE_MAX_TOKENS (more than any gold
+        # answer takes), or at the model's context when the prompt leaves less.
+        limit = max_tokens if constrained else max_tokens or FREE_MAX_TOKENS
+        messages = case_messages(case)
+        try:
+            reply = client.chat(messages, response_format=response_format, temperature=temperature, max_tokens=limit)
+        except EndpointError as exc:
+            if limit is None or exc.status != 400:
+                raise
+            reply = client.chat(messages, response_format=response_format, temperature=temperature)
+        return reply.content
 
     def predict(case: Case) -> Prediction:
         started = time.perf_counter()
         response_format: Any = None
         if constrained:
             response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": case_schema(case)}}
-        # Free decoding has no grammar to end it: it is cut at FREE_MAX_TOKENS (more than any gold
-        # answer takes), or at the model's context when the prompt leaves less.
-        limit = max_tokens if constrained else max_tokens or FREE_MAX_TOKENS
-        try:
+        for attempt in range(retries + 1):
             try:
-                reply = client.chat(
-                    case_messages(case), response_format=response_format, temperature=0.0, max_tokens=limit
-                )
+                text = ask(case, response_format, 0.0 if attempt == 0 else PLANNER_RETRY_TEMPERATURE)
             except EndpointError as exc:
-                if limit is None or exc.status != 400:
-                    raise
-                reply = client.chat(case_messages(case), response_format=response_format, temperature=0.0)
-        except EndpointError as exc:
-            return Prediction(None, time.perf_counter() - started, error=str(exc))
-        seconds = time.perf_counter() - started
-        plan, why = parse_reply(reply.content)
-        return Prediction(plan, seconds, reply.content, why)
+                return Prediction(None, time.perf_counter() - started, error=str(exc))
+            plan, why = parse_reply(text)
+            if attempt == retries or (why is None and plan_effect(case.fixture, case.today, plan).applied):
+                break
+        return Prediction(plan, time.perf_counter() - started, text, why)
 
     return predict, client.close
 

@@ -58,6 +58,12 @@ STEP_ORDER = ("op", "path", "from", "paths", "match", "template", "find", "repla
               "overwrite", "to", "keep_tree", "remove")  # fmt: skip
 RULE_ORDER = ("contains", "regex", "ext", "glob", "default", "to")
 MAX_STEPS = 20
+#: The planner answers greedily first; an answer that is invalid or that the dry run refuses is
+#: asked again from the same prompt, sampled at this temperature so that it can differ, at most
+#: :data:`PLANNER_RETRIES` times. The prompt never grows: the model was not trained on repair
+#: turns, and a rejected answer appended to it could overrun a small model's context.
+PLANNER_RETRY_TEMPERATURE = 0.7
+PLANNER_RETRIES = 2
 #: The most paths one step of a planner reply lists.
 MAX_LISTED = 32
 MAX_GOAL = 160

@@ -101,11 +101,12 @@ def encode_case(tokenizer: Any, case: Case, max_length: int) -> dict[str, list[i
 def _answer_trainer() -> type:
     """A ``Trainer`` whose loss computes the output layer on answer positions only.
 
-    A prompt is about ten times longer than its answer and carries no loss, yet the output layer
-    (vocabulary by hidden size) costs about a third of the model's work per token: the model is
-    asked for the logits of the positions that predict an answer token (``logits_to_keep``), and
-    the loss is their cross-entropy, normalised like the ``Trainer``'s own (by the answer tokens
-    of the whole accumulated batch, across processes).
+    A prompt is several times longer than its answer (about 7x on generated cases) and carries no
+    loss, yet the output layer (vocabulary by hidden size) is a large share of a small model's work
+    per token: the model is asked for the logits of the positions that predict an answer token
+    (``logits_to_keep``), and the loss is their cross-entropy, normalised like the ``Trainer``'s
+    own (by the answer tokens of the whole accumulated batch, across processes). Measured here,
+    a step takes about 10% less time.
     """
     from transformers import Trainer
 

@@ -10,8 +10,18 @@ import pytest
 
 from engine.errors import UsageError
 from engine.planner.cases import Case, generate_cases
-from engine.planner.evaluate import Prediction, evaluate, gold_predictor, load_cases, parse_reply, score_case
+from engine.planner.evaluate import (
+    Prediction,
+    endpoint_predictor,
+    evaluate,
+    gold_predictor,
+    load_cases,
+    parse_reply,
+    score_case,
+)
+from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE
 from tests.helpers import assert_one_line_error, run_routeshell
+from tests.scripted_llm import Reply, ScriptedLLM
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +136,28 @@ def test_eval_planner_cli_gives_one_line_errors(tmp_path: Path) -> None:
         "--base-url", "http://127.0.0.1:9/v1",
     )  # fmt: skip
     assert_one_line_error(unreachable, 3, "127.0.0.1:9")
+
+
+def test_the_agent_predictor_asks_again_sampled_only_while_the_dry_run_refuses(
+    cases: list[Case], scripted_llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    case = next(c for c in cases if c.plan["steps"])
+    refused = {"version": 1, "steps": [{"op": "delete", "path": "no/such-file.txt"}]}
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True, retries=2)
+    try:
+        scripted_llm.enqueue(Reply(refused), Reply("not json"), Reply(case.plan))
+        assert score_case(case, predict(case), tmp_path).exact
+        scripted_llm.enqueue(Reply(case.plan))
+        assert score_case(case, predict(case), tmp_path).exact
+        scripted_llm.enqueue(Reply(refused), Reply(refused), Reply(refused))
+        result = score_case(case, predict(case), tmp_path)
+        assert not result.exact
+        assert result.refused
+    finally:
+        close()
+    retried = [0.0, PLANNER_RETRY_TEMPERATURE, PLANNER_RETRY_TEMPERATURE]
+    temperatures = [request["temperature"] for request in scripted_llm.requests]
+    assert temperatures == [*retried, 0.0, *retried]
+    assert len({json.dumps(request["messages"]) for request in scripted_llm.requests}) == 1
+    assert all(request["response_format"]["type"] == "json_schema" for request in scripted_llm.requests)
+    assert scripted_llm.unexpected == 0
