@@ -42,8 +42,9 @@ imports: install
 
 # Two workers: many tests wait on subprocesses and servers. Each test file stays on one worker
 # (--dist loadfile), so a module's server or trained model is made once, not once per worker;
-# about 15 minutes on 2 cores. The slowest tests are listed at the end. PYTEST_WORKERS=0 runs
-# it in one process.
+# 15-19 minutes on 2 cores, where torch in each worker and in what it starts runs on one thread
+# (tests/conftest.py). The slowest tests are listed at the end. PYTEST_WORKERS=0 runs it in one
+# process.
 PYTEST_WORKERS ?= 2
 
 pytest: install system-deps
