@@ -42,6 +42,26 @@ if __name__ == "__main__":
 '''
 
 
+#: Test files that keep one worker busy for a minute or more (measured with three workers), longest
+#: first. They start first: each file runs whole on one worker (--dist loadfile), and a long one
+#: that starts near the end keeps the run going while the other workers have nothing left to do.
+SLOW_FILES = (
+    "tests/engine/tinyllm/test_train_resume.py", "tests/engine/planner/test_train.py", "tests/test_serve_cli.py",
+    "tests/engine/serve/test_engine_process.py", "tests/test_serve_cli_edges.py", "tests/tui/test_train_pane.py",
+    "tests/tui/test_plain.py", "tests/engine/serve/test_server_edges.py", "tests/engine/router/test_lora.py",
+    "tests/run_cli/test_resume.py", "tests/engine/serve/test_server_reasoning.py", "tests/test_import_hygiene.py",
+    "tests/tui/test_serve_pane.py", "tests/engine/serve/test_launcher.py", "tests/tui/test_file_selection.py",
+    "tests/engine/tinyllm/test_train.py", "tests/tui/test_file_operations.py", "tests/tui/test_snapshots.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files of :data:`SLOW_FILES` first, in that order; every file stays whole, and the
+    others keep their order."""
+    rank = {name: at for at, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(SLOW_FILES)))
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point HOME and the XDG directories at fresh directories, so no user config leaks in; return the XDG home."""

@@ -82,11 +82,13 @@ def check_out(out: Path, meta_file: str = META_FILE, what: str = "a router") -> 
 def staging_dir(out: Path, *, keep: bool = False, meta_file: str = META_FILE, what: str = "a router") -> Path:
     """Return ``.OUT.partial`` beside ``out``, where a router is made before it is moved into place.
 
-    Unless ``keep`` (a resumed run), what an earlier run left there is removed first.
+    Unless ``keep`` (a resumed run), what an earlier run left there is removed first. A directory
+    that an earlier run was killed while replacing is put back first (:func:`restore_replaced`).
     """
-    check_out(out, meta_file, what)
     staging = out.with_name(f".{out.name}.partial")
     try:
+        restore_replaced(out)
+        check_out(out, meta_file, what)
         out.parent.mkdir(parents=True, exist_ok=True)
         if not keep:
             shutil.rmtree(staging, ignore_errors=True)
@@ -107,9 +109,21 @@ def commit(staging: Path, out: Path, meta: RouterMeta) -> None:
     replace_dir(staging, out)
 
 
+def restore_replaced(out: Path) -> bool:
+    """Put back ``.OUT.old`` as ``out`` when a process was killed between moving the old directory
+    aside and moving the new one in (:func:`replace_dir`): the old one is whole, the new one is not
+    known to be. Return whether it was put back."""
+    old = out.with_name(f".{out.name}.old")
+    if out.exists() or out.is_symlink() or not old.is_dir() or old.is_symlink():
+        return False
+    old.rename(out)
+    return True
+
+
 def replace_dir(staging: Path, out: Path) -> None:
     """Flush every file of ``staging`` and move it into place as ``out`` (replacing what is there).
-    On a write error ``staging`` is removed and ``out`` left as it was."""
+    On a write error ``staging`` is removed and ``out`` left as it was. Killed between its two
+    renames, it leaves ``.OUT.old`` whole, which the next :func:`staging_dir` for ``out`` puts back."""
     try:
         for path in staging.rglob("*"):
             if path.is_file():

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
 from pathlib import Path
 
-from tests.engine.tinyllm.training_support import run_train
+from tests.engine.tinyllm.training_support import ROUTESHELL, run_train, train_env
 from tests.helpers import assert_one_line_error, run_routeshell
 
 
@@ -68,3 +71,29 @@ def test_the_answer_only_loss_equals_the_models_own_loss(tmp_path: Path) -> None
         counted = _answer_trainer()(model=model, args=args).compute_loss(model, dict(batch), num_items_in_batch=32)
     assert torch.allclose(ours, theirs, atol=1e-5), (ours, theirs)
     assert torch.allclose(counted * 32, theirs * 16, atol=1e-4)  # 16 answer tokens, normalised by the count given
+
+
+def test_kill_9_while_training_leaves_the_adapter_there_whole_and_a_rerun_replaces_it(
+    planner_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, shipped = planner_models
+    out = tmp_path / "planner"
+    shutil.copytree(shipped, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    argv = [ROUTESHELL, "train", "planner", "--base", str(base), "--out", str(out), "--count", "16",
+            "--max-steps", "500", "--batch-size", "2", "--save-steps", "1", "--events"]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                               text=True, env=train_env())  # fmt: skip
+    assert process.stdout is not None
+    for line in process.stdout:
+        if json.loads(line)["type"] == "train_step" and json.loads(line)["step"] >= 2:
+            process.kill()  # past a checkpoint of its own, in the middle of training
+            break
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+    run = run_train("planner", "--base", str(base), "--out", str(out), "--count", "16", "--max-steps", "2",
+                    "--batch-size", "2")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads((out / "planner_meta.json").read_text())["summary"]["steps"] == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["planner"]
