@@ -53,11 +53,18 @@ imports: install
 # per worker; torch in each worker and in what it starts runs on one thread (tests/conftest.py).
 # The slowest tests are listed at the end. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 pytest: install system-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+	$(PYTEST)
 
-test: lint typecheck imports pytest
+# The type check takes a minute of one core: it runs beside the tests, and its report follows theirs.
+test: lint imports install system-deps
+	@echo "$(BIN)/mypy engine agents tui (beside the tests)"; \
+	$(BIN)/mypy engine agents tui > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
+	echo "$(PYTEST)"; $(PYTEST); tests=$$?; \
+	wait $$typecheck; typed=$$?; cat $(VENV)/mypy.log; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 bench: install
 	$(BIN)/python bench/run.py
