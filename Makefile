@@ -50,10 +50,11 @@ imports: install
 # Three workers on 2 cores: many tests wait on subprocesses, servers and the screen, and a third
 # worker uses that time (measured: pytest 15m21s with 3, 18m06s-18m52s with 2). Each test file stays
 # on one worker (--dist loadfile), so a module's server or trained model is made once, not once
-# per worker; torch in each worker and in what it starts runs on one thread (tests/conftest.py).
+# per worker, and the slowest files start first, in the order tests/conftest.py gives
+# (--no-loadscope-reorder); torch in each worker and in what it starts runs on one thread.
 # The slowest tests are listed at the end. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 3
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 pytest: install system-deps
 	$(PYTEST)

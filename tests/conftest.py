@@ -45,6 +45,8 @@ if __name__ == "__main__":
 #: Test files that keep one worker busy for a minute or more (measured with three workers), longest
 #: first. They start first: each file runs whole on one worker (--dist loadfile), and a long one
 #: that starts near the end keeps the run going while the other workers have nothing left to do.
+#: (pytest-xdist would otherwise start the files with the most tests first, and these have few:
+#: ``make test`` passes --no-loadscope-reorder.)
 SLOW_FILES = (
     "tests/engine/tinyllm/test_train_resume.py", "tests/engine/planner/test_train.py", "tests/test_serve_cli.py",
     "tests/engine/serve/test_engine_process.py", "tests/test_serve_cli_edges.py", "tests/tui/test_train_pane.py",
