@@ -34,10 +34,13 @@ SIZES = ("10MB", "1KB")
 COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", ".txt", ".csv", ".tmp", ".bak",
                ".zip", ".gz", ".mp4", ".mov", ".mkv", ".mp3", ".docx", ".xlsx", ".json", ".py")  # fmt: skip
 ARCHIVE_EXTS = (".zip", ".tar.gz", ".tgz", ".tar.xz")
-#: Which list each path key of each op draws from: ``source`` (exists), ``dest`` (a new place).
-#: (A single path a step changes in place stays ``path``, any name: an earlier step may have made it.)
-_ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "dest"), ("copy", "from", "source"),
-          ("copy", "to", "dest"), ("extract", "to", "dest"))  # fmt: skip
+#: Which list each path key of each op draws from: ``source`` (exists), ``dest`` (a new place: a
+#: name of the request, one of its folders, or a folder that exists), ``target`` (where files go:
+#: a name of the request or a folder that exists, never only the folder of a name the request
+#: gives, so that "into archive/2026" cannot end as "archive"). (A single path a step changes in
+#: place stays ``path``, any name: an earlier step may have made it.)
+_ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "target"),
+          ("copy", "from", "source"), ("copy", "to", "target"), ("extract", "to", "dest"))  # fmt: skip
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
 #: Words that hold a request together and never name a file, a folder or a tag.
 # fmt: off
@@ -50,10 +53,14 @@ STOP_WORDS = frozenset((
 ))
 # fmt: on
 _WORD_EDGES = "'\"`()[]{}<>,;:!?"
-_NAME = re.compile(r"^[\w.\-/~+@ ]+$")
+_NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
 _YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
 _DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
+_COUNT = re.compile(r"\b(\d{1,6})\b")
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+#: How many files a ``limit`` may keep when the request names no number.
+LIMITS = tuple(range(1, 11))
 
 
 def _usable(value: str) -> bool:
@@ -80,13 +87,15 @@ def request_words(request: str) -> list[str]:
 
 _NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
 _SPLIT = re.compile(r"[-_. ]+")
+_SOMETHING = re.compile(r"som[a-z]{4,8}$", re.IGNORECASE)
 
 
 def _prefixes(word: str) -> list[str]:
     """``word`` and its starts up to each ``-`` or ``_`` (``IMG_something``: ``IMG_``), and with one added."""
     found = [word, f"{word}-", f"{word}_"]
     found += [word[: at + 1] for at, ch in enumerate(word) if ch in "-_" and at > 0]
-    stem = word.removesuffix("something").removesuffix("...")  # "named draft-something"
+    # "named draft-something", typed fast too ("Screenshotsomethnig"), or "named draft-..."
+    stem = _SOMETHING.sub("", word.removesuffix("..."))
     if stem and stem != word:
         found += [stem, f"{stem} "]
     return found
@@ -140,6 +149,9 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     whens = _bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
                       *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
     sizes = _bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])
+    lowered = request.lower().split()
+    counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
+                    | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
     tags = _bounded([*(w for w in words if "/" not in w), *(tag for e in entries for tag in e.tags)])
     exts = _bounded([*COMMON_EXTS, *(posixpath.splitext(path)[1].lower() for path in files)])
     plain = [w for w in words if "/" not in w]
@@ -157,12 +169,13 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     # What a step reads must exist; where it puts things must not be a file that exists.
     defs["source"] = {"enum": sources}
     defs["dest"] = {"enum": dests}
+    defs["target"] = {"enum": _bounded([*words, *renamed, *folders])}
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
     defs["archive"]["properties"]["to"] = {"enum": archives}
     defs["extract"]["properties"]["from"] = {"enum": _bounded(archive_files) or sources}
-    defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/dest"}
+    defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     defs["glob"] = {"enum": globs}
     defs["when"] = {"enum": whens}
     defs["size"] = {"enum": sizes}
@@ -171,6 +184,8 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     match["ext"] = {**match["ext"], "items": {"enum": exts}}
     match["contains"] = {"enum": texts}
     match["name_regex"] = {"enum": regexes}
+    # A count is one the request names ("the first 3", "three of them"), or a small one.
+    match["limit"] = {"enum": counts or list(LIMITS)}
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]
     rule["ext"] = {**rule["ext"], "items": {"enum": exts}}
     rule["contains"] = {"enum": texts}

@@ -58,3 +58,28 @@ def test_request_words_drop_punctuation_and_keep_names() -> None:
     assert "logs" in words
     assert "archive" in words
     assert "thanks" not in words
+
+
+def test_counts_and_places_come_from_the_request() -> None:
+    entries = [ViewEntry("logs/a.log", False, 10, TODAY), ViewEntry("keep/old.txt", False, 10, TODAY)]
+    defs = narrowed_schema("move the first 3 log files in logs into archive/2026 and keep", entries, TODAY)["$defs"]
+    assert defs["match"]["properties"]["limit"] == {"enum": [3, 2026]}
+    targets = defs["target"]["enum"]
+    assert {"archive/2026", "keep", "logs"} <= set(targets)
+    assert "archive" not in targets  # only the folder of a name the request gives, and not there yet
+    assert "archive" in defs["dest"]["enum"]  # a folder to make first
+    assert defs["move"]["properties"]["to"] == {"$ref": "#/$defs/target"}
+    assert defs["mkdir"]["properties"]["path"] == {"$ref": "#/$defs/dest"}
+    words = narrowed_schema("take three of the logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"]
+    assert words == {"enum": [3]}
+    assert narrowed_schema("the first few logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"] == {
+        "enum": list(range(1, 11))
+    }
+
+
+def test_names_typed_fast_or_full_of_markup_are_still_names() -> None:
+    entries = [ViewEntry("inbox/a.txt", False, 10, TODAY)]
+    defs = narrowed_schema("everything named Screenshotsomethnig goes in done", entries, TODAY)["$defs"]
+    assert "^Screenshot " in defs["match"]["properties"]["name_regex"]["enum"]
+    defs = narrowed_schema("CREATE inbox/[red]markup[/notes.txt WITH THE TEXT 'x'", entries, TODAY)["$defs"]
+    assert "inbox/[red]markup[/notes.txt" in defs["path"]["enum"]
