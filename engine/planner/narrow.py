@@ -9,14 +9,16 @@ folders with ``/**`` or ``/*``; dates are the usual ages, the years the request 
 year; sizes the usual thresholds and those the request names; tags and ``contains`` the request's
 words and the workspace's tags; extensions the common ones and the workspace's; rename templates
 the usual forms. The model then chooses among a few strings instead of spelling one, and a plan
-can name nothing that neither the request nor the workspace holds. Free text (a goal, a file's
-content, a regular expression's replacement) stays free.
+can name nothing that neither the request nor the workspace holds. A file's content is a line
+of the request's own words (what it quotes first, then each run of up to :data:`SPAN_WORDS`
+words). Free text (a goal, a regular expression's replacement) stays free.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import posixpath
 import re
 from collections.abc import Iterable
@@ -27,8 +29,10 @@ from engine.planner.prompt import ViewEntry, reply_schema
 #: The most values one list may hold, so that a big workspace keeps the schema small.
 MAX_VALUES = 400
 MAX_VALUE_CHARS = 200
-#: The most characters one list may hold: the whole schema stays well under the server's 64 KiB.
+#: The most characters one list may hold at first; lists are cut shorter while the whole schema is
+#: longer than :data:`MAX_SCHEMA_CHARS`, which keeps it under the server's 64 KiB.
 MAX_LIST_CHARS = 16_000
+MAX_SCHEMA_CHARS = 60_000
 AGES = ("7d", "30d", "365d")
 SIZES = ("10MB", "1KB")
 COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", ".txt", ".csv", ".tmp", ".bak",
@@ -57,6 +61,9 @@ _NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
 _YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
 _DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
+#: The most words of the request one line of content holds.
+SPAN_WORDS = 12
+_QUOTED = re.compile(r"(?:^|(?<=\s))(['\"])(.+?)\1(?=[\s.,!?;:)]|$)")
 _COUNT = re.compile(r"\b(\d{1,6})\b")
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 #: How many files a ``limit`` may keep when the request names no number.
@@ -101,6 +108,17 @@ def _prefixes(word: str) -> list[str]:
     return found
 
 
+def _lines(request: str) -> list[str]:
+    """The lines a file written for ``request`` may hold (without their newline): what it quotes, then
+    each run of its words, punctuation at the ends taken off, and as it stands."""
+    quoted = [text.strip() for _, text in _QUOTED.findall(request)]
+    words = request.split()
+    runs = [" ".join(words[start:end]) for start in range(len(words))
+            for end in range(start + 1, min(len(words), start + SPAN_WORDS) + 1)]  # fmt: skip
+    texts = [*quoted, *(run.strip(_WORD_EDGES + ".") for run in runs), *runs]
+    return list(dict.fromkeys(text for text in texts if text))
+
+
 def _name_words(files: list[str]) -> list[str]:
     """The words in the workspace's file names (``budget-minutes.md``: budget, minutes)."""
     found = []
@@ -117,20 +135,34 @@ def _parents(path: str) -> list[str]:
     return found
 
 
-def _bounded(values: Iterable[str]) -> list[str]:
-    """``values`` once each, usable ones only, at most :data:`MAX_VALUES` and :data:`MAX_LIST_CHARS`."""
+def _bounded_to(values: Iterable[str], chars: int) -> list[str]:
+    """``values`` once each, usable ones only, at most :data:`MAX_VALUES` and ``chars`` characters."""
     out: list[str] = []
     used = 0
     for value in dict.fromkeys(value for value in values if _usable(value)):
         used += len(value) + 4
-        if len(out) >= MAX_VALUES or used > MAX_LIST_CHARS:
+        if len(out) >= MAX_VALUES or used > chars:
             break
         out.append(value)
     return out
 
 
 def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> dict[str, Any]:
-    """The planner reply schema for ``request`` over a workspace of ``entries`` as of ``today``."""
+    """The planner reply schema for ``request`` over a workspace of ``entries`` as of ``today``,
+    at most :data:`MAX_SCHEMA_CHARS` characters of JSON: in a big workspace, each list holds what
+    comes first in it (the names the request mentions, then folders, then files)."""
+    chars = MAX_LIST_CHARS
+    while True:
+        schema = _narrowed(request, entries, today, chars)
+        if chars <= 1000 or len(json.dumps(schema)) <= MAX_SCHEMA_CHARS:
+            return schema
+        chars //= 2
+
+
+def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int) -> dict[str, Any]:
+    def bounded(values: Iterable[str]) -> list[str]:
+        return _bounded_to(values, chars)
+
     words = request_words(request)
     files = [entry.path for entry in entries if not entry.is_dir]
     folders = sorted({parent for path in files for parent in _parents(path)} | {e.path for e in entries if e.is_dir})
@@ -139,27 +171,27 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     renamed = [posixpath.join(folder, word) for folder in ["", *folders] for word in dotted]
     word_dirs = [parent for word in words for parent in _parents(word)]
     archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)]
-    sources = _bounded([*mentioned, *folders, *files])
-    dests = _bounded([*words, *word_dirs, *renamed, *folders])
-    names = _bounded([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
-    archives = _bounded([w for w in words if w.lower().endswith(ARCHIVE_EXTS)]) or dests
+    sources = bounded([*mentioned, *folders, *files])
+    dests = bounded([*words, *word_dirs, *renamed, *folders])
+    names = bounded([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
+    archives = bounded([w for w in words if w.lower().endswith(ARCHIVE_EXTS)]) or dests
     # A glob selects what exists: "**" or a folder of the workspace, whole or its top level.
-    globs = _bounded(["**", *(f"{d}/{tail}" for d in folders for tail in ("**", "*"))])
+    globs = bounded(["**", *(f"{d}/{tail}" for d in folders for tail in ("**", "*"))])
     years = {int(year) for year in _YEAR.findall(request)} | {today.year}
-    whens = _bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
+    whens = bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
                       *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
-    sizes = _bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])
+    sizes = bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])
     lowered = request.lower().split()
     counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
-    tags = _bounded([*(w for w in words if "/" not in w), *(tag for e in entries for tag in e.tags)])
-    exts = _bounded([*COMMON_EXTS, *(posixpath.splitext(path)[1].lower() for path in files)])
+    tags = bounded([*(w for w in words if "/" not in w), *(tag for e in entries for tag in e.tags)])
+    exts = bounded([*COMMON_EXTS, *(posixpath.splitext(path)[1].lower() for path in files)])
     plain = [w for w in words if "/" not in w]
-    texts = _bounded([*plain, *(w.lower() for w in plain), *_name_words(files)])
+    texts = bounded([*plain, *(w.lower() for w in plain), *_name_words(files)])
     prefixes = [p for w in plain for p in _prefixes(w)]
-    regexes = _bounded(f"^{p}" for p in [*prefixes, *(f"{w} " for w in plain)])
+    regexes = bounded(f"^{p}" for p in [*prefixes, *(f"{w} " for w in plain)])
     numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
-    templates = _bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
+    templates = bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
                           *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                           *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
 
@@ -169,12 +201,12 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     # What a step reads must exist; where it puts things must not be a file that exists.
     defs["source"] = {"enum": sources}
     defs["dest"] = {"enum": dests}
-    defs["target"] = {"enum": _bounded([*words, *renamed, *folders])}
+    defs["target"] = {"enum": bounded([*words, *renamed, *folders])}
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
     defs["archive"]["properties"]["to"] = {"enum": archives}
-    defs["extract"]["properties"]["from"] = {"enum": _bounded(archive_files) or sources}
+    defs["extract"]["properties"]["from"] = {"enum": bounded(archive_files) or sources}
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     defs["glob"] = {"enum": globs}
     defs["when"] = {"enum": whens}
@@ -184,6 +216,10 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     match["ext"] = {**match["ext"], "items": {"enum": exts}}
     match["contains"] = {"enum": texts}
     match["name_regex"] = {"enum": regexes}
+    # Only when every line fits the bounds: a long request's content stays free rather than cut short.
+    lines = _lines(request)
+    if lines and bounded(lines) == lines:
+        defs["content"] = {"enum": [f"{line}\n" for line in lines]}
     # A count is one the request names ("the first 3", "three of them"), or a small one.
     match["limit"] = {"enum": counts or list(LIMITS)}
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]

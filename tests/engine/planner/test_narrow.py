@@ -83,3 +83,28 @@ def test_names_typed_fast_or_full_of_markup_are_still_names() -> None:
     assert "^Screenshot " in defs["match"]["properties"]["name_regex"]["enum"]
     defs = narrowed_schema("CREATE inbox/[red]markup[/notes.txt WITH THE TEXT 'x'", entries, TODAY)["$defs"]
     assert "inbox/[red]markup[/notes.txt" in defs["path"]["enum"]
+
+
+def test_a_workspace_of_thousands_of_folders_stays_under_the_servers_schema_limit() -> None:
+    from engine.planner.narrow import MAX_SCHEMA_CHARS
+    from engine.serve.grammar import MAX_SCHEMA_BYTES
+
+    entries = [ViewEntry(f"d{i:04d}-{'y' * 30}/f{i}-{'z' * 30}.txt", False, 10, TODAY) for i in range(3000)]
+    wanted = entries[2999].path
+    request = f"move {wanted} into archive " + " ".join(f"w{i}/x{i}.md" for i in range(90))
+    schema = narrowed_schema(request, entries, TODAY)
+    assert len(json.dumps(schema).encode()) <= MAX_SCHEMA_CHARS < MAX_SCHEMA_BYTES
+    assert wanted in schema["$defs"]["source"]["enum"]  # what the request names comes first
+
+
+def test_a_files_content_is_a_line_of_the_requests_words() -> None:
+    entries = [ViewEntry("notes/todo.md", False, 10, TODAY)]
+    content = narrowed_schema("I'd like you to append 'review the budget' to notes/todo.md", entries, TODAY)["$defs"][
+        "content"
+    ]
+    assert content["enum"][0] == "review the budget\n"  # what it quotes comes first
+    lines = narrowed_schema("at the end of notes/todo.md write: buy milk.", entries, TODAY)["$defs"]["content"]
+    assert {"buy milk\n", "write: buy milk.\n"} <= set(lines["enum"])
+    assert "book the dentist\n" not in lines["enum"]
+    long = narrowed_schema(" ".join(f"word{i}" for i in range(200)), entries, TODAY)["$defs"]["content"]
+    assert "enum" not in long  # more lines than the bounds hold: free, not cut short
