@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from engine.planner.prompt import ViewEntry, reply_schema
+from engine.planner.prompt import ViewEntry, reply_schema, seen_request
 
 #: The most values one list may hold, so that a big workspace keeps the schema small.
 MAX_VALUES = 400
@@ -83,12 +83,14 @@ def _usable(value: str) -> bool:
 
 def request_words(request: str) -> list[str]:
     """The words of ``request`` that may be names: punctuation around them and a trailing slash or
-    full stop taken off, small words of the sentence ("into", "the") left out, in order, once each."""
+    full stop taken off (and, for a name that starts with a bracket, only the punctuation after it),
+    small words of the sentence ("into", "the") left out, in order, once each."""
     words: list[str] = []
     for raw in request.split():
-        word = raw.strip(_WORD_EDGES).rstrip(".").rstrip("/")
-        if word and word.lower() not in STOP_WORDS and _NAME.match(word) and _usable(word) and word not in words:
-            words.append(word)
+        for word in (raw.strip(_WORD_EDGES).rstrip("."), raw.rstrip(",;:!?").rstrip(".")):
+            word = word.rstrip("/")
+            if word and word.lower() not in STOP_WORDS and _NAME.match(word) and _usable(word) and word not in words:
+                words.append(word)
     return words
 
 
@@ -150,7 +152,9 @@ def _bounded_to(values: Iterable[str], chars: int) -> list[str]:
 def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> dict[str, Any]:
     """The planner reply schema for ``request`` over a workspace of ``entries`` as of ``today``,
     at most :data:`MAX_SCHEMA_CHARS` characters of JSON: in a big workspace, each list holds what
-    comes first in it (the names the request mentions, then folders, then files)."""
+    comes first in it (the names the request mentions, then folders, then files). Only the request
+    the model reads counts (:func:`seen_request`): a pasted page does not make a huge schema."""
+    request = seen_request(request)
     chars = MAX_LIST_CHARS
     while True:
         schema = _narrowed(request, entries, today, chars)

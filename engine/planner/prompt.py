@@ -211,9 +211,13 @@ def workspace_view(entries: list[ViewEntry], today: dt.date, *, budget: int = VI
     return "\n".join(lines)
 
 
+def seen_request(request: str) -> str:
+    """The request as the model reads it: one line, at most :data:`MAX_REQUEST_CHARS` characters."""
+    return " ".join(request.split())[:MAX_REQUEST_CHARS]
+
+
 def user_message(view: str, request: str) -> str:
-    request = " ".join(request.split())[:MAX_REQUEST_CHARS]
-    return f"{view}\nRequest: {request}"
+    return f"{view}\nRequest: {seen_request(request)}"
 
 
 def canonical(plan: dict[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,8 @@ def test_names_typed_fast_or_full_of_markup_are_still_names() -> None:
     assert "^Screenshot " in defs["match"]["properties"]["name_regex"]["enum"]
     defs = narrowed_schema("CREATE inbox/[red]markup[/notes.txt WITH THE TEXT 'x'", entries, TODAY)["$defs"]
     assert "inbox/[red]markup[/notes.txt" in defs["path"]["enum"]
+    defs = narrowed_schema("write 'x' into a new file [red]markup[/reminder.txt asap", entries, TODAY)["$defs"]
+    assert "[red]markup[/reminder.txt" in defs["path"]["enum"]
 
 
 def test_a_workspace_of_thousands_of_folders_stays_under_the_servers_schema_limit() -> None:
@@ -108,3 +110,12 @@ def test_a_files_content_is_a_line_of_the_requests_words() -> None:
     assert "book the dentist\n" not in lines["enum"]
     long = narrowed_schema(" ".join(f"word{i}" for i in range(200)), entries, TODAY)["$defs"]["content"]
     assert "enum" not in long  # more lines than the bounds hold: free, not cut short
+
+
+def test_only_the_request_the_model_reads_is_narrowed_to() -> None:
+    entries = [ViewEntry("notes/todo.md", False, 10, TODAY)]
+    pasted = "move notes/todo.md into done " + "lorem ipsum " * 50_000 + "and into late/9999"
+    schema = narrowed_schema(pasted, entries, TODAY)
+    assert "done" in schema["$defs"]["target"]["enum"]
+    assert "late/9999" not in schema["$defs"]["target"]["enum"]
+    assert len(json.dumps(schema)) < 60_000
