@@ -183,7 +183,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     globs = bounded(["**", *(f"{d}/{tail}" for d in folders for tail in ("**", "*"))])
     years = {int(year) for year in _YEAR.findall(request)} | {today.year}
     whens = bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
-                      *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
+                     *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
     sizes = bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])
     lowered = request.lower().split()
     counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
@@ -196,8 +196,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     regexes = bounded(f"^{p}" for p in [*prefixes, *(f"{w} " for w in plain)])
     numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
     templates = bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
-                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
-                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
+                         *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
+                         *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
 
     schema = copy.deepcopy(reply_schema())
     defs = schema["$defs"]
