@@ -221,10 +221,11 @@ def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None, *
     ``weights=False`` loads what the HTTP layer needs and leaves the weights to the engine process."""
     from engine.serve.loaded import load_model, quiet_libraries
 
-    quiet_libraries()
-    import torch
+    quiet_libraries(torch=weights)
+    if weights:
+        import torch
 
-    torch.set_num_threads(getattr(args, "threads", None) or default_threads())
+        torch.set_num_threads(getattr(args, "threads", None) or default_threads())
     return load_model(
         args.model, dtype=args.dtype, adapters=dict(adapters or {}), name=getattr(args, "name", None), weights=weights
     )

@@ -7,6 +7,7 @@ problem a user can cause is a :class:`ModelLoadError`: one line, exit code 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -119,8 +120,11 @@ class LoadedModel:
         return known
 
 
-def quiet_libraries() -> None:
-    """Keep the libraries offline and their chatter off the terminal (call before loading a model)."""
+def quiet_libraries(*, torch: bool = True) -> None:
+    """Keep the libraries offline and their chatter off the terminal (call before loading a model).
+
+    ``torch=False`` for a process that never loads weights (a server's HTTP process): importing
+    torch only to quieten its loggers would cost seconds of every start."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -130,7 +134,8 @@ def quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    import torch  # noqa: F401  (torch sets up its loggers on import; they are quietened after it)
+    if torch:
+        import torch as _torch  # noqa: F401  (torch sets up its loggers on import; they are quietened after it)
 
     # torchao, which transformers and peft may import, registers types with torch's pytree, which
     # warns about each on stderr; and torchao warns about every GPU kernel it cannot load on a CPU.
@@ -139,8 +144,24 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+#: The CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic: x86 and Arm.
+BF16_FLAGS = frozenset(("avx512_bf16", "amx_bf16", "bf16"))
+
+
+@functools.cache
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); without it bf16 is slower than fp32."""
+    """Whether this CPU computes bf16 natively (AVX512-BF16, AMX or Arm's BF16); without it bf16 is
+    slower than fp32. Read from the kernel's CPU flags, so that a server's HTTP process, which
+    never loads weights, needs no torch to name the format its engine uses; where there are no
+    such flags to read, torch's own check."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return not BF16_FLAGS.isdisjoint(value.split())
     import torch
 
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -248,19 +269,20 @@ def load_model(
     if resolved == "int8" and device != "cpu":
         raise ModelLoadError("--dtype int8 runs on the CPU only; use bf16 on a GPU")
 
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import PreTrainedTokenizerFast
     from transformers.utils import logging as transformers_logging
 
     # The server's log is its own: no progress bars or advice from the loader.
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        config: Any = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        # tokenizer.json is required, so the fast tokenizer reads it whatever class the directory
+        # names; AutoTokenizer and AutoConfig would import torch, seconds of each server start.
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+        context = _context_length(path)
     except Exception as err:  # a config.json of the wrong shape: the directory's fault
         raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
     model = _weights(path, resolved, device, adapters) if weights else None
-    context = int(getattr(config, "max_position_embeddings", 0) or 0)
     if context <= 0:
         raise ModelLoadError(f"{display_name(str(path))}: config.json gives no max_position_embeddings")
     if tokenizer.chat_template is None:
@@ -278,6 +300,24 @@ def load_model(
         reasoning=_reasoning_markers(path),
         adapters=tuple(adapters),
     )
+
+
+def _context_length(path: Path) -> int:
+    """The context length ``path``'s config.json gives (0 when none); a config that nests it (a
+    multimodal model's ``text_config``) is read by transformers' own class for it."""
+    data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("config.json is not a JSON object")
+    value = data.get("max_position_embeddings")
+    if value is None:
+        from transformers import AutoConfig
+
+        value = getattr(AutoConfig.from_pretrained(str(path), local_files_only=True), "max_position_embeddings", 0)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"max_position_embeddings is {value!r}, not a whole number")
+    return value
 
 
 def _weights(path: Path, dtype: str, device: str, adapters: Mapping[str, Path]) -> Any:

@@ -41,6 +41,19 @@ def test_ready_event_and_models(server: ServeProcess, client: openai.OpenAI) -> 
     assert [(m.id, m.owned_by) for m in models.data] == [("nano", "routeshell"), ("router", "routeshell")]
 
 
+def _maps_torch(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text(encoding="utf-8", errors="replace")
+
+
+def test_only_the_engine_process_loads_torch(server: ServeProcess, client: openai.OpenAI) -> None:
+    """The HTTP process reads the tokenizer and config.json without torch (seconds of every start);
+    the engine process, its child, holds the weights. Both answered a request before this looks."""
+    client.chat.completions.create(model="router", messages=HELLO, max_tokens=2, temperature=0)
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    assert not _maps_torch(server.process.pid)
+    assert any(_maps_torch(int(child)) for child in children)
+
+
 def test_an_adapter_is_a_model_of_its_own(client: openai.OpenAI) -> None:
     def text(model: str) -> str | None:
         reply = client.chat.completions.create(model=model, messages=HELLO, max_tokens=12, temperature=0)  # type: ignore[arg-type]
