@@ -16,7 +16,6 @@ words). Free text (a goal, a regular expression's replacement) stays free.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import posixpath
@@ -24,7 +23,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from engine.planner.prompt import ViewEntry, reply_schema, seen_request
+from engine.files.archives import FORMATS
+from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
+from engine.workspace.sandbox import SandboxError, check_relpath
 
 #: The most values one list may hold, so that a big workspace keeps the schema small.
 MAX_VALUES = 400
@@ -37,7 +38,7 @@ AGES = ("7d", "30d", "365d")
 SIZES = ("10MB", "1KB")
 COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", ".txt", ".csv", ".tmp", ".bak",
                ".zip", ".gz", ".mp4", ".mov", ".mkv", ".mp3", ".docx", ".xlsx", ".json", ".py")  # fmt: skip
-ARCHIVE_EXTS = (".zip", ".tar.gz", ".tgz", ".tar.xz")
+ARCHIVE_EXTS = tuple(f".{fmt}" for fmt in FORMATS)
 #: Which list each path key of each op draws from: ``source`` (exists), ``dest`` (a new place: a
 #: name of the request, one of its folders, or a folder that exists), ``target`` (where files go:
 #: a name of the request or a folder that exists, never only the folder of a name the request
@@ -96,7 +97,7 @@ def request_words(request: str) -> list[str]:
 
 _NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
 _SPLIT = re.compile(r"[-_. ]+")
-_SOMETHING = re.compile(r"som[a-z]{4,8}$", re.IGNORECASE)
+_SOMETHING = re.compile(r"s[a-z]{0,2}m[a-z]{3,7}$", re.IGNORECASE)
 
 
 def _prefixes(word: str) -> list[str]:
@@ -175,12 +176,19 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     renamed = [posixpath.join(folder, word) for folder in ["", *folders] for word in dotted]
     word_dirs = [parent for word in words for parent in _parents(word)]
     archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)]
-    sources = bounded([*mentioned, *folders, *files])
-    dests = bounded([*words, *word_dirs, *renamed, *folders])
-    names = bounded([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
-    archives = bounded([w for w in words if w.lower().endswith(ARCHIVE_EXTS)]) or dests
+
+    def changeable(values: Iterable[str]) -> list[str]:
+        return bounded(value for value in values if _changeable(value))
+
+    sources = changeable([*mentioned, *folders, *files])
+    dests = changeable([*words, *word_dirs, *renamed, *folders])
+    names = changeable([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
+    archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
     # A glob selects what exists: "**" or a folder of the workspace, whole or its top level.
-    globs = bounded(["**", *(f"{d}/{tail}" for d in folders for tail in ("**", "*"))])
+    # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
+    under = {parent for path in files for parent in _parents(path)}
+    inside = {posixpath.dirname(path) for path in files}
+    globs = bounded(["**", *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)])
     years = {int(year) for year in _YEAR.findall(request)} | {today.year}
     whens = bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
                      *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
@@ -189,37 +197,54 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
     tags = bounded([*(w for w in words if "/" not in w), *(tag for e in entries for tag in e.tags)])
-    exts = bounded([*COMMON_EXTS, *(posixpath.splitext(path)[1].lower() for path in files)])
+    # A match selects by the extensions files have (one no file has selects nothing, and the dry
+    # run refuses that); a classify rule may also name the usual ones ("images": .jpg, .png, .heic).
+    found_exts = bounded(posixpath.splitext(path)[1].lower() for path in files)
+    exts = bounded([*COMMON_EXTS, *found_exts])
     plain = [w for w in words if "/" not in w]
     texts = bounded([*plain, *(w.lower() for w in plain), *_name_words(files)])
     prefixes = [p for w in plain for p in _prefixes(w)]
-    regexes = bounded(f"^{p}" for p in [*prefixes, *(f"{w} " for w in plain)])
+    # A name's start that some file's name starts with (compared as text: a request's word is never
+    # run as a regular expression here, where a hostile one could take forever).
+    basenames = [posixpath.basename(path) for path in files]
+    starts = [p for p in [*prefixes, *(f"{w} " for w in plain)] if any(name.startswith(p) for name in basenames)]
+    regexes = bounded(regex for p in starts if _compiles(regex := f"^{p}"))
+    # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
+    quoted = [text for _, text in _QUOTED.findall(request)]
+    spans = [*quoted, *(f" {t}" for t in quoted), *plain]
+    finds = bounded(_literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
+    replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
     numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
     templates = bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
 
-    schema = copy.deepcopy(reply_schema())
+    schema = base_reply_schema()
     defs = schema["$defs"]
-    defs["path"] = {"enum": names}
+    # A list left empty leaves a name free, but only a plain one (SAFE_PATH).
+    free_path = defs["path"] = {**defs["path"], "pattern": SAFE_PATH}
+    _narrow(defs, "path", names)
     # What a step reads must exist; where it puts things must not be a file that exists.
-    defs["source"] = {"enum": sources}
-    defs["dest"] = {"enum": dests}
-    defs["target"] = {"enum": bounded([*words, *renamed, *folders])}
+    for kind, values in (("source", sources), ("dest", dests), ("target", changeable([*words, *renamed, *folders]))):
+        defs[kind] = free_path
+        _narrow(defs, kind, values)
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
-    defs["archive"]["properties"]["to"] = {"enum": archives}
-    defs["extract"]["properties"]["from"] = {"enum": bounded(archive_files) or sources}
+    _narrow(defs["archive"]["properties"], "to", archives, defs)
+    _narrow(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
-    defs["glob"] = {"enum": globs}
-    defs["when"] = {"enum": whens}
-    defs["size"] = {"enum": sizes}
-    defs["tag_name"] = {"enum": tags}
+    for key, values in (("glob", globs), ("when", whens), ("size", sizes), ("tag_name", tags)):
+        _narrow(defs, key, values)
     match = defs["match"]["properties"]
-    match["ext"] = {**match["ext"], "items": {"enum": exts}}
-    match["contains"] = {"enum": texts}
-    match["name_regex"] = {"enum": regexes}
+    _narrow(match["ext"], "items", found_exts, defs)
+    _narrow(match, "contains", texts, defs)
+    _narrow(match, "name_regex", regexes, defs, drop=True)
+    # A match selects by a tag files have: one no file has selects nothing.
+    _narrow(match, "tag", bounded(tag for entry in entries for tag in entry.tags), defs, drop=True)
+    rename = defs["rename"]["properties"]
+    _narrow(rename, "find", finds, defs)
+    _narrow(rename, "replace", replaces, defs)
     # Only when every line fits the bounds: a long request's content stays free rather than cut short.
     lines = _lines(request)
     if lines and bounded(lines) == lines:
@@ -227,7 +252,51 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # A count is one the request names ("the first 3", "three of them"), or a small one.
     match["limit"] = {"enum": counts or list(LIMITS)}
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]
-    rule["ext"] = {**rule["ext"], "items": {"enum": exts}}
-    rule["contains"] = {"enum": texts}
-    defs["rename"]["properties"]["template"] = {"enum": templates}
-    return schema
+    _narrow(rule["ext"], "items", exts, defs)
+    _narrow(rule, "contains", texts, defs)
+    _narrow(rule, "regex", regexes, defs, drop=True)
+    _narrow(rename, "template", templates, defs)
+    return one_way(schema)
+
+
+def _narrow(
+    schemas: dict[str, Any], key: str, values: list[str], defs: dict[str, Any] | None = None, *, drop: bool = False
+) -> None:
+    """Make ``schemas[key]`` the list ``values``; with none, it stays as it was (free, within the
+    plan schema's own bounds: an empty list would leave the model no valid answer at all), or with
+    ``drop`` (a free regular expression may not compile) it is taken out of ``schemas``. With
+    ``defs``, the list goes there (as ``key`` and a number, once however often it is used) and
+    ``schemas[key]`` refers to it, so that the alternatives of an op (:func:`one_way`) share it."""
+    if not values:
+        if drop:
+            del schemas[key]
+        return
+    if defs is None:
+        schemas[key] = {"enum": values}
+        return
+    known = [name for name in defs if name.startswith(f"{key}_")]
+    name = next((name for name in known if defs[name]["enum"] == values), f"{key}_{len(known)}")
+    defs[name] = {"enum": values}
+    schemas[key] = {"$ref": f"#/$defs/{name}"}
+
+
+def _changeable(path: str) -> bool:
+    """Whether a plan may change ``path``: inside the workspace, not its root, never in a ``.git``."""
+    try:
+        return check_relpath(path, write=True) != "."
+    except SandboxError:
+        return False
+
+
+def _compiles(regex: str) -> bool:
+    try:
+        re.compile(regex)
+    except re.error:
+        return False
+    return True
+
+
+def _literal(text: str) -> str:
+    """``text`` as a regular expression that finds it: its special characters escaped (and only
+    those, as a person writes it: ``\\(1\\)``, `` copy``)."""
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)

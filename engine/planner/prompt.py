@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from engine.files.archives import FORMATS
 from engine.files.tags import front_matter_tags, is_markdown
 from engine.llm.wire import ChatMessage
 from engine.names import display_name
@@ -33,6 +34,18 @@ from engine.planner.fixtures import Fixture, archive_bytes
 from engine.planner.workspaces import when
 from engine.schemas import load_schema
 
+#: A plain name, for a path the planner makes up: it starts with a letter, a digit or ``_``, so it is
+#: never ``..``, ``.git`` or ``.routeshell``.
+_PLAIN = "[A-Za-z0-9_][A-Za-z0-9_ .-]{0,63}"
+#: A path of plain names: one the sandbox lets a plan change.
+SAFE_PATH = f"^{_PLAIN}(?:/{_PLAIN}){{0,7}}$"
+#: Such a path with a suffix :func:`archives.archive_format` knows (any case): what the archive ops take.
+ARCHIVE_NAME = (
+    SAFE_PATH.removesuffix("$")
+    + "\\.(?:"
+    + "|".join("".join(f"[{ch}{ch.upper()}]" if ch.isalpha() else "\\." for ch in fmt) for fmt in FORMATS)
+    + ")$"
+)
 #: The longest view, in characters (about 400 tokens of the shipped base's tokenizer).
 VIEW_CHARS = 1000
 #: Files listed one by one per folder before the rest are counted. The plan's names come from the
@@ -277,9 +290,15 @@ def _reply_schema_text() -> str:
         definition["properties"] = {key: properties[key] for key in keys}
     for name in ("run", "patch"):
         defs.pop(name, None)
-    # Choosing by meaning needs the embedder's index, which the planner was never taught to use.
+    # Choosing by meaning needs the embedder's index, which the planner was never taught to use:
+    # without it, a match needs its glob.
     for key in ("semantic", "top_k"):
         defs["match"]["properties"].pop(key, None)
+    defs["match"]["required"] = ["glob"]
+    # An archive is made and read by the suffix of its name.
+    archive_name = {**defs["path"], "pattern": ARCHIVE_NAME}
+    defs["archive"]["properties"]["to"] = archive_name
+    defs["extract"]["properties"]["from"] = archive_name
     # A planner lists a few names, never thousands: short lists keep a looping answer short.
     defs["paths"] = {**defs["paths"], "maxItems": MAX_LISTED}
     defs["tags"] = {**defs["tags"], "maxItems": 8}
@@ -290,11 +309,62 @@ def _reply_schema_text() -> str:
     return json.dumps(schema)
 
 
-def reply_schema() -> dict[str, Any]:
-    """The JSON Schema of a planner reply: a plan of file ops (no ``run``, no ``patch``), keys in
-    canonical order, at most :data:`MAX_STEPS` steps, and possibly none."""
+def base_reply_schema() -> dict[str, Any]:
+    """:func:`reply_schema` before :func:`one_way`: each op one object, for narrowing its keys."""
     result: dict[str, Any] = json.loads(_reply_schema_text())
     return result
+
+
+def reply_schema() -> dict[str, Any]:
+    """The JSON Schema of a planner reply: a plan of file ops (no ``run``, no ``patch``), keys in
+    canonical order, at most :data:`MAX_STEPS` steps, and possibly none; every answer it allows
+    passes the plan's own checks too (:func:`one_way`)."""
+    return one_way(base_reply_schema())
+
+
+#: For each op that may name one file or select many: the key that names one (None: it selects only).
+SINGLE_KEYS = {"move": "from", "copy": "from", "delete": "path", "tag": "path", "untag": "path", "rename": None,
+               "classify": None, "archive": None}  # fmt: skip
+#: What a classify rule may select by, in the order a rule lists them.
+RULE_CONDITIONS = ("contains", "regex", "ext", "glob")
+
+
+def _variant(definition: dict[str, Any], drop: Iterable[str], need: Iterable[str]) -> dict[str, Any]:
+    dropped = set(drop)
+    properties = {key: value for key, value in definition["properties"].items() if key not in dropped}
+    required = list(dict.fromkeys([*definition.get("required", []), *need]))
+    return {**definition, "properties": properties, "required": required}
+
+
+def one_way(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, a planner reply schema (narrowed or not), with the plan's checks that JSON Schema
+    does not state written into it as alternatives, so that every answer decoded under it is a valid
+    plan: a step names one file or selects many (``match``, ``paths``), exactly one of them
+    (``keep_tree`` only with a selection); a rename takes a ``template``, or ``find`` with
+    ``replace``; a classify rule has a condition or is the default. Changes ``schema`` in place."""
+    defs = schema["$defs"]
+    rules = defs["classify"]["properties"]["rules"]
+    rule = rules["items"]
+    if "anyOf" not in rule:
+        conditions = [key for key in RULE_CONDITIONS if key in rule["properties"]]
+        variants = [_variant(rule, [*conditions[:at], "default"], [key]) for at, key in enumerate(conditions)]
+        default = _variant(rule, conditions, ["default"])
+        default["properties"]["default"] = {"const": True}
+        rules["items"] = {"anyOf": [*variants, default]}
+    for op, single in SINGLE_KEYS.items():
+        definition = defs[op]
+        ways = [key for key in (single, "match", "paths") if key]
+        variants = []
+        for way in ways:
+            drop = [key for key in ways if key != way] + (["keep_tree"] if way == single else [])
+            variant = _variant(definition, drop, [way])
+            if op == "rename":
+                variants += [_variant(variant, ["find", "replace"], ["template"]),
+                             _variant(variant, ["template"], ["find", "replace"])]  # fmt: skip
+            else:
+                variants.append(variant)
+        defs[op] = {"anyOf": variants}
+    return schema
 
 
 def planner_messages(entries: list[ViewEntry], request: str, today: dt.date) -> list[ChatMessage]:

@@ -18,6 +18,7 @@ from engine.planner.prompt import (
     PLANNER_OPS,
     VIEW_CHARS,
     answer_text,
+    base_reply_schema,
     canonical,
     entries_from_fixture,
     entries_from_root,
@@ -116,7 +117,7 @@ def test_the_view_escapes_hostile_names_and_stays_within_its_budget(tmp_path: Pa
 
 
 def test_canonical_plans_follow_the_decoding_schema_key_order(cases: list[Case]) -> None:
-    schema = reply_schema()
+    schema = base_reply_schema()
     for case in cases:
         answer = json.loads(answer_text(case.plan))
         for step in answer["steps"]:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 from jsonschema import Draft202012Validator
+from transformers import PreTrainedTokenizerFast
 
 from engine.planner.cases import generate_cases
+from engine.planner.effect import reply_problems
 from engine.planner.evaluate import case_schema
 from engine.planner.fixtures import FileSpec, Fixture
 from engine.planner.narrow import narrowed_schema, request_words
 from engine.planner.prompt import ViewEntry, answer_text, entries_from_fixture
+from engine.serve.grammar import compile_schema
 from tests.engine.planner.test_handwritten import CASES as HANDWRITTEN
 
 TODAY = dt.date(2026, 6, 15)
+TOKENIZER = PreTrainedTokenizerFast.from_pretrained(str(Path(__file__).parents[3] / "engine" / "models" / "base"))
+#: Tokens with a double quote in them: what closes a free string.
+QUOTES = ['"' in TOKENIZER.decode([token]) for token in range(len(TOKENIZER))]
 
 
 def test_every_gold_answer_fits_its_narrowed_schema() -> None:
@@ -68,7 +78,7 @@ def test_counts_and_places_come_from_the_request() -> None:
     assert {"archive/2026", "keep", "logs"} <= set(targets)
     assert "archive" not in targets  # only the folder of a name the request gives, and not there yet
     assert "archive" in defs["dest"]["enum"]  # a folder to make first
-    assert defs["move"]["properties"]["to"] == {"$ref": "#/$defs/target"}
+    assert all(way["properties"]["to"] == {"$ref": "#/$defs/target"} for way in defs["move"]["anyOf"])
     assert defs["mkdir"]["properties"]["path"] == {"$ref": "#/$defs/dest"}
     words = narrowed_schema("take three of the logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"]
     assert words == {"enum": [3]}
@@ -77,10 +87,17 @@ def test_counts_and_places_come_from_the_request() -> None:
     }
 
 
+def _values(defs: dict[str, Any], schema: dict[str, Any]) -> list[Any]:
+    """The enum ``schema`` lists, through a reference into ``defs``."""
+    while "$ref" in schema:
+        schema = defs[schema["$ref"].removeprefix("#/$defs/")]
+    return list(schema["enum"])
+
+
 def test_names_typed_fast_or_full_of_markup_are_still_names() -> None:
-    entries = [ViewEntry("inbox/a.txt", False, 10, TODAY)]
+    entries = [ViewEntry("inbox/a.txt", False, 10, TODAY), ViewEntry("inbox/Screenshot 1.png", False, 10, TODAY)]
     defs = narrowed_schema("everything named Screenshotsomethnig goes in done", entries, TODAY)["$defs"]
-    assert "^Screenshot " in defs["match"]["properties"]["name_regex"]["enum"]
+    assert "^Screenshot " in _values(defs, defs["match"]["properties"]["name_regex"])
     defs = narrowed_schema("CREATE inbox/[red]markup[/notes.txt WITH THE TEXT 'x'", entries, TODAY)["$defs"]
     assert "inbox/[red]markup[/notes.txt" in defs["path"]["enum"]
     defs = narrowed_schema("write 'x' into a new file [red]markup[/reminder.txt asap", entries, TODAY)["$defs"]
@@ -119,3 +136,74 @@ def test_only_the_request_the_model_reads_is_narrowed_to() -> None:
     assert "done" in schema["$defs"]["target"]["enum"]
     assert "late/9999" not in schema["$defs"]["target"]["enum"]
     assert len(json.dumps(schema)) < 60_000
+
+
+def _walks(schema: dict[str, object], count: int, rng: random.Random) -> list[str]:
+    """``count`` answers decoded under ``schema`` by llguidance with the shipped tokenizer, each
+    next token drawn at random from those the grammar allows (a free string soon closed)."""
+    grammar = compile_schema(schema, TOKENIZER, eos_ids=[TOKENIZER.eos_token_id])
+    mask = grammar.allocate_bitmask(1)
+    answers = []
+    while len(answers) < count:
+        state, tokens = grammar.new(), []
+        while not state.done() and len(tokens) < 1500:
+            state.fill_mask(mask, 0)
+            allowed = np.flatnonzero(np.unpackbits(mask[0].view(np.uint8), bitorder="little")[: grammar.vocab_size])
+            assert state.error is None, state.error
+            assert len(allowed)
+            if state.accepting() and rng.random() < 0.5:
+                break
+            closing = [token for token in allowed if QUOTES[token]] if len(allowed) > 100 else []
+            token = int(rng.choice(closing or allowed))
+            if token == TOKENIZER.eos_token_id:
+                break
+            state.consume(token)
+            tokens.append(token)
+        if state.accepting():
+            answers.append(TOKENIZER.decode(tokens))
+    return answers
+
+
+def test_every_answer_the_narrowed_schema_allows_is_a_valid_plan() -> None:
+    """Not only the gold plans: any answer decoded under the schema passes the plan's own checks.
+    A request with no name in it, a workspace without tags or archives, a name in .git and a
+    bracket that is no regular expression each left room for an invalid plan once."""
+    rng = random.Random(7)
+    bare = [ViewEntry("notes/a.md", False, 10, TODAY), ViewEntry("logs/x.log", False, 10, TODAY)]
+    requests = [
+        ("hello", bare),
+        ("move .git/config and ../up.txt into [red and (1 please", bare),
+        ("zip it all", []),
+        ("rename the files in logs, remove ' copy' from the names", bare),
+        *((case.request, entries_from_fixture(case.fixture, case.today)) for case in generate_cases(6, seed=3)),
+    ]
+    for request, entries in requests:
+        for answer in _walks(narrowed_schema(request, entries, TODAY), 25, rng):
+            problems = reply_problems(json.loads(answer))
+            assert problems == [], (request, answer, problems[0])
+
+
+def test_plans_the_plan_checks_refuse_are_not_in_the_schema() -> None:
+    entries = [ViewEntry("photos/a.jpg", False, 10, TODAY), ViewEntry("logs/x.log", False, 10, TODAY)]
+    schema = narrowed_schema("archive logs into var/log, then extract photos/a.jpg into out", entries, TODAY)
+    check = Draft202012Validator(schema)
+    match = {"glob": "logs/**"}
+
+    def allowed(*steps: dict[str, object]) -> bool:
+        return check.is_valid({"version": 1, "steps": list(steps)})
+
+    assert allowed({"op": "move", "match": match, "to": "photos"})
+    assert not allowed({"op": "move", "match": match, "paths": ["logs/x.log"], "to": "photos"})
+    assert not allowed({"op": "move", "from": "logs/x.log", "to": "photos", "keep_tree": True})
+    assert not allowed({"op": "delete", "match": {"ext": [".log"]}})  # no glob
+    assert not allowed({"op": "archive", "match": match, "to": "var/log"})
+    assert allowed({"op": "archive", "match": match, "to": "var/log.zip"})  # no archive named: a plain one
+    assert not allowed({"op": "extract", "from": "photos/a.jpg", "to": "out"})
+    assert not allowed({"op": "rename", "match": match, "template": "{stem}{ext}", "find": "x", "replace": ""})
+    assert not allowed({"op": "classify", "match": match, "rules": [{"to": "photos"}]})
+    assert allowed({"op": "classify", "match": match, "rules": [{"default": True, "to": "photos"}]})
+    assert not allowed(
+        {"op": "classify", "match": match, "rules": [{"ext": [".log"], "default": True, "to": "photos"}]}
+    )
+    # No tag anywhere, and no word to make one of: the tag is free, not an empty list.
+    assert "enum" not in narrowed_schema("???", entries, TODAY)["$defs"]["tag_name"]
