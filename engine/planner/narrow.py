@@ -4,14 +4,17 @@ or the workspace.
 A small model copies badly: asked to write ``logs/server-2026-11-03.log`` it drifts after a few
 characters. So the schema the answer is decoded under lists, for each value a plan copies, the
 values this request and this workspace offer: paths are the workspace's files and folders, the
-words of the request that look like names, and their parents; globs are ``**`` and each of those
-folders with ``/**`` or ``/*``; dates are the usual ages, the years the request names and this
-year; sizes the usual thresholds and those the request names; tags and ``contains`` the request's
-words and the workspace's tags; extensions the common ones and the workspace's; rename templates
-the usual forms. The model then chooses among a few strings instead of spelling one, and a plan
-can name nothing that neither the request nor the workspace holds. A file's content is a line
-of the request's own words (what it quotes first, then each run of up to :data:`SPAN_WORDS`
-words). Free text (a goal, a regular expression's replacement) stays free.
+words of the request that look like names, and their parents, none in a ``.git``; globs are
+``**`` and each of those folders with ``/**`` (files under it) or ``/*`` (files in it); dates are
+the usual ages, the years the request names and this year; sizes the usual thresholds and those
+the request names; tags and ``contains`` the request's words and the workspace's tags; a match's
+extensions, tags and name starts are ones the workspace's files have (one that no file has would
+select nothing); a rule's extensions also the common ones; rename templates the usual forms, and
+what a rename finds and puts instead the request's words, literally. The model then chooses among
+a few strings instead of spelling one, and a plan can name nothing that neither the request nor
+the workspace holds. A file's content is a line of the request's own words (what it quotes first,
+then each run of up to :data:`SPAN_WORDS` words). A goal stays free. The schema is then made
+:func:`~engine.planner.prompt.one_way`, so that every answer it allows is a valid plan.
 """
 
 from __future__ import annotations
@@ -184,7 +187,6 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     dests = changeable([*words, *word_dirs, *renamed, *folders])
     names = changeable([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
     archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
-    # A glob selects what exists: "**" or a folder of the workspace, whole or its top level.
     # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
     under = {parent for path in files for parent in _parents(path)}
     inside = {posixpath.dirname(path) for path in files}
@@ -274,8 +276,8 @@ def _narrow(
     if defs is None:
         schemas[key] = {"enum": values}
         return
-    known = [name for name in defs if name.startswith(f"{key}_")]
-    name = next((name for name in known if defs[name]["enum"] == values), f"{key}_{len(known)}")
+    known = [name for name in defs if name.startswith(f"{key}-")]  # no name of the plan schema has a "-"
+    name = next((name for name in known if defs[name]["enum"] == values), f"{key}-{len(known)}")
     defs[name] = {"enum": values}
     schemas[key] = {"$ref": f"#/$defs/{name}"}
 
