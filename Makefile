@@ -63,8 +63,9 @@ pytest: install system-deps
 test: lint imports install system-deps
 	@echo "$(BIN)/mypy engine agents tui (beside the tests)"; \
 	$(BIN)/mypy engine agents tui > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
+	trap 'kill $$typecheck 2>/dev/null' INT TERM; \
 	echo "$(PYTEST)"; $(PYTEST); tests=$$?; \
-	wait $$typecheck; typed=$$?; cat $(VENV)/mypy.log; \
+	wait $$typecheck; typed=$$?; trap - INT TERM; cat $(VENV)/mypy.log; \
 	test $$tests -eq 0 && test $$typed -eq 0
 
 bench: install
