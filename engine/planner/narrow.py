@@ -19,6 +19,7 @@ then each run of up to :data:`SPAN_WORDS` words). A goal stays free. The schema 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import posixpath
@@ -208,8 +209,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     prefixes = [p for w in plain for p in _prefixes(w)]
     # A name's start that some file's name starts with (compared as text: a request's word is never
     # run as a regular expression here, where a hostile one could take forever).
-    basenames = [posixpath.basename(path) for path in files]
-    starts = [p for p in [*prefixes, *(f"{w} " for w in plain)] if any(name.startswith(p) for name in basenames)]
+    basenames = sorted({posixpath.basename(path) for path in files})
+    starts = [p for p in [*prefixes, *(f"{w} " for w in plain)] if _starts_some(basenames, p)]
     regexes = bounded(regex for p in starts if _compiles(regex := f"^{p}"))
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
     quoted = [text for _, text in _QUOTED.findall(request)]
@@ -288,6 +289,12 @@ def _changeable(path: str) -> bool:
         return check_relpath(path, write=True) != "."
     except SandboxError:
         return False
+
+
+def _starts_some(names: list[str], start: str) -> bool:
+    """Whether some name of the sorted list ``names`` starts with ``start``."""
+    at = bisect.bisect_left(names, start)
+    return at < len(names) and names[at].startswith(start)
 
 
 def _compiles(regex: str) -> bool:
