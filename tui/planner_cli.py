@@ -201,7 +201,7 @@ def print_planner_table(report: dict[str, Any]) -> None:
 def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], stop: Any) -> int:
     """Run ``routeshell train planner``; return the exit code."""
     from engine.errors import ExitCode
-    from engine.planner.train import PLANNER_META, PlannerOptions, train_planner
+    from engine.planner.train import DEFAULT_COUNT, PLANNER_META, PlannerOptions, train_planner
     from engine.router.router_dir import check_base_dir, replace_dir, staging_dir
     from engine.serve.launcher import shipped_models
     from tui.router_cli import quiet
@@ -209,7 +209,7 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
     base = args.base or shipped_models() / "base"
     check_base_dir(base)
     options = PlannerOptions(
-        base=base, out=args.out, count=args.count or 7200, seed=args.seed, max_steps=args.max_steps,
+        base=base, out=args.out, count=args.count or DEFAULT_COUNT, seed=args.seed, max_steps=args.max_steps,
         epochs=args.epochs, batch_size=args.batch_size or 8, grad_accum=args.grad_accum or 1, lr=args.lr or 1e-3,
         lora_r=args.lora_r or 32, lora_alpha=args.lora_alpha or 64, lora_dropout=args.lora_dropout or 0.0,
         max_length=args.max_length or 1024, time_limit_min=args.time_limit, save_steps=args.save_steps or 200,

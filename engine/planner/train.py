@@ -40,13 +40,19 @@ IGNORE_INDEX = -100
 SAVE_MARGIN_S = 15.0
 
 
+#: Generated cases to train on by default: one pass over them is about as many steps (of 8) as 30
+#: minutes hold on 2 CPU cores (about 1.2 s a step), so the learning rate has decayed when the
+#: time limit comes.
+DEFAULT_COUNT = 10_400
+
+
 @dataclass(frozen=True)
 class PlannerOptions:
     """How the planner adapter is trained."""
 
     base: Path
     out: Path
-    count: int = 7200
+    count: int = DEFAULT_COUNT
     seed: int = 0
     max_steps: int | None = None
     epochs: float = 1.0
