@@ -40,7 +40,7 @@ def test_the_planner_gets_the_workspace_view_and_the_reply_schema_and_its_plan_a
     system, user = request["messages"]
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
     assert user["content"].startswith("Today: ")
-    assert "docs/ (2 files" in user["content"]
+    assert "docs/: a.pdf, b" in user["content"]
     assert "b\\x1b[31m.pdf" in user["content"]
     assert "\x1b" not in user["content"]
     assert user["content"].endswith("Request: move the pdfs into archive")
