@@ -174,7 +174,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
 
     words = request_words(request)
     files = [entry.path for entry in entries if not entry.is_dir]
-    folders = sorted({parent for path in files for parent in _parents(path)} | {e.path for e in entries if e.is_dir})
+    under = {parent for path in files for parent in _parents(path)}  # folders with files under them
+    folders = sorted(under | {e.path for e in entries if e.is_dir})
     mentioned = [path for path in files if path in request]
     dotted = [word for word in words if "/" not in word and "." in word]
     renamed = [posixpath.join(folder, word) for folder in ["", *folders] for word in dotted]
@@ -189,7 +190,6 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     names = changeable([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
     archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
     # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
-    under = {parent for path in files for parent in _parents(path)}
     inside = {posixpath.dirname(path) for path in files}
     globs = bounded(["**", *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)])
     years = {int(year) for year in _YEAR.findall(request)} | {today.year}

@@ -335,12 +335,11 @@ def one_way(schema: dict[str, Any]) -> dict[str, Any]:
     defs = schema["$defs"]
     rules = defs["classify"]["properties"]["rules"]
     rule = rules["items"]
-    if "anyOf" not in rule:
-        conditions = [key for key in RULE_CONDITIONS if key in rule["properties"]]
-        variants = [_variant(rule, [*conditions[:at], "default"], [key]) for at, key in enumerate(conditions)]
-        default = _variant(rule, conditions, ["default"])
-        default["properties"]["default"] = {"const": True}
-        rules["items"] = {"anyOf": [*variants, default]}
+    conditions = [key for key in RULE_CONDITIONS if key in rule["properties"]]
+    variants = [_variant(rule, [*conditions[:at], "default"], [key]) for at, key in enumerate(conditions)]
+    default = _variant(rule, conditions, ["default"])
+    default["properties"]["default"] = {"const": True}
+    rules["items"] = {"anyOf": [*variants, default]}
     for op, single in SINGLE_KEYS.items():
         definition = defs[op]
         ways = [key for key in (single, "match", "paths") if key]
