@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from engine.planner import described as d
 from engine.planner import requests as r
 from engine.planner import single as s1
 from engine.planner.fixtures import FileSpec, Fixture
@@ -35,6 +36,7 @@ KINDS: list[tuple[str, Kind, int]] = [
     ("number", s1._number, 4), ("replace_in_names", s1._replace_in_names, 3), ("sort_by_type", s1._sort_by_type, 4),
     ("sort_by_topic", s1._sort_by_topic, 3), ("archive_folder", s1._archive_folder, 4), ("extract", s1._extract, 4),
     ("make_dirs", s1._make_dirs, 3), ("write", s1._write, 4), ("not_files", s1._not_files, 4),
+    ("retag_one", d._retag_one, 4), ("clean_folder", d._clean_folder, 2), ("anything_by_age", d._anything_by_age, 4),
 ]  # fmt: skip
 KIND_NAMES = [name for name, _, _ in KINDS]
 #: Kinds that a joined request may contain (a request that cannot be done stays alone).
@@ -115,7 +117,7 @@ def generate_case(index: int, *, seed: int = 0) -> Case:
     scene = r.Scene(rng, today, files)
     name, (template, slots, steps, goal) = _draw(rng, scene, KIND_NAMES)
     kinds = [name]
-    text = word(rng, template, slots)
+    text = word(rng, template, d.mentioned(scene, slots))
     if name != "not_files" and rng.random() < 0.18:
         for _ in range(rng.choice([1, 1, 2])):
             more_name, (more_template, more_slots, more_steps, more_goal) = _draw(rng, scene, JOINABLE)
@@ -123,7 +125,9 @@ def generate_case(index: int, *, seed: int = 0) -> Case:
                 continue
             kinds.append(more_name)
             text = (
-                text.rstrip(" .!") + pick(rng, JOINERS) + word(rng, more_template, more_slots, typos=0.1, casing=False)
+                text.rstrip(" .!")
+                + pick(rng, JOINERS)
+                + word(rng, more_template, d.mentioned(scene, more_slots), typos=0.1, casing=False)
             )
             steps = steps + more_steps
             goal = f"{goal}; {more_goal[:1].lower()}{more_goal[1:]}"[:MAX_GOAL]

@@ -68,6 +68,14 @@ CODE_TASKS = [
     "install numpy",
     "push my changes to github",
     "book a flight to {place}",
+    "can u fix the flaky test in tests/test_{stem}.py, it fails every other run",
+    "compress the {place} video so it fits on a usb stick",
+    "send the {place} photos to {person}",
+    "email the budget report to {person}@example.com",
+    "print the {place} tickets",
+    "translate {module} into rust",
+    "whats the weather gonna be in {place} this weekend?",
+    "remind me to call {person} at 5",
 ]
 CODE_WHAT = ["reverses a string", "parses dates", "sums a list", "checks for palindromes", "merges two dicts"]
 
@@ -143,6 +151,13 @@ def _move_by_type(s: Scene) -> Draft | None:
     folder, ext = found
     dest = s.new_dir(folder)
     op = pick(s.rng, ["move", "move", "copy"])
+    group = [word for word, exts in GROUPS.items() if ext in exts]
+    exts = [ext]
+    what = _ext_word(s.rng, ext)
+    if group and s.rng.random() < 0.5:
+        what = pick(s.rng, group)
+        present = {s.ext(spec) for spec in s.under(folder)}
+        exts = [e for e in GROUPS[what] if e in present]
     scoped = s.rng.random() < 0.75
     if op == "move":
         template = pick(
@@ -155,6 +170,8 @@ def _move_by_type(s: Scene) -> Draft | None:
                 "gather up the {what} in {src} into {dst}",
                 "relocate all {what} under {src} to {dst}",
                 "take the {what} from {src} and file them in {dst}",
+                "{what} in {src} -> {dst}",
+                "{what} from {src} go to {dst}",
             ]
             if scoped
             else [
@@ -175,8 +192,7 @@ def _move_by_type(s: Scene) -> Draft | None:
             if scoped
             else ["copy all {what} into {dst}", "duplicate every {what} into {dst}"],
         )
-    step = {"op": op, "match": _match(folder if scoped else None, ext=[ext]), "to": dest}
-    what = _ext_word(s.rng, ext)
+    step = {"op": op, "match": _match(folder if scoped else None, ext=exts), "to": dest}
     goal = f"{op.title()} the {ext} files{f' in {folder}' if scoped else ''} into {dest}"
     return template, {"what": what, "src": folder, "dst": dest}, [step], goal
 
@@ -190,6 +206,17 @@ RECENT_PHRASES = {
     "7d": ["from the last week", "changed in the past 7 days", "modified this past week", "from the last 7 days"],
     "30d": ["from the last month", "changed in the past 30 days", "modified in the last month"],
 }
+#: The same, said before the files ("last month's screenshots"): ``modified_after`` too.
+RECENT_ADJECTIVES = {
+    "7d": ["this week's", "the past week's", "last week's", "the last 7 days'"],
+    "30d": ["last month's", "the past month's", "this month's", "the last 30 days'"],
+}
+#: Tags a request may invent: a tag need not exist before a plan adds it.
+NEW_TAGS = ["approved", "archived", "keep", "read-later", "q3", "exam", "taxes", "shared", "private", "followup",
+            "old-laptop", "starred", "pinned", "backlog", "reviewed", "2025"]  # fmt: skip
+#: Words for a group of extensions, and the group.
+GROUPS = {"photos": IMAGE_EXTS, "pictures": IMAGE_EXTS, "images": IMAGE_EXTS, "pics": IMAGE_EXTS,
+          "videos": [".mp4", ".mov", ".mkv"], "video files": [".mp4", ".mov", ".mkv"]}  # fmt: skip
 
 
 def _by_age(s: Scene) -> Draft | None:
@@ -211,25 +238,38 @@ def _by_age(s: Scene) -> Draft | None:
     match = _match(folder, ext=[ext], **{key: age})
     what = _ext_word(s.rng, ext)
     slots = {"what": what, "src": folder, "when": pick(s.rng, phrases[age])}
+    before = not older and s.rng.random() < 0.5
+    if before:
+        slots["when"] = pick(s.rng, RECENT_ADJECTIVES[age])
     if op == "move":
         dest = s.new_dir(folder)
         slots["dst"] = dest
         template = pick(
             s.rng,
             [
+                "move {when} {what} in {src} to {dst}",
+                "{when} {what} from {src} -> {dst}",
+                "put {when} {what} from {src} into {dst}",
+            ]
+            if before
+            else [
                 "move the {what} in {src} {when} to {dst}",
                 "{what} in {src} {when} go into {dst}",
                 "shift {what} {when} from {src} into {dst}",
+                "{what} in {src} {when} -> {dst}",
             ],
         )
         return template, slots, [{"op": "move", "match": match, "to": dest}], f"Move old {ext} files out of {folder}"
     if op == "delete":
         template = pick(
             s.rng,
-            [
+            ["delete {when} {what} in {src}", "clear out {when} {what} from {src}"]
+            if before
+            else [
                 "delete the {what} in {src} {when}",
                 "clean out {what} {when} from {src}",
                 "remove all {what} under {src} that are {when}",
+                "nuke the {what} in {src} {when}",
             ],
         )
         return template, slots, [{"op": "delete", "match": match}], f"Delete {ext} files in {folder} by age"
@@ -238,7 +278,9 @@ def _by_age(s: Scene) -> Draft | None:
     remove = s.rng.random() < 0.5
     template = pick(
         s.rng,
-        [
+        ["zip up {when} {what} in {src} into {archive}" + (" and delete them" if remove else "")]
+        if before
+        else [
             "zip up the {what} in {src} {when} into {archive}" + (" and delete them" if remove else ""),
             "archive {what} {when} from {src} as {archive}" + (", removing the originals" if remove else ""),
         ],
@@ -368,7 +410,7 @@ def _mentioning(s: Scene) -> Draft | None:
         )
         slots["op"] = op
         return template, slots, [{"op": op, "match": match, "to": dest}], f"{op.title()} the {topic} notes into {dest}"
-    tag = topic if s.rng.random() < 0.6 else pick(s.rng, TAGS)
+    tag = topic if s.rng.random() < 0.5 else pick(s.rng, TAGS if s.rng.random() < 0.5 else NEW_TAGS)
     slots["tag"] = tag
     tag_step = {"op": "tag", "match": match, "tags": [tag]}
     if op == "tag":
@@ -421,6 +463,8 @@ def _by_tag(s: Scene) -> Draft | None:
             "move everything tagged {tag} into {dst}",
             "files with the {tag} tag go to {dst}",
             "collect the {tag} files in {dst}",
+            "everything tagged {tag} -> {dst}",
+            "anything with the {tag} tag -> {dst}",
         ],
     )
     step = {"op": "move", "match": _match(None, tag=tag), "to": dest}

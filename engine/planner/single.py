@@ -34,8 +34,8 @@ MODULES = ["utils.py", "parser.py", "cli.py", "storage.py", "models/user.py"]
 
 
 def _plain(s: Scene) -> list[str]:
-    """Files whose names a request can spell: no spaces or odd characters."""
-    return [spec.path for spec in s.regular() if all(ch.isalnum() or ch in "-_./" for ch in spec.path)]
+    """Files whose names a request can spell: letters, digits, spaces and ``-_.()``, no markup."""
+    return [spec.path for spec in s.regular() if all(ch.isalnum() or ch in "-_./ ()" for ch in spec.path)]
 
 
 def _move_one(s: Scene) -> Draft | None:
@@ -63,6 +63,8 @@ def _move_one(s: Scene) -> Draft | None:
             f"Move {name} into {dest}",
         )
     if roll < 0.7:
+        if any(ch in name for ch in " ()"):
+            return None  # a new name is one word of the request
         stem, ext = posixpath.splitext(name)
         new = f"{pick(s.rng, ['final', 'old', 'copy-of', 'v2', 'backup'])}-{stem}{ext}"
         target = posixpath.join(posixpath.dirname(path), new)
@@ -307,11 +309,21 @@ def _make_dirs(s: Scene) -> Draft | None:
 
 def _write(s: Scene) -> Draft | None:
     line = pick(s.rng, LINES)
+    if s.rng.random() < 0.3:
+        line = f"- {line}"
     existing = [path for path in _plain(s) if path.endswith((".md", ".txt"))]
     if existing and s.rng.random() < 0.5:
         path = s.rng.choice(existing)
         template = pick(
-            s.rng, ["add a line '{line}' to {path}", "append '{line}' to {path}", "at the end of {path} write: {line}"]
+            s.rng,
+            [
+                "add a line '{line}' to {path}",
+                "append '{line}' to {path}",
+                "at the end of {path} write: {line}",
+                'add "{line}" to the end of {path}',
+                'append "{line}" to {path}',
+                "{path} needs one more line: {line}",
+            ],
         )
         return (
             template,
@@ -331,6 +343,9 @@ def _write(s: Scene) -> Draft | None:
             "make a file {path} that says {line}",
             "write '{line}' into a new file {path}",
             "new file {path}: {line}",
+            "new note {path}: {line}",
+            "write '{line}' into {path}",
+            'put "{line}" in a new file {path}',
         ],
     )
     return (
@@ -348,6 +363,7 @@ def _not_files(s: Scene) -> Draft | None:
         "module": pick(s.rng, MODULES),
         "person": pick(s.rng, PEOPLE),
         "place": pick(s.rng, PLACES),
+        "stem": pick(s.rng, ["api", "cli", "parser", "models"]),
     }
     code = any(word in template for word in ("function", "test", "flag", "refactor", "build", "implement", "module"))
     goal = (

@@ -43,7 +43,7 @@ SAVE_MARGIN_S = 15.0
 #: Generated cases to train on by default: one pass over them is about as many steps (of 8) as 30
 #: minutes hold on 2 CPU cores (about 1.2 s a step), so the learning rate has decayed when the
 #: time limit comes.
-DEFAULT_COUNT = 10_400
+DEFAULT_COUNT = 9_600
 
 
 @dataclass(frozen=True)

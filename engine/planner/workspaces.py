@@ -34,6 +34,10 @@ TAGS = ["draft", "review", "urgent", "todo", "done", "work", "personal", "import
 WORDS = ["summary", "notes", "plan", "ideas", "overview", "checklist", "minutes", "proposal", "draft", "review"]
 PEOPLE = ["alice", "bob", "carol", "dave", "erin", "frank"]
 PLACES = ["beach", "paris", "mountains", "garden", "birthday", "wedding", "office", "lisbon"]
+#: Papers people keep under the names they were given: spaces, capitals, words.
+PAPERS = ["rental contract.pdf", "Car loan statement.pdf", "passport scan.pdf", "Home Insurance 2025.pdf",
+          "offer letter.pdf", "CV 2024.docx", "electricity bill march.pdf", "Doctor note.pdf", "pay stub dec.pdf",
+          "mortgage-offer.pdf", "Gym membership.pdf", "warranty - fridge.pdf"]
 HOSTILE = ["Résumé final.docx", "naïve notes.md", "日本語のメモ.txt", "file with spaces.pdf", "-rf.txt",
            "[red]markup[/red].txt", "line\nbreak.txt", "esc\x1b[31mred.log", "caf\udce9.txt", "über-plan.md",
            "déjà vu.jpg", "emoji 🎉 party.png"]
@@ -140,6 +144,8 @@ def _finance(b: Builder, top: str) -> None:
     if rng.random() < 0.5:
         year = rng.choice(years)
         b.binary(f"{top}/tax-return-{year}.pdf", rng.randint(200 * KB, 900 * KB), age=b.age_in_year(year))
+    for name in rng.sample(PAPERS, rng.randint(0, 3)):
+        b.binary(f"{top}/{name}", rng.randint(40 * KB, 900 * KB))
     if rng.random() < 0.5:
         text = "date,amount,what\n" + "".join(f"2025-0{i}-1{i},{10 * i},item {i}\n" for i in range(1, 6))
         b.text(f"{top}/expenses.csv", text)
@@ -229,11 +235,13 @@ def _backups(b: Builder, top: str) -> None:
 
 #: Themes: a maker and the top-level names it may use.
 THEMES: list[tuple[Callable[[Builder, str], None], list[str]]] = [
-    (_docs, ["docs", "documents", "wiki"]), (_notes, ["notes", "meeting-notes", "journal"]),
-    (_finance, ["finance", "invoices", "paperwork"]), (_photos, ["photos", "pictures", "camera"]),
-    (_screenshots, ["screenshots", "Desktop"]), (_logs, ["logs", "var/log", "server-logs"]),
-    (_code, ["project", "myapp", "tools"]), (_downloads, ["downloads", "Downloads", "inbox"]),
-    (_media, ["media", "videos-and-music"]), (_backups, ["backups", "archive", "old"]),
+    (_docs, ["docs", "documents", "wiki", "Documents", "Documents/work"]),
+    (_notes, ["notes", "meeting-notes", "journal", "Notes", "Documents/notes"]),
+    (_finance, ["finance", "invoices", "paperwork", "Documents/taxes", "Paperwork"]),
+    (_photos, ["photos", "pictures", "camera", "Pictures", "Camera", "Pictures/trips"]),
+    (_screenshots, ["screenshots", "Desktop", "Pictures/Screenshots"]), (_logs, ["logs", "var/log", "server-logs"]),
+    (_code, ["project", "myapp", "tools", "code/app"]), (_downloads, ["downloads", "Downloads", "inbox"]),
+    (_media, ["media", "videos-and-music", "Media"]), (_backups, ["backups", "archive", "old", "Backups"]),
 ]  # fmt: skip
 
 
