@@ -48,7 +48,7 @@ def folder_mention(s: Scene, folder: str) -> str:
     if folder.lower() != folder and sum(f.lower() == folder.lower() for f in folders) == 1:
         options += [folder.lower()] * 3
     if "/" in folder and sum(posixpath.basename(f) == base for f in folders) == 1:
-        options += [base, f"the {base} folder", f"{base}/", f"my {base} stuff"]
+        options += [base, f"the {base} folder", f"{base}/"]
     spoken = " ".join(_words(base))
     if (
         spoken
@@ -117,11 +117,11 @@ def _retag_one(s: Scene) -> Draft | None:
     slots["old"] = old
     untag: Step = {"op": "untag", "path": path, "tags": [old]}
     if s.rng.random() < 0.5:
-        template = pick(s.rng, ["take the {old} tag off {path}", "remove the tag {old} from {path}",
+        template = pick(s.rng, ["clear the {old} tag from {path}", "remove the tag {old} from {path}",
                                 "{path} is not {old} anymore, drop the tag", "untag {old} on {path}"])  # fmt: skip
         return template, slots, [untag], f"Remove the tag {old} from {path}"
-    template = pick(s.rng, ["swap the {old} tag on {path} for {tag}", "{path}: replace tag {old} with {tag}",
-                            "retag {path} from {old} to {tag}", "take {old} off {path} and tag it {tag}"])  # fmt: skip
+    template = pick(s.rng, ["change the tag of {path} from {old} to {tag}", "{path}: replace tag {old} with {tag}",
+                            "retag {path} from {old} to {tag}", "drop {old} from {path}, add {tag}"])  # fmt: skip
     steps: list[Step] = [untag, {"op": "tag", "path": path, "tags": [new]}]
     return template, slots, steps, f"Change the tag of {path} from {old} to {new}"
 
@@ -136,7 +136,7 @@ def _clean_folder(s: Scene) -> Draft | None:
     if not options:
         return None
     folder, keep = s.rng.choice(options)
-    template = pick(s.rng, ["clean out {src} but don't touch {keep}", "delete everything in {src} except {keep}",
+    template = pick(s.rng, ["purge {src}, keeping {keep}", "delete everything in {src} except {keep}",
                             "empty {src}, leave {keep} alone", "wipe {src} apart from {keep}"])  # fmt: skip
     step = {"op": "delete", "match": _match(folder, exclude=[f"{keep}/**"])}
     return template, {"src": folder, "keep": keep}, [step], f"Delete what is in {folder} but {keep}"
@@ -157,13 +157,13 @@ def _anything_by_age(s: Scene) -> Draft | None:
     slots = {"src": folder, "dst": dest}
     if older:
         slots["when"] = pick(s.rng, AGE_PHRASES[age])
-        template = pick(s.rng, ["anything in {src} {when} -> {dst}", "move everything in {src} {when} to {dst}",
+        template = pick(s.rng, ["{src} files {when} -> {dst}", "move everything in {src} {when} to {dst}",
                                 "files in {src} that are {when} go to {dst}"])  # fmt: skip
         match = _match(folder, modified_before=age)
     else:
         slots["when"] = pick(s.rng, RECENT_ADJECTIVES[age])
-        template = pick(s.rng, ["copy {when} files in {src} to {dst}", "{when} stuff in {src} -> {dst}",
+        template = pick(s.rng, ["duplicate {when} files of {src} into {dst}", "{when} stuff in {src} -> {dst}",
                                 "move {when} files from {src} into {dst}"])  # fmt: skip
         match = _match(folder, modified_after=age)
-    op = "copy" if template.startswith("copy") else "move"
+    op = "copy" if template.startswith("duplicate") else "move"
     return template, slots, [{"op": op, "match": match, "to": dest}], f"{op.title()} files in {folder} by age"

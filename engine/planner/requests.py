@@ -68,13 +68,13 @@ CODE_TASKS = [
     "install numpy",
     "push my changes to github",
     "book a flight to {place}",
-    "can u fix the flaky test in tests/test_{stem}.py, it fails every other run",
-    "compress the {place} video so it fits on a usb stick",
-    "send the {place} photos to {person}",
-    "email the budget report to {person}@example.com",
+    "the test in tests/test_{stem}.py keeps timing out, sort it out",
+    "shrink the {place} video to half its size",
+    "post the {place} photos on instagram",
+    "forward the budget report to {person}",
     "print the {place} tickets",
     "translate {module} into rust",
-    "whats the weather gonna be in {place} this weekend?",
+    "will it rain in {place} tomorrow?",
     "remind me to call {person} at 5",
 ]
 CODE_WHAT = ["reverses a string", "parses dates", "sums a list", "checks for palindromes", "merges two dicts"]
@@ -212,7 +212,7 @@ RECENT_ADJECTIVES = {
     "30d": ["last month's", "the past month's", "this month's", "the last 30 days'"],
 }
 #: Tags a request may invent: a tag need not exist before a plan adds it.
-NEW_TAGS = ["approved", "archived", "keep", "read-later", "q3", "exam", "taxes", "shared", "private", "followup",
+NEW_TAGS = ["signed-off", "archived", "keep", "read-later", "q3", "exam", "taxes", "shared", "private", "followup",
             "old-laptop", "starred", "pinned", "backlog", "reviewed", "2025"]  # fmt: skip
 #: Words for a group of extensions, and the group.
 GROUPS = {"photos": IMAGE_EXTS, "pictures": IMAGE_EXTS, "images": IMAGE_EXTS, "pics": IMAGE_EXTS,
@@ -247,7 +247,7 @@ def _by_age(s: Scene) -> Draft | None:
         template = pick(
             s.rng,
             [
-                "move {when} {what} in {src} to {dst}",
+                "file {when} {what} from {src} under {dst}",
                 "{when} {what} from {src} -> {dst}",
                 "put {when} {what} from {src} into {dst}",
             ]
@@ -269,7 +269,7 @@ def _by_age(s: Scene) -> Draft | None:
                 "delete the {what} in {src} {when}",
                 "clean out {what} {when} from {src}",
                 "remove all {what} under {src} that are {when}",
-                "nuke the {what} in {src} {when}",
+                "trash the {what} in {src} {when}",
             ],
         )
         return template, slots, [{"op": "delete", "match": match}], f"Delete {ext} files in {folder} by age"
@@ -463,7 +463,7 @@ def _by_tag(s: Scene) -> Draft | None:
             "move everything tagged {tag} into {dst}",
             "files with the {tag} tag go to {dst}",
             "collect the {tag} files in {dst}",
-            "everything tagged {tag} -> {dst}",
+            "{tag}-tagged files -> {dst}",
             "anything with the {tag} tag -> {dst}",
         ],
     )
