@@ -186,7 +186,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="the adapter's training budget (30)")
-    parser.add_argument("--count", type=int, default=9_600, help="generated training cases (9600)")
+    parser.add_argument("--count", type=int, default=11_600, help="generated training cases (11600)")
     parser.add_argument("--eval-count", type=int, default=200, help="held-out generated cases to score (200)")
     parser.add_argument("--keep-base", action="store_true", help="train on engine/models/base as it is")
     parser.add_argument("--keep-adapter", action="store_true", help="evaluate engine/models/planner as it is")

@@ -6,11 +6,12 @@ characters. So the schema the answer is decoded under lists, for each value a pl
 values this request and this workspace offer: paths are the workspace's files and folders, the
 words of the request that look like names, and their parents, none in a ``.git``; globs are
 ``**`` and each of those folders with ``/**`` (files under it) or ``/*`` (files in it); dates are
-the usual ages, the years the request names and this year; sizes the usual thresholds and those
-the request names; tags and ``contains`` the request's words and the workspace's tags; a match's
-extensions, tags and name starts are ones the workspace's files have (one that no file has would
-select nothing); a rule's extensions also the common ones; rename templates the usual forms, and
-what a rename finds and puts instead the request's words, literally. The model then chooses among
+the usual ages and the years the request names (this year when it says so or names none); sizes
+the usual thresholds and those the request names; tags and ``contains`` the request's words and
+the workspace's tags; a match's extensions, tags and name starts are ones the workspace's files
+have (one that no file has would select nothing); a rule's extensions also the common ones;
+rename templates the usual forms, and what a rename finds and puts instead the request's words,
+literally. The model then chooses among
 a few strings instead of spelling one, and a plan can name nothing that neither the request nor
 the workspace holds. A file's content is a line of the request's own words (what it quotes first,
 then each run of up to :data:`SPAN_WORDS` words). A goal stays free. The schema is then made
@@ -64,6 +65,8 @@ STOP_WORDS = frozenset((
 _WORD_EDGES = "'\"`()[]{}<>,;:!?"
 _NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
 _YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
+_THIS_YEAR = re.compile(r"\bthis year")
+_LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
 _DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
 #: The most words of the request one line of content holds.
@@ -192,7 +195,14 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
     inside = {posixpath.dirname(path) for path in files}
     globs = bounded(["**", *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)])
-    years = {int(year) for year in _YEAR.findall(request)} | {today.year}
+    # The years the request names; this year (or last year) only when it says so or names none: the
+    # model is apt to copy this year from the view's first line instead of the request's year.
+    years = {int(year) for year in _YEAR.findall(request)}
+    said = request.lower()
+    if not years or _THIS_YEAR.search(said):
+        years.add(today.year)
+    if _LAST_YEAR.search(said):
+        years.add(today.year - 1)
     whens = bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
                      *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
     sizes = bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])

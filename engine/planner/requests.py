@@ -11,9 +11,12 @@ model wrote knows them too:
 - a folder named in a request means everything under it, at any depth (``docs/**``); a kind of
   file is an ``ext`` filter (any case), not part of the glob;
 - "older than a week / a month / a year" is ``modified_before`` ``7d`` / ``30d`` / ``365d``;
-  "from the last week / month" is ``modified_after`` ``7d`` / ``30d``; "from 2025" is the calendar
-  year, ``modified_after`` its first day and ``modified_before`` the next year's;
+  "from the last week / month" (or "this week's", "last month's") is ``modified_after`` ``7d`` /
+  ``30d``; "from 2025" is the calendar year, ``modified_after`` its first day and
+  ``modified_before`` the next year's;
 - "big" is ``larger_than`` ``10MB`` and "tiny" ``smaller_than`` ``1KB``;
+- "photos" (or "pictures", "images") are the image extensions the folder holds, "videos" the video
+  ones;
 - a single file moved into a folder is ``paths`` (the folder is made when missing); renamed in
   place, ``from`` and ``to``;
 - a request that file operations cannot do gets no steps, and a goal that says why.

@@ -41,9 +41,9 @@ SAVE_MARGIN_S = 15.0
 
 
 #: Generated cases to train on by default: one pass over them is about as many steps (of 8) as 30
-#: minutes hold on 2 CPU cores (about 1.2 s a step), so the learning rate has decayed when the
+#: minutes hold on 2 CPU cores (about 1.1 s a step), so the learning rate has decayed when the
 #: time limit comes.
-DEFAULT_COUNT = 9_600
+DEFAULT_COUNT = 11_600
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def test_names_come_from_the_request_and_the_workspace_only() -> None:
     assert "finance" not in names
     assert {"**", "docs/**", "docs/*", "photos/**"} <= set(defs["glob"]["enum"])
     assert "archive/2025/**" not in defs["glob"]["enum"]  # a glob selects what exists
-    assert {"7d", "30d", "365d", "2025-01-01", "2026-01-01", "2027-01-01"} <= set(defs["when"]["enum"])
+    assert {"7d", "30d", "365d", "2025-01-01", "2026-01-01"} == set(defs["when"]["enum"])
     assert "trip" in defs["tag_name"]["enum"]
 
 
@@ -85,6 +85,22 @@ def test_counts_and_places_come_from_the_request() -> None:
     assert narrowed_schema("the first few logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"] == {
         "enum": list(range(1, 11))
     }
+
+
+def test_dates_are_the_years_the_request_names_and_this_year_only_when_it_says_so() -> None:
+    entries = [ViewEntry("invoices/a.pdf", False, 10, TODAY)]
+
+    def whens(request: str) -> set[str]:
+        return set(narrowed_schema(request, entries, TODAY)["$defs"]["when"]["enum"])
+
+    this = TODAY.year
+    named = whens("move the 2023 invoices into old")
+    assert {"2023-01-01", "2024-01-01", "7d", "30d", "365d"} <= named
+    assert f"{this}-01-01" not in named
+    assert f"{this + 1}-01-01" not in named
+    assert {f"{this}-01-01", f"{this + 1}-01-01"} <= whens("move this year's invoices into 2023-papers")
+    assert {f"{this}-01-01", f"{this - 1}-01-01"} <= whens("move last year's invoices into old")
+    assert {f"{this}-01-01", f"{this + 1}-01-01"} <= whens("move the old invoices into old")
 
 
 def _values(defs: dict[str, Any], schema: dict[str, Any]) -> list[Any]:
