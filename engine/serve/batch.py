@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.serve.detokenize import PARTIAL, Detokenizer
+from engine.serve.detokenize import PARTIAL, Detokenizer, incomplete_tail
 from engine.serve.loaded import BASE_ADAPTER, LoadedModel
 from engine.serve.sampling import Picked, pick
 from engine.serve.types import GRAMMAR_FAILED, Delta, FinishReason, TokenLogprob, TopLogprob
@@ -60,7 +60,7 @@ class Row:
         if token in self.loaded.eos_ids:
             # Decoded before the end token joins: an end token that is not a special token of the
             # tokenizer (``<|sep|>``, which ends every chat reply) would otherwise end the text.
-            rest = self._text()[self.sent :]
+            rest = self._text(final=True)[self.sent :]
             self.generated.append(token)
             self._finish(rest, (token,), logprobs, "stop")
             return
@@ -77,12 +77,12 @@ class Row:
         if stop_at is not None:
             self._finish(text[self.sent : stop_at], (token,), logprobs, "stop")
         elif self.constraint is not None and self.constraint.done():
-            self._finish(text[self.sent :], (token,), logprobs, "stop")
+            self._finish(self._text(final=True)[self.sent :], (token,), logprobs, "stop")
         elif (
             len(self.generated) >= self.params.max_tokens
             or self.prompt_tokens + len(self.generated) >= self.loaded.context_length
         ):
-            self._finish(text[self.sent :], (token,), logprobs, "length")
+            self._finish(self._text(final=True)[self.sent :], (token,), logprobs, "length")
         else:
             safe = self._safe_end(text)
             chunk = text[self.sent : safe] if safe > self.sent else ""
@@ -102,8 +102,15 @@ class Row:
     def _decode(self, tokens: Sequence[int]) -> str:
         return str(self.loaded.tokenizer.decode(list(tokens), skip_special_tokens=True))
 
-    def _text(self) -> str:
-        return self._detokenizer.text(self.generated)
+    def _text(self, *, final: bool = False) -> str:
+        """The text of the tokens so far, less a character whose bytes have not all come (``final``:
+        with its bytes as replacement characters, for an answer that ends there)."""
+        tokens = self.generated
+        held = incomplete_tail(tokens, self.loaded.token_bytes)
+        text = self._detokenizer.text(tokens[: len(tokens) - held])
+        if final and held:
+            text += b"".join(self.loaded.token_bytes(t) for t in tokens[-held:]).decode("utf-8", errors="replace")
+        return text
 
     def _stop_at(self, text: str) -> int | None:
         found: int | None = None

@@ -5,6 +5,11 @@ Decoding a row's whole sequence at every step costs time in its length: at 500 t
 decodes a window from the last point where the text was complete: the text of the tokens since
 then is the window's text less the text of the tokens before them (decoded together, so a
 tokenizer that drops a leading space at the start of a text drops it from both).
+
+A run of byte tokens (SentencePiece's byte fallback) is decoded as one: while its last character is
+incomplete, a tokenizer's decoder may turn the whole run, the finished characters before too, into
+replacement characters. :func:`incomplete_tail` says how many tokens at the end are such a
+character's first bytes, so that a caller decodes only the tokens before them until it is whole.
 """
 
 from __future__ import annotations
@@ -13,6 +18,21 @@ from collections.abc import Callable, Sequence
 
 #: What a partial UTF-8 sequence decodes to: text ending in it is not complete yet.
 PARTIAL = "\ufffd"
+
+
+def incomplete_tail(tokens: Sequence[int], token_bytes: Callable[[int], bytes]) -> int:
+    """How many tokens at the end of ``tokens`` are the first bytes of a UTF-8 character not yet whole.
+
+    Only a byte-fallback token stands for one byte of 0x80 or more (a piece of the vocabulary is
+    whole characters), so at most three single-byte tokens can be such a beginning."""
+    for count in range(1, min(3, len(tokens)) + 1):
+        piece = token_bytes(tokens[-count])
+        if len(piece) != 1 or piece[0] < 0x80:
+            return 0
+        if piece[0] >= 0xC0:  # the lead byte: how long its character is
+            length = 2 if piece[0] < 0xE0 else 3 if piece[0] < 0xF0 else 4
+            return count if length > count else 0
+    return 0
 
 
 class Detokenizer:

@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.serve.detokenize import Detokenizer
+from engine.serve.detokenize import Detokenizer, incomplete_tail
 from tests.engine.tinyllm.training_support import TrainRun
 
 
@@ -43,3 +43,20 @@ def test_a_decoder_whose_windows_are_unstable_falls_back_to_the_whole_text() -> 
     for token in [0, 1, 2, 3, 4, 5]:
         tokens.append(token)
         assert detokenizer.text(tokens) == decode(tokens)
+
+
+def test_the_first_bytes_of_an_unfinished_character_are_the_tail_held_back() -> None:
+    pieces = {0: b"a", 1: b" box", 2: "日".encode(), **{10 + b: bytes([b]) for b in range(256)}}
+
+    def spelled(text: str) -> list[int]:
+        return [10 + b for b in text.encode()]
+
+    def held(tokens: list[int]) -> int:
+        return incomplete_tail(tokens, pieces.__getitem__)
+
+    assert held([]) == 0
+    assert held([0, 1, 2]) == 0  # whole characters, a multi-byte piece among them
+    word = spelled("日本🎉é")  # 3 + 3 + 4 + 2 bytes
+    assert [held(word[:end]) for end in range(len(word) + 1)] == [0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 0, 1, 0]
+    assert held([*spelled("a"), *spelled("日")[:2]]) == 2
+    assert held(spelled("日")[1:]) == 0  # bytes without their lead byte: nothing to wait for

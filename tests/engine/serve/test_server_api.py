@@ -203,6 +203,22 @@ def test_json_schema_samples_validate_or_are_cut_off(client: openai.OpenAI) -> N
         assert 1 <= answer["score"] <= 5
 
 
+@pytest.mark.parametrize("value", ["inbox/日本語のメモ.txt", "naïve café/Résumé.docx", "emoji 🎉 party.png"])
+def test_an_answer_of_characters_spelled_byte_by_byte_comes_back_whole(client: openai.OpenAI, value: str) -> None:
+    # The only answer the schema allows holds characters the tokenizer spells as single bytes: a
+    # decoder that turns a run of bytes into replacement characters while its last character is
+    # unfinished must not leak them into the text, streamed or not.
+    form: Any = {"type": "json_schema", "json_schema": {"name": "name", "schema": {"enum": [value]}}}
+    reply = client.chat.completions.create(model="nano", messages=HELLO, temperature=0, response_format=form)
+    assert reply.choices[0].finish_reason == "stop"
+    assert json.loads(reply.choices[0].message.content or "") == value
+    chunks = client.chat.completions.create(
+        model="nano", messages=HELLO, temperature=0, response_format=form, stream=True
+    )
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert json.loads(streamed) == value
+
+
 def test_json_object(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model="nano", messages=HELLO, temperature=0, frequency_penalty=2.0, response_format={"type": "json_object"}
