@@ -143,7 +143,7 @@ def _clean_folder(s: Scene) -> Draft | None:
 
 
 def _anything_by_age(s: Scene) -> Draft | None:
-    """Everything in a folder by age, whatever its kind ("anything in docs older than a year -> old")."""
+    """Everything in a folder by age, whatever its kind ("docs files older than a year -> old")."""
     folders = [folder for folder in s.folders() if len(s.under(folder)) >= 3]
     if not folders:
         return None
