@@ -6,10 +6,13 @@ characters. So the schema the answer is decoded under lists, for each value a pl
 values this request and this workspace offer: paths are the workspace's files and folders, the
 words of the request that look like names, and their parents, none in a ``.git``; globs are
 ``**`` and each of those folders with ``/**`` (files under it) or ``/*`` (files in it); dates are
-the usual ages and the years the request names (this year when it says so or names none); sizes
-the usual thresholds and those the request names; tags and ``contains`` the request's words and
-the workspace's tags; a match's extensions, tags and name starts are ones the workspace's files
-have (one that no file has would select nothing); a rule's extensions also the common ones;
+the ages the request says and the years it names, each on its side of the range; sizes the usual
+thresholds and those the request names, and a match has a date or a size only when the request
+speaks of time or of size; the tags a step adds or takes off the request's words; ``contains`` the
+request's words and the words of names it says; a match's extensions, tags and name starts are ones
+the workspace's files have (one that no file has would select nothing); a rule's extensions also
+the common ones. Where the request refers to some folders, files or kinds of file
+(:mod:`engine.planner.refer`), those are the only ones offered;
 rename templates the usual forms, and what a rename finds and puts instead the request's words,
 literally. The model then chooses among
 a few strings instead of spelling one, and a plan can name nothing that neither the request nor
@@ -30,6 +33,7 @@ from typing import Any
 
 from engine.files.archives import FORMATS
 from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
+from engine.planner.refer import Request, referred_exts, referred_files, referred_folders
 from engine.workspace.sandbox import SandboxError, check_relpath
 
 #: The most values one list may hold, so that a big workspace keeps the schema small.
@@ -73,6 +77,53 @@ _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
 SPAN_WORDS = 12
 _QUOTED = re.compile(r"(?:^|(?<=\s))(['\"])(.+?)\1(?=[\s.,!?;:)]|$)")
 _COUNT = re.compile(r"\b(\d{1,6})\b")
+#: Words of time, of older files and of recent ones, and of size, matched as :meth:`Request.uses`
+#: matches them (a plural or a typo is the word).
+TIME_WORDS = (
+    "day",
+    "week",
+    "month",
+    "year",
+    "today",
+    "yesterday",
+    "ago",
+    "recent",
+    "recently",
+    "old",
+    "older",
+    "oldest",
+    "newer",
+    "newest",
+    "latest",
+    "since",
+    "touched",
+    "modified",
+    "changed",
+    "edited",
+    "dated",
+)
+OLDER_WORDS = ("old", "older", "oldest", "ago", "not", "never", "untouched", "stale", "havent", "hasnt")
+RECENT_WORDS = (
+    "last",
+    "past",
+    "this",
+    "recent",
+    "recently",
+    "since",
+    "new",
+    "newer",
+    "newest",
+    "latest",
+    "today",
+    "yesterday",
+)
+SIZE_WORDS = ("big", "bigger", "biggest", "large", "larger", "largest", "huge", "massive", "heavy", "small",
+              "smaller", "smallest", "tiny", "size", "sized", "space", "disk", "bytes")  # fmt: skip
+FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
+_BEFORE_YEAR = re.compile(r"\bbefore (\d{4})\b")
+_NOT = re.compile(r"n't\b")
+#: Ages a request says in words.
+_AGE_WORDS = (("7d", "week"), ("30d", "month"), ("365d", "year"))
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 #: How many files a ``limit`` may keep when the request names no number.
 LIMITS = tuple(range(1, 11))
@@ -176,14 +227,21 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         return _bounded_to(values, chars)
 
     words = request_words(request)
-    files = [entry.path for entry in entries if not entry.is_dir]
-    under = {parent for path in files for parent in _parents(path)}  # folders with files under them
-    folders = sorted(under | {e.path for e in entries if e.is_dir})
-    mentioned = [path for path in files if path in request]
+    all_files = [entry.path for entry in entries if not entry.is_dir]
+    under = {parent for path in all_files for parent in _parents(path)}  # folders with files under them
+    all_folders = sorted(under | {e.path for e in entries if e.is_dir})
+    # The folders and files the request refers to, when it refers to some (refer.py).
+    folders = referred_folders(request, all_folders) or all_folders
+    files = referred_files(request, all_files) or all_files
+    mentioned = [path for path in all_files if path in request]
     dotted = [word for word in words if "/" not in word and "." in word]
-    renamed = [posixpath.join(folder, word) for folder in ["", *folders] for word in dotted]
+    # A new name goes beside a file the request refers to, or in a folder it refers to.
+    near = dict.fromkeys([*(posixpath.dirname(path) for path in files if files is not all_files), *folders])
+    renamed = [posixpath.join(folder, word) for folder in ["", *near] for word in dotted]
     word_dirs = [parent for word in words for parent in _parents(word)]
-    archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)]
+    archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)] or [
+        path for path in all_files if path.lower().endswith(ARCHIVE_EXTS)
+    ]
 
     def changeable(values: Iterable[str]) -> list[str]:
         return bounded(value for value in values if _changeable(value))
@@ -193,33 +251,43 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     names = changeable([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
     archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
     # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
-    inside = {posixpath.dirname(path) for path in files}
+    inside = {posixpath.dirname(path) for path in all_files}
     globs = bounded(["**", *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)])
-    # The years the request names; this year (or last year) only when it says so or names none: the
-    # model is apt to copy this year from the view's first line instead of the request's year.
+    # The years the request names, this year or last year when it says so: the model is apt to copy
+    # this year from the view's first line instead of the request's year.
     years = {int(year) for year in _YEAR.findall(request)}
     said = request.lower()
-    if not years or _THIS_YEAR.search(said):
+    if _THIS_YEAR.search(said):
         years.add(today.year)
     if _LAST_YEAR.search(said):
         years.add(today.year - 1)
-    whens = bounded([*AGES, *(f"{n}d" for n in _DAYS.findall(request)),
-                     *(f"{y}-01-01" for y in sorted(years)), *(f"{y + 1}-01-01" for y in sorted(years))])  # fmt: skip
+    # A year is a range: from its first day (modified_after) to the next year's (modified_before).
+    # An age is one the request says ("a week": 7d), or any when it names neither an age nor a year,
+    # and only on the side it says: before it for older files ("older than", "not touched in"),
+    # after it for recent ones ("from the last week", "this month's").
+    words_of = Request(request)
+    ages = [*_ages(words_of), *(f"{n}d" for n in _DAYS.findall(request))] or ([] if years else list(AGES))
+    older, recent = words_of.uses(OLDER_WORDS) or bool(_NOT.search(said)), words_of.uses(RECENT_WORDS)
+    afters = bounded([*(ages if recent or not older else []), *(f"{y}-01-01" for y in sorted(years))])
+    befores = bounded([*(ages if older or not recent else []), *(f"{y + 1}-01-01" for y in sorted(years)),
+                       *(f"{y}-01-01" for y in map(int, _BEFORE_YEAR.findall(said)))])  # fmt: skip
     sizes = bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])
     lowered = request.lower().split()
     counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
-    tags = bounded([*(w for w in words if "/" not in w), *(tag for e in entries for tag in e.tags)])
+    tags = bounded(w for w in words if "/" not in w)  # what a request tags with, it says
     # A match selects by the extensions files have (one no file has selects nothing, and the dry
     # run refuses that); a classify rule may also name the usual ones ("images": .jpg, .png, .heic).
-    found_exts = bounded(posixpath.splitext(path)[1].lower() for path in files)
+    found_exts = bounded(posixpath.splitext(path)[1].lower() for path in all_files)
     exts = bounded([*COMMON_EXTS, *found_exts])
     plain = [w for w in words if "/" not in w]
-    texts = bounded([*plain, *(w.lower() for w in plain), *_name_words(files)])
+    # What files hold: a word of the request, or a word of a name that the request says ("budegt").
+    texts = bounded([*plain, *(w.lower() for w in plain),
+                     *(w for w in _name_words(all_files) if words_of.says(w))])  # fmt: skip
     prefixes = [p for w in plain for p in _prefixes(w)]
     # A name's start that some file's name starts with (compared as text: a request's word is never
     # run as a regular expression here, where a hostile one could take forever).
-    basenames = sorted({posixpath.basename(path) for path in files})
+    basenames = sorted({posixpath.basename(path) for path in all_files})
     starts = [p for p in [*prefixes, *(f"{w} " for w in plain)] if _starts_some(basenames, p)]
     regexes = bounded(regex for p in starts if _compiles(regex := f"^{p}"))
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
@@ -228,6 +296,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     finds = bounded(_literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
     replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
     numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
+    # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
+    counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
     templates = bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
@@ -244,17 +314,34 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
+    # A file written is a name the request gives (a new one, or one it names to overwrite).
+    _narrow(defs["write"]["properties"], "path", changeable([*mentioned, *words, *renamed]), defs)
     _narrow(defs["archive"]["properties"], "to", archives, defs)
     _narrow(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
-    for key, values in (("glob", globs), ("when", whens), ("size", sizes), ("tag_name", tags)):
+    for key, values in (("glob", globs), ("size", sizes), ("tag_name", tags)):
         _narrow(defs, key, values)
     match = defs["match"]["properties"]
-    _narrow(match["ext"], "items", found_exts, defs)
+    # A match filters by date only when the request speaks of time, and by size when of size.
+    timed = words_of.uses(TIME_WORDS) or years or _DAYS.search(request)
+    for key, values in (("modified_after", afters), ("modified_before", befores)):
+        if timed and values:
+            _narrow(match, key, values, defs)
+        else:
+            del match[key]
+    if not (words_of.uses(SIZE_WORDS) or _SIZE.search(request)):
+        del match["larger_than"], match["smaller_than"]
+    # A match is by kind only when the request names a kind (refer.py).
+    kinds = referred_exts(request, found_exts)
+    if kinds:
+        _narrow(match["ext"], "items", kinds, defs)
+    else:
+        del match["ext"]
     _narrow(match, "contains", texts, defs)
     _narrow(match, "name_regex", regexes, defs, drop=True)
-    # A match selects by a tag files have: one no file has selects nothing.
-    _narrow(match, "tag", bounded(tag for entry in entries for tag in entry.tags), defs, drop=True)
+    # A match selects by a tag files have (one no file has selects nothing) that the request says.
+    had = bounded(tag for entry in entries for tag in entry.tags if words_of.uses([tag]))
+    _narrow(match, "tag", had, defs, drop=True)
     rename = defs["rename"]["properties"]
     _narrow(rename, "find", finds, defs)
     _narrow(rename, "replace", replaces, defs)
@@ -262,13 +349,17 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     lines = _lines(request)
     if lines and bounded(lines) == lines:
         defs["content"] = {"enum": [f"{line}\n" for line in lines]}
-    # A count is one the request names ("the first 3", "three of them"), or a small one.
-    match["limit"] = {"enum": counts or list(LIMITS)}
+    # A count is one the request names ("the first 3", "three of them"), or a small one when it
+    # asks for the first few without a number; no count at all when it does neither.
+    if counts or words_of.uses(FEW_WORDS):
+        match["limit"] = {"enum": counts or list(LIMITS)}
+    else:
+        del match["limit"]
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]
-    _narrow(rule["ext"], "items", exts, defs)
+    _narrow(rule["ext"], "items", referred_exts(request, exts) or exts, defs)
     _narrow(rule, "contains", texts, defs)
     _narrow(rule, "regex", regexes, defs, drop=True)
-    _narrow(rename, "template", templates, defs)
+    _narrow(rename, "template", bounded(counted) or templates, defs)
     return one_way(schema)
 
 
@@ -291,6 +382,11 @@ def _narrow(
     name = next((name for name in known if defs[name]["enum"] == values), f"{key}-{len(known)}")
     defs[name] = {"enum": values}
     schemas[key] = {"$ref": f"#/$defs/{name}"}
+
+
+def _ages(said: Request) -> list[str]:
+    """The ages of :data:`AGES` that the request names in words ("a week", "montsh": 30d)."""
+    return [age for age, word in _AGE_WORDS if said.uses([word])]
 
 
 def _changeable(path: str) -> bool:

@@ -39,12 +39,22 @@ def test_names_come_from_the_request_and_the_workspace_only() -> None:
     schema = narrowed_schema("move the pdfs in docs into archive/2025", entries, TODAY)
     defs = schema["$defs"]
     names = defs["path"]["enum"]
-    assert {"docs/a.pdf", "photos/x.jpg", "docs", "photos", "archive/2025", "archive"} <= set(names)
+    assert {"docs/a.pdf", "photos/x.jpg", "docs", "archive/2025", "archive"} <= set(names)
     assert "finance" not in names
-    assert {"**", "docs/**", "docs/*", "photos/**"} <= set(defs["glob"]["enum"])
+    # The request refers to docs, and not to photos (test_refer.py).
+    assert "photos" not in names
+    assert defs["glob"]["enum"] == ["**", "docs/**", "docs/*"]
     assert "archive/2025/**" not in defs["glob"]["enum"]  # a glob selects what exists
-    assert {"7d", "30d", "365d", "2025-01-01", "2026-01-01"} == set(defs["when"]["enum"])
-    assert "trip" in defs["tag_name"]["enum"]
+    match = defs["match"]["properties"]
+    assert _values(defs, match["modified_after"]) == ["2025-01-01"]
+    assert _values(defs, match["modified_before"]) == ["2026-01-01"]
+    # A match selects by a tag files have and the request says; a step adds or takes off the tags
+    # the request says.
+    assert "tag" not in match
+    assert "trip" not in defs["tag_name"]["enum"]
+    assert "pdfs" in defs["tag_name"]["enum"]
+    defs = narrowed_schema("copy the trip photos to shared", entries, TODAY)["$defs"]
+    assert _values(defs, defs["match"]["properties"]["tag"]) == ["trip"]
 
 
 def test_hostile_names_are_left_out_and_a_huge_workspace_stays_small() -> None:
@@ -87,20 +97,34 @@ def test_counts_and_places_come_from_the_request() -> None:
     }
 
 
-def test_dates_are_the_years_the_request_names_and_this_year_only_when_it_says_so() -> None:
+def test_dates_are_the_years_and_ages_the_request_names_each_on_its_side() -> None:
     entries = [ViewEntry("invoices/a.pdf", False, 10, TODAY)]
 
-    def whens(request: str) -> set[str]:
-        return set(narrowed_schema(request, entries, TODAY)["$defs"]["when"]["enum"])
+    def sides(request: str) -> tuple[set[str] | None, set[str] | None]:
+        """What modified_after and modified_before may be (None: the match has no such key)."""
+        defs = narrowed_schema(request, entries, TODAY)["$defs"]
+        match = defs["match"]["properties"]
+        after, before = (match.get(key) for key in ("modified_after", "modified_before"))
+        return (set(_values(defs, after)) if after else None, set(_values(defs, before)) if before else None)
 
     this = TODAY.year
-    named = whens("move the 2023 invoices into old")
-    assert {"2023-01-01", "2024-01-01", "7d", "30d", "365d"} <= named
-    assert f"{this}-01-01" not in named
-    assert f"{this + 1}-01-01" not in named
-    assert {f"{this}-01-01", f"{this + 1}-01-01"} <= whens("move this year's invoices into 2023-papers")
-    assert {f"{this}-01-01", f"{this - 1}-01-01"} <= whens("move last year's invoices into old")
-    assert {f"{this}-01-01", f"{this + 1}-01-01"} <= whens("move the old invoices into old")
+    # A year is a range: its first day after, the next year's first day before; no age, no other year.
+    assert sides("move the 2023 invoices into old") == ({"2023-01-01"}, {"2024-01-01"})
+    assert sides("move this year's invoices into 2023-papers") == (  # ("the past year" is 365d too)
+        {f"{this}-01-01", "2023-01-01", "365d"}, {f"{this + 1}-01-01", "2024-01-01"})  # fmt: skip
+    assert sides("move last year's invoices into old")[0] == {f"{this - 1}-01-01", "365d"}
+    # An age the request says, on the side it says: older files before it, recent ones after it.
+    assert sides("move the invoices older than a week into old") == (None, {"7d"})
+    assert sides("copy last month's invoices to shared") == ({"30d"}, None)
+    assert sides("copy the invoices from the last 45 days to shared") == ({"45d"}, None)
+    assert sides("move the invoices nobody touched in a yeaar into keep") == ({"365d"}, {"365d"})  # a typo
+    # No word of time: no date at all, and no size without a word of size.
+    assert sides("move the invoices into keep") == (None, None)
+    match = narrowed_schema("move the invoices into keep", entries, TODAY)["$defs"]["match"]["properties"]
+    assert "larger_than" not in match
+    assert "smaller_than" not in match
+    match = narrowed_schema("move the huge invoices into old", entries, TODAY)["$defs"]["match"]["properties"]
+    assert "larger_than" in match
 
 
 def _values(defs: dict[str, Any], schema: dict[str, Any]) -> list[Any]:
@@ -223,3 +247,11 @@ def test_plans_the_plan_checks_refuse_are_not_in_the_schema() -> None:
     )
     # No tag anywhere, and no word to make one of: the tag is free, not an empty list.
     assert "enum" not in narrowed_schema("???", entries, TODAY)["$defs"]["tag_name"]
+
+
+def test_names_numbered_as_the_request_shows_are_the_only_templates() -> None:
+    entries = [ViewEntry("invoices/a.pdf", False, 10, TODAY)]
+    defs = narrowed_schema("number the pdfs in invoices as file_001, file_002 and so on", entries, TODAY)["$defs"]
+    assert defs["template-0"]["enum"] == ["file_{n:03}{ext}"]
+    defs = narrowed_schema("put the folder name in front of the invoices", entries, TODAY)["$defs"]
+    assert "{parent}-{name}" in defs["template-0"]["enum"]

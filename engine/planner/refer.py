@@ -1,0 +1,203 @@
+"""Which folders, files and kinds of file a request refers to, so that the decoding schema
+(:mod:`engine.planner.narrow`) can offer those first and only those.
+
+A small model picks badly among two hundred names: asked for the songs in ``music/`` it writes
+``media/**``, and asked about the security notes it writes ``contains: "database"`` because a file
+is named so. People refer to a folder or a file by some of its words: ``photos/wedding``, "the
+wedding photos", "my tax stuff" (``Documents/taxes``), "the rental contract pdf". So a name is
+*referred to* when one of its words (three letters or more, or a number of three digits or more)
+is a word of the request, compared without a plural ending and forgiving one typed letter
+("budegt"). A path the request spells out whole refers to that folder or file only, not to its
+parents: "photos/wedding" is not a mention of ``photos``.
+
+Each function answers ``None`` when the request refers to nothing of the kind, and the caller
+then offers everything, as before: narrowing never leaves the model without the right answer
+because the request used words this module does not know.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+
+from engine.planner.described import NOUNS
+from engine.planner.requests import EXT_WORDS, GROUPS
+
+_WORD = re.compile(r"[^\W_]+")
+#: A word with hyphens inside, which counts as a word of its own ("W-2", "e-mail").
+_JOINED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
+#: Words of a kind phrase that say nothing of the kind ("pdf files": only "pdf" does).
+_GENERIC = frozenset(("files", "file", "in", "the", "a"))
+#: Words that hold a request together; they never make a name referred to.
+_GLUE = frozenset((
+    "a", "an", "the", "and", "or", "but", "to", "into", "in", "on", "at", "of", "from", "for", "with", "by", "as",
+    "is", "are", "be", "it", "its", "them", "they", "this", "that", "these", "those", "all", "every", "each", "any",
+    "some", "my", "your", "our", "please", "pls", "can", "could", "would", "you", "me", "we", "us", "then", "also",
+    "thanks", "thank", "thx", "hey", "help", "need", "like", "want", "just", "only", "file", "files", "folder",
+    "folders", "everything", "anything", "whatever", "there", "here", "one", "ones", "named", "called",
+))  # fmt: skip
+
+
+def stem(word: str) -> str:
+    """``word`` in lower case without a plural ending: taxes, tax; notes, note; libraries, library."""
+    word = word.lower()
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("xes", "ses", "zes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us")):
+        return word[:-1]
+    return word
+
+
+def _keys(word: str) -> set[str]:
+    """What ``word`` is compared by: its stem and, from five letters on, it and its stem less any one
+    letter (two words share a key when they differ by one letter, one more or one less, or two
+    swapped: "noets" and "notes", "budegt" and "budget")."""
+    word = word.lower()
+    base = stem(word)
+    keys = {base, word}
+    for form in {word, base}:
+        if len(form) >= 5 and not form.isdigit():
+            keys |= {form[:at] + form[at + 1 :] for at in range(len(form))}
+    return keys
+
+
+def _counts(word: str) -> bool:
+    return (len(word) >= 3 and word not in _GLUE) if not word.isdigit() else len(word) >= 3
+
+
+class Request:
+    """The words of one request, ready to test names against."""
+
+    def __init__(self, request: str) -> None:
+        self.text = request
+        self.lowered = request.lower()
+        self.words = [word for word in _words(self.lowered) if _counts(word)]
+        self._keys = {key for word in self.words for key in _keys(word)}
+        self._all_keys = {key for word in _WORD.findall(self.lowered) for key in _keys(word)}
+
+    def says(self, word: str) -> bool:
+        """Whether the request holds ``word`` (a word of a name), forgiving a plural and a typo."""
+        return _counts(word.lower()) and not self._keys.isdisjoint(_keys(word))
+
+    def uses(self, words: Iterable[str]) -> bool:
+        """Whether the request holds one of ``words``, small ones too ("this", "not"), forgiving a
+        plural and a typo as :meth:`says` does."""
+        return any(not self._all_keys.isdisjoint(_keys(word)) for word in words)
+
+    def spells(self, name: str) -> bool:
+        """Whether the request holds ``name`` whole, in any case, not inside a longer name."""
+        name = name.lower().rstrip("/")
+        at = self.lowered.find(name)
+        while at >= 0:
+            before = self.lowered[at - 1] if at else " "
+            after = self.lowered[at + len(name)] if at + len(name) < len(self.lowered) else " "
+            if not (before.isalnum() or before in "/_") and not (after.isalnum() or after in "/_"):
+                return True
+            at = self.lowered.find(name, at + 1)
+        return False
+
+    def without(self, names: Iterable[str]) -> Request:
+        """This request with ``names`` blanked out, where it spells them whole."""
+        text = self.text
+        for name in sorted(names, key=len, reverse=True):
+            text = re.sub(re.escape(name.rstrip("/")), " ", text, flags=re.IGNORECASE)
+        return Request(text)
+
+
+def _words(text: str) -> list[str]:
+    return [*_WORD.findall(text), *_JOINED.findall(text)]
+
+
+def _name_words(name: str) -> list[str]:
+    return _words(name.lower())
+
+
+def _stem_of(path: str) -> str:
+    base = posixpath.basename(path)
+    return base.split(".")[0] if not base.startswith(".") else base
+
+
+def referred_folders(request: str, folders: list[str]) -> list[str] | None:
+    """The ``folders`` the request refers to: spelled whole (``pictures/mountains``, ``music/``),
+    or by a word of their last part, outside the paths it spells (so ``pictures`` is not one when
+    the request says only ``pictures/mountains``)."""
+    said = Request(request)
+    spelled = [folder for folder in folders if "/" in folder and said.spells(folder)]
+    rest = said.without(spelled)
+    found = [folder for folder in folders
+             if folder in spelled or any(rest.says(w) for w in _name_words(posixpath.basename(folder)))]  # fmt: skip
+    return found or None
+
+
+def referred_files(request: str, files: list[str]) -> list[str] | None:
+    """The ``files`` the request refers to: named whole (path or name), or by a word of their name
+    outside the names it spells ("the rental contract pdf", "the 1099")."""
+    said = Request(request)
+    spelled = [path for path in files if said.spells(path) or said.spells(posixpath.basename(path))]
+    rest = said.without([*spelled, *(posixpath.basename(path) for path in spelled)])
+    found = [path for path in files if path in spelled or any(rest.says(w) for w in _name_words(_stem_of(path)))]
+    return found or None
+
+
+#: What people call files of other common kinds (the planner's own words are in requests.py and
+#: described.py).
+COMMON_KINDS: dict[str, tuple[str, ...]] = {
+    ".psd": ("photoshop",), ".svg": ("vector", "svg"), ".gif": ("gif", "animation"), ".webp": ("image",),
+    ".jpeg": ("photo", "picture", "image"), ".tiff": ("tiff",),
+    ".wav": ("audio", "recording", "sound"), ".flac": ("audio", "song", "track"),
+    ".m4a": ("audio", "song", "recording"),
+    ".aac": ("audio",), ".ogg": ("audio",), ".m3u": ("playlist",), ".m3u8": ("playlist",),
+    ".avi": ("video",), ".webm": ("video",),
+    ".xls": ("spreadsheet", "excel", "sheet"), ".xlsx": ("excel",), ".ods": ("spreadsheet",), ".tsv": ("tsv",),
+    ".pptx": ("slides", "presentation", "deck", "powerpoint"), ".ppt": ("slides", "presentation", "powerpoint"),
+    ".odp": ("slides", "presentation"),
+    ".doc": ("document", "word"), ".odt": ("document",), ".rtf": ("document",),
+    ".epub": ("epub",), ".mobi": ("mobi",), ".bib": ("bibliography",),
+    ".sql": ("dump", "database"), ".db": ("database",), ".sqlite": ("database",), ".bak": ("bak",),
+    ".json": ("json",), ".yaml": ("config", "yaml"), ".yml": ("config", "yaml"), ".toml": ("config",),
+    ".ini": ("config",), ".xml": ("xml",), ".html": ("html", "webpage"), ".css": ("stylesheet",),
+    ".js": ("script", "javascript"), ".sh": ("script", "shell"), ".ipynb": ("notebook",),
+    ".pkg": ("installer", "package"), ".dmg": ("installer", "dmg"), ".exe": ("installer", "program"),
+    ".msi": ("installer",), ".apk": ("apk",), ".iso": ("iso",),
+    ".7z": ("archive",), ".rar": ("archive",), ".tar": ("archive", "tarball"), ".tgz": ("archive", "tarball"),
+    ".ics": ("calendar", "invite", "invitation"), ".vcf": ("contact", "vcard"), ".srt": ("subtitle", "subtitles"),
+    ".ttf": ("ttf",), ".otf": ("otf",), ".torrent": ("torrent",), ".eml": ("email",),
+}  # fmt: skip
+
+
+def _kind_words() -> dict[str, set[str]]:
+    """Each key (:func:`_keys`) of a word that names a kind of file, and the extensions it names."""
+    words: dict[str, set[str]] = {}
+    phrases = [(ext, phrase) for ext, said in EXT_WORDS.items() for phrase in said]
+    phrases += [(ext, phrase) for ext, said in COMMON_KINDS.items() for phrase in said]
+    phrases += [(ext, noun) for ext, nouns in NOUNS.items() for noun in nouns]
+    phrases += [(ext, group) for group, exts in GROUPS.items() for ext in exts]
+    phrases += [(ext, ext.lstrip(".").split(".")[-1]) for ext, _ in phrases]  # "pdf", "mp3", "gz"
+    for ext, phrase in phrases:
+        for word in _WORD.findall(phrase.lower()):
+            if word not in _GENERIC:
+                for key in _keys(word):
+                    words.setdefault(key, set()).add(ext)
+    return words
+
+
+KIND_WORDS = _kind_words()
+
+
+def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
+    """The extensions of ``exts`` the request names: by themselves ("pdfs", ".log", "MP3s") or by a
+    word for their kind ("songs", "photos", "notes"). An extension no word here names (``.m3u``)
+    stays among them: the request may name it in words this module does not know."""
+    said = Request(request)
+    exts = list(dict.fromkeys(exts))
+    keys = {key for word in _WORD.findall(said.lowered) for key in _keys(word)}
+    named = {ext for key in keys for ext in KIND_WORDS.get(key, ())}
+    named |= {ext for ext in exts if stem(ext.rsplit(".", 1)[-1]) in keys}  # ".sql dumps", "the ISOs"
+    if not named:
+        return None
+    known = {ext for named_exts in KIND_WORDS.values() for ext in named_exts}
+    found = [ext for ext in exts if ext in named or ext not in known]
+    return found or None

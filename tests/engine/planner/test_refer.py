@@ -1,0 +1,69 @@
+"""What a request refers to: the folders, files and kinds the decoding schema offers first and only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from engine.planner.narrow import narrowed_schema
+from engine.planner.prompt import ViewEntry
+from engine.planner.refer import referred_exts, referred_files, referred_folders, stem
+
+TODAY = dt.date(2026, 6, 15)
+
+
+def test_plural_endings_come_off() -> None:
+    assert [stem(w) for w in ("taxes", "notes", "libraries", "Photos", "class", "status", "tax")] == [
+        "tax", "note", "library", "photo", "class", "status", "tax"]  # fmt: skip
+
+
+def test_a_folder_is_referred_to_by_its_path_or_a_word_of_its_last_part() -> None:
+    folders = ["media", "media/music", "media/videos", "Documents", "Documents/taxes", "photos", "photos/wedding"]
+    assert referred_folders("put the songs in music/ into backup", folders) == ["media/music"]
+    assert referred_folders("my tax stuff -> archive", folders) == ["Documents/taxes"]
+    # A path spelled whole is not a mention of its parents.
+    assert referred_folders("photos/wedding files older than 7 days -> keep", folders) == ["photos/wedding"]
+    assert referred_folders("the wedding photos", folders) == ["photos", "photos/wedding"]
+    assert referred_folders("remind me to call mum", folders) is None
+
+
+def test_a_file_named_whole_is_the_only_one_its_words_refer_to() -> None:
+    files = ["notes/meeting-2024-12-06.md", "notes/meeting-2026-04-22.md", "papers/rental contract.pdf",
+             "taxes/W-2 Employer.pdf", "taxes/1099-INT.pdf", "taxes/budget.xlsx"]  # fmt: skip
+    said = "call meeting-2024-12-06.md old-meeting-2024-12-06.md instead"
+    assert referred_files(said, files) == ["notes/meeting-2024-12-06.md"]
+    assert referred_files("the meeting notes", files) == files[:2]
+    assert referred_files("move the rental contract pdf to keep", files) == ["papers/rental contract.pdf"]
+    assert referred_files("copy the W-2 and the 1099 for the accountant", files) == files[3:5]
+    assert referred_files("the budegt sheet", files) == ["taxes/budget.xlsx"]  # one letter typed wrong
+    assert referred_files("what's the weather", files) is None
+
+
+def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
+    exts = [".md", ".mp3", ".m3u", ".xyz", ".jpg", ".png", ".pdf", ".mp4", ".sql"]
+    assert referred_exts("move the songs to music", exts) == [".mp3", ".xyz"]  # no word here names .xyz
+    assert referred_exts("the PDFs and MP4s", exts) == [".xyz", ".pdf", ".mp4"]
+    assert referred_exts("copy the noets in documents", exts) == [".md", ".xyz", ".pdf"]  # "noets": notes
+    assert referred_exts("holiday pics and playlists", exts) == [".m3u", ".xyz", ".jpg", ".png"]
+    assert referred_exts("prefix the .sql dumps with prod-", exts) == [".xyz", ".sql"]
+    # A verb is not a kind: "move" is not "movie", and no kind named is None.
+    assert referred_exts("move everything in downloads", exts) is None
+
+
+def test_the_schema_offers_what_the_request_refers_to_and_everything_when_it_refers_to_nothing() -> None:
+    paths = ["meetings/budget-review.md", "meetings/database.md", "media/music/a.mp3", "media/videos/b.mp4"]
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
+    defs = narrowed_schema("tag the budegt notes in meetings as urgent", entries, TODAY)["$defs"]
+    contains = next(d["enum"] for name, d in defs.items() if name.startswith("contains-"))
+    assert "budget" in contains
+    assert "database" not in contains
+    assert defs["glob"]["enum"] == ["**", "meetings/**", "meetings/*"]
+    exts = next(d["enum"] for name, d in defs.items() if name.startswith("items-"))
+    assert exts == [".md"]
+    defs = narrowed_schema("move the songs in music/ to backup", entries, TODAY)["$defs"]
+    assert defs["glob"]["enum"] == ["**", "media/music/**", "media/music/*"]
+    defs = narrowed_schema("move the budget review to keep", entries, TODAY)["$defs"]
+    assert "meetings/budget-review.md" in defs["source"]["enum"]
+    assert "meetings/database.md" not in defs["source"]["enum"]
+    # Nothing referred to: every folder and file is offered, as before.
+    defs = narrowed_schema("zip it all up as all.zip", entries, TODAY)["$defs"]
+    assert {"meetings/**", "media/music/**", "media/videos/**"} <= set(defs["glob"]["enum"])
