@@ -25,6 +25,8 @@ from engine.planner.described import NOUNS
 from engine.planner.requests import EXT_WORDS, GROUPS
 
 _WORD = re.compile(r"[^\W_]+")
+#: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``).
+_FILE_NAME = re.compile(r"[^\s\"'`]*[\w)\]]\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b")
 #: A word with hyphens inside, which counts as a word of its own ("W-2", "e-mail").
 _JOINED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 #: Words of a kind phrase that say nothing of the kind ("pdf files": only "pdf" does).
@@ -191,7 +193,9 @@ def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
     """The extensions of ``exts`` the request names: by themselves ("pdfs", ".log", "MP3s") or by a
     word for their kind ("songs", "photos", "notes"). An extension no word here names (``.m3u``)
     stays among them: the request may name it in words this module does not know."""
-    said = Request(request)
+    # A file the request names is not a kind it asks for: "zip it as thesis-backup.zip" asks for no
+    # zips and no backups.
+    said = Request(_FILE_NAME.sub(" ", request))
     exts = list(dict.fromkeys(exts))
     keys = {key for word in _WORD.findall(said.lowered) for key in _keys(word)}
     named = {ext for key in keys for ext in KIND_WORDS.get(key, ())}

@@ -47,6 +47,8 @@ def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
     assert referred_exts("prefix the .sql dumps with prod-", exts) == [".xyz", ".sql"]
     # A verb is not a kind: "move" is not "movie", and no kind named is None.
     assert referred_exts("move everything in downloads", exts) is None
+    # A file the request names is where things go, not a kind it asks for.
+    assert referred_exts("copy the thesis folder to thesis-backup.pdf", exts) is None
 
 
 def test_the_schema_offers_what_the_request_refers_to_and_everything_when_it_refers_to_nothing() -> None:
