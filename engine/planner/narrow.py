@@ -283,7 +283,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     plain = [w for w in words if "/" not in w]
     # What files hold: a word of the request, or a word of a name that the request says ("budegt").
     texts = bounded([*plain, *(w.lower() for w in plain),
-                     *(w for w in _name_words(all_files) if words_of.says(w))])  # fmt: skip
+                     *(w for w in dict.fromkeys(_name_words(all_files)) if words_of.says(w))])  # fmt: skip
     prefixes = [p for w in plain for p in _prefixes(w)]
     # A name's start that some file's name starts with (compared as text: a request's word is never
     # run as a regular expression here, where a hostile one could take forever).

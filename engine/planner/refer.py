@@ -17,6 +17,7 @@ because the request used words this module does not know.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterable
@@ -53,17 +54,22 @@ def stem(word: str) -> str:
     return word
 
 
-def _keys(word: str) -> set[str]:
-    """What ``word`` is compared by: its stem and, from five letters on, it and its stem less any one
-    letter (two words share a key when they differ by one letter, one more or one less, or two
-    swapped: "noets" and "notes", "budegt" and "budget")."""
+#: The longest word compared forgiving a typo; a longer one ("2025-report-final-v2") must match.
+MAX_FUZZY = 16
+
+
+@functools.lru_cache(maxsize=65_536)
+def _keys(word: str) -> frozenset[str]:
+    """What ``word`` is compared by: its stem and, from five letters to :data:`MAX_FUZZY`, it and its
+    stem less any one letter (two words share a key when they differ by one letter, one more or one
+    less, or two swapped: "noets" and "notes", "budegt" and "budget")."""
     word = word.lower()
     base = stem(word)
     keys = {base, word}
     for form in {word, base}:
-        if len(form) >= 5 and not form.isdigit():
+        if 5 <= len(form) <= MAX_FUZZY and not form.isdigit():
             keys |= {form[:at] + form[at + 1 :] for at in range(len(form))}
-    return keys
+    return frozenset(keys)
 
 
 def _counts(word: str) -> bool:
@@ -79,10 +85,14 @@ class Request:
         self.words = [word for word in _words(self.lowered) if _counts(word)]
         self._keys = {key for word in self.words for key in _keys(word)}
         self._all_keys = {key for word in _WORD.findall(self.lowered) for key in _keys(word)}
+        self._said: dict[str, bool] = {}
 
     def says(self, word: str) -> bool:
         """Whether the request holds ``word`` (a word of a name), forgiving a plural and a typo."""
-        return _counts(word.lower()) and not self._keys.isdisjoint(_keys(word))
+        said = self._said.get(word)
+        if said is None:
+            said = self._said[word] = _counts(word.lower()) and not self._keys.isdisjoint(_keys(word))
+        return said
 
     def uses(self, words: Iterable[str]) -> bool:
         """Whether the request holds one of ``words``, small ones too ("this", "not"), forgiving a
