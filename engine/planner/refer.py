@@ -26,8 +26,9 @@ from engine.planner.described import NOUNS
 from engine.planner.requests import EXT_WORDS, GROUPS
 
 _WORD = re.compile(r"[^\W_]+")
-#: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``).
-_FILE_NAME = re.compile(r"[^\s\"'`]*[\w)\]]\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b")
+#: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
+#: where a token starts, so one long token costs one pass instead of one per character.
+_FILE_NAME = re.compile(r"(?<![^\s\"'`])[^\s\"'`]*[\w)\]]\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b")
 #: A word with hyphens inside, which counts as a word of its own ("W-2", "e-mail").
 _JOINED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 #: Words of a kind phrase that say nothing of the kind ("pdf files": only "pdf" does).

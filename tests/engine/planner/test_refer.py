@@ -49,6 +49,9 @@ def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
     assert referred_exts("move everything in downloads", exts) is None
     # A file the request names is where things go, not a kind it asks for.
     assert referred_exts("copy the thesis folder to thesis-backup.pdf", exts) is None
+    # One long token is one name, read in one pass (it once took minutes at this length).
+    assert referred_exts("save it as " + "x-" * 50_000 + "y.pdf", exts) is None
+    assert referred_exts("the pdfs " + "a." * 50_000, exts) == [".xyz", ".pdf"]
 
 
 def test_the_schema_offers_what_the_request_refers_to_and_everything_when_it_refers_to_nothing() -> None:
