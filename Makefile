@@ -76,7 +76,7 @@ router: install
 	$(BIN)/python scripts/build_router.py
 
 # The base and planner adapter routeshell ships (engine/models), with the planner's model card:
-# pretraining, 30 minutes of adapter training and the evaluation, offline.
+# pretraining (3000 steps, about an hour), 30 minutes of adapter training and the evaluation, offline.
 planner: install
 	$(BIN)/python scripts/build_planner.py
 

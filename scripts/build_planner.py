@@ -3,8 +3,9 @@
 Every step is a routeshell command, printed before it runs and timed:
 
 1. the base (skipped with --keep-base when engine/models/base exists): a TinyLLM of the shape in
-   engine/planner/base.toml, pretrained on the Python standard library, exported in bfloat16 to
-   engine/models/base;
+   engine/planner/base.toml, pretrained on the Python standard library (3000 steps, about an hour
+   here; it saves every 250 steps, and a build stopped then goes on from there), exported in
+   bfloat16 to engine/models/base;
 2. the planner adapter on that base: `routeshell train planner`, within --minutes (30) on this
    machine, into engine/models/planner;
 3. `routeshell serve` of the base with the adapter on a free loopback port, and `routeshell eval
@@ -31,7 +32,7 @@ from typing import Any
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 MODELS = Path("engine/models")
 WORK = Path("build/planner")
-BASE_STEPS = 400
+BASE_STEPS = 3000
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
 TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | p50 s | p95 s |"
@@ -195,10 +196,13 @@ def main() -> int:
     steps: list[dict[str, Any]] = []
     WORK.mkdir(parents=True, exist_ok=True)
     if not (options.keep_base and (MODELS / "base" / "config.json").is_file()):
-        shutil.rmtree(WORK / "base", ignore_errors=True)
+        # A build stopped while pretraining goes on from its last checkpoint.
+        resume = (WORK / "base" / "checkpoints").is_dir() and not (WORK / "base" / "model.safetensors").is_file()
+        if not resume:
+            shutil.rmtree(WORK / "base", ignore_errors=True)
         run(steps, "train", "pretrain", "--config", "engine/planner/base.toml", "--data", "stdlib",
-            "--max-steps", str(BASE_STEPS), "--batch-size", "8", "--seq-len", "512", "--eval-every", "200",
-            "--out", str(WORK / "base"))  # fmt: skip
+            "--max-steps", str(BASE_STEPS), "--batch-size", "8", "--seq-len", "512", "--eval-every", "500",
+            "--save-every", "250", "--out", str(WORK / "base"), *(["--resume"] if resume else []))  # fmt: skip
         export_base(WORK / "base", MODELS / "base")
     if not (options.keep_adapter and (MODELS / "planner" / "planner_meta.json").is_file()):
         run(steps, "train", "planner", "--base", str(MODELS / "base"), "--out", str(MODELS / "planner"),
