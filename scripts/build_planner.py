@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.planner.cases import DEFAULT_COUNT
+
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 MODELS = Path("engine/models")
 WORK = Path("build/planner")
@@ -187,7 +189,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="the adapter's training budget (30)")
-    parser.add_argument("--count", type=int, default=11_600, help="generated training cases (11600)")
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"generated training cases ({DEFAULT_COUNT})")
     parser.add_argument("--eval-count", type=int, default=200, help="held-out generated cases to score (200)")
     parser.add_argument("--keep-base", action="store_true", help="train on engine/models/base as it is")
     parser.add_argument("--keep-adapter", action="store_true", help="evaluate engine/models/planner as it is")

@@ -29,7 +29,7 @@ import torch
 
 from engine.errors import UsageError
 from engine.events import EventSink
-from engine.planner.cases import Case, generate_case, held_out
+from engine.planner.cases import DEFAULT_COUNT, Case, generate_case, held_out
 from engine.planner.prompt import SYSTEM_PROMPT, answer_text, entries_from_fixture, user_message, workspace_view
 
 PLANNER_META = "planner_meta.json"
@@ -38,12 +38,6 @@ FULL_MODULES = ("embed_tokens", "lm_head")
 IGNORE_INDEX = -100
 #: Seconds kept back from ``--time-limit`` for saving the adapter.
 SAVE_MARGIN_S = 15.0
-
-
-#: Generated cases to train on by default (one pass, 1450 steps of 8). On 2 CPU cores a step takes
-#: 1.1-1.4 s, so ``--time-limit 30`` ends the shipped run at step 1178 of 1450 with the learning rate
-#: at 9e-5 of 1e-3; about 9,600 cases would let the schedule end within the limit.
-DEFAULT_COUNT = 11_600
 
 
 @dataclass(frozen=True)
