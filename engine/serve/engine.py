@@ -293,6 +293,7 @@ class Engine:
         max_queue: int = 32,
         prefill_threads: int | None = None,
         on_deltas: Callable[[], None] | None = None,
+        gather: tuple[float, float] = (GATHER_QUIET_S, GATHER_MAX_S),
     ) -> None:
         if max_batch < 1 or max_queue < 0:
             raise ValueError("max_batch must be at least 1 and max_queue at least 0")
@@ -302,6 +303,9 @@ class Engine:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.prefill_threads = prefill_threads
+        #: How far apart requests to an idle engine may come, and for how long in all, to be
+        #: prefilled together (:meth:`_gather`).
+        self.gather_quiet_s, self.gather_max_s = gather
         self._on_deltas = on_deltas
         self._cond = threading.Condition()
         self._waiting: deque[Stream] = deque()
@@ -417,19 +421,19 @@ class Engine:
 
     def _gather(self) -> None:
         """With the lock held and nothing decoding: wait while requests keep arriving, each within
-        :data:`GATHER_QUIET_S` of the one before, for at most :data:`GATHER_MAX_S`, so that
-        requests sent together are prefilled together.
+        ``gather_quiet_s`` (:data:`GATHER_QUIET_S`) of the one before, for at most ``gather_max_s``
+        (:data:`GATHER_MAX_S`), so that requests sent together are prefilled together.
 
         Measured on two cores: eight clients' requests reach the engine over 12-18 ms. Admitted as
         they came, the first was prefilled alone (25-35 ms) and the other seven after it (about
         120 ms), where all eight together take about 90."""
-        deadline = time.monotonic() + GATHER_MAX_S
+        deadline = time.monotonic() + self.gather_max_s
         seen = len(self._waiting)
         while seen < self.max_batch and not self._stopping:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self._cond.wait(min(GATHER_QUIET_S, left))
+            self._cond.wait(min(self.gather_quiet_s, left))
             if len(self._waiting) <= seen:
                 return  # quiet: nothing more came
             seen = len(self._waiting)
