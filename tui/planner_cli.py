@@ -201,7 +201,8 @@ def print_planner_table(report: dict[str, Any]) -> None:
 def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], stop: Any) -> int:
     """Run ``routeshell train planner``; return the exit code."""
     from engine.errors import ExitCode
-    from engine.planner.train import DEFAULT_COUNT, PLANNER_META, PlannerOptions, train_planner
+    from engine.planner.cases import DEFAULT_COUNT
+    from engine.planner.train import PLANNER_META, PlannerOptions, train_planner
     from engine.router.router_dir import check_base_dir, replace_dir, staging_dir
     from engine.serve.launcher import shipped_models
     from tui.router_cli import quiet
