@@ -20,7 +20,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,7 @@ def encode_case(tokenizer: Any, case: Case, max_length: int) -> dict[str, list[i
     return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer}
 
 
-def _answer_trainer() -> type:
+def _answer_trainer(schedule: ClockCosine | None = None) -> type:
     """A ``Trainer`` whose loss computes the output layer on answer positions only.
 
     A prompt is several times longer than its answer (about 7x on generated cases) and carries no
@@ -135,23 +135,67 @@ def _answer_trainer() -> type:
                     loss = loss * self.accelerator.num_processes
             return (loss, outputs) if return_outputs else loss
 
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            if schedule is None or self.lr_scheduler is not None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, schedule)
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+
     return AnswerLossTrainer
 
 
+class ClockCosine:
+    """The learning-rate factor of a step: a linear warm-up, then a cosine down to zero at the end of
+    the steps or at ``deadline`` (a ``clock`` time), whichever is further along.
+
+    Without a deadline this is the ``Trainer``'s own ``cosine`` schedule. With one, a run that the
+    time limit will end before its last step still ends annealed, on a slow machine as on a fast
+    one: its rate follows the clock once the clock is ahead of the steps, and reaches zero when the
+    limit stops the run. Only the steps after the warm-up follow the clock.
+    """
+
+    def __init__(
+        self, warmup: int, total: int, deadline: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.warmup = max(0, warmup)
+        self.total = max(total, self.warmup + 1)
+        self.deadline = deadline
+        self.clock = clock
+        self.decay_started: float | None = None
+        self.by_clock_at: int | None = None
+
+    def progress(self, step: int) -> float:
+        """How far along the cosine ``step`` is, from 0 to 1."""
+        by_steps = (step - self.warmup) / (self.total - self.warmup)
+        if self.deadline is None:
+            return min(1.0, by_steps)
+        now = self.clock()
+        if self.decay_started is None:
+            self.decay_started = now
+        span = self.deadline - self.decay_started
+        by_clock = 1.0 if span <= 0 else (now - self.decay_started) / span
+        if by_clock > by_steps and self.by_clock_at is None:
+            self.by_clock_at = step
+        return min(1.0, max(by_steps, by_clock))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / self.warmup
+        return 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
+
+
 class _TimeLimit:
-    """A trainer callback that ends training once ``seconds`` have passed (the adapter is still saved)."""
+    """A trainer callback that ends training at ``deadline`` (a ``time.monotonic`` time; the adapter is still saved)."""
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, deadline: float | None) -> None:
         from transformers import TrainerCallback
-
-        limit = seconds
-        started = time.monotonic()
 
         class Callback(TrainerCallback):
             hit = False
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-                if limit is not None and time.monotonic() - started > limit:
+                if deadline is not None and time.monotonic() > deadline:
                     Callback.hit = True
                     control.should_training_stop = True
                 return control
@@ -201,10 +245,11 @@ def train_planner(
     dataset = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]})
     per_step = options.batch_size * options.grad_accum
     max_steps = options.max_steps or max(1, math.ceil(len(rows) / per_step * options.epochs))
+    warmup = max(1, min(50, max_steps // 20))
     args = TrainingArguments(
         output_dir=str(staging / "checkpoints"), max_steps=max_steps, per_device_train_batch_size=options.batch_size,
         gradient_accumulation_steps=options.grad_accum, learning_rate=options.lr, weight_decay=0.0,
-        warmup_steps=max(1, min(50, max_steps // 20)), lr_scheduler_type="cosine", logging_steps=1,
+        warmup_steps=warmup, lr_scheduler_type="cosine", logging_steps=1,
         save_strategy="steps", save_steps=options.save_steps, save_total_limit=1, bf16=options.bf16,
         seed=options.seed, data_seed=options.seed, use_cpu=not cuda, report_to="none", disable_tqdm=True,
         train_sampling_strategy="group_by_length", include_num_input_tokens_seen="non_padding",
@@ -214,12 +259,11 @@ def train_planner(
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     events = EventCallback("planner", sink, stop)
     # The limit holds for the whole command: what making the cases took is spent, and saving needs a moment.
-    budget = (
-        options.time_limit_min * 60 - (time.monotonic() - started) - SAVE_MARGIN_S if options.time_limit_min else None
-    )
-    limit = _TimeLimit(None if budget is None else max(budget, 0.0))
-    trainer = _answer_trainer()(model=model, args=args, train_dataset=dataset, data_collator=collator,
-                      callbacks=[events, limit.callback])  # fmt: skip
+    deadline = started + options.time_limit_min * 60 - SAVE_MARGIN_S if options.time_limit_min else None
+    limit = _TimeLimit(deadline)
+    schedule = ClockCosine(warmup, max_steps, deadline)
+    trainer = _answer_trainer(schedule)(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                                        callbacks=[events, limit.callback])  # fmt: skip
     trainer.remove_callback(PrinterCallback)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     sink({"type": "train_start", "stage": "planner", "preset": f"LoRA r={options.lora_r} on {options.base.name}",
@@ -231,6 +275,7 @@ def train_planner(
         "steps": trainer.state.global_step,
         "planned_steps": max_steps,
         "stopped_by_time_limit": limit.hit,
+        "schedule_followed_the_clock_from_step": schedule.by_clock_at,
         "interrupted": events.interrupted,
         "last_loss": events.losses[-1][1] if events.losses else None,
         "seconds": round(time.monotonic() - started, 1),

@@ -73,6 +73,65 @@ def test_the_answer_only_loss_equals_the_models_own_loss(tmp_path: Path) -> None
     assert torch.allclose(counted * 32, theirs * 16, atol=1e-4)  # 16 answer tokens, normalised by the count given
 
 
+def test_without_a_deadline_the_schedule_is_the_trainers_cosine() -> None:
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    from engine.planner.train import ClockCosine
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    theirs = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=5, num_training_steps=40).lr_lambdas[0]
+    ours = ClockCosine(5, 40)
+    assert [round(ours(step), 9) for step in range(41)] == [round(max(0.0, theirs(step)), 9) for step in range(41)]
+
+
+def test_a_deadline_ahead_of_the_steps_brings_the_rate_to_zero_on_time() -> None:
+    from engine.planner.train import ClockCosine
+
+    now = [100.0]
+    schedule = ClockCosine(2, 1000, deadline=110.0, clock=lambda: now[0])
+    assert schedule(0) == 0.0  # the warm-up counts steps only
+    assert schedule(1) == 0.5
+    assert schedule(2) == 1.0  # the cosine starts at the clock's time then: 10 s to go
+    now[0] = 105.0
+    assert abs(schedule(3) - 0.5) < 1e-9  # halfway through the time, 3 steps of 1000: the clock leads
+    assert schedule.by_clock_at == 3
+    now[0] = 110.0
+    assert schedule(4) == 0.0
+    now[0] = 500.0
+    assert schedule(5) == 0.0
+    # The steps lead when they are further along than the clock.
+    steps_first = ClockCosine(0, 10, deadline=1e9, clock=lambda: 0.0)
+    assert [round(steps_first(step), 9) for step in (0, 5, 10)] == [1.0, 0.5, 0.0]
+    assert steps_first.by_clock_at is None
+
+
+def test_the_planner_trainer_runs_on_the_clock_schedule(tmp_path: Path) -> None:
+    """A deadline already past: after the warm-up the rate is zero, so the trainer used the schedule."""
+    import time
+
+    import torch
+    from datasets import Dataset
+    from transformers import LlamaConfig, LlamaForCausalLM, TrainingArguments
+
+    from engine.planner.train import ClockCosine, _answer_trainer
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
+    rows = [list(range(3, 19))] * 8
+    dataset = Dataset.from_dict({"input_ids": rows, "labels": rows})
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", max_steps=6,
+                             per_device_train_batch_size=2, learning_rate=0.1, warmup_steps=2, logging_steps=1,
+                             save_strategy="no", disable_tqdm=True)  # fmt: skip
+    schedule = ClockCosine(2, 6, deadline=time.monotonic() - 1.0)
+    trainer = _answer_trainer(schedule)(model=LlamaForCausalLM(config), args=args, train_dataset=dataset)
+    trainer.train()
+    rates = [entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry]
+    assert rates == [0.0, 0.05, 0.0, 0.0, 0.0, 0.0], rates
+    assert schedule.by_clock_at == 2
+
+
 def test_kill_9_while_training_leaves_the_adapter_there_whole_and_a_rerun_replaces_it(
     planner_models: tuple[Path, Path], tmp_path: Path
 ) -> None:
