@@ -22,6 +22,7 @@ from engine.kinds import Role
 from engine.llm.client import ChatClient, ChatReply, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
+from engine.planner.effect import repetitions
 from engine.planner.effect import reply_problems as planner_reply_problems
 from engine.planner.prompt import PLANNER_RETRIES, PLANNER_RETRY_TEMPERATURE
 from engine.plans.dry_run import preview_plan
@@ -185,6 +186,7 @@ def ask_role(
     total = Usage()
     problems: list[str] = []
     files_planner = planner_schema is not None
+    kept: tuple[Any, int] | None = None  # a planner's answer that is valid but repeats itself
     wanted = planner_response_format(planner_schema) if planner_schema is not None else response_format(role)
     repairs = PLANNER_RETRIES if files_planner else REPAIRS
     for attempt in range(1, repairs + 2):
@@ -206,7 +208,12 @@ def ask_role(
                 return RoleReply(document, total, attempt)
         else:
             problems = reply_problems(role, document, root, policy)
-        if not problems:
+        if not problems and files_planner and (repeated := repetitions(document)):
+            # Valid, but it went round in circles: ask again, and keep the first such answer should
+            # no retry do better.
+            kept = kept or (document, attempt)
+            problems = [display_line(problem) for problem in repeated]
+        elif not problems:
             result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
             return RoleReply(result, total, attempt)
         if attempt > repairs:
@@ -227,6 +234,8 @@ def ask_role(
                 + "\nReply again with only the corrected JSON document.",
             },
         ]
+    if kept is not None:
+        return RoleReply(_expanded(root, kept[0], policy), total, kept[1])
     raise RoleFailed(
         f"the {role} gave no valid reply after {repairs + 1} attempts: {problems[0]}"
         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")

@@ -52,6 +52,39 @@ def reply_problems(plan: Any) -> list[str]:
     return [f"{problem.pointer or '/'}: {problem.reason}" for problem in plan_problems(plan)]
 
 
+def repetitions(plan: Any) -> list[str]:
+    """Where ``plan`` repeats itself: a step the same as an earlier one, a list with an item twice.
+
+    A plan that does so is valid, but from the planner model it is the sign of an answer that
+    went round in circles ("make done, shared and shared" for "done, keep and shared"): the agent
+    asks again (see :func:`agents.roles.ask_role`) and keeps it only when no retry does better."""
+    steps = plan.get("steps") if isinstance(plan, dict) else None
+    if not isinstance(steps, list):
+        return []
+    found: list[str] = []
+    seen: list[Any] = []
+    for index, step in enumerate(steps):
+        if step in seen:
+            found.append(f"/steps/{index}: the same as step {seen.index(step)}")
+        seen.append(step)
+        found += [f"/steps/{index}{where}" for where in _repeated_items(step, "")]
+    return found
+
+
+def _repeated_items(value: Any, where: str) -> list[str]:
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _repeated_items(item, f"{where}/{key}")]
+    if not isinstance(value, list):
+        return []
+    items: list[Any] = []
+    found = []
+    for index, item in enumerate(value):
+        if item in items:
+            found.append(f"{where}/{index}: the same as item {items.index(item)}")
+        items.append(item)
+    return found
+
+
 def plan_effect(
     fixture: Fixture, today: dt.date, plan: Any, *, scratch: Path | None = None, policy: Policy | None = None
 ) -> Effect:

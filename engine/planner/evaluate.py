@@ -30,7 +30,7 @@ from engine.errors import UsageError
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
-from engine.planner.effect import plan_effect
+from engine.planner.effect import plan_effect, repetitions
 from engine.planner.fixtures import changed_paths, differences
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE, entries_from_fixture, planner_messages
@@ -162,7 +162,9 @@ def endpoint_predictor(
 
     With ``retries``, it asks as the agent does: the first answer is greedy, and one that is not a
     valid plan or that the case's dry run refuses is asked again from the same prompt at
-    :data:`PLANNER_RETRY_TEMPERATURE`, at most ``retries`` times; the time is that of all attempts."""
+    :data:`PLANNER_RETRY_TEMPERATURE`, at most ``retries`` times; the time is that of all attempts.
+    An answer that applies but repeats itself (:func:`repetitions`) is asked again too, and kept
+    when no retry gives one that applies without repeating itself."""
     from engine.config.profiles import Endpoint
     from engine.llm.client import ChatClient, EndpointError
 
@@ -186,14 +188,21 @@ def endpoint_predictor(
         response_format: Any = None
         if constrained:
             response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": case_schema(case)}}
+        kept: tuple[Any, str] | None = None  # the first answer that applies but repeats itself
         for attempt in range(retries + 1):
             try:
                 text = ask(case, response_format, 0.0 if attempt == 0 else PLANNER_RETRY_TEMPERATURE)
             except EndpointError as exc:
                 return Prediction(None, time.perf_counter() - started, error=str(exc))
             plan, why = parse_reply(text)
-            if attempt == retries or (why is None and plan_effect(case.fixture, case.today, plan).applied):
+            if attempt == retries and kept is None:
                 break
+            applies = why is None and plan_effect(case.fixture, case.today, plan).applied
+            if applies and not repetitions(plan):
+                break
+            kept = kept or ((plan, text) if applies else None)
+            if attempt == retries and kept is not None:
+                (plan, text), why = kept, None
         return Prediction(plan, time.perf_counter() - started, text, why)
 
     return predict, client.close

@@ -63,7 +63,9 @@ STOP_WORDS = frozenset((
     "as", "is", "are", "be", "it", "its", "them", "they", "this", "that", "these", "those", "all", "every",
     "each", "any", "some", "my", "your", "our", "please", "pls", "can", "could", "would", "you", "me", "i", "we",
     "us", "move", "put", "delete", "remove", "make", "create", "rename", "untag", "unzip", "then", "also",
-    "thanks", "thank", "thx", "kindly", "hey", "help", "need", "like", "want", "go", "ahead", "just", "only"
+    "thanks", "thank", "thx", "kindly", "hey", "help", "need", "like", "want", "go", "ahead", "just", "only",
+    "shift", "transfer", "relocate", "shove", "erase", "wipe", "nuke", "discard", "toss", "duplicate", "clone",
+    "compress",
 ))
 # fmt: on
 _WORD_EDGES = "'\"`()[]{}<>,;:!?"

@@ -110,6 +110,38 @@ def test_a_planner_that_never_answers_validly_fails_with_its_prompt_unchanged(
     assert (root / "docs" / "a.pdf").is_file()
 
 
+ONCE = {"version": 1, "goal": "Move a.pdf", "steps": [{"op": "move", "paths": ["docs/a.pdf"], "to": "archive"}]}
+TWICE = {**ONCE, "steps": [{**ONCE["steps"][0], "paths": ["docs/a.pdf", "docs/a.pdf"]}]}
+
+
+def test_a_planner_answer_that_repeats_itself_is_asked_again(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply(TWICE), Reply(MOVE_PDFS))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move the pdfs into archive") is None
+    assert run.final["ok"] is True
+    [repair] = of(run.events, "repair")
+    assert repair["problems"] == ["/steps/0/paths/1: the same as item 0"]
+    assert sorted(p.name for p in (root / "archive").iterdir()) == ["a.pdf", "b\x1b[31m.pdf"]
+
+
+def test_when_every_retry_repeats_itself_or_fails_the_first_answer_that_repeated_is_kept(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    bad = Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "path": "no-such-file"}]})
+    steps_twice = {**ONCE, "steps": ONCE["steps"] * 2}
+    scripted_llm.enqueue(Reply(TWICE), bad, Reply(steps_twice))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move a.pdf into archive") is None
+    assert run.final["ok"] is True
+    assert [p.name for p in (root / "archive").iterdir()] == ["a.pdf"]
+    assert (root / "docs" / "b\x1b[31m.pdf").is_file()
+    assert len(scripted_llm.requests) == 3
+
+
 @pytest.mark.parametrize(
     ("topology", "roles", "declined"),
     [

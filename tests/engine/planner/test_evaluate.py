@@ -10,6 +10,7 @@ import pytest
 
 from engine.errors import UsageError
 from engine.planner.cases import Case, generate_cases
+from engine.planner.effect import plan_effect
 from engine.planner.evaluate import (
     Prediction,
     endpoint_predictor,
@@ -153,11 +154,22 @@ def test_the_agent_predictor_asks_again_sampled_only_while_the_dry_run_refuses(
         result = score_case(case, predict(case), tmp_path)
         assert not result.exact
         assert result.refused
+        # An answer that applies but repeats itself is asked again, and kept when no retry does better.
+        tagging = next(
+            c for c in generate_cases(400, seed=5) if len(c.plan["steps"]) == 1 and c.plan["steps"][0]["op"] == "tag"
+        )
+        repeated = {**tagging.plan, "steps": tagging.plan["steps"] * 2}  # the same effect, said twice
+        assert plan_effect(tagging.fixture, tagging.today, repeated).applied
+        scripted_llm.enqueue(Reply(repeated), Reply(tagging.plan))
+        assert predict(tagging).plan == tagging.plan
+        scripted_llm.enqueue(Reply(repeated), Reply(refused), Reply({**repeated, "goal": "the last"}))
+        assert predict(tagging).plan == repeated
     finally:
         close()
     retried = [0.0, PLANNER_RETRY_TEMPERATURE, PLANNER_RETRY_TEMPERATURE]
     temperatures = [request["temperature"] for request in scripted_llm.requests]
-    assert temperatures == [*retried, 0.0, *retried]
-    assert len({json.dumps(request["messages"]) for request in scripted_llm.requests}) == 1
+    assert temperatures == [*retried, 0.0, *retried, *retried[:2], *retried]
+    prompts = [json.dumps(request["messages"]) for request in scripted_llm.requests]
+    assert len(set(prompts[:7])) == len(set(prompts[7:])) == 1  # each case's retries resend its own prompt
     assert all(request["response_format"]["type"] == "json_schema" for request in scripted_llm.requests)
     assert scripted_llm.unexpected == 0
