@@ -163,6 +163,7 @@ class ClockCosine:
         self.deadline = deadline
         self.clock = clock
         self.decay_started: float | None = None
+        #: The step from which the clock has been ahead of the steps, if it is (None while the steps lead).
         self.by_clock_at: int | None = None
 
     def progress(self, step: int) -> float:
@@ -175,7 +176,10 @@ class ClockCosine:
             self.decay_started = now
         span = self.deadline - self.decay_started
         by_clock = 1.0 if span <= 0 else (now - self.decay_started) / span
-        if by_clock > by_steps and self.by_clock_at is None:
+        # The clock leads when it is more than a step ahead; by_clock_at is where its last lead began.
+        if by_clock <= by_steps + 1 / (self.total - self.warmup):
+            self.by_clock_at = None
+        elif self.by_clock_at is None:
             self.by_clock_at = step
         return min(1.0, max(by_steps, by_clock))
 
@@ -275,7 +279,7 @@ def train_planner(
         "steps": trainer.state.global_step,
         "planned_steps": max_steps,
         "stopped_by_time_limit": limit.hit,
-        "schedule_followed_the_clock_from_step": schedule.by_clock_at,
+        "schedule_followed_the_clock_from_step": schedule.by_clock_at,  # to the end; None: the steps led
         "interrupted": events.interrupted,
         "last_loss": events.losses[-1][1] if events.losses else None,
         "seconds": round(time.monotonic() - started, 1),
