@@ -212,7 +212,7 @@ def ask_role(
             # Valid, but it went round in circles: ask again, and keep the first such answer should
             # no retry do better.
             kept = kept or (document, attempt)
-            problems = [display_line(problem) for problem in repeated]
+            problems = [display_line(problem) for problem in repeated[:MAX_PROBLEMS_SHOWN]]
         elif not problems:
             result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
             return RoleReply(result, total, attempt)

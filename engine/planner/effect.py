@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -57,32 +58,37 @@ def repetitions(plan: Any) -> list[str]:
 
     A plan that does so is valid, but from the planner model it is the sign of an answer that
     went round in circles ("make done, shared and shared" for "done, keep and shared"): the agent
-    asks again (see :func:`agents.roles.ask_role`) and keeps it only when no retry does better."""
+    asks again (see :func:`agents.roles.ask_role`) and keeps it only when no retry does better.
+    Linear in the size of the plan (items are compared by their canonical JSON)."""
     steps = plan.get("steps") if isinstance(plan, dict) else None
     if not isinstance(steps, list):
         return []
-    found: list[str] = []
-    seen: list[Any] = []
+    found = _repeated_items(steps, "/steps", top=True)
     for index, step in enumerate(steps):
-        if step in seen:
-            found.append(f"/steps/{index}: the same as step {seen.index(step)}")
-        seen.append(step)
-        found += [f"/steps/{index}{where}" for where in _repeated_items(step, "")]
+        found += _repeated_within(step, f"/steps/{index}")
     return found
 
 
-def _repeated_items(value: Any, where: str) -> list[str]:
-    if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _repeated_items(item, f"{where}/{key}")]
-    if not isinstance(value, list):
-        return []
-    items: list[Any] = []
+def _repeated_items(items: list[Any], where: str, *, top: bool = False) -> list[str]:
+    first: dict[str, int] = {}
     found = []
-    for index, item in enumerate(value):
-        if item in items:
-            found.append(f"{where}/{index}: the same as item {items.index(item)}")
-        items.append(item)
+    for index, item in enumerate(items):
+        key = json.dumps(item, sort_keys=True, default=str)
+        if key in first:
+            found.append(f"{where}/{index}: the same as {'step' if top else 'item'} {first[key]}")
+        else:
+            first[key] = index
     return found
+
+
+def _repeated_within(value: Any, where: str) -> list[str]:
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _repeated_within(item, f"{where}/{key}")]
+    if isinstance(value, list):
+        return _repeated_items(value, where) + [
+            found for index, item in enumerate(value) for found in _repeated_within(item, f"{where}/{index}")
+        ]
+    return []
 
 
 def plan_effect(
