@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.planner.cases import KIND_NAMES, Case, generate_case, generate_cases, held_out
-from engine.planner.effect import noon, plan_effect, reply_problems
+from engine.planner.effect import noon, plan_effect, repetitions, reply_problems
 from engine.planner.fixtures import FileSpec, Fixture, changed_paths, materialize, snapshot
 from engine.planner.prompt import (
     FOLDER_FILES,
@@ -94,12 +94,33 @@ def test_the_held_out_split_is_about_a_tenth_and_fixed_by_id() -> None:
 def test_every_gold_plan_is_a_valid_reply_that_applies_and_changes_something(cases: list[Case], tmp_path: Path) -> None:
     for case in cases:
         assert reply_problems(case.plan) == [], case.request
+        assert repetitions(case.plan) == [], case.request  # a plan that repeats itself is asked again
         effect = plan_effect(case.fixture, case.today, case.plan, scratch=tmp_path)
         assert effect.applied, (case.id, case.request, effect.refused)
         if case.plan["steps"]:
             assert changed_paths(effect.before, effect.tree), (case.id, case.request)
         else:
             assert effect.tree == effect.before
+
+
+def test_repetitions_are_found_at_any_depth_and_only_there() -> None:
+    mkdir = {"op": "mkdir", "path": "a"}
+    tag = {"op": "tag", "match": {"glob": "**", "ext": [".a", ".b", ".a"]}, "tags": ["x", "x"]}
+    plan = {"version": 1, "steps": [mkdir, {"op": "mkdir", "path": "b"}, dict(mkdir), tag]}
+    assert repetitions(plan) == [
+        "/steps/2: the same as step 0",
+        "/steps/3/match/ext/2: the same as item 0",
+        "/steps/3/tags/1: the same as item 0",
+    ]
+    # Two steps that share a match are not a repetition, nor are equal values under different keys.
+    tag_then_move = [
+        {"op": "tag", "match": {"glob": "n/**"}, "tags": ["n"]},
+        {"op": "move", "match": {"glob": "n/**"}, "to": "n"},
+    ]
+    assert repetitions({"steps": tag_then_move}) == []
+    assert repetitions({"steps": "x"}) == repetitions([]) == repetitions(None) == []
+    many = {"steps": [{"op": "move", "paths": [f"f{i % 50_000}" for i in range(100_000)], "to": "x"}]}
+    assert len(repetitions(many)) == 50_000
 
 
 def test_requests_name_what_the_gold_plan_copies(cases: list[Case]) -> None:
