@@ -119,13 +119,12 @@ def _conflicts(steps: list[r.Step], more: list[r.Step]) -> bool:
 def generate_case(index: int, *, seed: int = 0) -> Case:
     """Return case ``index`` of ``seed``."""
     rng = random.Random(f"routeshell-planner:{seed}:{index}")
-    wording = random.Random(f"routeshell-planner-wording:{seed}:{index}")
     today = random_today(rng)
     files = generate_workspace(rng, today)
     scene = r.Scene(rng, today, files)
     name, (template, slots, steps, goal) = _draw(rng, scene, KIND_NAMES)
     kinds = [name]
-    text = word(rng, template, d.mentioned(scene, slots), wording=wording)
+    text = word(rng, template, d.mentioned(scene, slots))
     if name != "not_files" and rng.random() < 0.18:
         for _ in range(rng.choice([1, 1, 2])):
             more_name, (more_template, more_slots, more_steps, more_goal) = _draw(rng, scene, JOINABLE)
@@ -133,9 +132,9 @@ def generate_case(index: int, *, seed: int = 0) -> Case:
                 continue
             kinds.append(more_name)
             text = (
-                text.rstrip(" .!?")
+                text.rstrip(" .!")
                 + pick(rng, JOINERS)
-                + word(rng, more_template, d.mentioned(scene, more_slots), typos=0.1, casing=False, wording=wording)
+                + word(rng, more_template, d.mentioned(scene, more_slots), typos=0.1, casing=False)
             )
             steps = steps + more_steps
             goal = f"{goal}; {more_goal[:1].lower()}{more_goal[1:]}"[:MAX_GOAL]
