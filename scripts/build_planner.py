@@ -126,7 +126,8 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
     held_rows, hand_rows = next(iter(model.values())), list(model.values())[-1]
     held, hand = held_rows["model"]["exact_effect"], hand_rows["model"]["exact_effect"]
     retried = (
-        f" Asked as the Agent pane asks it (`agent`: a refused answer is asked again, sampled, at most twice), "
+        " Asked as the Agent pane asks it (`agent`: a refused answer, or one that repeats itself, is asked again,"
+        " sampled, at most twice), "
         f"{held_rows['agent']['exact_effect']:.0%} and {hand_rows['agent']['exact_effect']:.0%}."
         if "agent" in held_rows and "agent" in hand_rows
         else ""

@@ -136,9 +136,10 @@ def _answer_trainer(schedule: ClockCosine | None = None) -> type:
             return (loss, outputs) if return_outputs else loss
 
         def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
-            if schedule is None or self.lr_scheduler is not None:
+            chosen = optimizer if optimizer is not None else self.optimizer
+            if schedule is None or self.lr_scheduler is not None or chosen is None:
                 return super().create_scheduler(num_training_steps, optimizer)
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, schedule)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(chosen, schedule)
             self._created_lr_scheduler = True
             return self.lr_scheduler
 
