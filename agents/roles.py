@@ -19,7 +19,7 @@ from typing import Any
 from engine.config.profiles import ContextPolicy
 from engine.errors import RouteshellError
 from engine.kinds import Role
-from engine.llm.client import ChatClient, ChatReply, Usage
+from engine.llm.client import ChatClient, ChatReply, EndpointError, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
 from engine.planner.effect import repetitions
@@ -191,9 +191,14 @@ def ask_role(
     repairs = PLANNER_RETRIES if files_planner else REPAIRS
     for attempt in range(1, repairs + 2):
         temperature = (0.0 if attempt == 1 else PLANNER_RETRY_TEMPERATURE) if files_planner else None
-        reply: ChatReply = client.chat(
-            conversation, response_format=wanted, stream=stream, on_delta=on_delta, temperature=temperature
-        )
+        try:
+            reply: ChatReply = client.chat(
+                conversation, response_format=wanted, stream=stream, on_delta=on_delta, temperature=temperature
+            )
+        except EndpointError:
+            if kept is None:
+                raise
+            break  # a retry that cannot be asked does not lose the plan at hand
         total = total + reply.usage
         if on_usage is not None:
             on_usage(reply.usage)

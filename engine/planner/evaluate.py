@@ -193,7 +193,10 @@ def endpoint_predictor(
             try:
                 text = ask(case, response_format, 0.0 if attempt == 0 else PLANNER_RETRY_TEMPERATURE)
             except EndpointError as exc:
-                return Prediction(None, time.perf_counter() - started, error=str(exc))
+                if kept is None:
+                    return Prediction(None, time.perf_counter() - started, error=str(exc))
+                (plan, text), why = kept, None
+                break
             plan, why = parse_reply(text)
             if attempt == retries and kept is None:
                 break

@@ -14,7 +14,7 @@ from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
 from engine.router.decision import RouterDecision
 from tests.agents.calc_task import of
 from tests.agents.test_graph import GraphRun
-from tests.scripted_llm import Reply, ScriptedLLM
+from tests.scripted_llm import Reply, ScriptedLLM, Status
 
 MOVE_PDFS = {"version": 1, "goal": "Move the PDFs into archive",
              "steps": [{"op": "move", "match": {"glob": "**", "ext": [".pdf"]}, "to": "archive"}]}  # fmt: skip
@@ -140,6 +140,17 @@ def test_when_every_retry_repeats_itself_or_fails_the_first_answer_that_repeated
     assert [p.name for p in (root / "archive").iterdir()] == ["a.pdf"]
     assert (root / "docs" / "b\x1b[31m.pdf").is_file()
     assert len(scripted_llm.requests) == 3
+
+
+def test_a_retry_the_server_refuses_keeps_the_plan_that_repeated_itself(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply(TWICE), Status(400, "bad request"))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move a.pdf into archive") is None
+    assert run.final["ok"] is True
+    assert [p.name for p in (root / "archive").iterdir()] == ["a.pdf"]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from engine.planner.evaluate import (
 )
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE
 from tests.helpers import assert_one_line_error, run_routeshell
-from tests.scripted_llm import Reply, ScriptedLLM
+from tests.scripted_llm import Reply, ScriptedLLM, Status
 
 
 @pytest.fixture(scope="module")
@@ -164,11 +164,13 @@ def test_the_agent_predictor_asks_again_sampled_only_while_the_dry_run_refuses(
         assert predict(tagging).plan == tagging.plan
         scripted_llm.enqueue(Reply(repeated), Reply(refused), Reply({**repeated, "goal": "the last"}))
         assert predict(tagging).plan == repeated
+        scripted_llm.enqueue(Reply(repeated), Status(400, "bad request"))  # a retry the server refuses
+        assert predict(tagging).plan == repeated
     finally:
         close()
     retried = [0.0, PLANNER_RETRY_TEMPERATURE, PLANNER_RETRY_TEMPERATURE]
     temperatures = [request["temperature"] for request in scripted_llm.requests]
-    assert temperatures == [*retried, 0.0, *retried, *retried[:2], *retried]
+    assert temperatures == [*retried, 0.0, *retried, *retried[:2], *retried, *retried[:2]]
     prompts = [json.dumps(request["messages"]) for request in scripted_llm.requests]
     assert len(set(prompts[:7])) == len(set(prompts[7:])) == 1  # each case's retries resend its own prompt
     assert all(request["response_format"]["type"] == "json_schema" for request in scripted_llm.requests)
