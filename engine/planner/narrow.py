@@ -33,7 +33,7 @@ from typing import Any
 
 from engine.files.archives import FORMATS
 from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
-from engine.planner.refer import Request, referred_exts, referred_files, referred_folders
+from engine.planner.refer import Request, referred_exts, referred_files, referred_folders, referred_ops
 from engine.workspace.sandbox import SandboxError, check_relpath
 
 #: The most values one list may hold, so that a big workspace keeps the schema small.
@@ -65,7 +65,7 @@ STOP_WORDS = frozenset((
     "us", "move", "put", "delete", "remove", "make", "create", "rename", "untag", "unzip", "then", "also",
     "thanks", "thank", "thx", "kindly", "hey", "help", "need", "like", "want", "go", "ahead", "just", "only",
     "shift", "transfer", "relocate", "shove", "erase", "wipe", "nuke", "discard", "toss", "duplicate", "clone",
-    "compress",
+    "compress", "write", "append", "add", "copy", "extract", "unpack", "tag", "grab", "swap", "strip",
 ))
 # fmt: on
 _WORD_EDGES = "'\"`()[]{}<>,;:!?"
@@ -78,6 +78,14 @@ _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
 #: The most words of the request one line of content holds.
 SPAN_WORDS = 12
 _QUOTED = re.compile(r"(?:^|(?<=\s))(['\"])(.+?)\1(?=[\s.,!?;:)]|$)")
+#: What ends a run of words that a line of content may be: a quote, a word with a slash, a file name.
+_BREAK = re.compile(r"(?<!\w)[\"'`]|[\"'`](?!\w)|\S*/\S*|\S+\.[A-Za-z0-9]{1,8}\b\S*")
+#: What introduces the line a file is to hold, when the request does not quote it.
+_CUE = re.compile(
+    r"(?::|\bsays?\b|\bsaying\b|\bcontains?\b|\bcontaining\b|\breads?\b|\breading\b|\blines?\b"
+    r"|\btext\b)\s+",
+    re.IGNORECASE,
+)
 _COUNT = re.compile(r"\b(\d{1,6})\b")
 #: Words of time, of older files and of recent ones, and of size, matched as :meth:`Request.uses`
 #: matches them (a plural or a typo is the word).
@@ -172,12 +180,22 @@ def _prefixes(word: str) -> list[str]:
 
 
 def _lines(request: str) -> list[str]:
-    """The lines a file written for ``request`` may hold (without their newline): what it quotes, then
-    each run of its words, punctuation at the ends taken off, and as it stands."""
+    """The lines a file written for ``request`` may hold (without their newline): what it quotes, and
+    the words right after what introduces a line ("that says", "should contain:", "one more line:"),
+    up to :data:`SPAN_WORDS` of them; when it does neither, each run of its words between paths,
+    names of files and quotes ("into courses/exam-info.txt" is not a line). Each with punctuation at
+    the ends taken off, and as it stands."""
     quoted = [text.strip() for _, text in _QUOTED.findall(request)]
-    words = request.split()
-    runs = [" ".join(words[start:end]) for start in range(len(words))
-            for end in range(start + 1, min(len(words), start + SPAN_WORDS) + 1)]  # fmt: skip
+    runs = []
+    unquoted = _QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)  # where a line stops
+    for at in (found.end() for found in _CUE.finditer(unquoted)):
+        words = unquoted[at:].split("\0", 1)[0].split()[:SPAN_WORDS]
+        runs += [" ".join(words[:end]) for end in range(1, len(words) + 1)]
+    if not (quoted or runs):
+        for part in _BREAK.split(request):
+            words = part.split()
+            runs += [" ".join(words[start:end]) for start in range(len(words))
+                     for end in range(start + 1, min(len(words), start + SPAN_WORDS) + 1)]  # fmt: skip
     texts = [*quoted, *(run.strip(_WORD_EDGES + ".") for run in runs), *runs]
     return list(dict.fromkeys(text for text in texts if text))
 
@@ -306,6 +324,12 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
 
     schema = base_reply_schema()
     defs = schema["$defs"]
+    # A step does what the request says: no delete unless it speaks of deleting (refer.py).
+    ops = referred_ops(request)
+    if ops:
+        step = defs["step"]
+        step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in ops]
+        step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in ops]
     # A list left empty leaves a name free, but only a plain one (SAFE_PATH).
     free_path = defs["path"] = {**defs["path"], "pattern": SAFE_PATH}
     _narrow(defs, "path", names)
@@ -317,9 +341,17 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
     # A file written is a name the request gives (a new one, or one it names to overwrite).
-    _narrow(defs["write"]["properties"], "path", changeable([*mentioned, *words, *renamed]), defs)
+    # A file written is named with its extension ("notes/packing.md"), when the request names one;
+    # one appended to is such a name or a file the request refers to outside what it quotes ("add
+    # '- book the offsite' to TODO.md" is not about the offsite notes).
+    named = changeable(word for word in words if "." in posixpath.basename(word).strip("."))
+    _narrow(defs["write"]["properties"], "path", named or changeable([*mentioned, *words, *renamed]), defs)
+    outside = referred_files(_QUOTED.sub(" ", request), all_files) or []
+    _narrow(defs["append"]["properties"], "path", changeable([*named, *outside]), defs)
     _narrow(defs["archive"]["properties"], "to", archives, defs)
     _narrow(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
+    # An archive is unpacked into a folder, never into a name like an archive's.
+    _narrow(defs["extract"]["properties"], "to", [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)], defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     for key, values in (("glob", globs), ("size", sizes), ("tag_name", tags)):
         _narrow(defs, key, values)

@@ -216,3 +216,67 @@ def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
     known = {ext for named_exts in KIND_WORDS.values() for ext in named_exts}
     found = [ext for ext in exts if ext in named or ext not in known]
     return found or None
+
+
+#: The words that say each op, as people say them (a plural, an ending of a letter or two, and one
+#: typed letter are forgiven as :meth:`Request.uses` forgives them). Generous on purpose: a word
+#: here only lets the model choose the op, and a request that says none of these words is offered
+#: every op.
+# fmt: off
+OP_WORDS: dict[str, tuple[str, ...]] = {
+    "move": ("move", "moving", "mv", "put", "place", "relocate", "shift", "transfer", "shove", "stick", "send",
+             "file", "filed", "gather", "collect", "go", "goes", "belong", "belongs", "hold", "bring", "take",
+             "drag", "drop", "dump", "stash", "pull", "sort", "organize", "organise", "tidy", "store", "sweep",
+             "out", "rename", "renaming", "call", "name", "consolidate", "group", "split", "separate", "arrange",
+             "back"),
+    "copy": ("copy", "copies", "copied", "copying", "cp", "duplicate", "clone", "backup", "back", "mirror",
+             "replicate", "snapshot"),
+    "delete": ("delete", "deleting", "remove", "removing", "rm", "erase", "wipe", "nuke", "discard", "trash",
+               "toss", "purge", "clean", "cleanup", "clear", "rid", "drop", "kill", "destroy", "junk", "prune",
+               "empty", "bin", "scrap", "ditch", "lose", "dump", "axe"),
+    "rename": ("rename", "renaming", "renamed", "name", "names", "prefix", "suffix", "number", "renumber", "call",
+               "replace", "swap", "change", "dash", "dashes", "underscore", "space", "lowercase", "uppercase",
+               "instead", "strip", "fix", "date", "letter"),
+    "tag": ("tag", "tags", "tagged", "tagging", "label", "labeled", "labelled", "mark", "marked", "flag",
+            "flagged", "star", "starred", "pin", "pinned", "untag", "retag", "add"),
+    # Only with a word of "tag" too: "remove" alone is a delete.
+    "untag": ("untag", "off", "strip", "remove", "clear", "drop", "delete", "swap", "replace", "change",
+              "instead", "without", "unmark", "unlabel", "unflag", "unstar", "unpin", "retag", "anymore",
+              "longer", "take"),
+    "archive": ("zip", "zipped", "zipping", "archive", "compress", "compressed", "tar", "tarball", "pack",
+                "bundle", "backup", "back"),
+    "extract": ("extract", "unzip", "unpack", "untar", "decompress", "expand", "inflate", "open", "contents",
+                "unarchive"),
+    "write": ("write", "writing", "create", "new", "make", "note", "save", "leave", "say", "says", "saying",
+              "containing", "contain", "jot", "text", "reading", "reads", "file"),
+    "append": ("append", "add", "jot", "log", "note", "end", "put", "write", "insert", "line"),
+    "mkdir": ("make", "create", "new", "folder", "folders", "directory", "directories", "dir", "mkdir", "setup",
+              "set"),
+}
+# fmt: on
+_ARROW = re.compile(r"->|=>|\u2192")
+_ARCHIVE_NAME = re.compile(r"\.(?:zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz)\b", re.IGNORECASE)
+_QUOTE = re.compile(r"(?:^|(?<=\s))([\"'`]).+?\1")
+
+
+def referred_ops(request: str) -> set[str] | None:
+    """The ops a plan for the request may use: those whose words it says (:data:`OP_WORDS`; in file
+    names they do not count, so "hw2-solutions.zip" asks for no zip), with what each implies: an
+    arrow is a move or a rename; a rename of one file is a move; a move may sort files (classify);
+    an extract makes its folder first; a new archive name asks for an archive, and quoted text for
+    a write. None when it says no such word."""
+    said = Request(_FILE_NAME.sub(" ", request))
+    ops = {op for op, words in OP_WORDS.items() if said.uses(words)}
+    if "tag" not in ops:
+        ops.discard("untag")
+    if _ARROW.search(request):
+        ops |= {"move", "rename"}
+    if "rename" in ops or "move" in ops:
+        ops |= {"move", "classify"}
+    if "extract" in ops:
+        ops.add("mkdir")
+    elif _ARCHIVE_NAME.search(request):
+        ops.add("archive")
+    if _QUOTE.search(request):
+        ops |= {"write", "append"}
+    return ops or None

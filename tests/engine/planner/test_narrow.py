@@ -161,10 +161,16 @@ def test_a_files_content_is_a_line_of_the_requests_words() -> None:
     content = narrowed_schema("I'd like you to append 'review the budget' to notes/todo.md", entries, TODAY)["$defs"][
         "content"
     ]
-    assert content["enum"][0] == "review the budget\n"  # what it quotes comes first
+    assert content["enum"] == ["review the budget\n"]  # what it quotes, and nothing else
     lines = narrowed_schema("at the end of notes/todo.md write: buy milk.", entries, TODAY)["$defs"]["content"]
-    assert {"buy milk\n", "write: buy milk.\n"} <= set(lines["enum"])
+    assert lines["enum"] == ["buy\n", "buy milk\n", "buy milk.\n"]  # the words after what introduces a line
     assert "book the dentist\n" not in lines["enum"]
+    says = narrowed_schema("make notes/a.md that says 'x: y' and notes/b.md saying call bob", entries, TODAY)
+    assert says["$defs"]["content"]["enum"] == ["x: y\n", "call\n", "call bob\n"]
+    # Neither quoted nor introduced: runs of the request's words, never across a path or a file's name.
+    plain = narrowed_schema("put buy milk into notes/todo.md today", entries, TODAY)["$defs"]["content"]["enum"]
+    assert {"put buy milk\n", "buy milk\n", "today\n"} <= set(plain)
+    assert not [line for line in plain if "todo" in line or "into today" in line]
     long = narrowed_schema(" ".join(f"word{i}" for i in range(200)), entries, TODAY)["$defs"]["content"]
     assert "enum" not in long  # more lines than the bounds hold: free, not cut short
 
