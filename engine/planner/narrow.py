@@ -295,7 +295,10 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     lowered = request.lower().split()
     counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
-    tags = bounded(w for w in words if "/" not in w)  # what a request tags with, it says
+    # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
+    named_tags = _tag_words(request)
+    tags = bounded(w for w in words if "/" not in w and w.lower() in named_tags)
+    tags = tags or bounded(w for w in words if "/" not in w)
     # A match selects by the extensions files have (one no file has selects nothing, and the dry
     # run refuses that); a classify rule may also name the usual ones ("images": .jpg, .png, .heic).
     found_exts = bounded(posixpath.splitext(path)[1].lower() for path in all_files)
@@ -371,7 +374,14 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         _narrow(match["ext"], "items", kinds, defs)
     else:
         del match["ext"]
-    _narrow(match, "contains", texts, defs)
+    # A match selects by what files say only when the request says what they are about ("the
+    # security notes", "mentioning the vpn"): a word elsewhere in it is no such filter.
+    about = Request(" ".join(_about(request)))
+    said_about = [text for text in texts if about.uses([text])]
+    if said_about:
+        _narrow(match, "contains", said_about, defs)
+    else:
+        del match["contains"]
     _narrow(match, "name_regex", regexes, defs, drop=True)
     # A match selects by a tag files have (one no file has selects nothing) that the request says.
     had = bounded(tag for entry in entries for tag in entry.tags if words_of.uses([tag]))
@@ -416,6 +426,62 @@ def _narrow(
     name = next((name for name in known if defs[name]["enum"] == values), f"{key}-{len(known)}")
     defs[name] = {"enum": values}
     schemas[key] = {"$ref": f"#/$defs/{name}"}
+
+
+#: Words after which a request says what files are about ("mentioning", "about the"), and words
+#: before which it does ("the security notes").
+ABOUT_WORDS = ("mention", "mentions", "mentioning", "mentioned", "about", "contain", "contains", "containing",
+               "regarding", "say", "says", "saying", "word", "discussing", "discuss", "talk", "talks", "cover",
+               "covering", "on")  # fmt: skip
+NOTE_WORDS = ("note", "notes", "doc", "docs", "document", "documents", "memo", "memos", "markdown", "writeup")
+_ARTICLES = ("the", "a", "an", "word")
+_TOKEN = re.compile(r"[^\s,;:!?()\"'`]+")
+
+
+def _about(request: str) -> set[str]:
+    """The words (in lower case) a request says files are about: right after a word of
+    :data:`ABOUT_WORDS` (and an article), or one or two words before a word of :data:`NOTE_WORDS`; a plural and a
+    typo are forgiven in those words."""
+    tokens = [token.strip(_WORD_EDGES + ".").lower() for token in _TOKEN.findall(request)]
+    found = set()
+    for at, token in enumerate(tokens):
+        before = tokens[at - 1] if at else ""
+        if before in _ARTICLES and at > 1:
+            before = tokens[at - 2]
+        after = " ".join(tokens[at + 1 : at + 3])
+        if token in NOTE_WORDS or token in STOP_WORDS:
+            continue
+        if (before and Request(before).uses(ABOUT_WORDS)) or (after and Request(after).uses(NOTE_WORDS)):
+            found.add(token)
+    return found
+
+
+#: Words after which a request names a tag ("as urgent", "with q3", "untag draft", "tag it done"),
+#: and words before which it does ("the draft tag").
+TAG_BEFORE = ("as", "with", "tag", "tags", "tagged", "it", "them", "untag", "is", "not", "add", "for", "label",
+              "labels", "labeled", "labelled", "mark", "marked", "flag", "flagged", "drop")  # fmt: skip
+TAG_AFTER = ("tag", "tags", "tagged", "label", "labels")
+TAG_VERBS = ("tag", "label", "mark", "flag", "untag")
+_CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "thank", "thx", "asap", "when", "now")
+
+
+def _tag_words(request: str) -> set[str]:
+    """The words (in lower case) a request names tags by: after a word of :data:`TAG_BEFORE`,
+    before one of :data:`TAG_AFTER`, or, after a word of :data:`TAG_VERBS`, at the end of a clause
+    ("tag the algorithms notes exam-prep and ...")."""
+    raw = _TOKEN.findall(request)
+    tokens = [token.strip(_WORD_EDGES + ".").lower() for token in raw]
+    found = set()
+    tagging = False
+    for at, token in enumerate(tokens):
+        before = tokens[at - 1] if at else ""
+        after = tokens[at + 1] if at + 1 < len(tokens) else ""
+        ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?"
+        named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
+        if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in STOP_WORDS:
+            found.add(token)
+        tagging = (tagging and not ends) or Request(token).uses(TAG_VERBS)
+    return found
 
 
 def _ages(said: Request) -> list[str]:
