@@ -462,6 +462,7 @@ TAG_BEFORE = ("as", "with", "tag", "tags", "tagged", "it", "them", "untag", "is"
               "labels", "labeled", "labelled", "mark", "marked", "flag", "flagged", "drop")  # fmt: skip
 TAG_AFTER = ("tag", "tags", "tagged", "label", "labels")
 TAG_VERBS = ("tag", "label", "mark", "flag", "untag")
+_NOT_TAGS = STOP_WORDS | {"off", "too", "instead", "anymore", "everything", "whatever", "anything", "files"}
 _CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "thank", "thx", "asap", "when", "now")
 
 
@@ -478,7 +479,7 @@ def _tag_words(request: str) -> set[str]:
         after = tokens[at + 1] if at + 1 < len(tokens) else ""
         ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?"
         named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
-        if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in STOP_WORDS:
+        if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in _NOT_TAGS:
             found.add(token)
         tagging = (tagging and not ends) or Request(token).uses(TAG_VERBS)
     return found

@@ -225,18 +225,18 @@ def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
 # fmt: off
 OP_WORDS: dict[str, tuple[str, ...]] = {
     "move": ("move", "moving", "mv", "put", "place", "relocate", "shift", "transfer", "shove", "stick", "send",
-             "file", "filed", "gather", "collect", "go", "goes", "belong", "belongs", "hold", "bring", "take",
+             "gather", "collect", "go", "goes", "belong", "belongs", "hold", "bring", "take",
              "drag", "drop", "dump", "stash", "pull", "sort", "organize", "organise", "tidy", "store", "sweep",
-             "out", "rename", "renaming", "call", "called", "name", "named", "consolidate", "group", "split", "separate", "arrange",
-             "back"),
+             "out", "rename", "renaming", "call", "called", "name", "named", "consolidate", "group", "split",
+             "separate", "arrange", "back"),
     "copy": ("copy", "copies", "copied", "copying", "cp", "duplicate", "clone", "backup", "back", "mirror",
              "replicate", "snapshot"),
     "delete": ("delete", "deleting", "remove", "removing", "rm", "erase", "wipe", "nuke", "discard", "trash",
                "toss", "purge", "clean", "cleanup", "clear", "rid", "drop", "kill", "destroy", "junk", "prune",
                "empty", "bin", "scrap", "ditch", "lose", "dump", "axe"),
-    "rename": ("rename", "renaming", "renamed", "name", "names", "named", "called", "prefix", "suffix", "number", "renumber", "call",
-               "replace", "swap", "change", "dash", "dashes", "underscore", "space", "lowercase", "uppercase",
-               "instead", "strip", "fix", "date", "letter"),
+    "rename": ("rename", "renaming", "renamed", "name", "names", "named", "called", "prefix", "suffix", "number",
+               "renumber", "call", "replace", "swap", "change", "dash", "dashes", "underscore", "space", "lowercase",
+               "uppercase", "instead", "strip", "fix", "date", "letter"),
     "tag": ("tag", "tags", "tagged", "tagging", "label", "labeled", "labelled", "mark", "marked", "flag",
             "flagged", "star", "starred", "pin", "pinned", "untag", "retag", "add"),
     # Only with a word of "tag" too: "remove" alone is a delete.
@@ -248,13 +248,50 @@ OP_WORDS: dict[str, tuple[str, ...]] = {
     "extract": ("extract", "unzip", "unpack", "untar", "decompress", "expand", "inflate", "open", "contents",
                 "unarchive"),
     "write": ("write", "writing", "create", "new", "make", "note", "save", "leave", "say", "says", "saying",
-              "containing", "contain", "jot", "text", "reading", "reads", "file"),
+              "containing", "contain", "jot", "text", "reading", "reads"),
     "append": ("append", "add", "jot", "log", "note", "end", "put", "write", "insert", "line"),
     "mkdir": ("make", "create", "new", "folder", "folders", "directory", "directories", "dir", "mkdir", "setup",
               "set"),
 }
 # fmt: on
+#: Words of :data:`OP_WORDS` that are as often nouns or small words: alone they say no op.
+WEAK_WORDS = frozenset(
+    (
+        "note",
+        "log",
+        "end",
+        "line",
+        "text",
+        "new",
+        "set",
+        "date",
+        "number",
+        "space",
+        "letter",
+        "name",
+        "names",
+        "folder",
+        "folders",
+        "directory",
+        "directories",
+        "dir",
+        "contents",
+        "out",
+        "fix",
+        "open",
+        "empty",
+        "bin",
+        "say",
+        "says",
+        "reads",
+        "reading",
+    )
+)  # fmt: skip
 _ARROW = re.compile(r"->|=>|\u2192")
+#: "file" said as a verb ("file the pdfs under docs"), not as a noun ("a new file notes.md").
+_FILE_VERB = re.compile(
+    r"\bfile\s+(?:the|my|all|every|these|those|them|it|everything|this|each|any|away)\b", re.IGNORECASE
+)
 _ARCHIVE_NAME = re.compile(r"\.(?:zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz)\b", re.IGNORECASE)
 _QUOTE = re.compile(r"(?:^|(?<=\s))([\"'`]).+?\1")
 
@@ -264,12 +301,14 @@ def referred_ops(request: str) -> set[str] | None:
     names they do not count, so "hw2-solutions.zip" asks for no zip), with what each implies: an
     arrow is a move or a rename; a rename of one file is a move; a move may sort files (classify);
     an extract makes its folder first; a new archive name asks for an archive, and quoted text for
-    a write. None when it says no such word."""
+    a write. None when it says no such word, or only words that are as often nouns ("my notes")."""
     said = Request(_FILE_NAME.sub(" ", request))
     ops = {op for op, words in OP_WORDS.items() if said.uses(words)}
+    # Only nouns that are also an op's words ("my notes", "the logs", "a new folder") say no op.
+    ops = ops if said.uses(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS) else set()
     if "tag" not in ops:
         ops.discard("untag")
-    if _ARROW.search(request):
+    if _ARROW.search(request) or _FILE_VERB.search(request):
         ops |= {"move", "rename"}
     if "rename" in ops or "move" in ops:
         ops |= {"move", "classify"}

@@ -261,3 +261,23 @@ def test_names_numbered_as_the_request_shows_are_the_only_templates() -> None:
     assert defs["template-0"]["enum"] == ["file_{n:03}{ext}"]
     defs = narrowed_schema("put the folder name in front of the invoices", entries, TODAY)["$defs"]
     assert "{parent}-{name}" in defs["template-0"]["enum"]
+
+
+def test_what_files_are_about_and_the_tags_are_words_said_so() -> None:
+    entries = [ViewEntry("Notes/a.md", False, 10, TODAY, ("draft",)), ViewEntry("Notes/b.md", False, 10, TODAY)]
+    defs = narrowed_schema("tag the security notes in Notes as urgent and put them in shared", entries, TODAY)["$defs"]
+    match = defs["match"]["properties"]
+    assert _values(defs, match["contains"]) == ["security"]  # not "urgent", "shared" or "Notes"
+    assert defs["tag_name"]["enum"] == ["urgent"]  # not the topic
+    defs = narrowed_schema("copy whatever mentions the vpn into it-handover", entries, TODAY)["$defs"]
+    assert _values(defs, defs["match"]["properties"]["contains"]) == ["vpn"]
+    # A request that says nothing of what files are about selects by no content at all.
+    defs = narrowed_schema("move the notes in Notes into send", entries, TODAY)["$defs"]
+    assert "contains" not in defs["match"]["properties"]
+    # Tags said before "tag", after "untag", or at the end of a clause that tags.
+    defs = narrowed_schema("strip the draft tag off whatever in Notes has it", entries, TODAY)["$defs"]
+    assert defs["tag_name"]["enum"] == ["draft"]
+    defs = narrowed_schema("tag all my Notes exam-prep and copy them to exam-prep/", entries, TODAY)["$defs"]
+    assert "exam-prep" in defs["tag_name"]["enum"] and "Notes" not in defs["tag_name"]["enum"]
+    # A request that names no tag that way offers its words, as before.
+    assert narrowed_schema("tag ok", entries, TODAY)["$defs"]["tag_name"]["enum"] == ["ok"]

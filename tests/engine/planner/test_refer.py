@@ -6,7 +6,7 @@ import datetime as dt
 
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import referred_exts, referred_files, referred_folders, stem
+from engine.planner.refer import referred_exts, referred_files, referred_folders, referred_ops, stem
 
 TODAY = dt.date(2026, 6, 15)
 
@@ -72,3 +72,39 @@ def test_the_schema_offers_what_the_request_refers_to_and_everything_when_it_ref
     # Nothing referred to: every folder and file is offered, as before.
     defs = narrowed_schema("zip it all up as all.zip", entries, TODAY)["$defs"]
     assert {"meetings/**", "media/music/**", "media/videos/**"} <= set(defs["glob"]["enum"])
+
+
+def test_the_ops_offered_are_those_the_request_says() -> None:
+    assert referred_ops("delete the tmp files in Downloads") == {"delete"}
+    # Typed fast, and in other words: "extrct", "get rid of", "bakc up".
+    assert referred_ops("extrct hw2-solutions.zip into code/hw2") == {"extract", "mkdir"}  # it unpacks into a folder
+    assert "delete" in (referred_ops("get rid of the old logs") or set())
+    assert "copy" in (referred_ops("bakc up the photos to backup") or set())
+    # A word inside a file's name asks for nothing: this zip is unpacked, not made.
+    assert "archive" not in (referred_ops("extract data.zip to restore") or set())
+    # A new archive's name asks for an archive; an arrow for a move; quoted text for a write.
+    assert "archive" in (referred_ops("everything in thesis as thesis-backup.tar.gz") or set())
+    assert {"move", "classify"} <= (referred_ops("pdfs -> docs") or set())
+    assert {"write", "append"} <= (referred_ops("'buy milk' in todo.md") or set())
+    # "remove" with a tag is an untag too; without one, only a delete.
+    assert {"tag", "untag", "delete"} <= (referred_ops("remove the draft tag from everything") or set())
+    assert "untag" not in (referred_ops("remove the old logs") or set())
+    # A request that says no op's word is offered every op (None), as before.
+    assert referred_ops("what's the weather tomorrow") is None
+    # Nor does one that says only nouns that are also an op's words ("notes", "logs", "a new folder").
+    assert referred_ops("my notes and the new logs folder are a mess") is None
+    assert referred_ops("file the pdfs under docs") == {"move", "rename", "classify"}  # "file" as a verb
+    assert referred_ops("") is None
+
+
+def test_a_plan_does_only_what_the_request_says() -> None:
+    entries = [ViewEntry("logs/a.log", False, 10, TODAY), ViewEntry("notes/todo.md", False, 10, TODAY)]
+    schema = narrowed_schema("write 'exam: feb 12' into notes/exam.txt", entries, TODAY)
+    step = schema["$defs"]["step"]
+    assert set(step["properties"]["op"]["enum"]) == {"write", "append"}
+    assert {way["if"]["properties"]["op"]["const"] for way in step["allOf"]} == {"write", "append"}
+    # The file written is the name with an extension, not a word of the line ("exam").
+    written = schema["$defs"]["write"]["properties"]["path"]["$ref"].rsplit("/", 1)[1]
+    assert schema["$defs"][written]["enum"] == ["notes/exam.txt"]
+    free = narrowed_schema("hmm, my logs?", entries, TODAY)["$defs"]["step"]["properties"]["op"]["enum"]
+    assert "delete" in free and "write" in free  # nothing said: every op, as before
