@@ -33,7 +33,14 @@ from typing import Any
 
 from engine.files.archives import FORMATS
 from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
-from engine.planner.refer import Request, referred_exts, referred_files, referred_folders, referred_ops
+from engine.planner.refer import (
+    Request,
+    referred_exts,
+    referred_files,
+    referred_folders,
+    referred_ops,
+    takes_from_folder,
+)
 from engine.workspace.sandbox import SandboxError, check_relpath
 
 #: The most values one list may hold, so that a big workspace keeps the schema small.
@@ -272,7 +279,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
     # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
     inside = {posixpath.dirname(path) for path in all_files}
-    globs = bounded(["**", *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)])
+    # Everywhere ("**") only when the request takes files from no folder it names (refer.py).
+    everywhere = [] if takes_from_folder(request, all_folders) else ["**"]
+    globs = bounded(
+        [*everywhere, *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)]
+    )
     # The years the request names, this year or last year when it says so: the model is apt to copy
     # this year from the view's first line instead of the request's year.
     years = {int(year) for year in _YEAR.findall(request)}

@@ -319,3 +319,46 @@ def referred_ops(request: str) -> set[str] | None:
     if _QUOTE.search(request):
         ops |= {"write", "append"}
     return ops or None
+
+
+#: Words after which a folder is where files go, not where they are ("into archive", "goes in old").
+_TO_WORDS = frozenset(("to", "into", "onto", "->", "=>", "\u2192", "under"))
+_GOES = frozenset(("goes", "go", "belong", "belongs", "them", "it", "put"))
+#: Words after which a folder is one to leave alone ("but leave Backups alone", "except logs/archive").
+_SPARE_WORDS = frozenset(("leave", "except", "not", "but", "touch", "skip", "keep"))
+_FROM_WORDS = frozenset(("in", "from", "inside", "within", "of", "under"))
+_TOKEN = re.compile(r"->|=>|\u2192|[^\s,;:!?()\"'`]+")
+
+
+def takes_from_folder(request: str, folders: list[str]) -> bool:
+    """Whether the request says one of the ``folders`` it refers to (:func:`referred_folders`) where
+    files are taken from: "the pdfs in docs", "the japan trip photos", "zip the thesis folder". A
+    folder said after "to", "into" or "goes in" is where files go, one said after "leave" or "except"
+    is left alone, and a word that names a kind of file ("logs", "videos") names the kind, not a
+    folder. The caller then selects within such a folder instead of everywhere (``**``)."""
+    referred = referred_folders(request, folders)
+    if not referred:
+        return False
+    lowered = [folder.lower() for folder in referred]
+    words = [word for folder in referred for word in _name_words(posixpath.basename(folder))]
+    tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(request)]
+    for at, token in enumerate(tokens):
+        if not token:
+            continue
+        before = tokens[at - 1] if at else ""
+        earlier = tokens[at - 2] if at > 1 else ""
+        # A word that names a kind names a folder only where a folder is said: "in Music".
+        kind = "/" not in token and any(key in KIND_WORDS for key in _keys(token))
+        if kind and before not in _FROM_WORDS:
+            continue
+        after = tokens[at + 1] if at + 1 < len(tokens) else ""
+        if after in ("tag", "tags") or token.endswith("-tagged"):  # "the work tag": a tag, not Documents/work
+            continue
+        if not (token in lowered or ("/" not in token and Request(token).uses(words))):
+            continue
+        if before in _TO_WORDS or (before in ("the", "my") and earlier in _TO_WORDS):
+            continue
+        if (before == "in" and earlier in _GOES) or before in _SPARE_WORDS or earlier in _SPARE_WORDS:
+            continue
+        return True
+    return False

@@ -43,7 +43,7 @@ def test_names_come_from_the_request_and_the_workspace_only() -> None:
     assert "finance" not in names
     # The request refers to docs, and not to photos (test_refer.py).
     assert "photos" not in names
-    assert defs["glob"]["enum"] == ["**", "docs/**", "docs/*"]
+    assert defs["glob"]["enum"] == ["docs/**", "docs/*"]  # it takes files from docs, not from everywhere
     assert "archive/2025/**" not in defs["glob"]["enum"]  # a glob selects what exists
     match = defs["match"]["properties"]
     assert _values(defs, match["modified_after"]) == ["2025-01-01"]

@@ -6,7 +6,7 @@ import datetime as dt
 
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import referred_exts, referred_files, referred_folders, referred_ops, stem
+from engine.planner.refer import referred_exts, referred_files, referred_folders, referred_ops, stem, takes_from_folder
 
 TODAY = dt.date(2026, 6, 15)
 
@@ -61,11 +61,11 @@ def test_the_schema_offers_what_the_request_refers_to_and_everything_when_it_ref
     contains = next(d["enum"] for name, d in defs.items() if name.startswith("contains-"))
     assert "budget" in contains
     assert "database" not in contains
-    assert defs["glob"]["enum"] == ["**", "meetings/**", "meetings/*"]
+    assert defs["glob"]["enum"] == ["meetings/**", "meetings/*"]  # it takes files from meetings
     exts = next(d["enum"] for name, d in defs.items() if name.startswith("items-"))
     assert exts == [".md"]
     defs = narrowed_schema("move the songs in music/ to backup", entries, TODAY)["$defs"]
-    assert defs["glob"]["enum"] == ["**", "media/music/**", "media/music/*"]
+    assert defs["glob"]["enum"] == ["media/music/**", "media/music/*"]  # it takes files from music
     defs = narrowed_schema("move the budget review to keep", entries, TODAY)["$defs"]
     assert "meetings/budget-review.md" in defs["source"]["enum"]
     assert "meetings/database.md" not in defs["source"]["enum"]
@@ -109,3 +109,16 @@ def test_a_plan_does_only_what_the_request_says() -> None:
     free = narrowed_schema("hmm, my logs?", entries, TODAY)["$defs"]["step"]["properties"]["op"]["enum"]
     assert "delete" in free
     assert "write" in free
+
+
+def test_a_folder_files_are_taken_from_is_not_one_they_go_to_or_a_kind() -> None:
+    folders = ["docs", "archive", "Videos", "Music", "thesis", "Documents/work", "Backups"]
+    assert takes_from_folder("move the pdfs in docs to archive", folders)
+    assert takes_from_folder("zip the thesis folder to thesis-backup.zip", folders)
+    assert takes_from_folder("grab the first 3 songs in Music", folders)
+    assert not takes_from_folder("move the pdfs to archive", folders)  # where they go
+    assert not takes_from_folder("pdfs -> docs", folders)
+    assert not takes_from_folder("move all the big videos onto external/videos", folders)  # a kind of file
+    assert not takes_from_folder("files with the work tag go to archive", folders)  # a tag
+    assert not takes_from_folder("remove every tmp file but leave Backups alone", folders)  # left alone
+    assert not takes_from_folder("what's the weather", folders)
