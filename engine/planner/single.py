@@ -179,7 +179,7 @@ def _replace_in_names(s: Scene) -> Draft | None:
         ("_v2", "", "the _v2 suffix"),
     ):
         folders = {posixpath.dirname(spec.path) for spec in s.regular() if find in posixpath.basename(spec.path)}
-        options += [(find, replace, phrase, folder) for folder in folders if folder]
+        options += [(find, replace, phrase, folder) for folder in sorted(folders) if folder]
     if not options:
         return None
     find, replace, phrase, folder = s.rng.choice(options)
