@@ -39,6 +39,7 @@ from engine.planner.refer import (
     referred_files,
     referred_folders,
     referred_ops,
+    referred_targets,
     takes_from_folder,
 )
 from engine.workspace.sandbox import SandboxError, check_relpath
@@ -348,7 +349,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     free_path = defs["path"] = {**defs["path"], "pattern": SAFE_PATH}
     _narrow(defs, "path", names)
     # What a step reads must exist; where it puts things must not be a file that exists.
-    for kind, values in (("source", sources), ("dest", dests), ("target", changeable([*words, *renamed, *folders]))):
+    # Files go where the request says they go ("into exports/crm"), when it says so (refer.py).
+    places = referred_targets(request)
+    targets = changeable([*words, *renamed, *folders])
+    targets = [t for t in targets if _goes_to(t, places)] or targets
+    for kind, values in (("source", sources), ("dest", dests), ("target", targets)):
         defs[kind] = free_path
         _narrow(defs, kind, values)
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/source"}}
@@ -360,12 +365,16 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # '- book the offsite' to TODO.md" is not about the offsite notes).
     named = changeable(word for word in words if "." in posixpath.basename(word).strip("."))
     _narrow(defs["write"]["properties"], "path", named or changeable([*mentioned, *words, *renamed]), defs)
+    # Only files carry tags: a step tags a file that exists, or one an earlier step names.
+    for op in ("tag", "untag"):
+        _narrow(defs[op]["properties"], "path", changeable([*mentioned, *files, *renamed, *named]), defs)
     outside = referred_files(_QUOTED.sub(" ", request), all_files) or []
     _narrow(defs["append"]["properties"], "path", changeable([*named, *outside]), defs)
     _narrow(defs["archive"]["properties"], "to", archives, defs)
     _narrow(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
     # An archive is unpacked into a folder, never into a name like an archive's.
-    _narrow(defs["extract"]["properties"], "to", [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)], defs)
+    unpacked = [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)]
+    _narrow(defs["extract"]["properties"], "to", [d for d in unpacked if _goes_to(d, places)] or unpacked, defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     for key, values in (("glob", globs), ("size", sizes), ("tag_name", tags)):
         _narrow(defs, key, values)
@@ -488,7 +497,11 @@ def _tag_words(request: str) -> set[str]:
     for at, token in enumerate(tokens):
         before = tokens[at - 1] if at else ""
         after = tokens[at + 1] if at + 1 < len(tokens) else ""
-        ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?"
+        # A clause ends at a word that ends or starts one ("q3 Don't touch anything else").
+        starts = (
+            at + 1 < len(raw) and raw[at + 1][:1].isupper() and not raw[at + 1].isupper() and token not in STOP_WORDS
+        )
+        ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?" or starts
         named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
         if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in _NOT_TAGS:
             found.add(token)
@@ -499,6 +512,15 @@ def _tag_words(request: str) -> set[str]:
 def _ages(said: Request) -> list[str]:
     """The ages of :data:`AGES` that the request names in words ("a week", "montsh": 30d)."""
     return [age for age, word in _AGE_WORDS if said.uses([word])]
+
+
+def _goes_to(path: str, places: set[str] | None) -> bool:
+    """Whether ``path`` is one of the ``places`` a request says files go to (any, when None), by
+    its whole path or its name."""
+    if places is None:
+        return True
+    lowered = path.lower().rstrip("/")
+    return lowered in places or posixpath.basename(lowered) in places
 
 
 def _changeable(path: str) -> bool:

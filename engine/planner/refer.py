@@ -290,10 +290,37 @@ WEAK_WORDS = frozenset(
 _ARROW = re.compile(r"->|=>|\u2192")
 #: "file" said as a verb ("file the pdfs under docs"), not as a noun ("a new file notes.md").
 _FILE_VERB = re.compile(
-    r"\bfile\s+(?:the|my|all|every|these|those|them|it|everything|this|each|any|away)\b", re.IGNORECASE
+    r"\bfile\s+(?:the|my|all|every|these|those|them|it|everything|this|each|any|away|last|past|previous)\b",
+    re.IGNORECASE,
 )
 _ARCHIVE_NAME = re.compile(r"\.(?:zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz)\b", re.IGNORECASE)
 _QUOTE = re.compile(r"(?:^|(?<=\s))([\"'`]).+?\1")
+
+
+#: Words that tag when said as verbs ("tag it done", "mark them urgent"); said after an article
+#: ("the draft tag", "a label") they name a tag instead. And words that say a tag goes on while
+#: another comes off ("swap the todo tag for done").
+_TAGGING = frozenset(("tag", "tags", "label", "labels", "mark", "flag", "star", "pin", "tagging", "labelling"))
+_RETAGGING = frozenset(("retag", "add", "swap", "replace", "change", "instead", "as", "with", "put"))
+_OFF = frozenset(("off", "strip", "remove", "untag", "unmark", "unlabel", "unflag", "unstar", "unpin", "without",
+                  "anymore", "longer", "drop", "delete", "clear", "take"))  # fmt: skip
+_DETERMINERS = frozenset(("the", "a", "an", "that", "this", "its", "their", "any", "every", "each", "my", "no"))
+
+
+def _tags_on(request: str) -> bool:
+    """Whether a request that speaks of a tag coming off ("strip the draft tag off") also puts one
+    on: a word of :data:`_TAGGING` said as a verb, a word of :data:`_RETAGGING`, or no word of
+    taking off at all."""
+    tokens = [token.strip(".'\"").lower() for token in _TOKEN.findall(_FILE_NAME.sub(" ", request))]
+    if not any(token in _OFF for token in tokens):
+        return True
+    for at, token in enumerate(tokens):
+        if token in _RETAGGING:
+            return True
+        named = (at and tokens[at - 1] in _DETERMINERS) or (at > 1 and tokens[at - 2] in _DETERMINERS)
+        if token in _TAGGING and not named:
+            return True
+    return False
 
 
 def referred_ops(request: str) -> set[str] | None:
@@ -308,6 +335,8 @@ def referred_ops(request: str) -> set[str] | None:
     ops = ops if said.uses(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS) else set()
     if "tag" not in ops:
         ops.discard("untag")
+    elif "untag" in ops and not _tags_on(request):
+        ops.discard("tag")  # "take the draft tag off": the tag is a noun, nothing is tagged
     if _ARROW.search(request) or _FILE_VERB.search(request):
         ops |= {"move", "rename"}
     if "rename" in ops or "move" in ops:
@@ -358,7 +387,58 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
             continue
         if before in _TO_WORDS or (before in ("the", "my") and earlier in _TO_WORDS):
             continue
-        if (before == "in" and earlier in _GOES) or before in _SPARE_WORDS or earlier in _SPARE_WORDS:
+        if (before == "in" and earlier in _GOES) or _SPARE_WORDS.intersection(tokens[max(0, at - 4) : at]):
             continue
         return True
     return False
+
+
+#: Words between a word of :data:`_TO_WORDS` and the place it names ("into the new folder called x").
+_PLACE_FILLER = frozenset(("the", "my", "a", "an", "our", "your", "new", "folder", "directory", "dir", "called",
+                           "named", "over", "back", "subfolder"))  # fmt: skip
+
+
+#: Words before the place files go to ("into archive"), and words before a place that may also be
+#: where files are ("the pdfs in docs"), which count only in a clause that has none of the first.
+_PLACE_WORDS = frozenset(("to", "into", "onto", "->", "=>", "\u2192"))
+_MAYBE_PLACE_WORDS = frozenset(("in", "inside", "under", "within"))
+_HOLDS = frozenset(("hold", "get", "have", "contain", "receive", "take", "keep", "store"))
+#: Words before a "to" that starts a verb ("I'd like you to move"), not a place.
+_WANTS = frozenset(("you", "like", "want", "need", "have", "going", "how", "trying", "able"))
+#: Where one clause of a request ends and the next starts.
+_CLAUSE = re.compile(r"[.;!?](?:\s|$)|\n|,?\s+(?:then|also|after that|and then)\b", re.IGNORECASE)
+
+
+def _is(token: str, words: frozenset[str] | set[str]) -> bool:
+    """Whether ``token`` is one of ``words``, forgiving one typed letter in a word of five letters or
+    more ("undre", "shuold")."""
+    if token in words:
+        return True
+    return len(token) >= 5 and any(len(word) >= 5 and _keys(token) & _keys(word) for word in words)
+
+
+def referred_targets(request: str) -> set[str] | None:
+    """The places (in lower case, without a trailing ``/``) a request says files go to, in each of
+    its clauses: the word after "to", "into", "onto" or an arrow, past an article or "folder
+    called", or before "should hold"; in a clause with none of those, the word after "in" or
+    "under" ("put the lease in house", "file them under 2025"); and every file name it says, for
+    "call a.md b.md". None when it says no such place, and the caller then offers every place."""
+    found: set[str] = set()
+    for clause in _CLAUSE.split(request):
+        tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(clause)]
+        sure: set[str] = set()
+        maybe: set[str] = set()
+        for at, token in enumerate(tokens):
+            before = tokens[at - 1] if at else ""
+            after = tokens[at + 1] if at + 1 < len(tokens) else ""
+            if _is(token, {"should"}) and _is(after, _HOLDS) and before:  # "backup should hold the pdfs"
+                sure.add(before)
+            place = next((word for word in tokens[at + 1 :] if word and word not in _PLACE_FILLER), "")
+            if place and _is(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS):
+                sure.add(place)
+            elif place and _is(token, _MAYBE_PLACE_WORDS):
+                maybe.add(place)
+        found |= sure or maybe
+    names = {match.group(0).strip(".'\"").lower() for match in _FILE_NAME.finditer(request)}
+    found |= {posixpath.basename(name) for name in names} | names
+    return found or None

@@ -85,8 +85,10 @@ def test_counts_and_places_come_from_the_request() -> None:
     defs = narrowed_schema("move the first 3 log files in logs into archive/2026 and keep", entries, TODAY)["$defs"]
     assert defs["match"]["properties"]["limit"] == {"enum": [3, 2026]}
     targets = defs["target"]["enum"]
-    assert {"archive/2026", "keep", "logs"} <= set(targets)
+    assert targets == ["archive/2026"]  # where the request says they go (refer.py), not "logs" or "keep"
     assert "archive" not in targets  # only the folder of a name the request gives, and not there yet
+    targets = narrowed_schema("tidy the first 3", entries, TODAY)["$defs"]["target"]["enum"]
+    assert {"keep", "logs"} <= set(targets)  # a request that says no place: any folder
     assert "archive" in defs["dest"]["enum"]  # a folder to make first
     assert all(way["properties"]["to"] == {"$ref": "#/$defs/target"} for way in defs["move"]["anyOf"])
     assert defs["mkdir"]["properties"]["path"] == {"$ref": "#/$defs/dest"}
@@ -238,18 +240,18 @@ def test_plans_the_plan_checks_refuse_are_not_in_the_schema() -> None:
     def allowed(*steps: dict[str, object]) -> bool:
         return check.is_valid({"version": 1, "steps": list(steps)})
 
-    assert allowed({"op": "move", "match": match, "to": "photos"})
-    assert not allowed({"op": "move", "match": match, "paths": ["logs/x.log"], "to": "photos"})
-    assert not allowed({"op": "move", "from": "logs/x.log", "to": "photos", "keep_tree": True})
+    assert allowed({"op": "move", "match": match, "to": "var/log"})
+    assert not allowed({"op": "move", "match": match, "paths": ["logs/x.log"], "to": "var/log"})
+    assert not allowed({"op": "move", "from": "logs/x.log", "to": "var/log", "keep_tree": True})
     assert not allowed({"op": "delete", "match": {"ext": [".log"]}})  # no glob
     assert not allowed({"op": "archive", "match": match, "to": "var/log"})
     assert allowed({"op": "archive", "match": match, "to": "var/log.zip"})  # no archive named: a plain one
     assert not allowed({"op": "extract", "from": "photos/a.jpg", "to": "out"})
     assert not allowed({"op": "rename", "match": match, "template": "{stem}{ext}", "find": "x", "replace": ""})
-    assert not allowed({"op": "classify", "match": match, "rules": [{"to": "photos"}]})
-    assert allowed({"op": "classify", "match": match, "rules": [{"default": True, "to": "photos"}]})
+    assert not allowed({"op": "classify", "match": match, "rules": [{"to": "var/log"}]})
+    assert allowed({"op": "classify", "match": match, "rules": [{"default": True, "to": "var/log"}]})
     assert not allowed(
-        {"op": "classify", "match": match, "rules": [{"ext": [".log"], "default": True, "to": "photos"}]}
+        {"op": "classify", "match": match, "rules": [{"ext": [".log"], "default": True, "to": "var/log"}]}
     )
     # No tag anywhere, and no word to make one of: the tag is free, not an empty list.
     assert "enum" not in narrowed_schema("???", entries, TODAY)["$defs"]["tag_name"]
@@ -280,5 +282,8 @@ def test_what_files_are_about_and_the_tags_are_words_said_so() -> None:
     defs = narrowed_schema("tag all my Notes exam-prep and copy them to exam-prep/", entries, TODAY)["$defs"]
     assert "exam-prep" in defs["tag_name"]["enum"]
     assert "Notes" not in defs["tag_name"]["enum"]
+    # A clause also ends where the next sentence starts without a stop.
+    defs = narrowed_schema("could you mark Notes/a.md q3 Don't touch anything else.", entries, TODAY)["$defs"]
+    assert defs["tag_name"]["enum"] == ["q3"]
     # A request that names no tag that way offers its words, as before.
     assert narrowed_schema("tag ok", entries, TODAY)["$defs"]["tag_name"]["enum"] == ["ok"]

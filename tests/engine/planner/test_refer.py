@@ -6,7 +6,15 @@ import datetime as dt
 
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import referred_exts, referred_files, referred_folders, referred_ops, stem, takes_from_folder
+from engine.planner.refer import (
+    referred_exts,
+    referred_files,
+    referred_folders,
+    referred_ops,
+    referred_targets,
+    stem,
+    takes_from_folder,
+)
 
 TODAY = dt.date(2026, 6, 15)
 
@@ -87,8 +95,14 @@ def test_the_ops_offered_are_those_the_request_says() -> None:
     assert {"move", "classify"} <= (referred_ops("pdfs -> docs") or set())
     assert {"write", "append"} <= (referred_ops("'buy milk' in todo.md") or set())
     # "remove" with a tag is an untag too; without one, only a delete.
-    assert {"tag", "untag", "delete"} <= (referred_ops("remove the draft tag from everything") or set())
+    assert {"untag", "delete"} <= (referred_ops("remove the draft tag from everything") or set())
     assert "untag" not in (referred_ops("remove the old logs") or set())
+    # A tag that only comes off ("the draft tag" is a noun) is no tag put on; a swap is both.
+    assert "tag" not in (referred_ops("strip the draft tag off whatever in meetings") or set())
+    assert "tag" not in (referred_ops("take the favorite tag off everything") or set())
+    assert {"tag", "untag"} <= (referred_ops("swap the todo tag on grocery.md for done") or set())
+    assert {"tag", "untag"} <= (referred_ops("take the todo tag off a.md and tag it done") or set())
+    assert "tag" in (referred_ops("tag the notes urgent") or set())  # nothing comes off
     # A request that says no op's word is offered every op (None), as before.
     assert referred_ops("what's the weather tomorrow") is None
     # Nor does one that says only nouns that are also an op's words ("notes", "logs", "a new folder").
@@ -122,3 +136,35 @@ def test_a_folder_files_are_taken_from_is_not_one_they_go_to_or_a_kind() -> None
     assert not takes_from_folder("files with the work tag go to archive", folders)  # a tag
     assert not takes_from_folder("remove every tmp file but leave Backups alone", folders)  # left alone
     assert not takes_from_folder("what's the weather", folders)
+
+
+def test_the_places_files_go_to_are_said_after_to_or_where_nothing_else_is_said() -> None:
+    assert referred_targets("move last month's screenshots to Desktop/recent") == {"desktop/recent"}
+    assert referred_targets("everything tagged hiring -> hr/") == {"hr"}
+    assert referred_targets("copy whatever in onboarding mentions the vpn into it-handover") == {"it-handover"}
+    assert referred_targets("I'd like you to move the logs into the folder called old") == {"old"}  # not "move"
+    assert referred_targets("archive shuold hold the .md files that are in wiki") == {"archive"}  # a typo too
+    # "in" says where files go only in a clause that says it no other way.
+    assert referred_targets("put the lease in house. Then move the pdfs in docs to keep") == {"house", "keep"}
+    assert referred_targets("file the 2025 pngs under Pictures/2025") == {"pictures/2025"}
+    # A file name may be a new name ("call a.md b.md"): the name, and its last part.
+    assert referred_targets("call notes/a.md b.md instead") == {"notes/a.md", "a.md", "b.md"}
+    assert referred_targets("delete the old logs") is None
+    assert referred_targets("") is None
+
+
+def test_the_schema_offers_only_the_places_the_request_says() -> None:
+    paths = ["onboarding/vpn.md", "exports/crm.tar.gz", "Notes/kitchen.md", "reports/q1.pdf"]
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
+    defs = narrowed_schema("copy whatever in onboarding mentions the vpn into it-handover", entries, TODAY)["$defs"]
+    assert defs["target"]["enum"] == ["it-handover"]  # not "mentions", not the folder it reads
+    defs = narrowed_schema("extract the crm export into exports/crm", entries, TODAY)["$defs"]
+    into = defs["extract"]["properties"]["to"]["$ref"].rsplit("/", 1)[1]
+    assert defs[into]["enum"] == ["exports/crm"]
+    # Only files carry tags: a tag step's path is a file, never a word such as "finally".
+    defs = narrowed_schema("kitchen is finally done! tag Notes/kitchen.md done", entries, TODAY)["$defs"]
+    tagged = defs["tag"]["anyOf"][0]["properties"]["path"]["$ref"].rsplit("/", 1)[1]
+    assert defs[tagged]["enum"] == ["Notes/kitchen.md"]
+    # A request that says no place offers every place, as before.
+    defs = narrowed_schema("tidy up", entries, TODAY)["$defs"]
+    assert {"onboarding", "exports", "Notes", "reports"} <= set(defs["target"]["enum"])
