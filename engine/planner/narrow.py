@@ -351,8 +351,13 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # What a step reads must exist; where it puts things must not be a file that exists.
     # Files go where the request says they go ("into exports/crm"), when it says so (refer.py).
     places = referred_targets(request)
-    targets = changeable([*words, *renamed, *folders])
+    existing = set(all_files)
+    # Never a file that exists (a move or a copy onto it is refused), nor a new name at the top when
+    # the request renames a file elsewhere ("rename office-8.JPG to old-office-8.JPG" in camera/2025).
+    targets = changeable(t for t in [*words, *renamed, *folders] if t not in existing)
     targets = [t for t in targets if _goes_to(t, places)] or targets
+    beside = {posixpath.basename(t) for t in targets if "/" in t and t in renamed}
+    targets = [t for t in targets if t not in beside or t in folders] or targets
     for kind, values in (("source", sources), ("dest", dests), ("target", targets)):
         defs[kind] = free_path
         _narrow(defs, kind, values)
@@ -392,6 +397,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     kinds = referred_exts(request, found_exts)
     if kinds:
         _narrow(match["ext"], "items", kinds, defs)
+        match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
     else:
         del match["ext"]
     # A match selects by what files say only when the request says what they are about ("the
@@ -420,11 +426,47 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     else:
         del match["limit"]
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]
-    _narrow(rule["ext"], "items", referred_exts(request, exts) or exts, defs)
+    rule_exts = referred_exts(request, exts) or exts
+    _narrow(rule["ext"], "items", rule_exts, defs)
+    # A list never holds an item twice (no gold plan does, and llguidance does not enforce
+    # uniqueItems): at most as many items as it has values, so "[.jpg, .jpg, ...]" cannot be.
+    rule["ext"]["maxItems"] = min(rule["ext"]["maxItems"], len(rule_exts))
+    defs["tags"]["maxItems"] = min(defs["tags"]["maxItems"], len(defs["tag_name"].get("enum", range(64))))
+    defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(defs["source"].get("enum", range(MAX_VALUES))))
     _narrow(rule, "contains", texts, defs)
     _narrow(rule, "regex", regexes, defs, drop=True)
     _narrow(rename, "template", bounded(counted) or templates, defs)
-    return one_way(schema)
+    one_way(schema)
+    _renamed_beside(defs, [path for path in sources if path in existing], named, existing)
+    return schema
+
+
+#: The most files whose new names are listed beside them (:func:`_renamed_beside`).
+MAX_RENAMED = 40
+
+
+def _renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], existing: set[str]) -> None:
+    """A move or a copy of one file (``from``) to a new name puts it beside itself, named as the
+    request names it: "rename office-8.JPG to old-office-8.JPG" is ``camera/2025/office-8.JPG`` to
+    ``camera/2025/old-office-8.JPG``, never a name in another folder. So each file the request
+    may mean gets its own alternative, with the ``to`` names that go with it; with more than
+    :data:`MAX_RENAMED` such files or no name with an extension, the step stays as it was."""
+    pairs = []
+    for path in files:
+        folder = posixpath.dirname(path)
+        tos = [new for name in names if (new := posixpath.join(folder, posixpath.basename(name))) not in existing]
+        if tos := [new for new in dict.fromkeys(tos) if _changeable(new)]:
+            pairs.append((path, tos))
+    if not pairs or len(pairs) > MAX_RENAMED:
+        return
+    for op in ("move", "copy"):
+        ways = defs[op]["anyOf"]
+        at = next(at for at, way in enumerate(ways) if "from" in way["required"])
+        way = ways[at]
+        ways[at : at + 1] = [
+            {**way, "properties": {**way["properties"], "from": {"const": path}, "to": {"enum": tos}}}
+            for path, tos in pairs
+        ]
 
 
 def _narrow(

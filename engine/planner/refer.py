@@ -409,6 +409,9 @@ _WANTS = frozenset(("you", "like", "want", "need", "have", "going", "how", "tryi
 _CLAUSE = re.compile(r"[.;!?](?:\s|$)|\n|,?\s+(?:then|also|after that|and then)\b", re.IGNORECASE)
 
 
+_MADE_AS = re.compile(r"\b(?:archive|as|tarball|zip|zipped)\s+$", re.IGNORECASE)
+
+
 def _is(token: str, words: frozenset[str] | set[str]) -> bool:
     """Whether ``token`` is one of ``words``, forgiving one typed letter in a word of five letters or
     more ("undre", "shuold")."""
@@ -439,6 +442,11 @@ def referred_targets(request: str) -> set[str] | None:
             elif place and _is(token, _MAYBE_PLACE_WORDS):
                 maybe.add(place)
         found |= sure or maybe
-    names = {match.group(0).strip(".'\"").lower() for match in _FILE_NAME.finditer(request)}
+    # A new archive is named where it is made, not where files go ("an archive old.zip", "as old.zip").
+    names = {
+        match.group(0).strip(".'\"").lower()
+        for match in _FILE_NAME.finditer(request)
+        if not (_ARCHIVE_NAME.search(match.group(0)) and _MADE_AS.search(request, 0, match.start()))
+    }
     found |= {posixpath.basename(name) for name in names} | names
     return found or None

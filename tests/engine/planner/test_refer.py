@@ -168,3 +168,20 @@ def test_the_schema_offers_only_the_places_the_request_says() -> None:
     # A request that says no place offers every place, as before.
     defs = narrowed_schema("tidy up", entries, TODAY)["$defs"]
     assert {"onboarding", "exports", "Notes", "reports"} <= set(defs["target"]["enum"])
+
+
+def test_a_file_renamed_keeps_its_folder_and_a_list_holds_no_item_twice() -> None:
+    paths = ["camera/2025/office-8.JPG", "inbox/office-8.txt", "photos/a.jpg", "photos/b.png"]
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
+    defs = narrowed_schema("RENAME office-8.JPG TO old-office-8.JPG", entries, TODAY)["$defs"]
+    singles = [way for way in defs["move"]["anyOf"] if "from" in way["required"]]
+    assert [way["properties"]["from"] for way in singles] == [{"const": "camera/2025/office-8.JPG"}]
+    assert singles[0]["properties"]["to"] == {"enum": ["camera/2025/old-office-8.JPG"]}
+    # The new name is no bare name at the top, and never a file that exists.
+    assert "old-office-8.JPG" not in defs["target"]["enum"]
+    assert "camera/2025/office-8.JPG" not in defs["target"]["enum"]
+    # At most as many extensions or tags as there are to choose from: none can come twice.
+    defs = narrowed_schema("copy the jpgs in photos into keep and tag them trip", entries, TODAY)["$defs"]
+    ext = defs["match"]["properties"]["ext"]
+    assert ext["maxItems"] == len(defs[ext["items"]["$ref"].rsplit("/", 1)[1]]["enum"]) < 8
+    assert defs["tags"]["maxItems"] == len(defs["tag_name"]["enum"]) == 1
