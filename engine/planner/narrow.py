@@ -34,6 +34,8 @@ from typing import Any
 from engine.files.archives import FORMATS
 from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
+    OP_WORDS,
+    WEAK_WORDS,
     Request,
     referred_exts,
     referred_files,
@@ -410,7 +412,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         del match["contains"]
     _narrow(match, "name_regex", regexes, defs, drop=True)
     # A match selects by a tag files have (one no file has selects nothing) that the request says.
-    had = bounded(tag for entry in entries for tag in entry.tags if words_of.uses([tag]))
+    # A tag that is also the name of a folder the request refers to is said as the folder ("copy
+    # whatever in onboarding ..."), unless it is said as a tag ("the onboarding tag").
+    folder_words = {word.lower() for folder in folders if folders is not all_folders for word in _name_words([folder])}
+    said_tags = [tag for entry in entries for tag in entry.tags if words_of.uses([tag])]
+    had = bounded(tag for tag in said_tags if tag.lower() in named_tags or tag.lower() not in folder_words)
     _narrow(match, "tag", had, defs, drop=True)
     rename = defs["rename"]["properties"]
     _narrow(rename, "find", finds, defs)
@@ -433,7 +439,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     rule["ext"]["maxItems"] = min(rule["ext"]["maxItems"], len(rule_exts))
     defs["tags"]["maxItems"] = min(defs["tags"]["maxItems"], len(defs["tag_name"].get("enum", range(64))))
     defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(defs["source"].get("enum", range(MAX_VALUES))))
-    _narrow(rule, "contains", texts, defs)
+    # A rule sorts by what files say only when the request says what they are about, as a match does.
+    if said_about:
+        _narrow(rule, "contains", said_about, defs)
+    else:
+        del rule["contains"]
     _narrow(rule, "regex", regexes, defs, drop=True)
     _narrow(rename, "template", bounded(counted) or templates, defs)
     one_way(schema)
@@ -500,6 +510,9 @@ _ARTICLES = ("the", "a", "an", "word")
 _TOKEN = re.compile(r"[^\s,;:!?()\"'`]+")
 
 
+_OP_VERBS = frozenset(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS)
+
+
 def _about(request: str) -> set[str]:
     """The words (in lower case) a request says files are about: right after a word of
     :data:`ABOUT_WORDS` (and an article), or one or two words before a word of :data:`NOTE_WORDS`; a plural and a
@@ -511,7 +524,7 @@ def _about(request: str) -> set[str]:
         if before in _ARTICLES and at > 1:
             before = tokens[at - 2]
         after = " ".join(tokens[at + 1 : at + 3])
-        if token in NOTE_WORDS or token in STOP_WORDS:
+        if token in NOTE_WORDS or token in STOP_WORDS or token in _OP_VERBS:  # "sort notes" is no topic
             continue
         if (before and Request(before).uses(ABOUT_WORDS)) or (after and Request(after).uses(NOTE_WORDS)):
             found.add(token)
@@ -547,6 +560,8 @@ def _tag_words(request: str) -> set[str]:
         named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
         if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in _NOT_TAGS:
             found.add(token)
+        if token.endswith(("-tagged", "-tag")):  # "the urgent-tagged files"
+            found.add(token.rsplit("-", 1)[0])
         tagging = (tagging and not ends) or Request(token).uses(TAG_VERBS)
     return found
 

@@ -85,7 +85,10 @@ class Request:
         self.lowered = request.lower()
         self.words = [word for word in _words(self.lowered) if _counts(word)]
         self._keys = {key for word in self.words for key in _keys(word)}
-        self._all_keys = {key for word in _WORD.findall(self.lowered) for key in _keys(word)}
+        # A word that holds a request together is itself, never a typo of another ("folder" is
+        # not "older").
+        said = _WORD.findall(self.lowered)
+        self._all_keys = {key for word in said if word not in _GLUE for key in _keys(word)} | _GLUE.intersection(said)
         self._said: dict[str, bool] = {}
 
     def says(self, word: str) -> bool:

@@ -282,6 +282,18 @@ def test_what_files_are_about_and_the_tags_are_words_said_so() -> None:
     defs = narrowed_schema("tag all my Notes exam-prep and copy them to exam-prep/", entries, TODAY)["$defs"]
     assert "exam-prep" in defs["tag_name"]["enum"]
     assert "Notes" not in defs["tag_name"]["enum"]
+    # A rule sorts by content only when the request says what files are about, as a match does.
+    defs = narrowed_schema("sort Notes: pdfs to archive, the rest to misc", entries, TODAY)["$defs"]
+    assert "contains" not in str(defs["classify"])
+    # A tag that is also a folder's name the request says is the folder, unless said as a tag.
+    tagged = [ViewEntry("onboarding/vpn.md", False, 10, TODAY, ("onboarding",))]
+    defs = narrowed_schema("copy whatever in onboarding mentions the vpn into it", tagged, TODAY)["$defs"]
+    assert "tag" not in defs["match"]["properties"]
+    defs = narrowed_schema("copy the onboarding-tagged files into it", tagged, TODAY)["$defs"]
+    assert _values(defs, defs["match"]["properties"]["tag"]) == ["onboarding"]
+    # "folder" is no typo of "older": a request that says no time has no dates.
+    defs = narrowed_schema("make a Notes/car folder and put a.md in it", entries, TODAY)["$defs"]
+    assert "modified_before" not in defs["match"]["properties"]
     # A clause also ends where the next sentence starts without a stop.
     defs = narrowed_schema("could you mark Notes/a.md q3 Don't touch anything else.", entries, TODAY)["$defs"]
     assert defs["tag_name"]["enum"] == ["q3"]
