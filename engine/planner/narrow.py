@@ -189,6 +189,23 @@ def _prefixes(word: str) -> list[str]:
     return found
 
 
+#: What a request says when an archive takes the place of what it packs.
+_REMOVING = re.compile(
+    r"\b(?:delete|deleting|remove|removing|trash|get rid of|drop|dlete|delte|remvoe|remov|removng)\s+"
+    r"(?:all\s+)?(?:the\s+)?(?:originals?|original files|files|them|those|it)\b",
+    re.IGNORECASE,
+)
+#: A request that does something to "them" or "the originals" may delete them with a word typed
+#: too fast to be known ("then revme the files").
+_SOMETHING_DONE_TO_THEM = re.compile(
+    r"\b(?!keep\b|leave\b)[a-z]{3,9}\s+(?:all\s+)?(?:the\s+(?:originals?|original files|files)|originals|them)\b",
+    re.IGNORECASE,
+)
+#: Words before which a line a request dictates may end.
+_LINE_ENDS = frozenset(("and", "then", "also", "after", "thanks", "thank", "thx", "please", "pls", "plz", "asap",
+                        "when", "-", "so", "because", "but", "into", "in", "to", "as"))  # fmt: skip
+
+
 def _lines(request: str) -> list[str]:
     """The lines a file written for ``request`` may hold (without their newline): what it quotes, and
     the words right after what introduces a line ("that says", "should contain:", "one more line:"),
@@ -200,7 +217,14 @@ def _lines(request: str) -> list[str]:
     unquoted = _QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)  # where a line stops
     for at in (found.end() for found in _CUE.finditer(unquoted)):
         words = unquoted[at:].split("\0", 1)[0].split()[:SPAN_WORDS]
-        runs += [" ".join(words[:end]) for end in range(1, len(words) + 1)]
+        # A line ends where the run does (or a word before: "thaaanks"), where a sentence does, or
+        # before a word that goes on to something else ("... saying renew the passport thanks. Then
+        # ...", "No rush"): never inside a list ("passport, charger, sunscreen").
+        ends = [end for end in range(1, len(words) + 1) if end == len(words) or words[end - 1][-1] in ".;!?"
+                or (end == len(words) - 1 and words[end - 1][-1] != ",")
+                or Request(words[end].strip(_WORD_EDGES + ".")).uses(_LINE_ENDS)
+                or not any(ch.isalnum() for ch in words[end]) or words[end][:1].isupper()]  # fmt: skip
+        runs += [" ".join(words[:end]) for end in ends]
     if not (quoted or runs):
         for part in _BREAK.split(request):
             words = part.split()
@@ -343,6 +367,14 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     defs = schema["$defs"]
     # A step does what the request says: no delete unless it speaks of deleting (refer.py).
     ops = referred_ops(request)
+    # An archive removes what it packs only when the request says so ("and delete the originals"),
+    # and then surely when it makes one archive ("zip ... into a.zip, removing the originals").
+    archive = defs["archive"]
+    if ops is not None and "delete" not in ops and not _SOMETHING_DONE_TO_THEM.search(request):
+        del archive["properties"]["remove"]
+    elif len(archives) == 1 and _REMOVING.search(request):
+        archive["properties"]["remove"] = {"const": True}
+        archive["required"] = [*archive["required"], "remove"]
     if ops:
         step = defs["step"]
         step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in ops]

@@ -169,6 +169,12 @@ def test_a_files_content_is_a_line_of_the_requests_words() -> None:
     assert "book the dentist\n" not in lines["enum"]
     says = narrowed_schema("make notes/a.md that says 'x: y' and notes/b.md saying call bob", entries, TODAY)
     assert says["$defs"]["content"]["enum"] == ["x: y\n", "call\n", "call bob\n"]
+    # A line ends where the request goes on to something else, never inside a list.
+    packing = narrowed_schema("new note notes/p.md: passport, charger, sunscreen, adapter", entries, TODAY)
+    assert packing["$defs"]["content"]["enum"] == ["passport, charger, sunscreen, adapter\n"]
+    said = narrowed_schema("new file notes/r.txt saying renew the passport thanks. Then zip notes", entries, TODAY)
+    assert "renew the passport\n" in said["$defs"]["content"]["enum"]
+    assert "renew the\n" not in said["$defs"]["content"]["enum"]
     # Neither quoted nor introduced: runs of the request's words, never across a path or a file's name.
     plain = narrowed_schema("put buy milk into notes/todo.md today", entries, TODAY)["$defs"]["content"]["enum"]
     assert {"put buy milk\n", "buy milk\n", "today\n"} <= set(plain)
@@ -299,3 +305,16 @@ def test_what_files_are_about_and_the_tags_are_words_said_so() -> None:
     assert defs["tag_name"]["enum"] == ["q3"]
     # A request that names no tag that way offers its words, as before.
     assert narrowed_schema("tag ok", entries, TODAY)["$defs"]["tag_name"]["enum"] == ["ok"]
+
+
+def test_an_archive_removes_what_it_packs_only_when_the_request_says_so() -> None:
+    entries = [ViewEntry("photos/a.png", False, 10, TODAY), ViewEntry("logs/x.log", False, 10, TODAY)]
+    kept = narrowed_schema("zip photos/ as photos.zip and copy logs to keep", entries, TODAY)["$defs"]["archive"]
+    assert all("remove" not in way["properties"] for way in kept["anyOf"])
+    gone = narrowed_schema("zip photos/ as photos.zip, removing the originals", entries, TODAY)["$defs"]["archive"]
+    assert all(way["properties"]["remove"] == {"const": True} for way in gone["anyOf"])
+    assert all("remove" in way["required"] for way in gone["anyOf"])
+    # Two archives and a delete: either may remove what it packs.
+    two = narrowed_schema("zip photos as a.zip and logs as b.zip, delete the originals", entries, TODAY)
+    assert all(way["properties"]["remove"] == {"type": "boolean", "default": False}
+               for way in two["$defs"]["archive"]["anyOf"])  # fmt: skip
