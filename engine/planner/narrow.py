@@ -201,6 +201,13 @@ _SOMETHING_DONE_TO_THEM = re.compile(
     r"\b(?!keep\b|leave\b)[a-z]{3,9}\s+(?:all\s+)?(?:the\s+(?:originals?|original files|files)|originals|them)\b",
     re.IGNORECASE,
 )
+#: "the first 3 songs", "2 .py files ..., the first ones": a count of files taken in order.
+_FIRST_N = re.compile(
+    r"\b(?:first|top|oldest|newest|latest|biggest|largest|smallest)\s+(?:\d+|two|three|four|five|few)\b"
+    r"|\b(?:take|grab|pick)\s+(?:\d+|two|three|four|five)\b",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"[.;]\s|\b(?:then|also|after that)\b", re.IGNORECASE)
 #: Words before which a line a request dictates may end.
 _LINE_ENDS = frozenset(("and", "then", "also", "after", "thanks", "thank", "thx", "please", "pls", "plz", "asap",
                         "when", "-", "so", "because", "but", "into", "in", "to", "as"))  # fmt: skip
@@ -461,6 +468,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # asks for the first few without a number; no count at all when it does neither.
     if counts or words_of.uses(FEW_WORDS):
         match["limit"] = {"enum": counts or list(LIMITS)}
+        if _FIRST_N.search(request) and not _CLAUSE_BREAK.search(request):
+            defs["match"]["required"] = [*defs["match"]["required"], "limit"]
     else:
         del match["limit"]
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]

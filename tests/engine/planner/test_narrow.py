@@ -92,6 +92,11 @@ def test_counts_and_places_come_from_the_request() -> None:
     assert "archive" in defs["dest"]["enum"]  # a folder to make first
     assert all(way["properties"]["to"] == {"$ref": "#/$defs/target"} for way in defs["move"]["anyOf"])
     assert defs["mkdir"]["properties"]["path"] == {"$ref": "#/$defs/dest"}
+    # A request of one clause that takes the first N files takes them with a count.
+    first = narrowed_schema("grab the first 3 logs in logs and copy them into keep", entries, TODAY)["$defs"]
+    assert "limit" in first["match"]["required"]
+    later = narrowed_schema("grab the first 3 logs in logs. Then zip keep as k.zip", entries, TODAY)["$defs"]
+    assert "limit" not in later["match"]["required"]  # the zip's match takes no count
     words = narrowed_schema("take three of the logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"]
     assert words == {"enum": [3]}
     assert narrowed_schema("the first few logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"] == {
