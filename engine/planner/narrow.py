@@ -402,7 +402,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     for kind, values in (("source", sources), ("dest", dests), ("target", targets)):
         defs[kind] = free_path
         _narrow(defs, kind, values)
-    defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/source"}}
+    # A list of paths names files that exist ("delete cover-v1.png and cover-v2.png"), never their folder.
+    listed = [path for path in sources if path in existing]
+    if listed:
+        _narrow(defs, "listed", listed)
+    defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/listed" if listed else "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
     # A file written is a name the request gives (a new one, or one it names to overwrite).
@@ -479,7 +483,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # uniqueItems): at most as many items as it has values, so "[.jpg, .jpg, ...]" cannot be.
     rule["ext"]["maxItems"] = min(rule["ext"]["maxItems"], len(rule_exts))
     defs["tags"]["maxItems"] = min(defs["tags"]["maxItems"], len(defs["tag_name"].get("enum", range(64))))
-    defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(defs["source"].get("enum", range(MAX_VALUES))))
+    items = defs["listed"] if listed else defs["source"]
+    defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(items.get("enum", range(MAX_VALUES))))
     # A rule sorts by what files say only when the request says what they are about, as a match does.
     if said_about:
         _narrow(rule, "contains", said_about, defs)

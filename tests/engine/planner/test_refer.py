@@ -185,3 +185,8 @@ def test_a_file_renamed_keeps_its_folder_and_a_list_holds_no_item_twice() -> Non
     ext = defs["match"]["properties"]["ext"]
     assert ext["maxItems"] == len(defs[ext["items"]["$ref"].rsplit("/", 1)[1]]["enum"]) < 8
     assert defs["tags"]["maxItems"] == len(defs["tag_name"]["enum"]) == 1
+    # A list of paths names files, never their folder.
+    defs = narrowed_schema("delete a.jpg and b.png in photos", entries, TODAY)["$defs"]
+    assert defs["paths"]["items"] == {"$ref": "#/$defs/listed"}
+    assert defs["listed"]["enum"] == ["photos/a.jpg", "photos/b.png"]
+    assert defs["paths"]["maxItems"] == 2
