@@ -16,9 +16,10 @@ the common ones. Where the request refers to some folders, files or kinds of fil
 rename templates the usual forms, and what a rename finds and puts instead the request's words,
 literally. The model then chooses among
 a few strings instead of spelling one, and a plan can name nothing that neither the request nor
-the workspace holds. A file's content is a line of the request's own words (what it quotes first,
-then each run of up to :data:`SPAN_WORDS` words). A goal stays free. The schema is then made
-:func:`~engine.planner.prompt.one_way`, so that every answer it allows is a valid plan.
+the workspace holds. A file's content is a line of the request's own words, and what files are
+about and the tags a step adds are words it says so (:mod:`engine.planner.said`). A goal stays
+free. The schema is then made :func:`~engine.planner.prompt.one_way`, so that every answer it
+allows is a valid plan.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from typing import Any
 from engine.files.archives import FORMATS
 from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
-    OP_WORDS,
-    WEAK_WORDS,
     Request,
     referred_exts,
     referred_files,
@@ -43,6 +42,18 @@ from engine.planner.refer import (
     referred_ops,
     referred_targets,
     takes_from_folder,
+)
+from engine.planner.said import (
+    CLAUSE_BREAK,
+    FIRST_N,
+    QUOTED,
+    REMOVING,
+    SOMETHING_DONE_TO_THEM,
+    STOP_WORDS,
+    WORD_EDGES,
+    about_words,
+    dictated_lines,
+    tag_words,
 )
 from engine.workspace.sandbox import SandboxError, check_relpath
 
@@ -66,36 +77,12 @@ ARCHIVE_EXTS = tuple(f".{fmt}" for fmt in FORMATS)
 _ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "target"),
           ("copy", "from", "source"), ("copy", "to", "target"), ("extract", "to", "dest"))  # fmt: skip
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
-#: Words that hold a request together and never name a file, a folder or a tag.
-# fmt: off
-STOP_WORDS = frozenset((
-    "a", "an", "the", "and", "or", "but", "to", "into", "in", "on", "at", "of", "from", "for", "with", "by",
-    "as", "is", "are", "be", "it", "its", "them", "they", "this", "that", "these", "those", "all", "every",
-    "each", "any", "some", "my", "your", "our", "please", "pls", "can", "could", "would", "you", "me", "i", "we",
-    "us", "move", "put", "delete", "remove", "make", "create", "rename", "untag", "unzip", "then", "also",
-    "thanks", "thank", "thx", "kindly", "hey", "help", "need", "like", "want", "go", "ahead", "just", "only",
-    "shift", "transfer", "relocate", "shove", "erase", "wipe", "nuke", "discard", "toss", "duplicate", "clone",
-    "compress", "write", "append", "add", "copy", "extract", "unpack", "tag", "grab", "swap", "strip",
-))
-# fmt: on
-_WORD_EDGES = "'\"`()[]{}<>,;:!?"
 _NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
 _YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
 _THIS_YEAR = re.compile(r"\bthis year")
 _LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
 _DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
-#: The most words of the request one line of content holds.
-SPAN_WORDS = 12
-_QUOTED = re.compile(r"(?:^|(?<=\s))(['\"])(.+?)\1(?=[\s.,!?;:)]|$)")
-#: What ends a run of words that a line of content may be: a quote, a word with a slash, a file name.
-_BREAK = re.compile(r"(?<!\w)[\"'`]|[\"'`](?!\w)|\S*/\S*|\S+\.[A-Za-z0-9]{1,8}\b\S*")
-#: What introduces the line a file is to hold, when the request does not quote it.
-_CUE = re.compile(
-    r"(?::|\bsays?\b|\bsaying\b|\bcontains?\b|\bcontaining\b|\breads?\b|\breading\b|\blines?\b"
-    r"|\btext\b)\s+",
-    re.IGNORECASE,
-)
 _COUNT = re.compile(r"\b(\d{1,6})\b")
 #: Words of time, of older files and of recent ones, and of size, matched as :meth:`Request.uses`
 #: matches them (a plural or a typo is the word).
@@ -166,7 +153,7 @@ def request_words(request: str) -> list[str]:
     small words of the sentence ("into", "the") left out, in order, once each."""
     words: list[str] = []
     for raw in request.split():
-        for word in (raw.strip(_WORD_EDGES).rstrip("."), raw.rstrip(",;:!?").rstrip(".")):
+        for word in (raw.strip(WORD_EDGES).rstrip("."), raw.rstrip(",;:!?").rstrip(".")):
             word = word.rstrip("/")
             if word and word.lower() not in STOP_WORDS and _NAME.match(word) and _usable(word) and word not in words:
                 words.append(word)
@@ -187,58 +174,6 @@ def _prefixes(word: str) -> list[str]:
     if stem and stem != word:
         found += [stem, f"{stem} "]
     return found
-
-
-#: What a request says when an archive takes the place of what it packs.
-_REMOVING = re.compile(
-    r"\b(?:delete|deleting|remove|removing|trash|get rid of|drop|dlete|delte|remvoe|remov|removng)\s+"
-    r"(?:all\s+)?(?:the\s+)?(?:originals?|original files|files|them|those|it)\b",
-    re.IGNORECASE,
-)
-#: A request that does something to "them" or "the originals" may delete them with a word typed
-#: too fast to be known ("then revme the files").
-_SOMETHING_DONE_TO_THEM = re.compile(
-    r"\b(?!keep\b|leave\b)[a-z]{3,9}\s+(?:all\s+)?(?:the\s+(?:originals?|original files|files)|originals|them)\b",
-    re.IGNORECASE,
-)
-#: "the first 3 songs", "2 .py files ..., the first ones": a count of files taken in order.
-_FIRST_N = re.compile(
-    r"\b(?:first|top|oldest|newest|latest|biggest|largest|smallest)\s+(?:\d+|two|three|four|five|few)\b"
-    r"|\b(?:take|grab|pick)\s+(?:\d+|two|three|four|five)\b",
-    re.IGNORECASE,
-)
-_CLAUSE_BREAK = re.compile(r"[.;]\s|\b(?:then|also|after that)\b", re.IGNORECASE)
-#: Words before which a line a request dictates may end.
-_LINE_ENDS = frozenset(("and", "then", "also", "after", "thanks", "thank", "thx", "please", "pls", "plz", "asap",
-                        "when", "-", "so", "because", "but", "into", "in", "to", "as"))  # fmt: skip
-
-
-def _lines(request: str) -> list[str]:
-    """The lines a file written for ``request`` may hold (without their newline): what it quotes, and
-    the words right after what introduces a line ("that says", "should contain:", "one more line:"),
-    up to :data:`SPAN_WORDS` of them; when it does neither, each run of its words between paths,
-    names of files and quotes ("into courses/exam-info.txt" is not a line). Each with punctuation at
-    the ends taken off, and as it stands."""
-    quoted = [text.strip() for _, text in _QUOTED.findall(request)]
-    runs = []
-    unquoted = _QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)  # where a line stops
-    for at in (found.end() for found in _CUE.finditer(unquoted)):
-        words = unquoted[at:].split("\0", 1)[0].split()[:SPAN_WORDS]
-        # A line ends where the run does (or a word before: "thaaanks"), where a sentence does, or
-        # before a word that goes on to something else ("... saying renew the passport thanks. Then
-        # ...", "No rush"): never inside a list ("passport, charger, sunscreen").
-        ends = [end for end in range(1, len(words) + 1) if end == len(words) or words[end - 1][-1] in ".;!?"
-                or (end == len(words) - 1 and words[end - 1][-1] != ",")
-                or Request(words[end].strip(_WORD_EDGES + ".")).uses(_LINE_ENDS)
-                or not any(ch.isalnum() for ch in words[end]) or words[end][:1].isupper()]  # fmt: skip
-        runs += [" ".join(words[:end]) for end in ends]
-    if not (quoted or runs):
-        for part in _BREAK.split(request):
-            words = part.split()
-            runs += [" ".join(words[start:end]) for start in range(len(words))
-                     for end in range(start + 1, min(len(words), start + SPAN_WORDS) + 1)]  # fmt: skip
-    texts = [*quoted, *(run.strip(_WORD_EDGES + ".") for run in runs), *runs]
-    return list(dict.fromkeys(text for text in texts if text))
 
 
 def _name_words(files: list[str]) -> list[str]:
@@ -341,7 +276,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
     # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
-    named_tags = _tag_words(request)
+    named_tags = tag_words(request)
     tags = bounded(w for w in words if "/" not in w and w.lower() in named_tags)
     tags = tags or bounded(w for w in words if "/" not in w)
     # A match selects by the extensions files have (one no file has selects nothing, and the dry
@@ -359,7 +294,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     starts = [p for p in [*prefixes, *(f"{w} " for w in plain)] if _starts_some(basenames, p)]
     regexes = bounded(regex for p in starts if _compiles(regex := f"^{p}"))
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
-    quoted = [text for _, text in _QUOTED.findall(request)]
+    quoted = [text for _, text in QUOTED.findall(request)]
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]
     finds = bounded(_literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
     replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
@@ -377,9 +312,9 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # An archive removes what it packs only when the request says so ("and delete the originals"),
     # and then surely when it makes one archive ("zip ... into a.zip, removing the originals").
     archive = defs["archive"]
-    if ops is not None and "delete" not in ops and not _SOMETHING_DONE_TO_THEM.search(request):
+    if ops is not None and "delete" not in ops and not SOMETHING_DONE_TO_THEM.search(request):
         del archive["properties"]["remove"]
-    elif len(archives) == 1 and _REMOVING.search(request):
+    elif len(archives) == 1 and REMOVING.search(request):
         archive["properties"]["remove"] = {"const": True}
         archive["required"] = [*archive["required"], "remove"]
     if ops:
@@ -418,7 +353,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # Only files carry tags: a step tags a file that exists, or one an earlier step names.
     for op in ("tag", "untag"):
         _narrow(defs[op]["properties"], "path", changeable([*mentioned, *files, *renamed, *named]), defs)
-    outside = referred_files(_QUOTED.sub(" ", request), all_files) or []
+    outside = referred_files(QUOTED.sub(" ", request), all_files) or []
     _narrow(defs["append"]["properties"], "path", changeable([*named, *outside]), defs)
     _narrow(defs["archive"]["properties"], "to", archives, defs)
     _narrow(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
@@ -447,7 +382,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         del match["ext"]
     # A match selects by what files say only when the request says what they are about ("the
     # security notes", "mentioning the vpn"): a word elsewhere in it is no such filter.
-    about = Request(" ".join(_about(request)))
+    about = Request(" ".join(about_words(request)))
     said_about = [text for text in texts if about.uses([text])]
     if said_about:
         _narrow(match, "contains", said_about, defs)
@@ -465,14 +400,14 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     _narrow(rename, "find", finds, defs)
     _narrow(rename, "replace", replaces, defs)
     # Only when every line fits the bounds: a long request's content stays free rather than cut short.
-    lines = _lines(request)
+    lines = dictated_lines(request)
     if lines and bounded(lines) == lines:
         defs["content"] = {"enum": [f"{line}\n" for line in lines]}
     # A count is one the request names ("the first 3", "three of them"), or a small one when it
     # asks for the first few without a number; no count at all when it does neither.
     if counts or words_of.uses(FEW_WORDS):
         match["limit"] = {"enum": counts or list(LIMITS)}
-        if _FIRST_N.search(request) and not _CLAUSE_BREAK.search(request):
+        if FIRST_N.search(request) and not CLAUSE_BREAK.search(request):
             defs["match"]["required"] = [*defs["match"]["required"], "limit"]
     else:
         del match["limit"]
@@ -544,72 +479,6 @@ def _narrow(
     name = next((name for name in known if defs[name]["enum"] == values), f"{key}-{len(known)}")
     defs[name] = {"enum": values}
     schemas[key] = {"$ref": f"#/$defs/{name}"}
-
-
-#: Words after which a request says what files are about ("mentioning", "about the"), and words
-#: before which it does ("the security notes").
-ABOUT_WORDS = ("mention", "mentions", "mentioning", "mentioned", "about", "contain", "contains", "containing",
-               "regarding", "say", "says", "saying", "word", "discussing", "discuss", "talk", "talks", "cover",
-               "covering", "on")  # fmt: skip
-NOTE_WORDS = ("note", "notes", "doc", "docs", "document", "documents", "memo", "memos", "markdown", "writeup")
-_ARTICLES = ("the", "a", "an", "word")
-_TOKEN = re.compile(r"[^\s,;:!?()\"'`]+")
-
-
-_OP_VERBS = frozenset(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS)
-
-
-def _about(request: str) -> set[str]:
-    """The words (in lower case) a request says files are about: right after a word of
-    :data:`ABOUT_WORDS` (and an article), or one or two words before a word of :data:`NOTE_WORDS`; a plural and a
-    typo are forgiven in those words."""
-    tokens = [token.strip(_WORD_EDGES + ".").lower() for token in _TOKEN.findall(request)]
-    found = set()
-    for at, token in enumerate(tokens):
-        before = tokens[at - 1] if at else ""
-        if before in _ARTICLES and at > 1:
-            before = tokens[at - 2]
-        after = " ".join(tokens[at + 1 : at + 3])
-        if token in NOTE_WORDS or token in STOP_WORDS or token in _OP_VERBS:  # "sort notes" is no topic
-            continue
-        if (before and Request(before).uses(ABOUT_WORDS)) or (after and Request(after).uses(NOTE_WORDS)):
-            found.add(token)
-    return found
-
-
-#: Words after which a request names a tag ("as urgent", "with q3", "untag draft", "tag it done"),
-#: and words before which it does ("the draft tag").
-TAG_BEFORE = ("as", "with", "tag", "tags", "tagged", "it", "them", "untag", "is", "not", "add", "for", "label",
-              "labels", "labeled", "labelled", "mark", "marked", "flag", "flagged", "drop")  # fmt: skip
-TAG_AFTER = ("tag", "tags", "tagged", "label", "labels")
-TAG_VERBS = ("tag", "label", "mark", "flag", "untag")
-_NOT_TAGS = STOP_WORDS | {"off", "too", "instead", "anymore", "everything", "whatever", "anything", "files"}
-_CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "thank", "thx", "asap", "when", "now")
-
-
-def _tag_words(request: str) -> set[str]:
-    """The words (in lower case) a request names tags by: after a word of :data:`TAG_BEFORE`,
-    before one of :data:`TAG_AFTER`, or, after a word of :data:`TAG_VERBS`, at the end of a clause
-    ("tag the algorithms notes exam-prep and ...")."""
-    raw = _TOKEN.findall(request)
-    tokens = [token.strip(_WORD_EDGES + ".").lower() for token in raw]
-    found = set()
-    tagging = False
-    for at, token in enumerate(tokens):
-        before = tokens[at - 1] if at else ""
-        after = tokens[at + 1] if at + 1 < len(tokens) else ""
-        # A clause ends at a word that ends or starts one ("q3 Don't touch anything else").
-        starts = (
-            at + 1 < len(raw) and raw[at + 1][:1].isupper() and not raw[at + 1].isupper() and token not in STOP_WORDS
-        )
-        ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?" or starts
-        named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
-        if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in _NOT_TAGS:
-            found.add(token)
-        if token.endswith(("-tagged", "-tag")):  # "the urgent-tagged files"
-            found.add(token.rsplit("-", 1)[0])
-        tagging = (tagging and not ends) or Request(token).uses(TAG_VERBS)
-    return found
 
 
 def _ages(said: Request) -> list[str]:

@@ -304,7 +304,8 @@ _QUOTE = re.compile(r"(?:^|(?<=\s))([\"'`]).+?\1")
 #: ("the draft tag", "a label") they name a tag instead. And words that say a tag goes on while
 #: another comes off ("swap the todo tag for done").
 _TAGGING = frozenset(("tag", "tags", "label", "labels", "mark", "flag", "star", "pin", "tagging", "labelling"))
-_RETAGGING = frozenset(("retag", "add", "swap", "replace", "change", "instead", "as", "with", "put"))
+_RETAGGING = frozenset(("retag", "add", "swap", "replace", "change", "instead", "as", "with", "put", "gets", "get",
+                        "give", "gives"))  # fmt: skip
 _OFF = frozenset(("off", "strip", "remove", "untag", "unmark", "unlabel", "unflag", "unstar", "unpin", "without",
                   "anymore", "longer", "drop", "delete", "clear", "take"))  # fmt: skip
 _DETERMINERS = frozenset(("the", "a", "an", "that", "this", "its", "their", "any", "every", "each", "my", "no"))

@@ -103,6 +103,7 @@ def test_the_ops_offered_are_those_the_request_says() -> None:
     assert {"tag", "untag"} <= (referred_ops("swap the todo tag on grocery.md for done") or set())
     assert {"tag", "untag"} <= (referred_ops("take the todo tag off a.md and tag it done") or set())
     assert "tag" in (referred_ops("tag the notes urgent") or set())  # nothing comes off
+    assert "tag" in (referred_ops("remove the old logs. Then a.png gets the archived tag") or set())
     # A request that says no op's word is offered every op (None), as before.
     assert referred_ops("what's the weather tomorrow") is None
     # Nor does one that says only nouns that are also an op's words ("notes", "logs", "a new folder").

@@ -1,0 +1,154 @@
+"""What a request says in its own words, for the decoding schema (:mod:`engine.planner.narrow`):
+the lines a file it dictates holds, the words it says files are about, the tags it names, and
+whether an archive replaces what it packs or a step takes the first few files.
+
+Each answer is a superset of what a plan for the request may use: a word it cannot place is
+offered rather than dropped, so that narrowing never leaves the model without the right answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from engine.planner.refer import OP_WORDS, WEAK_WORDS, Request
+
+#: Words that hold a request together and never name a file, a folder or a tag.
+# fmt: off
+STOP_WORDS = frozenset((
+    "a", "an", "the", "and", "or", "but", "to", "into", "in", "on", "at", "of", "from", "for", "with", "by",
+    "as", "is", "are", "be", "it", "its", "them", "they", "this", "that", "these", "those", "all", "every",
+    "each", "any", "some", "my", "your", "our", "please", "pls", "can", "could", "would", "you", "me", "i", "we",
+    "us", "move", "put", "delete", "remove", "make", "create", "rename", "untag", "unzip", "then", "also",
+    "thanks", "thank", "thx", "kindly", "hey", "help", "need", "like", "want", "go", "ahead", "just", "only",
+    "shift", "transfer", "relocate", "shove", "erase", "wipe", "nuke", "discard", "toss", "duplicate", "clone",
+    "compress", "write", "append", "add", "copy", "extract", "unpack", "tag", "grab", "swap", "strip",
+))
+# fmt: on
+WORD_EDGES = "'\"`()[]{}<>,;:!?"
+#: The most words of the request one line of content holds.
+SPAN_WORDS = 12
+QUOTED = re.compile(r"(?:^|(?<=\s))(['\"])(.+?)\1(?=[\s.,!?;:)]|$)")
+#: What ends a run of words that a line of content may be: a quote, a word with a slash, a file name.
+_BREAK = re.compile(r"(?<!\w)[\"'`]|[\"'`](?!\w)|\S*/\S*|\S+\.[A-Za-z0-9]{1,8}\b\S*")
+#: What introduces the line a file is to hold, when the request does not quote it.
+_CUE = re.compile(
+    r"(?::|\bsays?\b|\bsaying\b|\bcontains?\b|\bcontaining\b|\breads?\b|\breading\b|\blines?\b"
+    r"|\btext\b)\s+",
+    re.IGNORECASE,
+)
+#: What a request says when an archive takes the place of what it packs.
+REMOVING = re.compile(
+    r"\b(?:delete|deleting|remove|removing|trash|get rid of|drop|dlete|delte|remvoe|remov|removng)\s+"
+    r"(?:all\s+)?(?:the\s+)?(?:originals?|original files|files|them|those|it)\b",
+    re.IGNORECASE,
+)
+#: A request that does something to "them" or "the originals" may delete them with a word typed
+#: too fast to be known ("then revme the files").
+SOMETHING_DONE_TO_THEM = re.compile(
+    r"\b(?!keep\b|leave\b)[a-z]{3,9}\s+(?:all\s+)?(?:the\s+(?:originals?|original files|files)|originals|them)\b",
+    re.IGNORECASE,
+)
+#: "the first 3 songs", "2 .py files ..., the first ones": a count of files taken in order.
+FIRST_N = re.compile(
+    r"\b(?:first|top|oldest|newest|latest|biggest|largest|smallest)\s+(?:\d+|two|three|four|five|few)\b"
+    r"|\b(?:take|grab|pick)\s+(?:\d+|two|three|four|five)\b",
+    re.IGNORECASE,
+)
+CLAUSE_BREAK = re.compile(r"[.;]\s|\b(?:then|also|after that)\b", re.IGNORECASE)
+#: Words before which a line a request dictates may end.
+_LINE_ENDS = frozenset(("and", "then", "also", "after", "thanks", "thank", "thx", "please", "pls", "plz", "asap",
+                        "when", "-", "so", "because", "but", "into", "in", "to", "as"))  # fmt: skip
+
+
+def dictated_lines(request: str) -> list[str]:
+    """The lines a file written for ``request`` may hold (without their newline): what it quotes, and
+    the words right after what introduces a line ("that says", "should contain:", "one more line:"),
+    up to :data:`SPAN_WORDS` of them; when it does neither, each run of its words between paths,
+    names of files and quotes ("into courses/exam-info.txt" is not a line). Each with punctuation at
+    the ends taken off, and as it stands."""
+    quoted = [text.strip() for _, text in QUOTED.findall(request)]
+    runs = []
+    unquoted = QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)  # where a line stops
+    for at in (found.end() for found in _CUE.finditer(unquoted)):
+        words = unquoted[at:].split("\0", 1)[0].split()[:SPAN_WORDS]
+        # A line ends where the run does (or a word before: "thaaanks"), where a sentence does, or
+        # before a word that goes on to something else ("... saying renew the passport thanks. Then
+        # ...", "No rush"): never inside a list ("passport, charger, sunscreen").
+        ends = [end for end in range(1, len(words) + 1) if end == len(words) or words[end - 1][-1] in ".;!?"
+                or (end == len(words) - 1 and words[end - 1][-1] != ",")
+                or Request(words[end].strip(WORD_EDGES + ".")).uses(_LINE_ENDS)
+                or not any(ch.isalnum() for ch in words[end]) or words[end][:1].isupper()]  # fmt: skip
+        runs += [" ".join(words[:end]) for end in ends]
+    if not (quoted or runs):
+        for part in _BREAK.split(request):
+            words = part.split()
+            runs += [" ".join(words[start:end]) for start in range(len(words))
+                     for end in range(start + 1, min(len(words), start + SPAN_WORDS) + 1)]  # fmt: skip
+    texts = [*quoted, *(run.strip(WORD_EDGES + ".") for run in runs), *runs]
+    return list(dict.fromkeys(text for text in texts if text))
+
+
+#: Words after which a request says what files are about ("mentioning", "about the"), and words
+#: before which it does ("the security notes").
+ABOUT_WORDS = ("mention", "mentions", "mentioning", "mentioned", "about", "contain", "contains", "containing",
+               "regarding", "say", "says", "saying", "word", "discussing", "discuss", "talk", "talks", "cover",
+               "covering", "on")  # fmt: skip
+NOTE_WORDS = ("note", "notes", "doc", "docs", "document", "documents", "memo", "memos", "markdown", "writeup")
+_ARTICLES = ("the", "a", "an", "word")
+_TOKEN = re.compile(r"[^\s,;:!?()\"'`]+")
+
+
+_OP_VERBS = frozenset(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS)
+
+
+def about_words(request: str) -> set[str]:
+    """The words (in lower case) a request says files are about: right after a word of
+    :data:`ABOUT_WORDS` (and an article), or one or two words before a word of :data:`NOTE_WORDS`; a plural and a
+    typo are forgiven in those words."""
+    tokens = [token.strip(WORD_EDGES + ".").lower() for token in _TOKEN.findall(request)]
+    found = set()
+    for at, token in enumerate(tokens):
+        before = tokens[at - 1] if at else ""
+        if before in _ARTICLES and at > 1:
+            before = tokens[at - 2]
+        after = " ".join(tokens[at + 1 : at + 3])
+        if token in NOTE_WORDS or token in STOP_WORDS or token in _OP_VERBS:  # "sort notes" is no topic
+            continue
+        if (before and Request(before).uses(ABOUT_WORDS)) or (after and Request(after).uses(NOTE_WORDS)):
+            found.add(token)
+    return found
+
+
+#: Words after which a request names a tag ("as urgent", "with q3", "untag draft", "tag it done"),
+#: and words before which it does ("the draft tag").
+TAG_BEFORE = ("as", "with", "tag", "tags", "tagged", "it", "them", "untag", "is", "not", "add", "for", "label",
+              "labels", "labeled", "labelled", "mark", "marked", "flag", "flagged", "drop")  # fmt: skip
+TAG_AFTER = ("tag", "tags", "tagged", "label", "labels")
+TAG_VERBS = ("tag", "label", "mark", "flag", "untag")
+_NOT_TAGS = STOP_WORDS | {"off", "too", "instead", "anymore", "everything", "whatever", "anything", "files"}
+_CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "thank", "thx", "asap", "when", "now")
+
+
+def tag_words(request: str) -> set[str]:
+    """The words (in lower case) a request names tags by: after a word of :data:`TAG_BEFORE`,
+    before one of :data:`TAG_AFTER`, or, after a word of :data:`TAG_VERBS`, at the end of a clause
+    ("tag the algorithms notes exam-prep and ...")."""
+    raw = _TOKEN.findall(request)
+    tokens = [token.strip(WORD_EDGES + ".").lower() for token in raw]
+    found = set()
+    tagging = False
+    for at, token in enumerate(tokens):
+        before = tokens[at - 1] if at else ""
+        after = tokens[at + 1] if at + 1 < len(tokens) else ""
+        # A clause ends at a word that ends or starts one ("q3 Don't touch anything else").
+        starts = (
+            at + 1 < len(raw) and raw[at + 1][:1].isupper() and not raw[at + 1].isupper() and token not in STOP_WORDS
+        )
+        ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?" or starts
+        named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
+        if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in _NOT_TAGS:
+            found.add(token)
+        if token.endswith(("-tagged", "-tag")):  # "the urgent-tagged files"
+            found.add(token.rsplit("-", 1)[0])
+        tagging = (tagging and not ends) or Request(token).uses(TAG_VERBS)
+    return found
