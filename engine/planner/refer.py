@@ -397,11 +397,9 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
     return False
 
 
-#: Words between a word of :data:`_TO_WORDS` and the place it names ("into the new folder called x").
+#: Words between a word of :data:`_PLACE_WORDS` and the place it names ("into the new folder called x").
 _PLACE_FILLER = frozenset(("the", "my", "a", "an", "our", "your", "new", "folder", "directory", "dir", "called",
                            "named", "over", "back", "subfolder"))  # fmt: skip
-
-
 #: Words before the place files go to ("into archive"), and words before a place that may also be
 #: where files are ("the pdfs in docs"), which count only in a clause that has none of the first.
 _PLACE_WORDS = frozenset(("to", "into", "onto", "->", "=>", "\u2192"))
@@ -411,8 +409,7 @@ _HOLDS = frozenset(("hold", "get", "have", "contain", "receive", "take", "keep",
 _WANTS = frozenset(("you", "like", "want", "need", "have", "going", "how", "trying", "able"))
 #: Where one clause of a request ends and the next starts.
 _CLAUSE = re.compile(r"[.;!?](?:\s|$)|\n|,?\s+(?:then|also|after that|and then)\b", re.IGNORECASE)
-
-
+#: Words before the name of an archive being made ("an archive old.zip", "as old.zip").
 _MADE_AS = re.compile(r"\b(?:archive|as|tarball|zip|zipped)\s+$", re.IGNORECASE)
 
 
