@@ -38,6 +38,7 @@ from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.narrow import narrowed_schema
+from engine.planner.parts import joined_plan, request_parts
 from engine.planner.prompt import entries_from_root, planner_messages
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
@@ -135,36 +136,45 @@ def _ask(
     check_stop()
     if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
         raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
-    messages: list[ChatMessage]
-    schema = None
+    # The local planner plans a request that asks for several things in turn one part at a time,
+    # each under a schema narrowed to that part (engine.planner.parts); every other role, and a
+    # request of one part, is one question.
+    asks: list[tuple[list[ChatMessage], dict[str, Any] | None]]
     if files_planner:
         today = dt.datetime.now(dt.UTC).date()
         entries = entries_from_root(ctx.root)
-        messages = planner_messages(entries, request, today)
-        schema = narrowed_schema(request, entries, today)
+        asks = [(planner_messages(entries, part, today), narrowed_schema(part, entries, today))
+                for part in request_parts(request)]  # fmt: skip
     else:
         context = workspace_context(ctx.root, state["task"], request, ctx.context)
-        messages = [
-            {"role": "system", "content": SYSTEM_PROMPTS[role]},
-            {"role": "user", "content": request + "\n\n" + context},
-        ]
-    reply = ask_role(
-        ctx.clients[role],
-        role,
-        messages,
-        ctx.root,
-        stream=ctx.stream,
-        policy=ctx.policy,
-        on_delta=on_delta,
-        on_repair=lambda attempt, problems: _emit(
-            {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
-        ),
-        on_usage=on_usage,
-        planner_schema=schema,
-    )
-    _emit({"type": "role_end", "role": role, "attempts": reply.attempts,
-           "seconds": round(time.monotonic() - started, 3), "tokens": reply.usage.total_tokens})  # fmt: skip
-    return reply.document
+        asks = [([{"role": "system", "content": SYSTEM_PROMPTS[role]},
+                  {"role": "user", "content": request + "\n\n" + context}], None)]  # fmt: skip
+    replies = []
+    for number, (messages, schema) in enumerate(asks):
+        if number:
+            on_delta("\n")
+        replies.append(
+            ask_role(
+                ctx.clients[role],
+                role,
+                messages,
+                ctx.root,
+                stream=ctx.stream,
+                policy=ctx.policy,
+                on_delta=on_delta,
+                on_repair=lambda attempt, problems: _emit(
+                    {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
+                ),
+                on_usage=on_usage,
+                planner_schema=schema,
+            )
+        )
+    _emit({"type": "role_end", "role": role, "attempts": sum(reply.attempts for reply in replies),
+           "seconds": round(time.monotonic() - started, 3),
+           "tokens": sum(reply.usage.total_tokens for reply in replies)})  # fmt: skip
+    if len(replies) == 1:
+        return replies[0].document
+    return joined_plan([reply.document for reply in replies])
 
 
 def _task_text(state: AgentState) -> str:

@@ -16,6 +16,7 @@ retries a refused answer.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -33,6 +34,7 @@ from engine.planner.cases import Case
 from engine.planner.effect import plan_effect, repetitions
 from engine.planner.fixtures import changed_paths, differences
 from engine.planner.narrow import narrowed_schema
+from engine.planner.parts import joined_plan, request_parts
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE, entries_from_fixture, planner_messages
 from engine.schemas import describe_error, pointer, validator
 
@@ -148,6 +150,11 @@ def parse_reply(text: str) -> tuple[Any, str | None]:
         return None, f"not JSON: {exc.msg} at character {exc.pos}"
 
 
+def _is_plan(plan: Any) -> bool:
+    steps = plan.get("steps") if isinstance(plan, dict) else None
+    return isinstance(steps, list) and all(isinstance(step, dict) for step in steps)
+
+
 def endpoint_predictor(
     base_url: str,
     model: str,
@@ -183,8 +190,8 @@ def endpoint_predictor(
             reply = client.chat(messages, response_format=response_format, temperature=temperature)
         return reply.content
 
-    def predict(case: Case) -> Prediction:
-        started = time.perf_counter()
+    def answer(case: Case) -> tuple[Any, str, str | None] | str:
+        """The plan, text and parse problem of one request's answer, or why there is none."""
         response_format: Any = None
         if constrained:
             response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": case_schema(case)}}
@@ -194,7 +201,7 @@ def endpoint_predictor(
                 text = ask(case, response_format, 0.0 if attempt == 0 else PLANNER_RETRY_TEMPERATURE)
             except EndpointError as exc:
                 if kept is None:
-                    return Prediction(None, time.perf_counter() - started, error=str(exc))
+                    return str(exc)
                 (plan, text), why = kept, None
                 break
             plan, why = parse_reply(text)
@@ -206,7 +213,25 @@ def endpoint_predictor(
             kept = kept or ((plan, text) if applies else None)
             if attempt == retries and kept is not None:
                 (plan, text), why = kept, None
-        return Prediction(plan, time.perf_counter() - started, text, why)
+        return plan, text, why
+
+    def predict(case: Case) -> Prediction:
+        started = time.perf_counter()
+        parts = request_parts(case.request) if constrained else [case.request]
+        answers = []
+        for part in parts:
+            got = answer(dataclasses.replace(case, request=part))
+            if isinstance(got, str):
+                return Prediction(None, time.perf_counter() - started, error=got)
+            plan, text, why = got
+            if why is not None or not _is_plan(plan):
+                return Prediction(plan if len(parts) == 1 else None, time.perf_counter() - started, text, why)
+            answers.append((plan, text))
+        if len(answers) == 1:
+            ((plan, text),) = answers
+            return Prediction(plan, time.perf_counter() - started, text)
+        joined = joined_plan([plan for plan, _ in answers])
+        return Prediction(joined, time.perf_counter() - started, json.dumps(joined))
 
     return predict, client.close
 

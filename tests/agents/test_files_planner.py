@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from agents.nodes import files_only_decision
 from agents.roles import PLANNER_RETRY_TEMPERATURE, RoleFailed
@@ -169,3 +170,28 @@ def test_what_a_files_only_builder_makes_of_each_decision(topology: str, roles: 
     if not declined:
         assert made.roles == ("builder",)
         assert made.topology == "single"
+
+
+def test_a_request_for_two_things_in_turn_is_planned_part_by_part_and_applied_as_one_plan(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply(MOVE_PDFS))
+    scripted_llm.enqueue(Reply({"version": 1, "goal": "Tag the notes", "steps": [
+        {"op": "tag", "path": "notes.md", "tags": ["done"]}]}))  # fmt: skip
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move the pdfs into archive; also tag notes.md as done") is None
+    assert run.final["ok"] is True
+    first, second = scripted_llm.requests
+    assert first["messages"][1]["content"].endswith("Request: move the pdfs into archive")
+    assert second["messages"][1]["content"].endswith("Request: tag notes.md as done")
+    # Each part is decoded under a schema narrowed to that part: only the second may tag.
+    tagging = {"version": 1, "goal": "Tag", "steps": [{"op": "tag", "path": "notes.md", "tags": ["done"]}]}
+    schemas = [request["response_format"]["json_schema"]["schema"] for request in (first, second)]
+    assert [Draft202012Validator(schema).is_valid(tagging) for schema in schemas] == [False, True]
+    [plan] = of(run.events, "plan")
+    assert [step["op"] for step in plan["plan"]["steps"]] == ["mkdir", "move", "move", "tag"]
+    assert plan["plan"]["goal"] == "Move the PDFs into archive; tag the notes"
+    assert sorted(p.name for p in (root / "archive").iterdir()) == ["a.pdf", "b\x1b[31m.pdf"]
+    [end] = of(run.events, "role_end")
+    assert end["attempts"] == 2

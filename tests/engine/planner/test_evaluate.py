@@ -20,6 +20,7 @@ from engine.planner.evaluate import (
     parse_reply,
     score_case,
 )
+from engine.planner.parts import request_parts
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE
 from tests.helpers import assert_one_line_error, run_routeshell
 from tests.scripted_llm import Reply, ScriptedLLM, Status
@@ -174,4 +175,26 @@ def test_the_agent_predictor_asks_again_sampled_only_while_the_dry_run_refuses(
     prompts = [json.dumps(request["messages"]) for request in scripted_llm.requests]
     assert len(set(prompts[:7])) == len(set(prompts[7:])) == 1  # each case's retries resend its own prompt
     assert all(request["response_format"]["type"] == "json_schema" for request in scripted_llm.requests)
+    assert scripted_llm.unexpected == 0
+
+
+def test_a_joined_request_is_asked_part_by_part_and_scored_on_the_joined_plan(
+    scripted_llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    case = next(c for c in generate_cases(200, seed=4) if len(c.kinds) == 2)
+    first, second = request_parts(case.request)
+    nothing = {"version": 1, "goal": "Nothing", "steps": []}
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True)
+    try:
+        scripted_llm.enqueue(Reply(case.plan), Reply(nothing))
+        assert score_case(case, predict(case), tmp_path).exact
+        scripted_llm.enqueue(Reply(nothing), Reply("not json"))  # one part with no plan: no plan at all
+        prediction = predict(case)
+        assert prediction.plan is None
+        assert prediction.error is not None
+        assert prediction.error.startswith("not JSON")
+    finally:
+        close()
+    asked = [request["messages"][-1]["content"] for request in scripted_llm.requests]
+    assert [text.rsplit("Request: ", 1)[1] for text in asked] == [first, second, first, second]
     assert scripted_llm.unexpected == 0

@@ -1,0 +1,69 @@
+"""The parts of a request that asks for several things in turn ("zip up X; also tag Y", "mirror A
+into B. Then compress C"): each is planned on its own, under a schema narrowed to it
+(:mod:`engine.planner.narrow`), and the plans are joined in the request's order.
+
+A small planner loses track of a long request: it plans the first thing asked and stops. One part
+at a time, it sees one thing asked, and each part's schema offers only the names, places, ops and
+filters that part speaks of. A part that begins by going on with what the one before it chose
+("..., then move them to sorted", ". Then remove the files") stays with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from engine.planner.prompt import MAX_GOAL
+
+#: The most parts a request is planned in; what comes after the last is part of the last.
+MAX_PARTS = 4
+#: Where one thing asked ends and the next begins: "then", "after that" or "also" after a comma, a
+#: semicolon or a sentence end; "and then"; a semicolon.
+_JOIN = re.compile(
+    r"(?:,|;|[.!?])\s+(?:and\s+)?(?:then|after\s+that|also)\b,?\s*|\s+and\s+then\s+|;\s+",
+    re.IGNORECASE,
+)
+#: A part that begins by doing something to what an earlier part chose: "move them to sorted",
+#: "remove the files" (or "the fiels"), "delete the originals", "tag it done".
+_GOES_ON = re.compile(
+    r"^(?:(?:please|pls|plz|kindly|also|and|then|now|go\s+ahead\s+and|just)\s+)*[\w-]+\s+(?:up\s+|all\s+)?"
+    r"(?:them|it|they|(?P<these>those|these)|the\s+(?:ori\w*|fi(?!rst)\w{1,3}|fl\w{2,3}|f\w?les?|rest|same))\b"
+    r"(?!\s*(?:in|under|from|of|inside|within|bigger|larger|older|newer|that|which|:(?![()DP])))",
+    re.IGNORECASE,
+)
+
+
+def _goes_on(piece: str) -> bool:
+    """Whether ``piece`` begins by doing something to what an earlier part chose; "move these to
+    old: a.txt and b.txt" names its own files after the colon."""
+    found = _GOES_ON.match(piece)
+    return found is not None and not (found["these"] and re.search(r":(?![()DP])", piece[found.end() :]))
+
+
+def request_parts(request: str) -> list[str]:
+    """The parts of ``request`` planned one at a time, in order: one part when it asks for one thing."""
+    pieces: list[str] = []
+    at = 0
+    for join in _JOIN.finditer(request):
+        pieces.append(request[at : join.start()])
+        at = join.end()
+    pieces.append(request[at:])
+    parts: list[str] = []
+    for piece in pieces:
+        piece = piece.strip()
+        if not piece:
+            continue
+        if parts and (len(parts) >= MAX_PARTS or _goes_on(piece)):
+            parts[-1] = f"{parts[-1]}, then {piece}"
+        else:
+            parts.append(piece)
+    return parts or [request]
+
+
+def joined_plan(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The plan doing ``plans`` in turn: their steps in order, their goals in one."""
+    steps = [step for plan in plans for step in plan.get("steps", [])]
+    goals = [str(plan.get("goal") or "") for plan in plans if plan.get("steps")] or [str(plans[0].get("goal") or "")]
+    goal = "; ".join(g[:1].lower() + g[1:] if n else g for n, g in enumerate(goals) if g)
+    return {"version": 1, "goal": goal[:MAX_GOAL], "steps": steps}

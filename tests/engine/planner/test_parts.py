@@ -1,0 +1,94 @@
+"""Splitting a request that asks for several things in turn, and joining the parts' plans."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.planner.cases import generate_case
+from engine.planner.parts import MAX_PARTS, joined_plan, request_parts
+
+
+@pytest.mark.parametrize(
+    ("request_text", "parts"),
+    [
+        ("move the pdfs into archive", ["move the pdfs into archive"]),
+        (
+            "zip up logs into logs.zip; also tag the api notes in docs as api",
+            ["zip up logs into logs.zip", "tag the api notes in docs as api"],
+        ),
+        (
+            "mirror var into sorted/2025 and then start a note misc/README.md saying hi. Then zip P as p.zip",
+            ["mirror var into sorted/2025", "start a note misc/README.md saying hi", "zip P as p.zip"],
+        ),
+        (
+            "pls empty my project, leave project/tests alone. After that, move the pics in camera into done!",
+            ["pls empty my project, leave project/tests alone", "move the pics in camera into done!"],
+        ),
+        # A part that goes on with what the part before it chose stays with it.
+        (
+            "mark the api notes in docs with review, then move them to docs/api",
+            ["mark the api notes in docs with review, then move them to docs/api"],
+        ),
+        (
+            "pack up old into old.tar.gz. Then remove the files :)",
+            ["pack up old into old.tar.gz, then remove the files :)"],
+        ),
+        ("pack up old into old.tar.gz. Then REOMVE THE FIES", ["pack up old into old.tar.gz, then REOMVE THE FIES"]),
+        ("zip logs into l.zip and then delete the originals", ["zip logs into l.zip, then delete the originals"]),
+        # ... but not one that names its own files after "these", or takes "the first" few.
+        (
+            "tag a.txt as x, then move these to old: b.txt and c.txt",
+            ["tag a.txt as x", "move these to old: b.txt and c.txt"],
+        ),
+        (
+            "zip a into a.zip; also move the first 3 logs in var into keep",
+            ["zip a into a.zip", "move the first 3 logs in var into keep"],
+        ),
+        (
+            "remove the files in tmp, then move the files in inbox to keep",
+            ["remove the files in tmp", "move the files in inbox to keep"],
+        ),
+    ],
+)
+def test_a_request_splits_where_one_thing_asked_ends_and_the_next_begins(request_text: str, parts: list[str]) -> None:
+    assert request_parts(request_text) == parts
+
+
+def test_a_request_is_planned_in_at_most_max_parts_parts_the_rest_going_with_the_last() -> None:
+    text = "; ".join(f"make a folder called d{n}" for n in range(MAX_PARTS + 2))
+    parts = request_parts(text)
+    assert len(parts) == MAX_PARTS
+    assert parts[-1] == "make a folder called d3, then make a folder called d4, then make a folder called d5"
+
+
+def test_a_request_with_nothing_but_joins_is_one_part() -> None:
+    assert request_parts("; ; ") == ["; ; "]
+
+
+def test_generated_joined_requests_split_into_the_requests_they_were_joined_from() -> None:
+    # The generator joins independent requests with its own joining words: each should come out
+    # as one part, and a request it did not join as one part.
+    wrong = []
+    for index in range(600):
+        case = generate_case(index, seed=3)
+        if len(request_parts(case.request)) != len(case.kinds):
+            wrong.append((case.kinds, case.request))
+    assert wrong == []
+
+
+def test_joined_plans_keep_every_step_in_order_and_the_goals_of_the_parts_that_do_something() -> None:
+    first = {
+        "version": 1,
+        "goal": "Zip logs",
+        "steps": [{"op": "archive", "match": {"glob": "logs/**"}, "to": "l.zip"}],
+    }
+    empty = {"version": 1, "goal": "Not a file operation", "steps": []}
+    second = {
+        "version": 1,
+        "goal": "Make old",
+        "steps": [{"op": "mkdir", "path": "old"}, {"op": "mkdir", "path": "new"}],
+    }
+    joined = joined_plan([first, empty, second])
+    assert joined == {"version": 1, "goal": "Zip logs; make old", "steps": first["steps"] + second["steps"]}
+    assert joined_plan([empty, empty]) == {"version": 1, "goal": "Not a file operation", "steps": []}
+    assert len(joined_plan([{**first, "goal": "x" * 500}, second])["goal"]) <= 160
