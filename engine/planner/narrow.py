@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import json
+import math
 import posixpath
 import re
 from collections.abc import Iterable
@@ -55,6 +56,7 @@ from engine.planner.said import (
     dictated_lines,
     tag_words,
 )
+from engine.serve.schema_rewrite import MAX_ENUMERATED
 from engine.workspace.sandbox import SandboxError, check_relpath
 
 #: The most values one list may hold, so that a big workspace keeps the schema small.
@@ -420,6 +422,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     defs["tags"]["maxItems"] = min(defs["tags"]["maxItems"], len(defs["tag_name"].get("enum", range(64))))
     items = defs["listed"] if listed else defs["source"]
     defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(items.get("enum", range(MAX_VALUES))))
+    _unique_when_few(defs["paths"], items.get("enum"))
     # A rule sorts by what files say only when the request says what they are about, as a match does.
     if said_about:
         _narrow(rule, "contains", said_about, defs)
@@ -430,6 +433,19 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     one_way(schema)
     _renamed_beside(defs, [path for path in sources if path in existing], named, existing)
     return schema
+
+
+def _unique_when_few(array: dict[str, Any], values: list[str] | None) -> None:
+    """Make ``array`` (of ``values``) name each value at most once, where the local server can keep
+    that while decoding: it decodes such an array as the list of every array that validates, at most
+    :data:`~engine.serve.schema_rewrite.MAX_ENUMERATED` of them ("[cover-v2.png, cover-v2.png]"
+    cannot be). A longer list would be checked only after decoding, and refused."""
+    if not values:
+        return
+    longest = min(array["maxItems"], len(values))
+    arrays = sum(math.perm(len(values), k) for k in range(array.get("minItems", 0), longest + 1))
+    if arrays <= MAX_ENUMERATED:
+        array.update(items={"enum": list(values)}, maxItems=longest, uniqueItems=True)
 
 
 #: The most files whose new names are listed beside them (:func:`_renamed_beside`).

@@ -20,16 +20,14 @@ from engine.planner.prompt import MAX_GOAL
 MAX_PARTS = 4
 #: Where one thing asked ends and the next begins: "then", "after that" or "also" after a comma, a
 #: semicolon or a sentence end; "and then"; a semicolon.
-_JOIN = re.compile(
-    r"(?:,|;|[.!?])\s+(?:and\s+)?(?:then|after\s+that|also)\b,?\s*|\s+and\s+then\s+|;\s+",
-    re.IGNORECASE,
-)
+_JOIN = re.compile(r"(?:,|;|[.!?])\s+(?:and\s+)?(?:then|after\s+that|also)\b,?\s*|\s+and\s+then\s+|;\s+", re.IGNORECASE)
 #: A part that begins by doing something to what an earlier part chose: "move them to sorted",
 #: "remove the files" (or "the fiels"), "delete the originals", "tag it done".
 _GOES_ON = re.compile(
     r"^(?:(?:please|pls|plz|kindly|also|and|then|now|go\s+ahead\s+and|just)\s+)*[\w-]+\s+(?:up\s+|all\s+)?"
-    r"(?:them|it|they|(?P<these>those|these)|the\s+(?:ori\w*|fi(?!rst)\w{1,3}|fl\w{2,3}|f\w?les?|rest|same))\b"
-    r"(?!\s*(?:in|under|from|of|inside|within|bigger|larger|older|newer|that|which|:(?![()DP])))",
+    r"(?:(?:them|it|they)\b|(?P<these>those|these)\b"
+    r"|the\s+(?:ori\w*|fi(?!rst)\w{1,3}|fl\w{2,3}|f\w?les?|rest|same)\b"
+    r"(?!\s*(?:in|under|from|of|inside|within|bigger|larger|older|newer|that|which)\b|\s*:(?![()DP])))",
     re.IGNORECASE,
 )
 
@@ -42,23 +40,24 @@ def _goes_on(piece: str) -> bool:
 
 
 def request_parts(request: str) -> list[str]:
-    """The parts of ``request`` planned one at a time, in order: one part when it asks for one thing."""
-    pieces: list[str] = []
+    """The parts of ``request`` planned one at a time, in order: one part when it asks for one thing.
+    A piece that goes on with what the piece before it chose stays with it, in the request's words."""
+    spans: list[tuple[int, int]] = []
     at = 0
     for join in _JOIN.finditer(request):
-        pieces.append(request[at : join.start()])
+        spans.append((at, join.start()))
         at = join.end()
-    pieces.append(request[at:])
-    parts: list[str] = []
-    for piece in pieces:
-        piece = piece.strip()
+    spans.append((at, len(request)))
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        piece = request[start:end].strip()
         if not piece:
             continue
-        if parts and (len(parts) >= MAX_PARTS or _goes_on(piece)):
-            parts[-1] = f"{parts[-1]}, then {piece}"
+        if merged and (len(merged) >= MAX_PARTS or _goes_on(piece)):
+            merged[-1] = (merged[-1][0], end)
         else:
-            parts.append(piece)
-    return parts or [request]
+            merged.append((start, end))
+    return [request[start:end].strip() for start, end in merged] or [request]
 
 
 def joined_plan(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:

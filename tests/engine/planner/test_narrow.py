@@ -19,6 +19,7 @@ from engine.planner.fixtures import FileSpec, Fixture
 from engine.planner.narrow import narrowed_schema, request_words
 from engine.planner.prompt import ViewEntry, answer_text, entries_from_fixture
 from engine.serve.grammar import compile_schema
+from engine.serve.schema_rewrite import decoding_schema
 from tests.engine.planner.test_handwritten import CASES as HANDWRITTEN
 
 TODAY = dt.date(2026, 6, 15)
@@ -323,3 +324,23 @@ def test_an_archive_removes_what_it_packs_only_when_the_request_says_so() -> Non
     two = narrowed_schema("zip photos as a.zip and logs as b.zip, delete the originals", entries, TODAY)
     assert all(way["properties"]["remove"] == {"type": "boolean", "default": False}
                for way in two["$defs"]["archive"]["anyOf"])  # fmt: skip
+
+
+def test_a_short_list_of_files_names_each_once_as_the_local_server_decodes_it() -> None:
+    entries = [ViewEntry(f"Edits/{name}", False, 10, TODAY) for name in ("cover-v1.png", "cover-v2.png", "c.psd")]
+    entries += [ViewEntry(f"logs/{n:02}.log", False, 10, TODAY) for n in range(12)]
+
+    def deleting(paths: list[str]) -> dict[str, Any]:
+        return {"version": 1, "goal": "Delete", "steps": [{"op": "delete", "paths": paths}]}
+
+    schema = narrowed_schema("delete cover-v1.png and cover-v2.png in Edits", entries, TODAY)
+    assert schema["$defs"]["paths"]["uniqueItems"] is True
+    check = Draft202012Validator(schema)
+    assert check.is_valid(deleting(["Edits/cover-v1.png", "Edits/cover-v2.png"]))
+    assert not check.is_valid(deleting(["Edits/cover-v2.png", "Edits/cover-v2.png"]))
+    # The server decodes it as the lists that validate, so a repeated name cannot be decoded.
+    _, notes = decoding_schema(schema)
+    assert any(note.startswith("uniqueItems at /$defs/paths: decoded as the") for note in notes)
+    # Too many files to list every list: a name may repeat (the dry run and the agent's retry see it).
+    many = narrowed_schema("delete the logs in logs", entries, TODAY)["$defs"]["paths"]
+    assert "uniqueItems" not in many

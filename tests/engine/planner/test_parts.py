@@ -24,17 +24,17 @@ from engine.planner.parts import MAX_PARTS, joined_plan, request_parts
             "pls empty my project, leave project/tests alone. After that, move the pics in camera into done!",
             ["pls empty my project, leave project/tests alone", "move the pics in camera into done!"],
         ),
-        # A part that goes on with what the part before it chose stays with it.
+        # A part that goes on with what the part before it chose stays with it, in the request's words.
         (
             "mark the api notes in docs with review, then move them to docs/api",
             ["mark the api notes in docs with review, then move them to docs/api"],
         ),
         (
             "pack up old into old.tar.gz. Then remove the files :)",
-            ["pack up old into old.tar.gz, then remove the files :)"],
+            ["pack up old into old.tar.gz. Then remove the files :)"],
         ),
-        ("pack up old into old.tar.gz. Then REOMVE THE FIES", ["pack up old into old.tar.gz, then REOMVE THE FIES"]),
-        ("zip logs into l.zip and then delete the originals", ["zip logs into l.zip, then delete the originals"]),
+        ("pack up old into old.tar.gz. Then REOMVE THE FIES", ["pack up old into old.tar.gz. Then REOMVE THE FIES"]),
+        ("zip logs into l.zip and then delete the originals", ["zip logs into l.zip and then delete the originals"]),
         # ... but not one that names its own files after "these", or takes "the first" few.
         (
             "tag a.txt as x, then move these to old: b.txt and c.txt",
@@ -58,7 +58,7 @@ def test_a_request_is_planned_in_at_most_max_parts_parts_the_rest_going_with_the
     text = "; ".join(f"make a folder called d{n}" for n in range(MAX_PARTS + 2))
     parts = request_parts(text)
     assert len(parts) == MAX_PARTS
-    assert parts[-1] == "make a folder called d3, then make a folder called d4, then make a folder called d5"
+    assert parts[-1] == "make a folder called d3; make a folder called d4; make a folder called d5"
 
 
 def test_a_request_with_nothing_but_joins_is_one_part() -> None:
