@@ -42,6 +42,7 @@ from engine.planner.refer import (
     referred_folders,
     referred_ops,
     referred_targets,
+    spared_folders,
     takes_from_folder,
 )
 from engine.planner.said import (
@@ -80,6 +81,13 @@ _ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", 
           ("copy", "from", "source"), ("copy", "to", "target"), ("extract", "to", "dest"))  # fmt: skip
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
 _NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
+#: The separators in names, by the first letters of their names.
+SEPARATORS = {"und": "_", "das": "-", "hyp": "-", "spa": " ", "dot": ".", "per": "."}
+_SEPARATOR = r"(?:underscores?|dash(?:es)?|hyphens?|spaces?|dots?|periods?)"
+#: A separator a rename puts into names: "with underscores", "to dashes", "dashes instead".
+_PUT_IN = re.compile(
+    rf"\b(?:with|to|into|by|for)\s+(?:an?\s+|the\s+)?({_SEPARATOR})\b|\b({_SEPARATOR})\s+instead\b", re.IGNORECASE
+)
 _YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
 _THIS_YEAR = re.compile(r"\bthis year")
 _LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
@@ -252,7 +260,12 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     inside = {posixpath.dirname(path) for path in all_files}
     # Everywhere ("**") only when the request takes files from no folder it names (refer.py).
     everywhere = [] if takes_from_folder(request, all_folders) else ["**"]
-    globs = bounded(
+    # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
+    spared = spared_folders(request, all_folders)
+    taken = [d for d in folders if d not in spared] or folders
+    globs = bounded([*everywhere, *(f"{d}/**" for d in taken if d in under), *(f"{d}/*" for d in taken if d in inside)])
+    # What a match leaves out is a folder the request leaves alone, when it names one.
+    kept_out = bounded(f"{d}/**" for d in sorted(spared) if d in under) or bounded(
         [*everywhere, *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)]
     )
     # The years the request names, this year or last year when it says so: the model is apt to copy
@@ -300,6 +313,10 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]
     finds = bounded(_literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
     replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
+    # A separator the request puts in ("spaces with underscores", "use dashes instead") is what goes in.
+    put_in = [SEPARATORS[word[:3].lower()] for pair in _PUT_IN.findall(request) for word in pair if word]
+    if put_in:
+        replaces = bounded([*put_in, *quoted])
     numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
     # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
     counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
@@ -363,9 +380,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     unpacked = [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)]
     _narrow(defs["extract"]["properties"], "to", [d for d in unpacked if _goes_to(d, places)] or unpacked, defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
-    for key, values in (("glob", globs), ("size", sizes), ("tag_name", tags)):
+    defs["kept_out"] = dict(defs["glob"])
+    for key, values in (("glob", globs), ("kept_out", kept_out), ("size", sizes), ("tag_name", tags)):
         _narrow(defs, key, values)
     match = defs["match"]["properties"]
+    match["exclude"] = {**match["exclude"], "items": {"$ref": "#/$defs/kept_out"}}
     # A match filters by date only when the request speaks of time, and by size when of size.
     timed = words_of.uses(TIME_WORDS) or years or _DAYS.search(request)
     for key, values in (("modified_after", afters), ("modified_before", befores)):

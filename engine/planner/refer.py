@@ -203,13 +203,31 @@ def _kind_words() -> dict[str, set[str]]:
 KIND_WORDS = _kind_words()
 
 
+_SPELLED_PATH = re.compile(r"[^\s\"'`]*/[^\s\"'`]*")
+#: An extension said before a word for its kind: "png images", ".pdf documents", "MP3 songs".
+_EXT_KIND = re.compile(r"(?<![\w.])\.?([a-z0-9]{2,5})\s+([a-z]+)", re.IGNORECASE)
+
+
+def _narrowed_kinds(request: str) -> str:
+    """``request`` less each word for a kind right after one of its extensions: "png images" asks for
+    PNGs, not for every kind of image."""
+
+    def kind_of(found: re.Match[str]) -> str:
+        ext = stem(found[1])
+        kinds = {named for key in _keys(found[2]) for named in KIND_WORDS.get(key, ())}
+        return found[1] if any(kind.rsplit(".", 1)[-1] == ext for kind in kinds) and len(kinds) > 1 else found[0]
+
+    return _EXT_KIND.sub(kind_of, request)
+
+
 def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
     """The extensions of ``exts`` the request names: by themselves ("pdfs", ".log", "MP3s") or by a
     word for their kind ("songs", "photos", "notes"). An extension no word here names (``.m3u``)
     stays among them: the request may name it in words this module does not know."""
     # A file the request names is not a kind it asks for: "zip it as thesis-backup.zip" asks for no
     # zips and no backups.
-    said = Request(_FILE_NAME.sub(" ", request))
+    # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
+    said = Request(_narrowed_kinds(_SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
     exts = list(dict.fromkeys(exts))
     keys = {key for word in _WORD.findall(said.lowered) for key in _keys(word)}
     named = {ext for key in keys for ext in KIND_WORDS.get(key, ())}
@@ -395,6 +413,23 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
             continue
         return True
     return False
+
+
+#: Words before a folder the request leaves alone ("leave media/videos alone", "except logs/archive").
+_SPARING = frozenset(("leave", "leaving", "except", "excluding", "but", "touch", "skip", "skipping", "keep", "keeping",
+                      "apart", "besides", "without", "save"))  # fmt: skip
+
+
+def spared_folders(request: str, folders: list[str]) -> set[str]:
+    """The ``folders`` the request spells whole (with a slash: "media/videos") a few words after it
+    says to leave them alone: what a step selects from is never one of them."""
+    tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(request)]
+    by_name = {folder.lower(): folder for folder in folders if "/" in folder}
+    return {
+        by_name[token]
+        for at, token in enumerate(tokens)
+        if token in by_name and _SPARING.intersection(tokens[max(0, at - 4) : at])
+    }
 
 
 #: Words between a word of :data:`_PLACE_WORDS` and the place it names ("into the new folder called x").

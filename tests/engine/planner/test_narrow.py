@@ -344,3 +344,31 @@ def test_a_short_list_of_files_names_each_once_as_the_local_server_decodes_it() 
     # Too many files to list every list: a name may repeat (the dry run and the agent's retry see it).
     many = narrowed_schema("delete the logs in logs", entries, TODAY)["$defs"]["paths"]
     assert "uniqueItems" not in many
+
+
+def test_a_rename_puts_in_the_separator_the_request_says() -> None:
+    entries = [ViewEntry("shots/a b.png", False, 10, TODAY)]
+
+    def replaces(request: str) -> list[Any]:
+        defs = narrowed_schema(request, entries, TODAY)["$defs"]
+        [replace] = {
+            json.dumps(w["properties"]["replace"]) for w in defs["rename"]["anyOf"] if "replace" in w["properties"]
+        }
+        return _values(defs, json.loads(replace))
+
+    assert replaces("IN shots, REPLACE SPACES WITH UNDERSCORES") == ["_"]
+    assert replaces("in shots, use dashes instead of spaces") == ["-"]
+    assert replaces("replace spaces with hyphens in shots") == ["-"]
+    assert "" in replaces("remove the _v2 suffix in shots")
+
+
+def test_a_step_never_selects_from_a_folder_the_request_leaves_alone() -> None:
+    entries = [ViewEntry(f"media/{name}", False, 10, TODAY) for name in ("a.mp3", "videos/b.mp4", "music/c.mp3")]
+    defs = narrowed_schema("empty the media folder, leave media/videos alone", entries, TODAY)["$defs"]
+    globs = _values(defs, defs["glob"])
+    assert "media/**" in globs
+    assert "media/videos/**" not in globs
+    assert _values(defs, defs["match"]["properties"]["exclude"]["items"]) == ["media/videos/**"]
+    check = Draft202012Validator({**defs["match"], "$defs": defs})
+    assert check.is_valid({"glob": "media/**", "exclude": ["media/videos/**"]})
+    assert not check.is_valid({"glob": "media/**", "exclude": ["media/**"]})

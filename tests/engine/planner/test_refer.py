@@ -53,6 +53,10 @@ def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
     assert referred_exts("copy the noets in documents", exts) == [".md", ".xyz", ".pdf"]  # "noets": notes
     assert referred_exts("holiday pics and playlists", exts) == [".m3u", ".xyz", ".jpg", ".png"]
     assert referred_exts("prefix the .sql dumps with prod-", exts) == [".xyz", ".sql"]
+    # An extension said before a word for its kind narrows the kind; a folder spelled with a slash is no kind.
+    assert referred_exts("archive png images from photos/ as old.zip", exts) == [".xyz", ".png"]
+    assert referred_exts("the mp3 songs", exts) == [".mp3", ".xyz"]
+    assert referred_exts("the pdf files and the images", exts) == [".xyz", ".jpg", ".png", ".pdf"]
     # A verb is not a kind: "move" is not "movie", and no kind named is None.
     assert referred_exts("move everything in downloads", exts) is None
     # A file the request names is where things go, not a kind it asks for.
@@ -188,6 +192,7 @@ def test_a_file_renamed_keeps_its_folder_and_a_list_holds_no_item_twice() -> Non
     assert defs["tags"]["maxItems"] == len(defs["tag_name"]["enum"]) == 1
     # A list of paths names files, never their folder.
     defs = narrowed_schema("delete a.jpg and b.png in photos", entries, TODAY)["$defs"]
-    assert defs["paths"]["items"] == {"$ref": "#/$defs/listed"}
     assert defs["listed"]["enum"] == ["photos/a.jpg", "photos/b.png"]
+    assert defs["paths"]["items"] == {"enum": defs["listed"]["enum"]}  # listed whole: each file once
+    assert defs["paths"]["uniqueItems"] is True
     assert defs["paths"]["maxItems"] == 2
