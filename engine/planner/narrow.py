@@ -54,6 +54,7 @@ from engine.planner.said import (
     STOP_WORDS,
     WORD_EDGES,
     about_words,
+    asked_steps,
     dictated_lines,
     tag_words,
 )
@@ -449,6 +450,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         del rule["contains"]
     _narrow(rule, "regex", regexes, defs, drop=True)
     _narrow(rename, "template", bounded(counted) or templates, defs)
+    # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
+    # least a step for each: a small planner is apt to stop after the first.
+    if (asked := asked_steps(request)) > 1:
+        steps = schema["properties"]["steps"]
+        steps["minItems"] = min(asked, steps["maxItems"])
     one_way(schema)
     _renamed_beside(defs, [path for path in sources if path in existing], named, existing)
     return schema

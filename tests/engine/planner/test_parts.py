@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from engine.planner.cases import generate_case
+from engine.planner.cases import generate_case, generate_cases
+from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import MAX_PARTS, joined_plan, request_parts
+from engine.planner.prompt import ViewEntry
+from engine.planner.said import asked_steps
 
 
 @pytest.mark.parametrize(
@@ -92,3 +97,40 @@ def test_joined_plans_keep_every_step_in_order_and_the_goals_of_the_parts_that_d
     assert joined == {"version": 1, "goal": "Zip logs; make old", "steps": first["steps"] + second["steps"]}
     assert joined_plan([empty, empty]) == {"version": 1, "goal": "Not a file operation", "steps": []}
     assert len(joined_plan([{**first, "goal": "x" * 500}, second])["goal"]) <= 160
+
+
+@pytest.mark.parametrize(
+    ("request_text", "steps"),
+    [
+        ("move the pdfs into archive", 1),
+        ("tag all my algorithms notes exam-prep and copy them to exam-prep/", 2),
+        ("take the todo tag off Notes/reno.md, tag it done and move it to Notes/archive", 3),
+        ("zip onboarding/ as kit.zip, copy the handbook into shared, and add '- ping Sam' to TODO.md", 3),
+        # An archive's own removal, a verb after words that ask nothing, the same thing asked again,
+        # taking a few files, a path or a kind that begins like a verb: no more steps.
+        ("zip up the logs into logs.zip and delete them", 1),
+        ("go ahead and move the pdfs into archive", 1),
+        ("Hey, tag the lisbon photo as read-later", 1),
+        ("the frank doc belongs in to-print, move it :)", 1),
+        ("take 2 PDFs from paperwork, the first ones alphabetically, and move them to keep", 1),
+        ("copy a.png and archive/b.zip into sorted", 1),
+        ("sort downloads: images into d/images, zip files into d/zip", 1),
+    ],
+)
+def test_the_steps_a_sentence_asks_for_count_each_further_verb(request_text: str, steps: int) -> None:
+    assert asked_steps(request_text) == steps
+
+
+def test_no_generated_request_asks_for_more_steps_than_its_plan_has() -> None:
+    for case in generate_cases(1500, seed=13):
+        for part in request_parts(case.request):
+            assert asked_steps(part) == 1 or asked_steps(part) <= len(case.plan["steps"]), case.request
+
+
+def test_the_decoding_schema_wants_a_step_for_each_thing_asked() -> None:
+    today = dt.date(2026, 6, 15)
+    entries = [ViewEntry("notes/a.md", False, 10, today, ("todo",))]
+    two = narrowed_schema("tag notes/a.md done and move it to old", entries, today)["properties"]["steps"]
+    assert two["minItems"] == 2
+    one = narrowed_schema("tag notes/a.md done", entries, today)["properties"]["steps"]
+    assert one["minItems"] == 0  # one thing asked, or nothing a file plan can do
