@@ -34,8 +34,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.files.archives import FORMATS
+from engine.planner.parts import request_parts
 from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
+    SPELLED_PATH,
     Request,
     referred_exts,
     referred_files,
@@ -271,7 +273,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     )
     # The years the request names, this year or last year when it says so: the model is apt to copy
     # this year from the view's first line instead of the request's year.
-    years = {int(year) for year in _YEAR.findall(request)}
+    # (A year in a path it spells is a folder's name: "into to-print/2026" says no year.)
+    years = {int(year) for year in _YEAR.findall(SPELLED_PATH.sub(" ", request))}
     said = request.lower()
     if _THIS_YEAR.search(said):
         years.add(today.year)
@@ -354,6 +357,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     targets = [t for t in targets if _goes_to(t, places)] or targets
     beside = {posixpath.basename(t) for t in targets if "/" in t and t in renamed}
     targets = [t for t in targets if t not in beside or t in folders] or targets
+    # A folder made or unpacked into is never a file that exists ("unzip setup-1.zip in setup-1").
+    dests = [d for d in dests if d not in existing] or dests
     for kind, values in (("source", sources), ("dest", dests), ("target", targets)):
         defs[kind] = free_path
         _narrow(defs, kind, values)
@@ -371,8 +376,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     named = changeable(word for word in words if "." in posixpath.basename(word).strip("."))
     _narrow(defs["write"]["properties"], "path", named or changeable([*mentioned, *words, *renamed]), defs)
     # Only files carry tags: a step tags a file that exists, or one an earlier step names.
+    # A file's bare name, where that file is in a folder, is no other file ("backup-2024-05-05.log").
+    in_folders = {posixpath.basename(path) for path in all_files if "/" in path}
+    carried = [name for name in [*mentioned, *files, *renamed, *named] if "/" in name or name not in in_folders]
     for op in ("tag", "untag"):
-        _narrow(defs[op]["properties"], "path", changeable([*mentioned, *files, *renamed, *named]), defs)
+        _narrow(defs[op]["properties"], "path", changeable(carried), defs)
     outside = referred_files(QUOTED.sub(" ", request), all_files) or []
     _narrow(defs["append"]["properties"], "path", changeable([*named, *outside]), defs)
     _narrow(defs["archive"]["properties"], "to", archives, defs)
@@ -442,6 +450,12 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     defs["tags"]["maxItems"] = min(defs["tags"]["maxItems"], len(defs["tag_name"].get("enum", range(64))))
     items = defs["listed"] if listed else defs["source"]
     defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(items.get("enum", range(MAX_VALUES))))
+    # A request that asks one thing of files it spells whole by path takes those files, all of them.
+    spelled = [path for path in all_files if "/" in path and words_of.spells(path)]
+    if 1 < len(spelled) <= defs["paths"]["maxItems"] and asked_steps(request) == 1 and len(request_parts(request)) == 1:
+        _narrow(defs, "listed", spelled)
+        items = defs["listed"]
+        defs["paths"].update(items={"$ref": "#/$defs/listed"}, minItems=len(spelled), maxItems=len(spelled))
     _unique_when_few(defs["paths"], items.get("enum"))
     # A rule sorts by what files say only when the request says what they are about, as a match does.
     if said_about:

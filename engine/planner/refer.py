@@ -203,7 +203,8 @@ def _kind_words() -> dict[str, set[str]]:
 KIND_WORDS = _kind_words()
 
 
-_SPELLED_PATH = re.compile(r"[^\s\"'`]*/[^\s\"'`]*")
+#: A path spelled with a slash ("media/videos", "to-print/2026", "photos/").
+SPELLED_PATH = re.compile(r"[^\s\"'`]*/[^\s\"'`]*")
 #: An extension said before a word for its kind: "png images", ".pdf documents", "MP3 songs".
 _EXT_KIND = re.compile(r"(?<![\w.])\.?([a-z0-9]{2,5})\s+([a-z]+)", re.IGNORECASE)
 
@@ -227,7 +228,7 @@ def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
     # A file the request names is not a kind it asks for: "zip it as thesis-backup.zip" asks for no
     # zips and no backups.
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
-    said = Request(_narrowed_kinds(_SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
+    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
     exts = list(dict.fromkeys(exts))
     keys = {key for word in _WORD.findall(said.lowered) for key in _keys(word)}
     named = {ext for key in keys for ext in KIND_WORDS.get(key, ())}

@@ -147,7 +147,9 @@ def tag_words(request: str) -> set[str]:
         )
         ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?" or starts
         named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
-        if (named or Request(f" {after}").uses(TAG_AFTER) or (tagging and ends)) and token not in _NOT_TAGS:
+        # What files are about is no tag: "tag ... every note mentioning travel".
+        said_last = tagging and ends and before not in ABOUT_WORDS
+        if (named or Request(f" {after}").uses(TAG_AFTER) or said_last) and token not in _NOT_TAGS:
             found.add(token)
         if token.endswith(("-tagged", "-tag")):  # "the urgent-tagged files"
             found.add(token.rsplit("-", 1)[0])

@@ -47,8 +47,12 @@ def test_names_come_from_the_request_and_the_workspace_only() -> None:
     assert defs["glob"]["enum"] == ["docs/**", "docs/*"]  # it takes files from docs, not from everywhere
     assert "archive/2025/**" not in defs["glob"]["enum"]  # a glob selects what exists
     match = defs["match"]["properties"]
-    assert _values(defs, match["modified_after"]) == ["2025-01-01"]
-    assert _values(defs, match["modified_before"]) == ["2026-01-01"]
+    # A year in a path the request spells is a folder's name, not a time ("into archive/2025").
+    assert "modified_after" not in match
+    assert "modified_before" not in match
+    dated = narrowed_schema("move the 2025 pdfs in docs into archive/2025", entries, TODAY)["$defs"]
+    assert _values(dated, dated["match"]["properties"]["modified_after"]) == ["2025-01-01"]
+    assert _values(dated, dated["match"]["properties"]["modified_before"]) == ["2026-01-01"]
     # A match selects by a tag files have and the request says; a step adds or takes off the tags
     # the request says.
     assert "tag" not in match
@@ -372,3 +376,13 @@ def test_a_step_never_selects_from_a_folder_the_request_leaves_alone() -> None:
     check = Draft202012Validator({**defs["match"], "$defs": defs})
     assert check.is_valid({"glob": "media/**", "exclude": ["media/videos/**"]})
     assert not check.is_valid({"glob": "media/**", "exclude": ["media/**"]})
+
+
+def test_files_spelled_whole_for_one_thing_asked_are_the_list_and_all_of_it() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("a/x.txt", "b/y 2.txt", "c/z.txt", "c/x.txt")]
+    defs = narrowed_schema("move a/x.txt and b/y 2.txt into keep", entries, TODAY)["$defs"]
+    assert defs["listed"]["enum"] == ["a/x.txt", "b/y 2.txt"]
+    assert defs["paths"]["minItems"] == defs["paths"]["maxItems"] == 2
+    # Two things asked: each may take some of them.
+    defs = narrowed_schema("move a/x.txt and b/y 2.txt into keep and tag c/z.txt done", entries, TODAY)["$defs"]
+    assert defs["paths"]["minItems"] == 1
