@@ -39,6 +39,7 @@ from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_w
 from engine.planner.refer import (
     SPELLED_PATH,
     Request,
+    group_exts,
     referred_exts,
     referred_files,
     referred_folders,
@@ -410,6 +411,19 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
     else:
         del match["ext"]
+    # "the pics from Camera" are every kind of picture there: when one thing is asked of files taken
+    # from one folder, by a word for a group of kinds, the match names at least as many of those kinds
+    # as the folder has (and each once).
+    taken_from = {d for d in taken if f"{d}/**" in globs} if "**" not in globs else set()
+    group = group_exts(request)
+    if kinds and group and len(taken_from) == 1 and asked_steps(request) == 1 and len(request_parts(request)) == 1:
+        [folder] = taken_from
+        present = {posixpath.splitext(path)[1].lower() for path in all_files if path.startswith(f"{folder}/")}
+        offered = [ext for ext in group if ext in kinds]
+        wanted = [ext for ext in offered if ext in present]
+        if len(wanted) > 1:
+            match["ext"] = {**match["ext"], "items": {"enum": offered}, "minItems": len(wanted),
+                            "maxItems": len(offered), "uniqueItems": True}  # fmt: skip
     # A match selects by what files say only when the request says what they are about ("the
     # security notes", "mentioning the vpn"): a word elsewhere in it is no such filter.
     about = Request(" ".join(about_words(request)))

@@ -205,20 +205,39 @@ KIND_WORDS = _kind_words()
 
 #: A path spelled with a slash ("media/videos", "to-print/2026", "photos/").
 SPELLED_PATH = re.compile(r"[^\s\"'`]*/[^\s\"'`]*")
+
+
+def group_exts(request: str) -> list[str]:
+    """The extensions of a group of kinds the request names by its word ("photos", "pics", "videos"),
+    when it names one group and no extension of its own: every kind the word stands for."""
+    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
+    named = [exts for word, exts in GROUPS.items() if " " not in word and said.uses([word])]
+    keys = {key for word in _WORD.findall(said.lowered) for key in _keys(word)}
+    if len(named) != 1:
+        return []
+    group = set(named[0])
+    # "JPEG photos", "the png pictures": a word that names some of the group's kinds, not all.
+    own = any(0 < len(KIND_WORDS.get(key, set()) & group) < len(group) for key in keys)
+    return [] if own else list(named[0])
+
+
 #: An extension said before a word for its kind: "png images", ".pdf documents", "MP3 songs".
-_EXT_KIND = re.compile(r"(?<![\w.])\.?([a-z0-9]{2,5})\s+([a-z]+)", re.IGNORECASE)
+_EXT_KIND = re.compile(r"(?<![\w.])\.?([a-z0-9]{2,5})(?=\s+([a-z]+)\b)", re.IGNORECASE)
 
 
 def _narrowed_kinds(request: str) -> str:
     """``request`` less each word for a kind right after one of its extensions: "png images" asks for
     PNGs, not for every kind of image."""
-
-    def kind_of(found: re.Match[str]) -> str:
+    blanked = []
+    for found in _EXT_KIND.finditer(request):
         ext = stem(found[1])
         kinds = {named for key in _keys(found[2]) for named in KIND_WORDS.get(key, ())}
-        return found[1] if any(kind.rsplit(".", 1)[-1] == ext for kind in kinds) and len(kinds) > 1 else found[0]
-
-    return _EXT_KIND.sub(kind_of, request)
+        if len(kinds) > 1 and any(kind.rsplit(".", 1)[-1] == ext for kind in kinds):
+            blanked.append(found.start(2))
+    for start in reversed(blanked):
+        end = start + len(re.match(r"[a-z]+", request[start:], re.IGNORECASE)[0])  # type: ignore[index]
+        request = f"{request[:start]}{' ' * (end - start)}{request[end:]}"
+    return request
 
 
 def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:

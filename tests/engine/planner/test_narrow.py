@@ -386,3 +386,14 @@ def test_files_spelled_whole_for_one_thing_asked_are_the_list_and_all_of_it() ->
     # Two things asked: each may take some of them.
     defs = narrowed_schema("move a/x.txt and b/y 2.txt into keep and tag c/z.txt done", entries, TODAY)["$defs"]
     assert defs["paths"]["minItems"] == 1
+
+
+def test_a_word_for_a_group_of_kinds_takes_every_kind_the_folder_has() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("Camera/a.jpg", "Camera/b.heic", "docs/c.png")]
+    ext = narrowed_schema("pics from Camera folder go to sorted", entries, TODAY)["$defs"]["match"]["properties"]["ext"]
+    assert ext["items"] == {"enum": [".jpg", ".png", ".heic"]}
+    assert ext["minItems"] == 2
+    assert ext["uniqueItems"] is True
+    # An extension of its own ("JPEG photos") asks for that kind alone.
+    ext = narrowed_schema("JPEG photos from Camera to sorted", entries, TODAY)["$defs"]["match"]["properties"]["ext"]
+    assert ext["minItems"] == 1
