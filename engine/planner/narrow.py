@@ -411,12 +411,15 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
     else:
         del match["ext"]
+    # A request that asks one thing (one part, one step) says all of what that step selects.
+    asked = asked_steps(request)
+    one_thing = asked == 1 and len(request_parts(request)) == 1
     # "the pics from Camera" are every kind of picture there: when one thing is asked of files taken
     # from one folder, by a word for a group of kinds, the match names at least as many of those kinds
     # as the folder has (and each once).
     taken_from = {d for d in taken if f"{d}/**" in globs} if "**" not in globs else set()
     group = group_exts(request)
-    if kinds and group and len(taken_from) == 1 and asked_steps(request) == 1 and len(request_parts(request)) == 1:
+    if kinds and group and len(taken_from) == 1 and one_thing:
         [folder] = taken_from
         present = {posixpath.splitext(path)[1].lower() for path in all_files if path.startswith(f"{folder}/")}
         offered = [ext for ext in group if ext in kinds]
@@ -466,7 +469,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(items.get("enum", range(MAX_VALUES))))
     # A request that asks one thing of files it spells whole by path takes those files, all of them.
     spelled = [path for path in all_files if "/" in path and words_of.spells(path)]
-    if 1 < len(spelled) <= defs["paths"]["maxItems"] and asked_steps(request) == 1 and len(request_parts(request)) == 1:
+    if 1 < len(spelled) <= defs["paths"]["maxItems"] and one_thing:
         _narrow(defs, "listed", spelled)
         items = defs["listed"]
         defs["paths"].update(items={"$ref": "#/$defs/listed"}, minItems=len(spelled), maxItems=len(spelled))
@@ -480,7 +483,7 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     _narrow(rename, "template", bounded(counted) or templates, defs)
     # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
     # least a step for each: a small planner is apt to stop after the first.
-    if (asked := asked_steps(request)) > 1:
+    if asked > 1:
         steps = schema["properties"]["steps"]
         steps["minItems"] = min(asked, steps["maxItems"])
     one_way(schema)

@@ -157,19 +157,20 @@ def tag_words(request: str) -> set[str]:
     return found
 
 
+#: Verbs that ask for a step.
+_VERBS = (
+    r"move|copy|delete|remove|tag|untag|rename|zip|archive|compress|add|write|put|create|extract|unzip|unpack"
+    r"|label|mark|mirror|pack"
+)
 #: A further thing asked after a comma or "and": "tag X exam-prep and copy them to Y", "zip X, copy Y".
 _NEXT_VERB = re.compile(
-    r"(?:,\s+(?:and\s+)?|\s+and\s+)(move|copy|delete|remove|tag|untag|rename|zip|archive|compress|add|write|put|create"
-    r"|extract|unzip|unpack|label|mark|mirror|pack)\b(?![/.-])(?!\s+(?:files?|archives?|up\b))"
+    rf"(?:,\s+(?:and\s+)?|\s+and\s+)({_VERBS})\b(?![/.-])(?!\s+(?:files?|archives?|up\b))"
     # "... belongs in shared, move it": the same thing asked again.
     r"(?!\s+(?:it|them)\s*(?:$|[.!,:;)]|-|(?:no|please|pls|asap|thanks|thx|thank|when|now)\b))",
     re.IGNORECASE,
 )
-_ASKS = re.compile(
-    r"\b(?:move|copy|delete|remove|tag|untag|rename|zip|archive|compress|add|write|put|create|extract|unzip|unpack"
-    r"|label|mark|mirror|pack|take|grab|pick)\b",
-    re.IGNORECASE,
-)
+#: Words that ask for something, so that a verb after them asks for something more.
+_ASKS = re.compile(rf"\b(?:{_VERBS}|take|grab|pick)\b", re.IGNORECASE)
 _ARCHIVING = re.compile(r"\b(?:zip|archive|compress|pack|tar|tarball)\b", re.IGNORECASE)
 #: A request that first takes some files ("take 2 .py files ..., and move them") asks one thing of them.
 _TAKING = re.compile(
@@ -181,14 +182,13 @@ def asked_steps(request: str) -> int:
     """The fewest steps a request of one part asks for: one, and one more for each verb after a comma
     or "and" ("take the todo tag off X, tag it done and move it to Y": three). Deleting what an
     archive packs is the archive's own doing, and taking a few files is no step."""
-    verbs, since = [], 0
+    archiving = _ARCHIVING.search(request) is not None
+    more, since = 0, 0
     for found in _NEXT_VERB.finditer(request):
         # "go ahead and move", "Hey, tag": a verb after words that ask nothing is the first thing asked.
-        if _ASKS.search(request, since, found.start()):
-            verbs.append(found[1].lower())
+        asks = _ASKS.search(request, since, found.start()) is not None
+        more += asks and not (archiving and found[1].lower() in ("delete", "remove"))
         since = found.start(1)
-    archiving = _ARCHIVING.search(request) is not None
-    more = sum(1 for verb in verbs if not (archiving and verb in ("delete", "remove")))
     if more and _TAKING.search(request):
         more -= 1
     return 1 + more
