@@ -34,8 +34,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.files.archives import FORMATS
-from engine.planner.parts import request_parts
-from engine.planner.prompt import SAFE_PATH, ViewEntry, base_reply_schema, one_way, seen_request
+from engine.planner.parts import goes_on, request_parts
+from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     SPELLED_PATH,
     Request,
@@ -57,6 +57,7 @@ from engine.planner.said import (
     STOP_WORDS,
     WORD_EDGES,
     about_words,
+    asked_pieces,
     asked_steps,
     dictated_lines,
     tag_words,
@@ -140,6 +141,33 @@ RECENT_WORDS = (
 )
 SIZE_WORDS = ("big", "bigger", "biggest", "large", "larger", "largest", "huge", "massive", "heavy", "small",
               "smaller", "smallest", "tiny", "size", "sized", "space", "disk", "bytes")  # fmt: skip
+#: Words that say files are big, or small, without ranking them ("the big videos", "tiny files";
+#: "the biggest three" ranks them: :data:`FEW_WORDS`).
+BIG_WORDS = ("big", "bigger", "large", "larger", "huge", "massive", "heavy", "giant", "enormous")
+SMALL_WORDS = ("small", "smaller", "tiny", "little")
+#: Words that say some files are to be left alone ("except", "keeping tools/tests", "dont touch").
+SPARE_WORDS = (
+    "leave",
+    "leaving",
+    "except",
+    "excluding",
+    "but",
+    "touch",
+    "skip",
+    "skipping",
+    "keep",
+    "keeping",
+    "apart",
+    "besides",
+    "without",
+    "save",
+    "not",
+    "dont",
+    "alone",
+    "untouched",
+    "other",
+    "exclude",
+)
 FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
 _BEFORE_YEAR = re.compile(r"\bbefore (\d{4})\b")
 _NOT = re.compile(r"n't\b")
@@ -226,13 +254,19 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
     request = seen_request(request)
     chars = MAX_LIST_CHARS
     while True:
-        schema = _narrowed(request, entries, today, chars)
-        if chars <= 1000 or len(json.dumps(schema)) <= MAX_SCHEMA_CHARS:
+        # Each step of a sentence that asks several things narrowed to its own words, where that fits.
+        for by_piece in (True, False):
+            schema = _narrowed(request, entries, today, chars, by_piece=by_piece)
+            if len(json.dumps(schema)) <= MAX_SCHEMA_CHARS:
+                return schema
+        if chars <= 1000:
             return schema
         chars //= 2
 
 
-def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int) -> dict[str, Any]:
+def _narrowed(
+    request: str, entries: list[ViewEntry], today: dt.date, chars: int, *, by_piece: bool = False
+) -> dict[str, Any]:
     def bounded(values: Iterable[str]) -> list[str]:
         return _bounded_to(values, chars)
 
@@ -264,6 +298,8 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     inside = {posixpath.dirname(path) for path in all_files}
     # Everywhere ("**") only when the request takes files from no folder it names (refer.py).
     everywhere = [] if takes_from_folder(request, all_folders) else ["**"]
+    words_of = Request(request)
+    spelled_dirs = [d for d in all_folders if _names_alone(request, d)]
     # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
     spared = spared_folders(request, all_folders)
     taken = [d for d in folders if d not in spared] or folders
@@ -285,13 +321,13 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # An age is one the request says ("a week": 7d), or any when it names neither an age nor a year,
     # and only on the side it says: before it for older files ("older than", "not touched in"),
     # after it for recent ones ("from the last week", "this month's").
-    words_of = Request(request)
     ages = [*_ages(words_of), *(f"{n}d" for n in _DAYS.findall(request))] or ([] if years else list(AGES))
     older, recent = words_of.uses(OLDER_WORDS) or bool(_NOT.search(said)), words_of.uses(RECENT_WORDS)
     afters = bounded([*(ages if recent or not older else []), *(f"{y}-01-01" for y in sorted(years))])
     befores = bounded([*(ages if older or not recent else []), *(f"{y + 1}-01-01" for y in sorted(years)),
                        *(f"{y}-01-01" for y in map(int, _BEFORE_YEAR.findall(said)))])  # fmt: skip
-    sizes = bounded([*SIZES, *(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request))])
+    # A size is one the request names ("over 20 MB"), or a usual one when it names none ("the big files").
+    sizes = bounded(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request)) or list(SIZES)
     lowered = request.lower().split()
     counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
@@ -379,11 +415,21 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     # Only files carry tags: a step tags a file that exists, or one an earlier step names.
     # A file's bare name, where that file is in a folder, is no other file ("backup-2024-05-05.log").
     in_folders = {posixpath.basename(path) for path in all_files if "/" in path}
-    carried = [name for name in [*mentioned, *files, *renamed, *named] if "/" in name or name not in in_folders]
+    # Nor is a new name that the request gives a file beside another it names ("rename cover-final.png
+    # to cover.png and tag it": Edits/cover.png).
+    named_in = {
+        posixpath.dirname(path) for path in all_files if "/" in path and words_of.spells(posixpath.basename(path))
+    }
+    renamed_to = {posixpath.basename(t) for t in renamed if posixpath.dirname(t) in named_in}
+    carried = [name for name in [*mentioned, *files, *renamed, *named]
+               if "/" in name or (name not in in_folders and name not in renamed_to)]  # fmt: skip
     for op in ("tag", "untag"):
         _narrow(defs[op]["properties"], "path", changeable(carried), defs)
     outside = referred_files(QUOTED.sub(" ", request), all_files) or []
-    _narrow(defs["append"]["properties"], "path", changeable([*named, *outside]), defs)
+    # A file appended to is one that exists, when the request names one ("add ... to TODO.md", not
+    # to the onboarding-kit.zip it makes).
+    appended = changeable([*named, *outside])
+    _narrow(defs["append"]["properties"], "path", [p for p in appended if p in existing] or appended, defs)
     _narrow(defs["archive"]["properties"], "to", archives, defs)
     _narrow(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
     # An archive is unpacked into a folder, never into a name like an archive's.
@@ -395,6 +441,11 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         _narrow(defs, key, values)
     match = defs["match"]["properties"]
     match["exclude"] = {**match["exclude"], "items": {"$ref": "#/$defs/kept_out"}}
+    # A match leaves files out only when the request says to leave some alone.
+    # (Or spells a folder inside another it spells: "purge code/app, keeping code/app/src".)
+    inner = any(a != b and b.startswith(f"{a}/") for a in spelled_dirs for b in spelled_dirs)
+    if not (words_of.uses(SPARE_WORDS) or _NOT.search(said) or inner):
+        del match["exclude"]
     # A match filters by date only when the request speaks of time, and by size when of size.
     timed = words_of.uses(TIME_WORDS) or years or _DAYS.search(request)
     for key, values in (("modified_after", afters), ("modified_before", befores)):
@@ -404,6 +455,18 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
             del match[key]
     if not (words_of.uses(SIZE_WORDS) or _SIZE.search(request)):
         del match["larger_than"], match["smaller_than"]
+    # A request that asks one thing (one part, one step) says all of what that step selects.
+    asked = asked_steps(request)
+    one_thing = asked == 1 and len(request_parts(request)) == 1
+    # Files said to be big ("nuke anything big in there") are those over a size, and small ones
+    # those under one: a step selects them so, and not one by one.
+    sized = _sized(words_of) if one_thing and not mentioned and not dotted else None
+    if sized:
+        del match["smaller_than" if sized == "larger_than" else "larger_than"]
+        defs["match"]["required"] = [*defs["match"]["required"], sized]
+        # Big is over the usual big size ("10MB"), small under the usual small one, unless it says one.
+        if not _SIZE.search(request):
+            match[sized] = {"enum": [SIZES[0] if sized == "larger_than" else SIZES[1]]}
     # A match is by kind only when the request names a kind (refer.py).
     kinds = referred_exts(request, found_exts)
     if kinds:
@@ -411,19 +474,24 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
     else:
         del match["ext"]
-    # A request that asks one thing (one part, one step) says all of what that step selects.
-    asked = asked_steps(request)
-    one_thing = asked == 1 and len(request_parts(request)) == 1
     # "the pics from Camera" are every kind of picture there: when one thing is asked of files taken
     # from one folder, by a word for a group of kinds, the match names at least as many of those kinds
     # as the folder has (and each once).
     taken_from = {d for d in taken if f"{d}/**" in globs} if "**" not in globs else set()
-    group = group_exts(request)
-    if kinds and group and len(taken_from) == 1 and one_thing:
-        [folder] = taken_from
-        present = {posixpath.splitext(path)[1].lower() for path in all_files if path.startswith(f"{folder}/")}
+    # (A word of a folder's name of several words is no word for a kind: "the mp3s in
+    # videos-and-music", "from the videos and music".)
+    joined_names = [base for base in map(posixpath.basename, all_folders) if _SPLIT.search(base)]
+    said_names = [word for base in joined_names if len(parts := _SPLIT.split(base.lower())) > 1
+                  and all(words_of.spells(part) for part in parts) for word in parts]  # fmt: skip
+    group = group_exts(words_of.without([*joined_names, *said_names]).text)
+    # (So are "the big videos" of the whole workspace: as many kinds as the fewest that a place
+    # offered to select from holds, of those that hold any.)
+    if kinds and group and one_thing:
         offered = [ext for ext in group if ext in kinds]
-        wanted = [ext for ext in offered if ext in present]
+        scopes = [f"{d}/**" for d in taken_from] if len(taken_from) == 1 else globs if "**" in globs else []
+        held = [{posixpath.splitext(path)[1].lower() for path in all_files if _globbed(path, place)} & set(offered)
+                for place in scopes]  # fmt: skip
+        wanted = min((found for found in held if found), key=len, default=set())
         if len(wanted) > 1:
             match["ext"] = {**match["ext"], "items": {"enum": offered}, "minItems": len(wanted),
                             "maxItems": len(offered), "uniqueItems": True}  # fmt: skip
@@ -486,9 +554,256 @@ def _narrowed(request: str, entries: list[ViewEntry], today: dt.date, chars: int
     if asked > 1:
         steps = schema["properties"]["steps"]
         steps["minItems"] = min(asked, steps["maxItems"])
+        # and each step, in the order asked, one of the ops its own words say ("zip X, copy Y and
+        # add a line to Z": an archive, a copy, then an append).
+        step_ops = [_piece_ops(piece) for piece in asked_pieces(request)]
+        if asked <= steps["maxItems"] and all(step_ops):
+            steps["prefixItems"] = [_step_of(defs, sorted(these & ops if ops else these) or sorted(these))
+                                    for these in step_ops if these]  # fmt: skip
     one_way(schema)
+    if sized:
+        _selected_only(defs)
+    # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
+    # one rule for each place, in the order said, each for the kinds said before its place.
+    if one_thing and (ops is None or "classify" in ops):
+        _rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, all_files)
+    # Many files go into a folder, never into a name like a file's ("into cover-final.png").
+    file_like = {*COMMON_EXTS, *found_exts, *ARCHIVE_EXTS}
+    # (Where every place it names is such a name, a move or a copy takes one file: "rename a.png to b.png".)
+    places_to = defs["target"].get("enum")
+    folders_to = [t for t in places_to or [] if posixpath.splitext(t)[1].lower() not in file_like]
+    if places_to and folders_to != places_to:
+        defs["into"] = {"enum": folders_to}
+        for op in ("move", "copy"):
+            ways = defs[op]["anyOf"]
+            singles = [way for way in ways if "from" in way["required"]]
+            if not folders_to:
+                defs[op]["anyOf"] = singles or ways
+                continue
+            for way in ways:
+                if "from" not in way["required"]:
+                    way["properties"]["to"] = {"$ref": "#/$defs/into"}
     _renamed_beside(defs, [path for path in sources if path in existing], named, existing)
+    if by_piece and "prefixItems" in schema["properties"]["steps"]:
+        _steps_by_piece(schema, asked_pieces(request), entries, today, chars)
     return schema
+
+
+#: A piece that does something to one file an earlier piece chose: "move it to Notes/archive".
+_IT = re.compile(r"^\W*[\w-]+\s+it\b", re.IGNORECASE)
+
+
+#: Where the files no rule takes go ("everything else into misc", "the rest -> inbox/other").
+_REST_GOES = re.compile(r"(?:\b(?:everything|anything|all|whatever)\s+else|\bthe\s+rest|\bremaining\s+files"
+                        r"|\bother\s+(?:files|stuff|things))\s+(?:goes\s+|go\s+|should\s+go\s+)?(?:in)?(?:to\b|->|=>)",
+                        re.IGNORECASE)  # fmt: skip
+
+
+def _said_at(request: str, name: str) -> int:
+    """Where ``request`` says files go to ``name`` ("into docs/pdfs", "-> misc"), or -1."""
+    found = re.search(rf"(?:\b(?:into|to|onto)|->|=>|\u2192)\s+(?:the\s+)?({re.escape(name)})(?![\w/-])", request,
+                      re.IGNORECASE)  # fmt: skip
+    return found.start(1) if found else -1
+
+
+def _names_alone(request: str, folder: str, *, sorted_from: bool = False) -> bool:
+    """Whether ``request`` names ``folder`` by itself, not as the start of a longer path (with
+    ``sorted_from``, nor as a kind of file sorted somewhere: "pictures to Pictures/downloaded")."""
+    after = r"(?![\w-]|/[\w.-])" + (r"(?!\s+(?:go(?:es)?\s+)?(?:in)?to\b|\s*(?:->|=>))" if sorted_from else "")
+    return re.search(rf"(?<![\w/.-]){re.escape(folder)}{after}", request, re.IGNORECASE) is not None
+
+
+def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: list[str], files: list[str]) -> None:
+    """Make a classify's rules one for each of the ``places`` the request spells, in its order, the
+    last the default when it says where the rest goes ("everything else into inbox/other"), and each
+    rule's extensions those of the kinds said before its place and after the one before: all the
+    kinds of a word for several ("pictures"), and of the kinds of one word ("notes": .md, .txt) those
+    the files sorted have. What it sorts is never a folder that holds the places, unless the
+    request names that folder by itself ("tidy courses/databases: pngs into courses/databases/figures")."""
+    said = sorted((at, place) for place in places if (at := _said_at(request, place)) >= 0)
+    if len(said) < 2 or len(said) > 16:
+        return
+    globs = defs["glob"].get("enum", [])
+    sorted_from = [glob for glob in globs if glob == "**" or _names_alone(request, glob.split("/*")[0], sorted_from=True)
+                   or not any(place.startswith(glob.split("/*")[0] + "/") for _, place in said)]  # fmt: skip
+    held = {
+        posixpath.splitext(path)[1].lower() for path in files if any(_globbed(path, g) for g in sorted_from or globs)
+    }
+    rules = defs["classify"]["anyOf"][0]["properties"]["rules"]
+    ways = rules["items"]["anyOf"]
+    conditions = [way for way in ways if "default" not in way["required"]]
+    default = [way for way in ways if "default" in way["required"]]
+    rest = _REST_GOES.search(request) is not None
+    prefix = []
+    every: list[str] = []  # the kinds the rules may name, and those they surely name
+    sure: list[str] = []
+    since = 0
+    for n, (at, place) in enumerate(said):
+        piece = request[since:at]
+        since = at + len(place)
+        kinds = referred_exts(piece, exts) if n < len(said) - 1 or not rest else None
+        group = [ext for ext in group_exts(piece) if kinds and ext in kinds]
+        kinds = [ext for ext in kinds or [] if ext in held] or kinds
+        chosen = []
+        for way in default if rest and n == len(said) - 1 else conditions:
+            way = {**way, "properties": {**way["properties"], "to": {"const": place}}}
+            if kinds and "ext" in way["properties"]:
+                way["properties"]["ext"] = (
+                    {"const": group}
+                    if len(group) > 1
+                    else {**way["properties"]["ext"], "items": {"enum": kinds}, "maxItems": len(kinds)}
+                )
+            chosen.append(way)
+        prefix.append({"anyOf": chosen})
+        every += [ext for ext in group or kinds or [] if ext not in every]
+        sure += [ext for ext in group if len(group) > 1] or (kinds if kinds and len(kinds) == 1 else [])
+    # What it sorts is by the kinds the rules name, all of them, if by kind at all.
+    match = defs["match"]
+    properties = {**match["properties"]}
+    if sorted_from and sorted_from != globs:
+        defs["sorted-glob"] = {"enum": sorted_from}
+        properties["glob"] = {"$ref": "#/$defs/sorted-glob"}
+    if "ext" in properties and every:
+        properties["ext"] = {**properties["ext"], "items": {"enum": every}, "minItems": max(1, len(set(sure))),
+                             "maxItems": len(every)}  # fmt: skip
+        _unique_when_few(properties["ext"], every)
+    defs["sorted-match"] = {**match, "properties": properties}
+    for way in defs["classify"]["anyOf"]:
+        if "match" in way["properties"]:
+            way["properties"] = {**way["properties"], "match": {"$ref": "#/$defs/sorted-match"}}
+    rules.update(prefixItems=prefix, minItems=len(prefix), maxItems=len(prefix))
+
+
+def _one_file_step(defs: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """The step ``ref`` refers to, taking one file: by its name, or a list of one, never a match."""
+    name = ref["$ref"].rsplit("/", 1)[1]
+    step = json.loads(json.dumps(defs[name]))
+    for way in step["allOf"]:
+        op = way["if"]["properties"]["op"]["const"]
+        ways = defs[op].get("anyOf")
+        if op not in SINGLE_KEYS or not ways:
+            continue
+        kept = [dict(w, properties=dict(w["properties"])) for w in ways if "match" not in w["required"]]
+        if not kept:
+            continue
+        for w in kept:
+            if "paths" in w["properties"]:
+                w["properties"]["paths"] = {**defs["paths"], "minItems": 1, "maxItems": 1}
+        defs[f"one-{op}"] = {"anyOf": kept}
+        way["then"] = {"$ref": f"#/$defs/one-{op}"}
+    defs[f"one-{name}"] = step
+    return {"$ref": f"#/$defs/one-{name}"}
+
+
+def _steps_by_piece(
+    schema: dict[str, Any], pieces: list[str], entries: list[ViewEntry], today: dt.date, chars: int
+) -> None:
+    """Make each step of ``schema`` asked by a piece of its sentence that names its own files
+    ("put cover.psd into Edits/cover-psd.zip", "rename cover-final.png to cover.png") a step of
+    that piece's own schema, with the ops the step had. A piece that goes on with what an earlier
+    one chose ("tag it approved", "copy them to Y") keeps the whole request's step: only the whole
+    request says what "it" is."""
+    defs = schema["$defs"]
+    prefix = schema["properties"]["steps"]["prefixItems"]
+    for at, piece in enumerate(pieces[: len(prefix)]):
+        if goes_on(piece):
+            if _IT.match(piece):
+                prefix[at] = _one_file_step(defs, prefix[at])
+            continue
+        ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
+        own = _narrowed(piece, entries, today, chars)["$defs"]
+        step = own["step"]
+        kept = [op for op in step["properties"]["op"]["enum"] if op in ops]
+        if not kept:
+            continue
+        step["properties"]["op"]["enum"] = kept
+        step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in kept]
+        # Only what that step refers to, each under a name of its own.
+        name = f"at{at}-"
+        reached = _reached(own, "step")
+        moved = json.loads(json.dumps({key: own[key] for key in reached}).replace('"#/$defs/', f'"#/$defs/{name}'))
+        defs.update({f"{name}{key}": value for key, value in moved.items()})
+        prefix[at] = {"$ref": f"#/$defs/{name}step"}
+
+
+_REF = re.compile(r'"\$ref": "#/\$defs/([^"]+)"')
+
+
+def _reached(defs: dict[str, Any], start: str) -> list[str]:
+    """The names of ``defs`` that ``defs[start]`` refers to, itself and through others."""
+    seen = [start]
+    for name in seen:
+        seen += [found for found in _REF.findall(json.dumps(defs[name])) if found not in seen]
+    return seen
+
+
+#: A tag taken off ("take the todo tag off X", "strip the draft label from Y"), not files removed.
+_TAG_OFF = re.compile(
+    r"\b(?:tag|label)s?\s+off\b|\b(?:remove|strip|clear|drop|take|untag)\s+(?:the\s+)?[\w-]+\s+(?:tag|label)s?\b",
+    re.IGNORECASE,
+)
+#: An archive named as where files go ("put cover.psd into Edits/cover-psd.zip").
+_INTO_ARCHIVE = re.compile(rf"\b(?:into|as|to|in)\s+\S*(?:{'|'.join(re.escape(ext) for ext in ARCHIVE_EXTS)})\b",
+                           re.IGNORECASE)  # fmt: skip
+
+
+#: Text said to go into a file ("add '- call the bank' to notes.md", "write 'hi' into a.txt").
+_ADDS_TEXT = re.compile(r"^\W*(?:add|append|write|put|jot|insert)\b", re.IGNORECASE)
+
+
+def _piece_ops(piece: str) -> set[str] | None:
+    """The ops one piece of a sentence that asks several things may use (:func:`referred_ops`, its
+    quoted text read only as text to write): only an untag where it takes a tag off, only an archive
+    where it puts files into a new one."""
+    ops = referred_ops(QUOTED.sub(" ' ' ", piece))
+    if ops is None:
+        return None
+    if _TAG_OFF.search(piece) and "untag" in ops:
+        return {"untag"}
+    if _INTO_ARCHIVE.search(piece) and "archive" in ops and "extract" not in ops:
+        return {"archive"}
+    if QUOTED.search(piece) and _ADDS_TEXT.search(piece):
+        return {"write", "append"}
+    return ops
+
+
+def _step_of(defs: dict[str, Any], ops: list[str]) -> dict[str, Any]:
+    """A reference to a step of one of ``ops`` (defined once in ``defs`` for each list of ops)."""
+    name = f"step-{'-'.join(ops)}"
+    if name not in defs:
+        step = json.loads(json.dumps(defs["step"]))
+        step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in ops]
+        if not step["properties"]["op"]["enum"]:
+            return {"$ref": "#/$defs/step"}
+        step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in ops]
+        defs[name] = step
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _globbed(path: str, glob: str) -> bool:
+    """Whether ``glob`` (``**``, ``folder/**`` or ``folder/*``) selects the file ``path``."""
+    if glob == "**":
+        return True
+    if glob.endswith("/**"):
+        return path.startswith(glob[:-2])
+    return posixpath.dirname(path) == glob[:-2]
+
+
+def _sized(said: Request) -> str | None:
+    """``larger_than`` when the request says files are big, ``smaller_than`` when small, else None."""
+    big, small = said.uses(BIG_WORDS), said.uses(SMALL_WORDS)
+    if big == small:
+        return None
+    return "larger_than" if big else "smaller_than"
+
+
+def _selected_only(defs: dict[str, Any]) -> None:
+    """Make every op that may name one file or list some select its files by ``match`` instead."""
+    for op in SINGLE_KEYS:
+        ways = defs[op]["anyOf"]
+        kept = [way for way in ways if "match" in way["required"]]
+        if kept:
+            defs[op]["anyOf"] = kept
 
 
 def _unique_when_few(array: dict[str, Any], values: list[str] | None) -> None:
@@ -524,7 +839,9 @@ def _renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], ex
         return
     for op in ("move", "copy"):
         ways = defs[op]["anyOf"]
-        at = next(at for at, way in enumerate(ways) if "from" in way["required"])
+        at = next((at for at, way in enumerate(ways) if "from" in way["required"]), None)
+        if at is None:
+            continue
         way = ways[at]
         ways[at : at + 1] = [
             {**way, "properties": {**way["properties"], "from": {"const": path}, "to": {"enum": tos}}}

@@ -27,12 +27,12 @@ _GOES_ON = re.compile(
     r"^(?:(?:please|pls|plz|kindly|also|and|then|now|go\s+ahead\s+and|just)\s+)*[\w-]+\s+(?:up\s+|all\s+)?"
     r"(?:(?:them|it|they)\b|(?P<these>those|these)\b"
     r"|the\s+(?:ori\w*|fi(?!rst)\w{1,3}|fl\w{2,3}|f\w?les?|rest|same)\b"
-    r"(?!\s*(?:in|under|from|of|inside|within|bigger|larger|older|newer|that|which)\b|\s*:(?![()DP])))",
+    r"(?!\s*(?:in|under|from|of|inside|within|bi\w*er|larg\w*|old\w*|new\w*|small\w*|over|that|which)\b|\s*:(?![()DP])))",
     re.IGNORECASE,
 )
 
 
-def _goes_on(piece: str) -> bool:
+def goes_on(piece: str) -> bool:
     """Whether ``piece`` begins by doing something to what an earlier part chose; "move these to
     old: a.txt and b.txt" names its own files after the colon."""
     found = _GOES_ON.match(piece)
@@ -53,7 +53,7 @@ def request_parts(request: str) -> list[str]:
         piece = request[start:end].strip()
         if not piece:
             continue
-        if merged and (len(merged) >= MAX_PARTS or _goes_on(piece)):
+        if merged and (len(merged) >= MAX_PARTS or goes_on(piece)):
             merged[-1] = (merged[-1][0], end)
         else:
             merged.append((start, end))

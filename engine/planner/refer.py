@@ -139,10 +139,14 @@ def _stem_of(path: str) -> str:
 def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     """The ``folders`` the request refers to: spelled whole (``pictures/mountains``, ``music/``),
     or by a word of their last part, outside the paths it spells (so ``pictures`` is not one when
-    the request says only ``pictures/mountains``)."""
+    the request says only ``pictures/mountains``, nor ``Documents`` when it says only the new
+    ``Documents/pdfs``)."""
     said = Request(request)
-    spelled = [folder for folder in folders if "/" in folder and said.spells(folder)]
-    rest = said.without(spelled)
+    paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
+    by_path = {path.rstrip("/").lower() for path in paths}
+    spelled = [folder for folder in folders if "/" in folder and (said.spells(folder) or folder.lower() in by_path)]
+    # A new folder it spells ("into Documents/pdfs") is no mention of its parents either.
+    rest = said.without([*spelled, *paths])
     found = [folder for folder in folders
              if folder in spelled or any(rest.says(w) for w in _name_words(posixpath.basename(folder)))]  # fmt: skip
     return found or None

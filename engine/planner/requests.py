@@ -157,11 +157,14 @@ def _move_by_type(s: Scene) -> Draft | None:
     group = [word for word, exts in GROUPS.items() if ext in exts]
     exts = [ext]
     what = _ext_word(s.rng, ext)
-    if group and s.rng.random() < 0.5:
+    grouped = bool(group) and s.rng.random() < 0.5
+    if grouped:
         what = pick(s.rng, group)
-        present = {s.ext(spec) for spec in s.under(folder)}
-        exts = [e for e in GROUPS[what] if e in present]
     scoped = s.rng.random() < 0.75
+    if grouped:
+        # "every photos" are the photos of every kind there: in the folder, or anywhere.
+        present = {s.ext(spec) for spec in (s.under(folder) if scoped else s.regular())}
+        exts = [e for e in GROUPS[what] if e in present]
     if op == "move":
         template = pick(
             s.rng,

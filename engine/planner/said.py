@@ -161,6 +161,8 @@ def tag_words(request: str) -> set[str]:
 _VERBS = (
     r"move|copy|delete|remove|tag|untag|rename|zip|archive|compress|add|write|put|create|extract|unzip|unpack"
     r"|label|mark|mirror|pack"
+    # "... and leave a cold-storage/README.txt that says ...": a file to write.
+    r"|leave(?=\s+an?\s+\S+\.[A-Za-z0-9]{1,8}\b)"
 )
 #: A further thing asked after a comma or "and": "tag X exam-prep and copy them to Y", "zip X, copy Y".
 _NEXT_VERB = re.compile(
@@ -178,17 +180,29 @@ _TAKING = re.compile(
 )
 
 
+_PIECE_END = re.compile(r"(?:[\s,]+and)?[\s,]*$", re.IGNORECASE)
+
+
 def asked_steps(request: str) -> int:
     """The fewest steps a request of one part asks for: one, and one more for each verb after a comma
     or "and" ("take the todo tag off X, tag it done and move it to Y": three). Deleting what an
     archive packs is the archive's own doing, and taking a few files is no step."""
+    return len(asked_pieces(request))
+
+
+def asked_pieces(request: str) -> list[str]:
+    """The pieces of a request of one part that each ask for a step, in order (:func:`asked_steps`):
+    "take the todo tag off X", "tag it done", "move it to Y". Taking a few files first ("take 2 .py
+    files ..., and move them") asks no step of its own."""
     archiving = _ARCHIVING.search(request) is not None
-    more, since = 0, 0
+    starts, since = [0], 0
     for found in _NEXT_VERB.finditer(request):
         # "go ahead and move", "Hey, tag": a verb after words that ask nothing is the first thing asked.
         asks = _ASKS.search(request, since, found.start()) is not None
-        more += asks and not (archiving and found[1].lower() in ("delete", "remove"))
+        if asks and not (archiving and found[1].lower() in ("delete", "remove")):
+            starts.append(found.start(1))
         since = found.start(1)
-    if more and _TAKING.search(request):
-        more -= 1
-    return 1 + more
+    if len(starts) > 1 and _TAKING.search(request):
+        del starts[1]
+    ends = [*starts[1:], len(request)]
+    return [_PIECE_END.sub("", request[start:end]).strip() for start, end in zip(starts, ends, strict=True)]

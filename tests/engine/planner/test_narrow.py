@@ -239,6 +239,9 @@ def test_every_answer_the_narrowed_schema_allows_is_a_valid_plan() -> None:
         ("move .git/config and ../up.txt into [red and (1 please", bare),
         ("zip it all", []),
         ("rename the files in logs, remove ' copy' from the names", bare),
+        ("zip logs as logs.zip, copy notes/a.md into keep and add '- done' to notes/a.md", bare),
+        ("sort notes: markdown into notes/md, logs into notes/logs and everything else into notes/misc", bare),
+        ("nuke anything big in logs", bare),
         *((case.request, entries_from_fixture(case.fixture, case.today)) for case in generate_cases(6, seed=3)),
     ]
     for request, entries in requests:
@@ -397,3 +400,116 @@ def test_a_word_for_a_group_of_kinds_takes_every_kind_the_folder_has() -> None:
     # An extension of its own ("JPEG photos") asks for that kind alone.
     ext = narrowed_schema("JPEG photos from Camera to sorted", entries, TODAY)["$defs"]["match"]["properties"]["ext"]
     assert ext["minItems"] == 1
+
+
+def _allows(schema: dict[str, Any], *steps: dict[str, Any]) -> bool:
+    return Draft202012Validator(schema).is_valid({"version": 1, "goal": "g", "steps": list(steps)})
+
+
+def test_files_said_to_be_big_or_small_are_selected_by_a_size() -> None:
+    entries = [ViewEntry(path, False, 20_000_000, TODAY) for path in ("Downloads/a.mp4", "Downloads/b.zip")]
+    schema = narrowed_schema("Downloads is eating my disk. nuke anything big in there", entries, TODAY)
+    big = {"glob": "Downloads/**", "larger_than": "10MB"}
+    assert _allows(schema, {"op": "delete", "match": big})
+    assert not _allows(schema, {"op": "delete", "match": {"glob": "Downloads/**"}})
+    assert not _allows(schema, {"op": "delete", "match": {**big, "larger_than": "1KB"}})
+    assert not _allows(schema, {"op": "delete", "path": "Downloads/a.mp4"})
+    # "tiny" is under the usual small size; a size the request names is that size.
+    tiny = narrowed_schema("remove the tiny files in Downloads", entries, TODAY)
+    assert _allows(tiny, {"op": "delete", "match": {"glob": "Downloads/**", "smaller_than": "1KB"}})
+    assert not _allows(tiny, {"op": "delete", "match": {"glob": "Downloads/**", "larger_than": "10MB"}})
+    named = narrowed_schema("delete the big files over 20MB in Downloads", entries, TODAY)
+    assert _allows(named, {"op": "delete", "match": {"glob": "Downloads/**", "larger_than": "20MB"}})
+    assert not _allows(named, {"op": "delete", "match": {"glob": "Downloads/**", "larger_than": "10MB"}})
+    # "the biggest two" ranks files, and a file the request names is that file.
+    assert _allows(narrowed_schema("move the biggest two files in Downloads to old", entries, TODAY),
+                   {"op": "move", "paths": ["Downloads/a.mp4"], "to": "old"})  # fmt: skip
+
+
+def test_a_match_leaves_files_out_only_when_the_request_says_so() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("logs/a.log", "logs/archive/b.log")]
+    assert "exclude" not in narrowed_schema("delete the logs in logs", entries, TODAY)["$defs"]["match"]["properties"]
+    for request in ("clean out logs/ but dont touch logs/archive", "purge logs, keeenping logs/archive"):
+        schema = narrowed_schema(request, entries, TODAY)
+        assert _allows(schema, {"op": "delete", "match": {"glob": "logs/**", "exclude": ["logs/archive/**"]}}), request
+
+
+def test_each_thing_a_sentence_asks_is_a_step_of_its_own_op_in_order() -> None:
+    entries = [
+        ViewEntry(path, False, 10, TODAY) for path in ("onboarding/handbook.pdf", "onboarding/faq.md", "TODO.md")
+    ]
+    schema = narrowed_schema("zip onboarding/ as kit.zip, copy the handbook into shared, and add '- send kit' to TODO.md",
+                             entries, TODAY)  # fmt: skip
+    archive = {"op": "archive", "match": {"glob": "onboarding/**"}, "to": "kit.zip"}
+    copy = {"op": "copy", "paths": ["onboarding/handbook.pdf"], "to": "shared"}
+    append = {"op": "append", "path": "TODO.md", "content": "- send kit\n"}
+    assert _allows(schema, archive, copy, append)
+    assert not _allows(schema, archive, append, copy)
+    assert not _allows(schema, archive, copy, {**append, "path": "kit.zip"})  # a file that exists, not the new zip
+    assert not _allows(schema, archive, {**copy, "op": "move"}, append)
+    assert not _allows(schema, archive, copy, {"op": "tag", "path": "TODO.md", "tags": ["send"]})
+    # "it" is the one file an earlier step named.
+    notes = [ViewEntry("Notes/reno.md", False, 10, TODAY, ("todo",)), ViewEntry("Notes/other.md", False, 10, TODAY)]
+    schema = narrowed_schema("take the todo tag off Notes/reno.md, tag it done and move it to Notes/archive", notes,
+                             TODAY)  # fmt: skip
+    untag = {"op": "untag", "path": "Notes/reno.md", "tags": ["todo"]}
+    tag = {"op": "tag", "path": "Notes/reno.md", "tags": ["done"]}
+    move = {"op": "move", "paths": ["Notes/reno.md"], "to": "Notes/archive"}
+    assert _allows(schema, untag, tag, move)
+    assert not _allows(schema, {**untag, "op": "tag"}, tag, move)
+    assert not _allows(schema, untag, tag, {"op": "move", "match": {"glob": "Notes/**"}, "to": "Notes/archive"})
+
+
+def test_files_sorted_into_places_get_a_rule_for_each_in_the_order_said() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY)
+               for path in ("Downloads/a.pdf", "Downloads/b.jpg", "Downloads/c.png", "Documents/x.pdf", "Pictures/y.jpg")]  # fmt: skip
+    request = "sort my downloads pls: pdfs go to Documents/pdfs, pictures to Pictures/downloaded, leave the rest"
+    schema = narrowed_schema(request, entries, TODAY)
+    pdfs = {"ext": [".pdf"], "to": "Documents/pdfs"}
+    pictures = {"ext": [".jpg", ".png", ".heic"], "to": "Pictures/downloaded"}
+    sort = {"op": "classify", "match": {"glob": "Downloads/**"}, "rules": [pdfs, pictures]}
+    assert _allows(schema, sort)
+    assert not _allows(schema, {**sort, "rules": [pictures, pdfs]})
+    assert not _allows(schema, {**sort, "rules": [pdfs, {**pictures, "ext": [".jpg"]}]})
+    assert not _allows(schema, {**sort, "rules": [pdfs, pictures, {"default": True, "to": "Documents/pdfs"}]})
+    # What it sorts is not where the files go: "Pictures" is only the start of Pictures/downloaded.
+    assert not _allows(schema, {**sort, "match": {"glob": "Pictures/**"}})
+    # Where the rest goes, the last rule is the default.
+    schema = narrowed_schema("tidy Downloads: pdfs into Downloads/pdf and everything else into Downloads/misc",
+                             entries, TODAY)  # fmt: skip
+    rest = {"op": "classify", "match": {"glob": "Downloads/*"},
+            "rules": [{"ext": [".pdf"], "to": "Downloads/pdf"}, {"default": True, "to": "Downloads/misc"}]}  # fmt: skip
+    assert _allows(schema, rest)
+    assert not _allows(schema, {**rest, "rules": [rest["rules"][0], {"ext": [".jpg"], "to": "Downloads/misc"}]})
+
+
+def test_a_word_for_a_group_of_kinds_from_everywhere_takes_the_kinds_there_are() -> None:
+    entries = [ViewEntry(path, False, 20_000_000, TODAY) for path in ("media/x.mp4", "media/y.mov", "c/z.txt")]
+    schema = narrowed_schema("move all the big videos onto external/videos", entries, TODAY)
+    step = {
+        "op": "move",
+        "match": {"glob": "**", "ext": [".mp4", ".mov"], "larger_than": "10MB"},
+        "to": "external/videos",
+    }
+    assert _allows(schema, step)
+    assert not _allows(schema, {**step, "match": {**step["match"], "ext": [".mp4"]}})
+    # A word of a folder's name is no word for a kind ("the videos and music" is videos-and-music).
+    music = [ViewEntry(path, False, 10, TODAY) for path in ("videos-and-music/a.mp3", "videos-and-music/b.mp4")]
+    schema = narrowed_schema("archive the mp3 files from the videos and music as old.zip", music, TODAY)
+    assert _allows(
+        schema, {"op": "archive", "match": {"glob": "videos-and-music/**", "ext": [".mp3"]}, "to": "old.zip"}
+    )
+
+
+def test_many_files_go_into_a_folder_never_into_a_name_like_a_files() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("Edits/cover-final.png", "Edits/cover-v1.png")]
+    schema = narrowed_schema("rename cover-final.png to cover.png", entries, TODAY)
+    assert _allows(schema, {"op": "move", "from": "Edits/cover-final.png", "to": "Edits/cover.png"})
+    assert not _allows(
+        schema, {"op": "move", "paths": ["Edits/cover-final.png", "Edits/cover-v1.png"], "to": "cover.png"}
+    )
+    # ... and the file renamed is tagged where it is, not as a new file at the top.
+    schema = narrowed_schema("rename cover-final.png to cover.png and tag it approved", entries, TODAY)
+    rename = {"op": "move", "from": "Edits/cover-final.png", "to": "Edits/cover.png"}
+    assert _allows(schema, rename, {"op": "tag", "path": "Edits/cover.png", "tags": ["approved"]})
+    assert not _allows(schema, rename, {"op": "tag", "path": "cover.png", "tags": ["approved"]})

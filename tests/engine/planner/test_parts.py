@@ -10,7 +10,7 @@ from engine.planner.cases import generate_case, generate_cases
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import MAX_PARTS, joined_plan, request_parts
 from engine.planner.prompt import ViewEntry
-from engine.planner.said import asked_steps
+from engine.planner.said import asked_pieces, asked_steps
 
 
 @pytest.mark.parametrize(
@@ -119,6 +119,18 @@ def test_joined_plans_keep_every_step_in_order_and_the_goals_of_the_parts_that_d
 )
 def test_the_steps_a_sentence_asks_for_count_each_further_verb(request_text: str, steps: int) -> None:
     assert asked_steps(request_text) == steps
+
+
+def test_each_thing_a_sentence_asks_is_a_piece_of_it_in_order() -> None:
+    assert asked_pieces("take the todo tag off Notes/reno.md, tag it done and move it to Notes/archive") == [
+        "take the todo tag off Notes/reno.md", "tag it done", "move it to Notes/archive"]  # fmt: skip
+    assert asked_pieces("move the big files in data/ to cold and leave a cold/README.txt that says 'moved'") == [
+        "move the big files in data/ to cold", "leave a cold/README.txt that says 'moved'"]  # fmt: skip
+    # Leaving the rest be asks for nothing.
+    assert asked_pieces("leave the rest where it is and move the pdfs into docs") == [
+        "leave the rest where it is and move the pdfs into docs"]  # fmt: skip
+    assert asked_pieces("take 2 PDFs from paperwork, the first ones, and move them to keep") == [
+        "take 2 PDFs from paperwork, the first ones, and move them to keep"]  # fmt: skip
 
 
 def test_no_generated_request_asks_for_more_steps_than_its_plan_has() -> None:

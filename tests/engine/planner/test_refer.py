@@ -31,6 +31,9 @@ def test_a_folder_is_referred_to_by_its_path_or_a_word_of_its_last_part() -> Non
     # A path spelled whole is not a mention of its parents.
     assert referred_folders("photos/wedding files older than 7 days -> keep", folders) == ["photos/wedding"]
     assert referred_folders("the wedding photos", folders) == ["photos", "photos/wedding"]
+    # Nor is a new folder it spells ("into Documents/pdfs"), but one it spells with a slash after is itself.
+    assert referred_folders("sort my downloads: pdfs go to Documents/pdfs", [*folders, "Downloads"]) == ["Downloads"]
+    assert referred_folders("the pdfs in Documents/taxes/ -> done", folders) == ["Documents/taxes"]
     assert referred_folders("remind me to call mum", folders) is None
 
 
