@@ -624,8 +624,15 @@ def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts:
     if len(said) < 2 or len(said) > 16:
         return
     globs = defs["glob"].get("enum", [])
-    sorted_from = [glob for glob in globs if glob == "**" or _names_alone(request, glob.split("/*")[0], sorted_from=True)
-                   or not any(place.startswith(glob.split("/*")[0] + "/") for _, place in said)]  # fmt: skip
+    sorted_from = []
+    for glob in globs:
+        top = glob.split("/*")[0]
+        if (
+            glob == "**"
+            or _names_alone(request, top, sorted_from=True)
+            or not any(p.startswith(f"{top}/") for _, p in said)
+        ):
+            sorted_from.append(glob)
     held = {
         posixpath.splitext(path)[1].lower() for path in files if any(_globbed(path, g) for g in sorted_from or globs)
     }

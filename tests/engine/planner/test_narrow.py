@@ -438,8 +438,8 @@ def test_each_thing_a_sentence_asks_is_a_step_of_its_own_op_in_order() -> None:
     entries = [
         ViewEntry(path, False, 10, TODAY) for path in ("onboarding/handbook.pdf", "onboarding/faq.md", "TODO.md")
     ]
-    schema = narrowed_schema("zip onboarding/ as kit.zip, copy the handbook into shared, and add '- send kit' to TODO.md",
-                             entries, TODAY)  # fmt: skip
+    request = "zip onboarding/ as kit.zip, copy the handbook into shared, and add '- send kit' to TODO.md"
+    schema = narrowed_schema(request, entries, TODAY)
     archive = {"op": "archive", "match": {"glob": "onboarding/**"}, "to": "kit.zip"}
     copy = {"op": "copy", "paths": ["onboarding/handbook.pdf"], "to": "shared"}
     append = {"op": "append", "path": "TODO.md", "content": "- send kit\n"}
@@ -461,8 +461,8 @@ def test_each_thing_a_sentence_asks_is_a_step_of_its_own_op_in_order() -> None:
 
 
 def test_files_sorted_into_places_get_a_rule_for_each_in_the_order_said() -> None:
-    entries = [ViewEntry(path, False, 10, TODAY)
-               for path in ("Downloads/a.pdf", "Downloads/b.jpg", "Downloads/c.png", "Documents/x.pdf", "Pictures/y.jpg")]  # fmt: skip
+    paths = ("Downloads/a.pdf", "Downloads/b.jpg", "Downloads/c.png", "Documents/x.pdf", "Pictures/y.jpg")
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
     request = "sort my downloads pls: pdfs go to Documents/pdfs, pictures to Pictures/downloaded, leave the rest"
     schema = narrowed_schema(request, entries, TODAY)
     pdfs = {"ext": [".pdf"], "to": "Documents/pdfs"}
