@@ -40,6 +40,7 @@ from engine.planner.refer import (
     SPELLED_PATH,
     Request,
     group_exts,
+    names_a_kind,
     referred_exts,
     referred_files,
     referred_folders,
@@ -59,7 +60,9 @@ from engine.planner.said import (
     about_words,
     asked_pieces,
     asked_steps,
+    asks_something,
     dictated_lines,
+    not_files,
     tag_words,
 )
 from engine.serve.schema_rewrite import MAX_ENUMERATED
@@ -168,6 +171,8 @@ SPARE_WORDS = (
     "other",
     "exclude",
 )
+#: Words that rank files rather than bound them ("the newest 3", "the oldest one").
+RANKING_WORDS = ("first", "top", "oldest", "newest", "latest", "biggest", "largest", "smallest", "earliest")
 FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
 _BEFORE_YEAR = re.compile(r"\bbefore (\d{4})\b")
 _NOT = re.compile(r"n't\b")
@@ -347,7 +352,10 @@ def _narrowed(
     # A name's start that some file's name starts with (compared as text: a request's word is never
     # run as a regular expression here, where a hostile one could take forever).
     basenames = sorted({posixpath.basename(path) for path in all_files})
-    starts = [p for p in [*prefixes, *(f"{w} " for w in plain)] if _starts_some(basenames, p)]
+    # (A word for a kind of file, "the 2024 photos", is a name's start only where it is said as one:
+    # "everything named Screenshot something".)
+    naming = [p for w in plain if not names_a_kind(w) or _NAMED.search(request) for p in _prefixes(w)]
+    starts = [p for p in [*naming, *(f"{w} " for w in plain)] if _starts_some(basenames, p)]
     regexes = bounded(regex for p in starts if _compiles(regex := f"^{p}"))
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
     quoted = [text for _, text in QUOTED.findall(request)]
@@ -361,7 +369,9 @@ def _narrowed(
     numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
     # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
     counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
-    templates = bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
+    # Names prefixed with what the request spells ("prefix the dumps with prod-") start with it.
+    prefixed = [f"{found[1]}{{name}}" for found in _PREFIX_WITH.finditer(request)]
+    templates = prefixed or bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
 
@@ -369,6 +379,13 @@ def _narrowed(
     defs = schema["$defs"]
     # A step does what the request says: no delete unless it speaks of deleting (refer.py).
     ops = referred_ops(request)
+    # A tag swapped for another ("swap the todo tag on X for done") comes off, then the other goes on.
+    retag = ops is not None and {"tag", "untag"} <= ops and _RETAG.search(request) is not None
+    if retag:
+        ops = {"tag", "untag"}
+    # Names given a start or an end ("prefix the dumps with prod-") are renamed where they are.
+    elif ops is not None and "rename" in ops and _AFFIX.search(request):
+        ops = {"rename"}
     # An archive removes what it packs only when the request says so ("and delete the originals"),
     # and then surely when it makes one archive ("zip ... into a.zip, removing the originals").
     archive = defs["archive"]
@@ -461,6 +478,20 @@ def _narrowed(
     # Files said to be big ("nuke anything big in there") are those over a size, and small ones
     # those under one: a step selects them so, and not one by one.
     sized = _sized(words_of) if one_thing and not mentioned and not dotted else None
+    # So are files said to be of a year or an age ("the 2024 photos", "this week's logs", "not
+    # touched in a year"): by a date on the side said, unless the request ranks them ("the newest 3").
+    # (A year given as a tag, "label it with 2025", and "old" as a place, "go to old", say no time.)
+    dated: str | None = None
+    folder_names = {posixpath.basename(folder) for folder in all_folders}
+    years_said = [year for year in years if str(year) not in named_tags and str(year) not in folder_names]
+    aged = bool(_ages(words_of) or _DAYS.search(request))
+    if one_thing and not retag and not mentioned and not dotted and not words_of.uses(RANKING_WORDS):
+        if years_said:
+            dated = "modified_after"
+        elif aged and recent != older:
+            dated = "modified_after" if recent else "modified_before"
+    if dated and dated in match:
+        defs["match"]["required"] = [*defs["match"]["required"], dated]
     if sized:
         del match["smaller_than" if sized == "larger_than" else "larger_than"]
         defs["match"]["required"] = [*defs["match"]["required"], sized]
@@ -511,6 +542,10 @@ def _narrowed(
     said_tags = [tag for entry in entries for tag in entry.tags if words_of.uses([tag])]
     had = bounded(tag for tag in said_tags if tag.lower() in named_tags or tag.lower() not in folder_words)
     _narrow(match, "tag", had, defs, drop=True)
+    # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
+    if had:
+        defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
+        defs["untag"]["properties"]["tags"] = {"$ref": "#/$defs/had_tags"}
     rename = defs["rename"]["properties"]
     _narrow(rename, "find", finds, defs)
     _narrow(rename, "replace", replaces, defs)
@@ -551,8 +586,16 @@ def _narrowed(
     _narrow(rename, "template", bounded(counted) or templates, defs)
     # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
     # least a step for each: a small planner is apt to stop after the first.
+    steps = schema["properties"]["steps"]
+    # A request for code, mail or the weather gets a plan with no steps; one that asks a file
+    # operation, at least one step.
+    if not_files(request):
+        steps["maxItems"] = 0
+    elif asks_something(request):
+        steps["minItems"] = max(steps["minItems"], 1)
+    if retag and one_thing:
+        steps.update(minItems=2, prefixItems=[_step_of(defs, ["untag"]), _step_of(defs, ["tag"])])
     if asked > 1:
-        steps = schema["properties"]["steps"]
         steps["minItems"] = min(asked, steps["maxItems"])
         # and each step, in the order asked, one of the ops its own words say ("zip X, copy Y and
         # add a line to Z": an archive, a copy, then an append).
@@ -561,7 +604,7 @@ def _narrowed(
             steps["prefixItems"] = [_step_of(defs, sorted(these & ops if ops else these) or sorted(these))
                                     for these in step_ops if these]  # fmt: skip
     one_way(schema)
-    if sized:
+    if sized or dated:
         _selected_only(defs)
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.
@@ -758,6 +801,16 @@ _INTO_ARCHIVE = re.compile(rf"\b(?:into|as|to|in)\s+\S*(?:{'|'.join(re.escape(ex
 _ADDS_TEXT = re.compile(r"^\W*(?:add|append|write|put|jot|insert)\b", re.IGNORECASE)
 
 
+#: A tag swapped for another: "swap the todo tag on X for done", "change the tag of X from a to b".
+_RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|then)\b)[^.;,])*?\btag", re.IGNORECASE)
+#: The start names are given: "prefix the .sql dumps with prod-", "prepend 'old_' to".
+_PREFIX_WITH = re.compile(
+    r"\bprefix\w*\b(?:(?![.;!?](?:\s|$))[^;])*?\bwith\s+['\"]?([\w.]+[-_])(?=['\"]?(?:\s|$|[,.;!?)]))", re.IGNORECASE
+)
+#: Names given a start or an end: "prefix the dumps with prod-", "add a -v2 suffix to".
+_AFFIX = re.compile(r"\b(?:prefix|suffix|prepend)\w*\b", re.IGNORECASE)
+
+
 def _piece_ops(piece: str) -> set[str] | None:
     """The ops one piece of a sentence that asks several things may use (:func:`referred_ops`, its
     quoted text read only as text to write): only an untag where it takes a tag off, only an archive
@@ -772,6 +825,10 @@ def _piece_ops(piece: str) -> set[str] | None:
     if QUOTED.search(piece) and _ADDS_TEXT.search(piece):
         return {"write", "append"}
     return ops
+
+
+#: A request that speaks of names: "named", "called", "whose names start with".
+_NAMED = re.compile(r"\b(?:named|called|names?|starts?|starting|begins?|beginning)\b", re.IGNORECASE)
 
 
 def _step_of(defs: dict[str, Any], ops: list[str]) -> dict[str, Any]:

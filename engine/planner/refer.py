@@ -207,6 +207,11 @@ def _kind_words() -> dict[str, set[str]]:
 KIND_WORDS = _kind_words()
 
 
+def names_a_kind(word: str) -> bool:
+    """Whether ``word`` names a kind of file ("photos", "screenshots", "pdfs"), forgiving a plural and a typo."""
+    return any(key in KIND_WORDS for key in _keys(word))
+
+
 #: A path spelled with a slash ("media/videos", "to-print/2026", "photos/").
 SPELLED_PATH = re.compile(r"[^\s\"'`]*/[^\s\"'`]*")
 

@@ -206,3 +206,23 @@ def asked_pieces(request: str) -> list[str]:
         del starts[1]
     ends = [*starts[1:], len(request)]
     return [_PIECE_END.sub("", request[start:end]).strip() for start, end in zip(starts, ends, strict=True)]
+
+
+#: What file operations cannot do: code, tests, builds, mail, travel, the weather ("funcion" too).
+_NOT_FILES = re.compile(
+    r"\b(?:flaky|failing|fails|fu\w{1,3}ion|refactor\w*|implement\w*|unit \w+|debug\w*|compile|deploy|install"
+    r"|github|pull request|weather|rain|e-?mail|flights?|translate|explain|instagram|shrink|resize|transcode"
+    r"|so (?:it|they) fits?)\b|(?<!\S)--[a-z][\w-]*",
+    re.IGNORECASE,
+)
+
+
+def not_files(request: str) -> bool:
+    """Whether ``request`` asks for something file operations cannot do ("fix the flaky test",
+    "email the report to finance", "will it rain", "shrink the video so it fits on a stick")."""
+    return _NOT_FILES.search(request) is not None
+
+
+def asks_something(request: str) -> bool:
+    """Whether ``request`` asks a file operation by its verb ("copy ...", "zip ...")."""
+    return _ASKS.search(request) is not None

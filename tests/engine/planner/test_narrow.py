@@ -513,3 +513,66 @@ def test_many_files_go_into_a_folder_never_into_a_name_like_a_files() -> None:
     rename = {"op": "move", "from": "Edits/cover-final.png", "to": "Edits/cover.png"}
     assert _allows(schema, rename, {"op": "tag", "path": "Edits/cover.png", "tags": ["approved"]})
     assert not _allows(schema, rename, {"op": "tag", "path": "cover.png", "tags": ["approved"]})
+
+
+def test_files_said_to_be_of_a_year_or_an_age_are_selected_by_a_date() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("Camera/photos-a.jpg", "Camera/b.png", "logs/x.log")]
+    schema = narrowed_schema("tag the 2024 photos in Camera with old-phone", entries, TODAY)
+    match = {
+        "glob": "Camera/**",
+        "ext": [".jpg", ".png"],
+        "modified_after": "2024-01-01",
+        "modified_before": "2025-01-01",
+    }
+    assert _allows(schema, {"op": "tag", "match": match, "tags": ["old-phone"]})
+    assert not _allows(schema, {"op": "tag", "match": {"glob": "Camera/**"}, "tags": ["old-phone"]})
+    assert not _allows(schema, {"op": "tag", "path": "Camera/b.png", "tags": ["old-phone"]})
+    # "photos" is a kind of file here, not the start of a name.
+    assert not _allows(schema, {"op": "tag", "match": {**match, "name_regex": "^photos"}, "tags": ["old-phone"]})
+    week = narrowed_schema("copy this week's logs to incident-0709", entries, TODAY)
+    assert _allows(week, {"op": "copy", "match": {"glob": "logs/**", "modified_after": "7d"}, "to": "incident-0709"})
+    assert not _allows(week, {"op": "copy", "match": {"glob": "logs/**"}, "to": "incident-0709"})
+    assert not Draft202012Validator(week).is_valid({"version": 1, "goal": "g", "steps": []})
+    # A year given as a tag, a folder named by a year and "old" as a place say no time.
+    for request in ("label the logs with 2025", "move the logs to old", "pics in the 2024 folder -> shared"):
+        free = narrowed_schema(request, [*entries, ViewEntry("2024/c.jpg", False, 10, TODAY)], TODAY)
+        assert "modified_after" not in free["$defs"]["match"].get("required", []), request
+
+
+def test_a_tag_swapped_comes_off_then_the_other_goes_on() -> None:
+    entries = [ViewEntry("Notes/grocery.md", False, 10, TODAY, ("todo",)), ViewEntry("Notes/b.md", False, 10, TODAY)]
+    schema = narrowed_schema("got the groceries - swap the todo tag on Notes/grocery.md for done", entries, TODAY)
+    untag = {"op": "untag", "path": "Notes/grocery.md", "tags": ["todo"]}
+    tag = {"op": "tag", "path": "Notes/grocery.md", "tags": ["done"]}
+    assert _allows(schema, untag, tag)
+    assert not _allows(schema, tag, untag)
+    assert not _allows(schema, {**untag, "tags": ["done"]}, tag)  # no file has the tag "done"
+    assert not _allows(schema, {"op": "move", "paths": ["Notes/grocery.md"], "to": "done"})
+
+
+def test_names_prefixed_with_what_the_request_spells_start_with_it() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("data/db-dump-1.sql", "data/db-dump-2.sql")]
+    schema = narrowed_schema("Please prefix the .sql dumps in data with prod- (db-dump-... -> prod-db-dump-...)",
+                             entries, TODAY)  # fmt: skip
+    rename = {"op": "rename", "match": {"glob": "data/**", "ext": [".sql"]}, "template": "prod-{name}"}
+    assert _allows(schema, rename)
+    assert not _allows(schema, {**rename, "template": "{mtime:%Y-%m-%d}_{name}"})
+    assert not _allows(schema, {"op": "move", "match": {"glob": "data/**", "ext": [".sql"]}, "to": "data"})
+
+
+def test_a_request_for_code_or_mail_gets_no_steps_and_one_for_files_gets_some() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("tests/test_api.py", "logs/api.log")]
+    not_files = (
+        "can u fix the flaky test in tests/test_api.py, it fails like every other run",
+        "write a funcion that parses dates",
+        "email the report to finance@acme.com",
+        "compress the wedding video so it fits on a usb stick",
+        "add a --verbose flag to the cli",
+    )
+    for request in not_files:
+        steps = narrowed_schema(request, entries, TODAY)["properties"]["steps"]
+        assert steps["maxItems"] == 0, request
+    for request in ("copy the logs to incident", "zip logs as logs.zip"):
+        assert narrowed_schema(request, entries, TODAY)["properties"]["steps"]["minItems"] == 1, request
+    # A request with no verb of its own may still be answered with no steps.
+    assert narrowed_schema("remind me to call mum", entries, TODAY)["properties"]["steps"]["minItems"] == 0
