@@ -15,14 +15,17 @@ from engine.planner.fixtures import changed_paths
 from engine.planner.prompt import PLANNER_OPS
 
 DATA = Path(engine.planner.__file__).parent / "data" / "handwritten.jsonl"
+#: Requests written after the decoding rules of their version, to measure what those rules never saw.
+LATER = DATA.with_name("handwritten-later.jsonl")
 
 
-def _load() -> list[Case]:
-    with DATA.open(encoding="utf-8") as handle:
+def _load(path: Path = DATA) -> list[Case]:
+    with path.open(encoding="utf-8") as handle:
         return [Case.from_json(json.loads(line)) for line in handle if line.strip()]
 
 
 CASES = _load()
+LATER_CASES = _load(LATER)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -51,7 +54,13 @@ def test_tagged_notes_carry_their_tags_in_front_matter() -> None:
                 assert spec.text.startswith("---\ntags: [" + ", ".join(spec.tags) + "]\n---\n"), (case.id, spec.path)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_the_later_set_has_its_own_ids() -> None:
+    ids = [case.id for case in LATER_CASES]
+    assert len(set(ids)) == len(ids) >= 10
+    assert all(case_id.startswith("later_") for case_id in ids)
+
+
+@pytest.mark.parametrize("case", [*CASES, *LATER_CASES], ids=[case.id for case in [*CASES, *LATER_CASES]])
 def test_the_gold_plan_is_a_valid_reply_that_applies(case: Case, tmp_path: Path) -> None:
     assert reply_problems(case.plan) == []
     effect = plan_effect(case.fixture, case.today, case.plan, scratch=tmp_path)
