@@ -60,7 +60,6 @@ from engine.planner.said import (
     about_words,
     asked_pieces,
     asked_steps,
-    asks_something,
     dictated_lines,
     not_files,
     tag_words,
@@ -86,7 +85,8 @@ ARCHIVE_EXTS = tuple(f".{fmt}" for fmt in FORMATS)
 #: gives, so that "into archive/2026" cannot end as "archive"). (A single path a step changes in
 #: place stays ``path``, any name: an earlier step may have made it.)
 _ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "target"),
-          ("copy", "from", "source"), ("copy", "to", "target"), ("extract", "to", "dest"))  # fmt: skip
+          ("copy", "from", "source"), ("copy", "to", "target"), ("extract", "to", "dest"),
+          ("delete", "path", "source"))  # fmt: skip
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
 _NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
 #: The separators in names, by the first letters of their names.
@@ -171,6 +171,8 @@ SPARE_WORDS = (
     "other",
     "exclude",
 )
+#: Words that ask for a folder to be made ("make a folder", "mkdir", "create").
+MKDIR_WORDS = ("mkdir", "folder", "folders", "directory", "directories", "dir", "make", "create", "new")
 #: Words that rank files rather than bound them ("the newest 3", "the oldest one").
 RANKING_WORDS = ("first", "top", "oldest", "newest", "latest", "biggest", "largest", "smallest", "earliest")
 FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
@@ -394,6 +396,12 @@ def _narrowed(
     elif len(archives) == 1 and REMOVING.search(request):
         archive["properties"]["remove"] = {"const": True}
         archive["required"] = [*archive["required"], "remove"]
+    # An archive is unpacked into a folder whose parent exists or that a mkdir makes first: a
+    # request to extract makes only the missing parents of the folders it names.
+    missing = [p for w in words for p in _parents(w) if "/" in w and p not in all_folders and _changeable(p)]
+    unpacking = bool(ops and "extract" in ops and "mkdir" in ops and not words_of.uses(MKDIR_WORDS))
+    if unpacking and not missing:
+        ops = (ops or set()) - {"mkdir"}
     if ops:
         step = defs["step"]
         step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in ops]
@@ -423,6 +431,8 @@ def _narrowed(
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/listed" if listed else "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
+    if unpacking and missing:
+        _narrow(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
     # A file written is a name the request gives (a new one, or one it names to overwrite).
     # A file written is named with its extension ("notes/packing.md"), when the request names one;
     # one appended to is such a name or a file the request refers to outside what it quotes ("add
@@ -542,6 +552,10 @@ def _narrowed(
     said_tags = [tag for entry in entries for tag in entry.tags if words_of.uses([tag])]
     had = bounded(tag for tag in said_tags if tag.lower() in named_tags or tag.lower() not in folder_words)
     _narrow(match, "tag", had, defs, drop=True)
+    # Files said by their tag ("every note tagged exam", "the urgent-tagged files") are selected by it.
+    by_tag = [tag for tag in had if _BY_TAG.search(request.replace(tag, "\0"))]
+    if one_thing and by_tag and "tag" in match:
+        defs["match"]["required"] = [*defs["match"]["required"], "tag"]
     # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
     if had:
         defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
@@ -587,12 +601,11 @@ def _narrowed(
     # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
     # least a step for each: a small planner is apt to stop after the first.
     steps = schema["properties"]["steps"]
-    # A request for code, mail or the weather gets a plan with no steps; one that asks a file
-    # operation, at least one step.
+    # A request for code, mail or the weather gets a plan with no steps. (One that asks a file
+    # operation is not made to take a step: a model that would answer none then loops, a tiny
+    # one repeating a path until its tokens run out.)
     if not_files(request):
         steps["maxItems"] = 0
-    elif asks_something(request):
-        steps["minItems"] = max(steps["minItems"], 1)
     if retag and one_thing:
         steps.update(minItems=2, prefixItems=[_step_of(defs, ["untag"]), _step_of(defs, ["tag"])])
     if asked > 1:
@@ -604,7 +617,7 @@ def _narrowed(
             steps["prefixItems"] = [_step_of(defs, sorted(these & ops if ops else these) or sorted(these))
                                     for these in step_ops if these]  # fmt: skip
     one_way(schema)
-    if sized or dated:
+    if sized or dated or (one_thing and by_tag and "tag" in match):
         _selected_only(defs)
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.
@@ -801,6 +814,10 @@ _INTO_ARCHIVE = re.compile(rf"\b(?:into|as|to|in)\s+\S*(?:{'|'.join(re.escape(ex
 _ADDS_TEXT = re.compile(r"^\W*(?:add|append|write|put|jot|insert)\b", re.IGNORECASE)
 
 
+#: A tag said as what selects files (the tag itself written as a NUL): "tagged exam", "labelled as
+#: urgent", "with the draft tag", "urgent-tagged".
+_BY_TAG = re.compile(r"\b(?:tagged|labell?ed)\s+(?:as\s+|with\s+)?#?\0|\bwith\s+the\s+\0\s+(?:tag|label)\b|\0-tagged",
+                     re.IGNORECASE)  # fmt: skip
 #: A tag swapped for another: "swap the todo tag on X for done", "change the tag of X from a to b".
 _RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|then)\b)[^.;,])*?\btag", re.IGNORECASE)
 #: The start names are given: "prefix the .sql dumps with prod-", "prepend 'old_' to".

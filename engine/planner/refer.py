@@ -140,15 +140,23 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     """The ``folders`` the request refers to: spelled whole (``pictures/mountains``, ``music/``),
     or by a word of their last part, outside the paths it spells (so ``pictures`` is not one when
     the request says only ``pictures/mountains``, nor ``Documents`` when it says only the new
-    ``Documents/pdfs``)."""
+    ``Documents/pdfs``). A word for a kind of file refers to a folder by its own spelling only."""
     said = Request(request)
     paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
     by_path = {path.rstrip("/").lower() for path in paths}
     spelled = [folder for folder in folders if "/" in folder and (said.spells(folder) or folder.lower() in by_path)]
-    # A new folder it spells ("into Documents/pdfs") is no mention of its parents either.
-    rest = said.without([*spelled, *paths])
+    # A new folder it spells ("into Documents/pdfs") is no mention of its parents either, nor is a
+    # file it names ("as music-backup.zip" names no backups/).
+    rest = said.without([*spelled, *paths, *(name for name in _FILE_NAME.findall(request) if "/" not in name)])
+    # A word for a kind of file names a folder only as it is spelled: "photos" is no typo of "porto".
+    kinds = {word for word in rest.words if names_a_kind(word)}
+    plain = Request(" ".join(word for word in rest.words if word not in kinds))
+
+    def refers(word: str) -> bool:
+        return rest.says(word) and (plain.says(word) or any(stem(kind) == stem(word) for kind in kinds))
+
     found = [folder for folder in folders
-             if folder in spelled or any(rest.says(w) for w in _name_words(posixpath.basename(folder)))]  # fmt: skip
+             if folder in spelled or any(refers(w) for w in _name_words(posixpath.basename(folder)))]  # fmt: skip
     return found or None
 
 

@@ -221,8 +221,3 @@ def not_files(request: str) -> bool:
     """Whether ``request`` asks for something file operations cannot do ("fix the flaky test",
     "email the report to finance", "will it rain", "shrink the video so it fits on a stick")."""
     return _NOT_FILES.search(request) is not None
-
-
-def asks_something(request: str) -> bool:
-    """Whether ``request`` asks a file operation by its verb ("copy ...", "zip ...")."""
-    return _ASKS.search(request) is not None

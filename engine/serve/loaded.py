@@ -140,7 +140,8 @@ def quiet_libraries(*, torch: bool = True) -> None:
     # torchao, which transformers and peft may import, registers types with torch's pytree, which
     # warns about each on stderr; and torchao warns about every GPU kernel it cannot load on a CPU.
     # bitsandbytes, which peft imports, warns on every adapter load about a kernel package it lacks.
-    for name in ("transformers", "torchao", "torch.utils._pytree", "peft", "bitsandbytes"):
+    # kernels, which transformers may import for bitsandbytes, warns that it skips a check offline.
+    for name in ("transformers", "torchao", "torch.utils._pytree", "peft", "bitsandbytes", "kernels"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
