@@ -48,7 +48,7 @@ planner=DIR'.
 
 Reported: exact-effect accuracy, valid plans (schema and path rules), plans refused by the dry run
 or the policy, overreach (plans that changed a path the gold plan leaves alone), and p50/p95
-latency of one prediction; --json prints every case too.
+latency of one prediction; --json prints every case too, with the plan predicted for it.
 """
 
 PREDICTORS = ("model", "agent", "model-free", "rules", "gold")

@@ -69,6 +69,7 @@ class CaseResult:
     seconds: float
     error: str | None = None
     diff: list[str] = field(default_factory=list)
+    plan: Any = None  # the predicted plan, as answered (None when there was no JSON)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class CaseResult:
             "seconds": round(self.seconds, 4),
             "error": self.error,
             "diff": self.diff,
+            "plan": self.plan,
         }
 
 
@@ -240,14 +242,15 @@ def score_case(case: Case, prediction: Prediction, scratch: Path) -> CaseResult:
     want = plan_effect(case.fixture, case.today, case.plan, scratch=scratch)
     kind = case.kinds[0] if case.kinds else "?"
     if prediction.plan is None:
-        return CaseResult(case.id, kind, False, False, None, [], prediction.seconds, prediction.error or "no plan")
+        return CaseResult(case.id, kind, False, False, None, [], prediction.seconds, prediction.error or "no plan",
+                          plan=prediction.plan)  # fmt: skip
     got = plan_effect(case.fixture, case.today, prediction.plan, scratch=scratch)
     expected = changed_paths(want.before, want.tree)
     overreach = sorted(changed_paths(got.before, got.tree) - expected)
     exact = got.tree == want.tree
     return CaseResult(case.id, kind, exact, got.valid, got.refused if got.valid else None, overreach,
                       prediction.seconds, None if got.valid else got.refused,
-                      [] if exact else differences(got.tree, want.tree))  # fmt: skip
+                      [] if exact else differences(got.tree, want.tree), prediction.plan)  # fmt: skip
 
 
 def _percentile(values: Sequence[float], share: float) -> float:

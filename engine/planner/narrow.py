@@ -282,8 +282,9 @@ def _narrowed(
     under = {parent for path in all_files for parent in _parents(path)}  # folders with files under them
     all_folders = sorted(under | {e.path for e in entries if e.is_dir})
     # The folders and files the request refers to, when it refers to some (refer.py).
-    folders = referred_folders(request, all_folders) or all_folders
-    files = referred_files(request, all_files) or all_files
+    folder_refs = referred_folders(request, all_folders)
+    file_refs = referred_files(request, all_files, tags=tag_words(request, named=True))
+    folders, files = folder_refs or all_folders, file_refs or all_files
     mentioned = [path for path in all_files if path in request]
     dotted = [word for word in words if "/" not in word and "." in word]
     # A new name goes beside a file the request refers to, or in a folder it refers to.
@@ -297,7 +298,9 @@ def _narrowed(
     def changeable(values: Iterable[str]) -> list[str]:
         return bounded(value for value in values if _changeable(value))
 
-    sources = changeable([*mentioned, *folders, *files])
+    # A step reads what the request refers to: the files it describes ("the whiteboard photo"), and
+    # folders only when it names one or no file.
+    sources = changeable([*mentioned, *(folders if folder_refs or not file_refs else []), *files])
     dests = changeable([*words, *word_dirs, *renamed, *folders])
     names = changeable([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
     archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
@@ -426,6 +429,10 @@ def _narrowed(
         _narrow(defs, kind, values)
     # A list of paths names files that exist ("delete cover-v1.png and cover-v2.png"), never their folder.
     listed = [path for path in sources if path in existing]
+    # Where it takes files from a folder and describes none by name ("copy the porto pics"), they
+    # are files in that folder.
+    if file_refs is None and not everywhere:
+        listed = [path for path in listed if any(path.startswith(f"{d}/") for d in taken)] or listed
     if listed:
         _narrow(defs, "listed", listed)
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/listed" if listed else "#/$defs/source"}}
@@ -502,6 +509,10 @@ def _narrowed(
             dated = "modified_after" if recent else "modified_before"
     if dated and dated in match:
         defs["match"]["required"] = [*defs["match"]["required"], dated]
+    # Files taken from around a folder the request spares ("but keep logs/archive") leave it out.
+    if one_thing and spared and "exclude" in match and any(_globbed(f"{d}/x", glob) for d in spared for glob in globs):
+        match["exclude"] = {**match["exclude"], "minItems": 1}
+        defs["match"]["required"] = [*defs["match"]["required"], "exclude"]
     if sized:
         del match["smaller_than" if sized == "larger_than" else "larger_than"]
         defs["match"]["required"] = [*defs["match"]["required"], sized]

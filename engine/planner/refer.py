@@ -160,12 +160,18 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     return found or None
 
 
-def referred_files(request: str, files: list[str]) -> list[str] | None:
+def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) -> list[str] | None:
     """The ``files`` the request refers to: named whole (path or name), or by a word of their name
-    outside the names it spells ("the rental contract pdf", "the 1099")."""
+    outside the names it spells ("the rental contract pdf", "the 1099"), outside the other paths it
+    spells ("into exports/analytics" is no word of crm-export.tar.gz) and outside the ``tags`` it
+    names ("take the draft tag off the budget notes" describes no draft file)."""
     said = Request(request)
     spelled = [path for path in files if said.spells(path) or said.spells(posixpath.basename(path))]
-    rest = said.without([*spelled, *(posixpath.basename(path) for path in spelled)])
+    paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
+    rest = said.without([*spelled, *(posixpath.basename(path) for path in spelled), *paths])
+    if tags:
+        said_tags = "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
+        rest = Request(re.sub(rf"(?<![\w-])(?:{said_tags})(?![\w-])", " ", rest.text, flags=re.IGNORECASE))
     found = [path for path in files if path in spelled or any(rest.says(w) for w in _name_words(_stem_of(path)))]
     return found or None
 
@@ -196,15 +202,20 @@ COMMON_KINDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def _kind_words() -> dict[str, set[str]]:
-    """Each key (:func:`_keys`) of a word that names a kind of file, and the extensions it names."""
-    words: dict[str, set[str]] = {}
+def _kind_phrases() -> list[tuple[str, str]]:
+    """Each extension with each word or phrase that names its kind."""
     phrases = [(ext, phrase) for ext, said in EXT_WORDS.items() for phrase in said]
     phrases += [(ext, phrase) for ext, said in COMMON_KINDS.items() for phrase in said]
     phrases += [(ext, noun) for ext, nouns in NOUNS.items() for noun in nouns]
     phrases += [(ext, group) for group, exts in GROUPS.items() for ext in exts]
     phrases += [(ext, ext.lstrip(".").split(".")[-1]) for ext, _ in phrases]  # "pdf", "mp3", "gz"
-    for ext, phrase in phrases:
+    return phrases
+
+
+def _kind_words() -> dict[str, set[str]]:
+    """Each key (:func:`_keys`) of a word that names a kind of file, and the extensions it names."""
+    words: dict[str, set[str]] = {}
+    for ext, phrase in _kind_phrases():
         for word in _WORD.findall(phrase.lower()):
             if word not in _GENERIC:
                 for key in _keys(word):
@@ -213,6 +224,10 @@ def _kind_words() -> dict[str, set[str]]:
 
 
 KIND_WORDS = _kind_words()
+#: The words that name a kind of file, as spelled (less a plural).
+KIND_STEMS = frozenset(
+    stem(word) for _, phrase in _kind_phrases() for word in _WORD.findall(phrase.lower()) if word not in _GENERIC
+)
 
 
 def names_a_kind(word: str) -> bool:
@@ -436,7 +451,10 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
         before = tokens[at - 1] if at else ""
         earlier = tokens[at - 2] if at > 1 else ""
         # A word that names a kind names a folder only where a folder is said: "in Music".
-        kind = "/" not in token and any(key in KIND_WORDS for key in _keys(token))
+        # (A word of the folder's own name, as spelled, is the folder: "the porto pics" is Pictures/porto-2025,
+        # though "porto" is one letter from "photo".)
+        kind = "/" not in token and names_a_kind(token)
+        kind = kind and (stem(token) in KIND_STEMS or stem(token) not in {stem(w) for w in words})
         if kind and before not in _FROM_WORDS:
             continue
         after = tokens[at + 1] if at + 1 < len(tokens) else ""

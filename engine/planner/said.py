@@ -126,14 +126,17 @@ TAG_BEFORE = ("as", "with", "tag", "tags", "tagged", "it", "them", "untag", "is"
               "labels", "labeled", "labelled", "mark", "marked", "flag", "flagged", "drop")  # fmt: skip
 TAG_AFTER = ("tag", "tags", "tagged", "label", "labels")
 TAG_VERBS = ("tag", "label", "mark", "flag", "untag")
+#: Words right before a word that surely names a tag ("tagged draft"), not a file ("with invoice in the name").
+_SAID_TAG_BEFORE = ("tagged", "untag", "labeled", "labelled", "flagged", "marked")
 _NOT_TAGS = STOP_WORDS | {"off", "too", "instead", "anymore", "everything", "whatever", "anything", "files"}
 _CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "thank", "thx", "asap", "when", "now")
 
 
-def tag_words(request: str) -> set[str]:
+def tag_words(request: str, *, named: bool = False) -> set[str]:
     """The words (in lower case) a request names tags by: after a word of :data:`TAG_BEFORE`,
     before one of :data:`TAG_AFTER`, or, after a word of :data:`TAG_VERBS`, at the end of a clause
-    ("tag the algorithms notes exam-prep and ...")."""
+    ("tag the algorithms notes exam-prep and ..."); with ``named``, only those it says are tags
+    ("the draft tag", "tagged draft", "the urgent-tagged files")."""
     raw = _TOKEN.findall(request)
     tokens = [token.strip(WORD_EDGES + ".").lower() for token in raw]
     found = set()
@@ -146,10 +149,12 @@ def tag_words(request: str) -> set[str]:
             at + 1 < len(raw) and raw[at + 1][:1].isupper() and not raw[at + 1].isupper() and token not in STOP_WORDS
         )
         ends = after in _CLAUSE_ENDS or not any(ch.isalnum() for ch in after) or raw[at][-1] in ".,;!?" or starts
-        named = before in TAG_BEFORE or after in TAG_AFTER or Request(f"{before} ").uses(TAG_BEFORE)
+        is_tag = after in TAG_AFTER or before in _SAID_TAG_BEFORE
+        if not named:
+            is_tag = is_tag or before in TAG_BEFORE or Request(f"{before} ").uses(TAG_BEFORE)
         # What files are about is no tag: "tag ... every note mentioning travel".
         said_last = tagging and ends and before not in ABOUT_WORDS
-        if (named or Request(f" {after}").uses(TAG_AFTER) or said_last) and token not in _NOT_TAGS:
+        if (is_tag or Request(f" {after}").uses(TAG_AFTER) or (said_last and not named)) and token not in _NOT_TAGS:
             found.add(token)
         if token.endswith(("-tagged", "-tag")):  # "the urgent-tagged files"
             found.add(token.rsplit("-", 1)[0])

@@ -22,6 +22,7 @@ from engine.planner.evaluate import (
 )
 from engine.planner.parts import request_parts
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE
+from tests.engine.planner.test_handwritten import CASES
 from tests.helpers import assert_one_line_error, run_routeshell
 from tests.scripted_llm import Reply, ScriptedLLM, Status
 
@@ -128,6 +129,8 @@ def test_eval_planner_cli_scores_gold_and_rules_on_handwritten_and_held_out() ->
     assert sets["held-out (seed 0)"]["gold"]["cases"] == 12
     assert 0.0 <= sets["handwritten"]["rules"]["exact_effect"] < 1.0
     assert len(sets["handwritten"]["rules"]["results"]) == sets["handwritten"]["rules"]["cases"]
+    # Each case comes with the plan predicted for it: the gold plan, for the gold predictor.
+    assert [row["plan"] for row in sets["handwritten"]["gold"]["results"]] == [case.plan for case in CASES]
 
 
 def test_eval_planner_cli_gives_one_line_errors(tmp_path: Path) -> None:

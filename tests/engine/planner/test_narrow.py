@@ -434,6 +434,40 @@ def test_a_match_leaves_files_out_only_when_the_request_says_so() -> None:
         assert _allows(schema, {"op": "delete", "match": {"glob": "logs/**", "exclude": ["logs/archive/**"]}}), request
 
 
+def test_a_folder_spared_inside_the_one_files_are_taken_from_is_left_out() -> None:
+    entries = [
+        ViewEntry(path, False, 10, TODAY - dt.timedelta(days=90)) for path in ("logs/a.log", "logs/archive/b.log")
+    ]
+    schema = narrowed_schema("delete the logs older than a month, but keep logs/archive", entries, TODAY)
+    old = {"glob": "logs/**", "modified_before": "30d"}
+    assert _allows(schema, {"op": "delete", "match": {**old, "exclude": ["logs/archive/**"]}})
+    assert not _allows(schema, {"op": "delete", "match": old})
+
+
+def test_a_file_described_is_what_a_step_reads_not_a_folder_nor_a_file_of_another_path() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in
+               ("Downloads/IMG_20260110_whiteboard.jpg", "code/hw3/main.py", "exports/crm-export.tar.gz",
+                "exports/analytics.zip", "meetings/budget-review.md", "reports/q2-draft.docx")]  # fmt: skip
+    schema = narrowed_schema("delete the whiteboard photo", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "path": "Downloads/IMG_20260110_whiteboard.jpg"})
+    assert not _allows(schema, {"op": "delete", "path": "code/hw3"})
+    # The words of a path it spells ("exports/analytics") describe no other file.
+    defs = narrowed_schema("unpack the analytics zip into exports/analytics", entries, TODAY)["$defs"]
+    assert _values(defs, defs["extract"]["properties"]["from"]) == ["exports/analytics.zip"]
+    # Nor do the tags it names ("the draft tag").
+    defs = narrowed_schema("take the draft tag off the budget review notes", entries, TODAY)["$defs"]
+    assert defs["listed"]["enum"] == ["meetings/budget-review.md"]
+
+
+def test_files_taken_from_a_folder_named_by_a_word_are_listed_from_it() -> None:
+    paths = ("Pictures/porto-2025/IMG_1.jpg", "Pictures/porto-2025/IMG_2.jpg", "Downloads/report.docx.tmp")
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
+    # "porto" is a folder's word as it is spelled, though one letter from "photo".
+    defs = narrowed_schema("copy the porto pics to Desktop/porto", entries, TODAY)["$defs"]
+    assert _values(defs, defs["glob"]) == ["Pictures/porto-2025/**", "Pictures/porto-2025/*"]
+    assert defs["listed"]["enum"] == ["Pictures/porto-2025/IMG_1.jpg", "Pictures/porto-2025/IMG_2.jpg"]
+
+
 def test_each_thing_a_sentence_asks_is_a_step_of_its_own_op_in_order() -> None:
     entries = [
         ViewEntry(path, False, 10, TODAY) for path in ("onboarding/handbook.pdf", "onboarding/faq.md", "TODO.md")
