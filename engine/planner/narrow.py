@@ -174,6 +174,9 @@ SPARE_WORDS = (
 #: Words that ask for a folder to be made ("make a folder", "mkdir", "create").
 MKDIR_WORDS = ("mkdir", "folder", "folders", "directory", "directories", "dir", "make", "create", "new")
 #: Words that rank files rather than bound them ("the newest 3", "the oldest one").
+#: Words for every file of a kind or a name ("all the jpgs", "everything named draft-"): a match.
+ALL_WORDS = ("all", "every", "everything", "each", "any", "anything", "whatever", "files")
+NAMED_WORDS = ("named", "called", "names", "starts", "starting", "begins", "beginning")
 RANKING_WORDS = ("first", "top", "oldest", "newest", "latest", "biggest", "largest", "smallest", "earliest")
 FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
 _BEFORE_YEAR = re.compile(r"\bbefore (\d{4})\b")
@@ -343,6 +346,7 @@ def _narrowed(
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
     # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
     named_tags = tag_words(request)
+    said_tags_named = tag_words(request, named=True)
     tags = bounded(w for w in words if "/" not in w and w.lower() in named_tags)
     tags = tags or bounded(w for w in words if "/" not in w)
     # A match selects by the extensions files have (one no file has selects nothing, and the dry
@@ -564,11 +568,16 @@ def _narrowed(
     had = bounded(tag for tag in said_tags if tag.lower() in named_tags or tag.lower() not in folder_words)
     _narrow(match, "tag", had, defs, drop=True)
     # Files said by their tag ("every note tagged exam", "the urgent-tagged files") are selected by it.
-    by_tag = [tag for tag in had if _BY_TAG.search(request.replace(tag, "\0"))]
+    # So are files called by a tag they have that names no file nor folder ("the favorites in Camera").
+    name_words = {word.lower() for word in _name_words([*all_files, *all_folders])}
+    by_tag = [tag for tag in had if _BY_TAG.search(request.replace(tag, "\0"))
+              or (_CALLED_BY.search(request.replace(tag, "\0")) and tag.lower() not in name_words)]  # fmt: skip
     if one_thing and by_tag and "tag" in match:
         defs["match"]["required"] = [*defs["match"]["required"], "tag"]
     # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
     if had:
+        # (those it says are tags, where it says some: "take the draft tag off the budget notes")
+        had = [tag for tag in had if tag.lower() in said_tags_named] or had
         defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
         defs["untag"]["properties"]["tags"] = {"$ref": "#/$defs/had_tags"}
     rename = defs["rename"]["properties"]
@@ -629,6 +638,26 @@ def _narrowed(
                                     for these in step_ops if these]  # fmt: skip
     one_way(schema)
     if sized or dated or (one_thing and by_tag and "tag" in match):
+        _selected_only(defs)
+    # Files it describes by words of their names, from no folder it names, by no date, size, tag
+    # or count ("tag the lease and the car insurance policy", "delete the whiteboard photo") are
+    # those files, listed.
+    # (Not "the draft files", every file of a name, nor files said by a tag they have: "nothing is
+    # review anymore, drop that tag".)
+    elif (one_thing and file_refs and not folder_refs and not (timed or by_tag or FIRST_N.search(request))
+          and not words_of.uses([*FEW_WORDS, *RANKING_WORDS])
+          and not _NAMED.search(request) and not words_of.uses([*ALL_WORDS, *NAMED_WORDS])
+          and referred_files(request, all_files, tags=tag_words(request))):  # fmt: skip
+        _listed_only(defs)
+        # all of them, where it joins them ("copy the W-2 and the 1099", "the lease and the policy")
+        if _JOINED_REFS.search(request) and "enum" in defs["listed"] and len(defs["listed"]["enum"]) >= 2:
+            defs["paths"]["minItems"] = max(defs["paths"].get("minItems", 0), 2)
+            for op in SINGLE_KEYS:
+                ways = defs[op].get("anyOf", [])
+                defs[op]["anyOf"] = [way for way in ways if "paths" in way["required"]] or ways
+    # Files taken from a folder it names, described by no name ("copy the porto pics", "the pdfs in
+    # docs"), are those the folder has, selected so.
+    elif one_thing and file_refs is None and not everywhere and not mentioned:
         _selected_only(defs)
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.
@@ -779,13 +808,22 @@ def _steps_by_piece(
     request says what "it" is."""
     defs = schema["$defs"]
     prefix = schema["properties"]["steps"]["prefixItems"]
+    folders = {entry.path for entry in entries if entry.is_dir} | {posixpath.dirname(e.path) for e in entries}
+    made: list[str] = []  # new folders spelled by earlier pieces ("make a folder Videos/archive")
     for at, piece in enumerate(pieces[: len(prefix)]):
+        spelled = (p.strip(".,;:!?'\"()").rstrip("/") for p in SPELLED_PATH.findall(piece))
+        new = [p for p in spelled if p and p not in folders and _changeable(p) and "." not in posixpath.basename(p)]
         if goes_on(piece):
             if _IT.match(piece):
                 prefix[at] = _one_file_step(defs, prefix[at])
             continue
         ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
         own = _narrowed(piece, entries, today, chars)["$defs"]
+        # Files put "in it" or "there" go into the folder an earlier piece made.
+        if made and _IN_IT.search(piece):
+            for key in ("target", "dest", "into"):
+                own[key] = {"type": "string", "enum": list(made)}
+        made += new
         step = own["step"]
         kept = [op for op in step["properties"]["op"]["enum"] if op in ops]
         if not kept:
@@ -800,6 +838,8 @@ def _steps_by_piece(
         prefix[at] = {"$ref": f"#/$defs/{name}step"}
 
 
+#: Where an earlier piece said: "put the videos in it", "move them there".
+_IN_IT = re.compile(r"\b(?:in|into|inside|to)\s+(?:it|there)\s*\W*$|\bthere\s*\W*$", re.IGNORECASE)
 _REF = re.compile(r'"\$ref": "#/\$defs/([^"]+)"')
 
 
@@ -829,6 +869,12 @@ _ADDS_TEXT = re.compile(r"^\W*(?:add|append|write|put|jot|insert)\b", re.IGNOREC
 #: urgent", "with the draft tag", "urgent-tagged".
 _BY_TAG = re.compile(r"\b(?:tagged|labell?ed)\s+(?:as\s+|with\s+)?#?\0|\bwith\s+the\s+\0\s+(?:tag|label)\b|\0-tagged",
                      re.IGNORECASE)  # fmt: skip
+#: Things said one after another: "the W-2 and the 1099", "the lease, the deed".
+_JOINED_REFS = re.compile(r"(?<!ahead )(?<!please )(?<!kindly )(?<!just )\b(?:and|&)\s+(?:the|my|his|her|our|their)\b"
+                          r"|\w,\s*(?:the|my)\b", re.IGNORECASE)  # fmt: skip
+#: Files called by a word (a tag's, "\0"): "the favorites in Camera", "all my urgent ones".
+_CALLED_BY = re.compile(r"\b(?:the|my|all|every)\s+(?:my\s+)?\0s?(?:\s+ones)?\s+(?:in|from|go|goes|to|into|under)\b",
+                        re.IGNORECASE)  # fmt: skip
 #: A tag swapped for another: "swap the todo tag on X for done", "change the tag of X from a to b".
 _RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|then)\b)[^.;,])*?\btag", re.IGNORECASE)
 #: The start names are given: "prefix the .sql dumps with prod-", "prepend 'old_' to".
@@ -894,6 +940,15 @@ def _selected_only(defs: dict[str, Any]) -> None:
     for op in SINGLE_KEYS:
         ways = defs[op]["anyOf"]
         kept = [way for way in ways if "match" in way["required"]]
+        if kept:
+            defs[op]["anyOf"] = kept
+
+
+def _listed_only(defs: dict[str, Any]) -> None:
+    """Make every op that may name one file or list some name them instead of selecting by ``match``."""
+    for op in SINGLE_KEYS:
+        ways = defs[op].get("anyOf", [])
+        kept = [way for way in ways if "match" not in way["required"]]
         if kept:
             defs[op]["anyOf"] = kept
 

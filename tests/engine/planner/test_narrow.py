@@ -466,6 +466,51 @@ def test_files_taken_from_a_folder_named_by_a_word_are_listed_from_it() -> None:
     defs = narrowed_schema("copy the porto pics to Desktop/porto", entries, TODAY)["$defs"]
     assert _values(defs, defs["glob"]) == ["Pictures/porto-2025/**", "Pictures/porto-2025/*"]
     assert defs["listed"]["enum"] == ["Pictures/porto-2025/IMG_1.jpg", "Pictures/porto-2025/IMG_2.jpg"]
+    # and, asked one thing of, they are what the folder has, selected so.
+    schema = narrowed_schema("copy the porto pics to Desktop/porto", entries, TODAY)
+    assert _allows(schema, {"op": "copy", "match": {"glob": "Pictures/porto-2025/**"}, "to": "Desktop/porto"})
+    assert not _allows(schema, {"op": "copy", "paths": ["Pictures/porto-2025/IMG_1.jpg"], "to": "Desktop/porto"})
+
+
+def test_files_described_by_their_names_are_listed_all_of_those_joined() -> None:
+    paths = ("Documents/lease-agreement.pdf", "Documents/car insurance policy.pdf", "Documents/taxes/W-2.pdf",
+             "Documents/taxes/1099-INT.pdf", "Documents/notes.md")  # fmt: skip
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
+    schema = narrowed_schema("tag the lease and the car insurance policy as important", entries, TODAY)
+    both = {"op": "tag", "paths": list(paths[:2]), "tags": ["important"]}
+    assert _allows(schema, both)
+    assert not _allows(schema, {**both, "paths": [paths[1]]})
+    assert not _allows(schema, {"op": "tag", "path": paths[1], "tags": ["important"]})
+    assert not _allows(schema, {"op": "tag", "match": {"glob": "**", "name_regex": "^car "}, "tags": ["important"]})
+    # One described alone is named alone; "every file named ..." is a match.
+    assert _allows(narrowed_schema("delete the lease", entries, TODAY), {"op": "delete", "path": paths[0]})
+    named = narrowed_schema("delete every file named lease", entries, TODAY)
+    assert _allows(named, {"op": "delete", "match": {"glob": "**", "name_regex": "^lease"}})
+
+
+def test_a_tag_taken_off_is_the_one_said_and_files_called_by_a_tag_are_selected_by_it() -> None:
+    entries = [
+        ViewEntry("meetings/budget-review.md", False, 10, TODAY, ("draft", "budget")),
+        ViewEntry("Camera/IMG_1.JPG", False, 10, TODAY, ("favorite",)),
+        ViewEntry("Camera/IMG_2.JPG", False, 10, TODAY),
+    ]
+    schema = narrowed_schema("take the draft tag off the budget review notes", entries, TODAY)
+    untag = {"op": "untag", "path": "meetings/budget-review.md", "tags": ["draft"]}
+    assert _allows(schema, untag)
+    assert not _allows(schema, {**untag, "tags": ["budget"]})
+    schema = narrowed_schema("the favorites in Camera go to Pictures/best", entries, TODAY)
+    assert _allows(schema, {"op": "move", "match": {"glob": "Camera/**", "tag": "favorite"}, "to": "Pictures/best"})
+    assert not _allows(schema, {"op": "move", "paths": ["Camera/IMG_1.JPG"], "to": "Pictures/best"})
+    assert not _allows(schema, {"op": "move", "match": {"glob": "Camera/**"}, "to": "Pictures/best"})
+
+
+def test_files_put_in_it_go_into_the_folder_an_earlier_step_made() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY - dt.timedelta(days=500)) for path in ("Videos/a.mp4", "backups/b.zip")]
+    schema = narrowed_schema("make a folder Videos/archive and put the videos older than a year in it", entries, TODAY)
+    mkdir = {"op": "mkdir", "path": "Videos/archive"}
+    old = {"glob": "Videos/**", "modified_before": "365d"}
+    assert _allows(schema, mkdir, {"op": "move", "match": old, "to": "Videos/archive"})
+    assert not _allows(schema, mkdir, {"op": "move", "match": old, "to": "backups"})
 
 
 def test_each_thing_a_sentence_asks_is_a_step_of_its_own_op_in_order() -> None:
