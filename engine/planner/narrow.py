@@ -442,6 +442,10 @@ def _narrowed(
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/listed" if listed else "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
+    # A folder made is one that does not exist yet.
+    # ("make a folder Videos/archive" makes no "folder")
+    made = [d for d in dests if d not in under and d not in all_folders and d.lower() not in MKDIR_WORDS]
+    _narrow(defs["mkdir"]["properties"], "path", made, defs)
     if unpacking and missing:
         _narrow(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
     # A file written is a name the request gives (a new one, or one it names to overwrite).
@@ -637,6 +641,7 @@ def _narrowed(
             steps["prefixItems"] = [_step_of(defs, sorted(these & ops if ops else these) or sorted(these))
                                     for these in step_ops if these]  # fmt: skip
     one_way(schema)
+    ranked = FIRST_N.search(request) or words_of.uses([*FEW_WORDS, *RANKING_WORDS])
     if sized or dated or (one_thing and by_tag and "tag" in match):
         _selected_only(defs)
     # Files it describes by words of their names, from no folder it names, by no date, size, tag
@@ -644,8 +649,7 @@ def _narrowed(
     # those files, listed.
     # (Not "the draft files", every file of a name, nor files said by a tag they have: "nothing is
     # review anymore, drop that tag".)
-    elif (one_thing and file_refs and not folder_refs and not (timed or by_tag or FIRST_N.search(request))
-          and not words_of.uses([*FEW_WORDS, *RANKING_WORDS])
+    elif (one_thing and file_refs and not folder_refs and not (timed or by_tag or ranked)
           and not _NAMED.search(request) and not words_of.uses([*ALL_WORDS, *NAMED_WORDS])
           and referred_files(request, all_files, tags=tag_words(request))):  # fmt: skip
         _listed_only(defs)
@@ -657,7 +661,8 @@ def _narrowed(
                 defs[op]["anyOf"] = [way for way in ways if "paths" in way["required"]] or ways
     # Files taken from a folder it names, described by no name ("copy the porto pics", "the pdfs in
     # docs"), are those the folder has, selected so.
-    elif one_thing and file_refs is None and not everywhere and not mentioned:
+    # (Unless it ranks them: "the biggest two files in Downloads" may be named.)
+    elif one_thing and file_refs is None and not everywhere and not mentioned and not ranked:
         _selected_only(defs)
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.

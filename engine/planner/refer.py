@@ -43,6 +43,10 @@ _GLUE = frozenset((
 ))  # fmt: skip
 
 
+#: Words one letter from a word of :data:`_GLUE`, compared as spelled.
+_EXACT = frozenset(("older", "holder"))
+
+
 def stem(word: str) -> str:
     """``word`` in lower case without a plural ending: taxes, tax; notes, note; libraries, library."""
     word = word.lower()
@@ -88,7 +92,10 @@ class Request:
         # A word that holds a request together is itself, never a typo of another ("folder" is
         # not "older").
         said = _WORD.findall(self.lowered)
-        self._all_keys = {key for word in said if word not in _GLUE for key in _keys(word)} | _GLUE.intersection(said)
+        # Nor is a word one letter from such a word ("older" is not "folder").
+        self._all_keys = {key for word in said if word not in _GLUE and word not in _EXACT for key in _keys(word)}
+        self._all_keys |= _GLUE.intersection(said)
+        self._exact = {stem(word) for word in _EXACT.intersection(said)}
         self._said: dict[str, bool] = {}
 
     def says(self, word: str) -> bool:
@@ -101,7 +108,7 @@ class Request:
     def uses(self, words: Iterable[str]) -> bool:
         """Whether the request holds one of ``words``, small ones too ("this", "not"), forgiving a
         plural and a typo as :meth:`says` does."""
-        return any(not self._all_keys.isdisjoint(_keys(word)) for word in words)
+        return any(not self._all_keys.isdisjoint(_keys(word)) or stem(word) in self._exact for word in words)
 
     def spells(self, name: str) -> bool:
         """Whether the request holds ``name`` whole, in any case, not inside a longer name."""
