@@ -167,6 +167,12 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     return found or None
 
 
+#: A file name given after "to", "into" or "as": a new name, or where things go.
+_GIVEN_NAME = re.compile(
+    r"\b(?:to|into|as)\s+([^\s\"'`]*[\w)\]]\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?)\b", re.IGNORECASE
+)
+
+
 def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) -> list[str] | None:
     """The ``files`` the request refers to: named whole (path or name), or by a word of their name
     outside the names it spells ("the rental contract pdf", "the 1099"), outside the other paths it
@@ -175,7 +181,8 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     said = Request(request)
     spelled = [path for path in files if said.spells(path) or said.spells(posixpath.basename(path))]
     paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
-    rest = said.without([*spelled, *(posixpath.basename(path) for path in spelled), *paths])
+    # Nor does a new name it gives ("rename the résumé to resume-2025.docx": no 2025 file).
+    rest = said.without([*spelled, *(posixpath.basename(p) for p in spelled), *paths, *_GIVEN_NAME.findall(request)])
     if tags:
         said_tags = "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
         rest = Request(re.sub(rf"(?<![\w-])(?:{said_tags})(?![\w-])", " ", rest.text, flags=re.IGNORECASE))

@@ -47,6 +47,10 @@ def test_a_file_named_whole_is_the_only_one_its_words_refer_to() -> None:
     assert referred_files("copy the W-2 and the 1099 for the accountant", files) == files[3:5]
     assert referred_files("the budegt sheet", files) == ["taxes/budget.xlsx"]  # one letter typed wrong
     assert referred_files("what's the weather", files) is None
+    # The words of a new name it gives, of another path it spells and of a tag it names describe none.
+    assert referred_files("rename the rental contract to budget-2024.pdf", files) == ["papers/rental contract.pdf"]
+    assert referred_files("unpack the 1099 into taxes/budget", files) == ["taxes/1099-INT.pdf"]
+    assert referred_files("take the meeting tag off the budget", files, tags=["meeting"]) == ["taxes/budget.xlsx"]
 
 
 def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
