@@ -444,7 +444,9 @@ def _narrowed(
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
     # A folder made is one that does not exist yet.
     # ("make a folder Videos/archive" makes no "folder")
-    made = [d for d in dests if d not in under and d not in all_folders and d.lower() not in MKDIR_WORDS]
+    unnamed = {*MKDIR_WORDS, *NAMED_WORDS}
+    made = [d for d in dests if d not in under and d not in all_folders and d.lower() not in unnamed
+            and _NAME.match(d) and any(ch.isalnum() for ch in d)]  # fmt: skip
     _narrow(defs["mkdir"]["properties"], "path", made, defs)
     if unpacking and missing:
         _narrow(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
@@ -630,9 +632,20 @@ def _narrowed(
     # one repeating a path until its tokens run out.)
     if not_files(request):
         steps["maxItems"] = 0
-    if retag and one_thing:
+    # Folders made one after another ("make a folder called done and keep and shared"): a mkdir of
+    # each, in the order said (a small planner is apt to make one of them twice).
+    listed_dirs = made_names(request)
+    if not (ops is not None and ops <= {"mkdir", "write", "move", "rename", "classify", "archive"}):
+        listed_dirs = []
+    if listed_dirs:
+        for at, name in enumerate(listed_dirs):
+            defs[f"made-{at}"] = {"type": "object", "additionalProperties": False, "required": ["op", "path"],
+                                  "properties": {"op": {"const": "mkdir"}, "path": {"const": name}}}  # fmt: skip
+        mkdirs = [{"$ref": f"#/$defs/made-{at}"} for at in range(len(listed_dirs))]
+        steps.update(minItems=len(mkdirs), maxItems=len(mkdirs), prefixItems=mkdirs)
+    elif retag and one_thing:
         steps.update(minItems=2, prefixItems=[_step_of(defs, ["untag"]), _step_of(defs, ["tag"])])
-    if asked > 1:
+    if asked > 1 and not listed_dirs:
         steps["minItems"] = min(asked, steps["maxItems"])
         # and each step, in the order asked, one of the ops its own words say ("zip X, copy Y and
         # add a line to Z": an archive, a copy, then an append).
@@ -685,7 +698,7 @@ def _narrowed(
                 if "from" not in way["required"]:
                     way["properties"]["to"] = {"$ref": "#/$defs/into"}
     _renamed_beside(defs, [path for path in sources if path in existing], named, existing)
-    if by_piece and "prefixItems" in schema["properties"]["steps"]:
+    if by_piece and "prefixItems" in schema["properties"]["steps"] and not listed_dirs:
         _steps_by_piece(schema, asked_pieces(request), entries, today, chars)
     return schema
 
@@ -947,6 +960,30 @@ def _selected_only(defs: dict[str, Any]) -> None:
         kept = [way for way in ways if "match" in way["required"]]
         if kept:
             defs[op]["anyOf"] = kept
+
+
+#: Names of folders to make, said one after another up to the end of the request: "mkdir later and
+#: old!", "make a folder called keep/travel and old - thank you".
+_MADE = re.compile(
+    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?)\s+(?:(?:called|named)\s+)?"
+    r"((?:[\w./-]+(?:\s*,\s*(?:and\s+)?|\s+and\s+))+[\w./-]+)"
+    r"\s*(?:[.!?;]|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
+    re.IGNORECASE,
+)
+_FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
+_MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
+
+
+def made_names(request: str) -> list[str]:
+    """The folders a request asks to make, where it lists two or more and nothing else after them."""
+    found = _MADE.search(request)
+    if found is None:
+        return []
+    names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
+    names = [name for name in names if name.lower() not in _FILLER]
+    if len(names) < 2 or len(set(names)) < len(names) or not all(_NAME.match(n) and _changeable(n) for n in names):
+        return []
+    return names
 
 
 def _listed_only(defs: dict[str, Any]) -> None:

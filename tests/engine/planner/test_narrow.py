@@ -515,6 +515,22 @@ def test_files_put_in_it_go_into_the_folder_an_earlier_step_made() -> None:
     assert not _allows(schema, mkdir, {"op": "move", "match": old, "to": "backups"})
 
 
+def test_folders_made_one_after_another_are_each_made_once_in_order() -> None:
+    entries = [ViewEntry("keep/a.txt", False, 10, TODAY)]
+    schema = narrowed_schema("Make a folder called done and keep/travel and shared - thank you", entries, TODAY)
+    made = [{"op": "mkdir", "path": name} for name in ("done", "keep/travel", "shared")]
+    assert _allows(schema, *made)
+    assert not _allows(schema, made[0], made[2], made[2])
+    assert not _allows(schema, made[0], made[1])
+    # A folder made that files then go into is no list of names.
+    schema = narrowed_schema("make a folder called x and move the txt files into it", entries, TODAY)
+    assert "made-0" not in schema["$defs"]
+    # ("called" and "folder" are no names of folders made)
+    assert not {"called", "folder", "keep"} & set(
+        _values(schema["$defs"], schema["$defs"]["mkdir"]["properties"]["path"])
+    )
+
+
 def test_each_thing_a_sentence_asks_is_a_step_of_its_own_op_in_order() -> None:
     entries = [
         ViewEntry(path, False, 10, TODAY) for path in ("onboarding/handbook.pdf", "onboarding/faq.md", "TODO.md")
