@@ -217,7 +217,8 @@ def asked_pieces(request: str) -> list[str]:
 _NOT_FILES = re.compile(
     r"\b(?:flaky|failing|fails|fu\w{1,3}ion|refactor\w*|implement\w*|unit \w+|debug\w*|compile|deploy|install"
     r"|github|pull request|weather|rain|e-?mail|flights?|translate|explain|instagram|shrink|resize|transcode"
-    r"|so (?:it|they) fits?)\b|(?<!\S)--[a-z][\w-]*",
+    r"|so (?:it|they) fits?|remind me|forward(?:ing)? (?:the|my|this|that)|(?<![\w-])print (?:the|my|this|that|out)"
+    r"|push (?:my|the|these) changes|timing out|post (?:the|my|this|these) \S+(?: \S+)? on)\b|(?<!\S)--[a-z][\w-]*",
     re.IGNORECASE,
 )
 

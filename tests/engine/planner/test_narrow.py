@@ -664,9 +664,14 @@ def test_a_request_for_code_or_mail_gets_no_steps() -> None:
         "email the report to finance@acme.com",
         "compress the wedding video so it fits on a usb stick",
         "add a --verbose flag to the cli",
+        "remind me to call mum at 5",
+        "forward the api log to dave",
+        "print the boarding passes",
+        "push my changes to github",
+        "post the lisbon photos on instagram",
     )
     for request in not_files:
         steps = narrowed_schema(request, entries, TODAY)["properties"]["steps"]
         assert steps["maxItems"] == 0, request
-    for request in ("copy the logs to incident", "zip logs as logs.zip", "remind me to call mum"):
+    for request in ("copy the logs to incident", "zip logs as logs.zip", "move the api log to to-print"):
         assert narrowed_schema(request, entries, TODAY)["properties"]["steps"]["maxItems"] == 20, request
