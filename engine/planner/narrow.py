@@ -563,6 +563,10 @@ def _narrowed(
     said_about = [text for text in texts if about.uses([text])]
     if said_about:
         _narrow(match, "contains", said_about, defs)
+        # and, asked one thing of files said to mention something ("every note mentioning
+        # release"), a match selects by it.
+        if one_thing and _MENTIONING.search(request):
+            defs["match"]["required"] = [*defs["match"]["required"], "contains"]
     else:
         del match["contains"]
     _narrow(match, "name_regex", regexes, defs, drop=True)
@@ -890,6 +894,9 @@ _BY_TAG = re.compile(r"\b(?:tagged|labell?ed)\s+(?:as\s+|with\s+)?#?\0|\bwith\s+
 #: Things said one after another: "the W-2 and the 1099", "the lease, the deed".
 _JOINED_REFS = re.compile(r"(?<!ahead )(?<!please )(?<!kindly )(?<!just )\b(?:and|&)\s+(?:the|my|his|her|our|their)\b"
                           r"|\w,\s*(?:the|my)\b", re.IGNORECASE)  # fmt: skip
+#: Files said to hold a word: "mentioning release", "that mention the vpn", "which contain TODO".
+_MENTIONING = re.compile(r"\b(?:mention(?:s|ing|ed)?|contain(?:s|ing)?|that say|saying|talk(?:s|ing)? about)\b",
+                         re.IGNORECASE)  # fmt: skip
 #: Files called by a word (a tag's, "\0"): "the favorites in Camera", "all my urgent ones".
 _CALLED_BY = re.compile(r"\b(?:the|my|all|every)\s+(?:my\s+)?\0s?(?:\s+ones)?\s+(?:in|from|go|goes|to|into|under)\b",
                         re.IGNORECASE)  # fmt: skip

@@ -531,6 +531,16 @@ def test_folders_made_one_after_another_are_each_made_once_in_order() -> None:
     )
 
 
+def test_files_said_to_mention_a_word_are_selected_by_it() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("Documents/a.md", "Documents/work/b.md")]
+    schema = narrowed_schema(
+        "Please add the tag release to every note in Documents mentioning release.", entries, TODAY
+    )
+    notes = {"glob": "Documents/**", "ext": [".md"]}
+    assert _allows(schema, {"op": "tag", "match": {**notes, "contains": "release"}, "tags": ["release"]})
+    assert not _allows(schema, {"op": "tag", "match": notes, "tags": ["release"]})
+
+
 def test_each_thing_a_sentence_asks_is_a_step_of_its_own_op_in_order() -> None:
     entries = [
         ViewEntry(path, False, 10, TODAY) for path in ("onboarding/handbook.pdf", "onboarding/faq.md", "TODO.md")
