@@ -186,8 +186,24 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     if tags:
         said_tags = "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
         rest = Request(re.sub(rf"(?<![\w-])(?:{said_tags})(?![\w-])", " ", rest.text, flags=re.IGNORECASE))
-    found = [path for path in files if path in spelled or any(rest.says(w) for w in _name_words(_stem_of(path)))]
+    by_key: dict[str, set[str]] = {}
+    for word in rest.words:
+        for key in _keys(word):
+            by_key.setdefault(key, set()).add(word)
+    said_of = {path: _said_words(by_key, path) for path in files if path not in spelled}
+    # A file that holds only some of the words another holds is not the one described ("the db
+    # backup" is db-backup.zip, not config-backup.zip; "the budget review notes" no budget.xlsx).
+    kinds = set(said_of.values())
+    lesser = {words for words in kinds if any(words < other for other in kinds)}
+    found = [path for path in files if path in spelled or (said_of[path] and said_of[path] not in lesser)]
     return found or None
+
+
+def _said_words(by_key: dict[str, set[str]], path: str) -> frozenset[str]:
+    """The words of a request (``by_key``: each key of its words, and those words) that the name of
+    the file ``path`` holds, forgiving a plural and a typo."""
+    return frozenset(word for name in _name_words(_stem_of(path)) if _counts(name)
+                     for key in _keys(name) for word in by_key.get(key, ()))  # fmt: skip
 
 
 #: What people call files of other common kinds (the planner's own words are in requests.py and

@@ -47,6 +47,14 @@ def test_a_file_named_whole_is_the_only_one_its_words_refer_to() -> None:
     assert referred_files("copy the W-2 and the 1099 for the accountant", files) == files[3:5]
     assert referred_files("the budegt sheet", files) == ["taxes/budget.xlsx"]  # one letter typed wrong
     assert referred_files("what's the weather", files) is None
+    # A file that holds only some of the words another holds is not the one described.
+    assert referred_files("tag the budget meeting notes", ["budget.xlsx", "budget-meeting.md", "meeting.md"]) == [
+        "budget-meeting.md"
+    ]
+    assert referred_files("the lease and the car policy", ["lease.pdf", "car-policy.pdf", "car.jpg"]) == [
+        "lease.pdf",
+        "car-policy.pdf",
+    ]
     # The words of a new name it gives, of another path it spells and of a tag it names describe none.
     assert referred_files("rename the rental contract to budget-2024.pdf", files) == ["papers/rental contract.pdf"]
     assert referred_files("unpack the 1099 into taxes/budget", files) == ["taxes/1099-INT.pdf"]
