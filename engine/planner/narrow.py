@@ -47,6 +47,7 @@ from engine.planner.refer import (
     referred_ops,
     referred_targets,
     spared_folders,
+    stem,
     takes_from_folder,
 )
 from engine.planner.said import (
@@ -658,6 +659,7 @@ def _narrowed(
             steps["prefixItems"] = [_step_of(defs, sorted(these & ops if ops else these) or sorted(these))
                                     for these in step_ops if these]  # fmt: skip
     one_way(schema)
+    many_said = words_of.uses(ALL_WORDS) or any(stem(w) != w.lower() and names_a_kind(w) for w in words_of.words)
     ranked = FIRST_N.search(request) or words_of.uses([*FEW_WORDS, *RANKING_WORDS])
     if sized or dated or (one_thing and by_tag and "tag" in match):
         _selected_only(defs)
@@ -679,7 +681,8 @@ def _narrowed(
     # Files taken from a folder it names, described by no name ("copy the porto pics", "the pdfs in
     # docs"), are those the folder has, selected so.
     # (Unless it ranks them: "the biggest two files in Downloads" may be named.)
-    elif one_thing and file_refs is None and not everywhere and not mentioned and not ranked:
+    # (And unless it says one file: "remove the cv doc in paperwork".)
+    elif one_thing and file_refs is None and not everywhere and not mentioned and not ranked and many_said:
         _selected_only(defs)
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.

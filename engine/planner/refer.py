@@ -193,9 +193,11 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     said_of = {path: _said_words(by_key, path) for path in files if path not in spelled}
     # A file that holds only some of the words another holds is not the one described ("the db
     # backup" is db-backup.zip, not config-backup.zip; "the budget review notes" no budget.xlsx).
-    kinds = set(said_of.values())
-    lesser = {words for words in kinds if any(words < other for other in kinds)}
-    found = [path for path in files if path in spelled or (said_of[path] and said_of[path] not in lesser)]
+    # (Words for a kind of file do not count there: "the wedding clip" may be wedding-trip.mp4.)
+    plain = {path: frozenset(word for word in words if not names_a_kind(word)) for path, words in said_of.items()}
+    sets = set(plain.values())
+    lesser = {words for words in sets if words and any(words < other for other in sets)}
+    found = [path for path in files if path in spelled or (said_of[path] and plain[path] not in lesser)]
     return found or None
 
 
@@ -508,13 +510,18 @@ _SPARING = frozenset(("leave", "leaving", "except", "excluding", "but", "touch",
 def spared_folders(request: str, folders: list[str]) -> set[str]:
     """The ``folders`` the request spells whole (with a slash: "media/videos") a few words after it
     says to leave them alone: what a step selects from is never one of them."""
-    tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(request)]
+    raw = _TOKEN.findall(request)
+    tokens = [token.strip(".'\"").rstrip("/").lower() for token in raw]
     by_name = {folder.lower(): folder for folder in folders if "/" in folder}
-    return {
-        by_name[token]
-        for at, token in enumerate(tokens)
-        if token in by_name and _SPARING.intersection(tokens[max(0, at - 4) : at])
-    }
+
+    def before(at: int) -> list[str]:
+        """The few words before token ``at``, in its own sentence ("Don't touch anything else.
+        compress code/app/src" spares nothing)."""
+        start = max(0, at - 4)
+        ends = [i + 1 for i in range(start, at) if raw[i].endswith((".", "!", "?"))]
+        return tokens[max([start, *ends]) : at]
+
+    return {by_name[token] for at, token in enumerate(tokens) if token in by_name and _SPARING.intersection(before(at))}
 
 
 #: Words between a word of :data:`_PLACE_WORDS` and the place it names ("into the new folder called x").

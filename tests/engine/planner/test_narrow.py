@@ -444,6 +444,9 @@ def test_a_folder_spared_inside_the_one_files_are_taken_from_is_left_out() -> No
     old = {"glob": "logs/**", "modified_before": "30d"}
     assert _allows(schema, {"op": "delete", "match": {**old, "exclude": ["logs/archive/**"]}})
     assert not _allows(schema, {"op": "delete", "match": old})
+    # A sentence that ends spares nothing in the next one.
+    schema = narrowed_schema("Don't touch anything else. compress logs/archive as a.tar.xz", entries, TODAY)
+    assert _allows(schema, {"op": "archive", "match": {"glob": "logs/archive/**"}, "to": "a.tar.xz"})
 
 
 def test_a_file_described_is_what_a_step_reads_not_a_folder_nor_a_file_of_another_path() -> None:

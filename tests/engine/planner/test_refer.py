@@ -55,6 +55,10 @@ def test_a_file_named_whole_is_the_only_one_its_words_refer_to() -> None:
         "lease.pdf",
         "car-policy.pdf",
     ]
+    # (A word for a kind of file is no such word: "the wedding clip" may be wedding-trip.mp4.)
+    clips = ["v/wedding-trip.mp4", "v/wedding-clip.mov", "v/old.bak", "v/db-backup.zip"]
+    assert referred_files("move the wedding clip in v to x", clips) == clips[:2]
+    assert referred_files("tag the backup in v as keep", clips) == [clips[3]]
     # The words of a new name it gives, of another path it spells and of a tag it names describe none.
     assert referred_files("rename the rental contract to budget-2024.pdf", files) == ["papers/rental contract.pdf"]
     assert referred_files("unpack the 1099 into taxes/budget", files) == ["taxes/1099-INT.pdf"]
