@@ -40,6 +40,7 @@ from engine.planner.refer import (
     SPELLED_PATH,
     Request,
     group_exts,
+    made_folders,
     names_a_kind,
     referred_exts,
     referred_files,
@@ -276,7 +277,13 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
 
 
 def _narrowed(
-    request: str, entries: list[ViewEntry], today: dt.date, chars: int, *, by_piece: bool = False
+    request: str,
+    entries: list[ViewEntry],
+    today: dt.date,
+    chars: int,
+    *,
+    by_piece: bool = False,
+    into: list[str] | None = None,
 ) -> dict[str, Any]:
     def bounded(values: Iterable[str]) -> list[str]:
         return _bounded_to(values, chars)
@@ -394,7 +401,7 @@ def _narrowed(
     if retag:
         ops = {"tag", "untag"}
     # Names given a start or an end ("prefix the dumps with prod-") are renamed where they are.
-    elif ops is not None and "rename" in ops and _AFFIX.search(request):
+    elif ops is not None and "rename" in ops and _AFFIX.search(request) and len(request_parts(request)) == 1:
         ops = {"rename"}
     # An archive removes what it packs only when the request says so ("and delete the originals"),
     # and then surely when it makes one archive ("zip ... into a.zip, removing the originals").
@@ -429,6 +436,8 @@ def _narrowed(
     targets = [t for t in targets if t not in beside or t in folders] or targets
     # A folder made or unpacked into is never a file that exists ("unzip setup-1.zip in setup-1").
     dests = [d for d in dests if d not in existing] or dests
+    # (Files put "in it" go into the folder an earlier piece of the sentence made: _steps_by_piece.)
+    targets = list(into or targets)
     for kind, values in (("source", sources), ("dest", dests), ("target", targets)):
         defs[kind] = free_path
         _narrow(defs, kind, values)
@@ -836,18 +845,18 @@ def _steps_by_piece(
     folders = {entry.path for entry in entries if entry.is_dir} | {posixpath.dirname(e.path) for e in entries}
     made: list[str] = []  # new folders spelled by earlier pieces ("make a folder Videos/archive")
     for at, piece in enumerate(pieces[: len(prefix)]):
-        spelled = (p.strip(".,;:!?'\"()").rstrip("/") for p in SPELLED_PATH.findall(piece))
-        new = [p for p in spelled if p and p not in folders and _changeable(p) and "." not in posixpath.basename(p)]
+        spelled = [p.strip(".,;:!?'\"()").rstrip("/") for p in SPELLED_PATH.findall(piece)]
+        spelled += made_folders(piece)
+        new = [p for p in dict.fromkeys(spelled) if p and p not in folders and _changeable(p)]
+        new = [p for p in new if "." not in posixpath.basename(p)]
         if goes_on(piece):
             if _IT.match(piece):
                 prefix[at] = _one_file_step(defs, prefix[at])
             continue
         ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
-        own = _narrowed(piece, entries, today, chars)["$defs"]
         # Files put "in it" or "there" go into the folder an earlier piece made.
-        if made and _IN_IT.search(piece):
-            for key in ("target", "dest", "into"):
-                own[key] = {"type": "string", "enum": list(made)}
+        into = list(made) if made and _IN_IT.search(piece) else None
+        own = _narrowed(piece, entries, today, chars, into=into)["$defs"]
         made += new
         step = own["step"]
         kept = [op for op in step["properties"]["op"]["enum"] if op in ops]
@@ -863,8 +872,12 @@ def _steps_by_piece(
         prefix[at] = {"$ref": f"#/$defs/{name}step"}
 
 
-#: Where an earlier piece said: "put the videos in it", "move them there".
-_IN_IT = re.compile(r"\b(?:in|into|inside|to)\s+(?:it|there)\s*\W*$|\bthere\s*\W*$", re.IGNORECASE)
+#: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks".
+_IN_IT = re.compile(
+    r"(?:\b(?:in|into|inside|to)\s+(?:it|there)|\bthere)"
+    r"(?:[\s,!.]*(?:please|pls|plz|thanks|thank\s+you|thx|ty|asap|now|when\s+you\s+get\s+a\s+chance|:\)))*\s*\W*$",
+    re.IGNORECASE,
+)
 _REF = re.compile(r'"\$ref": "#/\$defs/([^"]+)"')
 
 
@@ -901,8 +914,10 @@ _JOINED_REFS = re.compile(r"(?<!ahead )(?<!please )(?<!kindly )(?<!just )\b(?:an
 _MENTIONING = re.compile(r"\b(?:mention(?:s|ing|ed)?|contain(?:s|ing)?|that say|saying|talk(?:s|ing)? about)\b",
                          re.IGNORECASE)  # fmt: skip
 #: Files called by a word (a tag's, "\0"): "the favorites in Camera", "all my urgent ones".
-_CALLED_BY = re.compile(r"\b(?:the|my|all|every)\s+(?:my\s+)?\0s?(?:\s+ones)?\s+(?:in|from|go|goes|to|into|under)\b",
-                        re.IGNORECASE)  # fmt: skip
+_CALLED_BY = re.compile(
+    r"\b(?:the|my|all|every)\s+(?:my\s+)?\0s?(?:\s+(?:ones|files|stuff|things))?\s+(?:in|from|go|goes|to|into|under)\b",
+    re.IGNORECASE,
+)
 #: A tag swapped for another: "swap the todo tag on X for done", "change the tag of X from a to b".
 _RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|then)\b)[^.;,])*?\btag", re.IGNORECASE)
 #: The start names are given: "prefix the .sql dumps with prod-", "prepend 'old_' to".

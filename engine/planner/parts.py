@@ -26,7 +26,7 @@ _JOIN = re.compile(r"(?:,|;|[.!?])\s+(?:and\s+)?(?:then|after\s+that|also)\b,?\s
 _GOES_ON = re.compile(
     r"^(?:(?:please|pls|plz|kindly|also|and|then|now|go\s+ahead\s+and|just)\s+)*[\w-]+\s+(?:up\s+|all\s+)?"
     r"(?:(?:them|it|they)\b|(?P<these>those|these)\b"
-    r"|the\s+(?:ori\w*|fi(?!rst)\w{1,3}|fl\w{2,3}|f\w?les?|rest|same)\b"
+    r"|the\s+(?:ori\w*|fi(?!rst)\w{1,4}|fl\w{2,3}|f\w?les?|rest|same)\b"
     r"(?!\s*(?:in|under|from|of|inside|within|bi\w*er|larg\w*|old\w*|new\w*|small\w*|over|that|which)\b|\s*:(?![()DP])))",
     re.IGNORECASE,
 )

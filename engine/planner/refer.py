@@ -548,6 +548,25 @@ def _is(token: str, words: frozenset[str] | set[str]) -> bool:
     return len(token) >= 5 and any(len(word) >= 5 and _keys(token) & _keys(word) for word in words)
 
 
+#: A folder a request makes by its name: "create trash-me", "make a folder called keep", "mkdir old/".
+_MAKES = re.compile(
+    r"\b(?:mkdir|create|make)\s+(?:an?\s+(?:new\s+|empty\s+)?(?:folder|directory|dir)\s+)?(?:(?:called|named)\s+)?"
+    r"([\w./-]+)",
+    re.IGNORECASE,
+)
+#: Words after "make" or "create" that name no folder ("make a copy", "create an archive").
+_NOT_MADE = frozenset(("a", "an", "the", "new", "it", "them", "sure", "copies", "copy", "folder", "folders",
+                       "directory", "dir", "one", "some", "me"))  # fmt: skip
+
+
+def made_folders(request: str) -> list[str]:
+    """The folders ``request`` asks to make, by the name said after "mkdir", "create" or "make a
+    folder" ("create trash-me and put the logs there": ``trash-me``); never a file's name."""
+    found = (name.strip(".,;:!?").rstrip("/") for name in _MAKES.findall(request))
+    return [name for name in dict.fromkeys(found) if name and name.lower() not in _NOT_MADE
+            and "." not in posixpath.basename(name)]  # fmt: skip
+
+
 def referred_targets(request: str) -> set[str] | None:
     """The places (in lower case, without a trailing ``/``) a request says files go to, in each of
     its clauses: the word after "to", "into", "onto" or an arrow, past an article or "folder
@@ -565,7 +584,9 @@ def referred_targets(request: str) -> set[str] | None:
             if _is(token, {"should"}) and _is(after, _HOLDS) and before:  # "backup should hold the pdfs"
                 sure.add(before)
             place = next((word for word in tokens[at + 1 :] if word and word not in _PLACE_FILLER), "")
-            if place and _is(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS):
+            if place in ("it", "there"):  # "make a folder keep and put the pdfs in it"
+                sure |= {name.lower() for name in made_folders(request)}
+            elif place and _is(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS):
                 sure.add(place)
             elif place and _is(token, _MAYBE_PLACE_WORDS):
                 maybe.add(place)

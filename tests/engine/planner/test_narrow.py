@@ -518,6 +518,24 @@ def test_files_put_in_it_go_into_the_folder_an_earlier_step_made() -> None:
     assert not _allows(schema, mkdir, {"op": "move", "match": old, "to": "backups"})
 
 
+def test_a_folder_made_by_a_plain_name_is_where_files_put_there_go() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("docs/a.md", "docs/b.pdf", "logs/app.log")]
+    for request in (
+        "create trash-me and put the .md files from docs there thanks!",
+        "make a folder called trash-me and move the md files in docs into it, thx",
+    ):
+        schema = narrowed_schema(request, entries, TODAY)
+        mkdir = {"op": "mkdir", "path": "trash-me"}
+        moved = {"op": "move", "match": {"glob": "docs/**", "ext": [".md"]}, "to": "trash-me"}
+        assert _allows(schema, mkdir, moved), request
+        assert not _allows(schema, mkdir, {**moved, "to": "docs"}), request
+    # One file named with its extension goes into the folder made, not to a new name beside it.
+    schema = narrowed_schema("mkdir keep and move app.log into it asap", entries, TODAY)
+    mkdir = {"op": "mkdir", "path": "keep"}
+    assert _allows(schema, mkdir, {"op": "move", "paths": ["logs/app.log"], "to": "keep"})
+    assert not _allows(schema, mkdir, {"op": "move", "from": "logs/app.log", "to": "logs/keep"})
+
+
 def test_folders_made_one_after_another_are_each_made_once_in_order() -> None:
     entries = [ViewEntry("keep/a.txt", False, 10, TODAY)]
     schema = narrowed_schema("Make a folder called done and keep/travel and shared - thank you", entries, TODAY)

@@ -7,6 +7,7 @@ import datetime as dt
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
+    made_folders,
     referred_exts,
     referred_files,
     referred_folders,
@@ -215,3 +216,20 @@ def test_a_file_renamed_keeps_its_folder_and_a_list_holds_no_item_twice() -> Non
     assert defs["paths"]["items"] == {"enum": defs["listed"]["enum"]}  # listed whole: each file once
     assert defs["paths"]["uniqueItems"] is True
     assert defs["paths"]["maxItems"] == 2
+
+
+def test_the_folders_a_request_makes_are_the_names_after_mkdir_create_or_make_a_folder() -> None:
+    assert made_folders("create trash-me and put the logs there") == ["trash-me"]
+    assert made_folders("Make a folder called keep/travel, then move x.md into it") == ["keep/travel"]
+    assert made_folders("mkdir old/ and move the pdfs into it") == ["old"]
+    # Not an archive, a copy or a file made.
+    assert made_folders("make an archive logs.zip of logs") == []
+    assert made_folders("make a copy of a.md in b") == []
+    assert made_folders("create notes.txt with the text hi") == []
+
+
+def test_files_put_in_it_go_where_the_folder_made_is() -> None:
+    assert referred_targets("create Trash-me and put the logs in it") == {"trash-me"}
+    assert referred_targets("mkdir keep and move a.log into it") == {"keep", "a.log"}
+    # With no folder made, "it" is no place.
+    assert referred_targets("move the pdfs into it") is None
