@@ -38,8 +38,8 @@ from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.narrow import narrowed_schema
-from engine.planner.parts import joined_plan, request_parts
-from engine.planner.prompt import entries_from_root, planner_messages
+from engine.planner.parts import joined_plan, made_entries, request_parts
+from engine.planner.prompt import ViewEntry, entries_from_root, planner_messages
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -137,38 +137,45 @@ def _ask(
     if ctx.budget is not None and (spent := ctx.ledger.total(ctx.thread_id).total_tokens) > ctx.budget:
         raise BudgetExceeded(f"the run already used {spent} tokens, over the --max-cost-tokens budget of {ctx.budget}")
     # The local planner plans a request that asks for several things in turn one part at a time,
-    # each under a schema narrowed to that part (engine.planner.parts); every other role, and a
-    # request of one part, is one question.
-    asks: list[tuple[list[ChatMessage], dict[str, Any] | None]]
+    # each under a schema narrowed to that part (engine.planner.parts) and to the workspace as the
+    # parts before it leave it; every other role, and a request of one part, is one question.
+    today = dt.datetime.now(dt.UTC).date()
     if files_planner:
-        today = dt.datetime.now(dt.UTC).date()
         entries = entries_from_root(ctx.root)
-        asks = [(planner_messages(entries, part, today), narrowed_schema(part, entries, today))
-                for part in request_parts(request)]  # fmt: skip
+        parts = request_parts(request)
     else:
         context = workspace_context(ctx.root, state["task"], request, ctx.context)
-        asks = [([{"role": "system", "content": SYSTEM_PROMPTS[role]},
-                  {"role": "user", "content": request + "\n\n" + context}], None)]  # fmt: skip
+        entries, parts = [], [request]
     replies = []
-    for number, (messages, schema) in enumerate(asks):
+    made: list[ViewEntry] = []  # folders the parts planned so far make
+    for number, part in enumerate(parts):
         if number:
             on_delta("\n")
-        replies.append(
-            ask_role(
-                ctx.clients[role],
-                role,
-                messages,
-                ctx.root,
-                stream=ctx.stream,
-                policy=ctx.policy,
-                on_delta=on_delta,
-                on_repair=lambda attempt, problems: _emit(
-                    {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
-                ),
-                on_usage=on_usage,
-                planner_schema=schema,
-            )
+        messages: list[ChatMessage]
+        if files_planner:
+            messages = planner_messages(entries, part, today)
+            schema: dict[str, Any] | None = narrowed_schema(part, [*entries, *made], today)
+        else:
+            messages = [{"role": "system", "content": SYSTEM_PROMPTS[role]},
+                        {"role": "user", "content": request + "\n\n" + context}]  # fmt: skip
+            schema = None
+        reply = ask_role(
+            ctx.clients[role],
+            role,
+            messages,
+            ctx.root,
+            stream=ctx.stream,
+            policy=ctx.policy,
+            on_delta=on_delta,
+            on_repair=lambda attempt, problems: _emit(
+                {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
+            ),
+            on_usage=on_usage,
+            planner_schema=schema,
         )
+        replies.append(reply)
+        if files_planner:
+            made += made_entries(reply.document, [*entries, *made], today)
     _emit({"type": "role_end", "role": role, "attempts": sum(reply.attempts for reply in replies),
            "seconds": round(time.monotonic() - started, 3),
            "tokens": sum(reply.usage.total_tokens for reply in replies)})  # fmt: skip

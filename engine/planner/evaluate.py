@@ -34,8 +34,8 @@ from engine.planner.cases import Case
 from engine.planner.effect import plan_effect, repetitions
 from engine.planner.fixtures import changed_paths, differences
 from engine.planner.narrow import narrowed_schema
-from engine.planner.parts import joined_plan, request_parts
-from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE, entries_from_fixture, planner_messages
+from engine.planner.parts import joined_plan, made_entries, request_parts
+from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE, ViewEntry, entries_from_fixture, planner_messages
 from engine.schemas import describe_error, pointer, validator
 
 #: Where free decoding (no grammar) is cut off: more tokens than any gold answer takes.
@@ -123,9 +123,10 @@ def case_messages(case: Case) -> list[ChatMessage]:
     return planner_messages(entries_from_fixture(case.fixture, case.today), case.request, case.today)
 
 
-def case_schema(case: Case) -> dict[str, Any]:
-    """The schema a served planner's answer to ``case`` is decoded under: narrowed to the case."""
-    return narrowed_schema(case.request, entries_from_fixture(case.fixture, case.today), case.today)
+def case_schema(case: Case, made: Sequence[ViewEntry] = ()) -> dict[str, Any]:
+    """The schema a served planner's answer to ``case`` is decoded under: narrowed to the case (and
+    to the folders ``made`` by the parts of its request planned before it)."""
+    return narrowed_schema(case.request, [*entries_from_fixture(case.fixture, case.today), *made], case.today)
 
 
 def gold_predictor(case: Case) -> Prediction:
@@ -192,11 +193,12 @@ def endpoint_predictor(
             reply = client.chat(messages, response_format=response_format, temperature=temperature)
         return reply.content
 
-    def answer(case: Case) -> tuple[Any, str, str | None] | str:
+    def answer(case: Case, made: list[ViewEntry]) -> tuple[Any, str, str | None] | str:
         """The plan, text and parse problem of one request's answer, or why there is none."""
         response_format: Any = None
         if constrained:
-            response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": case_schema(case)}}
+            schema = case_schema(case, made)
+            response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema}}
         kept: tuple[Any, str] | None = None  # the first answer that applies but repeats itself
         for attempt in range(retries + 1):
             try:
@@ -221,14 +223,16 @@ def endpoint_predictor(
         started = time.perf_counter()
         parts = request_parts(case.request) if constrained else [case.request]
         answers = []
+        made: list[ViewEntry] = []  # folders the parts planned so far make
         for part in parts:
-            got = answer(dataclasses.replace(case, request=part))
+            got = answer(dataclasses.replace(case, request=part), made)
             if isinstance(got, str):
                 return Prediction(None, time.perf_counter() - started, error=got)
             plan, text, why = got
             if why is not None or not _is_plan(plan):
                 return Prediction(plan if len(parts) == 1 else None, time.perf_counter() - started, text, why)
             answers.append((plan, text))
+            made += made_entries(plan, [*entries_from_fixture(case.fixture, case.today), *made], case.today)
         if len(answers) == 1:
             ((plan, text),) = answers
             return Prediction(plan, time.perf_counter() - started, text)

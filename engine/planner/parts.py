@@ -2,6 +2,9 @@
 into B. Then compress C"): each is planned on its own, under a schema narrowed to it
 (:mod:`engine.planner.narrow`), and the plans are joined in the request's order.
 
+A later part is narrowed to the workspace as the earlier parts leave it: the folders their plans
+make are there ("make Documents/house and Documents/car. Then put the lease in house and ...").
+
 A small planner loses track of a long request: it plans the first thing asked and stops. One part
 at a time, it sees one thing asked, and each part's schema offers only the names, places, ops and
 filters that part speaks of. A part that begins by going on with what the one before it chose
@@ -10,11 +13,13 @@ filters that part speaks of. A part that begins by going on with what the one be
 
 from __future__ import annotations
 
+import datetime as dt
+import posixpath
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from engine.planner.prompt import MAX_GOAL
+from engine.planner.prompt import MAX_GOAL, ViewEntry
 
 #: The most parts a request is planned in; what comes after the last is part of the last.
 MAX_PARTS = 4
@@ -66,3 +71,35 @@ def joined_plan(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:
     goals = [str(plan.get("goal") or "") for plan in plans if plan.get("steps")] or [str(plans[0].get("goal") or "")]
     goal = "; ".join(g[:1].lower() + g[1:] if n else g for n, g in enumerate(goals) if g)
     return {"version": 1, "goal": goal[:MAX_GOAL], "steps": steps}
+
+
+def made_entries(plan: Any, entries: Sequence[ViewEntry], today: dt.date) -> list[ViewEntry]:
+    """The folders ``plan`` makes that ``entries`` lacks, as view entries (with their parents): what
+    a ``mkdir`` makes and where a move, a copy or an extraction puts files. Anything that is not a
+    plain relative name is left out; the plan is validated elsewhere."""
+    steps = plan.get("steps") if isinstance(plan, dict) else None
+    if not isinstance(steps, list):
+        return []
+    places: list[str] = []
+    for step in steps:
+        if not isinstance(step, dict):
+            continue
+        op, place = step.get("op"), None
+        if op == "mkdir":
+            place = step.get("path")
+        elif op == "extract" or (op in ("move", "copy") and ("paths" in step or "match" in step)):
+            place = step.get("to")
+        if isinstance(place, str):
+            places.append(place.strip("/"))
+    known = {entry.path for entry in entries}
+    made: list[ViewEntry] = []
+    for place in places:
+        parts = place.split("/")
+        if not place or any(part in ("", ".", "..") for part in parts):
+            continue
+        for depth in range(1, len(parts) + 1):
+            folder = posixpath.join(*parts[:depth])
+            if folder not in known:
+                known.add(folder)
+                made.append(ViewEntry(folder, True, 0, today))
+    return made

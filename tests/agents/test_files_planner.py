@@ -195,3 +195,24 @@ def test_a_request_for_two_things_in_turn_is_planned_part_by_part_and_applied_as
     assert sorted(p.name for p in (root / "archive").iterdir()) == ["a.pdf", "b\x1b[31m.pdf"]
     [end] = of(run.events, "role_end")
     assert end["attempts"] == 2
+
+
+def test_a_later_part_may_put_files_in_a_folder_an_earlier_part_made(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply({"version": 1, "goal": "Make docs/house", "steps": [
+        {"op": "mkdir", "path": "docs/house"}]}))  # fmt: skip
+    moved = {
+        "version": 1,
+        "goal": "Move the notes",
+        "steps": [{"op": "move", "paths": ["notes.md"], "to": "docs/house"}],
+    }
+    scripted_llm.enqueue(Reply(moved))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("make a folder docs/house. Then move notes.md into house") is None
+    assert run.final["ok"] is True
+    _, second = scripted_llm.requests
+    # The second part is narrowed to the workspace as the first leaves it: docs/house is there.
+    assert Draft202012Validator(second["response_format"]["json_schema"]["schema"]).is_valid(moved)
+    assert (root / "docs" / "house" / "notes.md").read_text() == "n"

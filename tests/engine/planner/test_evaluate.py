@@ -202,3 +202,18 @@ def test_a_joined_request_is_asked_part_by_part_and_scored_on_the_joined_plan(
     asked = [request["messages"][-1]["content"] for request in scripted_llm.requests]
     assert [text.rsplit("Request: ", 1)[1] for text in asked] == [first, second, first, second]
     assert scripted_llm.unexpected == 0
+
+
+def test_a_later_part_is_narrowed_to_the_folders_an_earlier_part_made(scripted_llm: ScriptedLLM) -> None:
+    case = next(c for c in CASES if c.id == "hand_016")
+    made = {"version": 1, "goal": "Make", "steps": [{"op": "mkdir", "path": "Documents/house"}]}
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True)
+    try:
+        scripted_llm.enqueue(Reply(made), Reply({"version": 1, "goal": "Nothing", "steps": []}))
+        predict(case)
+    finally:
+        close()
+    _, second = (json.dumps(r["response_format"]["json_schema"]["schema"]) for r in scripted_llm.requests)
+    assert '"Documents/house"' in second
+    assert '"Documents/house/' not in second  # made, with nothing in it to select
+    assert scripted_llm.unexpected == 0

@@ -8,7 +8,7 @@ import pytest
 
 from engine.planner.cases import generate_case, generate_cases
 from engine.planner.narrow import narrowed_schema
-from engine.planner.parts import MAX_PARTS, joined_plan, request_parts
+from engine.planner.parts import MAX_PARTS, joined_plan, made_entries, request_parts
 from engine.planner.prompt import ViewEntry
 from engine.planner.said import asked_pieces, asked_steps
 
@@ -146,3 +146,33 @@ def test_the_decoding_schema_wants_a_step_for_each_thing_asked() -> None:
     assert two["minItems"] == 2
     one = narrowed_schema("tag notes/a.md done", entries, today)["properties"]["steps"]
     assert one["minItems"] == 0  # one thing asked, or nothing a file plan can do
+
+
+def test_the_folders_a_plan_makes_are_entries_a_later_part_is_narrowed_to() -> None:
+    today = dt.date(2026, 3, 1)
+    entries = [ViewEntry("Documents", True, 0, today), ViewEntry("Documents/lease-agreement.pdf", False, 10, today),
+               ViewEntry("Documents/car insurance policy.pdf", False, 10, today)]  # fmt: skip
+    plan = {"version": 1, "steps": [
+        {"op": "mkdir", "path": "Documents/house"}, {"op": "mkdir", "path": "Documents/house"},
+        {"op": "move", "match": {"glob": "Documents/**"}, "to": "sorted/2026/"},
+        {"op": "move", "from": "Documents/a.pdf", "to": "Documents/b.pdf"},  # a rename makes no folder
+        {"op": "extract", "from": "x.zip", "to": "../out"},  # no plain name: left out
+        "junk", {"op": "copy", "paths": ["Documents/lease-agreement.pdf"], "to": "Documents"},
+    ]}  # fmt: skip
+    made = made_entries(plan, entries, today)
+    assert [(entry.path, entry.is_dir) for entry in made] == [
+        ("Documents/house", True), ("sorted", True), ("sorted/2026", True)]  # fmt: skip
+    assert made_entries("not a plan", entries, today) == []
+    # The second part of "make Documents/house and Documents/car. Then put the lease in house ..."
+    # may put files in the folders the first made, and only there.
+    _, second = request_parts(
+        "I'd like a Documents/house and a Documents/car folder. Then put the lease in house and the car "
+        "insurance policy in car. Thanks!"
+    )
+    made = made_entries({"steps": [{"op": "mkdir", "path": "Documents/house"},
+                                   {"op": "mkdir", "path": "Documents/car"}]}, entries, today)  # fmt: skip
+    defs = narrowed_schema(second, [*entries, *made], today)["$defs"]
+    assert "Documents/house" in defs["target"]["enum"]
+    assert "Documents/car" in defs["target"]["enum"]
+    alone = narrowed_schema(second, entries, today)["$defs"]
+    assert "Documents/house" not in alone["target"].get("enum", [])

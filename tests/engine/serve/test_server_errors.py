@@ -174,16 +174,24 @@ def test_the_long_request_runs_to_its_length(client: openai.OpenAI) -> None:
 
 
 def test_a_stream_whose_client_leaves_frees_its_slot(server: ServeProcess) -> None:
-    before = server.health()["completion_tokens"]
-    body = chat(**LONG, stream=True)
-    with httpx.stream("POST", f"{server.url}/chat/completions", content=body, headers=AUTH, timeout=60) as response:
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
-                break
-    # The connection is closed: the sequence leaves the batch long before its 200 tokens.
-    assert wait_until(lambda: server.health()["running"] == 0, timeout=60)
-    assert server.health()["completion_tokens"] - before < 200
+    # The nano model may decode all 200 tokens before a loaded machine sees the connection close:
+    # a stream that is cut short at least once in three tries is one the server stops.
+    used = []
+    for _ in range(3):
+        assert wait_until(lambda: server.health()["running"] == 0, timeout=60)
+        before = server.health()["completion_tokens"]
+        body = chat(**LONG, stream=True)
+        with httpx.stream("POST", f"{server.url}/chat/completions", content=body, headers=AUTH, timeout=60) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
+                    break
+        # The connection is closed: the sequence leaves the batch, its slot free again.
+        assert wait_until(lambda: server.health()["running"] == 0, timeout=60)
+        used.append(server.health()["completion_tokens"] - before)
+        if used[-1] < 200:
+            break
+    assert min(used) < 200, used
     assert "Exception" not in server.stderr
     assert "failed" not in server.stderr
 
