@@ -512,6 +512,15 @@ def _narrowed(
     # A request that asks one thing (one part, one step) says all of what that step selects.
     asked = asked_steps(request)
     one_thing = asked == 1 and len(request_parts(request)) == 1
+    # Folders said as what a step takes ("just the folders from Downloads, not the loose files")
+    # are selected as folders: those right in the folder named. A match selects folders only then.
+    folders_only = one_thing and _FOLDERS_ONLY.search(request) is not None and not _MAKING.search(request)
+    if folders_only:
+        match["type"] = {"const": "dir"}
+        defs["match"]["required"] = [*defs["match"]["required"], "type"]
+        _narrow(defs, "glob", [glob for glob in globs if glob.endswith("/*")] or globs)
+    else:
+        match["type"] = {"enum": ["file"]}
     # Files said to be big ("nuke anything big in there") are those over a size, and small ones
     # those under one: a step selects them so, and not one by one.
     sized = _sized(words_of) if one_thing and not mentioned and not dotted else None
@@ -872,6 +881,14 @@ def _steps_by_piece(
         prefix[at] = {"$ref": f"#/$defs/{name}step"}
 
 
+#: Folders as what is taken: "just the folders", "only the subfolders", "the directories in X".
+_FOLDERS_ONLY = re.compile(
+    r"\b(?:just|only)\s+(?:the\s+)?(?:sub)?(?:folders|directories|dirs)\b|\b(?:sub)?(?:folders|directories)\s+only\b"
+    r"|\b(?:the|all|every)\s+(?:sub)?(?:folders|directories)\s+(?:in|from|inside|under|of)\b",
+    re.IGNORECASE,
+)
+#: Folders made: "make", "create", "mkdir".
+_MAKING = re.compile(r"\b(?:mkdir|make|create)\b", re.IGNORECASE)
 #: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks".
 _IN_IT = re.compile(
     r"(?:\b(?:in|into|inside|to)\s+(?:it|there)|\bthere)"

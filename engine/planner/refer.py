@@ -462,6 +462,9 @@ _GOES = frozenset(("goes", "go", "belong", "belongs", "them", "it", "put"))
 #: Words after which a folder is one to leave alone ("but leave Backups alone", "except logs/archive").
 _SPARE_WORDS = frozenset(("leave", "except", "not", "but", "touch", "skip", "keep"))
 _FROM_WORDS = frozenset(("in", "from", "inside", "within", "of", "under"))
+_EVERY = frozenset(("all", "every", "everything", "each", "any", "anywhere", "everywhere"))
+#: Words said of names: "whose names start with Screenshot", "named", "called".
+_NAMES = re.compile(r"\b(?:names?|named|called|start(?:s|ing)?|begin(?:s|ning)?)\b", re.IGNORECASE)
 _TOKEN = re.compile(r"->|=>|\u2192|[^\s,;:!?()\"'`]+")
 
 
@@ -477,6 +480,10 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
     lowered = [folder.lower() for folder in referred]
     words = [word for folder in referred for word in _name_words(posixpath.basename(folder))]
     tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(request)]
+    # A kind said without "every" or "all" that is a folder's whole name is that folder: "last
+    # month's screenshots" are those in Pictures/Screenshots, "the videos" those in Videos.
+    whole = not _EVERY.intersection(tokens) and not _NAMES.search(request)
+    named = {stem(posixpath.basename(folder)) for folder in lowered} if whole else set()
     for at, token in enumerate(tokens):
         if not token:
             continue
@@ -487,7 +494,7 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
         # though "porto" is one letter from "photo".)
         kind = "/" not in token and names_a_kind(token)
         kind = kind and (stem(token) in KIND_STEMS or stem(token) not in {stem(w) for w in words})
-        if kind and before not in _FROM_WORDS:
+        if kind and before not in _FROM_WORDS and stem(token) not in named:
             continue
         after = tokens[at + 1] if at + 1 < len(tokens) else ""
         if after in ("tag", "tags") or token.endswith("-tagged"):  # "the work tag": a tag, not Documents/work

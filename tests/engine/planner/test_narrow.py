@@ -706,3 +706,15 @@ def test_a_request_for_code_or_mail_gets_no_steps() -> None:
         assert steps["maxItems"] == 0, request
     for request in ("copy the logs to incident", "zip logs as logs.zip", "move the api log to to-print"):
         assert narrowed_schema(request, entries, TODAY)["properties"]["steps"]["maxItems"] == 20, request
+
+
+def test_folders_said_as_what_is_taken_are_selected_as_folders_and_only_then() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("Downloads/a.pdf", "Downloads/hw3/main.py")]
+    schema = narrowed_schema("move just the folders from Downloads into code/, not the loose files", entries, TODAY)
+    assert _allows(schema, {"op": "move", "match": {"glob": "Downloads/*", "type": "dir"}, "to": "code"})
+    assert not _allows(schema, {"op": "move", "match": {"glob": "Downloads/*"}, "to": "code"})
+    assert not _allows(schema, {"op": "move", "match": {"glob": "Downloads/**", "type": "dir"}, "to": "code"})
+    # Files are what other requests take, folders never.
+    schema = narrowed_schema("move the pdfs from Downloads into code/", entries, TODAY)
+    assert _allows(schema, {"op": "move", "match": {"glob": "Downloads/**", "ext": [".pdf"]}, "to": "code"})
+    assert not _allows(schema, {"op": "move", "match": {"glob": "Downloads/*", "type": "dir"}, "to": "code"})

@@ -161,6 +161,11 @@ def test_a_folder_files_are_taken_from_is_not_one_they_go_to_or_a_kind() -> None
     assert not takes_from_folder("files with the work tag go to archive", folders)  # a tag
     assert not takes_from_folder("remove every tmp file but leave Backups alone", folders)  # left alone
     assert not takes_from_folder("what's the weather", folders)
+    # A kind said without "all" or "every" that is a folder's whole name is that folder.
+    assert takes_from_folder("put the videos older than a year in Videos/old", folders)
+    assert takes_from_folder("move last month's videos to archive", folders)
+    assert not takes_from_folder("move every video older than a year to archive", folders)
+    assert not takes_from_folder("move the songs to archive", folders)  # no folder is called that
 
 
 def test_the_places_files_go_to_are_said_after_to_or_where_nothing_else_is_said() -> None:
