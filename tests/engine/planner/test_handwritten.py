@@ -17,6 +17,8 @@ from engine.planner.prompt import PLANNER_OPS
 DATA = Path(engine.planner.__file__).parent / "data" / "handwritten.jsonl"
 #: Requests written after the decoding rules of their version, to measure what those rules never saw.
 LATER = DATA.with_name("handwritten-later.jsonl")
+#: Requests written by someone who had not read the decoding rules.
+THIRD = DATA.with_name("handwritten-third.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -26,6 +28,7 @@ def _load(path: Path = DATA) -> list[Case]:
 
 CASES = _load()
 LATER_CASES = _load(LATER)
+THIRD_CASES = _load(THIRD)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -54,13 +57,17 @@ def test_tagged_notes_carry_their_tags_in_front_matter() -> None:
                 assert spec.text.startswith("---\ntags: [" + ", ".join(spec.tags) + "]\n---\n"), (case.id, spec.path)
 
 
-def test_the_later_set_has_its_own_ids() -> None:
-    ids = [case.id for case in LATER_CASES]
-    assert len(set(ids)) == len(ids) >= 10
-    assert all(case_id.startswith("later_") for case_id in ids)
+def test_the_later_sets_have_their_own_ids() -> None:
+    for cases, prefix in ((LATER_CASES, "later_"), (THIRD_CASES, "third_")):
+        ids = [case.id for case in cases]
+        assert len(set(ids)) == len(ids) >= 10
+        assert all(case_id.startswith(prefix) for case_id in ids)
 
 
-@pytest.mark.parametrize("case", [*CASES, *LATER_CASES], ids=[case.id for case in [*CASES, *LATER_CASES]])
+EVERY = [*CASES, *LATER_CASES, *THIRD_CASES]
+
+
+@pytest.mark.parametrize("case", EVERY, ids=[case.id for case in EVERY])
 def test_the_gold_plan_is_a_valid_reply_that_applies(case: Case, tmp_path: Path) -> None:
     assert reply_problems(case.plan) == []
     effect = plan_effect(case.fixture, case.today, case.plan, scratch=tmp_path)
