@@ -37,7 +37,6 @@ KINDS: list[tuple[str, Kind, int]] = [
     ("sort_by_topic", s1._sort_by_topic, 3), ("archive_folder", s1._archive_folder, 4), ("extract", s1._extract, 4),
     ("make_dirs", s1._make_dirs, 3), ("write", s1._write, 4), ("not_files", s1._not_files, 4),
     ("retag_one", d._retag_one, 4), ("clean_folder", d._clean_folder, 2), ("anything_by_age", d._anything_by_age, 4),
-    ("several_named", d._several_named, 3),
 ]  # fmt: skip
 KIND_NAMES = [name for name, _, _ in KINDS]
 #: Kinds that a joined request may contain (a request that cannot be done stays alone).

@@ -59,8 +59,11 @@ def folder_mention(s: Scene, folder: str) -> str:
     return pick(s.rng, options)
 
 
-def _descriptions(s: Scene, path: str) -> list[str]:
-    """Ways to name the file ``path`` that no other file shares: its name, or words of it and a noun."""
+def file_mention(s: Scene, path: str) -> str:
+    """How a request names the file ``path``: its path, its name when no other file has it, or a description."""
+    roll = s.rng.random()
+    if roll < 0.4:
+        return path
     name = posixpath.basename(path)
     kinds = {spec.path: s.ext(spec) for spec in s.files if spec.kind == "file"}
     files = list(kinds)
@@ -74,21 +77,11 @@ def _descriptions(s: Scene, path: str) -> list[str]:
         described = words[:size]
         if described and not any(set(described) <= set(_words(posixpath.basename(o))) for o in same_kind):
             noun = pick(s.rng, NOUNS.get(ext, ["file"]))
-            the = pick(s.rng, ["the", "the", "my", "that"])
-            options.append(f"{the} {' '.join(described)} {noun}")
+            options.append(f"the {' '.join(described)} {noun}")
             folder = posixpath.dirname(path)
             if folder:
-                where = pick(s.rng, [folder, f"{folder}/", f"the {folder} folder"])
-                options.append(f"{the} {' '.join(described)} {noun} in {where}")
+                options.append(f"the {' '.join(described)} {noun} in {folder}")
             break
-    return options
-
-
-def file_mention(s: Scene, path: str) -> str:
-    """How a request names the file ``path``: its path, its name when no other file has it, or a description."""
-    if s.rng.random() < 0.4:
-        return path
-    options = _descriptions(s, path)
     return pick(s.rng, options) if options else path
 
 
@@ -131,31 +124,6 @@ def _retag_one(s: Scene) -> Draft | None:
                             "retag {path} from {old} to {tag}", "drop {old} from {path}, add {tag}"])  # fmt: skip
     steps: list[Step] = [untag, {"op": "tag", "path": path, "tags": [new]}]
     return template, slots, steps, f"Change the tag of {path} from {old} to {new}"
-
-
-def _several_named(s: Scene) -> Draft | None:
-    """Two or three files, each named by its name or a description ("the budget pdf and the kyoto note")."""
-    named = {path: [o for o in _descriptions(s, path) if " in " not in o] for path in _plain(s)}
-    paths = sorted(path for path, options in named.items() if options)
-    if len(paths) < 3:
-        return None
-    chosen = sorted(s.rng.sample(paths, s.rng.randint(2, 3)))
-    said = [pick(s.rng, named[path]) for path in chosen]
-    listed = ", ".join(said[:-1]) + pick(s.rng, [" and ", ", and "]) + said[-1]
-    op = pick(s.rng, ["move", "move", "delete", "copy"])
-    if op == "delete":
-        template = pick(s.rng, ["delete {list}", "get rid of {list}", "trash {list}, I don't need them"])
-        return template, {"list": listed}, [{"op": "delete", "paths": chosen}], f"Delete {len(chosen)} files"
-    dest = s.new_dir()
-    template = pick(
-        s.rng, [f"{op} {{list}} into {{dst}}", f"{op} {{list}} over to {{dst}}", f"{op} {{list}} to {{dst}}"]
-    )
-    return (
-        template,
-        {"list": listed, "dst": dest},
-        [{"op": op, "paths": chosen, "to": dest}],
-        f"{op.title()} {len(chosen)} files",
-    )
 
 
 def _clean_folder(s: Scene) -> Draft | None:

@@ -35,22 +35,19 @@ def _typo(rng: random.Random, word: str) -> str:
 
 
 def with_typos(rng: random.Random, template: str, count: int) -> str:
-    """``template`` with ``count`` typos in words of five letters or more outside the slots, at most
-    one in a word (a word typed wrong twice is no longer the word: "crte")."""
+    """``template`` with ``count`` typos in words of five letters or more outside the slots."""
     pieces = _SLOT.split(template)
-    typed: set[tuple[int, int]] = set()
     for _ in range(count):
         spots = [
             (i, j)
             for i, piece in enumerate(pieces)
             if not _SLOT.fullmatch(piece)
             for j, word in enumerate(piece.split(" "))
-            if len(word) >= 5 and word.isalpha() and (i, j) not in typed
+            if len(word) >= 5 and word.isalpha()
         ]
         if not spots:
             break
         i, j = spots[rng.randrange(len(spots))]
-        typed.add((i, j))
         words = pieces[i].split(" ")
         words[j] = _typo(rng, words[j])
         pieces[i] = " ".join(words)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -179,8 +178,6 @@ def _move_by_type(s: Scene) -> Draft | None:
                 "take the {what} from {src} and file them in {dst}",
                 "{what} in {src} -> {dst}",
                 "{what} from {src} go to {dst}",
-                "make a folder {dst} and move the {what} from {src} into it",
-                "create {dst} and put the {what} from {src} there",
             ]
             if scoped
             else [
@@ -203,8 +200,7 @@ def _move_by_type(s: Scene) -> Draft | None:
         )
     step = {"op": op, "match": _match(folder if scoped else None, ext=exts), "to": dest}
     goal = f"{op.title()} the {ext} files{f' in {folder}' if scoped else ''} into {dest}"
-    made: list[Step] = [{"op": "mkdir", "path": dest}] if template.startswith(("make a folder", "create")) else []
-    return template, {"what": what, "src": folder, "dst": dest}, [*made, step], goal
+    return template, {"what": what, "src": folder, "dst": dest}, [step], goal
 
 
 AGE_PHRASES = {
@@ -448,11 +444,6 @@ def _mentioning(s: Scene) -> Draft | None:
     )
 
 
-def _name_words(s: Scene) -> set[str]:
-    """The words of every name in the workspace, in lower case."""
-    return {word for spec in s.files for word in re.split(r"[^a-z0-9]+", spec.path.lower())}
-
-
 def _by_tag(s: Scene) -> Draft | None:
     tagged = [spec for spec in s.regular() if spec.tags]
     if not tagged:
@@ -480,13 +471,7 @@ def _by_tag(s: Scene) -> Draft | None:
             "collect the {tag} files in {dst}",
             "{tag}-tagged files -> {dst}",
             "anything with the {tag} tag -> {dst}",
-        ]
-        # (A tag said as a noun, "my draft stuff", only where no name holds the word.)
-        + (
-            ["move my {tag} stuff into {dst}", "put the {tag} files in {dst}", "the {tag} ones go to {dst}"]
-            if not {tag.lower(), "stuff", "files", "ones"} & _name_words(s)
-            else []
-        ),
+        ],
     )
     step = {"op": "move", "match": _match(None, tag=tag), "to": dest}
     return template, {"tag": tag, "dst": dest}, [step], f"Move the files tagged {tag} into {dest}"

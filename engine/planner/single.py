@@ -45,18 +45,6 @@ def _move_one(s: Scene) -> Draft | None:
     path = s.rng.choice(paths)
     name = posixpath.basename(path)
     roll = s.rng.random()
-    if roll < 0.1:
-        dest = s.new_dir(posixpath.dirname(path))
-        template = pick(
-            s.rng,
-            [
-                "make a folder {dst} and put {path} in it",
-                "create {dst} and move {path} there",
-                "mkdir {dst} and move {path} into it",
-            ],
-        )
-        steps: list[Step] = [{"op": "mkdir", "path": dest}, {"op": "move", "paths": [path], "to": dest}]
-        return template, {"path": path, "dst": dest}, steps, f"Make {dest} and move {name} into it"
     if roll < 0.4:
         dest = s.new_dir(posixpath.dirname(path))
         template = pick(
@@ -80,17 +68,7 @@ def _move_one(s: Scene) -> Draft | None:
         stem, ext = posixpath.splitext(name)
         new = f"{pick(s.rng, ['final', 'old', 'copy-of', 'v2', 'backup'])}-{stem}{ext}"
         target = posixpath.join(posixpath.dirname(path), new)
-        template = pick(
-            s.rng,
-            [
-                "rename {path} to {new}",
-                "call {path} {new} instead",
-                "{path} should be named {new}",
-                "change the name of {path} to {new}",
-                "give {path} the name {new}",
-                "rename {path} as {new}",
-            ],
-        )
+        template = pick(s.rng, ["rename {path} to {new}", "call {path} {new} instead", "{path} should be named {new}"])
         return (
             template,
             {"path": path, "new": new},
@@ -345,9 +323,6 @@ def _write(s: Scene) -> Draft | None:
                 'tack "{line}" onto {path}',
                 'append "{line}" to {path}',
                 "{path} needs one more line: {line}",
-                "add '{line}' at the bottom of {path}",
-                "jot down '{line}' at the end of {path}",
-                "put one more line in {path}: {line}",
             ],
         )
         return (
@@ -371,8 +346,6 @@ def _write(s: Scene) -> Draft | None:
             "start a note {path} saying {line}",
             "{path} should contain: {line}",
             'put "{line}" in a new file {path}',
-            "save a new note {path} that reads: {line}",
-            "write a file {path} containing '{line}'",
         ],
     )
     return (

@@ -60,7 +60,18 @@ class PlannerOptions:
     max_length: int = 1024
     time_limit_min: float | None = None
     save_steps: int = 200
-    bf16: bool = True
+    #: bfloat16 autocast; None: where the device multiplies in it natively (:func:`bf16_is_native`).
+    bf16: bool | None = None
+
+
+def bf16_is_native() -> bool:
+    """Whether this machine multiplies in bfloat16 natively: a CUDA device that supports it, or a CPU
+    with AVX-512 BF16 or AMX. Elsewhere (a CPU with AVX2 only) PyTorch emulates it, many times slower
+    than float32, and training runs in float32."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(probe()) for probe in probes if callable(probe))
 
 
 def case_prompt(case: Case) -> str:
@@ -229,6 +240,7 @@ def train_planner(
     started = time.monotonic()
     torch.manual_seed(options.seed)
     cuda = torch.cuda.is_available()
+    bf16 = bf16_is_native() if options.bf16 is None else options.bf16
     model, tokenizer = load_base(options.base, dtype=torch.float32)
     if tokenizer.eos_token_id is None:
         raise UsageError("the base model's tokenizer has no end-of-text token; a planner needs one")
@@ -255,7 +267,7 @@ def train_planner(
         output_dir=str(staging / "checkpoints"), max_steps=max_steps, per_device_train_batch_size=options.batch_size,
         gradient_accumulation_steps=options.grad_accum, learning_rate=options.lr, weight_decay=0.0,
         warmup_steps=warmup, lr_scheduler_type="cosine", logging_steps=1,
-        save_strategy="steps", save_steps=options.save_steps, save_total_limit=1, bf16=options.bf16,
+        save_strategy="steps", save_steps=options.save_steps, save_total_limit=1, bf16=bf16,
         seed=options.seed, data_seed=options.seed, use_cpu=not cuda, report_to="none", disable_tqdm=True,
         train_sampling_strategy="group_by_length", include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
@@ -273,7 +285,7 @@ def train_planner(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     sink({"type": "train_start", "stage": "planner", "preset": f"LoRA r={options.lora_r} on {options.base.name}",
           "out": str(options.out), "parameters": trainable, "max_steps": max_steps, "device": "cuda" if cuda else "cpu",
-          "dtype": "bfloat16" if options.bf16 else "float32", "world_size": 1, "resumed_from": None})  # fmt: skip
+          "dtype": "bfloat16" if bf16 else "float32", "world_size": 1, "resumed_from": None})  # fmt: skip
     trainer.train()
     record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()}
     summary = {
@@ -285,6 +297,7 @@ def train_planner(
         "last_loss": events.losses[-1][1] if events.losses else None,
         "seconds": round(time.monotonic() - started, 1),
         "trainable_parameters": trainable,
+        "dtype": "bfloat16" if bf16 else "float32",
         "training_cases": len(rows),
         "skipped_too_long": skipped,
         "options": record,

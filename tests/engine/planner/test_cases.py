@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import random
 import subprocess
 import sys
 from collections import Counter
@@ -16,7 +15,6 @@ import pytest
 from engine.planner.cases import KIND_NAMES, Case, generate_case, generate_cases, held_out
 from engine.planner.effect import noon, plan_effect, repetitions, reply_problems
 from engine.planner.fixtures import FileSpec, Fixture, changed_paths, materialize, snapshot
-from engine.planner.phrasing import with_typos
 from engine.planner.prompt import (
     FOLDER_FILES,
     PLANNER_OPS,
@@ -189,14 +187,3 @@ def test_a_snapshot_sees_contents_and_tags(tmp_path: Path) -> None:
     assert tree["p.jpg"].tags == ("x",)
     (tmp_path / "n.md").write_text("other")
     assert snapshot(tmp_path)["n.md"].digest != tree["n.md"].digest
-
-
-def test_a_word_is_typed_wrong_at_most_once() -> None:
-    # Two typos asked for and one word long enough to take one: that word gets one, and one only
-    # (a word typed wrong twice, "crte", is no longer the word).
-    for seed in range(200):
-        typed = with_typos(random.Random(seed), "create {dst} now", 2)
-        word, rest = typed.split(" ", 1)
-        assert rest == "{dst} now"
-        assert word != "create"
-        assert abs(len(word) - len("create")) <= 1, word
