@@ -9,6 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from engine.planner.train import bf16_is_native
 from tests.engine.tinyllm.training_support import ROUTESHELL, run_train, train_env
 from tests.helpers import assert_one_line_error, run_routeshell
 
@@ -28,6 +29,11 @@ def test_the_time_limit_ends_training_with_the_adapter_saved(planner_models: tup
     assert not (out / "checkpoints").exists()
     assert not out.with_name(f".{out.name}.partial").exists()
     assert [event["type"] for event in run.events][-1] == "train_done"
+    # bfloat16 only where the machine multiplies in it natively: an AVX2-only CPU emulates it.
+    native = bf16_is_native()
+    assert meta["summary"]["dtype"] == ("bfloat16" if native else "float32")
+    [start] = [event for event in run.events if event["type"] == "train_start"]
+    assert start["dtype"] == meta["summary"]["dtype"]
 
 
 def test_bad_planner_training_input_is_one_line(tmp_path: Path) -> None:
