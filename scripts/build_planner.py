@@ -37,7 +37,11 @@ WORK = Path("build/planner")
 BASE_STEPS = 3000
 #: Requests written by hand after the first set, scored on their own (the last: by someone who had
 #: not read the decoding rules).
-LATER_SETS = ["engine/planner/data/handwritten-later.jsonl", "engine/planner/data/handwritten-third.jsonl"]
+LATER_SETS = [
+    "engine/planner/data/handwritten-later.jsonl",
+    "engine/planner/data/handwritten-third.jsonl",
+    "engine/planner/data/handwritten-fourth.jsonl",
+]
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
 TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | p50 s | p95 s |"
@@ -129,7 +133,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
     model = report["data"]
     held_rows, hand_rows = next(iter(model.values())), model.get("handwritten", list(model.values())[-1])
     held, hand = held_rows["model"]["exact_effect"], hand_rows["model"]["exact_effect"]
-    unseen = model.get(LATER_SETS[-1], {}).get("model")
+    unseen = [(path, rows["model"]) for path in LATER_SETS[1:] if "model" in (rows := model.get(path, {}))]
     retried = (
         " Asked as the Agent pane asks it (`agent`: a refused answer, or one that repeats itself, is asked again,"
         " sampled, at most twice), "
@@ -155,8 +159,9 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         f"**How well it plans:** {held:.0%} of held-out generated requests and {hand:.0%} of requests written by",
         "hand get exactly the right effect from its first answer (targets: 90% and 80%)." + retried,
         (
-            f"On {unseen['cases']} requests written by hand by someone who had not read the decoding rules"
-            f" (`{LATER_SETS[-1]}`), {unseen['exact_effect']:.0%}."
+            "On requests written by hand by people who had not read the decoding rules: "
+            + "; ".join(f"{rows['exact_effect']:.0%} of {rows['cases']} (`{path}`)" for path, rows in unseen)
+            + "."
             if unseen
             else ""
         ),
