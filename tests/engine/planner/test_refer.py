@@ -7,6 +7,8 @@ import datetime as dt
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
+    Request,
+    alike,
     made_folders,
     referred_exts,
     referred_files,
@@ -23,6 +25,29 @@ TODAY = dt.date(2026, 6, 15)
 def test_plural_endings_come_off() -> None:
     assert [stem(w) for w in ("taxes", "notes", "libraries", "Photos", "class", "status", "tax")] == [
         "tax", "note", "library", "photo", "class", "status", "tax"]  # fmt: skip
+
+
+def test_two_words_spelled_right_are_one_only_by_an_ending() -> None:
+    # A typo of a word is that word, both ways ("budegt", "evry", "delte").
+    for said, word in (("budegt", "budget"), ("budget", "budegt"), ("evry", "every"), ("delte", "delete"),
+                       ("recipies", "recipes")):  # fmt: skip
+        assert alike(said, word), (said, word)
+    # A word and its endings are one.
+    for said, word in (("moved", "move"), ("copies", "copied"), ("dated", "date"), ("archived", "archive"),
+                       ("named", "name"), ("renamed", "rename")):  # fmt: skip
+        assert alike(said, word), (said, word)
+    # Two words spelled right are not typos of each other.
+    for said, word in (("alone", "clone"), ("lease", "leave"), ("chance", "change"), ("trips", "strip"),
+                       ("loose", "lose"), ("report", "export"), ("start", "star"), ("spaces", "place")):  # fmt: skip
+        assert not alike(said, word), (said, word)
+    assert not Request("leave anything else alone").uses(["clone"])
+    assert Request("pls clnoe the repo").uses(["clone"])
+
+
+def test_a_polite_chance_or_a_lease_asks_for_no_op_of_theirs() -> None:
+    assert referred_ops("by any chance, could you move the pdfs to docs") == {"move", "classify"}
+    assert referred_ops("copy the lease to Contracts") == {"copy"}
+    assert "copy" not in (referred_ops("pdfs into Scans/pdf, leave anything else alone") or set())
 
 
 def test_a_folder_is_referred_to_by_its_path_or_a_word_of_its_last_part() -> None:
