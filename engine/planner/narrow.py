@@ -177,7 +177,9 @@ SPARE_WORDS = (
 MKDIR_WORDS = ("mkdir", "folder", "folders", "directory", "directories", "dir", "make", "create", "new")
 #: Words that rank files rather than bound them ("the newest 3", "the oldest one").
 #: Words for every file of a kind or a name ("all the jpgs", "everything named draft-"): a match.
-ALL_WORDS = ("all", "every", "everything", "each", "any", "anything", "whatever", "files")
+#: Words that say many files: "all the logs", "the .tmp junk", "the tax stuff".
+ALL_WORDS = ("all", "every", "everything", "each", "any", "anything", "whatever", "files", "stuff", "junk", "things",
+             "clutter")  # fmt: skip
 NAMED_WORDS = ("named", "called", "names", "starts", "starting", "begins", "beginning")
 RANKING_WORDS = ("first", "top", "oldest", "newest", "latest", "biggest", "largest", "smallest", "earliest")
 FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
@@ -324,6 +326,18 @@ def _narrowed(
     # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
     spared = spared_folders(request, all_folders)
     taken = [d for d in folders if d not in spared] or folders
+    # Asked one thing of files it names by no word of their names, the request means files of the
+    # folders it takes from and of the kinds it names ("nuke the .tmp junk in build"): a step names
+    # no other file.
+    described = files
+    if file_refs is None and asked_steps(request) == 1 and len(request_parts(request)) == 1:
+        said_kinds = referred_exts(request, [posixpath.splitext(p)[1].lower() for p in all_files], strict=True) or []
+        scope = [path for path in all_files
+                 if (everywhere or any(path.startswith(f"{d}/") for d in taken))
+                 and (not said_kinds or posixpath.splitext(path)[1].lower() in said_kinds)]  # fmt: skip
+        if scope:
+            described = scope
+            sources = changeable([*mentioned, *folders, *scope])
     globs = bounded([*everywhere, *(f"{d}/**" for d in taken if d in under), *(f"{d}/*" for d in taken if d in inside)])
     # What a match leaves out is a folder the request leaves alone, when it names one.
     kept_out = bounded(f"{d}/**" for d in sorted(spared) if d in under) or bounded(
@@ -475,7 +489,7 @@ def _narrowed(
         posixpath.dirname(path) for path in all_files if "/" in path and words_of.spells(posixpath.basename(path))
     }
     renamed_to = {posixpath.basename(t) for t in renamed if posixpath.dirname(t) in named_in}
-    carried = [name for name in [*mentioned, *files, *renamed, *named]
+    carried = [name for name in [*mentioned, *described, *renamed, *named]
                if "/" in name or (name not in in_folders and name not in renamed_to)]  # fmt: skip
     for op in ("tag", "untag"):
         _narrow(defs[op]["properties"], "path", changeable(carried), defs)

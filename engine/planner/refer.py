@@ -364,10 +364,10 @@ def _narrowed_kinds(request: str) -> str:
     return request
 
 
-def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
+def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) -> list[str] | None:
     """The extensions of ``exts`` the request names: by themselves ("pdfs", ".log", "MP3s") or by a
     word for their kind ("songs", "photos", "notes"). An extension no word here names (``.m3u``)
-    stays among them: the request may name it in words this module does not know."""
+    stays among them, unless ``strict``: the request may name it in words this module does not know."""
     # A file the request names is not a kind it asks for: "zip it as thesis-backup.zip" asks for no
     # zips and no backups.
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
@@ -380,7 +380,7 @@ def referred_exts(request: str, exts: Iterable[str]) -> list[str] | None:
     if not named:
         return None
     known = {ext for named_exts in KIND_WORDS.values() for ext in named_exts}
-    found = [ext for ext in exts if ext in named or ext not in known]
+    found = [ext for ext in exts if ext in named or (ext not in known and not strict)]
     return found or None
 
 
