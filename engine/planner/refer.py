@@ -589,7 +589,8 @@ def spared_folders(request: str, folders: list[str]) -> set[str]:
         ends = [i + 1 for i in range(start, at) if raw[i].endswith((".", "!", "?"))]
         return tokens[max([start, *ends]) : at]
 
-    return {by_name[token] for at, token in enumerate(tokens) if token in by_name and _SPARING.intersection(before(at))}
+    return {by_name[token] for at, token in enumerate(tokens)
+            if token in by_name and any(_is(word, _SPARING) for word in before(at))}  # fmt: skip
 
 
 #: Words between a word of :data:`_PLACE_WORDS` and the place it names ("into the new folder called x").

@@ -15,6 +15,7 @@ from engine.planner.refer import (
     referred_folders,
     referred_ops,
     referred_targets,
+    spared_folders,
     stem,
     takes_from_folder,
 )
@@ -263,3 +264,12 @@ def test_files_put_in_it_go_where_the_folder_made_is() -> None:
     assert referred_targets("mkdir keep and move a.log into it") == {"keep", "a.log"}
     # With no folder made, "it" is no place.
     assert referred_targets("move the pdfs into it") is None
+
+
+def test_a_folder_left_alone_is_said_so_with_a_typo_too() -> None:
+    folders = ["Pictures", "Pictures/Screenshots", "Pictures/trips"]
+    assert spared_folders("delete everything in pictures except Pictures/Screenshots", folders) == {
+        "Pictures/Screenshots"}  # fmt: skip
+    assert spared_folders("delete everything in pictures execpt Pictures/Screenshots", folders) == {
+        "Pictures/Screenshots"}  # fmt: skip
+    assert spared_folders("move Pictures/Screenshots to old", folders) == set()
