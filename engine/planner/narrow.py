@@ -50,6 +50,7 @@ from engine.planner.refer import (
     spared_folders,
     stem,
     takes_from_folder,
+    unsaid,
 )
 from engine.planner.said import (
     CLAUSE_BREAK,
@@ -65,6 +66,7 @@ from engine.planner.said import (
     dictated_lines,
     not_files,
     tag_words,
+    undictated,
 )
 from engine.serve.schema_rewrite import MAX_ENUMERATED
 from engine.workspace.sandbox import SandboxError, check_relpath
@@ -103,7 +105,8 @@ _THIS_YEAR = re.compile(r"\bthis year")
 _LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
 _DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
-_COUNT = re.compile(r"\b(\d{1,6})\b")
+#: A count said as a number of its own ("the first 3"), not inside a name, a date or a version.
+_COUNT = re.compile(r"(?<![\w./:-])(\d{1,3})(?![\w/:-]|[.,]\d)")
 #: Words of time, of older files and of recent ones, and of size, matched as :meth:`Request.uses`
 #: matches them (a plural or a typo is the word).
 TIME_WORDS = (
@@ -190,6 +193,11 @@ _AGE_WORDS = (("7d", "week"), ("30d", "month"), ("365d", "year"))
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 #: How many files a ``limit`` may keep when the request names no number.
 LIMITS = tuple(range(1, 11))
+
+
+def _has_ext(name: str) -> bool:
+    """Whether ``name`` ends in an extension, which has a letter ("notes.md", not "1.2.0")."""
+    return any(ch.isalpha() for ch in posixpath.splitext(name.strip("."))[1])
 
 
 def _usable(value: str) -> bool:
@@ -290,7 +298,8 @@ def _narrowed(
     def bounded(values: Iterable[str]) -> list[str]:
         return _bounded_to(values, chars)
 
-    words = request_words(request)
+    # (What it dictates for a file to say names nothing: "that says: drop windows 7".)
+    words = request_words(undictated(request, quotes=False))
     all_files = [entry.path for entry in entries if not entry.is_dir]
     under = {parent for path in all_files for parent in _parents(path)}  # folders with files under them
     all_folders = sorted(under | {e.path for e in entries if e.is_dir})
@@ -299,7 +308,7 @@ def _narrowed(
     file_refs = referred_files(request, all_files, tags=tag_words(request, named=True))
     folders, files = folder_refs or all_folders, file_refs or all_files
     mentioned = [path for path in all_files if path in request]
-    dotted = [word for word in words if "/" not in word and "." in word]
+    dotted = [word for word in words if "/" not in word and _has_ext(word)]
     # A new name goes beside a file the request refers to, or in a folder it refers to.
     near = dict.fromkeys([*(posixpath.dirname(path) for path in files if files is not all_files), *folders])
     renamed = [posixpath.join(folder, word) for folder in ["", *near] for word in dotted]
@@ -409,7 +418,8 @@ def _narrowed(
     schema = base_reply_schema()
     defs = schema["$defs"]
     # A step does what the request says: no delete unless it speaks of deleting (refer.py).
-    ops = referred_ops(request)
+    # (What it dictates for a file to say asks for nothing.)
+    ops = referred_ops(undictated(request)) if dictated_lines(request) else referred_ops(request)
     # A tag swapped for another ("swap the todo tag on X for done") comes off, then the other goes on.
     retag = ops is not None and {"tag", "untag"} <= ops and _RETAG.search(request) is not None
     if retag:
@@ -420,9 +430,10 @@ def _narrowed(
     # An archive removes what it packs only when the request says so ("and delete the originals"),
     # and then surely when it makes one archive ("zip ... into a.zip, removing the originals").
     archive = defs["archive"]
-    if ops is not None and "delete" not in ops and not SOMETHING_DONE_TO_THEM.search(request):
+    # (Not when it says not to: "zip them up, dont delete them".)
+    if ops is not None and "delete" not in ops and not SOMETHING_DONE_TO_THEM.search(unsaid(request)):
         del archive["properties"]["remove"]
-    elif len(archives) == 1 and REMOVING.search(request):
+    elif len(archives) == 1 and REMOVING.search(unsaid(request)):
         archive["properties"]["remove"] = {"const": True}
         archive["required"] = [*archive["required"], "remove"]
     # An archive is unpacked into a folder whose parent exists or that a mkdir makes first: a
@@ -478,7 +489,7 @@ def _narrowed(
     # A file written is named with its extension ("notes/packing.md"), when the request names one;
     # one appended to is such a name or a file the request refers to outside what it quotes ("add
     # '- book the offsite' to TODO.md" is not about the offsite notes).
-    named = changeable(word for word in words if "." in posixpath.basename(word).strip("."))
+    named = changeable(word for word in words if _has_ext(posixpath.basename(word)))
     _narrow(defs["write"]["properties"], "path", named or changeable([*mentioned, *words, *renamed]), defs)
     # Only files carry tags: a step tags a file that exists, or one an earlier step names.
     # A file's bare name, where that file is in a folder, is no other file ("backup-2024-05-05.log").
@@ -963,7 +974,7 @@ def _piece_ops(piece: str) -> set[str] | None:
     """The ops one piece of a sentence that asks several things may use (:func:`referred_ops`, its
     quoted text read only as text to write): only an untag where it takes a tag off, only an archive
     where it puts files into a new one."""
-    ops = referred_ops(QUOTED.sub(" ' ' ", piece))
+    ops = referred_ops(undictated(piece))
     if ops is None:
         return None
     if _TAG_OFF.search(piece) and "untag" in ops:

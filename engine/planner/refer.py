@@ -28,7 +28,10 @@ from engine.planner.requests import EXT_WORDS, GROUPS
 _WORD = re.compile(r"[^\W_]+")
 #: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
 #: where a token starts, so one long token costs one pass instead of one per character.
-_FILE_NAME = re.compile(r"(?<![^\s\"'`])[^\s\"'`]*[\w)\]]\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b")
+#: (An extension has a letter: "the 1.2.0 release" names no file.)
+_FILE_NAME = re.compile(
+    r"(?<![^\s\"'`])[^\s\"'`]*[\w)\]]\.(?=[A-Za-z0-9]{0,7}[A-Za-z])[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b"
+)
 #: A word with hyphens inside, which counts as a word of its own ("W-2", "e-mail").
 _JOINED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 #: Words of a kind phrase that say nothing of the kind ("pdf files": only "pdf" does).
@@ -490,14 +493,43 @@ def _tags_on(request: str) -> bool:
     return False
 
 
+#: An op said not to be done: "dont delete them", "without deleting the originals".
+_NEGATED = re.compile(r"\b(?:don'?t|do\s+not|never|without|no\s+need\s+to)\s+(?:\w+ly\s+)?([a-z]+)", re.IGNORECASE)
+#: "leave anything else alone", "leaving the rest": a "leave" that writes nothing.
+_LEFT_ALONE = re.compile(
+    r"\bleav(?:e|ing)\b(?=(?:\s+[^\s.;,!?]+){0,4}?\s+(?:alone|untouched|be|as\s+(?:it|they)\s+(?:is|are))\b)"
+    r"|\bleav(?:e|ing)\b(?=\s+(?:the\s+rest|everything\s+else|anything\s+else|all\s+else|the\s+others?)\b)",
+    re.IGNORECASE,
+)
+#: A tag taken off ("drop the to-edit tag from them"): its verb deletes and moves nothing.
+_TAG_TAKEN_OFF = re.compile(
+    r"\b(?:remove|strip|clear|drop|take|delete|get\s+rid\s+of)\s+(?:the\s+|that\s+|this\s+|any\s+)?"
+    r"(?:#?[\w-]+\s+)?(?=(?:tag|label)s?\b)",
+    re.IGNORECASE,
+)
+
+
+def _blanked(found: re.Match[str]) -> str:
+    return " " * len(found.group(0))
+
+
+def unsaid(request: str) -> str:
+    """``request`` with the words that say an op blanked where they ask for none: after a negation
+    ("dont delete them"), and "leave" in "leave anything else alone"."""
+    return _LEFT_ALONE.sub(_blanked, _NEGATED.sub(_blanked, request))
+
+
 def referred_ops(request: str) -> set[str] | None:
     """The ops a plan for the request may use: those whose words it says (:data:`OP_WORDS`; in file
     names they do not count, so "hw2-solutions.zip" asks for no zip), with what each implies: an
     arrow is a move or a rename; a rename of one file is a move; a move may sort files (classify);
     an extract makes its folder first; a new archive name asks for an archive, and quoted text for
     a write. None when it says no such word, or only words that are as often nouns ("my notes")."""
+    request = unsaid(request)
     said = Request(_FILE_NAME.sub(" ", request))
-    ops = {op for op, words in OP_WORDS.items() if said.uses(words)}
+    # (The verb that takes a tag off says an untag only.)
+    others = Request(_FILE_NAME.sub(" ", _TAG_TAKEN_OFF.sub(_blanked, request)))
+    ops = {op for op, words in OP_WORDS.items() if (said if op in ("tag", "untag") else others).uses(words)}
     # Only nouns that are also an op's words ("my notes", "the logs", "a new folder") say no op.
     ops = ops if said.uses(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS) else set()
     if "tag" not in ops:

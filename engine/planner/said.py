@@ -61,6 +61,19 @@ _LINE_ENDS = frozenset(("and", "then", "also", "after", "thanks", "thank", "thx"
                         "when", "-", "so", "because", "but", "into", "in", "to", "as"))  # fmt: skip
 
 
+#: What a file written is to say, up to the end of its sentence: "... that says: decided to drop
+#: windows 7 support", "saying renew the passport".
+_DICTATION = re.compile(r"\b(?:says|say|saying)\b([^.;!?]*?)(?=[.;!?](?:\s|$)|$)", re.IGNORECASE)
+
+
+def undictated(request: str, *, quotes: bool = True) -> str:
+    """``request`` with what it dictates for a file to say blanked, and what it quotes unless not
+    ``quotes``: their words ask for nothing and name nothing ("... that says: decided to drop windows
+    7 support" asks for no drop). A quote leaves a pair of quotes: it still asks for text written."""
+    return _DICTATION.sub(lambda found: found.group(0)[: found.start(1) - found.start(0)] + " " * len(found[1]),
+                          QUOTED.sub(" ' ' ", request) if quotes else request)  # fmt: skip
+
+
 def dictated_lines(request: str) -> list[str]:
     """The lines a file written for ``request`` may hold (without their newline): what it quotes, and
     the words right after what introduces a line ("that says", "should contain:", "one more line:"),

@@ -88,7 +88,8 @@ def test_request_words_drop_punctuation_and_keep_names() -> None:
 def test_counts_and_places_come_from_the_request() -> None:
     entries = [ViewEntry("logs/a.log", False, 10, TODAY), ViewEntry("keep/old.txt", False, 10, TODAY)]
     defs = narrowed_schema("move the first 3 log files in logs into archive/2026 and keep", entries, TODAY)["$defs"]
-    assert defs["match"]["properties"]["limit"] == {"enum": [3, 2026]}
+    # (A number inside a path, a name, a date or a version is no count: "archive/2026", "1.2.0".)
+    assert defs["match"]["properties"]["limit"] == {"enum": [3]}
     targets = defs["target"]["enum"]
     assert targets == ["archive/2026"]  # where the request says they go (refer.py), not "logs" or "keep"
     assert "archive" not in targets  # only the folder of a name the request gives, and not there yet
@@ -718,3 +719,21 @@ def test_folders_said_as_what_is_taken_are_selected_as_folders_and_only_then() -
     schema = narrowed_schema("move the pdfs from Downloads into code/", entries, TODAY)
     assert _allows(schema, {"op": "move", "match": {"glob": "Downloads/**", "ext": [".pdf"]}, "to": "code"})
     assert not _allows(schema, {"op": "move", "match": {"glob": "Downloads/*", "type": "dir"}, "to": "code"})
+
+
+def test_what_a_request_dictates_or_numbers_in_names_ask_for_nothing() -> None:
+    entries = [ViewEntry("logs/server-2026-02-07.log", False, 10, TODAY), ViewEntry("docs/design.md", False, 10, TODAY),
+               ViewEntry("releases/tilemap-1.2.0.tar.gz", False, 10, TODAY)]  # fmt: skip
+    request = "make a docs/meetings folder and put a note in it, 2026-02-10.md, that says: decided to drop windows 7"
+    ops = narrowed_schema(request, entries, TODAY)["$defs"]["step"]["properties"]["op"]["enum"]
+    assert "delete" not in ops
+    assert "move" not in ops or "drop" not in json.dumps(narrowed_schema(request, entries, TODAY)["$defs"]["target"])
+    # A version is no file name and no count: the release is unpacked into the folder said.
+    defs = narrowed_schema("unpack the 1.2.0 release tarball into vendor/tilemap", entries, TODAY)["$defs"]
+    assert "releases/1.2.0" not in json.dumps(defs["extract"])
+    assert "limit" not in defs["match"]["properties"]
+    # An archive keeps what it packs when the request says not to delete it.
+    defs = narrowed_schema("zip up the logs as logs.zip (dont delete them)", entries, TODAY)["$defs"]
+    assert '"remove"' not in json.dumps(defs["archive"])
+    defs = narrowed_schema("zip up the logs as logs.zip and delete them", entries, TODAY)["$defs"]
+    assert '"remove": {"const": true}' in json.dumps(defs["archive"])

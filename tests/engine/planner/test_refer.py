@@ -144,9 +144,16 @@ def test_the_ops_offered_are_those_the_request_says() -> None:
     assert "archive" in (referred_ops("everything in thesis as thesis-backup.tar.gz") or set())
     assert {"move", "classify"} <= (referred_ops("pdfs -> docs") or set())
     assert {"write", "append"} <= (referred_ops("'buy milk' in todo.md") or set())
-    # "remove" with a tag is an untag too; without one, only a delete.
-    assert {"untag", "delete"} <= (referred_ops("remove the draft tag from everything") or set())
+    # "remove" with a tag is an untag only; without one, only a delete.
+    assert referred_ops("remove the draft tag from everything") == {"untag"}
+    assert referred_ops("done editing the pics, pls drop the to-edit tag from them") == {"untag"}
+    assert "delete" in (referred_ops("remove the draft tag from a.md and delete b.md") or set())
     assert "untag" not in (referred_ops("remove the old logs") or set())
+    # An op said not to be done is not asked, nor is "leave" in "leave the rest alone".
+    assert referred_ops("zip up the trip pictures as trip.zip (dont delete them)") == {"archive"}
+    assert "delete" not in (referred_ops("pack the logs without deleting the originals") or set())
+    assert "write" not in (referred_ops("pdfs into Scans/pdf, leave anything else alone") or set())
+    assert "write" in (referred_ops("leave a note in todo.md") or set())
     # A tag that only comes off ("the draft tag" is a noun) is no tag put on; a swap is both.
     assert "tag" not in (referred_ops("strip the draft tag off whatever in meetings") or set())
     assert "tag" not in (referred_ops("take the favorite tag off everything") or set())
