@@ -365,7 +365,12 @@ def _narrowed(
     # An age is one the request says ("a week": 7d), or any when it names neither an age nor a year,
     # and only on the side it says: before it for older files ("older than", "not touched in"),
     # after it for recent ones ("from the last week", "this month's").
-    ages = [*_ages(words_of), *(f"{n}d" for n in _DAYS.findall(request))] or ([] if years else list(AGES))
+    # (An age said with a count is that age only: "older than six months" is 180d, not a month.)
+    counted = _counted_ages(request)
+    ages = counted or [*_ages(words_of), *(f"{n}d" for n in _DAYS.findall(request))] or ([] if years else list(AGES))
+    # A day said by its month ("since July 1st") is a date on either side.
+    days = calendar_days(request, today)
+    ages = [*ages, *days] if counted or _ages(words_of) or _DAYS.search(request) or years else days or ages
     older, recent = words_of.uses(OLDER_WORDS) or bool(_NOT.search(said)), words_of.uses(RECENT_WORDS)
     afters = bounded([*(ages if recent or not older else []), *(f"{y}-01-01" for y in sorted(years))])
     befores = bounded([*(ages if older or not recent else []), *(f"{y + 1}-01-01" for y in sorted(years)),
@@ -526,7 +531,7 @@ def _narrowed(
     if not (words_of.uses(SPARE_WORDS) or _NOT.search(said) or inner):
         del match["exclude"]
     # A match filters by date only when the request speaks of time, and by size when of size.
-    timed = words_of.uses(TIME_WORDS) or years or _DAYS.search(request)
+    timed = words_of.uses(TIME_WORDS) or years or _DAYS.search(request) or days
     for key, values in (("modified_after", afters), ("modified_before", befores)):
         if timed and values:
             _narrow(match, key, values, defs)
@@ -555,7 +560,7 @@ def _narrowed(
     dated: str | None = None
     folder_names = {posixpath.basename(folder) for folder in all_folders}
     years_said = [year for year in years if str(year) not in named_tags and str(year) not in folder_names]
-    aged = bool(_ages(words_of) or _DAYS.search(request))
+    aged = bool(_ages(words_of) or _DAYS.search(request) or days)
     if one_thing and not retag and not mentioned and not dotted and not words_of.uses(RANKING_WORDS):
         if years_said:
             dated = "modified_after"
@@ -1124,6 +1129,49 @@ def _narrow(
     name = next((name for name in known if defs[name]["enum"] == values), f"{key}-{len(known)}")
     defs[name] = {"enum": values}
     schemas[key] = {"$ref": f"#/$defs/{name}"}
+
+
+#: An age said with a count: "six months", "3 weeks", "two years".
+_COUNTED_AGE = re.compile(rf"\b(\d{{1,3}}|{'|'.join(NUMBER_WORDS)})\s+(day|week|month|year)s?\b", re.IGNORECASE)
+_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = (
+    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
+)
+#: A day of a month: "July 1st", "1 June", "the 3rd of March", with a year after it or not.
+_CALENDAR = re.compile(
+    rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+((?:19|20)\d\d)\b)?"
+    rf"|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+((?:19|20)\d\d)\b)?",
+    re.IGNORECASE,
+)
+
+
+def _counted_ages(request: str) -> list[str]:
+    """The ages a request says with a count ("older than six months": 180d)."""
+    ages = []
+    for count, unit in _COUNTED_AGE.findall(request):
+        number = int(count) if count.isdigit() else NUMBER_WORDS.index(count.lower()) + 1
+        if number:
+            ages.append(f"{number * _UNIT_DAYS[unit.lower()]}d")
+    return list(dict.fromkeys(ages))
+
+
+def calendar_days(request: str, today: dt.date) -> list[str]:
+    """The days a request names by month and day ("since July 1st"), as ISO dates: in the year it
+    says, else the last such day up to ``today``."""
+    days = []
+    for found in _CALENDAR.finditer(request):
+        month, day, year = (found[1], found[2], found[3]) if found[1] else (found[5], found[4], found[6])
+        number = _MONTHS.index(month[:3].lower()) + 1
+        try:
+            date = dt.date(int(year) if year else today.year, number, int(day))
+            if not year and date > today:
+                date = date.replace(year=today.year - 1)
+        except ValueError:
+            continue
+        days.append(date.isoformat())
+    return list(dict.fromkeys(days))
 
 
 def _ages(said: Request) -> list[str]:

@@ -209,7 +209,10 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     said = Request(request)
     paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
     by_path = {path.rstrip("/").lower() for path in paths}
-    spelled = [folder for folder in folders if "/" in folder and (said.spells(folder) or folder.lower() in by_path)]
+    # (A folder at the top spelled with a slash, "dist/", is that one, not another of its name deeper down.)
+    slashed = {path.strip(".,;:!?'\"()").rstrip("/").lower() for path in SPELLED_PATH.findall(request)}
+    spelled = [folder for folder in folders if ("/" in folder and (said.spells(folder) or folder.lower() in by_path))
+               or folder.lower() in slashed]  # fmt: skip
     # A new folder it spells ("into Documents/pdfs") is no mention of its parents either, nor is a
     # file it names ("as music-backup.zip" names no backups/).
     rest = said.without([*spelled, *paths, *(name for name in _FILE_NAME.findall(request) if "/" not in name)])
@@ -402,7 +405,7 @@ OP_WORDS: dict[str, tuple[str, ...]] = {
              "replicate", "snapshot"),
     "delete": ("delete", "deleting", "remove", "removing", "rm", "erase", "wipe", "nuke", "discard", "trash",
                "toss", "purge", "clean", "cleanup", "clear", "rid", "drop", "kill", "destroy", "junk", "prune",
-               "empty", "bin", "scrap", "ditch", "lose", "dump", "axe"),
+               "empty", "bin", "scrap", "ditch", "lose", "dump", "axe", "chuck"),
     "rename": ("rename", "renaming", "renamed", "name", "names", "named", "called", "prefix", "suffix", "number",
                "renumber", "call", "replace", "swap", "change", "dash", "dashes", "underscore", "space", "lowercase",
                "uppercase", "instead", "strip", "fix", "date", "letter"),

@@ -181,6 +181,8 @@ _VERBS = (
     r"|label|mark|mirror|pack"
     # "... and leave a cold-storage/README.txt that says ...": a file to write.
     r"|leave(?=\s+an?\s+\S+\.[A-Za-z0-9]{1,8}\b)"
+    # "... and take the wip tag off": a tag taken off.
+    r"|(?:take|strip|drop)(?=\s+(?:the\s+|that\s+)?[\w-]+\s+(?:tag|label)s?\b)"
 )
 #: A further thing asked after a comma or "and": "tag X exam-prep and copy them to Y", "zip X, copy Y".
 _NEXT_VERB = re.compile(

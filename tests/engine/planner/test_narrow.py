@@ -16,7 +16,7 @@ from engine.planner.cases import generate_cases
 from engine.planner.effect import reply_problems
 from engine.planner.evaluate import case_schema
 from engine.planner.fixtures import FileSpec, Fixture
-from engine.planner.narrow import narrowed_schema, request_words
+from engine.planner.narrow import calendar_days, narrowed_schema, request_words
 from engine.planner.prompt import ViewEntry, answer_text, entries_from_fixture
 from engine.serve.grammar import compile_schema
 from engine.serve.schema_rewrite import decoding_schema
@@ -737,3 +737,21 @@ def test_what_a_request_dictates_or_numbers_in_names_ask_for_nothing() -> None:
     assert '"remove"' not in json.dumps(defs["archive"])
     defs = narrowed_schema("zip up the logs as logs.zip and delete them", entries, TODAY)["$defs"]
     assert '"remove": {"const": true}' in json.dumps(defs["archive"])
+
+
+def test_ages_said_with_a_count_and_days_said_by_their_month() -> None:
+    assert calendar_days("copy what changed since July 1st into review/", dt.date(2026, 7, 8)) == ["2026-07-01"]
+    assert calendar_days("the 3rd of march 2025", dt.date(2026, 7, 8)) == ["2025-03-03"]
+    assert calendar_days("since Dec 24", dt.date(2026, 7, 8)) == ["2025-12-24"]  # the last one, not one to come
+    assert calendar_days("decided to drop windows 7", dt.date(2026, 7, 8)) == []
+    entries = [ViewEntry("catalogs/a.zip", False, 10, TODAY), ViewEntry("site/b.html", False, 10, TODAY)]
+
+    def values(request: str, key: str) -> Any:
+        defs = narrowed_schema(request, entries, TODAY)["$defs"]
+        found = defs["match"]["properties"][key]
+        return defs[found["$ref"].rsplit("/", 1)[-1]] if "$ref" in found else found
+
+    assert values("get rid of the catalog backups older than six months", "modified_before") == {"enum": ["180d"]}
+    request = "copy everything in site/ that changed since July 1st into review/"
+    assert values(request, "modified_after") == {"enum": ["2025-07-01"]}  # TODAY is in June
+    assert "modified_after" in narrowed_schema(request, entries, TODAY)["$defs"]["match"]["required"]

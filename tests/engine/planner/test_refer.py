@@ -19,6 +19,7 @@ from engine.planner.refer import (
     stem,
     takes_from_folder,
 )
+from engine.planner.said import asked_pieces
 
 TODAY = dt.date(2026, 6, 15)
 
@@ -280,3 +281,14 @@ def test_a_folder_left_alone_is_said_so_with_a_typo_too() -> None:
     assert spared_folders("delete everything in pictures execpt Pictures/Screenshots", folders) == {
         "Pictures/Screenshots"}  # fmt: skip
     assert spared_folders("move Pictures/Screenshots to old", folders) == set()
+
+
+def test_a_top_folder_spelled_with_a_slash_is_that_folder() -> None:
+    folders = ["dist", "node_modules", "node_modules/slider", "node_modules/slider/dist", "releases"]
+    assert referred_folders("bundle up dist/ into releases/v1.4.0.tar.gz", folders) == ["dist"]
+    assert referred_folders("move the pdfs in dist to x", folders) == ["dist", "node_modules/slider/dist"]
+
+
+def test_chuck_deletes_and_a_tag_taken_off_is_a_step_of_its_own() -> None:
+    assert referred_ops("chuck Midnight Drive v1.wav, it's garbage") == {"delete"}
+    assert asked_pieces("tag them done and take the wip tag off") == ["tag them done", "take the wip tag off"]
