@@ -35,12 +35,13 @@ ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 MODELS = Path("engine/models")
 WORK = Path("build/planner")
 BASE_STEPS = 3000
-#: Requests written by hand after the first set, scored on their own (the last: by someone who had
-#: not read the decoding rules).
+#: Requests written by hand after the first set, scored on their own (all but the first by people
+#: who had not read the decoding rules; the last is the one no rule was shaped by).
 LATER_SETS = [
     "engine/planner/data/handwritten-later.jsonl",
     "engine/planner/data/handwritten-third.jsonl",
     "engine/planner/data/handwritten-fourth.jsonl",
+    "engine/planner/data/handwritten-fifth.jsonl",
 ]
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
@@ -160,8 +161,10 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         "hand get exactly the right effect from its first answer (targets: 90% and 80%)." + retried,
         (
             "On requests written by hand by people who had not read the decoding rules: "
-            + "; ".join(f"{rows['exact_effect']:.0%} of {rows['cases']} (`{path}`)" for path, rows in unseen)
-            + "."
+            + "; ".join(f"{rows['exact_effect']:.0%} of {rows['cases']} (`{path}`)" for path, rows in unseen[:-1])
+            + (" (rules were later shaped by their failures); " if len(unseen) > 1 else "")
+            + f"{unseen[-1][1]['exact_effect']:.0%} of {unseen[-1][1]['cases']} (`{unseen[-1][0]}`), the set no rule"
+            f" was shaped by, where {unseen[-1][1]['overreach']:.0%} of plans change a path the gold plan leaves alone."
             if unseen
             else ""
         ),

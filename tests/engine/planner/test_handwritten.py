@@ -21,6 +21,8 @@ LATER = DATA.with_name("handwritten-later.jsonl")
 THIRD = DATA.with_name("handwritten-third.jsonl")
 #: And a fourth, over workspaces of its own, written after the rules had been shaped by the third.
 FOURTH = DATA.with_name("handwritten-fourth.jsonl")
+#: And a fifth, written after rules had been shaped by the fourth.
+FIFTH = DATA.with_name("handwritten-fifth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -32,6 +34,7 @@ CASES = _load()
 LATER_CASES = _load(LATER)
 THIRD_CASES = _load(THIRD)
 FOURTH_CASES = _load(FOURTH)
+FIFTH_CASES = _load(FIFTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -61,13 +64,18 @@ def test_tagged_notes_carry_their_tags_in_front_matter() -> None:
 
 
 def test_the_later_sets_have_their_own_ids() -> None:
-    for cases, prefix in ((LATER_CASES, "later_"), (THIRD_CASES, "third_"), (FOURTH_CASES, "fourth_")):
+    for cases, prefix in (
+        (LATER_CASES, "later_"),
+        (THIRD_CASES, "third_"),
+        (FOURTH_CASES, "fourth_"),
+        (FIFTH_CASES, "fifth_"),
+    ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
         assert all(case_id.startswith(prefix) for case_id in ids)
 
 
-EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES]
+EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES]
 
 
 @pytest.mark.parametrize("case", EVERY, ids=[case.id for case in EVERY])
