@@ -24,23 +24,20 @@ allows is a valid plan.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
-import math
 import posixpath
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from engine.files.archives import FORMATS
-from engine.planner.parts import goes_on, request_parts
+from engine.planner.parts import request_parts
+from engine.planner.pieces import _names_alone, _piece_ops, _rules_in_order, _steps_by_piece
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     SPELLED_PATH,
     Request,
     group_exts,
-    made_folders,
     names_a_kind,
     referred_exts,
     referred_files,
@@ -68,21 +65,80 @@ from engine.planner.said import (
     tag_words,
     undictated,
 )
-from engine.serve.schema_rewrite import MAX_ENUMERATED
-from engine.workspace.sandbox import SandboxError, check_relpath
+from engine.planner.schema_edit import (
+    MAX_VALUES,
+    _bounded_to,
+    _listed_only,
+    _narrow,
+    _renamed_beside,
+    _selected_only,
+    _step_of,
+    _unique_when_few,
+    _usable,
+)
+from engine.planner.spoken import (
+    _AFFIX,
+    _BEFORE_YEAR,
+    _BY_TAG,
+    _CALLED_BY,
+    _COUNT,
+    _DAYS,
+    _FOLDERS_ONLY,
+    _JOINED_REFS,
+    _LAST_YEAR,
+    _MAKING,
+    _MENTIONING,
+    _NAMED,
+    _NOT,
+    _PREFIX_WITH,
+    _PUT_IN,
+    _RETAG,
+    _SIZE,
+    _THIS_YEAR,
+    _YEAR,
+    AGES,
+    ALL_WORDS,
+    FEW_WORDS,
+    LIMITS,
+    MKDIR_WORDS,
+    NAMED_WORDS,
+    NUMBER_WORDS,
+    OLDER_WORDS,
+    RANKING_WORDS,
+    RECENT_WORDS,
+    SEPARATORS,
+    SIZE_WORDS,
+    SIZES,
+    SPARE_WORDS,
+    TIME_WORDS,
+    _ages,
+    _counted_ages,
+    _sized,
+)
+from engine.planner.spoken import calendar_days as calendar_days  # importers know it from here
+from engine.planner.values import (
+    _NAME,
+    _NUMBERED,
+    _SPLIT,
+    ARCHIVE_EXTS,
+    COMMON_EXTS,
+    TEMPLATES,
+    _changeable,
+    _compiles,
+    _globbed,
+    _goes_to,
+    _has_ext,
+    _literal,
+    _name_words,
+    _parents,
+    _prefixes,
+    _starts_some,
+)
 
-#: The most values one list may hold, so that a big workspace keeps the schema small.
-MAX_VALUES = 400
-MAX_VALUE_CHARS = 200
 #: The most characters one list may hold at first; lists are cut shorter while the whole schema is
 #: longer than :data:`MAX_SCHEMA_CHARS`, which keeps it under the server's 64 KiB.
 MAX_LIST_CHARS = 16_000
 MAX_SCHEMA_CHARS = 60_000
-AGES = ("7d", "30d", "365d")
-SIZES = ("10MB", "1KB")
-COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", ".txt", ".csv", ".tmp", ".bak",
-               ".zip", ".gz", ".mp4", ".mov", ".mkv", ".mp3", ".docx", ".xlsx", ".json", ".py")  # fmt: skip
-ARCHIVE_EXTS = tuple(f".{fmt}" for fmt in FORMATS)
 #: Which list each path key of each op draws from: ``source`` (exists), ``dest`` (a new place: a
 #: name of the request, one of its folders, or a folder that exists), ``target`` (where files go:
 #: a name of the request or a folder that exists, never only the folder of a name the request
@@ -91,124 +147,6 @@ ARCHIVE_EXTS = tuple(f".{fmt}" for fmt in FORMATS)
 _ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "target"),
           ("copy", "from", "source"), ("copy", "to", "target"), ("extract", "to", "dest"),
           ("delete", "path", "source"))  # fmt: skip
-TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
-_NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
-#: The separators in names, by the first letters of their names.
-SEPARATORS = {"und": "_", "das": "-", "hyp": "-", "spa": " ", "dot": ".", "per": "."}
-_SEPARATOR = r"(?:underscores?|dash(?:es)?|hyphens?|spaces?|dots?|periods?)"
-#: A separator a rename puts into names: "with underscores", "to dashes", "dashes instead".
-_PUT_IN = re.compile(
-    rf"\b(?:with|to|into|by|for)\s+(?:an?\s+|the\s+)?({_SEPARATOR})\b|\b({_SEPARATOR})\s+instead\b", re.IGNORECASE
-)
-_YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
-_THIS_YEAR = re.compile(r"\bthis year")
-_LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
-_DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
-_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
-#: A count said as a number of its own ("the first 3"), not inside a name, a date or a version.
-_COUNT = re.compile(r"(?<![\w./:-])(\d{1,3})(?![\w/:-]|[.,]\d)")
-#: Words of time, of older files and of recent ones, and of size, matched as :meth:`Request.uses`
-#: matches them (a plural or a typo is the word).
-TIME_WORDS = (
-    "day",
-    "week",
-    "month",
-    "year",
-    "today",
-    "yesterday",
-    "ago",
-    "recent",
-    "recently",
-    "old",
-    "older",
-    "oldest",
-    "newer",
-    "newest",
-    "latest",
-    "since",
-    "touched",
-    "modified",
-    "changed",
-    "edited",
-    "dated",
-)
-OLDER_WORDS = ("old", "older", "oldest", "ago", "not", "never", "untouched", "stale", "havent", "hasnt")
-RECENT_WORDS = (
-    "last",
-    "past",
-    "this",
-    "recent",
-    "recently",
-    "since",
-    "new",
-    "newer",
-    "newest",
-    "latest",
-    "today",
-    "yesterday",
-)
-SIZE_WORDS = ("big", "bigger", "biggest", "large", "larger", "largest", "huge", "massive", "heavy", "small",
-              "smaller", "smallest", "tiny", "size", "sized", "space", "disk", "bytes")  # fmt: skip
-#: Words that say files are big, or small, without ranking them ("the big videos", "tiny files";
-#: "the biggest three" ranks them: :data:`FEW_WORDS`).
-BIG_WORDS = ("big", "bigger", "large", "larger", "huge", "massive", "heavy", "giant", "enormous")
-SMALL_WORDS = ("small", "smaller", "tiny", "little")
-#: Words that say some files are to be left alone ("except", "keeping tools/tests", "dont touch").
-SPARE_WORDS = (
-    "leave",
-    "leaving",
-    "except",
-    "excluding",
-    "but",
-    "touch",
-    "skip",
-    "skipping",
-    "keep",
-    "keeping",
-    "apart",
-    "besides",
-    "without",
-    "save",
-    "not",
-    "dont",
-    "alone",
-    "untouched",
-    "other",
-    "exclude",
-)
-#: Words that ask for a folder to be made ("make a folder", "mkdir", "create").
-MKDIR_WORDS = ("mkdir", "folder", "folders", "directory", "directories", "dir", "make", "create", "new")
-#: Words that rank files rather than bound them ("the newest 3", "the oldest one").
-#: Words for every file of a kind or a name ("all the jpgs", "everything named draft-"): a match.
-#: Words that say many files: "all the logs", "the .tmp junk", "the tax stuff".
-ALL_WORDS = ("all", "every", "everything", "each", "any", "anything", "whatever", "files", "stuff", "junk", "things",
-             "clutter")  # fmt: skip
-NAMED_WORDS = ("named", "called", "names", "starts", "starting", "begins", "beginning")
-RANKING_WORDS = ("first", "top", "oldest", "newest", "latest", "biggest", "largest", "smallest", "earliest")
-FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
-_BEFORE_YEAR = re.compile(r"\bbefore (\d{4})\b")
-_NOT = re.compile(r"n't\b")
-#: Ages a request says in words.
-_AGE_WORDS = (("7d", "week"), ("30d", "month"), ("365d", "year"))
-NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
-#: How many files a ``limit`` may keep when the request names no number.
-LIMITS = tuple(range(1, 11))
-
-
-def _has_ext(name: str) -> bool:
-    """Whether ``name`` ends in an extension, which has a letter ("notes.md", not "1.2.0")."""
-    return any(ch.isalpha() for ch in posixpath.splitext(name.strip("."))[1])
-
-
-def _usable(value: str) -> bool:
-    """A value the model can write: printable, valid UTF-8, not too long."""
-    if not value or len(value) > MAX_VALUE_CHARS or not value.isprintable():
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def request_words(request: str) -> list[str]:
@@ -222,50 +160,6 @@ def request_words(request: str) -> list[str]:
             if word and word.lower() not in STOP_WORDS and _NAME.match(word) and _usable(word) and word not in words:
                 words.append(word)
     return words
-
-
-_NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
-_SPLIT = re.compile(r"[-_. ]+")
-_SOMETHING = re.compile(r"s[a-z]{0,2}m[a-z]{3,7}$", re.IGNORECASE)
-
-
-def _prefixes(word: str) -> list[str]:
-    """``word`` and its starts up to each ``-`` or ``_`` (``IMG_something``: ``IMG_``), and with one added."""
-    found = [word, f"{word}-", f"{word}_"]
-    found += [word[: at + 1] for at, ch in enumerate(word) if ch in "-_" and at > 0]
-    # "named draft-something", typed fast too ("Screenshotsomethnig"), or "named draft-..."
-    stem = _SOMETHING.sub("", word.removesuffix("..."))
-    if stem and stem != word:
-        found += [stem, f"{stem} "]
-    return found
-
-
-def _name_words(files: list[str]) -> list[str]:
-    """The words in the workspace's file names (``budget-minutes.md``: budget, minutes)."""
-    found = []
-    for path in files:
-        found += [part.lower() for part in _SPLIT.split(posixpath.basename(path)) if len(part) >= 3 and part.isalpha()]
-    return found
-
-
-def _parents(path: str) -> list[str]:
-    found = []
-    while "/" in path:
-        path = posixpath.dirname(path)
-        found.append(path)
-    return found
-
-
-def _bounded_to(values: Iterable[str], chars: int) -> list[str]:
-    """``values`` once each, usable ones only, at most :data:`MAX_VALUES` and ``chars`` characters."""
-    out: list[str] = []
-    used = 0
-    for value in dict.fromkeys(value for value in values if _usable(value)):
-        used += len(value) + 4
-        if len(out) >= MAX_VALUES or used > chars:
-            break
-        out.append(value)
-    return out
 
 
 def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> dict[str, Any]:
@@ -758,282 +652,6 @@ def _narrowed(
     return schema
 
 
-#: A piece that does something to one file an earlier piece chose: "move it to Notes/archive".
-_IT = re.compile(r"^\W*[\w-]+\s+it\b", re.IGNORECASE)
-
-
-#: Where the files no rule takes go ("everything else into misc", "the rest -> inbox/other").
-_REST_GOES = re.compile(r"(?:\b(?:everything|anything|all|whatever)\s+else|\bthe\s+rest|\bremaining\s+files"
-                        r"|\bother\s+(?:files|stuff|things))\s+(?:goes\s+|go\s+|should\s+go\s+)?(?:in)?(?:to\b|->|=>)",
-                        re.IGNORECASE)  # fmt: skip
-
-
-def _said_at(request: str, name: str) -> int:
-    """Where ``request`` says files go to ``name`` ("into docs/pdfs", "-> misc"), or -1."""
-    found = re.search(rf"(?:\b(?:into|to|onto)|->|=>|\u2192)\s+(?:the\s+)?({re.escape(name)})(?![\w/-])", request,
-                      re.IGNORECASE)  # fmt: skip
-    return found.start(1) if found else -1
-
-
-def _names_alone(request: str, folder: str, *, sorted_from: bool = False) -> bool:
-    """Whether ``request`` names ``folder`` by itself, not as the start of a longer path (with
-    ``sorted_from``, nor as a kind of file sorted somewhere: "pictures to Pictures/downloaded")."""
-    after = r"(?![\w-]|/[\w.-])" + (r"(?!\s+(?:go(?:es)?\s+)?(?:in)?to\b|\s*(?:->|=>))" if sorted_from else "")
-    return re.search(rf"(?<![\w/.-]){re.escape(folder)}{after}", request, re.IGNORECASE) is not None
-
-
-def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: list[str], files: list[str]) -> None:
-    """Make a classify's rules one for each of the ``places`` the request spells, in its order, the
-    last the default when it says where the rest goes ("everything else into inbox/other"), and each
-    rule's extensions those of the kinds said before its place and after the one before: all the
-    kinds of a word for several ("pictures"), and of the kinds of one word ("notes": .md, .txt) those
-    the files sorted have. What it sorts is never a folder that holds the places, unless the
-    request names that folder by itself ("tidy courses/databases: pngs into courses/databases/figures")."""
-    said = sorted((at, place) for place in places if (at := _said_at(request, place)) >= 0)
-    if len(said) < 2 or len(said) > 16:
-        return
-    globs = defs["glob"].get("enum", [])
-    sorted_from = []
-    for glob in globs:
-        top = glob.split("/*")[0]
-        if (
-            glob == "**"
-            or _names_alone(request, top, sorted_from=True)
-            or not any(p.startswith(f"{top}/") for _, p in said)
-        ):
-            sorted_from.append(glob)
-    held = {
-        posixpath.splitext(path)[1].lower() for path in files if any(_globbed(path, g) for g in sorted_from or globs)
-    }
-    rules = defs["classify"]["anyOf"][0]["properties"]["rules"]
-    ways = rules["items"]["anyOf"]
-    conditions = [way for way in ways if "default" not in way["required"]]
-    default = [way for way in ways if "default" in way["required"]]
-    rest = _REST_GOES.search(request) is not None
-    prefix = []
-    every: list[str] = []  # the kinds the rules may name, and those they surely name
-    sure: list[str] = []
-    since = 0
-    for n, (at, place) in enumerate(said):
-        piece = request[since:at]
-        since = at + len(place)
-        kinds = referred_exts(piece, exts) if n < len(said) - 1 or not rest else None
-        group = [ext for ext in group_exts(piece) if kinds and ext in kinds]
-        kinds = [ext for ext in kinds or [] if ext in held] or kinds
-        chosen = []
-        for way in default if rest and n == len(said) - 1 else conditions:
-            way = {**way, "properties": {**way["properties"], "to": {"const": place}}}
-            if kinds and "ext" in way["properties"]:
-                way["properties"]["ext"] = (
-                    {"const": group}
-                    if len(group) > 1
-                    else {**way["properties"]["ext"], "items": {"enum": kinds}, "maxItems": len(kinds)}
-                )
-            chosen.append(way)
-        prefix.append({"anyOf": chosen})
-        every += [ext for ext in group or kinds or [] if ext not in every]
-        sure += [ext for ext in group if len(group) > 1] or (kinds if kinds and len(kinds) == 1 else [])
-    # What it sorts is by the kinds the rules name, all of them, if by kind at all.
-    match = defs["match"]
-    properties = {**match["properties"]}
-    if sorted_from and sorted_from != globs:
-        defs["sorted-glob"] = {"enum": sorted_from}
-        properties["glob"] = {"$ref": "#/$defs/sorted-glob"}
-    if "ext" in properties and every:
-        properties["ext"] = {**properties["ext"], "items": {"enum": every}, "minItems": max(1, len(set(sure))),
-                             "maxItems": len(every)}  # fmt: skip
-        _unique_when_few(properties["ext"], every)
-    defs["sorted-match"] = {**match, "properties": properties}
-    for way in defs["classify"]["anyOf"]:
-        if "match" in way["properties"]:
-            way["properties"] = {**way["properties"], "match": {"$ref": "#/$defs/sorted-match"}}
-    rules.update(prefixItems=prefix, minItems=len(prefix), maxItems=len(prefix))
-
-
-def _one_file_step(defs: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
-    """The step ``ref`` refers to, taking one file: by its name, or a list of one, never a match."""
-    name = ref["$ref"].rsplit("/", 1)[1]
-    step = json.loads(json.dumps(defs[name]))
-    for way in step["allOf"]:
-        op = way["if"]["properties"]["op"]["const"]
-        ways = defs[op].get("anyOf")
-        if op not in SINGLE_KEYS or not ways:
-            continue
-        kept = [dict(w, properties=dict(w["properties"])) for w in ways if "match" not in w["required"]]
-        if not kept:
-            continue
-        for w in kept:
-            if "paths" in w["properties"]:
-                w["properties"]["paths"] = {**defs["paths"], "minItems": 1, "maxItems": 1}
-        defs[f"one-{op}"] = {"anyOf": kept}
-        way["then"] = {"$ref": f"#/$defs/one-{op}"}
-    defs[f"one-{name}"] = step
-    return {"$ref": f"#/$defs/one-{name}"}
-
-
-def _steps_by_piece(
-    schema: dict[str, Any], pieces: list[str], entries: list[ViewEntry], today: dt.date, chars: int
-) -> None:
-    """Make each step of ``schema`` asked by a piece of its sentence that names its own files
-    ("put cover.psd into Edits/cover-psd.zip", "rename cover-final.png to cover.png") a step of
-    that piece's own schema, with the ops the step had. A piece that goes on with what an earlier
-    one chose ("tag it approved", "copy them to Y") keeps the whole request's step: only the whole
-    request says what "it" is."""
-    defs = schema["$defs"]
-    prefix = schema["properties"]["steps"]["prefixItems"]
-    folders = {entry.path for entry in entries if entry.is_dir} | {posixpath.dirname(e.path) for e in entries}
-    made: list[str] = []  # new folders spelled by earlier pieces ("make a folder Videos/archive")
-    for at, piece in enumerate(pieces[: len(prefix)]):
-        spelled = [p.strip(".,;:!?'\"()").rstrip("/") for p in SPELLED_PATH.findall(piece)]
-        spelled += made_folders(piece)
-        new = [p for p in dict.fromkeys(spelled) if p and p not in folders and _changeable(p)]
-        new = [p for p in new if "." not in posixpath.basename(p)]
-        if goes_on(piece):
-            if _IT.match(piece):
-                prefix[at] = _one_file_step(defs, prefix[at])
-            continue
-        ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
-        # Files put "in it" or "there" go into the folder an earlier piece made.
-        into = list(made) if made and _IN_IT.search(piece) else None
-        own = _narrowed(piece, entries, today, chars, into=into)["$defs"]
-        made += new
-        step = own["step"]
-        kept = [op for op in step["properties"]["op"]["enum"] if op in ops]
-        if not kept:
-            continue
-        step["properties"]["op"]["enum"] = kept
-        step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in kept]
-        # Only what that step refers to, each under a name of its own.
-        name = f"at{at}-"
-        reached = _reached(own, "step")
-        moved = json.loads(json.dumps({key: own[key] for key in reached}).replace('"#/$defs/', f'"#/$defs/{name}'))
-        defs.update({f"{name}{key}": value for key, value in moved.items()})
-        prefix[at] = {"$ref": f"#/$defs/{name}step"}
-
-
-#: Folders as what is taken: "just the folders", "only the subfolders", "the directories in X".
-_FOLDERS_ONLY = re.compile(
-    r"\b(?:just|only)\s+(?:the\s+)?(?:sub)?(?:folders|directories|dirs)\b|\b(?:sub)?(?:folders|directories)\s+only\b"
-    r"|\b(?:the|all|every)\s+(?:sub)?(?:folders|directories)\s+(?:in|from|inside|under|of)\b",
-    re.IGNORECASE,
-)
-#: Folders made: "make", "create", "mkdir".
-_MAKING = re.compile(r"\b(?:mkdir|make|create)\b", re.IGNORECASE)
-#: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks".
-_IN_IT = re.compile(
-    r"(?:\b(?:in|into|inside|to)\s+(?:it|there)|\bthere)"
-    r"(?:[\s,!.]*(?:please|pls|plz|thanks|thank\s+you|thx|ty|asap|now|when\s+you\s+get\s+a\s+chance|:\)))*\s*\W*$",
-    re.IGNORECASE,
-)
-_REF = re.compile(r'"\$ref": "#/\$defs/([^"]+)"')
-
-
-def _reached(defs: dict[str, Any], start: str) -> list[str]:
-    """The names of ``defs`` that ``defs[start]`` refers to, itself and through others."""
-    seen = [start]
-    for name in seen:
-        seen += [found for found in _REF.findall(json.dumps(defs[name])) if found not in seen]
-    return seen
-
-
-#: A tag taken off ("take the todo tag off X", "strip the draft label from Y"), not files removed.
-_TAG_OFF = re.compile(
-    r"\b(?:tag|label)s?\s+off\b|\b(?:remove|strip|clear|drop|take|untag)\s+(?:the\s+)?[\w-]+\s+(?:tag|label)s?\b",
-    re.IGNORECASE,
-)
-#: An archive named as where files go ("put cover.psd into Edits/cover-psd.zip").
-_INTO_ARCHIVE = re.compile(rf"\b(?:into|as|to|in)\s+\S*(?:{'|'.join(re.escape(ext) for ext in ARCHIVE_EXTS)})\b",
-                           re.IGNORECASE)  # fmt: skip
-
-
-#: Text said to go into a file ("add '- call the bank' to notes.md", "write 'hi' into a.txt").
-_ADDS_TEXT = re.compile(r"^\W*(?:add|append|write|put|jot|insert)\b", re.IGNORECASE)
-
-
-#: A tag said as what selects files (the tag itself written as a NUL): "tagged exam", "labelled as
-#: urgent", "with the draft tag", "urgent-tagged".
-_BY_TAG = re.compile(r"\b(?:tagged|labell?ed)\s+(?:as\s+|with\s+)?#?\0|\bwith\s+the\s+\0\s+(?:tag|label)\b|\0-tagged",
-                     re.IGNORECASE)  # fmt: skip
-#: Things said one after another: "the W-2 and the 1099", "the lease, the deed".
-_JOINED_REFS = re.compile(r"(?<!ahead )(?<!please )(?<!kindly )(?<!just )\b(?:and|&)\s+(?:the|my|his|her|our|their)\b"
-                          r"|\w,\s*(?:the|my)\b", re.IGNORECASE)  # fmt: skip
-#: Files said to hold a word: "mentioning release", "that mention the vpn", "which contain TODO".
-_MENTIONING = re.compile(r"\b(?:mention(?:s|ing|ed)?|contain(?:s|ing)?|that say|saying|talk(?:s|ing)? about)\b",
-                         re.IGNORECASE)  # fmt: skip
-#: Files called by a word (a tag's, "\0"): "the favorites in Camera", "all my urgent ones".
-_CALLED_BY = re.compile(
-    r"\b(?:the|my|all|every)\s+(?:my\s+)?\0s?(?:\s+(?:ones|files|stuff|things))?\s+(?:in|from|go|goes|to|into|under)\b",
-    re.IGNORECASE,
-)
-#: A tag swapped for another: "swap the todo tag on X for done", "change the tag of X from a to b".
-_RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|then)\b)[^.;,])*?\btag", re.IGNORECASE)
-#: The start names are given: "prefix the .sql dumps with prod-", "prepend 'old_' to".
-_PREFIX_WITH = re.compile(
-    r"\bprefix\w*\b(?:(?![.;!?](?:\s|$))[^;])*?\bwith\s+['\"]?([\w.]+[-_])(?=['\"]?(?:\s|$|[,.;!?)]))", re.IGNORECASE
-)
-#: Names given a start or an end: "prefix the dumps with prod-", "add a -v2 suffix to".
-_AFFIX = re.compile(r"\b(?:prefix|suffix|prepend)\w*\b", re.IGNORECASE)
-
-
-def _piece_ops(piece: str) -> set[str] | None:
-    """The ops one piece of a sentence that asks several things may use (:func:`referred_ops`, its
-    quoted text read only as text to write): only an untag where it takes a tag off, only an archive
-    where it puts files into a new one."""
-    ops = referred_ops(undictated(piece))
-    if ops is None:
-        return None
-    if _TAG_OFF.search(piece) and "untag" in ops:
-        return {"untag"}
-    if _INTO_ARCHIVE.search(piece) and "archive" in ops and "extract" not in ops:
-        return {"archive"}
-    if QUOTED.search(piece) and _ADDS_TEXT.search(piece):
-        return {"write", "append"}
-    return ops
-
-
-#: A request that speaks of names: "named", "called", "whose names start with".
-_NAMED = re.compile(r"\b(?:named|called|names?|starts?|starting|begins?|beginning)\b", re.IGNORECASE)
-
-
-def _step_of(defs: dict[str, Any], ops: list[str]) -> dict[str, Any]:
-    """A reference to a step of one of ``ops`` (defined once in ``defs`` for each list of ops)."""
-    name = f"step-{'-'.join(ops)}"
-    if name not in defs:
-        step = json.loads(json.dumps(defs["step"]))
-        step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in ops]
-        if not step["properties"]["op"]["enum"]:
-            return {"$ref": "#/$defs/step"}
-        step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in ops]
-        defs[name] = step
-    return {"$ref": f"#/$defs/{name}"}
-
-
-def _globbed(path: str, glob: str) -> bool:
-    """Whether ``glob`` (``**``, ``folder/**`` or ``folder/*``) selects the file ``path``."""
-    if glob == "**":
-        return True
-    if glob.endswith("/**"):
-        return path.startswith(glob[:-2])
-    return posixpath.dirname(path) == glob[:-2]
-
-
-def _sized(said: Request) -> str | None:
-    """``larger_than`` when the request says files are big, ``smaller_than`` when small, else None."""
-    big, small = said.uses(BIG_WORDS), said.uses(SMALL_WORDS)
-    if big == small:
-        return None
-    return "larger_than" if big else "smaller_than"
-
-
-def _selected_only(defs: dict[str, Any]) -> None:
-    """Make every op that may name one file or list some select its files by ``match`` instead."""
-    for op in SINGLE_KEYS:
-        ways = defs[op]["anyOf"]
-        kept = [way for way in ways if "match" in way["required"]]
-        if kept:
-            defs[op]["anyOf"] = kept
-
-
 #: Names of folders to make, said one after another up to the end of the request: "mkdir later and
 #: old!", "make a folder called keep/travel and old - thank you".
 _MADE = re.compile(
@@ -1056,161 +674,3 @@ def made_names(request: str) -> list[str]:
     if len(names) < 2 or len(set(names)) < len(names) or not all(_NAME.match(n) and _changeable(n) for n in names):
         return []
     return names
-
-
-def _listed_only(defs: dict[str, Any]) -> None:
-    """Make every op that may name one file or list some name them instead of selecting by ``match``."""
-    for op in SINGLE_KEYS:
-        ways = defs[op].get("anyOf", [])
-        kept = [way for way in ways if "match" not in way["required"]]
-        if kept:
-            defs[op]["anyOf"] = kept
-
-
-def _unique_when_few(array: dict[str, Any], values: list[str] | None) -> None:
-    """Make ``array`` (of ``values``) name each value at most once, where the local server can keep
-    that while decoding: it decodes such an array as the list of every array that validates, at most
-    :data:`~engine.serve.schema_rewrite.MAX_ENUMERATED` of them ("[cover-v2.png, cover-v2.png]"
-    cannot be). A longer list would be checked only after decoding, and refused."""
-    if not values:
-        return
-    longest = min(array["maxItems"], len(values))
-    arrays = sum(math.perm(len(values), k) for k in range(array.get("minItems", 0), longest + 1))
-    if arrays <= MAX_ENUMERATED:
-        array.update(items={"enum": list(values)}, maxItems=longest, uniqueItems=True)
-
-
-#: The most files whose new names are listed beside them (:func:`_renamed_beside`).
-MAX_RENAMED = 40
-
-
-def _renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], existing: set[str]) -> None:
-    """A move or a copy of one file (``from``) to a new name puts it beside itself, named as the
-    request names it: "rename office-8.JPG to old-office-8.JPG" is ``camera/2025/office-8.JPG`` to
-    ``camera/2025/old-office-8.JPG``, never a name in another folder. So each file the request
-    may mean gets its own alternative, with the ``to`` names that go with it; with more than
-    :data:`MAX_RENAMED` such files or no name with an extension, the step stays as it was."""
-    pairs = []
-    for path in files:
-        folder = posixpath.dirname(path)
-        tos = [new for name in names if (new := posixpath.join(folder, posixpath.basename(name))) not in existing]
-        if tos := [new for new in dict.fromkeys(tos) if _changeable(new)]:
-            pairs.append((path, tos))
-    if not pairs or len(pairs) > MAX_RENAMED:
-        return
-    for op in ("move", "copy"):
-        ways = defs[op]["anyOf"]
-        at = next((at for at, way in enumerate(ways) if "from" in way["required"]), None)
-        if at is None:
-            continue
-        way = ways[at]
-        ways[at : at + 1] = [
-            {**way, "properties": {**way["properties"], "from": {"const": path}, "to": {"enum": tos}}}
-            for path, tos in pairs
-        ]
-
-
-def _narrow(
-    schemas: dict[str, Any], key: str, values: list[str], defs: dict[str, Any] | None = None, *, drop: bool = False
-) -> None:
-    """Make ``schemas[key]`` the list ``values``; with none, it stays as it was (free, within the
-    plan schema's own bounds: an empty list would leave the model no valid answer at all), or with
-    ``drop`` (a free regular expression may not compile) it is taken out of ``schemas``. With
-    ``defs``, the list goes there (as ``key`` and a number, once however often it is used) and
-    ``schemas[key]`` refers to it, so that the alternatives of an op (:func:`one_way`) share it."""
-    if not values:
-        if drop:
-            del schemas[key]
-        return
-    if defs is None:
-        schemas[key] = {"enum": values}
-        return
-    known = [name for name in defs if name.startswith(f"{key}-")]  # no name of the plan schema has a "-"
-    name = next((name for name in known if defs[name]["enum"] == values), f"{key}-{len(known)}")
-    defs[name] = {"enum": values}
-    schemas[key] = {"$ref": f"#/$defs/{name}"}
-
-
-#: An age said with a count: "six months", "3 weeks", "two years".
-_COUNTED_AGE = re.compile(rf"\b(\d{{1,3}}|{'|'.join(NUMBER_WORDS)})\s+(day|week|month|year)s?\b", re.IGNORECASE)
-_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTH = (
-    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
-    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
-)
-#: A day of a month: "July 1st", "1 June", "the 3rd of March", with a year after it or not.
-_CALENDAR = re.compile(
-    rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+((?:19|20)\d\d)\b)?"
-    rf"|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+((?:19|20)\d\d)\b)?",
-    re.IGNORECASE,
-)
-
-
-def _counted_ages(request: str) -> list[str]:
-    """The ages a request says with a count ("older than six months": 180d)."""
-    ages = []
-    for count, unit in _COUNTED_AGE.findall(request):
-        number = int(count) if count.isdigit() else NUMBER_WORDS.index(count.lower()) + 1
-        if number:
-            ages.append(f"{number * _UNIT_DAYS[unit.lower()]}d")
-    return list(dict.fromkeys(ages))
-
-
-def calendar_days(request: str, today: dt.date) -> list[str]:
-    """The days a request names by month and day ("since July 1st"), as ISO dates: in the year it
-    says, else the last such day up to ``today``."""
-    days = []
-    for found in _CALENDAR.finditer(request):
-        month, day, year = (found[1], found[2], found[3]) if found[1] else (found[5], found[4], found[6])
-        number = _MONTHS.index(month[:3].lower()) + 1
-        try:
-            date = dt.date(int(year) if year else today.year, number, int(day))
-            if not year and date > today:
-                date = date.replace(year=today.year - 1)
-        except ValueError:
-            continue
-        days.append(date.isoformat())
-    return list(dict.fromkeys(days))
-
-
-def _ages(said: Request) -> list[str]:
-    """The ages of :data:`AGES` that the request names in words ("a week", "montsh": 30d)."""
-    return [age for age, word in _AGE_WORDS if said.uses([word])]
-
-
-def _goes_to(path: str, places: set[str] | None) -> bool:
-    """Whether ``path`` is one of the ``places`` a request says files go to (any, when None), by
-    its whole path or its name."""
-    if places is None:
-        return True
-    lowered = path.lower().rstrip("/")
-    return lowered in places or posixpath.basename(lowered) in places
-
-
-def _changeable(path: str) -> bool:
-    """Whether a plan may change ``path``: inside the workspace, not its root, never in a ``.git``."""
-    try:
-        return check_relpath(path, write=True) != "."
-    except SandboxError:
-        return False
-
-
-def _starts_some(names: list[str], start: str) -> bool:
-    """Whether some name of the sorted list ``names`` starts with ``start``."""
-    at = bisect.bisect_left(names, start)
-    return at < len(names) and names[at].startswith(start)
-
-
-def _compiles(regex: str) -> bool:
-    try:
-        re.compile(regex)
-    except re.error:
-        return False
-    return True
-
-
-def _literal(text: str) -> str:
-    """``text`` as a regular expression that finds it: its special characters escaped (and only
-    those, as a person writes it: ``\\(1\\)``, `` copy``)."""
-    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)

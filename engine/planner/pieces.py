@@ -1,0 +1,190 @@
+"""The steps of a sentence that asks several things: the ops each piece of it may use, each piece
+that names its own files narrowed to its own words, and a classify's rules made one for each place
+the request sorts files into, in the order said."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import posixpath
+import re
+from typing import Any
+
+from engine.planner.parts import goes_on
+from engine.planner.prompt import ViewEntry
+from engine.planner.refer import SPELLED_PATH, group_exts, made_folders, referred_exts, referred_ops
+from engine.planner.said import QUOTED, undictated
+from engine.planner.schema_edit import _one_file_step, _reached, _unique_when_few
+from engine.planner.values import ARCHIVE_EXTS, _changeable, _globbed
+
+#: A piece that does something to one file an earlier piece chose: "move it to Notes/archive".
+_IT = re.compile(r"^\W*[\w-]+\s+it\b", re.IGNORECASE)
+
+
+#: Where the files no rule takes go ("everything else into misc", "the rest -> inbox/other").
+_REST_GOES = re.compile(r"(?:\b(?:everything|anything|all|whatever)\s+else|\bthe\s+rest|\bremaining\s+files"
+                        r"|\bother\s+(?:files|stuff|things))\s+(?:goes\s+|go\s+|should\s+go\s+)?(?:in)?(?:to\b|->|=>)",
+                        re.IGNORECASE)  # fmt: skip
+
+
+def _said_at(request: str, name: str) -> int:
+    """Where ``request`` says files go to ``name`` ("into docs/pdfs", "-> misc"), or -1."""
+    found = re.search(rf"(?:\b(?:into|to|onto)|->|=>|\u2192)\s+(?:the\s+)?({re.escape(name)})(?![\w/-])", request,
+                      re.IGNORECASE)  # fmt: skip
+    return found.start(1) if found else -1
+
+
+def _names_alone(request: str, folder: str, *, sorted_from: bool = False) -> bool:
+    """Whether ``request`` names ``folder`` by itself, not as the start of a longer path (with
+    ``sorted_from``, nor as a kind of file sorted somewhere: "pictures to Pictures/downloaded")."""
+    after = r"(?![\w-]|/[\w.-])" + (r"(?!\s+(?:go(?:es)?\s+)?(?:in)?to\b|\s*(?:->|=>))" if sorted_from else "")
+    return re.search(rf"(?<![\w/.-]){re.escape(folder)}{after}", request, re.IGNORECASE) is not None
+
+
+def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: list[str], files: list[str]) -> None:
+    """Make a classify's rules one for each of the ``places`` the request spells, in its order, the
+    last the default when it says where the rest goes ("everything else into inbox/other"), and each
+    rule's extensions those of the kinds said before its place and after the one before: all the
+    kinds of a word for several ("pictures"), and of the kinds of one word ("notes": .md, .txt) those
+    the files sorted have. What it sorts is never a folder that holds the places, unless the
+    request names that folder by itself ("tidy courses/databases: pngs into courses/databases/figures")."""
+    said = sorted((at, place) for place in places if (at := _said_at(request, place)) >= 0)
+    if len(said) < 2 or len(said) > 16:
+        return
+    globs = defs["glob"].get("enum", [])
+    sorted_from = []
+    for glob in globs:
+        top = glob.split("/*")[0]
+        if (
+            glob == "**"
+            or _names_alone(request, top, sorted_from=True)
+            or not any(p.startswith(f"{top}/") for _, p in said)
+        ):
+            sorted_from.append(glob)
+    held = {
+        posixpath.splitext(path)[1].lower() for path in files if any(_globbed(path, g) for g in sorted_from or globs)
+    }
+    rules = defs["classify"]["anyOf"][0]["properties"]["rules"]
+    ways = rules["items"]["anyOf"]
+    conditions = [way for way in ways if "default" not in way["required"]]
+    default = [way for way in ways if "default" in way["required"]]
+    rest = _REST_GOES.search(request) is not None
+    prefix = []
+    every: list[str] = []  # the kinds the rules may name, and those they surely name
+    sure: list[str] = []
+    since = 0
+    for n, (at, place) in enumerate(said):
+        piece = request[since:at]
+        since = at + len(place)
+        kinds = referred_exts(piece, exts) if n < len(said) - 1 or not rest else None
+        group = [ext for ext in group_exts(piece) if kinds and ext in kinds]
+        kinds = [ext for ext in kinds or [] if ext in held] or kinds
+        chosen = []
+        for way in default if rest and n == len(said) - 1 else conditions:
+            way = {**way, "properties": {**way["properties"], "to": {"const": place}}}
+            if kinds and "ext" in way["properties"]:
+                way["properties"]["ext"] = (
+                    {"const": group}
+                    if len(group) > 1
+                    else {**way["properties"]["ext"], "items": {"enum": kinds}, "maxItems": len(kinds)}
+                )
+            chosen.append(way)
+        prefix.append({"anyOf": chosen})
+        every += [ext for ext in group or kinds or [] if ext not in every]
+        sure += [ext for ext in group if len(group) > 1] or (kinds if kinds and len(kinds) == 1 else [])
+    # What it sorts is by the kinds the rules name, all of them, if by kind at all.
+    match = defs["match"]
+    properties = {**match["properties"]}
+    if sorted_from and sorted_from != globs:
+        defs["sorted-glob"] = {"enum": sorted_from}
+        properties["glob"] = {"$ref": "#/$defs/sorted-glob"}
+    if "ext" in properties and every:
+        properties["ext"] = {**properties["ext"], "items": {"enum": every}, "minItems": max(1, len(set(sure))),
+                             "maxItems": len(every)}  # fmt: skip
+        _unique_when_few(properties["ext"], every)
+    defs["sorted-match"] = {**match, "properties": properties}
+    for way in defs["classify"]["anyOf"]:
+        if "match" in way["properties"]:
+            way["properties"] = {**way["properties"], "match": {"$ref": "#/$defs/sorted-match"}}
+    rules.update(prefixItems=prefix, minItems=len(prefix), maxItems=len(prefix))
+
+
+def _steps_by_piece(
+    schema: dict[str, Any], pieces: list[str], entries: list[ViewEntry], today: dt.date, chars: int
+) -> None:
+    """Make each step of ``schema`` asked by a piece of its sentence that names its own files
+    ("put cover.psd into Edits/cover-psd.zip", "rename cover-final.png to cover.png") a step of
+    that piece's own schema, with the ops the step had. A piece that goes on with what an earlier
+    one chose ("tag it approved", "copy them to Y") keeps the whole request's step: only the whole
+    request says what "it" is."""
+    # (Imported here, not at the top: narrow.py imports this module.)
+    from engine.planner.narrow import _narrowed
+
+    defs = schema["$defs"]
+    prefix = schema["properties"]["steps"]["prefixItems"]
+    folders = {entry.path for entry in entries if entry.is_dir} | {posixpath.dirname(e.path) for e in entries}
+    made: list[str] = []  # new folders spelled by earlier pieces ("make a folder Videos/archive")
+    for at, piece in enumerate(pieces[: len(prefix)]):
+        spelled = [p.strip(".,;:!?'\"()").rstrip("/") for p in SPELLED_PATH.findall(piece)]
+        spelled += made_folders(piece)
+        new = [p for p in dict.fromkeys(spelled) if p and p not in folders and _changeable(p)]
+        new = [p for p in new if "." not in posixpath.basename(p)]
+        if goes_on(piece):
+            if _IT.match(piece):
+                prefix[at] = _one_file_step(defs, prefix[at])
+            continue
+        ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
+        # Files put "in it" or "there" go into the folder an earlier piece made.
+        into = list(made) if made and _IN_IT.search(piece) else None
+        own = _narrowed(piece, entries, today, chars, into=into)["$defs"]
+        made += new
+        step = own["step"]
+        kept = [op for op in step["properties"]["op"]["enum"] if op in ops]
+        if not kept:
+            continue
+        step["properties"]["op"]["enum"] = kept
+        step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in kept]
+        # Only what that step refers to, each under a name of its own.
+        name = f"at{at}-"
+        reached = _reached(own, "step")
+        moved = json.loads(json.dumps({key: own[key] for key in reached}).replace('"#/$defs/', f'"#/$defs/{name}'))
+        defs.update({f"{name}{key}": value for key, value in moved.items()})
+        prefix[at] = {"$ref": f"#/$defs/{name}step"}
+
+
+#: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks".
+_IN_IT = re.compile(
+    r"(?:\b(?:in|into|inside|to)\s+(?:it|there)|\bthere)"
+    r"(?:[\s,!.]*(?:please|pls|plz|thanks|thank\s+you|thx|ty|asap|now|when\s+you\s+get\s+a\s+chance|:\)))*\s*\W*$",
+    re.IGNORECASE,
+)
+
+
+#: A tag taken off ("take the todo tag off X", "strip the draft label from Y"), not files removed.
+_TAG_OFF = re.compile(
+    r"\b(?:tag|label)s?\s+off\b|\b(?:remove|strip|clear|drop|take|untag)\s+(?:the\s+)?[\w-]+\s+(?:tag|label)s?\b",
+    re.IGNORECASE,
+)
+#: An archive named as where files go ("put cover.psd into Edits/cover-psd.zip").
+_INTO_ARCHIVE = re.compile(rf"\b(?:into|as|to|in)\s+\S*(?:{'|'.join(re.escape(ext) for ext in ARCHIVE_EXTS)})\b",
+                           re.IGNORECASE)  # fmt: skip
+
+
+#: Text said to go into a file ("add '- call the bank' to notes.md", "write 'hi' into a.txt").
+_ADDS_TEXT = re.compile(r"^\W*(?:add|append|write|put|jot|insert)\b", re.IGNORECASE)
+
+
+def _piece_ops(piece: str) -> set[str] | None:
+    """The ops one piece of a sentence that asks several things may use (:func:`referred_ops`, its
+    quoted text read only as text to write): only an untag where it takes a tag off, only an archive
+    where it puts files into a new one."""
+    ops = referred_ops(undictated(piece))
+    if ops is None:
+        return None
+    if _TAG_OFF.search(piece) and "untag" in ops:
+        return {"untag"}
+    if _INTO_ARCHIVE.search(piece) and "archive" in ops and "extract" not in ops:
+        return {"archive"}
+    if QUOTED.search(piece) and _ADDS_TEXT.search(piece):
+        return {"write", "append"}
+    return ops
