@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.planner.parts import request_parts
-from engine.planner.pieces import _names_alone, _piece_ops, _rules_in_order, _steps_by_piece
+from engine.planner.pieces import names_alone, piece_ops, rules_in_order, steps_by_piece
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     SPELLED_PATH,
@@ -67,72 +67,72 @@ from engine.planner.said import (
 )
 from engine.planner.schema_edit import (
     MAX_VALUES,
-    _bounded_to,
-    _listed_only,
-    _narrow,
-    _renamed_beside,
-    _selected_only,
-    _step_of,
-    _unique_when_few,
-    _usable,
+    bounded_to,
+    is_usable,
+    listed_only,
+    narrow_enum,
+    renamed_beside,
+    selected_only,
+    step_of,
+    unique_when_few,
 )
 from engine.planner.spoken import (
-    _AFFIX,
-    _BEFORE_YEAR,
-    _BY_TAG,
-    _CALLED_BY,
-    _COUNT,
-    _DAYS,
-    _FOLDERS_ONLY,
-    _JOINED_REFS,
-    _LAST_YEAR,
-    _MAKING,
-    _MENTIONING,
-    _NAMED,
-    _NOT,
-    _PREFIX_WITH,
-    _PUT_IN,
-    _RETAG,
-    _SIZE,
-    _THIS_YEAR,
-    _YEAR,
+    AFFIX,
     AGES,
     ALL_WORDS,
+    BEFORE_YEAR,
+    BY_TAG,
+    CALLED_BY,
+    COUNT,
+    DAYS,
     FEW_WORDS,
+    FOLDERS_ONLY,
+    JOINED_REFS,
+    LAST_YEAR,
     LIMITS,
+    MAKING,
+    MENTIONING,
     MKDIR_WORDS,
+    NAMED,
     NAMED_WORDS,
+    NOT,
     NUMBER_WORDS,
     OLDER_WORDS,
+    PREFIX_WITH,
+    PUT_IN,
     RANKING_WORDS,
     RECENT_WORDS,
+    RETAG,
     SEPARATORS,
+    SIZE,
     SIZE_WORDS,
     SIZES,
     SPARE_WORDS,
+    THIS_YEAR,
     TIME_WORDS,
-    _ages,
-    _counted_ages,
-    _sized,
+    YEAR,
+    counted_ages,
+    said_ages,
+    size_side,
 )
 from engine.planner.spoken import calendar_days as calendar_days  # importers know it from here
 from engine.planner.values import (
-    _NAME,
-    _NUMBERED,
-    _SPLIT,
     ARCHIVE_EXTS,
     COMMON_EXTS,
+    NAME,
+    NUMBERED,
+    SPLIT,
     TEMPLATES,
-    _changeable,
-    _compiles,
-    _globbed,
-    _goes_to,
-    _has_ext,
-    _literal,
-    _name_words,
-    _parents,
-    _prefixes,
-    _starts_some,
+    compiles,
+    globbed,
+    goes_to,
+    has_ext,
+    is_changeable,
+    literal,
+    name_prefixes,
+    parent_folders,
+    starts_some,
+    words_of_names,
 )
 
 #: The most characters one list may hold at first; lists are cut shorter while the whole schema is
@@ -157,7 +157,7 @@ def request_words(request: str) -> list[str]:
     for raw in request.split():
         for word in (raw.strip(WORD_EDGES).rstrip("."), raw.rstrip(",;:!?").rstrip(".")):
             word = word.rstrip("/")
-            if word and word.lower() not in STOP_WORDS and _NAME.match(word) and _usable(word) and word not in words:
+            if word and word.lower() not in STOP_WORDS and NAME.match(word) and is_usable(word) and word not in words:
                 words.append(word)
     return words
 
@@ -190,29 +190,29 @@ def _narrowed(
     into: list[str] | None = None,
 ) -> dict[str, Any]:
     def bounded(values: Iterable[str]) -> list[str]:
-        return _bounded_to(values, chars)
+        return bounded_to(values, chars)
 
     # (What it dictates for a file to say names nothing: "that says: drop windows 7".)
     words = request_words(undictated(request, quotes=False))
     all_files = [entry.path for entry in entries if not entry.is_dir]
-    under = {parent for path in all_files for parent in _parents(path)}  # folders with files under them
+    under = {parent for path in all_files for parent in parent_folders(path)}  # folders with files under them
     all_folders = sorted(under | {e.path for e in entries if e.is_dir})
     # The folders and files the request refers to, when it refers to some (refer.py).
     folder_refs = referred_folders(request, all_folders)
     file_refs = referred_files(request, all_files, tags=tag_words(request, named=True))
     folders, files = folder_refs or all_folders, file_refs or all_files
     mentioned = [path for path in all_files if path in request]
-    dotted = [word for word in words if "/" not in word and _has_ext(word)]
+    dotted = [word for word in words if "/" not in word and has_ext(word)]
     # A new name goes beside a file the request refers to, or in a folder it refers to.
     near = dict.fromkeys([*(posixpath.dirname(path) for path in files if files is not all_files), *folders])
     renamed = [posixpath.join(folder, word) for folder in ["", *near] for word in dotted]
-    word_dirs = [parent for word in words for parent in _parents(word)]
+    word_dirs = [parent for word in words for parent in parent_folders(word)]
     archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)] or [
         path for path in all_files if path.lower().endswith(ARCHIVE_EXTS)
     ]
 
     def changeable(values: Iterable[str]) -> list[str]:
-        return bounded(value for value in values if _changeable(value))
+        return bounded(value for value in values if is_changeable(value))
 
     # A step reads what the request refers to: the files it describes ("the whiteboard photo"), and
     # folders only when it names one or no file.
@@ -225,7 +225,7 @@ def _narrowed(
     # Everywhere ("**") only when the request takes files from no folder it names (refer.py).
     everywhere = [] if takes_from_folder(request, all_folders) else ["**"]
     words_of = Request(request)
-    spelled_dirs = [d for d in all_folders if _names_alone(request, d)]
+    spelled_dirs = [d for d in all_folders if names_alone(request, d)]
     # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
     spared = spared_folders(request, all_folders)
     taken = [d for d in folders if d not in spared] or folders
@@ -249,30 +249,30 @@ def _narrowed(
     # The years the request names, this year or last year when it says so: the model is apt to copy
     # this year from the view's first line instead of the request's year.
     # (A year in a path it spells is a folder's name: "into to-print/2026" says no year.)
-    years = {int(year) for year in _YEAR.findall(SPELLED_PATH.sub(" ", request))}
+    years = {int(year) for year in YEAR.findall(SPELLED_PATH.sub(" ", request))}
     said = request.lower()
-    if _THIS_YEAR.search(said):
+    if THIS_YEAR.search(said):
         years.add(today.year)
-    if _LAST_YEAR.search(said):
+    if LAST_YEAR.search(said):
         years.add(today.year - 1)
     # A year is a range: from its first day (modified_after) to the next year's (modified_before).
     # An age is one the request says ("a week": 7d), or any when it names neither an age nor a year,
     # and only on the side it says: before it for older files ("older than", "not touched in"),
     # after it for recent ones ("from the last week", "this month's").
     # (An age said with a count is that age only: "older than six months" is 180d, not a month.)
-    counted = _counted_ages(request)
-    ages = counted or [*_ages(words_of), *(f"{n}d" for n in _DAYS.findall(request))] or ([] if years else list(AGES))
+    counted = counted_ages(request)
+    ages = counted or [*said_ages(words_of), *(f"{n}d" for n in DAYS.findall(request))] or ([] if years else list(AGES))
     # A day said by its month ("since July 1st") is a date on either side.
     days = calendar_days(request, today)
-    ages = [*ages, *days] if counted or _ages(words_of) or _DAYS.search(request) or years else days or ages
-    older, recent = words_of.uses(OLDER_WORDS) or bool(_NOT.search(said)), words_of.uses(RECENT_WORDS)
+    ages = [*ages, *days] if counted or said_ages(words_of) or DAYS.search(request) or years else days or ages
+    older, recent = words_of.uses(OLDER_WORDS) or bool(NOT.search(said)), words_of.uses(RECENT_WORDS)
     afters = bounded([*(ages if recent or not older else []), *(f"{y}-01-01" for y in sorted(years))])
     befores = bounded([*(ages if older or not recent else []), *(f"{y + 1}-01-01" for y in sorted(years)),
-                       *(f"{y}-01-01" for y in map(int, _BEFORE_YEAR.findall(said)))])  # fmt: skip
+                       *(f"{y}-01-01" for y in map(int, BEFORE_YEAR.findall(said)))])  # fmt: skip
     # A size is one the request names ("over 20 MB"), or a usual one when it names none ("the big files").
-    sizes = bounded(f"{number}{unit.upper()}" for number, unit in _SIZE.findall(request)) or list(SIZES)
+    sizes = bounded(f"{number}{unit.upper()}" for number, unit in SIZE.findall(request)) or list(SIZES)
     lowered = request.lower().split()
-    counts = sorted({int(n) for n in _COUNT.findall(request) if int(n) >= 1}
+    counts = sorted({int(n) for n in COUNT.findall(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
     # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
     named_tags = tag_words(request)
@@ -286,30 +286,30 @@ def _narrowed(
     plain = [w for w in words if "/" not in w]
     # What files hold: a word of the request, or a word of a name that the request says ("budegt").
     texts = bounded([*plain, *(w.lower() for w in plain),
-                     *(w for w in dict.fromkeys(_name_words(all_files)) if words_of.says(w))])  # fmt: skip
-    prefixes = [p for w in plain for p in _prefixes(w)]
+                     *(w for w in dict.fromkeys(words_of_names(all_files)) if words_of.says(w))])  # fmt: skip
+    prefixes = [p for w in plain for p in name_prefixes(w)]
     # A name's start that some file's name starts with (compared as text: a request's word is never
     # run as a regular expression here, where a hostile one could take forever).
     basenames = sorted({posixpath.basename(path) for path in all_files})
     # (A word for a kind of file, "the 2024 photos", is a name's start only where it is said as one:
     # "everything named Screenshot something".)
-    naming = [p for w in plain if not names_a_kind(w) or _NAMED.search(request) for p in _prefixes(w)]
-    starts = [p for p in [*naming, *(f"{w} " for w in plain)] if _starts_some(basenames, p)]
-    regexes = bounded(regex for p in starts if _compiles(regex := f"^{p}"))
+    naming = [p for w in plain if not names_a_kind(w) or NAMED.search(request) for p in name_prefixes(w)]
+    starts = [p for p in [*naming, *(f"{w} " for w in plain)] if starts_some(basenames, p)]
+    regexes = bounded(regex for p in starts if compiles(regex := f"^{p}"))
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
     quoted = [text for _, text in QUOTED.findall(request)]
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]
-    finds = bounded(_literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
+    finds = bounded(literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
     replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
     # A separator the request puts in ("spaces with underscores", "use dashes instead") is what goes in.
-    put_in = [SEPARATORS[word[:3].lower()] for pair in _PUT_IN.findall(request) for word in pair if word]
+    put_in = [SEPARATORS[word[:3].lower()] for pair in PUT_IN.findall(request) for word in pair if word]
     if put_in:
         replaces = bounded([*put_in, *quoted])
-    numbered = [m.group(1) for w in plain if (m := _NUMBERED.match(w))]
+    numbered = [m.group(1) for w in plain if (m := NUMBERED.match(w))]
     # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
     counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
     # Names prefixed with what the request spells ("prefix the dumps with prod-") start with it.
-    prefixed = [f"{found[1]}{{name}}" for found in _PREFIX_WITH.finditer(request)]
+    prefixed = [f"{found[1]}{{name}}" for found in PREFIX_WITH.finditer(request)]
     templates = prefixed or bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
@@ -320,11 +320,11 @@ def _narrowed(
     # (What it dictates for a file to say asks for nothing.)
     ops = referred_ops(undictated(request)) if dictated_lines(request) else referred_ops(request)
     # A tag swapped for another ("swap the todo tag on X for done") comes off, then the other goes on.
-    retag = ops is not None and {"tag", "untag"} <= ops and _RETAG.search(request) is not None
+    retag = ops is not None and {"tag", "untag"} <= ops and RETAG.search(request) is not None
     if retag:
         ops = {"tag", "untag"}
     # Names given a start or an end ("prefix the dumps with prod-") are renamed where they are.
-    elif ops is not None and "rename" in ops and _AFFIX.search(request) and len(request_parts(request)) == 1:
+    elif ops is not None and "rename" in ops and AFFIX.search(request) and len(request_parts(request)) == 1:
         ops = {"rename"}
     # An archive removes what it packs only when the request says so ("and delete the originals"),
     # and then surely when it makes one archive ("zip ... into a.zip, removing the originals").
@@ -337,7 +337,7 @@ def _narrowed(
         archive["required"] = [*archive["required"], "remove"]
     # An archive is unpacked into a folder whose parent exists or that a mkdir makes first: a
     # request to extract makes only the missing parents of the folders it names.
-    missing = [p for w in words for p in _parents(w) if "/" in w and p not in all_folders and _changeable(p)]
+    missing = [p for w in words for p in parent_folders(w) if "/" in w and p not in all_folders and is_changeable(p)]
     unpacking = bool(ops and "extract" in ops and "mkdir" in ops and not words_of.uses(MKDIR_WORDS))
     if unpacking and not missing:
         ops = (ops or set()) - {"mkdir"}
@@ -347,7 +347,7 @@ def _narrowed(
         step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in ops]
     # A list left empty leaves a name free, but only a plain one (SAFE_PATH).
     free_path = defs["path"] = {**defs["path"], "pattern": SAFE_PATH}
-    _narrow(defs, "path", names)
+    narrow_enum(defs, "path", names)
     # What a step reads must exist; where it puts things must not be a file that exists.
     # Files go where the request says they go ("into exports/crm"), when it says so (refer.py).
     places = referred_targets(request)
@@ -355,16 +355,16 @@ def _narrowed(
     # Never a file that exists (a move or a copy onto it is refused), nor a new name at the top when
     # the request renames a file elsewhere ("rename office-8.JPG to old-office-8.JPG" in camera/2025).
     targets = changeable(t for t in [*words, *renamed, *folders] if t not in existing)
-    targets = [t for t in targets if _goes_to(t, places)] or targets
+    targets = [t for t in targets if goes_to(t, places)] or targets
     beside = {posixpath.basename(t) for t in targets if "/" in t and t in renamed}
     targets = [t for t in targets if t not in beside or t in folders] or targets
     # A folder made or unpacked into is never a file that exists ("unzip setup-1.zip in setup-1").
     dests = [d for d in dests if d not in existing] or dests
-    # (Files put "in it" go into the folder an earlier piece of the sentence made: _steps_by_piece.)
+    # (Files put "in it" go into the folder an earlier piece of the sentence made: steps_by_piece.)
     targets = list(into or targets)
     for kind, values in (("source", sources), ("dest", dests), ("target", targets)):
         defs[kind] = free_path
-        _narrow(defs, kind, values)
+        narrow_enum(defs, kind, values)
     # A list of paths names files that exist ("delete cover-v1.png and cover-v2.png"), never their folder.
     listed = [path for path in sources if path in existing]
     # Where it takes files from a folder and describes none by name ("copy the porto pics"), they
@@ -372,7 +372,7 @@ def _narrowed(
     if file_refs is None and not everywhere:
         listed = [path for path in listed if any(path.startswith(f"{d}/") for d in taken)] or listed
     if listed:
-        _narrow(defs, "listed", listed)
+        narrow_enum(defs, "listed", listed)
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/listed" if listed else "#/$defs/source"}}
     for op, key, kind in _ROLES:
         defs[op]["properties"][key] = {"$ref": f"#/$defs/{kind}"}
@@ -380,16 +380,16 @@ def _narrowed(
     # ("make a folder Videos/archive" makes no "folder")
     unnamed = {*MKDIR_WORDS, *NAMED_WORDS}
     made = [d for d in dests if d not in under and d not in all_folders and d.lower() not in unnamed
-            and _NAME.match(d) and any(ch.isalnum() for ch in d)]  # fmt: skip
-    _narrow(defs["mkdir"]["properties"], "path", made, defs)
+            and NAME.match(d) and any(ch.isalnum() for ch in d)]  # fmt: skip
+    narrow_enum(defs["mkdir"]["properties"], "path", made, defs)
     if unpacking and missing:
-        _narrow(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
+        narrow_enum(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
     # A file written is a name the request gives (a new one, or one it names to overwrite).
     # A file written is named with its extension ("notes/packing.md"), when the request names one;
     # one appended to is such a name or a file the request refers to outside what it quotes ("add
     # '- book the offsite' to TODO.md" is not about the offsite notes).
-    named = changeable(word for word in words if _has_ext(posixpath.basename(word)))
-    _narrow(defs["write"]["properties"], "path", named or changeable([*mentioned, *words, *renamed]), defs)
+    named = changeable(word for word in words if has_ext(posixpath.basename(word)))
+    narrow_enum(defs["write"]["properties"], "path", named or changeable([*mentioned, *words, *renamed]), defs)
     # Only files carry tags: a step tags a file that exists, or one an earlier step names.
     # A file's bare name, where that file is in a folder, is no other file ("backup-2024-05-05.log").
     in_folders = {posixpath.basename(path) for path in all_files if "/" in path}
@@ -402,59 +402,59 @@ def _narrowed(
     carried = [name for name in [*mentioned, *described, *renamed, *named]
                if "/" in name or (name not in in_folders and name not in renamed_to)]  # fmt: skip
     for op in ("tag", "untag"):
-        _narrow(defs[op]["properties"], "path", changeable(carried), defs)
+        narrow_enum(defs[op]["properties"], "path", changeable(carried), defs)
     outside = referred_files(QUOTED.sub(" ", request), all_files) or []
     # A file appended to is one that exists, when the request names one ("add ... to TODO.md", not
     # to the onboarding-kit.zip it makes).
     appended = changeable([*named, *outside])
-    _narrow(defs["append"]["properties"], "path", [p for p in appended if p in existing] or appended, defs)
-    _narrow(defs["archive"]["properties"], "to", archives, defs)
-    _narrow(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
+    narrow_enum(defs["append"]["properties"], "path", [p for p in appended if p in existing] or appended, defs)
+    narrow_enum(defs["archive"]["properties"], "to", archives, defs)
+    narrow_enum(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
     # An archive is unpacked into a folder, never into a name like an archive's.
     unpacked = [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)]
-    _narrow(defs["extract"]["properties"], "to", [d for d in unpacked if _goes_to(d, places)] or unpacked, defs)
+    narrow_enum(defs["extract"]["properties"], "to", [d for d in unpacked if goes_to(d, places)] or unpacked, defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     defs["kept_out"] = dict(defs["glob"])
     for key, values in (("glob", globs), ("kept_out", kept_out), ("size", sizes), ("tag_name", tags)):
-        _narrow(defs, key, values)
+        narrow_enum(defs, key, values)
     match = defs["match"]["properties"]
     match["exclude"] = {**match["exclude"], "items": {"$ref": "#/$defs/kept_out"}}
     # A match leaves files out only when the request says to leave some alone.
     # (Or spells a folder inside another it spells: "purge code/app, keeping code/app/src".)
     inner = any(a != b and b.startswith(f"{a}/") for a in spelled_dirs for b in spelled_dirs)
-    if not (words_of.uses(SPARE_WORDS) or _NOT.search(said) or inner):
+    if not (words_of.uses(SPARE_WORDS) or NOT.search(said) or inner):
         del match["exclude"]
     # A match filters by date only when the request speaks of time, and by size when of size.
-    timed = words_of.uses(TIME_WORDS) or years or _DAYS.search(request) or days
+    timed = words_of.uses(TIME_WORDS) or years or DAYS.search(request) or days
     for key, values in (("modified_after", afters), ("modified_before", befores)):
         if timed and values:
-            _narrow(match, key, values, defs)
+            narrow_enum(match, key, values, defs)
         else:
             del match[key]
-    if not (words_of.uses(SIZE_WORDS) or _SIZE.search(request)):
+    if not (words_of.uses(SIZE_WORDS) or SIZE.search(request)):
         del match["larger_than"], match["smaller_than"]
     # A request that asks one thing (one part, one step) says all of what that step selects.
     asked = asked_steps(request)
     one_thing = asked == 1 and len(request_parts(request)) == 1
     # Folders said as what a step takes ("just the folders from Downloads, not the loose files")
     # are selected as folders: those right in the folder named. A match selects folders only then.
-    folders_only = one_thing and _FOLDERS_ONLY.search(request) is not None and not _MAKING.search(request)
+    folders_only = one_thing and FOLDERS_ONLY.search(request) is not None and not MAKING.search(request)
     if folders_only:
         match["type"] = {"const": "dir"}
         defs["match"]["required"] = [*defs["match"]["required"], "type"]
-        _narrow(defs, "glob", [glob for glob in globs if glob.endswith("/*")] or globs)
+        narrow_enum(defs, "glob", [glob for glob in globs if glob.endswith("/*")] or globs)
     else:
         match["type"] = {"enum": ["file"]}
     # Files said to be big ("nuke anything big in there") are those over a size, and small ones
     # those under one: a step selects them so, and not one by one.
-    sized = _sized(words_of) if one_thing and not mentioned and not dotted else None
+    sized = size_side(words_of) if one_thing and not mentioned and not dotted else None
     # So are files said to be of a year or an age ("the 2024 photos", "this week's logs", "not
     # touched in a year"): by a date on the side said, unless the request ranks them ("the newest 3").
     # (A year given as a tag, "label it with 2025", and "old" as a place, "go to old", say no time.)
     dated: str | None = None
     folder_names = {posixpath.basename(folder) for folder in all_folders}
     years_said = [year for year in years if str(year) not in named_tags and str(year) not in folder_names]
-    aged = bool(_ages(words_of) or _DAYS.search(request) or days)
+    aged = bool(said_ages(words_of) or DAYS.search(request) or days)
     if one_thing and not retag and not mentioned and not dotted and not words_of.uses(RANKING_WORDS):
         if years_said:
             dated = "modified_after"
@@ -463,19 +463,19 @@ def _narrowed(
     if dated and dated in match:
         defs["match"]["required"] = [*defs["match"]["required"], dated]
     # Files taken from around a folder the request spares ("but keep logs/archive") leave it out.
-    if one_thing and spared and "exclude" in match and any(_globbed(f"{d}/x", glob) for d in spared for glob in globs):
+    if one_thing and spared and "exclude" in match and any(globbed(f"{d}/x", glob) for d in spared for glob in globs):
         match["exclude"] = {**match["exclude"], "minItems": 1}
         defs["match"]["required"] = [*defs["match"]["required"], "exclude"]
     if sized:
         del match["smaller_than" if sized == "larger_than" else "larger_than"]
         defs["match"]["required"] = [*defs["match"]["required"], sized]
         # Big is over the usual big size ("10MB"), small under the usual small one, unless it says one.
-        if not _SIZE.search(request):
+        if not SIZE.search(request):
             match[sized] = {"enum": [SIZES[0] if sized == "larger_than" else SIZES[1]]}
     # A match is by kind only when the request names a kind (refer.py).
     kinds = referred_exts(request, found_exts)
     if kinds:
-        _narrow(match["ext"], "items", kinds, defs)
+        narrow_enum(match["ext"], "items", kinds, defs)
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
     else:
         del match["ext"]
@@ -485,8 +485,8 @@ def _narrowed(
     taken_from = {d for d in taken if f"{d}/**" in globs} if "**" not in globs else set()
     # (A word of a folder's name of several words is no word for a kind: "the mp3s in
     # videos-and-music", "from the videos and music".)
-    joined_names = [base for base in map(posixpath.basename, all_folders) if _SPLIT.search(base)]
-    said_names = [word for base in joined_names if len(parts := _SPLIT.split(base.lower())) > 1
+    joined_names = [base for base in map(posixpath.basename, all_folders) if SPLIT.search(base)]
+    said_names = [word for base in joined_names if len(parts := SPLIT.split(base.lower())) > 1
                   and all(words_of.spells(part) for part in parts) for word in parts]  # fmt: skip
     group = group_exts(words_of.without([*joined_names, *said_names]).text)
     # (So are "the big videos" of the whole workspace: as many kinds as the fewest that a place
@@ -494,7 +494,7 @@ def _narrowed(
     if kinds and group and one_thing:
         offered = [ext for ext in group if ext in kinds]
         scopes = [f"{d}/**" for d in taken_from] if len(taken_from) == 1 else globs if "**" in globs else []
-        held = [{posixpath.splitext(path)[1].lower() for path in all_files if _globbed(path, place)} & set(offered)
+        held = [{posixpath.splitext(path)[1].lower() for path in all_files if globbed(path, place)} & set(offered)
                 for place in scopes]  # fmt: skip
         wanted = min((found for found in held if found), key=len, default=set())
         if len(wanted) > 1:
@@ -505,26 +505,28 @@ def _narrowed(
     about = Request(" ".join(about_words(request)))
     said_about = [text for text in texts if about.uses([text])]
     if said_about:
-        _narrow(match, "contains", said_about, defs)
+        narrow_enum(match, "contains", said_about, defs)
         # and, asked one thing of files said to mention something ("every note mentioning
         # release"), a match selects by it.
-        if one_thing and _MENTIONING.search(request):
+        if one_thing and MENTIONING.search(request):
             defs["match"]["required"] = [*defs["match"]["required"], "contains"]
     else:
         del match["contains"]
-    _narrow(match, "name_regex", regexes, defs, drop=True)
+    narrow_enum(match, "name_regex", regexes, defs, drop=True)
     # A match selects by a tag files have (one no file has selects nothing) that the request says.
     # A tag that is also the name of a folder the request refers to is said as the folder ("copy
     # whatever in onboarding ..."), unless it is said as a tag ("the onboarding tag").
-    folder_words = {word.lower() for folder in folders if folders is not all_folders for word in _name_words([folder])}
+    folder_words = {
+        word.lower() for folder in folders if folders is not all_folders for word in words_of_names([folder])
+    }
     said_tags = [tag for entry in entries for tag in entry.tags if words_of.uses([tag])]
     had = bounded(tag for tag in said_tags if tag.lower() in named_tags or tag.lower() not in folder_words)
-    _narrow(match, "tag", had, defs, drop=True)
+    narrow_enum(match, "tag", had, defs, drop=True)
     # Files said by their tag ("every note tagged exam", "the urgent-tagged files") are selected by it.
     # So are files called by a tag they have that names no file nor folder ("the favorites in Camera").
-    name_words = {word.lower() for word in _name_words([*all_files, *all_folders])}
-    by_tag = [tag for tag in had if _BY_TAG.search(request.replace(tag, "\0"))
-              or (_CALLED_BY.search(request.replace(tag, "\0")) and tag.lower() not in name_words)]  # fmt: skip
+    name_words = {word.lower() for word in words_of_names([*all_files, *all_folders])}
+    by_tag = [tag for tag in had if BY_TAG.search(request.replace(tag, "\0"))
+              or (CALLED_BY.search(request.replace(tag, "\0")) and tag.lower() not in name_words)]  # fmt: skip
     if one_thing and by_tag and "tag" in match:
         defs["match"]["required"] = [*defs["match"]["required"], "tag"]
     # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
@@ -534,8 +536,8 @@ def _narrowed(
         defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
         defs["untag"]["properties"]["tags"] = {"$ref": "#/$defs/had_tags"}
     rename = defs["rename"]["properties"]
-    _narrow(rename, "find", finds, defs)
-    _narrow(rename, "replace", replaces, defs)
+    narrow_enum(rename, "find", finds, defs)
+    narrow_enum(rename, "replace", replaces, defs)
     # Only when every line fits the bounds: a long request's content stays free rather than cut short.
     lines = dictated_lines(request)
     if lines and bounded(lines) == lines:
@@ -550,7 +552,7 @@ def _narrowed(
         del match["limit"]
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]
     rule_exts = referred_exts(request, exts) or exts
-    _narrow(rule["ext"], "items", rule_exts, defs)
+    narrow_enum(rule["ext"], "items", rule_exts, defs)
     # A list never holds an item twice (no gold plan does, and llguidance does not enforce
     # uniqueItems): at most as many items as it has values, so "[.jpg, .jpg, ...]" cannot be.
     rule["ext"]["maxItems"] = min(rule["ext"]["maxItems"], len(rule_exts))
@@ -560,17 +562,17 @@ def _narrowed(
     # A request that asks one thing of files it spells whole by path takes those files, all of them.
     spelled = [path for path in all_files if "/" in path and words_of.spells(path)]
     if 1 < len(spelled) <= defs["paths"]["maxItems"] and one_thing:
-        _narrow(defs, "listed", spelled)
+        narrow_enum(defs, "listed", spelled)
         items = defs["listed"]
         defs["paths"].update(items={"$ref": "#/$defs/listed"}, minItems=len(spelled), maxItems=len(spelled))
-    _unique_when_few(defs["paths"], items.get("enum"))
+    unique_when_few(defs["paths"], items.get("enum"))
     # A rule sorts by what files say only when the request says what they are about, as a match does.
     if said_about:
-        _narrow(rule, "contains", said_about, defs)
+        narrow_enum(rule, "contains", said_about, defs)
     else:
         del rule["contains"]
-    _narrow(rule, "regex", regexes, defs, drop=True)
-    _narrow(rename, "template", bounded(counted) or templates, defs)
+    narrow_enum(rule, "regex", regexes, defs, drop=True)
+    narrow_enum(rename, "template", bounded(counted) or templates, defs)
     # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
     # least a step for each: a small planner is apt to stop after the first.
     steps = schema["properties"]["steps"]
@@ -591,31 +593,31 @@ def _narrowed(
         mkdirs = [{"$ref": f"#/$defs/made-{at}"} for at in range(len(listed_dirs))]
         steps.update(minItems=len(mkdirs), maxItems=len(mkdirs), prefixItems=mkdirs)
     elif retag and one_thing:
-        steps.update(minItems=2, prefixItems=[_step_of(defs, ["untag"]), _step_of(defs, ["tag"])])
+        steps.update(minItems=2, prefixItems=[step_of(defs, ["untag"]), step_of(defs, ["tag"])])
     if asked > 1 and not listed_dirs:
         steps["minItems"] = min(asked, steps["maxItems"])
         # and each step, in the order asked, one of the ops its own words say ("zip X, copy Y and
         # add a line to Z": an archive, a copy, then an append).
-        step_ops = [_piece_ops(piece) for piece in asked_pieces(request)]
+        step_ops = [piece_ops(piece) for piece in asked_pieces(request)]
         if asked <= steps["maxItems"] and all(step_ops):
-            steps["prefixItems"] = [_step_of(defs, sorted(these & ops if ops else these) or sorted(these))
+            steps["prefixItems"] = [step_of(defs, sorted(these & ops if ops else these) or sorted(these))
                                     for these in step_ops if these]  # fmt: skip
     one_way(schema)
     many_said = words_of.uses(ALL_WORDS) or any(stem(w) != w.lower() and names_a_kind(w) for w in words_of.words)
     ranked = FIRST_N.search(request) or words_of.uses([*FEW_WORDS, *RANKING_WORDS])
     if sized or dated or (one_thing and by_tag and "tag" in match):
-        _selected_only(defs)
+        selected_only(defs)
     # Files it describes by words of their names, from no folder it names, by no date, size, tag
     # or count ("tag the lease and the car insurance policy", "delete the whiteboard photo") are
     # those files, listed.
     # (Not "the draft files", every file of a name, nor files said by a tag they have: "nothing is
     # review anymore, drop that tag".)
     elif (one_thing and file_refs and not folder_refs and not (timed or by_tag or ranked)
-          and not _NAMED.search(request) and not words_of.uses([*ALL_WORDS, *NAMED_WORDS])
+          and not NAMED.search(request) and not words_of.uses([*ALL_WORDS, *NAMED_WORDS])
           and referred_files(request, all_files, tags=tag_words(request))):  # fmt: skip
-        _listed_only(defs)
+        listed_only(defs)
         # all of them, where it joins them ("copy the W-2 and the 1099", "the lease and the policy")
-        if _JOINED_REFS.search(request) and "enum" in defs["listed"] and len(defs["listed"]["enum"]) >= 2:
+        if JOINED_REFS.search(request) and "enum" in defs["listed"] and len(defs["listed"]["enum"]) >= 2:
             defs["paths"]["minItems"] = max(defs["paths"].get("minItems", 0), 2)
             for op in SINGLE_KEYS:
                 ways = defs[op].get("anyOf", [])
@@ -625,11 +627,11 @@ def _narrowed(
     # (Unless it ranks them: "the biggest two files in Downloads" may be named.)
     # (And unless it says one file: "remove the cv doc in paperwork".)
     elif one_thing and file_refs is None and not everywhere and not mentioned and not ranked and many_said:
-        _selected_only(defs)
+        selected_only(defs)
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.
     if one_thing and (ops is None or "classify" in ops):
-        _rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, all_files)
+        rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, all_files)
     # Many files go into a folder, never into a name like a file's ("into cover-final.png").
     file_like = {*COMMON_EXTS, *found_exts, *ARCHIVE_EXTS}
     # (Where every place it names is such a name, a move or a copy takes one file: "rename a.png to b.png".)
@@ -646,9 +648,9 @@ def _narrowed(
             for way in ways:
                 if "from" not in way["required"]:
                     way["properties"]["to"] = {"$ref": "#/$defs/into"}
-    _renamed_beside(defs, [path for path in sources if path in existing], named, existing)
+    renamed_beside(defs, [path for path in sources if path in existing], named, existing)
     if by_piece and "prefixItems" in schema["properties"]["steps"] and not listed_dirs:
-        _steps_by_piece(schema, asked_pieces(request), entries, today, chars)
+        steps_by_piece(schema, asked_pieces(request), entries, today, chars)
     return schema
 
 
@@ -671,6 +673,6 @@ def made_names(request: str) -> list[str]:
         return []
     names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
     names = [name for name in names if name.lower() not in _FILLER]
-    if len(names) < 2 or len(set(names)) < len(names) or not all(_NAME.match(n) and _changeable(n) for n in names):
+    if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(n) and is_changeable(n) for n in names):
         return []
     return names

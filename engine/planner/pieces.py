@@ -14,8 +14,8 @@ from engine.planner.parts import goes_on
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import SPELLED_PATH, group_exts, made_folders, referred_exts, referred_ops
 from engine.planner.said import QUOTED, undictated
-from engine.planner.schema_edit import _one_file_step, _reached, _unique_when_few
-from engine.planner.values import ARCHIVE_EXTS, _changeable, _globbed
+from engine.planner.schema_edit import one_file_step, reached_defs, unique_when_few
+from engine.planner.values import ARCHIVE_EXTS, globbed, is_changeable
 
 #: A piece that does something to one file an earlier piece chose: "move it to Notes/archive".
 _IT = re.compile(r"^\W*[\w-]+\s+it\b", re.IGNORECASE)
@@ -34,14 +34,14 @@ def _said_at(request: str, name: str) -> int:
     return found.start(1) if found else -1
 
 
-def _names_alone(request: str, folder: str, *, sorted_from: bool = False) -> bool:
+def names_alone(request: str, folder: str, *, sorted_from: bool = False) -> bool:
     """Whether ``request`` names ``folder`` by itself, not as the start of a longer path (with
     ``sorted_from``, nor as a kind of file sorted somewhere: "pictures to Pictures/downloaded")."""
     after = r"(?![\w-]|/[\w.-])" + (r"(?!\s+(?:go(?:es)?\s+)?(?:in)?to\b|\s*(?:->|=>))" if sorted_from else "")
     return re.search(rf"(?<![\w/.-]){re.escape(folder)}{after}", request, re.IGNORECASE) is not None
 
 
-def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: list[str], files: list[str]) -> None:
+def rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: list[str], files: list[str]) -> None:
     """Make a classify's rules one for each of the ``places`` the request spells, in its order, the
     last the default when it says where the rest goes ("everything else into inbox/other"), and each
     rule's extensions those of the kinds said before its place and after the one before: all the
@@ -57,12 +57,12 @@ def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts:
         top = glob.split("/*")[0]
         if (
             glob == "**"
-            or _names_alone(request, top, sorted_from=True)
+            or names_alone(request, top, sorted_from=True)
             or not any(p.startswith(f"{top}/") for _, p in said)
         ):
             sorted_from.append(glob)
     held = {
-        posixpath.splitext(path)[1].lower() for path in files if any(_globbed(path, g) for g in sorted_from or globs)
+        posixpath.splitext(path)[1].lower() for path in files if any(globbed(path, g) for g in sorted_from or globs)
     }
     rules = defs["classify"]["anyOf"][0]["properties"]["rules"]
     ways = rules["items"]["anyOf"]
@@ -101,7 +101,7 @@ def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts:
     if "ext" in properties and every:
         properties["ext"] = {**properties["ext"], "items": {"enum": every}, "minItems": max(1, len(set(sure))),
                              "maxItems": len(every)}  # fmt: skip
-        _unique_when_few(properties["ext"], every)
+        unique_when_few(properties["ext"], every)
     defs["sorted-match"] = {**match, "properties": properties}
     for way in defs["classify"]["anyOf"]:
         if "match" in way["properties"]:
@@ -109,7 +109,7 @@ def _rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts:
     rules.update(prefixItems=prefix, minItems=len(prefix), maxItems=len(prefix))
 
 
-def _steps_by_piece(
+def steps_by_piece(
     schema: dict[str, Any], pieces: list[str], entries: list[ViewEntry], today: dt.date, chars: int
 ) -> None:
     """Make each step of ``schema`` asked by a piece of its sentence that names its own files
@@ -127,11 +127,11 @@ def _steps_by_piece(
     for at, piece in enumerate(pieces[: len(prefix)]):
         spelled = [p.strip(".,;:!?'\"()").rstrip("/") for p in SPELLED_PATH.findall(piece)]
         spelled += made_folders(piece)
-        new = [p for p in dict.fromkeys(spelled) if p and p not in folders and _changeable(p)]
+        new = [p for p in dict.fromkeys(spelled) if p and p not in folders and is_changeable(p)]
         new = [p for p in new if "." not in posixpath.basename(p)]
         if goes_on(piece):
             if _IT.match(piece):
-                prefix[at] = _one_file_step(defs, prefix[at])
+                prefix[at] = one_file_step(defs, prefix[at])
             continue
         ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
         # Files put "in it" or "there" go into the folder an earlier piece made.
@@ -146,7 +146,7 @@ def _steps_by_piece(
         step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in kept]
         # Only what that step refers to, each under a name of its own.
         name = f"at{at}-"
-        reached = _reached(own, "step")
+        reached = reached_defs(own, "step")
         moved = json.loads(json.dumps({key: own[key] for key in reached}).replace('"#/$defs/', f'"#/$defs/{name}'))
         defs.update({f"{name}{key}": value for key, value in moved.items()})
         prefix[at] = {"$ref": f"#/$defs/{name}step"}
@@ -174,7 +174,7 @@ _INTO_ARCHIVE = re.compile(rf"\b(?:into|as|to|in)\s+\S*(?:{'|'.join(re.escape(ex
 _ADDS_TEXT = re.compile(r"^\W*(?:add|append|write|put|jot|insert)\b", re.IGNORECASE)
 
 
-def _piece_ops(piece: str) -> set[str] | None:
+def piece_ops(piece: str) -> set[str] | None:
     """The ops one piece of a sentence that asks several things may use (:func:`referred_ops`, its
     quoted text read only as text to write): only an untag where it takes a tag off, only an archive
     where it puts files into a new one."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.planner.prompt import SINGLE_KEYS
-from engine.planner.values import _changeable
+from engine.planner.values import is_changeable
 from engine.serve.schema_rewrite import MAX_ENUMERATED
 
 #: The most values one list may hold, so that a big workspace keeps the schema small.
@@ -21,7 +21,7 @@ MAX_VALUES = 400
 MAX_VALUE_CHARS = 200
 
 
-def _usable(value: str) -> bool:
+def is_usable(value: str) -> bool:
     """A value the model can write: printable, valid UTF-8, not too long."""
     if not value or len(value) > MAX_VALUE_CHARS or not value.isprintable():
         return False
@@ -32,11 +32,11 @@ def _usable(value: str) -> bool:
     return True
 
 
-def _bounded_to(values: Iterable[str], chars: int) -> list[str]:
+def bounded_to(values: Iterable[str], chars: int) -> list[str]:
     """``values`` once each, usable ones only, at most :data:`MAX_VALUES` and ``chars`` characters."""
     out: list[str] = []
     used = 0
-    for value in dict.fromkeys(value for value in values if _usable(value)):
+    for value in dict.fromkeys(value for value in values if is_usable(value)):
         used += len(value) + 4
         if len(out) >= MAX_VALUES or used > chars:
             break
@@ -44,7 +44,7 @@ def _bounded_to(values: Iterable[str], chars: int) -> list[str]:
     return out
 
 
-def _one_file_step(defs: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+def one_file_step(defs: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
     """The step ``ref`` refers to, taking one file: by its name, or a list of one, never a match."""
     name = ref["$ref"].rsplit("/", 1)[1]
     step = json.loads(json.dumps(defs[name]))
@@ -68,7 +68,7 @@ def _one_file_step(defs: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
 _REF = re.compile(r'"\$ref": "#/\$defs/([^"]+)"')
 
 
-def _reached(defs: dict[str, Any], start: str) -> list[str]:
+def reached_defs(defs: dict[str, Any], start: str) -> list[str]:
     """The names of ``defs`` that ``defs[start]`` refers to, itself and through others."""
     seen = [start]
     for name in seen:
@@ -76,7 +76,7 @@ def _reached(defs: dict[str, Any], start: str) -> list[str]:
     return seen
 
 
-def _step_of(defs: dict[str, Any], ops: list[str]) -> dict[str, Any]:
+def step_of(defs: dict[str, Any], ops: list[str]) -> dict[str, Any]:
     """A reference to a step of one of ``ops`` (defined once in ``defs`` for each list of ops)."""
     name = f"step-{'-'.join(ops)}"
     if name not in defs:
@@ -89,7 +89,7 @@ def _step_of(defs: dict[str, Any], ops: list[str]) -> dict[str, Any]:
     return {"$ref": f"#/$defs/{name}"}
 
 
-def _selected_only(defs: dict[str, Any]) -> None:
+def selected_only(defs: dict[str, Any]) -> None:
     """Make every op that may name one file or list some select its files by ``match`` instead."""
     for op in SINGLE_KEYS:
         ways = defs[op]["anyOf"]
@@ -98,7 +98,7 @@ def _selected_only(defs: dict[str, Any]) -> None:
             defs[op]["anyOf"] = kept
 
 
-def _listed_only(defs: dict[str, Any]) -> None:
+def listed_only(defs: dict[str, Any]) -> None:
     """Make every op that may name one file or list some name them instead of selecting by ``match``."""
     for op in SINGLE_KEYS:
         ways = defs[op].get("anyOf", [])
@@ -107,7 +107,7 @@ def _listed_only(defs: dict[str, Any]) -> None:
             defs[op]["anyOf"] = kept
 
 
-def _unique_when_few(array: dict[str, Any], values: list[str] | None) -> None:
+def unique_when_few(array: dict[str, Any], values: list[str] | None) -> None:
     """Make ``array`` (of ``values``) name each value at most once, where the local server can keep
     that while decoding: it decodes such an array as the list of every array that validates, at most
     :data:`~engine.serve.schema_rewrite.MAX_ENUMERATED` of them ("[cover-v2.png, cover-v2.png]"
@@ -120,11 +120,11 @@ def _unique_when_few(array: dict[str, Any], values: list[str] | None) -> None:
         array.update(items={"enum": list(values)}, maxItems=longest, uniqueItems=True)
 
 
-#: The most files whose new names are listed beside them (:func:`_renamed_beside`).
+#: The most files whose new names are listed beside them (:func:`renamed_beside`).
 MAX_RENAMED = 40
 
 
-def _renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], existing: set[str]) -> None:
+def renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], existing: set[str]) -> None:
     """A move or a copy of one file (``from``) to a new name puts it beside itself, named as the
     request names it: "rename office-8.JPG to old-office-8.JPG" is ``camera/2025/office-8.JPG`` to
     ``camera/2025/old-office-8.JPG``, never a name in another folder. So each file the request
@@ -134,7 +134,7 @@ def _renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], ex
     for path in files:
         folder = posixpath.dirname(path)
         tos = [new for name in names if (new := posixpath.join(folder, posixpath.basename(name))) not in existing]
-        if tos := [new for new in dict.fromkeys(tos) if _changeable(new)]:
+        if tos := [new for new in dict.fromkeys(tos) if is_changeable(new)]:
             pairs.append((path, tos))
     if not pairs or len(pairs) > MAX_RENAMED:
         return
@@ -150,7 +150,7 @@ def _renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], ex
         ]
 
 
-def _narrow(
+def narrow_enum(
     schemas: dict[str, Any], key: str, values: list[str], defs: dict[str, Any] | None = None, *, drop: bool = False
 ) -> None:
     """Make ``schemas[key]`` the list ``values``; with none, it stays as it was (free, within the

@@ -15,16 +15,16 @@ SIZES = ("10MB", "1KB")
 SEPARATORS = {"und": "_", "das": "-", "hyp": "-", "spa": " ", "dot": ".", "per": "."}
 _SEPARATOR = r"(?:underscores?|dash(?:es)?|hyphens?|spaces?|dots?|periods?)"
 #: A separator a rename puts into names: "with underscores", "to dashes", "dashes instead".
-_PUT_IN = re.compile(
+PUT_IN = re.compile(
     rf"\b(?:with|to|into|by|for)\s+(?:an?\s+|the\s+)?({_SEPARATOR})\b|\b({_SEPARATOR})\s+instead\b", re.IGNORECASE
 )
-_YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
-_THIS_YEAR = re.compile(r"\bthis year")
-_LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
-_DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
-_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
+YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
+THIS_YEAR = re.compile(r"\bthis year")
+LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
+DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
+SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
 #: A count said as a number of its own ("the first 3"), not inside a name, a date or a version.
-_COUNT = re.compile(r"(?<![\w./:-])(\d{1,3})(?![\w/:-]|[.,]\d)")
+COUNT = re.compile(r"(?<![\w./:-])(\d{1,3})(?![\w/:-]|[.,]\d)")
 #: Words of time, of older files and of recent ones, and of size, matched as :meth:`Request.uses`
 #: matches them (a plural or a typo is the word).
 TIME_WORDS = (
@@ -104,8 +104,8 @@ ALL_WORDS = ("all", "every", "everything", "each", "any", "anything", "whatever"
 NAMED_WORDS = ("named", "called", "names", "starts", "starting", "begins", "beginning")
 RANKING_WORDS = ("first", "top", "oldest", "newest", "latest", "biggest", "largest", "smallest", "earliest")
 FEW_WORDS = ("first", "top", "few", "couple", "oldest", "newest", "largest", "biggest", "smallest", "last")
-_BEFORE_YEAR = re.compile(r"\bbefore (\d{4})\b")
-_NOT = re.compile(r"n't\b")
+BEFORE_YEAR = re.compile(r"\bbefore (\d{4})\b")
+NOT = re.compile(r"n't\b")
 #: Ages a request says in words.
 _AGE_WORDS = (("7d", "week"), ("30d", "month"), ("365d", "year"))
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
@@ -114,45 +114,45 @@ LIMITS = tuple(range(1, 11))
 
 
 #: Folders as what is taken: "just the folders", "only the subfolders", "the directories in X".
-_FOLDERS_ONLY = re.compile(
+FOLDERS_ONLY = re.compile(
     r"\b(?:just|only)\s+(?:the\s+)?(?:sub)?(?:folders|directories|dirs)\b|\b(?:sub)?(?:folders|directories)\s+only\b"
     r"|\b(?:the|all|every)\s+(?:sub)?(?:folders|directories)\s+(?:in|from|inside|under|of)\b",
     re.IGNORECASE,
 )
 #: Folders made: "make", "create", "mkdir".
-_MAKING = re.compile(r"\b(?:mkdir|make|create)\b", re.IGNORECASE)
+MAKING = re.compile(r"\b(?:mkdir|make|create)\b", re.IGNORECASE)
 
 
 #: A tag said as what selects files (the tag itself written as a NUL): "tagged exam", "labelled as
 #: urgent", "with the draft tag", "urgent-tagged".
-_BY_TAG = re.compile(r"\b(?:tagged|labell?ed)\s+(?:as\s+|with\s+)?#?\0|\bwith\s+the\s+\0\s+(?:tag|label)\b|\0-tagged",
+BY_TAG = re.compile(r"\b(?:tagged|labell?ed)\s+(?:as\s+|with\s+)?#?\0|\bwith\s+the\s+\0\s+(?:tag|label)\b|\0-tagged",
                      re.IGNORECASE)  # fmt: skip
 #: Things said one after another: "the W-2 and the 1099", "the lease, the deed".
-_JOINED_REFS = re.compile(r"(?<!ahead )(?<!please )(?<!kindly )(?<!just )\b(?:and|&)\s+(?:the|my|his|her|our|their)\b"
+JOINED_REFS = re.compile(r"(?<!ahead )(?<!please )(?<!kindly )(?<!just )\b(?:and|&)\s+(?:the|my|his|her|our|their)\b"
                           r"|\w,\s*(?:the|my)\b", re.IGNORECASE)  # fmt: skip
 #: Files said to hold a word: "mentioning release", "that mention the vpn", "which contain TODO".
-_MENTIONING = re.compile(r"\b(?:mention(?:s|ing|ed)?|contain(?:s|ing)?|that say|saying|talk(?:s|ing)? about)\b",
+MENTIONING = re.compile(r"\b(?:mention(?:s|ing|ed)?|contain(?:s|ing)?|that say|saying|talk(?:s|ing)? about)\b",
                          re.IGNORECASE)  # fmt: skip
 #: Files called by a word (a tag's, "\0"): "the favorites in Camera", "all my urgent ones".
-_CALLED_BY = re.compile(
+CALLED_BY = re.compile(
     r"\b(?:the|my|all|every)\s+(?:my\s+)?\0s?(?:\s+(?:ones|files|stuff|things))?\s+(?:in|from|go|goes|to|into|under)\b",
     re.IGNORECASE,
 )
 #: A tag swapped for another: "swap the todo tag on X for done", "change the tag of X from a to b".
-_RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|then)\b)[^.;,])*?\btag", re.IGNORECASE)
+RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|then)\b)[^.;,])*?\btag", re.IGNORECASE)
 #: The start names are given: "prefix the .sql dumps with prod-", "prepend 'old_' to".
-_PREFIX_WITH = re.compile(
+PREFIX_WITH = re.compile(
     r"\bprefix\w*\b(?:(?![.;!?](?:\s|$))[^;])*?\bwith\s+['\"]?([\w.]+[-_])(?=['\"]?(?:\s|$|[,.;!?)]))", re.IGNORECASE
 )
 #: Names given a start or an end: "prefix the dumps with prod-", "add a -v2 suffix to".
-_AFFIX = re.compile(r"\b(?:prefix|suffix|prepend)\w*\b", re.IGNORECASE)
+AFFIX = re.compile(r"\b(?:prefix|suffix|prepend)\w*\b", re.IGNORECASE)
 
 
 #: A request that speaks of names: "named", "called", "whose names start with".
-_NAMED = re.compile(r"\b(?:named|called|names?|starts?|starting|begins?|beginning)\b", re.IGNORECASE)
+NAMED = re.compile(r"\b(?:named|called|names?|starts?|starting|begins?|beginning)\b", re.IGNORECASE)
 
 
-def _sized(said: Request) -> str | None:
+def size_side(said: Request) -> str | None:
     """``larger_than`` when the request says files are big, ``smaller_than`` when small, else None."""
     big, small = said.uses(BIG_WORDS), said.uses(SMALL_WORDS)
     if big == small:
@@ -176,7 +176,7 @@ _CALENDAR = re.compile(
 )
 
 
-def _counted_ages(request: str) -> list[str]:
+def counted_ages(request: str) -> list[str]:
     """The ages a request says with a count ("older than six months": 180d)."""
     ages = []
     for count, unit in _COUNTED_AGE.findall(request):
@@ -203,6 +203,6 @@ def calendar_days(request: str, today: dt.date) -> list[str]:
     return list(dict.fromkeys(days))
 
 
-def _ages(said: Request) -> list[str]:
+def said_ages(said: Request) -> list[str]:
     """The ages of :data:`AGES` that the request names in words ("a week", "montsh": 30d)."""
     return [age for age, word in _AGE_WORDS if said.uses([word])]

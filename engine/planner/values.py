@@ -15,20 +15,20 @@ COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", 
                ".zip", ".gz", ".mp4", ".mov", ".mkv", ".mp3", ".docx", ".xlsx", ".json", ".py")  # fmt: skip
 ARCHIVE_EXTS = tuple(f".{fmt}" for fmt in FORMATS)
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
-_NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
+NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
 
 
-def _has_ext(name: str) -> bool:
+def has_ext(name: str) -> bool:
     """Whether ``name`` ends in an extension, which has a letter ("notes.md", not "1.2.0")."""
     return any(ch.isalpha() for ch in posixpath.splitext(name.strip("."))[1])
 
 
-_NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
-_SPLIT = re.compile(r"[-_. ]+")
+NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
+SPLIT = re.compile(r"[-_. ]+")
 _SOMETHING = re.compile(r"s[a-z]{0,2}m[a-z]{3,7}$", re.IGNORECASE)
 
 
-def _prefixes(word: str) -> list[str]:
+def name_prefixes(word: str) -> list[str]:
     """``word`` and its starts up to each ``-`` or ``_`` (``IMG_something``: ``IMG_``), and with one added."""
     found = [word, f"{word}-", f"{word}_"]
     found += [word[: at + 1] for at, ch in enumerate(word) if ch in "-_" and at > 0]
@@ -39,15 +39,15 @@ def _prefixes(word: str) -> list[str]:
     return found
 
 
-def _name_words(files: list[str]) -> list[str]:
+def words_of_names(files: list[str]) -> list[str]:
     """The words in the workspace's file names (``budget-minutes.md``: budget, minutes)."""
     found = []
     for path in files:
-        found += [part.lower() for part in _SPLIT.split(posixpath.basename(path)) if len(part) >= 3 and part.isalpha()]
+        found += [part.lower() for part in SPLIT.split(posixpath.basename(path)) if len(part) >= 3 and part.isalpha()]
     return found
 
 
-def _parents(path: str) -> list[str]:
+def parent_folders(path: str) -> list[str]:
     found = []
     while "/" in path:
         path = posixpath.dirname(path)
@@ -55,7 +55,7 @@ def _parents(path: str) -> list[str]:
     return found
 
 
-def _globbed(path: str, glob: str) -> bool:
+def globbed(path: str, glob: str) -> bool:
     """Whether ``glob`` (``**``, ``folder/**`` or ``folder/*``) selects the file ``path``."""
     if glob == "**":
         return True
@@ -64,7 +64,7 @@ def _globbed(path: str, glob: str) -> bool:
     return posixpath.dirname(path) == glob[:-2]
 
 
-def _goes_to(path: str, places: set[str] | None) -> bool:
+def goes_to(path: str, places: set[str] | None) -> bool:
     """Whether ``path`` is one of the ``places`` a request says files go to (any, when None), by
     its whole path or its name."""
     if places is None:
@@ -73,7 +73,7 @@ def _goes_to(path: str, places: set[str] | None) -> bool:
     return lowered in places or posixpath.basename(lowered) in places
 
 
-def _changeable(path: str) -> bool:
+def is_changeable(path: str) -> bool:
     """Whether a plan may change ``path``: inside the workspace, not its root, never in a ``.git``."""
     try:
         return check_relpath(path, write=True) != "."
@@ -81,13 +81,13 @@ def _changeable(path: str) -> bool:
         return False
 
 
-def _starts_some(names: list[str], start: str) -> bool:
+def starts_some(names: list[str], start: str) -> bool:
     """Whether some name of the sorted list ``names`` starts with ``start``."""
     at = bisect.bisect_left(names, start)
     return at < len(names) and names[at].startswith(start)
 
 
-def _compiles(regex: str) -> bool:
+def compiles(regex: str) -> bool:
     try:
         re.compile(regex)
     except re.error:
@@ -95,7 +95,7 @@ def _compiles(regex: str) -> bool:
     return True
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     """``text`` as a regular expression that finds it: its special characters escaped (and only
     those, as a person writes it: ``\\(1\\)``, `` copy``)."""
     return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
