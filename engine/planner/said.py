@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from engine.planner.refer import OP_WORDS, WEAK_WORDS, Request
+from engine.planner.refer import OP_WORDS, WEAK_WORDS
+from engine.planner.words import Request
 
 #: Words that hold a request together and never name a file, a folder or a tag.
 # fmt: off

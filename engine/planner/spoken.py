@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from engine.planner.refer import Request
+from engine.planner.words import Request
 
 AGES = ("7d", "30d", "365d")
 SIZES = ("10MB", "1KB")

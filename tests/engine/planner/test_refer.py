@@ -7,8 +7,6 @@ import datetime as dt
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
-    Request,
-    alike,
     made_folders,
     referred_exts,
     referred_files,
@@ -16,10 +14,10 @@ from engine.planner.refer import (
     referred_ops,
     referred_targets,
     spared_folders,
-    stem,
     takes_from_folder,
 )
 from engine.planner.said import asked_pieces
+from engine.planner.words import Request, alike, stem
 
 TODAY = dt.date(2026, 6, 15)
 
