@@ -29,6 +29,8 @@ import json
 import posixpath
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from engine.planner.parts import request_parts
@@ -179,17 +181,78 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
         chars //= 2
 
 
-def _narrowed(
-    request: str,
-    entries: list[ViewEntry],
-    today: dt.date,
-    chars: int,
-    *,
-    by_piece: bool = False,
-    into: list[str] | None = None,
-) -> dict[str, Any]:
-    def bounded(values: Iterable[str]) -> list[str]:
-        return bounded_to(values, chars)
+def _changeable_to(values: Iterable[str], chars: int) -> list[str]:
+    """``values`` that a plan may change (:func:`is_changeable`), bounded as :func:`bounded_to` does."""
+    return bounded_to((value for value in values if is_changeable(value)), chars)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a request refers to in a workspace, and the paths and globs its schema offers."""
+
+    words: list[str]  # the words that may be names (request_words), less what it dictates
+    words_of: Request
+    all_files: list[str]
+    under: set[str]  # folders with files under them
+    inside: set[str]  # folders with files right in them
+    all_folders: list[str]
+    folder_refs: list[str] | None  # the folders the request refers to, None when none (refer.py)
+    file_refs: list[str] | None  # the files it refers to, None when none
+    folders: list[str]  # the folders it refers to, or all of them
+    files: list[str]  # the files it refers to, or all of them
+    mentioned: list[str]  # files whose whole path it holds
+    dotted: list[str]  # its words that are names with an extension
+    renamed: list[str]  # those names beside the files, or in the folders, it refers to
+    archive_files: list[str]
+    sources: list[str]  # what a step reads
+    dests: list[str]  # where a step makes something
+    names: list[str]  # any path a step names
+    archives: list[str]  # archives it names
+    everywhere: list[str]  # ["**"], or none when it takes files from a folder it names
+    spelled_dirs: list[str]  # folders it spells whole
+    spared: set[str]  # folders it leaves alone
+    taken: list[str]  # folders it takes files from
+    described: list[str]  # the files it describes
+    globs: list[str]
+    kept_out: list[str]  # what a match may leave out
+
+
+@dataclass(frozen=True)
+class _Times:
+    """The years and days a request says, and the dates a match may filter on, on each side."""
+
+    years: set[int]
+    days: list[str]
+    older: bool
+    recent: bool
+    afters: list[str]
+    befores: list[str]
+
+
+@dataclass(frozen=True)
+class _Offered:
+    """The other values a request's schema offers: sizes, counts, tags, extensions, texts, name starts
+    and what a rename finds, puts in and names by."""
+
+    sizes: list[str]
+    counts: list[int]
+    named_tags: set[str]
+    said_tags_named: set[str]
+    tags: list[str]
+    found_exts: list[str]
+    exts: list[str]
+    texts: list[str]
+    regexes: list[str]
+    finds: list[str]
+    replaces: list[str]
+    templates: list[str]
+
+
+def _scope(request: str, entries: list[ViewEntry], chars: int) -> _Scope:
+    """The files and folders ``request`` refers to among ``entries``, and the paths and globs its
+    schema offers, each list at most ``chars`` characters."""
+    bounded = partial(bounded_to, chars=chars)
+    changeable = partial(_changeable_to, chars=chars)
 
     # (What it dictates for a file to say names nothing: "that says: drop windows 7".)
     words = request_words(undictated(request, quotes=False))
@@ -209,9 +272,6 @@ def _narrowed(
     archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)] or [
         path for path in all_files if path.lower().endswith(ARCHIVE_EXTS)
     ]
-
-    def changeable(values: Iterable[str]) -> list[str]:
-        return bounded(value for value in values if is_changeable(value))
 
     # A step reads what the request refers to: the files it describes ("the whiteboard photo"), and
     # folders only when it names one or no file.
@@ -234,17 +294,50 @@ def _narrowed(
     described = files
     if file_refs is None and asked_steps(request) == 1 and len(request_parts(request)) == 1:
         said_kinds = referred_exts(request, [posixpath.splitext(p)[1].lower() for p in all_files], strict=True) or []
-        scope = [path for path in all_files
-                 if (everywhere or any(path.startswith(f"{d}/") for d in taken))
-                 and (not said_kinds or posixpath.splitext(path)[1].lower() in said_kinds)]  # fmt: skip
-        if scope:
-            described = scope
-            sources = changeable([*mentioned, *folders, *scope])
+        in_reach = [path for path in all_files
+                    if (everywhere or any(path.startswith(f"{d}/") for d in taken))
+                    and (not said_kinds or posixpath.splitext(path)[1].lower() in said_kinds)]  # fmt: skip
+        if in_reach:
+            described = in_reach
+            sources = changeable([*mentioned, *folders, *in_reach])
     globs = bounded([*everywhere, *(f"{d}/**" for d in taken if d in under), *(f"{d}/*" for d in taken if d in inside)])
     # What a match leaves out is a folder the request leaves alone, when it names one.
     kept_out = bounded(f"{d}/**" for d in sorted(spared) if d in under) or bounded(
         [*everywhere, *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)]
     )
+    return _Scope(
+        words=words,
+        words_of=words_of,
+        all_files=all_files,
+        under=under,
+        inside=inside,
+        all_folders=all_folders,
+        folder_refs=folder_refs,
+        file_refs=file_refs,
+        folders=folders,
+        files=files,
+        mentioned=mentioned,
+        dotted=dotted,
+        renamed=renamed,
+        archive_files=archive_files,
+        sources=sources,
+        dests=dests,
+        names=names,
+        archives=archives,
+        everywhere=everywhere,
+        spelled_dirs=spelled_dirs,
+        spared=spared,
+        taken=taken,
+        described=described,
+        globs=globs,
+        kept_out=kept_out,
+    )
+
+
+def _times(request: str, scope: _Scope, today: dt.date, chars: int) -> _Times:
+    """The dates a match of ``request`` may filter on, as of ``today``."""
+    bounded = partial(bounded_to, chars=chars)
+    words_of = scope.words_of
     # The years the request names, this year or last year when it says so: the model is apt to copy
     # this year from the view's first line instead of the request's year.
     # (A year in a path it spells is a folder's name: "into to-print/2026" says no year.)
@@ -268,6 +361,13 @@ def _narrowed(
     afters = bounded([*(ages if recent or not older else []), *(f"{y}-01-01" for y in sorted(years))])
     befores = bounded([*(ages if older or not recent else []), *(f"{y + 1}-01-01" for y in sorted(years)),
                        *(f"{y}-01-01" for y in map(int, BEFORE_YEAR.findall(said)))])  # fmt: skip
+    return _Times(years=years, days=days, older=older, recent=recent, afters=afters, befores=befores)
+
+
+def _offered(request: str, scope: _Scope, chars: int) -> _Offered:
+    """The sizes, counts, tags, extensions, texts, name starts and rename values ``request`` offers."""
+    bounded = partial(bounded_to, chars=chars)
+    words, words_of, all_files = scope.words, scope.words_of, scope.all_files
     # A size is one the request names ("over 20 MB"), or a usual one when it names none ("the big files").
     sizes = bounded(f"{number}{unit.upper()}" for number, unit in SIZE.findall(request)) or list(SIZES)
     lowered = request.lower().split()
@@ -312,6 +412,45 @@ def _narrowed(
     templates = prefixed or bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
+    templates = bounded(counted) or templates
+    return _Offered(
+        sizes=sizes,
+        counts=counts,
+        named_tags=named_tags,
+        said_tags_named=said_tags_named,
+        tags=tags,
+        found_exts=found_exts,
+        exts=exts,
+        texts=texts,
+        regexes=regexes,
+        finds=finds,
+        replaces=replaces,
+        templates=templates,
+    )
+
+
+def _narrowed(
+    request: str,
+    entries: list[ViewEntry],
+    today: dt.date,
+    chars: int,
+    *,
+    by_piece: bool = False,
+    into: list[str] | None = None,
+) -> dict[str, Any]:
+    """The reply schema for ``request`` with each list at most ``chars`` characters (``by_piece``:
+    each step of a sentence that asks several things narrowed to its piece; ``into``: the places a
+    piece puts files, where an earlier piece made them).
+
+    First what the request says over the workspace (its scope, its dates, the other values it
+    offers), then the schema: its ops, its paths, its match filters and other values, and its steps.
+    """
+    bounded = partial(bounded_to, chars=chars)
+    changeable = partial(_changeable_to, chars=chars)
+    scope = _scope(request, entries, chars)
+    times = _times(request, scope, today, chars)
+    offer = _offered(request, scope, chars)
+    said = request.lower()
 
     schema = base_reply_schema()
     defs = schema["$defs"]
@@ -331,13 +470,18 @@ def _narrowed(
     # (Not when it says not to: "zip them up, dont delete them".)
     if ops is not None and "delete" not in ops and not SOMETHING_DONE_TO_THEM.search(unsaid(request)):
         del archive["properties"]["remove"]
-    elif len(archives) == 1 and REMOVING.search(unsaid(request)):
+    elif len(scope.archives) == 1 and REMOVING.search(unsaid(request)):
         archive["properties"]["remove"] = {"const": True}
         archive["required"] = [*archive["required"], "remove"]
     # An archive is unpacked into a folder whose parent exists or that a mkdir makes first: a
     # request to extract makes only the missing parents of the folders it names.
-    missing = [p for w in words for p in parent_folders(w) if "/" in w and p not in all_folders and is_changeable(p)]
-    unpacking = bool(ops and "extract" in ops and "mkdir" in ops and not words_of.uses(MKDIR_WORDS))
+    missing = [
+        p
+        for w in scope.words
+        for p in parent_folders(w)
+        if "/" in w and p not in scope.all_folders and is_changeable(p)
+    ]
+    unpacking = bool(ops and "extract" in ops and "mkdir" in ops and not scope.words_of.uses(MKDIR_WORDS))
     if unpacking and not missing:
         ops = (ops or set()) - {"mkdir"}
     if ops:
@@ -346,30 +490,30 @@ def _narrowed(
         step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in ops]
     # A list left empty leaves a name free, but only a plain one (SAFE_PATH).
     free_path = defs["path"] = {**defs["path"], "pattern": SAFE_PATH}
-    narrow_enum(defs, "path", names)
+    narrow_enum(defs, "path", scope.names)
     # What a step reads must exist; where it puts things must not be a file that exists.
     # Files go where the request says they go ("into exports/crm"), when it says so (refer.py).
     places = referred_targets(request)
-    existing = set(all_files)
+    existing = set(scope.all_files)
     # Never a file that exists (a move or a copy onto it is refused), nor a new name at the top when
     # the request renames a file elsewhere ("rename office-8.JPG to old-office-8.JPG" in camera/2025).
-    targets = changeable(t for t in [*words, *renamed, *folders] if t not in existing)
+    targets = changeable(t for t in [*scope.words, *scope.renamed, *scope.folders] if t not in existing)
     targets = [t for t in targets if goes_to(t, places)] or targets
-    beside = {posixpath.basename(t) for t in targets if "/" in t and t in renamed}
-    targets = [t for t in targets if t not in beside or t in folders] or targets
+    beside = {posixpath.basename(t) for t in targets if "/" in t and t in scope.renamed}
+    targets = [t for t in targets if t not in beside or t in scope.folders] or targets
     # A folder made or unpacked into is never a file that exists ("unzip setup-1.zip in setup-1").
-    dests = [d for d in dests if d not in existing] or dests
+    dests = [d for d in scope.dests if d not in existing] or scope.dests
     # (Files put "in it" go into the folder an earlier piece of the sentence made: steps_by_piece.)
     targets = list(into or targets)
-    for kind, values in (("source", sources), ("dest", dests), ("target", targets)):
+    for kind, values in (("source", scope.sources), ("dest", dests), ("target", targets)):
         defs[kind] = free_path
         narrow_enum(defs, kind, values)
     # A list of paths names files that exist ("delete cover-v1.png and cover-v2.png"), never their folder.
-    listed = [path for path in sources if path in existing]
+    listed = [path for path in scope.sources if path in existing]
     # Where it takes files from a folder and describes none by name ("copy the porto pics"), they
     # are files in that folder.
-    if file_refs is None and not everywhere:
-        listed = [path for path in listed if any(path.startswith(f"{d}/") for d in taken)] or listed
+    if scope.file_refs is None and not scope.everywhere:
+        listed = [path for path in listed if any(path.startswith(f"{d}/") for d in scope.taken)] or listed
     if listed:
         narrow_enum(defs, "listed", listed)
     defs["paths"] = {**defs["paths"], "items": {"$ref": "#/$defs/listed" if listed else "#/$defs/source"}}
@@ -378,7 +522,7 @@ def _narrowed(
     # A folder made is one that does not exist yet.
     # ("make a folder Videos/archive" makes no "folder")
     unnamed = {*MKDIR_WORDS, *NAMED_WORDS}
-    made = [d for d in dests if d not in under and d not in all_folders and d.lower() not in unnamed
+    made = [d for d in dests if d not in scope.under and d not in scope.all_folders and d.lower() not in unnamed
             and NAME.match(d) and any(ch.isalnum() for ch in d)]  # fmt: skip
     narrow_enum(defs["mkdir"]["properties"], "path", made, defs)
     if unpacking and missing:
@@ -387,50 +531,59 @@ def _narrowed(
     # A file written is named with its extension ("notes/packing.md"), when the request names one;
     # one appended to is such a name or a file the request refers to outside what it quotes ("add
     # '- book the offsite' to TODO.md" is not about the offsite notes).
-    named = changeable(word for word in words if has_ext(posixpath.basename(word)))
-    narrow_enum(defs["write"]["properties"], "path", named or changeable([*mentioned, *words, *renamed]), defs)
+    named = changeable(word for word in scope.words if has_ext(posixpath.basename(word)))
+    narrow_enum(
+        defs["write"]["properties"], "path", named or changeable([*scope.mentioned, *scope.words, *scope.renamed]), defs
+    )
     # Only files carry tags: a step tags a file that exists, or one an earlier step names.
     # A file's bare name, where that file is in a folder, is no other file ("backup-2024-05-05.log").
-    in_folders = {posixpath.basename(path) for path in all_files if "/" in path}
+    in_folders = {posixpath.basename(path) for path in scope.all_files if "/" in path}
     # Nor is a new name that the request gives a file beside another it names ("rename cover-final.png
     # to cover.png and tag it": Edits/cover.png).
     named_in = {
-        posixpath.dirname(path) for path in all_files if "/" in path and words_of.spells(posixpath.basename(path))
+        posixpath.dirname(path)
+        for path in scope.all_files
+        if "/" in path and scope.words_of.spells(posixpath.basename(path))
     }
-    renamed_to = {posixpath.basename(t) for t in renamed if posixpath.dirname(t) in named_in}
-    carried = [name for name in [*mentioned, *described, *renamed, *named]
+    renamed_to = {posixpath.basename(t) for t in scope.renamed if posixpath.dirname(t) in named_in}
+    carried = [name for name in [*scope.mentioned, *scope.described, *scope.renamed, *named]
                if "/" in name or (name not in in_folders and name not in renamed_to)]  # fmt: skip
     for op in ("tag", "untag"):
         narrow_enum(defs[op]["properties"], "path", changeable(carried), defs)
-    outside = referred_files(QUOTED.sub(" ", request), all_files) or []
+    outside = referred_files(QUOTED.sub(" ", request), scope.all_files) or []
     # A file appended to is one that exists, when the request names one ("add ... to TODO.md", not
     # to the onboarding-kit.zip it makes).
     appended = changeable([*named, *outside])
     narrow_enum(defs["append"]["properties"], "path", [p for p in appended if p in existing] or appended, defs)
-    narrow_enum(defs["archive"]["properties"], "to", archives, defs)
-    narrow_enum(defs["extract"]["properties"], "from", changeable([*archive_files, *archives]), defs)
+    narrow_enum(defs["archive"]["properties"], "to", scope.archives, defs)
+    narrow_enum(defs["extract"]["properties"], "from", changeable([*scope.archive_files, *scope.archives]), defs)
     # An archive is unpacked into a folder, never into a name like an archive's.
     unpacked = [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)]
     narrow_enum(defs["extract"]["properties"], "to", [d for d in unpacked if goes_to(d, places)] or unpacked, defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     defs["kept_out"] = dict(defs["glob"])
-    for key, values in (("glob", globs), ("kept_out", kept_out), ("size", sizes), ("tag_name", tags)):
+    for key, values in (
+        ("glob", scope.globs),
+        ("kept_out", scope.kept_out),
+        ("size", offer.sizes),
+        ("tag_name", offer.tags),
+    ):
         narrow_enum(defs, key, values)
     match = defs["match"]["properties"]
     match["exclude"] = {**match["exclude"], "items": {"$ref": "#/$defs/kept_out"}}
     # A match leaves files out only when the request says to leave some alone.
     # (Or spells a folder inside another it spells: "purge code/app, keeping code/app/src".)
-    inner = any(a != b and b.startswith(f"{a}/") for a in spelled_dirs for b in spelled_dirs)
-    if not (words_of.uses(SPARE_WORDS) or NOT.search(said) or inner):
+    inner = any(a != b and b.startswith(f"{a}/") for a in scope.spelled_dirs for b in scope.spelled_dirs)
+    if not (scope.words_of.uses(SPARE_WORDS) or NOT.search(said) or inner):
         del match["exclude"]
     # A match filters by date only when the request speaks of time, and by size when of size.
-    timed = words_of.uses(TIME_WORDS) or years or DAYS.search(request) or days
-    for key, values in (("modified_after", afters), ("modified_before", befores)):
+    timed = scope.words_of.uses(TIME_WORDS) or times.years or DAYS.search(request) or times.days
+    for key, values in (("modified_after", times.afters), ("modified_before", times.befores)):
         if timed and values:
             narrow_enum(match, key, values, defs)
         else:
             del match[key]
-    if not (words_of.uses(SIZE_WORDS) or SIZE.search(request)):
+    if not (scope.words_of.uses(SIZE_WORDS) or SIZE.search(request)):
         del match["larger_than"], match["smaller_than"]
     # A request that asks one thing (one part, one step) says all of what that step selects.
     asked = asked_steps(request)
@@ -441,28 +594,33 @@ def _narrowed(
     if folders_only:
         match["type"] = {"const": "dir"}
         defs["match"]["required"] = [*defs["match"]["required"], "type"]
-        narrow_enum(defs, "glob", [glob for glob in globs if glob.endswith("/*")] or globs)
+        narrow_enum(defs, "glob", [glob for glob in scope.globs if glob.endswith("/*")] or scope.globs)
     else:
         match["type"] = {"enum": ["file"]}
     # Files said to be big ("nuke anything big in there") are those over a size, and small ones
     # those under one: a step selects them so, and not one by one.
-    sized = size_side(words_of) if one_thing and not mentioned and not dotted else None
+    sized = size_side(scope.words_of) if one_thing and not scope.mentioned and not scope.dotted else None
     # So are files said to be of a year or an age ("the 2024 photos", "this week's logs", "not
     # touched in a year"): by a date on the side said, unless the request ranks them ("the newest 3").
     # (A year given as a tag, "label it with 2025", and "old" as a place, "go to old", say no time.)
     dated: str | None = None
-    folder_names = {posixpath.basename(folder) for folder in all_folders}
-    years_said = [year for year in years if str(year) not in named_tags and str(year) not in folder_names]
-    aged = bool(said_ages(words_of) or DAYS.search(request) or days)
-    if one_thing and not retag and not mentioned and not dotted and not words_of.uses(RANKING_WORDS):
+    folder_names = {posixpath.basename(folder) for folder in scope.all_folders}
+    years_said = [year for year in times.years if str(year) not in offer.named_tags and str(year) not in folder_names]
+    aged = bool(said_ages(scope.words_of) or DAYS.search(request) or times.days)
+    if one_thing and not retag and not scope.mentioned and not scope.dotted and not scope.words_of.uses(RANKING_WORDS):
         if years_said:
             dated = "modified_after"
-        elif aged and recent != older:
-            dated = "modified_after" if recent else "modified_before"
+        elif aged and times.recent != times.older:
+            dated = "modified_after" if times.recent else "modified_before"
     if dated and dated in match:
         defs["match"]["required"] = [*defs["match"]["required"], dated]
     # Files taken from around a folder the request spares ("but keep logs/archive") leave it out.
-    if one_thing and spared and "exclude" in match and any(globbed(f"{d}/x", glob) for d in spared for glob in globs):
+    if (
+        one_thing
+        and scope.spared
+        and "exclude" in match
+        and any(globbed(f"{d}/x", glob) for d in scope.spared for glob in scope.globs)
+    ):
         match["exclude"] = {**match["exclude"], "minItems": 1}
         defs["match"]["required"] = [*defs["match"]["required"], "exclude"]
     if sized:
@@ -472,7 +630,7 @@ def _narrowed(
         if not SIZE.search(request):
             match[sized] = {"enum": [SIZES[0] if sized == "larger_than" else SIZES[1]]}
     # A match is by kind only when the request names a kind (refer.py).
-    kinds = referred_exts(request, found_exts)
+    kinds = referred_exts(request, offer.found_exts)
     if kinds:
         narrow_enum(match["ext"], "items", kinds, defs)
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
@@ -481,19 +639,19 @@ def _narrowed(
     # "the pics from Camera" are every kind of picture there: when one thing is asked of files taken
     # from one folder, by a word for a group of kinds, the match names at least as many of those kinds
     # as the folder has (and each once).
-    taken_from = {d for d in taken if f"{d}/**" in globs} if "**" not in globs else set()
+    taken_from = {d for d in scope.taken if f"{d}/**" in scope.globs} if "**" not in scope.globs else set()
     # (A word of a folder's name of several words is no word for a kind: "the mp3s in
     # videos-and-music", "from the videos and music".)
-    joined_names = [base for base in map(posixpath.basename, all_folders) if SPLIT.search(base)]
+    joined_names = [base for base in map(posixpath.basename, scope.all_folders) if SPLIT.search(base)]
     said_names = [word for base in joined_names if len(parts := SPLIT.split(base.lower())) > 1
-                  and all(words_of.spells(part) for part in parts) for word in parts]  # fmt: skip
-    group = group_exts(words_of.without([*joined_names, *said_names]).text)
+                  and all(scope.words_of.spells(part) for part in parts) for word in parts]  # fmt: skip
+    group = group_exts(scope.words_of.without([*joined_names, *said_names]).text)
     # (So are "the big videos" of the whole workspace: as many kinds as the fewest that a place
     # offered to select from holds, of those that hold any.)
     if kinds and group and one_thing:
         offered = [ext for ext in group if ext in kinds]
-        scopes = [f"{d}/**" for d in taken_from] if len(taken_from) == 1 else globs if "**" in globs else []
-        held = [{posixpath.splitext(path)[1].lower() for path in all_files if globbed(path, place)} & set(offered)
+        scopes = [f"{d}/**" for d in taken_from] if len(taken_from) == 1 else scope.globs if "**" in scope.globs else []
+        held = [{posixpath.splitext(path)[1].lower() for path in scope.all_files if globbed(path, place)} & set(offered)
                 for place in scopes]  # fmt: skip
         wanted = min((found for found in held if found), key=len, default=set())
         if len(wanted) > 1:
@@ -502,7 +660,7 @@ def _narrowed(
     # A match selects by what files say only when the request says what they are about ("the
     # security notes", "mentioning the vpn"): a word elsewhere in it is no such filter.
     about = Request(" ".join(about_words(request)))
-    said_about = [text for text in texts if about.uses([text])]
+    said_about = [text for text in offer.texts if about.uses([text])]
     if said_about:
         narrow_enum(match, "contains", said_about, defs)
         # and, asked one thing of files said to mention something ("every note mentioning
@@ -511,19 +669,22 @@ def _narrowed(
             defs["match"]["required"] = [*defs["match"]["required"], "contains"]
     else:
         del match["contains"]
-    narrow_enum(match, "name_regex", regexes, defs, drop=True)
+    narrow_enum(match, "name_regex", offer.regexes, defs, drop=True)
     # A match selects by a tag files have (one no file has selects nothing) that the request says.
     # A tag that is also the name of a folder the request refers to is said as the folder ("copy
     # whatever in onboarding ..."), unless it is said as a tag ("the onboarding tag").
     folder_words = {
-        word.lower() for folder in folders if folders is not all_folders for word in words_of_names([folder])
+        word.lower()
+        for folder in scope.folders
+        if scope.folders is not scope.all_folders
+        for word in words_of_names([folder])
     }
-    said_tags = [tag for entry in entries for tag in entry.tags if words_of.uses([tag])]
-    had = bounded(tag for tag in said_tags if tag.lower() in named_tags or tag.lower() not in folder_words)
+    said_tags = [tag for entry in entries for tag in entry.tags if scope.words_of.uses([tag])]
+    had = bounded(tag for tag in said_tags if tag.lower() in offer.named_tags or tag.lower() not in folder_words)
     narrow_enum(match, "tag", had, defs, drop=True)
     # Files said by their tag ("every note tagged exam", "the urgent-tagged files") are selected by it.
     # So are files called by a tag they have that names no file nor folder ("the favorites in Camera").
-    name_words = {word.lower() for word in words_of_names([*all_files, *all_folders])}
+    name_words = {word.lower() for word in words_of_names([*scope.all_files, *scope.all_folders])}
     by_tag = [tag for tag in had if BY_TAG.search(request.replace(tag, "\0"))
               or (CALLED_BY.search(request.replace(tag, "\0")) and tag.lower() not in name_words)]  # fmt: skip
     if one_thing and by_tag and "tag" in match:
@@ -531,26 +692,26 @@ def _narrowed(
     # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
     if had:
         # (those it says are tags, where it says some: "take the draft tag off the budget notes")
-        had = [tag for tag in had if tag.lower() in said_tags_named] or had
+        had = [tag for tag in had if tag.lower() in offer.said_tags_named] or had
         defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
         defs["untag"]["properties"]["tags"] = {"$ref": "#/$defs/had_tags"}
     rename = defs["rename"]["properties"]
-    narrow_enum(rename, "find", finds, defs)
-    narrow_enum(rename, "replace", replaces, defs)
+    narrow_enum(rename, "find", offer.finds, defs)
+    narrow_enum(rename, "replace", offer.replaces, defs)
     # Only when every line fits the bounds: a long request's content stays free rather than cut short.
     lines = dictated_lines(request)
     if lines and bounded(lines) == lines:
         defs["content"] = {"enum": [f"{line}\n" for line in lines]}
     # A count is one the request names ("the first 3", "three of them"), or a small one when it
     # asks for the first few without a number; no count at all when it does neither.
-    if counts or words_of.uses(FEW_WORDS):
-        match["limit"] = {"enum": counts or list(LIMITS)}
+    if offer.counts or scope.words_of.uses(FEW_WORDS):
+        match["limit"] = {"enum": offer.counts or list(LIMITS)}
         if FIRST_N.search(request) and not CLAUSE_BREAK.search(request):
             defs["match"]["required"] = [*defs["match"]["required"], "limit"]
     else:
         del match["limit"]
     rule = defs["classify"]["properties"]["rules"]["items"]["properties"]
-    rule_exts = referred_exts(request, exts) or exts
+    rule_exts = referred_exts(request, offer.exts) or offer.exts
     narrow_enum(rule["ext"], "items", rule_exts, defs)
     # A list never holds an item twice (no gold plan does, and llguidance does not enforce
     # uniqueItems): at most as many items as it has values, so "[.jpg, .jpg, ...]" cannot be.
@@ -559,7 +720,7 @@ def _narrowed(
     items = defs["listed"] if listed else defs["source"]
     defs["paths"]["maxItems"] = min(defs["paths"]["maxItems"], len(items.get("enum", range(MAX_VALUES))))
     # A request that asks one thing of files it spells whole by path takes those files, all of them.
-    spelled = [path for path in all_files if "/" in path and words_of.spells(path)]
+    spelled = [path for path in scope.all_files if "/" in path and scope.words_of.spells(path)]
     if 1 < len(spelled) <= defs["paths"]["maxItems"] and one_thing:
         narrow_enum(defs, "listed", spelled)
         items = defs["listed"]
@@ -570,8 +731,8 @@ def _narrowed(
         narrow_enum(rule, "contains", said_about, defs)
     else:
         del rule["contains"]
-    narrow_enum(rule, "regex", regexes, defs, drop=True)
-    narrow_enum(rename, "template", bounded(counted) or templates, defs)
+    narrow_enum(rule, "regex", offer.regexes, defs, drop=True)
+    narrow_enum(rename, "template", offer.templates, defs)
     # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
     # least a step for each: a small planner is apt to stop after the first.
     steps = schema["properties"]["steps"]
@@ -602,8 +763,10 @@ def _narrowed(
             steps["prefixItems"] = [step_of(defs, sorted(these & ops if ops else these) or sorted(these))
                                     for these in step_ops if these]  # fmt: skip
     one_way(schema)
-    many_said = words_of.uses(ALL_WORDS) or any(stem(w) != w.lower() and names_a_kind(w) for w in words_of.words)
-    ranked = FIRST_N.search(request) or words_of.uses([*FEW_WORDS, *RANKING_WORDS])
+    many_said = scope.words_of.uses(ALL_WORDS) or any(
+        stem(w) != w.lower() and names_a_kind(w) for w in scope.words_of.words
+    )
+    ranked = FIRST_N.search(request) or scope.words_of.uses([*FEW_WORDS, *RANKING_WORDS])
     if sized or dated or (one_thing and by_tag and "tag" in match):
         selected_only(defs)
     # Files it describes by words of their names, from no folder it names, by no date, size, tag
@@ -611,9 +774,9 @@ def _narrowed(
     # those files, listed.
     # (Not "the draft files", every file of a name, nor files said by a tag they have: "nothing is
     # review anymore, drop that tag".)
-    elif (one_thing and file_refs and not folder_refs and not (timed or by_tag or ranked)
-          and not NAMED.search(request) and not words_of.uses([*ALL_WORDS, *NAMED_WORDS])
-          and referred_files(request, all_files, tags=tag_words(request))):  # fmt: skip
+    elif (one_thing and scope.file_refs and not scope.folder_refs and not (timed or by_tag or ranked)
+          and not NAMED.search(request) and not scope.words_of.uses([*ALL_WORDS, *NAMED_WORDS])
+          and referred_files(request, scope.all_files, tags=tag_words(request))):  # fmt: skip
         listed_only(defs)
         # all of them, where it joins them ("copy the W-2 and the 1099", "the lease and the policy")
         if JOINED_REFS.search(request) and "enum" in defs["listed"] and len(defs["listed"]["enum"]) >= 2:
@@ -625,14 +788,21 @@ def _narrowed(
     # docs"), are those the folder has, selected so.
     # (Unless it ranks them: "the biggest two files in Downloads" may be named.)
     # (And unless it says one file: "remove the cv doc in paperwork".)
-    elif one_thing and file_refs is None and not everywhere and not mentioned and not ranked and many_said:
+    elif (
+        one_thing
+        and scope.file_refs is None
+        and not scope.everywhere
+        and not scope.mentioned
+        and not ranked
+        and many_said
+    ):
         selected_only(defs)
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.
     if one_thing and (ops is None or "classify" in ops):
-        rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, all_files)
+        rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, scope.all_files)
     # Many files go into a folder, never into a name like a file's ("into cover-final.png").
-    file_like = {*COMMON_EXTS, *found_exts, *ARCHIVE_EXTS}
+    file_like = {*COMMON_EXTS, *offer.found_exts, *ARCHIVE_EXTS}
     # (Where every place it names is such a name, a move or a copy takes one file: "rename a.png to b.png".)
     places_to = defs["target"].get("enum")
     folders_to = [t for t in places_to or [] if posixpath.splitext(t)[1].lower() not in file_like]
@@ -647,7 +817,7 @@ def _narrowed(
             for way in ways:
                 if "from" not in way["required"]:
                     way["properties"]["to"] = {"$ref": "#/$defs/into"}
-    renamed_beside(defs, [path for path in sources if path in existing], named, existing)
+    renamed_beside(defs, [path for path in scope.sources if path in existing], named, existing)
     if by_piece and "prefixItems" in schema["properties"]["steps"] and not listed_dirs:
         steps_by_piece(schema, asked_pieces(request), entries, today, chars)
     return schema
