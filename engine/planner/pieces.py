@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.planner.parts import goes_on
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import SPELLED_PATH, group_exts, made_folders, referred_exts, referred_ops
+from engine.planner.refer import SPELLED_PATH, TAG_TAKEN_OFF, group_exts, made_folders, referred_exts, referred_ops
 from engine.planner.said import QUOTED, undictated
 from engine.planner.schema_edit import one_file_step, reached_defs, unique_when_few
 from engine.planner.values import ARCHIVE_EXTS, globbed, is_changeable
@@ -161,10 +161,7 @@ _IN_IT = re.compile(
 
 
 #: A tag taken off ("take the todo tag off X", "strip the draft label from Y"), not files removed.
-_TAG_OFF = re.compile(
-    r"\b(?:tag|label)s?\s+off\b|\b(?:remove|strip|clear|drop|take|untag)\s+(?:the\s+)?[\w-]+\s+(?:tag|label)s?\b",
-    re.IGNORECASE,
-)
+_TAG_OFF = re.compile(rf"\b(?:tag|label)s?\s+off\b|{TAG_TAKEN_OFF.pattern}", re.IGNORECASE)
 #: An archive named as where files go ("put cover.psd into Edits/cover-psd.zip").
 _INTO_ARCHIVE = re.compile(rf"\b(?:into|as|to|in)\s+\S*(?:{'|'.join(re.escape(ext) for ext in ARCHIVE_EXTS)})\b",
                            re.IGNORECASE)  # fmt: skip

@@ -344,8 +344,8 @@ _LEFT_ALONE = re.compile(
     re.IGNORECASE,
 )
 #: A tag taken off ("drop the to-edit tag from them"): its verb deletes and moves nothing.
-_TAG_TAKEN_OFF = re.compile(
-    r"\b(?:remove|strip|clear|drop|take|delete|get\s+rid\s+of)\s+(?:the\s+|that\s+|this\s+|any\s+)?"
+TAG_TAKEN_OFF = re.compile(
+    r"\b(?:remove|strip|clear|drop|take|untag|delete|get\s+rid\s+of)\s+(?:the\s+|that\s+|this\s+|any\s+)?"
     r"(?:#?[\w-]+\s+)?(?=(?:tag|label)s?\b)",
     re.IGNORECASE,
 )
@@ -370,7 +370,7 @@ def referred_ops(request: str) -> set[str] | None:
     request = unsaid(request)
     said = Request(_FILE_NAME.sub(" ", request))
     # (The verb that takes a tag off says an untag only.)
-    others = Request(_FILE_NAME.sub(" ", _TAG_TAKEN_OFF.sub(_blanked, request)))
+    others = Request(_FILE_NAME.sub(" ", TAG_TAKEN_OFF.sub(_blanked, request)))
     ops = {op for op, words in OP_WORDS.items() if (said if op in ("tag", "untag") else others).uses(words)}
     # Only nouns that are also an op's words ("my notes", "the logs", "a new folder") say no op.
     ops = ops if said.uses(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS) else set()

@@ -111,3 +111,21 @@ def test_a_tag_swapped_comes_off_then_the_other_goes_on() -> None:
     assert not _allows(schema, tag, untag)
     assert not _allows(schema, {**untag, "tags": ["done"]}, tag)  # no file has the tag "done"
     assert not _allows(schema, {"op": "move", "paths": ["Notes/grocery.md"], "to": "done"})
+
+
+def test_a_piece_that_takes_a_tag_off_is_an_untag_only() -> None:
+    from engine.planner.pieces import piece_ops
+
+    pieces = (
+        "take the wip tag off lyrics.md",
+        "remove the draft tag from budget.md",
+        "drop the to-edit tag",
+        "strip that label from the notes",
+        "delete any #old tags on the photos",
+        "untag the draft tag on a.md",
+    )
+    for piece in pieces:
+        assert piece_ops(piece) == {"untag"}, piece
+    # Files removed are not a tag taken off.
+    assert "delete" in (piece_ops("delete the draft notes") or set())
+    assert "untag" not in (piece_ops("delete the draft notes") or set())
