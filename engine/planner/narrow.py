@@ -20,6 +20,10 @@ the workspace holds. A file's content is a line of the request's own words, and 
 about and the tags a step adds are words it says so (:mod:`engine.planner.said`). A goal stays
 free. The schema is then made :func:`~engine.planner.prompt.one_way`, so that every answer it
 allows is a valid plan.
+
+The values are read from the request and the workspace first (:mod:`engine.planner.offered`);
+this module edits the schema with them, stage by stage: the ops, the paths, the match filters and
+other values, the steps, how a step chooses files and where it puts them.
 """
 
 from __future__ import annotations
@@ -28,25 +32,20 @@ import datetime as dt
 import json
 import posixpath
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from engine.planner.offered import Offered, Scope, changeable_to, offered_values, request_scope, request_times
 from engine.planner.parts import request_parts
-from engine.planner.pieces import names_alone, piece_ops, rules_in_order, steps_by_piece
+from engine.planner.pieces import piece_ops, rules_in_order, steps_by_piece
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
-    SPELLED_PATH,
     group_exts,
     names_a_kind,
     referred_exts,
     referred_files,
-    referred_folders,
     referred_ops,
     referred_targets,
-    spared_folders,
-    takes_from_folder,
     unsaid,
 )
 from engine.planner.said import (
@@ -55,8 +54,6 @@ from engine.planner.said import (
     QUOTED,
     REMOVING,
     SOMETHING_DONE_TO_THEM,
-    STOP_WORDS,
-    WORD_EDGES,
     about_words,
     asked_pieces,
     asked_steps,
@@ -68,7 +65,6 @@ from engine.planner.said import (
 from engine.planner.schema_edit import (
     MAX_VALUES,
     bounded_to,
-    is_usable,
     listed_only,
     narrow_enum,
     renamed_beside,
@@ -78,17 +74,13 @@ from engine.planner.schema_edit import (
 )
 from engine.planner.spoken import (
     AFFIX,
-    AGES,
     ALL_WORDS,
-    BEFORE_YEAR,
     BY_TAG,
     CALLED_BY,
-    COUNT,
     DAYS,
     FEW_WORDS,
     FOLDERS_ONLY,
     JOINED_REFS,
-    LAST_YEAR,
     LIMITS,
     MAKING,
     MENTIONING,
@@ -96,42 +88,26 @@ from engine.planner.spoken import (
     NAMED,
     NAMED_WORDS,
     NOT,
-    NUMBER_WORDS,
-    OLDER_WORDS,
-    PREFIX_WITH,
-    PUT_IN,
     RANKING_WORDS,
-    RECENT_WORDS,
     RETAG,
-    SEPARATORS,
     SIZE,
     SIZE_WORDS,
     SIZES,
     SPARE_WORDS,
-    THIS_YEAR,
     TIME_WORDS,
-    YEAR,
-    counted_ages,
     said_ages,
     size_side,
 )
-from engine.planner.spoken import calendar_days as calendar_days  # importers know it from here
 from engine.planner.values import (
     ARCHIVE_EXTS,
     COMMON_EXTS,
     NAME,
-    NUMBERED,
     SPLIT,
-    TEMPLATES,
-    compiles,
     globbed,
     goes_to,
     has_ext,
     is_changeable,
-    literal,
-    name_prefixes,
     parent_folders,
-    starts_some,
     words_of_names,
 )
 from engine.planner.words import Request, stem
@@ -148,19 +124,6 @@ MAX_SCHEMA_CHARS = 60_000
 _ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", "target"),
           ("copy", "from", "source"), ("copy", "to", "target"), ("extract", "to", "dest"),
           ("delete", "path", "source"))  # fmt: skip
-
-
-def request_words(request: str) -> list[str]:
-    """The words of ``request`` that may be names: punctuation around them and a trailing slash or
-    full stop taken off (and, for a name that starts with a bracket, only the punctuation after it),
-    small words of the sentence ("into", "the") left out, in order, once each."""
-    words: list[str] = []
-    for raw in request.split():
-        for word in (raw.strip(WORD_EDGES).rstrip("."), raw.rstrip(",;:!?").rstrip(".")):
-            word = word.rstrip("/")
-            if word and word.lower() not in STOP_WORDS and NAME.match(word) and is_usable(word) and word not in words:
-                words.append(word)
-    return words
 
 
 def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> dict[str, Any]:
@@ -181,279 +144,10 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
         chars //= 2
 
 
-def _changeable_to(values: Iterable[str], chars: int) -> list[str]:
-    """``values`` that a plan may change (:func:`is_changeable`), bounded as :func:`bounded_to` does."""
-    return bounded_to((value for value in values if is_changeable(value)), chars)
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """What a request refers to in a workspace, and the paths and globs its schema offers."""
-
-    words: list[str]  # the words that may be names (request_words), less what it dictates
-    words_of: Request
-    all_files: list[str]
-    under: set[str]  # folders with files under them
-    inside: set[str]  # folders with files right in them
-    all_folders: list[str]
-    folder_refs: list[str] | None  # the folders the request refers to, None when none (refer.py)
-    file_refs: list[str] | None  # the files it refers to, None when none
-    folders: list[str]  # the folders it refers to, or all of them
-    files: list[str]  # the files it refers to, or all of them
-    mentioned: list[str]  # files whose whole path it holds
-    dotted: list[str]  # its words that are names with an extension
-    renamed: list[str]  # those names beside the files, or in the folders, it refers to
-    archive_files: list[str]
-    sources: list[str]  # what a step reads
-    dests: list[str]  # where a step makes something
-    names: list[str]  # any path a step names
-    archives: list[str]  # archives it names
-    everywhere: list[str]  # ["**"], or none when it takes files from a folder it names
-    spelled_dirs: list[str]  # folders it spells whole
-    spared: set[str]  # folders it leaves alone
-    taken: list[str]  # folders it takes files from
-    described: list[str]  # the files it describes
-    globs: list[str]
-    kept_out: list[str]  # what a match may leave out
-
-
-@dataclass(frozen=True)
-class _Times:
-    """The years and days a request says, and the dates a match may filter on, on each side."""
-
-    years: set[int]
-    days: list[str]
-    older: bool
-    recent: bool
-    afters: list[str]
-    befores: list[str]
-
-
-@dataclass(frozen=True)
-class _Offered:
-    """The other values a request's schema offers: sizes, counts, tags, extensions, texts, name starts
-    and what a rename finds, puts in and names by."""
-
-    sizes: list[str]
-    counts: list[int]
-    named_tags: set[str]
-    said_tags_named: set[str]
-    tags: list[str]
-    found_exts: list[str]
-    exts: list[str]
-    texts: list[str]
-    regexes: list[str]
-    finds: list[str]
-    replaces: list[str]
-    templates: list[str]
-
-
-def _scope(request: str, entries: list[ViewEntry], chars: int) -> _Scope:
-    """The files and folders ``request`` refers to among ``entries``, and the paths and globs its
-    schema offers, each list at most ``chars`` characters."""
-    bounded = partial(bounded_to, chars=chars)
-    changeable = partial(_changeable_to, chars=chars)
-
-    # (What it dictates for a file to say names nothing: "that says: drop windows 7".)
-    words = request_words(undictated(request, quotes=False))
-    all_files = [entry.path for entry in entries if not entry.is_dir]
-    under = {parent for path in all_files for parent in parent_folders(path)}  # folders with files under them
-    all_folders = sorted(under | {e.path for e in entries if e.is_dir})
-    # The folders and files the request refers to, when it refers to some (refer.py).
-    folder_refs = referred_folders(request, all_folders)
-    file_refs = referred_files(request, all_files, tags=tag_words(request, named=True))
-    folders, files = folder_refs or all_folders, file_refs or all_files
-    mentioned = [path for path in all_files if path in request]
-    dotted = [word for word in words if "/" not in word and has_ext(word)]
-    # A new name goes beside a file the request refers to, or in a folder it refers to.
-    near = dict.fromkeys([*(posixpath.dirname(path) for path in files if files is not all_files), *folders])
-    renamed = [posixpath.join(folder, word) for folder in ["", *near] for word in dotted]
-    word_dirs = [parent for word in words for parent in parent_folders(word)]
-    archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)] or [
-        path for path in all_files if path.lower().endswith(ARCHIVE_EXTS)
-    ]
-
-    # A step reads what the request refers to: the files it describes ("the whiteboard photo"), and
-    # folders only when it names one or no file.
-    sources = changeable([*mentioned, *(folders if folder_refs or not file_refs else []), *files])
-    dests = changeable([*words, *word_dirs, *renamed, *folders])
-    names = changeable([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
-    archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
-    # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
-    inside = {posixpath.dirname(path) for path in all_files}
-    # Everywhere ("**") only when the request takes files from no folder it names (refer.py).
-    everywhere = [] if takes_from_folder(request, all_folders) else ["**"]
-    words_of = Request(request)
-    spelled_dirs = [d for d in all_folders if names_alone(request, d)]
-    # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
-    spared = spared_folders(request, all_folders)
-    taken = [d for d in folders if d not in spared] or folders
-    # Asked one thing of files it names by no word of their names, the request means files of the
-    # folders it takes from and of the kinds it names ("nuke the .tmp junk in build"): a step names
-    # no other file.
-    described = files
-    if file_refs is None and asked_steps(request) == 1 and len(request_parts(request)) == 1:
-        said_kinds = referred_exts(request, [posixpath.splitext(p)[1].lower() for p in all_files], strict=True) or []
-        in_reach = [path for path in all_files
-                    if (everywhere or any(path.startswith(f"{d}/") for d in taken))
-                    and (not said_kinds or posixpath.splitext(path)[1].lower() in said_kinds)]  # fmt: skip
-        if in_reach:
-            described = in_reach
-            sources = changeable([*mentioned, *folders, *in_reach])
-    globs = bounded([*everywhere, *(f"{d}/**" for d in taken if d in under), *(f"{d}/*" for d in taken if d in inside)])
-    # What a match leaves out is a folder the request leaves alone, when it names one.
-    kept_out = bounded(f"{d}/**" for d in sorted(spared) if d in under) or bounded(
-        [*everywhere, *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)]
-    )
-    return _Scope(
-        words=words,
-        words_of=words_of,
-        all_files=all_files,
-        under=under,
-        inside=inside,
-        all_folders=all_folders,
-        folder_refs=folder_refs,
-        file_refs=file_refs,
-        folders=folders,
-        files=files,
-        mentioned=mentioned,
-        dotted=dotted,
-        renamed=renamed,
-        archive_files=archive_files,
-        sources=sources,
-        dests=dests,
-        names=names,
-        archives=archives,
-        everywhere=everywhere,
-        spelled_dirs=spelled_dirs,
-        spared=spared,
-        taken=taken,
-        described=described,
-        globs=globs,
-        kept_out=kept_out,
-    )
-
-
-def _times(request: str, scope: _Scope, today: dt.date, chars: int) -> _Times:
-    """The dates a match of ``request`` may filter on, as of ``today``."""
-    bounded = partial(bounded_to, chars=chars)
-    words_of = scope.words_of
-    # The years the request names, this year or last year when it says so: the model is apt to copy
-    # this year from the view's first line instead of the request's year.
-    # (A year in a path it spells is a folder's name: "into to-print/2026" says no year.)
-    years = {int(year) for year in YEAR.findall(SPELLED_PATH.sub(" ", request))}
-    said = request.lower()
-    if THIS_YEAR.search(said):
-        years.add(today.year)
-    if LAST_YEAR.search(said):
-        years.add(today.year - 1)
-    # A year is a range: from its first day (modified_after) to the next year's (modified_before).
-    # An age is one the request says ("a week": 7d), or any when it names neither an age nor a year,
-    # and only on the side it says: before it for older files ("older than", "not touched in"),
-    # after it for recent ones ("from the last week", "this month's").
-    # (An age said with a count is that age only: "older than six months" is 180d, not a month.)
-    counted = counted_ages(request)
-    ages = counted or [*said_ages(words_of), *(f"{n}d" for n in DAYS.findall(request))] or ([] if years else list(AGES))
-    # A day said by its month ("since July 1st") is a date on either side.
-    days = calendar_days(request, today)
-    ages = [*ages, *days] if counted or said_ages(words_of) or DAYS.search(request) or years else days or ages
-    older, recent = words_of.uses(OLDER_WORDS) or bool(NOT.search(said)), words_of.uses(RECENT_WORDS)
-    afters = bounded([*(ages if recent or not older else []), *(f"{y}-01-01" for y in sorted(years))])
-    befores = bounded([*(ages if older or not recent else []), *(f"{y + 1}-01-01" for y in sorted(years)),
-                       *(f"{y}-01-01" for y in map(int, BEFORE_YEAR.findall(said)))])  # fmt: skip
-    return _Times(years=years, days=days, older=older, recent=recent, afters=afters, befores=befores)
-
-
-def _offered(request: str, scope: _Scope, chars: int) -> _Offered:
-    """The sizes, counts, tags, extensions, texts, name starts and rename values ``request`` offers."""
-    bounded = partial(bounded_to, chars=chars)
-    words, words_of, all_files = scope.words, scope.words_of, scope.all_files
-    # A size is one the request names ("over 20 MB"), or a usual one when it names none ("the big files").
-    sizes = bounded(f"{number}{unit.upper()}" for number, unit in SIZE.findall(request)) or list(SIZES)
-    lowered = request.lower().split()
-    counts = sorted({int(n) for n in COUNT.findall(request) if int(n) >= 1}
-                    | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
-    # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
-    named_tags = tag_words(request)
-    said_tags_named = tag_words(request, named=True)
-    tags = bounded(w for w in words if "/" not in w and w.lower() in named_tags)
-    tags = tags or bounded(w for w in words if "/" not in w)
-    # A match selects by the extensions files have (one no file has selects nothing, and the dry
-    # run refuses that); a classify rule may also name the usual ones ("images": .jpg, .png, .heic).
-    found_exts = bounded(posixpath.splitext(path)[1].lower() for path in all_files)
-    exts = bounded([*COMMON_EXTS, *found_exts])
-    plain = [w for w in words if "/" not in w]
-    # What files hold: a word of the request, or a word of a name that the request says ("budegt").
-    texts = bounded([*plain, *(w.lower() for w in plain),
-                     *(w for w in dict.fromkeys(words_of_names(all_files)) if words_of.says(w))])  # fmt: skip
-    prefixes = [p for w in plain for p in name_prefixes(w)]
-    # A name's start that some file's name starts with (compared as text: a request's word is never
-    # run as a regular expression here, where a hostile one could take forever).
-    basenames = sorted({posixpath.basename(path) for path in all_files})
-    # (A word for a kind of file, "the 2024 photos", is a name's start only where it is said as one:
-    # "everything named Screenshot something".)
-    naming = [p for w in plain if not names_a_kind(w) or NAMED.search(request) for p in name_prefixes(w)]
-    starts = [p for p in [*naming, *(f"{w} " for w in plain)] if starts_some(basenames, p)]
-    regexes = bounded(regex for p in starts if compiles(regex := f"^{p}"))
-    # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
-    quoted = [text for _, text in QUOTED.findall(request)]
-    spans = [*quoted, *(f" {t}" for t in quoted), *plain]
-    finds = bounded(literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
-    replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
-    # A separator the request puts in ("spaces with underscores", "use dashes instead") is what goes in.
-    put_in = [SEPARATORS[word[:3].lower()] for pair in PUT_IN.findall(request) for word in pair if word]
-    if put_in:
-        replaces = bounded([*put_in, *quoted])
-    numbered = [m.group(1) for w in plain if (m := NUMBERED.match(w))]
-    # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
-    counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
-    # Names prefixed with what the request spells ("prefix the dumps with prod-") start with it.
-    prefixed = [f"{found[1]}{{name}}" for found in PREFIX_WITH.finditer(request)]
-    templates = prefixed or bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
-                         *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
-                         *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
-    templates = bounded(counted) or templates
-    return _Offered(
-        sizes=sizes,
-        counts=counts,
-        named_tags=named_tags,
-        said_tags_named=said_tags_named,
-        tags=tags,
-        found_exts=found_exts,
-        exts=exts,
-        texts=texts,
-        regexes=regexes,
-        finds=finds,
-        replaces=replaces,
-        templates=templates,
-    )
-
-
-def _narrowed(
-    request: str,
-    entries: list[ViewEntry],
-    today: dt.date,
-    chars: int,
-    *,
-    by_piece: bool = False,
-    into: list[str] | None = None,
-) -> dict[str, Any]:
-    """The reply schema for ``request`` with each list at most ``chars`` characters (``by_piece``:
-    each step of a sentence that asks several things narrowed to its piece; ``into``: the places a
-    piece puts files, where an earlier piece made them).
-
-    First what the request says over the workspace (its scope, its dates, the other values it
-    offers), then the schema: its ops, its paths, its match filters and other values, and its steps.
-    """
-    bounded = partial(bounded_to, chars=chars)
-    changeable = partial(_changeable_to, chars=chars)
-    scope = _scope(request, entries, chars)
-    times = _times(request, scope, today, chars)
-    offer = _offered(request, scope, chars)
-    said = request.lower()
-
-    schema = base_reply_schema()
-    defs = schema["$defs"]
+def _narrow_ops(defs: dict[str, Any], request: str, scope: Scope) -> tuple[set[str] | None, bool, bool, list[str]]:
+    """Narrow the ops a step may take, and whether an archive removes what it packs, to what
+    ``request`` says; return the ops said (None: any), whether it swaps one tag for another, whether
+    it unpacks into folders it makes, and the missing parents of the folders it names."""
     # A step does what the request says: no delete unless it speaks of deleting (refer.py).
     # (What it dictates for a file to say asks for nothing.)
     ops = referred_ops(undictated(request)) if dictated_lines(request) else referred_ops(request)
@@ -488,6 +182,117 @@ def _narrowed(
         step = defs["step"]
         step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in ops]
         step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in ops]
+    return ops, retag, unpacking, missing
+
+
+def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *, retag: bool, one_thing: bool,
+                  asked: int) -> list[str]:  # fmt: skip
+    """Narrow how many steps a plan of ``request`` takes and the op of each, in the order asked, and
+    make the schema one way; return the folders it makes one after another (each a step of its own)."""
+    # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
+    # least a step for each: a small planner is apt to stop after the first.
+    defs, steps = schema["$defs"], schema["properties"]["steps"]
+    # A request for code, mail or the weather gets a plan with no steps. (One that asks a file
+    # operation is not made to take a step: a model that would answer none then loops, a tiny
+    # one repeating a path until its tokens run out.)
+    if not_files(request):
+        steps["maxItems"] = 0
+    # Folders made one after another ("make a folder called done and keep and shared"): a mkdir of
+    # each, in the order said (a small planner is apt to make one of them twice).
+    listed_dirs = made_names(request)
+    if not (ops is not None and ops <= {"mkdir", "write", "move", "rename", "classify", "archive"}):
+        listed_dirs = []
+    if listed_dirs:
+        for at, name in enumerate(listed_dirs):
+            defs[f"made-{at}"] = {"type": "object", "additionalProperties": False, "required": ["op", "path"],
+                                  "properties": {"op": {"const": "mkdir"}, "path": {"const": name}}}  # fmt: skip
+        mkdirs = [{"$ref": f"#/$defs/made-{at}"} for at in range(len(listed_dirs))]
+        steps.update(minItems=len(mkdirs), maxItems=len(mkdirs), prefixItems=mkdirs)
+    elif retag and one_thing:
+        steps.update(minItems=2, prefixItems=[step_of(defs, ["untag"]), step_of(defs, ["tag"])])
+    if asked > 1 and not listed_dirs:
+        steps["minItems"] = min(asked, steps["maxItems"])
+        # and each step, in the order asked, one of the ops its own words say ("zip X, copy Y and
+        # add a line to Z": an archive, a copy, then an append).
+        step_ops = [piece_ops(piece) for piece in asked_pieces(request)]
+        if asked <= steps["maxItems"] and all(step_ops):
+            steps["prefixItems"] = [step_of(defs, sorted(these & ops if ops else these) or sorted(these))
+                                    for these in step_ops if these]  # fmt: skip
+    one_way(schema)
+    return listed_dirs
+
+
+def _narrow_choice(defs: dict[str, Any], request: str, scope: Scope, *, one_thing: bool, selected: bool,
+                   timed: bool, by_tag: bool) -> None:  # fmt: skip
+    """Narrow how a step chooses its files: selected by a match (``selected``: files said by a size,
+    a date or a tag), listed by path, or either."""
+    many_said = scope.words_of.uses(ALL_WORDS) or any(
+        stem(w) != w.lower() and names_a_kind(w) for w in scope.words_of.words
+    )
+    ranked = FIRST_N.search(request) or scope.words_of.uses([*FEW_WORDS, *RANKING_WORDS])
+    if selected:
+        selected_only(defs)
+    # Files it describes by words of their names, from no folder it names, by no date, size, tag
+    # or count ("tag the lease and the car insurance policy", "delete the whiteboard photo") are
+    # those files, listed.
+    # (Not "the draft files", every file of a name, nor files said by a tag they have: "nothing is
+    # review anymore, drop that tag".)
+    elif (one_thing and scope.file_refs and not scope.folder_refs and not (timed or by_tag or ranked)
+          and not NAMED.search(request) and not scope.words_of.uses([*ALL_WORDS, *NAMED_WORDS])
+          and referred_files(request, scope.all_files, tags=tag_words(request))):  # fmt: skip
+        listed_only(defs)
+        # all of them, where it joins them ("copy the W-2 and the 1099", "the lease and the policy")
+        if JOINED_REFS.search(request) and "enum" in defs["listed"] and len(defs["listed"]["enum"]) >= 2:
+            defs["paths"]["minItems"] = max(defs["paths"].get("minItems", 0), 2)
+            for op in SINGLE_KEYS:
+                ways = defs[op].get("anyOf", [])
+                defs[op]["anyOf"] = [way for way in ways if "paths" in way["required"]] or ways
+    # Files taken from a folder it names, described by no name ("copy the porto pics", "the pdfs in
+    # docs"), are those the folder has, selected so.
+    # (Unless it ranks them: "the biggest two files in Downloads" may be named.)
+    # (And unless it says one file: "remove the cv doc in paperwork".)
+    elif (
+        one_thing
+        and scope.file_refs is None
+        and not scope.everywhere
+        and not scope.mentioned
+        and not ranked
+        and many_said
+    ):
+        selected_only(defs)
+
+
+def _narrow_places(defs: dict[str, Any], request: str, scope: Scope, offer: Offered, ops: set[str] | None, *,
+                   one_thing: bool, rule_exts: list[str]) -> None:  # fmt: skip
+    """Narrow where a step puts files: a classify rule for each place said, in order, and a folder,
+    never a name like a file's, for many files."""
+    # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
+    # one rule for each place, in the order said, each for the kinds said before its place.
+    if one_thing and (ops is None or "classify" in ops):
+        rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, scope.all_files)
+    # Many files go into a folder, never into a name like a file's ("into cover-final.png").
+    file_like = {*COMMON_EXTS, *offer.found_exts, *ARCHIVE_EXTS}
+    # (Where every place it names is such a name, a move or a copy takes one file: "rename a.png to b.png".)
+    places_to = defs["target"].get("enum")
+    folders_to = [t for t in places_to or [] if posixpath.splitext(t)[1].lower() not in file_like]
+    if places_to and folders_to != places_to:
+        defs["into"] = {"enum": folders_to}
+        for op in ("move", "copy"):
+            ways = defs[op]["anyOf"]
+            singles = [way for way in ways if "from" in way["required"]]
+            if not folders_to:
+                defs[op]["anyOf"] = singles or ways
+                continue
+            for way in ways:
+                if "from" not in way["required"]:
+                    way["properties"]["to"] = {"$ref": "#/$defs/into"}
+
+
+def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *, unpacking: bool,
+                  missing: list[str], into: list[str] | None) -> tuple[list[str], list[str]]:  # fmt: skip
+    """Narrow the paths each op reads, makes and puts things into; return the names with an extension
+    the request gives, and the files a list of paths may name."""
+    changeable = partial(changeable_to, chars=chars)
     # A list left empty leaves a name free, but only a plain one (SAFE_PATH).
     free_path = defs["path"] = {**defs["path"], "pattern": SAFE_PATH}
     narrow_enum(defs, "path", scope.names)
@@ -561,6 +366,37 @@ def _narrowed(
     unpacked = [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)]
     narrow_enum(defs["extract"]["properties"], "to", [d for d in unpacked if goes_to(d, places)] or unpacked, defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
+    return named, listed
+
+
+def _narrowed(
+    request: str,
+    entries: list[ViewEntry],
+    today: dt.date,
+    chars: int,
+    *,
+    by_piece: bool = False,
+    into: list[str] | None = None,
+) -> dict[str, Any]:
+    """The reply schema for ``request`` with each list at most ``chars`` characters (``by_piece``:
+    each step of a sentence that asks several things narrowed to its piece; ``into``: the places a
+    piece puts files, where an earlier piece made them).
+
+    First what the request says over the workspace (its scope, its dates, the other values it
+    offers), then the schema: its ops, its paths, here its match filters and other values, then its
+    steps, how a step chooses files, and where it puts them.
+    """
+    bounded = partial(bounded_to, chars=chars)
+    scope = request_scope(request, entries, chars)
+    times = request_times(request, scope, today, chars)
+    offer = offered_values(request, scope, chars)
+    said = request.lower()
+
+    schema = base_reply_schema()
+    defs = schema["$defs"]
+    ops, retag, unpacking, missing = _narrow_ops(defs, request, scope)
+    named, listed = _narrow_paths(defs, request, scope, chars, unpacking=unpacking, missing=missing, into=into)
+    existing = set(scope.all_files)
     defs["kept_out"] = dict(defs["glob"])
     for key, values in (
         ("glob", scope.globs),
@@ -733,90 +569,11 @@ def _narrowed(
         del rule["contains"]
     narrow_enum(rule, "regex", offer.regexes, defs, drop=True)
     narrow_enum(rename, "template", offer.templates, defs)
-    # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
-    # least a step for each: a small planner is apt to stop after the first.
-    steps = schema["properties"]["steps"]
-    # A request for code, mail or the weather gets a plan with no steps. (One that asks a file
-    # operation is not made to take a step: a model that would answer none then loops, a tiny
-    # one repeating a path until its tokens run out.)
-    if not_files(request):
-        steps["maxItems"] = 0
-    # Folders made one after another ("make a folder called done and keep and shared"): a mkdir of
-    # each, in the order said (a small planner is apt to make one of them twice).
-    listed_dirs = made_names(request)
-    if not (ops is not None and ops <= {"mkdir", "write", "move", "rename", "classify", "archive"}):
-        listed_dirs = []
-    if listed_dirs:
-        for at, name in enumerate(listed_dirs):
-            defs[f"made-{at}"] = {"type": "object", "additionalProperties": False, "required": ["op", "path"],
-                                  "properties": {"op": {"const": "mkdir"}, "path": {"const": name}}}  # fmt: skip
-        mkdirs = [{"$ref": f"#/$defs/made-{at}"} for at in range(len(listed_dirs))]
-        steps.update(minItems=len(mkdirs), maxItems=len(mkdirs), prefixItems=mkdirs)
-    elif retag and one_thing:
-        steps.update(minItems=2, prefixItems=[step_of(defs, ["untag"]), step_of(defs, ["tag"])])
-    if asked > 1 and not listed_dirs:
-        steps["minItems"] = min(asked, steps["maxItems"])
-        # and each step, in the order asked, one of the ops its own words say ("zip X, copy Y and
-        # add a line to Z": an archive, a copy, then an append).
-        step_ops = [piece_ops(piece) for piece in asked_pieces(request)]
-        if asked <= steps["maxItems"] and all(step_ops):
-            steps["prefixItems"] = [step_of(defs, sorted(these & ops if ops else these) or sorted(these))
-                                    for these in step_ops if these]  # fmt: skip
-    one_way(schema)
-    many_said = scope.words_of.uses(ALL_WORDS) or any(
-        stem(w) != w.lower() and names_a_kind(w) for w in scope.words_of.words
-    )
-    ranked = FIRST_N.search(request) or scope.words_of.uses([*FEW_WORDS, *RANKING_WORDS])
-    if sized or dated or (one_thing and by_tag and "tag" in match):
-        selected_only(defs)
-    # Files it describes by words of their names, from no folder it names, by no date, size, tag
-    # or count ("tag the lease and the car insurance policy", "delete the whiteboard photo") are
-    # those files, listed.
-    # (Not "the draft files", every file of a name, nor files said by a tag they have: "nothing is
-    # review anymore, drop that tag".)
-    elif (one_thing and scope.file_refs and not scope.folder_refs and not (timed or by_tag or ranked)
-          and not NAMED.search(request) and not scope.words_of.uses([*ALL_WORDS, *NAMED_WORDS])
-          and referred_files(request, scope.all_files, tags=tag_words(request))):  # fmt: skip
-        listed_only(defs)
-        # all of them, where it joins them ("copy the W-2 and the 1099", "the lease and the policy")
-        if JOINED_REFS.search(request) and "enum" in defs["listed"] and len(defs["listed"]["enum"]) >= 2:
-            defs["paths"]["minItems"] = max(defs["paths"].get("minItems", 0), 2)
-            for op in SINGLE_KEYS:
-                ways = defs[op].get("anyOf", [])
-                defs[op]["anyOf"] = [way for way in ways if "paths" in way["required"]] or ways
-    # Files taken from a folder it names, described by no name ("copy the porto pics", "the pdfs in
-    # docs"), are those the folder has, selected so.
-    # (Unless it ranks them: "the biggest two files in Downloads" may be named.)
-    # (And unless it says one file: "remove the cv doc in paperwork".)
-    elif (
-        one_thing
-        and scope.file_refs is None
-        and not scope.everywhere
-        and not scope.mentioned
-        and not ranked
-        and many_said
-    ):
-        selected_only(defs)
-    # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
-    # one rule for each place, in the order said, each for the kinds said before its place.
-    if one_thing and (ops is None or "classify" in ops):
-        rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, scope.all_files)
-    # Many files go into a folder, never into a name like a file's ("into cover-final.png").
-    file_like = {*COMMON_EXTS, *offer.found_exts, *ARCHIVE_EXTS}
-    # (Where every place it names is such a name, a move or a copy takes one file: "rename a.png to b.png".)
-    places_to = defs["target"].get("enum")
-    folders_to = [t for t in places_to or [] if posixpath.splitext(t)[1].lower() not in file_like]
-    if places_to and folders_to != places_to:
-        defs["into"] = {"enum": folders_to}
-        for op in ("move", "copy"):
-            ways = defs[op]["anyOf"]
-            singles = [way for way in ways if "from" in way["required"]]
-            if not folders_to:
-                defs[op]["anyOf"] = singles or ways
-                continue
-            for way in ways:
-                if "from" not in way["required"]:
-                    way["properties"]["to"] = {"$ref": "#/$defs/into"}
+    listed_dirs = _narrow_steps(schema, request, ops, retag=retag, one_thing=one_thing, asked=asked)
+    selected = bool(sized or dated or (one_thing and by_tag and "tag" in match))
+    _narrow_choice(defs, request, scope, one_thing=one_thing, selected=selected, timed=bool(timed),
+                   by_tag=bool(by_tag))  # fmt: skip
+    _narrow_places(defs, request, scope, offer, ops, one_thing=one_thing, rule_exts=rule_exts)
     renamed_beside(defs, [path for path in scope.sources if path in existing], named, existing)
     if by_piece and "prefixItems" in schema["properties"]["steps"] and not listed_dirs:
         steps_by_piece(schema, asked_pieces(request), entries, today, chars)

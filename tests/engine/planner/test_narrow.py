@@ -16,7 +16,8 @@ from engine.planner.cases import generate_cases
 from engine.planner.effect import reply_problems
 from engine.planner.evaluate import case_schema
 from engine.planner.fixtures import FileSpec, Fixture
-from engine.planner.narrow import narrowed_schema, request_words
+from engine.planner.narrow import narrowed_schema
+from engine.planner.offered import request_words
 from engine.planner.prompt import ViewEntry, answer_text, entries_from_fixture
 from engine.serve.grammar import compile_schema
 from engine.serve.schema_rewrite import decoding_schema

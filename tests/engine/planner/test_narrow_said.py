@@ -7,8 +7,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from engine.planner.narrow import calendar_days, narrowed_schema
+from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
+from engine.planner.spoken import calendar_days
 from tests.engine.planner.test_narrow import TODAY, _allows
 
 

@@ -1,0 +1,339 @@
+"""What a request says over a workspace, as the values its narrowed reply schema offers
+(:mod:`engine.planner.narrow`): its scope (the files and folders it refers to, and the paths and
+globs a step may use), its dates (the years and days it says, on each side of a match's range) and
+the other values (sizes, counts, tags, extensions, texts, name starts, what a rename finds, puts in
+and names by). Each list is bounded to a number of characters, so that a big workspace cannot make
+a huge schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+
+from engine.planner.parts import request_parts
+from engine.planner.pieces import names_alone
+from engine.planner.prompt import ViewEntry
+from engine.planner.refer import (
+    SPELLED_PATH,
+    names_a_kind,
+    referred_exts,
+    referred_files,
+    referred_folders,
+    spared_folders,
+    takes_from_folder,
+)
+from engine.planner.said import (
+    QUOTED,
+    STOP_WORDS,
+    WORD_EDGES,
+    asked_steps,
+    tag_words,
+    undictated,
+)
+from engine.planner.schema_edit import (
+    MAX_VALUES,
+    bounded_to,
+    is_usable,
+)
+from engine.planner.spoken import (
+    AGES,
+    BEFORE_YEAR,
+    COUNT,
+    DAYS,
+    LAST_YEAR,
+    NAMED,
+    NOT,
+    NUMBER_WORDS,
+    OLDER_WORDS,
+    PREFIX_WITH,
+    PUT_IN,
+    RECENT_WORDS,
+    SEPARATORS,
+    SIZE,
+    SIZES,
+    THIS_YEAR,
+    YEAR,
+    calendar_days,
+    counted_ages,
+    said_ages,
+)
+from engine.planner.values import (
+    ARCHIVE_EXTS,
+    COMMON_EXTS,
+    NAME,
+    NUMBERED,
+    TEMPLATES,
+    compiles,
+    has_ext,
+    is_changeable,
+    literal,
+    name_prefixes,
+    parent_folders,
+    starts_some,
+    words_of_names,
+)
+from engine.planner.words import Request
+
+
+def request_words(request: str) -> list[str]:
+    """The words of ``request`` that may be names: punctuation around them and a trailing slash or
+    full stop taken off (and, for a name that starts with a bracket, only the punctuation after it),
+    small words of the sentence ("into", "the") left out, in order, once each."""
+    words: list[str] = []
+    for raw in request.split():
+        for word in (raw.strip(WORD_EDGES).rstrip("."), raw.rstrip(",;:!?").rstrip(".")):
+            word = word.rstrip("/")
+            if word and word.lower() not in STOP_WORDS and NAME.match(word) and is_usable(word) and word not in words:
+                words.append(word)
+    return words
+
+
+def changeable_to(values: Iterable[str], chars: int) -> list[str]:
+    """``values`` that a plan may change (:func:`is_changeable`), bounded as :func:`bounded_to` does."""
+    return bounded_to((value for value in values if is_changeable(value)), chars)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a request refers to in a workspace, and the paths and globs its schema offers."""
+
+    words: list[str]  # the words that may be names (request_words), less what it dictates
+    words_of: Request
+    all_files: list[str]
+    under: set[str]  # folders with files under them
+    inside: set[str]  # folders with files right in them
+    all_folders: list[str]
+    folder_refs: list[str] | None  # the folders the request refers to, None when none (refer.py)
+    file_refs: list[str] | None  # the files it refers to, None when none
+    folders: list[str]  # the folders it refers to, or all of them
+    files: list[str]  # the files it refers to, or all of them
+    mentioned: list[str]  # files whose whole path it holds
+    dotted: list[str]  # its words that are names with an extension
+    renamed: list[str]  # those names beside the files, or in the folders, it refers to
+    archive_files: list[str]
+    sources: list[str]  # what a step reads
+    dests: list[str]  # where a step makes something
+    names: list[str]  # any path a step names
+    archives: list[str]  # archives it names
+    everywhere: list[str]  # ["**"], or none when it takes files from a folder it names
+    spelled_dirs: list[str]  # folders it spells whole
+    spared: set[str]  # folders it leaves alone
+    taken: list[str]  # folders it takes files from
+    described: list[str]  # the files it describes
+    globs: list[str]
+    kept_out: list[str]  # what a match may leave out
+
+
+@dataclass(frozen=True)
+class Times:
+    """The years and days a request says, and the dates a match may filter on, on each side."""
+
+    years: set[int]
+    days: list[str]
+    older: bool
+    recent: bool
+    afters: list[str]
+    befores: list[str]
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The other values a request's schema offers: sizes, counts, tags, extensions, texts, name starts
+    and what a rename finds, puts in and names by."""
+
+    sizes: list[str]
+    counts: list[int]
+    named_tags: set[str]
+    said_tags_named: set[str]
+    tags: list[str]
+    found_exts: list[str]
+    exts: list[str]
+    texts: list[str]
+    regexes: list[str]
+    finds: list[str]
+    replaces: list[str]
+    templates: list[str]
+
+
+def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
+    """The files and folders ``request`` refers to among ``entries``, and the paths and globs its
+    schema offers, each list at most ``chars`` characters."""
+    bounded = partial(bounded_to, chars=chars)
+    changeable = partial(changeable_to, chars=chars)
+
+    # (What it dictates for a file to say names nothing: "that says: drop windows 7".)
+    words = request_words(undictated(request, quotes=False))
+    all_files = [entry.path for entry in entries if not entry.is_dir]
+    under = {parent for path in all_files for parent in parent_folders(path)}  # folders with files under them
+    all_folders = sorted(under | {e.path for e in entries if e.is_dir})
+    # The folders and files the request refers to, when it refers to some (refer.py).
+    folder_refs = referred_folders(request, all_folders)
+    file_refs = referred_files(request, all_files, tags=tag_words(request, named=True))
+    folders, files = folder_refs or all_folders, file_refs or all_files
+    mentioned = [path for path in all_files if path in request]
+    dotted = [word for word in words if "/" not in word and has_ext(word)]
+    # A new name goes beside a file the request refers to, or in a folder it refers to.
+    near = dict.fromkeys([*(posixpath.dirname(path) for path in files if files is not all_files), *folders])
+    renamed = [posixpath.join(folder, word) for folder in ["", *near] for word in dotted]
+    word_dirs = [parent for word in words for parent in parent_folders(word)]
+    archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)] or [
+        path for path in all_files if path.lower().endswith(ARCHIVE_EXTS)
+    ]
+
+    # A step reads what the request refers to: the files it describes ("the whiteboard photo"), and
+    # folders only when it names one or no file.
+    sources = changeable([*mentioned, *(folders if folder_refs or not file_refs else []), *files])
+    dests = changeable([*words, *word_dirs, *renamed, *folders])
+    names = changeable([*mentioned, *words, *word_dirs, *renamed, *folders, *files])
+    archives = changeable([w for w in words if w.lower().endswith(ARCHIVE_EXTS)])
+    # A glob selects files that exist: "**", a folder with files under it ("/**") or in it ("/*").
+    inside = {posixpath.dirname(path) for path in all_files}
+    # Everywhere ("**") only when the request takes files from no folder it names (refer.py).
+    everywhere = [] if takes_from_folder(request, all_folders) else ["**"]
+    words_of = Request(request)
+    spelled_dirs = [d for d in all_folders if names_alone(request, d)]
+    # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
+    spared = spared_folders(request, all_folders)
+    taken = [d for d in folders if d not in spared] or folders
+    # Asked one thing of files it names by no word of their names, the request means files of the
+    # folders it takes from and of the kinds it names ("nuke the .tmp junk in build"): a step names
+    # no other file.
+    described = files
+    if file_refs is None and asked_steps(request) == 1 and len(request_parts(request)) == 1:
+        said_kinds = referred_exts(request, [posixpath.splitext(p)[1].lower() for p in all_files], strict=True) or []
+        in_reach = [path for path in all_files
+                    if (everywhere or any(path.startswith(f"{d}/") for d in taken))
+                    and (not said_kinds or posixpath.splitext(path)[1].lower() in said_kinds)]  # fmt: skip
+        if in_reach:
+            described = in_reach
+            sources = changeable([*mentioned, *folders, *in_reach])
+    globs = bounded([*everywhere, *(f"{d}/**" for d in taken if d in under), *(f"{d}/*" for d in taken if d in inside)])
+    # What a match leaves out is a folder the request leaves alone, when it names one.
+    kept_out = bounded(f"{d}/**" for d in sorted(spared) if d in under) or bounded(
+        [*everywhere, *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)]
+    )
+    return Scope(
+        words=words,
+        words_of=words_of,
+        all_files=all_files,
+        under=under,
+        inside=inside,
+        all_folders=all_folders,
+        folder_refs=folder_refs,
+        file_refs=file_refs,
+        folders=folders,
+        files=files,
+        mentioned=mentioned,
+        dotted=dotted,
+        renamed=renamed,
+        archive_files=archive_files,
+        sources=sources,
+        dests=dests,
+        names=names,
+        archives=archives,
+        everywhere=everywhere,
+        spelled_dirs=spelled_dirs,
+        spared=spared,
+        taken=taken,
+        described=described,
+        globs=globs,
+        kept_out=kept_out,
+    )
+
+
+def request_times(request: str, scope: Scope, today: dt.date, chars: int) -> Times:
+    """The dates a match of ``request`` may filter on, as of ``today``."""
+    bounded = partial(bounded_to, chars=chars)
+    words_of = scope.words_of
+    # The years the request names, this year or last year when it says so: the model is apt to copy
+    # this year from the view's first line instead of the request's year.
+    # (A year in a path it spells is a folder's name: "into to-print/2026" says no year.)
+    years = {int(year) for year in YEAR.findall(SPELLED_PATH.sub(" ", request))}
+    said = request.lower()
+    if THIS_YEAR.search(said):
+        years.add(today.year)
+    if LAST_YEAR.search(said):
+        years.add(today.year - 1)
+    # A year is a range: from its first day (modified_after) to the next year's (modified_before).
+    # An age is one the request says ("a week": 7d), or any when it names neither an age nor a year,
+    # and only on the side it says: before it for older files ("older than", "not touched in"),
+    # after it for recent ones ("from the last week", "this month's").
+    # (An age said with a count is that age only: "older than six months" is 180d, not a month.)
+    counted = counted_ages(request)
+    ages = counted or [*said_ages(words_of), *(f"{n}d" for n in DAYS.findall(request))] or ([] if years else list(AGES))
+    # A day said by its month ("since July 1st") is a date on either side.
+    days = calendar_days(request, today)
+    ages = [*ages, *days] if counted or said_ages(words_of) or DAYS.search(request) or years else days or ages
+    older, recent = words_of.uses(OLDER_WORDS) or bool(NOT.search(said)), words_of.uses(RECENT_WORDS)
+    afters = bounded([*(ages if recent or not older else []), *(f"{y}-01-01" for y in sorted(years))])
+    befores = bounded([*(ages if older or not recent else []), *(f"{y + 1}-01-01" for y in sorted(years)),
+                       *(f"{y}-01-01" for y in map(int, BEFORE_YEAR.findall(said)))])  # fmt: skip
+    return Times(years=years, days=days, older=older, recent=recent, afters=afters, befores=befores)
+
+
+def offered_values(request: str, scope: Scope, chars: int) -> Offered:
+    """The sizes, counts, tags, extensions, texts, name starts and rename values ``request`` offers."""
+    bounded = partial(bounded_to, chars=chars)
+    words, words_of, all_files = scope.words, scope.words_of, scope.all_files
+    # A size is one the request names ("over 20 MB"), or a usual one when it names none ("the big files").
+    sizes = bounded(f"{number}{unit.upper()}" for number, unit in SIZE.findall(request)) or list(SIZES)
+    lowered = request.lower().split()
+    counts = sorted({int(n) for n in COUNT.findall(request) if int(n) >= 1}
+                    | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
+    # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
+    named_tags = tag_words(request)
+    said_tags_named = tag_words(request, named=True)
+    tags = bounded(w for w in words if "/" not in w and w.lower() in named_tags)
+    tags = tags or bounded(w for w in words if "/" not in w)
+    # A match selects by the extensions files have (one no file has selects nothing, and the dry
+    # run refuses that); a classify rule may also name the usual ones ("images": .jpg, .png, .heic).
+    found_exts = bounded(posixpath.splitext(path)[1].lower() for path in all_files)
+    exts = bounded([*COMMON_EXTS, *found_exts])
+    plain = [w for w in words if "/" not in w]
+    # What files hold: a word of the request, or a word of a name that the request says ("budegt").
+    texts = bounded([*plain, *(w.lower() for w in plain),
+                     *(w for w in dict.fromkeys(words_of_names(all_files)) if words_of.says(w))])  # fmt: skip
+    prefixes = [p for w in plain for p in name_prefixes(w)]
+    # A name's start that some file's name starts with (compared as text: a request's word is never
+    # run as a regular expression here, where a hostile one could take forever).
+    basenames = sorted({posixpath.basename(path) for path in all_files})
+    # (A word for a kind of file, "the 2024 photos", is a name's start only where it is said as one:
+    # "everything named Screenshot something".)
+    naming = [p for w in plain if not names_a_kind(w) or NAMED.search(request) for p in name_prefixes(w)]
+    starts = [p for p in [*naming, *(f"{w} " for w in plain)] if starts_some(basenames, p)]
+    regexes = bounded(regex for p in starts if compiles(regex := f"^{p}"))
+    # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
+    quoted = [text for _, text in QUOTED.findall(request)]
+    spans = [*quoted, *(f" {t}" for t in quoted), *plain]
+    finds = bounded(literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
+    replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
+    # A separator the request puts in ("spaces with underscores", "use dashes instead") is what goes in.
+    put_in = [SEPARATORS[word[:3].lower()] for pair in PUT_IN.findall(request) for word in pair if word]
+    if put_in:
+        replaces = bounded([*put_in, *quoted])
+    numbered = [m.group(1) for w in plain if (m := NUMBERED.match(w))]
+    # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
+    counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
+    # Names prefixed with what the request spells ("prefix the dumps with prod-") start with it.
+    prefixed = [f"{found[1]}{{name}}" for found in PREFIX_WITH.finditer(request)]
+    templates = prefixed or bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
+                         *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
+                         *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
+    templates = bounded(counted) or templates
+    return Offered(
+        sizes=sizes,
+        counts=counts,
+        named_tags=named_tags,
+        said_tags_named=said_tags_named,
+        tags=tags,
+        found_exts=found_exts,
+        exts=exts,
+        texts=texts,
+        regexes=regexes,
+        finds=finds,
+        replaces=replaces,
+        templates=templates,
+    )
