@@ -42,7 +42,13 @@ LATER_SETS = [
     "engine/planner/data/handwritten-third.jsonl",
     "engine/planner/data/handwritten-fourth.jsonl",
     "engine/planner/data/handwritten-fifth.jsonl",
+    "engine/planner/data/handwritten-sixth.jsonl",
 ]
+#: What the card says of a set that rules were shaped by after it was scored.
+SHAPED_BY = {
+    "engine/planner/data/handwritten-third.jsonl": ", rules were later shaped by its failures",
+    "engine/planner/data/handwritten-fourth.jsonl": ", rules were later shaped by its failures",
+}
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
 TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | p50 s | p95 s |"
@@ -169,8 +175,10 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         "hand get exactly the right effect from its first answer (targets: 90% and 80%)." + retried,
         (
             "On requests written by hand by people who had not read the decoding rules: "
-            + "; ".join(f"{rows['exact_effect']:.0%} of {rows['cases']} (`{path}`)" for path, rows in unseen[:-1])
-            + (" (rules were later shaped by their failures); " if len(unseen) > 1 else "")
+            + "".join(
+                f"{rows['exact_effect']:.0%} of {rows['cases']} (`{path}`{SHAPED_BY.get(path, '')}); "
+                for path, rows in unseen[:-1]
+            )
             + f"{unseen[-1][1]['exact_effect']:.0%} of {unseen[-1][1]['cases']} (`{unseen[-1][0]}`), the set no rule"
             f" was shaped by, where {unseen[-1][1]['overreach']:.0%} of plans change a path the gold plan leaves alone."
             if unseen

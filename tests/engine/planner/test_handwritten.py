@@ -23,6 +23,8 @@ THIRD = DATA.with_name("handwritten-third.jsonl")
 FOURTH = DATA.with_name("handwritten-fourth.jsonl")
 #: And a fifth, written after rules had been shaped by the fourth.
 FIFTH = DATA.with_name("handwritten-fifth.jsonl")
+#: And a sixth, over four more workspaces, written after the fifth had been scored.
+SIXTH = DATA.with_name("handwritten-sixth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -35,6 +37,7 @@ LATER_CASES = _load(LATER)
 THIRD_CASES = _load(THIRD)
 FOURTH_CASES = _load(FOURTH)
 FIFTH_CASES = _load(FIFTH)
+SIXTH_CASES = _load(SIXTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -69,13 +72,14 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (THIRD_CASES, "third_"),
         (FOURTH_CASES, "fourth_"),
         (FIFTH_CASES, "fifth_"),
+        (SIXTH_CASES, "sixth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
         assert all(case_id.startswith(prefix) for case_id in ids)
 
 
-EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES]
+EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES, *SIXTH_CASES]
 
 
 @pytest.mark.parametrize("case", EVERY, ids=[case.id for case in EVERY])
