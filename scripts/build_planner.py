@@ -51,7 +51,7 @@ SHAPED_BY = {
 }
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
-TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | p50 s | p95 s |"
+TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | gold fits | p50 s | p95 s |"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja")
 
 
@@ -180,7 +180,13 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
                 for path, rows in unseen[:-1]
             )
             + f"{unseen[-1][1]['exact_effect']:.0%} of {unseen[-1][1]['cases']} (`{unseen[-1][0]}`), the set no rule"
-            f" was shaped by, where {unseen[-1][1]['overreach']:.0%} of plans change a path the gold plan leaves alone."
+            f" was shaped by, where {unseen[-1][1]['overreach']:.0%} of plans change a path the gold plan leaves alone"
+            + (
+                f" and {unseen[-1][1]['gold_fit']:.0%} of gold plans fit the schemas the model is decoded under"
+                " (`gold fits`: what it could answer at best)."
+                if "gold_fit" in unseen[-1][1]
+                else "."
+            )
             if unseen
             else ""
         ),
@@ -204,15 +210,18 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         "",
         "Each predicted plan and the gold plan are applied to fresh copies of the case's workspace through the",
         "real engine; a prediction is right when the two trees are equal (names, contents, tags). Latency is",
-        "one request to the local server on this CPU, the server warm.",
+        "one request to the local server on this CPU, the server warm. `gold fits` is the share of gold plans that",
+        "validate under the narrowed schemas the model is decoded under, part by part (a plan of the same",
+        "effect may fit where the gold one does not).",
         "",
     ]
     for set_name, rows in report["data"].items():
         first = next(iter(rows.values()))
-        lines += [f"### {set_name}: {first['cases']} cases", "", TABLE_HEAD, "| --- |" + " --- |" * 6]
+        lines += [f"### {set_name}: {first['cases']} cases", "", TABLE_HEAD, "| --- |" + " --- |" * 7]
         for name, s in rows.items():
-            lines.append(f"| {name} | {s['exact_effect']:.3f} | {s['valid']:.3f} | {s['refused']:.3f} | "
-                         f"{s['overreach']:.3f} | {s['latency_p50_s']:.2f} | {s['latency_p95_s']:.2f} |")  # fmt: skip
+            rates = " | ".join(f"{s[key]:.3f}" for key in ("exact_effect", "valid", "refused", "overreach"))
+            fit = f"{s['gold_fit']:.3f}" if "gold_fit" in s else "-"
+            lines.append(f"| {name} | {rates} | {fit} | {s['latency_p50_s']:.2f} | {s['latency_p95_s']:.2f} |")
         lines.append("")
         by_kind = rows.get("model", first)["by_kind"]
         lines += ["Exact effect of `model` by kind: " + ", ".join(f"{k} {v:.2f}" for k, v in by_kind.items()), ""]

@@ -47,8 +47,10 @@ planner, the adapter's name there): start it with 'routeshell serve --model DIR 
 planner=DIR'.
 
 Reported: exact-effect accuracy, valid plans (schema and path rules), plans refused by the dry run
-or the policy, overreach (plans that changed a path the gold plan leaves alone), and p50/p95
-latency of one prediction; --json prints every case too, with the plan predicted for it.
+or the policy, overreach (plans that changed a path the gold plan leaves alone), for 'model' and
+'agent' the gold plans that fit the schemas they are decoded under (what they could answer at best;
+a plan of the same effect may still fit where the gold one does not), and p50/p95 latency of one
+prediction; --json prints every case too, with the plan predicted for it.
 """
 
 PREDICTORS = ("model", "agent", "model-free", "rules", "gold")
@@ -114,12 +116,23 @@ def handwritten_path() -> Path:
     return Path(engine.planner.__file__).parent / "data" / "handwritten.jsonl"
 
 
+#: The predictors decoded under the narrowed schemas, whose rows report how many gold plans fit them.
+CONSTRAINED = {"model", "agent"}
+
+
 def run_eval_planner(args: argparse.Namespace) -> int:
     """Run ``routeshell eval planner``; return the exit code."""
     import json
 
     from engine.evaluation.endpoints import check_url
-    from engine.planner.evaluate import Predictor, endpoint_predictor, evaluate, gold_predictor, rules_predictor
+    from engine.planner.evaluate import (
+        Predictor,
+        endpoint_predictor,
+        evaluate,
+        gold_fits,
+        gold_predictor,
+        rules_predictor,
+    )
     from engine.planner.prompt import PLANNER_RETRIES
 
     predictors = list(dict.fromkeys(args.predictor or ["model", "model-free", "rules"]))
@@ -137,12 +150,17 @@ def run_eval_planner(args: argparse.Namespace) -> int:
     try:
         for set_name, cases in sets:
             rows: dict[str, Any] = {}
+            # What the constrained planner could answer at best: the gold plans its schemas allow.
+            misfits = [case.id for case in cases if not gold_fits(case)] if CONSTRAINED & set(predictors) else []
             for name in predictors:
                 started = time.monotonic()
                 progress = _progress(f"{set_name}: {name}", len(cases))
                 summary, results = evaluate(cases, made[name], progress=progress)
                 _endpoint_failed(name, results)
                 summary["seconds"] = round(time.monotonic() - started, 1)
+                if name in CONSTRAINED:
+                    summary["gold_fit"] = 1 - len(misfits) / len(cases)
+                    summary["gold_misfits"] = misfits
                 if args.json:
                     summary["results"] = [result.as_dict() for result in results]
                 rows[name] = summary
@@ -190,11 +208,13 @@ def print_planner_table(report: dict[str, Any]) -> None:
     for set_name, rows in report["data"].items():
         first = next(iter(rows.values()))
         table = Table(title=f"{escape(display_line(set_name))}: {first['cases']} cases", title_justify="left")
-        for column in ("planner", "exact effect", "valid", "refused", "overreach", "p50 s", "p95 s"):
+        columns = ("planner", "exact effect", "valid", "refused", "overreach", "gold fits", "p50 s", "p95 s")
+        for column in columns:
             table.add_column(column, justify="left" if column == "planner" else "right")
         for name, s in rows.items():
             rates = [f"{s[key]:.3f}" for key in ("exact_effect", "valid", "refused", "overreach")]
-            table.add_row(name, *rates, f"{s['latency_p50_s']:.3f}", f"{s['latency_p95_s']:.3f}")
+            fit = f"{s['gold_fit']:.3f}" if "gold_fit" in s else "-"
+            table.add_row(name, *rates, fit, f"{s['latency_p50_s']:.3f}", f"{s['latency_p95_s']:.3f}")
         console.print(table)
 
 

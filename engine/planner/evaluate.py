@@ -242,6 +242,45 @@ def endpoint_predictor(
     return predict, client.close
 
 
+#: The most ways :func:`gold_fits` tries to share a gold plan's steps among the parts of its request.
+MAX_SPLITS = 256
+
+
+def gold_fits(case: Case) -> bool:
+    """Whether the gold plan of ``case`` is an answer the constrained planner could give: valid, part
+    by part, under the schemas narrowed to the parts of its request (:func:`case_schema`, as the
+    ``model`` predictor asks), its steps shared among the parts in order (each part's share decoded
+    with the folders the shares before it make). The goal is left out: the planner writes its own.
+
+    A gold plan that does not fit may still have one of the same effect that does (another glob that
+    selects the same files); one whose steps can be shared in more than :data:`MAX_SPLITS` ways is
+    counted as not fitting."""
+    import itertools
+
+    import jsonschema
+
+    entries = entries_from_fixture(case.fixture, case.today)
+    parts = request_parts(case.request)
+    steps = case.plan["steps"]
+
+    def fits(part: str, made: list[ViewEntry], share: list[Any]) -> bool:
+        schema = case_schema(dataclasses.replace(case, request=part), made)
+        return bool(jsonschema.Draft202012Validator(schema).is_valid({"version": 1, "steps": share}))
+
+    cuts = itertools.islice(itertools.combinations(range(len(steps) + 1), len(parts) - 1), MAX_SPLITS)
+    for cut in cuts:
+        bounds = [0, *cut, len(steps)]
+        made: list[ViewEntry] = []
+        for at, part in enumerate(parts):
+            share = steps[bounds[at] : bounds[at + 1]]
+            if not fits(part, made, share):
+                break
+            made += made_entries({"steps": share}, [*entries, *made], case.today)
+        else:
+            return True
+    return False
+
+
 def score_case(case: Case, prediction: Prediction, scratch: Path) -> CaseResult:
     want = plan_effect(case.fixture, case.today, case.plan, scratch=scratch)
     kind = case.kinds[0] if case.kinds else "?"

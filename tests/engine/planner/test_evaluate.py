@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from engine.planner.evaluate import (
     Prediction,
     endpoint_predictor,
     evaluate,
+    gold_fits,
     gold_predictor,
     load_cases,
     parse_reply,
@@ -217,3 +219,39 @@ def test_a_later_part_is_narrowed_to_the_folders_an_earlier_part_made(scripted_l
     assert '"Documents/house"' in second
     assert '"Documents/house/' not in second  # made, with nothing in it to select
     assert scripted_llm.unexpected == 0
+
+
+def test_gold_fits_is_whether_the_narrowed_schemas_allow_the_gold_plan(cases: list[Case]) -> None:
+    assert all(gold_fits(case) for case in cases)
+    # A step the request does not ask for (no word of deleting) is no answer the planner could give.
+    case = next(c for c in cases if c.plan["steps"] and c.plan["steps"][0]["op"] == "move")
+    deleting = copy.deepcopy(case.plan)
+    deleting["steps"][0] = {"op": "delete", "match": {"glob": "**"}}
+    assert not gold_fits(dataclasses.replace(case, plan=deleting))
+    # A request of two parts: each part's share of the steps under its own schema, in the order asked.
+    joined = next(c for c in generate_cases(200, seed=4) if len(c.kinds) == 2 and len(c.plan["steps"]) == 2)
+    assert len(request_parts(joined.request)) == 2
+    assert gold_fits(joined)
+    swapped = {**joined.plan, "steps": joined.plan["steps"][::-1]}
+    assert not gold_fits(dataclasses.replace(joined, plan=swapped))
+
+
+def test_eval_planner_cli_reports_the_gold_plans_the_model_could_give(
+    scripted_llm: ScriptedLLM, tmp_path: Path, cases: list[Case]
+) -> None:
+    fitting = next(c for c in cases if c.plan["steps"] and c.plan["steps"][0]["op"] == "move")
+    deleting = {**fitting.plan, "steps": [{"op": "delete", "match": {"glob": "**"}}]}
+    misfit = dataclasses.replace(fitting, id="misfit", plan=deleting)
+    data = tmp_path / "cases.jsonl"
+    data.write_text("".join(json.dumps(c.to_json()) + "\n" for c in (fitting, misfit)))
+    scripted_llm.enqueue(Reply(fitting.plan), Reply(fitting.plan))
+    result = run_routeshell("eval", "planner", "--data", str(data), "--predictor", "model", "--predictor", "rules",
+                            "--base-url", scripted_llm.base_url, "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["data"][str(data)]
+    assert rows["model"]["gold_fit"] == 0.5
+    assert rows["model"]["gold_misfits"] == ["misfit"]
+    assert "gold_fit" not in rows["rules"]
+    table = run_routeshell("eval", "planner", "--data", str(data), "--predictor", "gold")
+    assert table.returncode == 0, table.stderr
+    assert "fits" in table.stdout  # the column's header (wrapped in a narrow terminal)
