@@ -40,6 +40,7 @@ from engine.names import display_line
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
 from engine.planner.prompt import ViewEntry, entries_from_root, planner_messages
+from engine.planner.refer import outside_path
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -207,6 +208,10 @@ def planner(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the builder for a plan; in later rounds it also sees why the tests failed."""
     if runtime.context.files_only:
+        # A path the plan may not name is declined before the model is asked: a planner decoded under
+        # the workspace's names would pick some other file ("delete ../o/secret.txt": readme.txt).
+        if (outside := outside_path(state["task"], str(runtime.context.root))) is not None:
+            return {"declined": f"the request cannot be planned: {display_line(outside)[:400]}"}
         plan = _ask(state, runtime.context, "builder", state["task"], files_planner=True)
         if not plan["steps"]:
             why = display_line(str(plan.get("goal") or "not a file operation"))[:300]

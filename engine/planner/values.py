@@ -48,9 +48,14 @@ def words_of_names(files: list[str]) -> list[str]:
 
 
 def parent_folders(path: str) -> list[str]:
+    """The folders above ``path``, nearest first ("a/b/c.txt": "a/b", "a"); an absolute path's end at
+    its root ("/x/y": "/x", "/"), which no plan may change."""
     found = []
     while "/" in path:
-        path = posixpath.dirname(path)
+        parent = posixpath.dirname(path)
+        if parent == path:  # the root: its parent is itself
+            break
+        path = parent
         found.append(path)
     return found
 

@@ -80,6 +80,27 @@ def test_a_task_routed_to_tests_is_declined_without_asking_the_model(
     assert [event["type"] for event in run.events] == ["route", "final"]
 
 
+@pytest.mark.parametrize(
+    ("task", "said"),
+    [
+        ("delete ../o/secret.txt", "outside the workspace"),
+        ("delete /tmp/x/keep.txt", "outside the workspace"),
+        ("delete {root}/notes.md", "relative to the workspace (notes.md)"),
+    ],
+)
+def test_a_path_outside_the_workspace_or_absolute_is_declined_without_asking_the_model(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, task: str, said: str
+) -> None:
+    make_files(root)
+    before = sorted(path.name for path in root.rglob("*"))
+    run = graph_run(approval="auto", files_only=True, topology="single")  # (the path may say "pytest")
+    assert run.start(task.format(root=root)) is None
+    assert run.final["ok"] is False
+    assert said in run.final["summary"]
+    assert scripted_llm.requests == []  # a planner would pick another file: notes.md, docs/a.pdf
+    assert sorted(path.name for path in root.rglob("*")) == before
+
+
 def test_an_invalid_planner_reply_goes_back_for_repair(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:

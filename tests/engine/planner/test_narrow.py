@@ -551,3 +551,11 @@ def test_many_files_go_into_a_folder_never_into_a_name_like_a_files() -> None:
     rename = {"op": "move", "from": "Edits/cover-final.png", "to": "Edits/cover.png"}
     assert _allows(schema, rename, {"op": "tag", "path": "Edits/cover.png", "tags": ["approved"]})
     assert not _allows(schema, rename, {"op": "tag", "path": "cover.png", "tags": ["approved"]})
+
+
+def test_a_request_with_an_absolute_path_is_narrowed_in_time() -> None:
+    # "/" is its own parent: a path's folders end at the root.
+    entries = [ViewEntry("keep.txt", False, 10, TODAY), ViewEntry("docs/a.md", False, 10, TODAY)]
+    for request in ("delete /tmp/x/keep.txt", "move / to docs", "copy //a//b/ into docs"):
+        schema = narrowed_schema(request, entries, TODAY)
+        assert "/" not in schema["$defs"]["dest"].get("enum", [])
