@@ -196,7 +196,9 @@ def test_wait_for_the_workspace_lock(ws: Path, plans: Path) -> None:
     plan = write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"})
     with workspace_lock(ws):
         assert_one_line_error(apply(ws, plan), 1, "another routeshell is changing", "--wait")
-        assert_one_line_error(apply(ws, plan, "--wait", "0.3"), 1, "another routeshell is changing")
+        waited = apply(ws, plan, "--wait", "0.3")
+        assert_one_line_error(waited, 1, "another routeshell is changing")
+        assert "add --wait" not in waited.stderr  # it did wait
         waiting = subprocess.Popen([ROUTESHELL, "plan", "apply", plan, "--yes", "--wait", "--workspace", str(ws)],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     _out, err = waiting.communicate(timeout=120)

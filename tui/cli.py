@@ -229,8 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _shell(args)
     except RouteshellError as exc:
         from engine.names import display_line
+        from engine.workspace.state import LockBusy
 
-        print(f"routeshell: error: {display_line(str(exc))}", file=sys.stderr)
+        # A command that can wait for the lock says how (plan apply, undo, recover, trash), others do not.
+        waits = isinstance(exc, LockBusy) and getattr(args, "wait", None) == 0
+        more = ", or add --wait to wait for it" if waits else ""
+        print(f"routeshell: error: {display_line(str(exc))}{more}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("routeshell: interrupted", file=sys.stderr)

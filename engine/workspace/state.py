@@ -156,8 +156,7 @@ def workspace_lock(root: Path, wait: float = 0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    more = "" if wait else ", or add --wait to wait for it"
-                    raise LockBusy(f"another routeshell is changing {root}; try again when it is done{more}") from None
+                    raise LockBusy(f"another routeshell is changing {root}; try again when it is done") from None
                 time.sleep(LOCK_POLL_S)
         yield
     finally:
