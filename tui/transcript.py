@@ -179,7 +179,9 @@ def _final(event: Event, undo_hint: str) -> list[Text]:
         estimated = " (estimated)" if usage.get("estimated") else ""
         lines.append(Text(f"tokens: {usage['total_tokens']}{estimated}  thread: {_safe(event['thread'])}", "dim"))
     if event.get("undo"):
-        lines.append(Text(f"undo the last plan with: {undo_hint}  (journal {_safe(event['undo'])})", style="dim"))
+        # Never wrapped, so that the command still works when pasted (the terminal may fold it on screen).
+        lines.append(Text(f"undo the last plan with: {undo_hint}  (journal {_safe(event['undo'])})", style="dim",
+                          no_wrap=True))  # fmt: skip
     return lines
 
 
@@ -237,7 +239,8 @@ class Transcript:
         if self._streaming:
             self.console.print()
             self._streaming = False
-        self.console.print(text, highlight=False)
+        # A line that must not wrap (a command to paste) is written whole: the terminal may fold it.
+        self.console.print(text, highlight=False, soft_wrap=bool(text.no_wrap))
 
     def handle(self, event: Event) -> None:
         """Print one event."""

@@ -146,3 +146,13 @@ def test_every_line_of_every_event_is_printable(s: str) -> None:
         for line in lines:
             assert line.plain.isprintable(), (event, line.plain)
             assert "(unexpected fields)" not in line.plain, event
+
+
+def test_the_undo_hint_is_never_wrapped_so_that_it_can_be_pasted() -> None:
+    buffer = io.StringIO()
+    hint = "routeshell --profile local plan undo --workspace /tmp/" + "a-long-folder-name/" * 6 + "it"
+    transcript = Transcript(Console(file=buffer, width=60, highlight=False), undo_hint=hint)
+    transcript.handle({"type": "final", "ok": True, "summary": "done " * 30, "undo": "j1"})
+    lines = buffer.getvalue().splitlines()
+    assert f"undo the last plan with: {hint}  (journal j1)" in lines
+    assert len(lines) > 2  # the summary still wraps at the width

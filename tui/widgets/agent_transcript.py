@@ -120,4 +120,5 @@ class AgentTranscript(Vertical):
             self.stream(str(event.get("text", "")))
             return
         for text in event_lines(event, undo_hint=self.undo_hint):
+            text.no_wrap = False  # every line wraps at the log's width here, the undo hint too (it names a key)
             self.line(text)
