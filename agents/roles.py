@@ -22,7 +22,7 @@ from engine.kinds import Role
 from engine.llm.client import ChatClient, ChatReply, EndpointError, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
-from engine.planner.effect import repetitions
+from engine.planner.effect import repetitions, without_repeated_steps
 from engine.planner.effect import reply_problems as planner_reply_problems
 from engine.planner.prompt import PLANNER_RETRIES, PLANNER_RETRY_TEMPERATURE
 from engine.plans.dry_run import preview_plan
@@ -213,6 +213,11 @@ def ask_role(
                 return RoleReply(document, total, attempt)
         else:
             problems = reply_problems(role, document, root, policy)
+        # Invalid because it did a step twice ("delete a.txt" twice: the second finds nothing): ask
+        # again, and keep it done once should no retry do better.
+        once = without_repeated_steps(document) if problems and files_planner and kept is None else document
+        if once is not document and not reply_problems(role, once, root, policy):
+            kept = (once, attempt)
         if not problems and files_planner and (repeated := repetitions(document)):
             # Valid, but it went round in circles: ask again, and keep the first such answer should
             # no retry do better.

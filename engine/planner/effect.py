@@ -69,6 +69,22 @@ def repetitions(plan: Any) -> list[str]:
     return found
 
 
+def without_repeated_steps(plan: Any) -> Any:
+    """``plan`` with each step that is the same as an earlier one left out (the first kept); the
+    plan itself when it repeats no step. (A repeated delete, move or tag fails or does nothing.)"""
+    steps = plan.get("steps") if isinstance(plan, dict) else None
+    if not isinstance(steps, list):
+        return plan
+    seen: set[str] = set()
+    kept = []
+    for step in steps:
+        key = json.dumps(step, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            kept.append(step)
+    return plan if len(kept) == len(steps) else {**plan, "steps": kept}
+
+
 def _repeated_items(items: list[Any], where: str, *, top: bool = False) -> list[str]:
     first: dict[str, int] = {}
     found = []

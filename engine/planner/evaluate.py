@@ -31,7 +31,7 @@ from engine.errors import UsageError
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
-from engine.planner.effect import plan_effect, repetitions
+from engine.planner.effect import plan_effect, repetitions, without_repeated_steps
 from engine.planner.fixtures import changed_paths, differences
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
@@ -215,6 +215,10 @@ def endpoint_predictor(
             if applies and not repetitions(plan):
                 break
             kept = kept or ((plan, text) if applies else None)
+            # (One refused for doing a step twice is kept done once, as the agent keeps it.)
+            once = without_repeated_steps(plan) if why is None and not applies and kept is None else plan
+            if once is not plan and plan_effect(case.fixture, case.today, once).applied:
+                kept = (once, json.dumps(once))
             if attempt == retries and kept is not None:
                 (plan, text), why = kept, None
         return plan, text, why

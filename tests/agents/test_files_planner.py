@@ -119,6 +119,23 @@ def test_an_invalid_planner_reply_goes_back_for_repair(
     assert (first["temperature"], second["temperature"]) == (0.0, PLANNER_RETRY_TEMPERATURE)
 
 
+def test_a_plan_that_does_a_step_twice_is_asked_again_then_done_once(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    delete = {"op": "delete", "path": "notes.md"}
+    twice = Reply({"version": 1, "goal": "Delete notes.md", "steps": [delete, delete]})
+    scripted_llm.enqueue(twice, twice, twice)  # the second delete finds nothing: invalid each time
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("delete notes.md") is None
+    assert run.final["ok"] is True
+    assert len(scripted_llm.requests) == 3  # asked again first: a retry might do better
+    [plan] = of(run.events, "plan")
+    assert plan["plan"]["steps"] == [delete]
+    assert not (root / "notes.md").exists()
+    assert (root / "docs" / "a.pdf").exists()
+
+
 def test_a_planner_that_never_answers_validly_fails_with_its_prompt_unchanged(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
