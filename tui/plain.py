@@ -26,6 +26,7 @@ from prompt_toolkit.history import History, InMemoryHistory
 from rich.console import Console
 from rich.text import Text
 
+from agents.nodes import waits_for_approval
 from agents.session import AgentSession, Outcome, SessionOptions, approval_for, new_thread_id
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import Profile
@@ -243,6 +244,13 @@ class PlainShell:
         if event.get("type") == "error":
             self._error_shown = True
         self.transcript.handle(event)
+        # As `run` shows it: a plan that does not wait for approval is shown step by step (one that
+        # waits is shown by its approval event).
+        if event.get("type") == "plan" and not waits_for_approval(self.session.options.approval, event["plan"]):
+            from tui.run_cli import plan_previews
+
+            for preview in plan_previews(self.workspace, event["plan"], False):
+                self.transcript.handle(preview)
 
     def _failed(self, code: ExitCode) -> None:
         """Remember that a line ended with ``code``: the shell's status is the worst one."""

@@ -255,13 +255,13 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
         # A plan that waits for approval is shown once, by its approval event: steps and diffs.
         if event.get("type") == "plan" and not waits_for_approval(approval, event["plan"]):
             # What the plan does, whether it is then applied or only shown.
-            for preview in _plan_previews(workspace, event["plan"], args.show_diff):
+            for preview in plan_previews(workspace, event["plan"], args.show_diff):
                 transcript.handle(preview)
 
     return handle
 
 
-def _plan_previews(workspace: Path, plan: dict[str, Any], diffs: bool) -> list[PreviewEvent]:
+def plan_previews(workspace: Path, plan: dict[str, Any], diffs: bool) -> list[PreviewEvent]:
     """The dry run of ``plan`` as preview events; without ``diffs``, only each step's line."""
     from engine.plans.dry_run import preview_plan
 

@@ -305,6 +305,8 @@ def test_piped_lines_run_and_exit_zero(scripted_llm: ScriptedLLM, workspace: Pat
     assert "done:" in result.stdout
     assert "Traceback" not in result.stderr
     assert (workspace / "hi.txt").read_text() == "hello\n"
+    # Each step of the applied plan is shown, as `run` shows it.
+    assert "[1] write hi.txt" in result.stdout
 
 
 def test_piped_approval_stops_the_task_and_goes_on(scripted_llm: ScriptedLLM, workspace: Path) -> None:
