@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     ENDPOINT = 3
     INTERRUPTED = 130
+    TERMINATED = 143  # SIGTERM: 128 + 15
 
 
 class RouteshellError(Exception):

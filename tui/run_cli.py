@@ -43,6 +43,7 @@ exit codes:
   3    the LLM endpoint failed (unreachable, timed out, or kept answering errors), or the
        local model server could not start (no model yet, or it died; see the 'local' profile)
   130  interrupted (Ctrl-C); continue with --thread ID --resume
+  143  terminated (SIGTERM); continue the same way
 """
 
 
@@ -136,7 +137,12 @@ def run_agent_command(args: argparse.Namespace) -> int:
     from engine.serve.launcher import local_server_for
 
     server = local_server_for(profile, base_url=args.base_url, model=args.model, cwd=workspace)
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: _interrupted(args, profile, workspace, thread))
+
+    def stop(signum: int, frame: Any) -> None:
+        _interrupted(args, profile, workspace, thread, terminated=signum == signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    previous_term = signal.signal(signal.SIGTERM, stop)
     try:
         if server is not None:
             server.ensure(on_start=_say_starting)
@@ -153,6 +159,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         if server is not None:
             server.close()
     if outcome.status == "paused":
@@ -180,9 +187,10 @@ def _resume_hint(args: argparse.Namespace, profile: Profile, workspace: Path, th
                         *extra)  # fmt: skip
 
 
-def _interrupted(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str) -> None:
-    """SIGINT: leave at once. A model call in flight would otherwise hold the exit for its whole
-    timeout; leaving is safe because every completed step is checkpointed and an apply in
+def _interrupted(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str, *,
+                 terminated: bool = False) -> None:  # fmt: skip
+    """SIGINT (or SIGTERM, ``terminated``): leave at once. A model call in flight would otherwise
+    hold the exit for its whole timeout; leaving is safe because every completed step is checkpointed and an apply in
     progress is rolled back from its journal by the next command, as after a crash. A ``run``
     step in progress is killed first, with all it started: nothing may write to the workspace
     after this process is gone and the next command has rolled the apply back."""
@@ -194,13 +202,14 @@ def _interrupted(args: argparse.Namespace, profile: Profile, workspace: Path, th
     if launcher is not None:
         launcher.stop_started_servers()
     how = _resume_hint(args, profile, workspace, thread)
+    what, code = ("terminated", ExitCode.TERMINATED) if terminated else ("interrupted", ExitCode.INTERRUPTED)
     if args.json:
-        summary = f"interrupted; continue with: {how}"
+        summary = f"{what}; continue with: {how}"
         _json_sink({"type": "final", "ok": False, "interrupted": True, "summary": summary, "undo": None,
-                    "journals": [], "thread": thread, "exit_code": int(ExitCode.INTERRUPTED)})  # fmt: skip
-    print(f"routeshell: interrupted; continue with: {how}", file=sys.stderr, flush=True)
+                    "journals": [], "thread": thread, "exit_code": int(code)})  # fmt: skip
+    print(f"routeshell: {what}; continue with: {how}", file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os._exit(ExitCode.INTERRUPTED)
+    os._exit(code)
 
 
 def _task(args: argparse.Namespace) -> str | None:

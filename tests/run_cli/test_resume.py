@@ -134,12 +134,13 @@ def _start_and_kill(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130
+    if sig in (signal.SIGINT, signal.SIGTERM):
+        code, what = (130, "interrupted") if sig == signal.SIGINT else (143, "terminated")
+        assert proc.returncode == code
         assert err.count("\n") == 1
-        assert "interrupted; continue with: " in err
+        assert f"{what}; continue with: " in err
         final = events(out)[-1]
-        assert (final["type"], final["interrupted"], final["exit_code"]) == ("final", True, 130)
+        assert (final["type"], final["interrupted"], final["exit_code"]) == ("final", True, code)
         return str(final["thread"])
     assert proc.returncode == -signal.SIGKILL
     # Every line the killed run finished writing is an event; the first says the thread.
@@ -178,7 +179,7 @@ def test_resume_after_kill_during_the_tester_does_not_apply_the_builder_plan_aga
     assert scripted_llm.unexpected == 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill", "ctrl-c", "term"])
 def test_resume_after_kill_during_the_builder_asks_it_again_and_applies_once(
     scripted_llm: ScriptedLLM, ws: Path, sig: int
 ) -> None:
