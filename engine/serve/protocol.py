@@ -16,7 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from engine.serve.types import MAX_TOP_LOGPROBS, FinishReason, ServeError, TokenLogprob
 
@@ -127,17 +136,17 @@ class _Request(_Strict):
     model: str = Field(min_length=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=-1)
-    max_tokens: int | None = Field(None, ge=1)
+    top_k: StrictInt | None = Field(None, ge=-1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
     stop: tuple[str, ...] = ()
-    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
-    n: int = Field(1, ge=1, le=MAX_CHOICES)
+    seed: StrictInt | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    n: StrictInt = Field(1, ge=1, le=MAX_CHOICES)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
-    self_consistency: int | None = Field(None, ge=1, le=MAX_CHOICES)
+    self_consistency: StrictInt | None = Field(None, ge=1, le=MAX_CHOICES)
     calculator: StrictBool = False
     # Accepted and ignored, or refused with a reason: see IGNORED and UNSUPPORTED.
     user: Any = None
@@ -199,9 +208,9 @@ class ChatRequest(_Request):
     """The body of ``POST /v1/chat/completions``."""
 
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
     logprobs: StrictBool = False
-    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    top_logprobs: StrictInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
     @model_validator(mode="after")
     def _logprobs(self) -> ChatRequest:
@@ -221,8 +230,8 @@ class CompletionRequest(_Request):
     """The body of ``POST /v1/completions``: one prompt, as text or token ids."""
 
     prompt: str | list[int]
-    logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
-    best_of: int | None = None
+    logprobs: StrictInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    best_of: StrictInt | None = None
 
     @field_validator("prompt", mode="before")
     @classmethod

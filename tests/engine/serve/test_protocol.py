@@ -68,6 +68,10 @@ def test_self_consistency_counts_samples() -> None:
         ({"model": "m", "messages": HELLO, "temperature": 2.01}, "temperature"),
         ({"model": "m", "messages": HELLO, "frequency_penalty": -3}, "frequency_penalty"),
         ({"model": "m", "messages": HELLO, "max_tokens": 0}, "max_tokens"),
+        ({"model": "m", "messages": HELLO, "max_tokens": "5"}, "max_tokens"),  # a count is a JSON number
+        ({"model": "m", "messages": HELLO, "max_tokens": True}, "max_tokens"),
+        ({"model": "m", "messages": HELLO, "n": 1.5}, "n"),
+        ({"model": "m", "messages": HELLO, "seed": "7"}, "seed"),
         ({"model": "m", "messages": HELLO, "top_logprobs": 2}, "top_logprobs"),
         ({"model": "m", "messages": HELLO, "stop": ["x" * 300]}, "stop"),
         ({"model": "m", "messages": HELLO, "stop": [1]}, "stop"),
