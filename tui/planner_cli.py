@@ -101,6 +101,8 @@ def _data_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
             sets.append(("handwritten", load_cases(handwritten_path())))
         else:
             path = Path(item)
+            if path.is_dir():
+                raise UsageError(f"--data {shlex.quote(item)}: a directory, not a JSONL case file")
             if not path.is_file():
                 raise UsageError(f"--data {shlex.quote(item)}: no such file (or the words held-out, handwritten)")
             sets.append((item, load_cases(path)))

@@ -31,7 +31,7 @@ from engine.errors import UsageError
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
-from engine.planner.effect import plan_effect, repetitions, without_repeated_steps
+from engine.planner.effect import plan_effect, repetitions, reply_problems, without_repeated_steps
 from engine.planner.fixtures import changed_paths, differences
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
@@ -108,9 +108,15 @@ def load_cases(path: Path) -> list[Case]:
                 where, reason = describe_error(errors[0])
                 raise UsageError(f"{path}:{number}: not a planner case: {pointer(where)}: {reason}")
             try:
-                cases.append(Case.from_json(row))
+                case = Case.from_json(row)
             except ValueError as exc:
                 raise UsageError(f"{path}:{number}: not a planner case: {display_line(str(exc))[:200]}") from None
+            # A gold plan that no planner may give (a path out of the workspace) scores nothing.
+            if problems := reply_problems(case.plan):
+                raise UsageError(
+                    f"{path}:{number}: its gold plan is not a valid reply: {display_line(problems[0])[:200]}"
+                )
+            cases.append(case)
             if len(cases) > MAX_CASES:
                 raise UsageError(f"{path}: more than {MAX_CASES} cases")
     if not cases:

@@ -110,6 +110,14 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
         load_cases(binary)
     with pytest.raises(UsageError, match="no cases"):
         load_cases(_empty(tmp_path))
+    # A gold plan no planner may give scores nothing: refused like a malformed line.
+    escaping = {"version": 1, "goal": "x", "steps": [{"op": "write", "path": "../../tmp/x", "content": "a\n"}]}
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(json.dumps({**cases[0].to_json(), "plan": escaping}) + "\n")
+    with pytest.raises(
+        UsageError, match=r"outside.jsonl:1: its gold plan is not a valid reply: .*outside the workspace"
+    ):
+        load_cases(outside)
 
 
 def _empty(tmp_path: Path) -> Path:
@@ -138,6 +146,8 @@ def test_eval_planner_cli_scores_gold_and_rules_on_handwritten_and_held_out() ->
 def test_eval_planner_cli_gives_one_line_errors(tmp_path: Path) -> None:
     missing = run_routeshell("eval", "planner", "--data", str(tmp_path / "nope.jsonl"), "--predictor", "gold")
     assert_one_line_error(missing, 2, "no such file")
+    folder = run_routeshell("eval", "planner", "--data", str(tmp_path), "--predictor", "gold")
+    assert_one_line_error(folder, 2, "a directory, not a JSONL case file")
     unreachable = run_routeshell(
         "eval", "planner", "--data", "held-out", "--count", "2", "--predictor", "model",
         "--base-url", "http://127.0.0.1:9/v1",
