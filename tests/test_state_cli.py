@@ -192,6 +192,22 @@ def test_a_step_that_fails_names_its_path(ws: Path, plans: Path, tmp_path: Path)
     assert not (ws / "c.txt").exists()
 
 
+def test_a_filesystem_mounted_inside_the_workspace_is_refused_by_the_dry_run_too(ws: Path, plans: Path) -> None:
+    with small_disk(ws / "mounted", "1m") as mounted:
+        (mounted / "b.txt").write_text("b\n")
+        for step in ({"op": "move", "from": "a.txt", "to": "mounted/a.txt"}, {"op": "delete", "path": "mounted/b.txt"},
+                     {"op": "write", "path": "mounted/c.txt", "content": "c\n"}):  # fmt: skip
+            plan = write_plan(plans, {"op": "mkdir", "path": "made"}, step)
+            dry = apply(ws, plan, "--dry-run")
+            assert dry.returncode == 1, dry
+            assert "on another filesystem mounted inside the workspace" in dry.stdout + dry.stderr
+            assert_one_line_error(apply(ws, plan), 1, "on another filesystem mounted inside the workspace",
+                                  "nothing was changed")  # fmt: skip
+            assert not (ws / "made").exists()
+        assert (ws / "a.txt").read_text() == "a\n"
+        assert sorted(p.name for p in mounted.iterdir()) == ["b.txt"]
+
+
 def test_wait_for_the_workspace_lock(ws: Path, plans: Path) -> None:
     plan = write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"})
     with workspace_lock(ws):

@@ -138,11 +138,20 @@ class WorkspaceView:
                 return  # nothing there yet: the step's own checks say so
             raise
         try:
+            # A filesystem mounted inside the workspace: a rename into or out of it (a move, the trash,
+            # a backup kept for undo) cannot be done, so no step writes there.
+            elsewhere = os.fstat(fd).st_dev != os.fstat(self.ws.root_fd).st_dev
+        except OSError:
+            elsewhere = False
+        try:
             real: str | None = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             real = None
         finally:
             os.close(fd)
+        if elsewhere:
+            raise SandboxError(f"{path!r}: on another filesystem mounted inside the workspace; plans change files "
+                               "on the workspace's own filesystem only, where every change can be undone")  # fmt: skip
         if real is None:
             # Without /proc the directory's real place is unknown: refuse to go through a symlink.
             parts = head.split("/") if head != "." else []
