@@ -190,10 +190,11 @@ def _resume_hint(args: argparse.Namespace, profile: Profile, workspace: Path, th
 def _interrupted(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str, *,
                  terminated: bool = False) -> None:  # fmt: skip
     """SIGINT (or SIGTERM, ``terminated``): leave at once. A model call in flight would otherwise
-    hold the exit for its whole timeout; leaving is safe because every completed step is checkpointed and an apply in
-    progress is rolled back from its journal by the next command, as after a crash. A ``run``
-    step in progress is killed first, with all it started: nothing may write to the workspace
-    after this process is gone and the next command has rolled the apply back."""
+    hold the exit for its whole timeout; leaving is safe because every completed step is
+    checkpointed and an apply in progress is rolled back from its journal by the next command, as
+    after a crash. A ``run`` step in progress is killed first, with all it started: nothing may
+    write to the workspace after this process is gone and the next command has rolled the apply
+    back."""
     runner = sys.modules.get("engine.plans.runner")
     if runner is not None:
         runner.kill_running_steps()

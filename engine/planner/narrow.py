@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import posixpath
-import re
 from functools import partial
 from typing import Any
 
@@ -41,6 +40,7 @@ from engine.planner.pieces import piece_ops, rules_in_order, steps_by_piece
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     group_exts,
+    made_names,
     names_a_kind,
     referred_exts,
     referred_files,
@@ -578,27 +578,3 @@ def _narrowed(
     if by_piece and "prefixItems" in schema["properties"]["steps"] and not listed_dirs:
         steps_by_piece(schema, asked_pieces(request), entries, today, chars)
     return schema
-
-
-#: Names of folders to make, said one after another up to the end of the request: "mkdir later and
-#: old!", "make a folder called keep/travel and old - thank you".
-_MADE = re.compile(
-    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?)\s+(?:(?:called|named)\s+)?"
-    r"((?:[\w./-]+(?:\s*,\s*(?:and\s+)?|\s+and\s+))+[\w./-]+)"
-    r"\s*(?:[.!?;]|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
-    re.IGNORECASE,
-)
-_FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
-_MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
-
-
-def made_names(request: str) -> list[str]:
-    """The folders a request asks to make, where it lists two or more and nothing else after them."""
-    found = _MADE.search(request)
-    if found is None:
-        return []
-    names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
-    names = [name for name in names if name.lower() not in _FILLER]
-    if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(n) and is_changeable(n) for n in names):
-        return []
-    return names

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from engine.planner.described import NOUNS
 from engine.planner.requests import EXT_WORDS, GROUPS
+from engine.planner.values import NAME, is_changeable
 from engine.planner.words import WORD, Request, alike, counted, index_words, name_words, stem, word_keys
 
 #: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
@@ -564,3 +565,27 @@ def outside_path(request: str, root: str) -> str | None:
         if token == ".." or ("/" in token and posixpath.normpath(token).split("/")[0] == ".."):
             return outside.format(token, root)
     return None
+
+
+#: Names of folders to make, said one after another up to the end of the request: "mkdir later and
+#: old!", "make a folder called keep/travel and old - thank you".
+_MADE = re.compile(
+    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?)\s+(?:(?:called|named)\s+)?"
+    r"((?:[\w./-]+(?:\s*,\s*(?:and\s+)?|\s+and\s+))+[\w./-]+)"
+    r"\s*(?:[.!?;]|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
+    re.IGNORECASE,
+)
+_FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
+_MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
+
+
+def made_names(request: str) -> list[str]:
+    """The folders a request asks to make, where it lists two or more and nothing else after them."""
+    found = _MADE.search(request)
+    if found is None:
+        return []
+    names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
+    names = [name for name in names if name.lower() not in _FILLER]
+    if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(n) and is_changeable(n) for n in names):
+        return []
+    return names
