@@ -47,6 +47,9 @@ MAX_BODY_BYTES = 1 << 20
 #: A body larger than this is cut off at once; up to it, the rest is read and dropped so that the
 #: client, still sending, gets the 413 rather than a broken connection.
 DRAIN_LIMIT_BYTES = 64 << 20
+#: How deep a request body may nest (objects and arrays): far beyond any schema a client sends,
+#: and shallow enough that nothing which walks the request recursively can run out of stack.
+MAX_JSON_DEPTH = 128
 #: The status logged for a client that left before its answer (nginx's "client closed request").
 CLIENT_CLOSED = 499
 #: Seconds a stream has, once the server is told to stop, to send its last events (uvicorn's
@@ -190,10 +193,32 @@ async def read_json(request: Request, limit: int) -> Any:
         raise too_large
     if not body.strip():
         raise ServeError("the request body is empty: send a JSON object")
+    too_deep = ServeError(f"the request body nests more than {MAX_JSON_DEPTH} levels of objects and arrays")
     try:
-        return json.loads(bytes(body))
-    except (ValueError, RecursionError) as err:
+        decoded = json.loads(bytes(body))
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as err:
         raise ServeError(f"the request body is not valid JSON ({_first_line(err)})") from None
+    if json_depth(decoded, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise too_deep
+    return decoded
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests objects and arrays (a scalar is 0), counted without recursion and
+    no further than ``limit + 1``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            pending.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 async def _unless_gone(request: Request, work: Awaitable[T], streams: list[Stream]) -> T | None:

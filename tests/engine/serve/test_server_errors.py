@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from engine.serve.app import MAX_JSON_DEPTH, json_depth
 from tests.engine.serve.server_support import ServeProcess, serving, wait_until
 from tests.engine.tinyllm.training_support import TrainRun
 
@@ -61,11 +62,22 @@ def chat(**fields: Any) -> bytes:
         (b"", "empty"),
         (b"[1, 2]", "JSON object"),
         (b'{"model": "nano", "messages": "\xff\xfe"}', "not valid JSON"),
-        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests more than 128 levels"),
+        (b'{"model": "nano", "messages": ' + b"[" * 500 + b"]" * 500 + b"}", "nests more than 128 levels"),
+        (b'{"model": "nano", "messages": ' + b"[" * 129 + b"]" * 129 + b"}", "nests more than 128 levels"),
     ],
 )
 def test_malformed_body_is_400(server: ServeProcess, body: bytes, needle: str) -> None:
     assert_openai_error(post(server, "/v1/chat/completions", body), 400, needle)
+
+
+def test_json_depth_counts_objects_and_arrays_without_recursion() -> None:
+    assert json_depth(3, 10) == 0
+    assert json_depth({"a": [1, {"b": []}]}, 10) == 4
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_depth(deep, MAX_JSON_DEPTH) == MAX_JSON_DEPTH + 1  # stops one past the limit
 
 
 @pytest.mark.parametrize(
