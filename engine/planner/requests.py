@@ -33,6 +33,7 @@ from typing import Any
 
 from engine.planner.fixtures import FileSpec
 from engine.planner.phrasing import pick
+from engine.planner.values import parent_folders
 from engine.planner.workspaces import HOSTILE, TAGS, TOPICS, when
 
 Step = dict[str, Any]
@@ -97,10 +98,7 @@ class Scene:
     def folders(self) -> list[str]:
         """Every directory that holds a file, deepest last."""
         found = {posixpath.dirname(spec.path) for spec in self.files} - {""}
-        for folder in list(found):
-            while "/" in folder:
-                folder = posixpath.dirname(folder)
-                found.add(folder)
+        found.update(parent for folder in list(found) for parent in parent_folders(folder))
         return sorted(found)
 
     def under(self, folder: str) -> list[FileSpec]:

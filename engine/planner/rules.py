@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.planner.prompt import MAX_GOAL, MAX_STEPS, ViewEntry
+from engine.planner.values import parent_folders
 from engine.plans.model import plan_problems
 
 Step = dict[str, Any]
@@ -150,10 +151,7 @@ class Workspace:
     def of(cls, entries: list[ViewEntry]) -> Workspace:
         files = {entry.path for entry in entries if not entry.is_dir}
         folders = {entry.path for entry in entries if entry.is_dir}
-        for path in list(files | folders):
-            while "/" in path:
-                path = posixpath.dirname(path)
-                folders.add(path)
+        folders.update(parent for path in list(files | folders) for parent in parent_folders(path))
         return cls(frozenset(files), frozenset(folders), frozenset(tag for entry in entries for tag in entry.tags))
 
     def file(self, token: str) -> str | None:
