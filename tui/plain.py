@@ -37,6 +37,7 @@ from engine.router.decision import TOPOLOGIES
 from engine.serve.launcher import local_server_for
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 from tui.external_editor import EditorFailed, edit_text
+from tui.sizes import MAX_TASK_BYTES, size_text
 from tui.task_history import append_task, history_path, load_history
 from tui.transcript import Transcript
 
@@ -276,6 +277,10 @@ class PlainShell:
             self.say(f"note: {self._note}", "yellow")
         if lines is not None:
             for line in lines:
+                if isinstance(line, OversizedLine):
+                    self.say(f"error: a line longer than {size_text(MAX_TASK_BYTES)}; skipped", "bold red")
+                    self._failed(ExitCode.USAGE)
+                    continue
                 self.say(PROMPT + display_name(line.rstrip("\n")), "dim")
                 if not self.handle(line):
                     break
@@ -429,11 +434,21 @@ class PlainShell:
         self._run(lambda: Outcome("paused", argument, approval=pending), argument)
 
 
+class OversizedLine(str):
+    """A line of standard input longer than MAX_TASK_BYTES, read past and refused (its text is not kept)."""
+
+
 def _stdin_lines() -> Iterator[str]:
     """The lines of standard input, read as bytes: a line that is not UTF-8 keeps its bad bytes as
-    lone surrogates, so that it alone is refused (whatever the locale) and the next lines still run."""
-    for line in sys.stdin.buffer:
-        yield line.decode("utf-8", "surrogateescape")
+    lone surrogates, so that it alone is refused (whatever the locale) and the next lines still run.
+    A line longer than MAX_TASK_BYTES is read past in bounded pieces and given as an OversizedLine."""
+    while line := sys.stdin.buffer.readline(MAX_TASK_BYTES + 1):
+        if len(line) <= MAX_TASK_BYTES:
+            yield line.decode("utf-8", "surrogateescape")
+            continue
+        while not line.endswith(b"\n") and (line := sys.stdin.buffer.readline(MAX_TASK_BYTES)):
+            pass
+        yield OversizedLine()
 
 
 def run_plain(workspace: Path, profile: Profile) -> int:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, PreviewEvent
 from tui.cli import choose_workspace, command_hint
+from tui.sizes import MAX_TASK_BYTES, size_text
 
 if TYPE_CHECKING:
     from engine.config.profiles import Profile
@@ -227,8 +228,12 @@ def _task(args: argparse.Namespace) -> str | None:
     if args.task == "-":
         if sys.stdin.isatty():
             raise UsageError("TASK is '-' but standard input is a terminal; pipe the task in")
-        # Bytes, decoded here: the text layer's error handling depends on the locale.
-        return utf8_text(sys.stdin.buffer.read(), "the task on standard input").strip()
+        # Bytes, decoded here: the text layer's error handling depends on the locale. Read one byte
+        # past the limit, never all of an endless input.
+        data = sys.stdin.buffer.read(MAX_TASK_BYTES + 1)
+        if len(data) > MAX_TASK_BYTES:
+            raise UsageError(f"the task on standard input is longer than {size_text(MAX_TASK_BYTES)}")
+        return utf8_text(data, "the task on standard input").strip()
     # An argument that is not UTF-8 arrives with its bytes as lone surrogates (PEP 383).
     return utf8_text(os.fsencode(args.task), "the task")
 

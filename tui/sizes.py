@@ -4,6 +4,10 @@ from __future__ import annotations
 
 _SIZE_UNITS = ("KB", "MB", "GB", "TB", "PB")
 
+#: The most a task read from standard input may hold (`run -`, a line of `--plain`): far beyond any
+#: request, and bounded so that endless input (/dev/zero) cannot take the machine's memory.
+MAX_TASK_BYTES = 1 << 20
+
 
 def size_text(size: int) -> str:
     """``size`` bytes as text in binary units: ``512 B``, ``1.2 KB``, ``3.4 MB`` (1 KB = 1024 B)."""

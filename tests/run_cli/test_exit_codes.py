@@ -6,6 +6,7 @@ small workspace, and checks what a user (or a script reading ``--json``) sees.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.run_cli.support import (
     run,
 )
 from tests.scripted_llm import Reply, ScriptedLLM, Status
+from tui.sizes import MAX_TASK_BYTES
 
 # -- exit codes -----------------------------------------------------------------------------------
 
@@ -189,4 +191,19 @@ def test_a_task_on_stdin_that_is_not_utf8_is_one_line_and_exit_2(scripted_llm: S
         raw = subprocess.run(argv, input=b"fix \xff it\n", capture_output=True, env=env, check=False)
         result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
         assert_one_line_error(result, 2, "the task on standard input is not UTF-8 text", "0xff")
+    assert scripted_llm.requests == []
+
+
+def test_a_task_on_stdin_past_the_limit_is_refused_without_reading_it_all(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    argv = [ROUTESHELL, "run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(ws), "-"]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdin is not None
+        # Far more than the limit is offered; the command answers after reading one byte past it.
+        with contextlib.suppress(BrokenPipeError):
+            for _ in range(64):
+                child.stdin.write(b"x" * (MAX_TASK_BYTES // 4))
+            child.stdin.close()
+        out, err = child.communicate(timeout=60)
+    result = subprocess.CompletedProcess(argv, child.returncode, out.decode(), err.decode())
+    assert_one_line_error(result, 2, "the task on standard input is longer than 1.0 MB")
     assert scripted_llm.requests == []

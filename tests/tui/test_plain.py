@@ -19,6 +19,7 @@ import pytest
 
 from tests.helpers import ROUTESHELL
 from tests.scripted_llm import Hold, Reply, ScriptedLLM
+from tui.sizes import MAX_TASK_BYTES
 
 TASK = "write hi please"
 HELLO = {"version": 1, "goal": "greet", "steps": [{"op": "write", "path": "hi.txt", "content": "hello\n"}]}
@@ -406,5 +407,17 @@ def test_a_piped_line_that_is_not_utf8_is_skipped_with_one_line(
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
     assert "error: this line is not UTF-8 text (byte \\xff at offset 6); skipped" in result.stdout
+    assert (workspace / "hi.txt").read_text() == "hello\n"  # the next lines ran
+    assert len(scripted_llm.requests) == 1
+
+
+def test_a_piped_line_past_the_limit_is_skipped_with_one_line(scripted_llm: ScriptedLLM, workspace: Path) -> None:
+    scripted_llm.enqueue(Reply(HELLO))
+    long_line = b"write " + b"y" * (3 * MAX_TASK_BYTES) + b"\n"  # read past in pieces, never whole
+    result = run_piped(workspace, scripted_llm.base_url, long_line + b"/approve all\n" + TASK.encode() + b"\n")
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert "error: a line longer than 1.0 MB; skipped" in result.stdout
+    assert "yyyy" not in result.stdout
     assert (workspace / "hi.txt").read_text() == "hello\n"  # the next lines ran
     assert len(scripted_llm.requests) == 1
