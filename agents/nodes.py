@@ -37,10 +37,10 @@ from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
+from engine.planner.named import outside_path, unseen_path
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
 from engine.planner.prompt import ViewEntry, entries_from_root, planner_messages
-from engine.planner.refer import outside_path
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -210,8 +210,9 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     if runtime.context.files_only:
         # A path the plan may not name is declined before the model is asked: a planner decoded under
         # the workspace's names would pick some other file ("delete ../o/secret.txt": readme.txt).
-        if (outside := outside_path(state["task"], str(runtime.context.root))) is not None:
-            return {"declined": f"the request cannot be planned: {display_line(outside)[:400]}"}
+        root = runtime.context.root
+        if (unplannable := outside_path(state["task"], str(root)) or unseen_path(state["task"], root)) is not None:
+            return {"declined": f"the request cannot be planned: {display_line(unplannable)[:400]}"}
         plan = _ask(state, runtime.context, "builder", state["task"], files_planner=True)
         if not plan["steps"]:
             why = display_line(str(plan.get("goal") or "not a file operation"))[:300]

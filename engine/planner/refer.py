@@ -545,28 +545,6 @@ def referred_targets(request: str) -> set[str] | None:
     return found or None
 
 
-def outside_path(request: str, root: str) -> str | None:
-    """Why ``request`` cannot be planned inside the workspace at ``root``, when it names a path that
-    is absolute ("delete /tmp/x/keep.txt") or that climbs out of it ("../o/secret.txt"): a plan may
-    name only paths relative to the workspace, and a planner asked anyway would pick some other
-    file. None when it names no such path. (A web address is no path.)"""
-    outside = "it names {}, outside the workspace {}: only files inside it can be changed"
-    for raw in _TOKEN.findall(request):
-        token = raw if raw == ".." else raw.rstrip(".")
-        if token.startswith("//"):  # the rest of "https://host/path", cut at the colon
-            continue
-        if token.startswith("/"):
-            inside = posixpath.relpath(posixpath.normpath(token), root)
-            if inside == ".":
-                return f"it names the workspace {token} by its absolute path: name files relative to it"
-            if inside == ".." or inside.startswith("../"):
-                return outside.format(token, root)
-            return f"it names {token} by its absolute path: name it relative to the workspace ({inside})"
-        if token == ".." or ("/" in token and posixpath.normpath(token).split("/")[0] == ".."):
-            return outside.format(token, root)
-    return None
-
-
 #: Names of folders to make, said one after another up to the end of the request: "mkdir later and
 #: old!", "make a folder called keep/travel and old - thank you".
 _MADE = re.compile(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from agents.nodes import files_only_decision
 from agents.roles import PLANNER_RETRY_TEMPERATURE, RoleFailed
+from engine.planner.named import unseen_path
 from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
 from engine.router.decision import RouterDecision
 from tests.agents.calc_task import of
@@ -99,6 +101,45 @@ def test_a_path_outside_the_workspace_or_absolute_is_declined_without_asking_the
     assert said in run.final["summary"]
     assert scripted_llm.requests == []  # a planner would pick another file: notes.md, docs/a.pdf
     assert sorted(path.name for path in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("task", "said"),
+    [
+        ("delete notes/link.txt", "notes/link.txt is a symbolic link"),
+        ("remove everything in away/", "away is a symbolic link"),
+        ("delete .env please", ".env is hidden from the local planner"),
+        ("delete 'notes/queue'", "notes/queue is neither a file nor a folder"),
+    ],
+)
+def test_a_path_the_planner_cannot_see_is_declined_without_asking_the_model(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, tmp_path: Path, task: str, said: str
+) -> None:
+    make_files(root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    (root / "notes").mkdir()
+    (root / "notes" / "link.txt").symlink_to(outside / "keep.txt")
+    (root / "away").symlink_to(outside)
+    (root / ".env").write_text("KEY=1")
+    os.mkfifo(root / "notes" / "queue")
+    before = sorted(str(path) for path in root.rglob("*"))
+    run = graph_run(approval="auto", files_only=True, topology="single")
+    assert run.start(task) is None
+    assert run.final["ok"] is False
+    assert said in run.final["summary"]
+    assert scripted_llm.requests == []  # the planner cannot name it, and would pick another file
+    assert sorted(str(path) for path in root.rglob("*")) == before
+    assert (outside / "keep.txt").read_text() == "keep"
+
+
+def test_unseen_path_leaves_names_that_are_not_there_or_plain_to_the_planner(root: Path) -> None:
+    make_files(root)
+    (root / "a.link").symlink_to(root / "notes.md")
+    assert unseen_path("delete docs/a.pdf and notes.md.", root) is None
+    assert unseen_path("delete ghost.txt, docs/ghost/x, .., ../x, *.pdf and docs/a.pdf/inner", root) is None
+    assert unseen_path("move a.link to docs", root) == "a.link is a symbolic link, which plans never follow or change"
 
 
 def test_an_invalid_planner_reply_goes_back_for_repair(

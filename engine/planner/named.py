@@ -1,0 +1,71 @@
+"""Paths a request names that no plan of the local planner may take, found before the model is asked.
+
+The planner is decoded under the names of the workspace view (:mod:`engine.planner.prompt`), which
+holds neither links nor hidden names nor anything outside the workspace. Asked about such a path it
+cannot name it, and picks some other file instead: "delete notes/link.txt" became a delete of
+``old/a.txt``. So a request naming one is declined in one line, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from pathlib import Path
+
+from engine.planner.refer import _TOKEN
+
+__all__ = ["outside_path", "unseen_path"]
+
+
+def outside_path(request: str, root: str) -> str | None:
+    """Why ``request`` cannot be planned inside the workspace at ``root``, when it names a path that
+    is absolute ("delete /tmp/x/keep.txt") or that climbs out of it ("../o/secret.txt"): a plan may
+    name only paths relative to the workspace, and a planner asked anyway would pick some other
+    file. None when it names no such path. (A web address is no path.)"""
+    outside = "it names {}, outside the workspace {}: only files inside it can be changed"
+    for raw in _TOKEN.findall(request):
+        token = raw if raw == ".." else raw.rstrip(".")
+        if token.startswith("//"):  # the rest of "https://host/path", cut at the colon
+            continue
+        if token.startswith("/"):
+            inside = posixpath.relpath(posixpath.normpath(token), root)
+            if inside == ".":
+                return f"it names the workspace {token} by its absolute path: name files relative to it"
+            if inside == ".." or inside.startswith("../"):
+                return outside.format(token, root)
+            return f"it names {token} by its absolute path: name it relative to the workspace ({inside})"
+        if token == ".." or ("/" in token and posixpath.normpath(token).split("/")[0] == ".."):
+            return outside.format(token, root)
+    return None
+
+
+def unseen_path(request: str, root: Path) -> str | None:
+    """Why ``request`` cannot be planned in the workspace at ``root``, when it names a path there
+    (relative, as spelled) that the planner does not see: one through a symbolic link, a hidden
+    name (``.env``, ``.git``), or something that is neither a file nor a folder (a FIFO, a socket).
+    None when it names no such path; names that do not exist are left to the planner."""
+    for raw in _TOKEN.findall(request):
+        token = raw.strip("\"'`").rstrip(".").rstrip("/")
+        if not token or token.startswith("/") or "\x00" in token:
+            continue
+        parts = [part for part in token.split("/") if part not in ("", ".")]
+        if not parts or ".." in parts:
+            continue
+        place = root
+        for depth, part in enumerate(parts):
+            place = place / part
+            try:
+                info = os.lstat(place)
+            except (OSError, ValueError, UnicodeError):
+                break  # not there (or not a name at all): nothing to say
+            shown = "/".join(parts[: depth + 1])
+            if stat.S_ISLNK(info.st_mode):
+                return f"{shown} is a symbolic link, which plans never follow or change"
+            if part.startswith("."):
+                return f"{shown} is hidden from the local planner (names starting with a dot are not shown to it)"
+            if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+                return f"{shown} is neither a file nor a folder"
+            if not stat.S_ISDIR(info.st_mode):
+                break
+    return None
