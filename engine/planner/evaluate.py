@@ -32,10 +32,11 @@ from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
 from engine.planner.effect import plan_effect, repetitions, reply_problems, without_repeated_steps
-from engine.planner.fixtures import changed_paths, differences
+from engine.planner.fixtures import changed_paths, differences, fixture_problem
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE, ViewEntry, entries_from_fixture, planner_messages
+from engine.planner.workspaces import when
 from engine.schemas import describe_error, pointer, validator
 
 #: Where free decoding (no grammar) is cut off: more tokens than any gold answer takes.
@@ -111,6 +112,8 @@ def load_cases(path: Path) -> list[Case]:
                 case = Case.from_json(row)
             except ValueError as exc:
                 raise UsageError(f"{path}:{number}: not a planner case: {display_line(str(exc))[:200]}") from None
+            if problem := case_problem(case):
+                raise UsageError(f"{path}:{number}: not a planner case: {problem}")
             # A gold plan that no planner may give (a path out of the workspace) scores nothing.
             if problems := reply_problems(case.plan):
                 raise UsageError(
@@ -122,6 +125,19 @@ def load_cases(path: Path) -> list[Case]:
     if not cases:
         raise UsageError(f"{path}: no cases")
     return cases
+
+
+def case_problem(case: Case) -> str | None:
+    """Why ``case``'s workspace cannot be made (see :func:`fixture_problem`), or its files' days
+    cannot be counted back from its ``today``; None when it can."""
+    if problem := fixture_problem(case.fixture):
+        return problem
+    oldest = max((spec.age_days for spec in case.fixture.files), default=0.0)
+    try:
+        when(case.today, oldest)
+    except OverflowError:
+        return f"a file {oldest:g} days older than {case.today} would be dated before the year 1"
+    return None
 
 
 def case_messages(case: Case) -> list[ChatMessage]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import tarfile
 import zipfile
@@ -25,6 +26,7 @@ from typing import Any
 
 from engine.files.tags import XATTR as TAG_XATTR
 from engine.files.tags import decode_tags, front_matter_tags, is_markdown
+from engine.names import display_line
 
 DAY = 86400.0
 #: Binary filler past this many bytes is a hole: a fixture may hold a 40 MB video for a size filter
@@ -36,6 +38,10 @@ HASHED_BYTES = 1 << 20
 
 class FixtureError(ValueError):
     """A fixture that cannot be made: a bad path, or a file where a directory must go."""
+
+
+#: The longest name (one path part) Linux file systems take, in bytes.
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,42 @@ class Fixture:
 
     def paths(self) -> list[str]:
         return [spec.path for spec in self.files]
+
+
+def fixture_problem(fixture: Fixture) -> str | None:
+    """Why ``fixture`` cannot be written as a workspace (a name no file system takes, text that is
+    not text, a path that is both a file and a folder, a time that is not one), or None."""
+    kinds: dict[str, str] = {}
+    for spec in fixture.files:
+        shown = display_line(spec.path)[:120]
+        parts = spec.path.split("/")
+        if not _encodable(spec.path) or "" in parts or any(len(os.fsencode(part)) > NAME_MAX for part in parts):
+            return f"{shown}: not a file name (an empty part, a part over {NAME_MAX} bytes, or not text)"
+        if spec.path in kinds:
+            return f"{shown} is listed twice"
+        kinds[spec.path] = spec.kind
+        if not math.isfinite(spec.age_days):
+            return f"{shown}: its age is not a number of days"
+        # Tags and archive members are written as strict UTF-8; a file's text may carry raw bytes.
+        strict = [*spec.tags, *(spec.members or {}), *(spec.members or {}).values()]
+        if not _encodable(spec.text or "") or not all(_encodable(text, "strict") for text in strict):
+            return f"{shown}: its text, tags or members are not text (a lone surrogate)"
+    for path in kinds:
+        for depth in range(1, path.count("/") + 1):
+            parent = path.rsplit("/", depth)[0]
+            if kinds.get(parent) == "file":
+                return f"{display_line(parent)[:120]} is a file and holds {display_line(path)[:120]}"
+    return None
+
+
+def _encodable(text: str, errors: str = "surrogateescape") -> bool:
+    """Whether ``text`` can be written as UTF-8 (by default with lone surrogates only as the bytes
+    ``surrogateescape`` gives them)."""
+    try:
+        text.encode("utf-8", errors)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def archive_bytes(name: str, members: Mapping[str, str]) -> bytes:

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +119,37 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
         UsageError, match=r"outside.jsonl:1: its gold plan is not a valid reply: .*outside the workspace"
     ):
         load_cases(outside)
+
+
+@pytest.mark.parametrize(
+    ("workspace", "today", "said"),
+    [
+        ([{"path": "x\ud800.txt", "text": "x"}], None, "not a file name"),
+        ([{"path": "a.txt", "text": "x\ud800"}], None, "not text"),
+        ([{"path": "a.md", "text": "x", "tags": ["caf\udce9"]}], None, "not text"),
+        ([{"path": "a.zip", "members": {"m\ud800": "x"}}], None, "not text"),
+        ([{"path": "n" * 300 + ".txt", "text": "x"}], None, "over 255 bytes"),
+        ([{"path": "a/", "text": "x"}], None, "not a file name"),
+        ([{"path": "a", "text": "x"}, {"path": "a/b", "text": "y"}], None, "a is a file and holds a/b"),
+        ([{"path": "a", "text": "x"}, {"path": "a", "kind": "dir"}], None, "listed twice"),
+        ([{"path": "a.txt", "text": "x", "age_days": float("nan")}], None, "not a number of days"),
+        ([{"path": "a.txt", "text": "x", "age_days": 36500}], "0001-01-01", "before the year 1"),
+    ],
+)
+@pytest.mark.parametrize("predictor", ["gold", "rules"])
+def test_a_case_whose_workspace_cannot_be_made_is_refused_with_its_line(
+    tmp_path: Path, cases: list[Case], workspace: list[dict[str, Any]], today: str | None, said: str, predictor: str
+) -> None:
+    row = {**cases[0].to_json(), "workspace": workspace, "plan": {"version": 1, "goal": "nothing", "steps": []}}
+    if today is not None:
+        row["today"] = today
+    data = tmp_path / "cases.jsonl"
+    data.write_text(json.dumps(row) + "\n")  # NaN is written as NaN, which json.loads reads back
+    with pytest.raises(UsageError, match=r"cases.jsonl:1: not a planner case: ") as caught:
+        load_cases(data)
+    assert said in str(caught.value)
+    result = run_routeshell("eval", "planner", "--data", str(data), "--predictor", predictor)
+    assert_one_line_error(result, 2, "not a planner case", said)
 
 
 def _empty(tmp_path: Path) -> Path:
