@@ -36,9 +36,24 @@ def _count(text: str) -> int:
 
 
 def _positive(text: str) -> int:
-    value = _count(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def _top_k(text: str) -> int:
+    from engine.files.match import MAX_TOP_K
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_TOP_K:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_TOP_K}")
     return value
 
 
@@ -81,7 +96,7 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     find.add_argument("--tag", metavar="TAG", help="files carrying this tag (front matter or user.xdg.tags)")
     find.add_argument("--limit", type=_positive, default=1000, metavar="N", help="show at most N (default: 1000)")
     find.add_argument("--semantic", metavar="TEXT", help=_SEMANTIC_HELP)
-    find.add_argument("--top-k", type=_positive, metavar="N", help="with --semantic: keep the best N (default: 20)")
+    find.add_argument("--top-k", type=_top_k, metavar="N", help="with --semantic: keep the best N (default: 20)")
 
     duplicates = common(actions.add_parser("duplicates", help="list groups of files with the same content"))
     duplicates.add_argument("path", nargs="?", default=".", metavar="PATH", help="directory to look under")

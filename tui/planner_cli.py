@@ -74,7 +74,7 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
         metavar="NAME",
         help="model, agent, model-free, rules or gold",
     )
-    add("--count", type=positive_int, default=200, metavar="N", help="held-out: how many generated cases (200)")
+    add("--count", type=positive_int, default=200, metavar="N", help="held-out: how many generated cases (200, at most 20000)")
     add("--seed", type=int, default=0, metavar="N", help="held-out: the generator's seed (0)")
     add("--base-url", default="http://127.0.0.1:8765/v1", metavar="URL", help="the served planner's OpenAI base URL")
     add("--model", default="planner", metavar="NAME", help="the planner's model id there (planner)")
@@ -85,14 +85,17 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
 def _data_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
     from engine.errors import UsageError
     from engine.planner.cases import generate_case, held_out
-    from engine.planner.evaluate import load_cases
+    from engine.planner.evaluate import MAX_CASES, load_cases
 
+    if args.count > MAX_CASES:
+        raise UsageError(f"--count {args.count}: at most {MAX_CASES} held-out cases (as in a case file)")
     sets: list[tuple[str, list[Any]]] = []
     for item in args.data:
         if item == "held-out":
             cases: list[Any] = []
             index = 0
-            while len(cases) < args.count:
+            wanted = min(args.count, args.limit or args.count)  # never generate what --limit drops
+            while len(cases) < wanted:
                 if held_out(f"plan_s{args.seed}_{index:05d}"):
                     cases.append(generate_case(index, seed=args.seed))
                 index += 1
@@ -103,8 +106,10 @@ def _data_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
             path = Path(item)
             if path.is_dir():
                 raise UsageError(f"--data {shlex.quote(item)}: a directory, not a JSONL case file")
-            if not path.is_file():
+            if not path.exists():
                 raise UsageError(f"--data {shlex.quote(item)}: no such file (or the words held-out, handwritten)")
+            if not path.is_file():
+                raise UsageError(f"--data {shlex.quote(item)}: not a regular file (a JSONL case file)")
             sets.append((item, load_cases(path)))
     if args.limit:
         sets = [(name, cases[: args.limit]) for name, cases in sets]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,11 @@ def test_eval_planner_cli_gives_one_line_errors(tmp_path: Path) -> None:
     assert_one_line_error(missing, 2, "no such file")
     folder = run_routeshell("eval", "planner", "--data", str(tmp_path), "--predictor", "gold")
     assert_one_line_error(folder, 2, "a directory, not a JSONL case file")
+    os.mkfifo(tmp_path / "queue")  # never opened: a reader would wait for a writer forever
+    fifo = run_routeshell("eval", "planner", "--data", str(tmp_path / "queue"), "--predictor", "gold")
+    assert_one_line_error(fifo, 2, "not a regular file")
+    endless = run_routeshell("eval", "planner", "--data", "held-out", "--count", "99999999999999999999")
+    assert_one_line_error(endless, 2, "--count 99999999999999999999: at most 20000 held-out cases")
     unreachable = run_routeshell(
         "eval", "planner", "--data", "held-out", "--count", "2", "--predictor", "model",
         "--base-url", "http://127.0.0.1:9/v1",
