@@ -74,7 +74,13 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
         metavar="NAME",
         help="model, agent, model-free, rules or gold",
     )
-    add("--count", type=positive_int, default=200, metavar="N", help="held-out: how many generated cases (200, at most 20000)")
+    add(
+        "--count",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="held-out: how many generated cases (200, at most 20000)",
+    )
     add("--seed", type=int, default=0, metavar="N", help="held-out: the generator's seed (0)")
     add("--base-url", default="http://127.0.0.1:8765/v1", metavar="URL", help="the served planner's OpenAI base URL")
     add("--model", default="planner", metavar="NAME", help="the planner's model id there (planner)")
