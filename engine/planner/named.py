@@ -13,7 +13,7 @@ import posixpath
 import stat
 from pathlib import Path
 
-from engine.planner.refer import _TOKEN
+from engine.planner.refer import REQUEST_TOKEN
 
 __all__ = ["outside_path", "unseen_path"]
 
@@ -24,7 +24,7 @@ def outside_path(request: str, root: str) -> str | None:
     name only paths relative to the workspace, and a planner asked anyway would pick some other
     file. None when it names no such path. (A web address is no path.)"""
     outside = "it names {}, outside the workspace {}: only files inside it can be changed"
-    for raw in _TOKEN.findall(request):
+    for raw in REQUEST_TOKEN.findall(request):
         token = raw if raw == ".." else raw.rstrip(".")
         if token.startswith("//"):  # the rest of "https://host/path", cut at the colon
             continue
@@ -45,7 +45,7 @@ def unseen_path(request: str, root: Path) -> str | None:
     (relative, as spelled) that the planner does not see: one through a symbolic link, a hidden
     name (``.env``, ``.git``), or something that is neither a file nor a folder (a FIFO, a socket).
     None when it names no such path; names that do not exist are left to the planner."""
-    for raw in _TOKEN.findall(request):
+    for raw in REQUEST_TOKEN.findall(request):
         token = raw.strip("\"'`").rstrip(".").rstrip("/")
         if not token or token.startswith("/") or "\x00" in token:
             continue

@@ -324,7 +324,7 @@ def _tags_on(request: str) -> bool:
     """Whether a request that speaks of a tag coming off ("strip the draft tag off") also puts one
     on: a word of :data:`_TAGGING` said as a verb, a word of :data:`_RETAGGING`, or no word of
     taking off at all."""
-    tokens = [token.strip(".'\"").lower() for token in _TOKEN.findall(_FILE_NAME.sub(" ", request))]
+    tokens = [token.strip(".'\"").lower() for token in REQUEST_TOKEN.findall(_FILE_NAME.sub(" ", request))]
     if not any(token in _OFF for token in tokens):
         return True
     for at, token in enumerate(tokens):
@@ -401,7 +401,8 @@ _FROM_WORDS = frozenset(("in", "from", "inside", "within", "of", "under"))
 _EVERY = frozenset(("all", "every", "everything", "each", "any", "anywhere", "everywhere"))
 #: Words said of names: "whose names start with Screenshot", "named", "called".
 _NAMES = re.compile(r"\b(?:names?|named|called|start(?:s|ing)?|begin(?:s|ning)?)\b", re.IGNORECASE)
-_TOKEN = re.compile(r"->|=>|\u2192|[^\s,;:!?()\"'`]+")
+#: A token of a request as refer and named read it: a word, a path, or an arrow.
+REQUEST_TOKEN = re.compile(r"->|=>|\u2192|[^\s,;:!?()\"'`]+")
 
 
 def takes_from_folder(request: str, folders: list[str]) -> bool:
@@ -415,7 +416,7 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
         return False
     lowered = [folder.lower() for folder in referred]
     words = [word for folder in referred for word in name_words(posixpath.basename(folder))]
-    tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(request)]
+    tokens = [token.strip(".'\"").rstrip("/").lower() for token in REQUEST_TOKEN.findall(request)]
     # A kind said without "every" or "all" that is a folder's whole name is that folder: "last
     # month's screenshots" are those in Pictures/Screenshots, "the videos" those in Videos.
     whole = not _EVERY.intersection(tokens) and not _NAMES.search(request)
@@ -453,7 +454,7 @@ _SPARING = frozenset(("leave", "leaving", "except", "excluding", "but", "touch",
 def spared_folders(request: str, folders: list[str]) -> set[str]:
     """The ``folders`` the request spells whole (with a slash: "media/videos") a few words after it
     says to leave them alone: what a step selects from is never one of them."""
-    raw = _TOKEN.findall(request)
+    raw = REQUEST_TOKEN.findall(request)
     tokens = [token.strip(".'\"").rstrip("/").lower() for token in raw]
     by_name = {folder.lower(): folder for folder in folders if "/" in folder}
 
@@ -519,7 +520,7 @@ def referred_targets(request: str) -> set[str] | None:
     "call a.md b.md". None when it says no such place, and the caller then offers every place."""
     found: set[str] = set()
     for clause in _CLAUSE.split(request):
-        tokens = [token.strip(".'\"").rstrip("/").lower() for token in _TOKEN.findall(clause)]
+        tokens = [token.strip(".'\"").rstrip("/").lower() for token in REQUEST_TOKEN.findall(clause)]
         sure: set[str] = set()
         maybe: set[str] = set()
         for at, token in enumerate(tokens):
