@@ -60,7 +60,9 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("task", nargs="?", metavar="TASK", help="what to do, in plain words; - reads it from stdin")
+    run.add_argument(
+        "task", nargs="?", metavar="TASK", help="what to do, in plain words; - reads it from stdin (at most 1 MiB)"
+    )
     run.add_argument("--workspace", dest="run_workspace", metavar="DIR",
                      help="workspace directory (default: the profile's)")  # fmt: skip
     run.add_argument("--yes", dest="run_yes", action="store_true",
