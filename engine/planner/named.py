@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from pathlib import Path
 
 from engine.planner.refer import REQUEST_TOKEN
 
 __all__ = ["outside_path", "unseen_path"]
+
+#: A name in quotes, which may hold spaces ("delete 'my link.txt'").
+_QUOTED = re.compile(r"""'([^'\n]+)'|"([^"\n]+)"|`([^`\n]+)`""")
 
 
 def outside_path(request: str, root: str) -> str | None:
@@ -42,10 +46,11 @@ def outside_path(request: str, root: str) -> str | None:
 
 def unseen_path(request: str, root: Path) -> str | None:
     """Why ``request`` cannot be planned in the workspace at ``root``, when it names a path there
-    (relative, as spelled) that the planner does not see: one through a symbolic link, a hidden
-    name (``.env``, ``.git``), or something that is neither a file nor a folder (a FIFO, a socket).
-    None when it names no such path; names that do not exist are left to the planner."""
-    for raw in REQUEST_TOKEN.findall(request):
+    (relative, as spelled, or in quotes with its spaces) that the planner does not see: one through
+    a symbolic link, a hidden name (``.env``, ``.git``), or something that is neither a file nor a
+    folder (a FIFO, a socket). None when it names no such path; names that do not exist are left to
+    the planner."""
+    for raw in [*REQUEST_TOKEN.findall(request), *("".join(quoted) for quoted in _QUOTED.findall(request))]:
         token = raw.strip("\"'`").rstrip(".").rstrip("/")
         if not token or token.startswith("/") or "\x00" in token:
             continue

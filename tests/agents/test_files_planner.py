@@ -140,6 +140,11 @@ def test_unseen_path_leaves_names_that_are_not_there_or_plain_to_the_planner(roo
     assert unseen_path("delete docs/a.pdf and notes.md.", root) is None
     assert unseen_path("delete ghost.txt, docs/ghost/x, .., ../x, *.pdf and docs/a.pdf/inner", root) is None
     assert unseen_path("move a.link to docs", root) == "a.link is a symbolic link, which plans never follow or change"
+    (root / "my link.txt").symlink_to(root / "notes.md")
+    assert unseen_path("don't keep Bob's stuff: delete 'my link.txt'", root) == (
+        "my link.txt is a symbolic link, which plans never follow or change"
+    )
+    assert unseen_path('delete "notes.md" and `docs/a.pdf`', root) is None
 
 
 def test_an_invalid_planner_reply_goes_back_for_repair(
