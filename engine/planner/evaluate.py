@@ -90,6 +90,7 @@ class CaseResult:
 def load_cases(path: Path) -> list[Case]:
     """Read cases from a JSONL file; one-line :class:`UsageError` naming the line of a bad one."""
     cases: list[Case] = []
+    lines: dict[str, int] = {}
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -114,6 +115,12 @@ def load_cases(path: Path) -> list[Case]:
                 raise UsageError(f"{path}:{number}: not a planner case: {display_line(str(exc))[:200]}") from None
             if problem := case_problem(case):
                 raise UsageError(f"{path}:{number}: not a planner case: {problem}")
+            # Results are reported by id: two cases of one id could not be told apart.
+            if case.id in lines:
+                raise UsageError(
+                    f'{path}:{number}: id "{display_line(case.id)[:80]}" is already the id of line {lines[case.id]}'
+                )
+            lines[case.id] = number
             # A gold plan that no planner may give (a path out of the workspace) scores nothing.
             if problems := reply_problems(case.plan):
                 raise UsageError(

@@ -6,6 +6,7 @@ symlink swapped in after a check cannot redirect the operation.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -37,19 +38,109 @@ def dir_fd(path: Path) -> Iterator[int]:
         os.close(fd)
 
 
-def read_regular(parent_fd: int, name: str) -> tuple[bytes, int]:
-    """Read a regular file by name in a directory, never through a symlink; return data and mode."""
+#: The most bytes a step reads of a file it rewrites (write, append, patch, tags in front matter):
+#: its old and new content are held in memory, and a preview shows their difference.
+MAX_EDIT_BYTES = 64 << 20
+#: How much of a file one read or write moves while copying or hashing it.
+CHUNK_BYTES = 1 << 20
+
+
+def _open_regular(parent_fd: int, name: str) -> tuple[int, os.stat_result]:
+    """Open a regular file by name for reading, never through a symlink (a FIFO does not block)."""
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise SandboxError(f"{name!r}: not a regular file")
+    return fd, info
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):g} MB"
+
+
+def read_regular(parent_fd: int, name: str, limit: int = MAX_EDIT_BYTES) -> tuple[bytes, int]:
+    """Read a regular file by name in a directory, never through a symlink; return data and mode.
+
+    A file of more than ``limit`` bytes is refused (:class:`SandboxError`) before it is read."""
+    fd, info = _open_regular(parent_fd, name)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SandboxError(f"{name!r}: not a regular file")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        if info.st_size > limit:
+            raise SandboxError(f"{name!r} is over {_megabytes(limit)}, too big for a step to rewrite")
+        chunks, left = [], limit
+        while chunk := os.read(fd, min(CHUNK_BYTES, left + 1)):
             chunks.append(chunk)
+            left -= len(chunk)
+            if left < 0:  # it grew while it was read
+                raise SandboxError(f"{name!r} is over {_megabytes(limit)}, too big for a step to rewrite")
         return b"".join(chunks), stat.S_IMODE(info.st_mode)
     finally:
         os.close(fd)
+
+
+def hash_regular(parent_fd: int, name: str) -> str:
+    """The SHA-256 of a regular file's content in hex, read a piece at a time (any size)."""
+    fd, _ = _open_regular(parent_fd, name)
+    try:
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, CHUNK_BYTES):
+            digest.update(chunk)
+        return digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _data_runs(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """The ``(start, end)`` byte ranges of ``fd`` that hold data; the rest are holes that read as
+    zeros. The whole file is one range where the filesystem cannot tell (no ``SEEK_DATA``)."""
+    at = 0
+    while at < size:
+        try:
+            start = os.lseek(fd, at, os.SEEK_DATA)
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole from here to the end
+                return
+            yield at, size
+            return
+        yield start, min(end, size)
+        at = end
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (a write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def copy_regular(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
+    """Create ``dst_name`` (it must not exist) as a copy of the regular file ``src_name``: same
+    bytes, mode and extended attributes, fsynced. A piece at a time, so a file of any size copies in
+    bounded memory, and holes stay holes, so a sparse file takes no more disk in its copy."""
+    source, info = _open_regular(src_fd, src_name)
+    try:
+        mode = stat.S_IMODE(info.st_mode)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        copy = os.open(dst_name, flags, mode, dir_fd=dst_fd)
+        try:
+            os.fchmod(copy, mode)
+            for start, end in _data_runs(source, info.st_size):
+                at = start
+                while at < end:
+                    chunk = os.pread(source, min(CHUNK_BYTES, end - at), at)
+                    if not chunk:  # the file shrank while it was copied
+                        break
+                    os.lseek(copy, at, os.SEEK_SET)
+                    write_all(copy, chunk)
+                    at += len(chunk)
+            os.ftruncate(copy, info.st_size)
+            copy_xattrs(source, copy)
+            os.fsync(copy)
+        finally:
+            os.close(copy)
+    finally:
+        os.close(source)
 
 
 def write_new(parent_fd: int, name: str, data: bytes, mode: int) -> None:
@@ -57,9 +148,7 @@ def write_new(parent_fd: int, name: str, data: bytes, mode: int) -> None:
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent_fd)
     try:
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -110,15 +199,7 @@ def copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
     if stat.S_ISLNK(info.st_mode):
         os.symlink(os.readlink(src_name, dir_fd=src_fd), dst_name, dir_fd=dst_fd)
     elif stat.S_ISREG(info.st_mode):
-        data, mode = read_regular(src_fd, src_name)
-        write_new(dst_fd, dst_name, data, mode)
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        source, copy = os.open(src_name, flags, dir_fd=src_fd), os.open(dst_name, flags, dir_fd=dst_fd)
-        try:
-            copy_xattrs(source, copy)
-        finally:
-            os.close(source)
-            os.close(copy)
+        copy_regular(src_fd, src_name, dst_fd, dst_name)
     elif stat.S_ISDIR(info.st_mode):
         os.mkdir(dst_name, 0o700, dir_fd=dst_fd)
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -151,7 +232,7 @@ def _fingerprint_into(result: Fingerprint, prefix: str, parent_fd: int, name: st
     if stat.S_ISLNK(info.st_mode):
         result[prefix] = "l:" + os.readlink(name, dir_fd=parent_fd)
     elif stat.S_ISREG(info.st_mode):
-        result[prefix] = "f:" + sha(read_regular(parent_fd, name)[0])
+        result[prefix] = "f:" + hash_regular(parent_fd, name)
     elif stat.S_ISDIR(info.st_mode):
         result[prefix] = "d"
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)

@@ -112,6 +112,11 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
         load_cases(binary)
     with pytest.raises(UsageError, match="no cases"):
         load_cases(_empty(tmp_path))
+    # Results are reported by id: a second case of one id is refused with both lines.
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("".join(json.dumps(case.to_json()) + "\n" for case in [cases[0], cases[1], cases[0]]))
+    with pytest.raises(UsageError, match=rf'twice.jsonl:3: id "{cases[0].id}" is already the id of line 1'):
+        load_cases(twice)
     # A gold plan no planner may give scores nothing: refused like a malformed line.
     escaping = {"version": 1, "goal": "x", "steps": [{"op": "write", "path": "../../tmp/x", "content": "a\n"}]}
     outside = tmp_path / "outside.jsonl"
