@@ -216,6 +216,15 @@ def test_validate_unreadable_plan_files(plans: Path) -> None:
     assert_one_line_error(run("plan", "validate", str(plans / "missing.json")), 2, "missing.json", "cannot read")
     (plans / "latin1.json").write_bytes(b'{"goal": "caf\xe9"}')
     assert_one_line_error(run("plan", "validate", str(plans / "latin1.json")), 2, "not UTF-8")
+    assert_one_line_error(run("plan", "validate", str(plans)), 2, "cannot read")
+
+
+def test_an_endless_plan_is_read_no_further_than_64_mib(workspace: Path) -> None:
+    assert_one_line_error(run("plan", "validate", "/dev/zero"), 2, "the plan /dev/zero is longer than 64 MiB")
+    with open("/dev/zero", "rb") as zeros:
+        argv = [ROUTESHELL, "plan", "apply", "-", "--yes", "--workspace", str(workspace)]
+        endless = subprocess.run(argv, capture_output=True, text=True, stdin=zeros, timeout=120)
+    assert_one_line_error(endless, 2, "the plan on standard input is longer than 64 MiB")
 
 
 # -- apply: dry run, confirmation, events ---------------------------------------------------

@@ -131,3 +131,12 @@ def test_generate_json_on_a_terminal_escapes_what_a_terminal_would_obey(pretrain
     assert "\u202e" not in text
     response = json.loads(text)
     assert json.loads(response["choices"][0]["message"]["content"]) == "\x9b2J\u202e"
+
+
+def test_an_endless_prompt_or_schema_is_read_no_further_than_its_bound(pretrained: Pretrained) -> None:
+    with open("/dev/zero", "rb") as zeros:
+        argv = [ROUTESHELL, "generate", "--model", str(pretrained[0]), "-"]
+        endless = subprocess.run(argv, capture_output=True, text=True, stdin=zeros, timeout=300)
+    assert_one_line_error(endless, 2, "the prompt on standard input is longer than 1 MiB")
+    result = routeshell("generate", "--model", str(pretrained[0]), "hi", "--json-schema", "/dev/zero")
+    assert_one_line_error(result, 2, "the schema /dev/zero is longer than 1 MiB")

@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The most bytes of a --json-schema file read (the grammar then holds it to its own, smaller bound).
+MAX_SCHEMA_FILE_BYTES = 1 << 20
+
 DESCRIPTION = """\
 Generate text with a model trained by 'routeshell train', without starting a server.
 
@@ -83,7 +86,10 @@ def _read_prompt(args: argparse.Namespace) -> str:
         return str(args.prompt)
     if args.prompt is None and sys.stdin.isatty():
         raise UsageError("give a PROMPT, or '-' and the prompt on standard input")
-    data = sys.stdin.buffer.read()
+    from engine.textfile import read_bounded
+    from tui.sizes import MAX_TASK_BYTES
+
+    data = read_bounded("-", MAX_TASK_BYTES, "the prompt")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -93,11 +99,10 @@ def _read_prompt(args: argparse.Namespace) -> str:
 def _schema(path: Path) -> dict[str, Any]:
     from engine.errors import UsageError
     from engine.names import display_name
+    from engine.textfile import read_bounded
 
     try:
-        schema = json.loads(path.read_bytes())
-    except OSError as err:
-        raise UsageError(f"cannot read the schema {display_name(str(path))}: {err.strerror or err}") from None
+        schema = json.loads(read_bounded(path, MAX_SCHEMA_FILE_BYTES, "the schema"))
     except (ValueError, RecursionError):
         raise UsageError(f"the schema {display_name(str(path))} is not JSON") from None
     if not isinstance(schema, dict):

@@ -181,16 +181,18 @@ def parse_plan(text: str, source: str = "plan") -> dict[str, Any]:
     return normalise(document)
 
 
-def load_plan(path: Path | str) -> dict[str, Any]:
-    """Read and validate a plan file (``-`` reads standard input)."""
-    import sys
+#: The most bytes a plan file may hold: far beyond any plan (the contents of its writes included),
+#: and bounded so that an endless input (``/dev/zero``) cannot take the memory.
+MAX_PLAN_BYTES = 64 << 20
 
-    if str(path) == "-":
-        return parse_plan(sys.stdin.read(), "<stdin>")
+
+def load_plan(path: Path | str) -> dict[str, Any]:
+    """Read and validate a plan file (``-`` reads standard input), at most :data:`MAX_PLAN_BYTES`."""
+    from engine.textfile import read_bounded
+
+    data = read_bounded(path, MAX_PLAN_BYTES, "the plan")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text") from None
-    return parse_plan(text, str(path))
+        raise UsageError(f"{'the plan on standard input' if str(path) == '-' else path}: not UTF-8 text") from None
+    return parse_plan(text, "<stdin>" if str(path) == "-" else str(path))
