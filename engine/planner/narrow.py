@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import posixpath
+import re
 from functools import partial
 from typing import Any
 
@@ -54,6 +55,7 @@ from engine.planner.said import (
     QUOTED,
     REMOVING,
     SOMETHING_DONE_TO_THEM,
+    about_phrases,
     about_words,
     asked_pieces,
     asked_steps,
@@ -151,6 +153,11 @@ def _narrow_ops(defs: dict[str, Any], request: str, scope: Scope) -> tuple[set[s
     # A step does what the request says: no delete unless it speaks of deleting (refer.py).
     # (What it dictates for a file to say asks for nothing.)
     ops = referred_ops(undictated(request)) if dictated_lines(request) else referred_ops(request)
+    # A folder made is no file written: "create analysis/archive" dictates nothing and names no file.
+    dictates = undictated(request) != request or QUOTED.search(request) is not None
+    names_a_file = any(has_ext(posixpath.basename(word)) for word in scope.words)
+    if ops is not None and {"write", "mkdir"} <= ops and not dictates and not names_a_file:
+        ops = ops - {"write", "append"}
     # A tag swapped for another ("swap the todo tag on X for done") comes off, then the other goes on.
     retag = ops is not None and {"tag", "untag"} <= ops and RETAG.search(request) is not None
     if retag:
@@ -327,8 +334,10 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     # A folder made is one that does not exist yet.
     # ("make a folder Videos/archive" makes no "folder")
     unnamed = {*MKDIR_WORDS, *NAMED_WORDS}
+    # (nor one named as a common kind of file is: "with a README.md in it")
     made = [d for d in dests if d not in scope.under and d not in scope.all_folders and d.lower() not in unnamed
-            and NAME.match(d) and any(ch.isalnum() for ch in d)]  # fmt: skip
+            and NAME.match(d) and any(ch.isalnum() for ch in d)
+            and not d.lower().endswith(COMMON_EXTS)]  # fmt: skip
     narrow_enum(defs["mkdir"]["properties"], "path", made, defs)
     if unpacking and missing:
         narrow_enum(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
@@ -336,7 +345,17 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     # A file written is named with its extension ("notes/packing.md"), when the request names one;
     # one appended to is such a name or a file the request refers to outside what it quotes ("add
     # '- book the offsite' to TODO.md" is not about the offsite notes).
-    named = changeable(word for word in scope.words if has_ext(posixpath.basename(word)))
+    # A name it gives in a new folder it names is that folder's ("make docs/meetings and put a note
+    # in it, 2026-02-10.md": docs/meetings/2026-02-10.md).
+    placed = [t for t in scope.renamed if "/" in t and posixpath.dirname(t) not in scope.all_folders]
+    named = changeable([*(word for word in scope.words if has_ext(posixpath.basename(word))), *placed])
+    # ... and so is one it gives "in it", after an earlier piece made the folder ("create
+    # analysis/archive, ... and add a README.md in there").
+    if into:
+        named = changeable([*(posixpath.join(d, n) for d in into for n in named if "/" not in n)]) or named
+    elif placed and _IN_IT.search(undictated(request)):
+        # Said "in it", the name is only the new folder's.
+        named = [name for name in named if "/" in name]
     narrow_enum(
         defs["write"]["properties"], "path", named or changeable([*scope.mentioned, *scope.words, *scope.renamed]), defs
     )
@@ -364,9 +383,30 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     narrow_enum(defs["extract"]["properties"], "from", changeable([*scope.archive_files, *scope.archives]), defs)
     # An archive is unpacked into a folder, never into a name like an archive's.
     unpacked = [d for d in dests if not d.lower().endswith(ARCHIVE_EXTS)]
-    narrow_enum(defs["extract"]["properties"], "to", [d for d in unpacked if goes_to(d, places)] or unpacked, defs)
+    unpacked = [d for d in unpacked if goes_to(d, places)] or unpacked
+    # ... and into a folder named as the archive is, beside it, where the request says that name
+    # ("unzip the Faithful 32x pack into resourcepacks/Faithful 32x"; a name with spaces is no word).
+    lowered = request.lower()
+    stems = [_archive_stem(path) for path in scope.archive_files]
+    said_stems = [stem for stem in stems if " " in posixpath.basename(stem) and stem.lower() in lowered]
+    # (where the name, cut at its space, is no other place: "resourcepacks/Faithful")
+    unpacked = [d for d in unpacked if not any(stem.startswith(f"{d} ") for stem in said_stems)]
+    narrow_enum(defs["extract"]["properties"], "to", changeable([*said_stems, *unpacked]), defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     return named, listed
+
+
+#: Files put into a folder said before: "put a note in it", "add a README.md in there".
+_IN_IT = re.compile(r"\b(?:in|into|inside)\s+(?:it|there)\b", re.IGNORECASE)
+
+
+def _archive_stem(path: str) -> str:
+    """``path`` without its archive extension (``a/b.tar.gz``: ``a/b``)."""
+    lowered = path.lower()
+    for ext in sorted(ARCHIVE_EXTS, key=len, reverse=True):
+        if lowered.endswith(ext):
+            return path[: -len(ext)]
+    return path
 
 
 def _narrowed(
@@ -498,6 +538,9 @@ def _narrowed(
     about = Request(" ".join(about_words(request)))
     said_about = [text for text in offer.texts if about.uses([text])]
     if said_about:
+        # (and what two words say together: "mention a missing 1099")
+        first = {text.lower() for text in said_about}
+        said_about += [phrase for phrase in about_phrases(request) if phrase.split(" ")[0] in first]
         narrow_enum(match, "contains", said_about, defs)
         # and, asked one thing of files said to mention something ("every note mentioning
         # release"), a match selects by it.

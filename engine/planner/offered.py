@@ -52,6 +52,7 @@ from engine.planner.spoken import (
     PUT_IN,
     RECENT_WORDS,
     SEPARATORS,
+    SHOWN_DATE,
     SIZE,
     SIZES,
     THIS_YEAR,
@@ -94,6 +95,24 @@ def request_words(request: str) -> list[str]:
 def changeable_to(values: Iterable[str], chars: int) -> list[str]:
     """``values`` that a plan may change (:func:`is_changeable`), bounded as :func:`bounded_to` does."""
     return bounded_to((value for value in values if is_changeable(value)), chars)
+
+
+def dated_templates(request: str) -> list[str]:
+    """The rename templates of the names ``request`` shows with a date spelled out: "drawing-YYYY-MM-DD"
+    is ``drawing-{mtime:%Y-%m-%d}{ext}`` (a shown extension stands for the file's own). A date shown
+    alone is none."""
+    found = []
+    for shown in SHOWN_DATE.finditer(request):
+        upper = shown[0][len(shown["before"]) :].upper()
+        sep = shown["s"]
+        date = f"%Y{sep}%m{sep}%d" if f"MM{sep}DD" in upper else f"%Y{sep}%m"
+        shown_after = shown["after"].rstrip(".")  # (a sentence's full stop is not the name's)
+        stem, ext = posixpath.splitext("x" + shown_after)
+        after = stem[1:] if any(ch.isalpha() for ch in ext) else shown_after
+        # (A date alone is its form, not a name: "add the date (YYYY-MM-DD) to the start".)
+        if shown["before"] or after:
+            found.append(f"{shown['before']}{{mtime:{date}}}{after}{{ext}}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -175,8 +194,10 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     folders, files = folder_refs or all_folders, file_refs or all_files
     mentioned = [path for path in all_files if path in request]
     dotted = [word for word in words if "/" not in word and has_ext(word)]
-    # A new name goes beside a file the request refers to, or in a folder it refers to.
-    near = dict.fromkeys([*(posixpath.dirname(path) for path in files if files is not all_files), *folders])
+    # A new name goes beside a file the request refers to, in a folder it refers to, or in a new
+    # folder it names ("make docs/meetings and put a note in it, 2026-02-10.md").
+    new_dirs = [word for word in words if "/" in word and not has_ext(word) and word not in all_files]
+    near = dict.fromkeys([*(posixpath.dirname(path) for path in files if files is not all_files), *folders, *new_dirs])
     renamed = [posixpath.join(folder, word) for folder in ["", *near] for word in dotted]
     word_dirs = [parent for word in words for parent in parent_folders(word)]
     archive_files = [path for path in files if path.lower().endswith(ARCHIVE_EXTS)] or [
@@ -322,7 +343,7 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     templates = prefixed or bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),
                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
-    templates = bounded(counted) or templates
+    templates = bounded([*counted, *dated_templates(request)]) or templates
     return Offered(
         sizes=sizes,
         counts=counts,

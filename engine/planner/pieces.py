@@ -135,7 +135,7 @@ def steps_by_piece(
             continue
         ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
         # Files put "in it" or "there" go into the folder an earlier piece made.
-        into = list(made) if made and _IN_IT.search(piece) else None
+        into = list(made) if made and _IN_IT.search(undictated(piece)) else None
         own = _narrowed(piece, entries, today, chars, into=into)["$defs"]
         made += new
         step = own["step"]
@@ -152,9 +152,11 @@ def steps_by_piece(
         prefix[at] = {"$ref": f"#/$defs/{name}step"}
 
 
-#: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks".
+#: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks",
+#: "add a README.md in there that says: ..." (read with what it dictates blanked).
 _IN_IT = re.compile(
     r"(?:\b(?:in|into|inside|to)\s+(?:it|there)|\bthere)"
+    r"(?:\s+(?:(?:that|which)\s+says|saying|reading|with\s+the\s+(?:line|text|words)))?"
     r"(?:[\s,!.]*(?:please|pls|plz|thanks|thank\s+you|thx|ty|asap|now|when\s+you\s+get\s+a\s+chance|:\)))*\s*\W*$",
     re.IGNORECASE,
 )

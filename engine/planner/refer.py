@@ -389,7 +389,16 @@ def referred_ops(request: str) -> set[str] | None:
         ops.add("archive")
     if _QUOTE.search(request):
         ops |= {"write", "append"}
+    # A file added by its name may be a new one ("add bugreport/versions.txt with the line: ...").
+    if "append" in ops and _ADDED_FILE.search(request):
+        ops.add("write")
     return ops or None
+
+
+#: A file added by name: "add a README.md", "put notes/todo.txt in with ...".
+_ADDED_FILE = re.compile(
+    rf"\b(?:add|put|drop|include)\s+(?:(?:a|an|the|new|file)\s+)*{_FILE_NAME.pattern}", re.IGNORECASE
+)
 
 
 #: Words after which a folder is where files go, not where they are ("into archive", "goes in old").

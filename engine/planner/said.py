@@ -134,6 +134,28 @@ def about_words(request: str) -> set[str]:
     return found
 
 
+def about_phrases(request: str) -> list[str]:
+    """Two words a request says files are about, as it says them: a word of :func:`about_words`
+    said right after a word of :data:`ABOUT_WORDS` and the word after it ("mention a missing 1099":
+    ``missing 1099``), where that word is no small word or op."""
+    topics = about_words(request)
+    tokens = [token.strip(WORD_EDGES + ".").lower() for token in _TOKEN.findall(request)]
+    found = []
+    for at, token in enumerate(tokens[:-1]):
+        after = tokens[at + 1]
+        before = tokens[at - 1] if at else ""
+        if before in _ARTICLES and at > 1:
+            before = tokens[at - 2]
+        if token not in topics or not Request(before).uses(ABOUT_WORDS):
+            continue
+        if not after or after in STOP_WORDS or after in NOTE_WORDS or after in _OP_VERBS or after in _CLAUSE_ENDS:
+            continue
+        # Only where the two are said side by side, a space apart (not "missing, 1099").
+        if re.search(rf"(?<!\w){re.escape(token)}[ ]{re.escape(after)}(?!\w)", request, re.IGNORECASE):
+            found.append(f"{token} {after}")
+    return found
+
+
 #: Words after which a request names a tag ("as urgent", "with q3", "untag draft", "tag it done"),
 #: and words before which it does ("the draft tag").
 TAG_BEFORE = ("as", "with", "tag", "tags", "tagged", "it", "them", "untag", "is", "not", "add", "for", "label",

@@ -144,6 +144,11 @@ RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|
 PREFIX_WITH = re.compile(
     r"\bprefix\w*\b(?:(?![.;!?](?:\s|$))[^;])*?\bwith\s+['\"]?([\w.]+[-_])(?=['\"]?(?:\s|$|[,.;!?)]))", re.IGNORECASE
 )
+#: A name shown with its date spelled out ("rename them drawing-YYYY-MM-DD", "as IMG_YYYYMMDD.jpg"):
+#: the date (its separator in ``s``) and what comes before and after it in the name.
+SHOWN_DATE = re.compile(
+    r"(?<![\w{}])(?P<before>[\w\-.]*?)Y{4}(?P<s>[-_.]?)MM(?:(?P=s)DD)?(?P<after>[\w\-.]*)(?![\w{}])", re.IGNORECASE
+)
 #: Names given a start or an end: "prefix the dumps with prod-", "add a -v2 suffix to".
 AFFIX = re.compile(r"\b(?:prefix|suffix|prepend)\w*\b", re.IGNORECASE)
 
