@@ -12,9 +12,13 @@ from typing import Any, Generic, Self, TypeVar
 
 from engine.errors import RouteshellError, UsageError
 from engine.names import display_name
+from engine.textfile import read_capped
 
 #: A JSONL line longer than this is refused rather than read into memory whole.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+#: The most bytes an :class:`AppendOnlyCache` file is read up to (hundreds of thousands of records);
+#: a longer one, or one that is no regular file, is refused in one line rather than filling memory.
+MAX_CACHE_BYTES = 256 * 1024 * 1024
 
 RecordT = TypeVar("RecordT")
 
@@ -98,8 +102,7 @@ class AppendOnlyCache(Generic[RecordT]):
 
     def _load(self, parse: Callable[[dict[str, Any]], RecordT | None]) -> None:
         try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
+            data = read_capped(self.path, MAX_CACHE_BYTES)
         except OSError as err:
             raise self._error(f"cannot read {display_name(str(self.path))}: {err.strerror or err}") from None
         for line in data.split(b"\n"):

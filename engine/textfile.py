@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -25,6 +27,39 @@ def replace_text(path: Path, text: str) -> None:
         raise
 
 
+def size_words(size: int) -> str:
+    """``size`` bytes in the units the limits are given in: ``64 MiB``, ``512 KiB``, ``100 bytes``."""
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):g} MiB"
+    return f"{size / (1 << 10):g} KiB" if size >= 1 << 10 else f"{size} bytes"
+
+
+def read_capped(path: str | Path, limit: int, *, regular: bool = True) -> bytes:
+    """The bytes of the file at ``path``, reading one byte past ``limit`` and no further, so that a
+    file that is endless (``/dev/zero``) or huge cannot take the memory.
+
+    With ``regular`` (the default) only a regular file is read: a FIFO, socket or device is opened
+    without waiting for a writer and refused. Raises :class:`OSError` whose ``strerror`` says why
+    in a few words ("longer than 1 MiB", "not a regular file", "Is a directory", ...), so that a
+    caller's one-line message for an unreadable file covers these too."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if regular else 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if regular and not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise OSError(errno.EFBIG, f"longer than {size_words(limit)}", str(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
     """The bytes of ``path`` (``-``: standard input), reading one byte past ``limit`` and no further,
     so that an endless input (``/dev/zero``, a stuck pipe's writer) cannot take the memory.
@@ -36,16 +71,16 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
     from engine.errors import UsageError
     from engine.names import display_name
 
-    size = f"{limit / (1 << 20):g} MiB" if limit >= 1 << 20 else f"{limit} bytes"
     where = f"{what} on standard input" if str(path) == "-" else f"{what} {display_name(str(path))}"
     try:
         if str(path) == "-":
             data = sys.stdin.buffer.read(limit + 1)
+            if len(data) > limit:
+                raise OSError(errno.EFBIG, f"longer than {size_words(limit)}")
         else:
-            with open(path, "rb") as handle:
-                data = handle.read(limit + 1)
+            data = read_capped(path, limit, regular=False)
     except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise UsageError(f"{where} is {exc.strerror}") from None
         raise UsageError(f"{where}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > limit:
-        raise UsageError(f"{where} is longer than {size}")
     return data

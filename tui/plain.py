@@ -278,6 +278,11 @@ class PlainShell:
         if lines is not None:
             for line in lines:
                 if isinstance(line, OversizedLine):
+                    if line.endless:
+                        self.say(f"error: more than {size_text(MAX_SKIPPED_BYTES)} on standard input with no line "
+                                 "break; stopped reading it", "bold red")  # fmt: skip
+                        self._failed(ExitCode.USAGE)
+                        break
                     self.say(f"error: a line longer than {size_text(MAX_TASK_BYTES)}; skipped", "bold red")
                     self._failed(ExitCode.USAGE)
                     continue
@@ -434,20 +439,37 @@ class PlainShell:
         self._run(lambda: Outcome("paused", argument, approval=pending), argument)
 
 
+#: The most bytes of one over-long line read past before standard input is given up on: what sends
+#: more with no line break (``/dev/zero``) would never end.
+MAX_SKIPPED_BYTES = 64 * MAX_TASK_BYTES
+
+
 class OversizedLine(str):
-    """A line of standard input longer than MAX_TASK_BYTES, read past and refused (its text is not kept)."""
+    """A line of standard input longer than MAX_TASK_BYTES, read past and refused (its text is not
+    kept); ``endless`` when no line break came in MAX_SKIPPED_BYTES, and nothing more is read."""
+
+    endless = False
+
+
+class EndlessLine(OversizedLine):
+    endless = True
 
 
 def _stdin_lines() -> Iterator[str]:
     """The lines of standard input, read as bytes: a line that is not UTF-8 keeps its bad bytes as
     lone surrogates, so that it alone is refused (whatever the locale) and the next lines still run.
-    A line longer than MAX_TASK_BYTES is read past in bounded pieces and given as an OversizedLine."""
+    A line longer than MAX_TASK_BYTES is read past in bounded pieces and given as an OversizedLine;
+    past MAX_SKIPPED_BYTES with no line break, as an EndlessLine, the last."""
     while line := sys.stdin.buffer.readline(MAX_TASK_BYTES + 1):
         if len(line) <= MAX_TASK_BYTES:
             yield line.decode("utf-8", "surrogateescape")
             continue
+        skipped = len(line)
         while not line.endswith(b"\n") and (line := sys.stdin.buffer.readline(MAX_TASK_BYTES)):
-            pass
+            skipped += len(line)
+            if skipped > MAX_SKIPPED_BYTES:
+                yield EndlessLine()
+                return
         yield OversizedLine()
 
 

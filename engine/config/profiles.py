@@ -290,12 +290,19 @@ def _mask_secrets(node: dict[str, Any]) -> None:
             node[key] = mask_secret(value)
 
 
+#: The most bytes a profile file may hold (a profile is a few hundred).
+MAX_PROFILE_BYTES = 1 << 20
+
+
 def _read_toml(source: ProfileSource) -> dict[str, Any]:
+    from engine.textfile import read_capped
+
     try:
-        with source.path.open("rb") as handle:
-            return tomllib.load(handle)
+        return tomllib.loads(read_capped(source.path, MAX_PROFILE_BYTES).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source.path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ProfileError(f"{source.path}: not UTF-8 text") from None
     except OSError as exc:
         raise ProfileError(f"{source.path}: cannot read: {exc.strerror}") from None
 

@@ -96,7 +96,8 @@ def load_cases(path: Path) -> list[Case]:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with handle:
-        for number, raw in enumerate(handle, 1):
+        # One byte past the bound and no further: a huge file with no line break is never read whole.
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
             if len(raw) > MAX_LINE_BYTES:
                 raise UsageError(f"{path}:{number}: a line longer than {MAX_LINE_BYTES} bytes")
             if not raw.strip():

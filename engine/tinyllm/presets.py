@@ -191,9 +191,15 @@ def preset_from_dict(data: object, *, where: str = "preset") -> ModelPreset:
     return _preset_from_values(dict(data), where)
 
 
+#: The most bytes a --config file may hold (a preset is a few hundred).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
+    from engine.textfile import read_capped
+
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise TrainInputError(f"{path}: no such config file") from None
     except IsADirectoryError:

@@ -421,3 +421,23 @@ def test_a_piped_line_past_the_limit_is_skipped_with_one_line(scripted_llm: Scri
     assert "yyyy" not in result.stdout
     assert (workspace / "hi.txt").read_text() == "hello\n"  # the next lines ran
     assert len(scripted_llm.requests) == 1
+
+
+def test_endless_input_with_no_line_break_is_given_up_on_with_one_line(
+    scripted_llm: ScriptedLLM, workspace: Path
+) -> None:
+    # /dev/zero never sends a line break: reading past it would never end.
+    with open("/dev/zero", "rb") as zeros:
+        raw = subprocess.run(
+            [ROUTESHELL, "--plain", "--profile", "ci", "--workspace", str(workspace)],
+            stdin=zeros,
+            capture_output=True,
+            env=plain_env(scripted_llm.base_url),
+            timeout=120,
+            check=False,
+        )
+    stdout = raw.stdout.decode()
+    assert raw.returncode == 2, raw
+    assert b"Traceback" not in raw.stderr
+    assert "error: more than 64.0 MB on standard input with no line break; stopped reading it" in stdout
+    assert scripted_llm.requests == []

@@ -120,6 +120,22 @@ def test_invalid_toml() -> None:
         load_profile("broken")
 
 
+def test_a_profile_that_is_endless_a_fifo_huge_or_not_utf8_is_one_line() -> None:
+    import os
+
+    directory = profiles.user_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "endless.toml").symlink_to("/dev/zero")
+    os.mkfifo(directory / "fifo.toml")
+    with (directory / "huge.toml").open("wb") as handle:
+        handle.truncate(20 << 30)  # sparse
+    (directory / "latin1.toml").write_bytes(b'description = "caf\xe9"\n')
+    for name, reason in (("endless", "cannot read: not a regular file"), ("fifo", "cannot read: not a regular file"),
+                         ("huge", "cannot read: longer than 1 MiB"), ("latin1", "not UTF-8 text")):  # fmt: skip
+        with pytest.raises(ProfileError, match=rf"^{directory / name}.toml: {reason}$"):
+            load_profile(name)
+
+
 def test_extends_cycle_and_unknown_parent() -> None:
     user_profile("a", 'extends = "b"\n')
     user_profile("b", 'extends = "a"\n')

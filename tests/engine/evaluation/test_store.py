@@ -63,3 +63,23 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path: Path) -> None:
     write_atomic(tmp_path / "summary.json", '{"a": 1}\n')
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
     assert (tmp_path / "summary.json").read_text() == '{"a": 1}\n'
+
+
+@pytest.mark.parametrize("kind", ["endless", "fifo", "huge"])
+def test_a_cache_that_is_endless_or_huge_is_one_line_not_memory(tmp_path: Path, kind: str) -> None:
+    import os
+
+    from engine.evaluation.store import EvalWriteError
+    from engine.jsonl import MAX_CACHE_BYTES
+
+    cache = tmp_path / CACHE_FILE
+    if kind == "endless":
+        cache.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(cache)
+    else:
+        with cache.open("wb") as handle:
+            handle.truncate(MAX_CACHE_BYTES + 1)  # sparse: no disk, but more than a cache may hold
+    reason = "longer than 256 MiB" if kind == "huge" else "not a regular file"
+    with pytest.raises(EvalWriteError, match=f"cannot read .*{CACHE_FILE}: {reason}"):
+        ResultStore(tmp_path)

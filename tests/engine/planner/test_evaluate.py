@@ -106,6 +106,12 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
     huge.write_text(json.dumps({**cases[0].to_json(), "workspace": [{"path": "a", "size": 1 << 50}]}) + "\n")
     with pytest.raises(UsageError, match="size"):
         load_cases(huge)
+    # A huge file with no line break is read one line's bound at a time, never whole.
+    endless = tmp_path / "endless.jsonl"
+    with endless.open("wb") as handle:
+        handle.truncate(20 << 30)  # sparse
+    with pytest.raises(UsageError, match=r"endless.jsonl:1: a line longer than"):
+        load_cases(endless)
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b"\xff\xfe\n")
     with pytest.raises(UsageError, match=r":1: not a planner case"):

@@ -147,6 +147,21 @@ def test_config_path_that_is_a_directory(tmp_path: Path) -> None:
         resolve_preset(None, tmp_path)
 
 
+def test_a_config_that_is_endless_a_fifo_or_huge_is_one_line_not_memory(tmp_path: Path) -> None:
+    import os
+
+    endless = tmp_path / "endless.toml"
+    endless.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # read without waiting for a writer
+    huge = tmp_path / "huge.toml"
+    with huge.open("wb") as handle:
+        handle.truncate(20 << 30)  # sparse
+    for path, reason in ((endless, "not a regular file"), (fifo, "not a regular file"), (huge, "longer than 1 MiB")):
+        with pytest.raises(TrainInputError, match=f"{path}: cannot read: {reason}"):
+            resolve_preset(None, path)
+
+
 def test_preset_dict_round_trip() -> None:
     for preset in PRESETS.values():
         stored = json.loads(json.dumps(preset_to_dict(preset)))
