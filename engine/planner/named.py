@@ -73,4 +73,51 @@ def unseen_path(request: str, root: Path) -> str | None:
                 return f"{shown} is neither a file nor a folder"
             if not stat.S_ISDIR(info.st_mode):
                 break
+    return _unseen_spaced(request, root)
+
+
+#: The most entries :func:`_unseen_spaced` looks at; a bigger workspace is looked at up to it.
+MAX_SCANNED = 20_000
+
+
+def _unseen_spaced(request: str, root: Path) -> str | None:
+    """Why ``request`` cannot be planned, when it names without quotes a link, FIFO, socket or
+    device whose name has a space ("delete my link.txt"): such a name is no one token, so it is
+    found by looking for the names of those entries in the request. Walks the workspace without
+    following a link or entering a hidden folder, at most :data:`MAX_SCANNED` entries."""
+    stack, scanned = [(root, "")], 0
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            scanned += 1
+            if scanned > MAX_SCANNED:
+                return None
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            relative = f"{prefix}{name}"
+            if stat.S_ISDIR(info.st_mode):
+                stack.append((Path(entry.path), f"{relative}/"))
+                continue
+            if stat.S_ISREG(info.st_mode) or " " not in name:
+                continue
+            shown = relative if _says(request, relative) else name if _says(request, name) else None
+            if shown is None:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                return f"{shown} is a symbolic link, which plans never follow or change"
+            return f"{shown} is neither a file nor a folder"
     return None
+
+
+def _says(request: str, name: str) -> bool:
+    """Whether ``request`` holds ``name`` whole, not inside a longer name."""
+    return re.search(rf"(?<![\w./-]){re.escape(name)}(?!\.?[\w/-])", request) is not None

@@ -145,6 +145,22 @@ def test_unseen_path_leaves_names_that_are_not_there_or_plain_to_the_planner(roo
         "my link.txt is a symbolic link, which plans never follow or change"
     )
     assert unseen_path('delete "notes.md" and `docs/a.pdf`', root) is None
+    # Named without quotes, a name with a space is found by the names of such entries.
+    assert unseen_path("please delete my link.txt now", root) == (
+        "my link.txt is a symbolic link, which plans never follow or change"
+    )
+    (root / "docs" / "old queue").mkdir()
+    os.rmdir(root / "docs" / "old queue")
+    os.mkfifo(root / "docs" / "old queue")
+    assert unseen_path("empty docs/old queue", root) == "docs/old queue is neither a file nor a folder"
+    assert unseen_path("delete the old queue file", root) == "old queue is neither a file nor a folder"
+    # Only the whole name: "my link.txt.bak" or "tummy link.txt" is another name.
+    assert unseen_path("delete tummy link.txt and my link.txt.bak", root) is None
+    # A regular file with a space, and a link in a hidden folder, are not such names.
+    (root / "my notes.md").write_text("x")
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "a b").symlink_to(root / "notes.md")
+    assert unseen_path("delete my notes.md and a b", root) is None
 
 
 def test_an_invalid_planner_reply_goes_back_for_repair(
