@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def positive_int(text: str) -> int:
@@ -14,6 +15,23 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argument type for a whole number from ``low`` (to ``high``, when given): every bad value,
+    a word or a number out of range, gets the same message, which says the range."""
+    said = f"of {low} or more" if high is None else f"from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {said}")
+        return value
+
+    return parse
 
 
 def positive_float(text: str) -> float:

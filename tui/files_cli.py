@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode
+from tui.arg_types import whole_number
 from tui.sizes import size_text
 
 if TYPE_CHECKING:
@@ -35,30 +36,10 @@ def _count(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return value
-
-
-def _top_k(text: str) -> int:
-    from engine.files.match import MAX_TOP_K
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_TOP_K:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_TOP_K}")
-    return value
-
-
 def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
     """Register ``files`` and its actions (find, duplicates, du) on the top-level subparsers."""
+    from engine.files.match import MAX_TOP_K
+
     files = commands.add_parser(
         "files",
         help="find files by a match, list duplicate files, size directories (reads only)",
@@ -94,19 +75,25 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     find.add_argument("--modified-after", metavar="WHEN", help=f"modified at or after WHEN: {_WHEN_FORMS}")
     find.add_argument("--modified-before", metavar="WHEN", help="modified before WHEN")
     find.add_argument("--tag", metavar="TAG", help="files carrying this tag (front matter or user.xdg.tags)")
-    find.add_argument("--limit", type=_positive, default=1000, metavar="N", help="show at most N (default: 1000)")
+    find.add_argument("--limit", type=whole_number(1), default=1000, metavar="N", help="show at most N (default: 1000)")
     find.add_argument("--semantic", metavar="TEXT", help=_SEMANTIC_HELP)
-    find.add_argument("--top-k", type=_top_k, metavar="N", help="with --semantic: keep the best N (default: 20)")
+    find.add_argument(
+        "--top-k", type=whole_number(1, MAX_TOP_K), metavar="N", help="with --semantic: keep the best N (default: 20)"
+    )
 
     duplicates = common(actions.add_parser("duplicates", help="list groups of files with the same content"))
     duplicates.add_argument("path", nargs="?", default=".", metavar="PATH", help="directory to look under")
     duplicates.add_argument("--min-size", default="1", metavar="SIZE", help="ignore smaller files (default: 1B)")
-    duplicates.add_argument("--limit", type=_positive, default=100, metavar="N", help="at most N groups (default: 100)")
+    duplicates.add_argument(
+        "--limit", type=whole_number(1), default=100, metavar="N", help="at most N groups (default: 100)"
+    )
 
     usage = common(actions.add_parser("du", help="sizes by directory, largest first"))
     usage.add_argument("path", nargs="?", default=".", metavar="PATH", help="directory to size")
     usage.add_argument("--depth", type=_count, default=1, metavar="N", help="list directories N levels down")
-    usage.add_argument("--limit", type=_positive, default=100, metavar="N", help="at most N directories (default: 100)")
+    usage.add_argument(
+        "--limit", type=whole_number(1), default=100, metavar="N", help="at most N directories (default: 100)"
+    )
 
 
 def run_files_command(args: argparse.Namespace) -> int:
