@@ -558,7 +558,9 @@ def _narrowed(
         if scope.folders is not scope.all_folders
         for word in words_of_names([folder])
     }
-    said_tags = [tag for entry in entries for tag in entry.tags if scope.words_of.uses([tag])]
+    # (a tag of several words, "to-edit", is said when it is spelled whole)
+    said_tags = [tag for entry in entries for tag in entry.tags
+                 if scope.words_of.uses([tag]) or scope.words_of.spells(tag)]  # fmt: skip
     had = bounded(tag for tag in said_tags if tag.lower() in offer.named_tags or tag.lower() not in folder_words)
     narrow_enum(match, "tag", had, defs, drop=True)
     # Files said by their tag ("every note tagged exam", "the urgent-tagged files") are selected by it.

@@ -76,7 +76,7 @@ from engine.planner.values import (
     starts_some,
     words_of_names,
 )
-from engine.planner.words import Request
+from engine.planner.words import Request, stem
 
 
 def request_words(request: str) -> list[str]:
@@ -325,7 +325,13 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # "everything named Screenshot something".)
     naming = [p for w in plain if not names_a_kind(w) or NAMED.search(request) for p in name_prefixes(w)]
     starts = [p for p in [*naming, *(f"{w} " for w in plain)] if starts_some(basenames, p)]
-    regexes = bounded(regex for p in starts if compiles(regex := f"^{p}"))
+    # ... or a word that names hold inside them ("the essay drafts": essay-draft-2.docx; "built for
+    # 1.20.1": sodium-0.5.8+mc1.20.1.jar), literally, where it is not a kind of file ("the pdfs").
+    stems = {posixpath.splitext(name)[0].lower() for name in basenames}  # (an extension is no word of a name)
+    held = [w for w in dict.fromkeys([*plain, *(stem(w) for w in plain)])
+            if len(w) >= 3 and not names_a_kind(w) and w.lower() not in STOP_WORDS
+            and any(w.lower() in name and not name.startswith(w.lower()) for name in stems)]  # fmt: skip
+    regexes = bounded([*(regex for p in starts if compiles(regex := f"^{p}")), *(literal(w) for w in held)])
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
     quoted = [text for _, text in QUOTED.findall(request)]
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]

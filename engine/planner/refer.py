@@ -111,6 +111,9 @@ def _said_words(by_key: dict[str, set[str]], path: str) -> frozenset[str]:
 COMMON_KINDS: dict[str, tuple[str, ...]] = {
     ".psd": ("photoshop",), ".svg": ("vector", "svg"), ".gif": ("gif", "animation"), ".webp": ("image",),
     ".jpeg": ("photo", "picture", "image"), ".tiff": ("tiff",),
+    # camera raw files ("the raws from the wedding")
+    ".nef": ("raw",), ".cr2": ("raw",), ".cr3": ("raw",), ".arw": ("raw",), ".dng": ("raw",), ".raf": ("raw",),
+    ".orf": ("raw",), ".rw2": ("raw",),
     ".wav": ("audio", "recording", "sound"), ".flac": ("audio", "song", "track"),
     ".m4a": ("audio", "song", "recording"),
     ".aac": ("audio",), ".ogg": ("audio",), ".m3u": ("playlist",), ".m3u8": ("playlist",),

@@ -80,3 +80,27 @@ def test_a_folder_made_is_no_file_written() -> None:
     write = {"op": "write", "path": "docs/fall/README.md", "content": "tbd\n"}
     assert _allows(schema, {"op": "mkdir", "path": "docs/fall"}, write)
     assert not _allows(schema, {"op": "mkdir", "path": "README.md"}, write)
+
+
+def test_a_tag_of_several_words_a_raw_kind_and_words_inside_names_are_offered() -> None:
+    entries = [
+        ViewEntry("Photos/a.jpg", False, 10, TODAY, ("to-edit",)),
+        ViewEntry("shoot/DSC_1.NEF", False, 10, TODAY),
+        ViewEntry("shoot/DSC_1.jpg", False, 10, TODAY),
+        ViewEntry("essays/essay-draft-2.docx", False, 10, TODAY),
+        ViewEntry("essays/essay-final.docx", False, 10, TODAY),
+        ViewEntry("mods/sodium-0.5+mc1.20.1.jar", False, 10, TODAY),
+    ]
+    schema = narrowed_schema("pls drop the to-edit tag from the pics in Photos", entries, TODAY)
+    untag = {"op": "untag", "match": {"glob": "Photos/**", "tag": "to-edit"}, "tags": ["to-edit"]}
+    assert _allows(schema, untag)
+    schema = narrowed_schema("stash the raws from the shoot in raw/keep", entries, TODAY)
+    assert _allows(schema, {"op": "move", "match": {"glob": "shoot/**", "ext": [".nef"]}, "to": "raw/keep"})
+    # A word said that names hold inside them, literally ("drafts": draft; a version's dots escaped).
+    schema = narrowed_schema("ditch the essay drafts in essays", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "match": {"glob": "essays/**", "name_regex": "draft"}})
+    schema = narrowed_schema("move every jar in mods built for 1.20.1 into mods/off", entries, TODAY)
+    moved = {"op": "move", "match": {"glob": "mods/**", "ext": [".jar"], "name_regex": "1\\.20\\.1"}, "to": "mods/off"}
+    assert _allows(schema, moved)
+    # A kind of file is no word inside a name ("the jar files" selects by the extension).
+    assert not _allows(schema, {**moved, "match": {"glob": "mods/**", "name_regex": "jar"}})
