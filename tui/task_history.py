@@ -14,8 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from engine.config import xdg
+from engine.textfile import read_capped
 
 HISTORY_LIMIT = 500
+#: The most bytes the history file is read up to: a thousand tasks of 16 KiB each (most are a line
+#: of words). A longer file, or one that is no regular file (a link to ``/dev/zero``), gives none.
+MAX_HISTORY_BYTES = 16 << 20
 
 
 def history_path(env: Mapping[str, str] | None = None) -> Path:
@@ -27,10 +31,11 @@ def load_history(path: Path) -> list[str]:
     """Return the last tasks saved in ``path``, oldest first; a missing or unreadable file gives none.
 
     A file grown past twice the limit is cut back to the limit, so appending stays cheap forever.
-    Lines that are not a JSON string (damage, another format) are skipped.
+    Lines that are not a JSON string (damage, another format) are skipped. A file longer than
+    :data:`MAX_HISTORY_BYTES` counts as unreadable.
     """
     try:
-        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        lines = read_capped(path, MAX_HISTORY_BYTES).decode("utf-8", errors="surrogateescape").splitlines()
     except OSError:
         return []
     if len(lines) > 2 * HISTORY_LIMIT:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from engine.events import HistoryEvent, HistoryFields
 from engine.kinds import JOURNAL_STATES, JournalState
+from engine.textfile import read_capped
 from engine.workspace.state import (
     JOURNAL_DIR,
     TRASH_DIR,
@@ -65,6 +66,16 @@ Via = Literal["agent", "cli", "files-pane", "unknown"]
 # A journal's name; one with a dot in it (moved aside: "<id>.broken") is no longer ours.
 _ID = re.compile(r"^(\d+)-[^.]+$")
 _SEQUENCE = re.compile(r"^(\d+)-")
+#: The most bytes a journal's files are read up to; a longer one, or one that is no regular file
+#: (a link to ``/dev/zero`` put there), is damaged rather than read into memory whole.
+#: state: one word.
+MAX_STATE_BYTES = 4 << 10
+#: plan.json: the plan (its file may hold 64 MiB, engine.plans.model.MAX_PLAN_BYTES), expanded,
+#: with every non-ASCII character written as a \u escape (up to three times its UTF-8 bytes).
+MAX_PLAN_JSON_BYTES = 256 << 20
+#: log.jsonl: a record per step, a few hundred bytes (a copy's lists every file it made); a plan
+#: touches at most [policy] max_batch files (1,000 unless raised), so this leaves room for a million.
+MAX_LOG_BYTES = 256 << 20
 
 
 def _fsync_path(path: Path) -> None:
@@ -195,7 +206,7 @@ class Journal:
     def state(self) -> JournalState | None:
         """The journal's state; None when its state file is damaged (see :attr:`problem`)."""
         try:
-            text = (self.dir / "state").read_text(encoding="utf-8", errors="replace").strip()
+            text = read_capped(self.dir / "state", MAX_STATE_BYTES).decode("utf-8", errors="replace").strip()
         except FileNotFoundError:
             return "applying"  # crashed before the state file was written: nothing ran yet
         except OSError:
@@ -207,10 +218,12 @@ class Journal:
         """plan.json: id, started, plan, origin, via. Raises :class:`StateError` when it is damaged."""
         path = self.dir / "plan.json"
         try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
+            meta = json.loads(read_capped(path, MAX_PLAN_JSON_BYTES).decode("utf-8"))
         except FileNotFoundError:
             raise StateError(f"journal {self.id} has no plan.json (cut short while it was being created)") from None
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise StateError(f"journal {self.id}: {path} is damaged ({exc.strerror or exc})") from None
+        except ValueError as exc:
             raise StateError(f"journal {self.id}: {path} is damaged ({exc})") from None
         if not (isinstance(meta, dict) and isinstance(meta.get("plan"), dict)
                 and isinstance(meta["plan"].get("steps"), list)):  # fmt: skip
@@ -257,7 +270,7 @@ class Journal:
         """Return the step records; reading stops at a torn or damaged line (a crash mid-write)."""
         path = self.dir / "log.jsonl"
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = read_capped(path, MAX_LOG_BYTES).decode("utf-8", errors="replace")
         except FileNotFoundError:
             return []
         except OSError as exc:

@@ -18,6 +18,12 @@ from typing import Any
 from engine.router.candidates import Candidate, candidate_by_key, candidate_index, candidates, canonical
 from engine.router.heuristic import HeuristicRouter
 from engine.router.scored import one_hot
+from engine.textfile import read_capped
+
+#: The most bytes ``tfidf.json`` may hold: the shipped router's is 3 MiB (12,000 terms, 10 classes),
+#: so this leaves room for twenty times that; a longer file, or one that is no regular file (a link
+#: to ``/dev/zero``), is refused in one line instead of filling the memory.
+MAX_TFIDF_BYTES = 64 << 20
 
 #: The constant baselines by name: the cheapest decision, the most expensive pipeline, and a test loop.
 CONSTANTS: dict[str, str] = {
@@ -113,7 +119,7 @@ class TfidfModel:
         import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        data = json.loads((directory / "tfidf.json").read_text(encoding="utf-8"))
+        data = json.loads(read_capped(directory / "tfidf.json", MAX_TFIDF_BYTES).decode("utf-8"))
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True,
                                      vocabulary=data["vocabulary"])  # fmt: skip
         vectorizer.idf_ = np.asarray(data["idf"], dtype=np.float64)

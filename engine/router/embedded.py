@@ -21,6 +21,11 @@ from engine.kinds import TOPOLOGIES
 from engine.router.candidates import MAX_LOOP_ROUNDS, Candidate, candidate_index, candidates
 from engine.semantic.embedder import Embedder as Embedder
 from engine.semantic.embedder import shared_embedder
+from engine.textfile import read_capped
+
+#: The most bytes ``knn.json`` may hold (it holds ``{"k": N}``); a longer file, or one that is no
+#: regular file (a link to ``/dev/zero``), is refused in one line instead of filling the memory.
+MAX_SETTINGS_BYTES = 1 << 20
 
 EXTRA_ROLES = ("planner", "tester", "refactor")
 
@@ -62,7 +67,7 @@ class KnnModel:
         from safetensors.torch import load_file
 
         tensors = load_file(str(directory / "knn.safetensors"))
-        settings = json.loads((directory / "knn.json").read_text(encoding="utf-8"))
+        settings = json.loads(read_capped(directory / "knn.json", MAX_SETTINGS_BYTES).decode("utf-8"))
         return cls(tensors["vectors"], tensors["labels"], int(settings["k"]))
 
 

@@ -33,8 +33,12 @@ from engine.router.candidates import Candidate, candidates
 from engine.router.labels import SYSTEM_PROMPT, LabelledTask
 from engine.router.router_dir import check_base_dir
 from engine.router.tasks import TASK_PREFIX
+from engine.textfile import read_capped
 
 ADAPTER_META = "router_lora_meta.json"
+#: The most bytes ``router_lora_meta.json`` may hold (about 2 KiB: the base, the prompt, the options);
+#: a longer file, or one that is no regular file (a link to ``/dev/zero``), is refused in one line.
+MAX_ADAPTER_META_BYTES = 1 << 20
 #: Every attention and MLP projection of a Llama or Qwen block.
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 IGNORE_INDEX = -100
@@ -217,7 +221,7 @@ class LoraModel:
         """Load the adapter in ``directory`` onto its base (``base`` overrides the recorded one)."""
         from peft import PeftModel
 
-        meta = json.loads((directory / ADAPTER_META).read_text(encoding="utf-8"))
+        meta = json.loads(read_capped(directory / ADAPTER_META, MAX_ADAPTER_META_BYTES).decode("utf-8"))
         base_dir = Path(base or meta["base"])
         quantized = bool(meta.get("options", {}).get("use_4bit")) if use_4bit is None else use_4bit
         model, tokenizer = load_base(base_dir, use_4bit=quantized)
@@ -316,7 +320,7 @@ def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, 
         raise UsageError(f"--adapter {display_name(str(adapter))} is not a PEFT adapter (no adapter_config.json)")
     if base is None:
         try:
-            base = Path(json.loads((adapter / ADAPTER_META).read_text(encoding="utf-8"))["base"])
+            base = Path(json.loads(read_capped(adapter / ADAPTER_META, MAX_ADAPTER_META_BYTES).decode("utf-8"))["base"])
         except (OSError, ValueError, KeyError, TypeError):
             raise UsageError(f"{display_name(str(adapter))} does not record its base; give --base DIR") from None
     from peft import PeftModel

@@ -22,8 +22,12 @@ from engine.errors import RouteshellError, UsageError
 from engine.names import display_name
 from engine.router.candidates import candidates
 from engine.router.scored import CandidateModel
+from engine.textfile import read_capped
 
 META_FILE = "router.json"
+#: The most bytes ``router.json`` may hold (about 2 KiB: the candidate set, the data, the metrics);
+#: a longer one, or one that is no regular file (a link to ``/dev/zero``), is refused in one line.
+MAX_META_BYTES = 1 << 20
 FORMAT_VERSION = 1
 #: The kinds a router directory may hold, and the module that loads each.
 KINDS: dict[str, str] = {"tfidf": "engine.router.baselines", "knn": "engine.router.embedded",
@@ -161,11 +165,13 @@ def read_meta(directory: Path) -> RouterMeta:
     """Return the ``router.json`` of a router directory; raise :class:`RouterDirError` when it is not one."""
     shown = display_name(str(directory))
     try:
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads(read_capped(directory / META_FILE, MAX_META_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise RouterDirError(f"{shown} is not a router directory (no {META_FILE}; make one with "
                              "'routeshell train router')") from None  # fmt: skip
-    except (OSError, ValueError, UnicodeDecodeError) as err:
+    except OSError as err:
+        raise RouterDirError(f"cannot read {shown}/{META_FILE}: {err.strerror or err}") from None
+    except (ValueError, UnicodeDecodeError) as err:
         raise RouterDirError(f"cannot read {shown}/{META_FILE}: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or meta.get("kind") not in KINDS:
         raise RouterDirError(f"{shown}/{META_FILE} is not a router of this version (train it again)")
@@ -188,5 +194,9 @@ def load_model(directory: Path) -> tuple[CandidateModel, RouterMeta]:
         else:
             model = module.load_embedded(kind, directory)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as err:
-        raise RouterDirError(f"cannot load the {kind} router in {display_name(str(directory))}: {err}") from None
+        why = str(err)
+        if isinstance(err, OSError) and err.strerror and err.filename:
+            # "knn.json: not a regular file", not "[Errno 22] not a regular file: '/the/whole/path/knn.json'"
+            why = f"{display_name(Path(str(err.filename)).name)}: {err.strerror}"
+        raise RouterDirError(f"cannot load the {kind} router in {display_name(str(directory))}: {why}") from None
     return model, meta

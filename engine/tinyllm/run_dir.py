@@ -20,13 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from engine.names import display_name
-from engine.textfile import replace_text
+from engine.textfile import read_capped, replace_text
 from engine.tinyllm.errors import TrainFailure, TrainInputError
 
 MARKER = "routeshell-train.json"
 CHECKPOINTS = "checkpoints"
 #: What a Trainer checkpoint needs to be resumed exactly: weights, optimizer, scheduler, state.
 RESUME_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+#: The most bytes the marker may hold (a few hundred); a longer one, or one that is no regular file
+#: (a link to ``/dev/zero``), reads as no marker rather than filling the memory.
+MAX_MARKER_BYTES = 1 << 20
+#: The most bytes a checkpoint's ``trainer_state.json`` may hold: it logs every step (about 200
+#: bytes each), so a million steps fit; a longer one, or no regular file, counts as unreadable.
+MAX_TRAINER_STATE_BYTES = 256 << 20
 
 
 @contextmanager
@@ -68,7 +74,7 @@ def write_atomic(path: Path, text: str) -> None:
 def read_marker(out: Path) -> dict[str, Any] | None:
     """Return the marker of a routeshell run in ``out``, or None when there is none or it is unreadable."""
     try:
-        data = json.loads((out / MARKER).read_text(encoding="utf-8"))
+        data = json.loads(read_capped(out / MARKER, MAX_MARKER_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -136,7 +142,7 @@ def last_checkpoint(out: Path) -> Path | None:
     if not any(newest.glob("model*.safetensors")):
         missing.append("model.safetensors")
     try:
-        json.loads((newest / "trainer_state.json").read_text(encoding="utf-8"))
+        json.loads(read_capped(newest / "trainer_state.json", MAX_TRAINER_STATE_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         missing.append("a readable trainer_state.json")
     if missing:

@@ -7,13 +7,14 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.plans.files import CHUNK_BYTES, copy_regular, hash_regular, read_regular
 from engine.workspace.sandbox import SandboxError
-from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
+from tests.helpers import assert_one_line_error, run_routeshell
 
 GIB = 1 << 30
 
@@ -87,19 +88,33 @@ def test_a_step_does_not_read_a_file_bigger_than_its_limit(tmp_path: Path) -> No
         os.close(fd)
 
 
+#: Runs the command line in-process and writes its peak memory in KiB to a file: the high-water
+#: mark of its own address space (VmHWM), which starts at exec. (``ru_maxrss`` would also count what
+#: the process held as a fork of the test process before exec: a test worker holds a gigabyte.)
+_MEASURED = """
+import sys
+from tui.cli import main
+peak_file = sys.argv.pop(1)
+try:
+    code = main()
+except SystemExit as exit:
+    code = exit.code
+with open("/proc/self/status") as status:
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+with open(peak_file, "w") as out:
+    out.write(peak)
+sys.exit(code)
+"""
+
+
 def _apply(tmp_path: Path, ws: Path, steps: list[dict[str, object]]) -> tuple[subprocess.CompletedProcess[str], int]:
     """Apply a plan with the real command line; return the result and the peak memory (KiB) it used."""
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"version": 1, "goal": "big", "steps": steps}))
-    argv = [ROUTESHELL, "plan", "apply", str(plan), "--yes", "--workspace", str(ws)]
-    with (tmp_path / "out").open("w+") as out, (tmp_path / "err").open("w+") as err:
-        child = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        # This child's own peak, not that of every child this process has had.
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(argv, child.returncode, out.read(), err.read()), usage.ru_maxrss
+    peak = tmp_path / "peak"
+    argv = [sys.executable, "-c", _MEASURED, str(peak), "plan", "apply", str(plan), "--yes", "--workspace", str(ws)]
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False)
+    return result, int(peak.read_text())
 
 
 def test_copying_a_file_bigger_than_memory_allows_uses_bounded_memory_and_undoes(tmp_path: Path) -> None:

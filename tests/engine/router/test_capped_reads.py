@@ -1,0 +1,119 @@
+"""A router directory's files are read with a bound: a link to ``/dev/zero``, a FIFO or a huge file
+where ``router.json``, ``tfidf.json``, ``knn.json`` or ``router_lora_meta.json`` should be is one
+line of error, never a MemoryError, a hang or a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.router.baselines import MAX_TFIDF_BYTES
+from engine.router.router_dir import MAX_META_BYTES, RouterDirError, load_model
+from tests.helpers import assert_one_line_error, run_routeshell
+
+SHIPPED = Path(__file__).resolve().parents[3] / "engine" / "router" / "default"
+
+
+def _endless(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.symlink_to("/dev/zero")
+
+
+def _fifo(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def _huge(limit: int) -> Callable[[Path], None]:
+    def plant(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        with path.open("wb") as handle:
+            handle.truncate(limit + 1)  # sparse: no disk, and one byte past the limit
+
+    return plant
+
+
+NOT_REGULAR = [pytest.param(_endless, "not a regular file", id="dev-zero"),
+               pytest.param(_fifo, "not a regular file", id="fifo")]  # fmt: skip
+
+
+def _router(tmp_path: Path, kind: str) -> Path:
+    """A router directory of ``kind``: the shipped TF-IDF one, or its router.json relabelled."""
+    directory = tmp_path / f"router-{kind}"
+    directory.mkdir()
+    shutil.copy(SHIPPED / "router.json", directory / "router.json")
+    if kind == "tfidf":
+        shutil.copy(SHIPPED / "tfidf.json", directory / "tfidf.json")
+    else:
+        meta = json.loads((directory / "router.json").read_text(encoding="utf-8"))
+        (directory / "router.json").write_text(json.dumps({**meta, "kind": kind}), encoding="utf-8")
+    if kind == "knn":
+        import torch
+        from safetensors.torch import save_file
+
+        save_file({"vectors": torch.zeros(2, 384).half(), "labels": torch.zeros(2, dtype=torch.long)},
+                  str(directory / "knn.safetensors"))  # fmt: skip
+    return directory
+
+
+def test_the_shipped_router_is_well_inside_the_limits() -> None:
+    assert (SHIPPED / "router.json").stat().st_size * 100 < MAX_META_BYTES
+    assert (SHIPPED / "tfidf.json").stat().st_size * 10 < MAX_TFIDF_BYTES
+
+
+@pytest.mark.parametrize(("plant", "why"), [*NOT_REGULAR, pytest.param(_huge(MAX_META_BYTES), "longer than 1 MiB",
+                                                                       id="huge")])  # fmt: skip
+def test_router_json(tmp_path: Path, plant: Callable[[Path], None], why: str) -> None:
+    directory = _router(tmp_path, "tfidf")
+    plant(directory / "router.json")
+    result = run_routeshell("route", "move the pdfs into finance", "--router", str(directory))
+    assert_one_line_error(result, 2, f"cannot read {directory}/router.json: {why}")
+    assert "MemoryError" not in result.stderr
+
+
+@pytest.mark.parametrize(("plant", "why"), [*NOT_REGULAR, pytest.param(_huge(MAX_TFIDF_BYTES), "longer than 64 MiB",
+                                                                       id="huge")])  # fmt: skip
+def test_tfidf_json(tmp_path: Path, plant: Callable[[Path], None], why: str) -> None:
+    directory = _router(tmp_path, "tfidf")
+    plant(directory / "tfidf.json")
+    result = run_routeshell("route", "move the pdfs into finance", "--router", str(directory))
+    assert_one_line_error(result, 2, f"cannot load the tfidf router in {directory}: tfidf.json: {why}")
+    assert "MemoryError" not in result.stderr
+
+
+@pytest.mark.parametrize(("plant", "why"), NOT_REGULAR)
+def test_knn_json(tmp_path: Path, plant: Callable[[Path], None], why: str) -> None:
+    directory = _router(tmp_path, "knn")
+    plant(directory / "knn.json")
+    with pytest.raises(RouterDirError, match=f"cannot load the knn router in .*: knn.json: {why}$"):
+        load_model(directory)
+    if plant is _endless:
+        result = run_routeshell("route", "move the pdfs into finance", "--router", str(directory))
+        assert_one_line_error(result, 2, f"cannot load the knn router in {directory}: knn.json: {why}")
+
+
+@pytest.mark.parametrize(("plant", "why"), NOT_REGULAR)
+def test_router_lora_meta_json(tmp_path: Path, plant: Callable[[Path], None], why: str) -> None:
+    from engine.errors import UsageError
+    from engine.router.lora import merge_adapter
+
+    directory = _router(tmp_path, "lora")
+    plant(directory / "router_lora_meta.json")
+    with pytest.raises(RouterDirError, match=f"cannot load the lora router in .*: router_lora_meta.json: {why}$"):
+        load_model(directory)
+    # export --merge reads the same file for the base it records.
+    (directory / "adapter_config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(UsageError, match="does not record its base; give --base DIR"):
+        merge_adapter(None, directory, tmp_path / "staging")
+    if plant is _endless:
+        result = run_routeshell("route", "move the pdfs into finance", "--router", str(directory))
+        assert_one_line_error(result, 2, f"cannot load the lora router in {directory}: router_lora_meta.json: {why}")
+        out = tmp_path / "merged"
+        result = run_routeshell("export", "--merge", "--adapter", str(directory), "--out", str(out))
+        assert_one_line_error(result, 2, "does not record its base; give --base DIR")
+        assert not out.exists()
