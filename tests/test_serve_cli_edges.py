@@ -140,3 +140,14 @@ def test_an_endless_prompt_or_schema_is_read_no_further_than_its_bound(pretraine
     assert_one_line_error(endless, 2, "the prompt on standard input is longer than 1 MiB")
     result = routeshell("generate", "--model", str(pretrained[0]), "hi", "--json-schema", "/dev/zero")
     assert_one_line_error(result, 2, "the schema /dev/zero is longer than 1 MiB")
+
+
+def test_endless_small_files_in_a_model_directory_are_never_read_whole(pretrained: Pretrained, tmp_path: Path) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    # Optional files: one that is no regular file is left out, as a missing one is.
+    for name in ("generation_config.json", "routeshell-train.json"):
+        (model / name).unlink(missing_ok=True)
+        (model / name).symlink_to("/dev/zero")
+    result = routeshell("generate", "--model", str(model), "hi", "--max-tokens", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr

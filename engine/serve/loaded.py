@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from engine.errors import UsageError
 from engine.names import display_name
 from engine.serve.types import ServeError
+from engine.textfile import read_capped
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -34,6 +35,9 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 BASE_ADAPTER = "__base__"
 #: The marker ``routeshell train`` leaves in a model directory.
 TRAIN_MARKER = "routeshell-train.json"
+#: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
+#: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
+MAX_META_BYTES = 1 << 20
 
 
 class ModelLoadError(UsageError):
@@ -203,7 +207,7 @@ def check_model_dir(path: Path) -> None:
 
 def _marker(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads((path / TRAIN_MARKER).read_text(encoding="utf-8"))
+        data = json.loads(read_capped(path / TRAIN_MARKER, MAX_META_BYTES))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -219,7 +223,7 @@ def _reasoning_markers(path: Path) -> Markers | None:
 def _eos_ids(path: Path, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
     ids: set[int] = set()
     try:
-        generation = json.loads((path / "generation_config.json").read_text(encoding="utf-8"))
+        generation = json.loads(read_capped(path / "generation_config.json", MAX_META_BYTES))
     except (OSError, ValueError):
         generation = {}
     raw = generation.get("eos_token_id") if isinstance(generation, dict) else None
@@ -306,7 +310,7 @@ def load_model(
 def _context_length(path: Path) -> int:
     """The context length ``path``'s config.json gives (0 when none); a config that nests it (a
     multimodal model's ``text_config``) is read by transformers' own class for it."""
-    data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    data = json.loads(read_capped(path / "config.json", MAX_META_BYTES))
     if not isinstance(data, dict):
         raise ValueError("config.json is not a JSON object")
     value = data.get("max_position_embeddings")
