@@ -110,7 +110,7 @@ def _said_words(by_key: dict[str, set[str]], path: str) -> frozenset[str]:
 #: described.py).
 COMMON_KINDS: dict[str, tuple[str, ...]] = {
     ".psd": ("photoshop",), ".svg": ("vector", "svg"), ".gif": ("gif", "animation"), ".webp": ("image",),
-    ".jpeg": ("photo", "picture", "image"), ".tiff": ("tiff",),
+    ".jpeg": ("photo", "picture", "image"), ".tiff": ("tiff",), ".tif": ("tiff",), ".xmp": ("sidecar",),
     # camera raw files ("the raws from the wedding")
     ".nef": ("raw",), ".cr2": ("raw",), ".cr3": ("raw",), ".arw": ("raw",), ".dng": ("raw",), ".raf": ("raw",),
     ".orf": ("raw",), ".rw2": ("raw",),
@@ -132,6 +132,20 @@ COMMON_KINDS: dict[str, tuple[str, ...]] = {
     ".7z": ("archive",), ".rar": ("archive",), ".tar": ("archive", "tarball"), ".tgz": ("archive", "tarball"),
     ".ics": ("calendar", "invite", "invitation"), ".vcf": ("contact", "vcard"), ".srt": ("subtitle", "subtitles"),
     ".ttf": ("ttf",), ".otf": ("otf",), ".torrent": ("torrent",), ".eml": ("email",),
+    # more common kinds, so that a kind the request names leaves them out ("the photos": no .xcf);
+    # (each extension's own name is a word for it too, so none here is an English word: no .go, .key)
+    ".bmp": ("bitmap",), ".ico": ("icon",), ".xcf": ("gimp",), ".avif": ("avif",), ".jxl": ("jxl",),
+    ".m4v": ("video",), ".mpg": ("video",), ".mpeg": ("video",), ".wmv": ("video",), ".flv": ("video",),
+    ".mts": ("video", "footage"), ".opus": ("audio",), ".wma": ("audio",), ".aiff": ("audio",),
+    ".woff": ("font",), ".woff2": ("font",), ".azw3": ("kindle", "ebook"), ".djvu": ("djvu",), ".cbz": ("comic",),
+    ".tsx": ("typescript",), ".jsx": ("javascript",), ".java": ("java",), ".cpp": ("cpp",), ".rs": ("rust",),
+    ".rb": ("ruby",), ".php": ("php",), ".kt": ("kotlin",), ".lua": ("lua",), ".ps1": ("powershell",),
+    ".jar": ("jar",), ".whl": ("wheel",), ".deb": ("deb",), ".rpm": ("rpm",), ".appimage": ("appimage",),
+    ".xz": ("xz",), ".bz2": ("bz2",), ".zst": ("zst",), ".tar.xz": ("tarball",),
+    ".stl": ("stl",), ".blend": ("blender",), ".gcode": ("gcode",), ".gpx": ("gpx",), ".kml": ("kml",),
+    ".dwg": ("dwg", "autocad"), ".dxf": ("dxf",), ".vtt": ("subtitle", "subtitles"),
+    ".pem": ("pem",), ".crt": ("certificate",), ".kdbx": ("keepass",), ".ova": ("ova",), ".vmdk": ("vmdk",),
+    ".qcow2": ("qcow2",), ".parquet": ("parquet",), ".pkl": ("pickle",), ".npz": ("npz",), ".npy": ("npy",),
 }  # fmt: skip
 
 

@@ -87,6 +87,7 @@ def test_a_tag_of_several_words_a_raw_kind_and_words_inside_names_are_offered() 
         ViewEntry("Photos/a.jpg", False, 10, TODAY, ("to-edit",)),
         ViewEntry("shoot/DSC_1.NEF", False, 10, TODAY),
         ViewEntry("shoot/DSC_1.jpg", False, 10, TODAY),
+        ViewEntry("shoot/DSC_1.tif", False, 10, TODAY),
         ViewEntry("essays/essay-draft-2.docx", False, 10, TODAY),
         ViewEntry("essays/essay-final.docx", False, 10, TODAY),
         ViewEntry("mods/sodium-0.5+mc1.20.1.jar", False, 10, TODAY),
@@ -95,7 +96,10 @@ def test_a_tag_of_several_words_a_raw_kind_and_words_inside_names_are_offered() 
     untag = {"op": "untag", "match": {"glob": "Photos/**", "tag": "to-edit"}, "tags": ["to-edit"]}
     assert _allows(schema, untag)
     schema = narrowed_schema("stash the raws from the shoot in raw/keep", entries, TODAY)
-    assert _allows(schema, {"op": "move", "match": {"glob": "shoot/**", "ext": [".nef"]}, "to": "raw/keep"})
+    raws = {"op": "move", "match": {"glob": "shoot/**", "ext": [".nef"]}, "to": "raw/keep"}
+    assert _allows(schema, raws)
+    # A kind of file known by its name is no raw: the request names the one kind.
+    assert not _allows(schema, {**raws, "match": {"glob": "shoot/**", "ext": [".tif"]}})
     # A word said that names hold inside them, literally ("drafts": draft; a version's dots escaped).
     schema = narrowed_schema("ditch the essay drafts in essays", entries, TODAY)
     assert _allows(schema, {"op": "delete", "match": {"glob": "essays/**", "name_regex": "draft"}})
