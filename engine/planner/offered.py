@@ -17,6 +17,7 @@ from engine.planner.parts import request_parts
 from engine.planner.pieces import names_alone
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
+    OP_WORDS,
     SPELLED_PATH,
     names_a_kind,
     referred_exts,
@@ -95,6 +96,20 @@ def request_words(request: str) -> list[str]:
 def changeable_to(values: Iterable[str], chars: int) -> list[str]:
     """``values`` that a plan may change (:func:`is_changeable`), bounded as :func:`bounded_to` does."""
     return bounded_to((value for value in values if is_changeable(value)), chars)
+
+
+#: Words that say what to do, or how to ask ("when you get a chance"): never a word inside a name.
+_VERBS = frozenset(word for words in OP_WORDS.values() for word in words) | {
+    "get",
+    "chance",
+    "please",
+    "thanks",
+    "could",
+    "would",
+    "when",
+    "need",
+    "want",
+}
 
 
 def dated_templates(request: str) -> list[str]:
@@ -329,7 +344,7 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # 1.20.1": sodium-0.5.8+mc1.20.1.jar), literally, where it is not a kind of file ("the pdfs").
     stems = {posixpath.splitext(name)[0].lower() for name in basenames}  # (an extension is no word of a name)
     held = [w for w in dict.fromkeys([*plain, *(stem(w) for w in plain)])
-            if len(w) >= 3 and not names_a_kind(w) and w.lower() not in STOP_WORDS
+            if len(w) >= 4 and not names_a_kind(w) and w.lower() not in STOP_WORDS and w.lower() not in _VERBS
             and any(w.lower() in name and not name.startswith(w.lower()) for name in stems)]  # fmt: skip
     regexes = bounded([*(regex for p in starts if compiles(regex := f"^{p}")), *(literal(w) for w in held)])
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
