@@ -104,3 +104,22 @@ def fill_disk(directory: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+def endless(path: Path) -> None:
+    """Make ``path`` a link to /dev/zero: a read of it never ends by itself."""
+    path.unlink(missing_ok=True)
+    path.symlink_to("/dev/zero")
+
+
+def fifo(path: Path) -> None:
+    """Make ``path`` a FIFO no one writes to: a read of it waits forever."""
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def sparse(path: Path, size: int) -> None:
+    """Make ``path`` a sparse file of ``size`` bytes (no disk used)."""
+    path.unlink(missing_ok=True)
+    with path.open("wb") as handle:
+        handle.truncate(size)

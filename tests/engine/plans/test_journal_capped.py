@@ -5,7 +5,6 @@ refused) in one line, never a MemoryError, a hang or a traceback."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,20 +16,9 @@ from engine.plans.apply import apply_plan, undo_last
 from engine.plans.journal import history, journals
 from engine.plans.model import parse_plan
 from engine.workspace.state import StateError
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import assert_one_line_error, endless, fifo, run_routeshell
 
-
-def _endless(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.symlink_to("/dev/zero")
-
-
-def _fifo(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    os.mkfifo(path)
-
-
-PLANTS = [pytest.param(_endless, id="dev-zero"), pytest.param(_fifo, id="fifo")]
+PLANTS = [pytest.param(endless, id="dev-zero"), pytest.param(fifo, id="fifo")]
 
 
 def _plan(name: str) -> dict[str, Any]:
@@ -94,7 +82,7 @@ def test_files_past_the_limits_are_damaged_too(ws: Path, monkeypatch: pytest.Mon
 
 def test_plan_history_and_undo_on_the_command_line(ws: Path) -> None:
     first, second = journals(ws)
-    _endless(first.dir / "plan.json")
+    endless(first.dir / "plan.json")
     result = run_routeshell("plan", "history", "--workspace", str(ws))
     assert result.returncode == 0, result
     assert "Traceback" not in result.stderr
@@ -103,7 +91,7 @@ def test_plan_history_and_undo_on_the_command_line(ws: Path) -> None:
     assert [line.split()[:2] for line in lines] == [[first.id, "damaged"], [second.id, "applied"]]
     assert "plan.json is damaged (not a regular file)" in lines[0]
 
-    _endless(second.dir / "log.jsonl")
+    endless(second.dir / "log.jsonl")
     result = run_routeshell("plan", "undo", "--workspace", str(ws))
     assert_one_line_error(result, 1, f"journal {second.id}: ", "log.jsonl cannot be read (not a regular file)")
     assert "MemoryError" not in result.stderr

@@ -5,7 +5,6 @@ line of error, never a MemoryError, a hang or a traceback."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,32 +13,20 @@ import pytest
 
 from engine.router.baselines import MAX_TFIDF_BYTES
 from engine.router.router_dir import MAX_META_BYTES, RouterDirError, load_model
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import assert_one_line_error, endless, fifo, run_routeshell, sparse
 
 SHIPPED = Path(__file__).resolve().parents[3] / "engine" / "router" / "default"
 
 
-def _endless(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.symlink_to("/dev/zero")
-
-
-def _fifo(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    os.mkfifo(path)
-
-
 def _huge(limit: int) -> Callable[[Path], None]:
     def plant(path: Path) -> None:
-        path.unlink(missing_ok=True)
-        with path.open("wb") as handle:
-            handle.truncate(limit + 1)  # sparse: no disk, and one byte past the limit
+        sparse(path, limit + 1)  # one byte past the limit
 
     return plant
 
 
-NOT_REGULAR = [pytest.param(_endless, "not a regular file", id="dev-zero"),
-               pytest.param(_fifo, "not a regular file", id="fifo")]  # fmt: skip
+NOT_REGULAR = [pytest.param(endless, "not a regular file", id="dev-zero"),
+               pytest.param(fifo, "not a regular file", id="fifo")]  # fmt: skip
 
 
 def _router(tmp_path: Path, kind: str) -> Path:
@@ -92,7 +79,7 @@ def test_knn_json(tmp_path: Path, plant: Callable[[Path], None], why: str) -> No
     plant(directory / "knn.json")
     with pytest.raises(RouterDirError, match=f"cannot load the knn router in .*: knn.json: {why}$"):
         load_model(directory)
-    if plant is _endless:
+    if plant is endless:
         result = run_routeshell("route", "move the pdfs into finance", "--router", str(directory))
         assert_one_line_error(result, 2, f"cannot load the knn router in {directory}: knn.json: {why}")
 
@@ -110,7 +97,7 @@ def test_router_lora_meta_json(tmp_path: Path, plant: Callable[[Path], None], wh
     (directory / "adapter_config.json").write_text("{}", encoding="utf-8")
     with pytest.raises(UsageError, match="does not record its base; give --base DIR"):
         merge_adapter(None, directory, tmp_path / "staging")
-    if plant is _endless:
+    if plant is endless:
         result = run_routeshell("route", "move the pdfs into finance", "--router", str(directory))
         assert_one_line_error(result, 2, f"cannot load the lora router in {directory}: router_lora_meta.json: {why}")
         out = tmp_path / "merged"

@@ -5,7 +5,6 @@ link to ``/dev/zero``, a FIFO or a file past the limit there is one line of erro
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,26 +13,14 @@ import pytest
 from engine.tinyllm import run_dir
 from engine.tinyllm.errors import TrainInputError
 from engine.tinyllm.run_dir import MARKER, check_out_dir, read_marker
-from tests.helpers import assert_one_line_error, run_routeshell
-
-
-def _endless(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.symlink_to("/dev/zero")
-
-
-def _fifo(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    os.mkfifo(path)
+from tests.helpers import assert_one_line_error, endless, fifo, run_routeshell, sparse
 
 
 def _huge(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    with path.open("wb") as handle:
-        handle.truncate(run_dir.MAX_MARKER_BYTES + 1)  # sparse, one byte past the limit
+    sparse(path, run_dir.MAX_MARKER_BYTES + 1)  # one byte past the limit
 
 
-PLANTS = [pytest.param(_endless, id="dev-zero"), pytest.param(_fifo, id="fifo")]
+PLANTS = [pytest.param(endless, id="dev-zero"), pytest.param(fifo, id="fifo")]
 
 
 @pytest.mark.parametrize("plant", [*PLANTS, pytest.param(_huge, id="huge")])
@@ -68,7 +55,7 @@ def test_an_unreadable_trainer_state_makes_the_checkpoint_corrupt(
     plant(out / "checkpoints" / "checkpoint-1" / "trainer_state.json")
     with pytest.raises(TrainInputError, match=r"is incomplete or corrupt .*a readable trainer_state\.json"):
         check_out_dir(out, resume=True)
-    if plant is _endless:
+    if plant is endless:
         result = run_routeshell("train", "pretrain", "--out", str(out), "--resume")
         assert_one_line_error(result, 2, "is incomplete or corrupt", "a readable trainer_state.json")
         assert "MemoryError" not in result.stderr

@@ -1,0 +1,205 @@
+"""The match stage of the narrowed planner schema: what files a step's match may select by.
+
+A match filters by a date only when the request speaks of time, by a size when of size, by kind
+when it names a kind, by what files say when it says what they are about, and by a tag files have
+that it says; a request that asks one thing says all of what that step selects (:mod:`engine.planner.narrow`
+puts the stages together).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from engine.planner.offered import Offered, Scope, Times
+from engine.planner.parts import request_parts
+from engine.planner.prompt import ViewEntry
+from engine.planner.refer import group_exts, referred_exts
+from engine.planner.said import about_phrases, about_words, asked_steps
+from engine.planner.schema_edit import bounded_to, narrow_enum
+from engine.planner.spoken import (
+    BY_TAG,
+    CALLED_BY,
+    DAYS,
+    FOLDERS_ONLY,
+    MAKING,
+    MENTIONING,
+    NOT,
+    RANKING_WORDS,
+    SIZE,
+    SIZE_WORDS,
+    SIZES,
+    SPARE_WORDS,
+    TIME_WORDS,
+    said_ages,
+    size_side,
+)
+from engine.planner.values import SPLIT, globbed, words_of_names
+from engine.planner.words import Request
+
+
+@dataclass(frozen=True)
+class Matched:
+    """What the match stage found that later stages use."""
+
+    #: How many steps the request asks, and whether it asks one thing (one part, one step).
+    asked: int
+    one_thing: bool
+    #: Whether it speaks of time; the size side and the date side it selects by, if any.
+    timed: bool
+    sized: str | None
+    dated: str | None
+    #: The tags it selects files by, and what it says files are about.
+    by_tag: list[str]
+    said_about: list[str]
+
+
+def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times, offer: Offered,
+                 entries: list[ViewEntry], chars: int, *, retag: bool) -> Matched:  # fmt: skip
+    """Narrow the match of ``defs`` (and its kept-out globs, sizes and tag names) to what ``request``
+    says over ``scope`` (``retag``: it swaps one tag for another); return what later stages use."""
+    bounded = partial(bounded_to, chars=chars)
+    said = request.lower()
+    defs["kept_out"] = dict(defs["glob"])
+    for key, values in (
+        ("glob", scope.globs),
+        ("kept_out", scope.kept_out),
+        ("size", offer.sizes),
+        ("tag_name", offer.tags),
+    ):
+        narrow_enum(defs, key, values)
+    match = defs["match"]["properties"]
+    match["exclude"] = {**match["exclude"], "items": {"$ref": "#/$defs/kept_out"}}
+    # A match leaves files out only when the request says to leave some alone.
+    # (Or spells a folder inside another it spells: "purge code/app, keeping code/app/src".)
+    inner = any(a != b and b.startswith(f"{a}/") for a in scope.spelled_dirs for b in scope.spelled_dirs)
+    if not (scope.words_of.uses(SPARE_WORDS) or NOT.search(said) or inner):
+        del match["exclude"]
+    # A match filters by date only when the request speaks of time, and by size when of size.
+    timed = scope.words_of.uses(TIME_WORDS) or times.years or DAYS.search(request) or times.days
+    for key, values in (("modified_after", times.afters), ("modified_before", times.befores)):
+        if timed and values:
+            narrow_enum(match, key, values, defs)
+        else:
+            del match[key]
+    if not (scope.words_of.uses(SIZE_WORDS) or SIZE.search(request)):
+        del match["larger_than"], match["smaller_than"]
+    # A request that asks one thing (one part, one step) says all of what that step selects.
+    asked = asked_steps(request)
+    one_thing = asked == 1 and len(request_parts(request)) == 1
+    # Folders said as what a step takes ("just the folders from Downloads, not the loose files")
+    # are selected as folders: those right in the folder named. A match selects folders only then.
+    folders_only = one_thing and FOLDERS_ONLY.search(request) is not None and not MAKING.search(request)
+    if folders_only:
+        match["type"] = {"const": "dir"}
+        defs["match"]["required"] = [*defs["match"]["required"], "type"]
+        narrow_enum(defs, "glob", [glob for glob in scope.globs if glob.endswith("/*")] or scope.globs)
+    else:
+        match["type"] = {"enum": ["file"]}
+    # Files said to be big ("nuke anything big in there") are those over a size, and small ones
+    # those under one: a step selects them so, and not one by one.
+    sized = size_side(scope.words_of) if one_thing and not scope.mentioned and not scope.dotted else None
+    # So are files said to be of a year or an age ("the 2024 photos", "this week's logs", "not
+    # touched in a year"): by a date on the side said, unless the request ranks them ("the newest 3").
+    # (A year given as a tag, "label it with 2025", and "old" as a place, "go to old", say no time.)
+    dated: str | None = None
+    folder_names = {posixpath.basename(folder) for folder in scope.all_folders}
+    years_said = [year for year in times.years if str(year) not in offer.named_tags and str(year) not in folder_names]
+    aged = bool(said_ages(scope.words_of) or DAYS.search(request) or times.days)
+    if one_thing and not retag and not scope.mentioned and not scope.dotted and not scope.words_of.uses(RANKING_WORDS):
+        if years_said:
+            dated = "modified_after"
+        elif aged and times.recent != times.older:
+            dated = "modified_after" if times.recent else "modified_before"
+    if dated and dated in match:
+        defs["match"]["required"] = [*defs["match"]["required"], dated]
+    # Files taken from around a folder the request spares ("but keep logs/archive") leave it out.
+    if (
+        one_thing
+        and scope.spared
+        and "exclude" in match
+        and any(globbed(f"{d}/x", glob) for d in scope.spared for glob in scope.globs)
+    ):
+        match["exclude"] = {**match["exclude"], "minItems": 1}
+        defs["match"]["required"] = [*defs["match"]["required"], "exclude"]
+    if sized:
+        del match["smaller_than" if sized == "larger_than" else "larger_than"]
+        defs["match"]["required"] = [*defs["match"]["required"], sized]
+        # Big is over the usual big size ("10MB"), small under the usual small one, unless it says one.
+        if not SIZE.search(request):
+            match[sized] = {"enum": [SIZES[0] if sized == "larger_than" else SIZES[1]]}
+    # A match is by kind only when the request names a kind (refer.py).
+    kinds = referred_exts(request, offer.found_exts)
+    if kinds:
+        narrow_enum(match["ext"], "items", kinds, defs)
+        match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
+    else:
+        del match["ext"]
+    # "the pics from Camera" are every kind of picture there: when one thing is asked of files taken
+    # from one folder, by a word for a group of kinds, the match names at least as many of those kinds
+    # as the folder has (and each once).
+    taken_from = {d for d in scope.taken if f"{d}/**" in scope.globs} if "**" not in scope.globs else set()
+    # (A word of a folder's name of several words is no word for a kind: "the mp3s in
+    # videos-and-music", "from the videos and music".)
+    joined_names = [base for base in map(posixpath.basename, scope.all_folders) if SPLIT.search(base)]
+    said_names = [word for base in joined_names if len(parts := SPLIT.split(base.lower())) > 1
+                  and all(scope.words_of.spells(part) for part in parts) for word in parts]  # fmt: skip
+    group = group_exts(scope.words_of.without([*joined_names, *said_names]).text)
+    # (So are "the big videos" of the whole workspace: as many kinds as the fewest that a place
+    # offered to select from holds, of those that hold any.)
+    if kinds and group and one_thing:
+        offered = [ext for ext in group if ext in kinds]
+        scopes = [f"{d}/**" for d in taken_from] if len(taken_from) == 1 else scope.globs if "**" in scope.globs else []
+        held = [{posixpath.splitext(path)[1].lower() for path in scope.all_files if globbed(path, place)} & set(offered)
+                for place in scopes]  # fmt: skip
+        wanted = min((found for found in held if found), key=len, default=set())
+        if len(wanted) > 1:
+            match["ext"] = {**match["ext"], "items": {"enum": offered}, "minItems": len(wanted),
+                            "maxItems": len(offered), "uniqueItems": True}  # fmt: skip
+    # A match selects by what files say only when the request says what they are about ("the
+    # security notes", "mentioning the vpn"): a word elsewhere in it is no such filter.
+    about = Request(" ".join(about_words(request)))
+    said_about = [text for text in offer.texts if about.uses([text])]
+    if said_about:
+        # (and what two words say together: "mention a missing 1099")
+        first = {text.lower() for text in said_about}
+        said_about += [phrase for phrase in about_phrases(request) if phrase.split(" ")[0] in first]
+        narrow_enum(match, "contains", said_about, defs)
+        # and, asked one thing of files said to mention something ("every note mentioning
+        # release"), a match selects by it.
+        if one_thing and MENTIONING.search(request):
+            defs["match"]["required"] = [*defs["match"]["required"], "contains"]
+    else:
+        del match["contains"]
+    narrow_enum(match, "name_regex", offer.regexes, defs, drop=True)
+    # A match selects by a tag files have (one no file has selects nothing) that the request says.
+    # A tag that is also the name of a folder the request refers to is said as the folder ("copy
+    # whatever in onboarding ..."), unless it is said as a tag ("the onboarding tag").
+    folder_words = {
+        word.lower()
+        for folder in scope.folders
+        if scope.folders is not scope.all_folders
+        for word in words_of_names([folder])
+    }
+    # (a tag of several words, "to-edit", is said when it is spelled whole)
+    said_tags = [tag for entry in entries for tag in entry.tags
+                 if scope.words_of.uses([tag]) or scope.words_of.spells(tag)]  # fmt: skip
+    had = bounded(tag for tag in said_tags if tag.lower() in offer.named_tags or tag.lower() not in folder_words)
+    narrow_enum(match, "tag", had, defs, drop=True)
+    # Files said by their tag ("every note tagged exam", "the urgent-tagged files") are selected by it.
+    # So are files called by a tag they have that names no file nor folder ("the favorites in Camera").
+    name_words = {word.lower() for word in words_of_names([*scope.all_files, *scope.all_folders])}
+    by_tag = [tag for tag in had if BY_TAG.search(request.replace(tag, "\0"))
+              or (CALLED_BY.search(request.replace(tag, "\0")) and tag.lower() not in name_words)]  # fmt: skip
+    if one_thing and by_tag and "tag" in match:
+        defs["match"]["required"] = [*defs["match"]["required"], "tag"]
+    # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
+    if had:
+        # (those it says are tags, where it says some: "take the draft tag off the budget notes")
+        had = [tag for tag in had if tag.lower() in offer.said_tags_named] or had
+        defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
+        defs["untag"]["properties"]["tags"] = {"$ref": "#/$defs/had_tags"}
+    return Matched(asked=asked, one_thing=one_thing, timed=bool(timed), sized=sized, dated=dated,
+                   by_tag=by_tag, said_about=said_about)  # fmt: skip
