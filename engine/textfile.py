@@ -60,6 +60,32 @@ def read_capped(path: str | Path, limit: int, *, regular: bool = True) -> bytes:
         os.close(fd)
 
 
+def read_tail(path: str | Path, limit: int) -> tuple[bytes, bool]:
+    """The last ``limit`` bytes at most of the regular file at ``path``, and whether that is all of
+    it. When it is not, what comes before the first line break is left out (the rest of a line cut
+    in two), so that every line returned is whole. Raises :class:`OSError` as :func:`read_capped`
+    does for what is no regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        start = max(0, info.st_size - limit)
+        chunks, total = [], 0
+        while total < limit and (chunk := os.pread(fd, min(1 << 20, limit - total), start + total)):
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if start == 0:
+        return data, True
+    _, broken, rest = data.partition(b"\n")
+    return (rest if broken else b""), False
+
+
 def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
     """The bytes of ``path`` (``-``: standard input), reading one byte past ``limit`` and no further,
     so that an endless input (``/dev/zero``, a stuck pipe's writer) cannot take the memory.

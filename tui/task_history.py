@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from engine.config import xdg
-from engine.textfile import read_capped
+from engine.textfile import read_tail, replace_text
 
 HISTORY_LIMIT = 500
-#: The most bytes the history file is read up to: a thousand tasks of 16 KiB each (most are a line
-#: of words). A longer file, or one that is no regular file (a link to ``/dev/zero``), gives none.
+#: The most bytes of the history file that are read: its end. A longer file (a few pasted tasks of a
+#: MiB) is cut back to its last tasks; one that is no regular file (a link to ``/dev/zero``) gives none.
 MAX_HISTORY_BYTES = 16 << 20
 
 
@@ -30,18 +30,19 @@ def history_path(env: Mapping[str, str] | None = None) -> Path:
 def load_history(path: Path) -> list[str]:
     """Return the last tasks saved in ``path``, oldest first; a missing or unreadable file gives none.
 
-    A file grown past twice the limit is cut back to the limit, so appending stays cheap forever.
-    Lines that are not a JSON string (damage, another format) are skipped. A file longer than
-    :data:`MAX_HISTORY_BYTES` counts as unreadable.
+    A file grown past twice the limit, or past :data:`MAX_HISTORY_BYTES` (a few huge pasted tasks),
+    is cut back to its last tasks, replaced whole through a temporary file, so appending stays cheap
+    forever and a crash or a full disk leaves the old file. Only its last :data:`MAX_HISTORY_BYTES`
+    are read. Lines that are not a JSON string (damage, another format) are skipped. A link to
+    ``/dev/zero``, a FIFO or a device gives none.
     """
     try:
-        lines = read_capped(path, MAX_HISTORY_BYTES).decode("utf-8", errors="surrogateescape").splitlines()
+        data, whole = read_tail(path, MAX_HISTORY_BYTES)
     except OSError:
         return []
-    if len(lines) > 2 * HISTORY_LIMIT:
-        with contextlib.suppress(OSError):
-            path.write_text("".join(line + "\n" for line in lines[-HISTORY_LIMIT:]), encoding="utf-8")
+    lines = data.decode("utf-8", errors="surrogateescape").splitlines()
     tasks: list[str] = []
+    kept: list[str] = []
     for line in lines[-HISTORY_LIMIT:]:
         try:
             task = json.loads(line)
@@ -49,6 +50,18 @@ def load_history(path: Path) -> list[str]:
             continue
         if isinstance(task, str) and task.strip():
             tasks.append(task)
+            kept.append(line)
+    if not whole or len(lines) > 2 * HISTORY_LIMIT:
+        # What is kept is the tasks that fit in half the limit, newest first.
+        room, keep = MAX_HISTORY_BYTES // 2, 0
+        for line in reversed(kept):
+            room -= len(line.encode("utf-8", errors="surrogateescape")) + 1
+            if room < 0:
+                break
+            keep += 1
+        with contextlib.suppress(OSError):
+            # (through a link, the file it names: a history kept elsewhere stays linked)
+            replace_text(Path(os.path.realpath(path)), "".join(line + "\n" for line in kept[len(kept) - keep :]))
     return tasks
 
 

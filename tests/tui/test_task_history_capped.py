@@ -1,33 +1,91 @@
-"""The task history file is read with a bound: a link to ``/dev/zero``, a FIFO or a file past the
-limit gives no history (like any unreadable file), never a MemoryError or a hang."""
+"""The task history file is read with a bound: a link to ``/dev/zero`` or a FIFO gives no history
+(like any unreadable file), never a MemoryError or a hang; a file past the limit is read from its
+end and cut back to its last tasks, all or nothing."""
 
 from __future__ import annotations
 
-import os
+import stat
 from pathlib import Path
 
+import pytest
+
+from tests.helpers import endless, fifo, fill_disk, read_only_view, small_disk, sparse
 from tui import task_history
 from tui.task_history import MAX_HISTORY_BYTES, append_task, load_history
 
 
 def test_a_link_to_dev_zero_gives_no_history(tmp_path: Path) -> None:
     path = tmp_path / "history"
-    path.symlink_to("/dev/zero")
+    endless(path)
     assert load_history(path) == []
 
 
 def test_a_fifo_gives_no_history_and_does_not_wait(tmp_path: Path) -> None:
     path = tmp_path / "history"
-    os.mkfifo(path)
+    fifo(path)
     assert load_history(path) == []
 
 
-def test_a_file_past_the_limit_gives_no_history(tmp_path: Path) -> None:
+def test_a_file_past_the_limit_of_nothing_but_zeros_gives_no_history(tmp_path: Path) -> None:
     path = tmp_path / "history"
-    with path.open("wb") as handle:
-        handle.truncate(MAX_HISTORY_BYTES + 1)  # sparse, one byte past the limit
+    sparse(path, MAX_HISTORY_BYTES + 1)  # one byte past the limit, no line break in it
     assert load_history(path) == []
-    assert path.stat().st_size == MAX_HISTORY_BYTES + 1  # left alone, not cut back
+    assert path.stat().st_size == 0  # cut back: what was left held no task
+
+
+def test_huge_pasted_tasks_are_cut_back_and_the_later_tasks_kept(tmp_path: Path) -> None:
+    # A few tasks of several MiB pasted into the shell once took the whole history with them: past
+    # the limit the file was unreadable, and never cut back.
+    path = tmp_path / "history"
+    append_task(path, "the first task")
+    for n in range(4):
+        append_task(path, f"pasted {n} " + "x" * (5 << 20))
+    for n in range(3):
+        append_task(path, f"later {n}")
+    assert path.stat().st_size > MAX_HISTORY_BYTES
+    tasks = load_history(path)
+    assert tasks[-3:] == ["later 0", "later 1", "later 2"]
+    assert "the first task" not in tasks
+    assert path.stat().st_size <= MAX_HISTORY_BYTES // 2
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_history(path)[-3:] == ["later 0", "later 1", "later 2"]
+    assert [p.name for p in tmp_path.iterdir()] == ["history"]  # no temporary file left
+
+
+def test_cutting_back_through_a_link_keeps_the_link(tmp_path: Path) -> None:
+    kept = tmp_path / "elsewhere" / "history"
+    kept.parent.mkdir()
+    for n in range(2 * task_history.HISTORY_LIMIT + 1):
+        append_task(kept, f"task {n}")
+    path = tmp_path / "history"
+    path.symlink_to(kept)
+    assert len(load_history(path)) == task_history.HISTORY_LIMIT
+    assert path.is_symlink()
+    assert kept.read_text().count("\n") == task_history.HISTORY_LIMIT
+
+
+@pytest.mark.parametrize("refusal", ["full", "read-only"])
+def test_a_history_that_cannot_be_cut_back_is_still_read_and_left_whole(tmp_path: Path, refusal: str) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for n in range(2 * task_history.HISTORY_LIMIT + 1):
+        append_task(source / "history", f"task {n}")
+    before = (source / "history").read_bytes()
+    if refusal == "full":
+        with small_disk(tmp_path / "disk", "256k") as disk:
+            (disk / "history").write_bytes(before)
+            fill_disk(disk)
+            tasks = load_history(disk / "history")
+            after = (disk / "history").read_bytes()
+            leftovers = sorted(p.name for p in disk.iterdir())
+        assert leftovers == ["filler", "history"]
+    else:
+        with read_only_view(source, tmp_path / "view") as view:
+            tasks = load_history(view / "history")
+            after = (view / "history").read_bytes()
+    assert tasks[-1] == f"task {2 * task_history.HISTORY_LIMIT}"
+    assert len(tasks) == task_history.HISTORY_LIMIT
+    assert after == before
 
 
 def test_a_full_history_of_long_tasks_is_within_the_limit(tmp_path: Path) -> None:
