@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.textfile import read_capped
 from engine.tinyllm.errors import TrainFailure
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from engine.tinyllm.sft_data import Conversation
 
 IGNORE_INDEX = -100
+#: The most bytes a cached feature set's report.json is read up to (it holds counts): a longer one
+#: is damage, and the set is built again.
+MAX_REPORT_BYTES = 1 << 20
 SPLITS = ("train", "validation", "test")
 
 
@@ -115,7 +119,7 @@ def cached_features(
     report_path = target / "report.json"
     if report_path.is_file():
         try:
-            report = json.loads(report_path.read_text(encoding="utf-8"))
+            report = json.loads(read_capped(report_path, MAX_REPORT_BYTES).decode("utf-8"))
             return load_from_disk(str(target / "data")), report, True
         except (OSError, ValueError, FileNotFoundError):
             shutil.rmtree(target, ignore_errors=True)  # a damaged cache entry is rebuilt, never trusted

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from engine.tinyllm.features import IGNORE_INDEX, conversation_features, pack_texts, sft_dataset
+from engine.tinyllm.features import (
+    IGNORE_INDEX,
+    MAX_REPORT_BYTES,
+    cached_features,
+    conversation_features,
+    pack_texts,
+    sft_dataset,
+)
 from tests.engine.tinyllm.training_support import TrainRun
+from tests.helpers import endless, fifo, sparse
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +75,35 @@ def test_pretraining_blocks_have_the_sequence_length_and_end_documents_with_eos(
     # Every document ends with eos; only the last one's may fall in the tail shorter than a block.
     assert len(texts) - 1 <= stream.count(tokenizer.eos_token_id) <= len(texts)
     assert len(pack_texts([], tokenizer, 32)) == 0
+
+
+def _splits():  # type: ignore[no-untyped-def]
+    from datasets import Dataset, DatasetDict
+
+    return DatasetDict({name: Dataset.from_dict({"input_ids": [[1, 2, 3]]}) for name in ("train", "validation")})
+
+
+@pytest.mark.parametrize("plant", ["dev-zero", "fifo", "huge", "sparse", "not-json"])
+def test_a_damaged_cache_report_is_built_again_never_read_whole(tmp_path: Path, plant: str) -> None:
+    # A cache entry's report.json was read whole, however big (a sparse file of many GiB was a
+    # MemoryError traceback); past 1 MiB, even valid JSON, it is now damage, and the set is built again.
+    builds: list[int] = []
+
+    def build():  # type: ignore[no-untyped-def]
+        builds.append(1)
+        return _splits(), {"kept": len(builds)}
+
+    _, report, cached = cached_features(tmp_path, "key", build)
+    assert (report, cached) == ({"kept": 1}, False)
+    report_path = tmp_path / "key" / "report.json"
+    {"dev-zero": endless, "fifo": fifo}.get(plant, lambda p: None)(report_path)
+    if plant == "huge":
+        report_path.write_text(json.dumps({"kept": 1, "pad": "x" * MAX_REPORT_BYTES}))
+    elif plant == "sparse":
+        sparse(report_path, MAX_REPORT_BYTES + 1)
+    elif plant == "not-json":
+        report_path.write_bytes(b"\xff{")
+    splits, report, cached = cached_features(tmp_path, "key", build)
+    assert (report, cached, len(builds)) == ({"kept": 2}, False, 2)
+    assert splits["train"]["input_ids"] == [[1, 2, 3]]
+    assert cached_features(tmp_path, "key", build)[1:] == ({"kept": 2}, True)
