@@ -42,7 +42,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy engine agents tui
+	$(BIN)/mypy engine agents tui scripts
 
 imports: install
 	$(BIN)/lint-imports
@@ -61,8 +61,8 @@ pytest: install system-deps
 
 # The type check takes a minute of one core: it runs beside the tests, and its report follows theirs.
 test: lint imports install system-deps
-	@echo "$(BIN)/mypy engine agents tui (beside the tests)"; \
-	$(BIN)/mypy engine agents tui > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
+	@echo "$(BIN)/mypy engine agents tui scripts (beside the tests)"; \
+	$(BIN)/mypy engine agents tui scripts > $(VENV)/mypy.log 2>&1 & typecheck=$$!; \
 	trap 'kill $$typecheck 2>/dev/null' INT TERM; \
 	echo "$(PYTEST)"; $(PYTEST); tests=$$?; \
 	wait $$typecheck; typed=$$?; trap - INT TERM; cat $(VENV)/mypy.log; \

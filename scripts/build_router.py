@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 SHIPPED = Path("engine/router/default")
@@ -93,11 +94,13 @@ def main() -> int:
     return 0
 
 
-def model_card(report: dict, best: dict, steps: list[dict[str, object]], total: float, labels: dict[str, Path]) -> str:
+def model_card(
+    report: dict[str, Any], best: dict[str, Any], steps: list[dict[str, object]], total: float, labels: dict[str, Path]
+) -> str:
     """The model card of the shipped router: how it was made and how every router did."""
     import platform
 
-    def cell(value: dict) -> str:
+    def cell(value: dict[str, Any]) -> str:
         return f"{value['value']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
 
     rows = []

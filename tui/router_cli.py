@@ -146,7 +146,7 @@ ROUTER_KINDS = ("lora", "mlp", "knn", "tfidf")
 
 def quiet() -> None:
     """Keep the model libraries offline and quiet (see tui.quiet)."""
-    from tui.quiet import quiet_libraries
+    from engine.quiet import quiet_libraries
 
     quiet_libraries()
 

@@ -219,9 +219,10 @@ def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None, *
     """Load ``--model`` with ``--dtype`` (and the adapters) on ``--threads``; errors are one line, exit code 2.
 
     ``weights=False`` loads what the HTTP layer needs and leaves the weights to the engine process."""
-    from engine.serve.loaded import load_model, quiet_libraries
+    from engine.quiet import quiet_libraries
+    from engine.serve.loaded import load_model
 
-    quiet_libraries(torch=weights)
+    quiet_libraries(import_torch=weights, passive_threads=True)
     if weights:
         import torch
 

@@ -143,7 +143,7 @@ def _quiet_libraries() -> None:
     import datasets  # noqa: F401
     import transformers  # noqa: F401
 
-    from tui.quiet import quiet_libraries
+    from engine.quiet import quiet_libraries
 
     quiet_libraries()
 

@@ -457,9 +457,10 @@ def load_engine_model(spec: EngineSpec) -> LoadedModel:
     """Load ``spec``'s model with its weights, decoding on ``spec.threads`` torch threads."""
     from pathlib import Path
 
-    from engine.serve.loaded import load_model, quiet_libraries
+    from engine.quiet import quiet_libraries
+    from engine.serve.loaded import load_model
 
-    quiet_libraries()
+    quiet_libraries(import_torch=True, passive_threads=True)
     import torch
 
     torch.set_num_threads(spec.threads)

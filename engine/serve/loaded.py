@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,31 +120,6 @@ class LoadedModel:
                 known = b""
             self._token_bytes[token] = known
         return known
-
-
-def quiet_libraries(*, torch: bool = True) -> None:
-    """Keep the libraries offline and their chatter off the terminal (call before loading a model).
-
-    ``torch=False`` for a process that never loads weights (a server's HTTP process): importing
-    torch only to quieten its loggers would cost seconds of every start."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # OpenMP threads that spin between decode steps take the cores the event loop needs to send
-    # each token: measured here, sleeping threads decode a single stream 25-40% faster through HTTP.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    if torch:
-        import torch as _torch  # noqa: F401  (torch sets up its loggers on import; they are quietened after it)
-
-    # torchao, which transformers and peft may import, registers types with torch's pytree, which
-    # warns about each on stderr; and torchao warns about every GPU kernel it cannot load on a CPU.
-    # bitsandbytes, which peft imports, warns on every adapter load about a kernel package it lacks.
-    # kernels, which transformers may import for bitsandbytes, warns that it skips a check offline.
-    for name in ("transformers", "torchao", "torch.utils._pytree", "peft", "bitsandbytes", "kernels"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 #: The CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic: x86 and Arm.
