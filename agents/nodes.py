@@ -9,6 +9,7 @@ when resumed, and an apply is skipped when the journal shows that plan was alrea
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Mapping
 from contextlib import suppress
@@ -85,6 +86,19 @@ def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 CODE_PROFILES = "use a profile whose model writes code: --profile openai, ollama or vllm"
 
 
+def unsure_plan(logprob: float | None, least: float) -> str | None:
+    """Why a plan the local planner gives the log probability ``logprob`` is not offered: it gives it
+    less than ``least`` (the profile's ``planner.min_probability``); None when it may be offered
+    (or when there is no probability to judge by)."""
+    if logprob is None or least <= 0 or math.exp(logprob) >= least:
+        return None
+    return (
+        f"the local planner is unsure of its plan (it gives it a probability of {math.exp(logprob):.0%}, under "
+        f"the profile's planner.min_probability of {least:.0%}): name the files or folders and ask again, "
+        "or use a bigger model: --profile openai, ollama or vllm"
+    )
+
+
 def files_only_decision(decision: RouterDecision) -> tuple[RouterDecision, str | None]:
     """What a files-only builder can do with ``decision``: the builder alone (it writes multi-step
     plans itself, so a planner first adds nothing), or nothing, with the reason, when the decision
@@ -101,10 +115,17 @@ def files_only_decision(decision: RouterDecision) -> tuple[RouterDecision, str |
     return decision, None
 
 
-def _ask(
+def _ask(state: AgentState, ctx: AgentContext, role: Role, request: str) -> dict[str, Any]:
+    """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply."""
+    return _asked(state, ctx, role, request)[0]
+
+
+def _asked(
     state: AgentState, ctx: AgentContext, role: Role, request: str, *, files_planner: bool = False
-) -> dict[str, Any]:
-    """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply.
+) -> tuple[dict[str, Any], float | None]:
+    """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply and
+    the log probability routeshell's own planner gives it (None for any other role, or when the
+    server sent none): the sum over the parts of a request planned part by part.
 
     ``files_planner``: the role is routeshell's own planner model, asked with its compact workspace
     view (:func:`engine.planner.prompt.planner_messages`) and answering a file plan, perhaps empty,
@@ -180,9 +201,11 @@ def _ask(
     _emit({"type": "role_end", "role": role, "attempts": sum(reply.attempts for reply in replies),
            "seconds": round(time.monotonic() - started, 3),
            "tokens": sum(reply.usage.total_tokens for reply in replies)})  # fmt: skip
+    logprobs = [reply.logprob for reply in replies]
+    logprob = None if None in logprobs else sum(value for value in logprobs if value is not None)
     if len(replies) == 1:
-        return replies[0].document
-    return joined_plan([reply.document for reply in replies])
+        return replies[0].document, logprob
+    return joined_plan([reply.document for reply in replies]), logprob
 
 
 def _task_text(state: AgentState) -> str:
@@ -213,10 +236,12 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         root = runtime.context.root
         if (unplannable := outside_path(state["task"], str(root)) or unseen_path(state["task"], root)) is not None:
             return {"declined": f"the request cannot be planned: {display_line(unplannable)[:400]}"}
-        plan = _ask(state, runtime.context, "builder", state["task"], files_planner=True)
+        plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)
         if not plan["steps"]:
             why = display_line(str(plan.get("goal") or "not a file operation"))[:300]
             return {"declined": f"the local model does file management only ({why}); {CODE_PROFILES}"}
+        if (unsure := unsure_plan(logprob, runtime.context.min_plan_probability)) is not None:
+            return {"declined": unsure}
         return _pending(state, "builder", plan)
     request = _task_text(state)
     if state.get("feedback"):

@@ -81,6 +81,9 @@ class RoleReply:
     document: dict[str, Any]
     usage: Usage
     attempts: int
+    #: routeshell's own planner: the log probability it gives its answer, under the grammar it was
+    #: decoded with (None when the server sent none).
+    logprob: float | None = None
 
 
 def extract_json(text: str) -> tuple[Any, str | None]:
@@ -186,14 +189,19 @@ def ask_role(
     total = Usage()
     problems: list[str] = []
     files_planner = planner_schema is not None
-    kept: tuple[Any, int] | None = None  # a planner's answer that is valid but repeats itself
+    kept: tuple[Any, int, float | None] | None = None  # a planner's answer that is valid but repeats itself
     wanted = planner_response_format(planner_schema) if planner_schema is not None else response_format(role)
     repairs = PLANNER_RETRIES if files_planner else REPAIRS
     for attempt in range(1, repairs + 2):
         temperature = (0.0 if attempt == 1 else PLANNER_RETRY_TEMPERATURE) if files_planner else None
         try:
             reply: ChatReply = client.chat(
-                conversation, response_format=wanted, stream=stream, on_delta=on_delta, temperature=temperature
+                conversation,
+                response_format=wanted,
+                stream=stream,
+                on_delta=on_delta,
+                temperature=temperature,
+                logprobs="processed" if files_planner else None,
             )
         except EndpointError:
             if kept is None:
@@ -210,22 +218,22 @@ def ask_role(
         elif files_planner and isinstance(document, dict) and document.get("steps") == []:
             problems = [display_line(problem) for problem in planner_reply_problems(document)]
             if not problems:
-                return RoleReply(document, total, attempt)
+                return RoleReply(document, total, attempt, reply.logprob)
         else:
             problems = reply_problems(role, document, root, policy)
         # Invalid because it did a step twice ("delete a.txt" twice: the second finds nothing): ask
         # again, and keep it done once should no retry do better.
         once = without_repeated_steps(document) if problems and files_planner and kept is None else document
         if once is not document and not reply_problems(role, once, root, policy):
-            kept = (once, attempt)
+            kept = (once, attempt, reply.logprob)
         if not problems and files_planner and (repeated := repetitions(document)):
             # Valid, but it went round in circles: ask again, and keep the first such answer should
             # no retry do better.
-            kept = kept or (document, attempt)
+            kept = kept or (document, attempt, reply.logprob)
             problems = [display_line(problem) for problem in repeated[:MAX_PROBLEMS_SHOWN]]
         elif not problems:
             result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
-            return RoleReply(result, total, attempt)
+            return RoleReply(result, total, attempt, reply.logprob if files_planner else None)
         if attempt > repairs:
             break
         if on_repair is not None:
@@ -245,7 +253,7 @@ def ask_role(
             },
         ]
     if kept is not None:
-        return RoleReply(_expanded(root, kept[0], policy), total, kept[1])
+        return RoleReply(_expanded(root, kept[0], policy), total, kept[1], kept[2])
     raise RoleFailed(
         f"the {role} gave no valid reply after {repairs + 1} attempts: {problems[0]}"
         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")

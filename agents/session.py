@@ -230,6 +230,7 @@ class AgentSession:
             context=self.profile.context,
             policy=Policy.from_profile(self.profile.data.get("policy")),
             files_only=self.files_only,
+            min_plan_probability=float(self.profile.data.get("planner", {}).get("min_probability", 0.0)),
         )
 
     def exists(self, thread: str) -> bool:

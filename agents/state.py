@@ -86,3 +86,6 @@ class AgentContext:
     context: ContextPolicy = field(default_factory=ContextPolicy)
     policy: Policy = field(default_factory=Policy)
     files_only: bool = False
+    #: With ``files_only``: a plan the planner gives a lower probability than this (the profile's
+    #: ``planner.min_probability``) is declined instead of offered; 0 offers every plan.
+    min_plan_probability: float = 0.0

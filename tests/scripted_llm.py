@@ -38,6 +38,14 @@ class Reply:
     pieces: int = STREAM_PIECES
     send_done: bool = True
     cut_after: int | None = None
+    #: Token logprobs to send with the answer (all with its first piece when streamed), or none.
+    logprobs: list[float] | None = None
+
+    def logprobs_body(self) -> dict[str, Any] | None:
+        if self.logprobs is None:
+            return None
+        return {"content": [{"token": "t", "logprob": value, "bytes": [116], "top_logprobs": []}
+                            for value in self.logprobs]}  # fmt: skip
 
     @property
     def text(self) -> str:
@@ -291,6 +299,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                     "index": 0,
                     "message": {"role": "assistant", "content": step.text},
                     "finish_reason": step.finish_reason,
+                    "logprobs": step.logprobs_body(),
                 }
             ],
         }
@@ -320,7 +329,9 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                 # No terminating chunk: the client sees an incomplete body, as from a crashed server.
                 self.close_connection = True
                 return
-            event([{"index": 0, "delta": {"content": text[start : start + size]}, "finish_reason": None}])
+            scored = step.logprobs_body() if number == 0 else None
+            event([{"index": 0, "delta": {"content": text[start : start + size]}, "finish_reason": None,
+                    "logprobs": scored}])  # fmt: skip
         event([{"index": 0, "delta": {}, "finish_reason": step.finish_reason}])
         if step.usage is not None:
             event([], usage=step.usage)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from engine.config.profiles import Endpoint
 from engine.errors import ExitCode, RouteshellError
@@ -74,6 +74,9 @@ class ChatReply:
     finish_reason: str | None
     attempts: int
     defect: str | None = None
+    #: The sum of the answer's token logprobs, when they were asked for (``logprobs``) and every one
+    #: came back as a number no greater than 0; else None.
+    logprob: float | None = None
 
 
 class EndpointError(RouteshellError):
@@ -105,6 +108,7 @@ class _Parsed:
     model: str | None
     finish_reason: str | None
     defect: str | None = None
+    logprob: float | None = None
 
 
 class _CappedReader:
@@ -222,14 +226,17 @@ class ChatClient:
         on_delta: Callable[[str], None] | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        logprobs: Literal["raw", "processed"] | None = None,
     ) -> ChatReply:
         """Send ``messages`` and return the reply, retrying 429s, 5xx and network failures.
 
         With ``stream`` the reply arrives as server-sent events and ``on_delta`` gets each piece of
         content as it comes; without it ``on_delta`` gets the whole content once. A reply over the
         endpoint's ``max_reply_bytes`` is cut off there, and one that is not valid UTF-8 is decoded
-        with U+FFFD in place of the bad bytes: both come back with ``defect`` saying so. Raises
-        :class:`EndpointError` when no usable reply can be had.
+        with U+FFFD in place of the bad bytes: both come back with ``defect`` saying so.
+        ``logprobs`` asks for the answer's token logprobs (``processed``: routeshell's own server gives
+        those of what each token was picked from, after its grammar) and sums them into the reply's
+        ``logprob``. Raises :class:`EndpointError` when no usable reply can be had.
         """
         import httpx
 
@@ -240,6 +247,10 @@ class ChatClient:
             body["temperature"] = temperature
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
+        if logprobs is not None:
+            body["logprobs"] = True
+            if logprobs == "processed":
+                body["logprobs_mode"] = "processed"
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -262,6 +273,7 @@ class ChatClient:
                 finish_reason=parsed.finish_reason,
                 attempts=attempt,
                 defect=parsed.defect,
+                logprob=parsed.logprob if logprobs is not None else None,
             )
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -297,6 +309,8 @@ class ChatClient:
         finish_reason: str | None = None
         done = False
         first = ""
+        logprob: float | None = 0.0
+        scored = False  # whether any event had logprobs: none at all is no certainty
         for line in reader.lines(response):
             first = first or line.strip()
             # Comments, blank lines and "event:"/"id:" fields carry nothing we use.
@@ -326,12 +340,16 @@ class ChatClient:
                 if on_delta is not None:
                     on_delta(piece)
             finish_reason = choice.get("finish_reason") or finish_reason
+            if choice.get("logprobs") is not None and logprob is not None:
+                logprob, scored = _summed_logprobs(choice["logprobs"], logprob), True
         if first.startswith("<") and not reader.pieces:
             # An HTML page served as text/plain (or without a type) to a streaming request.
             raise self._error(_HTML)
         if not done and not reader.pieces and finish_reason is None and not reader.cut:
             raise _Retryable(lambda n: f"ended the stream before any content after {_count(n)}; {_BASE_URL_HINT}")
-        return _Parsed("".join(reader.pieces), usage, model, finish_reason, reader.defect())
+        return _Parsed(
+            "".join(reader.pieces), usage, model, finish_reason, reader.defect(), logprob if scored else None
+        )
 
     def _check_status(self, response: httpx.Response, data: bytes) -> None:
         status = response.status_code
@@ -372,8 +390,9 @@ class ChatClient:
             raise self._malformed("no choices[0].message.content") from None
         if not isinstance(content, str):
             raise self._malformed("choices[0].message.content is not a string")
+        logprob = _summed_logprobs(choice.get("logprobs"), 0.0)
         return _Parsed(reader.clean(content), data.get("usage"), data.get("model"), choice.get("finish_reason"),
-                       reader.defect())  # fmt: skip
+                       reader.defect(), logprob)  # fmt: skip
 
     def _transport_failure(self, exc: httpx.TransportError) -> _Retryable | EndpointError:
         import httpx
@@ -484,3 +503,18 @@ def _one_line(text: str, *, limit: int = 1000) -> str:
 
 def _count(attempts: int) -> str:
     return f"{attempts} attempt" if attempts == 1 else f"{attempts} attempts"
+
+
+def _summed_logprobs(found: Any, so_far: float) -> float | None:
+    """``so_far`` plus the logprobs of a choice's ``logprobs.content``; None when they are missing or
+    any is not a number no greater than 0 (a server is not trusted to send sane ones)."""
+    content = found.get("content") if isinstance(found, dict) else None
+    if not isinstance(content, list):
+        return None
+    total = so_far
+    for item in content:
+        value = item.get("logprob") if isinstance(item, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -math.inf < value <= 0:
+            return None
+        total += value
+    return total

@@ -49,6 +49,9 @@ class ChatRequest(TypedDict, total=False):
     max_tokens: int
     stream: bool
     stream_options: StreamOptions
+    logprobs: bool
+    #: routeshell's own server: logprobs of what each token is picked from ("processed").
+    logprobs_mode: Literal["raw", "processed"]
 
 
 class UsageCounts(TypedDict, total=False):

@@ -4,8 +4,9 @@ No torch and no HTTP here: :func:`parse_chat` and :func:`parse_completion` turn 
 body into a validated request (or raise :class:`ServeError` 400 naming the field at fault), and the
 ``*_response`` / ``*_chunk`` functions build the JSON the OpenAI API answers with. Two options are
 ours and travel in the openai client's ``extra_body``: ``self_consistency`` (sample that many
-answers and return the majority one) and ``calculator`` (evaluate the question's arithmetic and tell
-the model the result).
+answers and return the majority one), ``calculator`` (evaluate the question's arithmetic and tell
+the model the result) and ``logprobs_mode`` (``processed``: logprobs of the distribution each token
+is picked from, after the penalties and the grammar mask).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class _Request(_Strict):
     response_format: ResponseFormat | None = None
     self_consistency: StrictInt | None = Field(None, ge=1, le=MAX_CHOICES)
     calculator: StrictBool = False
+    logprobs_mode: Literal["raw", "processed"] = "raw"
     # Accepted and ignored, or refused with a reason: see IGNORED and UNSUPPORTED.
     user: Any = None
     metadata: Any = None

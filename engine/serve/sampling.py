@@ -45,7 +45,9 @@ def pick(logits: torch.Tensor, rows: Sequence[SamplingRow], vocab_size: int) -> 
 
     if logits.shape[1] > vocab_size:
         logits[:, vocab_size:] = float("-inf")
-    logprobs = torch.log_softmax(logits, dim=-1) if any(row.params.logprobs is not None for row in rows) else None
+    # The model's own log probabilities (raw), or those of what the token is picked from (processed).
+    raw = any(row.params.logprobs is not None and not row.params.processed_logprobs for row in rows)
+    logprobs = torch.log_softmax(logits, dim=-1) if raw else None
     for index, row in enumerate(rows):
         params = row.params
         if row.counts is not None and (params.frequency_penalty or params.presence_penalty):
@@ -60,6 +62,14 @@ def pick(logits: torch.Tensor, rows: Sequence[SamplingRow], vocab_size: int) -> 
             assert constraint is not None
             constraint.fill_mask(bitmask, index)
         apply_bitmask(logits, bitmask, constrained)
+    if any(row.params.logprobs is not None and row.params.processed_logprobs for row in rows):
+        processed = torch.log_softmax(logits, dim=-1)
+        if logprobs is None:
+            logprobs = processed
+        else:
+            for index, row in enumerate(rows):
+                if row.params.processed_logprobs:
+                    logprobs[index] = processed[index]
     chosen = logits.argmax(dim=-1).tolist()
     for index, row in enumerate(rows):
         if not row.params.greedy:
@@ -73,7 +83,8 @@ def pick(logits: torch.Tensor, rows: Sequence[SamplingRow], vocab_size: int) -> 
         top: tuple[tuple[int, float], ...] = ()
         if row.params.logprobs > 0:
             values, ids = torch.topk(logprobs[index, :vocab_size], row.params.logprobs)
-            top = tuple(zip(ids.tolist(), values.tolist(), strict=True))
+            # (Processed, a token the grammar rules out has no probability: it is no alternative.)
+            top = tuple((i, v) for i, v in zip(ids.tolist(), values.tolist(), strict=True) if v != float("-inf"))
         picked.append(Picked(token, float(logprobs[index, token]), top))
     return picked
 

@@ -233,6 +233,7 @@ class Serving:
                 seed=seed,
                 stop=request.stop,
                 logprobs=request.logprob_count(),
+                processed_logprobs=request.logprobs_mode == "processed",
             )
             requests.append(GenerationRequest(f"{response_id}-{i}", tuple(prompt), params, adapter, grammar))
         return Job(

@@ -72,6 +72,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     #: None: no logprobs; k >= 0: the chosen token's logprob and its k best alternatives.
     logprobs: int | None = None
+    #: Whether the logprobs are those of the distribution the token is picked from (after the
+    #: penalties and the grammar mask, before temperature, top-k and top-p) rather than the model's own.
+    processed_logprobs: bool = False
 
     @property
     def greedy(self) -> bool:

@@ -316,3 +316,49 @@ def test_a_later_part_may_put_files_in_a_folder_an_earlier_part_made(
     # The second part is narrowed to the workspace as the first leaves it: docs/house is there.
     assert Draft202012Validator(second["response_format"]["json_schema"]["schema"]).is_valid(moved)
     assert (root / "docs" / "house" / "notes.md").read_text() == "n"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(
+    ("logprobs", "least", "offered"),
+    [
+        ([-1.0, -1.0], 0.2, False),  # 14%, under 20%: declined
+        ([-0.5, -0.5], 0.2, True),  # 37%
+        ([-1.0, -1.0], 0.0, True),  # 0 offers every plan
+        (None, 0.2, True),  # no probability to judge by
+    ],
+)
+def test_a_plan_the_planner_is_unsure_of_is_declined_in_one_line(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, stream: bool,
+    logprobs: list[float] | None, least: float, offered: bool,
+) -> None:  # fmt: skip
+    make_files(root)
+    scripted_llm.enqueue(Reply(MOVE_PDFS, logprobs=logprobs))
+    run = graph_run(approval="auto", files_only=True, min_plan_probability=least, stream=stream)
+    assert run.start("move the pdfs into archive") is None
+    [request] = scripted_llm.requests
+    assert (request["logprobs"], request["logprobs_mode"]) == (True, "processed")
+    assert run.final["ok"] is offered
+    assert (root / "archive").exists() is offered
+    if not offered:
+        summary = run.final["summary"]
+        assert "unsure of its plan (it gives it a probability of 14%" in summary
+        assert "planner.min_probability of 20%" in summary
+        assert "openai, ollama or vllm" in summary
+        assert "\n" not in summary
+        assert of(run.events, "plan") == []
+
+
+def test_the_probability_of_a_plan_made_part_by_part_is_that_of_all_its_parts(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    # Each part alone is 41%; both together 17%, under 20%.
+    make_files(root)
+    scripted_llm.enqueue(Reply(MOVE_PDFS, logprobs=[-0.9]))
+    scripted_llm.enqueue(Reply({"version": 1, "goal": "Tag the notes", "steps": [
+        {"op": "tag", "path": "notes.md", "tags": ["done"]}]}, logprobs=[-0.9]))  # fmt: skip
+    run = graph_run(approval="auto", files_only=True, min_plan_probability=0.2)
+    assert run.start("move the pdfs into archive; also tag notes.md as done") is None
+    assert run.final["ok"] is False
+    assert "probability of 17%" in run.final["summary"]
+    assert not (root / "archive").exists()

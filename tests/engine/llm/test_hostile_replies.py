@@ -169,3 +169,72 @@ def test_an_error_body_is_read_only_in_part(scripted_llm: ScriptedLLM) -> None:
     scripted_llm.enqueue(huge)
     message = failure(scripted_llm, stream=False)
     assert "rejected the request with HTTP 400" in message
+
+
+# -- logprobs --------------------------------------------------------------------------------------
+
+
+def _scored(logprobs: list[Any]) -> dict[str, Any]:
+    return {"content": [{"token": "t", "logprob": value, "bytes": [116], "top_logprobs": []} for value in logprobs]}
+
+
+def _asked(llm: ScriptedLLM, *, stream: bool) -> ChatReply:
+    with client(llm) as chat_client:
+        return chat_client.chat(HELLO, stream=stream, logprobs="processed")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_logprobs_of_an_answer_are_summed(scripted_llm: ScriptedLLM, stream: bool) -> None:
+    if stream:
+        events = [{"choices": [{"delta": {"content": "a"}, "logprobs": _scored([-0.5])}]},
+                  {"choices": [{"delta": {"content": "b"}, "logprobs": _scored([-0.25, 0.0])}]},
+                  {"choices": [{"delta": {}, "finish_reason": "stop", "logprobs": None}]}]  # fmt: skip
+        body = b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events) + b"data: [DONE]\n\n"
+        scripted_llm.enqueue(Raw(body, content_type="text/event-stream", chunked=True))
+    else:
+        choice = {"message": {"role": "assistant", "content": "ab"}, "logprobs": _scored([-0.5, -0.25, 0.0])}
+        scripted_llm.enqueue(Raw(json.dumps({"model": "m", "choices": [choice]}).encode()))
+    reply = _asked(scripted_llm, stream=stream)
+    assert (reply.content, reply.logprob) == ("ab", -0.75)
+    sent = scripted_llm.requests[-1]
+    assert (sent["logprobs"], sent["logprobs_mode"]) == (True, "processed")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    "logprobs",
+    [
+        None,
+        "many",
+        {"content": "x"},
+        _scored([0.5]),
+        _scored(["-1"]),
+        _scored([True]),
+        _scored([None]),
+        {"content": [7]},
+        {"content": [{"logprob": float("nan")}]},
+    ],
+    ids=["none", "string", "content-string", "positive", "text", "bool", "null", "not-object", "nan"],
+)
+def test_logprobs_that_are_missing_or_not_sane_give_no_sum(scripted_llm: ScriptedLLM, stream: bool,
+                                                          logprobs: Any) -> None:  # fmt: skip
+    # A server is not trusted: a logprob above 0, not a number or missing makes the answer unscored
+    # (never more certain than it is), and the reply is still used.
+    choice: dict[str, Any] = {"logprobs": logprobs}
+    if stream:
+        event = {"choices": [{"delta": {"content": "ok"}, **choice}]}
+        body = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
+        scripted_llm.enqueue(Raw(body, content_type="text/event-stream", chunked=True))
+    else:
+        reply = {"model": "m", "choices": [{"message": {"role": "assistant", "content": "ok"}, **choice}]}
+        scripted_llm.enqueue(Raw(json.dumps(reply).encode()))
+    reply = _asked(scripted_llm, stream=stream)
+    assert (reply.content, reply.logprob) == ("ok", None)
+
+
+def test_logprobs_not_asked_for_are_not_summed(scripted_llm: ScriptedLLM) -> None:
+    choice = {"message": {"role": "assistant", "content": "ok"}, "logprobs": _scored([-1.0])}
+    scripted_llm.enqueue(Raw(json.dumps({"model": "m", "choices": [choice]}).encode()))
+    reply, _ = chat(scripted_llm, stream=False)
+    assert reply.logprob is None
+    assert "logprobs" not in scripted_llm.requests[-1]

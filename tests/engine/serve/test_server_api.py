@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,45 @@ def test_chat_logprobs(client: openai.OpenAI) -> None:
         assert "".join(tokens[:-1]) == text
     else:
         assert "".join(tokens) == text
+
+
+def test_processed_logprobs_are_those_of_what_the_grammar_lets_through(client: openai.OpenAI) -> None:
+    # One answer only ("yes" or "no" in a fixed object): under the grammar every token but the choice
+    # is forced, so its processed logprob is 0 (certain); the choice's two alternatives are all there is.
+    schema = {"type": "object", "additionalProperties": False, "required": ["answer"],
+              "properties": {"answer": {"enum": ["yes", "no"]}}}  # fmt: skip
+    form: Any = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+
+    def ask(mode: str | None, **more: Any) -> Any:
+        extra = {"logprobs_mode": mode} if mode else None
+        return client.chat.completions.create(model="nano", messages=HELLO, temperature=0, logprobs=True,
+                                              response_format=form, extra_body=extra, **more)  # fmt: skip
+
+    processed = ask("processed", top_logprobs=5)
+    content = processed.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content
+    assert all(item.logprob <= 0 for item in content)
+    assert sum(item.logprob == 0.0 for item in content) >= len(content) - 2
+    for item in content:
+        # Nothing the grammar rules out is an alternative: a forced token has none but itself.
+        assert all(math.isfinite(top.logprob) for top in item.top_logprobs)
+        assert sum(math.exp(top.logprob) for top in item.top_logprobs) <= 1.0 + 1e-4
+        if item.logprob == 0.0:
+            assert [top.token for top in item.top_logprobs] == [item.token]
+    raw = ask(None).choices[0].logprobs.content  # type: ignore[union-attr]
+    assert raw
+    assert [item.token for item in raw] == [item.token for item in content]
+    assert sum(item.logprob for item in raw) < sum(item.logprob for item in content)
+    streamed = ask("processed", stream=True)
+    pieces = [item.logprob for chunk in streamed if chunk.choices and chunk.choices[0].logprobs
+              for item in chunk.choices[0].logprobs.content or []]  # fmt: skip
+    assert pieces == pytest.approx([item.logprob for item in content])
+
+
+def test_an_unknown_logprobs_mode_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="logprobs_mode"):
+        client.chat.completions.create(model="nano", messages=HELLO, logprobs=True,
+                                       extra_body={"logprobs_mode": "cooked"})  # fmt: skip
 
 
 @pytest.mark.parametrize("schema_name", ["decision", "plan"])
