@@ -41,7 +41,7 @@ from engine.names import display_line
 from engine.planner.named import outside_path, unseen_path
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
-from engine.planner.prompt import ViewEntry, entries_from_root, planner_messages
+from engine.planner.prompt import ViewEntry, entries_from_root, planner_messages, unsure
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -90,7 +90,7 @@ def unsure_plan(logprob: float | None, least: float) -> str | None:
     """Why a plan the local planner gives the log probability ``logprob`` is not offered: it gives it
     less than ``least`` (the profile's ``planner.min_probability``); None when it may be offered
     (or when there is no probability to judge by)."""
-    if logprob is None or least <= 0 or math.exp(logprob) >= least:
+    if not unsure(logprob, least) or logprob is None:
         return None
     return (
         f"the local planner is unsure of its plan (it gives it a probability of {math.exp(logprob):.0%}, under "

@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.planner.cases import DEFAULT_COUNT
+from engine.planner.prompt import PLANNER_MIN_PROBABILITY
 
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 MODELS = Path("engine/models")
+#: The least probability a plan must have for the local profile's agent to offer it.
+LEAST = PLANNER_MIN_PROBABILITY
 WORK = Path("build/planner")
 BASE_STEPS = 3000
 #: Requests written by hand after the first set, scored on their own (all but the first by people
@@ -52,7 +55,7 @@ SHAPED_BY = {
 }
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
-TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | gold fits | p50 s | p95 s |"
+TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | declined | gold fits | p50 s | p95 s |"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja")
 
 
@@ -150,8 +153,9 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
     held, hand = held_rows["model"]["exact_effect"], hand_rows["model"]["exact_effect"]
     unseen = [(path, rows["model"]) for path in LATER_SETS[1:] if "model" in (rows := model.get(path, {}))]
     retried = (
-        " Asked as the Agent pane asks it (`agent`: a refused answer, or one that repeats itself, is asked again,"
-        " sampled, at most twice), "
+        " Asked as the Agent pane asks it on the local profile (`agent`: a refused answer, or one that repeats"
+        " itself, is asked again, sampled, at most twice; a plan it gives a probability under "
+        f"{LEAST:.0%} is declined), "
         f"{held_rows['agent']['exact_effect']:.0%} and {hand_rows['agent']['exact_effect']:.0%}."
         if "agent" in held_rows and "agent" in hand_rows
         else ""
@@ -183,6 +187,11 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
             + f"{unseen[-1][1]['exact_effect']:.0%} of {unseen[-1][1]['cases']} (`{unseen[-1][0]}`), the set no rule"
             f" was shaped by, where {unseen[-1][1]['overreach']:.0%} of plans change a path the gold plan leaves alone"
             + (
+                f" ({agent_unseen['overreach']:.0%} as the Agent pane asks, declining {agent_unseen['declined']:.0%})"
+                if (agent_unseen := model.get(unseen[-1][0], {}).get("agent")) and "declined" in agent_unseen
+                else ""
+            )
+            + (
                 f" and {unseen[-1][1]['gold_fit']:.0%} of gold plans fit the schemas the model is decoded under"
                 " (`gold fits`: what it could answer at best)."
                 if "gold_fit" in unseen[-1][1]
@@ -213,14 +222,17 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         "real engine; a prediction is right when the two trees are equal (names, contents, tags). Latency is",
         "one request to the local server on this CPU, the server warm. `gold fits` is the share of gold plans that",
         "validate under the narrowed schemas the model is decoded under, part by part (a plan of the same",
-        "effect may fit where the gold one does not).",
+        "effect may fit where the gold one does not). `declined` is the share of plans `agent` did not offer",
+        f"because the planner gave them a probability under {LEAST:.0%} (the local profile's",
+        "`planner.min_probability`): they change nothing.",
         "",
     ]
     for set_name, rows in report["data"].items():
         first = next(iter(rows.values()))
-        lines += [f"### {set_name}: {first['cases']} cases", "", TABLE_HEAD, "| --- |" + " --- |" * 7]
+        lines += [f"### {set_name}: {first['cases']} cases", "", TABLE_HEAD, "| --- |" + " --- |" * 8]
         for name, s in rows.items():
-            rates = " | ".join(f"{s[key]:.3f}" for key in ("exact_effect", "valid", "refused", "overreach"))
+            keys = ("exact_effect", "valid", "refused", "overreach", "declined")
+            rates = " | ".join(f"{s.get(key, 0.0):.3f}" for key in keys)
             fit = f"{s['gold_fit']:.3f}" if "gold_fit" in s else "-"
             lines.append(f"| {name} | {rates} | {fit} | {s['latency_p50_s']:.2f} | {s['latency_p95_s']:.2f} |")
         lines.append("")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui.arg_types import positive_int
+from tui.arg_types import positive_int, probability
 
 PLANNER_EXIT_CODES = """\
 exit codes:
@@ -39,7 +39,8 @@ routeshell). Each data set is reported on its own.
 
 Predictors (--predictor, repeatable): 'model' (the served planner, one greedy answer decoded
 under the planner reply schema), 'agent' (the same, asked again from the same prompt, sampled,
-at most twice when the answer is invalid or the dry run refuses it, as the Agent pane asks),
+at most twice when the answer is invalid or the dry run refuses it, and a plan the planner gives a
+probability under --min-probability declined, as the Agent pane asks on the local profile),
 'model-free' (the model without constrained decoding), 'rules' (a rule-based parser of common
 phrasings) and 'gold' (the gold plan: checks the harness). The model
 is asked at --base-url (default http://127.0.0.1:8765/v1, the local server) as --model (default
@@ -47,7 +48,8 @@ planner, the adapter's name there): start it with 'routeshell serve --model DIR 
 planner=DIR'.
 
 Reported: exact-effect accuracy, valid plans (schema and path rules), plans refused by the dry run
-or the policy, overreach (plans that changed a path the gold plan leaves alone), for 'model' and
+or the policy, overreach (plans that changed a path the gold plan leaves alone), declined plans
+('agent': a declined plan changes nothing, and is right only when the request asks for no change), for 'model' and
 'agent' the gold plans that fit the schemas they are decoded under (what they could answer at best;
 a plan of the same effect may still fit where the gold one does not), and p50/p95 latency of one
 prediction; --json prints every case too, with the plan predicted for it.
@@ -85,6 +87,8 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
     add("--base-url", default="http://127.0.0.1:8765/v1", metavar="URL", help="the served planner's OpenAI base URL")
     add("--model", default="planner", metavar="NAME", help="the planner's model id there (planner)")
     add("--limit", type=positive_int, metavar="N", help="at most N cases of each data set")
+    add("--min-probability", type=probability, default=None, metavar="P",
+        help="agent: decline a plan the planner gives a probability under P, 0-1 (local profile: 0.2)")  # fmt: skip
     add("--json", action="store_true", help="print the report (and every case) as JSON")
 
 
@@ -146,7 +150,7 @@ def run_eval_planner(args: argparse.Namespace) -> int:
         gold_predictor,
         rules_predictor,
     )
-    from engine.planner.prompt import PLANNER_RETRIES
+    from engine.planner.prompt import PLANNER_MIN_PROBABILITY, PLANNER_RETRIES
 
     predictors = list(dict.fromkeys(args.predictor or ["model", "model-free", "rules"]))
     base_url = check_url("--base-url", args.base_url)
@@ -156,7 +160,11 @@ def run_eval_planner(args: argparse.Namespace) -> int:
     for name in ("model", "agent", "model-free"):
         if name in predictors:
             retries = PLANNER_RETRIES if name == "agent" else 0
-            predict, close = endpoint_predictor(base_url, args.model, constrained=name != "model-free", retries=retries)
+            least = 0.0
+            if name == "agent":
+                least = PLANNER_MIN_PROBABILITY if args.min_probability is None else args.min_probability
+            predict, close = endpoint_predictor(base_url, args.model, constrained=name != "model-free", retries=retries,
+                                                min_probability=least)  # fmt: skip
             made[name] = predict
             closers.append(close)
     report: dict[str, Any] = {"data": {}}
@@ -221,11 +229,12 @@ def print_planner_table(report: dict[str, Any]) -> None:
     for set_name, rows in report["data"].items():
         first = next(iter(rows.values()))
         table = Table(title=f"{escape(display_line(set_name))}: {first['cases']} cases", title_justify="left")
-        columns = ("planner", "exact effect", "valid", "refused", "overreach", "gold fits", "p50 s", "p95 s")
+        columns = ("planner", "exact effect", "valid", "refused", "overreach", "declined", "gold fits", "p50 s",
+                   "p95 s")  # fmt: skip
         for column in columns:
             table.add_column(column, justify="left" if column == "planner" else "right")
         for name, s in rows.items():
-            rates = [f"{s[key]:.3f}" for key in ("exact_effect", "valid", "refused", "overreach")]
+            rates = [f"{s[key]:.3f}" for key in ("exact_effect", "valid", "refused", "overreach", "declined")]
             fit = f"{s['gold_fit']:.3f}" if "gold_fit" in s else "-"
             table.add_row(name, *rates, fit, f"{s['latency_p50_s']:.3f}", f"{s['latency_p95_s']:.3f}")
         console.print(table)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -25,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine.errors import UsageError
 from engine.llm.wire import ChatMessage
@@ -35,7 +36,13 @@ from engine.planner.effect import plan_effect, repetitions, reply_problems, with
 from engine.planner.fixtures import changed_paths, differences, fixture_problem
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
-from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE, ViewEntry, entries_from_fixture, planner_messages
+from engine.planner.prompt import (
+    PLANNER_RETRY_TEMPERATURE,
+    ViewEntry,
+    entries_from_fixture,
+    planner_messages,
+    unsure,
+)
 from engine.planner.workspaces import when
 from engine.schemas import describe_error, pointer, validator
 
@@ -54,6 +61,8 @@ class Prediction:
     seconds: float
     text: str = ""
     error: str | None = None
+    #: Why the plan was not offered: the planner gave it a probability under the least asked for.
+    declined: str | None = None
 
 
 Predictor = Callable[[Case], Prediction]
@@ -71,6 +80,7 @@ class CaseResult:
     error: str | None = None
     diff: list[str] = field(default_factory=list)
     plan: Any = None  # the predicted plan, as answered (None when there was no JSON)
+    declined: str | None = None  # why it was not offered (it then changes nothing)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +94,7 @@ class CaseResult:
             "error": self.error,
             "diff": self.diff,
             "plan": self.plan,
+            "declined": self.declined,
         }
 
 
@@ -197,6 +208,7 @@ def endpoint_predictor(
     max_tokens: int | None = None,
     timeout_s: float = 120.0,
     retries: int = 0,
+    min_probability: float = 0.0,
 ) -> tuple[Predictor, Callable[[], None]]:
     """A predictor that asks a served model; returns it and a function that closes its connections.
 
@@ -204,39 +216,45 @@ def endpoint_predictor(
     valid plan or that the case's dry run refuses is asked again from the same prompt at
     :data:`PLANNER_RETRY_TEMPERATURE`, at most ``retries`` times; the time is that of all attempts.
     An answer that applies but repeats itself (:func:`repetitions`) is asked again too, and kept
-    when no retry gives one that applies without repeating itself."""
+    when no retry gives one that applies without repeating itself. With ``min_probability``, as the
+    local profile's agent does, a plan the planner gives a lower probability (under the grammar, over
+    all the parts of the request) is declined: it changes nothing, and the prediction says why."""
     from engine.config.profiles import Endpoint
     from engine.llm.client import ChatClient, EndpointError
 
     client = ChatClient(Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=1))
 
-    def ask(case: Case, response_format: Any, temperature: float) -> str:
+    scored: Literal["processed"] | None = "processed" if min_probability > 0 else None
+
+    def ask(case: Case, response_format: Any, temperature: float) -> tuple[str, float | None]:
         # Free decoding has no grammar to end it: it is cut at FREE_MAX_TOKENS (more than any gold
         # answer takes), or at the model's context when the prompt leaves less.
         limit = max_tokens if constrained else max_tokens or FREE_MAX_TOKENS
         messages = case_messages(case)
         try:
-            reply = client.chat(messages, response_format=response_format, temperature=temperature, max_tokens=limit)
+            reply = client.chat(messages, response_format=response_format, temperature=temperature, max_tokens=limit,
+                                logprobs=scored)  # fmt: skip
         except EndpointError as exc:
             if limit is None or exc.status != 400:
                 raise
-            reply = client.chat(messages, response_format=response_format, temperature=temperature)
-        return reply.content
+            reply = client.chat(messages, response_format=response_format, temperature=temperature, logprobs=scored)
+        return reply.content, reply.logprob
 
-    def answer(case: Case, made: list[ViewEntry]) -> tuple[Any, str, str | None] | str:
-        """The plan, text and parse problem of one request's answer, or why there is none."""
+    def answer(case: Case, made: list[ViewEntry]) -> tuple[Any, str, str | None, float | None] | str:
+        """The plan, text, parse problem and log probability of one request's answer, or why there is none."""
         response_format: Any = None
         if constrained:
             schema = case_schema(case, made)
             response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema}}
-        kept: tuple[Any, str] | None = None  # the first answer that applies but repeats itself
+        kept: tuple[Any, str, float | None] | None = None  # the first answer that applies but repeats itself
+        logprob: float | None = None
         for attempt in range(retries + 1):
             try:
-                text = ask(case, response_format, 0.0 if attempt == 0 else PLANNER_RETRY_TEMPERATURE)
+                text, logprob = ask(case, response_format, 0.0 if attempt == 0 else PLANNER_RETRY_TEMPERATURE)
             except EndpointError as exc:
                 if kept is None:
                     return str(exc)
-                (plan, text), why = kept, None
+                (plan, text, logprob), why = kept, None
                 break
             plan, why = parse_reply(text)
             if attempt == retries and kept is None:
@@ -244,34 +262,43 @@ def endpoint_predictor(
             applies = why is None and plan_effect(case.fixture, case.today, plan).applied
             if applies and not repetitions(plan):
                 break
-            kept = kept or ((plan, text) if applies else None)
+            kept = kept or ((plan, text, logprob) if applies else None)
             # (One refused for doing a step twice is kept done once, as the agent keeps it.)
             once = without_repeated_steps(plan) if why is None and not applies and kept is None else plan
             if once is not plan and plan_effect(case.fixture, case.today, once).applied:
-                kept = (once, json.dumps(once))
+                kept = (once, json.dumps(once), logprob)
             if attempt == retries and kept is not None:
-                (plan, text), why = kept, None
-        return plan, text, why
+                (plan, text, logprob), why = kept, None
+        return plan, text, why, logprob
 
     def predict(case: Case) -> Prediction:
         started = time.perf_counter()
         parts = request_parts(case.request) if constrained else [case.request]
         answers = []
+        logprobs: list[float | None] = []
         made: list[ViewEntry] = []  # folders the parts planned so far make
         for part in parts:
             got = answer(dataclasses.replace(case, request=part), made)
             if isinstance(got, str):
                 return Prediction(None, time.perf_counter() - started, error=got)
-            plan, text, why = got
+            plan, text, why, logprob = got
             if why is not None or not _is_plan(plan):
                 return Prediction(plan if len(parts) == 1 else None, time.perf_counter() - started, text, why)
             answers.append((plan, text))
+            logprobs.append(logprob)
             made += made_entries(plan, [*entries_from_fixture(case.fixture, case.today), *made], case.today)
         if len(answers) == 1:
             ((plan, text),) = answers
-            return Prediction(plan, time.perf_counter() - started, text)
-        joined = joined_plan([plan for plan, _ in answers])
-        return Prediction(joined, time.perf_counter() - started, json.dumps(joined))
+        else:
+            plan = joined_plan([plan for plan, _ in answers])
+            text = json.dumps(plan)
+        total = None if None in logprobs else sum(value for value in logprobs if value is not None)
+        declined = None
+        if plan.get("steps") and unsure(total, min_probability):
+            declined = (
+                f"the planner gives its plan a probability of {math.exp(total or 0.0):.0%}, under {min_probability:.0%}"
+            )
+        return Prediction(plan, time.perf_counter() - started, text, declined=declined)
 
     return predict, client.close
 
@@ -318,6 +345,11 @@ def gold_fits(case: Case) -> bool:
 def score_case(case: Case, prediction: Prediction, scratch: Path) -> CaseResult:
     want = plan_effect(case.fixture, case.today, case.plan, scratch=scratch)
     kind = case.kinds[0] if case.kinds else "?"
+    if prediction.declined is not None:
+        # A plan not offered changes nothing: right only when the request asks for no change.
+        exact = not changed_paths(want.before, want.tree)
+        return CaseResult(case.id, kind, exact, True, None, [], prediction.seconds, None,
+                          [] if exact else ["the plan was declined"], prediction.plan, prediction.declined)  # fmt: skip
     if prediction.plan is None:
         return CaseResult(case.id, kind, False, False, None, [], prediction.seconds, prediction.error or "no plan",
                           plan=prediction.plan)  # fmt: skip
@@ -349,6 +381,7 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         "valid": sum(r.valid for r in results) / total,
         "refused": sum(r.refused is not None for r in results) / total,
         "overreach": sum(bool(r.overreach) for r in results) / total,
+        "declined": sum(r.declined is not None for r in results) / total,
         "latency_p50_s": round(_percentile(seconds, 0.5), 4),
         "latency_p95_s": round(_percentile(seconds, 0.95), 4),
         "latency_mean_s": round(statistics.fmean(seconds), 4) if seconds else 0.0,

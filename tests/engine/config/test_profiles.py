@@ -83,6 +83,13 @@ def test_role_endpoint_overrides_default() -> None:
     assert profile.prompt_style("tester") == "chat"
 
 
+def test_the_local_planner_declines_plans_under_the_probability_the_evaluation_measures() -> None:
+    from engine.planner.prompt import PLANNER_MIN_PROBABILITY
+
+    assert load_profile("local").data["planner"]["min_probability"] == PLANNER_MIN_PROBABILITY
+    assert load_profile("files").data["planner"]["min_probability"] == PLANNER_MIN_PROBABILITY
+
+
 @pytest.mark.parametrize(
     ("body", "key", "reason"),
     [
@@ -92,6 +99,8 @@ def test_role_endpoint_overrides_default() -> None:
         ('extends = "local"\ncolour = "blue"\n', "colour", "unknown key"),
         ('extends = "local"\n[llm.default]\nmodle = "x"\n', "llm.default.modle", "unknown key"),
         ('extends = "local"\n[router]\nkind = "model"\nmodel_dir = ""\n', "router.model_dir", "at least 1"),
+        ('extends = "local"\n[planner]\nmin_probability = 1.5\n', "planner.min_probability", "at most 1"),
+        ('extends = "local"\n[planner]\nmin_probability = "20%"\n', "planner.min_probability", "type number"),
         ('description = "alone"\n', "workspace", "missing required key"),
         ('extends = "local"\nworkspace = "${HOME"\n', "workspace", "expected '}'"),
     ],

@@ -23,6 +23,7 @@ from engine.planner.evaluate import (
     load_cases,
     parse_reply,
     score_case,
+    summarise,
 )
 from engine.planner.parts import request_parts
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE
@@ -314,3 +315,41 @@ def test_eval_planner_cli_reports_the_gold_plans_the_model_could_give(
     table = run_routeshell("eval", "planner", "--data", str(data), "--predictor", "gold")
     assert table.returncode == 0, table.stderr
     assert "fits" in table.stdout  # the column's header (wrapped in a narrow terminal)
+
+
+def test_the_agent_predictor_declines_a_plan_the_planner_is_unsure_of_and_it_changes_nothing(
+    cases: list[Case], scripted_llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    case = next(c for c in cases if c.plan["steps"] and len(request_parts(c.request)) == 1)
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True, min_probability=0.2)
+    try:
+        scripted_llm.enqueue(Reply(case.plan, logprobs=[-1.0, -1.0]))  # 14%
+        unsure = predict(case)
+        scripted_llm.enqueue(Reply(case.plan, logprobs=[-0.5, -0.5]))  # 37%
+        sure = predict(case)
+        scripted_llm.enqueue(Reply(case.plan))  # no logprobs: nothing to judge by
+        unscored = predict(case)
+    finally:
+        close()
+    assert unsure.declined == "the planner gives its plan a probability of 14%, under 20%"
+    result = score_case(case, unsure, tmp_path)
+    assert (result.exact, result.valid, result.refused, result.overreach) == (False, True, None, [])
+    assert result.declined == unsure.declined
+    assert result.as_dict()["declined"] == unsure.declined
+    assert summarise([result])["declined"] == 1.0
+    assert sure.declined is None
+    assert score_case(case, sure, tmp_path).exact
+    assert unscored.declined is None
+    assert all(request["logprobs_mode"] == "processed" for request in scripted_llm.requests)
+
+
+def test_a_declined_plan_is_right_when_the_request_asks_for_no_change(tmp_path: Path) -> None:
+    case = next(c for c in generate_cases(300, seed=2) if "not_files" in c.kinds)
+    prediction = Prediction({"version": 1, "steps": [{"op": "mkdir", "path": "x"}]}, 0.1, declined="unsure")
+    assert score_case(case, prediction, tmp_path).exact
+
+
+def test_eval_planner_min_probability_is_a_probability() -> None:
+    for bad in ("20%", "1.5", "-0.1", "nan", "x"):
+        result = run_routeshell("eval", "planner", "--data", "handwritten", "--min-probability", bad)
+        assert_one_line_error(result, 2, f"{bad!r} is not a probability from 0 to 1")
