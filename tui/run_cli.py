@@ -39,7 +39,8 @@ repair, usage, role_end, plan, approval, step, applied, test, reviewed, error, f
 exit codes:
   0    the task is done (tests pass when there were tests)
   1    the task failed: tests still fail, a plan was rejected or failed, the token budget
-       ran out, or the run stopped to wait for an approval
+       ran out, the run stopped to wait for an approval, or the task was declined (the
+       local planner does files only, or was unsure of its plan)
   2    bad usage, bad profile or bad input
   3    the LLM endpoint failed (unreachable, timed out, or kept answering errors), or the
        local model server could not start (no model yet, or it died; see the 'local' profile)

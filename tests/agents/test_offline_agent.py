@@ -83,3 +83,34 @@ def test_run_on_a_files_only_profile_starts_the_server_and_ends_in_one_piece(
     assert kinds[-1] == "final"
     assert "role_start" in kinds
     assert (workspace / "docs" / "report.pdf").exists()  # --approve never: shown, not applied
+
+
+def test_a_plan_under_the_profiles_least_probability_is_declined_in_one_line(
+    isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
+) -> None:
+    # The real server's processed logprobs, summed by the client: a nano planner is never certain
+    # of a plan it chose among others, so a bound of 1 declines it.
+    base, adapter = planner_models
+    write_planner_local(isolated_home, free_port(), base, adapter)
+    profile = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles" / "local.toml"
+    with profile.open("a") as handle:
+        handle.write("\n[planner]\nmin_probability = 1.0\n")
+    workspace = tmp_path / "ws"
+    (workspace / "docs").mkdir(parents=True)
+    (workspace / "docs" / "report.pdf").write_bytes(b"%PDF")
+    (workspace / "docs" / "notes.md").write_text("n")
+    # (Folders named one after another are made by steps the schema spells out; only the goal is
+    # the model's to choose, so there is a plan, and one the planner cannot be certain of.)
+    result = run_routeshell("run", "--workspace", str(workspace), "--approve", "auto", "--json",
+                            "make a folder called done and keep")  # fmt: skip
+    assert "Traceback" not in result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    final = events[-1]
+    assert final["type"] == "final"
+    assert final["ok"] is False
+    assert "the local planner is unsure of its plan (it gives it a probability of " in final["summary"]
+    assert "under the profile's planner.min_probability of 100%" in final["summary"]
+    assert result.returncode == 1
+    assert "plan" not in [event["type"] for event in events]
+    assert sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*") if ".routeshell" not in p.parts) == [
+        "docs", "docs/notes.md", "docs/report.pdf"]  # fmt: skip
