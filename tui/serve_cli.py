@@ -44,7 +44,8 @@ endpoints (base URL http://HOST:PORT/v1):
 
 Extensions of the request body (extra_body with the openai client): "self_consistency": N samples
 with a majority vote over their final answers; "calculator": true evaluates the question's
-arithmetic and gives the result to the model.
+arithmetic and gives the result to the model; "logprobs_mode": "processed" gives logprobs of what
+each token is picked from (after the grammar of response_format) instead of the model's own.
 
 Binding to an address other than loopback needs an API key (--api-key or $ROUTESHELL_API_KEY).
 """
