@@ -152,3 +152,37 @@ def test_rewriting_a_file_over_the_limit_is_refused_in_one_line(tmp_path: Path) 
         assert result.returncode != 0
         assert_one_line_error(result, result.returncode, "huge.log", "too big for a step to rewrite")
     assert (ws / "huge.log").stat().st_size == 2 * GIB
+
+
+def test_a_copy_of_a_sparse_file_that_fills_the_disk_rolls_back_whole(tmp_path: Path) -> None:
+    # 1 GiB that takes 3 MiB of a 5 MiB disk: its copy runs out of space part way, after the first
+    # pieces were written. Nothing of it may stay, and the original is untouched.
+    from engine.plans.apply import StepFailed, apply_plan
+    from engine.plans.journal import journals
+    from engine.plans.model import parse_plan
+    from tests.helpers import small_disk
+
+    def free(path: Path) -> int:
+        info = os.statvfs(path)
+        return info.f_bavail * info.f_frsize
+
+    with small_disk(tmp_path / "disk", "5m") as disk:
+        ws = disk / "ws"
+        ws.mkdir()
+        mib = bytes(range(256)) * 4096
+        _sparse(ws / "disk.img", GIB, {0: mib, GIB // 2: mib, GIB - len(mib): mib})
+        if (ws / "disk.img").stat().st_blocks * 512 > 4 << 20:
+            pytest.skip("this filesystem keeps no holes")
+        digest = _digest(ws / "disk.img")
+        room = free(ws)
+        step = {"op": "copy", "from": "disk.img", "to": "copy.img"}
+        document = parse_plan(json.dumps({"version": 1, "goal": "copy", "steps": [step]}))
+        with pytest.raises((StepFailed, OSError)) as raised:
+            apply_plan(ws, document)
+        assert "No space left" in str(raised.value), raised.value
+        assert "\n" not in str(raised.value)
+        assert sorted(os.listdir(ws)) in (["disk.img"], [".routeshell", "disk.img"])
+        assert _digest(ws / "disk.img") == digest
+        assert [journal.state for journal in journals(ws)] in ([], ["rolled-back"])
+        # The part copy's blocks are free again (the journal keeps a few pages).
+        assert free(ws) > room - (256 << 10)
