@@ -99,6 +99,24 @@ def test_logprobs_give_the_chosen_token_and_its_rivals(engine: Engine, loaded: L
     assert collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=3))).logprobs == ()
 
 
+def test_processed_logprobs_are_each_rows_own_in_a_batch(engine: Engine, loaded: LoadedModel) -> None:
+    # Without a grammar or a penalty, what a token is picked from is the model's own distribution.
+    raw = collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=8, logprobs=2)))
+    processed = collect(engine.submit(request(loaded, PROMPTS[0], max_tokens=8, logprobs=2, processed_logprobs=True)))
+    assert processed.token_ids == raw.token_ids
+    assert [e.logprob for e in processed.logprobs] == pytest.approx([e.logprob for e in raw.logprobs], abs=1e-5)
+    # A penalised row asking for processed ones, batched with a raw one: each gets what it asked for.
+    penalised = request(loaded, PROMPTS[3], "p", max_tokens=12, logprobs=1, frequency_penalty=2.0,
+                        processed_logprobs=True)  # fmt: skip
+    alone = collect(engine.submit(penalised))
+    streams = [engine.submit(request(loaded, PROMPTS[0], "q", max_tokens=8, logprobs=2)), engine.submit(penalised)]
+    plain, mine = (collect(stream) for stream in streams)
+    # (the same numbers up to the rounding of another batch shape)
+    assert [e.logprob for e in plain.logprobs] == pytest.approx([e.logprob for e in raw.logprobs], abs=1e-3)
+    assert [e.logprob for e in mine.logprobs] == pytest.approx([e.logprob for e in alone.logprobs], abs=1e-3)
+    assert all(entry.logprob <= 0.0 for entry in mine.logprobs)
+
+
 def test_a_frequency_penalty_changes_what_a_repetitive_model_says(engine: Engine, loaded: LoadedModel) -> None:
     plain = collect(engine.submit(request(loaded, PROMPTS[3], max_tokens=30)))
     penalised = collect(engine.submit(request(loaded, PROMPTS[3], max_tokens=30, frequency_penalty=2.0)))
