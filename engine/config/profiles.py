@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -243,6 +244,9 @@ def load_profile(name: str, env: Mapping[str, str] | None = None) -> Profile:
     except _KeyedInterpolationError as exc:
         raise ProfileError(f"{_blame(chain, exc.path)}: key {_dotted(exc.path)}: {exc}") from None
 
+    # TOML has nan and inf; JSON Schema's bounds let NaN through ("nan >= 0" is false, and so is "nan > 1").
+    if (odd := _non_finite(resolved, [])) is not None:
+        raise ProfileError(f"{_blame(chain, odd)}: key {_dotted(odd)}: must be a finite number")
     errors = sorted(validator("profile").iter_errors(resolved), key=lambda e: list(e.absolute_path))
     described = [describe_error(error) for error in errors]
     for path, _ in described:
@@ -292,6 +296,17 @@ def _mask_secrets(node: dict[str, Any]) -> None:
 
 #: The most bytes a profile file may hold (a profile is a few hundred).
 MAX_PROFILE_BYTES = 1 << 20
+
+
+def _non_finite(node: Any, path: list[str | int]) -> list[str | int] | None:
+    """The path of the first number under ``node`` that is NaN or infinite, or None."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return path
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if (found := _non_finite(value, [*path, key])) is not None:
+            return found
+    return None
 
 
 def _read_toml(source: ProfileSource) -> dict[str, Any]:

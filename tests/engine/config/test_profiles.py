@@ -101,6 +101,8 @@ def test_the_local_planner_declines_plans_under_the_probability_the_evaluation_m
         ('extends = "local"\n[router]\nkind = "model"\nmodel_dir = ""\n', "router.model_dir", "at least 1"),
         ('extends = "local"\n[planner]\nmin_probability = 1.5\n', "planner.min_probability", "at most 1"),
         ('extends = "local"\n[planner]\nmin_probability = "20%"\n', "planner.min_probability", "type number"),
+        ('extends = "local"\n[planner]\nmin_probability = nan\n', "planner.min_probability", "a finite number"),
+        ('extends = "local"\n[llm.default]\ntimeout_s = inf\n', "llm.default.timeout_s", "a finite number"),
         ('description = "alone"\n', "workspace", "missing required key"),
         ('extends = "local"\nworkspace = "${HOME"\n', "workspace", "expected '}'"),
     ],
