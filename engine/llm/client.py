@@ -6,6 +6,7 @@ endpoint and says what to check; the API key never appears in it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -238,8 +239,6 @@ class ChatClient:
         those of what each token was picked from, after its grammar) and sums them into the reply's
         ``logprob``. Raises :class:`EndpointError` when no usable reply can be had.
         """
-        import httpx
-
         body: ChatRequest = {"model": self._endpoint.model, "messages": list(messages)}
         if response_format is not None:
             body["response_format"] = response_format
@@ -254,6 +253,26 @@ class ChatClient:
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        try:
+            return self._chat(body, messages, stream, on_delta, logprobs)
+        except EndpointError as exc:
+            # A server that does not know routeshell's extension (another server, or an older
+            # routeshell one) refuses it: the answer is asked again without, and comes unscored.
+            if exc.status != 400 or "logprobs_mode" not in str(exc) or "logprobs_mode" not in body:
+                raise
+        del body["logprobs_mode"]
+        return dataclasses.replace(self._chat(body, messages, stream, on_delta, logprobs), logprob=None)
+
+    def _chat(
+        self,
+        body: ChatRequest,
+        messages: Sequence[ChatMessage],
+        stream: bool,
+        on_delta: Callable[[str], None] | None,
+        logprobs: Literal["raw", "processed"] | None,
+    ) -> ChatReply:
+        import httpx
+
         payload = encode_request(body)
         most = self._endpoint.max_retries + 1
         for attempt in range(1, most + 1):

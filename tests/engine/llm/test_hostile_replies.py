@@ -238,3 +238,26 @@ def test_logprobs_not_asked_for_are_not_summed(scripted_llm: ScriptedLLM) -> Non
     reply, _ = chat(scripted_llm, stream=False)
     assert reply.logprob is None
     assert "logprobs" not in scripted_llm.requests[-1]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_server_that_refuses_the_logprobs_mode_is_asked_again_without_it(
+    scripted_llm: ScriptedLLM, stream: bool
+) -> None:
+    # (as a routeshell server from before the extension refuses it)
+    refusal = {"error": {"message": "unrecognized request argument: logprobs_mode", "type": "invalid_request_error",
+                         "param": "logprobs_mode", "code": None}}  # fmt: skip
+    scripted_llm.enqueue(Status(400, refusal), Reply("ok", logprobs=[-0.5]))
+    reply = _asked(scripted_llm, stream=stream)
+    assert (reply.content, reply.logprob) == ("ok", None)  # raw logprobs are not the ones asked for
+    first, second = scripted_llm.requests[-2:]
+    assert first["logprobs_mode"] == "processed"
+    assert "logprobs_mode" not in second
+    assert second["logprobs"] is True
+
+
+def test_any_other_400_is_not_asked_again(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.enqueue(Status(400, {"error": {"message": "messages: too long", "type": "x", "param": "messages"}}))
+    with client(scripted_llm) as chat_client, pytest.raises(EndpointError, match="too long"):
+        chat_client.chat(HELLO, logprobs="processed")
+    assert len(scripted_llm.requests) == 1
