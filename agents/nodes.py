@@ -41,7 +41,7 @@ from engine.names import display_line
 from engine.planner.named import outside_path, unseen_path
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
-from engine.planner.prompt import ViewEntry, entries_from_root, planner_messages, unsure
+from engine.planner.prompt import ViewEntry, as_percent, entries_from_root, planner_messages, unsure
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -93,7 +93,7 @@ def unsure_plan(logprob: float | None, least: float) -> str | None:
     if not unsure(logprob, least) or logprob is None:
         return None
     return (
-        f"the local planner is unsure of its plan (it gives it a probability of {math.exp(logprob):.0%}, under "
+        f"the local planner is unsure of its plan (it gives it a probability of {as_percent(math.exp(logprob))}, under "
         f"the profile's planner.min_probability of {least:.0%}): name the files or folders and ask again, "
         "or use a bigger model: --profile openai, ollama or vllm"
     )

@@ -39,6 +39,7 @@ from engine.planner.parts import joined_plan, made_entries, request_parts
 from engine.planner.prompt import (
     PLANNER_RETRY_TEMPERATURE,
     ViewEntry,
+    as_percent,
     entries_from_fixture,
     planner_messages,
     unsure,
@@ -295,9 +296,8 @@ def endpoint_predictor(
         total = None if None in logprobs else sum(value for value in logprobs if value is not None)
         declined = None
         if plan.get("steps") and unsure(total, min_probability):
-            declined = (
-                f"the planner gives its plan a probability of {math.exp(total or 0.0):.0%}, under {min_probability:.0%}"
-            )
+            chance = as_percent(math.exp(total or 0.0))
+            declined = f"the planner gives its plan a probability of {chance}, under {min_probability:.0%}"
         return Prediction(plan, time.perf_counter() - started, text, declined=declined)
 
     return predict, client.close

@@ -93,6 +93,11 @@ def unsure(logprob: float | None, least: float) -> bool:
     return logprob is not None and least > 0 and math.exp(logprob) < least
 
 
+def as_percent(probability: float) -> str:
+    """``probability`` in whole percent, as said to a person: ``14%``; ``under 1%`` rather than ``0%``."""
+    return "under 1%" if probability < 0.005 else f"{probability:.0%}"
+
+
 #: The most paths one step of a planner reply lists.
 MAX_LISTED = 32
 MAX_GOAL = 160

@@ -362,3 +362,13 @@ def test_the_probability_of_a_plan_made_part_by_part_is_that_of_all_its_parts(
     assert run.final["ok"] is False
     assert "probability of 17%" in run.final["summary"]
     assert not (root / "archive").exists()
+
+
+def test_a_probability_too_small_to_round_is_said_as_under_one_percent(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply(MOVE_PDFS, logprobs=[-3.0, -4.0]))  # 0.09%
+    run = graph_run(approval="auto", files_only=True, min_plan_probability=0.2)
+    assert run.start("move the pdfs into archive") is None
+    assert "it gives it a probability of under 1%, under" in run.final["summary"]
