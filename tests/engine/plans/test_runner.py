@@ -344,7 +344,9 @@ def test_isolated_run_can_use_programs_kept_under_tmp(ws: Path, isolated: str) -
 BACKGROUND_WRITER_STEP = """\
 import os, subprocess, sys, time
 writer = '''import os, time
-open('writer.pid', 'w').write(str(os.getpid()))
+with open('writer.pid.part', 'w') as file:  # renamed whole: the pid is there once the name is
+    file.write(str(os.getpid()))
+os.rename('writer.pid.part', 'writer.pid')
 while True:
     with open('late.txt', 'a') as file:
         file.write('x')
