@@ -9,6 +9,7 @@ puts the stages together).
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -26,6 +27,7 @@ from engine.planner.spoken import (
     FOLDERS_ONLY,
     MAKING,
     MENTIONING,
+    NAMED_FOLDERS,
     NOT,
     RANKING_WORDS,
     SIZE,
@@ -92,10 +94,22 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     # Folders said as what a step takes ("just the folders from Downloads, not the loose files")
     # are selected as folders: those right in the folder named. A match selects folders only then.
     folders_only = one_thing and FOLDERS_ONLY.search(request) is not None and not MAKING.search(request)
+    # Folders taken by their name ("every __pycache__ folder under scripts") are those of that name
+    # under the folders it takes from (or anywhere, where it names none).
+    basenames = {posixpath.basename(folder) for folder in scope.all_folders}
+    named_dirs = [name for name in dict.fromkeys(found.group(1) for found in NAMED_FOLDERS.finditer(request))
+                  if name in basenames] if one_thing and not MAKING.search(request) else []  # fmt: skip
     if folders_only:
         match["type"] = {"const": "dir"}
         defs["match"]["required"] = [*defs["match"]["required"], "type"]
         narrow_enum(defs, "glob", [glob for glob in scope.globs if glob.endswith("/*")] or scope.globs)
+    elif named_dirs:
+        match["type"] = {"const": "dir"}
+        defs["match"]["required"] = [*defs["match"]["required"], "type"]
+        places = [d for d in scope.taken if d in scope.under and posixpath.basename(d) not in named_dirs]
+        narrow_enum(defs, "glob", bounded_to([*(f"{d}/**/{name}" for d in places for name in named_dirs),
+                                              *(f"**/{name}" for name in named_dirs if scope.everywhere or not places)],
+                                             chars))  # fmt: skip
     else:
         match["type"] = {"enum": ["file"]}
     # Files said to be big ("nuke anything big in there") are those over a size, and small ones
@@ -135,6 +149,10 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     if kinds:
         narrow_enum(match["ext"], "items", kinds, defs)
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
+        # (and, asked one thing of kinds it spells with their dot, "the .bak and .orig leftovers", all of them)
+        spelled = [ext for ext in kinds if re.search(rf"(?<![\w/.]){re.escape(ext)}\b", request, re.IGNORECASE)]
+        if one_thing and len(spelled) == len(kinds) > 1:
+            match["ext"].update(items={"enum": kinds}, minItems=len(kinds), uniqueItems=True)
     else:
         del match["ext"]
     # "the pics from Camera" are every kind of picture there: when one thing is asked of files taken
@@ -201,5 +219,11 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
         had = [tag for tag in had if tag.lower() in offer.said_tags_named] or had
         defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
         defs["untag"]["properties"]["tags"] = {"$ref": "#/$defs/had_tags"}
+        # and one swapped for another goes on as the other ("swap the draft tag for published").
+        put_on = [tag for tag in defs.get("tag_name", {}).get("enum", []) if tag not in had]
+        if retag and put_on:
+            defs["new_tags"] = {**defs["tags"], "items": {"enum": put_on},
+                                "maxItems": min(defs["tags"]["maxItems"], len(put_on))}  # fmt: skip
+            defs["tag"]["properties"]["tags"] = {"$ref": "#/$defs/new_tags"}
     return Matched(asked=asked, one_thing=one_thing, timed=bool(timed), sized=sized, dated=dated,
                    by_tag=by_tag, said_about=said_about)  # fmt: skip

@@ -8,7 +8,9 @@ a huge schema."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import posixpath
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -91,6 +93,120 @@ def request_words(request: str) -> list[str]:
             if word and word.lower() not in STOP_WORDS and NAME.match(word) and is_usable(word) and word not in words:
                 words.append(word)
     return words
+
+
+#: Words that end a name of several words said without quotes: what comes after says something else
+#: ("into editor/for Ruth, she wants", "as docs/old notes.zip and delete", "episodes/ep43 - Aiyana
+#: Redcloud with raw/ in it").
+_NAME_ENDS = STOP_WORDS | {
+    "so",
+    "once",
+    "after",
+    "before",
+    "if",
+    "when",
+    "where",
+    "while",
+    "because",
+    "since",
+    "which",
+    "who",
+    "then",
+    "now",
+    "asap",
+    "too",
+    "afterwards",
+    "first",
+    "instead",
+}
+#: The most words a name said with spaces holds after its slash, or before it.
+_MAX_SPACED_WORDS = 4
+
+
+def spaced_names(request: str, folders: Iterable[str]) -> list[str]:
+    """Names of several words ``request`` says: a quoted one (``'for upload'``), and a path said with
+    spaces ("into editor/for Ruth, she ...", "as invoices/2025 invoices.zip and ..."): a word with a
+    slash and up to :data:`_MAX_SPACED_WORDS` words after it, up to a comma, a full stop or a word of
+    :data:`_NAME_ENDS`, each length once; with the words before it when they spell, with its first
+    part, a folder of ``folders`` ("a show notes/ep43 show notes.md"). Where a longer one ends in a
+    file name ("invoices/2025 invoices.zip"), that is the only one of its word; a shorter one that
+    ends in a small word ("editor/for") is left out. Each is a usable name (:func:`is_usable`)."""
+    found: list[str] = []
+    for _, text in QUOTED.findall(request):
+        text = text.strip().rstrip("/")
+        if " " in text and len(text.split()) <= _MAX_SPACED_WORDS + 1 and NAME.match(text) and is_usable(text):
+            found.append(text)
+    known = {folder.lower() for folder in folders}
+    raw = undictated(request).split()
+    for at, token in enumerate(raw):
+        word = token.strip(WORD_EDGES)
+        # (A word that names a file is a whole name: "as Pictures/berlin-2025.zip (dont delete them)".)
+        if "/" not in word or "://" in word or token[-1:] in ",;:!?" or not NAME.match(word) or has_ext(word):
+            continue
+        start = word
+        for back in range(1, min(_MAX_SPACED_WORDS, at) + 1):  # "a show notes/ep43 ...": "show notes" is a folder
+            before = raw[at - back : at]
+            if any(b[-1:] in ",;:!?." or b.strip(WORD_EDGES) != b for b in before):
+                break
+            head = " ".join([*before, word.split("/", 1)[0]])
+            if head.lower() in known:
+                start = " ".join([*before, word])
+                break
+        longer: list[str] = []
+        for ahead in raw[at + 1 : at + 1 + _MAX_SPACED_WORDS]:
+            bare = ahead.strip(WORD_EDGES).rstrip(".")
+            if not bare or ahead[0] in "([{<\"'`" or bare.lower() in _NAME_ENDS or "/" in bare or not NAME.match(bare):
+                break
+            longer.append(f"{longer[-1] if longer else start} {bare}")
+            if ahead[-1:] in ",;:!?." and not has_ext(ahead.strip(WORD_EDGES)):
+                break
+        named_file = [name for name in longer if has_ext(posixpath.basename(name))]
+        if named_file:
+            found.append(named_file[0])
+            continue
+        found += [name for name in [start, *longer] if " " in name and name.rsplit(" ", 1)[-1].lower() not in STOP_WORDS
+                  and any(ch.isalnum() for ch in name.rsplit(" ", 1)[-1])]  # fmt: skip
+    return [name for name in dict.fromkeys(found) if is_usable(name)]
+
+
+#: A day written in a name: 2026-09-18, 20260918, 2026_09_18.
+_SHOWN_DAY = re.compile(r"(?:19|20)\d\d[-_.]?[01]\d[-_.]?[0-3]\d")
+
+
+def example_templates(shown: Iterable[str], basenames: Iterable[str]) -> list[str]:
+    """Rename templates that names ``shown`` as examples make of the files ``basenames`` they
+    start or end with: "ep40 - subtitles.srt" of ep40.srt is ``{stem} - subtitles{ext}``, and
+    "2026 budget.xlsx" of budget.xlsx ``2026 {stem}{ext}``. A template never holds a brace of the
+    example (it would be read as a field), nor a date it shows: each file's own date is another
+    ("like 2026-09-18_take 3.wav")."""
+    found: list[str] = []
+    for example in shown:
+        stem_of, ext = posixpath.splitext(posixpath.basename(example))
+        for base in basenames:
+            stem_, ext_ = posixpath.splitext(base)
+            if ext_.lower() != ext.lower() or len(stem_) < 2 or stem_ == stem_of or "{" in stem_of or "}" in stem_of:
+                continue
+            if stem_of.startswith(stem_) and not _SHOWN_DAY.search(stem_of[len(stem_) :]):
+                found.append(f"{{stem}}{stem_of[len(stem_) :]}{{ext}}")
+            elif stem_of.endswith(stem_) and not _SHOWN_DAY.search(stem_of[: -len(stem_)]):
+                found.append(f"{stem_of[: -len(stem_)]}{{stem}}{{ext}}")
+    return list(dict.fromkeys(found))
+
+
+def changed_by_example(shown: list[str]) -> list[tuple[list[str], str]]:
+    """What a rename finds and puts instead, shown by two names one after the other ("from 'ch03 -
+    x.docx' to 'Chapter 03 - x.docx'"): the part where they differ, literally, and at the start of a
+    name where the change is there (``^ch`` and ``Chapter ``)."""
+    changes: list[tuple[list[str], str]] = []
+    for was, now in itertools.pairwise(shown):
+        was, now = posixpath.basename(was), posixpath.basename(now)
+        head = len(posixpath.commonprefix([was, now]))
+        tail = len(posixpath.commonprefix([was[head:][::-1], now[head:][::-1]]))
+        old, new = was[head : len(was) - tail], now[head : len(now) - tail]
+        if not old or was == now or was.endswith(now) or now.endswith(was):  # ("x - Inês.docx", "Inês.docx")
+            continue
+        changes.append(([*([f"^{literal(old)}"] if head == 0 else []), literal(old)], new))
+    return changes
 
 
 def changeable_to(values: Iterable[str], chars: int) -> list[str]:
@@ -198,11 +314,21 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     bounded = partial(bounded_to, chars=chars)
     changeable = partial(changeable_to, chars=chars)
 
-    # (What it dictates for a file to say names nothing: "that says: drop windows 7".)
-    words = request_words(undictated(request, quotes=False))
     all_files = [entry.path for entry in entries if not entry.is_dir]
     under = {parent for path in all_files for parent in parent_folders(path)}  # folders with files under them
     all_folders = sorted(under | {e.path for e in entries if e.is_dir})
+    # (What it dictates for a file to say names nothing: "that says: drop windows 7".)
+    words = request_words(undictated(request, quotes=False))
+    # A name said with spaces ("into editor/for Ruth") is one name: the word its first part is alone
+    # is no name where the longer one names a file ("as invoices/2025 invoices.zip"), or where that
+    # word ends in a small word ("editor/for").
+    spaced = [name for name in spaced_names(request, all_folders) if name not in words]
+    # (nor is the file name it ends in: "drafts.zip" of "backups/old drafts.zip")
+    cut = {word for word in words for name in spaced
+           if (name.startswith(f"{word} ") and (has_ext(posixpath.basename(name))
+                                               or posixpath.basename(word).lower() in STOP_WORDS))
+           or (name.endswith(f" {word}") and "/" in name and has_ext(word))}  # fmt: skip
+    words = [*(word for word in words if word not in cut), *spaced]
     # The folders and files the request refers to, when it refers to some (refer.py).
     folder_refs = referred_folders(request, all_folders)
     file_refs = referred_files(request, all_files, tags=tag_words(request, named=True))
@@ -322,6 +448,7 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
     named_tags = tag_words(request)
     said_tags_named = tag_words(request, named=True)
+    words = [w for w in words if " " not in w]  # (a name of several words is no tag nor word files hold)
     tags = bounded(w for w in words if "/" not in w and w.lower() in named_tags)
     tags = tags or bounded(w for w in words if "/" not in w)
     # A match selects by the extensions files have (one no file has selects nothing, and the dry
@@ -365,6 +492,13 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
                          *(f"{p}{{name}}" for p in prefixes if p[-1] in "-_"),
                          *(f"{w}-{{name}}" for w in plain if w.isalnum())])  # fmt: skip
     templates = bounded([*counted, *dated_templates(request)]) or templates
+    # Names shown by an example ("to the 'ep40 - subtitles.srt' pattern", "from 'ch03 - x.docx' to
+    # 'Chapter 03 - x.docx'"): what a rename puts around each name, and what it changes in them.
+    shown = [name for name in dict.fromkeys([*quoted, *(w for w in words if has_ext(w))]) if has_ext(name)]
+    templates = bounded([*example_templates(shown, basenames), *templates])
+    for was, now in changed_by_example([name for name in quoted if has_ext(name)] or shown):
+        finds = bounded([*was, *finds])
+        replaces = bounded([*dict.fromkeys([now, *replaces])])
     return Offered(
         sizes=sizes,
         counts=counts,

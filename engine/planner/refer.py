@@ -65,6 +65,11 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
 
     found = [folder for folder in folders
              if folder in spelled or any(refers(w) for w in name_words(posixpath.basename(folder)))]  # fmt: skip
+    # Folders of one name in several places are those under a folder it refers to, where some are
+    # ("ep40 and ep41 ... the raw recordings", "into ep42's raw folder": not every raw/).
+    inside = {folder for folder in found if any(folder.startswith(f"{other}/") for other in found)}
+    kept = {posixpath.basename(folder) for folder in inside}
+    found = [folder for folder in found if folder in inside or posixpath.basename(folder) not in kept]
     return found or None
 
 
@@ -227,6 +232,10 @@ def _narrowed_kinds(request: str) -> str:
     return request
 
 
+#: An extension spelled with its dot: ".bak", ".orig".
+_DOTTED_EXT = re.compile(r"(?<![\w/.])\.[A-Za-z][A-Za-z0-9]{0,7}\b")
+
+
 def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) -> list[str] | None:
     """The extensions of ``exts`` the request names: by themselves ("pdfs", ".log", "MP3s") or by a
     word for their kind ("songs", "photos", "notes"). An extension no word here names (``.m3u``)
@@ -235,6 +244,8 @@ def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) ->
     # zips and no backups.
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
     said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
+    # Extensions spelled with their dot are all it names: "the .bak and .orig leftovers" are no .pyc.
+    strict = strict or _DOTTED_EXT.search(said.text) is not None
     exts = list(dict.fromkeys(exts))
     said_words = WORD.findall(said.lowered)
     keys = {key for word in said_words for key in word_keys(word)}
@@ -504,7 +515,11 @@ _PLACE_WORDS = frozenset(("to", "into", "onto", "->", "=>", "\u2192"))
 _MAYBE_PLACE_WORDS = frozenset(("in", "inside", "under", "within"))
 _HOLDS = frozenset(("hold", "get", "have", "contain", "receive", "take", "keep", "store"))
 #: Words before a "to" that starts a verb ("I'd like you to move"), not a place.
-_WANTS = frozenset(("you", "like", "want", "need", "have", "going", "how", "trying", "able"))
+_WANTS = frozenset(("you", "like", "want", "wants", "wanted", "need", "needs", "have", "has", "going", "how", "trying",
+                    "able", "try", "tries", "plan", "plans", "hoping"))  # fmt: skip
+#: Words before a "to" that says where something is or why, not where it goes ("next to the real
+#: chapters", "due to the move").
+_BESIDE = frozenset(("next", "close", "due", "according", "similar", "compared", "thanks", "related", "prior"))
 #: Where one clause of a request ends and the next starts.
 _CLAUSE = re.compile(r"[.;!?](?:\s|$)|\n|,?\s+(?:then|also|after that|and then)\b", re.IGNORECASE)
 #: Words before the name of an archive being made ("an archive old.zip", "as old.zip").
@@ -557,7 +572,7 @@ def referred_targets(request: str) -> set[str] | None:
             place = next((word for word in tokens[at + 1 :] if word and word not in _PLACE_FILLER), "")
             if place in ("it", "there"):  # "make a folder keep and put the pdfs in it"
                 sure |= {name.lower() for name in made_folders(request)}
-            elif place and _is(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS):
+            elif place and _is(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS | _BESIDE):
                 sure.add(place)
             elif place and _is(token, _MAYBE_PLACE_WORDS):
                 maybe.add(place)

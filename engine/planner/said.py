@@ -110,6 +110,9 @@ ABOUT_WORDS = ("mention", "mentions", "mentioning", "mentioned", "about", "conta
                "covering", "on")  # fmt: skip
 NOTE_WORDS = ("note", "notes", "doc", "docs", "document", "documents", "memo", "memos", "markdown", "writeup")
 _ARTICLES = ("the", "a", "an", "word")
+#: A word files hold, said as "has cream in it", "with TODO in them".
+_HAVING = ("has", "have", "having", "with", "got")
+_IN_IT = ("in it", "in them", "inside it", "inside them", "in there")
 _TOKEN = re.compile(r"[^\s,;:!?()\"'`]+")
 
 
@@ -129,7 +132,12 @@ def about_words(request: str) -> set[str]:
         after = " ".join(tokens[at + 1 : at + 3])
         if token in NOTE_WORDS or token in STOP_WORDS or token in _OP_VERBS:  # "sort notes" is no topic
             continue
-        if (before and Request(before).uses(ABOUT_WORDS)) or (after and Request(after).uses(NOTE_WORDS)):
+        # (and a word files are said to have in them: "every recipe that has cream in it")
+        if (
+            (before and Request(before).uses(ABOUT_WORDS))
+            or (after and Request(after).uses(NOTE_WORDS))
+            or (before in _HAVING and after in _IN_IT)
+        ):
             found.add(token)
     return found
 
@@ -164,8 +172,10 @@ TAG_AFTER = ("tag", "tags", "tagged", "label", "labels")
 TAG_VERBS = ("tag", "label", "mark", "flag", "untag")
 #: Words right before a word that surely names a tag ("tagged draft"), not a file ("with invoice in the name").
 _SAID_TAG_BEFORE = ("tagged", "untag", "labeled", "labelled", "flagged", "marked")
-_NOT_TAGS = STOP_WORDS | {"off", "too", "instead", "anymore", "everything", "whatever", "anything", "files"}
-_CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "thank", "thx", "asap", "when", "now")
+_NOT_TAGS = STOP_WORDS | {"off", "too", "instead", "anymore", "everything", "whatever", "anything", "files", "both",
+                          "either", "neither"}  # fmt: skip
+_CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "thank", "thx", "asap", "when", "now",
+                "while", "since", "because", "cause", "cos", "so")  # fmt: skip
 
 
 def tag_words(request: str, *, named: bool = False) -> set[str]:
@@ -256,7 +266,10 @@ _NOT_FILES = re.compile(
     r"\b(?:flaky|failing|fails|fu\w{1,3}ion|refactor\w*|implement\w*|unit \w+|debug\w*|compile|deploy|install"
     r"|github|pull request|weather|rain|e-?mail|flights?|translate|explain|instagram|shrink|resize|transcode"
     r"|so (?:it|they) fits?|remind me|forward(?:ing)? (?:the|my|this|that)|(?<![\w-])print (?:the|my|this|that|out)"
-    r"|push (?:my|the|these) changes|timing out|post (?:the|my|this|these) \S+(?: \S+)? on)\b|(?<!\S)--[a-z][\w-]*",
+    r"|push (?:my|the|these) changes|timing out|post (?:the|my|this|these) \S+(?: \S+)? on"
+    # (a message sent: "text this week's rota to the team", "whatsapp it to Ana")
+    r"|(?<![\w-])text (?:this|that|these|the|my|it|them)\b[^.?!;]*\bto (?:the|my|our|everyone|him|her|them)\b"
+    r"|sms|whatsapp|tweet)\b|(?<!\S)--[a-z][\w-]*",
     re.IGNORECASE,
 )
 

@@ -20,7 +20,8 @@ PUT_IN = re.compile(
 )
 YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
 THIS_YEAR = re.compile(r"\bthis year")
-LAST_YEAR = re.compile(r"\b(?:last|past|previous) year\b")
+#: (also "last years invoices", a "last year's" typed without its apostrophe)
+LAST_YEAR = re.compile(r"\b(?:(?:last|past|previous) year(?:'s|\u2019s)?|last years)\b")
 DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
 SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
 #: A count said as a number of its own ("the first 3"), not inside a name, a date or a version.
@@ -119,6 +120,12 @@ FOLDERS_ONLY = re.compile(
     r"|\b(?:the|all|every)\s+(?:sub)?(?:folders|directories)\s+(?:in|from|inside|under|of)\b",
     re.IGNORECASE,
 )
+#: Folders taken by their name, wherever they are: "every __pycache__ folder under scripts", "all the
+#: node_modules dirs".
+NAMED_FOLDERS = re.compile(
+    r"\b(?:every|all|each|any)\s+(?:of\s+)?(?:the\s+|my\s+|those\s+)?([^\s,;:!?'\"]+)\s+(?:folders?|director(?:y|ies)|dirs?)\b",
+    re.IGNORECASE,
+)
 #: Folders made: "make", "create", "mkdir".
 MAKING = re.compile(r"\b(?:mkdir|make|create)\b", re.IGNORECASE)
 
@@ -130,8 +137,10 @@ BY_TAG = re.compile(r"\b(?:tagged|labell?ed)\s+(?:as\s+|with\s+)?#?\0|\bwith\s+t
 #: Things said one after another: "the W-2 and the 1099", "the lease, the deed".
 JOINED_REFS = re.compile(r"(?<!ahead )(?<!please )(?<!kindly )(?<!just )\b(?:and|&)\s+(?:the|my|his|her|our|their)\b"
                           r"|\w,\s*(?:the|my)\b", re.IGNORECASE)  # fmt: skip
-#: Files said to hold a word: "mentioning release", "that mention the vpn", "which contain TODO".
-MENTIONING = re.compile(r"\b(?:mention(?:s|ing|ed)?|contain(?:s|ing)?|that say|saying|talk(?:s|ing)? about)\b",
+#: Files said to hold a word: "mentioning release", "that mention the vpn", "which contain TODO", "that has
+#: cream in it".
+MENTIONING = re.compile(r"\b(?:mention(?:s|ing|ed)?|contain(?:s|ing)?|that say|saying|talk(?:s|ing)? about)\b"
+                        r"|\b(?:has|have|having|with|got)\s+\S+\s+in(?:side)?\s+(?:it|them)\b",
                          re.IGNORECASE)  # fmt: skip
 #: Files called by a word (a tag's, "\0"): "the favorites in Camera", "all my urgent ones".
 CALLED_BY = re.compile(

@@ -25,6 +25,8 @@ FOURTH = DATA.with_name("handwritten-fourth.jsonl")
 FIFTH = DATA.with_name("handwritten-fifth.jsonl")
 #: And a sixth, over four more workspaces, written after the fifth had been scored.
 SIXTH = DATA.with_name("handwritten-sixth.jsonl")
+#: And a seventh, over four more workspaces, written after rules had been shaped by the sixth.
+SEVENTH = DATA.with_name("handwritten-seventh.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -38,6 +40,7 @@ THIRD_CASES = _load(THIRD)
 FOURTH_CASES = _load(FOURTH)
 FIFTH_CASES = _load(FIFTH)
 SIXTH_CASES = _load(SIXTH)
+SEVENTH_CASES = _load(SEVENTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -73,13 +76,14 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (FOURTH_CASES, "fourth_"),
         (FIFTH_CASES, "fifth_"),
         (SIXTH_CASES, "sixth_"),
+        (SEVENTH_CASES, "seventh_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
         assert all(case_id.startswith(prefix) for case_id in ids)
 
 
-EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES, *SIXTH_CASES]
+EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES, *SIXTH_CASES, *SEVENTH_CASES]
 
 
 @pytest.mark.parametrize("case", EVERY, ids=[case.id for case in EVERY])

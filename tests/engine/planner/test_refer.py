@@ -97,7 +97,9 @@ def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
     assert referred_exts("the PDFs and MP4s", exts) == [".xyz", ".pdf", ".mp4"]
     assert referred_exts("copy the noets in documents", exts) == [".md", ".xyz", ".pdf"]  # "noets": notes
     assert referred_exts("holiday pics and playlists", exts) == [".m3u", ".xyz", ".jpg", ".png"]
-    assert referred_exts("prefix the .sql dumps with prod-", exts) == [".xyz", ".sql"]
+    # Extensions spelled with their dot are all it names.
+    assert referred_exts("prefix the .sql dumps with prod-", exts) == [".sql"]
+    assert referred_exts("nuke the .bak and .orig leftovers", [".bak", ".orig", ".pyc"]) == [".bak", ".orig"]
     # An extension said before a word for its kind narrows the kind; a folder spelled with a slash is no kind.
     assert referred_exts("archive png images from photos/ as old.zip", exts) == [".xyz", ".png"]
     assert referred_exts("the mp3 songs", exts) == [".mp3", ".xyz"]

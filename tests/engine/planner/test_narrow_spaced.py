@@ -1,0 +1,200 @@
+"""The reply schema narrowed to requests that name new things with spaces in them ("into editor/for
+Ruth", "as invoices/2025 invoices.zip", "a new 'for upload' folder"), and to a few ways of saying
+where files go, what they hold, which tag and which year, which folders of one name, names shown by
+an example, kinds spelled with their dot and messages sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+from jsonschema import Draft202012Validator
+
+from engine.planner.narrow import narrowed_schema
+from engine.planner.offered import changed_by_example, example_templates, spaced_names
+from engine.planner.prompt import ViewEntry
+from engine.planner.refer import referred_folders, referred_targets
+from engine.planner.said import about_words, not_files, tag_words
+from tests.engine.planner.test_narrow import TODAY, _allows, _walks
+
+ENTRIES = [
+    ViewEntry(path, False, 10, TODAY - dt.timedelta(days=age))
+    for path, age in (
+        ("manuscript/ch01.docx", 40),
+        ("manuscript/ch02.docx", 40),
+        ("invoices/Makro 2025-11.pdf", 200),
+        ("invoices/EDP 2026-03.pdf", 90),
+        ("show notes/ep42 show notes.md", 3),
+        ("old drafts/draft 1.docx", 900),
+        ("episodes/ep42/final.mp3", 3),
+    )
+]
+
+
+def test_names_said_with_spaces_are_whole_names() -> None:
+    folders = ["manuscript", "invoices", "show notes", "old drafts", "episodes"]
+    assert spaced_names("copy the first five chapters into editor/for Ruth, she wants to start", folders) == [
+        "editor/for Ruth"
+    ]
+    # A name that ends in a file name is that one; a folder's name ends before a word that goes on.
+    assert spaced_names("zip them as invoices/2025 invoices.zip and bin the pdfs", folders) == [
+        "invoices/2025 invoices.zip"
+    ]
+    assert spaced_names("make episodes/ep43 - Aiyana Redcloud with raw/ in it", folders) == [
+        "episodes/ep43 - Aiyana",
+        "episodes/ep43 - Aiyana Redcloud",
+    ]
+    # The words before a slash that spell a folder with its first part are the name's ("show notes").
+    assert spaced_names("and a show notes/ep43 show notes.md that says TBD", folders) == [
+        "show notes/ep43 show notes.md"
+    ]
+    assert spaced_names("copy every final mp3 into a new 'for upload' folder", folders) == ["for upload"]
+    # A file name is whole already; an aside, a link and a plain word are no names with spaces.
+    assert spaced_names("zip the pictures as Pictures/berlin-2025.zip (dont delete them)", folders) == []
+    assert spaced_names("move the pdfs to docs/old please", folders) == []
+    assert spaced_names("fetch https://example.com/a b into x", folders) == []
+    assert spaced_names("put it in 'notes'", folders) == []
+
+
+def test_files_go_into_a_folder_said_with_spaces() -> None:
+    schema = narrowed_schema("copy the chapters into editor/for Ruth, she wants to start the line edit", ENTRIES, TODAY)
+    copy = {"op": "copy", "match": {"glob": "manuscript/**"}}
+    assert _allows(schema, {**copy, "to": "editor/for Ruth"})
+    assert not _allows(schema, {**copy, "to": "editor/for"})  # a name does not end in "for"
+    assert not _allows(schema, {**copy, "to": "start"})  # "wants to start" says what she does, not where
+    schema = narrowed_schema("copy evry final mp3 into a new 'for upload' folder at the top level", ENTRIES, TODAY)
+    assert _allows(schema, {"op": "copy", "match": {"glob": "episodes/**", "ext": [".mp3"]}, "to": "for upload"})
+
+
+def test_an_archive_said_with_spaces_is_made_under_that_name() -> None:
+    schema = narrowed_schema("archive the old drafts folder to backups/old drafts.zip and delete it", ENTRIES, TODAY)
+    archive = {"op": "archive", "match": {"glob": "old drafts/**"}, "remove": True}
+    assert _allows(schema, {**archive, "to": "backups/old drafts.zip"})
+    assert not _allows(schema, {**archive, "to": "backups/old"})
+    assert not _allows(schema, {**archive, "to": "drafts.zip"})
+
+
+def test_next_to_says_where_a_thing_is_not_where_it_goes() -> None:
+    assert referred_targets("put the abandoned ch07 version in scratch, i dont want it next to the real chapters") == {
+        "scratch"
+    }
+    assert referred_targets("move it to archive, due to the audit") == {"archive"}
+
+
+def test_a_tag_said_last_before_while_is_the_tag_and_both_is_none() -> None:
+    request = "tag both on-call runbooks reviewed-2026-05 while ur at it"
+    assert "reviewed-2026-05" in tag_words(request)
+    assert "both" not in tag_words(request)
+
+
+def test_what_files_have_in_them_is_what_they_hold() -> None:
+    assert about_words("tag evry recipe that has cream in it as dairy") == {"cream"}
+    assert about_words("the logs with ERROR in them") == {"error"}
+    entries = [ViewEntry(f"recipes/{name}.md", False, 10, TODAY) for name in ("a", "b")]
+    schema = narrowed_schema("tag evry recipe that has cream in it as dairy", entries, TODAY)
+    match = {"glob": "recipes/**"}
+    assert _allows(schema, {"op": "tag", "match": {**match, "contains": "cream"}, "tags": ["dairy"]})
+    assert not _allows(schema, {"op": "tag", "match": match, "tags": ["dairy"]})
+
+
+def test_last_years_without_an_apostrophe_is_last_year() -> None:
+    schema = narrowed_schema("zip up last years invoices as invoices/2025 invoices.zip", ENTRIES, TODAY)
+    year = {"glob": "invoices/**", "modified_after": "2025-01-01", "modified_before": "2026-01-01"}
+    assert _allows(schema, {"op": "archive", "match": year, "to": "invoices/2025 invoices.zip"})
+
+
+def test_folders_of_one_name_are_those_under_a_folder_it_refers_to() -> None:
+    folders = ["eps/ep40 - Kenji", "eps/ep40 - Kenji/raw", "eps/ep41 - Mariana", "eps/ep41 - Mariana/raw",
+               "eps/ep42 - Ciarán", "eps/ep42 - Ciarán/raw", "inbox"]  # fmt: skip
+    assert referred_folders("ep40 and ep41 are out, nuke the big raw recordings for both", folders) == [
+        "eps/ep40 - Kenji",
+        "eps/ep40 - Kenji/raw",
+        "eps/ep41 - Mariana",
+        "eps/ep41 - Mariana/raw",
+    ]
+    assert referred_folders("unzip the tracks in inbox into ep42's raw folder", folders) == [
+        "eps/ep42 - Ciarán",
+        "eps/ep42 - Ciarán/raw",
+        "inbox",
+    ]
+    # Said alone, a name is every folder of it.
+    assert referred_folders("clean out every raw folder", folders) == [
+        "eps/ep40 - Kenji/raw",
+        "eps/ep41 - Mariana/raw",
+        "eps/ep42 - Ciarán/raw",
+    ]
+
+
+def test_a_tag_swapped_for_another_goes_on_as_the_other() -> None:
+    entries = [ViewEntry("notes/ep42.md", False, 10, TODAY, ("draft",)), ViewEntry("notes/ep41.md", False, 10, TODAY)]
+    schema = narrowed_schema("ep42's notes went live, swap the draft tag for published", entries, TODAY)
+    untag = {"op": "untag", "path": "notes/ep42.md", "tags": ["draft"]}
+    assert _allows(schema, untag, {"op": "tag", "path": "notes/ep42.md", "tags": ["published"]})
+    assert not _allows(schema, untag, {"op": "tag", "path": "notes/ep42.md", "tags": ["draft"]})
+
+
+def test_folders_taken_by_their_name_are_selected_as_folders() -> None:
+    paths = ("scripts/__pycache__/a.pyc", "scripts/lib/__pycache__/b.pyc", "scripts/a.py", "src/__pycache__/c.pyc")
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
+    schema = narrowed_schema("ditch every __pycache__ folder under scripts", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "match": {"glob": "scripts/**/__pycache__", "type": "dir"}})
+    assert not _allows(schema, {"op": "delete", "match": {"glob": "scripts/**", "type": "file"}})
+    assert not _allows(schema, {"op": "delete", "match": {"glob": "**/__pycache__", "type": "dir"}})
+    schema = narrowed_schema("remove all the __pycache__ dirs", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "match": {"glob": "**/__pycache__", "type": "dir"}})
+
+
+def test_names_shown_by_an_example_are_renamed_like_it() -> None:
+    assert example_templates(["ep40 - subtitles.srt"], ["ep40.srt", "ep40.txt"]) == ["{stem} - subtitles{ext}"]
+    assert example_templates(["2026 budget.xlsx"], ["budget.xlsx"]) == ["2026 {stem}{ext}"]
+    assert example_templates(["2026-09-18_take 3.wav"], ["take 3.wav"]) == []  # each file has its own date
+    assert example_templates(["{x}a.srt"], ["a.srt"]) == []
+    assert changed_by_example(["ch03 - Inês.docx", "Chapter 03 - Inês.docx"]) == [(["^ch", "ch"], "Chapter ")]
+    assert changed_by_example(["x - Inês.docx", "Inês.docx"]) == []
+    entries = [ViewEntry(f"transcripts/{name}", False, 10, TODAY) for name in ("ep40.srt", "ep41.srt", "ep40.txt")]
+    schema = narrowed_schema("in transcripts, rename the srt files to the 'ep40 - subtitles.srt' pattern", entries,
+                             TODAY)  # fmt: skip
+    rename = {"op": "rename", "match": {"glob": "transcripts/**", "ext": [".srt"]}}
+    assert _allows(schema, {**rename, "template": "{stem} - subtitles{ext}"})
+    entries = [ViewEntry(f"book/ch0{n} - x.docx", False, 10, TODAY) for n in (1, 2, 3)]
+    schema = narrowed_schema("rename my chapters from 'ch03 - x.docx' to 'Chapter 03 - x.docx', all of them",
+                             entries, TODAY)  # fmt: skip
+    assert _allows(schema, {"op": "rename", "match": {"glob": "book/**"}, "find": "^ch", "replace": "Chapter "})
+
+
+def test_kinds_spelled_with_their_dot_are_all_selected() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("configs/a.bak", "configs/b.orig", "configs/c.pyc")]
+    schema = narrowed_schema("nuke the .bak and .orig leftovers in configs/", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "match": {"glob": "configs/**", "ext": [".bak", ".orig"]}})
+    assert not _allows(schema, {"op": "delete", "match": {"glob": "configs/**", "ext": [".bak"]}})
+    assert not _allows(schema, {"op": "delete", "match": {"glob": "configs/**", "ext": [".bak", ".pyc"]}})
+
+
+def test_a_message_sent_is_no_file_task() -> None:
+    assert not_files("could you text this week's rota to the whole team?")
+    assert not_files("whatsapp the menu to Ana")
+    assert not not_files("move the text files to docs")
+    assert not not_files("put the text of it into notes.md")
+
+
+def test_every_answer_decoded_under_these_schemas_satisfies_them() -> None:
+    """The server refuses an answer its grammar let through but the schema does not allow (a
+    repeated extension once): each keyword these rules add is one the grammar enforces."""
+    rng = random.Random(11)
+    configs = [ViewEntry(path, False, 10, TODAY) for path in ("configs/a.bak", "configs/b.orig", "configs/c.pyc")]
+    caches = [
+        ViewEntry(path, False, 10, TODAY) for path in ("scripts/__pycache__/a.pyc", "scripts/lib/__pycache__/b.pyc")
+    ]
+    tagged = [ViewEntry("notes/ep42.md", False, 10, TODAY, ("draft",)), ViewEntry("notes/ep41.md", False, 10, TODAY)]
+    for request, entries in (
+        ("nuke the .bak and .orig leftovers in configs/", configs),
+        ("ditch every __pycache__ folder under scripts", caches),
+        ("ep42's notes went live, swap the draft tag for published", tagged),
+        ("copy the chapters into editor/for Ruth, she wants to start the line edit", ENTRIES),
+        ("rename the mp3s from 'ep42/final.mp3' to 'ep42/final master.mp3'", ENTRIES),
+    ):
+        schema = narrowed_schema(request, entries, TODAY)
+        check = Draft202012Validator(schema)
+        for answer in _walks(schema, 25, rng):
+            assert check.is_valid(json.loads(answer)), (request, answer)
