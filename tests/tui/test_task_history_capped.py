@@ -96,3 +96,73 @@ def test_a_full_history_of_long_tasks_is_within_the_limit(tmp_path: Path) -> Non
     tasks = load_history(path)
     assert len(tasks) == task_history.HISTORY_LIMIT
     assert tasks[-1].startswith(f"{2 * task_history.HISTORY_LIMIT - 1} ")
+
+
+_APPENDER = """
+import sys
+from pathlib import Path
+from tui import task_history
+path = Path(sys.argv[1])
+for at in range(int(sys.argv[2])):
+    task_history.append_task(path, f"task {at}")
+"""
+_CUTTER = """
+import json, sys
+from pathlib import Path
+from tui import task_history
+task_history.HISTORY_LIMIT = 5  # every load past 10 lines cuts the file back
+path, done = Path(sys.argv[1]), Path(sys.argv[2])
+seen = []
+print(flush=True)  # started
+while True:
+    finished = done.exists()
+    seen.append(task_history.load_history(path))
+    if finished:
+        break
+print(json.dumps(seen))
+"""
+
+
+def test_a_task_appended_while_another_shell_cuts_the_history_is_kept(tmp_path: Path) -> None:
+    # One shell cut the history back (read, then replace) while another appended a task between
+    # the two: the task was lost. Every load here cuts, so the race is run thousands of times.
+    import json
+    import subprocess
+    import sys
+
+    path, done = tmp_path / "history", tmp_path / "done"
+    for at in range(12):
+        append_task(path, f"old {at}")
+    cutter = subprocess.Popen([sys.executable, "-c", _CUTTER, str(path), str(done)], stdout=subprocess.PIPE, text=True)
+    assert cutter.stdout is not None
+    cutter.stdout.readline()  # it loads and cuts from now on
+    subprocess.run([sys.executable, "-c", _APPENDER, str(path), "1000"], check=True, timeout=120)
+    done.touch()
+    out, _ = cutter.communicate(timeout=120)
+    assert cutter.returncode == 0
+    # What each load saw is a run of the last tasks, none missing: a lost task is a gap.
+    for seen in json.loads(out):
+        numbers = [int(task.split()[1]) for task in seen if task.startswith("task ")]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) if numbers else True, seen
+    assert load_history(path)[-1] == "task 999"
+
+
+def test_a_shell_stopped_holding_the_lock_hangs_no_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+    import os
+
+    monkeypatch.setattr(task_history, "HISTORY_LIMIT", 5)
+    monkeypatch.setattr(task_history, "LOCK_WAIT_S", 0.2)
+    path = tmp_path / "history"
+    for at in range(12):
+        append_task(path, f"task {at}")
+    held = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # (as a shell stopped with Ctrl-Z in the middle of a cut)
+        append_task(path, "task 12")  # written without the lock after the wait
+        assert load_history(path)[-1] == "task 12"
+        assert len(path.read_text().splitlines()) == 13  # the cut is left for later
+    finally:
+        os.close(held)
+    load_history(path)
+    assert len(path.read_text().splitlines()) == 5
