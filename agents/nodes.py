@@ -41,7 +41,14 @@ from engine.names import display_line
 from engine.planner.named import outside_path, unseen_path
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
-from engine.planner.prompt import ViewEntry, as_percent, entries_from_root, planner_messages, unsure
+from engine.planner.prompt import (
+    ViewEntry,
+    as_percent,
+    entries_from_root,
+    joint_logprob,
+    planner_messages,
+    unsure,
+)
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -202,7 +209,7 @@ def _asked(
            "seconds": round(time.monotonic() - started, 3),
            "tokens": sum(reply.usage.total_tokens for reply in replies)})  # fmt: skip
     logprobs = [reply.logprob for reply in replies]
-    logprob = None if None in logprobs else sum(value for value in logprobs if value is not None)
+    logprob = joint_logprob(logprobs)
     if len(replies) == 1:
         return replies[0].document, logprob
     return joined_plan([reply.document for reply in replies]), logprob

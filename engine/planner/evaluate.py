@@ -41,6 +41,7 @@ from engine.planner.prompt import (
     ViewEntry,
     as_percent,
     entries_from_fixture,
+    joint_logprob,
     planner_messages,
     unsure,
 )
@@ -293,7 +294,7 @@ def endpoint_predictor(
         else:
             plan = joined_plan([plan for plan, _ in answers])
             text = json.dumps(plan)
-        total = None if None in logprobs else sum(value for value in logprobs if value is not None)
+        total = joint_logprob(logprobs)
         declined = None
         if plan.get("steps") and unsure(total, min_probability):
             chance = as_percent(math.exp(total or 0.0))

@@ -20,7 +20,7 @@ import json
 import os
 import posixpath
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -83,6 +83,12 @@ PLANNER_RETRIES = 2
 #: 3 of them right ones, and 6 of the 29 that changed paths the gold plan leaves alone. On the sixth
 #: set, unseen, it declined 8 of 24: 4 of the 12 that changed such paths, and none of the 4 right ones.
 PLANNER_MIN_PROBABILITY = 0.2
+
+
+def joint_logprob(logprobs: Sequence[float | None]) -> float | None:
+    """The log probability of a plan planned part by part: the sum of its parts', or None when a
+    part has none (an unscored part says nothing of the whole)."""
+    return None if None in logprobs else sum(value for value in logprobs if value is not None)
 
 
 def unsure(logprob: float | None, least: float) -> bool:
