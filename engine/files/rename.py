@@ -104,8 +104,11 @@ def replacement_problem(find: Pattern, replace: str) -> str | None:
 
 def _check_groups(find: Pattern, replace: str) -> None:
     groups = find.groups
-    for match in re.finditer(r"\\(\d+)|\\g<([^>]*)>", replace):
+    # (each escape in turn: a doubled backslash and then a 1 are a backslash and a 1, no group)
+    for match in re.finditer(r"\\(?:(\d+)|g<([^>]*)>|.)", replace, re.DOTALL):
         ref = match.group(1) or match.group(2)
+        if ref is None:
+            continue
         if ref.isdigit() and int(ref) > groups:
             raise re.error(f"invalid group reference {ref}")
         if not ref.isdigit() and ref not in find.groupindex:

@@ -76,6 +76,7 @@ from engine.planner.values import (
     literal,
     name_prefixes,
     parent_folders,
+    put_literally,
     starts_some,
     words_of_names,
 )
@@ -478,11 +479,11 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     quoted = [text for _, text in QUOTED.findall(request)]
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]
     finds = bounded(literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
-    replaces = ["", *bounded(["-", "_", " ", *quoted, *plain])]  # "" (take it out) is not a name
+    replaces = ["", *bounded(["-", "_", " ", *map(put_literally, [*quoted, *plain])])]  # "" (take it out) is not a name
     # A separator the request puts in ("spaces with underscores", "use dashes instead") is what goes in.
     put_in = [SEPARATORS[word[:3].lower()] for pair in PUT_IN.findall(request) for word in pair if word]
     if put_in:
-        replaces = bounded([*put_in, *quoted])
+        replaces = bounded([*put_in, *map(put_literally, quoted)])
     numbered = [m.group(1) for w in plain if (m := NUMBERED.match(w))]
     # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
     counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
@@ -498,7 +499,7 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     templates = bounded([*example_templates(shown, basenames), *templates])
     for was, now in changed_by_example([name for name in quoted if has_ext(name)] or shown):
         finds = bounded([*was, *finds])
-        replaces = bounded([*dict.fromkeys([now, *replaces])])
+        replaces = bounded([*dict.fromkeys([put_literally(now), *replaces])])
     return Offered(
         sizes=sizes,
         counts=counts,

@@ -102,6 +102,12 @@ def compiles(regex: str) -> bool:
     return True
 
 
+def put_literally(text: str) -> str:
+    """``text`` as what a rename puts in, literally: a backslash doubled (one alone would be read as a
+    group, "\\1", or refused as a bad escape)."""
+    return text.replace("\\", "\\\\")
+
+
 def literal(text: str) -> str:
     """``text`` as a regular expression that finds it: its special characters escaped (and only
     those, as a person writes it: ``\\(1\\)``, `` copy``)."""

@@ -198,3 +198,11 @@ def test_every_answer_decoded_under_these_schemas_satisfies_them() -> None:
         check = Draft202012Validator(schema)
         for answer in _walks(schema, 25, rng):
             assert check.is_valid(json.loads(answer)), (request, answer)
+
+
+def test_a_backslash_a_request_shows_is_put_in_literally() -> None:
+    entries = [ViewEntry("a/a.txt", False, 10, TODAY)]
+    schema = narrowed_schema(r"rename them from 'a.txt' to 'b\1 c.txt'", entries, TODAY)
+    rename = {"op": "rename", "paths": ["a/a.txt"], "find": "^a"}
+    assert _allows(schema, {**rename, "replace": r"b\\1 c"})
+    assert not _allows(schema, {**rename, "replace": r"b\1 c"})  # a group the pattern lacks: refused

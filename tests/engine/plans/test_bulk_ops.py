@@ -133,6 +133,14 @@ def test_rename_by_regex_with_groups(root: Path) -> None:
     assert steps == [{"op": "move", "from": "docs/draft-idea.txt", "to": "docs/idea-draft.txt"}]
 
 
+def test_a_backslash_put_in_literally_is_no_group(root: Path) -> None:
+    # A doubled backslash before a digit was read as a reference to a group the pattern lacks.
+    steps = concrete(root, {"op": "rename", "match": {"glob": "docs/*"}, "find": "^draft", "replace": r"v\\1"})
+    assert steps == [{"op": "move", "from": "docs/draft-idea.txt", "to": "docs/v\\1-idea.txt"}]
+    with pytest.raises(InvalidPlan, match="invalid group reference 1"):
+        concrete(root, {"op": "rename", "match": {"glob": "docs/*"}, "find": "^draft", "replace": r"v\1"})
+
+
 def test_rename_conflicts_name_both_paths(root: Path) -> None:
     (root / "x.txt").write_text("x")
     (root / "y.txt").write_text("y")
