@@ -93,15 +93,21 @@ def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 CODE_PROFILES = "use a profile whose model writes code: --profile openai, ollama or vllm"
 
 
-def unsure_plan(logprob: float | None, least: float) -> str | None:
+#: How a decline of a plan the local planner is unsure of starts (``run`` then says how to see it anyway).
+UNSURE = "the local planner is unsure of its plan"
+
+
+def unsure_plan(
+    logprob: float | None, least: float, source: str = "the profile's planner.min_probability"
+) -> str | None:
     """Why a plan the local planner gives the log probability ``logprob`` is not offered: it gives it
-    less than ``least`` (the profile's ``planner.min_probability``); None when it may be offered
-    (or when there is no probability to judge by)."""
+    less than ``least`` (from ``source``: the profile's ``planner.min_probability``, or ``run
+    --min-probability``); None when it may be offered (or when there is no probability to judge by)."""
     if not unsure(logprob, least) or logprob is None:
         return None
     return (
-        f"the local planner is unsure of its plan (it gives it a probability of {as_percent(math.exp(logprob))}, under "
-        f"the profile's planner.min_probability of {least:.0%}): name the files or folders and ask again, "
+        f"{UNSURE} (it gives it a probability of {as_percent(math.exp(logprob))}, under "
+        f"{source} of {least:.0%}): name the files or folders and ask again, "
         "or use a bigger model: --profile openai, ollama or vllm"
     )
 
@@ -247,7 +253,8 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         if not plan["steps"]:
             why = display_line(str(plan.get("goal") or "not a file operation"))[:300]
             return {"declined": f"the local model does file management only ({why}); {CODE_PROFILES}"}
-        if (unsure := unsure_plan(logprob, runtime.context.min_plan_probability)) is not None:
+        ctx = runtime.context
+        if (unsure := unsure_plan(logprob, ctx.min_plan_probability, ctx.min_plan_probability_from)) is not None:
             return {"declined": unsure}
         return _pending(state, "builder", plan)
     request = _task_text(state)

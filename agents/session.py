@@ -65,6 +65,9 @@ class SessionOptions:
     budget: int | None = None
     stream: bool = True
     env: Mapping[str, str] | None = None
+    #: The least probability a local plan must have to be offered, instead of the profile's
+    #: ``planner.min_probability`` (``run --min-probability``); None keeps the profile's.
+    min_plan_probability: float | None = None
 
     def __post_init__(self) -> None:
         # The modes arrive as plain strings from the command line and profiles: the types hold only once checked.
@@ -74,6 +77,9 @@ class SessionOptions:
             raise UsageError(f"unknown topology {self.topology!r} (choose auto, {', '.join(TOPOLOGIES)})")
         if self.budget is not None and self.budget < 1:
             raise UsageError("--max-cost-tokens must be a positive number of tokens")
+        least = self.min_plan_probability
+        if least is not None and not 0 <= least <= 1:  # (nan is neither)
+            raise UsageError(f"--min-probability must be a number from 0 to 1 (0 offers every plan), not {least}")
 
 
 def approval_for(mode: ApprovalMode, *, attended: bool) -> ApprovalMode:
@@ -230,8 +236,15 @@ class AgentSession:
             context=self.profile.context,
             policy=Policy.from_profile(self.profile.data.get("policy")),
             files_only=self.files_only,
-            min_plan_probability=float(self.profile.data.get("planner", {}).get("min_probability", 0.0)),
+            **self._least_probability(),
         )
+
+    def _least_probability(self) -> dict[str, Any]:
+        """The bound under which a local plan is declined, and where it comes from."""
+        if self.options.min_plan_probability is not None:
+            return {"min_plan_probability": self.options.min_plan_probability,
+                    "min_plan_probability_from": "--min-probability"}  # fmt: skip
+        return {"min_plan_probability": float(self.profile.data.get("planner", {}).get("min_probability", 0.0))}
 
     def exists(self, thread: str) -> bool:
         """Return whether ``thread`` has been started in this workspace."""

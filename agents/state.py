@@ -89,3 +89,5 @@ class AgentContext:
     #: With ``files_only``: a plan the planner gives a lower probability than this (the profile's
     #: ``planner.min_probability``) is declined instead of offered; 0 offers every plan.
     min_plan_probability: float = 0.0
+    #: Where that bound comes from, as a decline names it.
+    min_plan_probability_from: str = "the profile's planner.min_probability"

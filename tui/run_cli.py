@@ -80,6 +80,9 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
     run.add_argument("--answer", choices=("approve", "reject"),
                      help="with --resume: answer the approval the session is waiting for")  # fmt: skip
     run.add_argument("--max-cost-tokens", type=int, metavar="N", help="stop once the run has used more than N tokens")
+    run.add_argument("--min-probability", type=float, metavar="P",
+                     help="decline a plan the local planner gives a probability under P, 0-1 (default: the "
+                          "profile's planner.min_probability; 0 offers every plan)")  # fmt: skip
     run.add_argument("--show-stream", action="store_true", help="echo the models' text as it streams in")
     run.add_argument(
         "--show-diff", action="store_true", help="show each plan's diffs in the transcript, not only its steps"
@@ -135,7 +138,8 @@ def run_agent_command(args: argparse.Namespace) -> int:
     approval = args.approve or approval_for(profile.data["approval"], attended=False)
 
     options = SessionOptions(approval=approval, topology=args.topology, base_url=args.base_url, model=args.model,
-                             budget=args.max_cost_tokens, env=os.environ)  # fmt: skip
+                             budget=args.max_cost_tokens, env=os.environ,
+                             min_plan_probability=args.min_probability)  # fmt: skip
     sink = _json_sink if args.json else _transcript_sink(args, profile, workspace, approval)
     thread = args.thread or new_thread_id()
     from engine.serve.launcher import local_server_for
@@ -174,7 +178,22 @@ def run_agent_command(args: argparse.Namespace) -> int:
                         "journals": [], "thread": outcome.thread})  # fmt: skip
         print(f"routeshell: {message}", file=sys.stderr)
         return ExitCode.FAILED
+    from agents.nodes import UNSURE
+
+    if outcome.final and not outcome.final["ok"] and outcome.final["summary"].startswith(UNSURE) and args.task:
+        print(f"routeshell: {_unsure_hint(args, profile, workspace)}", file=sys.stderr)
     return ExitCode.OK if outcome.final and outcome.final["ok"] else ExitCode.FAILED
+
+
+def _unsure_hint(args: argparse.Namespace, profile: Profile, workspace: Path) -> str:
+    """How to see a plan the local planner was unsure of, without applying it: this run again, with
+    ``--min-probability 0 --approve never``."""
+    overrides = [word for flag in ("base_url", "model") if getattr(args, flag)
+                 for word in (f"--{flag.replace('_', '-')}", getattr(args, flag))]  # fmt: skip
+    how = command_hint(profile, "run", "--workspace", str(workspace), *overrides, "--min-probability", "0",
+                       "--approve", "never", args.task)  # fmt: skip
+    again = " (with the task on standard input again)" if args.task == "-" else ""
+    return f"to see that plan without applying it: {how}{again}"
 
 
 def _say_starting(line: str) -> None:

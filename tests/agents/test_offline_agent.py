@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,5 +113,17 @@ def test_a_plan_under_the_profiles_least_probability_is_declined_in_one_line(
     assert "under the profile's planner.min_probability of 100%" in final["summary"]
     assert result.returncode == 1
     assert "plan" not in [event["type"] for event in events]
-    assert sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*") if ".routeshell" not in p.parts) == [
-        "docs", "docs/notes.md", "docs/report.pdf"]  # fmt: skip
+    tree = ["docs", "docs/notes.md", "docs/report.pdf"]
+    assert sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*") if ".routeshell" not in p.parts) == tree
+    # It says how to see that plan, in a line that works when pasted: the plan is shown, not applied.
+    (hint,) = [line for line in result.stderr.splitlines() if "to see that plan without applying it: " in line]
+    pasted = shlex.split(hint.split("without applying it: ", 1)[1])
+    assert pasted[:2] == ["routeshell", "run"]
+    assert pasted[-5:] == ["--min-probability", "0", "--approve", "never", "make a folder called done and keep"]
+    shown = run_routeshell(*pasted[1:-1], "--json", pasted[-1])
+    assert "Traceback" not in shown.stderr
+    assert "plan" in [json.loads(line)["type"] for line in shown.stdout.splitlines()]
+    assert sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*") if ".routeshell" not in p.parts) == tree
+    # A bound given to run is named as such.
+    again = run_routeshell(*pasted[1:-5], "--min-probability", "1", "--json", pasted[-1])
+    assert "under --min-probability of 100%" in json.loads(again.stdout.splitlines()[-1])["summary"]

@@ -78,6 +78,17 @@ def test_a_plan_waiting_for_approval_is_exit_1_and_says_how_to_resume(scripted_l
         pytest.param(("--thread", "nope", "--resume"), "no thread 'nope'", id="unknown-thread"),
         pytest.param(("   ",), "the task is empty", id="empty-task"),
         pytest.param(("--max-cost-tokens", "0", "a task"), "--max-cost-tokens", id="zero-budget"),
+        pytest.param(
+            ("--min-probability", "nan", "a task"),
+            "--min-probability must be a number from 0 to 1",
+            id="nan-probability",
+        ),
+        pytest.param(
+            ("--min-probability", "1.5", "a task"),
+            "--min-probability must be a number from 0 to 1",
+            id="probability-over-1",
+        ),
+        pytest.param(("--min-probability", "half", "a task"), "invalid float value: 'half'", id="probability-words"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(
@@ -141,7 +152,8 @@ def test_help_names_every_flag_and_exit_code() -> None:
     result = run_routeshell("run", "--help")
     assert result.returncode == 0
     flags = ("--workspace", "--profile", "--base-url", "--model", "--topology", "--approve", "--json", "--thread",
-             "--resume", "--answer", "--max-cost-tokens", "--show-stream", "--show-diff", "--yes")  # fmt: skip
+             "--resume", "--answer", "--max-cost-tokens", "--min-probability", "--show-stream", "--show-diff",
+             "--yes")  # fmt: skip
     for flag in flags:
         assert flag in result.stdout, flag
     for choice in ("auto", "never", "all", "single", "pipeline", "loop"):
