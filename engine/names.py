@@ -7,6 +7,8 @@ these two functions: :func:`display_name` for a name or any other one-line value
 
 from __future__ import annotations
 
+import shlex
+
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 TAB_SIZE = 8
@@ -65,3 +67,24 @@ def display_line(message: str) -> str:
     if message.isprintable():
         return message
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in message)
+
+
+def shell_word(word: str) -> str:
+    """``word`` quoted for a POSIX shell, and never with a control character in it: a word that has
+    one (an escape sequence in a folder's name, a newline in a task) is quoted as ``$'...'`` with
+    its bytes escaped (bash, zsh and ksh read it back), so printing it moves no cursor."""
+    if word.isprintable():
+        return shlex.quote(word)
+    escaped = []
+    for ch in word:
+        if ch in "\\'":
+            escaped.append("\\" + ch)
+        elif ch.isprintable():
+            escaped.append(ch)
+        else:
+            try:  # (an undecodable byte of a name is itself again; any other lone surrogate, as UTF-8 would be)
+                raw = ch.encode("utf-8", errors="surrogateescape")
+            except UnicodeEncodeError:
+                raw = ch.encode("utf-8", errors="surrogatepass")
+            escaped.extend(f"\\x{byte:02x}" for byte in raw)
+    return "$'" + "".join(escaped) + "'"

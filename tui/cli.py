@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -345,7 +344,9 @@ def command_hint(profile: Profile, *words: str) -> str:
     would not pick ``profile`` by itself.
     """
     chosen = [] if profile.name == os.environ.get("ROUTESHELL_PROFILE", "local") else ["--profile", profile.name]
-    return shlex.join(["routeshell", *chosen, *words])
+    from engine.names import shell_word
+
+    return " ".join(map(shell_word, ["routeshell", *chosen, *words]))
 
 
 if __name__ == "__main__":

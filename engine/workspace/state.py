@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shlex
 import stat
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from engine.errors import ExitCode, RouteshellError
+from engine.names import shell_word
 from engine.workspace.sandbox import STATE_DIR
 
 JOURNAL_DIR = "journal"
@@ -50,12 +50,18 @@ class LockBusy(StateError):
 
 def move_aside_hint(path: Path) -> str:
     """Return the shell command that moves a broken ``path`` out of the way."""
-    return f"move it aside (mv '{path}' '{path}.broken') and try again"
+    return f"move it aside (mv {_quoted(str(path))} {_quoted(f'{path}.broken')}) and try again"
+
+
+def _quoted(path: str) -> str:
+    """``path`` in single quotes, or, when that would not read back (a quote, a control character
+    in it), as :func:`~engine.names.shell_word` quotes it."""
+    return f"'{path}'" if path.isprintable() and "'" not in path else shell_word(path)
 
 
 def command_for(root: Path, *words: str) -> str:
     """Return ``routeshell WORDS... --workspace ROOT`` quoted for a POSIX shell: a hint that works when pasted."""
-    return shlex.join(["routeshell", *words, "--workspace", str(root)])
+    return " ".join(map(shell_word, ["routeshell", *words, "--workspace", str(root)]))
 
 
 def workspace_of(path: Path) -> Path:

@@ -219,3 +219,22 @@ def test_a_task_on_stdin_past_the_limit_is_refused_without_reading_it_all(script
     result = subprocess.CompletedProcess(argv, child.returncode, out.decode(), err.decode())
     assert_one_line_error(result, 2, "the task on standard input is longer than 1.0 MB")
     assert scripted_llm.requests == []
+
+
+def test_a_hint_for_a_workspace_named_with_an_escape_moves_no_cursor_and_works_pasted(
+    scripted_llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    # The hint printed the folder's name raw: an escape sequence in it reached the terminal.
+    ws = tmp_path / "ws \x1b[31mred\x1b[0m 'q'"
+    ws.mkdir()
+    (ws / "app.py").write_text("VALUE = 1\n")
+    scripted_llm.enqueue(Reply(BUILD), Reply(TEST_PASSES))
+    result = run(scripted_llm, ws, "--json", "--topology", "loop", "--approve", "auto", "set VALUE to 2")
+    assert result.returncode == 1, result
+    (line,) = result.stderr.strip().splitlines()
+    assert line.isprintable(), line
+    how = line.split("waits for approval; ", 1)[1]
+    # bash reads the line back as the words it names, the workspace's bytes among them.
+    words = subprocess.run(["bash", "-c", f"printf '%s\\0' {how}"], capture_output=True, check=True).stdout
+    assert words.split(b"\0")[:4] == [b"routeshell", b"--profile", b"ci", b"run"]
+    assert str(ws).encode() in words.split(b"\0")

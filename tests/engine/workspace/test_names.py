@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.names import display_name, display_text
+from engine.names import display_name, display_text, shell_word
 
 # Every code point, surrogates included: os.fsdecode produces them for undecodable bytes.
 ANY_CHAR = st.characters(codec=None, exclude_categories=())
@@ -79,3 +82,39 @@ def test_display_text_keeps_lines_and_is_otherwise_printable(text: str) -> None:
     assert all(line.isprintable() for line in shown.split("\n"))
     assert "\x1b" not in shown
     assert "\t" not in shown
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["plain", "it's", "a\x1b[31mb", "task\nwith\x07bell", "café", "bad\udcffbyte", "back\\slash\x01", "q'uote\x02f"],
+)
+def test_a_shell_word_is_printable_and_bash_reads_it_back(word: str) -> None:
+    quoted = shell_word(word)
+    assert quoted.isprintable()
+    read = subprocess.run(["bash", "-c", f"printf %s {quoted}"], capture_output=True, check=True).stdout
+    assert read == word.encode("utf-8", errors="surrogateescape")
+
+
+def test_a_lone_surrogate_that_no_name_holds_is_still_quoted() -> None:
+    assert shell_word("a\ud800b") == "$'a\\xed\\xa0\\x80b'"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(ANY_CHAR.filter(lambda ch: ch != "\0" and not 0xD800 <= ord(ch) < 0xDC80), min_size=1, max_size=12))
+def test_any_name_but_a_nul_is_read_back_by_bash(word: str) -> None:
+    quoted = shell_word(word)
+    assert quoted.isprintable()
+    read = subprocess.run(["bash", "-c", f"printf %s {quoted}"], capture_output=True, check=True).stdout
+    assert read == word.encode("utf-8", errors="surrogateescape")
+
+
+def test_the_move_aside_hint_reads_back_for_any_name(tmp_path: Path) -> None:
+    from engine.workspace.state import move_aside_hint
+
+    for name in ("plain", "it's", "esc\x1b[31m"):
+        path = tmp_path / name
+        hint = move_aside_hint(path)
+        assert hint.isprintable()
+        command = hint.split("(", 1)[1].rsplit(")", 1)[0]
+        words = subprocess.run(["bash", "-c", f"printf '%s\\0' {command}"], capture_output=True, check=True).stdout
+        assert words.split(b"\0")[:3] == [b"mv", bytes(path), bytes(path) + b".broken"]
