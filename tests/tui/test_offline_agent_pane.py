@@ -65,3 +65,43 @@ async def test_an_offline_file_task_runs_end_to_end(
         assert "builder" in shown
         assert pane.meter.status in ("done", "failed")
     assert (workspace / "docs" / "report.pdf").exists()
+
+
+async def test_a_plan_declined_as_unsure_is_shown_anyway_on_ctrl_y(
+    isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
+) -> None:
+    # A bound of 1 declines every plan of the nano planner (it is never certain of one it chose).
+    import os
+
+    base, adapter = planner_models
+    write_planner_local(isolated_home, free_port(), base, adapter)
+    profile = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles" / "local.toml"
+    with profile.open("a") as handle:
+        handle.write("\n[planner]\nmin_probability = 1.0\n")
+    workspace = tmp_path / "ws"
+    (workspace / "docs").mkdir(parents=True)
+    (workspace / "docs" / "report.pdf").write_bytes(b"%PDF")
+    app = RouteshellApp(workspace, load_profile("local"))
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await start_task(pilot, "make a folder called done and keep")
+        assert not isinstance(app.screen, ApprovalScreen)
+        shown = log_text(app)
+        assert squeezed("the local planner is unsure of its plan") in shown
+        assert squeezed("ctrl+y asks again and shows that plan anyway") in shown
+        assert pane.unsure_task == "make a folder called done and keep"
+        await pilot.press("ctrl+y")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, ApprovalScreen) or not pane.running,
+            "an approval dialog",
+            timeout=RUN_TIMEOUT,
+        )
+        assert isinstance(app.screen, ApprovalScreen)  # offered, whatever the approval mode: never applied unseen
+        await pilot.press("r", "enter")
+        await settle(pilot)
+        await wait_until(pilot, lambda: not pane.running, "the run to end", timeout=RUN_TIMEOUT)
+        assert pane.unsure_task is None
+    assert sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*") if ".routeshell" not in p.parts) == [
+        "docs",
+        "docs/report.pdf",
+    ]

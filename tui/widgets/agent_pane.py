@@ -66,6 +66,8 @@ class AgentPane(Vertical):
                 tooltip="Stop the run once the step in progress (a model reply or an apply) is done"),
         Binding("ctrl+r", "resume", "Continue", id="agent.resume",
                 tooltip="Continue the last run after a stop or an error, from its last completed step"),
+        Binding("ctrl+y", "offer_unsure", "Offer anyway", show=False, id="agent.offer",
+                tooltip="Ask again for the plan the local planner was unsure of, and show it for approval"),
         Binding("ctrl+l", "clear", "Clear", show=False, id="agent.clear", tooltip="Clear the transcript"),
         Binding("escape", "leave_input", "Leave", show=False, id="agent.leave",
                 tooltip="Leave the task line, so 1-4 switch panes again"),
@@ -95,6 +97,9 @@ class AgentPane(Vertical):
         self.running = False
         self.waiting: Outcome | None = None
         self.last_thread: str | None = None
+        #: The task whose plan the local planner was unsure of (declined), which ctrl+y offers anyway.
+        self.unsure_task: str | None = None
+        self._asked: str | None = None
         self._session: AgentSession | None = None
         # The profile's own model server (the local profile), started by the first run that needs it.
         self.local_server: LocalServer | None = local_server_for(profile, cwd=workspace)
@@ -191,15 +196,34 @@ class AgentPane(Vertical):
             self.notify(warning, severity="warning", markup=False)
         self.start_task(task)
 
-    def start_task(self, task: str) -> None:
-        """Run ``task`` from the start in a worker (the caller checked that nothing is running)."""
+    def start_task(self, task: str, *, anyway: bool = False) -> None:
+        """Run ``task`` from the start in a worker (the caller checked that nothing is running);
+        ``anyway``: offer a plan however unsure of it the local planner is, in the approval dialog."""
         self.query_one(RouteDecision).clear()
         self.meter.tokens = 0
         self.meter.estimated = False
         self._elapsed_before = 0.0
+        self._asked, self.unsure_task = task, None
         self.transcript.begin_task(task)
         self._begin_run()
-        self._drive(self.approval, task)
+        if anyway:
+            self._drive("ask", task, least=0.0)
+        else:
+            self._drive(self.approval, task)
+
+    def action_offer_unsure(self) -> None:
+        """Ask again for the plan the local planner declined as unsure, and show it for approval
+        (whatever the approval mode: it is never applied unseen)."""
+        if self.running:
+            self.notify("A task is running: wait for it, or stop it with ctrl+s", severity="warning")
+            return
+        if self.waiting is not None:
+            self.notify("A plan waits for your answer: ctrl+o reopens it", severity="warning")
+            return
+        if self.unsure_task is None:
+            self.notify("No plan was declined as unsure: type a task")
+            return
+        self.start_task(self.unsure_task, anyway=True)
 
     def action_review(self) -> None:
         """Show the plan waiting for approval again."""
@@ -276,9 +300,16 @@ class AgentPane(Vertical):
 
     @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
     def _drive(
-        self, approval: ApprovalMode, task: str | None, thread: str | None = None, answer: ApprovalAnswer | None = None
+        self,
+        approval: ApprovalMode,
+        task: str | None,
+        thread: str | None = None,
+        answer: ApprovalAnswer | None = None,
+        *,
+        least: float | None = None,
     ) -> None:
-        """Start ``task``, or resume ``thread`` with ``answer``; report its end with RunEnded."""
+        """Start ``task``, or resume ``thread`` with ``answer``; report its end with RunEnded.
+        ``least``: the bound of an unsure plan instead of the profile's, for this run."""
         with self._session_lock:
             if self._closing:
                 return
@@ -289,6 +320,7 @@ class AgentPane(Vertical):
                 self.local_server.ensure(on_start=self._server_starting)
             session = self._open_session(approval)
             session.options.approval = approval
+            session.options.min_plan_probability = least
             if self._stop.is_set():
                 # Stopped while the session was being opened: nothing has run, so nothing starts.
                 ended.stopped = True
@@ -388,6 +420,13 @@ class AgentPane(Vertical):
             self.action_review()
         else:
             self.meter.status = "done" if outcome.final and outcome.final["ok"] else "failed"
+            from agents.nodes import UNSURE  # (loaded already: a run has just ended)
+
+            if outcome.final and not outcome.final["ok"] and outcome.final["summary"].startswith(UNSURE):
+                self.unsure_task = self._asked
+                self.transcript.line(
+                    Text("  ctrl+y asks again and shows that plan anyway; it waits for your approval", style="magenta")
+                )
 
     def _tick(self) -> None:
         if self.running:
