@@ -59,6 +59,7 @@ COMMANDS: dict[str, tuple[str, ...] | None] = {
     "/undo": None,
     "/history": None,
     "/resume": None,
+    "/anyway": None,
     "/stream": ("on", "off"),
 }
 
@@ -70,6 +71,8 @@ Type a task in plain words to run it with the agents, or one of these commands:
   /undo                                  undo the last plan applied to the workspace
   /history                               list the plans applied to the workspace
   /resume THREAD                         continue a task that was interrupted or waits for approval
+  /anyway                                ask again for the plan the local planner declined as unsure,
+                                         and show it for approval (piped: shown, not applied)
   /help                                  this text
   /quit                                  leave (Ctrl-D too)
 A plan waiting for approval asks 'approve, edit, reject?': a applies it, e opens it as JSON in
@@ -215,6 +218,8 @@ class PlainShell:
         self.transcript = Transcript(console, undo_hint="/undo")
         self.history_file = history_path()
         self._error_shown = False
+        #: The task whose plan the local planner declined as unsure, which /anyway asks again.
+        self.unsure_task: str | None = None
         #: The worst exit code of the lines run so far (the exit code of a piped shell).
         self.status = ExitCode.OK
         approval = approval_for(profile.data["approval"], attended=interactive)
@@ -314,8 +319,7 @@ class PlainShell:
             self._failed(ExitCode.USAGE)
             return True
         if not line.startswith("/"):
-            thread = new_thread_id()
-            self._run(lambda: self.session.start(line, thread), thread)
+            self._task(line)
             return True
         command, _, argument = line.partition(" ")
         argument = argument.strip()
@@ -336,8 +340,35 @@ class PlainShell:
             self._failed(ExitCode.INTERRUPTED)
         return True
 
-    def _run(self, first: Callable[[], Outcome], thread: str) -> None:
-        """Run a task until it is done, answering approvals; errors and Ctrl-C end it with one line."""
+    def _task(self, task: str) -> None:
+        """Run ``task``; after the local planner declines its plan as unsure, say how to see it anyway."""
+        from agents.nodes import UNSURE
+
+        self.unsure_task = None
+        thread = new_thread_id()
+        outcome = self._run(lambda: self.session.start(task, thread), thread)
+        final = outcome.final if outcome is not None else None
+        if final and not final["ok"] and final["summary"].startswith(UNSURE):
+            self.unsure_task = task
+            self.say("/anyway asks again and shows that plan for your approval", "magenta")
+
+    def _cmd_anyway(self, argument: str) -> None:
+        if self.unsure_task is None:
+            raise UsageError("no plan was declined as unsure: type a task")
+        task, self.unsure_task = self.unsure_task, None
+        options = self.session.options
+        saved = options.approval, options.min_plan_probability
+        # (asked before it is applied, at a terminal; piped, where nothing can be asked, only shown)
+        options.approval, options.min_plan_probability = ("ask" if self.interactive else "never"), 0.0
+        try:
+            thread = new_thread_id()
+            self._run(lambda: self.session.start(task, thread), thread)
+        finally:
+            options.approval, options.min_plan_probability = saved
+
+    def _run(self, first: Callable[[], Outcome], thread: str) -> Outcome | None:
+        """Run a task until it is done, answering approvals; errors and Ctrl-C end it with one line.
+        Returns how it ended, or None when it did not (an error, Ctrl-C, an approval not asked)."""
         self._error_shown = False
         try:
             with _interruptible():
@@ -348,21 +379,22 @@ class PlainShell:
                 answer = self._approval(outcome)
                 if answer is None:
                     self._failed(ExitCode.FAILED)  # as in routeshell run: waiting is not done
-                    return
+                    return None
                 with _interruptible():
                     outcome = self.session.resume(outcome.thread, answer)
         except (KeyboardInterrupt, EOFError):
             self.say(f"interrupted; /resume {thread} continues it", "yellow")
             self._failed(ExitCode.INTERRUPTED)
-            return
+            return None
         except RouteshellError as exc:
             # Errors from inside the run already reached the transcript as an "error" event.
             if not self._error_shown:
                 self.say(f"error: {display_name(str(exc))}", "bold red")
             self._failed(exc.exit_code)
-            return
+            return None
         if not (outcome.final and outcome.final["ok"]):
             self._failed(ExitCode.FAILED)
+        return outcome
 
     def _approval(self, outcome: Outcome) -> ApprovalAnswer | None:
         """Ask what to do with the plan the run waits for; None when it cannot be asked here."""

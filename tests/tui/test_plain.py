@@ -441,3 +441,85 @@ def test_endless_input_with_no_line_break_is_given_up_on_with_one_line(
     assert b"Traceback" not in raw.stderr
     assert "error: more than 64.0 MB on standard input with no line break; stopped reading it" in stdout
     assert scripted_llm.requests == []
+
+
+FILES_PROFILE = """description = "files only, on a scripted server"
+workspace = "./workspace"
+approval = "ask"
+
+[router]
+kind = "heuristic"
+
+[llm.default]
+base_url = "${LLM_API_BASE}"
+model = "m"
+max_retries = 0
+
+[llm.builder]
+model = "planner"
+prompt = "planner"
+
+[planner]
+min_probability = 0.2
+
+[sandbox]
+run_timeout_s = 30
+"""
+MOVE_PDFS = {"version": 1, "goal": "Move the PDFs into archive",
+             "steps": [{"op": "move", "match": {"glob": "**", "ext": [".pdf"]}, "to": "archive"}]}  # fmt: skip
+
+
+def test_anyway_shows_a_plan_declined_as_unsure_for_approval(
+    scripted_llm: ScriptedLLM, workspace: Path, isolated_home: Path
+) -> None:
+    profiles = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "filesci.toml").write_text(FILES_PROFILE)
+    (workspace / "a.pdf").write_text("a")
+    scripted_llm.enqueue(Reply(MOVE_PDFS, logprobs=[-1.0, -1.0]), Reply(MOVE_PDFS, logprobs=[-1.0, -1.0]))  # 14%
+    child = pexpect.spawn(ROUTESHELL, ["--plain", "--profile", "filesci", "--workspace", str(workspace)],
+                          env=plain_env(scripted_llm.base_url), encoding="utf-8", timeout=TIMEOUT_S,
+                          dimensions=(40, 200))  # fmt: skip
+    try:
+        child.expect_exact("type a task, or /help")
+        child.sendline("/anyway")
+        child.expect_exact("no plan was declined as unsure")
+        child.sendline("move the pdfs into archive")
+        # (as wide as the terminal says, which the tests' environment may set: only the start is unwrapped)
+        child.expect_exact("failed: the local planner is unsure of its plan", timeout=60)
+        child.expect_exact("/anyway asks again and shows that plan for your approval")
+        child.expect_exact("routeshell>")  # (the prompt is back: a line typed before it may be lost)
+        child.sendline("/anyway")
+        child.expect_exact("approve, edit, reject? [a/e/r]", timeout=60)
+        child.sendline("r")
+        child.expect_exact("reason (optional):")
+        child.sendline("not that")
+        child.expect_exact("rejected: not that")
+        child.expect_exact("failed:")
+        quit_cleanly(child)
+    finally:
+        child.close(force=True)
+    assert (workspace / "a.pdf").exists()
+    assert not (workspace / "archive").exists()
+    # The second answer was asked for with the profile's bound set aside, once.
+    assert len(scripted_llm.requests) == 2
+
+
+def test_anyway_piped_shows_the_plan_and_applies_nothing(
+    scripted_llm: ScriptedLLM, workspace: Path, isolated_home: Path
+) -> None:
+    profiles = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "filesci.toml").write_text(FILES_PROFILE.replace('approval = "ask"', 'approval = "auto"'))
+    (workspace / "a.pdf").write_text("a")
+    scripted_llm.enqueue(Reply(MOVE_PDFS, logprobs=[-1.0, -1.0]), Reply(MOVE_PDFS, logprobs=[-1.0, -1.0]))
+    raw = subprocess.run([ROUTESHELL, "--plain", "--profile", "filesci", "--workspace", str(workspace)],
+                         input=b"move the pdfs into archive\n/anyway\n", capture_output=True,
+                         env=plain_env(scripted_llm.base_url), timeout=60, check=False)  # fmt: skip
+    out = raw.stdout.decode()
+    assert "Traceback" not in raw.stderr.decode()
+    assert "unsure of its plan" in out
+    assert "shown, not" in out  # shown ...
+    assert (workspace / "a.pdf").exists()  # ... and, piped, never applied: not even under 'auto'
+    assert not (workspace / "archive").exists()
+    assert raw.returncode == 1
