@@ -92,10 +92,7 @@ def test_a_plan_under_the_profiles_least_probability_is_declined_in_one_line(
     # The real server's processed logprobs, summed by the client: a nano planner is never certain
     # of a plan it chose among others, so a bound of 1 declines it.
     base, adapter = planner_models
-    write_planner_local(isolated_home, free_port(), base, adapter)
-    profile = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles" / "local.toml"
-    with profile.open("a") as handle:
-        handle.write("\n[planner]\nmin_probability = 1.0\n")
+    write_planner_local(isolated_home, free_port(), base, adapter, min_probability=1.0)
     workspace = tmp_path / "ws"
     (workspace / "docs").mkdir(parents=True)
     (workspace / "docs" / "report.pdf").write_bytes(b"%PDF")

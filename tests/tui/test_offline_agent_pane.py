@@ -70,14 +70,8 @@ async def test_an_offline_file_task_runs_end_to_end(
 async def test_a_plan_declined_as_unsure_is_shown_anyway_on_ctrl_y(
     isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
 ) -> None:
-    # A bound of 1 declines every plan of the nano planner (it is never certain of one it chose).
-    import os
-
     base, adapter = planner_models
-    write_planner_local(isolated_home, free_port(), base, adapter)
-    profile = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles" / "local.toml"
-    with profile.open("a") as handle:
-        handle.write("\n[planner]\nmin_probability = 1.0\n")
+    write_planner_local(isolated_home, free_port(), base, adapter, min_probability=1.0)
     workspace = tmp_path / "ws"
     (workspace / "docs").mkdir(parents=True)
     (workspace / "docs" / "report.pdf").write_bytes(b"%PDF")

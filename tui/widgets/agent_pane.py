@@ -183,11 +183,7 @@ class AgentPane(Vertical):
         task = event.value.strip()
         if not task:
             return
-        if self.running:
-            self.notify("A task is running: wait for it, or stop it with ctrl+s", severity="warning")
-            return
-        if self.waiting is not None:
-            self.notify("A plan waits for your answer: ctrl+o reopens it", severity="warning")
+        if self._cannot_start():
             return
         field = self.query_one(TaskInput)
         field.value = ""
@@ -195,6 +191,16 @@ class AgentPane(Vertical):
         if warning:
             self.notify(warning, severity="warning", markup=False)
         self.start_task(task)
+
+    def _cannot_start(self) -> bool:
+        """Whether a new task must wait (a run going, a plan waiting for an answer): says so."""
+        if self.running:
+            self.notify("A task is running: wait for it, or stop it with ctrl+s", severity="warning")
+            return True
+        if self.waiting is not None:
+            self.notify("A plan waits for your answer: ctrl+o reopens it", severity="warning")
+            return True
+        return False
 
     def start_task(self, task: str, *, anyway: bool = False) -> None:
         """Run ``task`` from the start in a worker (the caller checked that nothing is running);
@@ -214,11 +220,7 @@ class AgentPane(Vertical):
     def action_offer_unsure(self) -> None:
         """Ask again for the plan the local planner declined as unsure, and show it for approval
         (whatever the approval mode: it is never applied unseen)."""
-        if self.running:
-            self.notify("A task is running: wait for it, or stop it with ctrl+s", severity="warning")
-            return
-        if self.waiting is not None:
-            self.notify("A plan waits for your answer: ctrl+o reopens it", severity="warning")
+        if self._cannot_start():
             return
         if self.unsure_task is None:
             self.notify("No plan was declined as unsure: type a task")

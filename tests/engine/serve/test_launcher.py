@@ -62,13 +62,19 @@ def write_local(xdg: Path, port: int, serve: str | None = None) -> None:
     (profiles / "local.toml").write_text(text)
 
 
-def write_planner_local(xdg: Path, port: int, base: Path, adapter: Path) -> None:
+def write_planner_local(
+    xdg: Path, port: int, base: Path, adapter: Path, *, min_probability: float | None = None
+) -> None:
     """Like :func:`write_local`, with the shipped profile's files-only builder: ``base`` served with
-    ``adapter`` as ``planner`` (the tests' nano pair, standing in for the shipped one)."""
+    ``adapter`` as ``planner`` (the tests' nano pair, standing in for the shipped one); with
+    ``min_probability``, its ``[planner]`` bound (1 declines every plan of the nano planner, which is
+    never certain of one it chose)."""
     write_local(xdg, port, f'model = "{base}"\nstart_timeout_s = 300\n\n[serve.adapters]\nplanner = "{adapter}"')
     profiles = Path(os.environ["XDG_CONFIG_HOME"]) / "routeshell" / "profiles"
     with (profiles / "local.toml").open("a") as handle:
         handle.write('\n[llm.builder]\nmodel = "planner"\nprompt = "planner"\nmax_retries = 0\n')
+        if min_probability is not None:
+            handle.write(f"\n[planner]\nmin_probability = {min_probability}\n")
 
 
 def test_the_local_profile_serves_the_shipped_base_and_planner() -> None:
