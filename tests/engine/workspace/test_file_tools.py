@@ -119,8 +119,9 @@ def test_duplicates_groups_same_content_and_nothing_else(root: Path, ws: Workspa
     write(root, ".git/objects/x", "three copies")
     write(root, "nested/.GIT/y", "three copies")
     write(root, ".routeshell/trash/z", "three copies")
-    write(root, "empty-1", "")
-    write(root, "empty-2", "")
+    # (one mtime for both: written a clock tick apart, the newer came first and the order changed)
+    write(root, "empty-1", "", mtime=6000)
+    write(root, "empty-2", "", mtime=6000)
     os.mkfifo(root / "pipe")
 
     found = tools.duplicates(ws)
