@@ -102,6 +102,7 @@ _APPENDER = """
 import sys
 from pathlib import Path
 from tui import task_history
+task_history.LOCK_WAIT_S = 600  # (the lock is what is tested: never given up on a loaded machine)
 path = Path(sys.argv[1])
 for at in range(int(sys.argv[2])):
     task_history.append_task(path, f"task {at}")
@@ -111,6 +112,7 @@ import json, sys
 from pathlib import Path
 from tui import task_history
 task_history.HISTORY_LIMIT = 5  # every load past 10 lines cuts the file back
+task_history.LOCK_WAIT_S = 600
 path, done = Path(sys.argv[1]), Path(sys.argv[2])
 seen = []
 print(flush=True)  # started
