@@ -66,8 +66,11 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     found = [folder for folder in folders
              if folder in spelled or any(refers(w) for w in name_words(posixpath.basename(folder)))]  # fmt: skip
     # Folders of one name in several places are those under a folder it refers to, where some are
-    # ("ep40 and ep41 ... the raw recordings", "into ep42's raw folder": not every raw/).
-    inside = {folder for folder in found if any(folder.startswith(f"{other}/") for other in found)}
+    # ("ep40 and ep41 ... the raw recordings", "into ep42's raw folder": not every raw/), unless it
+    # refers to that folder as where things go ("copy raw into docs" is raw/, not docs/raw/).
+    places = referred_targets(request) or set()
+    holders = [other for other in found if posixpath.basename(other).lower() not in places]
+    inside = {folder for folder in found if any(folder.startswith(f"{other}/") for other in holders)}
     kept = {posixpath.basename(folder) for folder in inside}
     found = [folder for folder in found if folder in inside or posixpath.basename(folder) not in kept]
     return found or None

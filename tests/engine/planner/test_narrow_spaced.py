@@ -118,6 +118,8 @@ def test_folders_of_one_name_are_those_under_a_folder_it_refers_to() -> None:
         "eps/ep42 - Ciarán/raw",
         "inbox",
     ]
+    # A folder said as where things go holds none of them ("copy raw into docs": raw/, not docs/raw/).
+    assert referred_folders("copy raw into docs", ["raw", "docs", "docs/raw"]) == ["raw", "docs", "docs/raw"]
     # Said alone, a name is every folder of it.
     assert referred_folders("clean out every raw folder", folders) == [
         "eps/ep40 - Kenji/raw",
