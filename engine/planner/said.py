@@ -267,9 +267,9 @@ _NOT_FILES = re.compile(
     r"|github|pull request|weather|rain|e-?mail|flights?|translate|explain|instagram|shrink|resize|transcode"
     r"|so (?:it|they) fits?|remind me|forward(?:ing)? (?:the|my|this|that)|(?<![\w-])print (?:the|my|this|that|out)"
     r"|push (?:my|the|these) changes|timing out|post (?:the|my|this|these) \S+(?: \S+)? on"
-    # (a message sent: "text this week's rota to the team", "whatsapp it to Ana")
-    r"|(?<![\w-])text (?:this|that|these|the|my|it|them)\b[^.?!;]*\bto (?:the|my|our|everyone|him|her|them)\b"
-    r"|sms|whatsapp|tweet)\b|(?<!\S)--[a-z][\w-]*",
+    # (a message sent: "text this week's rota to the team", "whatsapp it to Ana"; never "the whatsapp pics")
+    r"|(?<![\w-])(?:text|sms|whatsapp|tweet) (?:this|that|these|the|my|it|them)\b[^.?!;]*\bto (?:the|my|our|everyone"
+    r"|him|her|them|[A-Z]\w+)\b)\b|(?<!\S)--[a-z][\w-]*",
     re.IGNORECASE,
 )
 

@@ -177,6 +177,7 @@ def test_a_message_sent_is_no_file_task() -> None:
     assert not_files("could you text this week's rota to the whole team?")
     assert not_files("whatsapp the menu to Ana")
     assert not not_files("move the text files to docs")
+    assert not not_files("move the whatsapp pics to photos")  # files named for the app, not a message
     assert not not_files("put the text of it into notes.md")
 
 
