@@ -14,7 +14,7 @@ import re
 import stat
 from pathlib import Path
 
-from engine.planner.refer import REQUEST_TOKEN
+from engine.planner.places import REQUEST_TOKEN
 
 __all__ = ["outside_path", "unseen_path"]
 

@@ -40,14 +40,13 @@ from engine.planner.narrow_match import narrow_match
 from engine.planner.offered import Offered, Scope, changeable_to, offered_values, request_scope, request_times
 from engine.planner.parts import request_parts
 from engine.planner.pieces import piece_ops, rules_in_order, steps_by_piece
+from engine.planner.places import made_names, referred_targets
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
-    made_names,
     names_a_kind,
     referred_exts,
     referred_files,
     referred_ops,
-    referred_targets,
     unsaid,
 )
 from engine.planner.said import (

@@ -11,8 +11,9 @@ import re
 from typing import Any
 
 from engine.planner.parts import goes_on
+from engine.planner.places import made_folders
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import SPELLED_PATH, TAG_TAKEN_OFF, group_exts, made_folders, referred_exts, referred_ops
+from engine.planner.refer import SPELLED_PATH, TAG_TAKEN_OFF, group_exts, referred_exts, referred_ops
 from engine.planner.said import QUOTED, undictated
 from engine.planner.schema_edit import one_file_step, reached_defs, unique_when_few
 from engine.planner.values import ARCHIVE_EXTS, globbed, is_changeable

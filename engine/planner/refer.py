@@ -22,16 +22,10 @@ import re
 from collections.abc import Iterable
 
 from engine.planner.described import NOUNS
+from engine.planner.places import ARCHIVE_NAME, FILE_NAME, REQUEST_TOKEN, one_of, referred_targets
 from engine.planner.requests import EXT_WORDS, GROUPS
-from engine.planner.values import NAME, is_changeable
 from engine.planner.words import WORD, Request, alike, counted, index_words, name_words, stem, word_keys
 
-#: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
-#: where a token starts, so one long token costs one pass instead of one per character.
-#: (An extension has a letter: "the 1.2.0 release" names no file.)
-_FILE_NAME = re.compile(
-    r"(?<![^\s\"'`])[^\s\"'`]*[\w)\]]\.(?=[A-Za-z0-9]{0,7}[A-Za-z])[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b"
-)
 #: Words of a kind phrase that say nothing of the kind ("pdf files": only "pdf" does).
 _GENERIC = frozenset(("files", "file", "in", "the", "a"))
 
@@ -55,7 +49,7 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
                or folder.lower() in slashed]  # fmt: skip
     # A new folder it spells ("into Documents/pdfs") is no mention of its parents either, nor is a
     # file it names ("as music-backup.zip" names no backups/).
-    rest = said.without([*spelled, *paths, *(name for name in _FILE_NAME.findall(request) if "/" not in name)])
+    rest = said.without([*spelled, *paths, *(name for name in FILE_NAME.findall(request) if "/" not in name)])
     # A word for a kind of file names a folder only as it is spelled: "photos" is no typo of "porto".
     kinds = {word for word in rest.words if names_a_kind(word)}
     plain = Request(" ".join(word for word in rest.words if word not in kinds))
@@ -206,7 +200,7 @@ SPELLED_PATH = re.compile(r"[^\s\"'`]*/[^\s\"'`]*")
 def group_exts(request: str) -> list[str]:
     """The extensions of a group of kinds the request names by its word ("photos", "pics", "videos"),
     when it names one group and no extension of its own: every kind the word stands for."""
-    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
+    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request))))
     named = [exts for word, exts in GROUPS.items() if " " not in word and said.uses([word])]
     if len(named) != 1:
         return []
@@ -246,7 +240,7 @@ def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) ->
     # A file the request names is not a kind it asks for: "zip it as thesis-backup.zip" asks for no
     # zips and no backups.
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
-    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", _FILE_NAME.sub(" ", request))))
+    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request))))
     # Extensions spelled with their dot are all it names: "the .bak and .orig leftovers" are no .pyc.
     strict = strict or _DOTTED_EXT.search(said.text) is not None
     exts = list(dict.fromkeys(exts))
@@ -336,7 +330,6 @@ _FILE_VERB = re.compile(
     r"\bfile\s+(?:the|my|all|every|these|those|them|it|everything|this|each|any|away|last|past|previous)\b",
     re.IGNORECASE,
 )
-_ARCHIVE_NAME = re.compile(r"\.(?:zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz)\b", re.IGNORECASE)
 _QUOTE = re.compile(r"(?:^|(?<=\s))([\"'`]).+?\1")
 
 
@@ -355,7 +348,7 @@ def _tags_on(request: str) -> bool:
     """Whether a request that speaks of a tag coming off ("strip the draft tag off") also puts one
     on: a word of :data:`_TAGGING` said as a verb, a word of :data:`_RETAGGING`, or no word of
     taking off at all."""
-    tokens = [token.strip(".'\"").lower() for token in REQUEST_TOKEN.findall(_FILE_NAME.sub(" ", request))]
+    tokens = [token.strip(".'\"").lower() for token in REQUEST_TOKEN.findall(FILE_NAME.sub(" ", request))]
     if not any(token in _OFF for token in tokens):
         return True
     for at, token in enumerate(tokens):
@@ -400,9 +393,9 @@ def referred_ops(request: str) -> set[str] | None:
     an extract makes its folder first; a new archive name asks for an archive, and quoted text for
     a write. None when it says no such word, or only words that are as often nouns ("my notes")."""
     request = unsaid(request)
-    said = Request(_FILE_NAME.sub(" ", request))
+    said = Request(FILE_NAME.sub(" ", request))
     # (The verb that takes a tag off says an untag only.)
-    others = Request(_FILE_NAME.sub(" ", TAG_TAKEN_OFF.sub(_blanked, request)))
+    others = Request(FILE_NAME.sub(" ", TAG_TAKEN_OFF.sub(_blanked, request)))
     ops = {op for op, words in OP_WORDS.items() if (said if op in ("tag", "untag") else others).uses(words)}
     # Only nouns that are also an op's words ("my notes", "the logs", "a new folder") say no op.
     ops = ops if said.uses(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS) else set()
@@ -416,7 +409,7 @@ def referred_ops(request: str) -> set[str] | None:
         ops |= {"move", "classify"}
     if "extract" in ops:
         ops.add("mkdir")
-    elif _ARCHIVE_NAME.search(request):
+    elif ARCHIVE_NAME.search(request):
         ops.add("archive")
     if _QUOTE.search(request):
         ops |= {"write", "append"}
@@ -428,7 +421,7 @@ def referred_ops(request: str) -> set[str] | None:
 
 #: A file added by name: "add a README.md", "put notes/todo.txt in with ...".
 _ADDED_FILE = re.compile(
-    rf"\b(?:add|put|drop|include)\s+(?:(?:a|an|the|new|file)\s+)*{_FILE_NAME.pattern}", re.IGNORECASE
+    rf"\b(?:add|put|drop|include)\s+(?:(?:a|an|the|new|file)\s+)*{FILE_NAME.pattern}", re.IGNORECASE
 )
 
 
@@ -441,8 +434,6 @@ _FROM_WORDS = frozenset(("in", "from", "inside", "within", "of", "under"))
 _EVERY = frozenset(("all", "every", "everything", "each", "any", "anywhere", "everywhere"))
 #: Words said of names: "whose names start with Screenshot", "named", "called".
 _NAMES = re.compile(r"\b(?:names?|named|called|start(?:s|ing)?|begin(?:s|ning)?)\b", re.IGNORECASE)
-#: A token of a request as refer and named read it: a word, a path, or an arrow.
-REQUEST_TOKEN = re.compile(r"->|=>|\u2192|[^\s,;:!?()\"'`]+")
 
 
 def takes_from_folder(request: str, folders: list[str]) -> bool:
@@ -506,109 +497,4 @@ def spared_folders(request: str, folders: list[str]) -> set[str]:
         return tokens[max([start, *ends]) : at]
 
     return {by_name[token] for at, token in enumerate(tokens)
-            if token in by_name and any(_is(word, _SPARING) for word in before(at))}  # fmt: skip
-
-
-#: Words between a word of :data:`_PLACE_WORDS` and the place it names ("into the new folder called x").
-_PLACE_FILLER = frozenset(("the", "my", "a", "an", "our", "your", "new", "folder", "directory", "dir", "called",
-                           "named", "over", "back", "subfolder"))  # fmt: skip
-#: Words before the place files go to ("into archive"), and words before a place that may also be
-#: where files are ("the pdfs in docs"), which count only in a clause that has none of the first.
-_PLACE_WORDS = frozenset(("to", "into", "onto", "->", "=>", "\u2192"))
-_MAYBE_PLACE_WORDS = frozenset(("in", "inside", "under", "within"))
-_HOLDS = frozenset(("hold", "get", "have", "contain", "receive", "take", "keep", "store"))
-#: Words before a "to" that starts a verb ("I'd like you to move"), not a place.
-_WANTS = frozenset(("you", "like", "want", "wants", "wanted", "need", "needs", "have", "has", "going", "how", "trying",
-                    "able", "try", "tries", "plan", "plans", "hoping"))  # fmt: skip
-#: Words before a "to" that says where something is or why, not where it goes ("next to the real
-#: chapters", "due to the move").
-_BESIDE = frozenset(("next", "close", "due", "according", "similar", "compared", "thanks", "related", "prior"))
-#: Where one clause of a request ends and the next starts.
-_CLAUSE = re.compile(r"[.;!?](?:\s|$)|\n|,?\s+(?:then|also|after that|and then)\b", re.IGNORECASE)
-#: Words before the name of an archive being made ("an archive old.zip", "as old.zip").
-_MADE_AS = re.compile(r"\b(?:archive|as|tarball|zip|zipped)\s+$", re.IGNORECASE)
-
-
-def _is(token: str, words: frozenset[str] | set[str]) -> bool:
-    """Whether ``token`` is one of ``words``, forgiving one typed letter in a word of five letters or
-    more ("undre", "shuold")."""
-    if token in words:
-        return True
-    return len(token) >= 5 and any(len(word) >= 5 and alike(token, word) for word in words)
-
-
-#: A folder a request makes by its name: "create trash-me", "make a folder called keep", "mkdir old/".
-_MAKES = re.compile(
-    r"\b(?:mkdir|create|make)\s+(?:an?\s+(?:new\s+|empty\s+)?(?:folder|directory|dir)\s+)?(?:(?:called|named)\s+)?"
-    r"([\w./-]+)",
-    re.IGNORECASE,
-)
-#: Words after "make" or "create" that name no folder ("make a copy", "create an archive").
-_NOT_MADE = frozenset(("a", "an", "the", "new", "it", "them", "sure", "copies", "copy", "folder", "folders",
-                       "directory", "dir", "one", "some", "me"))  # fmt: skip
-
-
-def made_folders(request: str) -> list[str]:
-    """The folders ``request`` asks to make, by the name said after "mkdir", "create" or "make a
-    folder" ("create trash-me and put the logs there": ``trash-me``); never a file's name."""
-    found = (name.strip(".,;:!?").rstrip("/") for name in _MAKES.findall(request))
-    return [name for name in dict.fromkeys(found) if name and name.lower() not in _NOT_MADE
-            and "." not in posixpath.basename(name)]  # fmt: skip
-
-
-def referred_targets(request: str) -> set[str] | None:
-    """The places (in lower case, without a trailing ``/``) a request says files go to, in each of
-    its clauses: the word after "to", "into", "onto" or an arrow, past an article or "folder
-    called", or before "should hold"; in a clause with none of those, the word after "in" or
-    "under" ("put the lease in house", "file them under 2025"); and every file name it says, for
-    "call a.md b.md". None when it says no such place, and the caller then offers every place."""
-    found: set[str] = set()
-    for clause in _CLAUSE.split(request):
-        tokens = [token.strip(".'\"").rstrip("/").lower() for token in REQUEST_TOKEN.findall(clause)]
-        sure: set[str] = set()
-        maybe: set[str] = set()
-        for at, token in enumerate(tokens):
-            before = tokens[at - 1] if at else ""
-            after = tokens[at + 1] if at + 1 < len(tokens) else ""
-            if _is(token, {"should"}) and _is(after, _HOLDS) and before:  # "backup should hold the pdfs"
-                sure.add(before)
-            place = next((word for word in tokens[at + 1 :] if word and word not in _PLACE_FILLER), "")
-            if place in ("it", "there"):  # "make a folder keep and put the pdfs in it"
-                sure |= {name.lower() for name in made_folders(request)}
-            elif place and _is(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS | _BESIDE):
-                sure.add(place)
-            elif place and _is(token, _MAYBE_PLACE_WORDS):
-                maybe.add(place)
-        found |= sure or maybe
-    # A new archive is named where it is made, not where files go ("an archive old.zip", "as old.zip").
-    names = {
-        match.group(0).strip(".'\"").lower()
-        for match in _FILE_NAME.finditer(request)
-        if not (_ARCHIVE_NAME.search(match.group(0)) and _MADE_AS.search(request, 0, match.start()))
-    }
-    found |= {posixpath.basename(name) for name in names} | names
-    return found or None
-
-
-#: Names of folders to make, said one after another up to the end of the request: "mkdir later and
-#: old!", "make a folder called keep/travel and old - thank you".
-_MADE = re.compile(
-    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?)\s+(?:(?:called|named)\s+)?"
-    r"((?:[\w./-]+(?:\s*,\s*(?:and\s+)?|\s+and\s+))+[\w./-]+)"
-    r"\s*(?:[.!?;]|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
-    re.IGNORECASE,
-)
-_FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
-_MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
-
-
-def made_names(request: str) -> list[str]:
-    """The folders a request asks to make, where it lists two or more and nothing else after them."""
-    found = _MADE.search(request)
-    if found is None:
-        return []
-    names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
-    names = [name for name in names if name.lower() not in _FILLER]
-    if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(n) and is_changeable(n) for n in names):
-        return []
-    return names
+            if token in by_name and any(one_of(word, _SPARING) for word in before(at))}  # fmt: skip

@@ -13,8 +13,9 @@ from jsonschema import Draft202012Validator
 
 from engine.planner.narrow import narrowed_schema
 from engine.planner.offered import changed_by_example, example_templates, spaced_names
+from engine.planner.places import referred_targets
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import referred_folders, referred_targets
+from engine.planner.refer import referred_folders
 from engine.planner.said import about_words, not_files, tag_words
 from tests.engine.planner.test_narrow import TODAY, _allows, _walks
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from engine.planner.narrow import narrowed_schema
+from engine.planner.places import made_folders, referred_targets
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
-    made_folders,
     referred_exts,
     referred_files,
     referred_folders,
     referred_ops,
-    referred_targets,
     spared_folders,
     takes_from_folder,
 )

@@ -1,0 +1,132 @@
+"""Where a request sends things, and the folders it makes: the places :mod:`engine.planner.refer`
+and the decoding schema (:mod:`engine.planner.narrow`) offer as destinations.
+
+A place is the word after "to", "into", "onto" or an arrow, past an article or "folder called"
+("into the new folder called old"); in a clause with none of those, the word after "in" or "under"
+("put the lease in house"). A "to" that starts a verb ("I'd like you to move") or says where
+something is ("next to the real chapters") names no place.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from engine.planner.values import NAME, is_changeable
+from engine.planner.words import alike
+
+#: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
+#: where a token starts, so one long token costs one pass instead of one per character.
+#: (An extension has a letter: "the 1.2.0 release" names no file.)
+FILE_NAME = re.compile(
+    r"(?<![^\s\"'`])[^\s\"'`]*[\w)\]]\.(?=[A-Za-z0-9]{0,7}[A-Za-z])[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?\b"
+)
+#: The name of an archive (``old.zip``, ``logs.tar.gz``).
+ARCHIVE_NAME = re.compile(r"\.(?:zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz)\b", re.IGNORECASE)
+#: A token of a request as refer and named read it: a word, a path, or an arrow.
+REQUEST_TOKEN = re.compile(r"->|=>|\u2192|[^\s,;:!?()\"'`]+")
+
+
+#: Words between a word of :data:`_PLACE_WORDS` and the place it names ("into the new folder called x").
+_PLACE_FILLER = frozenset(("the", "my", "a", "an", "our", "your", "new", "folder", "directory", "dir", "called",
+                           "named", "over", "back", "subfolder"))  # fmt: skip
+#: Words before the place files go to ("into archive"), and words before a place that may also be
+#: where files are ("the pdfs in docs"), which count only in a clause that has none of the first.
+_PLACE_WORDS = frozenset(("to", "into", "onto", "->", "=>", "\u2192"))
+_MAYBE_PLACE_WORDS = frozenset(("in", "inside", "under", "within"))
+_HOLDS = frozenset(("hold", "get", "have", "contain", "receive", "take", "keep", "store"))
+#: Words before a "to" that starts a verb ("I'd like you to move"), not a place.
+_WANTS = frozenset(("you", "like", "want", "wants", "wanted", "need", "needs", "have", "has", "going", "how", "trying",
+                    "able", "try", "tries", "plan", "plans", "hoping"))  # fmt: skip
+#: Words before a "to" that says where something is or why, not where it goes ("next to the real
+#: chapters", "due to the move").
+_BESIDE = frozenset(("next", "close", "due", "according", "similar", "compared", "thanks", "related", "prior"))
+#: Where one clause of a request ends and the next starts.
+_CLAUSE = re.compile(r"[.;!?](?:\s|$)|\n|,?\s+(?:then|also|after that|and then)\b", re.IGNORECASE)
+#: Words before the name of an archive being made ("an archive old.zip", "as old.zip").
+_MADE_AS = re.compile(r"\b(?:archive|as|tarball|zip|zipped)\s+$", re.IGNORECASE)
+
+
+def one_of(token: str, words: frozenset[str] | set[str]) -> bool:
+    """Whether ``token`` is one of ``words``, forgiving one typed letter in a word of five letters or
+    more ("undre", "shuold")."""
+    if token in words:
+        return True
+    return len(token) >= 5 and any(len(word) >= 5 and alike(token, word) for word in words)
+
+
+#: A folder a request makes by its name: "create trash-me", "make a folder called keep", "mkdir old/".
+_MAKES = re.compile(
+    r"\b(?:mkdir|create|make)\s+(?:an?\s+(?:new\s+|empty\s+)?(?:folder|directory|dir)\s+)?(?:(?:called|named)\s+)?"
+    r"([\w./-]+)",
+    re.IGNORECASE,
+)
+#: Words after "make" or "create" that name no folder ("make a copy", "create an archive").
+_NOT_MADE = frozenset(("a", "an", "the", "new", "it", "them", "sure", "copies", "copy", "folder", "folders",
+                       "directory", "dir", "one", "some", "me"))  # fmt: skip
+
+
+def made_folders(request: str) -> list[str]:
+    """The folders ``request`` asks to make, by the name said after "mkdir", "create" or "make a
+    folder" ("create trash-me and put the logs there": ``trash-me``); never a file's name."""
+    found = (name.strip(".,;:!?").rstrip("/") for name in _MAKES.findall(request))
+    return [name for name in dict.fromkeys(found) if name and name.lower() not in _NOT_MADE
+            and "." not in posixpath.basename(name)]  # fmt: skip
+
+
+def referred_targets(request: str) -> set[str] | None:
+    """The places (in lower case, without a trailing ``/``) a request says files go to, in each of
+    its clauses: the word after "to", "into", "onto" or an arrow, past an article or "folder
+    called", or before "should hold"; in a clause with none of those, the word after "in" or
+    "under" ("put the lease in house", "file them under 2025"); and every file name it says, for
+    "call a.md b.md". None when it says no such place, and the caller then offers every place."""
+    found: set[str] = set()
+    for clause in _CLAUSE.split(request):
+        tokens = [token.strip(".'\"").rstrip("/").lower() for token in REQUEST_TOKEN.findall(clause)]
+        sure: set[str] = set()
+        maybe: set[str] = set()
+        for at, token in enumerate(tokens):
+            before = tokens[at - 1] if at else ""
+            after = tokens[at + 1] if at + 1 < len(tokens) else ""
+            if one_of(token, {"should"}) and one_of(after, _HOLDS) and before:  # "backup should hold the pdfs"
+                sure.add(before)
+            place = next((word for word in tokens[at + 1 :] if word and word not in _PLACE_FILLER), "")
+            if place in ("it", "there"):  # "make a folder keep and put the pdfs in it"
+                sure |= {name.lower() for name in made_folders(request)}
+            elif place and one_of(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS | _BESIDE):
+                sure.add(place)
+            elif place and one_of(token, _MAYBE_PLACE_WORDS):
+                maybe.add(place)
+        found |= sure or maybe
+    # A new archive is named where it is made, not where files go ("an archive old.zip", "as old.zip").
+    names = {
+        match.group(0).strip(".'\"").lower()
+        for match in FILE_NAME.finditer(request)
+        if not (ARCHIVE_NAME.search(match.group(0)) and _MADE_AS.search(request, 0, match.start()))
+    }
+    found |= {posixpath.basename(name) for name in names} | names
+    return found or None
+
+
+#: Names of folders to make, said one after another up to the end of the request: "mkdir later and
+#: old!", "make a folder called keep/travel and old - thank you".
+_MADE = re.compile(
+    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?)\s+(?:(?:called|named)\s+)?"
+    r"((?:[\w./-]+(?:\s*,\s*(?:and\s+)?|\s+and\s+))+[\w./-]+)"
+    r"\s*(?:[.!?;]|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
+    re.IGNORECASE,
+)
+_FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
+_MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
+
+
+def made_names(request: str) -> list[str]:
+    """The folders a request asks to make, where it lists two or more and nothing else after them."""
+    found = _MADE.search(request)
+    if found is None:
+        return []
+    names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
+    names = [name for name in names if name.lower() not in _FILLER]
+    if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(n) and is_changeable(n) for n in names):
+        return []
+    return names
