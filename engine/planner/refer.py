@@ -242,7 +242,8 @@ def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) ->
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
     said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request))))
     # Extensions spelled with their dot are all it names: "the .bak and .orig leftovers" are no .pyc.
-    strict = strict or _DOTTED_EXT.search(said.text) is not None
+    dotted = list(dict.fromkeys(ext.lower() for ext in _DOTTED_EXT.findall(said.text)))
+    strict = strict or bool(dotted)
     exts = list(dict.fromkeys(exts))
     said_words = WORD.findall(said.lowered)
     keys = {key for word in said_words for key in word_keys(word)}
@@ -250,9 +251,15 @@ def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) ->
     named |= {ext for ext in exts if stem(ext.rsplit(".", 1)[-1]) in keys}  # ".sql dumps", "the ISOs"
     if not named:
         return None
+    # A word for a kind no file here has is a word of names ("the lecture slides" are
+    # lecture-07-slides.pdf where there are no .pptx), not a kind that some unknown extension may be.
+    if not strict and named.isdisjoint(exts):
+        return None
     known = {ext for named_exts in KIND_WORDS.values() for ext in named_exts}
     found = [ext for ext in exts if ext in named or (ext not in known and not strict)]
-    return found or None
+    # (Spelled with their dot, kinds no file here has are still all it names: "delete the .bak
+    # files" selects no file where there is none, never every file.)
+    return found or dotted or None
 
 
 #: The words that say each op, as people say them (a plural, an ending of a letter or two, and one
@@ -390,8 +397,9 @@ def referred_ops(request: str) -> set[str] | None:
     """The ops a plan for the request may use: those whose words it says (:data:`OP_WORDS`; in file
     names they do not count, so "hw2-solutions.zip" asks for no zip), with what each implies: an
     arrow is a move or a rename; a rename of one file is a move; a move may sort files (classify);
-    an extract makes its folder first; a new archive name asks for an archive, and quoted text for
-    a write. None when it says no such word, or only words that are as often nouns ("my notes")."""
+    an extract makes its folder first; a new archive name asks for an archive (two a rename says are
+    an old name and a new one), and quoted text for a write. None when it says no such word, or
+    only words that are as often nouns ("my notes")."""
     request = unsaid(request)
     said = Request(FILE_NAME.sub(" ", request))
     # (The verb that takes a tag off says an untag only.)
@@ -409,7 +417,7 @@ def referred_ops(request: str) -> set[str] | None:
         ops |= {"move", "classify"}
     if "extract" in ops:
         ops.add("mkdir")
-    elif ARCHIVE_NAME.search(request):
+    elif ARCHIVE_NAME.search(request) and not ("rename" in ops and _renamed_archive(request)):
         ops.add("archive")
     if _QUOTE.search(request):
         ops |= {"write", "append"}
@@ -417,6 +425,12 @@ def referred_ops(request: str) -> set[str] | None:
     if "append" in ops and _ADDED_FILE.search(request):
         ops.add("write")
     return ops or None
+
+
+def _renamed_archive(request: str) -> bool:
+    """Whether a request that renames says two archive names, an archive's old name and its new one
+    ("call data-final.zip copy-of-data-final.zip", "rename old.zip to new.zip"): no archive is made."""
+    return sum(1 for name in FILE_NAME.findall(request) if ARCHIVE_NAME.search(name)) >= 2
 
 
 #: A file added by name: "add a README.md", "put notes/todo.txt in with ...".

@@ -210,3 +210,20 @@ def test_a_backslash_a_request_shows_is_put_in_literally() -> None:
     rename = {"op": "rename", "paths": ["a/a.txt"], "find": "^a"}
     assert _allows(schema, {**rename, "replace": r"b\\1 c"})
     assert not _allows(schema, {**rename, "replace": r"b\1 c"})  # a group the pattern lacks: refused
+
+
+def test_a_kind_spelled_with_its_dot_that_no_file_has_is_still_the_kind_offered() -> None:
+    entries = [ViewEntry("old/a.log", False, 10, TODAY), ViewEntry("old/b.txt", False, 10, TODAY)]
+    schema = narrowed_schema("delete the .bak files in old", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "match": {"glob": "old/**", "ext": [".bak"]}})
+    assert not _allows(schema, {"op": "delete", "match": {"glob": "old/**", "ext": [".log"]}})
+
+
+def test_a_word_for_a_kind_no_file_has_selects_by_name_never_by_an_unknown_kind() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in
+               ("Downloads/lecture-07-slides.pdf", "Downloads/report.tex", "courses/algorithms/notes.md")]  # fmt: skip
+    schema = narrowed_schema("put the lecture slides from downloads into courses/algorithms", entries, TODAY)
+    assert not _allows(schema, {"op": "move", "match": {"glob": "Downloads/**", "ext": [".tex"]},
+                                "to": "courses/algorithms"})  # fmt: skip
+    assert _allows(schema, {"op": "move", "match": {"glob": "Downloads/**", "name_regex": "^lecture-"},
+                            "to": "courses/algorithms"})  # fmt: skip

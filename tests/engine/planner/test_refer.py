@@ -105,6 +105,12 @@ def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
     assert referred_exts("the pdf files and the images", exts) == [".xyz", ".jpg", ".png", ".pdf"]
     # A verb is not a kind: "move" is not "movie", and no kind named is None.
     assert referred_exts("move everything in downloads", exts) is None
+    # A word for a kind no file here has is a word of names, and no kind an unknown extension may be:
+    # "the lecture slides" are lecture-07-slides.pdf where there are no slide decks, never the .tex.
+    assert referred_exts("put the lecture slides from downloads into courses", [".pdf", ".tex", ".zip"]) is None
+    assert referred_exts("the lecture slides", [".pdf", ".tex", ".pptx"]) == [".tex", ".pptx"]
+    # (Spelled with its dot, a kind no file has is still the kind it names: no file, never every file.)
+    assert referred_exts("delete the .bak files", [".pdf", ".tex"]) == [".bak"]
     # A file the request names is where things go, not a kind it asks for.
     assert referred_exts("copy the thesis folder to thesis-backup.pdf", exts) is None
     # One long token is one name, read in one pass (it once took minutes at this length).
@@ -142,6 +148,12 @@ def test_the_ops_offered_are_those_the_request_says() -> None:
     assert "archive" not in (referred_ops("extract data.zip to restore") or set())
     # A new archive's name asks for an archive; an arrow for a move; quoted text for a write.
     assert "archive" in (referred_ops("everything in thesis as thesis-backup.tar.gz") or set())
+    # Two archive names in a rename are an archive's old name and its new one: no archive is made.
+    assert "archive" not in (
+        referred_ops("I'd like you to call data-final.zip copy-of-data-final.zip instead") or set()
+    )
+    assert "archive" not in (referred_ops("rename old.zip to new.zip") or set())
+    assert "archive" in (referred_ops("rename the logs into logs.zip") or set())
     assert {"move", "classify"} <= (referred_ops("pdfs -> docs") or set())
     assert {"write", "append"} <= (referred_ops("'buy milk' in todo.md") or set())
     # "remove" with a tag is an untag only; without one, only a delete.
