@@ -5,8 +5,8 @@ A small model picks badly among two hundred names: asked for the songs in ``musi
 ``media/**``, and asked about the security notes it writes ``contains: "database"`` because a file
 is named so. People refer to a folder or a file by some of its words: ``photos/wedding``, "the
 wedding photos", "my tax stuff" (``Documents/taxes``), "the rental contract pdf". So a name is
-*referred to* when one of its words (three letters or more, or a number of three digits or more)
-is a word of the request, compared without a plural ending and forgiving one typed letter
+*referred to* when one of its words (two letters or more, as "db", or a number of three digits or
+more) is a word of the request, compared without a plural ending and forgiving one typed letter
 ("budegt"). A path the request spells out whole refers to that folder or file only, not to its
 parents: "photos/wedding" is not a mention of ``photos``.
 
@@ -93,12 +93,18 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     said_of = {path: _said_words(by_key, path) for path in files if path not in spelled}
     # A file that holds only some of the words another holds is not the one described ("the db
     # backup" is db-backup.zip, not config-backup.zip; "the budget review notes" no budget.xlsx).
-    # (Words for a kind of file do not count there: "the wedding clip" may be wedding-trip.mp4.)
-    plain = {path: frozenset(word for word in words if not names_a_kind(word)) for path, words in said_of.items()}
+    # (Words for its own kind do not count there: "the wedding clip" may be wedding-trip.mp4. Words
+    # for another kind do: "db" and "backup" are words of the name of db-backup-20250510.zip.)
+    plain = {path: frozenset(word for word in words if not _own_kind(word, path)) for path, words in said_of.items()}
     sets = set(plain.values())
-    lesser = {words for words in sets if words and any(words < other for other in sets)}
+    lesser = {words for words in sets if any(words < other for other in sets)}
     found = [path for path in files if path in spelled or (said_of[path] and plain[path] not in lesser)]
     return found or None
+
+
+def _own_kind(word: str, path: str) -> bool:
+    """Whether ``word`` names the kind of file ``path`` is ("clip" of a.mp4; not "db" of db-backup.zip)."""
+    return names_a_kind(word) and posixpath.splitext(path)[1].lower() in kind_exts(word)
 
 
 def _said_words(by_key: dict[str, set[str]], path: str) -> frozenset[str]:

@@ -97,8 +97,19 @@ def alike(one: str, other: str) -> bool:
     return one not in known or other not in known or not _forms(one).isdisjoint(_forms(other))
 
 
+#: Words of two letters that say nothing of a name ("db", "cv" and "hr" do).
+_SMALL = frozenset(("am", "do", "go", "he", "hi", "if", "no", "ok", "oh", "so", "up", "pm", "id", "ya", "yo", "eg",
+                    "ie", "im", "ur", "em", "mb", "kb", "gb", "tb", "st", "nd", "rd", "th"))  # fmt: skip
+
+
 def counted(word: str) -> bool:
-    return (len(word) >= 3 and word not in GLUE) if not word.isdigit() else len(word) >= 3
+    """Whether ``word`` (lower case) may say something of a name: three letters or more, or two
+    ("db", "cv"), outside :data:`GLUE`; a number of three digits or more."""
+    if word.isdigit():
+        return len(word) >= 3
+    if len(word) == 2:
+        return word.isalpha() and word not in GLUE and word not in _SMALL
+    return len(word) >= 3 and word not in GLUE
 
 
 class Request:

@@ -84,6 +84,11 @@ def test_a_file_named_whole_is_the_only_one_its_words_refer_to() -> None:
     clips = ["v/wedding-trip.mp4", "v/wedding-clip.mov", "v/old.bak", "v/db-backup.zip"]
     assert referred_files("move the wedding clip in v to x", clips) == clips[:2]
     assert referred_files("tag the backup in v as keep", clips) == [clips[3]]
+    # A word for another kind is a word of its name, two letters long too: "the db backup" is the
+    # db backup, not every backup zip ("backup" is a kind of zip, "db" is not).
+    backups = ["b/config-backup-2026.zip", "b/db-backup-2025.zip", "b/photos-backup-2026.zip", "b/old.bak"]
+    assert referred_files("unzip the db backup in review/db-backup-2025", backups) == [backups[1]]
+    assert referred_files("unzip the cv in b", ["b/cv.pdf", "b/cover.pdf"]) == ["b/cv.pdf"]
     # The words of a new name it gives, of another path it spells and of a tag it names describe none.
     assert referred_files("rename the rental contract to budget-2024.pdf", files) == ["papers/rental contract.pdf"]
     assert referred_files("unpack the 1099 into taxes/budget", files) == ["taxes/1099-INT.pdf"]
