@@ -40,9 +40,10 @@ from engine.planner.narrow_match import narrow_match
 from engine.planner.offered import Offered, Scope, changeable_to, offered_values, request_scope, request_times
 from engine.planner.parts import request_parts
 from engine.planner.pieces import piece_ops, rules_in_order, steps_by_piece
-from engine.planner.places import made_names, referred_targets
+from engine.planner.places import FILE_NAME, made_names, referred_targets
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
+    SENDING_WORDS,
     names_a_kind,
     referred_exts,
     referred_files,
@@ -209,14 +210,21 @@ def _narrow_choice(defs: dict[str, Any], request: str, scope: Scope, *, one_thin
         stem(w) != w.lower() and names_a_kind(w) for w in scope.words_of.words
     )
     ranked = FIRST_N.search(request) or scope.words_of.uses([*FEW_WORDS, *RANKING_WORDS])
-    if selected:
-        selected_only(defs)
     # Files it describes by words of their names, from no folder it names, by no date, size, tag
     # or count ("tag the lease and the car insurance policy", "delete the whiteboard photo") are
     # those files, listed.
     # (Not "the draft files", every file of a name, nor files said by a tag they have: "nothing is
     # review anymore, drop that tag".)
-    elif (one_thing and scope.file_refs and not scope.folder_refs and not (timed or by_tag or ranked)
+    # (A folder it sends files to is not where they are: "put the utils module in old"; but "in"
+    # says where they are where nothing is sent: "prefix the dumps in data", "in screenshots, ...".)
+    places = referred_targets(request, in_places=scope.words_of.uses(SENDING_WORDS))
+    taken_from = [folder for folder in scope.folder_refs or [] if places is None or not goes_to(folder, places)]
+    # (Nor does a folder it names matter where it names the files whole: "Edits cleanup: zip cover.psd".)
+    whole = {posixpath.basename(name).lower() for name in FILE_NAME.findall(request)}
+    named_whole = bool(scope.file_refs) and all(posixpath.basename(p).lower() in whole for p in scope.file_refs or [])
+    if selected:
+        selected_only(defs)
+    elif (one_thing and scope.file_refs and (not taken_from or named_whole) and not (timed or by_tag or ranked)
           and not NAMED.search(request) and not scope.words_of.uses([*ALL_WORDS, *NAMED_WORDS])
           and referred_files(request, scope.all_files, tags=tag_words(request))):  # fmt: skip
         listed_only(defs)

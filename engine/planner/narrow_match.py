@@ -16,8 +16,9 @@ from typing import Any
 
 from engine.planner.offered import Offered, Scope, Times
 from engine.planner.parts import request_parts
+from engine.planner.places import referred_targets, without_places
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import group_exts, referred_exts
+from engine.planner.refer import SENDING_WORDS, group_exts, referred_exts, without_folders_in
 from engine.planner.said import about_phrases, about_words, asked_steps
 from engine.planner.schema_edit import bounded_to, narrow_enum
 from engine.planner.spoken import (
@@ -80,7 +81,10 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     if not (scope.words_of.uses(SPARE_WORDS) or NOT.search(said) or inner):
         del match["exclude"]
     # A match filters by date only when the request speaks of time, and by size when of size.
-    timed = scope.words_of.uses(TIME_WORDS) or times.years or DAYS.search(request) or times.days
+    # (A place it sends files to says no time: "put the utils module in old".)
+    sent_to = referred_targets(request, in_places=scope.words_of.uses(SENDING_WORDS)) or set()
+    timing = Request(without_places(request, sent_to)) if sent_to else scope.words_of
+    timed = timing.uses(TIME_WORDS) or times.years or DAYS.search(request) or times.days
     for key, values in (("modified_after", times.afters), ("modified_before", times.befores)):
         if timed and values:
             narrow_enum(match, key, values, defs)
@@ -145,7 +149,8 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
         if not SIZE.search(request):
             match[sized] = {"enum": [SIZES[0] if sized == "larger_than" else SIZES[1]]}
     # A match is by kind only when the request names a kind (refer.py).
-    kinds = referred_exts(request, offer.found_exts)
+    # (A folder it takes files from is no kind: "everything in Documents" asks for no documents.)
+    kinds = referred_exts(without_folders_in(request, scope.all_folders), offer.found_exts)
     if kinds:
         narrow_enum(match["ext"], "items", kinds, defs)
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))

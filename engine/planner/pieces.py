@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from engine.planner.parts import goes_on
-from engine.planner.places import made_folders
-from engine.planner.prompt import ViewEntry
-from engine.planner.refer import SPELLED_PATH, TAG_TAKEN_OFF, group_exts, referred_exts, referred_ops
+from engine.planner.places import FILE_NAME, made_folders
+from engine.planner.prompt import SINGLE_KEYS, ViewEntry
+from engine.planner.refer import GIVEN_NAME, SPELLED_PATH, TAG_TAKEN_OFF, group_exts, referred_exts, referred_ops
 from engine.planner.said import QUOTED, undictated
 from engine.planner.schema_edit import one_file_step, reached_defs, unique_when_few
 from engine.planner.values import ARCHIVE_EXTS, globbed, is_changeable
@@ -125,6 +125,8 @@ def steps_by_piece(
     prefix = schema["properties"]["steps"]["prefixItems"]
     folders = {entry.path for entry in entries if entry.is_dir} | {posixpath.dirname(e.path) for e in entries}
     made: list[str] = []  # new folders spelled by earlier pieces ("make a folder Videos/archive")
+    existing = {entry.path for entry in entries}
+    renamed: str | None = None  # the new name an earlier piece gave one file ("rename a.png to b.png")
     for at, piece in enumerate(pieces[: len(prefix)]):
         spelled = [p.strip(".,;:!?'\"()").rstrip("/") for p in SPELLED_PATH.findall(piece)]
         spelled += made_folders(piece)
@@ -133,7 +135,11 @@ def steps_by_piece(
         if goes_on(piece):
             if _IT.match(piece):
                 prefix[at] = one_file_step(defs, prefix[at])
+                # ("rename cover-final.png to cover.png and tag it approved": it is cover.png now)
+                if renamed is not None:
+                    prefix[at] = _on_path(defs, prefix[at], renamed)
             continue
+        renamed = None
         ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
         # Files put "in it" or "there" go into the folder an earlier piece made.
         into = list(made) if made and _IN_IT.search(undictated(piece)) else None
@@ -145,12 +151,57 @@ def steps_by_piece(
             continue
         step["properties"]["op"]["enum"] = kept
         step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in kept]
+        if "move" in kept and not {"copy", "archive", "delete"} & set(kept):
+            renamed = _new_name(piece, existing, folders, own["target"].get("enum", []))
         # Only what that step refers to, each under a name of its own.
         name = f"at{at}-"
         reached = reached_defs(own, "step")
         moved = json.loads(json.dumps({key: own[key] for key in reached}).replace('"#/$defs/', f'"#/$defs/{name}'))
         defs.update({f"{name}{key}": value for key, value in moved.items()})
         prefix[at] = {"$ref": f"#/$defs/{name}step"}
+
+
+def _new_name(piece: str, existing: set[str], folders: set[str], targets: list[str]) -> str | None:
+    """The one new path ``piece`` gives one file it names, when it is one of ``targets``: "rename
+    cover-final.png to cover.png" is Edits/cover.png where Edits/cover-final.png is, and "move
+    cover-final.png into Camera" is Camera/cover-final.png. None when it gives no one such path."""
+    given = [name for name in GIVEN_NAME.findall(piece) if name not in existing]
+    named = {posixpath.basename(name) for name in FILE_NAME.findall(piece)} - {posixpath.basename(g) for g in given}
+    sources = [path for path in existing if path in named or posixpath.basename(path) in named]
+    if len(sources) != 1 or len(given) > 1:
+        return None
+    if given:
+        new = given[0] if "/" in given[0] else posixpath.join(posixpath.dirname(sources[0]), given[0])
+    elif len(into := [target for target in targets if target in folders]) == 1:
+        new = posixpath.join(into[0], posixpath.basename(sources[0]))
+    else:
+        return None
+    return new if (new in targets or not given) and new not in existing else None
+
+
+def _on_path(defs: dict[str, Any], ref: dict[str, Any], path: str) -> dict[str, Any]:
+    """The one-file step ``ref`` refers to (:func:`one_file_step`), taking ``path`` only: a file an
+    earlier step gives that name."""
+    name = ref["$ref"].rsplit("/", 1)[1]
+    step = json.loads(json.dumps(defs[name]))
+    for way in step["allOf"]:
+        then = way.get("then", {}).get("$ref", "")
+        op = way["if"]["properties"]["op"]["const"]
+        key = SINGLE_KEYS.get(op)
+        if not then.startswith("#/$defs/one-") or key is None:
+            continue
+        ways = []
+        for one in defs[then.rsplit("/", 1)[1]]["anyOf"]:
+            one = dict(one, properties=dict(one["properties"]))
+            if key in one["properties"]:
+                one["properties"][key] = {"const": path}
+            if "paths" in one["properties"]:
+                one["properties"]["paths"] = {"type": "array", "items": {"const": path}, "minItems": 1, "maxItems": 1}
+            ways.append(one)
+        defs[f"on-{op}"] = {"anyOf": ways}
+        way["then"] = {"$ref": f"#/$defs/on-{op}"}
+    defs[f"on-{name}"] = step
+    return {"$ref": f"#/$defs/on-{name}"}
 
 
 #: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks",

@@ -74,12 +74,13 @@ def made_folders(request: str) -> list[str]:
             and "." not in posixpath.basename(name)]  # fmt: skip
 
 
-def referred_targets(request: str) -> set[str] | None:
+def referred_targets(request: str, *, in_places: bool = True) -> set[str] | None:
     """The places (in lower case, without a trailing ``/``) a request says files go to, in each of
     its clauses: the word after "to", "into", "onto" or an arrow, past an article or "folder
     called", or before "should hold"; in a clause with none of those, the word after "in" or
     "under" ("put the lease in house", "file them under 2025"); and every file name it says, for
-    "call a.md b.md". None when it says no such place, and the caller then offers every place."""
+    "call a.md b.md". None when it says no such place, and the caller then offers every place.
+    Without ``in_places``, a place after "in" or "under" is not one."""
     found: set[str] = set()
     for clause in _CLAUSE.split(request):
         tokens = [token.strip(".'\"").rstrip("/").lower() for token in REQUEST_TOKEN.findall(clause)]
@@ -97,7 +98,7 @@ def referred_targets(request: str) -> set[str] | None:
                 sure.add(place)
             elif place and one_of(token, _MAYBE_PLACE_WORDS):
                 maybe.add(place)
-        found |= sure or maybe
+        found |= sure or (maybe if in_places else set())
     # A new archive is named where it is made, not where files go ("an archive old.zip", "as old.zip").
     names = {
         match.group(0).strip(".'\"").lower()
@@ -106,6 +107,17 @@ def referred_targets(request: str) -> set[str] | None:
     }
     found |= {posixpath.basename(name) for name in names} | names
     return found or None
+
+
+def without_places(request: str, places: set[str]) -> str:
+    """``request`` with each of ``places`` (lower case) blanked where it is said as where files go,
+    after "to", "into", "in" or an arrow: "put the utils module in old" says nothing old."""
+    if not places:
+        return request
+    names = "|".join(re.escape(place) for place in sorted(places, key=len, reverse=True))
+    said = re.compile(rf"((?:\b(?:to|into|onto|in|inside|under|within)|->|=>|\u2192)\s+(?:the\s+|my\s+)?)(?:{names})/?"
+                      r"(?![\w/.-])", re.IGNORECASE)  # fmt: skip
+    return said.sub(lambda found: found.group(1) + " " * (len(found.group(0)) - len(found.group(1))), request)
 
 
 #: Names of folders to make, said one after another up to the end of the request: "mkdir later and

@@ -71,7 +71,7 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
 
 
 #: A file name given after "to", "into" or "as": a new name, or where things go.
-_GIVEN_NAME = re.compile(
+GIVEN_NAME = re.compile(
     r"\b(?:to|into|as)\s+([^\s\"'`]*[\w)\]]\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?)\b", re.IGNORECASE
 )
 
@@ -85,7 +85,7 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     spelled = [path for path in files if said.spells(path) or said.spells(posixpath.basename(path))]
     paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
     # Nor does a new name it gives ("rename the résumé to resume-2025.docx": no 2025 file).
-    rest = said.without([*spelled, *(posixpath.basename(p) for p in spelled), *paths, *_GIVEN_NAME.findall(request)])
+    rest = said.without([*spelled, *(posixpath.basename(p) for p in spelled), *paths, *GIVEN_NAME.findall(request)])
     if tags:
         said_tags = "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
         rest = Request(re.sub(rf"(?<![\w-])(?:{said_tags})(?![\w-])", " ", rest.text, flags=re.IGNORECASE))
@@ -268,6 +268,25 @@ def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) ->
     return found or dotted or None
 
 
+#: A folder said as where files are: "in Documents", "from the Pictures folder", "under Music/".
+_IN_FOLDER = re.compile(r"\b(?:in|from|inside|within|under)\s+(?:the\s+|my\s+|our\s+)?([\w.-]+)/?(?![\w/.-])",
+                        re.IGNORECASE)  # fmt: skip
+
+
+def without_folders_in(request: str, folders: Iterable[str]) -> str:
+    """``request`` without the names of ``folders`` it says files are in, where such a name is also a
+    word for a kind: "everything in Documents" asks for no documents, "the pdfs in docs" for pdfs."""
+    names = {posixpath.basename(folder).lower() for folder in folders}
+
+    def blanked(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if name.lower() not in names or not names_a_kind(name):
+            return found.group(0)
+        return found.group(0)[: found.start(1) - found.start(0)] + " " * len(name)
+
+    return _IN_FOLDER.sub(blanked, request)
+
+
 #: The words that say each op, as people say them (a plural, an ending of a letter or two, and one
 #: typed letter are forgiven as :meth:`Request.uses` forgives them). Generous on purpose: a word
 #: here only lets the model choose the op, and a request that says none of these words is offered
@@ -304,6 +323,29 @@ OP_WORDS: dict[str, tuple[str, ...]] = {
               "set"),
 }
 # fmt: on
+#: Words that send files somewhere (a move's or a copy's, not a rename's): after one of them, "in
+#: old" may be where files go ("put the utils module in old").
+SENDING_WORDS = (
+    "move",
+    "moving",
+    "mv",
+    "put",
+    "place",
+    "relocate",
+    "shift",
+    "transfer",
+    "shove",
+    "stick",
+    "send",
+    "stash",
+    "drag",
+    "bring",
+    "copy",
+    "copying",
+    "cp",
+    "duplicate",
+    "clone",
+)  # fmt: skip
 #: Words of :data:`OP_WORDS` that are as often nouns or small words: alone they say no op.
 WEAK_WORDS = frozenset(
     (

@@ -227,3 +227,54 @@ def test_a_word_for_a_kind_no_file_has_selects_by_name_never_by_an_unknown_kind(
                                 "to": "courses/algorithms"})  # fmt: skip
     assert _allows(schema, {"op": "move", "match": {"glob": "Downloads/**", "name_regex": "^lecture-"},
                             "to": "courses/algorithms"})  # fmt: skip
+
+
+def test_a_file_renamed_then_spoken_of_as_it_is_taken_by_its_new_name() -> None:
+    entries = [
+        ViewEntry(path, False, 10, TODAY) for path in ("Edits/cover-final.png", "Edits/cover.psd", "Camera/a.png")
+    ]
+    schema = narrowed_schema("rename cover-final.png to cover.png and tag it approved", entries, TODAY)
+    move = {"op": "move", "from": "Edits/cover-final.png", "to": "Edits/cover.png"}
+    assert _allows(schema, move, {"op": "tag", "path": "Edits/cover.png", "tags": ["approved"]})
+    assert not _allows(schema, move, {"op": "tag", "path": "Edits/cover-final.png", "tags": ["approved"]})
+    # Every answer the grammar lets through satisfies the schema.
+    check = Draft202012Validator(schema)
+    for answer in _walks(schema, 10, random.Random(7)):
+        assert check.is_valid(json.loads(answer)), answer
+    # Moved into a folder, it is the file of that name there.
+    schema = narrowed_schema("move cover-final.png into Camera and tag it approved", entries, TODAY)
+    move = {"op": "move", "from": "Edits/cover-final.png", "to": "Camera"}
+    assert _allows(schema, move, {"op": "tag", "path": "Camera/cover-final.png", "tags": ["approved"]})
+    assert not _allows(schema, move, {"op": "tag", "path": "Edits/cover-final.png", "tags": ["approved"]})
+    # Copied, "it" may be either: both are offered.
+    schema = narrowed_schema("copy cover-final.png to cover.png and tag it approved", entries, TODAY)
+    copy = {"op": "copy", "from": "Edits/cover-final.png", "to": "Edits/cover.png"}
+    assert _allows(schema, copy, {"op": "tag", "path": "Edits/cover-final.png", "tags": ["approved"]})
+
+
+def test_a_folder_files_are_taken_from_is_no_kind_of_file() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY - dt.timedelta(days=age)) for path, age in
+               (("Documents/budget.md", 2), ("Documents/spec.pdf", 90), ("keep/x.txt", 1))]  # fmt: skip
+    schema = narrowed_schema("move everything in Documents over a month old to keep/", entries, TODAY)
+    old = {"glob": "Documents/**", "modified_before": "30d"}
+    assert _allows(schema, {"op": "move", "match": old, "to": "keep"})
+    assert not _allows(schema, {"op": "move", "match": {**old, "ext": [".pdf"]}, "to": "keep"})
+    # A kind said beside it is still the kind.
+    schema = narrowed_schema("move the pdfs in Documents to keep/", entries, TODAY)
+    assert _allows(schema, {"op": "move", "match": {"glob": "Documents/**", "ext": [".pdf"]}, "to": "keep"})
+
+
+def test_files_named_and_sent_to_a_folder_are_listed() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("code/app/src/utils.py", "code/app/src/main.py",
+                                                              "old/readme.txt")]  # fmt: skip
+    schema = narrowed_schema("Kindly put the utils module in old", entries, TODAY)
+    assert _allows(schema, {"op": "move", "paths": ["code/app/src/utils.py"], "to": "old"})
+    assert not _allows(schema, {"op": "move", "match": {"glob": "old/**", "ext": [".py"]}, "to": "old"})
+    assert not _allows(schema, {"op": "move", "match": {"glob": "old/**"}, "to": "old"})
+
+
+def test_a_file_named_whole_is_listed_even_where_a_folder_is_named() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("Edits/cover.psd", "Edits/cover-final.png")]
+    schema = narrowed_schema("Edits cleanup: put cover.psd into Edits/cover-psd.zip", entries, TODAY)
+    assert _allows(schema, {"op": "archive", "paths": ["Edits/cover.psd"], "to": "Edits/cover-psd.zip"})
+    assert not _allows(schema, {"op": "archive", "match": {"glob": "Edits/**"}, "to": "Edits/cover-psd.zip"})
