@@ -137,7 +137,7 @@ def steps_by_piece(
                 prefix[at] = one_file_step(defs, prefix[at])
                 # ("rename cover-final.png to cover.png and tag it approved": it is cover.png now)
                 if renamed is not None:
-                    prefix[at] = _on_path(defs, prefix[at], renamed)
+                    prefix[at] = _on_path(defs, prefix[at], renamed, f"on{at}-")
             continue
         renamed = None
         ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
@@ -179,9 +179,9 @@ def _new_name(piece: str, existing: set[str], folders: set[str], targets: list[s
     return new if (new in targets or not given) and new not in existing else None
 
 
-def _on_path(defs: dict[str, Any], ref: dict[str, Any], path: str) -> dict[str, Any]:
+def _on_path(defs: dict[str, Any], ref: dict[str, Any], path: str, label: str) -> dict[str, Any]:
     """The one-file step ``ref`` refers to (:func:`one_file_step`), taking ``path`` only: a file an
-    earlier step gives that name."""
+    earlier step gives that name. Its definitions are named with ``label`` first."""
     name = ref["$ref"].rsplit("/", 1)[1]
     step = json.loads(json.dumps(defs[name]))
     for way in step["allOf"]:
@@ -198,10 +198,10 @@ def _on_path(defs: dict[str, Any], ref: dict[str, Any], path: str) -> dict[str, 
             if "paths" in one["properties"]:
                 one["properties"]["paths"] = {"type": "array", "items": {"const": path}, "minItems": 1, "maxItems": 1}
             ways.append(one)
-        defs[f"on-{op}"] = {"anyOf": ways}
-        way["then"] = {"$ref": f"#/$defs/on-{op}"}
-    defs[f"on-{name}"] = step
-    return {"$ref": f"#/$defs/on-{name}"}
+        defs[f"{label}{op}"] = {"anyOf": ways}
+        way["then"] = {"$ref": f"#/$defs/{label}{op}"}
+    defs[f"{label}{name}"] = step
+    return {"$ref": f"#/$defs/{label}{name}"}
 
 
 #: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks",
