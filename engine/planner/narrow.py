@@ -43,6 +43,7 @@ from engine.planner.pieces import piece_ops, rules_in_order, steps_by_piece
 from engine.planner.places import FILE_NAME, made_names, referred_targets
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
+    ADDED_FILE,
     SENDING_WORDS,
     names_a_kind,
     referred_exts,
@@ -131,6 +132,17 @@ def _narrow_ops(defs: dict[str, Any], request: str, scope: Scope) -> tuple[set[s
     names_a_file = any(has_ext(posixpath.basename(word)) for word in scope.words)
     if ops is not None and {"write", "mkdir"} <= ops and not dictates and not names_a_file:
         ops = ops - {"write", "append"}
+    # A new file it dictates text for is written, never moved: "put a NOTES.txt in data/processed
+    # that says: ..." (there is no NOTES.txt to move).
+    # (Unless it asks something else too: "copy design.md to handoff/ and drop a handoff/README.txt
+    # in there saying ...".)
+    plain = undictated(request)
+    added = ADDED_FILE.search(plain) if dictates and ops is not None and "write" in ops else None
+    if added is not None:
+        name = posixpath.basename(FILE_NAME.findall(added.group(0))[-1]).lower()
+        rest = referred_ops(plain[: added.start()] + " " + plain[added.end() :]) or set()
+        if rest <= {"write", "append", "mkdir"} and all(posixpath.basename(p).lower() != name for p in scope.all_files):
+            ops = (ops or set()) & {"write", "append", "mkdir"}
     # A tag swapped for another ("swap the todo tag on X for done") comes off, then the other goes on.
     retag = ops is not None and {"tag", "untag"} <= ops and RETAG.search(request) is not None
     if retag:
@@ -328,6 +340,9 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     # A name it gives in a new folder it names is that folder's ("make docs/meetings and put a note
     # in it, 2026-02-10.md": docs/meetings/2026-02-10.md).
     placed = [t for t in scope.renamed if "/" in t and posixpath.dirname(t) not in scope.all_folders]
+    # So may be one it gives in a folder it says it goes to ("put a NOTES.txt in data/processed").
+    placed += [t for t in scope.renamed if "/" in t and posixpath.dirname(t) in scope.all_folders
+               and places is not None and posixpath.dirname(t).lower() in places]  # fmt: skip
     named = changeable([*(word for word in scope.words if has_ext(posixpath.basename(word))), *placed])
     # ... and so is one it gives "in it", after an earlier piece made the folder ("create
     # analysis/archive, ... and add a README.md in there").

@@ -470,7 +470,7 @@ def referred_ops(request: str) -> set[str] | None:
     if _QUOTE.search(request):
         ops |= {"write", "append"}
     # A file added by its name may be a new one ("add bugreport/versions.txt with the line: ...").
-    if "append" in ops and _ADDED_FILE.search(request):
+    if "append" in ops and ADDED_FILE.search(request):
         ops.add("write")
     return ops or None
 
@@ -482,7 +482,7 @@ def _renamed_archive(request: str) -> bool:
 
 
 #: A file added by name: "add a README.md", "put notes/todo.txt in with ...".
-_ADDED_FILE = re.compile(
+ADDED_FILE = re.compile(
     rf"\b(?:add|put|drop|include)\s+(?:(?:a|an|the|new|file)\s+)*{FILE_NAME.pattern}", re.IGNORECASE
 )
 

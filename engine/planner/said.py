@@ -261,7 +261,15 @@ def asked_pieces(request: str) -> list[str]:
     return [_PIECE_END.sub("", request[start:end]).strip() for start, end in zip(starts, ends, strict=True)]
 
 
-#: What file operations cannot do: code, tests, builds, mail, travel, the weather ("funcion" too).
+#: Formats a file would have to be converted to: no file operation converts one.
+_FORMATS = (
+    r"(?:pdf|docx?|odt|rtf|png|jpe?g|gif|webp|svg|mp3|wav|flac|mp4|mov|csv|xlsx?|html?|epub|word\s+doc\w*"
+    r"|spreadsheet)\b(?!\s+(?:folder|dir|directory|files?)\b)(?![\w/.-])"
+)
+#: Words up to the end of a sentence (a dot inside a name, "notes.md", ends none), at most 200 characters.
+_IN_SENTENCE = r"(?:[^.?!;]|\.(?=\S)){0,200}"
+#: What file operations cannot do: code, tests, builds, mail, travel, the weather ("funcion" too),
+#: converting a file to another format.
 _NOT_FILES = re.compile(
     r"\b(?:flaky|failing|fails|fu\w{1,3}ion|refactor\w*|implement\w*|unit \w+|debug\w*|compile|deploy|install"
     r"|github|pull request|weather|rain|e-?mail|flights?|translate|explain|instagram|shrink|resize|transcode"
@@ -269,7 +277,10 @@ _NOT_FILES = re.compile(
     r"|push (?:my|the|these) changes|timing out|post (?:the|my|this|these) \S+(?: \S+)? on"
     # (a message sent: "text this week's rota to the team", "whatsapp it to Ana"; never "the whatsapp pics")
     r"|(?<![\w-])(?:text|sms|whatsapp|tweet) (?:this|that|these|the|my|it|them)\b[^.?!;]*\bto (?:the|my|our|everyone"
-    r"|him|her|them|[A-Z]\w+)\b)\b|(?<!\S)--[a-z][\w-]*",
+    r"|him|her|them|[A-Z]\w+)\b)\b|(?<!\S)--[a-z][\w-]*"
+    # (a file made into another format: "convert the notes to pdf", "turn the chart into a pdf")
+    rf"|\bconvert\w*\b{_IN_SENTENCE}\b(?:in)?to\s+(?:an?\s+)?{_FORMATS}"
+    rf"|\b(?:turn|make|export|save|render)\w*\b{_IN_SENTENCE}\b(?:into|as)\s+an?\s+{_FORMATS}",
     re.IGNORECASE,
 )
 

@@ -278,3 +278,26 @@ def test_a_file_named_whole_is_listed_even_where_a_folder_is_named() -> None:
     schema = narrowed_schema("Edits cleanup: put cover.psd into Edits/cover-psd.zip", entries, TODAY)
     assert _allows(schema, {"op": "archive", "paths": ["Edits/cover.psd"], "to": "Edits/cover-psd.zip"})
     assert not _allows(schema, {"op": "archive", "match": {"glob": "Edits/**"}, "to": "Edits/cover-psd.zip"})
+
+
+def test_a_new_file_dictated_into_a_folder_is_written_there_and_nothing_moved() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in ("data/processed/features_v2.parquet", "notes/a.md")]
+    schema = narrowed_schema("put a NOTES.txt in data/processed that says: v2 is deprecated", entries, TODAY)
+    write = {"op": "write", "path": "data/processed/NOTES.txt", "content": "v2 is deprecated\n"}
+    assert _allows(schema, write)
+    assert not _allows(schema, {"op": "move", "paths": ["data/processed/features_v2.parquet"], "to": "data/processed"})
+    # Asked to copy too, the copy stays ("copy a.md to handoff/ and drop a handoff/README.txt in there saying 'hi'").
+    schema = narrowed_schema("copy a.md to handoff/ and drop a handoff/README.txt in there saying 'hi'", entries, TODAY)
+    assert _allows(schema, {"op": "copy", "paths": ["notes/a.md"], "to": "handoff"},
+                   {"op": "write", "path": "handoff/README.txt", "content": "hi\n"})  # fmt: skip
+
+
+def test_converting_a_file_to_another_format_is_no_file_task() -> None:
+    for request in ("can u turn the seating chart into a pdf for the venue", "convert notes.md to pdf",
+                    "export the budget sheet as a csv please", "save the drawing as a png"):  # fmt: skip
+        assert not_files(request), request
+    for request in ("turn the reports folder into a zip", "move the pdfs into pdf", "save the line hi as notes.txt",
+                    "make a folder and sort the scans into a pdf folder", "convert the pdfs to pdf/"):  # fmt: skip
+        assert not not_files(request), request
+    # (A pasted page of "make" asks for no conversion.)
+    assert not not_files("make " * 20_000)
