@@ -45,6 +45,7 @@ from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_
 from engine.planner.refer import (
     ADDED_FILE,
     SENDING_WORDS,
+    kind_exts,
     names_a_kind,
     referred_exts,
     referred_files,
@@ -259,6 +260,18 @@ def _narrow_choice(defs: dict[str, Any], request: str, scope: Scope, *, one_thin
         and many_said
     ):
         selected_only(defs)
+    # Files it describes by words of their names and says in the plural, each of the kind it says,
+    # are all of them, never one ("nuke the untitled notebooks": Untitled.ipynb and Untitled1.ipynb).
+    # (Unless it gives a file a new name: "rename the photos to a-1.jpg, a-2.jpg and so on".)
+    listed = defs["listed"].get("enum", [])
+    plural = {ext for w in scope.words_of.words if stem(w) != w.lower() for ext in kind_exts(w)}
+    if (one_thing and scope.file_refs and not ranked and len(listed) >= 2
+            and not any(has_ext(posixpath.basename(place)) for place in places or ())
+            and all(posixpath.splitext(path)[1].lower() in plural for path in listed)):  # fmt: skip
+        defs["paths"]["minItems"] = max(defs["paths"].get("minItems", 0), len(listed))
+        for op, key in SINGLE_KEYS.items():
+            ways = defs[op].get("anyOf", [])
+            defs[op]["anyOf"] = [way for way in ways if key is None or key not in way["required"]] or ways
 
 
 def _narrow_places(defs: dict[str, Any], request: str, scope: Scope, offer: Offered, ops: set[str] | None, *,

@@ -301,3 +301,16 @@ def test_converting_a_file_to_another_format_is_no_file_task() -> None:
         assert not not_files(request), request
     # (A pasted page of "make" asks for no conversion.)
     assert not not_files("make " * 20_000)
+
+
+def test_files_said_in_the_plural_by_words_of_their_names_are_all_of_them() -> None:
+    entries = [ViewEntry(path, False, 10, TODAY) for path in
+               ("notebooks/Untitled.ipynb", "notebooks/Untitled1.ipynb", "notebooks/eda.ipynb")]  # fmt: skip
+    schema = narrowed_schema("nuke the untitled notebooks", entries, TODAY)
+    both = ["notebooks/Untitled.ipynb", "notebooks/Untitled1.ipynb"]
+    assert _allows(schema, {"op": "delete", "paths": both})
+    assert not _allows(schema, {"op": "delete", "paths": both[:1]})
+    assert not _allows(schema, {"op": "delete", "path": both[0]})
+    # One said alone is one: "nuke the untitled notebook" may be either.
+    schema = narrowed_schema("nuke the untitled notebook", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "path": both[0]})
