@@ -263,7 +263,7 @@ def _narrow_choice(defs: dict[str, Any], request: str, scope: Scope, *, one_thin
     # Files it describes by words of their names and says in the plural, each of the kind it says,
     # are all of them, never one ("nuke the untitled notebooks": Untitled.ipynb and Untitled1.ipynb).
     # (Unless it gives a file a new name: "rename the photos to a-1.jpg, a-2.jpg and so on".)
-    listed = defs["listed"].get("enum", [])
+    listed = defs.get("listed", {}).get("enum", [])
     plural = {ext for w in scope.words_of.words if stem(w) != w.lower() for ext in kind_exts(w)}
     if (one_thing and scope.file_refs and not ranked and len(listed) >= 2
             and not any(has_ext(posixpath.basename(place)) for place in places or ())
