@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from engine.names import display_name, display_text
+from engine.names import display_line, display_name, display_text
 
 Event = Mapping[str, Any]
 
@@ -173,7 +173,10 @@ def _error(event: Event, undo_hint: str) -> list[Text]:
 
 def _final(event: Event, undo_hint: str) -> list[Text]:
     ok = bool(event["ok"])
-    lines = [Text(("done: " if ok else "failed: ") + _safe(event["summary"]), style="bold green" if ok else "bold red")]
+    # (A summary is a message, its names escaped where it was written: escaped once more here, every
+    # backslash would show doubled. Whatever is not printable is still escaped.)
+    summary = display_line(str(event["summary"]))
+    lines = [Text(("done: " if ok else "failed: ") + summary, style="bold green" if ok else "bold red")]
     if event.get("usage"):
         usage = event["usage"]
         estimated = " (estimated)" if usage.get("estimated") else ""

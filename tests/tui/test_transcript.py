@@ -78,6 +78,15 @@ def test_the_final_line_carries_the_surface_s_undo_hint() -> None:
     assert lines[-1] == "undo the last plan with: /undo  (journal j1)"
 
 
+def test_a_summary_escaped_where_it_was_written_is_not_escaped_twice() -> None:
+    declined = "the request cannot be planned: it names /tmp/\\x1b[31mx.txt, outside the workspace"
+    final = {"type": "final", "ok": False, "summary": declined, "undo": None}
+    assert event_lines(final, undo_hint="/undo")[0].plain == f"failed: {declined}"
+    # What is not printable is escaped all the same.
+    final["summary"] = "gone \x1b[2J\x07"
+    assert event_lines(final, undo_hint="/undo")[0].plain == "failed: gone \\x1b[2J\\x07"
+
+
 async def test_run_and_the_agent_pane_show_the_same_lines(scripted_llm: ScriptedLLM, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
