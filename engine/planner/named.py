@@ -18,6 +18,8 @@ from engine.planner.places import REQUEST_TOKEN
 
 __all__ = ["outside_path", "unseen_path"]
 
+#: Why a hidden name cannot be planned.
+_HIDDEN = "hidden from the local planner (names starting with a dot are not shown to it)"
 #: A name in quotes, which may hold spaces ("delete 'my link.txt'").
 _QUOTED = re.compile(r"""'([^'\n]+)'|"([^"\n]+)"|`([^`\n]+)`""")
 
@@ -68,7 +70,7 @@ def unseen_path(request: str, root: Path) -> str | None:
             if stat.S_ISLNK(info.st_mode):
                 return f"{shown} is a symbolic link, which plans never follow or change"
             if part.startswith("."):
-                return f"{shown} is hidden from the local planner (names starting with a dot are not shown to it)"
+                return f"{shown} is {_HIDDEN}"
             if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
                 return f"{shown} is neither a file nor a folder"
             if not stat.S_ISDIR(info.st_mode):
@@ -81,10 +83,12 @@ MAX_SCANNED = 20_000
 
 
 def _unseen_spaced(request: str, root: Path) -> str | None:
-    """Why ``request`` cannot be planned, when it names without quotes a link, FIFO, socket or
-    device whose name has a space ("delete my link.txt"): such a name is no one token, so it is
-    found by looking for the names of those entries in the request. Walks the workspace without
-    following a link or entering a hidden folder, at most :data:`MAX_SCANNED` entries."""
+    """Why ``request`` cannot be planned, when it names a link, FIFO, socket or device, or a hidden
+    entry, deeper in the workspace than it spells: by its bare name ("delete passwdlink.txt" of
+    docs/passwdlink.txt), or without quotes by a name that has a space ("delete my link.txt"), which
+    is no one token. Found by looking for the names of those entries in the request. Walks the
+    workspace without following a link or entering a hidden folder, at most :data:`MAX_SCANNED`
+    entries."""
     stack, scanned = [(root, "")], 0
     while stack:
         folder, prefix = stack.pop()
@@ -97,17 +101,20 @@ def _unseen_spaced(request: str, root: Path) -> str | None:
             if scanned > MAX_SCANNED:
                 return None
             name = entry.name
+            relative = f"{prefix}{name}"
             if name.startswith("."):
+                # (said bare, a hidden name deeper down: "delete .env" of config/.env)
+                if name not in (".", "..") and prefix and _says(request, name):
+                    return f"{relative} is {_HIDDEN}"
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            relative = f"{prefix}{name}"
             if stat.S_ISDIR(info.st_mode):
                 stack.append((Path(entry.path), f"{relative}/"))
                 continue
-            if stat.S_ISREG(info.st_mode) or " " not in name:
+            if stat.S_ISREG(info.st_mode):
                 continue
             shown = relative if _says(request, relative) else name if _says(request, name) else None
             if shown is None:

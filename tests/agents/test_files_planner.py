@@ -154,6 +154,21 @@ def test_unseen_path_leaves_names_that_are_not_there_or_plain_to_the_planner(roo
     os.mkfifo(root / "docs" / "old queue")
     assert unseen_path("empty docs/old queue", root) == "docs/old queue is neither a file nor a folder"
     assert unseen_path("delete the old queue file", root) == "old queue is neither a file nor a folder"
+    # Said by its bare name, a link, a FIFO or a hidden entry deeper down is found too ("delete
+    # passwdlink.txt" of docs/passwdlink.txt: a planner would delete the other files in docs).
+    (root / "docs" / "passwdlink.txt").symlink_to("/etc/passwd")
+    os.mkfifo(root / "docs" / "fifo.txt")
+    (root / "docs" / ".env").write_text("KEY=1")
+    assert (
+        unseen_path("delete passwdlink.txt", root)
+        == "passwdlink.txt is a symbolic link, which plans never follow or change"
+    )
+    assert unseen_path("delete fifo.txt", root) == "fifo.txt is neither a file nor a folder"
+    assert (
+        unseen_path("delete .env", root)
+        == "docs/.env is hidden from the local planner (names starting with a dot are not shown to it)"
+    )
+    assert unseen_path("delete passwdlink.txt.bak and the fifo", root) is None
     # Only the whole name: "my link.txt.bak" or "tummy link.txt" is another name.
     assert unseen_path("delete tummy link.txt and my link.txt.bak", root) is None
     # A regular file with a space, and a link in a hidden folder, are not such names.
