@@ -14,9 +14,12 @@ import re
 import stat
 from pathlib import Path
 
-from engine.planner.places import REQUEST_TOKEN
+from engine.planner.places import FILE_NAME, REQUEST_TOKEN
+from engine.planner.refer import referred_ops
+from engine.planner.said import QUOTED, not_files
+from engine.planner.values import ARCHIVE_EXTS, COMMON_EXTS
 
-__all__ = ["outside_path", "unseen_path"]
+__all__ = ["missing_file", "outside_path", "unseen_path", "workspace_paths"]
 
 #: Why a hidden name cannot be planned.
 _HIDDEN = "hidden from the local planner (names starting with a dot are not shown to it)"
@@ -128,3 +131,78 @@ def _unseen_spaced(request: str, root: Path) -> str | None:
 def _says(request: str, name: str) -> bool:
     """Whether ``request`` holds ``name`` whole, not inside a longer name."""
     return re.search(rf"(?<![\w./-]){re.escape(name)}(?!\.?[\w/-])", request) is not None
+
+
+#: Words after which a file's name is a new one or where things go, not a file the request reads:
+#: "to b.txt", "as x.zip", "called a.md", "a new notes.txt", "create todo.md", "in log.txt".
+_NEW_NAME = re.compile(
+    r"(?:\b(?:to|into|onto|in|inside|as|called|named|create|make|write|touch|save|new|an?|another)|->|=>|\u2192)\s+$",
+    re.IGNORECASE,
+)
+
+
+#: The ops of a request that acts only on files that are there.
+_ACTS_ON = frozenset(("delete", "move", "copy", "tag", "untag", "extract", "mkdir", "classify"))
+#: The most file names of one request :func:`missing_file` looks at.
+MAX_NAMES = 64
+
+
+def workspace_paths(root: Path) -> list[str] | None:
+    """The relative paths of the files and folders under ``root`` that the planner may see (no link
+    followed, no hidden folder entered), or None when there are more than :data:`MAX_SCANNED`."""
+    found: list[str] = []
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if len(found) >= MAX_SCANNED:
+                return None
+            if entry.name.startswith("."):
+                continue
+            relative = f"{prefix}{entry.name}"
+            found.append(relative)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), f"{relative}/"))
+            except OSError:
+                continue
+    return found
+
+
+def missing_file(request: str, paths: list[str]) -> str | None:
+    """Why ``request`` cannot be planned over a workspace of ``paths``, when it names a file to act
+    on ("delete docs/missing.txt") that is not there, by its path or its name: a planner decoded under
+    the names that are there would pick others ("delete docs/missing.txt" deleted the rest of docs).
+    None when every such file is there. A name given as a new one or a destination ("to b.txt", "as
+    x.zip", "a new notes.txt", "create todo.md"), one said right after another ("call a.md b.md"),
+    one in quotes (what a file is to say), and one of an extension that is no usual file's nor a file
+    here has (a web address) are not such files."""
+    # (Only where it asks to act on files that are there: a request that writes, renames or makes
+    # an archive names new files too, not always where this can tell them apart.)
+    ops = referred_ops(request)
+    if ops is None or not ops <= _ACTS_ON or not_files(request):
+        return None
+    lowered = {path.lower() for path in paths}
+    names = {posixpath.basename(path).lower() for path in paths}
+    exts = {posixpath.splitext(path)[1].lower() for path in paths} | {*COMMON_EXTS, *ARCHIVE_EXTS}
+    text = QUOTED.sub(lambda found: " " * len(found.group(0)), request)
+    after_name = -1
+    for count, found in enumerate(FILE_NAME.finditer(text)):
+        if count >= MAX_NAMES:
+            break
+        name = found.group(0).strip("()[]").lower()
+        follows = after_name >= 0 and not text[after_name : found.start()].strip()
+        after_name = found.end()
+        if follows or _NEW_NAME.search(text[max(0, found.start() - 40) : found.start()]) or name.startswith("/"):
+            continue
+        if posixpath.splitext(name)[1] not in exts and not name.endswith(ARCHIVE_EXTS):
+            continue
+        # (A name with a space is found by its last word: "5.pdf" of "Übungsblatt 5.pdf".)
+        if name in lowered or posixpath.basename(name) in names or any(p.endswith(name) for p in lowered):
+            continue
+        return f"there is no {found.group(0)} in the workspace, nor a file of that name anywhere in it"
+    return None

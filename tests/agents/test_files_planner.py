@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from agents.nodes import files_only_decision
 from agents.roles import PLANNER_RETRY_TEMPERATURE, RoleFailed
-from engine.planner.named import unseen_path
+from engine.planner.named import missing_file, unseen_path
 from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
 from engine.router.decision import RouterDecision
 from tests.agents.calc_task import of
@@ -110,6 +110,7 @@ def test_a_path_outside_the_workspace_or_absolute_is_declined_without_asking_the
         ("remove everything in away/", "away is a symbolic link"),
         ("delete .env please", ".env is hidden from the local planner"),
         ("delete 'notes/queue'", "notes/queue is neither a file nor a folder"),
+        ("delete docs/missing.pdf", "there is no docs/missing.pdf in the workspace"),
     ],
 )
 def test_a_path_the_planner_cannot_see_is_declined_without_asking_the_model(
@@ -387,3 +388,22 @@ def test_a_probability_too_small_to_round_is_said_as_under_one_percent(
     run = graph_run(approval="auto", files_only=True, min_plan_probability=0.2)
     assert run.start("move the pdfs into archive") is None
     assert "it gives it a probability of under 1%, under" in run.final["summary"]
+
+
+def test_a_file_to_act_on_that_is_not_there_is_named_and_new_names_are_not() -> None:
+    paths = ["docs", "docs/a.pdf", "docs/Übungsblatt 5.pdf", "notes.md", "backups/db.zip", "backups"]
+    missing = {
+        "delete docs/missing.txt": "docs/missing.txt",
+        "unzip old.zip": "old.zip",
+        "move a.pdf and ghost.pdf to old": "ghost.pdf",
+        "tag ghost.md done": "ghost.md",
+    }
+    for task, name in missing.items():
+        assert (
+            missing_file(task, paths) == f"there is no {name} in the workspace, nor a file of that name anywhere in it"
+        )
+    for task in ("delete a.pdf", "delete docs/a.pdf", "move Übungsblatt 5.pdf to old", "unzip db.zip into restore",
+                 "rename notes.md to plan.md", "call notes.md todo.md", "write hello into hello.txt",
+                 "put a NOTES.txt in docs that says: hi", "add 'see x.txt' to notes.md", "zip docs as docs.zip",
+                 "email ghost.pdf to bob", "copy the pdfs to keep/new.pdf", "look at example.com"):  # fmt: skip
+        assert missing_file(task, paths) is None, task
