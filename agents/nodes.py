@@ -38,7 +38,7 @@ from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
-from engine.planner.named import missing_file, outside_path, unseen_path, workspace_paths
+from engine.planner.named import missing_file, outside_path, unseen_path, unwritable_text, workspace_paths
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
 from engine.planner.prompt import (
@@ -252,6 +252,7 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         unplannable = outside_path(state["task"], str(root)) or unseen_path(state["task"], root)
         if unplannable is None and (paths := workspace_paths(root)) is not None:
             unplannable = missing_file(state["task"], paths)
+        unplannable = unplannable or unwritable_text(state["task"])
         if unplannable is not None:
             return {"declined": f"the request cannot be planned: {display_line(unplannable)[:400]}"}
         plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)

@@ -16,11 +16,17 @@ from pathlib import Path
 
 from engine.planner.places import FILE_NAME, REQUEST_TOKEN
 from engine.planner.refer import referred_ops
-from engine.planner.said import QUOTED, not_files
+from engine.planner.said import QUOTED, dictated_lines, not_files
+from engine.planner.schema_edit import is_usable
 from engine.planner.values import ARCHIVE_EXTS, COMMON_EXTS
 
-__all__ = ["missing_file", "outside_path", "unseen_path", "workspace_paths"]
+__all__ = ["missing_file", "outside_path", "unseen_path", "unwritable_text", "workspace_paths"]
 
+#: Why a name the planner cannot write cannot be planned.
+_UNUSABLE = (
+    "the local planner cannot write (a control character, bytes that are not UTF-8, or more than 200 "
+    "characters in it): rename it in the Files pane first"
+)
 #: Why a hidden name cannot be planned.
 _HIDDEN = "hidden from the local planner (names starting with a dot are not shown to it)"
 #: A name in quotes, which may hold spaces ("delete 'my link.txt'").
@@ -52,9 +58,9 @@ def outside_path(request: str, root: str) -> str | None:
 def unseen_path(request: str, root: Path) -> str | None:
     """Why ``request`` cannot be planned in the workspace at ``root``, when it names a path there
     (relative, as spelled, or in quotes with its spaces) that the planner does not see: one through
-    a symbolic link, a hidden name (``.env``, ``.git``), or something that is neither a file nor a
-    folder (a FIFO, a socket). None when it names no such path; names that do not exist are left to
-    the planner."""
+    a symbolic link, a hidden name (``.env``, ``.git``), something that is neither a file nor a
+    folder (a FIFO, a socket), or a name it cannot write (an escape sequence in it). None when it
+    names no such path; names that do not exist are left to the planner."""
     for raw in [*REQUEST_TOKEN.findall(request), *("".join(quoted) for quoted in _QUOTED.findall(request))]:
         token = raw.strip("\"'`").rstrip(".").rstrip("/")
         if not token or token.startswith("/") or "\x00" in token:
@@ -70,6 +76,8 @@ def unseen_path(request: str, root: Path) -> str | None:
             except (OSError, ValueError, UnicodeError):
                 break  # not there (or not a name at all): nothing to say
             shown = "/".join(parts[: depth + 1])
+            if not is_usable(part):
+                return f"{shown} has a name {_UNUSABLE}"
             if stat.S_ISLNK(info.st_mode):
                 return f"{shown} is a symbolic link, which plans never follow or change"
             if part.startswith("."):
@@ -205,4 +213,18 @@ def missing_file(request: str, paths: list[str]) -> str | None:
         if name in lowered or posixpath.basename(name) in names or any(p.endswith(name) for p in lowered):
             continue
         return f"there is no {found.group(0)} in the workspace, nor a file of that name anywhere in it"
+    return None
+
+
+def unwritable_text(request: str) -> str | None:
+    """Why ``request`` cannot be planned, when it asks to write text the local planner cannot write:
+    quoted or dictated text with a control character in it ('write "hello <ESC>[31mred" to a.txt').
+    Asked anyway, the planner, which writes only what the request offers, wrote other words. None
+    when it writes no such text, or writes nothing."""
+    ops = referred_ops(request)
+    if ops is None or not ops & {"write", "append"}:
+        return None
+    quoted = [text for _, text in QUOTED.findall(request)]
+    if any(not text.isprintable() for text in [*quoted, *(dictated_lines(request) if not quoted else [])]):
+        return "the text it asks to write holds a control character, which the local planner cannot write"
     return None

@@ -111,6 +111,8 @@ def test_a_path_outside_the_workspace_or_absolute_is_declined_without_asking_the
         ("delete .env please", ".env is hidden from the local planner"),
         ("delete 'notes/queue'", "notes/queue is neither a file nor a folder"),
         ("delete docs/missing.pdf", "there is no docs/missing.pdf in the workspace"),
+        ("delete docs/b\x1b[31m.pdf", "has a name the local planner cannot write"),
+        ("write 'hi \x1b[2J there' to notes.md", "holds a control character, which the local planner cannot write"),
     ],
 )
 def test_a_path_the_planner_cannot_see_is_declined_without_asking_the_model(
