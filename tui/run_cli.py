@@ -171,7 +171,14 @@ def run_agent_command(args: argparse.Namespace) -> int:
         if server is not None:
             server.close()
     if outcome.status == "paused":
-        how = _resume_hint(args, profile, workspace, outcome.thread, "--approve", "all")
+        # (A plan the profile's policy has a person confirm waits under --approve all too: it takes
+        # an answer.)
+        from engine.plans.policy import Policy
+
+        plan = outcome.approval["plan"] if outcome.approval else None
+        confirmed = plan is not None and Policy.from_profile(profile.data.get("policy")).confirms(plan)
+        how = _resume_hint(args, profile, workspace, outcome.thread,
+                           *(("--answer", "approve") if confirmed else ("--approve", "all")))  # fmt: skip
         message = f"stopped: plan {outcome.approval['id'] if outcome.approval else '?'} waits for approval; " + how
         if args.json:
             _json_sink({"type": "final", "ok": False, "paused": True, "summary": message, "undo": None,

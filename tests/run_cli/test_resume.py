@@ -7,6 +7,7 @@ small workspace, and checks what a user (or a script reading ``--json``) sees.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROUTESHELL, assert_one_line_error, tree
+from engine.config.profiles import user_dir
+from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell, tree
 from tests.run_cli.support import (
     BUILD,
     PYTHON,
@@ -101,6 +103,25 @@ def test_resume_with_approve_all_applies_the_waiting_plan(scripted_llm: Scripted
     assert len(journals(ws)) == 2
     assert final["journals"] == journals(ws)
     assert roles_asked(scripted_llm) == ["builder", "tester"]
+
+
+def test_a_plan_the_policy_has_confirmed_stops_with_a_hint_that_applies_it(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    profiles = user_dir()
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "ci-confirm.toml").write_text('extends = "ci"\n\n[policy]\nconfirm = ["delete"]\n')
+    scripted_llm.enqueue(Reply(plan({"op": "delete", "path": "app.py"})))
+    base = ("run", "--profile", "ci-confirm", "--base-url", scripted_llm.base_url, "--workspace", str(ws))
+    result = run_routeshell(*base, "--topology", "single", "--approve", "all", "delete app.py")
+    assert result.returncode == 1, result
+    # --approve all would stop again: the plan takes an answer, and the hint gives it.
+    hint = result.stderr.strip().split("waits for approval; ", 1)[1]
+    assert hint.endswith("--resume --answer approve"), hint
+    words = shlex.split(hint)
+    assert words[0] == "routeshell"
+    assert (ws / "app.py").exists()
+    resumed = run_routeshell(*words[1:])
+    assert resumed.returncode == 0, resumed
+    assert not (ws / "app.py").exists()
 
 
 # -- a run killed half-way, then resumed ----------------------------------------------------------
