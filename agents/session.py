@@ -28,6 +28,7 @@ from engine.errors import RouteshellError, UsageError
 from engine.events import ApprovalAnswer, ApprovalEvent, ApprovalRequest, ErrorEvent, RunOutcome, emit
 from engine.kinds import APPROVAL_MODES, ROLES, TOPOLOGIES, ApprovalMode, EndpointRole, Topology
 from engine.llm.client import ChatClient
+from engine.names import display_line
 from engine.plans.journal import state_dir
 from engine.plans.policy import Policy
 from engine.plans.runner import Limits
@@ -111,6 +112,19 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _escape_surrogate(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
+
+
+#: A thread id as given with --thread: letters, digits, dots, dashes and underscores, not starting
+#: with a dot or a dash (the ids routeshell makes are such: 20261123-190312-a3f9).
+THREAD_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+
+
+def check_thread_id(thread: str) -> str:
+    """``thread``, when it is a valid thread id (:data:`THREAD_ID`); else a UsageError that says why."""
+    if THREAD_ID.fullmatch(thread) is None:
+        raise UsageError(f"thread id '{display_line(thread)[:80]}' is not valid: use at most 64 letters, digits, "
+                         "dots, dashes and underscores, not starting with a dot or a dash")  # fmt: skip
+    return thread
 
 
 def new_thread_id() -> str:

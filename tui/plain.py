@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.text import Text
 
 from agents.nodes import waits_for_approval
-from agents.session import AgentSession, Outcome, SessionOptions, approval_for, new_thread_id
+from agents.session import AgentSession, Outcome, SessionOptions, approval_for, check_thread_id, new_thread_id
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
@@ -461,6 +461,7 @@ class PlainShell:
     def _cmd_resume(self, argument: str) -> None:
         if not argument or " " in argument:
             raise UsageError("usage: /resume THREAD (the thread id printed when the task started)")
+        check_thread_id(argument)
         pending = self.session.pending(argument)
         if pending is None:
             self._run(lambda: self.session.resume(argument), argument)

@@ -119,7 +119,7 @@ def run_sessions_command(args: argparse.Namespace) -> int:
             _json_sink({"type": "session", **row})
             continue
         outcome = "" if row["ok"] is None else ("  ok" if row["ok"] else "  failed")
-        print(f"{row['thread']}  {row['updated'][:19].replace('T', ' ')}  {row['status']:<20}{outcome}  "
+        print(f"{display_name(row['thread'])}  {row['updated'][:19].replace('T', ' ')}  {row['status']:<20}{outcome}  "
               f"{display_name(row['task'])[:80]}")  # fmt: skip
     if not rows and not args.json:
         print(f"no sessions in {workspace}")
@@ -244,6 +244,10 @@ def _interrupted(args: argparse.Namespace, profile: Profile, workspace: Path, th
 
 
 def _task(args: argparse.Namespace) -> str | None:
+    if args.thread is not None:
+        from agents.session import check_thread_id
+
+        check_thread_id(args.thread)
     if args.resume:
         if not args.thread:
             raise UsageError("--resume needs --thread ID (the id printed when the run started)")

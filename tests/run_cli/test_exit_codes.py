@@ -76,6 +76,10 @@ def test_a_plan_waiting_for_approval_is_exit_1_and_says_how_to_resume(scripted_l
         pytest.param(("--answer", "reject", "a task"), "--answer only goes with --resume", id="answer-without-resume"),
         pytest.param(("--topology", "star", "a task"), "invalid choice: 'star'", id="unknown-topology"),
         pytest.param(("--thread", "nope", "--resume"), "no thread 'nope'", id="unknown-thread"),
+        pytest.param(("--thread", "../../etc", "a task"), "thread id '../../etc' is not valid", id="thread-path"),
+        pytest.param(
+            ("--thread", "x\x1b[31mred", "a task"), "thread id 'x\\x1b[31mred' is not valid", id="thread-escape"
+        ),
         pytest.param(("   ",), "the task is empty", id="empty-task"),
         pytest.param(("--max-cost-tokens", "0", "a task"), "--max-cost-tokens", id="zero-budget"),
         pytest.param(
