@@ -75,7 +75,11 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
                      help="force a topology instead of asking the router (default: auto)")  # fmt: skip
     run.add_argument("--approve", choices=("auto", "never", "all"), help="what may be applied without asking")
     run.add_argument("--json", action="store_true", help="print JSON Lines events instead of a transcript")
-    run.add_argument("--thread", metavar="ID", help="session id (default: a new one, printed at the start)")
+    run.add_argument(
+        "--thread",
+        metavar="ID",
+        help="session id: letters, digits, '.', '-', '_', at most 64 (default: a new one, printed at the start)",
+    )
     run.add_argument("--resume", action="store_true", help="continue the session --thread from where it stopped")
     run.add_argument("--answer", choices=("approve", "reject"),
                      help="with --resume: answer the approval the session is waiting for")  # fmt: skip
