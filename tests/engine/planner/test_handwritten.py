@@ -27,6 +27,8 @@ FIFTH = DATA.with_name("handwritten-fifth.jsonl")
 SIXTH = DATA.with_name("handwritten-sixth.jsonl")
 #: And a seventh, over four more workspaces, written after rules had been shaped by the sixth.
 SEVENTH = DATA.with_name("handwritten-seventh.jsonl")
+#: And an eighth, over four more workspaces, written after rules had been shaped by the seventh.
+EIGHTH = DATA.with_name("handwritten-eighth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -41,6 +43,7 @@ FOURTH_CASES = _load(FOURTH)
 FIFTH_CASES = _load(FIFTH)
 SIXTH_CASES = _load(SIXTH)
 SEVENTH_CASES = _load(SEVENTH)
+EIGHTH_CASES = _load(EIGHTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -77,13 +80,14 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (FIFTH_CASES, "fifth_"),
         (SIXTH_CASES, "sixth_"),
         (SEVENTH_CASES, "seventh_"),
+        (EIGHTH_CASES, "eighth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
         assert all(case_id.startswith(prefix) for case_id in ids)
 
 
-EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES, *SIXTH_CASES, *SEVENTH_CASES]
+EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES, *SIXTH_CASES, *SEVENTH_CASES, *EIGHTH_CASES]
 
 
 @pytest.mark.parametrize("case", EVERY, ids=[case.id for case in EVERY])
