@@ -12,6 +12,7 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from engine.planner.places import FILE_NAME, REQUEST_TOKEN
@@ -100,6 +101,34 @@ def _unseen_spaced(request: str, root: Path) -> str | None:
     is no one token. Found by looking for the names of those entries in the request. Walks the
     workspace without following a link or entering a hidden folder, at most :data:`MAX_SCANNED`
     entries."""
+    for item in _entries(root):
+        if item is None:
+            return None
+        entry, relative = item
+        name = entry.name
+        if name.startswith("."):
+            # (said bare, a hidden name deeper down: "delete .env" of config/.env)
+            if "/" in relative and _says(request, name):
+                return f"{relative} is {_HIDDEN}"
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
+            continue
+        shown = relative if _says(request, relative) else name if _says(request, name) else None
+        if shown is None:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            return f"{shown} is a symbolic link, which plans never follow or change"
+        return f"{shown} is neither a file nor a folder"
+    return None
+
+
+def _entries(root: Path) -> Iterator[tuple[os.DirEntry[str], str] | None]:
+    """Each entry under ``root`` with its relative path, entering neither a link nor a hidden folder;
+    None after :data:`MAX_SCANNED` of them, where the walk stops."""
     stack, scanned = [(root, "")], 0
     while stack:
         folder, prefix = stack.pop()
@@ -110,30 +139,15 @@ def _unseen_spaced(request: str, root: Path) -> str | None:
         for entry in entries:
             scanned += 1
             if scanned > MAX_SCANNED:
-                return None
-            name = entry.name
-            relative = f"{prefix}{name}"
-            if name.startswith("."):
-                # (said bare, a hidden name deeper down: "delete .env" of config/.env)
-                if name not in (".", "..") and prefix and _says(request, name):
-                    return f"{relative} is {_HIDDEN}"
-                continue
+                yield None
+                return
+            relative = f"{prefix}{entry.name}"
+            yield entry, relative
             try:
-                info = entry.stat(follow_symlinks=False)
+                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), f"{relative}/"))
             except OSError:
                 continue
-            if stat.S_ISDIR(info.st_mode):
-                stack.append((Path(entry.path), f"{relative}/"))
-                continue
-            if stat.S_ISREG(info.st_mode):
-                continue
-            shown = relative if _says(request, relative) else name if _says(request, name) else None
-            if shown is None:
-                continue
-            if stat.S_ISLNK(info.st_mode):
-                return f"{shown} is a symbolic link, which plans never follow or change"
-            return f"{shown} is neither a file nor a folder"
-    return None
 
 
 def _says(request: str, name: str) -> bool:
@@ -159,25 +173,11 @@ def workspace_paths(root: Path) -> list[str] | None:
     """The relative paths of the files and folders under ``root`` that the planner may see (no link
     followed, no hidden folder entered), or None when there are more than :data:`MAX_SCANNED`."""
     found: list[str] = []
-    stack = [(root, "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if len(found) >= MAX_SCANNED:
-                return None
-            if entry.name.startswith("."):
-                continue
-            relative = f"{prefix}{entry.name}"
-            found.append(relative)
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((Path(entry.path), f"{relative}/"))
-            except OSError:
-                continue
+    for item in _entries(root):
+        if item is None:
+            return None
+        if not item[0].name.startswith("."):
+            found.append(item[1])
     return found
 
 
