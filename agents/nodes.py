@@ -49,6 +49,7 @@ from engine.planner.prompt import (
     planner_messages,
     unsure,
 )
+from engine.planner.said import not_files
 from engine.plans.apply import StepFailed, apply_plan, recover
 from engine.plans.audit import audit
 from engine.plans.dry_run import preview_plan
@@ -257,6 +258,10 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
             return {"declined": f"the request cannot be planned: {display_line(unplannable)[:400]}"}
         plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)
         if not plan["steps"]:
+            if not not_files(state["task"]):
+                # (Its goal then is no reason: on a long or odd request, words picked from anywhere.)
+                return {"declined": "the local planner found no file operation in it: name the files and what to do "
+                                    "with them, or use a larger model: --profile openai, ollama or vllm"}  # fmt: skip
             why = display_line(str(plan.get("goal") or "not a file operation"))[:300]
             return {"declined": f"the local model does file management only ({why}); {CODE_PROFILES}"}
         ctx = runtime.context

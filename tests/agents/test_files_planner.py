@@ -71,6 +71,20 @@ def test_a_reply_with_no_steps_declines_in_one_line_naming_the_profiles_that_can
     assert not (root / "archive").exists()
 
 
+def test_a_file_request_answered_with_no_steps_says_so_without_quoting_the_model(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    scripted_llm.enqueue(Reply({"version": 1, "goal": "ext.csgeg},controllectbox.zip},", "steps": []}))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move notes.md " + "x" * 3000) is None
+    summary = run.final["summary"]
+    assert run.final["ok"] is False
+    assert summary.startswith("the local planner found no file operation in it: name the files and what to do")
+    assert "controllectbox" not in summary
+    assert "openai, ollama or vllm" in summary
+
+
 def test_a_task_routed_to_tests_is_declined_without_asking_the_model(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
