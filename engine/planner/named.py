@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.planner.places import FILE_NAME, REQUEST_TOKEN
-from engine.planner.refer import referred_ops
+from engine.planner.refer import SPELLED_PATH, referred_ops
 from engine.planner.said import QUOTED, dictated_lines, not_files
 from engine.planner.schema_edit import is_usable
 from engine.planner.values import ARCHIVE_EXTS, COMMON_EXTS
@@ -213,6 +213,27 @@ def missing_file(request: str, paths: list[str]) -> str | None:
         if name in lowered or posixpath.basename(name) in names or any(p.endswith(name) for p in lowered):
             continue
         return f"there is no {found.group(0)} in the workspace, nor a file of that name anywhere in it"
+    return None if "mkdir" in ops and "extract" not in ops else _missing_folder(text, lowered)
+
+
+def _missing_folder(text: str, lowered: set[str]) -> str | None:
+    """Why a request (``text``, its quotes blanked) that acts on files cannot be planned over the
+    workspace paths ``lowered``, when it spells a folder with a slash at its end that is not there
+    ("delete olddir/": asked anyway, the planner deleted every file), by its path or its name, and
+    not as where things go ("into archive/2026/")."""
+    for count, found in enumerate(SPELLED_PATH.finditer(text)):
+        if count >= MAX_NAMES:
+            break
+        spelled = found.group(0).strip(".,;:!?()[]")
+        folder = spelled.rstrip("/").lower()
+        # (Only a folder said with its slash at the end: "docs/Car" may begin "docs/Car loan.pdf".)
+        if not spelled.endswith("/") or not folder or folder.startswith("/") or ".." in folder.split("/"):
+            continue
+        if _NEW_NAME.search(text[max(0, found.start() - 40) : found.start()]):
+            continue
+        if folder in lowered or any(path.endswith(f"/{folder}") or path.startswith(f"{folder}/") for path in lowered):
+            continue
+        return f"there is no {spelled} in the workspace, nor a folder of that name anywhere in it"
     return None
 
 

@@ -125,6 +125,7 @@ def test_a_path_outside_the_workspace_or_absolute_is_declined_without_asking_the
         ("delete .env please", ".env is hidden from the local planner"),
         ("delete 'notes/queue'", "notes/queue is neither a file nor a folder"),
         ("delete docs/missing.pdf", "there is no docs/missing.pdf in the workspace"),
+        ("delete olddir/", "there is no olddir/ in the workspace, nor a folder of that name"),
         ("delete docs/b\x1b[31m.pdf", "has a name the local planner cannot write"),
         ("write 'hi \x1b[2J there' to notes.md", "holds a control character, which the local planner cannot write"),
     ],
@@ -423,3 +424,11 @@ def test_a_file_to_act_on_that_is_not_there_is_named_and_new_names_are_not() -> 
                  "put a NOTES.txt in docs that says: hi", "add 'see x.txt' to notes.md", "zip docs as docs.zip",
                  "email ghost.pdf to bob", "copy the pdfs to keep/new.pdf", "look at example.com"):  # fmt: skip
         assert missing_file(task, paths) is None, task
+    # A folder said with its slash at the end is one too; without it, it may begin a name with a space.
+    folders = ["docs", "docs/Car loan.pdf", "episodes", "episodes/ep1", "episodes/ep1/raw"]
+    assert missing_file("delete olddir/", folders) == (
+        "there is no olddir/ in the workspace, nor a folder of that name anywhere in it"
+    )
+    for task in ("delete docs/", "empty raw/", "delete docs/Car loan.pdf", "move docs/a.pdf to new/place/",
+                 "make a folder olddir/"):  # fmt: skip
+        assert missing_file(task, folders) is None, task
