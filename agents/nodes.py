@@ -20,7 +20,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agents.errors import BudgetExceeded, RunStopped
-from agents.roles import SYSTEM_PROMPTS, ask_role, reply_problems, workspace_context
+from agents.roles import SYSTEM_PROMPTS, RoleFailed, ask_role, reply_problems, workspace_context
 from agents.state import AgentContext, AgentState, PendingPlan
 from engine.errors import RouteshellError
 from engine.events import (
@@ -38,7 +38,14 @@ from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
-from engine.planner.named import missing_file, outside_path, unseen_path, unwritable_text, workspace_paths
+from engine.planner.named import (
+    missing_file,
+    outside_path,
+    unseen_path,
+    unwritable_names,
+    unwritable_text,
+    workspace_paths,
+)
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
 from engine.planner.prompt import (
@@ -251,12 +258,19 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         # (Nor is one it names that is not there: it would pick others, "delete docs/missing.txt" the
         # rest of docs.)
         unplannable = outside_path(state["task"], str(root)) or unseen_path(state["task"], root)
-        if unplannable is None and (paths := workspace_paths(root)) is not None:
+        paths = workspace_paths(root) if unplannable is None else None
+        if paths is not None:
             unplannable = missing_file(state["task"], paths)
         unplannable = unplannable or unwritable_text(state["task"])
         if unplannable is not None:
             return {"declined": f"the request cannot be planned: {display_line(unplannable)[:400]}"}
-        plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)
+        try:
+            plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)
+        except RoleFailed as failed:
+            # Names it cannot write are never offered: among only such names it invents others.
+            if (hint := unwritable_names(paths or [])) is None:
+                raise
+            return {"declined": f"the local planner gave no valid plan ({display_line(str(failed))[:200]}); {hint}"}
         if not plan["steps"]:
             if not not_files(state["task"]):
                 # (Its goal then is no reason: on a long or odd request, words picked from anywhere.)

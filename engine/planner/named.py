@@ -15,13 +15,14 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.names import display_line
 from engine.planner.places import FILE_NAME, REQUEST_TOKEN
 from engine.planner.refer import SPELLED_PATH, referred_ops
 from engine.planner.said import QUOTED, dictated_lines, not_files
 from engine.planner.schema_edit import is_usable
 from engine.planner.values import ARCHIVE_EXTS, COMMON_EXTS
 
-__all__ = ["missing_file", "outside_path", "unseen_path", "unwritable_text", "workspace_paths"]
+__all__ = ["missing_file", "outside_path", "unseen_path", "unwritable_names", "unwritable_text", "workspace_paths"]
 
 #: Why a name the planner cannot write cannot be planned.
 _UNUSABLE = (
@@ -179,6 +180,23 @@ def workspace_paths(root: Path) -> list[str] | None:
         if not item[0].name.startswith("."):
             found.append(item[1])
     return found
+
+
+def unwritable_names(paths: list[str]) -> str | None:
+    """What to do about the names among ``paths`` (as :func:`workspace_paths` gives them) that the
+    planner cannot write, said when it gave no valid plan: it is never offered them, so in a
+    workspace of such names it has none to choose from and invents some. None when there are none."""
+    unusable = [path for path in paths if not is_usable(path)]
+    if not unusable:
+        return None
+    one = len(unusable) == 1
+    it = "it" if one else "them"
+    return (
+        f"{len(unusable)} of the {len(paths)} names in the workspace (such as {display_line(unusable[0])[:80]}) "
+        f"{'has' if one else 'have'} a control character, bytes that are not UTF-8 or more than 200 characters "
+        f"in {it}, which the local planner cannot write: rename {it} in the Files pane first, or say the files "
+        "by folder and kind"
+    )
 
 
 def missing_file(request: str, paths: list[str]) -> str | None:

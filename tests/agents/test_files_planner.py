@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from agents.nodes import files_only_decision
 from agents.roles import PLANNER_RETRY_TEMPERATURE, RoleFailed
-from engine.planner.named import missing_file, unseen_path
+from engine.planner.named import missing_file, unseen_path, unwritable_names
 from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
 from engine.router.decision import RouterDecision
 from tests.agents.calc_task import of
@@ -235,6 +235,7 @@ def test_a_planner_that_never_answers_validly_fails_with_its_prompt_unchanged(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
     make_files(root)
+    (root / "docs" / "b\x1b[31m.pdf").unlink()  # (every name here is one the planner can write)
     bad = Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "path": "no-such-file"}]})
     scripted_llm.enqueue(bad, bad, bad)
     run = graph_run(approval="auto", files_only=True)
@@ -242,6 +243,26 @@ def test_a_planner_that_never_answers_validly_fails_with_its_prompt_unchanged(
         run.start("move the pdfs into archive")
     assert len({json.dumps(request["messages"]) for request in scripted_llm.requests}) == 1
     assert (root / "docs" / "a.pdf").is_file()
+
+
+def test_a_planner_with_no_valid_plan_among_names_it_cannot_write_declines_saying_so(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    for name in (b"a\x1b[31mred.txt", b"bad\xff.txt", b"new\nline.log"):
+        (root / os.fsdecode(name)).write_text("x")
+    bad = Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "path": "notes/old.txt"}]})
+    scripted_llm.enqueue(bad, bad, bad)
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("delete the old text files") is None
+    summary = run.final["summary"]
+    assert run.final["ok"] is False
+    assert summary.startswith("the local planner gave no valid plan (the builder gave no valid reply after 3 attempts")
+    assert "3 of the 4 names in the workspace (such as " in summary  # (and calc.py)
+    assert "rename them in the Files pane first" in summary
+    assert "\x1b" not in summary
+    assert "\n" not in summary
+    assert of(run.events, "plan") == []
+    assert len([name for name in os.listdir(root) if not name.startswith(".")]) == 4
 
 
 ONCE = {"version": 1, "goal": "Move a.pdf", "steps": [{"op": "move", "paths": ["docs/a.pdf"], "to": "archive"}]}
@@ -432,3 +453,16 @@ def test_a_file_to_act_on_that_is_not_there_is_named_and_new_names_are_not() -> 
     for task in ("delete docs/", "empty raw/", "delete docs/Car loan.pdf", "move docs/a.pdf to new/place/",
                  "make a folder olddir/"):  # fmt: skip
         assert missing_file(task, folders) is None, task
+
+
+def test_names_the_planner_cannot_write_are_counted_and_shown_escaped() -> None:
+    assert unwritable_names(["docs", "docs/a.pdf"]) is None
+    assert unwritable_names([]) is None
+    said = unwritable_names(["docs", "docs/b\x1b[31m.pdf", "x" * 201])
+    assert said is not None
+    assert said.startswith("2 of the 3 names in the workspace (such as docs/b\\x1b[31m.pdf) have a control character")
+    assert "\x1b" not in said
+    one = unwritable_names(["ok.txt", "bad\udcff.txt"])
+    assert one is not None
+    assert "1 of the 2 names" in one
+    assert "rename it in the Files pane" in one
