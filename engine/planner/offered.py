@@ -361,6 +361,11 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
     spared = spared_folders(request, all_folders)
     taken = [d for d in folders if d not in spared] or folders
+    # Files taken from a folder and from one inside it it also refers to are those of the inner one
+    # ("Brennan Plumbing's whole client folder": clients/Brennan Plumbing, not clients), unless it
+    # spells the outer one alone.
+    if folder_refs:
+        taken = [d for d in taken if names_alone(request, d) or not any(o.startswith(f"{d}/") for o in taken)] or taken
     # Asked one thing of files it names by no word of their names, the request means files of the
     # folders it takes from and of the kinds it names ("nuke the .tmp junk in build"): a step names
     # no other file.

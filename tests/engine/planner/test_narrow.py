@@ -479,6 +479,17 @@ def test_files_taken_from_a_folder_named_by_a_word_are_listed_from_it() -> None:
     assert not _allows(schema, {"op": "copy", "paths": ["Pictures/porto-2025/IMG_1.jpg"], "to": "Desktop/porto"})
 
 
+def test_files_taken_from_a_folder_inside_another_it_refers_to_are_the_inner_ones() -> None:
+    paths = ("clients/Brennan Plumbing/quote.pdf", "clients/Brennan Plumbing/photos/site.jpg", "clients/Ota/x.pdf")
+    entries = [ViewEntry(path, False, 10, TODAY) for path in paths]
+    asked = "zip up Brennan Plumbing's whole client folder as archive/brennan.zip"
+    defs = narrowed_schema(asked, entries, TODAY)["$defs"]
+    assert _values(defs, defs["glob"]) == ["clients/Brennan Plumbing/**", "clients/Brennan Plumbing/*"]
+    # unless it spells the outer one alone
+    defs = narrowed_schema("zip clients and the Brennan Plumbing folder as archive/all.zip", entries, TODAY)["$defs"]
+    assert "clients/**" in _values(defs, defs["glob"])
+
+
 def test_files_described_by_their_names_are_listed_all_of_those_joined() -> None:
     paths = ("Documents/lease-agreement.pdf", "Documents/car insurance policy.pdf", "Documents/taxes/W-2.pdf",
              "Documents/taxes/1099-INT.pdf", "Documents/notes.md")  # fmt: skip
