@@ -166,9 +166,20 @@ AFFIX = re.compile(r"\b(?:prefix|suffix|prepend)\w*\b", re.IGNORECASE)
 NAMED = re.compile(r"\b(?:named|called|names?|starts?|starting|begins?|beginning)\b", re.IGNORECASE)
 
 
+#: A size said with the side files are on: "over 10mb", "less than 1 KB", "> 2GB".
+_SIZED = re.compile(
+    r"(?:\b(?:(?P<big>bigger|larger|greater|more|over|above|exceeding)|(?P<small>smaller|less|under|below))"
+    r"(?:\s+than)?|(?P<gt>>)|(?P<lt><))\s*\d+(?:\.\d+)?\s*(?:[kmg]i?b|b|bytes?)\b",
+    re.IGNORECASE,
+)
+
+
 def size_side(said: Request) -> str | None:
-    """``larger_than`` when the request says files are big, ``smaller_than`` when small, else None."""
-    big, small = said.uses(BIG_WORDS), said.uses(SMALL_WORDS)
+    """``larger_than`` when the request says files are big ("the big videos", "over 10mb"),
+    ``smaller_than`` when small ("the tiny logs", "under 1 KB"), else None."""
+    sized = list(_SIZED.finditer(said.text))
+    big = said.uses(BIG_WORDS) or any(found["big"] or found["gt"] for found in sized)
+    small = said.uses(SMALL_WORDS) or any(found["small"] or found["lt"] for found in sized)
     if big == small:
         return None
     return "larger_than" if big else "smaller_than"

@@ -425,6 +425,16 @@ def test_files_said_to_be_big_or_small_are_selected_by_a_size() -> None:
     named = narrowed_schema("delete the big files over 20MB in Downloads", entries, TODAY)
     assert _allows(named, {"op": "delete", "match": {"glob": "Downloads/**", "larger_than": "20MB"}})
     assert not _allows(named, {"op": "delete", "match": {"glob": "Downloads/**", "larger_than": "10MB"}})
+    # A size said with its side is a size files are over or under, whatever the word for them.
+    said_sizes = (
+        ("the videos over 10mb are hogging the laptop, move them to old", "larger_than", "10MB"),
+        ("move anything > 2GB in Downloads to old", "larger_than", "2GB"),
+        ("move whatever is less than 1 KB in Downloads to old", "smaller_than", "1KB"),
+    )
+    for request, side, size in said_sizes:
+        said = narrowed_schema(request, entries, TODAY)
+        assert _allows(said, {"op": "move", "match": {"glob": "Downloads/**", side: size}, "to": "old"}), request
+        assert not _allows(said, {"op": "move", "match": {"glob": "Downloads/**"}, "to": "old"}), request
     # "the biggest two" ranks files, and a file the request names is that file.
     assert _allows(narrowed_schema("move the biggest two files in Downloads to old", entries, TODAY),
                    {"op": "move", "paths": ["Downloads/a.mp4"], "to": "old"})  # fmt: skip
