@@ -44,6 +44,7 @@ from engine.planner.named import (
     unseen_path,
     unwritable_names,
     unwritable_text,
+    walk,
     workspace_paths,
 )
 from engine.planner.narrow import narrowed_schema
@@ -257,8 +258,9 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         root = runtime.context.root
         # (Nor is one it names that is not there: it would pick others, "delete docs/missing.txt" the
         # rest of docs.)
-        unplannable = outside_path(state["task"], str(root)) or unseen_path(state["task"], root)
-        paths = workspace_paths(root) if unplannable is None else None
+        walked = walk(root)
+        unplannable = outside_path(state["task"], str(root)) or unseen_path(state["task"], root, walked)
+        paths = workspace_paths(walked) if unplannable is None else None
         if paths is not None:
             unplannable = missing_file(state["task"], paths)
         unplannable = unplannable or unwritable_text(state["task"])

@@ -12,7 +12,7 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.names import display_line
@@ -22,7 +22,16 @@ from engine.planner.said import QUOTED, dictated_lines, not_files
 from engine.planner.schema_edit import is_usable
 from engine.planner.values import ARCHIVE_EXTS, COMMON_EXTS
 
-__all__ = ["missing_file", "outside_path", "unseen_path", "unwritable_names", "unwritable_text", "workspace_paths"]
+__all__ = [
+    "Walk",
+    "missing_file",
+    "outside_path",
+    "unseen_path",
+    "unwritable_names",
+    "unwritable_text",
+    "walk",
+    "workspace_paths",
+]
 
 #: Why a name the planner cannot write cannot be planned.
 _UNUSABLE = (
@@ -57,12 +66,13 @@ def outside_path(request: str, root: str) -> str | None:
     return None
 
 
-def unseen_path(request: str, root: Path) -> str | None:
+def unseen_path(request: str, root: Path, walked: Walk | None = None) -> str | None:
     """Why ``request`` cannot be planned in the workspace at ``root``, when it names a path there
     (relative, as spelled, or in quotes with its spaces) that the planner does not see: one through
     a symbolic link, a hidden name (``.env``, ``.git``), something that is neither a file nor a
     folder (a FIFO, a socket), or a name it cannot write (an escape sequence in it). None when it
-    names no such path; names that do not exist are left to the planner."""
+    names no such path; names that do not exist are left to the planner. ``walked``: the workspace
+    as :func:`walk` found it, when the caller has walked it already."""
     for raw in [*REQUEST_TOKEN.findall(request), *("".join(quoted) for quoted in _QUOTED.findall(request))]:
         token = raw.strip("\"'`").rstrip(".").rstrip("/")
         if not token or token.startswith("/") or "\x00" in token:
@@ -88,24 +98,53 @@ def unseen_path(request: str, root: Path) -> str | None:
                 return f"{shown} is neither a file nor a folder"
             if not stat.S_ISDIR(info.st_mode):
                 break
-    return _unseen_spaced(request, root)
+    return _unseen_spaced(request, walked or walk(root))
 
 
-#: The most entries :func:`_unseen_spaced` looks at; a bigger workspace is looked at up to it.
+#: The most entries :func:`walk` looks at; a bigger workspace is looked at up to it.
 MAX_SCANNED = 20_000
 
 
-def _unseen_spaced(request: str, root: Path) -> str | None:
+@dataclass(frozen=True)
+class Walk:
+    """The entries under a workspace with their relative paths, as :func:`walk` found them."""
+
+    entries: list[tuple[os.DirEntry[str], str]]
+    #: False when the walk stopped at :data:`MAX_SCANNED` entries.
+    complete: bool
+
+
+def walk(root: Path) -> Walk:
+    """Each entry under ``root`` with its relative path, entering neither a link nor a hidden folder,
+    at most :data:`MAX_SCANNED` of them: one walk for :func:`unseen_path` and :func:`workspace_paths`."""
+    stack: list[tuple[Path, str]] = [(root, "")]
+    found: list[tuple[os.DirEntry[str], str]] = []
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            listing = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in listing:
+            if len(found) >= MAX_SCANNED:
+                return Walk(found, complete=False)
+            relative = f"{prefix}{entry.name}"
+            found.append((entry, relative))
+            try:
+                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), f"{relative}/"))
+            except OSError:
+                continue
+    return Walk(found, complete=True)
+
+
+def _unseen_spaced(request: str, walked: Walk) -> str | None:
     """Why ``request`` cannot be planned, when it names a link, FIFO, socket or device, or a hidden
     entry, deeper in the workspace than it spells: by its bare name ("delete passwdlink.txt" of
     docs/passwdlink.txt), or without quotes by a name that has a space ("delete my link.txt"), which
-    is no one token. Found by looking for the names of those entries in the request. Walks the
-    workspace without following a link or entering a hidden folder, at most :data:`MAX_SCANNED`
-    entries."""
-    for item in _entries(root):
-        if item is None:
-            return None
-        entry, relative = item
+    is no one token. Found by looking for the names of those entries in the request, among those
+    the walk found."""
+    for entry, relative in walked.entries:
         name = entry.name
         if name.startswith("."):
             # (said bare, a hidden name deeper down: "delete .env" of config/.env)
@@ -127,30 +166,6 @@ def _unseen_spaced(request: str, root: Path) -> str | None:
     return None
 
 
-def _entries(root: Path) -> Iterator[tuple[os.DirEntry[str], str] | None]:
-    """Each entry under ``root`` with its relative path, entering neither a link nor a hidden folder;
-    None after :data:`MAX_SCANNED` of them, where the walk stops."""
-    stack, scanned = [(root, "")], 0
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            scanned += 1
-            if scanned > MAX_SCANNED:
-                yield None
-                return
-            relative = f"{prefix}{entry.name}"
-            yield entry, relative
-            try:
-                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
-                    stack.append((Path(entry.path), f"{relative}/"))
-            except OSError:
-                continue
-
-
 def _says(request: str, name: str) -> bool:
     """Whether ``request`` holds ``name`` whole, not inside a longer name."""
     return re.search(rf"(?<![\w./-]){re.escape(name)}(?!\.?[\w/-])", request) is not None
@@ -170,16 +185,12 @@ _ACTS_ON = frozenset(("delete", "move", "copy", "tag", "untag", "extract", "mkdi
 MAX_NAMES = 64
 
 
-def workspace_paths(root: Path) -> list[str] | None:
-    """The relative paths of the files and folders under ``root`` that the planner may see (no link
-    followed, no hidden folder entered), or None when there are more than :data:`MAX_SCANNED`."""
-    found: list[str] = []
-    for item in _entries(root):
-        if item is None:
-            return None
-        if not item[0].name.startswith("."):
-            found.append(item[1])
-    return found
+def workspace_paths(walked: Walk) -> list[str] | None:
+    """The relative paths of the files and folders a :func:`walk` found that the planner may see (no
+    link followed, no hidden folder entered), or None when it stopped at :data:`MAX_SCANNED`."""
+    if not walked.complete:
+        return None
+    return [relative for entry, relative in walked.entries if not entry.name.startswith(".")]
 
 
 def unwritable_names(paths: list[str]) -> str | None:

@@ -12,7 +12,8 @@ from jsonschema import Draft202012Validator
 
 from agents.nodes import files_only_decision
 from agents.roles import PLANNER_RETRY_TEMPERATURE, RoleFailed
-from engine.planner.named import missing_file, unseen_path, unwritable_names
+from engine.planner import named
+from engine.planner.named import missing_file, unseen_path, unwritable_names, walk, workspace_paths
 from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
 from engine.router.decision import RouterDecision
 from tests.agents.calc_task import of
@@ -466,3 +467,23 @@ def test_names_the_planner_cannot_write_are_counted_and_shown_escaped() -> None:
     assert one is not None
     assert "1 of the 2 names" in one
     assert "rename it in the Files pane" in one
+
+
+def test_one_walk_serves_both_checks_and_a_walk_cut_at_its_bound_gives_no_paths(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_files(root)
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "inner.txt").write_text("x")
+    (root / "docs" / "fifo.txt").unlink(missing_ok=True)
+    os.mkfifo(root / "docs" / "fifo.txt")
+    walked = walk(root)
+    assert walked.complete
+    assert sorted(workspace_paths(walked) or []) == ["calc.py", "docs", "docs/a.pdf", "docs/b\x1b[31m.pdf",
+                                                     "docs/fifo.txt", "notes.md"]  # fmt: skip
+    assert unseen_path("delete fifo.txt", root, walked) == "fifo.txt is neither a file nor a folder"
+    monkeypatch.setattr(named, "MAX_SCANNED", 3)
+    cut = walk(root)
+    assert not cut.complete
+    assert len(cut.entries) == 3
+    assert workspace_paths(cut) is None
