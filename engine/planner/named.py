@@ -221,7 +221,7 @@ def missing_file(request: str, paths: list[str]) -> str | None:
     # (Only where it asks to act on files that are there: a request that writes, renames or makes
     # an archive names new files too, not always where this can tell them apart.)
     ops = referred_ops(request)
-    if ops is None or not ops <= _ACTS_ON or not_files(request):
+    if ops is None or not ops <= _ACTS_ON or not_files(request, {posixpath.dirname(path) for path in paths}):
         return None
     lowered = {path.lower() for path in paths}
     names = {posixpath.basename(path).lower() for path in paths}

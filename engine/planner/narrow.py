@@ -39,7 +39,7 @@ from typing import Any
 from engine.planner.narrow_match import narrow_match
 from engine.planner.offered import Offered, Scope, changeable_to, offered_values, request_scope, request_times
 from engine.planner.parts import request_parts
-from engine.planner.pieces import piece_ops, rules_in_order, steps_by_piece
+from engine.planner.pieces import names_alone, piece_ops, rules_in_order, said_at, steps_by_piece
 from engine.planner.places import FILE_NAME, made_names, referred_targets
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
@@ -179,7 +179,7 @@ def _narrow_ops(defs: dict[str, Any], request: str, scope: Scope) -> tuple[set[s
 
 
 def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *, retag: bool, one_thing: bool,
-                  asked: int) -> list[str]:  # fmt: skip
+                  asked: int, names: list[str]) -> list[str]:  # fmt: skip
     """Narrow how many steps a plan of ``request`` takes and the op of each, in the order asked, and
     make the schema one way; return the folders it makes one after another (each a step of its own)."""
     # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
@@ -188,7 +188,7 @@ def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *,
     # A request for code, mail or the weather gets a plan with no steps. (One that asks a file
     # operation is not made to take a step: a model that would answer none then loops, a tiny
     # one repeating a path until its tokens run out.)
-    if not_files(request):
+    if not_files(request, names):
         steps["maxItems"] = 0
     # Folders made one after another ("make a folder called done and keep and shared"): a mkdir of
     # each, in the order said (a small planner is apt to make one of them twice).
@@ -231,7 +231,11 @@ def _narrow_choice(defs: dict[str, Any], request: str, scope: Scope, *, one_thin
     # (A folder it sends files to is not where they are: "put the utils module in old"; but "in"
     # says where they are where nothing is sent: "prefix the dumps in data", "in screenshots, ...".)
     places = referred_targets(request, in_places=scope.words_of.uses(SENDING_WORDS))
-    taken_from = [folder for folder in scope.folder_refs or [] if places is None or not goes_to(folder, places)]
+    # (A folder whose name only starts the place said, "into Shared Documents/release", is where they
+    # are where it is said alone too: "the markdown in shared documents: ...".)
+    taken_from = [folder for folder in scope.folder_refs or [] if places is None or not goes_to(folder, places)
+                  or (folder.lower() not in places and posixpath.basename(folder).lower() not in places
+                      and names_alone(request, folder) and said_at(request, folder) < 0)]  # fmt: skip
     # (Nor does a folder it names matter where it names the files whole: "Edits cleanup: zip cover.psd".)
     whole = {posixpath.basename(name).lower() for name in FILE_NAME.findall(request)}
     named_whole = bool(scope.file_refs) and all(posixpath.basename(p).lower() in whole for p in scope.file_refs or [])
@@ -485,7 +489,9 @@ def _narrowed(
         del rule["contains"]
     narrow_enum(rule, "regex", offer.regexes, defs, drop=True)
     narrow_enum(rename, "template", offer.templates, defs)
-    listed_dirs = _narrow_steps(schema, request, ops, retag=retag, one_thing=one_thing, asked=asked)
+    listed_dirs = _narrow_steps(
+        schema, request, ops, retag=retag, one_thing=one_thing, asked=asked, names=scope.all_folders
+    )
     selected = bool(sized or dated or (one_thing and by_tag and "tag" in match))
     _narrow_choice(defs, request, scope, one_thing=one_thing, selected=selected, timed=bool(timed),
                    by_tag=bool(by_tag))  # fmt: skip

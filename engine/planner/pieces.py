@@ -28,7 +28,7 @@ _REST_GOES = re.compile(r"(?:\b(?:everything|anything|all|whatever)\s+else|\bthe
                         re.IGNORECASE)  # fmt: skip
 
 
-def _said_at(request: str, name: str) -> int:
+def said_at(request: str, name: str) -> int:
     """Where ``request`` says files go to ``name`` ("into docs/pdfs", "-> misc"), or -1."""
     found = re.search(rf"(?:\b(?:into|to|onto)|->|=>|\u2192)\s+(?:the\s+)?({re.escape(name)})(?![\w/-])", request,
                       re.IGNORECASE)  # fmt: skip
@@ -49,7 +49,9 @@ def rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: 
     kinds of a word for several ("pictures"), and of the kinds of one word ("notes": .md, .txt) those
     the files sorted have. What it sorts is never a folder that holds the places, unless the
     request names that folder by itself ("tidy courses/databases: pngs into courses/databases/figures")."""
-    said = sorted((at, place) for place in places if (at := _said_at(request, place)) >= 0)
+    said = sorted((at, place) for place in places if (at := said_at(request, place)) >= 0)
+    # Of the places said at one spot, the longest ("into Keep Forever/2026", not "Keep").
+    said = [(at, place) for at, place in said if not any(a == at and len(p) > len(place) for a, p in said)]
     if len(said) < 2 or len(said) > 16:
         return
     globs = defs["glob"].get("enum", [])

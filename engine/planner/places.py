@@ -122,12 +122,18 @@ def without_places(request: str, places: set[str]) -> str:
 
 #: Names of folders to make, said one after another up to the end of the request: "mkdir later and
 #: old!", "make a folder called keep/travel and old - thank you".
+#: (A name may be of up to three words, none of them a small word: "mkdir Needs Review/2026 and keep".)
+_MADE_NAME = (r"[\w./-]+(?:\s+(?!(?:and|or|the|for|to|in|into|of|with|a|an|please|pls|thanks|thank|thx|asap|now|too)\b)"
+              r"\w[\w./-]*){0,2}")  # fmt: skip
 _MADE = re.compile(
     r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?)\s+(?:(?:called|named)\s+)?"
-    r"((?:[\w./-]+(?:\s*,\s*(?:and\s+)?|\s+and\s+))+[\w./-]+)"
-    r"\s*(?:[.!?;]|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
+    rf"((?:{_MADE_NAME}(?:\s*,\s*(?:and\s+)?|\s+and\s+))+{_MADE_NAME})"
+    r"\s*(?:[.!?;](?!\w)|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
     re.IGNORECASE,
 )
+#: Words that start what a request asks next, not a folder's name.
+_ASKS = frozenset(("move", "put", "copy", "delete", "remove", "tag", "untag", "rename", "zip", "unzip", "extract",
+                   "write", "add", "append", "create", "make", "mkdir", "then", "also"))  # fmt: skip
 _FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
 _MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
 
@@ -139,6 +145,9 @@ def made_names(request: str) -> list[str]:
         return []
     names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
     names = [name for name in names if name.lower() not in _FILLER]
+    # (A name of several words is no clause: "mkdir keep and move app.log into it" lists no folders.)
+    if any(" " in name and name.split()[0].lower() in _ASKS for name in names):
+        return []
     if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(n) and is_changeable(n) for n in names):
         return []
     return names

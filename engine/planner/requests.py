@@ -58,6 +58,9 @@ EXT_WORDS: dict[str, list[str]] = {
 }
 IMAGE_EXTS = [".jpg", ".png", ".heic"]
 NEW_DIRS = ["archive", "sorted", "old", "backup", "keep", "review", "to-print", "shared", "done", "later", "trash-me"]
+#: New folders named in several words, drawn too in a wide workspace.
+SPOKEN_DIRS = ["old stuff", "Keep Forever", "print later", "Needs Checking", "done/checked", "Old Drafts",
+               "Waiting Room", "scanned copies"]  # fmt: skip
 CODE_TASKS = [
     "write a function that {what}",
     "fix the failing test in {module}",
@@ -91,6 +94,8 @@ class Scene:
     rng: random.Random
     today: dt.date
     files: list[FileSpec]
+    #: Whether new folders may be named in several words too (a wide workspace's).
+    wide: bool = False
 
     def regular(self) -> list[FileSpec]:
         return [spec for spec in self.files if spec.kind == "file" and spec.path not in _hostile_paths(self.files)]
@@ -111,7 +116,7 @@ class Scene:
     def new_dir(self, *avoid: str) -> str:
         taken = set(self.folders()) | {spec.path for spec in self.files}
         for _ in range(20):
-            name = pick(self.rng, NEW_DIRS)
+            name = pick(self.rng, [*NEW_DIRS, *SPOKEN_DIRS] if self.wide else NEW_DIRS)
             if self.rng.random() < 0.3:
                 name = f"{name}/{pick(self.rng, [str(self.today.year), pick(self.rng, TOPICS), 'misc'])}"
             if name not in taken and name not in avoid and not any(t.startswith(f"{name}/") for t in taken):

@@ -9,7 +9,9 @@ offered rather than dropped, so that narrowing never leaves the model without th
 
 from __future__ import annotations
 
+import posixpath
 import re
+from collections.abc import Iterable
 
 from engine.planner.refer import OP_WORDS, WEAK_WORDS
 from engine.planner.words import Request
@@ -285,7 +287,11 @@ _NOT_FILES = re.compile(
 )
 
 
-def not_files(request: str) -> bool:
+def not_files(request: str, names: Iterable[str] = ()) -> bool:
     """Whether ``request`` asks for something file operations cannot do ("fix the flaky test",
-    "email the report to finance", "will it rain", "shrink the video so it fits on a stick")."""
+    "email the report to finance", "will it rain", "shrink the video so it fits on a stick"), where
+    it says none of that inside one of the ``names`` of the workspace ("Downloads/email attachments")."""
+    said = {name for path in names for name in (path, posixpath.basename(path)) if name.lower() in request.lower()}
+    for name in sorted(said, key=len, reverse=True):
+        request = re.sub(re.escape(name), lambda found: "_" * len(found.group(0)), request, flags=re.IGNORECASE)
     return _NOT_FILES.search(request) is not None

@@ -72,12 +72,12 @@ def globbed(path: str, glob: str) -> bool:
 def goes_to(path: str, places: set[str] | None) -> bool:
     """Whether ``path`` is one of the ``places`` a request says files go to (any, when None), by
     its whole path or its name, or as a name of several words that the place starts ("into editor/for
-    Ruth": ``editor/for``)."""
+    Ruth": ``editor/for``) or ends ("into My Downloads/pictures": ``downloads/pictures``)."""
     if places is None:
         return True
     lowered = path.lower().rstrip("/")
     return (lowered in places or posixpath.basename(lowered) in places
-            or any(lowered.startswith(f"{place} ") for place in places))  # fmt: skip
+            or any(lowered.startswith(f"{place} ") or lowered.endswith(f" {place}") for place in places))  # fmt: skip
 
 
 def is_changeable(path: str) -> bool:

@@ -143,12 +143,17 @@ class Request:
         return any(_holds(self._all_keys, word) or word in self._glue or stem(word) in self._exact for word in words)
 
     def spells(self, name: str) -> bool:
-        """Whether the request holds ``name`` whole, in any case, not inside a longer name."""
+        """Whether the request holds ``name`` whole, in any case, not inside a longer name (a slash
+        may end it: "photos/")."""
         name = name.lower().rstrip("/")
         at = self.lowered.find(name)
         while at >= 0:
             before = self.lowered[at - 1] if at else " "
             after = self.lowered[at + len(name)] if at + len(name) < len(self.lowered) else " "
+            end = at + len(name)
+            # (A slash at its end ends it too: "in site photos/mountains/ dated 2025".)
+            if after == "/" and not self.lowered[end + 1 : end + 2].strip(" ,;:!?.)'\""):
+                after = " "
             if not (before.isalnum() or before in "/_") and not (after.isalnum() or after in "/_"):
                 return True
             at = self.lowered.find(name, at + 1)

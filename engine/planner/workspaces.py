@@ -34,6 +34,14 @@ TAGS = ["draft", "review", "urgent", "todo", "done", "work", "personal", "import
 WORDS = ["summary", "notes", "plan", "ideas", "overview", "checklist", "minutes", "proposal", "draft", "review"]
 PEOPLE = ["alice", "bob", "carol", "dave", "erin", "frank"]
 PLACES = ["beach", "paris", "mountains", "garden", "birthday", "wedding", "office", "lisbon"]
+#: Places and events that photos are kept under, named in several words as people name folders.
+SPOKEN_PLACES = ["summer holiday", "Lake Tahoe", "new year", "school play", "Rome 2024", "cabin weekend",
+                 "team offsite", "Kyoto trip"]
+#: Who a folder of several themes is for: clients, projects, a team ("clients/Harbor View Hotel/invoices").
+OWNERS = ["Acme Corp", "Harbor View Hotel", "Smith Brothers", "Café Olé", "Nordlicht GmbH", "Project Falcon",
+          "Green Valley School", "Oak Street Clinic", "Riverside FC", "Björk Design", "Tanaka Ramen",
+          "Blue Ridge Farm", "Casa Álvarez", "North Wing"]
+OWNER_FOLDERS = ["clients", "Clients", "projects", "Projects", "customers", "Work"]
 #: Papers people keep under the names they were given: spaces, capitals, words.
 PAPERS = ["rental contract.pdf", "Car loan statement.pdf", "passport scan.pdf", "Home Insurance 2025.pdf",
           "offer letter.pdf", "CV 2024.docx", "electricity bill march.pdf", "Doctor note.pdf", "pay stub dec.pdf",
@@ -57,6 +65,11 @@ class Builder:
         self.today = today
         self.files: list[FileSpec] = []
         self.taken: set[str] = set()
+        #: Whether a file's name must be one no other file has: in the folders of several owners,
+        #: so that files gathered from all of them into one folder never collide.
+        self.unique_names = False
+        #: Whether folders may be named in several words, and themes kept in owners' folders.
+        self.wide = False
 
     def age(self, band: str | None = None) -> float:
         band = band or self.rng.choice(list(AGE_BANDS))
@@ -82,6 +95,8 @@ class Builder:
             return None
         parts = path.split("/")
         if any("/".join(parts[:i]) in self.taken for i in range(1, len(parts))):
+            return None
+        if self.unique_names and any(other.rsplit("/", 1)[-1] == parts[-1] for other in self.taken):
             return None
         spec = FileSpec(path, **fields)  # type: ignore[arg-type]
         self.taken.add(path)
@@ -155,7 +170,11 @@ def _photos(b: Builder, top: str) -> None:
     rng = b.rng
     year = rng.choice([b.today.year - 1, b.today.year - 2, b.today.year])
     dated = rng.random() < 0.4
-    folder = f"{top}/{year}" if dated else rng.choice([top, f"{top}/{rng.choice(PLACES)}"])
+    if dated:
+        folder = f"{top}/{year}"
+    else:
+        place = rng.choice(SPOKEN_PLACES) if b.wide and rng.random() < 0.4 else rng.choice(PLACES)
+        folder = rng.choice([top, f"{top}/{place}"])
     for _ in range(rng.randint(3, 8)):
         ext = rng.choice([".jpg", ".jpg", ".JPG", ".png", ".heic"])
         name = rng.choice([f"IMG_{rng.randint(1000, 9999)}{ext}", f"{rng.choice(PLACES)}-{rng.randint(1, 40)}{ext}"])
@@ -233,16 +252,27 @@ def _backups(b: Builder, top: str) -> None:
         b.binary(f"{top}/old.bak", rng.randint(1 * KB, 90 * KB), band="years")
 
 
-#: Themes: a maker and the top-level names it may use.
-THEMES: list[tuple[Callable[[Builder, str], None], list[str]]] = [
-    (_docs, ["docs", "documents", "wiki", "Documents", "Documents/work"]),
-    (_notes, ["notes", "meeting-notes", "journal", "Notes", "Documents/notes"]),
-    (_finance, ["finance", "invoices", "paperwork", "Documents/taxes", "Paperwork"]),
-    (_photos, ["photos", "pictures", "camera", "Pictures", "Camera", "Pictures/trips"]),
-    (_screenshots, ["screenshots", "Desktop", "Pictures/Screenshots"]), (_logs, ["logs", "var/log", "server-logs"]),
-    (_code, ["project", "myapp", "tools", "code/app"]), (_downloads, ["downloads", "Downloads", "inbox"]),
-    (_media, ["media", "videos-and-music", "Media"]), (_backups, ["backups", "archive", "old", "Backups"]),
+#: Themes: a maker, the top-level names it may use, and names of several words for it, as people
+#: name folders (used in a wide workspace).
+THEMES: list[tuple[Callable[[Builder, str], None], list[str], list[str]]] = [
+    (_docs, ["docs", "documents", "wiki", "Documents", "Documents/work"],
+     ["Work Docs", "Shared Documents", "docs/team wiki"]),
+    (_notes, ["notes", "meeting-notes", "journal", "Notes", "Documents/notes"], ["Meeting Notes", "Personal Notes"]),
+    (_finance, ["finance", "invoices", "paperwork", "Documents/taxes", "Paperwork"],
+     ["Tax stuff", "Bills 2025", "Finance/Tax Returns"]),
+    (_photos, ["photos", "pictures", "camera", "Pictures", "Camera", "Pictures/trips"],
+     ["Holiday Photos", "phone camera", "Pictures/Family Trips"]),
+    (_screenshots, ["screenshots", "Desktop", "Pictures/Screenshots"], ["Screen Shots", "Desktop/screen grabs"]),
+    (_logs, ["logs", "var/log", "server-logs"], ["Server Logs", "logs/nightly jobs"]),
+    (_code, ["project", "myapp", "tools", "code/app"], ["side project", "Code/Web App"]),
+    (_downloads, ["downloads", "Downloads", "inbox"], ["My Downloads", "Downloads/email attachments"]),
+    (_media, ["media", "videos-and-music", "Media"], ["Home Videos", "Media Library"]),
+    (_backups, ["backups", "archive", "old", "Backups"], ["Old Backups", "Backups/laptop backups"]),
 ]  # fmt: skip
+#: Themes that may sit in an owner's folder ("clients/Acme Corp/invoices"), and the names they then take.
+OWNED = {_docs: ["docs", "Documents", "briefs"], _notes: ["notes", "meeting notes"],
+         _finance: ["invoices", "Invoices", "billing"], _photos: ["photos", "site photos"],
+         _logs: ["logs"], _backups: ["backups", "old versions"]}  # fmt: skip
 
 
 def _hostile(b: Builder) -> None:
@@ -262,12 +292,24 @@ def random_today(rng: random.Random) -> dt.date:
     return day
 
 
-def generate_workspace(rng: random.Random, today: dt.date, *, themes: int | None = None) -> list[FileSpec]:
-    """Return the files of one workspace: ``themes`` themed folders (3 to 6 when not given) plus hard names."""
+def generate_workspace(rng: random.Random, today: dt.date, *, themes: int | None = None,
+                       wide: bool = False) -> list[FileSpec]:  # fmt: skip
+    """Return the files of one workspace: ``themes`` themed folders (3 to 6 when not given) plus hard
+    names; with ``wide``, folders named in several words too, and some themes in owners' folders."""
     b = Builder(rng, today)
+    b.wide = wide
     chosen = rng.sample(THEMES, themes or rng.randint(3, 6))
-    for make, tops in chosen:
-        make(b, rng.choice(tops))
+    # Some wide workspaces keep a few themes in the folders of the people or projects they are for.
+    owners = rng.sample(OWNERS, rng.randint(1, 3)) if wide and rng.random() < 0.4 else []
+    group = rng.choice(OWNER_FOLDERS) if owners else ""
+    for make, tops, spoken in chosen:
+        if owners and make in OWNED and rng.random() < 0.7:
+            b.unique_names = True
+            for owner in owners:
+                make(b, f"{group}/{owner}/{rng.choice(OWNED[make])}")
+            b.unique_names = False
+        else:
+            make(b, rng.choice([*tops, *spoken] if wide else tops))
     _hostile(b)
     if rng.random() < 0.3:
         b.add(rng.choice(["empty", "new-folder", "to-sort"]), kind="dir", age_days=b.age())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import posixpath
 import subprocess
 import sys
 from collections import Counter
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.planner.cases import KIND_NAMES, Case, generate_case, generate_cases, held_out
+from engine.planner.cases import KIND_NAMES, Case, generate_case, generate_cases, held_out, is_wide
 from engine.planner.effect import noon, plan_effect, repetitions, reply_problems
 from engine.planner.fixtures import FileSpec, Fixture, changed_paths, materialize, snapshot
 from engine.planner.prompt import (
@@ -27,6 +28,9 @@ from engine.planner.prompt import (
     reply_schema,
     workspace_view,
 )
+from engine.planner.requests import SPOKEN_DIRS
+from engine.planner.values import parent_folders
+from engine.planner.workspaces import OWNERS
 
 SAMPLE = 160
 
@@ -76,6 +80,29 @@ def test_every_kind_and_every_planner_op_is_drawn() -> None:
     assert {"modified_after", "modified_before", "tag", "limit"} <= filters
     assert any(len(case.kinds) > 1 for case in drawn)
     assert any(not case.plan["steps"] for case in drawn)
+
+
+def test_some_workspaces_name_folders_in_several_words_and_keep_themes_in_owners_folders() -> None:
+    drawn = list(generate_cases(300, seed=5, wide_percent=30))
+    folders = [{parent for spec in case.fixture.files for parent in parent_folders(spec.path)} for case in drawn]
+    spaced = [case for case, found in zip(drawn, folders, strict=True) if any(" " in folder for folder in found)]
+    assert 0.2 < len(spaced) / len(drawn) < 0.45  # about 30 in a hundred, and a few hard names' folders
+    # None by default (the shipped adapter's cases), and the others are the same whatever the share.
+    assert not any(" " in posixpath.dirname(spec.path) for case in generate_cases(40, seed=5)
+                   for spec in case.fixture.files)  # fmt: skip
+    plain = [index for index in range(300) if not is_wide(f"plan_s5_{index:05d}", 30)]
+    assert [generate_case(index, seed=5) for index in plain[:20]] == [drawn[index] for index in plain[:20]]
+    owned = [found for found in folders if any(folder.count("/") == 1 and posixpath.basename(folder) in OWNERS
+                                               for folder in found)]  # fmt: skip
+    assert owned
+    # Files kept in several owners' folders have names of their own: gathered into one, none collide.
+    for found, case in zip(folders, drawn, strict=True):
+        owners = [folder for folder in found if folder.count("/") == 1 and posixpath.basename(folder) in OWNERS]
+        names = [posixpath.basename(spec.path) for spec in case.fixture.files
+                 if any(spec.path.startswith(f"{owner}/") for owner in owners)]  # fmt: skip
+        assert len(names) == len(set(names)), case.id
+    # New folders are named in several words too ("into old stuff/2026").
+    assert any(step.get("to", "").split("/")[0] in SPOKEN_DIRS for case in spaced for step in case.plan["steps"])
 
 
 def test_the_held_out_split_is_about_a_tenth_and_fixed_by_id() -> None:
