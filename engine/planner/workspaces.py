@@ -6,6 +6,11 @@ project, downloads, videos and music, and backups that are real archives. Every 
 holds a few names that are hard to handle: spaces, accents, CJK, a leading dash, markup, a newline,
 an escape character, and a byte that is not UTF-8.
 
+A wide workspace also names folders in several words, as people do ("Meeting Notes", "Tax stuff",
+"phone camera/Kyoto trip"), and may keep a few themes in the folders of the clients or projects
+they are for ("clients/Harbor View Hotel/invoices"), each file there with a name no other such file
+has.
+
 Sizes and ages come from separated bands, so that a request that says "the big videos" or "the
 old logs" has one right answer: a file is either clearly big (over 20 MB) or clearly small (under
 2 MB), and its age is in one of four bands (days, weeks, months, years) with gaps around the
