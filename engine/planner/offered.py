@@ -565,7 +565,7 @@ def request_times(request: str, scope: Scope, today: dt.date, chars: int) -> Tim
 def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     """The sizes, counts, tags, extensions, texts, name starts and rename values ``request`` offers."""
     bounded = partial(bounded_to, chars=chars)
-    words, words_of, all_files = scope.words, scope.words_of, scope.all_files
+    words, all_files = scope.words, scope.all_files
     # A size is one the request names ("over 20 MB"), or a usual one when it names none ("the big files").
     sizes = bounded(f"{number}{unit.upper()}" for number, unit in SIZE.findall(request)) or list(SIZES)
     lowered = request.lower().split()
@@ -582,9 +582,13 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     found_exts = bounded(posixpath.splitext(path)[1].lower() for path in all_files)
     exts = bounded([*COMMON_EXTS, *found_exts])
     plain = [w for w in words if "/" not in w]
-    # What files hold: a word of the request, or a word of a name that the request says ("budegt").
-    texts = bounded([*plain, *(w.lower() for w in plain),
-                     *(w for w in dict.fromkeys(words_of_names(all_files)) if words_of.says(w))])  # fmt: skip
+    # What files hold: a word of the request, or a word of a name that the request says ("budegt");
+    # not one said only in the name of the folder they are in ("the notes in Meeting Notes").
+    outside = Request(without_locations(request, scope.all_folders))
+    held_words = {word.lower() for word in outside.text.split()} | {w.strip(WORD_EDGES).lower() for w in outside.words}
+    said_plain = [w for w in plain if w.lower() in held_words]
+    texts = bounded([*said_plain, *(w.lower() for w in said_plain),
+                     *(w for w in dict.fromkeys(words_of_names(all_files)) if outside.says(w))])  # fmt: skip
     prefixes = [p for w in plain for p in name_prefixes(w)]
     # A name's start that some file's name starts with (compared as text: a request's word is never
     # run as a regular expression here, where a hostile one could take forever).

@@ -108,6 +108,16 @@ def test_a_folder_said_as_where_files_are_describes_none_of_them() -> None:
     assert _allows(schema, {"op": "classify", "match": NOTES, "rules": rules})
 
 
+def test_a_word_of_the_folder_files_are_in_is_nothing_they_hold() -> None:
+    schema = narrowed_schema("move the markdown files in Meeting Notes into archive/2026", ENTRIES, TODAY)
+    move = {"op": "move", "match": NOTES, "to": "archive/2026"}
+    assert _allows(schema, move)
+    assert not _allows(schema, {**move, "match": {**NOTES, "contains": "meeting"}})
+    # A word said outside the folder's name still is: "the notes in Meeting Notes that mention pricing".
+    schema = narrowed_schema("move the notes in Meeting Notes that mention pricing to archive", ENTRIES, TODAY)
+    assert _allows(schema, {"op": "move", "match": {**NOTES, "contains": "pricing"}, "to": "archive"})
+
+
 def test_a_kind_of_file_from_an_owners_folder_may_be_selected_there() -> None:
     schema = narrowed_schema("shift logs older than 7 days from the Harbor View Hotel folder into keep", ENTRIES, TODAY)
     logs = {"ext": [".log"], "modified_before": "7d"}
