@@ -17,8 +17,8 @@ from engine.planner.effect import reply_problems
 from engine.planner.evaluate import case_schema
 from engine.planner.fixtures import FileSpec, Fixture
 from engine.planner.narrow import narrowed_schema
-from engine.planner.offered import request_words
 from engine.planner.prompt import ViewEntry, answer_text, entries_from_fixture
+from engine.planner.said_names import request_words
 from engine.serve.grammar import compile_schema
 from engine.serve.schema_rewrite import decoding_schema
 from tests.engine.planner.test_handwritten import CASES as HANDWRITTEN

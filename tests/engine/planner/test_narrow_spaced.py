@@ -12,11 +12,12 @@ import random
 from jsonschema import Draft202012Validator
 
 from engine.planner.narrow import narrowed_schema
-from engine.planner.offered import changed_by_example, example_templates, spaced_names
+from engine.planner.offered import changed_by_example, example_templates
 from engine.planner.places import referred_targets
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import referred_folders
 from engine.planner.said import about_words, not_files, tag_words
+from engine.planner.said_names import spaced_names
 from tests.engine.planner.test_narrow import TODAY, _allows, _walks
 
 ENTRIES = [

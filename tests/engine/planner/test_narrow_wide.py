@@ -9,11 +9,11 @@ import datetime as dt
 from engine.planner.cases import Case, generate_cases
 from engine.planner.evaluate import gold_fits
 from engine.planner.narrow import narrowed_schema
-from engine.planner.offered import spaced_names, without_locations
 from engine.planner.pieces import said_at
 from engine.planner.places import made_names
 from engine.planner.prompt import ViewEntry
 from engine.planner.said import not_files
+from engine.planner.said_names import spaced_names, without_locations
 from engine.planner.values import goes_to, parent_folders
 from engine.planner.words import Request
 from tests.engine.planner.test_narrow import TODAY, _allows
