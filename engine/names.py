@@ -8,6 +8,7 @@ these two functions: :func:`display_name` for a name or any other one-line value
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
@@ -88,3 +89,9 @@ def shell_word(word: str) -> str:
                 raw = ch.encode("utf-8", errors="surrogatepass")
             escaped.extend(f"\\x{byte:02x}" for byte in raw)
     return "$'" + "".join(escaped) + "'"
+
+
+def shell_line(words: Iterable[str]) -> str:
+    """``words`` as one POSIX shell command line (:func:`shell_word` each): it reads back as the same
+    words when pasted, and printing it moves no cursor, whatever a path in it holds."""
+    return " ".join(shell_word(word) for word in words)

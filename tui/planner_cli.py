@@ -9,13 +9,13 @@ predictors on cases by the effect of their plans (:mod:`engine.planner.evaluate`
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.names import shell_line, shell_word
 from tui.arg_types import positive_int, probability
 
 PLANNER_EXIT_CODES = """\
@@ -115,11 +115,11 @@ def _data_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
         else:
             path = Path(item)
             if path.is_dir():
-                raise UsageError(f"--data {shlex.quote(item)}: a directory, not a JSONL case file")
+                raise UsageError(f"--data {shell_word(item)}: a directory, not a JSONL case file")
             if not path.exists():
-                raise UsageError(f"--data {shlex.quote(item)}: no such file (or the words held-out, handwritten)")
+                raise UsageError(f"--data {shell_word(item)}: no such file (or the words held-out, handwritten)")
             if not path.is_file():
-                raise UsageError(f"--data {shlex.quote(item)}: not a regular file (a JSONL case file)")
+                raise UsageError(f"--data {shell_word(item)}: not a regular file (a JSONL case file)")
             sets.append((item, load_cases(path)))
     if args.limit:
         sets = [(name, cases[: args.limit]) for name, cases in sets]
@@ -259,7 +259,7 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
     )  # fmt: skip
     quiet()
     staging = staging_dir(args.out, meta_file=PLANNER_META, what="a planner adapter")
-    command = shlex.join(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else ""
+    command = shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else ""
     summary = train_planner(options, sink, stop, staging=staging, command=command)
     replace_dir(staging, args.out)
     sink({"type": "train_done", "stage": "planner", "path": str(args.out), "steps": summary["steps"],

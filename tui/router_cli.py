@@ -202,11 +202,11 @@ def default_base() -> Path:
 
 def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], stop: Any) -> int:
     """Run ``routeshell train router``; return the exit code."""
-    import shlex
     import sys
     from collections import Counter
 
     from engine.errors import ExitCode, UsageError
+    from engine.names import shell_line
     from engine.router.candidates import candidates
     from engine.router.evaluate import describe, fit_model, predict, split_samples
     from engine.router.labels import read_samples
@@ -237,7 +237,7 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
         "label_sources": dict(sorted(Counter(s.sample_type for s in pool).items())),
         "train_tasks": len(pool),
         "metrics": {},
-        "command": shlex.join(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
+        "command": shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
     }
     started = time.monotonic()
     staging = None

@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.child_process import guarded_argv
 from engine.errors import ExitCode
-from engine.names import display_name
+from engine.names import display_name, shell_line
 from engine.serve.launcher import health_url
 from tui.process_job import ProcessJob, Stream, parse_event_line
 from tui.train_job import FormError
@@ -78,7 +78,7 @@ class ServeRequest:
 
     def shown(self) -> str:
         """Return the server as a ``routeshell serve`` line for the log."""
-        return shlex.join(["routeshell", *self.words()])
+        return shell_line(["routeshell", *self.words()])
 
 
 def is_loopback_host(host: str) -> bool:

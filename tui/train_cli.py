@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from engine.names import shell_line
 from tui.arg_types import positive_float, positive_int
 from tui.router_cli import LABELS_HELP, add_label_options, add_router_train_options
 
@@ -184,7 +184,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         min_chars=args.min_chars,
         max_chars=args.max_chars,
         dedup_threshold=args.dedup_threshold,
-        command=shlex.join(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
+        command=shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
     )
     check_options(options)
     _quiet_libraries()

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from engine.child_process import guarded_argv
 from engine.errors import ExitCode
-from engine.names import display_name
+from engine.names import display_name, shell_line
 from engine.serve.launcher import is_model_dir
 from tui.process_job import ProcessJob
 from tui.process_job import parse_event_line as parse_job_line
@@ -73,7 +73,7 @@ class TrainRequest:
 
     def shown(self, *, resume: bool = False) -> str:
         """Return the job as a ``routeshell train`` line that works when pasted into a POSIX shell."""
-        return shlex.join(["routeshell", *self.words(resume=resume)])
+        return shell_line(["routeshell", *self.words(resume=resume)])
 
 
 def parse_form(stage: str, preset: str, data: str, max_steps: str, out: str, *, base: Path) -> TrainRequest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,6 +42,17 @@ def test_the_form_builds_the_command(tmp_path: Path) -> None:
     assert parse_form("all", "tiny", "stdlib", "", "/abs", base=tmp_path).argv()[5:] == [
         "all", "--out", "/abs", "--preset", "tiny", "--data", "stdlib", "--events"
     ]  # fmt: skip
+
+
+def test_the_command_shown_is_one_printable_line_bash_reads_back(tmp_path: Path) -> None:
+    # A folder named with an escape sequence and a line break: the line shown (the Train pane's log,
+    # the model card's command) moves no cursor and pastes back as the same words.
+    out = "out\x1b[2J\nrun's"
+    request = parse_form("pretrain", "nano", "", "", out, base=tmp_path)
+    shown = request.shown()
+    assert shown.isprintable()
+    read = subprocess.run(["bash", "-c", f'printf "%s\\0" {shown}'], capture_output=True, check=True).stdout
+    assert read.split(b"\0")[:-1] == [word.encode() for word in ["routeshell", *request.words()]]
 
 
 @pytest.mark.parametrize(
