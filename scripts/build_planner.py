@@ -48,6 +48,7 @@ LATER_SETS = [
     "engine/planner/data/handwritten-sixth.jsonl",
     "engine/planner/data/handwritten-seventh.jsonl",
     "engine/planner/data/handwritten-eighth.jsonl",
+    "engine/planner/data/handwritten-ninth.jsonl",
 ]
 #: What the card says of a set whose failures decoding rules were shaped by after it was first scored.
 SHAPED_BY = {
@@ -56,6 +57,7 @@ SHAPED_BY = {
     "engine/planner/data/handwritten-fifth.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-sixth.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-seventh.jsonl": ", rules were shaped by its failures",
+    "engine/planner/data/handwritten-eighth.jsonl": ", rules were shaped by its failures",
 }
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")

@@ -40,7 +40,7 @@ from engine.planner.narrow_match import narrow_match
 from engine.planner.offered import Offered, Scope, changeable_to, offered_values, request_scope, request_times
 from engine.planner.parts import request_parts
 from engine.planner.pieces import names_alone, piece_ops, rules_in_order, said_at, steps_by_piece
-from engine.planner.places import FILE_NAME, made_names, referred_targets
+from engine.planner.places import FILE_NAME, listed_folders, made_folders, made_names, referred_targets
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     ADDED_FILE,
@@ -319,7 +319,17 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     # Never a file that exists (a move or a copy onto it is refused), nor a new name at the top when
     # the request renames a file elsewhere ("rename office-8.JPG to old-office-8.JPG" in camera/2025).
     targets = changeable(t for t in [*scope.words, *scope.renamed, *scope.folders] if t not in existing)
-    targets = [t for t in targets if goes_to(t, places)] or targets
+    said_new = _said_new_folders(request)
+    # A new place is never the first words of a longer name said ("into old stuff/2026": not old).
+    cut_short = _cut_short(scope, request)
+    targets = [t for t in targets if t not in cut_short] or targets
+    # Where it says no place, or none of these, a new folder is none of its other words: "so they
+    # start with livre- instead of roman-" moves nothing into "instead".
+    targets = (
+        [t for t in targets if places is not None and goes_to(t, places)]
+        or [t for t in targets if _not_made_up(t, scope, said_new)]
+        or targets
+    )
     beside = {posixpath.basename(t) for t in targets if "/" in t and t in scope.renamed}
     targets = [t for t in targets if t not in beside or t in scope.folders] or targets
     # A folder made or unpacked into is never a file that exists ("unzip setup-1.zip in setup-1").
@@ -347,6 +357,11 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     made = [d for d in dests if d not in scope.under and d not in scope.all_folders and d.lower() not in unnamed
             and NAME.match(d) and any(ch.isalnum() for ch in d)
             and not d.lower().endswith(COMMON_EXTS)]  # fmt: skip
+    # (A folder made is one said as a place, or asked for: "ditch every __pycache__ folder" makes no "ditch".)
+    # (nor the parent of one: "into to-print/song" may make to-print first)
+    made = [d for d in made if _not_made_up(d, scope, said_new) or (places is not None and (goes_to(d, places)
+            or any(place.startswith(f"{d.lower()}/") for place in places)))] or made  # fmt: skip
+    made = [d for d in made if d not in cut_short] or made
     narrow_enum(defs["mkdir"]["properties"], "path", made, defs)
     if unpacking and missing:
         narrow_enum(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
@@ -406,6 +421,33 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     narrow_enum(defs["extract"]["properties"], "to", changeable([*said_stems, *unpacked]), defs)
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
     return named, listed
+
+
+def _said_new_folders(request: str) -> set[str]:
+    """The new folders (lower case) ``request`` asks to make, and their parents."""
+    said = {name.lower() for name in [*made_folders(request), *made_names(request), *listed_folders(request)]}
+    return said | {parent.lower() for name in said for parent in parent_folders(name)}
+
+
+def _cut_short(scope: Scope, request: str) -> set[str]:
+    """The new names in ``scope.words`` that only start a longer name it says with spaces, one that
+    goes on to a slash ("old" of "old stuff/2026", "shop/product" of "shop/product shots/hi-res") or
+    that the request calls something ("video" of "a folder called video archive"). (Not a name a
+    word after it merely follows: "into archive today" may be into archive.)"""
+    spaced = [word.lower() for word in scope.words if " " in word]
+    called = {name for name in spaced if re.search(rf"\b(?:called|named)\s+['\"]?{re.escape(name)}", request, re.I)}
+    return {word for word in scope.words if word not in scope.all_folders and word not in scope.under
+            and any(name.startswith(f"{word.lower()} ") and ("/" in name[len(word):] or name in called)
+                    for name in spaced)}  # fmt: skip
+
+
+def _not_made_up(path: str, scope: Scope, said: set[str]) -> bool:
+    """Whether ``path`` is a place a step may put things without the request saying it as one: a
+    folder that exists, a file's new name, a path it spells ("a Documents/house folder"), or a
+    folder it asks to make, by a name of one word or more ("a folder called Needs Review")."""
+    return (path in scope.all_folders or path in scope.under or has_ext(posixpath.basename(path))
+            or ("/" in path and path in scope.words) or path.lower().rstrip("/") in said
+            or any(path.lower().startswith(f"{name} ") for name in said))  # fmt: skip
 
 
 #: Files put into a folder said before: "put a note in it", "add a README.md in there".

@@ -126,7 +126,7 @@ def without_places(request: str, places: set[str]) -> str:
 _MADE_NAME = (r"[\w./-]+(?:\s+(?!(?:and|or|the|for|to|in|into|of|with|a|an|please|pls|thanks|thank|thx|asap|now|too)\b)"
               r"\w[\w./-]*){0,2}")  # fmt: skip
 _MADE = re.compile(
-    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?)\s+(?:(?:called|named)\s+)?"
+    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?):?\s+(?:(?:called|named)\s+)?"
     rf"((?:{_MADE_NAME}(?:\s*,\s*(?:and\s+)?|\s+and\s+))+{_MADE_NAME})"
     r"\s*(?:[.!?;](?!\w)|-\s|:\)|$|\b(?:please|pls|thanks|thank|thx|asap|now|too)\b)",
     re.IGNORECASE,
@@ -136,6 +136,23 @@ _ASKS = frozenset(("move", "put", "copy", "delete", "remove", "tag", "untag", "r
                    "write", "add", "append", "create", "make", "mkdir", "then", "also"))  # fmt: skip
 _FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
 _MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
+
+
+#: Names said one after another after "folders" or "mkdir", wherever the list ends ("new folders:
+#: old and shared/2026 when you get a chance").
+_LISTED = re.compile(
+    r"\b(?:mkdir|folders?|director(?:y|ies)|dirs?):?\s+(?:(?:called|named)\s+)?"
+    r"([\w./-]+(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+)[\w./-]+)*)",
+    re.IGNORECASE,
+)
+
+
+def listed_folders(request: str) -> list[str]:
+    """Every name said in a list after "folders" or "mkdir" ("mkdir old and shared/2026 when you
+    can": ``old``, ``shared/2026``): the folders a request may make, however the list ends."""
+    names = (name.strip("./") for found in _LISTED.findall(request) for name in _MADE_SPLIT.split(found))
+    said = _NOT_MADE | _FILLER | _PLACE_WORDS | _MAYBE_PLACE_WORDS
+    return [name for name in dict.fromkeys(names) if name and name.lower() not in said]
 
 
 def made_names(request: str) -> list[str]:

@@ -493,6 +493,10 @@ _GOES = frozenset(("goes", "go", "belong", "belongs", "them", "it", "put"))
 #: Words after which a folder is one to leave alone ("but leave Backups alone", "except logs/archive").
 _SPARE_WORDS = frozenset(("leave", "except", "not", "but", "touch", "skip", "keep"))
 _FROM_WORDS = frozenset(("in", "from", "inside", "within", "of", "under"))
+#: Ops that put files somewhere: a folder said after "under" or "in" may be where they go.
+_PUTTING = frozenset(("move", "copy", "classify", "archive", "extract", "mkdir", "write"))
+#: Joins the words of a folder's name into one token while a request is read.
+_JOINED = "\ue000"
 _EVERY = frozenset(("all", "every", "everything", "each", "any", "anywhere", "everywhere"))
 #: Words said of names: "whose names start with Screenshot", "named", "called".
 _NAMES = re.compile(r"\b(?:names?|named|called|start(?:s|ing)?|begin(?:s|ning)?)\b", re.IGNORECASE)
@@ -509,7 +513,19 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
         return False
     lowered = [folder.lower() for folder in referred]
     words = [word for folder in referred for word in name_words(posixpath.basename(folder))]
-    tokens = [token.strip(".'\"").rstrip("/").lower() for token in REQUEST_TOKEN.findall(request)]
+    # A folder's name of several words is one token ("in honey sales/receipts").
+    said = request.lower()
+    for folder in sorted((f for f in lowered if " " in f), key=len, reverse=True):
+        said = re.sub(rf"(?<![\w/]){re.escape(folder)}(?![\w/])", folder.replace(" ", _JOINED), said)
+    tokens = [token.strip(".'\"").rstrip("/").replace(_JOINED, " ") for token in REQUEST_TOKEN.findall(said)]
+    # A request that puts nothing anywhere (it renames, deletes or tags) says where files are after
+    # "under" or "in": "the file names under site/", "rename my chapter files ..., all of them in
+    # manuscript".
+    # (Words for renaming also allow a move: "rename ... to docs/x.md". An arrow or "file them
+    # under" is a move.)
+    ops = referred_ops(request)
+    renames = ops is not None and "rename" in ops and not (_ARROW.search(request) or _FILE_VERB.search(request))
+    stays = ops is not None and not (ops - {"move", "classify"} if renames else ops) & _PUTTING
     # A kind said without "every" or "all" that is a folder's whole name is that folder: "last
     # month's screenshots" are those in Pictures/Screenshots, "the videos" those in Videos.
     whole = not _EVERY.intersection(tokens) and not _NAMES.search(request)
@@ -531,6 +547,8 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
             continue
         if not (token in lowered or ("/" not in token and Request(token).uses(words))):
             continue
+        if stays and (before in _FROM_WORDS or (before in ("the", "my") and earlier in _FROM_WORDS)):
+            return True
         if before in _TO_WORDS or (before in ("the", "my") and earlier in _TO_WORDS):
             continue
         if (before == "in" and earlier in _GOES) or _SPARE_WORDS.intersection(tokens[max(0, at - 4) : at]):

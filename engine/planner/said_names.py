@@ -14,6 +14,7 @@ from engine.planner.places import one_of
 from engine.planner.said import QUOTED, STOP_WORDS, WORD_EDGES, undictated
 from engine.planner.schema_edit import is_usable
 from engine.planner.values import NAME, has_ext
+from engine.planner.words import word_keys
 
 
 def request_words(request: str) -> list[str]:
@@ -52,6 +53,8 @@ _NAME_ENDS = STOP_WORDS | {
     "afterwards",
     "first",
     "instead",
+    "should",
+    "must",
 }
 #: The most words a name said with spaces holds after its slash, or before it.
 _MAX_SPACED_WORDS = 4
@@ -73,6 +76,8 @@ _NOT_PLACE = frozenset(("you", "like", "want", "wants", "need", "needs", "have",
 _HOLD = re.compile(r"(?:hold|get|have|contain|receive|take|keep|store)$", re.IGNORECASE)
 #: Words a name of several words never ends in: a folder's word, or what a request says after a name.
 _NOT_LAST = frozenset(("folder", "folders", "directory", "dir", "subfolder", "pelase", "plz", "ty", "asap"))
+#: Words of thanks that end no name, typed with a slip or not ("into old thaks", "plesae").
+_POLITE = frozenset(("please", "thanks", "thank", "cheers"))
 
 
 def _spoken_on(raw: list[str], at: int, start: str) -> list[str]:
@@ -105,6 +110,15 @@ def _held_before(raw: list[str]) -> list[str]:
             words.insert(0, bare)
         found += [" ".join(words[n:]) for n in range(len(words) - 1)]
     return found
+
+
+def _thanks_at_end(name: str, request: str) -> bool:
+    """Whether the last word of ``name`` ends ``request`` and is a word of thanks typed with a slip
+    that makes another word ("-> trash-me/2027 tanks")."""
+    last = name.rsplit(" ", 1)[-1].lower()
+    return request.rstrip(" .!?").lower().endswith(last) and any(
+        not word_keys(last).isdisjoint(word_keys(word)) for word in _POLITE
+    )
 
 
 def spaced_names(request: str, folders: Iterable[str]) -> list[str]:
@@ -163,7 +177,9 @@ def spaced_names(request: str, folders: Iterable[str]) -> list[str]:
         if first >= len(raw) or raw[first][:1] in "([{<\"'`" or raw[first][-1:] in ",;:!?.":
             continue
         head = raw[first].strip(WORD_EDGES)
-        if head and head.lower() not in _NAME_ENDS and NAME.match(head) and not has_ext(head) and "/" not in head:
+        # (A place word starts no name: "every __pycache__ folder under scripts" names no "under scripts".)
+        if (head and head.lower() not in _NAME_ENDS | _SPAN_STARTS and NAME.match(head) and not has_ext(head)
+                and "/" not in head):  # fmt: skip
             starts.append((first, head))
     found += _held_before(raw)
     for at, start in starts:
@@ -175,6 +191,8 @@ def spaced_names(request: str, folders: Iterable[str]) -> list[str]:
             continue
         found += [name for name in [start, *longer] if " " in name
                   and name.rsplit(" ", 1)[-1].lower() not in STOP_WORDS | _NOT_LAST
+                  and not one_of(name.rsplit(" ", 1)[-1].lower(), _POLITE)
+                  and not _thanks_at_end(name, request)
                   and any(ch.isalnum() for ch in name.rsplit(" ", 1)[-1])]  # fmt: skip
     # (A file's name that ends a longer path said is no name of its own: "show notes/ep43 show notes.md".)
     found = [name for name in found if "/" in name

@@ -29,6 +29,8 @@ SIXTH = DATA.with_name("handwritten-sixth.jsonl")
 SEVENTH = DATA.with_name("handwritten-seventh.jsonl")
 #: And an eighth, over four more workspaces, written after rules had been shaped by the seventh.
 EIGHTH = DATA.with_name("handwritten-eighth.jsonl")
+#: And a ninth, over four more workspaces, written after rules had been shaped by the eighth.
+NINTH = DATA.with_name("handwritten-ninth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -44,6 +46,7 @@ FIFTH_CASES = _load(FIFTH)
 SIXTH_CASES = _load(SIXTH)
 SEVENTH_CASES = _load(SEVENTH)
 EIGHTH_CASES = _load(EIGHTH)
+NINTH_CASES = _load(NINTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -81,13 +84,24 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (SIXTH_CASES, "sixth_"),
         (SEVENTH_CASES, "seventh_"),
         (EIGHTH_CASES, "eighth_"),
+        (NINTH_CASES, "ninth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
         assert all(case_id.startswith(prefix) for case_id in ids)
 
 
-EVERY = [*CASES, *LATER_CASES, *THIRD_CASES, *FOURTH_CASES, *FIFTH_CASES, *SIXTH_CASES, *SEVENTH_CASES, *EIGHTH_CASES]
+EVERY = [
+    *CASES,
+    *LATER_CASES,
+    *THIRD_CASES,
+    *FOURTH_CASES,
+    *FIFTH_CASES,
+    *SIXTH_CASES,
+    *SEVENTH_CASES,
+    *EIGHTH_CASES,
+    *NINTH_CASES,
+]
 
 
 @pytest.mark.parametrize("case", EVERY, ids=[case.id for case in EVERY])
