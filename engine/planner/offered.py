@@ -283,17 +283,17 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     # (An inner folder named by a word for a kind of file, "the logs from the Riverside FC folder",
     # may be that kind of file in the outer one.)
     if folder_refs:
-        taken = [d for d in taken if names_alone(request, d)
-                 or not any(o.startswith(f"{d}/") and not names_a_kind(posixpath.basename(o)) for o in taken)
-                 ] or taken  # fmt: skip
+        holding = {parent for o in taken if not names_a_kind(posixpath.basename(o)) for parent in parent_folders(o)}
+        taken = [d for d in taken if d not in holding or names_alone(request, d)] or taken
     # Asked one thing of files it names by no word of their names, the request means files of the
     # folders it takes from and of the kinds it names ("nuke the .tmp junk in build"): a step names
     # no other file.
     described = files
     if file_refs is None and asked_steps(request) == 1 and len(request_parts(request)) == 1:
         said_kinds = referred_exts(request, [posixpath.splitext(p)[1].lower() for p in all_files], strict=True) or []
+        taken_set = set(taken)
         in_reach = [path for path in all_files
-                    if (everywhere or any(path.startswith(f"{d}/") for d in taken))
+                    if (everywhere or any(parent in taken_set for parent in parent_folders(path)))
                     and (not said_kinds or posixpath.splitext(path)[1].lower() in said_kinds)]  # fmt: skip
         if in_reach:
             described = in_reach

@@ -38,6 +38,9 @@ def said_at(request: str, name: str) -> int:
 def names_alone(request: str, folder: str, *, sorted_from: bool = False) -> bool:
     """Whether ``request`` names ``folder`` by itself, not as the start of a longer path (with
     ``sorted_from``, nor as a kind of file sorted somewhere: "pictures to Pictures/downloaded")."""
+    # (Not said at all, the usual case for most folders of a big workspace: no pattern to compile.)
+    if folder.isascii() and request.isascii() and folder.lower() not in request.lower():
+        return False
     after = r"(?![\w-]|/[\w.-])" + (r"(?!\s+(?:go(?:es)?\s+)?(?:in)?to\b|\s*(?:->|=>))" if sorted_from else "")
     return re.search(rf"(?<![\w/.-]){re.escape(folder)}{after}", request, re.IGNORECASE) is not None
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from engine.planner.described import NOUNS
 from engine.planner.places import ARCHIVE_NAME, FILE_NAME, REQUEST_TOKEN, one_of, referred_targets
 from engine.planner.requests import EXT_WORDS, GROUPS
+from engine.planner.values import parent_folders
 from engine.planner.words import WORD, Request, alike, counted, index_words, name_words, stem, word_keys
 
 #: Words of a kind phrase that say nothing of the kind ("pdf files": only "pdf" does).
@@ -64,7 +65,8 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     # refers to that folder as where things go ("copy raw into docs" is raw/, not docs/raw/).
     places = referred_targets(request) or set()
     holders = [other for other in found if posixpath.basename(other).lower() not in places]
-    inside = {folder for folder in found if any(folder.startswith(f"{other}/") for other in holders)}
+    held = set(holders)  # (by the folders above each: a workspace may hold thousands a request refers to)
+    inside = {folder for folder in found if any(parent in held for parent in parent_folders(folder))}
     kept = {posixpath.basename(folder) for folder in inside}
     found = [folder for folder in found if folder in inside or posixpath.basename(folder) not in kept]
     return found or None
@@ -515,7 +517,7 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
     words = [word for folder in referred for word in name_words(posixpath.basename(folder))]
     # A folder's name of several words is one token ("in honey sales/receipts").
     said = request.lower()
-    for folder in sorted((f for f in lowered if " " in f), key=len, reverse=True):
+    for folder in sorted((f for f in lowered if " " in f and f in said), key=len, reverse=True):
         said = re.sub(rf"(?<![\w/]){re.escape(folder)}(?![\w/])", folder.replace(" ", _JOINED), said)
     tokens = [token.strip(".'\"").rstrip("/").replace(_JOINED, " ") for token in REQUEST_TOKEN.findall(said)]
     # A request that puts nothing anywhere (it renames, deletes or tags) says where files are after
