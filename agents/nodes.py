@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Mapping
 from contextlib import suppress
+from pathlib import Path
 from typing import Any, cast
 
 from langgraph.config import get_stream_writer
@@ -37,7 +38,7 @@ from engine.events import (
 from engine.kinds import ApprovalMode, Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
-from engine.names import display_line
+from engine.names import display_line, display_name
 from engine.planner.named import (
     missing_file,
     outside_path,
@@ -250,6 +251,15 @@ def planner(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     return {"steps": document["steps"]}
 
 
+def _nothing_selected(failed: RoleFailed, root: Path) -> str | None:
+    """What to do when every answer of the local planner selected no file (an empty workspace, or
+    files said by words none of their names has); None for any other failure."""
+    if "selects nothing" not in str(failed):
+        return None
+    return (f"no file in the workspace ({display_name(str(root))[:200]}) matches what it chose: name the files or "
+            "the folder they are in, or run in the workspace that holds them (--workspace DIR)")  # fmt: skip
+
+
 def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the builder for a plan; in later rounds it also sees why the tests failed."""
     if runtime.context.files_only:
@@ -270,7 +280,8 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
             plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)
         except RoleFailed as failed:
             # Names it cannot write are never offered: among only such names it invents others.
-            if (hint := unwritable_names(paths or [])) is None:
+            # (And what it chose matched no file every time: the files may be elsewhere.)
+            if (hint := unwritable_names(paths or []) or _nothing_selected(failed, root)) is None:
                 raise
             return {"declined": f"the local planner gave no valid plan ({display_line(str(failed))[:200]}); {hint}"}
         if not plan["steps"]:

@@ -246,6 +246,24 @@ def test_a_planner_that_never_answers_validly_fails_with_its_prompt_unchanged(
     assert (root / "docs" / "a.pdf").is_file()
 
 
+def test_a_planner_whose_every_answer_selects_nothing_declines_saying_where_it_looked(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    (root / "docs" / "b\x1b[31m.pdf").unlink()  # (every name here is one the planner can write)
+    nothing = Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "match": {"glob": "**", "ext": [".mp4"]}}]})
+    scripted_llm.enqueue(nothing, nothing, nothing)
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("delete the videos") is None
+    summary = run.final["summary"]
+    assert run.final["ok"] is False
+    assert summary.startswith("the local planner gave no valid plan (the builder gave no valid reply after 3 attempts")
+    assert f"no file in the workspace ({root}) matches what it chose" in summary
+    assert "--workspace DIR" in summary
+    assert of(run.events, "plan") == []
+    assert (root / "docs" / "a.pdf").is_file()
+
+
 def test_a_planner_with_no_valid_plan_among_names_it_cannot_write_declines_saying_so(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
