@@ -191,6 +191,10 @@ def test_eval_planner_cli_scores_gold_and_rules_on_handwritten_and_held_out() ->
 def test_eval_planner_cli_gives_one_line_errors(tmp_path: Path) -> None:
     missing = run_routeshell("eval", "planner", "--data", str(tmp_path / "nope.jsonl"), "--predictor", "gold")
     assert_one_line_error(missing, 2, "no such file")
+    # A name with an escape sequence and a line break is said as a shell reads it back, on one line.
+    hostile = run_routeshell("eval", "planner", "--data", str(tmp_path / "a\x1b[2J\nb.jsonl"), "--predictor", "gold")
+    assert_one_line_error(hostile, 2, "no such file", "$'", "a\\x1b[2J\\x0ab.jsonl'")
+    assert "\x1b" not in hostile.stderr
     folder = run_routeshell("eval", "planner", "--data", str(tmp_path), "--predictor", "gold")
     assert_one_line_error(folder, 2, "a directory, not a JSONL case file")
     os.mkfifo(tmp_path / "queue")  # never opened: a reader would wait for a writer forever
