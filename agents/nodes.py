@@ -252,8 +252,9 @@ def planner(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 
 
 def _nothing_selected(failed: RoleFailed, root: Path) -> str | None:
-    """What to do when every answer of the local planner selected no file (an empty workspace, or
-    files said by words none of their names has); None for any other failure."""
+    """What to do when the local planner's last answer (of three) selected no file (an empty
+    workspace, or files said by words none of their names has); None for any other failure.
+    (:class:`RoleFailed` says only the last answer's first problem.)"""
     if "selects nothing" not in str(failed):
         return None
     return (f"no file in the workspace ({display_name(str(root))[:200]}) matches what it chose: name the files or "
@@ -280,7 +281,7 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
             plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)
         except RoleFailed as failed:
             # Names it cannot write are never offered: among only such names it invents others.
-            # (And what it chose matched no file every time: the files may be elsewhere.)
+            # (And what it chose last matched no file: the files may be elsewhere.)
             if (hint := unwritable_names(paths or []) or _nothing_selected(failed, root)) is None:
                 raise
             return {"declined": f"the local planner gave no valid plan ({display_line(str(failed))[:200]}); {hint}"}

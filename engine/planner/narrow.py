@@ -437,7 +437,7 @@ def _cut_short(scope: Scope, request: str) -> set[str]:
     spaced = [word.lower() for word in scope.words if " " in word]
     called = {name for name in spaced if re.search(rf"\b(?:called|named)\s+['\"]?{re.escape(name)}", request, re.I)}
     return {word for word in scope.words if word not in scope.all_folders and word not in scope.under
-            and any(name.startswith(f"{word.lower()} ") and ("/" in name[len(word):] or name in called)
+            and any(name.startswith(f"{word.lower()} ") and ("/" in name[len(word.lower()):] or name in called)
                     for name in spaced)}  # fmt: skip
 
 
