@@ -40,10 +40,18 @@ from engine.planner.narrow_match import narrow_match
 from engine.planner.offered import Offered, Scope, changeable_to, offered_values, request_scope, request_times
 from engine.planner.parts import request_parts
 from engine.planner.pieces import names_alone, piece_ops, rules_in_order, said_at, steps_by_piece
-from engine.planner.places import FILE_NAME, listed_folders, made_folders, made_names, referred_targets
+from engine.planner.places import (
+    FILE_NAME,
+    described_folders,
+    listed_folders,
+    made_folders,
+    made_names,
+    referred_targets,
+)
 from engine.planner.prompt import SAFE_PATH, SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     ADDED_FILE,
+    OP_WORDS,
     SENDING_WORDS,
     kind_exts,
     names_a_kind,
@@ -86,8 +94,17 @@ from engine.planner.spoken import (
     RANKING_WORDS,
     RETAG,
 )
-from engine.planner.values import ARCHIVE_EXTS, COMMON_EXTS, NAME, goes_to, has_ext, is_changeable, parent_folders
-from engine.planner.words import stem
+from engine.planner.values import (
+    ARCHIVE_EXTS,
+    COMMON_EXTS,
+    NAME,
+    goes_to,
+    has_ext,
+    is_changeable,
+    is_text_name,
+    parent_folders,
+)
+from engine.planner.words import Request, stem
 
 #: The most characters one list may hold at first; lists are cut shorter while the whole schema is
 #: longer than :data:`MAX_SCHEMA_CHARS`, which keeps it under the server's 64 KiB.
@@ -121,10 +138,13 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
         chars //= 2
 
 
-def _narrow_ops(defs: dict[str, Any], request: str, scope: Scope) -> tuple[set[str] | None, bool, bool, list[str]]:
+def _narrow_ops(
+    defs: dict[str, Any], request: str, scope: Scope
+) -> tuple[set[str] | None, bool, bool, list[str], bool]:
     """Narrow the ops a step may take, and whether an archive removes what it packs, to what
     ``request`` says; return the ops said (None: any), whether it swaps one tag for another, whether
-    it unpacks into folders it makes, and the missing parents of the folders it names."""
+    it unpacks into folders it makes, the missing parents of the folders it names, and whether it
+    renames files without sending them anywhere."""
     # A step does what the request says: no delete unless it speaks of deleting (refer.py).
     # (What it dictates for a file to say asks for nothing.)
     ops = referred_ops(undictated(request)) if dictated_lines(request) else referred_ops(request)
@@ -144,6 +164,13 @@ def _narrow_ops(defs: dict[str, Any], request: str, scope: Scope) -> tuple[set[s
         rest = referred_ops(plain[: added.start()] + " " + plain[added.end() :]) or set()
         if rest <= {"write", "append", "mkdir"} and all(posixpath.basename(p).lower() != name for p in scope.all_files):
             ops = (ops or set()) & {"write", "append", "mkdir"}
+    # Files renamed, and sent nowhere, stay where they are: "rename mochi's dental photos to mochi-dental-01,
+    # mochi-dental-02 and so on" moves nothing into a folder "mochi-dental-01", nor sorts anything.
+    said = Request(undictated(request))
+    renaming = ops is not None and "rename" in ops and said.uses(OP_WORDS["rename"]) and not said.uses(_SENDS)
+    # (A move renames one file only to a name it says: "rename a.png to b.png".)
+    if renaming and ops is not None:
+        ops = ops - ({"classify"} if FILE_NAME.search(undictated(request)) else {"classify", "move"})
     # A tag swapped for another ("swap the todo tag on X for done") comes off, then the other goes on.
     retag = ops is not None and {"tag", "untag"} <= ops and RETAG.search(request) is not None
     if retag:
@@ -171,11 +198,14 @@ def _narrow_ops(defs: dict[str, Any], request: str, scope: Scope) -> tuple[set[s
     unpacking = bool(ops and "extract" in ops and "mkdir" in ops and not scope.words_of.uses(MKDIR_WORDS))
     if unpacking and not missing:
         ops = (ops or set()) - {"mkdir"}
-    if ops:
-        step = defs["step"]
-        step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in ops]
-        step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in ops]
-    return ops, retag, unpacking, missing
+    step = defs["step"]
+    # (Where it says no op at all, every op but a delete: nothing is deleted unless it says so, "set
+    # up projects/X with drawings, photos and admin folders inside" deletes no photos.)
+    # (A word of deleting that is as often a noun still says one: "bin the outdated figure", "empty tools".)
+    kept = ops or set(step["properties"]["op"]["enum"]) - (set() if said.uses(OP_WORDS["delete"]) else {"delete"})
+    step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in kept]
+    step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in kept]
+    return ops, retag, unpacking, missing, renaming
 
 
 def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *, retag: bool, one_thing: bool,
@@ -188,7 +218,8 @@ def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *,
     # A request for code, mail or the weather gets a plan with no steps. (One that asks a file
     # operation is not made to take a step: a model that would answer none then loops, a tiny
     # one repeating a path until its tokens run out.)
-    if not_files(request, names):
+    # (Nor does a question that asks for no file operation: "whats the forecast at blue hole for saturday?")
+    if not_files(request, names) or (ops is None and _QUESTION.search(request)):
         steps["maxItems"] = 0
     # Folders made one after another ("make a folder called done and keep and shared"): a mkdir of
     # each, in the order said (a small planner is apt to make one of them twice).
@@ -305,9 +336,11 @@ def _narrow_places(defs: dict[str, Any], request: str, scope: Scope, offer: Offe
 
 
 def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *, unpacking: bool,
-                  missing: list[str], into: list[str] | None) -> tuple[list[str], list[str]]:  # fmt: skip
+                  missing: list[str], into: list[str] | None) -> tuple[list[str], list[str], set[str]]:  # fmt: skip
     """Narrow the paths each op reads, makes and puts things into; return the names with an extension
-    the request gives, and the files a list of paths may name."""
+    the request gives, the files a list of paths may name, and the ops left no place to put or make
+    anything (:func:`_unoffer`): a new file or folder is never one of the request's stray words."""
+    placeless: set[str] = set()
     changeable = partial(changeable_to, chars=chars)
     # A list left empty leaves a name free, but only a plain one (SAFE_PATH).
     free_path = defs["path"] = {**defs["path"], "pattern": SAFE_PATH}
@@ -315,25 +348,41 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     # What a step reads must exist; where it puts things must not be a file that exists.
     # Files go where the request says they go ("into exports/crm"), when it says so (refer.py).
     places = referred_targets(request)
+    # A folder it describes by words of its path goes for the words it says ("to the shattered crown
+    # maps folder": campaigns/Shattered Crown/maps, never a new "shattered crown maps").
+    described = described_folders(request, scope.all_folders)
+    if described:
+        places = {*(places or ()), *(folder.lower() for folder in described)}
     existing = set(scope.all_files)
     # Never a file that exists (a move or a copy onto it is refused), nor a new name at the top when
     # the request renames a file elsewhere ("rename office-8.JPG to old-office-8.JPG" in camera/2025).
-    targets = changeable(t for t in [*scope.words, *scope.renamed, *scope.folders] if t not in existing)
+    targets = changeable(t for t in [*described, *scope.words, *scope.renamed, *scope.folders] if t not in existing)
+    if described:
+        targets = [t for t in targets if t in scope.all_folders or not _describes(request, t)]
     said_new = _said_new_folders(request)
     # A new place is never the first words of a longer name said ("into old stuff/2026": not old).
     cut_short = _cut_short(scope, request)
     targets = [t for t in targets if t not in cut_short] or targets
     # Where it says no place, or none of these, a new folder is none of its other words: "so they
     # start with livre- instead of roman-" moves nothing into "instead".
-    targets = (
-        [t for t in targets if places is not None and goes_to(t, places)]
-        or [t for t in targets if _not_made_up(t, scope, said_new)]
-        or targets
-    )
+    # (And where nothing is such a place, files go nowhere: "text Jens that the rotor came in" moves
+    # nothing into "came".)
+    # (Nor into a folder that exists but that it never mentions: "whats the forecast at blue hole?"
+    # moves no Blue Hole note into media/.)
+    mentioned = {folder.lower() for folder in scope.folder_refs or ()}
+    targets = [t for t in targets if places is not None and goes_to(t, places)] or [
+        t
+        for t in targets
+        if _not_made_up(t, scope, said_new) and (t not in scope.all_folders or t.lower() in mentioned)
+    ]
+    if not targets and not into:
+        placeless |= {"move", "copy", "classify"}
     beside = {posixpath.basename(t) for t in targets if "/" in t and t in scope.renamed}
     targets = [t for t in targets if t not in beside or t in scope.folders] or targets
     # A folder made or unpacked into is never a file that exists ("unzip setup-1.zip in setup-1").
-    dests = [d for d in scope.dests if d not in existing] or scope.dests
+    dests = [d for d in [*described, *scope.dests] if d not in existing] or scope.dests
+    if described:
+        dests = [d for d in dests if d in scope.all_folders or not _describes(request, d)] or dests
     # (Files put "in it" go into the folder an earlier piece of the sentence made: steps_by_piece.)
     targets = list(into or targets)
     for kind, values in (("source", scope.sources), ("dest", dests), ("target", targets)):
@@ -359,12 +408,16 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
             and not d.lower().endswith(COMMON_EXTS)]  # fmt: skip
     # (A folder made is one said as a place, or asked for: "ditch every __pycache__ folder" makes no "ditch".)
     # (nor the parent of one: "into to-print/song" may make to-print first)
+    # (Where no folder is said so, none is made: "unpack the kessel keep token pack into the campaign's
+    # maps folder" makes no "keep".)
     made = [d for d in made if _not_made_up(d, scope, said_new) or (places is not None and (goes_to(d, places)
-            or any(place.startswith(f"{d.lower()}/") for place in places)))] or made  # fmt: skip
+            or any(place.startswith(f"{d.lower()}/") for place in places)))]  # fmt: skip
     made = [d for d in made if d not in cut_short] or made
     narrow_enum(defs["mkdir"]["properties"], "path", made, defs)
     if unpacking and missing:
         narrow_enum(defs["mkdir"]["properties"], "path", list(dict.fromkeys(missing)), defs)
+    elif not made:
+        placeless.add("mkdir")
     # A file written is a name the request gives (a new one, or one it names to overwrite).
     # A file written is named with its extension ("notes/packing.md"), when the request names one;
     # one appended to is such a name or a file the request refers to outside what it quotes ("add
@@ -383,9 +436,12 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     elif placed and _IN_IT.search(undictated(request)):
         # Said "in it", the name is only the new folder's.
         named = [name for name in named if "/" in name]
-    narrow_enum(
-        defs["write"]["properties"], "path", named or changeable([*scope.mentioned, *scope.words, *scope.renamed]), defs
-    )
+    # (Where it gives no name, a file written is one it names whole, never one of its words: "add
+    # 'Sat 10:00-14:00' to the opening hours file" writes no "now".)
+    written = [p for p in named or changeable([*scope.mentioned, *scope.renamed]) if is_text_name(p)]
+    narrow_enum(defs["write"]["properties"], "path", written, defs)
+    if not written:
+        placeless.add("write")
     # Only files carry tags: a step tags a file that exists, or one an earlier step names.
     # A file's bare name, where that file is in a folder, is no other file ("backup-2024-05-05.log").
     in_folders = {posixpath.basename(path) for path in scope.all_files if "/" in path}
@@ -404,8 +460,12 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     outside = referred_files(QUOTED.sub(" ", request), scope.all_files) or []
     # A file appended to is one that exists, when the request names one ("add ... to TODO.md", not
     # to the onboarding-kit.zip it makes).
-    appended = changeable([*named, *outside])
+    # (Never to a picture, a PDF or an archive: "set up projects/X with drawings" appends nothing to
+    # "final drawings.pdf".)
+    appended = [p for p in changeable([*named, *outside]) if is_text_name(p)]
     narrow_enum(defs["append"]["properties"], "path", [p for p in appended if p in existing] or appended, defs)
+    if not appended:
+        placeless.add("append")
     narrow_enum(defs["archive"]["properties"], "to", scope.archives, defs)
     narrow_enum(defs["extract"]["properties"], "from", changeable([*scope.archive_files, *scope.archives]), defs)
     # An archive is unpacked into a folder, never into a name like an archive's.
@@ -418,9 +478,34 @@ def _narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, 
     said_stems = [stem for stem in stems if " " in posixpath.basename(stem) and stem.lower() in lowered]
     # (where the name, cut at its space, is no other place: "resourcepacks/Faithful")
     unpacked = [d for d in unpacked if not any(stem.startswith(f"{d} ") for stem in said_stems)]
-    narrow_enum(defs["extract"]["properties"], "to", changeable([*said_stems, *unpacked]), defs)
+    # (A folder said as a place, or one that exists: "unzip the tree export into family tree/exports"
+    # unpacks nothing into "family".)
+    unpacked = [d for d in unpacked if _not_made_up(d, scope, said_new) or (places is not None and goes_to(d, places))]
+    unpacked = changeable([*said_stems, *unpacked])
+    narrow_enum(defs["extract"]["properties"], "to", unpacked, defs)
+    if not unpacked:
+        placeless.add("extract")
     defs["classify"]["properties"]["rules"]["items"]["properties"]["to"] = {"$ref": "#/$defs/target"}
-    return named, listed
+    return named, listed, placeless
+
+
+def _unoffer(schema: dict[str, Any], ops: set[str]) -> None:
+    """Take ``ops`` out of the steps of ``schema``; where no op is left, a plan takes no step (it
+    says in its goal what it could not do)."""
+    step = schema["$defs"]["step"]
+    left = [op for op in step["properties"]["op"]["enum"] if op not in ops]
+    if not left:
+        # (The step stays as it was, a valid schema no step can be decoded under: an empty enum or
+        # allOf is no JSON Schema the server takes.)
+        schema["properties"]["steps"]["maxItems"] = 0
+        return
+    step["properties"]["op"]["enum"] = left
+    step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in left]
+
+
+def _describes(request: str, name: str) -> bool:
+    """Whether ``name`` is made of words that describe a folder said "... folder" in ``request``."""
+    return re.search(rf"\b{re.escape(name)}\b[\w\s'\u2019-]*?\s(?:folder|directory|dir)\b", request, re.I) is not None
 
 
 def _said_new_folders(request: str) -> set[str]:
@@ -450,6 +535,14 @@ def _not_made_up(path: str, scope: Scope, said: set[str]) -> bool:
             or any(path.lower().startswith(f"{name} ") for name in said))  # fmt: skip
 
 
+#: Words that send files somewhere, of those that say a move: "rename them and put them in old" moves them.
+_SENDS = tuple(word for word in OP_WORDS["move"] if word not in OP_WORDS["rename"])
+#: A question: "whats the vis at blue hole?", "where did I put the lease", "is it going to rain".
+_QUESTION = re.compile(
+    r"^\s*(?:what|whats|what's|when|where|wheres|where's|why|how|hows|how's|who|whos|who's|which|is|are|was|were|will"
+    r"|does|do|did)\b|\?\s*$",
+    re.IGNORECASE,
+)
 #: Files put into a folder said before: "put a note in it", "add a README.md in there".
 _IN_IT = re.compile(r"\b(?:in|into|inside)\s+(?:it|there)\b", re.IGNORECASE)
 
@@ -486,8 +579,12 @@ def _narrowed(
     offer = offered_values(request, scope, chars)
     schema = base_reply_schema()
     defs = schema["$defs"]
-    ops, retag, unpacking, missing = _narrow_ops(defs, request, scope)
-    named, listed = _narrow_paths(defs, request, scope, chars, unpacking=unpacking, missing=missing, into=into)
+    ops, retag, unpacking, missing, renaming = _narrow_ops(defs, request, scope)
+    named, listed, placeless = _narrow_paths(
+        defs, request, scope, chars, unpacking=unpacking, missing=missing, into=into
+    )
+    _unoffer(schema, placeless)
+    ops = ops - placeless if ops is not None else None
     existing = set(scope.all_files)
     m = narrow_match(defs, request, scope, times, offer, entries, chars, retag=retag)
     match = defs["match"]["properties"]
@@ -538,6 +635,11 @@ def _narrowed(
     _narrow_choice(defs, request, scope, one_thing=one_thing, selected=selected, timed=bool(timed),
                    by_tag=bool(by_tag))  # fmt: skip
     _narrow_places(defs, request, scope, offer, ops, one_thing=one_thing, rule_exts=rule_exts)
+    if renaming:
+        # (a file renamed by a move is one file, from its name to another)
+        defs["move"]["anyOf"] = [way for way in defs["move"]["anyOf"] if "from" in way["required"]] or defs["move"][
+            "anyOf"
+        ]
     renamed_beside(defs, [path for path in scope.sources if path in existing], named, existing)
     if by_piece and "prefixItems" in schema["properties"]["steps"] and not listed_dirs:
         steps_by_piece(schema, asked_pieces(request), entries, today, chars)

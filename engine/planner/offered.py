@@ -70,6 +70,7 @@ from engine.planner.values import (
     NUMBERED,
     TEMPLATES,
     compiles,
+    counted_template,
     has_ext,
     is_changeable,
     literal,
@@ -421,6 +422,8 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     numbered = [m.group(1) for w in plain if (m := NUMBERED.match(w))]
     # Names numbered the way the request shows ("as page_001, page_002"): those templates only.
     counted = [f"{w}_{{n:03}}{{ext}}" for w in numbered if w.isalnum()]
+    # (with as many digits as it shows: "to repair-001, repair-002 etc", "mochi-dental-01, mochi-dental-02")
+    counted = list(dict.fromkeys([*(t for w in plain if (t := counted_template(w, plain))), *counted]))
     # Names prefixed with what the request spells ("prefix the dumps with prod-") start with it.
     prefixed = [f"{found[1]}{{name}}" for found in PREFIX_WITH.finditer(request)]
     templates = prefixed or bounded([*TEMPLATES, *(f"{w}_{{n:03}}{{ext}}" for w in [*numbered, *plain] if w.isalnum()),

@@ -13,7 +13,7 @@ import posixpath
 import re
 
 from engine.planner.values import NAME, is_changeable
-from engine.planner.words import alike
+from engine.planner.words import alike, stem
 
 #: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
 #: where a token starts, so one long token costs one pass instead of one per character.
@@ -168,3 +168,41 @@ def made_names(request: str) -> list[str]:
     if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(n) and is_changeable(n) for n in names):
         return []
     return names
+
+
+#: A folder described by words of its path: "to the shattered crown maps folder", "into the campaign's
+#: maps folder", the words between where files go and "folder" (at most four).
+_DESCRIBED_FOLDER = re.compile(
+    r"\b(?:to|into|in|inside|under|with)\s+(?:the|my|our|your|his|her|their)\s+"
+    r"((?:[\w'\u2019-]+\s+){0,3}[\w'\u2019-]+)\s+(?:folder|directory|dir)\b",
+    re.IGNORECASE,
+)
+#: Words of a description that are no part of a folder's name.
+_DESCRIPTION_FILLER = frozenset(("the", "a", "an", "of", "for", "and", "new", "old", "other", "same", "right", "main",
+                                 "whole", "one"))  # fmt: skip
+
+
+def _path_words(path: str) -> set[str]:
+    return {stem(word) for word in re.findall(r"[^\W_]+", path.lower())}
+
+
+def described_folders(request: str, folders: list[str], *, most: int = 3) -> list[str]:
+    """The folders of ``folders`` that ``request`` describes by words of their paths, of two words
+    or more, where it says files go or are: "pictures go to the shattered crown maps folder" is
+    ``campaigns/Shattered Crown/maps``, and "into the campaign's maps folder" too, where it is the
+    one such folder. A description that every word of more than ``most`` folders holds describes
+    none of them; nor does one that names a folder whole (that folder is said, not described)."""
+    known = {folder.lower() for folder in folders}
+    found: list[str] = []
+    for match in _DESCRIBED_FOLDER.finditer(request):
+        said = match.group(1).lower()
+        words = [stem(re.sub(r"['\u2019]s?$", "", word)) for word in said.split()]
+        words = [word for word in words if word and word not in _DESCRIPTION_FILLER]
+        if len(words) < 2 or said in known or any(folder.endswith(f"/{said}") for folder in known):
+            continue
+        # (The deepest folders that hold every word: "campaigns/Shattered Crown/maps", not its parent.)
+        holding = [folder for folder in folders if set(words) <= _path_words(folder)]
+        holding = [folder for folder in holding if not any(other.startswith(f"{folder}/") for other in holding)]
+        if 0 < len(holding) <= most:
+            found += holding
+    return list(dict.fromkeys(found))

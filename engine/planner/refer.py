@@ -388,6 +388,12 @@ _FILE_VERB = re.compile(
     re.IGNORECASE,
 )
 _QUOTE = re.compile(r"(?:^|(?<=\s))([\"'`]).+?\1")
+#: Files that "can go", "can all go now": said of files to delete, where no place follows.
+_GONE = re.compile(
+    r"\b(?:can|could|should|may|must)\s+(?:all\s+|both\s+)?go\b(?:\s+now\b)?"
+    r"(?!\s+(?:to|into|in|inside|under|with|back|on|onto|over|through|where)\b)",
+    re.IGNORECASE,
+)
 
 
 #: Words that tag when said as verbs ("tag it done", "mark them urgent"); said after an article
@@ -450,7 +456,8 @@ def referred_ops(request: str) -> set[str] | None:
     an extract makes its folder first; a new archive name asks for an archive (two a rename says are
     an old name and a new one), and quoted text for a write. None when it says no such word, or
     only words that are as often nouns ("my notes")."""
-    request = unsaid(request)
+    # ("... can go", going nowhere, is a delete: "the recordings older than a month can go")
+    request = _GONE.sub(" delete ", unsaid(request))
     said = Request(FILE_NAME.sub(" ", request))
     # (The verb that takes a tag off says an untag only.)
     others = Request(FILE_NAME.sub(" ", TAG_TAKEN_OFF.sub(_blanked, request)))

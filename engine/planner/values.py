@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 import re
+from collections.abc import Iterable
 
 from engine.files.archives import FORMATS
 from engine.workspace.sandbox import SandboxError, check_relpath
@@ -14,6 +15,13 @@ from engine.workspace.sandbox import SandboxError, check_relpath
 COMMON_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".log", ".md", ".txt", ".csv", ".tmp", ".bak",
                ".zip", ".gz", ".mp4", ".mov", ".mkv", ".mp3", ".docx", ".xlsx", ".json", ".py")  # fmt: skip
 ARCHIVE_EXTS = tuple(f".{fmt}" for fmt in FORMATS)
+#: Extensions of files that hold no lines of text to write or add to: pictures, sound, video,
+#: documents of office suites, PDFs and archives.
+BINARY_EXTS = (".pdf", ".jpg", ".jpeg", ".png", ".heic", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".raw", ".cr2",
+               ".nef", ".dng", ".psd", ".ai", ".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp4", ".mov", ".mkv",
+               ".avi", ".webm", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp", ".exe",
+               ".dmg", ".iso", ".bin", ".pyc", ".fit", ".fits", ".sqlite", ".db", ".ttf", ".otf", ".woff",
+               *ARCHIVE_EXTS)  # fmt: skip
 TEMPLATES = ("{mtime:%Y-%m-%d}_{name}", "{parent}-{name}", "{n:03}_{name}", "{stem}{ext}")
 NAME = re.compile(r"^[\w.\-/~+@ \[\]]+$")
 
@@ -24,6 +32,25 @@ def has_ext(name: str) -> bool:
 
 
 NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
+#: The first of names numbered in a row, said as an example: "repair-001", "mochi-dental-01", "take 1".
+FIRST_NUMBERED = re.compile(r"^([^\W\d_][\w.-]*?[-_.]?)(0*1)(?:\.[A-Za-z]\w{0,7})?$")
+
+
+def counted_template(first: str, words: Iterable[str]) -> str | None:
+    """The rename template of names numbered from ``first`` on, with as many digits, where ``words``
+    (the request's) go on with the second ("repair-001, repair-002 etc" is ``repair-{n:03}{ext}``,
+    "mochi-dental-01, mochi-dental-02" ``mochi-dental-{n:02}{ext}``, "page1, page2" ``page{n}{ext}``);
+    None otherwise ("the Q1 reports" numbers nothing)."""
+    found = FIRST_NUMBERED.match(first)
+    if found is None:
+        return None
+    width = len(found.group(2))
+    second = (found.group(1) + "2".zfill(width)).lower()
+    if not any(word.lower() == second or word.lower().startswith(f"{second}.") for word in words):
+        return None
+    return found.group(1) + ("{n}" if width == 1 else f"{{n:0{width}}}") + "{ext}"
+
+
 SPLIT = re.compile(r"[-_. ]+")
 _SOMETHING = re.compile(r"s[a-z]{0,2}m[a-z]{3,7}$", re.IGNORECASE)
 
@@ -112,3 +139,9 @@ def literal(text: str) -> str:
     """``text`` as a regular expression that finds it: its special characters escaped (and only
     those, as a person writes it: ``\\(1\\)``, `` copy``)."""
     return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
+
+
+def is_text_name(path: str) -> bool:
+    """Whether ``path`` may name a file of text lines (``notes/todo.md``, ``TODO``), by its extension:
+    not a picture, a sound, a video, a PDF, an office document nor an archive (:data:`BINARY_EXTS`)."""
+    return not path.lower().endswith(BINARY_EXTS)

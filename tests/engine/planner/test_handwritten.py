@@ -31,6 +31,10 @@ SEVENTH = DATA.with_name("handwritten-seventh.jsonl")
 EIGHTH = DATA.with_name("handwritten-eighth.jsonl")
 #: And a ninth, over four more workspaces, written after rules had been shaped by the eighth.
 NINTH = DATA.with_name("handwritten-ninth.jsonl")
+#: And a tenth, over four more workspaces, written after rules had been shaped by the ninth.
+TENTH = DATA.with_name("handwritten-tenth.jsonl")
+#: And an eleventh, over four more workspaces, written after rules had been shaped by the tenth.
+ELEVENTH = DATA.with_name("handwritten-eleventh.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -47,6 +51,8 @@ SIXTH_CASES = _load(SIXTH)
 SEVENTH_CASES = _load(SEVENTH)
 EIGHTH_CASES = _load(EIGHTH)
 NINTH_CASES = _load(NINTH)
+TENTH_CASES = _load(TENTH)
+ELEVENTH_CASES = _load(ELEVENTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -85,6 +91,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (SEVENTH_CASES, "seventh_"),
         (EIGHTH_CASES, "eighth_"),
         (NINTH_CASES, "ninth_"),
+        (TENTH_CASES, "tenth_"),
+        (ELEVENTH_CASES, "eleventh_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -101,6 +109,8 @@ EVERY = [
     *SEVENTH_CASES,
     *EIGHTH_CASES,
     *NINTH_CASES,
+    *TENTH_CASES,
+    *ELEVENTH_CASES,
 ]
 
 

@@ -94,8 +94,12 @@ def test_counts_and_places_come_from_the_request() -> None:
     targets = defs["target"]["enum"]
     assert targets == ["archive/2026"]  # where the request says they go (refer.py), not "logs" or "keep"
     assert "archive" not in targets  # only the folder of a name the request gives, and not there yet
-    targets = narrowed_schema("tidy the first 3", entries, TODAY)["$defs"]["target"]["enum"]
-    assert {"keep", "logs"} <= set(targets)  # a request that says no place: any folder
+    # A request that says no place puts files into a folder it mentions, never one it does not:
+    # "tidy the first 3" moves nothing anywhere.
+    targets = narrowed_schema("tidy the first 3 of logs and keep", entries, TODAY)["$defs"]["target"]["enum"]
+    assert {"keep", "logs"} <= set(targets)
+    tidied = narrowed_schema("tidy the first 3", entries, TODAY)
+    assert tidied["properties"]["steps"]["maxItems"] == 0
     assert "archive" in defs["dest"]["enum"]  # a folder to make first
     assert all(way["properties"]["to"] == {"$ref": "#/$defs/target"} for way in defs["move"]["anyOf"])
     made = _values(defs, defs["mkdir"]["properties"]["path"])  # a folder made is one not there yet

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from jsonschema import Draft202012Validator
+
 from engine.planner.narrow import narrowed_schema
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import takes_from_folder
+from engine.planner.refer import referred_ops, takes_from_folder
 from engine.planner.said_names import spaced_names
 from tests.engine.planner.test_narrow import TODAY, _allows
 
@@ -90,3 +92,99 @@ def test_a_request_that_puts_nothing_anywhere_takes_files_from_the_folder_said()
     assert takes_from_folder("ditch every __pycache__ folder under scripts", FOLDERS)
     # Files put somewhere may go "under" a folder: "file them under logs" says where they go.
     assert not takes_from_folder("file the pdfs under logs", FOLDERS)
+
+
+def _ops_offered(schema: dict) -> list[str]:
+    if schema["properties"]["steps"].get("maxItems") == 0:
+        return []
+    return schema["$defs"]["step"]["properties"]["op"]["enum"]
+
+
+def test_no_new_file_or_folder_is_named_by_a_stray_word() -> None:
+    # A file written is a name the request gives or a file it names: never "now" nor "style".
+    request = "we're opening saturdays now, add 'Sat 10:00-14:00' to the style sheet"
+    schema = narrowed_schema(request, ENTRIES, TODAY)
+    assert "write" not in _ops_offered(schema)
+    assert not _allows(schema, {"op": "write", "path": "now", "content": "Sat 10:00-14:00\n"})
+    assert _allows(schema, {"op": "append", "path": "clients/Lumiere/style sheet.md", "content": "Sat 10:00-14:00\n"})
+    # ... and a line is added to a file of text, never to a PDF: "the price list" is price list.pdf.
+    schema = narrowed_schema("add 'Sat 10:00-14:00' to the price list", ENTRIES, TODAY)
+    assert not _allows(schema, {"op": "append", "path": "honey sales/price list.pdf", "content": "Sat 10:00-14:00\n"})
+    # ... while a name it gives is written.
+    schema = narrowed_schema("write 'call the printer' into notes/todo.md", ENTRIES, TODAY)
+    assert _allows(schema, {"op": "write", "path": "notes/todo.md", "content": "call the printer\n"})
+    # A folder made is one it says: unpacking "into the logs folder" makes no "kessel".
+    request = "unpack the kessel token pack into the logs folder"
+    schema = narrowed_schema(request, [*ENTRIES, ViewEntry("kessel tokens.zip", False, 9_000, TODAY)], TODAY)
+    assert not _allows(schema, {"op": "mkdir", "path": "kessel"})
+    assert not _allows(schema, {"op": "extract", "from": "kessel tokens.zip", "to": "kessel"})
+    assert _allows(schema, {"op": "extract", "from": "kessel tokens.zip", "to": "logs"})
+    # Where a request says no place and names no file, nothing is made: it takes no step at all.
+    flat = [ViewEntry(name, False, 900, TODAY) for name in ("a.txt", "b.txt")]
+    schema = narrowed_schema("text Jens that the rotor came in and he can pick it up", flat, TODAY)
+    assert not {"write", "mkdir", "move", "copy", "classify"} & set(_ops_offered(schema))
+    for op in ({"op": "write", "path": "came", "content": "Jens\n"}, {"op": "mkdir", "path": "rotor"},
+               {"op": "move", "paths": ["a.txt"], "to": "came"}):  # fmt: skip
+        assert not _allows(schema, op), op
+    assert _allows(schema)
+    # ... under a schema the server takes (no empty list of ops, nor of ways to take one).
+    schema = narrowed_schema("tidy up", flat, TODAY)
+    assert schema["properties"]["steps"]["maxItems"] == 0
+    Draft202012Validator.check_schema(schema)
+    assert schema["$defs"]["step"]["properties"]["op"]["enum"]
+    assert schema["$defs"]["step"]["allOf"]
+
+
+def test_files_that_can_go_are_deleted() -> None:
+    assert referred_ops("the full recordings older than a month can go, theyre massive") == {"delete"}
+    assert referred_ops("these can all go now") == {"delete"}
+    # ... not files that go somewhere.
+    assert "delete" not in (referred_ops("the pdfs can go into docs") or set())
+    schema = narrowed_schema("the logs older than a month can go now", ENTRIES, TODAY)
+    old_logs = {"glob": "logs/**", "modified_before": "30d"}
+    assert _allows(schema, {"op": "delete", "match": old_logs})
+    assert not _allows(schema, {"op": "move", "match": old_logs, "to": "logs"})
+
+
+def test_files_go_only_into_a_folder_the_request_mentions() -> None:
+    # An existing folder it never mentions is no place to put things: a word of a file's name
+    # ("server") makes a step about that file, never a move of it into logs/ or site/.
+    schema = narrowed_schema("the server notes say something odd", ENTRIES, TODAY)
+    for folder in ("logs", "site", "scripts"):
+        assert not _allows(schema, {"op": "move", "paths": ["logs/server.log"], "to": folder}), folder
+    # ... while one it mentions is.
+    schema = narrowed_schema("the logs belong with the scripts", ENTRIES, TODAY)
+    assert _allows(schema, {"op": "move", "match": {"glob": "logs/**"}, "to": "scripts"})
+
+
+def test_a_question_that_asks_no_file_operation_takes_no_step() -> None:
+    for question in ("whats the forecast at blue hole for saturday?", "where did the meeting get moved to",
+                     "who wrote the style sheet"):  # fmt: skip
+        schema = narrowed_schema(question, ENTRIES, TODAY)
+        assert schema["properties"]["steps"]["maxItems"] == 0, question
+    # A question that asks for one does: "can you move the logs into scripts?"
+    schema = narrowed_schema("can you move the logs into scripts?", ENTRIES, TODAY)
+    assert _allows(schema, {"op": "move", "match": {"glob": "logs/**"}, "to": "scripts"})
+
+
+def test_files_renamed_are_sent_nowhere() -> None:
+    request = "rename the lumiere chapters to chapitre-01, chapitre-02 and so on, keep the extension"
+    schema = narrowed_schema(request, ENTRIES, TODAY)
+    chapters = {"glob": "clients/Lumiere/**"}
+    assert not _allows(schema, {"op": "move", "match": chapters, "to": "chapitre-01"})
+    assert not _allows(schema, {"op": "classify", "match": chapters, "rules": [{"default": True, "to": "chapitre-01"}]})
+    assert _allows(schema, {"op": "rename", "match": chapters, "template": "chapitre-{n:02}{ext}"})
+    # ... unless it says to send them: "rename them and put them in old".
+    schema = narrowed_schema(f"{request} and move them into drafts", ENTRIES, TODAY)
+    renamed = {"op": "rename", "match": chapters, "template": "chapitre-{n:02}{ext}"}
+    assert _allows(schema, renamed, {"op": "move", "match": {"glob": "clients/Lumiere/**"}, "to": "drafts"})
+
+
+def test_nothing_is_deleted_unless_the_request_says_so() -> None:
+    # A request that says no op at all is offered every op but a delete.
+    request = "new job: projects/Bellevue with drawings, photos and admin folders inside"
+    assert referred_ops(request) is None
+    assert "delete" not in _ops_offered(narrowed_schema(request, ENTRIES, TODAY))
+    # ... and a word of deleting that is as often a noun still says one: "bin", "empty".
+    schema = narrowed_schema("bin the old style sheet (style sheet.md), the new one stays", ENTRIES, TODAY)
+    assert _allows(schema, {"op": "delete", "path": "clients/Lumiere/style sheet.md"})

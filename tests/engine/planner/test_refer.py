@@ -195,9 +195,13 @@ def test_a_plan_does_only_what_the_request_says() -> None:
     # The file written is the name with an extension, not a word of the line ("exam").
     written = schema["$defs"]["write"]["properties"]["path"]["$ref"].rsplit("/", 1)[1]
     assert schema["$defs"][written]["enum"] == ["notes/exam.txt"]
-    free = narrowed_schema("hmm, my logs?", entries, TODAY)["$defs"]["step"]["properties"]["op"]["enum"]
-    assert "delete" in free
-    assert "write" in free
+    # A request that says no op is offered every op that has somewhere to go but a delete: a write or
+    # an append, only where it names a file.
+    free = narrowed_schema("hmm, my logs", entries, TODAY)["$defs"]["step"]["properties"]["op"]["enum"]
+    assert {"move", "tag", "archive"} <= set(free)
+    assert not {"write", "append", "delete"} & set(free)
+    free = narrowed_schema("hmm, my logs. notes/exam.txt", entries, TODAY)["$defs"]["step"]["properties"]["op"]["enum"]
+    assert {"write", "append"} <= set(free)
 
 
 def test_a_folder_files_are_taken_from_is_not_one_they_go_to_or_a_kind() -> None:
@@ -245,9 +249,12 @@ def test_the_schema_offers_only_the_places_the_request_says() -> None:
     defs = narrowed_schema("kitchen is finally done! tag Notes/kitchen.md done", entries, TODAY)["$defs"]
     tagged = defs["tag"]["anyOf"][0]["properties"]["path"]["$ref"].rsplit("/", 1)[1]
     assert defs[tagged]["enum"] == ["Notes/kitchen.md"]
-    # A request that says no place offers every place, as before.
-    defs = narrowed_schema("tidy up", entries, TODAY)["$defs"]
+    # A request that says no place offers every folder it mentions, and none it does not: "tidy up"
+    # moves nothing anywhere (it takes no step).
+    defs = narrowed_schema("tidy up onboarding, exports, notes and reports", entries, TODAY)["$defs"]
     assert {"onboarding", "exports", "Notes", "reports"} <= set(defs["target"]["enum"])
+    schema = narrowed_schema("tidy up", entries, TODAY)
+    assert schema["properties"]["steps"]["maxItems"] == 0
 
 
 def test_a_file_renamed_keeps_its_folder_and_a_list_holds_no_item_twice() -> None:
