@@ -32,7 +32,7 @@ def has_ext(name: str) -> bool:
 
 
 NUMBERED = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_0*1(?:\.\w+)?$")
-#: The first of names numbered in a row, said as an example: "repair-001", "mochi-dental-01", "take 1".
+#: The first of names numbered in a row, said as an example: "repair-001", "mochi-dental-01", "page1".
 FIRST_NUMBERED = re.compile(r"^([^\W\d_][\w.-]*?[-_.]?)(0*1)(?:\.[A-Za-z]\w{0,7})?$")
 
 
