@@ -199,18 +199,23 @@ class LoraModel:
         prompt = self.encoder.prompt(TASK_PREFIX + text, self.system)
         limit = int(getattr(self.model.config, "max_position_embeddings", 512)) - self._longest
         prompt = prompt[-limit:]
+        # The inputs go where the model is: a router just trained on a GPU scores its held-out tasks there.
+        device = self.model.get_input_embeddings().weight.device
+        tokens, parents, depths = self._tokens.to(device), self._parents.to(device), self._depths.to(device)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=torch.tensor([prompt]), past_key_values=cache, use_cache=True)
-        count = self._tokens.shape[1]
-        allowed = torch.cat([torch.ones(count, len(prompt), dtype=torch.bool), self._ancestry], dim=1)  # (N, P+N)
-        mask = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)[None, None]
-        positions = (len(prompt) + self._depths)[None]  # (1, N)
-        tree = self.model(input_ids=self._tokens, past_key_values=cache, attention_mask=mask,
+        out = self.model(input_ids=torch.tensor([prompt], device=device), past_key_values=cache, use_cache=True)
+        count = tokens.shape[1]
+        seen = torch.ones(count, len(prompt), dtype=torch.bool, device=device)
+        allowed = torch.cat([seen, self._ancestry.to(device)], dim=1)  # (N, P+N)
+        blocked = torch.finfo(torch.float32).min
+        mask = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, blocked)[None, None]
+        positions = (len(prompt) + depths)[None]  # (1, N)
+        tree = self.model(input_ids=tokens, past_key_values=cache, attention_mask=mask,
                           position_ids=positions, use_cache=True)  # fmt: skip
         # The distribution each node's token was drawn from: its parent's output, or the prompt's last.
         before = torch.cat([out.logits[0, -1:], tree.logits[0]]).float()  # (1+N, V)
-        log_p = torch.log_softmax(before[self._parents + 1], -1)  # (N, V)
-        node_log_p = log_p.gather(1, self._tokens[0, :, None])[:, 0]  # (N,)
+        log_p = torch.log_softmax(before[parents + 1], -1)  # (N, V)
+        node_log_p = log_p.gather(1, tokens[0, :, None])[:, 0].cpu()  # (N,)
         return torch.stack([node_log_p[path].sum() for path in self._paths])
 
     def probabilities(self, texts: Sequence[str]) -> list[list[float]]:

@@ -51,7 +51,9 @@ def pick(logits: torch.Tensor, rows: Sequence[SamplingRow], vocab_size: int) -> 
     for index, row in enumerate(rows):
         params = row.params
         if row.counts is not None and (params.frequency_penalty or params.presence_penalty):
-            logits[index] -= params.frequency_penalty * row.counts + params.presence_penalty * (row.counts > 0)
+            # The counts are kept on the CPU; the logits are where the model is (a GPU too).
+            counts = row.counts.to(logits.device)
+            logits[index] -= params.frequency_penalty * counts + params.presence_penalty * (counts > 0)
     constrained = [index for index, row in enumerate(rows) if row.constraint is not None]
     if constrained:
         from engine.serve.grammar import allocate_bitmask, apply_bitmask
@@ -106,4 +108,6 @@ def _sample(row_logits: torch.Tensor, params: SamplingParams, generator: torch.G
     probabilities = torch.softmax(scaled, dim=-1)
     if not bool(torch.isfinite(probabilities).all()) or float(probabilities.sum()) <= 0:
         return int(row_logits.argmax())
-    return int(torch.multinomial(probabilities, 1, generator=generator))
+    # Drawn where the row's seeded generator is (the CPU), whatever device the logits are on: a CUDA
+    # tensor cannot draw from a CPU generator, and the same seed gives the same draw on either device.
+    return int(torch.multinomial(probabilities.to(generator.device), 1, generator=generator))
