@@ -51,6 +51,8 @@ LATER_SETS = [
     "engine/planner/data/handwritten-ninth.jsonl",
     "engine/planner/data/handwritten-tenth.jsonl",
     "engine/planner/data/handwritten-eleventh.jsonl",
+    "engine/planner/data/handwritten-twelfth.jsonl",
+    "engine/planner/data/handwritten-thirteenth.jsonl",
 ]
 #: What the card says of a set whose failures decoding rules were shaped by after it was first scored.
 SHAPED_BY = {
@@ -62,6 +64,8 @@ SHAPED_BY = {
     "engine/planner/data/handwritten-eighth.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-ninth.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-tenth.jsonl": ", rules were shaped by its failures",
+    "engine/planner/data/handwritten-eleventh.jsonl": ", rules were shaped by its failures",
+    "engine/planner/data/handwritten-twelfth.jsonl": ", rules were shaped by its failures",
 }
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")

@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import posixpath
 import re
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -45,11 +46,13 @@ from engine.planner.pieces import names_alone, piece_ops, rules_in_order, said_a
 from engine.planner.places import (
     FILE_NAME,
     made_names,
+    moved_and_named,
     referred_targets,
 )
 from engine.planner.prompt import SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
 from engine.planner.refer import (
     ADDED_FILE,
+    ARCHIVING_VERB,
     OP_WORDS,
     SENDING_WORDS,
     kind_exts,
@@ -128,12 +131,12 @@ def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> d
 
 
 def _narrow_ops(
-    defs: dict[str, Any], request: str, scope: Scope
+    defs: dict[str, Any], request: str, scope: Scope, *, by_example: bool = False
 ) -> tuple[set[str] | None, bool, bool, list[str], bool]:
     """Narrow the ops a step may take, and whether an archive removes what it packs, to what
-    ``request`` says; return the ops said (None: any), whether it swaps one tag for another, whether
-    it unpacks into folders it makes, the missing parents of the folders it names, and whether it
-    renames files without sending them anywhere."""
+    ``request`` says (``by_example``: it shows a new name of a file it renames); return the ops said
+    (None: any), whether it swaps one tag for another, whether it unpacks into folders it makes, the
+    missing parents of the folders it names, and whether it renames files without sending them anywhere."""
     # A step does what the request says: no delete unless it speaks of deleting (refer.py).
     # (What it dictates for a file to say asks for nothing.)
     ops = referred_ops(undictated(request)) if dictated_lines(request) else referred_ops(request)
@@ -142,6 +145,17 @@ def _narrow_ops(
     names_a_file = any(has_ext(posixpath.basename(word)) for word in scope.words)
     if ops is not None and {"write", "mkdir"} <= ops and not dictates and not names_a_file:
         ops = ops - {"write", "append"}
+    said = Request(undictated(request))
+    # An archive unpacked is not copied nor packed for the word that says what it holds: "restore the
+    # wsjt-x backup tarball into software/wsjtx restore". Nor is "add" alone a tag ("add to the
+    # mileage sheet - today, ...").
+    # (Nor for "zip" said as what it is: "unzip the care card zip from downloads".)
+    if ops is not None and "extract" in ops and said.uses(_UNPACKS):
+        ops = ops - {op for op in ("copy", "archive") if not said.uses(_WORDS_OF[op])}
+        if not ARCHIVING_VERB.search(said.text) and not said.uses(_PACKS):
+            ops = ops - {"archive"}
+    if ops is not None and "tag" in ops and not said.uses(_TAGS):
+        ops = ops - {"tag"}
     # A new file it dictates text for is written, never moved: "put a NOTES.txt in data/processed
     # that says: ..." (there is no NOTES.txt to move).
     # (Unless it asks something else too: "copy design.md to handoff/ and drop a handoff/README.txt
@@ -155,11 +169,15 @@ def _narrow_ops(
             ops = (ops or set()) & {"write", "append", "mkdir"}
     # Files renamed, and sent nowhere, stay where they are: "rename mochi's dental photos to mochi-dental-01,
     # mochi-dental-02 and so on" moves nothing into a folder "mochi-dental-01", nor sorts anything.
-    said = Request(undictated(request))
     renaming = ops is not None and "rename" in ops and said.uses(OP_WORDS["rename"]) and not said.uses(_SENDS)
     # (A move renames one file only to a name it says: "rename a.png to b.png".)
     if renaming and ops is not None:
         ops = ops - ({"classify"} if FILE_NAME.search(undictated(request)) else {"classify", "move"})
+    # Names shown by an example of one renamed, and sent to no folder, are renamed where they are:
+    # "put the date in front of last month's field photos, like 2026-06-29_IMG_5521.jpg".
+    places = referred_targets(undictated(request)) or set()
+    if by_example and ops is not None and "rename" in ops and all(has_ext(place) for place in places):
+        ops, renaming = {"rename"}, True
     # A tag swapped for another ("swap the todo tag on X for done") comes off, then the other goes on.
     retag = ops is not None and {"tag", "untag"} <= ops and RETAG.search(request) is not None
     if retag:
@@ -198,7 +216,7 @@ def _narrow_ops(
 
 
 def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *, retag: bool, one_thing: bool,
-                  asked: int, names: list[str]) -> list[str]:  # fmt: skip
+                  asked: int, names: list[str], missing: Sequence[str] = ()) -> list[str]:  # fmt: skip
     """Narrow how many steps a plan of ``request`` takes and the op of each, in the order asked, and
     make the schema one way; return the folders it makes one after another (each a step of its own)."""
     # A request that asks for several things in one sentence ("tag X and copy them to Y") gets at
@@ -223,6 +241,14 @@ def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *,
         steps.update(minItems=len(mkdirs), maxItems=len(mkdirs), prefixItems=mkdirs)
     elif retag and one_thing:
         steps.update(minItems=2, prefixItems=[step_of(defs, ["untag"]), step_of(defs, ["tag"])])
+    elif one_thing and asked == 1 and ops is not None and "extract" in ops and ops <= {"extract", "mkdir"}:
+        # An archive unpacked: the missing parent of where it goes made first, then the extract
+        # (a small planner is apt to make the folder twice and unpack nothing).
+        deepest = [p for p in missing if not any(other.startswith(f"{p}/") for other in missing)]
+        if len(deepest) <= 1:
+            made = [step_of(defs, ["mkdir"]) for _ in deepest] if "mkdir" in ops else []
+            prefix = [*made, step_of(defs, ["extract"])]
+            steps.update(minItems=len(prefix), maxItems=len(prefix), prefixItems=prefix)
     if asked > 1 and not listed_dirs:
         steps["minItems"] = min(asked, steps["maxItems"])
         # and each step, in the order asked, one of the ops its own words say ("zip X, copy Y and
@@ -261,6 +287,11 @@ def _narrow_choice(defs: dict[str, Any], request: str, scope: Scope, *, one_thin
     named_whole = bool(scope.file_refs) and all(posixpath.basename(p).lower() in whole for p in scope.file_refs or [])
     if selected:
         selected_only(defs)
+    # One file it points at ("take the todo tag off that file") is named by its path, alone.
+    elif one_thing and scope.file_refs and _ONE_FILE.search(request):
+        for op, key in SINGLE_KEYS.items():
+            ways = defs[op].get("anyOf", [])
+            defs[op]["anyOf"] = [way for way in ways if key is not None and key in way["required"]] or ways
     elif (one_thing and scope.file_refs and (not taken_from or named_whole) and not (timed or by_tag or ranked)
           and not NAMED.search(request) and not scope.words_of.uses([*ALL_WORDS, *NAMED_WORDS])
           and referred_files(request, scope.all_files, tags=tag_words(request))):  # fmt: skip
@@ -305,7 +336,8 @@ def _narrow_places(defs: dict[str, Any], request: str, scope: Scope, offer: Offe
     # Files sorted into several places ("pdfs into docs/pdfs, songs into music/mp3") are sorted by
     # one rule for each place, in the order said, each for the kinds said before its place.
     if one_thing and (ops is None or "classify" in ops):
-        rules_in_order(defs, request, defs["target"].get("enum", []), rule_exts, scope.all_files)
+        rules_in_order(defs, scope.sorted_request or request, defs["target"].get("enum", []), rule_exts,
+                       scope.all_files)  # fmt: skip
     # Many files go into a folder, never into a name like a file's ("into cover-final.png").
     file_like = {*COMMON_EXTS, *offer.found_exts, *ARCHIVE_EXTS}
     # (Where every place it names is such a name, a move or a copy takes one file: "rename a.png to b.png".)
@@ -326,6 +358,15 @@ def _narrow_places(defs: dict[str, Any], request: str, scope: Scope, offer: Offe
 
 #: Words that send files somewhere, of those that say a move: "rename them and put them in old" moves them.
 _SENDS = tuple(word for word in OP_WORDS["move"] if word not in OP_WORDS["rename"])
+#: One file pointed at: "that file", "this one file" (not "those files").
+_ONE_FILE = re.compile(r"\b(?:that|this)\s+(?:one\s+)?file\b(?!s)", re.IGNORECASE)
+#: Words that surely unpack an archive, and what else surely copies or packs one (not "backup").
+_UNPACKS = ("extract", "unzip", "unpack", "untar", "decompress", "unarchive", "restore")
+_WORDS_OF = {op: tuple(word for word in OP_WORDS[op] if word not in ("backup", "back")) for op in ("copy", "archive")}
+#: Words that surely pack files into an archive (besides "zip up", "tar them": ARCHIVING_VERB).
+_PACKS = ("compress", "compressed", "pack", "bundle", "zipped", "zipping", "archive")
+#: Words that surely tag ("add" alone adds lines too).
+_TAGS = tuple(word for word in OP_WORDS["tag"] if word != "add")
 #: A question: "whats the vis at blue hole?", "where did I put the lease", "is it going to rain".
 _QUESTION = re.compile(
     r"^\s*(?:what|whats|what's|when|where|wheres|where's|why|how|hows|how's|who|whos|who's|which|is|are|was|were|will"
@@ -357,7 +398,7 @@ def _narrowed(
     offer = offered_values(request, scope, chars)
     schema = base_reply_schema()
     defs = schema["$defs"]
-    ops, retag, unpacking, missing, renaming = _narrow_ops(defs, request, scope)
+    ops, retag, unpacking, missing, renaming = _narrow_ops(defs, request, scope, by_example=offer.by_example)
     named, listed, placeless = narrow_paths(
         defs, request, scope, chars, unpacking=unpacking, missing=missing, into=into
     )
@@ -407,8 +448,12 @@ def _narrowed(
     narrow_enum(rule, "regex", offer.regexes, defs, drop=True)
     narrow_enum(rename, "template", offer.templates, defs)
     listed_dirs = _narrow_steps(
-        schema, request, ops, retag=retag, one_thing=one_thing, asked=asked, names=scope.all_folders
+        schema, request, ops, retag=retag, one_thing=one_thing, asked=asked, names=scope.all_folders, missing=missing
     )
+    # Text of names said to change into other text is found and replaced, by no template (offered.py).
+    if offer.swapped:
+        ways = defs["rename"]["anyOf"]
+        defs["rename"]["anyOf"] = [way for way in ways if "find" in way["required"]] or ways
     selected = bool(sized or dated or (one_thing and by_tag and "tag" in match))
     _narrow_choice(defs, request, scope, one_thing=one_thing, selected=selected, timed=bool(timed),
                    by_tag=bool(by_tag))  # fmt: skip
@@ -418,7 +463,13 @@ def _narrowed(
         defs["move"]["anyOf"] = [way for way in defs["move"]["anyOf"] if "from" in way["required"]] or defs["move"][
             "anyOf"
         ]
-    renamed_beside(defs, [path for path in scope.sources if path in existing], named, existing)
+    sent_named = moved_and_named(request, scope.all_files, scope.all_folders, scope.folder_refs)
+    renamed_beside(defs, [path for path in scope.sources if path in existing], named, existing, sent_named)
+    # A file sent to a folder under a new name goes from its path to the new one, one file alone.
+    if sent_named and one_thing:
+        for op in ("move", "copy"):
+            ways = defs[op]["anyOf"]
+            defs[op]["anyOf"] = [way for way in ways if "from" in way["required"]] or ways
     if by_piece and "prefixItems" in schema["properties"]["steps"] and not listed_dirs:
         steps_by_piece(schema, asked_pieces(request), entries, today, chars)
     return schema

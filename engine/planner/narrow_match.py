@@ -18,7 +18,7 @@ from engine.planner.offered import Offered, Scope, Times
 from engine.planner.parts import request_parts
 from engine.planner.places import referred_targets, without_places
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import SENDING_WORDS, group_exts, referred_exts, without_folders_in
+from engine.planner.refer import SENDING_WORDS, group_exts, referred_exts, referred_ops, without_folders_in
 from engine.planner.said import about_phrases, about_words, asked_steps
 from engine.planner.schema_edit import bounded_to, narrow_enum
 from engine.planner.spoken import (
@@ -39,7 +39,7 @@ from engine.planner.spoken import (
     said_ages,
     size_side,
 )
-from engine.planner.values import SPLIT, globbed, words_of_names
+from engine.planner.values import SPLIT, globbed, goes_to, words_of_names
 from engine.planner.words import Request
 
 
@@ -118,7 +118,9 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
         match["type"] = {"enum": ["file"]}
     # Files said to be big ("nuke anything big in there") are those over a size, and small ones
     # those under one: a step selects them so, and not one by one.
-    sized = size_side(scope.words_of) if one_thing and not scope.mentioned and not scope.dotted else None
+    # (Said of files in a sentence that asks nothing, a size is why, not which: "those sdr recordings
+    # are massive. delete any older than a week" deletes them by age alone.)
+    sized = size_side(_asking(request)) if one_thing and not scope.mentioned and not scope.dotted else None
     # So are files said to be of a year or an age ("the 2024 photos", "this week's logs", "not
     # touched in a year"): by a date on the side said, unless the request ranks them ("the newest 3").
     # (A year given as a tag, "label it with 2025", and "old" as a place, "go to old", say no time.)
@@ -142,6 +144,11 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     ):
         match["exclude"] = {**match["exclude"], "minItems": 1}
         defs["match"]["required"] = [*defs["match"]["required"], "exclude"]
+    # So do files taken from where a file it spares is ("delete the txt files in scratch except Todo.txt").
+    elif one_thing and scope.spared_files and "exclude" in match:
+        most = min(match["exclude"].get("maxItems", 8), len(scope.spared_files) + len(scope.spared))
+        match["exclude"] = {**match["exclude"], "minItems": 1, "maxItems": most}
+        defs["match"]["required"] = [*defs["match"]["required"], "exclude"]
     if sized:
         del match["smaller_than" if sized == "larger_than" else "larger_than"]
         defs["match"]["required"] = [*defs["match"]["required"], sized]
@@ -150,7 +157,12 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
             match[sized] = {"enum": [SIZES[0] if sized == "larger_than" else SIZES[1]]}
     # A match is by kind only when the request names a kind (refer.py).
     # (A folder it takes files from is no kind: "everything in Documents" asks for no documents.)
-    kinds = referred_exts(without_folders_in(request, scope.all_folders), offer.found_exts)
+    # (Nor is a new place of several words it names: "into a folder raw archive" asks for no archives.)
+    sent_to = referred_targets(request) or set()
+    new_places = [word for word in scope.words if " " in word and "/" not in word and word not in scope.all_folders
+                  and goes_to(word, sent_to)]  # fmt: skip
+    kinds = referred_exts(Request(without_folders_in(request, scope.all_folders)).without(new_places).text,
+                          offer.found_exts)  # fmt: skip
     if kinds:
         narrow_enum(match["ext"], "items", kinds, defs)
         match["ext"]["maxItems"] = min(match["ext"]["maxItems"], len(kinds))
@@ -169,7 +181,7 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     joined_names = [base for base in map(posixpath.basename, scope.all_folders) if SPLIT.search(base)]
     said_names = [word for base in joined_names if len(parts := SPLIT.split(base.lower())) > 1
                   and all(scope.words_of.spells(part) for part in parts) for word in parts]  # fmt: skip
-    group = group_exts(scope.words_of.without([*joined_names, *said_names]).text)
+    group = group_exts(scope.words_of.without([*joined_names, *said_names]).text, wide=True)
     # (So are "the big videos" of the whole workspace: as many kinds as the fewest that a place
     # offered to select from holds, of those that hold any.)
     if kinds and group and one_thing:
@@ -185,6 +197,10 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     # security notes", "mentioning the vpn"): a word elsewhere in it is no such filter.
     about = Request(" ".join(about_words(request)))
     said_about = [text for text in offer.texts if about.uses([text])]
+    # (A word of the name of the folder it takes files from says where they are, not what they say:
+    # "the 2025 service notes" of the folder "service notes".)
+    where = {word for d in scope.folder_refs or [] for word in re.findall(r"[^\W_]+", posixpath.basename(d).lower())}
+    said_about = [text for text in said_about if text.lower() not in where]
     if said_about:
         # (and what two words say together: "mention a missing 1099")
         first = {text.lower() for text in said_about}
@@ -232,3 +248,14 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
             defs["tag"]["properties"]["tags"] = {"$ref": "#/$defs/new_tags"}
     return Matched(asked=asked, one_thing=one_thing, timed=bool(timed), sized=sized, dated=dated,
                    by_tag=by_tag, said_about=said_about)  # fmt: skip
+
+
+#: Where a sentence ends: a full stop, a question or exclamation mark or a semicolon, then a space.
+_SENTENCE_END = re.compile(r"[.!?;]+\s+")
+
+
+def _asking(request: str) -> Request:
+    """The sentences of ``request`` that ask for an op, or all of it where none or each does."""
+    sentences = _SENTENCE_END.split(request)
+    asking = [sentence for sentence in sentences if referred_ops(sentence)]
+    return Request(" ".join(asking) if asking else request)

@@ -62,6 +62,15 @@ def narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *
     described = described_folders(request, scope.all_folders)
     if described:
         places = {*(places or ()), *(folder.lower() for folder in described)}
+    # A new folder said to be inside one that exists ("into the bible job folder, subfolder called
+    # scans") is where files go, not the outer one, nor the words that say it.
+    if scope.inside_new:
+        said_outer = {word for _, _, where in scope.inside_new for word in _words_of(where)}
+        outers = {posixpath.dirname(path).lower() for _, path, _ in scope.inside_new}
+        alone = {name.lower() for name, _, _ in scope.inside_new}
+        places = {place for place in places or () if place not in outers | alone
+                  and not set(_words_of(place)) <= said_outer}  # fmt: skip
+        places |= {path.lower() for _, path, _ in scope.inside_new}
     existing = set(scope.all_files)
     # Never a file that exists (a move or a copy onto it is refused), nor a new name at the top when
     # the request renames a file elsewhere ("rename office-8.JPG to old-office-8.JPG" in camera/2025).
@@ -172,7 +181,12 @@ def narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *
     # (Never to a picture, a PDF or an archive: "set up projects/X with drawings" appends nothing to
     # "final drawings.pdf".)
     appended = [p for p in changeable([*named, *outside]) if is_text_name(p)]
-    narrow_enum(defs["append"]["properties"], "path", [p for p in appended if p in existing] or appended, defs)
+    appended = [p for p in appended if p in existing] or appended
+    # (Of files alike, the one in a folder it refers to: "add a line to sanna's plan" appends to
+    # athletes/Sanna Järvinen/plan 2026 autumn.md, not to another athlete's plan nor templates/weekly plan.md.)
+    refs = scope.folder_refs or []
+    appended = [p for p in appended if any(p.startswith(f"{d}/") for d in refs)] or appended
+    narrow_enum(defs["append"]["properties"], "path", appended, defs)
     if not appended:
         placeless.add("append")
     narrow_enum(defs["archive"]["properties"], "to", scope.archives, defs)
@@ -255,3 +269,8 @@ def _archive_stem(path: str) -> str:
         if lowered.endswith(ext):
             return path[: -len(ext)]
     return path
+
+
+def _words_of(text: str) -> list[str]:
+    """The words of ``text``, in lower case."""
+    return re.findall(r"[^\W_]+", text.lower())

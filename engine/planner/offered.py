@@ -17,6 +17,7 @@ from functools import partial
 
 from engine.planner.parts import request_parts
 from engine.planner.pieces import names_alone
+from engine.planner.places import folders_inside, names_in_folders, sorted_into
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
     OP_WORDS,
@@ -25,7 +26,6 @@ from engine.planner.refer import (
     referred_exts,
     referred_files,
     referred_folders,
-    spared_folders,
     takes_from_folder,
 )
 from engine.planner.said import (
@@ -41,9 +41,12 @@ from engine.planner.schema_edit import (
     MAX_VALUES,
     bounded_to,
 )
+from engine.planner.spared import spared_files, spared_folders
 from engine.planner.spoken import (
     AGES,
+    AT_START,
     BEFORE_YEAR,
+    CHANGED_TEXT,
     COUNT,
     DAYS,
     LAST_YEAR,
@@ -90,8 +93,8 @@ def example_templates(shown: Iterable[str], basenames: Iterable[str]) -> list[st
     """Rename templates that names ``shown`` as examples make of the files ``basenames`` they
     start or end with: "ep40 - subtitles.srt" of ep40.srt is ``{stem} - subtitles{ext}``, and
     "2026 budget.xlsx" of budget.xlsx ``2026 {stem}{ext}``. A template never holds a brace of the
-    example (it would be read as a field), nor a date it shows: each file's own date is another
-    ("like 2026-09-18_take 3.wav")."""
+    example (it would be read as a field), nor a date it shows: each file's own date takes its place
+    ("like 2026-06-29_IMG_5521.jpg" of IMG_5521.jpg is ``{mtime:%Y-%m-%d}_{stem}{ext}``)."""
     found: list[str] = []
     for example in shown:
         stem_of, ext = posixpath.splitext(posixpath.basename(example))
@@ -99,11 +102,23 @@ def example_templates(shown: Iterable[str], basenames: Iterable[str]) -> list[st
             stem_, ext_ = posixpath.splitext(base)
             if ext_.lower() != ext.lower() or len(stem_) < 2 or stem_ == stem_of or "{" in stem_of or "}" in stem_of:
                 continue
-            if stem_of.startswith(stem_) and not _SHOWN_DAY.search(stem_of[len(stem_) :]):
-                found.append(f"{{stem}}{stem_of[len(stem_) :]}{{ext}}")
-            elif stem_of.endswith(stem_) and not _SHOWN_DAY.search(stem_of[: -len(stem_)]):
-                found.append(f"{stem_of[: -len(stem_)]}{{stem}}{{ext}}")
+            if stem_of.startswith(stem_):
+                found.append(f"{{stem}}{_dated(stem_of[len(stem_) :])}{{ext}}")
+            elif stem_of.endswith(stem_):
+                found.append(f"{_dated(stem_of[: -len(stem_)])}{{stem}}{{ext}}")
     return list(dict.fromkeys(found))
+
+
+def _dated(part: str) -> str:
+    """``part`` of an example name with the day it shows as each file's own date in that form
+    ("2026-06-29_": ``{mtime:%Y-%m-%d}_``, "20260629-": ``{mtime:%Y%m%d}-``)."""
+    day = _SHOWN_DAY.search(part)
+    if day is None:
+        return part
+    shown = day.group(0)
+    separator = shown[4] if not shown[4].isdigit() else ""
+    form = separator.join(("%Y", "%m", "%d"))
+    return f"{part[: day.start()]}{{mtime:{form}}}{part[day.end() :]}"
 
 
 def changed_by_example(shown: list[str]) -> list[tuple[list[str], str]]:
@@ -159,6 +174,20 @@ def dated_templates(request: str) -> list[str]:
     return found
 
 
+#: A request that sorts files ("sort", "organise", "split ... into").
+_SORTS = re.compile(r"\b(?:sort|sorted|sorting|organi[sz]e|split|separate|group|tidy|file)\b", re.IGNORECASE)
+#: A new folder in the folder of someone or something the request speaks of: "a paperwork folder in
+#: his dir", "a new folder called scans inside her folder".
+_OWN_FOLDER = re.compile(
+    r"\b(?:a|an|the)\s+(?:new\s+)?(?:(?P<before>[\w.-]+)\s+(?:folder|dir|directory|subfolder)|(?:folder|dir|directory"
+    r"|subfolder)\s+(?:called|named)\s+(?P<after>[\w.-]+))\s+(?:in|inside|under|within)\s+(?:his|her|their|its)\s+"
+    r"(?:own\s+)?(?:folder|dir|directory)\b",
+    re.IGNORECASE,
+)
+#: A tag or label said between the text changed and what it becomes: a tag is swapped, not a name.
+_TAG_WORD = re.compile(r"\b(?:tag|tags|label|labels|tagged|labelled|labeled)\b", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a request refers to in a workspace, and the paths and globs its schema offers."""
@@ -184,6 +213,9 @@ class Scope:
     everywhere: list[str]  # ["**"], or none when it takes files from a folder it names
     spelled_dirs: list[str]  # folders it spells whole
     spared: set[str]  # folders it leaves alone
+    spared_files: list[str]  # files it leaves alone
+    inside_new: list[tuple[str, str, str]]  # new folders it puts inside one that exists (places.folders_inside)
+    sorted_request: str | None  # it, with each folder of a list it sorts into said as a place (places.sorted_into)
     taken: list[str]  # folders it takes files from
     described: list[str]  # the files it describes
     globs: list[str]
@@ -219,6 +251,8 @@ class Offered:
     finds: list[str]
     replaces: list[str]
     templates: list[str]
+    swapped: bool  # it says text of names changed into other text: a rename finds and replaces
+    by_example: bool  # it shows a renamed file's new name (example_templates)
 
 
 def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
@@ -241,9 +275,43 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
            if (name.startswith(f"{word} ") and (has_ext(posixpath.basename(name))
                                                or posixpath.basename(word).lower() in STOP_WORDS))
            or (name.endswith(f" {word}") and "/" in name and has_ext(word))}  # fmt: skip
+    # A path said with spaces ("into athletes/Priya N/imports/garmin", "into archive/hedda reports")
+    # is one name: the pieces its spaces cut it into ("athletes/Priya", "N/imports/garmin") name
+    # nothing, unless they are in the workspace.
+    known = {*all_folders, *all_files}
+    cut |= {word for word in words for name in spaced if "/" in word and "/" in name and word not in known
+            and (name.startswith(f"{word} ") or name.endswith(f" {word}") or f" {word} " in name)}  # fmt: skip
+    # (nor is the first word of a folder's name of several words, "into tablet sync")
+    cut |= {word for word in words for name in spaced if name in known and word not in known
+            and name.startswith(f"{word} ")}  # fmt: skip
     words = [*(word for word in words if word not in cut), *spaced]
     # The folders and files the request refers to, when it refers to some (refer.py).
     folder_refs = referred_folders(request, all_folders)
+    # A new folder said to be inside one that exists ("into a 2025 folder inside service notes") is in it.
+    inside_new = folders_inside(request, all_folders, folder_refs)
+    # Files sorted into a list of new folders ("sort the product photos into journals, sketchbooks
+    # and other subfolders") go into folders of those names in the one folder they are in.
+    inner = [d for d in folder_refs or [] if not any(o.startswith(f"{d}/") for o in folder_refs or [])]
+    sorting = sorted_into(request, inner[0] if len(inner) == 1 else None) if _SORTS.search(request) else None
+    if sorting is not None:
+        inside_new = [*inside_new, *((posixpath.basename(path), path, "") for path in sorting[1])]
+    if inside_new:
+        alone = {name.lower() for name, _, _ in inside_new}
+        words = [*(word for word in words if word.lower() not in alone), *(path for _, path, _ in inside_new)]
+    # A new file's name said with the folder it is to be in ("as inspo.zip in the wedding folder",
+    # "new file todo.md in the nakamura thesis folder") is in that folder.
+    placed_names = names_in_folders(request, all_folders, folder_refs)
+    if placed_names:
+        bare = {posixpath.basename(path).lower() for path in placed_names}
+        words = [*(word for word in words if word.lower() not in bare), *placed_names]
+    # So is one said to be in the folder of the one it speaks of ("put his contract in a paperwork
+    # folder in his dir"), the innermost it refers to.
+    own = _OWN_FOLDER.search(request)
+    owners = [d for d in folder_refs or [] if not any(o.startswith(f"{d}/") for o in folder_refs or [])]
+    if own and len(owners) == 1:
+        name = own["before"] or own["after"]
+        if is_changeable(placed := posixpath.join(owners[0], name)):
+            words = [*(word for word in words if word.lower() not in (name.lower(), "his", "her", "their")), placed]
     # (A folder said as where files are, "the notes in meeting notes", "the images in photos folder",
     # describes none of its files by their names: no meeting-2026-04-12.md, no photos-backup.zip.)
     # (Nor does a path of several words it says, "into Meeting Notes/roadmap", nor "make copies of".)
@@ -251,8 +319,11 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     described_by = described_by.without([name for name in spaced if "/" in name])
     file_refs = referred_files(described_by.text, all_files, tags=tag_words(request, named=True))
     folders, files = folder_refs or all_folders, file_refs or all_files
-    mentioned = [path for path in all_files if path in request]
-    dotted = [word for word in words if "/" not in word and has_ext(word)]
+    # A file it leaves alone ("except Todo.txt") is left out of a selection, and is no file it names.
+    spared_paths = spared_files(request, all_files)
+    spared_names = {posixpath.basename(path).lower() for path in spared_paths}
+    mentioned = [path for path in all_files if path in request and path not in spared_paths]
+    dotted = [word for word in words if "/" not in word and has_ext(word) and word.lower() not in spared_names]
     # A new name goes beside a file the request refers to, in a folder it refers to, or in a new
     # folder it names ("make docs/meetings and put a note in it, 2026-02-10.md").
     new_dirs = [word for word in words if "/" in word and not has_ext(word) and word not in all_files]
@@ -299,9 +370,16 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
         if in_reach:
             described = in_reach
             sources = changeable([*mentioned, *folders, *in_reach])
-    globs = bounded([*everywhere, *(f"{d}/**" for d in taken if d in under), *(f"{d}/*" for d in taken if d in inside)])
+    # Folders of one name in several places ("the activity files": athletes/*/activities) are all
+    # taken, from the folder that holds them.
+    holders = []
+    if len(taken) > 1 and len({posixpath.basename(d).lower() for d in taken}) == 1:
+        common = posixpath.commonpath(taken)
+        holders = [common] if common and common not in taken else []
+    globs = bounded([*everywhere, *(f"{d}/**" for d in [*holders, *taken] if d in under),
+                     *(f"{d}/*" for d in taken if d in inside)])  # fmt: skip
     # What a match leaves out is a folder the request leaves alone, when it names one.
-    kept_out = bounded(f"{d}/**" for d in sorted(spared) if d in under) or bounded(
+    kept_out = bounded([*spared_paths, *(f"{d}/**" for d in sorted(spared) if d in under)]) or bounded(
         [*everywhere, *(f"{d}/**" for d in folders if d in under), *(f"{d}/*" for d in folders if d in inside)]
     )
     return Scope(
@@ -326,6 +404,9 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
         everywhere=everywhere,
         spelled_dirs=spelled_dirs,
         spared=spared,
+        spared_files=spared_paths,
+        inside_new=inside_new,
+        sorted_request=sorting[0] if sorting is not None else None,
         taken=taken,
         described=described,
         globs=globs,
@@ -434,9 +515,24 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # 'Chapter 03 - x.docx'"): what a rename puts around each name, and what it changes in them.
     shown = [name for name in dict.fromkeys([*quoted, *(w for w in words if has_ext(w))]) if has_ext(name)]
     templates = bounded([*example_templates(shown, basenames), *templates])
+    # (An example of a name, where the file it renames goes unsaid: "like 2026-06-29_IMG_5521.jpg";
+    # "rename wedding-38.JPG to v2-wedding-38.JPG" says the file, and moves it to its new name.)
+    unsaid_names = [base for base in basenames if base.lower() not in request.lower()]
+    by_example = example_templates(shown, unsaid_names)
     for was, now in changed_by_example([name for name in quoted if has_ext(name)] or shown):
         finds = bounded([*was, *finds])
         replaces = bounded([*dict.fromkeys([put_literally(now), *replaces])])
+    # Text that names hold, said to change into other text ("change the DSC_ at the start of the
+    # names to berlin2026_"): a rename finds it (at the start where it says so) and puts the other
+    # instead, and names by no template. (Not a tag swapped for another: "swap the draft tag for sent",
+    # nor separators, "replace spaces with dashes", which PUT_IN reads.)
+    swaps = [(found["was"], found["now"], bool(AT_START.search(found["between"])))
+             for found in CHANGED_TEXT.finditer(request)
+             if not _TAG_WORD.search(found["between"]) and not PUT_IN.search(found.group(0))
+             and any(found["was"] in name for name in basenames)]  # fmt: skip
+    if swaps:
+        finds = bounded(f"^{literal(text)}" if start else literal(text) for text, _, start in swaps)
+        replaces = bounded(dict.fromkeys(put_literally(new) for _, new, _ in swaps))
     return Offered(
         sizes=sizes,
         counts=counts,
@@ -450,4 +546,6 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
         finds=finds,
         replaces=replaces,
         templates=templates,
+        swapped=bool(swaps),
+        by_example=bool(by_example),
     )

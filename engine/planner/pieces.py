@@ -13,10 +13,19 @@ from typing import Any
 from engine.planner.parts import goes_on
 from engine.planner.places import FILE_NAME, made_folders
 from engine.planner.prompt import SINGLE_KEYS, ViewEntry
-from engine.planner.refer import GIVEN_NAME, SPELLED_PATH, TAG_TAKEN_OFF, group_exts, referred_exts, referred_ops
-from engine.planner.said import QUOTED, undictated
-from engine.planner.schema_edit import one_file_step, reached_defs, unique_when_few
+from engine.planner.refer import (
+    GIVEN_NAME,
+    SPELLED_PATH,
+    TAG_TAKEN_OFF,
+    group_exts,
+    kind_exts,
+    referred_exts,
+    referred_ops,
+)
+from engine.planner.said import QUOTED, STOP_WORDS, undictated
+from engine.planner.schema_edit import is_usable, one_file_step, reached_defs, unique_when_few
 from engine.planner.values import ARCHIVE_EXTS, globbed, is_changeable
+from engine.planner.words import stem
 
 #: A piece that does something to one file an earlier piece chose: "move it to Notes/archive".
 _IT = re.compile(r"^\W*[\w-]+\s+it\b", re.IGNORECASE)
@@ -67,9 +76,9 @@ def rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: 
             or not any(p.startswith(f"{top}/") for _, p in said)
         ):
             sorted_from.append(glob)
-    held = {
-        posixpath.splitext(path)[1].lower() for path in files if any(globbed(path, g) for g in sorted_from or globs)
-    }
+    sorted_files = [path for path in files if any(globbed(path, g) for g in sorted_from or globs)]
+    held = {posixpath.splitext(path)[1].lower() for path in sorted_files}
+    sorted_names = [posixpath.basename(path) for path in sorted_files]
     rules = defs["classify"]["anyOf"][0]["properties"]["rules"]
     ways = rules["items"]["anyOf"]
     conditions = [way for way in ways if "default" not in way["required"]]
@@ -85,9 +94,23 @@ def rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: 
         kinds = referred_exts(piece, exts) if n < len(said) - 1 or not rest else None
         group = [ext for ext in group_exts(piece) if kinds and ext in kinds]
         kinds = [ext for ext in kinds or [] if ext in held] or kinds
+        # A rule for files said by a word of their names, not a kind ("invoices go to
+        # accounts/invoices"), takes the names that hold that word.
+        # (Not the rule for the rest, "everything else into misc".)
+        # (or by the name of its place: "into journals, sketchbooks and other subfolders")
+        # (A kind that every file sorted is, "sort the product photos into journals, ...", says no rule's.)
+        by_name: list[str] = []
+        if not kinds:
+            by_name = _name_globs(piece, sorted_names) or _name_globs(posixpath.basename(place), sorted_names)
+        elif held <= set(kinds):
+            by_name = _name_globs(posixpath.basename(place), sorted_names)
         chosen = []
         for way in default if rest and n == len(said) - 1 else conditions:
+            if by_name and "ext" in way["required"]:  # (by name, not by kind; or by what they say)
+                continue
             way = {**way, "properties": {**way["properties"], "to": {"const": place}}}
+            if by_name:
+                way["properties"]["glob"] = {"enum": by_name}
             if kinds and "ext" in way["properties"]:
                 way["properties"]["ext"] = (
                     {"const": group}
@@ -113,6 +136,25 @@ def rules_in_order(defs: dict[str, Any], request: str, places: list[str], exts: 
         if "match" in way["properties"]:
             way["properties"] = {**way["properties"], "match": {"$ref": "#/$defs/sorted-match"}}
     rules.update(prefixItems=prefix, minItems=len(prefix), maxItems=len(prefix))
+
+
+def _name_globs(piece: str, names: list[str]) -> list[str]:
+    """Globs of the files of ``names`` that hold a word ``piece`` says, in its singular form
+    ("invoices": ``**/*invoice*``, and ``**/invoice*`` where each starts with it), where every name
+    that holds it holds it so (in lower case); a word of four letters or more that is no word for a
+    kind of file and no small word."""
+    globs = []
+    for word in re.findall(r"[a-z][a-z0-9-]{3,}", piece.lower()):
+        if word in STOP_WORDS or kind_exts(word):
+            continue
+        for form in dict.fromkeys((stem(word), word)):
+            holding = [name for name in names if form in name.lower()]
+            if holding and all(form in name for name in holding) and is_usable(form):
+                # (where every such name starts with it, "journal A5 forest green.jpg", also so)
+                starts = [f"**/{form}*"] if all(name.startswith(form) for name in holding) else []
+                globs += [*starts, f"**/*{form}*"]
+                break
+    return list(dict.fromkeys(globs))
 
 
 def steps_by_piece(
@@ -210,10 +252,11 @@ def _on_path(defs: dict[str, Any], ref: dict[str, Any], path: str, label: str) -
 
 
 #: Where an earlier piece said: "put the videos in it", "move them there", "... into it, thanks",
-#: "add a README.md in there that says: ..." (read with what it dictates blanked).
+#: "add a README.md in there that says: ...", "add a notes.md in there: hail on 3 july" (read with what
+#: it dictates blanked).
 _IN_IT = re.compile(
     r"(?:\b(?:in|into|inside|to)\s+(?:it|there)|\bthere)"
-    r"(?:\s+(?:(?:that|which)\s+says|saying|reading|with\s+the\s+(?:line|text|words)))?"
+    r"(?:\s+(?:(?:that|which)\s+says|saying|reading|with\s+the\s+(?:line|text|words)))?(?:\s*:\s.*)?"
     r"(?:[\s,!.]*(?:please|pls|plz|thanks|thank\s+you|thx|ty|asap|now|when\s+you\s+get\s+a\s+chance|:\)))*\s*\W*$",
     re.IGNORECASE,
 )

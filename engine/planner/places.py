@@ -9,8 +9,10 @@ something is ("next to the real chapters") names no place.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
+from collections.abc import Callable
 
 from engine.planner.values import NAME, is_changeable
 from engine.planner.words import alike, stem
@@ -74,6 +76,12 @@ def made_folders(request: str) -> list[str]:
             and "." not in posixpath.basename(name)]  # fmt: skip
 
 
+#: Words after "in" or "to" that make a phrase and name no place ("in front of", "in place of",
+#: "in order", "in case").
+_NO_PLACE = frozenset(("front", "place", "middle", "spite", "case", "charge", "terms", "order", "addition",
+                       "favour", "favor", "light"))  # fmt: skip
+
+
 def referred_targets(request: str, *, in_places: bool = True) -> set[str] | None:
     """The places (in lower case, without a trailing ``/``) a request says files go to, in each of
     its clauses: the word after "to", "into", "onto" or an arrow, past an article or "folder
@@ -92,6 +100,8 @@ def referred_targets(request: str, *, in_places: bool = True) -> set[str] | None
             if one_of(token, {"should"}) and one_of(after, _HOLDS) and before:  # "backup should hold the pdfs"
                 sure.add(before)
             place = next((word for word in tokens[at + 1 :] if word and word not in _PLACE_FILLER), "")
+            if place in _NO_PLACE:  # "put the date in front of the names", "in place of"
+                continue
             if place in ("it", "there"):  # "make a folder keep and put the pdfs in it"
                 sure |= {name.lower() for name in made_folders(request)}
             elif place and one_of(token, _PLACE_WORDS) and not (token == "to" and before in _WANTS | _BESIDE):
@@ -155,6 +165,13 @@ def listed_folders(request: str) -> list[str]:
     return [name for name in dict.fromkeys(names) if name and name.lower() not in said]
 
 
+#: A folder made with others in it: "make orders/mothers day 2026 with two folders in it".
+_MADE_WITH = re.compile(
+    r"\b(?:make|create|mkdir|set\s+up)\s+(?:a\s+(?:new\s+)?folder\s+(?:called\s+|named\s+)?)?(?P<parent>\S.*?)\s+with\b",
+    re.IGNORECASE,
+)
+
+
 def made_names(request: str) -> list[str]:
     """The folders a request asks to make, where it lists two or more and nothing else after them."""
     found = _MADE.search(request)
@@ -162,6 +179,12 @@ def made_names(request: str) -> list[str]:
         return []
     names = [name.strip("./").rstrip("/") for name in _MADE_SPLIT.split(found[1])]
     names = [name for name in names if name.lower() not in _FILLER]
+    # Folders made in one it makes first: "make orders/mothers day 2026 with two folders in it,
+    # preorders and photos" makes orders/mothers day 2026, then each inside it.
+    parent = _MADE_WITH.search(request, 0, found.start())
+    if names and names[0].lower() in ("in it", "inside it", "in there") and parent is not None:
+        outer = parent["parent"].strip("./").rstrip("/")
+        names = [outer, *(posixpath.join(outer, name) for name in names[1:])]
     # (A name of several words is no clause: "mkdir keep and move app.log into it" lists no folders.)
     if any(" " in name and name.split()[0].lower() in _ASKS for name in names):
         return []
@@ -206,3 +229,149 @@ def described_folders(request: str, folders: list[str], *, most: int = 3) -> lis
         if 0 < len(holding) <= most:
             found += holding
     return list(dict.fromkeys(found))
+
+
+#: A new folder said to be inside another: "into a 2025 folder inside service notes", "make a
+#: builds folder in antenna", "into the bible job folder, subfolder called scans".
+_FOLDER_INSIDE = re.compile(
+    r"\b(?:a|an)\s+(?:new\s+)?(?P<name>[\w.-]+)\s+(?:folder|dir|directory|subfolder)\s+"
+    r"(?:in|inside|under|within)\s+(?:the\s+|my\s+|our\s+)?(?P<where>[^,.;:!?]+?)"
+    r"(?=\s*(?:$|[,.;:!?]|\s(?:and|then|so|please|pls|thx|thanks|folder|dir|directory)\b))"
+    r"|\b(?:to|into|in)\s+(?:the\s+|my\s+|our\s+)?(?P<outer>[^,.;:!?]+?)\s+(?:folder|dir|directory),?\s+"
+    r"(?:in\s+)?(?:a\s+)?sub-?(?:folder|dir|directory)\s+(?:called\s+|named\s+)?(?P<inner>[\w.-]+)",
+    re.IGNORECASE,
+)
+
+
+def folders_inside(request: str, folders: list[str], refs: list[str] | None) -> list[tuple[str, str, str]]:
+    """New folders ``request`` says to be inside an existing one of ``folders``, as (the name alone,
+    the path inside, the words that say the outer one): "into a 2025 folder inside service notes" is
+    ``service notes/2025``. The
+    existing one is the folder of that path or name, or the one folder (of ``refs``, those the request
+    refers to, first) whose name holds a word of what it says."""
+    found: list[tuple[str, str, str]] = []
+    said = _folder_finder(folders, refs)
+    for match in _FOLDER_INSIDE.finditer(request):
+        name, where = (match["name"], match["where"]) if match["name"] else (match["inner"], match["outer"])
+        if name.lower() in _NOT_MADE or where.lower() in ("it", "there", "them"):
+            continue
+        outer = said(where.strip().lower())
+        if outer is not None and is_changeable(inner := posixpath.join(outer, name)):
+            found.append((name, inner, where))
+    return found
+
+
+def _folder_finder(folders: list[str], refs: list[str] | None) -> Callable[[str], str | None]:
+    """:func:`_said_folder` over ``folders`` and ``refs``, once for each thing said (a request that
+    says the same place many times looks through a big workspace once)."""
+    return functools.lru_cache(maxsize=256)(lambda where: _said_folder(where, folders, refs or []))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _name_words(name: str) -> frozenset[str]:
+    """The words of a folder's ``name``, as :func:`_path_words` reads them (once for each name)."""
+    return frozenset(_path_words(name))
+
+
+def _said_folder(where: str, folders: list[str], refs: list[str]) -> str | None:
+    """The existing folder ``where`` says: by its path or name, else the one whose name holds a
+    word of it (of ``refs`` first), else None."""
+    lowered = where.strip().lower().rstrip("/")
+    for folder in folders:
+        if folder.lower() == lowered:
+            return folder
+    if "/" in lowered:  # (a path it spells is that path, or none)
+        return None
+    named = [folder for folder in folders if posixpath.basename(folder).lower() == lowered]
+    if len(named) == 1:
+        return named[0]
+    words = {stem(word) for word in re.findall(r"[^\W_]+", lowered)} - _DESCRIPTION_FILLER
+    for pool in (refs, folders):
+        holding = [folder for folder in pool if not words.isdisjoint(_name_words(posixpath.basename(folder)))]
+        # (of those it refers to, the innermost: "the wedding folder" of the Sørensen wedding it
+        # speaks of is orders/weddings/Sørensen wedding, not orders/weddings)
+        if pool is refs:
+            holding = [folder for folder in holding if not any(o.startswith(f"{folder}/") for o in holding)]
+        if len(holding) == 1:
+            return holding[0]
+    return None
+
+
+#: A file's name said with the folder it is to be in: "as inspo.zip in the wedding folder".
+_NAME_IN_FOLDER = re.compile(
+    r"(?<![^\s\"'`])(?P<name>[^\s\"'`/]*\w\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?)\s+(?:in|inside|into|under)\s+"
+    r"(?:the\s+|my\s+|our\s+|her\s+|his\s+|their\s+)?(?P<where>[^,.;:!?]+?)\s+(?:folder|dir|directory)\b",
+    re.IGNORECASE,
+)
+
+
+def names_in_folders(request: str, folders: list[str], refs: list[str] | None) -> list[str]:
+    """Paths of the new names ``request`` says with the existing folder they are to be in ("zip the
+    pics as inspo.zip in the wedding folder": ``orders/weddings/Sørensen wedding/inspo.zip``)."""
+    found = []
+    said = _folder_finder(folders, refs)
+    for match in _NAME_IN_FOLDER.finditer(request):
+        outer = said(match["where"].strip().lower())
+        if outer is not None and is_changeable(path := posixpath.join(outer, match["name"])):
+            found.append(path)
+    return found
+
+
+#: A file sent to a folder under a new name: "move ALL.TXT from downloads into logbook and call it
+#: ALL-2026.txt", "copy report.pdf to archive as report-2025.pdf".
+_MOVED_AND_NAMED = re.compile(
+    r"(?<![^\s\"'`])(?P<file>[^\s\"'`/]*\w\.[A-Za-z0-9]{1,8})\b.*?\b(?:into|to)\s+(?:the\s+|my\s+)?"
+    r"(?P<folder>[^\s,;:!?]+(?:\s+[^\s,;:!?]+)?)\s+(?:(?:and\s+)?(?:call|name|rename)\s+it|as)\s+"
+    r"(?P<name>[^\s\"'`/]*\w\.[A-Za-z0-9]{1,8})\b",
+    re.IGNORECASE,
+)
+
+
+def moved_and_named(request: str, files: list[str], folders: list[str], refs: list[str] | None) -> dict[str, list[str]]:
+    """The new paths ``request`` gives a file it names, sent to a folder under a new name: each
+    file of ``files`` of that name, to the new name in that folder (one that exists, said by its
+    path or name, or a path it spells)."""
+    found: dict[str, list[str]] = {}
+    said_folder = _folder_finder(folders, refs)
+    for match in _MOVED_AND_NAMED.finditer(request):
+        said = match["folder"].rstrip("/")
+        folder = said_folder(said.lower()) or (said if "/" in said else None)
+        if folder is None or not is_changeable(new := posixpath.join(folder, match["name"])):
+            continue
+        for path in files:
+            if posixpath.basename(path).lower() == match["file"].lower():
+                found.setdefault(path, []).append(new)
+    return found
+
+
+#: Several new folders files are sorted into, said as a list: "sort the product photos into
+#: journals, sketchbooks and other subfolders", "into cw, ssb and digital folders".
+_LISTED_INTO = re.compile(
+    r"\b(?:into|to)\s+(?P<list>[\w.&'-]+(?:\s*,\s*[\w.&'-]+)*\s*,?\s+(?:and|&|or)\s+[\w.&'-]+)"
+    r"\s+(?:sub-?)?(?:folders|dirs|directories)\b",
+    re.IGNORECASE,
+)
+#: A name for where the files no other folder takes go.
+_REST_NAMES = frozenset(("other", "others", "misc", "rest", "everything", "leftovers"))
+
+
+def sorted_into(request: str, holder: str | None) -> tuple[str, list[str]] | None:
+    """The new folders ``request`` sorts files into, said as a list of names before "folders" or
+    "subfolders", as paths inside ``holder`` (the one folder the files are in; the top where None):
+    the request said with each as a place ("into P/journals, into P/sketchbooks and everything
+    else into P/other"), and those paths. None when it says no such list."""
+    found = _LISTED_INTO.search(request)
+    if found is None:
+        return None
+    names = [name.strip() for name in re.split(r"\s*,\s*(?:and\s+|&\s+|or\s+)?|\s+(?:and|&|or)\s+", found["list"])]
+    names = [name for name in names if name]
+    if len(names) < 2 or len(set(names)) < len(names) or not all(NAME.match(name) for name in names):
+        return None
+    paths = [posixpath.join(holder or "", name) for name in names]
+    if not all(is_changeable(path) for path in paths):
+        return None
+    said = [f"into {path}" for path in paths]
+    if names[-1].lower() in _REST_NAMES:
+        said[-1] = f"everything else into {paths[-1]}"
+    spoken = ", ".join(said[:-1]) + f" and {said[-1]}"
+    return request[: found.start()] + spoken + request[found.end() :], paths

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 
 from engine.planner.described import NOUNS
-from engine.planner.places import ARCHIVE_NAME, FILE_NAME, REQUEST_TOKEN, one_of, referred_targets
+from engine.planner.places import ARCHIVE_NAME, FILE_NAME, REQUEST_TOKEN, referred_targets
 from engine.planner.requests import EXT_WORDS, GROUPS
 from engine.planner.values import parent_folders
 from engine.planner.words import WORD, Request, alike, counted, index_words, name_words, stem, word_keys
@@ -119,8 +119,9 @@ def _said_words(by_key: dict[str, set[str]], path: str) -> frozenset[str]:
 #: What people call files of other common kinds (the planner's own words are in requests.py and
 #: described.py).
 COMMON_KINDS: dict[str, tuple[str, ...]] = {
-    ".psd": ("photoshop",), ".svg": ("vector", "svg"), ".gif": ("gif", "animation"), ".webp": ("image",),
-    ".jpeg": ("photo", "picture", "image"), ".tiff": ("tiff",), ".tif": ("tiff",), ".xmp": ("sidecar",),
+    ".psd": ("photoshop",), ".svg": ("vector", "svg"), ".gif": ("gif", "animation"),
+    ".webp": ("photo", "picture", "image", "pic"), ".jpeg": ("photo", "picture", "image", "pic"),
+    ".tiff": ("tiff",), ".tif": ("tiff",), ".xmp": ("sidecar",),
     # camera raw files ("the raws from the wedding")
     ".nef": ("raw",), ".cr2": ("raw",), ".cr3": ("raw",), ".arw": ("raw",), ".dng": ("raw",), ".raf": ("raw",),
     ".orf": ("raw",), ".rw2": ("raw",),
@@ -205,11 +206,13 @@ def names_a_kind(word: str) -> bool:
 SPELLED_PATH = re.compile(r"[^\s\"'`]*/[^\s\"'`]*")
 
 
-def group_exts(request: str) -> list[str]:
+def group_exts(request: str, *, wide: bool = False) -> list[str]:
     """The extensions of a group of kinds the request names by its word ("photos", "pics", "videos"),
     when it names one group and no extension of its own: every kind the word stands for."""
-    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request))))
-    named = [exts for word, exts in GROUPS.items() if " " not in word and said.uses([word])]
+    said = Request(_narrowed_kinds(ARCHIVING_VERB.sub(" ", SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request)))))
+    # (``wide``: every kind the word names, "pics" are .webp and .jpeg pictures too)
+    named = [list(dict.fromkeys([*exts, *(sorted(kind_exts(word) - set(exts)) if wide else [])]))
+             for word, exts in GROUPS.items() if " " not in word and said.uses([word])]  # fmt: skip
     if len(named) != 1:
         return []
     group = set(named[0])
@@ -237,6 +240,23 @@ def _narrowed_kinds(request: str) -> str:
     return request
 
 
+#: A word for an archive said as the verb that makes one: "zip up the designs", "tar them".
+ARCHIVING_VERB = re.compile(
+    r"\b(?:zip|tar|gzip|rar|7z)(?=\s+(?:up|it|them|the|all|everything|these|those|my|our|his|her|their|this)\b)",
+    re.IGNORECASE,
+)
+#: Kinds said with a slash between them ("the gpx/fit files", "jpg/png"), or what may be a path.
+_SLASHED_KINDS = re.compile(r"(?<![\w/.])\.?([A-Za-z0-9]{2,5})/\.?([A-Za-z0-9]{2,5})(?![\w/.])")
+
+
+def _unslashed(found: re.Match[str], exts: list[str]) -> str:
+    """The two words of ``found`` apart where both are extensions of ``exts`` ("gpx fit"), else it."""
+    lowered = {ext.lower() for ext in exts}
+    if f".{found[1].lower()}" in lowered and f".{found[2].lower()}" in lowered:
+        return f"{found[1]} {found[2]}"
+    return found[0]
+
+
 #: An extension spelled with its dot: ".bak", ".orig".
 _DOTTED_EXT = re.compile(r"(?<![\w/.])\.[A-Za-z][A-Za-z0-9]{0,7}\b")
 
@@ -248,11 +268,14 @@ def referred_exts(request: str, exts: Iterable[str], *, strict: bool = False) ->
     # A file the request names is not a kind it asks for: "zip it as thesis-backup.zip" asks for no
     # zips and no backups.
     # Nor is a folder it spells with a slash: "from photos/" asks for no photos.
-    said = Request(_narrowed_kinds(SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request))))
+    # Nor is a verb of archiving: "zip up the flash designs", "tar them" ask for no zips.
+    # (Kinds said with a slash between them are kinds, not a path: "the gpx/fit files".)
+    exts = list(dict.fromkeys(exts))
+    request = _SLASHED_KINDS.sub(lambda found: _unslashed(found, exts), request)
+    said = Request(_narrowed_kinds(ARCHIVING_VERB.sub(" ", SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request)))))
     # Extensions spelled with their dot are all it names: "the .bak and .orig leftovers" are no .pyc.
     dotted = list(dict.fromkeys(ext.lower() for ext in _DOTTED_EXT.findall(said.text)))
     strict = strict or bool(dotted)
-    exts = list(dict.fromkeys(exts))
     said_words = WORD.findall(said.lowered)
     keys = {key for word in said_words for key in word_keys(word)}
     named = {ext for word in said_words for ext in kind_exts(word)}
@@ -317,7 +340,7 @@ OP_WORDS: dict[str, tuple[str, ...]] = {
     "archive": ("zip", "zipped", "zipping", "archive", "compress", "compressed", "tar", "tarball", "pack",
                 "bundle", "backup", "back"),
     "extract": ("extract", "unzip", "unpack", "untar", "decompress", "expand", "inflate", "open", "contents",
-                "unarchive"),
+                "unarchive", "restore"),
     "write": ("write", "writing", "create", "new", "make", "note", "save", "leave", "say", "says", "saying",
               "containing", "contain", "jot", "text", "reading", "reads"),
     "append": ("append", "add", "jot", "log", "note", "end", "put", "write", "insert", "line"),
@@ -449,6 +472,12 @@ def unsaid(request: str) -> str:
     return _LEFT_ALONE.sub(_blanked, _NEGATED.sub(_blanked, request))
 
 
+#: A new file said by its kind: "new file todo.md", "a new note", "new empty text file".
+_NEW_FILE = re.compile(
+    r"\bnew\s+(?:(?:empty|blank|text|markdown|md)\s+){0,2}(?:file|note|doc|document)\b", re.IGNORECASE
+)
+
+
 def referred_ops(request: str) -> set[str] | None:
     """The ops a plan for the request may use: those whose words it says (:data:`OP_WORDS`; in file
     names they do not count, so "hw2-solutions.zip" asks for no zip), with what each implies: an
@@ -478,6 +507,9 @@ def referred_ops(request: str) -> set[str] | None:
         ops.add("archive")
     if _QUOTE.search(request):
         ops |= {"write", "append"}
+    # A new file asks for a write ("new file todo.md in the thesis folder with: ...").
+    if _NEW_FILE.search(request):
+        ops.add("write")
     # A file added by its name may be a new one ("add bugreport/versions.txt with the line: ...").
     if "append" in ops and ADDED_FILE.search(request):
         ops.add("write")
@@ -564,26 +596,3 @@ def takes_from_folder(request: str, folders: list[str]) -> bool:
             continue
         return True
     return False
-
-
-#: Words before a folder the request leaves alone ("leave media/videos alone", "except logs/archive").
-_SPARING = frozenset(("leave", "leaving", "except", "excluding", "but", "touch", "skip", "skipping", "keep", "keeping",
-                      "apart", "besides", "without", "save"))  # fmt: skip
-
-
-def spared_folders(request: str, folders: list[str]) -> set[str]:
-    """The ``folders`` the request spells whole (with a slash: "media/videos") a few words after it
-    says to leave them alone: what a step selects from is never one of them."""
-    raw = REQUEST_TOKEN.findall(request)
-    tokens = [token.strip(".'\"").rstrip("/").lower() for token in raw]
-    by_name = {folder.lower(): folder for folder in folders if "/" in folder}
-
-    def before(at: int) -> list[str]:
-        """The few words before token ``at``, in its own sentence ("Don't touch anything else.
-        compress code/app/src" spares nothing)."""
-        start = max(0, at - 4)
-        ends = [i + 1 for i in range(start, at) if raw[i].endswith((".", "!", "?"))]
-        return tokens[max([start, *ends]) : at]
-
-    return {by_name[token] for at, token in enumerate(tokens)
-            if token in by_name and any(one_of(word, _SPARING) for word in before(at))}  # fmt: skip

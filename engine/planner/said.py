@@ -65,8 +65,8 @@ _LINE_ENDS = frozenset(("and", "then", "also", "after", "thanks", "thank", "thx"
 
 
 #: What a file written is to say, up to the end of its sentence: "... that says: decided to drop
-#: windows 7 support", "saying renew the passport".
-_DICTATION = re.compile(r"\b(?:says|say|saying)\b([^.;!?]*?)(?=[.;!?](?:\s|$)|$)", re.IGNORECASE)
+#: windows 7 support", "saying renew the passport", "new file todo.md with: trim, case in".
+_DICTATION = re.compile(r"\b(?:says|say|saying|with(?=:))\b([^.;!?]*?)(?=[.;!?](?:\s|$)|$)", re.IGNORECASE)
 
 
 def undictated(request: str, *, quotes: bool = True) -> str:
@@ -86,8 +86,8 @@ def dictated_lines(request: str) -> list[str]:
     quoted = [text.strip() for _, text in QUOTED.findall(request)]
     runs = []
     unquoted = QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)  # where a line stops
-    for at in (found.end() for found in _CUE.finditer(unquoted)):
-        words = unquoted[at:].split("\0", 1)[0].split()[:SPAN_WORDS]
+    for cue in _CUE.finditer(unquoted):
+        words = unquoted[cue.end() :].split("\0", 1)[0].split()[:SPAN_WORDS]
         # A line ends where the run does (or a word before: "thaaanks"), where a sentence does, or
         # before a word that goes on to something else ("... saying renew the passport thanks. Then
         # ...", "No rush"): never inside a list ("passport, charger, sunscreen").
@@ -95,7 +95,11 @@ def dictated_lines(request: str) -> list[str]:
                 or (end == len(words) - 1 and words[end - 1][-1] != ",")
                 or Request(words[end].strip(WORD_EDGES + ".")).uses(_LINE_ENDS)
                 or not any(ch.isalnum() for ch in words[end]) or words[end][:1].isupper()]  # fmt: skip
-        runs += [" ".join(words[:end]) for end in ends]
+        # (A run after a word that goes on past a colon is no line: the line is what the colon
+        # introduces, "add a line to sanna's plan: taper starts 26 oct" holds no "to sanna's plan:".)
+        colon = cue.group(0).startswith(":")
+        lines = [" ".join(words[:end]) for end in ends]
+        runs += [line for line in lines if colon or not re.search(r":\s+\S", line)]
     if not (quoted or runs):
         for part in _BREAK.split(request):
             words = part.split()
@@ -287,6 +291,10 @@ _NOT_FILES = re.compile(
 )
 
 
+#: A path spelled with a slash ("social/instagram", "drafts/"), not a URL's "://" alone.
+_SLASHED = re.compile(r"(?<!\S)(?![a-z]+://)[^\s/]*\w/[^\s]*")
+
+
 def not_files(request: str, names: Iterable[str] = ()) -> bool:
     """Whether ``request`` asks for something file operations cannot do ("fix the flaky test",
     "email the report to finance", "will it rain", "shrink the video so it fits on a stick"), where
@@ -294,4 +302,6 @@ def not_files(request: str, names: Iterable[str] = ()) -> bool:
     said = {name for path in names for name in (path, posixpath.basename(path)) if name.lower() in request.lower()}
     for name in sorted(said, key=len, reverse=True):
         request = re.sub(re.escape(name), lambda found: "_" * len(found.group(0)), request, flags=re.IGNORECASE)
+    # (Nor inside a path it spells with a slash: "unzip the export to social/instagram".)
+    request = _SLASHED.sub(lambda found: "_" * len(found.group(0)), request)
     return _NOT_FILES.search(request) is not None

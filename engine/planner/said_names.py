@@ -48,6 +48,18 @@ _NAME_ENDS = STOP_WORDS | {
     "who",
     "then",
     "now",
+    "today",
+    "there",
+    "here",
+    "except",
+    "excluding",
+    "under",
+    "inside",
+    "within",
+    "beneath",
+    "below",
+    "tonight",
+    "tomorrow",
     "asap",
     "too",
     "afterwards",
@@ -87,7 +99,8 @@ def _spoken_on(raw: list[str], at: int, start: str) -> list[str]:
     longer: list[str] = []
     for ahead in raw[at + 1 : at + 1 + _MAX_SPACED_WORDS]:
         bare = ahead.strip(WORD_EDGES).rstrip(".")
-        if not bare or ahead[0] in "([{<\"'`" or bare.lower() in _NAME_ENDS or not NAME.match(bare):
+        if (not bare or ahead[0] in "([{<\"'`" or ahead in _ARROWS or bare.lower() in _NAME_ENDS
+                or not NAME.match(bare)):  # fmt: skip
             break
         longer.append(f"{longer[-1] if longer else start} {bare.rstrip('/')}")
         if (ahead[-1:] in ",;:!?." and not has_ext(ahead.strip(WORD_EDGES))) or has_ext(bare) or bare.endswith("/"):

@@ -124,16 +124,25 @@ def unique_when_few(array: dict[str, Any], values: list[str] | None) -> None:
 MAX_RENAMED = 40
 
 
-def renamed_beside(defs: dict[str, Any], files: list[str], names: list[str], existing: set[str]) -> None:
+def renamed_beside(
+    defs: dict[str, Any],
+    files: list[str],
+    names: list[str],
+    existing: set[str],
+    also: dict[str, list[str]] | None = None,
+) -> None:
     """A move or a copy of one file (``from``) to a new name puts it beside itself, named as the
     request names it: "rename office-8.JPG to old-office-8.JPG" is ``camera/2025/office-8.JPG`` to
     ``camera/2025/old-office-8.JPG``, never a name in another folder. So each file the request
     may mean gets its own alternative, with the ``to`` names that go with it; with more than
-    :data:`MAX_RENAMED` such files or no name with an extension, the step stays as it was."""
+    :data:`MAX_RENAMED` such files or no name with an extension, the step stays as it was. A file of
+    ``also`` may go to its paths there too ("move ALL.TXT into logbook and call it ALL-2026.txt")."""
     pairs = []
+    also = also or {}
     for path in files:
         folder = posixpath.dirname(path)
         tos = [new for name in names if (new := posixpath.join(folder, posixpath.basename(name))) not in existing]
+        tos = [*(new for new in also.get(path, []) if new not in existing), *tos]
         if tos := [new for new in dict.fromkeys(tos) if is_changeable(new)]:
             pairs.append((path, tos))
     if not pairs or len(pairs) > MAX_RENAMED:

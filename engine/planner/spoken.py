@@ -153,6 +153,16 @@ RETAG = re.compile(r"\bretag\b|\b(?:swap|switch|replace|change)\b(?:(?!\b(?:and|
 PREFIX_WITH = re.compile(
     r"\bprefix\w*\b(?:(?![.;!?](?:\s|$))[^;])*?\bwith\s+['\"]?([\w.]+[-_])(?=['\"]?(?:\s|$|[,.;!?)]))", re.IGNORECASE
 )
+#: Text of names changed into other text ("change the DSC_ at the start of the names to berlin2026_",
+#: "replace 'draft' with 'final' in the names"): what was there and what goes instead, in one clause.
+CHANGED_TEXT = re.compile(
+    r"\b(?:change|replace|swap|switch|turn)\s+(?:(?:the|every|each|all|any)\s+)?['\"]?(?P<was>[^\s'\",;]+)['\"]?"
+    r"(?P<between>(?:\s+(?!(?:to|with|for|into|by)\b)[^\s.;!?]+){0,8}?)\s+(?:to|with|for|into|by)\s+"
+    r"['\"]?(?P<now>[^\s'\",;]+?)['\"]?(?=$|[\s,;!?]|\.(?:\s|$))",
+    re.IGNORECASE,
+)
+#: Said of where in a name the text changed is: at its start.
+AT_START = re.compile(r"\b(?:start|starts|beginning|begins|front)\b", re.IGNORECASE)
 #: A name shown with its date spelled out ("rename them drawing-YYYY-MM-DD", "as IMG_YYYYMMDD.jpg"):
 #: the date (its separator in ``s``) and what comes before and after it in the name.
 SHOWN_DATE = re.compile(

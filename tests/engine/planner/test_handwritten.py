@@ -35,6 +35,10 @@ NINTH = DATA.with_name("handwritten-ninth.jsonl")
 TENTH = DATA.with_name("handwritten-tenth.jsonl")
 #: And an eleventh, over four more workspaces, written after rules had been shaped by the tenth.
 ELEVENTH = DATA.with_name("handwritten-eleventh.jsonl")
+#: A twelfth, written after rules had been shaped by the tenth, and a thirteenth after rules had been
+#: shaped by the eleventh and the twelfth.
+TWELFTH = DATA.with_name("handwritten-twelfth.jsonl")
+THIRTEENTH = DATA.with_name("handwritten-thirteenth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -53,6 +57,8 @@ EIGHTH_CASES = _load(EIGHTH)
 NINTH_CASES = _load(NINTH)
 TENTH_CASES = _load(TENTH)
 ELEVENTH_CASES = _load(ELEVENTH)
+TWELFTH_CASES = _load(TWELFTH)
+THIRTEENTH_CASES = _load(THIRTEENTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -93,6 +99,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (NINTH_CASES, "ninth_"),
         (TENTH_CASES, "tenth_"),
         (ELEVENTH_CASES, "eleventh_"),
+        (TWELFTH_CASES, "twelfth_"),
+        (THIRTEENTH_CASES, "thirteenth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -111,6 +119,8 @@ EVERY = [
     *NINTH_CASES,
     *TENTH_CASES,
     *ELEVENTH_CASES,
+    *TWELFTH_CASES,
+    *THIRTEENTH_CASES,
 ]
 
 

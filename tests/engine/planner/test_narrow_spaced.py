@@ -152,7 +152,9 @@ def test_folders_taken_by_their_name_are_selected_as_folders() -> None:
 def test_names_shown_by_an_example_are_renamed_like_it() -> None:
     assert example_templates(["ep40 - subtitles.srt"], ["ep40.srt", "ep40.txt"]) == ["{stem} - subtitles{ext}"]
     assert example_templates(["2026 budget.xlsx"], ["budget.xlsx"]) == ["2026 {stem}{ext}"]
-    assert example_templates(["2026-09-18_take 3.wav"], ["take 3.wav"]) == []  # each file has its own date
+    # (a day it shows is each file's own date, in the form shown)
+    assert example_templates(["2026-09-18_take 3.wav"], ["take 3.wav"]) == ["{mtime:%Y-%m-%d}_{stem}{ext}"]
+    assert example_templates(["IMG_5521-20260629.jpg"], ["IMG_5521.jpg"]) == ["{stem}-{mtime:%Y%m%d}{ext}"]
     assert example_templates(["{x}a.srt"], ["a.srt"]) == []
     assert changed_by_example(["ch03 - Inês.docx", "Chapter 03 - Inês.docx"]) == [(["^ch", "ch"], "Chapter ")]
     assert changed_by_example(["x - Inês.docx", "Inês.docx"]) == []

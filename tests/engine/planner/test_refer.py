@@ -12,10 +12,10 @@ from engine.planner.refer import (
     referred_files,
     referred_folders,
     referred_ops,
-    spared_folders,
     takes_from_folder,
 )
 from engine.planner.said import asked_pieces
+from engine.planner.spared import spared_folders
 from engine.planner.words import Request, alike, stem
 
 TODAY = dt.date(2026, 6, 15)
