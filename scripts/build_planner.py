@@ -53,6 +53,7 @@ LATER_SETS = [
     "engine/planner/data/handwritten-eleventh.jsonl",
     "engine/planner/data/handwritten-twelfth.jsonl",
     "engine/planner/data/handwritten-thirteenth.jsonl",
+    "engine/planner/data/handwritten-fourteenth.jsonl",
 ]
 #: What the card says of a set whose failures decoding rules were shaped by after it was first scored.
 SHAPED_BY = {
@@ -66,11 +67,17 @@ SHAPED_BY = {
     "engine/planner/data/handwritten-tenth.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-eleventh.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-twelfth.jsonl": ", rules were shaped by its failures",
+    "engine/planner/data/handwritten-thirteenth.jsonl": ", rules were shaped by its failures",
 }
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")
 TABLE_HEAD = "| planner | exact effect | valid | refused | overreach | declined | gold fits | p50 s | p95 s |"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja")
+
+
+def share(value: float) -> str:
+    """``value`` as a percentage, to a tenth where it is not whole (199 of 200 is 99.5%, never 100%)."""
+    return f"{value:.1%}".replace(".0%", "%")
 
 
 def run(steps: list[dict[str, Any]], *args: str, stdout: Path | None = None) -> None:
@@ -170,7 +177,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         " Asked as the Agent pane asks it on the local profile (`agent`: a refused answer, or one that repeats"
         " itself, is asked again, sampled, at most twice; a plan it gives a probability under "
         f"{LEAST:.0%} is declined), "
-        f"{held_rows['agent']['exact_effect']:.0%} and {hand_rows['agent']['exact_effect']:.0%}."
+        f"{share(held_rows['agent']['exact_effect'])} and {share(hand_rows['agent']['exact_effect'])}."
         if "agent" in held_rows and "agent" in hand_rows
         else ""
     )
@@ -190,7 +197,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         f"Made by the commands at the end ({total:.0f} s in all) on {sys.platform} with Python "
         f"{sys.version.split()[0]}, with no network and no key; `make planner` (scripts/build_planner.py) runs them.",
         "",
-        f"**How well it plans:** {held:.0%} of held-out generated requests and {hand:.0%} of requests written by",
+        f"**How well it plans:** {share(held)} of held-out generated requests and {share(hand)} of requests written by",
         "hand get exactly the right effect from its first answer (targets: 90% and 80%)." + retried,
         (
             "On requests written by hand by people who had not read the decoding rules: "

@@ -45,6 +45,7 @@ from engine.planner.parts import request_parts
 from engine.planner.pieces import names_alone, piece_ops, rules_in_order, said_at, steps_by_piece
 from engine.planner.places import (
     FILE_NAME,
+    made_inside,
     made_names,
     moved_and_named,
     referred_targets,
@@ -65,6 +66,7 @@ from engine.planner.refer import (
 from engine.planner.said import (
     CLAUSE_BREAK,
     FIRST_N,
+    NOT_NEEDED,
     QUOTED,
     REMOVING,
     SOMETHING_DONE_TO_THEM,
@@ -189,9 +191,16 @@ def _narrow_ops(
     # and then surely when it makes one archive ("zip ... into a.zip, removing the originals").
     archive = defs["archive"]
     # (Not when it says not to: "zip them up, dont delete them".)
-    if ops is not None and "delete" not in ops and not SOMETHING_DONE_TO_THEM.search(unsaid(request)):
+    # ("dont need the loose files after" says so too)
+    not_needed = NOT_NEEDED.search(request) is not None
+    if (
+        ops is not None
+        and "delete" not in ops
+        and not SOMETHING_DONE_TO_THEM.search(unsaid(request))
+        and not not_needed
+    ):
         del archive["properties"]["remove"]
-    elif len(scope.archives) == 1 and REMOVING.search(unsaid(request)):
+    elif len(scope.archives) == 1 and (REMOVING.search(unsaid(request)) or not_needed):
         archive["properties"]["remove"] = {"const": True}
         archive["required"] = [*archive["required"], "remove"]
     # An archive is unpacked into a folder whose parent exists or that a mkdir makes first: a
@@ -231,7 +240,11 @@ def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *,
     # Folders made one after another ("make a folder called done and keep and shared"): a mkdir of
     # each, in the order said (a small planner is apt to make one of them twice).
     listed_dirs = made_names(request)
-    if not (ops is not None and ops <= {"mkdir", "write", "move", "rename", "classify", "archive"}):
+    # (where it says no op, folders it lists to make inside one are made: "set up teams/U8 Cubs,
+    # with match reports and photos folders inside")
+    if not (ops is not None and ops <= {"mkdir", "write", "move", "rename", "classify", "archive"}) and not (
+        ops is None and made_inside(request)
+    ):
         listed_dirs = []
     if listed_dirs:
         for at, name in enumerate(listed_dirs):
@@ -338,6 +351,16 @@ def _narrow_places(defs: dict[str, Any], request: str, scope: Scope, offer: Offe
     if one_thing and (ops is None or "classify" in ops):
         rules_in_order(defs, scope.sorted_request or request, defs["target"].get("enum", []), rule_exts,
                        scope.all_files)  # fmt: skip
+        # (and files sorted into several places at once are sorted, not moved into one of them:
+        # "pdfs -> Downloads/docs, images -> Downloads/images, zips -> Downloads/zips")
+        rules = defs["classify"]["anyOf"][0]["properties"]["rules"]
+        step = defs["step"]
+        sorted_to = [way["properties"]["to"].get("const", "") for item in rules.get("prefixItems", [])
+                     for way in item["anyOf"][:1]]  # fmt: skip
+        if (len(sorted_to) >= 2 and "classify" in step["properties"]["op"]["enum"]
+                and not any(has_ext(posixpath.basename(to)) for to in sorted_to)):  # fmt: skip
+            step["properties"]["op"]["enum"] = ["classify"]
+            step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] == "classify"]
     # Many files go into a folder, never into a name like a file's ("into cover-final.png").
     file_like = {*COMMON_EXTS, *offer.found_exts, *ARCHIVE_EXTS}
     # (Where every place it names is such a name, a move or a copy takes one file: "rename a.png to b.png".)

@@ -16,9 +16,16 @@ from typing import Any
 
 from engine.planner.offered import Offered, Scope, Times
 from engine.planner.parts import request_parts
-from engine.planner.places import referred_targets, without_places
+from engine.planner.places import FILE_NAME, referred_targets, without_places
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import SENDING_WORDS, group_exts, referred_exts, referred_ops, without_folders_in
+from engine.planner.refer import (
+    SENDING_WORDS,
+    SPELLED_PATH,
+    group_exts,
+    referred_exts,
+    referred_ops,
+    without_folders_in,
+)
 from engine.planner.said import about_phrases, about_words, asked_steps
 from engine.planner.schema_edit import bounded_to, narrow_enum
 from engine.planner.spoken import (
@@ -161,7 +168,9 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     sent_to = referred_targets(request) or set()
     new_places = [word for word in scope.words if " " in word and "/" not in word and word not in scope.all_folders
                   and goes_to(word, sent_to)]  # fmt: skip
-    kinds = referred_exts(Request(without_folders_in(request, scope.all_folders)).without(new_places).text,
+    # (nor a tag it puts on: "tag the huge tiffs with to-backup" asks for no backups)
+    put_on = [tag for tag in offer.named_tags if any(ch in tag for ch in "-_")]
+    kinds = referred_exts(Request(without_folders_in(request, scope.all_folders)).without([*new_places, *put_on]).text,
                           offer.found_exts)  # fmt: skip
     if kinds:
         narrow_enum(match["ext"], "items", kinds, defs)
@@ -201,6 +210,12 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     # "the 2025 service notes" of the folder "service notes".)
     where = {word for d in scope.folder_refs or [] for word in re.findall(r"[^\W_]+", posixpath.basename(d).lower())}
     said_about = [text for text in said_about if text.lower() not in where]
+    # (Where it says what they mention, that is what: "any patient notes that mention acl" mention
+    # "acl", not "patient".)
+    mentioned = _MENTION.split(request, maxsplit=1)
+    if len(mentioned) > 1:
+        right_after = Request(" ".join(mentioned[1].split()[:3]))
+        said_about = [text for text in said_about if right_after.uses([text])] or said_about
     if said_about:
         # (and what two words say together: "mention a missing 1099")
         first = {text.lower() for text in said_about}
@@ -223,8 +238,10 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
         for word in words_of_names([folder])
     }
     # (a tag of several words, "to-edit", is said when it is spelled whole)
-    said_tags = [tag for entry in entries for tag in entry.tags
-                 if scope.words_of.uses([tag]) or scope.words_of.spells(tag)]  # fmt: skip
+    # (not a word of a path or a file's name it spells: "as patients/chloe-martin.zip" says no
+    # "patient" tag, "-> jobs/2026-07 Fenwick Estate" no "job")
+    outside = Request(SPELLED_PATH.sub(" ", FILE_NAME.sub(" ", request)))
+    said_tags = [tag for entry in entries for tag in entry.tags if outside.uses([tag]) or outside.spells(tag)]
     had = bounded(tag for tag in said_tags if tag.lower() in offer.named_tags or tag.lower() not in folder_words)
     narrow_enum(match, "tag", had, defs, drop=True)
     # Files said by their tag ("every note tagged exam", "the urgent-tagged files") are selected by it.
@@ -259,3 +276,9 @@ def _asking(request: str) -> Request:
     sentences = _SENTENCE_END.split(request)
     asking = [sentence for sentence in sentences if referred_ops(sentence)]
     return Request(" ".join(asking) if asking else request)
+
+
+#: A verb that says what files mention.
+_MENTION = re.compile(
+    r"\b(?:mention|mentions|mentioning|mentioned|talk\s+about|talks\s+about|regarding)\b", re.IGNORECASE
+)

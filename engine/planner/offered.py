@@ -17,7 +17,7 @@ from functools import partial
 
 from engine.planner.parts import request_parts
 from engine.planner.pieces import names_alone
-from engine.planner.places import folders_inside, names_in_folders, sorted_into
+from engine.planner.places import folders_inside, names_in_folders, placed_in_that, sorted_into
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
     OP_WORDS,
@@ -174,6 +174,10 @@ def dated_templates(request: str) -> list[str]:
     return found
 
 
+#: A day, a space and a file's name: "like 2026-09-01 IMG_5501.jpg".
+_DAY_THEN_NAME = re.compile(r"(?<![\w-])((?:19|20)\d\d[-_.]?[01]\d[-_.]?[0-3]\d)\s+([\w-]+\.[A-Za-z0-9]{1,8})\b")
+#: A number in brackets, as a copy downloaded twice is named: "(1)".
+_BRACKETED = re.compile(r"\(\d{1,3}\)")
 #: A request that sorts files ("sort", "organise", "split ... into").
 _SORTS = re.compile(r"\b(?:sort|sorted|sorting|organi[sz]e|split|separate|group|tidy|file)\b", re.IGNORECASE)
 #: A new folder in the folder of someone or something the request speaks of: "a paperwork folder in
@@ -293,6 +297,9 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     # and other subfolders") go into folders of those names in the one folder they are in.
     inner = [d for d in folder_refs or [] if not any(o.startswith(f"{d}/") for o in folder_refs or [])]
     sorting = sorted_into(request, inner[0] if len(inner) == 1 else None) if _SORTS.search(request) else None
+    # (So do new places said to be "both inside that folder": "dxfs into a cad folder and the pdfs
+    # into paperwork, both inside that folder".)
+    sorting = sorting or placed_in_that(request, inner[0] if len(inner) == 1 else None, all_folders)
     if sorting is not None:
         inside_new = [*inside_new, *((posixpath.basename(path), path, "") for path in sorting[1])]
     if inside_new:
@@ -494,7 +501,9 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
     quoted = [text for _, text in QUOTED.findall(request)]
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]
-    finds = bounded(literal(text) for text in [" ", "-", "_", *spans, *(t.lower() for t in spans)])
+    # (and a number in brackets a download added, "with (1) on the end of the name", with its space)
+    bracketed = [text for found in _BRACKETED.findall(request) for text in (f" {found}", found)]
+    finds = bounded(literal(text) for text in [*bracketed, " ", "-", "_", *spans, *(t.lower() for t in spans)])
     replaces = ["", *bounded(["-", "_", " ", *map(put_literally, [*quoted, *plain])])]  # "" (take it out) is not a name
     # A separator the request puts in ("spaces with underscores", "use dashes instead") is what goes in.
     put_in = [SEPARATORS[word[:3].lower()] for pair in PUT_IN.findall(request) for word in pair if word]
@@ -513,12 +522,16 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     templates = bounded([*counted, *dated_templates(request)]) or templates
     # Names shown by an example ("to the 'ep40 - subtitles.srt' pattern", "from 'ch03 - x.docx' to
     # 'Chapter 03 - x.docx'"): what a rename puts around each name, and what it changes in them.
-    shown = [name for name in dict.fromkeys([*quoted, *(w for w in words if has_ext(w))]) if has_ext(name)]
+    # (a day said before a name with a space is part of the example: "like 2026-09-01 IMG_5501.jpg")
+    dated_shown = [f"{day} {name}" for day, name in _DAY_THEN_NAME.findall(request)]
+    shown = [name for name in dict.fromkeys([*quoted, *dated_shown, *(w for w in words if has_ext(w))])
+             if has_ext(name)]  # fmt: skip
     templates = bounded([*example_templates(shown, basenames), *templates])
     # (An example of a name, where the file it renames goes unsaid: "like 2026-06-29_IMG_5521.jpg";
     # "rename wedding-38.JPG to v2-wedding-38.JPG" says the file, and moves it to its new name.)
-    unsaid_names = [base for base in basenames if base.lower() not in request.lower()]
-    by_example = example_templates(shown, unsaid_names)
+    in_examples = {name.lower() for _, name in _DAY_THEN_NAME.findall(request)}
+    said_whole = {posixpath.basename(token.strip(WORD_EDGES)).lower() for token in request.split()} - in_examples
+    by_example = example_templates(shown, [base for base in basenames if base.lower() not in said_whole])
     for was, now in changed_by_example([name for name in quoted if has_ext(name)] or shown):
         finds = bounded([*was, *finds])
         replaces = bounded([*dict.fromkeys([put_literally(now), *replaces])])

@@ -172,8 +172,36 @@ _MADE_WITH = re.compile(
 )
 
 
+#: Folders to make inside one, listed before "folders inside": "teams/U8 Cubs, with match reports and
+#: photos folders inside".
+_WITH_INSIDE = re.compile(
+    r"\bwith\s+(?P<list>[\w'-]+(?:\s+[\w'-]+)?(?:\s*,\s*[\w'-]+(?:\s+[\w'-]+)?)*\s*,?\s+and\s+[\w'-]+(?:\s+[\w'-]+)?)"
+    r"\s+(?:sub-?)?folders\s+(?:inside|in\s+it|within|in\s+there)\b",
+    re.IGNORECASE,
+)
+
+
+def made_inside(request: str) -> list[str]:
+    """A folder a request spells with a slash and the folders it lists to make inside it ("set up
+    teams/U8 Cubs, with match reports and photos folders inside"): it, then each inside it."""
+    found = _WITH_INSIDE.search(request)
+    if found is None:
+        return []
+    before = request[: found.start()].rstrip(" ,")
+    spelled = re.search(r"(?:^|\s)(\S*/[^,;:]*)$", before)
+    if spelled is None:
+        return []
+    outer = spelled.group(1).strip(" ./").rstrip("/")
+    inner = [name.strip() for name in _MADE_SPLIT.split(found["list"]) if name.strip()]
+    names = [outer, *(posixpath.join(outer, name) for name in inner)]
+    return names if all(NAME.match(name) and is_changeable(name) for name in names) else []
+
+
 def made_names(request: str) -> list[str]:
     """The folders a request asks to make, where it lists two or more and nothing else after them."""
+    inside = made_inside(request)
+    if inside:
+        return inside
     found = _MADE.search(request)
     if found is None:
         return []
@@ -375,3 +403,42 @@ def sorted_into(request: str, holder: str | None) -> tuple[str, list[str]] | Non
         said[-1] = f"everything else into {paths[-1]}"
     spoken = ", ".join(said[:-1]) + f" and {said[-1]}"
     return request[: found.start()] + spoken + request[found.end() :], paths
+
+
+#: New places said to be inside the folder the request speaks of: "dxfs into a cad folder and the
+#: pdfs into paperwork, both inside that folder".
+_INSIDE_THAT = re.compile(
+    r"\b(?:(?:both|all|each|them)\s+)?(?:inside|in|within|under)\s+(?:that|this|the\s+same)\s+"
+    r"(?:folder|dir|directory)\b",
+    re.IGNORECASE,
+)
+_NEW_PLACE = re.compile(
+    r"\b(?:into|to)\s+(?:(?:a|an|the)\s+)?(?:new\s+)?(?P<name>[\w.-]+)(?:\s+(?:folder|dir|directory))?\b", re.IGNORECASE
+)
+
+
+def placed_in_that(request: str, holder: str | None, folders: list[str]) -> tuple[str, list[str]] | None:
+    """Where ``request`` says the new places it names go inside the one folder it speaks of
+    (``holder``): the request with each said as its path inside it ("into P/cad and the pdfs into
+    P/paperwork"), and those paths. None where it says no such thing."""
+    if holder is None:
+        return None
+    known = {folder.lower() for folder in folders} | {posixpath.basename(folder).lower() for folder in folders}
+    paths: list[str] = []
+
+    def inside(found: re.Match[str]) -> str:
+        name = found["name"]
+        if (
+            name.lower() in known
+            or name.lower() in _NOT_MADE
+            or not is_changeable(path := posixpath.join(holder, name))
+        ):
+            return found.group(0)
+        paths.append(path)
+        return f"into {path}"
+
+    said = _INSIDE_THAT.search(request)
+    if said is None:
+        return None
+    spoken = _NEW_PLACE.sub(inside, request[: said.start()]) + request[said.start() :]
+    return (spoken, paths) if paths else None

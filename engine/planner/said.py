@@ -42,14 +42,21 @@ _CUE = re.compile(
 )
 #: What a request says when an archive takes the place of what it packs.
 REMOVING = re.compile(
-    r"\b(?:delete|deleting|remove|removing|trash|get rid of|drop|dlete|delte|remvoe|remov|removng)\s+"
-    r"(?:all\s+)?(?:the\s+)?(?:originals?|original files|files|them|those|it)\b",
+    r"\b(?:(?:delete|deleting|remove|removing|trash|get rid of|drop|dlete|delte|remvoe|remov|removng)\s+"
+    r"(?:all\s+)?(?:the\s+)?(?:loose\s+)?(?:originals?|original files|files|copies|them|those|it))\b",
+    re.IGNORECASE,
+)
+#: What a request says when it needs no more what an archive packs ("dont need the loose files after").
+NOT_NEEDED = re.compile(
+    r"\b(?:don'?t|do not|no longer)\s+need\s+(?:the\s+)?(?:loose\s+|original\s+)?"
+    r"(?:files|originals?|copies|them)\b",
     re.IGNORECASE,
 )
 #: A request that does something to "them" or "the originals" may delete them with a word typed
 #: too fast to be known ("then revme the files").
 SOMETHING_DONE_TO_THEM = re.compile(
-    r"\b(?!keep\b|leave\b)[a-z]{3,9}\s+(?:all\s+)?(?:the\s+(?:originals?|original files|files)|originals|them)\b",
+    r"\b(?!keep\b|leave\b)[a-z]{3,9}\s+(?:all\s+)?"
+    r"(?:the\s+(?:loose\s+)?(?:originals?|original files|files)|originals|them)\b",
     re.IGNORECASE,
 )
 #: "the first 3 songs", "2 .py files ..., the first ones": a count of files taken in order.
@@ -278,7 +285,9 @@ _IN_SENTENCE = r"(?:[^.?!;]|\.(?=\S)){0,200}"
 #: converting a file to another format.
 _NOT_FILES = re.compile(
     r"\b(?:flaky|failing|fails|fu\w{1,3}ion|refactor\w*|implement\w*|unit \w+|debug\w*|compile|deploy|install"
-    r"|github|pull request|weather|rain|e-?mail|flights?|translate|explain|instagram|shrink|resize|transcode"
+    r"|github|pull request|weather|rain|e-?mail|translate|explain|instagram|shrink|resize|transcode"
+    # (a trip, not a drone's "flight logs")
+    r"|flights?(?!\s*(?:logs?|plans?|records?|data|notes?|files?|folders?|paths?|times?|hours?|tests?))"
     r"|so (?:it|they) fits?|remind me|forward(?:ing)? (?:the|my|this|that)|(?<![\w-])print (?:the|my|this|that|out)"
     r"|push (?:my|the|these) changes|timing out|post (?:the|my|this|these) \S+(?: \S+)? on"
     # (a message sent: "text this week's rota to the team", "whatsapp it to Ana"; never "the whatsapp pics")

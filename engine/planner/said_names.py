@@ -125,6 +125,32 @@ def _held_before(raw: list[str]) -> list[str]:
     return found
 
 
+#: The most words a file's new name said after "to" or "as" holds ("to Hollins Farm - topographic
+#: survey - FINAL.pdf").
+_MAX_FILE_NAME_WORDS = 9
+
+
+def _long_file_names(raw: list[str]) -> list[str]:
+    """Names of a file said with spaces after "to", "as", "called" or "named", longer than a name
+    of :data:`_MAX_SPACED_WORDS` words: every word after it up to a word that is a file's name,
+    none of them a word that ends a name."""
+    found = []
+    for at, token in enumerate(raw):
+        if token.lower() not in ("to", "as", "called", "named"):
+            continue
+        words: list[str] = []
+        for ahead in raw[at + 1 : at + 1 + _MAX_FILE_NAME_WORDS]:
+            bare = ahead.strip(WORD_EDGES)
+            if not bare or bare.lower() in _NAME_ENDS or not NAME.match(bare) or ahead in _ARROWS:
+                break
+            words.append(bare)
+            if has_ext(bare):
+                if len(words) > _MAX_SPACED_WORDS + 1:
+                    found.append(" ".join(words))
+                break
+    return found
+
+
 def _thanks_at_end(name: str, request: str) -> bool:
     """Whether the last word of ``name`` ends ``request`` and is a word of thanks typed with a slip
     that makes another word ("-> trash-me/2027 tanks")."""
@@ -195,6 +221,7 @@ def spaced_names(request: str, folders: Iterable[str]) -> list[str]:
                 and "/" not in head):  # fmt: skip
             starts.append((first, head))
     found += _held_before(raw)
+    found += _long_file_names(raw)
     for at, start in starts:
         # (A name said with a slash at its end ends there: "in Work/Harbor View Hotel/site photos/ dated 2025".)
         longer = [] if raw[at].strip(WORD_EDGES).endswith("/") else _spoken_on(raw, at, start)

@@ -35,10 +35,11 @@ NINTH = DATA.with_name("handwritten-ninth.jsonl")
 TENTH = DATA.with_name("handwritten-tenth.jsonl")
 #: And an eleventh, over four more workspaces, written after rules had been shaped by the tenth.
 ELEVENTH = DATA.with_name("handwritten-eleventh.jsonl")
-#: A twelfth, written after rules had been shaped by the tenth, and a thirteenth after rules had been
-#: shaped by the eleventh and the twelfth.
+#: A twelfth, written after rules had been shaped by the tenth, a thirteenth while rules were shaped
+#: by the eleventh and the twelfth, and a fourteenth while rules were shaped by the thirteenth.
 TWELFTH = DATA.with_name("handwritten-twelfth.jsonl")
 THIRTEENTH = DATA.with_name("handwritten-thirteenth.jsonl")
+FOURTEENTH = DATA.with_name("handwritten-fourteenth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -59,6 +60,7 @@ TENTH_CASES = _load(TENTH)
 ELEVENTH_CASES = _load(ELEVENTH)
 TWELFTH_CASES = _load(TWELFTH)
 THIRTEENTH_CASES = _load(THIRTEENTH)
+FOURTEENTH_CASES = _load(FOURTEENTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -101,6 +103,7 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (ELEVENTH_CASES, "eleventh_"),
         (TWELFTH_CASES, "twelfth_"),
         (THIRTEENTH_CASES, "thirteenth_"),
+        (FOURTEENTH_CASES, "fourteenth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -121,6 +124,7 @@ EVERY = [
     *ELEVENTH_CASES,
     *TWELFTH_CASES,
     *THIRTEENTH_CASES,
+    *FOURTEENTH_CASES,
 ]
 
 

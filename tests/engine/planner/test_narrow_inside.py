@@ -10,7 +10,14 @@ from typing import Any
 
 from engine.planner.narrow import narrowed_schema
 from engine.planner.offered import example_templates
-from engine.planner.places import folders_inside, made_names, moved_and_named, names_in_folders, sorted_into
+from engine.planner.places import (
+    folders_inside,
+    made_names,
+    moved_and_named,
+    names_in_folders,
+    placed_in_that,
+    sorted_into,
+)
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import referred_exts, referred_ops
 from engine.planner.said import dictated_lines, not_files
@@ -232,3 +239,77 @@ def test_which_op_a_request_means() -> None:
     # A word of a path it spells asks for nothing file operations cannot do.
     assert not not_files("unzip the intstagram export in downloads to social/instagram")
     assert not_files("post the photos on instagram")
+
+
+def test_places_said_inside_the_folder_it_speaks_of_and_folders_listed_inside_a_new_one() -> None:
+    said = (
+        "sort out the nakamura sideboard folder - dxfs into a cad folder and the pdfs into paperwork, both inside "
+        "that folder"
+    )
+    spoken, paths = placed_in_that(said, "commissions/Sideboard Nakamura", ["commissions/Sideboard Nakamura"]) or (
+        "",
+        [],
+    )
+    assert paths == ["commissions/Sideboard Nakamura/cad", "commissions/Sideboard Nakamura/paperwork"]
+    assert "into commissions/Sideboard Nakamura/cad" in spoken
+    assert placed_in_that("dxfs into cad", "x", []) is None
+    files = [("commissions/Sideboard Nakamura/top.dxf", 9), ("commissions/Sideboard Nakamura/quote.pdf", 9)]
+    schema = _schema(said, *files)
+    rules = [{"ext": [".dxf"], "to": "commissions/Sideboard Nakamura/cad"},
+             {"ext": [".pdf"], "to": "commissions/Sideboard Nakamura/paperwork"}]  # fmt: skip
+    step = {"op": "classify", "match": {"glob": "commissions/Sideboard Nakamura/**"}, "rules": rules}
+    assert _allows(schema, step)
+    # (sorted into several folders at once, files are sorted, not moved into one of them)
+    assert not _allows(schema, {"op": "move", "match": {"glob": "commissions/Sideboard Nakamura/**"}, "to": "cad"})
+    said = "set up a folder for the new under 8s, teams/U8 Cubs, with match reports and photos folders inside"
+    assert made_names(said) == ["teams/U8 Cubs", "teams/U8 Cubs/match reports", "teams/U8 Cubs/photos"]
+    schema = _schema(said, ("teams/U10 Lions/match reports/a.md", 9))
+    made = [{"op": "mkdir", "path": path} for path in made_names(said)]
+    assert _allows(schema, *made)
+    assert not _allows(schema, made[0])
+
+
+def test_more_ways_of_saying_which_files_and_what_becomes_of_them() -> None:
+    # A drone's flight logs are files, not a trip.
+    assert not not_files("move the flight logs older than a year into flightlogs/old")
+    assert not_files("book me two flights to rome")
+    # A word of a path it spells is no tag it selects by.
+    files = [("Downloads/client brief - Fenwick estate.pdf", 2, 10)]
+    entries = [ViewEntry(*files[0], TODAY, ("job",))]
+    schema = narrowed_schema("fenwick brief from downloads -> jobs/2026-07 Fenwick Estate", entries, TODAY)
+    assert not _allows(
+        schema, {"op": "move", "match": {"glob": "Downloads/**", "tag": "job"}, "to": "jobs/2026-07 Fenwick Estate"}
+    )
+    # A tag it puts on says no kind of file.
+    schema = _schema("tag the huge tiffs with to-backup", ("scans/a.tif", 9, 90_000_000), ("old/x.zip", 9, 90_000_000))
+    assert not _allows(
+        schema, {"op": "tag", "match": {"glob": "**", "ext": [".zip"], "larger_than": "10MB"}, "tags": ["to-backup"]}
+    )
+    # "dont need the loose files after" removes what the archive packs.
+    schema = _schema("archive the registration forms into registrations/2025-26.zip, dont need the loose files after",
+                     ("registrations/2025-26/form 1.pdf", 200))  # fmt: skip
+    pack = {"op": "archive", "match": {"glob": "registrations/2025-26/**"}, "to": "registrations/2025-26.zip"}
+    assert _allows(schema, {**pack, "remove": True})
+    assert not _allows(schema, pack)
+    # A day and a space before a name that exists is an example of a new name.
+    files = [("progress/IMG_5501.jpg", 9), ("progress/IMG_5502.jpg", 9)]
+    schema = _schema("put the date at the front of the harris progress photos, like 2026-09-01 IMG_5501.jpg", *files)
+    match = {"glob": "progress/**", "ext": [".jpg"]}
+    assert _allows(schema, {"op": "rename", "match": match, "template": "{mtime:%Y-%m-%d} {stem}{ext}"})
+    assert not _allows(schema, {"op": "move", "from": "progress/IMG_5502.jpg", "to": "progress/IMG_5501.jpg"})
+    # A new name of many words ends at its extension.
+    schema = _schema("rename the hollins report pdf to Hollins Farm - topographic survey - FINAL.pdf",
+                     ("report/Hollins Farm survey report.pdf", 9))  # fmt: skip
+    moved = {"op": "move", "from": "report/Hollins Farm survey report.pdf"}
+    assert _allows(schema, {**moved, "to": "report/Hollins Farm - topographic survey - FINAL.pdf"})
+    # A number in brackets a download added is found with its space, and taken out.
+    schema = _schema("the april receipts all downloaded with (1) on the end of the name, can u strip that off",
+                     ("billing/2026-04/receipt (1).pdf", 9))  # fmt: skip
+    assert _allows(schema, {"op": "rename", "match": {"glob": "billing/2026-04/**"}, "find": " \\(1\\)", "replace": ""})
+    # What files mention is what is said right after "mention".
+    schema = _schema(
+        "tag any patient notes that mention acl with acl-rehab", ("patients/a.md", 9), ("patients/b.md", 9)
+    )
+    tagged = {"op": "tag", "match": {"glob": "patients/**", "ext": [".md"]}, "tags": ["acl-rehab"]}
+    assert _allows(schema, {**tagged, "match": {**tagged["match"], "contains": "acl"}})
+    assert not _allows(schema, {**tagged, "match": {**tagged["match"], "contains": "patient"}})
