@@ -103,6 +103,7 @@ from engine.planner.values import (
     COMMON_EXTS,
     goes_to,
     has_ext,
+    innermost,
     is_changeable,
     parent_folders,
 )
@@ -257,7 +258,7 @@ def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *,
     elif one_thing and asked == 1 and ops is not None and "extract" in ops and ops <= {"extract", "mkdir"}:
         # An archive unpacked: the missing parent of where it goes made first, then the extract
         # (a small planner is apt to make the folder twice and unpack nothing).
-        deepest = [p for p in missing if not any(other.startswith(f"{p}/") for other in missing)]
+        deepest = innermost(missing)
         if len(deepest) <= 1:
             made = [step_of(defs, ["mkdir"]) for _ in deepest] if "mkdir" in ops else []
             prefix = [*made, step_of(defs, ["extract"])]

@@ -75,6 +75,7 @@ from engine.planner.values import (
     compiles,
     counted_template,
     has_ext,
+    innermost,
     is_changeable,
     literal,
     name_prefixes,
@@ -295,7 +296,7 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     inside_new = folders_inside(request, all_folders, folder_refs)
     # Files sorted into a list of new folders ("sort the product photos into journals, sketchbooks
     # and other subfolders") go into folders of those names in the one folder they are in.
-    inner = [d for d in folder_refs or [] if not any(o.startswith(f"{d}/") for o in folder_refs or [])]
+    inner = innermost(folder_refs or [])
     sorting = sorted_into(request, inner[0] if len(inner) == 1 else None) if _SORTS.search(request) else None
     # (So do new places said to be "both inside that folder": "dxfs into a cad folder and the pdfs
     # into paperwork, both inside that folder".)
@@ -314,10 +315,9 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     # So is one said to be in the folder of the one it speaks of ("put his contract in a paperwork
     # folder in his dir"), the innermost it refers to.
     own = _OWN_FOLDER.search(request)
-    owners = [d for d in folder_refs or [] if not any(o.startswith(f"{d}/") for o in folder_refs or [])]
-    if own and len(owners) == 1:
+    if own and len(inner) == 1:
         name = own["before"] or own["after"]
-        if is_changeable(placed := posixpath.join(owners[0], name)):
+        if is_changeable(placed := posixpath.join(inner[0], name)):
             words = [*(word for word in words if word.lower() not in (name.lower(), "his", "her", "their")), placed]
     # (A folder said as where files are, "the notes in meeting notes", "the images in photos folder",
     # describes none of its files by their names: no meeting-2026-04-12.md, no photos-backup.zip.)

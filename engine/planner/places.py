@@ -14,7 +14,7 @@ import posixpath
 import re
 from collections.abc import Callable
 
-from engine.planner.values import NAME, is_changeable
+from engine.planner.values import NAME, innermost, is_changeable
 from engine.planner.words import alike, stem
 
 #: A file's name or path with its extension (``Notes/todo.md``, ``a-b.tar.gz``; not ``.log``). It starts
@@ -253,7 +253,7 @@ def described_folders(request: str, folders: list[str], *, most: int = 3) -> lis
             continue
         # (The deepest folders that hold every word: "campaigns/Shattered Crown/maps", not its parent.)
         holding = [folder for folder in folders if set(words) <= _path_words(folder)]
-        holding = [folder for folder in holding if not any(other.startswith(f"{folder}/") for other in holding)]
+        holding = innermost(holding)
         if 0 < len(holding) <= most:
             found += holding
     return list(dict.fromkeys(found))
@@ -319,7 +319,7 @@ def _said_folder(where: str, folders: list[str], refs: list[str]) -> str | None:
         # (of those it refers to, the innermost: "the wedding folder" of the Sørensen wedding it
         # speaks of is orders/weddings/Sørensen wedding, not orders/weddings)
         if pool is refs:
-            holding = [folder for folder in holding if not any(o.startswith(f"{folder}/") for o in holding)]
+            holding = innermost(holding)
         if len(holding) == 1:
             return holding[0]
     return None

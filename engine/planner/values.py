@@ -74,6 +74,12 @@ def words_of_names(files: list[str]) -> list[str]:
     return found
 
 
+def innermost(paths: Iterable[str]) -> list[str]:
+    """Those of ``paths`` that hold none of the others ("a", "a/b", "c": "a/b", "c"), in order."""
+    paths = list(paths)
+    return [path for path in paths if not any(other.startswith(f"{path}/") for other in paths)]
+
+
 def parent_folders(path: str) -> list[str]:
     """The folders above ``path``, nearest first ("a/b/c.txt": "a/b", "a"); an absolute path's end at
     its root ("/x/y": "/x", "/"), which no plan may change."""
