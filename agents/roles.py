@@ -24,7 +24,8 @@ from engine.llm.wire import ChatMessage, ResponseFormat
 from engine.names import display_line, display_name
 from engine.planner.effect import repetitions, without_repeated_steps
 from engine.planner.effect import reply_problems as planner_reply_problems
-from engine.planner.prompt import PLANNER_RETRIES, PLANNER_RETRY_TEMPERATURE
+from engine.planner.guided import dry_run_problems, guided_schema, refused_values, unrepeated_schema
+from engine.planner.prompt import PLANNER_GUIDED_RETRIES, PLANNER_RETRIES, PLANNER_RETRY_TEMPERATURE
 from engine.plans.dry_run import preview_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import BUILDER_PROMPT, PLAN_RULES, InvalidPlan, normalise, plan_problems
@@ -181,8 +182,10 @@ def ask_role(
     A plan that selects files comes back expanded, one step per file, checked against ``policy``.
     ``planner_schema``: the role is routeshell's own planner, whose reply is decoded under this
     schema (the planner reply schema, narrowed to the task): a file plan, or no steps at all when
-    the task is not one for file operations. Its retries resend the same messages, sampled (see
-    :data:`PLANNER_RETRY_TEMPERATURE`).
+    the task is not one for file operations. An answer the dry run refuses because a step selects
+    nothing, or that does a step twice, is asked again greedily under the schema without the choice
+    at fault, at most ``PLANNER_GUIDED_RETRIES`` times (:mod:`engine.planner.guided`); its retries
+    resend the same messages, sampled (see :data:`PLANNER_RETRY_TEMPERATURE`).
     Raises :class:`RoleFailed` when no valid reply came, and ``EndpointError`` from the client.
     """
     conversation = list(messages)
@@ -192,8 +195,15 @@ def ask_role(
     kept: tuple[Any, int, float | None] | None = None  # a planner's answer that is valid but repeats itself
     wanted = planner_response_format(planner_schema) if planner_schema is not None else response_format(role)
     repairs = PLANNER_RETRIES if files_planner else REPAIRS
-    for attempt in range(1, repairs + 2):
-        temperature = (0.0 if attempt == 1 else PLANNER_RETRY_TEMPERATURE) if files_planner else None
+    guides = PLANNER_GUIDED_RETRIES if files_planner else 0
+    attempt = asked = 0  # (a guided ask is not one of the repairs)
+    guided = False
+    unguided: tuple[dict[str, Any] | None, ResponseFormat] | None = None  # the schema before a guided ask
+    while attempt <= repairs:
+        attempt += 1
+        asked += 1
+        temperature = (0.0 if attempt == 1 or guided else PLANNER_RETRY_TEMPERATURE) if files_planner else None
+        guided = False
         try:
             reply: ChatReply = client.chat(
                 conversation,
@@ -204,9 +214,14 @@ def ask_role(
                 logprobs="processed" if files_planner else None,
             )
         except EndpointError:
+            if unguided is not None:
+                # A server that refuses the narrower schema is asked again as before, sampled.
+                (planner_schema, wanted), unguided, guides = unguided, None, 0
+                continue
             if kept is None:
                 raise
             break  # a retry that cannot be asked does not lose the plan at hand
+        unguided = None
         total = total + reply.usage
         if on_usage is not None:
             on_usage(reply.usage)
@@ -218,26 +233,39 @@ def ask_role(
         elif files_planner and isinstance(document, dict) and document.get("steps") == []:
             problems = [display_line(problem) for problem in planner_reply_problems(document)]
             if not problems:
-                return RoleReply(document, total, attempt, reply.logprob)
+                return RoleReply(document, total, asked, reply.logprob)
         else:
             problems = reply_problems(role, document, root, policy)
         # Invalid because it did a step twice ("delete a.txt" twice: the second finds nothing): ask
         # again, and keep it done once should no retry do better.
         once = without_repeated_steps(document) if problems and files_planner and kept is None else document
         if once is not document and not reply_problems(role, once, root, policy):
-            kept = (once, attempt, reply.logprob)
+            kept = (once, asked, reply.logprob)
         if not problems and files_planner and (repeated := repetitions(document)):
             # Valid, but it went round in circles: ask again, and keep the first such answer should
             # no retry do better.
-            kept = kept or (document, attempt, reply.logprob)
+            kept = kept or (document, asked, reply.logprob)
             problems = [display_line(problem) for problem in repeated[:MAX_PROBLEMS_SHOWN]]
         elif not problems:
             result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
-            return RoleReply(result, total, attempt, reply.logprob if files_planner else None)
+            return RoleReply(result, total, asked, reply.logprob if files_planner else None)
+        if guides and planner_schema is not None and not parse_problem and isinstance(document, dict):
+            # Refused by the dry run, or a step done twice: ask again, greedily, without the choice at fault.
+            found = dry_run_problems(root, document, policy=policy)
+            narrower = guided_schema(planner_schema, refused_values(root, document, found, policy=policy))
+            narrower = narrower or unrepeated_schema(planner_schema, document)
+            if narrower is not None and narrower != planner_schema:
+                guides -= 1
+                unguided = (planner_schema, wanted)
+                planner_schema, wanted = narrower, planner_response_format(narrower)
+                attempt, guided = attempt - 1, True
+                if on_repair is not None:
+                    on_repair(asked, problems)
+                continue
         if attempt > repairs:
             break
         if on_repair is not None:
-            on_repair(attempt, problems)
+            on_repair(asked, problems)
         if files_planner:
             continue
         shown = problems[:MAX_PROBLEMS_SHOWN]
@@ -255,7 +283,7 @@ def ask_role(
     if kept is not None:
         return RoleReply(_expanded(root, kept[0], policy), total, kept[1], kept[2])
     raise RoleFailed(
-        f"the {role} gave no valid reply after {repairs + 1} attempts: {problems[0]}"
+        f"the {role} gave no valid reply after {asked} attempts: {problems[0]}"
         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
     )
 

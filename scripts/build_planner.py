@@ -39,7 +39,7 @@ LEAST = PLANNER_MIN_PROBABILITY
 WORK = Path("build/planner")
 BASE_STEPS = 3000
 #: Requests written by hand after the first set, scored on their own (all but the first by people
-#: who had not read the decoding rules; the last is the one no rule was shaped by).
+#: who had not read the decoding rules; those not in SHAPED_BY are the ones no rule was shaped by).
 LATER_SETS = [
     "engine/planner/data/handwritten-later.jsonl",
     "engine/planner/data/handwritten-third.jsonl",
@@ -54,6 +54,8 @@ LATER_SETS = [
     "engine/planner/data/handwritten-twelfth.jsonl",
     "engine/planner/data/handwritten-thirteenth.jsonl",
     "engine/planner/data/handwritten-fourteenth.jsonl",
+    "engine/planner/data/handwritten-fifteenth.jsonl",
+    "engine/planner/data/handwritten-sixteenth.jsonl",
 ]
 #: What the card says of a set whose failures decoding rules were shaped by after it was first scored.
 SHAPED_BY = {
@@ -166,6 +168,45 @@ def set_label(name: str) -> str:
     return Path(name).stem if name.endswith(".jsonl") else name
 
 
+def pooled(rows: list[dict[str, Any]], key: str) -> float:
+    """``key``'s share over several sets' rows, each weighed by its count of cases."""
+    total: float = sum(float(row[key]) * int(row["cases"]) for row in rows)
+    return total / max(1, sum(int(row["cases"]) for row in rows))
+
+
+def unseen_line(model: dict[str, Any], unseen: list[tuple[str, dict[str, Any]]]) -> str:
+    """What the card says of the sets written by people who had not read the rules: each shaped set,
+    then the sets no rule was shaped by (never read), pooled."""
+    if not unseen:
+        return ""
+    shaped = [(path, rows) for path, rows in unseen if path in SHAPED_BY]
+    fresh = [(path, rows) for path, rows in unseen if path not in SHAPED_BY]
+    line = "On requests written by hand by people who had not read the decoding rules: " + "".join(
+        f"{rows['exact_effect']:.0%} of {rows['cases']} (`{path}`{SHAPED_BY[path]}); " for path, rows in shaped
+    )
+    if not fresh:
+        return line.rstrip("; ") + "."
+    rows = [row for _, row in fresh]
+    agents = [agent for path, _ in fresh if (agent := model.get(path, {}).get("agent")) and "declined" in agent]
+    line += (
+        f"and on the {len(fresh)} set{'s' if len(fresh) > 1 else ''} no rule was shaped by ("
+        + ", ".join(f"`{path}` {row['exact_effect']:.0%}" for path, row in fresh)
+        + f"; {sum(row['cases'] for row in rows)} requests, none of them read) {share(pooled(rows, 'exact_effect'))},"
+        f" where {pooled(rows, 'overreach'):.0%} of plans change a path the gold plan leaves alone"
+    )
+    if len(agents) == len(fresh):
+        line += (
+            f" ({share(pooled(agents, 'exact_effect'))} right and {pooled(agents, 'overreach'):.0%} overreaching"
+            f" as the Agent pane asks, declining {pooled(agents, 'declined'):.0%})"
+        )
+    if all("gold_fit" in row for row in rows):
+        line += (
+            f" and {pooled(rows, 'gold_fit'):.0%} of gold plans fit the schemas the model is decoded under"
+            " (`gold fits`: what it could answer at best)"
+        )
+    return line + "."
+
+
 def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[str, Any]], total: float) -> str:
     summary = meta["summary"]
     shipped = size_mb(MODELS / "base") + size_mb(MODELS / "planner") + size_mb(Path("engine/router/default"))
@@ -174,8 +215,10 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
     held, hand = held_rows["model"]["exact_effect"], hand_rows["model"]["exact_effect"]
     unseen = [(path, rows["model"]) for path in LATER_SETS[1:] if "model" in (rows := model.get(path, {}))]
     retried = (
-        " Asked as the Agent pane asks it on the local profile (`agent`: a refused answer, or one that repeats"
-        " itself, is asked again, sampled, at most twice; a plan it gives a probability under "
+        " Asked as the Agent pane asks it on the local profile (`agent`: an answer with a step that selects nothing,"
+        " or that does a step twice, is asked again greedily without the choice at fault, at most three times;"
+        " then one still refused,"
+        " or that repeats itself, is asked again, sampled, at most twice; a plan it gives a probability under "
         f"{LEAST:.0%} is declined), "
         f"{share(held_rows['agent']['exact_effect'])} and {share(hand_rows['agent']['exact_effect'])}."
         if "agent" in held_rows and "agent" in hand_rows
@@ -199,28 +242,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         "",
         f"**How well it plans:** {share(held)} of held-out generated requests and {share(hand)} of requests written by",
         "hand get exactly the right effect from its first answer (targets: 90% and 80%)." + retried,
-        (
-            "On requests written by hand by people who had not read the decoding rules: "
-            + "".join(
-                f"{rows['exact_effect']:.0%} of {rows['cases']} (`{path}`{SHAPED_BY.get(path, '')}); "
-                for path, rows in unseen[:-1]
-            )
-            + f"{unseen[-1][1]['exact_effect']:.0%} of {unseen[-1][1]['cases']} (`{unseen[-1][0]}`), the set no rule"
-            f" was shaped by, where {unseen[-1][1]['overreach']:.0%} of plans change a path the gold plan leaves alone"
-            + (
-                f" ({agent_unseen['overreach']:.0%} as the Agent pane asks, declining {agent_unseen['declined']:.0%})"
-                if (agent_unseen := model.get(unseen[-1][0], {}).get("agent")) and "declined" in agent_unseen
-                else ""
-            )
-            + (
-                f" and {unseen[-1][1]['gold_fit']:.0%} of gold plans fit the schemas the model is decoded under"
-                " (`gold fits`: what it could answer at best)."
-                if "gold_fit" in unseen[-1][1]
-                else "."
-            )
-            if unseen
-            else ""
-        ),
+        unseen_line(model, unseen),
         f"{rules_line} Its plans always go through the dry run",
         "and the approval dialog, which lists every file a plan touches, and every applied plan can be",
         "undone: read them before approving.",

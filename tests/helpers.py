@@ -123,3 +123,24 @@ def sparse(path: Path, size: int) -> None:
     path.unlink(missing_ok=True)
     with path.open("wb") as handle:
         handle.truncate(size)
+
+
+def ext_choices(schema: dict[str, Any]) -> set[str]:
+    """Every kind a match's ``ext`` may choose in ``schema``."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            items = node.get("properties", {}).get("ext", {}).get("items") if "properties" in node else None
+            if isinstance(items, dict):
+                ref = items.get("$ref", "")
+                found.update(schema["$defs"][ref.rsplit("/", 1)[1]]["enum"] if ref else items.get("enum", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk({key: value for key, value in schema.items() if key != "$defs"} | {"$defs": {
+        name: value for name, value in schema["$defs"].items() if not name.startswith("items-")}})  # fmt: skip
+    return found

@@ -38,9 +38,12 @@ sees: --count of them from --seed) and 'handwritten' (the requests written by ha
 routeshell). Each data set is reported on its own.
 
 Predictors (--predictor, repeatable): 'model' (the served planner, one greedy answer decoded
-under the planner reply schema), 'agent' (the same, asked again from the same prompt, sampled,
-at most twice when the answer is invalid or the dry run refuses it, and a plan the planner gives a
-probability under --min-probability declined, as the Agent pane asks on the local profile),
+under the planner reply schema), 'agent' (the same, asked again greedily when the dry run
+refuses the answer because a step selects nothing, under the schema without the folder or filter
+that selects nothing, or when it does a step twice, without that step there, at most three times;
+then from the same prompt, sampled, at most twice while the answer is invalid or refused; and a
+plan the planner gives a probability under --min-probability declined, as the Agent pane asks on
+the local profile),
 'model-free' (the model without constrained decoding), 'rules' (a rule-based parser of common
 phrasings) and 'gold' (the gold plan: checks the harness). The model
 is asked at --base-url (default http://127.0.0.1:8765/v1, the local server) as --model (default
@@ -150,7 +153,7 @@ def run_eval_planner(args: argparse.Namespace) -> int:
         gold_predictor,
         rules_predictor,
     )
-    from engine.planner.prompt import PLANNER_MIN_PROBABILITY, PLANNER_RETRIES
+    from engine.planner.prompt import PLANNER_GUIDED_RETRIES, PLANNER_MIN_PROBABILITY, PLANNER_RETRIES
 
     predictors = list(dict.fromkeys(args.predictor or ["model", "model-free", "rules"]))
     base_url = check_url("--base-url", args.base_url)
@@ -163,8 +166,9 @@ def run_eval_planner(args: argparse.Namespace) -> int:
             least = 0.0
             if name == "agent":
                 least = PLANNER_MIN_PROBABILITY if args.min_probability is None else args.min_probability
+            guided = PLANNER_GUIDED_RETRIES if name == "agent" else 0
             predict, close = endpoint_predictor(base_url, args.model, constrained=name != "model-free", retries=retries,
-                                                min_probability=least)  # fmt: skip
+                                                min_probability=least, guided=guided)  # fmt: skip
             made[name] = predict
             closers.append(close)
     report: dict[str, Any] = {"data": {}}

@@ -10,8 +10,8 @@ and the latency of one prediction (p50, p95), overall and by the case's first ki
 Predictors: ``gold`` (the gold plan itself: the harness's own check), ``rules`` (the rule-based
 parser of :mod:`engine.planner.rules`), and a served model, with the decoding constrained by the
 planner reply schema narrowed to the case (:mod:`engine.planner.narrow`, as the agent asks) or
-free (the reply is parsed as JSON as it comes); constrained, it can also be retried as the agent
-retries a refused answer.
+free (the reply is parsed as JSON as it comes); constrained, it can also be asked again as the
+agent asks again when the dry run refuses an answer.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from engine.errors import UsageError
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
-from engine.planner.effect import plan_effect, repetitions, reply_problems, without_repeated_steps
+from engine.planner.effect import noon, plan_effect, repetitions, reply_problems, without_repeated_steps
 from engine.planner.fixtures import changed_paths, differences, fixture_problem
+from engine.planner.guided import unrepeated_schema
 from engine.planner.narrow import narrowed_schema
 from engine.planner.parts import joined_plan, made_entries, request_parts
 from engine.planner.prompt import (
@@ -201,6 +202,20 @@ def _is_plan(plan: Any) -> bool:
     return isinstance(steps, list) and all(isinstance(step, dict) for step in steps)
 
 
+def _guided(case: Case, plan: Any, schema: dict[str, Any]) -> dict[str, Any] | None:
+    """``schema`` without the choices of ``plan`` that the dry run over ``case``'s workspace refuses."""
+    from engine.planner.fixtures import materialize
+    from engine.planner.guided import dry_run_problems, guided_schema, refused_values
+
+    with tempfile.TemporaryDirectory(prefix="routeshell-guide-") as scratch:
+        root = Path(scratch)
+        now = noon(case.today)
+        materialize(case.fixture, root, now)
+        problems = dry_run_problems(root, plan, now=now)
+        refused = refused_values(root, plan, problems, now=now)
+    return guided_schema(schema, refused)
+
+
 def endpoint_predictor(
     base_url: str,
     model: str,
@@ -211,6 +226,7 @@ def endpoint_predictor(
     timeout_s: float = 120.0,
     retries: int = 0,
     min_probability: float = 0.0,
+    guided: int = 0,
 ) -> tuple[Predictor, Callable[[], None]]:
     """A predictor that asks a served model; returns it and a function that closes its connections.
 
@@ -218,7 +234,9 @@ def endpoint_predictor(
     valid plan or that the case's dry run refuses is asked again from the same prompt at
     :data:`PLANNER_RETRY_TEMPERATURE`, at most ``retries`` times; the time is that of all attempts.
     An answer that applies but repeats itself (:func:`repetitions`) is asked again too, and kept
-    when no retry gives one that applies without repeating itself. With ``min_probability``, as the
+    when no retry gives one that applies without repeating itself. With ``guided``, an answer the dry
+    run refuses is first asked again greedily, at most ``guided`` times, under the schema without the
+    choices the refusal puts at fault (:mod:`engine.planner.guided`). With ``min_probability``, as the
     local profile's agent does, a plan the planner gives a lower probability (under the grammar, over
     all the parts of the request) is declined: it changes nothing, and the prediction says why."""
     from engine.config.profiles import Endpoint
@@ -250,19 +268,40 @@ def endpoint_predictor(
             response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema}}
         kept: tuple[Any, str, float | None] | None = None  # the first answer that applies but repeats itself
         logprob: float | None = None
-        for attempt in range(retries + 1):
+        guides, greedy = guided, True
+        unguided: Any = None  # the response format before a guided ask
+        attempt = 0
+        while attempt <= retries:
             try:
-                text, logprob = ask(case, response_format, 0.0 if attempt == 0 else PLANNER_RETRY_TEMPERATURE)
+                text, logprob = ask(case, response_format, 0.0 if greedy else PLANNER_RETRY_TEMPERATURE)
             except EndpointError as exc:
+                if unguided is not None:
+                    # A server that refuses the narrower schema: the refused answer at hand was this
+                    # attempt; ask again as before, sampled, while retries are left.
+                    response_format, unguided, guides, greedy = unguided, None, 0, False
+                    attempt += 1
+                    if attempt > retries:
+                        break
+                    continue
                 if kept is None:
                     return str(exc)
                 (plan, text, logprob), why = kept, None
                 break
+            unguided = None
             plan, why = parse_reply(text)
-            if attempt == retries and kept is None:
-                break
             applies = why is None and plan_effect(case.fixture, case.today, plan).applied
             if applies and not repetitions(plan):
+                break
+            if guides and why is None and response_format is not None:
+                # Refused by the dry run, or a step done twice: ask again, greedily, without the choice at fault.
+                schema = response_format["json_schema"]["schema"]
+                narrower = (None if applies else _guided(case, plan, schema)) or unrepeated_schema(schema, plan)
+                if narrower is not None and narrower != schema:
+                    guides, greedy, unguided = guides - 1, True, response_format
+                    response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": narrower}}
+                    continue
+            greedy = False
+            if attempt == retries and kept is None:
                 break
             kept = kept or ((plan, text, logprob) if applies else None)
             # (One refused for doing a step twice is kept done once, as the agent keeps it.)
@@ -271,6 +310,7 @@ def endpoint_predictor(
                 kept = (once, json.dumps(once), logprob)
             if attempt == retries and kept is not None:
                 (plan, text, logprob), why = kept, None
+            attempt += 1
         return plan, text, why, logprob
 
     def predict(case: Case) -> Prediction:

@@ -77,6 +77,10 @@ MAX_STEPS = 20
 #: turns, and a rejected answer appended to it could overrun a small model's context.
 PLANNER_RETRY_TEMPERATURE = 0.7
 PLANNER_RETRIES = 2
+#: Before those, an answer the dry run refuses because a step selects nothing, or that does a step
+#: twice, is asked again greedily under the schema without the folder or filter that selects nothing
+#: or, there, that step (:mod:`engine.planner.guided`), at most this often.
+PLANNER_GUIDED_RETRIES = 3
 #: The least probability the planner must give its plan for the local profile to offer it
 #: (``planner.min_probability`` in profiles/local.toml). Chosen on the sets rules were shaped by (200
 #: generated cases and the first five hand-written sets, 334 answers): there it declined 16 answers,

@@ -18,6 +18,7 @@ from engine.planner.prompt import SYSTEM_PROMPT, reply_schema
 from engine.router.decision import RouterDecision
 from tests.agents.calc_task import of
 from tests.agents.test_graph import GraphRun
+from tests.helpers import ext_choices
 from tests.scripted_llm import Reply, ScriptedLLM, Status
 
 MOVE_PDFS = {"version": 1, "goal": "Move the PDFs into archive",
@@ -252,12 +253,18 @@ def test_a_planner_whose_every_answer_selects_nothing_declines_saying_where_it_l
     make_files(root)
     (root / "docs" / "b\x1b[31m.pdf").unlink()  # (every name here is one the planner can write)
     nothing = Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "match": {"glob": "**", "ext": [".mp4"]}}]})
-    scripted_llm.enqueue(nothing, nothing, nothing)
+    scripted_llm.enqueue(nothing, nothing, nothing, nothing)
     run = graph_run(approval="auto", files_only=True)
     assert run.start("delete the videos") is None
     summary = run.final["summary"]
     assert run.final["ok"] is False
-    assert summary.startswith("the local planner gave no valid plan (the builder gave no valid reply after 3 attempts")
+    # Asked again greedily without the kind that selects nothing, then twice more, sampled.
+    kinds = [ext_choices(request["response_format"]["json_schema"]["schema"]) for request in scripted_llm.requests]
+    assert ".mp4" in kinds[0]
+    assert all(".mp4" not in offered and ".mov" in offered for offered in kinds[1:])
+    temperatures = [request["temperature"] for request in scripted_llm.requests]
+    assert temperatures == [0.0, 0.0, PLANNER_RETRY_TEMPERATURE, PLANNER_RETRY_TEMPERATURE]
+    assert summary.startswith("the local planner gave no valid plan (the builder gave no valid reply after 4 attempts")
     assert f"no file in the workspace ({root}) matches what it chose" in summary
     assert "--workspace DIR" in summary
     assert of(run.events, "plan") == []
@@ -307,13 +314,19 @@ def test_when_every_retry_repeats_itself_or_fails_the_first_answer_that_repeated
     make_files(root)
     bad = Reply({"version": 1, "goal": "x", "steps": [{"op": "delete", "path": "no-such-file"}]})
     steps_twice = {**ONCE, "steps": ONCE["steps"] * 2}
-    scripted_llm.enqueue(Reply(TWICE), bad, Reply(steps_twice))
+    scripted_llm.enqueue(Reply(TWICE), bad, Reply(steps_twice), bad)
     run = graph_run(approval="auto", files_only=True)
     assert run.start("move a.pdf into archive") is None
     assert run.final["ok"] is True
     assert [p.name for p in (root / "archive").iterdir()] == ["a.pdf"]
     assert (root / "docs" / "b\x1b[31m.pdf").is_file()
-    assert len(scripted_llm.requests) == 3
+    # The step done twice was asked again, greedily, with the first step kept and no second one like it.
+    temperatures = [request["temperature"] for request in scripted_llm.requests]
+    assert temperatures == [0.0, PLANNER_RETRY_TEMPERATURE, PLANNER_RETRY_TEMPERATURE, 0.0]
+    last = scripted_llm.requests[-1]["response_format"]["json_schema"]["schema"]
+    assert last["properties"]["steps"]["prefixItems"][0] == {"const": ONCE["steps"][0]}
+    assert Draft202012Validator(last).is_valid(ONCE)
+    assert not Draft202012Validator(last).is_valid(steps_twice)
 
 
 def test_a_retry_the_server_refuses_keeps_the_plan_that_repeated_itself(
@@ -505,3 +518,20 @@ def test_one_walk_serves_both_checks_and_a_walk_cut_at_its_bound_gives_no_paths(
     assert not cut.complete
     assert len(cut.entries) == 3
     assert workspace_paths(cut) is None
+
+
+def test_a_server_that_refuses_the_narrower_schema_is_asked_again_as_before(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    videos = Reply({"version": 1, "goal": "x", "steps": [{"op": "move", "match": {"glob": "**", "ext": [".mp4"]},
+                                                          "to": "archive"}]})  # fmt: skip
+    scripted_llm.enqueue(videos, Status(400, "response_format schema is larger than 64 KiB"), Reply(MOVE_PDFS))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move the pdfs and videos into archive") is None
+    assert run.final["ok"] is True
+    assert sorted(p.name for p in (root / "archive").iterdir()) == ["a.pdf", "b\x1b[31m.pdf"]
+    first, guided, sampled = scripted_llm.requests
+    assert [r["temperature"] for r in (first, guided, sampled)] == [0.0, 0.0, PLANNER_RETRY_TEMPERATURE]
+    assert guided["response_format"] != first["response_format"]
+    assert sampled["response_format"] == first["response_format"]

@@ -16,6 +16,7 @@ from engine.planner.cases import Case, generate_cases
 from engine.planner.effect import plan_effect
 from engine.planner.evaluate import (
     Prediction,
+    case_schema,
     endpoint_predictor,
     evaluate,
     gold_fits,
@@ -28,7 +29,7 @@ from engine.planner.evaluate import (
 from engine.planner.parts import request_parts
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE
 from tests.engine.planner.test_handwritten import CASES
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import assert_one_line_error, ext_choices, run_routeshell
 from tests.scripted_llm import Reply, ScriptedLLM, Status
 
 
@@ -357,3 +358,58 @@ def test_eval_planner_min_probability_is_a_probability() -> None:
     for bad in ("20%", "1.5", "-0.1", "nan", "x"):
         result = run_routeshell("eval", "planner", "--data", "handwritten", "--min-probability", bad)
         assert_one_line_error(result, 2, f"{bad!r} is not a probability from 0 to 1")
+
+
+def _refusing(case: Case) -> tuple[dict[str, Any], str] | None:
+    """The gold plan with its one step's kinds swapped for one offered that no file has."""
+    (step,) = case.plan["steps"]
+    held = {"." + spec.path.rsplit(".", 1)[-1].lower() for spec in case.fixture.files if "." in spec.path}
+    absent = sorted(ext_choices(case_schema(case)) - held)
+    if "match" not in step or "ext" not in step["match"] or not absent:
+        return None
+    return {**case.plan, "steps": [{**step, "match": {**step["match"], "ext": [absent[0]]}}]}, absent[0]
+
+
+def _refusing_case(cases: list[Case]) -> tuple[Case, tuple[dict[str, Any], str]]:
+    return next(
+        (c, got) for c in cases
+        if len(c.plan["steps"]) == 1 and len(request_parts(c.request)) == 1 and (got := _refusing(c)) is not None
+    )  # fmt: skip
+
+
+def test_the_agent_predictor_asks_again_greedily_without_a_kind_that_selects_nothing(
+    cases: list[Case], scripted_llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    case, (refused, kind) = _refusing_case(cases)
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True, retries=2, guided=3)
+    try:
+        scripted_llm.enqueue(Reply(refused), Reply(case.plan))
+        assert score_case(case, predict(case), tmp_path).exact
+    finally:
+        close()
+    first, second = (request["response_format"]["json_schema"]["schema"] for request in scripted_llm.requests)
+    assert kind in ext_choices(first)
+    assert kind not in ext_choices(second)
+    assert ext_choices(second) == ext_choices(first) - {kind}
+    assert [request["temperature"] for request in scripted_llm.requests] == [0.0, 0.0]
+    assert scripted_llm.unexpected == 0
+
+
+def test_a_refused_guided_ask_leaves_the_answer_at_hand(cases: list[Case], scripted_llm: ScriptedLLM) -> None:
+    case, (refused, _) = _refusing_case(cases)
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True, guided=3)
+    try:
+        scripted_llm.enqueue(Reply(refused), Status(400, "too big"))
+        assert predict(case).plan == refused  # (no retries left: the refused answer stands)
+        scripted_llm.enqueue(Reply(refused), Status(400, "too big"), Reply(case.plan))
+    finally:
+        close()
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True, guided=3, retries=1)
+    try:
+        assert predict(case).plan == case.plan  # ... or asked again as before, sampled
+    finally:
+        close()
+    first, guided, _, _, sampled = scripted_llm.requests
+    assert [r["temperature"] for r in scripted_llm.requests] == [0.0, 0.0, 0.0, 0.0, PLANNER_RETRY_TEMPERATURE]
+    assert guided["response_format"] != first["response_format"] == sampled["response_format"]
+    assert scripted_llm.unexpected == 0

@@ -40,6 +40,9 @@ ELEVENTH = DATA.with_name("handwritten-eleventh.jsonl")
 TWELFTH = DATA.with_name("handwritten-twelfth.jsonl")
 THIRTEENTH = DATA.with_name("handwritten-thirteenth.jsonl")
 FOURTEENTH = DATA.with_name("handwritten-fourteenth.jsonl")
+#: A fifteenth and a sixteenth, written together while no rule was being shaped, and scored unread.
+FIFTEENTH = DATA.with_name("handwritten-fifteenth.jsonl")
+SIXTEENTH = DATA.with_name("handwritten-sixteenth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -61,6 +64,8 @@ ELEVENTH_CASES = _load(ELEVENTH)
 TWELFTH_CASES = _load(TWELFTH)
 THIRTEENTH_CASES = _load(THIRTEENTH)
 FOURTEENTH_CASES = _load(FOURTEENTH)
+FIFTEENTH_CASES = _load(FIFTEENTH)
+SIXTEENTH_CASES = _load(SIXTEENTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -104,6 +109,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (TWELFTH_CASES, "twelfth_"),
         (THIRTEENTH_CASES, "thirteenth_"),
         (FOURTEENTH_CASES, "fourteenth_"),
+        (FIFTEENTH_CASES, "fifteenth_"),
+        (SIXTEENTH_CASES, "sixteenth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -125,6 +132,8 @@ EVERY = [
     *TWELFTH_CASES,
     *THIRTEENTH_CASES,
     *FOURTEENTH_CASES,
+    *FIFTEENTH_CASES,
+    *SIXTEENTH_CASES,
 ]
 
 
