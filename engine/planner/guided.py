@@ -42,7 +42,7 @@ def _sendable(schema: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _probe_empty(root: Path, before: list[dict[str, Any]], step: dict[str, Any], match: dict[str, Any], *,
-                 policy: Policy, now: float) -> bool:  # fmt: skip
+                 policy: Policy, now: float | None) -> bool:  # fmt: skip
     """Whether ``step`` with ``match`` selects nothing after the steps ``before`` it."""
     plan = {"version": 1, "steps": [*before, {**step, "match": match}]}
     where = f"/steps/{len(before)}/match"
@@ -56,7 +56,7 @@ def _probe_empty(root: Path, before: list[dict[str, Any]], step: dict[str, Any],
 
 
 def _empty_selection(root: Path, steps: list[dict[str, Any]], index: int, *, policy: Policy,
-                     now: float) -> list[tuple[str, Any]]:  # fmt: skip
+                     now: float | None) -> list[tuple[str, Any]]:  # fmt: skip
     """The (key, value) pairs of step ``index``'s match that select nothing on their own."""
     step = steps[index]
     match = step.get("match")
@@ -97,7 +97,7 @@ def refused_values(root: Path, plan: dict[str, Any], problems: list[tuple[str, s
         # (Only an empty selection: answers asked again without the find of a rename that changed no
         # name, or the folder files were moved into where they already were, overreached instead.)
         if "selects nothing" in reason:
-            found += _empty_selection(root, steps, index, policy=policy, now=now or 0.0)
+            found += _empty_selection(root, steps, index, policy=policy, now=now)
     unique: dict[tuple[str, str], tuple[str, Any]] = {}
     for key, value in found:
         unique.setdefault((key, json.dumps(value, sort_keys=True, default=str)), (key, value))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,14 @@ def test_a_narrower_schema_too_big_for_the_server_is_not_asked() -> None:
     huge = {**SCHEMA, "$defs": {"glob": {"enum": ["docs/**", "photos/**", *(f"g{i:06}/**" for i in range(8000))]}}}
     assert guided_schema(huge, [("glob", "photos/**")]) is None
     assert guided_schema(SCHEMA, [("glob", "photos/**")]) is not None
+
+
+def test_the_steps_before_are_followed_as_of_now_when_no_time_is_given(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    # (As the Agent pane asks: no time given, so "older than a day" is counted back from now.)
+    old = {"op": "move", "match": {"glob": "docs/**", "modified_before": "1d"}, "to": "archive"}
+    moved = {"op": "tag", "match": {"glob": "docs/**", "ext": [".pdf"]}, "tags": ["x"]}
+    plan = {"version": 1, "steps": [old, moved]}
+    for path in (root / "docs").iterdir():
+        os.utime(path, (1e9, 1e9))  # 2001: older than a day
+    assert refused_values(root, plan, dry_run_problems(root, plan)) == [("glob", "docs/**")]
