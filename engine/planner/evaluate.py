@@ -235,10 +235,12 @@ def endpoint_predictor(
     :data:`PLANNER_RETRY_TEMPERATURE`, at most ``retries`` times; the time is that of all attempts.
     An answer that applies but repeats itself (:func:`repetitions`) is asked again too, and kept
     when no retry gives one that applies without repeating itself. With ``guided``, an answer the dry
-    run refuses is first asked again greedily, at most ``guided`` times, under the schema without the
-    choices the refusal puts at fault (:mod:`engine.planner.guided`). With ``min_probability``, as the
-    local profile's agent does, a plan the planner gives a lower probability (under the grammar, over
-    all the parts of the request) is declined: it changes nothing, and the prediction says why."""
+    run refuses because a step selects nothing, or one that does a step twice, is first asked again
+    greedily, at most ``guided`` times, under the schema without the choice at fault
+    (:mod:`engine.planner.guided`); a server that refuses that schema is asked as before. With
+    ``min_probability``, as the local profile's agent does, a plan the planner gives a lower
+    probability (under the grammar it was decoded with, over all the parts of the request) is
+    declined: it changes nothing, and the prediction says why."""
     from engine.config.profiles import Endpoint
     from engine.llm.client import ChatClient, EndpointError
 
