@@ -56,6 +56,8 @@ LATER_SETS = [
     "engine/planner/data/handwritten-fourteenth.jsonl",
     "engine/planner/data/handwritten-fifteenth.jsonl",
     "engine/planner/data/handwritten-sixteenth.jsonl",
+    "engine/planner/data/handwritten-seventeenth.jsonl",
+    "engine/planner/data/handwritten-eighteenth.jsonl",
 ]
 #: What the card says of a set whose failures decoding rules were shaped by after it was first scored.
 SHAPED_BY = {
@@ -70,6 +72,9 @@ SHAPED_BY = {
     "engine/planner/data/handwritten-eleventh.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-twelfth.jsonl": ", rules were shaped by its failures",
     "engine/planner/data/handwritten-thirteenth.jsonl": ", rules were shaped by its failures",
+    "engine/planner/data/handwritten-fourteenth.jsonl": ", rules were shaped by its failures",
+    "engine/planner/data/handwritten-fifteenth.jsonl": ", rules were shaped by its failures",
+    "engine/planner/data/handwritten-sixteenth.jsonl": ", rules were shaped by its failures",
 }
 #: What the base keeps of a pretraining output: the model and its tokenizer, nothing to resume with.
 BASE_FILES = ("config.json", "generation_config.json")

@@ -69,6 +69,7 @@ from engine.planner.said import (
     NOT_NEEDED,
     QUOTED,
     REMOVING,
+    SIGN_OFFS,
     SOMETHING_DONE_TO_THEM,
     asked_pieces,
     dictated_lines,
@@ -174,8 +175,10 @@ def _narrow_ops(
     # mochi-dental-02 and so on" moves nothing into a folder "mochi-dental-01", nor sorts anything.
     renaming = ops is not None and "rename" in ops and said.uses(OP_WORDS["rename"]) and not said.uses(_SENDS)
     # (A move renames one file only to a name it says: "rename a.png to b.png".)
+    # (nor when it spells a file's name without its kind: "rename wrap dress v2 to wrap dress final")
     if renaming and ops is not None:
-        ops = ops - ({"classify"} if FILE_NAME.search(undictated(request)) else {"classify", "move"})
+        one_named = FILE_NAME.search(undictated(request)) or _spells_a_stem(said, scope.all_files)
+        ops = ops - ({"classify"} if one_named else {"classify", "move"})
     # Names shown by an example of one renamed, and sent to no folder, are renamed where they are:
     # "put the date in front of last month's field photos, like 2026-06-29_IMG_5521.jpg".
     places = referred_targets(undictated(request)) or set()
@@ -223,6 +226,41 @@ def _narrow_ops(
     step["properties"]["op"]["enum"] = [op for op in step["properties"]["op"]["enum"] if op in kept]
     step["allOf"] = [way for way in step["allOf"] if way["if"]["properties"]["op"]["const"] in kept]
     return ops, retag, unpacking, missing, renaming
+
+
+def _spells_a_stem(said: Request, files: Sequence[str]) -> bool:
+    """Whether ``said`` spells the name of one of ``files`` without its extension, a name of more
+    than one word ("wrap dress v2"): one file is renamed, by a move."""
+    stems = {posixpath.splitext(posixpath.basename(path))[0] for path in files}
+    return any(len(stem.split()) > 1 and said.spells(stem) for stem in stems)
+
+
+def _renamed_by_stem(request: str, files: Sequence[str]) -> list[tuple[str, str]]:
+    """Each file of ``files`` whose name ``request`` spells without its extension (:func:`_spells_a_stem`),
+    with each new name it says for it, the extension kept: "rename wrap dress v2 to wrap dress final"
+    is patterns/wrap dress v2.pdf to patterns/wrap dress final.pdf."""
+    said = Request(undictated(request))
+    found = []
+    for path in files:
+        stem, ext = posixpath.splitext(posixpath.basename(path))
+        if len(stem.split()) < 2 or not said.spells(stem):
+            continue
+        # (the words after "to" that follow the old name, up to where its sentence ends)
+        at = said.lowered.find(stem.lower()) + len(stem)
+        to = _TO_NAME.search(said.text[at:])
+        # (the whole of it, without what closes the request: "to wrap dress final pls"; never a
+        # first word alone, which a small planner is apt to stop at)
+        words = to["name"].split()[:8] if to else []
+        while len(words) > 1 and words[-1].lower() in SIGN_OFFS:
+            words = words[:-1]
+        news = [" ".join(words).strip("'\"`")]
+        found += [(path, posixpath.join(posixpath.dirname(path), new + ext)) for new in news
+                  if new and new.lower() != stem.lower() and not has_ext(new) and "/" not in new]  # fmt: skip
+    return found
+
+
+#: The new name after an old one: "... to wrap dress final".
+_TO_NAME = re.compile(r"^\W*\s+(?:to|->|into)\s+(?P<name>[^.;!?,]+)", re.IGNORECASE)
 
 
 def _narrow_steps(schema: dict[str, Any], request: str, ops: set[str] | None, *, retag: bool, one_thing: bool,
@@ -407,10 +445,12 @@ def _narrowed(
     *,
     by_piece: bool = False,
     into: list[str] | None = None,
+    off: list[str] | None = None,
 ) -> dict[str, Any]:
     """The reply schema for ``request`` with each list at most ``chars`` characters (``by_piece``:
     each step of a sentence that asks several things narrowed to its piece; ``into``: the places a
-    piece puts files, where an earlier piece made them).
+    piece puts files, where an earlier piece made them; ``off``: the tags the whole request swaps
+    for others, of a piece of it).
 
     First what the request says over the workspace (its scope, its dates, the other values it
     offers), then the schema: its ops, its paths, here its match filters and other values, then its
@@ -429,7 +469,9 @@ def _narrowed(
     unoffer(schema, placeless)
     ops = ops - placeless if ops is not None else None
     existing = set(scope.all_files)
-    m = narrow_match(defs, request, scope, times, offer, entries, chars, retag=retag)
+    # (a request that puts tags on and takes others off swaps them, in whatever words)
+    swaps = off is not None or (ops is not None and {"tag", "untag"} <= ops)
+    m = narrow_match(defs, request, scope, times, offer, entries, chars, retag=retag, swaps=swaps, off=off)
     match = defs["match"]["properties"]
     asked, one_thing, timed, sized, dated = m.asked, m.one_thing, m.timed, m.sized, m.dated
     by_tag, said_about = m.by_tag, m.said_about
@@ -488,6 +530,9 @@ def _narrowed(
             "anyOf"
         ]
     sent_named = moved_and_named(request, scope.all_files, scope.all_folders, scope.folder_refs)
+    if renaming:
+        for path, new in _renamed_by_stem(request, scope.all_files):
+            sent_named.setdefault(path, []).append(new)
     renamed_beside(defs, [path for path in scope.sources if path in existing], named, existing, sent_named)
     # A file sent to a folder under a new name goes from its path to the new one, one file alone.
     if sent_named and one_thing:

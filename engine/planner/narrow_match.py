@@ -67,9 +67,12 @@ class Matched:
 
 
 def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times, offer: Offered,
-                 entries: list[ViewEntry], chars: int, *, retag: bool) -> Matched:  # fmt: skip
+                 entries: list[ViewEntry], chars: int, *, retag: bool, swaps: bool = False,
+                 off: list[str] | None = None) -> Matched:  # fmt: skip
     """Narrow the match of ``defs`` (and its kept-out globs, sizes and tag names) to what ``request``
-    says over ``scope`` (``retag``: it swaps one tag for another); return what later stages use."""
+    says over ``scope`` (``retag``: it swaps one tag for another in those words; ``swaps``: it puts
+    tags on and takes others off, ``off`` where the whole request it is a piece of says which);
+    return what later stages use."""
     bounded = partial(bounded_to, chars=chars)
     said = request.lower()
     defs["kept_out"] = dict(defs["glob"])
@@ -252,17 +255,21 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     if one_thing and by_tag and "tag" in match:
         defs["match"]["required"] = [*defs["match"]["required"], "tag"]
     # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
-    if had:
+    if had or off:
         # (those it says are tags, where it says some: "take the draft tag off the budget notes")
-        had = [tag for tag in had if tag.lower() in offer.said_tags_named] or had
+        had = off or [tag for tag in had if tag.lower() in offer.said_tags_named] or had
         defs["had_tags"] = {**defs["tags"], "items": {"enum": had}, "maxItems": min(defs["tags"]["maxItems"], len(had))}
         defs["untag"]["properties"]["tags"] = {"$ref": "#/$defs/had_tags"}
         # and one swapped for another goes on as the other ("swap the draft tag for published").
         put_on = [tag for tag in defs.get("tag_name", {}).get("enum", []) if tag not in had]
-        if retag and put_on:
+        if (retag or swaps) and put_on:
             defs["new_tags"] = {**defs["tags"], "items": {"enum": put_on},
                                 "maxItems": min(defs["tags"]["maxItems"], len(put_on))}  # fmt: skip
             defs["tag"]["properties"]["tags"] = {"$ref": "#/$defs/new_tags"}
+            # Files a tag is swapped on are chosen by the one they had, never by the one they get:
+            # "all the invoices tagged unpaid have been paid. tag them paid and take the unpaid tag off".
+            if "tag" in match:
+                narrow_enum(match, "tag", had, defs, drop=True)
     return Matched(asked=asked, one_thing=one_thing, timed=bool(timed), sized=sized, dated=dated,
                    by_tag=by_tag, said_about=said_about)  # fmt: skip
 

@@ -21,7 +21,7 @@ from engine.planner.places import (
 )
 from engine.planner.prompt import SAFE_PATH
 from engine.planner.refer import referred_files
-from engine.planner.said import QUOTED, undictated
+from engine.planner.said import undictated
 from engine.planner.schema_edit import narrow_enum
 from engine.planner.spoken import MKDIR_WORDS, NAMED_WORDS
 from engine.planner.values import (
@@ -101,6 +101,12 @@ def narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *
     dests = [d for d in [*described, *scope.dests] if d not in existing] or scope.dests
     if described:
         dests = [d for d in dests if d in scope.all_folders or not _describes(request, d)] or dests
+    # Files sorted inside the one folder it spells by path go into new folders inside it, said by
+    # name: "tidy up staff/rotas? drafts into a drafts folder" is staff/rotas/drafts.
+    spelled = [f for f in scope.all_folders if "/" in f and scope.words_of.spells(f)]
+    if len(spelled) == 1 and _SORTING.search(request):
+        inside = [posixpath.join(spelled[0], t) for t in targets if "/" not in t and t not in scope.all_folders]
+        targets = [*targets, *changeable(inside)]
     # (Files put "in it" go into the folder an earlier piece of the sentence made: steps_by_piece.)
     targets = list(into or targets)
     for kind, values in (("source", scope.sources), ("dest", dests), ("target", targets)):
@@ -175,7 +181,8 @@ def narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *
                if "/" in name or (name not in in_folders and name not in renamed_to)]  # fmt: skip
     for op in ("tag", "untag"):
         narrow_enum(defs[op]["properties"], "path", changeable(carried), defs)
-    outside = referred_files(QUOTED.sub(" ", request), scope.all_files) or []
+    # (what it dictates describes no file: "append to staff/log.txt: member rolled ankle" is no members export)
+    outside = referred_files(undictated(request), scope.all_files) or []
     # A file appended to is one that exists, when the request names one ("add ... to TODO.md", not
     # to the onboarding-kit.zip it makes).
     # (Never to a picture, a PDF or an archive: "set up projects/X with drawings" appends nothing to
@@ -269,6 +276,10 @@ def _archive_stem(path: str) -> str:
         if lowered.endswith(ext):
             return path[: -len(ext)]
     return path
+
+
+#: Words of sorting files into folders.
+_SORTING = re.compile(r"\b(?:sort\w*|tidy|tidying|organi[sz]\w*|split\w*|classify\w*|file\s+away)\b", re.IGNORECASE)
 
 
 def _words_of(text: str) -> list[str]:

@@ -8,6 +8,7 @@ a huge schema."""
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import itertools
 import posixpath
 import re
@@ -46,7 +47,6 @@ from engine.planner.spoken import (
     AGES,
     AT_START,
     BEFORE_YEAR,
-    CHANGED_TEXT,
     COUNT,
     DAYS,
     LAST_YEAR,
@@ -56,16 +56,20 @@ from engine.planner.spoken import (
     OLDER_WORDS,
     PREFIX_WITH,
     PUT_IN,
+    QUOTED_CHANGE,
     RECENT_WORDS,
     SEPARATORS,
     SHOWN_DATE,
     SIZE,
     SIZES,
+    STARTING_WITH,
     THIS_YEAR,
     YEAR,
     calendar_days,
+    changed_texts,
     counted_ages,
     said_ages,
+    typed_patterns,
 )
 from engine.planner.values import (
     ARCHIVE_EXTS,
@@ -322,7 +326,8 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     # (A folder said as where files are, "the notes in meeting notes", "the images in photos folder",
     # describes none of its files by their names: no meeting-2026-04-12.md, no photos-backup.zip.)
     # (Nor does a path of several words it says, "into Meeting Notes/roadmap", nor "make copies of".)
-    described_by = Request(without_locations(MAKE_COPIES.sub(" ", request), all_folders))
+    # (what it dictates describes no file: "append to staff/log.txt: member rolled ankle" is no members export)
+    described_by = Request(without_locations(MAKE_COPIES.sub(" ", undictated(request, quotes=False)), all_folders))
     described_by = described_by.without([name for name in spaced if "/" in name])
     file_refs = referred_files(described_by.text, all_files, tags=tag_words(request, named=True))
     folders, files = folder_refs or all_folders, file_refs or all_files
@@ -383,7 +388,16 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     if len(taken) > 1 and len({posixpath.basename(d).lower() for d in taken}) == 1:
         common = posixpath.commonpath(taken)
         holders = [common] if common and common not in taken else []
-    globs = bounded([*everywhere, *(f"{d}/**" for d in [*holders, *taken] if d in under),
+    # A pattern it types ("zip all the crash_*_sync logs") is one for names in the folders holding such names.
+    typed = [
+        f"{d}/{p}"
+        for p in typed_patterns(request)
+        for d in dict.fromkeys(
+            posixpath.dirname(path) for path in all_files if fnmatch.fnmatchcase(posixpath.basename(path), p)
+        )
+        if d
+    ]
+    globs = bounded([*typed, *everywhere, *(f"{d}/**" for d in [*holders, *taken] if d in under),
                      *(f"{d}/*" for d in taken if d in inside)])  # fmt: skip
     # What a match leaves out is a folder the request leaves alone, when it names one.
     kept_out = bounded([*spared_paths, *(f"{d}/**" for d in sorted(spared) if d in under)]) or bounded(
@@ -429,7 +443,10 @@ def request_times(request: str, scope: Scope, today: dt.date, chars: int) -> Tim
     # this year from the view's first line instead of the request's year.
     # (A year in a path it spells is a folder's name: "into to-print/2026" says no year.)
     # (So is one in the name of a folder it says: "in Bills 2025", "the Rome 2024 photos".)
-    unyeared = SPELLED_PATH.sub(" ", request)
+    # (Nor one in text it quotes to put in names: "change 'volunteer rota' to 'vol rota 2026'".)
+    unyeared = SPELLED_PATH.sub(
+        " ", QUOTED_CHANGE.sub(lambda found: found[0][: found.start("r") - found.start(0)], request)
+    )
     for name in sorted({posixpath.basename(folder) for folder in scope.all_folders}, key=len, reverse=True):
         if " " in name and YEAR.search(name) and words_of.spells(name):
             unyeared = re.sub(re.escape(name), " ", unyeared, flags=re.IGNORECASE)
@@ -503,7 +520,11 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]
     # (and a number in brackets a download added, "with (1) on the end of the name", with its space)
     bracketed = [text for found in _BRACKETED.findall(request) for text in (f" {found}", found)]
-    finds = bounded(literal(text) for text in [*bracketed, " ", "-", "_", *spans, *(t.lower() for t in spans)])
+    # (text names are said to start with is found at their start: "they all start with 'log '")
+    started = [f"^{literal(text)}" for text in STARTING_WITH.findall(request)]
+    finds = bounded(
+        [*started, *(literal(text) for text in [*bracketed, " ", "-", "_", *spans, *(t.lower() for t in spans)])]
+    )
     replaces = ["", *bounded(["-", "_", " ", *map(put_literally, [*quoted, *plain])])]  # "" (take it out) is not a name
     # A separator the request puts in ("spaces with underscores", "use dashes instead") is what goes in.
     put_in = [SEPARATORS[word[:3].lower()] for pair in PUT_IN.findall(request) for word in pair if word]
@@ -540,7 +561,7 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # instead, and names by no template. (Not a tag swapped for another: "swap the draft tag for sent",
     # nor separators, "replace spaces with dashes", which PUT_IN reads.)
     swaps = [(found["was"], found["now"], bool(AT_START.search(found["between"])))
-             for found in CHANGED_TEXT.finditer(request)
+             for found in changed_texts(request)
              if not _TAG_WORD.search(found["between"]) and not PUT_IN.search(found.group(0))
              and any(found["was"] in name for name in basenames)]  # fmt: skip
     if swaps:

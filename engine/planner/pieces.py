@@ -190,7 +190,9 @@ def steps_by_piece(
         ops = set(defs[prefix[at]["$ref"].rsplit("/", 1)[1]]["properties"]["op"]["enum"])
         # Files put "in it" or "there" go into the folder an earlier piece made.
         into = list(made) if made and _IN_IT.search(undictated(piece)) else None
-        own = _narrowed(piece, entries, today, chars, into=into)["$defs"]
+        # (a piece of a request that swaps tags swaps the same ones: "tag them paid and take the unpaid tag off")
+        off = defs["had_tags"]["items"]["enum"] if "new_tags" in defs else None
+        own = _narrowed(piece, entries, today, chars, into=into, off=off)["$defs"]
         made += new
         step = own["step"]
         kept = [op for op in step["properties"]["op"]["enum"] if op in ops]

@@ -260,13 +260,17 @@ def described_folders(request: str, folders: list[str], *, most: int = 3) -> lis
 
 
 #: A new folder said to be inside another: "into a 2025 folder inside service notes", "make a
-#: builds folder in antenna", "into the bible job folder, subfolder called scans".
+#: builds folder in antenna", "into the bible job folder, subfolder called scans", "a folder called
+#: chase up inside invoices".
 _FOLDER_INSIDE = re.compile(
     r"\b(?:a|an)\s+(?:new\s+)?(?P<name>[\w.-]+)\s+(?:folder|dir|directory|subfolder)\s+"
     r"(?:in|inside|under|within)\s+(?:the\s+|my\s+|our\s+)?(?P<where>[^,.;:!?]+?)"
     r"(?=\s*(?:$|[,.;:!?]|\s(?:and|then|so|please|pls|thx|thanks|folder|dir|directory)\b))"
     r"|\b(?:to|into|in)\s+(?:the\s+|my\s+|our\s+)?(?P<outer>[^,.;:!?]+?)\s+(?:folder|dir|directory),?\s+"
-    r"(?:in\s+)?(?:a\s+)?sub-?(?:folder|dir|directory)\s+(?:called\s+|named\s+)?(?P<inner>[\w.-]+)",
+    r"(?:in\s+)?(?:a\s+)?sub-?(?:folder|dir|directory)\s+(?:called\s+|named\s+)?(?P<inner>[\w.-]+)"
+    r"|\b(?:a|an)\s+(?:new\s+)?(?:sub-?)?(?:folder|dir|directory)\s+(?:called|named)\s+['\"]?(?P<called>[^,.;:!?'\"/]+?)"
+    r"['\"]?\s+(?:in|inside|under|within)\s+(?:the\s+|my\s+|our\s+)?(?P<within>[^,.;:!?]+?)"
+    r"(?=\s*(?:$|[,.;:!?]|\s(?:and|then|so|please|pls|thx|thanks|folder|dir|directory)\b))",
     re.IGNORECASE,
 )
 
@@ -280,7 +284,9 @@ def folders_inside(request: str, folders: list[str], refs: list[str] | None) -> 
     found: list[tuple[str, str, str]] = []
     said = _folder_finder(folders, refs)
     for match in _FOLDER_INSIDE.finditer(request):
-        name, where = (match["name"], match["where"]) if match["name"] else (match["inner"], match["outer"])
+        pairs = (("name", "where"), ("inner", "outer"), ("called", "within"))
+        name, where = next((match[a], match[b]) for a, b in pairs if match[a])
+        name = " ".join(name.split())
         if name.lower() in _NOT_MADE or where.lower() in ("it", "there", "them"):
             continue
         outer = said(where.strip().lower())
@@ -325,10 +331,13 @@ def _said_folder(where: str, folders: list[str], refs: list[str]) -> str | None:
     return None
 
 
-#: A file's name said with the folder it is to be in: "as inspo.zip in the wedding folder".
+#: A file's name said with the folder it is to be in: "as inspo.zip in the wedding folder", "a note
+#: in the supply teacher folder called cover notes thursday.md".
 _NAME_IN_FOLDER = re.compile(
     r"(?<![^\s\"'`])(?P<name>[^\s\"'`/]*\w\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?)\s+(?:in|inside|into|under)\s+"
-    r"(?:the\s+|my\s+|our\s+|her\s+|his\s+|their\s+)?(?P<where>[^,.;:!?]+?)\s+(?:folder|dir|directory)\b",
+    r"(?:the\s+|my\s+|our\s+|her\s+|his\s+|their\s+)?(?P<where>[^,.;:!?]+?)\s+(?:folder|dir|directory)\b"
+    r"|\b(?:in|inside|into|under)\s+(?:the\s+|my\s+|our\s+|her\s+|his\s+|their\s+)?(?P<outer>[^,.;:!?]+?)"
+    r"(?:\s+(?:folder|dir|directory))?,?\s+(?:called|named)\s+['\"`]?(?P<called>[^\"'`/:;]*\w\.[A-Za-z0-9]{1,8})\b",
     re.IGNORECASE,
 )
 
@@ -339,8 +348,9 @@ def names_in_folders(request: str, folders: list[str], refs: list[str] | None) -
     found = []
     said = _folder_finder(folders, refs)
     for match in _NAME_IN_FOLDER.finditer(request):
-        outer = said(match["where"].strip().lower())
-        if outer is not None and is_changeable(path := posixpath.join(outer, match["name"])):
+        where, name = (match["where"], match["name"]) if match["name"] else (match["outer"], match["called"])
+        outer = said(where.strip().lower())
+        if outer is not None and is_changeable(path := posixpath.join(outer, " ".join(name.split()))):
             found.append(path)
     return found
 

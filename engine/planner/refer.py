@@ -372,38 +372,11 @@ SENDING_WORDS = (
     "clone",
 )  # fmt: skip
 #: Words of :data:`OP_WORDS` that are as often nouns or small words: alone they say no op.
-WEAK_WORDS = frozenset(
-    (
-        "note",
-        "log",
-        "end",
-        "line",
-        "text",
-        "new",
-        "set",
-        "date",
-        "number",
-        "space",
-        "letter",
-        "name",
-        "names",
-        "folder",
-        "folders",
-        "directory",
-        "directories",
-        "dir",
-        "contents",
-        "out",
-        "fix",
-        "open",
-        "empty",
-        "bin",
-        "say",
-        "says",
-        "reads",
-        "reading",
-    )
-)  # fmt: skip
+WEAK_WORDS = frozenset((
+    "note", "log", "end", "line", "text", "new", "set", "date", "number", "space", "letter", "name", "names",
+    "folder", "folders", "directory", "directories", "dir", "contents", "out", "fix", "open", "empty", "bin",
+    "say", "says", "reads", "reading",
+))  # fmt: skip
 _ARROW = re.compile(r"->|=>|\u2192")
 #: "file" said as a verb ("file the pdfs under docs"), not as a noun ("a new file notes.md").
 _FILE_VERB = re.compile(
@@ -462,14 +435,29 @@ TAG_TAKEN_OFF = re.compile(
 )
 
 
+#: A new file or folder given its name: "a note in the supply teacher folder called cover notes.md"
+#: names it, renames nothing.
+_NEW_CALLED = re.compile(r"\b(?:new|a|an)\s+(?:\w+\s+)?(?:note|file|doc|document|folder|subfolder|list|sheet)"
+                         r"(?:\s+(?:in|inside|under)\s+[^,.;:!?]+?)?\s+(called|named)\b", re.IGNORECASE)  # fmt: skip
+#: "duplicate" after an article or as a plural: what a file is, not a copy to make.
+_DUPLICATE_NOUN = re.compile(r"(\b(?:the|a|an|any|all|my|those|these)\s+)?\b(duplicates?)\b", re.IGNORECASE)
+#: A kind of file sent to a place, in a list of such: "zips to Downloads/zips", "pngs and jpgs into images".
+_KINDS_SENT = re.compile(r"(?:^|[,;.:]\s+|\band\s+|\s-\s+)(?:the\s+|all\s+)?([a-z0-9]+s)(?:\s+(?:and|&)\s+[a-z0-9]+s)?"
+                         r"\s+(?:go\s+)?(?:to|into|in)\s+(?=\S)", re.IGNORECASE)  # fmt: skip
+
+
 def _blanked(found: re.Match[str]) -> str:
     return " " * len(found.group(0))
 
 
 def unsaid(request: str) -> str:
     """``request`` with the words that say an op blanked where they ask for none: after a negation
-    ("dont delete them"), and "leave" in "leave anything else alone"."""
-    return _LEFT_ALONE.sub(_blanked, _NEGATED.sub(_blanked, request))
+    ("dont delete them"), "leave" in "leave anything else alone", "duplicate" said of what a file
+    is ("delete the duplicate members export"), and "called" said of a new one ("a new note called x.md")."""
+    request = _NEW_CALLED.sub(lambda found: found[0][: found.start(1) - found.start(0)] + " " * len(found[1]),
+                              _LEFT_ALONE.sub(_blanked, _NEGATED.sub(_blanked, request)))  # fmt: skip
+    return _DUPLICATE_NOUN.sub(lambda found: (found[1] or "") + " " * len(found[2])
+                               if found[1] or found[2].lower().endswith("s") else found[0], request)  # fmt: skip
 
 
 #: A new file said by its kind: "new file todo.md", "a new note", "new empty text file".
@@ -499,6 +487,11 @@ def referred_ops(request: str) -> set[str] | None:
         ops.discard("tag")  # "take the draft tag off": the tag is a noun, nothing is tagged
     if _ARROW.search(request) or _FILE_VERB.search(request):
         ops |= {"move", "rename"}
+    # Kinds sent to places one after another sort files ("zips to Downloads/zips, pdfs to ..."): a
+    # kind said so ("zips") packs nothing.
+    if len(_KINDS_SENT.findall(request)) >= 2:
+        packs = Request(FILE_NAME.sub(" ", _KINDS_SENT.sub(" , ", request))).uses(OP_WORDS["archive"])
+        ops = (ops if packs else ops - {"archive"}) | {"move", "classify"}
     if "rename" in ops or "move" in ops:
         ops |= {"move", "classify"}
     if "extract" in ops:

@@ -76,12 +76,57 @@ _LINE_ENDS = frozenset(("and", "then", "also", "after", "thanks", "thank", "thx"
 _DICTATION = re.compile(r"\b(?:says|say|saying|with(?=:))\b([^.;!?]*?)(?=[.;!?](?:\s|$)|$)", re.IGNORECASE)
 
 
+#: Where what a colon introduces stops before the end: another instruction ("; then move ...").
+_GOES_ON = re.compile(
+    r"(?:[.;]\s+|\s+)(?:and\s+)?(?:then|also|after that)\b|;\s"
+    # (or where it says the file it goes in: "add the line: call mum to notes/a.md")
+    r"|\s+(?:to|into|in|onto)\s+(?:the\s+)?(?=[^\s/]*/\S|\S{2,}\.[A-Za-z][A-Za-z0-9]{1,4}\b(?!\.))",
+    re.IGNORECASE,
+)
+#: A colon after words of writing, in the same sentence: what follows is the text to write.
+_WRITING_COLON = re.compile(
+    r"\b(?:add|append|write|jot|note|log|line|lines|text|in\s+it|with\s+this|put\s+in)\b(?:[^.;!?:]|\.(?=\S))*?:(?=\s)",
+    re.IGNORECASE,
+)
+
+
 def undictated(request: str, *, quotes: bool = True) -> str:
     """``request`` with what it dictates for a file to say blanked, and what it quotes unless not
     ``quotes``: their words ask for nothing and name nothing ("... that says: decided to drop windows
     7 support" asks for no drop). A quote leaves a pair of quotes: it still asks for text written."""
-    return _DICTATION.sub(lambda found: found.group(0)[: found.start(1) - found.start(0)] + " " * len(found[1]),
-                          QUOTED.sub(" ' ' ", request) if quotes else request)  # fmt: skip
+    # (what a colon introduces after words of writing, first: "add this to the engine hours file: 16/08
+    # 1247h, new impeller fitted" makes no folder "new"; a colon inside a quote introduces nothing,
+    # "write 'exam: feb 12, room H2' into exam-info.txt")
+    masked = QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)
+    for colon in _WRITING_COLON.finditer(masked):
+        rest = masked[colon.end() :].split("\0", 1)[0]
+        stop = _GOES_ON.search(rest)
+        end = colon.end() + (stop.start() if stop else len(rest))
+        request = request[: colon.end()] + " " * (end - colon.end()) + request[end:]
+    request = _DICTATION.sub(lambda found: found.group(0)[: found.start(1) - found.start(0)] + " " * len(found[1]),
+                             QUOTED.sub(" ' ' ", request) if quotes else request)  # fmt: skip
+    return request
+
+
+#: Words that close a request, not a line it dictates.
+SIGN_OFFS = frozenset(("thanks", "thank", "you", "thx", "ty", "pls", "please", "plz", "cheers", "ta", "asap"))
+#: The most words a line a colon introduces runs to the end with.
+COLON_WORDS = 48
+
+
+def _colon_lines(rest: str) -> list[str]:
+    """The lines ``rest``, what follows a colon, may be: all of it, and what comes before where it
+    goes on to something else; none longer than :data:`COLON_WORDS` words."""
+    cuts = [rest, *(rest[: found.start()] for found in _GOES_ON.finditer(rest))]
+    lines = []
+    for cut in cuts:
+        words = cut.split()
+        lines.append(" ".join(words))
+        # (and without what closes it but is no part of it: "... with carol :)", "... thanks")
+        while words and (not any(ch.isalnum() for ch in words[-1]) or words[-1].lower().strip(".!,") in SIGN_OFFS):
+            words = words[:-1]
+            lines.append(" ".join(words))
+    return [line for line in lines if line and len(line.split()) <= COLON_WORDS]
 
 
 def dictated_lines(request: str) -> list[str]:
@@ -94,7 +139,15 @@ def dictated_lines(request: str) -> list[str]:
     runs = []
     unquoted = QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)  # where a line stops
     for cue in _CUE.finditer(unquoted):
-        words = unquoted[cue.end() :].split("\0", 1)[0].split()[:SPAN_WORDS]
+        rest = unquoted[cue.end() :].split("\0", 1)[0]
+        colon = cue.group(0).startswith(":")
+        if colon:
+            # What a colon introduces runs to the end, sentences and all ("add to the first-aid log:
+            # 08/11 18:20 - member rolled ankle ..., declined ambulance. Maz"), or up to where the
+            # request goes on to something else ("...; then move the photos").
+            runs += [line for line in _colon_lines(rest) if line]
+            continue
+        words = rest.split()[:SPAN_WORDS]
         # A line ends where the run does (or a word before: "thaaanks"), where a sentence does, or
         # before a word that goes on to something else ("... saying renew the passport thanks. Then
         # ...", "No rush"): never inside a list ("passport, charger, sunscreen").
@@ -104,9 +157,8 @@ def dictated_lines(request: str) -> list[str]:
                 or not any(ch.isalnum() for ch in words[end]) or words[end][:1].isupper()]  # fmt: skip
         # (A run after a word that goes on past a colon is no line: the line is what the colon
         # introduces, "add a line to sanna's plan: taper starts 26 oct" holds no "to sanna's plan:".)
-        colon = cue.group(0).startswith(":")
         lines = [" ".join(words[:end]) for end in ends]
-        runs += [line for line in lines if colon or not re.search(r":\s+\S", line)]
+        runs += [line for line in lines if not re.search(r":\s+\S", line)]
     if not (quoted or runs):
         for part in _BREAK.split(request):
             words = part.split()
@@ -289,13 +341,17 @@ _NOT_FILES = re.compile(
     # (a trip, not a drone's "flight logs")
     r"|flights?(?!\s*(?:logs?|plans?|records?|data|notes?|files?|folders?|paths?|times?|hours?|tests?))"
     r"|so (?:it|they) fits?|remind me|forward(?:ing)? (?:the|my|this|that)|(?<![\w-])print (?:the|my|this|that|out)"
+    r"|(?<![\w-])print (?:\d+|a|two|three|four|five|ten) (?:cop(?:y|ies)|times)\b"
     r"|push (?:my|the|these) changes|timing out|post (?:the|my|this|these) \S+(?: \S+)? on"
     # (a message sent: "text this week's rota to the team", "whatsapp it to Ana"; never "the whatsapp pics")
     r"|(?<![\w-])(?:text|sms|whatsapp|tweet) (?:this|that|these|the|my|it|them)\b[^.?!;]*\bto (?:the|my|our|everyone"
     r"|him|her|them|[A-Z]\w+)\b)\b|(?<!\S)--[a-z][\w-]*"
     # (a file made into another format: "convert the notes to pdf", "turn the chart into a pdf")
     rf"|\bconvert\w*\b{_IN_SENTENCE}\b(?:in)?to\s+(?:an?\s+)?{_FORMATS}"
-    rf"|\b(?:turn|make|export|save|render)\w*\b{_IN_SENTENCE}\b(?:into|as)\s+an?\s+{_FORMATS}",
+    rf"|\b(?:turn|make|export|save|render)\w*\b{_IN_SENTENCE}\b(?:into|as)\s+an?\s+{_FORMATS}"
+    # (a program mended: "fix the sync crash in SyncService"; not the names of its crash logs)
+    rf"|\bfix\w*\b{_IN_SENTENCE}\b(?:crash(?!\w*[\s_-]*(?:logs?|reports?|dumps?|files?)\b)\w*|bugs?|exceptions?"
+    r"|memory leaks?|regressions?)\b",
     re.IGNORECASE,
 )
 

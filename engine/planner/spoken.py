@@ -1,12 +1,14 @@
 """What a request says in words, read for its reply schema: the words that speak of time, of older
 or recent files, of size, of files spared, made, named, ranked or many; the phrases that say how files
-are chosen; and the ages, days, sizes and counts a request names."""
+are chosen; the ages, days, sizes and counts a request names; and the text and patterns of names
+it types."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 
+from engine.planner.values import has_ext
 from engine.planner.words import Request
 
 AGES = ("7d", "30d", "365d")
@@ -161,6 +163,14 @@ CHANGED_TEXT = re.compile(
     r"['\"]?(?P<now>[^\s'\",;]+?)['\"]?(?=$|[\s,;!?]|\.(?:\s|$))",
     re.IGNORECASE,
 )
+#: Quoted text of names said to change into other quoted text, spaces and all: "change 'volunteer
+#: rota' to 'vol rota 2026' in the file names".
+QUOTED_CHANGE = re.compile(
+    r"\b(?:change|replace|swap|switch|turn)\s+(?:(?:the|every|each|all|any)\s+)?(?P<q>['\"])(?P<was>[^'\"]+?)(?P=q)"
+    r"(?P<between>(?:\s+(?!(?:to|with|for|into|by)\b)[^\s.;!?]+){0,8}?)\s+(?:to|with|for|into|by)\s+"
+    r"(?P<r>['\"])(?P<now>[^'\"]+?)(?P=r)(?=$|[\s,;.!?])",
+    re.IGNORECASE,
+)
 #: Said of where in a name the text changed is: at its start.
 AT_START = re.compile(r"\b(?:start|starts|beginning|begins|front)\b", re.IGNORECASE)
 #: A name shown with its date spelled out ("rename them drawing-YYYY-MM-DD", "as IMG_YYYYMMDD.jpg"):
@@ -241,3 +251,28 @@ def calendar_days(request: str, today: dt.date) -> list[str]:
 def said_ages(said: Request) -> list[str]:
     """The ages of :data:`AGES` that the request names in words ("a week", "montsh": 30d)."""
     return [age for age, word in _AGE_WORDS if said.uses([word])]
+
+
+#: Quoted text names start with: "all the logbook files start with 'log '".
+STARTING_WITH = re.compile(
+    r"\b(?:start|starts|begin|begins|starting|beginning)\s+with\s+['\"]([^'\"]+)['\"]", re.IGNORECASE
+)
+
+
+def changed_texts(request: str) -> list[re.Match[str]]:
+    """Where ``request`` says text of names changes into other text: quoted, spaces and all, and
+    else in single words (:data:`CHANGED_TEXT`)."""
+    quoted = list(QUOTED_CHANGE.finditer(request))
+    return [*quoted, *(found for found in CHANGED_TEXT.finditer(request)
+                       if not any(q.start() <= found.start() < q.end() for q in quoted))]  # fmt: skip
+
+
+#: A name pattern typed in a request: a word with a star in it, and a letter or digit ("crash_*_sync").
+_TYPED_PATTERN = re.compile(r"(?<![^\s\"'`(])[\w.~$-]*\*[\w.*~$-]*(?=$|[\s\"'`),;:!?])")
+
+
+def typed_patterns(request: str) -> list[str]:
+    """The name patterns ``request`` types, each as it stands and, where it has no extension, with
+    any ("crash_*_sync" and "crash_*_sync.*"); a pattern of no letter or digit ("*", "**") is none."""
+    found = [p.rstrip(".") for p in _TYPED_PATTERN.findall(request) if any(ch.isalnum() for ch in p) and "**" not in p]
+    return list(dict.fromkeys(form for p in found for form in (p, *(() if has_ext(p) else (f"{p}.*",)))))

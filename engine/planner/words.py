@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 
 WORD = re.compile(r"[^\W_]+")
@@ -44,14 +45,23 @@ MAX_FUZZY = 16
 def word_keys(word: str) -> frozenset[str]:
     """What ``word`` is compared by: its stem and, from five letters to :data:`MAX_FUZZY`, it and its
     stem less any one letter (two words share a key when they differ by one letter, one more or one
-    less, or two swapped: "noets" and "notes", "budegt" and "budget")."""
+    less, or two swapped: "noets" and "notes", "budegt" and "budget"); it and its stem also without
+    accents."""
     word = word.lower()
     base = stem(word)
     keys = {base, word}
     for form in {word, base}:
         if 5 <= len(form) <= MAX_FUZZY and not form.isdigit():
             keys |= {form[:at] + form[at + 1 :] for at in range(len(form))}
-    return frozenset(keys)
+    # (a name is said without its accents too: "skoda" is "Škoda", "ines" is "Inês"; spelled so
+    # whole, forgiving no typo besides: "cream" is no "crème")
+    return frozenset(keys | {unaccented(word), unaccented(base)})
+
+
+@functools.lru_cache(maxsize=65_536)
+def unaccented(word: str) -> str:
+    """``word`` without the accents of its letters ("škoda": "skoda"); other letters as they are."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
 
 
 @functools.lru_cache(maxsize=65_536)

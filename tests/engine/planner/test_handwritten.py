@@ -40,9 +40,13 @@ ELEVENTH = DATA.with_name("handwritten-eleventh.jsonl")
 TWELFTH = DATA.with_name("handwritten-twelfth.jsonl")
 THIRTEENTH = DATA.with_name("handwritten-thirteenth.jsonl")
 FOURTEENTH = DATA.with_name("handwritten-fourteenth.jsonl")
-#: A fifteenth and a sixteenth, written together while no rule was being shaped, and scored unread.
+#: A fifteenth and a sixteenth, written together while no rule was being shaped, and scored unread
+#: (rules were later shaped by their failures and the fourteenth's).
 FIFTEENTH = DATA.with_name("handwritten-fifteenth.jsonl")
 SIXTEENTH = DATA.with_name("handwritten-sixteenth.jsonl")
+#: A seventeenth and an eighteenth, written together before those rules, and scored unread.
+SEVENTEENTH = DATA.with_name("handwritten-seventeenth.jsonl")
+EIGHTEENTH = DATA.with_name("handwritten-eighteenth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -66,6 +70,8 @@ THIRTEENTH_CASES = _load(THIRTEENTH)
 FOURTEENTH_CASES = _load(FOURTEENTH)
 FIFTEENTH_CASES = _load(FIFTEENTH)
 SIXTEENTH_CASES = _load(SIXTEENTH)
+SEVENTEENTH_CASES = _load(SEVENTEENTH)
+EIGHTEENTH_CASES = _load(EIGHTEENTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -111,6 +117,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (FOURTEENTH_CASES, "fourteenth_"),
         (FIFTEENTH_CASES, "fifteenth_"),
         (SIXTEENTH_CASES, "sixteenth_"),
+        (SEVENTEENTH_CASES, "seventeenth_"),
+        (EIGHTEENTH_CASES, "eighteenth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -134,6 +142,8 @@ EVERY = [
     *FOURTEENTH_CASES,
     *FIFTEENTH_CASES,
     *SIXTEENTH_CASES,
+    *SEVENTEENTH_CASES,
+    *EIGHTEENTH_CASES,
 ]
 
 

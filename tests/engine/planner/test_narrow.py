@@ -183,7 +183,7 @@ def test_a_files_content_is_a_line_of_the_requests_words() -> None:
     ]
     assert content["enum"] == ["review the budget\n"]  # what it quotes, and nothing else
     lines = narrowed_schema("at the end of notes/todo.md write: buy milk.", entries, TODAY)["$defs"]["content"]
-    assert lines["enum"] == ["buy\n", "buy milk\n", "buy milk.\n"]  # the words after what introduces a line
+    assert lines["enum"] == ["buy milk\n", "buy milk.\n"]  # what a colon introduces, to its end
     assert "book the dentist\n" not in lines["enum"]
     says = narrowed_schema("make notes/a.md that says 'x: y' and notes/b.md saying call bob", entries, TODAY)
     assert says["$defs"]["content"]["enum"] == ["x: y\n", "call\n", "call bob\n"]
