@@ -253,9 +253,9 @@ def _renamed_by_stem(request: str, files: Sequence[str]) -> list[tuple[str, str]
         words = to["name"].split()[:8] if to else []
         while len(words) > 1 and words[-1].lower() in SIGN_OFFS:
             words = words[:-1]
-        news = [" ".join(words).strip("'\"`")]
-        found += [(path, posixpath.join(posixpath.dirname(path), new + ext)) for new in news
-                  if new and new.lower() != stem.lower() and not has_ext(new) and "/" not in new]  # fmt: skip
+        new = " ".join(words).strip("'\"`")
+        if new and new.lower() != stem.lower() and not has_ext(new) and "/" not in new:
+            found.append((path, posixpath.join(posixpath.dirname(path), new + ext)))
     return found
 
 
