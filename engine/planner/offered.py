@@ -290,6 +290,13 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     known = {*all_folders, *all_files}
     cut |= {word for word in words for name in spaced if "/" in word and "/" in name and word not in known
             and (name.startswith(f"{word} ") or name.endswith(f" {word}") or f" {word} " in name)}  # fmt: skip
+    # (nor is the last word of a new file's name of several words, "called ruiz zip.txt", where no
+    # file has that name, and the name does not start with a folder's, "in downloads x.mp3")
+    basenames = {posixpath.basename(path).lower() for path in all_files}
+    folder_names = {posixpath.basename(folder).lower() for folder in all_folders}
+    cut |= {word for word in words for name in spaced if "/" not in word and has_ext(word)
+            and name.endswith(f" {word}") and word.lower() not in basenames
+            and not any(name.lower().startswith(f"{f} ") for f in folder_names)}  # fmt: skip
     # (nor is the first word of a folder's name of several words, "into tablet sync")
     cut |= {word for word in words for name in spaced if name in known and word not in known
             and name.startswith(f"{word} ")}  # fmt: skip
@@ -328,7 +335,14 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     # (Nor does a path of several words it says, "into Meeting Notes/roadmap", nor "make copies of".)
     # (what it dictates describes no file: "append to staff/log.txt: member rolled ankle" is no members export)
     described_by = Request(without_locations(MAKE_COPIES.sub(" ", undictated(request, quotes=False)), all_folders))
-    described_by = described_by.without([name for name in spaced if "/" in name])
+    # (nor a new name of several words it gives, "to ch3 cover.psd", "call the copy 'release - fox cub.docx'")
+    described_by = described_by.without(
+        [
+            name
+            for name in spaced
+            if "/" in name or (has_ext(name) and posixpath.basename(name).lower() not in basenames)
+        ]
+    )
     file_refs = referred_files(described_by.text, all_files, tags=tag_words(request, named=True))
     folders, files = folder_refs or all_folders, file_refs or all_files
     # A file it leaves alone ("except Todo.txt") is left out of a selection, and is no file it names.
@@ -361,6 +375,9 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
     spared = spared_folders(request, all_folders)
     taken = [d for d in folders if d not in spared] or folders
+    # Nor from a folder it says only as where files go ("move the autumn worksheet pdfs to old
+    # resources"), where it takes from another.
+    taken = [d for d in taken if not _only_where_to(request, d)] or taken
     # Files taken from a folder and from one inside it it also refers to are those of the inner one
     # ("Brennan Plumbing's whole client folder": clients/Brennan Plumbing, not clients), unless it
     # spells the outer one alone.
@@ -473,6 +490,41 @@ def request_times(request: str, scope: Scope, today: dt.date, chars: int) -> Tim
     return Times(years=years, days=days, older=older, recent=recent, afters=afters, befores=befores)
 
 
+_WHERE_TO = re.compile(
+    r"(?:(?<!\byou )(?<!\blike )(?<!\bwant )(?<!\bneed )\b(?:to|into|onto)|->|=>|\u2192)\s+(?:the\s+|my\s+|a\s+)?$",
+    re.IGNORECASE,
+)
+
+
+def _only_where_to(request: str, folder: str) -> bool:
+    """Whether ``request`` says ``folder`` (its path, or its name) only as where files go: "to X",
+    "into the X folder"."""
+    for name in dict.fromkeys((folder, posixpath.basename(folder))):
+        said = list(re.finditer(rf"(?<![\w/.-]){re.escape(name)}(?![\w-]|[/.][\w.-])", request, re.IGNORECASE))
+        if said:
+            return all(_WHERE_TO.search(request[: found.start()]) for found in said)
+    return False
+
+
+#: Words after which a number counts files ("the first 3", "move 4 pdfs", "the last 2").
+_COUNT_LEADS = frozenset(("first", "last", "top", "newest", "latest", "oldest", "biggest", "largest", "smallest",
+                          "only", "keep", "take", "grab", "pick", "about", "over", "under", "remaining", "other",
+                          "most", "next", "recent", "few", "those", "just"))  # fmt: skip
+
+
+def counted_numbers(request: str) -> list[str]:
+    """The numbers ``request`` says that may count files: not one said after a word that it names a
+    thing by ("from chapter 2", "week 3 notes", "class 4B"), which counts nothing."""
+    found = []
+    for number in COUNT.finditer(request):
+        before = request[: number.start()].split()
+        word = before[-1].lower() if before else ""
+        if word.isalpha() and word not in STOP_WORDS and word not in _VERBS and word not in _COUNT_LEADS:
+            continue
+        found.append(number[1])
+    return found
+
+
 def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     """The sizes, counts, tags, extensions, texts, name starts and rename values ``request`` offers."""
     bounded = partial(bounded_to, chars=chars)
@@ -480,7 +532,7 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # A size is one the request names ("over 20 MB"), or a usual one when it names none ("the big files").
     sizes = bounded(f"{number}{unit.upper()}" for number, unit in SIZE.findall(request)) or list(SIZES)
     lowered = request.lower().split()
-    counts = sorted({int(n) for n in COUNT.findall(request) if int(n) >= 1}
+    counts = sorted({int(n) for n in counted_numbers(request) if int(n) >= 1}
                     | {at + 1 for at, word in enumerate(NUMBER_WORDS) if word in lowered})[:MAX_VALUES]  # fmt: skip
     # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
     named_tags = tag_words(request)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from engine.planner.described import NOUNS
 from engine.planner.places import ARCHIVE_NAME, FILE_NAME, REQUEST_TOKEN, referred_targets
 from engine.planner.requests import EXT_WORDS, GROUPS
+from engine.planner.spoken import QUOTED_CHANGE, STARTING_WITH
 from engine.planner.values import parent_folders
 from engine.planner.words import WORD, Request, alike, counted, index_words, name_words, stem, word_keys
 
@@ -475,9 +476,11 @@ def referred_ops(request: str) -> set[str] | None:
     only words that are as often nouns ("my notes")."""
     # ("... can go", going nowhere, is a delete: "the recordings older than a month can go")
     request = _GONE.sub(" delete ", unsaid(request))
-    said = Request(FILE_NAME.sub(" ", request))
+    # (Words it quotes ask for nothing: "they all start with 'log '" logs nothing.)
+    unquoted = _QUOTE.sub(lambda found: found[1] + " " * (len(found[0]) - 2) + found[1], request)
+    said = Request(FILE_NAME.sub(" ", unquoted))
     # (The verb that takes a tag off says an untag only.)
-    others = Request(FILE_NAME.sub(" ", TAG_TAKEN_OFF.sub(_blanked, request)))
+    others = Request(FILE_NAME.sub(" ", TAG_TAKEN_OFF.sub(_blanked, unquoted)))
     ops = {op for op, words in OP_WORDS.items() if (said if op in ("tag", "untag") else others).uses(words)}
     # Only nouns that are also an op's words ("my notes", "the logs", "a new folder") say no op.
     ops = ops if said.uses(word for words in OP_WORDS.values() for word in words if word not in WEAK_WORDS) else set()
@@ -498,7 +501,8 @@ def referred_ops(request: str) -> set[str] | None:
         ops.add("mkdir")
     elif ARCHIVE_NAME.search(request) and not ("rename" in ops and _renamed_archive(request)):
         ops.add("archive")
-    if _QUOTE.search(request):
+    # (Not text it quotes as what names hold: "they start with 'log '", "change 'rota' to 'vol rota'".)
+    if _QUOTE.search(STARTING_WITH.sub(" ", QUOTED_CHANGE.sub(" ", request))):
         ops |= {"write", "append"}
     # A new file asks for a write ("new file todo.md in the thesis folder with: ...").
     if _NEW_FILE.search(request):

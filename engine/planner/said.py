@@ -14,15 +14,16 @@ import re
 from collections.abc import Iterable
 
 from engine.planner.refer import OP_WORDS, WEAK_WORDS
-from engine.planner.words import Request
+from engine.planner.words import Request, alike
 
 #: Words that hold a request together and never name a file, a folder or a tag.
 # fmt: off
 STOP_WORDS = frozenset((
     "a", "an", "the", "and", "or", "but", "to", "into", "in", "on", "at", "of", "from", "for", "with", "by",
     "as", "is", "are", "be", "it", "its", "them", "they", "this", "that", "these", "those", "all", "every",
-    "each", "any", "some", "my", "your", "our", "please", "pls", "can", "could", "would", "you", "me", "i", "we",
-    "us", "move", "put", "delete", "remove", "make", "create", "rename", "untag", "unzip", "then", "also",
+    "each", "any", "some", "my", "your", "our", "their", "his", "her", "please", "pls", "can", "could", "would",
+    "you", "me", "i", "we", "us", "move", "put", "delete", "remove", "make", "create", "rename", "untag", "unzip",
+    "then", "also",
     "thanks", "thank", "thx", "kindly", "hey", "help", "need", "like", "want", "go", "ahead", "just", "only",
     "shift", "transfer", "relocate", "shove", "erase", "wipe", "nuke", "discard", "toss", "duplicate", "clone",
     "compress", "write", "append", "add", "copy", "extract", "unpack", "tag", "grab", "swap", "strip",
@@ -114,6 +115,13 @@ SIGN_OFFS = frozenset(("thanks", "thank", "you", "thx", "ty", "pls", "please", "
 COLON_WORDS = 48
 
 
+def _signs_off(word: str) -> bool:
+    """Whether ``word`` closes a request: a word of :data:`SIGN_OFFS`, or a long one misspelled
+    ("thaanks")."""
+    word = word.lower().strip(".!,")
+    return word in SIGN_OFFS or (len(word) >= 5 and any(alike(word, off) for off in SIGN_OFFS if len(off) >= 5))
+
+
 def _colon_lines(rest: str) -> list[str]:
     """The lines ``rest``, what follows a colon, may be: all of it, and what comes before where it
     goes on to something else; none longer than :data:`COLON_WORDS` words."""
@@ -123,7 +131,7 @@ def _colon_lines(rest: str) -> list[str]:
         words = cut.split()
         lines.append(" ".join(words))
         # (and without what closes it but is no part of it: "... with carol :)", "... thanks")
-        while words and (not any(ch.isalnum() for ch in words[-1]) or words[-1].lower().strip(".!,") in SIGN_OFFS):
+        while words and (not any(ch.isalnum() for ch in words[-1]) or _signs_off(words[-1])):
             words = words[:-1]
             lines.append(" ".join(words))
     return [line for line in lines if line and len(line.split()) <= COLON_WORDS]
@@ -138,10 +146,14 @@ def dictated_lines(request: str) -> list[str]:
     quoted = [text.strip() for _, text in QUOTED.findall(request)]
     runs = []
     unquoted = QUOTED.sub(lambda found: "\0" * len(found.group(0)), request)  # where a line stops
+    taken = 0  # (where the line a colon introduces ends: a cue inside it, "7.30 Zoë reads", is its text)
     for cue in _CUE.finditer(unquoted):
+        if cue.start() < taken and not cue.group(0).startswith(":"):
+            continue
         rest = unquoted[cue.end() :].split("\0", 1)[0]
         colon = cue.group(0).startswith(":")
         if colon:
+            taken = cue.end() + len(rest)
             # What a colon introduces runs to the end, sentences and all ("add to the first-aid log:
             # 08/11 18:20 - member rolled ankle ..., declined ambulance. Maz"), or up to where the
             # request goes on to something else ("...; then move the photos").
@@ -164,8 +176,24 @@ def dictated_lines(request: str) -> list[str]:
             words = part.split()
             runs += [" ".join(words[start:end]) for start in range(len(words))
                      for end in range(start + 1, min(len(words), start + SPAN_WORDS) + 1)]  # fmt: skip
-    texts = [*quoted, *(run.strip(WORD_EDGES + ".") for run in runs), *runs]
+    texts = [*quoted, *(_trimmed(run) for run in runs), *runs]
     return list(dict.fromkeys(text for text in texts if text))
+
+
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def _trimmed(line: str) -> str:
+    """``line`` without punctuation at its ends, but for a bracket that closes one it opens
+    ("x6 (ERA fortress)")."""
+    line = line.lstrip(WORD_EDGES + ".")
+    end = len(line)
+    while end and line[end - 1] in WORD_EDGES + ".":
+        opening = _CLOSING.get(line[end - 1])
+        if opening and line.count(opening, 0, end) >= line.count(line[end - 1], 0, end):
+            break
+        end -= 1
+    return line[:end]
 
 
 #: Words after which a request says what files are about ("mentioning", "about the"), and words
@@ -286,7 +314,9 @@ _VERBS = (
 _NEXT_VERB = re.compile(
     rf"(?:,\s+(?:and\s+)?|\s+and\s+)({_VERBS})\b(?![/.-])(?!\s+(?:files?|archives?|up\b))"
     # "... belongs in shared, move it": the same thing asked again.
-    r"(?!\s+(?:it|them)\s*(?:$|[.!,:;)]|-|(?:no|please|pls|asap|thanks|thx|thank|when|now)\b))",
+    r"(?!\s+(?:it|them)\s*(?:$|[.!,:;)]|-|(?:no|please|pls|asap|thanks|thx|thank|when|now)\b))"
+    # "create notes/a.txt and put in it: ...": what the file made is to hold, no step of its own.
+    r"(?!\s+(?:in|into|inside)\s+(?:it|there)\s*:)",
     re.IGNORECASE,
 )
 #: Words that ask for something, so that a verb after them asks for something more.
@@ -369,4 +399,5 @@ def not_files(request: str, names: Iterable[str] = ()) -> bool:
         request = re.sub(re.escape(name), lambda found: "_" * len(found.group(0)), request, flags=re.IGNORECASE)
     # (Nor inside a path it spells with a slash: "unzip the export to social/instagram".)
     request = _SLASHED.sub(lambda found: "_" * len(found.group(0)), request)
-    return _NOT_FILES.search(request) is not None
+    # (Nor in what it quotes or dictates for a file: "append '- Fixed a crash on sync' to the notes".)
+    return _NOT_FILES.search(undictated(request)) is not None

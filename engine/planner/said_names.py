@@ -67,6 +67,10 @@ _NAME_ENDS = STOP_WORDS | {
     "instead",
     "should",
     "must",
+    # (what a thing is called starts a name, and ends the one before: "in alterations called ruiz zip.txt")
+    "called",
+    "named",
+    "titled",
 }
 #: The most words a name said with spaces holds after its slash, or before it.
 _MAX_SPACED_WORDS = 4
