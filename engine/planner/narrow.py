@@ -464,7 +464,7 @@ def _narrowed(
     defs = schema["$defs"]
     ops, retag, unpacking, missing, renaming = _narrow_ops(defs, request, scope, by_example=offer.by_example)
     named, listed, placeless = narrow_paths(
-        defs, request, scope, chars, unpacking=unpacking, missing=missing, into=into
+        defs, request, scope, chars, unpacking=unpacking, missing=missing, into=into, ops=ops
     )
     unoffer(schema, placeless)
     ops = ops - placeless if ops is not None else None

@@ -19,6 +19,7 @@ from engine.planner.parts import request_parts
 from engine.planner.places import FILE_NAME, referred_targets, without_places
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import (
+    OP_WORDS,
     SENDING_WORDS,
     SPELLED_PATH,
     group_exts,
@@ -26,7 +27,8 @@ from engine.planner.refer import (
     referred_ops,
     without_folders_in,
 )
-from engine.planner.said import about_phrases, about_words, asked_steps
+from engine.planner.said import STOP_WORDS, about_phrases, about_words, asked_steps
+from engine.planner.said_names import without_locations
 from engine.planner.schema_edit import bounded_to, narrow_enum
 from engine.planner.spoken import (
     BY_TAG,
@@ -35,6 +37,7 @@ from engine.planner.spoken import (
     FOLDERS_ONLY,
     MAKING,
     MENTIONING,
+    MONTH_NAME,
     NAMED_FOLDERS,
     NOT,
     RANKING_WORDS,
@@ -47,7 +50,7 @@ from engine.planner.spoken import (
     size_side,
 )
 from engine.planner.values import SPLIT, globbed, goes_to, words_of_names
-from engine.planner.words import Request
+from engine.planner.words import Request, name_words, stem
 
 
 @dataclass(frozen=True)
@@ -270,8 +273,53 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
             # "all the invoices tagged unpaid have been paid. tag them paid and take the unpaid tag off".
             if "tag" in match:
                 narrow_enum(match, "tag", had, defs, drop=True)
+    # Files said by words that some of the names where they are taken from hold ("the catalogue
+    # preview pdfs in Downloads", "the after pics"), asked one thing, are selected by those words.
+    # (Not files sorted to several places, whose rules say which go where: "invoices go to
+    # accounts/invoices, pics to ...")
+    sorting = len(referred_targets(request) or ()) > 1
+    if one_thing and not said_about and not by_tag and not offer.swapped and not sorting and "name_regex" in match:
+        naming = _naming_regexes(request, scope, offer.regexes, {tag.lower() for e in entries for tag in e.tags})
+        if naming:
+            narrow_enum(match, "name_regex", naming, defs)
+            defs["match"]["required"] = [*defs["match"]["required"], "name_regex"]
     return Matched(asked=asked, one_thing=one_thing, timed=bool(timed), sized=sized, dated=dated,
                    by_tag=by_tag, said_about=said_about)  # fmt: skip
+
+
+def _naming_regexes(request: str, scope: Scope, regexes: list[str], tags: set[str]) -> list[str]:
+    """Of ``regexes`` (a name's start, or a word names hold), those of words the request says
+    outside the folders it says (no ``tags``), that find some but not all of the files of the folders it takes
+    files from (every file, where it takes from none)."""
+    places = [glob for glob in scope.globs if glob != "**" and glob.endswith(("/**", "/*"))] or ["**"]
+    held = {glob: [posixpath.basename(path) for path in scope.all_files if globbed(path, glob)] for glob in places}
+    # (nor one of a path it spells, "into hive scale/", nor of an example, "(db-dump-... -> prod-db-dump-...)")
+    outside = Request(_EXAMPLE.sub(" ", SPELLED_PATH.sub(" ", without_locations(request, scope.all_folders))))
+    # (not a word of a folder's name, "the census images", "any catalogue" of catalogues/, "the crash
+    # logs" of crashlogs/, nor a tag, a word that asks for an op or says when, a year or a number)
+    folder_words = {word.lower() for folder in scope.all_folders for word in name_words(folder)}
+    found = []
+    for regex in regexes:
+        word = regex.removeprefix("^").replace("\\", "").strip(" _-")
+        lowered = word.lower()
+        if (lowered in tags or lowered in _NOT_NAMING or MONTH_NAME.match(lowered)
+                or any(stem(lowered) in held_word for held_word in folder_words)
+                or not any(ch.isalpha() for ch in word) or not outside.says(word)):  # fmt: skip
+            continue
+        compiled = re.compile(regex)
+        hits = {glob: sum(1 for name in names if compiled.search(name)) for glob, names in held.items()}
+        # (some files of a place and never all of one: "the M31 captures" are the whole M31 folder)
+        if any(hits.values()) and all(hits[glob] < len(held[glob]) for glob in held if hits[glob]):
+            found.append(regex)
+    return found
+
+
+#: An example a request gives: in brackets, after "like" or "e.g.", or after an arrow.
+_EXAMPLE = re.compile(r"\([^)]*\)|\b(?:like|e\.g\.?|eg|such\s+as)\s[^,;.!?]*|(?:->|=>|\u2192)\s*\S+", re.IGNORECASE)
+#: Words that say an op, when, or how much: never what names hold.
+_NOT_NAMING = frozenset([*(word for words in OP_WORDS.values() for word in words), *TIME_WORDS, *STOP_WORDS,
+                         "more", "less", "than", "older", "newer", "bigger", "smaller", "over", "under", "every",
+                         "whole", "everything", "anything", "files", "file", "stuff", "things", "ones"])  # fmt: skip
 
 
 #: Where a sentence ends: a full stop, a question or exclamation mark or a semicolon, then a space.

@@ -45,7 +45,8 @@ _ROLES = (("mkdir", "path", "dest"), ("move", "from", "source"), ("move", "to", 
 
 
 def narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *, unpacking: bool,
-                  missing: list[str], into: list[str] | None) -> tuple[list[str], list[str], set[str]]:  # fmt: skip
+                  missing: list[str], into: list[str] | None,
+                  ops: set[str] | None = None) -> tuple[list[str], list[str], set[str]]:  # fmt: skip
     """Narrow the paths each op reads, makes and puts things into; return the names with an extension
     the request gives, the files a list of paths may name, and the ops left no place to put or make
     anything (:func:`unoffer`): a new file or folder is never one of the request's stray words."""
@@ -179,6 +180,10 @@ def narrow_paths(defs: dict[str, Any], request: str, scope: Scope, chars: int, *
     renamed_to = {posixpath.basename(t) for t in scope.renamed if posixpath.dirname(t) in named_in}
     carried = [name for name in [*scope.mentioned, *scope.described, *scope.renamed, *named]
                if "/" in name or (name not in in_folders and name not in renamed_to)]  # fmt: skip
+    # (Where no step makes a file, a tag goes on one that exists: "take the open tag off
+    # incident_2026-10-03.md" is the one in staff/incident reports, no new one beside another.)
+    if ops is not None and not ops & {"move", "copy", "write", "rename", "extract", "archive"}:
+        carried = [name for name in carried if name in existing] or carried
     for op in ("tag", "untag"):
         narrow_enum(defs[op]["properties"], "path", changeable(carried), defs)
     # (what it dictates describes no file: "append to staff/log.txt: member rolled ankle" is no members export)

@@ -512,6 +512,16 @@ _COUNT_LEADS = frozenset(("first", "last", "top", "newest", "latest", "oldest", 
                           "most", "next", "recent", "few", "those", "just"))  # fmt: skip
 
 
+def as_named(word: str, names: Iterable[str]) -> str:
+    """``word`` as the first of ``names`` that holds it (in any case) spells it, or as it is."""
+    lowered = word.lower()
+    for name in names:
+        at = name.lower().find(lowered)
+        if at >= 0 and name[at : at + len(word)].lower() == lowered:
+            return name[at : at + len(word)]
+    return word
+
+
 def counted_numbers(request: str) -> list[str]:
     """The numbers ``request`` says that may count files: not one said after a word that it names a
     thing by ("from chapter 2", "week 3 notes", "class 4B"), which counts nothing."""
@@ -566,7 +576,9 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     held = [w for w in dict.fromkeys([*plain, *(stem(w) for w in plain)])
             if len(w) >= 4 and not names_a_kind(w) and w.lower() not in STOP_WORDS and w.lower() not in _VERBS
             and any(w.lower() in name and not name.startswith(w.lower()) for name in stems)]  # fmt: skip
-    regexes = bounded([*(regex for p in starts if compiles(regex := f"^{p}")), *(literal(w) for w in held)])
+    # (spelled as the names spell it: a name's regular expression tells case apart, "bergen" finds no "Bergen")
+    regexes = bounded([*(regex for p in starts if compiles(regex := f"^{p}")),
+                       *dict.fromkeys(literal(as_named(w, basenames)) for w in held)])  # fmt: skip
     # What a rename finds in names, and puts instead: a separator, or words of the request, literally.
     quoted = [text for _, text in QUOTED.findall(request)]
     spans = [*quoted, *(f" {t}" for t in quoted), *plain]

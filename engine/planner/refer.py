@@ -73,6 +73,8 @@ def referred_folders(request: str, folders: list[str]) -> list[str] | None:
     return found or None
 
 
+#: A number of several parts: a version ("1.5.0") or a day ("2026-10-03"), not part of a longer one.
+_NUMBERED_PARTS = re.compile(r"(?<![\w.-])(\d+(?:[.-]\d+){1,3})(?![\w-]|\.\d)")
 #: A file name given after "to", "into" or "as": a new name, or where things go.
 GIVEN_NAME = re.compile(
     r"\b(?:to|into|as)\s+([^\s\"'`]*[\w)\]]\.[A-Za-z0-9]{1,8}(?:\.[A-Za-z0-9]{1,4})?)\b", re.IGNORECASE
@@ -86,6 +88,12 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     names ("take the draft tag off the budget notes" describes no draft file)."""
     said = Request(request)
     spelled = [path for path in files if said.spells(path) or said.spells(posixpath.basename(path))]
+    # (or by a number of parts it says, a version or a day: "the 1.5.0 release notes" is 1.5.0.md,
+    # "the 2026-10-03 report" incident_2026-10-03.md)
+    numbers = set(_NUMBERED_PARTS.findall(request))
+    if numbers:
+        stems = {path: posixpath.splitext(posixpath.basename(path))[0] for path in files if path not in spelled}
+        spelled += [path for path, stem_of in stems.items() if numbers & set(_NUMBERED_PARTS.findall(stem_of))]
     paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
     # Nor does a new name it gives ("rename the résumé to resume-2025.docx": no 2025 file).
     rest = said.without([*spelled, *(posixpath.basename(p) for p in spelled), *paths, *GIVEN_NAME.findall(request)])
@@ -310,7 +318,14 @@ def without_folders_in(request: str, folders: Iterable[str]) -> str:
             return found.group(0)
         return found.group(0)[: found.start(1) - found.start(0)] + " " * len(name)
 
-    return _IN_FOLDER.sub(blanked, request)
+    request = _IN_FOLDER.sub(blanked, request)
+    # (A name of several words said whole is that folder wherever it is said: "any vet notes that
+    # mention ivermectin" are the files in "vet notes", of every kind.)
+    lowered = request.lower()
+    said = [n for n in names if " " in n and n in lowered and names_a_kind(n.rsplit(" ", 1)[1])]
+    for name in sorted(said, key=len, reverse=True):
+        request = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", " " * len(name), request, flags=re.IGNORECASE)
+    return request
 
 
 #: The words that say each op, as people say them (a plural, an ending of a letter or two, and one
@@ -422,6 +437,9 @@ def _tags_on(request: str) -> bool:
 
 #: An op said not to be done: "dont delete them", "without deleting the originals".
 _NEGATED = re.compile(r"\b(?:don'?t|do\s+not|never|without|no\s+need\s+to)\s+(?:\w+ly\s+)?([a-z]+)", re.IGNORECASE)
+#: An op said as done already: "Mrs Jennings has moved away", "I've zipped them already".
+_DONE = re.compile(r"(?:\b(?:has|have|had)|'s|'ve|'d)\s+(?:already\s+|just\s+|now\s+)?(?:been\s+)?([a-z]+ed)\b",
+                   re.IGNORECASE)  # fmt: skip
 #: "leave anything else alone", "leaving the rest": a "leave" that writes nothing.
 _LEFT_ALONE = re.compile(
     r"\bleav(?:e|ing)\b(?=(?:\s+[^\s.;,!?]+){0,4}?\s+(?:alone|untouched|be|as\s+(?:it|they)\s+(?:is|are))\b)"
@@ -455,8 +473,8 @@ def unsaid(request: str) -> str:
     """``request`` with the words that say an op blanked where they ask for none: after a negation
     ("dont delete them"), "leave" in "leave anything else alone", "duplicate" said of what a file
     is ("delete the duplicate members export"), and "called" said of a new one ("a new note called x.md")."""
-    request = _NEW_CALLED.sub(lambda found: found[0][: found.start(1) - found.start(0)] + " " * len(found[1]),
-                              _LEFT_ALONE.sub(_blanked, _NEGATED.sub(_blanked, request)))  # fmt: skip
+    request = _LEFT_ALONE.sub(_blanked, _NEGATED.sub(_blanked, _DONE.sub(_blanked, request)))
+    request = _NEW_CALLED.sub(lambda found: found[0][: found.start(1) - found.start(0)] + " " * len(found[1]), request)
     return _DUPLICATE_NOUN.sub(lambda found: (found[1] or "") + " " * len(found[2])
                                if found[1] or found[2].lower().endswith("s") else found[0], request)  # fmt: skip
 

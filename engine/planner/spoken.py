@@ -213,6 +213,8 @@ _MONTH = (
     r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
     r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
 )
+#: A month's name, whole or cut short: "july", "sept", "Dec."
+MONTH_NAME = re.compile(rf"^{_MONTH}$", re.IGNORECASE)
 #: A day of a month: "July 1st", "1 June", "the 3rd of March", with a year after it or not.
 _CALENDAR = re.compile(
     rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+((?:19|20)\d\d)\b)?"

@@ -71,7 +71,8 @@ def test_a_number_that_names_a_thing_counts_no_files() -> None:
     assert counted_numbers("move 4 pdfs to x") == ["4"]
     entries = _files("chapter 02/p1 flats.psd", "chapter 02/p2 flats.psd", "chapter 02/p1.png")
     schema = narrowed_schema("delete the flats psds from chapter 2, ive got the final pngs", entries, TODAY)
-    matched = {"glob": "chapter 02/**", "ext": [".psd"]}
+    # (and "flats", which some of the names there hold, selects them)
+    matched = {"glob": "chapter 02/**", "ext": [".psd"], "name_regex": "flats"}
     assert _allows(schema, {"op": "delete", "match": matched})
     assert not _allows(schema, {"op": "delete", "match": {**matched, "limit": 2}})
 
@@ -95,3 +96,61 @@ def test_what_a_file_made_is_to_hold_after_in_it_is_one_step_and_one_line() -> N
     # (a closing bracket stays where the line opens one; sign-offs typed with a slip go)
     assert dictated_lines("add this to the list: euro cyl x6 (ERA fortress)") == ["euro cyl x6 (ERA fortress)"]
     assert "review the budget with carol" in dictated_lines("New file misc/a.md: review the budget with carol thaanks")
+
+
+def test_files_said_by_words_some_names_hold_are_selected_by_them() -> None:
+    entries = _files("Downloads/catalogue-preview-a.pdf", "Downloads/catalogue-preview-b.pdf", "Downloads/invoice.pdf",
+                     "manuals/bosch.pdf")  # fmt: skip
+    schema = narrowed_schema("those 2 catalogue preview pdfs in Downloads are dupes, bin them", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "match": {"glob": "Downloads/**", "name_regex": "^catalogue"}})
+    assert not _allows(schema, {"op": "delete", "match": {"glob": "Downloads/**", "ext": [".pdf"]}})
+    # Spelled as the names spell it: a name's regular expression tells case apart.
+    census = _files("records/census/1900 Bergen.jpg", "records/census/1900 Oslo.jpg", "records/census/1910 Bergen.jpg")
+    copied = narrowed_schema("copy both bergen census images into a new folder 'for kari'", census, TODAY)
+    assert _allows(
+        copied, {"op": "copy", "match": {"glob": "records/census/**", "name_regex": "Bergen"}, "to": "for kari"}
+    )
+    assert not _allows(copied, {"op": "copy", "match": {"glob": "records/census/**", "name_regex": "bergen"},
+                                "to": "for kari"})  # fmt: skip
+    # Not words every file of a place holds ("the crash logs" of crashlogs/), nor words of its folder's name.
+    crashes = _files("crashlogs/crash_1.log", "crashlogs/crash_2.log", "notes/a.md")
+    copy = narrowed_schema("mkdir triage and copy last week's crash logs into it", crashes, TODAY)
+    copied_logs = {"op": "copy", "match": {"glob": "crashlogs/**", "modified_after": "7d"}, "to": "triage"}
+    assert _allows(copy, {"op": "mkdir", "path": "triage"}, copied_logs)
+    # Nor words of an example, nor of files sorted to several places.
+    dumps = _files("data/db-dump-1.sql", "data/db-dump-2.sql", "data/schema.sql", "data/readme.md")
+    prefixed = narrowed_schema(
+        "prefix the .sql dumps in data with prod- (db-dump-... -> prod-db-dump-...)", dumps, TODAY
+    )
+    assert _allows(prefixed, {"op": "rename", "match": {"glob": "data/**", "ext": [".sql"]}, "template": "prod-{name}"})
+
+
+def test_a_folder_of_several_words_said_whole_asks_for_no_kind() -> None:
+    entries = _files("vet notes/ivermectin dose.md", "vet notes/mange.txt", "intake/fox.md")
+    schema = narrowed_schema("tag any vet notes that mention ivermectin as meds-review", entries, TODAY)
+    step = {"op": "tag", "match": {"glob": "vet notes/**", "contains": "ivermectin"}, "tags": ["meds-review"]}
+    assert _allows(schema, step)
+    assert not _allows(schema, {**step, "match": {**step["match"], "ext": [".md"]}})
+
+
+def test_a_file_said_by_a_version_or_a_day_its_name_holds_is_the_one() -> None:
+    entries = _files("release notes/1.5.0.md", "release notes/1.4.2.md", "crashlogs/a.log")
+    schema = narrowed_schema("append '- Fixed a crash when syncing' to the 1.5.0 release notes", entries, TODAY)
+    step = {"op": "append", "path": "release notes/1.5.0.md", "content": "- Fixed a crash when syncing\n"}
+    assert _allows(schema, step)
+    assert not _allows(schema, {**step, "path": "release notes/1.4.2.md"})
+
+
+def test_where_no_step_makes_a_file_a_tag_goes_on_one_that_exists() -> None:
+    entries = _files("staff/incident reports/incident_2026-10-03.md", "staff/incident reports/incident_2026-10-21.md",
+                     "memberships/members.csv", tags=("open",))  # fmt: skip
+    schema = narrowed_schema("take the open tag off incident_2026-10-03.md, that one's sorted", entries, TODAY)
+    step = {"op": "untag", "path": "staff/incident reports/incident_2026-10-03.md", "tags": ["open"]}
+    assert _allows(schema, step)
+    assert not _allows(schema, {**step, "path": "memberships/incident_2026-10-03.md"})
+
+
+def test_an_op_said_as_done_already_is_not_asked() -> None:
+    assert "move" not in (referred_ops("Mrs Jennings has moved away so zip up her folder as clients/j.zip") or set())
+    assert referred_ops("I've zipped them already, delete the originals") == {"delete"}
+    assert "move" in (referred_ops("move the files I have tagged urgent to x") or set())
