@@ -500,6 +500,9 @@ def _only_where_to(request: str, folder: str) -> bool:
     """Whether ``request`` says ``folder`` (its path, or its name) only as where files go: "to X",
     "into the X folder"."""
     for name in dict.fromkeys((folder, posixpath.basename(folder))):
+        # (not said at all, the usual case for most folders of a big workspace: no pattern to compile)
+        if name.isascii() and request.isascii() and name.lower() not in request.lower():
+            continue
         said = list(re.finditer(rf"(?<![\w/.-]){re.escape(name)}(?![\w-]|[/.][\w.-])", request, re.IGNORECASE))
         if said:
             return all(_WHERE_TO.search(request[: found.start()]) for found in said)
