@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.names import display_line
+from engine.planner.kind_words import SPELLED_PATH
 from engine.planner.places import FILE_NAME, REQUEST_TOKEN
-from engine.planner.refer import SPELLED_PATH, referred_ops
+from engine.planner.refer import referred_ops
 from engine.planner.said import QUOTED, dictated_lines, not_files
 from engine.planner.schema_edit import is_usable
 from engine.planner.values import ARCHIVE_EXTS, COMMON_EXTS

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from engine.planner.kind_words import ARCHIVING_VERB, kind_exts, names_a_kind, referred_exts
 from engine.planner.narrow_match import narrow_match
 from engine.planner.narrow_paths import narrow_paths, unoffer
 from engine.planner.offered import Offered, Scope, offered_values, request_scope, request_times
@@ -51,18 +52,7 @@ from engine.planner.places import (
     referred_targets,
 )
 from engine.planner.prompt import SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
-from engine.planner.refer import (
-    ADDED_FILE,
-    ARCHIVING_VERB,
-    OP_WORDS,
-    SENDING_WORDS,
-    kind_exts,
-    names_a_kind,
-    referred_exts,
-    referred_files,
-    referred_ops,
-    unsaid,
-)
+from engine.planner.refer import ADDED_FILE, OP_WORDS, SENDING_WORDS, referred_files, referred_ops, unsaid
 from engine.planner.said import (
     CLAUSE_BREAK,
     FIRST_N,

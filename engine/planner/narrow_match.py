@@ -14,19 +14,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from engine.planner.kind_words import SPELLED_PATH, group_exts, referred_exts
 from engine.planner.offered import Offered, Scope, Times
 from engine.planner.parts import request_parts
 from engine.planner.places import FILE_NAME, referred_targets, without_places
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import (
-    OP_WORDS,
-    SENDING_WORDS,
-    SPELLED_PATH,
-    group_exts,
-    referred_exts,
-    referred_ops,
-    without_folders_in,
-)
+from engine.planner.refer import OP_WORDS, SENDING_WORDS, referred_ops, without_folders_in
 from engine.planner.said import STOP_WORDS, about_phrases, about_words, asked_steps
 from engine.planner.said_names import without_locations
 from engine.planner.schema_edit import bounded_to, narrow_enum

@@ -10,18 +10,11 @@ import posixpath
 import re
 from typing import Any
 
+from engine.planner.kind_words import SPELLED_PATH, group_exts, kind_exts, referred_exts
 from engine.planner.parts import goes_on
 from engine.planner.places import FILE_NAME, made_folders
 from engine.planner.prompt import SINGLE_KEYS, ViewEntry
-from engine.planner.refer import (
-    GIVEN_NAME,
-    SPELLED_PATH,
-    TAG_TAKEN_OFF,
-    group_exts,
-    kind_exts,
-    referred_exts,
-    referred_ops,
-)
+from engine.planner.refer import GIVEN_NAME, TAG_TAKEN_OFF, referred_ops
 from engine.planner.said import QUOTED, STOP_WORDS, undictated
 from engine.planner.schema_edit import is_usable, one_file_step, reached_defs, unique_when_few
 from engine.planner.values import ARCHIVE_EXTS, globbed, is_changeable

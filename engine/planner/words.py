@@ -89,7 +89,8 @@ def spelled_words() -> frozenset[str]:
     vocabulary = (get_model_path() / "vocab.txt").read_text(encoding="utf-8").split()
     words = {word for word in vocabulary if word.isalpha() and word.islower()}
     # (The planner's own words are in refer.py, which compares words with this module: asked late.)
-    from engine.planner.refer import KIND_STEMS, OP_WORDS
+    from engine.planner.kind_words import KIND_STEMS
+    from engine.planner.refer import OP_WORDS
 
     words |= {word for said in OP_WORDS.values() for word in said} | GLUE | KIND_STEMS
     return frozenset(words)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from engine.planner.by_example import example_templates
+from engine.planner.kind_words import referred_exts
 from engine.planner.narrow import narrowed_schema
-from engine.planner.offered import example_templates
 from engine.planner.places import (
     folders_inside,
     made_names,
@@ -19,7 +20,7 @@ from engine.planner.places import (
     sorted_into,
 )
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import referred_exts, referred_ops
+from engine.planner.refer import referred_ops
 from engine.planner.said import dictated_lines, not_files
 from engine.planner.spared import spared_files
 from tests.engine.planner.test_narrow import TODAY, _allows

@@ -4,8 +4,8 @@ about, a folder unpacked into under an archive's name with spaces, and a folder 
 
 from __future__ import annotations
 
+from engine.planner.by_example import dated_templates
 from engine.planner.narrow import narrowed_schema
-from engine.planner.offered import dated_templates
 from engine.planner.prompt import ViewEntry
 from engine.planner.said import about_phrases
 from tests.engine.planner.test_narrow import TODAY, _allows

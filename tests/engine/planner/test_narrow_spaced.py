@@ -11,8 +11,8 @@ import random
 
 from jsonschema import Draft202012Validator
 
+from engine.planner.by_example import changed_by_example, example_templates
 from engine.planner.narrow import narrowed_schema
-from engine.planner.offered import changed_by_example, example_templates
 from engine.planner.places import referred_targets
 from engine.planner.prompt import ViewEntry
 from engine.planner.refer import referred_folders

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from engine.planner.kind_words import referred_exts
 from engine.planner.narrow import narrowed_schema
 from engine.planner.places import made_folders, referred_targets
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import (
-    referred_exts,
-    referred_files,
-    referred_folders,
-    referred_ops,
-    takes_from_folder,
-)
+from engine.planner.refer import referred_files, referred_folders, referred_ops, takes_from_folder
 from engine.planner.said import asked_pieces
 from engine.planner.spared import spared_folders
 from engine.planner.words import Request, alike, stem
