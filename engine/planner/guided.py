@@ -114,11 +114,26 @@ def _resolved(root: dict[str, Any], schema: Any) -> Any:
     return schema
 
 
-def _without(root: dict[str, Any], node: Any, key: str, value: Any) -> bool:
+def _only(root: dict[str, Any], way: Any, key: str, value: Any) -> bool:
+    """Whether the object schema ``way`` can give ``key`` no value but ``value``."""
+    properties = way.get("properties") if isinstance(way, dict) else None
+    target = _resolved(root, properties.get(key)) if isinstance(properties, dict) else None
+    return isinstance(target, dict) and target.get("enum") == [value]
+
+
+def _without(root: dict[str, Any], node: Any, key: str, value: Any, *, branches: bool = False) -> bool:
     """Take ``value`` out of every choice of ``key`` under ``node``; whether any was taken out. A
-    choice from a shared definition becomes a copy of its own, so other keys keep the value."""
+    choice from a shared definition becomes a copy of its own, so other keys keep the value. With
+    ``branches``, a branch of an ``anyOf`` that can give ``key`` only ``value`` goes too, where
+    another branch is left (a match's place whose filters are its own, :mod:`engine.planner.consistent`)."""
     dropped = False
     if isinstance(node, dict):
+        ways = node.get("anyOf")
+        if branches and isinstance(ways, list):
+            kept_ways = [way for way in ways if not _only(root, way, key, value)]
+            if kept_ways and len(kept_ways) < len(ways):
+                node["anyOf"] = kept_ways
+                dropped = True
         properties = node.get("properties")
         if isinstance(properties, dict) and isinstance(properties.get(key), dict):
             prop = properties[key]
@@ -133,10 +148,10 @@ def _without(root: dict[str, Any], node: Any, key: str, value: Any) -> bool:
                         parent[name] = {**target, "enum": kept}
                         dropped = True
         for item in list(node.values()):
-            dropped = _without(root, item, key, value) or dropped
+            dropped = _without(root, item, key, value, branches=branches) or dropped
     elif isinstance(node, list):
         for item in node:
-            dropped = _without(root, item, key, value) or dropped
+            dropped = _without(root, item, key, value, branches=branches) or dropped
     return dropped
 
 
@@ -145,7 +160,7 @@ def guided_schema(schema: dict[str, Any], refused: list[tuple[str, Any]]) -> dic
     edited = copy.deepcopy(schema)
     dropped = False
     for key, value in refused:
-        dropped = _without(edited, edited, key, value) or dropped
+        dropped = _without(edited, edited, key, value, branches=True) or dropped
     return _sendable(edited) if dropped else None
 
 

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from engine.planner.consistent import consistent_matches
 from engine.planner.kind_words import ARCHIVING_VERB, kind_exts, names_a_kind, referred_exts
 from engine.planner.narrow_match import narrow_match
 from engine.planner.narrow_paths import narrow_paths, unoffer
@@ -62,6 +63,7 @@ from engine.planner.said import (
     SIGN_OFFS,
     SOMETHING_DONE_TO_THEM,
     asked_pieces,
+    asked_steps,
     dictated_lines,
     not_files,
     tag_words,
@@ -106,17 +108,24 @@ MAX_LIST_CHARS = 16_000
 MAX_SCHEMA_CHARS = 60_000
 
 
-def narrowed_schema(request: str, entries: list[ViewEntry], today: dt.date) -> dict[str, Any]:
+def narrowed_schema(
+    request: str, entries: list[ViewEntry], today: dt.date, *, per_place: bool = True
+) -> dict[str, Any]:
     """The planner reply schema for ``request`` over a workspace of ``entries`` as of ``today``,
     at most :data:`MAX_SCHEMA_CHARS` characters of JSON: in a big workspace, each list holds what
     comes first in it (the names the request mentions, then folders, then files). Only the request
-    the model reads counts (:func:`seen_request`): a pasted page does not make a huge schema."""
+    the model reads counts (:func:`seen_request`): a pasted page does not make a huge schema.
+    Each place a match may select from offers only the filters that select something there
+    (:mod:`engine.planner.consistent`; ``per_place=False``: the values as the request offers them)."""
     request = seen_request(request)
     chars = MAX_LIST_CHARS
     while True:
         # Each step of a sentence that asks several things narrowed to its own words, where that fits.
         for by_piece in (True, False):
             schema = _narrowed(request, entries, today, chars, by_piece=by_piece)
+            if per_place:
+                one_thing = asked_steps(request) == 1 and len(request_parts(request)) == 1
+                consistent_matches(schema, entries, today, one_thing=one_thing)
             if len(json.dumps(schema)) <= MAX_SCHEMA_CHARS:
                 return schema
         if chars <= 1000:

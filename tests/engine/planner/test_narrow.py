@@ -51,7 +51,7 @@ def test_names_come_from_the_request_and_the_workspace_only() -> None:
     # A year in a path the request spells is a folder's name, not a time ("into archive/2025").
     assert "modified_after" not in match
     assert "modified_before" not in match
-    dated = narrowed_schema("move the 2025 pdfs in docs into archive/2025", entries, TODAY)["$defs"]
+    dated = narrowed_schema("move the 2025 pdfs in docs into archive/2025", entries, TODAY, per_place=False)["$defs"]
     assert _values(dated, dated["match"]["properties"]["modified_after"]) == ["2025-01-01"]
     assert _values(dated, dated["match"]["properties"]["modified_before"]) == ["2026-01-01"]
     # A match selects by a tag files have and the request says; a step adds or takes off the tags
@@ -88,7 +88,8 @@ def test_request_words_drop_punctuation_and_keep_names() -> None:
 
 def test_counts_and_places_come_from_the_request() -> None:
     entries = [ViewEntry("logs/a.log", False, 10, TODAY), ViewEntry("keep/old.txt", False, 10, TODAY)]
-    defs = narrowed_schema("move the first 3 log files in logs into archive/2026 and keep", entries, TODAY)["$defs"]
+    defs = narrowed_schema("move the first 3 log files in logs into archive/2026 and keep", entries, TODAY,
+                           per_place=False)["$defs"]  # fmt: skip
     # (A number inside a path, a name, a date or a version is no count: "archive/2026", "1.2.0".)
     assert defs["match"]["properties"]["limit"] == {"enum": [3]}
     targets = defs["target"]["enum"]
@@ -106,23 +107,28 @@ def test_counts_and_places_come_from_the_request() -> None:
     assert {"archive", "archive/2026"} <= set(made)
     assert not {"logs", "keep"} & set(made)
     # A request of one clause that takes the first N files takes them with a count.
-    first = narrowed_schema("grab the first 3 logs in logs and copy them into keep", entries, TODAY)["$defs"]
+    first = narrowed_schema("grab the first 3 logs in logs and copy them into keep", entries, TODAY,
+                            per_place=False)["$defs"]  # fmt: skip
     assert "limit" in first["match"]["required"]
-    later = narrowed_schema("grab the first 3 logs in logs. Then zip keep as k.zip", entries, TODAY)["$defs"]
+    later = narrowed_schema("grab the first 3 logs in logs. Then zip keep as k.zip", entries, TODAY,
+                            per_place=False)["$defs"]  # fmt: skip
     assert "limit" not in later["match"]["required"]  # the zip's match takes no count
-    words = narrowed_schema("take three of the logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"]
+    words = narrowed_schema("take three of the logs", entries, TODAY, per_place=False)["$defs"]["match"]["properties"][
+        "limit"
+    ]
     assert words == {"enum": [3]}
-    assert narrowed_schema("the first few logs", entries, TODAY)["$defs"]["match"]["properties"]["limit"] == {
-        "enum": list(range(1, 11))
-    }
+    assert narrowed_schema("the first few logs", entries, TODAY, per_place=False)["$defs"]["match"]["properties"][
+        "limit"
+    ] == {"enum": list(range(1, 11))}
 
 
 def test_dates_are_the_years_and_ages_the_request_names_each_on_its_side() -> None:
     entries = [ViewEntry("invoices/a.pdf", False, 10, TODAY)]
 
     def sides(request: str) -> tuple[set[str] | None, set[str] | None]:
-        """What modified_after and modified_before may be (None: the match has no such key)."""
-        defs = narrowed_schema(request, entries, TODAY)["$defs"]
+        """What modified_after and modified_before may be (None: the match has no such key), as the
+        request offers them (the one invoice, of today, is of none of those years)."""
+        defs = narrowed_schema(request, entries, TODAY, per_place=False)["$defs"]
         match = defs["match"]["properties"]
         after, before = (match.get(key) for key in ("modified_after", "modified_before"))
         return (set(_values(defs, after)) if after else None, set(_values(defs, before)) if before else None)

@@ -14,7 +14,8 @@ from tests.engine.planner.test_narrow import TODAY, _allows
 
 
 def test_files_said_to_be_of_a_year_or_an_age_are_selected_by_a_date() -> None:
-    entries = [ViewEntry(path, False, 10, TODAY) for path in ("Camera/photos-a.jpg", "Camera/b.png", "logs/x.log")]
+    entries = [ViewEntry(path, False, 10, dt.date(2024, 5, 1)) for path in ("Camera/photos-a.jpg", "Camera/b.png")]
+    entries.append(ViewEntry("logs/x.log", False, 10, TODAY))
     schema = narrowed_schema("tag the 2024 photos in Camera with old-phone", entries, TODAY)
     match = {
         "glob": "Camera/**",
