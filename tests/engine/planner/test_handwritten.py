@@ -47,6 +47,9 @@ SIXTEENTH = DATA.with_name("handwritten-sixteenth.jsonl")
 #: A seventeenth and an eighteenth, written together before those rules, and scored unread.
 SEVENTEENTH = DATA.with_name("handwritten-seventeenth.jsonl")
 EIGHTEENTH = DATA.with_name("handwritten-eighteenth.jsonl")
+#: A nineteenth and a twentieth, written together once those had been scored, and scored unread.
+NINETEENTH = DATA.with_name("handwritten-nineteenth.jsonl")
+TWENTIETH = DATA.with_name("handwritten-twentieth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -72,6 +75,8 @@ FIFTEENTH_CASES = _load(FIFTEENTH)
 SIXTEENTH_CASES = _load(SIXTEENTH)
 SEVENTEENTH_CASES = _load(SEVENTEENTH)
 EIGHTEENTH_CASES = _load(EIGHTEENTH)
+NINETEENTH_CASES = _load(NINETEENTH)
+TWENTIETH_CASES = _load(TWENTIETH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -119,6 +124,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (SIXTEENTH_CASES, "sixteenth_"),
         (SEVENTEENTH_CASES, "seventeenth_"),
         (EIGHTEENTH_CASES, "eighteenth_"),
+        (NINETEENTH_CASES, "nineteenth_"),
+        (TWENTIETH_CASES, "twentieth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -144,6 +151,8 @@ EVERY = [
     *SIXTEENTH_CASES,
     *SEVENTEENTH_CASES,
     *EIGHTEENTH_CASES,
+    *NINETEENTH_CASES,
+    *TWENTIETH_CASES,
 ]
 
 
