@@ -30,6 +30,7 @@ from typing import Any
 
 from engine.files.match import MatchError, check_glob, compile_regex, parse_size, parse_when
 from engine.planner.prompt import ViewEntry
+from engine.planner.schema_edit import resolved
 from engine.serve.schema_rewrite import MAX_ENUMERATED
 from engine.workspace.globs import glob_regex
 from engine.workspace.sandbox import SandboxError
@@ -41,15 +42,6 @@ _CHECKED = ("ext", "name_regex", "tag", "larger_than", "smaller_than", "modified
 _DAY = 86400.0
 
 _Test = Callable[[ViewEntry], bool]
-
-
-def _resolved(defs: dict[str, Any], node: Any) -> Any:
-    for _ in range(4):
-        ref = node.get("$ref") if isinstance(node, dict) else None
-        if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
-            return node
-        node = defs.get(ref.removeprefix("#/$defs/"))
-    return node
 
 
 def _start(day: dt.date) -> float:
@@ -118,7 +110,7 @@ def _branch(
         if not isinstance(prop, dict):
             continue
         is_list = key == "ext"
-        holder = _resolved(defs, prop.get("items")) if is_list else _resolved(defs, prop)
+        holder = resolved(defs, prop.get("items")) if is_list else resolved(defs, prop)
         values = holder.get("enum") if isinstance(holder, dict) else None
         if not isinstance(values, list):
             continue
@@ -174,7 +166,7 @@ class _Listing:
 
 
 def _kinds(defs: dict[str, Any], match: dict[str, Any]) -> set[str]:
-    prop = _resolved(defs, match["properties"].get("type"))
+    prop = resolved(defs, match["properties"].get("type"))
     if isinstance(prop, dict) and "const" in prop:
         return {prop["const"]}
     if isinstance(prop, dict) and isinstance(prop.get("enum"), list):
@@ -190,7 +182,7 @@ def consistent_match(
     match = defs[name]
     if not isinstance(match, dict) or "properties" not in match or "anyOf" in match:
         return
-    globs_of = _resolved(defs, match["properties"].get("glob"))
+    globs_of = resolved(defs, match["properties"].get("glob"))
     globs = globs_of.get("enum") if isinstance(globs_of, dict) else None
     if not isinstance(globs, list) or not globs:
         return

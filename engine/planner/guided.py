@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from engine.planner.schema_edit import resolved
 from engine.plans.expand import expand_plan
 from engine.plans.model import InvalidPlan
 from engine.plans.policy import Policy
@@ -104,20 +105,10 @@ def refused_values(root: Path, plan: dict[str, Any], problems: list[tuple[str, s
     return list(unique.values())[:MAX_DROPPED]
 
 
-def _resolved(root: dict[str, Any], schema: Any) -> Any:
-    """``schema`` with a ``$ref`` into ``root``'s ``$defs`` followed (a few times at most)."""
-    for _ in range(4):
-        ref = schema.get("$ref") if isinstance(schema, dict) else None
-        if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
-            return schema
-        schema = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"))
-    return schema
-
-
 def _only(root: dict[str, Any], way: Any, key: str, value: Any) -> bool:
     """Whether the object schema ``way`` can give ``key`` no value but ``value``."""
     properties = way.get("properties") if isinstance(way, dict) else None
-    target = _resolved(root, properties.get(key)) if isinstance(properties, dict) else None
+    target = resolved(root.get("$defs", {}), properties.get(key)) if isinstance(properties, dict) else None
     return isinstance(target, dict) and target.get("enum") == [value]
 
 
@@ -141,7 +132,7 @@ def _without(root: dict[str, Any], node: Any, key: str, value: Any, *, branches:
             if isinstance(prop.get("items"), dict):
                 holders.append((prop, "items"))
             for parent, name in holders:
-                target = _resolved(root, parent[name])
+                target = resolved(root.get("$defs", {}), parent[name])
                 if isinstance(target, dict) and isinstance(target.get("enum"), list):
                     kept = [item for item in target["enum"] if item != value]
                     if kept and len(kept) < len(target["enum"]):
@@ -177,7 +168,7 @@ def _inlined(root: dict[str, Any], node: Any, depth: int = _INLINE_DEPTH) -> Any
         return [_inlined(root, item, depth) for item in node]
     if not isinstance(node, dict):
         return node
-    target = _resolved(root, node)
+    target = resolved(root.get("$defs", {}), node)
     if target is not node and depth > 0 and isinstance(target, dict) and "enum" not in target:
         return _inlined(root, target, depth - 1)
     return {key: _inlined(root, value, depth) for key, value in node.items()}

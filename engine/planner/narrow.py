@@ -79,6 +79,7 @@ from engine.planner.schema_edit import (
     step_of,
     unique_when_few,
 )
+from engine.planner.specific import specific_matches
 from engine.planner.spoken import (
     AFFIX,
     ALL_WORDS,
@@ -124,6 +125,7 @@ def narrowed_schema(
         for by_piece in (True, False):
             schema = _narrowed(request, entries, today, chars, by_piece=by_piece)
             if per_place:
+                specific_matches(schema, request)
                 one_thing = asked_steps(request) == 1 and len(request_parts(request)) == 1
                 consistent_matches(schema, entries, today, one_thing=one_thing)
             if len(json.dumps(schema)) <= MAX_SCHEMA_CHARS:

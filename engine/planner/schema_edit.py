@@ -65,6 +65,16 @@ def one_file_step(defs: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return {"$ref": f"#/$defs/one-{name}"}
 
 
+def resolved(defs: dict[str, Any], node: Any) -> Any:
+    """``node`` with a ``$ref`` into ``defs`` (a schema's ``$defs``) followed, a few times at most."""
+    for _ in range(4):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+            return node
+        node = defs.get(ref.removeprefix("#/$defs/"))
+    return node
+
+
 _REF = re.compile(r'"\$ref": "#/\$defs/([^"]+)"')
 
 

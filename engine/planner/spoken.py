@@ -24,6 +24,9 @@ YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
 THIS_YEAR = re.compile(r"\bthis year")
 #: (also "last years invoices", a "last year's" typed without its apostrophe)
 LAST_YEAR = re.compile(r"\b(?:(?:last|past|previous) year(?:'s|\u2019s)?|last years)\b")
+#: A year said as one of the calendar, not as an age: "last year's invoices", "this years minutes"
+#: ("in the last year" and "over the past year" are an age).
+CALENDAR_YEAR = re.compile(r"(?<!\bthe )\b(?:(?:last|previous|this) year(?:'s|\u2019s)?|(?:last|this) years)\b")
 DAYS = re.compile(r"\b(\d{1,4})\s*(?:days?|d)\b", re.IGNORECASE)
 SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)\b", re.IGNORECASE)
 #: A count said as a number of its own ("the first 3"), not inside a name, a date or a version.
@@ -251,8 +254,13 @@ def calendar_days(request: str, today: dt.date) -> list[str]:
 
 
 def said_ages(said: Request) -> list[str]:
-    """The ages of :data:`AGES` that the request names in words ("a week", "montsh": 30d)."""
-    return [age for age, word in _AGE_WORDS if said.uses([word])]
+    """The ages of :data:`AGES` that the request names in words ("a week", "montsh": 30d); a year of
+    the calendar is no age ("last year's invoices", :data:`CALENDAR_YEAR`)."""
+    ages = [age for age, word in _AGE_WORDS if said.uses([word])]
+    calendar = CALENDAR_YEAR.search(said.lowered) is not None
+    if "365d" in ages and calendar and not Request(CALENDAR_YEAR.sub(" ", said.lowered)).uses(["year"]):
+        ages.remove("365d")
+    return ages
 
 
 #: Quoted text names start with: "all the logbook files start with 'log '".

@@ -104,6 +104,13 @@ def test_last_years_without_an_apostrophe_is_last_year() -> None:
     schema = narrowed_schema("zip up last years invoices as invoices/2025 invoices.zip", ENTRIES, TODAY)
     year = {"glob": "invoices/**", "modified_after": "2025-01-01", "modified_before": "2026-01-01"}
     assert _allows(schema, {"op": "archive", "match": year, "to": "invoices/2025 invoices.zip"})
+    # A year of the calendar is no age; a year back from today is.
+    aged = {"glob": "invoices/**", "modified_after": "365d"}
+    assert not _allows(schema, {"op": "archive", "match": aged, "to": "invoices/2025 invoices.zip"})
+    for request, side in (("tag the invoices from the last year as q", "modified_after"),
+                          ("tag the invoices changed over the past year as q", "modified_after")):  # fmt: skip
+        recent = narrowed_schema(request, ENTRIES, TODAY)
+        assert _allows(recent, {"op": "tag", "match": {"glob": "invoices/**", side: "365d"}, "tags": ["q"]}), request
 
 
 def test_folders_of_one_name_are_those_under_a_folder_it_refers_to() -> None:
