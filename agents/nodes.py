@@ -49,7 +49,7 @@ from engine.planner.named import (
     workspace_paths,
 )
 from engine.planner.narrow import narrowed_schema
-from engine.planner.parts import joined_plan, made_entries, request_parts
+from engine.planner.parts import existing_folders, joined_plan, made_entries, request_parts
 from engine.planner.prompt import (
     ViewEntry,
     as_percent,
@@ -217,6 +217,7 @@ def _asked(
             ),
             on_usage=on_usage,
             planner_schema=schema,
+            planner_folders=existing_folders([*entries, *made]) if files_planner else None,
         )
         replies.append(reply)
         if files_planner:

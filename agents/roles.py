@@ -25,6 +25,7 @@ from engine.names import display_line, display_name
 from engine.planner.effect import repetitions, without_repeated_steps
 from engine.planner.effect import reply_problems as planner_reply_problems
 from engine.planner.guided import dry_run_problems, guided_schema, refused_values, unrepeated_schema
+from engine.planner.parts import with_parents
 from engine.planner.prompt import PLANNER_GUIDED_RETRIES, PLANNER_RETRIES, PLANNER_RETRY_TEMPERATURE
 from engine.plans.dry_run import preview_plan
 from engine.plans.expand import expand_plan
@@ -174,6 +175,7 @@ def ask_role(
     stream: bool = True,
     policy: Policy | None = None,
     planner_schema: dict[str, Any] | None = None,
+    planner_folders: set[str] | None = None,
 ) -> RoleReply:
     """Ask ``role`` and return its validated reply, repairing an invalid one at most ``REPAIRS`` times.
 
@@ -185,7 +187,9 @@ def ask_role(
     the task is not one for file operations. An answer the dry run refuses because a step selects
     nothing, or that does a step twice, is asked again greedily under the schema without the choice
     at fault, at most ``PLANNER_GUIDED_RETRIES`` times (:mod:`engine.planner.guided`); its retries
-    resend the same messages, sampled (see :data:`PLANNER_RETRY_TEMPERATURE`).
+    resend the same messages, sampled (see :data:`PLANNER_RETRY_TEMPERATURE`). With
+    ``planner_folders`` (the workspace's folders), each answer first gets a ``mkdir`` of a folder it
+    writes into that is not there (:func:`engine.planner.parts.with_parents`).
     Raises :class:`RoleFailed` when no valid reply came, and ``EndpointError`` from the client.
     """
     conversation = list(messages)
@@ -228,6 +232,8 @@ def ask_role(
         # A reply cut off at the size limit or not valid UTF-8 goes back like any invalid one.
         document: Any
         document, parse_problem = extract_json(reply.content) if reply.defect is None else (None, reply.defect)
+        if not parse_problem and planner_folders is not None:
+            document = with_parents(document, planner_folders)
         if parse_problem:
             problems = [f"/: {parse_problem}"]
         elif files_planner and isinstance(document, dict) and document.get("steps") == []:

@@ -36,7 +36,7 @@ from engine.planner.effect import noon, plan_effect, repetitions, reply_problems
 from engine.planner.fixtures import changed_paths, differences, fixture_problem
 from engine.planner.guided import unrepeated_schema
 from engine.planner.narrow import narrowed_schema
-from engine.planner.parts import joined_plan, made_entries, request_parts
+from engine.planner.parts import existing_folders, joined_plan, made_entries, request_parts, with_parents
 from engine.planner.prompt import (
     PLANNER_RETRY_TEMPERATURE,
     ViewEntry,
@@ -265,6 +265,8 @@ def endpoint_predictor(
     def answer(case: Case, made: list[ViewEntry]) -> tuple[Any, str, str | None, float | None] | str:
         """The plan, text, parse problem and log probability of one request's answer, or why there is none."""
         response_format: Any = None
+        # (As the agent does, a constrained answer comes with the folders it writes into made first.)
+        folders = existing_folders([*entries_from_fixture(case.fixture, case.today), *made]) if constrained else None
         if constrained:
             schema = case_schema(case, made)
             response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema}}
@@ -291,6 +293,8 @@ def endpoint_predictor(
                 break
             unguided = None
             plan, why = parse_reply(text)
+            if why is None and folders is not None:
+                plan = with_parents(plan, folders)
             applies = why is None and plan_effect(case.fixture, case.today, plan).applied
             if applies and not repetitions(plan):
                 break

@@ -73,6 +73,28 @@ def joined_plan(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"version": 1, "goal": goal[:MAX_GOAL], "steps": steps}
 
 
+def _made_places(step: Any) -> list[str]:
+    """The folders one step of a plan makes (with files in them): a ``mkdir``'s, and where a move, a
+    copy or an extraction puts files; as written, plain or not."""
+    if not isinstance(step, dict):
+        return []
+    op, place = step.get("op"), None
+    if op == "mkdir":
+        place = step.get("path")
+    elif op == "extract" or (op in ("move", "copy") and ("paths" in step or "match" in step)):
+        place = step.get("to")
+    return [place.strip("/")] if isinstance(place, str) else []
+
+
+def _plain(place: str) -> bool:
+    return bool(place) and all(part not in ("", ".", "..") for part in place.split("/"))
+
+
+def _with_parents(folder: str) -> list[str]:
+    parts = folder.split("/")
+    return [posixpath.join(*parts[:depth]) for depth in range(1, len(parts) + 1)]
+
+
 def made_entries(plan: Any, entries: Sequence[ViewEntry], today: dt.date) -> list[ViewEntry]:
     """The folders ``plan`` makes that ``entries`` lacks, as view entries (with their parents): what
     a ``mkdir`` makes and where a move, a copy or an extraction puts files. Anything that is not a
@@ -80,26 +102,61 @@ def made_entries(plan: Any, entries: Sequence[ViewEntry], today: dt.date) -> lis
     steps = plan.get("steps") if isinstance(plan, dict) else None
     if not isinstance(steps, list):
         return []
-    places: list[str] = []
-    for step in steps:
-        if not isinstance(step, dict):
-            continue
-        op, place = step.get("op"), None
-        if op == "mkdir":
-            place = step.get("path")
-        elif op == "extract" or (op in ("move", "copy") and ("paths" in step or "match" in step)):
-            place = step.get("to")
-        if isinstance(place, str):
-            places.append(place.strip("/"))
     known = {entry.path for entry in entries}
     made: list[ViewEntry] = []
-    for place in places:
-        parts = place.split("/")
-        if not place or any(part in ("", ".", "..") for part in parts):
-            continue
-        for depth in range(1, len(parts) + 1):
-            folder = posixpath.join(*parts[:depth])
+    for place in (place for step in steps for place in _made_places(step)):
+        for folder in _with_parents(place) if _plain(place) else []:
             if folder not in known:
                 known.add(folder)
                 made.append(ViewEntry(folder, True, 0, today))
     return made
+
+
+#: Where each op that needs the folder it writes into puts its file, by key ("from" moves and
+#: copies of one file, and extractions, need the folder their "to" is in).
+_PUT_AT = {"write": "path", "append": "path", "archive": "to", "extract": "to"}
+
+
+def _put_in(step: dict[str, Any]) -> str | None:
+    """The folder that must be there before ``step`` (None: it needs none)."""
+    op = step.get("op")
+    key = _PUT_AT.get(op) if isinstance(op, str) else None
+    if key is None and op in ("move", "copy") and "from" in step:
+        key = "to"
+    path = step.get(key) if key else None
+    return posixpath.dirname(path.rstrip("/")) if isinstance(path, str) else None
+
+
+def existing_folders(entries: Sequence[ViewEntry]) -> set[str]:
+    """The folders of a workspace listed as ``entries``: those listed, and those its files are in."""
+    folders: set[str] = set()
+    for entry in entries:
+        folder = entry.path if entry.is_dir else posixpath.dirname(entry.path)
+        if folder:
+            folders.update(_with_parents(folder))
+    return folders
+
+
+def with_parents(plan: Any, folders: set[str]) -> Any:
+    """``plan`` with a ``mkdir`` before each step that puts a file in a plain folder that neither is
+    in ``folders`` (the workspace's, :func:`existing_folders`) nor is made by an earlier step; the
+    plan itself when no such folder is missing.
+
+    The engine refuses such a step ("add a mkdir step before"), and rightly: a plan says each folder
+    it makes. A request that names where a file goes ("zip the 2025 invoices into
+    backups/invoices-2025.zip", where there is no backups/ yet) asks for that folder too, so the
+    planner's answer is completed with it, before the dry run and the approval dialog show the whole
+    plan. Anything but a plain relative folder is left as it is, for the dry run to refuse."""
+    steps = plan.get("steps") if isinstance(plan, dict) else None
+    if not isinstance(steps, list):
+        return plan
+    known = set(folders)
+    out: list[Any] = []
+    for step in steps:
+        folder = _put_in(step) if isinstance(step, dict) else None
+        if folder and _plain(folder) and folder not in known:
+            out.append({"op": "mkdir", "path": folder})
+            known.update(_with_parents(folder))
+        out.append(step)
+        known.update(folder for place in _made_places(step) if _plain(place) for folder in _with_parents(place))
+    return plan if len(out) == len(steps) else {**plan, "steps": out}

@@ -233,6 +233,21 @@ def test_a_plan_that_does_a_step_twice_is_asked_again_then_done_once(
     assert (root / "docs" / "a.pdf").exists()
 
 
+def test_a_plan_that_puts_a_file_in_a_folder_that_is_not_there_makes_it_first(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    make_files(root)
+    archive = {"op": "archive", "paths": ["docs/a.pdf"], "to": "backups/2026/docs.zip"}
+    scripted_llm.enqueue(Reply({"version": 1, "goal": "Back up a.pdf", "steps": [archive]}))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("zip docs/a.pdf into backups/2026/docs.zip") is None
+    assert run.final["ok"] is True
+    assert len(scripted_llm.requests) == 1  # completed, not asked again
+    [plan] = of(run.events, "plan")
+    assert plan["plan"]["steps"] == [{"op": "mkdir", "path": "backups/2026"}, {**archive, "remove": False}]
+    assert (root / "backups" / "2026" / "docs.zip").is_file()
+
+
 def test_a_planner_that_never_answers_validly_fails_with_its_prompt_unchanged(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:

@@ -286,6 +286,28 @@ def test_a_later_part_is_narrowed_to_the_folders_an_earlier_part_made(scripted_l
     assert scripted_llm.unexpected == 0
 
 
+def test_an_answer_that_extracts_into_a_folder_that_is_not_there_makes_it_first(
+    scripted_llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    case = next(c for c in CASES if c.id == "hand_038")  # unzip into restore/photos-2023; no restore/
+    extract = next(step for step in case.plan["steps"] if step["op"] == "extract")
+    predict, close = endpoint_predictor(scripted_llm.base_url, "planner", constrained=True)
+    try:
+        scripted_llm.enqueue(Reply({"version": 1, "goal": "Restore", "steps": [extract]}))
+        prediction = predict(case)
+        assert score_case(case, prediction, tmp_path).exact
+        assert prediction.plan is not None
+        assert prediction.plan["steps"] == [{"op": "mkdir", "path": "restore"}, extract]
+        # Without the grammar, the answer is the model's alone: refused as the engine refuses it.
+        free, close_free = endpoint_predictor(scripted_llm.base_url, "planner", constrained=False)
+        scripted_llm.enqueue(Reply({"version": 1, "goal": "Restore", "steps": [extract]}))
+        assert score_case(case, free(case), tmp_path / "free").refused is not None
+        close_free()
+    finally:
+        close()
+    assert scripted_llm.unexpected == 0
+
+
 def test_gold_fits_is_whether_the_narrowed_schemas_allow_the_gold_plan(cases: list[Case]) -> None:
     assert all(gold_fits(case) for case in cases)
     # A step the request does not ask for (no word of deleting) is no answer the planner could give.

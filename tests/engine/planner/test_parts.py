@@ -8,7 +8,7 @@ import pytest
 
 from engine.planner.cases import generate_case, generate_cases
 from engine.planner.narrow import narrowed_schema
-from engine.planner.parts import MAX_PARTS, joined_plan, made_entries, request_parts
+from engine.planner.parts import MAX_PARTS, existing_folders, joined_plan, made_entries, request_parts, with_parents
 from engine.planner.prompt import ViewEntry
 from engine.planner.said import asked_pieces, asked_steps
 
@@ -176,3 +176,34 @@ def test_the_folders_a_plan_makes_are_entries_a_later_part_is_narrowed_to() -> N
     assert "Documents/car" in defs["target"]["enum"]
     alone = narrowed_schema(second, entries, today)["$defs"]
     assert "Documents/house" not in alone["target"].get("enum", [])
+
+
+def test_a_plan_that_puts_a_file_in_a_missing_folder_makes_that_folder_first() -> None:
+    today = dt.date(2026, 5, 1)
+    entries = [ViewEntry("invoices/2026/a.pdf", False, 10, today), ViewEntry("empty", True, 0, today)]
+    folders = existing_folders(entries)
+    assert folders == {"invoices", "invoices/2026", "empty"}
+    archive = {"op": "archive", "match": {"glob": "invoices/**"}, "to": "backups/2026/invoices.zip"}
+    plan = {"version": 1, "goal": "g", "steps": [archive]}
+    assert with_parents(plan, folders) == {**plan, "steps": [{"op": "mkdir", "path": "backups/2026"}, archive]}
+    assert plan["steps"] == [archive]  # (a new plan: the answer itself is left as it was)
+    # A folder there, or made by an earlier step, is not made again: the plan is itself.
+    same = {"version": 1, "steps": [
+        {"op": "move", "match": {"glob": "invoices/**"}, "to": "sorted/2026"},
+        {"op": "write", "path": "sorted/2026/README.md", "content": "x"},
+        {"op": "append", "path": "empty/log.txt", "content": "y"},
+        {"op": "write", "path": "top.txt", "content": "z"},
+    ]}  # fmt: skip
+    assert with_parents(same, folders) is same
+    # Each step that needs one gets it, once: a move or a copy of one file, an extraction.
+    steps = [{"op": "move", "from": "invoices/2026/a.pdf", "to": "paid/2026/a.pdf"},
+             {"op": "copy", "from": "invoices/2026/a.pdf", "to": "paid/2026/b.pdf"},
+             {"op": "extract", "from": "x.zip", "to": "out/x"}]  # fmt: skip
+    made = [step for step in with_parents({"steps": steps}, folders)["steps"] if step["op"] == "mkdir"]
+    assert made == [{"op": "mkdir", "path": "paid/2026"}, {"op": "mkdir", "path": "out"}]
+    # Anything but a plain relative folder is left for the dry run to refuse, and what is no plan.
+    odd = {"steps": [{"op": "write", "path": "../x/y.txt", "content": "x"},
+                     {"op": "write", "path": "./x/y.txt", "content": "x"},
+                     {"op": "archive", "to": 3}, "junk"]}  # fmt: skip
+    assert with_parents(odd, folders) is odd
+    assert with_parents("not a plan", folders) == "not a plan"
