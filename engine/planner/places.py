@@ -91,7 +91,14 @@ def referred_targets(request: str, *, in_places: bool = True) -> set[str] | None
     Without ``in_places``, a place after "in" or "under" is not one."""
     found: set[str] = set()
     for clause in _CLAUSE.split(request):
-        tokens = [token.strip(".'\"").rstrip("/").lower() for token in REQUEST_TOKEN.findall(clause)]
+        found_tokens = list(REQUEST_TOKEN.finditer(clause))
+        raw = [token.group(0).strip(".'\"").lower() for token in found_tokens]
+        tokens = [token.rstrip("/") for token in raw]
+        # (Where a token goes on from the one before it after a space only: "to review: a/b.txt"
+        # is no "review a/b.txt".)
+        spaced = [at > 0 and clause[found_tokens[at - 1].end() : token.start()].isspace()
+                  and not found_tokens[at - 1].group(0).endswith(".")
+                  for at, token in enumerate(found_tokens)]  # fmt: skip
         sure: set[str] = set()
         maybe: set[str] = set()
         for at, token in enumerate(tokens):
@@ -99,7 +106,8 @@ def referred_targets(request: str, *, in_places: bool = True) -> set[str] | None
             after = tokens[at + 1] if at + 1 < len(tokens) else ""
             if one_of(token, {"should"}) and one_of(after, _HOLDS) and before:  # "backup should hold the pdfs"
                 sure.add(before)
-            place = next((word for word in tokens[at + 1 :] if word and word not in _PLACE_FILLER), "")
+            first = next((k for k in range(at + 1, len(tokens)) if tokens[k] and tokens[k] not in _PLACE_FILLER), None)
+            place = "" if first is None else _spaced_path(raw, spaced, first)
             if place in _NO_PLACE:  # "put the date in front of the names", "in place of"
                 continue
             if place in ("it", "there"):  # "make a folder keep and put the pdfs in it"
@@ -117,6 +125,17 @@ def referred_targets(request: str, *, in_places: bool = True) -> set[str] | None
     }
     found |= {posixpath.basename(name) for name in names} | names
     return found or None
+
+
+def _spaced_path(raw: list[str], spaced: list[bool], at: int) -> str:
+    """The place whose name starts at token ``at`` of ``raw`` (lower case, trailing ``/`` kept): one
+    token, or up to three, each after a space only, where the last of them spells a path ("into
+    family tree/exports/2025-11", "to hive scale/") and none is a small word; without a trailing ``/``."""
+    for end in range(min(at + 3, len(raw)), at + 1, -1):
+        words = raw[at:end]
+        if "/" in words[-1] and all(spaced[at + 1 : end]) and not any(w in _ENDS_NAME or not w for w in words[1:]):
+            return " ".join(words).rstrip("/")
+    return raw[at].rstrip("/")
 
 
 def without_places(request: str, places: set[str]) -> str:
@@ -145,6 +164,9 @@ _MADE = re.compile(
 _ASKS = frozenset(("move", "put", "copy", "delete", "remove", "tag", "untag", "rename", "zip", "unzip", "extract",
                    "write", "add", "append", "create", "make", "mkdir", "then", "also"))  # fmt: skip
 _FILLER = frozenset(("please", "pls", "plz", "thanks", "thank", "thx", "asap", "now", "too", "ty"))
+#: Words that end a place's name of several words: small words, and words of what a request asks next.
+_ENDS_NAME = frozenset(("and", "or", "the", "for", "to", "in", "into", "of", "with", "a", "an", "from", "on", "at",
+                        "by", "as", "so", "but", "if", "when", *_FILLER, *_ASKS))  # fmt: skip
 _MADE_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
 
 

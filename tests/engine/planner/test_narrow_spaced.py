@@ -324,3 +324,21 @@ def test_files_said_in_the_plural_by_words_of_their_names_are_all_of_them() -> N
     # One said alone is one: "nuke the untitled notebook" may be either.
     schema = narrowed_schema("nuke the untitled notebook", entries, TODAY)
     assert _allows(schema, {"op": "delete", "path": both[0]})
+
+
+def test_a_place_of_several_words_said_by_its_path_is_that_whole_path() -> None:
+    assert referred_targets("unzip the tree export from november into family tree/exports/2025-11") == {
+        "family tree/exports/2025-11"
+    }
+    assert referred_targets("pdfs into reading/ and the csv files into hive scale/") == {"reading", "hive scale"}
+    # (A colon or a comma ends the place: the files listed after it are no part of its name.)
+    assert "review" in referred_targets("copy these to review: downloads/setup copy.txt, photos/a.heic")
+    assert referred_targets("move it to docs and notes/x") == {"docs"}
+    entries = [
+        ViewEntry(path, False, 10, TODAY)
+        for path in ("family tree/exports/tree-export-2025-11.zip", "clients/Rasmussen family/notes.md")
+    ]
+    schema = narrowed_schema("unzip the tree export from november into family tree/exports/2025-11", entries, TODAY)
+    archive = "family tree/exports/tree-export-2025-11.zip"
+    assert _allows(schema, {"op": "extract", "from": archive, "to": "family tree/exports/2025-11"})
+    assert not _allows(schema, {"op": "extract", "from": archive, "to": "family"})
