@@ -250,6 +250,16 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
               or (CALLED_BY.search(request.replace(tag, "\0")) and tag.lower() not in name_words)]  # fmt: skip
     if one_thing and by_tag and "tag" in match:
         defs["match"]["required"] = [*defs["match"]["required"], "tag"]
+    # Files chosen by a tag they have get another ("everything tagged dinner should also be tagged
+    # weeknight"), unless it swaps one for another (below).
+    others = [tag for tag in defs.get("tag_name", {}).get("enum", []) if tag not in by_tag]
+    if by_tag and others and not (retag or swaps):
+        defs["new_tags"] = {
+            **defs["tags"],
+            "items": {"enum": others},
+            "maxItems": min(defs["tags"]["maxItems"], len(others)),
+        }
+        defs["tag"]["properties"]["tags"] = {"$ref": "#/$defs/new_tags"}
     # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
     if had or off:
         # (those it says are tags, where it says some: "take the draft tag off the budget notes")

@@ -473,9 +473,15 @@ def offered_values(request: str, scope: Scope, chars: int) -> Offered:
     # What a request tags with, it says where a tag is said ("as urgent", "the draft tag").
     named_tags = tag_words(request)
     said_tags_named = tag_words(request, named=True)
+    # (Where it surely says which tags go on, the other words are none: "tag evry photo from zürich
+    # with switzerland" tags nothing "evry".)
+    given_tags = tag_words(request, given=True)
+    if any(w.lower() in given_tags for w in words):
+        named_tags = given_tags | said_tags_named
     words = [w for w in words if " " not in w]  # (a name of several words is no tag nor word files hold)
-    tags = bounded(w for w in words if "/" not in w and w.lower() in named_tags)
-    tags = tags or bounded(w for w in words if "/" not in w)
+    # (A tag is said by a word: "for priya - tag them lehenga" tags nothing "-".)
+    taggable = [w for w in words if "/" not in w and any(ch.isalnum() for ch in w)]
+    tags = bounded(w for w in taggable if w.lower() in named_tags) or bounded(taggable)
     # A match selects by the extensions files have (one no file has selects nothing, and the dry
     # run refuses that); a classify rule may also name the usual ones ("images": .jpg, .png, .heic).
     found_exts = bounded(posixpath.splitext(path)[1].lower() for path in all_files)

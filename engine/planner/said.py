@@ -271,15 +271,20 @@ _CLAUSE_ENDS = ("and", "then", "also", "after", "please", "pls", "thanks", "than
                 "while", "since", "because", "cause", "cos", "so")  # fmt: skip
 
 
-def tag_words(request: str, *, named: bool = False) -> set[str]:
+def tag_words(request: str, *, named: bool = False, given: bool = False) -> set[str]:
     """The words (in lower case) a request names tags by: after a word of :data:`TAG_BEFORE`,
     before one of :data:`TAG_AFTER`, or, after a word of :data:`TAG_VERBS`, at the end of a clause
     ("tag the algorithms notes exam-prep and ..."); with ``named``, only those it says are tags
-    ("the draft tag", "tagged draft", "the urgent-tagged files")."""
+    ("the draft tag", "tagged draft", "the urgent-tagged files"); with ``given``, only those it
+    surely puts on files: right after "tag them" or "tag it" ("tag them lehenga and move them"), or
+    after "as" or "with" at the end of a clause that tags ("tag evry photo from zürich with
+    switzerland", not "tag any stock list with backorder in it as chase"), and one said after such a
+    tag and "and" at the end of the clause ("tag them urgent and review")."""
     raw = _TOKEN.findall(request)
     tokens = [token.strip(WORD_EDGES + ".").lower() for token in raw]
     found = set()
-    tagging = False
+    tagging = in_tagging = False
+    given_at = -9
     for at, token in enumerate(tokens):
         before = tokens[at - 1] if at else ""
         after = tokens[at + 1] if at + 1 < len(tokens) else ""
@@ -293,11 +298,22 @@ def tag_words(request: str, *, named: bool = False) -> set[str]:
             is_tag = is_tag or before in TAG_BEFORE or Request(f"{before} ").uses(TAG_BEFORE)
         # What files are about is no tag: "tag ... every note mentioning travel".
         said_last = tagging and ends and before not in ABOUT_WORDS
-        if (is_tag or Request(f" {after}").uses(TAG_AFTER) or (said_last and not named)) and token not in _NOT_TAGS:
+        if given:
+            put_on = (before in ("it", "them") and at >= 2 and Request(tokens[at - 2]).uses(TAG_VERBS)) or (
+                in_tagging and ends and before in ("as", "with")
+            )
+            put_on = put_on or (before == "and" and given_at == at - 2 and ends)
+            if put_on and token not in _NOT_TAGS and not _ASKS.fullmatch(token) and any(ch.isalnum() for ch in token):
+                found.add(token)
+                given_at = at
+        elif (is_tag or Request(f" {after}").uses(TAG_AFTER) or (said_last and not named)) and token not in _NOT_TAGS:
             found.add(token)
-        if token.endswith(("-tagged", "-tag")):  # "the urgent-tagged files"
+        if token.endswith(("-tagged", "-tag")) and not given:  # "the urgent-tagged files"
             found.add(token.rsplit("-", 1)[0])
         tagging = (tagging and not ends) or Request(token).uses(TAG_VERBS)
+        # (a sentence that tags goes on past "and" up to another verb: "tag the shakshuka and dal
+        # recipies as vegetarian")
+        in_tagging = (in_tagging and not _ASKS.fullmatch(token) and raw[at][-1] not in ".;!?") or tagging
     return found
 
 

@@ -342,3 +342,27 @@ def test_a_place_of_several_words_said_by_its_path_is_that_whole_path() -> None:
     archive = "family tree/exports/tree-export-2025-11.zip"
     assert _allows(schema, {"op": "extract", "from": archive, "to": "family tree/exports/2025-11"})
     assert not _allows(schema, {"op": "extract", "from": archive, "to": "family"})
+
+
+def test_tags_surely_given_are_the_only_tags_put_on() -> None:
+    assert tag_words("tag evry photo from zürich with switzerland", given=True) == {"switzerland"}
+    assert tag_words("tag any stock list with backorder in it as chase", given=True) == {"chase"}
+    assert tag_words("tag the shakshuka and dal recipies as vegetarian", given=True) == {"vegetarian"}
+    assert tag_words("a heart murmur, tag it cardio", given=True) == {"cardio"}
+    assert tag_words("tag them urgent and review", given=True) == {"urgent", "review"}
+    assert tag_words("tag them lehenga and move them into her folder", given=True) == {"lehenga"}
+    entries = [ViewEntry(f"Photos/Zürich/IMG_{n}.jpg", False, 10, TODAY) for n in (1, 2)]
+    schema = narrowed_schema("tag evry photo from zürich with switzerland", entries, TODAY)
+    match = {"glob": "Photos/Zürich/**"}
+    assert _allows(schema, {"op": "tag", "match": match, "tags": ["switzerland"]})
+    assert not _allows(schema, {"op": "tag", "match": match, "tags": ["evry"]})
+
+
+def test_files_chosen_by_a_tag_get_another_tag_not_that_one() -> None:
+    entries = [ViewEntry(f"Recipes/{name}.md", False, 10, TODAY, ("dinner",)) for name in ("dal", "stew")]
+    entries.append(ViewEntry("Recipes/cake.md", False, 10, TODAY))
+    request = "evrything in Recipes tagged dinner should also be tagged weeknight"
+    schema = narrowed_schema(request, entries, TODAY)
+    match = {"glob": "Recipes/**", "tag": "dinner"}
+    assert _allows(schema, {"op": "tag", "match": match, "tags": ["weeknight"]})
+    assert not _allows(schema, {"op": "tag", "match": match, "tags": ["dinner"]})
