@@ -48,7 +48,7 @@ from engine.planner.named import (
     walk,
     workspace_paths,
 )
-from engine.planner.narrow import narrowed_schema
+from engine.planner.narrow import schema_for
 from engine.planner.parts import existing_folders, joined_plan, made_entries, request_parts
 from engine.planner.prompt import (
     ViewEntry,
@@ -197,13 +197,15 @@ def _asked(
         if number:
             on_delta("\n")
         messages: list[ChatMessage]
+        schema: dict[str, Any] | None = None
         if files_planner:
             messages = planner_messages(entries, part, today)
-            schema: dict[str, Any] | None = narrowed_schema(part, [*entries, *made], today)
+            schema, problem = schema_for(part, [*entries, *made], today)
+            if problem is not None:
+                _emit({"type": "warning", "message": f"the planner answers under the whole plan schema ({problem})"})
         else:
             messages = [{"role": "system", "content": SYSTEM_PROMPTS[role]},
                         {"role": "user", "content": request + "\n\n" + context}]  # fmt: skip
-            schema = None
         reply = ask_role(
             ctx.clients[role],
             role,

@@ -35,7 +35,7 @@ from engine.planner.cases import Case
 from engine.planner.effect import noon, plan_effect, repetitions, reply_problems, without_repeated_steps
 from engine.planner.fixtures import changed_paths, differences, fixture_problem
 from engine.planner.guided import unrepeated_schema
-from engine.planner.narrow import narrowed_schema
+from engine.planner.narrow import schema_for
 from engine.planner.parts import existing_folders, joined_plan, made_entries, request_parts, with_parents
 from engine.planner.prompt import (
     PLANNER_RETRY_TEMPERATURE,
@@ -169,8 +169,9 @@ def case_messages(case: Case) -> list[ChatMessage]:
 
 def case_schema(case: Case, made: Sequence[ViewEntry] = ()) -> dict[str, Any]:
     """The schema a served planner's answer to ``case`` is decoded under: narrowed to the case (and
-    to the folders ``made`` by the parts of its request planned before it)."""
-    return narrowed_schema(case.request, [*entries_from_fixture(case.fixture, case.today), *made], case.today)
+    to the folders ``made`` by the parts of its request planned before it), or the whole reply
+    schema where narrowing fails, as the agent does (:func:`~engine.planner.narrow.schema_for`)."""
+    return schema_for(case.request, [*entries_from_fixture(case.fixture, case.today), *made], case.today)[0]
 
 
 def gold_predictor(case: Case) -> Prediction:

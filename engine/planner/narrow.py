@@ -52,7 +52,7 @@ from engine.planner.places import (
     moved_and_named,
     referred_targets,
 )
-from engine.planner.prompt import SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, seen_request
+from engine.planner.prompt import SINGLE_KEYS, ViewEntry, base_reply_schema, one_way, reply_schema, seen_request
 from engine.planner.refer import ADDED_FILE, OP_WORDS, SENDING_WORDS, referred_files, referred_ops, unsaid
 from engine.planner.said import (
     CLAUSE_BREAK,
@@ -133,6 +133,16 @@ def narrowed_schema(
         if chars <= 1000:
             return schema
         chars //= 2
+
+
+def schema_for(request: str, entries: list[ViewEntry], today: dt.date) -> tuple[dict[str, Any], str | None]:
+    """The reply schema the planner answers ``request`` under, and None; or, where narrowing fails
+    (a request no rule foresaw), the whole reply schema and what failed, in one line: the answer
+    is still a valid plan, and goes through the dry run and the approval as any other."""
+    try:
+        return narrowed_schema(request, entries, today), None
+    except Exception as exc:  # (narrowing is many rules over hostile text: none may end the task)
+        return reply_schema(), " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
 def _narrow_ops(

@@ -127,6 +127,8 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     # (Said of files in a sentence that asks nothing, a size is why, not which: "those sdr recordings
     # are massive. delete any older than a week" deletes them by age alone.)
     sized = size_side(_asking(request)) if one_thing and not scope.mentioned and not scope.dotted else None
+    # (Where it says no size otherwise, "little" is none: "do a little tidy of the logs".)
+    sized = sized if sized in match else None
     # So are files said to be of a year or an age ("the 2024 photos", "this week's logs", "not
     # touched in a year"): by a date on the side said, unless the request ranks them ("the newest 3").
     # (A year given as a tag, "label it with 2025", and "old" as a place, "go to old", say no time.)

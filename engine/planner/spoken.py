@@ -71,8 +71,9 @@ RECENT_WORDS = (
     "today",
     "yesterday",
 )
-SIZE_WORDS = ("big", "bigger", "biggest", "large", "larger", "largest", "huge", "massive", "heavy", "small",
-              "smaller", "smallest", "tiny", "size", "sized", "space", "disk", "bytes")  # fmt: skip
+SIZE_WORDS = ("big", "bigger", "biggest", "large", "larger", "largest", "huge", "massive", "heavy", "giant",
+              "enormous", "small", "smaller", "smallest", "tiny", "size", "sized", "space", "disk",
+              "bytes")  # fmt: skip
 #: Words that say files are big, or small, without ranking them ("the big videos", "tiny files";
 #: "the biggest three" ranks them: :data:`FEW_WORDS`).
 BIG_WORDS = ("big", "bigger", "large", "larger", "huge", "massive", "heavy", "giant", "enormous")

@@ -550,3 +550,27 @@ def test_a_server_that_refuses_the_narrower_schema_is_asked_again_as_before(
     assert [r["temperature"] for r in (first, guided, sampled)] == [0.0, 0.0, PLANNER_RETRY_TEMPERATURE]
     assert guided["response_format"] != first["response_format"]
     assert sampled["response_format"] == first["response_format"]
+
+
+def test_a_request_the_schema_cannot_be_narrowed_to_is_answered_under_the_whole_schema(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (Narrowing is many rules over hostile text: one that fails must not end the task. No request
+    # is known to fail now, so the failure is made here.)
+    import engine.planner.narrow
+
+    def failing(*_: object) -> dict[str, object]:
+        raise KeyError("smaller_than")
+
+    monkeypatch.setattr(engine.planner.narrow, "narrowed_schema", failing)
+    make_files(root)
+    scripted_llm.enqueue(Reply(MOVE_PDFS))
+    run = graph_run(approval="auto", files_only=True)
+    assert run.start("move the pdfs into archive") is None
+    assert run.final["ok"] is True
+    assert sorted(p.name for p in (root / "archive").iterdir()) == ["a.pdf", "b\x1b[31m.pdf"]
+    [request] = scripted_llm.requests
+    assert request["response_format"]["json_schema"]["schema"] == reply_schema()
+    [warning] = [event for event in run.events if event["type"] == "warning"]
+    assert "whole plan schema" in warning["message"]
+    assert "KeyError" in warning["message"]

@@ -366,3 +366,15 @@ def test_files_chosen_by_a_tag_get_another_tag_not_that_one() -> None:
     match = {"glob": "Recipes/**", "tag": "dinner"}
     assert _allows(schema, {"op": "tag", "match": match, "tags": ["weeknight"]})
     assert not _allows(schema, {"op": "tag", "match": match, "tags": ["dinner"]})
+
+
+def test_every_word_for_big_or_small_files_narrows_without_failing() -> None:
+    entries = [ViewEntry("logs/a.log", False, 10, TODAY), ViewEntry("logs/b.log", False, 50_000_000, TODAY)]
+    big = {"glob": "logs/**", "larger_than": "10MB"}
+    for word in ("giant", "enormous"):
+        schema = narrowed_schema(f"delete the {word} logs", entries, TODAY)
+        assert _allows(schema, {"op": "delete", "match": big})
+        assert not _allows(schema, {"op": "delete", "match": {"glob": "logs/**"}})
+    # ("little" alone says no size: the match is by place.)
+    schema = narrowed_schema("do a little tidy: delete the logs", entries, TODAY)
+    assert _allows(schema, {"op": "delete", "match": {"glob": "logs/**"}})
