@@ -60,6 +60,8 @@ LATER_SETS = [
     "engine/planner/data/handwritten-eighteenth.jsonl",
     "engine/planner/data/handwritten-nineteenth.jsonl",
     "engine/planner/data/handwritten-twentieth.jsonl",
+    "engine/planner/data/handwritten-twentyfirst.jsonl",
+    "engine/planner/data/handwritten-twentysecond.jsonl",
 ]
 #: What the card says of a set whose failures decoding rules were shaped by after it was first scored.
 SHAPED_BY = {
@@ -247,8 +249,9 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], steps: list[dict[st
         f"Made by the commands at the end ({total:.0f} s in all) on {sys.platform} with Python "
         f"{sys.version.split()[0]}, with no network and no key; `make planner` (scripts/build_planner.py) runs them.",
         "",
-        f"**How well it plans:** {share(held)} of held-out generated requests and {share(hand)} of requests written by",
-        "hand get exactly the right effect from its first answer (targets: 90% and 80%)." + retried,
+        f"**How well it plans:** {share(held)} of held-out generated requests and {share(hand)} of the first set of",
+        "requests written by hand (`engine/planner/data/handwritten.jsonl`, which decoding rules were shaped by) get",
+        "exactly the right effect from its first answer (targets: 90% and 80%)." + retried,
         unseen_line(model, unseen),
         f"{rules_line} Its plans always go through the dry run",
         "and the approval dialog, which lists every file a plan touches, and every applied plan can be",

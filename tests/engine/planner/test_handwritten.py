@@ -50,6 +50,9 @@ EIGHTEENTH = DATA.with_name("handwritten-eighteenth.jsonl")
 #: A nineteenth and a twentieth, written together once those had been scored, and scored unread.
 NINETEENTH = DATA.with_name("handwritten-nineteenth.jsonl")
 TWENTIETH = DATA.with_name("handwritten-twentieth.jsonl")
+#: A twenty-first and a twenty-second, written together after the card of the twentieth, and scored unread.
+TWENTYFIRST = DATA.with_name("handwritten-twentyfirst.jsonl")
+TWENTYSECOND = DATA.with_name("handwritten-twentysecond.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -77,6 +80,8 @@ SEVENTEENTH_CASES = _load(SEVENTEENTH)
 EIGHTEENTH_CASES = _load(EIGHTEENTH)
 NINETEENTH_CASES = _load(NINETEENTH)
 TWENTIETH_CASES = _load(TWENTIETH)
+TWENTYFIRST_CASES = _load(TWENTYFIRST)
+TWENTYSECOND_CASES = _load(TWENTYSECOND)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -126,6 +131,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (EIGHTEENTH_CASES, "eighteenth_"),
         (NINETEENTH_CASES, "nineteenth_"),
         (TWENTIETH_CASES, "twentieth_"),
+        (TWENTYFIRST_CASES, "twentyfirst_"),
+        (TWENTYSECOND_CASES, "twentysecond_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -153,6 +160,8 @@ EVERY = [
     *EIGHTEENTH_CASES,
     *NINETEENTH_CASES,
     *TWENTIETH_CASES,
+    *TWENTYFIRST_CASES,
+    *TWENTYSECOND_CASES,
 ]
 
 
