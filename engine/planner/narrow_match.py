@@ -256,12 +256,7 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
     # weeknight"), unless it swaps one for another (below).
     others = [tag for tag in defs.get("tag_name", {}).get("enum", []) if tag not in by_tag]
     if by_tag and others and not (retag or swaps):
-        defs["new_tags"] = {
-            **defs["tags"],
-            "items": {"enum": others},
-            "maxItems": min(defs["tags"]["maxItems"], len(others)),
-        }
-        defs["tag"]["properties"]["tags"] = {"$ref": "#/$defs/new_tags"}
+        _tags_put_on(defs, others)
     # A tag taken off is one that files have, when the request says one ("swap the todo tag for done").
     if had or off:
         # (those it says are tags, where it says some: "take the draft tag off the budget notes")
@@ -271,9 +266,7 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
         # and one swapped for another goes on as the other ("swap the draft tag for published").
         put_on = [tag for tag in defs.get("tag_name", {}).get("enum", []) if tag not in had]
         if (retag or swaps) and put_on:
-            defs["new_tags"] = {**defs["tags"], "items": {"enum": put_on},
-                                "maxItems": min(defs["tags"]["maxItems"], len(put_on))}  # fmt: skip
-            defs["tag"]["properties"]["tags"] = {"$ref": "#/$defs/new_tags"}
+            _tags_put_on(defs, put_on)
             # Files a tag is swapped on are chosen by the one they had, never by the one they get:
             # "all the invoices tagged unpaid have been paid. tag them paid and take the unpaid tag off".
             if "tag" in match:
@@ -290,6 +283,12 @@ def narrow_match(defs: dict[str, Any], request: str, scope: Scope, times: Times,
             defs["match"]["required"] = [*defs["match"]["required"], "name_regex"]
     return Matched(asked=asked, one_thing=one_thing, timed=bool(timed), sized=sized, dated=dated,
                    by_tag=by_tag, said_about=said_about)  # fmt: skip
+
+
+def _tags_put_on(defs: dict[str, Any], tags: list[str]) -> None:
+    """Make the tags a tag step puts on one or more of ``tags``."""
+    defs["new_tags"] = {**defs["tags"], "items": {"enum": tags}, "maxItems": min(defs["tags"]["maxItems"], len(tags))}
+    defs["tag"]["properties"]["tags"] = {"$ref": "#/$defs/new_tags"}
 
 
 def _naming_regexes(request: str, scope: Scope, regexes: list[str], tags: set[str]) -> list[str]:

@@ -71,13 +71,14 @@ RECENT_WORDS = (
     "today",
     "yesterday",
 )
-SIZE_WORDS = ("big", "bigger", "biggest", "large", "larger", "largest", "huge", "massive", "heavy", "giant",
-              "enormous", "small", "smaller", "smallest", "tiny", "size", "sized", "space", "disk",
-              "bytes")  # fmt: skip
 #: Words that say files are big, or small, without ranking them ("the big videos", "tiny files";
 #: "the biggest three" ranks them: :data:`FEW_WORDS`).
 BIG_WORDS = ("big", "bigger", "large", "larger", "huge", "massive", "heavy", "giant", "enormous")
 SMALL_WORDS = ("small", "smaller", "tiny", "little")
+#: Words that speak of size: each word for big or small files ("little" alone says none: "a little
+#: tidy"), and those that rank or measure them.
+SIZE_WORDS = (*BIG_WORDS, *(word for word in SMALL_WORDS if word != "little"), "biggest", "largest", "smallest",
+              "size", "sized", "space", "disk", "bytes")  # fmt: skip
 #: Words that say some files are to be left alone ("except", "keeping tools/tests", "dont touch").
 SPARE_WORDS = (
     "leave",
