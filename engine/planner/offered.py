@@ -21,7 +21,7 @@ from engine.planner.parts import request_parts
 from engine.planner.pieces import names_alone
 from engine.planner.places import folders_inside, names_in_folders, placed_in_that, sorted_into
 from engine.planner.prompt import ViewEntry
-from engine.planner.refer import OP_WORDS, referred_files, referred_folders, takes_from_folder
+from engine.planner.refer import OP_WORDS, path_ends, referred_files, referred_folders, takes_from_folder
 from engine.planner.said import (
     QUOTED,
     STOP_WORDS,
@@ -267,11 +267,15 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
         ]
     )
     file_refs = referred_files(described_by.text, all_files, tags=tag_words(request, named=True))
+    # A file said by the end of its path is one it refers to ("rename MATH240/Übungsblatt 5.pdf").
+    words_of = Request(request)
+    ends = [path for path in all_files if any("/" in end and words_of.spells(end) for end in path_ends(path))]
+    file_refs = list(dict.fromkeys([*(file_refs or []), *ends])) or None
     folders, files = folder_refs or all_folders, file_refs or all_files
     # A file it leaves alone ("except Todo.txt") is left out of a selection, and is no file it names.
     spared_paths = spared_files(request, all_files)
     spared_names = {posixpath.basename(path).lower() for path in spared_paths}
-    mentioned = [path for path in all_files if path in request and path not in spared_paths]
+    mentioned = [path for path in all_files if (path in request or path in ends) and path not in spared_paths]
     dotted = [word for word in words if "/" not in word and has_ext(word) and word.lower() not in spared_names]
     # A new name goes beside a file the request refers to, in a folder it refers to, or in a new
     # folder it names ("make docs/meetings and put a note in it, 2026-02-10.md").
@@ -293,7 +297,6 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     inside = {posixpath.dirname(path) for path in all_files}
     # Everywhere ("**") only when the request takes files from no folder it names (refer.py).
     everywhere = [] if takes_from_folder(request, all_folders) else ["**"]
-    words_of = Request(request)
     spelled_dirs = [d for d in all_folders if names_alone(request, d)]
     # Never from a folder the request leaves alone ("empty media, leave media/videos alone").
     spared = spared_folders(request, all_folders)

@@ -109,6 +109,13 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
     return found or None
 
 
+def path_ends(path: str) -> list[str]:
+    """The ends of ``path`` a request may spell it by: its name, and its name with one or more of the
+    folders it is in ("a/b/c.txt": c.txt, b/c.txt; not the whole path)."""
+    parts = path.split("/")
+    return ["/".join(parts[at:]) for at in range(len(parts) - 1, 0, -1)]
+
+
 def _own_kind(word: str, path: str) -> bool:
     """Whether ``word`` names the kind of file ``path`` is ("clip" of a.mp4; not "db" of db-backup.zip)."""
     return names_a_kind(word) and posixpath.splitext(path)[1].lower() in kind_exts(word)

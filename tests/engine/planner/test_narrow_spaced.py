@@ -378,3 +378,23 @@ def test_every_word_for_big_or_small_files_narrows_without_failing() -> None:
     # ("little" alone says no size: the match is by place.)
     schema = narrowed_schema("do a little tidy: delete the logs", entries, TODAY)
     assert _allows(schema, {"op": "delete", "match": {"glob": "logs/**"}})
+
+
+def test_a_file_said_by_the_end_of_its_path_is_the_one_it_means() -> None:
+    entries = [
+        ViewEntry(path, False, 10, TODAY)
+        for path in (
+            "coursework/MATH240/Übungsblatt 4.pdf",
+            "coursework/MATH240/Übungsblatt 5.pdf",
+            "coursework/HIST210/essay-draft-1.docx",
+            "coursework/HIST210/essay-final.docx",
+            "notes/todo.md",
+            "lectures/week 5.pdf",
+        )
+    ]
+    request = "the uni portal chokes on umlauts — rename MATH240/Übungsblatt 5.pdf to sheet-05.pdf"
+    schema = narrowed_schema(request, entries, TODAY)
+    rename = {"op": "move", "from": "coursework/MATH240/Übungsblatt 5.pdf", "to": "coursework/MATH240/sheet-05.pdf"}
+    assert _allows(schema, rename)
+    for other in ("notes/todo.md", "coursework/HIST210/essay-draft-1.docx", "coursework/MATH240/Übungsblatt 4.pdf"):
+        assert not _allows(schema, {**rename, "from": other}), other
