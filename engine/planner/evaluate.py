@@ -66,6 +66,9 @@ class Prediction:
     error: str | None = None
     #: Why the plan was not offered: the planner gave it a probability under the least asked for.
     declined: str | None = None
+    #: The probability the planner gives the plan, under the grammar it was decoded with (None when
+    #: it was not asked for: a predictor with no ``min_probability``, or one of another kind).
+    probability: float | None = None
 
 
 Predictor = Callable[[Case], Prediction]
@@ -84,6 +87,7 @@ class CaseResult:
     diff: list[str] = field(default_factory=list)
     plan: Any = None  # the predicted plan, as answered (None when there was no JSON)
     declined: str | None = None  # why it was not offered (it then changes nothing)
+    probability: float | None = None  # the probability the planner gives the plan, where it says
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +102,7 @@ class CaseResult:
             "diff": self.diff,
             "plan": self.plan,
             "declined": self.declined,
+            "probability": None if self.probability is None else round(self.probability, 6),
         }
 
 
@@ -346,7 +351,8 @@ def endpoint_predictor(
         if plan.get("steps") and unsure(total, min_probability):
             chance = as_percent(math.exp(total or 0.0))
             declined = f"the planner gives its plan a probability of {chance}, under {min_probability:.0%}"
-        return Prediction(plan, time.perf_counter() - started, text, declined=declined)
+        probability = None if total is None else math.exp(total)
+        return Prediction(plan, time.perf_counter() - started, text, declined=declined, probability=probability)
 
     return predict, client.close
 
@@ -397,7 +403,8 @@ def score_case(case: Case, prediction: Prediction, scratch: Path) -> CaseResult:
         # A plan not offered changes nothing: right only when the request asks for no change.
         exact = not changed_paths(want.before, want.tree)
         return CaseResult(case.id, kind, exact, True, None, [], prediction.seconds, None,
-                          [] if exact else ["the plan was declined"], prediction.plan, prediction.declined)  # fmt: skip
+                          [] if exact else ["the plan was declined"], prediction.plan, prediction.declined,
+                          prediction.probability)  # fmt: skip
     if prediction.plan is None:
         return CaseResult(case.id, kind, False, False, None, [], prediction.seconds, prediction.error or "no plan",
                           plan=prediction.plan)  # fmt: skip
@@ -407,7 +414,8 @@ def score_case(case: Case, prediction: Prediction, scratch: Path) -> CaseResult:
     exact = got.tree == want.tree
     return CaseResult(case.id, kind, exact, got.valid, got.refused if got.valid else None, overreach,
                       prediction.seconds, None if got.valid else got.refused,
-                      [] if exact else differences(got.tree, want.tree), prediction.plan)  # fmt: skip
+                      [] if exact else differences(got.tree, want.tree), prediction.plan,
+                      probability=prediction.probability)  # fmt: skip
 
 
 def _percentile(values: Sequence[float], share: float) -> float:

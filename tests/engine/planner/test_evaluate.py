@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -366,7 +367,13 @@ def test_the_agent_predictor_declines_a_plan_the_planner_is_unsure_of_and_it_cha
     assert summarise([result])["declined"] == 1.0
     assert sure.declined is None
     assert score_case(case, sure, tmp_path).exact
+    # Each plan's probability is reported, offered or declined, where the planner gives one.
+    assert round(unsure.probability or 0, 4) == round(math.exp(-2.0), 4)
+    assert result.as_dict()["probability"] == round(math.exp(-2.0), 6)
+    assert score_case(case, sure, tmp_path).as_dict()["probability"] == round(math.exp(-1.0), 6)
     assert unscored.declined is None
+    assert unscored.probability is None
+    assert score_case(case, unscored, tmp_path).as_dict()["probability"] is None
     assert all(request["logprobs_mode"] == "processed" for request in scripted_llm.requests)
 
 
