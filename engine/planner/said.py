@@ -54,9 +54,9 @@ NOT_NEEDED = re.compile(
     re.IGNORECASE,
 )
 #: A request that does something to "them" or "the originals" may delete them with a word typed
-#: too fast to be known ("then revme the files").
+#: too fast to be known ("then revme the files"); a small word is none ("keep the originals").
 SOMETHING_DONE_TO_THEM = re.compile(
-    r"\b(?!keep\b|leave\b)[a-z]{3,9}\s+(?:all\s+)?"
+    r"\b(?!keep\b|leave\b|the\b|and\b|all\b|are\b|for\b|with\b|from\b)[a-z]{3,9}\s+(?:all\s+)?"
     r"(?:the\s+(?:loose\s+)?(?:originals?|original files|files)|originals|them)\b",
     re.IGNORECASE,
 )

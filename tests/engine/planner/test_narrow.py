@@ -343,6 +343,14 @@ def test_an_archive_removes_what_it_packs_only_when_the_request_says_so() -> Non
     gone = narrowed_schema("zip photos/ as photos.zip, removing the originals", entries, TODAY)["$defs"]["archive"]
     assert all(way["properties"]["remove"] == {"const": True} for way in gone["anyOf"])
     assert all("remove" in way["required"] for way in gone["anyOf"])
+    # Keeping the originals says nothing done to them ("the" is no word typed too fast for delete).
+    for request in (
+        "make a zip of photos as photos.zip? keep the originals where they are",
+        "zip photos as photos.zip, keep the originals",
+        "tar up photos from them as p.tar.gz",
+    ):
+        kept = narrowed_schema(request, entries, TODAY)["$defs"]["archive"]
+        assert all("remove" not in way["properties"] for way in kept["anyOf"]), request
     # Two archives and a delete: either may remove what it packs.
     two = narrowed_schema("zip photos as a.zip and logs as b.zip, delete the originals", entries, TODAY)
     assert all(way["properties"]["remove"] == {"type": "boolean", "default": False}
