@@ -53,6 +53,9 @@ TWENTIETH = DATA.with_name("handwritten-twentieth.jsonl")
 #: A twenty-first and a twenty-second, written together after the card of the twentieth, and scored unread.
 TWENTYFIRST = DATA.with_name("handwritten-twentyfirst.jsonl")
 TWENTYSECOND = DATA.with_name("handwritten-twentysecond.jsonl")
+#: A twenty-third and a twenty-fourth, written together after the card of the twenty-second, and scored unread.
+TWENTYTHIRD = DATA.with_name("handwritten-twentythird.jsonl")
+TWENTYFOURTH = DATA.with_name("handwritten-twentyfourth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -82,6 +85,8 @@ NINETEENTH_CASES = _load(NINETEENTH)
 TWENTIETH_CASES = _load(TWENTIETH)
 TWENTYFIRST_CASES = _load(TWENTYFIRST)
 TWENTYSECOND_CASES = _load(TWENTYSECOND)
+TWENTYTHIRD_CASES = _load(TWENTYTHIRD)
+TWENTYFOURTH_CASES = _load(TWENTYFOURTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -133,6 +138,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (TWENTIETH_CASES, "twentieth_"),
         (TWENTYFIRST_CASES, "twentyfirst_"),
         (TWENTYSECOND_CASES, "twentysecond_"),
+        (TWENTYTHIRD_CASES, "twentythird_"),
+        (TWENTYFOURTH_CASES, "twentyfourth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -162,6 +169,8 @@ EVERY = [
     *TWENTIETH_CASES,
     *TWENTYFIRST_CASES,
     *TWENTYSECOND_CASES,
+    *TWENTYTHIRD_CASES,
+    *TWENTYFOURTH_CASES,
 ]
 
 
