@@ -91,8 +91,13 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
         stems = {path: posixpath.splitext(posixpath.basename(path))[0] for path in files if path not in spelled}
         spelled += [path for path, stem_of in stems.items() if numbers & set(_NUMBERED_PARTS.findall(stem_of))]
     paths = [path for path in (p.strip(".,;:!?'\"()") for p in SPELLED_PATH.findall(request)) if "/" in path.strip("/")]
-    # Nor does a new name it gives ("rename the résumé to resume-2025.docx": no 2025 file).
-    rest = said.without([*spelled, *(posixpath.basename(p) for p in spelled), *paths, *GIVEN_NAME.findall(request)])
+    # Nor does a new name it gives ("rename the résumé to resume-2025.docx": no 2025 file), nor any
+    # name with an extension that no file has ("call poster.docx v2-poster.docx": no v2 file).
+    names = {posixpath.basename(path).lower() for path in files}
+    new = [name for name in FILE_NAME.findall(request) if posixpath.basename(name).lower() not in names]
+    rest = said.without(
+        [*spelled, *(posixpath.basename(p) for p in spelled), *paths, *GIVEN_NAME.findall(request), *new]
+    )
     if tags:
         said_tags = "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
         rest = Request(re.sub(rf"(?<![\w-])(?:{said_tags})(?![\w-])", " ", rest.text, flags=re.IGNORECASE))

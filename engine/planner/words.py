@@ -115,11 +115,12 @@ _SMALL = frozenset(("am", "do", "go", "he", "hi", "if", "no", "ok", "oh", "so", 
 
 def counted(word: str) -> bool:
     """Whether ``word`` (lower case) may say something of a name: three letters or more, or two
-    ("db", "cv"), outside :data:`GLUE`; a number of three digits or more."""
+    ("db", "cv"), outside :data:`GLUE`; a letter and a digit, a version or a quarter ("v2", "q3");
+    a number of three digits or more."""
     if word.isdigit():
         return len(word) >= 3
     if len(word) == 2:
-        return word.isalpha() and word not in GLUE and word not in _SMALL
+        return (word.isalpha() and word not in GLUE and word not in _SMALL) or (word[0].isalpha() and word[1].isdigit())
     return len(word) >= 3 and word not in GLUE
 
 

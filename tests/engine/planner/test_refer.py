@@ -90,6 +90,15 @@ def test_a_file_named_whole_is_the_only_one_its_words_refer_to() -> None:
     assert referred_files("take the meeting tag off the budget", files, tags=["meeting"]) == ["taxes/budget.xlsx"]
 
 
+def test_a_version_said_tells_files_apart_and_a_new_name_describes_none() -> None:
+    files = ["recipes/West Coast IPA v2.md", "recipes/West Coast IPA v3.md", "labels/ipa-label-v3.ai",
+             "downloads/poster.docx", "downloads/poster_v2.docx"]  # fmt: skip
+    # "v2" and "q3" are words of names: a letter and a digit.
+    assert referred_files("IPA v2 is retired, stick it in recipes/retired", files) == ["recipes/West Coast IPA v2.md"]
+    # A name with an extension no file has is a new one: "v2-poster.docx" describes no v2 file.
+    assert referred_files("also call poster.docx v2-poster.docx instead", files) == ["downloads/poster.docx"]
+
+
 def test_kinds_are_named_by_extension_or_by_a_word_for_them() -> None:
     exts = [".md", ".mp3", ".m3u", ".xyz", ".jpg", ".png", ".pdf", ".mp4", ".sql"]
     assert referred_exts("move the songs to music", exts) == [".mp3", ".xyz"]  # no word here names .xyz
