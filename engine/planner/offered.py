@@ -269,7 +269,7 @@ def request_scope(request: str, entries: list[ViewEntry], chars: int) -> Scope:
     file_refs = referred_files(described_by.text, all_files, tags=tag_words(request, named=True))
     # A file said by the end of its path is one it refers to ("rename MATH240/Übungsblatt 5.pdf").
     words_of = Request(request)
-    ends = [path for path in all_files if any("/" in end and words_of.spells(end) for end in path_ends(path))]
+    ends = [path for path in all_files if any(map(words_of.spells, path_ends(path)))]
     file_refs = list(dict.fromkeys([*(file_refs or []), *ends])) or None
     folders, files = folder_refs or all_folders, file_refs or all_files
     # A file it leaves alone ("except Todo.txt") is left out of a selection, and is no file it names.

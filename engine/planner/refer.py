@@ -115,10 +115,10 @@ def referred_files(request: str, files: list[str], *, tags: Iterable[str] = ()) 
 
 
 def path_ends(path: str) -> list[str]:
-    """The ends of ``path`` a request may spell it by: its name, and its name with one or more of the
-    folders it is in ("a/b/c.txt": c.txt, b/c.txt; not the whole path)."""
+    """The ends of ``path`` that name it with one or more of the folders it is in, short of the
+    whole path ("a/b/c.txt": b/c.txt)."""
     parts = path.split("/")
-    return ["/".join(parts[at:]) for at in range(len(parts) - 1, 0, -1)]
+    return ["/".join(parts[at:]) for at in range(len(parts) - 2, 0, -1)]
 
 
 def _own_kind(word: str, path: str) -> bool:

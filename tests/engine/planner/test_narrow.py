@@ -336,27 +336,6 @@ def test_what_files_are_about_and_the_tags_are_words_said_so() -> None:
     assert narrowed_schema("tag ok", entries, TODAY)["$defs"]["tag_name"]["enum"] == ["ok"]
 
 
-def test_an_archive_removes_what_it_packs_only_when_the_request_says_so() -> None:
-    entries = [ViewEntry("photos/a.png", False, 10, TODAY), ViewEntry("logs/x.log", False, 10, TODAY)]
-    kept = narrowed_schema("zip photos/ as photos.zip and copy logs to keep", entries, TODAY)["$defs"]["archive"]
-    assert all("remove" not in way["properties"] for way in kept["anyOf"])
-    gone = narrowed_schema("zip photos/ as photos.zip, removing the originals", entries, TODAY)["$defs"]["archive"]
-    assert all(way["properties"]["remove"] == {"const": True} for way in gone["anyOf"])
-    assert all("remove" in way["required"] for way in gone["anyOf"])
-    # Keeping the originals says nothing done to them ("the" is no word typed too fast for delete).
-    for request in (
-        "make a zip of photos as photos.zip? keep the originals where they are",
-        "zip photos as photos.zip, keep the originals",
-        "tar up photos from them as p.tar.gz",
-    ):
-        kept = narrowed_schema(request, entries, TODAY)["$defs"]["archive"]
-        assert all("remove" not in way["properties"] for way in kept["anyOf"]), request
-    # Two archives and a delete: either may remove what it packs.
-    two = narrowed_schema("zip photos as a.zip and logs as b.zip, delete the originals", entries, TODAY)
-    assert all(way["properties"]["remove"] == {"type": "boolean", "default": False}
-               for way in two["$defs"]["archive"]["anyOf"])  # fmt: skip
-
-
 def test_a_short_list_of_files_names_each_once_as_the_local_server_decodes_it() -> None:
     entries = [ViewEntry(f"Edits/{name}", False, 10, TODAY) for name in ("cover-v1.png", "cover-v2.png", "c.psd")]
     entries += [ViewEntry(f"logs/{n:02}.log", False, 10, TODAY) for n in range(12)]

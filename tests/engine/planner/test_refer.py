@@ -319,3 +319,24 @@ def test_a_top_folder_spelled_with_a_slash_is_that_folder() -> None:
 def test_chuck_deletes_and_a_tag_taken_off_is_a_step_of_its_own() -> None:
     assert referred_ops("chuck Midnight Drive v1.wav, it's garbage") == {"delete"}
     assert asked_pieces("tag them done and take the wip tag off") == ["tag them done", "take the wip tag off"]
+
+
+def test_an_archive_removes_what_it_packs_only_when_the_request_says_so() -> None:
+    entries = [ViewEntry("photos/a.png", False, 10, TODAY), ViewEntry("logs/x.log", False, 10, TODAY)]
+    kept = narrowed_schema("zip photos/ as photos.zip and copy logs to keep", entries, TODAY)["$defs"]["archive"]
+    assert all("remove" not in way["properties"] for way in kept["anyOf"])
+    gone = narrowed_schema("zip photos/ as photos.zip, removing the originals", entries, TODAY)["$defs"]["archive"]
+    assert all(way["properties"]["remove"] == {"const": True} for way in gone["anyOf"])
+    assert all("remove" in way["required"] for way in gone["anyOf"])
+    # Keeping the originals says nothing done to them ("the" is no word typed too fast for delete).
+    for request in (
+        "make a zip of photos as photos.zip? keep the originals where they are",
+        "zip photos as photos.zip, keep the originals",
+        "tar up photos from them as p.tar.gz",
+    ):
+        kept = narrowed_schema(request, entries, TODAY)["$defs"]["archive"]
+        assert all("remove" not in way["properties"] for way in kept["anyOf"]), request
+    # Two archives and a delete: either may remove what it packs.
+    two = narrowed_schema("zip photos as a.zip and logs as b.zip, delete the originals", entries, TODAY)
+    assert all(way["properties"]["remove"] == {"type": "boolean", "default": False}
+               for way in two["$defs"]["archive"]["anyOf"])  # fmt: skip
