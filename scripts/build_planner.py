@@ -139,7 +139,9 @@ def free_port() -> int:
 
 
 def evaluate(steps: list[dict[str, Any]], report_path: Path, count: int) -> dict[str, Any]:
-    """Serve the shipped base with the new adapter and score the planners; return the report."""
+    """Serve the shipped base with the new adapter and score the planners; return the report, also
+    written to ``report_path`` once complete, the one there before moved to ``*-previous.json``."""
+    partial = report_path.with_name(f"{report_path.name}.partial")
     port = free_port()
     words = ["serve", "--model", str(MODELS / "base"), "--adapter", f"planner={MODELS / 'planner'}",
              "--port", str(port), "--name", "tinyllm-base"]  # fmt: skip
@@ -153,11 +155,15 @@ def evaluate(steps: list[dict[str, Any]], report_path: Path, count: int) -> dict
         run(steps, "eval", "planner", "--data", "held-out", "--count", str(count), "--data", "handwritten",
             *(word for path in LATER_SETS for word in ("--data", path)),
             "--predictor", "model", "--predictor", "agent", "--predictor", "model-free", "--predictor", "rules",
-            "--base-url", f"http://127.0.0.1:{port}/v1", "--json", stdout=report_path)  # fmt: skip
+            "--base-url", f"http://127.0.0.1:{port}/v1", "--json", stdout=partial)  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
-    result: dict[str, Any] = json.loads(report_path.read_text())
+    result: dict[str, Any] = json.loads(partial.read_text())
+    # The last complete evaluation stays beside the new one (a stopped run leaves both as they were).
+    if report_path.is_file():
+        report_path.replace(report_path.with_name(f"{report_path.stem}-previous.json"))
+    partial.replace(report_path)
     return result
 
 
@@ -340,6 +346,8 @@ def main() -> int:
     else:
         before = len(steps)
         report = evaluate(steps, WORK / "eval.json", options.eval_count)
+        if (WORK / "eval-steps.json").is_file():
+            (WORK / "eval-steps.json").replace(WORK / "eval-steps-previous.json")
         (WORK / "eval-steps.json").write_text(json.dumps(steps[before:]))
     meta = json.loads((MODELS / "planner" / "planner_meta.json").read_text())
     card = model_card(report, meta, steps, sum(float(step["seconds"]) for step in steps))

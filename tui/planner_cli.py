@@ -22,8 +22,8 @@ PLANNER_EXIT_CODES = """\
 exit codes:
   0    done
   1    a file could not be written (a full disk, a read-only directory)
-  2    bad input: a missing or malformed case file (with its line), an unknown predictor, a
-       --base that is not a model directory
+  2    bad input: a missing or malformed case file (with its line), an unknown predictor, an
+       option out of its range
   3    the model endpoint failed (unreachable, errors after the retries)
   130  interrupted (Ctrl-C)
 """
