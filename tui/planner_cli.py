@@ -93,7 +93,7 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
     add("--model", default="planner", metavar="NAME", help="the planner's model id there (planner)")
     add("--limit", type=positive_int, metavar="N", help="at most N cases of each data set")
     add("--min-probability", type=probability, default=None, metavar="P",
-        help="agent: decline a plan the planner gives a probability under P, 0-1 (local profile: 0.2)")  # fmt: skip
+        help="agent: decline a plan the planner gives a probability under P, 0-1 (local profile: 0.4)")  # fmt: skip
     add("--json", action="store_true", help="print the report (and every case) as JSON")
 
 

@@ -450,6 +450,22 @@ def test_a_plan_the_planner_is_unsure_of_is_declined_in_one_line(
         assert of(run.events, "plan") == []
 
 
+def test_the_local_profile_declines_a_plan_its_planner_gives_37_percent(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
+) -> None:
+    from engine.config.profiles import load_profile
+
+    make_files(root)
+    scripted_llm.enqueue(Reply(MOVE_PDFS, logprobs=[-0.5, -0.5]))  # 37%
+    least = load_profile("local").data["planner"]["min_probability"]
+    run = graph_run(approval="auto", files_only=True, min_plan_probability=least)
+    assert run.start("move the pdfs into archive") is None
+    assert run.final["ok"] is False
+    assert "probability of 37%" in run.final["summary"]
+    assert "planner.min_probability of 40%" in run.final["summary"]
+    assert not (root / "archive").exists()
+
+
 def test_the_probability_of_a_plan_made_part_by_part_is_that_of_all_its_parts(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
