@@ -160,11 +160,16 @@ def evaluate(steps: list[dict[str, Any]], report_path: Path, count: int) -> dict
         server.terminate()
         server.wait(timeout=30)
     result: dict[str, Any] = json.loads(partial.read_text())
-    # The last complete evaluation stays beside the new one (a stopped run leaves both as they were).
-    if report_path.is_file():
-        report_path.replace(report_path.with_name(f"{report_path.stem}-previous.json"))
-    partial.replace(report_path)
+    keep_previous(partial, report_path)
     return result
+
+
+def keep_previous(new: Path, path: Path) -> None:
+    """Move ``new`` to ``path``, the file there before kept beside it as ``*-previous.json`` (a run
+    stopped before this leaves both as they were)."""
+    if path.is_file():
+        path.replace(path.with_name(f"{path.stem}-previous{path.suffix}"))
+    new.replace(path)
 
 
 def base_line() -> str:
@@ -346,9 +351,8 @@ def main() -> int:
     else:
         before = len(steps)
         report = evaluate(steps, WORK / "eval.json", options.eval_count)
-        if (WORK / "eval-steps.json").is_file():
-            (WORK / "eval-steps.json").replace(WORK / "eval-steps-previous.json")
-        (WORK / "eval-steps.json").write_text(json.dumps(steps[before:]))
+        (WORK / "eval-steps.json.partial").write_text(json.dumps(steps[before:]))
+        keep_previous(WORK / "eval-steps.json.partial", WORK / "eval-steps.json")
     meta = json.loads((MODELS / "planner" / "planner_meta.json").read_text())
     card = model_card(report, meta, steps, sum(float(step["seconds"]) for step in steps))
     (MODELS / "planner" / "MODEL_CARD.md").write_text(card)

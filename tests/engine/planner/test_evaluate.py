@@ -389,6 +389,14 @@ def test_eval_planner_min_probability_is_a_probability() -> None:
         assert_one_line_error(result, 2, f"{bad!r} is not a probability from 0 to 1")
 
 
+def test_eval_planner_help_gives_the_local_profiles_bound() -> None:
+    from engine.planner.prompt import PLANNER_MIN_PROBABILITY
+
+    result = run_routeshell("eval", "planner", "--help")
+    assert result.returncode == 0
+    assert f"(local profile: {PLANNER_MIN_PROBABILITY})" in " ".join(result.stdout.split())
+
+
 def _refusing(case: Case) -> tuple[dict[str, Any], str] | None:
     """The gold plan with its one step's kinds swapped for one offered that no file has."""
     (step,) = case.plan["steps"]
