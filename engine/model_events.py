@@ -102,13 +102,15 @@ class TrainDoneEvent(TypedDict):
 
 
 class ServeReadyEvent(TypedDict):
-    """The server listens: ``url`` is the OpenAI base URL (ending in ``/v1``); ``pid`` is the server's
-    process and ``engine_pid`` that of its engine, which the server stops when it stops."""
+    """The server listens: ``url`` is the OpenAI base URL (ending in ``/v1``); ``dtype`` and ``device``
+    are the weights' format and where they are (``cpu`` or ``cuda``); ``pid`` is the server's process
+    and ``engine_pid`` that of its engine, which the server stops when it stops."""
 
     type: Literal["serve_ready"]
     url: str
     models: list[str]
     dtype: str
+    device: str
     pid: int
     engine_pid: int
 

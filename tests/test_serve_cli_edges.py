@@ -10,14 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.serve.server_support import serving
 from tests.engine.tinyllm.training_support import TrainRun
 from tests.helpers import ROUTESHELL, assert_one_line_error
 
 Pretrained = tuple[Path, TrainRun]
 
 
-def routeshell(*args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+#: Hides every CUDA device from torch, on any machine.
+NO_CUDA = {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def routeshell(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(
         [ROUTESHELL, *args], capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL, timeout=300
     )
@@ -151,3 +156,55 @@ def test_endless_small_files_in_a_model_directory_are_never_read_whole(pretraine
     result = routeshell("generate", "--model", str(model), "hi", "--max-tokens", "2")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_device_cuda_where_torch_sees_none_is_one_line_and_exit_2(pretrained: Pretrained) -> None:
+    model = str(pretrained[0])
+    needle = "--device cuda: torch sees no CUDA device here"
+    assert_one_line_error(
+        routeshell("serve", "--model", model, "--port", "0", "--device", "cuda", env=NO_CUDA), 2, needle
+    )
+    assert_one_line_error(routeshell("generate", "--model", model, "hi", "--device", "cuda", env=NO_CUDA), 2, needle)
+    assert_one_line_error(routeshell("serve", "--model", model, "--device", "gpu"), 2, "invalid choice: 'gpu'")
+
+
+def test_device_auto_without_cuda_serves_on_the_cpu_and_health_says_where(pretrained: Pretrained) -> None:
+    with serving(pretrained[0], "--device", "auto", env=NO_CUDA) as server:
+        health = server.health()
+        assert health["device"] == "cpu"
+        reply = server.client().completions.create(model=health["models"][0], prompt="def", max_tokens=2)
+        assert reply.usage is not None
+        assert reply.usage.completion_tokens >= 1
+    # int8 runs on the CPU only, so auto with it is the CPU wherever there is a GPU.
+    result = routeshell("generate", "--model", str(pretrained[0]), "hi", "--max-tokens", "2", "--device", "auto",
+                        "--dtype", "int8")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_tokenizer_with_more_tokens_than_the_model_embeds_is_refused(pretrained: Pretrained, tmp_path: Path) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    tokenizer = json.loads((model / "tokenizer.json").read_text())
+    rows = json.loads((model / "config.json").read_text())["vocab_size"]
+    extra = {"id": rows, "content": "<|beyond|>", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True}  # fmt: skip
+    tokenizer["added_tokens"].append(extra)
+    (model / "tokenizer.json").write_text(json.dumps(tokenizer))
+    needle = f"the tokenizer has {rows + 1} tokens but the model embeds only {rows}"
+    assert_one_line_error(routeshell("generate", "--model", str(model), "hi"), 2, needle)
+    assert_one_line_error(routeshell("serve", "--model", str(model), "--port", "0"), 2, needle)
+
+
+def test_the_engine_process_loads_on_the_device_its_spec_names(pretrained: Pretrained) -> None:
+    import torch
+
+    from engine.serve.engine_process import EngineSpec, load_engine_model
+
+    threads = torch.get_num_threads()
+    try:
+        loaded = load_engine_model(EngineSpec(model=str(pretrained[0]), dtype="fp32", device="auto"))
+        where = "cuda" if torch.cuda.is_available() else "cpu"
+        assert loaded.device == where
+        assert next(loaded.model.parameters()).device.type == where
+        assert load_engine_model(EngineSpec(model=str(pretrained[0]), dtype="fp32")).device == "cpu"
+    finally:
+        torch.set_num_threads(threads)  # the spec's one thread is for an engine process, not the tests

@@ -31,7 +31,8 @@ EXIT_CODES = """\
 exit codes:
   0    generated
   1    generation failed (an answer that does not satisfy --json-schema, the engine failed)
-  2    bad input: a missing model, an unreadable schema, a prompt longer than the context
+  2    bad input: a missing model, an unreadable schema, a prompt longer than the context,
+       --device cuda where torch sees no CUDA device
   130  interrupted (Ctrl-C)
 """
 
@@ -74,8 +75,9 @@ def add_generate_command(commands: Any, dtypes: tuple[str, ...]) -> None:
         help="weight format (auto: int8 on a CPU, bf16 with adapters or on a GPU)",
     )
     add("--json", action="store_true", help="print the whole response as an OpenAI JSON object")
-    from tui.serve_cli import add_threads_option
+    from tui.serve_cli import add_device_option, add_threads_option
 
+    add_device_option(generate)
     add_threads_option(generate)
 
 

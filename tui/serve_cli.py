@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from engine.serve.loaded import LoadedModel
 
 DTYPES = ("auto", "fp32", "bf16", "int8")
+#: ``--device``: as :data:`engine.serve.loaded.DEVICES` (not imported: ``--help`` stays instant).
+DEVICES = ("cpu", "cuda", "auto")
 
 SERVE_DESCRIPTION = """\
 Serve a model trained with 'routeshell train' behind the OpenAI API, on loopback by default.
@@ -39,7 +41,8 @@ endpoints (base URL http://HOST:PORT/v1):
   GET  /v1/models             the model and each adapter, as model ids
   POST /v1/chat/completions   chat, streamed (SSE) or not; response_format json_object/json_schema
   POST /v1/completions        plain-text completion
-  GET  /health                status, model ids, queue (waiting), running sequences, tokens/s
+  GET  /health                status, model ids, weight format, device, queue (waiting), running
+                              sequences, tokens/s
   GET  /metrics               Prometheus metrics
 
 Extensions of the request body (extra_body with the openai client): "self_consistency": N samples
@@ -55,7 +58,7 @@ exit codes:
   0    stopped by SIGTERM
   1    the server failed (the port is in use, the engine crashed)
   2    bad input: a missing or unusable model directory, an adapter, a non-loopback address
-       without an API key
+       without an API key, --device cuda where torch sees no CUDA device
   130  stopped by Ctrl-C
 """
 
@@ -99,6 +102,7 @@ def add_serve_commands(commands: Any, parser_class: type[argparse.ArgumentParser
         default="auto",
         help="weight format (auto: int8 on a CPU, bf16 with adapters or on a GPU)",
     )
+    add_device_option(serve)
     add("--max-batch", type=positive_int, default=8, metavar="N", help="sequences decoded together (8)")
     add("--max-queue", type=positive_int, default=32, metavar="N", help="sequences waiting before 503 (32)")
     add_threads_option(serve)
@@ -139,6 +143,15 @@ def thread_count(text: str) -> int:
             f"expected at most {usable_cores()} (the cores this process may use), got {text!r}"
         )
     return value
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where the model runs (default cpu; auto: a CUDA GPU when torch sees one, else the CPU)",
+    )
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
@@ -229,7 +242,12 @@ def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None, *
 
         torch.set_num_threads(getattr(args, "threads", None) or default_threads())
     return load_model(
-        args.model, dtype=args.dtype, adapters=dict(adapters or {}), name=getattr(args, "name", None), weights=weights
+        args.model,
+        dtype=args.dtype,
+        adapters=dict(adapters or {}),
+        name=getattr(args, "name", None),
+        device=getattr(args, "device", "cpu"),
+        weights=weights,
     )
 
 
@@ -356,6 +374,7 @@ def engine_spec(args: argparse.Namespace, adapters: Mapping[str, Path]) -> Engin
         prefill_threads=prefill_threads(args),
         max_batch=args.max_batch,
         max_queue=args.max_queue,
+        device=getattr(args, "device", "cpu"),
     )
 
 
@@ -496,13 +515,15 @@ class _EventLog:
                     "url": url,
                     "models": loaded.model_ids(),
                     "dtype": loaded.dtype,
+                    "device": loaded.device,
                     "pid": os.getpid(),
                     "engine_pid": engine_pid,
                 }
             )
         else:
             models = ", ".join(loaded.model_ids())
-            self._say(f"routeshell: serving {models} ({loaded.dtype}) at {url}; Ctrl-C stops")
+            where = "" if loaded.device == "cpu" else f" on {loaded.device}"
+            self._say(f"routeshell: serving {models} ({loaded.dtype}{where}) at {url}; Ctrl-C stops")
 
     def request(self, event: ServeRequestEvent) -> None:
         self.requests += 1

@@ -284,7 +284,8 @@ def serve_event_summary(event: dict[str, Any]) -> str:
     kind = event["type"]
     if kind == "serve_ready":
         models = ", ".join(str(m) for m in event["models"])
-        return f"ready at {event['url']} (pid {event['pid']}, {event['dtype']}): {models}"
+        where = "" if event.get("device", "cpu") == "cpu" else f" on {event['device']}"
+        return f"ready at {event['url']} (pid {event['pid']}, {event['dtype']}{where}): {models}"
     if kind == "serve_request":
         model = f" {event['model']}" if event.get("model") else ""
         tokens = event["prompt_tokens"] + event["completion_tokens"]

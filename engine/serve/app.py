@@ -147,6 +147,7 @@ def create_app(
             "status": "ok" if alive else "engine stopped",
             "models": loaded.model_ids(),
             "dtype": loaded.dtype,
+            "device": loaded.device,
             "context_length": loaded.context_length,
             "waiting": stats.waiting,
             "running": stats.running,

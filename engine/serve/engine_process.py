@@ -66,6 +66,7 @@ class EngineSpec:
     prefill_threads: int | None = None
     max_batch: int = 8
     max_queue: int = 32
+    device: str = "cpu"
 
 
 class EngineProcess:
@@ -155,6 +156,8 @@ class EngineProcess:
                 raise (ModelLoadError(text) if code == ExitCode.USAGE else RouteshellError(text))
             if message[0] != "ready":
                 raise RouteshellError(f"the engine process answered {message[0]!r} instead of 'ready'")
+            # Where the weights are and in what format: the engine process found out (``auto``).
+            loaded.dtype, loaded.device = message[1]["dtype"], message[1]["device"]
         except BaseException:
             self.kill()
             raise
@@ -373,7 +376,7 @@ class _Worker:
 
     def run(self) -> None:
         self.engine.start()
-        self._send(("ready",))
+        self._send(("ready", {"dtype": self.loaded.dtype, "device": self.loaded.device}))
         while True:
             try:
                 message = _loads(self.conn.recv_bytes())
@@ -465,7 +468,13 @@ def load_engine_model(spec: EngineSpec) -> LoadedModel:
 
     torch.set_num_threads(spec.threads)
     adapters = {name: Path(path) for name, path in spec.adapters}
-    return load_model(Path(spec.model), dtype=spec.dtype, adapters=adapters, name=spec.name)  # type: ignore[arg-type]
+    return load_model(
+        Path(spec.model),
+        dtype=spec.dtype,  # type: ignore[arg-type]
+        adapters=adapters,
+        name=spec.name,
+        device=spec.device,
+    )
 
 
 def _try_send(conn: Connection, message: tuple[Any, ...]) -> None:

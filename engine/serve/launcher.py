@@ -100,6 +100,7 @@ class ServeSettings:
     port: int
     name: str
     dtype: str = "auto"
+    device: str = "cpu"
     adapters: tuple[tuple[str, Path], ...] = ()
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
 
@@ -107,6 +108,8 @@ class ServeSettings:
         """Return the arguments after ``routeshell`` that serve ``model`` (the resolved model directory)."""
         words = ["serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(self.port)]
         words += ["--name", self.name, "--dtype", self.dtype]
+        if self.device != "cpu":  # (the server's default)
+            words += ["--device", self.device]
         for adapter, path in self.adapters:
             words += ["--adapter", f"{adapter}={path}"]
         return [*words, "--events"]
@@ -140,6 +143,7 @@ def serve_settings(profile: Profile, *, base_url: str | None = None, model: str 
         port=port,
         name=name,
         dtype=str(section.get("dtype", "auto")),
+        device=str(section.get("device", "cpu")),
         adapters=adapters,
         start_timeout_s=float(section.get("start_timeout_s", DEFAULT_START_TIMEOUT_S)),
     )

@@ -157,10 +157,31 @@ def resolve_dtype(requested: DTypeName, device: str, *, adapters: bool = False) 
     if device == "cuda":
         import torch
 
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # (A GPU that only emulates bf16, such as a T4 or a V100, is slower in it than in fp32.)
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     if not adapters:
         return "int8"
     return "bf16" if cpu_has_bf16() else "fp32"
+
+
+#: Where ``--device`` may put the model: the CPU, a CUDA GPU, or ``auto`` (CUDA where torch sees one).
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def pick_device(requested: str) -> str:
+    """The device ``requested`` stands for (``cpu`` or ``cuda``). Only ``cuda`` and ``auto`` import
+    torch, to ask whether it sees a CUDA device. Raises ModelLoadError for ``cuda`` where there is none."""
+    if requested == "cpu":
+        return "cpu"
+    if requested not in DEVICES:
+        raise ModelLoadError(f"--device {requested!r}: expected one of {', '.join(DEVICES)}")
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if requested == "cuda":
+        raise ModelLoadError("--device cuda: torch sees no CUDA device here; use --device cpu (or auto)")
+    return "cpu"
 
 
 def check_model_dir(path: Path) -> None:
@@ -221,14 +242,24 @@ def load_model(
 
     ``dtype``: ``fp32``, ``bf16`` (weights in bf16), ``int8`` (int8 weights of the linear layers:
     :mod:`engine.serve.quantize`) or ``auto`` (see :func:`resolve_dtype`).
-    ``adapters`` maps served ids to PEFT LoRA adapter directories. ``name`` is the base model's id
-    (default: the directory's name). With ``weights=False`` the weights stay on disk and ``model`` is
-    None: the tokenizer, limits and ids are what the HTTP layer of a server needs, whose engine
-    loads the weights in a process of its own (:mod:`engine.serve.engine_process`).
+    ``device`` is ``cpu``, ``cuda`` or ``auto`` (:func:`pick_device`; ``auto`` with int8 is the CPU);
+    the loaded model's ``device`` is the one it stands for, except without weights off the CPU, where
+    the device and an ``auto`` dtype stay as asked until the engine process has loaded the weights
+    (:meth:`~engine.serve.engine_process.EngineProcess.start` sets them then).
+    ``adapters`` maps served ids to PEFT LoRA adapter directories.
+    ``name`` is the base model's id (default: the directory's name). With ``weights=False`` the
+    weights stay on disk and ``model`` is None: the tokenizer, limits and ids are what the HTTP
+    layer of a server needs, whose engine loads the weights in a process of its own
+    (:mod:`engine.serve.engine_process`).
     Raises ModelLoadError with one line for anything the user can fix.
     """
     adapters = dict(adapters or {})
     check_model_dir(path)
+    if device == "auto" and dtype == "int8":
+        device = "cpu"  # int8 runs on the CPU only
+    # Without weights (the HTTP layer of a server) CUDA is never touched: the engine process, which
+    # loads the weights, finds the device and the weight format, and the server takes them from it.
+    device = pick_device(device) if weights or device == "cpu" else device
     for where in (path, *adapters.values()):
         if not _utf8(str(where)):  # the libraries take paths as UTF-8 text only
             raise ModelLoadError(f"{display_name(str(where))}: the path is not UTF-8; rename it or link to it")
@@ -241,7 +272,8 @@ def load_model(
                 f"--adapter {adapter}={display_name(str(adapter_dir))}: "
                 "no adapter_config.json there (a PEFT adapter directory)"
             )
-    resolved = resolve_dtype(dtype, device, adapters=bool(adapters))
+    # ("auto" stays so, without weights on a GPU, until the engine process says.)
+    resolved = resolve_dtype(dtype, device, adapters=bool(adapters)) if weights or device == "cpu" else dtype
     if resolved == "int8" and adapters:
         raise ModelLoadError("--dtype int8 does not go with adapters; serve adapters with --dtype bf16 or fp32")
     if resolved == "int8" and device != "cpu":
@@ -261,6 +293,13 @@ def load_model(
     except Exception as err:  # a config.json of the wrong shape: the directory's fault
         raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
     model = _weights(path, resolved, device, adapters) if weights else None
+    rows = 0 if model is None else int(model.get_input_embeddings().num_embeddings)
+    if model is not None and len(tokenizer) > rows:
+        # A token past the embeddings fails every request it is in (on a GPU, it breaks the device).
+        raise ModelLoadError(
+            f"{display_name(str(path))}: the tokenizer has {len(tokenizer)} tokens but the model embeds "
+            f"only {rows}; resize the model's embeddings or use the tokenizer it was trained with"
+        )
     if context <= 0:
         raise ModelLoadError(f"{display_name(str(path))}: config.json gives no max_position_embeddings")
     if tokenizer.chat_template is None:
@@ -323,7 +362,7 @@ def _weights(path: Path, dtype: str, device: str, adapters: Mapping[str, Path]) 
 
         use_decode_attention(model)
     if adapters:
-        model = _with_adapters(model, adapters)
+        model = _with_adapters(model, adapters, device)
     return model
 
 
@@ -348,15 +387,18 @@ def _check_chat_template(path: Path, tokenizer: Any) -> None:
     )
 
 
-def _with_adapters(model: Any, adapters: Mapping[str, Path]) -> Any:
+def _with_adapters(model: Any, adapters: Mapping[str, Path], device: str) -> Any:
     from peft import PeftModel
 
     items = list(adapters.items())
     try:
+        # (PEFT would load an adapter's weights onto a GPU whenever there is one, whatever the device.)
         first, first_dir = items[0]
-        peft_model = PeftModel.from_pretrained(model, str(first_dir), adapter_name=first, is_trainable=False)
+        peft_model = PeftModel.from_pretrained(
+            model, str(first_dir), adapter_name=first, is_trainable=False, torch_device=device
+        )
         for adapter, adapter_dir in items[1:]:
-            peft_model.load_adapter(str(adapter_dir), adapter_name=adapter, is_trainable=False)
+            peft_model.load_adapter(str(adapter_dir), adapter_name=adapter, is_trainable=False, torch_device=device)
     except Exception as err:  # a junk adapter_config.json: KeyError, TypeError, ValueError...
         raise ModelLoadError(f"an adapter cannot be loaded: {_first_line(err)}") from err
     peft_model.eval()

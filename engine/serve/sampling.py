@@ -1,7 +1,9 @@
 """Picking the next token of each row of a batch: penalties, grammar masks, temperature, top-k, top-p.
 
 Rows that decode greedily share one ``argmax``; a sampling row draws from its own seeded
-generator, so a request with a ``seed`` gets the same tokens whatever else shares its batch.
+generator, so a request with a ``seed`` draws the same tokens from the same logits whatever else
+shares its batch. (On a GPU, the matrix kernels chosen for a batch's size may change the last bits
+of a row's logits, and so, rarely, a token.)
 """
 
 from __future__ import annotations

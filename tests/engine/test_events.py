@@ -76,7 +76,7 @@ EXAMPLES: list[dict[str, Any]] = [
     {"type": "train_done", "stage": "tokenizer", "path": "/tmp/m", "steps": 0, "train_loss": None,
      "eval_loss": None, "perplexity": None, "elapsed_s": 2.0, "interrupted": False},
     {"type": "serve_ready", "url": "http://127.0.0.1:8765/v1", "models": ["tiny", "tiny:router"], "dtype": "bf16",
-     "pid": 4242, "engine_pid": 4243},
+     "device": "cuda", "pid": 4242, "engine_pid": 4243},
     {"type": "serve_request", "method": "POST", "path": "/v1/chat/completions", "status": 200, "model": "tiny",
      "prompt_tokens": 12, "completion_tokens": 30, "elapsed_s": 0.4},
     {"type": "serve_stopped", "reason": "signal", "requests": 3},

@@ -22,8 +22,8 @@ from tui.serve_job import (
 )
 from tui.train_job import FormError
 
-READY = {"type": "serve_ready", "url": "http://127.0.0.1:8765/v1", "models": ["m", "lora"], "dtype": "bf16", "pid": 7,
-         "engine_pid": 8}  # fmt: skip
+READY = {"type": "serve_ready", "url": "http://127.0.0.1:8765/v1", "models": ["m", "lora"], "dtype": "bf16",
+         "device": "cpu", "pid": 7, "engine_pid": 8}  # fmt: skip
 REQUEST = {"type": "serve_request", "method": "POST", "path": "/v1/chat/completions", "status": 200, "model": "m",
            "prompt_tokens": 12, "completion_tokens": 30, "elapsed_s": 0.5}  # fmt: skip
 
@@ -90,6 +90,8 @@ def test_event_lines_are_checked_against_the_contract() -> None:
 
 def test_event_summaries() -> None:
     assert serve_event_summary(READY) == "ready at http://127.0.0.1:8765/v1 (pid 7, bf16): m, lora"
+    on_gpu = {**READY, "device": "cuda"}
+    assert serve_event_summary(on_gpu) == "ready at http://127.0.0.1:8765/v1 (pid 7, bf16 on cuda): m, lora"
     assert serve_event_summary(REQUEST) == "POST /v1/chat/completions 200 m, 12+30 tokens in 0.50s"
     stopped = {"type": "serve_stopped", "reason": "signal", "requests": 3}
     assert serve_event_summary(stopped) == "stopped on a signal after 3 requests"

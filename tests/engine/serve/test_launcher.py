@@ -117,6 +117,20 @@ def test_a_bad_serve_table_is_one_line_naming_the_key(isolated_home: Path) -> No
     write_local(isolated_home, free_port(), 'model = "m"\ndtype = "fp64"')
     result = run_routeshell("profiles", "show", "local")
     assert_one_line_error(result, 2, "serve.dtype")
+    write_local(isolated_home, free_port(), 'model = "m"\ndevice = "gpu"')
+    assert_one_line_error(run_routeshell("profiles", "show", "local"), 2, "serve.device")
+
+
+def test_the_serve_tables_device_reaches_the_servers_command(isolated_home: Path) -> None:
+    port = free_port()
+    write_local(isolated_home, port, 'model = "m"\ndevice = "auto"')
+    settings = serve_settings(load_profile("local"))
+    assert settings is not None
+    assert settings.words(Path("m"))[-3:] == ["--device", "auto", "--events"]
+    write_local(isolated_home, port, 'model = "m"')
+    settings = serve_settings(load_profile("local"))
+    assert settings is not None
+    assert "--device" not in settings.words(Path("m"))  # the CPU, the server's default
 
 
 def test_the_served_model_of_a_train_all_directory_is_its_sft_model(tmp_path: Path) -> None:
