@@ -198,6 +198,10 @@ def test_the_engine_process_loads_on_the_device_its_spec_names(pretrained: Pretr
     import torch
 
     from engine.serve.engine_process import EngineSpec, load_engine_model
+    from engine.serve.loaded import DEVICES
+    from tui.serve_cli import DEVICES as OFFERED
+
+    assert OFFERED == DEVICES  # --device offers what the loader takes (kept apart for a fast --help)
 
     threads = torch.get_num_threads()
     try:

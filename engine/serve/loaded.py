@@ -259,7 +259,7 @@ def load_model(
         device = "cpu"  # int8 runs on the CPU only
     # Without weights (the HTTP layer of a server) CUDA is never touched: the engine process, which
     # loads the weights, finds the device and the weight format, and the server takes them from it.
-    device = pick_device(device) if weights or device == "cpu" else device
+    device = pick_device(device) if weights else device
     for where in (path, *adapters.values()):
         if not _utf8(str(where)):  # the libraries take paths as UTF-8 text only
             raise ModelLoadError(f"{display_name(str(where))}: the path is not UTF-8; rename it or link to it")
@@ -293,8 +293,8 @@ def load_model(
     except Exception as err:  # a config.json of the wrong shape: the directory's fault
         raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
     model = _weights(path, resolved, device, adapters) if weights else None
-    rows = 0 if model is None else int(model.get_input_embeddings().num_embeddings)
-    if model is not None and len(tokenizer) > rows:
+    rows = None if model is None else int(model.get_input_embeddings().num_embeddings)
+    if rows is not None and len(tokenizer) > rows:
         # A token past the embeddings fails every request it is in (on a GPU, it breaks the device).
         raise ModelLoadError(
             f"{display_name(str(path))}: the tokenizer has {len(tokenizer)} tokens but the model embeds "
