@@ -26,11 +26,11 @@ from engine.errors import ExitCode
 from engine.names import display_name, shell_line
 from engine.serve.launcher import health_url
 from tui.process_job import ProcessJob, Stream, parse_event_line
+from tui.serve_cli import DEVICES, DTYPES
 from tui.train_job import FormError
 
 #: The events of ``routeshell serve --events`` that the pane reads.
 SERVE_EVENTS = frozenset({"serve_ready", "serve_request", "serve_stopped", "error"})
-DTYPES: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 #: How long the server has after SIGINT to finish its requests and exit, before it is killed.
@@ -57,6 +57,8 @@ class ServeRequest:
     port: int = DEFAULT_PORT
     dtype: str = "auto"
     api_key: str | None = None
+    #: Where the weights load: ``cpu``, ``cuda`` or ``auto`` (a CUDA device where torch sees one).
+    device: str = "cpu"
 
     def words(self) -> list[str]:
         """Return the arguments after ``routeshell``. The API key is not among them: it goes in the
@@ -65,6 +67,8 @@ class ServeRequest:
         for name, path in self.adapters:
             words += ["--adapter", f"{name}={path}"]
         words += ["--host", self.host, "--port", str(self.port), "--dtype", self.dtype]
+        if self.device != "cpu":
+            words += ["--device", self.device]
         return [*words, "--events"]
 
     def argv(self) -> list[str]:
@@ -92,7 +96,15 @@ def is_loopback_host(host: str) -> bool:
 
 
 def parse_serve_form(
-    model: Path | None, adapters: str, host: str, port: str, dtype: str, api_key: str, *, base: Path
+    model: Path | None,
+    adapters: str,
+    host: str,
+    port: str,
+    dtype: str,
+    api_key: str,
+    *,
+    base: Path,
+    device: str = "cpu",
 ) -> ServeRequest:
     """Return the server the form asks for, with relative adapter paths taken from ``base`` (the workspace).
 
@@ -128,10 +140,14 @@ def parse_serve_form(
         raise FormError(f"the port must be a whole number from 0 (any free port) to 65535, not {display_name(port)!r}")
     if dtype not in DTYPES:
         raise FormError(f"choose a weight format: {', '.join(DTYPES)}")
+    if device not in DEVICES:
+        raise FormError(f"choose where the model runs: {', '.join(DEVICES)}")
     key = api_key.strip() or None
     if key is None and not os.environ.get(KEY_ENV) and not is_loopback_host(host):
         raise FormError(f"serving on {display_name(host)} opens the model to the network: give an API key")
-    return ServeRequest(model=model, adapters=tuple(pairs), host=host, port=number, dtype=dtype, api_key=key)
+    return ServeRequest(
+        model=model, adapters=tuple(pairs), host=host, port=number, dtype=dtype, api_key=key, device=device
+    )
 
 
 def parse_serve_line(line: str) -> tuple[dict[str, Any] | None, str | None]:

@@ -278,6 +278,9 @@ class LocalServer:
                 # The stderr reader may still hold the last line: let it finish first.
                 self._readers[1].join(timeout=2.0)
                 why = f": {self.stderr_tail}" if self.stderr_tail else ""
+                if self.settings.device != "cpu" and "--device" in why:
+                    # (the server speaks of its option; this device came from the profile)
+                    why += f' (the profile\'s [serve] table says device = "{self.settings.device}": set it to "cpu")'
                 self.close()
                 if probe(self.settings.base_url) == "ready":
                     return False  # another shell started one on the same port meanwhile: use it

@@ -46,6 +46,12 @@ def test_the_form_builds_the_command(tmp_path: Path) -> None:
         "--model", str(tmp_path / "m"), "--adapter", f"lora={tmp_path / 'adapters/a'}", "--adapter",
         f"b={tmp_path / 'my adapter'}", "--host", "127.0.0.1", "--port", "0", "--dtype", "int8", "--events",
     ]  # fmt: skip
+    # Where the model runs: the CPU unless the form says otherwise, as the server's own default.
+    assert request.device == "cpu"
+    on_gpu = parse_serve_form(tmp_path / "m", "", "127.0.0.1", "0", "auto", "", base=tmp_path, device="cuda")
+    assert on_gpu.argv()[-3:] == ["--device", "cuda", "--events"]
+    with pytest.raises(FormError, match="choose where the model runs: cpu, cuda, auto"):
+        parse_serve_form(tmp_path / "m", "", "127.0.0.1", "0", "auto", "", base=tmp_path, device="tpu")
     keyed = parse_serve_form(tmp_path / "m", "", "0.0.0.0", "8765", "auto", "sekrit-key", base=tmp_path)
     # The key goes in the server's environment, never in a command line that others can read.
     assert not any("sekrit" in word for word in keyed.argv())

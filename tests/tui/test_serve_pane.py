@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.binding import Binding
-from textual.widgets import Input
+from textual.widgets import Input, Select
 
 from engine.config.profiles import load_profile
 from engine.serve.launcher import probe
@@ -67,8 +67,13 @@ async def test_start_watch_chat_and_stop(tmp_path: Path, model: Path) -> None:
         assert pane.model == model
         # With a key the server refuses requests without it: the chat box must send it.
         pane.query_one("#serve-key", Input).value = "sekrit-key"
+        # The device: auto is a CUDA GPU where torch sees one, else this CPU.
+        assert pane.query_one("#serve-device", Select).value == "cpu"
+        pane.query_one("#serve-device", Select).value = "auto"
         await pilot.click("#serve-start")
         assert pane.running
+        assert any(line.startswith("$ routeshell serve") and "--device auto" in line for line in pane.logged)
+        assert pane.query_one("#serve-device", Select).disabled
         url = await wait_ready(pilot, pane)
         await wait_until(pilot, lambda: pane.health is not None, "the first metrics")
         assert "tok/s" in pane.status

@@ -1,4 +1,5 @@
-"""The Serve pane's form: the model (and its adapters), the address, the weight format, Start and Stop."""
+"""The Serve pane's form: the model (and its adapters), the address, the weight format, the device,
+Start and Stop."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select
 
 from engine.names import display_name
-from tui.serve_job import DEFAULT_HOST, DEFAULT_PORT, DTYPES
+from tui.serve_cli import DEVICES, DTYPES
+from tui.serve_job import DEFAULT_HOST, DEFAULT_PORT
 
 MODEL_PROMPT = "choose a finished model"
 
@@ -26,6 +28,7 @@ class ServeFormValues:
     port: str
     dtype: str
     api_key: str
+    device: str = "cpu"
 
 
 class ServeForm(Vertical):
@@ -53,6 +56,9 @@ class ServeForm(Vertical):
         with Horizontal(classes="serve-field"):
             yield Label("weights", classes="serve-label")
             yield Select([(d, d) for d in DTYPES], value="auto", allow_blank=False, compact=True, id="serve-dtype")
+        with Horizontal(classes="serve-field"):
+            yield Label("device", classes="serve-label")
+            yield Select([(d, d) for d in DEVICES], value="cpu", allow_blank=False, compact=True, id="serve-device")
         with Horizontal(classes="serve-field"):
             yield Label("API key", classes="serve-label")
             yield Input(placeholder="needed off loopback", password=True, compact=True, id="serve-key")
@@ -90,6 +96,7 @@ class ServeForm(Vertical):
             port=self.query_one("#serve-port", Input).value,
             dtype=str(self.query_one("#serve-dtype", Select).value),
             api_key=self.query_one("#serve-key", Input).value,
+            device=str(self.query_one("#serve-device", Select).value),
         )
 
     def set_running(self, running: bool) -> None:

@@ -224,7 +224,7 @@ class ServePane(Vertical):
         try:
             request = parse_serve_form(
                 values.model, values.adapters, values.host, values.port, values.dtype, values.api_key,
-                base=self.workspace,
+                base=self.workspace, device=values.device,
             )  # fmt: skip
         except FormError as exc:
             self._notice(f"cannot start: {exc}", "bold red")

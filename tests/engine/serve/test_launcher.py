@@ -241,6 +241,22 @@ def test_a_port_held_by_something_else_is_one_line(isolated_home: Path, pretrain
             server.ensure()
 
 
+def test_a_profile_device_the_machine_lacks_is_one_line_naming_the_profiles_key(
+    isolated_home: Path, pretrained: tuple[Path, TrainRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # (no GPU, on any machine)
+    write_local(isolated_home, free_port(), f'model = "{pretrained[0]}"\ndevice = "cuda"\nstart_timeout_s = 300')
+    server = local_server_for(load_profile("local"))
+    assert server is not None
+    with pytest.raises(ServerStartError) as caught:
+        server.ensure()
+    message = str(caught.value)
+    assert message.startswith("the local model server exited with code 2: ")
+    assert "torch sees no CUDA device here" in message
+    assert message.endswith('(the profile\'s [serve] table says device = "cuda": set it to "cpu")')
+    assert "\n" not in message
+
+
 def test_a_server_whose_starter_is_killed_stops_by_itself(
     isolated_home: Path, tmp_path: Path, pretrained: tuple[Path, TrainRun]
 ) -> None:
