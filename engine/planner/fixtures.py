@@ -126,6 +126,14 @@ def fixture_problem(fixture: Fixture) -> str | None:
         strict = [*spec.tags, *(spec.members or {}), *(spec.members or {}).values()]
         if not _encodable(spec.text or "") or not all(_encodable(text, "strict") for text in strict):
             return f"{shown}: its text, tags or members are not text (a lone surrogate)"
+        # A Markdown file's tags are those of its front matter: tags the text does not hold would be
+        # shown to the planner and be on no file.
+        if spec.tags and is_markdown(spec.path):
+            held = front_matter_tags((spec.text or "").encode("utf-8", "surrogateescape"))
+            if set(held) != set(spec.tags):
+                listed = display_line(", ".join(spec.tags))[:120]
+                return (f"{shown}: a Markdown file's tags are those of its front matter: give them in its text "
+                        f"(---\\ntags: [{listed}]\\n---), or leave them out")  # fmt: skip
     for path in kinds:
         for depth in range(1, path.count("/") + 1):
             parent = path.rsplit("/", depth)[0]

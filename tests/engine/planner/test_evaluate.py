@@ -142,6 +142,9 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
         ([{"path": "x\ud800.txt", "text": "x"}], None, "not a file name"),
         ([{"path": "a.txt", "text": "x\ud800"}], None, "not text"),
         ([{"path": "a.md", "text": "x", "tags": ["caf\udce9"]}], None, "not text"),
+        # (the tags of a Markdown file are its front matter's: shown to the planner, they would be on no file)
+        ([{"path": "a.md", "text": "# notes\n", "tags": ["draft"]}], None, "a.md: a Markdown file's tags are those"),
+        ([{"path": "a.md", "text": "---\ntags: [old]\n---\n", "tags": ["new"]}], None, "tags: [new]"),
         ([{"path": "a.zip", "members": {"m\ud800": "x"}}], None, "not text"),
         ([{"path": "n" * 300 + ".txt", "text": "x"}], None, "over 255 bytes"),
         ([{"path": "a/", "text": "x"}], None, "not a file name"),

@@ -56,6 +56,9 @@ TWENTYSECOND = DATA.with_name("handwritten-twentysecond.jsonl")
 #: A twenty-third and a twenty-fourth, written together after the card of the twenty-second, and scored unread.
 TWENTYTHIRD = DATA.with_name("handwritten-twentythird.jsonl")
 TWENTYFOURTH = DATA.with_name("handwritten-twentyfourth.jsonl")
+#: A twenty-fifth and a twenty-sixth, written together after the card of the twenty-fourth, and scored unread.
+TWENTYFIFTH = DATA.with_name("handwritten-twentyfifth.jsonl")
+TWENTYSIXTH = DATA.with_name("handwritten-twentysixth.jsonl")
 
 
 def _load(path: Path = DATA) -> list[Case]:
@@ -87,6 +90,8 @@ TWENTYFIRST_CASES = _load(TWENTYFIRST)
 TWENTYSECOND_CASES = _load(TWENTYSECOND)
 TWENTYTHIRD_CASES = _load(TWENTYTHIRD)
 TWENTYFOURTH_CASES = _load(TWENTYFOURTH)
+TWENTYFIFTH_CASES = _load(TWENTYFIFTH)
+TWENTYSIXTH_CASES = _load(TWENTYSIXTH)
 
 
 def test_the_set_is_big_enough_and_its_ids_are_unique() -> None:
@@ -140,6 +145,8 @@ def test_the_later_sets_have_their_own_ids() -> None:
         (TWENTYSECOND_CASES, "twentysecond_"),
         (TWENTYTHIRD_CASES, "twentythird_"),
         (TWENTYFOURTH_CASES, "twentyfourth_"),
+        (TWENTYFIFTH_CASES, "twentyfifth_"),
+        (TWENTYSIXTH_CASES, "twentysixth_"),
     ):
         ids = [case.id for case in cases]
         assert len(set(ids)) == len(ids) >= 10
@@ -171,6 +178,8 @@ EVERY = [
     *TWENTYSECOND_CASES,
     *TWENTYTHIRD_CASES,
     *TWENTYFOURTH_CASES,
+    *TWENTYFIFTH_CASES,
+    *TWENTYSIXTH_CASES,
 ]
 
 
