@@ -214,9 +214,17 @@ def _say_starting(line: str) -> None:
 
 
 def _resume_hint(args: argparse.Namespace, profile: Profile, workspace: Path, thread: str, *extra: str) -> str:
-    """The command that continues ``thread``: with this run's profile, workspace and endpoint overrides."""
+    """The command that continues ``thread``: with this run's profile, workspace and endpoint overrides,
+    and what it was told to apply, decline and spend (a run under ``--approve never``, pasted, still
+    applies nothing); ``extra`` may answer the approval it waits for instead."""
     overrides = [word for flag in ("base_url", "model") if getattr(args, flag)
                  for word in (f"--{flag.replace('_', '-')}", getattr(args, flag))]  # fmt: skip
+    if args.approve and not {"--approve", "--answer"} & set(extra):
+        overrides += ["--approve", args.approve]
+    if args.min_probability is not None:
+        overrides += ["--min-probability", f"{args.min_probability:g}"]
+    if args.max_cost_tokens is not None:
+        overrides += ["--max-cost-tokens", str(args.max_cost_tokens)]
     return command_hint(profile, "run", "--workspace", str(workspace), *overrides, "--thread", thread, "--resume",
                         *extra)  # fmt: skip
 

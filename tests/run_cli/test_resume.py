@@ -200,6 +200,37 @@ def test_resume_after_kill_during_the_tester_does_not_apply_the_builder_plan_aga
     assert scripted_llm.unexpected == 0
 
 
+def test_the_hint_of_an_interrupted_run_keeps_what_it_may_apply(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    release = threading.Event()
+    scripted_llm.enqueue(Hold(release, then=Reply(BUILD)))
+    command = [ROUTESHELL, "run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(ws),
+               "--approve", "never", "--min-probability", "0.25", "--topology", "single",
+               "set VALUE to 2 in app.py"]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: len(scripted_llm.requests) >= 1, proc, "the model to be asked")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    hint = shlex.split(err.strip().split("continue with: ", 1)[1])
+    assert hint[hint.index("--approve") + 1] == "never"
+    assert hint[hint.index("--min-probability") + 1] == "0.25"
+    # Pasted, it finishes the run as it was asked to: the plan is shown, nothing applied.
+    before = tree(ws)
+    scripted_llm.enqueue(Reply(BUILD))
+    resumed = run_routeshell(*hint[1:])
+    assert resumed.returncode == 0, resumed
+    assert tree(ws) == before
+    assert journals(ws) == []
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill", "ctrl-c", "term"])
 def test_resume_after_kill_during_the_builder_asks_it_again_and_applies_once(
     scripted_llm: ScriptedLLM, ws: Path, sig: int
