@@ -56,6 +56,7 @@ from engine.planner.prompt import (
     entries_from_root,
     joint_logprob,
     planner_messages,
+    seen_request,
     unsure,
 )
 from engine.planner.said import not_files
@@ -272,12 +273,15 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         root = runtime.context.root
         # (Nor is one it names that is not there: it would pick others, "delete docs/missing.txt" the
         # rest of docs.)
+        # (What the planner reads of the request is what these look at: a request of a megabyte is not
+        # read whole, here either.)
+        said = seen_request(state["task"])
         walked = walk(root)
-        unplannable = outside_path(state["task"], str(root)) or unseen_path(state["task"], root, walked)
+        unplannable = outside_path(said, str(root)) or unseen_path(said, root, walked)
         paths = workspace_paths(walked) if unplannable is None else None
         if paths is not None:
-            unplannable = missing_file(state["task"], paths)
-        unplannable = unplannable or unwritable_text(state["task"])
+            unplannable = missing_file(said, paths)
+        unplannable = unplannable or unwritable_text(said)
         if unplannable is not None:
             return {"declined": f"the request cannot be planned: {display_line(unplannable)[:400]}"}
         try:

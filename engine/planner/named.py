@@ -52,16 +52,22 @@ def outside_path(request: str, root: str) -> str | None:
     file. None when it names no such path. (A web address is no path.)"""
     outside = "it names {}, outside the workspace {}: only files inside it can be changed"
     for raw in REQUEST_TOKEN.findall(request):
-        token = raw if raw == ".." else raw.rstrip(".")
+        token = shown = raw if raw == ".." else raw.rstrip(".")
         if token.startswith("//"):  # the rest of "https://host/path", cut at the colon
             continue
+        # A home directory ("~/.bashrc", "~", "~alice/x") is a path from the root too; a name that
+        # only starts with a tilde ("~$budget.xlsx", a lock file) is none.
+        if token == "~" or token.startswith("~/") or (token.startswith("~") and posixpath.expanduser(token) != token):
+            token = posixpath.expanduser(token)
+            if not token.startswith("/"):
+                return outside.format(shown, root)
         if token.startswith("/"):
             inside = posixpath.relpath(posixpath.normpath(token), root)
             if inside == ".":
-                return f"it names the workspace {token} by its absolute path: name files relative to it"
+                return f"it names the workspace {shown} by its absolute path: name files relative to it"
             if inside == ".." or inside.startswith("../"):
-                return outside.format(token, root)
-            return f"it names {token} by its absolute path: name it relative to the workspace ({inside})"
+                return outside.format(shown, root)
+            return f"it names {shown} by its absolute path: name it relative to the workspace ({inside})"
         if token == ".." or ("/" in token and posixpath.normpath(token).split("/")[0] == ".."):
             return outside.format(token, root)
     return None
@@ -276,6 +282,12 @@ def unwritable_text(request: str) -> str | None:
     if ops is None or not ops & {"write", "append"}:
         return None
     quoted = [text for _, text in QUOTED.findall(request)]
-    if any(not text.isprintable() for text in [*quoted, *(dictated_lines(request) if not quoted else [])]):
+    if any(not text.isprintable() for text in quoted):
         return "the text it asks to write holds a control character, which the local planner cannot write"
+    if not quoted and any(not text.isprintable() for text in dictated_lines(request)):
+        # (Where no quotes say which words are the text, any may be: the request is what holds it.)
+        return (
+            "the request holds a control character, which the local planner can neither write nor read "
+            "as part of a name: type it without"
+        )
     return None

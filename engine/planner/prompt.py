@@ -148,6 +148,7 @@ def entries_from_root(root: Path, *, limit: int = MAX_ENTRIES) -> list[ViewEntry
     from engine.files.tags import XATTR, decode_tags
 
     entries: list[ViewEntry] = []
+    folders: dict[str, dt.date] = {}  # the folders that hold something, shown or not
     pending = [(os.fsencode(root), "")]
     while pending and len(entries) < limit:
         directory, prefix = pending.pop()
@@ -169,6 +170,8 @@ def entries_from_root(root: Path, *, limit: int = MAX_ENTRIES) -> list[ViewEntry
             if entry.is_dir(follow_symlinks=False):
                 if not any(True for _ in _quick(entry.path)):
                     entries.append(ViewEntry(relative, True, 0, day))
+                else:
+                    folders[relative] = day
                 pending.append((entry.path, f"{relative}/"))
             elif entry.is_file(follow_symlinks=False):
                 tags: tuple[str, ...] = ()
@@ -183,7 +186,23 @@ def entries_from_root(root: Path, *, limit: int = MAX_ENTRIES) -> list[ViewEntry
                 entries.append(ViewEntry(relative, False, info.st_size, day, tags))
             if len(entries) >= limit:
                 break
+    if not pending and len(entries) < limit:
+        # A folder that holds only what the view leaves out (links, hidden names, FIFOs) is shown as
+        # the empty folder it is to the planner: left out, a request that names it ("delete the notes
+        # folder") would name a place the planner does not know, and it would choose from everywhere.
+        # (Only where the whole workspace was walked: elsewhere a folder not reached would look so.)
+        held = {parent for entry in entries for parent in _parents(entry.path)}
+        for folder in sorted(folders, key=lambda path: -path.count("/")):
+            if folder not in held and len(entries) < limit:
+                entries.append(ViewEntry(folder, True, 0, folders[folder]))
+                held.update(_parents(folder))
     return sorted(entries, key=lambda entry: entry.path)
+
+
+def _parents(path: str) -> list[str]:
+    """The folders ``path`` is in, nearest last (``a/b/c`` -> ``a``, ``a/b``)."""
+    parts = path.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
 
 
 def _quick(path: bytes) -> Iterable[str]:

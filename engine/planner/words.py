@@ -10,7 +10,9 @@ from collections.abc import Iterable
 
 WORD = re.compile(r"[^\W_]+")
 #: A word with hyphens inside, which counts as a word of its own ("W-2", "e-mail").
-JOINED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
+#: (Tried only where a word starts, each run taken whole: a long run with no hyphen costs one pass,
+#: not one for each of its letters.)
+JOINED = re.compile(r"(?<![^\W_])[^\W_]++(?:-[^\W_]++)+")
 #: Words that hold a request together; they never make a name referred to.
 GLUE = frozenset((
     "a", "an", "the", "and", "or", "but", "to", "into", "in", "on", "at", "of", "from", "for", "with", "by", "as",

@@ -57,6 +57,24 @@ def test_the_planner_gets_the_workspace_view_and_the_reply_schema_and_its_plan_a
     assert "b\x1b[31m.pdf" not in " ".join(names)  # a name the model cannot write is never offered
 
 
+def test_a_folder_that_holds_only_a_link_is_the_place_the_planner_is_offered(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, tmp_path: Path
+) -> None:
+    make_files(root)
+    (root / "notes").mkdir()
+    (root / "notes" / "away.md").symlink_to(tmp_path)
+    scripted_llm.enqueue(Reply({"version": 1, "goal": "Delete notes", "steps": [{"op": "delete", "path": "notes"}]}))
+    run = graph_run(approval="never", files_only=True, topology="single")
+    assert run.start("delete the notes folder") is None
+    (request,) = scripted_llm.requests
+    assert "notes/" in request["messages"][1]["content"]
+    schema = request["response_format"]["json_schema"]["schema"]
+    # Not every file everywhere: the folder it names, which the planner now knows.
+    assert "**" not in schema["$defs"].get("glob", {}).get("enum", [])
+    assert "notes" in schema["$defs"]["path"]["enum"]
+    assert (root / "docs" / "a.pdf").exists()
+
+
 def test_a_reply_with_no_steps_declines_in_one_line_naming_the_profiles_that_can(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
@@ -130,6 +148,9 @@ def test_a_path_outside_the_workspace_or_absolute_is_declined_without_asking_the
         ("delete olddir/", "there is no olddir/ in the workspace, nor a folder of that name"),
         ("delete docs/b\x1b[31m.pdf", "has a name the local planner cannot write"),
         ("write 'hi \x1b[2J there' to notes.md", "holds a control character, which the local planner cannot write"),
+        ("delete the notes\x00 and docs", "the request holds a control character"),
+        ("copy ~/.bashrc into docs", "it names ~/.bashrc, outside the workspace"),
+        ("move docs/a.pdf to ~", "it names ~, outside the workspace"),
     ],
 )
 def test_a_path_the_planner_cannot_see_is_declined_without_asking_the_model(

@@ -181,6 +181,23 @@ def test_the_view_escapes_hostile_names_and_stays_within_its_budget(tmp_path: Pa
     assert len(view) <= VIEW_CHARS
 
 
+def test_a_folder_that_holds_only_what_the_view_leaves_out_is_shown_as_an_empty_one(tmp_path: Path) -> None:
+    root = tmp_path / "w"
+    for folder in ("docs", "links", "dots/deeper", "repo", "both/inner"):
+        (root / folder).mkdir(parents=True)
+    (root / "docs" / "a.txt").write_text("a")
+    (root / "links" / "away.md").symlink_to(root / "docs" / "a.txt")
+    (root / "dots" / "deeper" / ".env").write_text("KEY=1")
+    (root / "repo" / ".git").mkdir()
+    os.mkfifo(root / "both" / "queue")
+    (root / "both" / "inner" / "b.txt").write_text("b")
+    shown = {entry.path: entry.is_dir for entry in entries_from_root(root)}
+    # (A folder named to the planner is one it knows: "delete the links folder" takes nothing elsewhere.)
+    assert shown == {"docs/a.txt": False, "links": True, "dots/deeper": True, "repo": True, "both/inner/b.txt": False}
+    # Where the walk stops at its bound, no folder is guessed empty.
+    assert all(not is_dir for is_dir in {e.path: e.is_dir for e in entries_from_root(root, limit=1)}.values())
+
+
 def test_canonical_plans_follow_the_decoding_schema_key_order(cases: list[Case]) -> None:
     schema = base_reply_schema()
     for case in cases:
