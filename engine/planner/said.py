@@ -32,6 +32,9 @@ STOP_WORDS = frozenset((
 WORD_EDGES = "'\"`()[]{}<>,;:!?"
 #: The most words of the request one line of content holds.
 SPAN_WORDS = 12
+#: The words that send a line to a file, and a word that is one: a path, or a name with a kind.
+_SENT_TO = frozenset(("to", "into", "onto"))
+_FILE_LIKE = re.compile(r"/|\.[A-Za-z0-9]{1,5}$")
 QUOTED = re.compile(r"(?:^|(?<=\s))(['\"])(.+?)\1(?=[\s.,!?;:)]|$)")
 #: What ends a run of words that a line of content may be: a quote, a word with a slash, a file name.
 _BREAK = re.compile(r"(?<!\w)[\"'`]|[\"'`](?!\w)|\S*/\S*|\S+\.[A-Za-z0-9]{1,8}\b\S*")
@@ -159,7 +162,12 @@ def dictated_lines(request: str) -> list[str]:
             # request goes on to something else ("...; then move the photos").
             runs += [line for line in _colon_lines(rest) if line]
             continue
-        words = rest.split()[:SPAN_WORDS]
+        words = rest.split()
+        # A line does not run into the file it goes to, said last ("append the line hello world to
+        # notes/journal.md"); what it says before that place is its own ("... moved to b.pdf to log.md").
+        if 2 < len(words) <= SPAN_WORDS and words[-2].lower() in _SENT_TO and _FILE_LIKE.search(words[-1]):
+            words = words[:-2]
+        words = words[:SPAN_WORDS]
         # A line ends where the run does (or a word before: "thaaanks"), where a sentence does, or
         # before a word that goes on to something else ("... saying renew the passport thanks. Then
         # ...", "No rush"): never inside a list ("passport, charger, sunscreen").

@@ -98,6 +98,17 @@ def test_what_a_file_made_is_to_hold_after_in_it_is_one_step_and_one_line() -> N
     assert "review the budget with carol" in dictated_lines("New file misc/a.md: review the budget with carol thaanks")
 
 
+def test_a_line_does_not_run_into_the_file_it_goes_to() -> None:
+    lines = dictated_lines("append the line hello world to notes/journal.md")
+    assert "hello world" in lines
+    assert not any("journal" in line or line.endswith(" to") for line in lines)
+    assert not any("todo" in line for line in dictated_lines("add the line buy milk to todo.md"))
+    # (a place said before the last is the line's own)
+    said = dictated_lines("add a note saying renamed the report to report-2024.pdf to changes.md")
+    assert "renamed the report to report-2024.pdf" in said
+    assert not any("changes" in line for line in said)
+
+
 def test_files_said_by_words_some_names_hold_are_selected_by_them() -> None:
     entries = _files("Downloads/catalogue-preview-a.pdf", "Downloads/catalogue-preview-b.pdf", "Downloads/invoice.pdf",
                      "manuals/bosch.pdf")  # fmt: skip
