@@ -22,8 +22,9 @@ PLANNER_EXIT_CODES = """\
 exit codes:
   0    done
   1    a file could not be written (a full disk, a read-only directory)
-  2    bad input: a missing or malformed case file (with its line), an unknown predictor, an
-       option out of its range
+  2    bad input: a missing or malformed case file (with its line: a line over 1 MiB, a gold
+       plan that is no planner reply or that the dry run or the policy refuses), an unknown
+       predictor, an option out of its range
   3    the model endpoint failed (unreachable, errors after the retries)
   130  interrupted (Ctrl-C)
 """
@@ -35,7 +36,9 @@ the gold one. A prediction is right when the two trees are equal (names, content
 
 --data takes JSONL case files and two words: 'held-out' (generated cases that training never
 sees: --count of them from --seed) and 'handwritten' (the requests written by hand that ship with
-routeshell). Each data set is reported on its own.
+routeshell). Each data set is reported on its own. A case file has one case a line, each line at
+most 1 MiB; a case whose gold plan is not a valid planner reply (a run or patch step: the planner
+gives file ops only) or does not apply is an error of the file, and the command stops.
 
 Predictors (--predictor, repeatable): 'model' (the served planner, one greedy answer decoded
 under the planner reply schema), 'agent' (the same, asked again greedily when the dry run
@@ -50,7 +53,8 @@ is asked at --base-url (default http://127.0.0.1:8765/v1, the local server) as -
 planner, the adapter's name there): start it with 'routeshell serve --model DIR --adapter
 planner=DIR'.
 
-Reported: exact-effect accuracy, valid plans (schema and path rules), plans refused by the dry run
+Reported: exact-effect accuracy, valid plans (the planner reply schema and the path rules; a
+predicted plan that is not valid is never applied), plans refused by the dry run
 or the policy, overreach (plans that changed a path the gold plan leaves alone), declined plans
 ('agent': a declined plan changes nothing, and is right only when the request asks for no change), for 'model' and
 'agent' the gold plans that fit the schemas they are decoded under (what they could answer at best;
@@ -119,6 +123,8 @@ def _data_sets(args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
             sets.append(("handwritten", load_cases(handwritten_path())))
         else:
             path = Path(item)
+            if not item:  # (Path("") is the current directory)
+                raise UsageError("--data '': no such file (or the words held-out, handwritten)")
             if path.is_dir():
                 raise UsageError(f"--data {shell_word(item)}: a directory, not a JSONL case file")
             if not path.exists():

@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.planner import described as d
@@ -69,6 +69,8 @@ class Case:
     fixture: Fixture
     plan: dict[str, Any]
     kinds: tuple[str, ...]
+    #: Where the case was read from (``FILE:LINE``), to name it in an error; empty for a generated one.
+    source: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

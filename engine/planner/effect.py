@@ -1,30 +1,35 @@
 """What a plan does to a case's workspace, through the real engine, in a scratch directory.
 
 :func:`plan_effect` makes the case's fixture under a fresh directory, validates the plan as a
-planner reply (the plan schema, where an empty step list means "nothing to do"), expands and
-applies it with the journal, the policy and every check a plan from an agent goes through, and
-returns the tree it left. Two plans have the same effect when the trees are equal: names,
-contents and tags.
+planner reply (:func:`reply_problems`: file ops only, never a command or a patch; an empty step
+list means "nothing to do"), and only then expands and applies it with the journal, the policy
+and every check a plan from an agent goes through, and returns the tree it left. Two plans have
+the same effect when the trees are equal: names, contents and tags.
 """
 
 from __future__ import annotations
 
 import calendar
+import copy
 import datetime as dt
 import json
 import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from engine.errors import RouteshellError
+from engine.files.archives import FORMATS
 from engine.planner.fixtures import Entry, Fixture, materialize, snapshot
+from engine.planner.prompt import ARCHIVE_SUFFIX, base_reply_schema, one_way
 from engine.plans.apply import apply_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import normalise, plan_problems
 from engine.plans.policy import Policy
+from engine.schemas import describe_error, pointer
 
 
 def noon(day: dt.date) -> float:
@@ -47,10 +52,52 @@ class Effect:
 
 
 def reply_problems(plan: Any) -> list[str]:
-    """Problems of ``plan`` as a planner reply: a plan, except that it may have no steps."""
+    """Problems of ``plan`` as a planner reply, each as ``pointer: reason``; empty when it is one.
+
+    A planner reply is a plan (the plan schema and its path rules), except that it may have no
+    steps, under the planner reply schema (:func:`~engine.planner.prompt.reply_schema`): file ops
+    only (no ``run``, no ``patch``), the keys a planner writes, at most so many steps, paths and
+    tags. The path rules come first, since they say plainly why a path is refused."""
+    probe = plan
     if isinstance(plan, dict) and plan.get("steps") == []:
-        plan = {**plan, "steps": [{"op": "mkdir", "path": "x"}]}
-    return [f"{problem.pointer or '/'}: {problem.reason}" for problem in plan_problems(plan)]
+        probe = {**plan, "steps": [{"op": "mkdir", "path": "x"}]}
+    problems = [f"{problem.pointer or '/'}: {problem.reason}" for problem in plan_problems(probe)]
+    if problems:
+        return problems
+    # The schema before its alternatives first: its errors name the key at fault ("must be one of").
+    for checker in _reply_validators():
+        errors = sorted(checker.iter_errors(plan), key=lambda e: list(e.absolute_path))
+        if errors:
+            return [_reply_problem(error) for error in errors]
+    return []
+
+
+def _reply_problem(error: Any) -> str:
+    where, reason = describe_error(error)
+    if error.validator in ("anyOf", "oneOf") and "description" not in error.schema:
+        reason = "fits none of the forms the planner reply schema gives this step"
+    return f"{pointer(where)}: {reason}"
+
+
+@cache
+def _reply_validators() -> tuple[Any, Any]:
+    """Validators of the planner reply schema, before and after :func:`one_way`.
+
+    An archive name the planner makes up is a plain one, but the schemas narrowed to a request also
+    offer the folders of the workspace, whatever their names ("Café & Co/2024.zip"): here an archive
+    is any path the plan's rules allow that ends in a suffix the archive ops read."""
+    from jsonschema import Draft202012Validator
+
+    schema = base_reply_schema()
+    defs = schema["$defs"]
+    archive = {
+        **defs["path"],
+        "pattern": ARCHIVE_SUFFIX,
+        "description": f"a path that ends in {' or '.join('.' + name for name in FORMATS)}",
+    }
+    defs["archive"]["properties"]["to"] = archive
+    defs["extract"]["properties"]["from"] = archive
+    return Draft202012Validator(schema), Draft202012Validator(one_way(copy.deepcopy(schema)))
 
 
 def repetitions(plan: Any) -> list[str]:

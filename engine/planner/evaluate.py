@@ -53,7 +53,9 @@ from engine.schemas import describe_error, pointer, validator
 FREE_MAX_TOKENS = 320
 #: The most cases one evaluation reads from a file.
 MAX_CASES = 20_000
-MAX_LINE_BYTES = 1 << 20
+#: The longest line of a case file.
+MAX_LINE_MIB = 1
+MAX_LINE_BYTES = MAX_LINE_MIB << 20
 
 
 @dataclass
@@ -118,7 +120,7 @@ def load_cases(path: Path) -> list[Case]:
         # One byte past the bound and no further: a huge file with no line break is never read whole.
         for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
             if len(raw) > MAX_LINE_BYTES:
-                raise UsageError(f"{path}:{number}: a line longer than {MAX_LINE_BYTES} bytes")
+                raise UsageError(f"{path}:{number}: a line longer than {MAX_LINE_MIB} MiB")
             if not raw.strip():
                 continue
             try:
@@ -141,12 +143,13 @@ def load_cases(path: Path) -> list[Case]:
                     f'{path}:{number}: id "{display_line(case.id)[:80]}" is already the id of line {lines[case.id]}'
                 )
             lines[case.id] = number
-            # A gold plan that no planner may give (a path out of the workspace) scores nothing.
+            # A gold plan that no planner may give (a path out of the workspace, a command to run)
+            # scores nothing, and is never applied. (Whether it applies is seen when it is scored.)
             if problems := reply_problems(case.plan):
                 raise UsageError(
                     f"{path}:{number}: its gold plan is not a valid reply: {display_line(problems[0])[:200]}"
                 )
-            cases.append(case)
+            cases.append(dataclasses.replace(case, source=f"{path}:{number}"))
             if len(cases) > MAX_CASES:
                 raise UsageError(f"{path}: more than {MAX_CASES} cases")
     if not cases:
@@ -209,10 +212,13 @@ def _is_plan(plan: Any) -> bool:
 
 
 def _guided(case: Case, plan: Any, schema: dict[str, Any]) -> dict[str, Any] | None:
-    """``schema`` without the choices of ``plan`` that the dry run over ``case``'s workspace refuses."""
+    """``schema`` without the choices of ``plan`` that the dry run over ``case``'s workspace refuses;
+    None for a plan that is no planner reply, which is never expanded."""
     from engine.planner.fixtures import materialize
     from engine.planner.guided import dry_run_problems, guided_schema, refused_values
 
+    if reply_problems(plan):
+        return None
     with tempfile.TemporaryDirectory(prefix="routeshell-guide-") as scratch:
         root = Path(scratch)
         now = noon(case.today)
@@ -397,7 +403,17 @@ def gold_fits(case: Case) -> bool:
 
 
 def score_case(case: Case, prediction: Prediction, scratch: Path) -> CaseResult:
+    """Score ``prediction`` against ``case``'s gold plan, each applied in ``scratch``.
+
+    Raises :class:`UsageError` naming the case when its gold plan does not apply (the dry run or the
+    policy refuses it): every prediction would be scored against the workspace as it was."""
     want = plan_effect(case.fixture, case.today, case.plan, scratch=scratch)
+    if not want.applied:
+        where = f"{case.source}: " if case.source else ""
+        raise UsageError(
+            f'{where}case "{display_line(case.id)[:80]}": its gold plan does not apply: '
+            f"{display_line(want.refused or 'refused')[:200]}"
+        )
     kind = case.kinds[0] if case.kinds else "?"
     if prediction.declined is not None:
         # A plan not offered changes nothing: right only when the request asks for no change.

@@ -39,13 +39,14 @@ from engine.schemas import load_schema
 _PLAIN = "[A-Za-z0-9_][A-Za-z0-9_ .-]{0,63}"
 #: A path of plain names: one the sandbox lets a plan change.
 SAFE_PATH = f"^{_PLAIN}(?:/{_PLAIN}){{0,7}}$"
-#: Such a path with a suffix :func:`archives.archive_format` knows (any case): what the archive ops take.
-ARCHIVE_NAME = (
-    SAFE_PATH.removesuffix("$")
-    + "\\.(?:"
+#: The end of a name :func:`archives.archive_format` knows (any case): what the archive ops take.
+ARCHIVE_SUFFIX = (
+    "\\.(?:"
     + "|".join("".join(f"[{ch}{ch.upper()}]" if ch.isalpha() else "\\." for ch in fmt) for fmt in FORMATS)
     + ")$"
 )
+#: A path of plain names with such a suffix: an archive name the planner makes up.
+ARCHIVE_NAME = SAFE_PATH.removesuffix("$") + ARCHIVE_SUFFIX
 #: The longest view, in characters (about 400 tokens of the shipped base's tokenizer).
 VIEW_CHARS = 1000
 #: Files listed one by one per folder before the rest are counted. The plan's names come from the

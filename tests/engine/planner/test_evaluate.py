@@ -113,7 +113,7 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
     endless = tmp_path / "endless.jsonl"
     with endless.open("wb") as handle:
         handle.truncate(20 << 30)  # sparse
-    with pytest.raises(UsageError, match=r"endless.jsonl:1: a line longer than"):
+    with pytest.raises(UsageError, match=r"endless.jsonl:1: a line longer than 1 MiB$"):
         load_cases(endless)
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b"\xff\xfe\n")
@@ -202,6 +202,9 @@ def test_eval_planner_cli_gives_one_line_errors(tmp_path: Path) -> None:
     assert "\x1b" not in hostile.stderr
     folder = run_routeshell("eval", "planner", "--data", str(tmp_path), "--predictor", "gold")
     assert_one_line_error(folder, 2, "a directory, not a JSONL case file")
+    # (An empty name is no file, not the current directory.)
+    nameless = run_routeshell("eval", "planner", "--data", "", "--predictor", "gold")
+    assert_one_line_error(nameless, 2, "--data '': no such file (or the words held-out, handwritten)")
     os.mkfifo(tmp_path / "queue")  # never opened: a reader would wait for a writer forever
     fifo = run_routeshell("eval", "planner", "--data", str(tmp_path / "queue"), "--predictor", "gold")
     assert_one_line_error(fifo, 2, "not a regular file")
@@ -392,12 +395,14 @@ def test_eval_planner_min_probability_is_a_probability() -> None:
         assert_one_line_error(result, 2, f"{bad!r} is not a probability from 0 to 1")
 
 
-def test_eval_planner_help_gives_the_local_profiles_bound() -> None:
+def test_eval_planner_help_gives_the_local_profiles_bound_and_the_longest_line() -> None:
     from engine.planner.prompt import PLANNER_MIN_PROBABILITY
 
     result = run_routeshell("eval", "planner", "--help")
     assert result.returncode == 0
-    assert f"(local profile: {PLANNER_MIN_PROBABILITY})" in " ".join(result.stdout.split())
+    said = " ".join(result.stdout.split())
+    assert f"(local profile: {PLANNER_MIN_PROBABILITY})" in said
+    assert "each line at most 1 MiB" in said  # as a longer line is refused
 
 
 def _refusing(case: Case) -> tuple[dict[str, Any], str] | None:
