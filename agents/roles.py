@@ -242,6 +242,9 @@ def ask_role(
                 return RoleReply(document, total, asked, reply.logprob)
         else:
             problems = reply_problems(role, document, root, policy)
+            if files_planner and not problems:
+                # (An endpoint that ignores the schema may answer ops no planner gives: a command to run.)
+                problems = [display_line(problem) for problem in planner_reply_problems(document)]
         # Invalid because it did a step twice ("delete a.txt" twice: the second finds nothing): ask
         # again, and keep it done once should no retry do better.
         once = without_repeated_steps(document) if problems and files_planner and kept is None else document
