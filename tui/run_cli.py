@@ -263,6 +263,8 @@ def _task(args: argparse.Namespace) -> str | None:
     if args.task is None:
         raise UsageError("give a TASK (or - to read it from stdin), or --thread ID --resume")
     if args.task == "-":
+        if args.stdin_closed:
+            raise UsageError("TASK is '-' but standard input is closed; pipe the task in")
         if sys.stdin.isatty():
             raise UsageError("TASK is '-' but standard input is a terminal; pipe the task in")
         # Bytes, decoded here: the text layer's error handling depends on the locale. Read one byte
