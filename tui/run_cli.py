@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, PreviewEvent
+from tui.arg_types import http_url
 from tui.cli import choose_workspace, command_hint
 from tui.sizes import MAX_TASK_BYTES, size_text
 
@@ -69,7 +70,9 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
     run.add_argument("--yes", dest="run_yes", action="store_true",
                      help="adopt a workspace at /, $HOME or outside the home directory without asking")  # fmt: skip
     run.add_argument("--profile", dest="run_profile", metavar="NAME", help="run configuration (see 'profiles list')")
-    run.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's")
+    run.add_argument(
+        "--base-url", type=http_url, metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's"
+    )
     run.add_argument("--model", metavar="NAME", help="model name, overriding the profile's")
     run.add_argument("--topology", choices=("auto", "single", "pipeline", "loop"), default="auto",
                      help="force a topology instead of asking the router (default: auto)")  # fmt: skip
