@@ -305,7 +305,10 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
     from tui.transcript import Transcript
 
     undo = command_hint(profile, "plan", "undo", "--workspace", str(workspace))
-    transcript = Transcript(Console(highlight=False), deltas=args.show_stream, undo_hint=undo)
+    # On a pipe or in a file, each line is written whole (a reader or grep gets it in one piece)
+    # unless COLUMNS asks for a width; on a terminal, lines wrap at its width.
+    whole = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    transcript = Transcript(Console(highlight=False, soft_wrap=whole), deltas=args.show_stream, undo_hint=undo)
 
     def handle(event: dict[str, Any]) -> None:
         transcript.handle(event)
