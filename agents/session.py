@@ -14,14 +14,15 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import closing
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from agents.errors import RunStopped
 from agents.ledger import UsageLedger
+from agents.session_db import SESSIONS_DB, database_problem, open_sessions_db
 from agents.state import AgentContext
 from engine.config.profiles import Endpoint, Profile
 from engine.errors import RouteshellError, UsageError
@@ -35,10 +36,8 @@ from engine.plans.runner import Limits
 from engine.router.decision import Router
 from engine.router.registry import load_router
 from engine.workspace.sandbox import STATE_DIR
-from engine.workspace.state import StateError, move_aside_hint
 
 Event = dict[str, Any]  # an engine.events.Event, as the JSON object it is for the sinks
-SESSIONS_DB = "sessions.sqlite"
 
 
 @dataclass
@@ -189,18 +188,28 @@ class AgentSession:
             clients = {role: ChatClient(endpoint) for role, endpoint in endpoints.items()}
         self.clients = clients
         self.limits = Limits.from_profile(profile.data.get("sandbox", {}))
-        self._conn = open_sessions_db(state_dir(self.root) / SESSIONS_DB)
+        self.database = state_dir(self.root) / SESSIONS_DB
+        self._conn = open_sessions_db(self.database)
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         from agents.graph import build_graph
 
         self.checkpointer = SqliteSaver(self._conn)
         # The ledger writes from the graph's worker threads: a connection of its own, not the saver's.
-        self._ledger_conn = open_sessions_db(state_dir(self.root) / SESSIONS_DB)
-        self.ledger = UsageLedger(self._ledger_conn)
+        self._ledger_conn = open_sessions_db(self.database)
+        with self._database():
+            self.ledger = UsageLedger(self._ledger_conn)
         self._running: list[threading.Event] = []
         self._stops: list[threading.Event] = []
         self.graph = build_graph(self.checkpointer)
+
+    @contextmanager
+    def _database(self) -> Iterator[None]:
+        """Turn an error of the session database in the block into its one-line :class:`StateError`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise database_problem(exc, self.database) from None
 
     def __enter__(self) -> AgentSession:
         return self
@@ -262,7 +271,8 @@ class AgentSession:
 
     def exists(self, thread: str) -> bool:
         """Return whether ``thread`` has been started in this workspace."""
-        return bool(self.graph.get_state({"configurable": {"thread_id": thread}}).values)
+        with self._database():
+            return bool(self.graph.get_state({"configurable": {"thread_id": thread}}).values)
 
     def start(self, task: str, thread: str | None = None) -> Outcome:
         """Start ``task`` on a new thread (``thread`` or a fresh id) and run it as far as it goes."""
@@ -280,7 +290,8 @@ class AgentSession:
         An ``answer`` decides the plan the thread waits for whatever this session's approval mode is;
         the mode decides only the plans after it (and that one when no answer is given).
         """
-        state = self.graph.get_state({"configurable": {"thread_id": thread}})
+        with self._database():
+            state = self.graph.get_state({"configurable": {"thread_id": thread}})
         if not state.values:
             raise UsageError(f"no thread {thread!r} in this workspace; start one with routeshell run TASK")
         if not state.tasks:
@@ -297,7 +308,8 @@ class AgentSession:
 
     def pending(self, thread: str) -> ApprovalRequest | None:
         """Return the approval ``thread`` is waiting for, if any."""
-        state = self.graph.get_state({"configurable": {"thread_id": thread}})
+        with self._database():
+            state = self.graph.get_state({"configurable": {"thread_id": thread}})
         for task in state.tasks:
             for pending in task.interrupts:
                 return cast(ApprovalRequest, dict(pending.value))  # what review() paused with
@@ -358,18 +370,21 @@ class AgentSession:
         config = {"configurable": {"thread_id": thread}}
         approval: ApprovalRequest | None = None
         try:
-            for mode, chunk in self.graph.stream(
-                graph_input, config, context=self._context(thread, answers, stop), stream_mode=["custom", "updates"],
-                durability="sync",
-            ):  # fmt: skip
-                if mode == "custom":
-                    self.on_event(chunk)
-                elif "__interrupt__" in chunk:
-                    approval = cast(ApprovalRequest, dict(chunk["__interrupt__"][0].value))  # what review() paused with
-                    event: ApprovalEvent = {"type": "approval", **approval}
-                    emit(self.on_event, event)
-                if stop.is_set():
-                    break  # the graph saves the step that was running and goes no further
+            # A full disk can first show at any checkpoint, in the middle of the run.
+            with self._database():
+                for mode, chunk in self.graph.stream(
+                    graph_input, config, context=self._context(thread, answers, stop),
+                    stream_mode=["custom", "updates"], durability="sync",
+                ):  # fmt: skip
+                    if mode == "custom":
+                        self.on_event(chunk)
+                    elif "__interrupt__" in chunk:
+                        # what review() paused with
+                        approval = cast(ApprovalRequest, dict(chunk["__interrupt__"][0].value))
+                        event: ApprovalEvent = {"type": "approval", **approval}
+                        emit(self.on_event, event)
+                    if stop.is_set():
+                        break  # the graph saves the step that was running and goes no further
         except RunStopped:
             raise  # not an error: the caller asked for it
         except RouteshellError as exc:
@@ -379,7 +394,8 @@ class AgentSession:
             raise
         if approval is not None:
             return Outcome("paused", thread, approval=approval)
-        final = self.graph.get_state(config).values.get("outcome")
+        with self._database():
+            final = self.graph.get_state(config).values.get("outcome")
         return Outcome("done", thread, final=final)
 
 
@@ -391,21 +407,6 @@ def _wait_for(done: threading.Event) -> None:
         pass
 
 
-def open_sessions_db(path: Path) -> sqlite3.Connection:
-    """Open the session database; raise :class:`StateError` saying how to move it aside when it is not one."""
-    try:
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-    except sqlite3.Error as exc:
-        raise StateError(f"cannot open the session database {path} ({exc}); {move_aside_hint(path)}") from None
-    try:
-        # connect() opens anything; the first read is what finds a file that is not a database.
-        conn.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StateError(f"{path} is not a routeshell session database ({exc}); {move_aside_hint(path)}") from None
-    return conn
-
-
 def list_sessions(root: Path) -> list[dict[str, Any]]:
     """Return the sessions of a workspace, newest first: thread, task, last update, status, outcome.
 
@@ -415,23 +416,30 @@ def list_sessions(root: Path) -> list[dict[str, Any]]:
     database = Path(root).resolve() / STATE_DIR / SESSIONS_DB
     if not database.is_file():
         return []
+    with closing(open_sessions_db(database, write=False)) as conn:
+        try:
+            return _session_rows(conn)
+        except sqlite3.Error as exc:
+            raise database_problem(exc, database, "cannot read") from None
+
+
+def _session_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from agents.graph import build_graph
 
-    with closing(open_sessions_db(database)) as conn:
-        saver = SqliteSaver(conn)
-        graph = build_graph(saver)
-        latest: dict[str, str] = {}
-        for checkpoint in saver.list(None):
-            thread = checkpoint.config["configurable"]["thread_id"]
-            latest[thread] = max(latest.get(thread, ""), checkpoint.checkpoint["ts"])
-        rows = []
-        for thread, updated in sorted(latest.items(), key=lambda item: item[1], reverse=True):
-            state = graph.get_state({"configurable": {"thread_id": thread}})
-            outcome = state.values.get("outcome") or {}
-            waiting = any(task.interrupts for task in state.tasks)
-            status = "done" if not state.tasks else "waiting for approval" if waiting else "stopped"
-            rows.append({"thread": thread, "task": state.values.get("task", ""), "updated": updated,
-                         "status": status, "ok": outcome.get("ok"), "summary": outcome.get("summary", "")})  # fmt: skip
+    saver = SqliteSaver(conn)
+    graph = build_graph(saver)
+    latest: dict[str, str] = {}
+    for checkpoint in saver.list(None):
+        thread = checkpoint.config["configurable"]["thread_id"]
+        latest[thread] = max(latest.get(thread, ""), checkpoint.checkpoint["ts"])
+    rows = []
+    for thread, updated in sorted(latest.items(), key=lambda item: item[1], reverse=True):
+        state = graph.get_state({"configurable": {"thread_id": thread}})
+        outcome = state.values.get("outcome") or {}
+        waiting = any(task.interrupts for task in state.tasks)
+        status = "done" if not state.tasks else "waiting for approval" if waiting else "stopped"
+        rows.append({"thread": thread, "task": state.values.get("task", ""), "updated": updated,
+                     "status": status, "ok": outcome.get("ok"), "summary": outcome.get("summary", "")})  # fmt: skip
     return rows

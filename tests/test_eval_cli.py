@@ -160,6 +160,7 @@ def test_bad_input_is_one_line_and_exit_2(
     ("args", "needle"),
     [
         (["--model-endpoint", "localhost:8765"], "is not an http(s) URL"),
+        (["--judge-endpoint", "http://:8765/v1"], "argument --judge-endpoint: 'http://:8765/v1' is not an http(s) URL"),
         (["--concurrency", "0"], "--concurrency"),
         (["--limit", "x"], "--limit"),
     ],
@@ -232,3 +233,10 @@ def test_an_interrupted_run_resumes_asking_only_the_missing_samples(
     done = json.loads(result.stdout.splitlines()[-1])
     assert done["counts"] == {"scored": 4, "unscored": 0, "failed": 0}
     assert done["averages"]["overall"] == 4.0
+
+
+def test_eval_planner_refuses_a_base_url_that_is_not_one_before_any_work() -> None:
+    result = run_routeshell("eval", "planner", "--data", "held-out", "--count", "2", "--predictor", "rules",
+                            "--base-url", "http://:8765/v1")  # fmt: skip
+    assert_one_line_error(result, 2, "argument --base-url: 'http://:8765/v1' is not an http(s) URL")
+    assert result.stdout == ""

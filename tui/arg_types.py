@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from engine.urls import is_http_url, not_http_url
+
 
 def positive_int(text: str) -> int:
     """A whole number above zero."""
@@ -54,3 +56,10 @@ def probability(text: str) -> float:
     if value is None or not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1 (0.2, not 20%)")
     return value
+
+
+def http_url(text: str) -> str:
+    """An endpoint's base URL: absolute, http or https, naming a host (``http://127.0.0.1:8765/v1``)."""
+    if not is_http_url(text):
+        raise argparse.ArgumentTypeError(not_http_url(text))
+    return text

@@ -21,8 +21,9 @@ EXIT_CODES = """\
 exit codes:
   0    success
   1    the command failed (a plan step failed and was rolled back, an undo would lose work,
-       the workspace is read-only, full or busy, .routeshell/ holds something not ours;
-       with --plain on a pipe: a task failed or waits for approval)
+       the workspace is read-only, full or busy, .routeshell/ holds something not ours,
+       standard output cannot be written; with --plain on a pipe: a task failed or waits
+       for approval)
   2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
        argument, a line that is not UTF-8)
   3    the LLM endpoint failed (routeshell run, routeshell eval), or the local profile's model
@@ -162,70 +163,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code."""
-    from engine.errors import ExitCode, RouteshellError, UsageError
+    from engine.errors import ExitCode, RouteshellError
+    from tui.standard_streams import OutputError, StandardStreams, discard_output, prepare_standard_streams
 
-    args = build_parser().parse_args(argv)
+    # Only the process's own streams: a program that imports routeshell keeps its own.
+    streams = prepare_standard_streams() if argv is None else StandardStreams()
+    try:
+        args = _parse(argv)
+    except OutputError as exc:
+        return _output_failed(exc)
+    except BrokenPipeError:
+        discard_output()
+        return ExitCode.OK
     # Whether this call runs the process's own command line (the console entry point), not a
     # command line given by a program that imports routeshell: only then may a command re-run
     # the process (see tui.serve_cli.reexec_with_huge_pages).
     args.own_process = argv is None
+    args.stdin_closed = streams.stdin_closed
     try:
-        if args.version:
-            print(f"routeshell {_version()}")
-            return ExitCode.OK
-        if args.plain and args.command:
-            raise UsageError(f"--plain starts the line-mode shell; it does not go with {args.command!r}")
-        if args.command == "profiles":
-            return _profiles(args)
-        if args.command == "plan":
-            from tui.plan_cli import run_plan_command
-
-            return run_plan_command(args)
-        if args.command == "trash":
-            from tui.trash_cli import run_trash_command
-
-            return run_trash_command(args)
-        if args.command == "audit":
-            from tui.audit_cli import run_audit_command
-
-            return run_audit_command(args)
-        if args.command == "files":
-            from tui.files_cli import run_files_command
-
-            return run_files_command(args)
-        if args.command == "run":
-            from tui.run_cli import run_agent_command
-
-            return run_agent_command(args)
-        if args.command == "train":
-            from tui.train_cli import run_train_command
-
-            return run_train_command(args)
-        if args.command == "serve":
-            from tui.serve_cli import run_serve_command
-
-            return run_serve_command(args)
-        if args.command == "generate":
-            from tui.generate_cli import run_generate_command
-
-            return run_generate_command(args)
-        if args.command == "eval":
-            from tui.eval_cli import run_eval_command
-
-            return run_eval_command(args)
-        if args.command == "export":
-            from tui.route_cli import run_export_command
-
-            return run_export_command(args)
-        if args.command == "route":
-            from tui.route_cli import run_route_command
-
-            return run_route_command(args)
-        if args.command == "sessions":
-            from tui.run_cli import run_sessions_command
-
-            return run_sessions_command(args)
-        return _shell(args)
+        code = _run_command(args)
+        # Written out here, inside the try: a write that fails is reported, not left to the exit.
+        sys.stdout.flush()
+        return code
+    except OutputError as exc:
+        return _output_failed(exc)
     except RouteshellError as exc:
         from engine.names import display_line
         from engine.workspace.state import LockBusy
@@ -240,8 +201,89 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`routeshell profiles list | head`): not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        discard_output()
         return ExitCode.OK
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    try:
+        return build_parser().parse_args(argv)
+    finally:
+        # --help and usage errors print through argparse, then exit: what they wrote is written
+        # out here, where a failed write is still reported.
+        sys.stdout.flush()
+
+
+def _output_failed(exc: BaseException) -> int:
+    """Say that standard output cannot be written; return the exit code."""
+    from engine.errors import ExitCode
+    from tui.standard_streams import discard_output
+
+    discard_output()
+    print(f"routeshell: error: {exc}", file=sys.stderr)
+    return ExitCode.FAILED
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Carry out the command ``args`` names; return its exit code."""
+    from engine.errors import ExitCode, UsageError
+
+    if args.version:
+        print(f"routeshell {_version()}")
+        return ExitCode.OK
+    if args.plain and args.command:
+        raise UsageError(f"--plain starts the line-mode shell; it does not go with {args.command!r}")
+    if args.command == "profiles":
+        return _profiles(args)
+    if args.command == "plan":
+        from tui.plan_cli import run_plan_command
+
+        return run_plan_command(args)
+    if args.command == "trash":
+        from tui.trash_cli import run_trash_command
+
+        return run_trash_command(args)
+    if args.command == "audit":
+        from tui.audit_cli import run_audit_command
+
+        return run_audit_command(args)
+    if args.command == "files":
+        from tui.files_cli import run_files_command
+
+        return run_files_command(args)
+    if args.command == "run":
+        from tui.run_cli import run_agent_command
+
+        return run_agent_command(args)
+    if args.command == "train":
+        from tui.train_cli import run_train_command
+
+        return run_train_command(args)
+    if args.command == "serve":
+        from tui.serve_cli import run_serve_command
+
+        return run_serve_command(args)
+    if args.command == "generate":
+        from tui.generate_cli import run_generate_command
+
+        return run_generate_command(args)
+    if args.command == "eval":
+        from tui.eval_cli import run_eval_command
+
+        return run_eval_command(args)
+    if args.command == "export":
+        from tui.route_cli import run_export_command
+
+        return run_export_command(args)
+    if args.command == "route":
+        from tui.route_cli import run_route_command
+
+        return run_route_command(args)
+    if args.command == "sessions":
+        from tui.run_cli import run_sessions_command
+
+        return run_sessions_command(args)
+    return _shell(args)
 
 
 def _profiles(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tui.arg_types import http_url
+
 DESCRIPTION = """\
 Evaluate a model served behind an OpenAI-compatible endpoint ('routeshell serve', vLLM, llama.cpp,
 a hosted API), compare routers, or score planners.
@@ -114,10 +116,11 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     add(
         "--model-endpoint",
         required=True,
+        type=http_url,
         metavar="URL",
         help="base URL of the model under test (like http://127.0.0.1:8765/v1)",
     )
-    add("--judge-endpoint", required=True, metavar="URL", help="base URL of the judge model")
+    add("--judge-endpoint", required=True, type=http_url, metavar="URL", help="base URL of the judge model")
     add("--model", metavar="NAME", help="the model under test (default: the first that --model-endpoint lists)")
     add("--judge-model", metavar="NAME", help="the judge model (default: the first that --judge-endpoint lists)")
     add("--out", type=Path, default=Path("eval-judge"), metavar="DIR", help="where results go (default ./eval-judge)")

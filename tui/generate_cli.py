@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui.standard_streams import OutputError
+
 #: The most bytes of a --json-schema file read (the grammar then holds it to its own, smaller bound).
 MAX_SCHEMA_FILE_BYTES = 1 << 20
 
@@ -185,8 +187,8 @@ def run_generate_command(args: argparse.Namespace) -> int:
         if err.status < 500 and err.status != 422:
             raise UsageError(str(err)) from None
         raise RouteshellError(str(err)) from None
-    except BrokenPipeError:
-        raise  # the reader went away: the command line ends quietly
+    except (BrokenPipeError, OutputError):
+        raise  # the reader went away, or the output cannot be written: the command line says which
     except Exception as err:  # a failure inside the libraries: one line, never a traceback
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         raise RouteshellError(f"generation failed: {type(err).__name__}: {first}") from err

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.names import shell_line, shell_word
-from tui.arg_types import positive_int, probability
+from tui.arg_types import http_url, positive_int, probability
 
 PLANNER_EXIT_CODES = """\
 exit codes:
@@ -93,7 +93,13 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
         help="held-out: how many generated cases (200, at most 20000)",
     )
     add("--seed", type=int, default=0, metavar="N", help="held-out: the generator's seed (0)")
-    add("--base-url", default="http://127.0.0.1:8765/v1", metavar="URL", help="the served planner's OpenAI base URL")
+    add(
+        "--base-url",
+        default="http://127.0.0.1:8765/v1",
+        type=http_url,
+        metavar="URL",
+        help="the served planner's OpenAI base URL",
+    )
     add("--model", default="planner", metavar="NAME", help="the planner's model id there (planner)")
     add("--limit", type=positive_int, metavar="N", help="at most N cases of each data set")
     add("--min-probability", type=probability, default=None, metavar="P",

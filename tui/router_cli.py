@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.arg_types import positive_int
+from tui.arg_types import http_url, positive_int
 
 if TYPE_CHECKING:
     from engine.events import Event
@@ -60,7 +60,12 @@ def add_label_options(group: Any) -> None:
     )
     add("--count", type=positive_int, metavar="N", help="labels: how many generated requests (--source files; 1000)")
     add("--limit", type=positive_int, metavar="N", help="labels: only the first N tasks of the source")
-    add("--teacher-endpoint", metavar="URL", help="labels: the teacher's base URL ($LLM_API_BASE or OpenAI's)")
+    add(
+        "--teacher-endpoint",
+        type=http_url,
+        metavar="URL",
+        help="labels: the teacher's base URL ($LLM_API_BASE or OpenAI's)",
+    )
     add("--teacher-model", metavar="NAME", help="labels: the teacher model ($OPENAI_MODEL or gpt-4o)")
     add("--concurrency", type=positive_int, default=4, metavar="N", help="labels: teacher requests at once (4)")
     add("--attempts", type=positive_int, default=3, metavar="N", help="labels: asks per task before a drop (3)")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, PreviewEvent
+from tui.arg_types import http_url
 from tui.cli import choose_workspace, command_hint
 from tui.sizes import MAX_TASK_BYTES, size_text
 
@@ -69,7 +70,9 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
     run.add_argument("--yes", dest="run_yes", action="store_true",
                      help="adopt a workspace at /, $HOME or outside the home directory without asking")  # fmt: skip
     run.add_argument("--profile", dest="run_profile", metavar="NAME", help="run configuration (see 'profiles list')")
-    run.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's")
+    run.add_argument(
+        "--base-url", type=http_url, metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's"
+    )
     run.add_argument("--model", metavar="NAME", help="model name, overriding the profile's")
     run.add_argument("--topology", choices=("auto", "single", "pipeline", "loop"), default="auto",
                      help="force a topology instead of asking the router (default: auto)")  # fmt: skip
@@ -271,6 +274,8 @@ def _task(args: argparse.Namespace) -> str | None:
     if args.task is None:
         raise UsageError("give a TASK (or - to read it from stdin), or --thread ID --resume")
     if args.task == "-":
+        if args.stdin_closed:
+            raise UsageError("TASK is '-' but standard input is closed; pipe the task in")
         if sys.stdin.isatty():
             raise UsageError("TASK is '-' but standard input is a terminal; pipe the task in")
         # Bytes, decoded here: the text layer's error handling depends on the locale. Read one byte
@@ -308,7 +313,10 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
     from tui.transcript import Transcript
 
     undo = command_hint(profile, "plan", "undo", "--workspace", str(workspace))
-    transcript = Transcript(Console(highlight=False), deltas=args.show_stream, undo_hint=undo)
+    # On a pipe or in a file, each line is written whole (a reader or grep gets it in one piece)
+    # unless COLUMNS asks for a width; on a terminal, lines wrap at its width.
+    whole = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    transcript = Transcript(Console(highlight=False, soft_wrap=whole), deltas=args.show_stream, undo_hint=undo)
 
     def handle(event: dict[str, Any]) -> None:
         transcript.handle(event)

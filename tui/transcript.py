@@ -243,7 +243,8 @@ class Transcript:
             self.console.print()
             self._streaming = False
         # A line that must not wrap (a command to paste) is written whole: the terminal may fold it.
-        self.console.print(text, highlight=False, soft_wrap=bool(text.no_wrap))
+        # Other lines wrap as the console does (a console with soft_wrap writes every line whole).
+        self.console.print(text, highlight=False, soft_wrap=True if text.no_wrap else None)
 
     def handle(self, event: Event) -> None:
         """Print one event."""

@@ -11,7 +11,8 @@ import json
 from engine.config.profiles import Endpoint
 from engine.errors import UsageError
 from engine.llm.client import EndpointError
-from engine.names import display_line, display_name
+from engine.names import display_line
+from engine.urls import is_http_url, not_http_url
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_RETRIES = 2
@@ -21,10 +22,8 @@ MAX_LIST_BYTES = 1 << 20
 
 def check_url(option: str, url: str) -> str:
     """Return ``url`` without a trailing slash; raise :class:`UsageError` when it is not an http(s) URL."""
-    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
-        raise UsageError(
-            f"{option} {display_name(url)!r} is not an http(s) URL (give the OpenAI base URL, like http://127.0.0.1:8765/v1)"
-        )
+    if not is_http_url(url):
+        raise UsageError(f"{option} {not_http_url(url)}")
     return url.rstrip("/")
 
 

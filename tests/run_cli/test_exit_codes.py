@@ -93,6 +93,12 @@ def test_a_plan_waiting_for_approval_is_exit_1_and_says_how_to_resume(scripted_l
             id="probability-over-1",
         ),
         pytest.param(("--min-probability", "half", "a task"), "invalid float value: 'half'", id="probability-words"),
+        pytest.param(("--base-url", "not a url", "a task"), "'not a url' is not an http(s) URL", id="url-words"),
+        pytest.param(("--base-url", "file:///etc/passwd", "a task"), "is not an http(s) URL", id="url-file"),
+        pytest.param(("--base-url", "http://h:99999/v1", "a task"), "is not an http(s) URL", id="url-port"),
+        pytest.param(
+            ("--base-url", "http://\x1b[31mh/v1", "a task"), "'http://\\\\x1b[31mh/v1' is not", id="url-escape"
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(

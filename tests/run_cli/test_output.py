@@ -77,6 +77,29 @@ def test_transcript_shows_route_apply_and_done(scripted_llm: ScriptedLLM, ws: Pa
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("columns", [None, "60"], ids=["no-columns", "columns-60"])
+def test_a_piped_transcript_wraps_no_line_unless_columns_asks(
+    scripted_llm: ScriptedLLM, ws: Path, monkeypatch: pytest.MonkeyPatch, columns: str | None
+) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    goal = "set VALUE to 2 in app.py, " * 5 + "and nothing else"
+    scripted_llm.enqueue(Reply(plan(*BUILD["steps"], goal=goal)))
+    result = run(scripted_llm, ws, "--topology", "single", "--approve", "all", "set VALUE to 2 in app.py")
+    assert result.returncode == 0, result
+    (journal,) = journals(ws)
+    lines = result.stdout.splitlines()
+    if columns is None:
+        assert any(goal in line and f"(undo: journal {journal})" in line for line in lines), result.stdout
+    else:
+        # (The undo hint is written whole whatever the width: it is a command to paste.)
+        wrapped = [line for line in lines if not line.startswith("undo the last plan with: ")]
+        assert max(map(len, wrapped)) <= 60, result.stdout
+        assert not any(goal in line for line in lines)
+
+
 def test_transcript_shows_a_hostile_diff_literally(scripted_llm: ScriptedLLM, ws: Path, wide: None) -> None:
     # A plan with a run step waits for approval under --approve auto, and its diff is shown.
     hostile = plan(

@@ -1,0 +1,110 @@
+"""The command line with standard streams it cannot use: closed, on a full device, or a pipe whose
+reader went away. Each is one line on stderr and a documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from tests.helpers import ROUTESHELL, assert_one_line_error
+from tests.run_cli.support import BUILD
+from tests.scripted_llm import Reply, ScriptedLLM
+
+TASK = "move the notes into old"
+#: ``eval planner`` with no model and no file: the rule-based planner on two generated cases.
+EVAL_PLANNER = ("eval", "planner", "--data", "held-out", "--count", "2", "--predictor", "rules")
+
+
+def routeshell(
+    *args: str, stdout: int | IO[Any] = subprocess.PIPE, closing: tuple[int, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run ``routeshell ARGS`` with the file descriptors ``closing`` closed, and ``stdout`` where it goes."""
+
+    def close() -> None:
+        for fd in closing:
+            os.close(fd)
+
+    return subprocess.run(
+        [ROUTESHELL, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=close if closing else None,
+        timeout=120,
+        check=False,
+    )
+
+
+def run_args(llm: ScriptedLLM, ws: Path, *args: str) -> tuple[str, ...]:
+    return ("run", "--profile", "ci", "--base-url", llm.base_url, "--workspace", str(ws), "--topology", "single",
+            "--approve", "all", *args)  # fmt: skip
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "app.py").write_text("VALUE = 1\n")
+    return root
+
+
+# -- a closed standard input ----------------------------------------------------------------------
+
+
+def test_a_closed_stdin_with_a_task_argument_runs_unattended(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    scripted_llm.enqueue(Reply(BUILD))
+    result = routeshell(*run_args(scripted_llm, ws, "--json", "--yes", TASK), closing=(0,))
+    assert result.returncode == 0, result
+    assert "Traceback" not in result.stderr
+    assert (ws / "app.py").read_text() == "VALUE = 2\n"
+
+
+def test_a_closed_stdin_for_the_task_dash_is_exit_2(scripted_llm: ScriptedLLM, ws: Path) -> None:
+    result = routeshell(*run_args(scripted_llm, ws, "-"), closing=(0,))
+    assert_one_line_error(result, 2, "TASK is '-' but standard input is closed")
+    assert scripted_llm.requests == []
+
+
+# -- standard output that cannot be written -------------------------------------------------------
+
+
+@pytest.mark.parametrize("json", [True, False], ids=["json", "transcript"])
+def test_run_on_a_full_stdout_is_one_line_and_exit_1(scripted_llm: ScriptedLLM, ws: Path, json: bool) -> None:
+    scripted_llm.enqueue(Reply(BUILD))
+    with open("/dev/full", "w") as full:
+        result = routeshell(*run_args(scripted_llm, ws, *(["--json"] if json else []), TASK), stdout=full)
+    assert_one_line_error(result, 1, "cannot write the output: No space left on device")
+
+
+@pytest.mark.parametrize("json", [True, False], ids=["json", "table"])
+def test_eval_planner_on_a_full_stdout_is_one_line_and_exit_1(json: bool) -> None:
+    with open("/dev/full", "w") as full:
+        result = routeshell(*EVAL_PLANNER, *(["--json"] if json else []), stdout=full)
+    assert_one_line_error(result, 1, "cannot write the output: No space left on device")
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--help",), ("profiles", "list")], ids=lambda a: " ".join(a))
+def test_a_closed_or_full_stdout_is_reported_for_any_command(args: tuple[str, ...]) -> None:
+    with open("/dev/full", "w") as full:
+        assert_one_line_error(routeshell(*args, stdout=full), 1, "cannot write the output: No space left on device")
+    # Closed, it stays closed for writing (nothing else may land on its descriptor): a write fails.
+    assert_one_line_error(routeshell(*args, closing=(1,)), 1, "cannot write the output: Bad file descriptor")
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("profiles", "list", "--json"), (*EVAL_PLANNER, "--json")], ids=["help", "profiles", "eval"]
+)
+def test_a_reader_that_went_away_ends_it_quietly(args: tuple[str, ...]) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # the first write meets a pipe nobody reads
+    try:
+        result = routeshell(*args, stdout=writer)
+    finally:
+        os.close(writer)
+    assert result.returncode == 0, result
+    assert result.stderr == ""
