@@ -129,8 +129,18 @@ class ViewEntry:
 
 
 def entries_from_fixture(fixture: Fixture, today: dt.date) -> list[ViewEntry]:
+    """The entries of ``fixture`` as :func:`entries_from_root` finds them once it is written: no
+    hidden name (``.env``, ``.DS_Store``) nor what is inside one, and a folder that holds only such
+    names as an empty one."""
     entries = []
+    hidden_in: dict[str, dt.date] = {}  # the shown folders that hold hidden names
     for spec in fixture.files:
+        parts = spec.path.split("/")
+        if any(part.startswith(".") for part in parts):
+            depth = next(at for at, part in enumerate(parts) if part.startswith("."))
+            if depth:
+                hidden_in["/".join(parts[:depth])] = when(today, spec.age_days)
+            continue
         if spec.kind == "dir":
             entries.append(ViewEntry(spec.path, True, 0, when(today, spec.age_days)))
             continue
@@ -141,6 +151,11 @@ def entries_from_fixture(fixture: Fixture, today: dt.date) -> list[ViewEntry]:
         else:
             size = spec.size
         entries.append(ViewEntry(spec.path, False, size, when(today, spec.age_days), spec.tags))
+    held = {parent for entry in entries for parent in [*_parents(entry.path), entry.path]}
+    for folder in sorted(hidden_in, key=lambda path: -path.count("/")):
+        if folder not in held:
+            entries.append(ViewEntry(folder, True, 0, hidden_in[folder]))
+            held.update([*_parents(folder), folder])
     return entries
 
 

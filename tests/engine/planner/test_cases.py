@@ -181,6 +181,21 @@ def test_the_view_escapes_hostile_names_and_stays_within_its_budget(tmp_path: Pa
     assert len(view) <= VIEW_CHARS
 
 
+def test_a_fixture_with_hidden_names_is_viewed_as_its_workspace_is(tmp_path: Path) -> None:
+    files = (FileSpec("docs/.DS_Store", size=6), FileSpec("docs/a.txt", text="a"), FileSpec("cfg/.env", text="K=1"),
+             FileSpec(".git/HEAD", text="ref"), FileSpec("deep/er/.cache/x.bin", size=3),
+             FileSpec("empty", kind="dir"))  # fmt: skip
+    fixture = Fixture(files)
+    root = tmp_path / "w"
+    root.mkdir()
+    today = dt.date(2026, 5, 5)
+    materialize(fixture, root, noon(today))
+    from_fixture = sorted((entry.path, entry.is_dir) for entry in entries_from_fixture(fixture, today))
+    assert from_fixture == sorted((entry.path, entry.is_dir) for entry in entries_from_root(root))
+    assert from_fixture == [("cfg", True), ("deep/er", True), ("docs/a.txt", False), ("empty", True)]
+    assert workspace_view(entries_from_fixture(fixture, today), today) == workspace_view(entries_from_root(root), today)
+
+
 def test_a_folder_that_holds_only_what_the_view_leaves_out_is_shown_as_an_empty_one(tmp_path: Path) -> None:
     root = tmp_path / "w"
     for folder in ("docs", "links", "dots/deeper", "repo", "both/inner"):
