@@ -22,6 +22,7 @@ from engine.config.interpolate import InterpolationError, Unset, expand
 from engine.errors import UsageError
 from engine.kinds import ENDPOINT_ROLES, EndpointRole
 from engine.schemas import describe_error, validator
+from engine.urls import is_http_url, not_http_url
 
 SECRET_KEYS = frozenset({"api_key"})
 #: Paths whose contents never go to a model unless a profile's ``context.never_send`` says otherwise.
@@ -261,6 +262,12 @@ def load_profile(name: str, env: Mapping[str, str] | None = None) -> Profile:
     if described:
         path, reason = described[0]
         raise ProfileError(f"{_blame(chain, path)}: key {_dotted(path)}: {reason}")
+    # An endpoint is an http(s) URL, said when the profile loads rather than when a task asks it.
+    for role, endpoint in resolved.get("llm", {}).items():
+        url = endpoint.get("base_url") if isinstance(endpoint, dict) else None
+        if isinstance(url, str) and not is_http_url(url):
+            path = ["llm", role, "base_url"]
+            raise ProfileError(f"{_blame(chain, path)}: key {_dotted(path)}: {not_http_url(url)}")
     return Profile(sources[name], resolved, unset)
 
 

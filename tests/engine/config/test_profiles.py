@@ -105,6 +105,8 @@ def test_the_local_planner_declines_plans_under_the_probability_the_evaluation_m
         ('extends = "local"\n[llm.default]\ntimeout_s = inf\n', "llm.default.timeout_s", "a finite number"),
         ('description = "alone"\n', "workspace", "missing required key"),
         ('extends = "local"\nworkspace = "${HOME"\n', "workspace", "expected '}'"),
+        ('extends = "local"\n[llm.default]\nbase_url = "not a url"\n', "llm.default.base_url", "not an http(s) URL"),
+        ('extends = "local"\n[llm.planner]\nbase_url = "file:///etc/passwd"\n', "llm.planner.base_url", "http(s)"),
     ],
 )
 def test_bad_profile_names_file_and_key(body: str, key: str, reason: str) -> None:
