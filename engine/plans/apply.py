@@ -54,23 +54,24 @@ def _execute(ctx: ApplyContext, record: dict[str, Any], step: dict[str, Any]) ->
     return OPS[record["op"]].execute(ctx, record, step)
 
 
-def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
+def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any], *, rollback: bool) -> None:
     """Reverse one record. Idempotent: safe whether the step ran fully, partly or not at all."""
     try:
-        _undo_record_unchecked(ws, journal, record)
+        OPS[record["op"]].undo(ws, journal, record, rollback=rollback)
     except SandboxError as exc:
         # A directory on the step's path does not exist, so the step left nothing there.
         if getattr(exc, "errno", None) != errno.ENOENT:
             raise
 
 
-def _undo_record_unchecked(ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
-    OPS[record["op"]].undo(ws, journal, record)
+def _undo_all(ws: Workspace, journal: Journal, *, rollback: bool = False) -> None:
+    """Reverse every record of ``journal``, newest first.
 
-
-def _undo_all(ws: Workspace, journal: Journal) -> None:
+    ``rollback``: the apply failed or was interrupted, so the plan never took effect; what it made
+    and nobody changed since is removed outright instead of kept in the trash (see :meth:`Op.undo`).
+    """
     for record in reversed(journal.records()):
-        _undo_record(ws, journal, record)
+        _undo_record(ws, journal, record, rollback=rollback)
 
 
 def undo_conflicts(ws: Workspace, journal: Journal) -> list[str]:
@@ -104,7 +105,7 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
         if state not in ("applying", "undoing"):
             continue
         try:
-            _undo_all(ws, journal)
+            _undo_all(ws, journal, rollback=state == "applying")
             journal.set_state("rolled-back" if state == "applying" else "undone")
         except (RouteshellError, OSError, KeyError, TypeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -297,7 +298,7 @@ class _Run:
 
 
 def _roll_back(ws: Workspace, journal: Journal) -> None:
-    _undo_all(ws, journal)
+    _undo_all(ws, journal, rollback=True)
     with suppress(OSError):
         # If even this cannot be written, the journal stays "applying" and the next command
         # finishes the (idempotent) rollback.
