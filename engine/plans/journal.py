@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.errors import UsageError
 from engine.events import HistoryEvent, HistoryFields
 from engine.kinds import JOURNAL_STATES, JournalState
 from engine.textfile import read_capped
@@ -318,12 +319,12 @@ def journals(root: Path) -> list[Journal]:
 def find_journal(root: Path, journal_id: str) -> Journal:
     """Return the journal called ``journal_id`` (or its sequence number, as in ``plan undo 3``).
 
-    Raises :class:`StateError` when there is none.
+    Raises :class:`UsageError` (bad input, exit code 2) when there is none.
     """
     for journal in journals(root):
         if journal_id in (journal.id, str(journal.sequence), f"{journal.sequence:05d}"):
             return journal
-    raise StateError(f"no plan {journal_id!r} in {root}; {command_for(root, 'plan', 'history')} lists them")
+    raise UsageError(f"no plan {journal_id!r} in {root}; {command_for(root, 'plan', 'history')} lists them")
 
 
 def applied_from(root: Path, origin: str) -> Journal | None:
