@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,10 +193,28 @@ def apply_plan(
     def audited(action: Action, plan: dict[str, Any], journal_id: str | None = None, reason: str | None = None) -> None:
         audit(root, action, plan, via=via, origin=origin, plan_id=journal_id, reason=reason, emit=emit)
 
-    with workspace_lock(root, wait), Workspace(root) as ws:
-        _recover_locked(root, ws, emit)
-        plan = expand_plan(root, plan, policy, on_refusal=lambda reason: audited("refused", plan, reason=reason))
-        journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
+    refused: list[str] = []
+
+    def refuse(reason: str) -> None:
+        refused.append(reason)
+        audited("refused", plan, reason=reason)
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(workspace_lock(root, wait))
+            ws = held.enter_context(Workspace(root))
+            _recover_locked(root, ws, emit)
+            plan = expand_plan(root, plan, policy, on_refusal=refuse)
+            journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
+        except (RouteshellError, OSError) as exc:
+            # Nothing was changed, but the apply was asked for and did not happen: that is recorded too.
+            # When the state directory is what failed (read-only, full), the error's one line already
+            # says so; a second line saying that the log could not be written either would add nothing.
+            if not refused:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                audit(root, "failed", plan, via=via, origin=origin, reason=reason,
+                      emit=None if isinstance(exc, StateError) else emit)  # fmt: skip
+            raise
         bwrap = bubblewrap() if any(step["op"] == "run" for step in plan["steps"]) else None
         ctx = ApplyContext(ws, journal, limits, bwrap, policy.archive)
         run = _Run(ctx, WorkspaceView(ws, policy.archive), plan["steps"], emit, cancel)

@@ -33,6 +33,7 @@ from engine.kinds import JOURNAL_STATES, JournalState
 from engine.textfile import read_capped
 from engine.workspace.state import (
     JOURNAL_DIR,
+    RESERVE_BYTES,
     TRASH_DIR,
     StateError,
     command_for,
@@ -162,11 +163,11 @@ class Journal:
             return cls._create(root, journals_dir, plan, origin, via or ("agent" if origin else "cli"))
         except OSError as exc:
             if not (frees and exc.errno in (errno.ENOSPC, errno.EDQUOT) and release_reserve(root)):
-                raise os_problem(exc, "cannot start a journal", journals_dir) from None
+                raise _cannot_start(exc, journals_dir, plan) from None
         try:
             return cls._create(root, journals_dir, plan, origin, via or ("agent" if origin else "cli"))
         except OSError as exc:
-            raise os_problem(exc, "cannot start a journal", journals_dir) from None
+            raise _cannot_start(exc, journals_dir, plan) from None
 
     @classmethod
     def _create(cls, root: Path, journals_dir: Path, plan: dict[str, Any], origin: str | None, via: str) -> Journal:
@@ -289,6 +290,22 @@ class Journal:
                 break
             records.append(record)
         return records
+
+
+def _cannot_start(exc: OSError, journals_dir: Path, plan: dict[str, Any]) -> StateError:
+    """The one line for a journal that could not be started: a plan too big for the room left is
+    told apart from a full disk (the plan itself is what does not fit, so freeing a little will not do)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        needed = len(json.dumps(plan, ensure_ascii=True))  # as plan.json holds it
+        with suppress(OSError):
+            free = shutil.disk_usage(journals_dir).free
+            if needed > free > RESERVE_BYTES:
+                return StateError(
+                    f"cannot start a journal in {journals_dir}: the plan takes {needed:,} bytes to record and "
+                    f"only {free:,} bytes are free there; free more space than that, or split the plan into "
+                    "smaller ones"
+                )
+    return os_problem(exc, "cannot start a journal", journals_dir)
 
 
 def _entries(directory: Path) -> list[tuple[int, str]]:
