@@ -10,7 +10,7 @@ import pytest
 
 from engine.events import event_problem
 from engine.plans.audit import AUDIT_FILE, append_audit, audit_entry
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import assert_one_line_error, run_routeshell, small_disk
 
 PLAN = {"version": 1, "goal": "tidy up", "steps": [{"op": "move", "from": "a.txt", "to": "b.txt"}]}
 
@@ -131,3 +131,23 @@ def test_the_help_names_the_command() -> None:
     result = run_routeshell("--help")
     assert "'routeshell audit'" in result.stdout
     assert "audit" in run_routeshell("audit", "--help").stdout
+
+
+def test_an_apply_whose_journal_does_not_fit_is_recorded_as_failed(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        ws = disk / "ws"
+        ws.mkdir()
+        plan = tmp_path / "huge.json"
+        plan.write_text(
+            json.dumps({"version": 1, "steps": [{"op": "write", "path": "huge.txt", "content": "y" * 3_000_000}]})
+        )
+        applied = run_routeshell("--yes", "plan", "apply", "--workspace", str(ws), "--yes", str(plan))
+        # The plan is what does not fit: the line says so, not that the disk is full.
+        assert_one_line_error(applied, 1, "the plan takes 3,000,", "bytes are free there", "split the plan")
+        assert "No space left" not in applied.stderr
+        assert not (ws / "huge.txt").exists()
+        result = audit(ws, "--json")
+        assert result.returncode == 0, result.stderr
+        [failed] = [json.loads(line) for line in result.stdout.splitlines()]
+        assert (failed["action"], failed["ops"], failed["paths"]) == ("failed", ["write"], ["huge.txt"])
+        assert "the plan takes" in failed["reason"]

@@ -148,9 +148,24 @@ def test_bad_input_is_one_line_and_exit_2(ws: Path, args: list[str], needle: str
     assert result.stdout == ""
 
 
-def test_a_path_that_is_not_a_directory_exits_1(ws: Path) -> None:
-    assert_one_line_error(files(ws, "du", "logs/big.log"), 1, "'logs/big.log': not a directory")
-    assert_one_line_error(files(ws, "duplicates", ".git"), 1, ".git/ is not looked into")
+@pytest.mark.parametrize("action", ["du", "duplicates"])
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("logs/big.log", "'logs/big.log': not a directory"),
+        (".git", ".git/ is not looked into"),
+        ("..", "'..' leads outside the workspace"),
+        ("../outside", "'..' leads outside the workspace"),
+        ("/etc", "absolute paths are refused"),
+        ("nonexist", "'nonexist': nothing there"),
+    ],
+)
+def test_a_path_that_is_not_a_directory_of_the_workspace_is_bad_input(
+    ws: Path, action: str, path: str, needle: str
+) -> None:
+    result = files(ws, action, path)
+    assert_one_line_error(result, 2, needle)
+    assert result.stdout == ""
 
 
 def test_a_missing_workspace_is_one_line(tmp_path: Path) -> None:

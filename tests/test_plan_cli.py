@@ -490,3 +490,27 @@ def test_missing_workspace_is_a_usage_error(tmp_path: Path, plans: Path) -> None
     path = write_plan(plans, "a", PLAN_A)
     assert_one_line_error(plan_cmd("apply", tmp_path / "missing", str(path), "--yes"), 2, "is not a directory")
     assert_one_line_error(plan_cmd("history", tmp_path / "missing"), 2, "is not a directory")
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param([{"op": "write", "path": ".git/x", "content": "a"}], id="invalid-as-written"),
+        pytest.param([{"op": "rename", "paths": ["a.txt", "b.txt"], "template": "same.txt"}], id="rename-conflict"),
+        pytest.param([{"op": "delete", "match": {"glob": "*.nothing"}}], id="selects-nothing"),
+    ],
+)
+def test_an_invalid_plan_is_named_by_its_file_whatever_finds_it(
+    tmp_path: Path, plans: Path, steps: list[dict[str, Any]]
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("a\n")
+    (ws / "b.txt").write_text("b\n")
+    path = write_plan(plans, "rename_git", plan(*steps))
+    for args in (("--dry-run",), ("--yes",)):
+        result = plan_cmd("apply", ws, *args, str(path))
+        assert_one_line_error(result, 2, f"routeshell: error: {path}: invalid plan at /steps/0")
+    piped = run("plan", "apply", "--workspace", str(ws), "--yes", "-", stdin_text=path.read_text())
+    assert_one_line_error(piped, 2, "routeshell: error: <stdin>: invalid plan at /steps/0")
+    assert sorted(p.name for p in ws.iterdir() if p.name != STATE_DIR) == ["a.txt", "b.txt"]

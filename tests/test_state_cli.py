@@ -56,7 +56,7 @@ def test_read_only_commands_create_nothing(ws: Path) -> None:
         assert "Traceback" not in result.stderr, args
     assert not (ws / ".routeshell").exists()
     assert "no plans applied" in run_routeshell("plan", "history", "--workspace", str(ws)).stdout
-    assert_one_line_error(run_routeshell("plan", "show", "1", "--workspace", str(ws)), 1, "no plan '1'")
+    assert_one_line_error(run_routeshell("plan", "show", "1", "--workspace", str(ws)), 2, "no plan '1'")
 
 
 def test_undo_by_id_dry_run_show_and_trash(ws: Path, plans: Path) -> None:
@@ -283,7 +283,9 @@ def test_the_restore_hint_of_trash_list_works_when_pasted(ws: Path, plans: Path)
 def test_the_hint_of_an_unknown_plan_id_works_when_pasted(ws: Path, plans: Path) -> None:
     apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
     result = run_routeshell("plan", "undo", "999", "--workspace", str(ws))
-    assert_one_line_error(result, 1, "no plan '999'")
+    assert_one_line_error(result, 2, "no plan '999'")
+    for args in (("undo", "--dry-run", "999"), ("show", "999")):
+        assert_one_line_error(run_routeshell("plan", *args, "--workspace", str(ws)), 2, "no plan '999'")
     hint = result.stderr.split("; ", 1)[1].removesuffix(" lists them\n")
     listed = run_routeshell(*shlex.split(hint)[1:], cwd=Path("/"))
     assert listed.returncode == 0, listed.stderr

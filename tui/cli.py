@@ -24,7 +24,8 @@ exit codes:
        the workspace is read-only, full or busy, .routeshell/ holds something not ours,
        standard output cannot be written; with --plain on a pipe: a task failed or waits
        for approval)
-  2    bad usage, bad profile or bad input (with --plain on a pipe: an unknown command, a bad
+  2    bad usage, bad profile or bad input (a path outside the workspace or not there, a plan
+       or trash item that does not exist; with --plain on a pipe: an unknown command, a bad
        argument, a line that is not UTF-8)
   3    the LLM endpoint failed (routeshell run, routeshell eval), or the local profile's model
        server could not start (routeshell run)

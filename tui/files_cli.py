@@ -97,7 +97,7 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
 
 
 def run_files_command(args: argparse.Namespace) -> int:
-    """Carry out ``routeshell files ACTION``; return the exit code (2 for a bad match or size)."""
+    """Carry out ``routeshell files ACTION``; return the exit code (2 for a bad match, size or path)."""
     from engine.config.profiles import load_profile
     from engine.errors import UsageError
     from engine.files.match import MatchError, parse_size

@@ -144,7 +144,7 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     from engine.plans.audit import audit
     from engine.plans.dry_run import preview_plan
     from engine.plans.expand import expand_plan
-    from engine.plans.model import InvalidPlan, load_plan
+    from engine.plans.model import InvalidPlan, load_plan, plan_source
     from engine.plans.policy import Policy
     from engine.plans.runner import Limits
 
@@ -160,8 +160,9 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     written = plan
     # Selections become one step per file here, once: the preview, the question and the apply all see these.
     plan = expand_plan(
-        workspace, plan, policy, on_refusal=lambda why: audit(workspace, "refused", written, via="cli", reason=why)
-    )
+        workspace, plan, policy, source=plan_source(args.plan),
+        on_refusal=lambda why: audit(workspace, "refused", written, via="cli", reason=why),
+    )  # fmt: skip
     previews = preview_plan(workspace, plan, policy)
     for preview in previews:
         if args.json:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from engine.errors import ExitCode
 from engine.files.match import MAX_WALK, select, tags_at
 from engine.workspace.sandbox import STATE_DIR, Entry, SandboxError, Workspace, check_relpath, protected_part
 
@@ -167,15 +168,21 @@ def disk_usage(ws: Workspace, path: str = ".", *, depth: int = 1, limit: int = 1
 
 
 def _start(ws: Workspace, path: str) -> str:
-    start = check_relpath(path)
-    found = protected_part(start.split("/")) if start != "." else None
-    if found is not None:
-        raise SandboxError(f"{path!r}: {found}/ is not looked into; give a directory outside it")
-    info = ws.lstat(start)
+    """The directory a walk starts at; a path that is not one of the workspace's is bad input (exit code 2)."""
+    try:
+        start = check_relpath(path)
+        found = protected_part(start.split("/")) if start != "." else None
+        if found is not None:
+            raise SandboxError(f"{path!r}: {found}/ is not looked into; give a directory outside it")
+        info = ws.lstat(start)
+    except SandboxError as exc:
+        raise SandboxError(str(exc), exit_code=ExitCode.USAGE) from None
     if info is None:
-        raise SandboxError(f"{path!r}: nothing there; give a directory of the workspace")
+        raise SandboxError(f"{path!r}: nothing there; give a directory of the workspace", exit_code=ExitCode.USAGE)
     if not stat.S_ISDIR(info.st_mode):
-        raise SandboxError(f"{path!r}: not a directory (a symlink is not followed); give a directory")
+        raise SandboxError(
+            f"{path!r}: not a directory (a symlink is not followed); give a directory", exit_code=ExitCode.USAGE
+        )
     return start
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,23 +54,24 @@ def _execute(ctx: ApplyContext, record: dict[str, Any], step: dict[str, Any]) ->
     return OPS[record["op"]].execute(ctx, record, step)
 
 
-def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
+def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any], *, rollback: bool) -> None:
     """Reverse one record. Idempotent: safe whether the step ran fully, partly or not at all."""
     try:
-        _undo_record_unchecked(ws, journal, record)
+        OPS[record["op"]].undo(ws, journal, record, rollback=rollback)
     except SandboxError as exc:
         # A directory on the step's path does not exist, so the step left nothing there.
         if getattr(exc, "errno", None) != errno.ENOENT:
             raise
 
 
-def _undo_record_unchecked(ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
-    OPS[record["op"]].undo(ws, journal, record)
+def _undo_all(ws: Workspace, journal: Journal, *, rollback: bool = False) -> None:
+    """Reverse every record of ``journal``, newest first.
 
-
-def _undo_all(ws: Workspace, journal: Journal) -> None:
+    ``rollback``: the apply failed or was interrupted, so the plan never took effect; what it made
+    and nobody changed since is removed outright instead of kept in the trash (see :meth:`Op.undo`).
+    """
     for record in reversed(journal.records()):
-        _undo_record(ws, journal, record)
+        _undo_record(ws, journal, record, rollback=rollback)
 
 
 def undo_conflicts(ws: Workspace, journal: Journal) -> list[str]:
@@ -104,7 +105,7 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
         if state not in ("applying", "undoing"):
             continue
         try:
-            _undo_all(ws, journal)
+            _undo_all(ws, journal, rollback=state == "applying")
             journal.set_state("rolled-back" if state == "applying" else "undone")
         except (RouteshellError, OSError, KeyError, TypeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -192,10 +193,28 @@ def apply_plan(
     def audited(action: Action, plan: dict[str, Any], journal_id: str | None = None, reason: str | None = None) -> None:
         audit(root, action, plan, via=via, origin=origin, plan_id=journal_id, reason=reason, emit=emit)
 
-    with workspace_lock(root, wait), Workspace(root) as ws:
-        _recover_locked(root, ws, emit)
-        plan = expand_plan(root, plan, policy, on_refusal=lambda reason: audited("refused", plan, reason=reason))
-        journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
+    refused: list[str] = []
+
+    def refuse(reason: str) -> None:
+        refused.append(reason)
+        audited("refused", plan, reason=reason)
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(workspace_lock(root, wait))
+            ws = held.enter_context(Workspace(root))
+            _recover_locked(root, ws, emit)
+            plan = expand_plan(root, plan, policy, on_refusal=refuse)
+            journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
+        except (RouteshellError, OSError) as exc:
+            # Nothing was changed, but the apply was asked for and did not happen: that is recorded too.
+            # When the state directory is what failed (read-only, full), the error's one line already
+            # says so; a second line saying that the log could not be written either would add nothing.
+            if not refused:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                audit(root, "failed", plan, via=via, origin=origin, reason=reason,
+                      emit=None if isinstance(exc, StateError) else emit)  # fmt: skip
+            raise
         bwrap = bubblewrap() if any(step["op"] == "run" for step in plan["steps"]) else None
         ctx = ApplyContext(ws, journal, limits, bwrap, policy.archive)
         run = _Run(ctx, WorkspaceView(ws, policy.archive), plan["steps"], emit, cancel)
@@ -297,7 +316,7 @@ class _Run:
 
 
 def _roll_back(ws: Workspace, journal: Journal) -> None:
-    _undo_all(ws, journal)
+    _undo_all(ws, journal, rollback=True)
     with suppress(OSError):
         # If even this cannot be written, the journal stays "applying" and the next command
         # finishes the (idempotent) rollback.

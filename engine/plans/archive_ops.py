@@ -82,7 +82,7 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
     def simulate(self, overlay: Overlay, record: ArchiveRecord, step: dict[str, Any]) -> None:
         overlay.put_file(record["to"], b"", 0o644)
 
-    def undo(self, ws: Workspace, journal: Journal, record: ArchiveRecord) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: ArchiveRecord, *, rollback: bool = False) -> None:
         with ws.parent(record["to"]) as (parent_fd, name):
             with suppress(FileNotFoundError):
                 os.unlink(tmp_name(journal, record["i"]), dir_fd=parent_fd)
@@ -167,7 +167,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
             else:
                 overlay.put_file(path, b"", member.mode)
 
-    def undo(self, ws: Workspace, journal: Journal, record: dict[str, Any]) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: dict[str, Any], *, rollback: bool = False) -> None:
         index, to = record["i"], record["to"]
         inside = to if not record["created"] else (to.rpartition("/")[0] or ".")
         try:

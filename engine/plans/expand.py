@@ -75,13 +75,14 @@ def _concrete_archive(step: dict[str, Any]) -> bool:
 
 def expand_plan(
     root: Path | str, plan: dict[str, Any], policy: Policy | None = None, *, now: float | None = None,
-    on_refusal: Callable[[str], None] | None = None,
+    on_refusal: Callable[[str], None] | None = None, source: str = "plan",
 ) -> dict[str, Any]:  # fmt: skip
     """Return ``plan`` (validated and normalised) with every selection expanded, checked against ``policy``.
 
     Raises :class:`InvalidPlan` with every problem (pointers name the steps as written) when a
-    selection is empty, too big, conflicting, or the policy refuses the plan. ``on_refusal`` is
-    called with the first reason before raising (the audit log records it).
+    selection is empty, too big, conflicting, or the policy refuses the plan; its line starts with
+    ``source`` (the plan file, as :func:`engine.plans.model.plan_source` names it). ``on_refusal``
+    is called with the first reason before raising (the audit log records it).
     """
     policy = policy or Policy()
     problems = [PlanProblem(pointer(["steps", i, key] if i >= 0 else ["steps"]), reason)
@@ -114,7 +115,7 @@ def expand_plan(
     if problems:
         if on_refusal is not None:
             on_refusal(str(problems[0]))
-        raise InvalidPlan("plan", problems)
+        raise InvalidPlan(source, problems)
     result = normalise({**plan, "steps": concrete})
     if "expanded_from" not in plan and any(_needs(step) for step in plan["steps"]):
         # The ops as written: what the policy's allow_ops and confirm judge the expanded plan by.

@@ -11,7 +11,7 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -278,3 +278,32 @@ def to_trash(trash_dir: Path, parent_fd: int, name: str, trash_name: str) -> Non
         rename_noreplace(parent_fd, name, trash_fd, trash_name)
         fsync_dir(trash_fd)
     fsync_dir(parent_fd)
+
+
+def discard_or_trash(
+    trash_dir: Path, parent_fd: int, name: str, trash_name: str, unchanged: Callable[[int, str], bool]
+) -> None:
+    """Take away ``name`` (if present), which a plan that never took effect made.
+
+    Removed outright when ``unchanged(parent_fd, name)`` says it still holds only what the plan
+    put there (nothing of anyone's is lost, and its space is freed); anything else, or anything
+    that cannot be checked, goes to the trash as :func:`to_trash` moves it.
+    """
+    try:
+        os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    try:
+        ours = unchanged(parent_fd, name)
+    except (OSError, SandboxError):
+        ours = False
+    if not ours:
+        to_trash(trash_dir, parent_fd, name, trash_name)
+        return
+    remove_tree(parent_fd, name)
+    fsync_dir(parent_fd)
+
+
+def holds_digest(digest: str) -> Callable[[int, str], bool]:
+    """A check for :func:`discard_or_trash`: the entry is a regular file whose SHA-256 is ``digest``."""
+    return lambda parent_fd, name: hash_regular(parent_fd, name) == digest

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.errors import UsageError
 from engine.events import HistoryEvent, HistoryFields
 from engine.kinds import JOURNAL_STATES, JournalState
 from engine.textfile import read_capped
 from engine.workspace.state import (
     JOURNAL_DIR,
+    RESERVE_BYTES,
     TRASH_DIR,
     StateError,
     command_for,
@@ -161,11 +163,11 @@ class Journal:
             return cls._create(root, journals_dir, plan, origin, via or ("agent" if origin else "cli"))
         except OSError as exc:
             if not (frees and exc.errno in (errno.ENOSPC, errno.EDQUOT) and release_reserve(root)):
-                raise os_problem(exc, "cannot start a journal", journals_dir) from None
+                raise _cannot_start(exc, journals_dir, plan) from None
         try:
             return cls._create(root, journals_dir, plan, origin, via or ("agent" if origin else "cli"))
         except OSError as exc:
-            raise os_problem(exc, "cannot start a journal", journals_dir) from None
+            raise _cannot_start(exc, journals_dir, plan) from None
 
     @classmethod
     def _create(cls, root: Path, journals_dir: Path, plan: dict[str, Any], origin: str | None, via: str) -> Journal:
@@ -290,6 +292,22 @@ class Journal:
         return records
 
 
+def _cannot_start(exc: OSError, journals_dir: Path, plan: dict[str, Any]) -> StateError:
+    """The one line for a journal that could not be started: a plan too big for the room left is
+    told apart from a full disk (the plan itself is what does not fit, so freeing a little will not do)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        needed = len(json.dumps(plan, ensure_ascii=True))  # as plan.json holds it
+        with suppress(OSError):
+            free = shutil.disk_usage(journals_dir).free
+            if needed > free > RESERVE_BYTES:
+                return StateError(
+                    f"cannot start a journal in {journals_dir}: the plan takes {needed:,} bytes to record and "
+                    f"only {free:,} bytes are free there; free more space than that, or split the plan into "
+                    "smaller ones"
+                )
+    return os_problem(exc, "cannot start a journal", journals_dir)
+
+
 def _entries(directory: Path) -> list[tuple[int, str]]:
     """(sequence, name) of every journal directory; other entries (.DS_Store, junk) are not ours."""
     found = []
@@ -318,12 +336,12 @@ def journals(root: Path) -> list[Journal]:
 def find_journal(root: Path, journal_id: str) -> Journal:
     """Return the journal called ``journal_id`` (or its sequence number, as in ``plan undo 3``).
 
-    Raises :class:`StateError` when there is none.
+    Raises :class:`UsageError` (bad input, exit code 2) when there is none.
     """
     for journal in journals(root):
         if journal_id in (journal.id, str(journal.sequence), f"{journal.sequence:05d}"):
             return journal
-    raise StateError(f"no plan {journal_id!r} in {root}; {command_for(root, 'plan', 'history')} lists them")
+    raise UsageError(f"no plan {journal_id!r} in {root}; {command_for(root, 'plan', 'history')} lists them")
 
 
 def applied_from(root: Path, origin: str) -> Journal | None:

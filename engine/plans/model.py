@@ -186,6 +186,11 @@ def parse_plan(text: str, source: str = "plan") -> dict[str, Any]:
 MAX_PLAN_BYTES = 64 << 20
 
 
+def plan_source(path: Path | str) -> str:
+    """How an error line names the plan read from ``path`` (``-``: standard input)."""
+    return "<stdin>" if str(path) == "-" else str(path)
+
+
 def load_plan(path: Path | str) -> dict[str, Any]:
     """Read and validate a plan file (``-`` reads standard input), at most :data:`MAX_PLAN_BYTES`."""
     from engine.textfile import read_bounded
@@ -195,4 +200,4 @@ def load_plan(path: Path | str) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{'the plan on standard input' if str(path) == '-' else path}: not UTF-8 text") from None
-    return parse_plan(text, "<stdin>" if str(path) == "-" else str(path))
+    return parse_plan(text, plan_source(path))

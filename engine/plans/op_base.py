@@ -92,8 +92,13 @@ class Op(Generic[StepT, RecordT]):
         """Make the prepared step's effect in ``overlay``; return the content change to show."""
         return None
 
-    def undo(self, ws: Workspace, journal: Journal, record: RecordT) -> None:
-        """Reverse a record. Idempotent: the step may have run fully, partly or not at all."""
+    def undo(self, ws: Workspace, journal: Journal, record: RecordT, *, rollback: bool = False) -> None:
+        """Reverse a record. Idempotent: the step may have run fully, partly or not at all.
+
+        ``rollback``: the plan never took effect (its apply failed or was interrupted), so what the
+        step made and still holds only what the plan put there is removed outright rather than
+        moved to the trash. An undo of an applied plan keeps it in the trash.
+        """
 
     def undo_conflicts(self, sim: UndoSimulation, record: RecordT) -> list[str]:
         """Return why undoing the record would lose later work; update ``sim`` to after its undo."""

@@ -17,8 +17,12 @@ from typing import Any, ClassVar
 
 from engine.plans.files import (
     CANNOT_COPY,
+    Fingerprint,
     copy_tree,
     dir_fd,
+    discard_or_trash,
+    fingerprint,
+    holds_digest,
     remove_quietly,
     remove_tree,
     rewrite_identity,
@@ -90,7 +94,7 @@ class Mkdir(Op[MkdirStep, MkdirRecord]):
         for directory in record["created"]:
             overlay.make_dir(directory)
 
-    def undo(self, ws: Workspace, journal: Journal, record: MkdirRecord) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: MkdirRecord, *, rollback: bool = False) -> None:
         for directory in reversed(record["created"]):
             with ws.parent(directory) as (parent_fd, name):
                 try:
@@ -166,7 +170,7 @@ class _FileOp(Op[FileStep, FileRecord]):
         overlay.put_file(path, new, record["mode"])
         return Change(path, old, new)
 
-    def undo(self, ws: Workspace, journal: Journal, record: FileRecord) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: FileRecord, *, rollback: bool = False) -> None:
         index = record["i"]
         with ws.parent(record["path"]) as (parent_fd, name):
             remove_quietly(parent_fd, tmp_name(journal, index))
@@ -175,6 +179,8 @@ class _FileOp(Op[FileStep, FileRecord]):
                 with dir_fd(journal.backup_dir) as backup_fd:
                     os.rename(str(index), name, src_dir_fd=backup_fd, dst_dir_fd=parent_fd)
                 fsync_dir(parent_fd)
+            elif not record["existed"] and rollback:
+                discard_or_trash(journal.trash_dir, parent_fd, name, f"undo-{index}", holds_digest(record["sha"]))
             elif not record["existed"]:
                 to_trash(journal.trash_dir, parent_fd, name, f"undo-{index}")
 
@@ -280,7 +286,7 @@ class Move(_Transfer):
             fsync_dir(src_fd)
             fsync_dir(dst_fd)
 
-    def undo(self, ws: Workspace, journal: Journal, record: TransferRecord) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: TransferRecord, *, rollback: bool = False) -> None:
         if ws.lstat(record["to"]) is not None and ws.lstat(record["from"]) is None:
             with ws.parent(record["to"]) as (dst_fd, dst_name), ws.parent(record["from"]) as (src_fd, src_name):
                 rename_noreplace(dst_fd, dst_name, src_fd, src_name)
@@ -321,11 +327,16 @@ class Copy(_Transfer):
             rename_noreplace(dst_fd, tmp, dst_fd, dst_name)
             fsync_dir(dst_fd)
 
-    def undo(self, ws: Workspace, journal: Journal, record: TransferRecord) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: TransferRecord, *, rollback: bool = False) -> None:
         index = record["i"]
+        tree = record.get("tree")
+        # Removed outright only while its source still holds the same bytes: otherwise the copy
+        # may be all that is left of what the source held before the plan.
+        discard = rollback and tree is not None and _holds(ws, record["from"], tree)
         with ws.parent(record["to"]) as (dst_fd, dst_name):
             remove_tree(dst_fd, tmp_name(journal, index))
-            to_trash(journal.trash_dir, dst_fd, dst_name, f"undo-{index}")
+            discard_or_trash(journal.trash_dir, dst_fd, dst_name, f"undo-{index}",
+                             lambda parent_fd, name: discard and fingerprint(parent_fd, name) == tree)  # fmt: skip
 
     def undo_conflicts(self, sim: UndoSimulation, record: TransferRecord) -> list[str]:
         dst, tree = record["to"], record.get("tree")
@@ -348,6 +359,15 @@ class Copy(_Transfer):
                     break
         sim.present[dst] = False
         return problems
+
+
+def _holds(ws: Workspace, path: str, tree: Fingerprint) -> bool:
+    """Whether the tree at ``path`` is ``tree`` still (False when it cannot be read)."""
+    try:
+        with ws.parent(path) as (parent_fd, name):
+            return fingerprint(parent_fd, name) == tree
+    except (OSError, SandboxError):
+        return False
 
 
 class Delete(Op[DeleteStep, DeleteRecord]):
@@ -378,7 +398,7 @@ class Delete(Op[DeleteStep, DeleteRecord]):
     def simulate(self, overlay: Overlay, record: DeleteRecord, step: DeleteStep) -> None:
         overlay.remove(record["path"])
 
-    def undo(self, ws: Workspace, journal: Journal, record: DeleteRecord) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: DeleteRecord, *, rollback: bool = False) -> None:
         index = str(record["i"])
         if os.path.lexists(journal.trash_dir / index):
             with ws.parent(record["path"]) as (parent_fd, name), dir_fd(journal.trash_dir) as trash_fd:

@@ -113,7 +113,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
         overlay.put_file(path, new, record["mode"])
         return Change(path, old, new)
 
-    def undo(self, ws: Workspace, journal: Journal, record: TagRecord) -> None:
+    def undo(self, ws: Workspace, journal: Journal, record: TagRecord, *, rollback: bool = False) -> None:
         index = record["i"]
         if record["how"] == "xattr":
             try:

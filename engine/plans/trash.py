@@ -1,7 +1,8 @@
 """The workspace's trash: what plans deleted, and what undoing them displaced.
 
 ``trash/<journal id>/<n>`` holds what step n of that plan deleted; ``undo-<n>`` what undoing
-step n moved out of the way (a file the plan had created, changed since). Items are named
+step n moved out of the way (what the plan had created: on a rollback, only what was changed
+since, as the rest is removed outright). Items are named
 ``<journal id>/<name>`` on the command line. Restoring puts an item back where it was, only
 if that place is free; emptying deletes them for good (and frees their space).
 """

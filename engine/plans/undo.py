@@ -98,8 +98,8 @@ def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
 def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
     """Say what undoing ``journal_id`` (default: the newest applied plan) would do; change nothing.
 
-    Takes no lock and creates nothing. Raises :class:`UsageError` when there is nothing to undo,
-    :class:`StateError` for an unknown or damaged journal.
+    Takes no lock and creates nothing. Raises :class:`UsageError` when there is nothing to undo or
+    no such journal, :class:`StateError` for a damaged one.
     """
     root = Path(os.path.realpath(root))
     journal = _pick(root, journal_id)

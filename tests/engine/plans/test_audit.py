@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from engine.events import event_problem
+from engine.plans.apply import apply_plan
 from engine.plans.audit import AUDIT_FILE, append_audit, audit_entry, read_audit
+from engine.plans.model import parse_plan
 from engine.workspace.state import StateError
 from tests.helpers import fill_disk, read_only_view, small_disk
 
@@ -255,3 +257,17 @@ def test_concurrent_appends_are_whole_lines(ws: Path) -> None:
     assert len(records) == 800
     assert {record.plan_id for record in records} == {f"{w}-{n}" for w in range(4) for n in range(200)}
     assert log_of(ws).read_bytes().count(b"\n") == 800
+
+
+def test_an_apply_that_cannot_start_its_journal_is_recorded_as_failed(ws: Path) -> None:
+    (ws / ".routeshell").mkdir()
+    (ws / ".routeshell" / "journal").write_text("not a directory\n")
+    plan = parse_plan(
+        json.dumps({"version": 1, "goal": "make b", "steps": [{"op": "write", "path": "b.txt", "content": "b"}]})
+    )
+    with pytest.raises(StateError, match="journal"):
+        apply_plan(ws, plan)
+    records, warnings = read_audit(ws)
+    assert warnings == []
+    assert [(r.action, r.goal, r.paths) for r in records] == [("failed", "make b", ("b.txt",))]
+    assert "journal" in (records[0].reason or "")

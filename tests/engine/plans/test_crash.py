@@ -1,7 +1,8 @@
 """kill -9 in the middle of an apply or an undo, then recovery: never half done.
 
 A real apply runs in a child process; the test kills it with SIGKILL once the journal shows a
-chosen number of steps started (a different point in each case), then recovers.
+chosen number of steps started (a different point in each case), then recovers. Recovering an
+interrupted apply leaves nothing of it behind, in the workspace or in the trash.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from engine.plans.apply import recover
 from engine.plans.journal import journals
+from engine.plans.trash import list_trash
 from tests.helpers import tree
 
 GROUPS = 40
@@ -100,6 +102,8 @@ def test_kill_during_apply_then_recover_restores_everything(tmp_path: Path, seed
     assert tree(root) == before
     assert [j.state for j in journals(root)] == ["rolled-back"]
     assert not list(root.rglob(".rs-tmp-*"))
+    # What the plan made is gone for good, not kept in the trash: the plan never took effect.
+    assert list_trash(root) == []
 
 
 @pytest.mark.parametrize("seed", range(4))

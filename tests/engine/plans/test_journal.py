@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import RouteshellError
+from engine.errors import RouteshellError, UsageError
 from engine.plans.apply import StepFailed, apply_plan, recover, undo_last
 from engine.plans.journal import Journal, history, journals
 from engine.plans.model import parse_plan
@@ -184,7 +184,7 @@ def test_undo_by_id_leaves_a_later_plan_alone(tmp_path: Path) -> None:
     assert later.journal_id == journals(ws)[1].id
     with pytest.raises(RouteshellError, match="is undone, not applied"):
         undo_journal(ws, first.journal_id)
-    with pytest.raises(StateError, match="no plan 'nope'"):
+    with pytest.raises(UsageError, match="no plan 'nope'"):
         undo_journal(ws, "nope")
 
 
