@@ -60,7 +60,8 @@ def describe_error(error: Any) -> tuple[list[str | int], str]:
     if kind == "const":
         return path, f"must be {json.dumps(value)} (got {json.dumps(error.instance)})"
     if kind == "type":
-        return path, f"must be of type {value} (got {_json_type(error.instance)} {_short(error.instance)})"
+        got = "null" if error.instance is None else f"{_json_type(error.instance)} {_short(error.instance)}"
+        return path, f"must be of type {value} (got {got})"
     bounds = {
         "minimum": "at least",
         "maximum": "at most",

@@ -3,8 +3,9 @@
 ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions`` (non-streaming, or server-sent
 events ending with ``data: [DONE]``) need the bearer API key when one is set; ``/health`` and
 ``/metrics`` are open. Every refusal is an OpenAI error body with a 4xx status (400 bad input,
-401 key, 404 unknown model, 413 body too large, 422 an answer that fails its schema, 503 queue full
-with ``Retry-After``); anything unexpected is logged and answered 500 without details.
+401 key, 404 unknown model, 408 body too slow, 413 body too large, 415 compressed body, 422 an
+answer that fails its schema, 503 queue full with ``Retry-After``); anything unexpected is logged
+and answered 500 without details.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ MAX_BODY_BYTES = 1 << 20
 #: A body larger than this is cut off at once; up to it, the rest is read and dropped so that the
 #: client, still sending, gets the 413 rather than a broken connection.
 DRAIN_LIMIT_BYTES = 64 << 20
+#: Seconds a request has, from when the server starts to read its body, to send all of it (408 after):
+#: a body that never ends would otherwise hold its connection, and a file descriptor, forever.
+BODY_TIMEOUT_S = 10.0
+#: The most digits an integer in a request body may have: far beyond any field's range (a seed has
+#: 20), and short enough that reading it as a number costs nothing.
+MAX_INT_DIGITS = 1000
 #: How deep a request body may nest (objects and arrays): far beyond any schema a client sends,
 #: and shallow enough that nothing which walks the request recursively can run out of stack.
 MAX_JSON_DEPTH = 128
@@ -171,7 +178,15 @@ def _locked(lock: threading.Lock, function: Callable[[T], Job], argument: T) -> 
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """Read the body (at most ``limit`` bytes, else 413) and decode it as JSON (else 400)."""
+    """Read the body (at most ``limit`` bytes, else 413; within :data:`BODY_TIMEOUT_S`, else 408;
+    not compressed, else 415) and decode it as JSON (else 400)."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ServeError(
+            f"Content-Encoding {encoding[:40]!r} is not supported: send the body uncompressed",
+            status=415,
+            code="unsupported_content_encoding",
+        )
     declared = request.headers.get("content-length", "")
     too_large = ServeError(
         f"the request body is larger than {limit} bytes", status=413, code="request_too_large", param=None
@@ -181,12 +196,17 @@ async def read_json(request: Request, limit: int) -> Any:
     body = bytearray()
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > DRAIN_LIMIT_BYTES:
-                raise too_large
-            if size <= limit:
-                body += chunk
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > DRAIN_LIMIT_BYTES:
+                    raise too_large
+                if size <= limit:
+                    body += chunk
+    except TimeoutError:
+        raise ServeError(
+            f"the request body did not arrive within {BODY_TIMEOUT_S:g} seconds", status=408, code="request_timeout"
+        ) from None
     except ClientDisconnect:
         # Nobody is left to answer; the request log says so with 499, and no failure is logged.
         raise ServeError("the client left before its request was read", status=CLIENT_CLOSED) from None
@@ -196,7 +216,7 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ServeError("the request body is empty: send a JSON object")
     too_deep = ServeError(f"the request body nests more than {MAX_JSON_DEPTH} levels of objects and arrays")
     try:
-        decoded = json.loads(bytes(body))
+        decoded = json.loads(bytes(body), parse_int=_bounded_int)
     except RecursionError:
         raise too_deep from None
     except ValueError as err:
@@ -204,6 +224,13 @@ async def read_json(request: Request, limit: int) -> Any:
     if json_depth(decoded, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise too_deep
     return decoded
+
+
+def _bounded_int(text: str) -> int:
+    # Python refuses to read an integer of more than 4300 digits, in words about its own settings.
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ServeError(f"the request body holds a number of more than {MAX_INT_DIGITS} digits")
+    return int(text)
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -292,6 +319,8 @@ def _error_response(err: ServeError) -> JSONResponse:
     headers = {}
     if err.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
+    if err.status == 408:  # the rest of the body may still come: the connection cannot carry another request
+        headers["Connection"] = "close"
     return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 

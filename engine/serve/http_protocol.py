@@ -1,32 +1,48 @@
-"""uvicorn's HTTP/1.1 protocol with a deadline for each request's headers.
+"""uvicorn's HTTP/1.1 protocol with a deadline for each request's headers and a bound on its chunks.
 
 uvicorn times out a kept-alive connection that sends nothing, but not one that sends its
 headers a byte at a time, nor a new connection that sends nothing at all: each such client holds
 a connection open forever, and enough of them use up the server's file descriptors before any
 API key is checked. Here a connection that is waiting for a request's headers, from when it
-opens or its previous response ends, is closed after :data:`HEADER_TIMEOUT_S`. A request whose
-headers have arrived is never cut, however long its answer takes.
+opens or its previous response ends, is closed after :data:`HEADER_TIMEOUT_S`; so is one still
+sending the rest of a body that its answer did not wait for. A request whose headers have arrived
+is never cut while it is being answered, however long its answer takes: the app bounds the time
+its body may take to arrive (``engine.serve.app.BODY_TIMEOUT_S``, 408).
+
+A chunked body with a chunk of which more than :data:`MAX_CHUNK_BYTES` are still to come is
+refused with a 400 at once, as a malformed chunk-size line is: no body this server reads is that
+large, and waiting for such a chunk would only hold the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 #: Seconds a connection has to deliver a request's headers.
 HEADER_TIMEOUT_S = 10.0
+#: The largest chunk of a chunked request body, in bytes: the most the server ever reads of a body
+#: (``engine.serve.app.DRAIN_LIMIT_BYTES``).
+MAX_CHUNK_BYTES = 64 << 20
 
 
 class HeaderDeadlineProtocol(H11Protocol):
-    """:class:`H11Protocol` that closes a connection which takes too long to send a request's headers."""
+    """:class:`H11Protocol` that closes a connection which takes too long to send a request's headers
+    and refuses a chunk larger than :data:`MAX_CHUNK_BYTES`."""
 
     _header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.SEND_BODY and self._pending_chunk() > MAX_CHUNK_BYTES:
+            self.send_400_response(f"a chunk of the request body is larger than {MAX_CHUNK_BYTES} bytes")
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -36,6 +52,33 @@ class HeaderDeadlineProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer 400 with an OpenAI error body and close; only close when an answer has begun."""
+        if self.transport.is_closing():
+            return
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            self.transport.close()
+            return
+        body = json.dumps({"error": {"message": msg, "type": "invalid_request_error", "param": None, "code": None}})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body.encode()),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
+    def _pending_chunk(self) -> int:
+        # h11 reads the chunk-size line but keeps the size to itself (its chunked reader's count of
+        # the bytes still due in the current chunk); 0 when the body is not chunked.
+        count = getattr(getattr(self.conn, "_reader", None), "_bytes_in_chunk", 0)
+        return count if isinstance(count, int) else 0
 
     def _arm(self) -> None:
         self._disarm()
@@ -48,6 +91,9 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
-        # h11 stays IDLE until a request's headers are complete: then no request is running.
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        # h11 stays IDLE until a request's headers are complete: then no request is running. A
+        # request still sending a body after its answer ended is not running either.
+        waiting = self.conn.their_state is h11.IDLE
+        leftover = self.conn.their_state is h11.SEND_BODY and self.conn.our_state in (h11.DONE, h11.MUST_CLOSE)
+        if (waiting or leftover) and not self.transport.is_closing():
             self.transport.close()

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     ValidationError,
     field_validator,
@@ -89,10 +90,12 @@ class Message(_Strict):
         if not isinstance(value, list):
             return value
         texts: list[str] = []
-        for part in value:
-            if not isinstance(part, Mapping) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+        for index, part in enumerate(value):
+            if not isinstance(part, Mapping) or part.get("type") != "text":
                 kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
                 raise ValueError(f"only text content parts are supported (got {kind!r})")
+            if not isinstance(part.get("text"), str):
+                raise ValueError(f"the text of content part {index} must be a string")
             texts.append(TextPart.model_validate(part).text)
         return "".join(texts)
 
@@ -135,15 +138,16 @@ class _Request(_Strict):
     """What chat and text completions share."""
 
     model: str = Field(min_length=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    # Strict: a JSON boolean or string is no number (pydantic would read true as 1).
+    temperature: StrictFloat | None = Field(None, ge=0.0, le=2.0)
+    top_p: StrictFloat | None = Field(None, ge=0.0, le=1.0)
     top_k: StrictInt | None = Field(None, ge=-1)
     max_tokens: StrictInt | None = Field(None, ge=1)
     stop: tuple[str, ...] = ()
     seed: StrictInt | None = Field(None, ge=-(2**63), le=2**64 - 1)
     n: StrictInt = Field(1, ge=1, le=MAX_CHOICES)
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    presence_penalty: StrictFloat = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: StrictFloat = Field(0.0, ge=-2.0, le=2.0)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None

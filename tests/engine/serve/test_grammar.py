@@ -208,6 +208,7 @@ def test_json_object_gives_an_object(nano: Nano) -> None:
         assert finished
         assert isinstance(json.loads(text), dict)
     assert grammar.check("[1]") == "/: must be of type object (got array [1])"
+    assert grammar.check("null") == "/: must be of type object (got null)"
     assert str(grammar.check('{"a": ')).startswith("not valid JSON: ")
     assert grammar.check('{"a": NaN}') is not None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -59,3 +60,57 @@ def test_headers_that_never_end_are_cut_off(server: tuple[str, int]) -> None:
         started = time.monotonic()
         assert sock.recv(100) == b""
         assert 0.3 < time.monotonic() - started < 4
+
+
+def test_a_body_still_coming_after_its_answer_is_cut_off(server: tuple[str, int]) -> None:
+    """The app answers without reading the body; a client that goes on sending it a byte at a time
+    must not hold the connection once its answer is sent."""
+    with socket.create_connection(server) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        sock.settimeout(0.1)
+        received = b""
+        started = time.monotonic()
+        while time.monotonic() - started < 8:
+            try:
+                sock.sendall(b" ")
+                data = sock.recv(1000)
+            except TimeoutError:
+                continue
+            except OSError:  # reset by the server
+                break
+            if not data:
+                break
+            received += data
+        assert received.startswith(b"HTTP/1.1 200")
+        assert b"late" in received
+        assert time.monotonic() - started < 5, "the connection is still open"
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n",  # 20 hex digits: more than any body
+        b"4000001\r\n",  # one byte over 64 MiB still to come
+        b"zz\r\nabc\r\n0\r\n\r\n",  # no hex at all
+    ],
+)
+def test_a_chunk_size_that_is_no_size_is_400_at_once(server: tuple[str, int], chunks: bytes) -> None:
+    with socket.create_connection(server) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+        sock.settimeout(5)
+        started = time.monotonic()
+        received = b""
+        while data := sock.recv(1000):
+            received += data
+        assert time.monotonic() - started < 1  # before the app's late answer, and the header deadline
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"
+
+
+def test_a_chunk_up_to_the_limit_is_read(server: tuple[str, int]) -> None:
+    with socket.create_connection(server) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4000000\r\nabc")
+        sock.settimeout(5)
+        assert sock.recv(1000).startswith(b"HTTP/1.1 200")

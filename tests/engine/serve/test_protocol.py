@@ -102,6 +102,49 @@ def test_completion_refusals_name_the_field(body: dict[str, Any], param: str) ->
     assert refused(CompletionRequest, body).param == param
 
 
+#: Every numeric field of each request kind: a JSON boolean is a number in none of them.
+NUMERIC = {
+    ChatRequest: (
+        "temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "seed", "n",
+        "presence_penalty", "frequency_penalty", "self_consistency", "top_logprobs",
+    ),
+    CompletionRequest: (
+        "temperature", "top_p", "top_k", "max_tokens", "seed", "n", "presence_penalty",
+        "frequency_penalty", "self_consistency", "logprobs", "best_of",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "field"), [(kind, field) for kind, fields in NUMERIC.items() for field in fields])
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_boolean_is_no_number(kind: Any, field: str, flag: bool) -> None:
+    base = {"model": "m", "messages": HELLO} if kind is ChatRequest else {"model": "m", "prompt": "a"}
+    if field == "top_logprobs":
+        base["logprobs"] = True
+    err = refused(kind, {**base, field: flag})
+    assert err.param == field
+    assert "valid number" in str(err) or "valid integer" in str(err)
+
+
+def test_every_numeric_field_is_checked_for_booleans() -> None:
+    for kind, fields in NUMERIC.items():
+        numeric = {
+            name
+            for name, info in kind.model_fields.items()
+            if any(word in str(info.annotation) for word in ("int", "float", "Int", "Float"))
+            and "list" not in str(info.annotation)  # the token ids of a prompt: checked one by one
+        }
+        assert numeric == set(fields)
+
+
+def test_a_text_part_whose_text_is_no_string_says_so() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}
+    err = refused(ChatRequest, body)
+    assert err.param == "messages[0].content"
+    assert "the text of content part 0 must be a string" in str(err)
+    assert "only text content parts" not in str(err)
+
+
 def test_completion_prompt_may_be_one_element_list_or_token_ids() -> None:
     assert parse_request(CompletionRequest, {"model": "m", "prompt": ["a"]}).prompt == "a"
     assert parse_request(CompletionRequest, {"model": "m", "prompt": [[1, 2]]}).prompt == [1, 2]

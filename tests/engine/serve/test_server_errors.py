@@ -3,8 +3,11 @@ server up throughout."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from engine.serve.app import MAX_JSON_DEPTH, json_depth
+from engine.serve.app import BODY_TIMEOUT_S, MAX_JSON_DEPTH, json_depth
 from tests.engine.serve.server_support import ServeProcess, serving, wait_until
 from tests.engine.tinyllm.training_support import TrainRun
 
@@ -65,10 +68,13 @@ def chat(**fields: Any) -> bytes:
         (b"[" * 100_000 + b"]" * 100_000, "nests more than 128 levels"),
         (b'{"model": "nano", "messages": ' + b"[" * 500 + b"]" * 500 + b"}", "nests more than 128 levels"),
         (b'{"model": "nano", "messages": ' + b"[" * 129 + b"]" * 129 + b"}", "nests more than 128 levels"),
+        (chat(max_tokens=1)[:-1] + b"9" * 5000 + b"}", "a number of more than 1000 digits"),
     ],
 )
 def test_malformed_body_is_400(server: ServeProcess, body: bytes, needle: str) -> None:
-    assert_openai_error(post(server, "/v1/chat/completions", body), 400, needle)
+    response = post(server, "/v1/chat/completions", body)
+    assert_openai_error(response, 400, needle)
+    assert "sys." not in response.text
 
 
 def test_json_depth_counts_objects_and_arrays_without_recursion() -> None:
@@ -85,6 +91,11 @@ def test_json_depth_counts_objects_and_arrays_without_recursion() -> None:
     [
         ({"model": None}, "model", "model"),
         ({"temperature": 3}, "temperature", "less than or equal to 2"),
+        ({"temperature": True}, "temperature", "valid number"),
+        ({"top_p": False}, "top_p", "valid number"),
+        ({"presence_penalty": True}, "presence_penalty", "valid number"),
+        ({"seed": True}, "seed", "valid integer"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, None, "must be a string"),
         ({"top_p": -1}, "top_p", ""),
         ({"n": 17}, "n", ""),
         ({"top_logprobs": 21, "logprobs": True}, "top_logprobs", ""),
@@ -107,6 +118,35 @@ def test_bad_fields_are_400_naming_the_field(
     body = {"model": "nano", "messages": HELLO, **fields}
     body = {key: value for key, value in body.items() if value is not None}
     assert_openai_error(post(server, "/v1/chat/completions", json.dumps(body).encode()), 400, needle, param=param)
+
+
+def test_a_compressed_body_is_415(server: ServeProcess) -> None:
+    body = gzip.compress(chat(max_tokens=1))
+    for encoding in ("gzip", "br", "identity, gzip"):
+        response = post(server, "/v1/chat/completions", body, {"Content-Encoding": encoding})
+        assert_openai_error(response, 415, "Content-Encoding", "not supported")
+    plain = post(server, "/v1/chat/completions", chat(max_tokens=1), {"Content-Encoding": "identity"})
+    assert plain.status_code == 200
+
+
+def test_a_body_that_never_ends_is_408_and_its_connection_closed(server: ServeProcess) -> None:
+    host, port = server.root.removeprefix("http://").rsplit(":", 1)
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(f"{head}Content-Length: 91\r\n\r\n".encode() + b'{"model":')
+        sock.settimeout(BODY_TIMEOUT_S + 20)
+        started = time.monotonic()
+        received = b""
+        while data := sock.recv(4096):  # until the server closes the connection
+            received += data
+        waited = time.monotonic() - started
+    assert BODY_TIMEOUT_S - 1 < waited < BODY_TIMEOUT_S + 10
+    head_lines, _, body = received.partition(b"\r\n\r\n")
+    assert head_lines.startswith(b"HTTP/1.1 408")
+    error = json.loads(body)["error"]
+    assert error["message"] == f"the request body did not arrive within {BODY_TIMEOUT_S:g} seconds"
+    assert wait_until(lambda: any(event.get("status") == 408 for event in server.events), timeout=30)
+    assert server.health()["status"] == "ok"
 
 
 def test_unknown_model_is_404(client: openai.OpenAI) -> None:
