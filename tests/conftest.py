@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,14 @@ SLOW_FILES = (
     "tests/tui/test_serve_pane.py", "tests/engine/serve/test_launcher.py", "tests/tui/test_file_selection.py",
     "tests/engine/tinyllm/test_train.py", "tests/tui/test_file_operations.py", "tests/tui/test_snapshots.py",
 )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests send Ctrl-C to the commands they start, which take this process's way with SIGINT: a
+    run started where SIGINT is ignored (a shell script's background job, ``nohup ... &``) would
+    have them all ignore it. (In the controller and in each worker.)"""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
