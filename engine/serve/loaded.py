@@ -108,11 +108,14 @@ class LoadedModel:
         return ([bos] if bos is not None else []) + [int(token) for token in ids]
 
     def token_bytes(self, token: int) -> bytes:
-        """The bytes that ``token`` stands for (a byte-fallback piece is its one byte)."""
+        """The bytes that ``token`` stands for (a byte-fallback piece is its one byte; a special
+        token, ``<pad>`` or an end token, none: it is no text of a reply, as the decoded text says)."""
         known = self._token_bytes.get(token)
         if known is None:
             piece = self.tokenizer.convert_ids_to_tokens(token)
-            if isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            if token in self.tokenizer.all_special_ids:
+                known = b""
+            elif isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
                 known = bytes([int(piece[3:5], 16)])
             elif isinstance(piece, str):
                 known = piece.replace("\u2581", " ").encode("utf-8")

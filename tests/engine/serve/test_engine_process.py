@@ -49,6 +49,18 @@ def remote(pretrained: tuple[Path, TrainRun], meta: LoadedModel) -> Iterator[Eng
     engine.stop()
 
 
+def test_a_special_token_stands_for_no_text_as_the_reply_decodes_it(meta: LoadedModel) -> None:
+    tokenizer = meta.tokenizer
+    words = tokenizer("def x", add_special_tokens=False)["input_ids"]
+    for special in tokenizer.all_special_ids:
+        assert meta.token_bytes(special) == b""
+        # (what logprobs give a token's text is what the reply's text holds of it: a <pad> the model
+        # picks shows in neither)
+        tokens = [*words, special, *words]
+        joined = b"".join(meta.token_bytes(token) for token in tokens).decode()
+        assert joined.strip() == tokenizer.decode(tokens, skip_special_tokens=True).strip()
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie waiting for its parent to read its status has ended)."""
     try:
