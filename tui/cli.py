@@ -164,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code."""
+    from engine.errors import ExitCode
+
+    code = _main(argv)
+    if code == ExitCode.INTERRUPTED and argv is None:
+        # Ctrl-C ended it: one more while the process shuts down (a finalizer, a worker pool being
+        # joined) would print a traceback of its own after the one line that said so.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from engine.errors import ExitCode, RouteshellError
     from tui.standard_streams import OutputError, StandardStreams, discard_output, prepare_standard_streams
 
