@@ -57,40 +57,6 @@ def test_the_planner_gets_the_workspace_view_and_the_reply_schema_and_its_plan_a
     assert "b\x1b[31m.pdf" not in " ".join(names)  # a name the model cannot write is never offered
 
 
-def test_a_command_to_run_from_an_endpoint_that_ignores_the_schema_is_never_offered(
-    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, tmp_path: Path
-) -> None:
-    make_files(root)
-    marker = root / "ran.txt"  # (the sandbox lets a command write in the workspace)
-    command = {"version": 1, "goal": "Run it", "steps": [{"op": "run", "argv": ["touch", str(marker)]}]}
-    scripted_llm.enqueue(*[Reply(command)] * 8)
-    run = graph_run(approval="all", files_only=True, topology="single")
-    assert run.start("move the pdfs into archive") is None
-    assert run.final["ok"] is False
-    assert "no valid plan" in run.final["summary"] or "run" in run.final["summary"]
-    assert "command 'touch'" not in run.final["summary"]
-    assert not marker.exists()
-    assert (root / "docs" / "a.pdf").exists()
-
-
-def test_a_folder_that_holds_only_a_link_is_the_place_the_planner_is_offered(
-    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, tmp_path: Path
-) -> None:
-    make_files(root)
-    (root / "notes").mkdir()
-    (root / "notes" / "away.md").symlink_to(tmp_path)
-    scripted_llm.enqueue(Reply({"version": 1, "goal": "Delete notes", "steps": [{"op": "delete", "path": "notes"}]}))
-    run = graph_run(approval="never", files_only=True, topology="single")
-    assert run.start("delete the notes folder") is None
-    (request,) = scripted_llm.requests
-    assert "notes/" in request["messages"][1]["content"]
-    schema = request["response_format"]["json_schema"]["schema"]
-    # Not every file everywhere: the folder it names, which the planner now knows.
-    assert "**" not in schema["$defs"].get("glob", {}).get("enum", [])
-    assert "notes" in schema["$defs"]["path"]["enum"]
-    assert (root / "docs" / "a.pdf").exists()
-
-
 def test_a_reply_with_no_steps_declines_in_one_line_naming_the_profiles_that_can(
     graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path
 ) -> None:
