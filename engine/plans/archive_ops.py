@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import suppress
 from typing import Any, ClassVar, TypedDict
 
 from engine.files import archives
-from engine.plans.files import dir_fd, remove_tree, to_trash
+from engine.plans.files import dir_fd, remove_quietly, remove_tree, to_trash
 from engine.plans.journal import Journal
 from engine.plans.op_base import (
     ApplyContext,
@@ -84,8 +83,8 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
 
     def undo(self, ws: Workspace, journal: Journal, record: ArchiveRecord, *, rollback: bool = False) -> None:
         with ws.parent(record["to"]) as (parent_fd, name):
-            with suppress(FileNotFoundError):
-                os.unlink(tmp_name(journal, record["i"]), dir_fd=parent_fd)
+            if remove_quietly(parent_fd, tmp_name(journal, record["i"])):
+                return  # the archive never reached its path: what is there is not the plan's
             to_trash(journal.trash_dir, parent_fd, name, f"undo-{record['i']}")
 
     def undo_conflicts(self, sim: UndoSimulation, record: ArchiveRecord) -> list[str]:
@@ -177,8 +176,10 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
                 return
             raise
         try:
-            remove_tree(holder, tmp_name(journal, index))
+            pending = remove_tree(holder, tmp_name(journal, index))
             if record["created"]:
+                if pending:
+                    return  # the folder never reached its path: what is there is not the plan's
                 to_trash(journal.trash_dir, holder, to.rpartition("/")[2], f"undo-{index}")
                 return
             aside = journal.trash_dir / f"undo-{index}"

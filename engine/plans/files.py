@@ -250,22 +250,27 @@ def is_dir(parent_fd: int, name: str) -> bool:
     return stat.S_ISDIR(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
 
 
-def remove_tree(parent_fd: int, name: str) -> None:
-    """Remove ``name`` (if present): a directory with what is in it, else the one name."""
+def remove_tree(parent_fd: int, name: str) -> bool:
+    """Remove ``name`` (if present): a directory with what is in it, else the one name. Return
+    whether it was there."""
     try:
         directory = is_dir(parent_fd, name)
     except FileNotFoundError:
-        return
+        return False
     if directory:
         shutil.rmtree(name, dir_fd=parent_fd)
     else:
         os.unlink(name, dir_fd=parent_fd)
+    return True
 
 
-def remove_quietly(parent_fd: int, name: str) -> None:
-    """Unlink ``name`` if it is there."""
-    with suppress(FileNotFoundError):
+def remove_quietly(parent_fd: int, name: str) -> bool:
+    """Unlink ``name`` if it is there; return whether it was."""
+    try:
         os.unlink(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def to_trash(trash_dir: Path, parent_fd: int, name: str, trash_name: str) -> None:

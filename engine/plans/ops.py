@@ -160,7 +160,10 @@ class _FileOp(Op[FileStep, FileRecord]):
             write_new(parent_fd, tmp_name(journal, index), record.pop("_new"), record["mode"])
             if record["existed"]:
                 rewrite_identity(parent_fd, name, tmp_name(journal, index), record["mode"])
-            os.rename(tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+                os.rename(tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            else:
+                # A file made there since the plan was checked is someone's: it is never replaced.
+                rename_noreplace(parent_fd, tmp_name(journal, index), parent_fd, name)
             fsync_dir(parent_fd)
 
     def simulate(self, overlay: Overlay, record: FileRecord, step: FileStep) -> Change:
@@ -173,7 +176,10 @@ class _FileOp(Op[FileStep, FileRecord]):
     def undo(self, ws: Workspace, journal: Journal, record: FileRecord, *, rollback: bool = False) -> None:
         index = record["i"]
         with ws.parent(record["path"]) as (parent_fd, name):
-            remove_quietly(parent_fd, tmp_name(journal, index))
+            # A new file's content still waiting under its temporary name was never put in place:
+            # whatever is at the path now is not the plan's.
+            if remove_quietly(parent_fd, tmp_name(journal, index)) and not record["existed"]:
+                return
             backup = journal.backup_dir / str(index)
             if backup.exists():
                 with dir_fd(journal.backup_dir) as backup_fd:
@@ -334,7 +340,8 @@ class Copy(_Transfer):
         # may be all that is left of what the source held before the plan.
         discard = rollback and tree is not None and _holds(ws, record["from"], tree)
         with ws.parent(record["to"]) as (dst_fd, dst_name):
-            remove_tree(dst_fd, tmp_name(journal, index))
+            if remove_tree(dst_fd, tmp_name(journal, index)):
+                return  # the copy never reached its path: what is there is not the plan's
             discard_or_trash(journal.trash_dir, dst_fd, dst_name, f"undo-{index}",
                              lambda parent_fd, name: discard and fingerprint(parent_fd, name) == tree)  # fmt: skip
 
