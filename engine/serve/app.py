@@ -108,7 +108,7 @@ def create_app(
     app.add_middleware(_RequestLog, metrics=metrics, on_request=on_request)
     _add_error_handlers(app)
 
-    @app.get("/v1/models", dependencies=[Depends(authorize)])
+    @app.api_route("/v1/models", dependencies=[Depends(authorize)], methods=["GET", "HEAD"])
     async def list_models() -> dict[str, Any]:
         return protocol.models_list(loaded.model_ids(), created, loaded.name)
 
@@ -145,7 +145,7 @@ def create_app(
             shutdown_grace_period=SHUTDOWN_GRACE_S,
         )
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> JSONResponse:
         stats = engine.stats()
         # A dead engine thread cannot answer anything: say so, with a status a probe notices.
@@ -165,7 +165,7 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if alive else 503)
 
-    @app.get("/metrics")
+    @app.api_route("/metrics", methods=["GET", "HEAD"])
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 

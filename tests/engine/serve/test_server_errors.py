@@ -215,6 +215,15 @@ def test_unknown_path_and_method_are_openai_errors(server: ServeProcess) -> None
     assert_openai_error(httpx.get(f"{server.url}/chat/completions", headers=AUTH, timeout=30), 405)
 
 
+def test_head_is_answered_where_get_is_with_no_body(server: ServeProcess) -> None:
+    for path, headers in (("/health", {}), ("/metrics", {}), ("/v1/models", AUTH)):
+        got = httpx.get(f"{server.root}{path}", headers=headers, timeout=30)
+        head = httpx.head(f"{server.root}{path}", headers=headers, timeout=30)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"]
+    assert httpx.head(f"{server.root}/v1/models", timeout=30).status_code == 401
+
+
 #: A request that, left alone, generates all of its 200 tokens (checked by the first test).
 LONG = {"max_tokens": 200, "temperature": 1.0, "seed": 4}
 
