@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import assert_one_line_error, fill_disk, read_only_view, run_routeshell, small_disk
-from tests.run_cli.support import closed_port_url, events, run
+from tests.run_cli.support import BUILD, closed_port_url, events, plan, run
+from tests.scripted_llm import Reply, ScriptedLLM
 
 TASK = "move the notes into old"
 
@@ -68,6 +69,37 @@ def test_a_full_disk_is_not_called_a_damaged_database(ws: Path, tmp_path: Path) 
         assert_disk_error(copy, "No space left on device", str(copy / ".routeshell"), "sessions.sqlite")
         filler.unlink()
         # The database was fine all along: with space again, it lists the earlier run.
+        listed = run_routeshell("--profile", "ci", "sessions", "--workspace", str(copy))
+        assert listed.returncode == 0, listed
+        assert TASK in listed.stdout
+
+
+def test_a_disk_that_fills_during_the_plan_rolls_it_back_in_one_line(
+    scripted_llm: ScriptedLLM, ws: Path, tmp_path: Path
+) -> None:
+    """The plan fits when checked; its own command then fills the disk, and a later write fails.
+    The plan is rolled back, the run ends in one line (the session cannot be saved either), and
+    with space again the session is there."""
+    fills = {"op": "run", "argv": ["sh", "-c", "cat /dev/zero > filler 2>/dev/null; exit 0"]}
+    late = {"op": "write", "path": "late.txt", "content": "x" * 4096}
+    filling = plan(BUILD["steps"][0], fills, late, goal="fill the disk")
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        copy = disk / "ws"
+        shutil.copytree(ws, copy)
+        scripted_llm.enqueue(Reply(filling))
+        result = run(scripted_llm, copy, "--json", "--topology", "single", "--approve", "all", TASK)
+        assert_one_line_error(result, 1, "No space left on device", "sessions.sqlite")
+        found = events(result.stdout)
+        (reviewed,) = [event for event in found if event["type"] == "reviewed"]
+        assert reviewed["status"] == "failed"
+        assert reviewed["summary"] == (
+            "step 3 (write 'late.txt') failed: No space left on device; the 2 earlier steps were rolled back"
+        )
+        assert (found[-1]["type"], found[-1]["ok"], found[-1]["exit_code"]) == ("final", False, 1)
+        # The plan's own steps are undone; what its command made is the command's, and stays.
+        assert (copy / "app.py").read_text() == "VALUE = 1\n"
+        assert not (copy / "late.txt").exists()
+        (copy / "filler").unlink()
         listed = run_routeshell("--profile", "ci", "sessions", "--workspace", str(copy))
         assert listed.returncode == 0, listed
         assert TASK in listed.stdout
