@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -139,8 +140,14 @@ def test_an_unusual_workspace_needs_yes_without_a_terminal(tmp_path: Path, where
     directory = {"root": Path("/"), "home": home, "outside": tmp_path / "outside"}[where]
     for args in (["sessions", "--workspace", str(directory)], ["--workspace", str(directory), "plan", "history"]):
         result = with_home(home, *args)
-        assert_one_line_error(result, 2, f"not adopting {directory} as a workspace", "pass --yes")
+        assert_one_line_error(result, 2, f"not adopting {directory} as a workspace", "pass --yes: routeshell --yes ")
         assert not (directory / ".routeshell").exists()
+    # The command it gives works when pasted: --yes where every command takes it.
+    pasted = result.stderr.strip().split("pass --yes: ", 1)[1].replace("routeshell", shlex.quote(ROUTESHELL), 1)
+    env = {**os.environ, "HOME": str(home)}
+    again = subprocess.run(["bash", "-c", pasted], capture_output=True, text=True, env=env,
+                           stdin=subprocess.DEVNULL, timeout=120, check=False)  # fmt: skip
+    assert again.returncode == 0, again
     assert with_home(home, "--yes", "sessions", "--workspace", str(directory)).returncode == 0
     assert with_home(home, "sessions", "--yes", "--workspace", str(directory)).returncode == 0
 

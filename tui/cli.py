@@ -193,6 +193,7 @@ def _main(argv: Sequence[str] | None) -> int:
     # command line given by a program that imports routeshell: only then may a command re-run
     # the process (see tui.serve_cli.reexec_with_huge_pages).
     args.own_process = argv is None
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.stdin_closed = streams.stdin_closed
     try:
         code = _run_command(args)
@@ -378,7 +379,22 @@ def choose_workspace(args: argparse.Namespace, profile: Profile, given: str | No
     if given is None:
         given = args.workspace
     yes = any(getattr(args, name, False) for name in ("adopt_yes", "run_yes", "yes"))
-    return profile.resolve_workspace(given, yes=yes, confirm=_confirm if _can_ask() else None, create=create)
+    return profile.resolve_workspace(given, yes=yes, confirm=_confirm if _can_ask() else None, create=create,
+                                     again=_with_yes(getattr(args, "argv", None)))  # fmt: skip
+
+
+#: The longest command line an error repeats with --yes; past it, the error says only "pass --yes".
+_AGAIN_CHARS = 400
+
+
+def _with_yes(argv: Sequence[str] | None) -> str | None:
+    """The command line ``argv`` again, quoted to paste, with ``--yes`` first (where every command takes it)."""
+    from engine.names import shell_word
+
+    if argv is None:
+        return None
+    again = " ".join(shell_word(word) for word in ["routeshell", "--yes", *argv])
+    return again if len(again) <= _AGAIN_CHARS else None
 
 
 def _can_ask() -> bool:

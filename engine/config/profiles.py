@@ -123,6 +123,7 @@ class Profile:
         confirm: Callable[[str], bool] | None = None,
         env: Mapping[str, str] | None = None,
         create: bool = True,
+        again: str | None = None,
     ) -> Path:
         """Return the workspace to use: the one rule for choosing it.
 
@@ -131,7 +132,7 @@ class Profile:
         reads creates nothing; the path is then returned even when it does not exist). A directory
         that is ``/``, the home directory (``$HOME`` in ``env``, default the environment) or outside
         it, and does not hold a state directory yet, is adopted only with ``yes`` or when
-        ``confirm(question)`` returns True.
+        ``confirm(question)`` returns True; ``again`` is the command that does so, for the error.
         Raises :class:`UsageError` saying what to do when any of this does not hold.
         """
         if given is not None:
@@ -151,7 +152,8 @@ class Profile:
         if why is not None and not yes:
             question = f"use {path} ({why}) as a workspace? routeshell keeps its state in {path / STATE_DIR}"
             if confirm is None:
-                raise UsageError(f"not adopting {path} as a workspace: it is {why}; pass --yes if it is meant to be")
+                how = f"pass --yes: {again}" if again else "pass --yes"
+                raise UsageError(f"not adopting {path} as a workspace: it is {why}; if it is meant to be, {how}")
             if not confirm(question):
                 raise UsageError(f"not adopting {path} as a workspace; choose another with --workspace")
         if create:
