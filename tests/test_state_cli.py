@@ -222,6 +222,15 @@ def test_wait_for_the_workspace_lock(ws: Path, plans: Path) -> None:
     assert (ws / "c.txt").read_text() == "c\n"
 
 
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "-inf", "soon"])
+@pytest.mark.parametrize("command", [("plan", "undo"), ("plan", "apply", "-"), ("trash", "restore", "x/0"),
+                                     ("trash", "empty", "--yes")])  # fmt: skip
+def test_wait_takes_only_a_number_of_seconds(ws: Path, command: tuple[str, ...], value: str) -> None:
+    result = run_routeshell(*command, f"--wait={value}", "--workspace", str(ws), stdin_text="")
+    assert_one_line_error(result, 2, "--wait", f"{value!r} is not a number of seconds")
+    assert not (ws / ".routeshell").exists()
+
+
 def test_apply_recovers_before_it_previews(ws: Path, plans: Path) -> None:
     result = events(apply(ws, write_plan(plans, {"op": "write", "path": "a.txt", "content": "new\n",
                                                  "overwrite": True}), "--json").stdout)  # fmt: skip

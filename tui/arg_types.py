@@ -47,6 +47,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def wait_seconds(text: str) -> float:
+    """How long to wait: a finite number of seconds, 0 or more (waiting for good is the bare option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (0 or more; give no number to wait for good)"
+        )
+    return value
+
+
 def probability(text: str) -> float:
     """A number from 0 to 1 (``0.2``; not a percentage)."""
     try:

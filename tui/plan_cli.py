@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import Event, EventSink, StepEvent
+from tui.arg_types import wait_seconds
 
 
 def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
@@ -63,7 +64,7 @@ def wait_option(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--wait",
         nargs="?",
-        type=float,
+        type=wait_seconds,
         const=math.inf,
         default=0.0,
         metavar="SECONDS",
