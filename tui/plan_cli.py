@@ -289,9 +289,7 @@ def _undo(args: argparse.Namespace, workspace: Path) -> int:
             for problem in preview.blocked:
                 print(f"  ! blocked: {display_line(problem)}")
         if preview.blocked:
-            from engine.plans.undo import UNBLOCK_HINT
-
-            message = f"plan {preview.journal.id} cannot be undone now: {UNBLOCK_HINT}"
+            message = f"plan {preview.journal.id} cannot be undone now: {preview.hint}"
             return _fail(args, message, ExitCode.FAILED)
         return ExitCode.OK
     journal = undo_journal(workspace, args.id, on_event=_emit if args.json else _print_step, wait=args.wait)
@@ -336,7 +334,8 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
     journal = find_journal(workspace, args.id)
     row = history_row(journal)
     steps = [] if row.problem else journal.meta["plan"]["steps"]
-    files = sorted({str(r[key]) for r in journal.records() for key in ("path", "from", "to") if key in r})
+    records = [] if row.problem else journal.records()
+    files = sorted({str(r[key]) for r in records for key in ("path", "from", "to") if key in r})
     if args.json:
         _emit({"type": "journal", **row.fields(), "origin": None if row.problem else journal.meta.get("origin"),
                "plan_steps": steps, "files": files})  # fmt: skip

@@ -64,19 +64,19 @@ def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any], *, rol
             raise
 
 
-def _undo_all(ws: Workspace, journal: Journal, *, rollback: bool = False) -> None:
-    """Reverse every record of ``journal``, newest first.
+def _undo_all(ws: Workspace, journal: Journal, records: list[dict[str, Any]], *, rollback: bool = False) -> None:
+    """Reverse ``records`` (the checked records of ``journal``), newest first.
 
     ``rollback``: the apply failed or was interrupted, so the plan never took effect; what it made
     and nobody changed since is removed outright instead of kept in the trash (see :meth:`Op.undo`).
     """
-    for record in reversed(journal.records()):
+    for record in reversed(records):
         _undo_record(ws, journal, record, rollback=rollback)
 
 
-def undo_conflicts(ws: Workspace, journal: Journal) -> list[str]:
-    """Return why undoing ``journal`` now would lose later work, walking its records in reverse."""
-    return ops_undo_conflicts(ws, journal.records())
+def undo_conflicts(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
+    """Return why undoing ``records`` (one journal's) now would lose later work, walking them in reverse."""
+    return ops_undo_conflicts(ws, records)
 
 
 # -- the public operations -------------------------------------------------------------------
@@ -104,8 +104,10 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
         state = journal.state
         if state not in ("applying", "undoing"):
             continue
+        # A damaged journal stops here, in its own words, before anything is written.
+        records = journal.records()
         try:
-            _undo_all(ws, journal, rollback=state == "applying")
+            _undo_all(ws, journal, records, rollback=state == "applying")
             journal.set_state("rolled-back" if state == "applying" else "undone")
         except (RouteshellError, OSError, KeyError, TypeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -316,7 +318,7 @@ class _Run:
 
 
 def _roll_back(ws: Workspace, journal: Journal) -> None:
-    _undo_all(ws, journal, rollback=True)
+    _undo_all(ws, journal, journal.records(), rollback=True)
     with suppress(OSError):
         # If even this cannot be written, the journal stays "applying" and the next command
         # finishes the (idempotent) rollback.

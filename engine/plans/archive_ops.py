@@ -82,7 +82,7 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
         overlay.put_file(record["to"], b"", 0o644)
 
     def undo(self, ws: Workspace, journal: Journal, record: ArchiveRecord, *, rollback: bool = False) -> None:
-        with ws.parent(record["to"]) as (parent_fd, name):
+        with ws.parent(record["to"], write=True) as (parent_fd, name):
             if remove_quietly(parent_fd, tmp_name(journal, record["i"])):
                 return  # the archive never reached its path: what is there is not the plan's
             to_trash(journal.trash_dir, parent_fd, name, f"undo-{record['i']}")
@@ -170,7 +170,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
         index, to = record["i"], record["to"]
         inside = to if not record["created"] else (to.rpartition("/")[0] or ".")
         try:
-            holder = ws.open(inside, os.O_PATH | os.O_DIRECTORY)
+            holder = ws.open_dir(inside, write=True)
         except SandboxError as exc:
             if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
                 return

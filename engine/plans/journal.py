@@ -234,13 +234,17 @@ class Journal:
 
     @property
     def problem(self) -> str | None:
-        """What is wrong with this journal's files, or None when it is whole."""
+        """What is wrong with this journal's files (its records included) and what to do, or None when it is whole."""
         try:
             _ = self.meta
         except StateError as exc:
-            return str(exc)
+            return f"{exc}; {move_aside_hint(self.dir)}"
         if self.state is None:
-            return f"journal {self.id}: its state file is damaged"
+            return f"journal {self.id}: its state file is damaged; {move_aside_hint(self.dir)}"
+        try:
+            self.records()
+        except StateError as exc:
+            return str(exc)
         return None
 
     def record(self, entry: dict[str, Any]) -> None:
@@ -269,7 +273,14 @@ class Journal:
             os.close(fd)
 
     def records(self) -> list[dict[str, Any]]:
-        """Return the step records; reading stops at a torn or damaged line (a crash mid-write)."""
+        """Return the step records, each checked against its step of the plan.
+
+        A torn last line is a crash while its record was written, before its step ran: it is left
+        out while the plan is being applied (or was rolled back since). Raises :class:`StateError`,
+        with what to move aside, for a log that cannot be read or does not hold the records of the
+        plan's steps (one missing, cut short or garbled, or one that names other paths than its
+        step, or paths no plan may write): nothing may be undone on a guess.
+        """
         path = self.dir / "log.jsonl"
         try:
             text = read_capped(path, MAX_LOG_BYTES).decode("utf-8", errors="replace")
@@ -280,16 +291,43 @@ class Journal:
             raise StateError(
                 f"journal {self.id}: {path} cannot be read ({exc.strerror}); {move_aside_hint(self.dir)}"
             ) from None
+        state = self.state
+        lines = text.splitlines()
         records = []
-        for line in text.splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if not isinstance(record, dict) or not isinstance(record.get("i"), int) or "op" not in record:
-                break
+        for number, line in enumerate(lines, 1):
+            record = _parse_record(line)
+            if record is None:
+                if number == len(lines) and state in ("applying", "rolled-back"):
+                    break  # torn by a crash while it was written: its step never ran
+                raise self._damaged(f"line {number} of {path} is not a whole step record")
             records.append(record)
+        try:
+            steps = self.meta["plan"]["steps"]
+        except StateError as exc:
+            raise StateError(f"{exc}; {move_aside_hint(self.dir)}") from None
+        # Imported here: the ops' table imports this module.
+        from engine.plans.record_check import record_problem
+
+        problem = record_problem(steps, records)
+        if problem is None and state in ("applied", "undoing", "undone") and len(records) != len(steps):
+            problem = f"{path} holds {len(records)} step records, but all {len(steps)} steps of its plan ran"
+        if problem:
+            raise self._damaged(problem)
         return records
+
+    def _damaged(self, problem: str) -> StateError:
+        return StateError(f"journal {self.id} is damaged: {problem}; {move_aside_hint(self.dir)}")
+
+
+def _parse_record(line: str) -> dict[str, Any] | None:
+    """One line of log.jsonl as a record, or None when it is not one."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("i"), int) or not isinstance(record.get("op"), str):
+        return None
+    return record
 
 
 def _cannot_start(exc: OSError, journals_dir: Path, plan: dict[str, Any]) -> StateError:
@@ -404,6 +442,10 @@ def history_row(journal: Journal) -> HistoryRow:
     if state is None:
         problem = f"journal {journal.id}: its state file is damaged; {move_aside_hint(journal.dir)}"
         return HistoryRow(journal.id, "damaged", started, len(plan["steps"]), goal, via, problem)
+    try:
+        journal.records()
+    except StateError as exc:
+        return HistoryRow(journal.id, "damaged", started, len(plan["steps"]), goal, via, str(exc))
     return HistoryRow(journal.id, state, started, len(plan["steps"]), goal, via)
 
 

@@ -96,7 +96,7 @@ class Mkdir(Op[MkdirStep, MkdirRecord]):
 
     def undo(self, ws: Workspace, journal: Journal, record: MkdirRecord, *, rollback: bool = False) -> None:
         for directory in reversed(record["created"]):
-            with ws.parent(directory) as (parent_fd, name):
+            with ws.parent(directory, write=True) as (parent_fd, name):
                 try:
                     os.rmdir(name, dir_fd=parent_fd)
                 except FileNotFoundError:
@@ -175,7 +175,7 @@ class _FileOp(Op[FileStep, FileRecord]):
 
     def undo(self, ws: Workspace, journal: Journal, record: FileRecord, *, rollback: bool = False) -> None:
         index = record["i"]
-        with ws.parent(record["path"]) as (parent_fd, name):
+        with ws.parent(record["path"], write=True) as (parent_fd, name):
             # A new file's content still waiting under its temporary name was never put in place:
             # whatever is at the path now is not the plan's.
             if remove_quietly(parent_fd, tmp_name(journal, index)) and not record["existed"]:
@@ -294,7 +294,10 @@ class Move(_Transfer):
 
     def undo(self, ws: Workspace, journal: Journal, record: TransferRecord, *, rollback: bool = False) -> None:
         if ws.lstat(record["to"]) is not None and ws.lstat(record["from"]) is None:
-            with ws.parent(record["to"]) as (dst_fd, dst_name), ws.parent(record["from"]) as (src_fd, src_name):
+            with (
+                ws.parent(record["to"], write=True) as (dst_fd, dst_name),
+                ws.parent(record["from"], write=True) as (src_fd, src_name),
+            ):
                 rename_noreplace(dst_fd, dst_name, src_fd, src_name)
                 fsync_dir(src_fd)
 
@@ -339,7 +342,7 @@ class Copy(_Transfer):
         # Removed outright only while its source still holds the same bytes: otherwise the copy
         # may be all that is left of what the source held before the plan.
         discard = rollback and tree is not None and _holds(ws, record["from"], tree)
-        with ws.parent(record["to"]) as (dst_fd, dst_name):
+        with ws.parent(record["to"], write=True) as (dst_fd, dst_name):
             if remove_tree(dst_fd, tmp_name(journal, index)):
                 return  # the copy never reached its path: what is there is not the plan's
             discard_or_trash(journal.trash_dir, dst_fd, dst_name, f"undo-{index}",
@@ -408,7 +411,7 @@ class Delete(Op[DeleteStep, DeleteRecord]):
     def undo(self, ws: Workspace, journal: Journal, record: DeleteRecord, *, rollback: bool = False) -> None:
         index = str(record["i"])
         if os.path.lexists(journal.trash_dir / index):
-            with ws.parent(record["path"]) as (parent_fd, name), dir_fd(journal.trash_dir) as trash_fd:
+            with ws.parent(record["path"], write=True) as (parent_fd, name), dir_fd(journal.trash_dir) as trash_fd:
                 rename_noreplace(trash_fd, index, parent_fd, name)
                 fsync_dir(parent_fd)
 

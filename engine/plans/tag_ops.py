@@ -117,7 +117,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
         index = record["i"]
         if record["how"] == "xattr":
             try:
-                fd = open_regular(ws, record["path"])
+                fd = open_regular(ws, record["path"], write=True)
             except (FileNotFoundError, SandboxError) as exc:
                 if getattr(exc, "errno", errno.ENOENT) == errno.ENOENT:
                     return  # the file is gone: nothing carries the tags any more
@@ -128,7 +128,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
             finally:
                 os.close(fd)
             return
-        with ws.parent(record["path"]) as (parent_fd, name):
+        with ws.parent(record["path"], write=True) as (parent_fd, name):
             with suppress(FileNotFoundError):
                 os.unlink(tmp_name(journal, index), dir_fd=parent_fd)
             if (journal.backup_dir / str(index)).exists():

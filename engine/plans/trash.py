@@ -22,6 +22,7 @@ from engine.plans.journal import Journal
 from engine.workspace.sandbox import Workspace, fsync_dir, rename_noreplace
 from engine.workspace.state import (
     TRASH_DIR,
+    StateError,
     command_for,
     existing_state_dir,
     keep_reserve,
@@ -66,17 +67,30 @@ def _size(path: Path) -> tuple[int, str]:
     return total, "directory"
 
 
-def _origin(journal: Journal, name: str) -> tuple[str | None, str]:
-    """Where a trash entry was in the workspace, and why it is in the trash."""
+def _origin(journal: Journal, records: list[dict[str, Any]] | str, name: str) -> tuple[str | None, str]:
+    """Where a trash entry was in the workspace, and why it is in the trash.
+
+    ``records``: the checked records of its journal, or what is wrong with them.
+    """
+    if isinstance(records, str):
+        return None, f"its journal is damaged ({command_for(journal.root, 'plan', 'history')} says how)"
     undo = name.startswith("undo-")
     index = name.removeprefix("undo-")
-    for record in journal.records():
+    for record in records:
         if str(record["i"]) == index:
             path = record.get("path") or record.get("to")
             if undo:
                 return path, f"moved aside by the undo of step {int(index) + 1} ({record['op']})"
             return path, f"deleted by step {int(index) + 1} of plan {journal.id}"
     return None, "its journal does not say where it was"
+
+
+def _records(journal: Journal) -> list[dict[str, Any]] | str:
+    """The checked records of ``journal``, or what is wrong with them (a damaged journal says nowhere)."""
+    try:
+        return journal.records()
+    except StateError as exc:
+        return str(exc)
 
 
 def list_trash(root: Path) -> list[TrashItem]:
@@ -90,8 +104,9 @@ def list_trash(root: Path) -> list[TrashItem]:
         if not folder.is_dir() or folder.is_symlink():
             continue
         journal = Journal(Path(root), journal_id)
+        records = _records(journal)
         for name in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
-            origin, why = _origin(journal, name)
+            origin, why = _origin(journal, records, name)
             size, kind = _size(folder / name)
             items.append(TrashItem(journal_id, name, origin, why, size, kind))
     return items
@@ -114,6 +129,9 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
     with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, lambda event: None)
         item = _find(root, item_id)
+        problem = _records(Journal(root, item.journal_id))
+        if isinstance(problem, str):
+            raise StateError(f"cannot restore {item.id}: {problem}")
         if item.origin is None:
             raise UsageError(f"{item.id}: {item.why}; copy it out of {root}/.routeshell/{TRASH_DIR}/{item.id} by hand")
         if ws.lstat(item.origin) is not None:
@@ -127,7 +145,7 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
         trash = state_path(root) / TRASH_DIR / item.journal_id
         trash_fd = os.open(trash, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            with ws.parent(item.origin) as (parent_fd, name):
+            with ws.parent(item.origin, write=True) as (parent_fd, name):
                 rename_noreplace(trash_fd, item.name, parent_fd, name)
                 fsync_dir(parent_fd)
                 fsync_dir(trash_fd)

@@ -17,10 +17,12 @@ from engine.events import EventSink, UndoneEvent, UndoPreviewEvent
 from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conflicts
 from engine.plans.audit import audit
 from engine.plans.journal import Journal, Via, find_journal, journals
-from engine.workspace.sandbox import Workspace
+from engine.plans.op_table import OPS
+from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, os_problem, workspace_lock
 
 UNBLOCK_HINT = "put those paths back as the plan left them (or move your changes aside), or undo the later plans first"
+PLACES_HINT = "make those directories writable, and put back the ones the plan left"
 
 
 @dataclass
@@ -30,6 +32,7 @@ class UndoPreview:
     journal: Journal
     actions: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    hint: str = UNBLOCK_HINT  # what to do about what blocks it
 
     def as_event(self) -> UndoPreviewEvent:
         """The ``undo_preview`` JSON-lines event."""
@@ -69,30 +72,77 @@ def describe_undo(record: dict[str, Any]) -> str:
 
 def _pick(root: Path, journal_id: str | None) -> Journal:
     if journal_id is None:
-        applied = [journal for journal in journals(root) if journal.state == "applied" and journal.problem is None]
-        if not applied:
-            raise UsageError(f"nothing to undo in {root}")
-        return applied[-1]
+        # The newest plan that may be in effect; a damaged one is not passed over for an older one.
+        for journal in reversed(journals(root)):
+            if journal.state in ("applied", None):
+                if problem := journal.problem:
+                    raise StateError(f"the newest applied plan, {journal.id}, cannot be undone: {problem}")
+                return journal
+        raise UsageError(f"nothing to undo in {root}")
     journal = find_journal(root, journal_id)
     state = journal.state
     if state is None:
-        raise StateError(f"plan {journal.id} is damaged ({journal.problem}); it cannot be undone")
+        raise StateError(f"plan {journal.id} cannot be undone: {journal.problem}")
     if state != "applied":
         raise UsageError(f"plan {journal.id} is {state}, not applied: nothing to undo")
+    if problem := journal.problem:
+        raise StateError(f"plan {journal.id} cannot be undone: {problem}")
     return journal
 
 
-def _blocks(ws: Workspace, journal: Journal) -> list[str]:
-    problems = undo_conflicts(ws, journal)
-    for record in journal.records():
+def _blocks(ws: Workspace, journal: Journal, records: list[dict[str, Any]]) -> list[str]:
+    """Why undoing ``records`` (of ``journal``) now would lose later work."""
+    problems = undo_conflicts(ws, records)
+    for record in records:
         if record["op"] == "delete" and not os.path.lexists(journal.trash_dir / str(record["i"])):
             problems.append(f"the deleted {record['path']!r} is no longer in the trash (it was emptied or restored)")
     return problems
 
 
+def _changed_directories(records: list[dict[str, Any]]) -> set[str]:
+    """The directories whose entries undoing ``records`` changes: where each path it writes is."""
+    directories = set()
+    for record in records:
+        if record["op"] == "extract" and not record.get("created"):
+            directories.add(record["to"])  # what extracting put in the folder leaves it
+            continue
+        keys = [key.key for key in OPS[record["op"]].paths if key.write]
+        written = [record[key] for key in keys if isinstance(record.get(key), str)]
+        if record["op"] == "mkdir":
+            written += record["created"]
+        directories.update(path.rpartition("/")[0] or "." for path in written)
+    return directories
+
+
+def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
+    """The directories undoing ``records`` must change but may not, each with what to do: read-only
+    ones, and ones that lead into ``.git`` or the state directory now (a symlink put in their place)."""
+    problems = []
+    for directory in sorted(_changed_directories(records)):
+        try:
+            fd = ws.open_dir(directory, write=True)
+        except SandboxError as exc:
+            if getattr(exc, "errno", None) is None:  # not a missing directory: that is said apart
+                problems.append(f"{exc}, and undoing the plan writes there; put back the directory it left, then undo")
+            continue
+        try:
+            writable = os.access(".", os.W_OK, dir_fd=fd)
+        finally:
+            os.close(fd)
+        if not writable:
+            shown = "the workspace root" if directory == "." else f"the directory {directory!r}"
+            problems.append(
+                f"{shown} is read-only, and undoing the plan changes what is in it; make it writable, then undo"
+            )
+    return problems
+
+
 def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
-    records = list(reversed(journal.records()))
-    return UndoPreview(journal, [describe_undo(record) for record in records], _blocks(ws, journal))
+    records = journal.records()
+    actions = [describe_undo(record) for record in reversed(records)]
+    unwritable, blocks = _unwritable(ws, records), _blocks(ws, journal, records)
+    hint = "; ".join([PLACES_HINT] * bool(unwritable) + [UNBLOCK_HINT] * bool(blocks or not unwritable))
+    return UndoPreview(journal, actions, unwritable + blocks, hint)
 
 
 def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
@@ -122,7 +172,13 @@ def undo_journal(
     with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, emit)
         journal = _pick(root, journal_id)
-        problems = _blocks(ws, journal)
+        records = journal.records()
+        # Before anything is changed: a directory it cannot write would stop the undo halfway.
+        unwritable = _unwritable(ws, records)
+        if unwritable:
+            more = f" (and {len(unwritable) - 1} more)" if unwritable[1:] else ""
+            raise StateError(f"cannot undo plan {journal.id}: {unwritable[0]}{more}")
+        problems = _blocks(ws, journal, records)
         if problems:
             lister = command_for(root, "plan", "undo", "--dry-run", journal.id)
             more = f" (and {len(problems) - 1} more: {lister} lists them)"
@@ -131,7 +187,7 @@ def undo_journal(
             )
         try:
             journal.set_state("undoing")
-            _undo_all(ws, journal)
+            _undo_all(ws, journal, records)
             journal.set_state("undone")
         except OSError as exc:
             # Left "undoing": the next routeshell command finishes the undo once this is fixed.

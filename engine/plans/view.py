@@ -61,9 +61,12 @@ class View(Protocol):
         ...
 
 
-def open_regular(ws: Workspace, path: str) -> int:
-    """Open the regular file at ``path`` read-only (never through a final symlink, never blocking on a FIFO)."""
-    with ws.parent(path) as (parent_fd, name):
+def open_regular(ws: Workspace, path: str, *, write: bool = False) -> int:
+    """Open the regular file at ``path`` read-only (never through a final symlink, never blocking on a FIFO).
+
+    ``write``: the caller changes the file (its tags), so one in ``.git`` or the state directory is refused.
+    """
+    with ws.parent(path, write=write) as (parent_fd, name):
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)

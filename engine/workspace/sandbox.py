@@ -215,16 +215,60 @@ class Workspace:
         return error
 
     @contextmanager
-    def parent(self, path: str) -> Iterator[tuple[int, str]]:
-        """Yield a descriptor of the directory holding ``path`` and the final name in it."""
+    def parent(self, path: str, *, write: bool = False) -> Iterator[tuple[int, str]]:
+        """Yield a descriptor of the directory holding ``path`` and the final name in it.
+
+        ``write``: the caller changes what is at ``path``, so a path in ``.git`` or the state
+        directory is refused, by its name (:func:`check_relpath`) or by where its directory really
+        is (a symlink on the way).
+        """
         if path == ".":
             raise SandboxError("the workspace root itself cannot be the target")
+        if write:
+            check_relpath(path, write=True)
         head, _, name = path.rpartition("/")
         fd = self.open(head or ".", os.O_PATH | os.O_DIRECTORY)
         try:
+            if write:
+                self._refuse_protected(fd, path, head)
             yield fd, name
         finally:
             os.close(fd)
+
+    def open_dir(self, path: str, *, write: bool = False) -> int:
+        """Open directory ``path`` (``O_PATH``) and return the descriptor; the caller closes it.
+
+        ``write``: the caller changes what is in it, so it is refused in ``.git`` or the state
+        directory, as :meth:`parent` refuses them.
+        """
+        if write:
+            check_relpath(path, write=True)
+        fd = self.open(path, os.O_PATH | os.O_DIRECTORY)
+        if write:
+            try:
+                self._refuse_protected(fd, path, path)
+            except SandboxError:
+                os.close(fd)
+                raise
+        return fd
+
+    def _refuse_protected(self, fd: int, path: str, head: str) -> None:
+        """Raise :class:`SandboxError` when directory ``fd`` (``head``, on the way to ``path``) is in
+        ``.git`` or the state directory."""
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            # Without /proc the directory's real place is unknown: refuse to go through a symlink.
+            parts = [part for part in head.split("/") if part not in ("", ".")]
+            for end in range(1, len(parts) + 1):
+                info = self.lstat("/".join(parts[:end]))
+                if info is not None and stat.S_ISLNK(info.st_mode):
+                    raise SandboxError(f"{path!r}: goes through a symlink, which cannot be checked here") from None
+            return
+        inside = os.path.relpath(real, self.root)
+        found = protected_part(inside.split("/") if inside != "." else [])
+        if found is not None:
+            raise SandboxError(f"{path!r}: resolves into {found}/, which is protected and cannot be changed")
 
     def lstat(self, path: str) -> os.stat_result | None:
         """Return the ``lstat`` of ``path``, or None when nothing is there."""

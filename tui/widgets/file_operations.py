@@ -24,7 +24,7 @@ from engine.plans import file_plans
 from engine.plans.apply import Cancelled, StepFailed, apply_plan
 from engine.plans.audit import audit
 from engine.plans.file_plans import Conflict
-from engine.plans.undo import UNBLOCK_HINT, undo_journal, undo_preview
+from engine.plans.undo import undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
 from tui.error_line import one_line
 from tui.external_editor import EditorFailed, edit_text
@@ -250,7 +250,7 @@ class FileOperationsMixin:
         goal = journal.meta["plan"].get("goal", "") if journal.problem is None else ""
         if preview.blocked:
             blocks = "; ".join(display_name(problem) for problem in preview.blocked)
-            pane.notify(f"Plan {journal.id} cannot be undone: {blocks}. To undo it, {UNBLOCK_HINT}.",
+            pane.notify(f"Plan {journal.id} cannot be undone: {blocks}. To undo it, {preview.hint}.",
                         title="Not undone", severity="error", markup=False, timeout=15)  # fmt: skip
             return
         shown = preview.actions[:UNDO_ACTIONS_SHOWN]

@@ -1,0 +1,79 @@
+"""Checking a journal's step records against its plan, before undo or recovery acts on them.
+
+Undo, crash recovery and ``trash restore`` write to the paths that records name. The state
+directory is only a directory in the workspace: a cloned repository or an archive can carry a
+``.routeshell/`` made by hand. So a record is trusted only as far as a plan is: the paths of
+its step must pass the plan rules (no ``.git`` at any depth, no state directory, nothing
+outside), and the record must be the one its step makes, naming the same paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.plans.op_table import OPS
+from engine.workspace.sandbox import SandboxError, check_relpath
+
+#: The keys of a record that name a path of its step, with the same value as in the step.
+STEP_KEYS = ("path", "from", "to", "paths")
+
+
+def record_problem(steps: list[Any], records: list[dict[str, Any]]) -> str | None:
+    """Return what is wrong with ``records`` as the records of a plan's ``steps``, or None.
+
+    Record ``n`` is step ``n``'s: the same op, the same paths (a mkdir's ``created`` are leading
+    parts of its path; an extract's ``entries`` are names in its folder), and the step's paths
+    pass the plan rules for what it reads and writes.
+    """
+    if len(records) > len(steps):
+        return f"it has {len(records)} step records for a plan of {len(steps)} steps"
+    for index, record in enumerate(records):
+        step = steps[index]
+        where = f"record {index + 1}"
+        if record.get("i") != index:
+            return f"{where} is for step {record.get('i')!r}, not step {index}"
+        if not isinstance(step, dict) or step.get("op") not in OPS:
+            return f"step {index + 1} of its plan is not a plan step"
+        if record.get("op") != step["op"]:
+            return f"{where} is a {record.get('op')!r} step, but step {index + 1} of its plan is {step['op']!r}"
+        problem = _step_paths_problem(step) or _record_paths_problem(step, record)
+        if problem:
+            return f"{where} ({step['op']}): {problem}"
+    return None
+
+
+def _step_paths_problem(step: dict[str, Any]) -> str | None:
+    """The first path of ``step`` that the plan rules refuse (as validation would), or None."""
+    for key in OPS[step["op"]].paths:
+        value = step.get(key.key)
+        values = value if key.many and isinstance(value, list) else [value] if value is not None else []
+        for path in values:
+            try:
+                check_relpath(path, write=key.write)
+            except SandboxError as exc:
+                return str(exc)
+    return None
+
+
+def _record_paths_problem(step: dict[str, Any], record: dict[str, Any]) -> str | None:
+    for key in STEP_KEYS:
+        if key in record and record[key] != step.get(key):
+            return f"it names {key} {record[key]!r}, but its step names {step.get(key)!r}"
+    created = record.get("created")
+    if step["op"] == "mkdir":
+        parts = str(step.get("path")).split("/")
+        leading = {"/".join(parts[:end]) for end in range(1, len(parts) + 1)}
+        if not isinstance(created, list) or any(directory not in leading for directory in created):
+            return f"the directories it made ({created!r}) are not on its path {step.get('path')!r}"
+    entries = record.get("entries")
+    if entries is not None:
+        if not isinstance(entries, list) or not all(isinstance(name, str) for name in entries):
+            return "its entries are not a list of names"
+        for name in entries:
+            if name in ("", ".", "..") or "/" in name:
+                return f"{name!r} is not a name in {record.get('to')!r}"
+            try:
+                check_relpath(f"{record.get('to')}/{name}", write=True)
+            except SandboxError as exc:
+                return str(exc)
+    return None

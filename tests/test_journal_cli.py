@@ -1,0 +1,89 @@
+"""Journals that cannot be trusted, as a user meets them on the real command line: a crafted one
+plants nothing and a cut-short one undoes nothing, each said in one line; and an undo that would
+meet a read-only directory is refused before it starts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import assert_one_line_error, read_only_view, run_routeshell, tree
+
+JOURNAL_ID = "00001-20260101T000000"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.txt").write_text("a\n")
+    return root
+
+
+def craft_hook_journal(ws: Path) -> Path:
+    """The journal of an apply 'interrupted' while writing README, whose record names a git hook."""
+    (ws / ".git" / "hooks").mkdir(parents=True)
+    journal = ws / ".routeshell" / "journal" / JOURNAL_ID
+    (journal / "backup").mkdir(parents=True)
+    meta = {"id": JOURNAL_ID, "started": 1767225600.0, "origin": None, "via": "cli",
+            "plan": {"version": 1, "goal": "fix typo",
+                     "steps": [{"op": "write", "path": "README", "content": "x", "overwrite": True}]}}  # fmt: skip
+    (journal / "plan.json").write_text(json.dumps(meta))
+    record = {"i": 0, "op": "write", "path": ".git/hooks/post-checkout", "existed": True, "mode": 493, "sha": "00"}
+    (journal / "log.jsonl").write_text(json.dumps(record) + "\n")
+    (journal / "state").write_text("applying")
+    (journal / "backup" / "0").write_text("#!/bin/sh\necho PWNED\n")
+    return journal
+
+
+def test_a_crafted_journal_plants_no_git_hook(ws: Path, tmp_path: Path) -> None:
+    journal = craft_hook_journal(ws)
+    before = tree(ws)
+    history = run_routeshell("plan", "history", "--workspace", str(ws))
+    assert history.returncode == 0, history
+    [warning] = history.stderr.splitlines()
+    assert f"journal {JOURNAL_ID} is damaged: record 1 (write)" in warning
+    assert f"mv '{journal}' '{journal}.broken'" in warning
+    assert f"{JOURNAL_ID}  damaged" in history.stdout
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "steps": [{"op": "write", "path": "b.txt", "content": "b"}]}))
+    applied = run_routeshell("plan", "apply", str(plan), "--yes", "--workspace", str(ws))
+    assert_one_line_error(applied, 1, f"journal {JOURNAL_ID} is damaged", f"mv '{journal}'")
+    assert_one_line_error(run_routeshell("plan", "undo", "--workspace", str(ws)), 1, f"journal {JOURNAL_ID} is damaged")
+    assert tree(ws) == before
+    assert (journal / "state").read_text() == "applying"
+    os.rename(journal, f"{journal}.broken")  # as the line says
+    assert run_routeshell("plan", "apply", str(plan), "--yes", "--workspace", str(ws)).returncode == 0
+    assert not (ws / ".git" / "hooks" / "post-checkout").exists()
+
+
+def test_undo_of_a_journal_cut_short_is_refused(ws: Path) -> None:
+    plan = json.dumps({"version": 1, "steps": [{"op": "write", "path": "made.txt", "content": "m"}]})
+    assert run_routeshell("plan", "apply", "-", "--yes", "--workspace", str(ws), stdin_text=plan).returncode == 0
+    [log] = (ws / ".routeshell" / "journal").glob("*/log.jsonl")
+    log.write_bytes(log.read_bytes()[:15])
+    history = run_routeshell("plan", "history", "--workspace", str(ws))
+    assert " damaged " in history.stdout, history
+    assert "is not a whole step record" in history.stdout
+    undo = run_routeshell("plan", "undo", "--workspace", str(ws))
+    assert_one_line_error(undo, 1, "the newest applied plan", "cannot be undone", "is damaged", "mv '")
+    assert (ws / "made.txt").read_text() == "m"
+
+
+def test_undo_dry_run_names_a_read_only_directory(ws: Path) -> None:
+    (ws / "sub").mkdir()
+    (ws / "sub" / "b.txt").write_text("b\n")
+    plan = json.dumps({"version": 1, "steps": [{"op": "delete", "path": "sub/b.txt"}]})
+    assert run_routeshell("plan", "apply", "-", "--yes", "--workspace", str(ws), stdin_text=plan).returncode == 0
+    with read_only_view(ws / "sub", ws / "sub"):
+        dry = run_routeshell("plan", "undo", "--dry-run", "--workspace", str(ws))
+        assert "! blocked: the directory 'sub' is read-only" in dry.stdout, dry
+        assert_one_line_error(dry, 1, "cannot be undone now: make those directories writable")
+        undo = run_routeshell("plan", "undo", "--workspace", str(ws))
+        assert_one_line_error(undo, 1, "the directory 'sub' is read-only", "make it writable, then undo")
+        assert "applied" in run_routeshell("plan", "history", "--workspace", str(ws)).stdout
+    assert run_routeshell("plan", "undo", "--workspace", str(ws)).returncode == 0
+    assert (ws / "sub" / "b.txt").read_text() == "b\n"
