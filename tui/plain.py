@@ -333,7 +333,7 @@ class PlainShell:
         try:
             handler(argument)
         except RouteshellError as exc:
-            self.say(f"error: {display_name(str(exc))}", "bold red")
+            self.say(f"error: {display_line(str(exc))}", "bold red")
             self._failed(exc.exit_code)
         except KeyboardInterrupt:
             self.say("interrupted", "yellow")
@@ -389,7 +389,7 @@ class PlainShell:
         except RouteshellError as exc:
             # Errors from inside the run already reached the transcript as an "error" event.
             if not self._error_shown:
-                self.say(f"error: {display_name(str(exc))}", "bold red")
+                self.say(f"error: {display_line(str(exc))}", "bold red")
             self._failed(exc.exit_code)
             return None
         if not (outcome.final and outcome.final["ok"]):
@@ -414,7 +414,7 @@ class PlainShell:
                 try:
                     return {"action": "edit", "plan": edit_in_editor(approval["plan"] if approval else {})}
                 except UsageError as exc:
-                    self.say(f"error: {display_name(str(exc))}; edit it again, or answer a or r", "red")
+                    self.say(f"error: {display_line(str(exc))}; edit it again, or answer a or r", "red")
                 continue
             self.say("answer a (approve), e (edit in $EDITOR) or r (reject)")
 
@@ -445,7 +445,7 @@ class PlainShell:
         from engine.plans.apply import undo_last
 
         journal = undo_last(self.workspace)
-        self.say(f"undid plan {journal.id} ({len(journal.records())} step(s))", "green")
+        self.say(f"undid plan {display_name(journal.id)} ({len(journal.records())} step(s))", "green")
 
     def _cmd_history(self, argument: str) -> None:
         from engine.plans.apply import recover
@@ -456,7 +456,7 @@ class PlainShell:
         if not rows:
             self.say(f"no plans applied in {display_name(str(self.workspace))}")
         for row in rows:
-            self.say(row.line(display_name))
+            self.say(row.line())
 
     def _cmd_resume(self, argument: str) -> None:
         if not argument or " " in argument:
