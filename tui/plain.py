@@ -68,7 +68,8 @@ Type a task in plain words to run it with the agents, or one of these commands:
   /approve [ask|auto|never|all]          what may be applied without asking (no argument: show it)
   /topology [auto|single|pipeline|loop]  force a topology, or let the router choose (auto)
   /stream [on|off]                       echo the models' text as it streams in
-  /undo                                  undo the last plan applied to the workspace
+  /undo [ID]                             undo the last plan applied to the workspace, or plan ID
+                                         (its id or number, as /history lists them)
   /history                               list the plans applied to the workspace
   /resume THREAD                         continue a task that was interrupted or waits for approval
   /anyway                                ask again for the plan the local planner declined as unsure,
@@ -442,9 +443,12 @@ class PlainShell:
         self.say(f"stream: {'on' if self.transcript.deltas else 'off'}")
 
     def _cmd_undo(self, argument: str) -> None:
-        from engine.plans.apply import undo_last
+        from engine.plans.undo import undo_journal
 
-        journal = undo_last(self.workspace)
+        if " " in argument:
+            raise UsageError("usage: /undo [ID] (a plan's id or number, as /history lists them)")
+        # As `routeshell plan undo [ID]`: that plan, and later ones are left alone; no ID, the last one.
+        journal = undo_journal(self.workspace, argument or None)
         self.say(f"undid plan {display_name(journal.id)} ({len(journal.records())} step(s))", "green")
 
     def _cmd_history(self, argument: str) -> None:
