@@ -346,3 +346,25 @@ def test_the_move_aside_hint_of_a_damaged_journal_with_an_odd_name_works_when_pa
         assert not damaged.exists()
         assert (damaged.parent / f"{damaged.name}.broken").is_dir()
         os.rename(damaged.parent / f"{damaged.name}.broken", damaged)
+
+
+def test_the_readme_names_wait_where_the_command_takes_it() -> None:
+    """Each ``routeshell plan|trash VERB`` line of the README's usage block shows ``--wait`` exactly
+    when that command takes it; a command that only reads refuses it in one line."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    usage = readme.split("## Using it", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [
+        line.split("#", 1)[0]
+        for line in usage.splitlines()
+        if line.startswith(("routeshell plan ", "routeshell trash "))
+    ]
+    checked = set()
+    for line in lines:
+        words = line.split()
+        helped = run_routeshell(words[1], words[2], "--help")
+        assert helped.returncode == 0, helped
+        assert ("--wait" in line) == ("--wait" in helped.stdout), line
+        checked.add((words[1], words[2], "--wait" in line))
+    assert {("trash", "list", False), ("trash", "restore", True), ("trash", "empty", True)} <= checked
+    refused = run_routeshell("trash", "list", "--wait", "--workspace", "/")
+    assert_one_line_error(refused, 2, "unrecognized arguments: --wait")
