@@ -35,7 +35,7 @@ from engine.plans.policy import Policy
 from engine.plans.runner import Limits
 from engine.router.decision import Router
 from engine.router.registry import load_router
-from engine.workspace.sandbox import STATE_DIR
+from engine.workspace.state import StateError, existing_state_dir, odd_database_file
 
 Event = dict[str, Any]  # an engine.events.Event, as the JSON object it is for the sinks
 
@@ -411,10 +411,17 @@ def list_sessions(root: Path) -> list[dict[str, Any]]:
     """Return the sessions of a workspace, newest first: thread, task, last update, status, outcome.
 
     ``status`` is ``done``, ``waiting for approval``, or ``stopped`` (killed, interrupted or ended
-    by an error: ``routeshell run --thread ID --resume`` continues it).
+    by an error: ``routeshell run --thread ID --resume`` continues it). Creates nothing. Raises
+    :class:`StateError` when the database, or a file SQLite keeps beside it, is not ours.
     """
-    database = Path(root).resolve() / STATE_DIR / SESSIONS_DB
-    if not database.is_file():
+    state = existing_state_dir(Path(root).resolve())
+    if state is None:
+        return []
+    database = state / SESSIONS_DB
+    odd = odd_database_file(database)  # (checked here too: a listing creates no database to open)
+    if odd is not None:
+        raise StateError(odd)
+    if not database.exists():
         return []
     with closing(open_sessions_db(database, write=False)) as conn:
         try:

@@ -12,7 +12,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from engine.workspace.state import StateError, move_aside_hint, os_problem
+from engine.workspace.state import StateError, move_aside_hint, odd_database_file, os_problem
 
 SESSIONS_DB = "sessions.sqlite"
 
@@ -28,8 +28,15 @@ def open_sessions_db(path: Path, *, write: bool = True) -> sqlite3.Connection:
 
     With ``write`` (a run, which checkpoints every step), a database the process cannot write is
     refused here, before any work, rather than at the first checkpoint. Raises :class:`StateError`:
-    a file that is not a database says how to move it aside, a read-only or full disk says so.
+    a file that is not a database, or a database or side file (``-wal``, ``-shm``, ``-journal``)
+    that is a symlink or not a regular file, says how to move it aside; a read-only or full disk
+    says so.
     """
+    # SQLite opens the database and its side files by name and follows a symlink: one leading out
+    # of the workspace would have the session written there.
+    odd = odd_database_file(path)
+    if odd is not None:
+        raise StateError(odd)
     try:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
     except sqlite3.Error as exc:

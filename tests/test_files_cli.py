@@ -152,7 +152,7 @@ def test_bad_input_is_one_line_and_exit_2(ws: Path, args: list[str], needle: str
 @pytest.mark.parametrize(
     ("path", "needle"),
     [
-        ("logs/big.log", "'logs/big.log': not a directory"),
+        ("logs/big.log", "'logs/big.log': a file, not a directory; give a directory"),
         (".git", ".git/ is not looked into"),
         ("..", "'..' leads outside the workspace"),
         ("../outside", "'..' leads outside the workspace"),
@@ -166,6 +166,20 @@ def test_a_path_that_is_not_a_directory_of_the_workspace_is_bad_input(
     result = files(ws, action, path)
     assert_one_line_error(result, 2, needle)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("action", ["du", "duplicates"])
+def test_a_path_that_is_not_a_directory_says_what_it_is(ws: Path, action: str) -> None:
+    os.mkfifo(ws / "pipe")
+    (ws / "link").symlink_to("logs")
+    for path, needle in (
+        ("pipe", "'pipe': a FIFO, not a directory; give a directory"),
+        ("logs/big.log", "'logs/big.log': a file, not a directory; give a directory"),
+        ("link", "'link': a symlink, not a directory (a symlink is not followed); give a directory"),
+    ):
+        result = files(ws, action, path)
+        assert_one_line_error(result, 2, needle)
+        assert "symlink" not in result.stderr or path == "link"
 
 
 def test_a_missing_workspace_is_one_line(tmp_path: Path) -> None:

@@ -299,3 +299,81 @@ def test_the_hint_of_an_unknown_plan_id_works_when_pasted(ws: Path, plans: Path)
     listed = run_routeshell(*shlex.split(hint)[1:], cwd=Path("/"))
     assert listed.returncode == 0, listed.stderr
     assert "applied" in listed.stdout
+
+
+HOSTILE_ID = "00001-\x1b[31mX\x07"
+
+
+def assert_no_control(result: subprocess.CompletedProcess[str]) -> None:
+    """Nothing in the output moves the cursor or sets a title: every control character is escaped."""
+    for text in (result.stdout, result.stderr):
+        assert not [ch for ch in text if not ch.isprintable() and ch != "\n"], text
+
+
+def test_names_from_the_state_directory_are_shown_escaped(ws: Path, plans: Path) -> None:
+    """A journal's or a trash folder's name is a directory's name, and anything may be in it."""
+    applied = events(apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}, goal="drop a"), "--json").stdout)
+    state = ws / ".routeshell"
+    os.rename(state / "journal" / applied[-1]["journal"], state / "journal" / HOSTILE_ID)
+    os.rename(state / "trash" / applied[-1]["journal"], state / "trash" / HOSTILE_ID)
+    (state / "trash" / "evil\x1b]0;T\x07").mkdir()
+    (state / "trash" / "evil\x1b]0;T\x07" / "\x1b[31m0").write_text("x")
+    shown = "00001-\\x1b[31mX\\x07"
+    for args, needle in (
+        (("plan", "history"), f"{shown}  applied"),
+        (("plan", "show", "1"), f"plan {shown}: applied"),
+        (("plan", "undo", "--dry-run"), f"undoing plan {shown} would"),
+        (("trash", "list"), f"{shown}/0 "),
+    ):
+        result = run_routeshell(*args, "--workspace", str(ws))
+        assert result.returncode == 0, result
+        assert needle in result.stdout
+        assert_no_control(result)
+    listed = run_routeshell("trash", "list", "--workspace", str(ws))
+    assert "evil\\x1b]0;T\\x07/\\x1b[31m0 " in listed.stdout
+    raw = {item["id"] for item in events(run_routeshell("trash", "list", "--json", "--workspace", str(ws)).stdout)}
+    assert raw == {f"{HOSTILE_ID}/0", "evil\x1b]0;T\x07/\x1b[31m0"}  # JSON escapes them itself
+    piped = run_routeshell("--plain", "--workspace", str(ws), stdin_text="/history\n/undo\n")
+    assert f"{shown}  applied" in piped.stdout
+    assert f"undid plan {shown} (1 step(s))" in piped.stdout
+    assert_no_control(piped)
+    assert (ws / "a.txt").read_text() == "a\n"
+
+
+def test_the_move_aside_hint_of_a_damaged_journal_with_an_odd_name_works_when_pasted(ws: Path) -> None:
+    damaged = ws / ".routeshell" / "journal" / "00009-\x1b[31mX"
+    damaged.mkdir(parents=True)
+    for args in (("plan", "history"), ("plan", "show", "9")):
+        result = run_routeshell(*args, "--workspace", str(ws))
+        assert result.returncode == 0, result
+        assert_no_control(result)
+        [line] = [line for line in result.stdout.splitlines() if "move it aside" in line]
+        assert "00009-\\x1b[31mX  damaged" in line or "plan 00009-\\x1b[31mX: damaged" in line
+        hint = line.split("move it aside (", 1)[1].removesuffix(") and try again")
+        assert hint.startswith("mv ")
+        subprocess.run(["bash", "-c", hint], check=True)
+        assert not damaged.exists()
+        assert (damaged.parent / f"{damaged.name}.broken").is_dir()
+        os.rename(damaged.parent / f"{damaged.name}.broken", damaged)
+
+
+def test_the_readme_names_wait_where_the_command_takes_it() -> None:
+    """Each ``routeshell plan|trash VERB`` line of the README's usage block shows ``--wait`` exactly
+    when that command takes it; a command that only reads refuses it in one line."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    usage = readme.split("## Using it", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [
+        line.split("#", 1)[0]
+        for line in usage.splitlines()
+        if line.startswith(("routeshell plan ", "routeshell trash "))
+    ]
+    checked = set()
+    for line in lines:
+        words = line.split()
+        helped = run_routeshell(words[1], words[2], "--help")
+        assert helped.returncode == 0, helped
+        assert ("--wait" in line) == ("--wait" in helped.stdout), line
+        checked.add((words[1], words[2], "--wait" in line))
+    assert {("trash", "list", False), ("trash", "restore", True), ("trash", "empty", True)} <= checked
+    refused = run_routeshell("trash", "list", "--wait", "--workspace", "/")
+    assert_one_line_error(refused, 2, "unrecognized arguments: --wait")

@@ -68,7 +68,8 @@ Type a task in plain words to run it with the agents, or one of these commands:
   /approve [ask|auto|never|all]          what may be applied without asking (no argument: show it)
   /topology [auto|single|pipeline|loop]  force a topology, or let the router choose (auto)
   /stream [on|off]                       echo the models' text as it streams in
-  /undo                                  undo the last plan applied to the workspace
+  /undo [ID]                             undo the last plan applied to the workspace, or plan ID
+                                         (its id or number, as /history lists them)
   /history                               list the plans applied to the workspace
   /resume THREAD                         continue a task that was interrupted or waits for approval
   /anyway                                ask again for the plan the local planner declined as unsure,
@@ -333,7 +334,7 @@ class PlainShell:
         try:
             handler(argument)
         except RouteshellError as exc:
-            self.say(f"error: {display_name(str(exc))}", "bold red")
+            self.say(f"error: {display_line(str(exc))}", "bold red")
             self._failed(exc.exit_code)
         except KeyboardInterrupt:
             self.say("interrupted", "yellow")
@@ -389,7 +390,7 @@ class PlainShell:
         except RouteshellError as exc:
             # Errors from inside the run already reached the transcript as an "error" event.
             if not self._error_shown:
-                self.say(f"error: {display_name(str(exc))}", "bold red")
+                self.say(f"error: {display_line(str(exc))}", "bold red")
             self._failed(exc.exit_code)
             return None
         if not (outcome.final and outcome.final["ok"]):
@@ -414,7 +415,7 @@ class PlainShell:
                 try:
                     return {"action": "edit", "plan": edit_in_editor(approval["plan"] if approval else {})}
                 except UsageError as exc:
-                    self.say(f"error: {display_name(str(exc))}; edit it again, or answer a or r", "red")
+                    self.say(f"error: {display_line(str(exc))}; edit it again, or answer a or r", "red")
                 continue
             self.say("answer a (approve), e (edit in $EDITOR) or r (reject)")
 
@@ -442,10 +443,13 @@ class PlainShell:
         self.say(f"stream: {'on' if self.transcript.deltas else 'off'}")
 
     def _cmd_undo(self, argument: str) -> None:
-        from engine.plans.apply import undo_last
+        from engine.plans.undo import undo_journal
 
-        journal = undo_last(self.workspace)
-        self.say(f"undid plan {journal.id} ({len(journal.records())} step(s))", "green")
+        if " " in argument:
+            raise UsageError("usage: /undo [ID] (a plan's id or number, as /history lists them)")
+        # As `routeshell plan undo [ID]`: that plan, and later ones are left alone; no ID, the last one.
+        journal = undo_journal(self.workspace, argument or None)
+        self.say(f"undid plan {display_name(journal.id)} ({len(journal.records())} step(s))", "green")
 
     def _cmd_history(self, argument: str) -> None:
         from engine.plans.apply import recover
@@ -456,7 +460,7 @@ class PlainShell:
         if not rows:
             self.say(f"no plans applied in {display_name(str(self.workspace))}")
         for row in rows:
-            self.say(row.line(display_name))
+            self.say(row.line())
 
     def _cmd_resume(self, argument: str) -> None:
         if not argument or " " in argument:

@@ -239,7 +239,7 @@ def _print_step(event: Event) -> None:
     elif event["type"] == "warning":
         print(f"routeshell: warning: {display_line(event['message'])}", file=sys.stderr)
     elif event["type"] == "recovered":
-        print(f"recovered plan {event['journal']} interrupted while {event['was']}")
+        print(f"recovered plan {display_name(event['journal'])} interrupted while {event['was']}")
         for path in event.get("kept_in_trash", []):
             listing = command_for(workspace_of(Path(path)), "trash", "list")
             print(f"  still in the trash: {display_name(path)} ({display_line(listing)})")
@@ -270,12 +270,14 @@ def _print_preview(preview: Any) -> None:
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     if args.json:
         _emit({"type": "error", "message": message, "exit_code": code})
-    print(f"routeshell: error: {message}", file=sys.stderr)
+    from engine.names import display_line
+
+    print(f"routeshell: error: {display_line(message)}", file=sys.stderr)
     return code
 
 
 def _undo(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.names import display_line
+    from engine.names import display_line, display_name
     from engine.plans.undo import undo_journal, undo_preview
 
     if args.dry_run:
@@ -283,7 +285,7 @@ def _undo(args: argparse.Namespace, workspace: Path) -> int:
         if args.json:
             _emit(preview.as_event())
         else:
-            print(f"undoing plan {preview.journal.id} would, in this order:")
+            print(f"undoing plan {display_name(preview.journal.id)} would, in this order:")
             for action in preview.actions:
                 print(f"  - {display_line(action)}")
             for problem in preview.blocked:
@@ -294,7 +296,7 @@ def _undo(args: argparse.Namespace, workspace: Path) -> int:
         return ExitCode.OK
     journal = undo_journal(workspace, args.id, on_event=_emit if args.json else _print_step, wait=args.wait)
     if not args.json:
-        print(f"undid plan {journal.id} ({len(journal.records())} step(s))")
+        print(f"undid plan {display_name(journal.id)} ({len(journal.records())} step(s))")
     return ExitCode.OK
 
 
@@ -306,7 +308,9 @@ def _recover_quietly(args: argparse.Namespace, workspace: Path) -> None:
     try:
         recover(workspace, on_event=_emit if args.json else _print_step)
     except StateError as exc:
-        print(f"routeshell: warning: {exc}", file=sys.stderr)
+        from engine.names import display_line
+
+        print(f"routeshell: warning: {display_line(str(exc))}", file=sys.stderr)
 
 
 def _history(args: argparse.Namespace, workspace: Path) -> int:
@@ -320,9 +324,9 @@ def _history(args: argparse.Namespace, workspace: Path) -> int:
             _emit(row.as_event())
         return ExitCode.OK
     if not rows:
-        print(f"no plans applied in {workspace}")
+        print(f"no plans applied in {display_name(str(workspace))}")
     for row in rows:
-        print(row.line(display_name))
+        print(row.line())
     return ExitCode.OK
 
 
@@ -341,11 +345,11 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
                "plan_steps": steps, "files": files})  # fmt: skip
         return ExitCode.OK
     if row.problem:
-        print(f"plan {row.id}: damaged: {display_line(row.problem)}")
+        print(f"plan {display_name(row.id)}: damaged: {display_line(row.problem)}")
         return ExitCode.OK
     origin = journal.meta.get("origin")
-    via = f"{row.via} (session/plan {display_name(str(origin))})" if origin else row.via
-    print(f"plan {row.id}: {row.state}, started {row.started_text}, from {via}")
+    via = f"{row.via} (session/plan {origin})" if origin else row.via
+    print(f"plan {display_name(row.id)}: {row.state}, started {row.started_text}, from {display_name(via)}")
     if row.goal:
         print(f"goal: {display_name(row.goal)}")
     for number, step in enumerate(steps, 1):

@@ -73,8 +73,9 @@ def run_trash_command(args: argparse.Namespace) -> int:
         if not items:
             print(f"the trash of {display_name(str(workspace))} is empty")
         for item in items:
-            origin = display_name(item.origin) if item.origin else "?"
-            print(f"{item.id}  {human_size(item.size):>9}  {item.kind:<9}  {origin}  ({display_name(item.why)})")
+            # The item's name is a directory's and a file's name in the trash: shown escaped.
+            shown, origin = display_name(item.id), display_name(item.origin) if item.origin else "?"
+            print(f"{shown}  {human_size(item.size):>9}  {item.kind:<9}  {origin}  ({display_name(item.why)})")
         if items:
             total = human_size(sum(item.size for item in items))
             restore = command_hint(profile, "trash", "restore", "--workspace", str(workspace), items[0].id)
@@ -85,7 +86,7 @@ def run_trash_command(args: argparse.Namespace) -> int:
         if args.json:
             print(json_line({**item.as_event(), "type": "restored"}))
         else:
-            print(f"restored {item.id} to {display_name(item.origin or '?')}")
+            print(f"restored {display_name(item.id)} to {display_name(item.origin or '?')}")
         return ExitCode.OK
     items = trash.list_trash(workspace)
     if not items:

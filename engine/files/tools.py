@@ -17,7 +17,15 @@ from typing import Any
 
 from engine.errors import ExitCode
 from engine.files.match import MAX_WALK, select, tags_at
-from engine.workspace.sandbox import STATE_DIR, Entry, SandboxError, Workspace, check_relpath, protected_part
+from engine.workspace.sandbox import (
+    STATE_DIR,
+    Entry,
+    SandboxError,
+    Workspace,
+    check_relpath,
+    file_kind,
+    protected_part,
+)
 
 #: How much of each same-size file is hashed before the whole of it is.
 HEAD_BYTES = 64 * 1024
@@ -180,9 +188,9 @@ def _start(ws: Workspace, path: str) -> str:
     if info is None:
         raise SandboxError(f"{path!r}: nothing there; give a directory of the workspace", exit_code=ExitCode.USAGE)
     if not stat.S_ISDIR(info.st_mode):
-        raise SandboxError(
-            f"{path!r}: not a directory (a symlink is not followed); give a directory", exit_code=ExitCode.USAGE
-        )
+        kind = file_kind(info.st_mode)
+        followed = " (a symlink is not followed)" if kind == "symlink" else ""
+        raise SandboxError(f"{path!r}: a {kind}, not a directory{followed}; give a directory", exit_code=ExitCode.USAGE)
     return start
 
 

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from engine.errors import UsageError
 from engine.events import HistoryEvent, HistoryFields
 from engine.kinds import JOURNAL_STATES, JournalState
+from engine.names import display_line, display_name
 from engine.textfile import read_capped
 from engine.workspace.state import (
     JOURNAL_DIR,
@@ -421,11 +422,12 @@ class HistoryRow:
             return "?"
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
 
-    def line(self, escape: Any = str) -> str:
-        """The table row; ``escape`` makes the goal (text from a plan) safe to show."""
+    def line(self) -> str:
+        """The table row, ready to show: the id (a directory's name) and the goal (text from a plan)
+        with their control characters escaped; the problem too, its hint kept as it pastes."""
         steps = "?" if self.steps is None else str(self.steps)
-        text = escape(self.problem) if self.problem else escape(self.goal)
-        return f"{self.id}  {self.state:<11}  {self.started_text:<19}  {steps:>5} step(s)  {text}"
+        text = display_line(self.problem) if self.problem else display_name(self.goal)
+        return f"{display_name(self.id)}  {self.state:<11}  {self.started_text:<19}  {steps:>5} step(s)  {text}"
 
 
 def history_row(journal: Journal) -> HistoryRow:

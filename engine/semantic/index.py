@@ -37,7 +37,7 @@ from engine.files.match import read_head, regular_files
 from engine.names import display_name
 from engine.semantic import DIMENSIONS, EMBEDDER_ID
 from engine.workspace.sandbox import SandboxError, Workspace
-from engine.workspace.state import StateError, move_aside_hint, state_dir
+from engine.workspace.state import SQLITE_SIDE_FILES, StateError, odd_database_file, state_dir
 
 INDEX_FILE = "index.sqlite"
 #: The layout of the tables and the recipe of the embedded text: an index of another version is built again.
@@ -50,8 +50,6 @@ BATCH = 64
 BUSY_TIMEOUT_S = 10.0
 #: Rows looked up in one query.
 _LOOKUP_CHUNK = 500
-# The files SQLite keeps beside a database: none may be anything but a regular file.
-_COMPANIONS = ("-journal", "-wal", "-shm")
 _BROKEN = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 Stage = Literal["loading", "embedding"]
@@ -167,20 +165,6 @@ def _memory() -> sqlite3.Connection:
     return conn
 
 
-def _odd_file(path: Path) -> Path | None:
-    """The first of the index's files that exists as something other than a regular file."""
-    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in _COMPANIONS)):
-        try:
-            info = os.lstat(candidate)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return candidate
-        if not stat.S_ISREG(info.st_mode):
-            return candidate
-    return None
-
-
 def _reason(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
@@ -204,9 +188,8 @@ class FileIndex:
             path = state_dir(root) / INDEX_FILE
         except StateError as exc:
             return cls._in_memory(warn, str(exc))
-        odd = _odd_file(path)
-        if odd is not None:
-            why = f"{odd} is not a regular file (a symlink or a directory); {move_aside_hint(odd)}"
+        why = odd_database_file(path)
+        if why is not None:
             return cls._in_memory(warn, why)
         try:
             return cls(cls._open_file(path, warn), path, warn)
@@ -224,7 +207,7 @@ class FileIndex:
                 raise
             broken = path.with_name(path.name + ".broken")
             os.replace(path, broken)  # a file with no database in it is kept for a look, not parsed again
-            for suffix in _COMPANIONS:
+            for suffix in SQLITE_SIDE_FILES:
                 with suppress(FileNotFoundError):
                     os.unlink(path.with_name(path.name + suffix))
             reason = _reason(exc)

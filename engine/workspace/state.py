@@ -27,7 +27,7 @@ from pathlib import Path
 
 from engine.errors import ExitCode, RouteshellError
 from engine.names import shell_word
-from engine.workspace.sandbox import STATE_DIR
+from engine.workspace.sandbox import STATE_DIR, file_kind
 
 JOURNAL_DIR = "journal"
 TRASH_DIR = "trash"
@@ -36,6 +36,8 @@ RESERVE_FILE = "reserve"
 RESERVE_BYTES = 64 * 1024
 # How often a --wait on the workspace lock tries again.
 LOCK_POLL_S = 0.1
+#: The files SQLite keeps beside a database. It opens them by name, following a symlink.
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
 class StateError(RouteshellError):
@@ -85,6 +87,23 @@ def os_problem(exc: OSError, what: str, path: Path) -> StateError:
     else:
         hint = "check the workspace's disk and permissions"
     return StateError(f"{what} in {path}: {reason}; {hint}")
+
+
+def odd_database_file(path: Path) -> str | None:
+    """Say why the SQLite database at ``path`` must not be opened: the first of it and its side files
+    that exists as anything but a regular file (a symlink out of the workspace, a directory), in one
+    line that says how to move it aside. None when each is a regular file or absent.
+    """
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDE_FILES)):
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return str(os_problem(exc, "cannot look at the database file", candidate))
+        if not stat.S_ISREG(info.st_mode):
+            return f"{candidate} is not a regular file (a {file_kind(info.st_mode)}); {move_aside_hint(candidate)}"
+    return None
 
 
 def state_path(root: Path) -> Path:

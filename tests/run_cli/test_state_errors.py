@@ -6,6 +6,7 @@ called damaged, nor is moving it aside suggested.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from contextlib import closing
@@ -103,3 +104,58 @@ def test_a_disk_that_fills_during_the_plan_rolls_it_back_in_one_line(
         listed = run_routeshell("--profile", "ci", "sessions", "--workspace", str(copy))
         assert listed.returncode == 0, listed
         assert TASK in listed.stdout
+
+
+def sqlite_tables(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        return sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        pytest.param("sessions.sqlite", "link-to-nothing", id="database-to-nothing"),
+        pytest.param("sessions.sqlite", "link-to-database", id="database-to-a-database"),
+        pytest.param("sessions.sqlite", "directory", id="database-directory"),
+        pytest.param("sessions.sqlite-wal", "link-to-nothing", id="wal"),
+        pytest.param("sessions.sqlite-shm", "link-to-nothing", id="shm"),
+        pytest.param("sessions.sqlite-journal", "link-to-nothing", id="journal"),
+    ],
+)
+def test_a_session_database_file_that_is_not_a_regular_file_is_refused(
+    ws: Path, tmp_path: Path, name: str, kind: str
+) -> None:
+    """SQLite opens the database and its side files by name, following a symlink: a link out of the
+    workspace is refused like any other state file that is not ours, and nothing is written there."""
+    state = ws / ".routeshell"
+    state.mkdir()
+    if name != "sessions.sqlite":
+        with closing(sqlite3.connect(state / "sessions.sqlite")):
+            pass  # a real, empty database beside the odd side file
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "victim.sqlite"
+    if kind == "link-to-database":
+        with closing(sqlite3.connect(target)) as conn:
+            conn.execute("CREATE TABLE mine (x)")
+    if kind == "directory":
+        (state / name).mkdir()
+    else:
+        (state / name).symlink_to(target)
+    needles = (f"{state / name} is not a regular file", f"mv '{state / name}' '{state / name}.broken'")
+    assert_one_line_error(run(closed_port_url(), ws, "--yes", TASK), 1, *needles)
+    json = run(closed_port_url(), ws, "--json", "--yes", TASK)
+    assert_one_line_error(json, 1, *needles)
+    final = events(json.stdout)[-1]
+    assert (final["type"], final["ok"], final["exit_code"]) == ("final", False, 1)
+    assert_one_line_error(run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws)), 1, *needles)
+    piped = run_routeshell("--plain", "--profile", "ci", "--workspace", str(ws), stdin_text=f"{TASK}\n")
+    assert_one_line_error(piped, 1, *needles)
+    if kind == "link-to-database":
+        assert sqlite_tables(target) == ["mine"]
+    else:
+        assert list(outside.iterdir()) == []
+    # Moved aside as the line says, the next run makes a database of its own.
+    os.rename(state / name, state / f"{name}.broken")
+    assert run(closed_port_url(), ws, "--yes", TASK).returncode == 3
+    assert "checkpoints" in sqlite_tables(state / "sessions.sqlite")

@@ -486,3 +486,21 @@ async def test_stop_pressed_while_the_session_opens_runs_nothing(agent_app, scri
     # Approval "all" would have applied the plan: nothing ran, not even a model call.
     assert hello(workspace) == before
     assert not [r for r in scripted_llm.requests if r["_path"].endswith("/chat/completions")]
+
+
+async def test_a_session_database_linked_out_of_the_workspace_is_refused(agent_app, workspace, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (workspace / ".routeshell").mkdir()
+    (workspace / ".routeshell" / "sessions.sqlite").symlink_to(outside / "victim.sqlite")
+    app = agent_app()
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_agent(pilot, "all")
+        await run_to_end(pilot, TASK)
+        text = log_text(app)
+        assert text.count("error: ") == 1, text
+        # (the transcript wraps the long line)
+        assert "sessions.sqlite is not a regular file (a symlink); move it aside" in "".join(text.split("\n"))
+        assert "Traceback" not in text
+        assert not pane.running
+    assert list(outside.iterdir()) == []

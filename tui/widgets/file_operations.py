@@ -19,7 +19,7 @@ from textual.widgets import ProgressBar
 
 from engine.errors import RouteshellError
 from engine.events import Event
-from engine.names import display_name
+from engine.names import display_line, display_name
 from engine.plans import file_plans
 from engine.plans.apply import Cancelled, StepFailed, apply_plan
 from engine.plans.audit import audit
@@ -244,19 +244,19 @@ class FileOperationsMixin:
         try:
             preview = await asyncio.to_thread(undo_preview, pane.root)
         except (RouteshellError, OSError) as exc:
-            pane.notify(str(exc), title="Nothing undone", severity="error", markup=False)
+            pane.notify(display_line(str(exc)), title="Nothing undone", severity="error", markup=False)
             return
         journal = preview.journal
         goal = journal.meta["plan"].get("goal", "") if journal.problem is None else ""
         if preview.blocked:
             blocks = "; ".join(display_name(problem) for problem in preview.blocked)
-            pane.notify(f"Plan {journal.id} cannot be undone: {blocks}. To undo it, {preview.hint}.",
+            pane.notify(f"Plan {display_name(journal.id)} cannot be undone: {blocks}. To undo it, {preview.hint}.",
                         title="Not undone", severity="error", markup=False, timeout=15)  # fmt: skip
             return
         shown = preview.actions[:UNDO_ACTIONS_SHOWN]
         more = len(preview.actions) - len(shown)
         actions = "\n".join(f"- {display_name(action)}" for action in shown) + (f"\n- and {more} more" if more else "")
-        question = f"Undo plan {journal.id}?\n{display_name(goal) or '(no goal)'}\nIt will:\n{actions}"
+        question = f"Undo plan {display_name(journal.id)}?\n{display_name(goal) or '(no goal)'}\nIt will:\n{actions}"
         if not await pane.app.push_screen_wait(ConfirmScreen(question)):
             pane.notify("Nothing undone")
             return
@@ -264,7 +264,7 @@ class FileOperationsMixin:
             # This very plan, even if another one was applied while the question was open.
             await asyncio.to_thread(undo_journal, pane.root, journal.id, via="files-pane")
         except (RouteshellError, OSError) as exc:
-            pane.notify(str(exc), title="Not undone", severity="error", markup=False)
+            pane.notify(display_line(str(exc)), title="Not undone", severity="error", markup=False)
             return
         marks = await asyncio.to_thread(self._existing, set(pane.marks))
         if marks != pane.marks:
@@ -272,7 +272,7 @@ class FileOperationsMixin:
             pane.marks.intersection_update(marks)
             pane.refresh_marks()
         pane.action_reload()
-        pane.notify(f"Undid plan {journal.id}: {display_name(goal)}", markup=False)
+        pane.notify(f"Undid plan {display_name(journal.id)}: {display_name(goal)}", markup=False)
 
     @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_edit(self) -> None:
