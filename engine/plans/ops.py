@@ -37,6 +37,7 @@ from engine.plans.op_base import (
     Op,
     PathKey,
     StepFailed,
+    not_a_directory,
     require_parent,
     selection_problems,
     tmp_name,
@@ -81,7 +82,7 @@ class Mkdir(Op[MkdirStep, MkdirRecord]):
             if kind is None:
                 created.append(prefix)
             elif kind != "dir":
-                raise SandboxError(f"{prefix!r} exists and is not a directory")
+                raise not_a_directory(prefix, kind)
         return {"i": index, "op": self.name, "created": created}
 
     def execute(self, ctx: ApplyContext, record: MkdirRecord, step: MkdirStep) -> None:
