@@ -311,7 +311,7 @@ def _recover_quietly(args: argparse.Namespace, workspace: Path) -> None:
 
 
 def _history(args: argparse.Namespace, workspace: Path) -> int:
-    from engine.names import display_name
+    from engine.names import display_line
     from engine.plans.journal import history
 
     _recover_quietly(args, workspace)
@@ -323,7 +323,7 @@ def _history(args: argparse.Namespace, workspace: Path) -> int:
     if not rows:
         print(f"no plans applied in {workspace}")
     for row in rows:
-        print(row.line(display_name))
+        print(row.line(display_line))
     return ExitCode.OK
 
 
@@ -347,7 +347,7 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
     via = f"{row.via} (session/plan {display_name(str(origin))})" if origin else row.via
     print(f"plan {row.id}: {row.state}, started {row.started_text}, from {via}")
     if row.goal:
-        print(f"goal: {display_name(row.goal)}")
+        print(f"goal: {display_line(row.goal)}")
     for number, step in enumerate(steps, 1):
         print(f"  [{number}] {display_name(_step_line(step))}")
     if files:

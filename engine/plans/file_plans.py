@@ -11,6 +11,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from engine.names import display_name
 from engine.plans.model import normalise, plan_problems
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
@@ -31,12 +32,11 @@ def join(directory: str, name: str) -> str:
 
 
 def goal_text(goal: str) -> str:
-    """Return ``goal`` as text: a name that is not UTF-8 (its bytes carried as surrogates, which a
-    goal may not hold) is spelled there with ``\\xNN`` escapes; the steps keep the name itself."""
-    try:
-        return goal.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate no byte maps to: its path is refused anyway
-        return goal.encode("utf-8", "backslashreplace").decode("utf-8")
+    """Return ``goal``, which names files, as a goal: every name in it spelled as the screen shows
+    names (:func:`engine.names.display_name`: ``\\xff`` for a byte that is not UTF-8, ``\\x1b``,
+    ``\\n``, a backslash doubled), once, here. A goal is shown with
+    :func:`engine.names.display_line`, which leaves this text as it is; the steps keep the names."""
+    return display_name(goal)
 
 
 def _plan(goal: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
