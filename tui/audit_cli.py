@@ -73,5 +73,5 @@ def run_audit_command(args: argparse.Namespace) -> int:
         return ExitCode.OK
     print(HEADER)
     for record in records:
-        print(record.line(display_name))
+        print(record.line(display_line))
     return ExitCode.OK

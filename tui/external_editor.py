@@ -28,6 +28,16 @@ def editor_command() -> list[str]:
 def edit_text(app: App[object] | None, name: str, text: str) -> str:
     """Open ``text`` as a scratch file called ``name`` in the user's editor; return what was saved.
 
+    Exactly what was saved: line ends are not translated (a CRLF stays a CRLF), and a name that is
+    not UTF-8 (bulk rename) goes out as its bytes and comes back. See :func:`edit_bytes`.
+    """
+    saved = edit_bytes(app, name, text.encode("utf-8", errors="surrogateescape"))
+    return saved.decode("utf-8", errors="surrogateescape")
+
+
+def edit_bytes(app: App[object] | None, name: str, data: bytes) -> bytes:
+    """Open ``data`` as a scratch file called ``name`` in the user's editor; return the bytes saved.
+
     With ``app``, the app is suspended so the editor gets the terminal; where there is no terminal
     to hand over (a headless driver) the editor runs without one. Without ``app`` (a line-mode
     shell) the editor simply shares the terminal. Raises :class:`EditorFailed`.
@@ -35,8 +45,7 @@ def edit_text(app: App[object] | None, name: str, text: str) -> str:
     command = editor_command()
     with tempfile.TemporaryDirectory(prefix="routeshell-edit-") as scratch:
         path = Path(scratch) / name
-        # surrogateescape: a name that is not UTF-8 (bulk rename) goes out as its bytes and comes back.
-        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        path.write_bytes(data)
         command = [*command, str(path)]
         try:
             if app is None:
@@ -53,6 +62,6 @@ def edit_text(app: App[object] | None, name: str, text: str) -> str:
         if completed.returncode != 0:
             raise EditorFailed(f"The editor exited with {completed.returncode}")
         try:
-            return path.read_text(encoding="utf-8", errors="surrogateescape")
+            return path.read_bytes()
         except OSError as exc:
             raise EditorFailed(f"Cannot read the edited text: {exc}") from None

@@ -351,7 +351,7 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
     via = f"{row.via} (session/plan {origin})" if origin else row.via
     print(f"plan {display_name(row.id)}: {row.state}, started {row.started_text}, from {display_name(via)}")
     if row.goal:
-        print(f"goal: {display_name(row.goal)}")
+        print(f"goal: {display_line(row.goal)}")
     for number, step in enumerate(steps, 1):
         print(f"  [{number}] {display_name(_step_line(step))}")
     if files:

@@ -116,7 +116,7 @@ def _role_end(event: Event, undo_hint: str) -> list[Text]:
 
 def _plan(event: Event, undo_hint: str) -> list[Text]:
     plan = event["plan"]
-    goal = f": {_safe(plan['goal'])}" if plan.get("goal") else ""
+    goal = f": {display_line(str(plan['goal']))}" if plan.get("goal") else ""
     return [Text(f"  plan {_safe(event['id'])} from the {_safe(event['role'])}, {_steps(len(plan['steps']))}{goal}")]
 
 

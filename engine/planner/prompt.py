@@ -349,6 +349,8 @@ def _reply_schema_text() -> str:
         definition["properties"] = {key: properties[key] for key in keys}
     for name in ("run", "patch"):
         defs.pop(name, None)
+    # An edit's precondition: the planner writes a file's content whole, never from what it read.
+    defs["write"]["properties"].pop("if_sha256", None)
     # Choosing by meaning needs the embedder's index, which the planner was never taught to use:
     # without it, a match needs its glob.
     for key in ("semantic", "top_k"):

@@ -13,6 +13,7 @@ from engine.plans.op_base import (
     ApplyContext,
     Op,
     PathKey,
+    not_a_directory,
     require_parent,
     selection_problems,
     tmp_name,
@@ -113,7 +114,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
             raise SandboxError(f"{source!r} is not a regular file")
         kind = view.kind(to)
         if kind not in (None, "dir"):
-            raise SandboxError(f"{to!r} exists and is not a directory")
+            raise not_a_directory(to, kind)
         require_parent(view, to)
         members = _members(view, source, fmt)
         top = sorted({member.name.split("/")[0] for member in members})

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from engine.names import display_name
 from engine.plans.model import normalise, plan_problems
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
@@ -31,12 +32,11 @@ def join(directory: str, name: str) -> str:
 
 
 def goal_text(goal: str) -> str:
-    """Return ``goal`` as text: a name that is not UTF-8 (its bytes carried as surrogates, which a
-    goal may not hold) is spelled there with ``\\xNN`` escapes; the steps keep the name itself."""
-    try:
-        return goal.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate no byte maps to: its path is refused anyway
-        return goal.encode("utf-8", "backslashreplace").decode("utf-8")
+    """Return ``goal``, which names files, as a goal: every name in it spelled as the screen shows
+    names (:func:`engine.names.display_name`: ``\\xff`` for a byte that is not UTF-8, ``\\x1b``,
+    ``\\n``, a backslash doubled), once, here. A goal is shown with
+    :func:`engine.names.display_line`, which leaves this text as it is; the steps keep the names."""
+    return display_name(goal)
 
 
 def _plan(goal: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,20 +83,39 @@ def delete(paths: list[str]) -> dict[str, Any]:
     return _plan(f"delete {label}", [{"op": "delete", "paths": paths}])
 
 
-def write_file(path: str, content: str) -> dict[str, Any]:
-    """A plan replacing a file's content (what an edit in $EDITOR becomes)."""
-    return _plan(f"edit {path}", [{"op": "write", "path": path, "content": content, "overwrite": True}])
+def write_file(path: str, content: str, *, if_sha256: str | None = None) -> dict[str, Any]:
+    """A plan replacing a file's content (what an edit in $EDITOR becomes). With ``if_sha256``,
+    the write is refused, under the workspace lock, unless the file still has that digest."""
+    step: dict[str, Any] = {"op": "write", "path": path, "content": content, "overwrite": True}
+    if if_sha256 is not None:
+        step["if_sha256"] = if_sha256
+    return _plan(f"edit {path}", [step])
+
+
+def keep_edit(ws: Workspace, path: str, content: str) -> dict[str, Any]:
+    """A plan keeping an edit of ``path`` that could not be applied: a new file beside it,
+    ``stem (edited).ext`` (or ``stem (edited) (N).ext`` when that is taken), never replacing one."""
+    directory, _, name = path.rpartition("/")
+    directory = directory or "."
+    stem, ext = _split_name(name)
+    kept = join(directory, free_name(ws, directory, f"{stem} (edited){ext}"))
+    return _plan(f"keep the edit of {path} as {kept}", [{"op": "write", "path": kept, "content": content}])
 
 
 def free_name(ws: Workspace, directory: str, name: str, taken: set[str] | None = None) -> str:
     """Return ``name``, or ``stem (N).ext`` with the smallest N that is free in ``directory``."""
     taken = taken or set()
-    stem, ext = posixpath.splitext(name) if not name.startswith(".") or name.count(".") > 1 else (name, "")
+    stem, ext = _split_name(name)
     candidate, number = name, 1
     while ws.lstat(join(directory, candidate)) is not None or join(directory, candidate) in taken:
         candidate = f"{stem} ({number}){ext}"
         number += 1
     return candidate
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """``name`` as stem and extension (``.bashrc`` has no extension)."""
+    return posixpath.splitext(name) if not name.startswith(".") or name.count(".") > 1 else (name, "")
 
 
 def conflicts(ws: Workspace, sources: list[str], target_dir: str) -> list[tuple[str, str]]:

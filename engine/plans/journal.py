@@ -426,7 +426,7 @@ class HistoryRow:
         """The table row, ready to show: the id (a directory's name) and the goal (text from a plan)
         with their control characters escaped; the problem too, its hint kept as it pastes."""
         steps = "?" if self.steps is None else str(self.steps)
-        text = display_line(self.problem) if self.problem else display_name(self.goal)
+        text = display_line(self.problem) if self.problem else display_line(self.goal)
         return f"{display_name(self.id)}  {self.state:<11}  {self.started_text:<19}  {steps:>5} step(s)  {text}"
 
 

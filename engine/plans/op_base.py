@@ -114,7 +114,19 @@ def require_parent(view: View, path: str) -> None:
     if kind is None:
         raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
     if kind != "dir":
-        raise SandboxError(f"{head!r} is not a directory")
+        raise not_a_directory(head, kind, exists=False)
+
+
+def not_a_directory(path: str, kind: str, *, exists: bool = True) -> SandboxError:
+    """The refusal for a step that needs a directory at ``path`` and finds ``kind`` there.
+
+    A symlink is named as one, even when it leads to a directory: a step makes things in a
+    directory itself, never through the symlink that names it, and "not a directory" would mislead.
+    """
+    if kind == "link":
+        return SandboxError(f"{path!r} is a symlink: nothing is made in a directory through the symlink "
+                            "that names it; use the directory it leads to")  # fmt: skip
+    return SandboxError(f"{path!r} exists and is not a directory" if exists else f"{path!r} is not a directory")
 
 
 def tmp_name(journal: Journal, index: int) -> str:

@@ -37,6 +37,7 @@ from engine.plans.op_base import (
     Op,
     PathKey,
     StepFailed,
+    not_a_directory,
     require_parent,
     selection_problems,
     tmp_name,
@@ -81,7 +82,7 @@ class Mkdir(Op[MkdirStep, MkdirRecord]):
             if kind is None:
                 created.append(prefix)
             elif kind != "dir":
-                raise SandboxError(f"{prefix!r} exists and is not a directory")
+                raise not_a_directory(prefix, kind)
         return {"i": index, "op": self.name, "created": created}
 
     def execute(self, ctx: ApplyContext, record: MkdirRecord, step: MkdirStep) -> None:
@@ -146,6 +147,12 @@ class _FileOp(Op[FileStep, FileRecord]):
             old, mode = view.read(path)
         elif self.name == "patch":
             raise SandboxError(f"{path!r} does not exist")
+        expected = step.get("if_sha256")
+        # Checked here, under the workspace lock and against what is about to be replaced, so a
+        # change made by something else since the new content was made from the old is never lost.
+        if expected is not None and (kind is None or sha(old) != expected):
+            now = "no longer exists" if kind is None else "no longer holds the content it was changed from"
+            raise SandboxError(f"{path!r} {now} (something else changed it); nothing was written")
         new = self.new_content(step, old)
         return {"i": index, "op": self.name, "path": path, "existed": kind is not None, "mode": mode, "sha": sha(new),
                 "_new": new}  # fmt: skip
@@ -209,6 +216,11 @@ class Write(_FileOp):
     usage = '{"op": "write", "path": P, "content": TEXT, "overwrite": true|false}   (overwrite defaults to false)'
     texts = ("content",)
     defaults: ClassVar[dict[str, object]] = {"overwrite": False}
+
+    def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
+        if "if_sha256" in step and step.get("overwrite") is not True:
+            return [("if_sha256", 'replaces a file that exists, so it needs "overwrite": true')]
+        return []
 
     def check_existing(self, step: FileStep) -> None:
         if not step.get("overwrite"):

@@ -17,6 +17,7 @@ class WriteStep(TypedDict):
     path: str
     content: str
     overwrite: bool
+    if_sha256: NotRequired[str]  # replace only content with this digest (an edit of what was read)
 
 
 class AppendStep(TypedDict):

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.events import EventSink, UndoneEvent, UndoPreviewEvent
+from engine.names import display_name
 from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conflicts
 from engine.plans.audit import audit
 from engine.plans.journal import Journal, Via, find_journal, journals
@@ -40,34 +41,42 @@ class UndoPreview:
 
 
 def describe_undo(record: dict[str, Any]) -> str:
-    """Say in words what undoing one journal record does."""
+    """Say in words what undoing one journal record does, each name in quotes and escaped once as
+    :func:`engine.names.display_name` escapes it (show the line with :func:`engine.names.display_line`)."""
     op = record["op"]
     if op == "mkdir":
-        made = ", ".join(map(repr, record.get("created", []))) or "none"
+        made = ", ".join(map(_quoted, record.get("created", []))) or "none"
         return f"remove the directories it made, if empty: {made}"
     if op in ("write", "append", "patch"):
         if record.get("existed"):
-            return f"restore the previous content of {record['path']!r}"
-        return f"move {record['path']!r}, which it created, to the trash"
+            return f"restore the previous content of {_quoted(record['path'])}"
+        return f"move {_quoted(record['path'])}, which it created, to the trash"
     if op == "move":
-        return f"move {record['to']!r} back to {record['from']!r}"
+        return f"move {_quoted(record['to'])} back to {_quoted(record['from'])}"
     if op == "copy":
-        return f"move the copy {record['to']!r} to the trash"
+        return f"move the copy {_quoted(record['to'])} to the trash"
     if op == "delete":
-        return f"put {record['path']!r} back from the trash"
+        return f"put {_quoted(record['path'])} back from the trash"
     if op in ("tag", "untag"):
         if record.get("how") == "front-matter":
-            return f"restore the previous content of {record['path']!r} (its front matter tags)"
-        return f"restore the tags of {record['path']!r}"
+            return f"restore the previous content of {_quoted(record['path'])} (its front matter tags)"
+        return f"restore the tags of {_quoted(record['path'])}"
     if op == "archive":
-        return f"move the archive {record['to']!r} to the trash"
+        return f"move the archive {_quoted(record['to'])} to the trash"
     if op == "extract":
         if record.get("created"):
-            return f"move {record['to']!r}, which extracting made, to the trash"
-        return f"move what extracting put in {record['to']!r} to the trash ({len(record.get('entries', []))} entries)"
+            return f"move {_quoted(record['to'])}, which extracting made, to the trash"
+        entries = len(record.get("entries", []))
+        return f"move what extracting put in {_quoted(record['to'])} to the trash ({entries} entries)"
     if op == "run":
-        return f"nothing for the command {record.get('argv', ['?'])[0]!r}: what it changed is not journaled"
-    return f"undo a {op!r} step"
+        return f"nothing for the command {_quoted(record.get('argv', ['?'])[0])}: what it changed is not journaled"
+    return f"undo a {_quoted(op)} step"
+
+
+def _quoted(text: object) -> str:
+    """``text`` (a path, from a journal) in quotes, escaped once; never a Python repr, which the
+    screen would escape a second time."""
+    return f"'{display_name(str(text))}'"
 
 
 def _pick(root: Path, journal_id: str | None) -> Journal:

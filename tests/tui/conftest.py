@@ -47,3 +47,16 @@ def make_app(workspace: Path):  # type: ignore[no-untyped-def]
         return RouteshellApp(root, load_profile("ci"))
 
     return factory
+
+
+@pytest.fixture
+def editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Install a non-interactive $EDITOR running the given Python code on the file it is given."""
+
+    def install(code: str) -> None:
+        script = tmp_path / "editor.py"
+        script.write_text(f"import sys\nfrom pathlib import Path\npath = Path(sys.argv[1])\n{code}\n")
+        monkeypatch.setenv("EDITOR", f"python3 {script}")
+        monkeypatch.delenv("VISUAL", raising=False)
+
+    return install

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from textual.widgets import Input
 
 from engine.plans.audit import read_audit
@@ -64,19 +63,6 @@ async def undo(pilot, answer: str = "y") -> str:  # type: ignore[no-untyped-def]
     await pilot.press(answer)
     await finished(pilot)
     return str(question)
-
-
-@pytest.fixture
-def editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Install a non-interactive $EDITOR running the given Python code on the file it is given."""
-
-    def install(code: str) -> None:
-        script = tmp_path / "editor.py"
-        script.write_text(f"import sys\nfrom pathlib import Path\npath = Path(sys.argv[1])\n{code}\n")
-        monkeypatch.setenv("EDITOR", f"python3 {script}")
-        monkeypatch.delenv("VISUAL", raising=False)
-
-    return install
 
 
 async def test_new_file_new_directory_and_undo(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine.plans.journal import journals
 from tests.tui.conftest import settle, wait_until
-from tests.tui.test_file_operations import finished, go_to, undo
+from tests.tui.test_file_operations import answer_prompt, finished, go_to, undo
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.main_screen import MainScreen
 from tui.widgets.files_pane import FilesPane
@@ -87,3 +87,22 @@ async def test_deleting_a_marked_directory_and_a_marked_file_in_it(make_app, wor
         await finished(pilot)
         assert not (workspace / "d").exists()
         assert len(journals(workspace)) == 1
+
+
+async def test_a_new_file_in_a_symlinked_directory_says_why_it_is_refused(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    (workspace / "real").mkdir()
+    (workspace / "link_in").symlink_to("real")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await go_to(pilot, "link_in")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await answer_prompt(pilot, "new.txt")
+        await finished(pilot)
+        [said] = [str(n.message) for n in app._notifications if "link_in" in str(n.message)]
+        assert "'link_in' is a symlink: nothing is made in a directory through the symlink that names it" in said
+        assert "not a directory" not in said
+        assert "\n" not in said
+        assert list((workspace / "real").iterdir()) == []

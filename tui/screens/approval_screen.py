@@ -21,7 +21,7 @@ from textual.widgets import Button, Input, Static
 
 from engine.errors import RouteshellError
 from engine.events import ApprovalAnswer, ApprovalRequest
-from engine.names import display_name
+from engine.names import display_line, display_name
 from tui.external_editor import EditorFailed, edit_text
 from tui.transcript import preview_lines
 
@@ -51,7 +51,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer | None]):
         with Vertical(classes="dialog", id="approval-dialog"):
             yield Static(title, id="approval-title")
             if plan.get("goal"):
-                yield Static(Text("goal: " + display_name(str(plan["goal"]))), id="approval-goal")
+                yield Static(Text("goal: " + display_line(str(plan["goal"]))), id="approval-goal")
             if self.approval.get("runs"):
                 yield Static(
                     Text("It runs commands (in the sandbox) once applied.", style="bold yellow"), id="approval-runs"

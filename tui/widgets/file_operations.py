@@ -8,10 +8,12 @@ cancelled with Escape, which rolls back whatever it had done.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from textual import work
 from textual.binding import Binding
@@ -21,13 +23,13 @@ from engine.errors import RouteshellError
 from engine.events import Event
 from engine.names import display_line, display_name
 from engine.plans import file_plans
-from engine.plans.apply import Cancelled, StepFailed, apply_plan
+from engine.plans.apply import ApplyResult, Cancelled, StepFailed, apply_plan
 from engine.plans.audit import audit
 from engine.plans.file_plans import Conflict
 from engine.plans.undo import undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
 from tui.error_line import one_line
-from tui.external_editor import EditorFailed, edit_text
+from tui.external_editor import EditorFailed, edit_bytes
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.conflict_screen import ConflictScreen
 from tui.screens.prompt_screen import PromptScreen
@@ -66,6 +68,15 @@ UNDO_ACTIONS_SHOWN = 8
 PROGRESS_FROM_STEPS = 20
 
 
+@dataclass(frozen=True)
+class NotApplied:
+    """Why a plan of the pane was not applied: one line for a notification, with its title."""
+
+    message: str
+    title: str
+    severity: Literal["warning", "error"] = "error"
+
+
 class FileOperationsMixin:
     """Actions of :class:`FilesPane` that change files."""
 
@@ -93,6 +104,16 @@ class FileOperationsMixin:
 
     async def _apply(self, plan: dict[str, Any], *, select: str | None = None) -> bool:
         """Apply ``plan`` in a thread, with progress for long plans; notify; reload. True on success."""
+        outcome = await self._try_apply(plan, select=select)
+        pane = self._pane()
+        if isinstance(outcome, NotApplied):
+            pane.notify(outcome.message, title=outcome.title, severity=outcome.severity, markup=False)
+            return False
+        pane.notify(f"{display_line(plan.get('goal', ''))} (plan {outcome.journal_id}; u to undo)", markup=False)
+        return True
+
+    async def _try_apply(self, plan: dict[str, Any], *, select: str | None = None) -> ApplyResult | NotApplied:
+        """Apply ``plan`` as :meth:`_apply` does, but say nothing: return its result, or why it failed."""
         pane = self._pane()
         cancel = threading.Event()
         self._cancel = cancel
@@ -109,20 +130,17 @@ class FileOperationsMixin:
                 pane.app.call_from_thread(bar.advance, 1)
 
         try:
-            result = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane",
                 policy=pane.policy,
             )  # fmt: skip
         except Cancelled as exc:
-            pane.notify(display_name(str(exc)), title="Cancelled", severity="warning", markup=False)
-            return False
+            return NotApplied(display_line(str(exc)), "Cancelled", "warning")
         except (StepFailed, RouteshellError, OSError) as exc:
-            pane.notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)
-            return False
+            return NotApplied(display_line(str(exc)), "Not applied")
         except Exception as exc:
             # A bug in the engine must leave the pane usable: one line, and nothing else changes.
-            pane.notify(one_line(exc, unexpected=True), title="Not applied", severity="error", markup=False)
-            return False
+            return NotApplied(one_line(exc, unexpected=True), "Not applied")
         finally:
             self._cancel = None
             bar.display = False
@@ -131,8 +149,6 @@ class FileOperationsMixin:
                 pane.action_reload()
             else:
                 pane.load(pane.directory, select=select)
-        pane.notify(f"{display_name(plan.get('goal', ''))} (plan {result.journal_id}; u to undo)", markup=False)
-        return True
 
     def action_cancel_apply(self) -> bool:
         """Cancel a running apply; returns False when none is running."""
@@ -215,7 +231,7 @@ class FileOperationsMixin:
         try:
             clashes = await asyncio.to_thread(find_clashes)
         except RouteshellError as exc:
-            pane.notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)
+            pane.notify(display_line(str(exc)), title="Not applied", severity="error", markup=False)
             return
         for number, (source, target) in enumerate(clashes):
             if source == target:
@@ -249,14 +265,14 @@ class FileOperationsMixin:
         journal = preview.journal
         goal = journal.meta["plan"].get("goal", "") if journal.problem is None else ""
         if preview.blocked:
-            blocks = "; ".join(display_name(problem) for problem in preview.blocked)
+            blocks = "; ".join(display_line(problem) for problem in preview.blocked)
             pane.notify(f"Plan {display_name(journal.id)} cannot be undone: {blocks}. To undo it, {preview.hint}.",
                         title="Not undone", severity="error", markup=False, timeout=15)  # fmt: skip
             return
         shown = preview.actions[:UNDO_ACTIONS_SHOWN]
         more = len(preview.actions) - len(shown)
-        actions = "\n".join(f"- {display_name(action)}" for action in shown) + (f"\n- and {more} more" if more else "")
-        question = f"Undo plan {display_name(journal.id)}?\n{display_name(goal) or '(no goal)'}\nIt will:\n{actions}"
+        actions = "\n".join(f"- {display_line(action)}" for action in shown) + (f"\n- and {more} more" if more else "")
+        question = f"Undo plan {display_name(journal.id)}?\n{display_line(goal) or '(no goal)'}\nIt will:\n{actions}"
         if not await pane.app.push_screen_wait(ConfirmScreen(question)):
             pane.notify("Nothing undone")
             return
@@ -272,7 +288,7 @@ class FileOperationsMixin:
             pane.marks.intersection_update(marks)
             pane.refresh_marks()
         pane.action_reload()
-        pane.notify(f"Undid plan {display_name(journal.id)}: {display_name(goal)}", markup=False)
+        pane.notify(f"Undid plan {display_name(journal.id)}: {display_line(goal)}", markup=False)
 
     @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_edit(self) -> None:
@@ -281,20 +297,74 @@ class FileOperationsMixin:
         if entry is None or entry.is_dir:
             return
         path = file_plans.join(self._here(), entry.name)
+        try:
+            original = await asyncio.to_thread(self._read, path)
+            original.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Its bytes could not come back as they were: a plan's content is text.
+            where = f"byte 0x{original[exc.start]:02x} at offset {exc.start}"
+            pane.notify(f"{display_name(path)} is not UTF-8 text ({where}); only UTF-8 files are edited here",
+                        title="Cannot edit", severity="error", markup=False)  # fmt: skip
+            return
+        except (RouteshellError, OSError) as exc:
+            pane.notify(display_line(str(exc)), title="Cannot edit", severity="error", markup=False)
+            return
+        # The editor works on a copy of the bytes; saving it becomes a plan, so the edit can be undone.
+        edited = self._run_editor(Path(entry.name).name, original)
+        if edited is None:
+            return
+        if edited == original:
+            pane.notify(f"{display_name(path)} was not changed", markup=False)
+            return
+        try:
+            new_text = edited.decode("utf-8")
+        except UnicodeDecodeError:
+            pane.notify(f"The editor saved {display_name(path)} as bytes that are not UTF-8; nothing changed",
+                        title="Not applied", severity="error", markup=False)  # fmt: skip
+            return
+        read_digest = hashlib.sha256(original).hexdigest()
+        plan = file_plans.write_file(path, new_text, if_sha256=read_digest)
+        outcome = await self._try_apply(plan, select=entry.name)
+        if not isinstance(outcome, NotApplied):
+            pane.notify(f"{display_line(plan['goal'])} (plan {outcome.journal_id}; u to undo)", markup=False)
+        elif await asyncio.to_thread(self._digest, path) != read_digest:
+            await self._keep_edit(path, new_text)
+        else:
+            pane.notify(outcome.message, title=outcome.title, severity=outcome.severity, markup=False)
 
-        def read() -> str:
+    async def _keep_edit(self, path: str, text: str) -> None:
+        """The file at ``path`` changed while it was edited: keep the edit beside it, as its own plan."""
+        pane = self._pane()
+
+        def build() -> dict[str, Any]:
             with Workspace(pane.root) as ws:
-                return ws.read_text(path)
+                return file_plans.keep_edit(ws, path, text)
 
         try:
-            original = await asyncio.to_thread(read)
+            plan = await asyncio.to_thread(build)
         except RouteshellError as exc:
-            pane.notify(display_name(str(exc)), title="Cannot edit", severity="error", markup=False)
+            outcome: ApplyResult | NotApplied = NotApplied(display_line(str(exc)), "Not applied")
+        else:
+            kept = plan["steps"][0]["path"]
+            outcome = await self._try_apply(plan, select=kept.rpartition("/")[2])
+        changed = f"{display_name(path)} changed while it was being edited, so the edit was not applied to it"
+        if isinstance(outcome, NotApplied):
+            pane.notify(f"{changed}, and it could not be kept: {outcome.message}", title="Edit lost",
+                        severity="error", markup=False, timeout=30)  # fmt: skip
             return
-        # The editor works on a copy; saving it becomes a plan, so the edit can be undone.
-        edited = self._run_editor(Path(entry.name).name, original)
-        if edited is not None and edited != original:
-            await self._plan_and_apply(lambda: file_plans.write_file(path, edited), select=entry.name)
+        pane.notify(f"{changed}; it is kept in {display_name(kept)} (plan {outcome.journal_id})",
+                    title="Not applied", severity="warning", markup=False, timeout=30)  # fmt: skip
+
+    def _read(self, path: str) -> bytes:
+        with Workspace(self._pane().root) as ws:
+            return ws.read_bytes(path)
+
+    def _digest(self, path: str) -> str | None:
+        """The SHA-256 of the file at ``path`` now, or None when it cannot be read."""
+        try:
+            return hashlib.sha256(self._read(path)).hexdigest()
+        except (RouteshellError, OSError):
+            return None
 
     @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_bulk_rename(self) -> None:
@@ -307,16 +377,18 @@ class FileOperationsMixin:
         if any("\n" in name or "\r" in name for name in names):
             pane.notify("A name holds a line break: rename it alone with r", severity="error")
             return
-        edited = self._run_editor("rename.txt", "\n".join(names) + "\n")
+        # A name that is not UTF-8 goes out as its bytes and comes back (surrogateescape).
+        edited = self._run_editor("rename.txt", "\n".join(names).encode("utf-8", "surrogateescape") + b"\n")
         if edited is not None:
-            await self._plan_and_apply(lambda: file_plans.bulk_rename(here, names, edited))
+            text = edited.decode("utf-8", "surrogateescape")
+            await self._plan_and_apply(lambda: file_plans.bulk_rename(here, names, text))
 
     async def _plan_and_apply(self, build: Callable[[], dict[str, Any] | None], *, select: str | None = None) -> bool:
         try:
             # Building may look at the workspace (conflicts, free names): off the event loop.
             plan = await asyncio.to_thread(build)
         except RouteshellError as exc:
-            self._pane().notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)
+            self._pane().notify(display_line(str(exc)), title="Not applied", severity="error", markup=False)
             return False
         if plan is None:
             self._pane().notify("Nothing to do")
@@ -339,12 +411,12 @@ class FileOperationsMixin:
         """Record in the audit log that a plan the pane asked about was declined."""
         audit(self._pane().root, "rejected", plan, via="files-pane", reason="declined in the Files pane")
 
-    def _run_editor(self, name: str, text: str) -> str | None:
-        """Open ``text`` in the user's editor (terminal handed over); return the saved text."""
+    def _run_editor(self, name: str, data: bytes) -> bytes | None:
+        """Open ``data`` in the user's editor (terminal handed over); return the bytes saved."""
         try:
-            return edit_text(self._pane().app, name, text)
+            return edit_bytes(self._pane().app, name, data)
         except EditorFailed as exc:
-            self._pane().notify(f"{display_name(str(exc))}; nothing changed", severity="warning", markup=False)
+            self._pane().notify(f"{display_line(str(exc))}; nothing changed", severity="warning", markup=False)
             return None
 
 

@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 from engine.errors import RouteshellError, UsageError
 from engine.files.archives import archive_format
 from engine.files.tags import TagError, check_tag, tags_of
-from engine.names import display_name
+from engine.names import display_line, display_name
 from engine.plans.expand import expand_plan
 from engine.plans.file_plans import goal_text, join
 from engine.plans.model import InvalidPlan, normalise, plan_problems
@@ -168,7 +168,7 @@ class TagArchiveMixin:
             pane.notify(_first_problem(exc), title="Not applied", severity="error", markup=False)
             return False
         except (RouteshellError, OSError) as exc:
-            pane.notify(display_name(str(exc)), title="Not applied", severity="error", markup=False)
+            pane.notify(display_line(str(exc)), title="Not applied", severity="error", markup=False)
             return False
         except Exception as exc:
             # A bug in the engine must leave the pane usable: one line, and nothing changes.
@@ -269,7 +269,7 @@ class TagArchiveMixin:
                 finally:
                     os.close(fd)
         except (RouteshellError, OSError) as exc:
-            message = f"Cannot read the tags here: {display_name(str(exc))}"
+            message = f"Cannot read the tags here: {display_line(str(exc))}"
             pane.app.call_from_thread(pane.notify, message, severity="error", markup=False)
             return
         if not worker.is_cancelled:
@@ -308,7 +308,7 @@ class TagArchiveMixin:
         try:
             to = join(pane.directory, name)
         except RouteshellError as exc:
-            self._refused(display_name(str(exc)))
+            self._refused(display_line(str(exc)))
             return
         question = f"Archive {what} into {display_name(to)}.\nAlso move the originals to the trash? (u undoes it)"
         remove = await pane.app.push_screen_wait(KeepOrRemoveScreen(question))
@@ -341,7 +341,7 @@ class TagArchiveMixin:
         try:
             source, to = join(pane.directory, entry.name), join(pane.directory, name)
         except RouteshellError as exc:
-            self._refused(display_name(str(exc)))
+            self._refused(display_line(str(exc)))
             return
         goal = goal_text(f"extract {source} into {to}")
         plan = {"version": 1, "goal": goal, "steps": [{"op": "extract", "from": source, "to": to}]}
