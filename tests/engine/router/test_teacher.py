@@ -151,3 +151,20 @@ def test_a_teacher_that_trickles_its_answer_times_out(tmp_path: Path) -> None:
         with pytest.raises(EndpointError) as caught:
             teacher_labels(tasks, options, lambda e: None, source="files", out=tmp_path / "o.jsonl")
     assert "timed out after 0.5 s" in str(caught.value)
+
+
+def test_a_teacher_that_never_answers_validly_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "labels.jsonl"
+    with ScriptedLLM() as llm:
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        monkeypatch.setenv("LLM_API_BASE", llm.base_url)
+        _answers(llm, {"topology": "star"}, count=9)
+        result = run_routeshell("train", "labels", "--source", "files", "--count", "3", "--labeler", "teacher",
+                                "--out", str(out))  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    # The progress lines come first; the error is the last line.
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("routeshell: error: LLM endpoint ")
+    assert "gave no valid decision for any of the 3 tasks (9 invalid answers)" in last
+    assert not out.exists()
