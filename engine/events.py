@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Literal, NotRequired, TypedDict, Union, cast, get_args, get_type_hints
 
+from engine.jsonl import json_text
 from engine.kinds import JournalState, Role, Topology
 
 #: Set to a file path to validate every emitted event; each invalid one appends a line there.
@@ -510,17 +511,18 @@ def _escaped(match: re.Match[str]) -> str:
 def json_line(event: Mapping[str, Any]) -> str:
     """Return ``event`` as one line of JSON (checked like :func:`emit`), printable on any UTF-8 stream.
 
-    Text is kept as is where it can be; an event holding a lone surrogate (a file name that is
+    A number that is not finite is written as ``null`` (see :func:`engine.jsonl.json_text`). Text
+    is kept as is where it can be; an event holding a lone surrogate (a file name that is
     not UTF-8) is written with ASCII escapes, and characters a terminal would act on (C1
     controls, bidirectional overrides) with ``\\u`` escapes: JSON readers turn both back into the
     same string.
     """
     check_event(event)
-    line = json.dumps(event, ensure_ascii=False)
+    line = json_text(event, ensure_ascii=False)
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(event)
+        return json_text(event)
     return _TERMINAL_ACTIVE.sub(_escaped, line)
 
 

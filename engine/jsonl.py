@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -52,14 +53,34 @@ def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[
                 raise error(f"{name}:{number}: JSON nested too deeply") from None
 
 
+def json_text(data: Any, **options: Any) -> str:
+    """``json.dumps(data, **options)``, but never ``NaN`` or ``Infinity`` (not JSON: strict readers
+    refuse the whole document): a number that is not finite is written as ``null``."""
+    try:
+        return json.dumps(data, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_finite(data), allow_nan=False, **options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def json_record_line(data: Mapping[str, Any]) -> bytes:
-    """Return ``data`` as one UTF-8 JSON line; a lone surrogate is written as an ASCII escape."""
-    text = json.dumps(data, ensure_ascii=False)
+    """Return ``data`` as one UTF-8 JSON line (see :func:`json_text`); a lone surrogate is written
+    as an ASCII escape."""
+    text = json_text(data, ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate cannot be UTF-8; the ASCII escapes read back as the same string.
-        text = json.dumps(data)
+        text = json_text(data)
     return (text + "\n").encode("utf-8")
 
 

@@ -28,7 +28,8 @@ class Reply:
     When the request asked for a stream, the content goes out as server-sent events in about
     ``pieces`` chunks, then a usage chunk (unless ``usage`` is None), then ``data: [DONE]`` (unless
     ``send_done`` is false). ``cut_after`` drops the connection mid-body after that many content
-    chunks, as a crashed server would. ``delay_s`` is slept before answering.
+    chunks, as a crashed server would. ``delay_s`` is slept before answering, and ``piece_delay_s``
+    before each streamed piece of content.
     """
 
     content: str | dict[str, Any] | list[Any]
@@ -38,6 +39,7 @@ class Reply:
     pieces: int = STREAM_PIECES
     send_done: bool = True
     cut_after: int | None = None
+    piece_delay_s: float = 0.0
     #: Token logprobs to send with the answer (all with its first piece when streamed), or none.
     logprobs: list[float] | None = None
 
@@ -100,13 +102,30 @@ class Raw:
 
 
 @dataclass
+class Trickle:
+    """Send a little and then ``piece`` every ``interval_s`` seconds, for ``seconds`` at most (or until
+    the client or the server goes away), never finishing.
+
+    ``where`` is what trickles: ``body`` (after a ``Content-Length`` of ``declared`` bytes),
+    ``headers`` (after the status line, one header line's worth at a time) or ``stream`` (an
+    event stream that sends ``piece`` after its first event: a comment line, say).
+    """
+
+    piece: bytes = b" "
+    where: str = "body"
+    interval_s: float = 0.5
+    seconds: float = 60.0
+    declared: int = 100_000
+
+
+@dataclass
 class Respond:
     """Choose the step from the request's JSON body."""
 
     fn: Callable[[dict[str, Any]], Step]
 
 
-Step = Reply | Status | Stall | Hold | Drop | Respond | Raw
+Step = Reply | Status | Stall | Hold | Drop | Respond | Raw | Trickle
 
 
 class ScriptedLLM:
@@ -115,10 +134,12 @@ class ScriptedLLM:
     ``requests`` holds every request's JSON body in order, with ``_path``, ``_method`` and
     ``_headers`` (names lower-cased) added. ``unexpected`` counts chat requests that found the
     script empty; they get HTTP 500 "script exhausted". ``max_in_flight`` is the most chat requests
-    that were being answered at one time.
+    that were being answered at one time. ``models`` answers ``GET /v1/models`` (a model list when
+    None).
     """
 
     def __init__(self) -> None:
+        self.models: Step | None = None
         self.requests: list[dict[str, Any]] = []
         self.unexpected = 0
         self.max_in_flight = 0
@@ -208,7 +229,9 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._read_request()
-        if self.path.rstrip("/") == "/v1/models":
+        if self.path.rstrip("/") == "/v1/models" and self.scripted.models is not None:
+            self._perform(self.scripted.models, {})
+        elif self.path.rstrip("/") == "/v1/models":
             self._send_json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
         else:
             self._send_json(404, _error_body(f"no route for GET {self.path}", 404))
@@ -257,6 +280,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             self._send_status(step)
         elif isinstance(step, Raw):
             self._send_raw(step)
+        elif isinstance(step, Trickle):
+            self._send_trickle(step)
         elif body.get("stream"):
             self._send_stream(step, str(body.get("model") or "scripted"))
         else:
@@ -286,6 +311,27 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             step.sent += len(step.body)
         if step.chunked:
             self._write_chunk(b"")
+
+    def _send_trickle(self, step: Trickle) -> None:
+        self.close_connection = True
+        if step.where == "headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        else:
+            self.send_response(200)
+            if step.where == "stream":
+                self.send_header("Content-Type", "text/event-stream")
+            else:
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(step.declared))
+            self.end_headers()
+            if step.where == "stream":
+                self.wfile.write(b'data: {"choices": [{"delta": {"role": "assistant", "content": ""}}]}\n\n')
+        self.wfile.flush()
+        ends = time.monotonic() + step.seconds
+        while time.monotonic() < ends and not self.scripted._stopping.wait(step.interval_s):
+            piece = b"X-Slow: 1\r\n" if step.where == "headers" else step.piece
+            self.wfile.write(piece)
+            self.wfile.flush()
 
     def _send_reply(self, step: Reply, model: str) -> None:
         time.sleep(step.delay_s)
@@ -329,6 +375,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                 # No terminating chunk: the client sees an incomplete body, as from a crashed server.
                 self.close_connection = True
                 return
+            time.sleep(step.piece_delay_s)
             scored = step.logprobs_body() if number == 0 else None
             event([{"index": 0, "delta": {"content": text[start : start + size]}, "finish_reason": None,
                     "logprobs": scored}])  # fmt: skip

@@ -26,7 +26,7 @@ from tests.engine.evaluation.support import (
     write_rows,
 )
 from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell, small_disk
-from tests.scripted_llm import Hold, Reply, Respond, ScriptedLLM, Status
+from tests.scripted_llm import Hold, Reply, Respond, ScriptedLLM, Status, Trickle
 
 HOSTILE = "\x1b[31mRED\x1b]0;owned\x07 [bold]markup[/bold]"
 
@@ -240,3 +240,23 @@ def test_eval_planner_refuses_a_base_url_that_is_not_one_before_any_work() -> No
                             "--base-url", "http://:8765/v1")  # fmt: skip
     assert_one_line_error(result, 2, "argument --base-url: 'http://:8765/v1' is not an http(s) URL")
     assert result.stdout == ""
+
+
+def test_a_model_that_trickles_its_reply_times_out(tmp_path: Path, servers: tuple[ScriptedLLM, ScriptedLLM]) -> None:
+    # One space every 0.2 s of a reply that announced 100,000 bytes: each read gets a byte, so only
+    # a deadline on the whole reply ends it (the trickle gives up after 20 s, the test's bound).
+    model, judge = servers
+    data = write_rows(tmp_path / "test.jsonl", ROWS[:1])
+    model.enqueue(*[Trickle(interval_s=0.2, seconds=20) for _ in range(3)])
+    args = judge_args(data, model, judge, tmp_path / "out", "--model", "m", "--judge-model", "j",
+                      "--timeout", "1", "--limit", "1")  # fmt: skip
+    result = run_routeshell(*args)
+    assert_one_line_error(result, 3, f"LLM endpoint {model.base_url} timed out after 1 s (3 attempts)")
+
+
+def test_a_model_list_that_trickles_times_out(tmp_path: Path, servers: tuple[ScriptedLLM, ScriptedLLM]) -> None:
+    model, judge = servers
+    data = write_rows(tmp_path / "test.jsonl", ROWS[:1])
+    model.models = Trickle(interval_s=0.2, seconds=20)
+    result = run_routeshell(*judge_args(data, model, judge, tmp_path / "out", "--timeout", "1", "--limit", "1"))
+    assert_one_line_error(result, 3, "did not list its models within 1 s", "give the model with --model")

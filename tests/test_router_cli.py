@@ -154,3 +154,11 @@ def test_eval_router_reports_quality_against_cost_with_oracle_records(tmp_path: 
     assert rows["always-pipeline"]["cost"]["pass_rate"] == 1.0
     result = run_routeshell("eval", "router", "--data", str(data), "--only", "heuristic", "--oracle", str(records))
     assert "APGR" in result.stdout
+
+
+def test_route_help_says_which_routers_fall_back() -> None:
+    result = run_routeshell("route", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "A profile's router that cannot be loaded" in text
+    assert "--router DIR that cannot be loaded is an error (exit code 2)" in text

@@ -20,7 +20,10 @@ def add_route_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         help="print the router's decision for a task, with the probability of each candidate",
         description="Route TASK as the agent loop would: the profile's router (router.kind and model_dir), or "
         "--router DIR. A learned router scores the 28 canonical decisions; the most probable is the decision. "
-        "A router that cannot be loaded falls back to the heuristic router, with a note on stderr.",
+        "A profile's router that cannot be loaded (missing, damaged, weights that are not finite numbers) "
+        "falls back to the heuristic router, with a note on stderr; --router DIR that cannot be loaded is an "
+        "error (exit code 2). A router that fails on the task answers with the heuristic router's decision, "
+        "and the reason says why.",
         epilog=epilog,
     )
     route.add_argument("task", metavar="TASK", help="the task, as you would give it to 'routeshell run'")
@@ -31,9 +34,9 @@ def add_route_command(commands: Any, parser_class: type[argparse.ArgumentParser]
 
 def run_route_command(args: argparse.Namespace) -> int:
     """Run ``routeshell route``; return the exit code."""
-    import json
     import sys
 
+    from engine.jsonl import json_text
     from engine.names import display_line
     from engine.router.scored import ScoredRouter, one_hot, ranked
 
@@ -59,7 +62,7 @@ def run_route_command(args: argparse.Namespace) -> int:
         probabilities = one_hot(canonical(decision))
     pairs = ranked(probabilities)
     if args.json:
-        print(json.dumps({"decision": decision.as_json(), "router": decision.router, "note": note,
+        print(json_text({"decision": decision.as_json(), "router": decision.router, "note": note,
                           "candidates": [{"key": c.key, "probability": round(p, 6)} for c, p in pairs]}))  # fmt: skip
         return 0
     print(f"topology:   {decision.topology}")

@@ -114,6 +114,14 @@ def run_labels(args: argparse.Namespace, sink: Callable[[Event], None]) -> int:
         options = TeacherOptions(_teacher_endpoint(args), cache, args.concurrency, args.attempts)
         outcome = teacher_labels(tasks, options, sink, source=args.source, out=out)
         labels, dropped, invalid, asked = outcome.labels, len(outcome.dropped), outcome.invalid_answers, outcome.asked
+        if tasks and not labels:
+            from engine.llm.client import EndpointError
+
+            # As eval judge when every sample failed: a teacher that labelled nothing is a failed run.
+            raise EndpointError(
+                f"LLM endpoint {options.endpoint.base_url} gave no valid decision for any of the {len(tasks)} "
+                f"tasks ({invalid} invalid answers); check --teacher-model (its answers are in {cache})"
+            )
     else:
         rule = heuristic_label if args.labeler == "heuristic" else gold_label
         if rule is gold_label:

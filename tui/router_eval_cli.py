@@ -60,10 +60,10 @@ def add_eval_router(actions: Any, parser_class: type[argparse.ArgumentParser], e
 
 def run_eval_router(args: argparse.Namespace) -> int:
     """Run ``routeshell eval router``; return the exit code."""
-    import json
     import sys
 
     from engine.errors import UsageError
+    from engine.jsonl import json_text
     from engine.router.evaluate import BASELINES, RouterEvalOptions, evaluate_routers
 
     baselines: tuple[str, ...] = BASELINES
@@ -85,7 +85,7 @@ def run_eval_router(args: argparse.Namespace) -> int:
                                 args.drop_no_output, oracle=args.oracle, progress=progress)  # fmt: skip
     report = evaluate_routers(options)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report, indent=2))
     else:
         print_router_table(report)
     return 0

@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.child_process import guarded_argv
 from engine.errors import ExitCode
+from engine.llm.deadline import http_get
 from engine.names import display_name, shell_line
 from engine.serve.launcher import health_url
 from tui.process_job import ProcessJob, Stream, parse_event_line
@@ -283,13 +284,11 @@ class Health:
 def read_health(base_url: str, *, api_key: str | None = None, timeout: float = HEALTH_TIMEOUT_S) -> Health:
     """Return what ``GET /health`` of the server at ``base_url`` says (blocking: call it from a worker).
 
-    Raises ``httpx.HTTPError`` when the server does not answer, and ``ValueError`` when it answers
-    with something that is not JSON or with an error status.
+    Raises ``httpx.HTTPError`` when the server does not answer in ``timeout`` seconds, and
+    ``ValueError`` when it answers with something that is not JSON or with an error status.
     """
-    import httpx
-
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    response = httpx.get(health_url(base_url), timeout=timeout, headers=headers)
+    response = http_get(health_url(base_url), timeout_s=timeout, headers=headers)
     if response.status_code != 200:
         raise ValueError(f"/health answered HTTP {response.status_code}")
     return Health.parse(response.json())

@@ -63,7 +63,7 @@ exit codes:
   2    bad input: a missing data file, an empty corpus, an unknown preset, a corrupt checkpoint,
        an output directory that holds something else
   3    labels: the teacher endpoint failed (unreachable, a wrong key or URL, errors after the
-       retries); every answer that came is kept in the cache
+       retries, or no valid decision for any task); every answer that came is kept in the cache
   130  interrupted (Ctrl-C): a checkpoint was written (labels: the cache), add --resume to
        continue (labels: run the same command)
 """

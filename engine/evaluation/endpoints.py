@@ -11,6 +11,7 @@ import json
 from engine.config.profiles import Endpoint
 from engine.errors import UsageError
 from engine.llm.client import EndpointError
+from engine.llm.deadline import http_client, within
 from engine.names import display_line
 from engine.urls import is_http_url, not_http_url
 
@@ -28,7 +29,7 @@ def check_url(option: str, url: str) -> str:
 
 
 def listed_model(base_url: str, api_key: str | None, *, option: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
-    """Return the first model id that ``GET {base_url}/models`` lists.
+    """Return the first model id that ``GET {base_url}/models`` lists, all of it read within ``timeout_s``.
 
     Raise :class:`EndpointError` (exit code 3) naming ``option`` when the list cannot be had or is empty.
     """
@@ -40,9 +41,9 @@ def listed_model(base_url: str, api_key: str | None, *, option: str, timeout_s: 
 
     headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
     try:
-        timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         with (
-            httpx.Client(timeout=timeout) as client,
+            http_client(timeout_s) as client,
+            within(timeout_s),
             client.stream("GET", f"{base_url}/models", headers=headers) as response,
         ):
             body = b""
@@ -51,6 +52,8 @@ def listed_model(base_url: str, api_key: str | None, *, option: str, timeout_s: 
                 if len(body) > MAX_LIST_BYTES:
                     raise failed("sent a model list over 1 MiB")
             status = response.status_code
+    except httpx.TimeoutException:
+        raise failed(f"did not list its models within {timeout_s:g} s") from None
     except httpx.HTTPError as exc:
         raise failed(f"could not list its models ({display_line(str(exc)) or type(exc).__name__})") from None
     if status in (401, 403):

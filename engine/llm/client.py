@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from engine.config.profiles import Endpoint
 from engine.errors import ExitCode, RouteshellError
 from engine.events import UsageCounts
+from engine.llm.deadline import Deadline, http_client, within
 from engine.llm.wire import ChatMessage, ChatRequest, ResponseFormat, encode_request
 from engine.names import display_line
 
@@ -197,16 +198,14 @@ class ChatClient:
         sleep: Callable[[float], None] = time.sleep,
         max_wait_s: float = 60.0,
     ) -> None:
-        import httpx
-
         self._endpoint = endpoint
         self._base = endpoint.base_url.rstrip("/")
         self._url = f"{self._base}/chat/completions"
         self._sleep = sleep
         self._max_wait_s = max_wait_s
-        self._timeout = httpx.Timeout(endpoint.timeout_s, connect=min(10.0, endpoint.timeout_s))
         headers = {} if endpoint.api_key is None else {"Authorization": f"Bearer {endpoint.api_key}"}
-        self._client = httpx.Client(timeout=self._timeout, headers=headers, transport=transport)
+        self._client = http_client(endpoint.timeout_s, headers=headers, transport=transport)
+        self._timeout = self._client.timeout
 
     def __enter__(self) -> ChatClient:
         return self
@@ -297,18 +296,25 @@ class ChatClient:
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _exchange(self, payload: bytes, stream: bool, on_delta: Callable[[str], None] | None) -> _Parsed:
-        """One attempt: send the request and read at most ``max_reply_bytes`` of the answer."""
+        """One attempt: send the request and read at most ``max_reply_bytes`` of the answer.
+
+        The whole of a plain reply must come within the endpoint's ``timeout_s``; a streamed one
+        must bring its first text within it, and then never go longer without more text.
+        """
         import httpx
 
         reader = _CappedReader(self._endpoint.max_reply_bytes)
         try:
             headers = {"Content-Type": "application/json"}
-            with self._client.stream("POST", self._url, content=payload, headers=headers) as response:
+            with (
+                within(self._endpoint.timeout_s) as deadline,
+                self._client.stream("POST", self._url, content=payload, headers=headers) as response,
+            ):
                 if not response.is_success:
                     self._check_status(response, _CappedReader(ERROR_BODY_BYTES).read_all(response))
                 kind = response.headers.get("content-type", "").lower()
                 if stream and not kind.startswith(("application/json", "text/html")):
-                    return self._read_events(response, reader, on_delta)
+                    return self._read_events(response, reader, on_delta, deadline)
                 # Without a stream, or from a server that ignores "stream" and answers with one plain reply.
                 parsed = self._parse_reply(reader.read_all(response), kind, reader)
         except httpx.TransportError as exc:
@@ -321,7 +327,11 @@ class ChatClient:
         return parsed
 
     def _read_events(
-        self, response: httpx.Response, reader: _CappedReader, on_delta: Callable[[str], None] | None
+        self,
+        response: httpx.Response,
+        reader: _CappedReader,
+        on_delta: Callable[[str], None] | None,
+        deadline: Deadline,
     ) -> _Parsed:
         usage: Any = None
         model: str | None = None
@@ -353,6 +363,12 @@ class ChatClient:
             choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
             delta = choice.get("delta")
             piece = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(delta, dict) and any(
+                isinstance(delta.get(key), str) and delta[key] for key in ("content", "reasoning_content")
+            ):
+                # Text (an answer or its reasoning) is progress; comments, blank lines and empty
+                # events are not, so a server that only keeps the connection busy still times out.
+                deadline.extend()
             if isinstance(piece, str) and piece:
                 piece = reader.clean(piece)
                 reader.pieces.append(piece)

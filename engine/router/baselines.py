@@ -25,6 +25,10 @@ from engine.textfile import read_capped
 #: to ``/dev/zero``), is refused in one line instead of filling the memory.
 MAX_TFIDF_BYTES = 64 << 20
 
+#: The largest weight ``tfidf.json`` may hold: logistic regression at C=10 stays below 100, and
+#: with weights up to this a score cannot overflow.
+MAX_WEIGHT = 1e6
+
 #: The constant baselines by name: the cheapest decision, the most expensive pipeline, and a test loop.
 CONSTANTS: dict[str, str] = {
     "always-single": "single:builder",
@@ -122,11 +126,27 @@ class TfidfModel:
         data = json.loads(read_capped(directory / "tfidf.json", MAX_TFIDF_BYTES).decode("utf-8"))
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True,
                                      vocabulary=data["vocabulary"])  # fmt: skip
-        vectorizer.idf_ = np.asarray(data["idf"], dtype=np.float64)
+        vectorizer.idf_ = _weights(data["idf"], "idf")
         classes = [candidate_index()[key] for key in data["classes"]]
         if len(classes) == 1:
             return cls(vectorizer, _Single(classes[0]))
-        return cls(vectorizer, _Linear(np.asarray(classes), np.asarray(data["coef"]), np.asarray(data["intercept"])))
+        coef, intercept = _weights(data["coef"], "coef"), _weights(data["intercept"], "intercept")
+        return cls(vectorizer, _Linear(np.asarray(classes), coef, intercept))
+
+
+def _weights(values: Any, name: str) -> Any:
+    """``values`` as an array of floats; raise ``ValueError`` for any that is not finite or is so
+    large that a score could overflow (trained weights stay far below :data:`MAX_WEIGHT`)."""
+    import numpy as np
+
+    array = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise ValueError(f"tfidf.json: {name} holds {float(array[~finite].flat[0])}, not a finite number")
+    if array.size and np.abs(array).max() > MAX_WEIGHT:
+        largest = np.abs(array).max()
+        raise ValueError(f"tfidf.json: {name} holds {largest:g}, more than a weight can be ({MAX_WEIGHT:g})")
+    return array
 
 
 class _Single:

@@ -66,7 +66,7 @@ class KnnModel:
     def load(cls, directory: Path) -> KnnModel:
         from safetensors.torch import load_file
 
-        tensors = load_file(str(directory / "knn.safetensors"))
+        tensors = _finite(load_file(str(directory / "knn.safetensors")), "knn.safetensors")
         settings = json.loads(read_capped(directory / "knn.json", MAX_SETTINGS_BYTES).decode("utf-8"))
         return cls(tensors["vectors"], tensors["labels"], int(settings["k"]))
 
@@ -168,8 +168,16 @@ class CascadeMlpModel:
         from safetensors.torch import load_file
 
         heads = CascadeHeads()
-        heads.load_state_dict(load_file(str(directory / "mlp.safetensors")))
+        heads.load_state_dict(_finite(load_file(str(directory / "mlp.safetensors")), "mlp.safetensors"))
         return cls(heads)
+
+
+def _finite(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """``tensors``; raise ``ValueError`` when a weight in one is not a finite number."""
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{name}: {key} holds a weight that is not a finite number")
+    return tensors
 
 
 def fit_embedded(kind: str, texts: Sequence[str], labels: Sequence[Candidate], *, seed: int = 0) -> Any:

@@ -16,6 +16,9 @@ from engine.router.candidates import Candidate, candidates
 from engine.router.decision import RouterDecision
 from engine.router.heuristic import HeuristicRouter
 
+#: How far over 1 a probability may be (a sum of floats rounds).
+_SLACK = 1e-6
+
 
 class CandidateModel(Protocol):
     """Anything that scores the candidate set; ``kind`` names it in tables (``mlp``, ``tfidf``...)."""
@@ -28,7 +31,14 @@ class CandidateModel(Protocol):
 
 
 def ranked(probabilities: Sequence[float]) -> list[tuple[Candidate, float]]:
-    """Return the candidates with their probabilities, most probable first (ties in candidate order)."""
+    """Return the candidates with their probabilities, most probable first (ties in candidate order).
+
+    Raise ``ValueError`` when one is not a number from 0 to 1 (NaN, say, from a damaged model):
+    a router that gives those has failed, and its answer is not used.
+    """
+    bad = next((p for p in probabilities if not 0.0 <= p <= 1.0 + _SLACK), None)
+    if bad is not None:
+        raise ValueError(f"the model gave a probability of {bad!r}, not a number from 0 to 1")
     pairs = list(zip(candidates(), probabilities, strict=True))
     return sorted(pairs, key=lambda pair: -pair[1])
 

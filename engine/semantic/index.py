@@ -9,7 +9,8 @@ binary file, the path alone). A row is keyed by the bytes of the path and keeps 
 or ``.routeshell``.
 
 The index never stands in the way of a match. A file there that is not a database is moved aside
-to ``index.sqlite.broken`` and built again. An index that cannot be written (a read-only
+to ``index.sqlite.broken`` (``.broken.2`` and on when that is taken, at most
+:data:`MAX_BROKEN` of them: then the oldest goes) and built again. An index that cannot be written (a read-only
 workspace, a full disk, a lock held too long) or that is not a regular file (a symlink, a
 directory) is replaced, for that call, by one in memory, which writes nothing anywhere. Each of
 these costs one warning line, passed to ``warn``. Two processes may update one index at once:
@@ -48,6 +49,8 @@ HEAD_BYTES = 1024
 BATCH = 64
 #: How long a write waits for another process's transaction before the index falls back to memory.
 BUSY_TIMEOUT_S = 10.0
+#: The most broken index files kept for a look (index.sqlite.broken, .broken.2, ...).
+MAX_BROKEN = 5
 #: Rows looked up in one query.
 _LOOKUP_CHUNK = 500
 _BROKEN = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
@@ -169,6 +172,20 @@ def _reason(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
+def _set_aside_name(path: Path) -> Path:
+    """Where a broken index at ``path`` goes: ``NAME.broken``, else the first free ``NAME.broken.N``
+    (N up to :data:`MAX_BROKEN`), else the oldest of them, which it replaces."""
+    names = [path.with_name(f"{path.name}.broken")]
+    names += [path.with_name(f"{path.name}.broken.{n}") for n in range(2, MAX_BROKEN + 1)]
+    ages: list[tuple[int, Path]] = []
+    for name in names:
+        try:
+            ages.append((name.lstat().st_mtime_ns, name))
+        except FileNotFoundError:
+            return name
+    return min(ages)[1]
+
+
 class FileIndex:
     """The vectors of a workspace's files, on disk or (when the disk cannot be used) in memory.
 
@@ -205,7 +222,7 @@ class FileIndex:
             conn.close()
             if exc.sqlite_errorcode not in _BROKEN:
                 raise
-            broken = path.with_name(path.name + ".broken")
+            broken = _set_aside_name(path)
             os.replace(path, broken)  # a file with no database in it is kept for a look, not parsed again
             for suffix in SQLITE_SIDE_FILES:
                 with suppress(FileNotFoundError):

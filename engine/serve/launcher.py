@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from engine.child_process import child_env, guarded_argv, signal_group
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError
+from engine.llm.deadline import http_get
 
 #: The files that make a directory a finished, loadable model.
 MODEL_FILES = ("config.json", "model.safetensors")
@@ -170,7 +171,7 @@ def probe(base_url: str, *, timeout: float = PROBE_TIMEOUT_S) -> Probe:
     import httpx  # here: its package loads rich, which the engine must not load at import time
 
     try:
-        response = httpx.get(health_url(base_url), timeout=timeout)
+        response = http_get(health_url(base_url), timeout_s=timeout)
     except httpx.HTTPError:
         return "absent"
     return "ready" if response.status_code == 200 else "other"

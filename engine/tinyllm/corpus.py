@@ -154,11 +154,19 @@ def _walk(root: Path) -> list[Path]:
             path = Path(dirpath, name)
             if name.startswith(".") or path.suffix.lower() in BINARY_SUFFIXES:
                 continue
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+            if path.is_symlink() and not _stays_inside(path, real_root):
                 continue
             if path.is_file():
                 found.append(path)
     return found
+
+
+def _stays_inside(link: Path, real_root: Path) -> bool:
+    """Whether the symlink ``link`` leads to a place inside ``real_root``; a loop of links leads nowhere."""
+    try:
+        return link.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError (ELOOP)
+        return False
 
 
 def read_documents(paths: Sequence[Path], report: ReadReport | None = None) -> Iterator[Document]:

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from transformers import LlamaConfig
 
 # The tokenizer keeps 256 byte tokens (byte fallback), 8 special tokens and the 95 printable
-# ASCII characters and tab, so a vocabulary
-# smaller than this has hardly any room left for merges.
+# ASCII characters and tab, so a vocabulary smaller than this has hardly any room left for merges.
+# It bounds the vocabulary one asks for; a small corpus can still give fewer pieces (fewer merges),
+# and a model trained with those is complete.
 MIN_VOCAB_SIZE = 512
 
 PAD_TOKEN_ID = 0
@@ -185,10 +186,15 @@ def preset_to_dict(preset: ModelPreset) -> dict[str, Any]:
 
 def preset_from_dict(data: object, *, where: str = "preset") -> ModelPreset:
     """Return the preset stored by ``preset_to_dict``; raise ``TrainInputError`` naming ``where``
-    when ``data`` is not a complete, valid preset."""
+    when ``data`` is not a complete, valid preset.
+
+    A stored preset is the shape of a model that was trained: its ``vocab_size`` is what the
+    tokenizer made, which a small corpus leaves below the :data:`MIN_VOCAB_SIZE` one may ask for
+    (the byte, special and ASCII pieces are all there; fewer merges were learned). It is taken as
+    it is, so that SFT starts from any pretrained model."""
     if not isinstance(data, dict):
         raise TrainInputError(f"{where}: expected an object with the preset's fields")
-    return _preset_from_values(dict(data), where)
+    return _preset_from_values(dict(data), where, min_vocab=1)
 
 
 #: The most bytes a --config file may hold (a preset is a few hundred).
@@ -221,7 +227,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _preset_from_values(values: dict[str, Any], where: str) -> ModelPreset:
+def _preset_from_values(values: dict[str, Any], where: str, *, min_vocab: int = MIN_VOCAB_SIZE) -> ModelPreset:
     unknown = sorted(str(key) for key in values if key not in _FIELD_NAMES)
     if unknown:
         raise TrainInputError(
@@ -260,9 +266,9 @@ def _preset_from_values(values: dict[str, Any], where: str) -> ModelPreset:
             f"{where}: hidden_size / num_heads must be even for rotary positions, not "
             f"{values['hidden_size'] // values['num_heads']}"
         )
-    if values["vocab_size"] < MIN_VOCAB_SIZE:
+    if values["vocab_size"] < min_vocab:
         raise TrainInputError(
-            f"{where}: vocab_size {values['vocab_size']} is too small; the tokenizer needs at least {MIN_VOCAB_SIZE}"
+            f"{where}: vocab_size {values['vocab_size']} is too small; the tokenizer needs at least {min_vocab}"
         )
     values["name"] = name
     return ModelPreset(**values)

@@ -17,7 +17,7 @@ from engine.llm.client import EndpointError
 from engine.router.generator import generate_requests
 from engine.router.teacher import TeacherOptions, normalise_answer, teacher_labels
 from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
-from tests.scripted_llm import Reply, Respond, ScriptedLLM, Status
+from tests.scripted_llm import Reply, Respond, ScriptedLLM, Status, Trickle
 
 LOOP = {"topology": "loop", "roles": ["builder", "tester"], "max_rounds": 3, "reason": "tests decide"}
 
@@ -140,3 +140,31 @@ def test_a_missing_key_is_the_original_clear_error(tmp_path: Path) -> None:
         "train", "labels", "--source", "files", "--labeler", "teacher", "--out", str(tmp_path / "x")
     )
     assert_one_line_error(result, 2, "LLM_API_KEY/OPENAI_API_KEY is not set")
+
+
+def test_a_teacher_that_trickles_its_answer_times_out(tmp_path: Path) -> None:
+    tasks = generate_requests(1)
+    with ScriptedLLM() as llm:
+        llm.enqueue(Trickle(interval_s=0.1, seconds=20))
+        endpoint = Endpoint(base_url=llm.base_url, model="teacher", api_key="k", timeout_s=0.5, max_retries=0)
+        options = TeacherOptions(endpoint, tmp_path / "cache.jsonl", concurrency=1)
+        with pytest.raises(EndpointError) as caught:
+            teacher_labels(tasks, options, lambda e: None, source="files", out=tmp_path / "o.jsonl")
+    assert "timed out after 0.5 s" in str(caught.value)
+
+
+def test_a_teacher_that_never_answers_validly_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "labels.jsonl"
+    with ScriptedLLM() as llm:
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        monkeypatch.setenv("LLM_API_BASE", llm.base_url)
+        _answers(llm, {"topology": "star"}, count=9)
+        result = run_routeshell("train", "labels", "--source", "files", "--count", "3", "--labeler", "teacher",
+                                "--out", str(out))  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    # The progress lines come first; the error is the last line.
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("routeshell: error: LLM endpoint ")
+    assert "gave no valid decision for any of the 3 tasks (9 invalid answers)" in last
+    assert not out.exists()

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.semantic.index import BATCH, INDEX_FILE, FileIndex, TextEmbedder, UpdateCounts, file_text, head_text
+from engine.semantic.index import (
+    BATCH,
+    INDEX_FILE,
+    MAX_BROKEN,
+    FileIndex,
+    TextEmbedder,
+    UpdateCounts,
+    file_text,
+    head_text,
+)
 from engine.workspace.sandbox import Workspace
 from tests.engine.semantic.library import LIBRARY, build_library
 from tests.helpers import fill_disk, read_only_view, small_disk
@@ -125,6 +134,19 @@ def test_a_file_that_is_not_a_database_is_moved_aside_and_rebuilt(library: Path,
     assert "index.sqlite.broken" in warnings[0]
     assert (state / "index.sqlite.broken").read_bytes().startswith(b"junk")
     assert update(library, embedder) == counts(unchanged=5)
+
+
+def test_each_broken_index_is_kept_up_to_a_bound(library: Path, embedder: TextEmbedder) -> None:
+    state = library / ".routeshell"
+    state.mkdir()
+    for n in range(1, MAX_BROKEN + 2):
+        (state / INDEX_FILE).write_bytes(b"junk number %d " % n * 512)
+        assert update(library, embedder, []) == counts(added=5)
+    kept = sorted(p.name for p in state.iterdir() if ".broken" in p.name)
+    assert kept == ["index.sqlite.broken", *[f"index.sqlite.broken.{n}" for n in range(2, MAX_BROKEN + 1)]]
+    held = {(state / name).read_bytes()[:13] for name in kept}
+    # The first was the oldest: the sixth took its place, and the others are all still there.
+    assert held == {b"junk number %d" % n for n in range(2, MAX_BROKEN + 2)}
 
 
 @pytest.mark.parametrize(

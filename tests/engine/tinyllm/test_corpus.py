@@ -189,3 +189,12 @@ def test_jsonl_documents_keep_json_escapes(tmp_path: Path) -> None:
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"text": "tab\there\nnewline é"}) + "\n", encoding="utf-8")
     assert [d.text for d in read_documents([data])] == ["tab\there\nnewline é"]
+
+
+def test_a_loop_of_links_is_skipped_like_a_link_that_leads_outside(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("kept\n", encoding="utf-8")
+    (tmp_path / "loopb.txt").symlink_to("loopa")
+    (tmp_path / "loopa").symlink_to("loopb.txt")
+    (tmp_path / "self.txt").symlink_to("self.txt")
+    docs = list(read_documents([tmp_path]))
+    assert [Path(d.source).name for d in docs] == ["a.txt"]

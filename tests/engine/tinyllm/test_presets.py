@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,23 @@ def test_corrupt_stored_preset() -> None:
     del broken["vocab_size"]
     with pytest.raises(TrainInputError, match="missing 'vocab_size'"):
         preset_from_dict(broken)
+
+
+def test_a_stored_preset_keeps_the_vocabulary_a_small_corpus_gave() -> None:
+    # A small corpus gives fewer pieces than the preset asked for (452 of nano's 2,000); the model
+    # trained with them is complete, and SFT must start from it.
+    stored = {**preset_to_dict(PRESETS["nano"]), "vocab_size": 452}
+    assert preset_from_dict(stored).vocab_size == 452
+
+
+def test_a_pretrained_model_with_a_small_vocabulary_is_a_base_for_sft(tmp_path: Path) -> None:
+    from transformers import LlamaForCausalLM
+
+    from engine.tinyllm.run_dir import write_marker
+    from engine.tinyllm.train import _load_base
+
+    preset = replace(PRESETS["nano"], vocab_size=452)
+    LlamaForCausalLM(preset.llama_config()).save_pretrained(str(tmp_path))
+    write_marker(tmp_path, {"stage": "pretrain", "status": "done", "preset": preset_to_dict(preset)})
+    model, found = _load_base(tmp_path)
+    assert found.vocab_size == model.config.vocab_size == 452
