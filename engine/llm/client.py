@@ -461,10 +461,17 @@ class ChatClient:
 
     def _error(self, tail: str, *, status: int | None = None) -> EndpointError:
         message = _one_line(f"LLM endpoint {self._base} {tail}")
-        # Servers may echo the key back (OpenAI does in 401s); it must not reach logs or screens.
-        if self._endpoint.api_key:
-            message = message.replace(self._endpoint.api_key, "****")
-        return EndpointError(message, status=status)
+        # Servers may echo the key back (OpenAI does in 401s).
+        return EndpointError(redacted(message, self._endpoint.api_key), status=status)
+
+
+def redacted(message: str, api_key: str | None) -> str:
+    """``message`` with ``api_key`` masked wherever it stands as a word of its own: a server may
+    echo the key, and it must not reach logs or screens; a short key inside a longer word ("k" in
+    "check") is not the key."""
+    if not api_key:
+        return message
+    return re.sub(rf"(?<![\w-]){re.escape(api_key)}(?![\w-])", "****", message)
 
 
 def _usage(raw: Any, messages: Sequence[ChatMessage], content: str) -> Usage:

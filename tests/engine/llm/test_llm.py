@@ -165,6 +165,13 @@ def test_the_api_key_echoed_by_the_server_is_masked(scripted_llm: ScriptedLLM) -
     assert "Incorrect API key provided: ****" in str(error)
 
 
+@pytest.mark.parametrize("key", ["k", "sk-live_1"])
+def test_a_short_key_is_masked_only_where_it_stands_alone(scripted_llm: ScriptedLLM, key: str) -> None:
+    scripted_llm.enqueue(Status(401, {"error": {"message": f"check your key ({key}); keys like {key}x are revoked"}}))
+    error = str(fails(client_for(scripted_llm.base_url, api_key=key)[0]))
+    assert f"check your key (****); keys like {key}x are revoked" in error
+
+
 def test_a_stalled_server_times_out(scripted_llm: ScriptedLLM) -> None:
     scripted_llm.enqueue(Stall(3), Stall(3))
     client, waits = client_for(scripted_llm.base_url, timeout_s=0.3, max_retries=1)
