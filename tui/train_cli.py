@@ -51,7 +51,8 @@ data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or 
 reasoning, {"system", "user", "cot", "final"}.
 
 OUT becomes a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it. Ctrl-C
-stops after the current step with a checkpoint; the same command with --resume continues exactly.
+stops after the current step with a checkpoint; the same command with --resume continues exactly
+(only a run of the same stage, model and options: another is refused).
 Several processes: torchrun --standalone --nproc_per_node N $(which routeshell) train pretrain ...
 
 {labels}"""
@@ -186,7 +187,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         dedup_threshold=args.dedup_threshold,
         command=shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
     )
-    check_options(options)
+    check_options(options, command_stage=args.stage)
     _quiet_libraries()
     stop = StopRequest()
     main_process = int(os.environ.get("RANK", "0")) == 0
