@@ -162,3 +162,32 @@ def test_route_help_says_which_routers_fall_back() -> None:
     text = " ".join(result.stdout.split())
     assert "A profile's router that cannot be loaded" in text
     assert "--router DIR that cannot be loaded is an error (exit code 2)" in text
+
+
+def test_a_router_resumes_only_its_own_run_and_never_replaces_a_read_only_out(tmp_path: Path) -> None:
+    data = tmp_path / "labels.jsonl"
+    made = run_routeshell("train", "labels", "--source", "files", "--count", "40", "--labeler", "gold",
+                          "--out", str(data))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    partial = tmp_path / ".router.partial"
+    partial.mkdir()
+    (partial / "run.json").write_text(json.dumps({"stage": "planner", "--count": 64}))
+    result = run_routeshell("train", "router", "--data", str(data), "--base", str(base), "--resume", "--events",
+                            "--out", str(tmp_path / "router"))  # fmt: skip
+    assert_one_line_error(result, 2, "holds a planner run, not a router one")
+    assert json.loads((partial / "run.json").read_text()) == {"stage": "planner", "--count": 64}
+
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        result = run_routeshell("train", "router", "--kind", "tfidf", "--data", str(data), "--events",
+                                "--out", str(read_only))  # fmt: skip
+        assert_one_line_error(result, 1, "is read-only")
+        assert not any(read_only.iterdir())
+        assert read_only.stat().st_mode & 0o777 == 0o555
+    finally:
+        read_only.chmod(0o755)

@@ -2,7 +2,8 @@
 
 ``train planner`` trains the planner adapter on generated cases (:mod:`engine.planner.train`) and
 writes it as a directory (adapter, tokenizer, ``planner_meta.json``), made beside ``--out`` and
-moved into place, so a crash leaves the old adapter or the new one. ``eval planner`` scores
+moved into place once training is done, so a crash or Ctrl-C leaves the old adapter (Ctrl-C with a
+checkpoint beside it that ``--resume`` continues) or the new one. ``eval planner`` scores
 predictors on cases by the effect of their plans (:mod:`engine.planner.evaluate`).
 """
 
@@ -262,8 +263,8 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
     """Run ``routeshell train planner``; return the exit code."""
     from engine.errors import ExitCode
     from engine.planner.cases import DEFAULT_COUNT
-    from engine.planner.train import PLANNER_META, PlannerOptions, train_planner
-    from engine.router.router_dir import check_base_dir, replace_dir, staging_dir
+    from engine.planner.train import PLANNER_META, PlannerOptions, resume_settings, train_planner
+    from engine.router.router_dir import check_base_dir, replace_dir, resume_point, staging_dir
     from engine.serve.launcher import shipped_models
     from tui.router_cli import quiet
 
@@ -276,11 +277,18 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
         max_length=args.max_length or 1024, time_limit_min=args.time_limit, save_steps=args.save_steps or 200,
     )  # fmt: skip
     quiet()
-    staging = staging_dir(args.out, meta_file=PLANNER_META, what="a planner adapter")
+    staging = staging_dir(args.out, keep=args.resume, meta_file=PLANNER_META, what="a planner adapter")
+    resume = resume_point(staging, resume_settings(options), resume=args.resume)
     command = shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else ""
-    summary = train_planner(options, sink, stop, staging=staging, command=command)
+    summary = train_planner(options, sink, stop, staging=staging, command=command, resume=resume)
+    if summary["interrupted"]:
+        # OUT stays as it was; the checkpoint in .OUT.partial is what --resume continues.
+        sink({"type": "train_done", "stage": "planner", "path": summary["checkpoint"], "steps": summary["steps"],
+              "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None,
+              "elapsed_s": summary["seconds"], "interrupted": True})  # fmt: skip
+        return int(ExitCode.INTERRUPTED)
     replace_dir(staging, args.out)
     sink({"type": "train_done", "stage": "planner", "path": str(args.out), "steps": summary["steps"],
           "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None, "elapsed_s": summary["seconds"],
-          "interrupted": bool(summary["interrupted"])})  # fmt: skip
-    return int(ExitCode.INTERRUPTED) if summary["interrupted"] else int(ExitCode.OK)
+          "interrupted": False})  # fmt: skip
+    return int(ExitCode.OK)

@@ -199,7 +199,7 @@ def add_router_train_options(group: Any) -> None:
         type=positive_int,
         default=200,
         metavar="N",
-        help="router: checkpoint every N steps into .OUT.partial (--resume continues it)",
+        help="router, planner: checkpoint every N steps into .OUT.partial (--resume continues it)",
     )
     add("--gradient-checkpointing", "--gradient_checkpointing", action="store_true", help="router: less memory")
     add("--use-4bit", "--use_4bit", action="store_true", help="router: QLoRA, the base loaded in 4-bit NF4")
@@ -224,7 +224,16 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
     from engine.router.evaluate import describe, fit_model, predict, split_samples
     from engine.router.labels import read_samples
     from engine.router.metrics import score
-    from engine.router.router_dir import FORMAT_VERSION, RouterMeta, commit, data_record, save_model, staging_dir
+    from engine.router.router_dir import (
+        FORMAT_VERSION,
+        RUN_FILE,
+        RouterMeta,
+        commit,
+        data_record,
+        resume_point,
+        save_model,
+        staging_dir,
+    )
 
     if not args.data:
         raise UsageError("train router needs --data FILE (labelled samples from 'routeshell train labels')")
@@ -272,7 +281,17 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
             bf16=args.bf16, fp16=args.fp16, seed=args.seed,
         )  # fmt: skip
         staging = staging_dir(args.out, keep=args.resume)
-        trained, summary = train_lora_router(pool, options, sink, stop, staging=staging, resume=args.resume)
+        hashes = [d["sha256"] for d in meta["data"]]
+        settings = {"stage": "router", "--base": str(options.base.absolute()), "--data": hashes,
+                    "--sample-types": args.sample_types, "--max-samples": args.max_samples,
+                    "--drop-no-output": args.drop_no_output, "--batch-size": options.batch_size,
+                    "--grad-accum": options.grad_accum, "--lr": options.lr, "--weight-decay": options.weight_decay,
+                    "--lora-r": options.lora_r, "--lora-alpha": options.lora_alpha,
+                    "--lora-dropout": options.lora_dropout, "--target-modules": ",".join(options.target_modules),
+                    "--max-length": options.max_length, "--seed": options.seed, "--use-4bit": options.use_4bit,
+                    "--bf16": options.bf16, "--fp16": options.fp16}  # fmt: skip
+        resume = resume_point(staging, settings, resume=args.resume)
+        trained, summary = train_lora_router(pool, options, sink, stop, staging=staging, resume=resume)
         if trained is None:
             sink({"type": "train_done", "stage": "router", "path": str(staging), "steps": summary["steps"],
                   "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None,
@@ -291,6 +310,7 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
         import shutil
 
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+        (staging / RUN_FILE).unlink(missing_ok=True)
         lora_meta = {**getattr(model, "meta", {}), "data": meta["data"], "label_sources": meta["label_sources"],
                      "metrics": meta["metrics"], "command": meta["command"], "training": summary}  # fmt: skip
         write_meta(staging, lora_meta)

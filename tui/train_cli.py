@@ -42,7 +42,8 @@ stages:
   planner     the planner adapter: LoRA on --base, trained on --count generated cases (--seed;
               held-out ones never), saved as an adapter directory (OUT) that 'routeshell serve
               --adapter planner=OUT' serves; --base defaults to the shipped base (engine/models/base);
-              --time-limit MIN ends it in time with the adapter saved
+              --time-limit MIN ends it in time with the adapter saved; it is made in .OUT.partial
+              and moved into place when done (Ctrl-C leaves OUT as it was, with a checkpoint there)
 
 data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
 'stdlib' stands for the Python standard library sources (the default pretraining corpus) and
@@ -51,7 +52,8 @@ data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or 
 reasoning, {"system", "user", "cot", "final"}.
 
 OUT becomes a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it. Ctrl-C
-stops after the current step with a checkpoint; the same command with --resume continues exactly.
+stops after the current step with a checkpoint; the same command with --resume continues exactly
+(only a run of the same stage, model and options: another is refused).
 Several processes: torchrun --standalone --nproc_per_node N $(which routeshell) train pretrain ...
 
 {labels}"""
@@ -59,9 +61,10 @@ Several processes: torchrun --standalone --nproc_per_node N $(which routeshell) 
 EXIT_CODES = """\
 exit codes:
   0    the stage finished
-  1    training failed (a full disk, a worker that died)
+  1    training failed (a full disk, a worker that died, a read-only router or planner OUT)
   2    bad input: a missing data file, an empty corpus, an unknown preset, a corrupt checkpoint,
-       an output directory that holds something else
+       an output directory that holds something else, --resume of a run of another stage,
+       model or options
   3    labels: the teacher endpoint failed (unreachable, a wrong key or URL, errors after the
        retries, or no valid decision for any task); every answer that came is kept in the cache
   130  interrupted (Ctrl-C): a checkpoint was written (labels: the cache), add --resume to
@@ -125,7 +128,8 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     add("--eval-every", type=positive_int, default=50, metavar="N", help="validate every N steps (50)")
     add("--save-every", type=positive_int, default=200, metavar="N", help="checkpoint every N steps (200)")
     add("--seed", type=int, default=0, metavar="N", help="random seed: same seed, same run (0)")
-    add("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add("--resume", action="store_true",
+        help="continue the run in --out (router, planner: .OUT.partial) from its last checkpoint")  # fmt: skip
     add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train (auto: CUDA if present)")
     add("--markers", choices=("zh", "en"), default="zh", help="reasoning markers: 【推理过程】 (zh) or Reasoning: (en)")
     add("--min-chars", type=int, metavar="N", help="cleaning: drop texts shorter than N characters")
@@ -186,7 +190,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         dedup_threshold=args.dedup_threshold,
         command=shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "routeshell train",
     )
-    check_options(options)
+    check_options(options, command_stage=args.stage)
     _quiet_libraries()
     stop = StopRequest()
     main_process = int(os.environ.get("RANK", "0")) == 0

@@ -31,6 +31,7 @@ from engine.errors import UsageError
 from engine.events import EventSink
 from engine.planner.cases import DEFAULT_COUNT, Case, generate_case, held_out
 from engine.planner.prompt import SYSTEM_PROMPT, answer_text, entries_from_fixture, user_message, workspace_view
+from engine.router.router_dir import RUN_FILE
 
 PLANNER_META = "planner_meta.json"
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -150,7 +151,9 @@ def _answer_trainer(schedule: ClockCosine | None = None) -> type:
             chosen = optimizer if optimizer is not None else self.optimizer
             if schedule is None or self.lr_scheduler is not None or chosen is None:
                 return super().create_scheduler(num_training_steps, optimizer)
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(chosen, schedule)
+            # A plain function, so that a checkpoint keeps no state of the schedule: a resumed run
+            # follows its own clock (its own --time-limit), from the step it resumes at.
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(chosen, lambda step: schedule(step))
             self._created_lr_scheduler = True
             return self.lr_scheduler
 
@@ -223,12 +226,25 @@ class _TimeLimit:
         return bool(self.callback.hit)
 
 
-def train_planner(
-    options: PlannerOptions, sink: EventSink, stop: Any, *, staging: Path, command: str = ""
-) -> dict[str, Any]:
-    """Train the adapter into ``staging``; return a summary (steps, loss, seconds, rows, options).
+def resume_settings(options: PlannerOptions) -> dict[str, Any]:
+    """What the checkpoints of a run depend on, by the option that sets each: a run is resumed only
+    with the same (:func:`engine.router.router_dir.resume_point`)."""
+    return {"stage": "planner", "--base": str(options.base.absolute()), "--count": options.count,
+            "--seed": options.seed, "--batch-size": options.batch_size, "--grad-accum": options.grad_accum,
+            "--lr": options.lr, "--lora-r": options.lora_r, "--lora-alpha": options.lora_alpha,
+            "--lora-dropout": options.lora_dropout, "--max-length": options.max_length}  # fmt: skip
 
-    ``command`` (the command line that ran it) is kept in ``planner_meta.json`` with the summary."""
+
+def train_planner(
+    options: PlannerOptions, sink: EventSink, stop: Any, *, staging: Path, command: str = "", resume: Path | None = None
+) -> dict[str, Any]:
+    """Train the adapter into ``staging`` (from the checkpoint ``resume``); return a summary (steps,
+    loss, seconds, rows, options).
+
+    Checkpoints go to ``staging/checkpoints``. When ``stop`` ends the run, the trainer saves one
+    there and nothing else is written: the summary says ``interrupted`` and names it
+    (``checkpoint``). ``command`` (the command line that ran it) is kept in ``planner_meta.json``
+    with the summary."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForSeq2Seq, TrainingArguments
@@ -285,8 +301,9 @@ def train_planner(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     sink({"type": "train_start", "stage": "planner", "preset": f"LoRA r={options.lora_r} on {options.base.name}",
           "out": str(options.out), "parameters": trainable, "max_steps": max_steps, "device": "cuda" if cuda else "cpu",
-          "dtype": "bfloat16" if bf16 else "float32", "world_size": 1, "resumed_from": None})  # fmt: skip
-    trainer.train()
+          "dtype": "bfloat16" if bf16 else "float32", "world_size": 1,
+          "resumed_from": None if resume is None else str(resume)})  # fmt: skip
+    trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
     record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()}
     summary = {
         "steps": trainer.state.global_step,
@@ -302,11 +319,16 @@ def train_planner(
         "skipped_too_long": skipped,
         "options": record,
     }
+    if events.interrupted:
+        # The trainer saved a checkpoint at this step: that is what --resume continues.
+        summary["checkpoint"] = str(staging / "checkpoints" / f"checkpoint-{trainer.state.global_step}")
+        return summary
     model = model.to(torch.bfloat16)
     model.save_pretrained(str(staging))
     tokenizer.save_pretrained(str(staging))
     # The adapter is all that ships: no optimizer state, and no card of PEFT's (ours is written from this run).
     shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+    (staging / RUN_FILE).unlink(missing_ok=True)
     (staging / "README.md").unlink(missing_ok=True)
     meta = {
         "kind": "planner",

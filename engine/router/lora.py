@@ -238,19 +238,25 @@ class LoraModel:
 
 
 def train_lora_router(
-    samples: Sequence[LabelledTask], options: LoraOptions, sink: EventSink, stop: Any, *, staging: Path, resume: bool
+    samples: Sequence[LabelledTask],
+    options: LoraOptions,
+    sink: EventSink,
+    stop: Any,
+    *,
+    staging: Path,
+    resume: Path | None = None,
 ) -> tuple[LoraModel | None, dict[str, Any]]:
     """Train the adapter on ``samples`` in ``staging``; write the adapter and the tokenizer there.
 
-    Checkpoints go to ``staging/checkpoints`` every ``save_steps``; with ``resume`` the last one
-    is continued. Returns the trained router (None when ``stop`` ended the run: the checkpoint it
-    left is what ``resume`` continues) and a summary (steps, last loss, seconds, options).
+    Checkpoints go to ``staging/checkpoints`` every ``save_steps``; training continues the
+    checkpoint ``resume`` when given (:func:`engine.router.router_dir.resume_point` finds it).
+    Returns the trained router (None when ``stop`` ended the run: the checkpoint it left is what
+    ``resume`` continues) and a summary (steps, last loss, seconds, options).
     """
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from engine.tinyllm.progress import EventCallback
 
@@ -291,7 +297,7 @@ def train_lora_router(
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None  # type: ignore[no-untyped-call]
+    last = None if resume is None else str(resume)
     sink({"type": "train_start", "stage": "router", "preset": f"LoRA r={options.lora_r} on {options.base.name}",
           "out": str(options.out), "parameters": trainable, "max_steps": max_steps, "device": "cuda" if cuda else "cpu",
           "dtype": "nf4" if options.use_4bit else str(dtype).removeprefix("torch."), "world_size": 1,

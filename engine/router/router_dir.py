@@ -22,13 +22,15 @@ from engine.errors import RouteshellError, UsageError
 from engine.names import display_name
 from engine.router.candidates import candidates
 from engine.router.scored import CandidateModel
-from engine.textfile import read_capped
+from engine.textfile import read_capped, replace_text
 
 META_FILE = "router.json"
 #: The most bytes ``router.json`` may hold (about 2 KiB: the candidate set, the data, the metrics);
 #: a longer one, or one that is no regular file (a link to ``/dev/zero``), is refused in one line.
 MAX_META_BYTES = 1 << 20
 FORMAT_VERSION = 1
+#: What a run being made in ``.OUT.partial`` was started with, for ``--resume`` (:func:`resume_point`).
+RUN_FILE = "run.json"
 #: The kinds a router directory may hold, and the module that loads each.
 KINDS: dict[str, str] = {"tfidf": "engine.router.baselines", "knn": "engine.router.embedded",
                          "mlp": "engine.router.embedded", "lora": "engine.router.lora"}  # fmt: skip
@@ -78,9 +80,14 @@ def check_base_dir(base: Path) -> None:
 
 
 def check_out(out: Path, meta_file: str = META_FILE, what: str = "a router") -> None:
-    """Raise :class:`UsageError` when ``out`` holds something that is not ``what`` (no ``meta_file``)."""
+    """Raise :class:`UsageError` when ``out`` holds something that is not ``what`` (no ``meta_file``),
+    and :class:`RouterWriteError` when it is a directory made read-only: it is never replaced."""
+    shown = display_name(str(out))
     if out.exists() and not (out.is_dir() and ((out / meta_file).exists() or not any(out.iterdir()))):
-        raise UsageError(f"--out {display_name(str(out))} holds something that is not {what} (choose another)")
+        raise UsageError(f"--out {shown} holds something that is not {what} (choose another)")
+    # No write bit at all, for root too (whom os.access lets write anywhere): the owner said "keep it".
+    if out.is_dir() and (not os.access(out, os.W_OK) or not out.stat().st_mode & 0o222):
+        raise RouterWriteError(f"--out {shown} is read-only (make it writable with chmod u+w, or choose another)")
 
 
 def staging_dir(out: Path, *, keep: bool = False, meta_file: str = META_FILE, what: str = "a router") -> Path:
@@ -100,6 +107,51 @@ def staging_dir(out: Path, *, keep: bool = False, meta_file: str = META_FILE, wh
     except OSError as err:
         raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
     return staging
+
+
+def resume_point(staging: Path, settings: dict[str, Any], *, resume: bool) -> Path | None:
+    """Return the checkpoint a run continues from (None: from the start) and record its ``settings``.
+
+    ``settings`` are what the checkpoints in ``staging`` depend on, by the option that sets each
+    (``{"stage": "planner", "--count": 64, ...}``). With ``resume``, a run that ``staging`` holds
+    from other settings is refused with one line (:class:`UsageError`) before anything is written,
+    as is a damaged last checkpoint. The settings are then written to ``staging/run.json``.
+    """
+    from engine.tinyllm.run_dir import last_checkpoint
+
+    record = staging / RUN_FILE
+    checkpoint = None
+    if resume:
+        try:
+            held = json.loads(read_capped(record, MAX_META_BYTES).decode("utf-8"))
+        except FileNotFoundError:
+            held = None
+        except (OSError, ValueError) as err:
+            shown = display_name(str(record))
+            raise UsageError(f"cannot read {shown}: {err} (leave out --resume to start over)") from None
+        if isinstance(held, dict):
+            _check_same_run(staging, held, settings)
+        checkpoint = last_checkpoint(staging)
+    try:
+        replace_text(record, json.dumps(settings, indent=2) + "\n")
+    except OSError as err:
+        raise RouterWriteError(f"cannot write {display_name(str(record))}: {err.strerror or err}") from None
+    return checkpoint
+
+
+def _check_same_run(staging: Path, held: dict[str, Any], settings: dict[str, Any]) -> None:
+    shown = display_name(str(staging))
+    was, now = held.get("stage") or "another", settings.get("stage")
+    if was != now:
+        raise UsageError(f"--resume: {shown} holds a {was} run, not a {now} one (leave out --resume to start over)")
+    for option, value in settings.items():
+        if option != "stage" and held.get(option, value) != value:
+            if isinstance(value, list):  # the data: its files' hashes
+                raise UsageError(f"--resume: the run in {shown} was started with other {option} (other files, "
+                                 "or other contents; give the same, or leave out --resume to start over)")  # fmt: skip
+            was, now = (display_name(str(v)) for v in (held[option], value))
+            raise UsageError(f"--resume: the run in {shown} was started with {option} {was}, not {now} "
+                             "(give the options it was started with, or leave out --resume to start over)")  # fmt: skip
 
 
 def commit(staging: Path, out: Path, meta: RouterMeta) -> None:

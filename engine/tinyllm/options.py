@@ -18,7 +18,7 @@ from engine.model_events import TrainStage
 from engine.names import display_name
 from engine.tinyllm.cleaning import CleaningConfig
 from engine.tinyllm.errors import TrainInputError
-from engine.tinyllm.presets import resolve_preset
+from engine.tinyllm.presets import preset_to_dict, resolve_preset
 from engine.tinyllm.run_dir import check_out_dir
 from engine.tinyllm.sft_data import Markers
 from engine.tinyllm.stage_data import DataSpec, default_cleaning, default_sources
@@ -74,11 +74,13 @@ class TrainOptions:
         return DataSpec(sources=tuple(sources), cleaning=cleaning, markers=self.markers, seed=self.seed)
 
 
-def check_options(options: TrainOptions) -> None:
+def check_options(options: TrainOptions, *, command_stage: str | None = None) -> None:
     """Refuse bad input before torch and transformers load, so that a typo costs no waiting.
 
-    Checks the preset or config, that every ``--data`` path exists, the output directory, and
-    that ``--base`` and ``--tokenizer`` look like what they should be. Raises
+    Checks the preset or config, that every ``--data`` path exists, the output directory (with
+    ``--resume``: that it holds a run of ``command_stage``, "all" for ``train all``, default the
+    stage's own, and of the same model shape), and that ``--base`` and ``--tokenizer`` look like
+    what they should be. Raises
     :class:`TrainInputError` with one line.
     """
     stage: TrainStage = "pretrain" if options.stage == "tokenizer" else options.stage
@@ -91,10 +93,11 @@ def check_options(options: TrainOptions) -> None:
                 f"{flag} {display_name(str(path))} is not a UTF-8 path, which the tokenizer files cannot be "
                 "written to or read from (choose a directory whose name is UTF-8)"
             ) from None
-    if options.base is None:
-        resolve_preset(options.preset, options.config)
+    asked = None if options.base is not None else preset_to_dict(resolve_preset(options.preset, options.config))
     options.data_spec(stage).paths()
-    check_out_dir(options.out, resume=options.resume)
+    # ``train all`` runs with the tokenizer's options; its OUT is marked "all" and holds no model itself.
+    check_out_dir(options.out, resume=options.resume, stage=command_stage or options.stage,
+                  preset=asked if options.stage == "pretrain" and command_stage != "all" else None)  # fmt: skip
     check_base(options.stage, options.base)
     if options.tokenizer is not None and not (options.tokenizer / "tokenizer.json").is_file():
         raise TrainInputError(

@@ -84,12 +84,12 @@ def write_marker(out: Path, data: dict[str, Any]) -> None:
     write_atomic(out / MARKER, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def prepare_out_dir(out: Path, *, resume: bool) -> Path | None:
+def prepare_out_dir(out: Path, *, resume: bool, stage: str, preset: dict[str, Any] | None = None) -> Path | None:
     """Check that ``out`` may receive this run and create it; return the checkpoint to resume from.
 
     Raises :class:`TrainInputError` (see :func:`check_out_dir`) or :class:`TrainFailure`.
     """
-    check_out_dir(out, resume=resume)
+    check_out_dir(out, resume=resume, stage=stage, preset=preset)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -97,19 +97,21 @@ def prepare_out_dir(out: Path, *, resume: bool) -> Path | None:
     return last_checkpoint(out) if resume else None
 
 
-def check_out_dir(out: Path, *, resume: bool) -> None:
-    """Check, without writing anything, that ``out`` may receive a run.
+def check_out_dir(out: Path, *, resume: bool, stage: str, preset: dict[str, Any] | None = None) -> None:
+    """Check, without writing anything, that ``out`` may receive a run of ``stage`` ("all" for ``train all``).
 
     ``out`` must be new, empty, or a routeshell run. Without ``resume`` a previous run there is
-    refused; with it, a corrupt last checkpoint is. Raises :class:`TrainInputError` with one line
-    saying what to do.
+    refused; with it, a run of another stage is, one of another model shape than ``preset`` (the
+    model asked for, when known before anything loads), and a corrupt last checkpoint. Raises
+    :class:`TrainInputError` with one line saying what to do.
     """
     shown = display_name(str(out))
     if out.exists() and not out.is_dir():
         raise TrainInputError(f"--out {shown} is a file, not a directory (choose a new directory)")
     if out.is_dir():
         entries = [entry.name for entry in out.iterdir()]
-        if entries and read_marker(out) is None:
+        marker = read_marker(out)
+        if entries and marker is None:
             raise TrainInputError(
                 f"--out {shown} holds files that are not a routeshell training run (choose a new or empty directory)"
             )
@@ -117,8 +119,62 @@ def check_out_dir(out: Path, *, resume: bool) -> None:
             raise TrainInputError(
                 f"--out {shown} already holds a training run (add --resume to continue it, or choose a new directory)"
             )
+        if entries and marker is not None:
+            _check_same_run(shown, marker, stage, preset)
         if resume:
             last_checkpoint(out)
+
+
+#: The fields of a preset that make the model's shape; the vocabulary is the tokenizer's, checked on the checkpoint.
+SHAPE_FIELDS = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "context_length",
+                "rope_theta", "rms_norm_eps")  # fmt: skip
+
+
+def _check_same_run(shown: str, marker: dict[str, Any], stage: str, preset: dict[str, Any] | None) -> None:
+    """Refuse to resume a run of another stage, or of another model shape than ``preset``."""
+    held = marker.get("stage")
+    if held != stage:
+        raise TrainInputError(
+            f"--out {shown} holds a 'train {display_name(str(held or '?'))}' run, not a 'train {stage}' run "
+            "(--resume continues a run of the same stage; choose a new directory)"
+        )
+    was = marker.get("preset")
+    if preset is None or not isinstance(was, dict):
+        return
+    differ = [key for key in SHAPE_FIELDS if key in was and was[key] != preset.get(key)]
+    if differ:
+        old = ", ".join(f"{key} {display_name(str(was[key]))}" for key in differ)
+        new = ", ".join(f"{key} {preset.get(key)}" for key in differ)
+        raise TrainInputError(
+            f"--out {shown} holds a {display_name(str(was.get('name', 'other')))} model ({old}), not the "
+            f"{preset.get('name')} one asked for ({new}) (resume with the --preset or --config it was started with, "
+            "or choose a new directory)"
+        )
+
+
+#: The fields of a model's ``config.json`` that its weights' shapes follow.
+CONFIG_SHAPE = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                "intermediate_size", "max_position_embeddings", "model_type")  # fmt: skip
+
+
+def check_checkpoint_shape(checkpoint: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume ``checkpoint`` into a model of another shape (``config``, the model built for
+    this run: another --base, --tokenizer, --preset or --config than the run was started with)."""
+    try:
+        held = json.loads(read_capped(checkpoint / "config.json", MAX_MARKER_BYTES).decode("utf-8"))
+    except (OSError, ValueError):
+        return  # an adapter's checkpoint has none; a damaged one fails to load, in one line too
+    if not isinstance(held, dict):
+        return
+    differ = [key for key in CONFIG_SHAPE if key in held and held[key] != config.get(key)]
+    if differ:
+        old = ", ".join(f"{key} {display_name(str(held[key]))}" for key in differ)
+        new = ", ".join(f"{key} {config.get(key)}" for key in differ)
+        raise TrainInputError(
+            f"--resume: checkpoint {display_name(str(checkpoint))} is of another model ({old}) than the one asked "
+            f"for ({new}) (give the --base, --tokenizer, --preset or --config it was started with, "
+            "or choose a new directory)"
+        )
 
 
 def last_checkpoint(out: Path) -> Path | None:
@@ -139,8 +195,8 @@ def last_checkpoint(out: Path) -> Path | None:
         return None
     newest = steps[-1][1]
     missing = [name for name in RESUME_FILES if not (newest / name).is_file()]
-    if not any(newest.glob("model*.safetensors")):
-        missing.append("model.safetensors")
+    if not any(newest.glob("model*.safetensors")) and not (newest / "adapter_model.safetensors").is_file():
+        missing.append("model.safetensors")  # (an adapter's checkpoint: adapter_model.safetensors)
     try:
         json.loads(read_capped(newest / "trainer_state.json", MAX_TRAINER_STATE_BYTES).decode("utf-8"))
     except (OSError, ValueError):

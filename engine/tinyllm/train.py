@@ -28,6 +28,7 @@ from engine.tinyllm.presets import ModelPreset, preset_from_dict, preset_to_dict
 from engine.tinyllm.run_dir import (
     CHECKPOINTS,
     ModelCard,
+    check_checkpoint_shape,
     last_checkpoint,
     prepare_out_dir,
     read_marker,
@@ -89,8 +90,8 @@ def train_tokenizer_stage(options: TrainOptions, sink: EventSink, out: Path | No
 
     started = time.monotonic()
     target = out or options.out
-    prepare_out_dir(target, resume=options.resume and read_marker(target) is not None)
     preset = resolve_preset(options.preset, options.config)
+    prepare_out_dir(target, resume=options.resume and read_marker(target) is not None, stage="tokenizer")
     splits = pretraining_splits(options.data_spec("tokenizer"), "tokenizer", sink)
     summary = train_tokenizer((doc.text for doc in splits.train), target, vocab_size=preset.vocab_size)
     write_marker(target, {"stage": "tokenizer", "status": "done", "vocab_size": summary.vocab_size})
@@ -232,10 +233,14 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     device, bf16 = pick_device(options.device)
     world = _world_size()
     args = _training_args(options, device, bf16, world)
+    # The shape asked for, checked against a run to resume before anything is written.
+    asked = None if options.base is not None else preset_to_dict(resolve_preset(options.preset, options.config))
     # The main process prepares (directory, tokenizer, cached features) while the others wait, then
     # they load what it made: the trainer's own barrier, a no-op with one process.
     with args.main_process_first(desc="output directory"):
-        resume_from = prepare_out_dir(out, resume=options.resume) if _is_main_process() else None
+        resume_from = (
+            prepare_out_dir(out, resume=options.resume, stage=stage, preset=asked) if _is_main_process() else None
+        )
         if _is_main_process() and read_marker(out) is None:
             # Marked before anything is written, so that a run stopped while preparing can resume.
             write_marker(out, {"stage": stage, "status": "preparing", "command": options.command})
@@ -294,6 +299,8 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     # Our events replace the trainer's own printing of every log line on stdout.
     trainer.remove_callback(PrinterCallback)
     parameters = sum(p.numel() for p in model.parameters())
+    if resume_from is not None:
+        check_checkpoint_shape(resume_from, model.config.to_dict())
     if _is_main_process():
         _mark(out, stage, "running", preset, options)
         begin: TrainStartEvent = {
@@ -419,7 +426,7 @@ def train_all(options: TrainOptions, sink: EventSink, stop: StopRequest) -> Stag
     """
     out = options.out
     if _is_main_process():
-        prepare_out_dir(out, resume=options.resume)
+        prepare_out_dir(out, resume=options.resume, stage="all")
         write_marker(out, {"stage": "all", "status": "running", "command": options.command})
     stages: list[tuple[TrainStage, Path]] = [
         ("tokenizer", out / TOKENIZER_DIR),

@@ -51,10 +51,10 @@ def test_an_unreadable_trainer_state_makes_the_checkpoint_corrupt(
     tmp_path: Path, plant: Callable[[Path], None]
 ) -> None:
     out = _checkpoint(tmp_path)
-    check_out_dir(out, resume=True)  # whole: resumable
+    check_out_dir(out, resume=True, stage="pretrain")  # whole: resumable
     plant(out / "checkpoints" / "checkpoint-1" / "trainer_state.json")
     with pytest.raises(TrainInputError, match=r"is incomplete or corrupt .*a readable trainer_state\.json"):
-        check_out_dir(out, resume=True)
+        check_out_dir(out, resume=True, stage="pretrain")
     if plant is endless:
         result = run_routeshell("train", "pretrain", "--out", str(out), "--resume")
         assert_one_line_error(result, 2, "is incomplete or corrupt", "a readable trainer_state.json")
@@ -65,4 +65,4 @@ def test_a_trainer_state_past_the_limit_is_unreadable(tmp_path: Path, monkeypatc
     out = _checkpoint(tmp_path)
     monkeypatch.setattr(run_dir, "MAX_TRAINER_STATE_BYTES", 16)
     with pytest.raises(TrainInputError, match=r"a readable trainer_state\.json"):
-        check_out_dir(out, resume=True)
+        check_out_dir(out, resume=True, stage="pretrain")

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.tinyllm.training_support import ROUTESHELL, TrainRun, parse_events, run_train, train_env
+from tests.engine.tinyllm.training_support import (
+    ROUTESHELL,
+    TrainRun,
+    interrupt_after,
+    parse_events,
+    run_train,
+    train_env,
+)
 
 STEPS = 16
 
@@ -22,27 +29,6 @@ def pretrain_args(corpus: Path, tokenizer: Path, out: Path) -> list[str]:
         "--max-steps", str(STEPS), "--batch-size", "4", "--eval-every", "1000", "--save-every", "1000",
         "--out", str(out),
     ]  # fmt: skip
-
-
-def interrupt_after(step: int | str, argv: list[str], cache: Path) -> TrainRun:
-    """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` (or an event of that type) is seen."""
-    process = subprocess.Popen(
-        [ROUTESHELL, "train", *argv, "--events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=train_env(cache),
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    for line in process.stdout:
-        lines.append(line)
-        event = json.loads(line)
-        if (event["type"] == "train_step" and event["step"] == step) or event["type"] == step:
-            process.send_signal(signal.SIGINT)
-    stderr = process.stderr.read() if process.stderr else ""
-    return TrainRun(process.wait(timeout=300), parse_events("".join(lines)), stderr)
 
 
 def test_resume_after_ctrl_c_follows_the_uninterrupted_loss_curve(

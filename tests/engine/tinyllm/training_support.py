@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -75,3 +76,24 @@ def run_train(*args: str, cache: Path | None = None, timeout: int = 600) -> Trai
         check=False,
     )
     return TrainRun(result.returncode, parse_events(result.stdout), result.stderr)
+
+
+def interrupt_after(step: int | str, argv: list[str], cache: Path | None = None) -> TrainRun:
+    """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` (or an event of that type) is seen."""
+    process = subprocess.Popen(
+        [ROUTESHELL, "train", *argv, "--events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=train_env(cache),
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        event = json.loads(line)
+        if (event["type"] == "train_step" and event["step"] == step) or event["type"] == step:
+            process.send_signal(signal.SIGINT)
+    stderr = process.stderr.read() if process.stderr else ""
+    return TrainRun(process.wait(timeout=300), parse_events("".join(lines)), stderr)
