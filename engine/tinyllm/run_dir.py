@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import platform
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,10 +141,8 @@ def _check_same_run(shown: str, marker: dict[str, Any], stage: str, preset: dict
     was = marker.get("preset")
     if preset is None or not isinstance(was, dict):
         return
-    differ = [key for key in SHAPE_FIELDS if key in was and was[key] != preset.get(key)]
-    if differ:
-        old = ", ".join(f"{key} {display_name(str(was[key]))}" for key in differ)
-        new = ", ".join(f"{key} {preset.get(key)}" for key in differ)
+    if differ := _differences(was, preset, SHAPE_FIELDS):
+        old, new = differ
         raise TrainInputError(
             f"--out {shown} holds a {display_name(str(was.get('name', 'other')))} model ({old}), not the "
             f"{preset.get('name')} one asked for ({new}) (resume with the --preset or --config it was started with, "
@@ -166,15 +164,23 @@ def check_checkpoint_shape(checkpoint: Path, config: dict[str, Any]) -> None:
         return  # an adapter's checkpoint has none; a damaged one fails to load, in one line too
     if not isinstance(held, dict):
         return
-    differ = [key for key in CONFIG_SHAPE if key in held and held[key] != config.get(key)]
-    if differ:
-        old = ", ".join(f"{key} {display_name(str(held[key]))}" for key in differ)
-        new = ", ".join(f"{key} {config.get(key)}" for key in differ)
+    if differ := _differences(held, config, CONFIG_SHAPE):
+        old, new = differ
         raise TrainInputError(
             f"--resume: checkpoint {display_name(str(checkpoint))} is of another model ({old}) than the one asked "
             f"for ({new}) (give the --base, --tokenizer, --preset or --config it was started with, "
             "or choose a new directory)"
         )
+
+
+def _differences(held: dict[str, Any], wanted: dict[str, Any], keys: Sequence[str]) -> tuple[str, str] | None:
+    """The ``keys`` that ``held`` (read from disk) has and ``wanted`` does not match, as what each
+    says ("hidden_size 64, vocab_size 452"), or None where they agree."""
+    differ = [key for key in keys if key in held and held[key] != wanted.get(key)]
+    if not differ:
+        return None
+    return (", ".join(f"{key} {display_name(str(held[key]))}" for key in differ),
+            ", ".join(f"{key} {wanted.get(key)}" for key in differ))  # fmt: skip
 
 
 def last_checkpoint(out: Path) -> Path | None:
