@@ -187,7 +187,7 @@ def test_resolve_workspace_asks_before_adopting_an_unusual_directory(tmp_path: P
     assert profile.resolve_workspace(str(home), env=env, confirm=answer(True)) == home
     assert "(your home directory)" in asked[-1]
     assert profile.resolve_workspace("/", env=env, yes=True) == Path("/")
-    with pytest.raises(UsageError, match="it is the root directory; pass --yes"):
+    with pytest.raises(UsageError, match="it is the root directory; if it is meant to be, pass --yes"):
         profile.resolve_workspace("/", env=env)
     with pytest.raises(UsageError, match="--workspace is empty"):
         profile.resolve_workspace("", env=env, yes=True)
