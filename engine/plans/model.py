@@ -85,7 +85,7 @@ def _step_problems(index: int, step: dict[str, Any]) -> list[PlanProblem]:
     """The sandbox and op rules for one step that has a known op (the schema checks its shape)."""
     op = OPS[step["op"]]
     problems = []
-    for path_key, item, raw in _path_values(op.paths, step):
+    for path_key, item, raw in path_values(op.paths, step):
         parts: list[str | int] = ["steps", index, path_key.key]
         where = pointer(parts if item is None else [*parts, item])
         try:
@@ -118,7 +118,7 @@ def key_parts(key: str) -> list[str | int]:
     return [int(part) if part.isdigit() else part for part in key.split("/") if part]
 
 
-def _path_values(keys: tuple[PathKey, ...], step: dict[str, Any]) -> list[tuple[PathKey, int | None, str]]:
+def path_values(keys: tuple[PathKey, ...], step: dict[str, Any]) -> list[tuple[PathKey, int | None, str]]:
     """(key, index in its list or None, the path) for every path a step names."""
     found: list[tuple[PathKey, int | None, str]] = []
     for path_key in keys:

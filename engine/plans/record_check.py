@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.plans.model import path_values
 from engine.plans.op_table import OPS
 from engine.workspace.sandbox import SandboxError, check_relpath
 
@@ -44,14 +45,11 @@ def record_problem(steps: list[Any], records: list[dict[str, Any]]) -> str | Non
 
 def _step_paths_problem(step: dict[str, Any]) -> str | None:
     """The first path of ``step`` that the plan rules refuse (as validation would), or None."""
-    for key in OPS[step["op"]].paths:
-        value = step.get(key.key)
-        values = value if key.many and isinstance(value, list) else [value] if value is not None else []
-        for path in values:
-            try:
-                check_relpath(path, write=key.write)
-            except SandboxError as exc:
-                return str(exc)
+    for key, _, path in path_values(OPS[step["op"]].paths, step):
+        try:
+            check_relpath(path, write=key.write)
+        except SandboxError as exc:
+            return str(exc)
     return None
 
 
