@@ -42,21 +42,75 @@ def test_core_modules_are_found() -> None:
     assert {"engine", "agents", "engine.plans.apply", "engine.workspace.sandbox", "agents.graph"} <= set(CORE_MODULES)
 
 
-@pytest.fixture(scope="module")
-def third_party_baseline() -> set[str]:
-    """What the core's third-party libraries load by themselves.
+#: The core's third-party libraries. httpx's package init loads its command-line tool when rich is
+#: installed, and langgraph imports httpx, so ``rich`` can arrive with them; the core itself must
+#: add no UI module.
+THIRD_PARTY = "import httpx, langgraph.graph, langgraph.types, langgraph.checkpoint.sqlite"
+#: The heavy libraries some core packages import: loaded once before the children are forked, so
+#: that each child does not pay for them again. They load no UI module of their own (checked below).
+HEAVY_PRELOAD = "import torch, transformers, peft, datasets, accelerate, sentencepiece"
 
-    httpx's package init loads its command-line tool when rich is installed, and langgraph
-    imports httpx, so ``rich`` can arrive with them; the core itself must add no UI module.
-    """
-    return loaded_after("import httpx, langgraph.graph, langgraph.types, langgraph.checkpoint.sqlite")
+#: Imports the third-party libraries once, then each core module in a child forked from that
+#: interpreter: the child starts with none of routeshell loaded, as a fresh interpreter would, without
+#: paying for langgraph's and torch's imports again (one interpreter per module took a minute of a
+#: worker). Prints the libraries' own top-level names (``""``), what the heavy ones add (``heavy``),
+#: and per module the top-level names loaded once it is imported, or its import error.
+FORKED_PROBE = """
+import json, os, sys, traceback
+THIRD_PARTY
+baseline = {m.split(".")[0] for m in sys.modules}
+print(json.dumps({"": sorted(baseline)}), flush=True)
+HEAVY_PRELOAD
+print(json.dumps({"heavy": sorted({m.split(".")[0] for m in sys.modules} - baseline)}), flush=True)
+for module in sys.argv[1:]:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            __import__(module)
+            found = {"loaded": sorted({m.split(".")[0] for m in sys.modules})}
+        except BaseException:
+            found = {"error": traceback.format_exc()}
+        with os.fdopen(write, "w") as out:
+            out.write(json.dumps(found))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        text = answer.read()
+    os.waitpid(pid, 0)
+    print(json.dumps({module: json.loads(text) if text else {"error": "the child died"}}), flush=True)
+""".replace("THIRD_PARTY", THIRD_PARTY).replace("HEAVY_PRELOAD", HEAVY_PRELOAD)
+
+
+@pytest.fixture(scope="module")
+def core_imports() -> dict[str, dict[str, list[str] | str]]:
+    """What importing each core module loads, from :data:`FORKED_PROBE`; ``""`` holds the libraries' own."""
+    result = subprocess.run(
+        [sys.executable, "-c", FORKED_PROBE, *CORE_MODULES], capture_output=True, text=True, check=True, timeout=300
+    )
+    found: dict[str, dict[str, list[str] | str]] = {}
+    for line in result.stdout.splitlines():
+        ((name, what),) = json.loads(line).items()
+        found[name] = {"loaded": what} if name in ("", "heavy") else what
+    return found
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)
-def test_core_never_imports_the_ui(module: str, third_party_baseline: set[str]) -> None:
-    loaded = loaded_after(f"import {module}")
-    assert not (loaded - third_party_baseline) & set(UI)
+def test_core_never_imports_the_ui(module: str, core_imports: dict[str, dict[str, list[str] | str]]) -> None:
+    found = core_imports[module]
+    assert "error" not in found, found.get("error")
+    loaded = set(found["loaded"])
+    assert not (loaded - set(core_imports[""]["loaded"])) & set(UI)
     assert not loaded & {"textual", "prompt_toolkit", "tui"}
+
+
+def test_the_libraries_alone_load_no_ui_framework(core_imports: dict[str, dict[str, list[str] | str]]) -> None:
+    """The forked probe's starting point hides nothing: the heavy libraries it loads first add no UI
+    module, and the libraries alone load what they load in a fresh interpreter."""
+    assert not set(core_imports["heavy"]["loaded"]) & set(UI)
+    assert not set(core_imports[""]["loaded"]) & {"textual", "prompt_toolkit", "tui"}
+    assert set(core_imports[""]["loaded"]) == loaded_after(THIRD_PARTY)
 
 
 def test_profile_loading_never_imports_the_ui() -> None:

@@ -12,6 +12,7 @@ import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from openai import OpenAI
@@ -87,12 +88,13 @@ def test_run_on_a_files_only_profile_starts_the_server_and_ends_in_one_piece(
 
 
 def test_a_plan_under_the_profiles_least_probability_is_declined_in_one_line(
-    isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path]
+    isolated_home: Path, tmp_path: Path, planner_models: tuple[Path, Path], served: str
 ) -> None:
     # The real server's processed logprobs, summed by the client: a nano planner is never certain
-    # of a plan it chose among others, so a bound of 1 declines it.
+    # of a plan it chose among others, so a bound of 1 declines it. (The profile names the port of
+    # the server already serving that pair: its three runs find it answering and start none.)
     base, adapter = planner_models
-    write_planner_local(isolated_home, free_port(), base, adapter, min_probability=1.0)
+    write_planner_local(isolated_home, urlsplit(served).port or 0, base, adapter, min_probability=1.0)
     workspace = tmp_path / "ws"
     (workspace / "docs").mkdir(parents=True)
     (workspace / "docs" / "report.pdf").write_bytes(b"%PDF")
