@@ -65,8 +65,9 @@ exit codes:
   2    bad input: a missing data file, an empty corpus, an unknown preset, a corrupt checkpoint,
        an output directory that holds something else, --resume of a run of another stage,
        model or options
-  3    labels: the teacher endpoint failed (unreachable, a wrong key or URL, errors after the
-       retries, or no valid decision for any task); every answer that came is kept in the cache
+  3    labels: the teacher endpoint failed (unreachable, a wrong key or URL, no reply within
+       --timeout or errors after the retries, or no valid decision for any task); every answer
+       that came is kept in the cache
   130  interrupted (Ctrl-C): a checkpoint was written (labels: the cache), add --resume to
        continue (labels: run the same command)
 """
