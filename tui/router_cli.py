@@ -18,6 +18,7 @@ from tui.arg_types import http_url, positive_int, positive_seconds
 if TYPE_CHECKING:
     from engine.events import Event
     from engine.router.decision import RouterDecision
+    from engine.router.labels import LabelledTask
     from engine.router.scored import CandidateModel
     from engine.router.tasks import RouterTask
 
@@ -221,25 +222,11 @@ def default_base() -> Path:
 
 def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], stop: Any) -> int:
     """Run ``routeshell train router``; return the exit code."""
-    import sys
-    from collections import Counter
-
-    from engine.errors import ExitCode, UsageError
-    from engine.names import shell_line
-    from engine.router.candidates import candidates
-    from engine.router.evaluate import describe, fit_model, predict, split_samples
+    from engine.errors import UsageError
+    from engine.router.evaluate import split_samples
     from engine.router.labels import read_samples
-    from engine.router.metrics import score
-    from engine.router.router_dir import (
-        FORMAT_VERSION,
-        RUN_FILE,
-        RouterMeta,
-        commit,
-        data_record,
-        resume_point,
-        save_model,
-        staging_dir,
-    )
+    from engine.router.router_dir import check_base_dir
+    from engine.tinyllm.run_dir import out_lock_beside
 
     if not args.data:
         raise UsageError("train router needs --data FILE (labelled samples from 'routeshell train labels')")
@@ -253,6 +240,42 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
         pool = pool[: args.max_samples]
     if not pool:
         raise UsageError("no training sample is left (every sample is held out, or filtered by --sample-types)")
+    if args.kind == "lora":
+        check_base_dir(args.base or default_base())
+    # One run at a time into OUT: a second would share .OUT.partial with this one.
+    with out_lock_beside(args.out):
+        return _fit_and_save(args, paths, pool, held, dropped, sink, stop)
+
+
+def _fit_and_save(
+    args: argparse.Namespace,
+    paths: list[Path],
+    pool: list[LabelledTask],
+    held: list[LabelledTask],
+    dropped: int,
+    sink: Callable[[Event], None],
+    stop: Any,
+) -> int:
+    """Train the router of ``train router`` on ``pool``, score it on ``held`` and write it into OUT."""
+    import sys
+    from collections import Counter
+
+    from engine.errors import ExitCode
+    from engine.names import shell_line
+    from engine.router.candidates import candidates
+    from engine.router.evaluate import describe, fit_model, predict
+    from engine.router.metrics import score
+    from engine.router.router_dir import (
+        FORMAT_VERSION,
+        RUN_FILE,
+        RouterMeta,
+        commit,
+        data_record,
+        resume_point,
+        save_model,
+        staging_dir,
+    )
+
     quiet()
     say = (lambda line: print(f"router: {line}", file=sys.stderr, flush=True)) if not args.events else None
     if say:
@@ -271,9 +294,6 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
     staging = None
     summary: dict[str, Any] = {}
     if args.kind == "lora":
-        from engine.router.router_dir import check_base_dir
-
-        check_base_dir(args.base or default_base())
         from engine.router.lora import DEFAULT_TARGETS, LoraOptions, train_lora_router, write_meta
 
         targets = tuple(t.strip() for t in args.target_modules.split(",") if t.strip()) if args.target_modules else None
