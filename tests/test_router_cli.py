@@ -45,11 +45,20 @@ def test_events_are_json_lines(tmp_path: Path) -> None:
         (["--source", "files", "--labeler", "judge"], 2, "invalid choice"),
         (["--source", "files", "--labeler", "oracle"], 2, "needs tasks with tests"),
         (["--source", "humaneval", "--labeler", "oracle", "--oracle-candidates", "loop:x"], 2, "unknown decision"),
+        (["--source", "files", "--labeler", "gold", "--timeout", "5"], 2, "--timeout is for --labeler teacher"),
     ],
 )
 def test_bad_label_commands_are_one_line(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
     result = run_routeshell("train", "labels", *args, "--out", str(tmp_path / "x.jsonl"))
     assert_one_line_error(result, code, needle)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "1e999", "soon", ""])
+def test_a_timeout_that_is_no_positive_number_of_seconds_is_one_line(tmp_path: Path, bad: str) -> None:
+    result = run_routeshell("train", "labels", "--source", "files", "--labeler", "teacher", "--timeout", bad,
+                            "--out", str(tmp_path / "x.jsonl"))  # fmt: skip
+    assert_one_line_error(result, 2, "argument --timeout: expected a", f"number of seconds, got {bad!r}")
     assert not (tmp_path / "x.jsonl").exists()
 
 

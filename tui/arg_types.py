@@ -47,6 +47,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above zero: how long to wait for an endpoint's reply (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def wait_seconds(text: str) -> float:
     """How long to wait: a finite number of seconds, 0 or more (waiting for good is the bare option)."""
     try:

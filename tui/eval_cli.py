@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tui.arg_types import http_url
+from tui.arg_types import http_url, positive_seconds
 
 DESCRIPTION = """\
 Evaluate a model served behind an OpenAI-compatible endpoint ('routeshell serve', vLLM, llama.cpp,
@@ -82,16 +82,6 @@ def _count(low: int, high: int | None = None) -> Any:
     return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
 def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add ``eval`` and its actions to the ``routeshell`` subcommands."""
     evaluation = commands.add_parser(
@@ -126,7 +116,7 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     add("--out", type=Path, default=Path("eval-judge"), metavar="DIR", help="where results go (default ./eval-judge)")
     add("--concurrency", type=_count(1, 64), default=4, metavar="N", help="samples in flight at once, 1-64 (4)")
     add("--limit", type=_count(1), metavar="N", help="only the first N samples of the test set")
-    add("--timeout", type=_seconds, default=120.0, metavar="S", help="seconds to wait for one reply (120)")
+    add("--timeout", type=positive_seconds, default=120.0, metavar="S", help="seconds to wait for one reply (120)")
     add("--api-key", metavar="KEY", help="API key of the model endpoint (see above for the variables)")
     add("--judge-api-key", metavar="KEY", help="API key of the judge endpoint (see above for the variables)")
     add("--json", action="store_true", help="print JSON-lines events on stdout instead of a progress bar and a table")

@@ -266,6 +266,7 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
     from engine.planner.train import PLANNER_META, PlannerOptions, resume_settings, train_planner
     from engine.router.router_dir import check_base_dir, replace_dir, resume_point, staging_dir
     from engine.serve.launcher import shipped_models
+    from engine.tinyllm.run_dir import out_lock_beside
     from tui.router_cli import quiet
 
     base = args.base or shipped_models() / "base"
@@ -277,17 +278,19 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
         max_length=args.max_length or 1024, time_limit_min=args.time_limit, save_steps=args.save_steps or 200,
     )  # fmt: skip
     quiet()
-    staging = staging_dir(args.out, keep=args.resume, meta_file=PLANNER_META, what="a planner adapter")
-    resume = resume_point(staging, resume_settings(options), resume=args.resume)
-    command = shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else ""
-    summary = train_planner(options, sink, stop, staging=staging, command=command, resume=resume)
-    if summary["interrupted"]:
-        # OUT stays as it was; the checkpoint in .OUT.partial is what --resume continues.
-        sink({"type": "train_done", "stage": "planner", "path": summary["checkpoint"], "steps": summary["steps"],
-              "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None,
-              "elapsed_s": summary["seconds"], "interrupted": True})  # fmt: skip
-        return int(ExitCode.INTERRUPTED)
-    replace_dir(staging, args.out)
+    # One run at a time into OUT: a second would share .OUT.partial with this one.
+    with out_lock_beside(args.out):
+        staging = staging_dir(args.out, keep=args.resume, meta_file=PLANNER_META, what="a planner adapter")
+        resume = resume_point(staging, resume_settings(options), resume=args.resume)
+        command = shell_line(["routeshell", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else ""
+        summary = train_planner(options, sink, stop, staging=staging, command=command, resume=resume)
+        if summary["interrupted"]:
+            # OUT stays as it was; the checkpoint in .OUT.partial is what --resume continues.
+            sink({"type": "train_done", "stage": "planner", "path": summary["checkpoint"], "steps": summary["steps"],
+                  "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None,
+                  "elapsed_s": summary["seconds"], "interrupted": True})  # fmt: skip
+            return int(ExitCode.INTERRUPTED)
+        replace_dir(staging, args.out)
     sink({"type": "train_done", "stage": "planner", "path": str(args.out), "steps": summary["steps"],
           "train_loss": summary["last_loss"], "eval_loss": None, "perplexity": None, "elapsed_s": summary["seconds"],
           "interrupted": False})  # fmt: skip

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.arg_types import http_url, positive_int
+from tui.arg_types import http_url, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from engine.events import Event
     from engine.router.decision import RouterDecision
+    from engine.router.labels import LabelledTask
     from engine.router.scored import CandidateModel
     from engine.router.tasks import RouterTask
 
@@ -36,7 +37,9 @@ labels (routeshell train labels --source SRC --labeler L --out FILE) writes chat
              icalfa, or rows with a decision), teacher (an OpenAI-compatible model: key in
              OPENAI_API_KEY or LLM_API_KEY, endpoint in LLM_API_BASE or --teacher-endpoint, model
              in OPENAI_MODEL or --teacher-model, default gpt-4o; answers are cached in --cache,
-             default OUT.cache.jsonl, so the same command resumes; --concurrency requests at once),
+             default OUT.cache.jsonl, so the same command resumes; --concurrency requests at once;
+             a request whose reply takes over --timeout seconds, default 120, is sent again, twice
+             at most, then the run fails with exit code 3),
              oracle (tasks with tests, i.e. humaneval: each of --oracle-candidates runs the agent loop
              on the profile's endpoints (routeshell --profile P train labels ...), every plan
              approved, in a temporary workspace, then the task's check runs in the sandbox; the
@@ -69,6 +72,8 @@ def add_label_options(group: Any) -> None:
     add("--teacher-model", metavar="NAME", help="labels: the teacher model ($OPENAI_MODEL or gpt-4o)")
     add("--concurrency", type=positive_int, default=4, metavar="N", help="labels: teacher requests at once (4)")
     add("--attempts", type=positive_int, default=3, metavar="N", help="labels: asks per task before a drop (3)")
+    add("--timeout", type=positive_seconds, metavar="S",
+        help="labels: seconds to wait for one teacher reply (120)")  # fmt: skip
     add("--cache", metavar="FILE", help="labels: the teacher's answer cache (default OUT.cache.jsonl)")
 
 
@@ -84,6 +89,8 @@ def run_labels(args: argparse.Namespace, sink: Callable[[Event], None]) -> int:
         raise UsageError("train labels needs --source and --labeler (see routeshell train --help)")
     if args.count is not None and args.source != "files":
         raise UsageError("--count is for --source files (the generator); other sources have a fixed size")
+    if args.timeout is not None and args.labeler != "teacher":
+        raise UsageError("--timeout is for --labeler teacher (the oracle's endpoints keep the profile's timeout_s)")
     started = time.monotonic()
     tasks = load_tasks(args.source, count=args.count, seed=args.seed)
     if args.limit is not None:
@@ -143,7 +150,7 @@ def run_labels(args: argparse.Namespace, sink: Callable[[Event], None]) -> int:
 
 def _teacher_endpoint(args: argparse.Namespace) -> Any:
     from engine.errors import UsageError
-    from engine.evaluation.endpoints import check_url, endpoint
+    from engine.evaluation.endpoints import DEFAULT_TIMEOUT_S, check_url, endpoint
 
     key = os.environ.get("OPENAI_API_KEY") or os.environ.get("LLM_API_KEY")
     if not key:
@@ -151,7 +158,7 @@ def _teacher_endpoint(args: argparse.Namespace) -> Any:
     given = args.teacher_endpoint or os.environ.get("LLM_API_BASE") or DEFAULT_TEACHER_BASE
     base = check_url("--teacher-endpoint", given)
     model = args.teacher_model or os.environ.get("OPENAI_MODEL") or DEFAULT_TEACHER_MODEL
-    return endpoint(base, model, key)
+    return endpoint(base, model, key, timeout_s=args.timeout or DEFAULT_TIMEOUT_S)
 
 
 ROUTER_KINDS = ("lora", "mlp", "knn", "tfidf")
@@ -215,25 +222,11 @@ def default_base() -> Path:
 
 def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], stop: Any) -> int:
     """Run ``routeshell train router``; return the exit code."""
-    import sys
-    from collections import Counter
-
-    from engine.errors import ExitCode, UsageError
-    from engine.names import shell_line
-    from engine.router.candidates import candidates
-    from engine.router.evaluate import describe, fit_model, predict, split_samples
+    from engine.errors import UsageError
+    from engine.router.evaluate import split_samples
     from engine.router.labels import read_samples
-    from engine.router.metrics import score
-    from engine.router.router_dir import (
-        FORMAT_VERSION,
-        RUN_FILE,
-        RouterMeta,
-        commit,
-        data_record,
-        resume_point,
-        save_model,
-        staging_dir,
-    )
+    from engine.router.router_dir import check_base_dir
+    from engine.tinyllm.run_dir import out_lock_beside
 
     if not args.data:
         raise UsageError("train router needs --data FILE (labelled samples from 'routeshell train labels')")
@@ -247,6 +240,42 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
         pool = pool[: args.max_samples]
     if not pool:
         raise UsageError("no training sample is left (every sample is held out, or filtered by --sample-types)")
+    if args.kind == "lora":
+        check_base_dir(args.base or default_base())
+    # One run at a time into OUT: a second would share .OUT.partial with this one.
+    with out_lock_beside(args.out):
+        return _fit_and_save(args, paths, pool, held, dropped, sink, stop)
+
+
+def _fit_and_save(
+    args: argparse.Namespace,
+    paths: list[Path],
+    pool: list[LabelledTask],
+    held: list[LabelledTask],
+    dropped: int,
+    sink: Callable[[Event], None],
+    stop: Any,
+) -> int:
+    """Train the router of ``train router`` on ``pool``, score it on ``held`` and write it into OUT."""
+    import sys
+    from collections import Counter
+
+    from engine.errors import ExitCode
+    from engine.names import shell_line
+    from engine.router.candidates import candidates
+    from engine.router.evaluate import describe, fit_model, predict
+    from engine.router.metrics import score
+    from engine.router.router_dir import (
+        FORMAT_VERSION,
+        RUN_FILE,
+        RouterMeta,
+        commit,
+        data_record,
+        resume_point,
+        save_model,
+        staging_dir,
+    )
+
     quiet()
     say = (lambda line: print(f"router: {line}", file=sys.stderr, flush=True)) if not args.events else None
     if say:
@@ -265,9 +294,6 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
     staging = None
     summary: dict[str, Any] = {}
     if args.kind == "lora":
-        from engine.router.router_dir import check_base_dir
-
-        check_base_dir(args.base or default_base())
         from engine.router.lora import DEFAULT_TARGETS, LoraOptions, train_lora_router, write_meta
 
         targets = tuple(t.strip() for t in args.target_modules.split(",") if t.strip()) if args.target_modules else None

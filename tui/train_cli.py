@@ -43,7 +43,8 @@ stages:
               held-out ones never), saved as an adapter directory (OUT) that 'routeshell serve
               --adapter planner=OUT' serves; --base defaults to the shipped base (engine/models/base);
               --time-limit MIN ends it in time with the adapter saved; it is made in .OUT.partial
-              and moved into place when done (Ctrl-C leaves OUT as it was, with a checkpoint there)
+              and moved into place when done (Ctrl-C leaves OUT as it was, with a checkpoint there);
+              one run at a time into an OUT (router too): a second is refused while one trains
 
 data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
 'stdlib' stands for the Python standard library sources (the default pretraining corpus) and
@@ -61,12 +62,15 @@ Several processes: torchrun --standalone --nproc_per_node N $(which routeshell) 
 EXIT_CODES = """\
 exit codes:
   0    the stage finished
-  1    training failed (a full disk, a worker that died, a read-only router or planner OUT)
+  1    training failed (a full disk, a worker that died, a read-only router or planner OUT),
+       or another routeshell train is writing into OUT (router, planner: the lock is .OUT.lock
+       beside OUT, removed when the run ends)
   2    bad input: a missing data file, an empty corpus, an unknown preset, a corrupt checkpoint,
        an output directory that holds something else, --resume of a run of another stage,
        model or options
-  3    labels: the teacher endpoint failed (unreachable, a wrong key or URL, errors after the
-       retries, or no valid decision for any task); every answer that came is kept in the cache
+  3    labels: the teacher endpoint failed (unreachable, a wrong key or URL, no reply within
+       --timeout or errors after the retries, or no valid decision for any task); every answer
+       that came is kept in the cache
   130  interrupted (Ctrl-C): a checkpoint was written (labels: the cache), add --resume to
        continue (labels: run the same command)
 """

@@ -72,5 +72,7 @@ def listed_model(base_url: str, api_key: str | None, *, option: str, timeout_s: 
 
 
 def endpoint(base_url: str, model: str, api_key: str | None, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Endpoint:
-    """Return the :class:`Endpoint` of a base URL and model, with the evaluation's timeout and retries."""
-    return Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=DEFAULT_RETRIES)
+    """Return the :class:`Endpoint` of a base URL and model, with the evaluation's timeout and retries
+    (``timeout_s`` is the command's ``--timeout``)."""
+    return Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=DEFAULT_RETRIES,
+                    timeout_setting="--timeout")  # fmt: skip

@@ -436,11 +436,9 @@ class ChatClient:
             return self._error(f"is not an http(s) URL; {_BASE_URL_HINT}")
         if isinstance(exc, httpx.TimeoutException):
             limit = self._timeout.connect if isinstance(exc, httpx.ConnectTimeout) else self._endpoint.timeout_s
+            setting = self._endpoint.timeout_setting
             return _Retryable(
-                lambda n: (
-                    f"timed out after {limit:g} s ({_count(n)}); is the server overloaded? "
-                    "(raise timeout_s in the profile's llm section)"
-                )
+                lambda n: f"timed out after {limit:g} s ({_count(n)}); is the server overloaded? (raise {setting})"
             )
         why = _why(exc)
         if isinstance(exc, httpx.ConnectError):

@@ -14,7 +14,7 @@ import json
 import os
 import platform
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,15 +50,67 @@ def out_lock(out: Path) -> Iterator[None]:
     except OSError as err:
         raise TrainFailure(f"cannot create {shown}: {err.strerror or err}") from err
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TrainFailure(
-                f"another routeshell train is writing into {shown} (wait for it to end, or stop it first)"
-            ) from None
+        _take_lock(fd, shown)
         yield
     finally:
         os.close(fd)
+
+
+def lock_file(out: Path) -> Path:
+    """The lock file of ``out`` for :func:`out_lock_beside`: ``.OUT.lock``, beside it."""
+    return out.with_name(f".{out.name}.lock")
+
+
+@contextmanager
+def out_lock_beside(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` while the block runs, by the file ``.OUT.lock`` beside it.
+
+    For the runs that make ``out`` in ``.OUT.partial`` and rename it into place (``train router``,
+    ``train planner``): ``out`` is replaced, so it cannot carry the lock itself, and a lock file
+    in ``.OUT.partial`` would end up in the finished ``out``. A second run is refused with one
+    line, as :func:`out_lock` refuses one. The lock is the kernel's (``flock``), so it goes away
+    with the process, even after ``kill -9``: the file such a run leaves is no lock, and the next
+    run takes it. The file is removed when the block ends.
+    """
+    shown = display_name(str(out))
+    path = lock_file(out)
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise TrainFailure(f"cannot write {shown}: {err.strerror or err}") from err
+        try:
+            _take_lock(fd, shown)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        # A run that ended between our open and our lock removed that file: its lock is no one's.
+        os.close(fd)
+    try:
+        yield
+    finally:
+        # Removed while still locked: a run that opened it meanwhile is refused, or tries again.
+        with suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def _take_lock(fd: int, shown: str) -> None:
+    """Take the kernel's exclusive lock on ``fd`` now, or refuse the run in one line."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise TrainFailure(
+            f"another routeshell train is writing into {shown} (wait for it to end, or stop it first)"
+        ) from None
 
 
 def write_atomic(path: Path, text: str) -> None:

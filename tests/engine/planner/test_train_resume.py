@@ -1,15 +1,18 @@
 """`routeshell train planner`: Ctrl-C leaves OUT as it was with a checkpoint beside it, and --resume
-continues that checkpoint exactly, or refuses one made with other options."""
+continues that checkpoint exactly, or refuses one made with other options; a second run into the
+same OUT is refused while the first trains."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.engine.tinyllm.training_support import interrupt_after, run_train
+from tests.engine.tinyllm.training_support import ROUTESHELL, interrupt_after, parse_events, run_train, train_env
 from tests.helpers import assert_one_line_error, run_routeshell
 
 STEPS = 4
@@ -79,3 +82,41 @@ def test_a_read_only_out_is_never_replaced(tmp_path: Path) -> None:
         assert sorted(path.name for path in tmp_path.iterdir()) == ["base", "planner"]
     finally:
         out.chmod(0o755)
+
+
+def test_a_second_run_into_the_same_out_is_refused_and_the_first_ends_whole(
+    planner_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, _ = planner_models
+    out = tmp_path / "planner"
+    argv = planner_args(base, out)
+    argv[argv.index("--max-steps") + 1] = "12"
+    first = subprocess.Popen(
+        [ROUTESHELL, "train", *argv, "--events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=train_env(),
+    )
+    try:
+        assert first.stdout is not None
+        for line in first.stdout:
+            if json.loads(line)["type"] == "train_step":
+                break
+        # Paused, the first run still holds OUT: however slow a run is, a second one must wait for it.
+        first.send_signal(signal.SIGSTOP)
+        for extra in ((), ("--resume",)):
+            second = run_routeshell("train", *argv, *extra)
+            assert_one_line_error(second, 1, "another routeshell train is writing into", out.name)
+    finally:
+        first.send_signal(signal.SIGCONT)
+        rest, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    done = parse_events(rest)[-1]
+    assert done["type"] == "train_done"
+    assert (done["interrupted"], done["steps"], done["path"]) == (False, 12, str(out))
+    assert json.loads((out / "planner_meta.json").read_text())["summary"]["steps"] == 12
+    assert (out / "adapter_model.safetensors").is_file()
+    # Nothing is left beside OUT: the checkpoint became OUT, and the lock went with the run.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["planner"]

@@ -1,10 +1,13 @@
 """The LoRA router on the nano model: cached candidate scoring equals plain scoring, the adapter
-trains, saves and reloads with PEFT, QLoRA runs on the CPU, and every decision validates."""
+trains, saves and reloads with PEFT, QLoRA runs on the CPU, every decision validates, and a second
+run into the same OUT is refused while the first trains."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from engine.router.lora import ADAPTER_META, LoraModel, load_base
 from engine.router.scored import ScoredRouter
 from engine.router.tasks import TASK_PREFIX
 from engine.schemas import validator
-from tests.engine.tinyllm.training_support import TrainRun, run_train
+from tests.engine.tinyllm.training_support import ROUTESHELL, TrainRun, run_train, train_env
 from tests.helpers import assert_one_line_error, run_routeshell
 
 
@@ -99,6 +102,39 @@ def test_qlora_runs_a_few_steps_on_the_cpu(pretrained: tuple[Path, TrainRun], la
     meta = json.loads((out / ADAPTER_META).read_text())
     assert meta["options"]["use_4bit"] is True
     assert ScoredRouter(LoraModel.load(out)).route("add tests for parse_date").router == "model:lora"
+
+
+def test_a_second_run_into_the_same_out_is_refused_and_a_killed_run_leaves_no_lock(
+    pretrained: tuple[Path, TrainRun], labels: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "router"
+    argv = ["router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out), "--max-steps", "6",
+            "--batch-size", "4", "--grad-accum", "1", "--lora-r", "4"]  # fmt: skip
+    first = subprocess.Popen(
+        [ROUTESHELL, "train", *argv, "--events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=train_env(),
+    )
+    try:
+        assert first.stdout is not None
+        for line in first.stdout:
+            if json.loads(line)["type"] == "train_step":
+                break
+        first.send_signal(signal.SIGSTOP)  # paused, it still holds OUT
+        for second in (argv, ["router", "--kind", "tfidf", "--data", str(labels), "--out", str(out)]):
+            result = run_routeshell("train", *second)
+            assert_one_line_error(result, 1, "another routeshell train is writing into", out.name)
+    finally:
+        first.kill()  # kill -9: the kernel lets go of the lock with the process
+        first.communicate(timeout=60)
+    third = run_train(*argv)
+    assert third.returncode == 0, third.stderr
+    assert third.of("train_done")[-1]["interrupted"] is False
+    assert (out / "adapter_model.safetensors").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["router"]
 
 
 def test_a_missing_base_is_one_line(labels: Path, tmp_path: Path) -> None:

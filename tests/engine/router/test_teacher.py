@@ -17,7 +17,7 @@ from engine.llm.client import EndpointError
 from engine.router.generator import generate_requests
 from engine.router.teacher import TeacherOptions, normalise_answer, teacher_labels
 from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
-from tests.scripted_llm import Reply, Respond, ScriptedLLM, Status, Trickle
+from tests.scripted_llm import Reply, Respond, ScriptedLLM, Stall, Status, Trickle
 
 LOOP = {"topology": "loop", "roles": ["builder", "tester"], "max_rounds": 3, "reason": "tests decide"}
 
@@ -151,6 +151,23 @@ def test_a_teacher_that_trickles_its_answer_times_out(tmp_path: Path) -> None:
         with pytest.raises(EndpointError) as caught:
             teacher_labels(tasks, options, lambda e: None, source="files", out=tmp_path / "o.jsonl")
     assert "timed out after 0.5 s" in str(caught.value)
+
+
+def test_train_labels_timeout_ends_a_stalled_teacher_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "labels.jsonl"
+    with ScriptedLLM() as llm:
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        monkeypatch.setenv("LLM_API_BASE", llm.base_url)
+        llm.enqueue(*[Stall(60) for _ in range(3)])  # the first ask and its two retries
+        result = run_routeshell("train", "labels", "--source", "files", "--count", "1", "--labeler", "teacher",
+                                "--out", str(out), "--timeout", "1", "--events")  # fmt: skip
+        asked = len(llm.requests)
+    assert_one_line_error(result, 3, f"LLM endpoint {llm.base_url} timed out after 1 s (3 attempts)", "--timeout")
+    assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == 3
+    assert asked == 3
+    assert not out.exists()
 
 
 def test_a_teacher_that_never_answers_validly_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
