@@ -200,3 +200,16 @@ def test_a_router_resumes_only_its_own_run_and_never_replaces_a_read_only_out(tm
         assert read_only.stat().st_mode & 0o777 == 0o555
     finally:
         read_only.chmod(0o755)
+
+
+@pytest.mark.parametrize("stage", ["router", "planner"])
+@pytest.mark.parametrize("out", [".", "..", "/", "sub/.."])
+def test_an_out_that_is_the_current_directory_or_holds_it_is_one_line(tmp_path: Path, stage: str, out: str) -> None:
+    """OUT is replaced as a whole when the run ends: the directory the command runs in (or one that
+    holds it) is never renamed away, and nothing is made beside it."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "keep.txt").write_text("mine")
+    data = ["--kind", "tfidf", "--data", str(tmp_path / "labels.jsonl")] if stage == "router" else []
+    result = run_routeshell("train", stage, *data, "--out", out, cwd=tmp_path)
+    assert_one_line_error(result, 2, f"--out {out} is the current directory or holds it", "--out router")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "sub"]

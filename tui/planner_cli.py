@@ -264,11 +264,12 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
     from engine.errors import ExitCode
     from engine.planner.cases import DEFAULT_COUNT
     from engine.planner.train import PLANNER_META, PlannerOptions, resume_settings, train_planner
-    from engine.router.router_dir import check_base_dir, replace_dir, resume_point, staging_dir
+    from engine.router.router_dir import check_base_dir, replace_dir, replaced_out, resume_point, staging_dir
     from engine.serve.launcher import shipped_models
     from engine.tinyllm.run_dir import out_lock_beside
     from tui.router_cli import quiet
 
+    args.out = replaced_out(args.out)
     base = args.base or shipped_models() / "base"
     check_base_dir(base)
     options = PlannerOptions(

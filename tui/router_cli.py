@@ -225,11 +225,12 @@ def run_train_router(args: argparse.Namespace, sink: Callable[[Event], None], st
     from engine.errors import UsageError
     from engine.router.evaluate import split_samples
     from engine.router.labels import read_samples
-    from engine.router.router_dir import check_base_dir
+    from engine.router.router_dir import check_base_dir, replaced_out
     from engine.tinyllm.run_dir import out_lock_beside
 
     if not args.data:
         raise UsageError("train router needs --data FILE (labelled samples from 'routeshell train labels')")
+    args.out = replaced_out(args.out)
     paths = [Path(p) for p in args.data]
     samples, dropped = read_samples(paths, drop_no_output=args.drop_no_output)
     if args.sample_types:
