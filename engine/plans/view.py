@@ -246,14 +246,14 @@ class Overlay:
                 return path, None
             elif last:
                 return path, _REAL
-            elif not sandbox.HAVE_OPENAT2:
-                return path, _REAL  # the workspace refuses every symlink on the way: let it say so
             else:
                 # Nothing on disk changes while an overlay is in use: a directory on the way is asked once.
                 kind = self._dirs.get(prefix) or self.real.kind(prefix)
                 if kind == "dir":
                     self._dirs[prefix] = kind
                 if kind == "link":
+                    if not sandbox.HAVE_OPENAT2:
+                        return path, _REAL  # the workspace refuses every symlink on the way: let it say so
                     target = self.real.link_target(prefix)
                     return self._lookup(self._follow(origin, prefix, target, parts[end:], hops), origin, hops + 1)
                 if kind != "dir":

@@ -16,6 +16,7 @@ from engine.plans.dry_run import StepPreview, preview_plan
 from engine.plans.model import parse_plan
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.view import Overlay
+from engine.workspace import sandbox
 from engine.workspace.sandbox import Workspace
 from tests.helpers import tree
 
@@ -135,6 +136,20 @@ def test_the_preview_refuses_what_the_apply_refuses(ws: Path, steps: list[dict[s
     previews = preview_then_apply(ws, *steps)
     assert previews[-1].problem is not None
     assert [p.problem for p in previews[:-1]] == [None] * (len(steps) - 1)
+
+
+def test_without_openat2_the_preview_sees_what_earlier_steps_made_below_a_directory(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox, "HAVE_OPENAT2", False)  # as on a kernel without it: the component walk
+    previews = preview_then_apply(
+        ws,
+        {"op": "write", "path": "src/pkg/new.py", "content": "a\n"},
+        {"op": "append", "path": "src/pkg/new.py", "content": "b\n"},
+        {"op": "write", "path": "src/pkg/new.py", "content": "c\n"},
+    )
+    assert str(previews[1].diff).endswith("--- a/src/pkg/new.py\n+++ b/src/pkg/new.py\n@@ -1 +1,2 @@\n a\n+b\n")
+    assert previews[2].problem == "'src/pkg/new.py' already exists (set \"overwrite\": true to replace it)"
 
 
 def test_mkdir_under_a_file_is_reported_by_the_preview(ws: Path) -> None:
