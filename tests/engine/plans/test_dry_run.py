@@ -162,12 +162,14 @@ def test_a_symlink_the_plan_copies_is_followed_as_on_disk(ws: Path) -> None:
     previews = preview_then_apply(
         ws,
         {"op": "copy", "from": "link", "to": "link2"},
+        {"op": "copy", "from": "link2/m.py", "to": "m2.py"},
         {"op": "delete", "path": "link2/m.py"},
         {"op": "write", "path": "link2/new.py", "content": ""},
     )
-    # A delete goes through a symlinked directory; a write does not (its directory must be a real one).
+    # A copy reads through a symlinked directory; nothing is deleted or made through one.
     assert [p.problem for p in previews[:2]] == [None, None]
-    assert str(previews[2].problem).startswith("'link2' is a symlink: nothing is made in a directory through")
+    assert str(previews[2].problem).startswith("'link2' is a symlink: nothing is changed in a directory through")
+    assert str(previews[3].problem).startswith("'link2' is a symlink: nothing is made in a directory through")
     assert (ws / "src" / "m.py").exists()
 
 
