@@ -21,9 +21,9 @@ from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
 from engine.plans.journal import Journal, Via, journals
-from engine.plans.op_base import ApplyContext
+from engine.plans.op_base import ApplyContext, SymlinkRefused
 from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
-from engine.plans.op_table import OPS, prepare_step
+from engine.plans.op_table import OPS, prepare_step, refused_symlink
 from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
 from engine.plans.policy import Policy
 from engine.plans.runner import Limits, RunResult, bubblewrap
@@ -51,7 +51,13 @@ class ApplyResult:
 
 
 def _execute(ctx: ApplyContext, record: dict[str, Any], step: dict[str, Any]) -> RunResult | None:
-    return OPS[record["op"]].execute(ctx, record, step)
+    try:
+        return OPS[record["op"]].execute(ctx, record, step)
+    except SandboxError as exc:
+        refusal = refused_symlink(WorkspaceView(ctx.ws), step, exc)
+        if refusal is exc:
+            raise
+        raise refusal from None
 
 
 def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any], *, rollback: bool) -> None:
@@ -228,7 +234,7 @@ def apply_plan(
             index = run.index
             audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
             try:
-                _roll_back(ws, journal)
+                _roll_back(ws, journal, untouched=index if isinstance(exc, SymlinkRefused) else None)
             except (RouteshellError, OSError) as undo_exc:
                 why = undo_exc.strerror if isinstance(undo_exc, OSError) and undo_exc.strerror else str(undo_exc)
                 raise StateError(
@@ -317,8 +323,11 @@ class _Run:
         self.emit(event)
 
 
-def _roll_back(ws: Workspace, journal: Journal) -> None:
-    _undo_all(ws, journal, journal.records(), rollback=True)
+def _roll_back(ws: Workspace, journal: Journal, *, untouched: int | None = None) -> None:
+    """Undo every record of ``journal`` but that of step ``untouched``: refused by a symlink on its way
+    as it was carried out, it did nothing, and undoing it would act through that symlink."""
+    records = [record for record in journal.records() if record["i"] != untouched]
+    _undo_all(ws, journal, records, rollback=True)
     with suppress(OSError):
         # If even this cannot be written, the journal stays "applying" and the next command
         # finishes the (idempotent) rollback.

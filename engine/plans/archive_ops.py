@@ -35,7 +35,7 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
         '{"op": "archive", "match": MATCH, "to": "old-logs.tar.gz", "remove": false}   (.zip, .tar.gz or .tar.xz;\n'
         "    remove: true moves the originals to the trash)"
     )
-    paths = (PathKey("to", write=True, names_file=True), PathKey("paths", write=False, many=True))
+    paths = (PathKey("to", write=True, names_file=True, makes=True), PathKey("paths", write=False, many=True))
     defaults: ClassVar[dict[str, object]] = {"remove": False}
 
     def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
@@ -67,7 +67,7 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
         fmt = archives.archive_format(record["to"])
         assert fmt is not None
         tmp = tmp_name(ctx.journal, record["i"])
-        with ctx.ws.parent(record["to"]) as (parent_fd, name):
+        with ctx.ws.parent(record["to"], follow=False) as (parent_fd, name):
             fd = os.open(
                 tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent_fd
             )
@@ -96,7 +96,7 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
 class Extract(Op[dict[str, Any], dict[str, Any]]):
     name = "extract"
     usage = '{"op": "extract", "from": "a.zip", "to": DIR}   (DIR is made if missing; nothing in it is replaced)'
-    paths = (PathKey("from", write=False, names_file=True), PathKey("to", write=True, root_ok=True))
+    paths = (PathKey("from", write=False, names_file=True), PathKey("to", write=True, root_ok=True, makes=True))
 
     def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(step.get("from"), str) and archives.archive_format(step["from"]) is None:
@@ -114,7 +114,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
             raise SandboxError(f"{source!r} is not a regular file")
         kind = view.kind(to)
         if kind not in (None, "dir"):
-            raise not_a_directory(to, kind)
+            raise not_a_directory(view, to, kind)
         require_parent(view, to)
         members = _members(view, source, fmt)
         top = sorted({member.name.split("/")[0] for member in members})
@@ -134,7 +134,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
         inside = record["to"] if not record["created"] else (record["to"].rpartition("/")[0] or ".")
         source_fd = open_regular(ctx.ws, record["from"])
         try:
-            holder = ctx.ws.open(inside, os.O_PATH | os.O_DIRECTORY)
+            holder = ctx.ws.open(inside, os.O_PATH | os.O_DIRECTORY, follow=False)
             try:
                 os.mkdir(tmp, 0o700, dir_fd=holder)
                 dest = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=holder)

@@ -23,10 +23,10 @@ from engine.files.classify import destination, parse_rules
 from engine.files.match import Found, MatchError, compile_regex, glob_base, parse_match, read_head, select
 from engine.files.rename import Renaming, name_problem
 from engine.plans.model import InvalidPlan, PlanProblem, key_parts, normalise, normalise_step
-from engine.plans.op_base import is_selection
+from engine.plans.op_base import is_selection, through_symlink
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
-from engine.plans.view import Overlay
+from engine.plans.view import Overlay, symlink_on_the_way
 from engine.schemas import pointer
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
@@ -159,11 +159,15 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
     """The files a step selects, in path order; raises when there are none or too many."""
     limit = ctx.policy.max_batch
     if "paths" in step:
+        writes = any(key.key == "paths" and key.write for key in OPS[step["op"]].paths)
         found = []
         for path in dict.fromkeys(step["paths"]):
             kind = ctx.view.kind(path)
             if kind is None:
-                raise ExpandError("paths", f"{path!r} does not exist")
+                # Where the workspace follows no symlink at all, a path through one is not found: say why.
+                link = symlink_on_the_way(ctx.view, path) if writes else None
+                reason = str(through_symlink(ctx.view, link, made=False)) if link else f"{path!r} does not exist"
+                raise ExpandError("paths", reason)
             info = ctx.ws.lstat(path)
             size, mtime = (info.st_size, info.st_mtime) if info is not None else (0, ctx.now)
             found.append(Found(path, kind, size, mtime))

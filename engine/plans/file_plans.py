@@ -13,6 +13,8 @@ from typing import Any
 
 from engine.names import display_name
 from engine.plans.model import normalise, plan_problems
+from engine.plans.op_base import refuse_symlinks_on_the_way
+from engine.plans.view import WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
 
@@ -119,7 +121,12 @@ def _split_name(name: str) -> tuple[str, str]:
 
 
 def conflicts(ws: Workspace, sources: list[str], target_dir: str) -> list[tuple[str, str]]:
-    """Return the (source, target) pairs of a copy or move whose target already exists."""
+    """Return the (source, target) pairs of a copy or move whose target already exists.
+
+    Raises :class:`SandboxError` when ``target_dir`` is, or goes through, a symlinked directory:
+    nothing is put there (the plan would be refused), so there is nothing to ask about.
+    """
+    refuse_symlinks_on_the_way(WorkspaceView(ws), check_relpath(target_dir), made=True, inclusive=True)
     return [
         (source, join(target_dir, posixpath.basename(source)))
         for source in sources

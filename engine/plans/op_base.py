@@ -13,12 +13,16 @@ from engine.errors import RouteshellError
 from engine.files.archives import ArchiveLimits
 from engine.plans.journal import Journal
 from engine.plans.runner import Limits, RunResult
-from engine.plans.view import Overlay, UndoSimulation, View
+from engine.plans.view import Overlay, UndoSimulation, View, leads_outside, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace
 
 
 class StepFailed(RouteshellError):
     """A step could not be carried out; everything before it was rolled back (exit code 1)."""
+
+
+class SymlinkRefused(SandboxError):
+    """A step refused because a directory on its way is a symlink; nothing of the step was done."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class PathKey:
     names_file: bool = False  # the path names a file, so a trailing "/" is a mistake
     many: bool = False  # the key holds a list of paths
     root_ok: bool = False  # the workspace root itself may be named (a directory to put things in)
+    makes: bool = False  # the step makes what is at this path (a refusal says nothing is "made" there)
 
 
 @dataclass(frozen=True)
@@ -114,19 +119,41 @@ def require_parent(view: View, path: str) -> None:
     if kind is None:
         raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
     if kind != "dir":
-        raise not_a_directory(head, kind, exists=False)
+        raise not_a_directory(view, head, kind, exists=False)
 
 
-def not_a_directory(path: str, kind: str, *, exists: bool = True) -> SandboxError:
+def not_a_directory(view: View, path: str, kind: str, *, exists: bool = True) -> SandboxError:
     """The refusal for a step that needs a directory at ``path`` and finds ``kind`` there.
 
     A symlink is named as one, even when it leads to a directory: a step makes things in a
     directory itself, never through the symlink that names it, and "not a directory" would mislead.
     """
     if kind == "link":
-        return SandboxError(f"{path!r} is a symlink: nothing is made in a directory through the symlink "
-                            "that names it; use the directory it leads to")  # fmt: skip
+        return through_symlink(view, path, made=True)
     return SandboxError(f"{path!r} exists and is not a directory" if exists else f"{path!r} is not a directory")
+
+
+def through_symlink(view: View, link: str, *, made: bool) -> SymlinkRefused:
+    """The refusal for a step whose path goes through the symlink ``link``, which names a directory.
+
+    ``made``: the step makes what is at its path (else it changes, moves or deletes it). One that
+    leads outside the workspace is named so, with no hint to use where it leads.
+    """
+    rule = f"nothing is {'made' if made else 'changed'} in a directory through the symlink that names it"
+    if leads_outside(view, link):
+        return SymlinkRefused(f"{link!r} is a symlink leading outside the workspace: {rule}, nor outside the workspace")
+    return SymlinkRefused(f"{link!r} is a symlink: {rule}; use the directory it leads to")
+
+
+def refuse_symlinks_on_the_way(view: View, path: str, *, made: bool, inclusive: bool = False) -> None:
+    """Raise :func:`through_symlink` when a directory on the way to ``path`` is a symlink in ``view``.
+
+    A step changes files in a directory itself, never through a symlink that names it, however deep
+    in its path (``inclusive``: ``path`` itself is a directory things are put in).
+    """
+    link = symlink_on_the_way(view, path, inclusive=inclusive)
+    if link is not None:
+        raise through_symlink(view, link, made=made)
 
 
 def tmp_name(journal: Journal, index: int) -> str:

@@ -7,27 +7,53 @@ rules the model is given all read :data:`OPS`. A new op also needs its step shap
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from engine.plans.bulk_ops import BULK_OPS
-from engine.plans.op_base import Op
+from engine.plans.op_base import Op, refuse_symlinks_on_the_way, through_symlink
 from engine.plans.ops import FILE_OPS
-from engine.plans.view import UndoSimulation, View
-from engine.workspace.sandbox import Workspace, check_relpath
+from engine.plans.view import UndoSimulation, View, symlink_on_the_way
+from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
 #: Every op, by name: the one table that validation, apply, undo, the dry run and the prompts read.
 OPS: dict[str, Op[Any, Any]] = {op.name: op for op in (*FILE_OPS, *BULK_OPS)}
 
 
 def prepare_step(view: View, index: int, step: dict[str, Any]) -> dict[str, Any]:
-    """Check a normalised step against ``view`` (paths first, then the op's own checks); return its record."""
+    """Check a normalised step against ``view`` (paths first, then the op's own checks); return its record.
+
+    A path the step writes must not go through a symlinked directory at any depth (the refusal names
+    the symlink); the apply carries the step out with every symlink on its way refused, so one put
+    there after this check is refused too (:func:`refused_symlink`).
+    """
     op = OPS[step["op"]]
     for key in op.paths:
         if key.write and isinstance(step.get(key.key), str):
-            check_relpath(step[key.key], write=True)
-            view.check_writable(step[key.key])
+            path = step[key.key]
+            check_relpath(path, write=True)
+            try:
+                view.check_writable(path)
+            except SandboxError as exc:
+                if getattr(exc, "errno", None) == errno.EXDEV:
+                    # Outside the workspace: through a symlink, which is named as leading there.
+                    refuse_symlinks_on_the_way(view, path, made=key.makes, inclusive=key.root_ok)
+                raise
+            refuse_symlinks_on_the_way(view, path, made=key.makes, inclusive=key.root_ok)
     record: dict[str, Any] = op.prepare(view, index, step)
     return record
+
+
+def refused_symlink(view: View, step: dict[str, Any], exc: SandboxError) -> SandboxError:
+    """The refusal of ``step``, carried out with every symlink on its way refused, when ``exc`` (its
+    error) came from one: a symlink put on the way after the step was checked, named as the check names it."""
+    if getattr(exc, "errno", None) in (errno.ELOOP, errno.ENOTDIR):
+        for key in OPS[step["op"]].paths:
+            if key.write and isinstance(step.get(key.key), str):
+                link = symlink_on_the_way(view, step[key.key], inclusive=key.root_ok)
+                if link is not None:
+                    return through_symlink(view, link, made=key.makes)
+    return exc
 
 
 def undo_conflicts(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:

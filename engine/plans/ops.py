@@ -68,7 +68,7 @@ __all__ = ["FILE_OPS", "ApplyContext", "Change", "Op", "PathKey", "StepFailed"]
 class Mkdir(Op[MkdirStep, MkdirRecord]):
     name = "mkdir"
     usage = '{"op": "mkdir", "path": P}   (makes missing parents too)'
-    paths = (PathKey("path", write=True),)
+    paths = (PathKey("path", write=True, makes=True),)
 
     def summary(self, step: MkdirStep) -> str:
         return f"mkdir {step['path']}"
@@ -82,14 +82,26 @@ class Mkdir(Op[MkdirStep, MkdirRecord]):
             if kind is None:
                 created.append(prefix)
             elif kind != "dir":
-                raise not_a_directory(prefix, kind)
+                raise not_a_directory(view, prefix, kind)
         return {"i": index, "op": self.name, "created": created}
 
     def execute(self, ctx: ApplyContext, record: MkdirRecord, step: MkdirStep) -> None:
-        for directory in record["created"]:
-            with ctx.ws.parent(directory) as (parent_fd, name):
-                os.mkdir(name, 0o755, dir_fd=parent_fd)
-                fsync_dir(parent_fd)
+        created = record["created"]  # each one inside the one before
+        if not created:
+            return
+        # Found by name once, every symlink on the way refused; each next one made in the last by descriptor.
+        with ctx.ws.parent(created[0], follow=False) as (parent_fd, name):
+            holder = os.dup(parent_fd)
+        try:
+            for directory in created:
+                name = directory.rpartition("/")[2]
+                os.mkdir(name, 0o755, dir_fd=holder)
+                fsync_dir(holder)
+                inner = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=holder)
+                os.close(holder)
+                holder = inner
+        finally:
+            os.close(holder)
 
     def simulate(self, overlay: Overlay, record: MkdirRecord, step: MkdirStep) -> None:
         for directory in record["created"]:
@@ -159,7 +171,7 @@ class _FileOp(Op[FileStep, FileRecord]):
 
     def execute(self, ctx: ApplyContext, record: FileRecord, step: FileStep) -> None:
         journal, index = ctx.journal, record["i"]
-        with ctx.ws.parent(record["path"]) as (parent_fd, name):
+        with ctx.ws.parent(record["path"], follow=False) as (parent_fd, name):
             if record["existed"]:
                 # The old inode becomes the backup: same bytes, mode and mtime, and the path keeps
                 # the old content until the rename below swaps in the new one.
@@ -214,6 +226,7 @@ class _FileOp(Op[FileStep, FileRecord]):
 class Write(_FileOp):
     name = "write"
     usage = '{"op": "write", "path": P, "content": TEXT, "overwrite": true|false}   (overwrite defaults to false)'
+    paths = (PathKey("path", write=True, names_file=True, makes=True),)
     texts = ("content",)
     defaults: ClassVar[dict[str, object]] = {"overwrite": False}
 
@@ -295,11 +308,14 @@ class Move(_Transfer):
         '{"op": "move", "from": P, "to": P}   (to is the new path in full)\n'
         '  {"op": "move", "match": MATCH, "to": DIR, "keep_tree": false}   (every file MATCH selects, into DIR)'
     )
-    paths = (PathKey("from", write=True), PathKey("to", write=True, names_file=True),
+    paths = (PathKey("from", write=True), PathKey("to", write=True, names_file=True, makes=True),
              PathKey("paths", write=True, many=True))  # fmt: skip
 
     def execute(self, ctx: ApplyContext, record: TransferRecord, step: MoveStep) -> None:
-        with ctx.ws.parent(record["from"]) as (src_fd, src_name), ctx.ws.parent(record["to"]) as (dst_fd, dst_name):
+        with (
+            ctx.ws.parent(record["from"], follow=False) as (src_fd, src_name),
+            ctx.ws.parent(record["to"], follow=False) as (dst_fd, dst_name),
+        ):
             rename_noreplace(src_fd, src_name, dst_fd, dst_name)
             fsync_dir(src_fd)
             fsync_dir(dst_fd)
@@ -329,7 +345,7 @@ class Copy(_Transfer):
         '{"op": "copy", "from": P, "to": P}   (to is the new path in full)\n'
         '  {"op": "copy", "match": MATCH, "to": DIR, "keep_tree": false}'
     )
-    paths = (PathKey("from", write=False), PathKey("to", write=True, names_file=True),
+    paths = (PathKey("from", write=False), PathKey("to", write=True, names_file=True, makes=True),
              PathKey("paths", write=False, many=True))  # fmt: skip
 
     def prepare(self, view: View, index: int, step: MoveStep | CopyStep) -> TransferRecord:
@@ -342,7 +358,10 @@ class Copy(_Transfer):
         return record
 
     def execute(self, ctx: ApplyContext, record: TransferRecord, step: CopyStep) -> None:
-        with ctx.ws.parent(record["from"]) as (src_fd, src_name), ctx.ws.parent(record["to"]) as (dst_fd, dst_name):
+        with (
+            ctx.ws.parent(record["from"]) as (src_fd, src_name),
+            ctx.ws.parent(record["to"], follow=False) as (dst_fd, dst_name),
+        ):
             tmp = tmp_name(ctx.journal, record["i"])
             copy_tree(src_fd, src_name, dst_fd, tmp)
             rename_noreplace(dst_fd, tmp, dst_fd, dst_name)
@@ -412,7 +431,10 @@ class Delete(Op[DeleteStep, DeleteRecord]):
         return {"i": index, "op": self.name, "path": step["path"]}
 
     def execute(self, ctx: ApplyContext, record: DeleteRecord, step: DeleteStep) -> None:
-        with ctx.ws.parent(record["path"]) as (parent_fd, name), dir_fd(ctx.journal.trash_dir) as trash_fd:
+        with (
+            ctx.ws.parent(record["path"], follow=False) as (parent_fd, name),
+            dir_fd(ctx.journal.trash_dir) as trash_fd,
+        ):
             rename_noreplace(parent_fd, name, trash_fd, str(record["i"]))
             fsync_dir(parent_fd)
             fsync_dir(trash_fd)

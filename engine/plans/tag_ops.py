@@ -89,7 +89,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
 
     def execute(self, ctx: ApplyContext, record: TagRecord, step: dict[str, Any]) -> None:
         if record["how"] == "xattr":
-            fd = open_regular(ctx.ws, record["path"])
+            fd = open_regular(ctx.ws, record["path"], follow=False)
             try:
                 tags.set_xattr_value(fd, _unhex(record["new"]))
                 os.fsync(fd)
@@ -97,7 +97,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
                 os.close(fd)
             return
         journal, index = ctx.journal, record["i"]
-        with ctx.ws.parent(record["path"]) as (parent_fd, name):
+        with ctx.ws.parent(record["path"], follow=False) as (parent_fd, name):
             os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
             write_new(parent_fd, tmp_name(journal, index), record.pop("_new"), record["mode"])
             rewrite_identity(parent_fd, name, tmp_name(journal, index), record["mode"])

@@ -51,6 +51,10 @@ class View(Protocol):
         """Open the real regular file that holds ``path``'s content, read-only; the caller closes it."""
         ...
 
+    def link_target(self, path: str) -> str:
+        """Return the target of the symlink at ``path``."""
+        ...
+
     def links(self, path: str) -> int:
         """How many names the file at ``path`` has (hard links); a file the plan makes has one."""
         ...
@@ -61,17 +65,65 @@ class View(Protocol):
         ...
 
 
-def open_regular(ws: Workspace, path: str, *, write: bool = False) -> int:
+def open_regular(ws: Workspace, path: str, *, write: bool = False, follow: bool = True) -> int:
     """Open the regular file at ``path`` read-only (never through a final symlink, never blocking on a FIFO).
 
     ``write``: the caller changes the file (its tags), so one in ``.git`` or the state directory is refused.
+    ``follow``: False refuses a symlink anywhere on the way too (:meth:`Workspace.open`).
     """
-    with ws.parent(path, write=write) as (parent_fd, name):
+    with ws.parent(path, write=write, follow=follow) as (parent_fd, name):
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise SandboxError(f"{path!r}: not a regular file")
     return fd
+
+
+def symlink_on_the_way(view: View, path: str, *, inclusive: bool = False) -> str | None:
+    """Return the first directory on the way to ``path`` that is a symlink in ``view``, or None.
+
+    ``inclusive``: ``path`` itself is on the way too (a directory that things are put in). The
+    search stops at the first name that is not a directory: the step's own checks say what is wrong.
+    """
+    parts = path.split("/") if path != "." else []
+    for end in range(1, len(parts) + (1 if inclusive else 0)):
+        prefix = "/".join(parts[:end])
+        kind = view.kind(prefix)
+        if kind == "link":
+            return prefix
+        if kind != "dir":
+            return None
+    return None
+
+
+def leads_outside(view: View, link: str) -> bool:
+    """Whether the symlink at ``link`` leads outside the workspace: its target is absolute or climbs
+    above the root, or it leads to another symlink that does, or through a symlinked directory that does."""
+    path = link
+    for _hop in range(_MAX_LINKS):
+        try:
+            target = view.link_target(path)
+        except (OSError, SandboxError):
+            return False  # no longer a symlink: nothing to say of where it leads
+        if target.startswith("/"):
+            return True
+        parts = path.split("/")[:-1]
+        for part in target.split("/"):
+            if part == "..":
+                if not parts:
+                    return True
+                parts.pop()
+            elif part not in ("", "."):
+                parts.append(part)
+        if not parts:
+            return False
+        path = "/".join(parts)
+        try:
+            if view.kind(path) != "link":
+                return False
+        except SandboxError as exc:
+            return getattr(exc, "errno", None) == errno.EXDEV
+    return False
 
 
 def _kind_of(mode: int) -> Kind:
@@ -246,14 +298,14 @@ class Overlay:
                 return path, None
             elif last:
                 return path, _REAL
-            elif not sandbox.HAVE_OPENAT2:
-                return path, _REAL  # the workspace refuses every symlink on the way: let it say so
             else:
                 # Nothing on disk changes while an overlay is in use: a directory on the way is asked once.
                 kind = self._dirs.get(prefix) or self.real.kind(prefix)
                 if kind == "dir":
                     self._dirs[prefix] = kind
                 if kind == "link":
+                    if not sandbox.HAVE_OPENAT2:
+                        return path, _REAL  # the workspace refuses every symlink on the way: let it say so
                     target = self.real.link_target(prefix)
                     return self._lookup(self._follow(origin, prefix, target, parts[end:], hops), origin, hops + 1)
                 if kind != "dir":
@@ -265,8 +317,11 @@ class Overlay:
         # The same refusals, in the same words, as Workspace.open gives for the directory of ``origin``.
         where = origin.rpartition("/")[0] or "."
         if hops >= _MAX_LINKS:
-            raise SandboxError(f"{where!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+            loop = SandboxError(f"{where!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+            loop.errno = errno.ELOOP  # type: ignore[attr-defined]
+            raise loop
         outside = SandboxError(f"{where!r}: resolves outside the workspace (through '..' or a symlink)")
+        outside.errno = errno.EXDEV  # type: ignore[attr-defined]
         if target.startswith("/"):
             raise outside
         parts: list[str] = prefix.split("/")[:-1]
@@ -293,6 +348,12 @@ class Overlay:
     def kind(self, path: str) -> Kind | None:
         node = self._node(path)
         return None if node is None else node.kind
+
+    def link_target(self, path: str) -> str:
+        node = self._node(path)
+        if node is None or node.kind != "link":
+            raise SandboxError(f"{path!r}: not a symlink")
+        return node.target
 
     def read(self, path: str) -> tuple[bytes, int]:
         node = self._node(path)
@@ -346,8 +407,8 @@ class Overlay:
 
     # -- changes --------------------------------------------------------------------------
 
-    # Each change is recorded under the path as resolved: a step through a symlinked directory
-    # changes what is in the directory the symlink leads to.
+    # Each change is recorded under the path as resolved. A step that changes files never goes
+    # through a symlinked directory (engine/plans/op_table.py refuses it before these are called).
 
     def put_file(self, path: str, data: bytes, mode: int) -> None:
         """Record that ``path`` holds ``data``."""

@@ -28,6 +28,7 @@ MAX_NAME = 255
 
 _SYS_OPENAT2 = 437  # the same number on every architecture (added after the syscall tables were unified)
 _RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
 
 
@@ -43,8 +44,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
-def _openat2(dir_fd: int, path: str, flags: int, mode: int) -> int:
-    how = _OpenHow(flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+def _openat2(dir_fd: int, path: str, flags: int, mode: int, *, follow: bool = True) -> int:
+    resolve = _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS | (0 if follow else _RESOLVE_NO_SYMLINKS)
+    how = _OpenHow(flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, resolve)
     fd = _libc.syscall(_SYS_OPENAT2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
     if fd < 0:
         code = ctypes.get_errno()
@@ -176,14 +178,16 @@ class Workspace:
 
     # -- resolution ----------------------------------------------------------------------
 
-    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+    def open(self, path: str, flags: int, mode: int = 0o644, *, follow: bool = True) -> int:
         """Open ``path`` (already checked) beneath the root and return the descriptor.
 
         A path that escapes the root, through ``..`` or any symlink, raises :class:`SandboxError`.
+        ``follow``: a symlink on the way that stays beneath the root is followed; False refuses every
+        symlink on the way (errno ``ELOOP``; ``ENOTDIR`` from the walk), as a step that writes must.
         """
         try:
             if HAVE_OPENAT2:
-                return _openat2(self.root_fd, path, flags, mode)
+                return _openat2(self.root_fd, path, flags, mode, follow=follow)
             return self._open_walk(path, flags, mode)
         except OSError as exc:
             raise self._refusal(path, exc) from None
@@ -215,19 +219,19 @@ class Workspace:
         return error
 
     @contextmanager
-    def parent(self, path: str, *, write: bool = False) -> Iterator[tuple[int, str]]:
+    def parent(self, path: str, *, write: bool = False, follow: bool = True) -> Iterator[tuple[int, str]]:
         """Yield a descriptor of the directory holding ``path`` and the final name in it.
 
         ``write``: the caller changes what is at ``path``, so a path in ``.git`` or the state
         directory is refused, by its name (:func:`check_relpath`) or by where its directory really
-        is (a symlink on the way).
+        is (a symlink on the way). ``follow``: as for :meth:`open`, for the directories on the way.
         """
         if path == ".":
             raise SandboxError("the workspace root itself cannot be the target")
         if write:
             check_relpath(path, write=True)
         head, _, name = path.rpartition("/")
-        fd = self.open(head or ".", os.O_PATH | os.O_DIRECTORY)
+        fd = self.open(head or ".", os.O_PATH | os.O_DIRECTORY, follow=follow)
         try:
             if write:
                 self._refuse_protected(fd, path, head)

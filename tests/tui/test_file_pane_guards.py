@@ -6,8 +6,9 @@ from pathlib import Path
 
 from engine.plans.journal import journals
 from tests.tui.conftest import settle, wait_until
-from tests.tui.test_file_operations import answer_prompt, finished, go_to, undo
+from tests.tui.test_file_operations import answer_prompt, enter_directory, finished, go_to, undo
 from tui.screens.confirm_screen import ConfirmScreen
+from tui.screens.conflict_screen import ConflictScreen
 from tui.screens.main_screen import MainScreen
 from tui.widgets.files_pane import FilesPane
 
@@ -106,3 +107,27 @@ async def test_a_new_file_in_a_symlinked_directory_says_why_it_is_refused(make_a
         assert "not a directory" not in said
         assert "\n" not in said
         assert list((workspace / "real").iterdir()) == []
+
+
+async def test_copying_into_a_symlinked_directory_asks_nothing_and_says_why(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    (workspace / "real" / "sub").mkdir(parents=True)
+    (workspace / "real" / "sub" / "README.md").write_text("theirs\n")
+    (workspace / "link_in").symlink_to("real")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await go_to(pilot, "README.md")
+        await pilot.press("space")
+        await enter_directory(pilot, "link_in")
+        await enter_directory(pilot, "sub")
+        await pilot.press("c")
+        said = lambda: [str(n.message) for n in app._notifications if "link_in" in str(n.message)]  # noqa: E731
+        await wait_until(pilot, lambda: bool(said()) or isinstance(app.screen, ConflictScreen), "the copy's answer")
+        assert not isinstance(app.screen, ConflictScreen)  # nothing to ask about: nothing is copied there
+        await finished(pilot)
+        [message] = said()
+        assert "'link_in' is a symlink: nothing is made in a directory through the symlink that names it" in message
+        assert "\n" not in message
+        assert (workspace / "real" / "sub" / "README.md").read_text() == "theirs\n"
+        assert sorted(p.name for p in (workspace / "real" / "sub").iterdir()) == ["README.md"]
+        assert journals(workspace) == []

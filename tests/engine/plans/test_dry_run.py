@@ -16,6 +16,7 @@ from engine.plans.dry_run import StepPreview, preview_plan
 from engine.plans.model import parse_plan
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.view import Overlay
+from engine.workspace import sandbox
 from engine.workspace.sandbox import Workspace
 from tests.helpers import tree
 
@@ -137,6 +138,20 @@ def test_the_preview_refuses_what_the_apply_refuses(ws: Path, steps: list[dict[s
     assert [p.problem for p in previews[:-1]] == [None] * (len(steps) - 1)
 
 
+def test_without_openat2_the_preview_sees_what_earlier_steps_made_below_a_directory(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox, "HAVE_OPENAT2", False)  # as on a kernel without it: the component walk
+    previews = preview_then_apply(
+        ws,
+        {"op": "write", "path": "src/pkg/new.py", "content": "a\n"},
+        {"op": "append", "path": "src/pkg/new.py", "content": "b\n"},
+        {"op": "write", "path": "src/pkg/new.py", "content": "c\n"},
+    )
+    assert str(previews[1].diff).endswith("--- a/src/pkg/new.py\n+++ b/src/pkg/new.py\n@@ -1 +1,2 @@\n a\n+b\n")
+    assert previews[2].problem == "'src/pkg/new.py' already exists (set \"overwrite\": true to replace it)"
+
+
 def test_mkdir_under_a_file_is_reported_by_the_preview(ws: Path) -> None:
     [preview] = preview_then_apply(ws, {"op": "mkdir", "path": "notes.txt/sub"})
     assert preview.problem == "'notes.txt' exists and is not a directory"
@@ -147,12 +162,14 @@ def test_a_symlink_the_plan_copies_is_followed_as_on_disk(ws: Path) -> None:
     previews = preview_then_apply(
         ws,
         {"op": "copy", "from": "link", "to": "link2"},
+        {"op": "copy", "from": "link2/m.py", "to": "m2.py"},
         {"op": "delete", "path": "link2/m.py"},
         {"op": "write", "path": "link2/new.py", "content": ""},
     )
-    # A delete goes through a symlinked directory; a write does not (its directory must be a real one).
+    # A copy reads through a symlinked directory; nothing is deleted or made through one.
     assert [p.problem for p in previews[:2]] == [None, None]
-    assert str(previews[2].problem).startswith("'link2' is a symlink: nothing is made in a directory through")
+    assert str(previews[2].problem).startswith("'link2' is a symlink: nothing is changed in a directory through")
+    assert str(previews[3].problem).startswith("'link2' is a symlink: nothing is made in a directory through")
     assert (ws / "src" / "m.py").exists()
 
 
