@@ -208,6 +208,18 @@ def test_a_filesystem_mounted_inside_the_workspace_is_refused_by_the_dry_run_too
         assert sorted(p.name for p in mounted.iterdir()) == ["b.txt"]
 
 
+def test_emptying_the_trash_stops_at_a_mount_point_in_it(ws: Path, plans: Path) -> None:
+    assert apply(ws, write_plan(plans, {"op": "delete", "path": "sub"})).returncode == 0
+    [item] = (ws / ".routeshell" / "trash").glob("*/0")
+    with small_disk(item / "mounted", "1m") as mounted:
+        (mounted / "precious.txt").write_text("only copy\n")
+        result = run_routeshell("trash", "empty", "--yes", "--workspace", str(ws))
+        assert_one_line_error(result, 1, f"holds {mounted}, where another filesystem is mounted",
+                              f"umount {mounted}", "nothing was deleted")  # fmt: skip
+        assert (mounted / "precious.txt").read_text() == "only copy\n"
+        assert (item / "b.txt").exists()
+
+
 def test_wait_for_the_workspace_lock(ws: Path, plans: Path) -> None:
     plan = write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"})
     with workspace_lock(ws):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
+import re
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -250,18 +250,121 @@ def is_dir(parent_fd: int, name: str) -> bool:
     return stat.S_ISDIR(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
 
 
+class MountedInside(SandboxError):
+    """A tree to take away holds a mount point of another filesystem (``where``, relative to the tree)."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def _mountinfo_path(field: bytes) -> str:
+    # The kernel writes a space, tab, newline and backslash in a mount point as an octal escape.
+    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda found: bytes([int(found.group(1), 8) & 0xFF]), field))
+
+
+def mount_points() -> list[str] | None:
+    """Every mount point this process sees, as ``/proc/self/mountinfo`` names them; None without it."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    return [_mountinfo_path(fields[4]) for fields in (line.split(b" ") for line in lines) if len(fields) > 4]
+
+
+def mounts_beneath(fd: int, points: list[str] | None = None) -> list[str]:
+    """The mount points at or beneath the directory open as ``fd``, relative to it (``""``: itself), in order.
+
+    From ``points`` (:func:`mount_points`, read now when not given; a bind mount of the same
+    filesystem included); without them, the directories on another device than ``fd`` itself,
+    found by walking the tree (not into them).
+    """
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return _other_devices(fd)
+    points = mount_points() if points is None else points
+    if points is None:
+        return _other_devices(fd)
+    prefix = real.rstrip("/") + "/"
+    found = {"" if point == real else point[len(prefix) :] for point in points
+             if point == real or point.startswith(prefix)}  # fmt: skip
+    return sorted(found, key=lambda rel: rel.split("/"))
+
+
+def _other_devices(fd: int) -> list[str]:
+    found: list[str] = []
+    top = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        _walk_devices(top, os.fstat(top).st_dev, "", found)
+    finally:
+        os.close(top)
+    return found
+
+
+def _walk_devices(fd: int, device: int, prefix: str, found: list[str]) -> None:
+    for entry in sorted(os.scandir(fd), key=lambda entry: entry.name):
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        inner = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            if os.fstat(inner).st_dev != device:
+                found.append(prefix + entry.name)
+            else:
+                _walk_devices(inner, device, f"{prefix}{entry.name}/", found)
+        finally:
+            os.close(inner)
+
+
+def mounted_inside(name: str, where: str) -> MountedInside:
+    """The refusal to take away ``name``, which holds a mount point at ``where`` (relative to it)."""
+    point = f"{name}/{where}" if where else name
+    inside = f", inside {name!r}" if where else ""
+    return MountedInside(f"{point!r}: another filesystem is mounted there{inside}; a folder with a mount point in "
+                         "it is never moved or deleted (that filesystem would go with it); unmount it first",
+                         where)  # fmt: skip
+
+
 def remove_tree(parent_fd: int, name: str) -> bool:
     """Remove ``name`` (if present): a directory with what is in it, else the one name. Return
-    whether it was there."""
+    whether it was there.
+
+    Never across a mount point: a directory that holds one raises :class:`MountedInside` with
+    nothing removed, and a walk that meets another device on its way stops there.
+    """
     try:
         directory = is_dir(parent_fd, name)
     except FileNotFoundError:
         return False
-    if directory:
-        shutil.rmtree(name, dir_fd=parent_fd)
-    else:
+    if not directory:
         os.unlink(name, dir_fd=parent_fd)
+        return True
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    try:
+        mounted = mounts_beneath(fd)
+        if mounted:
+            raise mounted_inside(name, mounted[0])
+        _empty_dir(fd, os.fstat(fd).st_dev, name, "")
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
     return True
+
+
+def _empty_dir(fd: int, device: int, name: str, prefix: str) -> None:
+    for entry in list(os.scandir(fd)):
+        if not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.name, dir_fd=fd)
+            continue
+        inner = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            if os.fstat(inner).st_dev != device:  # mounted after the check above
+                raise mounted_inside(name, prefix + entry.name)
+            _empty_dir(inner, device, name, f"{prefix}{entry.name}/")
+        finally:
+            os.close(inner)
+        os.rmdir(entry.name, dir_fd=fd)
 
 
 def remove_quietly(parent_fd: int, name: str) -> bool:
@@ -291,8 +394,8 @@ def discard_or_trash(
     """Take away ``name`` (if present), which a plan that never took effect made.
 
     Removed outright when ``unchanged(parent_fd, name)`` says it still holds only what the plan
-    put there (nothing of anyone's is lost, and its space is freed); anything else, or anything
-    that cannot be checked, goes to the trash as :func:`to_trash` moves it.
+    put there (nothing of anyone's is lost, and its space is freed); anything else, anything that
+    cannot be checked, or that another filesystem is mounted in, goes to the trash as :func:`to_trash` moves it.
     """
     try:
         os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
@@ -302,10 +405,14 @@ def discard_or_trash(
         ours = unchanged(parent_fd, name)
     except (OSError, SandboxError):
         ours = False
+    if ours:
+        try:
+            remove_tree(parent_fd, name)
+        except MountedInside:
+            ours = False  # another filesystem mounted in it since: moved aside whole, nothing on it deleted
     if not ours:
         to_trash(trash_dir, parent_fd, name, trash_name)
         return
-    remove_tree(parent_fd, name)
     fsync_dir(parent_fd)
 
 

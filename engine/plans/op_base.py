@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from engine.errors import RouteshellError
 from engine.files.archives import ArchiveLimits
+from engine.plans.files import mounted_inside
 from engine.plans.journal import Journal
 from engine.plans.runner import Limits, RunResult
 from engine.plans.view import Overlay, UndoSimulation, View, leads_outside, symlink_on_the_way
@@ -154,6 +155,17 @@ def refuse_symlinks_on_the_way(view: View, path: str, *, made: bool, inclusive: 
     link = symlink_on_the_way(view, path, inclusive=inclusive)
     if link is not None:
         raise through_symlink(view, link, made=made)
+
+
+def refuse_mounts_inside(view: View, path: str) -> None:
+    """Raise when another filesystem is mounted at ``path`` or anywhere beneath it.
+
+    A step that moves or deletes ``path`` would take that filesystem with it (into the trash, where
+    emptying it would delete its files), so it is refused, naming the mount point.
+    """
+    found = view.mounts_inside(path)
+    if found:
+        raise mounted_inside(path, found[0])
 
 
 def tmp_name(journal: Journal, index: int) -> str:

@@ -33,7 +33,7 @@ def prepare_step(view: View, index: int, step: dict[str, Any]) -> dict[str, Any]
             path = step[key.key]
             check_relpath(path, write=True)
             try:
-                view.check_writable(path)
+                view.check_writable(path, inclusive=key.root_ok)
             except SandboxError as exc:
                 if getattr(exc, "errno", None) == errno.EXDEV:
                     # Outside the workspace: through a symlink, which is named as leading there.

@@ -38,6 +38,7 @@ from engine.plans.op_base import (
     PathKey,
     StepFailed,
     not_a_directory,
+    refuse_mounts_inside,
     require_parent,
     selection_problems,
     tmp_name,
@@ -296,6 +297,8 @@ class _Transfer(Op[Any, TransferRecord]):
             raise SandboxError(f"{dst!r} already exists")
         if dst.startswith(src + "/"):
             raise SandboxError(f"cannot {self.name} {src!r} into itself ({dst!r})")
+        if self.name == "move":
+            refuse_mounts_inside(view, src)
         return {"i": index, "op": self.name, "from": src, "to": dst}
 
     def simulate(self, overlay: Overlay, record: TransferRecord, step: MoveStep | CopyStep) -> None:
@@ -428,6 +431,7 @@ class Delete(Op[DeleteStep, DeleteRecord]):
     def prepare(self, view: View, index: int, step: DeleteStep) -> DeleteRecord:
         if view.kind(step["path"]) is None:
             raise SandboxError(f"{step['path']!r} does not exist")
+        refuse_mounts_inside(view, step["path"])
         return {"i": index, "op": self.name, "path": step["path"]}
 
     def execute(self, ctx: ApplyContext, record: DeleteRecord, step: DeleteStep) -> None:

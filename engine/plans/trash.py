@@ -10,14 +10,15 @@ if that place is free; emptying deletes them for good (and frees their space).
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
+from engine.names import shell_line
 from engine.plans.apply import _recover_locked
+from engine.plans.files import MountedInside, dir_fd, mounts_beneath, remove_tree
 from engine.plans.journal import Journal
 from engine.workspace.sandbox import Workspace, fsync_dir, rename_noreplace
 from engine.workspace.state import (
@@ -61,7 +62,9 @@ def _size(path: Path) -> tuple[int, str]:
     if not stat.S_ISDIR(info.st_mode):
         return info.st_size, "file" if stat.S_ISREG(info.st_mode) else "other"
     total = 0
-    for directory, _dirs, files in os.walk(path):
+    for directory, dirs, files in os.walk(path):
+        # Another filesystem mounted in it is not the trash's: its files are not counted.
+        dirs[:] = [name for name in dirs if os.lstat(os.path.join(directory, name)).st_dev == info.st_dev]
         for name in files:
             total += os.lstat(os.path.join(directory, name)).st_size
     return total, "directory"
@@ -154,10 +157,22 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
         return item
 
 
+def _mount_problem(root: Path, item: TrashItem, where: str, *, nothing_deleted: bool) -> StateError:
+    point = state_path(root) / TRASH_DIR / item.id / where if where else state_path(root) / TRASH_DIR / item.id
+    restore = command_for(root, "trash", "restore", item.id)
+    return StateError(
+        f"cannot empty the trash: {item.id} holds {point}, where another filesystem is mounted, and emptying it "
+        f"would delete the files there; unmount it ({shell_line(['umount', str(point)])}) or put the item back "
+        f"({restore}), then empty the trash again" + ("; nothing was deleted" if nothing_deleted else "")
+    )
+
+
 def empty(root: Path, *, wait: float = 0) -> tuple[int, int]:
     """Delete everything in the trash for good; return (items, bytes) freed.
 
-    After this, undoing a plan that deleted something is refused: what it deleted is gone.
+    After this, undoing a plan that deleted something is refused: what it deleted is gone. An item
+    that holds a mount point of another filesystem stops it before anything is deleted: nothing
+    is ever deleted across a mount point.
     """
     root = Path(os.path.realpath(root))
     directory = existing_state_dir(root, TRASH_DIR)
@@ -167,13 +182,21 @@ def empty(root: Path, *, wait: float = 0) -> tuple[int, int]:
         # A crashed apply's deletes are put back first: they are not the trash's to empty.
         _recover_locked(root, ws, lambda event: None)
         items = list_trash(root)
-        for item in items:
-            path = directory / item.journal_id / item.name
-            try:
+        try:
+            for item in items:
                 if item.kind == "directory":
-                    shutil.rmtree(path)
-                else:
-                    os.unlink(path)
+                    with dir_fd(directory / item.journal_id / item.name) as fd:
+                        mounted = mounts_beneath(fd)
+                    if mounted:
+                        raise _mount_problem(root, item, mounted[0], nothing_deleted=True)
+        except OSError as exc:
+            raise os_problem(exc, "cannot look into the trash", directory) from None
+        for item in items:
+            try:
+                with dir_fd(directory / item.journal_id) as fd:
+                    remove_tree(fd, item.name)
+            except MountedInside as exc:  # mounted since the check above
+                raise _mount_problem(root, item, exc.where, nothing_deleted=False) from None
             except OSError as exc:
                 raise os_problem(exc, f"cannot delete {item.id} from the trash", directory) from None
         keep_reserve(root)

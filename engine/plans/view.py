@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from engine.files.archives import ArchiveLimits
-from engine.plans.files import CANNOT_COPY, Fingerprint, fingerprint, read_regular
+from engine.plans.files import CANNOT_COPY, Fingerprint, fingerprint, mount_points, mounts_beneath, read_regular
 from engine.workspace import sandbox
 from engine.workspace.sandbox import SandboxError, Workspace, protected_part
 
@@ -39,8 +39,10 @@ class View(Protocol):
         """Return the fingerprint of the tree at ``path`` (empty where nothing is recorded)."""
         ...
 
-    def check_writable(self, path: str) -> None:
-        """Raise :class:`SandboxError` when ``path``'s directory resolves into ``.git`` or the state directory."""
+    def check_writable(self, path: str, *, inclusive: bool = False) -> None:
+        """Raise :class:`SandboxError` when ``path``'s directory resolves into ``.git`` or the state directory,
+        or lies on another filesystem mounted inside the workspace (``inclusive``: ``path`` itself, a
+        directory things are put in)."""
         ...
 
     def tags_value(self, path: str) -> bytes | None:
@@ -57,6 +59,10 @@ class View(Protocol):
 
     def links(self, path: str) -> int:
         """How many names the file at ``path`` has (hard links); a file the plan makes has one."""
+        ...
+
+    def mounts_inside(self, path: str) -> list[str]:
+        """The mount points at or beneath the directory ``path``, relative to it (``""``: itself); none for a file."""
         ...
 
     @property
@@ -139,9 +145,12 @@ def _kind_of(mode: int) -> Kind:
 class WorkspaceView:
     """The workspace as it is now, read through its confined descriptors."""
 
-    def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None) -> None:
+    def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None, *, steady: bool = False) -> None:
         self.ws = ws
         self._archive_limits = archive_limits or ArchiveLimits()
+        # ``steady``: nothing on disk changes while the view is in use, so the mount table is read once.
+        self._steady = steady
+        self._points: list[str] | None = None
 
     @property
     def archive_limits(self) -> ArchiveLimits:
@@ -167,6 +176,17 @@ class WorkspaceView:
         info = self.ws.lstat(path)
         return None if info is None else _kind_of(info.st_mode)
 
+    def mounts_inside(self, path: str) -> list[str]:
+        if self.kind(path) != "dir":
+            return []
+        if self._steady and self._points is None:
+            self._points = mount_points()
+        fd = self.ws.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            return mounts_beneath(fd, self._points)
+        finally:
+            os.close(fd)
+
     def read(self, path: str) -> tuple[bytes, int]:
         with self.ws.parent(path) as (parent_fd, name):
             return read_regular(parent_fd, name)
@@ -184,8 +204,8 @@ class WorkspaceView:
         with self.ws.parent(path) as (parent_fd, name):
             return os.readlink(name, dir_fd=parent_fd)
 
-    def check_writable(self, path: str) -> None:
-        head = path.rpartition("/")[0] or "."
+    def check_writable(self, path: str, *, inclusive: bool = False) -> None:
+        head = path if inclusive else (path.rpartition("/")[0] or ".")
         try:
             fd = self.ws.open(head, os.O_PATH | os.O_DIRECTORY)
         except SandboxError as exc:
@@ -255,7 +275,7 @@ class Overlay:
     """
 
     def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None) -> None:
-        self.real = WorkspaceView(ws, archive_limits)
+        self.real = WorkspaceView(ws, archive_limits, steady=True)
         self.nodes: dict[str, _Node | None] = {}
         self._names: dict[str, set[str]] = {}  # directory -> names of its entries in ``nodes``
         self._dirs: dict[str, Kind] = {}  # real directories met on the way to a path
@@ -390,10 +410,15 @@ class Overlay:
         # A file the plan wrote is a new inode, without attributes; a moved one keeps its own.
         return self.real.tags_value(node.source) if node.source is not None and node.data is None else None
 
-    def check_writable(self, path: str) -> None:
+    def mounts_inside(self, path: str) -> list[str]:
+        # What the plan made holds no mount point; a real folder it moved away held none (refused otherwise).
+        resolved, found = self._lookup(path)
+        return self.real.mounts_inside(resolved) if isinstance(found, _Real) else []
+
+    def check_writable(self, path: str, *, inclusive: bool = False) -> None:
         resolved, found = self._lookup(path)
         if isinstance(found, _Real):
-            self.real.check_writable(resolved)
+            self.real.check_writable(resolved, inclusive=inclusive)
 
     def children(self, path: str) -> list[str]:
         """Return the names in directory ``path`` as the plan would leave it."""
