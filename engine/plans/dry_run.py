@@ -60,11 +60,14 @@ def preview_plan(root: Path, plan: dict[str, Any], policy: Policy | None = None)
             op = OPS[step["op"]]
             summary = op.summary(step)
             try:
-                change = op.simulate(overlay, prepare_step(overlay, index, step), step)
+                record = prepare_step(overlay, index, step)
+                change = op.simulate(overlay, record, step)
             except (SandboxError, OSError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 previews.append(StepPreview(index, step["op"], summary, problem=reason))
                 continue
+            if record.get("_remark"):  # what the step does that its summary does not say (a copy's .git left out)
+                summary = f"{summary} ({record['_remark']})"
             diff = None if change is None else _diff(change.path, change.old, change.new)
             previews.append(StepPreview(index, step["op"], summary, diff=diff))
     return previews

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from engine.workspace.sandbox import SandboxError, fsync_dir, rename_noreplace
+from engine.workspace.sandbox import GIT_DIR, SandboxError, fsync_dir, rename_noreplace
 
 #: One entry of a tree fingerprint: ``d`` (a directory), ``f:<sha256>``, ``l:<target>`` or ``o``.
 Fingerprint = dict[str, str]
@@ -193,8 +193,31 @@ def rewrite_identity(parent_fd: int, old: str, new: str, mode: int) -> None:
         os.close(src)
 
 
+def is_git(name: str) -> bool:
+    """Whether ``name`` names a ``.git`` (any case: on a case-insensitive filesystem ``.GIT`` is one)."""
+    return name.lower() == GIT_DIR
+
+
+def leave_out_git(tree: Fingerprint) -> tuple[Fingerprint, list[str]]:
+    """``tree`` (a :func:`fingerprint`) less every ``.git`` beneath its top and what is in it, as
+    :func:`copy_tree` copies it; and the ``.git`` left out, in order."""
+    kept: Fingerprint = {}
+    left: list[str] = []
+    for rel, described in tree.items():
+        parts = rel.split("/") if rel else []
+        at = next((n for n, part in enumerate(parts) if is_git(part)), None)
+        if at is None:
+            kept[rel] = described
+        elif at == len(parts) - 1:
+            left.append(rel)
+    return kept, sorted(left, key=lambda rel: rel.split("/"))
+
+
 def copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
-    """Copy a file, symlink or directory tree by descriptors, never following a symlink."""
+    """Copy a file, symlink or directory tree by descriptors, never following a symlink.
+
+    Every ``.git`` in a directory is left out (a nested repository's hooks and config are code that
+    ``git`` runs, and a plan never writes into a ``.git``)."""
     info = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
     if stat.S_ISLNK(info.st_mode):
         os.symlink(os.readlink(src_name, dir_fd=src_fd), dst_name, dir_fd=dst_fd)
@@ -207,7 +230,8 @@ def copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
         inner_dst = os.open(dst_name, flags, dir_fd=dst_fd)
         try:
             for name in os.listdir(inner_src):
-                copy_tree(inner_src, name, inner_dst, name)
+                if not is_git(name):
+                    copy_tree(inner_src, name, inner_dst, name)
             os.fchmod(inner_dst, stat.S_IMODE(info.st_mode))
             os.fsync(inner_dst)
         finally:

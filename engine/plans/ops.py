@@ -23,6 +23,7 @@ from engine.plans.files import (
     discard_or_trash,
     fingerprint,
     holds_digest,
+    leave_out_git,
     remove_quietly,
     remove_tree,
     rewrite_identity,
@@ -354,11 +355,19 @@ class Copy(_Transfer):
     def prepare(self, view: View, index: int, step: MoveStep | CopyStep) -> TransferRecord:
         record = super().prepare(view, index, step)
         # What the copy will hold, so that undo can tell a later edit from the plan's own bytes.
-        record["tree"] = view.fingerprint(record["from"])
+        # Every .git in it is left out, as copy_tree leaves it out.
+        record["tree"] = leave_out_git(view.fingerprint(record["from"]))[0]
         for rel, described in record["tree"].items():
             if described == "o":
                 raise SandboxError(f"{record['from'] + '/' + rel if rel else record['from']!r}: {CANNOT_COPY}")
         return record
+
+    def simulate(self, overlay: Overlay, record: TransferRecord, step: MoveStep | CopyStep) -> None:
+        left = overlay.transfer(record["from"], record["to"], keep_source=True)
+        if left:  # said in the preview, after the step's summary
+            shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+            only = len(left) == 1 and "/" not in left[0]  # directly in the folder copied
+            record["_remark"] = f"its {left[0]} left out" if only else f"{shown} left out"
 
     def execute(self, ctx: ApplyContext, record: TransferRecord, step: CopyStep) -> None:
         with (
@@ -409,7 +418,7 @@ def _holds(ws: Workspace, path: str, tree: Fingerprint) -> bool:
     """Whether the tree at ``path`` is ``tree`` still (False when it cannot be read)."""
     try:
         with ws.parent(path) as (parent_fd, name):
-            return fingerprint(parent_fd, name) == tree
+            return leave_out_git(fingerprint(parent_fd, name))[0] == tree
     except (OSError, SandboxError):
         return False
 

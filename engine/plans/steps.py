@@ -72,8 +72,9 @@ class FileRecord(TypedDict):
 
 TransferRecord = TypedDict(
     "TransferRecord",
-    # tree: what a copy made (journals written before it was recorded lack it).
-    {"i": int, "op": str, "from": str, "to": str, "tree": NotRequired[Fingerprint]},
+    # tree: what a copy made (journals written before it was recorded lack it); _remark: what the
+    # preview adds to the step's summary (a copy's .git left out), never journaled.
+    {"i": int, "op": str, "from": str, "to": str, "tree": NotRequired[Fingerprint], "_remark": NotRequired[str]},
 )
 
 

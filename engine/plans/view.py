@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from engine.files.archives import ArchiveLimits
-from engine.plans.files import CANNOT_COPY, Fingerprint, fingerprint, mount_points, mounts_beneath, read_regular
+from engine.plans.files import (
+    CANNOT_COPY,
+    Fingerprint,
+    fingerprint,
+    is_git,
+    mount_points,
+    mounts_beneath,
+    read_regular,
+)
 from engine.workspace import sandbox
 from engine.workspace.sandbox import SandboxError, Workspace, protected_part
 
@@ -449,11 +457,15 @@ class Overlay:
         self._drop_beneath(path)
         self._set(path, None)
 
-    def transfer(self, src: str, dst: str, *, keep_source: bool) -> None:
-        """Record a copy (``keep_source``) or a move of the tree at ``src`` to ``dst``."""
+    def transfer(self, src: str, dst: str, *, keep_source: bool) -> list[str]:
+        """Record a copy (``keep_source``) or a move of the tree at ``src`` to ``dst``.
+
+        A copy leaves out every ``.git`` in the tree, as :func:`~engine.plans.files.copy_tree` does:
+        return them, relative to ``src``."""
         src, dst = self._lookup(src)[0], self._lookup(dst)[0]
         entries: list[tuple[str, _Node]] = []
-        self._collect(src, "", entries)
+        left: list[str] = []
+        self._collect(src, "", entries, left if keep_source else None)
         for rel, node in entries:
             if keep_source and node.kind == "other":
                 raise SandboxError(f"{src + '/' + rel if rel else src!r}: {CANNOT_COPY}")
@@ -462,15 +474,21 @@ class Overlay:
         self._drop_beneath(dst)
         for rel, node in entries:
             self._set(f"{dst}/{rel}" if rel else dst, node)
+        return left
 
-    def _collect(self, path: str, rel: str, entries: list[tuple[str, _Node]]) -> None:
+    def _collect(self, path: str, rel: str, entries: list[tuple[str, _Node]], left: list[str] | None) -> None:
+        """Gather the tree at ``path``; ``left``: leave out every ``.git`` in it, and list them there."""
         node = self._node(path)
         if node is None:
             return
         entries.append((rel, node))
         if node.kind == "dir":
             for name in self.children(path):
-                self._collect(f"{path}/{name}", f"{rel}/{name}" if rel else name, entries)
+                inner = f"{rel}/{name}" if rel else name
+                if left is not None and is_git(name):
+                    left.append(inner)
+                else:
+                    self._collect(f"{path}/{name}", inner, entries, left)
 
 
 class UndoSimulation:

@@ -14,6 +14,7 @@ from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import preview_plan
 from engine.plans.model import InvalidPlan, parse_plan
 from engine.plans.runner import Limits, bubblewrap, run_command
+from engine.plans.trash import list_trash
 from engine.workspace.sandbox import SandboxError, check_relpath
 from tests.helpers import tree
 
@@ -103,3 +104,26 @@ def test_run_steps_see_every_git_read_only(ws: Path) -> None:
     assert (ws / "vendor" / "lib" / ".git" / "config").read_text() == "[core]\n"
     assert (ws / ".git" / "config").read_text() == "[core]\n"
     assert (ws / "ordinary.txt").read_text() == "still writable"
+
+
+def test_a_copy_leaves_every_git_out_and_says_so(ws: Path) -> None:
+    (ws / "vendor" / "lib" / "x.c").write_text("x\n")
+    (ws / "vendor" / "lib" / "deep" / ".GIT").mkdir(parents=True)
+    (ws / "vendor" / "lib" / "deep" / ".GIT" / "config").write_text("[core]\n")
+    before = tree(ws)
+    copies = [("vendor", "copy", "lib/.git, lib/deep/.GIT left out"),
+              ("vendor/lib", "lib2", ".git, deep/.GIT left out"),
+              ("vendor/lib/deep", "deep2", "its .GIT left out"), ("sub", "sub2", "its .git left out")]  # fmt: skip
+    steps = [{"op": "copy", "from": src, "to": dst} for src, dst, _ in copies]
+    failing = plan(*steps, {"op": "run", "argv": ["false"]})
+    previews = preview_plan(ws, failing)
+    assert [preview.summary for preview in previews[:-1]] == [f"copy {s} -> {d} ({note})" for s, d, note in copies]
+    with pytest.raises(StepFailed, match="rolled back"):
+        apply_plan(ws, failing)
+    assert tree(ws) == before  # the copies, as the plan made them, were removed outright
+    assert list_trash(ws) == []
+    apply_plan(ws, plan(*steps))
+    assert sorted(str(path.relative_to(ws)) for path in (ws / "copy").rglob("*")) == [
+        "copy/lib", "copy/lib/deep", "copy/lib/x.c"]  # fmt: skip
+    assert sorted(os.listdir(ws / "lib2")) == ["deep", "x.c"]
+    assert os.listdir(ws / "deep2") == os.listdir(ws / "sub2") == []
