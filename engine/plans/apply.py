@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.errors import ExitCode, RouteshellError
 from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
+from engine.names import quoted_name
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
 from engine.plans.journal import Journal, Via, journals
@@ -85,9 +86,9 @@ def undo_conflicts(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
 def _where(step: dict[str, Any]) -> str:
     """The op and the paths a step works on, for error messages (a run's reason names its command)."""
     if "from" in step:
-        return f"{step['op']} {step['from']!r} to {step['to']!r}"
+        return f"{step['op']} {quoted_name(step['from'])} to {quoted_name(step['to'])}"
     if "path" in step:
-        return f"{step['op']} {step['path']!r}"
+        return f"{step['op']} {quoted_name(step['path'])}"
     return str(step["op"])
 
 

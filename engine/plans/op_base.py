@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from engine.errors import RouteshellError
 from engine.files.archives import ArchiveLimits
+from engine.names import quoted_name
 from engine.plans.journal import Journal
 from engine.plans.runner import Limits, RunResult
 from engine.plans.view import Overlay, UndoSimulation, View
@@ -112,7 +113,7 @@ def require_parent(view: View, path: str) -> None:
         return
     kind = view.kind(head)
     if kind is None:
-        raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
+        raise SandboxError(f"the directory {quoted_name(head)} does not exist (add a mkdir step before)")
     if kind != "dir":
         raise not_a_directory(head, kind, exists=False)
 
@@ -124,9 +125,11 @@ def not_a_directory(path: str, kind: str, *, exists: bool = True) -> SandboxErro
     directory itself, never through the symlink that names it, and "not a directory" would mislead.
     """
     if kind == "link":
-        return SandboxError(f"{path!r} is a symlink: nothing is made in a directory through the symlink "
+        return SandboxError(f"{quoted_name(path)} is a symlink: nothing is made in a directory through the symlink "
                             "that names it; use the directory it leads to")  # fmt: skip
-    return SandboxError(f"{path!r} exists and is not a directory" if exists else f"{path!r} is not a directory")
+    return SandboxError(
+        f"{quoted_name(path)} exists and is not a directory" if exists else f"{quoted_name(path)} is not a directory"
+    )
 
 
 def tmp_name(journal: Journal, index: int) -> str:
