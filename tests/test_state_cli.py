@@ -163,6 +163,7 @@ def test_stray_files_in_the_state_directory(ws: Path, plans: Path) -> None:
     state = ws / ".routeshell"
     (state / "journal" / ".DS_Store").write_bytes(b"\0junk")
     (state / "journal" / "00009-damaged").mkdir()
+    (state / "journal" / "00009-damaged" / "notes.txt").write_text("not a journal's\n")
     history = run_routeshell("plan", "history", "--workspace", str(ws))
     assert history.returncode == 0, history
     assert "00009-damaged  damaged" in history.stdout
@@ -343,6 +344,7 @@ def test_names_from_the_state_directory_are_shown_escaped(ws: Path, plans: Path)
 def test_the_move_aside_hint_of_a_damaged_journal_with_an_odd_name_works_when_pasted(ws: Path) -> None:
     damaged = ws / ".routeshell" / "journal" / "00009-\x1b[31mX"
     damaged.mkdir(parents=True)
+    (damaged / "junk").write_text("not a journal's\n")
     for args in (("plan", "history"), ("plan", "show", "9")):
         result = run_routeshell(*args, "--workspace", str(ws))
         assert result.returncode == 0, result

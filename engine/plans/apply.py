@@ -21,7 +21,7 @@ from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
 from engine.names import quoted_name
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
-from engine.plans.journal import Journal, Via, journals
+from engine.plans.journal import Journal, JournalState, Via, journals
 from engine.plans.op_base import ApplyContext
 from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
 from engine.plans.op_table import OPS, prepare_step
@@ -99,17 +99,31 @@ def _left_in_trash(journal: Journal) -> list[str]:
     return []
 
 
+def _interrupted(journal: Journal) -> JournalState | None:
+    """The state ``journal`` was left in by a crash ("applying", "undoing"), or None when there is nothing
+    to finish: it ended, or its directory is not ours to touch (no plan, no record, and other files)."""
+    state = journal.state
+    if state not in ("applying", "undoing") or journal.unstarted == "foreign":
+        return None
+    return state
+
+
 def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
     recovered = []
     for journal in journals(root):
-        state = journal.state
-        if state not in ("applying", "undoing"):
+        state = _interrupted(journal)
+        if state is None:
             continue
+        # Killed while its journal was being started: no step ran, and the directory goes.
+        cut_short = journal.unstarted == "cut-short"
         # A damaged journal stops here, in its own words, before anything is written.
-        records = journal.records()
+        records = [] if cut_short else journal.records()
         try:
-            _undo_all(ws, journal, records, rollback=state == "applying")
-            journal.set_state("rolled-back" if state == "applying" else "undone")
+            if cut_short:
+                journal.discard()
+            else:
+                _undo_all(ws, journal, records, rollback=state == "applying")
+                journal.set_state("rolled-back" if state == "applying" else "undone")
         except (RouteshellError, OSError, KeyError, TypeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             kept = _left_in_trash(journal)
@@ -151,7 +165,7 @@ def recover(root: Path, on_event: EventSink | None = None, *, wait: float = 0) -
     recovery and the lock cannot be taken or the rollback cannot be written.
     """
     root = Path(os.path.realpath(root))
-    if not any(journal.state in ("applying", "undoing") for journal in journals(root)):
+    if not any(_interrupted(journal) for journal in journals(root)):
         return []
     with workspace_lock(root, wait), Workspace(root) as ws:
         return _recover_locked(root, ws, on_event or (lambda event: None))
