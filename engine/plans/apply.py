@@ -22,7 +22,7 @@ from engine.names import quoted_name
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
 from engine.plans.journal import Journal, JournalState, Via, journals
-from engine.plans.op_base import ApplyContext
+from engine.plans.op_base import ApplyContext, ChangedMeanwhile
 from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
@@ -90,6 +90,29 @@ def _where(step: dict[str, Any]) -> str:
     if "path" in step:
         return f"{step['op']} {quoted_name(step['path'])}"
     return str(step["op"])
+
+
+def _refuse_changed(view: WorkspaceView, steps: list[dict[str, Any]]) -> None:
+    """Refuse a plan whose leading writes with ``if_sha256`` would be refused: before its journal is
+    started, so that an edit made from what was read, refused because the file changed since, leaves
+    no rolled-back plan in ``plan history``. Called under the workspace lock.
+
+    Those steps are prepared here as the apply prepares them, on the workspace as it is: each replaces
+    only its own file, so none changes what a later one finds. From the first other step (or a
+    second write of the same file) on, the apply checks each precondition as the steps before leave
+    the workspace, with a journal. Any other problem is left to the apply, which says it as it does.
+    """
+    seen: set[str] = set()
+    for index, step in enumerate(steps):
+        if "if_sha256" not in step or step["path"] in seen:
+            return
+        seen.add(step["path"])
+        try:
+            prepare_step(view, index, step)
+        except ChangedMeanwhile as exc:
+            raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {exc}; nothing was changed") from None
+        except (RouteshellError, OSError):
+            return
 
 
 def _left_in_trash(journal: Journal) -> list[str]:
@@ -222,6 +245,7 @@ def apply_plan(
             ws = held.enter_context(Workspace(root))
             _recover_locked(root, ws, emit)
             plan = expand_plan(root, plan, policy, on_refusal=refuse)
+            _refuse_changed(WorkspaceView(ws, policy.archive), plan["steps"])
             journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
         except (RouteshellError, OSError) as exc:
             # Nothing was changed, but the apply was asked for and did not happen: that is recorded too.

@@ -22,6 +22,10 @@ class StepFailed(RouteshellError):
     """A step could not be carried out; everything before it was rolled back (exit code 1)."""
 
 
+class ChangedMeanwhile(SandboxError):
+    """A step's precondition (a write's ``if_sha256``) no longer holds: something else changed its file."""
+
+
 @dataclass(frozen=True)
 class PathKey:
     """A key of a step that names a path."""
