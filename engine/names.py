@@ -42,6 +42,17 @@ def display_name(name: str) -> str:
     return "".join(_escape(ch) if ch == "\\" or not ch.isprintable() else ch for ch in name)
 
 
+def quoted_name(name: object) -> str:
+    """``name`` (a path, a file name) in single quotes for a message, escaped once as
+    :func:`display_name` escapes it: ``'bad\\xff.txt'``, ``'esc\\x1b[31m.txt'``.
+
+    A message names files this way, never with ``repr``, which spells a byte that is not UTF-8 as
+    ``\\udcff``. Show the message with :func:`display_line`, which leaves the name as it is here. A
+    command to paste quotes its words with :func:`shell_word` instead.
+    """
+    return f"'{display_name(str(name))}'"
+
+
 def display_text(text: str, *, tab_size: int = TAB_SIZE) -> str:
     """Return multi-line ``text`` ready to show: line breaks kept, everything else printable.
 

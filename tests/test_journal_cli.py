@@ -87,3 +87,53 @@ def test_undo_dry_run_names_a_read_only_directory(ws: Path) -> None:
         assert "applied" in run_routeshell("plan", "history", "--workspace", str(ws)).stdout
     assert run_routeshell("plan", "undo", "--workspace", str(ws)).returncode == 0
     assert (ws / "sub" / "b.txt").read_text() == "b\n"
+
+
+def apply_one(ws: Path, path: str) -> None:
+    plan = json.dumps({"version": 1, "steps": [{"op": "write", "path": path, "content": "m"}]})
+    applied = run_routeshell("plan", "apply", "-", "--yes", "--workspace", str(ws), stdin_text=plan)
+    assert applied.returncode == 0, applied
+
+
+def test_a_journal_killed_before_its_plan_was_written_is_recovered_once(ws: Path) -> None:
+    apply_one(ws, "made.txt")
+    [applied] = (ws / ".routeshell" / "journal").iterdir()
+    # What a kill inside the start of a journal leaves: its folder, the backup folder, half of the
+    # temporary file plan.json is written through, and its trash folder; no plan.json, no state.
+    cut = ws / ".routeshell" / "journal" / "00002-20260101T000000"
+    (cut / "backup").mkdir(parents=True)
+    (cut / ".plan.json.tmp-0a1b2c3d").write_text('{"id": "00002-20260101T000000", "pla')
+    (ws / ".routeshell" / "trash" / cut.name).mkdir()
+    first = run_routeshell("plan", "history", "--workspace", str(ws))
+    assert first.returncode == 0, first
+    assert first.stdout.splitlines()[0] == f"recovered plan {cut.name} interrupted while applying"
+    assert [line.split()[:2] for line in first.stdout.splitlines()[1:]] == [[applied.name, "applied"]]
+    assert not cut.exists()
+    assert not (ws / ".routeshell" / "trash" / cut.name).exists()
+    again = run_routeshell("plan", "history", "--workspace", str(ws))
+    assert again.returncode == 0, again
+    assert again.stdout == "\n".join(first.stdout.splitlines()[1:]) + "\n"
+    assert again.stderr == ""
+    apply_one(ws, "next.txt")
+    assert (ws / "next.txt").read_text() == "m"
+
+
+def test_a_folder_that_is_no_journal_is_listed_as_damaged_and_left_as_it_is(ws: Path) -> None:
+    apply_one(ws, "made.txt")
+    junk = ws / ".routeshell" / "journal" / "00002-notes"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("mine\n")
+    damaged = (
+        f"00002-notes  damaged      ?                        ? step(s)  journal 00002-notes has no plan.json, but "
+        f"holds other files; move it aside (mv '{junk}' '{junk}.broken') and try again"
+    )
+    for _ in range(2):
+        history = run_routeshell("plan", "history", "--workspace", str(ws))
+        assert history.returncode == 0, history
+        assert "recovered" not in history.stdout + history.stderr
+        assert history.stdout.splitlines()[-1] == damaged
+        assert sorted(path.name for path in junk.iterdir()) == ["notes.txt"]
+    apply_one(ws, "next.txt")
+    assert (ws / "next.txt").read_text() == "m"
+    assert (junk / "notes.txt").read_text() == "mine\n"
+    assert sorted(path.name for path in junk.iterdir()) == ["notes.txt"]

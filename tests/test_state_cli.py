@@ -3,6 +3,7 @@ cluttered workspaces; undo by id, undo --dry-run, plan show, the trash, --wait a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -163,6 +164,7 @@ def test_stray_files_in_the_state_directory(ws: Path, plans: Path) -> None:
     state = ws / ".routeshell"
     (state / "journal" / ".DS_Store").write_bytes(b"\0junk")
     (state / "journal" / "00009-damaged").mkdir()
+    (state / "journal" / "00009-damaged" / "notes.txt").write_text("not a journal's\n")
     history = run_routeshell("plan", "history", "--workspace", str(ws))
     assert history.returncode == 0, history
     assert "00009-damaged  damaged" in history.stdout
@@ -232,6 +234,30 @@ def test_wait_for_the_workspace_lock(ws: Path, plans: Path) -> None:
     _out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, err
     assert (ws / "c.txt").read_text() == "c\n"
+
+
+def test_a_file_changed_after_the_preview_is_not_written_and_leaves_no_journal(ws: Path, plans: Path) -> None:
+    read = hashlib.sha256(b"a\n").hexdigest()
+    plan = write_plan(plans, {"op": "write", "path": "a.txt", "content": "edited\n", "overwrite": True,
+                              "if_sha256": read})  # fmt: skip
+    with workspace_lock(ws):
+        # The preview passes; the apply then waits for the lock, and meanwhile something else writes.
+        waiting = subprocess.Popen(
+            [ROUTESHELL, "plan", "apply", plan, "--yes", "--json", "--wait", "--workspace", str(ws)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert waiting.stdout is not None
+        preview = json.loads(waiting.stdout.readline())
+        assert (preview["type"], preview["problem"]) == ("preview", None)
+        (ws / "a.txt").write_text("someone else's\n")
+    out, err = waiting.communicate(timeout=120)
+    refused = ("step 1 (write 'a.txt') failed: 'a.txt' no longer holds the content it was changed from (something "
+               "else changed it); nothing was written; nothing was changed")  # fmt: skip
+    assert_one_line_error(subprocess.CompletedProcess(waiting.args, waiting.returncode, out, err), 1, refused)
+    assert events(out)[-1] == {"type": "error", "message": refused, "exit_code": 1}
+    assert (ws / "a.txt").read_text() == "someone else's\n"
+    assert list((ws / ".routeshell").glob("journal/*")) == []
+    assert "no plans applied" in run_routeshell("plan", "history", "--workspace", str(ws)).stdout
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "inf", "-inf", "soon"])
@@ -355,6 +381,7 @@ def test_names_from_the_state_directory_are_shown_escaped(ws: Path, plans: Path)
 def test_the_move_aside_hint_of_a_damaged_journal_with_an_odd_name_works_when_pasted(ws: Path) -> None:
     damaged = ws / ".routeshell" / "journal" / "00009-\x1b[31mX"
     damaged.mkdir(parents=True)
+    (damaged / "junk").write_text("not a journal's\n")
     for args in (("plan", "history"), ("plan", "show", "9")):
         result = run_routeshell(*args, "--workspace", str(ws))
         assert result.returncode == 0, result

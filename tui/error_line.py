@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.names import display_name
+from engine.names import display_line
 
 
 def error_text(exc: BaseException, *, unexpected: bool = False) -> str:
@@ -15,5 +15,6 @@ def error_text(exc: BaseException, *, unexpected: bool = False) -> str:
 
 
 def one_line(exc: BaseException, *, unexpected: bool = False) -> str:
-    """Return ``exc`` as one escaped line, ready for a notification or a ``Text``."""
-    return display_name(error_text(exc, unexpected=unexpected))
+    """Return ``exc`` as one escaped line, ready for a notification or a ``Text``: its control characters
+    escaped, and the names it quotes as they are (escaped once, where the message was written)."""
+    return display_line(error_text(exc, unexpected=unexpected))

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode
+from engine.names import quoted_name
 from tui.arg_types import whole_number
 from tui.sizes import size_text
 
@@ -240,6 +241,6 @@ def _show_usage(args: argparse.Namespace, result: Mapping[str, Any]) -> None:
             total = "  (total)" if row is rows[0] else ""
             print(f"{size_text(row['size']):>9}  {row['files']:>9}  {display_name(row['path'])}{total}")
     for path in result["unreadable"]:
-        _note(args, f"cannot read {path!r}; counted as 0")
+        _note(args, f"cannot read {quoted_name(path)}; counted as 0")
     if result["truncated"]:
         _note(args, f"showing the {len(result['dirs'])} largest directories; raise --limit to see more")

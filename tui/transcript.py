@@ -3,8 +3,9 @@
 :func:`event_lines` turns one event into rich ``Text`` lines; :class:`Transcript` prints them on a
 console (``run`` and ``--plain``) and the Agent pane writes the same lines into its log. Every
 string that came from a model, a file, a command or a server goes through
-:func:`engine.names.display_name` (one-line values) or :func:`engine.names.display_text` (diffs,
-streamed text) and into a ``Text``, never markup, so markup and terminal escapes in it are shown
+:func:`engine.names.display_name` (one-line values), :func:`engine.names.display_line` (errors and
+problems, whose names are escaped already) or :func:`engine.names.display_text` (diffs, streamed text)
+and into a ``Text``, never markup, so markup and terminal escapes in it are shown
 literally. An event of a type this module does not know is shown as its type and compact JSON,
 never dropped.
 """
@@ -33,7 +34,14 @@ DEFAULT_UNDO_HINT = "routeshell plan undo"
 
 
 def _safe(value: Any) -> str:
+    """A value (a name, an id) shown escaped."""
     return display_name(str(value))
+
+
+def _said(message: Any) -> str:
+    """A message (an error, a problem) shown with its control characters escaped: the names in it are
+    escaped already, where it was written (:func:`engine.names.quoted_name`), and are not escaped again."""
+    return display_line(str(message))
 
 
 def _steps(count: int) -> str:
@@ -65,7 +73,7 @@ def preview_lines(previews: Sequence[Mapping[str, Any]], *, max_diff_lines: int 
         mark = "!" if preview.get("problem") else "-"
         lines.append(Text(f"  {mark} [{preview['index'] + 1}] {_safe(preview['summary'])}"))
         if preview.get("problem"):
-            lines.append(Text(f"      would fail: {_safe(preview['problem'])}", style="red"))
+            lines.append(Text(f"      would fail: {_said(preview['problem'])}", style="red"))
         lines += diff_lines(preview.get("diff") or "", indent="      ", max_lines=max_diff_lines)
     return lines
 
@@ -77,7 +85,7 @@ def streamed_text(text: str) -> Text:
 
 def error_line(message: str) -> Text:
     """Return the line that shows an error."""
-    return Text(f"error: {_safe(message)}", style="bold red")
+    return Text(f"error: {_said(message)}", style="bold red")
 
 
 def unknown_lines(event: Event, why: str = "") -> list[Text]:
@@ -106,7 +114,7 @@ def _role_start(event: Event, undo_hint: str) -> list[Text]:
 
 
 def _repair(event: Event, undo_hint: str) -> list[Text]:
-    first = _safe(event["problems"][0]) if event.get("problems") else "invalid"
+    first = _said(event["problems"][0]) if event.get("problems") else "invalid"
     return [Text(f"  reply {event['attempt']} rejected ({first}); asking again", style="yellow")]
 
 
@@ -154,7 +162,7 @@ def _reviewed(event: Event, undo_hint: str) -> list[Text]:
     if event["status"] == "applied":
         return []  # "applied" said it already
     style = "red" if event["status"] in ("rejected", "failed", "reverted") else "dim"
-    return [Text(f"  plan {_safe(event['id'])} {_safe(event['status'])}: {_safe(event['summary'])}", style=style)]
+    return [Text(f"  plan {_safe(event['id'])} {_safe(event['status'])}: {_said(event['summary'])}", style=style)]
 
 
 def _test(event: Event, undo_hint: str) -> list[Text]:

@@ -21,6 +21,7 @@ from functools import partial
 from itertools import takewhile
 from typing import IO, Literal
 
+from engine.names import quoted_name
 from engine.workspace.sandbox import (
     MAX_NAME,
     MAX_PATH,
@@ -88,7 +89,7 @@ def archive_format(name: str) -> str | None:
 
 def _refuse(name: str, rule: str) -> ArchiveError:
     shown = name if len(name) <= 80 else name[:60] + "..."
-    return ArchiveError(f"archive entry {shown!r}: {rule}")
+    return ArchiveError(f"archive entry {quoted_name(shown)}: {rule}")
 
 
 class _ByteNameInfo(zipfile.ZipInfo):
@@ -137,10 +138,10 @@ def _collect(ws: Workspace, members: list[str]) -> list[str]:
         path = check_relpath(member)
         protected = protected_part(path.split("/"))
         if protected is not None:
-            raise ArchiveError(f"{path!r}: {protected}/ is never archived")
+            raise ArchiveError(f"{quoted_name(path)}: {protected}/ is never archived")
         info = ws.lstat(path)
         if info is None:
-            raise ArchiveError(f"{path!r}: no such file or directory in the workspace")
+            raise ArchiveError(f"{quoted_name(path)}: no such file or directory in the workspace")
         if path != ".":
             found.add(path)
         if stat.S_ISDIR(info.st_mode):
@@ -160,15 +161,15 @@ def _add(ws: Workspace, path: str, archive: zipfile.ZipFile | tarfile.TarFile, o
                 try:
                     info = os.fstat(fd)  # the file opened, not the name looked at before
                     if not stat.S_ISREG(info.st_mode):
-                        raise ArchiveError(f"{path!r}: changed while being archived; try again")
+                        raise ArchiveError(f"{quoted_name(path)}: changed while being archived; try again")
                     if (info.st_dev, info.st_ino) != own:  # the archive, when written inside what it holds
                         add(path, info, "", fd)
                 finally:
                     os.close(fd)
             else:
-                raise ArchiveError(f"{path!r}: cannot archive a {file_kind(info.st_mode)}")
+                raise ArchiveError(f"{quoted_name(path)}: cannot archive a {file_kind(info.st_mode)}")
     except OSError as exc:
-        raise ArchiveError(f"{path!r}: cannot archive: {exc.strerror or exc}") from None
+        raise ArchiveError(f"{quoted_name(path)}: cannot archive: {exc.strerror or exc}") from None
 
 
 def _add_zip(zipped: zipfile.ZipFile, path: str, info: os.stat_result, target: str, fd: int) -> None:
@@ -187,7 +188,7 @@ def _add_zip(zipped: zipfile.ZipFile, path: str, info: os.stat_result, target: s
         while left > 0:
             chunk = os.read(fd, min(left, _CHUNK))
             if not chunk:
-                raise ArchiveError(f"{path!r}: shrank while being archived; try again")
+                raise ArchiveError(f"{quoted_name(path)}: shrank while being archived; try again")
             dst.write(chunk)
             left -= len(chunk)
 
@@ -212,7 +213,7 @@ def _damage(fmt: str, entry: str = "") -> Iterator[None]:
         yield
     except _READ_ERRORS as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        at = f" (at entry {entry!r})" if entry else ""
+        at = f" (at entry {quoted_name(entry)})" if entry else ""
         raise ArchiveError(f"the archive is not a valid {fmt} archive{at}: {reason}") from None
 
 
@@ -297,7 +298,7 @@ def _checked(entries: Iterator[_Raw], fmt: str, limits: ArchiveLimits, packed: i
         for above in ("/".join(parts[:depth]) for depth in range(1, len(parts))):
             if kinds.get(above, "dir") != "dir":
                 what = {"link": "symlink"}.get(kinds[above], "file")
-                raise _refuse(name, f"lies beneath {above!r}, which is a {what} in the archive")
+                raise _refuse(name, f"lies beneath {quoted_name(above)}, which is a {what} in the archive")
     if total > _RATIO_FLOOR and total > limits.max_ratio * max(packed, 1):
         biggest = max((member for member, _ in result), key=lambda m: m.size)
         ratio = f"more than {limits.max_ratio} times its size"
@@ -332,7 +333,7 @@ def _normalise(raw: str) -> str:
 
 def _check_target(name: str, target: str) -> None:
     if target.startswith("/"):
-        raise _refuse(name, f"symlink to the absolute path {target!r}")
+        raise _refuse(name, f"symlink to the absolute path {quoted_name(target)}")
     if target == "" or "\0" in target or len(os.fsencode(target)) > MAX_PATH:
         raise _refuse(name, f"symlink target is empty, holds a NUL byte or is longer than {MAX_PATH} bytes")
     parts = [part for part in target.split("/") if part not in ("", ".")]
@@ -340,11 +341,11 @@ def _check_target(name: str, target: str) -> None:
     # After a name, ".." is resolved by the kernel through whatever that name is (perhaps another
     # symlink in the archive), not by the text: only a leading ".." can be checked here.
     if ".." in parts[climbs:]:
-        raise _refuse(name, f"symlink target {target!r} has '..' after a name; only leading '..' is allowed")
+        raise _refuse(name, f"symlink target {quoted_name(target)} has '..' after a name; only leading '..' is allowed")
     if climbs > name.count("/"):
-        raise _refuse(name, f"symlink to {target!r} leads outside the extraction directory")
+        raise _refuse(name, f"symlink to {quoted_name(target)} leads outside the extraction directory")
     if protected_part(parts[climbs:]) is not None:
-        raise _refuse(name, f"symlink to {target!r} leads into a protected directory")
+        raise _refuse(name, f"symlink to {quoted_name(target)} leads into a protected directory")
 
 
 def extract_archive(in_fd: int, fmt: str, dest_fd: int, limits: ArchiveLimits) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import regex
 
+from engine.names import quoted_name
 from engine.workspace.globs import Pattern
 from engine.workspace.sandbox import MAX_NAME
 
@@ -118,13 +119,13 @@ def _check_groups(find: Pattern, replace: str) -> None:
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a file name in a directory, or None."""
     if name in ("", ".", ".."):
-        return f"{name!r} is not a file name"
+        return f"{quoted_name(name)} is not a file name"
     if "/" in name or "\0" in name:
-        return f"{name!r}: a name may not hold '/' or a NUL byte"
+        return f"{quoted_name(name)}: a name may not hold '/' or a NUL byte"
     try:
         encoded = os.fsencode(name)
     except UnicodeEncodeError:
-        return f"{name!r} is not a valid file name"
+        return f"{quoted_name(name)} is not a valid file name"
     if len(encoded) > MAX_NAME:
-        return f"{name[:40]!r}...: longer than {MAX_NAME} bytes"
+        return f"{quoted_name(name[:40])}...: longer than {MAX_NAME} bytes"
     return None

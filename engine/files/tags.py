@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import yaml  # type: ignore[import-untyped]
 
+from engine.names import quoted_name
 from engine.workspace.sandbox import SandboxError
 
 XATTR = "user.xdg.tags"
@@ -281,7 +282,7 @@ def tags_of(parent_fd: int, name: str) -> list[str]:
     and on a filesystem without extended attributes; :class:`TagError` for a path or an unreadable file.
     """
     if name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise TagError(f"{name!r} is not the name of an entry in a directory")
+        raise TagError(f"{quoted_name(name)} is not the name of an entry in a directory")
     fd = -1
     try:
         # The stat keeps devices from being opened at all; the fstat settles a swap in between.
@@ -298,7 +299,7 @@ def tags_of(parent_fd: int, name: str) -> list[str]:
         # ELOOP and ENXIO: a symlink or a socket swapped in since the stat; ENODATA: no tags attribute.
         if exc.errno in (errno.ELOOP, errno.ENXIO, errno.ENODATA) or exc.errno in _UNSUPPORTED:
             return []
-        raise TagError(f"{name!r}: cannot read its tags: {exc.strerror}") from None
+        raise TagError(f"{quoted_name(name)}: cannot read its tags: {exc.strerror}") from None
     finally:
         if fd >= 0:
             os.close(fd)

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.errors import ExitCode
 from engine.files.match import MAX_WALK, select, tags_at
+from engine.names import quoted_name
 from engine.workspace.sandbox import (
     STATE_DIR,
     Entry,
@@ -181,16 +182,20 @@ def _start(ws: Workspace, path: str) -> str:
         start = check_relpath(path)
         found = protected_part(start.split("/")) if start != "." else None
         if found is not None:
-            raise SandboxError(f"{path!r}: {found}/ is not looked into; give a directory outside it")
+            raise SandboxError(f"{quoted_name(path)}: {found}/ is not looked into; give a directory outside it")
         info = ws.lstat(start)
     except SandboxError as exc:
         raise SandboxError(str(exc), exit_code=ExitCode.USAGE) from None
     if info is None:
-        raise SandboxError(f"{path!r}: nothing there; give a directory of the workspace", exit_code=ExitCode.USAGE)
+        raise SandboxError(
+            f"{quoted_name(path)}: nothing there; give a directory of the workspace", exit_code=ExitCode.USAGE
+        )
     if not stat.S_ISDIR(info.st_mode):
         kind = file_kind(info.st_mode)
         followed = " (a symlink is not followed)" if kind == "symlink" else ""
-        raise SandboxError(f"{path!r}: a {kind}, not a directory{followed}; give a directory", exit_code=ExitCode.USAGE)
+        raise SandboxError(
+            f"{quoted_name(path)}: a {kind}, not a directory{followed}; give a directory", exit_code=ExitCode.USAGE
+        )
     return start
 
 

@@ -18,10 +18,11 @@ from typing import Any
 
 from engine.errors import ExitCode, RouteshellError
 from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
+from engine.names import quoted_name
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
-from engine.plans.journal import Journal, Via, journals
-from engine.plans.op_base import ApplyContext, SymlinkRefused
+from engine.plans.journal import Journal, JournalState, Via, journals
+from engine.plans.op_base import ApplyContext, ChangedMeanwhile, SymlinkRefused
 from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
 from engine.plans.op_table import OPS, prepare_step, refused_symlink
 from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
@@ -91,10 +92,33 @@ def undo_conflicts(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
 def _where(step: dict[str, Any]) -> str:
     """The op and the paths a step works on, for error messages (a run's reason names its command)."""
     if "from" in step:
-        return f"{step['op']} {step['from']!r} to {step['to']!r}"
+        return f"{step['op']} {quoted_name(step['from'])} to {quoted_name(step['to'])}"
     if "path" in step:
-        return f"{step['op']} {step['path']!r}"
+        return f"{step['op']} {quoted_name(step['path'])}"
     return str(step["op"])
+
+
+def _refuse_changed(view: WorkspaceView, steps: list[dict[str, Any]]) -> None:
+    """Refuse a plan whose leading writes with ``if_sha256`` would be refused: before its journal is
+    started, so that an edit made from what was read, refused because the file changed since, leaves
+    no rolled-back plan in ``plan history``. Called under the workspace lock.
+
+    Those steps are prepared here as the apply prepares them, on the workspace as it is: each replaces
+    only its own file, so none changes what a later one finds. From the first other step (or a
+    second write of the same file) on, the apply checks each precondition as the steps before leave
+    the workspace, with a journal. Any other problem is left to the apply, which says it as it does.
+    """
+    seen: set[str] = set()
+    for index, step in enumerate(steps):
+        if "if_sha256" not in step or step["path"] in seen:
+            return
+        seen.add(step["path"])
+        try:
+            prepare_step(view, index, step)
+        except ChangedMeanwhile as exc:
+            raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {exc}; nothing was changed") from None
+        except (RouteshellError, OSError):
+            return
 
 
 def _left_in_trash(journal: Journal) -> list[str]:
@@ -104,17 +128,31 @@ def _left_in_trash(journal: Journal) -> list[str]:
     return []
 
 
+def _interrupted(journal: Journal) -> JournalState | None:
+    """The state ``journal`` was left in by a crash ("applying", "undoing"), or None when there is nothing
+    to finish: it ended, or its directory is not ours to touch (no plan, no record, and other files)."""
+    state = journal.state
+    if state not in ("applying", "undoing") or journal.unstarted == "foreign":
+        return None
+    return state
+
+
 def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
     recovered = []
     for journal in journals(root):
-        state = journal.state
-        if state not in ("applying", "undoing"):
+        state = _interrupted(journal)
+        if state is None:
             continue
+        # Killed while its journal was being started: no step ran, and the directory goes.
+        cut_short = journal.unstarted == "cut-short"
         # A damaged journal stops here, in its own words, before anything is written.
-        records = journal.records()
+        records = [] if cut_short else journal.records()
         try:
-            _undo_all(ws, journal, records, rollback=state == "applying")
-            journal.set_state("rolled-back" if state == "applying" else "undone")
+            if cut_short:
+                journal.discard()
+            else:
+                _undo_all(ws, journal, records, rollback=state == "applying")
+                journal.set_state("rolled-back" if state == "applying" else "undone")
         except (RouteshellError, OSError, KeyError, TypeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             kept = _left_in_trash(journal)
@@ -156,7 +194,7 @@ def recover(root: Path, on_event: EventSink | None = None, *, wait: float = 0) -
     recovery and the lock cannot be taken or the rollback cannot be written.
     """
     root = Path(os.path.realpath(root))
-    if not any(journal.state in ("applying", "undoing") for journal in journals(root)):
+    if not any(_interrupted(journal) for journal in journals(root)):
         return []
     with workspace_lock(root, wait), Workspace(root) as ws:
         return _recover_locked(root, ws, on_event or (lambda event: None))
@@ -213,6 +251,7 @@ def apply_plan(
             ws = held.enter_context(Workspace(root))
             _recover_locked(root, ws, emit)
             plan = expand_plan(root, plan, policy, on_refusal=refuse)
+            _refuse_changed(WorkspaceView(ws, policy.archive), plan["steps"])
             journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
         except (RouteshellError, OSError) as exc:
             # Nothing was changed, but the apply was asked for and did not happen: that is recorded too.

@@ -7,6 +7,7 @@ import os
 from typing import Any, ClassVar, TypedDict
 
 from engine.files import archives
+from engine.names import quoted_name
 from engine.plans.files import dir_fd, remove_quietly, remove_tree, to_trash
 from engine.plans.journal import Journal
 from engine.plans.op_base import (
@@ -41,7 +42,7 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
     def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
         problems = selection_problems(step, None)
         if isinstance(step.get("to"), str) and archives.archive_format(step["to"]) is None:
-            problems.append(("to", f"{step['to']!r}: name the archive .zip, .tar.gz or .tar.xz"))
+            problems.append(("to", f"{quoted_name(step['to'])}: name the archive .zip, .tar.gz or .tar.xz"))
         return problems
 
     def summary(self, step: dict[str, Any]) -> str:
@@ -52,15 +53,17 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
         to = step["to"]
         require_parent(view, to)
         if view.kind(to) is not None:
-            raise SandboxError(f"{to!r} already exists")
+            raise SandboxError(f"{quoted_name(to)} already exists")
         for path in step["paths"]:
             kind = view.kind(path)
             if kind is None:
-                raise SandboxError(f"{path!r} does not exist")
+                raise SandboxError(f"{quoted_name(path)} does not exist")
             if kind == "other":
-                raise SandboxError(f"{path!r}: a FIFO, socket or device cannot be archived")
+                raise SandboxError(f"{quoted_name(path)}: a FIFO, socket or device cannot be archived")
             if to == path or to.startswith(path + "/"):
-                raise SandboxError(f"the archive {to!r} would be inside {path!r}, which it archives")
+                raise SandboxError(
+                    f"the archive {quoted_name(to)} would be inside {quoted_name(path)}, which it archives"
+                )
         return {"i": index, "op": self.name, "to": to, "paths": list(step["paths"])}
 
     def execute(self, ctx: ApplyContext, record: ArchiveRecord, step: dict[str, Any]) -> None:
@@ -100,7 +103,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
 
     def problems(self, step: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(step.get("from"), str) and archives.archive_format(step["from"]) is None:
-            return [("from", f"{step['from']!r}: only .zip, .tar.gz and .tar.xz archives can be extracted")]
+            return [("from", f"{quoted_name(step['from'])}: only .zip, .tar.gz and .tar.xz archives can be extracted")]
         return []
 
     def summary(self, step: dict[str, Any]) -> str:
@@ -111,7 +114,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
         fmt = archives.archive_format(source)
         assert fmt is not None
         if view.kind(source) != "file":
-            raise SandboxError(f"{source!r} is not a regular file")
+            raise SandboxError(f"{quoted_name(source)} is not a regular file")
         kind = view.kind(to)
         if kind not in (None, "dir"):
             raise not_a_directory(view, to, kind)
@@ -122,7 +125,8 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
             taken = [name for name in top if view.kind(_inside(to, name)) is not None]
             if taken:
                 raise SandboxError(
-                    f"extracting {source!r} would replace {_inside(to, taken[0])!r}; nothing is replaced"
+                    f"extracting {quoted_name(source)} would replace {quoted_name(_inside(to, taken[0]))}; "
+                    "nothing is replaced"
                 )
         return {"i": index, "op": self.name, "from": source, "to": to, "created": kind is None, "entries": top,
                 "_members": members}  # fmt: skip
@@ -214,7 +218,7 @@ def _members(view: View, source: str, fmt: str) -> list[archives.Member]:
     try:
         return archives.read_members(fd, fmt, view.archive_limits)
     except archives.ArchiveError as exc:
-        raise SandboxError(f"{source!r}: {exc}") from None
+        raise SandboxError(f"{quoted_name(source)}: {exc}") from None
     finally:
         os.close(fd)
 

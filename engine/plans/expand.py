@@ -22,6 +22,7 @@ from typing import Any
 from engine.files.classify import destination, parse_rules
 from engine.files.match import Found, MatchError, compile_regex, glob_base, parse_match, read_head, select
 from engine.files.rename import Renaming, name_problem
+from engine.names import quoted_name
 from engine.plans.model import InvalidPlan, PlanProblem, key_parts, normalise, normalise_step
 from engine.plans.op_base import is_selection, through_symlink
 from engine.plans.op_table import OPS, prepare_step
@@ -141,7 +142,9 @@ def _expand_step(ctx: _Context, step: dict[str, Any]) -> list[dict[str, Any]]:
         found = _selected(ctx, step)
         for item in found:
             if item.kind != "file":
-                raise ExpandError(_selector(step), f"{item.path!r} is not a regular file; only files carry tags")
+                raise ExpandError(
+                    _selector(step), f"{quoted_name(item.path)} is not a regular file; only files carry tags"
+                )
         return [{"op": op, "path": item.path, "tags": list(step["tags"])} for item in found]
     if op == "archive":
         found = _selected(ctx, step)
@@ -166,7 +169,8 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
             if kind is None:
                 # Where the workspace follows no symlink at all, a path through one is not found: say why.
                 link = symlink_on_the_way(ctx.view, path) if writes else None
-                reason = str(through_symlink(ctx.view, link, made=False)) if link else f"{path!r} does not exist"
+                missing = f"{quoted_name(path)} does not exist"
+                reason = str(through_symlink(ctx.view, link, made=False)) if link else missing
                 raise ExpandError("paths", reason)
             info = ctx.ws.lstat(path)
             size, mtime = (info.st_size, info.st_mtime) if info is not None else (0, ctx.now)
@@ -212,12 +216,14 @@ def _check_targets(ctx: _Context, pairs: list[tuple[str, str]], key: str, *, mov
         try:
             check_relpath(target, write=True)
         except SandboxError as exc:
-            raise ExpandError(key, f"{source!r} -> {target!r}: {exc}") from None
+            raise ExpandError(key, f"{quoted_name(source)} -> {quoted_name(target)}: {exc}") from None
         if target in seen:
-            raise ExpandError(key, f"{seen[target]!r} and {source!r} would both become {target!r}")
+            raise ExpandError(
+                key, f"{quoted_name(seen[target])} and {quoted_name(source)} would both become {quoted_name(target)}"
+            )
         seen[target] = source
         if target not in moving and ctx.exists(target):
-            raise ExpandError(key, f"{source!r} would become {target!r}, which already exists")
+            raise ExpandError(key, f"{quoted_name(source)} would become {quoted_name(target)}, which already exists")
 
 
 def _transfer(ctx: _Context, step: dict[str, Any]) -> list[dict[str, Any]]:
@@ -235,7 +241,7 @@ def _transfer(ctx: _Context, step: dict[str, Any]) -> list[dict[str, Any]]:
             continue  # already where it would go
         pairs.append((item.path, target))
     if not pairs:
-        raise ExpandError(_selector(step), f"everything it selects is already in {to!r}")
+        raise ExpandError(_selector(step), f"everything it selects is already in {quoted_name(to)}")
     _check_targets(ctx, pairs, "to", moving=set())
     mkdirs = _missing_dirs(ctx, [target for _, target in pairs])
     return mkdirs + [{"op": op, "from": source, "to": target} for source, target in pairs]
@@ -259,9 +265,9 @@ def _rename(ctx: _Context, step: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             new = renaming.new_name(name, n=n, parent=parent, mtime=item.mtime)
         except (ValueError, IndexError, OverflowError) as exc:
-            raise ExpandError(key, f"{item.path!r}: {exc}") from None
+            raise ExpandError(key, f"{quoted_name(item.path)}: {exc}") from None
         if why := name_problem(new):
-            raise ExpandError(key, f"{item.path!r} would be renamed {why}")
+            raise ExpandError(key, f"{quoted_name(item.path)} would be renamed {why}")
         if new != name:
             pairs.append((item.path, _join(directory, new)))
     if not pairs:

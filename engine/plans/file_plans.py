@@ -11,7 +11,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from engine.names import display_name
+from engine.names import display_name, quoted_name
 from engine.plans.model import normalise, plan_problems
 from engine.plans.op_base import refuse_symlinks_on_the_way
 from engine.plans.view import WorkspaceView
@@ -29,7 +29,7 @@ class Conflict(Enum):
 def join(directory: str, name: str) -> str:
     """Join a workspace-relative directory and a name (the root is ``"."``)."""
     if "/" in name or name in ("", ".", ".."):
-        raise SandboxError(f"{name!r} is not a valid file name")
+        raise SandboxError(f"{quoted_name(name)} is not a valid file name")
     return name if directory in (".", "") else f"{directory}/{name}"
 
 
@@ -186,7 +186,7 @@ def bulk_rename(directory: str, names: list[str], edited: str) -> dict[str, Any]
     kept = set(names) - {old for old, _ in changes}
     clash = next((n for n in finals if finals.count(n) > 1 or n in kept), None)
     if clash is not None:
-        raise SandboxError(f"two entries would be named {clash!r}; nothing renamed")
+        raise SandboxError(f"two entries would be named {quoted_name(clash)}; nothing renamed")
     steps: list[dict[str, Any]] = []
     for index, (old, _) in enumerate(changes):
         steps.append({"op": "move", "from": join(directory, old), "to": join(directory, f".rs-rename-{index}")})
@@ -209,5 +209,5 @@ def _edited_lines(edited: str) -> list[str]:
         lines = [line[:-1] for line in lines]
     held = next((line for line in lines if "\r" in line), None)
     if held is not None:
-        raise SandboxError(f"the new name {held!r} holds a carriage return; nothing renamed")
+        raise SandboxError(f"the new name {quoted_name(held)} holds a carriage return; nothing renamed")
     return lines

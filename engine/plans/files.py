@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from engine.names import quoted_name
 from engine.workspace.sandbox import GIT_DIR, SandboxError, fsync_dir, rename_noreplace
 
 #: One entry of a tree fingerprint: ``d`` (a directory), ``f:<sha256>``, ``l:<target>`` or ``o``.
@@ -51,7 +52,7 @@ def _open_regular(parent_fd: int, name: str) -> tuple[int, os.stat_result]:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise SandboxError(f"{name!r}: not a regular file")
+        raise SandboxError(f"{quoted_name(name)}: not a regular file")
     return fd, info
 
 
@@ -66,13 +67,13 @@ def read_regular(parent_fd: int, name: str, limit: int = MAX_EDIT_BYTES) -> tupl
     fd, info = _open_regular(parent_fd, name)
     try:
         if info.st_size > limit:
-            raise SandboxError(f"{name!r} is over {_megabytes(limit)}, too big for a step to rewrite")
+            raise SandboxError(f"{quoted_name(name)} is over {_megabytes(limit)}, too big for a step to rewrite")
         chunks, left = [], limit
         while chunk := os.read(fd, min(CHUNK_BYTES, left + 1)):
             chunks.append(chunk)
             left -= len(chunk)
             if left < 0:  # it grew while it was read
-                raise SandboxError(f"{name!r} is over {_megabytes(limit)}, too big for a step to rewrite")
+                raise SandboxError(f"{quoted_name(name)} is over {_megabytes(limit)}, too big for a step to rewrite")
         return b"".join(chunks), stat.S_IMODE(info.st_mode)
     finally:
         os.close(fd)
@@ -238,7 +239,7 @@ def copy_tree(src_fd: int, src_name: str, dst_fd: int, dst_name: str) -> None:
             os.close(inner_src)
             os.close(inner_dst)
     else:
-        raise SandboxError(f"{src_name!r}: {CANNOT_COPY}")
+        raise SandboxError(f"{quoted_name(src_name)}: {CANNOT_COPY}")
 
 
 def fingerprint(parent_fd: int, name: str) -> Fingerprint:
@@ -344,10 +345,10 @@ def _walk_devices(fd: int, device: int, prefix: str, found: list[str]) -> None:
 def mounted_inside(name: str, where: str) -> MountedInside:
     """The refusal to take away ``name``, which holds a mount point at ``where`` (relative to it)."""
     point = f"{name}/{where}" if where else name
-    inside = f", inside {name!r}" if where else ""
-    return MountedInside(f"{point!r}: another filesystem is mounted there{inside}; a folder with a mount point in "
-                         "it is never moved or deleted (that filesystem would go with it); unmount it first",
-                         where)  # fmt: skip
+    inside = f", inside {quoted_name(name)}" if where else ""
+    return MountedInside(f"{quoted_name(point)}: another filesystem is mounted there{inside}; a folder with a "
+                         "mount point in it is never moved or deleted (that filesystem would go with it); unmount "
+                         "it first", where)  # fmt: skip
 
 
 def remove_tree(parent_fd: int, name: str) -> bool:

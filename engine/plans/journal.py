@@ -9,8 +9,10 @@ Layout under ``<workspace>/.routeshell/`` (the rest of it: engine.workspace.stat
     trash/<id>/<n>            what step n deleted, or what undoing step n displaced (undo-<n>)
 
 Plans cannot write into the state directory (the sandbox refuses it), and ``run`` steps see it
-read-only. A journal directory that was cut short (a kill inside :meth:`Journal.create`, a full
-disk, a damaged file) is listed as damaged with what is wrong; it never stops the others.
+read-only. A journal directory killed inside :meth:`Journal.create` before its plan.json was
+written holds nothing that ran: recovery removes it. One that is damaged (a full disk, a damaged
+file) or holds what no journal of ours holds is listed as damaged with what is wrong; it never
+stops the others.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -69,6 +72,8 @@ Via = Literal["agent", "cli", "files-pane", "unknown"]
 # A journal's name; one with a dot in it (moved aside: "<id>.broken") is no longer ours.
 _ID = re.compile(r"^(\d+)-[^.]+$")
 _SEQUENCE = re.compile(r"^(\d+)-")
+#: The temporary file plan.json is written through (see write_file_atomic).
+_PLAN_TEMP = re.compile(r"^\.plan\.json\.tmp-[0-9a-f]+$")
 #: The most bytes a journal's files are read up to; a longer one, or one that is no regular file
 #: (a link to ``/dev/zero`` put there), is damaged rather than read into memory whole.
 #: state: one word.
@@ -223,7 +228,9 @@ class Journal:
         try:
             meta = json.loads(read_capped(path, MAX_PLAN_JSON_BYTES).decode("utf-8"))
         except FileNotFoundError:
-            raise StateError(f"journal {self.id} has no plan.json (cut short while it was being created)") from None
+            if self.unstarted == "cut-short":
+                raise StateError(f"journal {self.id} has no plan.json (cut short while it was being created)") from None
+            raise StateError(f"journal {self.id} has no plan.json, but holds other files") from None
         except OSError as exc:
             raise StateError(f"journal {self.id}: {path} is damaged ({exc.strerror or exc})") from None
         except ValueError as exc:
@@ -232,6 +239,44 @@ class Journal:
                 and isinstance(meta["plan"].get("steps"), list)):  # fmt: skip
             raise StateError(f"journal {self.id}: {path} is damaged (not a journal's plan.json)")
         return meta
+
+    @property
+    def unstarted(self) -> Literal["cut-short", "foreign"] | None:
+        """What a journal directory with neither plan.json nor step records is, or None for one that
+        has either. No step ran from it (a step runs only once its plan and record are on disk).
+
+        "cut-short": it holds only what :meth:`create` makes before plan.json (an empty ``backup/``,
+        the temporary file plan.json is written through), so a kill came there; recovery removes it.
+        "foreign": it holds anything else, so it is not ours: nothing writes to it or removes it, and
+        ``plan history`` lists it as damaged with how to move it aside.
+        """
+        if any(os.path.lexists(self.dir / name) for name in ("plan.json", "log.jsonl")):
+            return None
+        try:
+            for name in os.listdir(self.dir):
+                kind = stat.S_IFMT(os.lstat(self.dir / name).st_mode)
+                if name == "backup" and kind == stat.S_IFDIR and not os.listdir(self.backup_dir):
+                    continue
+                if _PLAN_TEMP.match(name) and kind == stat.S_IFREG:
+                    continue
+                return "foreign"
+        except OSError:
+            return "foreign"  # what cannot be read is not removed on a guess
+        return "cut-short"
+
+    def discard(self) -> None:
+        """Remove a journal directory cut short in :meth:`create` (see :attr:`unstarted`), and its
+        empty trash directory. Only what create makes is removed, each by its name: anything else
+        put there meanwhile stays, and so does the directory (OSError)."""
+        for name in os.listdir(self.dir):
+            if _PLAN_TEMP.match(name):
+                os.unlink(self.dir / name)
+        with suppress(FileNotFoundError):
+            os.rmdir(self.backup_dir)
+        os.rmdir(self.dir)
+        with suppress(OSError):  # gone already, or holding something: not ours to remove then
+            os.rmdir(self.trash_dir)
+        _fsync_path(self.dir.parent)
 
     @property
     def problem(self) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.files.match import MatchError, parse_match
+from engine.names import quoted_name
 from engine.plans.op_base import PathKey, is_selection
 from engine.plans.op_table import OPS
 from engine.schemas import describe_error, pointer, validator
@@ -95,11 +96,14 @@ def _step_problems(index: int, step: dict[str, Any]) -> list[PlanProblem]:
             continue
         if normal == "." and not path_key.root_ok:
             problems.append(
-                PlanProblem(where, f"{raw!r} is the workspace root itself; a {op.name} step cannot name it")
+                PlanProblem(where, f"{quoted_name(raw)} is the workspace root itself; a {op.name} step cannot name it")
             )
         elif path_key.names_file and raw.endswith("/") and not is_selection(step):
             # "a.txt/" would overwrite a.txt, "dir/" would make a file named dir: never what was meant.
-            reason = f"{raw!r}: the {path_key.key!r} of a {op.name} step names a file; give its full path without '/'"
+            reason = (
+                f"{quoted_name(raw)}: the {path_key.key!r} of a {op.name} step names a file; "
+                "give its full path without '/'"
+            )
             problems.append(PlanProblem(where, reason))
     for text_key in op.texts:
         if isinstance(step.get(text_key), str) and (text_problem := _text_problem(step[text_key])):

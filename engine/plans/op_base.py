@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from engine.errors import RouteshellError
 from engine.files.archives import ArchiveLimits
+from engine.names import quoted_name
 from engine.plans.files import mounted_inside
 from engine.plans.journal import Journal
 from engine.plans.runner import Limits, RunResult
@@ -24,6 +25,10 @@ class StepFailed(RouteshellError):
 
 class SymlinkRefused(SandboxError):
     """A step refused because a directory on its way is a symlink; nothing of the step was done."""
+
+
+class ChangedMeanwhile(SandboxError):
+    """A step's precondition (a write's ``if_sha256``) no longer holds: something else changed its file."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def require_parent(view: View, path: str) -> None:
         return
     kind = view.kind(head)
     if kind is None:
-        raise SandboxError(f"the directory {head!r} does not exist (add a mkdir step before)")
+        raise SandboxError(f"the directory {quoted_name(head)} does not exist (add a mkdir step before)")
     if kind != "dir":
         raise not_a_directory(view, head, kind, exists=False)
 
@@ -131,7 +136,8 @@ def not_a_directory(view: View, path: str, kind: str, *, exists: bool = True) ->
     """
     if kind == "link":
         return through_symlink(view, path, made=True)
-    return SandboxError(f"{path!r} exists and is not a directory" if exists else f"{path!r} is not a directory")
+    shown = quoted_name(path)
+    return SandboxError(f"{shown} exists and is not a directory" if exists else f"{shown} is not a directory")
 
 
 def through_symlink(view: View, link: str, *, made: bool) -> SymlinkRefused:
@@ -142,8 +148,9 @@ def through_symlink(view: View, link: str, *, made: bool) -> SymlinkRefused:
     """
     rule = f"nothing is {'made' if made else 'changed'} in a directory through the symlink that names it"
     if leads_outside(view, link):
-        return SymlinkRefused(f"{link!r} is a symlink leading outside the workspace: {rule}, nor outside the workspace")
-    return SymlinkRefused(f"{link!r} is a symlink: {rule}; use the directory it leads to")
+        outside = f"{rule}, nor outside the workspace"
+        return SymlinkRefused(f"{quoted_name(link)} is a symlink leading outside the workspace: {outside}")
+    return SymlinkRefused(f"{quoted_name(link)} is a symlink: {rule}; use the directory it leads to")
 
 
 def refuse_symlinks_on_the_way(view: View, path: str, *, made: bool, inclusive: bool = False) -> None:

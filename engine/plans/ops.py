@@ -15,6 +15,7 @@ import errno
 import os
 from typing import Any, ClassVar
 
+from engine.names import quoted_name
 from engine.plans.files import (
     CANNOT_COPY,
     Fingerprint,
@@ -35,6 +36,7 @@ from engine.plans.journal import Journal
 from engine.plans.op_base import (
     ApplyContext,
     Change,
+    ChangedMeanwhile,
     Op,
     PathKey,
     StepFailed,
@@ -128,7 +130,7 @@ class Mkdir(Op[MkdirStep, MkdirRecord]):
                 if stray:
                     path = f"{directory}/{stray[0]}"
                     problems.append(
-                        f"{path!r} was put in the directory {directory!r} after the plan made it"
+                        f"{quoted_name(path)} was put in the directory {quoted_name(directory)} after the plan made it"
                         " (undo removes that directory); move it elsewhere, then undo"
                     )
             sim.present[directory] = False
@@ -154,19 +156,19 @@ class _FileOp(Op[FileStep, FileRecord]):
         require_parent(view, path)
         kind = view.kind(path)
         if kind not in (None, "file"):
-            raise SandboxError(f"{path!r} exists and is not a regular file")
+            raise SandboxError(f"{quoted_name(path)} exists and is not a regular file")
         old, mode = b"", 0o644
         if kind is not None:
             self.check_existing(step)
             old, mode = view.read(path)
         elif self.name == "patch":
-            raise SandboxError(f"{path!r} does not exist")
+            raise SandboxError(f"{quoted_name(path)} does not exist")
         expected = step.get("if_sha256")
         # Checked here, under the workspace lock and against what is about to be replaced, so a
         # change made by something else since the new content was made from the old is never lost.
         if expected is not None and (kind is None or sha(old) != expected):
             now = "no longer exists" if kind is None else "no longer holds the content it was changed from"
-            raise SandboxError(f"{path!r} {now} (something else changed it); nothing was written")
+            raise ChangedMeanwhile(f"{quoted_name(path)} {now} (something else changed it); nothing was written")
         new = self.new_content(step, old)
         return {"i": index, "op": self.name, "path": path, "existed": kind is not None, "mode": mode, "sha": sha(new),
                 "_new": new}  # fmt: skip
@@ -220,7 +222,7 @@ class _FileOp(Op[FileStep, FileRecord]):
             except (OSError, SandboxError):
                 data = b""
             if sha(data) != record["sha"]:
-                problems.append(f"{path!r} changed after the plan was applied")
+                problems.append(f"{quoted_name(path)} changed after the plan was applied")
         sim.present[path] = record["existed"]
         return problems
 
@@ -239,7 +241,7 @@ class Write(_FileOp):
 
     def check_existing(self, step: FileStep) -> None:
         if not step.get("overwrite"):
-            raise SandboxError(f'{step["path"]!r} already exists (set "overwrite": true to replace it)')
+            raise SandboxError(f'{quoted_name(step["path"])} already exists (set "overwrite": true to replace it)')
 
     def new_content(self, step: FileStep, old: bytes) -> bytes:
         return str(step.get("content")).encode("utf-8")
@@ -265,13 +267,15 @@ class Patch(_FileOp):
         try:
             text = old.decode("utf-8")
         except UnicodeDecodeError:
-            raise SandboxError(f"{step['path']!r} is not UTF-8 text; patch works on text") from None
+            raise SandboxError(f"{quoted_name(step['path'])} is not UTF-8 text; patch works on text") from None
         found = text.count(step["find"])
         wanted = step["count"]
         if found == 0:
-            raise SandboxError(f"{step['path']!r}: the text to find does not occur")
+            raise SandboxError(f"{quoted_name(step['path'])}: the text to find does not occur")
         if wanted and found < wanted:
-            raise SandboxError(f"{step['path']!r}: the text to find occurs {found} times, fewer than count={wanted}")
+            raise SandboxError(
+                f"{quoted_name(step['path'])}: the text to find occurs {found} times, fewer than count={wanted}"
+            )
         return text.replace(step["find"], step["replace"], wanted or -1).encode("utf-8")
 
 
@@ -293,11 +297,11 @@ class _Transfer(Op[Any, TransferRecord]):
         src, dst = step["from"], step["to"]
         require_parent(view, dst)
         if view.kind(src) is None:
-            raise SandboxError(f"{src!r} does not exist")
+            raise SandboxError(f"{quoted_name(src)} does not exist")
         if view.kind(dst) is not None:
-            raise SandboxError(f"{dst!r} already exists")
+            raise SandboxError(f"{quoted_name(dst)} already exists")
         if dst.startswith(src + "/"):
-            raise SandboxError(f"cannot {self.name} {src!r} into itself ({dst!r})")
+            raise SandboxError(f"cannot {self.name} {quoted_name(src)} into itself ({quoted_name(dst)})")
         if self.name == "move":
             refuse_mounts_inside(view, src)
         return {"i": index, "op": self.name, "from": src, "to": dst}
@@ -336,9 +340,11 @@ class Move(_Transfer):
     def undo_conflicts(self, sim: UndoSimulation, record: TransferRecord) -> list[str]:
         problems = []
         if not sim.exists(record["to"]):
-            problems.append(f"{record['to']!r} is gone, so it cannot be moved back")
+            problems.append(f"{quoted_name(record['to'])} is gone, so it cannot be moved back")
         elif sim.exists(record["from"]):
-            problems.append(f"{record['from']!r} exists again, so {record['to']!r} cannot be moved back")
+            problems.append(
+                f"{quoted_name(record['from'])} exists again, so {quoted_name(record['to'])} cannot be moved back"
+            )
         sim.present[record["from"]], sim.present[record["to"]] = True, False
         return problems
 
@@ -359,7 +365,9 @@ class Copy(_Transfer):
         record["tree"] = leave_out_git(view.fingerprint(record["from"]))[0]
         for rel, described in record["tree"].items():
             if described == "o":
-                raise SandboxError(f"{record['from'] + '/' + rel if rel else record['from']!r}: {CANNOT_COPY}")
+                raise SandboxError(
+                    f"{quoted_name(record['from'] + '/' + rel if rel else record['from'])}: {CANNOT_COPY}"
+                )
         return record
 
     def simulate(self, overlay: Overlay, record: TransferRecord, step: MoveStep | CopyStep) -> None:
@@ -399,14 +407,14 @@ class Copy(_Transfer):
                 now = sim.view.fingerprint(dst)
             except (OSError, SandboxError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                problems.append(f"cannot check the copy {dst!r} for later changes: {reason}")
+                problems.append(f"cannot check the copy {quoted_name(dst)} for later changes: {reason}")
                 now = {}
             for rel, described in sorted(now.items()):
                 path = f"{dst}/{rel}" if rel else dst
                 if tree.get(rel) != described and not sim.affected(path):
                     what = "changed" if rel in tree else "was added"
                     problems.append(
-                        f"{path!r} {what} after the plan copied it (undo would move it to the trash);"
+                        f"{quoted_name(path)} {what} after the plan copied it (undo would move it to the trash);"
                         " copy your changes elsewhere or delete them, then undo"
                     )
                     break
@@ -439,7 +447,7 @@ class Delete(Op[DeleteStep, DeleteRecord]):
 
     def prepare(self, view: View, index: int, step: DeleteStep) -> DeleteRecord:
         if view.kind(step["path"]) is None:
-            raise SandboxError(f"{step['path']!r} does not exist")
+            raise SandboxError(f"{quoted_name(step['path'])} does not exist")
         refuse_mounts_inside(view, step["path"])
         return {"i": index, "op": self.name, "path": step["path"]}
 
@@ -465,7 +473,7 @@ class Delete(Op[DeleteStep, DeleteRecord]):
     def undo_conflicts(self, sim: UndoSimulation, record: DeleteRecord) -> list[str]:
         problems = []
         if sim.exists(record["path"]):
-            problems.append(f"{record['path']!r} exists again, so the deleted one cannot be restored")
+            problems.append(f"{quoted_name(record['path'])} exists again, so the deleted one cannot be restored")
         sim.present[record["path"]] = True
         return problems
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.files.archives import ArchiveError, ArchiveLimits, archive_format, read_members
+from engine.names import quoted_name
 from engine.plans.op_base import PathKey
 from engine.plans.view import open_regular
 from engine.workspace.globs import glob_regex
@@ -139,17 +140,17 @@ class Policy:
         """Why ``path`` (and, with ``deep``, everything under it) may not be touched, or None."""
         rule = self.denied_by(path)
         if rule is not None:
-            return f"{path!r} is denied by the policy rule {rule!r}"
+            return f"{quoted_name(path)} is denied by the policy rule {rule!r}"
         if not deep:
             return None
         walk = _Beneath(ws, path)
         for inner in walk:
             rule = self.denied_by(inner)
             if rule is not None:
-                return f"{inner!r} is denied by the policy rule {rule!r}"
+                return f"{quoted_name(inner)} is denied by the policy rule {rule!r}"
         if walk.unfinished is not None:
-            return (f"{walk.unfinished!r} could not be read to the end, so what is under {path!r} cannot be checked "
-                    "against the deny rules; narrow the step")  # fmt: skip
+            return (f"{quoted_name(walk.unfinished)} could not be read to the end, so what is under "
+                    f"{quoted_name(path)} cannot be checked against the deny rules; narrow the step")  # fmt: skip
         return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.names import quoted_name
 from engine.plans.model import path_values
 from engine.plans.op_table import OPS
 from engine.workspace.sandbox import SandboxError, check_relpath
@@ -56,22 +57,32 @@ def _step_paths_problem(step: dict[str, Any]) -> str | None:
 def _record_paths_problem(step: dict[str, Any], record: dict[str, Any]) -> str | None:
     for key in STEP_KEYS:
         if key in record and record[key] != step.get(key):
-            return f"it names {key} {record[key]!r}, but its step names {step.get(key)!r}"
+            return f"it names {key} {_shown(record[key])}, but its step names {_shown(step.get(key))}"
     created = record.get("created")
     if step["op"] == "mkdir":
         parts = str(step.get("path")).split("/")
         leading = {"/".join(parts[:end]) for end in range(1, len(parts) + 1)}
         if not isinstance(created, list) or any(directory not in leading for directory in created):
-            return f"the directories it made ({created!r}) are not on its path {step.get('path')!r}"
+            return f"the directories it made ({_shown(created)}) are not on its path {_shown(step.get('path'))}"
     entries = record.get("entries")
     if entries is not None:
         if not isinstance(entries, list) or not all(isinstance(name, str) for name in entries):
             return "its entries are not a list of names"
         for name in entries:
             if name in ("", ".", "..") or "/" in name:
-                return f"{name!r} is not a name in {record.get('to')!r}"
+                return f"{quoted_name(name)} is not a name in {_shown(record.get('to'))}"
             try:
                 check_relpath(f"{record.get('to')}/{name}", write=True)
             except SandboxError as exc:
                 return str(exc)
     return None
+
+
+def _shown(value: object) -> str:
+    """A path (or a list of them) a record or step names, quoted as messages quote names; anything
+    else a crafted journal holds there, as Python writes it."""
+    if isinstance(value, str):
+        return quoted_name(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "[" + ", ".join(map(quoted_name, value)) + "]"
+    return repr(value)

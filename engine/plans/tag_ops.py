@@ -8,6 +8,7 @@ from contextlib import suppress
 from typing import Any, ClassVar, TypedDict
 
 from engine.files import tags
+from engine.names import quoted_name
 from engine.plans.files import dir_fd, rewrite_identity, sha, write_new
 from engine.plans.journal import Journal
 from engine.plans.op_base import (
@@ -68,7 +69,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
     def prepare(self, view: View, index: int, step: dict[str, Any]) -> TagRecord:
         path = step["path"]
         if view.kind(path) != "file":
-            raise SandboxError(f"{path!r} is not a regular file; only files carry tags")
+            raise SandboxError(f"{quoted_name(path)} is not a regular file; only files carry tags")
         if tags.is_markdown(path):
             old, mode = view.read(path)
             new = tags.with_front_matter_tags(old, self._changed(tags.front_matter_tags(old), step))
@@ -78,8 +79,8 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
         if links > 1:
             # The attribute belongs to the inode, which other names (perhaps outside the workspace) share.
             raise SandboxError(
-                f"{path!r} has {links} hard links; its tags attribute would change the file under every one of its"
-                " names, perhaps outside the workspace (a Markdown file keeps tags in its text instead)"
+                f"{quoted_name(path)} has {links} hard links; its tags attribute would change the file under every one "
+                "of its names, perhaps outside the workspace (a Markdown file keeps tags in its text instead)"
             )
         value = view.tags_value(path)
         current = tags.decode_tags(value) if value is not None else []
@@ -148,7 +149,7 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
             except (OSError, SandboxError):
                 changed = True
             if changed:
-                problems.append(f"the tags or content of {path!r} changed after the plan was applied")
+                problems.append(f"the tags or content of {quoted_name(path)} changed after the plan was applied")
         sim.present[path] = True
         return problems
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.names import shell_line
+from engine.names import quoted_name, shell_line
 from engine.plans.apply import _recover_locked
 from engine.plans.files import MountedInside, dir_fd, mounts_beneath, remove_tree
 from engine.plans.journal import Journal
@@ -139,12 +139,14 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
             raise UsageError(f"{item.id}: {item.why}; copy it out of {root}/.routeshell/{TRASH_DIR}/{item.id} by hand")
         if ws.lstat(item.origin) is not None:
             raise UsageError(
-                f"cannot restore {item.id}: {item.origin!r} exists; move it aside, or copy the item out of "
+                f"cannot restore {item.id}: {quoted_name(item.origin)} exists; move it aside, or copy the item out of "
                 f"{root}/.routeshell/{TRASH_DIR}/{item.id} by hand"
             )
         head = item.origin.rpartition("/")[0]
         if head and ws.lstat(head) is None:
-            raise UsageError(f"cannot restore {item.id}: the directory {head!r} is gone; make it again first")
+            raise UsageError(
+                f"cannot restore {item.id}: the directory {quoted_name(head)} is gone; make it again first"
+            )
         trash = state_path(root) / TRASH_DIR / item.journal_id
         trash_fd = os.open(trash, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:

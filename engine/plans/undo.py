@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.events import EventSink, UndoneEvent, UndoPreviewEvent
-from engine.names import display_name
+from engine.names import quoted_name
 from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conflicts
 from engine.plans.audit import audit
 from engine.plans.journal import Journal, Via, find_journal, journals
@@ -45,38 +45,32 @@ def describe_undo(record: dict[str, Any]) -> str:
     :func:`engine.names.display_name` escapes it (show the line with :func:`engine.names.display_line`)."""
     op = record["op"]
     if op == "mkdir":
-        made = ", ".join(map(_quoted, record.get("created", []))) or "none"
+        made = ", ".join(map(quoted_name, record.get("created", []))) or "none"
         return f"remove the directories it made, if empty: {made}"
     if op in ("write", "append", "patch"):
         if record.get("existed"):
-            return f"restore the previous content of {_quoted(record['path'])}"
-        return f"move {_quoted(record['path'])}, which it created, to the trash"
+            return f"restore the previous content of {quoted_name(record['path'])}"
+        return f"move {quoted_name(record['path'])}, which it created, to the trash"
     if op == "move":
-        return f"move {_quoted(record['to'])} back to {_quoted(record['from'])}"
+        return f"move {quoted_name(record['to'])} back to {quoted_name(record['from'])}"
     if op == "copy":
-        return f"move the copy {_quoted(record['to'])} to the trash"
+        return f"move the copy {quoted_name(record['to'])} to the trash"
     if op == "delete":
-        return f"put {_quoted(record['path'])} back from the trash"
+        return f"put {quoted_name(record['path'])} back from the trash"
     if op in ("tag", "untag"):
         if record.get("how") == "front-matter":
-            return f"restore the previous content of {_quoted(record['path'])} (its front matter tags)"
-        return f"restore the tags of {_quoted(record['path'])}"
+            return f"restore the previous content of {quoted_name(record['path'])} (its front matter tags)"
+        return f"restore the tags of {quoted_name(record['path'])}"
     if op == "archive":
-        return f"move the archive {_quoted(record['to'])} to the trash"
+        return f"move the archive {quoted_name(record['to'])} to the trash"
     if op == "extract":
         if record.get("created"):
-            return f"move {_quoted(record['to'])}, which extracting made, to the trash"
+            return f"move {quoted_name(record['to'])}, which extracting made, to the trash"
         entries = len(record.get("entries", []))
-        return f"move what extracting put in {_quoted(record['to'])} to the trash ({entries} entries)"
+        return f"move what extracting put in {quoted_name(record['to'])} to the trash ({entries} entries)"
     if op == "run":
-        return f"nothing for the command {_quoted(record.get('argv', ['?'])[0])}: what it changed is not journaled"
-    return f"undo a {_quoted(op)} step"
-
-
-def _quoted(text: object) -> str:
-    """``text`` (a path, from a journal) in quotes, escaped once; never a Python repr, which the
-    screen would escape a second time."""
-    return f"'{display_name(str(text))}'"
+        return f"nothing for the command {quoted_name(record.get('argv', ['?'])[0])}: what it changed is not journaled"
+    return f"undo a {quoted_name(op)} step"
 
 
 def _pick(root: Path, journal_id: str | None) -> Journal:
@@ -104,7 +98,9 @@ def _blocks(ws: Workspace, journal: Journal, records: list[dict[str, Any]]) -> l
     problems = undo_conflicts(ws, records)
     for record in records:
         if record["op"] == "delete" and not os.path.lexists(journal.trash_dir / str(record["i"])):
-            problems.append(f"the deleted {record['path']!r} is no longer in the trash (it was emptied or restored)")
+            problems.append(
+                f"the deleted {quoted_name(record['path'])} is no longer in the trash (it was emptied or restored)"
+            )
     return problems
 
 
@@ -139,7 +135,7 @@ def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
         finally:
             os.close(fd)
         if not writable:
-            shown = "the workspace root" if directory == "." else f"the directory {directory!r}"
+            shown = "the workspace root" if directory == "." else f"the directory {quoted_name(directory)}"
             problems.append(
                 f"{shown} is read-only, and undoing the plan changes what is in it; make it writable, then undo"
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from engine.files.archives import ArchiveLimits
+from engine.names import quoted_name
 from engine.plans.files import (
     CANNOT_COPY,
     Fingerprint,
@@ -89,7 +90,7 @@ def open_regular(ws: Workspace, path: str, *, write: bool = False, follow: bool 
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise SandboxError(f"{path!r}: not a regular file")
+        raise SandboxError(f"{quoted_name(path)}: not a regular file")
     return fd
 
 
@@ -233,14 +234,16 @@ class WorkspaceView:
         finally:
             os.close(fd)
         if elsewhere:
-            raise SandboxError(f"{path!r}: on another filesystem mounted inside the workspace; plans change files "
-                               "on the workspace's own filesystem only, where every change can be undone")  # fmt: skip
+            raise SandboxError(
+                f"{quoted_name(path)}: on another filesystem mounted inside the workspace; plans change files on the "
+                "workspace's own filesystem only, where every change can be undone"
+            )
         if real is None:
             # Without /proc the directory's real place is unknown: refuse to go through a symlink.
             parts = head.split("/") if head != "." else []
             for end in range(1, len(parts) + 1):
                 if self.kind("/".join(parts[:end])) == "link":
-                    raise SandboxError(f"{path!r}: goes through a symlink, which cannot be checked here")
+                    raise SandboxError(f"{quoted_name(path)}: goes through a symlink, which cannot be checked here")
             return
         # Both paths are canonical, so below the root a slice is what relpath returns, at a fraction of
         # its cost (this runs for every path a step writes); elsewhere (the root moved) ask relpath.
@@ -254,7 +257,9 @@ class WorkspaceView:
             inside = os.path.relpath(real, root)
         found = protected_part(inside.split("/") if inside != "." else [])
         if found is not None:
-            raise SandboxError(f"{path!r}: leads into {found} (through a symlink), which a plan cannot change")
+            raise SandboxError(
+                f"{quoted_name(path)}: leads into {found} (through a symlink), which a plan cannot change"
+            )
 
 
 @dataclass(frozen=True)
@@ -345,10 +350,11 @@ class Overlay:
         # The same refusals, in the same words, as Workspace.open gives for the directory of ``origin``.
         where = origin.rpartition("/")[0] or "."
         if hops >= _MAX_LINKS:
-            loop = SandboxError(f"{where!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+            why = "symlink refused (a magic link, a loop, or a symlink as the last name)"
+            loop = SandboxError(f"{quoted_name(where)}: {why}")
             loop.errno = errno.ELOOP  # type: ignore[attr-defined]
             raise loop
-        outside = SandboxError(f"{where!r}: resolves outside the workspace (through '..' or a symlink)")
+        outside = SandboxError(f"{quoted_name(where)}: resolves outside the workspace (through '..' or a symlink)")
         outside.errno = errno.EXDEV  # type: ignore[attr-defined]
         if target.startswith("/"):
             raise outside
@@ -380,13 +386,13 @@ class Overlay:
     def link_target(self, path: str) -> str:
         node = self._node(path)
         if node is None or node.kind != "link":
-            raise SandboxError(f"{path!r}: not a symlink")
+            raise SandboxError(f"{quoted_name(path)}: not a symlink")
         return node.target
 
     def read(self, path: str) -> tuple[bytes, int]:
         node = self._node(path)
         if node is None or node.kind != "file":
-            raise SandboxError(f"{path!r}: not a regular file")
+            raise SandboxError(f"{quoted_name(path)}: not a regular file")
         if node.data is not None:
             return node.data, node.mode
         assert node.source is not None
@@ -402,9 +408,9 @@ class Overlay:
     def open_file(self, path: str) -> int:
         node = self._node(path)
         if node is None or node.kind != "file":
-            raise SandboxError(f"{path!r}: not a regular file")
+            raise SandboxError(f"{quoted_name(path)}: not a regular file")
         if node.source is None or node.data is not None:
-            raise SandboxError(f"{path!r} is made by this plan; use it in a later plan")
+            raise SandboxError(f"{quoted_name(path)} is made by this plan; use it in a later plan")
         return self.real.open_file(node.source)
 
     def links(self, path: str) -> int:
@@ -414,7 +420,7 @@ class Overlay:
     def tags_value(self, path: str) -> bytes | None:
         node = self._node(path)
         if node is None or node.kind != "file":
-            raise SandboxError(f"{path!r}: not a regular file")
+            raise SandboxError(f"{quoted_name(path)}: not a regular file")
         # A file the plan wrote is a new inode, without attributes; a moved one keeps its own.
         return self.real.tags_value(node.source) if node.source is not None and node.data is None else None
 
@@ -468,7 +474,7 @@ class Overlay:
         self._collect(src, "", entries, left if keep_source else None)
         for rel, node in entries:
             if keep_source and node.kind == "other":
-                raise SandboxError(f"{src + '/' + rel if rel else src!r}: {CANNOT_COPY}")
+                raise SandboxError(f"{quoted_name(src + '/' + rel if rel else src)}: {CANNOT_COPY}")
         if not keep_source:
             self.remove(src)
         self._drop_beneath(dst)

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from engine.names import quoted_name
 from engine.workspace.sandbox import Entry, SandboxError, Workspace, check_relpath, file_kind
 
 __all__ = [
@@ -95,7 +96,7 @@ def metadata(ws: Workspace, path: str) -> Metadata:
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
             target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(info.st_mode) else None
         except OSError as exc:
-            error = SandboxError(f"{path!r}: {exc.strerror}")
+            error = SandboxError(f"{quoted_name(path)}: {exc.strerror}")
             error.errno = exc.errno  # type: ignore[attr-defined]
             raise error from None
     return Metadata(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from engine.errors import RouteshellError
+from engine.names import quoted_name
 
 STATE_DIR = ".routeshell"
 GIT_DIR = ".git"
@@ -79,32 +80,32 @@ def check_relpath(path: str, *, write: bool = False) -> str:
     if not isinstance(path, str) or path == "":
         raise SandboxError("empty path")
     if "\0" in path:
-        raise SandboxError(f"{path!r}: NUL byte in path")
+        raise SandboxError(f"{quoted_name(path)}: NUL byte in path")
     if path.startswith("/"):
-        raise SandboxError(f"{path!r}: absolute paths are refused; give a path relative to the workspace")
+        raise SandboxError(f"{quoted_name(path)}: absolute paths are refused; give a path relative to the workspace")
     try:
         encoded = os.fsencode(path)
     except UnicodeEncodeError:
-        raise SandboxError(f"{path!r}: not a valid file name (a lone surrogate code point)") from None
+        raise SandboxError(f"{quoted_name(path)}: not a valid file name (a lone surrogate code point)") from None
     # Escaped bytes that spell valid UTF-8 name the same file as the text: one spelling per name.
     path = os.fsdecode(encoded)
     if len(encoded) > MAX_PATH:
-        raise SandboxError(f"{path[:40]!r}...: path longer than {MAX_PATH} bytes")
+        raise SandboxError(f"{quoted_name(path[:40])}...: path longer than {MAX_PATH} bytes")
     parts: list[str] = []
     for part in path.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
             if not parts:
-                raise SandboxError(f"{path!r}: '..' leads outside the workspace")
+                raise SandboxError(f"{quoted_name(path)}: '..' leads outside the workspace")
             parts.pop()
             continue
         if len(os.fsencode(part)) > MAX_NAME:
-            raise SandboxError(f"{path!r}: a name is longer than {MAX_NAME} bytes")
+            raise SandboxError(f"{quoted_name(path)}: a name is longer than {MAX_NAME} bytes")
         parts.append(part)
     found = protected_part(parts) if write else None
     if found is not None:
-        raise SandboxError(f"{path!r}: {found}/ is protected and cannot be changed by a plan")
+        raise SandboxError(f"{quoted_name(path)}: {found}/ is protected and cannot be changed by a plan")
     return "/".join(parts) or "."
 
 
@@ -209,11 +210,13 @@ class Workspace:
     @staticmethod
     def _refusal(path: str, exc: OSError) -> SandboxError:
         if exc.errno == errno.EXDEV:
-            error = SandboxError(f"{path!r}: resolves outside the workspace (through '..' or a symlink)")
+            error = SandboxError(f"{quoted_name(path)}: resolves outside the workspace (through '..' or a symlink)")
         elif exc.errno == errno.ELOOP:
-            error = SandboxError(f"{path!r}: symlink refused (a magic link, a loop, or a symlink as the last name)")
+            error = SandboxError(
+                f"{quoted_name(path)}: symlink refused (a magic link, a loop, or a symlink as the last name)"
+            )
         else:
-            error = SandboxError(f"{path!r}: {exc.strerror}")
+            error = SandboxError(f"{quoted_name(path)}: {exc.strerror}")
         # Callers tell "outside", "a symlink" and "missing" apart by the errno, not by the text.
         error.errno = exc.errno  # type: ignore[attr-defined]
         return error
@@ -267,12 +270,14 @@ class Workspace:
             for end in range(1, len(parts) + 1):
                 info = self.lstat("/".join(parts[:end]))
                 if info is not None and stat.S_ISLNK(info.st_mode):
-                    raise SandboxError(f"{path!r}: goes through a symlink, which cannot be checked here") from None
+                    raise SandboxError(
+                        f"{quoted_name(path)}: goes through a symlink, which cannot be checked here"
+                    ) from None
             return
         inside = os.path.relpath(real, self.root)
         found = protected_part(inside.split("/") if inside != "." else [])
         if found is not None:
-            raise SandboxError(f"{path!r}: resolves into {found}/, which is protected and cannot be changed")
+            raise SandboxError(f"{quoted_name(path)}: resolves into {found}/, which is protected and cannot be changed")
 
     def lstat(self, path: str) -> os.stat_result | None:
         """Return the ``lstat`` of ``path``, or None when nothing is there."""
@@ -296,7 +301,7 @@ class Workspace:
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise SandboxError(f"{path!r}: not a regular file")
+                raise SandboxError(f"{quoted_name(path)}: not a regular file")
             chunks: list[bytes] = []
             remaining = info.st_size if limit is None else min(limit, info.st_size)
             while True:
@@ -318,7 +323,7 @@ class Workspace:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise SandboxError(f"{path!r}: not UTF-8 text") from None
+            raise SandboxError(f"{quoted_name(path)}: not UTF-8 text") from None
 
     def scandir(self, path: str, *, with_stat: bool = False) -> Iterator[Entry]:
         """Yield the entries of directory ``path`` beneath the root, in no particular order.

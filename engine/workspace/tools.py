@@ -11,6 +11,7 @@ from typing import Any
 
 from regex import error as pattern_error
 
+from engine.names import quoted_name
 from engine.workspace.globs import compile_pattern, glob_regex
 from engine.workspace.listing import file_kind, split_lines
 from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath
@@ -35,7 +36,7 @@ def read_file(ws: Workspace, path: str, *, start: int = 1, end: int | None = Non
         raise SandboxError(f"bad line range {start}-{end}")
     data = ws.read_bytes(check_relpath(path), limit=MAX_READ_BYTES + 1)
     if b"\0" in data:
-        raise SandboxError(f"{path!r} is a binary file")
+        raise SandboxError(f"{quoted_name(path)} is a binary file")
     text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
     lines = split_lines(text)
     last = len(lines) if end is None else min(end, len(lines))

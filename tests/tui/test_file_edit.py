@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.plans.journal import journals
+from tests.helpers import run_routeshell
 from tests.tui.conftest import settle
 from tests.tui.test_file_operations import finished, go_to, names, undo
 from tui.widgets.entry_list import EntryList
@@ -91,10 +92,14 @@ async def test_a_change_made_while_the_editor_is_open_is_kept_and_so_is_the_edit
         assert "it is kept in notes (edited).txt (plan " in said
         assert "\n" not in said
         assert app.screen.query_one(EntryList).highlighted.name == "notes (edited).txt"
-        # The edit was refused under the workspace lock, so it never took effect; keeping it is its own plan.
+        # The edit was refused under the workspace lock before its journal was started, so plan history
+        # holds no failed edit; keeping it is its own plan.
         assert [(journal.state, journal.meta["plan"]["goal"]) for journal in journals(workspace)] == [
-            ("rolled-back", "edit notes.txt"),
             ("applied", "keep the edit of notes.txt as notes (edited).txt"),
+        ]
+        history = run_routeshell("plan", "history", "--workspace", str(workspace))
+        assert [line.split("  ")[-1] for line in history.stdout.splitlines()] == [
+            "keep the edit of notes.txt as notes (edited).txt"
         ]
         # A second time, the name beside it is taken: the next free one is used.
         await go_to(pilot, "notes.txt")

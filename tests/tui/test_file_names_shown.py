@@ -60,3 +60,34 @@ async def test_a_long_line_in_the_undo_question_is_wrapped_not_cut(make_app, wor
         assert "".join(f"- move '{typed}', which it created, to the trash".split()) in shown
         await pilot.press("n")
         await finished(pilot)
+
+
+async def test_refusals_in_the_pane_name_each_file_escaped_once(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    raw_names = {b"bad\xff.txt": "bad\\xff.txt", b"esc\x1b[31m.txt": "esc\\x1b[31m.txt"}
+    for raw in raw_names:
+        with open(os.path.join(os.fsencode(workspace), raw), "wb") as made:
+            made.write(b"mine\n")
+    (workspace / "a.txt").write_text("a\n")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        for shown in raw_names.values():
+            # A rename onto a name that is taken: the step is refused, naming both files.
+            await go_to(pilot, "a.txt")
+            await pilot.press("r")
+            await answer_prompt(pilot, shown)
+            await finished(pilot)
+            said = f"step 1 (move 'a.txt' to '{shown}') failed: '{shown}' already exists; nothing was changed"
+            assert said in messages(app), messages(app)
+        # A name taken again since a plan moved the file away: undo is refused, naming it.
+        await go_to(pilot, BYTE_NAME)
+        await pilot.press("r")
+        await answer_prompt(pilot, "moved.txt")
+        await finished(pilot)
+        with open(os.path.join(os.fsencode(workspace), b"bad\xff.txt"), "wb") as made:
+            made.write(b"made again\n")
+        await pilot.press("u")
+        await finished(pilot)
+        said = "'bad\\xff.txt' exists again, so 'moved.txt' cannot be moved back"
+        assert any(message.startswith("Plan ") and said in message for message in messages(app)), messages(app)
+    assert all("\\udc" not in message and "\x1b" not in message for message in messages(app)), messages(app)

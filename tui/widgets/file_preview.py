@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.names import display_name, display_text
+from engine.names import display_line, display_name, display_text
 from engine.workspace.listing import Metadata, Preview
 
 SYNTAX_THEME = "monokai"
@@ -95,7 +95,7 @@ class MetadataView(Static):
         text = Text()
         rows: list[tuple[str, str]] = [("name", display_name(described.name))]
         if described.error is not None:
-            rows.append(("error", display_name(described.error)))
+            rows.append(("error", display_line(described.error)))
         elif described.meta is not None:
             meta = described.meta
             rows.append(("type", meta.kind))

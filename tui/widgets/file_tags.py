@@ -124,7 +124,7 @@ def _directories_among(paths: list[str]) -> Callable[[Workspace], str | None]:
 def _first_problem(exc: InvalidPlan) -> str:
     """The first reason an :class:`InvalidPlan` gives, escaped, with how many more there are."""
     more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-    return display_name(exc.problems[0].reason) + more
+    return display_line(exc.problems[0].reason) + more
 
 
 class TagArchiveMixin:

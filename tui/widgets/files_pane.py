@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import RouteshellError
 from engine.files.match import tags_at
-from engine.names import display_name
+from engine.names import display_line, display_name
 from engine.plans.apply import recover
 from engine.plans.file_plans import join
 from engine.plans.policy import Policy
@@ -177,7 +177,7 @@ class FilesPane(SelectionMixin, FileMeaningMixin, TagArchiveMixin, FileViewsMixi
             with Workspace(self.root) as ws:
                 entries = listing.scan_directory(ws, directory, progress=progress)
         except SandboxError as exc:
-            self.post_message(self.ScanFailed(generation, directory, display_name(listing.refusal_note(exc))))
+            self.post_message(self.ScanFailed(generation, directory, display_line(listing.refusal_note(exc))))
             return
         except Exception as exc:
             self.post_message(self.ScanFailed(generation, directory, one_line(exc, unexpected=True)))
@@ -255,7 +255,7 @@ class FilesPane(SelectionMixin, FileMeaningMixin, TagArchiveMixin, FileViewsMixi
             # One file that cannot be shown (or a bug showing it) costs its preview, never the app.
             reason = error_text(exc, unexpected=not isinstance(exc, SandboxError))
             described = Described(entry.name, None, reason)  # the view escapes it
-            text = Text(f"preview failed: {display_name(reason)}", style="italic")
+            text = Text(f"preview failed: {display_line(reason)}", style="italic")
         if not worker.is_cancelled:
             self.post_message(self.PreviewReady(path, text, described))
 
@@ -270,7 +270,7 @@ class FilesPane(SelectionMixin, FileMeaningMixin, TagArchiveMixin, FileViewsMixi
             try:
                 text = Text(_count_text(listing.count_entries(ws, path, limit=10_000)), style="italic")
             except SandboxError as exc:
-                text = Text(f"directory: {display_name(listing.refusal_note(exc))}", style="italic")
+                text = Text(f"directory: {display_line(listing.refusal_note(exc))}", style="italic")
         else:
             preview = listing.read_preview(ws, path)
             # Highlighting is the slow part: skip it when the cursor has already moved on.

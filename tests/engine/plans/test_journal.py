@@ -148,14 +148,15 @@ def test_damaged_and_stray_journal_entries_are_listed_or_ignored(tmp_path: Path)
     assert tree(ws) == {}
 
 
-def test_recovery_rolls_back_a_journal_cut_short_in_create(tmp_path: Path) -> None:
+def test_recovery_removes_a_journal_cut_short_in_create(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     apply_plan(ws, plan({"op": "write", "path": "a.txt", "content": "a\n"}))
     (ws / ".routeshell" / "journal" / "00002-20260101T000000").mkdir()
     assert recover(ws) == ["00002-20260101T000000"]
-    assert [row.state for row in history(ws)] == ["applied", "damaged"]
-    assert Journal(ws, "00002-20260101T000000").state == "rolled-back"
+    assert [row.state for row in history(ws)] == ["applied"]
+    assert not (ws / ".routeshell" / "journal" / "00002-20260101T000000").exists()
+    assert recover(ws) == []
 
 
 def test_recovery_that_cannot_put_a_deleted_file_back_says_where_it_is(tmp_path: Path) -> None:

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from engine.plans.apply import StepFailed, apply_plan
+from engine.plans.audit import read_audit
 from engine.plans.dry_run import preview_plan
 from engine.plans.file_plans import keep_edit, write_file
+from engine.plans.journal import journals
 from engine.plans.model import InvalidPlan, parse_plan
 from engine.workspace.sandbox import Workspace
 
@@ -42,6 +44,28 @@ def test_a_file_changed_since_it_was_read_is_not_replaced(ws: Path) -> None:
     with pytest.raises(StepFailed, match=r"'a\.txt' no longer holds the content it was changed from .*nothing"):
         apply_plan(ws, plan)
     assert (ws / "a.txt").read_bytes() == b"one\r\nsomeone else\r\n"
+    # Refused before its journal was started: nothing in plan history looks like an edit that failed.
+    assert journals(ws) == []
+    [failed] = read_audit(ws)[0]
+    assert (failed.action, failed.plan_id) == ("failed", None)
+    assert "no longer holds the content it was changed from" in str(failed.reason)
+
+
+def test_leading_preconditions_are_checked_before_the_journal_and_later_ones_as_earlier_steps_leave_it(
+    ws: Path,
+) -> None:
+    (ws / "b.txt").write_bytes(b"b\n")
+    plan = write_file("a.txt", "A\n", if_sha256=digest(b"one\r\n"))
+    plan["steps"].append({**write_file("b.txt", "B\n", if_sha256=digest(b"read before\n"))["steps"][0]})
+    with pytest.raises(StepFailed, match=r"^step 2 \(write 'b\.txt'\) failed: 'b\.txt' no longer holds .*nothing was"):
+        apply_plan(ws, plan)
+    assert journals(ws) == []
+    assert [(ws / name).read_bytes() for name in ("a.txt", "b.txt")] == [b"one\r\n", b"b\n"]
+    # After a step that writes the file, its precondition is about what that step leaves there.
+    plan = write_file("a.txt", "edited\n", if_sha256=digest(b"two\n"))
+    plan["steps"].insert(0, {"op": "write", "path": "a.txt", "content": "two\n", "overwrite": True})
+    apply_plan(ws, plan)
+    assert (ws / "a.txt").read_bytes() == b"edited\n"
 
 
 def test_a_file_removed_since_it_was_read_is_not_made_again(ws: Path) -> None:
