@@ -47,6 +47,10 @@ class View(Protocol):
         """Return the raw ``user.xdg.tags`` of the file at ``path`` (None: not set, or a file the plan makes)."""
         ...
 
+    def tags_unchangeable(self, path: str) -> str | None:
+        """Why this user cannot change the tags of the file at ``path`` ("is read-only"), or None."""
+        ...
+
     def open_file(self, path: str) -> int:
         """Open the real regular file that holds ``path``'s content, read-only; the caller closes it."""
         ...
@@ -162,6 +166,12 @@ class WorkspaceView:
             return xattr_value(fd)
         finally:
             os.close(fd)
+
+    def tags_unchangeable(self, path: str) -> str | None:
+        from engine.files.tags import unchangeable
+
+        with self.ws.parent(path) as (parent_fd, name):
+            return unchangeable(parent_fd, name)
 
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
@@ -389,6 +399,12 @@ class Overlay:
             raise SandboxError(f"{path!r}: not a regular file")
         # A file the plan wrote is a new inode, without attributes; a moved one keeps its own.
         return self.real.tags_value(node.source) if node.source is not None and node.data is None else None
+
+    def tags_unchangeable(self, path: str) -> str | None:
+        node = self._node(path)
+        if node is None or node.source is None or node.data is not None:
+            return None  # a file the plan writes is a new one, this user's own
+        return self.real.tags_unchangeable(node.source)
 
     def check_writable(self, path: str) -> None:
         resolved, found = self._lookup(path)
