@@ -97,6 +97,19 @@ def _where(step: dict[str, Any]) -> str:
     return str(step["op"])
 
 
+def _rolled_back(steps: list[dict[str, Any]], index: int, *, started: bool) -> str:
+    """What a failed or cancelled apply leaves, in words: the ``index`` steps before the one that stopped
+    it were rolled back (``started``: that step had begun), but never what a ``run`` step's command wrote."""
+    commands = sum(step["op"] == "run" for step in steps[: index + started])
+    if not commands:
+        return f"the {index} earlier steps were rolled back" if index else "nothing was changed"
+    which = "the command" if commands == 1 else "the commands"
+    why = "files a run step writes itself are not journaled, so rolling back leaves them"
+    if not index:
+        return f"no earlier step had run, and what {which} changed stays: {why}"
+    return f"the {index} earlier steps were rolled back, but not what {which} changed: {why}"
+
+
 def _left_in_trash(journal: Journal) -> list[str]:
     """What a step of ``journal`` deleted and is still in its trash (after an undo, it should be none)."""
     with suppress(OSError):
@@ -244,7 +257,7 @@ def apply_plan(
             if isinstance(exc, Cancelled) or not isinstance(exc, (RouteshellError, OSError)):
                 raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            earlier = f"the {index} earlier steps were rolled back" if index else "nothing was changed"
+            earlier = _rolled_back(plan["steps"], index, started=run.started == index)
             if index == len(plan["steps"]):
                 raise StateError(f"the plan could not be marked applied ({reason}); {earlier}") from None
             step = plan["steps"][index]
@@ -274,6 +287,7 @@ class _Run:
                  cancel: Callable[[], bool] | None) -> None:  # fmt: skip
         self.ctx, self.view, self.steps, self.emit, self.cancel = ctx, view, steps, emit, cancel
         self.index = 0
+        self.started = -1  # the last step that began to be carried out
         self.results: list[RunResult] = []
 
     def all(self) -> None:
@@ -312,7 +326,8 @@ class _Run:
     def _carry_out(self, record: dict[str, Any]) -> None:
         index, step = self.index, self.steps[self.index]
         if self.cancel is not None and self.cancel():
-            raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
+            raise Cancelled(f"cancelled before step {index + 1}; {_rolled_back(self.steps, index, started=False)}")
+        self.started = index
         run = _execute(self.ctx, record, step)
         event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
         if run is not None:
