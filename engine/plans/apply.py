@@ -20,7 +20,7 @@ from engine.errors import ExitCode, RouteshellError
 from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
-from engine.plans.journal import Journal, Via, journals
+from engine.plans.journal import DROP_TEXTS_ABOVE, Journal, Via, journals
 from engine.plans.op_base import ApplyContext, SymlinkRefused
 from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
 from engine.plans.op_table import OPS, prepare_step, refused_symlink
@@ -121,6 +121,8 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
     recovered = []
     for journal in journals(root):
         state = journal.state
+        if state == "rolled-back":
+            journal.drop_texts(above=DROP_TEXTS_ABOVE)  # left by a crash, or by an earlier routeshell
         if state not in ("applying", "undoing"):
             continue
         # A damaged journal stops here, in its own words, before anything is written.
@@ -139,6 +141,8 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
             ) from None
         recovered.append(journal.id)
         _audit_recovery(root, journal, state, emit)
+        if state == "applying":
+            journal.drop_texts()
         event: RecoveredEvent = {"type": "recovered", "journal": journal.id, "was": state}
         if kept := _left_in_trash(journal):
             event["kept_in_trash"] = kept
@@ -245,15 +249,17 @@ def apply_plan(
             journal.set_state("applied")
         except BaseException as exc:
             index = run.index
-            audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
             try:
                 _roll_back(ws, journal, untouched=index if isinstance(exc, SymlinkRefused) else None)
             except (RouteshellError, OSError) as undo_exc:
+                audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
                 why = undo_exc.strerror if isinstance(undo_exc, OSError) and undo_exc.strerror else str(undo_exc)
                 raise StateError(
                     f"step {index + 1} of plan {journal.id} failed and rolling it back failed too ({why}); "
                     f"fix that, then {command_for(root, 'plan', 'history')} finishes the rollback"
                 ) from None
+            # Logged after the rollback: on a full disk, the room the plan took is free again by now.
+            audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
             if isinstance(exc, Cancelled) or not isinstance(exc, (RouteshellError, OSError)):
                 raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -343,10 +349,12 @@ def _roll_back(ws: Workspace, journal: Journal, *, untouched: int | None = None)
     as it was carried out, it did nothing, and undoing it would act through that symlink."""
     records = [record for record in journal.records() if record["i"] != untouched]
     _undo_all(ws, journal, records, rollback=True)
-    with suppress(OSError):
-        # If even this cannot be written, the journal stays "applying" and the next command
-        # finishes the (idempotent) rollback.
+    try:
         journal.set_state("rolled-back")
+    except OSError:
+        # The journal stays "applying" and the next command finishes the (idempotent) rollback.
+        return
+    journal.drop_texts()  # the plan never took effect: what it would have written is room again
 
 
 def undo_last(root: Path, *, on_event: EventSink | None = None, wait: float = 0) -> Journal:
