@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -31,6 +32,23 @@ def run_routeshell(
         timeout=120,
         check=False,
     )
+
+
+#: What root may do whatever a file's mode or owner says; dropped, it meets permissions as any user does.
+OVERRIDES = "-dac_override,-dac_read_search,-fowner"
+
+
+def run_as_a_user(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``routeshell`` as root would run without its power to override permissions (a read-only file
+    or one owned by someone else stays so); skip the test when not root or without ``setpriv``."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("running as root without its overrides needs root and setpriv")
+    drop = ["setpriv", "--bounding-set", OVERRIDES, "--inh-caps", OVERRIDES]
+    result = subprocess.run([*drop, ROUTESHELL, *args], capture_output=True, text=True, env=dict(os.environ),
+                            stdin=subprocess.DEVNULL, timeout=120, check=False)  # fmt: skip
+    if "setpriv:" in result.stderr:
+        pytest.skip(f"setpriv cannot drop capabilities here: {result.stderr.strip()}")
+    return result
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:

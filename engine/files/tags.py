@@ -274,6 +274,34 @@ def set_xattr_value(fd: int, value: bytes | None, *, name: str = "this file") ->
             _raise_for(exc, name, "change")
 
 
+def _hard_links_protected() -> bool:
+    """Whether the kernel lets a user hard-link only files they own or may read and write."""
+    try:
+        with open("/proc/sys/fs/protected_hardlinks", encoding="ascii") as setting:
+            return setting.read().strip() != "0"
+    except (OSError, ValueError):
+        return True
+
+
+def unchangeable(parent_fd: int, name: str) -> str | None:
+    """Why this user cannot change the tags of the regular file ``name`` in the directory open on
+    ``parent_fd``, as a phrase ("is read-only"), or None when they can; a symlink is never followed.
+
+    The ``user.xdg.tags`` attribute needs write permission on the file itself. Front matter is written
+    to a new file that takes the old one's name; the old one is kept for undo under a second name,
+    which the kernel allows only for a file this user owns or may read and write.
+    """
+    info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    theirs = info.st_uid != os.geteuid()
+    if is_markdown(name) and not (theirs and _hard_links_protected()):
+        return None
+    if not os.access(name, os.W_OK, dir_fd=parent_fd, follow_symlinks=False):
+        return "belongs to another user and is read-only for this one" if theirs else "is read-only"
+    if is_markdown(name) and not os.access(name, os.R_OK, dir_fd=parent_fd, follow_symlinks=False):
+        return "belongs to another user and is unreadable for this one"
+    return None
+
+
 def tags_of(parent_fd: int, name: str) -> list[str]:
     """Return the tags of the entry ``name`` in the directory open on ``parent_fd``, never following a symlink.
 

@@ -21,7 +21,7 @@ from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
 from engine.names import quoted_name
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
-from engine.plans.journal import Journal, JournalState, Via, journals
+from engine.plans.journal import DROP_TEXTS_ABOVE, Journal, JournalState, Via, journals
 from engine.plans.op_base import ApplyContext, ChangedMeanwhile, SymlinkRefused
 from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
 from engine.plans.op_table import OPS, prepare_step, refused_symlink
@@ -121,6 +121,19 @@ def _refuse_changed(view: WorkspaceView, steps: list[dict[str, Any]]) -> None:
             return
 
 
+def _rolled_back(steps: list[dict[str, Any]], index: int, *, started: bool) -> str:
+    """What a failed or cancelled apply leaves, in words: the ``index`` steps before the one that stopped
+    it were rolled back (``started``: that step had begun), but never what a ``run`` step's command wrote."""
+    commands = sum(step["op"] == "run" for step in steps[: index + started])
+    if not commands:
+        return f"the {index} earlier steps were rolled back" if index else "nothing was changed"
+    which = "the command" if commands == 1 else "the commands"
+    why = "files a run step writes itself are not journaled, so rolling back leaves them"
+    if not index:
+        return f"no earlier step had run, and what {which} changed stays: {why}"
+    return f"the {index} earlier steps were rolled back, but not what {which} changed: {why}"
+
+
 def _left_in_trash(journal: Journal) -> list[str]:
     """What a step of ``journal`` deleted and is still in its trash (after an undo, it should be none)."""
     with suppress(OSError):
@@ -142,6 +155,8 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
     for journal in journals(root):
         state = _interrupted(journal)
         if state is None:
+            if journal.state == "rolled-back":
+                journal.drop_texts(above=DROP_TEXTS_ABOVE)  # left by a crash, or by an earlier routeshell
             continue
         # Killed while its journal was being started: no step ran, and the directory goes.
         cut_short = journal.unstarted == "cut-short"
@@ -164,6 +179,8 @@ def _recover_locked(root: Path, ws: Workspace, emit: EventSink) -> list[str]:
             ) from None
         recovered.append(journal.id)
         _audit_recovery(root, journal, state, emit)
+        if state == "applying":
+            journal.drop_texts()
         event: RecoveredEvent = {"type": "recovered", "journal": journal.id, "was": state}
         if kept := _left_in_trash(journal):
             event["kept_in_trash"] = kept
@@ -271,19 +288,21 @@ def apply_plan(
             journal.set_state("applied")
         except BaseException as exc:
             index = run.index
-            audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
             try:
                 _roll_back(ws, journal, untouched=index if isinstance(exc, SymlinkRefused) else None)
             except (RouteshellError, OSError) as undo_exc:
+                audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
                 why = undo_exc.strerror if isinstance(undo_exc, OSError) and undo_exc.strerror else str(undo_exc)
                 raise StateError(
                     f"step {index + 1} of plan {journal.id} failed and rolling it back failed too ({why}); "
                     f"fix that, then {command_for(root, 'plan', 'history')} finishes the rollback"
                 ) from None
+            # Logged after the rollback: on a full disk, the room the plan took is free again by now.
+            audited("failed", plan, journal.id, str(exc) or type(exc).__name__)
             if isinstance(exc, Cancelled) or not isinstance(exc, (RouteshellError, OSError)):
                 raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            earlier = f"the {index} earlier steps were rolled back" if index else "nothing was changed"
+            earlier = _rolled_back(plan["steps"], index, started=run.started == index)
             if index == len(plan["steps"]):
                 raise StateError(f"the plan could not be marked applied ({reason}); {earlier}") from None
             step = plan["steps"][index]
@@ -313,6 +332,7 @@ class _Run:
                  cancel: Callable[[], bool] | None) -> None:  # fmt: skip
         self.ctx, self.view, self.steps, self.emit, self.cancel = ctx, view, steps, emit, cancel
         self.index = 0
+        self.started = -1  # the last step that began to be carried out
         self.results: list[RunResult] = []
 
     def all(self) -> None:
@@ -351,7 +371,8 @@ class _Run:
     def _carry_out(self, record: dict[str, Any]) -> None:
         index, step = self.index, self.steps[self.index]
         if self.cancel is not None and self.cancel():
-            raise Cancelled(f"cancelled before step {index + 1}; the {index} earlier steps were rolled back")
+            raise Cancelled(f"cancelled before step {index + 1}; {_rolled_back(self.steps, index, started=False)}")
+        self.started = index
         run = _execute(self.ctx, record, step)
         event: StepEvent = {"type": "step", "index": index, "op": step["op"]}
         if run is not None:
@@ -367,10 +388,12 @@ def _roll_back(ws: Workspace, journal: Journal, *, untouched: int | None = None)
     as it was carried out, it did nothing, and undoing it would act through that symlink."""
     records = [record for record in journal.records() if record["i"] != untouched]
     _undo_all(ws, journal, records, rollback=True)
-    with suppress(OSError):
-        # If even this cannot be written, the journal stays "applying" and the next command
-        # finishes the (idempotent) rollback.
+    try:
         journal.set_state("rolled-back")
+    except OSError:
+        # The journal stays "applying" and the next command finishes the (idempotent) rollback.
+        return
+    journal.drop_texts()  # the plan never took effect: what it would have written is room again
 
 
 def undo_last(root: Path, *, on_event: EventSink | None = None, wait: float = 0) -> Journal:

@@ -2,7 +2,8 @@
 
 Layout under ``<workspace>/.routeshell/`` (the rest of it: engine.workspace.state)::
 
-    journal/<id>/plan.json    the normalised plan, when it was started, and who asked (via)
+    journal/<id>/plan.json    the normalised plan, when it was started, and who asked (via); once
+                              the plan is rolled back, without the text its steps would have written
     journal/<id>/log.jsonl    one record per step, written whole and fsynced before the step runs
     journal/<id>/state        applying | applied | rolled-back | undoing | undone
     journal/<id>/backup/<n>   the previous content of a file step n replaced (a hard link)
@@ -81,6 +82,10 @@ MAX_STATE_BYTES = 4 << 10
 #: plan.json: the plan (its file may hold 64 MiB, engine.plans.model.MAX_PLAN_BYTES), expanded,
 #: with every non-ASCII character written as a \u escape (up to three times its UTF-8 bytes).
 MAX_PLAN_JSON_BYTES = 256 << 20
+#: A rolled-back journal's plan.json longer than this may still hold the text its steps would have
+#: written (rolled back by an earlier routeshell, or cut short before it was dropped): each command
+#: that writes drops it (:meth:`Journal.drop_texts`); a shorter one is not worth reading to look.
+DROP_TEXTS_ABOVE = 64 << 10
 #: log.jsonl: a record per step, a few hundred bytes (a copy's lists every file it made); a plan
 #: touches at most [policy] max_batch files (1,000 unless raised), so this leaves room for a million.
 MAX_LOG_BYTES = 256 << 20
@@ -239,6 +244,40 @@ class Journal:
                 and isinstance(meta["plan"].get("steps"), list)):  # fmt: skip
             raise StateError(f"journal {self.id}: {path} is damaged (not a journal's plan.json)")
         return meta
+
+    def drop_texts(self, *, above: int = 0) -> int:
+        """Rewrite plan.json without the text the steps would have written (a write's or an append's
+        ``content``, a patch's ``find`` and ``replace``), for a plan that was rolled back: nothing
+        reads it any more (records are checked against the steps' ops and paths, which stay), and on
+        a nearly full disk its room is what the next plan needs. ``above``: leave a plan.json of at
+        most that many bytes alone, unread. Returns the bytes freed; 0 when there was nothing to
+        drop, or no room even for the smaller file (the next command tries again). The file is
+        replaced whole (:func:`write_file_atomic`), so a crash leaves the old one or the new one.
+        """
+        from engine.plans.op_table import OPS  # imported here: the ops' table imports this module
+
+        path = self.dir / "plan.json"
+        try:
+            size = os.stat(path).st_size
+            if size <= above:
+                return 0
+            meta = self.meta
+        except (OSError, StateError):
+            return 0
+        steps = meta["plan"]["steps"]
+        kept = [
+            {key: value for key, value in step.items() if key not in OPS[step["op"]].texts}
+            if isinstance(step, dict) and step.get("op") in OPS else step
+            for step in steps
+        ]  # fmt: skip
+        if kept == steps:
+            return 0
+        data = json.dumps({**meta, "plan": {**meta["plan"], "steps": kept}}, ensure_ascii=True).encode()
+        try:
+            write_file_atomic(path, data)
+        except OSError:
+            return 0
+        return size - len(data)
 
     @property
     def unstarted(self) -> Literal["cut-short", "foreign"] | None:

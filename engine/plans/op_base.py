@@ -15,7 +15,7 @@ from engine.names import quoted_name
 from engine.plans.files import mounted_inside
 from engine.plans.journal import Journal
 from engine.plans.runner import Limits, RunResult
-from engine.plans.view import Overlay, UndoSimulation, View, leads_outside, symlink_on_the_way
+from engine.plans.view import Overlay, UndoSimulation, View, WorkspaceView, leads_outside, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace
 
 
@@ -110,6 +110,11 @@ class Op(Generic[StepT, RecordT]):
         step made and still holds only what the plan put there is removed outright rather than
         moved to the trash. An undo of an applied plan keeps it in the trash.
         """
+
+    def undo_unwritable(self, view: WorkspaceView, record: RecordT) -> str | None:
+        """Why undoing the record must change a file this user may not change (beyond the directories
+        it writes, which undo checks for every op), with what to do; None when nothing stops it."""
+        return None
 
     def undo_conflicts(self, sim: UndoSimulation, record: RecordT) -> list[str]:
         """Return why undoing the record would lose later work; update ``sim`` to after its undo."""

@@ -503,8 +503,8 @@ class Run(Op[RunStep, RunRecord]):
         result = run_command(ctx.ws.root, step["argv"], step["timeout_s"], ctx.limits, bwrap=ctx.bwrap)
         if step["check"] and result.exit_code != 0:
             why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-            last = result.output_tail.strip().splitlines()[-1:] or [""]
-            raise StepFailed(f"command {step['argv'][0]!r} {why}: {last[0][:200]}")
+            last = [f": {line[:200]}" for line in result.output_tail.strip().splitlines()[-1:]]
+            raise StepFailed(f"command {step['argv'][0]!r} {why}{''.join(last)}")
         return result
 
 

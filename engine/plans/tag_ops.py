@@ -19,7 +19,7 @@ from engine.plans.op_base import (
     selection_problems,
     tmp_name,
 )
-from engine.plans.view import Overlay, UndoSimulation, View, open_regular
+from engine.plans.view import Overlay, UndoSimulation, View, WorkspaceView, open_regular
 from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir
 
 SELECTION = (PathKey("paths", write=True, many=True),)
@@ -44,6 +44,18 @@ def _hex(value: bytes | None) -> str | None:
 
 def _unhex(value: str | None) -> bytes | None:
     return None if value is None else bytes.fromhex(value)
+
+
+def _holds(fd: int, value: bytes | None, name: str) -> bool:
+    """Whether the file open on ``fd`` (named ``name``) has ``value`` as its tags attribute already."""
+    try:
+        return tags.xattr_value(fd, name=name) == value
+    except tags.TagError:
+        return False  # writing it says why
+
+
+def _refusal(path: str) -> str:
+    return f"cannot change the tags of {path!r}"
 
 
 class _TagOp(Op[dict[str, Any], TagRecord]):
@@ -71,6 +83,8 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
         if view.kind(path) != "file":
             raise SandboxError(f"{quoted_name(path)} is not a regular file; only files carry tags")
         if tags.is_markdown(path):
+            if why := view.tags_unchangeable(path):
+                raise tags.TagError(f"{_refusal(path)}: it {why}")
             old, mode = view.read(path)
             new = tags.with_front_matter_tags(old, self._changed(tags.front_matter_tags(old), step))
             return {"i": index, "op": self.name, "path": path, "how": "front-matter", "existed": True, "mode": mode,
@@ -86,20 +100,27 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
         current = tags.decode_tags(value) if value is not None else []
         wanted = self._changed(current, step)
         new_value = tags.encode_tags(wanted) if wanted else None
+        if new_value != value and (why := view.tags_unchangeable(path)):
+            raise tags.TagError(f"{_refusal(path)}: it {why}")
         return {"i": index, "op": self.name, "path": path, "how": "xattr", "old": _hex(value), "new": _hex(new_value)}
 
     def execute(self, ctx: ApplyContext, record: TagRecord, step: dict[str, Any]) -> None:
+        shown = repr(record["path"])
         if record["how"] == "xattr":
             fd = open_regular(ctx.ws, record["path"], follow=False)
             try:
-                tags.set_xattr_value(fd, _unhex(record["new"]))
-                os.fsync(fd)
+                if not _holds(fd, new := _unhex(record["new"]), shown):
+                    tags.set_xattr_value(fd, new, name=shown)
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             return
         journal, index = ctx.journal, record["i"]
         with ctx.ws.parent(record["path"], follow=False) as (parent_fd, name):
-            os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
+            try:
+                os.link(name, journal.backup_dir / str(index), src_dir_fd=parent_fd, follow_symlinks=False)
+            except PermissionError as exc:
+                raise tags.TagError(f"{_refusal(record['path'])}: {exc.strerror}") from None
             write_new(parent_fd, tmp_name(journal, index), record.pop("_new"), record["mode"])
             rewrite_identity(parent_fd, name, tmp_name(journal, index), record["mode"])
             os.rename(tmp_name(journal, index), name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
@@ -123,9 +144,13 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
                 if getattr(exc, "errno", errno.ENOENT) == errno.ENOENT:
                     return  # the file is gone: nothing carries the tags any more
                 raise
+            except PermissionError as exc:
+                raise tags.TagError(f"{_refusal(record['path'])}: {exc.strerror}") from None
             try:
-                tags.set_xattr_value(fd, _unhex(record["old"]))
-                os.fsync(fd)
+                # Where the old tags are still there (the step never ran, or set what was there), nothing is written.
+                if not _holds(fd, old := _unhex(record["old"]), repr(record["path"])):
+                    tags.set_xattr_value(fd, old, name=repr(record["path"]))
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             return
@@ -136,6 +161,20 @@ class _TagOp(Op[dict[str, Any], TagRecord]):
                 with dir_fd(journal.backup_dir) as backup_fd:
                     os.rename(str(index), name, src_dir_fd=backup_fd, dst_dir_fd=parent_fd)
                 fsync_dir(parent_fd)
+
+    def undo_unwritable(self, view: WorkspaceView, record: TagRecord) -> str | None:
+        if record["how"] != "xattr":
+            return None  # the backup takes the file's name back: only its directory is written
+        path = record["path"]
+        try:
+            if view.kind(path) != "file" or view.tags_value(path) == _unhex(record["old"]):
+                return None
+            why = view.tags_unchangeable(path)
+        except (OSError, SandboxError):
+            return None  # the conflicts say what is wrong with the file
+        if why is None:
+            return None
+        return f"{_refusal(path)}: it {why}, and undoing the plan restores them; make it writable, then undo"
 
     def undo_conflicts(self, sim: UndoSimulation, record: TagRecord) -> list[str]:
         path = record["path"]

@@ -19,11 +19,13 @@ from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conf
 from engine.plans.audit import audit
 from engine.plans.journal import Journal, Via, find_journal, journals
 from engine.plans.op_table import OPS
+from engine.plans.view import WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, os_problem, workspace_lock
 
 UNBLOCK_HINT = "put those paths back as the plan left them (or move your changes aside), or undo the later plans first"
 PLACES_HINT = "make those directories writable, and put back the ones the plan left"
+FILES_HINT = "make those files writable"
 
 
 @dataclass
@@ -119,6 +121,12 @@ def _changed_directories(records: list[dict[str, Any]]) -> set[str]:
     return directories
 
 
+def _unchangeable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
+    """The files whose tags undoing ``records`` must change but may not (read-only, or someone else's)."""
+    view = WorkspaceView(ws)
+    return [why for record in records if (why := OPS[record["op"]].undo_unwritable(view, record))]
+
+
 def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
     """The directories undoing ``records`` must change but may not, each with what to do: read-only
     ones, and ones that lead into ``.git`` or the state directory now (a symlink put in their place)."""
@@ -145,9 +153,10 @@ def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
 def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
     records = journal.records()
     actions = [describe_undo(record) for record in reversed(records)]
-    unwritable, blocks = _unwritable(ws, records), _blocks(ws, journal, records)
-    hint = "; ".join([PLACES_HINT] * bool(unwritable) + [UNBLOCK_HINT] * bool(blocks or not unwritable))
-    return UndoPreview(journal, actions, unwritable + blocks, hint)
+    unwritable, files, blocks = _unwritable(ws, records), _unchangeable(ws, records), _blocks(ws, journal, records)
+    hints = [PLACES_HINT] * bool(unwritable) + [FILES_HINT] * bool(files)
+    hint = "; ".join(hints + [UNBLOCK_HINT] * bool(blocks or not hints))
+    return UndoPreview(journal, actions, unwritable + files + blocks, hint)
 
 
 def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
@@ -178,8 +187,8 @@ def undo_journal(
         _recover_locked(root, ws, emit)
         journal = _pick(root, journal_id)
         records = journal.records()
-        # Before anything is changed: a directory it cannot write would stop the undo halfway.
-        unwritable = _unwritable(ws, records)
+        # Before anything is changed: a directory or file it cannot write would stop the undo halfway.
+        unwritable = _unwritable(ws, records) + _unchangeable(ws, records)
         if unwritable:
             more = f" (and {len(unwritable) - 1} more)" if unwritable[1:] else ""
             raise StateError(f"cannot undo plan {journal.id}: {unwritable[0]}{more}")

@@ -58,6 +58,10 @@ class View(Protocol):
         """Return the raw ``user.xdg.tags`` of the file at ``path`` (None: not set, or a file the plan makes)."""
         ...
 
+    def tags_unchangeable(self, path: str) -> str | None:
+        """Why this user cannot change the tags of the file at ``path`` ("is read-only"), or None."""
+        ...
+
     def open_file(self, path: str) -> int:
         """Open the real regular file that holds ``path``'s content, read-only; the caller closes it."""
         ...
@@ -180,6 +184,12 @@ class WorkspaceView:
             return xattr_value(fd)
         finally:
             os.close(fd)
+
+    def tags_unchangeable(self, path: str) -> str | None:
+        from engine.files.tags import unchangeable
+
+        with self.ws.parent(path) as (parent_fd, name):
+            return unchangeable(parent_fd, name)
 
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
@@ -428,6 +438,12 @@ class Overlay:
         # What the plan made holds no mount point; a real folder it moved away held none (refused otherwise).
         resolved, found = self._lookup(path)
         return self.real.mounts_inside(resolved) if isinstance(found, _Real) else []
+
+    def tags_unchangeable(self, path: str) -> str | None:
+        node = self._node(path)
+        if node is None or node.source is None or node.data is not None:
+            return None  # a file the plan writes is a new one, this user's own
+        return self.real.tags_unchangeable(node.source)
 
     def check_writable(self, path: str, *, inclusive: bool = False) -> None:
         resolved, found = self._lookup(path)

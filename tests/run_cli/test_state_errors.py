@@ -94,7 +94,9 @@ def test_a_disk_that_fills_during_the_plan_rolls_it_back_in_one_line(
         (reviewed,) = [event for event in found if event["type"] == "reviewed"]
         assert reviewed["status"] == "failed"
         assert reviewed["summary"] == (
-            "step 3 (write 'late.txt') failed: No space left on device; the 2 earlier steps were rolled back"
+            "step 3 (write 'late.txt') failed: No space left on device; the 2 earlier steps were rolled back,"
+            " but not what the command changed: files a run step writes itself are not journaled, so rolling"
+            " back leaves them"
         )
         assert (found[-1]["type"], found[-1]["ok"], found[-1]["exit_code"]) == ("final", False, 1)
         # The plan's own steps are undone; what its command made is the command's, and stays.

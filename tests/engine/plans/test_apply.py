@@ -123,6 +123,27 @@ def test_a_failing_step_rolls_back_everything_before_it(ws: Path, failing: dict[
     assert not list(ws.rglob(".rs-tmp-*"))
 
 
+def test_a_failed_apply_says_that_what_a_command_changed_stays(ws: Path) -> None:
+    command = {"op": "run", "argv": ["sh", "-c", "echo v2 > old.txt; echo made > new.txt; exit 3"]}
+    with pytest.raises(StepFailed) as info:
+        apply_plan(ws, plan(command))
+    assert str(info.value) == (
+        "step 1 (run) failed: command 'sh' exited with 3; no earlier step had run, and what the command"
+        " changed stays: files a run step writes itself are not journaled, so rolling back leaves them"
+    )
+    assert (ws / "old.txt").read_text() == "v2\n"
+    assert (ws / "new.txt").read_text() == "made\n"
+    made = {"op": "run", "argv": ["sh", "-c", "echo more > more.txt"]}
+    with pytest.raises(StepFailed) as info:
+        apply_plan(ws, plan({"op": "write", "path": "w.txt", "content": "w"}, made, {"op": "delete", "path": "gone"}))
+    assert str(info.value).endswith(
+        "; the 2 earlier steps were rolled back, but not what the command changed: files a run step writes"
+        " itself are not journaled, so rolling back leaves them"
+    )
+    assert (ws / "more.txt").exists()
+    assert not (ws / "w.txt").exists()
+
+
 def test_undo_goes_back_one_plan_at_a_time(ws: Path) -> None:
     states = [tree(ws)]
     for index in range(3):

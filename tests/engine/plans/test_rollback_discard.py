@@ -1,4 +1,5 @@
-"""A plan that never took effect leaves nothing behind: what it made is removed, not trashed.
+"""A plan that never took effect leaves nothing behind: what it made is removed, not trashed, and
+its journal keeps its steps but not the text they would have written.
 
 Rolling back a failed apply (and recovering an interrupted one) removes outright what the plan
 created while it still holds what the plan put there; what someone changed since goes to the
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from engine.plans.apply import StepFailed, apply_plan, undo_last
+from engine.plans.apply import StepFailed, apply_plan, recover, undo_last
+from engine.plans.journal import Journal, journals
 from engine.plans.model import parse_plan
 from engine.plans.trash import list_trash
 from tests.helpers import small_disk, tree
@@ -102,3 +104,36 @@ def test_a_plan_that_fills_the_disk_gives_all_its_space_back(tmp_path: Path) -> 
         assert tree(root) == before
         assert list_trash(root) == []
         assert free_bytes(root) >= free - 64 * 1024  # only the journal's few records stay
+
+
+def test_a_plan_rolled_back_on_a_nearly_full_disk_gives_back_the_room_its_journal_took(tmp_path: Path) -> None:
+    big = plan({"op": "write", "path": "big", "content": "x" * 600_000})
+    mid = plan({"op": "write", "path": "mid", "content": "y" * 300_000})
+    with small_disk(tmp_path / "disk", "1m") as root:
+        warnings: list[dict[str, Any]] = []
+        with pytest.raises(StepFailed, match="No space left on device; nothing was changed"):
+            apply_plan(root, big, on_event=lambda event: warnings.append(event) if event["type"] == "warning" else None)
+        assert warnings == []  # the failure is logged once the rollback has freed the room for it
+        [journal] = journals(root)
+        assert journal.state == "rolled-back"
+        # What history and show read stays; the text the step would have written goes.
+        assert journal.meta["plan"]["steps"] == [{"op": "write", "path": "big", "overwrite": False}]
+        assert (journal.dir / "plan.json").stat().st_size < 1024
+        # A journal rolled back with its text still in it (cut short before it was dropped) is
+        # dropped by the next command, before that command's own journal needs the room.
+        (journal.dir / "plan.json").write_text(json.dumps({**journal.meta, "plan": big}))
+        apply_plan(root, mid)
+        assert (root / "mid").stat().st_size == 300_000
+        assert [j.state for j in journals(root)] == ["rolled-back", "applied"]
+        assert "content" not in journals(root)[0].meta["plan"]["steps"][0]
+
+
+def test_an_interrupted_apply_keeps_its_whole_plan_until_it_is_rolled_back(ws: Path) -> None:
+    result = apply_plan(ws, plan({"op": "write", "path": "new.txt", "content": "made"}))
+    journal = Journal(ws, result.journal_id)
+    journal.set_state("applying")  # killed before it was marked applied
+    assert journal.meta["plan"]["steps"][0]["content"] == "made"
+    assert recover(ws) == [journal.id]
+    assert not (ws / "new.txt").exists()
+    assert journal.state == "rolled-back"
+    assert journal.meta["plan"]["steps"] == [{"op": "write", "path": "new.txt", "overwrite": False}]
