@@ -82,6 +82,10 @@ def run_plan_command(args: argparse.Namespace) -> int:
     if args.plan_command == "validate":
         return _validate(args)
     workspace = _workspace(args)
+    if args.plan_command in ("apply", "undo") and not args.dry_run:
+        from tui.standard_streams import outlive_reader
+
+        outlive_reader()  # a reader going away stops neither halfway
     if args.plan_command == "apply":
         return _apply(args, workspace)
     if args.plan_command == "undo":

@@ -64,6 +64,10 @@ def run_trash_command(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     create = args.trash_command != "list"  # listing creates nothing
     workspace = choose_workspace(args, profile, args.plan_workspace, create=create)
+    if args.trash_command != "list":
+        from tui.standard_streams import outlive_reader
+
+        outlive_reader()  # a reader going away stops neither halfway
     if args.trash_command == "list":
         items = trash.list_trash(workspace)
         if args.json:
