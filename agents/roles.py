@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.config.profiles import ContextPolicy
 from engine.errors import RouteshellError
+from engine.jsonl import NumberTooLong, parse_json
 from engine.kinds import Role
 from engine.llm.client import ChatClient, ChatReply, EndpointError, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
@@ -100,9 +101,11 @@ def extract_json(text: str) -> tuple[Any, str | None]:
             return None, f"the reply has {len(fences)} fenced blocks; send exactly one JSON document"
         stripped = fences[0].strip()
     try:
-        return json.loads(stripped), None
+        return parse_json(stripped), None
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except NumberTooLong as exc:
+        return None, f"not valid JSON: {exc}"
     except RecursionError:
         return None, "JSON nested too deeply"
 

@@ -1,5 +1,6 @@
-"""JSONL files: reading them line by line with one clear error for a bad line, and an append-only,
-fsynced cache of records by key that a stopped run resumes from."""
+"""JSON from outside (a file, a model, a server) read with errors that speak of the JSON; JSONL
+files read line by line with one clear error for a bad line, and an append-only, fsynced cache of
+records by key that a stopped run resumes from."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import fcntl
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
@@ -22,6 +24,27 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 
 RecordT = TypeVar("RecordT")
+
+
+class NumberTooLong(ValueError):
+    """JSON or TOML holds an integer with more digits than Python reads (``sys.get_int_max_str_digits()``)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"a number of more than {sys.get_int_max_str_digits()} digits")
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads(text)``, but an integer longer than Python reads raises :class:`NumberTooLong`,
+    which says so (Python's own error, a bare ValueError, speaks of its settings); bad JSON is a
+    :class:`json.JSONDecodeError` and nesting too deep a :class:`RecursionError`, as ever."""
+    return json.loads(text, parse_int=_int)
+
+
+def _int(digits: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits) - digits.startswith("-") > limit:
+        raise NumberTooLong()
+    return int(digits)
 
 
 def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[tuple[int, object]]:
@@ -46,9 +69,11 @@ def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                yield number, parse_json(line)
             except json.JSONDecodeError as exc:
                 raise error(f"{name}:{number}: not JSON ({exc.msg} at column {exc.colno})") from None
+            except NumberTooLong as exc:
+                raise error(f"{name}:{number}: not JSON ({exc})") from None
             except RecursionError:
                 raise error(f"{name}:{number}: JSON nested too deeply") from None
 

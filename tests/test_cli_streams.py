@@ -3,6 +3,7 @@ reader went away. Each is one line on stderr and a documented exit code, never a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -96,15 +97,48 @@ def test_a_closed_or_full_stdout_is_reported_for_any_command(args: tuple[str, ..
     assert_one_line_error(routeshell(*args, closing=(1,)), 1, "cannot write the output: Bad file descriptor")
 
 
+def unread(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``routeshell ARGS`` with standard output a pipe whose reader went away before the first write."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return routeshell(*args, stdout=writer)
+    finally:
+        os.close(writer)
+
+
 @pytest.mark.parametrize(
     "args", [("--help",), ("profiles", "list", "--json"), (*EVAL_PLANNER, "--json")], ids=["help", "profiles", "eval"]
 )
 def test_a_reader_that_went_away_ends_it_quietly(args: tuple[str, ...]) -> None:
-    reader, writer = os.pipe()
-    os.close(reader)  # the first write meets a pipe nobody reads
-    try:
-        result = routeshell(*args, stdout=writer)
-    finally:
-        os.close(writer)
+    result = unread(*args)
     assert result.returncode == 0, result
     assert result.stderr == ""
+
+
+def test_a_reader_that_went_away_stops_no_change_halfway(tmp_path: Path) -> None:
+    """The output is a report: apply, undo and trash restore finish what they change (exit 0, quietly),
+    never roll it back because nobody reads."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for name in ("a.log", "b.log", "gone.txt"):
+        (ws / name).write_text(name)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "steps": [
+        {"op": "mkdir", "path": "logs"}, {"op": "move", "match": {"glob": "*.log"}, "to": "logs/"},
+        {"op": "delete", "path": "gone.txt"}]}))  # fmt: skip
+    where = ("--workspace", str(ws))
+    for step in (("plan", "apply", str(plan), "--yes", *where), ("plan", "undo", "--json", *where),
+                 ("plan", "apply", str(plan), "--yes", "--json", *where)):  # fmt: skip
+        result = unread(*step)
+        assert (result.returncode, result.stderr) == (0, ""), (step, result)
+    assert sorted(p.name for p in ws.iterdir()) == [".routeshell", "logs"]
+    assert sorted(p.name for p in (ws / "logs").iterdir()) == ["a.log", "b.log"]
+    [item] = [
+        f"{held.name}/{item.name}" for held in (ws / ".routeshell" / "trash").iterdir() for item in held.iterdir()
+    ]
+    result = unread("trash", "restore", item, *where)
+    assert (result.returncode, result.stderr) == (0, ""), result
+    assert (ws / "gone.txt").read_text() == "gone.txt"
+    history = routeshell("plan", "history", "--json", *where)
+    assert [json.loads(line)["state"] for line in history.stdout.splitlines()] == ["undone", "applied"]

@@ -83,6 +83,16 @@ def test_find_json_is_one_found_event_per_entry(ws: Path) -> None:
     assert cut[1]["message"] == "showing 1 of 3 matches; raise --limit to see more"
 
 
+def test_find_limits_and_counts_what_it_shows_a_folder_standing_for_its_contents(ws: Path) -> None:
+    # 3 folders and the 5 files in them match; each folder stands for what is in it, so 3 are shown.
+    cut = events(files(ws, "find", "**", "--type", "any", "--limit", "2", "--json"))
+    assert [(event["type"], event.get("path")) for event in cut] == [
+        ("found", HOSTILE_DIR), ("found", "docs"), ("warning", None)]  # fmt: skip
+    assert cut[-1]["message"] == "showing 2 of 3 matches; raise --limit to see more"
+    whole = events(files(ws, "find", "**", "--type", "any", "--limit", "3", "--json"))
+    assert [event["path"] for event in whole] == [HOSTILE_DIR, "docs", "logs"]
+
+
 def test_nothing_found_is_said_on_standard_error(ws: Path) -> None:
     result = files(ws, "find", "*.pdf")
     assert (result.returncode, result.stdout) == (0, "")

@@ -212,6 +212,19 @@ def test_validate_hostile_json_is_a_usage_error(plans: Path, text: str) -> None:
     assert result.stderr.startswith("routeshell: error: ")
 
 
+def test_a_number_too_long_to_read_is_a_usage_error(plans: Path, tmp_path: Path) -> None:
+    path = plans / "huge.json"
+    path.write_text('{"version": 1, "steps": [{"op": "mkdir", "path": "a"}], "goal": 1' + "0" * 4300 + "}")
+    validated = run("plan", "validate", str(path))
+    assert (validated.returncode, validated.stderr.splitlines()[1:]) == (
+        2,
+        ["  /: not JSON: a number of more than 4300 digits"],
+    )
+    applied = run("plan", "apply", "--workspace", str(tmp_path), "--yes", str(path))
+    assert_one_line_error(applied, 2, "invalid plan at /: not JSON: a number of more than 4300 digits")
+    assert not (tmp_path / "a").exists()
+
+
 def test_validate_unreadable_plan_files(plans: Path) -> None:
     assert_one_line_error(run("plan", "validate", str(plans / "missing.json")), 2, "missing.json", "cannot read")
     (plans / "latin1.json").write_bytes(b'{"goal": "caf\xe9"}')

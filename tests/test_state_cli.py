@@ -416,3 +416,56 @@ def test_the_readme_names_wait_where_the_command_takes_it() -> None:
     assert {("trash", "list", False), ("trash", "restore", True), ("trash", "empty", True)} <= checked
     refused = run_routeshell("trash", "list", "--wait", "--workspace", "/")
     assert_one_line_error(refused, 2, "unrecognized arguments: --wait")
+
+
+def test_with_json_standard_output_is_json_whatever_stops_the_command(ws: Path, plans: Path) -> None:
+    """Apply and undo end their stream with one error event; the exit code and the one line on stderr
+    are what they are without --json."""
+    fine = write_plan(plans, {"op": "write", "path": "c.txt", "content": "c\n"})
+
+    def ends_with_an_error(result: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
+        assert_one_line_error(result, code, needle)
+        found = events(result.stdout)
+        assert [event["type"] for event in found].count("error") == 1, found
+        assert (found[-1]["type"], found[-1]["exit_code"]) == ("error", code), found
+        assert needle in found[-1]["message"]
+
+    ends_with_an_error(apply(ws, write_plan(plans, {"op": "write", "path": "../x", "content": ""}), "--json"), 2,
+                       "outside the workspace")  # fmt: skip
+    ends_with_an_error(apply(ws, str(plans / "missing.json"), "--json"), 2, "cannot read")
+    ends_with_an_error(run_routeshell("plan", "apply", fine, "--json", "--workspace", str(ws)), 2, "without --yes")
+    ends_with_an_error(run_routeshell("plan", "undo", "--json", "--workspace", str(ws)), 2, "nothing to undo")
+    with workspace_lock(ws):
+        ends_with_an_error(apply(ws, fine, "--json"), 1, "another routeshell is changing")
+    validated = run_routeshell("plan", "validate", "--json", str(plans / "missing.json"))
+    assert_one_line_error(validated, 2, "cannot read")
+    assert [problem["pointer"] for problem in json.loads(validated.stdout)] == ["/"]
+    emptied = run_routeshell("trash", "empty", "--yes", "--json", "--workspace", str(ws))
+    assert (emptied.returncode, events(emptied.stdout)) == (0, [{"type": "trash_emptied", "items": 0, "bytes": 0}])
+    assert not (ws / "c.txt").exists()
+
+
+def test_with_json_the_question_goes_to_the_terminal_not_standard_output(ws: Path, plans: Path, tmp_path: Path) -> None:
+    import pexpect
+
+    assert apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"})).returncode == 0
+    out = tmp_path / "out.jsonl"
+    delete_sub = shlex.quote(write_plan(plans, {"op": "delete", "path": "sub"}))
+    # The apply's stream ends with its error event; the trash's is empty (its line is on the terminal).
+    asked = ((f"plan apply {delete_sub}", "Apply 1 step(s)", ["preview", "error"]),
+             ("trash empty", "Delete 1 item(s)", []))  # fmt: skip
+    for command, question, printed in asked:
+        line = (
+            f"{shlex.quote(ROUTESHELL)} {command} --json --workspace {shlex.quote(str(ws))} > {shlex.quote(str(out))}"
+        )
+        child = pexpect.spawn("sh", ["-c", line], encoding="utf-8", timeout=30)
+        child.expect_exact(question)
+        child.sendline("n")
+        child.expect_exact("not")  # applied, emptied: said on the terminal
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 1, child.before
+        found = [event["type"] for event in events(out.read_text())]
+        assert found == printed
+    assert (ws / "sub").is_dir()
+    assert len(list((ws / ".routeshell" / "trash").iterdir())) == 1

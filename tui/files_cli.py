@@ -67,7 +67,8 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         "glob", metavar="GLOB", nargs="?", help="workspace glob: * and ? in a name, ** across directories"
     )
     find.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out what this matches")
-    find.add_argument("--type", choices=("file", "dir", "any"), default="file", help="kind of entry (default: file)")
+    find.add_argument("--type", choices=("file", "dir", "any"), default="file",
+                      help="kind of entry (default: file); a directory found stands for what is in it")  # fmt: skip
     find.add_argument("--ext", action="append", default=[], metavar=".EXT", help="file extension, any case")
     find.add_argument("--name-regex", metavar="RE", help="a regular expression the name must contain a match of")
     find.add_argument("--contains", metavar="TEXT", help="text the file holds in its first MiB, ignoring case")

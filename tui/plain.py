@@ -176,10 +176,14 @@ def edit_in_editor(document: dict[str, Any]) -> dict[str, Any]:
         text = edit_text(None, "plan.json", original)
     except EditorFailed as exc:
         raise UsageError(f"{exc}; the plan was left as it was") from None
+    from engine.jsonl import parse_json
+
     try:
-        edited = json.loads(text)
+        edited = parse_json(text)
     except ValueError as exc:
         raise UsageError(f"the edited plan is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise UsageError("the edited plan is not valid JSON (nested too deeply)") from None
     if not isinstance(edited, dict):
         raise UsageError("the edited plan is not a JSON object")
     return edited

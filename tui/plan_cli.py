@@ -81,11 +81,9 @@ def run_plan_command(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.plan_command == "validate":
         return _validate(args)
+    if args.plan_command in ("apply", "undo"):
+        return _apply_or_undo(args)
     workspace = _workspace(args)
-    if args.plan_command == "apply":
-        return _apply(args, workspace)
-    if args.plan_command == "undo":
-        return _undo(args, workspace)
     if args.plan_command == "show":
         return _show(args, workspace)
     return _history(args, workspace)
@@ -120,6 +118,10 @@ def _validate(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 print(f"  {display_line(str(problem))}", file=sys.stderr)
         return ExitCode.USAGE
+    except RouteshellError as exc:
+        if args.json:  # a plan that cannot be read is one problem of the whole document
+            print(json.dumps([{"pointer": "/", "reason": str(exc)}], indent=2))
+        raise
     if args.json:
         print(json.dumps([]))
     else:
@@ -127,18 +129,29 @@ def _validate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _apply(args: argparse.Namespace, workspace: Path) -> int:
+def _apply_or_undo(args: argparse.Namespace) -> int:
+    """``plan apply`` or ``plan undo``. With --json, the stream ends with one final event whatever
+    stops it: ``applied`` or ``undone``, or ``error`` with the exit code (a bad plan or workspace, a
+    busy lock, no --yes, Ctrl-C), whose one line also goes to standard error."""
+    from tui.standard_streams import OutputError, outlive_reader
+
     try:
-        return _apply_interruptible(args, workspace)
+        workspace = _workspace(args)
+        if not args.dry_run:
+            outlive_reader()  # a reader going away stops neither halfway
+        return _apply(args, workspace) if args.plan_command == "apply" else _undo(args, workspace)
+    except RouteshellError as exc:
+        if args.json and not isinstance(exc, OutputError):
+            _emit({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code)})
+        raise
     except KeyboardInterrupt:
         if args.json:
-            # Every apply --json stream ends with one final event, Ctrl-C included.
-            message = "interrupted; whatever the plan had changed was rolled back"
-            _emit({"type": "error", "message": message, "exit_code": int(ExitCode.INTERRUPTED)})
+            rolled_back = "; whatever the plan had changed was rolled back" if args.plan_command == "apply" else ""
+            _emit({"type": "error", "message": f"interrupted{rolled_back}", "exit_code": int(ExitCode.INTERRUPTED)})
         raise
 
 
-def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
+def _apply(args: argparse.Namespace, workspace: Path) -> int:
     from engine.config.profiles import load_profile
     from engine.names import display_line
     from engine.plans.apply import apply_plan, recover
@@ -183,19 +196,16 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("not applying without --yes: standard input is not a terminal to ask on")
-        answer = input(f"Apply {len(previews)} step(s) to {workspace}? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
+        if not ask(args, f"Apply {len(previews)} step(s) to {workspace}? [y/N] "):
             audit(workspace, "rejected", plan, via="cli", reason="answered no")
+            if args.json:
+                return _fail(args, "not applied: answered no", ExitCode.FAILED)
             print("not applied")
             return ExitCode.FAILED
     limits = Limits.from_profile(profile.data["sandbox"])
     sink, progress = _progress_sink(args, len(previews))
     try:
         result = apply_plan(workspace, plan, limits=limits, on_event=sink, via="cli", wait=args.wait, policy=policy)
-    except RouteshellError as exc:
-        if args.json:
-            _emit({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code)})
-        raise
     finally:
         if progress is not None:
             progress.stop()
@@ -205,6 +215,18 @@ def _apply_interruptible(args: argparse.Namespace, workspace: Path) -> int:
         undo = command_hint(profile, "plan", "undo", result.journal_id, "--workspace", str(workspace))
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
+
+
+def ask(args: argparse.Namespace, question: str) -> bool:
+    """Ask ``question`` on the terminal; return whether the answer is yes. With --json the question
+    goes to standard error: standard output carries only JSON."""
+    if args.json:
+        print(question, end="", file=sys.stderr, flush=True)
+        question = ""
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:  # Ctrl-D: no
+        return False
 
 
 def _progress_sink(args: argparse.Namespace, total: int) -> tuple[EventSink, Any]:

@@ -5,7 +5,7 @@ leave ``sys.stdin`` as None, and the next file opened would take its descriptor,
 process or a stray write would reach it. A failed write to standard output (a full disk, a
 closed descriptor) becomes :class:`OutputError`, one line and exit 1, wherever in a command it
 happens; a reader that went away (``| head``) stays a :class:`BrokenPipeError`, which the
-command line ends quietly.
+command line ends quietly, unless the command changes the workspace (see :func:`outlive_reader`).
 """
 
 from __future__ import annotations
@@ -59,12 +59,31 @@ def prepare_standard_streams() -> StandardStreams:
     return found
 
 
+#: Whether a reader that goes away ends only the output, not the command (see :func:`outlive_reader`).
+_outliving_reader = False
+
+
+def outlive_reader() -> None:
+    """From now on, a reader that goes away ends only what standard output carries, not the command.
+
+    For the commands that change the workspace (a plan's apply or undo, the trash's restore and
+    empty): what they print is a report of the change, and nobody reading it is no reason to stop
+    the change halfway or roll it back. They finish, and exit as they would have, quietly.
+    """
+    global _outliving_reader
+    _outliving_reader = True
+
+
 def discard_output() -> None:
     """Send whatever standard output still holds, and all it is given from now on, to ``/dev/null``,
     so that the flush at exit neither fails again nor prints a warning."""
+    _devnull_on(sys.stdout.fileno())
+
+
+def _devnull_on(fd: int) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, fd)
     finally:
         os.close(devnull)
 
@@ -87,6 +106,9 @@ class _StandardOutput(io.FileIO):
         try:
             return super().write(data)
         except BrokenPipeError:
-            raise
+            if not _outliving_reader:
+                raise
+            _devnull_on(self.fileno())  # this write and every later one go to /dev/null
+            return super().write(data)
         except OSError as exc:
             raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None

@@ -64,6 +64,10 @@ def run_trash_command(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     create = args.trash_command != "list"  # listing creates nothing
     workspace = choose_workspace(args, profile, args.plan_workspace, create=create)
+    if args.trash_command != "list":
+        from tui.standard_streams import outlive_reader
+
+        outlive_reader()  # a reader going away stops neither halfway
     if args.trash_command == "list":
         items = trash.list_trash(workspace)
         if args.json:
@@ -90,17 +94,23 @@ def run_trash_command(args: argparse.Namespace) -> int:
         return ExitCode.OK
     items = trash.list_trash(workspace)
     if not items:
-        print(f"the trash of {display_name(str(workspace))} is already empty")
+        if args.json:
+            print(json_line({"type": "trash_emptied", "items": 0, "bytes": 0}))
+        else:
+            print(f"the trash of {display_name(str(workspace))} is already empty")
         return ExitCode.OK
     if not args.yes:
+        from tui.plan_cli import ask
+
         if not sys.stdin.isatty():
             raise UsageError("not emptying the trash without --yes: standard input is not a terminal to ask on")
         total = human_size(sum(item.size for item in items))
-        answer = input(
-            f"Delete {len(items)} item(s), {total}, for good? Plans that deleted them can no longer be undone. [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            print("trash not emptied")
+        question = f"Delete {len(items)} item(s), {total}, for good? Plans that deleted them can no longer be undone."
+        if not ask(args, f"{question} [y/N] "):
+            if args.json:
+                print("routeshell: error: trash not emptied: answered no", file=sys.stderr)
+            else:
+                print("trash not emptied")
             return ExitCode.FAILED
     count, size = trash.empty(workspace, wait=args.wait)
     if args.json:

@@ -329,6 +329,13 @@ def _read_toml(source: ProfileSource) -> dict[str, Any]:
         raise ProfileError(f"{source.path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ProfileError(f"{source.path}: not UTF-8 text") from None
+    except ValueError:
+        # What is left: an integer longer than Python reads (tomllib's own error is a bare ValueError).
+        from engine.jsonl import NumberTooLong
+
+        raise ProfileError(f"{source.path}: invalid TOML: {NumberTooLong()}") from None
+    except RecursionError:
+        raise ProfileError(f"{source.path}: invalid TOML: nested too deeply") from None
     except OSError as exc:
         raise ProfileError(f"{source.path}: cannot read: {exc.strerror}") from None
 

@@ -272,6 +272,9 @@ class Selection:
     walked: int
     ranked: list[tuple[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: How many of the ``total`` are not inside a directory selected too: what ``found`` lists
+    #: when nothing is left out.
+    outermost: int = 0
 
 
 #: Called as a semantic match ranks: with the stage ("loading", "embedding"), the count done and the total.
@@ -327,8 +330,10 @@ def select(
 ) -> Selection:  # fmt: skip
     """Return the entries of the workspace that ``spec`` selects, sorted by path.
 
-    ``bound``: stop collecting after that many (the total is still counted, up to
-    :data:`MAX_WALK` entries walked). ``progress`` is called with the count walked every 1,000.
+    A directory selected with what is in it carries its contents: they are not listed, and
+    ``bound`` counts what is (stop collecting after that many; the total is still counted, up to
+    :data:`MAX_WALK` entries walked). A match's own ``limit`` counts every entry selected, in
+    path order, contents too. ``progress`` is called with the count walked every 1,000.
     A semantic match ranks what every other key selects and keeps the best ``top_k`` (and at most
     ``limit``); ``rank_progress`` follows the loading of the model and the embedding of new files.
     Either callback may raise to stop the selection.
@@ -347,10 +352,11 @@ def select(
             return Selection([], 0, 0)
     ranking = match.semantic is not None
     # A semantic match ranks every file the filters let through: none is dropped before that.
-    keep = MAX_WALK if ranking else min(x for x in (match.limit, bound, MAX_WALK) if x is not None)
+    keep = MAX_WALK if ranking else min(x for x in (bound, MAX_WALK) if x is not None)
     found: list[Found] = []
     stats: dict[str, os.stat_result] = {}
-    total = walked = 0
+    total = walked = outermost = 0
+    dirs: set[str] = set()  # the directories selected, each before what is in it (the walk's order)
     for path, kind, info in _walk(ws, start, match):
         walked += 1
         if progress is not None and walked % 1000 == 0:
@@ -360,20 +366,21 @@ def select(
         if not _selects(ws, match, regex, excludes, path, kind, info):
             continue
         total += 1
-        if len(found) < keep:
-            assert info is not None
-            found.append(Found(path, kind, info.st_size, info.st_mtime))
-            if ranking:
-                stats[path] = info
-        elif match.limit is not None and total >= match.limit:
+        if not (dirs and _under_any(path, dirs)):
+            outermost += 1
+            if kind == "dir":
+                dirs.add(path)
+            if len(found) < keep:
+                assert info is not None
+                found.append(Found(path, kind, info.st_size, info.st_mtime))
+                if ranking:
+                    stats[path] = info
+        # A semantic match ranks everything first; its limit caps what ranks best.
+        if not ranking and match.limit is not None and total >= match.limit:
             break
     if ranking:
         return _ranked(ws, match, found, stats, walked, bound, rank_progress)
-    # A directory selected with what is in it: the directory carries its contents.
-    dirs = {f.path for f in found if f.kind == "dir"}
-    if dirs:
-        found = [f for f in found if not _under_any(f.path, dirs)]
-    return Selection(sorted(found), total, walked)
+    return Selection(sorted(found), total, walked, outermost=outermost)
 
 
 def _ranked(
@@ -393,7 +400,7 @@ def _ranked(
     best = ranking.scores[: min(x for x in (match.top_k, match.limit) if x is not None)]
     kept = best if bound is None else best[:bound]
     by_path = {item.path: item for item in found}
-    return Selection(sorted(by_path[path] for path, _ in kept), len(best), walked, kept, ranking.warnings)
+    return Selection(sorted(by_path[path] for path, _ in kept), len(best), walked, kept, ranking.warnings, len(best))
 
 
 def _under_any(path: str, directories: set[str]) -> bool:

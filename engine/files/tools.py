@@ -41,7 +41,8 @@ def find(ws: Workspace, match: Mapping[str, Any], *, limit: int = 1000) -> dict[
 
     Returns ``{"match", "entries", "total", "truncated"}``: each entry has ``path``, ``kind``
     ("file", "dir" or "link"), ``size``, ``mtime`` and ``tags`` (a file's tags; [] for a directory or
-    a symlink). At most ``limit`` entries; ``total`` counts every one matched and ``truncated`` is
+    a symlink). A directory selected with what is in it stands for it: what is in it is not listed
+    or counted. At most ``limit`` entries; ``total`` counts every one matched and ``truncated`` is
     True when some were left out. Raises :class:`~engine.files.match.MatchError` for a bad match.
     """
     selection = select(ws, match, bound=limit)
@@ -55,8 +56,8 @@ def find(ws: Workspace, match: Mapping[str, Any], *, limit: int = 1000) -> dict[
         }
         for found in selection.found
     ]
-    truncated = selection.total > limit or selection.walked > MAX_WALK
-    return {"match": dict(match), "entries": entries, "total": selection.total, "truncated": truncated}
+    truncated = selection.outermost > limit or selection.walked > MAX_WALK
+    return {"match": dict(match), "entries": entries, "total": selection.outermost, "truncated": truncated}
 
 
 def duplicates(

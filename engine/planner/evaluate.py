@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import UsageError
+from engine.jsonl import NumberTooLong, parse_json
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
@@ -124,7 +125,9 @@ def load_cases(path: Path) -> list[Case]:
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw.decode("utf-8"))
+                row = parse_json(raw.decode("utf-8"))
+            except NumberTooLong as exc:
+                raise UsageError(f"{path}:{number}: not a planner case ({exc})") from None
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 raise UsageError(f"{path}:{number}: not a planner case ({type(exc).__name__})") from None
             errors = sorted(validator("planner_case").iter_errors(row), key=lambda e: list(e.absolute_path))
@@ -201,9 +204,13 @@ def parse_reply(text: str) -> tuple[Any, str | None]:
         body = body.split("\n", 1)[1] if "\n" in body else ""
         body = body.rsplit("```", 1)[0]
     try:
-        return json.loads(body), None
+        return parse_json(body), None
     except json.JSONDecodeError as exc:
         return None, f"not JSON: {exc.msg} at character {exc.pos}"
+    except NumberTooLong as exc:
+        return None, f"not JSON: {exc}"
+    except RecursionError:
+        return None, "not JSON: nested too deeply"
 
 
 def _is_plan(plan: Any) -> bool:

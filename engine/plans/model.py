@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.files.match import MatchError, parse_match
+from engine.jsonl import NumberTooLong, parse_json
 from engine.names import quoted_name
 from engine.plans.op_base import PathKey, is_selection
 from engine.plans.op_table import OPS
@@ -169,11 +170,13 @@ def normalise_step(step: dict[str, Any]) -> dict[str, Any]:
 def parse_plan(text: str, source: str = "plan") -> dict[str, Any]:
     """Parse and validate plan JSON text; raise :class:`InvalidPlan` listing every problem."""
     try:
-        document = json.loads(text)
+        document = parse_json(text)
     except json.JSONDecodeError as exc:
         raise InvalidPlan(
             source, [PlanProblem("/", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
         ) from None
+    except NumberTooLong as exc:
+        raise InvalidPlan(source, [PlanProblem("/", f"not JSON: {exc}")]) from None
     except RecursionError:
         raise InvalidPlan(source, [PlanProblem("/", "JSON nested too deeply")]) from None
     try:

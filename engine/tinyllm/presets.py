@@ -216,12 +216,20 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise TrainInputError(f"{path}: not UTF-8 text") from None
+    from engine.jsonl import NumberTooLong, parse_json
+
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
-        data: object = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data: object = parse_json(text) if kind == "JSON" else tomllib.loads(text)
     except json.JSONDecodeError as exc:
         raise TrainInputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except tomllib.TOMLDecodeError as exc:
         raise TrainInputError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError:
+        # What is left: an integer longer than Python reads (tomllib's own error is a bare ValueError).
+        raise TrainInputError(f"{path}: not valid {kind}: {NumberTooLong()}") from None
+    except RecursionError:
+        raise TrainInputError(f"{path}: not valid {kind}: nested too deeply") from None
     if not isinstance(data, dict):
         raise TrainInputError(f"{path}: expected an object of preset fields")
     return data

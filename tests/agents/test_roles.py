@@ -83,7 +83,10 @@ def test_extract_json_rejects_two_fenced_blocks() -> None:
         ('{"a": 1} and more', "not valid JSON: Extra data"),
         ("```json\n{oops}\n```", "not valid JSON"),
         ("", "not valid JSON"),
-        ("[" * 100_000, "JSON nested too deeply"),
+        pytest.param("[" * 100_000, "JSON nested too deeply", id="deep"),
+        pytest.param(
+            '{"a": 1' + "0" * 4300 + "}", "not valid JSON: a number of more than 4300 digits", id="huge-number"
+        ),
     ],
 )
 def test_extract_json_says_why_there_is_no_document(text: str, needle: str) -> None:

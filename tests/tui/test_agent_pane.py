@@ -265,6 +265,14 @@ async def test_edit_to_invalid_json_stays_in_the_dialog(agent_app, scripted_llm,
         await settle(pilot)
         assert isinstance(app.screen, ApprovalScreen)
         assert any("not valid JSON" in str(n.message) for n in app._notifications)
+        # JSON that Python will not read (a number too long, nesting too deep) is not JSON to it either.
+        for text, why in (("'{\"n\": 1' + '0' * 4300 + '}'", "a number of more than 4300 digits"),
+                          ("'[' * 100_000", "nested too deeply")):  # fmt: skip
+            editor(f"path.write_text({text})")
+            await pilot.press("e")
+            await settle(pilot)
+            assert isinstance(app.screen, ApprovalScreen)
+            assert any(f"not valid JSON ({why})" in str(n.message) for n in app._notifications)
         # A plan that parses but would fail (patching text that is not there) is refused too.
         editor(
             "plan = json.loads(path.read_text())\n"

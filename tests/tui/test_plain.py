@@ -17,6 +17,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from engine.errors import UsageError
 from tests.helpers import ROUTESHELL
 from tests.scripted_llm import Hold, Reply, ScriptedLLM
 from tui.sizes import MAX_TASK_BYTES
@@ -100,6 +101,16 @@ def test_reject_with_a_reason_changes_nothing(spawn, scripted_llm: ScriptedLLM, 
     child.expect_exact("failed:")
     assert not (workspace / "hi.txt").exists()
     quit_cleanly(child)
+
+
+def test_an_edited_plan_that_python_cannot_read_is_one_line(editor) -> None:  # type: ignore[no-untyped-def]
+    from tui.plain import edit_in_editor
+
+    for code, why in (("path.write_text('{\"n\": 1' + '0' * 4300 + '}')", "a number of more than 4300 digits"),
+                      ("path.write_text('[' * 100_000)", "nested too deeply")):  # fmt: skip
+        editor(code)
+        with pytest.raises(UsageError, match=rf"^the edited plan is not valid JSON \({why}\)$"):
+            edit_in_editor({"version": 1, "steps": []})
 
 
 def test_edit_applies_the_edited_plan(spawn, scripted_llm: ScriptedLLM, workspace: Path, tmp_path: Path) -> None:

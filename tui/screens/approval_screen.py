@@ -110,11 +110,10 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer | None]):
         if edited == original:
             self.notify("The plan is unchanged; press a to approve it as it is", severity="warning")
             return
-        try:
-            plan = json.loads(edited)
-        except json.JSONDecodeError as exc:
-            self.notify(f"The edited plan is not valid JSON ({exc.msg} at line {exc.lineno}); press e to fix it",
-                        severity="error", markup=False)  # fmt: skip
+        plan, why = _parse_edited(edited)
+        if why is not None:
+            self.notify(f"The edited plan is not valid JSON ({why}); press e to fix it", severity="error",
+                        markup=False)  # fmt: skip
             return
         problem = self._problem(plan)
         if problem:
@@ -132,3 +131,17 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer | None]):
         except (RouteshellError, OSError) as exc:
             return display_name(str(exc))
         return display_name(problems[0]) if problems else None
+
+
+def _parse_edited(text: str) -> tuple[Any, str | None]:
+    """The edited plan, or None and why it is not JSON."""
+    from engine.jsonl import NumberTooLong, parse_json
+
+    try:
+        return parse_json(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at line {exc.lineno}"
+    except NumberTooLong as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, "nested too deeply"

@@ -131,6 +131,12 @@ def test_invalid_toml() -> None:
     path = user_profile("broken", "description = \n")
     with pytest.raises(ProfileError, match=rf"^{path}: invalid TOML: .*line 1"):
         load_profile("broken")
+    path = user_profile("huge", "description = 1" + "0" * 4300 + "\n")
+    with pytest.raises(ProfileError, match=rf"^{path}: invalid TOML: a number of more than 4300 digits$"):
+        load_profile("huge")
+    path = user_profile("deep", "description = " + "[" * 100_000 + "\n")
+    with pytest.raises(ProfileError, match=rf"^{path}: invalid TOML: nested too deeply$"):
+        load_profile("deep")
 
 
 def test_a_profile_that_is_endless_a_fifo_huge_or_not_utf8_is_one_line() -> None:

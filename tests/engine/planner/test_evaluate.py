@@ -89,6 +89,8 @@ def test_replies_parse_bare_or_fenced_and_garbage_is_named() -> None:
     assert plan is None
     assert why is not None
     assert why.startswith("not JSON")
+    assert parse_reply('{"a": 1' + "0" * 4300 + "}") == (None, "not JSON: a number of more than 4300 digits")
+    assert parse_reply("[" * 100_000) == (None, "not JSON: nested too deeply")
 
 
 def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) -> None:
@@ -98,6 +100,9 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(good.read_bytes() + b'{"id": 1}\n')
     with pytest.raises(UsageError, match=r"bad.jsonl:4: not a planner case"):
+        load_cases(bad)
+    bad.write_bytes(good.read_bytes() + b'{"id": 1' + b"0" * 4300 + b"}\n")
+    with pytest.raises(UsageError, match=r"bad.jsonl:4: not a planner case \(a number of more than 4300 digits\)"):
         load_cases(bad)
     for hostile in ("../escape", "/etc/passwd", "a/../../b", ".git/config", "x/.routeshell/journal", "a//b"):
         row = {**cases[0].to_json(), "workspace": [{"path": hostile, "text": "x"}]}

@@ -266,6 +266,9 @@ def test_policy_deny_allow_ops_and_max_batch(root: Path) -> None:
         concrete(root, {"op": "delete", "path": "c.log"}, policy=Policy(allow_ops=("move",)))
     with pytest.raises(InvalidPlan, match="selects 3 entries, more than the policy's max_batch of 2"):
         concrete(root, {"op": "delete", "match": {"glob": "**/*.log", "type": "any"}}, policy=Policy(max_batch=2))
+    # A match's own limit as large as max_batch keeps within it.
+    kept = concrete(root, {"op": "delete", "match": {"glob": "**/*.log", "limit": 2}}, policy=Policy(max_batch=2))
+    assert [step["path"] for step in kept] == ["c.log", "logs/2025/b.log"]
     with pytest.raises(InvalidPlan, match="max_batch"):
         apply_plan(root, plan_of(*[{"op": "delete", "path": p} for p in ("c.log", "logs/a.log")]),
                    policy=Policy(max_batch=1))  # fmt: skip

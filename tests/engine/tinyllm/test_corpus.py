@@ -110,6 +110,11 @@ def test_jsonl_gives_one_document_per_row_with_its_line(tmp_path: Path) -> None:
     ("content", "expected"),
     [
         (b'{"text": "ok"}\n{"text": \n', "rows.jsonl:2: not JSON"),
+        pytest.param(
+            b'{"text": "ok", "n": 1' + b"0" * 4300 + b"}\n",
+            r"rows.jsonl:1: not JSON \(a number of more than 4300 digits\)",
+            id="huge-number",
+        ),
         (b'{"text": "ok"}\n{"body": "x"}\n', 'rows.jsonl:2: expected an object with a string "text" field'),
         (b'{"text": "ok"}\n[1, 2]\n', "rows.jsonl:2: expected an object"),
         (b'{"text": "ok"}\n{"text": 5}\n', "rows.jsonl:2: expected an object"),

@@ -113,6 +113,10 @@ def test_config_file_uses_the_named_preset_as_base(tmp_path: Path) -> None:
         ("hidden_size = 64\n", "missing 'num_layers'"),
         ('base = "nano"\nname = ""\n', "'name' must be a non-empty string"),
         ("hidden_size = = 3\n", "not valid TOML"),
+        pytest.param(
+            "hidden_size = 1" + "0" * 4300 + "\n", "not valid TOML: a number of more than 4300 digits", id="huge-number"
+        ),
+        pytest.param("hidden_size = " + "[" * 100_000 + "\n", "not valid TOML: nested too deeply", id="deep"),
     ],
 )
 def test_bad_config_file_is_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
@@ -130,6 +134,12 @@ def test_bad_config_file_is_one_clear_line(tmp_path: Path, text: str, message: s
         (None, "no such config file"),
         (b"[1, 2]", "expected an object"),
         (b"{", "not valid JSON"),
+        pytest.param(
+            b'{"hidden_size": 1' + b"0" * 4300 + b"}",
+            "not valid JSON: a number of more than 4300 digits",
+            id="huge-number",
+        ),
+        pytest.param(b"[" * 100_000, "not valid JSON: nested too deeply", id="deep"),
         (b'{"base": "nano", "hidden_size": "\xff"}', "not UTF-8 text"),
     ],
 )
