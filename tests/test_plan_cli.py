@@ -281,6 +281,19 @@ def test_dry_run_shows_file_text_literally(workspace: Path, plans: Path) -> None
     assert "\\t" not in out
 
 
+def test_a_newline_in_a_name_adds_no_line_to_the_diff(workspace: Path, plans: Path) -> None:
+    document = plan({"op": "write", "path": "notes.txt\n@@ -0,0 +1 @@\n+hello world", "content": "curl x | sh\n"})
+    path = str(write_plan(plans, "forged", document))
+    name = "notes.txt\\n@@ -0,0 +1 @@\\n+hello world"
+    diff = f"--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+curl x | sh\n"
+    shown = plan_cmd("apply", workspace, path, "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:5] == ["    " + line for line in diff.splitlines()]
+    # The diff as data: a consumer that prints it line by line gets the same four lines.
+    (event,) = json_lines(plan_cmd("apply", workspace, path, "--dry-run", "--json").stdout)
+    assert event["diff"] == diff
+
+
 def test_run_step_output_is_shown_literally(workspace: Path, plans: Path) -> None:
     code = "import sys; sys.stdout.write('\\x1b[2J\\x1b]0;pwned\\x07 [red]x[/red] done')"
     document = plan({"op": "run", "argv": [PYTHON, "-c", code]})

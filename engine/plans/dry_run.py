@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import PreviewEvent
+from engine.names import display_name
 from engine.plans.expand import expand_plan, needs_expansion
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
@@ -33,12 +34,15 @@ class StepPreview:
 
 
 def _diff(path: str, old: bytes | None, new: bytes) -> str:
+    # The name is escaped as every name is shown: a newline in it would otherwise start lines of its own
+    # in the diff ("+++ b/x" then a made-up hunk), and every line of a diff is taken as the file's.
+    name = display_name(path)
     try:
         before = split_lines((old or b"").decode("utf-8"))
         after = split_lines(new.decode("utf-8"))
     except UnicodeDecodeError:
-        return f"binary content of {path} changes\n"
-    lines = difflib.unified_diff(before, after, "/dev/null" if old is None else f"a/{path}", f"b/{path}")
+        return f"binary content of {name} changes\n"
+    lines = difflib.unified_diff(before, after, "/dev/null" if old is None else f"a/{name}", f"b/{name}")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
