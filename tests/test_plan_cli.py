@@ -318,6 +318,34 @@ def test_apply_without_yes_and_no_terminal_changes_nothing(workspace: Path, plan
     assert not (workspace / STATE_DIR).exists()
 
 
+@pytest.mark.parametrize(
+    ("step", "edited"),
+    [
+        pytest.param({"op": "write", "path": "README.md", "content": "plan\n", "overwrite": True}, "README.md",
+                     id="overwrite"),
+        # The file stops matching the selection while the question is open: it must not be deleted.
+        pytest.param({"op": "delete", "match": {"glob": "docs/*.md", "contains": "read me"}}, "docs/guide.md",
+                     id="selection"),
+    ],
+)  # fmt: skip
+def test_what_changed_while_the_question_was_open_is_never_overwritten(
+    workspace: Path, plans: Path, step: dict[str, Any], edited: str
+) -> None:
+    import pexpect
+
+    path = write_plan(plans, "p", plan(step))
+    child = pexpect.spawn(ROUTESHELL, ["plan", "apply", str(path), "--workspace", str(workspace)],
+                          encoding="utf-8", timeout=30)  # fmt: skip
+    child.expect_exact("[y/N] ")
+    (workspace / edited).write_text("USER EDIT\n")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1, child.before
+    assert f"routeshell: error: {edited!r} was changed since the preview; nothing was applied" in child.before
+    assert (workspace / edited).read_text() == "USER EDIT\n"
+
+
 def test_apply_yes_applies(workspace: Path, plans: Path) -> None:
     before = tree(workspace)
     result = plan_cmd("apply", workspace, str(write_plan(plans, "a", PLAN_A)), "--yes")
