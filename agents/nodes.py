@@ -32,6 +32,7 @@ from engine.events import (
     PreviewEvent,
     ReviewedEvent,
     RunOutcome,
+    Seen,
     Verdict,
     emit,
 )
@@ -60,9 +61,9 @@ from engine.planner.prompt import (
     unsure,
 )
 from engine.planner.said import not_files
-from engine.plans.apply import StepFailed, apply_plan, recover
+from engine.plans.apply import PreviewChanged, StepFailed, apply_plan, recover
 from engine.plans.audit import audit
-from engine.plans.dry_run import preview_plan
+from engine.plans.dry_run import preview_and_seen
 from engine.plans.journal import applied_from
 from engine.plans.model import InvalidPlan, normalise
 from engine.plans.policy import Policy
@@ -355,8 +356,12 @@ def waits_for_approval(mode: ApprovalMode, plan: Mapping[str, Any], policy: Poli
     return mode == "ask" or any(step["op"] == "run" for step in plan["steps"])
 
 
-def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent]) -> ApprovalAnswer:
-    """Return the approval answer for a plan: asked through ``interrupt()`` when the mode says so."""
+def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent], seen: Seen) -> ApprovalAnswer:
+    """Return the approval answer for a plan: asked through ``interrupt()`` when the mode says so.
+
+    The question carries what its preview read (``seen``); the session hands it back with an
+    approval (:meth:`agents.session.AgentSession.resume`), and the apply checks it.
+    """
     if pending["id"] in ctx.answers:
         # The user answered this very plan on resume: the mode the run resumes with must not override it.
         return ctx.answers[pending["id"]]
@@ -366,7 +371,8 @@ def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent
     if not waits_for_approval(ctx.approval, pending["plan"], ctx.policy):
         return {"action": "approve"}
     payload: ApprovalRequest = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"],
-                                "preview": previews, "runs": has_run, "thread": ctx.thread_id}  # fmt: skip
+                                "preview": previews, "runs": has_run, "thread": ctx.thread_id,
+                                "seen": seen}  # fmt: skip
     answer = interrupt(payload)
     # Whoever resumes the run hands back an ApprovalAnswer; a bare word is taken as that action.
     return cast(ApprovalAnswer, answer if isinstance(answer, dict) else {"action": str(answer)})
@@ -377,8 +383,9 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     pending = state["pending"]
     assert pending is not None
-    previews = [p.as_event() for p in preview_plan(ctx.root, pending["plan"], ctx.policy)]
-    answer = _answer(ctx, pending, previews)
+    # The preview is of the plan as it would be applied (run timeouts capped).
+    shown, seen = preview_and_seen(ctx.root, _cap_run_timeouts(ctx, pending["plan"]), ctx.policy)
+    answer = _answer(ctx, pending, [p.as_event() for p in shown], seen)
     # Everything below is a side effect: it runs once the answer is known.
     plan = pending["plan"]
     record = {"id": pending["id"], "role": pending["role"], "round": pending["round"], "journal": None}
@@ -400,7 +407,8 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         audit(ctx.root, "rejected", plan, via="agent", origin=f"{ctx.thread_id}/{pending['id']}", reason=reason)
     else:
         plan = _cap_run_timeouts(ctx, plan)
-        record.update(_apply(ctx, pending["id"], plan))
+        # An approval of the question applies what it showed, or nothing (an edit shows no preview).
+        record.update(_apply(ctx, pending["id"], plan, answer.get("seen") if action == "approve" else None))
     update: dict[str, Any] = {"pending": None, "reviewed": [record]}
     # Only a tester's runs are the test result; a builder's checked runs either passed or failed the apply.
     test = record.pop("test", None)
@@ -430,7 +438,7 @@ def _summary(plan: dict[str, Any], what: str) -> str:
     return f"{goal}{total} step{'s' * (total != 1)} ({counts}) {what}"
 
 
-def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any], seen: Seen | None) -> dict[str, Any]:
     origin = f"{ctx.thread_id}/{plan_id}"
     runs: list[RunResult]
     done = applied_from(ctx.root, origin)
@@ -442,8 +450,8 @@ def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any]) -> dict[str, A
     else:
         try:
             result = apply_plan(ctx.root, plan, limits=ctx.limits, origin=origin, on_event=_forward_apply_event,
-                                policy=ctx.policy)  # fmt: skip
-        except (StepFailed, SandboxError, InvalidPlan) as exc:
+                                policy=ctx.policy, seen=seen)  # fmt: skip
+        except (StepFailed, SandboxError, InvalidPlan, PreviewChanged) as exc:
             return {"status": "failed", "summary": str(exc)}
         journal_id, runs = result.journal_id, result.runs
     record: dict[str, Any] = {"status": "applied", "journal": journal_id,

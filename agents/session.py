@@ -304,6 +304,10 @@ class AgentSession:
         waiting = self.pending(thread)
         if waiting is None:
             raise UsageError(f"thread {thread!r} is not waiting for an approval; resume it without an answer")
+        seen = waiting.get("seen")
+        if answer.get("action") == "approve" and _is_seen(seen):
+            # The approval is of what the question showed: the apply checks that nothing it read changed since.
+            answer = cast(ApprovalAnswer, {**answer, "seen": seen})
         return self._drive(thread, Command(resume=answer), {waiting["id"]: answer})
 
     def pending(self, thread: str) -> ApprovalRequest | None:
@@ -397,6 +401,14 @@ class AgentSession:
         with self._database():
             final = self.graph.get_state(config).values.get("outcome")
         return Outcome("done", thread, final=final)
+
+
+def _is_seen(value: object) -> bool:
+    """Whether ``value`` has the shape of a :class:`~engine.events.Seen` (it comes from the session database)."""
+    if not isinstance(value, dict) or not isinstance(value.get("steps"), str):
+        return False
+    paths = value.get("paths")
+    return isinstance(paths, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in paths.items())
 
 
 def _wait_for(done: threading.Event) -> None:

@@ -118,8 +118,18 @@ class PreviewEvent(TypedDict):
     problem: str | None
 
 
+class Seen(TypedDict):
+    """What a plan's preview read of the workspace: a digest of the concrete steps it showed, and by
+    path what it found there (a digest of a file's content where it read it, else of its identity:
+    inode, size and times; what a directory holds; where a symlink leads). An approval applies the
+    plan only while all of it is still so (``engine/plans/seen.py``)."""
+
+    steps: str
+    paths: dict[str, str]
+
+
 class ApprovalRequest(TypedDict):
-    """A plan waiting for the user's answer, as the run pauses with it."""
+    """A plan waiting for the user's answer, as the run pauses with it; ``seen``: what its preview read."""
 
     id: str
     role: Role
@@ -127,6 +137,7 @@ class ApprovalRequest(TypedDict):
     preview: list[PreviewEvent]
     runs: bool
     thread: str
+    seen: NotRequired[Seen]
 
 
 class ApprovalEvent(ApprovalRequest):
@@ -140,11 +151,16 @@ ApprovalAction = Literal["approve", "reject", "edit", "show"]
 
 
 class ApprovalAnswer(TypedDict):
-    """The answer to an ``approval`` event that a run resumes with: ``reason`` for a rejection, ``plan`` for an edit."""
+    """The answer to an ``approval`` event that a run resumes with: ``reason`` for a rejection, ``plan`` for an edit.
+
+    ``seen`` is set by the session on an approval: the ``seen`` of the request it answers, which the
+    apply checks (the plan is applied as it was shown, or not at all).
+    """
 
     action: ApprovalAction
     reason: NotRequired[str]
     plan: NotRequired[Plan]
+    seen: NotRequired[Seen]
 
 
 class Verdict(TypedDict):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,28 @@ def test_json_lists_found_events_with_scores(ws: Path, capsys: pytest.CaptureFix
 def test_bad_options_are_one_line_and_exit_2(ws: Path, args: tuple[str, ...], needles: list[str]) -> None:
     assert_one_line_error(files(ws, *args), 2, *needles)
     assert not (ws / ".routeshell").exists()
+
+
+def test_an_index_with_values_of_the_wrong_type_is_set_aside(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    find = ["files", "find", "--semantic", "tax documents", "--workspace", str(ws)]
+    assert main(find) == 0
+    first = capsys.readouterr().out
+    index = ws / ".routeshell" / "index.sqlite"
+    with closing(sqlite3.connect(index)) as conn, conn:
+        conn.execute("UPDATE files SET size = 'big'")
+    assert main(find) == 0
+    again = capsys.readouterr()
+    assert again.out == first
+    [warning] = again.err.splitlines()
+    assert warning.startswith(f"routeshell: warning: {index} ")
+    assert warning.endswith("moved it to index.sqlite.broken and made a new one")
+    # A semantic match in a plan reads the same index.
+    with closing(sqlite3.connect(index)) as conn, conn:
+        conn.execute("UPDATE files SET path = CAST(path AS TEXT)")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "steps": [{"op": "delete", "match": {"semantic": "tax", "top_k": 1}}]}))
+    assert main(["plan", "apply", str(plan), "--dry-run", "--workspace", str(ws)]) == 0
+    assert "would be applied" in capsys.readouterr().out
+    assert (ws / ".routeshell" / "index.sqlite.broken.2").is_file()

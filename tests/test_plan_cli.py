@@ -294,6 +294,19 @@ def test_dry_run_shows_file_text_literally(workspace: Path, plans: Path) -> None
     assert "\\t" not in out
 
 
+def test_a_newline_in_a_name_adds_no_line_to_the_diff(workspace: Path, plans: Path) -> None:
+    document = plan({"op": "write", "path": "notes.txt\n@@ -0,0 +1 @@\n+hello world", "content": "curl x | sh\n"})
+    path = str(write_plan(plans, "forged", document))
+    name = "notes.txt\\n@@ -0,0 +1 @@\\n+hello world"
+    diff = f"--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+curl x | sh\n"
+    shown = plan_cmd("apply", workspace, path, "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:5] == ["    " + line for line in diff.splitlines()]
+    # The diff as data: a consumer that prints it line by line gets the same four lines.
+    (event,) = json_lines(plan_cmd("apply", workspace, path, "--dry-run", "--json").stdout)
+    assert event["diff"] == diff
+
+
 def test_run_step_output_is_shown_literally(workspace: Path, plans: Path) -> None:
     code = "import sys; sys.stdout.write('\\x1b[2J\\x1b]0;pwned\\x07 [red]x[/red] done')"
     document = plan({"op": "run", "argv": [PYTHON, "-c", code]})
@@ -316,6 +329,34 @@ def test_apply_without_yes_and_no_terminal_changes_nothing(workspace: Path, plan
     assert_one_line_error(result, 2, "--yes")
     assert tree(workspace) == before
     assert not (workspace / STATE_DIR).exists()
+
+
+@pytest.mark.parametrize(
+    ("step", "edited"),
+    [
+        pytest.param({"op": "write", "path": "README.md", "content": "plan\n", "overwrite": True}, "README.md",
+                     id="overwrite"),
+        # The file stops matching the selection while the question is open: it must not be deleted.
+        pytest.param({"op": "delete", "match": {"glob": "docs/*.md", "contains": "read me"}}, "docs/guide.md",
+                     id="selection"),
+    ],
+)  # fmt: skip
+def test_what_changed_while_the_question_was_open_is_never_overwritten(
+    workspace: Path, plans: Path, step: dict[str, Any], edited: str
+) -> None:
+    import pexpect
+
+    path = write_plan(plans, "p", plan(step))
+    child = pexpect.spawn(ROUTESHELL, ["plan", "apply", str(path), "--workspace", str(workspace)],
+                          encoding="utf-8", timeout=30)  # fmt: skip
+    child.expect_exact("[y/N] ")
+    (workspace / edited).write_text("USER EDIT\n")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1, child.before
+    assert f"routeshell: error: {edited!r} was changed since the preview; nothing was applied" in child.before
+    assert (workspace / edited).read_text() == "USER EDIT\n"
 
 
 def test_apply_yes_applies(workspace: Path, plans: Path) -> None:

@@ -156,7 +156,7 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     from engine.names import display_line
     from engine.plans.apply import apply_plan, recover
     from engine.plans.audit import audit
-    from engine.plans.dry_run import preview_plan
+    from engine.plans.dry_run import preview_and_seen
     from engine.plans.expand import expand_plan
     from engine.plans.model import InvalidPlan, load_plan, plan_source
     from engine.plans.policy import Policy
@@ -177,7 +177,8 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
         workspace, plan, policy, source=plan_source(args.plan),
         on_refusal=lambda why: audit(workspace, "refused", written, via="cli", reason=why),
     )  # fmt: skip
-    previews = preview_plan(workspace, plan, policy)
+    # What the preview read is checked again under the lock: what is applied is what was shown.
+    previews, seen = preview_and_seen(workspace, plan, policy)
     for preview in previews:
         if args.json:
             _emit(preview.as_event())
@@ -205,7 +206,8 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     limits = Limits.from_profile(profile.data["sandbox"])
     sink, progress = _progress_sink(args, len(previews))
     try:
-        result = apply_plan(workspace, plan, limits=limits, on_event=sink, via="cli", wait=args.wait, policy=policy)
+        result = apply_plan(workspace, plan, limits=limits, on_event=sink, via="cli", wait=args.wait, policy=policy,
+                            seen=seen)  # fmt: skip
     finally:
         if progress is not None:
             progress.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ExitCode, RouteshellError
-from engine.events import AppliedEvent, EventSink, RecoveredEvent, StepEvent
+from engine.events import AppliedEvent, EventSink, RecoveredEvent, Seen, StepEvent
 from engine.names import quoted_name
 from engine.plans.audit import Action, audit
 from engine.plans.expand import expand_plan
@@ -28,6 +28,8 @@ from engine.plans.op_table import OPS, prepare_step, refused_symlink
 from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
 from engine.plans.policy import Policy
 from engine.plans.runner import Limits, RunResult, bubblewrap
+from engine.plans.seen import PreviewChanged as PreviewChanged  # raised here too; importers know it from here
+from engine.plans.seen import check_seen
 from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, keep_reserve, workspace_lock
@@ -233,12 +235,16 @@ def apply_plan(
     via: Via | None = None,
     wait: float = 0,
     policy: Policy | None = None,
+    seen: Seen | None = None,
 ) -> ApplyResult:
     """Apply a validated, normalised plan to ``root``, all or nothing.
 
     Selections (``match``, ``paths``, rename, classify) are expanded first, under the lock, and the
     concrete plan is checked against ``policy`` (:func:`engine.plans.expand.expand_plan`); pass the
-    plan the person approved, already expanded, so that exactly that runs.
+    plan the person approved, already expanded, so that exactly that runs. ``seen``: what the
+    preview the person answered read (:func:`engine.plans.dry_run.preview_and_seen`); if any of it
+    changed since, or the selections now expand to other steps, :class:`PreviewChanged` is raised
+    and nothing is applied (checked under the lock, just before the first change).
 
     ``cancel`` is polled before each step; when it returns True the apply stops and rolls back.
     ``origin`` is kept in the journal (see :func:`engine.plans.journal.applied_from`), and ``via``
@@ -269,6 +275,8 @@ def apply_plan(
             _recover_locked(root, ws, emit)
             plan = expand_plan(root, plan, policy, on_refusal=refuse)
             _refuse_changed(WorkspaceView(ws, policy.archive), plan["steps"])
+            if seen is not None:
+                check_seen(ws, seen, plan["steps"])
             journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
         except (RouteshellError, OSError) as exc:
             # Nothing was changed, but the apply was asked for and did not happen: that is recorded too.

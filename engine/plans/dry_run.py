@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.events import PreviewEvent
+from engine.events import PreviewEvent, Seen
+from engine.names import display_name
 from engine.plans.expand import expand_plan, needs_expansion
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
-from engine.plans.view import Overlay
+from engine.plans.seen import SeeingView
+from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
 
@@ -33,12 +35,15 @@ class StepPreview:
 
 
 def _diff(path: str, old: bytes | None, new: bytes) -> str:
+    # The name is escaped as every name is shown: a newline in it would otherwise start lines of its own
+    # in the diff ("+++ b/x" then a made-up hunk), and every line of a diff is taken as the file's.
+    name = display_name(path)
     try:
         before = split_lines((old or b"").decode("utf-8"))
         after = split_lines(new.decode("utf-8"))
     except UnicodeDecodeError:
-        return f"binary content of {path} changes\n"
-    lines = difflib.unified_diff(before, after, "/dev/null" if old is None else f"a/{path}", f"b/{path}")
+        return f"binary content of {name} changes\n"
+    lines = difflib.unified_diff(before, after, "/dev/null" if old is None else f"a/{name}", f"b/{name}")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
@@ -51,11 +56,25 @@ def preview_plan(root: Path, plan: dict[str, Any], policy: Policy | None = None)
     files is expanded first (:func:`engine.plans.expand.expand_plan`, which raises
     :class:`~engine.plans.model.InvalidPlan`); the previews are of its concrete steps.
     """
+    return _preview(root, plan, policy, WorkspaceView)[0]
+
+
+def preview_and_seen(root: Path, plan: dict[str, Any], policy: Policy | None = None) -> tuple[list[StepPreview], Seen]:
+    """:func:`preview_plan`, and what it read of the workspace: pass that to the apply of what was shown
+    (:func:`engine.plans.apply.apply_plan`), which then applies nothing if any of it changed meanwhile."""
+    return _preview(root, plan, policy, SeeingView)
+
+
+def _preview(
+    root: Path, plan: dict[str, Any], policy: Policy | None, real: type[WorkspaceView]
+) -> tuple[list[StepPreview], Seen]:
     if needs_expansion(plan):
         plan = expand_plan(root, plan, policy)
     previews = []
+    archive = (policy or Policy()).archive
     with Workspace(root) as ws:
-        overlay = Overlay(ws, (policy or Policy()).archive)
+        view = real(ws, archive)
+        overlay = Overlay(ws, archive, real=view)
         for index, step in enumerate(plan["steps"]):
             op = OPS[step["op"]]
             summary = op.summary(step)
@@ -70,4 +89,5 @@ def preview_plan(root: Path, plan: dict[str, Any], policy: Policy | None = None)
                 summary = f"{summary} ({record['_remark']})"
             diff = None if change is None else _diff(change.path, change.old, change.new)
             previews.append(StepPreview(index, step["op"], summary, diff=diff))
-    return previews
+    seen = view.seen(plan["steps"]) if isinstance(view, SeeingView) else Seen(steps="", paths={})
+    return previews, seen

@@ -11,6 +11,7 @@ again, against the workspace as the earlier steps leave it, by the dry run and t
 from __future__ import annotations
 
 import posixpath
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
 #: The ops that exist only before expansion.
 EXPANDED_ONLY = ("rename", "classify")
+#: The start of a temporary name a swap or a chain of renames parks a file under (a fresh tag each expansion).
+PARKED = re.compile(r"\.rs-rename-[0-9a-f]{8}-")
 
 
 class ExpandError(SandboxError):

@@ -145,7 +145,8 @@ def leads_outside(view: View, link: str) -> bool:
     return False
 
 
-def _kind_of(mode: int) -> Kind:
+def kind_of(mode: int) -> Kind:
+    """What an entry of ``mode`` (an ``lstat``'s) is."""
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISDIR(mode):
@@ -193,7 +194,7 @@ class WorkspaceView:
 
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
-        return None if info is None else _kind_of(info.st_mode)
+        return None if info is None else kind_of(info.st_mode)
 
     def mounts_inside(self, path: str) -> list[str]:
         if self.kind(path) != "dir":
@@ -297,8 +298,10 @@ class Overlay:
     makes holds only what the plan puts in it; a path not under any changed entry is real.
     """
 
-    def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None) -> None:
-        self.real = WorkspaceView(ws, archive_limits, steady=True)
+    def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None, *,
+                 real: WorkspaceView | None = None) -> None:  # fmt: skip
+        #: The workspace itself, asked about every path the plan has not changed.
+        self.real = real or WorkspaceView(ws, archive_limits, steady=True)
         self.nodes: dict[str, _Node | None] = {}
         self._names: dict[str, set[str]] = {}  # directory -> names of its entries in ``nodes``
         self._dirs: dict[str, Kind] = {}  # real directories met on the way to a path

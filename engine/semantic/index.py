@@ -8,7 +8,9 @@ binary file, the path alone). A row is keyed by the bytes of the path and keeps 
 (:func:`~engine.files.match.regular_files`): it never follows a symlink and never enters ``.git``
 or ``.routeshell``.
 
-The index never stands in the way of a match. A file there that is not a database is moved aside
+The index never stands in the way of a match. A file there that is not a database, or that holds
+a row this module never writes (a size that is text, a path that is not bytes, a vector of the
+wrong size or not finite: :class:`IndexDamaged`), is moved aside
 to ``index.sqlite.broken`` (``.broken.2`` and on when that is taken, at most
 :data:`MAX_BROKEN` of them: then the oldest goes) and built again. An index that cannot be written (a read-only
 workspace, a full disk, a lock held too long) or that is not a regular file (a symlink, a
@@ -186,6 +188,39 @@ def _set_aside_name(path: Path) -> Path:
     return min(ages)[1]
 
 
+def _made_again(path: Path, warn: Callable[[str], None], what: str) -> sqlite3.Connection:
+    """Move the index at ``path`` aside (it is kept for a look, never read again) and make a new one there."""
+    broken = _set_aside_name(path)
+    os.replace(path, broken)
+    for suffix in SQLITE_SIDE_FILES:
+        with suppress(FileNotFoundError):
+            os.unlink(path.with_name(path.name + suffix))
+    warn(f"{path} {what}; moved it to {broken.name} and made a new one")
+    conn = _connect(str(path))
+    _prepare(conn)
+    return conn
+
+
+class IndexDamaged(Exception):
+    """The index held a row it could not have written; it was set aside and made again, empty."""
+
+
+def _stamp_of(row: Sequence[object]) -> tuple[bytes, Stamp]:
+    """The path bytes and stamp of a row of :meth:`FileIndex.stamps`; raises :class:`IndexDamaged`
+    (not yet set aside) for a row of the wrong kind: the index is a database, but not one this wrote."""
+    path, size, mtime_ns, inode, vector_fits = row
+    if not isinstance(path, bytes):
+        raise IndexDamaged(f"a path that is not bytes ({path!r:.40})")
+    stamp = []
+    for name, value in (("size", size), ("mtime_ns", mtime_ns), ("inode", inode)):
+        if type(value) is not int:
+            raise IndexDamaged(f"a {name} that is not a whole number ({value!r:.40})")
+        stamp.append(value)
+    if not vector_fits:
+        raise IndexDamaged(f"a vector that is not {DIMENSIONS} float32 numbers")
+    return path, (stamp[0], stamp[1], stamp[2])
+
+
 class FileIndex:
     """The vectors of a workspace's files, on disk or (when the disk cannot be used) in memory.
 
@@ -222,15 +257,7 @@ class FileIndex:
             conn.close()
             if exc.sqlite_errorcode not in _BROKEN:
                 raise
-            broken = _set_aside_name(path)
-            os.replace(path, broken)  # a file with no database in it is kept for a look, not parsed again
-            for suffix in SQLITE_SIDE_FILES:
-                with suppress(FileNotFoundError):
-                    os.unlink(path.with_name(path.name + suffix))
-            reason = _reason(exc)
-            warn(f"{path} was not a routeshell file index ({reason}); moved it to {broken.name} and made a new one")
-            conn = _connect(str(path))
-            _prepare(conn)
+            conn = _made_again(path, warn, f"was not a routeshell file index ({_reason(exc)})")
         return conn
 
     @classmethod
@@ -279,10 +306,31 @@ class FileIndex:
 
     # -- the index -----------------------------------------------------------------------
 
+    def _start_over(self, damage: IndexDamaged) -> None:
+        """Set aside an index that held rows it could not have written, as a file that is not a
+        database is, and go on with a new, empty one (in memory when the disk cannot take one)."""
+        self.conn.close()
+        if self.location is not None:
+            try:
+                self.conn = _made_again(self.location, self._warn, f"holds {damage}, which routeshell never writes")
+                return
+            except (sqlite3.Error, OSError) as exc:
+                why = f"it holds {damage} and cannot be set aside ({_reason(exc)})"
+                self._warn(f"cannot use the file index {self.location}: {why}; it is kept in memory this time")
+        self.conn, self.location = _memory(), None
+
     def stamps(self) -> dict[bytes, Stamp]:
-        """The size, ``mtime_ns`` and inode each indexed file had when it was embedded, by path bytes."""
-        rows = self._read("SELECT path, size, mtime_ns, inode FROM files")
-        return {bytes(path): (int(size), int(mtime_ns), int(inode)) for path, size, mtime_ns, inode in rows}
+        """The size, ``mtime_ns`` and inode each indexed file had when it was embedded, by path bytes.
+
+        An index holding a row of the wrong kind (a size that is text, a path that is not bytes, a
+        vector of the wrong size) is set aside and made again: then there are none.
+        """
+        query = "SELECT path, size, mtime_ns, inode, typeof(vector) = 'blob' AND length(vector) = ? FROM files"
+        try:
+            return dict(_stamp_of(row) for row in self._read(query, (DIMENSIONS * 4,)))
+        except IndexDamaged as damage:
+            self._start_over(damage)
+            return {}
 
     def update(
         self, ws: Workspace, embedder: Callable[[], TextEmbedder],
@@ -338,16 +386,33 @@ class FileIndex:
             progress("embedding", len(todo), len(todo))
 
     def vectors(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored vector of each of ``paths`` that has one: (384,) float32 each."""
+        """The stored vector of each of ``paths`` that has one: (384,) float32 each.
+
+        Raises :class:`IndexDamaged` when one is not a vector this index could have written (the
+        wrong size, a NaN or an infinity): the index was then set aside and made again, empty, so
+        update it again before asking again.
+        """
         found: dict[str, np.ndarray] = {}
         keys = [os.fsencode(path) for path in paths]
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             marks = ", ".join("?" * len(chunk))
             for key, blob in self._read(f"SELECT path, vector FROM files WHERE path IN ({marks})", chunk):
-                if isinstance(blob, bytes) and len(blob) == DIMENSIONS * 4:
-                    found[os.fsdecode(bytes(key))] = np.frombuffer(blob, dtype=np.float32)
+                try:
+                    found[os.fsdecode(key)] = _vector(blob)
+                except IndexDamaged as damage:
+                    self._start_over(damage)
+                    raise
         return found
+
+
+def _vector(blob: object) -> np.ndarray:
+    if not isinstance(blob, bytes) or len(blob) != DIMENSIONS * 4:
+        raise IndexDamaged(f"a vector that is not {DIMENSIONS} float32 numbers")
+    vector = np.frombuffer(blob, dtype=np.float32)
+    if not np.isfinite(vector).all():
+        raise IndexDamaged("a vector that is not finite (a NaN or an infinity in it)")
+    return vector
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[bytes, int, int, int, bytes]]) -> None:

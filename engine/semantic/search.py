@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.errors import RouteshellError
 from engine.names import display_name
-from engine.semantic.index import FileIndex, Progress, TextEmbedder, UpdateCounts
+from engine.semantic.index import FileIndex, IndexDamaged, Progress, TextEmbedder, UpdateCounts
 from engine.workspace.sandbox import Workspace
 
 #: Scores are rounded to this many decimals, so that the noise of batching never reorders a tie.
@@ -78,7 +78,11 @@ def rank(
 
     with closing(FileIndex.open(ws.root, warnings.append)) as index:
         counts = index.update(ws, embedder, files, progress=progress)
-        stored = index.vectors([path for path, _ in files])
+        try:
+            stored = index.vectors([path for path, _ in files])
+        except IndexDamaged:  # set aside and made again (one warning said so): every file is embedded anew
+            counts = index.update(ws, embedder, files, progress=progress)
+            stored = index.vectors([path for path, _ in files])
     paths = [path for path, _ in files if path in stored]
     if not paths:
         return Ranking([], counts, warnings)

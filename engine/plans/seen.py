@@ -1,0 +1,148 @@
+"""What a preview saw of the workspace, checked again before the apply: what is applied is what was shown.
+
+The dry run reads the workspace through a :class:`SeeingView`, which notes what each query found,
+path by path: what is there (its kind); a file's identity (inode, size, times), or a digest of its
+content where the preview read it (a diff); what a directory holds; where a symlink leads. With a
+digest of the concrete steps the preview showed, that is a :class:`~engine.events.Seen`. An apply
+given one (:func:`engine.plans.apply.apply_plan`) asks the same again under the workspace lock,
+just before it changes anything (:func:`check_seen`), and refuses the plan if any answer differs:
+a file edited while the question was open is never overwritten unseen, a file that stopped
+matching a selection is never deleted, and a plan whose selections now expand to other steps is
+not applied in place of the one shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from engine.errors import RouteshellError
+from engine.events import Seen
+from engine.files.archives import ArchiveLimits
+from engine.plans.expand import PARKED
+from engine.plans.view import Kind, WorkspaceView, kind_of
+from engine.workspace.sandbox import SandboxError, Workspace
+
+#: The facets of a path, in the order a difference in them is told.
+_FACETS = ("kind", "link", "names", "content", "stat")
+_KIND_WORDS = {"file": "a file", "dir": "a directory", "link": "a symlink", "other": "a special file"}
+
+
+class PreviewChanged(RouteshellError):
+    """Something the preview read changed before the apply; nothing was applied."""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _identity(info: os.stat_result) -> str:
+    # The change time moves with every write, chmod, tag or link, and no program can set it back.
+    fields = (info.st_dev, info.st_ino, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return _digest(":".join(map(str, fields)).encode())
+
+
+def steps_digest(steps: list[dict[str, Any]]) -> str:
+    """A digest of concrete ``steps``, the same for two expansions of one selection of one workspace."""
+    text = json.dumps(steps, sort_keys=True, separators=(",", ":"))
+    return _digest(PARKED.sub(".rs-rename-", text).encode())
+
+
+class SeeingView(WorkspaceView):
+    """The workspace as it is, noting what every query found (:attr:`facets`, by path)."""
+
+    def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None) -> None:
+        super().__init__(ws, archive_limits)
+        self.facets: dict[str, dict[str, str]] = {}
+
+    def _note(self, path: str, facet: str, value: str) -> None:
+        self.facets.setdefault(path, {}).setdefault(facet, value)
+
+    def kind(self, path: str) -> Kind | None:
+        info = self.ws.lstat(path)
+        kind = None if info is None else kind_of(info.st_mode)
+        self._note(path, "kind", kind or "none")
+        if info is not None and kind == "file":
+            self._note(path, "stat", _identity(info))
+        return kind
+
+    def read(self, path: str) -> tuple[bytes, int]:
+        data, mode = super().read(path)
+        self._note(path, "content", _digest(data))
+        return data, mode
+
+    def link_target(self, path: str) -> str:
+        target = super().link_target(path)
+        self._note(path, "link", _digest(os.fsencode(target)))
+        return target
+
+    def children(self, path: str) -> list[str]:
+        names = super().children(path)
+        self._note(path, "names", _digest("/".join(sorted(names)).encode("utf-8", "surrogateescape")))
+        return names
+
+    def open_file(self, path: str) -> int:
+        fd = super().open_file(path)
+        self._note(path, "stat", _identity(os.fstat(fd)))
+        return fd
+
+    def links(self, path: str) -> int:
+        self.kind(path)
+        return super().links(path)
+
+    def seen(self, steps: list[dict[str, Any]]) -> Seen:
+        """What this view was asked about, with the concrete ``steps`` it was asked for."""
+        paths = {}
+        for path, facets in self.facets.items():
+            if "content" in facets:  # what was read is what counts: a file touched, not changed, is the same
+                facets = {facet: value for facet, value in facets.items() if facet != "stat"}
+            paths[path] = ";".join(f"{facet}={value}" for facet, value in sorted(facets.items()))
+        return {"steps": steps_digest(steps), "paths": paths}
+
+
+def _asks(view: SeeingView) -> dict[str, Callable[[str], object]]:
+    return {"kind": view.kind, "stat": view.kind, "content": view.read, "link": view.link_target,
+            "names": view.children}  # fmt: skip
+
+
+def _told(path: str, facet: str, before: str, now: str | None) -> str:
+    if facet == "kind" and before == "none":
+        return f"{path!r} was created"
+    if facet == "kind" and now in (None, "none"):
+        return f"{path!r} was removed"
+    if facet == "kind":
+        return f"{path!r} was replaced by {_KIND_WORDS.get(str(now), 'something else')}"
+    if facet == "names":
+        return f"what is in {path!r} changed"
+    return f"{path!r} was changed"
+
+
+def check_seen(ws: Workspace, seen: Seen, steps: list[dict[str, Any]]) -> None:
+    """Raise :class:`PreviewChanged` unless the workspace and the concrete ``steps`` are as ``seen`` says.
+
+    Call it under the workspace lock, right before the first change: a change made after it can
+    only come from outside routeshell, and each step's own checks still refuse what they refuse.
+    """
+    if seen.get("steps") != steps_digest(steps):
+        raise PreviewChanged("the files the plan selects changed since the preview (it would now take other "
+                             "steps than those shown); nothing was applied")  # fmt: skip
+    view = SeeingView(ws)
+    asks = _asks(view)
+    for path, noted in sorted(seen.get("paths", {}).items()):
+        before = {}
+        for item in noted.split(";"):
+            facet, _, value = item.partition("=")
+            before[facet] = value
+        for facet in before:
+            # What can no longer be asked (gone, unreadable) is left out, so it differs from what was found.
+            with suppress(OSError, SandboxError):
+                asks.get(facet, view.kind)(path)
+        now = view.facets.get(path, {})
+        for facet in sorted(before, key=lambda name: _FACETS.index(name) if name in _FACETS else -1):
+            if now.get(facet) != before[facet]:
+                raise PreviewChanged(f"{_told(path, facet, before[facet], now.get(facet))} since the preview; "
+                                     "nothing was applied")  # fmt: skip

@@ -1,0 +1,92 @@
+"""An apply given what its preview read applies what the preview showed, or nothing at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.plans.apply import PreviewChanged, apply_plan
+from engine.plans.dry_run import preview_and_seen
+from engine.plans.expand import expand_plan
+from engine.plans.model import parse_plan
+from tests.helpers import tree
+
+#: Overwrite a file, and delete the logs that say ERROR (a selection, expanded again by the apply).
+PLAN = {"version": 1, "steps": [
+    {"op": "write", "path": "a.txt", "content": "plan\n", "overwrite": True},
+    {"op": "delete", "match": {"glob": "logs/*.log", "contains": "ERROR"}},
+]}  # fmt: skip
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    (root / "logs").mkdir(parents=True)
+    (root / "a.txt").write_text("original\n")
+    (root / "logs" / "x.log").write_text("ERROR one\n")
+    (root / "logs" / "y.log").write_text("fine\n")
+    return root
+
+
+def write(path: Path, text: str) -> Callable[[Path], None]:
+    return lambda root: (root / path).write_text(text)
+
+
+SELECTION_CHANGED = "the files the plan selects changed since the preview"
+
+
+@pytest.mark.parametrize(
+    ("concrete", "change", "refusal"),
+    [
+        (False, write(Path("a.txt"), "USER EDIT\n"), "'a.txt' was changed since the preview; nothing was applied"),
+        (False, lambda root: (root / "a.txt").unlink() or (root / "a.txt").mkdir(), "'a.txt' was replaced by a dir"),
+        # The selection made again under the lock is not the one shown...
+        (False, write(Path("logs/x.log"), "fixed\n"), SELECTION_CHANGED),
+        (False, write(Path("logs/y.log"), "ERROR too\n"), SELECTION_CHANGED),
+        # ...and a plan expanded once, before its preview (plan apply), still has each selected file looked at.
+        (True, write(Path("logs/x.log"), "fixed\n"), "'logs/x.log' was changed since the preview"),
+        (True, lambda root: (root / "logs" / "x.log").unlink(), "'logs/x.log' was removed since the preview"),
+    ],
+    ids=["edited", "replaced", "no-longer-selected", "newly-selected", "expanded-edited", "expanded-removed"],
+)  # fmt: skip
+def test_what_changed_after_the_preview_stops_the_apply(
+    ws: Path, concrete: bool, change: Callable[[Path], None], refusal: str
+) -> None:
+    (ws / "logs" / "z.log").write_text("ERROR two\n")
+    plan = parse_plan(json.dumps(PLAN))
+    if concrete:
+        plan = expand_plan(ws, plan)
+    _, seen = preview_and_seen(ws, plan)
+    change(ws)
+    before = tree(ws)
+    with pytest.raises(PreviewChanged, match=re.escape(refusal)):
+        apply_plan(ws, plan, seen=seen)
+    assert tree(ws) == before
+
+
+def test_what_was_touched_but_not_changed_is_applied(ws: Path) -> None:
+    plan = parse_plan(json.dumps(PLAN))
+    _, seen = preview_and_seen(ws, plan)
+    os.utime(ws / "a.txt", (1, 1))  # the same content: what the diff showed is still so
+    apply_plan(ws, plan, seen=seen)
+    assert (ws / "a.txt").read_text() == "plan\n"
+    assert sorted(os.listdir(ws / "logs")) == ["y.log"]
+
+
+def test_a_chain_of_renames_expanded_again_is_the_plan_shown(ws: Path) -> None:
+    for name in ("2.txt", "3.txt"):
+        (ws / "logs" / name).write_text(name)
+    # 2.txt becomes 1.txt while 3.txt becomes 2.txt: each is parked under a fresh temporary name first.
+    steps: list[dict[str, Any]] = [{"op": "rename", "match": {"glob": "logs/*.txt"}, "template": "{n}.txt"}]
+    plan = parse_plan(json.dumps({"version": 1, "steps": steps}))
+    previews, seen = preview_and_seen(ws, plan)
+    assert any(".rs-rename-" in preview.summary for preview in previews)
+    apply_plan(ws, plan, seen=seen)
+    assert (ws / "logs" / "1.txt").read_text() == "2.txt"
+    assert (ws / "logs" / "2.txt").read_text() == "3.txt"
