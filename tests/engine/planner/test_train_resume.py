@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.engine.tinyllm.training_support import ROUTESHELL, interrupt_after, parse_events, run_train, train_env
+from tests.engine.tinyllm.training_support import (
+    interrupt_after,
+    parse_events,
+    paused_at_first_step,
+    run_train,
+)
 from tests.helpers import assert_one_line_error, run_routeshell
 
 STEPS = 4
@@ -91,21 +95,9 @@ def test_a_second_run_into_the_same_out_is_refused_and_the_first_ends_whole(
     out = tmp_path / "planner"
     argv = planner_args(base, out)
     argv[argv.index("--max-steps") + 1] = "12"
-    first = subprocess.Popen(
-        [ROUTESHELL, "train", *argv, "--events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=train_env(),
-    )
+    # Paused, the first run still holds OUT: however slow a run is, a second one must wait for it.
+    first = paused_at_first_step(argv)
     try:
-        assert first.stdout is not None
-        for line in first.stdout:
-            if json.loads(line)["type"] == "train_step":
-                break
-        # Paused, the first run still holds OUT: however slow a run is, a second one must wait for it.
-        first.send_signal(signal.SIGSTOP)
         for extra in ((), ("--resume",)):
             second = run_routeshell("train", *argv, *extra)
             assert_one_line_error(second, 1, "another routeshell train is writing into", out.name)

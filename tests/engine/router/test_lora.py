@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from engine.router.lora import ADAPTER_META, LoraModel, load_base
 from engine.router.scored import ScoredRouter
 from engine.router.tasks import TASK_PREFIX
 from engine.schemas import validator
-from tests.engine.tinyllm.training_support import ROUTESHELL, TrainRun, run_train, train_env
+from tests.engine.tinyllm.training_support import TrainRun, paused_at_first_step, run_train
 from tests.helpers import assert_one_line_error, run_routeshell
 
 
@@ -110,20 +108,8 @@ def test_a_second_run_into_the_same_out_is_refused_and_a_killed_run_leaves_no_lo
     out = tmp_path / "router"
     argv = ["router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out), "--max-steps", "6",
             "--batch-size", "4", "--grad-accum", "1", "--lora-r", "4"]  # fmt: skip
-    first = subprocess.Popen(
-        [ROUTESHELL, "train", *argv, "--events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=train_env(),
-    )
+    first = paused_at_first_step(argv)  # paused, it still holds OUT
     try:
-        assert first.stdout is not None
-        for line in first.stdout:
-            if json.loads(line)["type"] == "train_step":
-                break
-        first.send_signal(signal.SIGSTOP)  # paused, it still holds OUT
         for second in (argv, ["router", "--kind", "tfidf", "--data", str(labels), "--out", str(out)]):
             result = run_routeshell("train", *second)
             assert_one_line_error(result, 1, "another routeshell train is writing into", out.name)
