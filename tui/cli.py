@@ -212,6 +212,12 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"routeshell: error: {display_line(str(exc))}{more}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        if argv is None:
+            # The process is ending: another Ctrl-C now (a second press, a signal sent twice) would
+            # interrupt this line with a traceback of its own.
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("routeshell: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:

@@ -286,10 +286,15 @@ class _stop_on_signals:
     def __init__(self, stop: StopRequest) -> None:
         self.stop = stop
         self.previous: dict[int, Any] = {}
+        self.aborting = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.aborting:
+            # Already on the way out: another signal must not interrupt the cleanup.
+            return
         # Before the first step there is nothing to checkpoint: stop at once. A second Ctrl-C aborts.
         if not self.stop.armed or (self.stop.is_set() and signum == signal.SIGINT):
+            self.aborting = True
             raise KeyboardInterrupt
         self.stop.set()
         if sys.stderr.isatty():
