@@ -27,17 +27,21 @@ RecordT = TypeVar("RecordT")
 
 
 class NumberTooLong(ValueError):
-    """JSON or TOML holds an integer with more digits than Python reads (``sys.get_int_max_str_digits()``)."""
+    """JSON or TOML holds a number that cannot be read as a finite value: an integer with more
+    digits than Python reads (``sys.get_int_max_str_digits()``), a number beyond the range of a
+    float (``1e999``, which would be read as infinity), or ``NaN``/``Infinity`` (not JSON)."""
 
-    def __init__(self) -> None:
-        super().__init__(f"a number of more than {sys.get_int_max_str_digits()} digits")
+    def __init__(self, what: str | None = None) -> None:
+        super().__init__(what or f"a number of more than {sys.get_int_max_str_digits()} digits")
 
 
 def parse_json(text: str | bytes) -> Any:
-    """``json.loads(text)``, but an integer longer than Python reads raises :class:`NumberTooLong`,
-    which says so (Python's own error, a bare ValueError, speaks of its settings); bad JSON is a
-    :class:`json.JSONDecodeError` and nesting too deep a :class:`RecursionError`, as ever."""
-    return json.loads(text, parse_int=_int)
+    """``json.loads(text)``, but a number it cannot hold as a finite value raises
+    :class:`NumberTooLong`, which says so (Python's own error for a long integer, a bare
+    ValueError, speaks of its settings; a huge float or ``NaN`` would pass unnoticed as infinity or
+    NaN); bad JSON is a :class:`json.JSONDecodeError` and nesting too deep a
+    :class:`RecursionError`, as ever."""
+    return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
 
 
 def _int(digits: str) -> int:
@@ -45,6 +49,18 @@ def _int(digits: str) -> int:
     if limit and len(digits) - digits.startswith("-") > limit:
         raise NumberTooLong()
     return int(digits)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 24 else f"{text[:20]}..."
+        raise NumberTooLong(f"a number too large to hold ({shown})")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise NumberTooLong(f"{name}, which is not a JSON number")
 
 
 def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[tuple[int, object]]:
@@ -173,8 +189,14 @@ class AppendOnlyCache(Generic[RecordT]):
         self.close()
 
     def close(self) -> None:
-        """Release the lock and the file."""
+        """Release the lock and the file; a file left empty (nothing was ever recorded) is removed."""
         if self._fd >= 0:
+            try:
+                held = os.fstat(self._fd)
+                if held.st_size == 0 and os.stat(self.path, follow_symlinks=False).st_ino == held.st_ino:
+                    self.path.unlink()  # still under the lock: no other process has it open for writing
+            except OSError:
+                pass
             os.close(self._fd)
             self._fd = -1
 

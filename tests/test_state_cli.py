@@ -252,7 +252,7 @@ def test_a_file_changed_after_the_preview_is_not_written_and_leaves_no_journal(w
         (ws / "a.txt").write_text("someone else's\n")
     out, err = waiting.communicate(timeout=120)
     refused = ("step 1 (write 'a.txt') failed: 'a.txt' no longer holds the content it was changed from (something "
-               "else changed it); nothing was written; nothing was changed")  # fmt: skip
+               "else changed it); nothing was changed")  # fmt: skip
     assert_one_line_error(subprocess.CompletedProcess(waiting.args, waiting.returncode, out, err), 1, refused)
     assert events(out)[-1] == {"type": "error", "message": refused, "exit_code": 1}
     assert (ws / "a.txt").read_text() == "someone else's\n"

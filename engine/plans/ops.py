@@ -168,7 +168,7 @@ class _FileOp(Op[FileStep, FileRecord]):
         # change made by something else since the new content was made from the old is never lost.
         if expected is not None and (kind is None or sha(old) != expected):
             now = "no longer exists" if kind is None else "no longer holds the content it was changed from"
-            raise ChangedMeanwhile(f"{quoted_name(path)} {now} (something else changed it); nothing was written")
+            raise ChangedMeanwhile(f"{quoted_name(path)} {now} (something else changed it)")
         new = self.new_content(step, old)
         return {"i": index, "op": self.name, "path": path, "existed": kind is not None, "mode": mode, "sha": sha(new),
                 "_new": new}  # fmt: skip

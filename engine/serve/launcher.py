@@ -30,6 +30,7 @@ from engine.child_process import child_env, guarded_argv, signal_group
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError
 from engine.llm.deadline import http_get
+from engine.names import display_name, shell_line
 
 #: The files that make a directory a finished, loadable model.
 MODEL_FILES = ("config.json", "model.safetensors")
@@ -236,7 +237,8 @@ class LocalServer:
             if model is None:
                 where = self.settings.model
                 raise ServerStartError(
-                    f"no model to serve at {where} yet: make one with 'routeshell train all --out {where}' "
+                    f"no model to serve at {display_name(str(where))} yet: make one with "
+                    f"{shell_line(['routeshell', 'train', 'all', '--out', str(where)])} "
                     "(or in the shell's Train pane), then run this again"
                 )
             words = self.settings.words(model)

@@ -225,6 +225,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise TrainInputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except tomllib.TOMLDecodeError as exc:
         raise TrainInputError(f"{path}: not valid TOML: {exc}") from None
+    except NumberTooLong as exc:
+        raise TrainInputError(f"{path}: not valid {kind}: {exc}") from None
     except ValueError:
         # What is left: an integer longer than Python reads (tomllib's own error is a bare ValueError).
         raise TrainInputError(f"{path}: not valid {kind}: {NumberTooLong()}") from None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.names import display_name
+from engine.names import display_name, shell_line
 from engine.textfile import read_capped, replace_text
 from engine.tinyllm.errors import TrainFailure, TrainInputError
 
@@ -263,7 +263,7 @@ def last_checkpoint(out: Path) -> Path | None:
         raise TrainInputError(
             f"checkpoint {display_name(str(newest))} is incomplete or corrupt "
             f"(no {', '.join(dict.fromkeys(missing))}); "
-            f"move it aside to resume from the one before: mv {newest} {newest}.broken"
+            f"move it aside to resume from the one before: {shell_line(['mv', str(newest), f'{newest}.broken'])}"
         )
     return newest
 

@@ -87,6 +87,8 @@ def test_extract_json_rejects_two_fenced_blocks() -> None:
         pytest.param(
             '{"a": 1' + "0" * 4300 + "}", "not valid JSON: a number of more than 4300 digits", id="huge-number"
         ),
+        pytest.param('{"a": 1e999}', "not valid JSON: a number too large to hold (1e999)", id="huge-float"),
+        pytest.param('{"a": NaN}', "not valid JSON: NaN, which is not a JSON number", id="nan"),
     ],
 )
 def test_extract_json_says_why_there_is_no_document(text: str, needle: str) -> None:

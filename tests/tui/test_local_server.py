@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config.profiles import load_profile
+from engine.names import shell_line
 from engine.serve.launcher import probe
 from tests.engine.serve.test_launcher import free_port, write_local
 from tests.engine.tinyllm.training_support import TrainRun
@@ -57,7 +58,8 @@ async def test_without_a_model_the_agent_pane_says_how_to_make_one(isolated_home
         await run_task(pilot, "add a README")
         where = isolated_home / ".local" / "share" / "routeshell" / "models" / "tinyllm"
         shown = log_text(app)
-        how = f"no model to serve at {where} yet: make one with 'routeshell train all --out {where}'"
+        command = shell_line(["routeshell", "train", "all", "--out", str(where)])
+        how = f"no model to serve at {where} yet: make one with {command}"
         assert squeezed(how) in shown
         assert "Trainpane" in shown
 

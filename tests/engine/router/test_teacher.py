@@ -151,6 +151,7 @@ def test_a_teacher_that_trickles_its_answer_times_out(tmp_path: Path) -> None:
         with pytest.raises(EndpointError) as caught:
             teacher_labels(tasks, options, lambda e: None, source="files", out=tmp_path / "o.jsonl")
     assert "timed out after 0.5 s" in str(caught.value)
+    assert not (tmp_path / "cache.jsonl").exists()  # nothing was answered: no empty cache is left behind
 
 
 def test_train_labels_timeout_ends_a_stalled_teacher_in_one_line(

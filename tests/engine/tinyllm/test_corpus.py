@@ -115,6 +115,12 @@ def test_jsonl_gives_one_document_per_row_with_its_line(tmp_path: Path) -> None:
             r"rows.jsonl:1: not JSON \(a number of more than 4300 digits\)",
             id="huge-number",
         ),
+        pytest.param(
+            b'{"text": "ok", "n": -' + b"9" * 400 + b".5}\n",
+            r"rows.jsonl:1: not JSON \(a number too large to hold \(-9999999999999999999\.\.\.\)\)",
+            id="huge-float",
+        ),
+        pytest.param(b'{"text": "ok", "n": -Infinity}\n', r"rows.jsonl:1: not JSON \(-Infinity, which", id="infinity"),
         (b'{"text": "ok"}\n{"body": "x"}\n', 'rows.jsonl:2: expected an object with a string "text" field'),
         (b'{"text": "ok"}\n[1, 2]\n', "rows.jsonl:2: expected an object"),
         (b'{"text": "ok"}\n{"text": 5}\n', "rows.jsonl:2: expected an object"),

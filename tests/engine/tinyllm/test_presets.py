@@ -139,6 +139,7 @@ def test_bad_config_file_is_one_clear_line(tmp_path: Path, text: str, message: s
             "not valid JSON: a number of more than 4300 digits",
             id="huge-number",
         ),
+        pytest.param(b'{"lr": 1e400}', "not valid JSON: a number too large to hold (1e400)", id="huge-float"),
         pytest.param(b"[" * 100_000, "not valid JSON: nested too deeply", id="deep"),
         (b'{"base": "nano", "hidden_size": "\xff"}', "not UTF-8 text"),
     ],

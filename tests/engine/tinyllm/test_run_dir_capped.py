@@ -5,6 +5,7 @@ link to ``/dev/zero``, a FIFO or a file past the limit there is one line of erro
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,3 +67,15 @@ def test_a_trainer_state_past_the_limit_is_unreadable(tmp_path: Path, monkeypatc
     monkeypatch.setattr(run_dir, "MAX_TRAINER_STATE_BYTES", 16)
     with pytest.raises(TrainInputError, match=r"a readable trainer_state\.json"):
         check_out_dir(out, resume=True, stage="pretrain")
+
+
+def test_the_move_aside_hint_pastes_into_a_shell_whatever_the_name(tmp_path: Path) -> None:
+    out = _checkpoint(tmp_path / "it's a run")
+    newest = out / "checkpoints" / "checkpoint-1"
+    (newest / "optimizer.pt").unlink()
+    with pytest.raises(TrainInputError) as caught:
+        check_out_dir(out, resume=True, stage="pretrain")
+    command = str(caught.value).split("resume from the one before: ", 1)[1]
+    subprocess.run(["sh", "-c", command], check=True)
+    assert not newest.exists()
+    assert newest.with_name("checkpoint-1.broken").is_dir()
