@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.names import shell_line, shell_word
-from tui.arg_types import http_url, positive_int, probability
+from tui.arg_types import http_url, positive_int, positive_seconds, probability
 
 PLANNER_EXIT_CODES = """\
 exit codes:
@@ -105,6 +105,8 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
     add("--limit", type=positive_int, metavar="N", help="at most N cases of each data set")
     add("--min-probability", type=probability, default=None, metavar="P",
         help="agent: decline a plan the planner gives a probability under P, 0-1 (local profile: 0.4)")  # fmt: skip
+    add("--timeout", type=positive_seconds, default=120.0, metavar="S",
+        help="seconds to wait for one reply of the served planner (120)")  # fmt: skip
     add("--json", action="store_true", help="print the report (and every case) as JSON")
 
 
@@ -183,7 +185,8 @@ def run_eval_planner(args: argparse.Namespace) -> int:
                 least = PLANNER_MIN_PROBABILITY if args.min_probability is None else args.min_probability
             guided = PLANNER_GUIDED_RETRIES if name == "agent" else 0
             predict, close = endpoint_predictor(base_url, args.model, constrained=name != "model-free", retries=retries,
-                                                min_probability=least, guided=guided)  # fmt: skip
+                                                min_probability=least, guided=guided,
+                                                timeout_s=args.timeout)  # fmt: skip
             made[name] = predict
             closers.append(close)
     report: dict[str, Any] = {"data": {}}

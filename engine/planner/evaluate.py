@@ -263,7 +263,9 @@ def endpoint_predictor(
     from engine.config.profiles import Endpoint
     from engine.llm.client import ChatClient, EndpointError
 
-    client = ChatClient(Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=1))
+    endpoint = Endpoint(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=1,
+                        timeout_setting="--timeout")  # fmt: skip
+    client = ChatClient(endpoint)
 
     scored: Literal["processed"] | None = "processed" if min_probability > 0 else None
 

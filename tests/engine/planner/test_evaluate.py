@@ -31,7 +31,7 @@ from engine.planner.parts import request_parts
 from engine.planner.prompt import PLANNER_RETRY_TEMPERATURE
 from tests.engine.planner.test_handwritten import CASES
 from tests.helpers import assert_one_line_error, ext_choices, run_routeshell
-from tests.scripted_llm import Reply, ScriptedLLM, Status
+from tests.scripted_llm import Reply, ScriptedLLM, Stall, Status
 
 
 @pytest.fixture(scope="module")
@@ -463,3 +463,13 @@ def test_a_refused_guided_ask_leaves_the_answer_at_hand(cases: list[Case], scrip
     assert [r["temperature"] for r in scripted_llm.requests] == [0.0, 0.0, 0.0, 0.0, PLANNER_RETRY_TEMPERATURE]
     assert guided["response_format"] != first["response_format"] == sampled["response_format"]
     assert scripted_llm.unexpected == 0
+
+
+def test_eval_planner_timeout_ends_a_stalled_planner_in_one_line(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.enqueue(*[Stall(60) for _ in range(3)])
+    result = run_routeshell("eval", "planner", "--data", "held-out", "--count", "1", "--predictor", "model",
+                            "--base-url", scripted_llm.base_url, "--timeout", "1")  # fmt: skip
+    assert_one_line_error(result, 3, "timed out after 1 s", "raise --timeout")
+    assert "profile" not in result.stderr
+    bad = run_routeshell("eval", "planner", "--data", "held-out", "--timeout", "0")
+    assert_one_line_error(bad, 2, "--timeout")
