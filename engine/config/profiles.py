@@ -57,7 +57,7 @@ class Endpoint:
     timeout_s: float
     max_retries: int
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
-    #: Where ``timeout_s`` is set, for the error that says to raise it.
+    #: Where ``timeout_s`` is set, for the error that says to raise it ("": nowhere the user can).
     timeout_setting: str = "timeout_s in the profile's llm section"
 
 

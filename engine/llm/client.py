@@ -437,8 +437,9 @@ class ChatClient:
         if isinstance(exc, httpx.TimeoutException):
             limit = self._timeout.connect if isinstance(exc, httpx.ConnectTimeout) else self._endpoint.timeout_s
             setting = self._endpoint.timeout_setting
+            raise_it = f" (raise {setting})" if setting else ""
             return _Retryable(
-                lambda n: f"timed out after {limit:g} s ({_count(n)}); is the server overloaded? (raise {setting})"
+                lambda n: f"timed out after {limit:g} s ({_count(n)}); is the server overloaded?{raise_it}"
             )
         why = _why(exc)
         if isinstance(exc, httpx.ConnectError):

@@ -119,9 +119,9 @@ class ServeChat(Vertical):
         self.turns.append(Turn("assistant", ""))
         self.replying = True
         self._show()
-        endpoint = Endpoint(
-            base_url=self.base_url, model=self.model, api_key=self.api_key, timeout_s=CHAT_TIMEOUT_S, max_retries=0
-        )
+        # The chat's wait is fixed: a timeout names no profile setting, which would not change it.
+        endpoint = Endpoint(base_url=self.base_url, model=self.model, api_key=self.api_key, timeout_s=CHAT_TIMEOUT_S,
+                            max_retries=0, timeout_setting="")  # fmt: skip
         self._ask(endpoint, history)
 
     @work(thread=True, exclusive=True, group="serve-chat", exit_on_error=False)

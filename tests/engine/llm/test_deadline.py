@@ -9,11 +9,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from engine.config.profiles import Endpoint
 from engine.evaluation.endpoints import listed_model
-from engine.llm.client import EndpointError
+from engine.llm.client import ChatClient, EndpointError
 from engine.llm.deadline import http_client, http_get, within
 from tests.engine.llm.test_llm import HELLO, client_for, fails
-from tests.scripted_llm import Reply, ScriptedLLM, Trickle
+from tests.scripted_llm import Reply, ScriptedLLM, Stall, Trickle
 
 TRICKLE_S = 20.0
 
@@ -24,6 +25,15 @@ def test_a_trickled_reply_times_out(scripted_llm: ScriptedLLM, where: str) -> No
     client, _ = client_for(scripted_llm.base_url, timeout_s=0.5, max_retries=0)
     error = fails(client)
     assert str(error).startswith(f"LLM endpoint {scripted_llm.base_url} timed out after 0.5 s (1 attempt);")
+
+
+def test_a_timeout_names_the_setting_to_raise_only_where_there_is_one(scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.enqueue(Stall(20), Stall(20))
+    client, _ = client_for(scripted_llm.base_url, timeout_s=0.3, max_retries=0)
+    assert str(fails(client)).endswith("is the server overloaded? (raise timeout_s in the profile's llm section)")
+    fixed = Endpoint(base_url=scripted_llm.base_url, model="m", api_key="k", timeout_s=0.3, max_retries=0,
+                     timeout_setting="")  # fmt: skip
+    assert str(fails(ChatClient(fixed))).endswith("is the server overloaded?")
 
 
 def test_a_stream_of_keepalives_without_text_times_out(scripted_llm: ScriptedLLM) -> None:
