@@ -136,6 +136,11 @@ def run_sessions_command(args: argparse.Namespace) -> int:
 def run_agent_command(args: argparse.Namespace) -> int:
     """Carry out ``routeshell run``; return the exit code."""
     from engine.config.profiles import load_profile
+    from tui.standard_streams import outlive_reader
+
+    # What run prints reports the task: a reader going away stops neither the task nor a plan
+    # halfway, and the exit code still says how the task ended.
+    outlive_reader()
 
     task = _task(args)
     profile = load_profile(args.run_profile or args.profile)

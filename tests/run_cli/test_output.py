@@ -7,6 +7,7 @@ small workspace, and checks what a user (or a script reading ``--json``) sees.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -243,3 +244,23 @@ def test_the_resume_hint_works_when_pasted(scripted_llm: ScriptedLLM, spaced: Pa
     assert resumed.returncode == 0, resumed
     assert (spaced / "test_app.py").exists()
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("shown", [("--json",), ()], ids=["json", "transcript"])
+def test_a_reader_that_went_away_stops_no_task_halfway(
+    scripted_llm: ScriptedLLM, ws: Path, shown: tuple[str, ...]
+) -> None:
+    scripted_llm.enqueue(Reply(BUILD))
+    reader, writer = os.pipe()
+    os.close(reader)  # as `routeshell run ... | head -0` leaves it
+    try:
+        result = subprocess.run(
+            [ROUTESHELL, "run", "--profile", "ci", "--base-url", scripted_llm.base_url, "--workspace", str(ws),
+             *shown, "--topology", "single", "--approve", "all", "set VALUE to 2 in app.py"],
+            stdin=subprocess.DEVNULL, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (0, ""), result
+    assert (ws / "app.py").read_text() == "VALUE = 2\n"
+    assert len(journals(ws)) == 1
