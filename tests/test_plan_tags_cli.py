@@ -108,3 +108,26 @@ def test_an_undo_that_must_change_a_read_only_files_tags_is_refused_before_it_st
     assert tags_attribute(ws / locked) is None
     assert tags_attribute(ws / "tagged.txt") == b"red"
     assert recover(ws) == []
+
+
+def test_a_file_of_another_user_is_named_before_a_write_append_or_patch_changes_anything(
+    ws: Path, tmp_path: Path
+) -> None:
+    (ws / "theirs.txt").write_text("hi\n")
+    os.chown(ws / "theirs.txt", 65534, 65534)  # 0644: this user may read it, not rewrite it
+    (ws / "mine.txt").write_text("mine\n")
+    (ws / "mine.txt").chmod(0o444)  # their own read-only file: a forced save may replace it
+    before = tree(ws)
+    for step in ({"op": "write", "path": "theirs.txt", "content": "new\n", "overwrite": True},
+                 {"op": "append", "path": "theirs.txt", "content": "more\n"},
+                 {"op": "patch", "path": "theirs.txt", "find": "hi", "replace": "ho"}):  # fmt: skip
+        plan = plan_file(tmp_path, {"op": "write", "path": "new.txt", "content": "x\n"}, step)
+        why = "cannot change 'theirs.txt': it belongs to another user and is read-only for this one"
+        dry = run_as_a_user("plan", "apply", plan, "--dry-run", "--workspace", str(ws))
+        assert_one_line_error(dry, 1, f"step 2 ({step['op']}) would fail: {why}")
+        applied = run_as_a_user("plan", "apply", plan, "--yes", "--workspace", str(ws))
+        assert_one_line_error(applied, 1, why, "nothing was changed")
+        assert tree(ws) == before
+    mine = plan_file(tmp_path, {"op": "write", "path": "mine.txt", "content": "saved\n", "overwrite": True})
+    assert run_as_a_user("plan", "apply", mine, "--yes", "--workspace", str(ws)).returncode == 0
+    assert (ws / "mine.txt").read_text() == "saved\n"

@@ -291,13 +291,27 @@ def unchangeable(parent_fd: int, name: str) -> str | None:
     to a new file that takes the old one's name; the old one is kept for undo under a second name,
     which the kernel allows only for a file this user owns or may read and write.
     """
-    info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    theirs = info.st_uid != os.geteuid()
-    if is_markdown(name) and not (theirs and _hard_links_protected()):
-        return None
+    if is_markdown(name):
+        return unreplaceable(parent_fd, name)
+    theirs = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_uid != os.geteuid()
     if not os.access(name, os.W_OK, dir_fd=parent_fd, follow_symlinks=False):
         return "belongs to another user and is read-only for this one" if theirs else "is read-only"
-    if is_markdown(name) and not os.access(name, os.R_OK, dir_fd=parent_fd, follow_symlinks=False):
+    return None
+
+
+def unreplaceable(parent_fd: int, name: str) -> str | None:
+    """Why this user cannot replace the regular file ``name`` in the directory open on ``parent_fd``
+    with a new one, keeping the old one for undo under a second name, as a phrase, or None when they
+    can; a symlink is never followed. The kernel gives a file a second name only for a user who owns
+    it or may read and write it (``fs.protected_hardlinks``); a file this user owns may be replaced
+    even when it is read-only, as an editor's forced save does.
+    """
+    info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    if info.st_uid == os.geteuid() or not _hard_links_protected():
+        return None
+    if not os.access(name, os.W_OK, dir_fd=parent_fd, follow_symlinks=False):
+        return "belongs to another user and is read-only for this one"
+    if not os.access(name, os.R_OK, dir_fd=parent_fd, follow_symlinks=False):
         return "belongs to another user and is unreadable for this one"
     return None
 

@@ -160,6 +160,8 @@ class _FileOp(Op[FileStep, FileRecord]):
         old, mode = b"", 0o644
         if kind is not None:
             self.check_existing(step)
+            if why := view.replace_refused(path):
+                raise SandboxError(f"cannot change {quoted_name(path)}: it {why}")
             old, mode = view.read(path)
         elif self.name == "patch":
             raise SandboxError(f"{quoted_name(path)} does not exist")

@@ -62,6 +62,11 @@ class View(Protocol):
         """Why this user cannot change the tags of the file at ``path`` ("is read-only"), or None."""
         ...
 
+    def replace_refused(self, path: str) -> str | None:
+        """Why this user cannot replace the file at ``path`` by a new one (it "belongs to another
+        user and is read-only for this one"), or None."""
+        ...
+
     def open_file(self, path: str) -> int:
         """Open the real regular file that holds ``path``'s content, read-only; the caller closes it."""
         ...
@@ -191,6 +196,12 @@ class WorkspaceView:
 
         with self.ws.parent(path) as (parent_fd, name):
             return unchangeable(parent_fd, name)
+
+    def replace_refused(self, path: str) -> str | None:
+        from engine.files.tags import unreplaceable
+
+        with self.ws.parent(path) as (parent_fd, name):
+            return unreplaceable(parent_fd, name)
 
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
@@ -447,6 +458,12 @@ class Overlay:
         if node is None or node.source is None or node.data is not None:
             return None  # a file the plan writes is a new one, this user's own
         return self.real.tags_unchangeable(node.source)
+
+    def replace_refused(self, path: str) -> str | None:
+        node = self._node(path)
+        if node is None or node.source is None or node.data is not None:
+            return None  # a file the plan writes is a new one, this user's own
+        return self.real.replace_refused(node.source)
 
     def check_writable(self, path: str, *, inclusive: bool = False) -> None:
         resolved, found = self._lookup(path)
