@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from engine.schemas import validator
-from tests.engine.serve.server_support import ServeProcess
+from tests.engine.serve.server_support import serving
 from tests.engine.tinyllm.training_support import TrainRun
 from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
 
@@ -71,44 +71,74 @@ def test_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert_one_line_error(result, 1, f"port {port}", "in use")
 
 
-def test_sigterm_stops_cleanly_during_a_stream(pretrained: Pretrained) -> None:
-    server = ServeProcess(pretrained[0], "--name", "nano")
-    streaming = threading.Event()
-    seen: list[str] = []
+def huge_pages_offered() -> bool:
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    return thp.exists() and "[never]" not in thp.read_text()
 
-    def stream() -> None:
-        body = {"model": "nano", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 200, "stream": True}
-        try:
-            with httpx.stream("POST", f"{server.url}/chat/completions", json=body, timeout=60) as response:
-                for line in response.iter_lines():
-                    seen.append(line)
-                    streaming.set()
-        except httpx.HTTPError:
-            pass  # the server may cut the stream while stopping
-        streaming.set()
 
-    reader = threading.Thread(target=stream)
-    reader.start()
-    assert streaming.wait(60)
-    assert server.stop(signal.SIGTERM) == 0
-    reader.join(60)
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+def test_serve_runs_itself_again_on_huge_pages_and_sigterm_stops_it_cleanly_during_a_stream(
+    pretrained: Pretrained,
+) -> None:
+    from tui.serve_cli import HUGE_PAGES_TUNABLES, REEXEC_MARK
+
+    with serving(pretrained[0], "--name", "nano", env={"GLIBC_TUNABLES": ""}) as server:
+        if huge_pages_offered():
+            # the same process, run again once with the tunables (the kernel shows the environment as
+            # glibc left it after reading its tunables: the first one of them, at least)
+            assert server.ready["pid"] == server.process.pid
+            environ = _environ(server.process.pid)
+            assert environ[REEXEC_MARK] == HUGE_PAGES_TUNABLES
+            assert HUGE_PAGES_TUNABLES.startswith(environ["GLIBC_TUNABLES"])
+            assert environ["GLIBC_TUNABLES"].startswith("glibc.malloc.hugetlb=1")
+            assert httpx.get(f"{server.root}/health", timeout=30).status_code == 200
+        streaming = threading.Event()
+        seen: list[str] = []
+
+        def stream() -> None:
+            body = {"model": "nano", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 200, "stream": True}
+            try:
+                with httpx.stream("POST", f"{server.url}/chat/completions", json=body, timeout=60) as response:
+                    for line in response.iter_lines():
+                        seen.append(line)
+                        streaming.set()
+            except httpx.HTTPError:
+                pass  # the server may cut the stream while stopping
+            streaming.set()
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        assert streaming.wait(60)
+        assert server.stop(signal.SIGTERM) == 0
+        reader.join(60)
     assert server.events[-1] == {"type": "serve_stopped", "reason": "signal", "requests": server.events[-1]["requests"]}
     assert "Traceback" not in server.stderr
 
 
-def test_ctrl_c_stops_with_130_and_a_readable_log(pretrained: Pretrained) -> None:
+def test_hugetlb_0_keeps_the_process_and_ctrl_c_stops_it_with_130_and_a_readable_log(
+    pretrained: Pretrained,
+) -> None:
+    from tui.serve_cli import REEXEC_MARK
+
     process = subprocess.Popen(
         [ROUTESHELL, "serve", "--model", str(pretrained[0]), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=env(),
+        env={**env(), "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"},
     )
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
         assert first.startswith("routeshell: serving model ")
+        environ = _environ(process.pid)
+        assert environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+        assert REEXEC_MARK not in environ
         url = first.split(" at ")[1].split(";")[0]
         assert url.endswith("/v1")
         assert httpx.get(f"{url}/models", timeout=30).status_code == 200
@@ -137,6 +167,10 @@ def test_generate_streams_text_and_reports_usage(pretrained: Pretrained) -> None
     assert "prompt +" in usage
     assert "completion tokens" in usage
     again = routeshell("generate", "--model", model, "-", "--max-tokens", "8", "--seed", "3", stdin_text="def hello")
+    # stdin read before running itself again (huge pages) would be gone after it: an empty prompt is an
+    # error (exit 2); read after it, the prompt is the same as given on the command line
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.split(",")[0] == usage.split(",")[0]  # "routeshell: N prompt + M completion tokens"
     assert again.stdout == result.stdout
 
 
@@ -174,45 +208,6 @@ def test_generate_errors_are_one_line(pretrained: Pretrained, tmp_path: Path) ->
     )
     assert_one_line_error(routeshell("generate", "--model", model, "word " * 3000), 2, "context")
     assert_one_line_error(routeshell("generate", "--model", model, "hi", "--temperature", "5"), 2, "temperature")
-
-
-def _environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
-
-
-def test_serve_runs_itself_again_once_on_huge_pages_unless_told_not_to(pretrained: Pretrained) -> None:
-    from tui.serve_cli import HUGE_PAGES_TUNABLES, REEXEC_MARK
-
-    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    if not thp.exists() or "[never]" in thp.read_text():
-        pytest.skip("this kernel offers no transparent huge pages")
-    server = ServeProcess(pretrained[0], env={"GLIBC_TUNABLES": ""})
-    try:
-        # the same process, run again once with the tunables (the kernel shows the environment as
-        # glibc left it after reading its tunables: the first one of them, at least)
-        assert server.ready["pid"] == server.process.pid
-        environ = _environ(server.process.pid)
-        assert environ[REEXEC_MARK] == HUGE_PAGES_TUNABLES
-        assert HUGE_PAGES_TUNABLES.startswith(environ["GLIBC_TUNABLES"])
-        assert environ["GLIBC_TUNABLES"].startswith("glibc.malloc.hugetlb=1")
-        assert httpx.get(f"{server.root}/health", timeout=30).status_code == 200
-    finally:
-        server.stop()
-    kept = ServeProcess(pretrained[0], env={"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
-    try:
-        environ = _environ(kept.process.pid)
-        assert environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
-        assert REEXEC_MARK not in environ
-    finally:
-        kept.stop()
-
-
-def test_generate_reads_a_prompt_from_stdin_after_running_itself_again(pretrained: Pretrained) -> None:
-    result = routeshell("generate", "--model", str(pretrained[0]), "-", "--max-tokens", "4", stdin_text="def hello")
-    # stdin read before the exec would be gone after it: an empty prompt is an error (exit 2)
-    assert result.returncode == 0, result.stderr
-    assert " prompt + 4 completion tokens" in result.stderr
 
 
 def test_only_the_process_own_command_line_is_run_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

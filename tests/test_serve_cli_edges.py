@@ -66,15 +66,6 @@ def test_a_model_under_a_path_that_is_not_utf8_says_so(pretrained: Pretrained, t
     assert_one_line_error(routeshell("generate", "--model", str(model), "hi"), 2, "is not UTF-8", "model-\\xff")
 
 
-def test_a_schema_file_with_a_long_name_is_used(pretrained: Pretrained, tmp_path: Path) -> None:
-    schema = tmp_path / f"{'verdict-' * 12}.json"
-    schema.write_text(json.dumps({"type": "boolean"}))
-    result = routeshell("generate", "--model", str(pretrained[0]), "hi", "--json-schema", str(schema), "--json")
-    assert result.returncode == 0, result.stderr
-    content = json.loads(result.stdout)["choices"][0]["message"]["content"]
-    assert content in ("true", "false")
-
-
 def test_the_server_log_is_one_escaped_line_per_record(capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
     import logging
@@ -104,12 +95,15 @@ def test_the_server_log_is_one_escaped_line_per_record(capsys: pytest.CaptureFix
     ]
 
 
-def test_generate_json_on_a_terminal_escapes_what_a_terminal_would_obey(pretrained: Pretrained, tmp_path: Path) -> None:
+def test_a_schema_file_with_a_long_name_is_used_and_json_on_a_terminal_escapes_what_it_would_obey(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
     """JSON leaves C1 controls and bidi overrides as they are; on a terminal they are escaped (the
-    same JSON), on a pipe the output stays raw."""
+    same JSON), on a pipe the output stays raw. The schema's file has a long name: the answer is
+    its constant, so it was read and used."""
     import pty
 
-    schema = tmp_path / "odd.json"
+    schema = tmp_path / f"{'verdict-' * 12}.json"
     schema.write_text(json.dumps({"const": "\x9b2J\u202e"}))
     args = [ROUTESHELL, "generate", "--model", str(pretrained[0]), "hi", "--json-schema", str(schema), "--json"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -147,13 +141,17 @@ def test_an_endless_prompt_or_schema_is_read_no_further_than_its_bound(pretraine
     assert_one_line_error(result, 2, "the schema /dev/zero is longer than 1 MiB")
 
 
-def test_endless_small_files_in_a_model_directory_are_never_read_whole(pretrained: Pretrained, tmp_path: Path) -> None:
+def test_endless_small_files_in_a_model_directory_are_never_read_whole_nor_int8_put_on_a_gpu(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
     model = copy_model(pretrained, tmp_path / "model")
     # Optional files: one that is no regular file is left out, as a missing one is.
     for name in ("generation_config.json", "routeshell-train.json"):
         (model / name).unlink(missing_ok=True)
         (model / name).symlink_to("/dev/zero")
-    result = routeshell("generate", "--model", str(model), "hi", "--max-tokens", "2")
+    # int8 runs on the CPU only, so auto with it is the CPU wherever there is a GPU.
+    result = routeshell("generate", "--model", str(model), "hi", "--max-tokens", "2", "--device", "auto",
+                        "--dtype", "int8")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -175,10 +173,6 @@ def test_device_auto_without_cuda_serves_on_the_cpu_and_health_says_where(pretra
         reply = server.client().completions.create(model=health["models"][0], prompt="def", max_tokens=2)
         assert reply.usage is not None
         assert reply.usage.completion_tokens >= 1
-    # int8 runs on the CPU only, so auto with it is the CPU wherever there is a GPU.
-    result = routeshell("generate", "--model", str(pretrained[0]), "hi", "--max-tokens", "2", "--device", "auto",
-                        "--dtype", "int8")  # fmt: skip
-    assert result.returncode == 0, result.stderr
 
 
 def test_a_tokenizer_with_more_tokens_than_the_model_embeds_is_refused(pretrained: Pretrained, tmp_path: Path) -> None:

@@ -16,9 +16,12 @@ from tests.engine.tinyllm.training_support import TrainRun
 HELLO = [{"role": "user", "content": "def hello"}]
 
 
-def test_a_client_that_leaves_while_sending_its_body_is_499_and_no_failure(
+def test_a_client_that_leaves_while_sending_is_499_and_one_that_sends_its_headers_too_slowly_is_cut_off(
     pretrained: tuple[Path, TrainRun],
 ) -> None:
+    """Both on one server, which stays well after them and stops cleanly."""
+    from engine.serve.http_protocol import HEADER_TIMEOUT_S
+
     with serving(pretrained[0], "--name", "nano") as server:
         host, port = server.root.removeprefix("http://").rsplit(":", 1)
         with socket.create_connection((host, int(port))) as sock:
@@ -32,6 +35,32 @@ def test_a_client_that_leaves_while_sending_its_body_is_499_and_no_failure(
             response = httpx.post(f"{server.root}{path}", json={}, headers={"Host": "evil.example"}, timeout=30)
             assert response.status_code in (404, 405), response.headers
             assert "error" in response.json()
+        with (
+            socket.create_connection((host, int(port))) as slow,
+            socket.create_connection((host, int(port))) as silent,
+        ):
+            slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            slow.settimeout(1.0)
+            closed_after = None
+            for second in range(int(HEADER_TIMEOUT_S) + 20):
+                try:
+                    slow.sendall(b"X-Slow: 1\r\n")  # a header line a second, never the blank line
+                    if slow.recv(100) == b"":
+                        closed_after = second
+                        break
+                except TimeoutError:
+                    continue
+                except OSError:  # reset by the server
+                    closed_after = second
+                    break
+            assert closed_after is not None, "the slow client is still connected"
+            assert closed_after >= HEADER_TIMEOUT_S - 2
+            silent.settimeout(10.0)
+            assert silent.recv(100) == b""  # a connection that never sent anything is gone too
+            # a request whose headers arrived in time is answered, on a connection kept alive after it
+            with httpx.Client(timeout=30) as client:
+                assert client.get(f"{server.root}/health").status_code == 200
+        assert server.health()["status"] == "ok"
         assert server.stop() == 0
         assert "ClientDisconnect" not in server.stderr
         assert "Exception" not in server.stderr
@@ -72,37 +101,3 @@ def test_sigterm_mid_stream_ends_the_stream_with_an_error_event_and_done(pretrai
     last = json.loads(lines[-2])
     assert last["error"]["message"] == "the server is stopping; try again"
     assert all(choice["finish_reason"] is None for line in lines[:-2] for choice in json.loads(line)["choices"])
-
-
-def test_a_client_that_sends_its_headers_too_slowly_is_cut_off(pretrained: tuple[Path, TrainRun]) -> None:
-    from engine.serve.http_protocol import HEADER_TIMEOUT_S
-
-    with serving(pretrained[0], "--name", "nano") as server:
-        host, port = server.root.removeprefix("http://").rsplit(":", 1)
-        with (
-            socket.create_connection((host, int(port))) as slow,
-            socket.create_connection((host, int(port))) as silent,
-        ):
-            slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-            slow.settimeout(1.0)
-            closed_after = None
-            for second in range(int(HEADER_TIMEOUT_S) + 20):
-                try:
-                    slow.sendall(b"X-Slow: 1\r\n")  # a header line a second, never the blank line
-                    if slow.recv(100) == b"":
-                        closed_after = second
-                        break
-                except TimeoutError:
-                    continue
-                except OSError:  # reset by the server
-                    closed_after = second
-                    break
-            assert closed_after is not None, "the slow client is still connected"
-            assert closed_after >= HEADER_TIMEOUT_S - 2
-            silent.settimeout(10.0)
-            assert silent.recv(100) == b""  # a connection that never sent anything is gone too
-            # a request whose headers arrived in time is answered, on a connection kept alive after it
-            with httpx.Client(timeout=30) as client:
-                assert client.get(f"{server.root}/health").status_code == 200
-        assert server.health()["status"] == "ok"
-        assert server.stop() == 0
