@@ -189,6 +189,28 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, worke
 
 
 @pytest.fixture(scope="session")
+def reasoning_model(
+    tmp_path_factory: pytest.TempPathFactory, pretrained: tuple[Path, TrainRun], worker_id: str
+) -> tuple[Path, TrainRun]:
+    """The nano model after a reasoning SFT with the English markers (Reasoning:/Answer:) on the
+    built-in problems: 60 steps of 8 rows, enough for it to write the markers.
+
+    Trained once per test run: the first worker to need it trains it, the others read it."""
+
+    def make(root: Path) -> None:
+        run = run_train(
+            "reasoning", "--markers", "en", "--base", str(pretrained[0]), "--max-steps", "60", "--batch-size", "8",
+            "--lr", "2e-3", "--eval-every", "30", "--save-every", "30", "--out", str(root / "model"),
+            cache=root / "cache",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        (root / "run.json").write_text(json.dumps(dataclasses.asdict(run)))
+
+    root = made_once(tmp_path_factory, worker_id, "reasoning-model", make)
+    return root / "model", TrainRun(**json.loads((root / "run.json").read_text()))
+
+
+@pytest.fixture(scope="session")
 def planner_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, worker_id: str) -> tuple[Path, Path]:
     """A nano base with room for a planner prompt (1024 tokens) and a planner adapter trained on it
     for a few steps: the shipped pair's shape, small enough for tests. Its plans may be wrong.

@@ -9,27 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.engine.serve.server_support import ServeProcess, serving
-from tests.engine.tinyllm.training_support import TrainRun, run_train
+from tests.engine.tinyllm.training_support import TrainRun
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 
 
 @pytest.fixture(scope="module")
-def reasoning_model(pretrained: tuple[Path, TrainRun], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The nano model after a short reasoning SFT with the English markers (Reasoning:/Answer:)."""
-    root = tmp_path_factory.mktemp("reasoning")
-    out = root / "model"
-    run = run_train(
-        "reasoning", "--markers", "en", "--base", str(pretrained[0]), "--max-steps", "60", "--batch-size", "8",
-        "--lr", "2e-3", "--eval-every", "30", "--save-every", "30", "--out", str(out), cache=root / "cache",
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(reasoning_model: Path) -> Iterator[ServeProcess]:
-    with serving(reasoning_model, "--name", "reasoner") as process:
+def server(reasoning_model: tuple[Path, TrainRun]) -> Iterator[ServeProcess]:
+    """The reasoning model of tests/conftest.py (the English markers, 60 steps) served as ``reasoner``."""
+    with serving(reasoning_model[0], "--name", "reasoner") as process:
         yield process
 
 
