@@ -155,7 +155,8 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
         ([{"path": "a/", "text": "x"}], None, "not a file name"),
         ([{"path": "a", "text": "x"}, {"path": "a/b", "text": "y"}], None, "a is a file and holds a/b"),
         ([{"path": "a", "text": "x"}, {"path": "a", "kind": "dir"}], None, "listed twice"),
-        ([{"path": "a.txt", "text": "x", "age_days": float("nan")}], None, "not a number of days"),
+        # (JSON has no NaN: the line is refused as it is read)
+        ([{"path": "a.txt", "text": "x", "age_days": float("nan")}], None, "(NaN, which is not a JSON number)"),
         ([{"path": "a.txt", "text": "x", "age_days": 36500}], "0001-01-01", "before the year 1"),
     ],
 )
@@ -168,7 +169,7 @@ def test_a_case_whose_workspace_cannot_be_made_is_refused_with_its_line(
         row["today"] = today
     data = tmp_path / "cases.jsonl"
     data.write_text(json.dumps(row) + "\n")  # NaN is written as NaN, which json.loads reads back
-    with pytest.raises(UsageError, match=r"cases.jsonl:1: not a planner case: ") as caught:
+    with pytest.raises(UsageError, match=r"cases.jsonl:1: not a planner case[: ]") as caught:
         load_cases(data)
     assert said in str(caught.value)
     result = run_routeshell("eval", "planner", "--data", str(data), "--predictor", predictor)
