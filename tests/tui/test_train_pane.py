@@ -169,8 +169,12 @@ async def test_a_missing_data_file_shows_the_jobs_error_literally(tmp_path: Path
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_train(pilot, data=f"'{missing}'", steps="30", out=str(tmp_path / "out"))
         await pilot.click("#train-start")  # the button starts a job as ctrl+g does
-        assert pane.running
+        first = pane.job
+        assert first is not None
         assert await wait_for_end(pilot, pane) == 2, log_text(pane)
+        # The clicked button, disabled while the job ran, passed the focus to Cancel, which gave it
+        # back at the end: the focus never left the pane, so its keys still reach it.
+        assert app.focused is pane.query_one("#train-start", Button)
         assert pane.notice.startswith("job stopped on bad input (exit 2): ")
         assert not pane.resumable
         shown = screen_text(app) + "\n" + log_text(pane)
@@ -181,6 +185,9 @@ async def test_a_missing_data_file_shows_the_jobs_error_literally(tmp_path: Path
         assert "[bold]gone[/bold]" in log_text(pane)
         assert pane.query_one("#train-resume", Button).disabled
         assert not pane.query_one("#train-start", Button).disabled
+        await pilot.press("ctrl+g")
+        assert pane.job is not first
+        assert await wait_for_end(pilot, pane) == 2, log_text(pane)
 
 
 async def test_the_serve_key_refuses_without_a_finished_model(tmp_path: Path) -> None:

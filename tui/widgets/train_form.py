@@ -60,6 +60,13 @@ class TrainForm(Vertical):
 
     def set_running(self, running: bool, *, resumable: bool) -> None:
         """Enable the buttons that make sense: Start and Resume when idle, Cancel while a job runs."""
-        self.query_one("#train-start", Button).disabled = running
-        self.query_one("#train-cancel", Button).disabled = not running
-        self.query_one("#train-resume", Button).disabled = running or not resumable
+        start, cancel = self.query_one("#train-start", Button), self.query_one("#train-cancel", Button)
+        resume = self.query_one("#train-resume", Button)
+        focused = any(button.has_focus for button in (start, cancel, resume))
+        start.disabled = running
+        cancel.disabled = not running
+        resume.disabled = running or not resumable
+        if focused:
+            # A button that is disabled with the focus on it leaves the focus outside the pane, and
+            # the pane's keys (Ctrl+S to cancel the job just started by a click) would not reach it.
+            (cancel if running else start).focus()
