@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.binding import Binding
-from textual.widgets import Input, Select
+from textual.widgets import Button, Input, Select
 
 from engine.config.profiles import load_profile
 from engine.serve.launcher import probe
@@ -72,6 +72,8 @@ async def test_start_watch_chat_and_stop(tmp_path: Path, model: Path) -> None:
         pane.query_one("#serve-device", Select).value = "auto"
         await pilot.click("#serve-start")
         assert pane.running
+        # The focus goes from the button clicked, now disabled, to Stop: never outside the pane.
+        assert app.focused is pane.query_one("#serve-stop", Button)
         assert any(line.startswith("$ routeshell serve") and "--device auto" in line for line in pane.logged)
         assert pane.query_one("#serve-device", Select).disabled
         url = await wait_ready(pilot, pane)
@@ -108,6 +110,7 @@ async def test_start_watch_chat_and_stop(tmp_path: Path, model: Path) -> None:
         await settle(pilot)
         assert pane.notice == "server stopped"
         assert not pane.running
+        assert app.focused is pane.query_one("#serve-start", Button)
         assert "idle" in pane.status
         assert probe(url) == "absent"
 

@@ -101,9 +101,17 @@ class ServeForm(Vertical):
 
     def set_running(self, running: bool) -> None:
         """Enable Start when no server runs, Stop while one does; the options are fixed while it runs."""
-        self.query_one("#serve-start", Button).disabled = running
-        self.query_one("#serve-stop", Button).disabled = not running
+        start, stop = self.query_one("#serve-start", Button), self.query_one("#serve-stop", Button)
+        focused = self.screen.focused
+        inside = focused is not None and self in focused.ancestors_with_self
+        start.disabled = running
+        stop.disabled = not running
         for field in self.query(Input):
             field.disabled = running
         for select in self.query(Select):
             select.disabled = running
+        if inside and (focused is None or focused.disabled or self.screen.focused is not focused):
+            # What held the focus is disabled now (the button clicked, the field Enter was pressed
+            # in): the focus goes to the button that is enabled, not outside the pane, so the
+            # pane's keys still reach it.
+            (stop if running else start).focus()
