@@ -78,10 +78,9 @@ def run_train(*args: str, cache: Path | None = None, timeout: int = 600) -> Trai
     return TrainRun(result.returncode, parse_events(result.stdout), result.stderr)
 
 
-def paused_at_first_step(argv: list[str], cache: Path | None = None) -> subprocess.Popen[str]:
-    """Start ``routeshell train ARGV --events`` and stop it (SIGSTOP) once its first step is done:
-    it holds its output directory, however slow it is, until the caller sends SIGCONT or kills it."""
-    process = subprocess.Popen(
+def started(argv: list[str], cache: Path | None = None) -> subprocess.Popen[str]:
+    """Start ``routeshell train ARGV --events``, its standard output and error piped as text."""
+    return subprocess.Popen(
         [ROUTESHELL, "train", *argv, "--events"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -89,6 +88,12 @@ def paused_at_first_step(argv: list[str], cache: Path | None = None) -> subproce
         text=True,
         env=train_env(cache),
     )
+
+
+def paused_at_first_step(argv: list[str], cache: Path | None = None) -> subprocess.Popen[str]:
+    """Start ``routeshell train ARGV --events`` and stop it (SIGSTOP) once its first step is done:
+    it holds its output directory, however slow it is, until the caller sends SIGCONT or kills it."""
+    process = started(argv, cache)
     assert process.stdout is not None
     for line in process.stdout:
         if json.loads(line)["type"] == "train_step":
@@ -99,14 +104,7 @@ def paused_at_first_step(argv: list[str], cache: Path | None = None) -> subproce
 
 def interrupt_after(step: int | str, argv: list[str], cache: Path | None = None) -> TrainRun:
     """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` (or an event of that type) is seen."""
-    process = subprocess.Popen(
-        [ROUTESHELL, "train", *argv, "--events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=train_env(cache),
-    )
+    process = started(argv, cache)
     assert process.stdout is not None
     lines: list[str] = []
     for line in process.stdout:
