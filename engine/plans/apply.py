@@ -24,7 +24,7 @@ from engine.plans.expand import expand_plan
 from engine.plans.journal import DROP_TEXTS_ABOVE, Journal, JournalState, Via, journals
 from engine.plans.op_base import ApplyContext, ChangedMeanwhile, SymlinkRefused
 from engine.plans.op_base import StepFailed as StepFailed  # raised here too; importers know it from here
-from engine.plans.op_table import OPS, prepare_step, refused_symlink
+from engine.plans.op_table import OPS, prepare_step, refused_symlink, undo_symlink, undo_through_symlink
 from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
 from engine.plans.policy import Policy
 from engine.plans.runner import Limits, RunResult, bubblewrap
@@ -65,12 +65,21 @@ def _execute(ctx: ApplyContext, record: dict[str, Any], step: dict[str, Any]) ->
 
 def _undo_record(ws: Workspace, journal: Journal, record: dict[str, Any], *, rollback: bool) -> None:
     """Reverse one record. Idempotent: safe whether the step ran fully, partly or not at all."""
+    # Undo goes through no symlink: one put in place of a directory since the step is named, before
+    # the op looks (through it, a path may seem gone), and the op's own opens refuse one put there later.
+    view = WorkspaceView(ws)
+    if (link := undo_symlink(view, [record])) is not None:
+        raise undo_through_symlink(view, link)
     try:
         OPS[record["op"]].undo(ws, journal, record, rollback=rollback)
     except SandboxError as exc:
         # A directory on the step's path does not exist, so the step left nothing there.
-        if getattr(exc, "errno", None) != errno.ENOENT:
-            raise
+        code = getattr(exc, "errno", None)
+        if code == errno.ENOENT:
+            return
+        if code in (errno.ELOOP, errno.ENOTDIR) and (link := undo_symlink(view, [record])) is not None:
+            raise undo_through_symlink(view, link) from None
+        raise
 
 
 def _undo_all(ws: Workspace, journal: Journal, records: list[dict[str, Any]], *, rollback: bool = False) -> None:

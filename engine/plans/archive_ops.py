@@ -19,7 +19,7 @@ from engine.plans.op_base import (
     selection_problems,
     tmp_name,
 )
-from engine.plans.view import Overlay, UndoSimulation, View, open_regular
+from engine.plans.view import Overlay, UndoSimulation, View, WorkspaceView, open_regular, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
 
 
@@ -177,7 +177,12 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
         try:
             holder = ws.open_dir(inside, write=True)
         except SandboxError as exc:
-            if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
+            code = getattr(exc, "errno", None)
+            # Nothing there, or no directory: the step left nothing in it. A symlink on the way
+            # (ENOTDIR where the kernel lacks openat2) is no such thing: the caller names it.
+            if code == errno.ENOENT or (
+                code == errno.ENOTDIR and symlink_on_the_way(WorkspaceView(ws), inside, inclusive=True) is None
+            ):
                 return
             raise
         try:

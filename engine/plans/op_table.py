@@ -10,10 +10,11 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from engine.names import quoted_name
 from engine.plans.bulk_ops import BULK_OPS
 from engine.plans.op_base import Op, refuse_symlinks_on_the_way, through_symlink
 from engine.plans.ops import FILE_OPS
-from engine.plans.view import UndoSimulation, View, symlink_on_the_way
+from engine.plans.view import UndoSimulation, View, leads_outside, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
 #: Every op, by name: the one table that validation, apply, undo, the dry run and the prompts read.
@@ -63,3 +64,40 @@ def undo_conflicts(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
     for record in reversed(records):
         problems += OPS[record["op"]].undo_conflicts(sim, record)
     return problems
+
+
+def undo_directories(records: list[dict[str, Any]]) -> set[str]:
+    """The directories whose entries undoing ``records`` changes: where each path it writes is."""
+    directories = set()
+    for record in records:
+        if record["op"] == "extract" and not record.get("created"):
+            directories.add(record["to"])  # what extracting put in the folder leaves it
+            continue
+        keys = [key.key for key in OPS[record["op"]].paths if key.write]
+        written = [record[key] for key in keys if isinstance(record.get(key), str)]
+        if record["op"] == "mkdir":
+            written += record["created"]
+        directories.update(path.rpartition("/")[0] or "." for path in written)
+    return directories
+
+
+def undo_symlink(view: View, records: list[dict[str, Any]]) -> str | None:
+    """The first symlink on the way to a directory undoing ``records`` changes, or None.
+
+    Each was a directory when the plan was applied (no step goes through a symlink); one put in its
+    place since would make the undo change what is where it leads, which the plan never touched.
+    """
+    for directory in sorted(undo_directories(records)):
+        link = symlink_on_the_way(view, directory, inclusive=True)
+        if link is not None:
+            return link
+    return None
+
+
+def undo_through_symlink(view: View, link: str) -> SandboxError:
+    """The refusal of an undo (or a rollback) whose way goes through ``link``, a symlink now."""
+    where = " leading outside the workspace" if leads_outside(view, link) else ""
+    return SandboxError(
+        f"{quoted_name(link)} is now a symlink{where}, and was a directory when the plan was applied: undo changes"
+        " nothing through a symlink; put the directory back in its place, then undo"
+    )

@@ -20,6 +20,7 @@ from engine.names import quoted_name, shell_line
 from engine.plans.apply import _recover_locked
 from engine.plans.files import MountedInside, dir_fd, mounts_beneath, remove_tree
 from engine.plans.journal import Journal
+from engine.plans.view import WorkspaceView, symlink_on_the_way
 from engine.workspace.sandbox import Workspace, fsync_dir, rename_noreplace
 from engine.workspace.state import (
     TRASH_DIR,
@@ -137,6 +138,14 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
             raise StateError(f"cannot restore {item.id}: {problem}")
         if item.origin is None:
             raise UsageError(f"{item.id}: {item.why}; copy it out of {root}/.routeshell/{TRASH_DIR}/{item.id} by hand")
+        link = symlink_on_the_way(WorkspaceView(ws), item.origin)
+        if link is not None:
+            # Put back where the symlink leads, the item would land in a place it never was.
+            raise UsageError(
+                f"cannot restore {item.id}: {quoted_name(link)} is now a symlink, and was a directory when the item "
+                "was deleted: nothing is put back through a symlink; put the directory back in its place, or copy "
+                f"the item out of {root}/.routeshell/{TRASH_DIR}/{item.id} by hand"
+            )
         if ws.lstat(item.origin) is not None:
             raise UsageError(
                 f"cannot restore {item.id}: {quoted_name(item.origin)} exists; move it aside, or copy the item out of "

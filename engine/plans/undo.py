@@ -18,8 +18,8 @@ from engine.names import quoted_name
 from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conflicts
 from engine.plans.audit import audit
 from engine.plans.journal import Journal, Via, find_journal, journals
-from engine.plans.op_table import OPS
-from engine.plans.view import WorkspaceView
+from engine.plans.op_table import OPS, undo_directories, undo_symlink, undo_through_symlink
+from engine.plans.view import WorkspaceView, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, os_problem, workspace_lock
 
@@ -106,32 +106,28 @@ def _blocks(ws: Workspace, journal: Journal, records: list[dict[str, Any]]) -> l
     return problems
 
 
-def _changed_directories(records: list[dict[str, Any]]) -> set[str]:
-    """The directories whose entries undoing ``records`` changes: where each path it writes is."""
-    directories = set()
-    for record in records:
-        if record["op"] == "extract" and not record.get("created"):
-            directories.add(record["to"])  # what extracting put in the folder leaves it
-            continue
-        keys = [key.key for key in OPS[record["op"]].paths if key.write]
-        written = [record[key] for key in keys if isinstance(record.get(key), str)]
-        if record["op"] == "mkdir":
-            written += record["created"]
-        directories.update(path.rpartition("/")[0] or "." for path in written)
-    return directories
-
-
 def _unchangeable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
     """The files whose tags undoing ``records`` must change but may not (read-only, or someone else's)."""
     view = WorkspaceView(ws)
+    if undo_symlink(view, records) is not None:
+        return []  # what is through the symlink is not the plan's: said once the directory is back
     return [why for record in records if (why := OPS[record["op"]].undo_unwritable(view, record))]
 
 
 def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
     """The directories undoing ``records`` must change but may not, each with what to do: read-only
-    ones, and ones that lead into ``.git`` or the state directory now (a symlink put in their place)."""
+    ones, ones that lead into ``.git`` or the state directory now, and ones reached through a symlink
+    put in place of a directory since the plan was applied (each such symlink named once)."""
     problems = []
-    for directory in sorted(_changed_directories(records)):
+    view = WorkspaceView(ws)
+    links: set[str] = set()
+    for directory in sorted(undo_directories(records)):
+        link = symlink_on_the_way(view, directory, inclusive=True)
+        if link is not None:
+            if link not in links:
+                links.add(link)
+                problems.append(str(undo_through_symlink(view, link)))
+            continue
         try:
             fd = ws.open_dir(directory, write=True)
         except SandboxError as exc:
@@ -153,7 +149,10 @@ def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
 def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
     records = journal.records()
     actions = [describe_undo(record) for record in reversed(records)]
-    unwritable, files, blocks = _unwritable(ws, records), _unchangeable(ws, records), _blocks(ws, journal, records)
+    unwritable, files = _unwritable(ws, records), _unchangeable(ws, records)
+    # Through a symlink put in place of a directory, what undo would find is not the plan's: what
+    # else blocks it is said once the directory is back.
+    blocks = [] if undo_symlink(WorkspaceView(ws), records) is not None else _blocks(ws, journal, records)
     hints = [PLACES_HINT] * bool(unwritable) + [FILES_HINT] * bool(files)
     hint = "; ".join(hints + [UNBLOCK_HINT] * bool(blocks or not hints))
     return UndoPreview(journal, actions, unwritable + files + blocks, hint)

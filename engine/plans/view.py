@@ -89,11 +89,12 @@ class View(Protocol):
         ...
 
 
-def open_regular(ws: Workspace, path: str, *, write: bool = False, follow: bool = True) -> int:
+def open_regular(ws: Workspace, path: str, *, write: bool = False, follow: bool | None = None) -> int:
     """Open the regular file at ``path`` read-only (never through a final symlink, never blocking on a FIFO).
 
-    ``write``: the caller changes the file (its tags), so one in ``.git`` or the state directory is refused.
-    ``follow``: False refuses a symlink anywhere on the way too (:meth:`Workspace.open`).
+    ``write``: the caller changes the file (its tags), so one in ``.git`` or the state directory is
+    refused, and so is a symlink anywhere on the way unless ``follow`` says otherwise.
+    ``follow``: False refuses a symlink anywhere on the way too (:meth:`Workspace.parent`).
     """
     with ws.parent(path, write=write, follow=follow) as (parent_fd, name):
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent_fd)

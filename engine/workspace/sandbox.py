@@ -222,19 +222,20 @@ class Workspace:
         return error
 
     @contextmanager
-    def parent(self, path: str, *, write: bool = False, follow: bool = True) -> Iterator[tuple[int, str]]:
+    def parent(self, path: str, *, write: bool = False, follow: bool | None = None) -> Iterator[tuple[int, str]]:
         """Yield a descriptor of the directory holding ``path`` and the final name in it.
 
         ``write``: the caller changes what is at ``path``, so a path in ``.git`` or the state
         directory is refused, by its name (:func:`check_relpath`) or by where its directory really
-        is (a symlink on the way). ``follow``: as for :meth:`open`, for the directories on the way.
+        is. ``follow``: as for :meth:`open`, for the directories on the way; by default a caller
+        that writes goes through no symlink (nothing is changed through a symlinked directory).
         """
         if path == ".":
             raise SandboxError("the workspace root itself cannot be the target")
         if write:
             check_relpath(path, write=True)
         head, _, name = path.rpartition("/")
-        fd = self.open(head or ".", os.O_PATH | os.O_DIRECTORY, follow=follow)
+        fd = self.open(head or ".", os.O_PATH | os.O_DIRECTORY, follow=not write if follow is None else follow)
         try:
             if write:
                 self._refuse_protected(fd, path, head)
@@ -246,11 +247,12 @@ class Workspace:
         """Open directory ``path`` (``O_PATH``) and return the descriptor; the caller closes it.
 
         ``write``: the caller changes what is in it, so it is refused in ``.git`` or the state
-        directory, as :meth:`parent` refuses them.
+        directory, as :meth:`parent` refuses them, and through any symlink on the way, ``path``
+        itself included (errno ``ELOOP``, or ``ENOTDIR`` where the kernel lacks ``openat2``).
         """
         if write:
             check_relpath(path, write=True)
-        fd = self.open(path, os.O_PATH | os.O_DIRECTORY)
+        fd = self.open(path, os.O_PATH | os.O_DIRECTORY, follow=not write)
         if write:
             try:
                 self._refuse_protected(fd, path, path)

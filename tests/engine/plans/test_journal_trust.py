@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from engine.errors import UsageError
 from engine.plans.apply import apply_plan, recover
 from engine.plans.journal import Journal, history, journals
 from engine.plans.model import parse_plan
 from engine.plans.trash import list_trash, restore
 from engine.plans.undo import undo_journal, undo_preview
-from engine.workspace.sandbox import SandboxError
 from engine.workspace.state import StateError
 from tests.helpers import read_only_view, tree
 
@@ -112,15 +112,17 @@ def test_undo_never_writes_through_a_symlink_put_in_place_of_a_directory(ws: Pat
     (ws / "d").rmdir()
     (ws / "d").symlink_to(".git/hooks")
     preview = undo_preview(ws)
-    assert preview.blocked == [
-        "'d': resolves into .git/, which is protected and cannot be changed, and undoing the plan writes there;"
-        " put back the directory it left, then undo"
-    ]
-    with pytest.raises(StateError, match=rf"cannot undo plan {result.journal_id}: 'd': resolves into \.git/"):
+    refusal = (
+        "'d' is now a symlink, and was a directory when the plan was applied: undo changes nothing through a"
+        " symlink; put the directory back in its place, then undo"
+    )
+    assert preview.blocked == [refusal]
+    with pytest.raises(StateError) as info:
         undo_journal(ws)
+    assert str(info.value) == f"cannot undo plan {result.journal_id}: {refusal}"
     assert not (ws / ".git" / "hooks" / "pre-commit").exists()
     assert Journal(ws, result.journal_id).state == "applied"
-    with pytest.raises(SandboxError, match=r"resolves into \.git/"):
+    with pytest.raises(UsageError, match=r"'d' is now a symlink, .*: nothing is put back through a symlink"):
         restore(ws, f"{result.journal_id}/0")
     assert not (ws / ".git" / "hooks" / "pre-commit").exists()
 
