@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 from typing import IO, Any
@@ -80,6 +81,49 @@ def test_run_on_a_full_stdout_is_one_line_and_exit_1(scripted_llm: ScriptedLLM, 
     with open("/dev/full", "w") as full:
         result = routeshell(*run_args(scripted_llm, ws, *(["--json"] if json else []), TASK), stdout=full)
     assert_one_line_error(result, 1, "cannot write the output: No space left on device")
+    # The first line of the report stopped the task before its plan: the line says so.
+    assert result.stderr.strip().endswith("No space left on device; no plan was applied"), result.stderr
+    assert (ws / "app.py").read_text() == "VALUE = 1\n"
+
+
+def test_a_change_whose_report_cannot_be_written_is_said_with_the_error(tmp_path: Path) -> None:
+    """plan apply, plan undo and trash restore on a full stdout: the one line says what was done (and
+    how to take it back) or that nothing was, as the workspace shows."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "gone.txt").write_text("gone\n")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "gone.txt"}]}))
+    where = ("--workspace", str(ws))
+
+    def full(*args: str) -> str:
+        with open("/dev/full", "w") as device:
+            result = routeshell(*args, *where, stdout=device)
+        assert_one_line_error(result, 1, "cannot write the output: No space left on device; ")
+        return result.stderr.strip().partition("No space left on device; ")[2]
+
+    # --json writes the preview first, and stops there.
+    assert full("plan", "apply", str(plan), "--yes", "--json") == "nothing was applied"
+    assert (ws / "gone.txt").exists()
+    said = full("plan", "apply", str(plan), "--yes")
+    assert not (ws / "gone.txt").exists()
+    journal = json.loads(routeshell("plan", "history", "--json", *where).stdout.splitlines()[0])["id"]
+    undo = f"routeshell plan undo {journal} --workspace {ws}"
+    assert said == f"plan {journal} was applied (1 step(s)); undo with: {undo}"
+    # The command it gives works when pasted.
+    assert subprocess.run([ROUTESHELL, *shlex.split(undo)[1:], "--dry-run"], capture_output=True, timeout=120,
+                          check=False).returncode == 0  # fmt: skip
+    assert full("plan", "undo") == f"plan {journal} was undone"
+    assert (ws / "gone.txt").read_text() == "gone\n"
+    # An error whose event cannot be written is still said, with its own exit code.
+    with open("/dev/full", "w") as device:
+        result = routeshell("plan", "undo", "--json", *where, stdout=device)
+    assert_one_line_error(result, 2, "nothing to undo in ")
+    full("plan", "apply", str(plan), "--yes")
+    [item] = [f"{held.name}/{item.name}" for held in (ws / ".routeshell" / "trash").iterdir()
+              for item in held.iterdir()]  # fmt: skip
+    assert full("trash", "restore", item) == f"{item} was restored to gone.txt"
+    assert (ws / "gone.txt").read_text() == "gone\n"
 
 
 @pytest.mark.parametrize("json", [True, False], ids=["json", "table"])

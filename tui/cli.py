@@ -238,10 +238,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def _output_failed(exc: BaseException) -> int:
     """Say that standard output cannot be written; return the exit code."""
     from engine.errors import ExitCode
-    from tui.standard_streams import discard_output
+    from engine.names import display_line
+    from tui.standard_streams import changes_made, discard_output
 
     discard_output()
-    print(f"routeshell: error: {exc}", file=sys.stderr)
+    done = changes_made()
+    print(f"routeshell: error: {exc}" + (f"; {display_line(done)}" if done else ""), file=sys.stderr)
     return ExitCode.FAILED
 
 

@@ -133,16 +133,21 @@ def _apply_or_undo(args: argparse.Namespace) -> int:
     """``plan apply`` or ``plan undo``. With --json, the stream ends with one final event whatever
     stops it: ``applied`` or ``undone``, or ``error`` with the exit code (a bad plan or workspace, a
     busy lock, no --yes, Ctrl-C), whose one line also goes to standard error."""
-    from tui.standard_streams import OutputError, outlive_reader
+    from tui.standard_streams import OutputError, changed, discard_output, outlive_reader
 
     try:
         workspace = _workspace(args)
         if not args.dry_run:
             outlive_reader()  # a reader going away stops neither halfway
+            # Until it is done, an output that fails has stopped it before any change.
+            changed(f"nothing was {'applied' if args.plan_command == 'apply' else 'undone'}")
         return _apply(args, workspace) if args.plan_command == "apply" else _undo(args, workspace)
     except RouteshellError as exc:
         if args.json and not isinstance(exc, OutputError):
-            _emit({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code)})
+            try:
+                _emit({"type": "error", "message": str(exc), "exit_code": int(exc.exit_code)})
+            except OutputError:
+                discard_output()  # the error is still said, on stderr, with its own exit code
         raise
     except KeyboardInterrupt:
         if args.json:
@@ -211,10 +216,12 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     finally:
         if progress is not None:
             progress.stop()
-    if not args.json:
-        from tui.cli import command_hint
+    from tui.cli import command_hint
+    from tui.standard_streams import changed
 
-        undo = command_hint(profile, "plan", "undo", result.journal_id, "--workspace", str(workspace))
+    undo = command_hint(profile, "plan", "undo", result.journal_id, "--workspace", str(workspace))
+    changed(f"plan {result.journal_id} was applied ({result.steps} step(s)); undo with: {undo}")
+    if not args.json:
         print(f"applied {result.steps} step(s) as plan {result.journal_id}; undo with: {undo}")
     return ExitCode.OK
 
@@ -319,6 +326,9 @@ def _undo(args: argparse.Namespace, workspace: Path) -> int:
             return _fail(args, message, ExitCode.FAILED)
         return ExitCode.OK
     journal = undo_journal(workspace, args.id, on_event=_emit if args.json else _print_step, wait=args.wait)
+    from tui.standard_streams import changed
+
+    changed(f"plan {journal.id} was undone")
     if not args.json:
         print(f"undid plan {display_name(journal.id)} ({len(journal.records())} step(s))")
     return ExitCode.OK

@@ -136,11 +136,12 @@ def run_sessions_command(args: argparse.Namespace) -> int:
 def run_agent_command(args: argparse.Namespace) -> int:
     """Carry out ``routeshell run``; return the exit code."""
     from engine.config.profiles import load_profile
-    from tui.standard_streams import outlive_reader
+    from tui.standard_streams import changed, outlive_reader
 
     # What run prints reports the task: a reader going away stops neither the task nor a plan
     # halfway, and the exit code still says how the task ended.
     outlive_reader()
+    changed("no plan was applied")  # until one is: said should the output fail (see _noting_applied)
 
     task = _task(args)
     profile = load_profile(args.run_profile or args.profile)
@@ -152,7 +153,8 @@ def run_agent_command(args: argparse.Namespace) -> int:
     options = SessionOptions(approval=approval, topology=args.topology, base_url=args.base_url, model=args.model,
                              budget=args.max_cost_tokens, env=os.environ,
                              min_plan_probability=args.min_probability)  # fmt: skip
-    sink = _json_sink if args.json else _transcript_sink(args, profile, workspace, approval)
+    sink = _noting_applied(_json_sink if args.json else _transcript_sink(args, profile, workspace, approval),
+                           profile, workspace)  # fmt: skip
     thread = args.thread or new_thread_id()
     from engine.serve.launcher import local_server_for
 
@@ -301,6 +303,24 @@ def utf8_text(data: bytes, what: str) -> str:
         bad = data[exc.start : exc.start + 1].hex()
         raise UsageError(f"{what} is not UTF-8 text (byte 0x{bad} at offset {exc.start}); "
                          "convert it, e.g. with iconv -t UTF-8") from None  # fmt: skip
+
+
+def _noting_applied(sink: Any, profile: Profile, workspace: Path) -> Any:
+    """``sink``, noting each plan applied before it is reported: should standard output fail, the
+    one-line error says which plans were applied and how to undo them (:func:`changed`)."""
+    from tui.standard_streams import changed
+
+    applied: list[str] = []
+
+    def handle(event: dict[str, Any]) -> None:
+        if event.get("type") == "applied" and not event.get("replayed"):
+            applied.append(event["journal"])
+            undo = command_hint(profile, "plan", "undo", applied[-1], "--workspace", str(workspace))
+            plans = f"plan {applied[0]} was" if len(applied) == 1 else f"plans {', '.join(applied)} were"
+            changed(f"{plans} applied; undo {'it' if len(applied) == 1 else 'the last'} with: {undo}")
+        sink(event)
+
+    return handle
 
 
 def _json_sink(event: dict[str, Any]) -> None:

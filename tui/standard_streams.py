@@ -74,6 +74,23 @@ def outlive_reader() -> None:
     _outliving_reader = True
 
 
+#: What the command has changed, once it has (see :func:`changed`); None before.
+_changed: str | None = None
+
+
+def changed(what: str) -> None:
+    """Record what the command has changed, in words that say how to take it back (``plan
+    00001-… was applied; undo with: …``): should standard output fail after this, the one-line
+    error says it too, so a report that could not be written is not taken for a change not made."""
+    global _changed
+    _changed = what
+
+
+def changes_made() -> str | None:
+    """What :func:`changed` last recorded, or None."""
+    return _changed
+
+
 def discard_output() -> None:
     """Send whatever standard output still holds, and all it is given from now on, to ``/dev/null``,
     so that the flush at exit neither fails again nor prints a warning."""

@@ -60,13 +60,12 @@ def run_trash_command(args: argparse.Namespace) -> int:
     from engine.names import display_line, display_name
     from engine.plans import trash
     from tui.cli import choose_workspace, command_hint
+    from tui.standard_streams import changed, outlive_reader
 
     profile = load_profile(args.profile)
     create = args.trash_command != "list"  # listing creates nothing
     workspace = choose_workspace(args, profile, args.plan_workspace, create=create)
     if args.trash_command != "list":
-        from tui.standard_streams import outlive_reader
-
         outlive_reader()  # a reader going away stops neither halfway
     if args.trash_command == "list":
         items = trash.list_trash(workspace)
@@ -87,6 +86,7 @@ def run_trash_command(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.trash_command == "restore":
         item = trash.restore(workspace, args.item, wait=args.wait)
+        changed(f"{item.id} was restored to {item.origin or '?'}")
         if args.json:
             print(json_line({**item.as_event(), "type": "restored"}))
         else:
@@ -113,6 +113,7 @@ def run_trash_command(args: argparse.Namespace) -> int:
                 print("trash not emptied")
             return ExitCode.FAILED
     count, size = trash.empty(workspace, wait=args.wait)
+    changed(f"the trash was emptied ({count} item(s), {human_size(size)} freed)")
     if args.json:
         print(json_line({"type": "trash_emptied", "items": count, "bytes": size}))
     else:
