@@ -120,6 +120,10 @@ def _find(root: Path, item_id: str) -> TrashItem:
     for item in list_trash(root):
         if item.id == item_id:
             return item
+    plan_part = item_id.partition("/")[0]
+    if plan_part not in ("", ".", ".."):
+        # A plan's part of the trash that is a symlink or a file holds no items: said so, not "no such item".
+        existing_state_dir(root, TRASH_DIR, plan_part)
     raise UsageError(f"no {item_id!r} in the trash of {root}; {command_for(root, 'trash', 'list')} shows what is there")
 
 
@@ -133,6 +137,7 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
     with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, lambda event: None)
         item = _find(root, item_id)
+        Journal(root, item.journal_id).check_places()
         problem = _records(Journal(root, item.journal_id))
         if isinstance(problem, str):
             raise StateError(f"cannot restore {item.id}: {problem}")
