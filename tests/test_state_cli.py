@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -174,6 +175,14 @@ def test_stray_files_in_the_state_directory(ws: Path, plans: Path) -> None:
     result = apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
     assert_one_line_error(result, 1, f"mv '{state / 'lock'}' '{state / 'lock'}.broken'")
     (state / "lock").rmdir()
+    # A FIFO or a device is no lock (a second routeshell would not see this one's): refused, not
+    # waited on, nothing applied.
+    for make in (os.mkfifo, lambda path: os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))):
+        make(state / "lock")
+        result = apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+        assert_one_line_error(result, 1, "lock is not a regular file (a ", f"mv '{state / 'lock'}' ")
+        assert (ws / "a.txt").exists()
+        (state / "lock").unlink()
     (state / "sessions.sqlite").write_bytes(b"this is not a database, just junk" * 10)
     result = run_routeshell("sessions", "--workspace", str(ws))
     assert_one_line_error(result, 1, "is not a routeshell session database", "sessions.sqlite.broken")
