@@ -226,6 +226,24 @@ def test_a_number_too_long_to_read_is_a_usage_error(plans: Path, tmp_path: Path)
     assert not (tmp_path / "a").exists()
 
 
+def test_a_key_named_twice_in_one_object_is_refused(plans: Path, tmp_path: Path) -> None:
+    """Python's reader would keep the last "path" (and delete important.txt); another reader, or the
+    person who wrote it, the first: which is meant is not said, so nothing is done."""
+    (tmp_path / "tmp.log").write_text("log\n")
+    (tmp_path / "important.txt").write_text("keep\n")
+    path = plans / "twice.json"
+    path.write_text('{"version": 1, "steps": [{"op": "delete", "path": "tmp.log", "path": "important.txt"}]}')
+    validated = run("plan", "validate", str(path))
+    assert (validated.returncode, validated.stderr.splitlines()[1:]) == (
+        2,
+        ["  /: an object names the key 'path' twice, and which value is meant is not said"],
+    )
+    applied = run("plan", "apply", "--workspace", str(tmp_path), "--yes", str(path))
+    assert_one_line_error(applied, 2, "invalid plan at /: an object names the key 'path' twice")
+    assert (tmp_path / "important.txt").read_text() == "keep\n"
+    assert (tmp_path / "tmp.log").exists()
+
+
 def test_validate_unreadable_plan_files(plans: Path) -> None:
     assert_one_line_error(run("plan", "validate", str(plans / "missing.json")), 2, "missing.json", "cannot read")
     (plans / "latin1.json").write_bytes(b'{"goal": "caf\xe9"}')
