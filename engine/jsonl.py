@@ -35,13 +35,30 @@ class NumberTooLong(ValueError):
         super().__init__(what or f"a number of more than {sys.get_int_max_str_digits()} digits")
 
 
-def parse_json(text: str | bytes) -> Any:
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice: which of its values is meant is not said (Python's
+    reader keeps the last, other readers the first)."""
+
+
+def parse_json(text: str | bytes, *, unique_keys: bool = False) -> Any:
     """``json.loads(text)``, but a number it cannot hold as a finite value raises
     :class:`NumberTooLong`, which says so (Python's own error for a long integer, a bare
     ValueError, speaks of its settings; a huge float or ``NaN`` would pass unnoticed as infinity or
     NaN); bad JSON is a :class:`json.JSONDecodeError` and nesting too deep a
-    :class:`RecursionError`, as ever."""
-    return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    :class:`RecursionError`, as ever. ``unique_keys``: an object with a key twice raises
+    :class:`DuplicateKey` (a document a person wrote, where one of the two is a mistake)."""
+    hook = _unique if unique_keys else None
+    return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=hook)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            shown = key if len(key) <= 40 else f"{key[:36]}..."
+            raise DuplicateKey(f"an object names the key {shown!r} twice, and which value is meant is not said")
+        found[key] = value
+    return found
 
 
 def _int(digits: str) -> int:

@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,7 +18,15 @@ from typing import Any
 import pytest
 
 from engine.workspace.state import workspace_lock
-from tests.helpers import ROUTESHELL, assert_one_line_error, fill_disk, read_only_view, run_routeshell, small_disk
+from tests.helpers import (
+    ROUTESHELL,
+    assert_one_line_error,
+    fill_disk,
+    read_only_view,
+    run_as_a_user,
+    run_routeshell,
+    small_disk,
+)
 
 
 def write_plan(directory: Path, *steps: dict[str, Any], goal: str = "a test plan") -> str:
@@ -174,6 +183,14 @@ def test_stray_files_in_the_state_directory(ws: Path, plans: Path) -> None:
     result = apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
     assert_one_line_error(result, 1, f"mv '{state / 'lock'}' '{state / 'lock'}.broken'")
     (state / "lock").rmdir()
+    # A FIFO or a device is no lock (a second routeshell would not see this one's): refused, not
+    # waited on, nothing applied.
+    for make in (os.mkfifo, lambda path: os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))):
+        make(state / "lock")
+        result = apply(ws, write_plan(plans, {"op": "delete", "path": "a.txt"}))
+        assert_one_line_error(result, 1, "lock is not a regular file (a ", f"mv '{state / 'lock'}' ")
+        assert (ws / "a.txt").exists()
+        (state / "lock").unlink()
     (state / "sessions.sqlite").write_bytes(b"this is not a database, just junk" * 10)
     result = run_routeshell("sessions", "--workspace", str(ws))
     assert_one_line_error(result, 1, "is not a routeshell session database", "sessions.sqlite.broken")
@@ -469,3 +486,60 @@ def test_with_json_the_question_goes_to_the_terminal_not_standard_output(ws: Pat
         assert found == printed
     assert (ws / "sub").is_dir()
     assert len(list((ws / ".routeshell" / "trash").iterdir())) == 1
+
+
+def test_emptying_deletes_read_only_folders_and_one_stopped_halfway_is_never_put_back(ws: Path, plans: Path) -> None:
+    """As a user, not as root: a deleted folder holding a read-only folder of this user's is
+    emptied whole. One holding a folder of another user's, which this one may not empty, stops the
+    emptying halfway: what is left is out of undo's and restore's reach (undo says it is no longer
+    in the trash, rather than put part of the folder back as if whole), and the next emptying ends it."""
+    (ws / "sub" / "ro").mkdir()
+    for index in range(30):
+        (ws / "sub" / "ro" / f"f{index}").write_text(f"{index}\n")
+    (ws / "sub" / "ro").chmod(0o555)
+    where = ("--workspace", str(ws))
+    applied = run_as_a_user("plan", "apply", write_plan(plans, {"op": "delete", "path": "sub"}), "--yes", *where)
+    assert applied.returncode == 0, applied
+    emptied = run_as_a_user("trash", "empty", "--yes", *where)
+    assert emptied.returncode == 0, emptied
+    assert not list((ws / ".routeshell" / "trash").rglob("*.txt"))
+    assert "is empty" in run_routeshell("trash", "list", *where).stdout
+
+    (ws / "other").mkdir()
+    for index in range(30):
+        (ws / "other" / f"f{index}").write_text(f"{index}\n")
+    (ws / "other" / "theirs").mkdir()
+    (ws / "other" / "theirs" / "kept").write_text("k\n")
+    os.chown(ws / "other" / "theirs", 65534, 65534)
+    (ws / "other" / "theirs").chmod(0o755)
+    applied = run_as_a_user("plan", "apply", write_plan(plans, {"op": "delete", "path": "other"}), "--yes", *where)
+    assert applied.returncode == 0, applied
+    stopped = run_as_a_user("trash", "empty", "--yes", *where)
+    assert stopped.returncode == 1, stopped
+    assert_one_line_error(stopped, 1, "from the trash ('kept' in it): Permission denied; it holds what this user may")
+    listed = run_routeshell("trash", "list", "--json", *where)
+    [item] = events(listed.stdout)
+    assert item["id"].endswith("/.emptying-0")
+    assert item["origin"] is None
+    assert "partly deleted" in item["why"]
+    assert_one_line_error(run_routeshell("plan", "undo", *where), 1, "no longer in the trash")
+    assert not (ws / "other").exists()
+    restore = run_routeshell("trash", "restore", item["id"], *where)
+    assert_one_line_error(restore, 2, "partly deleted", "copy it out of")
+    assert not (ws / "other").exists()
+    assert run_routeshell("trash", "empty", "--yes", *where).returncode == 0  # as root: it may
+    assert "is empty" in run_routeshell("trash", "list", *where).stdout
+
+
+def test_a_failed_apply_rolls_back_a_copy_that_holds_a_read_only_folder(ws: Path, plans: Path) -> None:
+    """As a user: the copy keeps the folder's mode (read-only), and the rollback of the plan, when a
+    later step fails, still removes the whole copy."""
+    (ws / "sub" / "ro").mkdir()
+    (ws / "sub" / "ro" / "f").write_text("f\n")
+    (ws / "sub" / "ro").chmod(0o555)
+    plan = write_plan(plans, {"op": "copy", "from": "sub", "to": "copy"}, {"op": "run", "argv": ["false"]})
+    result = run_as_a_user("plan", "apply", plan, "--yes", "--workspace", str(ws))
+    assert_one_line_error(result, 1, "step 2 (run) failed", "the 1 earlier steps were rolled back")
+    assert not (ws / "copy").exists()
+    assert "rolled-back" in run_routeshell("plan", "history", "--workspace", str(ws)).stdout
+    assert "is empty" in run_routeshell("trash", "list", "--workspace", str(ws)).stdout

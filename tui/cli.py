@@ -410,7 +410,10 @@ def _can_ask() -> bool:
 
 
 def _confirm(question: str) -> bool:
-    print(f"routeshell: {question} [y/N] ", end="", file=sys.stderr, flush=True)
+    from engine.names import display_line
+
+    # The question names the workspace, whose path may hold anything a file name can.
+    print(f"routeshell: {display_line(question)} [y/N] ", end="", file=sys.stderr, flush=True)
     try:
         return input().strip().lower() in ("y", "yes")
     except EOFError:

@@ -158,7 +158,7 @@ def _apply_or_undo(args: argparse.Namespace) -> int:
 
 def _apply(args: argparse.Namespace, workspace: Path) -> int:
     from engine.config.profiles import load_profile
-    from engine.names import display_line
+    from engine.names import display_line, display_name
     from engine.plans.apply import apply_plan, recover
     from engine.plans.audit import audit
     from engine.plans.dry_run import preview_and_seen
@@ -197,12 +197,13 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
         return _fail(args, message, ExitCode.FAILED)
     if args.dry_run:
         if not args.json:
-            print(f"dry run: {len(previews)} step(s) would be applied to {workspace}; nothing was changed")
+            print(f"dry run: {len(previews)} step(s) would be applied to {display_name(str(workspace))}; "
+                  "nothing was changed")  # fmt: skip
         return ExitCode.OK
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("not applying without --yes: standard input is not a terminal to ask on")
-        if not ask(args, f"Apply {len(previews)} step(s) to {workspace}? [y/N] "):
+        if not ask(args, f"Apply {len(previews)} step(s) to {display_name(str(workspace))}? [y/N] "):
             audit(workspace, "rejected", plan, via="cli", reason="answered no")
             if args.json:
                 return _fail(args, "not applied: answered no", ExitCode.FAILED)

@@ -88,6 +88,7 @@ def _undo_all(ws: Workspace, journal: Journal, records: list[dict[str, Any]], *,
     ``rollback``: the apply failed or was interrupted, so the plan never took effect; what it made
     and nobody changed since is removed outright instead of kept in the trash (see :meth:`Op.undo`).
     """
+    journal.check_places()
     for record in reversed(records):
         _undo_record(ws, journal, record, rollback=rollback)
 

@@ -378,6 +378,7 @@ def remove_tree(parent_fd: int, name: str) -> bool:
 
 
 def _empty_dir(fd: int, device: int, name: str, prefix: str) -> None:
+    _writable(fd)
     for entry in list(os.scandir(fd)):
         if not entry.is_dir(follow_symlinks=False):
             os.unlink(entry.name, dir_fd=fd)
@@ -390,6 +391,14 @@ def _empty_dir(fd: int, device: int, name: str, prefix: str) -> None:
         finally:
             os.close(inner)
         os.rmdir(entry.name, dir_fd=fd)
+
+
+def _writable(fd: int) -> None:
+    """Let this user change what is in directory ``fd`` if it is this user's and does not yet: a
+    read-only directory (a copy keeps a folder's mode) would stop its removal halfway."""
+    info = os.fstat(fd)
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o300 != 0o300:
+        os.fchmod(fd, stat.S_IMODE(info.st_mode) | 0o700)
 
 
 def remove_quietly(parent_fd: int, name: str) -> bool:

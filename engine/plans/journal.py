@@ -152,6 +152,14 @@ class Journal:
     def trash_dir(self) -> Path:
         return state_path(self.root) / TRASH_DIR / self.id
 
+    def check_places(self) -> None:
+        """Raise :class:`StateError` when a directory that undoing this journal reads or writes (its
+        backup, the trash and its part of it) is something else on the way: a symlink, a file. Undo
+        would act where a symlink leads, outside the workspace maybe; the message names it and says
+        to move it aside. A place not there (nothing kept) is fine."""
+        existing_state_dir(self.root, JOURNAL_DIR, self.id, "backup")
+        existing_state_dir(self.root, TRASH_DIR, self.id)
+
     @property
     def sequence(self) -> int:
         return int(self.id.split("-")[0])

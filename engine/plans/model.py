@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.files.match import MatchError, parse_match
-from engine.jsonl import NumberTooLong, parse_json
+from engine.jsonl import DuplicateKey, NumberTooLong, parse_json
 from engine.names import quoted_name
 from engine.plans.op_base import PathKey, is_selection
 from engine.plans.op_table import OPS
@@ -170,13 +170,15 @@ def normalise_step(step: dict[str, Any]) -> dict[str, Any]:
 def parse_plan(text: str, source: str = "plan") -> dict[str, Any]:
     """Parse and validate plan JSON text; raise :class:`InvalidPlan` listing every problem."""
     try:
-        document = parse_json(text)
+        document = parse_json(text, unique_keys=True)
     except json.JSONDecodeError as exc:
         raise InvalidPlan(
             source, [PlanProblem("/", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
         ) from None
     except NumberTooLong as exc:
         raise InvalidPlan(source, [PlanProblem("/", f"not JSON: {exc}")]) from None
+    except DuplicateKey as exc:
+        raise InvalidPlan(source, [PlanProblem("/", str(exc))]) from None
     except RecursionError:
         raise InvalidPlan(source, [PlanProblem("/", "JSON nested too deeply")]) from None
     try:

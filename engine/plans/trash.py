@@ -33,6 +33,12 @@ from engine.workspace.state import (
     workspace_lock,
 )
 
+#: What an item is renamed to while ``trash empty`` deletes it: out of the reach of undo and
+#: restore, so that a delete stopped halfway (a kill, a file it may not delete) never leaves part
+#: of an item that either would put back as if whole. The next ``trash empty`` finishes it.
+EMPTYING = ".emptying-"
+HALF_EMPTIED = "left partly deleted by an emptying of the trash that was stopped; trash empty ends it"
+
 
 @dataclass(frozen=True)
 class TrashItem:
@@ -110,7 +116,10 @@ def list_trash(root: Path) -> list[TrashItem]:
         journal = Journal(Path(root), journal_id)
         records = _records(journal)
         for name in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
-            origin, why = _origin(journal, records, name)
+            if name.startswith(EMPTYING):
+                origin, why = None, HALF_EMPTIED
+            else:
+                origin, why = _origin(journal, records, name)
             size, kind = _size(folder / name)
             items.append(TrashItem(journal_id, name, origin, why, size, kind))
     return items
@@ -120,6 +129,10 @@ def _find(root: Path, item_id: str) -> TrashItem:
     for item in list_trash(root):
         if item.id == item_id:
             return item
+    plan_part = item_id.partition("/")[0]
+    if plan_part not in ("", ".", ".."):
+        # A plan's part of the trash that is a symlink or a file holds no items: said so, not "no such item".
+        existing_state_dir(root, TRASH_DIR, plan_part)
     raise UsageError(f"no {item_id!r} in the trash of {root}; {command_for(root, 'trash', 'list')} shows what is there")
 
 
@@ -133,6 +146,7 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
     with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, lambda event: None)
         item = _find(root, item_id)
+        Journal(root, item.journal_id).check_places()
         problem = _records(Journal(root, item.journal_id))
         if isinstance(problem, str):
             raise StateError(f"cannot restore {item.id}: {problem}")
@@ -205,9 +219,25 @@ def empty(root: Path, *, wait: float = 0) -> tuple[int, int]:
         for item in items:
             try:
                 with dir_fd(directory / item.journal_id) as fd:
-                    remove_tree(fd, item.name)
+                    name = item.name
+                    if not name.startswith(EMPTYING):
+                        name = EMPTYING + name
+                        remove_tree(fd, name)  # left by an emptying stopped before it was renamed (none, normally)
+                        rename_noreplace(fd, item.name, fd, name)
+                        fsync_dir(fd)
+                    remove_tree(fd, name)
             except MountedInside as exc:  # mounted since the check above
                 raise _mount_problem(root, item, exc.where, nothing_deleted=False) from None
+            except PermissionError as exc:
+                # Something in the item this user may not change (another user's folder): the rest
+                # of the workspace may well be writable, so that is not what is said.
+                where = f" ({quoted_name(exc.filename)} in it)" if isinstance(exc.filename, str) else ""
+                raise StateError(
+                    f"cannot delete {item.id} from the trash{where}: {exc.strerror}; it holds what this user may not"
+                    " delete (another user's folder, or one made read-only by someone else); what is left of it stays"
+                    " in the trash, where no undo puts it back; fix its permissions, or empty the trash as a user who"
+                    f" may, then {command_for(root, 'trash', 'empty')} again"
+                ) from None
             except OSError as exc:
                 raise os_problem(exc, f"cannot delete {item.id} from the trash", directory) from None
         keep_reserve(root)

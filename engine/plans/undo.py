@@ -147,6 +147,7 @@ def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
 
 
 def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
+    journal.check_places()
     records = journal.records()
     actions = [describe_undo(record) for record in reversed(records)]
     unwritable, files = _unwritable(ws, records), _unchangeable(ws, records)
@@ -185,6 +186,7 @@ def undo_journal(
     with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, emit)
         journal = _pick(root, journal_id)
+        journal.check_places()
         records = journal.records()
         # Before anything is changed: a directory or file it cannot write would stop the undo halfway.
         unwritable = _unwritable(ws, records) + _unchangeable(ws, records)

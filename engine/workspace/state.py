@@ -169,10 +169,21 @@ def workspace_lock(root: Path, wait: float = 0) -> Iterator[None]:
     :class:`StateError` when the lock cannot be made (read-only workspace, a directory in its place).
     """
     path = state_dir(root) / LOCK_FILE
+    # A FIFO or a device in its place is no lock (and is not opened, for what opening a device may
+    # do); one put there between this look and the open is refused after it: O_NONBLOCK lets a
+    # FIFO open at once instead of waiting, O_NOCTTY keeps a terminal from becoming this one's.
+    with suppress(FileNotFoundError):
+        _refuse_odd_lock(path, os.lstat(path).st_mode)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+        fd = os.open(path, flags, 0o600)
     except OSError as exc:
         raise os_problem(exc, "cannot open the workspace lock", path) from None
+    try:
+        _refuse_odd_lock(path, os.fstat(fd).st_mode)
+    except StateError:
+        os.close(fd)
+        raise
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -186,6 +197,11 @@ def workspace_lock(root: Path, wait: float = 0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _refuse_odd_lock(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise StateError(f"{path} is not a regular file (a {file_kind(mode)}); {move_aside_hint(path)}")
 
 
 def keep_reserve(root: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +200,55 @@ def test_an_undo_into_a_read_only_directory_is_refused_before_it_starts(ws: Path
     undo_journal(ws)
     assert (ws / "sub" / "b.txt").read_text() == "b\n"
     assert os.path.isdir(ws / "sub" / ".GIT")
+
+
+@pytest.mark.parametrize("place", ["trash", "trash/ID", "journal/ID/backup"])
+@pytest.mark.parametrize("state", ["applied", "undoing"])
+def test_undo_and_recovery_act_through_no_symlink_in_the_state_directory(
+    ws: Path, tmp_path: Path, place: str, state: str
+) -> None:
+    """A plan that wrote one file and rewrote another: its undo moves the first to the trash and
+    puts the second back from its backup. Where the trash, its part of it or the backup is a symlink
+    (to a copy outside, as a cloned repository could carry), nothing is read or written there."""
+    (ws / "notes.txt").write_text("old\n")
+    rewrite = {"op": "write", "path": "notes.txt", "content": "changed\n", "overwrite": True}
+    result = apply_plan(ws, plan({"op": "write", "path": "new.txt", "content": "new\n"}, rewrite))
+    journal = Journal(ws, result.journal_id)
+    journal.set_state(state)  # "undoing": what a kill -9 in the middle of an undo leaves
+    real = ws / ".routeshell" / place.replace("ID", result.journal_id)
+    real.mkdir(parents=True, exist_ok=True)
+    outside = tmp_path / "outside"
+    shutil.copytree(real, outside)
+    shutil.rmtree(real)
+    real.symlink_to(outside)
+    before, there = tree(ws), tree(outside)
+    expected = rf"{re.escape(str(real))} is not a directory \(a symlink or a file\); move it aside \(mv "
+    with pytest.raises(StateError, match=expected):
+        undo_journal(ws)
+    if state == "applied":
+        with pytest.raises(StateError, match=expected):
+            undo_preview(ws)
+    assert (tree(ws), tree(outside)) == (before, there)
+    real.unlink()  # as the message says (the copy is what was there)
+    shutil.copytree(outside, real)
+    if state == "applied":
+        undo_journal(ws)
+    else:
+        recover(ws)
+    assert not (ws / "new.txt").exists()
+    assert (ws / "notes.txt").read_text() == "old\n"
+    assert tree(outside) == there
+
+
+def test_trash_restore_takes_nothing_through_a_symlinked_part_of_the_trash(ws: Path, tmp_path: Path) -> None:
+    result = apply_plan(ws, plan({"op": "delete", "path": "README"}))
+    [item] = list_trash(ws)
+    real = ws / ".routeshell" / "trash" / result.journal_id
+    outside = tmp_path / "outside"
+    shutil.copytree(real, outside)
+    shutil.rmtree(real)
+    real.symlink_to(outside)
+    with pytest.raises(StateError, match=rf"{re.escape(str(real))} is not a directory \(a symlink or a file\)"):
+        restore(ws, item.id)
+    assert not (ws / "README").exists()
+    assert (outside / "0").read_text() == "readme\n"
