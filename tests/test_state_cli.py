@@ -543,3 +543,13 @@ def test_a_failed_apply_rolls_back_a_copy_that_holds_a_read_only_folder(ws: Path
     assert not (ws / "copy").exists()
     assert "rolled-back" in run_routeshell("plan", "history", "--workspace", str(ws)).stdout
     assert "is empty" in run_routeshell("trash", "list", "--workspace", str(ws)).stdout
+
+
+def test_a_state_directory_that_cannot_be_read_is_said_once(ws: Path) -> None:
+    """plan history and plan show recover first, and read what is there when that fails; when the
+    reading fails too, for the same reason, that reason is one line, not a warning and an error."""
+    (ws / ".routeshell").mkdir()
+    (ws / ".routeshell" / "journal").write_text("junk\n")
+    for command in (("plan", "history"), ("plan", "show", "1")):
+        result = run_routeshell(*command, "--workspace", str(ws))
+        assert_one_line_error(result, 1, "journal is not a directory (a symlink or a file); move it aside")

@@ -335,25 +335,34 @@ def _undo(args: argparse.Namespace, workspace: Path) -> int:
     return ExitCode.OK
 
 
-def _recover_quietly(args: argparse.Namespace, workspace: Path) -> None:
-    """Recover before reading, unless it cannot be done now: then read what is there and say why."""
+def _recover_quietly(args: argparse.Namespace, workspace: Path) -> str | None:
+    """Recover before reading, unless it cannot be done now: then return why, for the caller to
+    say once it has read what is there (when the reading fails too, often for the same reason,
+    only its error is said)."""
     from engine.plans.apply import recover
     from engine.workspace.state import StateError
 
     try:
         recover(workspace, on_event=_emit if args.json else _print_step)
     except StateError as exc:
+        return str(exc)
+    return None
+
+
+def _warn(warning: str | None) -> None:
+    if warning is not None:
         from engine.names import display_line
 
-        print(f"routeshell: warning: {display_line(str(exc))}", file=sys.stderr)
+        print(f"routeshell: warning: {display_line(warning)}", file=sys.stderr)
 
 
 def _history(args: argparse.Namespace, workspace: Path) -> int:
     from engine.names import display_name
     from engine.plans.journal import history
 
-    _recover_quietly(args, workspace)
+    warning = _recover_quietly(args, workspace)
     rows = history(workspace)
+    _warn(warning)
     if args.json:
         for row in rows:
             _emit(row.as_event())
@@ -369,8 +378,9 @@ def _show(args: argparse.Namespace, workspace: Path) -> int:
     from engine.names import display_line, display_name
     from engine.plans.journal import find_journal, history_row
 
-    _recover_quietly(args, workspace)
+    warning = _recover_quietly(args, workspace)
     journal = find_journal(workspace, args.id)
+    _warn(warning)
     row = history_row(journal)
     steps = [] if row.problem else journal.meta["plan"]["steps"]
     records = [] if row.problem else journal.records()

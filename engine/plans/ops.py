@@ -119,7 +119,8 @@ class Mkdir(Op[MkdirStep, MkdirRecord]):
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
-                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    # Not empty, or in use (a filesystem mounted on it): it stays, as undo says.
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EBUSY):
                         raise
 
     def undo_conflicts(self, sim: UndoSimulation, record: MkdirRecord) -> list[str]:

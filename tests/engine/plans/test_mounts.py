@@ -14,8 +14,10 @@ import pytest
 from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import preview_plan
 from engine.plans.files import remove_tree
+from engine.plans.journal import Journal
 from engine.plans.model import parse_plan
 from engine.plans.trash import empty, list_trash
+from engine.plans.undo import undo_journal, undo_preview
 from engine.workspace.sandbox import SandboxError
 from engine.workspace.state import StateError
 from tests.helpers import small_disk, tree
@@ -92,3 +94,15 @@ def test_nothing_is_extracted_into_a_mount_point(ws: Path) -> None:
         with pytest.raises(StepFailed, match="'mounted': on another filesystem mounted inside the workspace"):
             apply_plan(ws, extract)
         assert list(mounted.iterdir()) == []
+
+
+def test_undo_leaves_a_directory_it_made_where_a_filesystem_is_mounted_now(ws: Path) -> None:
+    """Undo removes the directories a plan made if they are empty; one with a filesystem mounted on
+    it is in use: it stays, and the rest of the undo is done (it stopped there, left 'undoing')."""
+    result = apply_plan(ws, plan({"op": "mkdir", "path": "d/sub"}, {"op": "write", "path": "d/f.txt", "content": "x"}))
+    with small_disk(ws / "d" / "sub", "1m"):
+        assert undo_preview(ws).blocked == []
+        undo_journal(ws)
+        assert Journal(ws, result.journal_id).state == "undone"
+        assert sorted(os.listdir(ws / "d")) == ["sub"]
+        assert os.path.ismount(ws / "d" / "sub")
