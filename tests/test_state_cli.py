@@ -553,3 +553,29 @@ def test_a_state_directory_that_cannot_be_read_is_said_once(ws: Path) -> None:
     for command in (("plan", "history"), ("plan", "show", "1")):
         result = run_routeshell(*command, "--workspace", str(ws))
         assert_one_line_error(result, 1, "journal is not a directory (a symlink or a file); move it aside")
+
+
+def test_a_plan_whose_deleted_file_was_restored_can_still_be_undone(ws: Path, plans: Path) -> None:
+    """trash restore put a.txt back: undoing the plan undoes the rest (b.txt) and leaves a.txt as it
+    is, saying so in its dry run. A note of a restore planted in the trash, as a cloned repository
+    could carry one, means nothing while the item is still there: the undo puts it back."""
+    where = ("--workspace", str(ws))
+    plan = write_plan(plans, {"op": "write", "path": "b.txt", "content": "b\n"}, {"op": "delete", "path": "a.txt"})
+    journal = events(apply(ws, plan, "--json").stdout)[-1]["journal"]
+    assert run_routeshell("trash", "restore", f"{journal}/1", *where).returncode == 0
+    (ws / "a.txt").write_text("a, edited since\n")
+    dry = run_routeshell("plan", "undo", "--dry-run", *where)
+    assert dry.returncode == 0, dry
+    assert "nothing for 'a.txt': it was put back from the trash already" in dry.stdout
+    undone = run_routeshell("plan", "undo", *where)
+    assert undone.returncode == 0, undone
+    assert not (ws / "b.txt").exists()
+    assert (ws / "a.txt").read_text() == "a, edited since\n"
+    listed = events(run_routeshell("trash", "list", "--json", *where).stdout)
+    assert [item["id"] for item in listed] == [f"{journal}/undo-0"]  # b.txt, which undo moved aside; no note
+
+    journal = events(apply(ws, plan, "--json").stdout)[-1]["journal"]
+    (ws / ".routeshell" / "trash" / journal / ".restored-1").write_text("")
+    assert run_routeshell("plan", "undo", *where).returncode == 0
+    assert (ws / "a.txt").read_text() == "a, edited since\n"
+    assert not (ws / "b.txt").exists()

@@ -37,6 +37,9 @@ from engine.workspace.state import (
 #: restore, so that a delete stopped halfway (a kill, a file it may not delete) never leaves part
 #: of an item that either would put back as if whole. The next ``trash empty`` finishes it.
 EMPTYING = ".emptying-"
+#: Left beside where an item was when ``trash restore`` puts it back: the undo of the plan that
+#: deleted it has nothing left to do for that step (see :func:`restored`).
+RESTORED = ".restored-"
 HALF_EMPTIED = "left partly deleted by an emptying of the trash that was stopped; trash empty ends it"
 
 
@@ -116,6 +119,8 @@ def list_trash(root: Path) -> list[TrashItem]:
         journal = Journal(Path(root), journal_id)
         records = _records(journal)
         for name in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
+            if name.startswith(RESTORED):
+                continue  # a note, not an item
             if name.startswith(EMPTYING):
                 origin, why = None, HALF_EMPTIED
             else:
@@ -174,12 +179,25 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
         trash_fd = os.open(trash, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             with ws.parent(item.origin, write=True) as (parent_fd, name):
+                # The note first: without the item gone from the trash it means nothing (see restored()).
+                os.close(os.open(RESTORED + item.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o600, dir_fd=trash_fd))  # fmt: skip
                 rename_noreplace(trash_fd, item.name, parent_fd, name)
                 fsync_dir(parent_fd)
                 fsync_dir(trash_fd)
         finally:
             os.close(trash_fd)
         return item
+
+
+def restored(journal: Journal, record: dict[str, Any]) -> bool:
+    """Whether what step ``record`` of ``journal`` deleted was put back by ``trash restore``: it is
+    no longer in the trash, and the restore left its note. Undoing the plan has nothing to do for it."""
+    if record["op"] != "delete":
+        return False
+    name = str(record["i"])
+    trash = journal.trash_dir
+    return os.path.lexists(trash / (RESTORED + name)) and not os.path.lexists(trash / name)
 
 
 def _mount_problem(root: Path, item: TrashItem, where: str, *, nothing_deleted: bool) -> StateError:

@@ -19,6 +19,7 @@ from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conf
 from engine.plans.audit import audit
 from engine.plans.journal import Journal, Via, find_journal, journals
 from engine.plans.op_table import OPS, undo_directories, undo_symlink, undo_through_symlink
+from engine.plans.trash import restored
 from engine.plans.view import WorkspaceView, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, os_problem, workspace_lock
@@ -146,10 +147,20 @@ def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def _to_undo(journal: Journal) -> list[dict[str, Any]]:
+    """The records of ``journal`` that undoing it reverses: all but a delete whose item ``trash
+    restore`` put back already."""
+    return [record for record in journal.records() if not restored(journal, record)]
+
+
 def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
     journal.check_places()
-    records = journal.records()
-    actions = [describe_undo(record) for record in reversed(records)]
+    records = _to_undo(journal)
+    actions = [
+        describe_undo(record) if record in records else
+        f"nothing for {quoted_name(record['path'])}: it was put back from the trash already"
+        for record in reversed(journal.records())
+    ]  # fmt: skip
     unwritable, files = _unwritable(ws, records), _unchangeable(ws, records)
     # Through a symlink put in place of a directory, what undo would find is not the plan's: what
     # else blocks it is said once the directory is back.
@@ -187,7 +198,7 @@ def undo_journal(
         _recover_locked(root, ws, emit)
         journal = _pick(root, journal_id)
         journal.check_places()
-        records = journal.records()
+        records = _to_undo(journal)
         # Before anything is changed: a directory or file it cannot write would stop the undo halfway.
         unwritable = _unwritable(ws, records) + _unchangeable(ws, records)
         if unwritable:
