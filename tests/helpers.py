@@ -162,3 +162,20 @@ def ext_choices(schema: dict[str, Any]) -> set[str]:
     walk({key: value for key, value in schema.items() if key != "$defs"} | {"$defs": {
         name: value for name, value in schema["$defs"].items() if not name.startswith("items-")}})  # fmt: skip
     return found
+
+
+def read_terminal(leader: int, timeout: float = 60) -> bytes:
+    """Everything a pseudo-terminal's other end is sent until it is closed (the command ended), or
+    until nothing comes for ``timeout`` seconds."""
+    import select
+
+    shown = b""
+    while select.select([leader], [], [], timeout)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end closed: the command ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    return shown

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.workspace.sandbox import STATE_DIR
-from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell, tree
+from tests.helpers import ROUTESHELL, assert_one_line_error, read_terminal, run_routeshell, tree
 
 PYTHON = sys.executable
 
@@ -593,22 +593,13 @@ def on_a_terminal(args: list[str], answers: bytes, cwd: Path, env: dict[str, str
     """Run ``args`` with a terminal for its input and both outputs, answering ``answers`` to its
     questions; return its exit code and everything the terminal was sent."""
     import pty
-    import select
 
     leader, follower = pty.openpty()
     try:
         process = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower, cwd=cwd, env=env)
         os.close(follower)
         os.write(leader, answers)
-        shown = b""
-        while select.select([leader], [], [], 60)[0]:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal's other end closed: the command ended
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = read_terminal(leader)
         return process.wait(60), shown
     finally:
         os.close(leader)

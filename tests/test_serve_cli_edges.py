@@ -12,7 +12,7 @@ import pytest
 
 from tests.engine.serve.server_support import serving
 from tests.engine.tinyllm.training_support import TrainRun
-from tests.helpers import ROUTESHELL, assert_one_line_error
+from tests.helpers import ROUTESHELL, assert_one_line_error, read_terminal
 
 Pretrained = tuple[Path, TrainRun]
 
@@ -113,15 +113,7 @@ def test_a_schema_file_with_a_long_name_is_used_and_json_on_a_terminal_escapes_w
             args, stdout=follower, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=environment
         )
         os.close(follower)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal's other end closed: the command ended
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = read_terminal(leader, timeout=120)
         assert process.wait(120) == 0
     finally:
         os.close(leader)

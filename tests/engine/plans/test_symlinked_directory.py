@@ -14,7 +14,6 @@ import pytest
 from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import preview_plan
 from engine.plans.model import InvalidPlan, parse_plan
-from engine.workspace import sandbox
 from tests.helpers import tree
 
 INSIDE = (
@@ -24,15 +23,6 @@ OUTSIDE = (
     "'{}' is a symlink leading outside the workspace: nothing is {} in a directory through the symlink that"
     " names it, nor outside the workspace"
 )
-
-
-@pytest.fixture(params=["openat2", "walk"])
-def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test with the kernel's openat2, and with the component walk used where it is missing."""
-    if request.param == "openat2" and not sandbox.HAVE_OPENAT2:
-        pytest.skip("this kernel has no openat2")
-    monkeypatch.setattr(sandbox, "HAVE_OPENAT2", request.param == "openat2")
-    return str(request.param)
 
 
 @pytest.fixture

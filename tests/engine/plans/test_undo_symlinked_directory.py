@@ -23,7 +23,6 @@ from engine.plans.journal import Journal
 from engine.plans.model import parse_plan
 from engine.plans.trash import list_trash, restore
 from engine.plans.undo import undo_journal, undo_preview
-from engine.workspace import sandbox
 from engine.workspace.state import StateError
 from tests.helpers import tree
 
@@ -47,15 +46,6 @@ STEPS = [
 ]
 IDS = ["write-new", "overwrite", "append", "mkdir", "delete", "move-in", "move-out", "copy", "tag", "archive",
        "extract"]  # fmt: skip
-
-
-@pytest.fixture(params=["openat2", "walk"])
-def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test with the kernel's openat2, and with the component walk used where it is missing."""
-    if request.param == "openat2" and not sandbox.HAVE_OPENAT2:
-        pytest.skip("this kernel has no openat2")
-    monkeypatch.setattr(sandbox, "HAVE_OPENAT2", request.param == "openat2")
-    return str(request.param)
 
 
 @pytest.fixture

@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.workspace import listing, sandbox
+from engine.workspace import listing
 from engine.workspace.listing import Entry
 from engine.workspace.sandbox import SandboxError, Workspace
-
-
-@pytest.fixture(params=["openat2", "walk"])
-def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run each test with the kernel's openat2 and with the component walk used where it is missing."""
-    if request.param == "openat2" and not sandbox.HAVE_OPENAT2:
-        pytest.skip("this kernel has no openat2")
-    monkeypatch.setattr(sandbox, "HAVE_OPENAT2", request.param == "openat2")
-    return str(request.param)
 
 
 @pytest.fixture

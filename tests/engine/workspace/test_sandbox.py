@@ -28,15 +28,6 @@ from engine.workspace.state import StateError
 from tests.helpers import tree
 
 
-@pytest.fixture(params=["openat2", "walk"])
-def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run each test with the kernel's openat2 and with the component walk used where it is missing."""
-    if request.param == "openat2" and not sandbox.HAVE_OPENAT2:
-        pytest.skip("this kernel has no openat2")
-    monkeypatch.setattr(sandbox, "HAVE_OPENAT2", request.param == "openat2")
-    return str(request.param)
-
-
 class Layout:
     """A workspace ``p`` beside ``p-evil`` and ``outside``, with hostile entries inside ``p``."""
 
