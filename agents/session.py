@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 
 from agents.errors import RunStopped
 from agents.ledger import UsageLedger
-from agents.session_db import SESSIONS_DB, database_problem, open_sessions_db
+from agents.session_db import SESSIONS_DB, checkpointer, database_problem, open_sessions_db
 from agents.state import AgentContext
 from engine.config.profiles import Endpoint, Profile
 from engine.errors import RouteshellError, UsageError
@@ -35,7 +35,7 @@ from engine.plans.policy import Policy
 from engine.plans.runner import Limits
 from engine.router.decision import Router
 from engine.router.registry import load_router
-from engine.workspace.state import StateError, existing_state_dir, odd_database_file
+from engine.workspace.state import StateError, existing_state_dir, move_aside_hint, odd_database_file
 
 Event = dict[str, Any]  # an engine.events.Event, as the JSON object it is for the sinks
 
@@ -190,11 +190,9 @@ class AgentSession:
         self.limits = Limits.from_profile(profile.data.get("sandbox", {}))
         self.database = state_dir(self.root) / SESSIONS_DB
         self._conn = open_sessions_db(self.database)
-        from langgraph.checkpoint.sqlite import SqliteSaver
-
         from agents.graph import build_graph
 
-        self.checkpointer = SqliteSaver(self._conn)
+        self.checkpointer = checkpointer(self._conn)
         # The ledger writes from the graph's worker threads: a connection of its own, not the saver's.
         self._ledger_conn = open_sessions_db(self.database)
         with self._database():
@@ -294,6 +292,7 @@ class AgentSession:
             state = self.graph.get_state({"configurable": {"thread_id": thread}})
         if not state.values:
             raise UsageError(f"no thread {thread!r} in this workspace; start one with routeshell run TASK")
+        checked_values(state.values, self.database, thread)
         if not state.tasks:
             outcome = state.values.get("outcome") or {}
             raise UsageError(f"thread {thread!r} already finished (ok: {outcome.get('ok')}); nothing to resume")
@@ -437,17 +436,28 @@ def list_sessions(root: Path) -> list[dict[str, Any]]:
         return []
     with closing(open_sessions_db(database, write=False)) as conn:
         try:
-            return _session_rows(conn)
+            return _session_rows(conn, database)
         except sqlite3.Error as exc:
             raise database_problem(exc, database, "cannot read") from None
 
 
-def _session_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    from langgraph.checkpoint.sqlite import SqliteSaver
+def checked_values(values: Mapping[str, Any], database: Path, thread: str) -> Mapping[str, Any]:
+    """The state of session ``thread`` as read back from ``database``, when it has the shape a run
+    writes; else :class:`StateError`, naming the database and how to move it aside. What the
+    checkpointer would not build (a type it does not allow) comes back as data and fails here."""
+    task, outcome = values.get("task", ""), values.get("outcome") or {}
+    shaped = isinstance(outcome, dict) and outcome.get("ok") in (True, False, None)
+    if not (isinstance(task, str) and shaped and isinstance(outcome.get("summary", ""), str)):
+        raise StateError(
+            f"{database} holds a session routeshell never wrote (thread {thread!r}); {move_aside_hint(database)}"
+        )
+    return values
 
+
+def _session_rows(conn: sqlite3.Connection, database: Path) -> list[dict[str, Any]]:
     from agents.graph import build_graph
 
-    saver = SqliteSaver(conn)
+    saver = checkpointer(conn)
     graph = build_graph(saver)
     latest: dict[str, str] = {}
     for checkpoint in saver.list(None):
@@ -456,6 +466,7 @@ def _session_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     rows = []
     for thread, updated in sorted(latest.items(), key=lambda item: item[1], reverse=True):
         state = graph.get_state({"configurable": {"thread_id": thread}})
+        checked_values(state.values, database, thread)
         outcome = state.values.get("outcome") or {}
         waiting = any(task.interrupts for task in state.tasks)
         status = "done" if not state.tasks else "waiting for approval" if waiting else "stopped"

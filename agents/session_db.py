@@ -11,6 +11,7 @@ import errno
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from engine.workspace.state import StateError, move_aside_hint, odd_database_file, os_problem
 
@@ -98,3 +99,22 @@ def _denied(path: Path) -> OSError:
 
 def _error(number: int) -> OSError:
     return OSError(number, os.strerror(number))
+
+
+def checkpointer(conn: sqlite3.Connection) -> Any:
+    """LangGraph's SQLite checkpointer on ``conn``, reading back only the types a session holds.
+
+    A ``.routeshell/`` can come with a cloned repository, so its session database is trusted no
+    further than a plan: left to its default, the checkpointer's reader imports and calls whatever
+    a stored value names (``os.system`` included). Here it builds only plain data and LangGraph's
+    own safe types; anything else is read back as data, which the session's checks then refuse.
+    """
+    import logging
+
+    from langgraph.checkpoint.serde import jsonplus
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    # Its word on a type it would not build is a warning line of its own; the session's check
+    # says what is wrong, in one line that names the database.
+    logging.getLogger(jsonplus.__name__).setLevel(logging.ERROR)
+    return SqliteSaver(conn, serde=jsonplus.JsonPlusSerializer(allowed_msgpack_modules=None))

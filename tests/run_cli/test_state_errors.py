@@ -164,3 +164,39 @@ def test_a_session_database_file_that_is_not_a_regular_file_is_refused(
     os.rename(state / name, state / f"{name}.broken")
     assert run(closed_port_url(), ws, "--yes", TASK).returncode == 3
     assert "checkpoints" in sqlite_tables(state / "sessions.sqlite")
+
+
+def plant(database: Path, value: object) -> None:
+    """Put ``value`` where each checkpoint of ``database`` keeps the session's task, as a hostile
+    ``.routeshell/`` (a cloned repository's) could."""
+    import ormsgpack
+
+    with closing(sqlite3.connect(database)) as conn:
+        rows = conn.execute("SELECT thread_id, checkpoint_id, checkpoint FROM checkpoints").fetchall()
+        for thread, checkpoint_id, blob in rows:
+            data = ormsgpack.unpackb(blob, option=ormsgpack.OPT_NON_STR_KEYS, ext_hook=ormsgpack.Ext)
+            data.setdefault("channel_values", {})["task"] = value
+            conn.execute("UPDATE checkpoints SET checkpoint = ? WHERE thread_id = ? AND checkpoint_id = ?",
+                         (ormsgpack.packb(data), thread, checkpoint_id))  # fmt: skip
+        conn.commit()
+
+
+@pytest.mark.parametrize("planted", ["a call", "a number"])
+def test_a_session_database_that_names_code_to_run_runs_nothing(tmp_path: Path, planted: str) -> None:
+    """A stored value that names a function with its arguments (here os.system) was called as the
+    session was read back: listing the sessions or resuming one ran it. Now nothing is called, and
+    a value of a shape a run never writes is one line naming the database and how to move it aside."""
+    import ormsgpack
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    database = run_once(ws)
+    listed = run_routeshell("sessions", "--json", "--workspace", str(ws))
+    thread = events(listed.stdout)[0]["thread"]
+    marker = tmp_path / "ran"
+    value = ormsgpack.Ext(1, ormsgpack.packb(["os", "system", [f"touch {marker}"]])) if planted == "a call" else 5
+    plant(database, value)
+    for result in (run_routeshell("sessions", "--workspace", str(ws)),
+                   run(closed_port_url(), ws, "--thread", thread, "--resume")):  # fmt: skip
+        assert_one_line_error(result, 1, f"{database} holds a session routeshell never wrote", ".broken")
+        assert not marker.exists()
