@@ -473,10 +473,21 @@ def redacted(message: str, api_key: str | None) -> str:
     return re.sub(rf"(?<![\w-]){re.escape(api_key)}(?![\w-])", "****", message)
 
 
+#: The most tokens one reply may say it used and be believed (far beyond any context): a count
+#: past it, negative, or not an integer is no count, and the reply's usage is estimated instead.
+#: A server could otherwise lower a run's total below its --max-cost-tokens, or overflow what
+#: the session database holds (a signed 64-bit integer).
+MAX_REPORTED_TOKENS = 1 << 40
+
+
+def _is_token_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPORTED_TOKENS
+
+
 def _usage(raw: Any, messages: Sequence[ChatMessage], content: str) -> Usage:
     if isinstance(raw, dict):
         prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int):
+        if _is_token_count(prompt) and _is_token_count(completion):
             return Usage(prompt, completion)
     prompt_chars = sum(_text_length(message.get("content")) for message in messages)
     return Usage(math.ceil(prompt_chars / CHARS_PER_TOKEN), math.ceil(len(content) / CHARS_PER_TOKEN), True)

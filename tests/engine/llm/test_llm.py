@@ -247,6 +247,22 @@ def test_streamed_deltas_arrive_in_order_with_stream_usage(scripted_llm: Scripte
     assert (request["stream"], request["stream_options"]) == (True, {"include_usage": True})
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [{"prompt_tokens": -5, "completion_tokens": 1}, {"prompt_tokens": 1, "completion_tokens": 2**63},
+     {"prompt_tokens": True, "completion_tokens": 1}, {"prompt_tokens": 1.5, "completion_tokens": 1}],
+    ids=["negative", "past-64-bits", "bool", "float"],
+)  # fmt: skip
+def test_a_usage_that_is_no_count_of_tokens_is_estimated(scripted_llm: ScriptedLLM, usage: dict[str, Any]) -> None:
+    """A negative count would lower a run's total under its budget; one past 2**63 ended the run
+    in a traceback when the session database recorded it."""
+    messages = [{"role": "user", "content": "abcdefgh"}]
+    scripted_llm.enqueue(Reply("hello", usage=usage), Reply("hello", usage=usage))
+    client, _ = client_for(scripted_llm.base_url)
+    with client:
+        assert client.chat(messages).usage == client.chat(messages, stream=True).usage == Usage(2, 2, estimated=True)
+
+
 def test_usage_is_estimated_when_the_server_reports_none(scripted_llm: ScriptedLLM) -> None:
     messages = [{"role": "system", "content": "abcd"}, {"role": "user", "content": "efghi"}]
     scripted_llm.enqueue(Reply("hello", usage=None), Reply("hello", usage=None))
