@@ -29,9 +29,32 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     Returns the expanded string. Raises :class:`Unset` naming the first variable
     that is unset and has no default, and :class:`InterpolationError` on bad syntax.
     """
+    if _deepest(text) > MAX_NESTING:
+        # Each level is a frame of the parser: thousands of them would end in a RecursionError.
+        raise InterpolationError(f"'${{' nested more than {MAX_NESTING} deep")
     out, end = _expand(text, 0, env, nested=False)
     assert end == len(text)
     return out
+
+
+#: How deep defaults may nest (``${A:-${B:-...}}``): far beyond any profile.
+MAX_NESTING = 32
+
+
+def _deepest(text: str) -> int:
+    """How deep ``${`` nests in ``text`` at most (``$$`` is a literal dollar sign)."""
+    depth = deepest = pos = 0
+    while pos < len(text):
+        if text.startswith("$$", pos):
+            pos += 2
+        elif text.startswith("${", pos):
+            depth += 1
+            deepest = max(deepest, depth)
+            pos += 2
+        else:
+            depth -= text[pos] == "}" and depth > 0
+            pos += 1
+    return deepest
 
 
 def _expand(text: str, pos: int, env: Mapping[str, str], *, nested: bool) -> tuple[str, int]:

@@ -36,3 +36,11 @@ def test_unset_names_every_variable_tried() -> None:
 def test_bad_syntax(text: str) -> None:
     with pytest.raises(InterpolationError):
         expand(text, {"A": "1", "B": "2"})
+
+
+def test_defaults_nested_past_the_bound_are_one_error_not_a_recursion() -> None:
+    deep = "${A:-" * 5000 + "x" + "}" * 5000
+    with pytest.raises(InterpolationError, match=r"'\$\{' nested more than 32 deep"):
+        expand(deep, {})
+    assert expand("${A:-" * 32 + "x" + "}" * 32, {}) == "x"
+    assert expand("$${" * 100, {}) == "${" * 100  # literal dollars open nothing
