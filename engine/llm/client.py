@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from engine.config.profiles import Endpoint
 from engine.errors import ExitCode, RouteshellError
@@ -480,7 +480,7 @@ def redacted(message: str, api_key: str | None) -> str:
 MAX_REPORTED_TOKENS = 1 << 40
 
 
-def _is_token_count(value: Any) -> bool:
+def _is_token_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPORTED_TOKENS
 
 
