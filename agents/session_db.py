@@ -61,7 +61,10 @@ def database_problem(exc: sqlite3.Error, path: Path, doing: str = "cannot write"
     the session database at ``path``."""
     code = getattr(exc, "sqlite_errorcode", None)  # None for an error Python raises itself
     primary = None if code is None else code & 0xFF
-    if primary in _DAMAGED:
+    # A database of other tables (another program's, or one routeshell never made) reads as a
+    # missing column or table: it is not ours, whatever the disk.
+    foreign = primary == sqlite3.SQLITE_ERROR and str(exc).startswith(("no such column", "no such table"))
+    if primary in _DAMAGED or foreign:
         return StateError(f"{path} is not a routeshell session database ({exc}); {move_aside_hint(path)}")
     cause = _disk_cause(primary, path)
     if cause is not None:

@@ -122,12 +122,12 @@ def run_labels(args: argparse.Namespace, sink: Callable[[Event], None]) -> int:
         outcome = teacher_labels(tasks, options, sink, source=args.source, out=out)
         labels, dropped, invalid, asked = outcome.labels, len(outcome.dropped), outcome.invalid_answers, outcome.asked
         if tasks and not labels:
-            from engine.llm.client import EndpointError
+            from engine.llm.client import EndpointError, shown_url
 
             # As eval judge when every sample failed: a teacher that labelled nothing is a failed run.
             raise EndpointError(
-                f"LLM endpoint {options.endpoint.base_url} gave no valid decision for any of the {len(tasks)} "
-                f"tasks ({invalid} invalid answers); check --teacher-model (its answers are in {cache})"
+                f"LLM endpoint {shown_url(options.endpoint.base_url)} gave no valid decision for any of the "
+                f"{len(tasks)} tasks ({invalid} invalid answers); check --teacher-model (its answers are in {cache})"
             )
     else:
         rule = heuristic_label if args.labeler == "heuristic" else gold_label

@@ -10,7 +10,7 @@ import json
 
 from engine.config.profiles import Endpoint
 from engine.errors import UsageError
-from engine.llm.client import EndpointError, redacted
+from engine.llm.client import EndpointError, redacted, shown_url
 from engine.llm.deadline import http_client, within
 from engine.names import display_line
 from engine.urls import is_http_url, not_http_url
@@ -36,7 +36,7 @@ def listed_model(base_url: str, api_key: str | None, *, option: str, timeout_s: 
     import httpx
 
     def failed(why: str) -> EndpointError:
-        message = f"LLM endpoint {base_url} {why}; give the model with {option}"
+        message = f"LLM endpoint {shown_url(base_url)} {why}; give the model with {option}"
         return EndpointError(redacted(message, api_key))
 
     headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}

@@ -459,9 +459,25 @@ class ChatClient:
         return self._error(f"sent a malformed reply: {detail}; is it an OpenAI-compatible endpoint? ({_BASE_URL_HINT})")
 
     def _error(self, tail: str, *, status: int | None = None) -> EndpointError:
-        message = _one_line(f"LLM endpoint {self._base} {tail}")
+        message = _one_line(f"LLM endpoint {shown_url(self._base)} {tail}")
         # Servers may echo the key back (OpenAI does in 401s).
         return EndpointError(redacted(message, self._endpoint.api_key), status=status)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as an error line may show it: a password in it (``http://user:secret@host/v1``) is
+    masked, as a key is, since the line reaches screens and CI logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:****@{host}"))
 
 
 def redacted(message: str, api_key: str | None) -> str:

@@ -200,3 +200,16 @@ def test_a_session_database_that_names_code_to_run_runs_nothing(tmp_path: Path, 
                    run(closed_port_url(), ws, "--thread", thread, "--resume")):  # fmt: skip
         assert_one_line_error(result, 1, f"{database} holds a session routeshell never wrote", ".broken")
         assert not marker.exists()
+
+
+def test_a_session_database_of_other_tables_is_named_as_not_ours(tmp_path: Path) -> None:
+    """Another program's SQLite database in its place (tables of other columns) is not blamed on the disk."""
+    ws = tmp_path / "ws"
+    (ws / ".routeshell").mkdir(parents=True)
+    database = ws / ".routeshell" / "sessions.sqlite"
+    with closing(sqlite3.connect(database)) as conn:
+        conn.execute("CREATE TABLE checkpoints (name TEXT, value TEXT)")
+        conn.commit()
+    for result in (run_routeshell("sessions", "--workspace", str(ws)), run(closed_port_url(), ws, TASK)):
+        assert_one_line_error(result, 1, f"{database} is not a routeshell session database (no such column", ".broken")
+        assert "disk and permissions" not in result.stderr

@@ -331,3 +331,13 @@ def test_held_and_computed_replies(scripted_llm: ScriptedLLM) -> None:
     with client:
         assert client.chat(HELLO).content == "you said: Say hello."
     assert released.is_set()
+
+
+def test_a_password_in_the_base_url_is_masked_in_the_error_line() -> None:
+    """The line reaches screens and CI logs: the user name stays, the password does not."""
+    port = unused_port()
+    client, _ = client_for(f"http://ci-user:s3cret-pw@127.0.0.1:{port}/v1", max_retries=0)
+    with client:
+        error = fails(client)
+    assert "s3cret-pw" not in str(error)
+    assert f"LLM endpoint http://ci-user:****@127.0.0.1:{port}/v1 " in str(error)
