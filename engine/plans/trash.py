@@ -151,8 +151,9 @@ def restore(root: Path, item_id: str, *, wait: float = 0) -> TrashItem:
     with workspace_lock(root, wait), Workspace(root) as ws:
         _recover_locked(root, ws, lambda event: None)
         item = _find(root, item_id)
-        Journal(root, item.journal_id).check_places()
-        problem = _records(Journal(root, item.journal_id))
+        journal = Journal(root, item.journal_id)
+        journal.check_places()
+        problem = _records(journal)
         if isinstance(problem, str):
             raise StateError(f"cannot restore {item.id}: {problem}")
         if item.origin is None:
@@ -240,7 +241,9 @@ def empty(root: Path, *, wait: float = 0) -> tuple[int, int]:
                     name = item.name
                     if not name.startswith(EMPTYING):
                         name = EMPTYING + name
-                        remove_tree(fd, name)  # left by an emptying stopped before it was renamed (none, normally)
+                        # A leftover of an emptying stopped after its rename (none, normally); it is
+                        # also listed, and removed, as its own item.
+                        remove_tree(fd, name)
                         rename_noreplace(fd, item.name, fd, name)
                         fsync_dir(fd)
                     remove_tree(fd, name)
