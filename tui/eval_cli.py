@@ -65,6 +65,17 @@ exit codes:
   130  interrupted (Ctrl-C): what was judged is kept in --out; the same command resumes
 """
 
+#: The exit codes of ``eval`` as a whole: each action's --help says what it gives.
+ACTIONS_EXIT_CODES = """\
+exit codes (each action's --help says which it gives, and when):
+  0    done
+  1    the results could not be written (a full disk, a read-only directory)
+  2    bad input: a missing or malformed data file, a bad option, an unknown action
+  3    an endpoint failed (judge, planner): unreachable, a wrong URL or key, errors after the
+       retries
+  130  interrupted (Ctrl-C)
+"""
+
 
 def _count(low: int, high: int | None = None) -> Any:
     def parse(text: str) -> int:
@@ -88,7 +99,7 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
         "eval",
         help="evaluate a served model (judge), compare routers (router) or score planners (planner)",
         description=DESCRIPTION,
-        epilog=EXIT_CODES,
+        epilog=ACTIONS_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = evaluation.add_subparsers(dest="eval_command", metavar="ACTION", required=True, parser_class=parser_class)
