@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 
 from engine.errors import UsageError
-from engine.urls import is_http_url, not_http_url
+from engine.urls import api_key_problem, is_http_url, model_name_problem, not_http_url
 
 
 def positive_int(text: str) -> int:
@@ -92,6 +92,22 @@ def http_url(text: str) -> str:
     """An endpoint's base URL: absolute, http or https, naming a host (``http://127.0.0.1:8765/v1``)."""
     if not is_http_url(text):
         raise argparse.ArgumentTypeError(not_http_url(text))
+    return text
+
+
+def api_key(text: str) -> str:
+    """An API key (``--api-key``): printable ASCII without spaces, as an HTTP header carries it."""
+    problem = api_key_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the key {problem}")
+    return text
+
+
+def model_name(text: str) -> str:
+    """A model id (``--model NAME``, ``--name``): printable text, not empty, no white space at its ends."""
+    problem = model_name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the model name {problem}")
     return text
 
 

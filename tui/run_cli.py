@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, PreviewEvent
-from tui.arg_types import http_url, task_text
+from tui.arg_types import http_url, model_name, task_text
 from tui.cli import choose_workspace, command_hint
 from tui.sizes import MAX_TASK_BYTES, size_text
 
@@ -83,7 +83,7 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
     run.add_argument(
         "--base-url", type=http_url, metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's"
     )
-    run.add_argument("--model", metavar="NAME", help="model name, overriding the profile's")
+    run.add_argument("--model", type=model_name, metavar="NAME", help="model name, overriding the profile's")
     run.add_argument("--topology", choices=("auto", "single", "pipeline", "loop"), default="auto",
                      help="force a topology instead of asking the router (default: auto)")  # fmt: skip
     run.add_argument("--approve", choices=("auto", "never", "all"), help="what may be applied without asking")
