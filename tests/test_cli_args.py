@@ -82,3 +82,27 @@ def test_a_model_name_serve_cannot_offer_is_refused(tmp_path: Path, args: list[s
 def test_an_empty_model_for_run_is_refused_not_replaced_by_the_profile_one(tmp_path: Path) -> None:
     result = run_routeshell("--profile", "ci", "run", "--workspace", str(tmp_path), "--model", "", "add a README")
     assert_refused(result, "argument --model: the model name is empty")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "sft", "--out", ""],
+        ["serve", "--model", ""],
+        ["route", "--router", "", "add a README"],
+        ["export", "--merge", "--adapter", "", "--out", "merged"],
+        ["eval", "router", "--data", ""],
+    ],
+    ids=["train-out", "serve-model", "route-router", "export-adapter", "eval-data"],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(tmp_path: Path, args: list[str]) -> None:
+    # "" was Path(""), the current directory: train wrote into it, serve loaded it as a model.
+    result = run_routeshell(*args, cwd=tmp_path)
+    assert_refused(result, "the path is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_preset_is_refused_not_replaced_by_the_default(tmp_path: Path) -> None:
+    result = run_routeshell("train", "tokenizer", "--preset", "", "--out", str(tmp_path / "tok"))
+    assert_refused(result, "argument --preset: the name is empty")
+    assert not (tmp_path / "tok").exists()

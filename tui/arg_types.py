@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from engine.errors import UsageError
 from engine.urls import api_key_problem, is_http_url, model_name_problem, not_http_url
@@ -92,6 +93,21 @@ def http_url(text: str) -> str:
     """An endpoint's base URL: absolute, http or https, naming a host (``http://127.0.0.1:8765/v1``)."""
     if not is_http_url(text):
         raise argparse.ArgumentTypeError(not_http_url(text))
+    return text
+
+
+def given_path(text: str) -> Path:
+    """A file or directory: any name a path can hold, but not an empty one, which would quietly
+    mean the current directory."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty; give one (. for the current directory)")
+    return Path(text)
+
+
+def name_word(text: str) -> str:
+    """A name chosen from a list (``--preset``): not empty, which would quietly mean the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the name is empty; give one or leave the option out")
     return text
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tui.arg_types import api_key, http_url, model_name, positive_seconds
+from tui.arg_types import api_key, given_path, http_url, model_name, positive_seconds
 
 DESCRIPTION = """\
 Evaluate a model served behind an OpenAI-compatible endpoint ('routeshell serve', vLLM, llama.cpp,
@@ -112,7 +112,12 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     )
     add = judge.add_argument
     add(
-        "--data", action="append", required=True, type=Path, metavar="PATH", help="the test set (repeatable; see above)"
+        "--data",
+        action="append",
+        required=True,
+        type=given_path,
+        metavar="PATH",
+        help="the test set (repeatable; see above)",
     )
     add(
         "--model-endpoint",
@@ -134,7 +139,13 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
         metavar="NAME",
         help="the judge model (default: the first that --judge-endpoint lists)",
     )
-    add("--out", type=Path, default=Path("eval-judge"), metavar="DIR", help="where results go (default ./eval-judge)")
+    add(
+        "--out",
+        type=given_path,
+        default=Path("eval-judge"),
+        metavar="DIR",
+        help="where results go (default ./eval-judge)",
+    )
     add("--concurrency", type=_count(1, 64), default=4, metavar="N", help="samples in flight at once, 1-64 (4)")
     add("--limit", type=_count(1), metavar="N", help="only the first N samples of the test set")
     add("--timeout", type=positive_seconds, default=120.0, metavar="S", help="seconds to wait for one reply (120)")

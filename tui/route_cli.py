@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tui.arg_types import positive_int, task_text
+from tui.arg_types import given_path, positive_int, task_text
 from tui.router_cli import quiet
 
 ROUTE_DESCRIPTION = """\
@@ -55,7 +55,7 @@ def add_route_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     route.add_argument("task", metavar="TASK", help="the task, as you would give it to 'routeshell run'")
-    route.add_argument("--router", type=Path, metavar="DIR", help="a router directory instead of the profile's")
+    route.add_argument("--router", type=given_path, metavar="DIR", help="a router directory instead of the profile's")
     route.add_argument("--top", type=positive_int, default=5, metavar="N", help="candidates to list (5)")
     route.add_argument("--json", action="store_true", help="print the decision and every probability as JSON")
 
@@ -115,9 +115,9 @@ def add_export_command(commands: Any, parser_class: type[argparse.ArgumentParser
     )
     add = export.add_argument
     add("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
-    add("--adapter", type=Path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
-    add("--base", type=Path, metavar="DIR", help="the base model (default: the one the adapter records)")
-    add("--out", type=Path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
+    add("--adapter", type=given_path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
+    add("--base", type=given_path, metavar="DIR", help="the base model (default: the one the adapter records)")
+    add("--out", type=given_path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
 
 
 def run_export_command(args: argparse.Namespace) -> int:

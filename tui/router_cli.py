@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.arg_types import http_url, model_name, positive_int, positive_seconds
+from tui.arg_types import given_path, http_url, model_name, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from engine.events import Event
@@ -181,7 +181,13 @@ def add_router_train_options(group: Any) -> None:
     """
     add = group.add_argument
     add("--kind", choices=ROUTER_KINDS, default="lora", help="router: lora (default), mlp, knn or tfidf")
-    add("--model", dest="base", type=Path, metavar="DIR", help="router: the same as --base (the original spelling)")
+    add(
+        "--model",
+        dest="base",
+        type=given_path,
+        metavar="DIR",
+        help="router: the same as --base (the original spelling)",
+    )
     add("--sample-types", "--sample_types", metavar="TYPES", help="router: only samples of these comma-separated types")
     add("--max-samples", "--max_samples", type=positive_int, metavar="N", help="router: at most N training samples")
     add("--drop-no-output", "--drop_no_output", action="store_true", help="router: skip samples without an answer")

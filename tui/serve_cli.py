@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.child_process import HUGE_PAGES_MARK
-from tui.arg_types import api_key, model_name, positive_int
+from tui.arg_types import api_key, given_path, model_name, positive_int
 
 if TYPE_CHECKING:
     from engine.model_events import ServeRequestEvent
@@ -92,7 +92,7 @@ def add_serve_commands(commands: Any, parser_class: type[argparse.ArgumentParser
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = serve.add_argument
-    add("--model", required=True, type=Path, metavar="DIR", help="a model directory made by 'routeshell train'")
+    add("--model", required=True, type=given_path, metavar="DIR", help="a model directory made by 'routeshell train'")
     add("--adapter", action="append", default=[], type=_adapter, metavar="NAME=DIR", help="a LoRA adapter (repeatable)")
     add("--name", type=model_name, metavar="ID", help="the model id clients ask for (default: the directory name)")
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
