@@ -35,6 +35,7 @@ from engine.plans.policy import Policy
 from engine.plans.runner import Limits
 from engine.router.decision import Router
 from engine.router.registry import load_router
+from engine.urls import checked_api_key
 from engine.workspace.state import StateError, existing_state_dir, move_aside_hint, odd_database_file
 
 Event = dict[str, Any]  # an engine.events.Event, as the JSON object it is for the sinks
@@ -143,6 +144,11 @@ def resolve_endpoint(profile: Profile, role: EndpointRole, options: SessionOptio
     missing = profile.unset.get(f"llm.{role}.api_key") or profile.unset.get("llm.default.api_key")
     if key is None and missing and options.base_url is None:
         raise UsageError(f"{missing} is not set: profile {profile.name} needs an API key from the environment")
+    # A key no HTTP header can carry would fail every request (one that is not ASCII, with a traceback).
+    section = role if "api_key" in profile.data["llm"].get(role, {}) else "default"
+    source = (f"profile {profile.name}'s llm.{section}.api_key" if endpoint.api_key
+              else "$OPENAI_API_KEY" if env.get("OPENAI_API_KEY") else "$LLM_API_KEY")  # fmt: skip
+    key = checked_api_key(key, source)
     return Endpoint(
         base_url=options.base_url or endpoint.base_url,
         model=options.model or endpoint.model,

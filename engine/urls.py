@@ -1,9 +1,11 @@
-"""Endpoint base URLs as a user gives them (``--base-url``, ``--judge-endpoint``): what makes one usable."""
+"""Endpoints as a user gives them: base URLs (``--base-url``, ``--judge-endpoint``), API keys and
+model names, and what makes each usable."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from engine.errors import UsageError
 from engine.names import display_name
 
 #: What a base URL looks like, for messages.
@@ -26,3 +28,49 @@ def is_http_url(url: str) -> bool:
 def not_http_url(url: str) -> str:
     """The message for a ``url`` that :func:`is_http_url` refuses, the URL escaped."""
     return f"{display_name(url)!r} is not an http(s) URL (give the OpenAI base URL, like {EXAMPLE_BASE_URL})"
+
+
+def api_key_problem(key: str) -> str | None:
+    """What keeps ``key`` from going in an ``Authorization: Bearer`` header, or None when it can.
+
+    A key is printable ASCII without white space: a header cannot carry a line break or a
+    character that is not ASCII, and a client could never send a server a key with either.
+    The key itself is never quoted (it is a secret); only the first character that cannot go."""
+    if not key:
+        return "is empty"
+    for offset, char in enumerate(key):
+        if not "!" <= char <= "~":
+            return f"holds {_character(char)} at offset {offset}; an API key is printable ASCII without spaces"
+    return None
+
+
+def checked_api_key(key: str | None, source: str) -> str | None:
+    """``key``, read from ``source`` (``$ROUTESHELL_API_KEY``, a profile's ``api_key``), or None when
+    it is unset or empty; raise :class:`UsageError` naming ``source`` when no header can carry it."""
+    if not key:
+        return None
+    problem = api_key_problem(key)
+    if problem is not None:
+        raise UsageError(f"the API key in {source} {problem}")
+    return key
+
+
+def model_name_problem(name: str) -> str | None:
+    """What keeps ``name`` from being a model id (``--model``, ``--name``), or None when it can be:
+    one that says something, printable, without white space at its ends."""
+    if not name.strip():
+        return "is empty"
+    for offset, char in enumerate(name):
+        if not char.isprintable():
+            return f"holds {_character(char)} at offset {offset}; a model name is printable text"
+    if name != name.strip():
+        return f"{display_name(name)!r} has white space at an end"
+    return None
+
+
+def _character(char: str) -> str:
+    named = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", " ": "a space", "\x1b": "an escape"}
+    if char in named:
+        return f"{named[char]} (U+{ord(char):04X})"
+    kind = "a control character" if not char.isprintable() else "a character that is not ASCII"
+    return f"{kind} (U+{ord(char):04X})"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.config import profiles
 from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
+from tui.cli import build_parser, main
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -37,6 +41,43 @@ def test_help_tells_what_exists() -> None:
     assert "\n    route " in result.stdout
     assert "\n    export " in result.stdout
     assert "exit codes:" in result.stdout
+
+
+def commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The words of every command and action of ``parser``, ``()`` for routeshell itself."""
+    yield words
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, (*words, name))
+
+
+def test_every_command_lists_its_exit_codes_one_a_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # route and export ran their list together into one paragraph, and listed the codes of the
+    # whole program (3 for an endpoint) though they never give them.
+    listed = {}
+    for words in commands(build_parser()):
+        with pytest.raises(SystemExit) as ended:
+            main([*words, "--help"])
+        assert ended.value.code == 0
+        text = capsys.readouterr().out
+        if len(words) > 1 and "\nexit codes" not in text:
+            continue  # an action: the list of its command holds for it
+        header, *lines = text.partition("\nexit codes")[2].split("\n")
+        assert header.endswith(":"), (words, header)
+        codes = []
+        for line in lines[: lines.index("")]:
+            code = re.match(r"  (\d+) {2,}\S", line)
+            if code:
+                codes.append(int(code[1]))
+            else:  # the meaning goes on under the one before
+                assert re.match(r" {7}\S", line), (words, line)
+        assert codes == sorted(set(codes)), (words, codes)
+        assert {0, 2} <= set(codes), (words, codes)
+        listed[" ".join(words)] = codes
+    assert {"profiles", "run", "sessions", "plan", "trash", "audit", "files", "train", "serve", "generate", "eval",
+            "route", "export"} <= set(listed)  # fmt: skip
+    assert listed["route"] == listed["export"] == listed["plan"] == [0, 1, 2, 130]
 
 
 def test_unknown_option_is_one_line_and_exit_2() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from engine.router.labels import read_samples
 from engine.router.tasks import is_held_out
-from tests.helpers import assert_one_line_error, read_only_view, run_routeshell, small_disk
+from tests.helpers import ROUTESHELL, assert_one_line_error, read_only_view, run_routeshell, small_disk
 
 
 def test_labels_from_every_offline_source(tmp_path: Path) -> None:
@@ -213,3 +213,16 @@ def test_an_out_that_is_the_current_directory_or_holds_it_is_one_line(tmp_path: 
     result = run_routeshell("train", stage, *data, "--out", out, cwd=tmp_path)
     assert_one_line_error(result, 2, f"--out {out} is the current directory or holds it", "--out router")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "sub"]
+
+
+@pytest.mark.parametrize("task", ["", "  \t", b"\xff\xfe"], ids=["empty", "white-space", "not-utf8"])
+def test_a_task_route_cannot_take_is_refused_as_run_refuses_it(task: str | bytes) -> None:
+    # An empty task was routed (to the builder); one that is not UTF-8 too, its bytes as surrogates.
+    said: dict[str, str] = {}
+    for command in ("route", "run"):
+        raw = subprocess.run([ROUTESHELL, command, task], capture_output=True, stdin=subprocess.DEVNULL, check=False)
+        result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+        assert_one_line_error(result, 2, "the task is")
+        assert result.stdout == ""
+        said[command] = result.stderr.replace(f"routeshell {command} ", "routeshell COMMAND ")
+    assert said["route"] == said["run"]

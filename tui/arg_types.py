@@ -1,11 +1,18 @@
-"""Argument types shared by the ``routeshell`` commands: a bad value is argparse's one-line usage error."""
+"""Argument types shared by the ``routeshell`` commands: a bad value is argparse's one-line usage error.
+
+Checks that run after parsing (:func:`task_text`) raise :class:`~engine.errors.UsageError`: the same
+one line, exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
+from pathlib import Path
 
-from engine.urls import is_http_url, not_http_url
+from engine.errors import UsageError
+from engine.urls import api_key_problem, is_http_url, model_name_problem, not_http_url
 
 
 def positive_int(text: str) -> int:
@@ -87,3 +94,56 @@ def http_url(text: str) -> str:
     if not is_http_url(text):
         raise argparse.ArgumentTypeError(not_http_url(text))
     return text
+
+
+def given_path(text: str) -> Path:
+    """A file or directory: any name a path can hold, but not an empty one, which would quietly
+    mean the current directory."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty; give one (. for the current directory)")
+    return Path(text)
+
+
+def name_word(text: str) -> str:
+    """A name chosen from a list (``--preset``): not empty, which would quietly mean the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the name is empty; give one or leave the option out")
+    return text
+
+
+def api_key(text: str) -> str:
+    """An API key (``--api-key``): printable ASCII without spaces, as an HTTP header carries it."""
+    problem = api_key_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the key {problem}")
+    return text
+
+
+def model_name(text: str) -> str:
+    """A model id (``--model NAME``, ``--name``): printable text, not empty, no white space at its ends."""
+    problem = model_name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the model name {problem}")
+    return text
+
+
+def utf8_text(data: bytes, what: str) -> str:
+    """Return ``data`` decoded as UTF-8; raise :class:`UsageError` naming ``what`` and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.start + 1].hex()
+        raise UsageError(f"{what} is not UTF-8 text (byte 0x{bad} at offset {exc.start}); "
+                         "convert it, e.g. with iconv -t UTF-8") from None  # fmt: skip
+
+
+def task_text(given: str | bytes, command: str, what: str = "the task") -> str:
+    """The TASK of ``routeshell COMMAND`` (``run``, ``route``): UTF-8 text that says something.
+
+    ``given`` is the argument (one that is not UTF-8 arrives with its bytes as lone surrogates,
+    PEP 383) or the bytes read for it; ``what`` names it when it is not UTF-8. Raise :class:`UsageError`
+    for text that is not UTF-8 and for a task that is empty or only white space."""
+    task = utf8_text(os.fsencode(given) if isinstance(given, str) else given, what)
+    if not task.strip():
+        raise UsageError(f"the task is empty; say what to do, for example: routeshell {command} 'add a README'")
+    return task

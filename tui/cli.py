@@ -32,6 +32,27 @@ exit codes:
   130  interrupted (Ctrl-C)
 """
 
+#: The exit codes of the commands on a workspace's plans and files: plan, trash, audit, files.
+WORKSPACE_EXIT_CODES = """\
+exit codes:
+  0    success
+  1    the command failed (a plan step failed and was rolled back, an undo would lose work,
+       an apply or emptying of the trash was answered no, the workspace is read-only, full or
+       busy, .routeshell/ holds something not ours, standard output cannot be written)
+  2    bad usage, bad profile or bad input (a path outside the workspace or not there, a plan
+       or trash item that does not exist)
+  130  interrupted (Ctrl-C)
+"""
+
+PROFILES_EXIT_CODES = """\
+exit codes:
+  0    success
+  1    standard output cannot be written
+  2    bad usage, an unknown profile, or a profile that is not valid (profiles list still lists
+       the others)
+  130  interrupted (Ctrl-C)
+"""
+
 DESCRIPTION = """\
 routeshell: a terminal agent shell.
 
@@ -121,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list and show run configurations",
         description="Profiles are TOML files: shipped ones, overridden by name by files in the user profile "
         "directory ($XDG_CONFIG_HOME/routeshell/profiles).",
-        epilog=EXIT_CODES,
+        epilog=PROFILES_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     profile_commands = profiles.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
@@ -136,16 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_run_command(commands, _Parser)
     add_sessions_command(commands)
-    add_plan_commands(commands, _Parser, EXIT_CODES)
+    add_plan_commands(commands, _Parser, WORKSPACE_EXIT_CODES)
     from tui.trash_cli import add_trash_command
 
-    add_trash_command(commands, _Parser, EXIT_CODES)
+    add_trash_command(commands, _Parser, WORKSPACE_EXIT_CODES)
     from tui.audit_cli import add_audit_command
 
-    add_audit_command(commands, _Parser, EXIT_CODES)
+    add_audit_command(commands, _Parser, WORKSPACE_EXIT_CODES)
     from tui.files_cli import add_files_command
 
-    add_files_command(commands, _Parser, EXIT_CODES)
+    add_files_command(commands, _Parser, WORKSPACE_EXIT_CODES)
     from tui.train_cli import add_train_command
 
     add_train_command(commands, _Parser)
@@ -157,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_command(commands, _Parser)
     from tui.route_cli import add_export_command, add_route_command
 
-    add_route_command(commands, _Parser, EXIT_CODES)
-    add_export_command(commands, _Parser, EXIT_CODES)
+    add_route_command(commands, _Parser)
+    add_export_command(commands, _Parser)
     return parser
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tui.arg_types import http_url, positive_seconds
+from tui.arg_types import api_key, given_path, http_url, model_name, positive_seconds
 
 DESCRIPTION = """\
 Evaluate a model served behind an OpenAI-compatible endpoint ('routeshell serve', vLLM, llama.cpp,
@@ -65,6 +65,17 @@ exit codes:
   130  interrupted (Ctrl-C): what was judged is kept in --out; the same command resumes
 """
 
+#: The exit codes of ``eval`` as a whole: each action's --help says what it gives.
+ACTIONS_EXIT_CODES = """\
+exit codes (each action's --help says which it gives, and when):
+  0    done
+  1    the results could not be written (a full disk, a read-only directory)
+  2    bad input: a missing or malformed data file, a bad option, an unknown action
+  3    an endpoint failed (judge, planner): unreachable, a wrong URL or key, errors after the
+       retries
+  130  interrupted (Ctrl-C)
+"""
+
 
 def _count(low: int, high: int | None = None) -> Any:
     def parse(text: str) -> int:
@@ -88,7 +99,7 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
         "eval",
         help="evaluate a served model (judge), compare routers (router) or score planners (planner)",
         description=DESCRIPTION,
-        epilog=EXIT_CODES,
+        epilog=ACTIONS_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = evaluation.add_subparsers(dest="eval_command", metavar="ACTION", required=True, parser_class=parser_class)
@@ -101,7 +112,12 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
     )
     add = judge.add_argument
     add(
-        "--data", action="append", required=True, type=Path, metavar="PATH", help="the test set (repeatable; see above)"
+        "--data",
+        action="append",
+        required=True,
+        type=given_path,
+        metavar="PATH",
+        help="the test set (repeatable; see above)",
     )
     add(
         "--model-endpoint",
@@ -111,14 +127,35 @@ def add_eval_command(commands: Any, parser_class: type[argparse.ArgumentParser])
         help="base URL of the model under test (like http://127.0.0.1:8765/v1)",
     )
     add("--judge-endpoint", required=True, type=http_url, metavar="URL", help="base URL of the judge model")
-    add("--model", metavar="NAME", help="the model under test (default: the first that --model-endpoint lists)")
-    add("--judge-model", metavar="NAME", help="the judge model (default: the first that --judge-endpoint lists)")
-    add("--out", type=Path, default=Path("eval-judge"), metavar="DIR", help="where results go (default ./eval-judge)")
+    add(
+        "--model",
+        type=model_name,
+        metavar="NAME",
+        help="the model under test (default: the first that --model-endpoint lists)",
+    )
+    add(
+        "--judge-model",
+        type=model_name,
+        metavar="NAME",
+        help="the judge model (default: the first that --judge-endpoint lists)",
+    )
+    add(
+        "--out",
+        type=given_path,
+        default=Path("eval-judge"),
+        metavar="DIR",
+        help="where results go (default ./eval-judge)",
+    )
     add("--concurrency", type=_count(1, 64), default=4, metavar="N", help="samples in flight at once, 1-64 (4)")
     add("--limit", type=_count(1), metavar="N", help="only the first N samples of the test set")
     add("--timeout", type=positive_seconds, default=120.0, metavar="S", help="seconds to wait for one reply (120)")
-    add("--api-key", metavar="KEY", help="API key of the model endpoint (see above for the variables)")
-    add("--judge-api-key", metavar="KEY", help="API key of the judge endpoint (see above for the variables)")
+    add("--api-key", type=api_key, metavar="KEY", help="API key of the model endpoint (see above for the variables)")
+    add(
+        "--judge-api-key",
+        type=api_key,
+        metavar="KEY",
+        help="API key of the judge endpoint (see above for the variables)",
+    )
     add("--json", action="store_true", help="print JSON-lines events on stdout instead of a progress bar and a table")
     from tui.router_eval_cli import ROUTER_EXIT_CODES, add_eval_router
 
@@ -143,9 +180,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     model_url = check_url("--model-endpoint", args.model_endpoint)
     judge_url = check_url("--judge-endpoint", args.judge_endpoint)
-    shared_key = os.environ.get("OPENAI_API_KEY") or os.environ.get("LLM_API_KEY") or None
+    from engine.urls import checked_api_key
+
+    shared = "OPENAI_API_KEY" if os.environ.get("OPENAI_API_KEY") else "LLM_API_KEY"
+    shared_key = checked_api_key(os.environ.get(shared), f"${shared}")
     model_key = args.api_key or shared_key
-    judge_key = args.judge_api_key or os.environ.get("ROUTESHELL_JUDGE_API_KEY") or shared_key
+    judge_own = checked_api_key(os.environ.get("ROUTESHELL_JUDGE_API_KEY"), "$ROUTESHELL_JUDGE_API_KEY")
+    judge_key = args.judge_api_key or judge_own or shared_key
     model_name = args.model or listed_model(model_url, model_key, option="--model", timeout_s=args.timeout)
     judge_name = args.judge_model or listed_model(judge_url, judge_key, option="--judge-model", timeout_s=args.timeout)
     options = JudgeOptions(

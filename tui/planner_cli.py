@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.names import shell_line, shell_word
-from tui.arg_types import http_url, positive_int, positive_seconds, probability
+from tui.arg_types import http_url, model_name, positive_int, positive_seconds, probability
 
 PLANNER_EXIT_CODES = """\
 exit codes:
@@ -101,7 +101,7 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
         metavar="URL",
         help="the served planner's OpenAI base URL",
     )
-    add("--model", default="planner", metavar="NAME", help="the planner's model id there (planner)")
+    add("--model", default="planner", type=model_name, metavar="NAME", help="the planner's model id there (planner)")
     add("--limit", type=positive_int, metavar="N", help="at most N cases of each data set")
     add("--min-probability", type=probability, default=None, metavar="P",
         help="agent: decline a plan the planner gives a probability under P, 0-1 (local profile: 0.4)")  # fmt: skip

@@ -7,27 +7,55 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tui.arg_types import positive_int
+from tui.arg_types import given_path, positive_int, task_text
 from tui.router_cli import quiet
 
+ROUTE_DESCRIPTION = """\
+Route TASK as the agent loop would: the profile's router (router.kind and model_dir), or
+--router DIR. A learned router scores the 28 canonical decisions; the most probable is the
+decision. A profile's router that cannot be loaded (missing, damaged, weights that are not
+finite numbers) falls back to the heuristic router, with a note on stderr; --router DIR that
+cannot be loaded is an error (exit code 2). A router that fails on the task answers with the
+heuristic router's decision, and the reason says why.
+"""
 
-def add_route_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+ROUTE_EXIT_CODES = """\
+exit codes:
+  0    the decision was printed
+  1    standard output cannot be written
+  2    bad usage, bad profile or bad input (an empty TASK or one that is not UTF-8, a --router
+       DIR that cannot be loaded)
+  130  interrupted (Ctrl-C)
+"""
+
+EXPORT_DESCRIPTION = """\
+Write the base model with the LoRA adapter merged into its weights (--merge), with the
+tokenizer, as a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it,
+and so do vLLM and 'routeshell serve --model OUT'. --base defaults to the base the adapter
+records. OUT is written beside itself and renamed into place: all of it or nothing.
+"""
+
+EXPORT_EXIT_CODES = """\
+exit codes:
+  0    the merged checkpoint is in OUT
+  1    OUT could not be written (a full disk, a read-only directory)
+  2    bad usage or bad input (an OUT that exists and is not empty, a missing or damaged
+       adapter or base)
+  130  interrupted (Ctrl-C)
+"""
+
+
+def add_route_command(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add ``route`` to the ``routeshell`` subcommands."""
-    from pathlib import Path
-
     route = commands.add_parser(
         "route",
         help="print the router's decision for a task, with the probability of each candidate",
-        description="Route TASK as the agent loop would: the profile's router (router.kind and model_dir), or "
-        "--router DIR. A learned router scores the 28 canonical decisions; the most probable is the decision. "
-        "A profile's router that cannot be loaded (missing, damaged, weights that are not finite numbers) "
-        "falls back to the heuristic router, with a note on stderr; --router DIR that cannot be loaded is an "
-        "error (exit code 2). A router that fails on the task answers with the heuristic router's decision, "
-        "and the reason says why.",
-        epilog=epilog,
+        description=ROUTE_DESCRIPTION,
+        epilog=ROUTE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     route.add_argument("task", metavar="TASK", help="the task, as you would give it to 'routeshell run'")
-    route.add_argument("--router", type=Path, metavar="DIR", help="a router directory instead of the profile's")
+    route.add_argument("--router", type=given_path, metavar="DIR", help="a router directory instead of the profile's")
     route.add_argument("--top", type=positive_int, default=5, metavar="N", help="candidates to list (5)")
     route.add_argument("--json", action="store_true", help="print the decision and every probability as JSON")
 
@@ -40,6 +68,7 @@ def run_route_command(args: argparse.Namespace) -> int:
     from engine.names import display_line
     from engine.router.scored import ScoredRouter, one_hot, ranked
 
+    task = task_text(args.task, "route")
     quiet()
     if args.router is not None:
         from engine.router.registry import model_router
@@ -53,11 +82,11 @@ def run_route_command(args: argparse.Namespace) -> int:
         router, note = load_router(load_profile(args.profile).data["router"])
     if note:
         print(f"routeshell: note: {display_line(note)}", file=sys.stderr)
-    decision = router.route(args.task)
+    decision = router.route(task)
     from engine.router.candidates import canonical
 
     if isinstance(router, ScoredRouter) and decision.router == router.name:
-        (probabilities,) = router.model.probabilities([args.task])
+        (probabilities,) = router.model.probabilities([task])
     else:
         probabilities = one_hot(canonical(decision))
     pairs = ranked(probabilities)
@@ -75,22 +104,20 @@ def run_route_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_export_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+def add_export_command(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add ``export`` to the ``routeshell`` subcommands."""
     export = commands.add_parser(
         "export",
         help="merge a LoRA adapter into its base: a checkpoint vLLM and other servers load without PEFT",
-        description="Write the base model with the LoRA adapter merged into its weights (--merge), with the "
-        "tokenizer, as a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it, and so do "
-        "vLLM and 'routeshell serve --model OUT'. --base defaults to the base the adapter records. OUT is "
-        "written beside itself and renamed into place: all of it or nothing.",
-        epilog=epilog,
+        description=EXPORT_DESCRIPTION,
+        epilog=EXPORT_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = export.add_argument
     add("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
-    add("--adapter", type=Path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
-    add("--base", type=Path, metavar="DIR", help="the base model (default: the one the adapter records)")
-    add("--out", type=Path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
+    add("--adapter", type=given_path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
+    add("--base", type=given_path, metavar="DIR", help="the base model (default: the one the adapter records)")
+    add("--out", type=given_path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
 
 
 def run_export_command(args: argparse.Namespace) -> int:

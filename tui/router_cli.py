@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.arg_types import http_url, positive_int, positive_seconds
+from tui.arg_types import given_path, http_url, model_name, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from engine.events import Event
@@ -69,7 +69,7 @@ def add_label_options(group: Any) -> None:
         metavar="URL",
         help="labels: the teacher's base URL ($LLM_API_BASE or OpenAI's)",
     )
-    add("--teacher-model", metavar="NAME", help="labels: the teacher model ($OPENAI_MODEL or gpt-4o)")
+    add("--teacher-model", type=model_name, metavar="NAME", help="labels: the teacher model ($OPENAI_MODEL or gpt-4o)")
     add("--concurrency", type=positive_int, default=4, metavar="N", help="labels: teacher requests at once (4)")
     add("--attempts", type=positive_int, default=3, metavar="N", help="labels: asks per task before a drop (3)")
     add("--timeout", type=positive_seconds, metavar="S",
@@ -151,8 +151,10 @@ def run_labels(args: argparse.Namespace, sink: Callable[[Event], None]) -> int:
 def _teacher_endpoint(args: argparse.Namespace) -> Any:
     from engine.errors import UsageError
     from engine.evaluation.endpoints import DEFAULT_TIMEOUT_S, check_url, endpoint
+    from engine.urls import checked_api_key
 
-    key = os.environ.get("OPENAI_API_KEY") or os.environ.get("LLM_API_KEY")
+    variable = "OPENAI_API_KEY" if os.environ.get("OPENAI_API_KEY") else "LLM_API_KEY"
+    key = checked_api_key(os.environ.get(variable), f"${variable}")
     if not key:
         raise UsageError("LLM_API_KEY/OPENAI_API_KEY is not set")
     given = args.teacher_endpoint or os.environ.get("LLM_API_BASE") or DEFAULT_TEACHER_BASE
@@ -179,7 +181,13 @@ def add_router_train_options(group: Any) -> None:
     """
     add = group.add_argument
     add("--kind", choices=ROUTER_KINDS, default="lora", help="router: lora (default), mlp, knn or tfidf")
-    add("--model", dest="base", type=Path, metavar="DIR", help="router: the same as --base (the original spelling)")
+    add(
+        "--model",
+        dest="base",
+        type=given_path,
+        metavar="DIR",
+        help="router: the same as --base (the original spelling)",
+    )
     add("--sample-types", "--sample_types", metavar="TYPES", help="router: only samples of these comma-separated types")
     add("--max-samples", "--max_samples", type=positive_int, metavar="N", help="router: at most N training samples")
     add("--drop-no-output", "--drop_no_output", action="store_true", help="router: skip samples without an answer")

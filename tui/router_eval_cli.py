@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from tui.arg_types import given_path
 from tui.router_cli import quiet
 
 ROUTER_EXIT_CODES = """\
@@ -43,13 +43,13 @@ def add_eval_router(actions: Any, parser_class: type[argparse.ArgumentParser], e
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = router.add_argument
-    add("--data", action="append", required=True, type=Path, metavar="FILE", help="labelled samples (repeatable)")
-    add("--router", action="append", default=[], type=Path, metavar="DIR", help="a trained router (repeatable)")
+    add("--data", action="append", required=True, type=given_path, metavar="FILE", help="labelled samples (repeatable)")
+    add("--router", action="append", default=[], type=given_path, metavar="DIR", help="a trained router (repeatable)")
     add("--only", metavar="NAMES", help="comma-separated baselines to run (default: all; 'none' for none)")
     add("--cv", action="store_true", help="also cross-validate the fitted kinds on the training pool (5 folds)")
     add(
         "--oracle",
-        type=Path,
+        type=given_path,
         metavar="FILE",
         help="the oracle's records (train labels --labeler oracle): pass rate against tokens, APGR, CPT(50%%/80%%)",
     )

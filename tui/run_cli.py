@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, PreviewEvent
-from tui.arg_types import http_url
+from tui.arg_types import http_url, model_name, task_text
 from tui.cli import choose_workspace, command_hint
 from tui.sizes import MAX_TASK_BYTES, size_text
 
@@ -50,6 +50,16 @@ exit codes:
 """
 
 
+SESSIONS_EXIT_CODES = """\
+exit codes:
+  0    success (a workspace without sessions too)
+  1    the sessions cannot be read (.routeshell/ or its database is not ours, or damaged), or
+       standard output cannot be written
+  2    bad usage, bad profile, or a workspace that is not a directory
+  130  interrupted (Ctrl-C)
+"""
+
+
 def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Register ``run`` on the top-level subparsers."""
     run = commands.add_parser(
@@ -73,7 +83,7 @@ def add_run_command(commands: Any, parser_class: type[argparse.ArgumentParser]) 
     run.add_argument(
         "--base-url", type=http_url, metavar="URL", help="OpenAI-compatible endpoint, overriding the profile's"
     )
-    run.add_argument("--model", metavar="NAME", help="model name, overriding the profile's")
+    run.add_argument("--model", type=model_name, metavar="NAME", help="model name, overriding the profile's")
     run.add_argument("--topology", choices=("auto", "single", "pipeline", "loop"), default="auto",
                      help="force a topology instead of asking the router (default: auto)")  # fmt: skip
     run.add_argument("--approve", choices=("auto", "never", "all"), help="what may be applied without asking")
@@ -101,9 +111,11 @@ def add_sessions_command(commands: Any) -> None:
     sessions = commands.add_parser(
         "sessions",
         help="list the agent sessions of a workspace, newest first",
-        description="Every 'routeshell run' (and every task of the Agent pane or --plain) is a session, saved in "
-        "the workspace's .routeshell/sessions.sqlite. A session that is 'stopped' or 'waiting for approval' "
-        "continues with: routeshell run --thread ID --resume.",
+        description="Every 'routeshell run' (and every task of the Agent pane or --plain) is a session, saved\n"
+        "in the workspace's .routeshell/sessions.sqlite. A session that is 'stopped' or 'waiting for\n"
+        "approval' continues with: routeshell run --thread ID --resume.",
+        epilog=SESSIONS_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sessions.add_argument("--workspace", dest="run_workspace", metavar="DIR",
                           help="workspace directory (default: the profile's)")  # fmt: skip
@@ -290,19 +302,8 @@ def _task(args: argparse.Namespace) -> str | None:
         data = sys.stdin.buffer.read(MAX_TASK_BYTES + 1)
         if len(data) > MAX_TASK_BYTES:
             raise UsageError(f"the task on standard input is longer than {size_text(MAX_TASK_BYTES)}")
-        return utf8_text(data, "the task on standard input").strip()
-    # An argument that is not UTF-8 arrives with its bytes as lone surrogates (PEP 383).
-    return utf8_text(os.fsencode(args.task), "the task")
-
-
-def utf8_text(data: bytes, what: str) -> str:
-    """Return ``data`` decoded as UTF-8; raise :class:`UsageError` naming ``what`` and the first bad byte."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = data[exc.start : exc.start + 1].hex()
-        raise UsageError(f"{what} is not UTF-8 text (byte 0x{bad} at offset {exc.start}); "
-                         "convert it, e.g. with iconv -t UTF-8") from None  # fmt: skip
+        return task_text(data, "run", "the task on standard input").strip()
+    return task_text(args.task, "run")
 
 
 def _noting_applied(sink: Any, profile: Profile, workspace: Path) -> Any:

@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.child_process import HUGE_PAGES_MARK
-from tui.arg_types import positive_int
+from tui.arg_types import api_key, given_path, model_name, positive_int
 
 if TYPE_CHECKING:
     from engine.model_events import ServeRequestEvent
@@ -74,10 +74,12 @@ def _port(text: str) -> int:
 
 
 def _adapter(text: str) -> tuple[str, Path]:
+    from engine.names import display_name
+
     name, sep, path = text.partition("=")
     if not sep or not name.strip() or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
-    return name.strip(), Path(path)
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {display_name(text)!r}")
+    return model_name(name.strip()), Path(path)
 
 
 def add_serve_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -90,12 +92,17 @@ def add_serve_commands(commands: Any, parser_class: type[argparse.ArgumentParser
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = serve.add_argument
-    add("--model", required=True, type=Path, metavar="DIR", help="a model directory made by 'routeshell train'")
+    add("--model", required=True, type=given_path, metavar="DIR", help="a model directory made by 'routeshell train'")
     add("--adapter", action="append", default=[], type=_adapter, metavar="NAME=DIR", help="a LoRA adapter (repeatable)")
-    add("--name", metavar="ID", help="the model id clients ask for (default: the directory name)")
+    add("--name", type=model_name, metavar="ID", help="the model id clients ask for (default: the directory name)")
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=_port, default=8765, help="port to listen on (default 8765; 0: any free port)")
-    add("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY' (default: $ROUTESHELL_API_KEY)")
+    add(
+        "--api-key",
+        type=api_key,
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' (default: $ROUTESHELL_API_KEY)",
+    )
     add(
         "--dtype",
         choices=DTYPES,
@@ -289,10 +296,9 @@ def bind(host: str, port: int) -> socket.socket:
 def _checked_options(args: argparse.Namespace) -> tuple[str | None, dict[str, Path]]:
     """Return the API key and the adapters; raise UsageError for a combination that cannot run."""
     from engine.errors import UsageError
+    from engine.urls import checked_api_key
 
-    api_key = args.api_key if args.api_key is not None else os.environ.get("ROUTESHELL_API_KEY") or None
-    if api_key is not None and not api_key.strip():
-        raise UsageError("--api-key is empty; give a key or leave the option out")
+    api_key = args.api_key or checked_api_key(os.environ.get("ROUTESHELL_API_KEY"), "$ROUTESHELL_API_KEY")
     if not is_loopback(args.host) and api_key is None:
         raise UsageError(
             f"serving on {args.host}, beyond this machine, needs an API key: add --api-key KEY "

@@ -13,12 +13,11 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.names import shell_line
-from tui.arg_types import positive_float, positive_int
+from tui.arg_types import given_path, name_word, positive_float, positive_int
 from tui.router_cli import LABELS_HELP, add_label_options, add_router_train_options
 
 if TYPE_CHECKING:
@@ -96,17 +95,22 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         "--out",
         "--output_dir",
         required=True,
-        type=Path,
+        type=given_path,
         metavar="DIR",
         help="where the model (tokenizer, labels file, router) is written",
     )
-    add("--preset", metavar="NAME", help="model size: nano (~1M, tests), tiny (~8M, default), small (~40M)")
-    add("--config", type=Path, metavar="FILE", help="a JSON or TOML model config instead of a preset")
+    add(
+        "--preset",
+        type=name_word,
+        metavar="NAME",
+        help="model size: nano (~1M, tests), tiny (~8M, default), small (~40M)",
+    )
+    add("--config", type=given_path, metavar="FILE", help="a JSON or TOML model config instead of a preset")
     add("--data", action="append", default=[], metavar="PATH", help="training data (repeatable; see above)")
-    add("--tokenizer", type=Path, metavar="DIR", help="pretrain: use this tokenizer instead of training one")
+    add("--tokenizer", type=given_path, metavar="DIR", help="pretrain: use this tokenizer instead of training one")
     add(
         "--base",
-        type=Path,
+        type=given_path,
         metavar="DIR",
         help="sft, reasoning: the model to start from (pretrain: continue it); router: the LoRA base "
         "(default $XDG_DATA_HOME/routeshell/models/tinyllm; any local causal LM directory)",
