@@ -121,6 +121,11 @@ def test_route_uses_the_shipped_router_and_falls_back_with_a_note(tmp_path: Path
     answer = json.loads(result.stdout)
     assert answer["router"].startswith("model:")
     assert answer["note"] is None
+    # - reads the task from standard input, as for run (it was routed as the text "-").
+    piped = run_routeshell("route", "--json", "-", stdin_text="add tests for parse_date\n")
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout) == answer
+    assert_one_line_error(run_routeshell("route", "-", stdin_text=""), 2, "the task is empty")
     profiles = isolated_home / ".config" / "routeshell" / "profiles"
     profiles.mkdir(parents=True)
     (profiles / "mine.toml").write_text(f'extends = "local"\ndescription = "mine"\n\n[router]\nkind = "model"\n'

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import UsageError
 from engine.urls import api_key_problem, is_http_url, model_name_problem, not_http_url
+from tui.sizes import MAX_TASK_BYTES, size_text
 
 
 def positive_int(text: str) -> int:
@@ -147,3 +149,21 @@ def task_text(given: str | bytes, command: str, what: str = "the task") -> str:
     if not task.strip():
         raise UsageError(f"the task is empty; say what to do, for example: routeshell {command} 'add a README'")
     return task
+
+
+def given_task(given: str, command: str, stdin_closed: bool) -> str:
+    """The TASK argument of ``routeshell COMMAND``, as :func:`task_text` checks it; ``-`` reads it
+    from standard input (at most :data:`~tui.sizes.MAX_TASK_BYTES`), which must be neither closed
+    (``stdin_closed``) nor a terminal."""
+    if given != "-":
+        return task_text(given, command)
+    if stdin_closed or sys.stdin is None:
+        raise UsageError("TASK is '-' but standard input is closed; pipe the task in")
+    if sys.stdin.isatty():
+        raise UsageError("TASK is '-' but standard input is a terminal; pipe the task in")
+    # Bytes, decoded here: the text layer's error handling depends on the locale. Read one byte
+    # past the limit, never all of an endless input.
+    data = sys.stdin.buffer.read(MAX_TASK_BYTES + 1)
+    if len(data) > MAX_TASK_BYTES:
+        raise UsageError(f"the task on standard input is longer than {size_text(MAX_TASK_BYTES)}")
+    return task_text(data, command, "the task on standard input").strip()

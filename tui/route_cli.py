@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tui.arg_types import given_path, positive_int, task_text
+from tui.arg_types import given_path, given_task, positive_int
 from tui.router_cli import quiet
 
 ROUTE_DESCRIPTION = """\
@@ -54,7 +54,9 @@ def add_route_command(commands: Any, parser_class: type[argparse.ArgumentParser]
         epilog=ROUTE_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    route.add_argument("task", metavar="TASK", help="the task, as you would give it to 'routeshell run'")
+    route.add_argument(
+        "task", metavar="TASK", help="the task, as 'routeshell run' takes it; - reads it from stdin (at most 1 MiB)"
+    )
     route.add_argument("--router", type=given_path, metavar="DIR", help="a router directory instead of the profile's")
     route.add_argument("--top", type=positive_int, default=5, metavar="N", help="candidates to list (5)")
     route.add_argument("--json", action="store_true", help="print the decision and every probability as JSON")
@@ -68,7 +70,7 @@ def run_route_command(args: argparse.Namespace) -> int:
     from engine.names import display_line
     from engine.router.scored import ScoredRouter, one_hot, ranked
 
-    task = task_text(args.task, "route")
+    task = given_task(args.task, "route", args.stdin_closed)
     quiet()
     if args.router is not None:
         from engine.router.registry import model_router

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, PreviewEvent
-from tui.arg_types import http_url, model_name, task_text
+from tui.arg_types import given_task, http_url, model_name
 from tui.cli import choose_workspace, command_hint
-from tui.sizes import MAX_TASK_BYTES, size_text
 
 if TYPE_CHECKING:
     from engine.config.profiles import Profile
@@ -292,18 +291,7 @@ def _task(args: argparse.Namespace) -> str | None:
         raise UsageError("--answer only goes with --resume")
     if args.task is None:
         raise UsageError("give a TASK (or - to read it from stdin), or --thread ID --resume")
-    if args.task == "-":
-        if args.stdin_closed:
-            raise UsageError("TASK is '-' but standard input is closed; pipe the task in")
-        if sys.stdin.isatty():
-            raise UsageError("TASK is '-' but standard input is a terminal; pipe the task in")
-        # Bytes, decoded here: the text layer's error handling depends on the locale. Read one byte
-        # past the limit, never all of an endless input.
-        data = sys.stdin.buffer.read(MAX_TASK_BYTES + 1)
-        if len(data) > MAX_TASK_BYTES:
-            raise UsageError(f"the task on standard input is longer than {size_text(MAX_TASK_BYTES)}")
-        return task_text(data, "run", "the task on standard input").strip()
-    return task_text(args.task, "run")
+    return given_task(args.task, "run", args.stdin_closed)
 
 
 def _noting_applied(sink: Any, profile: Profile, workspace: Path) -> Any:
