@@ -80,6 +80,18 @@ def test_every_command_lists_its_exit_codes_one_a_line(capsys: pytest.CaptureFix
     assert listed["route"] == listed["export"] == listed["plan"] == [0, 1, 2, 130]
 
 
+def test_every_help_fits_a_terminal_of_100_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Descriptions shown as written (not reflowed) were single lines of up to 295 characters.
+    monkeypatch.setenv("COLUMNS", "100")
+    for words in commands(build_parser()):
+        with pytest.raises(SystemExit):
+            main([*words, "--help"])
+        for line in capsys.readouterr().out.splitlines():
+            assert len(line) <= 100, (words, line)
+
+
 def test_unknown_option_is_one_line_and_exit_2() -> None:
     assert_one_line_error(run("--bogus"), 2, "unrecognized arguments: --bogus")
 

@@ -31,9 +31,9 @@ def add_audit_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     audit = commands.add_parser(
         "audit",
         help="list who applied, undid, refused or rejected which plan, and when",
-        description="Every plan applied, failed, undone, refused (by validation or policy) or rejected "
-        "(at approval) is recorded in the workspace's audit log, .routeshell/audit.jsonl: the time, "
-        "the user, where it came from, the plan's journal id, goal, operations and paths. "
+        description="Every plan applied, failed, undone, refused (by validation or policy) or rejected\n"
+        "(at approval) is recorded in the workspace's audit log, .routeshell/audit.jsonl: the time,\n"
+        "the user, where it came from, the plan's journal id, goal, operations and paths.\n"
         "Damaged lines are skipped with a warning.",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     profiles = commands.add_parser(
         "profiles",
         help="list and show run configurations",
-        description="Profiles are TOML files: shipped ones, overridden by name by files in the user profile "
+        description="Profiles are TOML files: shipped ones, overridden by name by files in the user profile\n"
         "directory ($XDG_CONFIG_HOME/routeshell/profiles).",
         epilog=PROFILES_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

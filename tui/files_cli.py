@@ -44,8 +44,8 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     files = commands.add_parser(
         "files",
         help="find files by a match, list duplicate files, size directories (reads only)",
-        description="Read-only views of many files at once. They never follow a symlink, never look "
-        "into .git or .routeshell, and never open a FIFO or device. Paths are relative to the "
+        description="Read-only views of many files at once. They never follow a symlink, never look\n"
+        "into .git or .routeshell, and never open a FIFO or device. Paths are relative to the\n"
         "workspace; names that hold control characters or undecodable bytes are shown escaped.",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -19,8 +19,8 @@ def add_plan_commands(commands: Any, parser_class: type[argparse.ArgumentParser]
     plan = commands.add_parser(
         "plan",
         help="validate, preview, apply, undo and list file-operation plans",
-        description="A plan is a JSON document (see 'routeshell plan schema') of file operations applied "
-        "all-or-nothing inside a workspace. Every apply is journaled in the workspace's .routeshell/ "
+        description="A plan is a JSON document (see 'routeshell plan schema') of file operations applied\n"
+        "all-or-nothing inside a workspace. Every apply is journaled in the workspace's .routeshell/\n"
         "directory and can be undone; deleted files go to its trash.",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -55,14 +55,14 @@ planner, the adapter's name there): start it with 'routeshell serve --model DIR 
 planner=DIR'.
 
 Reported: exact-effect accuracy, valid plans (the planner reply schema and the path rules; a
-predicted plan that is not valid is never applied), plans refused by the dry run
-or the policy, overreach (plans that changed a path the gold plan leaves alone), declined plans
-('agent': a declined plan changes nothing, and is right only when the request asks for no change), for 'model' and
-'agent' the gold plans that fit the schemas they are decoded under (what they could answer at best;
-a plan of the same effect may still fit where the gold one does not), and p50/p95 latency of one
-prediction; --json prints every case too, with the plan predicted for it and, for 'agent', the
-probability the planner gives that plan (with --min-probability 0 it is not asked for: give a
-tiny bound such as 0.000001 to have every plan scored and offered).
+predicted plan that is not valid is never applied), plans refused by the dry run or the policy,
+overreach (plans that changed a path the gold plan leaves alone), declined plans ('agent': a
+declined plan changes nothing, and is right only when the request asks for no change), for
+'model' and 'agent' the gold plans that fit the schemas they are decoded under (what they could
+answer at best; a plan of the same effect may still fit where the gold one does not), and
+p50/p95 latency of one prediction; --json prints every case too, with the plan predicted for it
+and, for 'agent', the probability the planner gives that plan (with --min-probability 0 it is
+not asked for: give a tiny bound such as 0.000001 to have every plan scored and offered).
 """
 
 PREDICTORS = ("model", "agent", "model-free", "rules", "gold")

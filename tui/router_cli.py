@@ -40,8 +40,8 @@ labels (routeshell train labels --source SRC --labeler L --out FILE) writes chat
              default OUT.cache.jsonl, so the same command resumes; --concurrency requests at once;
              a request whose reply takes over --timeout seconds, default 120, is sent again, twice
              at most, then the run fails with exit code 3),
-             oracle (tasks with tests, i.e. humaneval: each of --oracle-candidates runs the agent loop
-             on the profile's endpoints (routeshell --profile P train labels ...), every plan
+             oracle (tasks with tests, i.e. humaneval: each of --oracle-candidates runs the agent
+             loop on the profile's endpoints (routeshell --profile P train labels ...), every plan
              approved, in a temporary workspace, then the task's check runs in the sandbox; the
              label is the cheapest candidate that passes; records of every attempt, passed or not
              and tokens spent, are kept in --cache, default OUT.oracle.jsonl, for eval --oracle)

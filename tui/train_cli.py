@@ -40,10 +40,11 @@ stages:
   router      a router learned from labelled samples (--data), saved as a router directory (OUT)
   planner     the planner adapter: LoRA on --base, trained on --count generated cases (--seed;
               held-out ones never), saved as an adapter directory (OUT) that 'routeshell serve
-              --adapter planner=OUT' serves; --base defaults to the shipped base (engine/models/base);
-              --time-limit MIN ends it in time with the adapter saved; it is made in .OUT.partial
-              and moved into place when done (Ctrl-C leaves OUT as it was, with a checkpoint there);
-              one run at a time into an OUT (router too): a second is refused while one trains
+              --adapter planner=OUT' serves; --base defaults to the shipped base
+              (engine/models/base); --time-limit MIN ends it in time with the adapter saved; it
+              is made in .OUT.partial and moved into place when done (Ctrl-C leaves OUT as it
+              was, with a checkpoint there); one run at a time into an OUT (router too): a
+              second is refused while one trains
 
 data (--data, repeatable): files or directories of text, .jsonl, .json, .csv or .parquet. The word
 'stdlib' stands for the Python standard library sources (the default pretraining corpus) and

@@ -16,8 +16,8 @@ def add_trash_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     trash = commands.add_parser(
         "trash",
         help="list, restore or empty what plans deleted",
-        description="A plan's delete step moves the file into the workspace's trash "
-        "(.routeshell/trash/<plan>/<step>), so that undo can put it back; undo also moves there "
+        description="A plan's delete step moves the file into the workspace's trash\n"
+        "(.routeshell/trash/<plan>/<step>), so that undo can put it back; undo also moves there\n"
         "what it must displace. Emptying the trash frees the space and makes those deletes final.",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
