@@ -106,3 +106,19 @@ def test_an_empty_preset_is_refused_not_replaced_by_the_default(tmp_path: Path) 
     result = run_routeshell("train", "tokenizer", "--preset", "", "--out", str(tmp_path / "tok"))
     assert_refused(result, "argument --preset: the name is empty")
     assert not (tmp_path / "tok").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [("--lora-dropout", "nan", "not a dropout rate"), ("--lora-dropout", "1", "not a dropout rate"),
+     ("--weight-decay", "nan", "0 or more"), ("--weight-decay", "-1", "0 or more")],
+)  # fmt: skip
+def test_a_training_rate_that_is_no_rate_is_refused_before_training(
+    tmp_path: Path, option: str, value: str, needle: str
+) -> None:
+    # They went on to the trainer: a dropout of NaN or 1, a negative or NaN weight decay.
+    (tmp_path / "labels.jsonl").write_text("")
+    result = run_routeshell("train", "router", "--kind", "lora", "--data", str(tmp_path / "labels.jsonl"),
+                            "--out", str(tmp_path / "out"), option, value)  # fmt: skip
+    assert_refused(result, f"argument {option}", needle)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["labels.jsonl"]

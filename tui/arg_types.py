@@ -91,6 +91,29 @@ def probability(text: str) -> float:
     return value
 
 
+def dropout(text: str) -> float:
+    """A dropout rate: a number from 0 up to, not including, 1 (1 would drop everything)."""
+    value = _number(text)
+    if value is None or not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a dropout rate from 0 up to 1 (0.05)")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number, 0 or more (``--weight-decay``)."""
+    value = _number(text)
+    if value is None or not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number, 0 or more, got {text!r}")
+    return value
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def http_url(text: str) -> str:
     """An endpoint's base URL: absolute, http or https, naming a host (``http://127.0.0.1:8765/v1``)."""
     if not is_http_url(text):

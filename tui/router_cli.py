@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.arg_types import given_path, http_url, model_name, positive_int, positive_seconds
+from tui.arg_types import dropout, given_path, http_url, model_name, non_negative_float, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from engine.events import Event
@@ -193,14 +193,21 @@ def add_router_train_options(group: Any) -> None:
     add("--drop-no-output", "--drop_no_output", action="store_true", help="router: skip samples without an answer")
     add("--lora-r", "--lora_r", type=positive_int, metavar="N", help="LoRA rank (router 8, planner 32)")
     add("--lora-alpha", "--lora_alpha", type=positive_int, metavar="N", help="LoRA alpha (router 16, planner 64)")
-    add("--lora-dropout", "--lora_dropout", type=float, metavar="P", help="LoRA dropout (router 0.05, planner 0)")
+    add("--lora-dropout", "--lora_dropout", type=dropout, metavar="P", help="LoRA dropout (router 0.05, planner 0)")
     add(
         "--target-modules",
         "--target_modules",
         metavar="NAMES",
         help="router: comma-separated modules to adapt (every attention and MLP projection)",
     )
-    add("--weight-decay", "--weight_decay", type=float, default=0.0, metavar="W", help="router: weight decay (0)")
+    add(
+        "--weight-decay",
+        "--weight_decay",
+        type=non_negative_float,
+        default=0.0,
+        metavar="W",
+        help="router: weight decay (0)",
+    )
     add(
         "--max-length",
         "--max_length",
