@@ -26,6 +26,7 @@ from engine.errors import ExitCode
 from engine.llm.deadline import http_get
 from engine.names import display_name, shell_line
 from engine.serve.launcher import health_url
+from engine.urls import api_key_problem
 from tui.process_job import ProcessJob, Stream, parse_event_line
 from tui.serve_cli import DEVICES, DTYPES
 from tui.train_job import FormError
@@ -144,6 +145,9 @@ def parse_serve_form(
     if device not in DEVICES:
         raise FormError(f"choose where the model runs: {', '.join(DEVICES)}")
     key = api_key.strip() or None
+    problem = None if key is None else api_key_problem(key)
+    if problem is not None:  # the server would refuse it, and no client could send it
+        raise FormError(f"the API key {problem}")
     if key is None and not os.environ.get(KEY_ENV) and not is_loopback_host(host):
         raise FormError(f"serving on {display_name(host)} opens the model to the network: give an API key")
     return ServeRequest(

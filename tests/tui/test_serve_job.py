@@ -74,6 +74,8 @@ def test_the_form_builds_the_command(tmp_path: Path) -> None:
         ("m", "", "127.0.0.1", "70000", "auto", "", "the port must be a whole number"),
         ("m", "", "127.0.0.1", "8765", "fp64", "", "choose a weight format"),
         ("m", "", "0.0.0.0", "8765", "auto", "", "give an API key"),
+        ("m", "", "0.0.0.0", "8765", "auto", "sk 7f3a", "the API key holds a space"),
+        ("m", "", "127.0.0.1", "8765", "auto", "cl\u00e9", "the API key holds a character that is not ASCII"),
     ],
 )
 def test_the_form_refuses_what_cannot_start(
