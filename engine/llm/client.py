@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 BACKOFF_BASE_S = 0.5
 CHARS_PER_TOKEN = 4
 ERROR_BODY_BYTES = 64 * 1024  # an error body is read for its message only
+ERROR_EXCERPT_CHARS = 200  # the most of a plain-text error body an error line shows
 _BASE_URL_HINT = "check --base-url or the profile's llm.base_url"
 _HTML = f"answered with HTML, not a chat completion: is the base URL right? ({_BASE_URL_HINT})"
 
@@ -390,7 +391,13 @@ class ChatClient:
         status = response.status_code
         if response.is_success:
             return
-        detail = _error_text(_json_or_none(data)) or display_line(response.reason_phrase) or "no details"
+        kind = response.headers.get("content-type", "").lower()
+        detail = (
+            _error_text(_json_or_none(data))
+            or _text_excerpt(data, kind)
+            or display_line(response.reason_phrase)
+            or "no details"
+        )
         if status == 429 or status >= 500:
             wait = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
             raise _Retryable(
@@ -557,6 +564,15 @@ def _error_text(data: Any) -> str:
             # The server's words reach a terminal: control characters and escapes are shown, not sent.
             return display_line(_one_line(candidate, limit=200))
     return ""
+
+
+def _text_excerpt(data: bytes, kind: str) -> str:
+    """The start of an error body without a message where :func:`_error_text` looks (a proxy's or a
+    framework's words in plain text), on one line and escaped; "" for an HTML page or an empty body."""
+    text = data.decode("utf-8", "replace").strip()
+    if "html" in kind or text[:1] == "<":
+        return ""
+    return display_line(_one_line(text, limit=ERROR_EXCERPT_CHARS))
 
 
 def _why(exc: BaseException) -> str:
