@@ -24,6 +24,7 @@ from engine.events import UsageCounts
 from engine.llm.deadline import Deadline, http_client, within
 from engine.llm.wire import ChatMessage, ChatRequest, ResponseFormat, encode_request
 from engine.names import display_line
+from engine.urls import shown_url
 
 if TYPE_CHECKING:
     # Imported where used instead: httpx's package __init__ loads its CLI, which imports rich,
@@ -469,22 +470,6 @@ class ChatClient:
         message = _one_line(f"LLM endpoint {shown_url(self._base)} {tail}")
         # Servers may echo the key back (OpenAI does in 401s).
         return EndpointError(redacted(message, self._endpoint.api_key), status=status)
-
-
-def shown_url(url: str) -> str:
-    """``url`` as an error line may show it: a password in it (``http://user:secret@host/v1``) is
-    masked, as a key is, since the line reaches screens and CI logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:****@{host}"))
 
 
 def redacted(message: str, api_key: str | None) -> str:
