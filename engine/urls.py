@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from engine.errors import UsageError
-from engine.names import display_name
+from engine.names import quoted_name
 
 #: What a base URL looks like, for messages.
 EXAMPLE_BASE_URL = "http://127.0.0.1:8765/v1"
@@ -26,8 +26,24 @@ def is_http_url(url: str) -> bool:
 
 
 def not_http_url(url: str) -> str:
-    """The message for a ``url`` that :func:`is_http_url` refuses, the URL escaped."""
-    return f"{display_name(url)!r} is not an http(s) URL (give the OpenAI base URL, like {EXAMPLE_BASE_URL})"
+    """The message for a ``url`` that :func:`is_http_url` refuses, the URL escaped once (as
+    :func:`engine.names.quoted_name` escapes a name) and its password masked."""
+    return f"{quoted_name(shown_url(url))} is not an http(s) URL (give the OpenAI base URL, like {EXAMPLE_BASE_URL})"
+
+
+def shown_url(url: str) -> str:
+    """``url`` as an error line may show it: a password in it (``http://user:secret@host/v1``) is
+    masked, as a key is, since the line reaches screens and CI logs. Read as ``urlsplit`` reads a
+    URL's user part, but without refusing any URL: one that is not valid still says its password."""
+    scheme, slashes, rest = url.partition("://")
+    if not slashes:
+        return url
+    end = min((at for at in (rest.find(mark) for mark in "/?#") if at >= 0), default=len(rest))
+    user_part, at, host = rest[:end].rpartition("@")
+    user, colon, password = user_part.partition(":")
+    if not at or not colon or not password:
+        return url
+    return f"{scheme}://{user}:****@{host}{rest[end:]}"
 
 
 def api_key_problem(key: str) -> str | None:
@@ -64,7 +80,7 @@ def model_name_problem(name: str) -> str | None:
         if not char.isprintable():
             return f"holds {_character(char)} at offset {offset}; a model name is printable text"
     if name != name.strip():
-        return f"{display_name(name)!r} has white space at an end"
+        return f"{quoted_name(name)} has white space at an end"
     return None
 
 

@@ -122,7 +122,8 @@ def run_labels(args: argparse.Namespace, sink: Callable[[Event], None]) -> int:
         outcome = teacher_labels(tasks, options, sink, source=args.source, out=out)
         labels, dropped, invalid, asked = outcome.labels, len(outcome.dropped), outcome.invalid_answers, outcome.asked
         if tasks and not labels:
-            from engine.llm.client import EndpointError, shown_url
+            from engine.llm.client import EndpointError
+            from engine.urls import shown_url
 
             # As eval judge when every sample failed: a teacher that labelled nothing is a failed run.
             raise EndpointError(

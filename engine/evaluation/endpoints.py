@@ -10,10 +10,10 @@ import json
 
 from engine.config.profiles import Endpoint
 from engine.errors import UsageError
-from engine.llm.client import EndpointError, redacted, shown_url
+from engine.llm.client import EndpointError, redacted
 from engine.llm.deadline import http_client, within
 from engine.names import display_line
-from engine.urls import is_http_url, not_http_url
+from engine.urls import is_http_url, not_http_url, shown_url
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_RETRIES = 2

@@ -24,6 +24,7 @@ from engine.events import UsageCounts
 from engine.llm.deadline import Deadline, http_client, within
 from engine.llm.wire import ChatMessage, ChatRequest, ResponseFormat, encode_request
 from engine.names import display_line
+from engine.urls import shown_url
 
 if TYPE_CHECKING:
     # Imported where used instead: httpx's package __init__ loads its CLI, which imports rich,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 BACKOFF_BASE_S = 0.5
 CHARS_PER_TOKEN = 4
 ERROR_BODY_BYTES = 64 * 1024  # an error body is read for its message only
+ERROR_EXCERPT_CHARS = 200  # the most of a plain-text error body an error line shows
 _BASE_URL_HINT = "check --base-url or the profile's llm.base_url"
 _HTML = f"answered with HTML, not a chat completion: is the base URL right? ({_BASE_URL_HINT})"
 
@@ -390,7 +392,13 @@ class ChatClient:
         status = response.status_code
         if response.is_success:
             return
-        detail = _error_text(_json_or_none(data)) or display_line(response.reason_phrase) or "no details"
+        kind = response.headers.get("content-type", "").lower()
+        detail = (
+            _error_text(_json_or_none(data))
+            or _text_excerpt(data, kind)
+            or display_line(response.reason_phrase)
+            or "no details"
+        )
         if status == 429 or status >= 500:
             wait = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
             raise _Retryable(
@@ -462,22 +470,6 @@ class ChatClient:
         message = _one_line(f"LLM endpoint {shown_url(self._base)} {tail}")
         # Servers may echo the key back (OpenAI does in 401s).
         return EndpointError(redacted(message, self._endpoint.api_key), status=status)
-
-
-def shown_url(url: str) -> str:
-    """``url`` as an error line may show it: a password in it (``http://user:secret@host/v1``) is
-    masked, as a key is, since the line reaches screens and CI logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:****@{host}"))
 
 
 def redacted(message: str, api_key: str | None) -> str:
@@ -557,6 +549,15 @@ def _error_text(data: Any) -> str:
             # The server's words reach a terminal: control characters and escapes are shown, not sent.
             return display_line(_one_line(candidate, limit=200))
     return ""
+
+
+def _text_excerpt(data: bytes, kind: str) -> str:
+    """The start of an error body without a message where :func:`_error_text` looks (a proxy's or a
+    framework's words in plain text), on one line and escaped; "" for an HTML page or an empty body."""
+    text = data.decode("utf-8", "replace").strip()
+    if "html" in kind or text[:1] == "<":
+        return ""
+    return display_line(_one_line(text, limit=ERROR_EXCERPT_CHARS))
 
 
 def _why(exc: BaseException) -> str:

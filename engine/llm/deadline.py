@@ -90,7 +90,13 @@ def http_get(url: str, *, timeout_s: float, headers: Mapping[str, str] | None = 
 
 
 def _keep_deadlines(transport: httpx.BaseTransport | None) -> None:
-    """Make the connections of an httpx transport open streams that keep to the deadline."""
+    """Make the connections of an httpx transport open streams that keep to the deadline.
+
+    httpx offers no public way to do it: ``HTTPTransport`` builds its httpcore pool itself and takes
+    no network backend, and httpcore reads a request's read timeout once per response (headers,
+    then body), so neither its timeout extension nor a check between the chunks of a body can stop
+    headers that trickle in. The backend of the pool is replaced instead.
+    """
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if backend is None:

@@ -12,12 +12,21 @@ its body may take to arrive (``engine.serve.app.BODY_TIMEOUT_S``, 408).
 A chunked body with a chunk of which more than :data:`MAX_CHUNK_BYTES` are still to come is
 refused with a 400 at once, as a malformed chunk-size line is: no body this server reads is that
 large, and waiting for such a chunk would only hold the connection.
+
+A client that leaves in the middle of an answer is noticed at the first write that finds its
+connection closing: the request is marked as disconnected there and then (the app stops its
+stream) and nothing more is written to the connection. Without it every write of a burst (a
+stream of ``n`` choices sends ``n`` chunks at a time) until the event loop reports the lost
+connection went to the closed socket, and asyncio logged ``socket.send() raised exception.``
+from the fifth on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -36,7 +45,7 @@ class HeaderDeadlineProtocol(H11Protocol):
     _header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(cast(asyncio.Transport, _WhileOpen(transport, self._client_gone)))
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -52,6 +61,12 @@ class HeaderDeadlineProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _client_gone(self) -> None:
+        # What connection_lost does for the request, which the event loop calls only later.
+        if self.cycle is not None and not self.cycle.response_complete and not self.cycle.disconnected:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
 
     def send_400_response(self, msg: str) -> None:
         """Answer 400 with an OpenAI error body and close; only close when an answer has begun."""
@@ -97,3 +112,21 @@ class HeaderDeadlineProtocol(H11Protocol):
         leftover = self.conn.their_state is h11.SEND_BODY and self.conn.our_state in (h11.DONE, h11.MUST_CLOSE)
         if (waiting or leftover) and not self.transport.is_closing():
             self.transport.close()
+
+
+class _WhileOpen:
+    """A transport that writes only while it is open: a write to one that is closing (closed by the
+    server, or by the client going away) is dropped, and ``gone()`` is called instead."""
+
+    def __init__(self, transport: asyncio.Transport, gone: Callable[[], None]) -> None:
+        self._transport = transport
+        self._gone = gone
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._transport.is_closing():
+            self._gone()
+            return
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)

@@ -202,12 +202,13 @@ class Serving:
                 code="context_length_exceeded",
             )
         asked = request.effective_max_tokens()
-        param = "max_completion_tokens" if isinstance(request, ChatRequest) and request.max_completion_tokens else ""
+        chat_limit = isinstance(request, ChatRequest) and request.max_completion_tokens
+        param = "max_completion_tokens" if chat_limit else "max_tokens"
         if asked is not None and len(prompt) + asked > context:
             raise ServeError(
-                f"max_tokens is {asked} but the prompt already takes {len(prompt)} of the model's {context} "
+                f"{param} is {asked} but the prompt already takes {len(prompt)} of the model's {context} "
                 f"context tokens: ask for at most {context - len(prompt)}",
-                param=param or "max_tokens",
+                param=param,
                 code="context_length_exceeded",
             )
         max_tokens = asked if asked is not None else context - len(prompt)

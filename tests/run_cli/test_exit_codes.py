@@ -96,8 +96,11 @@ def test_a_plan_waiting_for_approval_is_exit_1_and_says_how_to_resume(scripted_l
         pytest.param(("--base-url", "not a url", "a task"), "'not a url' is not an http(s) URL", id="url-words"),
         pytest.param(("--base-url", "file:///etc/passwd", "a task"), "is not an http(s) URL", id="url-file"),
         pytest.param(("--base-url", "http://h:99999/v1", "a task"), "is not an http(s) URL", id="url-port"),
+        pytest.param(("--base-url", "http://\x1b[31mh/v1", "a task"), "'http://\\x1b[31mh/v1' is not", id="url-escape"),
         pytest.param(
-            ("--base-url", "http://\x1b[31mh/v1", "a task"), "'http://\\\\x1b[31mh/v1' is not", id="url-escape"
+            ("--base-url", "http://me:secret@h:99999/v1", "a task"),
+            "'http://me:****@h:99999/v1' is not",
+            id="url-password",
         ),
     ],
 )
@@ -105,6 +108,16 @@ def test_usage_errors_are_one_line_and_exit_2(
     scripted_llm: ScriptedLLM, ws: Path, args: tuple[str, ...], needle: str
 ) -> None:
     assert_one_line_error(run(scripted_llm, ws, *args), 2, needle)
+    assert scripted_llm.requests == []
+
+
+def test_a_profile_endpoint_that_is_no_url_is_shown_escaped_once_and_without_its_password(
+    scripted_llm: ScriptedLLM, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_API_BASE", "http://me:s\x1bcret@exa\x1b[31mmple/v1")
+    result = run_routeshell("run", "--profile", "ci", "--workspace", str(ws), "a task")
+    assert_one_line_error(result, 2, "key llm.default.base_url: 'http://me:****@exa\\x1b[31mmple/v1' is not")
+    assert "cret" not in result.stderr
     assert scripted_llm.requests == []
 
 

@@ -164,6 +164,21 @@ def test_the_cli_prints_a_hostile_error_escaped(scripted_llm: ScriptedLLM, tmp_p
     assert "\x1b" not in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_plain_text_error_body_is_shown_in_part_on_one_line_and_escaped(
+    scripted_llm: ScriptedLLM, stream: bool
+) -> None:
+    body = "model 'gpt-5' is not served here;\r\n\x1b[31muse\x07 one of: " + "m" * 1000
+    scripted_llm.enqueue(Status(400, body))
+    message = failure(scripted_llm, stream=stream)
+    assert "HTTP 400: Bad Request" not in message
+    shown = "rejected the request with HTTP 400: model 'gpt-5' is not served here; \\x1b[31muse\\x07 one of: mmm"
+    assert shown in message
+    assert message.endswith("m…")
+    assert len(message) < 400
+    assert message.isprintable()
+
+
 def test_an_error_body_is_read_only_in_part(scripted_llm: ScriptedLLM) -> None:
     huge = Raw(json.dumps({"error": {"message": "x" * 100}}).encode() + b" " * 10_000_000, code=400)
     scripted_llm.enqueue(huge)

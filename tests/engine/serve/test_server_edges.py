@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 from pathlib import Path
 
@@ -101,3 +102,32 @@ def test_sigterm_mid_stream_ends_the_stream_with_an_error_event_and_done(pretrai
     last = json.loads(lines[-2])
     assert last["error"]["message"] == "the server is stopping; try again"
     assert all(choice["finish_reason"] is None for line in lines[:-2] for choice in json.loads(line)["choices"])
+
+
+def test_clients_that_leave_in_the_middle_of_a_stream_of_16_choices_leave_no_noise_in_the_log(
+    pretrained: tuple[Path, TrainRun],
+) -> None:
+    """Each reads some chunks and goes, with a reset or a plain close; asyncio used to log
+    "socket.send() raised exception." for the chunks written after that, unprefixed, on stderr."""
+    request = {"model": "nano", "messages": HELLO, "stream": True, "n": 16, "max_tokens": 200}
+    body = json.dumps(request).encode()
+    head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    with serving(pretrained[0], "--name", "nano") as server:
+        host, port = server.root.removeprefix("http://").rsplit(":", 1)
+        for attempt in range(24):
+            with socket.create_connection((host, int(port)), timeout=60) as sock:
+                sock.sendall(head.encode() + body)
+                received = b""
+                while received.count(b"data: ") < 17 + 5 * attempt and b"[DONE]" not in received:
+                    more = sock.recv(1 << 16)  # the roles, then some text
+                    assert more, received
+                    received += more
+                if attempt % 3:  # a reset, as a killed client's connection ends
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert server.health()["status"] == "ok"
+        answer = server.client().chat.completions.create(model="nano", messages=HELLO, max_tokens=4)  # type: ignore[arg-type]
+        assert answer.choices[0].finish_reason in ("stop", "length")
+        assert server.stop() == 0
+    assert "socket.send()" not in server.stderr
+    assert "Traceback" not in server.stderr

@@ -160,6 +160,10 @@ def test_max_tokens_beyond_the_context_is_400(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="nano", messages=HELLO, max_tokens=100_000)  # type: ignore[arg-type]
     assert caught.value.param == "max_tokens"
     assert caught.value.code == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="nano", messages=HELLO, max_completion_tokens=100_000)  # type: ignore[arg-type]
+    assert caught.value.param == "max_completion_tokens"
+    assert "max_completion_tokens is 100000 but the prompt" in caught.value.message
 
 
 def test_prompt_longer_than_the_context_is_400(client: openai.OpenAI) -> None:
