@@ -116,7 +116,9 @@ def _checked_float(value: float) -> float:
 
 _NUMBER = r"\d+(?:\.\d+)?"
 _OPERATOR = r"(?:\*\*|//|[-+*/%×÷−])"
-_OPERAND = rf"[(（\s]*{_NUMBER}[)）\s]*"
+# The run before a number is bounded: unbounded, text of many "(" and no number after them was
+# scanned again from every position (quadratic: 10,000 of them cost seconds).
+_OPERAND = rf"[(（\s]{{0,64}}{_NUMBER}[)）\s]*"
 _EXPRESSION = re.compile(rf"{_OPERAND}(?:{_OPERATOR}{_OPERAND})+")
 
 
@@ -138,12 +140,15 @@ def find_arithmetic(text: str) -> list[str]:
 
 
 def _balance(expression: str) -> str:
-    # The regex takes parentheses greedily at both ends; drop those without a partner.
-    opening = {"(": ")", "（": "）"}
-    while expression and expression[0] in opening and _depth(expression) > 0:
+    # The regex takes parentheses greedily at both ends; drop those without a partner (counted
+    # once, not again after each one dropped).
+    depth = _depth(expression)
+    while depth > 0 and expression and expression[0] in "(（":
         expression = expression[1:].lstrip()
-    while expression and expression[-1] in ")）" and _depth(expression) < 0:
+        depth -= 1
+    while depth < 0 and expression and expression[-1] in ")）":
         expression = expression[:-1].rstrip()
+        depth += 1
     return expression
 
 

@@ -97,3 +97,13 @@ def test_format_number() -> None:
     assert format_number(Fraction(25, 2)) == "12.5"
     assert format_number(Fraction(1, 3)) == "0.3333"
     assert format_number(1.5) == "1.5"
+
+
+def test_runs_of_parentheses_longer_than_an_operand_takes_still_find_what_they_hold() -> None:
+    # An operand takes at most 64 of them before its number, so that text of many "(" is scanned
+    # once, not again from each position: what the run wraps is still found, balanced.
+    assert find_arithmetic("(" * 200 + "1 + 2") == ["1 + 2"]
+    (wrapped,) = find_arithmetic("(" * 200 + "(1 + 2) * 3" + ")" * 200)
+    assert wrapped.strip("()") == "1 + 2) * 3"
+    assert evaluate(wrapped) == 9
+    assert find_arithmetic("(" * 5000 + " and 4 * 5") == ["4 * 5"]
