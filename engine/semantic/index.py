@@ -8,7 +8,8 @@ binary file, the path alone). A row is keyed by the bytes of the path and keeps 
 (:func:`~engine.files.match.regular_files`): it never follows a symlink and never enters ``.git``
 or ``.routeshell``.
 
-The index never stands in the way of a match. A file there that is not a database, or that holds
+The index never stands in the way of a match. A file there that is not a database, a database
+of other tables (another program's: :class:`NotAnIndex`; it is never changed), or one that holds
 a row this module never writes (a size that is text, a path that is not bytes, a vector of the
 wrong size or not finite: :class:`IndexDamaged`), is moved aside
 to ``index.sqlite.broken`` (``.broken.2`` and on when that is taken, at most
@@ -134,34 +135,58 @@ def _connect(location: str) -> sqlite3.Connection:
     return conn
 
 
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+_META = {"schema": SCHEMA_VERSION, "embedder": EMBEDDER_ID}
+_TABLES = {
+    "meta": "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "files": "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+    " inode INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID",
+}
+
+
+class NotAnIndex(Exception):
+    """A database that is not a file index (another program's tables): it is set aside, never changed."""
+
+
+def _objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+    """The tables, views, triggers and indexes of the database by name, with their kind and SQL
+    (SQLite's own, ``sqlite_*``, left out)."""
+    rows = conn.execute("SELECT name, type, sql FROM sqlite_master").fetchall()
+    return {name: (kind, sql) for name, kind, sql in rows if not str(name).startswith("sqlite_")}
 
 
 def _current(conn: sqlite3.Connection) -> bool:
-    if not {"meta", "files"} <= _tables(conn):
-        return False
-    return dict(conn.execute("SELECT key, value FROM meta").fetchall()) == _META
-
-
-_META = {"schema": SCHEMA_VERSION, "embedder": EMBEDDER_ID}
+    """Whether the database is an index of this layout and embedder; raises :class:`NotAnIndex`
+    for one that holds anything else (so is another program's, and must not be dropped)."""
+    objects = _objects(conn)
+    if not objects:
+        return False  # a new, empty database
+    others = sorted(set(objects) - set(_TABLES))
+    if others:
+        raise NotAnIndex("it holds " + ", ".join(others[:3]) + (", ..." if len(others) > 3 else ""))
+    meta: dict[object, object] = {}
+    if objects.get("meta", ("", None))[0] == "table":
+        with suppress(sqlite3.OperationalError):  # a meta table of other columns
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if "schema" not in meta:
+        raise NotAnIndex("its tables are not those of a file index")
+    return meta == _META and all(objects.get(name) == ("table", sql) for name, sql in _TABLES.items())
 
 
 def _prepare(conn: sqlite3.Connection) -> None:
-    """Make the tables, or make them again when they were made by another version or embedder."""
+    """Make the tables, or make them again when they were made by another version or embedder.
+
+    Raises :class:`NotAnIndex`, changing nothing, when the database holds anything but an index.
+    """
     if _current(conn):
         return  # only read: an index on a read-only workspace still serves
     with _transaction(conn):
         if _current(conn):
             return  # another process made them meanwhile
-        conn.execute("DROP TABLE IF EXISTS files")
-        conn.execute("DROP TABLE IF EXISTS meta")
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for name, (kind, _sql) in _objects(conn).items():  # meta and files only (see _current)
+            conn.execute(f"DROP {kind.upper()} IF EXISTS {name}")
+        for sql in _TABLES.values():
+            conn.execute(sql)
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", _META.items())
-        conn.execute(
-            "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-            " inode INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID"
-        )
 
 
 def _memory() -> sqlite3.Connection:
@@ -253,11 +278,14 @@ class FileIndex:
         conn = _connect(str(path))
         try:
             _prepare(conn)
+        except NotAnIndex as exc:
+            conn.close()
+            return _made_again(path, warn, f"was not a routeshell file index ({exc})")
         except sqlite3.DatabaseError as exc:
             conn.close()
             if exc.sqlite_errorcode not in _BROKEN:
                 raise
-            conn = _made_again(path, warn, f"was not a routeshell file index ({_reason(exc)})")
+            return _made_again(path, warn, f"was not a routeshell file index ({_reason(exc)})")
         return conn
 
     @classmethod
@@ -278,7 +306,7 @@ class FileIndex:
             self.conn.backup(memory)
             if not _current(memory):
                 raise sqlite3.DatabaseError("not current")
-        except sqlite3.Error:
+        except (sqlite3.Error, NotAnIndex):
             memory.close()
             memory = _memory()
         self.conn.close()

@@ -232,6 +232,40 @@ def test_an_index_of_another_embedder_is_built_again(library: Path, embedder: Te
     assert update(library, embedder) == counts(unchanged=5)
 
 
+def test_an_index_whose_tables_have_other_columns_is_built_again(library: Path, embedder: TextEmbedder) -> None:
+    assert update(library, embedder) == counts(added=5)
+    with closing(sqlite3.connect(library / ".routeshell" / INDEX_FILE)) as conn, conn:
+        conn.execute("DROP TABLE files")
+        conn.execute("CREATE TABLE files (path BLOB, size INTEGER)")
+    assert update(library, embedder) == counts(added=5)
+    assert update(library, embedder) == counts(unchanged=5)
+
+
+@pytest.mark.parametrize(
+    ("tables", "said"),
+    [
+        (["CREATE TABLE files (name TEXT, owner TEXT)"], "its tables are not those of a file index"),
+        (["CREATE TABLE files (name TEXT, owner TEXT)", "CREATE TABLE customers (name TEXT)"], "it holds customers"),
+    ],
+)
+def test_another_programs_database_is_moved_aside_unchanged(
+    library: Path, embedder: TextEmbedder, tables: list[str], said: str
+) -> None:
+    state = library / ".routeshell"
+    state.mkdir()
+    with closing(sqlite3.connect(state / INDEX_FILE)) as conn, conn:
+        for sql in tables:
+            conn.execute(sql)
+        conn.execute("INSERT INTO files VALUES ('report.doc', 'alice')")
+    warnings: list[str] = []
+    assert update(library, embedder, warnings) == counts(added=5)
+    assert len(warnings) == 1
+    assert f"was not a routeshell file index ({said}); moved it to index.sqlite.broken" in warnings[0]
+    with closing(sqlite3.connect(state / "index.sqlite.broken")) as conn:
+        assert conn.execute("SELECT name, owner FROM files").fetchall() == [("report.doc", "alice")]
+    assert update(library, embedder) == counts(unchanged=5)
+
+
 def test_two_updates_at_once_leave_a_sound_index(library: Path, embedder: TextEmbedder) -> None:
     errors: list[BaseException] = []
 
