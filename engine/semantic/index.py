@@ -8,11 +8,11 @@ binary file, the path alone). A row is keyed by the bytes of the path and keeps 
 (:func:`~engine.files.match.regular_files`): it never follows a symlink and never enters ``.git``
 or ``.routeshell``.
 
-The index never stands in the way of a match. A file there that is not a database, a database
-of other tables (another program's: :class:`NotAnIndex`; it is never changed), or one that holds
-a row this module never writes (a size that is text, a path that is not bytes, a vector of the
-wrong size or not finite: :class:`IndexDamaged`), is moved aside
-to ``index.sqlite.broken`` (``.broken.2`` and on when that is taken, at most
+The index never stands in the way of a match. A file there that is not a database or has damaged
+pages (seen when they are read), a database of other tables (another program's:
+:class:`NotAnIndex`; it is never changed), or one that holds a row this module never writes (a
+size that is text, a path that is not bytes, a vector of the wrong size or not finite:
+:class:`IndexDamaged`), is moved aside to ``index.sqlite.broken`` (``.broken.2`` and on when that is taken, at most
 :data:`MAX_BROKEN` of them: then the oldest goes) and built again. An index that cannot be written (a read-only
 workspace, a full disk, a lock held too long) or that is not a regular file (a symlink, a
 directory) is replaced, for that call, by one in memory, which writes nothing anywhere. Each of
@@ -57,6 +57,13 @@ MAX_BROKEN = 5
 #: Rows looked up in one query.
 _LOOKUP_CHUNK = 500
 _BROKEN = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _is_broken(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database file is damaged or no database (an extended code too)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in _BROKEN
+
 
 Stage = Literal["loading", "embedding"]
 #: Called with the stage, the count done and the total (0 while the model loads).
@@ -227,7 +234,7 @@ def _made_again(path: Path, warn: Callable[[str], None], what: str) -> sqlite3.C
 
 
 class IndexDamaged(Exception):
-    """The index held a row it could not have written; it was set aside and made again, empty."""
+    """The index held a row it could not have written, or damaged pages; it was set aside and made again, empty."""
 
 
 def _stamp_of(row: Sequence[object]) -> tuple[bytes, Stamp]:
@@ -283,7 +290,7 @@ class FileIndex:
             return _made_again(path, warn, f"was not a routeshell file index ({exc})")
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if exc.sqlite_errorcode not in _BROKEN:
+            if not _is_broken(exc):
                 raise
             return _made_again(path, warn, f"was not a routeshell file index ({_reason(exc)})")
         return conn
@@ -313,10 +320,13 @@ class FileIndex:
         self.conn, self.location = memory, None
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Do ``work`` in a transaction; raises :class:`IndexDamaged` when the file turned out damaged."""
         try:
             with _transaction(self.conn):
                 work(self.conn)
-        except (sqlite3.Error, OSError) as exc:  # read-only, full, locked too long, broken under us
+        except (sqlite3.Error, OSError) as exc:  # read-only, full, locked too long, damaged
+            if _is_broken(exc):
+                raise self._damaged(exc) from None
             if self.location is None:
                 raise
             self._fall_back(exc)
@@ -324,26 +334,36 @@ class FileIndex:
                 work(self.conn)
 
     def _read(self, query: str, parameters: Sequence[object] = ()) -> list[Any]:
+        """The rows of ``query``; raises :class:`IndexDamaged` when the file turned out damaged."""
         try:
             return self.conn.execute(query, parameters).fetchall()
         except sqlite3.Error as exc:
+            if _is_broken(exc):
+                raise self._damaged(exc) from None
             if self.location is None:
                 raise
             self._fall_back(exc)
             return self.conn.execute(query, parameters).fetchall()
 
+    def _damaged(self, exc: BaseException) -> IndexDamaged:
+        """Set aside an index whose pages turned out damaged (a page a query met, past the header
+        that opening it read) and go on with a new one; return the error that says so."""
+        self._start_over(f"is damaged ({_reason(exc)})")
+        return IndexDamaged(_reason(exc))
+
     # -- the index -----------------------------------------------------------------------
 
-    def _start_over(self, damage: IndexDamaged) -> None:
-        """Set aside an index that held rows it could not have written, as a file that is not a
-        database is, and go on with a new, empty one (in memory when the disk cannot take one)."""
+    def _start_over(self, what: str) -> None:
+        """Set aside an index that held rows it could not have written or is damaged (``what`` it
+        is), as a file that is not a database is, and go on with a new, empty one (in memory when
+        the disk cannot take one)."""
         self.conn.close()
         if self.location is not None:
             try:
-                self.conn = _made_again(self.location, self._warn, f"holds {damage}, which routeshell never writes")
+                self.conn = _made_again(self.location, self._warn, what)
                 return
             except (sqlite3.Error, OSError) as exc:
-                why = f"it holds {damage} and cannot be set aside ({_reason(exc)})"
+                why = f"it {what} and cannot be set aside ({_reason(exc)})"
                 self._warn(f"cannot use the file index {self.location}: {why}; it is kept in memory this time")
         self.conn, self.location = _memory(), None
 
@@ -351,13 +371,18 @@ class FileIndex:
         """The size, ``mtime_ns`` and inode each indexed file had when it was embedded, by path bytes.
 
         An index holding a row of the wrong kind (a size that is text, a path that is not bytes, a
-        vector of the wrong size) is set aside and made again: then there are none.
+        vector of the wrong size), or whose pages are damaged, is set aside and made again: then
+        there are none.
         """
         query = "SELECT path, size, mtime_ns, inode, typeof(vector) = 'blob' AND length(vector) = ? FROM files"
         try:
-            return dict(_stamp_of(row) for row in self._read(query, (DIMENSIONS * 4,)))
+            rows = self._read(query, (DIMENSIONS * 4,))
+        except IndexDamaged:  # already set aside
+            return {}
+        try:
+            return dict(_stamp_of(row) for row in rows)
         except IndexDamaged as damage:
-            self._start_over(damage)
+            self._start_over(f"holds {damage}, which routeshell never writes")
             return {}
 
     def update(
@@ -369,7 +394,9 @@ class FileIndex:
         ``files`` (path and ``lstat`` of regular files) limits the update to them, and only rows of
         files no longer there are dropped; by default the whole workspace is walked and every row of
         a file not met is dropped. ``embedder`` is called only when something is to be embedded.
-        ``progress`` may raise to stop: what was embedded so far is kept.
+        ``progress`` may raise to stop: what was embedded so far is kept. Raises
+        :class:`IndexDamaged` when the file turns out damaged as it is written: it was then set
+        aside and made again, empty, so update it again.
         """
         known = self.stamps()
         counts = UpdateCounts()
@@ -417,8 +444,8 @@ class FileIndex:
         """The stored vector of each of ``paths`` that has one: (384,) float32 each.
 
         Raises :class:`IndexDamaged` when one is not a vector this index could have written (the
-        wrong size, a NaN or an infinity): the index was then set aside and made again, empty, so
-        update it again before asking again.
+        wrong size, a NaN or an infinity) or the file is damaged: the index was then set aside and
+        made again, empty, so update it again before asking again.
         """
         found: dict[str, np.ndarray] = {}
         keys = [os.fsencode(path) for path in paths]
@@ -429,7 +456,7 @@ class FileIndex:
                 try:
                     found[os.fsdecode(key)] = _vector(blob)
                 except IndexDamaged as damage:
-                    self._start_over(damage)
+                    self._start_over(f"holds {damage}, which routeshell never writes")
                     raise
         return found
 

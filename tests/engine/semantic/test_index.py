@@ -189,6 +189,31 @@ def test_an_index_holding_rows_it_could_not_have_written_is_moved_aside_and_rebu
     assert ranked(library) == (expected, [])
 
 
+@pytest.mark.parametrize("damage", ["a table page where an index page is", "a vector going on past the end"])
+def test_an_index_with_damaged_pages_is_moved_aside_and_rebuilt(library: Path, damage: str) -> None:
+    expected, _ = ranked(library)
+    index = library / ".routeshell" / INDEX_FILE
+    with closing(sqlite3.connect(index)) as conn:
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'files'").fetchone()
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    with index.open("r+b") as handle:
+        handle.seek((root - 1) * size)
+        if damage == "a table page where an index page is":  # met as the stamps are read
+            handle.write(b"\x0d\xff\xff\xff")
+        else:  # a row whose vector goes on in a page past the end: met only as the vectors are read
+            page = handle.read(size)
+            last = pages.to_bytes(4, "big")  # the page the last row's vector goes on in
+            assert page.count(last) == 1
+            handle.seek((root - 1) * size + page.index(last))
+            handle.write((pages + 90).to_bytes(4, "big"))
+    scores, warnings = ranked(library)
+    assert scores == expected
+    assert len(warnings) == 1, warnings
+    assert "index.sqlite is damaged (database disk image is malformed); moved it to index.sqlite.broken" in warnings[0]
+    assert ranked(library) == (expected, [])
+
+
 @pytest.mark.parametrize(
     ("odd", "said"),
     [
