@@ -11,13 +11,14 @@ or ``.routeshell``.
 The index never stands in the way of a match. A file there that is not a database or has damaged
 pages (seen when they are read), a database of other tables (another program's:
 :class:`NotAnIndex`; it is never changed), or one that holds a row this module never writes (a
-size that is text, a path that is not bytes, a vector of the wrong size or not finite:
-:class:`IndexDamaged`), is moved aside to ``index.sqlite.broken`` (``.broken.2`` and on when that is taken, at most
-:data:`MAX_BROKEN` of them: then the oldest goes) and built again. An index that cannot be written (a read-only
-workspace, a full disk, a lock held too long) or that is not a regular file (a symlink, a
-directory) is replaced, for that call, by one in memory, which writes nothing anywhere. Each of
-these costs one warning line, passed to ``warn``. Two processes may update one index at once:
-SQLite's locks serialise their transactions, and a busy one waits up to :data:`BUSY_TIMEOUT_S`.
+size that is text, a path that is not bytes or holds a NUL, a vector of the wrong size or not
+finite: :class:`IndexDamaged`), is moved aside to ``index.sqlite.broken`` (``.broken.2`` and on
+when that is taken, at most :data:`MAX_BROKEN` of them: then the oldest goes) and built again. An
+index that cannot be written (a read-only workspace, a full disk, a lock held too long) or that is
+not a regular file (a symlink, a directory) is replaced, for that call, by one in memory, which
+writes nothing anywhere. Each of these costs one warning line, passed to ``warn``. Two processes
+may update one index at once: SQLite's locks serialise their transactions, and a busy one waits
+up to :data:`BUSY_TIMEOUT_S`.
 
 This module never imports torch: the vectors come from a :class:`TextEmbedder` it is given.
 """
@@ -243,6 +244,8 @@ def _stamp_of(row: Sequence[object]) -> tuple[bytes, Stamp]:
     path, size, mtime_ns, inode, vector_fits = row
     if not isinstance(path, bytes):
         raise IndexDamaged(f"a path that is not bytes ({path!r:.40})")
+    if b"\0" in path:  # no file name holds one (and looking one up raises)
+        raise IndexDamaged(f"a path with a NUL byte in it ({path!r:.40})")
     stamp = []
     for name, value in (("size", size), ("mtime_ns", mtime_ns), ("inode", inode)):
         if type(value) is not int:
@@ -370,9 +373,9 @@ class FileIndex:
     def stamps(self) -> dict[bytes, Stamp]:
         """The size, ``mtime_ns`` and inode each indexed file had when it was embedded, by path bytes.
 
-        An index holding a row of the wrong kind (a size that is text, a path that is not bytes, a
-        vector of the wrong size), or whose pages are damaged, is set aside and made again: then
-        there are none.
+        An index holding a row of the wrong kind (a size that is text, a path that is not bytes or
+        holds a NUL, a vector of the wrong size), or whose pages are damaged, is set aside and made
+        again: then there are none.
         """
         query = "SELECT path, size, mtime_ns, inode, typeof(vector) = 'blob' AND length(vector) = ? FROM files"
         try:

@@ -169,6 +169,7 @@ def ranked(root: Path) -> tuple[list[tuple[str, float]], list[str]]:
         ("size = 'big'", ()),
         ("mtime_ns = 1.5", ()),
         ("path = CAST(path AS TEXT)", ()),
+        ("path = X'6e6f74657300'", ()),  # b"notes\0"
         ("vector = zeroblob(12)", ()),
         ("vector = 'not a vector'", ()),
         ("vector = ?", (NOT_FINITE,)),
