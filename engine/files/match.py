@@ -327,6 +327,7 @@ def _entries(ws: Workspace, directory: str) -> list[tuple[str, str, os.stat_resu
 def select(
     ws: Workspace, spec: Mapping[str, Any] | Match, *, bound: int | None = None, now: float | None = None,
     progress: Callable[[int], None] | None = None, rank_progress: RankProgress | None = None,
+    present: Callable[[str], bool] | None = None,
 ) -> Selection:  # fmt: skip
     """Return the entries of the workspace that ``spec`` selects, sorted by path.
 
@@ -336,7 +337,9 @@ def select(
     path order, contents too. ``progress`` is called with the count walked every 1,000.
     A semantic match ranks what every other key selects and keeps the best ``top_k`` (and at most
     ``limit``); ``rank_progress`` follows the loading of the model and the embedding of new files.
-    Either callback may raise to stop the selection.
+    Either callback may raise to stop the selection. ``present`` says which files are still there
+    (a later step of a plan: not those earlier steps delete or move away): a semantic match ranks
+    only those, so that its best ``top_k`` are all there.
     """
     match = spec if isinstance(spec, Match) else parse_match(spec, now)
     regex = glob_regex(match.glob)
@@ -379,6 +382,8 @@ def select(
         if not ranking and match.limit is not None and total >= match.limit:
             break
     if ranking:
+        if present is not None:
+            found = [item for item in found if present(item.path)]
         return _ranked(ws, match, found, stats, walked, bound, rank_progress)
     return Selection(sorted(found), total, walked, outermost=outermost)
 

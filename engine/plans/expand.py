@@ -189,7 +189,8 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
         raise ExpandError(f"match/{exc.key}", exc.reason) from None
     if skip_under:
         match = type(match)(**{**match.__dict__, "skip_under": skip_under})
-    selection = select(ctx.ws, match, bound=limit + 1)
+    present = ctx.exists if ctx.view.nodes else None  # a semantic match ranks only what is there
+    selection = select(ctx.ws, match, bound=limit + 1, present=present)
     if ctx.view.nodes:  # earlier steps changed things: what they removed or moved away is not there
         selection.found = [item for item in selection.found if ctx.exists(item.path)]
     if selection.total > limit:

@@ -8,15 +8,17 @@ binary file, the path alone). A row is keyed by the bytes of the path and keeps 
 (:func:`~engine.files.match.regular_files`): it never follows a symlink and never enters ``.git``
 or ``.routeshell``.
 
-The index never stands in the way of a match. A file there that is not a database, or that holds
-a row this module never writes (a size that is text, a path that is not bytes, a vector of the
-wrong size or not finite: :class:`IndexDamaged`), is moved aside
-to ``index.sqlite.broken`` (``.broken.2`` and on when that is taken, at most
-:data:`MAX_BROKEN` of them: then the oldest goes) and built again. An index that cannot be written (a read-only
-workspace, a full disk, a lock held too long) or that is not a regular file (a symlink, a
-directory) is replaced, for that call, by one in memory, which writes nothing anywhere. Each of
-these costs one warning line, passed to ``warn``. Two processes may update one index at once:
-SQLite's locks serialise their transactions, and a busy one waits up to :data:`BUSY_TIMEOUT_S`.
+The index never stands in the way of a match. A file there that is not a database or has damaged
+pages (seen when they are read), a database of other tables (another program's:
+:class:`NotAnIndex`; it is never changed), or one that holds a row this module never writes (a
+size that is text, a path that is not bytes or holds a NUL, a vector of the wrong size or not
+finite: :class:`IndexDamaged`), is moved aside to ``index.sqlite.broken`` (``.broken.2`` and on
+when that is taken, at most :data:`MAX_BROKEN` of them: then the oldest goes) and built again. An
+index that cannot be written (a read-only workspace, a full disk, a lock held too long) or that is
+not a regular file (a symlink, a directory) is replaced, for that call, by one in memory, which
+writes nothing anywhere. Each of these costs one warning line, passed to ``warn``. Two processes
+may update one index at once: SQLite's locks serialise their transactions, and a busy one waits
+up to :data:`BUSY_TIMEOUT_S`.
 
 This module never imports torch: the vectors come from a :class:`TextEmbedder` it is given.
 """
@@ -56,6 +58,13 @@ MAX_BROKEN = 5
 #: Rows looked up in one query.
 _LOOKUP_CHUNK = 500
 _BROKEN = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _is_broken(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database file is damaged or no database (an extended code too)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in _BROKEN
+
 
 Stage = Literal["loading", "embedding"]
 #: Called with the stage, the count done and the total (0 while the model loads).
@@ -134,34 +143,58 @@ def _connect(location: str) -> sqlite3.Connection:
     return conn
 
 
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+_META = {"schema": SCHEMA_VERSION, "embedder": EMBEDDER_ID}
+_TABLES = {
+    "meta": "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "files": "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+    " inode INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID",
+}
+
+
+class NotAnIndex(Exception):
+    """A database that is not a file index (another program's tables): it is set aside, never changed."""
+
+
+def _objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+    """The tables, views, triggers and indexes of the database by name, with their kind and SQL
+    (SQLite's own, ``sqlite_*``, left out)."""
+    rows = conn.execute("SELECT name, type, sql FROM sqlite_master").fetchall()
+    return {name: (kind, sql) for name, kind, sql in rows if not str(name).startswith("sqlite_")}
 
 
 def _current(conn: sqlite3.Connection) -> bool:
-    if not {"meta", "files"} <= _tables(conn):
-        return False
-    return dict(conn.execute("SELECT key, value FROM meta").fetchall()) == _META
-
-
-_META = {"schema": SCHEMA_VERSION, "embedder": EMBEDDER_ID}
+    """Whether the database is an index of this layout and embedder; raises :class:`NotAnIndex`
+    for one that holds anything else (so is another program's, and must not be dropped)."""
+    objects = _objects(conn)
+    if not objects:
+        return False  # a new, empty database
+    others = sorted(set(objects) - set(_TABLES))
+    if others:
+        raise NotAnIndex("it holds " + ", ".join(others[:3]) + (", ..." if len(others) > 3 else ""))
+    meta: dict[object, object] = {}
+    if objects.get("meta", ("", None))[0] == "table":
+        with suppress(sqlite3.OperationalError):  # a meta table of other columns
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if "schema" not in meta:
+        raise NotAnIndex("its tables are not those of a file index")
+    return meta == _META and all(objects.get(name) == ("table", sql) for name, sql in _TABLES.items())
 
 
 def _prepare(conn: sqlite3.Connection) -> None:
-    """Make the tables, or make them again when they were made by another version or embedder."""
+    """Make the tables, or make them again when they were made by another version or embedder.
+
+    Raises :class:`NotAnIndex`, changing nothing, when the database holds anything but an index.
+    """
     if _current(conn):
         return  # only read: an index on a read-only workspace still serves
     with _transaction(conn):
         if _current(conn):
             return  # another process made them meanwhile
-        conn.execute("DROP TABLE IF EXISTS files")
-        conn.execute("DROP TABLE IF EXISTS meta")
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for name, (kind, _sql) in _objects(conn).items():  # meta and files only (see _current)
+            conn.execute(f"DROP {kind.upper()} IF EXISTS {name}")
+        for sql in _TABLES.values():
+            conn.execute(sql)
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", _META.items())
-        conn.execute(
-            "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-            " inode INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID"
-        )
 
 
 def _memory() -> sqlite3.Connection:
@@ -202,7 +235,7 @@ def _made_again(path: Path, warn: Callable[[str], None], what: str) -> sqlite3.C
 
 
 class IndexDamaged(Exception):
-    """The index held a row it could not have written; it was set aside and made again, empty."""
+    """The index held a row it could not have written, or damaged pages; it was set aside and made again, empty."""
 
 
 def _stamp_of(row: Sequence[object]) -> tuple[bytes, Stamp]:
@@ -211,6 +244,8 @@ def _stamp_of(row: Sequence[object]) -> tuple[bytes, Stamp]:
     path, size, mtime_ns, inode, vector_fits = row
     if not isinstance(path, bytes):
         raise IndexDamaged(f"a path that is not bytes ({path!r:.40})")
+    if b"\0" in path:  # no file name holds one (and looking one up raises)
+        raise IndexDamaged(f"a path with a NUL byte in it ({path!r:.40})")
     stamp = []
     for name, value in (("size", size), ("mtime_ns", mtime_ns), ("inode", inode)):
         if type(value) is not int:
@@ -253,11 +288,14 @@ class FileIndex:
         conn = _connect(str(path))
         try:
             _prepare(conn)
+        except NotAnIndex as exc:
+            conn.close()
+            return _made_again(path, warn, f"was not a routeshell file index ({exc})")
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if exc.sqlite_errorcode not in _BROKEN:
+            if not _is_broken(exc):
                 raise
-            conn = _made_again(path, warn, f"was not a routeshell file index ({_reason(exc)})")
+            return _made_again(path, warn, f"was not a routeshell file index ({_reason(exc)})")
         return conn
 
     @classmethod
@@ -278,17 +316,20 @@ class FileIndex:
             self.conn.backup(memory)
             if not _current(memory):
                 raise sqlite3.DatabaseError("not current")
-        except sqlite3.Error:
+        except (sqlite3.Error, NotAnIndex):
             memory.close()
             memory = _memory()
         self.conn.close()
         self.conn, self.location = memory, None
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Do ``work`` in a transaction; raises :class:`IndexDamaged` when the file turned out damaged."""
         try:
             with _transaction(self.conn):
                 work(self.conn)
-        except (sqlite3.Error, OSError) as exc:  # read-only, full, locked too long, broken under us
+        except (sqlite3.Error, OSError) as exc:  # read-only, full, locked too long, damaged
+            if _is_broken(exc):
+                raise self._damaged(exc) from None
             if self.location is None:
                 raise
             self._fall_back(exc)
@@ -296,40 +337,55 @@ class FileIndex:
                 work(self.conn)
 
     def _read(self, query: str, parameters: Sequence[object] = ()) -> list[Any]:
+        """The rows of ``query``; raises :class:`IndexDamaged` when the file turned out damaged."""
         try:
             return self.conn.execute(query, parameters).fetchall()
         except sqlite3.Error as exc:
+            if _is_broken(exc):
+                raise self._damaged(exc) from None
             if self.location is None:
                 raise
             self._fall_back(exc)
             return self.conn.execute(query, parameters).fetchall()
 
+    def _damaged(self, exc: BaseException) -> IndexDamaged:
+        """Set aside an index whose pages turned out damaged (a page a query met, past the header
+        that opening it read) and go on with a new one; return the error that says so."""
+        self._start_over(f"is damaged ({_reason(exc)})")
+        return IndexDamaged(_reason(exc))
+
     # -- the index -----------------------------------------------------------------------
 
-    def _start_over(self, damage: IndexDamaged) -> None:
-        """Set aside an index that held rows it could not have written, as a file that is not a
-        database is, and go on with a new, empty one (in memory when the disk cannot take one)."""
+    def _start_over(self, what: str) -> None:
+        """Set aside an index that held rows it could not have written or is damaged (``what`` it
+        is), as a file that is not a database is, and go on with a new, empty one (in memory when
+        the disk cannot take one)."""
         self.conn.close()
         if self.location is not None:
             try:
-                self.conn = _made_again(self.location, self._warn, f"holds {damage}, which routeshell never writes")
+                self.conn = _made_again(self.location, self._warn, what)
                 return
             except (sqlite3.Error, OSError) as exc:
-                why = f"it holds {damage} and cannot be set aside ({_reason(exc)})"
+                why = f"it {what} and cannot be set aside ({_reason(exc)})"
                 self._warn(f"cannot use the file index {self.location}: {why}; it is kept in memory this time")
         self.conn, self.location = _memory(), None
 
     def stamps(self) -> dict[bytes, Stamp]:
         """The size, ``mtime_ns`` and inode each indexed file had when it was embedded, by path bytes.
 
-        An index holding a row of the wrong kind (a size that is text, a path that is not bytes, a
-        vector of the wrong size) is set aside and made again: then there are none.
+        An index holding a row of the wrong kind (a size that is text, a path that is not bytes or
+        holds a NUL, a vector of the wrong size), or whose pages are damaged, is set aside and made
+        again: then there are none.
         """
         query = "SELECT path, size, mtime_ns, inode, typeof(vector) = 'blob' AND length(vector) = ? FROM files"
         try:
-            return dict(_stamp_of(row) for row in self._read(query, (DIMENSIONS * 4,)))
+            rows = self._read(query, (DIMENSIONS * 4,))
+        except IndexDamaged:  # already set aside
+            return {}
+        try:
+            return dict(_stamp_of(row) for row in rows)
         except IndexDamaged as damage:
-            self._start_over(damage)
+            self._start_over(f"holds {damage}, which routeshell never writes")
             return {}
 
     def update(
@@ -341,7 +397,9 @@ class FileIndex:
         ``files`` (path and ``lstat`` of regular files) limits the update to them, and only rows of
         files no longer there are dropped; by default the whole workspace is walked and every row of
         a file not met is dropped. ``embedder`` is called only when something is to be embedded.
-        ``progress`` may raise to stop: what was embedded so far is kept.
+        ``progress`` may raise to stop: what was embedded so far is kept. Raises
+        :class:`IndexDamaged` when the file turns out damaged as it is written: it was then set
+        aside and made again, empty, so update it again.
         """
         known = self.stamps()
         counts = UpdateCounts()
@@ -389,8 +447,8 @@ class FileIndex:
         """The stored vector of each of ``paths`` that has one: (384,) float32 each.
 
         Raises :class:`IndexDamaged` when one is not a vector this index could have written (the
-        wrong size, a NaN or an infinity): the index was then set aside and made again, empty, so
-        update it again before asking again.
+        wrong size, a NaN or an infinity) or the file is damaged: the index was then set aside and
+        made again, empty, so update it again before asking again.
         """
         found: dict[str, np.ndarray] = {}
         keys = [os.fsencode(path) for path in paths]
@@ -401,7 +459,7 @@ class FileIndex:
                 try:
                     found[os.fsdecode(key)] = _vector(blob)
                 except IndexDamaged as damage:
-                    self._start_over(damage)
+                    self._start_over(f"holds {damage}, which routeshell never writes")
                     raise
         return found
 

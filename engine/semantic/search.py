@@ -77,8 +77,8 @@ def rank(
         return loaded[0]
 
     with closing(FileIndex.open(ws.root, warnings.append)) as index:
-        counts = index.update(ws, embedder, files, progress=progress)
         try:
+            counts = index.update(ws, embedder, files, progress=progress)
             stored = index.vectors([path for path, _ in files])
         except IndexDamaged:  # set aside and made again (one warning said so): every file is embedded anew
             counts = index.update(ws, embedder, files, progress=progress)

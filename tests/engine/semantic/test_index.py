@@ -169,6 +169,7 @@ def ranked(root: Path) -> tuple[list[tuple[str, float]], list[str]]:
         ("size = 'big'", ()),
         ("mtime_ns = 1.5", ()),
         ("path = CAST(path AS TEXT)", ()),
+        ("path = X'6e6f74657300'", ()),  # b"notes\0"
         ("vector = zeroblob(12)", ()),
         ("vector = 'not a vector'", ()),
         ("vector = ?", (NOT_FINITE,)),
@@ -186,6 +187,31 @@ def test_an_index_holding_rows_it_could_not_have_written_is_moved_aside_and_rebu
     assert len(warnings) == 1, warnings
     assert "moved it to index.sqlite.broken and made a new one" in warnings[0]
     assert (state / "index.sqlite.broken").is_file()
+    assert ranked(library) == (expected, [])
+
+
+@pytest.mark.parametrize("damage", ["a table page where an index page is", "a vector going on past the end"])
+def test_an_index_with_damaged_pages_is_moved_aside_and_rebuilt(library: Path, damage: str) -> None:
+    expected, _ = ranked(library)
+    index = library / ".routeshell" / INDEX_FILE
+    with closing(sqlite3.connect(index)) as conn:
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'files'").fetchone()
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    with index.open("r+b") as handle:
+        handle.seek((root - 1) * size)
+        if damage == "a table page where an index page is":  # met as the stamps are read
+            handle.write(b"\x0d\xff\xff\xff")
+        else:  # a row whose vector goes on in a page past the end: met only as the vectors are read
+            page = handle.read(size)
+            last = pages.to_bytes(4, "big")  # the page the last row's vector goes on in
+            assert page.count(last) == 1
+            handle.seek((root - 1) * size + page.index(last))
+            handle.write((pages + 90).to_bytes(4, "big"))
+    scores, warnings = ranked(library)
+    assert scores == expected
+    assert len(warnings) == 1, warnings
+    assert "index.sqlite is damaged (database disk image is malformed); moved it to index.sqlite.broken" in warnings[0]
     assert ranked(library) == (expected, [])
 
 
@@ -229,6 +255,40 @@ def test_an_index_of_another_embedder_is_built_again(library: Path, embedder: Te
     with closing(sqlite3.connect(library / ".routeshell" / INDEX_FILE)) as conn, conn:
         conn.execute("UPDATE meta SET value = 'some-other-model' WHERE key = 'embedder'")
     assert update(library, embedder) == counts(added=5)
+    assert update(library, embedder) == counts(unchanged=5)
+
+
+def test_an_index_whose_tables_have_other_columns_is_built_again(library: Path, embedder: TextEmbedder) -> None:
+    assert update(library, embedder) == counts(added=5)
+    with closing(sqlite3.connect(library / ".routeshell" / INDEX_FILE)) as conn, conn:
+        conn.execute("DROP TABLE files")
+        conn.execute("CREATE TABLE files (path BLOB, size INTEGER)")
+    assert update(library, embedder) == counts(added=5)
+    assert update(library, embedder) == counts(unchanged=5)
+
+
+@pytest.mark.parametrize(
+    ("tables", "said"),
+    [
+        (["CREATE TABLE files (name TEXT, owner TEXT)"], "its tables are not those of a file index"),
+        (["CREATE TABLE files (name TEXT, owner TEXT)", "CREATE TABLE customers (name TEXT)"], "it holds customers"),
+    ],
+)
+def test_another_programs_database_is_moved_aside_unchanged(
+    library: Path, embedder: TextEmbedder, tables: list[str], said: str
+) -> None:
+    state = library / ".routeshell"
+    state.mkdir()
+    with closing(sqlite3.connect(state / INDEX_FILE)) as conn, conn:
+        for sql in tables:
+            conn.execute(sql)
+        conn.execute("INSERT INTO files VALUES ('report.doc', 'alice')")
+    warnings: list[str] = []
+    assert update(library, embedder, warnings) == counts(added=5)
+    assert len(warnings) == 1
+    assert f"was not a routeshell file index ({said}); moved it to index.sqlite.broken" in warnings[0]
+    with closing(sqlite3.connect(state / "index.sqlite.broken")) as conn:
+        assert conn.execute("SELECT name, owner FROM files").fetchall() == [("report.doc", "alice")]
     assert update(library, embedder) == counts(unchanged=5)
 
 

@@ -89,6 +89,18 @@ def test_a_semantic_delete_lists_every_file_it_selects(library: Path, embedder: 
     assert expand_plan(library, plan)["steps"] == [{"op": "delete", "path": "recipes/pancakes.md"}]
 
 
+def test_a_later_semantic_step_ranks_what_the_earlier_steps_leave(library: Path, embedder: TextEmbedder) -> None:
+    # The tax return ranks first, but the first step deletes it: the second keeps the best of the rest.
+    best = ranked(library, {"semantic": "tax documents", "top_k": 2})
+    assert best[0] == "finance/tax-return-2024.pdf"
+    plan = plan_of(
+        {"op": "delete", "paths": ["finance/tax-return-2024.pdf"]},
+        {"op": "move", "match": {"semantic": "tax documents", "top_k": 1}, "to": "taxes"},
+    )
+    steps = expand_plan(library, plan)["steps"]
+    assert steps[-1] == {"op": "move", "from": best[1], "to": f"taxes/{best[1].rpartition('/')[2]}"}
+
+
 @pytest.mark.parametrize(
     ("match", "pointer", "reason"),
     [
