@@ -159,6 +159,8 @@ def _append_line(fd: int, path: Path, line: bytes) -> None:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise StateError(f"{path} is not a regular file; {move_aside_hint(path)}")
+    if info.st_nlink > 1:  # appended to, the file would grow under its other names too
+        raise StateError(f"{path} is a hard link ({info.st_nlink} names for one file); {move_aside_hint(path)}")
     size = info.st_size
     # A line torn by a crash stays a damaged line of its own, not the start of this one.
     if size and os.pread(fd, 1, size - 1) != b"\n":

@@ -91,8 +91,9 @@ def os_problem(exc: OSError, what: str, path: Path) -> StateError:
 
 def odd_database_file(path: Path) -> str | None:
     """Say why the SQLite database at ``path`` must not be opened: the first of it and its side files
-    that exists as anything but a regular file (a symlink out of the workspace, a directory), in one
-    line that says how to move it aside. None when each is a regular file or absent.
+    that exists as anything but a regular file (a symlink out of the workspace, a directory) or with
+    other names (a hard link), in one line that says how to move it aside. None when each is a
+    regular file of one name, or absent.
     """
     for candidate in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDE_FILES)):
         try:
@@ -103,6 +104,11 @@ def odd_database_file(path: Path) -> str | None:
             return str(os_problem(exc, "cannot look at the database file", candidate))
         if not stat.S_ISREG(info.st_mode):
             return f"{candidate} is not a regular file (a {file_kind(info.st_mode)}); {move_aside_hint(candidate)}"
+        if info.st_nlink > 1:
+            # SQLite writes the file in place: the same file under another name, outside the
+            # workspace perhaps, would be written too. (Moving this name aside leaves it as it is.)
+            return (f"{candidate} is a hard link ({info.st_nlink} names for one file): writing it would write "
+                    f"the file under its other names too; {move_aside_hint(candidate)}")  # fmt: skip
     return None
 
 
@@ -215,7 +221,10 @@ def keep_reserve(root: Path) -> None:
         return
     tmp = path.with_name(f".{RESERVE_FILE}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        # A leftover is removed, not truncated: under another name too (a hard link), it is not ours.
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError:
         return
     try:

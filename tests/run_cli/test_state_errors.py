@@ -119,6 +119,7 @@ def sqlite_tables(path: Path) -> list[str]:
         pytest.param("sessions.sqlite", "link-to-nothing", id="database-to-nothing"),
         pytest.param("sessions.sqlite", "link-to-database", id="database-to-a-database"),
         pytest.param("sessions.sqlite", "directory", id="database-directory"),
+        pytest.param("sessions.sqlite", "hard-link-to-database", id="database-hard-linked"),
         pytest.param("sessions.sqlite-wal", "link-to-nothing", id="wal"),
         pytest.param("sessions.sqlite-shm", "link-to-nothing", id="shm"),
         pytest.param("sessions.sqlite-journal", "link-to-nothing", id="journal"),
@@ -140,11 +141,17 @@ def test_a_session_database_file_that_is_not_a_regular_file_is_refused(
     if kind == "link-to-database":
         with closing(sqlite3.connect(target)) as conn:
             conn.execute("CREATE TABLE mine (x)")
+    said = "is not a regular file"
     if kind == "directory":
         (state / name).mkdir()
+    elif kind == "hard-link-to-database":
+        with closing(sqlite3.connect(target)) as conn:
+            conn.execute("CREATE TABLE mine (x)")
+        os.link(target, state / name)
+        said = "is a hard link (2 names for one file)"
     else:
         (state / name).symlink_to(target)
-    needles = (f"{state / name} is not a regular file", f"mv '{state / name}' '{state / name}.broken'")
+    needles = (f"{state / name} {said}", f"mv '{state / name}' '{state / name}.broken'")
     assert_one_line_error(run(closed_port_url(), ws, "--yes", TASK), 1, *needles)
     if kind == "link-to-nothing" and name == "sessions.sqlite":
         # Every command that opens the session database refuses it the same way (one kind suffices:
@@ -156,7 +163,7 @@ def test_a_session_database_file_that_is_not_a_regular_file_is_refused(
         assert_one_line_error(run_routeshell("--profile", "ci", "sessions", "--workspace", str(ws)), 1, *needles)
         piped = run_routeshell("--plain", "--profile", "ci", "--workspace", str(ws), stdin_text=f"{TASK}\n")
         assert_one_line_error(piped, 1, *needles)
-    if kind == "link-to-database":
+    if kind in ("link-to-database", "hard-link-to-database"):
         assert sqlite_tables(target) == ["mine"]
     else:
         assert list(outside.iterdir()) == []

@@ -204,6 +204,13 @@ def test_a_log_that_is_a_symlink_or_a_fifo_is_refused(ws: Path, tmp_path: Path) 
     assert warning.startswith("audit log not written: ")
     with pytest.raises(StateError, match="not a regular file"):
         read_audit(ws)
+    # The same file under another name, outside the workspace perhaps, is not appended to.
+    log_of(ws).unlink()
+    os.link(target, log_of(ws))
+    warning = append_audit(ws, entry())
+    assert warning is not None
+    assert "is a hard link (2 names for one file)" in warning
+    assert target.read_text() == ""
 
 
 def test_a_full_disk_leaves_no_partial_line(tmp_path: Path) -> None:

@@ -221,6 +221,7 @@ def test_an_index_with_damaged_pages_is_moved_aside_and_rebuilt(library: Path, d
         ("symlink", "index.sqlite is not a regular file"),
         ("directory", "index.sqlite is not a regular file"),
         ("symlinked journal", "index.sqlite-journal is not a regular file"),
+        ("hard link", "index.sqlite is a hard link (2 names for one file)"),
         ("symlinked state directory", ".routeshell is not a directory"),
     ],
 )
@@ -242,12 +243,17 @@ def test_an_index_that_is_not_a_regular_file_is_never_used(
         (state / INDEX_FILE).mkdir()
     elif odd == "symlinked journal":
         (state / f"{INDEX_FILE}-journal").symlink_to(target)
+    elif odd == "hard link":
+        target.touch()
+        os.link(target, state / INDEX_FILE)
     warnings: list[str] = []
     assert update(root, embedder, warnings) == counts(added=5)
     assert len(warnings) == 1
     assert said in warnings[0]
     assert "kept in memory this time" in warnings[0]
-    assert list(elsewhere.iterdir()) == []  # nothing written through a link
+    assert [(path.name, path.stat().st_size) for path in elsewhere.iterdir()] == (
+        [("index.sqlite", 0)] if odd == "hard link" else []
+    )  # nothing written through a link
 
 
 def test_an_index_of_another_embedder_is_built_again(library: Path, embedder: TextEmbedder) -> None:
