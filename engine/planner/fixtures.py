@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.files.tags import XATTR as TAG_XATTR
-from engine.files.tags import decode_tags, front_matter_tags, is_markdown
-from engine.names import display_line
+from engine.files.tags import check_tag, decode_tags, front_matter_tags, is_markdown
+from engine.names import display_line, quoted_name
 
 DAY = 86400.0
 #: Binary filler past this many bytes is a hole: a fixture may hold a 40 MB video for a size filter
@@ -126,6 +126,10 @@ def fixture_problem(fixture: Fixture) -> str | None:
         strict = [*spec.tags, *(spec.members or {}), *(spec.members or {}).values()]
         if not _encodable(spec.text or "") or not all(_encodable(text, "strict") for text in strict):
             return f"{shown}: its text, tags or members are not text (a lone surrogate)"
+        for tag in spec.tags:
+            problem = check_tag(tag)
+            if problem is not None:  # a tag with a comma, say, would be two tags on the disk
+                return f"{shown}: the tag {quoted_name(tag)} {problem}"
         # A Markdown file's tags are those of its front matter: tags the text does not hold would be
         # shown to the planner and be on no file.
         if spec.tags and is_markdown(spec.path):

@@ -150,6 +150,9 @@ def test_case_files_are_checked_line_by_line(tmp_path: Path, cases: list[Case]) 
         # (the tags of a Markdown file are its front matter's: shown to the planner, they would be on no file)
         ([{"path": "a.md", "text": "# notes\n", "tags": ["draft"]}], None, "a.md: a Markdown file's tags are those"),
         ([{"path": "a.md", "text": "---\ntags: [old]\n---\n", "tags": ["new"]}], None, "tags: [new]"),
+        # (tags are kept separated by commas: one with a comma would be two on the disk)
+        ([{"path": "a.txt", "text": "x", "tags": ["tax,2024"]}], None, "a.txt: the tag 'tax,2024' holds a comma"),
+        ([{"path": "a.txt", "text": "x", "tags": ["\x1b[31m"]}], None, "holds a control or invisible character"),
         ([{"path": "a.zip", "members": {"m\ud800": "x"}}], None, "not text"),
         ([{"path": "n" * 300 + ".txt", "text": "x"}], None, "over 255 bytes"),
         ([{"path": "a/", "text": "x"}], None, "not a file name"),
