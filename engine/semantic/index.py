@@ -204,20 +204,28 @@ def _memory() -> sqlite3.Connection:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:  # without "[Errno N]" and the names, which the line gives
+        return exc.strerror
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _set_aside_name(path: Path) -> Path:
     """Where a broken index at ``path`` goes: ``NAME.broken``, else the first free ``NAME.broken.N``
-    (N up to :data:`MAX_BROKEN`), else the oldest of them, which it replaces."""
+    (N up to :data:`MAX_BROKEN`), else the oldest of them that is a file, which it replaces. Raises
+    :class:`OSError` when each is taken by what is not a file (a directory is never replaced)."""
     names = [path.with_name(f"{path.name}.broken")]
     names += [path.with_name(f"{path.name}.broken.{n}") for n in range(2, MAX_BROKEN + 1)]
     ages: list[tuple[int, Path]] = []
     for name in names:
         try:
-            ages.append((name.lstat().st_mtime_ns, name))
+            info = name.lstat()
         except FileNotFoundError:
             return name
+        if stat.S_ISREG(info.st_mode):
+            ages.append((info.st_mtime_ns, name))
+    if not ages:
+        raise OSError(errno.EEXIST, f"{names[0].name} to {names[-1].name}, where a broken one is moved, are "
+                                    "taken by what is not a file; move them away")  # fmt: skip
     return min(ages)[1]
 
 

@@ -153,6 +153,29 @@ def test_each_broken_index_is_kept_up_to_a_bound(library: Path, embedder: TextEm
     assert held == {b"junk number %d" % n for n in range(2, MAX_BROKEN + 2)}
 
 
+def test_a_directory_in_a_broken_index_s_place_is_never_replaced(library: Path, embedder: TextEmbedder) -> None:
+    state = library / ".routeshell"
+    state.mkdir()
+    names = ["index.sqlite.broken", *[f"index.sqlite.broken.{n}" for n in range(2, MAX_BROKEN + 1)]]
+    for name in names:
+        (state / name).mkdir()
+        (state / name / "mine.txt").write_text("mine")
+    (state / INDEX_FILE).write_bytes(b"junk " * 512)
+    warnings: list[str] = []
+    assert update(library, embedder, warnings) == counts(added=5)
+    # It said "[Errno 21] Is a directory: '...' -> '...'", each time; it says what to move.
+    assert len(warnings) == 1, warnings
+    assert "index.sqlite.broken to index.sqlite.broken.5, where a broken one is moved, are taken" in warnings[0]
+    assert "Errno" not in warnings[0]
+    assert all((state / name / "mine.txt").read_text() == "mine" for name in names)
+    # With one of them a file, that one is replaced, and the directories stay.
+    os.rename(state / names[2], library.parent / "moved")
+    (state / names[2]).write_bytes(b"old junk")
+    assert update(library, embedder, []) == counts(added=5)
+    assert (state / names[2]).read_bytes().startswith(b"junk ")
+    assert all((state / name / "mine.txt").read_text() == "mine" for name in names if name != names[2])
+
+
 NOT_FINITE = np.full(DIMENSIONS, np.nan, dtype=np.float32).tobytes()
 
 
