@@ -119,7 +119,14 @@ def file_text(ws: Workspace, path: str) -> str:
 
 
 def _stamp(info: os.stat_result) -> Stamp:
-    return info.st_size, info.st_mtime_ns, info.st_ino
+    return _int64(info.st_size), _int64(info.st_mtime_ns), _int64(info.st_ino)
+
+
+def _int64(value: int) -> int:
+    """``value`` as SQLite keeps a whole number: in 64 bits, with sign. A time past 2262 in
+    nanoseconds, or an inode number of 2**63 or more (overlayfs, some NFS servers), is stored as
+    the negative number of the same bits; it is compared as stored."""
+    return (value + 2**63) % 2**64 - 2**63
 
 
 @contextmanager

@@ -120,6 +120,14 @@ def test_hostile_names_are_indexed_by_their_bytes(tmp_path: Path, embedder: Text
     assert text == "caf\\xe9 invoice.txt\nquarterly tax figures \x1b[2J"
 
 
+def test_a_file_dated_past_2262_is_indexed_and_found_unchanged(library: Path, embedder: TextEmbedder) -> None:
+    # Its time in nanoseconds is past what SQLite holds in 64 bits: an OverflowError traceback.
+    late = 15_000_000_000 * 10**9  # the year 2445
+    os.utime(next(path for path in library.iterdir() if path.is_file()), ns=(late, late))
+    assert update(library, embedder) == counts(added=5)
+    assert update(library, embedder) == counts(unchanged=5)
+
+
 def test_what_is_embedded_of_a_file_head() -> None:
     assert head_text(b"# Title\n\n  body\ttext\n") == "# Title body text"
     assert head_text(b"\x89PNG\r\n\x1a\n\x00\x00") == ""  # a NUL: binary
