@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from engine.urls import is_http_url, not_http_url
 
@@ -80,6 +81,13 @@ def probability(text: str) -> float:
     if value is None or not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1 (0.2, not 20%)")
     return value
+
+
+def nonempty_path(text: str) -> Path:
+    """A path that is not empty (as a ``Path``, an empty one would be the current directory, ``.``)."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty")
+    return Path(text)
 
 
 def http_url(text: str) -> str:

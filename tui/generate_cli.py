@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui.arg_types import nonempty_path
 from tui.standard_streams import OutputError
 
 #: The most bytes of a --json-schema file read (the grammar then holds it to its own, smaller bound).
@@ -33,8 +34,9 @@ EXIT_CODES = """\
 exit codes:
   0    generated
   1    generation failed (an answer that does not satisfy --json-schema, the engine failed)
-  2    bad input: a missing model, an unreadable schema, a prompt longer than the context,
-       --device cuda where torch sees no CUDA device
+  2    bad input: a missing or unusable model directory (a config.json that does not describe
+       its weights, a malformed tokenizer.json), an unreadable schema, a prompt longer than the
+       context, --device cuda where torch sees no CUDA device
   130  interrupted (Ctrl-C)
 """
 
@@ -55,7 +57,9 @@ def add_generate_command(commands: Any, dtypes: tuple[str, ...]) -> None:
     )
     add = generate.add_argument
     add("prompt", nargs="?", metavar="PROMPT", help="the prompt, or '-' to read it from standard input")
-    add("--model", required=True, type=Path, metavar="DIR", help="a model directory made by 'routeshell train'")
+    add(
+        "--model", required=True, type=nonempty_path, metavar="DIR", help="a model directory made by 'routeshell train'"
+    )
     mode = generate.add_mutually_exclusive_group()
     mode.add_argument("--chat", dest="raw", action="store_false", help="the prompt is a user message (default)")
     mode.add_argument("--raw", dest="raw", action="store_true", help="continue the prompt as plain text")
@@ -67,7 +71,7 @@ def add_generate_command(commands: Any, dtypes: tuple[str, ...]) -> None:
     add("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K", help="sample among the K likeliest, 0: all (40)")
     add("--seed", type=int, metavar="N", help="random seed: same seed, same text")
     add("--stop", action="append", default=[], metavar="TEXT", help="stop before this text (repeatable, up to 4)")
-    add("--json-schema", type=Path, metavar="FILE", help="constrain the answer to this JSON Schema")
+    add("--json-schema", type=nonempty_path, metavar="FILE", help="constrain the answer to this JSON Schema")
     add("--self-consistency", type=int, metavar="N", help="sample N answers and print the majority one")
     add("--calculator", action="store_true", help="evaluate the prompt's arithmetic and tell the model")
     add(

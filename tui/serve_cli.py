@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.child_process import HUGE_PAGES_MARK
-from tui.arg_types import positive_int
+from tui.arg_types import nonempty_path, positive_int
 
 if TYPE_CHECKING:
     from engine.model_events import ServeRequestEvent
@@ -57,8 +57,9 @@ SERVE_EXIT_CODES = """\
 exit codes:
   0    stopped by SIGTERM
   1    the server failed (the port is in use, the engine crashed)
-  2    bad input: a missing or unusable model directory, an adapter, a non-loopback address
-       without an API key, --device cuda where torch sees no CUDA device
+  2    bad input: a missing or unusable model directory (a config.json that does not describe
+       its weights, a malformed tokenizer.json), an adapter, a non-loopback address without an
+       API key, --device cuda where torch sees no CUDA device
   130  stopped by Ctrl-C
 """
 
@@ -90,7 +91,9 @@ def add_serve_commands(commands: Any, parser_class: type[argparse.ArgumentParser
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = serve.add_argument
-    add("--model", required=True, type=Path, metavar="DIR", help="a model directory made by 'routeshell train'")
+    add(
+        "--model", required=True, type=nonempty_path, metavar="DIR", help="a model directory made by 'routeshell train'"
+    )
     add("--adapter", action="append", default=[], type=_adapter, metavar="NAME=DIR", help="a LoRA adapter (repeatable)")
     add("--name", metavar="ID", help="the model id clients ask for (default: the directory name)")
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
