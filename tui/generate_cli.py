@@ -34,8 +34,9 @@ EXIT_CODES = """\
 exit codes:
   0    generated
   1    generation failed (an answer that does not satisfy --json-schema, the engine failed)
-  2    bad input: a missing model, an unreadable schema, a prompt longer than the context,
-       --device cuda where torch sees no CUDA device
+  2    bad input: a missing or unusable model directory (a config.json that does not describe
+       its weights, a malformed tokenizer.json), an unreadable schema, a prompt longer than the
+       context, --device cuda where torch sees no CUDA device
   130  interrupted (Ctrl-C)
 """
 

@@ -57,8 +57,9 @@ SERVE_EXIT_CODES = """\
 exit codes:
   0    stopped by SIGTERM
   1    the server failed (the port is in use, the engine crashed)
-  2    bad input: a missing or unusable model directory, an adapter, a non-loopback address
-       without an API key, --device cuda where torch sees no CUDA device
+  2    bad input: a missing or unusable model directory (a config.json that does not describe
+       its weights, a malformed tokenizer.json), an adapter, a non-loopback address without an
+       API key, --device cuda where torch sees no CUDA device
   130  stopped by Ctrl-C
 """
 

@@ -2,7 +2,9 @@
 
 :func:`load_model` takes a directory that ``routeshell train`` finished (or any Llama-style
 transformers model directory with a fast tokenizer) and returns a :class:`LoadedModel`. Every
-problem a user can cause is a :class:`ModelLoadError`: one line, exit code 2.
+problem a user can cause is a :class:`ModelLoadError`: one line, exit code 2. The directory is
+checked before any model is built (:mod:`engine.serve.model_dir`): config.json must describe the
+weights beside it, every tensor and no other.
 """
 
 from __future__ import annotations
@@ -14,8 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from engine.errors import UsageError
 from engine.names import display_name
+from engine.serve.model_dir import (
+    MAX_META_BYTES,
+    Shapes,
+    check_config,
+    check_loading_info,
+    check_model_dir,
+    check_model_fits,
+    reason,
+    tokenizer_problem,
+    weight_shapes,
+)
+from engine.serve.model_dir import ModelLoadError as ModelLoadError
 from engine.serve.types import ServeError
 from engine.textfile import read_capped
 
@@ -26,20 +39,10 @@ DTypeName = Literal["auto", "fp32", "bf16", "int8"]
 DTYPES: tuple[DTypeName, ...] = ("auto", "fp32", "bf16", "int8")
 Markers = Literal["zh", "en"]
 
-#: What a directory must hold to be served.
-REQUIRED_FILES = ("config.json", "tokenizer.json")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: The adapter name PEFT uses for "no adapter" in a mixed batch.
 BASE_ADAPTER = "__base__"
 #: The marker ``routeshell train`` leaves in a model directory.
 TRAIN_MARKER = "routeshell-train.json"
-#: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
-#: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
-MAX_META_BYTES = 1 << 20
-
-
-class ModelLoadError(UsageError):
-    """The model, an adapter or the requested format cannot be served (exit code 2)."""
 
 
 @dataclass
@@ -187,21 +190,6 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
-def check_model_dir(path: Path) -> None:
-    """Raise ModelLoadError unless ``path`` holds a servable model (touches the disk, loads nothing)."""
-    shown = display_name(str(path))
-    if not path.is_dir():
-        raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
-    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        missing.append(WEIGHT_FILES[0])
-    if missing:
-        raise ModelLoadError(
-            f"{shown}: not a finished model directory (missing {', '.join(missing)}); "
-            "a stage's final model is its --out directory"
-        )
-
-
 def _marker(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(read_capped(path / TRAIN_MARKER, MAX_META_BYTES))
@@ -281,6 +269,9 @@ def load_model(
         raise ModelLoadError("--dtype int8 does not go with adapters; serve adapters with --dtype bf16 or fp32")
     if resolved == "int8" and device != "cpu":
         raise ModelLoadError("--dtype int8 runs on the CPU only; use bf16 on a GPU")
+    # Before anything is built: config.json's sizes, bounded by the weights it must describe.
+    shapes = weight_shapes(path)
+    check_config(path, shapes)
 
     from transformers import PreTrainedTokenizerFast
     from transformers.utils import logging as transformers_logging
@@ -292,10 +283,14 @@ def load_model(
         # tokenizer.json is required, so the fast tokenizer reads it whatever class the directory
         # names; AutoTokenizer and AutoConfig would import torch, seconds of each server start.
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    except Exception as err:  # a malformed tokenizer.json: the library's KeyError or TypeError says little
+        problem = tokenizer_problem(path) or reason(err)
+        raise ModelLoadError(f"{display_name(str(path))}: the tokenizer cannot be loaded: {problem}") from err
+    try:
         context = _context_length(path)
     except Exception as err:  # a config.json of the wrong shape: the directory's fault
-        raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
-    model = _weights(path, resolved, device, adapters) if weights else None
+        raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {reason(err)}") from err
+    model = _weights(path, shapes, resolved, device, adapters) if weights else None
     rows = None if model is None else int(model.get_input_embeddings().num_embeddings)
     if rows is not None and len(tokenizer) > rows:
         # A token past the embeddings fails every request it is in (on a GPU, it breaks the device).
@@ -340,8 +335,9 @@ def _context_length(path: Path) -> int:
     return value
 
 
-def _weights(path: Path, dtype: str, device: str, adapters: Mapping[str, Path]) -> Any:
-    """The model of ``path`` in ``dtype`` on ``device``, ready for inference, with ``adapters``."""
+def _weights(path: Path, shapes: Shapes, dtype: str, device: str, adapters: Mapping[str, Path]) -> Any:
+    """The model of ``path`` in ``dtype`` on ``device``, ready for inference, with ``adapters``; the
+    weights (``shapes``) must be the model config.json describes, every tensor of it and no other."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -351,10 +347,20 @@ def _weights(path: Path, dtype: str, device: str, adapters: Mapping[str, Path]) 
         load_dtype = float_dtype()
     else:
         load_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    check_model_fits(path, shapes)
     try:
-        model: Any = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=load_dtype)
+        # (A tensor of the wrong shape is in the loading info, as a missing one is, instead of an error
+        # that points at a report the quiet loader never shows.)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True, dtype=load_dtype, output_loading_info=True, ignore_mismatched_sizes=True
+        )
     except Exception as err:  # a truncated safetensors file, a config.json of the wrong shape: the directory's fault
-        raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {_first_line(err)}") from err
+        said = reason(err)
+        if "above report" in said:  # a weight transformers cannot convert: its report is a log line, never shown
+            said = "its weights cannot be converted to the model config.json describes"
+        raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {said}") from err
+    model, info = loaded
+    check_loading_info(path, info)
     model.to(device)
     model.eval()
     if dtype == "int8":
@@ -385,9 +391,7 @@ def _check_chat_template(path: Path, tokenizer: Any) -> None:
         else:
             return
     assert problem is not None
-    raise ModelLoadError(
-        f"{display_name(str(path))}: the tokenizer's chat template does not render: {_first_line(problem)}"
-    )
+    raise ModelLoadError(f"{display_name(str(path))}: the tokenizer's chat template does not render: {reason(problem)}")
 
 
 def _with_adapters(model: Any, adapters: Mapping[str, Path], device: str) -> Any:
@@ -403,7 +407,7 @@ def _with_adapters(model: Any, adapters: Mapping[str, Path], device: str) -> Any
         for adapter, adapter_dir in items[1:]:
             peft_model.load_adapter(str(adapter_dir), adapter_name=adapter, is_trainable=False, torch_device=device)
     except Exception as err:  # a junk adapter_config.json: KeyError, TypeError, ValueError...
-        raise ModelLoadError(f"an adapter cannot be loaded: {_first_line(err)}") from err
+        raise ModelLoadError(f"an adapter cannot be loaded: {reason(err)}") from err
     peft_model.eval()
     return peft_model
 
@@ -414,11 +418,6 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return display_name(text[0] if text else type(err).__name__)
 
 
 def weight_bytes(loaded: LoadedModel) -> int:

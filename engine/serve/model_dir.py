@@ -1,0 +1,257 @@
+"""A model directory checked before its model is built: its files, config.json's sizes, and weights
+that are the model config.json describes.
+
+config.json says how big a model to build and the weights file what there is to load into it. Built
+from a config.json that does not describe its weights, a model would have tensors that nothing loads
+(initialised at random: a model that answers differently on every run), or, with a size such as
+100,000 layers, never finish building. So before anything is built, config.json's sizes are checked
+against the weights file's header (each tensor's name and shape, read without loading one); then the
+model is built without memory (on torch's meta device) and its tensors compared with the weights';
+and once loaded, transformers' own account of what it loaded must show nothing missing or left over.
+Every problem is a :class:`ModelLoadError`: one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.names import display_line, display_name
+from engine.textfile import read_capped
+
+#: What a directory must hold to be served.
+REQUIRED_FILES = ("config.json", "tokenizer.json")
+#: The weights files a directory may hold, the one transformers prefers first.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
+#: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
+MAX_META_BYTES = 1 << 20
+#: The most bytes of tokenizer.json read to say what is wrong with it (the largest vocabularies'
+#: files are tens of MiB).
+MAX_TOKENIZER_BYTES = 1 << 28
+#: The sizes in config.json that are a dimension of some tensor of the model: none can be larger than
+#: the largest dimension of a tensor in the weights.
+DIMENSIONS = (
+    "hidden_size",
+    "intermediate_size",
+    "vocab_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+)
+#: The longest context config.json may give (``max_position_embeddings``): 16M tokens, beyond any model's.
+MAX_CONTEXT = 1 << 24
+#: The longest piece of a library's error message shown in a line.
+MAX_REASON_CHARS = 400
+#: What a mismatch of config.json and the weights means to the user.
+NOT_THESE_WEIGHTS = "config.json does not describe these weights"
+#: A tensor of the n-th layer: ``model.layers.3.mlp.up_proj.weight``.
+LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+class ModelLoadError(UsageError):
+    """The model, an adapter or the requested format cannot be served (exit code 2)."""
+
+
+def check_model_dir(path: Path) -> None:
+    """Raise ModelLoadError unless ``path`` holds a servable model (touches the disk, loads nothing)."""
+    shown = display_name(str(path))
+    if path.exists() and not path.is_dir():
+        raise ModelLoadError(f"{shown}: not a directory; a model is a directory, such as `routeshell train` makes")
+    if not path.is_dir():
+        raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        missing.append(WEIGHT_FILES[0])
+    if missing:
+        raise ModelLoadError(
+            f"{shown}: not a finished model directory (missing {', '.join(missing)}); "
+            "a stage's final model is its --out directory"
+        )
+
+
+def weights_file(path: Path) -> Path:
+    """The weights file of the model directory ``path`` (one :func:`check_model_dir` found)."""
+    return next((path / name for name in WEIGHT_FILES if (path / name).is_file()), path / WEIGHT_FILES[0])
+
+
+def weight_shapes(path: Path) -> Shapes:
+    """Each tensor's name and shape in ``path``'s weights file, read without loading a tensor (the
+    header of model.safetensors; pytorch_model.bin is mapped, not read)."""
+    weights = weights_file(path)
+    try:
+        if weights.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="numpy") as header:
+                return {name: tuple(header.get_slice(name).get_shape()) for name in header.keys()}  # noqa: SIM118
+        import torch
+
+        tensors = torch.load(str(weights), map_location="cpu", mmap=True, weights_only=True)
+        if not isinstance(tensors, dict):
+            raise ValueError("it holds no dictionary of tensors")
+        return {str(name): tuple(tensor.shape) for name, tensor in tensors.items() if isinstance(tensor, torch.Tensor)}
+    except Exception as err:  # safetensors' and torch's own errors for a damaged file
+        shown = display_name(str(path))
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: {weights.name}: {reason(err)}") from err
+
+
+def check_config(path: Path, shapes: Shapes) -> None:
+    """Raise ModelLoadError unless config.json's sizes are whole numbers from 1 up that the weights
+    (``shapes``) can hold: no dimension larger than the largest of a tensor there, no more layers than
+    tensors, a context of at most :data:`MAX_CONTEXT` tokens. Bounds the model that can be built."""
+    shown = display_name(str(path))
+    try:
+        config = json.loads(read_capped(path / "config.json", MAX_META_BYTES))
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json: {reason(err)}") from err
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json is not a JSON object")
+    weights = weights_file(path).name
+    largest = max((size for shape in shapes.values() for size in shape), default=0)
+    wider = f"but no tensor of {weights} is wider than {largest:,}; {NOT_THESE_WEIGHTS}"
+    bounds = dict.fromkeys(DIMENSIONS, (largest, wider))
+    bounds["num_hidden_layers"] = (len(shapes), f"but {weights} holds {len(shapes):,} tensors; {NOT_THESE_WEIGHTS}")
+    bounds["max_position_embeddings"] = (MAX_CONTEXT, f"more than the {MAX_CONTEXT:,} tokens any model reads")
+    for field, (bound, beyond) in bounds.items():
+        value = config.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ModelLoadError(f"{shown}: config.json's {field} is not a whole number")
+        if value < 1:
+            raise ModelLoadError(f"{shown}: config.json's {field} is {value}; it must be 1 or more")
+        if value > bound:
+            raise ModelLoadError(f"{shown}: config.json's {field} is {value:,}, {beyond}")
+
+
+def check_model_fits(path: Path, shapes: Shapes) -> None:
+    """Build config.json's model without memory (torch's meta device) and raise ModelLoadError unless
+    the weights (``shapes``) fit it: as many layers, each tensor the shape it needs, and no more
+    parameters than the weights hold (so that building it for real takes no more memory than they)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    shown = display_name(str(path))
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+    except Exception as err:  # a config.json transformers refuses (its validators, a size it cannot divide)
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: {reason(err)}") from err
+    weights = weights_file(path).name
+    needed = {name: tuple(tensor.shape) for name, tensor in model.named_parameters(remove_duplicate=False)}
+    built = {match.group(1) for name in needed if (match := LAYER.search(name))}
+    held = {match.group(1) for name in shapes if (match := LAYER.search(name))}
+    if built and held and len(built) != len(held):
+        raise ModelLoadError(
+            f"{shown}: config.json's num_hidden_layers is {len(built)} but {weights} holds {len(held)} layers; "
+            f"{NOT_THESE_WEIGHTS}"
+        )
+    wrong = sorted(name for name, shape in needed.items() if name in shapes and shapes[name] != shape)
+    if wrong:
+        first = wrong[0]
+        raise ModelLoadError(
+            f"{shown}: {display_name(first)} is {_shape(shapes[first])} in {weights} but config.json's model "
+            f"needs {_shape(needed[first])}{_more(len(wrong))}; {NOT_THESE_WEIGHTS}"
+        )
+    parameters = dict(model.named_parameters())  # (a tied tensor once, by its first name)
+    count = sum(tensor.numel() for tensor in parameters.values())
+    stored = sum(_count(shape) for shape in shapes.values())
+    if count > stored:
+        lacking = sorted(name for name in parameters if name not in shapes)
+        lacks = f" (it lacks {_listed(lacking)})" if lacking else ""
+        raise ModelLoadError(
+            f"{shown}: config.json describes a model of {count:,} parameters but {weights} holds "
+            f"{stored:,}{lacks}; {NOT_THESE_WEIGHTS}"
+        )
+
+
+def check_loading_info(path: Path, info: Mapping[str, Iterable[Any]]) -> None:
+    """Raise ModelLoadError when transformers' account of a load (``output_loading_info``) shows a
+    tensor of the model that the weights lack (it would be random), one of the weights that the model
+    has no place for, or one of the wrong shape. (A tied output layer is never missing: it is the
+    input embedding.)"""
+    weights = weights_file(path).name
+    problems = (
+        ("missing_keys", f"{weights} lacks", "of the model's tensors", "of the model's tensors"),
+        (
+            "unexpected_keys",
+            f"{weights} holds",
+            "tensor the model has no place for",
+            "tensors the model has no place for",
+        ),
+        ("mismatched_keys", f"{weights} holds", "tensor of another shape than the model's", "tensors of other shapes"),
+    )
+    for key, verb, one, many in problems:
+        names = sorted(str(item[0] if isinstance(item, tuple) else item) for item in info.get(key, ()))
+        if names:
+            what = f"{len(names)} {one if len(names) == 1 else many}"
+            raise ModelLoadError(f"{display_name(str(path))}: {verb} {what} ({_listed(names)}); {NOT_THESE_WEIGHTS}")
+
+
+def tokenizer_problem(path: Path) -> str | None:
+    """What is wrong with ``path``'s tokenizer.json, as its shape or the tokenizers library says (None
+    when neither finds anything)."""
+    try:
+        text = read_capped(path / "tokenizer.json", MAX_TOKENIZER_BYTES).decode("utf-8")
+        data = json.loads(text)
+    except OSError as err:
+        return f"tokenizer.json cannot be read: {err.strerror or err}"
+    except ValueError:
+        return "tokenizer.json is not JSON"
+    if not isinstance(data, dict):
+        return "tokenizer.json is not a JSON object"
+    added = data.get("added_tokens")
+    if not isinstance(added, list):
+        return 'tokenizer.json has no "added_tokens" list'
+    for index, token in enumerate(added):
+        if not (isinstance(token, dict) and isinstance(token.get("id"), int) and isinstance(token.get("content"), str)):
+            return f'tokenizer.json\'s added token {index} is not an object with an "id" number and a "content" text'
+    if not isinstance(data.get("model"), dict):
+        return 'tokenizer.json has no "model" object'
+    from tokenizers import Tokenizer
+
+    try:
+        Tokenizer.from_str(text)
+    except Exception as err:  # the tokenizers library's own error, with the line and column
+        return f"tokenizer.json is not a tokenizer: {reason(err)}"
+    return None
+
+
+def reason(err: BaseException) -> str:
+    """What ``err`` says, as one escaped line: its lines joined (a validation error gives its reason on
+    the second), at most :data:`MAX_REASON_CHARS` characters, with the error's type where its message is
+    only a key (a KeyError) or nothing."""
+    text = " ".join(str(err).split())
+    if len(text) > MAX_REASON_CHARS:
+        text = text[:MAX_REASON_CHARS] + "..."
+    if not text or isinstance(err, LookupError):
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return display_line(text)
+
+
+def _listed(names: list[str]) -> str:
+    """The first three of ``names``, escaped (a tensor's name is the weights file's to say)."""
+    return ", ".join(display_name(name) for name in names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+def _more(count: int) -> str:
+    return f" (and {count - 1} more)" if count > 1 else ""
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total

@@ -1,0 +1,138 @@
+"""``routeshell generate`` and ``serve`` on a model directory whose config.json does not describe its
+weights, or whose files are not what they must be: refused before a model is built, in one line
+that says what is wrong, exit 2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from tests.helpers import assert_one_line_error
+from tests.test_serve_cli_edges import Pretrained, copy_model, routeshell
+
+
+def set_config(model: Path, **changes: Any) -> None:
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+def change_weights(model: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    tensors = load_file(str(model / "model.safetensors"))
+    change(tensors)
+    save_file(tensors, str(model / "model.safetensors"), metadata={"format": "pt"})
+
+
+def test_a_trained_model_holds_the_tensors_its_config_describes(pretrained: Pretrained) -> None:
+    """The nano model of these tests: two layers and an output layer of its own (untied), as the
+    cases below take it to be."""
+    config = json.loads((pretrained[0] / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["tie_word_embeddings"]) == (2, False)
+    assert "lm_head.weight" in load_file(str(pretrained[0] / "model.safetensors"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        # Built anyway, their missing or left-over layers answered at random, differently on every run:
+        ({"num_hidden_layers": 3}, "config.json's num_hidden_layers is 3 but model.safetensors holds 2 layers"),
+        ({"num_hidden_layers": 1}, "config.json's num_hidden_layers is 1 but model.safetensors holds 2 layers"),
+        # Built for ever, taking more and more memory:
+        ({"num_hidden_layers": 100000}, "config.json's num_hidden_layers is 100,000, but model.safetensors holds"),
+        ({"max_position_embeddings": 10**12}, "max_position_embeddings is 1,000,000,000,000, more than the"),
+        # Said as "look at the above report", with no report shown:
+        ({"hidden_size": 256}, "in model.safetensors but config.json's model needs [2"),
+        ({"vocab_size": 10**9}, "vocab_size is 1,000,000,000, but no tensor of model.safetensors is wider than"),
+        # Said as "integer modulo by zero":
+        ({"num_attention_heads": 0}, "config.json's num_attention_heads is 0; it must be 1 or more"),
+        # Cut off after its first line, before the reason:
+        ({"num_attention_heads": 3}, "is not a multiple of the number of attention heads (3)"),
+    ],
+)
+def test_a_config_that_does_not_describe_the_weights_is_refused_before_the_model_is_built(
+    pretrained: Pretrained, tmp_path: Path, changes: dict[str, Any], needle: str
+) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    set_config(model, **changes)
+    result = routeshell("generate", "--model", str(model), "hi", "--max-tokens", "2")
+    assert_one_line_error(result, 2, str(model), needle)
+
+
+def test_serve_refuses_the_config_of_other_weights_as_generate_does(pretrained: Pretrained, tmp_path: Path) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    set_config(model, num_hidden_layers=100000)
+    result = routeshell("serve", "--model", str(model), "--port", "0", "--events")
+    assert_one_line_error(result, 2, "num_hidden_layers is 100,000", "config.json does not describe these weights")
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (event["type"], event["exit_code"]) == ("error", 2)
+    set_config(model, num_hidden_layers=3)
+    result = routeshell("serve", "--model", str(model), "--port", "0")
+    assert_one_line_error(result, 2, "config.json's num_hidden_layers is 3 but model.safetensors holds 2 layers")
+
+
+def test_weights_missing_a_tensor_or_holding_another_are_refused_and_a_tied_output_layer_is_not_missing(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
+    untied = copy_model(pretrained, tmp_path / "untied")
+    change_weights(untied, lambda tensors: tensors.pop("lm_head.weight"))
+    result = routeshell("generate", "--model", str(untied), "hi", "--max-tokens", "2")
+    assert_one_line_error(result, 2, "(it lacks lm_head.weight); config.json does not describe these weights")
+
+    tied = copy_model(pretrained, tmp_path / "tied")
+    change_weights(tied, lambda tensors: tensors.pop("lm_head.weight"))
+    set_config(tied, tie_word_embeddings=True)  # the output layer is the input embedding: nothing to load
+    result = routeshell("generate", "--model", str(tied), "hi", "--max-tokens", "2", "--json", "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["usage"]["completion_tokens"] >= 1
+
+    extra = copy_model(pretrained, tmp_path / "extra")
+    hostile = "model.\x1b[2Jextra.weight"
+    change_weights(extra, lambda tensors: tensors.update({hostile: tensors["model.norm.weight"].clone()}))
+    result = routeshell("generate", "--model", str(extra), "hi", "--max-tokens", "2")
+    # The tensor's name is the file's to say: shown escaped, never cleaning the screen.
+    needle = "model.safetensors holds 1 tensor the model has no place for (model.\\x1b[2Jextra.weight)"
+    assert_one_line_error(result, 2, needle)
+    assert "\x1b" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        # Said as a bare 'added_tokens' (a KeyError's message):
+        ("no added tokens", 'the tokenizer cannot be loaded: tokenizer.json has no "added_tokens" list'),
+        ("an added token without an id", 'tokenizer.json\'s added token 0 is not an object with an "id" number'),
+        ("a model of the wrong kind", "tokenizer.json is not a tokenizer: "),
+    ],
+)
+def test_a_malformed_tokenizer_says_what_is_wrong_with_it(
+    pretrained: Pretrained, tmp_path: Path, damage: str, needle: str
+) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    tokenizer = json.loads((model / "tokenizer.json").read_text())
+    if damage == "no added tokens":
+        del tokenizer["added_tokens"]
+    elif damage == "an added token without an id":
+        del tokenizer["added_tokens"][0]["id"]
+    else:
+        tokenizer["model"]["vocab"] = 5
+    (model / "tokenizer.json").write_text(json.dumps(tokenizer))
+    assert_one_line_error(routeshell("generate", "--model", str(model), "hi"), 2, str(model), needle)
+    if damage == "no added tokens":
+        assert_one_line_error(routeshell("serve", "--model", str(model), "--port", "0"), 2, needle)
+
+
+def test_a_file_or_an_empty_path_given_as_the_model_is_named_as_such(pretrained: Pretrained, tmp_path: Path) -> None:
+    weights = str(pretrained[0] / "model.safetensors")
+    # Was called "no such model directory":
+    assert_one_line_error(routeshell("generate", "--model", weights, "hi"), 2, f"{weights}: not a directory")
+    assert_one_line_error(routeshell("serve", "--model", weights, "--port", "0"), 2, f"{weights}: not a directory")
+    # Was shown as ".", the current directory:
+    for command in (["generate", "hi"], ["serve", "--port", "0"]):
+        result = routeshell(*command, "--model", "")
+        assert_one_line_error(result, 2, "argument --model: the path is empty")
+    schema = routeshell("generate", "--model", str(pretrained[0]), "hi", "--json-schema", "")
+    assert_one_line_error(schema, 2, "argument --json-schema: the path is empty")
