@@ -40,7 +40,6 @@ def test_a_trained_model_holds_the_tensors_its_config_describes(pretrained: Pret
     [
         # Built anyway, their missing or left-over layers answered at random, differently on every run:
         ({"num_hidden_layers": 3}, "config.json's num_hidden_layers is 3 but model.safetensors holds 2 layers"),
-        ({"num_hidden_layers": 1}, "config.json's num_hidden_layers is 1 but model.safetensors holds 2 layers"),
         # Built for ever, taking more and more memory:
         ({"num_hidden_layers": 100000}, "config.json's num_hidden_layers is 100,000, but model.safetensors holds"),
         ({"max_position_embeddings": 10**12}, "max_position_embeddings is 1,000,000,000,000, more than the"),

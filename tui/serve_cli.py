@@ -243,7 +243,9 @@ def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None, *
     ``weights=False`` loads what the HTTP layer needs and leaves the weights to the engine process."""
     from engine.quiet import quiet_libraries
     from engine.serve.loaded import load_model
+    from engine.serve.model_dir import checked_shapes
 
+    checked_shapes(args.model)  # before torch is imported: a directory that cannot be served says so at once
     quiet_libraries(import_torch=weights, passive_threads=True)
     if weights:
         import torch

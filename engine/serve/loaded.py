@@ -20,13 +20,11 @@ from engine.names import display_name
 from engine.serve.model_dir import (
     MAX_META_BYTES,
     Shapes,
-    check_config,
     check_loading_info,
-    check_model_dir,
     check_model_fits,
+    checked_shapes,
     reason,
     tokenizer_problem,
-    weight_shapes,
 )
 from engine.serve.model_dir import ModelLoadError as ModelLoadError
 from engine.serve.types import ServeError
@@ -245,7 +243,8 @@ def load_model(
     Raises ModelLoadError with one line for anything the user can fix.
     """
     adapters = dict(adapters or {})
-    check_model_dir(path)
+    # Before anything is built: config.json's sizes, bounded by the weights it must describe.
+    shapes = checked_shapes(path)
     if device == "auto" and dtype == "int8":
         device = "cpu"  # int8 runs on the CPU only
     # Without weights (the HTTP layer of a server) CUDA is never touched: the engine process, which
@@ -269,9 +268,6 @@ def load_model(
         raise ModelLoadError("--dtype int8 does not go with adapters; serve adapters with --dtype bf16 or fp32")
     if resolved == "int8" and device != "cpu":
         raise ModelLoadError("--dtype int8 runs on the CPU only; use bf16 on a GPU")
-    # Before anything is built: config.json's sizes, bounded by the weights it must describe.
-    shapes = weight_shapes(path)
-    check_config(path, shapes)
 
     from transformers import PreTrainedTokenizerFast
     from transformers.utils import logging as transformers_logging

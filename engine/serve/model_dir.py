@@ -102,6 +102,17 @@ def weight_shapes(path: Path) -> Shapes:
         raise ModelLoadError(f"{shown}: the model cannot be loaded: {weights.name}: {reason(err)}") from err
 
 
+def checked_shapes(path: Path) -> Shapes:
+    """The shapes of the tensors of the model directory ``path``, once it is one
+    (:func:`check_model_dir`) whose config.json describes them (:func:`check_config`); raises
+    ModelLoadError. Reads config.json and the weights' header only, and imports no torch for a
+    safetensors file: a directory that cannot be served is refused in a moment."""
+    check_model_dir(path)
+    shapes = weight_shapes(path)
+    check_config(path, shapes)
+    return shapes
+
+
 def check_config(path: Path, shapes: Shapes) -> None:
     """Raise ModelLoadError unless config.json's sizes are whole numbers from 1 up that the weights
     (``shapes``) can hold: no dimension larger than the largest of a tensor there, no more layers than
