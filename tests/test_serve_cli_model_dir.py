@@ -5,6 +5,7 @@ that says what is wrong, exit 2."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,14 @@ def test_a_file_or_an_empty_path_given_as_the_model_is_named_as_such(pretrained:
         assert_one_line_error(result, 2, "argument --model: the path is empty")
     schema = routeshell("generate", "--model", str(pretrained[0]), "hi", "--json-schema", "")
     assert_one_line_error(schema, 2, "argument --json-schema: the path is empty")
+
+
+@pytest.mark.parametrize(("name", "size"), [("tokenizer.json", 300 << 20), ("chat_template.jinja", 2 << 20)])
+def test_a_file_the_libraries_read_whole_that_no_model_holds_is_refused_unread(
+    pretrained: Pretrained, tmp_path: Path, name: str, size: int
+) -> None:
+    # A 300 MiB tokenizer.json (sparse: no disk) was read whole: 1.2 GB of memory, then an unclear error.
+    model = copy_model(pretrained, tmp_path / "model")
+    os.truncate(model / name, size)
+    result = routeshell("generate", "--model", str(model), "hi")
+    assert_one_line_error(result, 2, str(model), f"{name} holds {size:,} bytes, more than a model's ever does")

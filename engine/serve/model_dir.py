@@ -14,6 +14,7 @@ Every problem is a :class:`ModelLoadError`: one line, exit code 2.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,6 +34,12 @@ MAX_META_BYTES = 1 << 20
 #: The most bytes of tokenizer.json read to say what is wrong with it (the largest vocabularies'
 #: files are tens of MiB).
 MAX_TOKENIZER_BYTES = 1 << 28
+#: The files of a model directory the libraries read whole, and the most bytes each may hold.
+LIBRARY_READ_FILES = {
+    "config.json": MAX_META_BYTES, "generation_config.json": MAX_META_BYTES,
+    "tokenizer_config.json": 64 * MAX_META_BYTES, "special_tokens_map.json": MAX_META_BYTES,
+    "chat_template.jinja": MAX_META_BYTES, "tokenizer.json": MAX_TOKENIZER_BYTES,
+}  # fmt: skip
 #: The sizes in config.json that are a dimension of some tensor of the model: none can be larger than
 #: the largest dimension of a tensor in the weights.
 DIMENSIONS = (
@@ -74,6 +81,16 @@ def check_model_dir(path: Path) -> None:
             f"{shown}: not a finished model directory (missing {', '.join(missing)}); "
             "a stage's final model is its --out directory"
         )
+    # The libraries read these whole, unbounded: a huge one (a link to a big file, a sparse file)
+    # would take the memory before anything said what it is.
+    for name, most in LIBRARY_READ_FILES.items():
+        try:
+            size = os.stat(path / name).st_size
+        except OSError:
+            continue  # absent (or unreadable, which the load says)
+        if size > most:
+            raise ModelLoadError(f"{shown}: {name} holds {size:,} bytes, more than a model's ever does "
+                                 f"({most:,} at most); it is not a model's {name}")  # fmt: skip
 
 
 def weights_file(path: Path) -> Path:
