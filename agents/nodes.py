@@ -80,6 +80,13 @@ def _emit(event: Event) -> None:
     emit(get_stream_writer(), event)
 
 
+def _warn(ctx: AgentContext, message: str) -> None:
+    """A ``warning`` event, once per invocation (a reply's plan is expanded to check it, then to keep it)."""
+    if message not in ctx.warned:
+        ctx.warned.add(message)
+        _emit({"type": "warning", "message": message})
+
+
 def route(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the router for a decision, forced to ``--topology`` when one was given."""
     ctx = runtime.context
@@ -220,6 +227,7 @@ def _asked(
                 {"type": "repair", "role": role, "attempt": attempt, "problems": problems[:10]}
             ),
             on_usage=on_usage,
+            on_warning=lambda message: _warn(ctx, message),
             planner_schema=schema,
             planner_folders=existing_folders([*entries, *made]) if files_planner else None,
         )
@@ -391,7 +399,7 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     record = {"id": pending["id"], "role": pending["role"], "round": pending["round"], "journal": None}
     if answer.get("action") == "edit":
         edited = answer.get("plan")
-        problems = reply_problems(pending["role"], edited, ctx.root, ctx.policy)
+        problems = reply_problems(pending["role"], edited, ctx.root, ctx.policy, warn=lambda m: _warn(ctx, m))
         if problems:
             answer = {"action": "reject", "reason": f"the edited plan is invalid: {problems[0]}"}
         else:
@@ -449,8 +457,8 @@ def _apply(ctx: AgentContext, plan_id: str, plan: dict[str, Any], seen: Seen | N
         _emit({"type": "applied", "journal": journal_id, "steps": len(plan["steps"]), "replayed": True})
     else:
         try:
-            result = apply_plan(ctx.root, plan, limits=ctx.limits, origin=origin, on_event=_forward_apply_event,
-                                policy=ctx.policy, seen=seen)  # fmt: skip
+            result = apply_plan(ctx.root, plan, limits=ctx.limits, origin=origin, policy=ctx.policy, seen=seen,
+                                on_event=lambda event: _forward_apply_event(ctx, event))  # fmt: skip
         except (StepFailed, SandboxError, InvalidPlan, PreviewChanged) as exc:
             return {"status": "failed", "summary": str(exc)}
         journal_id, runs = result.journal_id, result.runs
@@ -475,9 +483,11 @@ def _cap_run_timeouts(ctx: AgentContext, plan: dict[str, Any]) -> dict[str, Any]
                               for s in plan["steps"]]}  # fmt: skip
 
 
-def _forward_apply_event(event: Event) -> None:
+def _forward_apply_event(ctx: AgentContext, event: Event) -> None:
     if event["type"] in ("applied", "step"):
         _emit(event)  # checked against the contract by emit()
+    elif event["type"] == "warning":
+        _warn(ctx, event["message"])
 
 
 def _run_steps(ctx: AgentContext, steps: list[dict[str, Any]]) -> list[RunResult]:

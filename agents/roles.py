@@ -110,16 +110,21 @@ def extract_json(text: str) -> tuple[Any, str | None]:
         return None, "JSON nested too deeply"
 
 
-def reply_problems(role: Role, document: Any, root: Path, policy: Policy | None = None) -> list[str]:
+def reply_problems(
+    role: Role, document: Any, root: Path, policy: Policy | None = None, *, warn: Callable[[str], None] | None = None
+) -> list[str]:
     """Return every reason ``document`` is not an acceptable reply from ``role`` (empty when it is).
 
     A problem may quote the reply (an unknown key, a path): its control characters are escaped,
     since problems reach the terminal in repair events and in the error that ends the role.
+    ``warn`` gets what expanding a plan's selections warns of (a file index it could not use).
     """
-    return [display_line(problem) for problem in _reply_problems(role, document, root, policy)]
+    return [display_line(problem) for problem in _reply_problems(role, document, root, policy, warn)]
 
 
-def _reply_problems(role: Role, document: Any, root: Path, policy: Policy | None) -> list[str]:
+def _reply_problems(
+    role: Role, document: Any, root: Path, policy: Policy | None, warn: Callable[[str], None] | None
+) -> list[str]:
     schema = ROLE_SCHEMAS[role]
     if schema == "planner":
         errors = sorted(validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
@@ -135,7 +140,7 @@ def _reply_problems(role: Role, document: Any, root: Path, policy: Policy | None
     # Valid in itself: now check it against the workspace as it is, so that a plan that would fail
     # (patching text that is not there, writing over a file without overwrite) goes back for repair.
     try:
-        previews = preview_plan(root, expand_plan(root, normalise(document), policy), policy)
+        previews = preview_plan(root, expand_plan(root, normalise(document), policy, warn=warn), policy)
     except InvalidPlan as exc:
         return [str(problem) for problem in exc.problems]
     except SandboxError as exc:
@@ -175,6 +180,7 @@ def ask_role(
     on_delta: Callable[[str], None] | None = None,
     on_repair: Callable[[int, list[str]], None] | None = None,
     on_usage: Callable[[Usage], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
     stream: bool = True,
     policy: Policy | None = None,
     planner_schema: dict[str, Any] | None = None,
@@ -184,7 +190,8 @@ def ask_role(
 
     ``messages`` are the system and user messages; the conversation grows with each repair.
     ``on_usage`` sees each call's usage as it happens (so budgets are checked between repairs).
-    A plan that selects files comes back expanded, one step per file, checked against ``policy``.
+    A plan that selects files comes back expanded, one step per file, checked against ``policy``;
+    ``on_warning`` gets what each expansion warns of (a file index it could not use as it is).
     ``planner_schema``: the role is routeshell's own planner, whose reply is decoded under this
     schema (the planner reply schema, narrowed to the task): a file plan, or no steps at all when
     the task is not one for file operations. An answer the dry run refuses because a step selects
@@ -244,14 +251,14 @@ def ask_role(
             if not problems:
                 return RoleReply(document, total, asked, reply.logprob)
         else:
-            problems = reply_problems(role, document, root, policy)
+            problems = reply_problems(role, document, root, policy, warn=on_warning)
             if files_planner and not problems:
                 # (An endpoint that ignores the schema may answer ops no planner gives: a command to run.)
                 problems = [display_line(problem) for problem in planner_reply_problems(document)]
         # Invalid because it did a step twice ("delete a.txt" twice: the second finds nothing): ask
         # again, and keep it done once should no retry do better.
         once = without_repeated_steps(document) if problems and files_planner and kept is None else document
-        if once is not document and not reply_problems(role, once, root, policy):
+        if once is not document and not reply_problems(role, once, root, policy, warn=on_warning):
             kept = (once, asked, reply.logprob)
         if not problems and files_planner and (repeated := repetitions(document)):
             # Valid, but it went round in circles: ask again, and keep the first such answer should
@@ -259,7 +266,7 @@ def ask_role(
             kept = kept or (document, asked, reply.logprob)
             problems = [display_line(problem) for problem in repeated[:MAX_PROBLEMS_SHOWN]]
         elif not problems:
-            result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy)
+            result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy, on_warning)
             return RoleReply(result, total, asked, reply.logprob if files_planner else None)
         if guides and planner_schema is not None and not parse_problem and isinstance(document, dict):
             # Refused by the dry run, or a step done twice: ask again, greedily, without the choice at fault.
@@ -293,16 +300,16 @@ def ask_role(
             },
         ]
     if kept is not None:
-        return RoleReply(_expanded(root, kept[0], policy), total, kept[1], kept[2])
+        return RoleReply(_expanded(root, kept[0], policy, on_warning), total, kept[1], kept[2])
     raise RoleFailed(
         f"the {role} gave no valid reply after {asked} attempts: {problems[0]}"
         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
     )
 
 
-def _expanded(root: Path, document: Any, policy: Policy | None) -> Any:
+def _expanded(root: Path, document: Any, policy: Policy | None, warn: Callable[[str], None] | None) -> Any:
     try:
-        return expand_plan(root, normalise(document), policy)
+        return expand_plan(root, normalise(document), policy, warn=warn)
     except InvalidPlan as exc:  # the workspace changed since the check: the review's dry run says so
         raise RoleFailed(f"the plan could not be expanded: {exc}") from None
 

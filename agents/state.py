@@ -91,3 +91,5 @@ class AgentContext:
     min_plan_probability: float = 0.0
     #: Where that bound comes from, as a decline names it.
     min_plan_probability_from: str = "the profile's planner.min_probability"
+    #: The warnings this invocation has said: each is said once, however often a plan is expanded.
+    warned: set[str] = field(default_factory=set)

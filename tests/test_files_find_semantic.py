@@ -93,5 +93,9 @@ def test_an_index_with_values_of_the_wrong_type_is_set_aside(
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"version": 1, "steps": [{"op": "delete", "match": {"semantic": "tax", "top_k": 1}}]}))
     assert main(["plan", "apply", str(plan), "--dry-run", "--workspace", str(ws)]) == 0
-    assert "would be applied" in capsys.readouterr().out
+    shown = capsys.readouterr()
+    assert "would be applied" in shown.out
+    [warning] = shown.err.splitlines()  # said as files find says it
+    assert warning.startswith(f"routeshell: warning: {index} ")
+    assert warning.endswith("moved it to index.sqlite.broken.2 and made a new one")
     assert (ws / ".routeshell" / "index.sqlite.broken.2").is_file()

@@ -174,13 +174,16 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     except InvalidPlan as exc:
         audit(workspace, "refused", None, via="cli", reason=str(exc))
         raise
+    show = _emit if args.json else _print_step
     # An interrupted apply is rolled back first: the preview must show what the apply will change.
-    recover(workspace, on_event=_emit if args.json else _print_step, wait=args.wait)
+    recover(workspace, on_event=show, wait=args.wait)
     written = plan
-    # Selections become one step per file here, once: the preview, the question and the apply all see these.
+    # Selections become one step per file here, once: the preview, the question and the apply all see
+    # these, and what the expansion warns of (a file index it could not use) is said once.
     plan = expand_plan(
         workspace, plan, policy, source=plan_source(args.plan),
         on_refusal=lambda why: audit(workspace, "refused", written, via="cli", reason=why),
+        warn=lambda message: show({"type": "warning", "message": message}),
     )  # fmt: skip
     # What the preview read is checked again under the lock: what is applied is what was shown.
     previews, seen = preview_and_seen(workspace, plan, policy)

@@ -179,6 +179,10 @@ def _error(event: Event, undo_hint: str) -> list[Text]:
     return [error_line(str(event["message"]))]
 
 
+def _warning(event: Event, undo_hint: str) -> list[Text]:
+    return [Text(f"warning: {_said(event['message'])}", style="yellow")]
+
+
 def _final(event: Event, undo_hint: str) -> list[Text]:
     ok = bool(event["ok"])
     # (A summary is a message, its names escaped where it was written: escaped once more here, every
@@ -211,6 +215,7 @@ _RENDER: dict[str, Callable[[Event, str], list[Text]]] = {
     "reviewed": _reviewed,
     "test": _test,
     "error": _error,
+    "warning": _warning,
     "final": _final,
 }
 

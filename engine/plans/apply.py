@@ -251,7 +251,8 @@ def apply_plan(
 
     Selections (``match``, ``paths``, rename, classify) are expanded first, under the lock, and the
     concrete plan is checked against ``policy`` (:func:`engine.plans.expand.expand_plan`); pass the
-    plan the person approved, already expanded, so that exactly that runs. ``seen``: what the
+    plan the person approved, already expanded, so that exactly that runs (what an expansion here
+    warns of, a file index it could not use, is a ``warning`` event to ``on_event``). ``seen``: what the
     preview the person answered read (:func:`engine.plans.dry_run.preview_and_seen`); if any of it
     changed since, or the selections now expand to other steps, :class:`PreviewChanged` is raised
     and nothing is applied (checked under the lock, just before the first change).
@@ -274,6 +275,9 @@ def apply_plan(
 
     refused: list[str] = []
 
+    def warned(message: str) -> None:
+        emit({"type": "warning", "message": message})
+
     def refuse(reason: str) -> None:
         refused.append(reason)
         audited("refused", plan, reason=reason)
@@ -283,7 +287,7 @@ def apply_plan(
             held.enter_context(workspace_lock(root, wait))
             ws = held.enter_context(Workspace(root))
             _recover_locked(root, ws, emit)
-            plan = expand_plan(root, plan, policy, on_refusal=refuse)
+            plan = expand_plan(root, plan, policy, on_refusal=refuse, warn=warned)
             _refuse_changed(WorkspaceView(ws, policy.archive), plan["steps"])
             if seen is not None:
                 check_seen(ws, seen, plan["steps"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,29 +48,35 @@ def _diff(path: str, old: bytes | None, new: bytes) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def preview_plan(root: Path, plan: dict[str, Any], policy: Policy | None = None) -> list[StepPreview]:
+def preview_plan(
+    root: Path, plan: dict[str, Any], policy: Policy | None = None, *, warn: Callable[[str], None] | None = None
+) -> list[StepPreview]:
     """Describe every step of a validated plan, each against the workspace as the earlier ones leave it.
 
     Each step is checked by the same code the apply runs (see :mod:`engine.plans.ops`), so a step
     is reported as failing here exactly when the apply would fail on it. ``run`` steps are shown
     but not simulated: what a command changes is not known before it runs. A plan that selects
     files is expanded first (:func:`engine.plans.expand.expand_plan`, which raises
-    :class:`~engine.plans.model.InvalidPlan`); the previews are of its concrete steps.
+    :class:`~engine.plans.model.InvalidPlan`); the previews are of its concrete steps, and ``warn``
+    gets what the expansion warns of (a file index that could not be used as it is).
     """
-    return _preview(root, plan, policy, WorkspaceView)[0]
+    return _preview(root, plan, policy, WorkspaceView, warn)[0]
 
 
-def preview_and_seen(root: Path, plan: dict[str, Any], policy: Policy | None = None) -> tuple[list[StepPreview], Seen]:
+def preview_and_seen(
+    root: Path, plan: dict[str, Any], policy: Policy | None = None, *, warn: Callable[[str], None] | None = None
+) -> tuple[list[StepPreview], Seen]:
     """:func:`preview_plan`, and what it read of the workspace: pass that to the apply of what was shown
     (:func:`engine.plans.apply.apply_plan`), which then applies nothing if any of it changed meanwhile."""
-    return _preview(root, plan, policy, SeeingView)
+    return _preview(root, plan, policy, SeeingView, warn)
 
 
 def _preview(
-    root: Path, plan: dict[str, Any], policy: Policy | None, real: type[WorkspaceView]
-) -> tuple[list[StepPreview], Seen]:
+    root: Path, plan: dict[str, Any], policy: Policy | None, real: type[WorkspaceView],
+    warn: Callable[[str], None] | None,
+) -> tuple[list[StepPreview], Seen]:  # fmt: skip
     if needs_expansion(plan):
-        plan = expand_plan(root, plan, policy)
+        plan = expand_plan(root, plan, policy, warn=warn)
     previews = []
     archive = (policy or Policy()).archive
     with Workspace(root) as ws:

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,14 @@ class _Context:
     policy: Policy
     now: float
     view: Overlay  # the workspace as the concrete steps so far leave it
+    warn: Callable[[str], None] | None = None
+    warned: set[str] = field(default_factory=set)
+
+    def say(self, warning: str) -> None:
+        """Pass ``warning`` on, once per expansion (two semantic steps may find one index unusable)."""
+        if self.warn is not None and warning not in self.warned:
+            self.warned.add(warning)
+            self.warn(warning)
 
     def exists(self, path: str) -> bool:
         try:
@@ -79,14 +87,16 @@ def _concrete_archive(step: dict[str, Any]) -> bool:
 
 def expand_plan(
     root: Path | str, plan: dict[str, Any], policy: Policy | None = None, *, now: float | None = None,
-    on_refusal: Callable[[str], None] | None = None, source: str = "plan",
+    on_refusal: Callable[[str], None] | None = None, source: str = "plan", warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Return ``plan`` (validated and normalised) with every selection expanded, checked against ``policy``.
 
     Raises :class:`InvalidPlan` with every problem (pointers name the steps as written) when a
     selection is empty, too big, conflicting, or the policy refuses the plan; its line starts with
     ``source`` (the plan file, as :func:`engine.plans.model.plan_source` names it). ``on_refusal``
-    is called with the first reason before raising (the audit log records it).
+    is called with the first reason before raising (the audit log records it). ``warn`` is called
+    with each line a semantic match gives about the file index it could not use as it is (set
+    aside, or kept in memory), once each, as the selection is made: before any refusal.
     """
     policy = policy or Policy()
     problems = [PlanProblem(pointer(["steps", i, key] if i >= 0 else ["steps"]), reason)
@@ -94,7 +104,7 @@ def expand_plan(
     concrete: list[dict[str, Any]] = []
     origins: list[int] = []  # the index, in the plan as written, of each concrete step
     with Workspace(root) as ws:
-        ctx = _Context(ws, policy, time.time() if now is None else now, Overlay(ws, policy.archive))
+        ctx = _Context(ws, policy, time.time() if now is None else now, Overlay(ws, policy.archive), warn)
         if not problems:
             # Later selections are expanded against what the earlier steps leave: follow those steps.
             last = max((i for i, step in enumerate(plan["steps"]) if _needs(step)), default=-1)
@@ -191,6 +201,8 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
         match = type(match)(**{**match.__dict__, "skip_under": skip_under})
     present = ctx.exists if ctx.view.nodes else None  # a semantic match ranks only what is there
     selection = select(ctx.ws, match, bound=limit + 1, present=present)
+    for warning in selection.warnings:
+        ctx.say(warning)
     if ctx.view.nodes:  # earlier steps changed things: what they removed or moved away is not there
         selection.found = [item for item in selection.found if ctx.exists(item.path)]
     if selection.total > limit:

@@ -72,6 +72,13 @@ def test_quiet_events_give_no_line() -> None:
     assert event_lines({"type": "delta", "role": "builder", "text": "x"}) == []
 
 
+def test_a_warning_is_one_line_its_message_escaped() -> None:
+    message = "/w/\x1b[31m/index.sqlite is not a regular file (a symlink); [b]kept in memory"
+    [line] = event_lines({"type": "warning", "message": message})
+    assert line.plain == "warning: /w/\\x1b[31m/index.sqlite is not a regular file (a symlink); [b]kept in memory"
+    assert not line.spans
+
+
 def test_the_final_line_carries_the_surface_s_undo_hint() -> None:
     final = {"type": "final", "ok": True, "summary": "ok", "usage": {"total_tokens": 3}, "thread": "t1", "undo": "j1"}
     lines = [line.plain for line in event_lines(final, undo_hint="/undo")]
@@ -142,6 +149,7 @@ def sample_events(s: str) -> list[dict[str, Any]]:
         {"type": "reviewed", "id": s, "status": "failed", "summary": s},
         {"type": "test", "passed": False, "timed_out": False, "exit_code": 1, "tail": s},
         {"type": "error", "message": s},
+        {"type": "warning", "message": s},
         {"type": "final", "ok": False, "summary": s, "usage": usage, "thread": s, "undo": s},
         {"type": "x-" + s, "text": s},  # a type nobody knows
     ]

@@ -51,6 +51,7 @@ class Preview:
     moves: list[tuple[str, str]] = field(default_factory=list)  # (source, final target), in plan order
     problems: list[str] = field(default_factory=list)  # one line each, not yet escaped
     hint: str = ""  # what to type, while the fields describe no plan yet
+    warnings: list[str] = field(default_factory=list)  # what the expansion warns of, not yet escaped
 
     @classmethod
     def asking(cls, hint: str) -> Preview:
@@ -72,19 +73,20 @@ def move_pairs(plan: dict[str, Any]) -> list[tuple[str, str]]:
 
 def expand_preview(root: Path, policy: Policy, written: dict[str, Any], where: Callable[[PlanProblem], str]) -> Preview:
     """Check and expand ``written`` against the workspace at ``root``; ``where`` words each problem."""
+    warnings: list[str] = []
     try:
         problems = plan_problems(written)
         if problems:
             raise InvalidPlan("plan", problems)
-        concrete = expand_plan(root, normalise(written), policy)
+        concrete = expand_plan(root, normalise(written), policy, warn=warnings.append)
     except InvalidPlan as exc:
-        return Preview(None, problems=[where(problem) for problem in exc.problems])
+        return Preview(None, problems=[where(problem) for problem in exc.problems], warnings=warnings)
     # The dry run the apply will make, step by step (a target that is a file, not a directory...).
     failing = [f"step {p.index + 1} ({p.summary}): {p.problem}" for p in preview_plan(root, concrete, policy)
                if p.problem]  # fmt: skip
     if failing:
-        return Preview(None, problems=failing[:20])
-    return Preview(concrete, move_pairs(concrete))
+        return Preview(None, problems=failing[:20], warnings=warnings)
+    return Preview(concrete, move_pairs(concrete), warnings=warnings)
 
 
 def arrow_row(source: str, target: str) -> Text:
@@ -130,6 +132,8 @@ class PlanPreviewScreen(ModalScreen[dict[str, Any] | None]):
         self._apply_when_ready = False
         # One expansion at a time: a newer one waits for it, then finds out whether it is still wanted.
         self._expanding = threading.Lock()
+        #: The warnings shown so far: the plan is expanded again after each pause in typing.
+        self._warned: set[str] = set()
 
     # -- what a dialog fills in ---------------------------------------------------------
 
@@ -191,6 +195,10 @@ class PlanPreviewScreen(ModalScreen[dict[str, Any] | None]):
 
     def _show(self, preview: Preview) -> None:
         self.shown = preview
+        for warning in preview.warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                self.notify(display_line(warning), title="File index", severity="warning", markup=False)
         summary = self.query_one("#preview-summary", Static)
         rows = self.query_one("#preview-rows", Static)
         rows.set_class(bool(preview.problems), "-problem")

@@ -152,6 +152,7 @@ class TagArchiveMixin:
     ) -> bool:  # fmt: skip
         """Check ``plan`` (and ``refuse``), expand it off the event loop, apply it. True on success."""
         pane = self._tag_pane()
+        warnings: list[str] = []  # what the expansion warns of (a file index it could not use)
 
         def prepare() -> dict[str, Any]:
             if refuse is not None:
@@ -160,7 +161,7 @@ class TagArchiveMixin:
                         raise UsageError(reason)
             if problems := plan_problems(plan):
                 raise InvalidPlan("plan", problems)
-            return expand_plan(pane.root, normalise(plan), pane.policy)
+            return expand_plan(pane.root, normalise(plan), pane.policy, warn=warnings.append)
 
         try:
             concrete = await asyncio.to_thread(prepare)
@@ -174,6 +175,9 @@ class TagArchiveMixin:
             # A bug in the engine must leave the pane usable: one line, and nothing changes.
             pane.notify(one_line(exc, unexpected=True), title="Not applied", severity="error", markup=False)
             return False
+        finally:
+            for warning in warnings:
+                pane.notify(display_line(warning), title="File index", severity="warning", markup=False)
         return await pane._apply(concrete, select=select)
 
     def _refused(self, message: str) -> None:
