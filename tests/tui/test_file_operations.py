@@ -318,3 +318,22 @@ async def test_opening_the_shell_rolls_back_an_interrupted_apply(make_app, works
         )
         assert tree(workspace) == before
         assert [j.state for j in journals(workspace)] == ["rolled-back"]
+
+
+async def test_a_warning_of_the_apply_is_shown(make_app, workspace: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # An audit log that cannot be written was said nowhere: the pane kept only the step events.
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_text("")
+    (workspace / ".routeshell").mkdir(exist_ok=True)
+    (workspace / ".routeshell" / "audit.jsonl").symlink_to(elsewhere)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await answer_prompt(pilot, "notes.txt")
+        await finished(pilot)
+        assert (workspace / "notes.txt").read_text() == ""
+        warnings = [n for n in app._notifications if n.severity == "warning"]
+        assert [n.title for n in warnings] == ["Warning"], [n.message for n in app._notifications]
+        assert str(warnings[0].message).startswith("audit log not written: ")
+    assert elsewhere.read_text() == ""

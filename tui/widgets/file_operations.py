@@ -128,6 +128,9 @@ class FileOperationsMixin:
         def on_event(event: Event) -> None:
             if event["type"] == "step":
                 pane.app.call_from_thread(bar.advance, 1)
+            elif event["type"] == "warning":  # the audit log not written, the file index not used
+                message = display_line(str(event["message"]))
+                pane.app.call_from_thread(pane.notify, message, title="Warning", severity="warning", markup=False)
 
         try:
             return await asyncio.to_thread(
