@@ -157,6 +157,18 @@ def check_config(path: Path, shapes: Shapes) -> None:
             raise ModelLoadError(f"{shown}: config.json's {field} is {value}; it must be 1 or more")
         if value > bound:
             raise ModelLoadError(f"{shown}: config.json's {field} is {value:,}, {beyond}")
+    _check_layers(shown, config.get("num_hidden_layers"), shapes, weights)
+
+
+def _check_layers(shown: str, layers: object, shapes: Shapes, weights: str) -> None:
+    """Raise ModelLoadError when the weights' tensors are numbered in layers (``model.layers.N.``)
+    and config.json says another number of them (a model built so would be random where they differ)."""
+    held = {match.group(1) for name in shapes if (match := LAYER.search(name))}
+    if isinstance(layers, int) and held and layers != len(held):
+        raise ModelLoadError(
+            f"{shown}: config.json's num_hidden_layers is {layers} but {weights} holds {len(held)} layers; "
+            f"{NOT_THESE_WEIGHTS}"
+        )
 
 
 def check_model_fits(path: Path, shapes: Shapes) -> None:
@@ -176,12 +188,8 @@ def check_model_fits(path: Path, shapes: Shapes) -> None:
     weights = weights_file(path).name
     needed = {name: tuple(tensor.shape) for name, tensor in model.named_parameters(remove_duplicate=False)}
     built = {match.group(1) for name in needed if (match := LAYER.search(name))}
-    held = {match.group(1) for name in shapes if (match := LAYER.search(name))}
-    if built and held and len(built) != len(held):
-        raise ModelLoadError(
-            f"{shown}: config.json's num_hidden_layers is {len(built)} but {weights} holds {len(held)} layers; "
-            f"{NOT_THESE_WEIGHTS}"
-        )
+    if built:
+        _check_layers(shown, len(built), shapes, weights)
     wrong = sorted(name for name, shape in needed.items() if name in shapes and shapes[name] != shape)
     if wrong:
         first = wrong[0]
