@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from safetensors.torch import load_file, save_file
 
+from engine.serve.loaded import ModelLoadError, load_model
 from tests.helpers import assert_one_line_error
 from tests.test_serve_cli_edges import Pretrained, copy_model, routeshell
 
@@ -39,18 +40,14 @@ def test_a_trained_model_holds_the_tensors_its_config_describes(pretrained: Pret
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [
-        # Built anyway, their missing or left-over layers answered at random, differently on every run:
+        # Built anyway, their missing layers answered at random, differently on every run:
         ({"num_hidden_layers": 3}, "config.json's num_hidden_layers is 3 but model.safetensors holds 2 layers"),
         # Built for ever, taking more and more memory:
         ({"num_hidden_layers": 100000}, "config.json's num_hidden_layers is 100,000, but model.safetensors holds"),
         ({"max_position_embeddings": 10**12}, "max_position_embeddings is 1,000,000,000,000, more than the"),
-        # Said as "look at the above report", with no report shown:
-        ({"hidden_size": 256}, "in model.safetensors but config.json's model needs [2"),
         ({"vocab_size": 10**9}, "vocab_size is 1,000,000,000, but no tensor of model.safetensors is wider than"),
         # Said as "integer modulo by zero":
         ({"num_attention_heads": 0}, "config.json's num_attention_heads is 0; it must be 1 or more"),
-        # Cut off after its first line, before the reason:
-        ({"num_attention_heads": 3}, "is not a multiple of the number of attention heads (3)"),
     ],
 )
 def test_a_config_that_does_not_describe_the_weights_is_refused_before_the_model_is_built(
@@ -60,6 +57,30 @@ def test_a_config_that_does_not_describe_the_weights_is_refused_before_the_model
     set_config(model, **changes)
     result = routeshell("generate", "--model", str(model), "hi", "--max-tokens", "2")
     assert_one_line_error(result, 2, str(model), needle)
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        # Said as "look at the above report", with no report shown:
+        ({"hidden_size": 256}, "in model.safetensors but config.json's model needs [2"),
+        # Cut off after its first line, before the reason:
+        ({"num_attention_heads": 3}, "is not a multiple of the number of attention heads (3)"),
+    ],
+)
+def test_a_config_whose_model_does_not_fit_the_weights_is_refused_before_it_is_built(
+    pretrained: Pretrained, tmp_path: Path, changes: dict[str, Any], needle: str
+) -> None:
+    # (Found by building the model without memory, which needs torch: checked in this process, as
+    # generate and serve check it, to spare a process start for each.)
+    model = copy_model(pretrained, tmp_path / "model")
+    set_config(model, **changes)
+    with pytest.raises(ModelLoadError) as refused:
+        load_model(model)
+    message = str(refused.value)
+    assert needle in message
+    assert message.startswith(str(model))
+    assert "\n" not in message
 
 
 def test_serve_refuses_the_config_of_other_weights_as_generate_does(pretrained: Pretrained, tmp_path: Path) -> None:
@@ -77,26 +98,28 @@ def test_serve_refuses_the_config_of_other_weights_as_generate_does(pretrained: 
 def test_weights_missing_a_tensor_or_holding_another_are_refused_and_a_tied_output_layer_is_not_missing(
     pretrained: Pretrained, tmp_path: Path
 ) -> None:
+    # (Loaded in this process, as generate and serve load it, to spare a process start for each.)
     untied = copy_model(pretrained, tmp_path / "untied")
     change_weights(untied, lambda tensors: tensors.pop("lm_head.weight"))
-    result = routeshell("generate", "--model", str(untied), "hi", "--max-tokens", "2")
-    assert_one_line_error(result, 2, "(it lacks lm_head.weight); config.json does not describe these weights")
+    with pytest.raises(ModelLoadError, match=r"\(it lacks lm_head.weight\); config.json does not describe these"):
+        load_model(untied)
 
     tied = copy_model(pretrained, tmp_path / "tied")
     change_weights(tied, lambda tensors: tensors.pop("lm_head.weight"))
     set_config(tied, tie_word_embeddings=True)  # the output layer is the input embedding: nothing to load
-    result = routeshell("generate", "--model", str(tied), "hi", "--max-tokens", "2", "--json", "--temperature", "0")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["usage"]["completion_tokens"] >= 1
+    loaded = load_model(tied, dtype="fp32")
+    assert loaded.model is not None
 
     extra = copy_model(pretrained, tmp_path / "extra")
     hostile = "model.\x1b[2Jextra.weight"
     change_weights(extra, lambda tensors: tensors.update({hostile: tensors["model.norm.weight"].clone()}))
-    result = routeshell("generate", "--model", str(extra), "hi", "--max-tokens", "2")
+    with pytest.raises(ModelLoadError) as refused:
+        load_model(extra)
     # The tensor's name is the file's to say: shown escaped, never cleaning the screen.
-    needle = "model.safetensors holds 1 tensor the model has no place for (model.\\x1b[2Jextra.weight)"
-    assert_one_line_error(result, 2, needle)
-    assert "\x1b" not in result.stderr
+    assert "model.safetensors holds 1 tensor the model has no place for (model.\\x1b[2Jextra.weight)" in str(
+        refused.value
+    )
+    assert "\x1b" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
