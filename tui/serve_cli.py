@@ -412,6 +412,7 @@ def _serve(
         timeout_graceful_shutdown=3,
         server_header=False,
         http=HeaderDeadlineProtocol,
+        ws="none",  # an Upgrade: websocket request is answered as the HTTP request it also is
     )
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -36,6 +36,15 @@ def test_a_client_that_leaves_while_sending_is_499_and_one_that_sends_its_header
             response = httpx.post(f"{server.root}{path}", json={}, headers={"Host": "evil.example"}, timeout=30)
             assert response.status_code in (404, 405), response.headers
             assert "error" in response.json()
+        # A WebSocket upgrade is answered as the HTTP request it is too (it was a bare 403).
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+        response = httpx.get(f"{server.root}/v1/models", headers=upgrade, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json()["data"][0]["id"] == "nano"
+        response = httpx.get(f"{server.root}/v1/nowhere", headers=upgrade, timeout=30)
+        assert response.status_code == 404
+        assert "error" in response.json()
         with (
             socket.create_connection((host, int(port))) as slow,
             socket.create_connection((host, int(port))) as silent,
