@@ -107,6 +107,37 @@ class SeeingView(WorkspaceView):
         finally:
             os.close(own)
 
+    def saw(self, path: str, info: os.stat_result) -> None:
+        """Note what a selection found at ``path``: its ``lstat``, taken before anything of it was read.
+
+        A file's edit mark is taken from its content only if nothing of it changed since (its
+        change time is the same before and after the read); else the mark is that older change
+        time, which the file no longer has, so the apply is refused: an edit made while the
+        selection ranked is a change, as one made after the preview is.
+        """
+        kind = kind_of(info.st_mode)
+        self._note(path, "kind", kind)
+        if kind != "file":
+            return
+        self._note(path, "stat", _identity(info))
+        if "edit" in self.facets[path]:
+            return
+        mark = f"ctime:{info.st_ctime_ns}"
+        try:
+            fd = super().open_file(path)
+        except (OSError, SandboxError):
+            self._note(path, "edit", mark)
+            return
+        try:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino, opened.st_ctime_ns) == (info.st_dev, info.st_ino, info.st_ctime_ns):
+                read = _edit_mark(fd, opened)
+                if os.fstat(fd).st_ctime_ns == info.st_ctime_ns:
+                    mark = read
+            self._note(path, "edit", mark)
+        finally:
+            os.close(fd)
+
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
         kind = None if info is None else kind_of(info.st_mode)

@@ -146,3 +146,15 @@ def test_a_tag_set_on_a_file_the_plan_tags_stops_the_apply(ws: Path) -> None:
     with pytest.raises(PreviewChanged, match=re.escape("the tags of 'logs/y.log' changed since the preview")):
         apply_plan(ws, plan, seen=seen)
     assert os.getxattr(ws / "logs" / "y.log", "user.xdg.tags") == b"kept"
+
+
+def test_a_file_edited_between_its_selection_and_the_preview_stops_the_apply(ws: Path) -> None:
+    # plan apply expands first and previews the concrete plan: what the selection found is noted too.
+    selected: list[tuple[str, os.stat_result]] = []
+    plan = expand_plan(ws, parse_plan(json.dumps(PLAN)), saw=lambda path, info: selected.append((path, info)))
+    assert [path for path, _ in selected] == ["logs/x.log"]
+    write(Path("logs/x.log"), "ERROR, and more\n")(ws)  # while a semantic match would still be ranking
+    _, seen = preview_and_seen(ws, plan, selected=selected)
+    with pytest.raises(PreviewChanged, match=re.escape("'logs/x.log' was changed since the preview")):
+        apply_plan(ws, plan, seen=seen)
+    assert (ws / "logs" / "x.log").read_text() == "ERROR, and more\n"
