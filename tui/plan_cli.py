@@ -150,10 +150,14 @@ def _apply_or_undo(args: argparse.Namespace) -> int:
             except OutputError:
                 discard_output()  # the error is still said, on stderr, with its own exit code
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.json:
+            from tui.termination import Terminated
+
+            what, code = ("terminated", ExitCode.TERMINATED) if isinstance(exc, Terminated) else \
+                ("interrupted", ExitCode.INTERRUPTED)  # fmt: skip
             rolled_back = "; whatever the plan had changed was rolled back" if args.plan_command == "apply" else ""
-            _emit({"type": "error", "message": f"interrupted{rolled_back}", "exit_code": int(ExitCode.INTERRUPTED)})
+            _emit({"type": "error", "message": f"{what}{rolled_back}", "exit_code": int(code)})
         raise
 
 
