@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,18 @@ def read_terminal(leader: int, timeout: float = 60) -> bytes:
             break
         shown += chunk
     return shown
+
+
+def wait_until_caught(process: subprocess.Popen[Any], signum: int, within: float = 60) -> None:
+    """Wait until ``process`` has a handler of its own for ``signum`` (its /proc status says so);
+    a process that ends first, or has none after ``within`` seconds (it never will), is killed and fails."""
+    deadline = time.monotonic() + within
+    while process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            caught = int(status.split("SigCgt:")[1].split()[0], 16)
+            if caught & (1 << (signum - 1)):
+                return
+        time.sleep(0.001)
+    process.kill()
+    raise AssertionError(f"the process never caught signal {signum} (exit code {process.wait()})")

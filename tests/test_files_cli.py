@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.events import event_problem
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell, sparse, wait_until_caught
 from tui.files_cli import size_text
 
 HOSTILE_DIR = "\x1b[31m[red]x["
@@ -195,3 +197,22 @@ def test_a_path_that_is_not_a_directory_says_what_it_is(ws: Path, action: str) -
 def test_a_missing_workspace_is_one_line(tmp_path: Path) -> None:
     result = run_routeshell("files", "du", "--workspace", str(tmp_path / "nope"))
     assert_one_line_error(result, 2, "is not a directory")
+
+
+@pytest.mark.parametrize(
+    "action", [["find", "--semantic", "tax documents"], ["duplicates"]], ids=["find-semantic", "duplicates"]
+)
+def test_sigterm_stops_a_long_files_action_with_one_line_and_143(tmp_path: Path, action: list[str]) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    for name in ("a.img", "b.img"):
+        sparse(root / name, 1 << 40)  # read whole to compare them: hours, for a terabyte each
+    argv = [ROUTESHELL, "files", *action, "--workspace", str(root)]
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:  # fmt: skip
+        wait_until_caught(process, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err == "routeshell: terminated\n"
+    assert out == ""

@@ -41,7 +41,8 @@ exit codes:
        busy, .routeshell/ holds something not ours, standard output cannot be written)
   2    bad usage, bad profile or bad input (a path outside the workspace or not there, a plan
        or trash item that does not exist)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C): an apply or undo under way is rolled back
+  143  terminated (SIGTERM), stopped as Ctrl-C stops it
 """
 
 PROFILES_EXIT_CODES = """\
@@ -232,13 +233,19 @@ def _main(argv: Sequence[str] | None) -> int:
         more = ", or add --wait to wait for it" if waits else ""
         print(f"routeshell: error: {display_line(str(exc))}{more}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from tui.termination import Terminated
+
         if argv is None:
             # The process is ending: another Ctrl-C now (a second press, a signal sent twice) would
             # interrupt this line with a traceback of its own.
             import signal
 
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if isinstance(exc, Terminated):
+            print("routeshell: terminated", file=sys.stderr)
+            return ExitCode.TERMINATED
         print("routeshell: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
@@ -268,17 +275,8 @@ def _output_failed(exc: BaseException) -> int:
     return ExitCode.FAILED
 
 
-def _run_command(args: argparse.Namespace) -> int:
-    """Carry out the command ``args`` names; return its exit code."""
-    from engine.errors import ExitCode, UsageError
-
-    if args.version:
-        print(f"routeshell {_version()}")
-        return ExitCode.OK
-    if args.plain and args.command:
-        raise UsageError(f"--plain starts the line-mode shell; it does not go with {args.command!r}")
-    if args.command == "profiles":
-        return _profiles(args)
+def _workspace_command(args: argparse.Namespace) -> int:
+    """Carry out ``plan``, ``trash``, ``audit`` or ``files``; return the exit code."""
     if args.command == "plan":
         from tui.plan_cli import run_plan_command
 
@@ -291,10 +289,27 @@ def _run_command(args: argparse.Namespace) -> int:
         from tui.audit_cli import run_audit_command
 
         return run_audit_command(args)
-    if args.command == "files":
-        from tui.files_cli import run_files_command
+    from tui.files_cli import run_files_command
 
-        return run_files_command(args)
+    return run_files_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Carry out the command ``args`` names; return its exit code."""
+    from engine.errors import ExitCode, UsageError
+
+    if args.version:
+        print(f"routeshell {_version()}")
+        return ExitCode.OK
+    if args.plain and args.command:
+        raise UsageError(f"--plain starts the line-mode shell; it does not go with {args.command!r}")
+    if args.command == "profiles":
+        return _profiles(args)
+    if args.command in ("plan", "trash", "audit", "files"):
+        from tui.termination import terminated_as_interrupted
+
+        with terminated_as_interrupted():
+            return _workspace_command(args)
     if args.command == "run":
         from tui.run_cli import run_agent_command
 

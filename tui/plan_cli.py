@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,10 +150,14 @@ def _apply_or_undo(args: argparse.Namespace) -> int:
             except OutputError:
                 discard_output()  # the error is still said, on stderr, with its own exit code
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.json:
+            from tui.termination import Terminated
+
+            what, code = ("terminated", ExitCode.TERMINATED) if isinstance(exc, Terminated) else \
+                ("interrupted", ExitCode.INTERRUPTED)  # fmt: skip
             rolled_back = "; whatever the plan had changed was rolled back" if args.plan_command == "apply" else ""
-            _emit({"type": "error", "message": f"interrupted{rolled_back}", "exit_code": int(ExitCode.INTERRUPTED)})
+            _emit({"type": "error", "message": f"{what}{rolled_back}", "exit_code": int(code)})
         raise
 
 
@@ -180,13 +185,16 @@ def _apply(args: argparse.Namespace, workspace: Path) -> int:
     written = plan
     # Selections become one step per file here, once: the preview, the question and the apply all see
     # these, and what the expansion warns of (a file index it could not use) is said once.
+    selected: list[tuple[str, os.stat_result]] = []
     plan = expand_plan(
         workspace, plan, policy, source=plan_source(args.plan),
         on_refusal=lambda why: audit(workspace, "refused", written, via="cli", reason=why),
         warn=lambda message: show({"type": "warning", "message": message}),
+        saw=lambda path, info: selected.append((path, info)),
     )  # fmt: skip
-    # What the preview read is checked again under the lock: what is applied is what was shown.
-    previews, seen = preview_and_seen(workspace, plan, policy)
+    # What the preview read, and what the selections found before they read it (a semantic match
+    # ranks for seconds), is checked again under the lock: what is applied is what was shown.
+    previews, seen = preview_and_seen(workspace, plan, policy, selected=selected)
     for preview in previews:
         if args.json:
             _emit(preview.as_event())

@@ -275,6 +275,8 @@ class Selection:
     #: How many of the ``total`` are not inside a directory selected too: what ``found`` lists
     #: when nothing is left out.
     outermost: int = 0
+    #: The ``lstat`` of each entry of ``found`` as the walk met it, before anything of it was read.
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
 
 
 #: Called as a semantic match ranks: with the stage ("loading", "embedding"), the count done and the total.
@@ -376,8 +378,7 @@ def select(
             if len(found) < keep:
                 assert info is not None
                 found.append(Found(path, kind, info.st_size, info.st_mtime))
-                if ranking:
-                    stats[path] = info
+                stats[path] = info
         # A semantic match ranks everything first; its limit caps what ranks best.
         if not ranking and match.limit is not None and total >= match.limit:
             break
@@ -385,7 +386,7 @@ def select(
         if present is not None:
             found = [item for item in found if present(item.path)]
         return _ranked(ws, match, found, stats, walked, bound, rank_progress)
-    return Selection(sorted(found), total, walked, outermost=outermost)
+    return Selection(sorted(found), total, walked, outermost=outermost, stats=stats)
 
 
 def _ranked(
@@ -405,7 +406,9 @@ def _ranked(
     best = ranking.scores[: min(x for x in (match.top_k, match.limit) if x is not None)]
     kept = best if bound is None else best[:bound]
     by_path = {item.path: item for item in found}
-    return Selection(sorted(by_path[path] for path, _ in kept), len(best), walked, kept, ranking.warnings, len(best))
+    chosen = sorted(by_path[path] for path, _ in kept)
+    return Selection(chosen, len(best), walked, kept, ranking.warnings, len(best),
+                     {item.path: stats[item.path] for item in chosen})  # fmt: skip
 
 
 def _under_any(path: str, directories: set[str]) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, ClassVar, TypedDict
 
 from engine.files import archives
 from engine.names import quoted_name
-from engine.plans.files import dir_fd, remove_quietly, remove_tree, to_trash
+from engine.plans.files import Fingerprint, discard_or_trash, fingerprint, remove_quietly, remove_tree
 from engine.plans.journal import Journal
 from engine.plans.op_base import (
     ApplyContext,
@@ -79,6 +81,7 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            ctx.journal.keep_made(record["i"], fingerprint(parent_fd, tmp))
             rename_noreplace(parent_fd, tmp, parent_fd, name)
             fsync_dir(parent_fd)
 
@@ -86,10 +89,12 @@ class Archive(Op[dict[str, Any], ArchiveRecord]):
         overlay.put_file(record["to"], b"", 0o644)
 
     def undo(self, ws: Workspace, journal: Journal, record: ArchiveRecord, *, rollback: bool = False) -> None:
+        index = record["i"]
         with ws.parent(record["to"], write=True) as (parent_fd, name):
-            if remove_quietly(parent_fd, tmp_name(journal, record["i"])):
+            if remove_quietly(parent_fd, tmp_name(journal, index)):
                 return  # the archive never reached its path: what is there is not the plan's
-            to_trash(journal.trash_dir, parent_fd, name, f"undo-{record['i']}")
+            made = journal.made(index) if rollback else None
+            discard_or_trash(journal.trash_dir, parent_fd, name, f"undo-{index}", _holds(made))
 
     def undo_conflicts(self, sim: UndoSimulation, record: ArchiveRecord) -> list[str]:
         sim.present[record["to"]] = False  # undo moves the archive to the trash: nothing is lost
@@ -147,6 +152,7 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
                     os.fchmod(dest, 0o755)
                 finally:
                     os.close(dest)
+                ctx.journal.keep_made(record["i"], fingerprint(holder, tmp))
                 if record["created"]:
                     rename_noreplace(holder, tmp, holder, record["to"].rpartition("/")[2])
                 else:
@@ -187,20 +193,19 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
             raise
         try:
             pending = remove_tree(holder, tmp_name(journal, index))
+            made = journal.made(index) if rollback else None
             if record["created"]:
-                if pending:
-                    return  # the folder never reached its path: what is there is not the plan's
-                to_trash(journal.trash_dir, holder, to.rpartition("/")[2], f"undo-{index}")
+                if not pending:  # else the folder never reached its path: what is there is not the plan's
+                    discard_or_trash(journal.trash_dir, holder, to.rpartition("/")[2], f"undo-{index}", _holds(made))
                 return
             aside = journal.trash_dir / f"undo-{index}"
-            aside.mkdir(exist_ok=True)
-            with dir_fd(aside) as aside_fd:
-                for name in record["entries"]:
-                    try:
-                        rename_noreplace(holder, name, aside_fd, name)
-                    except FileNotFoundError:
-                        continue
-                fsync_dir(aside_fd)
+            for name in record["entries"]:
+                if not _exists(holder, name):
+                    continue  # put aside already (an undo that was stopped), or gone
+                aside.mkdir(exist_ok=True)
+                discard_or_trash(aside, holder, name, name, _holds(_beneath(made, name)))
+            with suppress(OSError):  # all of it removed outright: no folder is left in the trash
+                aside.rmdir()
             fsync_dir(holder)
         finally:
             os.close(holder)
@@ -212,6 +217,27 @@ class Extract(Op[dict[str, Any], dict[str, Any]]):
         for name in record["entries"]:
             sim.present[_inside(to, name)] = False
         return []  # what undo takes away goes to the trash
+
+
+def _holds(made: Fingerprint | None) -> Callable[[int, str], bool]:
+    """A check for :func:`discard_or_trash`: the entry is still what a step made (``made``; None: not known)."""
+    return lambda parent_fd, name: made is not None and fingerprint(parent_fd, name) == made
+
+
+def _beneath(made: Fingerprint | None, name: str) -> Fingerprint | None:
+    """The part of ``made`` (a folder's fingerprint) that is the entry ``name`` in it, or None."""
+    if made is None or name not in made:
+        return None
+    return {rel[len(name) + 1 :] if rel != name else "": value for rel, value in made.items()
+            if rel == name or rel.startswith(name + "/")}  # fmt: skip
+
+
+def _exists(parent_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _inside(directory: str, name: str) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,27 +61,39 @@ def preview_plan(
     :class:`~engine.plans.model.InvalidPlan`); the previews are of its concrete steps, and ``warn``
     gets what the expansion warns of (a file index that could not be used as it is).
     """
-    return _preview(root, plan, policy, WorkspaceView, warn)[0]
+    return _preview(root, plan, policy, WorkspaceView, warn, ())[0]
 
 
 def preview_and_seen(
-    root: Path, plan: dict[str, Any], policy: Policy | None = None, *, warn: Callable[[str], None] | None = None
-) -> tuple[list[StepPreview], Seen]:
+    root: Path, plan: dict[str, Any], policy: Policy | None = None, *, warn: Callable[[str], None] | None = None,
+    selected: Iterable[tuple[str, os.stat_result]] = (),
+) -> tuple[list[StepPreview], Seen]:  # fmt: skip
     """:func:`preview_plan`, and what it read of the workspace: pass that to the apply of what was shown
-    (:func:`engine.plans.apply.apply_plan`), which then applies nothing if any of it changed meanwhile."""
-    return _preview(root, plan, policy, SeeingView, warn)
+    (:func:`engine.plans.apply.apply_plan`), which then applies nothing if any of it changed meanwhile.
+
+    ``selected``: for a plan expanded before (:func:`~engine.plans.expand.expand_plan`), what its
+    selections found (each path and ``lstat`` its ``saw`` was given), so that what changed since
+    the selection read it counts, not only what changes after this preview.
+    """
+    return _preview(root, plan, policy, SeeingView, warn, selected)
 
 
 def _preview(
     root: Path, plan: dict[str, Any], policy: Policy | None, real: type[WorkspaceView],
-    warn: Callable[[str], None] | None,
+    warn: Callable[[str], None] | None, selected: Iterable[tuple[str, os.stat_result]],
 ) -> tuple[list[StepPreview], Seen]:  # fmt: skip
-    if needs_expansion(plan):
-        plan = expand_plan(root, plan, policy, warn=warn)
     previews = []
     archive = (policy or Policy()).archive
     with Workspace(root) as ws:
         view = real(ws, archive)
+        if isinstance(view, SeeingView):
+            for path, info in selected:
+                view.saw(path, info)
+        if needs_expansion(plan):
+            # What is noted of a selected file is what the selection found, before it read it: an
+            # edit made while a semantic match ranks (seconds) is a change, as one made later is.
+            saw = view.saw if isinstance(view, SeeingView) else None
+            plan = expand_plan(root, plan, policy, warn=warn, saw=saw)
         overlay = Overlay(ws, archive, real=view)
         for index, step in enumerate(plan["steps"]):
             op = OPS[step["op"]]

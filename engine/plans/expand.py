@@ -10,6 +10,7 @@ again, against the workspace as the earlier steps leave it, by the dry run and t
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import secrets
@@ -54,6 +55,12 @@ class _Context:
     view: Overlay  # the workspace as the concrete steps so far leave it
     warn: Callable[[str], None] | None = None
     warned: set[str] = field(default_factory=set)
+    saw: Callable[[str, os.stat_result], None] | None = None
+
+    def selected(self, path: str, info: os.stat_result | None) -> None:
+        """Pass on the ``lstat`` a selection made its choice of ``path`` by, taken before anything of it was read."""
+        if self.saw is not None and info is not None:
+            self.saw(path, info)
 
     def say(self, warning: str) -> None:
         """Pass ``warning`` on, once per expansion (two semantic steps may find one index unusable)."""
@@ -88,6 +95,7 @@ def _concrete_archive(step: dict[str, Any]) -> bool:
 def expand_plan(
     root: Path | str, plan: dict[str, Any], policy: Policy | None = None, *, now: float | None = None,
     on_refusal: Callable[[str], None] | None = None, source: str = "plan", warn: Callable[[str], None] | None = None,
+    saw: Callable[[str, os.stat_result], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Return ``plan`` (validated and normalised) with every selection expanded, checked against ``policy``.
 
@@ -96,7 +104,10 @@ def expand_plan(
     ``source`` (the plan file, as :func:`engine.plans.model.plan_source` names it). ``on_refusal``
     is called with the first reason before raising (the audit log records it). ``warn`` is called
     with each line a semantic match gives about the file index it could not use as it is (set
-    aside, or kept in memory), once each, as the selection is made: before any refusal.
+    aside, or kept in memory), once each, as the selection is made: before any refusal. ``saw`` is
+    called with each entry a selection chose and its ``lstat`` as the selection found it, before
+    it read anything of it (a semantic match reads and ranks for a while after): what a preview
+    compares the apply's workspace with (:meth:`engine.plans.seen.SeeingView.saw`).
     """
     policy = policy or Policy()
     problems = [PlanProblem(pointer(["steps", i, key] if i >= 0 else ["steps"]), reason)
@@ -104,7 +115,7 @@ def expand_plan(
     concrete: list[dict[str, Any]] = []
     origins: list[int] = []  # the index, in the plan as written, of each concrete step
     with Workspace(root) as ws:
-        ctx = _Context(ws, policy, time.time() if now is None else now, Overlay(ws, policy.archive), warn)
+        ctx = _Context(ws, policy, time.time() if now is None else now, Overlay(ws, policy.archive), warn, saw=saw)
         if not problems:
             # Later selections are expanded against what the earlier steps leave: follow those steps.
             last = max((i for i, step in enumerate(plan["steps"]) if _needs(step)), default=-1)
@@ -186,6 +197,7 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
                 reason = str(through_symlink(ctx.view, link, made=False)) if link else missing
                 raise ExpandError("paths", reason)
             info = ctx.ws.lstat(path)
+            ctx.selected(path, info)
             size, mtime = (info.st_size, info.st_mtime) if info is not None else (0, ctx.now)
             found.append(Found(path, kind, size, mtime))
         directories = {item.path for item in found if item.kind == "dir"}
@@ -208,6 +220,8 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
     if selection.total > limit:
         raise ExpandError("match", f"selects {selection.total} entries, more than the policy's max_batch of {limit};"
                           " narrow it (exclude, limit) or raise [policy] max_batch in the profile")  # fmt: skip
+    for item in selection.found:
+        ctx.selected(item.path, selection.stats.get(item.path))
     if not selection.found:
         raise ExpandError("match", f"selects nothing: no {match.type if match.type != 'any' else 'entry'} "
                           f"matches {match.glob!r} and its filters")  # fmt: skip

@@ -7,6 +7,9 @@ Layout under ``<workspace>/.routeshell/`` (the rest of it: engine.workspace.stat
     journal/<id>/log.jsonl    one record per step, written whole and fsynced before the step runs
     journal/<id>/state        applying | applied | rolled-back | undoing | undone
     journal/<id>/backup/<n>   the previous content of a file step n replaced (a hard link)
+    journal/<id>/backup/made-<n>.json
+                              what an archive or extract step n made (a tree fingerprint), kept
+                              before it was put in place: a rollback removes outright what still is
     trash/<id>/<n>            what step n deleted, or what undoing step n displaced (undo-<n>)
 
 Plans cannot write into the state directory (the sandbox refuses it), and ``run`` steps see it
@@ -210,6 +213,21 @@ class Journal:
             shutil.rmtree(journal.trash_dir, ignore_errors=True)
             raise
         return journal
+
+    def keep_made(self, index: int, tree: dict[str, str]) -> None:
+        """Keep ``tree`` (a :func:`~engine.plans.files.fingerprint`) as what step ``index`` made,
+        durably, before the step puts it in place; raises OSError when it cannot be written."""
+        write_file_atomic(self.backup_dir / f"made-{index}.json", json.dumps(tree, ensure_ascii=True).encode())
+
+    def made(self, index: int) -> dict[str, str] | None:
+        """What step ``index`` made (:meth:`keep_made`), or None when that is not known (not kept, unreadable)."""
+        try:
+            tree = json.loads(read_capped(self.backup_dir / f"made-{index}.json", MAX_PLAN_JSON_BYTES))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(tree, dict) or not all(isinstance(value, str) for value in tree.values()):
+            return None
+        return tree
 
     def set_state(self, state: JournalState) -> None:
         """Record the journal's state durably; raise OSError if even that cannot be written."""

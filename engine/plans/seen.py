@@ -1,14 +1,21 @@
 """What a preview saw of the workspace, checked again before the apply: what is applied is what was shown.
 
 The dry run reads the workspace through a :class:`SeeingView`, which notes what each query found,
-path by path: what is there (its kind); a file's identity (inode, size, times), or a digest of its
-content where the preview read it (a diff); what a directory holds; where a symlink leads. With a
-digest of the concrete steps the preview showed, that is a :class:`~engine.events.Seen`. An apply
+path by path: what is there (its kind); a file's identity (inode, type, size, modification time)
+and what tells an edit that put those back (:func:`_edit_mark`), or a digest of its content where
+the preview read it (a diff); the tags of a file a step tags; what a directory holds; where a
+symlink leads. With a digest of the concrete steps the preview showed, that is a
+:class:`~engine.events.Seen`. An apply
 given one (:func:`engine.plans.apply.apply_plan`) asks the same again under the workspace lock,
 just before it changes anything (:func:`check_seen`), and refuses the plan if any answer differs:
 a file edited while the question was open is never overwritten unseen, a file that stopped
 matching a selection is never deleted, and a plan whose selections now expand to other steps is
 not applied in place of the one shown.
+
+A file's permissions and change time are not part of what is compared: a chmod, a tag or a hard
+link on a file the plan deletes or moves changes nothing the preview showed. Each op takes the
+mode as it is when applied (an edit keeps it, a copy copies it) and its own checks refuse what the
+mode forbids; a step that reads a file's tags is asked them again.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -28,7 +36,11 @@ from engine.plans.view import Kind, WorkspaceView, kind_of
 from engine.workspace.sandbox import SandboxError, Workspace
 
 #: The facets of a path, in the order a difference in them is told.
-_FACETS = ("kind", "link", "names", "content", "stat")
+_FACETS = ("kind", "link", "names", "content", "stat", "edit", "tags")
+#: A file the preview only looked at (deleted, moved, archived, tagged), at most this large, is
+#: known by a digest of its content too; a larger one, whose reading would slow every preview, by
+#: its change time (then a chmod or a tag on it counts as a change).
+DIGEST_UP_TO = 1 << 20
 _KIND_WORDS = {"file": "a file", "dir": "a directory", "link": "a symlink", "other": "a special file"}
 
 
@@ -41,9 +53,23 @@ def _digest(data: bytes) -> str:
 
 
 def _identity(info: os.stat_result) -> str:
-    # The change time moves with every write, chmod, tag or link, and no program can set it back.
-    fields = (info.st_dev, info.st_ino, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    fields = (info.st_dev, info.st_ino, stat.S_IFMT(info.st_mode), info.st_size, info.st_mtime_ns)
     return _digest(":".join(map(str, fields)).encode())
+
+
+def _edit_mark(fd: int, info: os.stat_result) -> str:
+    """What tells an edit of the open file ``fd`` (of ``info``) that kept its size and put its
+    modification time back (``os.utime``): its identity cannot. Its content, read whole, when it is
+    small; else its change time, which moves with that edit and no program can set back."""
+    if info.st_size <= DIGEST_UP_TO:
+        data = bytearray()
+        with suppress(OSError):  # unreadable (no read permission): its change time must do
+            # pread: the offset of ``fd``, which a caller may be reading, is left where it is.
+            while len(data) <= DIGEST_UP_TO and (chunk := os.pread(fd, DIGEST_UP_TO + 1 - len(data), len(data))):
+                data += chunk
+            if len(data) <= DIGEST_UP_TO:
+                return f"sha:{_digest(bytes(data))}"
+    return f"ctime:{info.st_ctime_ns}"
 
 
 def steps_digest(steps: list[dict[str, Any]]) -> str:
@@ -62,12 +88,62 @@ class SeeingView(WorkspaceView):
     def _note(self, path: str, facet: str, value: str) -> None:
         self.facets.setdefault(path, {}).setdefault(facet, value)
 
+    def _note_file(self, path: str, info: os.stat_result, fd: int | None = None) -> None:
+        """Note the identity of the file at ``path`` (``info``; ``fd``: it is open) and its edit mark."""
+        self._note(path, "stat", _identity(info))
+        if "edit" in self.facets[path]:
+            return
+        if fd is not None:
+            self._note(path, "edit", _edit_mark(fd, info))
+            return
+        try:
+            own = super().open_file(path)
+        except (OSError, SandboxError):
+            self._note(path, "edit", f"ctime:{info.st_ctime_ns}")
+            return
+        try:
+            # Replaced since its lstat: the mark is the new file's, and its identity, noted, tells them apart.
+            self._note(path, "edit", _edit_mark(own, os.fstat(own)))
+        finally:
+            os.close(own)
+
+    def saw(self, path: str, info: os.stat_result) -> None:
+        """Note what a selection found at ``path``: its ``lstat``, taken before anything of it was read.
+
+        A file's edit mark is taken from its content only if nothing of it changed since (its
+        change time is the same before and after the read); else the mark is that older change
+        time, which the file no longer has, so the apply is refused: an edit made while the
+        selection ranked is a change, as one made after the preview is.
+        """
+        kind = kind_of(info.st_mode)
+        self._note(path, "kind", kind)
+        if kind != "file":
+            return
+        self._note(path, "stat", _identity(info))
+        if "edit" in self.facets[path]:
+            return
+        mark = f"ctime:{info.st_ctime_ns}"
+        try:
+            fd = super().open_file(path)
+        except (OSError, SandboxError):
+            self._note(path, "edit", mark)
+            return
+        try:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino, opened.st_ctime_ns) == (info.st_dev, info.st_ino, info.st_ctime_ns):
+                read = _edit_mark(fd, opened)
+                if os.fstat(fd).st_ctime_ns == info.st_ctime_ns:
+                    mark = read
+            self._note(path, "edit", mark)
+        finally:
+            os.close(fd)
+
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
         kind = None if info is None else kind_of(info.st_mode)
         self._note(path, "kind", kind or "none")
         if info is not None and kind == "file":
-            self._note(path, "stat", _identity(info))
+            self._note_file(path, info)
         return kind
 
     def read(self, path: str) -> tuple[bytes, int]:
@@ -87,8 +163,13 @@ class SeeingView(WorkspaceView):
 
     def open_file(self, path: str) -> int:
         fd = super().open_file(path)
-        self._note(path, "stat", _identity(os.fstat(fd)))
+        self._note_file(path, os.fstat(fd), fd)
         return fd
+
+    def tags_value(self, path: str) -> bytes | None:
+        value = super().tags_value(path)
+        self._note(path, "tags", "none" if value is None else _digest(value))
+        return value
 
     def links(self, path: str) -> int:
         self.kind(path)
@@ -99,14 +180,14 @@ class SeeingView(WorkspaceView):
         paths = {}
         for path, facets in self.facets.items():
             if "content" in facets:  # what was read is what counts: a file touched, not changed, is the same
-                facets = {facet: value for facet, value in facets.items() if facet != "stat"}
+                facets = {facet: value for facet, value in facets.items() if facet not in ("stat", "edit")}
             paths[path] = ";".join(f"{facet}={value}" for facet, value in sorted(facets.items()))
         return {"steps": steps_digest(steps), "paths": paths}
 
 
 def _asks(view: SeeingView) -> dict[str, Callable[[str], object]]:
-    return {"kind": view.kind, "stat": view.kind, "content": view.read, "link": view.link_target,
-            "names": view.children}  # fmt: skip
+    return {"kind": view.kind, "stat": view.kind, "edit": view.kind, "content": view.read, "link": view.link_target,
+            "names": view.children, "tags": view.tags_value}  # fmt: skip
 
 
 def _told(path: str, facet: str, before: str, now: str | None) -> str:
@@ -118,6 +199,8 @@ def _told(path: str, facet: str, before: str, now: str | None) -> str:
         return f"{path!r} was replaced by {_KIND_WORDS.get(str(now), 'something else')}"
     if facet == "names":
         return f"what is in {path!r} changed"
+    if facet == "tags":
+        return f"the tags of {path!r} changed"
     return f"{path!r} was changed"
 
 

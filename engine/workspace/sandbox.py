@@ -298,24 +298,27 @@ class Workspace:
     # -- reading -------------------------------------------------------------------------
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        """Read a regular file (never a FIFO, socket or device: the open cannot block)."""
+        """Read a regular file (never a FIFO, socket or device: the open cannot block); with
+        ``limit``, its first ``limit`` bytes, and no byte past them is read."""
         fd = self.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise SandboxError(f"{quoted_name(path)}: not a regular file")
             chunks: list[bytes] = []
-            remaining = info.st_size if limit is None else min(limit, info.st_size)
-            while True:
-                chunk = os.read(fd, max(remaining, 65536))
+            done = 0
+            while limit is None or done < limit:
+                # The whole file in one read where it can be (a file growing meanwhile: on to its end),
+                # but never past the limit: a read of a huge or endless file stops there.
+                want = max(info.st_size - done, 65536)
+                if limit is not None:
+                    want = min(want, limit - done)
+                chunk = os.read(fd, want)
                 if not chunk:
                     break
                 chunks.append(chunk)
-                remaining -= len(chunk)
-                if limit is not None and sum(map(len, chunks)) >= limit:
-                    break
-            data = b"".join(chunks)
-            return data if limit is None else data[:limit]
+                done += len(chunk)
+            return b"".join(chunks)
         finally:
             os.close(fd)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,40 @@ def test_a_plan_that_fills_the_disk_gives_all_its_space_back(tmp_path: Path) -> 
         assert tree(root) == before
         assert list_trash(root) == []
         assert free_bytes(root) >= free - 64 * 1024  # only the journal's few records stay
+
+
+def test_what_archive_and_extract_made_is_removed_when_a_full_disk_stops_the_plan(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", "2m") as root:
+        (root / "big").write_bytes(os.urandom(300_000))
+        (root / "src").mkdir()
+        (root / "src" / "m.py").write_text("x = 1\n")
+        with zipfile.ZipFile(root / "a.zip", "w") as archive:
+            archive.writestr("a/readme.txt", "from the zip\n")
+        apply_plan(root, plan({"op": "mkdir", "path": "keep"}))  # the state directory, made beforehand
+        before = tree(root)
+        copies = [{"op": "copy", "from": "big", "to": f"c{n}"} for n in range(1, 8)]
+        made = [{"op": "archive", "paths": ["src"], "to": "src.tar.gz"},
+                {"op": "extract", "from": "a.zip", "to": "out"},  # a folder it makes
+                {"op": "extract", "from": "a.zip", "to": "keep"}]  # fmt: skip
+        with pytest.raises(StepFailed, match="No space left on device"):
+            apply_plan(root, plan(*made, *copies))
+        assert tree(root) == before
+        assert list_trash(root) == []
+
+
+def test_an_extracted_file_changed_before_the_rollback_goes_to_the_trash(ws: Path) -> None:
+    with zipfile.ZipFile(ws / "a.zip", "w") as archive:
+        archive.writestr("a/readme.txt", "from the zip\n")
+    failing = plan(
+        {"op": "extract", "from": "a.zip", "to": "src"},
+        {"op": "run", "argv": ["sh", "-c", "echo mine >> src/a/readme.txt; exit 1"]},
+    )
+    with pytest.raises(StepFailed):
+        apply_plan(ws, failing)
+    assert sorted(os.listdir(ws / "src")) == ["m.py"]
+    [item] = list_trash(ws)
+    kept = ws / ".routeshell" / "trash" / item.journal_id / item.name / "a" / "readme.txt"
+    assert kept.read_text() == "from the zip\nmine\n"
 
 
 def test_a_plan_rolled_back_on_a_nearly_full_disk_gives_back_the_room_its_journal_took(tmp_path: Path) -> None:

@@ -90,3 +90,71 @@ def test_a_chain_of_renames_expanded_again_is_the_plan_shown(ws: Path) -> None:
     apply_plan(ws, plan, seen=seen)
     assert (ws / "logs" / "1.txt").read_text() == "2.txt"
     assert (ws / "logs" / "2.txt").read_text() == "3.txt"
+
+
+def chmod(path: str) -> Callable[[Path], None]:
+    return lambda root: os.chmod(root / path, 0o600)
+
+
+def tag(path: str) -> Callable[[Path], None]:
+    return lambda root: os.setxattr(root / path, "user.xdg.tags", b"kept", follow_symlinks=False)
+
+
+@pytest.mark.parametrize(
+    "change", [chmod("logs/x.log"), tag("logs/x.log"), chmod("a.txt"), tag("a.txt")],
+    ids=["chmod-deleted", "tag-deleted", "chmod-written", "tag-written"],
+)  # fmt: skip
+def test_a_chmod_or_a_tag_on_a_file_the_plan_changes_is_no_change(ws: Path, change: Callable[[Path], None]) -> None:
+    plan = expand_plan(ws, parse_plan(json.dumps(PLAN)))
+    _, seen = preview_and_seen(ws, plan)
+    change(ws)  # moves the change time, as an edit does
+    apply_plan(ws, plan, seen=seen)
+    assert (ws / "a.txt").read_text() == "plan\n"
+    assert sorted(os.listdir(ws / "logs")) == ["y.log"]
+
+
+def edit_in_place(path: Path, old: bytes, new: bytes, at: int = 0) -> None:
+    """Change ``old`` at ``at`` to ``new`` (as long), and put the file's times back as they were."""
+    before = path.stat()
+    with path.open("r+b") as file:
+        file.seek(at)
+        assert file.read(len(old)) == old
+        file.seek(at)
+        file.write(new)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("size", [0, 2 << 20], ids=["small", "large"])
+def test_an_edit_that_puts_the_times_back_stops_the_apply(ws: Path, size: int) -> None:
+    log = ws / "logs" / "x.log"
+    with log.open("ab") as file:
+        file.truncate(size or log.stat().st_size)  # a large one is known by its change time, not its content
+    plan = expand_plan(ws, parse_plan(json.dumps(PLAN)))
+    _, seen = preview_and_seen(ws, plan)
+    edit_in_place(log, b"one", b"two", at=6)
+    before = tree(ws)
+    with pytest.raises(PreviewChanged, match=re.escape("'logs/x.log' was changed since the preview")):
+        apply_plan(ws, plan, seen=seen)
+    assert tree(ws) == before
+
+
+def test_a_tag_set_on_a_file_the_plan_tags_stops_the_apply(ws: Path) -> None:
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "tag", "path": "logs/y.log", "tags": ["seen"]}]}))
+    _, seen = preview_and_seen(ws, plan)
+    tag("logs/y.log")(ws)
+    with pytest.raises(PreviewChanged, match=re.escape("the tags of 'logs/y.log' changed since the preview")):
+        apply_plan(ws, plan, seen=seen)
+    assert os.getxattr(ws / "logs" / "y.log", "user.xdg.tags") == b"kept"
+
+
+def test_a_file_edited_between_its_selection_and_the_preview_stops_the_apply(ws: Path) -> None:
+    # plan apply expands first and previews the concrete plan: what the selection found is noted too.
+    selected: list[tuple[str, os.stat_result]] = []
+    plan = expand_plan(ws, parse_plan(json.dumps(PLAN)), saw=lambda path, info: selected.append((path, info)))
+    assert [path for path, _ in selected] == ["logs/x.log"]
+    write(Path("logs/x.log"), "ERROR, and more\n")(ws)  # while a semantic match would still be ranking
+    _, seen = preview_and_seen(ws, plan, selected=selected)
+    with pytest.raises(PreviewChanged, match=re.escape("'logs/x.log' was changed since the preview")):
+        apply_plan(ws, plan, seen=seen)
+    assert (ws / "logs" / "x.log").read_text() == "ERROR, and more\n"

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sqlite3
+import threading
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.files.match import MatchError, parse_match, select
-from engine.plans.apply import apply_plan
-from engine.plans.dry_run import preview_plan
+from engine.plans.apply import PreviewChanged, apply_plan
+from engine.plans.dry_run import preview_and_seen, preview_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import parse_plan, plan_problems
 from engine.plans.undo import undo_journal
-from engine.semantic.index import TextEmbedder
+from engine.semantic.index import BATCH, TextEmbedder
 from engine.workspace.sandbox import Workspace
 from tests.helpers import tree
 from tests.test_import_hygiene import HEAVY, loaded_after
@@ -132,3 +136,39 @@ def test_a_semantic_match_needs_no_glob_and_keeps_20_by_default() -> None:
 def test_matching_and_the_index_load_no_model_library() -> None:
     code = "import engine.files.match, engine.plans.expand, engine.semantic.index, engine.semantic.search"
     assert not loaded_after(code) & set(HEAVY)
+
+
+def test_a_file_edited_while_the_preview_ranks_it_stops_the_apply(tmp_path: Path, embedder: TextEmbedder) -> None:
+    root = tmp_path / "ws"
+    (root / "notes").mkdir(parents=True)
+    count = 2 * BATCH + 1  # embedded in three batches, each written to the index as it is done
+    for n in range(count):
+        (root / "notes" / f"{n:03}.txt").write_text(f"Note {n}: book the train to Lyon.\n")
+    # Every note is kept, however it ranks: the selection made again by the apply is the one shown.
+    plan = plan_of({"op": "delete", "match": {"glob": "notes/*.txt", "semantic": "train journeys", "top_k": count}})
+    edited = root / "notes" / "000.txt"
+    done = threading.Event()
+    ranking: list[bool] = []  # whether the ranking was still going on when the note was edited
+
+    def edit_while_ranking() -> None:
+        index = root / ".routeshell" / "index.sqlite"
+        while not done.is_set():
+            with suppress(sqlite3.Error), closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True)) as conn:
+                rows = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+                if rows >= BATCH:  # the notes were walked, and some embedded: the ranking is under way
+                    edited.write_text("Keep: the signed lease.\n")
+                    ranking.append(conn.execute("SELECT count(*) FROM files").fetchone()[0] < count)
+                    return
+
+    watcher = threading.Thread(target=edit_while_ranking)
+    watcher.start()
+    try:
+        _, seen = preview_and_seen(root, plan)
+    finally:
+        done.set()
+        watcher.join()
+    if ranking != [True]:
+        pytest.skip("the ranking ended before the note could be edited")
+    with pytest.raises(PreviewChanged, match=re.escape("'notes/000.txt' was changed since the preview")):
+        apply_plan(root, plan, seen=seen)
+    assert edited.read_text() == "Keep: the signed lease.\n"

@@ -378,3 +378,28 @@ def test_check_relpath_normal_form() -> None:
     for bad in ("", "/x", "..", "a/../../b", "x\x00"):
         with pytest.raises(SandboxError):
             check_relpath(bad)
+
+
+def bytes_read_by_this_thread() -> int:
+    """What the kernel counts as read by this thread so far (``rchar``: every read call, any file)."""
+    fd = os.open("/proc/thread-self/io", os.O_RDONLY)
+    try:
+        text = os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
+    return int(text.split("rchar:")[1].split()[0])
+
+
+@pytest.mark.parametrize("limit", [0, 1, 1024, 100_000])
+def test_a_bounded_read_reads_no_more_than_asked(tmp_path: Path, limit: int) -> None:
+    if not os.path.exists("/proc/thread-self/io"):
+        pytest.skip("the kernel does not count what a thread reads here")
+    data = os.urandom(1 << 20)
+    (tmp_path / "big.bin").write_bytes(data)
+    with Workspace(tmp_path) as ws:
+        ws.read_bytes("big.bin", 1)  # whatever a first call reads besides (an import, a lookup)
+        before = bytes_read_by_this_thread()
+        head = ws.read_bytes("big.bin", limit)
+        read = bytes_read_by_this_thread() - before
+    assert head == data[:limit]
+    assert read <= limit + 512  # the file's bytes, and the few of the count read before
