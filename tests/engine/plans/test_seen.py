@@ -15,6 +15,7 @@ from engine.plans.apply import PreviewChanged, apply_plan
 from engine.plans.dry_run import preview_and_seen
 from engine.plans.expand import expand_plan
 from engine.plans.model import parse_plan
+from engine.plans.seen import DIGEST_BUDGET
 from tests.helpers import tree
 
 #: Overwrite a file, and delete the logs that say ERROR (a selection, expanded again by the apply).
@@ -158,3 +159,36 @@ def test_a_file_edited_between_its_selection_and_the_preview_stops_the_apply(ws:
     with pytest.raises(PreviewChanged, match=re.escape("'logs/x.log' was changed since the preview")):
         apply_plan(ws, plan, seen=seen)
     assert (ws / "logs" / "x.log").read_text() == "ERROR, and more\n"
+
+
+def test_a_bulk_preview_reads_a_bounded_amount_and_its_check_agrees_with_it(tmp_path: Path) -> None:
+    """Past its budget a preview knows files by their change time, and the check asks the same of
+    each file as the preview did: an unchanged workspace is applied, an edit that puts the times
+    back on a file read early is refused, and no more than the budget is read."""
+    (tmp_path / "bulk").mkdir()
+    count = DIGEST_BUDGET // (1 << 20) + 16
+    for i in range(count):  # sparse: reading them costs no disk
+        with open(tmp_path / "bulk" / f"{i:03}.bin", "wb") as file:
+            file.truncate(1 << 20)
+    plan = expand_plan(tmp_path, parse_plan(json.dumps({"version": 1, "goal": "move them", "steps": [
+        {"op": "move", "match": {"glob": "bulk/*.bin"}, "to": "moved"}]})))  # fmt: skip
+    read_before = read_chars()
+    _, seen = preview_and_seen(tmp_path, plan)
+    assert read_chars() - read_before < DIGEST_BUDGET + (4 << 20)
+    marks = [value for value in seen["paths"].values() if "edit=" in value]
+    assert sum("edit=sha:" in value for value in marks) == DIGEST_BUDGET // (1 << 20)
+    assert sum("edit=ctime:" in value for value in marks) == 16
+    edited = next(path for path, value in seen["paths"].items() if "edit=sha:" in value)
+    edit_in_place(tmp_path / edited, b"\0", b"!")
+    with pytest.raises(PreviewChanged, match="was changed since the preview"):
+        apply_plan(tmp_path, plan, seen=seen)
+    edit_in_place(tmp_path / edited, b"!", b"\0")
+    _, seen = preview_and_seen(tmp_path, plan)
+    apply_plan(tmp_path, plan, seen=seen)
+    assert len(os.listdir(tmp_path / "moved")) == count
+
+
+def read_chars() -> int:
+    """Bytes this thread has read so far, as the kernel counts them."""
+    with open("/proc/thread-self/io") as counts:
+        return next(int(line.split()[1]) for line in counts if line.startswith("rchar:"))
