@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from engine.serve.loaded import ModelLoadError, load_model
+from engine.serve.model_dir import checked_shapes
 from tests.helpers import assert_one_line_error
 from tests.test_serve_cli_edges import Pretrained, copy_model, routeshell
 
@@ -81,6 +83,49 @@ def test_a_config_whose_model_does_not_fit_the_weights_is_refused_before_it_is_b
     assert needle in message
     assert message.startswith(str(model))
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        # A composite model builds its parts from these: 100,000 layers never finished building.
+        (
+            {"model_type": "gemma3", "text_config": {"num_hidden_layers": 100000}},
+            "config.json's text_config.num_hidden_layers is 100,000, but model.safetensors holds",
+        ),
+        ({"vision_config": {"hidden_size": 10**9}}, "vision_config.hidden_size is 1,000,000,000, but no tensor of"),
+        ({"model_type": "gpt2", "n_layer": 100000}, "config.json's n_layer is 100,000, but model.safetensors holds"),
+        ({"\x1b[2J": [{"num_layers": 0}]}, "config.json's \\x1b[2J[0].num_layers is 0; it must be 1 or more"),
+    ],
+)
+def test_the_sizes_of_a_configs_parts_are_checked_as_its_own_are(
+    pretrained: Pretrained, tmp_path: Path, changes: dict[str, Any], needle: str
+) -> None:
+    # (checked_shapes is what generate and serve call first, before torch is imported.)
+    model = copy_model(pretrained, tmp_path / "model")
+    set_config(model, **changes)
+    with pytest.raises(ModelLoadError) as refused:
+        checked_shapes(model)
+    assert needle in str(refused.value)
+    assert "\x1b" not in str(refused.value)
+
+
+def test_a_config_nested_past_the_json_parser_or_with_a_part_its_model_lacks_says_so(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    # A RecursionError's traceback, before:
+    (model / "config.json").write_text("[" * 100000)
+    with pytest.raises(ModelLoadError, match=r"/model: the model cannot be loaded: config.json nests too deeply$"):
+        checked_shapes(model)
+    # Said as "'dict' object has no attribute 'to_dict'", before:
+    shutil.copyfile(pretrained[0] / "config.json", model / "config.json")
+    set_config(model, text_config={"num_hidden_layers": 2})
+    with pytest.raises(ModelLoadError, match=r"config.json's text_config is no part of a llama model; remove it$"):
+        load_model(model)
+    # A part of sizes the weights can hold is no reason to refuse a directory.
+    set_config(model, text_config=None, vision_config={"hidden_size": 64, "num_hidden_layers": 2, "num_heads": [2]})
+    assert checked_shapes(model)
 
 
 def test_serve_refuses_the_config_of_other_weights_as_generate_does(pretrained: Pretrained, tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ LIBRARY_READ_FILES = {
     "chat_template.jinja": MAX_META_BYTES, "tokenizer.json": MAX_TOKENIZER_BYTES,
 }  # fmt: skip
 #: The sizes in config.json that are a dimension of some tensor of the model: none can be larger than
-#: the largest dimension of a tensor in the weights.
+#: the largest dimension of a tensor in the weights. (With the other names transformers' configurations
+#: give them: ``n_embd`` is GPT-2's hidden size.)
 DIMENSIONS = (
     "hidden_size",
     "intermediate_size",
@@ -49,9 +50,26 @@ DIMENSIONS = (
     "num_attention_heads",
     "num_key_value_heads",
     "head_dim",
+    "d_model",
+    "n_embd",
+    "n_inner",
+    "ffn_dim",
+    "n_head",
+    "n_heads",
+    "num_heads",
 )
+#: The names a configuration gives its number of layers: each layer is modules of its own, so a
+#: count such as 100,000 never finishes building, even without memory. No more than the weights'
+#: tensors (each layer holds one at least).
+LAYER_COUNTS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers", "decoder_layers", "depth")
+#: The names under which transformers looks for the configuration of a model's text part.
+TEXT_PARTS = ("text_config", "decoder", "generator")
+#: The names a configuration gives the longest context it reads.
+CONTEXTS = ("max_position_embeddings", "n_positions")
 #: The longest context config.json may give (``max_position_embeddings``): 16M tokens, beyond any model's.
 MAX_CONTEXT = 1 << 24
+#: The most characters of a field's name in config.json shown in a line (its last ones).
+MAX_FIELD_CHARS = 120
 #: The longest piece of a library's error message shown in a line.
 MAX_REASON_CHARS = 400
 #: What a mismatch of config.json and the weights means to the user.
@@ -133,31 +151,58 @@ def checked_shapes(path: Path) -> Shapes:
 def check_config(path: Path, shapes: Shapes) -> None:
     """Raise ModelLoadError unless config.json's sizes are whole numbers from 1 up that the weights
     (``shapes``) can hold: no dimension larger than the largest of a tensor there, no more layers than
-    tensors, a context of at most :data:`MAX_CONTEXT` tokens. Bounds the model that can be built."""
+    tensors, a context of at most :data:`MAX_CONTEXT` tokens. Bounds the model that can be built.
+
+    The sizes of nested objects are bounded alike: a composite model's configuration holds those of
+    its parts (``text_config``, ``vision_config``), and transformers builds each of them."""
     shown = display_name(str(path))
     try:
         config = json.loads(read_capped(path / "config.json", MAX_META_BYTES))
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json: {reason(err)}") from err
+    except RecursionError as err:  # (json's parser recurses once per level)
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json nests too deeply") from err
     if not isinstance(config, dict):
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json is not a JSON object")
     weights = weights_file(path).name
     largest = max((size for shape in shapes.values() for size in shape), default=0)
     wider = f"but no tensor of {weights} is wider than {largest:,}; {NOT_THESE_WEIGHTS}"
     bounds = dict.fromkeys(DIMENSIONS, (largest, wider))
-    bounds["num_hidden_layers"] = (len(shapes), f"but {weights} holds {len(shapes):,} tensors; {NOT_THESE_WEIGHTS}")
-    bounds["max_position_embeddings"] = (MAX_CONTEXT, f"more than the {MAX_CONTEXT:,} tokens any model reads")
-    for field, (bound, beyond) in bounds.items():
-        value = config.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ModelLoadError(f"{shown}: config.json's {field} is not a whole number")
-        if value < 1:
-            raise ModelLoadError(f"{shown}: config.json's {field} is {value}; it must be 1 or more")
-        if value > bound:
-            raise ModelLoadError(f"{shown}: config.json's {field} is {value:,}, {beyond}")
+    bounds |= dict.fromkeys(
+        LAYER_COUNTS, (len(shapes), f"but {weights} holds {len(shapes):,} tensors; {NOT_THESE_WEIGHTS}")
+    )
+    bounds |= dict.fromkeys(CONTEXTS, (MAX_CONTEXT, f"more than the {MAX_CONTEXT:,} tokens any model reads"))
+    # Walked without recursion: config.json may nest as deeply as json's parser allows.
+    pending: list[tuple[object, tuple[str, ...]]] = [(config, ())]
+    while pending:
+        node, where = pending.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            field = (*where, str(key) if isinstance(node, dict) else f"[{key}]")
+            if isinstance(value, dict | list):
+                pending.append((value, field))
+            elif isinstance(node, dict) and key in bounds and value is not None:
+                _check_size(shown, _field(field), value, *bounds[key])
     _check_layers(shown, config.get("num_hidden_layers"), shapes, weights)
+
+
+def _check_size(shown: str, field: str, value: object, bound: int, beyond: str) -> None:
+    """Raise ModelLoadError unless config.json's ``field`` is a whole number from 1 to ``bound``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ModelLoadError(f"{shown}: config.json's {field} is not a whole number")
+    if value < 1:
+        raise ModelLoadError(f"{shown}: config.json's {field} is {value}; it must be 1 or more")
+    if value > bound:
+        raise ModelLoadError(f"{shown}: config.json's {field} is {value:,}, {beyond}")
+
+
+def _field(where: tuple[str, ...]) -> str:
+    """A field of config.json by its keys (``text_config.num_hidden_layers``), escaped and at most
+    :data:`MAX_FIELD_CHARS` characters long (the keys are the file's to say)."""
+    text = ".".join(where).replace(".[", "[")
+    if len(text) > MAX_FIELD_CHARS:
+        text = "..." + text[-MAX_FIELD_CHARS:]
+    return display_line(text)
 
 
 def _check_layers(shown: str, layers: object, shapes: Shapes, weights: str) -> None:
@@ -181,9 +226,18 @@ def check_model_fits(path: Path, shapes: Shapes) -> None:
     shown = display_name(str(path))
     try:
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as err:  # a config.json transformers refuses (its validators)
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: {reason(err)}") from err
+    # transformers takes these for the configuration of a composite model's text part; in a model that
+    # has no such part they stay plain objects, on which building it fails unclearly.
+    for name in TEXT_PARTS:
+        if isinstance(getattr(config, name, None), dict):
+            kind = display_name(str(getattr(config, "model_type", "")))
+            raise ModelLoadError(f"{shown}: config.json's {name} is no part of a {kind} model; remove it")
+    try:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
-    except Exception as err:  # a config.json transformers refuses (its validators, a size it cannot divide)
+    except Exception as err:  # a size transformers cannot divide
         raise ModelLoadError(f"{shown}: the model cannot be loaded: {reason(err)}") from err
     weights = weights_file(path).name
     needed = {name: tuple(tensor.shape) for name, tensor in model.named_parameters(remove_duplicate=False)}
