@@ -215,3 +215,40 @@ def test_a_file_the_libraries_read_whole_that_no_model_holds_is_refused_unread(
     os.truncate(model / name, size)
     result = routeshell("generate", "--model", str(model), "hi")
     assert_one_line_error(result, 2, str(model), f"{name} holds {size:,} bytes, more than a model's ever does")
+
+
+def test_pickled_weights_are_refused_unread_with_how_to_convert_them(
+    pretrained: Pretrained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytorch_model.bin, as save_pretrained(safe_serialization=False) wrote it, is a pickle: reading
+    it took torch.load, in the server's HTTP process too, which otherwise never imports torch."""
+    import torch
+
+    model = copy_model(pretrained, tmp_path / "model")
+    torch.save(load_file(str(model / "model.safetensors")), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    refusal = "its weights are pytorch_model.bin, a pickle, which can run code as it is read and is never loaded"
+    assert_one_line_error(routeshell("serve", "--model", str(model), "--port", "0"), 2, str(model), refusal)
+    damaged = copy_model(pretrained, tmp_path / "damaged")
+    (damaged / "model.safetensors").rename(damaged / "pytorch_model.bin")  # no pickle at all: never read to see
+    with pytest.raises(ModelLoadError, match=refusal):
+        checked_shapes(damaged)
+
+    # The conversion the line gives, run as given, makes a directory that is served.
+    with pytest.raises(ModelLoadError) as refused:
+        checked_shapes(model)
+    command = str(refused.value).split("convert it to model.safetensors: ")[1]
+    program, directory = command.removeprefix('python -c "').rsplit('" ', 1)
+    assert directory == "DIR"
+    monkeypatch.setattr("sys.argv", ["-c", str(model)])
+    exec(program, {})
+    assert checked_shapes(model) == checked_shapes(pretrained[0])
+
+
+def test_a_pickled_adapter_is_refused_before_peft_reads_it(pretrained: Pretrained, tmp_path: Path) -> None:
+    adapter = tmp_path / "lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.bin").write_bytes(b"\x80\x04not read")
+    with pytest.raises(ModelLoadError, match=r"^--adapter x=.*/lora: its weights are adapter_model.bin, a pickle"):
+        load_model(pretrained[0], adapters={"x": adapter}, weights=False)

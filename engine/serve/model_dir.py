@@ -26,8 +26,17 @@ from engine.textfile import read_capped
 
 #: What a directory must hold to be served.
 REQUIRED_FILES = ("config.json", "tokenizer.json")
-#: The weights files a directory may hold, the one transformers prefers first.
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: The weights file of a model directory.
+WEIGHTS = "model.safetensors"
+#: The weights file of a pickle, which a model directory may hold instead, and is refused: reading a pickle
+#: can run code (torch's restricted reader has been got round before), and needs torch to read at all,
+#: in the server's HTTP process too, which never loads it otherwise.
+PICKLED_WEIGHTS = "pytorch_model.bin"
+#: How to make a model directory's pickled weights into model.safetensors (transformers saves no other).
+CONVERT = (
+    'python -c "import sys, transformers as t; '
+    't.AutoModelForCausalLM.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[1])" DIR'
+)
 #: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
 #: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
 MAX_META_BYTES = 1 << 20
@@ -92,8 +101,13 @@ def check_model_dir(path: Path) -> None:
     if not path.is_dir():
         raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        missing.append(WEIGHT_FILES[0])
+    if not (path / WEIGHTS).is_file():
+        if (path / PICKLED_WEIGHTS).is_file():
+            raise ModelLoadError(
+                f"{shown}: its weights are {PICKLED_WEIGHTS}, a pickle, which can run code as it is read and is "
+                f"never loaded; where you trust the file, convert it to {WEIGHTS}: {CONVERT}"
+            )
+        missing.append(WEIGHTS)
     if missing:
         raise ModelLoadError(
             f"{shown}: not a finished model directory (missing {', '.join(missing)}); "
@@ -112,27 +126,20 @@ def check_model_dir(path: Path) -> None:
 
 
 def weights_file(path: Path) -> Path:
-    """The weights file of the model directory ``path`` (one :func:`check_model_dir` found)."""
-    return next((path / name for name in WEIGHT_FILES if (path / name).is_file()), path / WEIGHT_FILES[0])
+    """The weights file of the model directory ``path``."""
+    return path / WEIGHTS
 
 
 def weight_shapes(path: Path) -> Shapes:
-    """Each tensor's name and shape in ``path``'s weights file, read without loading a tensor (the
-    header of model.safetensors; pytorch_model.bin is mapped, not read)."""
+    """Each tensor's name and shape in ``path``'s weights file, read from its header without loading
+    a tensor (or importing torch)."""
     weights = weights_file(path)
     try:
-        if weights.suffix == ".safetensors":
-            from safetensors import safe_open
+        from safetensors import safe_open
 
-            with safe_open(str(weights), framework="numpy") as header:
-                return {name: tuple(header.get_slice(name).get_shape()) for name in header.keys()}  # noqa: SIM118
-        import torch
-
-        tensors = torch.load(str(weights), map_location="cpu", mmap=True, weights_only=True)
-        if not isinstance(tensors, dict):
-            raise ValueError("it holds no dictionary of tensors")
-        return {str(name): tuple(tensor.shape) for name, tensor in tensors.items() if isinstance(tensor, torch.Tensor)}
-    except Exception as err:  # safetensors' and torch's own errors for a damaged file
+        with safe_open(str(weights), framework="numpy") as header:
+            return {name: tuple(header.get_slice(name).get_shape()) for name in header.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors' own errors for a damaged file
         shown = display_name(str(path))
         raise ModelLoadError(f"{shown}: the model cannot be loaded: {weights.name}: {reason(err)}") from err
 
@@ -140,8 +147,8 @@ def weight_shapes(path: Path) -> Shapes:
 def checked_shapes(path: Path) -> Shapes:
     """The shapes of the tensors of the model directory ``path``, once it is one
     (:func:`check_model_dir`) whose config.json describes them (:func:`check_config`); raises
-    ModelLoadError. Reads config.json and the weights' header only, and imports no torch for a
-    safetensors file: a directory that cannot be served is refused in a moment."""
+    ModelLoadError. Reads config.json and the weights' header only, and imports no torch: a
+    directory that cannot be served is refused in a moment."""
     check_model_dir(path)
     shapes = weight_shapes(path)
     check_config(path, shapes)
