@@ -110,7 +110,7 @@ def test_the_sizes_of_a_configs_parts_are_checked_as_its_own_are(
     assert "\x1b" not in str(refused.value)
 
 
-def test_a_config_nested_past_the_json_parser_or_with_a_part_its_model_lacks_says_so(
+def test_a_config_or_tokenizer_nested_past_the_json_parser_or_a_part_the_model_lacks_says_so(
     pretrained: Pretrained, tmp_path: Path
 ) -> None:
     model = copy_model(pretrained, tmp_path / "model")
@@ -118,6 +118,11 @@ def test_a_config_nested_past_the_json_parser_or_with_a_part_its_model_lacks_say
     (model / "config.json").write_text("[" * 100000)
     with pytest.raises(ModelLoadError, match=r"/model: the model cannot be loaded: config.json nests too deeply$"):
         checked_shapes(model)
+    shutil.copyfile(pretrained[0] / "config.json", model / "config.json")
+    (model / "tokenizer.json").write_text('{"added_tokens": ' + "[" * 100000)
+    with pytest.raises(ModelLoadError, match=r"the tokenizer cannot be loaded: tokenizer.json nests too deeply$"):
+        load_model(model, weights=False)
+    shutil.copyfile(pretrained[0] / "tokenizer.json", model / "tokenizer.json")
     # Said as "'dict' object has no attribute 'to_dict'", before:
     shutil.copyfile(pretrained[0] / "config.json", model / "config.json")
     set_config(model, text_config={"num_hidden_layers": 2})
@@ -206,11 +211,12 @@ def test_a_file_or_an_empty_path_given_as_the_model_is_named_as_such(pretrained:
     assert_one_line_error(schema, 2, "argument --json-schema: the path is empty")
 
 
-@pytest.mark.parametrize(("name", "size"), [("tokenizer.json", 300 << 20), ("chat_template.jinja", 2 << 20)])
+@pytest.mark.parametrize(("name", "size"), [("tokenizer.json", 80 << 20), ("chat_template.jinja", 2 << 20)])
 def test_a_file_the_libraries_read_whole_that_no_model_holds_is_refused_unread(
     pretrained: Pretrained, tmp_path: Path, name: str, size: int
 ) -> None:
-    # A 300 MiB tokenizer.json (sparse: no disk) was read whole: 1.2 GB of memory, then an unclear error.
+    # A 300 MiB tokenizer.json (sparse: no disk) was read whole: 1.2 GB of memory, then an unclear error;
+    # one of 80 MiB, as a tokenizer, more than 1.5 GiB in each of the server's two processes.
     model = copy_model(pretrained, tmp_path / "model")
     os.truncate(model / name, size)
     result = routeshell("generate", "--model", str(model), "hi")

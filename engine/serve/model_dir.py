@@ -40,9 +40,12 @@ CONVERT = (
 #: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
 #: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
 MAX_META_BYTES = 1 << 20
-#: The most bytes of tokenizer.json read to say what is wrong with it (the largest vocabularies'
-#: files are tens of MiB).
-MAX_TOKENIZER_BYTES = 1 << 28
+#: The most bytes tokenizer.json may hold. The largest vocabularies' files are tens of MB (Gemma 3's
+#: 262,144 tokens, 33 MB; Qwen's and Llama 3's, under 10 MB; ``routeshell train``'s, a few hundred KB),
+#: and the tokenizers library takes about 20 times the file's size in memory, and a second per 8 MiB
+#: here, in the server's HTTP process and in its engine process each: 64 MiB took 7.5 s and 1.3 GiB,
+#: 256 MiB 36 s and 4.8 GiB (and as much again to say what is wrong with one that does not load).
+MAX_TOKENIZER_BYTES = 1 << 26
 #: The files of a model directory the libraries read whole, and the most bytes each may hold.
 LIBRARY_READ_FILES = {
     "config.json": MAX_META_BYTES, "generation_config.json": MAX_META_BYTES,
@@ -303,6 +306,8 @@ def tokenizer_problem(path: Path) -> str | None:
         return f"tokenizer.json cannot be read: {err.strerror or err}"
     except ValueError:
         return "tokenizer.json is not JSON"
+    except RecursionError:  # (json's parser recurses once per level)
+        return "tokenizer.json nests too deeply"
     if not isinstance(data, dict):
         return "tokenizer.json is not a JSON object"
     added = data.get("added_tokens")
