@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from engine.serve.loaded import ModelLoadError, load_model
+from engine.serve.model_dir import checked_shapes
 from tests.helpers import assert_one_line_error
 from tests.test_serve_cli_edges import Pretrained, copy_model, routeshell
 
@@ -81,6 +83,54 @@ def test_a_config_whose_model_does_not_fit_the_weights_is_refused_before_it_is_b
     assert needle in message
     assert message.startswith(str(model))
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        # A composite model builds its parts from these: 100,000 layers never finished building.
+        (
+            {"model_type": "gemma3", "text_config": {"num_hidden_layers": 100000}},
+            "config.json's text_config.num_hidden_layers is 100,000, but model.safetensors holds",
+        ),
+        ({"vision_config": {"hidden_size": 10**9}}, "vision_config.hidden_size is 1,000,000,000, but no tensor of"),
+        ({"model_type": "gpt2", "n_layer": 100000}, "config.json's n_layer is 100,000, but model.safetensors holds"),
+        ({"\x1b[2J": [{"num_layers": 0}]}, "config.json's \\x1b[2J[0].num_layers is 0; it must be 1 or more"),
+    ],
+)
+def test_the_sizes_of_a_configs_parts_are_checked_as_its_own_are(
+    pretrained: Pretrained, tmp_path: Path, changes: dict[str, Any], needle: str
+) -> None:
+    # (checked_shapes is what generate and serve call first, before torch is imported.)
+    model = copy_model(pretrained, tmp_path / "model")
+    set_config(model, **changes)
+    with pytest.raises(ModelLoadError) as refused:
+        checked_shapes(model)
+    assert needle in str(refused.value)
+    assert "\x1b" not in str(refused.value)
+
+
+def test_a_config_or_tokenizer_nested_past_the_json_parser_or_a_part_the_model_lacks_says_so(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    # A RecursionError's traceback, before:
+    (model / "config.json").write_text("[" * 100000)
+    with pytest.raises(ModelLoadError, match=r"/model: the model cannot be loaded: config.json nests too deeply$"):
+        checked_shapes(model)
+    shutil.copyfile(pretrained[0] / "config.json", model / "config.json")
+    (model / "tokenizer.json").write_text('{"added_tokens": ' + "[" * 100000)
+    with pytest.raises(ModelLoadError, match=r"the tokenizer cannot be loaded: tokenizer.json nests too deeply$"):
+        load_model(model, weights=False)
+    shutil.copyfile(pretrained[0] / "tokenizer.json", model / "tokenizer.json")
+    # Said as "'dict' object has no attribute 'to_dict'", before:
+    shutil.copyfile(pretrained[0] / "config.json", model / "config.json")
+    set_config(model, text_config={"num_hidden_layers": 2})
+    with pytest.raises(ModelLoadError, match=r"config.json's text_config is no part of a llama model; remove it$"):
+        load_model(model)
+    # A part of sizes the weights can hold is no reason to refuse a directory.
+    set_config(model, text_config=None, vision_config={"hidden_size": 64, "num_hidden_layers": 2, "num_heads": [2]})
+    assert checked_shapes(model)
 
 
 def test_serve_refuses_the_config_of_other_weights_as_generate_does(pretrained: Pretrained, tmp_path: Path) -> None:
@@ -161,12 +211,50 @@ def test_a_file_or_an_empty_path_given_as_the_model_is_named_as_such(pretrained:
     assert_one_line_error(schema, 2, "argument --json-schema: the path is empty")
 
 
-@pytest.mark.parametrize(("name", "size"), [("tokenizer.json", 300 << 20), ("chat_template.jinja", 2 << 20)])
+@pytest.mark.parametrize(("name", "size"), [("tokenizer.json", 80 << 20), ("chat_template.jinja", 2 << 20)])
 def test_a_file_the_libraries_read_whole_that_no_model_holds_is_refused_unread(
     pretrained: Pretrained, tmp_path: Path, name: str, size: int
 ) -> None:
-    # A 300 MiB tokenizer.json (sparse: no disk) was read whole: 1.2 GB of memory, then an unclear error.
+    # A 300 MiB tokenizer.json (sparse: no disk) was read whole: 1.2 GB of memory, then an unclear error;
+    # one of 80 MiB, as a tokenizer, more than 1.5 GiB in each of the server's two processes.
     model = copy_model(pretrained, tmp_path / "model")
     os.truncate(model / name, size)
     result = routeshell("generate", "--model", str(model), "hi")
     assert_one_line_error(result, 2, str(model), f"{name} holds {size:,} bytes, more than a model's ever does")
+
+
+def test_pickled_weights_are_refused_unread_with_how_to_convert_them(
+    pretrained: Pretrained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytorch_model.bin, as save_pretrained(safe_serialization=False) wrote it, is a pickle: reading
+    it took torch.load, in the server's HTTP process too, which otherwise never imports torch."""
+    import torch
+
+    model = copy_model(pretrained, tmp_path / "model")
+    torch.save(load_file(str(model / "model.safetensors")), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    refusal = "its weights are pytorch_model.bin, a pickle, which can run code as it is read and is never loaded"
+    assert_one_line_error(routeshell("serve", "--model", str(model), "--port", "0"), 2, str(model), refusal)
+    damaged = copy_model(pretrained, tmp_path / "damaged")
+    (damaged / "model.safetensors").rename(damaged / "pytorch_model.bin")  # no pickle at all: never read to see
+    with pytest.raises(ModelLoadError, match=refusal):
+        checked_shapes(damaged)
+
+    # The conversion the line gives, run as given, makes a directory that is served.
+    with pytest.raises(ModelLoadError) as refused:
+        checked_shapes(model)
+    command = str(refused.value).split("convert it to model.safetensors: ")[1]
+    program, directory = command.removeprefix('python -c "').rsplit('" ', 1)
+    assert directory == "DIR"
+    monkeypatch.setattr("sys.argv", ["-c", str(model)])
+    exec(program, {})
+    assert checked_shapes(model) == checked_shapes(pretrained[0])
+
+
+def test_a_pickled_adapter_is_refused_before_peft_reads_it(pretrained: Pretrained, tmp_path: Path) -> None:
+    adapter = tmp_path / "lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.bin").write_bytes(b"\x80\x04not read")
+    with pytest.raises(ModelLoadError, match=r"^--adapter x=.*/lora: its weights are adapter_model.bin, a pickle"):
+        load_model(pretrained[0], adapters={"x": adapter}, weights=False)

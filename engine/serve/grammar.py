@@ -16,17 +16,18 @@ against the schema as the request gave it.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from engine.schemas import describe_error, pointer
-from engine.serve.schema_check import CheckTooSlow, bounded_validator, within
+from engine.serve.schema_check import CheckTooSlow, bounded_validator, place, quoted, within
 from engine.serve.schema_rewrite import UnsupportedSchema, decoding_schema
 from engine.serve.types import ServeError
 
@@ -42,6 +43,11 @@ MAX_SCHEMA_NESTING = 64
 CACHED_GRAMMARS = 32
 #: The longest llguidance or jsonschema message quoted in an error.
 _MAX_DETAIL = 300
+#: What llguidance says of a pattern that asserts a position within it, and what that means.
+_ASSERTION = "lookarounds not supported yet"
+_ASSERTION_WORDS = r"a word boundary (\b, \B), or a ^ or $ anywhere but at its ends, is not supported"
+#: A regular expression llguidance refused while compiling it (derivre's form of the message).
+_IN_REGEX = re.compile(r"(?P<reason>.+?) in regex /(?P<pattern>.*)/", re.DOTALL)
 
 #: How llguidance lays out the JSON, whatever the schema's own ``x-guidance`` says: compact, so
 #: that a weak model cannot fill its tokens with whitespace, and nothing ignored silently.
@@ -147,7 +153,7 @@ class JsonGrammar:
             with within():
                 error = best_match(self._validator.iter_errors(value))
         except CheckTooSlow as slow:
-            return f"the pattern {_short(str(slow))} took too long to check"
+            return f"the pattern {quoted(str(slow))} took too long to check"
         if error is None:
             return None
         path, reason = describe_error(error)
@@ -300,7 +306,14 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
     try:
         validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as err:
-        where = pointer(list(err.absolute_path))
+        where = place(pointer(list(err.absolute_path)))
+        if err.validator == "format" and err.validator_value == "regex" and isinstance(err.instance, str):
+            # jsonschema says only "'(' is not a 'regex'"; re's own error says why.
+            why = f" ({err.cause.msg} at position {err.cause.pos})" if isinstance(err.cause, re.error) else ""
+            raise _bad(
+                f"response_format schema: the pattern {quoted(err.instance)} at {where} is not a regular "
+                f"expression{why}"
+            ) from None
         raise _bad(f"response_format schema is not a valid JSON Schema: {where}: {_detail(err.message)}") from None
     except RecursionError:
         raise _bad("response_format schema nests too deeply; flatten it") from None
@@ -318,11 +331,10 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
         # llguidance reads numbers as 64-bit: an integer beyond that is refused here.
         is_error, messages = True, [str(err)]
     if is_error:
-        detail = _detail(messages[0] if messages else "refused")
-        raise _bad(f"response_format schema cannot be used for constrained decoding: {detail}")
+        raise _refused(messages[0] if messages else "refused", schema)
     matcher = LLMatcher(tokenizer, grammar, log_level=0)
     if matcher.is_error():
-        raise _bad(f"response_format schema cannot be used for constrained decoding: {_first(matcher)}")
+        raise _refused(matcher.get_error(), schema)
     # A grammar whose language is empty (a $ref that refers only to itself) compiles, and fails
     # at its first token: found here, it is the request's 400, not an empty answer.
     probe = matcher.deep_copy()
@@ -333,6 +345,51 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
             f"under it (does a $ref refer only to itself?) ({_first(probe)})"
         )
     return JsonGrammar(schema, decoding, notes, matcher, tokenizer.vocab_size)
+
+
+def _refused(message: str, schema: Any) -> ServeError:
+    """The 400 of a schema llguidance refused with ``message``. A pattern it cannot decode with is
+    named, with where it is in the schema and the regex library's reason, on one line: the library
+    says the pattern on a line of its own, whole, and the reason after it (a reason that a long
+    pattern pushed past the message's end was lost)."""
+    text = message.strip()
+    found = None
+    if text.startswith("regex parse error:") and "\nerror:" in text:
+        found = (text.split("\n", 2)[1].strip(), text.rsplit("\nerror:", 1)[1])
+    elif (said := _IN_REGEX.fullmatch(text)) is not None:  # derivre's: "<reason> in regex /<pattern>/"
+        found = (said["pattern"], said["reason"])
+    if found is None:
+        first = text.splitlines()[0] if text else "refused"  # (the rest is a dump of the matcher's state)
+        return _bad(f"response_format schema cannot be used for constrained decoding: {_detail(first)}")
+    pattern, why = found
+    if why.startswith(_ASSERTION):  # derivre names the assertion by its syntax tree's kind (WordUnicode)
+        why = f"{_ASSERTION_WORDS} (the regex library says: {why})"
+    # The library shows the pattern as it parsed it, its control characters escaped or not: the
+    # schema's pattern that it shows is named, with its place.
+    known = ((at, written) for at, written in _patterns(schema) if pattern in (written.strip(), _escaped(written)))
+    where, written = next(known, (None, pattern))
+    named = f"the pattern {quoted(written)}" + (f" at {place(where)}" if where is not None else "")
+    return _bad(f"response_format schema: {named} cannot be used for constrained decoding: {_detail(why)}")
+
+
+def _escaped(pattern: str) -> str:
+    return json.dumps(pattern)[1:-1]
+
+
+def _patterns(schema: Any) -> Iterator[tuple[str, str]]:
+    """Each regular expression of ``schema`` (a ``pattern``, a ``patternProperties`` key) and the
+    JSON pointer of where it is, found without recursion."""
+    pending: list[tuple[Any, list[str | int]]] = [(schema, [])]
+    while pending:
+        node, path = pending.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                yield pointer([*path, "pattern"]), node["pattern"]
+            if isinstance(node.get("patternProperties"), dict):
+                yield from ((pointer([*path, "patternProperties"]), key) for key in node["patternProperties"])
+            pending.extend((child, [*path, key]) for key, child in reversed(node.items()))
+        elif isinstance(node, list):
+            pending.extend((child, [*path, index]) for index, child in reversed(list(enumerate(node))))
 
 
 def _first(matcher: LLMatcher) -> str:

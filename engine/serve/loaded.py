@@ -39,6 +39,9 @@ Markers = Literal["zh", "en"]
 
 #: The adapter name PEFT uses for "no adapter" in a mixed batch.
 BASE_ADAPTER = "__base__"
+#: An adapter directory's weights file, and the pickle PEFT would read instead (refused).
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PICKLED_ADAPTER = "adapter_model.bin"
 #: The marker ``routeshell train`` leaves in a model directory.
 TRAIN_MARKER = "routeshell-train.json"
 
@@ -261,6 +264,13 @@ def load_model(
             raise ModelLoadError(
                 f"--adapter {adapter}={display_name(str(adapter_dir))}: "
                 "no adapter_config.json there (a PEFT adapter directory)"
+            )
+        if not (adapter_dir / ADAPTER_WEIGHTS).is_file() and (adapter_dir / PICKLED_ADAPTER).is_file():
+            # (PEFT would read it with torch.load: a pickle, refused as a model's is.)
+            raise ModelLoadError(
+                f"--adapter {adapter}={display_name(str(adapter_dir))}: its weights are {PICKLED_ADAPTER}, a "
+                "pickle, which can run code as it is read and is never loaded; where you trust the file, save "
+                f"the adapter again with PEFT's save_pretrained, which writes {ADAPTER_WEIGHTS}"
             )
     # ("auto" stays so, without weights on a GPU, until the engine process says.)
     resolved = resolve_dtype(dtype, device, adapters=bool(adapters)) if weights or device == "cpu" else dtype

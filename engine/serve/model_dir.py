@@ -26,14 +26,26 @@ from engine.textfile import read_capped
 
 #: What a directory must hold to be served.
 REQUIRED_FILES = ("config.json", "tokenizer.json")
-#: The weights files a directory may hold, the one transformers prefers first.
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: The weights file of a model directory.
+WEIGHTS = "model.safetensors"
+#: The weights file of a pickle, which a model directory may hold instead, and is refused: reading a pickle
+#: can run code (torch's restricted reader has been got round before), and needs torch to read at all,
+#: in the server's HTTP process too, which never loads it otherwise.
+PICKLED_WEIGHTS = "pytorch_model.bin"
+#: How to make a model directory's pickled weights into model.safetensors (transformers saves no other).
+CONVERT = (
+    'python -c "import sys, transformers as t; '
+    't.AutoModelForCausalLM.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[1])" DIR'
+)
 #: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
 #: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
 MAX_META_BYTES = 1 << 20
-#: The most bytes of tokenizer.json read to say what is wrong with it (the largest vocabularies'
-#: files are tens of MiB).
-MAX_TOKENIZER_BYTES = 1 << 28
+#: The most bytes tokenizer.json may hold. The largest vocabularies' files are tens of MB (Gemma 3's
+#: 262,144 tokens, 33 MB; Qwen's and Llama 3's, under 10 MB; ``routeshell train``'s, a few hundred KB),
+#: and the tokenizers library takes about 20 times the file's size in memory, and a second per 8 MiB
+#: here, in the server's HTTP process and in its engine process each: 64 MiB took 7.5 s and 1.3 GiB,
+#: 256 MiB 36 s and 4.8 GiB (and as much again to say what is wrong with one that does not load).
+MAX_TOKENIZER_BYTES = 1 << 26
 #: The files of a model directory the libraries read whole, and the most bytes each may hold.
 LIBRARY_READ_FILES = {
     "config.json": MAX_META_BYTES, "generation_config.json": MAX_META_BYTES,
@@ -41,7 +53,8 @@ LIBRARY_READ_FILES = {
     "chat_template.jinja": MAX_META_BYTES, "tokenizer.json": MAX_TOKENIZER_BYTES,
 }  # fmt: skip
 #: The sizes in config.json that are a dimension of some tensor of the model: none can be larger than
-#: the largest dimension of a tensor in the weights.
+#: the largest dimension of a tensor in the weights. (With the other names transformers' configurations
+#: give them: ``n_embd`` is GPT-2's hidden size.)
 DIMENSIONS = (
     "hidden_size",
     "intermediate_size",
@@ -49,9 +62,26 @@ DIMENSIONS = (
     "num_attention_heads",
     "num_key_value_heads",
     "head_dim",
+    "d_model",
+    "n_embd",
+    "n_inner",
+    "ffn_dim",
+    "n_head",
+    "n_heads",
+    "num_heads",
 )
+#: The names a configuration gives its number of layers: each layer is modules of its own, so a
+#: count such as 100,000 never finishes building, even without memory. No more than the weights'
+#: tensors (each layer holds one at least).
+LAYER_COUNTS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers", "decoder_layers", "depth")
+#: The names under which transformers looks for the configuration of a model's text part.
+TEXT_PARTS = ("text_config", "decoder", "generator")
+#: The names a configuration gives the longest context it reads.
+CONTEXTS = ("max_position_embeddings", "n_positions")
 #: The longest context config.json may give (``max_position_embeddings``): 16M tokens, beyond any model's.
 MAX_CONTEXT = 1 << 24
+#: The most characters of a field's name in config.json shown in a line (its last ones).
+MAX_FIELD_CHARS = 120
 #: The longest piece of a library's error message shown in a line.
 MAX_REASON_CHARS = 400
 #: What a mismatch of config.json and the weights means to the user.
@@ -74,8 +104,13 @@ def check_model_dir(path: Path) -> None:
     if not path.is_dir():
         raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        missing.append(WEIGHT_FILES[0])
+    if not (path / WEIGHTS).is_file():
+        if (path / PICKLED_WEIGHTS).is_file():
+            raise ModelLoadError(
+                f"{shown}: its weights are {PICKLED_WEIGHTS}, a pickle, which can run code as it is read and is "
+                f"never loaded; where you trust the file, convert it to {WEIGHTS}: {CONVERT}"
+            )
+        missing.append(WEIGHTS)
     if missing:
         raise ModelLoadError(
             f"{shown}: not a finished model directory (missing {', '.join(missing)}); "
@@ -94,27 +129,20 @@ def check_model_dir(path: Path) -> None:
 
 
 def weights_file(path: Path) -> Path:
-    """The weights file of the model directory ``path`` (one :func:`check_model_dir` found)."""
-    return next((path / name for name in WEIGHT_FILES if (path / name).is_file()), path / WEIGHT_FILES[0])
+    """The weights file of the model directory ``path``."""
+    return path / WEIGHTS
 
 
 def weight_shapes(path: Path) -> Shapes:
-    """Each tensor's name and shape in ``path``'s weights file, read without loading a tensor (the
-    header of model.safetensors; pytorch_model.bin is mapped, not read)."""
+    """Each tensor's name and shape in ``path``'s weights file, read from its header without loading
+    a tensor (or importing torch)."""
     weights = weights_file(path)
     try:
-        if weights.suffix == ".safetensors":
-            from safetensors import safe_open
+        from safetensors import safe_open
 
-            with safe_open(str(weights), framework="numpy") as header:
-                return {name: tuple(header.get_slice(name).get_shape()) for name in header.keys()}  # noqa: SIM118
-        import torch
-
-        tensors = torch.load(str(weights), map_location="cpu", mmap=True, weights_only=True)
-        if not isinstance(tensors, dict):
-            raise ValueError("it holds no dictionary of tensors")
-        return {str(name): tuple(tensor.shape) for name, tensor in tensors.items() if isinstance(tensor, torch.Tensor)}
-    except Exception as err:  # safetensors' and torch's own errors for a damaged file
+        with safe_open(str(weights), framework="numpy") as header:
+            return {name: tuple(header.get_slice(name).get_shape()) for name in header.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors' own errors for a damaged file
         shown = display_name(str(path))
         raise ModelLoadError(f"{shown}: the model cannot be loaded: {weights.name}: {reason(err)}") from err
 
@@ -122,8 +150,8 @@ def weight_shapes(path: Path) -> Shapes:
 def checked_shapes(path: Path) -> Shapes:
     """The shapes of the tensors of the model directory ``path``, once it is one
     (:func:`check_model_dir`) whose config.json describes them (:func:`check_config`); raises
-    ModelLoadError. Reads config.json and the weights' header only, and imports no torch for a
-    safetensors file: a directory that cannot be served is refused in a moment."""
+    ModelLoadError. Reads config.json and the weights' header only, and imports no torch: a
+    directory that cannot be served is refused in a moment."""
     check_model_dir(path)
     shapes = weight_shapes(path)
     check_config(path, shapes)
@@ -133,31 +161,58 @@ def checked_shapes(path: Path) -> Shapes:
 def check_config(path: Path, shapes: Shapes) -> None:
     """Raise ModelLoadError unless config.json's sizes are whole numbers from 1 up that the weights
     (``shapes``) can hold: no dimension larger than the largest of a tensor there, no more layers than
-    tensors, a context of at most :data:`MAX_CONTEXT` tokens. Bounds the model that can be built."""
+    tensors, a context of at most :data:`MAX_CONTEXT` tokens. Bounds the model that can be built.
+
+    The sizes of nested objects are bounded alike: a composite model's configuration holds those of
+    its parts (``text_config``, ``vision_config``), and transformers builds each of them."""
     shown = display_name(str(path))
     try:
         config = json.loads(read_capped(path / "config.json", MAX_META_BYTES))
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json: {reason(err)}") from err
+    except RecursionError as err:  # (json's parser recurses once per level)
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json nests too deeply") from err
     if not isinstance(config, dict):
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json is not a JSON object")
     weights = weights_file(path).name
     largest = max((size for shape in shapes.values() for size in shape), default=0)
     wider = f"but no tensor of {weights} is wider than {largest:,}; {NOT_THESE_WEIGHTS}"
     bounds = dict.fromkeys(DIMENSIONS, (largest, wider))
-    bounds["num_hidden_layers"] = (len(shapes), f"but {weights} holds {len(shapes):,} tensors; {NOT_THESE_WEIGHTS}")
-    bounds["max_position_embeddings"] = (MAX_CONTEXT, f"more than the {MAX_CONTEXT:,} tokens any model reads")
-    for field, (bound, beyond) in bounds.items():
-        value = config.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ModelLoadError(f"{shown}: config.json's {field} is not a whole number")
-        if value < 1:
-            raise ModelLoadError(f"{shown}: config.json's {field} is {value}; it must be 1 or more")
-        if value > bound:
-            raise ModelLoadError(f"{shown}: config.json's {field} is {value:,}, {beyond}")
+    bounds |= dict.fromkeys(
+        LAYER_COUNTS, (len(shapes), f"but {weights} holds {len(shapes):,} tensors; {NOT_THESE_WEIGHTS}")
+    )
+    bounds |= dict.fromkeys(CONTEXTS, (MAX_CONTEXT, f"more than the {MAX_CONTEXT:,} tokens any model reads"))
+    # Walked without recursion: config.json may nest as deeply as json's parser allows.
+    pending: list[tuple[object, tuple[str, ...]]] = [(config, ())]
+    while pending:
+        node, where = pending.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            field = (*where, str(key) if isinstance(node, dict) else f"[{key}]")
+            if isinstance(value, dict | list):
+                pending.append((value, field))
+            elif isinstance(node, dict) and key in bounds and value is not None:
+                _check_size(shown, _field(field), value, *bounds[key])
     _check_layers(shown, config.get("num_hidden_layers"), shapes, weights)
+
+
+def _check_size(shown: str, field: str, value: object, bound: int, beyond: str) -> None:
+    """Raise ModelLoadError unless config.json's ``field`` is a whole number from 1 to ``bound``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ModelLoadError(f"{shown}: config.json's {field} is not a whole number")
+    if value < 1:
+        raise ModelLoadError(f"{shown}: config.json's {field} is {value}; it must be 1 or more")
+    if value > bound:
+        raise ModelLoadError(f"{shown}: config.json's {field} is {value:,}, {beyond}")
+
+
+def _field(where: tuple[str, ...]) -> str:
+    """A field of config.json by its keys (``text_config.num_hidden_layers``), escaped and at most
+    :data:`MAX_FIELD_CHARS` characters long (the keys are the file's to say)."""
+    text = ".".join(where).replace(".[", "[")
+    if len(text) > MAX_FIELD_CHARS:
+        text = "..." + text[-MAX_FIELD_CHARS:]
+    return display_line(text)
 
 
 def _check_layers(shown: str, layers: object, shapes: Shapes, weights: str) -> None:
@@ -181,9 +236,18 @@ def check_model_fits(path: Path, shapes: Shapes) -> None:
     shown = display_name(str(path))
     try:
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as err:  # a config.json transformers refuses (its validators)
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: {reason(err)}") from err
+    # transformers takes these for the configuration of a composite model's text part; in a model that
+    # has no such part they stay plain objects, on which building it fails unclearly.
+    for name in TEXT_PARTS:
+        if isinstance(getattr(config, name, None), dict):
+            kind = display_name(str(getattr(config, "model_type", "")))
+            raise ModelLoadError(f"{shown}: config.json's {name} is no part of a {kind} model; remove it")
+    try:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
-    except Exception as err:  # a config.json transformers refuses (its validators, a size it cannot divide)
+    except Exception as err:  # a size transformers cannot divide
         raise ModelLoadError(f"{shown}: the model cannot be loaded: {reason(err)}") from err
     weights = weights_file(path).name
     needed = {name: tuple(tensor.shape) for name, tensor in model.named_parameters(remove_duplicate=False)}
@@ -242,6 +306,8 @@ def tokenizer_problem(path: Path) -> str | None:
         return f"tokenizer.json cannot be read: {err.strerror or err}"
     except ValueError:
         return "tokenizer.json is not JSON"
+    except RecursionError:  # (json's parser recurses once per level)
+        return "tokenizer.json nests too deeply"
     if not isinstance(data, dict):
         return "tokenizer.json is not a JSON object"
     added = data.get("added_tokens")

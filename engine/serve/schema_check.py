@@ -11,6 +11,7 @@ GIL and gives up after a deadline: :func:`bounded_validator` makes the validator
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 
 #: Seconds one check of an answer may spend matching patterns.
 CHECK_BUDGET_S = 0.25
+#: The most characters of a request's pattern, or of a place in its schema, an error repeats.
+MAX_SHOWN = 80
 
 _deadline = threading.local()
 _classes: dict[type[Any], type[Any]] = {}
@@ -56,6 +59,24 @@ def bounded_validator(schema: Any) -> Any:
             }
             _classes[base] = extend(base, {k: v for k, v in keywords.items() if k in base.VALIDATORS})
         return _classes[base](schema)
+
+
+def quoted(text: str) -> str:
+    """``text`` of a request (a pattern, a ``$ref``) as a JSON string for an error message: its
+    control characters escaped, and no more than :data:`MAX_SHOWN` characters of it."""
+    from engine.names import display_line
+
+    shown = json.dumps(text[:MAX_SHOWN], ensure_ascii=False)
+    return display_line(shown if len(text) <= MAX_SHOWN else f'{shown[:-1]}..."')
+
+
+def place(path: str) -> str:
+    """A JSON pointer into a request's schema for an error message: escaped, and its last
+    :data:`MAX_SHOWN` characters only (the keys are the request's)."""
+    from engine.names import display_line
+
+    path = path or "/"
+    return display_line(path if len(path) <= MAX_SHOWN else "..." + path[-MAX_SHOWN:])
 
 
 def _search(pattern: str, text: str) -> bool:

@@ -26,6 +26,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from engine.serve.schema_check import place, quoted
+
 #: Keywords llguidance refuses whose removal only widens what is valid.
 DROPPED_KEYWORDS = (
     "uniqueItems",
@@ -95,10 +97,10 @@ def _rewrite(node: Any, path: str, notes: list[str], depth: int) -> None:
         raise UnsupportedSchema(f"the schema nests more than {MAX_DEPTH} levels deep")
     ref = node.get("$ref")
     if isinstance(ref, str) and not ref.startswith("#"):
-        raise UnsupportedSchema(f"$ref at {path or '/'} points outside the schema ({ref}); put it under $defs")
+        raise UnsupportedSchema(f"$ref at {place(path)} points outside the schema ({quoted(ref)}); put it under $defs")
     for keyword in REFUSED_KEYWORDS:
         if keyword in node:
-            raise UnsupportedSchema(f"{keyword} at {path or '/'} is not supported")
+            raise UnsupportedSchema(f"{keyword} at {place(path)} is not supported")
     if _enumerate_array(node, path, notes):
         return
     _rewrite_conditionals(node, path, notes)
@@ -169,9 +171,9 @@ def _enumerate_array(node: dict[str, Any], path: str, notes: list[str]) -> bool:
         with within():
             valid = [list(candidate) for candidate in candidates if check.is_valid(list(candidate))]
     except CheckTooSlow as slow:
-        raise UnsupportedSchema(f"the pattern {slow} at {path or '/'} takes too long to match") from None
+        raise UnsupportedSchema(f"the pattern {quoted(str(slow))} at {place(path)} takes too long to match") from None
     if not valid:
-        raise UnsupportedSchema(f"no array satisfies the schema at {path or '/'}")
+        raise UnsupportedSchema(f"no array satisfies the schema at {place(path)}")
     kept = {key: value for key, value in node.items() if key in _ANNOTATIONS}
     node.clear()
     node.update(kept, enum=valid)

@@ -104,3 +104,44 @@ def test_patterns_of_the_schema_are_matched_in_bounded_time(pretrained: tuple[Pa
 def test_unevaluated_properties_beside_pattern_properties_is_a_400(tokenizer: PreTrainedTokenizerBase) -> None:
     schema = {"type": "object", "patternProperties": {"^x": {}}, "unevaluatedProperties": False}
     assert "unevaluatedProperties with patternProperties" in str(refused(tokenizer, schema))
+
+
+LONG = "x" * 400
+LOOKAROUND = "look-around, including look-ahead and look-behind, is not supported"
+
+
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        # The regex library's message joined into one line, the pattern's reason cut off after it:
+        (
+            {"type": "object", "properties": {"a": {"type": "string", "pattern": LONG + "(?=a)"}}},
+            f'the pattern "{LONG[:80]}..." at /properties/a/pattern cannot be used for constrained decoding: '
+            + LOOKAROUND,
+        ),
+        # "regex parse error: (?=x) ^^^ error: ...", the carets pointing nowhere and no place given:
+        (
+            {"type": "object", "patternProperties": {"(?=x)": {}}},
+            f'the pattern "(?=x)" at /patternProperties cannot be used for constrained decoding: {LOOKAROUND}',
+        ),
+        # Was "lookarounds not supported yet; WordUnicode in regex /\bx/":
+        (
+            {"type": "array", "items": {"type": "string", "pattern": r"\bx"}},
+            r'the pattern "\\bx" at /items/pattern cannot be used for constrained decoding: a word boundary',
+        ),
+        # Was "'\x1b(ab' is not a 'regex'", without a reason:
+        (
+            {"type": "string", "pattern": "\x1b(ab"},
+            'the pattern "\\u001b(ab" at /pattern is not a regular expression (missing ), unterminated subpattern',
+        ),
+        # Was the whole $ref, its escape sequence raw:
+        ({"$ref": "http://x\x1b[2J" + "y" * 500}, '$ref at / points outside the schema ("http://x\\u001b[2Jyy'),
+    ],
+)
+def test_a_pattern_or_ref_that_cannot_be_used_is_named_with_its_place_and_why_on_one_bounded_line(
+    tokenizer: PreTrainedTokenizerBase, schema: dict[str, Any], said: str
+) -> None:
+    message = str(refused(tokenizer, schema))
+    assert said in message
+    assert message.isprintable()
+    assert len(message) < 400
