@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -587,23 +586,3 @@ def test_an_invalid_plan_is_named_by_its_file_whatever_finds_it(
     piped = run("plan", "apply", "--workspace", str(ws), "--yes", "-", stdin_text=path.read_text())
     assert_one_line_error(piped, 2, "routeshell: error: <stdin>: invalid plan at /steps/0")
     assert sorted(p.name for p in ws.iterdir() if p.name != STATE_DIR) == ["a.txt", "b.txt"]
-
-
-def test_sigterm_rolls_back_an_apply_with_one_line_and_143(workspace: Path, plans: Path) -> None:
-    wait = "import pathlib, time; pathlib.Path('started').touch(); time.sleep(600)"
-    document = plan({"op": "write", "path": "new.txt", "content": "made"}, {"op": "run", "argv": [PYTHON, "-c", wait]})
-    argv = [ROUTESHELL, "plan", "apply", str(write_plan(plans, "slow", document)), "--yes", "--json",
-            "--workspace", str(workspace)]  # fmt: skip
-    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as process:  # fmt: skip
-        while not (workspace / "started").exists():  # the run step is under way: the write was made
-            assert process.poll() is None, process.communicate()
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=120)
-    assert process.returncode == 143, err
-    assert err.splitlines()[-1] == "routeshell: terminated"
-    assert json_lines(out)[-1] == {"type": "error", "exit_code": 143,
-                                   "message": "terminated; whatever the plan had changed was rolled back"}  # fmt: skip
-    assert not (workspace / "new.txt").exists()
-    [row] = json_lines(plan_cmd("history", workspace, "--json").stdout)
-    assert row["state"] == "rolled-back"
