@@ -9,6 +9,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point HOME and the XDG directories at fresh directories, so no user config leaks in; return the XDG home."""
+    return isolate_home(tmp_path_factory, monkeypatch)
+
+
+def isolate_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What :func:`isolated_home` does, for a fixture of a wider scope (with a ``MonkeyPatch.context()``)."""
     home = tmp_path_factory.mktemp("home")
     # HOME is the directory above every test's temporary directory, so that a workspace made there
     # is inside the home directory (outside it, routeshell asks before adopting one).
@@ -93,6 +99,13 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 def checked_events(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Check every event the test emits, in this process and in the routeshell subprocesses it starts,
     against ``engine/schemas/events.schema.json``; a test that emitted an invalid one fails."""
+    with events_checked(tmp_path_factory, monkeypatch):
+        yield
+
+
+@contextmanager
+def events_checked(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What :func:`checked_events` does, for a fixture of a wider scope: the block fails on an invalid event."""
     log = tmp_path_factory.mktemp("events") / "invalid-events.txt"
     monkeypatch.setenv(CHECK_ENV, str(log))
     yield

@@ -37,10 +37,16 @@ def _count(text: str) -> int:
     return value
 
 
-def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
-    """Register ``files`` and its actions (find, duplicates, du) on the top-level subparsers."""
+def _top_k(text: str) -> int:
+    """``--top-k``'s type. The bound is read here, not when the parser is built: engine.files.match
+    (and the regex module) would otherwise load for every command, 20 ms of each start."""
     from engine.files.match import MAX_TOP_K
 
+    return whole_number(1, MAX_TOP_K)(text)
+
+
+def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser], epilog: str) -> None:
+    """Register ``files`` and its actions (find, duplicates, du) on the top-level subparsers."""
     files = commands.add_parser(
         "files",
         help="find files by a match, list duplicate files, size directories (reads only)",
@@ -79,9 +85,7 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     find.add_argument("--tag", metavar="TAG", help="files carrying this tag (front matter or user.xdg.tags)")
     find.add_argument("--limit", type=whole_number(1), default=1000, metavar="N", help="show at most N (default: 1000)")
     find.add_argument("--semantic", metavar="TEXT", help=_SEMANTIC_HELP)
-    find.add_argument(
-        "--top-k", type=whole_number(1, MAX_TOP_K), metavar="N", help="with --semantic: keep the best N (default: 20)"
-    )
+    find.add_argument("--top-k", type=_top_k, metavar="N", help="with --semantic: keep the best N (default: 20)")
 
     duplicates = common(actions.add_parser("duplicates", help="list groups of files with the same content"))
     duplicates.add_argument("path", nargs="?", default=".", metavar="PATH", help="directory to look under")

@@ -8,7 +8,6 @@ with the usage on stderr at the end, or with ``--json`` the whole OpenAI respons
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -164,6 +163,9 @@ def run_generate_command(args: argparse.Namespace) -> int:
 
     loaded = load(args)
     request.model = loaded.name
+    # Imported here, not at the top: the parser of every command imports this module.
+    import asyncio
+
     from engine.serve.engine import Engine
     from engine.serve.serving import Serving
 

@@ -33,12 +33,15 @@ def _registry() -> Any:
 
 @cache
 def validator(name: str) -> Any:
-    """Return a cached Draft 2020-12 validator for the named schema."""
+    """Return a cached Draft 2020-12 validator for the named schema.
+
+    The schema is not checked against the metaschema here: the shipped files never change after
+    the install, and tests/engine/test_schemas.py checks each of them. Checking at every start cost
+    each process 45 ms for the profile schema and 135 ms for the plan's.
+    """
     from jsonschema import Draft202012Validator
 
-    schema = load_schema(name)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, registry=_registry())
+    return Draft202012Validator(load_schema(name), registry=_registry())
 
 
 def describe_error(error: Any) -> tuple[list[str | int], str]:

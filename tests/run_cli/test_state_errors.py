@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import events_checked, isolate_home
 from tests.helpers import assert_one_line_error, fill_disk, read_only_view, run_routeshell, small_disk
 from tests.run_cli.support import BUILD, closed_port_url, events, plan, run
 from tests.scripted_llm import Reply, ScriptedLLM
@@ -21,10 +22,25 @@ from tests.scripted_llm import Reply, ScriptedLLM
 TASK = "move the notes into old"
 
 
-def run_once(ws: Path) -> Path:
-    """Run a task on ``ws`` once (its endpoint is down), which leaves a session database; return it."""
-    result = run(closed_port_url(), ws, "--topology", "single", TASK)
+@pytest.fixture(scope="module")
+def ran_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace a task ran on once (its endpoint down), which left a session database. Made once
+    per module: each test that needs one copies it (a run costs a process start and a retry wait)."""
+    ws = tmp_path_factory.mktemp("ran-once") / "ws"
+    ws.mkdir()
+    (ws / "app.py").write_text("VALUE = 1\n")
+    with pytest.MonkeyPatch.context() as monkeypatch, events_checked(tmp_path_factory, monkeypatch):
+        isolate_home(tmp_path_factory, monkeypatch)
+        result = run(closed_port_url(), ws, "--topology", "single", TASK)
     assert result.returncode == 3, result
+    assert (ws / ".routeshell" / "sessions.sqlite").is_file()
+    return ws
+
+
+def run_once(ran_once: Path, ws: Path) -> Path:
+    """Make ``ws`` a copy of the workspace a task ran on once; return its session database."""
+    shutil.rmtree(ws, ignore_errors=True)
+    shutil.copytree(ran_once, ws)
     database = ws / ".routeshell" / "sessions.sqlite"
     assert database.is_file()
     return database
@@ -45,9 +61,9 @@ def assert_disk_error(ws: Path, *needles: str) -> None:
 
 @pytest.mark.parametrize("open_elsewhere", [False, True], ids=["closed", "copied-while-open"])
 def test_a_read_only_workspace_run_before_is_one_line_and_exit_1(
-    ws: Path, tmp_path: Path, open_elsewhere: bool
+    ran_once: Path, ws: Path, tmp_path: Path, open_elsewhere: bool
 ) -> None:
-    database = run_once(ws)
+    database = run_once(ran_once, ws)
     source = tmp_path / "copy"
     # A copy made while another routeshell had the database open holds its shared-memory file:
     # SQLite then opens the database on a read-only disk, and only a write fails.
@@ -61,8 +77,8 @@ def test_a_read_only_workspace_run_before_is_one_line_and_exit_1(
         assert_disk_error(view, "Read-only file system", str(view / ".routeshell"), "sessions.sqlite")
 
 
-def test_a_full_disk_is_not_called_a_damaged_database(ws: Path, tmp_path: Path) -> None:
-    run_once(ws)
+def test_a_full_disk_is_not_called_a_damaged_database(ran_once: Path, ws: Path, tmp_path: Path) -> None:
+    run_once(ran_once, ws)
     with small_disk(tmp_path / "disk", "1m") as disk:
         copy = disk / "ws"
         shutil.copytree(ws, copy)
@@ -189,15 +205,14 @@ def plant(database: Path, value: object) -> None:
 
 
 @pytest.mark.parametrize("planted", ["a call", "a number"])
-def test_a_session_database_that_names_code_to_run_runs_nothing(tmp_path: Path, planted: str) -> None:
+def test_a_session_database_that_names_code_to_run_runs_nothing(ran_once: Path, tmp_path: Path, planted: str) -> None:
     """A stored value that names a function with its arguments (here os.system) was called as the
     session was read back: listing the sessions or resuming one ran it. Now nothing is called, and
     a value of a shape a run never writes is one line naming the database and how to move it aside."""
     import ormsgpack
 
     ws = tmp_path / "ws"
-    ws.mkdir()
-    database = run_once(ws)
+    database = run_once(ran_once, ws)
     listed = run_routeshell("sessions", "--json", "--workspace", str(ws))
     thread = events(listed.stdout)[0]["thread"]
     marker = tmp_path / "ran"
