@@ -15,8 +15,8 @@ from tests.engine.tinyllm.training_support import (
     ROUTESHELL,
     TrainRun,
     interrupt_after,
-    interrupted,
     parse_events,
+    read_to_end,
     read_to_first_step,
     run_train,
     started,
@@ -52,7 +52,7 @@ def test_resume_after_ctrl_c_follows_the_uninterrupted_loss_curve(
         second = run_train(*pretrain_args(corpus_dir, tokenizer, out), "--resume", cache=cache)
     finally:
         first.send_signal(signal.SIGCONT)
-    stopped = interrupted(5, first, seen)
+    stopped = read_to_end(first, seen, interrupt_at=5)
     assert second.returncode == 1, second.stderr
     assert "another routeshell train is writing into" in second.stderr
     assert "Traceback" not in second.stderr

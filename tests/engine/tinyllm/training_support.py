@@ -112,18 +112,20 @@ def paused_at_first_step(argv: list[str], cache: Path | None = None) -> subproce
 
 def interrupt_after(step: int | str, argv: list[str], cache: Path | None = None) -> TrainRun:
     """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` (or an event of that type) is seen."""
-    return interrupted(step, started(argv, cache))
+    return read_to_end(started(argv, cache), interrupt_at=step)
 
 
-def interrupted(step: int | str, process: subprocess.Popen[str], seen: list[str] | None = None) -> TrainRun:
+def read_to_end(
+    process: subprocess.Popen[str], seen: list[str] | None = None, interrupt_at: int | str | None = None
+) -> TrainRun:
     """Read the events of the started ``process`` to its end, ``seen`` (lines already read) first;
-    send SIGINT once step ``step`` (or an event of that type) is read."""
+    send SIGINT once step ``interrupt_at`` (or an event of that type) is read, when given."""
     assert process.stdout is not None
     lines = list(seen or [])
     for line in process.stdout:
         lines.append(line)
         event = json.loads(line)
-        if (event["type"] == "train_step" and event["step"] == step) or event["type"] == step:
+        if (event["type"] == "train_step" and event["step"] == interrupt_at) or event["type"] == interrupt_at:
             process.send_signal(signal.SIGINT)
     stderr = process.stderr.read() if process.stderr else ""
     return TrainRun(process.wait(timeout=300), parse_events("".join(lines)), stderr)
