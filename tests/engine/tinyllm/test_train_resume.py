@@ -44,7 +44,7 @@ def test_resume_after_ctrl_c_follows_the_uninterrupted_loss_curve(
 
     out = tmp_path / "stopped"
     # Paused after its first step, the run holds its directory, however slow it is: a second run
-    # into it is refused, with --resume too.
+    # into it (with --resume, which would otherwise continue a checkpoint there) is refused.
     first = started(pretrain_args(corpus_dir, tokenizer, out), cache)
     seen = read_to_first_step(first)
     first.send_signal(signal.SIGSTOP)
