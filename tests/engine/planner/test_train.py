@@ -1,4 +1,5 @@
-"""`routeshell train planner` on a nano base: the adapter is written whole, and the time limit holds."""
+"""`routeshell train planner` on a nano base: the adapter is written whole, kill -9 leaves the one there
+whole, and the time limit holds."""
 
 from __future__ import annotations
 
@@ -12,28 +13,6 @@ from pathlib import Path
 from engine.planner.train import bf16_is_native
 from tests.engine.tinyllm.training_support import ROUTESHELL, run_train, train_env
 from tests.helpers import assert_one_line_error, run_routeshell
-
-
-def test_the_time_limit_ends_training_with_the_adapter_saved(planner_models: tuple[Path, Path], tmp_path: Path) -> None:
-    base, _ = planner_models
-    out = tmp_path / "planner"
-    run = run_train(
-        "planner", "--base", str(base), "--out", str(out), "--count", "16", "--max-steps", "500",
-        "--batch-size", "2", "--time-limit", "0.001",
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    meta = json.loads((out / "planner_meta.json").read_text())
-    assert meta["summary"]["stopped_by_time_limit"] is True
-    assert meta["summary"]["steps"] < 500
-    assert (out / "adapter_model.safetensors").is_file()
-    assert not (out / "checkpoints").exists()
-    assert not out.with_name(f".{out.name}.partial").exists()
-    assert [event["type"] for event in run.events][-1] == "train_done"
-    # bfloat16 only where the machine multiplies in it natively: an AVX2-only CPU emulates it.
-    native = bf16_is_native()
-    assert meta["summary"]["dtype"] == ("bfloat16" if native else "float32")
-    [start] = [event for event in run.events if event["type"] == "train_start"]
-    assert start["dtype"] == meta["summary"]["dtype"]
 
 
 def test_bad_planner_training_input_is_one_line(tmp_path: Path) -> None:
@@ -140,13 +119,14 @@ def test_the_planner_trainer_runs_on_the_clock_schedule(tmp_path: Path) -> None:
     assert rates == [0.0, 0.05, 0.0, 0.0, 0.0, 0.0], rates
 
 
-def test_kill_9_while_training_leaves_the_adapter_there_whole_and_a_rerun_replaces_it(
+def test_kill_9_leaves_the_adapter_whole_and_a_rerun_ended_by_the_time_limit_replaces_it_saved(
     planner_models: tuple[Path, Path], tmp_path: Path
 ) -> None:
     base, shipped = planner_models
     out = tmp_path / "planner"
     shutil.copytree(shipped, out)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert json.loads(before["planner_meta.json"])["summary"]["stopped_by_time_limit"] is False
     argv = [ROUTESHELL, "train", "planner", "--base", str(base), "--out", str(out), "--count", "16",
             "--max-steps", "500", "--batch-size", "2", "--save-steps", "1", "--events"]  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
@@ -159,8 +139,24 @@ def test_kill_9_while_training_leaves_the_adapter_there_whole_and_a_rerun_replac
     assert process.wait(timeout=60) == -signal.SIGKILL
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
-    run = run_train("planner", "--base", str(base), "--out", str(out), "--count", "16", "--max-steps", "2",
-                    "--batch-size", "2")  # fmt: skip
+    # The rerun replaces the adapter, and its time limit ends it long before its steps do.
+    run = run_train(
+        "planner", "--base", str(base), "--out", str(out), "--count", "16", "--max-steps", "500",
+        "--batch-size", "2", "--time-limit", "0.001",
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert json.loads((out / "planner_meta.json").read_text())["summary"]["steps"] == 2
+    meta = json.loads((out / "planner_meta.json").read_text())
+    assert meta["summary"]["stopped_by_time_limit"] is True
+    assert meta["summary"]["steps"] < 500
+    assert meta["summary"]["steps"] == len(run.losses())
+    assert (out / "adapter_model.safetensors").is_file()
+    assert {path.name: path.read_bytes() for path in out.iterdir()} != before
+    assert not (out / "checkpoints").exists()
+    assert [event["type"] for event in run.events][-1] == "train_done"
+    # bfloat16 only where the machine multiplies in it natively: an AVX2-only CPU emulates it.
+    native = bf16_is_native()
+    assert meta["summary"]["dtype"] == ("bfloat16" if native else "float32")
+    [start] = [event for event in run.events if event["type"] == "train_start"]
+    assert start["dtype"] == meta["summary"]["dtype"]
+    # Nothing is left beside OUT: no partial directory, no lock.
     assert sorted(path.name for path in tmp_path.iterdir()) == ["planner"]

@@ -1,6 +1,6 @@
 """`routeshell train planner`: Ctrl-C leaves OUT as it was with a checkpoint beside it, and --resume
 continues that checkpoint exactly, or refuses one made with other options; a second run into the
-same OUT is refused while the first trains."""
+same OUT is refused while the first trains, and the first then ends whole."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 
 from tests.engine.tinyllm.training_support import (
     interrupt_after,
-    parse_events,
-    paused_at_first_step,
+    read_to_end,
+    read_to_first_step,
     run_train,
+    started,
 )
 from tests.helpers import assert_one_line_error, run_routeshell
 
@@ -60,15 +61,30 @@ def test_ctrl_c_keeps_the_finished_adapter_and_resume_continues_exactly(
     assert sorted(str(path.relative_to(partial)) for path in partial.rglob("*")) == kept
     assert contents(out) == before
 
-    resumed = run_train(*planner_args(base, out), "--resume")
+    # Paused, the resumed run still holds OUT: however slow a run is, a second one must wait for it.
+    first = started([*planner_args(base, out), "--resume"])
+    seen = read_to_first_step(first)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        for extra in ((), ("--resume",)):
+            second = run_routeshell("train", *planner_args(base, out), *extra)
+            assert_one_line_error(second, 1, "another routeshell train is writing into", out.name)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    resumed = read_to_end(first, seen)
     assert resumed.returncode == 0, resumed.stderr
+    end = resumed.events[-1]
+    assert end["type"] == "train_done"
+    assert (end["interrupted"], end["steps"], end["path"]) == (False, STEPS, str(out))
     assert resumed.of("train_start")[0]["resumed_from"] == done["path"]
     assert sorted(resumed.losses()) == list(range(at + 1, STEPS + 1))
     expected, got = straight.losses(), {**stopped.losses(), **resumed.losses()}
     for step in range(1, STEPS + 1):
         assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-4), step
     assert json.loads((out / "planner_meta.json").read_text())["summary"]["steps"] == STEPS
+    assert (out / "adapter_model.safetensors").is_file()
     assert contents(out) != before
+    # Nothing is left beside OUT: the checkpoint became OUT, and the lock went with the run.
     assert sorted(path.name for path in tmp_path.iterdir()) == ["planner", "straight"]
 
 
@@ -86,29 +102,3 @@ def test_a_read_only_out_is_never_replaced(tmp_path: Path) -> None:
         assert sorted(path.name for path in tmp_path.iterdir()) == ["base", "planner"]
     finally:
         out.chmod(0o755)
-
-
-def test_a_second_run_into_the_same_out_is_refused_and_the_first_ends_whole(
-    planner_models: tuple[Path, Path], tmp_path: Path
-) -> None:
-    base, _ = planner_models
-    out = tmp_path / "planner"
-    argv = planner_args(base, out)
-    argv[argv.index("--max-steps") + 1] = "12"
-    # Paused, the first run still holds OUT: however slow a run is, a second one must wait for it.
-    first = paused_at_first_step(argv)
-    try:
-        for extra in ((), ("--resume",)):
-            second = run_routeshell("train", *argv, *extra)
-            assert_one_line_error(second, 1, "another routeshell train is writing into", out.name)
-    finally:
-        first.send_signal(signal.SIGCONT)
-        rest, stderr = first.communicate(timeout=300)
-    assert first.returncode == 0, stderr
-    done = parse_events(rest)[-1]
-    assert done["type"] == "train_done"
-    assert (done["interrupted"], done["steps"], done["path"]) == (False, 12, str(out))
-    assert json.loads((out / "planner_meta.json").read_text())["summary"]["steps"] == 12
-    assert (out / "adapter_model.safetensors").is_file()
-    # Nothing is left beside OUT: the checkpoint became OUT, and the lock went with the run.
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["planner"]

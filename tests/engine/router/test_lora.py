@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
+from engine.events import CHECK_ENV
 from engine.router.candidates import candidates
 from engine.router.generator import generate_requests
 from engine.router.labels import gold_label, make_sample, write_samples
@@ -29,16 +32,55 @@ def labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@dataclass
+class BusyThenTrained:
+    """A router run paused after its first step while two other runs into its OUT were tried, then
+    killed (kill -9), and a run into the same OUT after it."""
+
+    out: Path
+    refused: list[subprocess.CompletedProcess[str]]
+    run: TrainRun
+    beside: list[str]  # what the directory of OUT held once the last run ended
+
+
 @pytest.fixture(scope="module")
-def trained(pretrained: tuple[Path, TrainRun], labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def busy_then_trained(
+    pretrained: tuple[Path, TrainRun], labels: Path, tmp_path_factory: pytest.TempPathFactory
+) -> BusyThenTrained:
+    """The adapter the tests share, trained after a paused run into the same OUT was killed: the
+    refusals while it held OUT and the run after it are checked by a test of their own."""
     out = tmp_path_factory.mktemp("lora") / "router"
-    run = run_train("router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out),
-                    "--max-steps", "6", "--batch_size", "4", "--grad_accum", "1", "--lr", "2e-3",
-                    "--lora_r", "4")  # fmt: skip
+    argv = ["router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out), "--max-steps", "6",
+            "--batch-size", "4", "--grad-accum", "1", "--lora-r", "4"]  # fmt: skip
+    # The options of the last run are the same, spelt the other way the command takes them.
+    again = ["router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out), "--max-steps", "6",
+             "--batch_size", "4", "--grad_accum", "1", "--lr", "2e-3", "--lora_r", "4"]  # fmt: skip
+    # A module's fixture runs before the per-test environment is set: the events of these runs are
+    # checked against the contract here, as the per-test fixture would.
+    log = tmp_path_factory.mktemp("events") / "invalid-events.txt"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(CHECK_ENV, str(log))
+        first = paused_at_first_step(argv)  # paused, it still holds OUT
+        try:
+            refused = [
+                run_routeshell("train", *second)
+                for second in (argv, ["router", "--kind", "tfidf", "--data", str(labels), "--out", str(out)])
+            ]
+        finally:
+            first.kill()  # kill -9: the kernel lets go of the lock with the process
+            first.communicate(timeout=60)
+        run = run_train(*again)
+    assert not (log.exists() and log.read_text()), log.read_text()
+    return BusyThenTrained(out, refused, run, sorted(path.name for path in out.parent.iterdir()))
+
+
+@pytest.fixture(scope="module")
+def trained(busy_then_trained: BusyThenTrained) -> Path:
+    run = busy_then_trained.run
     assert run.returncode == 0, run.stderr
     assert [e["stage"] for e in run.of("train_start")] == ["router"]
     assert run.of("train_done")[-1]["interrupted"] is False
-    return out
+    return busy_then_trained.out
 
 
 def test_cached_candidate_scoring_equals_scoring_each_sequence_whole(pretrained: tuple[Path, TrainRun]) -> None:
@@ -103,24 +145,16 @@ def test_qlora_runs_a_few_steps_on_the_cpu(pretrained: tuple[Path, TrainRun], la
 
 
 def test_a_second_run_into_the_same_out_is_refused_and_a_killed_run_leaves_no_lock(
-    pretrained: tuple[Path, TrainRun], labels: Path, tmp_path: Path
+    busy_then_trained: BusyThenTrained,
 ) -> None:
-    out = tmp_path / "router"
-    argv = ["router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out), "--max-steps", "6",
-            "--batch-size", "4", "--grad-accum", "1", "--lora-r", "4"]  # fmt: skip
-    first = paused_at_first_step(argv)  # paused, it still holds OUT
-    try:
-        for second in (argv, ["router", "--kind", "tfidf", "--data", str(labels), "--out", str(out)]):
-            result = run_routeshell("train", *second)
-            assert_one_line_error(result, 1, "another routeshell train is writing into", out.name)
-    finally:
-        first.kill()  # kill -9: the kernel lets go of the lock with the process
-        first.communicate(timeout=60)
-    third = run_train(*argv)
+    out = busy_then_trained.out
+    for result in busy_then_trained.refused:
+        assert_one_line_error(result, 1, "another routeshell train is writing into", out.name)
+    third = busy_then_trained.run
     assert third.returncode == 0, third.stderr
     assert third.of("train_done")[-1]["interrupted"] is False
     assert (out / "adapter_model.safetensors").is_file()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["router"]
+    assert busy_then_trained.beside == ["router"]
 
 
 def test_a_missing_base_is_one_line(labels: Path, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""Ctrl-C stops training with a checkpoint, and --resume continues it exactly; several processes."""
+"""Ctrl-C stops training with a checkpoint, and --resume continues it exactly; a second run into the
+same directory is refused while the first trains; several processes."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
@@ -16,7 +16,10 @@ from tests.engine.tinyllm.training_support import (
     TrainRun,
     interrupt_after,
     parse_events,
+    read_to_end,
+    read_to_first_step,
     run_train,
+    started,
     train_env,
 )
 
@@ -40,7 +43,19 @@ def test_resume_after_ctrl_c_follows_the_uninterrupted_loss_curve(
     assert straight.returncode == 0, straight.stderr
 
     out = tmp_path / "stopped"
-    stopped = interrupt_after(5, pretrain_args(corpus_dir, tokenizer, out), cache)
+    # Paused after its first step, the run holds its directory, however slow it is: a second run
+    # into it (with --resume, which would otherwise continue a checkpoint there) is refused.
+    first = started(pretrain_args(corpus_dir, tokenizer, out), cache)
+    seen = read_to_first_step(first)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run_train(*pretrain_args(corpus_dir, tokenizer, out), "--resume", cache=cache)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    stopped = read_to_end(first, seen, interrupt_at=5)
+    assert second.returncode == 1, second.stderr
+    assert "another routeshell train is writing into" in second.stderr
+    assert "Traceback" not in second.stderr
     assert stopped.returncode == 130, stopped.stderr
     done = stopped.of("train_done")[-1]
     assert done["interrupted"] is True
@@ -124,33 +139,3 @@ def test_two_processes_make_a_loadable_checkpoint(
 
     model = AutoModelForCausalLM.from_pretrained(str(out))
     assert model.config.vocab_size > 0
-
-
-def test_a_second_run_into_the_same_directory_is_refused_while_the_first_trains(
-    pretrained: tuple[Path, TrainRun], corpus_dir: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "busy"
-    argv = pretrain_args(corpus_dir, pretrained[0], out)
-    argv[argv.index("--max-steps") + 1] = "400"
-    first = subprocess.Popen(
-        [ROUTESHELL, "train", *argv, "--events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=train_env(tmp_path / "cache"),
-    )
-    try:
-        assert first.stdout is not None
-        for line in first.stdout:
-            if json.loads(line)["type"] == "train_step":
-                break
-        second = run_train(*argv, "--resume", cache=tmp_path / "cache")
-        assert second.returncode == 1, second.stderr
-        assert "another routeshell train is writing into" in second.stderr
-        assert "Traceback" not in second.stderr
-    finally:
-        first.send_signal(signal.SIGINT)
-        first.communicate(timeout=300)  # drains its events, so it never blocks on a full pipe
-    assert first.returncode == 130
-    assert not (out / "model.safetensors").exists()

@@ -90,27 +90,42 @@ def started(argv: list[str], cache: Path | None = None) -> subprocess.Popen[str]
     )
 
 
+def read_to_first_step(process: subprocess.Popen[str]) -> list[str]:
+    """Read the event lines of ``process`` up to and including its first ``train_step``; return them."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if json.loads(line)["type"] == "train_step":
+            break
+    return lines
+
+
 def paused_at_first_step(argv: list[str], cache: Path | None = None) -> subprocess.Popen[str]:
     """Start ``routeshell train ARGV --events`` and stop it (SIGSTOP) once its first step is done:
     it holds its output directory, however slow it is, until the caller sends SIGCONT or kills it."""
     process = started(argv, cache)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if json.loads(line)["type"] == "train_step":
-            break
+    read_to_first_step(process)
     process.send_signal(signal.SIGSTOP)
     return process
 
 
 def interrupt_after(step: int | str, argv: list[str], cache: Path | None = None) -> TrainRun:
     """Run ``routeshell train ARGV --events``; send SIGINT once step ``step`` (or an event of that type) is seen."""
-    process = started(argv, cache)
+    return read_to_end(started(argv, cache), interrupt_at=step)
+
+
+def read_to_end(
+    process: subprocess.Popen[str], seen: list[str] | None = None, interrupt_at: int | str | None = None
+) -> TrainRun:
+    """Read the events of the started ``process`` to its end, ``seen`` (lines already read) first;
+    send SIGINT once step ``interrupt_at`` (or an event of that type) is read, when given."""
     assert process.stdout is not None
-    lines: list[str] = []
+    lines = list(seen or [])
     for line in process.stdout:
         lines.append(line)
         event = json.loads(line)
-        if (event["type"] == "train_step" and event["step"] == step) or event["type"] == step:
+        if (event["type"] == "train_step" and event["step"] == interrupt_at) or event["type"] == interrupt_at:
             process.send_signal(signal.SIGINT)
     stderr = process.stderr.read() if process.stderr else ""
     return TrainRun(process.wait(timeout=300), parse_events("".join(lines)), stderr)
