@@ -68,6 +68,7 @@ from engine.plans.journal import applied_from
 from engine.plans.model import InvalidPlan, normalise
 from engine.plans.policy import Policy
 from engine.plans.runner import RunResult, bubblewrap, run_command
+from engine.plans.seen import found_from_record, found_record
 from engine.plans.undo import undo_journal
 from engine.router.decision import RouterDecision
 from engine.workspace.sandbox import SandboxError
@@ -147,21 +148,27 @@ def files_only_decision(decision: RouterDecision) -> tuple[RouterDecision, str |
     return decision, None
 
 
-def _ask(state: AgentState, ctx: AgentContext, role: Role, request: str) -> dict[str, Any]:
+def _ask(
+    state: AgentState, ctx: AgentContext, role: Role, request: str, found: list[list[str | int]] | None = None
+) -> dict[str, Any]:
     """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply."""
-    return _asked(state, ctx, role, request)[0]
+    return _asked(state, ctx, role, request, found=found)[0]
 
 
 def _asked(
-    state: AgentState, ctx: AgentContext, role: Role, request: str, *, files_planner: bool = False
-) -> tuple[dict[str, Any], float | None]:
+    state: AgentState, ctx: AgentContext, role: Role, request: str, *, files_planner: bool = False,
+    found: list[list[str | int]] | None = None,
+) -> tuple[dict[str, Any], float | None]:  # fmt: skip
     """Run one role: emit its start, deltas, repairs, usage and end; return its validated reply and
     the log probability routeshell's own planner gives it (None for any other role, or when the
     server sent none): the sum over the parts of a request planned part by part.
 
     ``files_planner``: the role is routeshell's own planner model, asked with its compact workspace
     view (:func:`engine.planner.prompt.planner_messages`) and answering a file plan, perhaps empty,
-    decoded under the reply schema narrowed to this task and workspace (:mod:`engine.planner.narrow`)."""
+    decoded under the reply schema narrowed to this task and workspace (:mod:`engine.planner.narrow`).
+    ``found`` gets what the reply's selections found, each file before they read it
+    (:func:`engine.plans.seen.found_record`): its preview compares with that, not with the
+    workspace as the preview finds it, so an edit made meanwhile is not approved unseen."""
     started = time.monotonic()
     _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
 
@@ -228,6 +235,7 @@ def _asked(
             ),
             on_usage=on_usage,
             on_warning=lambda message: _warn(ctx, message),
+            on_saw=None if found is None else lambda path, info: found.append(found_record(path, info)),
             planner_schema=schema,
             planner_folders=existing_folders([*entries, *made]) if files_planner else None,
         )
@@ -251,9 +259,12 @@ def _task_text(state: AgentState) -> str:
     return text
 
 
-def _pending(state: AgentState, role: Role, plan: dict[str, Any]) -> dict[str, Any]:
+def _pending(
+    state: AgentState, role: Role, plan: dict[str, Any], found: list[list[str | int]] | None = None
+) -> dict[str, Any]:
     number = state.get("plan_count", 0) + 1
-    pending: PendingPlan = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1)}
+    pending: PendingPlan = {"id": f"p{number}", "role": role, "plan": plan, "round": state.get("round", 1),
+                            "found": found or []}  # fmt: skip
     _emit({"type": "plan", "id": pending["id"], "role": role, "plan": plan})
     return {"pending": pending, "plan_count": number}
 
@@ -293,8 +304,9 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         unplannable = unplannable or unwritable_text(said)
         if unplannable is not None:
             return {"declined": f"the request cannot be planned: {display_line(unplannable)[:400]}"}
+        found: list[list[str | int]] = []
         try:
-            plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True)
+            plan, logprob = _asked(state, runtime.context, "builder", state["task"], files_planner=True, found=found)
         except RoleFailed as failed:
             # Names it cannot write are never offered: among only such names it invents others.
             # (And what it chose last matched no file: the files may be elsewhere.)
@@ -311,19 +323,21 @@ def builder(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         ctx = runtime.context
         if (unsure := unsure_plan(logprob, ctx.min_plan_probability, ctx.min_plan_probability_from)) is not None:
             return {"declined": unsure}
-        return _pending(state, "builder", plan)
+        return _pending(state, "builder", plan, found)
     request = _task_text(state)
     if state.get("feedback"):
         request += f"\n\nRound {state['round']}. The tests failed after your last plan:\n{state['feedback']}"
-    plan = _ask(state, runtime.context, "builder", request)
-    return _pending(state, "builder", plan)
+    found = []
+    plan = _ask(state, runtime.context, "builder", request, found)
+    return _pending(state, "builder", plan, found)
 
 
 def tester(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the tester for a plan that writes and runs tests; its run steps never roll it back."""
-    plan = _ask(state, runtime.context, "tester", _task_text(state) + _applied_text(state))
+    found: list[list[str | int]] = []
+    plan = _ask(state, runtime.context, "tester", _task_text(state) + _applied_text(state), found)
     plan = _tests_as_results(plan)
-    update = _pending(state, "tester", plan)
+    update = _pending(state, "tester", plan, found)
     update["test_runs"] = [step for step in plan["steps"] if step["op"] == "run"]
     return update
 
@@ -336,8 +350,9 @@ def _tests_as_results(plan: dict[str, Any]) -> dict[str, Any]:
 
 def refactor(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask for a behaviour-preserving plan over what the builder did."""
-    plan = _ask(state, runtime.context, "refactor", _task_text(state) + _applied_text(state))
-    return _pending(state, "refactor", plan)
+    found: list[list[str | int]] = []
+    plan = _ask(state, runtime.context, "refactor", _task_text(state) + _applied_text(state), found)
+    return _pending(state, "refactor", plan, found)
 
 
 def _applied_text(state: AgentState) -> str:
@@ -377,7 +392,8 @@ def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent
     if ctx.approval == "never":
         return {"action": "show"}
     if not waits_for_approval(ctx.approval, pending["plan"], ctx.policy):
-        return {"action": "approve"}
+        # Nothing is asked; still, what is applied is what its selections found and the preview read.
+        return {"action": "approve", "seen": seen}
     payload: ApprovalRequest = {"id": pending["id"], "role": pending["role"], "plan": pending["plan"],
                                 "preview": previews, "runs": has_run, "thread": ctx.thread_id,
                                 "seen": seen}  # fmt: skip
@@ -391,8 +407,11 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     pending = state["pending"]
     assert pending is not None
-    # The preview is of the plan as it would be applied (run timeouts capped).
-    shown, seen = preview_and_seen(ctx.root, _cap_run_timeouts(ctx, pending["plan"]), ctx.policy)
+    # The preview is of the plan as it would be applied (run timeouts capped), and what its
+    # selections found counts as what it showed: an edit made since the model's reply was expanded
+    # (a file that stopped matching ``contains``) stops the apply as one made after the preview does.
+    selected = [found for record in pending.get("found", []) if (found := found_from_record(record)) is not None]
+    shown, seen = preview_and_seen(ctx.root, _cap_run_timeouts(ctx, pending["plan"]), ctx.policy, selected=selected)
     answer = _answer(ctx, pending, [p.as_event() for p in shown], seen)
     # Everything below is a side effect: it runs once the answer is known.
     plan = pending["plan"]

@@ -9,6 +9,7 @@ role fails. No unvalidated plan ever leaves this module.
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 from collections.abc import Callable
@@ -181,6 +182,7 @@ def ask_role(
     on_repair: Callable[[int, list[str]], None] | None = None,
     on_usage: Callable[[Usage], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    on_saw: Callable[[str, os.stat_result], None] | None = None,
     stream: bool = True,
     policy: Policy | None = None,
     planner_schema: dict[str, Any] | None = None,
@@ -191,7 +193,9 @@ def ask_role(
     ``messages`` are the system and user messages; the conversation grows with each repair.
     ``on_usage`` sees each call's usage as it happens (so budgets are checked between repairs).
     A plan that selects files comes back expanded, one step per file, checked against ``policy``;
-    ``on_warning`` gets what each expansion warns of (a file index it could not use as it is).
+    ``on_warning`` gets what each expansion warns of (a file index it could not use as it is);
+    ``on_saw`` what the selections of the plan returned found, path and ``lstat``, before they read
+    it (:func:`engine.plans.expand.expand_plan`'s ``saw``), for its preview to compare with.
     ``planner_schema``: the role is routeshell's own planner, whose reply is decoded under this
     schema (the planner reply schema, narrowed to the task): a file plan, or no steps at all when
     the task is not one for file operations. An answer the dry run refuses because a step selects
@@ -266,7 +270,9 @@ def ask_role(
             kept = kept or (document, asked, reply.logprob)
             problems = [display_line(problem) for problem in repeated[:MAX_PROBLEMS_SHOWN]]
         elif not problems:
-            result = document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy, on_warning)
+            result = (
+                document if ROLE_SCHEMAS[role] == "planner" else _expanded(root, document, policy, on_warning, on_saw)
+            )
             return RoleReply(result, total, asked, reply.logprob if files_planner else None)
         if guides and planner_schema is not None and not parse_problem and isinstance(document, dict):
             # Refused by the dry run, or a step done twice: ask again, greedily, without the choice at fault.
@@ -300,16 +306,19 @@ def ask_role(
             },
         ]
     if kept is not None:
-        return RoleReply(_expanded(root, kept[0], policy, on_warning), total, kept[1], kept[2])
+        return RoleReply(_expanded(root, kept[0], policy, on_warning, on_saw), total, kept[1], kept[2])
     raise RoleFailed(
         f"the {role} gave no valid reply after {asked} attempts: {problems[0]}"
         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
     )
 
 
-def _expanded(root: Path, document: Any, policy: Policy | None, warn: Callable[[str], None] | None) -> Any:
+def _expanded(
+    root: Path, document: Any, policy: Policy | None, warn: Callable[[str], None] | None,
+    saw: Callable[[str, os.stat_result], None] | None,
+) -> Any:  # fmt: skip
     try:
-        return expand_plan(root, normalise(document), policy, warn=warn)
+        return expand_plan(root, normalise(document), policy, warn=warn, saw=saw)
     except InvalidPlan as exc:  # the workspace changed since the check: the review's dry run says so
         raise RoleFailed(f"the plan could not be expanded: {exc}") from None
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from agents.ledger import UsageLedger
 from engine.config.profiles import ContextPolicy
@@ -27,6 +27,8 @@ class PendingPlan(TypedDict):
     role: Role
     plan: dict[str, Any]
     round: int
+    #: What the plan's selections found (:func:`engine.plans.seen.found_record`), for its preview.
+    found: NotRequired[list[list[str | int]]]
 
 
 class AgentState(TypedDict, total=False):

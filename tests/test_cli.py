@@ -79,6 +79,8 @@ def test_every_command_lists_its_exit_codes_one_a_line(capsys: pytest.CaptureFix
             "route", "export"} <= set(listed)  # fmt: skip
     assert listed["route"] == listed["export"] == [0, 1, 2, 130]
     assert listed["plan"] == listed["files"] == listed["trash"] == listed["audit"] == [0, 1, 2, 130, 143]
+    # eval stops on SIGTERM as the workspace commands do, each action too.
+    assert all(143 in listed[name] for name in ("eval", "eval judge", "eval router", "eval planner")), listed
 
 
 def test_every_help_fits_a_terminal_of_100_columns(

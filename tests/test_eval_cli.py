@@ -186,7 +186,7 @@ def wait_for(condition: object, timeout_s: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_resumes_asking_only_the_missing_samples(
     tmp_path: Path, servers: tuple[ScriptedLLM, ScriptedLLM], how: signal.Signals
 ) -> None:
@@ -210,10 +210,12 @@ def test_an_interrupted_run_resumes_asking_only_the_missing_samples(
         release.set()
         if process.poll() is None:
             process.kill()
-    if how == signal.SIGINT:
-        assert process.returncode == 130
+    if how != signal.SIGKILL:
+        # SIGTERM stops it as Ctrl-C does, with the code and the word of the other commands.
+        code, what = (130, "interrupted") if how == signal.SIGINT else (143, "terminated")
+        assert process.returncode == code
         assert stderr.strip().splitlines() == [
-            f"routeshell: error: interrupted: what was judged is kept in {out}; the same command resumes"
+            f"routeshell: error: {what}: what was judged is kept in {out}; the same command resumes"
         ]
     else:
         assert process.returncode == -signal.SIGKILL

@@ -30,6 +30,7 @@ exit codes:
   3    the LLM endpoint failed (routeshell run, routeshell eval), or the local profile's model
        server could not start (routeshell run)
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM): run, plan, trash, audit, files and eval stop as Ctrl-C stops them
 """
 
 #: The exit codes of the commands on a workspace's plans and files: plan, trash, audit, files.
@@ -294,6 +295,13 @@ def _workspace_command(args: argparse.Namespace) -> int:
     return run_files_command(args)
 
 
+def _eval_command(args: argparse.Namespace) -> int:
+    """Carry out ``eval``; return the exit code."""
+    from tui.eval_cli import run_eval_command
+
+    return run_eval_command(args)
+
+
 def _run_command(args: argparse.Namespace) -> int:
     """Carry out the command ``args`` names; return its exit code."""
     from engine.errors import ExitCode, UsageError
@@ -305,11 +313,11 @@ def _run_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--plain starts the line-mode shell; it does not go with {args.command!r}")
     if args.command == "profiles":
         return _profiles(args)
-    if args.command in ("plan", "trash", "audit", "files"):
+    if args.command in ("plan", "trash", "audit", "files", "eval"):
         from tui.termination import terminated_as_interrupted
 
         with terminated_as_interrupted():
-            return _workspace_command(args)
+            return _workspace_command(args) if args.command != "eval" else _eval_command(args)
     if args.command == "run":
         from tui.run_cli import run_agent_command
 
@@ -326,10 +334,6 @@ def _run_command(args: argparse.Namespace) -> int:
         from tui.generate_cli import run_generate_command
 
         return run_generate_command(args)
-    if args.command == "eval":
-        from tui.eval_cli import run_eval_command
-
-        return run_eval_command(args)
     if args.command == "export":
         from tui.route_cli import run_export_command
 

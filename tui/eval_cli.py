@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.arg_types import api_key, given_path, http_url, model_name, positive_seconds
+
+if TYPE_CHECKING:
+    from engine.errors import RouteshellError
 
 DESCRIPTION = """\
 Evaluate a model served behind an OpenAI-compatible endpoint ('routeshell serve', vLLM, llama.cpp,
@@ -63,6 +62,7 @@ exit codes:
   3    an endpoint failed: unreachable, a wrong URL or key, malformed replies, errors after the
        retries, or every sample failed
   130  interrupted (Ctrl-C): what was judged is kept in --out; the same command resumes
+  143  terminated (SIGTERM): as for Ctrl-C
 """
 
 #: The exit codes of ``eval`` as a whole: each action's --help says what it gives.
@@ -74,6 +74,7 @@ exit codes (each action's --help says which it gives, and when):
   3    an endpoint failed (judge, planner): unreachable, a wrong URL or key, errors after the
        retries
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM), stopped as Ctrl-C stops it
 """
 
 
@@ -197,22 +198,22 @@ def run_eval_command(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         limit=args.limit,
     )
-    with _interrupt_on_sigterm():
-        if args.json:
-            return _run_json(options, run_judge)
-        from tui.eval_report import EvalReport
+    # SIGTERM stops the run as Ctrl-C does (tui.termination): the cache is kept and the process says so.
+    if args.json:
+        return _run_json(options, run_judge)
+    from tui.eval_report import EvalReport
 
-        report = EvalReport(progress=sys.stderr.isatty())
-        try:
-            outcome = run_judge(options, report.show)
-        except KeyboardInterrupt:
-            report.stop()
-            raise _interrupted(options.out) from None
-        finally:
-            report.stop()
-        report.print_outcome(outcome)
-        _check_failure(outcome)
-        return 0
+    report = EvalReport(progress=sys.stderr.isatty())
+    try:
+        outcome = run_judge(options, report.show)
+    except KeyboardInterrupt as exc:
+        report.stop()
+        raise _interrupted(options.out, exc) from None
+    finally:
+        report.stop()
+    report.print_outcome(outcome)
+    _check_failure(outcome)
+    return 0
 
 
 def _check_failure(outcome: Any) -> None:
@@ -224,13 +225,16 @@ def _check_failure(outcome: Any) -> None:
         raise RouteshellError(failure, exit_code=ExitCode.ENDPOINT)
 
 
-def _interrupted(out: Path) -> BaseException:
+def _interrupted(out: Path, stop: KeyboardInterrupt) -> RouteshellError:
+    """The one-line error of a run stopped by ``stop``: Ctrl-C (exit code 130) or SIGTERM (143)."""
     from engine.errors import ExitCode, RouteshellError
     from engine.names import display_name
+    from tui.termination import Terminated
 
+    what, code = ("terminated", ExitCode.TERMINATED) if isinstance(stop, Terminated) else \
+        ("interrupted", ExitCode.INTERRUPTED)  # fmt: skip
     return RouteshellError(
-        f"interrupted: what was judged is kept in {display_name(str(out))}; the same command resumes",
-        exit_code=ExitCode.INTERRUPTED,
+        f"{what}: what was judged is kept in {display_name(str(out))}; the same command resumes", exit_code=code
     )
 
 
@@ -250,22 +254,8 @@ def _run_json(options: Any, run_judge: Any) -> int:
     except RouteshellError as err:
         sink({"type": "error", "message": str(err), "exit_code": int(err.exit_code)})
         raise
-    except KeyboardInterrupt:
-        error = _interrupted(options.out)
-        sink({"type": "error", "message": str(error), "exit_code": int(ExitCode.INTERRUPTED)})
+    except KeyboardInterrupt as exc:
+        error = _interrupted(options.out, exc)
+        sink({"type": "error", "message": str(error), "exit_code": int(error.exit_code)})
         raise error from None
     return ExitCode.OK
-
-
-@contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM stops the run as Ctrl-C does: the cache is kept and the process says so."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

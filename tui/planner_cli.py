@@ -28,6 +28,7 @@ exit codes:
        predictor, an option out of its range
   3    the model endpoint failed (unreachable, errors after the retries)
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM), stopped as Ctrl-C stops it
 """
 
 EVAL_PLANNER_DESCRIPTION = """\

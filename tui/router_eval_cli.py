@@ -15,6 +15,7 @@ exit codes:
   2    bad input: a missing or malformed data file (with its line), no held-out or no training
        task, an unknown baseline, a directory that is not a router
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM), stopped as Ctrl-C stops it
 """
 
 EVAL_ROUTER_DESCRIPTION = """\

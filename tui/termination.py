@@ -1,10 +1,10 @@
-"""SIGTERM for the workspace commands (plan, trash, audit, files): they stop as Ctrl-C stops them.
+"""SIGTERM for the workspace commands (plan, trash, audit, files) and eval: they stop as Ctrl-C stops them.
 
 Killed by the default action, such a command ended with exit code 143 and no word of why, and an
 apply in progress was left for the next command to roll back. Raised as :class:`Terminated`, a
 ``KeyboardInterrupt``, the signal takes the way Ctrl-C takes: an apply is rolled back at once, a
-long walk stops, ``--json`` ends with its ``error`` event, and one line says "terminated" (exit
-code 143).
+long walk stops, an evaluation keeps what it judged, ``--json`` ends with its ``error`` event,
+and one line says "terminated" (exit code 143).
 """
 
 from __future__ import annotations

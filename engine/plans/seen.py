@@ -76,6 +76,26 @@ def _edit_mark(fd: int, info: os.stat_result, *, read: bool = True) -> str:
     return f"ctime:{info.st_ctime_ns}"
 
 
+def found_record(path: str, info: os.stat_result) -> list[str | int]:
+    """What a selection found at ``path`` (its ``lstat``, ``info``) as plain data, to keep in a
+    checkpoint until the preview (:func:`found_from_record` reads it back)."""
+    return [path, info.st_mode, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def found_from_record(record: object) -> tuple[str, os.stat_result] | None:
+    """The ``(path, lstat)`` a :func:`found_record` holds, for :meth:`SeeingView.saw`; None when
+    ``record`` is not one (it comes back from a database). Only the fields ``saw`` compares are
+    kept: the others read 0."""
+    if not isinstance(record, list | tuple) or len(record) != 7 or not isinstance(record[0], str):
+        return None
+    path, *numbers = record
+    if not all(type(number) is int for number in numbers):
+        return None
+    mode, dev, ino, size, mtime_ns, ctime_ns = numbers
+    seconds = (mode, ino, dev, 0, 0, 0, size, 0, mtime_ns // 10**9, ctime_ns // 10**9)
+    return path, os.stat_result(seconds, {"st_mtime_ns": mtime_ns, "st_ctime_ns": ctime_ns})
+
+
 def steps_digest(steps: list[dict[str, Any]]) -> str:
     """A digest of concrete ``steps``, the same for two expansions of one selection of one workspace."""
     text = json.dumps(steps, sort_keys=True, separators=(",", ":"))

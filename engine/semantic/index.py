@@ -3,8 +3,10 @@
 What is embedded for a file is its workspace-relative path, escaped as the screen shows it
 (:func:`~engine.names.display_name`), and its first :data:`HEAD_BYTES` read as UTF-8 text (for a
 binary file, the path alone). A row is keyed by the bytes of the path and keeps the file's size,
-``mtime_ns`` and inode: :meth:`FileIndex.update` embeds only the files that are new or whose
-``lstat`` changed, and deletes the rows of files that are gone. The walk is a match's walk
+``mtime_ns``, ``ctime_ns`` and inode: :meth:`FileIndex.update` embeds only the files that are new
+or whose ``lstat`` changed (the change time and the inode tell an edit that kept the size and put
+the modification time back, and a file replaced by another, which size and time alone do not),
+and deletes the rows of files that are gone. The walk is a match's walk
 (:func:`~engine.files.match.regular_files`): it never follows a symlink and never enters ``.git``
 or ``.routeshell``.
 
@@ -46,7 +48,7 @@ from engine.workspace.state import SQLITE_SIDE_FILES, StateError, odd_database_f
 
 INDEX_FILE = "index.sqlite"
 #: The layout of the tables and the recipe of the embedded text: an index of another version is built again.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 #: How much of each file is embedded after its name.
 HEAD_BYTES = 1024
 #: How many files are read, embedded and written at a time (progress and cancelling happen in between).
@@ -69,8 +71,10 @@ def _is_broken(exc: BaseException) -> bool:
 Stage = Literal["loading", "embedding"]
 #: Called with the stage, the count done and the total (0 while the model loads).
 Progress = Callable[[Stage, int, int], None]
-#: A file's size, ``mtime_ns`` and inode: a file whose stamp changed is embedded again.
-Stamp = tuple[int, int, int]
+#: A file's size, ``mtime_ns``, ``ctime_ns`` and inode: a file whose stamp changed is embedded again.
+#: (The change time moves with every change of the file, its metadata too, and no program can set
+#: it back: a chmod or a tag costs one embedding, an edit never goes unseen.)
+Stamp = tuple[int, int, int, int]
 
 
 class TextEmbedder(Protocol):
@@ -119,7 +123,7 @@ def file_text(ws: Workspace, path: str) -> str:
 
 
 def _stamp(info: os.stat_result) -> Stamp:
-    return _int64(info.st_size), _int64(info.st_mtime_ns), _int64(info.st_ino)
+    return _int64(info.st_size), _int64(info.st_mtime_ns), _int64(info.st_ctime_ns), _int64(info.st_ino)
 
 
 def _int64(value: int) -> int:
@@ -154,7 +158,7 @@ _META = {"schema": SCHEMA_VERSION, "embedder": EMBEDDER_ID}
 _TABLES = {
     "meta": "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "files": "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-    " inode INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID",
+    " ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID",
 }
 
 
@@ -256,19 +260,19 @@ class IndexDamaged(Exception):
 def _stamp_of(row: Sequence[object]) -> tuple[bytes, Stamp]:
     """The path bytes and stamp of a row of :meth:`FileIndex.stamps`; raises :class:`IndexDamaged`
     (not yet set aside) for a row of the wrong kind: the index is a database, but not one this wrote."""
-    path, size, mtime_ns, inode, vector_fits = row
+    path, size, mtime_ns, ctime_ns, inode, vector_fits = row
     if not isinstance(path, bytes):
         raise IndexDamaged(f"a path that is not bytes ({path!r:.40})")
     if b"\0" in path:  # no file name holds one (and looking one up raises)
         raise IndexDamaged(f"a path with a NUL byte in it ({path!r:.40})")
     stamp = []
-    for name, value in (("size", size), ("mtime_ns", mtime_ns), ("inode", inode)):
+    for name, value in (("size", size), ("mtime_ns", mtime_ns), ("ctime_ns", ctime_ns), ("inode", inode)):
         if type(value) is not int:
             raise IndexDamaged(f"a {name} that is not a whole number ({value!r:.40})")
         stamp.append(value)
     if not vector_fits:
         raise IndexDamaged(f"a vector that is not {DIMENSIONS} float32 numbers")
-    return path, (stamp[0], stamp[1], stamp[2])
+    return path, (stamp[0], stamp[1], stamp[2], stamp[3])
 
 
 class FileIndex:
@@ -386,13 +390,14 @@ class FileIndex:
         self.conn, self.location = _memory(), None
 
     def stamps(self) -> dict[bytes, Stamp]:
-        """The size, ``mtime_ns`` and inode each indexed file had when it was embedded, by path bytes.
+        """The size, ``mtime_ns``, ``ctime_ns`` and inode each indexed file had when it was embedded, by path bytes.
 
         An index holding a row of the wrong kind (a size that is text, a path that is not bytes or
         holds a NUL, a vector of the wrong size), or whose pages are damaged, is set aside and made
         again: then there are none.
         """
-        query = "SELECT path, size, mtime_ns, inode, typeof(vector) = 'blob' AND length(vector) = ? FROM files"
+        query = ("SELECT path, size, mtime_ns, ctime_ns, inode, typeof(vector) = 'blob' AND length(vector) = ? "
+                 "FROM files")  # fmt: skip
         try:
             rows = self._read(query, (DIMENSIONS * 4,))
         except IndexDamaged:  # already set aside
@@ -488,8 +493,9 @@ def _vector(blob: object) -> np.ndarray:
     return vector
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[bytes, int, int, int, bytes]]) -> None:
-    conn.executemany("INSERT OR REPLACE INTO files (path, size, mtime_ns, inode, vector) VALUES (?, ?, ?, ?, ?)", rows)
+def _insert(conn: sqlite3.Connection, rows: list[tuple[bytes, int, int, int, int, bytes]]) -> None:
+    conn.executemany("INSERT OR REPLACE INTO files (path, size, mtime_ns, ctime_ns, inode, vector) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
 
 
 def _is_file(ws: Workspace, key: bytes) -> bool:

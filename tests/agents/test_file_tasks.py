@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from engine.plans.audit import read_audit
 from engine.plans.journal import journals
 from engine.plans.policy import Policy
-from tests.agents.calc_task import role_requests
+from tests.agents.calc_task import of, role_requests
 from tests.agents.test_graph import GraphRun
 from tests.scripted_llm import Reply, ScriptedLLM
 
@@ -73,3 +76,33 @@ def test_a_denied_path_goes_back_to_the_model_with_the_rule(
     assert run.final["ok"] is True
     assert (root / "tool.exe").exists()
     assert (root / "archive" / "c.log").exists()
+
+
+@pytest.mark.parametrize("approval", ["ask", "all"])
+def test_a_file_edited_between_the_selection_and_its_preview_stops_the_apply(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, approval: str
+) -> None:
+    (root / "bill.txt").write_text("invoice 42\n")
+    (root / "letter.txt").write_text("dear all\n")
+    plan = {"version": 1, "steps": [{"op": "move", "match": {"glob": "*.txt", "contains": "invoice"}, "to": "bills"}]}
+    scripted_llm.enqueue(Reply(plan))
+    run = graph_run(approval=approval)
+
+    def after(node: str) -> None:
+        if node == "builder":  # selected, not yet previewed: it no longer matches, times put back
+            times = (root / "bill.txt").stat()
+            (root / "bill.txt").write_text("paid, 42\n")
+            os.utime(root / "bill.txt", ns=(times.st_atime_ns, times.st_mtime_ns))
+
+    run.after_node = after
+    question = run.start("move the invoices into bills")
+    if approval == "ask":  # (with all, nothing is asked: the apply still checks what the selection found)
+        assert question is not None
+        assert [p["summary"] for p in question["preview"]][-1] == "move bill.txt -> bills/bill.txt"
+        assert run.resume({"action": "approve", "seen": question["seen"]}) is None
+    [reviewed] = of(run.events, "reviewed")
+    assert reviewed["status"] == "failed"
+    assert reviewed["summary"] == "'bill.txt' was changed since the preview; nothing was applied"
+    assert (root / "bill.txt").read_text() == "paid, 42\n"
+    assert not (root / "bills").exists()
+    assert journals(root) == []

@@ -55,6 +55,8 @@ class GraphRun:
         self.context = AgentContext(root=root, clients=self.clients, router=router or HeuristicRouter(),
                                     thread_id="t1", **context)  # fmt: skip
         self.events: list[Event] = []
+        #: Called with each node's name once its update is checkpointed, before the next node runs.
+        self.after_node: Callable[[str], None] | None = None
 
     def start(self, task: str) -> dict[str, Any] | None:
         """Run until done or paused; return the approval payload when paused."""
@@ -72,6 +74,9 @@ class GraphRun:
                 self.events.append(chunk)
             elif "__interrupt__" in chunk:
                 approval = dict(chunk["__interrupt__"][0].value)
+            elif self.after_node is not None:
+                for node in chunk:
+                    self.after_node(node)
         return approval
 
     @property

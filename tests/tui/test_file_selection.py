@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -357,3 +358,49 @@ class TestSelectionDialogs:
         (workspace / "photo.png").write_bytes(b"\x89PNG")
         (workspace / "bill.txt").write_text("Invoice 42\n")
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=keys("C"))
+
+
+async def test_a_file_edited_after_the_rename_preview_stops_the_apply(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    hostile = workspace / "\x1b[31mred.txt"
+    hostile.write_text("before\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, hostile.name, "README.md")
+        await pilot.press("w", *"{n}-{name}")
+        await settle(pilot)
+        assert "2 files to rename" in screen_text(app)
+        # Edited while the preview is on screen, its size and modification time put back.
+        times = hostile.stat()
+        hostile.write_text("edited\n")
+        os.utime(hostile, ns=(times.st_atime_ns, times.st_mtime_ns))
+        await pilot.press("enter")
+        await finished(pilot)
+        refusal = "'\\x1b[31mred.txt' was changed since the preview; nothing was applied"
+        assert refusal in notes(app)
+        assert "\x1b" not in "".join(notes(app))
+        assert hostile.read_text() == "edited\n"
+        assert (workspace / "README.md").read_text() == README
+        assert journals(workspace) == []
+
+
+async def test_a_file_edited_after_the_classify_preview_stops_the_apply(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]
+    (workspace / "a.png").write_bytes(b"\x89PNG")
+    (workspace / "bill.txt").write_text("invoice 42\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await mark(pilot, "a.png", "bill.txt")
+        await pilot.press("C")
+        await settle(pilot)
+        app.screen.query_one(TextArea).load_text("ext .png -> images\ncontains invoice -> invoices\n")
+        await settle(pilot)
+        assert "bill.txt → invoices/bill.txt" in str(app.screen.query_one("#preview-rows", Static).content)
+        (workspace / "bill.txt").write_text("a letter\n")  # it no longer matches the rule shown
+        await pilot.press("ctrl+s")
+        await finished(pilot)
+        assert "'bill.txt' was changed since the preview; nothing was applied" in notes(app)
+        assert (workspace / "bill.txt").read_text() == "a letter\n"
+        assert (workspace / "a.png").exists()
+        assert not (workspace / "images").exists()
+        assert journals(workspace) == []

@@ -113,7 +113,7 @@ _ARGUMENTS = {
 
 
 class ClassifyScreen(PlanPreviewScreen):
-    """Write classify rules for ``paths``; dismiss with the expanded plan on Ctrl+S, or None on Escape."""
+    """Write classify rules for ``paths``; dismiss with its preview (the expanded plan) on Ctrl+S, or None on Escape."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "apply", "Apply", id="classify.apply", tooltip="Move the files as the preview shows"),

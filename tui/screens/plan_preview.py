@@ -3,12 +3,15 @@
 A moment after the last key, the plan the fields describe is expanded into concrete steps
 (:func:`engine.plans.expand.expand_plan`) in a thread worker, so a preview of thousands of files
 never blocks typing. The preview shows where each file would go, or every problem that stops the
-plan; Enter is refused while there is one. The dialog returns the expanded plan, so what runs is
-exactly what was shown.
+plan; Enter is refused while there is one. The dialog returns the preview, the expanded plan with
+what it read of the workspace (its :class:`~engine.events.Seen`): the apply checks that again under
+the workspace lock, so what runs is exactly what was shown, and a file edited, replaced or removed
+while the preview was on screen stops the apply before any change.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +30,9 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from engine.errors import RouteshellError
+from engine.events import Seen
 from engine.names import display_line, display_name
-from engine.plans.dry_run import preview_plan
+from engine.plans.dry_run import preview_and_seen
 from engine.plans.expand import expand_plan
 from engine.plans.model import InvalidPlan, PlanProblem, normalise, plan_problems
 from engine.plans.policy import Policy
@@ -52,6 +56,8 @@ class Preview:
     problems: list[str] = field(default_factory=list)  # one line each, not yet escaped
     hint: str = ""  # what to type, while the fields describe no plan yet
     warnings: list[str] = field(default_factory=list)  # what the expansion warns of, not yet escaped
+    #: What the preview read of the workspace, for the apply to check again (with :attr:`plan`).
+    seen: Seen | None = None
 
     @classmethod
     def asking(cls, hint: str) -> Preview:
@@ -74,19 +80,22 @@ def move_pairs(plan: dict[str, Any]) -> list[tuple[str, str]]:
 def expand_preview(root: Path, policy: Policy, written: dict[str, Any], where: Callable[[PlanProblem], str]) -> Preview:
     """Check and expand ``written`` against the workspace at ``root``; ``where`` words each problem."""
     warnings: list[str] = []
+    selected: list[tuple[str, os.stat_result]] = []
     try:
         problems = plan_problems(written)
         if problems:
             raise InvalidPlan("plan", problems)
-        concrete = expand_plan(root, normalise(written), policy, warn=warnings.append)
+        concrete = expand_plan(root, normalise(written), policy, warn=warnings.append,
+                               saw=lambda path, info: selected.append((path, info)))  # fmt: skip
     except InvalidPlan as exc:
         return Preview(None, problems=[where(problem) for problem in exc.problems], warnings=warnings)
-    # The dry run the apply will make, step by step (a target that is a file, not a directory...).
-    failing = [f"step {p.index + 1} ({p.summary}): {p.problem}" for p in preview_plan(root, concrete, policy)
-               if p.problem]  # fmt: skip
+    # The dry run the apply will make, step by step (a target that is a file, not a directory...),
+    # and what it and the selections read: a change to it before Enter stops the apply.
+    previews, seen = preview_and_seen(root, concrete, policy, selected=selected)
+    failing = [f"step {p.index + 1} ({p.summary}): {p.problem}" for p in previews if p.problem]
     if failing:
         return Preview(None, problems=failing[:20], warnings=warnings)
-    return Preview(concrete, move_pairs(concrete), warnings=warnings)
+    return Preview(concrete, move_pairs(concrete), warnings=warnings, seen=seen)
 
 
 def arrow_row(source: str, target: str) -> Text:
@@ -107,8 +116,9 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
 
 
-class PlanPreviewScreen(ModalScreen[dict[str, Any] | None]):
-    """A dialog whose fields write a plan; it previews the plan and dismisses with it expanded, or None."""
+class PlanPreviewScreen(ModalScreen[Preview | None]):
+    """A dialog whose fields write a plan; it previews the plan and dismisses with that preview (its
+    plan expanded, and what it read), or None."""
 
     CSS_PATH = SELECTION_DIALOGS_CSS
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -220,13 +230,13 @@ class PlanPreviewScreen(ModalScreen[dict[str, Any] | None]):
     # -- answers --------------------------------------------------------------------------
 
     def action_apply(self) -> None:
-        """Dismiss with the previewed plan; wait for the preview first, and refuse while there is a problem."""
+        """Dismiss with the preview shown; wait for it first, and refuse while there is a problem."""
         if self.shown is None:
             self._apply_when_ready = True
         elif self.shown.plan is None:
             self.app.bell()
         else:
-            self.dismiss(self.shown.plan)
+            self.dismiss(self.shown)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -16,7 +16,7 @@ PLACEHOLDERS = "{name} {stem} {ext} {n} {n:03} {parent} {mtime:%Y-%m-%d}"
 
 
 class RenameScreen(PlanPreviewScreen):
-    """Write a rename of ``paths``; dismiss with the expanded plan on Enter, or None on Escape."""
+    """Write a rename of ``paths``; dismiss with its preview (the expanded plan) on Enter, or None on Escape."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog plan-dialog"):

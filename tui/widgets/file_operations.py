@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.widgets import ProgressBar
 
 from engine.errors import RouteshellError
-from engine.events import Event
+from engine.events import Event, Seen
 from engine.names import display_line, display_name
 from engine.plans import file_plans
 from engine.plans.apply import ApplyResult, Cancelled, StepFailed, apply_plan
@@ -102,9 +102,13 @@ class FileOperationsMixin:
     def applying(self) -> bool:
         return self._cancel is not None
 
-    async def _apply(self, plan: dict[str, Any], *, select: str | None = None) -> bool:
-        """Apply ``plan`` in a thread, with progress for long plans; notify; reload. True on success."""
-        outcome = await self._try_apply(plan, select=select)
+    async def _apply(self, plan: dict[str, Any], *, select: str | None = None, seen: Seen | None = None) -> bool:
+        """Apply ``plan`` in a thread, with progress for long plans; notify; reload. True on success.
+
+        ``seen``: what the preview shown of ``plan`` read; if any of it changed since, nothing is
+        applied and one line says what changed.
+        """
+        outcome = await self._try_apply(plan, select=select, seen=seen)
         pane = self._pane()
         if isinstance(outcome, NotApplied):
             pane.notify(outcome.message, title=outcome.title, severity=outcome.severity, markup=False)
@@ -112,7 +116,9 @@ class FileOperationsMixin:
         pane.notify(f"{display_line(plan.get('goal', ''))} (plan {outcome.journal_id}; u to undo)", markup=False)
         return True
 
-    async def _try_apply(self, plan: dict[str, Any], *, select: str | None = None) -> ApplyResult | NotApplied:
+    async def _try_apply(
+        self, plan: dict[str, Any], *, select: str | None = None, seen: Seen | None = None,
+    ) -> ApplyResult | NotApplied:  # fmt: skip
         """Apply ``plan`` as :meth:`_apply` does, but say nothing: return its result, or why it failed."""
         pane = self._pane()
         cancel = threading.Event()
@@ -135,7 +141,7 @@ class FileOperationsMixin:
         try:
             return await asyncio.to_thread(
                 apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane",
-                policy=pane.policy,
+                policy=pane.policy, seen=seen,
             )  # fmt: skip
         except Cancelled as exc:
             return NotApplied(display_line(str(exc)), "Cancelled", "warning")

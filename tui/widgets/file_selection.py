@@ -2,19 +2,20 @@
 
 Select by pattern only marks entries. Rename by pattern and classify write a plan whose dialog
 previews it expanded; the expanded plan is applied like every other operation of the pane
-(journaled, undoable with ``u``, with progress and Escape to cancel when it is long).
+(journaled, undoable with ``u``, with progress and Escape to cancel when it is long), and only if
+nothing its preview read changed since it was shown.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.binding import Binding
 
 from engine.plans.file_plans import join
 from tui.screens.classify_screen import ClassifyScreen
-from tui.screens.plan_preview import move_pairs, plural
+from tui.screens.plan_preview import Preview, move_pairs, plural
 from tui.screens.rename_screen import RenameScreen
 from tui.screens.select_screen import SelectScreen
 
@@ -54,8 +55,7 @@ class SelectionMixin:
         if not paths:
             pane.notify("Nothing to rename: mark entries with space or s first", severity="warning")
             return
-        plan = await pane.app.push_screen_wait(RenameScreen(pane.root, pane.policy, paths))
-        await self._apply_moves(plan)
+        await self._apply_moves(await pane.app.push_screen_wait(RenameScreen(pane.root, pane.policy, paths)))
 
     @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_classify(self) -> None:
@@ -66,15 +66,14 @@ class SelectionMixin:
         if not paths:
             pane.notify("No files here to classify: mark some with space or s", severity="warning")
             return
-        plan = await pane.app.push_screen_wait(ClassifyScreen(pane.root, pane.policy, paths))
-        await self._apply_moves(plan)
+        await self._apply_moves(await pane.app.push_screen_wait(ClassifyScreen(pane.root, pane.policy, paths)))
 
-    async def _apply_moves(self, plan: dict[str, Any] | None) -> None:
-        """Apply the plan a dialog returned (None: it was cancelled); marks follow the files it moves."""
+    async def _apply_moves(self, preview: Preview | None) -> None:
+        """Apply the plan a dialog previewed (None: it was cancelled); marks follow the files it moves."""
         pane = self._pane()
-        if plan is None or not await pane._apply(plan):
+        if preview is None or preview.plan is None or not await pane._apply(preview.plan, seen=preview.seen):
             return
-        for source, target in move_pairs(plan):
+        for source, target in move_pairs(preview.plan):
             if source in pane.marks:
                 pane.marks.discard(source)
                 pane.marks.add(target)

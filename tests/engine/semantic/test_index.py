@@ -69,6 +69,27 @@ def test_only_new_changed_and_vanished_files_are_touched(library: Path, embedder
     assert indexed(library) == LIBRARY - {"photos/beach.jpg"} | {"photos/mountain.jpg"}
 
 
+def test_an_edit_that_keeps_the_size_and_puts_the_time_back_is_embedded_again(
+    library: Path, embedder: TextEmbedder
+) -> None:
+    assert update(library, embedder) == counts(added=5)
+    notes = library / "notes.txt"
+    before = notes.stat()
+    text = "Tax return 2024: file it by May 31.\n"
+    assert len(text) == before.st_size
+    notes.write_text(text)
+    os.utime(notes, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (notes.stat().st_size, notes.stat().st_mtime_ns, notes.stat().st_ino) == (
+        before.st_size, before.st_mtime_ns, before.st_ino)  # fmt: skip
+    assert update(library, embedder) == counts(changed=1, unchanged=4)
+    with Workspace(library) as ws, closing(FileIndex.open(ws.root, pytest.fail)) as index:
+        stored = index.vectors(["notes.txt"])["notes.txt"]
+        assert np.allclose(stored, embedder.vectors([file_text(ws, "notes.txt")])[0], atol=1e-5)
+    # Ranked by what it says now: first for tax documents, past the tax return that is only a name.
+    scores, _ = ranked(library)
+    assert scores[0][0] == "notes.txt"
+
+
 def test_a_stopped_update_keeps_what_it_embedded(tmp_path: Path, embedder: TextEmbedder) -> None:
     root = tmp_path / "many"
     root.mkdir()
@@ -199,6 +220,7 @@ def ranked(root: Path) -> tuple[list[tuple[str, float]], list[str]]:
     [
         ("size = 'big'", ()),
         ("mtime_ns = 1.5", ()),
+        ("ctime_ns = 'changed'", ()),
         ("path = CAST(path AS TEXT)", ()),
         ("path = X'6e6f74657300'", ()),  # b"notes\0"
         ("vector = zeroblob(12)", ()),
