@@ -407,6 +407,10 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     pending = state["pending"]
     assert pending is not None
+    # A run resumed after a kill mid-apply starts here: the half-applied plan is rolled back first,
+    # so the preview, and the check of it before the apply, see what the apply will change.
+    with suppress(StateError):  # when it cannot be done now, the apply says why
+        recover(ctx.root)
     # The preview is of the plan as it would be applied (run timeouts capped), and what its
     # selections found counts as what it showed: an edit made since the model's reply was expanded
     # (a file that stopped matching ``contains``) stops the apply as one made after the preview does.
