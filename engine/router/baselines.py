@@ -8,8 +8,10 @@ no code from it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,8 +99,12 @@ class TfidfModel:
         return cls(vectorizer, classifier)
 
     def probabilities(self, texts: Sequence[str]) -> list[list[float]]:
-        scores = self.classifier.predict_proba(self.vectorizer.transform(texts))
         found: list[list[float]] = []
+        scores = [
+            row
+            for start in range(0, len(texts), _CHUNK)
+            for row in self.classifier.predict_proba(self.vectorizer.transform(texts[start : start + _CHUNK]))
+        ]
         for row in scores:
             full = [0.0] * len(candidates())
             for index, p in zip(self.classifier.classes_, row, strict=True):
@@ -119,19 +125,64 @@ class TfidfModel:
 
     @classmethod
     def load(cls, directory: Path) -> TfidfModel:
-        """Read ``tfidf.json`` from ``directory``."""
+        """Read ``tfidf.json`` from ``directory``; raise ``ValueError`` for one that does not fit together."""
         import numpy as np
-        from sklearn.feature_extraction.text import TfidfVectorizer
 
         data = json.loads(read_capped(directory / "tfidf.json", MAX_TFIDF_BYTES).decode("utf-8"))
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True,
-                                     vocabulary=data["vocabulary"])  # fmt: skip
-        vectorizer.idf_ = _weights(data["idf"], "idf")
+        vectorizer = SavedVectorizer(data["vocabulary"], _weights(data["idf"], "idf"))
         classes = [candidate_index()[key] for key in data["classes"]]
         if len(classes) == 1:
             return cls(vectorizer, _Single(classes[0]))
         coef, intercept = _weights(data["coef"], "coef"), _weights(data["intercept"], "intercept")
+        rows = 1 if len(classes) == 2 else len(classes)
+        if coef.shape != (rows, len(vectorizer.idf_)) or intercept.shape != (rows,):
+            raise ValueError(f"tfidf.json: coef {list(coef.shape)} and intercept {list(intercept.shape)} do not fit "
+                             f"{len(classes)} classes and {len(vectorizer.idf_)} terms")  # fmt: skip
         return cls(vectorizer, _Linear(np.asarray(classes), coef, intercept))
+
+
+#: The words sklearn's ``TfidfVectorizer`` counts: runs of two or more word characters.
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+#: Texts turned into features at once: a row is as long as the vocabulary (12,000 terms shipped).
+_CHUNK = 256
+
+
+class SavedVectorizer:
+    """The features a fitted ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)`` computes, from
+    its saved vocabulary and IDF weights, without importing scikit-learn (a second of every start
+    that routes).
+
+    A text is lowercased and cut into words; each word and each pair of neighbouring words in the
+    vocabulary counts, its weight is ``(1 + log(count)) * idf``, and the row is scaled to unit length.
+    """
+
+    def __init__(self, vocabulary: object, idf: Any) -> None:
+        if not isinstance(vocabulary, dict) or not all(
+            isinstance(term, str) and type(index) is int for term, index in vocabulary.items()
+        ):
+            raise ValueError("tfidf.json: vocabulary is not a map of terms to column numbers")
+        if idf.ndim != 1 or sorted(vocabulary.values()) != list(range(len(idf))):
+            raise ValueError(f"tfidf.json: the vocabulary's {len(vocabulary)} column numbers are not those of "
+                             f"the {idf.size} idf weights")  # fmt: skip
+        self.vocabulary_: dict[str, int] = vocabulary
+        self.idf_ = idf
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        """One row of features per text (a dense array)."""
+        import numpy as np
+
+        features = np.zeros((len(texts), len(self.idf_)))
+        for row, text in zip(features, texts, strict=True):
+            words = _TOKEN.findall(text.lower())
+            pairs = map(" ".join, itertools.pairwise(words))
+            terms = Counter(term for term in (*words, *pairs) if term in self.vocabulary_)
+            for term, count in terms.items():
+                column = self.vocabulary_[term]
+                row[column] = (1 + math.log(count)) * self.idf_[column]
+            length = np.sqrt(row @ row)
+            if length > 0:
+                row /= length
+        return features
 
 
 def _weights(values: Any, name: str) -> Any:
@@ -139,7 +190,10 @@ def _weights(values: Any, name: str) -> Any:
     large that a score could overflow (trained weights stay far below :data:`MAX_WEIGHT`)."""
     import numpy as np
 
-    array = np.asarray(values, dtype=np.float64)
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError):  # rows of different lengths, a string among the numbers
+        raise ValueError(f"tfidf.json: {name} is not a table of numbers") from None
     finite = np.isfinite(array)
     if not finite.all():
         raise ValueError(f"tfidf.json: {name} holds {float(array[~finite].flat[0])}, not a finite number")
