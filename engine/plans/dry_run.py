@@ -19,6 +19,9 @@ from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
 
+#: What a question showed of the entries it names: each path that was there, with its ``lstat`` then.
+Found = list[tuple[str, os.stat_result]]
+
 
 @dataclass(frozen=True)
 class StepPreview:
@@ -76,6 +79,48 @@ def preview_and_seen(
     the selection read it counts, not only what changes after this preview.
     """
     return _preview(root, plan, policy, SeeingView, warn, selected)
+
+
+def look(root: Path, paths: Iterable[str]) -> Found:
+    """Each of ``paths`` that is there now, with its ``lstat``: take it when a question names them,
+    before the answer, and give it to :func:`seen_since` with the plan the answer makes.
+    """
+    found = []
+    with Workspace(root) as ws:
+        for path in paths:
+            try:
+                info = ws.lstat(path)
+            except SandboxError:
+                continue  # not a path a plan may name: the plan is refused for it anyway
+            if info is not None:
+                found.append((path, info))
+    return found
+
+
+def seen_since(root: Path, plan: dict[str, Any], policy: Policy | None, found: Found) -> Seen:
+    """What the apply of the concrete ``plan`` must still find (``seen`` of
+    :func:`engine.plans.apply.apply_plan`): what its preview reads now and, of the entries
+    :func:`look` ``found`` when a question named them, each the plan works on (or within), as it was
+    then. A file edited or replaced while the question was open is then refused, and nothing is
+    applied; an entry the plan leaves alone (a sibling in a bulk rename, a target renamed around)
+    may change freely.
+    """
+    worked_on = {path for step in plan["steps"] for path in _paths_of(step)}
+    named = [(path, info) for path, info in found if any(_within(path, top) for top in worked_on)]
+    return preview_and_seen(root, plan, policy, selected=named)[1]
+
+
+def _paths_of(step: dict[str, Any]) -> Iterable[str]:
+    for key in OPS[step["op"]].paths:
+        value = step.get(key.key)
+        if isinstance(value, str):
+            yield value
+        elif key.many and isinstance(value, list):
+            yield from (item for item in value if isinstance(item, str))
+
+
+def _within(path: str, top: str) -> bool:
+    return top == "." or path == top or path.startswith(top + "/")
 
 
 def _preview(
