@@ -14,13 +14,10 @@ from engine.names import display_name
 from engine.plans.expand import expand_plan, needs_expansion
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
-from engine.plans.seen import SeeingView
+from engine.plans.seen import Found, SeeingView, found_in
 from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
-
-#: What a question showed of the entries it names: each path that was there, with its ``lstat`` then.
-Found = list[tuple[str, os.stat_result]]
 
 
 @dataclass(frozen=True)
@@ -85,16 +82,8 @@ def look(root: Path, paths: Iterable[str]) -> Found:
     """Each of ``paths`` that is there now, with its ``lstat``: take it when a question names them,
     before the answer, and give it to :func:`seen_since` with the plan the answer makes.
     """
-    found = []
     with Workspace(root) as ws:
-        for path in paths:
-            try:
-                info = ws.lstat(path)
-            except SandboxError:
-                continue  # not a path a plan may name: the plan is refused for it anyway
-            if info is not None:
-                found.append((path, info))
-    return found
+        return found_in(ws, paths)
 
 
 def seen_since(root: Path, plan: dict[str, Any], policy: Policy | None, found: Found) -> Seen:

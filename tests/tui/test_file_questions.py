@@ -198,3 +198,31 @@ async def test_a_sibling_changed_while_the_rename_list_is_edited_does_not_stop_i
         assert (named / "sub" / "\x1b[31mrenamed.txt").read_text() == "the notes to copy\n"
         assert sibling.read_text() == "OTHER\n"
         assert len(journals(named)) == 1
+
+
+@pytest.mark.parametrize("kind", ["edited", "replaced"])
+async def test_an_entry_changed_while_the_undo_question_is_open_stops_the_undo(  # type: ignore[no-untyped-def]
+    make_app, named: Path, kind: str
+) -> None:
+    """Undoing the archive moves it to the trash: not another file put in its place meanwhile."""
+    archive = named / "\x1b[31mnotes.tar.gz"
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await go_to(pilot, NAME)
+        await pilot.press("a")
+        await question(pilot, PromptScreen)
+        await typed(pilot, "\\x1b[31mnotes.tar.gz")
+        await question(pilot, KeepOrRemoveScreen)
+        await pilot.press("k")
+        await finished(pilot)
+        assert archive.exists()
+        await pilot.press("u")
+        await question(pilot, ConfirmScreen)
+        change_file(kind, archive)
+        before = tree(named)
+        await pilot.press("y")
+        await finished(pilot)
+        refused(app, archive.name)
+        assert tree(named) == before
+        assert [journal.state for journal in journals(named)] == ["applied"]

@@ -30,8 +30,9 @@ from engine.names import display_line, display_name
 from engine.plans import file_plans
 from engine.plans.apply import ApplyResult, Cancelled, StepFailed, apply_plan
 from engine.plans.audit import audit
-from engine.plans.dry_run import Found, look, seen_since
+from engine.plans.dry_run import look, seen_since
 from engine.plans.file_plans import Conflict
+from engine.plans.seen import Found
 from engine.plans.undo import undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
 from tui.error_line import one_line
@@ -314,8 +315,9 @@ class FileOperationsMixin:
             pane.notify("Nothing undone")
             return
         try:
-            # This very plan, even if another one was applied while the question was open.
-            await asyncio.to_thread(undo_journal, pane.root, journal.id, via="files-pane")
+            # This very plan, even if another one was applied while the question was open, and only
+            # while what it acts on is as the question found it.
+            await asyncio.to_thread(undo_journal, pane.root, journal.id, via="files-pane", found=preview.found)
         except (RouteshellError, OSError) as exc:
             pane.notify(display_line(str(exc)), title="Not undone", severity="error", markup=False)
             return

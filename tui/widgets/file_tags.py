@@ -27,10 +27,10 @@ from engine.errors import RouteshellError, UsageError
 from engine.files.archives import archive_format
 from engine.files.tags import TagError, check_tag, tags_of
 from engine.names import display_line, display_name
-from engine.plans.dry_run import Found
 from engine.plans.expand import expand_plan
 from engine.plans.file_plans import goal_text, join
 from engine.plans.model import InvalidPlan, normalise, plan_problems
+from engine.plans.seen import Found
 from engine.workspace.sandbox import Entry, Workspace
 from tui.error_line import one_line
 from tui.screens.keep_or_remove_screen import KeepOrRemoveScreen
