@@ -14,7 +14,7 @@ from engine.names import display_name
 from engine.plans.expand import expand_plan, needs_expansion
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
-from engine.plans.seen import SeeingView
+from engine.plans.seen import Found, SeeingView, found_in
 from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
@@ -76,6 +76,40 @@ def preview_and_seen(
     the selection read it counts, not only what changes after this preview.
     """
     return _preview(root, plan, policy, SeeingView, warn, selected)
+
+
+def look(root: Path, paths: Iterable[str]) -> Found:
+    """Each of ``paths`` that is there now, with its ``lstat``: take it when a question names them,
+    before the answer, and give it to :func:`seen_since` with the plan the answer makes.
+    """
+    with Workspace(root) as ws:
+        return found_in(ws, paths)
+
+
+def seen_since(root: Path, plan: dict[str, Any], policy: Policy | None, found: Found) -> Seen:
+    """What the apply of the concrete ``plan`` must still find (``seen`` of
+    :func:`engine.plans.apply.apply_plan`): what its preview reads now and, of the entries
+    :func:`look` ``found`` when a question named them, each the plan works on (or within), as it was
+    then. A file edited or replaced while the question was open is then refused, and nothing is
+    applied; an entry the plan leaves alone (a sibling in a bulk rename, a target renamed around)
+    may change freely.
+    """
+    worked_on = {path for step in plan["steps"] for path in _paths_of(step)}
+    named = [(path, info) for path, info in found if any(_within(path, top) for top in worked_on)]
+    return preview_and_seen(root, plan, policy, selected=named)[1]
+
+
+def _paths_of(step: dict[str, Any]) -> Iterable[str]:
+    for key in OPS[step["op"]].paths:
+        value = step.get(key.key)
+        if isinstance(value, str):
+            yield value
+        elif key.many and isinstance(value, list):
+            yield from (item for item in value if isinstance(item, str))
+
+
+def _within(path: str, top: str) -> bool:
+    return top == "." or path == top or path.startswith(top + "/")
 
 
 def _preview(

@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
@@ -45,6 +45,9 @@ DIGEST_UP_TO = 1 << 20
 #: bulk step over 800 files of 1 MB read 800 MB, and took 2 s to preview, and as long to check.
 DIGEST_BUDGET = 64 << 20
 _KIND_WORDS = {"file": "a file", "dir": "a directory", "link": "a symlink", "other": "a special file"}
+
+#: What a question showed of the entries it names: each path that was there, with its ``lstat`` then.
+Found = list[tuple[str, os.stat_result]]
 
 
 class PreviewChanged(RouteshellError):
@@ -100,6 +103,19 @@ def steps_digest(steps: list[dict[str, Any]]) -> str:
     """A digest of concrete ``steps``, the same for two expansions of one selection of one workspace."""
     text = json.dumps(steps, sort_keys=True, separators=(",", ":"))
     return _digest(PARKED.sub(".rs-rename-", text).encode())
+
+
+def found_in(ws: Workspace, paths: Iterable[str]) -> Found:
+    """Each of ``paths`` that is in ``ws`` now, with its ``lstat`` (a path no plan may name is left out)."""
+    found = []
+    for path in paths:
+        try:
+            info = ws.lstat(path)
+        except SandboxError:
+            continue  # not a path a plan may name: what names it is refused for it anyway
+        if info is not None:
+            found.append((path, info))
+    return found
 
 
 class SeeingView(WorkspaceView):
@@ -269,3 +285,13 @@ def check_seen(ws: Workspace, seen: Seen, steps: list[dict[str, Any]]) -> None:
             if now.get(facet) != before[facet]:
                 raise PreviewChanged(f"{_told(path, facet, before[facet], now.get(facet))} since the preview; "
                                      "nothing was applied")  # fmt: skip
+
+
+def check_found(ws: Workspace, found: Found) -> None:
+    """Raise :class:`PreviewChanged` unless each entry of ``found`` (:func:`found_in`, when a question
+    named it) is still what was found: a file neither edited nor replaced. Call it under the
+    workspace lock, as :func:`check_seen`."""
+    view = SeeingView(ws)
+    for path, info in found:
+        view.saw(path, info)
+    check_seen(ws, view.seen([]), [])

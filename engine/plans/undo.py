@@ -2,7 +2,9 @@
 
 Undo works under the workspace lock and refuses when it would lose later work: a file the plan
 wrote was changed since, a path it would restore is taken again, or what it deleted is no longer
-in the trash. Each refusal names the path and says what to do.
+in the trash. Each refusal names the path and says what to do. Undo after a question that said
+what it would do (:func:`undo_preview`) also refuses when an entry it acts on was edited or replaced
+while the question was open.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from engine.plans.apply import StepFailed, _recover_locked, _undo_all, undo_conf
 from engine.plans.audit import audit
 from engine.plans.journal import Journal, Via, find_journal, journals
 from engine.plans.op_table import OPS, undo_directories, undo_symlink, undo_through_symlink
+from engine.plans.seen import Found, check_found, found_in
 from engine.plans.trash import restored
 from engine.plans.view import WorkspaceView, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace
@@ -37,6 +40,9 @@ class UndoPreview:
     actions: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     hint: str = UNBLOCK_HINT  # what to do about what blocks it
+    #: The entries undoing acts on, as this preview found them: pass them to :func:`undo_journal`
+    #: after the question, so that one edited or replaced meanwhile stops the undo.
+    found: Found = field(default_factory=list)
 
     def as_event(self) -> UndoPreviewEvent:
         """The ``undo_preview`` JSON-lines event."""
@@ -147,6 +153,12 @@ def _unwritable(ws: Workspace, records: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def _acted_on(records: list[dict[str, Any]]) -> list[str]:
+    """The paths undoing ``records`` moves, restores or trashes."""
+    return list(dict.fromkeys(record[key] for record in records for key in ("path", "from", "to")
+                              if isinstance(record.get(key), str)))  # fmt: skip
+
+
 def _to_undo(journal: Journal) -> list[dict[str, Any]]:
     """The records of ``journal`` that undoing it reverses: all but a delete whose item ``trash
     restore`` put back already."""
@@ -167,7 +179,7 @@ def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
     blocks = [] if undo_symlink(WorkspaceView(ws), records) is not None else _blocks(ws, journal, records)
     hints = [PLACES_HINT] * bool(unwritable) + [FILES_HINT] * bool(files)
     hint = "; ".join(hints + [UNBLOCK_HINT] * bool(blocks or not hints))
-    return UndoPreview(journal, actions, unwritable + files + blocks, hint)
+    return UndoPreview(journal, actions, unwritable + files + blocks, hint, found_in(ws, _acted_on(records)))
 
 
 def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
@@ -184,13 +196,15 @@ def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
 
 def undo_journal(
     root: Path, journal_id: str | None = None, *, on_event: EventSink | None = None, wait: float = 0,
-    via: Via = "cli",
+    via: Via = "cli", found: Found | None = None,
 ) -> Journal:  # fmt: skip
     """Undo the plan applied as ``journal_id`` (default: the newest applied one); return its journal.
 
     Runs under the workspace lock (waiting up to ``wait`` seconds for it), after crash recovery.
     Raises :class:`StepFailed` naming what blocks it when undoing would lose later work, and
-    :class:`UsageError` or :class:`StateError` when there is no such applied plan.
+    :class:`UsageError` or :class:`StateError` when there is no such applied plan. ``found``: what
+    the :func:`undo_preview` the person answered found (:attr:`UndoPreview.found`); if an entry of
+    it changed since, :class:`~engine.plans.seen.PreviewChanged` is raised and nothing is undone.
     """
     emit = on_event or (lambda event: None)
     root = Path(os.path.realpath(root))
@@ -199,6 +213,8 @@ def undo_journal(
         journal = _pick(root, journal_id)
         journal.check_places()
         records = _to_undo(journal)
+        if found is not None:
+            check_found(ws, found)
         # Before anything is changed: a directory or file it cannot write would stop the undo halfway.
         unwritable = _unwritable(ws, records) + _unchangeable(ws, records)
         if unwritable:

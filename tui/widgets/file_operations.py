@@ -3,6 +3,11 @@
 So every change the pane makes is journaled, shows in ``routeshell plan history`` and can be
 undone with ``u``. Plans are applied in a thread; a long one shows progress and can be
 cancelled with Escape, which rolls back whatever it had done.
+
+What is applied is what was shown: an operation that asks first (a confirmation, a conflict, the
+new name, the rename list in the editor) notes the entries its question names as they are when it
+is asked (:meth:`FileOperationsMixin._look`), and the plan its answer makes is applied only if
+none of them changed meanwhile; else one line says what changed, and nothing is.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from engine.names import display_line, display_name
 from engine.plans import file_plans
 from engine.plans.apply import ApplyResult, Cancelled, StepFailed, apply_plan
 from engine.plans.audit import audit
+from engine.plans.dry_run import look, seen_since
 from engine.plans.file_plans import Conflict
+from engine.plans.seen import Found
 from engine.plans.undo import undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
 from tui.error_line import one_line
@@ -102,13 +109,24 @@ class FileOperationsMixin:
     def applying(self) -> bool:
         return self._cancel is not None
 
-    async def _apply(self, plan: dict[str, Any], *, select: str | None = None, seen: Seen | None = None) -> bool:
+    async def _look(self, paths: list[str]) -> Found:
+        """The entries at ``paths`` as they are now, off the event loop: take them as a question
+        naming them is asked, and pass them to :meth:`_apply` (``found``) with the plan of its answer."""
+        try:
+            return await asyncio.to_thread(look, self._pane().root, paths)
+        except (RouteshellError, OSError):
+            return []  # the workspace cannot be read: the apply says why, and changes nothing
+
+    async def _apply(
+        self, plan: dict[str, Any], *, select: str | None = None, seen: Seen | None = None, found: Found | None = None,
+    ) -> bool:  # fmt: skip
         """Apply ``plan`` in a thread, with progress for long plans; notify; reload. True on success.
 
-        ``seen``: what the preview shown of ``plan`` read; if any of it changed since, nothing is
-        applied and one line says what changed.
+        ``seen``: what the preview shown of ``plan`` read; ``found``: what :meth:`_look` found of the
+        entries a question named. If any of it changed since, nothing is applied and one line says
+        what changed.
         """
-        outcome = await self._try_apply(plan, select=select, seen=seen)
+        outcome = await self._try_apply(plan, select=select, seen=seen, found=found)
         pane = self._pane()
         if isinstance(outcome, NotApplied):
             pane.notify(outcome.message, title=outcome.title, severity=outcome.severity, markup=False)
@@ -117,7 +135,7 @@ class FileOperationsMixin:
         return True
 
     async def _try_apply(
-        self, plan: dict[str, Any], *, select: str | None = None, seen: Seen | None = None,
+        self, plan: dict[str, Any], *, select: str | None = None, seen: Seen | None = None, found: Found | None = None,
     ) -> ApplyResult | NotApplied:  # fmt: skip
         """Apply ``plan`` as :meth:`_apply` does, but say nothing: return its result, or why it failed."""
         pane = self._pane()
@@ -138,11 +156,13 @@ class FileOperationsMixin:
                 message = display_line(str(event["message"]))
                 pane.app.call_from_thread(pane.notify, message, title="Warning", severity="warning", markup=False)
 
+        def run() -> ApplyResult:
+            checked = seen if found is None else seen_since(pane.root, plan, pane.policy, found)
+            return apply_plan(pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane",
+                              policy=pane.policy, seen=checked)  # fmt: skip
+
         try:
-            return await asyncio.to_thread(
-                apply_plan, pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane",
-                policy=pane.policy, seen=seen,
-            )  # fmt: skip
+            return await asyncio.to_thread(run)
         except Cancelled as exc:
             return NotApplied(display_line(str(exc)), "Cancelled", "warning")
         except (StepFailed, RouteshellError, OSError) as exc:
@@ -203,11 +223,13 @@ class FileOperationsMixin:
         entry = self._pane().entry_list.highlighted
         if entry is None:
             return
+        here = self._here()
+        found = await self._look([file_plans.join(here, entry.name)])
         # The name is offered as it is shown (escaped), and what is typed back is read the same way.
         shown = display_name(entry.name)
         name = typed_name(await self._pane().app.push_screen_wait(PromptScreen(f"Rename {shown} to:", shown)))
         if name and name != entry.name:
-            await self._plan_and_apply(lambda: file_plans.rename(self._here(), entry.name, name), select=name)
+            await self._plan_and_apply(lambda: file_plans.rename(here, entry.name, name), select=name, found=found)
 
     @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_delete(self) -> None:
@@ -215,11 +237,17 @@ class FileOperationsMixin:
         paths = self._selection()
         if not paths:
             return
+        try:
+            plan = file_plans.delete(paths)
+        except RouteshellError as exc:
+            pane.notify(display_line(str(exc)), title="Not applied", severity="error", markup=False)
+            return
+        found = await self._look(paths)
         what = display_name(paths[0]) if len(paths) == 1 else f"{len(paths)} marked entries"
         confirmed = await pane.app.push_screen_wait(ConfirmScreen(f"Move {what} to the trash? (u undoes it)"))
         if not confirmed:
-            await asyncio.to_thread(self._audit_declined, file_plans.delete(paths))
-        elif await self._plan_and_apply(lambda: file_plans.delete(paths)):
+            await asyncio.to_thread(self._audit_declined, plan)
+        elif await self._apply(plan, found=found):
             pane.marks.difference_update(paths)
             pane.refresh_marks()
 
@@ -242,6 +270,7 @@ class FileOperationsMixin:
         except RouteshellError as exc:
             pane.notify(display_line(str(exc)), title="Not applied", severity="error", markup=False)
             return
+        found = await self._look(sources + [target for _, target in clashes])
         for number, (source, target) in enumerate(clashes):
             if source == target:
                 continue
@@ -259,7 +288,7 @@ class FileOperationsMixin:
             with Workspace(pane.root) as ws:
                 return file_plans.transfer(ws, op, sources, here, lambda s, t: answers.get((s, t), Conflict.RENAME))
 
-        if await self._plan_and_apply(build):
+        if await self._plan_and_apply(build, found=found):
             pane.marks.clear()
             pane.refresh_marks()
 
@@ -286,8 +315,9 @@ class FileOperationsMixin:
             pane.notify("Nothing undone")
             return
         try:
-            # This very plan, even if another one was applied while the question was open.
-            await asyncio.to_thread(undo_journal, pane.root, journal.id, via="files-pane")
+            # This very plan, even if another one was applied while the question was open, and only
+            # while what it acts on is as the question found it.
+            await asyncio.to_thread(undo_journal, pane.root, journal.id, via="files-pane", found=preview.found)
         except (RouteshellError, OSError) as exc:
             pane.notify(display_line(str(exc)), title="Not undone", severity="error", markup=False)
             return
@@ -386,13 +416,17 @@ class FileOperationsMixin:
         if any("\n" in name or "\r" in name for name in names):
             pane.notify("A name holds a line break: rename it alone with r", severity="error")
             return
+        found = await self._look([file_plans.join(here, name) for name in names])
         # A name that is not UTF-8 goes out as its bytes and comes back (surrogateescape).
         edited = self._run_editor("rename.txt", "\n".join(names).encode("utf-8", "surrogateescape") + b"\n")
         if edited is not None:
             text = edited.decode("utf-8", "surrogateescape")
-            await self._plan_and_apply(lambda: file_plans.bulk_rename(here, names, text))
+            await self._plan_and_apply(lambda: file_plans.bulk_rename(here, names, text), found=found)
 
-    async def _plan_and_apply(self, build: Callable[[], dict[str, Any] | None], *, select: str | None = None) -> bool:
+    async def _plan_and_apply(
+        self, build: Callable[[], dict[str, Any] | None], *, select: str | None = None, found: Found | None = None,
+    ) -> bool:  # fmt: skip
+        """Build a plan off the event loop and apply it (``found``: as :meth:`_apply` takes it)."""
         try:
             # Building may look at the workspace (conflicts, free names): off the event loop.
             plan = await asyncio.to_thread(build)
@@ -402,7 +436,7 @@ class FileOperationsMixin:
         if plan is None:
             self._pane().notify("Nothing to do")
             return False
-        return await self._apply(plan, select=select)
+        return await self._apply(plan, select=select, found=found)
 
     def _existing(self, paths: set[str]) -> set[str]:
         """The paths of ``paths`` that name something in the workspace now."""

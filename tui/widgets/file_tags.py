@@ -2,8 +2,9 @@
 
 Each change is one plan (``tag``/``untag``, ``archive``, ``extract``), checked and expanded off the
 event loop, then applied by the pane like every file operation: journaled, in ``routeshell plan
-history``, undoable with ``u``, with progress and Escape to cancel when it is long. The tag filter
-reads the tags of a directory's files in a thread worker.
+history``, undoable with ``u``, with progress and Escape to cancel when it is long, and only if
+the entries its questions named did not change while they were open. The tag filter reads the
+tags of a directory's files in a thread worker.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from engine.names import display_line, display_name
 from engine.plans.expand import expand_plan
 from engine.plans.file_plans import goal_text, join
 from engine.plans.model import InvalidPlan, normalise, plan_problems
+from engine.plans.seen import Found
 from engine.workspace.sandbox import Entry, Workspace
 from tui.error_line import one_line
 from tui.screens.keep_or_remove_screen import KeepOrRemoveScreen
@@ -148,9 +150,13 @@ class TagArchiveMixin:
 
     async def _expand_and_apply(
         self, plan: dict[str, Any], *, refuse: Callable[[Workspace], str | None] | None = None,
-        select: str | None = None,
+        select: str | None = None, found: Found | None = None,
     ) -> bool:  # fmt: skip
-        """Check ``plan`` (and ``refuse``), expand it off the event loop, apply it. True on success."""
+        """Check ``plan`` (and ``refuse``), expand it off the event loop, apply it. True on success.
+
+        ``found``: the entries the questions asked named, as they were then
+        (:meth:`~tui.widgets.file_operations.FileOperationsMixin._look`).
+        """
         pane = self._tag_pane()
         warnings: list[str] = []  # what the expansion warns of (a file index it could not use)
 
@@ -178,7 +184,7 @@ class TagArchiveMixin:
         finally:
             for warning in warnings:
                 pane.notify(display_line(warning), title="File index", severity="warning", markup=False)
-        return await pane._apply(concrete, select=select)
+        return await pane._apply(concrete, select=select, found=found)
 
     def _refused(self, message: str) -> None:
         self._tag_pane().notify(message, title="Not applied", severity="error", markup=False)
@@ -191,6 +197,7 @@ class TagArchiveMixin:
         paths = self._chosen()
         if not paths:
             return
+        found = await pane._look(paths)
         noun = "file" if len(paths) == 1 else "files"
         question = f"Tags for {len(paths)} {noun}: +add -remove (e.g. +draft -old)"
         text = await pane.app.push_screen_wait(PromptScreen(question))
@@ -201,7 +208,7 @@ class TagArchiveMixin:
         except TagChangeError as exc:
             self._refused(f"Tags not changed: {exc}")
             return
-        await self._expand_and_apply(tag_plan(paths, change), refuse=_directories_among(paths))
+        await self._expand_and_apply(tag_plan(paths, change), refuse=_directories_among(paths), found=found)
 
     @work(exclusive=True, group="file-op", exit_on_error=False)
     async def action_tag_filter(self) -> None:
@@ -300,6 +307,7 @@ class TagArchiveMixin:
         paths = self._chosen()
         if not paths:
             return
+        found = await pane._look(paths)
         what = _what(paths, "entries")
         default = f"archive-{time.strftime('%Y%m%d')}.tar.gz"
         question = f"Archive {what} as ({_ARCHIVE_SUFFIXES}):"
@@ -322,7 +330,8 @@ class TagArchiveMixin:
         step = {"op": "archive", "paths": paths, "to": to, "remove": remove}
         goal = goal_text(f"archive {_what(paths, 'entries', shown=False)} into {to}"
                          + (", originals to the trash" if remove else ""))  # fmt: skip
-        if await self._expand_and_apply({"version": 1, "goal": goal, "steps": [step]}, select=name) and remove:
+        plan = {"version": 1, "goal": goal, "steps": [step]}
+        if await self._expand_and_apply(plan, select=name, found=found) and remove:
             pane.marks.difference_update(paths)
             pane.refresh_marks()
 
@@ -337,6 +346,7 @@ class TagArchiveMixin:
             message = f"{display_name(entry.name)} is not a {_ARCHIVE_SUFFIXES} archive; X extracts those"
             pane.notify(message, severity="warning", markup=False)
             return
+        found = await pane._look([join(pane.directory, entry.name)])
         stem = entry.name[: -len(fmt) - 1] or "extracted"
         question = f"Extract {display_name(entry.name)} into the new directory:"
         name = typed_name(await pane.app.push_screen_wait(PromptScreen(question, display_name(stem))))
@@ -349,4 +359,4 @@ class TagArchiveMixin:
             return
         goal = goal_text(f"extract {source} into {to}")
         plan = {"version": 1, "goal": goal, "steps": [{"op": "extract", "from": source, "to": to}]}
-        await self._expand_and_apply(plan, select=name)
+        await self._expand_and_apply(plan, select=name, found=found)

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from engine.plans.apply import PreviewChanged, apply_plan
-from engine.plans.dry_run import preview_and_seen
+from engine.plans.dry_run import look, preview_and_seen, seen_since
 from engine.plans.expand import expand_plan
 from engine.plans.model import parse_plan
 from engine.plans.seen import DIGEST_BUDGET
+from engine.plans.undo import undo_journal, undo_preview
 from tests.helpers import tree
 
 #: Overwrite a file, and delete the logs that say ERROR (a selection, expanded again by the apply).
@@ -192,3 +193,41 @@ def read_chars() -> int:
     """Bytes this thread has read so far, as the kernel counts them."""
     with open("/proc/thread-self/io") as counts:
         return next(int(line.split()[1]) for line in counts if line.startswith("rchar:"))
+
+
+def test_an_entry_changed_after_a_question_named_it_stops_the_plan_of_the_answer(ws: Path) -> None:
+    found = look(ws, ["a.txt", "logs/y.log", "missing.txt"])
+    assert [path for path, _ in found] == ["a.txt", "logs/y.log"]
+    # Changed before the answer, with its size and modification time put back.
+    times = (ws / "a.txt").stat()
+    (ws / "a.txt").write_text("ORIGINAL\n")
+    os.utime(ws / "a.txt", ns=(times.st_atime_ns, times.st_mtime_ns))
+    (ws / "logs" / "y.log").write_text("changed, but no step works on it\n")
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "a.txt"}]}))
+    seen = seen_since(ws, plan, None, found)
+    before = tree(ws)
+    with pytest.raises(PreviewChanged, match=re.escape("'a.txt' was changed since the preview")):
+        apply_plan(ws, plan, seen=seen)
+    assert tree(ws) == before
+    # An entry inside one the plan works on counts; one the plan leaves alone does not.
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "logs"}]}))
+    with pytest.raises(PreviewChanged, match=re.escape("'logs/y.log' was changed since the preview")):
+        apply_plan(ws, plan, seen=seen_since(ws, plan, None, found))
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "logs/x.log"}]}))
+    apply_plan(ws, plan, seen=seen_since(ws, plan, None, found))
+    assert not (ws / "logs" / "x.log").exists()
+
+
+def test_an_entry_replaced_after_the_undo_preview_stops_the_undo_of_what_it_showed(ws: Path) -> None:
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "move", "from": "a.txt", "to": "b.txt"}]}))
+    journal_id = apply_plan(ws, plan).journal_id
+    preview = undo_preview(ws)
+    (ws / "c.txt").write_text("another file\n")
+    os.replace(ws / "c.txt", ws / "b.txt")
+    before = tree(ws)
+    with pytest.raises(PreviewChanged, match=re.escape("'b.txt' was changed since the preview; nothing was applied")):
+        undo_journal(ws, journal_id, found=preview.found)
+    assert tree(ws) == before
+    # Asked nothing before, undo moves back what is there, as it always has.
+    undo_journal(ws, journal_id)
+    assert (ws / "a.txt").read_text() == "another file\n"
