@@ -40,6 +40,10 @@ CONVERT = (
 #: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
 #: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
 MAX_META_BYTES = 1 << 20
+#: How deeply config.json and generation_config.json may nest. A model's nest a few levels; transformers
+#: copies and compares them recursively, so that some hundreds of levels (which json's parser reads)
+#: ended in Python's "maximum recursion depth exceeded" as the model was loaded.
+MAX_META_NESTING = 100
 #: The most bytes tokenizer.json may hold. The largest vocabularies' files are tens of MB (Gemma 3's
 #: 262,144 tokens, 33 MB; Qwen's and Llama 3's, under 10 MB; ``routeshell train``'s, a few hundred KB),
 #: and the tokenizers library takes about 20 times the file's size in memory, and a second per 8 MiB
@@ -155,6 +159,7 @@ def checked_shapes(path: Path) -> Shapes:
     check_model_dir(path)
     shapes = weight_shapes(path)
     check_config(path, shapes)
+    check_generation_config(path)
     return shapes
 
 
@@ -167,11 +172,9 @@ def check_config(path: Path, shapes: Shapes) -> None:
     its parts (``text_config``, ``vision_config``), and transformers builds each of them."""
     shown = display_name(str(path))
     try:
-        config = json.loads(read_capped(path / "config.json", MAX_META_BYTES))
+        config = _read_meta(path, "config.json")
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json: {reason(err)}") from err
-    except RecursionError as err:  # (json's parser recurses once per level)
-        raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json nests too deeply") from err
     if not isinstance(config, dict):
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json is not a JSON object")
     weights = weights_file(path).name
@@ -194,6 +197,41 @@ def check_config(path: Path, shapes: Shapes) -> None:
             elif isinstance(node, dict) and key in bounds and value is not None:
                 _check_size(shown, _field(field), value, *bounds[key])
     _check_layers(shown, config.get("num_hidden_layers"), shapes, weights)
+
+
+def check_generation_config(path: Path) -> None:
+    """Raise ModelLoadError when ``path``'s generation_config.json, which transformers reads with the
+    model, nests too deeply or is JSON of another kind than an object. One that is absent or not
+    JSON is no reason to refuse: transformers then makes a generation config of config.json."""
+    try:
+        generation = _read_meta(path, "generation_config.json")
+    except (OSError, ValueError):
+        return
+    if not isinstance(generation, dict):
+        raise ModelLoadError(
+            f"{display_name(str(path))}: the model cannot be loaded: generation_config.json is not a JSON object"
+        )
+
+
+def _read_meta(path: Path, name: str) -> object:
+    """The JSON of the model directory ``path``'s small file ``name`` (config.json,
+    generation_config.json), read up to :data:`MAX_META_BYTES`; raises OSError or ValueError where it
+    cannot be read or is not JSON, and ModelLoadError where it nests more than
+    :data:`MAX_META_NESTING` levels."""
+    nests = f"{display_name(str(path))}: the model cannot be loaded: {name} nests too deeply"
+    try:
+        data = json.loads(read_capped(path / name, MAX_META_BYTES))
+    except RecursionError as err:  # (json's parser recurses once per level)
+        raise ModelLoadError(nests) from err
+    # Measured without recursion: transformers copies and compares these recursively.
+    pending: list[tuple[object, int]] = [(data, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_META_NESTING:
+            raise ModelLoadError(nests)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        pending.extend((child, depth + 1) for child in children)
+    return data
 
 
 def _check_size(shown: str, field: str, value: object, bound: int, beyond: str) -> None:
