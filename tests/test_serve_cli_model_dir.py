@@ -133,6 +133,52 @@ def test_a_config_or_tokenizer_nested_past_the_json_parser_or_a_part_the_model_l
     assert checked_shapes(model)
 
 
+DEEP = "[" * 900 + "]" * 900  # read by json's parser, but not by transformers' recursive copies
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        # Python's "maximum recursion depth exceeded while decoding a JSON array", and from serve a
+        # RecursionError, exit 1:
+        ("generation_config.json", "[" * 100000, "generation_config.json nests too deeply"),
+        # "maximum recursion depth exceeded while calling a Python object", as the model was loaded:
+        ("generation_config.json", '{"eos_token_id": 2, "x": ' + DEEP + "}", "generation_config.json nests too deeply"),
+        ("config.json", None, "config.json nests too deeply"),
+        # "'list' object is not a mapping":
+        ("generation_config.json", "[2]", "generation_config.json is not a JSON object"),
+    ],
+    ids=["generation past the parser", "generation past transformers", "config past transformers", "a list"],
+)
+def test_a_generation_config_nested_too_deeply_or_not_an_object_is_refused_before_torch_is_imported(
+    pretrained: Pretrained, tmp_path: Path, name: str, text: str | None, said: str
+) -> None:
+    model = copy_model(pretrained, tmp_path / "model")
+    if text is None:
+        config = json.loads((model / "config.json").read_text())
+        text = json.dumps(config)[:-1] + f', "x": {DEEP}}}'
+    (model / name).write_text(text)
+    with pytest.raises(ModelLoadError, match=rf"/model: the model cannot be loaded: {said}$"):
+        checked_shapes(model)
+
+
+def test_serve_refuses_a_generation_config_nested_past_the_json_parser_in_one_line(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
+    # "the server failed: RecursionError: maximum recursion depth exceeded ...", exit 1, before.
+    model = copy_model(pretrained, tmp_path / "model")
+    (model / "generation_config.json").write_text("[" * 100000)
+    result = routeshell("serve", "--model", str(model), "--port", "0")
+    assert_one_line_error(result, 2, "/model: the model cannot be loaded: generation_config.json nests too deeply")
+
+
+def test_a_generation_config_that_is_not_json_is_left_to_transformers(pretrained: Pretrained, tmp_path: Path) -> None:
+    # transformers makes one of config.json then, as it does where there is none.
+    model = copy_model(pretrained, tmp_path / "model")
+    (model / "generation_config.json").write_text('{"eos_token_id": 2,')
+    assert checked_shapes(model)
+
+
 def test_serve_refuses_the_config_of_other_weights_as_generate_does(pretrained: Pretrained, tmp_path: Path) -> None:
     model = copy_model(pretrained, tmp_path / "model")
     set_config(model, num_hidden_layers=100000)

@@ -20,13 +20,14 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from engine.schemas import describe_error, pointer
+from engine.serve.grammar_refusal import one_line, refusal
 from engine.serve.schema_check import CheckTooSlow, bounded_validator, place, quoted, within
 from engine.serve.schema_rewrite import UnsupportedSchema, decoding_schema
 from engine.serve.types import ServeError
@@ -41,13 +42,6 @@ MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_NESTING = 64
 #: Compiled grammars kept per tokenizer, most recently used first: agents send the same schema often.
 CACHED_GRAMMARS = 32
-#: The longest llguidance or jsonschema message quoted in an error.
-_MAX_DETAIL = 300
-#: What llguidance says of a pattern that asserts a position within it, and what that means.
-_ASSERTION = "lookarounds not supported yet"
-_ASSERTION_WORDS = r"a word boundary (\b, \B), or a ^ or $ anywhere but at its ends, is not supported"
-#: A regular expression llguidance refused while compiling it (derivre's form of the message).
-_IN_REGEX = re.compile(r"(?P<reason>.+?) in regex /(?P<pattern>.*)/", re.DOTALL)
 
 #: How llguidance lays out the JSON, whatever the schema's own ``x-guidance`` says: compact, so
 #: that a weak model cannot fill its tokens with whitespace, and nothing ignored silently.
@@ -314,7 +308,7 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
                 f"response_format schema: the pattern {quoted(err.instance)} at {where} is not a regular "
                 f"expression{why}"
             ) from None
-        raise _bad(f"response_format schema is not a valid JSON Schema: {where}: {_detail(err.message)}") from None
+        raise _bad(f"response_format schema is not a valid JSON Schema: {where}: {one_line(err.message)}") from None
     except RecursionError:
         raise _bad("response_format schema nests too deeply; flatten it") from None
     if _keywords(schema) >= {"unevaluatedProperties", "patternProperties"}:
@@ -331,10 +325,10 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
         # llguidance reads numbers as 64-bit: an integer beyond that is refused here.
         is_error, messages = True, [str(err)]
     if is_error:
-        raise _refused(messages[0] if messages else "refused", schema)
+        raise _bad(refusal(messages[0] if messages else "refused", schema))
     matcher = LLMatcher(tokenizer, grammar, log_level=0)
     if matcher.is_error():
-        raise _refused(matcher.get_error(), schema)
+        raise _bad(refusal(matcher.get_error(), schema))
     # A grammar whose language is empty (a $ref that refers only to itself) compiles, and fails
     # at its first token: found here, it is the request's 400, not an empty answer.
     probe = matcher.deep_copy()
@@ -347,55 +341,10 @@ def _compile(schema: dict[str, Any], tokenizer: LLTokenizer) -> JsonGrammar:
     return JsonGrammar(schema, decoding, notes, matcher, tokenizer.vocab_size)
 
 
-def _refused(message: str, schema: Any) -> ServeError:
-    """The 400 of a schema llguidance refused with ``message``. A pattern it cannot decode with is
-    named, with where it is in the schema and the regex library's reason, on one line: the library
-    says the pattern on a line of its own, whole, and the reason after it (a reason that a long
-    pattern pushed past the message's end was lost)."""
-    text = message.strip()
-    found = None
-    if text.startswith("regex parse error:") and "\nerror:" in text:
-        found = (text.split("\n", 2)[1].strip(), text.rsplit("\nerror:", 1)[1])
-    elif (said := _IN_REGEX.fullmatch(text)) is not None:  # derivre's: "<reason> in regex /<pattern>/"
-        found = (said["pattern"], said["reason"])
-    if found is None:
-        first = text.splitlines()[0] if text else "refused"  # (the rest is a dump of the matcher's state)
-        return _bad(f"response_format schema cannot be used for constrained decoding: {_detail(first)}")
-    pattern, why = found
-    if why.startswith(_ASSERTION):  # derivre names the assertion by its syntax tree's kind (WordUnicode)
-        why = f"{_ASSERTION_WORDS} (the regex library says: {why})"
-    # The library shows the pattern as it parsed it, its control characters escaped or not: the
-    # schema's pattern that it shows is named, with its place.
-    known = ((at, written) for at, written in _patterns(schema) if pattern in (written.strip(), _escaped(written)))
-    where, written = next(known, (None, pattern))
-    named = f"the pattern {quoted(written)}" + (f" at {place(where)}" if where is not None else "")
-    return _bad(f"response_format schema: {named} cannot be used for constrained decoding: {_detail(why)}")
-
-
-def _escaped(pattern: str) -> str:
-    return json.dumps(pattern)[1:-1]
-
-
-def _patterns(schema: Any) -> Iterator[tuple[str, str]]:
-    """Each regular expression of ``schema`` (a ``pattern``, a ``patternProperties`` key) and the
-    JSON pointer of where it is, found without recursion."""
-    pending: list[tuple[Any, list[str | int]]] = [(schema, [])]
-    while pending:
-        node, path = pending.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("pattern"), str):
-                yield pointer([*path, "pattern"]), node["pattern"]
-            if isinstance(node.get("patternProperties"), dict):
-                yield from ((pointer([*path, "patternProperties"]), key) for key in node["patternProperties"])
-            pending.extend((child, [*path, key]) for key, child in reversed(node.items()))
-        elif isinstance(node, list):
-            pending.extend((child, [*path, index]) for index, child in reversed(list(enumerate(node))))
-
-
 def _first(matcher: LLMatcher) -> str:
     """The first line of a failed matcher's error (the rest is a dump of its state)."""
     lines = matcher.get_error().strip().splitlines()
-    return _detail(lines[0] if lines else "refused")
+    return one_line(lines[0] if lines else "refused")
 
 
 def _keywords(value: Any) -> set[str]:
@@ -432,13 +381,8 @@ def _bad(message: str) -> ServeError:
     return ServeError(message, status=400, param="response_format")
 
 
-def _detail(message: str) -> str:
-    line = " ".join(message.split())
-    return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 3] + "..."
-
-
 def _short(value: object) -> str:
-    return _detail(json.dumps(value, default=str))
+    return one_line(json.dumps(value, default=str))
 
 
 def _no_constant(name: str) -> object:

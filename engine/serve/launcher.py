@@ -32,8 +32,10 @@ from engine.errors import ExitCode, RouteshellError
 from engine.llm.deadline import http_get
 from engine.names import display_name, shell_line
 
-#: The files that make a directory a finished, loadable model.
+#: The files that make a directory a finished, loadable model: its config, and its weights whole or
+#: the index of their shards.
 MODEL_FILES = ("config.json", "model.safetensors")
+SHARDED_WEIGHTS = "model.safetensors.index.json"
 #: Where ``routeshell train all --out DIR`` leaves its models, the one to serve first.
 STAGE_DIRS = ("sft", "reasoning", "pretrain")
 DEFAULT_START_TIMEOUT_S = 120.0
@@ -53,7 +55,8 @@ class ServerStartError(RouteshellError):
 
 def is_model_dir(path: Path) -> bool:
     """Whether ``path`` holds a finished, loadable model (its config and weights). Touches the disk."""
-    return all((path / name).is_file() for name in MODEL_FILES)
+    config, weights = MODEL_FILES
+    return (path / config).is_file() and ((path / weights).is_file() or (path / SHARDED_WEIGHTS).is_file())
 
 
 def served_model(path: Path) -> Path | None:

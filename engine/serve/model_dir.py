@@ -21,13 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.names import display_line, display_name
+from engine.names import display_line, display_name, quoted_name
 from engine.textfile import read_capped
 
 #: What a directory must hold to be served.
 REQUIRED_FILES = ("config.json", "tokenizer.json")
 #: The weights file of a model directory.
 WEIGHTS = "model.safetensors"
+#: The index of weights saved in shards (transformers' ``save_pretrained(max_shard_size=...)``), held
+#: instead of WEIGHTS: its ``weight_map`` names the file of the directory that holds each tensor.
+WEIGHTS_INDEX = "model.safetensors.index.json"
+#: The most bytes WEIGHTS_INDEX may hold: the index of the largest checkpoints (tens of thousands of
+#: tensors) is a few MB.
+MAX_INDEX_BYTES = 1 << 25
 #: The weights file of a pickle, which a model directory may hold instead, and is refused: reading a pickle
 #: can run code (torch's restricted reader has been got round before), and needs torch to read at all,
 #: in the server's HTTP process too, which never loads it otherwise.
@@ -40,6 +46,10 @@ CONVERT = (
 #: The most bytes a model directory's small JSON files (config.json, generation_config.json, the
 #: training marker) are read up to: a link to /dev/zero there is refused, never read into memory.
 MAX_META_BYTES = 1 << 20
+#: How deeply config.json and generation_config.json may nest. A model's nest a few levels; transformers
+#: copies and compares them recursively, so that some hundreds of levels (which json's parser reads)
+#: ended in Python's "maximum recursion depth exceeded" as the model was loaded.
+MAX_META_NESTING = 100
 #: The most bytes tokenizer.json may hold. The largest vocabularies' files are tens of MB (Gemma 3's
 #: 262,144 tokens, 33 MB; Qwen's and Llama 3's, under 10 MB; ``routeshell train``'s, a few hundred KB),
 #: and the tokenizers library takes about 20 times the file's size in memory, and a second per 8 MiB
@@ -51,6 +61,7 @@ LIBRARY_READ_FILES = {
     "config.json": MAX_META_BYTES, "generation_config.json": MAX_META_BYTES,
     "tokenizer_config.json": 64 * MAX_META_BYTES, "special_tokens_map.json": MAX_META_BYTES,
     "chat_template.jinja": MAX_META_BYTES, "tokenizer.json": MAX_TOKENIZER_BYTES,
+    WEIGHTS_INDEX: MAX_INDEX_BYTES,
 }  # fmt: skip
 #: The sizes in config.json that are a dimension of some tensor of the model: none can be larger than
 #: the largest dimension of a tensor in the weights. (With the other names transformers' configurations
@@ -104,7 +115,7 @@ def check_model_dir(path: Path) -> None:
     if not path.is_dir():
         raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if not (path / WEIGHTS).is_file():
+    if not (path / WEIGHTS).is_file() and not (path / WEIGHTS_INDEX).is_file():
         if (path / PICKLED_WEIGHTS).is_file():
             raise ModelLoadError(
                 f"{shown}: its weights are {PICKLED_WEIGHTS}, a pickle, which can run code as it is read and is "
@@ -129,14 +140,32 @@ def check_model_dir(path: Path) -> None:
 
 
 def weights_file(path: Path) -> Path:
-    """The weights file of the model directory ``path``."""
-    return path / WEIGHTS
+    """The weights file of the model directory ``path``: WEIGHTS, or the index of its shards."""
+    sharded = not (path / WEIGHTS).is_file() and (path / WEIGHTS_INDEX).is_file()
+    return path / (WEIGHTS_INDEX if sharded else WEIGHTS)
 
 
 def weight_shapes(path: Path) -> Shapes:
-    """Each tensor's name and shape in ``path``'s weights file, read from its header without loading
-    a tensor (or importing torch)."""
+    """Each tensor's name and shape in ``path``'s weights file, or in the shards its index names, read
+    from their headers without loading a tensor (or importing torch)."""
     weights = weights_file(path)
+    if weights.name != WEIGHTS_INDEX:
+        return _header_shapes(path, weights)
+    shapes: Shapes = {}
+    weight_map = _weight_map(path)
+    for shard in sorted(set(weight_map.values())):
+        shapes |= _header_shapes(path, path / shard)
+    lacking = sorted(name for name in weight_map if name not in shapes)
+    if lacking:
+        raise ModelLoadError(
+            f"{display_name(str(path))}: the model cannot be loaded: {WEIGHTS_INDEX} names tensors its shards "
+            f"lack ({_listed(lacking)}); it is not the index of these shards"
+        )
+    return shapes
+
+
+def _header_shapes(path: Path, weights: Path) -> Shapes:
+    """Each tensor's name and shape in the safetensors file ``weights`` of the model directory ``path``."""
     try:
         from safetensors import safe_open
 
@@ -147,6 +176,31 @@ def weight_shapes(path: Path) -> Shapes:
         raise ModelLoadError(f"{shown}: the model cannot be loaded: {weights.name}: {reason(err)}") from err
 
 
+def _weight_map(path: Path) -> dict[str, str]:
+    """The ``weight_map`` of ``path``'s WEIGHTS_INDEX: each tensor's name and the shard that holds it,
+    every shard a file of the directory itself (no other directory, nor a link out of it)."""
+    shown = display_name(str(path))
+    try:
+        index = _read_meta(path, WEIGHTS_INDEX, MAX_INDEX_BYTES)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: {WEIGHTS_INDEX}: {reason(err)}") from err
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not (isinstance(weight_map, dict) and weight_map and all(isinstance(v, str) for v in weight_map.values())):
+        raise ModelLoadError(
+            f'{shown}: the model cannot be loaded: {WEIGHTS_INDEX} has no "weight_map" of tensor names to shard files'
+        )
+    root = path.resolve()
+    for shard in sorted(set(weight_map.values())):
+        named = f"{shown}: {WEIGHTS_INDEX} names the shard {quoted_name(shard)}"
+        if shard in ("", ".", "..") or "/" in shard or "\\" in shard or "\0" in shard:
+            raise ModelLoadError(f"{named}, which is no file name of the model directory; a shard must be beside it")
+        if not (path / shard).is_file():
+            raise ModelLoadError(f"{named}, which the model directory lacks")
+        if (path / shard).resolve().parent != root:
+            raise ModelLoadError(f"{named}, a link out of the model directory; a shard must be beside it")
+    return weight_map
+
+
 def checked_shapes(path: Path) -> Shapes:
     """The shapes of the tensors of the model directory ``path``, once it is one
     (:func:`check_model_dir`) whose config.json describes them (:func:`check_config`); raises
@@ -155,6 +209,7 @@ def checked_shapes(path: Path) -> Shapes:
     check_model_dir(path)
     shapes = weight_shapes(path)
     check_config(path, shapes)
+    check_generation_config(path)
     return shapes
 
 
@@ -167,11 +222,9 @@ def check_config(path: Path, shapes: Shapes) -> None:
     its parts (``text_config``, ``vision_config``), and transformers builds each of them."""
     shown = display_name(str(path))
     try:
-        config = json.loads(read_capped(path / "config.json", MAX_META_BYTES))
+        config = _read_meta(path, "config.json")
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json: {reason(err)}") from err
-    except RecursionError as err:  # (json's parser recurses once per level)
-        raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json nests too deeply") from err
     if not isinstance(config, dict):
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json is not a JSON object")
     weights = weights_file(path).name
@@ -194,6 +247,41 @@ def check_config(path: Path, shapes: Shapes) -> None:
             elif isinstance(node, dict) and key in bounds and value is not None:
                 _check_size(shown, _field(field), value, *bounds[key])
     _check_layers(shown, config.get("num_hidden_layers"), shapes, weights)
+
+
+def check_generation_config(path: Path) -> None:
+    """Raise ModelLoadError when ``path``'s generation_config.json, which transformers reads with the
+    model, nests too deeply or is JSON of another kind than an object. One that is absent or not
+    JSON is no reason to refuse: transformers then makes a generation config of config.json."""
+    try:
+        generation = _read_meta(path, "generation_config.json")
+    except (OSError, ValueError):
+        return
+    if not isinstance(generation, dict):
+        raise ModelLoadError(
+            f"{display_name(str(path))}: the model cannot be loaded: generation_config.json is not a JSON object"
+        )
+
+
+def _read_meta(path: Path, name: str, most: int = MAX_META_BYTES) -> object:
+    """The JSON of the model directory ``path``'s small file ``name`` (config.json,
+    generation_config.json, WEIGHTS_INDEX), read up to ``most`` bytes; raises OSError or ValueError where it
+    cannot be read or is not JSON, and ModelLoadError where it nests more than
+    :data:`MAX_META_NESTING` levels."""
+    nests = f"{display_name(str(path))}: the model cannot be loaded: {name} nests too deeply"
+    try:
+        data = json.loads(read_capped(path / name, most))
+    except RecursionError as err:  # (json's parser recurses once per level)
+        raise ModelLoadError(nests) from err
+    # Measured without recursion: transformers copies and compares these recursively.
+    pending: list[tuple[object, int]] = [(data, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_META_NESTING:
+            raise ModelLoadError(nests)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        pending.extend((child, depth + 1) for child in children)
+    return data
 
 
 def _check_size(shown: str, field: str, value: object, bound: int, beyond: str) -> None:

@@ -145,3 +145,37 @@ def test_a_pattern_or_ref_that_cannot_be_used_is_named_with_its_place_and_why_on
     assert said in message
     assert message.isprintable()
     assert len(message) < 400
+
+
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        # Was "Unknown format: no-such-format", with no place, its escape sequence raw:
+        (
+            {"type": "object", "properties": {"a": {"type": "string", "format": "no\x1b[31m<b>such" + "x" * 400}}},
+            'the format "no\\u001b[31m<b>suchxxx',
+        ),
+        ({"type": "string", "format": "no-such-format"}, 'the format "no-such-format" at /format cannot be used'),
+        # Was "Failed to generate regex for integer range: min=Some(9223372036854775807), max=None":
+        ({"type": "integer", "minimum": 1e30}, "the minimum 1e+30 at /minimum cannot be used for constrained decoding"),
+        # Was "Value is not JSON serializable: 1180591620717411303424":
+        (
+            {"type": "object", "properties": {"default": {"type": "integer", "maximum": 2**70}}},
+            f"the number {2**70} at /properties/default/maximum cannot be used for constrained decoding: it does not "
+            "fit in 64 bits",
+        ),
+        # Was llguidance's own regex for the length, "(?s:.{0,18446744073709551615})", and no place:
+        ({"type": "string", "maxLength": 2**64 - 1}, f"the maxLength {2**64 - 1} at /maxLength cannot be used"),
+        # Was "Value for 'multipleOf' has too many digits: 1000...000", the number whole:
+        ({"type": "number", "multipleOf": 1e300}, "the multipleOf 1e+300 at /multipleOf cannot be used"),
+    ],
+)
+def test_a_format_or_number_that_cannot_be_used_is_named_with_its_place_on_one_bounded_line(
+    tokenizer: PreTrainedTokenizerBase, schema: dict[str, Any], said: str
+) -> None:
+    message = str(refused(tokenizer, schema))
+    assert message.startswith("response_format schema: ")
+    assert said in message
+    assert not any(theirs in message for theirs in ("Unknown format", "serializable", "Some("))
+    assert message.isprintable()
+    assert len(message) < 400
