@@ -192,8 +192,8 @@ class SeeingView(WorkspaceView):
         self._note(path, "edit", mark)
 
     def _note_kind(self, path: str, info: os.stat_result | None) -> Kind | None:
-        """Note what is at ``path`` (``info``, its ``lstat``; None: nothing): its kind, and which
-        directory or file it is."""
+        """Note what is at ``path`` (``info``, its ``lstat``; None: nothing): its kind and, for a
+        directory, which one it is (its inode)."""
         kind = None if info is None else kind_of(info.st_mode)
         self._note(path, "kind", kind or "none")
         if info is not None and kind == "dir":
