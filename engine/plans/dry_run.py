@@ -14,7 +14,7 @@ from engine.names import display_name
 from engine.plans.expand import expand_plan, needs_expansion
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
-from engine.plans.seen import Found, SeeingView, found_in
+from engine.plans.seen import Found, FoundEntry, SeeingView, found_in
 from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
@@ -75,12 +75,13 @@ def preview_and_seen(
     selections found (each path and ``lstat`` its ``saw`` was given), so that what changed since
     the selection read it counts, not only what changes after this preview.
     """
-    return _preview(root, plan, policy, SeeingView, warn, selected)
+    return _preview(root, plan, policy, SeeingView, warn, [FoundEntry(path, info) for path, info in selected])
 
 
 def look(root: Path, paths: Iterable[str]) -> Found:
-    """Each of ``paths`` that is there now, with its ``lstat``: take it when a question names them,
-    before the answer, and give it to :func:`seen_since` with the plan the answer makes.
+    """Each of ``paths`` that is there now, with its ``lstat`` and a file's edit mark: take it when a
+    question names them, before the answer, and give it to :func:`seen_since` with the plan the
+    answer makes.
     """
     with Workspace(root) as ws:
         return found_in(ws, paths)
@@ -90,13 +91,15 @@ def seen_since(root: Path, plan: dict[str, Any], policy: Policy | None, found: F
     """What the apply of the concrete ``plan`` must still find (``seen`` of
     :func:`engine.plans.apply.apply_plan`): what its preview reads now and, of the entries
     :func:`look` ``found`` when a question named them, each the plan works on (or within), as it was
-    then. A file edited or replaced while the question was open is then refused, and nothing is
-    applied; an entry the plan leaves alone (a sibling in a bulk rename, a target renamed around)
-    may change freely.
+    then. A file edited or replaced, or a directory replaced, while the question was open is then
+    refused, and nothing is applied; a chmod or a tag is no change, nor is what was added to or
+    removed from a directory that is still the same (what of it the plan reads, its preview notes).
+    An entry the plan leaves alone (a sibling in a bulk rename, a target renamed around) may change
+    freely.
     """
     worked_on = {path for step in plan["steps"] for path in _paths_of(step)}
-    named = [(path, info) for path, info in found if any(_within(path, top) for top in worked_on)]
-    return preview_and_seen(root, plan, policy, selected=named)[1]
+    named = [entry for entry in found if any(_within(entry.path, top) for top in worked_on)]
+    return _preview(root, plan, policy, SeeingView, None, named)[1]
 
 
 def _paths_of(step: dict[str, Any]) -> Iterable[str]:
@@ -114,15 +117,15 @@ def _within(path: str, top: str) -> bool:
 
 def _preview(
     root: Path, plan: dict[str, Any], policy: Policy | None, real: type[WorkspaceView],
-    warn: Callable[[str], None] | None, selected: Iterable[tuple[str, os.stat_result]],
+    warn: Callable[[str], None] | None, selected: Iterable[FoundEntry],
 ) -> tuple[list[StepPreview], Seen]:  # fmt: skip
     previews = []
     archive = (policy or Policy()).archive
     with Workspace(root) as ws:
         view = real(ws, archive)
         if isinstance(view, SeeingView):
-            for path, info in selected:
-                view.saw(path, info)
+            for entry in selected:
+                view.saw(entry.path, entry.info, entry.mark)
         if needs_expansion(plan):
             # What is noted of a selected file is what the selection found, before it read it: an
             # edit made while a semantic match ranks (seconds) is a change, as one made later is.

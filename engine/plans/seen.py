@@ -4,7 +4,9 @@ The dry run reads the workspace through a :class:`SeeingView`, which notes what 
 path by path: what is there (its kind); a file's identity (inode, type, size, modification time)
 and what tells an edit that put those back (:func:`_edit_mark`), or a digest of its content where
 the preview read it (a diff); the tags of a file a step tags; what a directory holds; where a
-symlink leads. With a digest of the concrete steps the preview showed, that is a
+symlink leads; which directory is at a path (its inode), so that one put in its place is told
+apart, though what is in it is compared only where the plan reads it (its names, its files). With
+a digest of the concrete steps the preview showed, that is a
 :class:`~engine.events.Seen`. An apply
 given one (:func:`engine.plans.apply.apply_plan`) asks the same again under the workspace lock,
 just before it changes anything (:func:`check_seen`), and refuses the plan if any answer differs:
@@ -26,7 +28,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import RouteshellError
 from engine.events import Seen
@@ -36,7 +38,7 @@ from engine.plans.view import Kind, WorkspaceView, kind_of
 from engine.workspace.sandbox import SandboxError, Workspace
 
 #: The facets of a path, in the order a difference in them is told.
-_FACETS = ("kind", "link", "names", "content", "stat", "edit", "tags")
+_FACETS = ("kind", "inode", "link", "names", "content", "stat", "edit", "tags")
 #: A file the preview only looked at (deleted, moved, archived, tagged), at most this large, is
 #: known by a digest of its content too; a larger one, whose reading would slow every preview, by
 #: its change time (then a chmod or a tag on it counts as a change).
@@ -46,8 +48,19 @@ DIGEST_UP_TO = 1 << 20
 DIGEST_BUDGET = 64 << 20
 _KIND_WORDS = {"file": "a file", "dir": "a directory", "link": "a symlink", "other": "a special file"}
 
-#: What a question showed of the entries it names: each path that was there, with its ``lstat`` then.
-Found = list[tuple[str, os.stat_result]]
+
+class FoundEntry(NamedTuple):
+    """An entry a question named, as it was when asked (:func:`found_in`)."""
+
+    path: str
+    info: os.stat_result  #: its ``lstat`` then
+    #: A file's edit mark then (:func:`_edit_mark`): its content is compared with that, not its
+    #: change time, so a chmod or a tag while the question is open is no change. None if not a file.
+    mark: str | None = None
+
+
+#: What a question showed of the entries it names: each that was there.
+Found = list[FoundEntry]
 
 
 class PreviewChanged(RouteshellError):
@@ -105,8 +118,14 @@ def steps_digest(steps: list[dict[str, Any]]) -> str:
     return _digest(PARKED.sub(".rs-rename-", text).encode())
 
 
+def _dir_identity(info: os.stat_result) -> str:
+    return _digest(f"{info.st_dev}:{info.st_ino}".encode())
+
+
 def found_in(ws: Workspace, paths: Iterable[str]) -> Found:
-    """Each of ``paths`` that is in ``ws`` now, with its ``lstat`` (a path no plan may name is left out)."""
+    """Each of ``paths`` that is in ``ws`` now, with its ``lstat`` and a file's edit mark, read as a
+    preview reads them (as much of them, at most); a path no plan may name is left out."""
+    view = SeeingView(ws)
     found = []
     for path in paths:
         try:
@@ -114,7 +133,8 @@ def found_in(ws: Workspace, paths: Iterable[str]) -> Found:
         except SandboxError:
             continue  # not a path a plan may name: what names it is refused for it anyway
         if info is not None:
-            found.append((path, info))
+            view.saw(path, info)
+            found.append(FoundEntry(path, info, view.facets[path].get("edit")))
     return found
 
 
@@ -143,59 +163,65 @@ class SeeingView(WorkspaceView):
         self.facets.setdefault(path, {}).setdefault(facet, value)
 
     def _note_file(self, path: str, info: os.stat_result, fd: int | None = None) -> None:
-        """Note the identity of the file at ``path`` (``info``; ``fd``: it is open) and its edit mark."""
-        self._note(path, "stat", _identity(info))
-        if "edit" in self.facets[path]:
-            return
-        if fd is not None:
-            self._note(path, "edit", self._mark(path, fd, info))
-            return
-        try:
-            own = super().open_file(path)
-        except (OSError, SandboxError):
-            self._note(path, "edit", f"ctime:{info.st_ctime_ns}")
-            return
-        try:
-            # Replaced since its lstat: the mark is the new file's, and its identity, noted, tells them apart.
-            self._note(path, "edit", self._mark(path, own, os.fstat(own)))
-        finally:
-            os.close(own)
+        """Note the identity of the file at ``path`` (``info``, its ``lstat`` or ``fstat``) and its
+        edit mark, read from ``fd`` where it is open already.
 
-    def saw(self, path: str, info: os.stat_result) -> None:
-        """Note what a selection found at ``path``: its ``lstat``, taken before anything of it was read.
-
-        A file's edit mark is taken from its content only if nothing of it changed since (its
-        change time is the same before and after the read); else the mark is that older change
-        time, which the file no longer has, so the apply is refused: an edit made while the
-        selection ranked is a change, as one made after the preview is.
+        The mark is taken from the file only if it is still the one of ``info`` and its change time
+        is that of ``info`` before and after the read; else it is the change time of ``info``, which
+        the file no longer has, so the apply is refused: an edit made since ``info`` was taken (while
+        a semantic selection ranked) is a change, as one made after the preview is.
         """
-        kind = kind_of(info.st_mode)
-        self._note(path, "kind", kind)
-        if kind != "file":
-            return
         self._note(path, "stat", _identity(info))
         if "edit" in self.facets[path]:
             return
         mark = f"ctime:{info.st_ctime_ns}"
-        try:
-            fd = super().open_file(path)
-        except (OSError, SandboxError):
-            self._note(path, "edit", mark)
+        own = None
+        if fd is None:
+            with suppress(OSError, SandboxError):  # gone, or unreadable: its change time must do
+                fd = own = super().open_file(path)
+        if fd is not None:
+            try:
+                opened = os.fstat(fd)
+                if (opened.st_dev, opened.st_ino, opened.st_ctime_ns) == (info.st_dev, info.st_ino, info.st_ctime_ns):
+                    read = self._mark(path, fd, opened)
+                    if os.fstat(fd).st_ctime_ns == info.st_ctime_ns:
+                        mark = read
+            finally:
+                if own is not None:
+                    os.close(own)
+        self._note(path, "edit", mark)
+
+    def _note_kind(self, path: str, info: os.stat_result | None) -> Kind | None:
+        """Note what is at ``path`` (``info``, its ``lstat``; None: nothing): its kind and, for a
+        directory, which one it is (its inode)."""
+        kind = None if info is None else kind_of(info.st_mode)
+        self._note(path, "kind", kind or "none")
+        if info is not None and kind == "dir":
+            self._note(path, "inode", _dir_identity(info))
+        return kind
+
+    def saw(self, path: str, info: os.stat_result, mark: str | None = None) -> None:
+        """Note what a selection or a question found at ``path``: its ``lstat``, taken before
+        anything of it was read, and a file's edit mark then (``mark``, as :func:`found_in` takes it).
+
+        Without ``mark``, a file's is taken now, from its content only if nothing of it changed
+        since ``info`` (:meth:`_note_file`). A directory is known by its inode: one put in its place
+        is a change, what is in it is compared where the plan reads it.
+        """
+        if self._note_kind(path, info) != "file":
             return
-        try:
-            opened = os.fstat(fd)
-            if (opened.st_dev, opened.st_ino, opened.st_ctime_ns) == (info.st_dev, info.st_ino, info.st_ctime_ns):
-                read = self._mark(path, fd, opened)
-                if os.fstat(fd).st_ctime_ns == info.st_ctime_ns:
-                    mark = read
+        if mark is None:
+            self._note_file(path, info)
+            return
+        self._note(path, "stat", _identity(info))
+        if "edit" not in self.facets[path]:
             self._note(path, "edit", mark)
-        finally:
-            os.close(fd)
+            if mark.startswith("sha:"):  # read when asked: what this preview may still read is less
+                self.budget -= info.st_size
 
     def kind(self, path: str) -> Kind | None:
         info = self.ws.lstat(path)
-        kind = None if info is None else kind_of(info.st_mode)
-        self._note(path, "kind", kind or "none")
+        kind = self._note_kind(path, info)
         if info is not None and kind == "file":
             self._note_file(path, info)
         return kind
@@ -240,8 +266,8 @@ class SeeingView(WorkspaceView):
 
 
 def _asks(view: SeeingView) -> dict[str, Callable[[str], object]]:
-    return {"kind": view.kind, "stat": view.kind, "edit": view.kind, "content": view.read, "link": view.link_target,
-            "names": view.children, "tags": view.tags_value}  # fmt: skip
+    return {"kind": view.kind, "inode": view.kind, "stat": view.kind, "edit": view.kind, "content": view.read,
+            "link": view.link_target, "names": view.children, "tags": view.tags_value}  # fmt: skip
 
 
 def _told(path: str, facet: str, before: str, now: str | None) -> str:
@@ -251,6 +277,8 @@ def _told(path: str, facet: str, before: str, now: str | None) -> str:
         return f"{path!r} was removed"
     if facet == "kind":
         return f"{path!r} was replaced by {_KIND_WORDS.get(str(now), 'something else')}"
+    if facet == "inode":
+        return f"{path!r} was replaced by another directory"
     if facet == "names":
         return f"what is in {path!r} changed"
     if facet == "tags":
@@ -289,9 +317,9 @@ def check_seen(ws: Workspace, seen: Seen, steps: list[dict[str, Any]]) -> None:
 
 def check_found(ws: Workspace, found: Found) -> None:
     """Raise :class:`PreviewChanged` unless each entry of ``found`` (:func:`found_in`, when a question
-    named it) is still what was found: a file neither edited nor replaced. Call it under the
-    workspace lock, as :func:`check_seen`."""
+    named it) is still what was found: a file neither edited nor replaced, a directory not replaced.
+    Call it under the workspace lock, as :func:`check_seen`."""
     view = SeeingView(ws)
-    for path, info in found:
-        view.saw(path, info)
+    for entry in found:
+        view.saw(entry.path, entry.info, entry.mark)
     check_seen(ws, view.seen([]), [])

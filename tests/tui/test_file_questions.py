@@ -226,3 +226,41 @@ async def test_an_entry_changed_while_the_undo_question_is_open_stops_the_undo( 
         refused(app, archive.name)
         assert tree(named) == before
         assert [journal.state for journal in journals(named)] == ["applied"]
+
+
+async def test_a_chmod_while_the_delete_question_is_open_does_not_stop_it(  # type: ignore[no-untyped-def]
+    make_app, named: Path
+) -> None:
+    """A chmod moves the change time, as an edit does, but leaves what the question showed as it was."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await go_to(pilot, NAME)
+        await pilot.press("d")
+        await question(pilot, ConfirmScreen)
+        os.chmod(named / NAME, 0o600)
+        await pilot.press("y")
+        await finished(pilot)
+        assert not (named / NAME).exists()
+        assert len(journals(named)) == 1
+
+
+async def test_a_directory_replaced_while_its_delete_question_is_open_is_not_deleted(  # type: ignore[no-untyped-def]
+    make_app, named: Path
+) -> None:
+    assert (named / "docs").is_dir()
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await go_to(pilot, "docs")
+        await pilot.press("d")
+        await question(pilot, ConfirmScreen)
+        (named / "docs").rename(named / "docs.old")
+        (named / "docs").mkdir()
+        (named / "docs" / "new.txt").write_text("never shown\n")
+        before = tree(named)
+        await pilot.press("y")
+        await finished(pilot)
+        assert "'docs' was replaced by another directory since the preview; nothing was applied" in notes(app)
+        assert tree(named) == before
+        assert journals(named) == []

@@ -197,7 +197,7 @@ def read_chars() -> int:
 
 def test_an_entry_changed_after_a_question_named_it_stops_the_plan_of_the_answer(ws: Path) -> None:
     found = look(ws, ["a.txt", "logs/y.log", "missing.txt"])
-    assert [path for path, _ in found] == ["a.txt", "logs/y.log"]
+    assert [entry.path for entry in found] == ["a.txt", "logs/y.log"]
     # Changed before the answer, with its size and modification time put back.
     times = (ws / "a.txt").stat()
     (ws / "a.txt").write_text("ORIGINAL\n")
@@ -231,3 +231,70 @@ def test_an_entry_replaced_after_the_undo_preview_stops_the_undo_of_what_it_show
     # Asked nothing before, undo moves back what is there, as it always has.
     undo_journal(ws, journal_id)
     assert (ws / "a.txt").read_text() == "another file\n"
+
+
+@pytest.mark.parametrize("change", [chmod("a.txt"), tag("a.txt")], ids=["chmod", "tag"])
+def test_a_chmod_or_a_tag_while_a_question_is_open_is_no_change(ws: Path, change: Callable[[Path], None]) -> None:
+    found = look(ws, ["a.txt"])
+    change(ws)  # moves the change time of the file named, after the question took its mark
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "a.txt"}]}))
+    apply_plan(ws, plan, seen=seen_since(ws, plan, None, found))
+    assert not (ws / "a.txt").exists()
+
+
+def test_a_question_reads_a_bounded_amount_and_knows_the_rest_by_their_change_time(tmp_path: Path) -> None:
+    count = DIGEST_BUDGET // (1 << 20) + 2
+    for i in range(count):  # sparse: reading them costs no disk
+        with open(tmp_path / f"{i:03}.bin", "wb") as file:
+            file.truncate(1 << 20)
+    found = look(tmp_path, sorted(os.listdir(tmp_path)))
+    assert [entry.mark.partition(":")[0] for entry in found if entry.mark] == ["sha"] * (count - 2) + ["ctime"] * 2
+    chmod("000.bin")(tmp_path)  # known by its content: no change
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "000.bin"}]}))
+    apply_plan(tmp_path, plan, seen=seen_since(tmp_path, plan, None, found))
+    chmod(f"{count - 1:03}.bin")(tmp_path)  # known by its change time: a change, as after a preview
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": f"{count - 1:03}.bin"}]}))
+    with pytest.raises(PreviewChanged, match="was changed since the preview"):
+        apply_plan(tmp_path, plan, seen=seen_since(tmp_path, plan, None, found))
+
+
+def replace_directory(root: Path) -> None:
+    (root / "logs").rename(root / "logs.old")
+    (root / "logs").mkdir()
+    (root / "logs" / "new.txt").write_text("never shown\n")
+
+
+REPLACED = "'logs' was replaced by another directory since the preview; nothing was applied"
+
+
+def test_a_directory_replaced_after_its_preview_stops_the_apply(ws: Path) -> None:
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "logs"}]}))
+    _, seen = preview_and_seen(ws, plan)
+    replace_directory(ws)
+    before = tree(ws)
+    with pytest.raises(PreviewChanged, match=re.escape(REPLACED)):
+        apply_plan(ws, plan, seen=seen)
+    assert tree(ws) == before
+
+
+def test_a_directory_replaced_while_a_question_names_it_stops_the_plan_of_the_answer(ws: Path) -> None:
+    found = look(ws, ["logs"])
+    replace_directory(ws)
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "logs"}]}))
+    seen = seen_since(ws, plan, None, found)
+    before = tree(ws)
+    with pytest.raises(PreviewChanged, match=re.escape(REPLACED)):
+        apply_plan(ws, plan, seen=seen)
+    assert tree(ws) == before
+
+
+def test_a_directory_replaced_after_the_undo_preview_stops_the_undo(ws: Path) -> None:
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "move", "from": "logs", "to": "old"}]}))
+    journal_id = apply_plan(ws, plan).journal_id
+    preview = undo_preview(ws)
+    (ws / "old").rename(ws / "elsewhere")
+    (ws / "old").mkdir()
+    before = tree(ws)
+    with pytest.raises(PreviewChanged, match=re.escape("'old' was replaced by another directory since the preview")):
+        undo_journal(ws, journal_id, found=preview.found)
+    assert tree(ws) == before
