@@ -18,15 +18,27 @@ import pytest
 ROUTESHELL = str(Path(sys.executable).parent / "routeshell")
 
 
+#: Environment under which a Python process writes each module it imports on its standard error
+#: (``python -X importtime``); :func:`imported` reads that back.
+IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
+
+
+def imported(stderr: str) -> set[str]:
+    """The full names of the modules a process run with :data:`IMPORT_LOG` imported."""
+    lines = (line for line in stderr.splitlines() if line.startswith("import time:") and "|" in line)
+    return {line.rsplit("|", 1)[1].strip() for line in lines}
+
+
 def run_routeshell(
-    *args: str, cwd: Path | None = None, stdin_text: str | None = None
+    *args: str, cwd: Path | None = None, stdin_text: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``routeshell`` script with the test's environment; never raises on failure."""
+    """Run the installed ``routeshell`` script with the test's environment (and ``env``); never
+    raises on failure."""
     return subprocess.run(
         [ROUTESHELL, *args],
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
         cwd=cwd,
         input=stdin_text,
         stdin=subprocess.DEVNULL if stdin_text is None else None,

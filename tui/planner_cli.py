@@ -265,6 +265,7 @@ def print_planner_table(report: dict[str, Any]) -> None:
 
 def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], stop: Any) -> int:
     """Run ``routeshell train planner``; return the exit code."""
+    from engine.bitsandbytes_gate import quantized_by_bitsandbytes
     from engine.errors import ExitCode
     from engine.planner.cases import DEFAULT_COUNT
     from engine.planner.train import PLANNER_META, PlannerOptions, resume_settings, train_planner
@@ -282,7 +283,7 @@ def run_train_planner(args: argparse.Namespace, sink: Callable[[Any], None], sto
         lora_r=args.lora_r or 32, lora_alpha=args.lora_alpha or 64, lora_dropout=args.lora_dropout or 0.0,
         max_length=args.max_length or 1024, time_limit_min=args.time_limit, save_steps=args.save_steps or 200,
     )  # fmt: skip
-    quiet()
+    quiet(bitsandbytes=quantized_by_bitsandbytes(base))
     # One run at a time into OUT: a second would share .OUT.partial with this one.
     with out_lock_beside(args.out):
         staging = staging_dir(args.out, keep=args.resume, meta_file=PLANNER_META, what="a planner adapter")

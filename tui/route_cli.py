@@ -68,20 +68,22 @@ def run_route_command(args: argparse.Namespace) -> int:
 
     from engine.jsonl import json_text
     from engine.names import display_line
+    from engine.router.registry import load_router, model_router, needs_bitsandbytes
     from engine.router.scored import ScoredRouter, one_hot, ranked
 
     task = given_task(args.task, "route", args.stdin_closed)
-    quiet()
     if args.router is not None:
-        from engine.router.registry import model_router
-
-        router: Any = model_router({"model_dir": str(args.router)})
-        note = None
+        table: dict[str, Any] = {"kind": "model", "model_dir": str(args.router)}
     else:
         from engine.config.profiles import load_profile
-        from engine.router.registry import load_router
 
-        router, note = load_router(load_profile(args.profile).data["router"])
+        table = load_profile(args.profile).data["router"]
+    quiet(bitsandbytes=needs_bitsandbytes(table))
+    if args.router is not None:
+        router: Any = model_router(table)
+        note = None
+    else:
+        router, note = load_router(table)
     if note:
         print(f"routeshell: note: {display_line(note)}", file=sys.stderr)
     decision = router.route(task)
@@ -134,7 +136,9 @@ def run_export_command(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise UsageError(f"--out {display_name(str(out))} exists and is not empty (choose a new directory)")
-    quiet()
+    from engine.router.router_dir import adapter_needs_bitsandbytes
+
+    quiet(bitsandbytes=adapter_needs_bitsandbytes(args.adapter, base=args.base, use_4bit=False))
     from engine.router.lora import merge_adapter
 
     staging = out.with_name(f".{out.name}.partial")

@@ -167,10 +167,13 @@ def _teacher_endpoint(args: argparse.Namespace) -> Any:
 ROUTER_KINDS = ("lora", "mlp", "knn", "tfidf")
 
 
-def quiet() -> None:
-    """Keep the model libraries offline and quiet (see tui.quiet)."""
+def quiet(*, bitsandbytes: bool) -> None:
+    """Keep the model libraries offline and quiet (see engine.quiet), and bitsandbytes out of the
+    process unless one of the models it loads needs it (see engine.bitsandbytes_gate)."""
+    from engine.bitsandbytes_gate import settle_bitsandbytes
     from engine.quiet import quiet_libraries
 
+    settle_bitsandbytes(bitsandbytes)
     quiet_libraries()
 
 
@@ -277,6 +280,7 @@ def _fit_and_save(
     import sys
     from collections import Counter
 
+    from engine.bitsandbytes_gate import quantized_by_bitsandbytes
     from engine.errors import ExitCode
     from engine.names import shell_line
     from engine.router.candidates import candidates
@@ -293,7 +297,8 @@ def _fit_and_save(
         staging_dir,
     )
 
-    quiet()
+    lora = args.kind == "lora"
+    quiet(bitsandbytes=lora and (args.use_4bit or quantized_by_bitsandbytes(args.base or default_base())))
     say = (lambda line: print(f"router: {line}", file=sys.stderr, flush=True)) if not args.events else None
     if say:
         say(f"training {args.kind} on {len(pool)} tasks ({len(held)} held-out tasks left out, {dropped} dropped)")

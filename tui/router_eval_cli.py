@@ -81,7 +81,9 @@ def run_eval_router(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"eval router: {line}", file=sys.stderr, flush=True)
 
-    quiet()
+    from engine.router.router_dir import needs_bitsandbytes
+
+    quiet(bitsandbytes=any(needs_bitsandbytes(directory) for directory in args.router))
     options = RouterEvalOptions(tuple(args.data), tuple(args.router), baselines, args.cv, args.seed,
                                 args.drop_no_output, oracle=args.oracle, progress=progress)  # fmt: skip
     report = evaluate_routers(options)

@@ -158,6 +158,11 @@ def run_agent_command(args: argparse.Namespace) -> int:
     profile = load_profile(args.run_profile or args.profile)
     workspace = choose_workspace(args, profile, args.run_workspace)
     from agents.session import AgentSession, SessionOptions, approval_for, new_thread_id
+    from engine.bitsandbytes_gate import settle_bitsandbytes
+    from engine.router.registry import needs_bitsandbytes
+
+    # The session loads the profile's router, and no other model, in this process.
+    settle_bitsandbytes(needs_bitsandbytes(profile.data["router"]))
 
     approval = args.approve or approval_for(profile.data["approval"], attended=False)
 

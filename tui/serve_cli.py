@@ -241,11 +241,13 @@ def load(args: argparse.Namespace, adapters: Mapping[str, Path] | None = None, *
     """Load ``--model`` with ``--dtype`` (and the adapters) on ``--threads``; errors are one line, exit code 2.
 
     ``weights=False`` loads what the HTTP layer needs and leaves the weights to the engine process."""
+    from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandbytes
     from engine.quiet import quiet_libraries
     from engine.serve.loaded import load_model
     from engine.serve.model_dir import checked_shapes
 
     checked_shapes(args.model)  # before torch is imported: a directory that cannot be served says so at once
+    settle_bitsandbytes(quantized_by_bitsandbytes(args.model))
     quiet_libraries(import_torch=weights, passive_threads=True)
     if weights:
         import torch

@@ -26,19 +26,15 @@ from typing import Any
 
 import torch
 
+from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandbytes
 from engine.errors import UsageError
 from engine.events import EventSink
 from engine.names import display_line, display_name
 from engine.router.candidates import Candidate, candidates
 from engine.router.labels import SYSTEM_PROMPT, LabelledTask
-from engine.router.router_dir import check_base_dir
+from engine.router.router_dir import ADAPTER_META, adapter_base, check_base_dir, read_adapter_meta
 from engine.router.tasks import TASK_PREFIX
-from engine.textfile import read_capped
 
-ADAPTER_META = "router_lora_meta.json"
-#: The most bytes ``router_lora_meta.json`` may hold (about 2 KiB: the base, the prompt, the options);
-#: a longer file, or one that is no regular file (a link to ``/dev/zero``), is refused in one line.
-MAX_ADAPTER_META_BYTES = 1 << 20
 #: Every attention and MLP projection of a Llama or Qwen block.
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 IGNORE_INDEX = -100
@@ -120,11 +116,15 @@ def training_rows(
 
 
 def load_base(base: Path, *, use_4bit: bool = False, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
-    """Load the base model and its tokenizer from a local directory; one clear error when it cannot be."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """Load the base model and its tokenizer from a local directory; one clear error when it cannot be
+    (:class:`~engine.bitsandbytes_gate.BitsandbytesKeptOut` when it needs bitsandbytes, which this
+    process keeps out)."""
     shown = display_name(str(base))
     check_base_dir(base)
+    if use_4bit or quantized_by_bitsandbytes(base):
+        settle_bitsandbytes(True, model=str(base))
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     kwargs: dict[str, Any] = {"dtype": dtype}
     if use_4bit:
         from transformers import BitsAndBytesConfig
@@ -224,12 +224,12 @@ class LoraModel:
     @classmethod
     def load(cls, directory: Path, *, base: Path | None = None, use_4bit: bool | None = None) -> LoraModel:
         """Load the adapter in ``directory`` onto its base (``base`` overrides the recorded one)."""
+        # What it needs is read before peft is imported (see engine.bitsandbytes_gate).
+        meta = read_adapter_meta(directory)
+        base_dir, quantized = adapter_base(meta, base=base, use_4bit=use_4bit)
+        model, tokenizer = load_base(base_dir, use_4bit=quantized)
         from peft import PeftModel
 
-        meta = json.loads(read_capped(directory / ADAPTER_META, MAX_ADAPTER_META_BYTES).decode("utf-8"))
-        base_dir = Path(base or meta["base"])
-        quantized = bool(meta.get("options", {}).get("use_4bit")) if use_4bit is None else use_4bit
-        model, tokenizer = load_base(base_dir, use_4bit=quantized)
         try:
             adapted = PeftModel.from_pretrained(model, str(directory), adapter_name="router")
         except Exception as err:  # peft raises ValueError, KeyError or safetensors' own errors
@@ -253,6 +253,11 @@ def train_lora_router(
     Returns the trained router (None when ``stop`` ended the run: the checkpoint it left is what
     ``resume`` continues) and a summary (steps, last loss, seconds, options).
     """
+    started = time.monotonic()
+    torch.manual_seed(options.seed)
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if options.bf16 else torch.float16 if options.fp16 and cuda else torch.float32
+    model, tokenizer = load_base(options.base, use_4bit=options.use_4bit, dtype=dtype)
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
@@ -260,11 +265,6 @@ def train_lora_router(
 
     from engine.tinyllm.progress import EventCallback
 
-    started = time.monotonic()
-    torch.manual_seed(options.seed)
-    cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if options.bf16 else torch.float16 if options.fp16 and cuda else torch.float32
-    model, tokenizer = load_base(options.base, use_4bit=options.use_4bit, dtype=dtype)
     if options.use_4bit:
         model = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
             model, use_gradient_checkpointing=options.gradient_checkpointing
@@ -331,12 +331,12 @@ def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, 
         raise UsageError(f"--adapter {display_name(str(adapter))} is not a PEFT adapter (no adapter_config.json)")
     if base is None:
         try:
-            base = Path(json.loads(read_capped(adapter / ADAPTER_META, MAX_ADAPTER_META_BYTES).decode("utf-8"))["base"])
-        except (OSError, ValueError, KeyError, TypeError):
+            base, _ = adapter_base(read_adapter_meta(adapter))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise UsageError(f"{display_name(str(adapter))} does not record its base; give --base DIR") from None
+    model, tokenizer = load_base(base)
     from peft import PeftModel
 
-    model, tokenizer = load_base(base)
     try:
         merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     except Exception as err:  # peft raises ValueError, KeyError or safetensors' own errors

@@ -27,13 +27,21 @@ def model_router(table: dict[str, Any]) -> Router:
     from engine.router.router_dir import load_model
     from engine.router.scored import ScoredRouter
 
-    directory = Path(str(table["model_dir"])).expanduser() if table.get("model_dir") else SHIPPED_ROUTER
-    model, meta = load_model(directory)
+    model, meta = load_model(_model_dir(table))
     return ScoredRouter(model, name=f"model:{meta['kind']}")
 
 
+def _model_dir(table: dict[str, Any]) -> Path:
+    return Path(str(table["model_dir"])).expanduser() if table.get("model_dir") else SHIPPED_ROUTER
+
+
+def heuristic_router(table: dict[str, Any]) -> Router:
+    """The heuristic router (its table has nothing for it)."""
+    return HeuristicRouter()
+
+
 #: Routers by profile ``router.kind``. A factory takes the profile's ``router`` table.
-ROUTERS: dict[str, RouterFactory] = {"heuristic": lambda table: HeuristicRouter(), "model": model_router}
+ROUTERS: dict[str, RouterFactory] = {"heuristic": heuristic_router, "model": model_router}
 
 
 def register_router(kind: str, factory: RouterFactory) -> None:
@@ -56,3 +64,15 @@ def load_router(table: dict[str, Any]) -> tuple[Router, str | None]:
         return factory(table), None
     except RouteshellError as err:
         return HeuristicRouter(), f"{err}; using the heuristic router"
+
+
+def needs_bitsandbytes(table: dict[str, Any]) -> bool:
+    """Whether :func:`load_router` of a profile's ``router`` table needs bitsandbytes (see
+    :mod:`engine.bitsandbytes_gate`): a learned router in 4-bit, or a router a plugin registered,
+    which may load anything."""
+    factory = ROUTERS.get(table.get("kind", "heuristic"))
+    if factory is model_router:
+        from engine.router.router_dir import needs_bitsandbytes as router_dir_needs
+
+        return router_dir_needs(_model_dir(table))
+    return factory is not None and factory is not heuristic_router

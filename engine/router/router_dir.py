@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
+from engine.bitsandbytes_gate import quantized_by_bitsandbytes
 from engine.errors import RouteshellError, UsageError
 from engine.names import display_name
 from engine.router.candidates import candidates
@@ -34,6 +35,11 @@ RUN_FILE = "run.json"
 #: The kinds a router directory may hold, and the module that loads each.
 KINDS: dict[str, str] = {"tfidf": "engine.router.baselines", "knn": "engine.router.embedded",
                          "mlp": "engine.router.embedded", "lora": "engine.router.lora"}  # fmt: skip
+#: The LoRA router's record beside its adapter (:mod:`engine.router.lora` writes it).
+ADAPTER_META = "router_lora_meta.json"
+#: The most bytes ``router_lora_meta.json`` may hold (about 2 KiB: the base, the prompt, the options);
+#: a longer file, or one that is no regular file (a link to ``/dev/zero``), is refused in one line.
+MAX_ADAPTER_META_BYTES = 1 << 20
 
 
 class RouterMeta(TypedDict):
@@ -245,6 +251,39 @@ def read_meta(directory: Path) -> RouterMeta:
         raise RouterDirError(f"{shown} was trained on another candidate set (train it again)")
     found: RouterMeta = meta  # type: ignore[assignment]
     return found
+
+
+def read_adapter_meta(directory: Path) -> Any:
+    """The parsed ``router_lora_meta.json`` of a LoRA adapter directory; raises OSError or ValueError."""
+    return json.loads(read_capped(directory / ADAPTER_META, MAX_ADAPTER_META_BYTES).decode("utf-8"))
+
+
+def adapter_base(meta: Any, *, base: Path | None = None, use_4bit: bool | None = None) -> tuple[Path, bool]:
+    """The base an adapter loads onto (``base``, or the one ``meta`` records) and whether in 4-bit
+    (``use_4bit``, or what ``meta`` records); raises KeyError, TypeError or AttributeError when
+    ``meta`` is not the record it should be."""
+    quantized = bool(meta.get("options", {}).get("use_4bit")) if use_4bit is None else use_4bit
+    return Path(base or meta["base"]), quantized
+
+
+def adapter_needs_bitsandbytes(directory: Path, *, base: Path | None = None, use_4bit: bool | None = None) -> bool:
+    """Whether loading the LoRA adapter in ``directory`` as :func:`adapter_base` says needs
+    bitsandbytes: it is loaded in 4-bit, or its base is quantized by bitsandbytes. False when its
+    record cannot be read: loading it then says what is wrong."""
+    try:
+        base_dir, quantized = adapter_base(read_adapter_meta(directory), base=base, use_4bit=use_4bit)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return quantized or quantized_by_bitsandbytes(base_dir)
+
+
+def needs_bitsandbytes(directory: Path) -> bool:
+    """Whether :func:`load_model` of ``directory`` needs bitsandbytes (a LoRA router in 4-bit)."""
+    try:
+        kind = read_meta(directory)["kind"]
+    except RouterDirError:
+        return False
+    return kind == "lora" and adapter_needs_bitsandbytes(directory)
 
 
 def load_model(directory: Path) -> tuple[CandidateModel, RouterMeta]:

@@ -460,9 +460,11 @@ def load_engine_model(spec: EngineSpec) -> LoadedModel:
     """Load ``spec``'s model with its weights, decoding on ``spec.threads`` torch threads."""
     from pathlib import Path
 
+    from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandbytes
     from engine.quiet import quiet_libraries
     from engine.serve.loaded import load_model
 
+    settle_bitsandbytes(quantized_by_bitsandbytes(Path(spec.model)))
     quiet_libraries(import_torch=True, passive_threads=True)
     import torch
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandbytes
 from engine.names import display_name
 from engine.serve.model_dir import (
     MAX_META_BYTES,
@@ -354,6 +355,8 @@ def _weights(path: Path, shapes: Shapes, dtype: str, device: str, adapters: Mapp
     else:
         load_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     check_model_fits(path, shapes)
+    if quantized_by_bitsandbytes(path):
+        settle_bitsandbytes(True, model=str(path))
     try:
         # (A tensor of the wrong shape is in the loading info, as a missing one is, instead of an error
         # that points at a report the quiet loader never shows.)

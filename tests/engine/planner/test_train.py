@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.planner.train import bf16_is_native
 from tests.engine.tinyllm.training_support import ROUTESHELL, run_train, train_env
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import IMPORT_LOG, assert_one_line_error, imported, run_routeshell
 
 
 def test_bad_planner_training_input_is_one_line(tmp_path: Path) -> None:
@@ -142,9 +142,11 @@ def test_kill_9_leaves_the_adapter_whole_and_a_rerun_ended_by_the_time_limit_rep
     # The rerun replaces the adapter, and its time limit ends it long before its steps do.
     run = run_train(
         "planner", "--base", str(base), "--out", str(out), "--count", "16", "--max-steps", "500",
-        "--batch-size", "2", "--time-limit", "0.001",
+        "--batch-size", "2", "--time-limit", "0.001", env=IMPORT_LOG,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    assert "peft" in imported(run.stderr)
+    assert "bitsandbytes" not in imported(run.stderr)  # the base is not quantized: it is kept out
     meta = json.loads((out / "planner_meta.json").read_text())
     assert meta["summary"]["stopped_by_time_limit"] is True
     assert meta["summary"]["steps"] < 500

@@ -1,6 +1,6 @@
 """The LoRA router on the nano model: cached candidate scoring equals plain scoring, the adapter
-trains, saves and reloads with PEFT, QLoRA runs on the CPU, every decision validates, and a second
-run into the same OUT is refused while the first trains."""
+trains, saves and reloads with PEFT, QLoRA runs on the CPU, every decision validates, a second
+run into the same OUT is refused while the first trains, and only a 4-bit run loads bitsandbytes."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from engine.events import CHECK_ENV
 from engine.router.candidates import candidates
 from engine.router.generator import generate_requests
 from engine.router.labels import gold_label, make_sample, write_samples
-from engine.router.lora import ADAPTER_META, LoraModel, load_base
+from engine.router.lora import LoraModel, load_base
+from engine.router.router_dir import ADAPTER_META
 from engine.router.scored import ScoredRouter
 from engine.router.tasks import TASK_PREFIX
 from engine.schemas import validator
 from tests.engine.tinyllm.training_support import TrainRun, paused_at_first_step, run_train
-from tests.helpers import assert_one_line_error, run_routeshell
+from tests.helpers import IMPORT_LOG, assert_one_line_error, imported, run_routeshell
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def busy_then_trained(
         finally:
             first.kill()  # kill -9: the kernel lets go of the lock with the process
             first.communicate(timeout=60)
-        run = run_train(*again)
+        run = run_train(*again, env=IMPORT_LOG)
     assert not (log.exists() and log.read_text()), log.read_text()
     return BusyThenTrained(out, refused, run, sorted(path.name for path in out.parent.iterdir()))
 
@@ -132,16 +133,27 @@ def test_the_adapter_trains_saves_and_reloads(trained: Path, pretrained: tuple[P
 
 def test_qlora_runs_a_few_steps_on_the_cpu(pretrained: tuple[Path, TrainRun], labels: Path, tmp_path: Path) -> None:
     out = tmp_path / "qlora"
-    run = run_train("router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out),
-                    "--use_4bit", "--max-steps", "2", "--batch-size", "2", "--grad-accum", "1")  # fmt: skip
+    run = run_train("router", "--base", str(pretrained[0]), "--data", str(labels), "--out", str(out), "--use_4bit",
+                    "--max-steps", "2", "--batch-size", "2", "--grad-accum", "1", env=IMPORT_LOG)  # fmt: skip
     assert run.returncode == 0, run.stderr
+    assert "bitsandbytes" in imported(run.stderr)
     assert run.of("train_start")[0]["dtype"] == "nf4"
     losses = run.losses()
     assert len(losses) == 2
     assert all(loss == loss and loss > 0 for loss in losses.values())
     meta = json.loads((out / ADAPTER_META).read_text())
     assert meta["options"]["use_4bit"] is True
-    assert ScoredRouter(LoraModel.load(out)).route("add tests for parse_date").router == "model:lora"
+    # Routing with it reads from its metadata that it loads in 4-bit before it loads anything.
+    result = run_routeshell("route", "--router", str(out), "--json", "add tests for parse_date", env=IMPORT_LOG)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["router"] == "model:lora"
+    assert "bitsandbytes" in imported(result.stderr)
+
+
+def test_a_router_trained_without_4bit_never_loads_bitsandbytes(busy_then_trained: BusyThenTrained) -> None:
+    loaded = imported(busy_then_trained.run.stderr)
+    assert "peft" in loaded
+    assert "bitsandbytes" not in loaded
 
 
 def test_a_second_run_into_the_same_out_is_refused_and_a_killed_run_leaves_no_lock(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from engine.schemas import validator
 from tests.engine.serve.server_support import ServeProcess, make_adapter, serving, wait_until
 from tests.engine.tinyllm.training_support import TrainRun
+from tests.helpers import IMPORT_LOG, imported
 
 KEY = "sk-test-serve-key"
 HELLO = [{"role": "user", "content": "def hello"}]
@@ -25,13 +27,23 @@ def server(pretrained: tuple[Path, TrainRun], tmp_path_factory: pytest.TempPathF
     """One server for the module with a LoRA adapter, its key given in the environment, as a user would."""
     adapter = make_adapter(pretrained[0], tmp_path_factory.mktemp("lora") / "router", seed=3)
     args = ("--name", "nano", "--adapter", f"router={adapter}")
-    with serving(pretrained[0], *args, env={"ROUTESHELL_API_KEY": KEY}) as process:
+    with serving(pretrained[0], *args, env={"ROUTESHELL_API_KEY": KEY, **IMPORT_LOG}) as process:
         yield process
 
 
 @pytest.fixture
 def client(server: ServeProcess) -> openai.OpenAI:
     return server.client(KEY)
+
+
+def test_serving_an_adapter_on_a_model_not_in_4bit_never_loads_bitsandbytes(server: ServeProcess) -> None:
+    # The server's imports and its engine process's, read on a thread: until nothing more comes.
+    assert wait_until(lambda: "peft" in imported(server.stderr))
+    seen = ""
+    while seen != server.stderr:
+        seen = server.stderr
+        time.sleep(0.5)
+    assert "bitsandbytes" not in imported(seen)
 
 
 def test_ready_event_and_models(server: ServeProcess, client: openai.OpenAI) -> None:

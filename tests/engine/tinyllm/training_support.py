@@ -64,13 +64,14 @@ def parse_events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def run_train(*args: str, cache: Path | None = None, timeout: int = 600) -> TrainRun:
-    """Run ``routeshell train ARGS --events`` to the end; never raises on failure."""
+def run_train(*args: str, cache: Path | None = None, timeout: int = 600, env: dict[str, str] | None = None) -> TrainRun:
+    """Run ``routeshell train ARGS --events`` to the end (``env`` added to its environment); never
+    raises on failure."""
     result = subprocess.run(
         [ROUTESHELL, "train", *args, "--events"],
         capture_output=True,
         text=True,
-        env=train_env(cache),
+        env={**train_env(cache), **(env or {})},
         stdin=subprocess.DEVNULL,
         timeout=timeout,
         check=False,
