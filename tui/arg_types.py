@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.errors import UsageError
 from engine.urls import api_key_problem, is_http_url, model_name_problem, not_http_url
-from tui.sizes import MAX_TASK_BYTES, size_text
+from tui.sizes import MAX_TASK_BYTES, MAX_TASK_SIZE
 
 
 def positive_int(text: str) -> int:
@@ -188,5 +188,5 @@ def given_task(given: str, command: str, stdin_closed: bool) -> str:
     # past the limit, never all of an endless input.
     data = sys.stdin.buffer.read(MAX_TASK_BYTES + 1)
     if len(data) > MAX_TASK_BYTES:
-        raise UsageError(f"the task on standard input is longer than {size_text(MAX_TASK_BYTES)}")
+        raise UsageError(f"the task on standard input is longer than {MAX_TASK_SIZE}")
     return task_text(data, command, "the task on standard input").strip()

@@ -37,7 +37,7 @@ from engine.router.decision import TOPOLOGIES
 from engine.serve.launcher import local_server_for
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 from tui.external_editor import EditorFailed, edit_text
-from tui.sizes import MAX_TASK_BYTES, size_text
+from tui.sizes import MAX_TASK_BYTES, MAX_TASK_SIZE, size_text
 from tui.task_history import append_task, history_path, load_history
 from tui.transcript import Transcript
 
@@ -293,7 +293,7 @@ class PlainShell:
                                  "break; stopped reading it", "bold red")  # fmt: skip
                         self._failed(ExitCode.USAGE)
                         break
-                    self.say(f"error: a line longer than {size_text(MAX_TASK_BYTES)}; skipped", "bold red")
+                    self.say(f"error: a line longer than {MAX_TASK_SIZE}; skipped", "bold red")
                     self._failed(ExitCode.USAGE)
                     continue
                 self.say(PROMPT + display_name(line.rstrip("\n")), "dim")

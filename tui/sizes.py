@@ -7,6 +7,8 @@ _SIZE_UNITS = ("KB", "MB", "GB", "TB", "PB")
 #: The most a task read from standard input may hold (`run -`, a line of `--plain`): far beyond any
 #: request, and bounded so that endless input (/dev/zero) cannot take the machine's memory.
 MAX_TASK_BYTES = 1 << 20
+#: MAX_TASK_BYTES as the help and the errors say it.
+MAX_TASK_SIZE = f"{MAX_TASK_BYTES >> 20} MiB"
 
 
 def size_text(size: int) -> str:

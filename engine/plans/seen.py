@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from engine.errors import RouteshellError
 from engine.events import Seen
 from engine.files.archives import ArchiveLimits
+from engine.names import quoted_name
 from engine.plans.expand import PARKED
 from engine.plans.view import Kind, WorkspaceView, kind_of
 from engine.workspace.sandbox import SandboxError, Workspace
@@ -272,18 +273,18 @@ def _asks(view: SeeingView) -> dict[str, Callable[[str], object]]:
 
 def _told(path: str, facet: str, before: str, now: str | None) -> str:
     if facet == "kind" and before == "none":
-        return f"{path!r} was created"
+        return f"{quoted_name(path)} was created"
     if facet == "kind" and now in (None, "none"):
-        return f"{path!r} was removed"
+        return f"{quoted_name(path)} was removed"
     if facet == "kind":
-        return f"{path!r} was replaced by {_KIND_WORDS.get(str(now), 'something else')}"
+        return f"{quoted_name(path)} was replaced by {_KIND_WORDS.get(str(now), 'something else')}"
     if facet == "inode":
-        return f"{path!r} was replaced by another directory"
+        return f"{quoted_name(path)} was replaced by another directory"
     if facet == "names":
-        return f"what is in {path!r} changed"
+        return f"what is in {quoted_name(path)} changed"
     if facet == "tags":
-        return f"the tags of {path!r} changed"
-    return f"{path!r} was changed"
+        return f"the tags of {quoted_name(path)} changed"
+    return f"{quoted_name(path)} was changed"
 
 
 def check_seen(ws: Workspace, seen: Seen, steps: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.names import quoted_name
 from engine.router.candidates import Candidate, candidate_by_key, candidate_index, candidates, canonical
 from engine.router.heuristic import HeuristicRouter
 from engine.router.scored import one_hot
@@ -129,10 +130,21 @@ class TfidfModel:
         import numpy as np
 
         data = json.loads(read_capped(directory / "tfidf.json", MAX_TFIDF_BYTES).decode("utf-8"))
-        vectorizer = SavedVectorizer(data["vocabulary"], _weights(data["idf"], "idf"))
-        classes = [candidate_index()[key] for key in data["classes"]]
+        if not isinstance(data, dict):
+            raise ValueError("tfidf.json is not an object")
+        missing = [key for key in ("vocabulary", "idf", "classes") if key not in data]
+        if missing:
+            raise ValueError(f"tfidf.json has no {missing[0]!r}")
+        idf = _weights(data["idf"], "idf")
+        if idf.size and idf.min() <= 0:
+            raise ValueError(f"tfidf.json: idf holds {idf.min():g}, not a positive weight")
+        vectorizer = SavedVectorizer(data["vocabulary"], idf)
+        classes = _classes(data["classes"])
         if len(classes) == 1:
             return cls(vectorizer, _Single(classes[0]))
+        missing = [key for key in ("coef", "intercept") if key not in data]
+        if missing:
+            raise ValueError(f"tfidf.json has no {missing[0]!r}, which a router of {len(classes)} classes needs")
         coef, intercept = _weights(data["coef"], "coef"), _weights(data["intercept"], "intercept")
         rows = 1 if len(classes) == 2 else len(classes)
         if coef.shape != (rows, len(vectorizer.idf_)) or intercept.shape != (rows,):
@@ -190,9 +202,13 @@ def _weights(values: Any, name: str) -> Any:
     large that a score could overflow (trained weights stay far below :data:`MAX_WEIGHT`)."""
     import numpy as np
 
+    rows = values if isinstance(values, list) and values and isinstance(values[0], list) else [values]
+    # (numpy would read "1.0" and true as numbers, and fail on an integer past a float's range.)
+    if not all(isinstance(row, list) and all(type(x) in (int, float) for x in row) for row in rows):
+        raise ValueError(f"tfidf.json: {name} is not a table of numbers")
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (ValueError, TypeError):  # rows of different lengths, a string among the numbers
+    except (ValueError, OverflowError):  # rows of different lengths, an integer with 400 digits
         raise ValueError(f"tfidf.json: {name} is not a table of numbers") from None
     finite = np.isfinite(array)
     if not finite.all():
@@ -201,6 +217,29 @@ def _weights(values: Any, name: str) -> Any:
         largest = np.abs(array).max()
         raise ValueError(f"tfidf.json: {name} holds {largest:g}, more than a weight can be ({MAX_WEIGHT:g})")
     return array
+
+
+def _classes(keys: object) -> list[int]:
+    """The candidate numbers of the decisions ``keys`` names; ``ValueError`` for a list that is not
+    one of distinct decisions of this version."""
+    if not isinstance(keys, list) or not keys or not all(isinstance(key, str) for key in keys):
+        raise ValueError("tfidf.json: classes is not a list of decisions")
+    index = candidate_index()
+    for key in keys:
+        if key not in index:
+            raise ValueError(f"tfidf.json: classes names {quoted_name(key[:80])}, no decision of this version")
+    if len(set(keys)) < len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"tfidf.json: classes names {quoted_name(twice[:80])} twice")
+    return [index[key] for key in keys]
+
+
+def _sigmoid(x: float) -> float:
+    """``1 / (1 + exp(-x))``, which overflows for no ``x``."""
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1 + e)
 
 
 class _Single:
@@ -227,7 +266,7 @@ class _Linear:
         for row in logits:
             if len(self.classes_) == 2:
                 # sklearn keeps one row of coefficients for two classes: the second class's log-odds.
-                p = 1 / (1 + math.exp(-float(row[0])))
+                p = _sigmoid(float(row[0]))
                 rows.append([1 - p, p])
                 continue
             top = max(row)

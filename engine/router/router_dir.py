@@ -298,7 +298,7 @@ def load_model(directory: Path) -> tuple[CandidateModel, RouterMeta]:
             model = module.LoraModel.load(directory)
         else:
             model = module.load_embedded(kind, directory)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError, ArithmeticError) as err:
         why = str(err)
         if isinstance(err, OSError) and err.strerror and err.filename:
             # "knn.json: not a regular file", not "[Errno 22] not a regular file: '/the/whole/path/knn.json'"

@@ -240,7 +240,7 @@ def test_a_task_on_stdin_past_the_limit_is_refused_without_reading_it_all(script
             child.stdin.close()
         out, err = child.communicate(timeout=60)
     result = subprocess.CompletedProcess(argv, child.returncode, out.decode(), err.decode())
-    assert_one_line_error(result, 2, "the task on standard input is longer than 1.0 MB")
+    assert_one_line_error(result, 2, "the task on standard input is longer than 1 MiB")
     assert scripted_llm.requests == []
 
 

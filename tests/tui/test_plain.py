@@ -428,7 +428,7 @@ def test_a_piped_line_past_the_limit_is_skipped_with_one_line(scripted_llm: Scri
     result = run_piped(workspace, scripted_llm.base_url, long_line + b"/approve all\n" + TASK.encode() + b"\n")
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
-    assert "error: a line longer than 1.0 MB; skipped" in result.stdout
+    assert "error: a line longer than 1 MiB; skipped" in result.stdout
     assert "yyyy" not in result.stdout
     assert (workspace / "hi.txt").read_text() == "hello\n"  # the next lines ran
     assert len(scripted_llm.requests) == 1

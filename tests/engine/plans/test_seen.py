@@ -298,3 +298,16 @@ def test_a_directory_replaced_after_the_undo_preview_stops_the_undo(ws: Path) ->
     with pytest.raises(PreviewChanged, match=re.escape("'old' was replaced by another directory since the preview")):
         undo_journal(ws, journal_id, found=preview.found)
     assert tree(ws) == before
+
+
+def test_a_name_that_is_not_utf8_is_told_by_its_bytes(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    name = os.fsdecode(b"bill\xff.txt")
+    (root / name).write_bytes(b"shown\n")
+    plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": name}]}))
+    seen = preview_and_seen(root, plan, None)[1]
+    (root / name).write_text("edited\n")
+    with pytest.raises(PreviewChanged) as caught:
+        apply_plan(root, plan, seen=seen)
+    assert str(caught.value) == "'bill\\xff.txt' was changed since the preview; nothing was applied"

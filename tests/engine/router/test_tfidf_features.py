@@ -66,6 +66,17 @@ def test_routing_with_the_shipped_router_does_not_import_scikit_learn() -> None:
         (lambda d: [row.pop() for row in d["coef"]], "do not fit"),
         (lambda d: d["coef"][0].pop(), "coef is not a table of numbers"),
         (lambda d: d["idf"].append("x"), "idf is not a table of numbers"),
+        # numpy would take these for numbers, or fail past a float's range
+        (lambda d: d["idf"].__setitem__(0, "1.0"), "idf is not a table of numbers"),
+        (lambda d: d["idf"].__setitem__(0, True), "idf is not a table of numbers"),
+        (lambda d: d["idf"].__setitem__(0, 10**400), "idf is not a table of numbers"),
+        (lambda d: d["coef"][0].__setitem__(0, -(10**400)), "coef is not a table of numbers"),
+        (lambda d: d["idf"].__setitem__(0, -1.5), "idf holds -1.5, not a positive weight"),
+        (lambda d: d["classes"].append(d["classes"][0]), "classes names '.*' twice"),
+        (lambda d: d["classes"].__setitem__(0, "single:\x1bx"), "classes names 'single:\\\\x1bx', no decision"),
+        (lambda d: d.__setitem__("classes", 3), "classes is not a list of decisions"),
+        (lambda d: d.pop("vocabulary"), "has no 'vocabulary'"),
+        (lambda d: d.pop("coef"), "has no 'coef', which a router of .* classes needs"),
         (lambda d: d["intercept"].append(0.0), "do not fit"),
     ],
 )
@@ -74,6 +85,19 @@ def test_a_tfidf_json_whose_parts_do_not_fit_is_refused_in_one_line(tmp_path: Pa
     data = json.loads((tmp_path / "r" / "tfidf.json").read_text())
     change(data)  # type: ignore[operator]
     (tmp_path / "r" / "tfidf.json").write_text(json.dumps(data))
-    with pytest.raises(RouterDirError, match=f"cannot load the tfidf router in .*: tfidf.json: .*{why}") as caught:
+    with pytest.raises(RouterDirError, match=f"cannot load the tfidf router in .*: tfidf.json.*{why}") as caught:
         load_model(tmp_path / "r")
     assert "\n" not in str(caught.value)
+
+
+def test_two_classes_with_the_largest_weights_allowed_give_probabilities(tmp_path: Path) -> None:
+    save_model(tmp_path / "r", FITTED, _meta("tfidf"))  # type: ignore[arg-type]
+    data = json.loads((tmp_path / "r" / "tfidf.json").read_text())
+    data["classes"] = data["classes"][:2]
+    data["coef"] = [[-1e6] * len(data["idf"])]
+    data["intercept"] = [-1e6]
+    (tmp_path / "r" / "tfidf.json").write_text(json.dumps(data))
+    loaded, _ = load_model(tmp_path / "r")
+    for row in loaded.probabilities(["fix the failing test", ""]):
+        assert sum(row) == pytest.approx(1.0)
+        assert max(row) == pytest.approx(1.0)
