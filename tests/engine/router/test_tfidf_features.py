@@ -20,9 +20,13 @@ from tests.engine.router.test_learned import _meta
 
 SHIPPED = Path(__file__).resolve().parents[3] / "engine" / "router" / "default"
 TASKS = generate_requests(200, seed=5)
-FITTED = TfidfModel.fit([t.text for t in TASKS], [t.gold for t in TASKS])  # type: ignore[misc]
-SAVED = SavedVectorizer(FITTED.vectorizer.vocabulary_, FITTED.vectorizer.idf_)
 WORDS = sorted({word for t in TASKS for word in t.text.lower().split()})
+
+
+@pytest.fixture(scope="module")
+def fitted() -> TfidfModel:
+    """A TF-IDF router fitted here (in the worker that runs these tests, not in each that collects them)."""
+    return TfidfModel.fit([t.text for t in TASKS], [t.gold for t in TASKS])  # type: ignore[misc]
 
 
 @given(st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=40).map(" ".join))
@@ -30,16 +34,17 @@ WORDS = sorted({word for t in TASKS for word in t.text.lower().split()})
 @example("")  # no term at all: a row of zeros, not a division by zero
 @example("ÉCRIRE les Tests_unitaires\u00a0et\u2003FIX  x y")  # case, underscores, Unicode spaces, one-letter words
 @settings(max_examples=300)
-def test_the_features_are_scikit_learns(text: str) -> None:
-    expected = FITTED.vectorizer.transform([text]).toarray()
-    assert np.allclose(SAVED.transform([text]), expected, rtol=1e-12, atol=1e-15)
+def test_the_features_are_scikit_learns(fitted: TfidfModel, text: str) -> None:
+    expected = fitted.vectorizer.transform([text]).toarray()
+    saved = SavedVectorizer(fitted.vectorizer.vocabulary_, fitted.vectorizer.idf_)
+    assert np.allclose(saved.transform([text]), expected, rtol=1e-12, atol=1e-15)
 
 
-def test_a_saved_router_routes_as_the_fitted_one_many_texts_at_once(tmp_path: Path) -> None:
-    save_model(tmp_path / "r", FITTED, _meta("tfidf"))  # type: ignore[arg-type]
+def test_a_saved_router_routes_as_the_fitted_one_many_texts_at_once(fitted: TfidfModel, tmp_path: Path) -> None:
+    save_model(tmp_path / "r", fitted, _meta("tfidf"))  # type: ignore[arg-type]
     loaded, _ = load_model(tmp_path / "r")
     texts = [t.text for t in generate_requests(600, seed=6)]  # more than one chunk of rows
-    assert np.allclose(loaded.probabilities(texts), FITTED.probabilities(texts), atol=1e-9)
+    assert np.allclose(loaded.probabilities(texts), fitted.probabilities(texts), atol=1e-9)
 
 
 def test_routing_with_the_shipped_router_does_not_import_scikit_learn() -> None:
@@ -80,8 +85,10 @@ def test_routing_with_the_shipped_router_does_not_import_scikit_learn() -> None:
         (lambda d: d["intercept"].append(0.0), "do not fit"),
     ],
 )
-def test_a_tfidf_json_whose_parts_do_not_fit_is_refused_in_one_line(tmp_path: Path, change: object, why: str) -> None:
-    save_model(tmp_path / "r", FITTED, _meta("tfidf"))  # type: ignore[arg-type]
+def test_a_tfidf_json_whose_parts_do_not_fit_is_refused_in_one_line(
+    fitted: TfidfModel, tmp_path: Path, change: object, why: str
+) -> None:
+    save_model(tmp_path / "r", fitted, _meta("tfidf"))  # type: ignore[arg-type]
     data = json.loads((tmp_path / "r" / "tfidf.json").read_text())
     change(data)  # type: ignore[operator]
     (tmp_path / "r" / "tfidf.json").write_text(json.dumps(data))
@@ -90,8 +97,8 @@ def test_a_tfidf_json_whose_parts_do_not_fit_is_refused_in_one_line(tmp_path: Pa
     assert "\n" not in str(caught.value)
 
 
-def test_two_classes_with_the_largest_weights_allowed_give_probabilities(tmp_path: Path) -> None:
-    save_model(tmp_path / "r", FITTED, _meta("tfidf"))  # type: ignore[arg-type]
+def test_two_classes_with_the_largest_weights_allowed_give_probabilities(fitted: TfidfModel, tmp_path: Path) -> None:
+    save_model(tmp_path / "r", fitted, _meta("tfidf"))  # type: ignore[arg-type]
     data = json.loads((tmp_path / "r" / "tfidf.json").read_text())
     data["classes"] = data["classes"][:2]
     data["coef"] = [[-1e6] * len(data["idf"])]
