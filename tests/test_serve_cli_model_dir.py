@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
@@ -18,6 +19,10 @@ from engine.serve.loaded import ModelLoadError, load_model
 from engine.serve.model_dir import checked_shapes
 from tests.helpers import assert_one_line_error
 from tests.test_serve_cli_edges import Pretrained, copy_model, routeshell
+from tests.test_serve_cli_sharded import refusal, tiny_model, tiny_tensors
+
+#: The tensors of each layer of :func:`tiny_tensors`, and their shapes.
+LAYER_PARTS = (("input_layernorm.weight", (4,)), ("mlp.up_proj.weight", (8, 4)))
 
 
 def set_config(model: Path, **changes: Any) -> None:
@@ -304,3 +309,84 @@ def test_a_pickled_adapter_is_refused_before_peft_reads_it(pretrained: Pretraine
     (adapter / "adapter_model.bin").write_bytes(b"\x80\x04not read")
     with pytest.raises(ModelLoadError, match=r"^--adapter x=.*/lora: its weights are adapter_model.bin, a pickle"):
         load_model(pretrained[0], adapters={"x": adapter}, weights=False)
+
+
+def no_data_tensor(model: Path, name: str, shape: list[int]) -> None:
+    """Write ``model/name.safetensors`` holding one F32 tensor ``name`` of ``shape``, which has no
+    elements: its header says a shape save_file would want memory for."""
+    header = json.dumps({name: {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}).encode()
+    header += b" " * (-len(header) % 8)
+    (model / f"{name}.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,)], ids=["no elements", "one element"])
+def test_layers_of_tiny_tensors_do_not_let_config_build_that_many(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    # 60,000 layers of one such tensor each passed "no more layers than tensors", and building them
+    # on the meta device took 100 s and 2.9 GB before the model was refused.
+    tensors = tiny_tensors() | {f"model.layers.{layer}.junk": np.zeros(shape, np.float32) for layer in range(2, 500)}
+    model = tiny_model(tmp_path / "model", {"model.safetensors": tensors}, num_hidden_layers=500)
+    said = (
+        "config.json's num_hidden_layers is 500, but model.safetensors holds 6 tensors"
+        if shape == (0,)
+        else "model.safetensors holds model.layers.0.input_layernorm.weight but no "
+        "model.layers.2.input_layernorm.weight; every layer of a model holds the tensors of its first"
+    )
+    assert said in refusal(model)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            {"model.layers.1.mlp.up_proj.weight": np.ones((8, 3), np.float32)},
+            "model.layers.1.mlp.up_proj.weight is [8, 3] in model.safetensors but model.layers.0.mlp.up_proj.weight"
+            " is [8, 4]",
+        ),
+        (
+            {"model.layers.1.extra.weight": np.ones(4, np.float32)},
+            "holds model.layers.1.extra.weight but no model.layers.0.extra.weight",
+        ),
+        (
+            {f"model.layers.3.{part}": np.ones(shape, np.float32) for part, shape in LAYER_PARTS},
+            "holds model.layers.3. but no model.layers.2.",
+        ),
+    ],
+    ids=["a shape", "a tensor of its own", "a gap"],
+)
+def test_a_layer_unlike_the_first_is_refused_by_name(tmp_path: Path, change: dict[str, Any], said: str) -> None:
+    model = tiny_model(tmp_path / "model", {"model.safetensors": tiny_tensors() | change})
+    message = refusal(model)
+    assert said in message
+    assert message.endswith("every layer of a model holds the tensors of its first")
+
+
+def test_a_tensor_of_no_elements_counts_for_no_size(tmp_path: Path) -> None:
+    # A [0, 10**15] tensor let config.json's sizes reach 10**15, with no data to hold it.
+    shards = {"model-00001-of-00002.safetensors": tiny_tensors()}
+    weight_map = dict.fromkeys(tiny_tensors(), next(iter(shards))) | {"junk": "junk.safetensors"}
+    model = tiny_model(tmp_path / "model", shards, weight_map, hidden_size=10**15)
+    no_data_tensor(model, "junk", [0, 10**15])
+    assert "config.json's hidden_size is 1,000,000,000,000,000, but no tensor of" in refusal(model)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int64, np.bool_])
+def test_weights_of_a_type_that_is_not_floating_are_refused_unless_quantized(tmp_path: Path, dtype: type) -> None:
+    # Loaded (converted to floats) and answering differently, before.
+    tensors = tiny_tensors() | {"model.norm.weight": np.ones(4, dtype)}
+    model = tiny_model(tmp_path / "model", {"model.safetensors": tensors})
+    assert "model.norm.weight is " in refusal(model)
+    assert "in model.safetensors, not a floating type (F16, BF16, F32, F64)" in refusal(model)
+    # A quantized checkpoint's integers are the library's to read.
+    quantized = tiny_model(
+        tmp_path / "quantized", {"model.safetensors": tensors}, quantization_config={"quant_method": "bitsandbytes"}
+    )
+    assert checked_shapes(quantized)
+    halves = {name: tensor.astype(np.float16) for name, tensor in tiny_tensors().items()}
+    assert checked_shapes(tiny_model(tmp_path / "halves", {"model.safetensors": halves}))
+
+
+def test_a_config_that_begins_with_a_byte_order_mark_is_refused_before_torch_is_imported(tmp_path: Path) -> None:
+    # Read as JSON here (from bytes) and refused by transformers, once torch was loaded, before.
+    model = tiny_model(tmp_path / "model", {"model.safetensors": tiny_tensors()})
+    (model / "config.json").write_bytes(b"\xef\xbb\xbf" + (model / "config.json").read_bytes())
+    assert "the model cannot be loaded: config.json: Unexpected UTF-8 BOM" in refusal(model)

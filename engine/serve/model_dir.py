@@ -13,15 +13,17 @@ Every problem is a :class:`ModelLoadError`: one line, exit code 2.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.names import display_line, display_name, quoted_name
+from engine.names import display_line, display_name
 from engine.textfile import read_capped
 
 #: What a directory must hold to be served.
@@ -95,12 +97,21 @@ MAX_CONTEXT = 1 << 24
 MAX_FIELD_CHARS = 120
 #: The longest piece of a library's error message shown in a line.
 MAX_REASON_CHARS = 400
+#: The most characters of a name the weights give (a tensor's, a shard's) shown in a line.
+MAX_NAME_CHARS = 80
+#: The types of a tensor of weights that are not quantized: safetensors' names of the floating types.
+FLOATING = ("F16", "BF16", "F32", "F64")
+#: What :func:`_probe` says of a file that is not there, and of a name too long to be a file's.
+ABSENT = "is not there"
+TOO_LONG = "is no file name: it is too long"
 #: What a mismatch of config.json and the weights means to the user.
 NOT_THESE_WEIGHTS = "config.json does not describe these weights"
 #: A tensor of the n-th layer: ``model.layers.3.mlp.up_proj.weight``.
 LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 Shapes = dict[str, tuple[int, ...]]
+#: Each tensor's name and its type as safetensors names it (``F32``, ``BF16``, ``I8``).
+DTypes = dict[str, str]
 
 
 class ModelLoadError(UsageError):
@@ -114,8 +125,14 @@ def check_model_dir(path: Path) -> None:
         raise ModelLoadError(f"{shown}: not a directory; a model is a directory, such as `routeshell train` makes")
     if not path.is_dir():
         raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
-    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if not (path / WEIGHTS).is_file() and not (path / WEIGHTS_INDEX).is_file():
+    probed = {name: _probe(path / name) for name in (*REQUIRED_FILES, WEIGHTS, WEIGHTS_INDEX)}
+    unweighted = probed[WEIGHTS] is not None and probed[WEIGHTS_INDEX] is not None
+    # (One of the two weights files that is there is enough: the other is never read.)
+    for name in (*REQUIRED_FILES, *((WEIGHTS, WEIGHTS_INDEX) if unweighted else ())):
+        if probed[name] not in (None, ABSENT):
+            raise ModelLoadError(f"{shown}: the model cannot be loaded: {name} {probed[name]}")
+    missing = [name for name in REQUIRED_FILES if probed[name] is not None]
+    if unweighted:
         if (path / PICKLED_WEIGHTS).is_file():
             raise ModelLoadError(
                 f"{shown}: its weights are {PICKLED_WEIGHTS}, a pickle, which can run code as it is read and is "
@@ -139,46 +156,85 @@ def check_model_dir(path: Path) -> None:
                                  f"({most:,} at most); it is not a model's {name}")  # fmt: skip
 
 
+def _probe(file: Path) -> str | None:
+    """None where ``file`` is a regular file (or a link to one), else why it is not one, in a few words
+    that follow its name: :data:`ABSENT`, "is not a regular file", "cannot be read: Permission denied"."""
+    try:
+        mode = os.stat(file).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return ABSENT
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            return TOO_LONG
+        return f"cannot be read: {err.strerror or reason(err)}"
+    return None if stat.S_ISREG(mode) else "is not a regular file (a device, a FIFO or a directory)"
+
+
 def weights_file(path: Path) -> Path:
     """The weights file of the model directory ``path``: WEIGHTS, or the index of its shards."""
     sharded = not (path / WEIGHTS).is_file() and (path / WEIGHTS_INDEX).is_file()
     return path / (WEIGHTS_INDEX if sharded else WEIGHTS)
 
 
-def weight_shapes(path: Path) -> Shapes:
-    """Each tensor's name and shape in ``path``'s weights file, or in the shards its index names, read
-    from their headers without loading a tensor (or importing torch)."""
+def weight_headers(path: Path) -> tuple[Shapes, DTypes]:
+    """Each tensor's name, shape and type in ``path``'s weights file, or in the shards its index names,
+    read from their headers without loading a tensor (or importing torch). Each shard must hold the
+    tensors the index assigns to it and no other: transformers loads a shard whole, so a tensor in
+    two of them would load from whichever came last, whatever the index says."""
     weights = weights_file(path)
     if weights.name != WEIGHTS_INDEX:
-        return _header_shapes(path, weights)
-    shapes: Shapes = {}
+        return _header(path, weights)
+    shown = display_name(str(path))
     weight_map = _weight_map(path)
+    shapes: Shapes = {}
+    dtypes: DTypes = {}
+    holder: dict[str, str] = {}
     for shard in sorted(set(weight_map.values())):
-        shapes |= _header_shapes(path, path / shard)
+        held, types = _header(path, path / shard)
+        for name in held:
+            if name in holder:
+                raise ModelLoadError(
+                    f"{shown}: the model cannot be loaded: the shards {quoted(holder[name])} and {quoted(shard)} "
+                    f"both hold {named(name)}; a tensor is in one shard, the one {WEIGHTS_INDEX} names"
+                )
+            holder[name] = shard
+        shapes |= held
+        dtypes |= types
+    for name, shard in holder.items():
+        if weight_map.get(name) != shard:
+            assigned = f"assigns it to {quoted(weight_map[name])}" if name in weight_map else "does not name it"
+            raise ModelLoadError(
+                f"{shown}: the model cannot be loaded: the shard {quoted(shard)} holds {named(name)} but "
+                f"{WEIGHTS_INDEX} {assigned}; it is not the index of these shards"
+            )
     lacking = sorted(name for name in weight_map if name not in shapes)
     if lacking:
+        shard = weight_map[lacking[0]]
         raise ModelLoadError(
-            f"{display_name(str(path))}: the model cannot be loaded: {WEIGHTS_INDEX} names tensors its shards "
-            f"lack ({_listed(lacking)}); it is not the index of these shards"
+            f"{shown}: the model cannot be loaded: {WEIGHTS_INDEX} names tensors its shard {quoted(shard)} lacks "
+            f"({_listed([name for name in lacking if weight_map[name] == shard])}); it is not the index of these shards"
         )
-    return shapes
+    return shapes, dtypes
 
 
-def _header_shapes(path: Path, weights: Path) -> Shapes:
-    """Each tensor's name and shape in the safetensors file ``weights`` of the model directory ``path``."""
+def _header(path: Path, weights: Path) -> tuple[Shapes, DTypes]:
+    """Each tensor's name, shape and type in the safetensors file ``weights`` of the model directory ``path``."""
     try:
         from safetensors import safe_open
 
         with safe_open(str(weights), framework="numpy") as header:
-            return {name: tuple(header.get_slice(name).get_shape()) for name in header.keys()}  # noqa: SIM118
+            slices = {name: header.get_slice(name) for name in header.keys()}  # noqa: SIM118
+            return {name: tuple(part.get_shape()) for name, part in slices.items()}, {
+                name: part.get_dtype() for name, part in slices.items()
+            }
     except Exception as err:  # safetensors' own errors for a damaged file
         shown = display_name(str(path))
-        raise ModelLoadError(f"{shown}: the model cannot be loaded: {weights.name}: {reason(err)}") from err
+        raise ModelLoadError(f"{shown}: the model cannot be loaded: {named(weights.name)}: {reason(err)}") from err
 
 
 def _weight_map(path: Path) -> dict[str, str]:
     """The ``weight_map`` of ``path``'s WEIGHTS_INDEX: each tensor's name and the shard that holds it,
-    every shard a file of the directory itself (no other directory, nor a link out of it)."""
+    every shard a regular file of the directory itself (no other directory, nor a link out of it)."""
     shown = display_name(str(path))
     try:
         index = _read_meta(path, WEIGHTS_INDEX, MAX_INDEX_BYTES)
@@ -189,15 +245,23 @@ def _weight_map(path: Path) -> dict[str, str]:
         raise ModelLoadError(
             f'{shown}: the model cannot be loaded: {WEIGHTS_INDEX} has no "weight_map" of tensor names to shard files'
         )
+    if not isinstance(index, dict) or not isinstance(index.get("metadata"), dict):  # (transformers reads it)
+        raise ModelLoadError(f'{shown}: the model cannot be loaded: {WEIGHTS_INDEX} has no "metadata" object')
     root = path.resolve()
     for shard in sorted(set(weight_map.values())):
-        named = f"{shown}: {WEIGHTS_INDEX} names the shard {quoted_name(shard)}"
+        said = f"{shown}: {WEIGHTS_INDEX} names the shard {quoted(shard)}"
+        nameless = f"{said}, which is no file name of the model directory; a shard must be beside it"
         if shard in ("", ".", "..") or "/" in shard or "\\" in shard or "\0" in shard:
-            raise ModelLoadError(f"{named}, which is no file name of the model directory; a shard must be beside it")
-        if not (path / shard).is_file():
-            raise ModelLoadError(f"{named}, which the model directory lacks")
+            raise ModelLoadError(nameless)
+        probed = _probe(path / shard)
+        if probed == TOO_LONG:
+            raise ModelLoadError(nameless)
+        if probed == ABSENT:
+            raise ModelLoadError(f"{said}, which the model directory lacks")
+        if probed is not None:
+            raise ModelLoadError(f"{said}, which {probed}")
         if (path / shard).resolve().parent != root:
-            raise ModelLoadError(f"{named}, a link out of the model directory; a shard must be beside it")
+            raise ModelLoadError(f"{said}, a link out of the model directory; a shard must be beside it")
     return weight_map
 
 
@@ -207,16 +271,19 @@ def checked_shapes(path: Path) -> Shapes:
     ModelLoadError. Reads config.json and the weights' header only, and imports no torch: a
     directory that cannot be served is refused in a moment."""
     check_model_dir(path)
-    shapes = weight_shapes(path)
-    check_config(path, shapes)
+    shapes, dtypes = weight_headers(path)
+    check_config(path, shapes, dtypes)
     check_generation_config(path)
     return shapes
 
 
-def check_config(path: Path, shapes: Shapes) -> None:
+def check_config(path: Path, shapes: Shapes, dtypes: DTypes | None = None) -> None:
     """Raise ModelLoadError unless config.json's sizes are whole numbers from 1 up that the weights
     (``shapes``) can hold: no dimension larger than the largest of a tensor there, no more layers than
-    tensors, a context of at most :data:`MAX_CONTEXT` tokens. Bounds the model that can be built.
+    tensors, a context of at most :data:`MAX_CONTEXT` tokens. Bounds the model that can be built. A
+    tensor of no elements (``[0, 10**15]``, no data at all) counts for no size and no layer. The
+    weights' layers must be alike (:func:`_check_layers`), and their types (``dtypes``) floating
+    unless config.json's ``quantization_config`` says how they are quantized.
 
     The sizes of nested objects are bounded alike: a composite model's configuration holds those of
     its parts (``text_config``, ``vision_config``), and transformers builds each of them."""
@@ -228,11 +295,12 @@ def check_config(path: Path, shapes: Shapes) -> None:
     if not isinstance(config, dict):
         raise ModelLoadError(f"{shown}: the model cannot be loaded: config.json is not a JSON object")
     weights = weights_file(path).name
-    largest = max((size for shape in shapes.values() for size in shape), default=0)
+    held = {name: shape for name, shape in shapes.items() if _count(shape)}
+    largest = max((size for shape in held.values() for size in shape), default=0)
     wider = f"but no tensor of {weights} is wider than {largest:,}; {NOT_THESE_WEIGHTS}"
     bounds = dict.fromkeys(DIMENSIONS, (largest, wider))
     bounds |= dict.fromkeys(
-        LAYER_COUNTS, (len(shapes), f"but {weights} holds {len(shapes):,} tensors; {NOT_THESE_WEIGHTS}")
+        LAYER_COUNTS, (len(held), f"but {weights} holds {len(held):,} tensors; {NOT_THESE_WEIGHTS}")
     )
     bounds |= dict.fromkeys(CONTEXTS, (MAX_CONTEXT, f"more than the {MAX_CONTEXT:,} tokens any model reads"))
     # Walked without recursion: config.json may nest as deeply as json's parser allows.
@@ -246,7 +314,10 @@ def check_config(path: Path, shapes: Shapes) -> None:
                 pending.append((value, field))
             elif isinstance(node, dict) and key in bounds and value is not None:
                 _check_size(shown, _field(field), value, *bounds[key])
+    _check_layers_alike(shown, shapes, weights)
     _check_layers(shown, config.get("num_hidden_layers"), shapes, weights)
+    if not isinstance(config.get("quantization_config"), dict):  # (a quantized one is the library's to read)
+        _check_floating(shown, dtypes or {}, weights)
 
 
 def check_generation_config(path: Path) -> None:
@@ -270,7 +341,9 @@ def _read_meta(path: Path, name: str, most: int = MAX_META_BYTES) -> object:
     :data:`MAX_META_NESTING` levels."""
     nests = f"{display_name(str(path))}: the model cannot be loaded: {name} nests too deeply"
     try:
-        data = json.loads(read_capped(path / name, most))
+        # (Decoded first: json.loads would take bytes that begin with a byte order mark, which
+        # transformers, reading text, refuses.)
+        data = json.loads(read_capped(path / name, most).decode("utf-8"))
     except RecursionError as err:  # (json's parser recurses once per level)
         raise ModelLoadError(nests) from err
     # Measured without recursion: transformers copies and compares these recursively.
@@ -306,11 +379,62 @@ def _field(where: tuple[str, ...]) -> str:
 def _check_layers(shown: str, layers: object, shapes: Shapes, weights: str) -> None:
     """Raise ModelLoadError when the weights' tensors are numbered in layers (``model.layers.N.``)
     and config.json says another number of them (a model built so would be random where they differ)."""
-    held = {match.group(1) for name in shapes if (match := LAYER.search(name))}
+    held = {match.group(1) for name, shape in shapes.items() if _count(shape) and (match := LAYER.search(name))}
     if isinstance(layers, int) and held and layers != len(held):
         raise ModelLoadError(
             f"{shown}: config.json's num_hidden_layers is {layers} but {weights} holds {len(held)} layers; "
             f"{NOT_THESE_WEIGHTS}"
+        )
+
+
+def _check_layers_alike(shown: str, shapes: Shapes, weights: str) -> None:
+    """Raise ModelLoadError unless each stack of layers in the weights (``model.layers.N.``) is numbered
+    from 0 with no gap, and each of its layers holds the tensors its layer 0 holds (by the name after
+    ``layers.N.``), of the same shapes, and no other. Tensors of no elements are left out. Otherwise a
+    few tiny tensors, one a layer, would let config.json's layer count build a model of that many
+    layers, each as big as the first."""
+    stacks: dict[str, dict[int, Shapes]] = {}
+    for name, shape in shapes.items():
+        if _count(shape) and (match := LAYER.search(name)):
+            layers = stacks.setdefault(name[: match.start(1)], {})
+            layers.setdefault(int(match.group(1)), {})[name[match.end() :]] = shape
+    alike = "every layer of a model holds the tensors of its first"
+    for stack, layers in sorted(stacks.items()):
+        gap = next((number for number in range(len(layers)) if number not in layers), None)
+        if gap is not None:
+            beyond = max(layers)
+            raise ModelLoadError(
+                f"{shown}: the model cannot be loaded: {weights} holds {named(f'{stack}{beyond}.')} but no "
+                f"{named(f'{stack}{gap}.')}; {alike}"
+            )
+        first = layers[0]
+        for number, layer in sorted(layers.items()):
+            if differ := sorted(first.keys() ^ layer.keys()):
+                held, lacking = (number, 0) if differ[0] in layer else (0, number)
+                raise ModelLoadError(
+                    f"{shown}: the model cannot be loaded: {weights} holds {named(f'{stack}{held}.{differ[0]}')} but "
+                    f"no {named(f'{stack}{lacking}.{differ[0]}')}; {alike}"
+                )
+            if reshaped := sorted(part for part in first if first[part] != layer[part]):
+                part = reshaped[0]
+                raise ModelLoadError(
+                    f"{shown}: the model cannot be loaded: {named(f'{stack}{number}.{part}')} is "
+                    f"{_shape(layer[part])} in {weights} but {named(f'{stack}0.{part}')} is {_shape(first[part])}; "
+                    f"{alike}"
+                )
+
+
+def _check_floating(shown: str, dtypes: DTypes, weights: str) -> None:
+    """Raise ModelLoadError where a tensor of the weights is not of a floating type (:data:`FLOATING`):
+    loaded into a model of floats, integers or booleans would be converted, not refused, and change
+    what it answers."""
+    other = sorted(name for name, dtype in dtypes.items() if dtype not in FLOATING)
+    if other:
+        first = other[0]
+        raise ModelLoadError(
+            f"{shown}: the model cannot be loaded: {named(first)} is {display_name(dtypes[first])} in {weights}"
+            f"{_more(len(other))}, not a floating type ({', '.join(FLOATING)}), and config.json has no "
+            f"quantization_config that says how it is quantized; {NOT_THESE_WEIGHTS}"
         )
 
 
@@ -330,7 +454,7 @@ def check_model_fits(path: Path, shapes: Shapes) -> None:
     # has no such part they stay plain objects, on which building it fails unclearly.
     for name in TEXT_PARTS:
         if isinstance(getattr(config, name, None), dict):
-            kind = display_name(str(getattr(config, "model_type", "")))
+            kind = named(str(getattr(config, "model_type", "")))
             raise ModelLoadError(f"{shown}: config.json's {name} is no part of a {kind} model; remove it")
     try:
         with torch.device("meta"):
@@ -346,7 +470,7 @@ def check_model_fits(path: Path, shapes: Shapes) -> None:
     if wrong:
         first = wrong[0]
         raise ModelLoadError(
-            f"{shown}: {display_name(first)} is {_shape(shapes[first])} in {weights} but config.json's model "
+            f"{shown}: {named(first)} is {_shape(shapes[first])} in {weights} but config.json's model "
             f"needs {_shape(needed[first])}{_more(len(wrong))}; {NOT_THESE_WEIGHTS}"
         )
     parameters = dict(model.named_parameters())  # (a tied tensor once, by its first name)
@@ -427,9 +551,22 @@ def reason(err: BaseException) -> str:
     return display_line(text)
 
 
+def named(name: str) -> str:
+    """``name`` (a tensor's, a shard's: the weights' to say) as :func:`display_name` escapes it, cut to
+    its first :data:`MAX_NAME_CHARS` characters, and how long it is, where it is longer."""
+    if len(name) <= MAX_NAME_CHARS:
+        return display_name(name)
+    return f"{display_name(name[:MAX_NAME_CHARS])}... ({len(name):,} characters)"
+
+
+def quoted(name: str) -> str:
+    """``name`` as :func:`named` shows it, in single quotes (a file's name)."""
+    return f"'{named(name)}'"
+
+
 def _listed(names: list[str]) -> str:
-    """The first three of ``names``, escaped (a tensor's name is the weights file's to say)."""
-    return ", ".join(display_name(name) for name in names[:3]) + (", ..." if len(names) > 3 else "")
+    """The first three of ``names``, as :func:`named` shows each."""
+    return ", ".join(named(name) for name in names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _shape(shape: tuple[int, ...]) -> str:
