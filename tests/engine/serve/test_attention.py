@@ -42,6 +42,40 @@ def test_one_position_attends_as_sdpa_does_with_a_gapped_cache_and_padding() -> 
             torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
 
 
+def prompt_mask(lengths: list[int], positions: int) -> torch.Tensor:
+    """transformers' mask of left-padded prompts: each real position sees its row's real positions up
+    to itself; a padding position sees itself."""
+    mask = torch.zeros(len(lengths), 1, positions, positions, dtype=torch.bool)
+    for row, length in enumerate(lengths):
+        start = positions - length
+        mask[row, 0, start:, start:] = torch.ones(length, length, dtype=torch.bool).tril()
+        mask[row, 0, range(start), range(start)] = True
+    return mask
+
+
+def test_left_padded_prompts_attend_each_as_it_does_alone_and_other_masks_as_sdpa_does() -> None:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(3, 9, 4, 16).transpose(1, 2) for _ in range(3))  # as the model's views
+    lengths = [9, 2, 5]
+    got, _ = decode_attention(_Module(), query, key, value, prompt_mask(lengths, 9), scaling=0.25)
+    for row, length in enumerate(lengths):
+        start = 9 - length
+        alone, _ = sdpa_attention_forward(_Module(), query[row : row + 1, :, start:], key[row : row + 1, :, start:],
+                                          value[row : row + 1, :, start:], None, scaling=0.25)  # fmt: skip
+        assert torch.equal(got[row, start:], alone[0]), row  # the same numbers, not a rounding apart
+    # A mask with a gap, or positions before these (a cache), is attended as sdpa attends it.
+    gapped = prompt_mask(lengths, 9)
+    gapped[0, 0, 5:, 3] = False
+    cached = torch.ones(3, 1, 9, 12, dtype=torch.bool)
+    more = torch.randn(3, 4, 12, 16)
+    for mask, k, v in ((gapped, key, value), (cached, more, more)):
+        want, _ = sdpa_attention_forward(_Module(), query, k, v, mask, scaling=0.25)
+        got, _ = decode_attention(_Module(), query, k, v, mask, scaling=0.25)
+        assert torch.equal(got, want)
+
+
 def padded_batch_logits(model: LoadedModel) -> list[torch.Tensor]:
     """Each step's last logits for four prompts of several lengths (a padded batch), greedy."""
     batch = BatchCache(model)
