@@ -223,6 +223,18 @@ def test_weights_missing_a_tensor_or_holding_another_are_refused_and_a_tied_outp
     assert "\x1b" not in str(refused.value)
 
 
+def test_weights_that_are_not_finite_numbers_are_refused_by_generate_and_serve_in_one_line(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
+    # Before, generate failed at the prompt with a traceback of int8 quantization (exit 1), or wrote
+    # garbage in fp32, and serve started and answered every request with a 500.
+    model = copy_model(pretrained, tmp_path / "model")
+    change_weights(model, lambda tensors: tensors["model.norm.weight"].__setitem__(1, float("nan")))
+    said = "/model: the model cannot be loaded: its weights hold values that are not finite numbers (model.norm.weight)"
+    assert_one_line_error(routeshell("generate", "--model", str(model), "hi"), 2, said)
+    assert_one_line_error(routeshell("serve", "--model", str(model), "--port", "0"), 2, said)
+
+
 @pytest.mark.parametrize(
     ("damage", "needle"),
     [

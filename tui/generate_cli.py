@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ exit codes:
        context, --device cuda where torch sees no CUDA device
   130  interrupted (Ctrl-C)
 """
+
+#: The most characters of a line of the engine's log shown.
+MAX_LOG_CHARS = 300
 
 #: Sampling defaults of the TinyLLM design (the server's are the OpenAI API's).
 DEFAULT_TEMPERATURE = 0.7
@@ -169,6 +173,7 @@ def run_generate_command(args: argparse.Namespace) -> int:
     from engine.serve.engine import Engine
     from engine.serve.serving import Serving
 
+    log_engine_in_one_line()
     samples = max(1, args.self_consistency or 1)
     engine = Engine(loaded, max_batch=min(samples, 16), max_queue=samples, prefill_threads=prefill_threads(args))
     serving = Serving(loaded, engine)
@@ -206,6 +211,29 @@ def run_generate_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return ExitCode.OK
+
+
+class EngineLog(logging.Handler):
+    """The log of an engine running in this process, on stderr: one escaped line a record. A record of
+    a failure (with its exception: a failed prefill or decode step) is left out, never a traceback: the
+    engine ends the request with that error, and the command's own error line says it, exit 1."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None and bool(super().filter(record))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from engine.names import display_line
+
+        lines = record.getMessage().strip().splitlines()
+        sys.stderr.write(f"routeshell: generate: {display_line(lines[0][:MAX_LOG_CHARS] if lines else '')}\n")
+
+
+def log_engine_in_one_line() -> None:
+    """Send the ``engine`` loggers' warnings to :class:`EngineLog` (unset, Python would print each
+    with its traceback)."""
+    logger = logging.getLogger("engine")
+    logger.handlers = [EngineLog(logging.WARNING)]
+    logger.propagate = False
 
 
 def json_for_terminal(text: str) -> str:

@@ -551,8 +551,9 @@ def _seed(request: GenerationRequest) -> int:
 
 
 def _why(err: BaseException) -> str:
+    """What ``err`` says, for the request it ended: its type and the first 300 characters of its first line."""
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
 
 
 def adapter_name(request: GenerationRequest) -> str:

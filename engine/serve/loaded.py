@@ -20,11 +20,15 @@ from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandby
 from engine.names import display_name
 from engine.serve.model_dir import (
     MAX_META_BYTES,
+    NOT_FINITE,
     Shapes,
+    check_finite_weights,
     check_loading_info,
     check_model_fits,
     checked_shapes,
+    first_not_finite,
     reason,
+    tensor_name,
     tokenizer_problem,
 )
 from engine.serve.model_dir import ModelLoadError as ModelLoadError
@@ -372,6 +376,7 @@ def _weights(path: Path, shapes: Shapes, dtype: str, device: str, adapters: Mapp
     check_loading_info(path, info)
     model.to(device)
     model.eval()
+    check_finite_weights(path, model)  # before int8 quantization, which fails on a NaN at every request
     if dtype == "int8":
         from engine.serve.quantize import quantize_int8
 
@@ -404,19 +409,36 @@ def _check_chat_template(path: Path, tokenizer: Any) -> None:
 
 
 def _with_adapters(model: Any, adapters: Mapping[str, Path], device: str) -> Any:
+    """``model`` with PEFT LoRA ``adapters`` (served id: directory) loaded on ``device``. Raises
+    ModelLoadError for an adapter that does not load or whose weights are not all finite numbers."""
     from peft import PeftModel
 
-    items = list(adapters.items())
-    try:
-        # (PEFT would load an adapter's weights onto a GPU whenever there is one, whatever the device.)
-        first, first_dir = items[0]
-        peft_model = PeftModel.from_pretrained(
-            model, str(first_dir), adapter_name=first, is_trainable=False, torch_device=device
-        )
-        for adapter, adapter_dir in items[1:]:
-            peft_model.load_adapter(str(adapter_dir), adapter_name=adapter, is_trainable=False, torch_device=device)
-    except Exception as err:  # a junk adapter_config.json: KeyError, TypeError, ValueError...
-        raise ModelLoadError(f"an adapter cannot be loaded: {reason(err)}") from err
+    peft_model: Any = None
+    # (PEFT wraps the base model's tensors, which are checked already: only each adapter's own are new.)
+    seen = {id(tensor) for tensor in [*model.parameters(), *model.buffers()]}
+    for adapter, adapter_dir in adapters.items():
+        try:
+            # (PEFT would load an adapter's weights onto a GPU whenever there is one, whatever the device.)
+            if peft_model is None:
+                peft_model = PeftModel.from_pretrained(
+                    model, str(adapter_dir), adapter_name=adapter, is_trainable=False, torch_device=device
+                )
+            else:
+                peft_model.load_adapter(str(adapter_dir), adapter_name=adapter, is_trainable=False, torch_device=device)
+        except Exception as err:  # a junk adapter_config.json: KeyError, TypeError, ValueError...
+            raise ModelLoadError(f"an adapter cannot be loaded: {reason(err)}") from err
+        new = [
+            (name, tensor)
+            for name, tensor in [*peft_model.named_parameters(), *peft_model.named_buffers()]
+            if id(tensor) not in seen
+        ]
+        seen.update(id(tensor) for _, tensor in new)
+        name = first_not_finite(new)
+        if name is not None:
+            raise ModelLoadError(
+                f"--adapter {adapter}={display_name(str(adapter_dir))}: the adapter cannot be loaded: "
+                + NOT_FINITE.format(tensor_name(name))
+            )
     peft_model.eval()
     return peft_model
 
