@@ -18,17 +18,15 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandbytes
 from engine.names import display_name
+from engine.serve.finite_weights import NOT_FINITE, check_finite_weights, first_not_finite
 from engine.serve.model_dir import (
     MAX_META_BYTES,
-    NOT_FINITE,
     Shapes,
-    check_finite_weights,
     check_loading_info,
     check_model_fits,
     checked_shapes,
-    first_not_finite,
+    named,
     reason,
-    tensor_name,
     tokenizer_problem,
 )
 from engine.serve.model_dir import ModelLoadError as ModelLoadError
@@ -437,7 +435,7 @@ def _with_adapters(model: Any, adapters: Mapping[str, Path], device: str) -> Any
         if name is not None:
             raise ModelLoadError(
                 f"--adapter {adapter}={display_name(str(adapter_dir))}: the adapter cannot be loaded: "
-                + NOT_FINITE.format(tensor_name(name))
+                + NOT_FINITE.format(named(name))
             )
     peft_model.eval()
     return peft_model

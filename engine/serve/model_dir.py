@@ -8,7 +8,8 @@ from a config.json that does not describe its weights, a model would have tensor
 against the weights file's header (each tensor's name and shape, read without loading one); then the
 model is built without memory (on torch's meta device) and its tensors compared with the weights';
 and once loaded, transformers' own account of what it loaded must show nothing missing or left over,
-and every weight must be a finite number (a NaN, left by a training that diverged, fails every request).
+and every weight must be a finite number (a NaN, left by a training that diverged, fails every request:
+:mod:`engine.serve.finite_weights`).
 Every problem is a :class:`ModelLoadError`: one line, exit code 2.
 """
 
@@ -107,13 +108,6 @@ ABSENT = "is not there"
 TOO_LONG = "is no file name: it is too long"
 #: What a mismatch of config.json and the weights means to the user.
 NOT_THESE_WEIGHTS = "config.json does not describe these weights"
-#: The most characters of a tensor's name shown in a line (its first ones).
-MAX_TENSOR_NAME_CHARS = 80
-#: What to do with weights that hold a NaN or an infinity.
-NOT_FINITE = (
-    "its weights hold values that are not finite numbers ({}); train it again (a lower learning rate), "
-    "or use a checkpoint saved before its loss diverged"
-)
 #: A tensor of the n-th layer: ``model.layers.3.mlp.up_proj.weight``.
 LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
@@ -514,51 +508,6 @@ def check_loading_info(path: Path, info: Mapping[str, Iterable[Any]]) -> None:
         if names:
             what = f"{len(names)} {one if len(names) == 1 else many}"
             raise ModelLoadError(f"{display_name(str(path))}: {verb} {what} ({_listed(names)}); {NOT_THESE_WEIGHTS}")
-
-
-def check_finite_weights(path: Path, model: Any) -> None:
-    """Raise ModelLoadError, naming the first such tensor, when a parameter or buffer of ``model`` (the
-    torch module loaded from ``path``) holds a NaN or an infinity: every reply would be garbage, or,
-    with int8 weights, every request would fail as the layer is quantized."""
-    tensors = [*model.named_parameters(), *model.named_buffers()]
-    name = first_not_finite(tensors)
-    if name is not None:
-        what = NOT_FINITE.format(tensor_name(name))
-        raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {what}")
-
-
-def first_not_finite(tensors: Iterable[tuple[str, Any]]) -> str | None:
-    """The name of the first of ``tensors`` (name and torch tensor, on one device) of a floating dtype
-    that holds a NaN or an infinity; None when every value is a finite number. The device is waited
-    for once, not once a tensor."""
-    import torch
-
-    named = [(name, tensor.detach()) for name, tensor in tensors if tensor.is_floating_point() and tensor.numel()]
-    if not named:
-        return None
-    flags = torch.stack([_finite(tensor) for _, tensor in named])
-    if bool(flags.all()):
-        return None
-    return named[int((~flags).nonzero()[0, 0])][0]
-
-
-def _finite(tensor: Any) -> Any:
-    """Whether every value of ``tensor`` (not empty) is a finite number, as a tensor on its device.
-    Its least and greatest values say so, a NaN anywhere making both NaN: one pass, with no scratch
-    (``isfinite(tensor).all()`` writes a byte an element, and took 12 times as long on a CPU)."""
-    import torch
-
-    try:
-        ends = torch.stack(torch.aminmax(tensor))
-    except (RuntimeError, NotImplementedError):  # a dtype without the kernel (float8 on a CPU)
-        return torch.isfinite(tensor.float()).all()
-    return torch.isfinite(ends).all()
-
-
-def tensor_name(name: str) -> str:
-    """A tensor's ``name`` for a line: its first :data:`MAX_TENSOR_NAME_CHARS` characters, escaped."""
-    cut = name if len(name) <= MAX_TENSOR_NAME_CHARS else name[:MAX_TENSOR_NAME_CHARS] + "..."
-    return display_name(cut)
 
 
 def tokenizer_problem(path: Path) -> str | None:
