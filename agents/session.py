@@ -380,11 +380,14 @@ class AgentSession:
         approval: ApprovalRequest | None = None
         try:
             # A full disk can first show at any checkpoint, in the middle of the run.
-            with self._database():
-                for mode, chunk in self.graph.stream(
-                    graph_input, config, context=self._context(thread, answers, stop),
-                    stream_mode=["custom", "updates"], durability="sync",
-                ):  # fmt: skip
+            # Closed here, in this thread, whatever ends the loop (a sink that cannot write raises in
+            # it): left to the garbage collector, the graph's clean-up could run at exit, after the
+            # thread pools it uses are shut down, and print a traceback.
+            with self._database(), closing(self.graph.stream(
+                graph_input, config, context=self._context(thread, answers, stop),
+                stream_mode=["custom", "updates"], durability="sync",
+            )) as chunks:  # fmt: skip
+                for mode, chunk in chunks:
                     if mode == "custom":
                         self.on_event(chunk)
                     elif "__interrupt__" in chunk:
