@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import time
 from collections.abc import Mapping
 from contextlib import suppress
@@ -63,7 +64,7 @@ from engine.planner.prompt import (
 from engine.planner.said import not_files
 from engine.plans.apply import PreviewChanged, StepFailed, apply_plan, recover
 from engine.plans.audit import audit
-from engine.plans.dry_run import preview_and_seen
+from engine.plans.dry_run import look_selected, preview_and_seen
 from engine.plans.journal import applied_from
 from engine.plans.model import InvalidPlan, normalise
 from engine.plans.policy import Policy
@@ -166,9 +167,9 @@ def _asked(
     ``files_planner``: the role is routeshell's own planner model, asked with its compact workspace
     view (:func:`engine.planner.prompt.planner_messages`) and answering a file plan, perhaps empty,
     decoded under the reply schema narrowed to this task and workspace (:mod:`engine.planner.narrow`).
-    ``found`` gets what the reply's selections found, each file before they read it
-    (:func:`engine.plans.seen.found_record`): its preview compares with that, not with the
-    workspace as the preview finds it, so an edit made meanwhile is not approved unseen."""
+    ``found`` gets what the reply's selections found, each file before they read it, and its
+    content mark (:func:`engine.plans.seen.found_record`): its preview compares with that, not
+    with the workspace as the preview finds it, so an edit made meanwhile is not approved unseen."""
     started = time.monotonic()
     _emit({"type": "role_start", "role": role, "round": state.get("round", 1)})
 
@@ -209,6 +210,7 @@ def _asked(
         entries, parts = [], [request]
     replies = []
     made: list[ViewEntry] = []  # folders the parts planned so far make
+    chosen: list[tuple[str, os.stat_result]] = []  # what the selections of the reply at hand chose
     for number, part in enumerate(parts):
         if number:
             on_delta("\n")
@@ -235,11 +237,18 @@ def _asked(
             ),
             on_usage=on_usage,
             on_warning=lambda message: _warn(ctx, message),
-            on_saw=None if found is None else lambda path, info: found.append(found_record(path, info)),
+            on_saw=None if found is None else lambda path, info: chosen.append((path, info)),
             planner_schema=schema,
             planner_folders=existing_folders([*entries, *made]) if files_planner else None,
         )
         replies.append(reply)
+        if found is not None and chosen:
+            # Each file's mark is taken now, while it is as the selection found it: a chmod or a tag
+            # before the review is then no change, an edit is one (a part's file is kept as first chosen).
+            kept = {record[0] for record in found}
+            marked = look_selected(ctx.root, chosen)
+            found += [found_record(entry) for entry in marked if entry.path not in kept]
+            chosen.clear()
         if files_planner:
             made += made_entries(reply.document, [*entries, *made], today)
     _emit({"type": "role_end", "role": role, "attempts": sum(reply.attempts for reply in replies),

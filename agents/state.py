@@ -27,7 +27,8 @@ class PendingPlan(TypedDict):
     role: Role
     plan: dict[str, Any]
     round: int
-    #: What the plan's selections found (:func:`engine.plans.seen.found_record`), for its preview.
+    #: What the plan's selections found, each entry once with a file's content mark
+    #: (:func:`engine.plans.seen.found_record`), for its preview: as many as its selections chose.
     found: NotRequired[list[list[str | int]]]
 
 

@@ -29,7 +29,7 @@ from engine.plans.op_table import undo_conflicts as ops_undo_conflicts
 from engine.plans.policy import Policy
 from engine.plans.runner import Limits, RunResult, bubblewrap
 from engine.plans.seen import PreviewChanged as PreviewChanged  # raised here too; importers know it from here
-from engine.plans.seen import check_seen
+from engine.plans.seen import Since, check_seen
 from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, keep_reserve, workspace_lock
@@ -246,6 +246,7 @@ def apply_plan(
     wait: float = 0,
     policy: Policy | None = None,
     seen: Seen | None = None,
+    since: Since = "preview",
 ) -> ApplyResult:
     """Apply a validated, normalised plan to ``root``, all or nothing.
 
@@ -255,7 +256,9 @@ def apply_plan(
     warns of, a file index it could not use, is a ``warning`` event to ``on_event``). ``seen``: what the
     preview the person answered read (:func:`engine.plans.dry_run.preview_and_seen`); if any of it
     changed since, or the selections now expand to other steps, :class:`PreviewChanged` is raised
-    and nothing is applied (checked under the lock, just before the first change).
+    and nothing is applied (checked under the lock, just before the first change); its line says
+    the change was made since ``since``: the preview, or the question ``seen`` was taken for
+    (:func:`engine.plans.dry_run.seen_since`).
 
     ``cancel`` is polled before each step; when it returns True the apply stops and rolls back.
     ``origin`` is kept in the journal (see :func:`engine.plans.journal.applied_from`), and ``via``
@@ -290,7 +293,7 @@ def apply_plan(
             plan = expand_plan(root, plan, policy, on_refusal=refuse, warn=warned)
             _refuse_changed(WorkspaceView(ws, policy.archive), plan["steps"])
             if seen is not None:
-                check_seen(ws, seen, plan["steps"])
+                check_seen(ws, seen, plan["steps"], since)
             journal = Journal.create(root, plan, origin, via, frees=_frees_space(plan))
         except (RouteshellError, OSError) as exc:
             # Nothing was changed, but the apply was asked for and did not happen: that is recorded too.

@@ -14,7 +14,7 @@ from engine.names import display_name
 from engine.plans.expand import expand_plan, needs_expansion
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
-from engine.plans.seen import Found, FoundEntry, SeeingView, found_in
+from engine.plans.seen import Found, FoundEntry, SeeingView, found_as, found_in
 from engine.plans.view import Overlay, WorkspaceView
 from engine.workspace.listing import split_lines
 from engine.workspace.sandbox import SandboxError, Workspace
@@ -66,16 +66,18 @@ def preview_plan(
 
 def preview_and_seen(
     root: Path, plan: dict[str, Any], policy: Policy | None = None, *, warn: Callable[[str], None] | None = None,
-    selected: Iterable[tuple[str, os.stat_result]] = (),
+    selected: Iterable[FoundEntry | tuple[str, os.stat_result]] = (),
 ) -> tuple[list[StepPreview], Seen]:  # fmt: skip
     """:func:`preview_plan`, and what it read of the workspace: pass that to the apply of what was shown
     (:func:`engine.plans.apply.apply_plan`), which then applies nothing if any of it changed meanwhile.
 
     ``selected``: for a plan expanded before (:func:`~engine.plans.expand.expand_plan`), what its
-    selections found (each path and ``lstat`` its ``saw`` was given), so that what changed since
-    the selection read it counts, not only what changes after this preview.
+    selections found (each path and ``lstat`` its ``saw`` was given, or that with a file's edit mark
+    then, as :func:`look_selected` takes it), so that what changed since the selection read it
+    counts, not only what changes after this preview.
     """
-    return _preview(root, plan, policy, SeeingView, warn, [FoundEntry(path, info) for path, info in selected])
+    entries = [entry if isinstance(entry, FoundEntry) else FoundEntry(*entry) for entry in selected]
+    return _preview(root, plan, policy, SeeingView, warn, entries)
 
 
 def look(root: Path, paths: Iterable[str]) -> Found:
@@ -85,6 +87,16 @@ def look(root: Path, paths: Iterable[str]) -> Found:
     """
     with Workspace(root) as ws:
         return found_in(ws, paths)
+
+
+def look_selected(root: Path, chosen: Iterable[tuple[str, os.stat_result]]) -> Found:
+    """What selections ``chosen`` (each path and the ``lstat`` an expansion's ``saw`` was given),
+    with each file's edit mark: take it right after the expansion, and give it to
+    :func:`preview_and_seen` however much later the preview is made. A file is compared by its
+    content, not its change time, so a chmod or a tag in between is no change, and an edit is one.
+    """
+    with Workspace(root) as ws:
+        return found_as(ws, chosen)
 
 
 def seen_since(root: Path, plan: dict[str, Any], policy: Policy | None, found: Found) -> Seen:

@@ -28,7 +28,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from engine.errors import RouteshellError
 from engine.events import Seen
@@ -47,6 +47,10 @@ DIGEST_UP_TO = 1 << 20
 #: At most this much of such files is read by one preview, the rest known by their change time: a
 #: bulk step over 800 files of 1 MB read 800 MB, and took 2 s to preview, and as long to check.
 DIGEST_BUDGET = 64 << 20
+#: What the person answered, that a refusal dates a change from: a preview (the steps a dry run
+#: shows, with their diffs) or a question (a dialog that names the entries it acts on).
+Since = Literal["preview", "question"]
+_SINCE_WORDS: dict[Since, str] = {"preview": "since the preview", "question": "since the question was asked"}
 _KIND_WORDS = {"file": "a file", "dir": "a directory", "link": "a symlink", "other": "a special file"}
 
 
@@ -93,24 +97,31 @@ def _edit_mark(fd: int, info: os.stat_result, *, read: bool = True) -> str:
     return f"ctime:{info.st_ctime_ns}"
 
 
-def found_record(path: str, info: os.stat_result) -> list[str | int]:
-    """What a selection found at ``path`` (its ``lstat``, ``info``) as plain data, to keep in a
-    checkpoint until the preview (:func:`found_from_record` reads it back)."""
-    return [path, info.st_mode, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+def found_record(entry: FoundEntry) -> list[str | int]:
+    """What a selection found (``entry``, :func:`found_as`) as plain data, to keep in a checkpoint
+    until the preview (:func:`found_from_record` reads it back)."""
+    info = entry.info
+    return [entry.path, info.st_mode, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+            entry.mark or ""]  # fmt: skip
 
 
-def found_from_record(record: object) -> tuple[str, os.stat_result] | None:
-    """The ``(path, lstat)`` a :func:`found_record` holds, for :meth:`SeeingView.saw`; None when
-    ``record`` is not one (it comes back from a database). Only the fields ``saw`` compares are
-    kept: the others read 0."""
-    if not isinstance(record, list | tuple) or len(record) != 7 or not isinstance(record[0], str):
+def found_from_record(record: object) -> FoundEntry | None:
+    """The entry a :func:`found_record` holds, for :meth:`SeeingView.saw`; None when ``record`` is
+    not one (it comes back from a database). Only the fields ``saw`` compares are kept: the others
+    read 0. A record kept without an edit mark (seven fields) gives an entry without one: its mark
+    is then taken when the preview reads it, from its content only while its change time is the same."""
+    if not isinstance(record, list | tuple) or len(record) not in (7, 8) or not isinstance(record[0], str):
         return None
-    path, *numbers = record
-    if not all(type(number) is int for number in numbers):
+    path, *numbers = record[:7]
+    mark = record[7] if len(record) == 8 else ""
+    if not all(type(number) is int for number in numbers) or not isinstance(mark, str):
+        return None
+    if mark and not mark.startswith(("sha:", "ctime:")):
         return None
     mode, dev, ino, size, mtime_ns, ctime_ns = numbers
     seconds = (mode, ino, dev, 0, 0, 0, size, 0, mtime_ns // 10**9, ctime_ns // 10**9)
-    return path, os.stat_result(seconds, {"st_mtime_ns": mtime_ns, "st_ctime_ns": ctime_ns})
+    info = os.stat_result(seconds, {"st_mtime_ns": mtime_ns, "st_ctime_ns": ctime_ns})
+    return FoundEntry(path, info, mark or None)
 
 
 def steps_digest(steps: list[dict[str, Any]]) -> str:
@@ -126,14 +137,27 @@ def _dir_identity(info: os.stat_result) -> str:
 def found_in(ws: Workspace, paths: Iterable[str]) -> Found:
     """Each of ``paths`` that is in ``ws`` now, with its ``lstat`` and a file's edit mark, read as a
     preview reads them (as much of them, at most); a path no plan may name is left out."""
-    view = SeeingView(ws)
-    found = []
+    here = []
     for path in paths:
         try:
             info = ws.lstat(path)
         except SandboxError:
             continue  # not a path a plan may name: what names it is refused for it anyway
         if info is not None:
+            here.append((path, info))
+    return found_as(ws, here)
+
+
+def found_as(ws: Workspace, chosen: Iterable[tuple[str, os.stat_result]]) -> Found:
+    """Each entry of ``chosen`` (a path, and its ``lstat`` when a selection chose it or a question
+    named it) with a file's edit mark, read as a preview reads it: from its content (at most
+    :data:`DIGEST_BUDGET` of them all) only while its change time is still that of its ``lstat``,
+    else that change time, which then no longer matches. Each path is given once, as first chosen.
+    """
+    view = SeeingView(ws)
+    found = []
+    for path, info in chosen:
+        if path not in view.facets:
             view.saw(path, info)
             found.append(FoundEntry(path, info, view.facets[path].get("edit")))
     return found
@@ -287,14 +311,16 @@ def _told(path: str, facet: str, before: str, now: str | None) -> str:
     return f"{quoted_name(path)} was changed"
 
 
-def check_seen(ws: Workspace, seen: Seen, steps: list[dict[str, Any]]) -> None:
+def check_seen(ws: Workspace, seen: Seen, steps: list[dict[str, Any]], since: Since = "preview") -> None:
     """Raise :class:`PreviewChanged` unless the workspace and the concrete ``steps`` are as ``seen`` says.
 
     Call it under the workspace lock, right before the first change: a change made after it can
     only come from outside routeshell, and each step's own checks still refuse what they refuse.
+    ``since`` is what the person answered, which the refusal says the change was made after.
     """
+    words = _SINCE_WORDS[since]
     if seen.get("steps") != steps_digest(steps):
-        raise PreviewChanged("the files the plan selects changed since the preview (it would now take other "
+        raise PreviewChanged(f"the files the plan selects changed {words} (it would now take other "
                              "steps than those shown); nothing was applied")  # fmt: skip
     view = SeeingView(ws)
     asks = _asks(view)
@@ -312,15 +338,15 @@ def check_seen(ws: Workspace, seen: Seen, steps: list[dict[str, Any]]) -> None:
         now = view.facets.get(path, {})
         for facet in sorted(before, key=lambda name: _FACETS.index(name) if name in _FACETS else -1):
             if now.get(facet) != before[facet]:
-                raise PreviewChanged(f"{_told(path, facet, before[facet], now.get(facet))} since the preview; "
+                raise PreviewChanged(f"{_told(path, facet, before[facet], now.get(facet))} {words}; "
                                      "nothing was applied")  # fmt: skip
 
 
-def check_found(ws: Workspace, found: Found) -> None:
+def check_found(ws: Workspace, found: Found, since: Since = "question") -> None:
     """Raise :class:`PreviewChanged` unless each entry of ``found`` (:func:`found_in`, when a question
     named it) is still what was found: a file neither edited nor replaced, a directory not replaced.
     Call it under the workspace lock, as :func:`check_seen`."""
     view = SeeingView(ws)
     for entry in found:
         view.saw(entry.path, entry.info, entry.mark)
-    check_seen(ws, view.seen([]), [])
+    check_seen(ws, view.seen([]), [], since)

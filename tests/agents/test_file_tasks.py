@@ -106,3 +106,108 @@ def test_a_file_edited_between_the_selection_and_its_preview_stops_the_apply(
     assert (root / "bill.txt").read_text() == "paid, 42\n"
     assert not (root / "bills").exists()
     assert journals(root) == []
+
+
+def chmod(path: Path) -> None:
+    os.chmod(path, 0o600)
+
+
+def tag(path: Path) -> None:
+    os.setxattr(path, "user.xdg.tags", b"paid", follow_symlinks=False)
+
+
+def edit(path: Path) -> None:
+    path.write_text("invoice 43\n")
+
+
+def replace(path: Path) -> None:
+    """Another file of the same content put in its place (another inode)."""
+    (path.parent / "new").write_text(path.read_text())
+    os.replace(path.parent / "new", path)
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+def between_selection_and_review(run: GraphRun, change: Callable[[Path], None], path: Path) -> None:
+    """Make ``change`` to ``path`` once the builder's selection is checkpointed, before its review reads it."""
+
+    def after(node: str) -> None:
+        if node == "builder":
+            change(path)
+
+    run.after_node = after
+
+
+INVOICES = {"version": 1, "steps": [{"op": "move", "match": {"glob": "*.txt", "contains": "invoice"}, "to": "bills"}]}
+
+
+@pytest.mark.parametrize("change", [chmod, tag])
+@pytest.mark.parametrize("approval", ["ask", "all"])
+def test_a_chmod_or_a_tag_between_the_selection_and_the_review_is_no_change(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, approval: str,
+    change: Callable[[Path], None],
+) -> None:  # fmt: skip
+    (root / "bill.txt").write_text("invoice 42\n")
+    scripted_llm.enqueue(Reply(INVOICES))
+    run = graph_run(approval=approval)
+    between_selection_and_review(run, change, root / "bill.txt")
+    question = run.start("move the invoices into bills")
+    if approval == "ask":
+        assert question is not None
+        assert run.resume({"action": "approve", "seen": question["seen"]}) is None
+    [reviewed] = of(run.events, "reviewed")
+    assert reviewed["status"] == "applied", reviewed["summary"]
+    assert (root / "bills" / "bill.txt").read_text() == "invoice 42\n"
+    assert not (root / "bill.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [(edit, "'bill.txt' was changed"), (replace, "'bill.txt' was changed"), (delete, "'bill.txt' was removed")],
+)
+@pytest.mark.parametrize("approval", ["ask", "all"])
+def test_an_edit_a_replacement_or_a_deletion_between_the_selection_and_the_review_stops_the_apply(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, approval: str,
+    change: Callable[[Path], None], refusal: str,
+) -> None:  # fmt: skip
+    (root / "bill.txt").write_text("invoice 42\n")
+    scripted_llm.enqueue(Reply(INVOICES))
+    run = graph_run(approval=approval)
+    between_selection_and_review(run, change, root / "bill.txt")
+    question = run.start("move the invoices into bills")
+    if approval == "ask":
+        assert question is not None
+        assert run.resume({"action": "approve", "seen": question["seen"]}) is None
+    [reviewed] = of(run.events, "reviewed")
+    assert reviewed["status"] == "failed"
+    assert reviewed["summary"] == f"{refusal} since the preview; nothing was applied"
+    assert not (root / "bills").exists()
+    assert journals(root) == []
+
+
+@pytest.mark.parametrize("approval", ["ask", "all"])
+def test_a_directory_replaced_between_the_selection_and_the_review_is_not_moved(
+    graph_run: Callable[..., GraphRun], scripted_llm: ScriptedLLM, root: Path, approval: str
+) -> None:
+    (root / "docs").mkdir()
+    (root / "docs" / "a.md").write_text("a\n")
+    scripted_llm.enqueue(Reply({"version": 1, "steps": [{"op": "move", "paths": ["docs"], "to": "old"}]}))
+    run = graph_run(approval=approval)
+
+    def swap(docs: Path) -> None:
+        os.chmod(docs, 0o700)  # (no change by itself)
+        docs.rename(root / "docs.old")
+        docs.mkdir()
+        (docs / "new.md").write_text("never shown\n")
+
+    between_selection_and_review(run, swap, root / "docs")
+    question = run.start("move docs into old")
+    if approval == "ask":
+        assert question is not None
+        assert run.resume({"action": "approve", "seen": question["seen"]}) is None
+    [reviewed] = of(run.events, "reviewed")
+    assert reviewed["summary"] == "'docs' was replaced by another directory since the preview; nothing was applied"
+    assert (root / "docs" / "new.md").exists()
+    assert not (root / "old").exists()

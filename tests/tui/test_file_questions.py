@@ -127,7 +127,7 @@ def named(workspace: Path) -> Path:
 
 def refused(app, changed: str) -> None:  # type: ignore[no-untyped-def]
     shown = changed.replace("\x1b", "\\x1b")
-    assert f"'{shown}' was changed since the preview; nothing was applied" in notes(app)
+    assert f"'{shown}' was changed since the question was asked; nothing was applied" in notes(app)
     assert "\x1b" not in "".join(notes(app))
 
 
@@ -261,6 +261,8 @@ async def test_a_directory_replaced_while_its_delete_question_is_open_is_not_del
         before = tree(named)
         await pilot.press("y")
         await finished(pilot)
-        assert "'docs' was replaced by another directory since the preview; nothing was applied" in notes(app)
+        assert "'docs' was replaced by another directory since the question was asked; nothing was applied" in notes(
+            app
+        )
         assert tree(named) == before
         assert journals(named) == []

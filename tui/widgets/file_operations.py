@@ -32,7 +32,7 @@ from engine.plans.apply import ApplyResult, Cancelled, StepFailed, apply_plan
 from engine.plans.audit import audit
 from engine.plans.dry_run import look, seen_since
 from engine.plans.file_plans import Conflict
-from engine.plans.seen import Found
+from engine.plans.seen import Found, Since
 from engine.plans.undo import undo_journal, undo_preview
 from engine.workspace.sandbox import Workspace
 from tui.error_line import one_line
@@ -158,8 +158,10 @@ class FileOperationsMixin:
 
         def run() -> ApplyResult:
             checked = seen if found is None else seen_since(pane.root, plan, pane.policy, found)
+            # A refusal dates a change from what the person answered: a preview shown, or a question.
+            since: Since = "preview" if found is None else "question"
             return apply_plan(pane.root, plan, on_event=on_event, cancel=cancel.is_set, via="files-pane",
-                              policy=pane.policy, seen=checked)  # fmt: skip
+                              policy=pane.policy, seen=checked, since=since)  # fmt: skip
 
         try:
             return await asyncio.to_thread(run)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from engine.plans.apply import PreviewChanged, apply_plan
-from engine.plans.dry_run import look, preview_and_seen, seen_since
+from engine.plans.dry_run import look, look_selected, preview_and_seen, seen_since
 from engine.plans.expand import expand_plan
 from engine.plans.model import parse_plan
-from engine.plans.seen import DIGEST_BUDGET
+from engine.plans.seen import DIGEST_BUDGET, found_from_record, found_record
 from engine.plans.undo import undo_journal, undo_preview
 from tests.helpers import tree
 
@@ -162,6 +162,32 @@ def test_a_file_edited_between_its_selection_and_the_preview_stops_the_apply(ws:
     assert (ws / "logs" / "x.log").read_text() == "ERROR, and more\n"
 
 
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [(chmod("logs/x.log"), None), (tag("logs/x.log"), None), (write(Path("logs/x.log"), "ERROR, and more\n"),
+     "'logs/x.log' was changed since the preview; nothing was applied")],
+    ids=["chmod", "tag", "edited"],
+)  # fmt: skip
+def test_a_selection_kept_with_its_marks_tells_an_edit_from_a_chmod_until_the_preview(
+    ws: Path, change: Callable[[Path], None], refusal: str | None
+) -> None:
+    """An agent keeps what a selection found in its checkpoint until the review previews the plan."""
+    selected: list[tuple[str, os.stat_result]] = []
+    plan = expand_plan(ws, parse_plan(json.dumps(PLAN)), saw=lambda path, info: selected.append((path, info)))
+    kept = json.loads(json.dumps([found_record(entry) for entry in look_selected(ws, selected)]))
+    assert [record[0] for record in kept] == ["logs/x.log"]
+    assert kept[0][-1].startswith("sha:")
+    change(ws)
+    _, seen = preview_and_seen(ws, plan, selected=[entry for record in kept if (entry := found_from_record(record))])
+    if refusal is None:
+        apply_plan(ws, plan, seen=seen)
+        assert not (ws / "logs" / "x.log").exists()
+        return
+    with pytest.raises(PreviewChanged, match=re.escape(refusal)):
+        apply_plan(ws, plan, seen=seen)
+    assert (ws / "logs" / "x.log").exists()
+
+
 def test_a_bulk_preview_reads_a_bounded_amount_and_its_check_agrees_with_it(tmp_path: Path) -> None:
     """Past its budget a preview knows files by their change time, and the check asks the same of
     each file as the preview did: an unchanged workspace is applied, an edit that puts the times
@@ -206,26 +232,27 @@ def test_an_entry_changed_after_a_question_named_it_stops_the_plan_of_the_answer
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "a.txt"}]}))
     seen = seen_since(ws, plan, None, found)
     before = tree(ws)
-    with pytest.raises(PreviewChanged, match=re.escape("'a.txt' was changed since the preview")):
-        apply_plan(ws, plan, seen=seen)
+    with pytest.raises(PreviewChanged, match=re.escape("'a.txt' was changed since the question was asked; nothing")):
+        apply_plan(ws, plan, seen=seen, since="question")
     assert tree(ws) == before
     # An entry inside one the plan works on counts; one the plan leaves alone does not.
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "logs"}]}))
-    with pytest.raises(PreviewChanged, match=re.escape("'logs/y.log' was changed since the preview")):
-        apply_plan(ws, plan, seen=seen_since(ws, plan, None, found))
+    with pytest.raises(PreviewChanged, match=re.escape("'logs/y.log' was changed since the question was asked")):
+        apply_plan(ws, plan, seen=seen_since(ws, plan, None, found), since="question")
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "logs/x.log"}]}))
     apply_plan(ws, plan, seen=seen_since(ws, plan, None, found))
     assert not (ws / "logs" / "x.log").exists()
 
 
-def test_an_entry_replaced_after_the_undo_preview_stops_the_undo_of_what_it_showed(ws: Path) -> None:
+def test_an_entry_replaced_while_the_undo_question_is_open_stops_the_undo_of_what_it_showed(ws: Path) -> None:
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "move", "from": "a.txt", "to": "b.txt"}]}))
     journal_id = apply_plan(ws, plan).journal_id
     preview = undo_preview(ws)
     (ws / "c.txt").write_text("another file\n")
     os.replace(ws / "c.txt", ws / "b.txt")
     before = tree(ws)
-    with pytest.raises(PreviewChanged, match=re.escape("'b.txt' was changed since the preview; nothing was applied")):
+    refusal = "'b.txt' was changed since the question was asked; nothing was applied"
+    with pytest.raises(PreviewChanged, match=re.escape(refusal)):
         undo_journal(ws, journal_id, found=preview.found)
     assert tree(ws) == before
     # Asked nothing before, undo moves back what is there, as it always has.
@@ -283,19 +310,20 @@ def test_a_directory_replaced_while_a_question_names_it_stops_the_plan_of_the_an
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "delete", "path": "logs"}]}))
     seen = seen_since(ws, plan, None, found)
     before = tree(ws)
-    with pytest.raises(PreviewChanged, match=re.escape(REPLACED)):
-        apply_plan(ws, plan, seen=seen)
+    with pytest.raises(PreviewChanged, match=re.escape(REPLACED.replace("the preview", "the question was asked"))):
+        apply_plan(ws, plan, seen=seen, since="question")
     assert tree(ws) == before
 
 
-def test_a_directory_replaced_after_the_undo_preview_stops_the_undo(ws: Path) -> None:
+def test_a_directory_replaced_while_the_undo_question_is_open_stops_the_undo(ws: Path) -> None:
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "move", "from": "logs", "to": "old"}]}))
     journal_id = apply_plan(ws, plan).journal_id
     preview = undo_preview(ws)
     (ws / "old").rename(ws / "elsewhere")
     (ws / "old").mkdir()
     before = tree(ws)
-    with pytest.raises(PreviewChanged, match=re.escape("'old' was replaced by another directory since the preview")):
+    refusal = "'old' was replaced by another directory since the question was asked"
+    with pytest.raises(PreviewChanged, match=re.escape(refusal)):
         undo_journal(ws, journal_id, found=preview.found)
     assert tree(ws) == before
 
