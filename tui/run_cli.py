@@ -328,7 +328,7 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
     when the plan is applied or only shown under ``approval``."""
     from rich.console import Console
 
-    from agents.nodes import waits_for_approval
+    from engine.plans.policy import waits_for_approval
     from tui.transcript import Transcript
 
     undo = command_hint(profile, "plan", "undo", "--workspace", str(workspace))
