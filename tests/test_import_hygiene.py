@@ -204,3 +204,20 @@ def test_a_run_that_reaches_its_agents_imports_langgraph(isolated_home: Path, tm
     assert code == 3, stderr
     assert "unreachable" in stderr
     assert "langgraph" in loaded
+
+
+def test_a_run_imports_langgraph_while_the_local_server_starts(isolated_home: Path, tmp_path: Path) -> None:
+    """The import overlaps the server's start: it is done by the time a server that dies at once is
+    reported, though no agent started."""
+    from tests.engine.serve.test_launcher import free_port, write_local
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("not json")
+    (broken / "model.safetensors").write_bytes(b"junk")
+    write_local(isolated_home, free_port(), f'model = "{broken}"\nstart_timeout_s = 300')
+    (tmp_path / "ws").mkdir()
+    code, stderr, loaded = command_loads("run", "--json", "--workspace", str(tmp_path / "ws"), "add a README")
+    assert code == 3, stderr
+    assert "the local model server exited with code 2" in stderr
+    assert "langgraph" in loaded
