@@ -12,7 +12,6 @@ import datetime as dt
 import math
 import os
 import time
-from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
@@ -37,7 +36,7 @@ from engine.events import (
     Verdict,
     emit,
 )
-from engine.kinds import ApprovalMode, Role
+from engine.kinds import Role
 from engine.llm.client import Usage
 from engine.llm.wire import ChatMessage
 from engine.names import display_line, display_name
@@ -67,7 +66,7 @@ from engine.plans.audit import audit
 from engine.plans.dry_run import look_selected, preview_and_seen
 from engine.plans.journal import applied_from
 from engine.plans.model import InvalidPlan, normalise
-from engine.plans.policy import Policy
+from engine.plans.policy import waits_for_approval
 from engine.plans.runner import RunResult, bubblewrap, run_command
 from engine.plans.seen import found_from_record, found_record
 from engine.plans.undo import undo_journal
@@ -370,22 +369,6 @@ def _applied_text(state: AgentState) -> str:
         return ""
     last = done[-1]
     return f"\n\nThe builder's plan ({last['status']}): {last['summary']}"
-
-
-def waits_for_approval(mode: ApprovalMode, plan: Mapping[str, Any], policy: Policy | None = None) -> bool:
-    """Return whether ``plan`` stops for the user's answer under approval ``mode`` (the one rule).
-
-    ``never`` only shows plans; ``all`` applies them and ``auto`` asks for plans with a run step,
-    both asking too for a plan with an op the ``policy`` says always needs a person's yes;
-    ``ask`` asks for every plan. An answer given on resume for that very plan still beats the mode.
-    """
-    if mode == "never":
-        return False
-    if policy is not None and policy.confirms(plan):
-        return True
-    if mode == "all":
-        return False
-    return mode == "ask" or any(step["op"] == "run" for step in plan["steps"])
 
 
 def _answer(ctx: AgentContext, pending: PendingPlan, previews: list[PreviewEvent], seen: Seen) -> ApprovalAnswer:

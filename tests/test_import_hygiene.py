@@ -156,3 +156,68 @@ def test_help_and_version_import_neither_ui_nor_heavy_libraries() -> None:
         loaded = loaded_after(code)
         assert not loaded & {*HEAVY, "fastapi", "uvicorn", "starlette", "sse_starlette"}, flag
         assert "textual" not in loaded, flag
+
+
+def command_loads(*argv: str) -> tuple[int, str, set[str]]:
+    """Run ``routeshell ARGV`` through :func:`tui.cli.main` in a fresh interpreter; return its exit code,
+    its standard error and the top-level names of the modules it loaded by the time it returned."""
+    probe = (
+        "import json, sys\nfrom tui.cli import main\ncode = main(sys.argv[1:])\n"
+        "print(json.dumps([code, sorted({m.split('.')[0] for m in sys.modules})]))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=120, check=False)  # fmt: skip
+    assert result.stdout, result.stderr
+    code, loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    return code, result.stderr, set(loaded)
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]], ids=["transcript", "json"])
+@pytest.mark.parametrize("refused", ["no-api-key", "no-model-to-serve"])
+def test_a_run_refused_before_its_agents_start_does_not_import_langgraph(
+    refused: str, output: list[str], isolated_home: Path, tmp_path: Path
+) -> None:
+    """LangGraph is most of a run's start-up: a run that cannot start says so without loading it."""
+    from tests.engine.serve.test_launcher import free_port, write_local
+
+    (tmp_path / "ws").mkdir()
+    if refused == "no-model-to-serve":
+        write_local(isolated_home, free_port())
+        argv, expected, said = ["run", *output, "--workspace", str(tmp_path / "ws"), "add a README"], 3, "no model"
+    else:
+        argv = ["--profile", "openai", "run", *output, "--workspace", str(tmp_path / "ws"), "add a README"]
+        expected, said = 2, "OPENAI_API_KEY/LLM_API_KEY is not set"
+    code, stderr, loaded = command_loads(*argv)
+    assert code == expected, stderr
+    assert said in stderr
+    assert "langgraph" not in loaded
+
+
+def test_a_run_that_reaches_its_agents_imports_langgraph(isolated_home: Path, tmp_path: Path) -> None:
+    """The check above can see LangGraph: a run whose agents start (and find no endpoint) loads it."""
+    from tests.engine.serve.test_launcher import free_port
+
+    (tmp_path / "ws").mkdir()
+    unreachable = f"http://127.0.0.1:{free_port()}/v1"
+    argv = ["--profile", "ci", "run", "--base-url", unreachable, "--workspace", str(tmp_path / "ws"), "add a README"]
+    code, stderr, loaded = command_loads(*argv)
+    assert code == 3, stderr
+    assert "unreachable" in stderr
+    assert "langgraph" in loaded
+
+
+def test_a_run_imports_langgraph_while_the_local_server_starts(isolated_home: Path, tmp_path: Path) -> None:
+    """The import overlaps the server's start: it is done by the time a server that dies at once is
+    reported, though no agent started."""
+    from tests.engine.serve.test_launcher import free_port, write_local
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("not json")
+    (broken / "model.safetensors").write_bytes(b"junk")
+    write_local(isolated_home, free_port(), f'model = "{broken}"\nstart_timeout_s = 300')
+    (tmp_path / "ws").mkdir()
+    code, stderr, loaded = command_loads("run", "--json", "--workspace", str(tmp_path / "ws"), "add a README")
+    assert code == 3, stderr
+    assert "the local model server exited with code 2" in stderr
+    assert "langgraph" in loaded

@@ -26,13 +26,13 @@ from prompt_toolkit.history import History, InMemoryHistory
 from rich.console import Console
 from rich.text import Text
 
-from agents.nodes import waits_for_approval
 from agents.session import AgentSession, Outcome, SessionOptions, approval_for, check_thread_id, new_thread_id
 from agents.state import APPROVAL_MODES
 from engine.config.profiles import Profile
 from engine.errors import ExitCode, RouteshellError, UsageError
 from engine.events import ApprovalAnswer, ApprovalEvent, emit
 from engine.names import display_line, display_name
+from engine.plans.policy import waits_for_approval
 from engine.router.decision import TOPOLOGIES
 from engine.serve.launcher import local_server_for
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath

@@ -183,7 +183,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
     previous_term = signal.signal(signal.SIGTERM, stop)
     try:
         if server is not None:
-            server.ensure(on_start=_say_starting)
+            server.ensure(on_start=_say_starting, meanwhile=_load_graph)
         with AgentSession(workspace, profile, options, sink) as session:
             if args.resume:
                 answer: ApprovalAnswer | None = {"action": args.answer} if args.answer else None
@@ -231,6 +231,15 @@ def _unsure_hint(args: argparse.Namespace, profile: Profile, workspace: Path) ->
                        "--approve", "never", args.task)  # fmt: skip
     again = " (with the task on standard input again)" if args.task == "-" else ""
     return f"to see that plan without applying it: {how}{again}"
+
+
+def _load_graph() -> None:
+    """Import the agents' graph and LangGraph, which the session loads first, most of a run's own
+    start-up: called while the local model server starts, the import overlaps the server's."""
+    from importlib import import_module
+
+    for module in ("agents.graph", "langgraph.checkpoint.sqlite"):
+        import_module(module)
 
 
 def _say_starting(line: str) -> None:
@@ -328,7 +337,7 @@ def _transcript_sink(args: argparse.Namespace, profile: Profile, workspace: Path
     when the plan is applied or only shown under ``approval``."""
     from rich.console import Console
 
-    from agents.nodes import waits_for_approval
+    from engine.plans.policy import waits_for_approval
     from tui.transcript import Transcript
 
     undo = command_hint(profile, "plan", "undo", "--workspace", str(workspace))

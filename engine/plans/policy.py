@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.files.archives import ArchiveError, ArchiveLimits, archive_format, read_members
+from engine.kinds import ApprovalMode
 from engine.names import quoted_name
 from engine.plans.op_base import PathKey
 from engine.plans.view import open_regular
@@ -152,6 +153,22 @@ class Policy:
             return (f"{quoted_name(walk.unfinished)} could not be read to the end, so what is under "
                     f"{quoted_name(path)} cannot be checked against the deny rules; narrow the step")  # fmt: skip
         return None
+
+
+def waits_for_approval(mode: ApprovalMode, plan: Mapping[str, Any], policy: Policy | None = None) -> bool:
+    """Return whether ``plan`` stops for the user's answer under approval ``mode`` (the one rule).
+
+    ``never`` only shows plans; ``all`` applies them and ``auto`` asks for plans with a run step,
+    both asking too for a plan with an op the ``policy`` says always needs a person's yes;
+    ``ask`` asks for every plan. An answer given on resume for that very plan still beats the mode.
+    """
+    if mode == "never":
+        return False
+    if policy is not None and policy.confirms(plan):
+        return True
+    if mode == "all":
+        return False
+    return mode == "ask" or any(step["op"] == "run" for step in plan["steps"])
 
 
 def _touched(steps: list[dict[str, Any]]) -> set[str]:

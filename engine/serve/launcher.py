@@ -225,13 +225,19 @@ class LocalServer:
         """Whether a server started here is running."""
         return self.process is not None and self.process.poll() is None
 
-    def ensure(self, on_start: Callable[[str], None] | None = None) -> bool:
+    def ensure(
+        self, on_start: Callable[[str], None] | None = None, meanwhile: Callable[[], None] | None = None
+    ) -> bool:
         """Make sure the endpoint answers: start the server unless something answers already.
 
         ``on_start`` gets one line (the command) just before a server is started, for the user to
-        see why the first request waits. Returns True when a server was started now, False when
-        one was answering. Raises :class:`ServerStartError` (one line) when there is no model to
-        serve, or the server dies or does not become ready within ``start_timeout_s``.
+        see why the first request waits. ``meanwhile`` is called once the server's process is
+        started, before waiting for it to be ready, and only then: work of the caller's that does
+        not need the server runs while the server loads its model in a process of its own. Should
+        it raise, the server is stopped and the error goes on. Returns True when a server was
+        started now, False when one was answering. Raises :class:`ServerStartError` (one line)
+        when there is no model to serve, or the server dies or does not become ready within
+        ``start_timeout_s``.
         """
         with self._lock:
             if self.started or probe(self.settings.base_url) != "absent":
@@ -247,10 +253,11 @@ class LocalServer:
             words = self.settings.words(model)
             if on_start is not None:
                 on_start(f"starting the local model server: routeshell {' '.join(words)}")
-            return self._start(words)
+            return self._start(words, meanwhile)
 
-    def _start(self, words: list[str]) -> bool:
-        """Start the server and wait for it; False when it lost the port to another one now answering."""
+    def _start(self, words: list[str], meanwhile: Callable[[], None] | None) -> bool:
+        """Start the server, call ``meanwhile``, and wait for the server; False when it lost the port to
+        another one now answering."""
         self._ready.clear()
         self.ready = None
         self.stderr_tail = None
@@ -279,6 +286,12 @@ class LocalServer:
         for reader in self._readers:
             reader.start()
         deadline = time.monotonic() + self.settings.start_timeout_s
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException:
+                self.close()
+                raise
         while not self._ready.wait(0.1):
             if process.poll() is not None:
                 # The stderr reader may still hold the last line: let it finish first.

@@ -16,7 +16,7 @@ from engine.plans.apply import StepFailed, apply_plan
 from engine.plans.dry_run import preview_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import InvalidPlan, parse_plan
-from engine.plans.policy import Policy
+from engine.plans.policy import Policy, waits_for_approval
 from engine.plans.undo import undo_journal
 from engine.workspace.sandbox import SandboxError
 
@@ -276,8 +276,6 @@ def test_policy_deny_allow_ops_and_max_batch(root: Path) -> None:
 
 
 def test_confirm_is_asked_even_under_auto(root: Path) -> None:
-    from agents.nodes import waits_for_approval
-
     plan = expand_plan(root, plan_of({"op": "rename", "paths": ["c.log"], "template": "d.log"}))
     files = Policy(confirm=("delete", "rename"))
     assert waits_for_approval("auto", plan, files)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from engine.config.profiles import load_profile
+from engine.errors import UsageError
 from engine.serve.launcher import (
     ServerStartError,
     health_url,
@@ -31,6 +32,7 @@ from engine.serve.launcher import (
 )
 from tests.engine.tinyllm.training_support import TrainRun
 from tests.helpers import assert_one_line_error, run_routeshell
+from tests.scripted_llm import ScriptedLLM
 
 
 def free_port() -> int:
@@ -167,6 +169,48 @@ def test_a_server_that_dies_on_start_is_one_line_with_its_last_words(isolated_ho
     assert message.startswith("the local model server exited with code 2: routeshell: error: ")
     assert "\n" not in message
     assert caught.value.exit_code == 3
+    assert not server.started
+
+
+def test_meanwhile_runs_once_the_server_process_is_started(isolated_home: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("not json")
+    (broken / "model.safetensors").write_bytes(b"junk")
+    write_local(isolated_home, free_port(), f'model = "{broken}"\nstart_timeout_s = 300')
+    server = local_server_for(load_profile("local"))
+    assert server is not None
+    started: list[bool] = []
+    with pytest.raises(ServerStartError, match="exited with code 2"):
+        server.ensure(meanwhile=lambda: started.append(server.process is not None))
+    assert started == [True]
+
+
+def test_a_failure_meanwhile_stops_the_server_and_goes_on(isolated_home: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("not json")
+    (broken / "model.safetensors").write_bytes(b"junk")
+    write_local(isolated_home, free_port(), f'model = "{broken}"\nstart_timeout_s = 300')
+    server = local_server_for(load_profile("local"))
+    assert server is not None
+
+    def fail() -> None:
+        raise UsageError("the caller's own error")
+
+    with pytest.raises(UsageError, match="the caller's own error"):
+        server.ensure(meanwhile=fail)
+    assert server.process is None  # stopped and forgotten: close() ran
+
+
+def test_meanwhile_is_not_called_when_something_answers(isolated_home: Path, scripted_llm: ScriptedLLM) -> None:
+    port = int(scripted_llm.base_url.rsplit(":", 1)[1].split("/")[0])
+    write_local(isolated_home, port)
+    server = local_server_for(load_profile("local"))
+    assert server is not None
+    called: list[None] = []
+    assert not server.ensure(meanwhile=lambda: called.append(None))
+    assert called == []
     assert not server.started
 
 
