@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.serve.loaded import ModelLoadError, load_model
 from engine.serve.model_dir import checked_shapes
+from tests.engine.serve.server_support import make_adapter
 from tests.helpers import assert_one_line_error
 from tests.test_serve_cli_edges import Pretrained, copy_model, routeshell
 from tests.test_serve_cli_sharded import refusal, tiny_model, tiny_tensors
@@ -233,6 +234,28 @@ def test_weights_that_are_not_finite_numbers_are_refused_by_generate_and_serve_i
     said = "/model: the model cannot be loaded: its weights hold values that are not finite numbers (model.norm.weight)"
     assert_one_line_error(routeshell("generate", "--model", str(model), "hi"), 2, said)
     assert_one_line_error(routeshell("serve", "--model", str(model), "--port", "0"), 2, said)
+
+
+def test_an_adapter_whose_weights_are_not_finite_numbers_is_refused_in_one_line(
+    pretrained: Pretrained, tmp_path: Path
+) -> None:
+    # PEFT loads such an adapter, and every reply of it would be garbage.
+    adapter = make_adapter(pretrained[0], tmp_path / "lora", seed=5)
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    name = min(name for name in weights if ".lora_A." in name)
+    weights[name][0, 1] = float("nan")
+    save_file(weights, str(adapter / "adapter_model.safetensors"), metadata={"format": "pt"})
+    tensor = name.replace(".lora_A.", ".lora_A.x.")  # PEFT's name of it, in the adapter named x
+    said = (
+        f"--adapter x={adapter}: the adapter cannot be loaded: its weights hold values that are not finite numbers "
+        f"({tensor}); train it again"
+    )
+    # In this process first, to spare a server that would start and never end where it is not refused.
+    with pytest.raises(ModelLoadError) as refused:
+        load_model(pretrained[0], dtype="fp32", adapters={"x": adapter})
+    assert said in str(refused.value)
+    result = routeshell("serve", "--model", str(pretrained[0]), "--adapter", f"x={adapter}", "--port", "0")
+    assert_one_line_error(result, 2, said)
 
 
 @pytest.mark.parametrize(

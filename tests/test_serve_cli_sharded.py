@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,65 @@ def test_an_index_or_shard_that_is_no_regular_file_is_called_so(tmp_path: Path) 
     (model / WEIGHTS_INDEX).unlink()
     os.symlink("/dev/zero", model / WEIGHTS_INDEX)
     assert refusal(model).endswith(f"{WEIGHTS_INDEX} is not a regular file (a device, a FIFO or a directory)")
+
+
+LAYERS_SHARD, REST_SHARD = "'model-00001-of-00002.safetensors'", "'model-00002-of-00002.safetensors'"
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            {"model.norm.weight": np.ones(4, np.int8)},
+            f"model.norm.weight is I8 in the shard {REST_SHARD}, not a floating type",
+        ),
+        (
+            {"model.layers.1.mlp.up_proj.weight": np.ones((8, 3), np.float32)},
+            f"model.layers.1.mlp.up_proj.weight is [8, 3] in the shard {LAYERS_SHARD} but "
+            f"model.layers.0.mlp.up_proj.weight is [8, 4] (in the shard {LAYERS_SHARD})",
+        ),
+        (
+            {"model.layers.1.extra.weight": np.ones(4, np.float32)},
+            f"holds model.layers.1.extra.weight (in the shard {LAYERS_SHARD}) but no model.layers.0.extra.weight",
+        ),
+        (
+            {"model.layers.3.input_layernorm.weight": np.ones(4, np.float32),
+             "model.layers.3.mlp.up_proj.weight": np.ones((8, 4), np.float32)},
+            f"holds model.layers.3. (in the shard {LAYERS_SHARD}) but no model.layers.2.",
+        ),
+    ],
+    ids=["a type", "a layer's shape", "a layer's tensor of its own", "a gap in the layers"],
+)  # fmt: skip
+def test_a_refusal_of_one_tensor_names_the_shard_that_holds_it(
+    tmp_path: Path, change: dict[str, np.ndarray], said: str
+) -> None:
+    # The index was named, which holds no tensor: the line said nothing of which of the files to look in.
+    message = refusal(tiny_model(tmp_path / "model", split(tiny_tensors() | change)))
+    assert said in message
+
+
+def test_a_tensor_of_another_shape_than_the_config_needs_is_named_with_its_shard(tmp_path: Path) -> None:
+    from engine.serve.model_dir import check_model_fits
+
+    model = tiny_model(tmp_path / "model", split(tiny_tensors() | {"model.norm.weight": np.ones(5, np.float32)}))
+    with pytest.raises(ModelLoadError) as refused:
+        check_model_fits(model, checked_shapes(model))
+    assert f"model.norm.weight is [5] in the shard {REST_SHARD} but config.json's model needs [4]" in str(refused.value)
+
+
+def test_weights_in_shards_that_are_not_finite_numbers_are_refused_naming_the_shard(
+    sharded: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from engine.serve.loaded import load_model
+
+    model = tmp_path / "model"
+    shutil.copytree(sharded, model)
+    shard = index_of(model)["model.norm.weight"]
+    tensors = load_file(str(model / shard))
+    tensors["model.norm.weight"][1] = float("nan")
+    save_file(tensors, str(model / shard), metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError) as refused:
+        load_model(model, dtype="fp32")
+    assert f"not finite numbers (model.norm.weight in the shard '{shard}'); train it again" in str(refused.value)

@@ -40,9 +40,10 @@ class UndoPreview:
     actions: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     hint: str = UNBLOCK_HINT  # what to do about what blocks it
-    #: The entries undoing acts on, as this preview found them: pass them to :func:`undo_journal`
-    #: after the question, so that one edited or replaced meanwhile stops the undo.
-    found: Found = field(default_factory=list)
+    #: The entries undoing acts on, as this preview found them, where it was asked to take them
+    #: (``take_found``; else None): pass them to :func:`undo_journal` after the question, so that
+    #: one edited or replaced meanwhile stops the undo.
+    found: Found | None = None
 
     def as_event(self) -> UndoPreviewEvent:
         """The ``undo_preview`` JSON-lines event."""
@@ -165,7 +166,7 @@ def _to_undo(journal: Journal) -> list[dict[str, Any]]:
     return [record for record in journal.records() if not restored(journal, record)]
 
 
-def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
+def _preview(ws: Workspace, journal: Journal, take_found: bool) -> UndoPreview:
     journal.check_places()
     records = _to_undo(journal)
     actions = [
@@ -179,19 +180,25 @@ def _preview(ws: Workspace, journal: Journal) -> UndoPreview:
     blocks = [] if undo_symlink(WorkspaceView(ws), records) is not None else _blocks(ws, journal, records)
     hints = [PLACES_HINT] * bool(unwritable) + [FILES_HINT] * bool(files)
     hint = "; ".join(hints + [UNBLOCK_HINT] * bool(blocks or not hints))
-    return UndoPreview(journal, actions, unwritable + files + blocks, hint, found_in(ws, _acted_on(records)))
+    # Taking what is found reads up to 64 MiB of the files undo acts on (their edit marks): only
+    # for an answer that will be checked against it, never for a dry run that just says.
+    found = found_in(ws, _acted_on(records)) if take_found else None
+    return UndoPreview(journal, actions, unwritable + files + blocks, hint, found)
 
 
-def undo_preview(root: Path, journal_id: str | None = None) -> UndoPreview:
+def undo_preview(root: Path, journal_id: str | None = None, *, take_found: bool = False) -> UndoPreview:
     """Say what undoing ``journal_id`` (default: the newest applied plan) would do; change nothing.
 
+    ``take_found``: the preview is a question whose answer undoes the plan; take what undoing acts
+    on as it is now (:attr:`UndoPreview.found`), reading the smaller of those files, for
+    :func:`undo_journal` to check. Without it, no file's content is read for that.
     Takes no lock and creates nothing. Raises :class:`UsageError` when there is nothing to undo or
     no such journal, :class:`StateError` for a damaged one.
     """
     root = Path(os.path.realpath(root))
     journal = _pick(root, journal_id)
     with Workspace(root) as ws:
-        return _preview(ws, journal)
+        return _preview(ws, journal, take_found)
 
 
 def undo_journal(
@@ -203,7 +210,8 @@ def undo_journal(
     Runs under the workspace lock (waiting up to ``wait`` seconds for it), after crash recovery.
     Raises :class:`StepFailed` naming what blocks it when undoing would lose later work, and
     :class:`UsageError` or :class:`StateError` when there is no such applied plan. ``found``: what
-    the :func:`undo_preview` the person answered found (:attr:`UndoPreview.found`); if an entry of
+    the :func:`undo_preview` the person answered found (:attr:`UndoPreview.found`, taken with
+    ``take_found``); if an entry of
     it changed since, :class:`~engine.plans.seen.PreviewChanged` is raised and nothing is undone.
     """
     emit = on_event or (lambda event: None)

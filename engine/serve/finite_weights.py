@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.names import display_name
-from engine.serve.model_dir import ModelLoadError, named
+from engine.serve.model_dir import ModelLoadError, named, shard_of
 
 #: What to do with weights that hold a NaN or an infinity.
 NOT_FINITE = (
@@ -20,13 +20,15 @@ NOT_FINITE = (
 
 
 def check_finite_weights(path: Path, model: Any) -> None:
-    """Raise ModelLoadError, naming the first such tensor, when a parameter or buffer of ``model`` (the
-    torch module loaded from ``path``) holds a NaN or an infinity: every reply would be garbage, or,
-    with int8 weights, every request would fail as the layer is quantized."""
+    """Raise ModelLoadError, naming the first such tensor (and the shard that holds it, where the
+    weights are in shards), when a parameter or buffer of ``model`` (the torch module loaded from
+    ``path``) holds a NaN or an infinity: every reply would be garbage, or, with int8 weights, every
+    request would fail as the layer is quantized."""
     tensors = [*model.named_parameters(), *model.named_buffers()]
     name = first_not_finite(tensors)
     if name is not None:
-        what = NOT_FINITE.format(named(name))
+        shard = shard_of(path, name)
+        what = NOT_FINITE.format(named(name) + (f" in {shard}" if shard else ""))
         raise ModelLoadError(f"{display_name(str(path))}: the model cannot be loaded: {what}")
 
 

@@ -27,9 +27,9 @@ from engine.serve.model_dir import (
     checked_shapes,
     named,
     reason,
-    tokenizer_problem,
 )
 from engine.serve.model_dir import ModelLoadError as ModelLoadError
+from engine.serve.tokenizer_file import tokenizer_problem
 from engine.serve.types import ServeError
 from engine.textfile import read_capped
 

@@ -267,6 +267,31 @@ def _weight_map(path: Path) -> dict[str, str]:
     return weight_map
 
 
+def shard_of(path: Path, name: str) -> str | None:
+    """The shard of the model directory ``path`` that holds its tensor ``name``, as a line names it
+    ("the shard 'model-00001-of-00002.safetensors'"); None where the weights are one file, or where
+    the index names no such tensor (a name the model gives it, not the weights)."""
+    if weights_file(path).name != WEIGHTS_INDEX:
+        return None
+    try:
+        shard = _weight_map(path).get(name)
+    except ModelLoadError:
+        return None
+    return None if shard is None else f"the shard {quoted(shard)}"
+
+
+def _held_in(path: Path, name: str) -> str:
+    """The file of the model directory ``path`` that holds its tensor ``name``, for a line: its shard
+    (:func:`shard_of`), else its weights file."""
+    return shard_of(path, name) or weights_file(path).name
+
+
+def _also_in(path: Path, name: str) -> str:
+    """Where the weights are in shards, which one holds ``name``, as words that follow its name."""
+    shard = shard_of(path, name)
+    return f" (in {shard})" if shard else ""
+
+
 def checked_shapes(path: Path) -> Shapes:
     """The shapes of the tensors of the model directory ``path``, once it is one
     (:func:`check_model_dir`) whose config.json describes them (:func:`check_config`); raises
@@ -316,10 +341,10 @@ def check_config(path: Path, shapes: Shapes, dtypes: DTypes | None = None) -> No
                 pending.append((value, field))
             elif isinstance(node, dict) and key in bounds and value is not None:
                 _check_size(shown, _field(field), value, *bounds[key])
-    _check_layers_alike(shown, shapes, weights)
+    _check_layers_alike(path, shapes)
     _check_layers(shown, config.get("num_hidden_layers"), shapes, weights)
     if not isinstance(config.get("quantization_config"), dict):  # (a quantized one is the library's to read)
-        _check_floating(shown, dtypes or {}, weights)
+        _check_floating(path, dtypes or {})
 
 
 def check_generation_config(path: Path) -> None:
@@ -389,7 +414,7 @@ def _check_layers(shown: str, layers: object, shapes: Shapes, weights: str) -> N
         )
 
 
-def _check_layers_alike(shown: str, shapes: Shapes, weights: str) -> None:
+def _check_layers_alike(path: Path, shapes: Shapes) -> None:
     """Raise ModelLoadError unless each stack of layers in the weights (``model.layers.N.``) is numbered
     from 0 with no gap, and each of its layers holds the tensors its layer 0 holds (by the name after
     ``layers.N.``), of the same shapes, and no other. Tensors of no elements are left out. Otherwise a
@@ -400,33 +425,37 @@ def _check_layers_alike(shown: str, shapes: Shapes, weights: str) -> None:
         if _count(shape) and (match := LAYER.search(name)):
             layers = stacks.setdefault(name[: match.start(1)], {})
             layers.setdefault(int(match.group(1)), {})[name[match.end() :]] = shape
+    shown, weights = display_name(str(path)), weights_file(path).name
     alike = "every layer of a model holds the tensors of its first"
     for stack, layers in sorted(stacks.items()):
         gap = next((number for number in range(len(layers)) if number not in layers), None)
         if gap is not None:
             beyond = max(layers)
+            where = _also_in(path, f"{stack}{beyond}.{min(layers[beyond])}")
             raise ModelLoadError(
-                f"{shown}: the model cannot be loaded: {weights} holds {named(f'{stack}{beyond}.')} but no "
+                f"{shown}: the model cannot be loaded: {weights} holds {named(f'{stack}{beyond}.')}{where} but no "
                 f"{named(f'{stack}{gap}.')}; {alike}"
             )
         first = layers[0]
         for number, layer in sorted(layers.items()):
             if differ := sorted(first.keys() ^ layer.keys()):
                 held, lacking = (number, 0) if differ[0] in layer else (0, number)
+                tensor = f"{stack}{held}.{differ[0]}"
                 raise ModelLoadError(
-                    f"{shown}: the model cannot be loaded: {weights} holds {named(f'{stack}{held}.{differ[0]}')} but "
-                    f"no {named(f'{stack}{lacking}.{differ[0]}')}; {alike}"
+                    f"{shown}: the model cannot be loaded: {weights} holds {named(tensor)}{_also_in(path, tensor)} "
+                    f"but no {named(f'{stack}{lacking}.{differ[0]}')}; {alike}"
                 )
             if reshaped := sorted(part for part in first if first[part] != layer[part]):
                 part = reshaped[0]
+                tensor, model = f"{stack}{number}.{part}", f"{stack}0.{part}"
                 raise ModelLoadError(
-                    f"{shown}: the model cannot be loaded: {named(f'{stack}{number}.{part}')} is "
-                    f"{_shape(layer[part])} in {weights} but {named(f'{stack}0.{part}')} is {_shape(first[part])}; "
+                    f"{shown}: the model cannot be loaded: {named(tensor)} is {_shape(layer[part])} in "
+                    f"{_held_in(path, tensor)} but {named(model)} is {_shape(first[part])}{_also_in(path, model)}; "
                     f"{alike}"
                 )
 
 
-def _check_floating(shown: str, dtypes: DTypes, weights: str) -> None:
+def _check_floating(path: Path, dtypes: DTypes) -> None:
     """Raise ModelLoadError where a tensor of the weights is not of a floating type (:data:`FLOATING`):
     loaded into a model of floats, integers or booleans would be converted, not refused, and change
     what it answers."""
@@ -434,7 +463,8 @@ def _check_floating(shown: str, dtypes: DTypes, weights: str) -> None:
     if other:
         first = other[0]
         raise ModelLoadError(
-            f"{shown}: the model cannot be loaded: {named(first)} is {display_name(dtypes[first])} in {weights}"
+            f"{display_name(str(path))}: the model cannot be loaded: {named(first)} is {display_name(dtypes[first])} "
+            f"in {_held_in(path, first)}"
             f"{_more(len(other))}, not a floating type ({', '.join(FLOATING)}), and config.json has no "
             f"quantization_config that says how it is quantized; {NOT_THESE_WEIGHTS}"
         )
@@ -472,7 +502,7 @@ def check_model_fits(path: Path, shapes: Shapes) -> None:
     if wrong:
         first = wrong[0]
         raise ModelLoadError(
-            f"{shown}: {named(first)} is {_shape(shapes[first])} in {weights} but config.json's model "
+            f"{shown}: {named(first)} is {_shape(shapes[first])} in {_held_in(path, first)} but config.json's model "
             f"needs {_shape(needed[first])}{_more(len(wrong))}; {NOT_THESE_WEIGHTS}"
         )
     parameters = dict(model.named_parameters())  # (a tied tensor once, by its first name)
@@ -508,37 +538,6 @@ def check_loading_info(path: Path, info: Mapping[str, Iterable[Any]]) -> None:
         if names:
             what = f"{len(names)} {one if len(names) == 1 else many}"
             raise ModelLoadError(f"{display_name(str(path))}: {verb} {what} ({_listed(names)}); {NOT_THESE_WEIGHTS}")
-
-
-def tokenizer_problem(path: Path) -> str | None:
-    """What is wrong with ``path``'s tokenizer.json, as its shape or the tokenizers library says (None
-    when neither finds anything)."""
-    try:
-        text = read_capped(path / "tokenizer.json", MAX_TOKENIZER_BYTES).decode("utf-8")
-        data = json.loads(text)
-    except OSError as err:
-        return f"tokenizer.json cannot be read: {err.strerror or err}"
-    except ValueError:
-        return "tokenizer.json is not JSON"
-    except RecursionError:  # (json's parser recurses once per level)
-        return "tokenizer.json nests too deeply"
-    if not isinstance(data, dict):
-        return "tokenizer.json is not a JSON object"
-    added = data.get("added_tokens")
-    if not isinstance(added, list):
-        return 'tokenizer.json has no "added_tokens" list'
-    for index, token in enumerate(added):
-        if not (isinstance(token, dict) and isinstance(token.get("id"), int) and isinstance(token.get("content"), str)):
-            return f'tokenizer.json\'s added token {index} is not an object with an "id" number and a "content" text'
-    if not isinstance(data.get("model"), dict):
-        return 'tokenizer.json has no "model" object'
-    from tokenizers import Tokenizer
-
-    try:
-        Tokenizer.from_str(text)
-    except Exception as err:  # the tokenizers library's own error, with the line and column
-        return f"tokenizer.json is not a tokenizer: {reason(err)}"
-    return None
 
 
 def reason(err: BaseException) -> str:

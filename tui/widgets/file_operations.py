@@ -298,7 +298,7 @@ class FileOperationsMixin:
     async def action_undo(self) -> None:
         pane = self._pane()
         try:
-            preview = await asyncio.to_thread(undo_preview, pane.root)
+            preview = await asyncio.to_thread(undo_preview, pane.root, take_found=True)
         except (RouteshellError, OSError) as exc:
             pane.notify(display_line(str(exc)), title="Nothing undone", severity="error", markup=False)
             return

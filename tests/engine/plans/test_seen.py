@@ -247,7 +247,7 @@ def test_an_entry_changed_after_a_question_named_it_stops_the_plan_of_the_answer
 def test_an_entry_replaced_while_the_undo_question_is_open_stops_the_undo_of_what_it_showed(ws: Path) -> None:
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "move", "from": "a.txt", "to": "b.txt"}]}))
     journal_id = apply_plan(ws, plan).journal_id
-    preview = undo_preview(ws)
+    preview = undo_preview(ws, take_found=True)
     (ws / "c.txt").write_text("another file\n")
     os.replace(ws / "c.txt", ws / "b.txt")
     before = tree(ws)
@@ -318,7 +318,7 @@ def test_a_directory_replaced_while_a_question_names_it_stops_the_plan_of_the_an
 def test_a_directory_replaced_while_the_undo_question_is_open_stops_the_undo(ws: Path) -> None:
     plan = parse_plan(json.dumps({"version": 1, "steps": [{"op": "move", "from": "logs", "to": "old"}]}))
     journal_id = apply_plan(ws, plan).journal_id
-    preview = undo_preview(ws)
+    preview = undo_preview(ws, take_found=True)
     (ws / "old").rename(ws / "elsewhere")
     (ws / "old").mkdir()
     before = tree(ws)
