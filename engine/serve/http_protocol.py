@@ -19,12 +19,23 @@ stream) and nothing more is written to the connection. Without it every write of
 stream of ``n`` choices sends ``n`` chunks at a time) until the event loop reports the lost
 connection went to the closed socket, and asyncio logged ``socket.send() raised exception.``
 from the fifth on.
+
+A client may shut down its sending side once its request is sent (curl with some options, netcat,
+scripts): the end of its input then says only that no further request will come, and its answer
+is still sent, on a connection closed after it. uvicorn closed the connection at that end of
+input and dropped the request. From the server's side a client that closed its socket looks the
+same until data reaches it, which it answers with a reset: so an HTTP/1.1 client whose answer has
+not begun is sent an interim ``100 Continue`` (which every HTTP/1.1 client accepts before any
+answer), and the socket is checked for that reset, at growing intervals, until the answer begins.
+A client found gone is disconnected as before, and the app stops its work. A request cut short by
+the end of its input (headers or a body not all sent) is answered 400 and closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -36,6 +47,11 @@ HEADER_TIMEOUT_S = 10.0
 #: The largest chunk of a chunked request body, in bytes: the most the server ever reads of a body
 #: (``engine.serve.app.DRAIN_LIMIT_BYTES``).
 MAX_CHUNK_BYTES = 64 << 20
+#: Seconds from a client's end of input to the first check of whether it is still there, and the
+#: most between two checks: the check waits for the reset a closed socket answers the interim
+#: response with, which takes a round trip.
+GONE_CHECK_FIRST_S = 0.01
+GONE_CHECK_MAX_S = 1.0
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -43,6 +59,7 @@ class HeaderDeadlineProtocol(H11Protocol):
     and refuses a chunk larger than :data:`MAX_CHUNK_BYTES`."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    _gone_check: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(cast(asyncio.Transport, _WhileOpen(transport, self._client_gone)))
@@ -60,7 +77,26 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._stop_gone_check()
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio's is bool | None; uvicorn's None
+        """The client sent all it will send: answer a request that arrived whole (True keeps the
+        sending side open), refuse one cut short with a 400, and close an idle connection."""
+        cycle = self.cycle
+        waiting = cycle is not None and not cycle.response_complete and not cycle.disconnected
+        if waiting and self.conn.their_state in (h11.DONE, h11.MUST_CLOSE):
+            # No further request can come; a request pipelined behind this one is not read either.
+            cycle.keep_alive = False
+            if not cycle.response_started and self.conn.their_http_version == b"1.1":
+                self._probe()
+            # An HTTP/1.0 client must not be sent a 1xx: one that closed its socket is noticed
+            # when its answer is written, as one whose answer has begun is.
+            return True
+        if self.conn.their_state is h11.SEND_BODY or self.conn.trailing_data[0]:
+            self.send_400_response("the client shut down its sending side before the whole request arrived")
+            self._client_gone()
+        return False
 
     def _client_gone(self) -> None:
         # What connection_lost does for the request, which the event loop calls only later.
@@ -88,6 +124,32 @@ class HeaderDeadlineProtocol(H11Protocol):
         ):
             self.transport.write(self.conn.send(event) or b"")
         self.transport.close()
+
+    def _probe(self) -> None:
+        self.transport.write(
+            self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")) or b""
+        )
+        # uvicorn would send a second 100 to a client that asked for one and whose body is read later.
+        self.cycle.waiting_for_100_continue = False
+        self._gone_check = self.loop.call_later(GONE_CHECK_FIRST_S, self._check_gone, GONE_CHECK_FIRST_S)
+
+    def _check_gone(self, waited: float) -> None:
+        self._gone_check = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle.response_started or cycle.disconnected:
+            return
+        sock = self.transport.get_extra_info("socket")
+        # A reset is kept as the socket's pending error (EPIPE once the client's end of input came).
+        if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self.transport.close()  # connection_lost then disconnects the request
+            return
+        delay = min(waited * 2, GONE_CHECK_MAX_S)
+        self._gone_check = self.loop.call_later(delay, self._check_gone, delay)
+
+    def _stop_gone_check(self) -> None:
+        if self._gone_check is not None:
+            self._gone_check.cancel()
+            self._gone_check = None
 
     def _pending_chunk(self) -> int:
         # h11 reads the chunk-size line but keeps the size to itself (its chunked reader's count of

@@ -36,7 +36,9 @@ RESERVE_FILE = "reserve"
 RESERVE_BYTES = 64 * 1024
 # How often a --wait on the workspace lock tries again.
 LOCK_POLL_S = 0.1
-#: The files SQLite keeps beside a database. It opens them by name, following a symlink.
+#: The files SQLite keeps beside a database. It opens them by name, as it does the database: it
+#: follows symlinks while it resolves the database's name, then opens what it found (side files
+#: included) without following one more.
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
@@ -102,13 +104,22 @@ def odd_database_file(path: Path) -> str | None:
             continue
         except OSError as exc:
             return str(os_problem(exc, "cannot look at the database file", candidate))
-        if not stat.S_ISREG(info.st_mode):
-            return f"{candidate} is not a regular file (a {file_kind(info.st_mode)}); {move_aside_hint(candidate)}"
-        if info.st_nlink > 1:
-            # SQLite writes the file in place: the same file under another name, outside the
-            # workspace perhaps, would be written too. (Moving this name aside leaves it as it is.)
-            return (f"{candidate} is a hard link ({info.st_nlink} names for one file): writing it would write "
-                    f"the file under its other names too; {move_aside_hint(candidate)}")  # fmt: skip
+        odd = odd_database_info(candidate, info)
+        if odd is not None:
+            return odd
+    return None
+
+
+def odd_database_info(candidate: Path, info: os.stat_result) -> str | None:
+    """Say why the database file (or side file) ``candidate``, of status ``info`` (not followed
+    through a link), must not be opened, as :func:`odd_database_file` does; None when it may."""
+    if not stat.S_ISREG(info.st_mode):
+        return f"{candidate} is not a regular file (a {file_kind(info.st_mode)}); {move_aside_hint(candidate)}"
+    if info.st_nlink > 1:
+        # SQLite writes the file in place: the same file under another name, outside the
+        # workspace perhaps, would be written too. (Moving this name aside leaves it as it is.)
+        return (f"{candidate} is a hard link ({info.st_nlink} names for one file): writing it would write "
+                f"the file under its other names too; {move_aside_hint(candidate)}")  # fmt: skip
     return None
 
 

@@ -149,6 +149,42 @@ def test_a_body_that_never_ends_is_408_and_its_connection_closed(server: ServePr
     assert server.health()["status"] == "ok"
 
 
+def raw_request(server: ServeProcess, request: bytes) -> bytes:
+    """Send ``request`` on a socket of its own, shut down its sending side, and read to the end."""
+    host, port = server.root.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while data := sock.recv(1 << 16):
+            received += data
+    return received
+
+
+def test_a_client_that_shuts_down_its_sending_side_after_its_request_gets_the_answer(server: ServeProcess) -> None:
+    """As netcat and scripts do: the end of the server's input used to drop the request unanswered."""
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+    for stream in (False, True):
+        body = chat(max_tokens=3, stream=stream)
+        received = raw_request(server, f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        interim, _, answer = received.partition(b"\r\n\r\n")
+        assert interim == b"HTTP/1.1 100 Continue"
+        status, _, content = answer.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 200 OK\r\n"), received
+        if stream:
+            assert content.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"), content  # its last event, last chunk
+        else:
+            assert json.loads(content)["choices"][0]["finish_reason"] in ("stop", "length")
+    # A body shorter than its Content-Length, then the end of input: a 400, and the server stays up.
+    body = chat(max_tokens=3)
+    received = raw_request(server, f"{head}Content-Length: {len(body) + 5}\r\n\r\n".encode() + body)
+    status, _, content = received.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert "before the whole request arrived" in json.loads(content)["error"]["message"]
+    assert server.health()["status"] == "ok"
+    assert "Exception" not in server.stderr
+
+
 def test_unknown_model_is_404(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-7", messages=HELLO, max_tokens=2)  # type: ignore[arg-type]
