@@ -22,8 +22,10 @@ from agents.session_db import SESSIONS_DB, checkpointer, open_sessions_db
 from engine.workspace.state import StateError
 
 #: What to do when ``sqlite3.connect`` is next called; the hook cannot be removed, so it acts
-#: only when a test has armed it.
+#: only when a test has armed it, and it is added by the first test that needs it: added at
+#: collection, it would run on every audited event of every test in each worker process.
 _armed: list[Callable[[], None]] = []
+_hooked: list[bool] = []
 
 
 def _on_connect(event: str, args: tuple[Any, ...]) -> None:
@@ -31,11 +33,11 @@ def _on_connect(event: str, args: tuple[Any, ...]) -> None:
         _armed.pop()()
 
 
-sys.addaudithook(_on_connect)
-
-
 @pytest.fixture
 def on_connect() -> Iterator[list[Callable[[], None]]]:
+    if not _hooked:
+        sys.addaudithook(_on_connect)
+        _hooked.append(True)
     yield _armed
     _armed.clear()
 
