@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TypeVar
 
 
 class ExitCode(IntEnum):
@@ -31,3 +32,24 @@ class UsageError(RouteshellError):
     """Bad input on the command line or in a config file (exit code 2)."""
 
     exit_code = ExitCode.USAGE
+
+
+Error = TypeVar("Error", bound=BaseException)
+
+
+def keep_errno(error: Error, cause: BaseException) -> Error:
+    """``error`` carrying the errno of ``cause`` (an OSError, or an error that kept one), if any.
+
+    The one line of ``error`` is for the user; the errno lets a caller tell what the environment
+    refused (a full disk, a file system without extended attributes) from what the input asked for.
+    """
+    code = errno_of(cause)
+    if code is not None:
+        error.errno = code  # type: ignore[attr-defined]
+    return error
+
+
+def errno_of(exc: BaseException) -> int | None:
+    """The errno of ``exc`` or of the OS error it reports (see :func:`keep_errno`); None when there is none."""
+    code = getattr(exc, "errno", None)
+    return code if isinstance(code, int) else None

@@ -108,6 +108,20 @@ def small_disk(path: Path, size: str = "512k") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def without_xattrs(path: Path) -> Iterator[Path]:
+    """Mount a ramfs (no user extended attributes) on ``path`` (created) for the block; skip the test when not root."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a ramfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "ramfs", "ramfs", str(path)], check=False).returncode:
+        pytest.skip("cannot mount a ramfs here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
 def read_only_view(source: Path, path: Path) -> Iterator[Path]:
     """Bind ``source`` read-only on ``path`` (created) for the block; skip the test when not root."""
     if os.geteuid() != 0:

@@ -22,7 +22,9 @@ from tui.arg_types import http_url, model_name, positive_int, positive_seconds, 
 PLANNER_EXIT_CODES = """\
 exit codes:
   0    done
-  1    a file could not be written (a full disk, a read-only directory)
+  1    a file could not be written (a full disk, a read-only directory), or the cases'
+       workspaces could not be made in TMPDIR (no room, no extended attributes): set TMPDIR to
+       a directory on a disk with room, on a file system that keeps tags (ext4, xfs, btrfs)
   2    bad input: a missing or malformed case file (with its line: a line over 1 MiB, a gold
        plan that is no planner reply or that the dry run or the policy refuses), an unknown
        predictor, an option out of its range
@@ -33,8 +35,9 @@ exit codes:
 
 EVAL_PLANNER_DESCRIPTION = """\
 Score planners by what their plans do. Each case (a request over a fixture workspace, with its
-gold plan) is applied twice in temporary copies through the real engine: the predicted plan and
-the gold one. A prediction is right when the two trees are equal (names, contents, tags).
+gold plan) is applied twice in temporary copies (under TMPDIR) through the real engine: the
+predicted plan and the gold one. A prediction is right when the two trees are equal (names,
+contents, tags).
 
 --data takes JSONL case files and two words: 'held-out' (generated cases that training never
 sees: --count of them from --seed) and 'handwritten' (the requests written by hand that ship with

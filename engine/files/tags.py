@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import yaml  # type: ignore[import-untyped]
 
+from engine.errors import keep_errno
 from engine.names import quoted_name
 from engine.workspace.sandbox import SandboxError
 
@@ -239,11 +240,13 @@ def with_front_matter_tags(data: bytes, tags: Iterable[str]) -> bytes:
 def _raise_for(exc: OSError, name: str, doing: str) -> NoReturn:
     """Raise the one-line :class:`TagError` for a failed attribute call a user can cause, else ``exc``."""
     if exc.errno in _UNSUPPORTED:
-        raise TagError(f"the filesystem of {name} does not support extended attributes") from None
+        raise keep_errno(TagError(f"the filesystem of {name} does not support extended attributes"), exc) from None
     if exc.errno in _TOO_LARGE:
-        raise TagError(f"the tags of {name} are too large for its filesystem ({exc.strerror})") from None
+        raise keep_errno(
+            TagError(f"the tags of {name} are too large for its filesystem ({exc.strerror})"), exc
+        ) from None
     if exc.errno in _REFUSED:
-        raise TagError(f"cannot {doing} the tags of {name}: {exc.strerror}") from None
+        raise keep_errno(TagError(f"cannot {doing} the tags of {name}: {exc.strerror}"), exc) from None
     raise exc
 
 

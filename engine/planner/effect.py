@@ -12,17 +12,20 @@ from __future__ import annotations
 import calendar
 import copy
 import datetime as dt
+import errno
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RouteshellError
+from engine.errors import RouteshellError, errno_of
 from engine.files.archives import FORMATS
+from engine.names import display_line
 from engine.planner.fixtures import Entry, Fixture, materialize, snapshot
 from engine.planner.prompt import ARCHIVE_SUFFIX, base_reply_schema, one_way
 from engine.plans.apply import apply_plan
@@ -154,20 +157,60 @@ def _repeated_within(value: Any, where: str) -> list[str]:
     return []
 
 
+class ScratchError(RouteshellError):
+    """A case's workspace could not be written where temporary files go (a full disk, a file system
+    without extended attributes): the environment's failure, not the case's (exit code 1)."""
+
+
+#: What a plan's apply fails with when the scratch file system is at fault, not the plan: the same
+#: plan applies on a disk with room and extended attributes.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def scratch_error(exc: BaseException, where: Path) -> ScratchError:
+    """The one line of :class:`ScratchError` for ``exc``, met writing a case's workspace under ``where``."""
+    code = errno_of(exc)
+    shown = display_line(str(where))[:200]
+    if code in (errno.ENOTSUP, errno.EOPNOTSUPP):
+        why = "its file system does not support extended attributes (where files keep their tags)"
+        fix = "a directory on one that does (ext4, xfs, btrfs; tmpfs from Linux 6.6)"
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        why, fix = "no space left on the device", "a directory on a disk with room"
+    else:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        why, fix = display_line(reason)[:200], "a directory you can write"
+    return ScratchError(f"cannot write the cases' workspaces in {shown}: {why}; set TMPDIR to {fix}")
+
+
+@contextmanager
+def scratch_writes(where: Path) -> Iterator[None]:
+    """Turn an OSError met making a case's workspace under ``where`` into :class:`ScratchError`:
+    the case's data is checked when it is read, so what fails here is the disk."""
+    try:
+        yield
+    except OSError as exc:
+        raise scratch_error(exc, where) from None
+
+
 def plan_effect(
     fixture: Fixture, today: dt.date, plan: Any, *, scratch: Path | None = None, policy: Policy | None = None
 ) -> Effect:
-    """Apply ``plan`` to a fresh copy of ``fixture`` as of ``today`` and return what it left."""
+    """Apply ``plan`` to a fresh copy of ``fixture`` as of ``today`` and return what it left.
+
+    Raises :class:`ScratchError` when the workspace cannot be written there (a full disk, no extended
+    attributes), whether making it or applying the plan: a plan is refused only for what it asks."""
     owned = scratch is None
-    base = Path(tempfile.mkdtemp(prefix="routeshell-case-")) if scratch is None else scratch
+    with scratch_writes(Path(tempfile.gettempdir())):
+        base = Path(tempfile.mkdtemp(prefix="routeshell-case-")) if scratch is None else scratch
     root = base / "workspace"
     try:
-        if root.exists():
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
         now = noon(today)
-        materialize(fixture, root, now)
-        before = snapshot(root)
+        with scratch_writes(base.parent):
+            if root.exists():
+                shutil.rmtree(root)
+            root.mkdir(parents=True)
+            materialize(fixture, root, now)
+            before = snapshot(root)
         problems = reply_problems(plan)
         if problems:
             return Effect(False, refused=problems[0], tree=before, before=before)
@@ -177,8 +220,13 @@ def plan_effect(
             concrete = expand_plan(root, normalise(plan), policy or Policy(), now=now)
             apply_plan(root, concrete, policy=policy or Policy(), origin="planner-eval")
         except (RouteshellError, OSError) as exc:
-            return Effect(True, refused=str(exc) or type(exc).__name__, tree=snapshot(root), before=before)
-        return Effect(True, tree=snapshot(root), before=before)
+            if errno_of(exc) in ENVIRONMENT_ERRNOS:
+                raise scratch_error(exc, base.parent) from None
+            refused = str(exc) or type(exc).__name__
+            with scratch_writes(base.parent):
+                return Effect(True, refused=refused, tree=snapshot(root), before=before)
+        with scratch_writes(base.parent):
+            return Effect(True, tree=snapshot(root), before=before)
     finally:
         if owned:
             shutil.rmtree(base, ignore_errors=True)

@@ -33,7 +33,14 @@ from engine.jsonl import NumberTooLong, parse_json
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
-from engine.planner.effect import noon, plan_effect, repetitions, reply_problems, without_repeated_steps
+from engine.planner.effect import (
+    noon,
+    plan_effect,
+    repetitions,
+    reply_problems,
+    scratch_writes,
+    without_repeated_steps,
+)
 from engine.planner.fixtures import changed_paths, differences, fixture_problem
 from engine.planner.guided import unrepeated_schema
 from engine.planner.narrow import schema_for
@@ -226,10 +233,14 @@ def _guided(case: Case, plan: Any, schema: dict[str, Any]) -> dict[str, Any] | N
 
     if reply_problems(plan):
         return None
-    with tempfile.TemporaryDirectory(prefix="routeshell-guide-") as scratch:
+    where = Path(tempfile.gettempdir())
+    with scratch_writes(where):
+        made = tempfile.TemporaryDirectory(prefix="routeshell-guide-")
+    with made as scratch:
         root = Path(scratch)
         now = noon(case.today)
-        materialize(case.fixture, root, now)
+        with scratch_writes(where):
+            materialize(case.fixture, root, now)
         problems = dry_run_problems(root, plan, now=now)
         refused = refused_values(root, plan, problems, now=now)
     return guided_schema(schema, refused)
@@ -474,7 +485,9 @@ def evaluate(cases: Iterable[Case], predictor: Predictor, *, progress: Callable[
              cancel: Callable[[], bool] | None = None) -> tuple[dict[str, Any], list[CaseResult]]:  # fmt: skip
     """Score ``predictor`` on ``cases``; return the summary and one result per case."""
     results: list[CaseResult] = []
-    with tempfile.TemporaryDirectory(prefix="routeshell-eval-planner-") as scratch:
+    with scratch_writes(Path(tempfile.gettempdir())):
+        made = tempfile.TemporaryDirectory(prefix="routeshell-eval-planner-")
+    with made as scratch:
         for case in cases:
             if cancel is not None and cancel():
                 break

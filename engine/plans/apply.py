@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ExitCode, RouteshellError
+from engine.errors import ExitCode, RouteshellError, keep_errno
 from engine.events import AppliedEvent, EventSink, RecoveredEvent, Seen, StepEvent
 from engine.names import quoted_name
 from engine.plans.audit import Action, audit
@@ -329,9 +329,13 @@ def apply_plan(
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             earlier = _rolled_back(plan["steps"], index, started=run.started == index)
             if index == len(plan["steps"]):
-                raise StateError(f"the plan could not be marked applied ({reason}); {earlier}") from None
+                raise keep_errno(
+                    StateError(f"the plan could not be marked applied ({reason}); {earlier}"), exc
+                ) from None
             step = plan["steps"][index]
-            raise StepFailed(f"step {index + 1} ({_where(step)}) failed: {reason}; {earlier}") from None
+            raise keep_errno(
+                StepFailed(f"step {index + 1} ({_where(step)}) failed: {reason}; {earlier}"), exc
+            ) from None
         applied: AppliedEvent = {"type": "applied", "journal": journal.id, "steps": result.steps}
         audited("applied", plan, journal.id)
         emit(applied)
@@ -367,7 +371,9 @@ class _Run:
                 self.ctx.journal.record_many([{k: v for k, v in r.items() if not k.startswith("_")} for r in records])
             except OSError as exc:
                 # Never run a step whose record is not wholly on disk: it could not be undone.
-                raise StateError(f"its journal record could not be written ({exc.strerror or exc})") from None
+                raise keep_errno(
+                    StateError(f"its journal record could not be written ({exc.strerror or exc})"), exc
+                ) from None
             for record in records:
                 self._carry_out(record)
                 self.index += 1

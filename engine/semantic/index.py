@@ -13,8 +13,8 @@ or ``.routeshell``.
 The index never stands in the way of a match. A file there that is not a database or has damaged
 pages (seen when they are read), a database of other tables (another program's:
 :class:`NotAnIndex`; it is never changed), or one that holds a row this module never writes (a
-size that is text, a path that is not bytes or holds a NUL, a vector of the wrong size or not
-finite: :class:`IndexDamaged`), is moved aside to ``index.sqlite.broken`` (``.broken.2`` and on
+size that is text, a path that is not bytes or holds a NUL, a vector of the wrong size, not
+finite or not of length 1: :class:`IndexDamaged`), is moved aside to ``index.sqlite.broken`` (``.broken.2`` and on
 when that is taken, at most :data:`MAX_BROKEN` of them: then the oldest goes) and built again. An
 index that cannot be written (a read-only workspace, a full disk, a lock held too long) or that is
 not a regular file (a symlink, a directory) is replaced, for that call, by one in memory, which
@@ -57,6 +57,9 @@ BATCH = 64
 BUSY_TIMEOUT_S = 10.0
 #: The most broken index files kept for a look (index.sqlite.broken, .broken.2, ...).
 MAX_BROKEN = 5
+#: How far from 1 the length of a stored vector may be. The embedder's vectors are normalised in
+#: float32, within about 1e-7 of 1; this leaves room for another machine's rounding.
+NORM_TOLERANCE = 1e-3
 #: Rows looked up in one query.
 _LOOKUP_CHUNK = 500
 _BROKEN = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
@@ -467,8 +470,8 @@ class FileIndex:
         """The stored vector of each of ``paths`` that has one: (384,) float32 each.
 
         Raises :class:`IndexDamaged` when one is not a vector this index could have written (the
-        wrong size, a NaN or an infinity) or the file is damaged: the index was then set aside and
-        made again, empty, so update it again before asking again.
+        wrong size, a NaN or an infinity, a length that is not 1) or the file is damaged: the index
+        was then set aside and made again, empty, so update it again before asking again.
         """
         found: dict[str, np.ndarray] = {}
         keys = [os.fsencode(path) for path in paths]
@@ -487,9 +490,15 @@ class FileIndex:
 def _vector(blob: object) -> np.ndarray:
     if not isinstance(blob, bytes) or len(blob) != DIMENSIONS * 4:
         raise IndexDamaged(f"a vector that is not {DIMENSIONS} float32 numbers")
-    vector = np.frombuffer(blob, dtype=np.float32)
+    vector = np.frombuffer(blob, dtype=np.float32)  # (384,)
     if not np.isfinite(vector).all():
         raise IndexDamaged("a vector that is not finite (a NaN or an infinity in it)")
+    # A score is the dot product with the query: only a unit vector keeps it a cosine in [-1, 1],
+    # and one far longer would outrank every file. (In float64: the squares of large float32
+    # numbers overflow float32.)
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    if abs(norm - 1.0) > NORM_TOLERANCE:
+        raise IndexDamaged(f"a vector of length {norm:.3g}, not 1")
     return vector
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from engine.errors import ExitCode, RouteshellError
+from engine.errors import ExitCode, RouteshellError, keep_errno
 from engine.names import shell_word
 from engine.workspace.sandbox import STATE_DIR, file_kind
 
@@ -88,7 +88,7 @@ def os_problem(exc: OSError, what: str, path: Path) -> StateError:
         hint = f"it is not what routeshell keeps there: {move_aside_hint(path)}"
     else:
         hint = "check the workspace's disk and permissions"
-    return StateError(f"{what} in {path}: {reason}; {hint}")
+    return keep_errno(StateError(f"{what} in {path}: {reason}; {hint}"), exc)
 
 
 def odd_database_file(path: Path) -> str | None:

@@ -206,6 +206,10 @@ def test_a_directory_in_a_broken_index_s_place_is_never_replaced(library: Path, 
 
 
 NOT_FINITE = np.full(DIMENSIONS, np.nan, dtype=np.float32).tobytes()
+#: Finite, but no embedding: a dot product with one is no cosine, and these would rank first or last.
+HUGE = np.full(DIMENSIONS, 1e30, dtype=np.float32).tobytes()
+LONGER = np.full(DIMENSIONS, 2 / np.sqrt(DIMENSIONS), dtype=np.float32).tobytes()  # length 2
+ZERO = np.zeros(DIMENSIONS, dtype=np.float32).tobytes()
 
 
 def ranked(root: Path) -> tuple[list[tuple[str, float]], list[str]]:
@@ -226,6 +230,9 @@ def ranked(root: Path) -> tuple[list[tuple[str, float]], list[str]]:
         ("vector = zeroblob(12)", ()),
         ("vector = 'not a vector'", ()),
         ("vector = ?", (NOT_FINITE,)),
+        pytest.param("vector = ?", (HUGE,), id="huge-vector"),
+        pytest.param("vector = ?", (LONGER,), id="vector-of-length-2"),
+        pytest.param("vector = ?", (ZERO,), id="zero-vector"),
     ],
 )
 def test_an_index_holding_rows_it_could_not_have_written_is_moved_aside_and_rebuilt(
