@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import subprocess
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.plans.journal import journals
 from tests.conftest import FIXED_MTIME
-from tests.helpers import tree
+from tests.helpers import tree, without_xattrs
 from tests.tui.conftest import screen_text, settle, wait_until
 from tests.tui.test_file_operations import answer_prompt, finished, go_to, names, undo
 from tests.tui.test_snapshots import check
@@ -281,20 +278,6 @@ async def test_extract_refuses_what_is_not_an_archive(make_app, workspace: Path)
         await settle(pilot)
         assert not isinstance(app.screen, PromptScreen)
         assert "README.md is not a .zip, .tar.gz or .tar.xz archive; X extracts those" in messages(app)
-
-
-@contextlib.contextmanager
-def without_xattrs(path: Path) -> Iterator[Path]:
-    """Mount a ramfs (no user extended attributes) on ``path`` for the block; skip when not root."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a ramfs needs root")
-    path.mkdir(parents=True)
-    if subprocess.run(["mount", "-t", "ramfs", "ramfs", str(path)], check=False).returncode:
-        pytest.skip("cannot mount a ramfs here")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 async def test_tags_on_a_filesystem_without_xattrs_are_one_line(make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
