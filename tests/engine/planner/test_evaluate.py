@@ -477,3 +477,12 @@ def test_eval_planner_timeout_ends_a_stalled_planner_in_one_line(scripted_llm: S
     assert "profile" not in result.stderr
     bad = run_routeshell("eval", "planner", "--data", "held-out", "--timeout", "0")
     assert_one_line_error(bad, 2, "--timeout")
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs /proc/self/mem, which opens but cannot be read")
+def test_a_case_file_that_opens_but_cannot_be_read_is_one_line() -> None:
+    # (/proc/self/mem is a regular file that opens, and its first read fails with EIO.)
+    with pytest.raises(UsageError, match=r"^/proc/self/mem: cannot read \(Input/output error\)$"):
+        load_cases(Path("/proc/self/mem"))
+    result = run_routeshell("eval", "planner", "--data", "/proc/self/mem", "--predictor", "gold")
+    assert_one_line_error(result, 2, "/proc/self/mem: cannot read (Input/output error)")
