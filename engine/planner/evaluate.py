@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import UsageError
-from engine.jsonl import NumberTooLong, parse_json
+from engine.jsonl import DuplicateKey, NumberTooLong, parse_json
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
@@ -119,8 +119,10 @@ def load_cases(path: Path) -> list[Case]:
         if not raw.strip():
             continue
         try:
-            row = parse_json(raw.decode("utf-8"))
-        except NumberTooLong as exc:
+            # A key named twice (a step's path, the id) is a mistake in one of the two, which
+            # Python's reader would hide by keeping the last: refused, as in a plan file.
+            row = parse_json(raw.decode("utf-8"), unique_keys=True)
+        except (NumberTooLong, DuplicateKey) as exc:
             raise UsageError(f"{path}:{number}: not a planner case ({exc})") from None
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise UsageError(f"{path}:{number}: not a planner case ({type(exc).__name__})") from None
