@@ -82,7 +82,7 @@ def plan_problems(document: Any) -> list[PlanProblem]:
     steps = document.get("steps") if isinstance(document, dict) else None
     # Too many steps is refused for that alone (see plan_schema_errors): no step is looked at.
     for index, step in enumerate(steps if isinstance(steps, list) and len(steps) <= max_steps() else []):
-        if isinstance(step, dict) and step.get("op") in OPS:
+        if isinstance(step, dict) and isinstance(step.get("op"), str) and step["op"] in OPS:
             problems += [problem for problem in _step_problems(index, step) if problem.pointer not in reported]
     return sorted(problems, key=_pointer_order)
 

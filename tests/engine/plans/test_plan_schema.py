@@ -68,3 +68,13 @@ def test_a_plan_of_as_many_steps_as_the_schema_allows_has_each_step_checked() ->
         "not the root itself, never in a .git at any depth or in .routeshell when the step changes it; a name "
         'that is not UTF-8 spells its bytes as \\udc80-\\udcff escapes) (got "/abs")'
     ]
+
+
+@pytest.mark.parametrize("op", [["mkdir"], {"name": "mkdir"}])
+def test_a_step_whose_op_is_a_list_or_an_object_is_a_problem_of_its_op(tmp_path: Path, op: Any) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "steps": [{"op": op, "path": "a"}]}))
+    with pytest.raises(InvalidPlan) as raised:
+        load_plan(plan)
+    assert [problem.pointer for problem in raised.value.problems] == ["/steps/0/op"]
+    assert raised.value.problems[0].reason.startswith('must be one of "mkdir", "write"')
