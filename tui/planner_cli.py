@@ -25,9 +25,9 @@ exit codes:
   1    a file could not be written (a full disk, a read-only directory), or the cases'
        workspaces could not be made in TMPDIR (no room, no extended attributes): set TMPDIR to
        a directory on a disk with room, on a file system that keeps tags (ext4, xfs, btrfs)
-  2    bad input: a missing or malformed case file (with its line: a line over 1 MiB, a gold
-       plan that is no planner reply or that the dry run or the policy refuses), an unknown
-       predictor, an option out of its range
+  2    bad input: a missing, unreadable or malformed case file (with its line: a line over
+       1 MiB, an object that names a key twice, a gold plan that is no planner reply or that the
+       dry run or the policy refuses), an unknown predictor, an option out of its range
   3    the model endpoint failed (unreachable, errors after the retries)
   130  interrupted (Ctrl-C)
   143  terminated (SIGTERM), stopped as Ctrl-C stops it
@@ -42,8 +42,9 @@ contents, tags).
 --data takes JSONL case files and two words: 'held-out' (generated cases that training never
 sees: --count of them from --seed) and 'handwritten' (the requests written by hand that ship with
 routeshell). Each data set is reported on its own. A case file has one case a line, each line at
-most 1 MiB; a case whose gold plan is not a valid planner reply (a run or patch step: the planner
-gives file ops only) or does not apply is an error of the file, and the command stops.
+most 1 MiB, where no object names a key twice (as in a plan file); a case whose gold plan is not
+a valid planner reply (a run or patch step: the planner gives file ops only) or does not apply is
+an error of the file, and the command stops.
 
 Predictors (--predictor, repeatable): 'model' (the served planner, one greedy answer decoded
 under the planner reply schema), 'agent' (the same, asked again greedily when the dry run

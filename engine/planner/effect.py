@@ -32,7 +32,7 @@ from engine.plans.apply import apply_plan
 from engine.plans.expand import expand_plan
 from engine.plans.model import normalise, plan_problems
 from engine.plans.policy import Policy
-from engine.schemas import describe_error, pointer
+from engine.schemas import bounded_errors, describe_error, pointer
 
 
 def noon(day: dt.date) -> float:
@@ -69,8 +69,7 @@ def reply_problems(plan: Any) -> list[str]:
         return problems
     # The schema before its alternatives first: its errors name the key at fault ("must be one of").
     for checker in _reply_validators():
-        errors = sorted(checker.iter_errors(plan), key=lambda e: list(e.absolute_path))
-        if errors:
+        if errors := bounded_errors(checker, plan, "steps"):
             return [_reply_problem(error) for error in errors]
     return []
 

@@ -23,13 +23,13 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import UsageError
-from engine.jsonl import NumberTooLong, parse_json
+from engine.jsonl import DuplicateKey, NumberTooLong, parse_json
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
@@ -120,51 +120,66 @@ def load_cases(path: Path) -> list[Case]:
     """Read cases from a JSONL file; one-line :class:`UsageError` naming the line of a bad one."""
     cases: list[Case] = []
     lines: dict[str, int] = {}
+    for number, raw in _case_lines(path):
+        if len(raw) > MAX_LINE_BYTES:
+            raise UsageError(f"{path}:{number}: a line longer than {MAX_LINE_MIB} MiB")
+        if not raw.strip():
+            continue
+        try:
+            # A key named twice (a step's path, the id) is a mistake in one of the two, which
+            # Python's reader would hide by keeping the last: refused, as in a plan file.
+            row = parse_json(raw.decode("utf-8"), unique_keys=True)
+        except (NumberTooLong, DuplicateKey) as exc:
+            raise UsageError(f"{path}:{number}: not a planner case ({exc})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise UsageError(f"{path}:{number}: not a planner case ({type(exc).__name__})") from None
+        errors = sorted(validator("planner_case").iter_errors(row), key=lambda e: list(e.absolute_path))
+        if errors:
+            where, reason = describe_error(errors[0])
+            raise UsageError(f"{path}:{number}: not a planner case: {pointer(where)}: {reason}")
+        try:
+            case = Case.from_json(row)
+        except ValueError as exc:
+            raise UsageError(f"{path}:{number}: not a planner case: {display_line(str(exc))[:200]}") from None
+        if problem := case_problem(case):
+            raise UsageError(f"{path}:{number}: not a planner case: {problem}")
+        # Results are reported by id: two cases of one id could not be told apart.
+        if case.id in lines:
+            raise UsageError(
+                f'{path}:{number}: id "{display_line(case.id)[:80]}" is already the id of line {lines[case.id]}'
+            )
+        lines[case.id] = number
+        # A gold plan that no planner may give (a path out of the workspace, a command to run)
+        # scores nothing, and is never applied. (Whether it applies is seen when it is scored.)
+        if problems := reply_problems(case.plan):
+            raise UsageError(f"{path}:{number}: its gold plan is not a valid reply: {display_line(problems[0])[:200]}")
+        cases.append(dataclasses.replace(case, source=f"{path}:{number}"))
+        if len(cases) > MAX_CASES:
+            raise UsageError(f"{path}: more than {MAX_CASES} cases")
+    if not cases:
+        raise UsageError(f"{path}: no cases")
+    return cases
+
+
+def _case_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The lines of ``path`` numbered from 1, each cut one byte past :data:`MAX_LINE_BYTES`, so that
+    a huge file with no line break is never read whole; a one-line :class:`UsageError` when the
+    file cannot be opened or read."""
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with handle:
-        # One byte past the bound and no further: a huge file with no line break is never read whole.
-        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
-            if len(raw) > MAX_LINE_BYTES:
-                raise UsageError(f"{path}:{number}: a line longer than {MAX_LINE_MIB} MiB")
-            if not raw.strip():
-                continue
+        number = 0
+        while True:
             try:
-                row = parse_json(raw.decode("utf-8"))
-            except NumberTooLong as exc:
-                raise UsageError(f"{path}:{number}: not a planner case ({exc})") from None
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-                raise UsageError(f"{path}:{number}: not a planner case ({type(exc).__name__})") from None
-            errors = sorted(validator("planner_case").iter_errors(row), key=lambda e: list(e.absolute_path))
-            if errors:
-                where, reason = describe_error(errors[0])
-                raise UsageError(f"{path}:{number}: not a planner case: {pointer(where)}: {reason}")
-            try:
-                case = Case.from_json(row)
-            except ValueError as exc:
-                raise UsageError(f"{path}:{number}: not a planner case: {display_line(str(exc))[:200]}") from None
-            if problem := case_problem(case):
-                raise UsageError(f"{path}:{number}: not a planner case: {problem}")
-            # Results are reported by id: two cases of one id could not be told apart.
-            if case.id in lines:
-                raise UsageError(
-                    f'{path}:{number}: id "{display_line(case.id)[:80]}" is already the id of line {lines[case.id]}'
-                )
-            lines[case.id] = number
-            # A gold plan that no planner may give (a path out of the workspace, a command to run)
-            # scores nothing, and is never applied. (Whether it applies is seen when it is scored.)
-            if problems := reply_problems(case.plan):
-                raise UsageError(
-                    f"{path}:{number}: its gold plan is not a valid reply: {display_line(problems[0])[:200]}"
-                )
-            cases.append(dataclasses.replace(case, source=f"{path}:{number}"))
-            if len(cases) > MAX_CASES:
-                raise UsageError(f"{path}: more than {MAX_CASES} cases")
-    if not cases:
-        raise UsageError(f"{path}: no cases")
-    return cases
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+            except OSError as exc:  # (a disk's or a file system's read error, past the opening)
+                raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            if not raw:
+                return
+            number += 1
+            yield number, raw
 
 
 def case_problem(case: Case) -> str | None:

@@ -293,7 +293,7 @@ class Journal:
         steps = meta["plan"]["steps"]
         kept = [
             {key: value for key, value in step.items() if key not in OPS[step["op"]].texts}
-            if isinstance(step, dict) and step.get("op") in OPS else step
+            if isinstance(step, dict) and isinstance(step.get("op"), str) and step["op"] in OPS else step
             for step in steps
         ]  # fmt: skip
         if kept == steps:

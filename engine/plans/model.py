@@ -13,7 +13,8 @@ from engine.jsonl import DuplicateKey, NumberTooLong, parse_json
 from engine.names import quoted_name
 from engine.plans.op_base import PathKey, is_selection
 from engine.plans.op_table import OPS
-from engine.schemas import describe_error, pointer, validator
+from engine.plans.plan_schema import max_steps, plan_schema_errors
+from engine.schemas import describe_error, pointer
 from engine.workspace.sandbox import SandboxError, check_relpath
 
 #: Which keys of each op name paths, and whether the step changes what is there (from the ops table).
@@ -65,10 +66,12 @@ class InvalidPlan(UsageError):
 
 
 def plan_problems(document: Any) -> list[PlanProblem]:
-    """Return every problem of ``document`` as a plan v1: schema errors, then sandbox path rules."""
-    errors = sorted(validator("plan").iter_errors(document), key=lambda e: list(e.absolute_path))
+    """Return every problem of ``document`` as a plan v1: schema errors, then sandbox path rules.
+
+    A plan with more steps than the schema allows has that problem and those of its other keys
+    alone: its steps are not looked at (see :func:`plan_schema_errors`)."""
     problems = []
-    for error in errors:
+    for error in plan_schema_errors(document):
         path, reason = describe_error(error)
         problems.append(PlanProblem(pointer(path), reason))
     reported = {problem.pointer for problem in problems}
@@ -77,8 +80,9 @@ def plan_problems(document: Any) -> list[PlanProblem]:
         if goal_problem:
             problems.append(PlanProblem("/goal", goal_problem))
     steps = document.get("steps") if isinstance(document, dict) else None
-    for index, step in enumerate(steps if isinstance(steps, list) else []):
-        if isinstance(step, dict) and step.get("op") in OPS:
+    # Too many steps is refused for that alone (see plan_schema_errors): no step is looked at.
+    for index, step in enumerate(steps if isinstance(steps, list) and len(steps) <= max_steps() else []):
+        if isinstance(step, dict) and isinstance(step.get("op"), str) and step["op"] in OPS:
             problems += [problem for problem in _step_problems(index, step) if problem.pointer not in reported]
     return sorted(problems, key=_pointer_order)
 

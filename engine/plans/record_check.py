@@ -34,7 +34,7 @@ def record_problem(steps: list[Any], records: list[dict[str, Any]]) -> str | Non
         where = f"record {index + 1}"
         if record.get("i") != index:
             return f"{where} is for step {record.get('i')!r}, not step {index}"
-        if not isinstance(step, dict) or step.get("op") not in OPS:
+        if not isinstance(step, dict) or not isinstance(step.get("op"), str) or step["op"] not in OPS:
             return f"step {index + 1} of its plan is not a plan step"
         if record.get("op") != step["op"]:
             return f"{where} is a {record.get('op')!r} step, but step {index + 1} of its plan is {step['op']!r}"

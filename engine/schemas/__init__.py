@@ -44,6 +44,25 @@ def validator(name: str) -> Any:
     return Draft202012Validator(load_schema(name), registry=_registry())
 
 
+#: The keywords of an array schema that look at its items.
+_ITEM_KEYWORDS = ("items", "prefixItems", "contains", "uniqueItems", "unevaluatedItems")
+
+
+def bounded_errors(checker: Any, document: Any, key: str) -> list[Any]:
+    """The errors ``checker`` (a validator) finds in ``document``, sorted by where they are.
+
+    When the list at ``document[key]`` holds more items than its schema's ``maxItems``, that error
+    and those of the document's other keys are returned, and no item is looked at: a list that
+    long is refused anyway, and checking each item would take as long as the list is long."""
+    schema = checker.schema
+    shape = schema.get("properties", {}).get(key) if isinstance(schema, dict) else None
+    items = document.get(key) if isinstance(document, dict) else None
+    if isinstance(shape, dict) and isinstance(items, list) and len(items) > shape.get("maxItems", len(items)):
+        unchecked = {name: value for name, value in shape.items() if name not in _ITEM_KEYWORDS}
+        checker = checker.evolve(schema={**schema, "properties": {**schema["properties"], key: unchecked}})
+    return sorted(checker.iter_errors(document), key=lambda error: list(error.absolute_path))
+
+
 def describe_error(error: Any) -> tuple[list[str | int], str]:
     """Turn a jsonschema ``ValidationError`` into (path to the offending key, reason in plain words)."""
     path: list[str | int] = list(error.absolute_path)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -477,3 +478,32 @@ def test_eval_planner_timeout_ends_a_stalled_planner_in_one_line(scripted_llm: S
     assert "profile" not in result.stderr
     bad = run_routeshell("eval", "planner", "--data", "held-out", "--timeout", "0")
     assert_one_line_error(bad, 2, "--timeout")
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs /proc/self/mem, which opens but cannot be read")
+def test_a_case_file_that_opens_but_cannot_be_read_is_one_line() -> None:
+    # (/proc/self/mem is a regular file that opens, and its first read fails with EIO.)
+    with pytest.raises(UsageError, match=r"^/proc/self/mem: cannot read \(Input/output error\)$"):
+        load_cases(Path("/proc/self/mem"))
+    result = run_routeshell("eval", "planner", "--data", "/proc/self/mem", "--predictor", "gold")
+    assert_one_line_error(result, 2, "/proc/self/mem: cannot read (Input/output error)")
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        # (Python's reader keeps the last value: the gold plan would make b, the case's id would be "b".)
+        ('{"plan": {"version": 1, "steps": [{"op": "mkdir", "path": "a", "path": "b"}]}, "id": "b"}', "path"),
+        ('{"plan": {"version": 1, "steps": [{"op": "mkdir", "path": "b"}]}, "id": "a", "id": "b"}', "id"),
+    ],
+)
+def test_a_case_that_names_a_key_twice_is_refused_with_its_line_and_key(tmp_path: Path, line: str, key: str) -> None:
+    common = {"request": "make a folder", "today": "2025-01-01", "workspace": [{"path": "x.txt", "text": "x"}]}
+    first = {**common, "id": "a", "plan": {"version": 1, "steps": [{"op": "mkdir", "path": "a"}]}}
+    data = tmp_path / "cases.jsonl"
+    data.write_text(json.dumps(first) + "\n" + json.dumps(common)[:-1] + ", " + line[1:] + "\n")
+    said = f"{data}:2: not a planner case (an object names the key '{key}' twice"
+    with pytest.raises(UsageError, match=f"^{re.escape(said)}"):
+        load_cases(data)
+    result = run_routeshell("eval", "planner", "--data", str(data), "--predictor", "gold")
+    assert_one_line_error(result, 2, said)

@@ -16,6 +16,7 @@ from engine.planner.cases import Case, generate_cases
 from engine.planner.effect import plan_effect, reply_problems
 from engine.planner.evaluate import evaluate, gold_predictor, load_cases, rules_predictor
 from engine.planner.parts import request_parts
+from engine.planner.prompt import reply_schema
 from tests.helpers import assert_one_line_error, run_routeshell
 from tests.scripted_llm import Reply, ScriptedLLM
 
@@ -143,3 +144,10 @@ def test_a_case_whose_gold_plan_does_not_apply_is_an_error_of_its_file(
     for predictor in ("gold", "rules"):
         result = run_routeshell("eval", "planner", "--data", str(data), "--predictor", predictor)
         assert_one_line_error(result, 2, f'{data}:2: case "{bad.id}": its gold plan does not apply: ', said)
+
+
+def test_a_reply_with_more_steps_than_a_planner_gives_is_refused_for_their_number_alone() -> None:
+    # Every step is one no planner may give too: checking each would take as long as the plan is long.
+    steps = [{"op": "run", "argv": ["true"]}] * (reply_schema()["properties"]["steps"]["maxItems"] + 1)
+    assert reply_problems({"version": 1, "steps": steps}) == [f"/steps: must have at most {len(steps) - 1} items"]
+    assert reply_problems({"version": 1, "steps": steps[:2]})[0].startswith('/steps/0/op: must be one of "mkdir"')

@@ -252,3 +252,24 @@ def test_trash_restore_takes_nothing_through_a_symlinked_part_of_the_trash(ws: P
         restore(ws, item.id)
     assert not (ws / "README").exists()
     assert (outside / "0").read_text() == "readme\n"
+
+
+@pytest.mark.parametrize("op", [["delete"], {"op": "delete"}])
+def test_a_journal_whose_step_has_a_list_or_an_object_for_its_op_is_damaged(ws: Path, op: Any) -> None:
+    crafted(ws, [{"op": op, "path": "README"}], [{"i": 0, "op": "delete", "path": "README"}], "applied")
+    before = tree(ws)
+    for attempt in (lambda: undo_journal(ws), lambda: undo_preview(ws)):
+        with pytest.raises(
+            StateError, match=rf"journal {JOURNAL_ID} is damaged: step 1 of its plan is not a plan step"
+        ):
+            attempt()
+    assert tree(ws) == before
+    [row] = history(ws)
+    assert row.state == "damaged"
+
+
+def test_a_rolled_back_journal_whose_step_has_a_list_for_its_op_does_not_stop_the_next_plan(ws: Path) -> None:
+    # (A rolled-back plan.json this long is rewritten without its texts by the next command that writes.)
+    crafted(ws, [{"op": ["write"], "path": "x.txt", "content": "x" * (70 << 10)}], [], "rolled-back")
+    apply_plan(ws, plan({"op": "mkdir", "path": "made"}))
+    assert (ws / "made").is_dir()
