@@ -92,7 +92,7 @@ def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[
     except OSError as exc:
         raise error(f"cannot read data file {name}: {exc.strerror or exc}") from None
     with handle:
-        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+        for number, raw in enumerate(_raw_lines(handle, name, error), start=1):
             if len(raw) > MAX_LINE_BYTES:
                 raise error(f"{name}:{number}: a line longer than {MAX_LINE_BYTES >> 20} MiB (one row per line)")
             try:
@@ -109,6 +109,19 @@ def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[
                 raise error(f"{name}:{number}: not JSON ({exc})") from None
             except RecursionError:
                 raise error(f"{name}:{number}: JSON nested too deeply") from None
+
+
+def _raw_lines(handle: Any, name: str, error: type[UsageError]) -> Iterator[bytes]:
+    # A file that opens can still fail to read (EIO from a failing disk, a network or FUSE file
+    # system, ``/proc/self/mem``): that is the file's error, in the same words as one that does not open.
+    while True:
+        try:
+            raw = handle.readline(MAX_LINE_BYTES + 1)
+        except OSError as exc:
+            raise error(f"cannot read data file {name}: {exc.strerror or exc}") from None
+        if not raw:
+            return
+        yield raw
 
 
 def json_text(data: Any, **options: Any) -> str:
