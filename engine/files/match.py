@@ -105,15 +105,15 @@ def check_glob(pattern: str, key: str = "glob") -> str:
     if not isinstance(pattern, str) or not pattern.strip():
         raise MatchError(key, "empty pattern; give one such as '**/*.log'")
     if pattern.startswith("/"):
-        raise MatchError(key, f"{pattern!r} is absolute; patterns are relative to the workspace")
+        raise MatchError(key, f"{quoted_name(pattern)} is absolute; patterns are relative to the workspace")
     if "\0" in pattern:
         raise MatchError(key, "NUL byte in pattern")
     if ".." in pattern.split("/"):
-        raise MatchError(key, f"{pattern!r}: '..' leads outside the workspace")
+        raise MatchError(key, f"{quoted_name(pattern)}: '..' leads outside the workspace")
     try:
         glob_regex(pattern)
     except (regex.error, ValueError) as exc:
-        raise MatchError(key, f"{pattern!r} is not a valid pattern ({exc})") from None
+        raise MatchError(key, f"{quoted_name(pattern)} is not a valid pattern ({exc})") from None
     return pattern
 
 

@@ -228,7 +228,7 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
         ctx.selected(item.path, selection.stats.get(item.path))
     if not selection.found:
         raise ExpandError("match", f"selects nothing: no {match.type if match.type != 'any' else 'entry'} "
-                          f"matches {match.glob!r} and its filters")  # fmt: skip
+                          f"matches {quoted_name(match.glob)} and its filters")  # fmt: skip
     return selection.found
 
 
