@@ -194,6 +194,35 @@ def test_a_path_that_is_not_a_directory_says_what_it_is(ws: Path, action: str) -
         assert "symlink" not in result.stderr or path == "link"
 
 
+@pytest.mark.parametrize("glob", ["link/*.log", "link/old/*", "link/**"])
+def test_find_through_a_symlinked_directory_is_bad_input_naming_the_symlink(ws: Path, glob: str) -> None:
+    (ws / "link").symlink_to("logs")
+    for extra in ([], ["--json"]):
+        result = files(ws, "find", glob, *extra)
+        assert_one_line_error(
+            result,
+            2,
+            "GLOB: 'link' is a symlink: a match never goes through one (a link is an entry, never a way in); glob the"
+            " directory it leads to",
+        )
+        assert result.stdout == ""
+    assert "logs/big.log" in files(ws, "find", "logs/*.log").stdout
+
+
+def test_find_through_a_symlink_leading_outside_says_so_escaped(ws: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret.txt").write_text("secret\n")
+    os.symlink(tmp_path / "elsewhere", os.path.join(os.fsencode(ws), b"out\xff\x1b"))
+    result = files(ws, "find", os.fsdecode(b"out\xff\x1b/*"))
+    assert_one_line_error(
+        result,
+        2,
+        "GLOB: 'out\\xff\\x1b' is a symlink leading outside the workspace: a match never goes through one, nor"
+        " outside the workspace",
+    )
+    assert "secret" not in result.stdout + result.stderr
+
+
 def test_a_missing_workspace_is_one_line(tmp_path: Path) -> None:
     result = run_routeshell("files", "du", "--workspace", str(tmp_path / "nope"))
     assert_one_line_error(result, 2, "is not a directory")

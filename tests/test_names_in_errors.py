@@ -68,6 +68,22 @@ def test_an_undo_blocked_by_a_later_change_names_the_file_as_it_is_shown(ws: Pat
     assert "\\udc" not in dry.stdout + undo.stderr
 
 
+@pytest.mark.parametrize(
+    ("glob", "refused"),
+    [
+        ("gone\udcff*.txt", "/steps/0/match: selects nothing: no file matches 'gone\\xff*.txt' and its filters"),
+        ("/abs\udcff/*", "/steps/0/match/glob: '/abs\\xff/*' is absolute; patterns are relative to the workspace"),
+        ("up\udcff/../*", "/steps/0/match/glob: 'up\\xff/../*': '..' leads outside the workspace"),
+    ],
+    ids=["selects-nothing", "absolute", "climbs"],
+)
+def test_a_refused_glob_is_named_as_it_is_shown(ws: Path, tmp_path: Path, glob: str, refused: str) -> None:
+    plan = write_plan(tmp_path, {"op": "delete", "match": {"glob": glob}})
+    result = run_routeshell("plan", "apply", plan, "--yes", "--workspace", str(ws))
+    assert_one_line_error(result, 2, refused)
+    assert "\\udc" not in result.stdout + result.stderr
+
+
 def test_a_folder_that_is_not_there_is_named_as_typed(ws: Path) -> None:
     for raw, _, shown in NAMES:
         missing = os.fsdecode(raw.replace(b".txt", b""))

@@ -468,6 +468,43 @@ def test_writing_through_a_symlink_out_of_the_workspace_is_refused(workspace: Pa
     assert tree(workspace) == before
 
 
+@pytest.mark.parametrize(
+    ("step", "link"),
+    [
+        ({"op": "delete", "match": {"glob": "src-link/*.py"}}, "src-link"),
+        ({"op": "copy", "match": {"glob": "src-link/pkg/*.py"}, "to": "out"}, "src-link"),
+        ({"op": "delete", "match": {"glob": "src/pkg-link/*"}}, "src/pkg-link"),
+    ],
+    ids=["whole-start", "copy-below", "deeper"],
+)
+def test_a_match_through_a_symlinked_directory_is_refused_naming_it(
+    workspace: Path, plans: Path, step: dict[str, Any], link: str
+) -> None:
+    (workspace / "src-link").symlink_to("src")
+    (workspace / "src" / "pkg-link").symlink_to("pkg")
+    before = tree(workspace)
+    path = str(write_plan(plans, "through", plan(step)))
+    expected = (
+        f"/steps/0/match/glob: '{link}' is a symlink: a match never goes through one (a link is an entry, never a"
+        " way in); glob the directory it leads to"
+    )
+    for args in (["--dry-run"], ["--yes"]):
+        result = plan_cmd("apply", workspace, path, *args)
+        assert_one_line_error(result, 2, expected)
+    assert tree(workspace) == before
+
+
+def test_a_match_through_a_symlink_leading_outside_is_refused_as_one(workspace: Path, plans: Path) -> None:
+    document = plan({"op": "delete", "match": {"glob": "outside-link/*"}})
+    result = plan_cmd("apply", workspace, str(write_plan(plans, "out", document)), "--yes")
+    assert_one_line_error(
+        result,
+        2,
+        "'outside-link' is a symlink leading outside the workspace: a match never goes through one, nor outside the"
+        " workspace",
+    )
+
+
 # -- undo and history -----------------------------------------------------------------------
 
 

@@ -50,7 +50,8 @@ def add_files_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     files = commands.add_parser(
         "files",
         help="find files by a match, list duplicate files, size directories (reads only)",
-        description="Read-only views of many files at once. They never follow a symlink, never look\n"
+        description="Read-only views of many files at once. They never follow a symlink (a GLOB whose\n"
+        "fixed start is or goes through one, as link/*.txt, is refused, naming it), never look\n"
         "into .git or .routeshell, and never open a FIFO or device. Paths are relative to the\n"
         "workspace; names that hold control characters or undecodable bytes are shown escaped.",
         epilog=epilog,

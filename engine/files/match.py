@@ -13,7 +13,8 @@ description, and keeps the best ``top_k`` (20 unless given); with it, ``glob`` d
 (see :mod:`engine.semantic`, which loads the embedding model only when such a match is used).
 
 The walk goes through the workspace's confined descriptors and never follows a symlink (a symlink
-is an entry, never a way in), never enters ``.git`` (at any depth, any case) or the state
+is an entry, never a way in: a glob whose fixed start is or goes through one is refused, naming
+it), never enters ``.git`` (at any depth, any case) or the state
 directory, never selects a FIFO, socket or device, and reads contents (``contains``) only from
 regular files, at most :data:`CONTENT_BYTES` of each.
 """
@@ -32,7 +33,9 @@ from typing import Any, Literal, NamedTuple
 
 import regex
 
+from engine.names import quoted_name
 from engine.workspace.globs import Pattern, compile_pattern, glob_regex
+from engine.workspace.links import WorkspaceLinks, leads_outside, symlink_on_the_way
 from engine.workspace.sandbox import STATE_DIR, SandboxError, Workspace, check_relpath, protected_part
 
 #: How much of a file ``contains`` and the classify rules read (from its start).
@@ -102,15 +105,15 @@ def check_glob(pattern: str, key: str = "glob") -> str:
     if not isinstance(pattern, str) or not pattern.strip():
         raise MatchError(key, "empty pattern; give one such as '**/*.log'")
     if pattern.startswith("/"):
-        raise MatchError(key, f"{pattern!r} is absolute; patterns are relative to the workspace")
+        raise MatchError(key, f"{quoted_name(pattern)} is absolute; patterns are relative to the workspace")
     if "\0" in pattern:
         raise MatchError(key, "NUL byte in pattern")
     if ".." in pattern.split("/"):
-        raise MatchError(key, f"{pattern!r}: '..' leads outside the workspace")
+        raise MatchError(key, f"{quoted_name(pattern)}: '..' leads outside the workspace")
     try:
         glob_regex(pattern)
     except (regex.error, ValueError) as exc:
-        raise MatchError(key, f"{pattern!r} is not a valid pattern ({exc})") from None
+        raise MatchError(key, f"{quoted_name(pattern)} is not a valid pattern ({exc})") from None
     return pattern
 
 
@@ -341,7 +344,9 @@ def select(
     ``limit``); ``rank_progress`` follows the loading of the model and the embedding of new files.
     Either callback may raise to stop the selection. ``present`` says which files are still there
     (a later step of a plan: not those earlier steps delete or move away): a semantic match ranks
-    only those, so that its best ``top_k`` are all there.
+    only those, so that its best ``top_k`` are all there. Raises :class:`MatchError` for a bad
+    match, and for a glob whose fixed start (``docs/sub`` of ``docs/sub/*.txt``) is or goes through
+    a symlink: the refusal names the symlink.
     """
     match = spec if isinstance(spec, Match) else parse_match(spec, now)
     regex = glob_regex(match.glob)
@@ -352,8 +357,11 @@ def select(
             start = check_relpath(start)
         except SandboxError:
             return Selection([], 0, 0)
+        if protected_part(start.split("/")) is not None:
+            return Selection([], 0, 0)
+        _refuse_symlinked_start(ws, start)
         info = ws.lstat(start)
-        if info is None or not stat.S_ISDIR(info.st_mode) or protected_part(start.split("/")) is not None:
+        if info is None or not stat.S_ISDIR(info.st_mode):
             return Selection([], 0, 0)
     ranking = match.semantic is not None
     # A semantic match ranks every file the filters let through: none is dropped before that.
@@ -387,6 +395,27 @@ def select(
             found = [item for item in found if present(item.path)]
         return _ranked(ws, match, found, stats, walked, bound, rank_progress)
     return Selection(sorted(found), total, walked, outermost=outermost, stats=stats)
+
+
+def _refuse_symlinked_start(ws: Workspace, start: str) -> None:
+    """Raise :class:`MatchError` (key ``glob``) naming the first symlink on the way to directory ``start``.
+
+    A glob's fixed start is where its walk begins: a symlink there, or on the way there, would be a
+    way in, which a match never takes. Refused, rather than selecting nothing, so that the person
+    learns why and where to look instead.
+    """
+    links = WorkspaceLinks(ws)
+    link = symlink_on_the_way(links, start, inclusive=True)
+    if link is None:
+        return
+    if leads_outside(links, link):
+        reason = "is a symlink leading outside the workspace: a match never goes through one, nor outside the workspace"
+    else:
+        reason = (
+            "is a symlink: a match never goes through one (a link is an entry, never a way in);"
+            " glob the directory it leads to"
+        )
+    raise MatchError("glob", f"{quoted_name(link)} {reason}")
 
 
 def _ranked(

@@ -21,7 +21,8 @@ from engine.plans.op_base import (
     selection_problems,
     tmp_name,
 )
-from engine.plans.view import Overlay, UndoSimulation, View, WorkspaceView, open_regular, symlink_on_the_way
+from engine.plans.view import Overlay, UndoSimulation, View, WorkspaceView, open_regular
+from engine.workspace.links import symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace, fsync_dir, rename_noreplace
 
 

@@ -29,8 +29,9 @@ from engine.plans.model import InvalidPlan, PlanProblem, key_parts, normalise, n
 from engine.plans.op_base import is_selection, through_symlink
 from engine.plans.op_table import OPS, prepare_step
 from engine.plans.policy import Policy
-from engine.plans.view import Overlay, symlink_on_the_way
+from engine.plans.view import Overlay
 from engine.schemas import pointer
+from engine.workspace.links import symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
 #: The ops that exist only before expansion.
@@ -212,7 +213,10 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
     if skip_under:
         match = type(match)(**{**match.__dict__, "skip_under": skip_under})
     present = ctx.exists if ctx.view.nodes else None  # a semantic match ranks only what is there
-    selection = select(ctx.ws, match, bound=limit + 1, present=present)
+    try:
+        selection = select(ctx.ws, match, bound=limit + 1, present=present)
+    except MatchError as exc:
+        raise ExpandError(f"match/{exc.key}", exc.reason) from None
     for warning in selection.warnings:
         ctx.say(warning)
     if ctx.view.nodes:  # earlier steps changed things: what they removed or moved away is not there
@@ -224,7 +228,7 @@ def _selected(ctx: _Context, step: dict[str, Any], skip_under: tuple[str, ...] =
         ctx.selected(item.path, selection.stats.get(item.path))
     if not selection.found:
         raise ExpandError("match", f"selects nothing: no {match.type if match.type != 'any' else 'entry'} "
-                          f"matches {match.glob!r} and its filters")  # fmt: skip
+                          f"matches {quoted_name(match.glob)} and its filters")  # fmt: skip
     return selection.found
 
 

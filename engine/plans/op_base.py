@@ -15,7 +15,8 @@ from engine.names import quoted_name
 from engine.plans.files import mounted_inside
 from engine.plans.journal import Journal
 from engine.plans.runner import Limits, RunResult
-from engine.plans.view import Overlay, UndoSimulation, View, WorkspaceView, leads_outside, symlink_on_the_way
+from engine.plans.view import Overlay, UndoSimulation, View, WorkspaceView
+from engine.workspace.links import leads_outside, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace
 
 

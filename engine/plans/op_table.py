@@ -14,7 +14,8 @@ from engine.names import quoted_name
 from engine.plans.bulk_ops import BULK_OPS
 from engine.plans.op_base import Op, refuse_symlinks_on_the_way, through_symlink
 from engine.plans.ops import FILE_OPS
-from engine.plans.view import UndoSimulation, View, leads_outside, symlink_on_the_way
+from engine.plans.view import UndoSimulation, View
+from engine.workspace.links import leads_outside, symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace, check_relpath
 
 #: Every op, by name: the one table that validation, apply, undo, the dry run and the prompts read.

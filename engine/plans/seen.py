@@ -35,7 +35,8 @@ from engine.events import Seen
 from engine.files.archives import ArchiveLimits
 from engine.names import quoted_name
 from engine.plans.expand import PARKED
-from engine.plans.view import Kind, WorkspaceView, kind_of
+from engine.plans.view import WorkspaceView
+from engine.workspace.links import Kind, kind_of
 from engine.workspace.sandbox import SandboxError, Workspace
 
 #: The facets of a path, in the order a difference in them is told.

@@ -20,7 +20,8 @@ from engine.names import quoted_name, shell_line
 from engine.plans.apply import _recover_locked
 from engine.plans.files import MountedInside, dir_fd, mounts_beneath, remove_tree
 from engine.plans.journal import Journal
-from engine.plans.view import WorkspaceView, symlink_on_the_way
+from engine.plans.view import WorkspaceView
+from engine.workspace.links import symlink_on_the_way
 from engine.workspace.sandbox import Workspace, fsync_dir, rename_noreplace
 from engine.workspace.state import (
     TRASH_DIR,

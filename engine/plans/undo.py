@@ -23,7 +23,8 @@ from engine.plans.journal import Journal, Via, find_journal, journals
 from engine.plans.op_table import OPS, undo_directories, undo_symlink, undo_through_symlink
 from engine.plans.seen import Found, check_found, found_in
 from engine.plans.trash import restored
-from engine.plans.view import WorkspaceView, symlink_on_the_way
+from engine.plans.view import WorkspaceView
+from engine.workspace.links import symlink_on_the_way
 from engine.workspace.sandbox import SandboxError, Workspace
 from engine.workspace.state import StateError, command_for, os_problem, workspace_lock
 

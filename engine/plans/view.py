@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from engine.files.archives import ArchiveLimits
 from engine.names import quoted_name
@@ -26,19 +26,12 @@ from engine.plans.files import (
     read_regular,
 )
 from engine.workspace import sandbox
+from engine.workspace.links import MAX_LINKS, Kind, LinkReader, WorkspaceLinks
 from engine.workspace.sandbox import SandboxError, Workspace, protected_part
 
-Kind = Literal["file", "dir", "link", "other"]
 
-_MAX_LINKS = 40  # as the kernel's own limit on symlinks followed in one lookup
-
-
-class View(Protocol):
+class View(LinkReader, Protocol):
     """The queries a step's checks make; paths are normalised workspace-relative paths."""
-
-    def kind(self, path: str) -> Kind | None:
-        """Return what is at ``path`` (a final symlink is described, not followed), or None."""
-        ...
 
     def read(self, path: str) -> tuple[bytes, int]:
         """Return the content and mode of the regular file at ``path``."""
@@ -71,10 +64,6 @@ class View(Protocol):
         """Open the real regular file that holds ``path``'s content, read-only; the caller closes it."""
         ...
 
-    def link_target(self, path: str) -> str:
-        """Return the target of the symlink at ``path``."""
-        ...
-
     def links(self, path: str) -> int:
         """How many names the file at ``path`` has (hard links); a file the plan makes has one."""
         ...
@@ -104,69 +93,11 @@ def open_regular(ws: Workspace, path: str, *, write: bool = False, follow: bool 
     return fd
 
 
-def symlink_on_the_way(view: View, path: str, *, inclusive: bool = False) -> str | None:
-    """Return the first directory on the way to ``path`` that is a symlink in ``view``, or None.
-
-    ``inclusive``: ``path`` itself is on the way too (a directory that things are put in). The
-    search stops at the first name that is not a directory: the step's own checks say what is wrong.
-    """
-    parts = path.split("/") if path != "." else []
-    for end in range(1, len(parts) + (1 if inclusive else 0)):
-        prefix = "/".join(parts[:end])
-        kind = view.kind(prefix)
-        if kind == "link":
-            return prefix
-        if kind != "dir":
-            return None
-    return None
-
-
-def leads_outside(view: View, link: str) -> bool:
-    """Whether the symlink at ``link`` leads outside the workspace: its target is absolute or climbs
-    above the root, or it leads to another symlink that does, or through a symlinked directory that does."""
-    path = link
-    for _hop in range(_MAX_LINKS):
-        try:
-            target = view.link_target(path)
-        except (OSError, SandboxError):
-            return False  # no longer a symlink: nothing to say of where it leads
-        if target.startswith("/"):
-            return True
-        parts = path.split("/")[:-1]
-        for part in target.split("/"):
-            if part == "..":
-                if not parts:
-                    return True
-                parts.pop()
-            elif part not in ("", "."):
-                parts.append(part)
-        if not parts:
-            return False
-        path = "/".join(parts)
-        try:
-            if view.kind(path) != "link":
-                return False
-        except SandboxError as exc:
-            return getattr(exc, "errno", None) == errno.EXDEV
-    return False
-
-
-def kind_of(mode: int) -> Kind:
-    """What an entry of ``mode`` (an ``lstat``'s) is."""
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "link"
-    return "other"
-
-
-class WorkspaceView:
+class WorkspaceView(WorkspaceLinks):
     """The workspace as it is now, read through its confined descriptors."""
 
     def __init__(self, ws: Workspace, archive_limits: ArchiveLimits | None = None, *, steady: bool = False) -> None:
-        self.ws = ws
+        super().__init__(ws)
         self._archive_limits = archive_limits or ArchiveLimits()
         # ``steady``: nothing on disk changes while the view is in use, so the mount table is read once.
         self._steady = steady
@@ -204,10 +135,6 @@ class WorkspaceView:
         with self.ws.parent(path) as (parent_fd, name):
             return unreplaceable(parent_fd, name)
 
-    def kind(self, path: str) -> Kind | None:
-        info = self.ws.lstat(path)
-        return None if info is None else kind_of(info.st_mode)
-
     def mounts_inside(self, path: str) -> list[str]:
         if self.kind(path) != "dir":
             return []
@@ -230,11 +157,6 @@ class WorkspaceView:
     def children(self, path: str) -> list[str]:
         """Return the names in directory ``path``."""
         return [entry.name for entry in self.ws.listdir(path)]
-
-    def link_target(self, path: str) -> str:
-        """Return the target of the symlink at ``path``."""
-        with self.ws.parent(path) as (parent_fd, name):
-            return os.readlink(name, dir_fd=parent_fd)
 
     def check_writable(self, path: str, *, inclusive: bool = False) -> None:
         head = path if inclusive else (path.rpartition("/")[0] or ".")
@@ -374,7 +296,7 @@ class Overlay:
     def _follow(origin: str, prefix: str, target: str, rest: list[str], hops: int) -> str:
         # The same refusals, in the same words, as Workspace.open gives for the directory of ``origin``.
         where = origin.rpartition("/")[0] or "."
-        if hops >= _MAX_LINKS:
+        if hops >= MAX_LINKS:
             why = "symlink refused (a magic link, a loop, or a symlink as the last name)"
             loop = SandboxError(f"{quoted_name(where)}: {why}")
             loop.errno = errno.ELOOP  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from tests.tui.conftest import screen_text, settle, wait_until
 from tui.screens.classify_screen import ClassifyScreen, parse_rule_lines
 from tui.screens.confirm_screen import ConfirmScreen
 from tui.screens.rename_screen import RenameScreen
-from tui.screens.select_screen import SelectScreen
+from tui.screens.select_screen import SelectScreen, count_matches
 from tui.widgets.files_pane import FilesPane
 
 SIZE = (100, 30)
@@ -92,6 +92,21 @@ async def test_a_bad_size_says_why_in_one_line_and_enter_marks_nothing(make_app)
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen.query_one(FilesPane).marks == set()
+
+
+def test_a_pattern_through_a_symlinked_directory_marks_nothing_and_names_the_symlink(tmp_path: Path) -> None:
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "docs" / "sub" / "f.txt").write_text("f\n")
+    (tmp_path / "link").symlink_to("docs")
+    for glob in ("link/sub/*", "link/*"):
+        counted = count_matches(tmp_path, {"glob": glob, "type": "any"})
+        assert counted.paths is None
+        assert counted.problem
+        assert counted.line == (
+            "glob: 'link' is a symlink: a match never goes through one (a link is an entry, never a way in);"
+            " glob the directory it leads to"
+        )
+    assert count_matches(tmp_path, {"glob": "docs/sub/*"}).paths == ["docs/sub/f.txt"]
 
 
 async def test_more_matches_than_can_be_marked_are_refused(make_app, workspace: Path) -> None:  # type: ignore[no-untyped-def]

@@ -79,6 +79,59 @@ def test_a_walk_never_follows_links_nor_enters_git_or_state(root: Path, tmp_path
     assert paths(root, {"glob": "*", "type": "any", "name_regex": "^(out|loop)$"}) == ["loop", "out"]
 
 
+THROUGH = (
+    "glob: '{}' is a symlink: a match never goes through one (a link is an entry, never a way in); glob the"
+    " directory it leads to"
+)
+
+
+@pytest.mark.parametrize(
+    ("glob", "link"),
+    [
+        ("dlink/old/*.log", "dlink"),
+        ("dlink/*.log", "dlink"),
+        ("dlink/**", "dlink"),
+        ("logs/again/*", "logs/again"),
+        ("flink/*", "flink"),
+        (os.fsdecode(b"\x1bbad\xff") + "/*", "\\x1bbad\\xff"),
+    ],
+    ids=["below", "whole", "every-depth", "deeper", "to-a-file", "hostile-name"],
+)
+def test_a_glob_whose_fixed_start_goes_through_a_symlink_is_refused_naming_it(
+    root: Path, resolution: str, glob: str, link: str
+) -> None:
+    (root / "dlink").symlink_to("logs")
+    (root / "logs" / "again").symlink_to("old")
+    (root / "flink").symlink_to("top.log")
+    os.symlink("logs", os.path.join(os.fsencode(root), b"\x1bbad\xff"))
+    with Workspace(root) as ws, pytest.raises(MatchError) as caught:
+        select(ws, {"glob": glob, "type": "any"})
+    assert caught.value.key == "glob"
+    assert str(caught.value) == THROUGH.format(link)
+
+
+def test_a_glob_through_a_symlink_leading_outside_says_so(root: Path, resolution: str, tmp_path: Path) -> None:
+    (tmp_path / "outside" / "deep").mkdir(parents=True)
+    (tmp_path / "outside" / "deep" / "secret.log").write_text("secret\n")
+    (root / "out").symlink_to(tmp_path / "outside")
+    (root / "up").symlink_to("../outside")
+    for link in ("out", "up"):
+        with Workspace(root) as ws, pytest.raises(MatchError) as caught:
+            select(ws, {"glob": f"{link}/deep/*.log"})
+        assert str(caught.value) == (
+            f"glob: '{link}' is a symlink leading outside the workspace: a match never goes through one, nor outside"
+            " the workspace"
+        )
+
+
+def test_a_glob_with_no_fixed_start_passes_symlinks_as_entries(root: Path, resolution: str) -> None:
+    (root / "dlink").symlink_to("logs")
+    assert paths(root, {"glob": "**/*.log"}) == ["archive/z.log", "logs/a.log", "logs/old/b.log", "top.log"]
+    assert paths(root, {"glob": "*", "type": "any", "name_regex": "link"}) == ["dlink"]
+    assert paths(root, {"glob": "logs/old/*.log"}) == ["logs/old/b.log"]
+    assert paths(root, {"glob": "missing/*.log"}) == []
+
+
 def test_hostile_names_are_selected_as_they_are(root: Path) -> None:
     names = ["new\nline.log", "\x1b[31mred.log", "[red]x[red].log", os.fsdecode(b"bad\xff.log")]
     for name in names:

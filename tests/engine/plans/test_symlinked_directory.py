@@ -24,6 +24,14 @@ OUTSIDE = (
     " names it, nor outside the workspace"
 )
 
+MATCH_INSIDE = (
+    "'{}' is a symlink: a match never goes through one (a link is an entry, never a way in); glob the directory it"
+    " leads to"
+)
+MATCH_OUTSIDE = (
+    "'{}' is a symlink leading outside the workspace: a match never goes through one, nor outside the workspace"
+)
+
 
 @pytest.fixture
 def ws(tmp_path: Path, resolution: str) -> Path:
@@ -111,7 +119,6 @@ def test_a_symlinked_directory_deeper_in_the_path_is_refused(ws: Path, step: dic
     ("step", "verb"),
     [
         ({"op": "delete", "paths": ["link_in/sub/f.txt"]}, "changed"),
-        ({"op": "delete", "match": {"glob": "link_in/sub/*.txt"}}, "changed"),
         ({"op": "move", "match": {"glob": "*.txt"}, "to": "link_in/sub"}, "made"),
         ({"op": "copy", "paths": ["a.txt"], "to": "link_in/sub/new"}, "made"),
         ({"op": "rename", "paths": ["link_in/sub/f.txt"], "template": "g{ext}"}, "changed"),
@@ -119,12 +126,12 @@ def test_a_symlinked_directory_deeper_in_the_path_is_refused(ws: Path, step: dic
         ({"op": "tag", "paths": ["link_in/sub/f.txt"], "tags": ["x"]}, "changed"),
         ({"op": "archive", "paths": ["link_in/sub/f.txt"], "to": "a.zip", "remove": True}, "changed"),
     ],
-    ids=str.split("delete-paths delete-match move-match copy-paths rename classify tag-paths archive-remove"),
+    ids=str.split("delete-paths move-match copy-paths rename classify tag-paths archive-remove"),
 )
 def test_a_selection_through_a_symlinked_directory_is_refused(
     ws: Path, resolution: str, step: dict[str, Any], verb: str
 ) -> None:
-    if resolution == "walk" and (("match" in step and "link_in" in step["match"]["glob"]) or step["op"] == "archive"):
+    if resolution == "walk" and step["op"] == "archive":
         pytest.skip("the component walk reads nothing through a symlink, so nothing is selected there")
     document = plan(step)
     expected = INSIDE.format("link_in", verb)
@@ -140,6 +147,52 @@ def test_a_selection_through_a_symlinked_directory_is_refused(
     assert expected in str(info.value)
     assert "\n" not in str(info.value)
     assert tree(ws) == before
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"op": "delete", "match": {"glob": "link_in/sub/*.txt"}},
+        {"op": "delete", "match": {"glob": "link_in/*"}},
+        {"op": "copy", "match": {"glob": "link_in/sub/*.txt"}, "to": "out"},
+        {"op": "move", "match": {"glob": "link_in/**", "type": "any"}, "to": "out", "keep_tree": True},
+        {"op": "rename", "match": {"glob": "link_in/sub/*.txt"}, "template": "g{ext}"},
+        {"op": "classify", "match": {"glob": "link_in/sub/*"}, "rules": [{"default": True, "to": "out"}]},
+        {"op": "tag", "match": {"glob": "link_in/sub/*.md"}, "tags": ["x"]},
+        {"op": "archive", "match": {"glob": "link_in/sub/*.txt"}, "to": "a.zip"},
+        {"op": "delete", "match": {"glob": "link_in/sub/*", "semantic": "a letter"}},
+    ],
+    ids=str.split("below whole copy move-tree rename classify tag archive semantic"),
+)
+def test_a_match_whose_fixed_start_goes_through_a_symlink_is_refused_naming_it(ws: Path, step: dict[str, Any]) -> None:
+    refused_match(ws, plan(step), MATCH_INSIDE.format("link_in"))
+
+
+def test_a_symlink_deeper_in_a_matchs_fixed_start_is_named(ws: Path) -> None:
+    (ws / "real" / "again").symlink_to("sub")
+    refused_match(ws, plan({"op": "delete", "match": {"glob": "real/again/*.txt"}}), MATCH_INSIDE.format("real/again"))
+
+
+def test_a_match_through_a_symlink_leading_outside_is_named_as_one(ws: Path) -> None:
+    refused_match(ws, plan({"op": "delete", "match": {"glob": "link_out/sub/*.txt"}}), MATCH_OUTSIDE.format("link_out"))
+    assert (ws.parent / "elsewhere" / "sub" / "f.txt").read_text() == "outside\n"
+
+
+def test_a_match_through_a_real_directory_beside_a_symlink_selects_there(ws: Path) -> None:
+    document = plan({"op": "delete", "match": {"glob": "real/sub/*.txt"}})
+    assert [p.problem for p in preview_plan(ws, document)] == [None]
+
+
+def refused_match(root: Path, document: dict[str, Any], expected: str) -> None:
+    """Expanding ``document`` is refused at its match's glob with ``expected``, in one line, and nothing changes."""
+    before = tree(root)
+    for attempt in (preview_plan, apply_plan):
+        with pytest.raises(InvalidPlan) as info:
+            attempt(root, document)
+        assert info.value.problems[0].pointer == "/steps/0/match/glob"
+        assert info.value.problems[0].reason == expected
+        assert "\n" not in str(info.value)
+    assert tree(root) == before
 
 
 @pytest.mark.parametrize(
