@@ -1,0 +1,52 @@
+"""``routeshell export --merge`` of the shipped planner adapter onto the shipped base: it touches
+nothing beside OUT but OUT, and takes the lock training holds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from engine.tinyllm.run_dir import out_lock_beside
+from tests.helpers import ROUTESHELL, assert_one_line_error
+
+MODELS = Path(__file__).resolve().parents[1] / "engine" / "models"
+BASE = MODELS / "base"
+ADAPTER = MODELS / "planner"
+
+
+def export(
+    out: Path | str, adapter: Path = ADAPTER, base: Path = BASE, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    # Not run_routeshell: a FIFO must fail the test in a minute, not hang it for two.
+    return subprocess.run(
+        [ROUTESHELL, "export", "--merge", "--adapter", str(adapter), "--base", str(base), "--out", str(out)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=cwd, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def copied_adapter(tmp_path: Path) -> Path:
+    adapter = tmp_path / "adapter"
+    shutil.copytree(ADAPTER, adapter)
+    return adapter
+
+
+def test_export_leaves_a_partial_run_beside_out_alone(tmp_path: Path) -> None:
+    # What an interrupted 'train router --out merged' keeps for --resume, or a directory of the user's.
+    partial = tmp_path / ".merged.partial"
+    (partial / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (partial / "notes.txt").write_text("precious\n")
+    result = export(tmp_path / "merged")
+    assert result.returncode == 0, result.stderr
+    assert (partial / "notes.txt").read_text() == "precious\n"
+    assert (partial / "checkpoints" / "checkpoint-2").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".merged.partial", "merged"]
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
+
+
+def test_export_into_an_out_being_trained_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    with out_lock_beside(out):  # as 'train router --out merged' holds it while it runs
+        result = export(out)
+    assert_one_line_error(result, 1, "is writing into", "merged")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
