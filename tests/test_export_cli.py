@@ -1,5 +1,6 @@
 """``routeshell export --merge`` of the shipped planner adapter onto the shipped base: it touches
-nothing beside OUT but OUT, and takes the lock training holds."""
+nothing beside OUT but OUT, takes the lock training holds, and refuses in one line an OUT that is
+the current directory."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from engine.tinyllm.run_dir import out_lock_beside
-from tests.helpers import ROUTESHELL, assert_one_line_error
+from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
 
 MODELS = Path(__file__).resolve().parents[1] / "engine" / "models"
 BASE = MODELS / "base"
@@ -50,3 +51,10 @@ def test_export_into_an_out_being_trained_is_refused(tmp_path: Path) -> None:
         result = export(out)
     assert_one_line_error(result, 1, "is writing into", "merged")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_out_that_is_the_current_directory_is_refused(tmp_path: Path) -> None:
+    for out in (".", ".."):
+        assert_one_line_error(export(out, cwd=tmp_path), 2, f"--out {out} is the current directory or holds it")
+    assert list(tmp_path.iterdir()) == []
+    assert "not the current one" in run_routeshell("export", "--help").stdout

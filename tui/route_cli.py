@@ -32,10 +32,10 @@ EXPORT_DESCRIPTION = """\
 Write the base model with the LoRA adapter merged into its weights (--merge), with the
 tokenizer, as a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it,
 and so do vLLM and 'routeshell serve --model OUT'. --base defaults to the base the adapter
-records. OUT is written in a directory of its own beside it, .OUT.export-XXXXXXXX, and renamed
-into place: all of it or nothing. Nothing else beside OUT is touched: the .OUT.partial of an
-interrupted 'train router --out OUT' stays for --resume. While a 'routeshell train' writes into
-OUT (it holds .OUT.lock), export is refused.
+records. OUT (a new or empty directory, not the current one) is written in a directory of its
+own beside it, .OUT.export-XXXXXXXX, and renamed into place: all of it or nothing. Nothing else
+beside OUT is touched: the .OUT.partial of an interrupted 'train router --out OUT' stays for
+--resume. While a 'routeshell train' writes into OUT (it holds .OUT.lock), export is refused.
 """
 
 EXPORT_EXIT_CODES = """\
@@ -43,8 +43,8 @@ exit codes:
   0    the merged checkpoint is in OUT
   1    OUT could not be written (a full disk, a read-only directory), or a routeshell train
        or export is writing into OUT (the lock is .OUT.lock beside OUT)
-  2    bad usage or bad input (an OUT that exists and is not empty, a missing or damaged
-       adapter or base)
+  2    bad usage or bad input (an OUT that exists and is not empty or is the current
+       directory, a missing or damaged adapter or base)
   130  interrupted (Ctrl-C)
 """
 
@@ -125,7 +125,13 @@ def add_export_command(commands: Any, parser_class: type[argparse.ArgumentParser
     add("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
     add("--adapter", type=given_path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
     add("--base", type=given_path, metavar="DIR", help="the base model (default: the one the adapter records)")
-    add("--out", type=given_path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
+    add(
+        "--out",
+        type=given_path,
+        required=True,
+        metavar="DIR",
+        help="where the merged checkpoint goes (a new or empty directory, not the current one)",
+    )
 
 
 def run_export_command(args: argparse.Namespace) -> int:
@@ -134,9 +140,10 @@ def run_export_command(args: argparse.Namespace) -> int:
 
     from engine.errors import UsageError
     from engine.names import display_name
+    from engine.router.router_dir import replaced_out
     from engine.tinyllm.run_dir import out_lock_beside
 
-    out: Path = args.out
+    out = replaced_out(args.out, example="merged")
     shown = display_name(str(args.out))
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise UsageError(f"--out {shown} exists and is not empty (choose a new directory)")
