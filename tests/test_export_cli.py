@@ -1,9 +1,10 @@
 """``routeshell export --merge`` of the shipped planner adapter onto the shipped base: it touches
 nothing beside OUT but OUT, takes the lock training holds, and refuses in one line an OUT that is
-the current directory."""
+the current directory and an adapter or base file that is a FIFO."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,3 +59,18 @@ def test_an_out_that_is_the_current_directory_is_refused(tmp_path: Path) -> None
         assert_one_line_error(export(out, cwd=tmp_path), 2, f"--out {out} is the current directory or holds it")
     assert list(tmp_path.iterdir()) == []
     assert "not the current one" in run_routeshell("export", "--help").stdout
+
+
+def test_a_fifo_for_a_file_of_the_adapter_or_the_base_is_refused(tmp_path: Path) -> None:
+    adapter = copied_adapter(tmp_path)
+    (adapter / "adapter_model.safetensors").unlink()
+    os.mkfifo(adapter / "adapter_model.safetensors")
+    assert_one_line_error(export(tmp_path / "a", adapter=adapter), 2, "adapter_model.safetensors is not a regular file")
+    base = tmp_path / "base"
+    base.mkdir()
+    for file in BASE.iterdir():
+        (base / file.name).symlink_to(file)
+    (base / "model.safetensors").unlink()
+    os.mkfifo(base / "model.safetensors")
+    assert_one_line_error(export(tmp_path / "b", base=base), 2, "--base", "model.safetensors is not a regular file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "base"]

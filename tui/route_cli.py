@@ -36,6 +36,7 @@ records. OUT (a new or empty directory, not the current one) is written in a dir
 own beside it, .OUT.export-XXXXXXXX, and renamed into place: all of it or nothing. Nothing else
 beside OUT is touched: the .OUT.partial of an interrupted 'train router --out OUT' stays for
 --resume. While a 'routeshell train' writes into OUT (it holds .OUT.lock), export is refused.
+An adapter or base file that is not a regular file (a FIFO) is refused before it is read.
 """
 
 EXPORT_EXIT_CODES = """\
@@ -44,7 +45,7 @@ exit codes:
   1    OUT could not be written (a full disk, a read-only directory), or a routeshell train
        or export is writing into OUT (the lock is .OUT.lock beside OUT)
   2    bad usage or bad input (an OUT that exists and is not empty or is the current
-       directory, a missing or damaged adapter or base)
+       directory, a missing or damaged adapter or base, a file of either that is a FIFO)
   130  interrupted (Ctrl-C)
 """
 
@@ -147,10 +148,12 @@ def run_export_command(args: argparse.Namespace) -> int:
     shown = display_name(str(args.out))
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise UsageError(f"--out {shown} exists and is not empty (choose a new directory)")
-    from engine.router.lora import merge_adapter
+    from engine.router.lora import merge_adapter, merged_base
     from engine.router.router_dir import adapter_needs_bitsandbytes
 
-    quiet(bitsandbytes=adapter_needs_bitsandbytes(args.adapter, base=args.base, use_4bit=False))
+    # Refused before anything is written, and before PEFT or transformers opens a file of either.
+    base = merged_base(args.base, args.adapter)
+    quiet(bitsandbytes=adapter_needs_bitsandbytes(args.adapter, base=base, use_4bit=False))
     # The lock 'train router' and 'train planner' hold on OUT: an export into an OUT being trained
     # is refused, and a training cannot start into an OUT being exported.
     with out_lock_beside(out, holder="routeshell train or export"):
@@ -158,7 +161,7 @@ def run_export_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--out {shown} exists and is not empty (choose a new directory)")
         staging = _own_staging(out, shown)
         try:
-            record = merge_adapter(args.base, args.adapter, staging)
+            record = merge_adapter(base, args.adapter, staging)
             if out.exists():
                 out.rmdir()
             staging.rename(out)

@@ -30,6 +30,7 @@ from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandby
 from engine.errors import UsageError
 from engine.events import EventSink
 from engine.names import display_line, display_name
+from engine.router.adapter_files import check_adapter_dir, check_base_files
 from engine.router.candidates import Candidate, candidates
 from engine.router.labels import SYSTEM_PROMPT, LabelledTask
 from engine.router.router_dir import ADAPTER_META, adapter_base, check_base_dir, read_adapter_meta
@@ -320,20 +321,31 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> None:
     (directory / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, Any]:
-    """Merge the LoRA ``adapter`` into ``base`` and save the plain checkpoint into ``staging``.
+def merged_base(base: Path | None, adapter: Path) -> Path:
+    """The base ``adapter`` is merged into: ``base``, or the one its ``router_lora_meta.json`` records.
 
-    ``base`` defaults to the one the adapter's ``router_lora_meta.json`` records. The result loads
-    with ``AutoModelForCausalLM.from_pretrained`` and needs no PEFT (vLLM and other servers load
-    it). Returns what ``merged_from.json`` records.
-    """
-    if not (adapter / "adapter_config.json").is_file():
-        raise UsageError(f"--adapter {display_name(str(adapter))} is not a PEFT adapter (no adapter_config.json)")
+    Raises :class:`UsageError` (one line) for an adapter or base that cannot be read as it should
+    (:mod:`engine.router.adapter_files`), before any library opens a file of either."""
+    check_adapter_dir(adapter)
     if base is None:
         try:
             base, _ = adapter_base(read_adapter_meta(adapter))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise UsageError(f"{display_name(str(adapter))} does not record its base; give --base DIR") from None
+    check_base_dir(base)
+    check_base_files(base)
+    return base
+
+
+def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, Any]:
+    """Merge the LoRA ``adapter`` into ``base`` and save the plain checkpoint into ``staging``.
+
+    ``base`` defaults to the one the adapter's ``router_lora_meta.json`` records. The result loads
+    with ``AutoModelForCausalLM.from_pretrained`` and needs no PEFT (vLLM and other servers load
+    it). Raises :class:`UsageError` for an adapter or base that is damaged. Returns what
+    ``merged_from.json`` records.
+    """
+    base = merged_base(base, adapter)
     model, tokenizer = load_base(base)
     from peft import PeftModel
 
