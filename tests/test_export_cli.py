@@ -1,13 +1,16 @@
 """``routeshell export --merge`` of the shipped planner adapter onto the shipped base: it touches
 nothing beside OUT but OUT, takes the lock training holds, and refuses in one line an OUT that is
-the current directory and an adapter or base file that is a FIFO."""
+the current directory, an adapter or base file that is a FIFO, and values that are not finite."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from safetensors.torch import load_file, save_file
 
 from engine.tinyllm.run_dir import out_lock_beside
 from tests.helpers import ROUTESHELL, assert_one_line_error, run_routeshell
@@ -74,3 +77,23 @@ def test_a_fifo_for_a_file_of_the_adapter_or_the_base_is_refused(tmp_path: Path)
     os.mkfifo(base / "model.safetensors")
     assert_one_line_error(export(tmp_path / "b", base=base), 2, "--base", "model.safetensors is not a regular file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "base"]
+
+
+def test_values_that_are_not_finite_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    adapter = copied_adapter(tmp_path)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": float("nan")}))
+    assert_one_line_error(export(tmp_path / "m", adapter=adapter), 2, "adapter_config.json gives lora_alpha = nan")
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    weights = load_file(adapter / "adapter_model.safetensors")
+    name = sorted(key for key in weights if ".lora_B." in key)[0]
+    original = weights[name].clone()
+    weights[name][0, 0] = float("inf")
+    save_file(weights, adapter / "adapter_model.safetensors")
+    assert_one_line_error(export(tmp_path / "m", adapter=adapter), 2, "not finite numbers in", name)
+    # Each weight finite, but their product past float32's range: the merge itself overflows.
+    weights[name] = original.clone().fill_(1e30)
+    weights[name.replace(".lora_B.", ".lora_A.")].fill_(1e30)
+    save_file(weights, adapter / "adapter_model.safetensors")
+    assert_one_line_error(export(tmp_path / "m", adapter=adapter), 2, "gives values that are not finite numbers in")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]

@@ -36,7 +36,9 @@ records. OUT (a new or empty directory, not the current one) is written in a dir
 own beside it, .OUT.export-XXXXXXXX, and renamed into place: all of it or nothing. Nothing else
 beside OUT is touched: the .OUT.partial of an interrupted 'train router --out OUT' stays for
 --resume. While a 'routeshell train' writes into OUT (it holds .OUT.lock), export is refused.
-An adapter or base file that is not a regular file (a FIFO) is refused before it is read.
+An adapter or base file that is not a regular file (a FIFO) is refused before it is read, and so
+are an adapter whose config or weights hold a value that is not a finite number (NaN, infinity)
+and a merge whose weights would hold one.
 """
 
 EXPORT_EXIT_CODES = """\
@@ -45,7 +47,8 @@ exit codes:
   1    OUT could not be written (a full disk, a read-only directory), or a routeshell train
        or export is writing into OUT (the lock is .OUT.lock beside OUT)
   2    bad usage or bad input (an OUT that exists and is not empty or is the current
-       directory, a missing or damaged adapter or base, a file of either that is a FIFO)
+       directory, a missing or damaged adapter or base, a file of either that is a FIFO,
+       values that are not finite numbers)
   130  interrupted (Ctrl-C)
 """
 
