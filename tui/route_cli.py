@@ -32,15 +32,23 @@ EXPORT_DESCRIPTION = """\
 Write the base model with the LoRA adapter merged into its weights (--merge), with the
 tokenizer, as a transformers checkpoint: AutoModelForCausalLM.from_pretrained(OUT) loads it,
 and so do vLLM and 'routeshell serve --model OUT'. --base defaults to the base the adapter
-records. OUT is written beside itself and renamed into place: all of it or nothing.
+records. OUT (a new or empty directory, not the current one) is written in a directory of its
+own beside it, .OUT.export-XXXXXXXX, and renamed into place: all of it or nothing. Nothing else
+beside OUT is touched: the .OUT.partial of an interrupted 'train router --out OUT' stays for
+--resume. While a 'routeshell train' writes into OUT (it holds .OUT.lock), export is refused.
+An adapter or base file that is not a regular file (a FIFO) is refused before it is read, and so
+are an adapter whose config or weights hold a value that is not a finite number (NaN, infinity)
+and a merge whose weights would hold one.
 """
 
 EXPORT_EXIT_CODES = """\
 exit codes:
   0    the merged checkpoint is in OUT
-  1    OUT could not be written (a full disk, a read-only directory)
-  2    bad usage or bad input (an OUT that exists and is not empty, a missing or damaged
-       adapter or base)
+  1    OUT could not be written (a full disk, a read-only directory), or a routeshell train
+       or export is writing into OUT (the lock is .OUT.lock beside OUT)
+  2    bad usage or bad input (an OUT that exists and is not empty or is the current
+       directory, a missing or damaged adapter or base, a file of either that is a FIFO,
+       values that are not finite numbers)
   130  interrupted (Ctrl-C)
 """
 
@@ -121,40 +129,84 @@ def add_export_command(commands: Any, parser_class: type[argparse.ArgumentParser
     add("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
     add("--adapter", type=given_path, required=True, metavar="DIR", help="the LoRA adapter (routeshell train router)")
     add("--base", type=given_path, metavar="DIR", help="the base model (default: the one the adapter records)")
-    add("--out", type=given_path, required=True, metavar="DIR", help="where the merged checkpoint goes (new or empty)")
+    add(
+        "--out",
+        type=given_path,
+        required=True,
+        metavar="DIR",
+        help="where the merged checkpoint goes (a new or empty directory, not the current one)",
+    )
 
 
 def run_export_command(args: argparse.Namespace) -> int:
     """Run ``routeshell export --merge``; return the exit code."""
-    import shutil
     import sys
 
     from engine.errors import UsageError
     from engine.names import display_name
-    from engine.router.router_dir import RouterWriteError
+    from engine.router.router_dir import replaced_out
+    from engine.tinyllm.run_dir import out_lock_beside
 
-    out: Path = args.out
+    out = replaced_out(args.out, example="merged")
+    shown = display_name(str(args.out))
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise UsageError(f"--out {display_name(str(out))} exists and is not empty (choose a new directory)")
+        raise UsageError(f"--out {shown} exists and is not empty (choose a new directory)")
+    from engine.router.lora import merge_adapter, merged_base
     from engine.router.router_dir import adapter_needs_bitsandbytes
 
-    quiet(bitsandbytes=adapter_needs_bitsandbytes(args.adapter, base=args.base, use_4bit=False))
-    from engine.router.lora import merge_adapter
+    # Refused before anything is written, and before PEFT or transformers opens a file of either.
+    base = merged_base(args.base, args.adapter)
+    quiet(bitsandbytes=adapter_needs_bitsandbytes(args.adapter, base=base, use_4bit=False))
+    # The lock 'train router' and 'train planner' hold on OUT: an export into an OUT being trained
+    # is refused, and a training cannot start into an OUT being exported.
+    with out_lock_beside(out, holder="routeshell train or export"):
+        if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+            raise UsageError(f"--out {shown} exists and is not empty (choose a new directory)")
+        staging = _own_staging(out, shown)
+        try:
+            record = merge_adapter(base, args.adapter, staging)
+            if out.exists():
+                out.rmdir()
+            staging.rename(out)
+        except OSError as err:
+            _remove(staging)
+            from engine.router.router_dir import RouterWriteError
 
-    staging = out.with_name(f".{out.name}.partial")
-    try:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        record = merge_adapter(args.base, args.adapter, staging)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RouterWriteError(f"cannot write {display_name(str(out))}: {err.strerror or err}") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            raise RouterWriteError(f"cannot write {shown}: {err.strerror or err}") from None
+        except BaseException:
+            _remove(staging)
+            raise
     print(f"routeshell: merged {display_name(str(args.adapter))} into {display_name(record['base'])}: "
-          f"{display_name(str(out))} ({record['parameters']:,} parameters)", file=sys.stderr)  # fmt: skip
+          f"{shown} ({record['parameters']:,} parameters)", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _own_staging(out: Path, shown: str) -> Path:
+    """A new directory beside ``out`` that no one else has, where the merged checkpoint is written
+    before it is renamed into place. ``.OUT.partial`` is not it: that is where an interrupted
+    ``train router`` keeps the checkpoints ``--resume`` continues from, or anything of the user's."""
+    import os
+    import tempfile
+
+    from engine.router.router_dir import RouterWriteError
+
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    except OSError as err:
+        raise RouterWriteError(f"cannot write {shown}: {err.strerror or err}") from None
+    # mkdtemp makes it private (0700); OUT gets the mode any new directory gets.
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        staging.chmod(0o777 & ~umask)
+    except OSError as err:
+        _remove(staging)
+        raise RouterWriteError(f"cannot write {shown}: {err.strerror or err}") from None
+    return staging
+
+
+def _remove(staging: Path) -> None:
+    """Remove ``staging``, the directory :func:`_own_staging` made, and what was written into it."""
+    import shutil
+
+    shutil.rmtree(staging, ignore_errors=True)

@@ -30,10 +30,12 @@ from engine.bitsandbytes_gate import quantized_by_bitsandbytes, settle_bitsandby
 from engine.errors import UsageError
 from engine.events import EventSink
 from engine.names import display_line, display_name
+from engine.router.adapter_files import check_adapter_dir, check_adapter_weights, check_base_files
 from engine.router.candidates import Candidate, candidates
 from engine.router.labels import SYSTEM_PROMPT, LabelledTask
 from engine.router.router_dir import ADAPTER_META, adapter_base, check_base_dir, read_adapter_meta
 from engine.router.tasks import TASK_PREFIX
+from engine.serve.model_dir import named
 
 #: Every attention and MLP projection of a Llama or Qwen block.
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -320,28 +322,47 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> None:
     (directory / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, Any]:
-    """Merge the LoRA ``adapter`` into ``base`` and save the plain checkpoint into ``staging``.
+def merged_base(base: Path | None, adapter: Path) -> Path:
+    """The base ``adapter`` is merged into: ``base``, or the one its ``router_lora_meta.json`` records.
 
-    ``base`` defaults to the one the adapter's ``router_lora_meta.json`` records. The result loads
-    with ``AutoModelForCausalLM.from_pretrained`` and needs no PEFT (vLLM and other servers load
-    it). Returns what ``merged_from.json`` records.
-    """
-    if not (adapter / "adapter_config.json").is_file():
-        raise UsageError(f"--adapter {display_name(str(adapter))} is not a PEFT adapter (no adapter_config.json)")
+    Raises :class:`UsageError` (one line) for an adapter or base that cannot be read as it should
+    (:mod:`engine.router.adapter_files`), before any library opens a file of either."""
+    check_adapter_dir(adapter)
     if base is None:
         try:
             base, _ = adapter_base(read_adapter_meta(adapter))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise UsageError(f"{display_name(str(adapter))} does not record its base; give --base DIR") from None
+    check_base_dir(base)
+    check_base_files(base)
+    return base
+
+
+def merge_adapter(base: Path | None, adapter: Path, staging: Path) -> dict[str, Any]:
+    """Merge the LoRA ``adapter`` into ``base`` and save the plain checkpoint into ``staging``.
+
+    ``base`` defaults to the one the adapter's ``router_lora_meta.json`` records. The result loads
+    with ``AutoModelForCausalLM.from_pretrained`` and needs no PEFT (vLLM and other servers load
+    it). Raises :class:`UsageError` for an adapter or base that is damaged, and for merged weights
+    that are not finite numbers (nothing is saved then). Returns what ``merged_from.json`` records.
+    """
+    base = merged_base(base, adapter)
+    check_adapter_weights(adapter)
     model, tokenizer = load_base(base)
     from peft import PeftModel
+
+    from engine.serve.finite_weights import first_not_finite
 
     try:
         merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     except Exception as err:  # peft raises ValueError, KeyError or safetensors' own errors
         raise UsageError(f"cannot apply the adapter in {display_name(str(adapter))} to {display_name(str(base))}: "
                          f"{display_line(str(err))[:200]}") from None  # fmt: skip
+    # A finite adapter on a finite base can still overflow (a huge scale): such a model answers garbage.
+    name = first_not_finite([*merged.named_parameters(), *merged.named_buffers()])
+    if name is not None:
+        raise UsageError(f"merging {display_name(str(adapter))} into {display_name(str(base))} gives values that "
+                         f"are not finite numbers in {named(name)}; nothing was written")  # fmt: skip
     merged.save_pretrained(str(staging), safe_serialization=True)
     tokenizer.save_pretrained(str(staging))
     record = {"base": str(base.absolute()), "adapter": str(adapter.absolute()),

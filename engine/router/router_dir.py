@@ -96,16 +96,17 @@ def check_out(out: Path, meta_file: str = META_FILE, what: str = "a router") -> 
         raise RouterWriteError(f"--out {shown} is read-only (make it writable with chmod u+w, or choose another)")
 
 
-def replaced_out(out: Path) -> Path:
+def replaced_out(out: Path, example: str = "router") -> Path:
     """``out`` as an absolute path, for a run that replaces it as a whole (``.OUT.partial`` renamed
     into place). Raise :class:`UsageError` when it names no directory of its own: ``.``, ``..``, ``/``
-    or any directory that holds the current one, which the rename would swap out from under it."""
+    or any directory that holds the current one, which the rename would swap out from under it
+    (``example`` is the name the message suggests instead)."""
     whole = Path(os.path.abspath(out))
     here = Path(os.path.abspath(os.curdir))
     if not whole.name or whole == here or whole in here.parents:
         raise UsageError(
             f"--out {display_name(str(out))} is the current directory or holds it; OUT is replaced as a whole "
-            "when the run ends, so name a directory of its own (e.g. --out router)"
+            f"when the run ends, so name a directory of its own (e.g. --out {example})"
         )
     return whole
 

@@ -103,7 +103,7 @@ MAX_REASON_CHARS = 400
 MAX_NAME_CHARS = 80
 #: The types of a tensor of weights that are not quantized: safetensors' names of the floating types.
 FLOATING = ("F16", "BF16", "F32", "F64")
-#: What :func:`_probe` says of a file that is not there, and of a name too long to be a file's.
+#: What :func:`probe_file` says of a file that is not there, and of a name too long to be a file's.
 ABSENT = "is not there"
 TOO_LONG = "is no file name: it is too long"
 #: What a mismatch of config.json and the weights means to the user.
@@ -127,7 +127,7 @@ def check_model_dir(path: Path) -> None:
         raise ModelLoadError(f"{shown}: not a directory; a model is a directory, such as `routeshell train` makes")
     if not path.is_dir():
         raise ModelLoadError(f"{shown}: no such model directory; train one with `routeshell train all --out DIR`")
-    probed = {name: _probe(path / name) for name in (*REQUIRED_FILES, WEIGHTS, WEIGHTS_INDEX)}
+    probed = {name: probe_file(path / name) for name in (*REQUIRED_FILES, WEIGHTS, WEIGHTS_INDEX)}
     unweighted = probed[WEIGHTS] is not None and probed[WEIGHTS_INDEX] is not None
     # (One of the two weights files that is there is enough: the other is never read.)
     for name in (*REQUIRED_FILES, *((WEIGHTS, WEIGHTS_INDEX) if unweighted else ())):
@@ -158,7 +158,7 @@ def check_model_dir(path: Path) -> None:
                                  f"({most:,} at most); it is not a model's {name}")  # fmt: skip
 
 
-def _probe(file: Path) -> str | None:
+def probe_file(file: Path) -> str | None:
     """None where ``file`` is a regular file (or a link to one), else why it is not one, in a few words
     that follow its name: :data:`ABSENT`, "is not a regular file", "cannot be read: Permission denied"."""
     try:
@@ -255,7 +255,7 @@ def _weight_map(path: Path) -> dict[str, str]:
         nameless = f"{said}, which is no file name of the model directory; a shard must be beside it"
         if shard in ("", ".", "..") or "/" in shard or "\\" in shard or "\0" in shard:
             raise ModelLoadError(nameless)
-        probed = _probe(path / shard)
+        probed = probe_file(path / shard)
         if probed == TOO_LONG:
             raise ModelLoadError(nameless)
         if probed == ABSENT:

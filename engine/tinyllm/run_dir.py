@@ -62,7 +62,7 @@ def lock_file(out: Path) -> Path:
 
 
 @contextmanager
-def out_lock_beside(out: Path) -> Iterator[None]:
+def out_lock_beside(out: Path, *, holder: str = "routeshell train") -> Iterator[None]:
     """Hold an exclusive lock on ``out`` while the block runs, by the file ``.OUT.lock`` beside it.
 
     For the runs that make ``out`` in ``.OUT.partial`` and rename it into place (``train router``,
@@ -70,7 +70,8 @@ def out_lock_beside(out: Path) -> Iterator[None]:
     in ``.OUT.partial`` would end up in the finished ``out``. A second run is refused with one
     line, as :func:`out_lock` refuses one. The lock is the kernel's (``flock``), so it goes away
     with the process, even after ``kill -9``: the file such a run leaves is no lock, and the next
-    run takes it. The file is removed when the block ends.
+    run takes it. The file is removed when the block ends. ``holder`` is what the refusal calls the
+    run that holds the lock (``routeshell export`` takes it too).
     """
     shown = display_name(str(out))
     path = lock_file(out)
@@ -81,7 +82,7 @@ def out_lock_beside(out: Path) -> Iterator[None]:
         except OSError as err:
             raise TrainFailure(f"cannot write {shown}: {err.strerror or err}") from err
         try:
-            _take_lock(fd, shown)
+            _take_lock(fd, shown, holder)
             held = os.fstat(fd)
             try:
                 now = os.stat(path, follow_symlinks=False)
@@ -103,14 +104,12 @@ def out_lock_beside(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _take_lock(fd: int, shown: str) -> None:
+def _take_lock(fd: int, shown: str, holder: str = "routeshell train") -> None:
     """Take the kernel's exclusive lock on ``fd`` now, or refuse the run in one line."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise TrainFailure(
-            f"another routeshell train is writing into {shown} (wait for it to end, or stop it first)"
-        ) from None
+        raise TrainFailure(f"another {holder} is writing into {shown} (wait for it to end, or stop it first)") from None
 
 
 def write_atomic(path: Path, text: str) -> None:
