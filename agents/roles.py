@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.config.profiles import ContextPolicy
 from engine.errors import RouteshellError
-from engine.jsonl import NumberTooLong, parse_json
+from engine.jsonl import NumberTooLong, decode_error_reason, parse_json
 from engine.kinds import Role
 from engine.llm.client import ChatClient, ChatReply, EndpointError, Usage
 from engine.llm.wire import ChatMessage, ResponseFormat
@@ -104,7 +104,7 @@ def extract_json(text: str) -> tuple[Any, str | None]:
     try:
         return parse_json(stripped), None
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        return None, f"not valid JSON: {decode_error_reason(exc)} at line {exc.lineno} column {exc.colno}"
     except NumberTooLong as exc:
         return None, f"not valid JSON: {exc}"
     except RecursionError:

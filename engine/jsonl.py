@@ -40,6 +40,12 @@ class DuplicateKey(ValueError):
     reader keeps the last, other readers the first)."""
 
 
+def decode_error_reason(exc: json.JSONDecodeError) -> str:
+    """Return why ``exc`` is not JSON, to be followed by where (" at column 3"): some of Python's
+    reasons already end in "at" ("Invalid control character at"), which would then read "at at"."""
+    return exc.msg.removesuffix(" at")
+
+
 def parse_json(text: str | bytes, *, unique_keys: bool = False) -> Any:
     """``json.loads(text)``, but a number it cannot hold as a finite value raises
     :class:`NumberTooLong`, which says so (Python's own error for a long integer, a bare
@@ -104,7 +110,7 @@ def read_jsonl(path: Path, *, error: type[UsageError] = UsageError) -> Iterator[
             try:
                 yield number, parse_json(line)
             except json.JSONDecodeError as exc:
-                raise error(f"{name}:{number}: not JSON ({exc.msg} at column {exc.colno})") from None
+                raise error(f"{name}:{number}: not JSON ({decode_error_reason(exc)} at column {exc.colno})") from None
             except NumberTooLong as exc:
                 raise error(f"{name}:{number}: not JSON ({exc})") from None
             except RecursionError:

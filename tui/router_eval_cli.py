@@ -81,8 +81,10 @@ def run_eval_router(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"eval router: {line}", file=sys.stderr, flush=True)
 
-    from engine.router.router_dir import needs_bitsandbytes
+    from engine.router.router_dir import needs_bitsandbytes, read_meta
 
+    for directory in args.router:
+        read_meta(directory)  # a damaged router is refused before the baselines' minutes of fitting
     quiet(bitsandbytes=any(needs_bitsandbytes(directory) for directory in args.router))
     options = RouterEvalOptions(tuple(args.data), tuple(args.router), baselines, args.cv, args.seed,
                                 args.drop_no_output, oracle=args.oracle, progress=progress)  # fmt: skip

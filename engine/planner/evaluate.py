@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import UsageError
-from engine.jsonl import DuplicateKey, NumberTooLong, parse_json
+from engine.jsonl import DuplicateKey, NumberTooLong, decode_error_reason, parse_json
 from engine.llm.wire import ChatMessage
 from engine.names import display_line
 from engine.planner.cases import Case
@@ -228,7 +228,7 @@ def parse_reply(text: str) -> tuple[Any, str | None]:
     try:
         return parse_json(body), None
     except json.JSONDecodeError as exc:
-        return None, f"not JSON: {exc.msg} at character {exc.pos}"
+        return None, f"not JSON: {decode_error_reason(exc)} at character {exc.pos}"
     except NumberTooLong as exc:
         return None, f"not JSON: {exc}"
     except RecursionError:

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.files.match import MatchError, parse_match
-from engine.jsonl import DuplicateKey, NumberTooLong, parse_json
+from engine.jsonl import DuplicateKey, NumberTooLong, decode_error_reason, parse_json
 from engine.names import quoted_name
 from engine.plans.op_base import PathKey, is_selection
 from engine.plans.op_table import OPS
@@ -177,7 +177,7 @@ def parse_plan(text: str, source: str = "plan") -> dict[str, Any]:
         document = parse_json(text, unique_keys=True)
     except json.JSONDecodeError as exc:
         raise InvalidPlan(
-            source, [PlanProblem("/", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+            source, [PlanProblem("/", f"not JSON: {decode_error_reason(exc)} at line {exc.lineno} column {exc.colno}")]
         ) from None
     except NumberTooLong as exc:
         raise InvalidPlan(source, [PlanProblem("/", f"not JSON: {exc}")]) from None

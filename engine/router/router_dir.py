@@ -246,6 +246,8 @@ def read_meta(directory: Path) -> RouterMeta:
         raise RouterDirError(f"cannot read {shown}/{META_FILE}: {err.strerror or err}") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise RouterDirError(f"cannot read {shown}/{META_FILE}: {err}") from None
+    except RecursionError:  # (json's parser recurses once per level)
+        raise RouterDirError(f"cannot read {shown}/{META_FILE}: JSON nested too deeply") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or meta.get("kind") not in KINDS:
         raise RouterDirError(f"{shown}/{META_FILE} is not a router of this version (train it again)")
     if meta.get("candidates") != [c.key for c in candidates()]:

@@ -216,13 +216,13 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise TrainInputError(f"{path}: not UTF-8 text") from None
-    from engine.jsonl import NumberTooLong, parse_json
+    from engine.jsonl import NumberTooLong, decode_error_reason, parse_json
 
     kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
         data: object = parse_json(text) if kind == "JSON" else tomllib.loads(text)
     except json.JSONDecodeError as exc:
-        raise TrainInputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise TrainInputError(f"{path}: not valid JSON: {decode_error_reason(exc)} at line {exc.lineno}") from None
     except tomllib.TOMLDecodeError as exc:
         raise TrainInputError(f"{path}: not valid TOML: {exc}") from None
     except NumberTooLong as exc:

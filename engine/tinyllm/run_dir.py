@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import platform
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -237,8 +238,9 @@ def _differences(held: dict[str, Any], wanted: dict[str, Any], keys: Sequence[st
 def last_checkpoint(out: Path) -> Path | None:
     """Return the newest complete checkpoint under ``out/checkpoints``, or None when there is none.
 
-    A checkpoint missing a file that exact resumption needs is refused with one line, rather
-    than silently restarting or resuming with a fresh optimizer.
+    A checkpoint missing a file that exact resumption needs, or holding one that is cut off or
+    damaged (:func:`_whole`), is refused with one line, rather than silently restarting, resuming
+    with a fresh optimizer, or failing inside the Trainer with a traceback.
     """
     root = out / CHECKPOINTS
     if not root.is_dir():
@@ -251,20 +253,48 @@ def last_checkpoint(out: Path) -> Path | None:
     if not steps:
         return None
     newest = steps[-1][1]
-    missing = [name for name in RESUME_FILES if not (newest / name).is_file()]
+    missing = [name for name in RESUME_FILES if not (newest / name).exists()]
     if not any(newest.glob("model*.safetensors")) and not (newest / "adapter_model.safetensors").is_file():
         missing.append("model.safetensors")  # (an adapter's checkpoint: adapter_model.safetensors)
-    try:
-        json.loads(read_capped(newest / "trainer_state.json", MAX_TRAINER_STATE_BYTES).decode("utf-8"))
-    except (OSError, ValueError):
-        missing.append("a readable trainer_state.json")
-    if missing:
+    damaged = [
+        display_name(path.name) for path in sorted(newest.iterdir()) if path.name not in missing and not _whole(path)
+    ]
+    if missing or damaged:
+        # Not "checkpoint-N.broken": the Trainer's rotation deletes every checkpoint-* directory but the newest.
+        aside = newest.with_name(f"broken-{newest.name}")
+        why = "; ".join(
+            f"{what} {', '.join(names)}" for what, names in (("no", missing), ("damaged", damaged)) if names
+        )
         raise TrainInputError(
-            f"checkpoint {display_name(str(newest))} is incomplete or corrupt "
-            f"(no {', '.join(dict.fromkeys(missing))}); "
-            f"move it aside to resume from the one before: {shell_line(['mv', str(newest), f'{newest}.broken'])}"
+            f"checkpoint {display_name(str(newest))} is incomplete or corrupt ({why}); "
+            f"move it aside to resume from the one before: {shell_line(['mv', str(newest), str(aside)])}"
         )
     return newest
+
+
+def _whole(path: Path) -> bool:
+    """Whether the checkpoint file ``path`` looks whole, checked without loading it: a JSON file
+    parses, a safetensors file's header covers the file exactly, and a torch file (``optimizer.pt``,
+    ``rng_state.pth``) is a zip archive with its central directory (which a cut-off copy lacks).
+    Other files and directories are not checked. Only headers are read: the Trainer loads the files next."""
+    if path.suffix not in (".json", ".safetensors", ".pt", ".pth"):
+        return True
+    if not path.is_file():  # a FIFO or a link to /dev/zero would hang or fill the memory
+        return False
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        if path.suffix == ".json":
+            json.loads(read_capped(path, MAX_TRAINER_STATE_BYTES).decode("utf-8"))
+        elif path.suffix == ".safetensors":
+            with safe_open(str(path), framework="numpy") as header:
+                header.keys()
+        else:
+            with zipfile.ZipFile(path) as archive:
+                archive.namelist()
+    except (OSError, ValueError, RecursionError, zipfile.BadZipFile, SafetensorError):
+        return False
+    return True
 
 
 @dataclass

@@ -311,13 +311,16 @@ def _mark_boundaries(sentence: str) -> str:
 def _write_tokenizer_dir(model_proto: bytes, out_dir: Path) -> int:
     """Write the tokenizer files into a fresh directory beside ``out_dir`` and swap it into place;
     return the vocabulary size."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    # Through a symlink, as every training stage writes into --out: the directory it leads to is
+    # replaced, beside itself (a rename onto the link would fail, and across file systems).
+    target = Path(os.path.realpath(out_dir))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         (staging / TOKENIZER_MODEL_FILE).write_bytes(model_proto)
         hf_tokenizer = _transformers_tokenizer(model_proto)
         hf_tokenizer.save_pretrained(str(staging))
-        _replace_dir(staging, out_dir)
+        _replace_dir(staging, target)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise TrainFailure(f"cannot write the tokenizer to {out_dir}: {exc.strerror or exc}") from None

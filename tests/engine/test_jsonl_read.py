@@ -25,3 +25,15 @@ def test_lines_of_a_readable_file_are_read_with_their_numbers(tmp_path: Path) ->
     data = tmp_path / "rows.jsonl"
     data.write_text('{"a": 1}\n\n[2]\n')
     assert list(read_jsonl(data)) == [(1, {"a": 1}), (3, [2])]
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ('{"a": "x\ty"}', "Invalid control character at column 9"),
+    ('{"a": "xy', "Unterminated string starting at column 7"),
+])  # fmt: skip
+def test_a_line_that_is_not_json_says_why_and_where_once(tmp_path: Path, line: str, why: str) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text(line)  # the last line, without a newline: inside a string it would be a control character
+    with pytest.raises(UsageError) as caught:
+        list(read_jsonl(data))
+    assert str(caught.value) == f"{data}:1: not JSON ({why})"

@@ -135,12 +135,12 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer | None]):
 
 def _parse_edited(text: str) -> tuple[Any, str | None]:
     """The edited plan, or None and why it is not JSON."""
-    from engine.jsonl import NumberTooLong, parse_json
+    from engine.jsonl import NumberTooLong, decode_error_reason, parse_json
 
     try:
         return parse_json(text), None
     except json.JSONDecodeError as exc:
-        return None, f"{exc.msg} at line {exc.lineno}"
+        return None, f"{decode_error_reason(exc)} at line {exc.lineno}"
     except NumberTooLong as exc:
         return None, str(exc)
     except RecursionError:

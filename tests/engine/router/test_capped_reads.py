@@ -104,3 +104,24 @@ def test_router_lora_meta_json(tmp_path: Path, plant: Callable[[Path], None], wh
         result = run_routeshell("export", "--merge", "--adapter", str(directory), "--out", str(out))
         assert_one_line_error(result, 2, "does not record its base; give --base DIR")
         assert not out.exists()
+
+
+def test_deeply_nested_router_json_is_one_line_or_the_heuristic_router(tmp_path: Path, isolated_home: Path) -> None:
+    # Under the size cap, but each level of nesting is a frame of json's parser: a RecursionError.
+    directory = _router(tmp_path, "tfidf")
+    (directory / "router.json").write_text("[" * 400_000 + "]" * 400_000, encoding="utf-8")
+    why = f"cannot read {directory}/router.json: JSON nested too deeply"
+    assert_one_line_error(run_routeshell("route", "--router", str(directory), "move a.txt to b"), 2, why)
+    data = tmp_path / "files.jsonl"
+    labels = run_routeshell("train", "labels", "--source", "files", "--count", "8", "--labeler", "gold",
+                            "--out", str(data))  # fmt: skip
+    assert labels.returncode == 0, labels.stderr
+    assert_one_line_error(run_routeshell("eval", "router", "--data", str(data), "--router", str(directory)), 2, why)
+    profiles = isolated_home / ".config" / "routeshell" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "deep.toml").write_text(f'extends = "local"\n[router]\nkind = "model"\nmodel_dir = "{directory}"\n')
+    result = run_routeshell("--profile", "deep", "route", "move a.txt to b")
+    assert result.returncode == 0, result.stderr
+    assert why in result.stderr
+    assert "using the heuristic router" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -246,6 +246,22 @@ def test_training_into_an_empty_directory_and_again(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
 
 
+def test_an_out_that_is_a_symlink_to_an_empty_directory_receives_the_tokenizer(tmp_path: Path) -> None:
+    from tests.helpers import run_routeshell
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in TRAIN_FILES:
+        (corpus / Path(name).name).write_bytes((STDLIB / name).read_bytes())
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to("target")
+    result = run_routeshell("train", "tokenizer", "--preset", "nano", "--data", str(corpus),
+                            "--out", str(tmp_path / "link"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link").is_symlink()
+    assert load_tokenizer(tmp_path / "target").decode(load_tokenizer(tmp_path / "target").encode("x = 1")) == "x = 1"
+
+
 @pytest.mark.parametrize("texts", [[], ["", ""]])
 def test_empty_corpus(tmp_path: Path, texts: list[str]) -> None:
     with pytest.raises(TrainInputError, match="the corpus is empty") as err:
