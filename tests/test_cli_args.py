@@ -122,3 +122,25 @@ def test_a_training_rate_that_is_no_rate_is_refused_before_training(
                             "--out", str(tmp_path / "out"), option, value)  # fmt: skip
     assert_refused(result, f"argument {option}", needle)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["labels.jsonl"]
+
+
+#: A command of each kind that takes --seed, run in an empty directory.
+SEED_COMMANDS = {
+    "train pretrain": ["train", "pretrain", "--preset", "nano", "--max-steps", "1", "--out", "out"],
+    "train sft": ["train", "sft", "--max-steps", "1", "--out", "out"],
+    "train planner": ["train", "planner", "--max-steps", "1", "--out", "out"],
+    "eval router": ["eval", "router"],
+    "eval planner": ["eval", "planner"],
+    "generate": ["generate", "--model", "model", "def hello"],
+}
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999", "4294967296"])
+@pytest.mark.parametrize("command", SEED_COMMANDS)
+def test_a_seed_the_trainer_cannot_take_is_refused_before_anything_is_written(
+    tmp_path: Path, command: str, seed: str
+) -> None:
+    # Such a seed went on to the trainer, which failed after OUT was marked as holding a run.
+    result = run_routeshell(*SEED_COMMANDS[command], "--seed", seed, cwd=tmp_path)
+    assert_refused(result, "argument --seed", "not a whole number from 0 to 4294967295")
+    assert list(tmp_path.iterdir()) == []

@@ -102,3 +102,21 @@ def test_help_names_every_stage_and_the_exit_codes() -> None:
     assert result.returncode == 0
     for word in ("tokenizer", "pretrain", "sft", "reasoning", "all", "--resume", "torchrun", "130"):
         assert word in result.stdout
+
+
+def test_a_corpus_whose_only_document_is_held_out(tmp_path: Path) -> None:
+    # One long file whose hash put it in a held-out split was refused as "too short for one
+    # training sequence", which more text in the same file would not have changed.
+    from engine.tinyllm.corpus import text_hash
+
+    lines = [f"def handler_{i}(event):\n    return event.get('key_{i}', {i})\n" for i in range(200)]
+    text = next(
+        text
+        for salt in range(100)
+        if int.from_bytes(text_hash(text := f"# module {salt}\n" + "".join(lines)), "big") % 10 >= 8
+    )
+    (tmp_path / "one.py").write_text(text)
+    line = refused("pretrain", "--preset", "nano", "--data", str(tmp_path / "one.py"), "--out", str(tmp_path / "o"))
+    assert "training split is empty" in line
+    assert "the 1 document(s) given all went to the held-out splits" in line
+    assert "give at least 3 document(s) with --data" in line

@@ -45,6 +45,15 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+#: The largest seed: numpy and the trainer take seeds from 0 to 2**32 - 1 and fail on any other.
+MAX_SEED = 2**32 - 1
+
+
+def random_seed(text: str) -> int:
+    """A random seed (``--seed``): a whole number from 0 to :data:`MAX_SEED`."""
+    return whole_number(0, MAX_SEED)(text)
+
+
 def positive_float(text: str) -> float:
     """A finite number above zero."""
     try:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui.arg_types import given_path
+from tui.arg_types import given_path, random_seed
 from tui.standard_streams import OutputError
 
 #: The most bytes of a --json-schema file read (the grammar then holds it to its own, smaller bound).
@@ -70,7 +70,7 @@ def add_generate_command(commands: Any, dtypes: tuple[str, ...]) -> None:
     add("--temperature", type=float, default=DEFAULT_TEMPERATURE, metavar="T", help="0 is greedy (0.7)")
     add("--top-p", type=float, default=DEFAULT_TOP_P, metavar="P", help="nucleus sampling (0.9)")
     add("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K", help="sample among the K likeliest, 0: all (40)")
-    add("--seed", type=int, metavar="N", help="random seed: same seed, same text")
+    add("--seed", type=random_seed, metavar="N", help="random seed: same seed, same text")
     add("--stop", action="append", default=[], metavar="TEXT", help="stop before this text (repeatable, up to 4)")
     add("--json-schema", type=given_path, metavar="FILE", help="constrain the answer to this JSON Schema")
     add("--self-consistency", type=int, metavar="N", help="sample N answers and print the majority one")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.names import shell_line, shell_word
-from tui.arg_types import http_url, model_name, positive_int, positive_seconds, probability
+from tui.arg_types import http_url, model_name, positive_int, positive_seconds, probability, random_seed
 
 PLANNER_EXIT_CODES = """\
 exit codes:
@@ -98,7 +98,7 @@ def add_eval_planner(actions: Any, parser_class: type[argparse.ArgumentParser]) 
         metavar="N",
         help="held-out: how many generated cases (200, at most 20000)",
     )
-    add("--seed", type=int, default=0, metavar="N", help="held-out: the generator's seed (0)")
+    add("--seed", type=random_seed, default=0, metavar="N", help="held-out: the generator's seed (0)")
     add(
         "--base-url",
         default="http://127.0.0.1:8765/v1",

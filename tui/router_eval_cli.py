@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tui.arg_types import given_path
+from tui.arg_types import given_path, random_seed
 from tui.router_cli import quiet
 
 ROUTER_EXIT_CODES = """\
@@ -55,7 +55,7 @@ def add_eval_router(actions: Any, parser_class: type[argparse.ArgumentParser], e
         help="the oracle's records (train labels --labeler oracle): pass rate against tokens, APGR, CPT(50%%/80%%)",
     )
     add("--drop-no-output", "--drop_no_output", action="store_true", help="skip samples without a usable answer")
-    add("--seed", type=int, default=0, metavar="N", help="seed of the fitted baselines and the bootstrap (0)")
+    add("--seed", type=random_seed, default=0, metavar="N", help="seed of the fitted baselines and the bootstrap (0)")
     add("--json", action="store_true", help="print the report as JSON instead of a table")
 
 

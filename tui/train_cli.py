@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.names import shell_line
-from tui.arg_types import given_path, name_word, positive_float, positive_int
+from tui.arg_types import given_path, name_word, positive_float, positive_int, random_seed
 from tui.router_cli import LABELS_HELP, add_label_options, add_router_train_options
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def add_train_command(commands: Any, parser_class: type[argparse.ArgumentParser]
     add("--seq-len", type=positive_int, metavar="N", help="tokens per sequence (pretrain 256, sft the context)")
     add("--eval-every", type=positive_int, default=50, metavar="N", help="validate every N steps (50)")
     add("--save-every", type=positive_int, default=200, metavar="N", help="checkpoint every N steps (200)")
-    add("--seed", type=int, default=0, metavar="N", help="random seed: same seed, same run (0)")
+    add("--seed", type=random_seed, default=0, metavar="N", help="random seed: same seed, same run (0)")
     add("--resume", action="store_true",
         help="continue the run in --out (router, planner: .OUT.partial) from its last checkpoint")  # fmt: skip
     add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train (auto: CUDA if present)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -201,6 +202,13 @@ def read_model_card(model: Path) -> str:
     return text + "\n… (cut)" if len(data) > MAX_CARD else text
 
 
+def no_validation(event: Mapping[str, Any]) -> str:
+    """Return the note a ``data_ready`` event with an empty validation split gets, else ''."""
+    if cast(dict[str, int], event["tokens"]).get("validation", 0):
+        return ""
+    return "; the validation split is empty (too little data), so training runs without validation"
+
+
 def event_summary(event: dict[str, Any]) -> str:
     """Return one log line (not yet escaped) for a training event."""
     kind = event["type"]
@@ -211,7 +219,10 @@ def event_summary(event: dict[str, Any]) -> str:
         docs = ", ".join(f"{k} {v:,}" for k, v in cast(dict[str, int], event["documents"]).items())
         tokens = ", ".join(f"{k} {v:,}" for k, v in cast(dict[str, int], event["tokens"]).items())
         cached = " (cached)" if event["cached"] else ""
-        return f"{stage}: data ready{cached} in {event['seconds']:.1f}s: documents {docs}; tokens {tokens}"
+        return (
+            f"{stage}: data ready{cached} in {event['seconds']:.1f}s: documents {docs}; tokens {tokens}"
+            f"{no_validation(event)}"
+        )
     if kind == "train_start":
         resumed = f", resumed from {event['resumed_from']}" if event.get("resumed_from") else ""
         return (

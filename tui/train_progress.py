@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from engine.names import display_line
+from tui.train_job import no_validation
 
 
 class TrainProgress:
@@ -51,7 +52,7 @@ class TrainProgress:
             docs = ", ".join(f"{name} {count}" for name, count in event["documents"].items())
             tokens = ", ".join(f"{name} {count:,}" for name, count in event["tokens"].items())
             source = "from the cache" if event["cached"] else f"in {event['seconds']:.1f} s"
-            self._say(f"{stage}: data ready {source}: documents {docs}; tokens {tokens}")
+            self._say(f"{stage}: data ready {source}: documents {docs}; tokens {tokens}{no_validation(event)}")
         elif kind == "train_start":
             resumed = f", resumed from {escape(display_line(event['resumed_from']))}" if event["resumed_from"] else ""
             self._say(

@@ -113,21 +113,21 @@ def cached_features(
     temporary directory and renamed into place, so a crash never leaves a half set that loads.
     Returns the splits, the report and whether they came from the cache.
     """
-    from datasets import load_from_disk
-
     target = cache_root / key
     report_path = target / "report.json"
     if report_path.is_file():
         try:
             report = json.loads(read_capped(report_path, MAX_REPORT_BYTES).decode("utf-8"))
-            return load_from_disk(str(target / "data")), report, True
-        except (OSError, ValueError, FileNotFoundError):
-            shutil.rmtree(target, ignore_errors=True)  # a damaged cache entry is rebuilt, never trusted
+            return _load_splits(target / "data"), report, True
+        except Exception:
+            # Whatever stops an entry from loading (a truncated file, one written by another
+            # version of ``datasets``) costs a rebuild, never the run: the entry is not trusted.
+            shutil.rmtree(target, ignore_errors=True)
     splits, report = build()
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_root))
-        splits.save_to_disk(str(staging / "data"))
+        _save_splits(splits, staging / "data")
         (staging / "report.json").write_text(json.dumps(report), encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         os.rename(staging, target)
@@ -135,3 +135,24 @@ def cached_features(
         # The cache is an optimisation: a full or read-only cache directory costs time, not the run.
         shutil.rmtree(locals().get("staging", cache_root / ".missing"), ignore_errors=True)
     return splits, report, False
+
+
+def _save_splits(splits: DatasetDict, path: Path) -> None:
+    """Save the splits that hold rows: ``datasets`` saves an empty split without a data file and
+    then fails to load it, so :func:`_load_splits` makes the empty ones again."""
+    from datasets import DatasetDict
+
+    DatasetDict({name: part for name, part in splits.items() if len(part)}).save_to_disk(str(path))
+
+
+def _load_splits(path: Path) -> DatasetDict:
+    """Load what :func:`_save_splits` saved: every one of :data:`SPLITS`, a missing one empty,
+    with the columns of the others."""
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    saved = load_from_disk(str(path))
+    if not isinstance(saved, DatasetDict) or not len(saved):
+        raise ValueError(f"not a saved feature set: {path}")
+    features = next(iter(saved.values())).features
+    empty = Dataset.from_dict({column: [] for column in features}, features=features)
+    return DatasetDict({name: saved.get(name, empty) for name in SPLITS})

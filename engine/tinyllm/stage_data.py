@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.events import EventSink
 from engine.model_events import DataFilterEvent, DataReadyEvent, TrainStage
@@ -36,6 +36,8 @@ from engine.tinyllm.sft_data import Conversation, Markers, assistant_text, conve
 if TYPE_CHECKING:
     from datasets import DatasetDict
     from transformers import PreTrainedTokenizerBase
+
+T = TypeVar("T")
 
 STDLIB = "stdlib"
 BUILTIN = "builtin"
@@ -100,7 +102,7 @@ def pretraining_splits(spec: DataSpec, stage: TrainStage, sink: EventSink) -> Sp
     _report_filters(stage, filters, sink)
     if not kept:
         raise _empty(stage, len(documents), report)
-    return split_by_hash(kept, text=lambda doc: doc.text)
+    return _with_training_split(stage, split_by_hash(kept, text=lambda doc: doc.text))
 
 
 def _empty(stage: TrainStage, read: int, report: ReadReport | None = None) -> TrainInputError:
@@ -108,6 +110,20 @@ def _empty(stage: TrainStage, read: int, report: ReadReport | None = None) -> Tr
     return TrainInputError(
         f"the {stage} corpus is empty: {read} document(s) read, none left after cleaning{skipped} "
         "(give more text with --data, or lower --min-chars)"
+    )
+
+
+def _with_training_split(stage: TrainStage, splits: Splits[T]) -> Splits[T]:
+    """Return ``splits``; raise :class:`TrainInputError` when all of it went to the held-out splits,
+    as one or two items can: the hash, not their length, put them there."""
+    if splits.train:
+        return splits
+    items = "document(s)" if stage in ("tokenizer", "pretrain") else "row(s)"
+    held_out = len(splits.validation) + len(splits.test)
+    raise TrainInputError(
+        f"the {stage} training split is empty: the {held_out} {items} given all went to the held-out "
+        f"splits (validation {len(splits.validation)}, test {len(splits.test)}, chosen by a hash of each); "
+        f"give at least 3 {items} with --data, e.g. split a long file into several"
     )
 
 
@@ -179,7 +195,7 @@ def stage_features(
             _report_filters(stage, reports, collect)
             if not kept_rows:
                 raise _empty(stage, len(conversations))
-            row_splits = split_by_hash(kept_rows, text=conversation_text)
+            row_splits = _with_training_split(stage, split_by_hash(kept_rows, text=conversation_text))
             parts = {
                 name: sft_dataset(getattr(row_splits, name), tokenizer, seq_len)
                 for name in ("train", "validation", "test")

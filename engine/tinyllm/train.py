@@ -280,7 +280,10 @@ def train_model_stage(options: TrainOptions, sink: EventSink, stop: StopRequest)
     args.max_steps = max_steps
     args.warmup_steps = max(1, min(100, max_steps // 20))
     if not len(validation):
+        # Too little data for a validation split (data_ready shows it): train without validation,
+        # the start evaluation included, rather than fail on a missing eval set.
         args.eval_strategy = IntervalStrategy.NO
+        args.eval_on_start = False
     checkpoints = out / CHECKPOINTS
     collator = (
         default_data_collator

@@ -89,6 +89,14 @@ def test_event_lines() -> None:
     assert "step 3/30 loss 4.5000" in event_summary(STEP)
 
 
+def test_data_with_no_validation_split_says_training_runs_without_validation() -> None:
+    ready = {"type": "data_ready", "stage": "sft", "documents": {"train": 2, "validation": 0, "test": 0},
+             "tokens": {"train": 60, "validation": 0, "test": 0}, "cached": False, "seconds": 0.1}  # fmt: skip
+    assert event_summary(ready).endswith("so training runs without validation")
+    ready["tokens"] = {"train": 60, "validation": 30, "test": 0}
+    assert "without validation" not in event_summary(ready)
+
+
 def test_endings() -> None:
     assert ending_line(0, None, None, False) == "done"
     assert ending_line(130, None, None, True).startswith("interrupted (exit 130)")

@@ -107,3 +107,38 @@ def test_a_damaged_cache_report_is_built_again_never_read_whole(tmp_path: Path, 
     assert (report, cached, len(builds)) == ({"kept": 2}, False, 2)
     assert splits["train"]["input_ids"] == [[1, 2, 3]]
     assert cached_features(tmp_path, "key", build)[1:] == ({"kept": 2}, True)
+
+
+def test_a_feature_set_with_an_empty_split_loads_from_the_cache(tmp_path: Path) -> None:
+    # A corpus too small for a test split was cached with a 0-row split, which ``datasets`` then
+    # failed to load: the second run over the same data ended in an IndexError.
+    from datasets import Dataset, DatasetDict
+
+    def build():  # type: ignore[no-untyped-def]
+        blocks = {"input_ids": [[1, 2, 3]], "labels": [[1, 2, 3]]}
+        parts = {"train": Dataset.from_dict(blocks), "validation": Dataset.from_dict(blocks)}
+        return DatasetDict({**parts, "test": Dataset.from_dict({"input_ids": [], "labels": []})}), {"kept": 1}
+
+    built, _, cached = cached_features(tmp_path, "key", build)
+    assert not cached
+    splits, report, cached = cached_features(tmp_path, "key", build)
+    assert (report, cached) == ({"kept": 1}, True)
+    assert {name: len(part) for name, part in splits.items()} == {"train": 1, "validation": 1, "test": 0}
+    assert splits["test"].column_names == built["train"].column_names
+
+
+def test_a_cache_entry_that_does_not_load_is_built_again(tmp_path: Path) -> None:
+    builds: list[int] = []
+
+    def build():  # type: ignore[no-untyped-def]
+        builds.append(1)
+        return _splits(), {"kept": len(builds)}
+
+    cached_features(tmp_path, "key", build)
+    # A split's state.json left as valid JSON that ``datasets`` cannot use (a KeyError there, not
+    # one of the errors a damaged entry was expected to raise) ended the run instead of a rebuild.
+    (tmp_path / "key" / "data" / "train" / "state.json").write_text("{}")
+    splits, report, cached = cached_features(tmp_path, "key", build)
+    assert (report, cached, len(builds)) == ({"kept": 2}, False, 2)
+    assert splits["train"]["input_ids"] == [[1, 2, 3]]
+    assert cached_features(tmp_path, "key", build)[1:] == ({"kept": 2}, True)

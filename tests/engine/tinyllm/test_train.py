@@ -114,6 +114,28 @@ def test_sft_lowers_the_held_out_loss_on_chat_data(pretrained: tuple[Path, Train
     assert (tmp_path / "sft" / "model.safetensors").is_file()
 
 
+def test_sft_on_rows_too_few_for_a_validation_split_trains_without_validation(
+    pretrained: tuple[Path, TrainRun], tmp_path: Path
+) -> None:
+    # Two rows both hashed into training: the trainer was asked to evaluate before the first step
+    # with no validation set, "training failed: ValueError", and OUT was left holding a run.
+    base, _ = pretrained
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"user": f"Question number {i} about widgets and gadgets?",
+                        "assistant": f"Answer {i}: widgets are small gadgets, number {i * 7}."}) + "\n"
+            for i in range(2)
+        )
+    )  # fmt: skip
+    run = run_train("sft", "--base", str(base), "--data", str(rows), "--max-steps", "1", "--out", str(tmp_path / "sft"))
+    assert run.returncode == 0, run.stderr
+    assert run.of("data_ready")[0]["documents"]["validation"] == 0
+    assert run.of("train_eval") == []
+    assert run.of("train_done")[0]["interrupted"] is False
+    assert (tmp_path / "sft" / "model.safetensors").is_file()
+
+
 def test_reasoning_sft_on_the_built_in_problems(reasoning_model: tuple[Path, TrainRun]) -> None:
     # The run of tests/conftest.py, the one the server's reasoning tests serve: --markers en.
     out, run = reasoning_model
