@@ -351,6 +351,11 @@ def keys(*presses: str, marks: tuple[str, ...] = ()) -> Callable[[Pilot[int]], A
         for key in presses:
             await pilot.press(key)
             await settle(pilot)
+        # A dialog's field takes the focus after it is mounted, and a loaded machine can take the
+        # picture before that: the cursor is drawn only in a focused field, so wait for it.
+        fields = [*pilot.app.screen.query(Input), *pilot.app.screen.query(TextArea)]
+        if fields:
+            await wait_until(pilot, lambda: pilot.app.screen.focused in fields, "a dialog's field to take the focus")
         # A focused input's cursor blinks: hold it on, or the picture depends on when it is taken.
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False
