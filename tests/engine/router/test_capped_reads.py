@@ -94,7 +94,9 @@ def test_router_lora_meta_json(tmp_path: Path, plant: Callable[[Path], None], wh
     with pytest.raises(RouterDirError, match=f"cannot load the lora router in .*: router_lora_meta.json: {why}$"):
         load_model(directory)
     # export --merge reads the same file for the base it records.
+    # (An adapter's own files are looked at first: they are there, so the record is what is read.)
     (directory / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (directory / "adapter_model.safetensors").write_bytes(b"")
     with pytest.raises(UsageError, match="does not record its base; give --base DIR"):
         merge_adapter(None, directory, tmp_path / "staging")
     if plant is endless:
